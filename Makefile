@@ -1,0 +1,72 @@
+# Thin wrapper around meson. The first run installs the Debian packages the
+# build and the tests need (only the missing ones; as root), then builds.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+MESON_OPTS ?= --werror
+FUZZ_SECONDS ?= 60
+
+# Debian 12 packages: build tools, libraries, and what the tests drive.
+DEB_PACKAGES = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
+  librdkafka-dev libzstd-dev libpcre2-dev libcurl4-openssl-dev libjansson-dev \
+  libcmocka-dev libyaml-dev libsystemd-dev libsnappy-dev \
+  systemd-journal-remote zstd python3 coreutils procps
+
+.PHONY: all deps build run test unit asan fuzz bench bench-e2e format format-check clean
+
+all: build
+
+deps:
+	@./tools/bootstrap.sh $(DEB_PACKAGES)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	./tools/run-dev.sh $(BUILD)/sluice
+
+# Everything: unit, integration, fault and fuzz-replay tests, then the whole
+# suite again under ASan+UBSan.
+test: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+	$(MAKE) asan
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) $(MESON_OPTS) -Db_sanitize=address,undefined -Db_lundef=false \
+	  --buildtype=debug
+
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  SLUICE_SANITIZED=1 meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 \
+	  --timeout-multiplier 3
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+
+# Runs every libFuzzer target for FUZZ_SECONDS, starting from its corpus.
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	./tools/fuzz-all.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	./benchmarks/run-stage.sh $(BUILD)
+
+bench-e2e: build
+	./benchmarks/run-e2e.sh $(BUILD)
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+format-check:
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

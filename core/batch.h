@@ -1,0 +1,63 @@
+/* A batch: records from one source position range, the chunks they point
+ * into, static labels, and the acknowledgement ticket. Routed to every sink
+ * that takes its input; each sink calls sl_batch_done() once when its copy is
+ * delivered, durably spooled or permanently dropped. When the last sink is
+ * done the ticket is acknowledged. */
+#ifndef SLUICE_CORE_BATCH_H
+#define SLUICE_CORE_BATCH_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/ack.h"
+#include "core/arena.h"
+#include "core/chunk.h"
+#include "core/record.h"
+
+#define SL_BATCH_MAX_CHUNKS 8
+
+typedef struct sl_batch sl_batch;
+
+/* Called when every holder is done, before the ticket is acknowledged; lets
+ * a source other than a watermark (the spool) learn of delivery. */
+typedef void (*sl_batch_done_fn)(sl_batch *b, void *arg);
+
+struct sl_batch {
+    atomic_int refs;    /* memory owners */
+    atomic_int pending; /* holders that have not called sl_batch_done */
+    sl_ack_ticket ticket;
+    sl_batch_done_fn on_done;
+    void *on_done_arg;
+    const char *input; /* input name, in the arena */
+    const char *source; /* file path or journal, in the arena (may be NULL) */
+    sl_field *labels;  /* static labels of the input, in the arena */
+    uint32_t nlabels;
+    sl_chunk *chunks[SL_BATCH_MAX_CHUNKS];
+    uint32_t nchunks;
+    sl_record *records;
+    uint32_t nrecords, cap_records;
+    uint64_t bytes; /* sum of record line lengths: queue accounting */
+    sl_arena arena;
+};
+
+/* A batch with room for cap records, one reference and one pending holder. */
+sl_batch *sl_batch_new(uint32_t cap);
+sl_batch *sl_batch_ref(sl_batch *b);
+void sl_batch_unref(sl_batch *b);
+
+/* Holds a reference to c for the batch's lifetime. SL_EFULL past the limit. */
+int sl_batch_add_chunk(sl_batch *b, sl_chunk *c);
+/* Appends a record for line; returns it or NULL when the batch is full. */
+sl_record *sl_batch_add(sl_batch *b, sl_slice line, int64_t time_ns, uint64_t pos_end);
+/* Appends a field to r, growing its array in the arena. NULL on bound. */
+sl_field *sl_record_add_field(sl_batch *b, sl_record *r, sl_slice key, sl_slice val, int type);
+int sl_batch_set_labels(sl_batch *b, const sl_field *labels, uint32_t n);
+int sl_batch_set_names(sl_batch *b, const char *input, const char *source);
+
+/* Declares n more holders before routing the batch to n extra sinks. */
+void sl_batch_hold(sl_batch *b, int n);
+/* One holder is done: delivered, spooled or dropped. Drops one reference
+ * too. When the last holder is done, on_done runs and the ticket is acked. */
+void sl_batch_done(sl_batch *b);
+
+#endif

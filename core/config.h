@@ -1,0 +1,119 @@
+/* Configuration: YAML files (libyaml) loaded into one tree of nodes that
+ * remember file:line:column. Several files overlay key by key; ${VAR} and
+ * ${VAR:-default} expand from the environment at load time. Consumers
+ * (inputs, sinks, parse steps) validate their own part of the tree against
+ * a table of keys, and every problem is collected as an error message with
+ * its position, so `sluice check` can print them all at once. */
+#ifndef SLUICE_CORE_CONFIG_H
+#define SLUICE_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum sl_cfg_kind {
+    SL_CFG_NULL,
+    SL_CFG_SCALAR,
+    SL_CFG_MAP,
+    SL_CFG_SEQ,
+} sl_cfg_kind;
+
+typedef struct sl_cfg_node sl_cfg_node;
+struct sl_cfg_node {
+    sl_cfg_kind kind;
+    const char *file; /* the file this node came from */
+    int line, col;    /* 1-based */
+    const char *scalar; /* SCALAR: value after ${} expansion, NUL-terminated */
+    size_t scalar_len;
+    bool quoted;      /* SCALAR was quoted in YAML (so "123" is a string) */
+    size_t n;         /* MAP: pairs, SEQ: items */
+    const char **keys;        /* MAP: key strings */
+    const sl_cfg_node **key_nodes; /* MAP: key positions (SCALAR nodes) */
+    const sl_cfg_node **items;     /* MAP: values, SEQ: items */
+};
+
+typedef struct sl_cfg sl_cfg;
+
+sl_cfg *sl_cfg_new(void);
+void sl_cfg_free(sl_cfg *c);
+
+/* Parses a file and overlays it on what is loaded: maps merge key by key,
+ * scalars replace, and sequences of maps that all have a `name` key merge
+ * item by item by name (so an overlay can change one sink); other sequences
+ * replace. Errors (YAML syntax, unset ${VAR}, unreadable file) are recorded;
+ * returns 0 or the number of errors recorded by this call. */
+int sl_cfg_load_file(sl_cfg *c, const char *path);
+int sl_cfg_load_string(sl_cfg *c, const char *name, const char *text, size_t len);
+
+/* The merged tree (an empty map before anything is loaded). */
+const sl_cfg_node *sl_cfg_root(const sl_cfg *c);
+
+/* Errors: "file:line:col: message". */
+void sl_cfg_error(sl_cfg *c, const sl_cfg_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+size_t sl_cfg_nerrors(const sl_cfg *c);
+const char *sl_cfg_error_at(const sl_cfg *c, size_t i);
+
+/* Key tables for validation. */
+typedef enum sl_cfg_type {
+    SL_KEY_STR,      /* scalar */
+    SL_KEY_INT,      /* integer scalar */
+    SL_KEY_BOOL,     /* true/false/yes/no/on/off */
+    SL_KEY_SIZE,     /* 123, 64KiB, 64MiB, 1GiB, 10MB, 5kB */
+    SL_KEY_DURATION, /* 500ms, 5s, 2m, 1h, 1h30m, 250us */
+    SL_KEY_ENUM,     /* one of sl_cfg_key.choices, "a|b|c" */
+    SL_KEY_LIST,     /* sequence of scalars (a single scalar is accepted as a list of one) */
+    SL_KEY_MAP,      /* mapping, validated by the caller */
+    SL_KEY_SEQ,      /* sequence of anything, validated by the caller */
+    SL_KEY_ANY,
+} sl_cfg_type;
+
+typedef struct sl_cfg_key {
+    const char *name;
+    sl_cfg_type type;
+    bool required;
+    const char *choices; /* SL_KEY_ENUM */
+    bool secret;         /* never printed by sl_cfg_dump */
+} sl_cfg_key;
+
+/* Checks that node is a map whose keys are all in keys[] with the right
+ * types/values, and that required keys are present. An unknown key gets a
+ * suggestion ("did you mean 'paths'?") when one is close. Records errors;
+ * returns their number. */
+int sl_cfg_check(sl_cfg *c, const sl_cfg_node *node, const sl_cfg_key *keys, size_t nkeys);
+
+/* Lookups on a map node. Absent key (or NULL map): *out = def, returns 0.
+ * A present key that does not convert records an error and returns -1
+ * (with *out = def). */
+const sl_cfg_node *sl_cfg_get(const sl_cfg_node *map, const char *key);
+int sl_cfg_str(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *def,
+               const char **out);
+int sl_cfg_int(sl_cfg *c, const sl_cfg_node *map, const char *key, int64_t def, int64_t min,
+               int64_t max, int64_t *out);
+int sl_cfg_bool(sl_cfg *c, const sl_cfg_node *map, const char *key, bool def, bool *out);
+int sl_cfg_size(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def,
+                uint64_t *out);
+int sl_cfg_duration_ms(sl_cfg *c, const sl_cfg_node *map, const char *key, int64_t def,
+                       int64_t *out);
+/* choices "a|b|c": *out = index of the match. */
+int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *choices,
+                int def, int *out);
+/* Sequence of scalars (or one scalar): fills up to cap pointers, *n = count.
+ * More than cap items is an error. */
+int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char **out,
+                size_t cap, size_t *n);
+
+/* Plain parsers, also used outside config. Return 0 or -1. */
+int sl_parse_size(const char *s, uint64_t *out);
+int sl_parse_duration_ms(const char *s, int64_t *out);
+
+/* Reads a secret: value of key, or the contents of the file named by
+ * key_file (trailing newline stripped), or def. Caller frees *out. */
+int sl_cfg_secret(sl_cfg *c, const sl_cfg_node *map, const char *key, char **out);
+
+/* Prints the resolved tree as YAML, masking keys that look secret
+ * (password, token, secret, key material) as "<redacted>". */
+int sl_cfg_dump(const sl_cfg *c, FILE *out);
+
+#endif

@@ -1,0 +1,66 @@
+/* The boundaries between the pipeline and its inputs and sinks. Core knows
+ * these shapes only; concrete inputs live in collector/, sinks in shipper/,
+ * and cli/ wires them together. */
+#ifndef SLUICE_CORE_PLUGIN_H
+#define SLUICE_CORE_PLUGIN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "core/batch.h"
+#include "core/config.h"
+#include "core/err.h"
+
+/* Hands a batch to the pipeline (parse steps, then every sink of this input).
+ * Runs on the input's thread and blocks while the sinks apply backpressure.
+ * Takes ownership of the batch whatever it returns. SL_ECLOSED: shutting
+ * down, stop reading. */
+typedef int (*sl_emit_fn)(void *arg, sl_batch *b);
+
+typedef struct sl_input_ctx {
+    const char *name;
+    sl_cfg *cfg;
+    const sl_cfg_node *node; /* this input's map */
+    const char *data_dir;
+    bool check_only; /* validate configuration only: open nothing */
+    bool dry_run;    /* read, but never move checkpoints */
+    sl_emit_fn emit;
+    void *emit_arg;
+    const atomic_bool *stop; /* set when the input must return from run() */
+} sl_input_ctx;
+
+typedef struct sl_input_ops {
+    const char *type;
+    /* Validates ctx->node (errors into ctx->cfg) and, unless check_only,
+     * prepares the input. ctx outlives the state. */
+    int (*create)(const sl_input_ctx *ctx, void **state, sl_err *err);
+    /* The input's thread: read, emit, checkpoint, until *ctx->stop. */
+    int (*run)(void *state);
+    /* Saves final checkpoints and frees. */
+    void (*destroy)(void *state);
+} sl_input_ops;
+
+/* Where a sink takes its batches from: a memory queue, possibly backed by a
+ * disk spool (see shipper/buffer.h). */
+typedef struct sl_buffer sl_buffer;
+
+typedef struct sl_sink_ctx {
+    const char *name;
+    sl_cfg *cfg;
+    const sl_cfg_node *node; /* this sink's map */
+    const char *data_dir;
+    bool check_only;
+    sl_buffer *buffer; /* pop batches here; call sl_batch_done() on each */
+    const atomic_bool *stop; /* set when the sink must drain and return */
+} sl_sink_ctx;
+
+typedef struct sl_sink_ops {
+    const char *type;
+    int (*create)(const sl_sink_ctx *ctx, void **state, sl_err *err);
+    /* The sink's thread: pop, encode, send, sl_batch_done(), until the
+     * buffer is closed and drained (or *ctx->stop and the deadline passed). */
+    int (*run)(void *state);
+    void (*destroy)(void *state);
+} sl_sink_ops;
+
+#endif

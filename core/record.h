@@ -1,0 +1,68 @@
+/* Records and fields: (pointer, length) slices into a chunk or a batch arena. */
+#ifndef SLUICE_CORE_RECORD_H
+#define SLUICE_CORE_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl_slice {
+    const char *p;
+    size_t n;
+} sl_slice;
+
+#define SL_SLICE_LIT(s) ((sl_slice){(s), sizeof(s) - 1})
+
+/* What a field's value slice holds. Strings are the bytes between the quotes;
+ * SL_V_ESCAPED means they still contain JSON escapes (unescape on demand). */
+enum sl_value_type {
+    SL_V_STRING = 1,
+    SL_V_ESCAPED,
+    SL_V_NUMBER,
+    SL_V_TRUE,
+    SL_V_FALSE,
+    SL_V_NULL,
+    SL_V_OBJECT, /* raw text of a nested object, braces included */
+    SL_V_ARRAY,  /* raw text of an array, brackets included */
+};
+
+enum sl_field_flags {
+    SL_FF_KEY_ESCAPED = 1 << 0, /* key still contains JSON escapes */
+    SL_FF_LABEL = 1 << 1,       /* becomes a Loki label / Kafka header */
+    SL_FF_METADATA = 1 << 2,    /* Loki structured metadata */
+    SL_FF_REMOVED = 1 << 3,     /* removed by a step; skip when encoding */
+};
+
+typedef struct sl_field {
+    sl_slice key;
+    sl_slice val;
+    uint8_t type;  /* enum sl_value_type */
+    uint8_t flags; /* enum sl_field_flags */
+} sl_field;
+
+enum sl_record_flags {
+    SL_RF_PARSE_ERROR = 1 << 0, /* a parse step failed: shipped raw, counted */
+    SL_RF_TRUNCATED = 1 << 1,   /* line longer than max_line_bytes, cut */
+    SL_RF_SPLIT = 1 << 2,       /* continuation piece of a split long line */
+    SL_RF_INVALID_UTF8 = 1 << 3,
+    SL_RF_DROPPED = 1 << 4, /* removed by a drop/keep step; acked, never shipped */
+};
+
+typedef struct sl_record {
+    sl_slice line;      /* the record's text (message), without the newline */
+    int64_t time_ns;    /* event time: parsed, or read time when unknown */
+    uint64_t pos_end;   /* source position just past this record (for acks) */
+    sl_field *fields;   /* in the batch arena */
+    uint32_t nfields;
+    uint32_t cap_fields;
+    uint32_t flags; /* enum sl_record_flags */
+} sl_record;
+
+/* Field lookup by key (exact bytes, unescaped keys only); NULL if absent. */
+sl_field *sl_record_field(const sl_record *r, const char *key, size_t keylen);
+
+static inline int sl_slice_eq(sl_slice a, const char *s, size_t n)
+{
+    return a.n == n && (n == 0 || __builtin_memcmp(a.p, s, n) == 0);
+}
+
+#endif

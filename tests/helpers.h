@@ -1,0 +1,49 @@
+/* Small helpers shared by the C tests: temporary directories, files, child
+ * processes (the real sluice binary), waiting with deadlines. */
+#ifndef SLUICE_TESTS_HELPERS_H
+#define SLUICE_TESTS_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A fresh directory under $TMPDIR (or /tmp), removed by sl_t_rmtree. */
+char *sl_t_tmpdir(const char *tag);
+void sl_t_rmtree(const char *path);
+/* Path join into a static-free, malloc'ed string. */
+char *sl_t_path(const char *dir, const char *name);
+int sl_t_write_file(const char *path, const void *data, size_t n);
+int sl_t_append_file(const char *path, const void *data, size_t n);
+/* Reads a whole file (NUL-terminated); NULL when absent. */
+char *sl_t_read_file(const char *path, size_t *n);
+/* Counts '\n' in a file; -1 when absent. */
+long sl_t_count_lines(const char *path);
+
+/* Environment: the sluice binary, the source tree, ../shared/testdata. */
+const char *sl_t_bin(void);
+const char *sl_t_src(void);
+/* NULL (and a message on stderr) when the shared test data is absent. */
+const char *sl_t_testdata(const char *sub);
+
+/* Starts argv[0] with argv, stdout/stderr to log_path (appended) when not
+ * NULL. Returns the pid or -1. */
+pid_t sl_t_spawn(char *const argv[], const char *log_path);
+/* Sends sig and waits up to timeout_ms; returns exit status (or 128+signal),
+ * -1 on timeout (the child is then killed with SIGKILL). */
+int sl_t_stop(pid_t pid, int sig, int timeout_ms);
+/* Waits for exit up to timeout_ms; same results as sl_t_stop. */
+int sl_t_wait(pid_t pid, int timeout_ms);
+
+/* Polls until pred(arg) is true or timeout_ms passes. */
+bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms);
+/* Waits until path has at least n lines. */
+bool sl_t_wait_lines(const char *path, long n, int timeout_ms);
+void sl_t_sleep_ms(int ms);
+/* A free TCP port on 127.0.0.1. */
+int sl_t_free_port(void);
+/* True when running under the sanitizer build (SLUICE_SANITIZED=1), where
+ * load tests may scale their sizes down. */
+bool sl_t_sanitized(void);
+
+#endif

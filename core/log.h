@@ -4,6 +4,7 @@
 #ifndef SLUICE_CORE_LOG_H
 #define SLUICE_CORE_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR, SL_LOG_OFF };

@@ -37,6 +37,18 @@ static const sl_cfg_key file_keys[] = {
     {"fsync", SL_KEY_BOOL, false, NULL, false},
 };
 
+/* A crash can leave the output's last line cut short; start the next record
+ * on a line of its own so one torn line does not swallow a good one. */
+static void terminate_torn_line(int fd)
+{
+    off_t end = lseek(fd, 0, SEEK_END);
+    char last;
+    if (end > 0 && pread(fd, &last, 1, end - 1) == 1 && last != '\n') {
+        ssize_t w = write(fd, "\n", 1);
+        (void)w;
+    }
+}
+
 static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_err *err)
 {
     sl_cfg *cfg = ctx->cfg;
@@ -62,7 +74,7 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
     s->fsync_each = fsync_each;
     s->fd = STDOUT_FILENO;
     if (to_file) {
-        s->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        s->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (s->fd < 0) {
             int e = errno;
             free(s);
@@ -70,6 +82,7 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
                            strerror(e));
         }
         s->own_fd = true;
+        terminate_torn_line(s->fd);
     }
     sl_buf_init(&s->out, 0);
     char labels[256];

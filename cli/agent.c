@@ -17,7 +17,7 @@
 #include "shipper/recjson.h"
 
 #define MAX_INPUTS 64
-#define MAX_SINKS 16
+#define MAX_SINKS  16
 
 static const sl_input_ops *const input_types[] = {&sl_file_input_ops};
 static const sl_sink_ops *const sink_types[] = {&sl_stdout_sink_ops, &sl_file_sink_ops};
@@ -186,8 +186,12 @@ int sl_agent_check(sl_cfg *cfg)
         const char *name = NULL;
         const char *type = entry_type(cfg, inputs->items[i], &name, true, (int)i);
         if (!type) continue;
-        sl_input_ctx ctx = {.name = name ? name : "?", .cfg = cfg, .node = inputs->items[i],
-                            .data_dir = "/nonexistent", .check_only = true, .stop = &stop};
+        sl_input_ctx ctx = {.name = name ? name : "?",
+                            .cfg = cfg,
+                            .node = inputs->items[i],
+                            .data_dir = "/nonexistent",
+                            .check_only = true,
+                            .stop = &stop};
         void *state = NULL;
         sl_err err;
         find_input(type)->create(&ctx, &state, &err);
@@ -198,8 +202,12 @@ int sl_agent_check(sl_cfg *cfg)
         if (!type) continue;
         sl_buffer_opts bo = {0};
         check_buffer(cfg, sinks->items[i], &bo);
-        sl_sink_ctx ctx = {.name = name ? name : "?", .cfg = cfg, .node = sinks->items[i],
-                           .data_dir = "/nonexistent", .check_only = true, .stop = &stop};
+        sl_sink_ctx ctx = {.name = name ? name : "?",
+                           .cfg = cfg,
+                           .node = sinks->items[i],
+                           .data_dir = "/nonexistent",
+                           .check_only = true,
+                           .stop = &stop};
         void *state = NULL;
         sl_err err;
         find_sink(type)->create(&ctx, &state, &err);
@@ -385,7 +393,8 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
         in->ops = find_input(type);
         in->agent = a;
         for (int s = 0; s < a->nsinks; s++)
-            if (sink_takes(cfg, sinks->items[s], in->ctx.name)) in->sinks[in->nsinks++] = &a->sinks[s];
+            if (sink_takes(cfg, sinks->items[s], in->ctx.name))
+                in->sinks[in->nsinks++] = &a->sinks[s];
         in->ctx.cfg = cfg;
         in->ctx.node = n;
         in->ctx.data_dir = a->data_dir;

@@ -20,7 +20,8 @@ static void usage(FILE *out)
             "usage: sluice <command> [options]\n"
             "\n"
             "commands:\n"
-            "  run -c FILE [-c FILE ...] [--dry-run]   run the agent; later files override earlier ones\n"
+            "  run -c FILE [-c FILE ...] [--dry-run]   run the agent; later files override earlier "
+            "ones\n"
             "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
             "  version                                 print the version\n"
             "\n"
@@ -120,7 +121,10 @@ static int cmd_run(const cli_args *a)
         }
         int sig = 0;
         sigwait(&set, &sig);
-        sl_log(SL_LOG_INFO, "signal", "signal=%s", sig == SIGHUP ? "HUP" : sig == SIGINT ? "INT" : "TERM");
+        sl_log(SL_LOG_INFO, "signal", "signal=%s",
+               sig == SIGHUP   ? "HUP"
+               : sig == SIGINT ? "INT"
+                               : "TERM");
         if (sig != SIGHUP) {
             sl_agent_stop(agent);
             sl_cfg_free(cfg);

@@ -7,7 +7,7 @@
 
 #include "core/fsutil.h"
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION   1
 #define CKPT_MAX_BYTES (64u << 20)
 
 uint64_t sl_fingerprint(const void *p, size_t n)
@@ -132,10 +132,9 @@ int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
         char fp[20];
         snprintf(fp, sizeof fp, "%016llx", (unsigned long long)e->fp);
         json_array_append_new(files, json_pack("{s:s,s:I,s:I,s:i,s:s,s:I,s:I}", "path", e->path,
-                                               "dev", (json_int_t)e->dev, "ino",
-                                               (json_int_t)e->ino, "fp_len", (int)e->fp_len, "fp",
-                                               fp, "offset", (json_int_t)e->offset, "seen",
-                                               (json_int_t)e->seen));
+                                               "dev", (json_int_t)e->dev, "ino", (json_int_t)e->ino,
+                                               "fp_len", (int)e->fp_len, "fp", fp, "offset",
+                                               (json_int_t)e->offset, "seen", (json_int_t)e->seen));
     }
     json_object_set_new(root, "files", files);
     char *text = json_dumps(root, JSON_COMPACT);

@@ -15,7 +15,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
-#define MAX_GLOBS 32
+#define MAX_GLOBS  32
 #define MAX_LABELS 32
 
 enum { START_BEGINNING, START_END };
@@ -28,13 +28,13 @@ typedef struct tracked {
     uint64_t dev, ino;
     uint32_t fp_len;
     uint64_t fp;
-    uint64_t read_off;   /* next byte to read */
-    sl_watermark *wm;    /* positions are file offsets */
-    sl_chunk *chunk;     /* holds the unfinished line at [0, partial) */
+    uint64_t read_off; /* next byte to read */
+    sl_watermark *wm;  /* positions are file offsets */
+    sl_chunk *chunk;   /* holds the unfinished line at [0, partial) */
     size_t partial;
     int64_t partial_since;
-    bool skipping;       /* truncate mode: dropping the rest of a long line */
-    bool gone;           /* path no longer leads here: read to EOF, then close */
+    bool skipping; /* truncate mode: dropping the rest of a long line */
+    bool gone;     /* path no longer leads here: read to EOF, then close */
     int64_t last_data_ns;
 } tracked;
 
@@ -100,9 +100,11 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     int64_t br;
     sl_cfg_int(cfg, n, "batch_records", 4096, 1, 1 << 20, &br);
     in->batch_records = (uint32_t)br;
-    if (in->max_line_bytes < 16) sl_cfg_error(cfg, sl_cfg_get(n, "max_line_bytes"), "max_line_bytes must be at least 16");
+    if (in->max_line_bytes < 16)
+        sl_cfg_error(cfg, sl_cfg_get(n, "max_line_bytes"), "max_line_bytes must be at least 16");
     if (in->chunk_bytes < 4096 || in->chunk_bytes > (256u << 20))
-        sl_cfg_error(cfg, sl_cfg_get(n, "read_chunk"), "read_chunk must be between 4KiB and 256MiB");
+        sl_cfg_error(cfg, sl_cfg_get(n, "read_chunk"),
+                     "read_chunk must be between 4KiB and 256MiB");
     const sl_cfg_node *labels = sl_cfg_get(n, "labels");
     if (labels && labels->kind == SL_CFG_MAP) {
         for (size_t i = 0; i < labels->n && in->nlabels < MAX_LABELS; i++) {
@@ -127,13 +129,19 @@ static void register_metrics(file_input *in)
     sl_metric_labels(l, sizeof l, "input", in->ctx->name, NULL, NULL);
     in->m_lines = sl_counter("sluice_input_records_total", "Records read by the input.", l);
     in->m_bytes = sl_counter("sluice_input_bytes_total", "Bytes read by the input.", l);
-    in->m_split = sl_counter("sluice_input_long_lines_total", "Lines longer than max_line_bytes (split or truncated).", l);
-    in->m_truncated_files = sl_counter("sluice_input_file_truncations_total", "Files that shrank under us (copytruncate).", l);
-    in->m_rotations = sl_counter("sluice_input_file_rotations_total", "Files replaced at their path (rename rotation).", l);
+    in->m_split = sl_counter("sluice_input_long_lines_total",
+                             "Lines longer than max_line_bytes (split or truncated).", l);
+    in->m_truncated_files = sl_counter("sluice_input_file_truncations_total",
+                                       "Files that shrank under us (copytruncate).", l);
+    in->m_rotations = sl_counter("sluice_input_file_rotations_total",
+                                 "Files replaced at their path (rename rotation).", l);
     in->m_open = sl_gauge("sluice_input_open_files", "Files the input holds open.", l);
-    in->m_ckpt_errors = sl_counter("sluice_checkpoint_write_errors_total", "Failed checkpoint writes.", l);
-    in->m_ckpt_fallback = sl_counter("sluice_checkpoint_fallbacks_total", "Damaged checkpoints replaced by the previous generation.", l);
-    in->m_read_errors = sl_counter("sluice_input_read_errors_total", "Failed opens and reads of files.", l);
+    in->m_ckpt_errors =
+        sl_counter("sluice_checkpoint_write_errors_total", "Failed checkpoint writes.", l);
+    in->m_ckpt_fallback = sl_counter("sluice_checkpoint_fallbacks_total",
+                                     "Damaged checkpoints replaced by the previous generation.", l);
+    in->m_read_errors =
+        sl_counter("sluice_input_read_errors_total", "Failed opens and reads of files.", l);
 }
 
 static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
@@ -420,8 +428,7 @@ static long read_some(file_input *in, tracked *t)
              * (the old one keeps tracking batches in flight). */
             sl_metric_inc(in->m_truncated_files);
             sl_log(SL_LOG_INFO, "file_truncated", "input=%s path=%s old_size=%llu new_size=%lld",
-                   in->ctx->name, t->path, (unsigned long long)t->read_off,
-                   (long long)st.st_size);
+                   in->ctx->name, t->path, (unsigned long long)t->read_off, (long long)st.st_size);
             sl_watermark *nw = sl_watermark_new(0);
             if (!nw) return SL_ENOMEM;
             sl_watermark_unref(t->wm);
@@ -446,8 +453,8 @@ static long read_some(file_input *in, tracked *t)
         }
         t->chunk = nc;
     }
-    ssize_t r = pread(t->fd, t->chunk->data + t->partial, t->chunk->cap - t->partial,
-                      (off_t)t->read_off);
+    ssize_t r =
+        pread(t->fd, t->chunk->data + t->partial, t->chunk->cap - t->partial, (off_t)t->read_off);
     if (r < 0) {
         if (errno == EINTR || errno == EAGAIN) return 0;
         sl_metric_inc(in->m_read_errors);
@@ -455,8 +462,8 @@ static long read_some(file_input *in, tracked *t)
     }
     if (r == 0) {
         if (t->partial && !t->partial_since) t->partial_since = sl_monotonic_ns();
-        bool stale = t->partial &&
-                     (sl_monotonic_ns() - t->partial_since) / 1000000 >= in->flush_partial_ms;
+        bool stale =
+            t->partial && (sl_monotonic_ns() - t->partial_since) / 1000000 >= in->flush_partial_ms;
         /* A file that is gone will never finish its last line. */
         if (t->partial && (stale || t->gone)) {
             int rc = emit_lines(in, t, t->partial, true);
@@ -482,7 +489,8 @@ static void save_checkpoint(file_input *in)
         const sl_ckpt_entry *e = &in->ckpt.e[i];
         if (!find_by_id(in, e->dev, e->ino) && (now - e->seen) * 1000 > in->forget_after_ms)
             sl_ckpt_remove(&in->ckpt, i);
-        else i++;
+        else
+            i++;
     }
     sl_err err;
     if (sl_ckpt_save(in->ckpt_path, &in->ckpt, &err) != SL_OK) {

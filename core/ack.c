@@ -18,8 +18,8 @@ typedef struct wm_range {
 struct sl_watermark {
     atomic_int refs;
     pthread_mutex_t mu;
-    uint64_t mark;      /* end of the acknowledged prefix */
-    uint64_t last_end;  /* end of the last issued range */
+    uint64_t mark;     /* end of the acknowledged prefix */
+    uint64_t last_end; /* end of the last issued range */
     wm_range *ring;
     size_t cap, head, len;
 };
@@ -89,8 +89,10 @@ int sl_watermark_ack(sl_watermark *w, uint64_t begin, uint64_t end)
     size_t lo = 0, hi = w->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (at(w, mid)->begin < begin) lo = mid + 1;
-        else hi = mid;
+        if (at(w, mid)->begin < begin)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     /* Empty ranges share a begin with their successor; find the exact one. */
     while (lo < w->len && at(w, lo)->begin == begin && (at(w, lo)->end != end || at(w, lo)->done))

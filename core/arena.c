@@ -10,7 +10,7 @@ struct sl_arena_block {
     _Alignas(16) char data[];
 };
 
-#define ARENA_BLOCK_MIN (16 * 1024)
+#define ARENA_BLOCK_MIN     (16 * 1024)
 #define ARENA_DEFAULT_LIMIT ((size_t)64 << 20)
 
 void sl_arena_init(sl_arena *a, size_t limit)

@@ -101,8 +101,7 @@ int sl_batch_set_labels(sl_batch *b, const sl_field *labels, uint32_t n)
 int sl_batch_set_names(sl_batch *b, const char *input, const char *source)
 {
     if (input && !(b->input = sl_arena_dup(&b->arena, input, strlen(input)))) return SL_ENOMEM;
-    if (source && !(b->source = sl_arena_dup(&b->arena, source, strlen(source))))
-        return SL_ENOMEM;
+    if (source && !(b->source = sl_arena_dup(&b->arena, source, strlen(source)))) return SL_ENOMEM;
     return SL_OK;
 }
 

@@ -58,8 +58,7 @@ int sl_write_atomic(const char *path, const void *data, size_t n, int keep_prev,
             int e = errno;
             close(fd);
             unlink(tmp);
-            return sl_errf(err, e == ENOSPC ? SL_ENOSPC : SL_EIO, "write %s: %s", tmp,
-                           strerror(e));
+            return sl_errf(err, e == ENOSPC ? SL_ENOSPC : SL_EIO, "write %s: %s", tmp, strerror(e));
         }
         p += w;
         left -= (size_t)w;

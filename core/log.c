@@ -49,8 +49,8 @@ void sl_log(int level, const char *event, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&secs, &tm);
     int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s event=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(now % 1000000000 / 1000000), level_names[level], event);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(now % 1000000000 / 1000000), level_names[level], event);
     if (n < 0) return;
     if (fmt && *fmt && (size_t)n < sizeof line - 2) {
         line[n++] = ' ';

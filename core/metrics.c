@@ -76,9 +76,12 @@ static size_t put_escaped(char *buf, size_t cap, const char *v)
 {
     size_t o = 0;
     for (; *v && o + 3 < cap; v++) {
-        if (*v == '\\' || *v == '"') buf[o++] = '\\', buf[o++] = *v;
-        else if (*v == '\n') buf[o++] = '\\', buf[o++] = 'n';
-        else buf[o++] = *v;
+        if (*v == '\\' || *v == '"')
+            buf[o++] = '\\', buf[o++] = *v;
+        else if (*v == '\n')
+            buf[o++] = '\\', buf[o++] = 'n';
+        else
+            buf[o++] = *v;
     }
     buf[o] = '\0';
     return o;
@@ -199,9 +202,12 @@ int sl_metrics_render(char **out, size_t *len)
             char val[32];
             if (is_seconds(s->name))
                 snprintf(val, sizeof val, "%.9g", (double)sl_metric_get(s) / 1e9);
-            else snprintf(val, sizeof val, "%lld", (long long)sl_metric_get(s));
-            if (s->labels[0]) outf(&o, "%s{%s} %s\n", s->name, s->labels, val);
-            else outf(&o, "%s %s\n", s->name, val);
+            else
+                snprintf(val, sizeof val, "%lld", (long long)sl_metric_get(s));
+            if (s->labels[0])
+                outf(&o, "%s{%s} %s\n", s->name, s->labels, val);
+            else
+                outf(&o, "%s %s\n", s->name, val);
         }
     }
     pthread_mutex_unlock(&registry_mu);

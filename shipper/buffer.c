@@ -27,10 +27,10 @@ int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err)
     }
     char labels[256];
     sl_metric_labels(labels, sizeof labels, "sink", o->sink, NULL, NULL);
-    b->queued_bytes = sl_gauge("sluice_sink_queue_bytes", "Bytes of records in the sink's memory queue.", labels);
+    b->queued_bytes =
+        sl_gauge("sluice_sink_queue_bytes", "Bytes of records in the sink's memory queue.", labels);
     b->blocked_ns = sl_counter("sluice_sink_backpressure_seconds_total",
-                               "Time inputs spent blocked by this sink's backpressure.",
-                               labels);
+                               "Time inputs spent blocked by this sink's backpressure.", labels);
     *out = b;
     return SL_OK;
 }

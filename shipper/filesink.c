@@ -53,8 +53,10 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
 {
     sl_cfg *cfg = ctx->cfg;
     size_t before = sl_cfg_nerrors(cfg);
-    if (to_file) sl_cfg_check(cfg, ctx->node, file_keys, sizeof file_keys / sizeof *file_keys);
-    else sl_cfg_check(cfg, ctx->node, stdout_keys, sizeof stdout_keys / sizeof *stdout_keys);
+    if (to_file)
+        sl_cfg_check(cfg, ctx->node, file_keys, sizeof file_keys / sizeof *file_keys);
+    else
+        sl_cfg_check(cfg, ctx->node, stdout_keys, sizeof stdout_keys / sizeof *stdout_keys);
     int format = FORMAT_RAW;
     bool fsync_each = false;
     const char *path = NULL;
@@ -111,8 +113,10 @@ static int encode(filesink *s, const sl_batch *b)
     for (uint32_t i = 0; i < b->nrecords; i++) {
         const sl_record *r = &b->records[i];
         if (r->flags & SL_RF_DROPPED) continue;
-        if (s->format == FORMAT_JSON) sl_recjson_append(&s->out, b, r, SL_RJ_ALL);
-        else sl_buf_append(&s->out, r->line.p, r->line.n);
+        if (s->format == FORMAT_JSON)
+            sl_recjson_append(&s->out, b, r, SL_RJ_ALL);
+        else
+            sl_buf_append(&s->out, r->line.p, r->line.n);
         sl_buf_putc(&s->out, '\n');
     }
     return s->out.failed ? SL_ENOMEM : SL_OK;
@@ -137,8 +141,7 @@ static int write_all(int fd, const char *p, size_t n)
 static int deliver(filesink *s, sl_batch *b)
 {
     if (encode(s, b) != SL_OK) {
-        sl_log(SL_LOG_ERROR, "sink_encode_failed", "sink=%s records=%u", s->ctx->name,
-               b->nrecords);
+        sl_log(SL_LOG_ERROR, "sink_encode_failed", "sink=%s records=%u", s->ctx->name, b->nrecords);
         return SL_ENOMEM;
     }
     for (int backoff_ms = 10;; backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000) {

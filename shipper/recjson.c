@@ -23,8 +23,10 @@ static int put_key(sl_buf *out, const sl_field *f, int *first)
     sl_buf_putc(out, '"');
     /* An escaped key is still valid JSON string content as read. */
     int bad = 0;
-    if (f->flags & SL_FF_KEY_ESCAPED) sl_buf_append(out, f->key.p, f->key.n);
-    else bad = sl_buf_json_escape(out, f->key.p, f->key.n);
+    if (f->flags & SL_FF_KEY_ESCAPED)
+        sl_buf_append(out, f->key.p, f->key.n);
+    else
+        bad = sl_buf_json_escape(out, f->key.p, f->key.n);
     sl_buf_append(out, "\":", 2);
     return bad < 0 ? 0 : bad;
 }
@@ -43,7 +45,8 @@ static int put_value(sl_buf *out, const sl_field *f)
         sl_buf_append(out, f->val.p, f->val.n);
         sl_buf_putc(out, '"');
         break;
-    default: sl_buf_append(out, f->val.p, f->val.n);
+    default:
+        sl_buf_append(out, f->val.p, f->val.n);
     }
     return bad < 0 ? 0 : bad;
 }

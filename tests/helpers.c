@@ -191,7 +191,8 @@ int sl_t_stop(pid_t pid, int sig, int timeout_ms)
 void sl_t_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)

@@ -48,8 +48,10 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     fixture *f = *st;
-    if (getenv("SLUICE_KEEP_TMP")) fprintf(stderr, "kept %s\n", f->dir);
-    else sl_t_rmtree(f->dir);
+    if (getenv("SLUICE_KEEP_TMP"))
+        fprintf(stderr, "kept %s\n", f->dir);
+    else
+        sl_t_rmtree(f->dir);
     free(f->dir), free(f->cfg), free(f->in), free(f->out), free(f->log), free(f);
     return 0;
 }
@@ -109,7 +111,8 @@ static tally check_output(const char *out, long expected)
     for (long i = 0; i < expected; i++) t.lost += !seen[i];
     free(seen);
     free(data);
-    fprintf(stderr, "output: %ld lines, %ld lost, %ld duplicates, %ld out of order, %ld malformed\n",
+    fprintf(stderr,
+            "output: %ld lines, %ld lost, %ld duplicates, %ld out of order, %ld malformed\n",
             t.lines, t.lost, t.dups, t.out_of_order, t.malformed);
     return t;
 }

@@ -20,23 +20,22 @@ static void test_utf8_validation(void **st)
         const char *s;
         size_t valid;
     } cases[] = {
-        {"plain ascii", 11},
-        {"caf\xc3\xa9", 5},
-        {"\xe2\x82\xac euro", 8},
-        {"\xf0\x9f\x98\x80", 4},
-        {"bad \xc0\xaf overlong", 4},
-        {"surrogate \xed\xa0\x80", 10},
-        {"big \xf4\x90\x80\x80", 4},
-        {"cut \xe2\x82", 4},
-        {"\x80 lone continuation", 0},
+        {"plain ascii", 11},         {"caf\xc3\xa9", 5},           {"\xe2\x82\xac euro", 8},
+        {"\xf0\x9f\x98\x80", 4},     {"bad \xc0\xaf overlong", 4}, {"surrogate \xed\xa0\x80", 10},
+        {"big \xf4\x90\x80\x80", 4}, {"cut \xe2\x82", 4},          {"\x80 lone continuation", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         assert_int_equal(sl_utf8_valid_prefix(cases[i].s, strlen(cases[i].s)), cases[i].valid);
     char out[64];
     size_t bad;
-    size_t n = sl_utf8_sanitize("a\xff" "b\xc3", 4, out, &bad);
+    size_t n = sl_utf8_sanitize("a\xff"
+                                "b\xc3",
+                                4, out, &bad);
     assert_int_equal(bad, 2);
-    assert_memory_equal(out, "a\xef\xbf\xbd" "b\xef\xbf\xbd", n);
+    assert_memory_equal(out,
+                        "a\xef\xbf\xbd"
+                        "b\xef\xbf\xbd",
+                        n);
 }
 
 static void test_json_escape(void **st)
@@ -103,7 +102,7 @@ static void test_record_json(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_validation), cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_utf8_validation),   cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_limit_is_enforced), cmocka_unit_test(test_arena_bound),
         cmocka_unit_test(test_record_json),
     };

@@ -55,7 +55,8 @@ static void test_roundtrip_and_prev_generation(void **st)
     sl_ckpt_free(&r);
 
     /* Garbage over the current generation: the previous one is used. */
-    const char *damage[] = {"\0\0\0\0garbage", "{\"version\":1,\"files\":[{\"path\":", "{\"version\":9,\"files\":[]}"};
+    const char *damage[] = {"\0\0\0\0garbage",
+                            "{\"version\":1,\"files\":[{\"path\":", "{\"version\":9,\"files\":[]}"};
     size_t lens[] = {11, 30, 25};
     for (int i = 0; i < 3; i++) {
         char *prev = sl_t_path(dir, "in.json.prev");

@@ -28,17 +28,16 @@ static void test_render_groups_families(void **st)
     size_t len;
     assert_int_equal(sl_metrics_render(&out, &len), SL_OK);
     assert_int_equal(strlen(out), len);
-    const char *expect =
-        "# HELP sluice_test_records_total Records.\n"
-        "# TYPE sluice_test_records_total counter\n"
-        "sluice_test_records_total{input=\"a\"} 5\n"
-        "sluice_test_records_total{input=\"b\"} 1\n"
-        "# HELP sluice_test_queue_bytes Queue.\n"
-        "# TYPE sluice_test_queue_bytes gauge\n"
-        "sluice_test_queue_bytes 40\n"
-        "# HELP sluice_test_blocked_seconds_total Blocked.\n"
-        "# TYPE sluice_test_blocked_seconds_total counter\n"
-        "sluice_test_blocked_seconds_total 1.5\n";
+    const char *expect = "# HELP sluice_test_records_total Records.\n"
+                         "# TYPE sluice_test_records_total counter\n"
+                         "sluice_test_records_total{input=\"a\"} 5\n"
+                         "sluice_test_records_total{input=\"b\"} 1\n"
+                         "# HELP sluice_test_queue_bytes Queue.\n"
+                         "# TYPE sluice_test_queue_bytes gauge\n"
+                         "sluice_test_queue_bytes 40\n"
+                         "# HELP sluice_test_blocked_seconds_total Blocked.\n"
+                         "# TYPE sluice_test_blocked_seconds_total counter\n"
+                         "sluice_test_blocked_seconds_total 1.5\n";
     assert_string_equal(out, expect);
     free(out);
     assert_int_equal(sl_metrics_value("sluice_test_records_total", "input=\"a\""), 5);

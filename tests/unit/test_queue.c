@@ -41,7 +41,7 @@ static void test_fifo_and_bounds(void **st)
     sl_queue_free(q);
 }
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 50000
 
 typedef struct shared {

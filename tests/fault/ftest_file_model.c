@@ -27,8 +27,8 @@ typedef struct model {
     char *dir, *cfg, *out, *log;
     pid_t agent;
     long next_id;
-    long written;     /* ids [0, written) exist in files */
-    int live_file;    /* generation number of app.log */
+    long written;  /* ids [0, written) exist in files */
+    int live_file; /* generation number of app.log */
     int rotations;
     bool partial_open; /* app.log ends in an unfinished line */
     long partial_id;
@@ -78,7 +78,8 @@ static void write_lines(model *m, int n)
     for (int i = 0; i < n && m->next_id < MAX_IDS && len + 128 < sizeof buf; i++) {
         long id = m->next_id++;
         len += (size_t)snprintf(buf + len, sizeof buf - len, "id=%07ld gen=%d pad=%.*s\n", id,
-                                m->live_file, (int)(id % 40), "........................................");
+                                m->live_file, (int)(id % 40),
+                                "........................................");
     }
     assert_int_equal(sl_t_append_file(path, buf, len), 0);
     m->written = m->next_id;
@@ -111,8 +112,10 @@ static long count_distinct(model *m, unsigned char *seen, long *dups)
         if (!nl) break;
         long id;
         if (sscanf(p, "id=%ld", &id) == 1 && id >= 0 && id < MAX_IDS) {
-            if (seen[id]) (*dups)++;
-            else distinct++;
+            if (seen[id])
+                (*dups)++;
+            else
+                distinct++;
             seen[id] = 1;
         }
         p = nl + 1;
@@ -145,7 +148,8 @@ static void step(model *m, unsigned char *seen)
     char *path = app_log(m);
     uint32_t r = next_rand(m) % 100;
     m->ops++;
-    if (getenv("SLUICE_MODEL_TRACE")) fprintf(stderr, "op %ld: %u (agent %s)\n", m->ops, r, m->agent ? "up" : "down");
+    if (getenv("SLUICE_MODEL_TRACE"))
+        fprintf(stderr, "op %ld: %u (agent %s)\n", m->ops, r, m->agent ? "up" : "down");
     if (r < 35) {
         write_lines(m, 1 + (int)(next_rand(m) % 200));
     } else if (r < 42) {
@@ -196,11 +200,15 @@ static void step(model *m, unsigned char *seen)
             free(p);
         }
     } else if (r < 82) {
-        if (m->agent) stop_agent(m, SIGTERM);
-        else start_agent(m);
+        if (m->agent)
+            stop_agent(m, SIGTERM);
+        else
+            start_agent(m);
     } else if (r < 90) {
-        if (m->agent) stop_agent(m, SIGKILL);
-        else start_agent(m);
+        if (m->agent)
+            stop_agent(m, SIGKILL);
+        else
+            start_agent(m);
     } else {
         sl_t_sleep_ms((int)(next_rand(m) % 150));
     }
@@ -248,7 +256,8 @@ static int run_sequence(uint64_t seed, int nops, unsigned char *seen)
     if (lost || got != m.written)
         fprintf(stderr, "seed %llu: %ld written, %ld arrived, %d lost, %ld duplicates (dir %s)\n",
                 (unsigned long long)seed, m.written, got, lost, dups, m.dir);
-    else sl_t_rmtree(m.dir);
+    else
+        sl_t_rmtree(m.dir);
     free(m.dir), free(m.cfg), free(m.out), free(m.log);
     return lost ? -1 : (int)dups;
 }

@@ -17,34 +17,66 @@
 #define CFG_MAX_NODES      1000000
 #define CFG_MAX_ERRORS     1000
 #define CFG_MAX_SCALAR     (1u << 20)
+/* Everything the tree owns (nodes, strings, arrays) across all loads. */
+#define CFG_MAX_MEMORY (256u << 20)
+#define POOL_BLOCK     (64u << 10)
+/* YAML limits implicit keys to 1024 characters; longer keys are dumped in
+ * the explicit `? key` form. Measured in bytes, so this is conservative. */
+#define DUMP_MAX_IMPLICIT_KEY 512
 
-typedef struct pool_item {
-    struct pool_item *next;
-    _Alignas(16) char data[];
-} pool_item;
+typedef struct pool_block {
+    struct pool_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+} pool_block;
+
+/* Mutable view of a node: every node in the tree is one of these, so code
+ * holding a `const sl_cfg_node *` from this sl_cfg may cast back. */
+typedef struct mnode {
+    sl_cfg_node pub;
+    size_t cap;  /* capacity of keys/key_nodes/items */
+    bool secret; /* marked by sl_cfg_check from a key table: redact in dumps */
+} mnode;
 
 struct sl_cfg {
-    pool_item *pool; /* every allocation of the tree, freed together */
+    pool_block *pool; /* every allocation of the tree, freed together */
+    size_t mem;       /* bytes held by pool, bounded by CFG_MAX_MEMORY */
     sl_cfg_node *root;
+    bool loaded; /* root came from a file, not the initial empty map */
     char **errors;
     size_t nerrors, cap_errors;
     size_t nodes;
 };
 
-/* Mutable view of a node while it is being built. */
-typedef struct mnode {
-    sl_cfg_node pub;
-    size_t cap;
-} mnode;
-
 static void *palloc(sl_cfg *c, size_t n)
 {
-    pool_item *p = malloc(sizeof *p + n);
-    if (!p) return NULL;
-    p->next = c->pool;
-    c->pool = p;
-    memset(p->data, 0, n);
-    return p->data;
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0) n = 16;
+    pool_block *b = c->pool;
+    if (b && b->cap - b->used >= n) {
+        void *p = b->data + b->used;
+        b->used += n;
+        memset(p, 0, n);
+        return p;
+    }
+    /* Large requests get a block of their own, placed behind the current
+     * one so its free space stays usable. */
+    size_t cap = n > POOL_BLOCK / 4 ? n : POOL_BLOCK;
+    if (n > CFG_MAX_MEMORY || c->mem + cap > CFG_MAX_MEMORY) return NULL;
+    pool_block *nb = malloc(sizeof *nb + cap);
+    if (!nb) return NULL;
+    c->mem += cap;
+    nb->cap = cap;
+    nb->used = n;
+    if (cap == n && b) {
+        nb->next = b->next;
+        b->next = nb;
+    } else {
+        nb->next = b;
+        c->pool = nb;
+    }
+    memset(nb->data, 0, n);
+    return nb->data;
 }
 
 static char *pdup(sl_cfg *c, const char *s, size_t n)
@@ -95,6 +127,11 @@ static void error_at(sl_cfg *c, const char *file, int line, int col, const char 
     va_end(ap);
 }
 
+static bool errors_full(const sl_cfg *c)
+{
+    return c->nerrors >= CFG_MAX_ERRORS;
+}
+
 size_t sl_cfg_nerrors(const sl_cfg *c)
 {
     return c->nerrors;
@@ -118,22 +155,27 @@ static mnode *new_node(sl_cfg *c, sl_cfg_kind kind, const char *file, int line, 
     return n;
 }
 
+/* Makes room for one more entry. Old arrays stay in the pool until
+ * sl_cfg_free; doubling keeps that waste below the live size. */
 static int grow(sl_cfg *c, mnode *n)
 {
     if (n->pub.n < n->cap) return 0;
-    size_t cap = n->cap ? n->cap * 2 : 8;
-    const char **keys = palloc(c, cap * sizeof *keys);
-    const sl_cfg_node **key_nodes = palloc(c, cap * sizeof *key_nodes);
+    size_t cap = n->cap ? n->cap * 2 : 4;
+    bool map = n->pub.kind == SL_CFG_MAP;
     const sl_cfg_node **items = palloc(c, cap * sizeof *items);
-    if (!keys || !key_nodes || !items) return -1;
+    const char **keys = map ? palloc(c, cap * sizeof *keys) : NULL;
+    const sl_cfg_node **key_nodes = map ? palloc(c, cap * sizeof *key_nodes) : NULL;
+    if (!items || (map && (!keys || !key_nodes))) return -1;
     if (n->pub.n) {
-        if (n->pub.keys) memcpy(keys, n->pub.keys, n->pub.n * sizeof *keys);
-        if (n->pub.key_nodes) memcpy(key_nodes, n->pub.key_nodes, n->pub.n * sizeof *key_nodes);
         memcpy(items, n->pub.items, n->pub.n * sizeof *items);
+        if (map) {
+            memcpy(keys, n->pub.keys, n->pub.n * sizeof *keys);
+            memcpy(key_nodes, n->pub.key_nodes, n->pub.n * sizeof *key_nodes);
+        }
     }
+    n->pub.items = items;
     n->pub.keys = keys;
     n->pub.key_nodes = key_nodes;
-    n->pub.items = items;
     n->cap = cap;
     return 0;
 }
@@ -142,7 +184,7 @@ sl_cfg *sl_cfg_new(void)
 {
     sl_cfg *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    mnode *root = new_node(c, SL_CFG_MAP, "<empty>", 0, 0);
+    mnode *root = new_node(c, SL_CFG_MAP, "<no configuration>", 1, 1);
     if (!root) {
         free(c);
         return NULL;
@@ -155,7 +197,7 @@ void sl_cfg_free(sl_cfg *c)
 {
     if (!c) return;
     while (c->pool) {
-        pool_item *next = c->pool->next;
+        pool_block *next = c->pool->next;
         free(c->pool);
         c->pool = next;
     }
@@ -169,17 +211,156 @@ const sl_cfg_node *sl_cfg_root(const sl_cfg *c)
     return c->root;
 }
 
-/* ${VAR}, ${VAR:-default} and $$. Unset without default is an error. */
-static char *expand(sl_cfg *c, const char *s, size_t n, const char *file, int line, int col,
-                    size_t *out_len)
+/* A temporary string → position index, so duplicate-key checks and
+ * overlays stay linear even for maps with many keys. */
+typedef struct strindex {
+    size_t mask;
+    struct slot {
+        const char *key;
+        size_t pos;
+    } * slots;
+} strindex;
+
+static uint64_t hash_str(const char *s)
 {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static int idx_init(strindex *ix, size_t n)
+{
+    size_t cap = 16;
+    while (cap < n * 2) cap *= 2;
+    ix->slots = calloc(cap, sizeof *ix->slots);
+    ix->mask = cap - 1;
+    return ix->slots ? 0 : -1;
+}
+
+static struct slot *idx_slot(const strindex *ix, const char *key)
+{
+    for (size_t i = hash_str(key) & ix->mask;; i = (i + 1) & ix->mask)
+        if (!ix->slots[i].key || strcmp(ix->slots[i].key, key) == 0) return &ix->slots[i];
+}
+
+/* Returns the position stored for key, or inserts pos and returns SIZE_MAX.
+ * The table is sized at init for every key that will be inserted. */
+static size_t idx_put(strindex *ix, const char *key, size_t pos)
+{
+    struct slot *s = idx_slot(ix, key);
+    if (s->key) return s->pos;
+    s->key = key;
+    s->pos = pos;
+    return SIZE_MAX;
+}
+
+typedef struct loader {
+    sl_cfg *c;
+    yaml_parser_t parser;
+    const char *file;
+    const unsigned char *text;
+    size_t len;
+    /* libyaml marks count characters, not bytes; this cursor converts
+     * (only forward, so all conversions of one load cost one pass). */
+    size_t cur_idx, cur_byte, base;
+    bool precise; /* false for UTF-16 input, where we don't map positions */
+    bool too_large;
+    int errors;
+} loader;
+
+static void fail_too_large(loader *L, int line, int col)
+{
+    if (!L->too_large)
+        error_at(L->c, L->file, line, col, "configuration too large (more than %d nodes or %u MiB)",
+                 CFG_MAX_NODES, CFG_MAX_MEMORY >> 20);
+    L->too_large = true;
+    L->errors++;
+}
+
+static size_t next_char(const loader *L, size_t b)
+{
+    if (b >= L->len) return L->len;
+    b++;
+    while (b < L->len && (L->text[b] & 0xC0) == 0x80) b++;
+    return b;
+}
+
+static size_t byte_of(loader *L, size_t idx)
+{
+    if (idx < L->cur_idx) {
+        L->cur_idx = 0;
+        L->cur_byte = L->base;
+    }
+    while (L->cur_idx < idx && L->cur_byte < L->len) {
+        L->cur_byte = next_char(L, L->cur_byte);
+        L->cur_idx++;
+    }
+    return L->cur_byte;
+}
+
+/* Finds where `${name` appears in the source of the scalar ev, at or after
+ * *scan, so an error points at the reference itself rather than at the
+ * start of a long value. Falls back to the scalar's start. */
+static void ref_position(loader *L, const yaml_event_t *ev, size_t *scan, const char *name,
+                         int *line, int *col)
+{
+    *line = (int)ev->start_mark.line + 1;
+    *col = (int)ev->start_mark.column + 1;
+    if (!L->precise || errors_full(L->c)) return;
+    size_t start = byte_of(L, ev->start_mark.index), end = start;
+    for (size_t i = ev->start_mark.index; i < ev->end_mark.index && end < L->len; i++)
+        end = next_char(L, end);
+    if (*scan < start) *scan = start;
+    size_t nlen = strlen(name);
+    for (size_t p = *scan; p + 2 + nlen <= end; p++) {
+        if (L->text[p] == '$' && L->text[p + 1] == '$') {
+            p++; /* an escaped '$', as expand() reads it */
+            continue;
+        }
+        if (L->text[p] != '$' || L->text[p + 1] != '{' || memcmp(L->text + p + 2, name, nlen) != 0)
+            continue;
+        unsigned char after = p + 2 + nlen < end ? L->text[p + 2 + nlen] : 0;
+        if (after != '}' && after != ':') continue;
+        int ln = *line, cl = *col;
+        for (size_t b = start; b < p; b = next_char(L, b)) {
+            if (L->text[b] == '\n' || L->text[b] == '\r') {
+                if (L->text[b] == '\r' && b + 1 < p && L->text[b + 1] == '\n') b++;
+                ln++;
+                cl = 1;
+            } else {
+                cl++;
+            }
+        }
+        *line = ln;
+        *col = cl;
+        *scan = p + 2;
+        return;
+    }
+}
+
+/* ${VAR}, ${VAR:-default} and $$ (a literal $). A default is used when the
+ * variable is unset or empty, and is itself taken literally (no nesting),
+ * so expansion is one bounded pass. Unset without default is an error. */
+static char *expand(loader *L, const yaml_event_t *ev, size_t *out_len)
+{
+    sl_cfg *c = L->c;
+    const char *s = (const char *)ev->data.scalar.value;
+    size_t n = ev->data.scalar.length;
+    int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
+    if (memchr(s, '\0', n)) {
+        error_at(c, L->file, line, col, "value contains a NUL character");
+        L->errors++;
+        *out_len = 0;
+        return pdup(c, "", 0);
+    }
     if (!memchr(s, '$', n)) {
         *out_len = n;
         return pdup(c, s, n);
     }
-    size_t cap = n + 256, len = 0;
+    size_t cap = n + 256, len = 0, scan = 0;
     char *buf = malloc(cap);
     if (!buf) return NULL;
+    bool failed = false;
     for (size_t i = 0; i < n;) {
         const char *add = NULL;
         size_t add_n = 0;
@@ -188,35 +369,40 @@ static char *expand(sl_cfg *c, const char *s, size_t n, const char *file, int li
         } else if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
             const char *end = memchr(s + i + 2, '}', n - i - 2);
             if (!end) {
-                error_at(c, file, line, col, "unterminated ${ in value");
-                free(buf);
-                return NULL;
+                error_at(c, L->file, line, col,
+                         "unterminated '${' in value (write '$$' for a literal '$')");
+                failed = true;
+                break;
             }
             char name[256];
             size_t inner = (size_t)(end - (s + i + 2));
             const char *dflt = NULL;
             size_t dflt_n = 0, name_n = inner;
-            const char *sep = NULL;
             for (size_t k = 0; k + 1 < inner; k++)
                 if (s[i + 2 + k] == ':' && s[i + 3 + k] == '-') {
-                    sep = s + i + 2 + k;
+                    name_n = k;
+                    dflt = s + i + 4 + k;
+                    dflt_n = (size_t)(end - dflt);
                     break;
                 }
-            if (sep) {
-                name_n = (size_t)(sep - (s + i + 2));
-                dflt = sep + 2;
-                dflt_n = (size_t)(end - dflt);
-            }
-            bool valid = name_n > 0 && name_n < sizeof name;
+            bool valid = name_n > 0 && name_n < sizeof name && !isdigit((unsigned char)s[i + 2]);
             for (size_t k = 0; valid && k < name_n; k++) {
                 char ch = s[i + 2 + k];
                 valid = isalnum((unsigned char)ch) || ch == '_';
             }
             if (!valid) {
-                error_at(c, file, line, col, "bad variable reference '%.*s'",
-                         (int)(end - (s + i) + 1), s + i);
-                free(buf);
-                return NULL;
+                int ln = line, cl = col;
+                if (name_n > 0 && name_n < sizeof name) {
+                    memcpy(name, s + i + 2, name_n);
+                    name[name_n] = '\0';
+                    ref_position(L, ev, &scan, name, &ln, &cl);
+                }
+                error_at(c, L->file, ln, cl,
+                         "bad variable reference '%.*s' (names are letters, digits and '_')",
+                         (int)(end - (s + i) + 1 > 200 ? 200 : end - (s + i) + 1), s + i);
+                failed = true;
+                i = (size_t)(end - s) + 1;
+                continue;
             }
             memcpy(name, s + i + 2, name_n);
             name[name_n] = '\0';
@@ -226,23 +412,25 @@ static char *expand(sl_cfg *c, const char *s, size_t n, const char *file, int li
             } else if (dflt) {
                 add = dflt, add_n = dflt_n;
             } else {
-                error_at(c, file, line, col,
+                int ln, cl;
+                ref_position(L, ev, &scan, name, &ln, &cl);
+                error_at(c, L->file, ln, cl,
                          "environment variable '%s' is not set (use ${%s:-default} for a default)",
                          name, name);
-                free(buf);
-                return NULL;
+                failed = true;
             }
             i = (size_t)(end - s) + 1;
         } else {
             add = s + i, add_n = 1, i++;
         }
+        if (!add_n) continue;
+        if (len + add_n > CFG_MAX_SCALAR) {
+            error_at(c, L->file, line, col, "value longer than %u bytes after expansion",
+                     CFG_MAX_SCALAR);
+            failed = true;
+            break;
+        }
         if (len + add_n + 1 > cap) {
-            if (len + add_n > CFG_MAX_SCALAR) {
-                error_at(c, file, line, col, "value longer than %u bytes after expansion",
-                         CFG_MAX_SCALAR);
-                free(buf);
-                return NULL;
-            }
             cap = (len + add_n + 1) * 2;
             char *nb = realloc(buf, cap);
             if (!nb) {
@@ -254,46 +442,118 @@ static char *expand(sl_cfg *c, const char *s, size_t n, const char *file, int li
         memcpy(buf + len, add, add_n);
         len += add_n;
     }
+    if (failed) {
+        free(buf);
+        L->errors++;
+        *out_len = 0;
+        return pdup(c, "", 0);
+    }
     char *r = pdup(c, buf, len);
     free(buf);
     *out_len = len;
     return r;
 }
 
-typedef struct loader {
-    sl_cfg *c;
-    yaml_parser_t parser;
-    const char *file;
-    int errors;
-} loader;
+/* Line and column (in characters) of a byte offset in the input. */
+static void byte_position(const loader *L, size_t off, int *line, int *col)
+{
+    *line = 1, *col = 1;
+    for (size_t b = L->base; b < off && b < L->len; b = next_char(L, b)) {
+        if (L->text[b] == '\n' ||
+            (L->text[b] == '\r' && (b + 1 >= L->len || L->text[b + 1] != '\n')))
+            (*line)++, *col = 1;
+        else if (L->text[b] != '\r')
+            (*col)++;
+    }
+}
 
 static void yaml_fail(loader *L)
 {
     yaml_parser_t *p = &L->parser;
-    const char *what = p->problem ? p->problem : "invalid YAML";
-    error_at(L->c, L->file, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
-             "YAML syntax error: %s%s%s", what, p->context ? " " : "",
-             p->context ? p->context : "");
+    if (p->error == YAML_MEMORY_ERROR) {
+        error_at(L->c, L->file, 1, 1, "out of memory while parsing YAML");
+    } else if (p->error == YAML_READER_ERROR) {
+        /* Encoding errors carry a byte offset instead of a mark. */
+        int line = 1, col = 1;
+        if (L->precise) byte_position(L, p->problem_offset, &line, &col);
+        error_at(L->c, L->file, line, col, "YAML syntax error: %s (at byte %zu)",
+                 p->problem ? p->problem : "invalid input", p->problem_offset);
+    } else {
+        const char *what = p->problem ? p->problem : "invalid YAML";
+        error_at(L->c, L->file, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
+                 "YAML syntax error: %s%s%s", what, p->context ? " " : "",
+                 p->context ? p->context : "");
+    }
     L->errors++;
 }
 
 static sl_cfg_node *parse_node(loader *L, yaml_event_t *ev, int depth);
+
+static sl_cfg_node *parse_key(loader *L, const yaml_event_t *ev)
+{
+    int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
+    if (ev->type != YAML_SCALAR_EVENT) {
+        error_at(L->c, L->file, line, col, "map keys must be plain strings");
+        L->errors++;
+        return NULL;
+    }
+    if (ev->data.scalar.anchor) {
+        error_at(L->c, L->file, line, col, "YAML anchors and aliases are not supported");
+        L->errors++;
+        return NULL;
+    }
+    size_t n = ev->data.scalar.length;
+    if (n > CFG_MAX_SCALAR || memchr(ev->data.scalar.value, '\0', n)) {
+        error_at(L->c, L->file, line, col, "%s",
+                 n > CFG_MAX_SCALAR ? "key too long" : "key contains a NUL character");
+        L->errors++;
+        return NULL;
+    }
+    /* Keys are taken literally: the environment fills in values, it never
+     * changes the shape of the configuration. */
+    mnode *k = new_node(L->c, SL_CFG_SCALAR, L->file, line, col);
+    char *v = k ? pdup(L->c, (const char *)ev->data.scalar.value, n) : NULL;
+    if (!v) {
+        fail_too_large(L, line, col);
+        return NULL;
+    }
+    k->pub.scalar = v;
+    k->pub.scalar_len = n;
+    k->pub.quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    return &k->pub;
+}
+
+static void check_duplicates(loader *L, const mnode *m)
+{
+    if (m->pub.n < 2) return;
+    strindex ix;
+    if (idx_init(&ix, m->pub.n) != 0) {
+        fail_too_large(L, m->pub.line, m->pub.col);
+        return;
+    }
+    for (size_t i = 0; i < m->pub.n && !errors_full(L->c); i++) {
+        size_t first = idx_put(&ix, m->pub.keys[i], i);
+        if (first == SIZE_MAX) continue;
+        sl_cfg_error(L->c, m->pub.key_nodes[i], "duplicate key '%s' (first at line %d)",
+                     m->pub.keys[i], m->pub.key_nodes[first]->line);
+        L->errors++;
+    }
+    free(ix.slots);
+}
 
 /* Reads events until the end of the collection started by *start. */
 static sl_cfg_node *parse_collection(loader *L, yaml_event_t *start, int depth)
 {
     bool is_map = start->type == YAML_MAPPING_START_EVENT;
     int line = (int)start->start_mark.line + 1, col = (int)start->start_mark.column + 1;
-    if (depth > CFG_MAX_DEPTH) {
+    if (depth >= CFG_MAX_DEPTH) {
         error_at(L->c, L->file, line, col, "nesting deeper than %d levels", CFG_MAX_DEPTH);
         L->errors++;
         return NULL;
     }
     mnode *n = new_node(L->c, is_map ? SL_CFG_MAP : SL_CFG_SEQ, L->file, line, col);
     if (!n) {
-        error_at(L->c, L->file, line, col, "configuration too large (more than %d nodes)",
-                 CFG_MAX_NODES);
-        L->errors++;
+        fail_too_large(L, line, col);
         return NULL;
     }
     for (;;) {
@@ -304,26 +564,14 @@ static sl_cfg_node *parse_collection(loader *L, yaml_event_t *start, int depth)
         }
         if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
             yaml_event_delete(&ev);
+            if (is_map) check_duplicates(L, n);
             return &n->pub;
         }
         const sl_cfg_node *key = NULL;
         if (is_map) {
-            if (ev.type != YAML_SCALAR_EVENT) {
-                error_at(L->c, L->file, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
-                         "map keys must be plain strings");
-                L->errors++;
-                yaml_event_delete(&ev);
-                return NULL;
-            }
-            key = parse_node(L, &ev, depth + 1);
+            key = parse_key(L, &ev);
             yaml_event_delete(&ev);
             if (!key) return NULL;
-            for (size_t i = 0; i < n->pub.n; i++)
-                if (strcmp(n->pub.keys[i], key->scalar ? key->scalar : "") == 0) {
-                    sl_cfg_error(L->c, key, "duplicate key '%s' (first at line %d)", n->pub.keys[i],
-                                 n->pub.key_nodes[i]->line);
-                    L->errors++;
-                }
             if (!yaml_parser_parse(&L->parser, &ev)) {
                 yaml_fail(L);
                 return NULL;
@@ -332,9 +580,12 @@ static sl_cfg_node *parse_collection(loader *L, yaml_event_t *start, int depth)
         const sl_cfg_node *val = parse_node(L, &ev, depth + 1);
         yaml_event_delete(&ev);
         if (!val) return NULL;
-        if (grow(L->c, n) != 0) return NULL;
+        if (grow(L->c, n) != 0) {
+            fail_too_large(L, line, col);
+            return NULL;
+        }
         if (is_map) {
-            n->pub.keys[n->pub.n] = key->scalar ? key->scalar : "";
+            n->pub.keys[n->pub.n] = key->scalar;
             n->pub.key_nodes[n->pub.n] = key;
         }
         n->pub.items[n->pub.n++] = val;
@@ -362,14 +613,11 @@ static sl_cfg_node *parse_node(loader *L, yaml_event_t *ev, int depth)
         }
         bool null = is_null_scalar(ev);
         mnode *n = new_node(L->c, null ? SL_CFG_NULL : SL_CFG_SCALAR, L->file, line, col);
-        if (!n) return NULL;
         size_t len = 0;
-        char *v = expand(L->c, (const char *)ev->data.scalar.value, ev->data.scalar.length, L->file,
-                         line, col, &len);
+        char *v = n ? expand(L, ev, &len) : NULL;
         if (!v) {
-            L->errors++;
-            v = pdup(L->c, "", 0);
-            if (!v) return NULL;
+            fail_too_large(L, line, col);
+            return NULL;
         }
         n->pub.scalar = v;
         n->pub.scalar_len = len;
@@ -390,82 +638,90 @@ static sl_cfg_node *parse_node(loader *L, yaml_event_t *ev, int depth)
         return NULL;
     }
 anchors:
-    /* Aliases let a small file expand without bound; configs don't need them. */
+    /* Aliases let a small file expand without bound ("billion laughs"), and
+     * configs read better without them, so they are refused outright. */
     error_at(L->c, L->file, line, col, "YAML anchors and aliases are not supported");
     L->errors++;
+    return NULL;
+}
+
+static const char *name_of(const sl_cfg_node *map)
+{
+    for (size_t k = map->n; k-- > 0;)
+        if (strcmp(map->keys[k], "name") == 0 && map->items[k]->kind == SL_CFG_SCALAR)
+            return map->items[k]->scalar;
     return NULL;
 }
 
 static bool named_items(const sl_cfg_node *seq)
 {
     if (seq->kind != SL_CFG_SEQ || seq->n == 0) return false;
-    for (size_t i = 0; i < seq->n; i++) {
-        const sl_cfg_node *it = seq->items[i];
-        if (it->kind != SL_CFG_MAP) return false;
-        bool has = false;
-        for (size_t k = 0; k < it->n; k++)
-            if (strcmp(it->keys[k], "name") == 0 && it->items[k]->kind == SL_CFG_SCALAR) has = true;
-        if (!has) return false;
-    }
+    for (size_t i = 0; i < seq->n; i++)
+        if (seq->items[i]->kind != SL_CFG_MAP || !name_of(seq->items[i])) return false;
     return true;
 }
 
-static const char *name_of(const sl_cfg_node *map)
+/* Overlays src on *dst: maps merge key by key, sequences whose items are
+ * all maps with a `name` merge item by item by name, anything else is
+ * replaced by src. dst is updated in place (all nodes belong to c). */
+static int merge(sl_cfg *c, const sl_cfg_node **dst, const sl_cfg_node *src)
 {
-    for (size_t k = 0; k < map->n; k++)
-        if (strcmp(map->keys[k], "name") == 0) return map->items[k]->scalar;
-    return "";
-}
-
-/* Overlays src on dst and returns the result (dst updated in place when
- * both are maps or named sequences). */
-static const sl_cfg_node *merge(sl_cfg *c, const sl_cfg_node *dst, const sl_cfg_node *src)
-{
-    if (dst->kind == SL_CFG_MAP && src->kind == SL_CFG_MAP) {
-        mnode *d = (mnode *)dst;
-        for (size_t i = 0; i < src->n; i++) {
-            size_t k;
-            for (k = 0; k < d->pub.n; k++)
-                if (strcmp(d->pub.keys[k], src->keys[i]) == 0) break;
-            if (k < d->pub.n) {
-                d->pub.items[k] = merge(c, d->pub.items[k], src->items[i]);
-            } else {
-                if (grow(c, d) != 0) return dst;
-                d->pub.keys[d->pub.n] = src->keys[i];
-                d->pub.key_nodes[d->pub.n] = src->key_nodes[i];
-                d->pub.items[d->pub.n++] = src->items[i];
-            }
-        }
-        return dst;
+    bool maps = (*dst)->kind == SL_CFG_MAP && src->kind == SL_CFG_MAP;
+    bool named = !maps && named_items(*dst) && named_items(src);
+    if (!maps && !named) {
+        *dst = src;
+        return 0;
     }
-    if (named_items(dst) && named_items(src)) {
-        mnode *d = (mnode *)dst;
-        for (size_t i = 0; i < src->n; i++) {
-            size_t k;
-            for (k = 0; k < d->pub.n; k++)
-                if (strcmp(name_of(d->pub.items[k]), name_of(src->items[i])) == 0) break;
-            if (k < d->pub.n) {
-                d->pub.items[k] = merge(c, d->pub.items[k], src->items[i]);
-            } else {
-                if (grow(c, d) != 0) return dst;
-                d->pub.items[d->pub.n++] = src->items[i];
-            }
+    mnode *d = (mnode *)(uintptr_t)*dst;
+    strindex ix;
+    if (idx_init(&ix, d->pub.n + src->n) != 0) return -1;
+    for (size_t k = 0; k < d->pub.n; k++)
+        idx_put(&ix, maps ? d->pub.keys[k] : name_of(d->pub.items[k]), k);
+    int rc = 0;
+    for (size_t i = 0; i < src->n && rc == 0; i++) {
+        const char *key = maps ? src->keys[i] : name_of(src->items[i]);
+        size_t k = idx_put(&ix, key, d->pub.n);
+        if (k != SIZE_MAX) {
+            rc = merge(c, &d->pub.items[k], src->items[i]);
+            continue;
         }
-        return dst;
+        if (grow(c, d) != 0) {
+            rc = -1;
+            break;
+        }
+        if (maps) {
+            d->pub.keys[d->pub.n] = src->keys[i];
+            d->pub.key_nodes[d->pub.n] = src->key_nodes[i];
+        }
+        d->pub.items[d->pub.n++] = src->items[i];
     }
-    return src;
+    free(ix.slots);
+    return rc;
 }
 
 int sl_cfg_load_string(sl_cfg *c, const char *name, const char *text, size_t len)
 {
+    size_t before = c->nerrors;
     loader L = {.c = c, .file = pdup(c, name, strlen(name))};
-    if (!L.file) return 1;
+    if (!L.file) {
+        error_at(c, name, 1, 1, "configuration too large (more than %u MiB)", CFG_MAX_MEMORY >> 20);
+        return 1;
+    }
     if (len > CFG_MAX_FILE_BYTES) {
         error_at(c, L.file, 1, 1, "file larger than %u bytes", CFG_MAX_FILE_BYTES);
         return 1;
     }
-    yaml_parser_initialize(&L.parser);
-    yaml_parser_set_input_string(&L.parser, (const unsigned char *)text, len);
+    L.text = (const unsigned char *)text;
+    L.len = len;
+    L.precise = !(len >= 2 && ((L.text[0] == 0xFF && L.text[1] == 0xFE) ||
+                               (L.text[0] == 0xFE && L.text[1] == 0xFF)));
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) L.base = 3;
+    L.cur_byte = L.base;
+    if (!yaml_parser_initialize(&L.parser)) {
+        error_at(c, L.file, 1, 1, "out of memory while parsing YAML");
+        return 1;
+    }
+    yaml_parser_set_input_string(&L.parser, L.text, len);
     const sl_cfg_node *doc = NULL;
     int docs = 0;
     for (bool done = false; !done;) {
@@ -499,13 +755,30 @@ int sl_cfg_load_string(sl_cfg *c, const char *name, const char *text, size_t len
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&L.parser);
-    if (L.errors) return L.errors;
+    /* A file with errors changes nothing, so what is loaded stays coherent. */
+    if (L.errors) {
+        /* what was recorded, or at least 1 once the error list is full */
+        size_t recorded = c->nerrors - before;
+        return recorded ? (int)recorded : 1;
+    }
     if (!doc || doc->kind == SL_CFG_NULL) return 0; /* an empty file changes nothing */
     if (doc->kind != SL_CFG_MAP) {
-        sl_cfg_error(c, doc, "the configuration must be a map of keys");
+        sl_cfg_error(c, doc, "the configuration must be a map of keys, not %s",
+                     doc->kind == SL_CFG_SEQ ? "a list" : "a single value");
         return 1;
     }
-    c->root = (sl_cfg_node *)merge(c, c->root, doc);
+    if (!c->loaded) {
+        c->root = (sl_cfg_node *)(uintptr_t)doc;
+        c->loaded = true;
+        return 0;
+    }
+    const sl_cfg_node *root = c->root;
+    if (merge(c, &root, doc) != 0) {
+        sl_cfg_error(c, doc, "configuration too large to overlay (more than %u MiB)",
+                     CFG_MAX_MEMORY >> 20);
+        return 1;
+    }
+    c->root = (sl_cfg_node *)(uintptr_t)root;
     return 0;
 }
 
@@ -531,7 +804,40 @@ const sl_cfg_node *sl_cfg_get(const sl_cfg_node *map, const char *key)
     return NULL;
 }
 
-/* Parsing of typed scalars. */
+/* Parsing of typed scalars. Numbers are read digit by digit in integers,
+ * so large values are exact and overflow is detected, never rounded. */
+
+/* Reads `digits[.digits]`: whole part and up to 9 fraction digits as a
+ * numerator over *den. Returns the end, or NULL when there are no digits
+ * or the whole part overflows. */
+static const char *read_decimal(const char *s, uint64_t *whole, uint64_t *frac, uint64_t *den)
+{
+    *whole = 0, *frac = 0, *den = 1;
+    if (!isdigit((unsigned char)*s)) return NULL;
+    for (; isdigit((unsigned char)*s); s++)
+        if (__builtin_mul_overflow(*whole, 10, whole) ||
+            __builtin_add_overflow(*whole, (uint64_t)(*s - '0'), whole))
+            return NULL;
+    if (*s != '.') return s;
+    s++;
+    if (!isdigit((unsigned char)*s)) return NULL;
+    for (; isdigit((unsigned char)*s); s++)
+        if (*den < 1000000000) {
+            *frac = *frac * 10 + (uint64_t)(*s - '0');
+            *den *= 10;
+        }
+    return s;
+}
+
+/* whole*mul + frac*mul/den without overflow in the intermediate terms
+ * (frac < den <= 1e9, so each product stays below 2^64). */
+static int scale(uint64_t whole, uint64_t frac, uint64_t den, uint64_t mul, uint64_t *out)
+{
+    uint64_t v, part = (mul / den) * frac + (mul % den) * frac / den;
+    if (__builtin_mul_overflow(whole, mul, &v) || __builtin_add_overflow(v, part, &v)) return -1;
+    *out = v;
+    return 0;
+}
 
 int sl_parse_size(const char *s, uint64_t *out)
 {
@@ -554,24 +860,31 @@ int sl_parse_size(const char *s, uint64_t *out)
         {"tb", 1000000000000ULL},
         {"tib", 1ULL << 40},
     };
+    if (!s) return -1;
     while (isspace((unsigned char)*s)) s++;
-    if (!isdigit((unsigned char)*s)) return -1;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno || v < 0) return -1;
-    while (isspace((unsigned char)*end)) end++;
-    char unit[8];
-    size_t n = strlen(end);
-    if (n >= sizeof unit) return -1;
-    for (size_t i = 0; i <= n; i++) unit[i] = (char)tolower((unsigned char)end[i]);
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (strcmp(unit, units[i].unit) != 0) continue;
-        double bytes = v * (double)units[i].mul;
-        if (bytes >= 18446744073709551615.0) return -1;
-        *out = (uint64_t)bytes;
-        return 0;
+    uint64_t whole, frac, den;
+    const char *end = read_decimal(s, &whole, &frac, &den);
+    if (!end) return -1;
+    while (*end == ' ') end++;
+    char unit[4];
+    size_t n = 0;
+    while (isalpha((unsigned char)end[n])) {
+        if (n == sizeof unit - 1) return -1;
+        unit[n] = (char)tolower((unsigned char)end[n]);
+        n++;
     }
+    unit[n] = '\0';
+    for (const char *t = end + n; *t; t++)
+        if (!isspace((unsigned char)*t)) return -1;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (strcmp(unit, units[i].unit) == 0) {
+            uint64_t v;
+            if (scale(whole, frac, den, units[i].mul, &v) != 0) return -1;
+            /* "0.5" bytes is not a size anyone means */
+            if (units[i].mul == 1 && frac) return -1;
+            *out = v;
+            return 0;
+        }
     return -1;
 }
 
@@ -579,36 +892,40 @@ int sl_parse_duration_ms(const char *s, int64_t *out)
 {
     static const struct {
         const char *unit;
-        double ms;
-    } units[] = {{"us", 0.001}, {"ms", 1},      {"s", 1000},
-                 {"m", 60000},  {"h", 3600000}, {"d", 86400000}};
+        uint64_t us;
+    } units[] = {{"us", 1},          {"ms", 1000},         {"s", 1000000},
+                 {"m", 60000000ULL}, {"h", 3600000000ULL}, {"d", 86400000000ULL}};
+    if (!s) return -1;
     while (isspace((unsigned char)*s)) s++;
-    if (strcmp(s, "0") == 0) {
-        *out = 0;
-        return 0;
-    }
-    double total = 0;
+    uint64_t total = 0;
     bool any = false;
-    while (*s) {
-        if (!isdigit((unsigned char)*s)) return -1;
-        errno = 0;
-        char *end;
-        double v = strtod(s, &end);
-        if (errno || v < 0) return -1;
+    while (*s && !isspace((unsigned char)*s)) {
+        uint64_t whole, frac, den, v;
+        const char *end = read_decimal(s, &whole, &frac, &den);
+        if (!end) return -1;
         size_t ulen = 0;
         while (isalpha((unsigned char)end[ulen])) ulen++;
-        bool found = false;
-        for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-            if (strlen(units[i].unit) == ulen && strncmp(end, units[i].unit, ulen) == 0) {
-                total += v * units[i].ms;
-                found = true;
-            }
-        if (!found) return -1;
+        if (ulen == 0) {
+            /* a bare number is ambiguous (seconds? ms?), except zero */
+            if (any || whole || frac || *end) return -1;
+            s = end;
+            any = true;
+            continue;
+        }
+        size_t u = 0;
+        while (u < sizeof units / sizeof *units &&
+               !(strlen(units[u].unit) == ulen && strncmp(end, units[u].unit, ulen) == 0))
+            u++;
+        if (u == sizeof units / sizeof *units) return -1;
+        if (scale(whole, frac, den, units[u].us, &v) != 0 ||
+            __builtin_add_overflow(total, v, &total))
+            return -1;
         s = end + ulen;
         any = true;
     }
-    if (!any || total > 9.2e15) return -1;
-    int64_t ms = (int64_t)total;
+    while (isspace((unsigned char)*s)) s++;
+    if (!any || *s || total > (uint64_t)INT64_MAX) return -1;
+    int64_t ms = (int64_t)(total / 1000);
     if (total > 0 && ms == 0) ms = 1; /* sub-millisecond rounds up, never to "off" */
     *out = ms;
     return 0;
@@ -626,6 +943,8 @@ static bool parse_bool(const char *s, bool *out)
 
 static bool parse_int(const char *s, int64_t *out)
 {
+    const char *d = *s == '-' ? s + 1 : s;
+    if (!isdigit((unsigned char)*d)) return false;
     errno = 0;
     char *end;
     long long v = strtoll(s, &end, 10);
@@ -634,16 +953,21 @@ static bool parse_int(const char *s, int64_t *out)
     return true;
 }
 
+static size_t choice_len(const char *p)
+{
+    const char *bar = strchr(p, '|');
+    return bar ? (size_t)(bar - p) : strlen(p);
+}
+
 static int choice_index(const char *choices, const char *v)
 {
-    int idx = 0;
     size_t vn = strlen(v);
+    int idx = 0;
     for (const char *p = choices;; idx++) {
-        const char *bar = strchr(p, '|');
-        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        size_t n = choice_len(p);
         if (n == vn && strncmp(p, v, n) == 0) return idx;
-        if (!bar) return -1;
-        p = bar + 1;
+        if (!p[n]) return -1;
+        p += n + 1;
     }
 }
 
@@ -660,6 +984,34 @@ static const char *kind_name(sl_cfg_kind k)
         return "a list";
     }
     return "?";
+}
+
+/* Optimal string alignment distance (Levenshtein plus adjacent
+ * transpositions), capped: only small distances matter for suggestions. */
+static size_t distance(const char *a, size_t n, const char *b, size_t m)
+{
+    if (n > 63 || m > 63) return 64;
+    size_t d[64][64];
+    for (size_t i = 0; i <= n; i++) d[i][0] = i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+/* A close candidate is within 1 edit for short words, 2 otherwise. */
+static bool close_enough(size_t d, size_t len)
+{
+    return d <= (len < 4 ? 1u : 2u);
 }
 
 static bool need_scalar(sl_cfg *c, const sl_cfg_node *n, const char *key)
@@ -753,12 +1105,25 @@ int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
     if (!n || n->kind == SL_CFG_NULL) return 0;
     if (!need_scalar(c, n, key)) return -1;
     int idx = choice_index(choices, n->scalar);
-    if (idx < 0) {
-        sl_cfg_error(c, n, "'%s' must be one of %s, got '%s'", key, choices, n->scalar);
-        return -1;
+    if (idx >= 0) {
+        *out = idx;
+        return 0;
     }
-    *out = idx;
-    return 0;
+    const char *best = NULL;
+    size_t best_n = 0, best_d = SIZE_MAX;
+    for (const char *p = choices;;) {
+        size_t len = choice_len(p);
+        size_t d = distance(n->scalar, n->scalar_len, p, len);
+        if (close_enough(d, len) && d < best_d) best = p, best_n = len, best_d = d;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    if (best)
+        sl_cfg_error(c, n, "'%s' must be one of %s, got '%s'; did you mean '%.*s'?", key, choices,
+                     n->scalar, (int)best_n, best);
+    else
+        sl_cfg_error(c, n, "'%s' must be one of %s, got '%s'", key, choices, n->scalar);
+    return -1;
 }
 
 int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char **out, size_t cap,
@@ -768,7 +1133,10 @@ int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
     if (n->kind == SL_CFG_SCALAR) {
-        if (cap == 0) return -1;
+        if (cap == 0) {
+            sl_cfg_error(c, n, "'%s' has 1 item; at most 0 are allowed", key);
+            return -1;
+        }
         out[0] = n->scalar;
         *count = 1;
         return 0;
@@ -784,6 +1152,7 @@ int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
     for (size_t i = 0; i < n->n; i++) {
         if (n->items[i]->kind != SL_CFG_SCALAR) {
             sl_cfg_error(c, n->items[i], "items of '%s' must be single values", key);
+            *count = 0;
             return -1;
         }
         out[(*count)++] = n->items[i]->scalar;
@@ -796,7 +1165,7 @@ int sl_cfg_secret(sl_cfg *c, const sl_cfg_node *map, const char *key, char **out
     *out = NULL;
     const char *v = NULL, *file = NULL;
     char file_key[128];
-    snprintf(file_key, sizeof file_key, "%s_file", key);
+    if ((size_t)snprintf(file_key, sizeof file_key, "%s_file", key) >= sizeof file_key) return -1;
     if (sl_cfg_str(c, map, key, NULL, &v) != 0 || sl_cfg_str(c, map, file_key, NULL, &file) != 0)
         return -1;
     if (v && file) {
@@ -818,28 +1187,6 @@ int sl_cfg_secret(sl_cfg *c, const sl_cfg_node *map, const char *key, char **out
     while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = '\0';
     *out = text;
     return 0;
-}
-
-/* Edit distance with transpositions, capped: only small distances matter. */
-static size_t distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 63 || m > 63) return 64;
-    size_t d[64][64];
-    for (size_t i = 0; i <= n; i++) d[i][0] = i;
-    for (size_t j = 0; j <= m; j++) d[0][j] = j;
-    for (size_t i = 1; i <= n; i++)
-        for (size_t j = 1; j <= m; j++) {
-            size_t cost = a[i - 1] != b[j - 1];
-            size_t v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[n][m];
 }
 
 static void check_type(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
@@ -881,7 +1228,7 @@ static void check_type(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
         if (v->kind == SL_CFG_MAP)
             sl_cfg_error(c, v, "'%s' must be a list, not a map", k->name);
         else if (v->kind == SL_CFG_SEQ)
-            for (size_t i = 0; i < v->n; i++)
+            for (size_t i = 0; i < v->n && !errors_full(c); i++)
                 if (v->items[i]->kind != SL_CFG_SCALAR)
                     sl_cfg_error(c, v->items[i], "items of '%s' must be single values", k->name);
         break;
@@ -898,54 +1245,75 @@ static void check_type(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
     }
 }
 
+static void unknown_key(sl_cfg *c, const sl_cfg_node *map, size_t i, const sl_cfg_key *keys,
+                        size_t nkeys)
+{
+    const char *key = map->keys[i], *best = NULL;
+    size_t best_d = SIZE_MAX, klen = strlen(key);
+    for (size_t j = 0; j < nkeys; j++) {
+        size_t len = strlen(keys[j].name), d = distance(key, klen, keys[j].name, len);
+        /* A shortened key ("start" for "start_at") ranks after typos. */
+        if (!close_enough(d, len) && klen >= 4 && klen < len &&
+            strncmp(key, keys[j].name, klen) == 0)
+            d = 100 + len - klen;
+        else if (!close_enough(d, len))
+            continue;
+        if (d < best_d) best = keys[j].name, best_d = d;
+    }
+    const sl_cfg_node *at = map->key_nodes && map->key_nodes[i] ? map->key_nodes[i] : map;
+    if (best) {
+        sl_cfg_error(c, at, "unknown key '%s'; did you mean '%s'?", key, best);
+        return;
+    }
+    char valid[512];
+    size_t o = 0;
+    for (size_t j = 0; j < nkeys && o + 2 < sizeof valid; j++) {
+        int w = snprintf(valid + o, sizeof valid - o, "%s%s", j ? ", " : "", keys[j].name);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+    if (o >= sizeof valid) o = sizeof valid - 1;
+    valid[o] = '\0';
+    sl_cfg_error(c, at, "unknown key '%s' (valid keys: %s)", key, nkeys ? valid : "none");
+}
+
 int sl_cfg_check(sl_cfg *c, const sl_cfg_node *node, const sl_cfg_key *keys, size_t nkeys)
 {
     size_t before = c->nerrors;
     if (!node) return 0;
-    if (node->kind == SL_CFG_NULL)
-        node = NULL;
-    else if (node->kind != SL_CFG_MAP) {
+    if (node->kind != SL_CFG_MAP && node->kind != SL_CFG_NULL) {
         sl_cfg_error(c, node, "expected a map of keys, not %s", kind_name(node->kind));
         return (int)(c->nerrors - before);
     }
-    for (size_t i = 0; node && i < node->n; i++) {
+    /* A null node (`buffer:` with nothing after it) is an empty map. */
+    bool map = node->kind == SL_CFG_MAP;
+    for (size_t i = 0; map && i < node->n && !errors_full(c); i++) {
         const sl_cfg_key *k = NULL;
         for (size_t j = 0; j < nkeys && !k; j++)
             if (strcmp(keys[j].name, node->keys[i]) == 0) k = &keys[j];
-        if (k) {
-            check_type(c, node->items[i], k);
+        if (!k) {
+            unknown_key(c, node, i, keys, nkeys);
             continue;
         }
-        const char *best = NULL;
-        size_t best_d = 3;
-        for (size_t j = 0; j < nkeys; j++) {
-            size_t d = distance(node->keys[i], keys[j].name);
-            size_t limit = strlen(keys[j].name) < 4 ? 1 : 2;
-            if (d <= limit && d < best_d) best = keys[j].name, best_d = d;
-        }
-        const sl_cfg_node *at = node->key_nodes[i] ? node->key_nodes[i] : node->items[i];
-        if (best) {
-            sl_cfg_error(c, at, "unknown key '%s'; did you mean '%s'?", node->keys[i], best);
-        } else {
-            char valid[512];
-            size_t o = 0;
-            for (size_t j = 0; j < nkeys && o + 2 < sizeof valid; j++)
-                o += (size_t)snprintf(valid + o, sizeof valid - o, "%s%s", j ? ", " : "",
-                                      keys[j].name);
-            sl_cfg_error(c, at, "unknown key '%s' (valid keys: %s)", node->keys[i], valid);
-        }
+        /* Every node of a tree is an mnode owned by c; the mark only
+         * changes how sl_cfg_dump prints it. */
+        if (k->secret) ((mnode *)(uintptr_t)node->items[i])->secret = true;
+        check_type(c, node->items[i], k);
     }
     for (size_t j = 0; j < nkeys; j++) {
         if (!keys[j].required) continue;
-        const sl_cfg_node *v = node ? sl_cfg_get(node, keys[j].name) : NULL;
+        const sl_cfg_node *v = map ? sl_cfg_get(node, keys[j].name) : NULL;
         if (!v || v->kind == SL_CFG_NULL)
-            sl_cfg_error(c, node ? node : v, "missing required key '%s'", keys[j].name);
+            sl_cfg_error(c, node, "missing required key '%s'", keys[j].name);
     }
     return (int)(c->nerrors - before);
 }
 
-/* Dump as YAML that loads back to the same tree: every scalar is double
- * quoted, and `$` is written as `$$` so nothing expands twice. */
+/* Dump: YAML that loads back to the same values. Every value is double
+ * quoted with escapes, so no string can turn into syntax, a null or a
+ * number's lookalike, and `$` in values is written `$$` so nothing expands
+ * twice. Keys are never expanded, so they are written as they are, quoted
+ * only when they are not plain words. */
 static bool secret_key(const char *k)
 {
     static const char *const marks[] = {"password",   "token",   "secret", "authorization",
@@ -958,43 +1326,62 @@ static bool secret_key(const char *k)
     if (n > 5 && strcmp(low + n - 5, "_file") == 0) return false; /* a path, not the secret */
     for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
         if (strstr(low, marks[i])) return true;
-    return n >= 4 && strcmp(low + n - 4, "_key") == 0 && !strstr(low, "key_file");
+    return strcmp(low, "key") == 0 || (n >= 4 && strcmp(low + n - 4, "_key") == 0);
 }
 
-static void put_quoted(FILE *out, const char *s, size_t n)
+static void put_quoted(FILE *out, const char *s, size_t n, bool dollar)
 {
+    const unsigned char *u = (const unsigned char *)s;
     fputc('"', out);
     for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\')
+        unsigned char ch = u[i];
+        if (ch == '"' || ch == '\\') {
             fprintf(out, "\\%c", ch);
-        else if (ch == '$')
+        } else if (ch == '$' && dollar) {
             fputs("$$", out);
-        else if (ch == '\n')
+        } else if (ch == '\n') {
             fputs("\\n", out);
-        else if (ch == '\t')
+        } else if (ch == '\t') {
             fputs("\\t", out);
-        else if (ch < 0x20 || ch == 0x7f)
+        } else if (ch < 0x20 || ch == 0x7f) {
             fprintf(out, "\\x%02x", ch);
-        else
+        } else if (ch == 0xC2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F) {
+            /* C1 controls (NEL among them) are not printable or fold as
+             * line breaks inside quotes: escape the code point. */
+            fprintf(out, "\\x%02x", u[++i]);
+        } else if (ch == 0xE2 && i + 2 < n && u[i + 1] == 0x80 &&
+                   (u[i + 2] == 0xA8 || u[i + 2] == 0xA9)) {
+            fputs(u[i + 2] == 0xA8 ? "\\L" : "\\P", out);
+            i += 2;
+        } else if (ch == 0xEF && i + 2 < n && u[i + 1] == 0xBB && u[i + 2] == 0xBF) {
+            fputs("\\uFEFF", out);
+            i += 2;
+        } else {
             fputc(ch, out);
+        }
     }
     fputc('"', out);
 }
 
-static void put_key(FILE *out, const char *k)
+/* Conservative: only characters that can never start or change YAML
+ * syntax. */
+static bool plain_key(const char *s, size_t n)
 {
-    bool plain = *k && (isalpha((unsigned char)*k) || *k == '_');
-    for (const char *p = k; plain && *p; p++)
-        plain = isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.';
-    if (plain) fputs(k, out);
-    else put_quoted(out, k, strlen(k));
+    if (n == 0 || n > 256) return false;
+    if (!isalnum((unsigned char)s[0]) && s[0] != '/' && s[0] != '_' && s[0] != '.') return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '_' && ch != '-' && ch != '.' && ch != '/' && ch != '+')
+            return false;
+    }
+    return true;
 }
 
-static void dump_node(const sl_cfg_node *n, FILE *out, int indent, bool redact);
+static void dump_collection(const sl_cfg_node *n, FILE *out, int indent, bool redact);
 
 static void dump_value(const sl_cfg_node *v, FILE *out, int indent, bool redact)
 {
+    redact = redact || ((const mnode *)v)->secret;
     if (redact && v->kind != SL_CFG_NULL) {
         fputs(" \"<redacted>\"\n", out);
         return;
@@ -1005,40 +1392,45 @@ static void dump_value(const sl_cfg_node *v, FILE *out, int indent, bool redact)
         break;
     case SL_CFG_SCALAR:
         fputc(' ', out);
-        put_quoted(out, v->scalar, v->scalar_len);
+        put_quoted(out, v->scalar, v->scalar_len, true);
         fputc('\n', out);
         break;
     case SL_CFG_MAP:
-        if (v->n == 0) {
-            fputs(" {}\n", out);
-            break;
-        }
-        fputc('\n', out);
-        dump_node(v, out, indent + 2, false);
-        break;
     case SL_CFG_SEQ:
         if (v->n == 0) {
-            fputs(" []\n", out);
+            fputs(v->kind == SL_CFG_MAP ? " {}\n" : " []\n", out);
             break;
         }
         fputc('\n', out);
-        dump_node(v, out, indent + 2, false);
+        dump_collection(v, out, indent + 2, false);
         break;
     }
 }
 
-static void dump_node(const sl_cfg_node *n, FILE *out, int indent, bool redact)
+static void dump_collection(const sl_cfg_node *n, FILE *out, int indent, bool redact)
 {
     for (size_t i = 0; i < n->n; i++) {
         fprintf(out, "%*s", indent, "");
-        if (n->kind == SL_CFG_MAP) {
-            put_key(out, n->keys[i]);
-            fputc(':', out);
-            dump_value(n->items[i], out, indent, redact || secret_key(n->keys[i]));
-        } else {
+        if (n->kind == SL_CFG_SEQ) {
             fputc('-', out);
             dump_value(n->items[i], out, indent, redact);
+            continue;
         }
+        const char *k = n->keys[i];
+        size_t klen = strlen(k);
+        bool secret = redact || secret_key(k);
+        if (klen > DUMP_MAX_IMPLICIT_KEY) {
+            fputs("? ", out);
+            put_quoted(out, k, klen, false);
+            fprintf(out, "\n%*s:", indent, "");
+        } else {
+            if (plain_key(k, klen))
+                fputs(k, out);
+            else
+                put_quoted(out, k, klen, false);
+            fputc(':', out);
+        }
+        dump_value(n->items[i], out, indent, secret);
     }
 }
 
@@ -1047,6 +1439,6 @@ int sl_cfg_dump(const sl_cfg *c, FILE *out)
     if (c->root->n == 0)
         fputs("{}\n", out);
     else
-        dump_node(c->root, out, 0, false);
+        dump_collection(c->root, out, 0, false);
     return ferror(out) ? -1 : 0;
 }

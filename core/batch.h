@@ -28,9 +28,9 @@ struct sl_batch {
     sl_ack_ticket ticket;
     sl_batch_done_fn on_done;
     void *on_done_arg;
-    const char *input; /* input name, in the arena */
+    const char *input;  /* input name, in the arena */
     const char *source; /* file path or journal, in the arena (may be NULL) */
-    sl_field *labels;  /* static labels of the input, in the arena */
+    sl_field *labels;   /* static labels of the input, in the arena */
     uint32_t nlabels;
     sl_chunk *chunks[SL_BATCH_MAX_CHUNKS];
     uint32_t nchunks;

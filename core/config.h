@@ -22,13 +22,13 @@ typedef enum sl_cfg_kind {
 typedef struct sl_cfg_node sl_cfg_node;
 struct sl_cfg_node {
     sl_cfg_kind kind;
-    const char *file; /* the file this node came from */
-    int line, col;    /* 1-based */
+    const char *file;   /* the file this node came from */
+    int line, col;      /* 1-based */
     const char *scalar; /* SCALAR: value after ${} expansion, NUL-terminated */
     size_t scalar_len;
-    bool quoted;      /* SCALAR was quoted in YAML (so "123" is a string) */
-    size_t n;         /* MAP: pairs, SEQ: items */
-    const char **keys;        /* MAP: key strings */
+    bool quoted;                   /* SCALAR was quoted in YAML (so "123" is a string) */
+    size_t n;                      /* MAP: pairs, SEQ: items */
+    const char **keys;             /* MAP: key strings */
     const sl_cfg_node **key_nodes; /* MAP: key positions (SCALAR nodes) */
     const sl_cfg_node **items;     /* MAP: values, SEQ: items */
 };
@@ -92,17 +92,16 @@ int sl_cfg_str(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *d
 int sl_cfg_int(sl_cfg *c, const sl_cfg_node *map, const char *key, int64_t def, int64_t min,
                int64_t max, int64_t *out);
 int sl_cfg_bool(sl_cfg *c, const sl_cfg_node *map, const char *key, bool def, bool *out);
-int sl_cfg_size(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def,
-                uint64_t *out);
+int sl_cfg_size(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def, uint64_t *out);
 int sl_cfg_duration_ms(sl_cfg *c, const sl_cfg_node *map, const char *key, int64_t def,
                        int64_t *out);
 /* choices "a|b|c": *out = index of the match. */
-int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *choices,
-                int def, int *out);
+int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *choices, int def,
+                int *out);
 /* Sequence of scalars (or one scalar): fills up to cap pointers, *n = count.
  * More than cap items is an error. */
-int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char **out,
-                size_t cap, size_t *n);
+int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char **out, size_t cap,
+                size_t *n);
 
 /* Plain parsers, also used outside config. Return 0 or -1. */
 int sl_parse_size(const char *s, uint64_t *out);

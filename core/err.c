@@ -18,18 +18,30 @@ int sl_errf(sl_err *e, int code, const char *fmt, ...)
 const char *sl_strerror(int code)
 {
     switch (code) {
-    case SL_OK: return "ok";
-    case SL_EINVAL: return "invalid argument";
-    case SL_ENOMEM: return "out of memory or bound reached";
-    case SL_EIO: return "i/o error";
-    case SL_EAGAIN: return "try again";
-    case SL_ETIMEDOUT: return "timed out";
-    case SL_ECLOSED: return "closed";
-    case SL_EPARSE: return "parse error";
-    case SL_EFULL: return "full";
-    case SL_ENOSPC: return "no space left on device";
-    case SL_ECORRUPT: return "corrupt data";
-    case SL_ENOENT: return "not found";
+    case SL_OK:
+        return "ok";
+    case SL_EINVAL:
+        return "invalid argument";
+    case SL_ENOMEM:
+        return "out of memory or bound reached";
+    case SL_EIO:
+        return "i/o error";
+    case SL_EAGAIN:
+        return "try again";
+    case SL_ETIMEDOUT:
+        return "timed out";
+    case SL_ECLOSED:
+        return "closed";
+    case SL_EPARSE:
+        return "parse error";
+    case SL_EFULL:
+        return "full";
+    case SL_ENOSPC:
+        return "no space left on device";
+    case SL_ECORRUPT:
+        return "corrupt data";
+    case SL_ENOENT:
+        return "not found";
     }
     return "unknown error";
 }

@@ -1,6 +1,8 @@
 /* The metrics registry: the one piece of process-wide mutable state.
  * Counters and gauges are registered once (name + label set) and updated
- * with atomics from any thread; /metrics renders them as Prometheus text. */
+ * with atomics from any thread; /metrics renders them as Prometheus text.
+ * Metrics whose name ends in _seconds or _seconds_total hold nanoseconds
+ * and are rendered in seconds, so time can be added with integer atomics. */
 #ifndef SLUICE_CORE_METRICS_H
 #define SLUICE_CORE_METRICS_H
 

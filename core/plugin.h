@@ -17,6 +17,21 @@
  * down, stop reading. */
 typedef int (*sl_emit_fn)(void *arg, sl_batch *b);
 
+/* Keys every input / sink map may have, handled by the pipeline itself;
+ * plugins put these first in the key tables they pass to sl_cfg_check. */
+#define SL_INPUT_COMMON_KEYS                                                                       \
+    {"name", SL_KEY_STR, true, NULL, false}, {"type", SL_KEY_STR, true, NULL, false},              \
+        {"parse", SL_KEY_SEQ, false, NULL, false},                                                 \
+    {                                                                                              \
+        "labels", SL_KEY_MAP, false, NULL, false                                                   \
+    }
+#define SL_SINK_COMMON_KEYS                                                                        \
+    {"name", SL_KEY_STR, true, NULL, false}, {"type", SL_KEY_STR, true, NULL, false},              \
+        {"inputs", SL_KEY_LIST, false, NULL, false},                                               \
+    {                                                                                              \
+        "buffer", SL_KEY_MAP, false, NULL, false                                                   \
+    }
+
 typedef struct sl_input_ctx {
     const char *name;
     sl_cfg *cfg;
@@ -50,7 +65,7 @@ typedef struct sl_sink_ctx {
     const sl_cfg_node *node; /* this sink's map */
     const char *data_dir;
     bool check_only;
-    sl_buffer *buffer; /* pop batches here; call sl_batch_done() on each */
+    sl_buffer *buffer;       /* pop batches here; call sl_batch_done() on each */
     const atomic_bool *stop; /* set when the sink must drain and return */
 } sl_sink_ctx;
 

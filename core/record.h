@@ -48,10 +48,10 @@ enum sl_record_flags {
 };
 
 typedef struct sl_record {
-    sl_slice line;      /* the record's text (message), without the newline */
-    int64_t time_ns;    /* event time: parsed, or read time when unknown */
-    uint64_t pos_end;   /* source position just past this record (for acks) */
-    sl_field *fields;   /* in the batch arena */
+    sl_slice line;    /* the record's text (message), without the newline */
+    int64_t time_ns;  /* event time: parsed, or read time when unknown */
+    uint64_t pos_end; /* source position just past this record (for acks) */
+    sl_field *fields; /* in the batch arena */
     uint32_t nfields;
     uint32_t cap_fields;
     uint32_t flags; /* enum sl_record_flags */

@@ -13,11 +13,11 @@
 enum sl_when_full { SL_WHEN_FULL_BLOCK, SL_WHEN_FULL_DROP_OLDEST };
 
 typedef struct sl_buffer_opts {
-    const char *sink;       /* sink name, for metrics and the spool path */
-    uint64_t memory_max;    /* bytes of record text held in memory */
-    uint64_t spool_max;     /* 0: no disk spool */
-    int when_full;          /* enum sl_when_full */
-    const char *spool_dir;  /* data_dir/spool/<sink> */
+    const char *sink;      /* sink name, for metrics and the spool path */
+    uint64_t memory_max;   /* bytes of record text held in memory */
+    uint64_t spool_max;    /* 0: no disk spool */
+    int when_full;         /* enum sl_when_full */
+    const char *spool_dir; /* data_dir/spool/<sink> */
 } sl_buffer_opts;
 
 int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err);

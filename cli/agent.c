@@ -1,0 +1,435 @@
+#include "cli/agent.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collector/file.h"
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/plugin.h"
+#include "shipper/buffer.h"
+#include "shipper/filesink.h"
+#include "shipper/recjson.h"
+
+#define MAX_INPUTS 64
+#define MAX_SINKS  16
+
+static const sl_input_ops *const input_types[] = {&sl_file_input_ops};
+static const sl_sink_ops *const sink_types[] = {&sl_stdout_sink_ops, &sl_file_sink_ops};
+
+static const sl_cfg_key top_keys[] = {
+    {"data_dir", SL_KEY_STR, false, NULL, false},
+    {"metrics", SL_KEY_MAP, false, NULL, false},
+    {"log", SL_KEY_MAP, false, NULL, false},
+    {"shutdown_timeout", SL_KEY_DURATION, false, NULL, false},
+    {"inputs", SL_KEY_SEQ, true, NULL, false},
+    {"sinks", SL_KEY_SEQ, true, NULL, false},
+};
+static const sl_cfg_key metrics_keys[] = {
+    {"listen", SL_KEY_STR, false, NULL, false},
+    {"unhealthy_after", SL_KEY_DURATION, false, NULL, false},
+};
+static const sl_cfg_key log_keys[] = {
+    {"level", SL_KEY_ENUM, false, "debug|info|warn|error", false},
+};
+static const sl_cfg_key buffer_keys[] = {
+    {"memory_max", SL_KEY_SIZE, false, NULL, false},
+    {"spool_max", SL_KEY_SIZE, false, NULL, false},
+    {"when_full", SL_KEY_ENUM, false, "block|drop_oldest", false},
+    {"fsync", SL_KEY_ENUM, false, "always|batch|never", false},
+};
+
+typedef struct sink_rt sink_rt;
+
+typedef struct input_rt {
+    sl_input_ctx ctx;
+    const sl_input_ops *ops;
+    void *state;
+    pthread_t thread;
+    bool started;
+    sink_rt *sinks[MAX_SINKS];
+    int nsinks;
+    struct sl_agent *agent;
+} input_rt;
+
+struct sink_rt {
+    sl_sink_ctx ctx;
+    const sl_sink_ops *ops;
+    void *state;
+    sl_buffer *buffer;
+    pthread_t thread;
+    bool started;
+    atomic_bool done;
+};
+
+struct sl_agent {
+    sl_cfg *cfg;
+    sl_agent_opts opts;
+    const char *data_dir;
+    int64_t shutdown_ms;
+    atomic_bool inputs_stop;
+    atomic_bool sinks_stop;
+    input_rt inputs[MAX_INPUTS];
+    int ninputs;
+    sink_rt sinks[MAX_SINKS];
+    int nsinks;
+    pthread_mutex_t print_mu; /* dry-run output */
+};
+
+static const sl_input_ops *find_input(const char *type)
+{
+    for (size_t i = 0; i < sizeof input_types / sizeof *input_types; i++)
+        if (strcmp(input_types[i]->type, type) == 0) return input_types[i];
+    return NULL;
+}
+
+static const sl_sink_ops *find_sink(const char *type)
+{
+    for (size_t i = 0; i < sizeof sink_types / sizeof *sink_types; i++)
+        if (strcmp(sink_types[i]->type, type) == 0) return sink_types[i];
+    return NULL;
+}
+
+static const char *type_choices(bool inputs)
+{
+    return inputs ? "file" : "stdout|file";
+}
+
+/* Validates top-level keys and returns the inputs/sinks sequences. */
+static void check_top(sl_cfg *cfg, const sl_cfg_node **inputs, const sl_cfg_node **sinks)
+{
+    const sl_cfg_node *root = sl_cfg_root(cfg);
+    sl_cfg_check(cfg, root, top_keys, sizeof top_keys / sizeof *top_keys);
+    const sl_cfg_node *m = sl_cfg_get(root, "metrics");
+    if (m) sl_cfg_check(cfg, m, metrics_keys, sizeof metrics_keys / sizeof *metrics_keys);
+    const sl_cfg_node *l = sl_cfg_get(root, "log");
+    if (l) sl_cfg_check(cfg, l, log_keys, sizeof log_keys / sizeof *log_keys);
+    *inputs = sl_cfg_get(root, "inputs");
+    *sinks = sl_cfg_get(root, "sinks");
+    if (*inputs && (*inputs)->kind != SL_CFG_SEQ) *inputs = NULL;
+    if (*sinks && (*sinks)->kind != SL_CFG_SEQ) *sinks = NULL;
+}
+
+/* Name and type of one input/sink entry; NULL type when unusable. */
+static const char *entry_type(sl_cfg *cfg, const sl_cfg_node *n, const char **name, bool input,
+                              int index)
+{
+    if (n->kind != SL_CFG_MAP) {
+        sl_cfg_error(cfg, n, "%s %d must be a map", input ? "input" : "sink", index);
+        return NULL;
+    }
+    const char *type = NULL;
+    sl_cfg_str(cfg, n, "name", NULL, name);
+    sl_cfg_str(cfg, n, "type", NULL, &type);
+    if (!*name) sl_cfg_error(cfg, n, "missing required key 'name'");
+    if (!type) {
+        sl_cfg_error(cfg, n, "missing required key 'type' (one of %s)", type_choices(input));
+        return NULL;
+    }
+    if (input ? !find_input(type) : !find_sink(type)) {
+        sl_cfg_error(cfg, sl_cfg_get(n, "type"), "unknown %s type '%s' (one of %s)",
+                     input ? "input" : "sink", type, type_choices(input));
+        return NULL;
+    }
+    return type;
+}
+
+static void check_buffer(sl_cfg *cfg, const sl_cfg_node *sink, sl_buffer_opts *o)
+{
+    const sl_cfg_node *b = sl_cfg_get(sink, "buffer");
+    if (b) sl_cfg_check(cfg, b, buffer_keys, sizeof buffer_keys / sizeof *buffer_keys);
+    sl_cfg_size(cfg, b, "memory_max", 64u << 20, &o->memory_max);
+    sl_cfg_size(cfg, b, "spool_max", 0, &o->spool_max);
+    sl_cfg_enum(cfg, b, "when_full", "block|drop_oldest", SL_WHEN_FULL_BLOCK, &o->when_full);
+}
+
+/* Routing: which sinks take which inputs, with unknown names reported. */
+static void check_routes(sl_cfg *cfg, const sl_cfg_node *inputs, const sl_cfg_node *sinks)
+{
+    const char *names[MAX_INPUTS];
+    size_t ninputs = 0;
+    for (size_t i = 0; inputs && i < inputs->n && ninputs < MAX_INPUTS; i++) {
+        const char *name = NULL;
+        sl_cfg_str(cfg, inputs->items[i], "name", NULL, &name);
+        if (!name) continue;
+        for (size_t j = 0; j < ninputs; j++)
+            if (strcmp(names[j], name) == 0)
+                sl_cfg_error(cfg, inputs->items[i], "duplicate input name '%s'", name);
+        names[ninputs++] = name;
+    }
+    for (size_t s = 0; sinks && s < sinks->n; s++) {
+        const char *list[MAX_INPUTS];
+        size_t n = 0;
+        if (sinks->items[s]->kind != SL_CFG_MAP) continue;
+        sl_cfg_list(cfg, sinks->items[s], "inputs", list, MAX_INPUTS, &n);
+        for (size_t k = 0; k < n; k++) {
+            bool found = false;
+            for (size_t j = 0; j < ninputs; j++) found |= strcmp(names[j], list[k]) == 0;
+            if (!found)
+                sl_cfg_error(cfg, sl_cfg_get(sinks->items[s], "inputs"),
+                             "sink takes unknown input '%s'", list[k]);
+        }
+    }
+}
+
+int sl_agent_check(sl_cfg *cfg)
+{
+    const sl_cfg_node *inputs, *sinks;
+    check_top(cfg, &inputs, &sinks);
+    atomic_bool stop = false;
+    for (size_t i = 0; inputs && i < inputs->n; i++) {
+        const char *name = NULL;
+        const char *type = entry_type(cfg, inputs->items[i], &name, true, (int)i);
+        if (!type) continue;
+        sl_input_ctx ctx = {.name = name ? name : "?",
+                            .cfg = cfg,
+                            .node = inputs->items[i],
+                            .data_dir = "/nonexistent",
+                            .check_only = true,
+                            .stop = &stop};
+        void *state = NULL;
+        sl_err err;
+        find_input(type)->create(&ctx, &state, &err);
+    }
+    for (size_t i = 0; sinks && i < sinks->n; i++) {
+        const char *name = NULL;
+        const char *type = entry_type(cfg, sinks->items[i], &name, false, (int)i);
+        if (!type) continue;
+        sl_buffer_opts bo = {0};
+        check_buffer(cfg, sinks->items[i], &bo);
+        sl_sink_ctx ctx = {.name = name ? name : "?",
+                           .cfg = cfg,
+                           .node = sinks->items[i],
+                           .data_dir = "/nonexistent",
+                           .check_only = true,
+                           .stop = &stop};
+        void *state = NULL;
+        sl_err err;
+        find_sink(type)->create(&ctx, &state, &err);
+    }
+    check_routes(cfg, inputs, sinks);
+    return (int)sl_cfg_nerrors(cfg);
+}
+
+static bool sink_takes(sl_cfg *cfg, const sl_cfg_node *sink, const char *input)
+{
+    const char *list[MAX_INPUTS];
+    size_t n = 0;
+    if (!sl_cfg_get(sink, "inputs")) return true; /* default: every input */
+    sl_cfg_list(cfg, sink, "inputs", list, MAX_INPUTS, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], input) == 0) return true;
+    return false;
+}
+
+void sl_agent_describe(sl_cfg *cfg, FILE *out)
+{
+    const sl_cfg_node *root = sl_cfg_root(cfg);
+    const sl_cfg_node *inputs = sl_cfg_get(root, "inputs"), *sinks = sl_cfg_get(root, "sinks");
+    fprintf(out, "# pipeline\n");
+    for (size_t i = 0; inputs && i < inputs->n; i++) {
+        const char *name = "?", *type = "?";
+        sl_cfg_str(cfg, inputs->items[i], "name", "?", &name);
+        sl_cfg_str(cfg, inputs->items[i], "type", "?", &type);
+        fprintf(out, "#   input %s (%s) ->", name, type);
+        for (size_t s = 0; sinks && s < sinks->n; s++) {
+            const char *sname = "?";
+            sl_cfg_str(cfg, sinks->items[s], "name", "?", &sname);
+            if (sink_takes(cfg, sinks->items[s], name)) fprintf(out, " %s", sname);
+        }
+        fprintf(out, "\n");
+    }
+    fprintf(out, "# resolved configuration\n");
+    sl_cfg_dump(cfg, out);
+}
+
+static void print_dry_run(sl_agent *a, sl_batch *b)
+{
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    for (uint32_t i = 0; i < b->nrecords; i++) {
+        if (b->records[i].flags & SL_RF_DROPPED) continue;
+        sl_recjson_append(&out, b, &b->records[i], SL_RJ_ALL);
+        sl_buf_putc(&out, '\n');
+    }
+    pthread_mutex_lock(&a->print_mu);
+    if (!out.failed) fwrite(out.p, 1, out.len, stdout);
+    fflush(stdout);
+    pthread_mutex_unlock(&a->print_mu);
+    sl_buf_free(&out);
+}
+
+/* The emit callback: runs on the input's thread. */
+static int route(void *arg, sl_batch *b)
+{
+    input_rt *in = arg;
+    sl_agent *a = in->agent;
+    if (a->opts.dry_run) {
+        print_dry_run(a, b);
+        sl_batch_unref(b); /* never acknowledged: no checkpoint moves */
+        return SL_OK;
+    }
+    if (in->nsinks == 0) {
+        sl_batch_done(b);
+        return SL_OK;
+    }
+    sl_batch_hold(b, in->nsinks - 1);
+    int rc = SL_OK;
+    for (int i = 0; i < in->nsinks; i++) {
+        if (sl_buffer_push(in->sinks[i]->buffer, b) != SL_OK) {
+            /* Shutting down: this copy was not taken, so it must not be
+             * acknowledged; the checkpoint stays before it. */
+            sl_batch_unref(b);
+            rc = SL_ECLOSED;
+        }
+    }
+    return rc;
+}
+
+static void *input_thread(void *arg)
+{
+    input_rt *in = arg;
+    in->ops->run(in->state);
+    return NULL;
+}
+
+static void *sink_thread(void *arg)
+{
+    sink_rt *s = arg;
+    s->ops->run(s->state);
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+static void teardown(sl_agent *a)
+{
+    atomic_store(&a->inputs_stop, true);
+    for (int i = 0; i < a->ninputs; i++)
+        if (a->inputs[i].started) pthread_join(a->inputs[i].thread, NULL);
+    for (int i = 0; i < a->nsinks; i++)
+        if (a->sinks[i].buffer) sl_buffer_close(a->sinks[i].buffer);
+    /* Sinks drain what they hold until the deadline, then are told to stop;
+     * what they could not deliver stays unacknowledged and is read again. */
+    int64_t deadline = sl_monotonic_ns() + a->shutdown_ms * 1000000;
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < a->nsinks; i++)
+            if (a->sinks[i].started && !atomic_load(&a->sinks[i].done)) all = false;
+        if (all || sl_monotonic_ns() >= deadline) break;
+        usleep(10000);
+    }
+    atomic_store(&a->sinks_stop, true);
+    for (int i = 0; i < a->nsinks; i++)
+        if (a->sinks[i].started) pthread_join(a->sinks[i].thread, NULL);
+    for (int i = 0; i < a->nsinks; i++) {
+        if (a->sinks[i].state) a->sinks[i].ops->destroy(a->sinks[i].state);
+        sl_buffer_free(a->sinks[i].buffer);
+    }
+    /* Last: inputs save checkpoints now that every ack has arrived. */
+    for (int i = 0; i < a->ninputs; i++)
+        if (a->inputs[i].state) a->inputs[i].ops->destroy(a->inputs[i].state);
+    pthread_mutex_destroy(&a->print_mu);
+    free(a);
+}
+
+int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *err)
+{
+    if (sl_agent_check(cfg) != 0)
+        return sl_errf(err, SL_EINVAL, "configuration has %zu error(s)", sl_cfg_nerrors(cfg));
+    sl_agent *a = calloc(1, sizeof *a);
+    if (!a) return sl_errf(err, SL_ENOMEM, "out of memory");
+    a->cfg = cfg;
+    a->opts = *o;
+    pthread_mutex_init(&a->print_mu, NULL);
+    const sl_cfg_node *root = sl_cfg_root(cfg);
+    sl_cfg_str(cfg, root, "data_dir", "/var/lib/sluice", &a->data_dir);
+    sl_cfg_duration_ms(cfg, root, "shutdown_timeout", 10000, &a->shutdown_ms);
+    const char *level = "info";
+    sl_cfg_str(cfg, sl_cfg_get(root, "log"), "level", "info", &level);
+    sl_log_set_level(sl_log_level_from_name(level));
+    int rc = sl_mkdirs(a->data_dir, 0700, err);
+    if (rc != SL_OK) goto fail;
+
+    const sl_cfg_node *inputs = sl_cfg_get(root, "inputs"), *sinks = sl_cfg_get(root, "sinks");
+    for (size_t i = 0; i < sinks->n && !o->dry_run; i++) {
+        if (a->nsinks == MAX_SINKS) {
+            rc = sl_errf(err, SL_EINVAL, "more than %d sinks", MAX_SINKS);
+            goto fail;
+        }
+        sink_rt *s = &a->sinks[a->nsinks++];
+        const sl_cfg_node *n = sinks->items[i];
+        const char *type = NULL;
+        sl_cfg_str(cfg, n, "name", NULL, &s->ctx.name);
+        sl_cfg_str(cfg, n, "type", NULL, &type);
+        s->ops = find_sink(type);
+        sl_buffer_opts bo = {.sink = s->ctx.name};
+        check_buffer(cfg, n, &bo);
+        char spool_dir[4096];
+        snprintf(spool_dir, sizeof spool_dir, "%s/spool/%s", a->data_dir, s->ctx.name);
+        bo.spool_dir = spool_dir;
+        if ((rc = sl_buffer_new(&bo, &s->buffer, err)) != SL_OK) goto fail;
+        s->ctx.cfg = cfg;
+        s->ctx.node = n;
+        s->ctx.data_dir = a->data_dir;
+        s->ctx.buffer = s->buffer;
+        s->ctx.stop = &a->sinks_stop;
+        if ((rc = s->ops->create(&s->ctx, &s->state, err)) != SL_OK) goto fail;
+    }
+    for (size_t i = 0; i < inputs->n; i++) {
+        if (a->ninputs == MAX_INPUTS) {
+            rc = sl_errf(err, SL_EINVAL, "more than %d inputs", MAX_INPUTS);
+            goto fail;
+        }
+        input_rt *in = &a->inputs[a->ninputs++];
+        const sl_cfg_node *n = inputs->items[i];
+        const char *type = NULL;
+        sl_cfg_str(cfg, n, "name", NULL, &in->ctx.name);
+        sl_cfg_str(cfg, n, "type", NULL, &type);
+        in->ops = find_input(type);
+        in->agent = a;
+        for (int s = 0; s < a->nsinks; s++)
+            if (sink_takes(cfg, sinks->items[s], in->ctx.name))
+                in->sinks[in->nsinks++] = &a->sinks[s];
+        in->ctx.cfg = cfg;
+        in->ctx.node = n;
+        in->ctx.data_dir = a->data_dir;
+        in->ctx.dry_run = o->dry_run;
+        in->ctx.emit = route;
+        in->ctx.emit_arg = in;
+        in->ctx.stop = &a->inputs_stop;
+        if ((rc = in->ops->create(&in->ctx, &in->state, err)) != SL_OK) goto fail;
+    }
+    for (int i = 0; i < a->nsinks; i++) {
+        if (pthread_create(&a->sinks[i].thread, NULL, sink_thread, &a->sinks[i]) != 0) {
+            rc = sl_errf(err, SL_ENOMEM, "cannot start sink thread");
+            goto fail;
+        }
+        a->sinks[i].started = true;
+    }
+    for (int i = 0; i < a->ninputs; i++) {
+        if (pthread_create(&a->inputs[i].thread, NULL, input_thread, &a->inputs[i]) != 0) {
+            rc = sl_errf(err, SL_ENOMEM, "cannot start input thread");
+            goto fail;
+        }
+        a->inputs[i].started = true;
+    }
+    sl_log(SL_LOG_INFO, "agent_started", "inputs=%d sinks=%d data_dir=%s dry_run=%d", a->ninputs,
+           a->nsinks, a->data_dir, o->dry_run);
+    *out = a;
+    return SL_OK;
+fail:
+    teardown(a);
+    return rc;
+}
+
+void sl_agent_stop(sl_agent *a)
+{
+    if (!a) return;
+    teardown(a);
+    sl_log(SL_LOG_INFO, "agent_stopped", "%s", "");
+}

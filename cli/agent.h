@@ -1,0 +1,30 @@
+/* The running agent: builds inputs, sinks and their buffers from the
+ * configuration, routes batches from inputs to sinks, and tears it all down
+ * in the order that keeps checkpoints behind undelivered data. */
+#ifndef SLUICE_CLI_AGENT_H
+#define SLUICE_CLI_AGENT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "core/config.h"
+#include "core/err.h"
+
+typedef struct sl_agent sl_agent;
+
+typedef struct sl_agent_opts {
+    bool check_only; /* validate, print nothing, start nothing */
+    bool dry_run;    /* read and parse, print records, send nothing, move no checkpoint */
+} sl_agent_opts;
+
+/* Validates the whole pipeline; errors are collected in cfg. Returns the
+ * number of errors. */
+int sl_agent_check(sl_cfg *cfg);
+/* Prints the resolved pipeline (inputs, steps, sinks, routing). */
+void sl_agent_describe(sl_cfg *cfg, FILE *out);
+
+int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *err);
+/* Stops inputs, drains sinks within shutdown_timeout, saves checkpoints. */
+void sl_agent_stop(sl_agent *a);
+
+#endif

@@ -1,0 +1,146 @@
+#include "collector/checkpoint.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+
+#define CKPT_VERSION   1
+#define CKPT_MAX_BYTES (64u << 20)
+
+uint64_t sl_fingerprint(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+
+void sl_ckpt_free(sl_ckpt *c)
+{
+    free(c->e);
+    c->e = NULL;
+    c->n = c->cap = 0;
+}
+
+sl_ckpt_entry *sl_ckpt_find(sl_ckpt *c, uint64_t dev, uint64_t ino)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i].dev == dev && c->e[i].ino == ino) return &c->e[i];
+    return NULL;
+}
+
+int sl_ckpt_put(sl_ckpt *c, const sl_ckpt_entry *e)
+{
+    sl_ckpt_entry *old = sl_ckpt_find(c, e->dev, e->ino);
+    if (old) {
+        *old = *e;
+        return SL_OK;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        sl_ckpt_entry *ne = realloc(c->e, cap * sizeof *ne);
+        if (!ne) return SL_ENOMEM;
+        c->e = ne;
+        c->cap = cap;
+    }
+    c->e[c->n++] = *e;
+    return SL_OK;
+}
+
+void sl_ckpt_remove(sl_ckpt *c, size_t i)
+{
+    if (i < c->n) c->e[i] = c->e[--c->n];
+}
+
+static int parse(const char *text, size_t len, sl_ckpt *c, sl_err *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root) return sl_errf(err, SL_ECORRUPT, "line %d: %s", je.line, je.text);
+    int rc = SL_OK;
+    json_t *files = json_object_get(root, "files");
+    if (json_integer_value(json_object_get(root, "version")) != CKPT_VERSION ||
+        !json_is_array(files)) {
+        rc = sl_errf(err, SL_ECORRUPT, "unknown version or layout");
+        goto out;
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        sl_ckpt_entry e = {0};
+        const char *path = json_string_value(json_object_get(f, "path"));
+        const char *fp = json_string_value(json_object_get(f, "fp"));
+        json_t *off = json_object_get(f, "offset");
+        if (!path || !fp || !json_is_integer(off) || json_integer_value(off) < 0) {
+            rc = sl_errf(err, SL_ECORRUPT, "entry %zu is incomplete", i);
+            goto out;
+        }
+        snprintf(e.path, sizeof e.path, "%s", path);
+        e.dev = (uint64_t)json_integer_value(json_object_get(f, "dev"));
+        e.ino = (uint64_t)json_integer_value(json_object_get(f, "ino"));
+        e.fp_len = (uint32_t)json_integer_value(json_object_get(f, "fp_len"));
+        e.fp = strtoull(fp, NULL, 16);
+        e.offset = (uint64_t)json_integer_value(off);
+        e.seen = json_integer_value(json_object_get(f, "seen"));
+        if ((rc = sl_ckpt_put(c, &e)) != SL_OK) goto out;
+    }
+out:
+    json_decref(root);
+    if (rc != SL_OK) sl_ckpt_free(c);
+    return rc;
+}
+
+int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
+{
+    char prev[4096];
+    snprintf(prev, sizeof prev, "%s.prev", path);
+    *fell_back = 0;
+    char *text;
+    size_t len;
+    int rc = sl_read_file(path, CKPT_MAX_BYTES, &text, &len, err);
+    if (rc == SL_ENOENT) {
+        /* A crash may have left only the previous generation. */
+        if (sl_read_file(prev, CKPT_MAX_BYTES, &text, &len, NULL) != SL_OK) return SL_OK;
+        *fell_back = 1;
+        rc = parse(text, len, c, err);
+        free(text);
+        return rc;
+    }
+    if (rc == SL_OK) {
+        rc = parse(text, len, c, err);
+        free(text);
+        if (rc == SL_OK) return SL_OK;
+    }
+    sl_err perr;
+    if (sl_read_file(prev, CKPT_MAX_BYTES, &text, &len, &perr) != SL_OK) return rc;
+    *fell_back = 1;
+    rc = parse(text, len, c, err);
+    free(text);
+    return rc;
+}
+
+int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
+{
+    json_t *root = json_object(), *files = json_array();
+    json_object_set_new(root, "version", json_integer(CKPT_VERSION));
+    for (size_t i = 0; i < c->n; i++) {
+        const sl_ckpt_entry *e = &c->e[i];
+        char fp[20];
+        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)e->fp);
+        json_array_append_new(files, json_pack("{s:s,s:I,s:I,s:i,s:s,s:I,s:I}", "path", e->path,
+                                               "dev", (json_int_t)e->dev, "ino", (json_int_t)e->ino,
+                                               "fp_len", (int)e->fp_len, "fp", fp, "offset",
+                                               (json_int_t)e->offset, "seen", (json_int_t)e->seen));
+    }
+    json_object_set_new(root, "files", files);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text) return sl_errf(err, SL_ENOMEM, "checkpoint: out of memory");
+    int rc = sl_write_atomic(path, text, strlen(text), 1, err);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* Per-file checkpoints of a file input: where each file (identified by
+ * device, inode and a fingerprint of its first bytes) has been read and
+ * acknowledged up to. Saved atomically as JSON in data_dir with the previous
+ * generation kept beside it; a damaged file falls back to that generation. */
+#ifndef SLUICE_COLLECTOR_CHECKPOINT_H
+#define SLUICE_COLLECTOR_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+typedef struct sl_ckpt_entry {
+    char path[1024];
+    uint64_t dev, ino;
+    uint32_t fp_len; /* bytes the fingerprint covers (grows up to fp_bytes) */
+    uint64_t fp;     /* hash of the first fp_len bytes */
+    uint64_t offset; /* acknowledged position */
+    int64_t seen;    /* unix seconds when the file was last present */
+} sl_ckpt_entry;
+
+typedef struct sl_ckpt {
+    sl_ckpt_entry *e;
+    size_t n, cap;
+} sl_ckpt;
+
+/* Loads path (or path.prev when path is damaged). A missing file is an
+ * empty set. *fell_back is set when the previous generation was used. */
+int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err);
+int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err);
+/* Adds or replaces the entry with the same dev+ino. */
+int sl_ckpt_put(sl_ckpt *c, const sl_ckpt_entry *e);
+sl_ckpt_entry *sl_ckpt_find(sl_ckpt *c, uint64_t dev, uint64_t ino);
+void sl_ckpt_remove(sl_ckpt *c, size_t i);
+void sl_ckpt_free(sl_ckpt *c);
+
+/* FNV-1a over a prefix of a file, used as its fingerprint. */
+uint64_t sl_fingerprint(const void *p, size_t n);
+
+#endif

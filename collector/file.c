@@ -1,0 +1,565 @@
+#include "collector/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "collector/checkpoint.h"
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+#define MAX_GLOBS  32
+#define MAX_LABELS 32
+
+enum { START_BEGINNING, START_END };
+enum { LONG_SPLIT, LONG_TRUNCATE };
+
+typedef struct tracked {
+    struct tracked *next;
+    char path[1024];
+    int fd;
+    uint64_t dev, ino;
+    uint32_t fp_len;
+    uint64_t fp;
+    uint64_t read_off; /* next byte to read */
+    sl_watermark *wm;  /* positions are file offsets */
+    sl_chunk *chunk;   /* holds the unfinished line at [0, partial) */
+    size_t partial;
+    int64_t partial_since;
+    bool skipping; /* truncate mode: dropping the rest of a long line */
+    bool gone;     /* path no longer leads here: read to EOF, then close */
+    int64_t last_data_ns;
+} tracked;
+
+typedef struct file_input {
+    const sl_input_ctx *ctx;
+    const char *globs[MAX_GLOBS];
+    size_t nglobs;
+    const char *excludes[MAX_GLOBS];
+    size_t nexcludes;
+    int start_at;
+    int long_mode;
+    uint64_t max_line_bytes;
+    uint64_t chunk_bytes;
+    uint32_t fp_bytes;
+    int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms;
+    uint32_t batch_records;
+    sl_field labels[MAX_LABELS];
+    uint32_t nlabels;
+    char ckpt_path[4096];
+    sl_ckpt ckpt; /* last known position of every file, open or not */
+    tracked *files;
+    bool first_scan_done;
+    int64_t next_ckpt_ns;
+    sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
+        *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors;
+} file_input;
+
+static const sl_cfg_key file_keys[] = {
+    SL_INPUT_COMMON_KEYS,
+    {"paths", SL_KEY_LIST, true, NULL, false},
+    {"exclude", SL_KEY_LIST, false, NULL, false},
+    {"start_at", SL_KEY_ENUM, false, "beginning|end", false},
+    {"max_line_bytes", SL_KEY_SIZE, false, NULL, false},
+    {"long_lines", SL_KEY_ENUM, false, "split|truncate", false},
+    {"read_chunk", SL_KEY_SIZE, false, NULL, false},
+    {"fingerprint_bytes", SL_KEY_SIZE, false, NULL, false},
+    {"poll_interval", SL_KEY_DURATION, false, NULL, false},
+    {"flush_partial_after", SL_KEY_DURATION, false, NULL, false},
+    {"checkpoint_interval", SL_KEY_DURATION, false, NULL, false},
+    {"forget_after", SL_KEY_DURATION, false, NULL, false},
+    {"batch_records", SL_KEY_INT, false, NULL, false},
+};
+
+static int configure(file_input *in, const sl_input_ctx *ctx)
+{
+    sl_cfg *cfg = ctx->cfg;
+    const sl_cfg_node *n = ctx->node;
+    size_t before = sl_cfg_nerrors(cfg);
+    sl_cfg_check(cfg, n, file_keys, sizeof file_keys / sizeof *file_keys);
+    sl_cfg_list(cfg, n, "paths", in->globs, MAX_GLOBS, &in->nglobs);
+    sl_cfg_list(cfg, n, "exclude", in->excludes, MAX_GLOBS, &in->nexcludes);
+    sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
+    sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
+    sl_cfg_size(cfg, n, "max_line_bytes", 1 << 20, &in->max_line_bytes);
+    sl_cfg_size(cfg, n, "read_chunk", 256 << 10, &in->chunk_bytes);
+    uint64_t fpb;
+    sl_cfg_size(cfg, n, "fingerprint_bytes", 1024, &fpb);
+    in->fp_bytes = (uint32_t)(fpb > 65536 ? 65536 : fpb);
+    sl_cfg_duration_ms(cfg, n, "poll_interval", 250, &in->poll_ms);
+    sl_cfg_duration_ms(cfg, n, "flush_partial_after", 5000, &in->flush_partial_ms);
+    sl_cfg_duration_ms(cfg, n, "checkpoint_interval", 1000, &in->checkpoint_ms);
+    sl_cfg_duration_ms(cfg, n, "forget_after", 7 * 24 * 3600 * 1000LL, &in->forget_after_ms);
+    int64_t br;
+    sl_cfg_int(cfg, n, "batch_records", 4096, 1, 1 << 20, &br);
+    in->batch_records = (uint32_t)br;
+    if (in->max_line_bytes < 16)
+        sl_cfg_error(cfg, sl_cfg_get(n, "max_line_bytes"), "max_line_bytes must be at least 16");
+    if (in->chunk_bytes < 4096 || in->chunk_bytes > (256u << 20))
+        sl_cfg_error(cfg, sl_cfg_get(n, "read_chunk"),
+                     "read_chunk must be between 4KiB and 256MiB");
+    const sl_cfg_node *labels = sl_cfg_get(n, "labels");
+    if (labels && labels->kind == SL_CFG_MAP) {
+        for (size_t i = 0; i < labels->n && in->nlabels < MAX_LABELS; i++) {
+            const sl_cfg_node *v = labels->items[i];
+            if (v->kind != SL_CFG_SCALAR) {
+                sl_cfg_error(cfg, v, "label '%s' must be a string", labels->keys[i]);
+                continue;
+            }
+            sl_field *f = &in->labels[in->nlabels++];
+            f->key = (sl_slice){labels->keys[i], strlen(labels->keys[i])};
+            f->val = (sl_slice){v->scalar, v->scalar_len};
+            f->type = SL_V_STRING;
+            f->flags = SL_FF_LABEL;
+        }
+    }
+    return sl_cfg_nerrors(cfg) > before ? SL_EINVAL : SL_OK;
+}
+
+static void register_metrics(file_input *in)
+{
+    char l[256];
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, NULL, NULL);
+    in->m_lines = sl_counter("sluice_input_records_total", "Records read by the input.", l);
+    in->m_bytes = sl_counter("sluice_input_bytes_total", "Bytes read by the input.", l);
+    in->m_split = sl_counter("sluice_input_long_lines_total",
+                             "Lines longer than max_line_bytes (split or truncated).", l);
+    in->m_truncated_files = sl_counter("sluice_input_file_truncations_total",
+                                       "Files that shrank under us (copytruncate).", l);
+    in->m_rotations = sl_counter("sluice_input_file_rotations_total",
+                                 "Files replaced at their path (rename rotation).", l);
+    in->m_open = sl_gauge("sluice_input_open_files", "Files the input holds open.", l);
+    in->m_ckpt_errors =
+        sl_counter("sluice_checkpoint_write_errors_total", "Failed checkpoint writes.", l);
+    in->m_ckpt_fallback = sl_counter("sluice_checkpoint_fallbacks_total",
+                                     "Damaged checkpoints replaced by the previous generation.", l);
+    in->m_read_errors =
+        sl_counter("sluice_input_read_errors_total", "Failed opens and reads of files.", l);
+}
+
+static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
+{
+    file_input *in = calloc(1, sizeof *in);
+    if (!in) return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
+    in->ctx = ctx;
+    if (configure(in, ctx) != SL_OK) {
+        free(in);
+        return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
+    }
+    if (ctx->check_only) {
+        free(in);
+        *state = NULL;
+        return SL_OK;
+    }
+    register_metrics(in);
+    char dir[2048];
+    if (snprintf(dir, sizeof dir, "%s/checkpoints", ctx->data_dir) >= (int)sizeof dir) {
+        free(in);
+        return sl_errf(err, SL_EINVAL, "input %s: data_dir is too long", ctx->name);
+    }
+    int rc = sl_mkdirs(dir, 0700, err);
+    if (rc != SL_OK) {
+        free(in);
+        return rc;
+    }
+    snprintf(in->ckpt_path, sizeof in->ckpt_path, "%s/%s.json", dir, ctx->name);
+    int fell_back = 0;
+    sl_err lerr = {0};
+    rc = sl_ckpt_load(in->ckpt_path, &in->ckpt, &fell_back, &lerr);
+    if (rc != SL_OK) {
+        /* Both generations are damaged. Starting over would re-ship every
+         * file, and stopping would crash-loop the node's agent; keep the
+         * damaged file aside for a human and start from start_at. */
+        char aside[4200];
+        snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
+        rename(in->ckpt_path, aside);
+        sl_metric_inc(in->m_ckpt_fallback);
+        sl_log(SL_LOG_ERROR, "checkpoint_unreadable", "input=%s path=%s error=\"%s\" kept=%s",
+               ctx->name, in->ckpt_path, lerr.msg, aside);
+    } else if (fell_back) {
+        sl_metric_inc(in->m_ckpt_fallback);
+        sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
+               ctx->name, in->ckpt_path);
+    }
+    *state = in;
+    return SL_OK;
+}
+
+static bool excluded(const file_input *in, const char *path)
+{
+    for (size_t i = 0; i < in->nexcludes; i++)
+        if (fnmatch(in->excludes[i], path, FNM_PATHNAME) == 0) return true;
+    return false;
+}
+
+static uint64_t fingerprint_fd(int fd, uint32_t len)
+{
+    char buf[65536];
+    ssize_t r = pread(fd, buf, len, 0);
+    return sl_fingerprint(buf, r > 0 ? (size_t)r : 0);
+}
+
+/* Refreshes the fingerprint while the file is shorter than fp_bytes, so
+ * that it covers as much of the file as exists. */
+static void grow_fingerprint(file_input *in, tracked *t, uint64_t size)
+{
+    if (t->fp_len >= in->fp_bytes || size <= t->fp_len) return;
+    uint32_t len = size < in->fp_bytes ? (uint32_t)size : in->fp_bytes;
+    t->fp = fingerprint_fd(t->fd, len);
+    t->fp_len = len;
+}
+
+static tracked *find_by_id(file_input *in, uint64_t dev, uint64_t ino)
+{
+    for (tracked *t = in->files; t; t = t->next)
+        if (t->dev == dev && t->ino == ino) return t;
+    return NULL;
+}
+
+static void open_file(file_input *in, const char *path, const struct stat *st, bool initial)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        sl_metric_inc(in->m_read_errors);
+        sl_log(SL_LOG_WARN, "file_open_failed", "input=%s path=%s error=\"%s\"", in->ctx->name,
+               path, strerror(errno));
+        return;
+    }
+    tracked *t = calloc(1, sizeof *t);
+    if (!t) {
+        close(fd);
+        return;
+    }
+    snprintf(t->path, sizeof t->path, "%s", path);
+    t->fd = fd;
+    t->dev = st->st_dev;
+    t->ino = st->st_ino;
+    uint64_t size = (uint64_t)st->st_size;
+    uint64_t start = 0;
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
+    if (e && e->fp_len <= size && fingerprint_fd(fd, e->fp_len) == e->fp) {
+        /* Same file as checkpointed; an offset past the end means it was
+         * truncated while we were away. */
+        start = e->offset <= size ? e->offset : 0;
+        t->fp_len = e->fp_len;
+        t->fp = e->fp;
+    } else {
+        if (e)
+            sl_log(SL_LOG_INFO, "file_identity_changed", "input=%s path=%s reason=inode_reused",
+                   in->ctx->name, path);
+        /* Files present at the very first start honour start_at; anything
+         * that appears later is new data and is read from its start. */
+        if (!e && initial && in->start_at == START_END) start = size;
+    }
+    grow_fingerprint(in, t, size);
+    t->read_off = start;
+    t->wm = sl_watermark_new(start);
+    t->last_data_ns = sl_monotonic_ns();
+    if (!t->wm) {
+        close(fd);
+        free(t);
+        return;
+    }
+    t->next = in->files;
+    in->files = t;
+    sl_metric_gauge_add(in->m_open, 1);
+    sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
+           path, (unsigned long long)t->ino, (unsigned long long)start);
+}
+
+static void remember(file_input *in, tracked *t)
+{
+    sl_ckpt_entry e = {0};
+    snprintf(e.path, sizeof e.path, "%s", t->path);
+    e.dev = t->dev;
+    e.ino = t->ino;
+    e.fp_len = t->fp_len;
+    e.fp = t->fp;
+    e.offset = sl_watermark_get(t->wm);
+    e.seen = sl_now_ns() / 1000000000;
+    sl_ckpt_put(&in->ckpt, &e);
+}
+
+static void close_file(file_input *in, tracked *t)
+{
+    remember(in, t);
+    close(t->fd);
+    sl_watermark_unref(t->wm);
+    if (t->chunk) sl_chunk_unref(t->chunk);
+    sl_metric_gauge_add(in->m_open, -1);
+    free(t);
+}
+
+static void scan(file_input *in)
+{
+    for (tracked *t = in->files; t; t = t->next) t->gone = true;
+    for (size_t g = 0; g < in->nglobs; g++) {
+        glob_t gl;
+        if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            const char *path = gl.gl_pathv[i];
+            struct stat st;
+            if (excluded(in, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+            tracked *t = find_by_id(in, st.st_dev, st.st_ino);
+            if (t) {
+                t->gone = false;
+                /* Renamed within the glob: follow the new name. */
+                if (strcmp(t->path, path) != 0) snprintf(t->path, sizeof t->path, "%s", path);
+                continue;
+            }
+            open_file(in, path, &st, !in->first_scan_done);
+        }
+        globfree(&gl);
+    }
+    in->first_scan_done = true;
+}
+
+static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, uint64_t end)
+{
+    sl_metric_add(in->m_lines, b->nrecords);
+    if (sl_watermark_issue(t->wm, begin, end) != SL_OK) {
+        sl_batch_unref(b);
+        return SL_EINVAL;
+    }
+    b->ticket = (sl_ack_ticket){sl_watermark_ref(t->wm), begin, end};
+    return in->ctx->emit(in->ctx->emit_arg, b);
+}
+
+/* Emits the records of c->data[0, len) as one or more batches. Lines are
+ * found with memchr, which is what `wc -l` is bound by too. flush_tail: a
+ * last line without newline is complete (the writer is done with it). */
+static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
+{
+    sl_chunk *c = t->chunk;
+    uint64_t base = t->read_off - len; /* file offset of data[0] */
+    size_t pos = 0, max = in->max_line_bytes;
+    int64_t now = sl_now_ns();
+    sl_batch *b = NULL;
+    uint64_t batch_begin = 0;
+    while (pos < len) {
+        const char *start = c->data + pos;
+        const char *nl = memchr(start, '\n', len - pos);
+        size_t line_len, consumed;
+        uint32_t flags = 0;
+        if (nl) {
+            line_len = (size_t)(nl - start);
+            consumed = line_len + 1;
+        } else if (len - pos >= max || flush_tail) {
+            line_len = consumed = len - pos;
+        } else {
+            break;
+        }
+        if (t->skipping) {
+            /* Truncate mode: the rest of an over-long line is dropped. */
+            t->skipping = !nl;
+            pos += consumed;
+            continue;
+        }
+        if (line_len > max) {
+            sl_metric_inc(in->m_split);
+            if (in->long_mode == LONG_SPLIT) {
+                flags = SL_RF_SPLIT;
+                consumed = line_len = max;
+            } else {
+                flags = SL_RF_TRUNCATED;
+                line_len = max;
+                t->skipping = !nl;
+            }
+        } else if (!nl && line_len == max && !flush_tail) {
+            sl_metric_inc(in->m_split);
+            flags = in->long_mode == LONG_SPLIT ? SL_RF_SPLIT : SL_RF_TRUNCATED;
+            t->skipping = in->long_mode == LONG_TRUNCATE;
+        }
+        if (!b) {
+            b = sl_batch_new(in->batch_records);
+            if (!b || sl_batch_add_chunk(b, c) != SL_OK ||
+                sl_batch_set_names(b, in->ctx->name, t->path) != SL_OK ||
+                sl_batch_set_labels(b, in->labels, in->nlabels) != SL_OK) {
+                if (b) sl_batch_unref(b);
+                return SL_ENOMEM;
+            }
+            batch_begin = base + pos;
+        }
+        sl_record *r = sl_batch_add(b, (sl_slice){start, line_len}, now, base + pos + consumed);
+        r->flags = flags;
+        pos += consumed;
+        if (b->nrecords == b->cap_records) {
+            int rc = flush_batch(in, t, b, batch_begin, base + pos);
+            b = NULL;
+            if (rc != SL_OK) return rc;
+        }
+    }
+    if (b) {
+        int rc = flush_batch(in, t, b, batch_begin, base + pos);
+        if (rc != SL_OK) return rc;
+    }
+    /* Keep the unfinished line at the start of a fresh chunk: the old one
+     * now belongs to the batches that point into it. */
+    t->partial = len - pos;
+    if (t->partial && pos) {
+        sl_chunk *nc = sl_chunk_new(c->cap);
+        if (!nc) return SL_ENOMEM;
+        memcpy(nc->data, c->data + pos, t->partial);
+        sl_chunk_unref(c);
+        t->chunk = nc;
+    } else if (!t->partial) {
+        sl_chunk_unref(c);
+        t->chunk = NULL;
+    }
+    return SL_OK;
+}
+
+/* One read per file per turn keeps busy files from starving the others.
+ * Returns bytes read, 0 at EOF, or a negative error. */
+static long read_some(file_input *in, tracked *t)
+{
+    struct stat st;
+    if (fstat(t->fd, &st) == 0) {
+        if ((uint64_t)st.st_size < t->read_off) {
+            /* copytruncate: the file shrank under us. Everything before the
+             * cut is gone from disk; start over at 0 with a new watermark
+             * (the old one keeps tracking batches in flight). */
+            sl_metric_inc(in->m_truncated_files);
+            sl_log(SL_LOG_INFO, "file_truncated", "input=%s path=%s old_size=%llu new_size=%lld",
+                   in->ctx->name, t->path, (unsigned long long)t->read_off, (long long)st.st_size);
+            sl_watermark *nw = sl_watermark_new(0);
+            if (!nw) return SL_ENOMEM;
+            sl_watermark_unref(t->wm);
+            t->wm = nw;
+            t->read_off = 0;
+            t->partial = 0;
+            t->skipping = false;
+            t->fp_len = 0;
+            if (t->chunk) sl_chunk_unref(t->chunk), t->chunk = NULL;
+        }
+        grow_fingerprint(in, t, (uint64_t)st.st_size);
+    }
+    size_t want = in->chunk_bytes;
+    if (t->partial + want < t->partial * 2) want = t->partial; /* grow for long lines */
+    size_t cap = t->partial + want;
+    if (!t->chunk || t->chunk->cap < cap) {
+        sl_chunk *nc = sl_chunk_new(cap);
+        if (!nc) return SL_ENOMEM;
+        if (t->chunk) {
+            memcpy(nc->data, t->chunk->data, t->partial);
+            sl_chunk_unref(t->chunk);
+        }
+        t->chunk = nc;
+    }
+    ssize_t r =
+        pread(t->fd, t->chunk->data + t->partial, t->chunk->cap - t->partial, (off_t)t->read_off);
+    if (r < 0) {
+        if (errno == EINTR || errno == EAGAIN) return 0;
+        sl_metric_inc(in->m_read_errors);
+        return SL_EIO;
+    }
+    if (r == 0) {
+        if (t->partial && !t->partial_since) t->partial_since = sl_monotonic_ns();
+        bool stale =
+            t->partial && (sl_monotonic_ns() - t->partial_since) / 1000000 >= in->flush_partial_ms;
+        /* A file that is gone will never finish its last line. */
+        if (t->partial && (stale || t->gone)) {
+            int rc = emit_lines(in, t, t->partial, true);
+            t->partial_since = 0;
+            if (rc != SL_OK) return rc;
+        }
+        return 0;
+    }
+    t->read_off += (uint64_t)r;
+    t->partial_since = 0;
+    t->last_data_ns = sl_monotonic_ns();
+    sl_metric_add(in->m_bytes, (uint64_t)r);
+    int rc = emit_lines(in, t, t->partial + (size_t)r, false);
+    return rc == SL_OK ? r : rc;
+}
+
+static void save_checkpoint(file_input *in)
+{
+    if (in->ctx->dry_run) return;
+    for (tracked *t = in->files; t; t = t->next) remember(in, t);
+    int64_t now = sl_now_ns() / 1000000000;
+    for (size_t i = 0; i < in->ckpt.n;) {
+        const sl_ckpt_entry *e = &in->ckpt.e[i];
+        if (!find_by_id(in, e->dev, e->ino) && (now - e->seen) * 1000 > in->forget_after_ms)
+            sl_ckpt_remove(&in->ckpt, i);
+        else
+            i++;
+    }
+    sl_err err;
+    if (sl_ckpt_save(in->ckpt_path, &in->ckpt, &err) != SL_OK) {
+        sl_metric_inc(in->m_ckpt_errors);
+        sl_log(SL_LOG_ERROR, "checkpoint_write_failed", "input=%s error=\"%s\"", in->ctx->name,
+               err.msg);
+    }
+}
+
+/* Closes files that are gone, fully read and fully acknowledged. */
+static void reap(file_input *in)
+{
+    for (tracked **pp = &in->files; *pp;) {
+        tracked *t = *pp;
+        if (t->gone && t->partial == 0 && sl_watermark_pending(t->wm) == 0) {
+            struct stat st;
+            if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > t->read_off) {
+                pp = &t->next;
+                continue;
+            }
+            sl_metric_inc(in->m_rotations);
+            sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name,
+                   t->path, (unsigned long long)t->read_off);
+            *pp = t->next;
+            close_file(in, t);
+            continue;
+        }
+        pp = &t->next;
+    }
+}
+
+static int file_run(void *state)
+{
+    file_input *in = state;
+    int64_t next_scan = 0;
+    while (!atomic_load(in->ctx->stop)) {
+        int64_t now = sl_monotonic_ns();
+        if (now >= next_scan) {
+            scan(in);
+            reap(in);
+            next_scan = now + in->poll_ms * 1000000;
+        }
+        bool busy = false;
+        for (tracked *t = in->files; t && !atomic_load(in->ctx->stop); t = t->next) {
+            long r = read_some(in, t);
+            if (r == SL_ECLOSED) return SL_OK;
+            if (r > 0) busy = true;
+        }
+        if (now >= in->next_ckpt_ns) {
+            save_checkpoint(in);
+            in->next_ckpt_ns = now + in->checkpoint_ms * 1000000;
+        }
+        if (!busy) usleep(in->poll_ms < 50 ? (useconds_t)in->poll_ms * 1000 : 50000);
+    }
+    return SL_OK;
+}
+
+static void file_destroy(void *state)
+{
+    file_input *in = state;
+    if (!in) return;
+    save_checkpoint(in);
+    while (in->files) {
+        tracked *t = in->files;
+        in->files = t->next;
+        close_file(in, t);
+    }
+    sl_ckpt_free(&in->ckpt);
+    free(in);
+}
+
+const sl_input_ops sl_file_input_ops = {"file", file_create, file_run, file_destroy};

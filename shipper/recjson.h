@@ -1,0 +1,26 @@
+/* The record as one JSON object, shared by the sinks that offer a JSON
+ * form (file/stdout `format: json`, Kafka `value: json`, Loki
+ * `line_format: json`):
+ *   {"time":"<RFC 3339 ns>","line":"...","fields":{...},"labels":{...}}
+ * Invalid UTF-8 in the line and in string fields becomes U+FFFD. */
+#ifndef SLUICE_SHIPPER_RECJSON_H
+#define SLUICE_SHIPPER_RECJSON_H
+
+#include "core/batch.h"
+#include "core/buf.h"
+
+enum sl_recjson_parts {
+    SL_RJ_TIME = 1 << 0,
+    SL_RJ_LINE = 1 << 1,
+    SL_RJ_FIELDS = 1 << 2,
+    SL_RJ_LABELS = 1 << 3,
+    SL_RJ_ALL = 0xf,
+};
+
+/* Appends the JSON of b->records[i]; returns the number of bytes replaced
+ * by U+FFFD, or SL_ENOMEM. */
+int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts);
+/* RFC 3339 UTC with nanoseconds into buf (>= 32 bytes). */
+void sl_format_rfc3339_ns(char *buf, size_t cap, int64_t ns);
+
+#endif

@@ -1,0 +1,242 @@
+#include "tests/helpers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+char *sl_t_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = malloc(4096);
+    if (!path) return NULL;
+    snprintf(path, 4096, "%s/sluice-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    chmod(path, 0700);
+    return remove(path);
+}
+
+void sl_t_rmtree(const char *path)
+{
+    if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *sl_t_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int write_mode(const char *path, const void *data, size_t n, int flags)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
+    if (fd < 0) return -1;
+    const char *p = data;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+            close(fd);
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return close(fd);
+}
+
+int sl_t_write_file(const char *path, const void *data, size_t n)
+{
+    return write_mode(path, data, n, O_TRUNC);
+}
+
+int sl_t_append_file(const char *path, const void *data, size_t n)
+{
+    return write_mode(path, data, n, O_APPEND);
+}
+
+char *sl_t_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap + 1);
+    for (size_t r; buf && (r = fread(buf + len, 1, cap - len, f)) > 0;) {
+        len += r;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[len] = '\0';
+    if (n) *n = len;
+    return buf;
+}
+
+long sl_t_count_lines(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[65536];
+    long lines = 0;
+    for (ssize_t r; (r = read(fd, buf, sizeof buf)) > 0;)
+        for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + r - p))); p++) lines++;
+    close(fd);
+    return lines;
+}
+
+const char *sl_t_bin(void)
+{
+    const char *b = getenv("SLUICE_BIN");
+    return b && *b ? b : "./build/sluice";
+}
+
+const char *sl_t_src(void)
+{
+    const char *s = getenv("SLUICE_SRC");
+    return s && *s ? s : ".";
+}
+
+const char *sl_t_testdata(const char *sub)
+{
+    static _Thread_local char path[4096];
+    const char *base = getenv("SLUICE_TESTDATA");
+    if (!base || !*base) {
+        snprintf(path, sizeof path, "%s/../shared/testdata", sl_t_src());
+        base = path;
+    }
+    char full[4096];
+    if (snprintf(full, sizeof full, "%s/%s", base, sub) >= (int)sizeof full) return NULL;
+    struct stat st;
+    if (stat(full, &st) != 0) {
+        fprintf(stderr, "testdata %s is absent: skipping (expected at ../shared/testdata)\n", full);
+        return NULL;
+    }
+    memcpy(path, full, sizeof path);
+    return path;
+}
+
+pid_t sl_t_spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+int sl_t_wait(pid_t pid, int timeout_ms)
+{
+    for (int waited = 0;; waited += 5) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            if (WIFEXITED(status)) return WEXITSTATUS(status);
+            return 128 + WTERMSIG(status);
+        }
+        if (r < 0) return -1;
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        sl_t_sleep_ms(5);
+    }
+}
+
+int sl_t_stop(pid_t pid, int sig, int timeout_ms)
+{
+    kill(pid, sig);
+    return sl_t_wait(pid, timeout_ms);
+}
+
+void sl_t_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        if (pred(arg)) return true;
+        if (waited >= timeout_ms) return false;
+        sl_t_sleep_ms(10);
+    }
+}
+
+typedef struct lines_goal {
+    const char *path;
+    long n;
+} lines_goal;
+
+static bool has_lines(void *arg)
+{
+    lines_goal *g = arg;
+    return sl_t_count_lines(g->path) >= g->n;
+}
+
+bool sl_t_wait_lines(const char *path, long n, int timeout_ms)
+{
+    lines_goal g = {path, n};
+    return sl_t_wait_until(has_lines, &g, timeout_ms);
+}
+
+int sl_t_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+bool sl_t_sanitized(void)
+{
+    const char *s = getenv("SLUICE_SANITIZED");
+    return s && *s == '1';
+}

@@ -1,0 +1,110 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/arena.h"
+#include "core/batch.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/utf8.h"
+#include "shipper/recjson.h"
+
+static void test_utf8_validation(void **st)
+{
+    (void)st;
+    struct {
+        const char *s;
+        size_t valid;
+    } cases[] = {
+        {"plain ascii", 11},         {"caf\xc3\xa9", 5},           {"\xe2\x82\xac euro", 8},
+        {"\xf0\x9f\x98\x80", 4},     {"bad \xc0\xaf overlong", 4}, {"surrogate \xed\xa0\x80", 10},
+        {"big \xf4\x90\x80\x80", 4}, {"cut \xe2\x82", 4},          {"\x80 lone continuation", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        assert_int_equal(sl_utf8_valid_prefix(cases[i].s, strlen(cases[i].s)), cases[i].valid);
+    char out[64];
+    size_t bad;
+    size_t n = sl_utf8_sanitize("a\xff"
+                                "b\xc3",
+                                4, out, &bad);
+    assert_int_equal(bad, 2);
+    assert_memory_equal(out,
+                        "a\xef\xbf\xbd"
+                        "b\xef\xbf\xbd",
+                        n);
+}
+
+static void test_json_escape(void **st)
+{
+    (void)st;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    int bad = sl_buf_json_escape(&b, "q\"b\\n\n\t\x01\xff", 9);
+    assert_int_equal(bad, 1);
+    assert_string_equal(b.p, "q\\\"b\\\\n\\n\\t\\u0001\xef\xbf\xbd");
+    sl_buf_free(&b);
+}
+
+static void test_limit_is_enforced(void **st)
+{
+    (void)st;
+    sl_buf b;
+    sl_buf_init(&b, 100);
+    char data[64] = {0};
+    assert_int_equal(sl_buf_append(&b, data, 64), SL_OK);
+    assert_int_equal(sl_buf_append(&b, data, 64), SL_ENOMEM);
+    assert_true(b.failed);
+    assert_int_equal(sl_buf_append(&b, data, 1), SL_ENOMEM); /* sticky */
+    sl_buf_free(&b);
+}
+
+static void test_arena_bound(void **st)
+{
+    (void)st;
+    sl_arena a;
+    sl_arena_init(&a, 1024);
+    void *p = sl_arena_alloc(&a, 1000);
+    assert_non_null(p);
+    assert_true(((uintptr_t)p & 15) == 0);
+    assert_null(sl_arena_alloc(&a, 100));
+    sl_arena_reset(&a);
+    assert_non_null(sl_arena_alloc(&a, 1000));
+    sl_arena_reset(&a);
+}
+
+static void test_record_json(void **st)
+{
+    (void)st;
+    sl_batch *b = sl_batch_new(2);
+    sl_field label = {{"job", 3}, {"app", 3}, SL_V_STRING, SL_FF_LABEL};
+    sl_batch_set_labels(b, &label, 1);
+    sl_record *r = sl_batch_add(b, (sl_slice){"hi \"x\"", 6}, 1700000000123456789LL, 7);
+    sl_record_add_field(b, r, (sl_slice){"n", 1}, (sl_slice){"12.5", 4}, SL_V_NUMBER);
+    sl_record_add_field(b, r, (sl_slice){"s", 1}, (sl_slice){"a\\tb", 4}, SL_V_ESCAPED);
+    sl_field *gone = sl_record_add_field(b, r, (sl_slice){"x", 1}, (sl_slice){"y", 1}, SL_V_STRING);
+    gone->flags |= SL_FF_REMOVED;
+    assert_ptr_equal(sl_record_field(r, "n", 1), &r->fields[0]);
+    assert_null(sl_record_field(r, "x", 1));
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    assert_int_equal(sl_recjson_append(&out, b, r, SL_RJ_ALL), 0);
+    assert_string_equal(out.p, "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"line\":\"hi "
+                               "\\\"x\\\"\",\"fields\":{\"n\":12.5,\"s\":\"a\\tb\"},"
+                               "\"labels\":{\"job\":\"app\"}}");
+    sl_buf_free(&out);
+    sl_batch_unref(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_validation),   cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_limit_is_enforced), cmocka_unit_test(test_arena_bound),
+        cmocka_unit_test(test_record_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/plugin.h"
+#include "parsers/chain.h"
 #include "shipper/buffer.h"
 #include "shipper/filesink.h"
 #include "shipper/recjson.h"
@@ -50,6 +51,7 @@ typedef struct input_rt {
     sl_input_ctx ctx;
     const sl_input_ops *ops;
     void *state;
+    sl_chain *chain;
     pthread_t thread;
     bool started;
     sink_rt *sinks[MAX_SINKS];
@@ -195,6 +197,9 @@ int sl_agent_check(sl_cfg *cfg)
         void *state = NULL;
         sl_err err;
         find_input(type)->create(&ctx, &state, &err);
+        sl_chain *chain = NULL;
+        sl_chain_new(cfg, sl_cfg_get(inputs->items[i], "parse"), ctx.name, &chain);
+        sl_chain_free(chain);
     }
     for (size_t i = 0; sinks && i < sinks->n; i++) {
         const char *name = NULL;
@@ -269,6 +274,7 @@ static int route(void *arg, sl_batch *b)
 {
     input_rt *in = arg;
     sl_agent *a = in->agent;
+    sl_chain_run(in->chain, b);
     if (a->opts.dry_run) {
         print_dry_run(a, b);
         sl_batch_unref(b); /* never acknowledged: no checkpoint moves */
@@ -333,6 +339,7 @@ static void teardown(sl_agent *a)
     /* Last: inputs save checkpoints now that every ack has arrived. */
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].state) a->inputs[i].ops->destroy(a->inputs[i].state);
+    for (int i = 0; i < a->ninputs; i++) sl_chain_free(a->inputs[i].chain);
     pthread_mutex_destroy(&a->print_mu);
     free(a);
 }
@@ -402,6 +409,10 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
         in->ctx.emit = route;
         in->ctx.emit_arg = in;
         in->ctx.stop = &a->inputs_stop;
+        if (sl_chain_new(cfg, sl_cfg_get(n, "parse"), in->ctx.name, &in->chain) != 0) {
+            rc = sl_errf(err, SL_EINVAL, "input %s: invalid parse steps", in->ctx.name);
+            goto fail;
+        }
         if ((rc = in->ops->create(&in->ctx, &in->state, err)) != SL_OK) goto fail;
     }
     for (int i = 0; i < a->nsinks; i++) {

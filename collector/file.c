@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <libgen.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "collector/checkpoint.h"
+#include "collector/multiline.h"
+#include "collector/watch.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -35,6 +38,7 @@ typedef struct tracked {
     int64_t partial_since;
     bool skipping; /* truncate mode: dropping the rest of a long line */
     bool gone;     /* path no longer leads here: read to EOF, then close */
+    bool dirty;    /* may have data: read it on the next turn */
     int64_t last_data_ns;
 } tracked;
 
@@ -49,7 +53,15 @@ typedef struct file_input {
     uint64_t max_line_bytes;
     uint64_t chunk_bytes;
     uint32_t fp_bytes;
-    int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms;
+    int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms, close_idle_ms, rescan_ms;
+    int64_t max_open_files;
+    uint64_t read_rate; /* bytes per second, 0: unlimited */
+    int64_t tokens;     /* read budget of the rate limit */
+    int64_t tokens_at_ns;
+    sl_watch *watch;
+    sl_multiline *multiline;
+    bool need_scan;
+    int open_count;
     uint32_t batch_records;
     sl_field labels[MAX_LABELS];
     uint32_t nlabels;
@@ -59,7 +71,7 @@ typedef struct file_input {
     bool first_scan_done;
     int64_t next_ckpt_ns;
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
-        *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors;
+        *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes;
 } file_input;
 
 static const sl_cfg_key file_keys[] = {
@@ -76,6 +88,11 @@ static const sl_cfg_key file_keys[] = {
     {"checkpoint_interval", SL_KEY_DURATION, false, NULL, false},
     {"forget_after", SL_KEY_DURATION, false, NULL, false},
     {"batch_records", SL_KEY_INT, false, NULL, false},
+    {"max_open_files", SL_KEY_INT, false, NULL, false},
+    {"close_idle_after", SL_KEY_DURATION, false, NULL, false},
+    {"rescan_interval", SL_KEY_DURATION, false, NULL, false},
+    {"read_bytes_per_sec", SL_KEY_SIZE, false, NULL, false},
+    {"multiline", SL_KEY_MAP, false, NULL, false},
 };
 
 static int configure(file_input *in, const sl_input_ctx *ctx)
@@ -97,6 +114,10 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg_duration_ms(cfg, n, "flush_partial_after", 5000, &in->flush_partial_ms);
     sl_cfg_duration_ms(cfg, n, "checkpoint_interval", 1000, &in->checkpoint_ms);
     sl_cfg_duration_ms(cfg, n, "forget_after", 7 * 24 * 3600 * 1000LL, &in->forget_after_ms);
+    sl_cfg_int(cfg, n, "max_open_files", 1024, 1, 1 << 20, &in->max_open_files);
+    sl_cfg_duration_ms(cfg, n, "close_idle_after", 60000, &in->close_idle_ms);
+    sl_cfg_duration_ms(cfg, n, "rescan_interval", 10000, &in->rescan_ms);
+    sl_cfg_size(cfg, n, "read_bytes_per_sec", 0, &in->read_rate);
     int64_t br;
     sl_cfg_int(cfg, n, "batch_records", 4096, 1, 1 << 20, &br);
     in->batch_records = (uint32_t)br;
@@ -105,6 +126,7 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     if (in->chunk_bytes < 4096 || in->chunk_bytes > (256u << 20))
         sl_cfg_error(cfg, sl_cfg_get(n, "read_chunk"),
                      "read_chunk must be between 4KiB and 256MiB");
+    sl_multiline_new(cfg, sl_cfg_get(n, "multiline"), &in->multiline);
     const sl_cfg_node *labels = sl_cfg_get(n, "labels");
     if (labels && labels->kind == SL_CFG_MAP) {
         for (size_t i = 0; i < labels->n && in->nlabels < MAX_LABELS; i++) {
@@ -142,6 +164,10 @@ static void register_metrics(file_input *in)
                                      "Damaged checkpoints replaced by the previous generation.", l);
     in->m_read_errors =
         sl_counter("sluice_input_read_errors_total", "Failed opens and reads of files.", l);
+    in->m_deferred = sl_counter("sluice_input_files_deferred_total",
+                                "File opens put off because max_open_files was reached.", l);
+    in->m_deleted_bytes = sl_gauge("sluice_input_deleted_unread_bytes",
+                                   "Unread bytes held open in files deleted or rotated away.", l);
 }
 
 static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
@@ -150,10 +176,12 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     if (!in) return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     in->ctx = ctx;
     if (configure(in, ctx) != SL_OK) {
+        sl_multiline_free(in->multiline);
         free(in);
         return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
     }
     if (ctx->check_only) {
+        sl_multiline_free(in->multiline);
         free(in);
         *state = NULL;
         return SL_OK;
@@ -187,6 +215,12 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         sl_metric_inc(in->m_ckpt_fallback);
         sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
                ctx->name, in->ckpt_path);
+    }
+    in->watch = sl_watch_new();
+    if (!in->watch) {
+        sl_ckpt_free(&in->ckpt);
+        free(in);
+        return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     }
     *state = in;
     return SL_OK;
@@ -223,8 +257,17 @@ static tracked *find_by_id(file_input *in, uint64_t dev, uint64_t ino)
     return NULL;
 }
 
+static bool close_one_idle(file_input *in);
+
 static void open_file(file_input *in, const char *path, const struct stat *st, bool initial)
 {
+    if (in->open_count >= in->max_open_files && !close_one_idle(in)) {
+        /* Every open file still has unread or unacknowledged data; this one
+         * waits for a later scan rather than exceed the bound. */
+        sl_metric_inc(in->m_deferred);
+        in->need_scan = true;
+        return;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         sl_metric_inc(in->m_read_errors);
@@ -269,7 +312,12 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
     }
     t->next = in->files;
     in->files = t;
+    t->dirty = true;
+    in->open_count++;
     sl_metric_gauge_add(in->m_open, 1);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    sl_watch_dir(in->watch, dirname(dir));
     sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
            path, (unsigned long long)t->ino, (unsigned long long)start);
 }
@@ -293,14 +341,64 @@ static void close_file(file_input *in, tracked *t)
     close(t->fd);
     sl_watermark_unref(t->wm);
     if (t->chunk) sl_chunk_unref(t->chunk);
+    in->open_count--;
     sl_metric_gauge_add(in->m_open, -1);
     free(t);
+}
+
+/* A file is idle when everything in it was read and acknowledged. */
+static bool is_idle(const tracked *t)
+{
+    return t->partial == 0 && !t->skipping && sl_watermark_pending(t->wm) == 0;
+}
+
+static void unlink_tracked(file_input *in, tracked *t)
+{
+    for (tracked **pp = &in->files; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            return;
+        }
+}
+
+/* Closes the least recently active idle file, to make room under
+ * max_open_files. Its checkpoint entry lets it reopen where it was. */
+static bool close_one_idle(file_input *in)
+{
+    tracked *victim = NULL;
+    for (tracked *t = in->files; t; t = t->next)
+        if (is_idle(t) && (!victim || t->last_data_ns < victim->last_data_ns)) victim = t;
+    if (!victim) return false;
+    struct stat st;
+    if (fstat(victim->fd, &st) == 0 && (uint64_t)st.st_size > victim->read_off) return false;
+    unlink_tracked(in, victim);
+    close_file(in, victim);
+    return true;
+}
+
+static void close_idle_files(file_input *in, int64_t now)
+{
+    for (tracked *t = in->files, *next; t; t = next) {
+        next = t->next;
+        if (!t->gone && is_idle(t) && (now - t->last_data_ns) / 1000000 >= in->close_idle_ms) {
+            struct stat st;
+            if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > t->read_off) continue;
+            unlink_tracked(in, t);
+            close_file(in, t);
+        }
+    }
 }
 
 static void scan(file_input *in)
 {
     for (tracked *t = in->files; t; t = t->next) t->gone = true;
     for (size_t g = 0; g < in->nglobs; g++) {
+        /* Watch the glob's directory when it has no wildcard, so files
+         * created there later are seen at once. */
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", in->globs[g]);
+        char *d = dirname(dir);
+        if (!strpbrk(d, "*?[")) sl_watch_dir(in->watch, d);
         glob_t gl;
         if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
         for (size_t i = 0; i < gl.gl_pathc; i++) {
@@ -319,6 +417,44 @@ static void scan(file_input *in)
         globfree(&gl);
     }
     in->first_scan_done = true;
+    in->need_scan = false;
+}
+
+static bool matches_globs(const file_input *in, const char *path)
+{
+    for (size_t g = 0; g < in->nglobs; g++)
+        if (fnmatch(in->globs[g], path, FNM_PATHNAME) == 0) return !excluded(in, path);
+    return false;
+}
+
+static void on_watch_event(void *arg, const char *path, int event)
+{
+    file_input *in = arg;
+    if (event == SL_WATCH_OVERFLOW) {
+        in->need_scan = true;
+        for (tracked *t = in->files; t; t = t->next) t->dirty = true;
+        return;
+    }
+    for (tracked *t = in->files; t; t = t->next)
+        if (strcmp(t->path, path) == 0) {
+            t->dirty = true;
+            if (event != SL_WATCH_MODIFIED) in->need_scan = true;
+            return;
+        }
+    if (!matches_globs(in, path)) return;
+    if (event == SL_WATCH_MODIFIED) {
+        /* A file closed while idle got data: reopen just that one. */
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            tracked *t = find_by_id(in, st.st_dev, st.st_ino);
+            if (t)
+                t->dirty = true;
+            else
+                open_file(in, path, &st, false);
+        }
+        return;
+    }
+    in->need_scan = true;
 }
 
 static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, uint64_t end)
@@ -332,88 +468,144 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
     return in->ctx->emit(in->ctx->emit_arg, b);
 }
 
-/* Emits the records of c->data[0, len) as one or more batches. Lines are
- * found with memchr, which is what `wc -l` is bound by too. flush_tail: a
- * last line without newline is complete (the writer is done with it). */
+/* The batch being filled by emit_lines. */
+typedef struct emitter {
+    file_input *in;
+    tracked *t;
+    uint64_t base; /* file offset of chunk data[0] */
+    int64_t now;
+    sl_batch *b;
+    uint64_t begin;
+} emitter;
+
+/* Adds the record data[off, off+n) whose source ends at data[end). */
+static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t flags)
+{
+    file_input *in = e->in;
+    if (!e->b) {
+        sl_batch *b = sl_batch_new(in->batch_records);
+        if (!b || sl_batch_add_chunk(b, e->t->chunk) != SL_OK ||
+            sl_batch_set_names(b, in->ctx->name, e->t->path) != SL_OK ||
+            sl_batch_set_labels(b, in->labels, in->nlabels) != SL_OK) {
+            if (b) sl_batch_unref(b);
+            return SL_ENOMEM;
+        }
+        e->b = b;
+        e->begin = e->base + off;
+    }
+    sl_record *r =
+        sl_batch_add(e->b, (sl_slice){e->t->chunk->data + off, n}, e->now, e->base + end);
+    r->flags = flags;
+    if (e->b->nrecords == e->b->cap_records) {
+        sl_batch *b = e->b;
+        e->b = NULL;
+        return flush_batch(in, e->t, b, e->begin, e->base + end);
+    }
+    return SL_OK;
+}
+
+/* Emits the records of c->data[0, len) as batches. Lines are found with
+ * memchr, which is what `wc -l` is bound by too. flush_tail: the writer is
+ * done, so an unfinished line or multiline group is complete. */
 static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
-    sl_chunk *c = t->chunk;
-    uint64_t base = t->read_off - len; /* file offset of data[0] */
+    const char *data = t->chunk->data;
+    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0};
     size_t pos = 0, max = in->max_line_bytes;
-    int64_t now = sl_now_ns();
-    sl_batch *b = NULL;
-    uint64_t batch_begin = 0;
-    while (pos < len) {
-        const char *start = c->data + pos;
-        const char *nl = memchr(start, '\n', len - pos);
-        size_t line_len, consumed;
-        uint32_t flags = 0;
-        if (nl) {
-            line_len = (size_t)(nl - start);
-            consumed = line_len + 1;
-        } else if (len - pos >= max || flush_tail) {
-            line_len = consumed = len - pos;
-        } else {
-            break;
-        }
+    sl_multiline *ml = in->multiline;
+    size_t gstart = 0;   /* multiline group: where it starts */
+    uint32_t glines = 0; /* and how many lines it has */
+    int rc = SL_OK;
+    while (pos < len && rc == SL_OK) {
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
         if (t->skipping) {
             /* Truncate mode: the rest of an over-long line is dropped. */
+            if (!nl && len - pos < max && !flush_tail) break;
             t->skipping = !nl;
-            pos += consumed;
+            pos += nl ? line_len + 1 : line_len;
             continue;
         }
+        if (ml && nl && line_len <= max) {
+            bool joins = glines && glines < sl_multiline_max_lines(ml) &&
+                         pos + line_len + 1 - gstart <= sl_multiline_max_bytes(ml) &&
+                         sl_multiline_continues(ml, data + pos, line_len);
+            if (!joins) {
+                if (glines) rc = add_record(&e, gstart, pos - 1 - gstart, pos, 0);
+                gstart = pos;
+                glines = 0;
+            }
+            glines++;
+            pos += line_len + 1;
+            continue;
+        }
+        if (glines) {
+            /* A line that cannot join (too long, or unfinished) ends the group. */
+            if (!nl && !flush_tail && len - pos < max) break;
+            rc = add_record(&e, gstart, pos - 1 - gstart, pos, 0);
+            glines = 0;
+            if (rc != SL_OK) break;
+        }
+        if (!nl && len - pos < max && !flush_tail) break; /* wait for the rest */
         if (line_len > max) {
             sl_metric_inc(in->m_split);
             if (in->long_mode == LONG_SPLIT) {
-                flags = SL_RF_SPLIT;
-                consumed = line_len = max;
+                rc = add_record(&e, pos, max, pos + max, SL_RF_SPLIT);
+                pos += max;
             } else {
-                flags = SL_RF_TRUNCATED;
-                line_len = max;
                 t->skipping = !nl;
+                size_t consumed = nl ? line_len + 1 : line_len;
+                rc = add_record(&e, pos, max, pos + consumed, SL_RF_TRUNCATED);
+                pos += consumed;
             }
-        } else if (!nl && line_len == max && !flush_tail) {
+            continue;
+        }
+        if (!nl && line_len == max && !flush_tail) {
             sl_metric_inc(in->m_split);
-            flags = in->long_mode == LONG_SPLIT ? SL_RF_SPLIT : SL_RF_TRUNCATED;
             t->skipping = in->long_mode == LONG_TRUNCATE;
+            rc = add_record(&e, pos, max, pos + max,
+                            in->long_mode == LONG_SPLIT ? SL_RF_SPLIT : SL_RF_TRUNCATED);
+            pos += max;
+            continue;
         }
-        if (!b) {
-            b = sl_batch_new(in->batch_records);
-            if (!b || sl_batch_add_chunk(b, c) != SL_OK ||
-                sl_batch_set_names(b, in->ctx->name, t->path) != SL_OK ||
-                sl_batch_set_labels(b, in->labels, in->nlabels) != SL_OK) {
-                if (b) sl_batch_unref(b);
-                return SL_ENOMEM;
-            }
-            batch_begin = base + pos;
-        }
-        sl_record *r = sl_batch_add(b, (sl_slice){start, line_len}, now, base + pos + consumed);
-        r->flags = flags;
-        pos += consumed;
-        if (b->nrecords == b->cap_records) {
-            int rc = flush_batch(in, t, b, batch_begin, base + pos);
-            b = NULL;
-            if (rc != SL_OK) return rc;
-        }
+        rc = add_record(&e, pos, line_len, pos + line_len + (nl ? 1 : 0), 0);
+        pos += line_len + (nl ? 1 : 0);
     }
-    if (b) {
-        int rc = flush_batch(in, t, b, batch_begin, base + pos);
-        if (rc != SL_OK) return rc;
+    if (rc == SL_OK && glines) {
+        /* An open group waits for the line that ends it, or the timeout. */
+        if (flush_tail)
+            rc = add_record(&e, gstart, pos - 1 - gstart, pos, 0);
+        else
+            pos = gstart;
     }
-    /* Keep the unfinished line at the start of a fresh chunk: the old one
+    if (e.b) {
+        int frc = flush_batch(in, t, e.b, e.begin, e.base + pos);
+        if (rc == SL_OK) rc = frc;
+    }
+    if (rc != SL_OK) return rc;
+    /* Keep the unfinished part at the start of a fresh chunk: the old one
      * now belongs to the batches that point into it. */
     t->partial = len - pos;
     if (t->partial && pos) {
-        sl_chunk *nc = sl_chunk_new(c->cap);
+        sl_chunk *nc = sl_chunk_new(t->chunk->cap);
         if (!nc) return SL_ENOMEM;
-        memcpy(nc->data, c->data + pos, t->partial);
-        sl_chunk_unref(c);
+        memcpy(nc->data, data + pos, t->partial);
+        sl_chunk_unref(t->chunk);
         t->chunk = nc;
     } else if (!t->partial) {
-        sl_chunk_unref(c);
+        sl_chunk_unref(t->chunk);
         t->chunk = NULL;
     }
     return SL_OK;
+}
+
+/* How long unfinished data waits for more: a multiline group is complete
+ * when no line followed it for the multiline timeout. */
+static int64_t partial_timeout(const file_input *in)
+{
+    if (in->multiline && sl_multiline_timeout_ms(in->multiline) < in->flush_partial_ms)
+        return sl_multiline_timeout_ms(in->multiline);
+    return in->flush_partial_ms;
 }
 
 /* One read per file per turn keeps busy files from starving the others.
@@ -442,6 +634,10 @@ static long read_some(file_input *in, tracked *t)
         grow_fingerprint(in, t, (uint64_t)st.st_size);
     }
     size_t want = in->chunk_bytes;
+    if (in->read_rate) {
+        if (in->tokens <= 0) return 0;
+        if ((uint64_t)in->tokens < want) want = (size_t)in->tokens;
+    }
     if (t->partial + want < t->partial * 2) want = t->partial; /* grow for long lines */
     size_t cap = t->partial + want;
     if (!t->chunk || t->chunk->cap < cap) {
@@ -463,7 +659,7 @@ static long read_some(file_input *in, tracked *t)
     if (r == 0) {
         if (t->partial && !t->partial_since) t->partial_since = sl_monotonic_ns();
         bool stale =
-            t->partial && (sl_monotonic_ns() - t->partial_since) / 1000000 >= in->flush_partial_ms;
+            t->partial && (sl_monotonic_ns() - t->partial_since) / 1000000 >= partial_timeout(in);
         /* A file that is gone will never finish its last line. */
         if (t->partial && (stale || t->gone)) {
             int rc = emit_lines(in, t, t->partial, true);
@@ -473,6 +669,7 @@ static long read_some(file_input *in, tracked *t)
         return 0;
     }
     t->read_off += (uint64_t)r;
+    if (in->read_rate) in->tokens -= r;
     t->partial_since = 0;
     t->last_data_ns = sl_monotonic_ns();
     sl_metric_add(in->m_bytes, (uint64_t)r);
@@ -500,50 +697,84 @@ static void save_checkpoint(file_input *in)
     }
 }
 
-/* Closes files that are gone, fully read and fully acknowledged. */
+/* Closes files that are gone, fully read and fully acknowledged, and
+ * reports how much unread data deleted files still hold. */
 static void reap(file_input *in)
 {
-    for (tracked **pp = &in->files; *pp;) {
-        tracked *t = *pp;
-        if (t->gone && t->partial == 0 && sl_watermark_pending(t->wm) == 0) {
-            struct stat st;
-            if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > t->read_off) {
-                pp = &t->next;
-                continue;
-            }
-            sl_metric_inc(in->m_rotations);
-            sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name,
-                   t->path, (unsigned long long)t->read_off);
-            *pp = t->next;
-            close_file(in, t);
+    int64_t held = 0;
+    for (tracked *t = in->files, *next; t; t = next) {
+        next = t->next;
+        if (!t->gone) continue;
+        struct stat st;
+        if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > t->read_off) {
+            held += st.st_size - (off_t)t->read_off;
+            t->dirty = true;
             continue;
         }
-        pp = &t->next;
+        if (!is_idle(t)) continue;
+        sl_metric_inc(in->m_rotations);
+        sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name, t->path,
+               (unsigned long long)t->read_off);
+        unlink_tracked(in, t);
+        close_file(in, t);
     }
+    sl_metric_set(in->m_deleted_bytes, held);
+}
+
+static void refill_tokens(file_input *in, int64_t now)
+{
+    if (!in->read_rate) return;
+    if (in->tokens_at_ns == 0) in->tokens_at_ns = now;
+    int64_t add = (int64_t)((double)(now - in->tokens_at_ns) * (double)in->read_rate / 1e9);
+    if (add <= 0) return;
+    in->tokens += add;
+    if (in->tokens > (int64_t)in->read_rate) in->tokens = (int64_t)in->read_rate; /* 1 s burst */
+    in->tokens_at_ns = now;
 }
 
 static int file_run(void *state)
 {
     file_input *in = state;
-    int64_t next_scan = 0;
+    int64_t next_scan = 0, next_sweep = 0;
     while (!atomic_load(in->ctx->stop)) {
         int64_t now = sl_monotonic_ns();
-        if (now >= next_scan) {
+        bool watching = sl_watch_active(in->watch);
+        if (in->need_scan || now >= next_scan) {
             scan(in);
             reap(in);
-            next_scan = now + in->poll_ms * 1000000;
+            /* With inotify, rescans are a safety net; without, they are
+             * how new files are found. */
+            next_scan = now + (watching ? in->rescan_ms : in->poll_ms) * 1000000;
         }
+        if (!watching || now >= next_sweep) {
+            for (tracked *t = in->files; t; t = t->next) t->dirty = true;
+            next_sweep = now + (watching ? in->rescan_ms : in->poll_ms) * 1000000;
+        }
+        refill_tokens(in, now);
         bool busy = false;
         for (tracked *t = in->files; t && !atomic_load(in->ctx->stop); t = t->next) {
+            if (!t->dirty && !t->partial && !t->gone) continue;
             long r = read_some(in, t);
             if (r == SL_ECLOSED) return SL_OK;
-            if (r > 0) busy = true;
+            if (r > 0)
+                busy = true;
+            else
+                t->dirty = false;
         }
+        if (in->read_rate && in->tokens <= 0) busy = false;
+        close_idle_files(in, now);
         if (now >= in->next_ckpt_ns) {
             save_checkpoint(in);
             in->next_ckpt_ns = now + in->checkpoint_ms * 1000000;
         }
-        if (!busy) usleep(in->poll_ms < 50 ? (useconds_t)in->poll_ms * 1000 : 50000);
+        if (!busy) {
+            int wait_ms = (int)(in->poll_ms < 100 ? in->poll_ms : 100);
+            bool pending = false;
+            for (tracked *t = in->files; t && !pending; t = t->next)
+                pending = t->partial || t->gone;
+            if (watching && !pending) wait_ms = (int)in->poll_ms;
+            sl_watch_wait(in->watch, wait_ms, on_watch_event, in);
+        }
     }
     return SL_OK;
 }
@@ -559,6 +790,8 @@ static void file_destroy(void *state)
         close_file(in, t);
     }
     sl_ckpt_free(&in->ckpt);
+    sl_watch_free(in->watch);
+    sl_multiline_free(in->multiline);
     free(in);
 }
 

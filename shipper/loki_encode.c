@@ -5,34 +5,16 @@
 #include <string.h>
 #include <zlib.h>
 
-/* ---- growable buffers ---- */
+/* ---- buffers ---- */
 
-void sl_loki_buf_free(sl_loki_buf *b)
+static inline int buf_reserve(sl_buf *b, size_t extra)
 {
-    free(b->p);
-    b->p = NULL;
-    b->n = b->cap = 0;
+    return sl_buf_reserve(b, extra) == SL_OK ? 0 : -1;
 }
 
-static int buf_reserve(sl_loki_buf *b, size_t extra)
+static inline int buf_put(sl_buf *b, const void *p, size_t n)
 {
-    if (extra <= b->cap - b->n) return 0;
-    if (extra > SIZE_MAX / 2 - b->n) return -1;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->n < extra) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static inline int buf_put(sl_loki_buf *b, const void *p, size_t n)
-{
-    if (buf_reserve(b, n)) return -1;
-    if (n) memcpy(b->p + b->n, p, n);
-    b->n += n;
-    return 0;
+    return sl_buf_append(b, p, n) == SL_OK ? 0 : -1;
 }
 
 #define BUF_LIT(b, s) buf_put((b), (s), sizeof(s) - 1)
@@ -91,7 +73,7 @@ bool sl_loki_utf8_valid(const char *s, size_t n)
     }
 }
 
-long sl_loki_utf8_sanitize(const char *s, size_t n, sl_loki_buf *out)
+long sl_loki_utf8_sanitize(const char *s, size_t n, sl_buf *out)
 {
     static const char repl[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
     const unsigned char *p = (const unsigned char *)s;
@@ -116,7 +98,7 @@ long sl_loki_utf8_sanitize(const char *s, size_t n, sl_loki_buf *out)
 
 /* ---- JSON string helpers ---- */
 
-static int put_utf8(sl_loki_buf *b, uint32_t cp)
+static int put_utf8(sl_buf *b, uint32_t cp)
 {
     char t[4];
     size_t n;
@@ -164,7 +146,7 @@ static int hex4(const char *p, size_t n, size_t i, uint32_t *out)
 
 /* Appends the unescaped content of a JSON string body. A malformed escape is
  * copied literally; a lone surrogate becomes U+FFFD. */
-static int json_unescape(const char *p, size_t n, sl_loki_buf *b)
+static int json_unescape(const char *p, size_t n, sl_buf *b)
 {
     size_t i = 0, start = 0;
     while (i < n) {
@@ -250,7 +232,7 @@ static inline bool json_special(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
-static int json_escape(const char *p, size_t n, sl_loki_buf *b)
+static int json_escape(const char *p, size_t n, sl_buf *b)
 {
     const unsigned char *u = (const unsigned char *)p;
     size_t start = 0;
@@ -392,13 +374,16 @@ struct sl_loki_req {
     /* temporaries */
     sl_loki_kv *tmp;
     uint32_t ntmp, captmp;
-    sl_loki_buf t1, t2;
+    sl_buf t1, t2;
 };
 
 sl_loki_req *sl_loki_req_new(const sl_loki_opts *opts)
 {
     sl_loki_req *q = calloc(1, sizeof *q);
-    if (q) q->o = opts;
+    if (!q) return NULL;
+    q->o = opts;
+    sl_buf_init(&q->t1, 0);
+    sl_buf_init(&q->t2, 0);
     return q;
 }
 
@@ -425,8 +410,8 @@ void sl_loki_req_free(sl_loki_req *q)
     free(q->pairs);
     free(q->tmp);
     scratch_free(&q->mem);
-    sl_loki_buf_free(&q->t1);
-    sl_loki_buf_free(&q->t2);
+    sl_buf_free(&q->t1);
+    sl_buf_free(&q->t2);
     free(q);
 }
 
@@ -480,24 +465,24 @@ static int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t min)
 }
 
 /* A field value as text (unescaped, JSON literal or raw), in t (reset). */
-static int value_text(const sl_field *f, sl_loki_buf *t, sl_slice *out)
+static int value_text(const sl_field *f, sl_buf *t, sl_slice *out)
 {
     if (f->type == SL_V_ESCAPED) {
-        t->n = 0;
+        sl_buf_reset(t);
         if (json_unescape(f->val.p, f->val.n, t)) return -1;
-        *out = (sl_slice){t->p, t->n};
+        *out = (sl_slice){t->p, t->len};
         return 0;
     }
     *out = f->val;
     return 0;
 }
 
-static int key_text(const sl_field *f, sl_loki_buf *t, sl_slice *out)
+static int key_text(const sl_field *f, sl_buf *t, sl_slice *out)
 {
     if (f->flags & SL_FF_KEY_ESCAPED) {
-        t->n = 0;
+        sl_buf_reset(t);
         if (json_unescape(f->key.p, f->key.n, t)) return -1;
-        *out = (sl_slice){t->p, t->n};
+        *out = (sl_slice){t->p, t->len};
         return 0;
     }
     *out = f->key;
@@ -513,12 +498,12 @@ static const char *stable_utf8(sl_loki_req *q, sl_slice s, bool stable, size_t *
         *n = s.n;
         return stable ? s.p : scratch_dup(&q->mem, s.p, s.n);
     }
-    q->t2.n = 0;
+    sl_buf_reset(&q->t2);
     long r = sl_loki_utf8_sanitize(s.p, s.n, &q->t2);
     if (r < 0) return NULL;
     *bad = true;
-    *n = q->t2.n;
-    return scratch_dup(&q->mem, q->t2.p, q->t2.n);
+    *n = q->t2.len;
+    return scratch_dup(&q->mem, q->t2.p, q->t2.len);
 }
 
 static bool label_name_ok(unsigned char c, bool first)
@@ -599,7 +584,7 @@ static void tmp_sort_dedup(sl_loki_req *q, uint32_t from)
 }
 
 /* Escapes a label value the way Prometheus' label strings do. */
-static int label_value_escape(const char *p, size_t n, sl_loki_buf *b)
+static int label_value_escape(const char *p, size_t n, sl_buf *b)
 {
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
@@ -639,8 +624,8 @@ static int label_value_escape(const char *p, size_t n, sl_loki_buf *b)
 /* Finds or creates the stream for the label pairs q->tmp[from..]. */
 static int stream_for(sl_loki_req *q, uint32_t from, const char *input, uint32_t *out)
 {
-    sl_loki_buf *t = &q->t1;
-    t->n = 0;
+    sl_buf *t = &q->t1;
+    sl_buf_reset(t);
     if (q->ntmp == from) {
         /* Loki rejects a stream without labels. */
         const char *in = input && *input ? input : "sluice";
@@ -655,14 +640,14 @@ static int stream_for(sl_loki_req *q, uint32_t from, const char *input, uint32_t
             return -1;
     }
     if (BUF_LIT(t, "}")) return -1;
-    uint64_t h = fnv1a(t->p, t->n);
+    uint64_t h = fnv1a(t->p, t->len);
     if (q->tabcap) {
         uint32_t mask = q->tabcap - 1;
         for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
             uint32_t s = q->tab[i];
             if (!s) break;
             stream *st = &q->st[s - 1];
-            if (st->hash == h && st->labels_n == t->n && memcmp(st->labels, t->p, t->n) == 0) {
+            if (st->hash == h && st->labels_n == t->len && memcmp(st->labels, t->p, t->len) == 0) {
                 *out = s - 1;
                 return 0;
             }
@@ -688,14 +673,14 @@ static int stream_for(sl_loki_req *q, uint32_t from, const char *input, uint32_t
         memset(q->st + old, 0, (q->capst - old) * sizeof *q->st);
     }
     stream *st = &q->st[q->nst];
-    const char *lp = scratch_dup(&q->mem, t->p, t->n);
+    const char *lp = scratch_dup(&q->mem, t->p, t->len);
     if (!lp) return -1;
     uint32_t np = q->ntmp - from;
     while (q->npairs + np > q->cappairs)
         if (grow_array((void **)&q->pairs, &q->cappairs, sizeof *q->pairs, 16)) return -1;
     memcpy(q->pairs + q->npairs, q->tmp + from, np * sizeof *q->pairs);
     st->labels = lp;
-    st->labels_n = (uint32_t)t->n;
+    st->labels_n = (uint32_t)t->len;
     st->pair_off = q->npairs;
     st->npairs = np;
     q->npairs += np;
@@ -721,7 +706,7 @@ static bool is_meta_field(const sl_loki_opts *o, const sl_field *f, sl_slice key
 }
 
 /* Writes the record's fields as a JSON object into t. */
-static int json_line(const sl_record *r, sl_loki_buf *t)
+static int json_line(const sl_record *r, sl_buf *t)
 {
     if (BUF_LIT(t, "{")) return -1;
     bool first = true;
@@ -876,9 +861,9 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
         size_t ln;
         sl_slice src = r->line;
         if (o->line_format == SL_LOKI_LINE_JSON && has_live_fields(r)) {
-            q->t1.n = 0;
+            sl_buf_reset(&q->t1);
             if (json_line(r, &q->t1)) goto nomem;
-            src = (sl_slice){q->t1.p, q->t1.n};
+            src = (sl_slice){q->t1.p, q->t1.len};
             lp = stable_utf8(q, src, false, &ln, &rbad);
             if (!lp) goto nomem;
         } else if (sl_loki_utf8_valid(src.p, src.n)) {
@@ -960,7 +945,7 @@ static inline char *put_len(char *p, uint8_t tag, const char *s, size_t n)
     return p + n;
 }
 
-int sl_loki_req_protobuf(sl_loki_req *q, sl_loki_buf *out, sl_err *err)
+int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err)
 {
     sort_streams(q);
     uint64_t total = 0;
@@ -973,7 +958,7 @@ int sl_loki_req_protobuf(sl_loki_req *q, sl_loki_buf *out, sl_err *err)
     if (total > SIZE_MAX / 2 || buf_reserve(out, (size_t)total))
         return sl_errf(err, SL_ENOMEM, "cannot allocate %llu bytes for a Loki request",
                        (unsigned long long)total);
-    char *p = out->p + out->n;
+    char *p = out->p + out->len;
     char *const start = p;
     for (uint32_t i = 0; i < q->nst; i++) {
         const stream *st = &q->st[i];
@@ -1017,13 +1002,13 @@ int sl_loki_req_protobuf(sl_loki_req *q, sl_loki_buf *out, sl_err *err)
     if ((uint64_t)(p - start) != total)
         return sl_errf(err, SL_EINVAL, "internal: protobuf size mismatch (%llu != %llu)",
                        (unsigned long long)(p - start), (unsigned long long)total);
-    out->n += (size_t)total;
+    out->len += (size_t)total;
     return 0;
 }
 
 /* ---- JSON ---- */
 
-static int put_i64(sl_loki_buf *b, int64_t v)
+static int put_i64(sl_buf *b, int64_t v)
 {
     char t[24];
     char *e = t + sizeof t, *p = e;
@@ -1036,15 +1021,15 @@ static int put_i64(sl_loki_buf *b, int64_t v)
     return buf_put(b, p, (size_t)(e - p));
 }
 
-static int json_str(sl_loki_buf *b, const char *p, size_t n)
+static int json_str(sl_buf *b, const char *p, size_t n)
 {
     return BUF_LIT(b, "\"") || json_escape(p, n, b) || BUF_LIT(b, "\"");
 }
 
-int sl_loki_req_json(sl_loki_req *q, sl_loki_buf *out, sl_err *err)
+int sl_loki_req_json(sl_loki_req *q, sl_buf *out, sl_err *err)
 {
     sort_streams(q);
-    size_t n0 = out->n;
+    size_t n0 = out->len;
     if (BUF_LIT(out, "{\"streams\":[")) goto nomem;
     bool firsts = true;
     for (uint32_t i = 0; i < q->nst; i++) {
@@ -1082,26 +1067,26 @@ int sl_loki_req_json(sl_loki_req *q, sl_loki_buf *out, sl_err *err)
     if (BUF_LIT(out, "]}")) goto nomem;
     return 0;
 nomem:
-    out->n = n0;
+    out->len = n0;
     return sl_errf(err, SL_ENOMEM, "out of memory while writing a Loki JSON request");
 }
 
 /* ---- compression ---- */
 
-int sl_loki_snappy(const void *in, size_t n, sl_loki_buf *out, sl_err *err)
+int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err)
 {
     size_t max = snappy_max_compressed_length(n);
-    out->n = 0;
+    sl_buf_reset(out);
     if (buf_reserve(out, max))
         return sl_errf(err, SL_ENOMEM, "cannot allocate %zu bytes for snappy", max);
     size_t got = max;
     if (snappy_compress(in, n, out->p, &got) != SNAPPY_OK)
         return sl_errf(err, SL_EIO, "snappy compression failed");
-    out->n = got;
+    out->len = got;
     return 0;
 }
 
-int sl_loki_gzip(const void *in, size_t n, sl_loki_buf *out, sl_err *err)
+int sl_loki_gzip(const void *in, size_t n, sl_buf *out, sl_err *err)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -1109,7 +1094,7 @@ int sl_loki_gzip(const void *in, size_t n, sl_loki_buf *out, sl_err *err)
      * must never be the bottleneck. 15 + 16 = gzip wrapper. */
     if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return sl_errf(err, SL_ENOMEM, "gzip: deflateInit2 failed");
-    out->n = 0;
+    sl_buf_reset(out);
     size_t bound = deflateBound(&z, (uLong)n) + 32;
     if (n > UINT32_MAX || buf_reserve(out, bound)) {
         deflateEnd(&z);
@@ -1120,7 +1105,7 @@ int sl_loki_gzip(const void *in, size_t n, sl_loki_buf *out, sl_err *err)
     z.next_out = (Bytef *)out->p;
     z.avail_out = (uInt)(bound > UINT32_MAX ? UINT32_MAX : bound);
     int rc = deflate(&z, Z_FINISH);
-    out->n = z.total_out;
+    out->len = z.total_out;
     deflateEnd(&z);
     if (rc != Z_STREAM_END) return sl_errf(err, SL_EIO, "gzip compression failed (%d)", rc);
     return 0;

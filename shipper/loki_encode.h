@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/batch.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/record.h"
 
@@ -29,14 +30,6 @@ typedef struct sl_loki_opts {
     const sl_slice *meta_fields; /* field names sent as structured metadata */
     uint32_t nmeta_fields;
 } sl_loki_opts;
-
-/* A growable byte buffer owned by its user. */
-typedef struct sl_loki_buf {
-    char *p;
-    size_t n, cap;
-} sl_loki_buf;
-
-void sl_loki_buf_free(sl_loki_buf *b);
 
 typedef struct sl_loki_req sl_loki_req;
 
@@ -58,20 +51,20 @@ uint64_t sl_loki_req_entries(const sl_loki_req *q);
 uint64_t sl_loki_req_invalid_utf8(const sl_loki_req *q);
 
 /* Appends the uncompressed protobuf PushRequest to out. */
-int sl_loki_req_protobuf(sl_loki_req *q, sl_loki_buf *out, sl_err *err);
+int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err);
 /* Appends the JSON push body ({"streams":[...]}) to out. */
-int sl_loki_req_json(sl_loki_req *q, sl_loki_buf *out, sl_err *err);
+int sl_loki_req_json(sl_loki_req *q, sl_buf *out, sl_err *err);
 
 /* Replaces out's content with the snappy block compression of in[0..n). */
-int sl_loki_snappy(const void *in, size_t n, sl_loki_buf *out, sl_err *err);
+int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err);
 /* Replaces out's content with the gzip member of in[0..n). */
-int sl_loki_gzip(const void *in, size_t n, sl_loki_buf *out, sl_err *err);
+int sl_loki_gzip(const void *in, size_t n, sl_buf *out, sl_err *err);
 
 /* True when p[0..n) is valid UTF-8. */
 bool sl_loki_utf8_valid(const char *p, size_t n);
 /* Appends p[0..n) to out with each maximal invalid subsequence replaced by
  * U+FFFD (Unicode's recommended practice); returns the replacements made,
  * or -1 when out cannot grow. */
-long sl_loki_utf8_sanitize(const char *p, size_t n, sl_loki_buf *out);
+long sl_loki_utf8_sanitize(const char *p, size_t n, sl_buf *out);
 
 #endif

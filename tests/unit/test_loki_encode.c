@@ -62,33 +62,37 @@ static void tb_label(tbatch *t, const char *k, const char *v)
 /* Encodes q as snappy protobuf and decodes it with the receiver. */
 static void roundtrip_pb(sl_loki_req *q, sl_lr_push *out)
 {
-    sl_loki_buf raw = {0}, z = {0};
+    sl_buf raw, z;
+    sl_buf_init(&raw, 0);
+    sl_buf_init(&z, 0);
     sl_err err;
     assert_int_equal(sl_loki_req_protobuf(q, &raw, &err), 0);
-    assert_int_equal(sl_loki_snappy(raw.p, raw.n, &z, &err), 0);
+    assert_int_equal(sl_loki_snappy(raw.p, raw.len, &z, &err), 0);
     char msg[256] = "";
-    int rc = sl_lr_decode("application/x-protobuf", NULL, z.p, z.n, out, msg, sizeof msg);
+    int rc = sl_lr_decode("application/x-protobuf", NULL, z.p, z.len, out, msg, sizeof msg);
     if (rc) fail_msg("decode: %s", msg);
-    sl_loki_buf_free(&raw);
-    sl_loki_buf_free(&z);
+    sl_buf_free(&raw);
+    sl_buf_free(&z);
 }
 
 static void roundtrip_json(sl_loki_req *q, bool gzip, sl_lr_push *out)
 {
-    sl_loki_buf raw = {0}, z = {0};
+    sl_buf raw, z;
+    sl_buf_init(&raw, 0);
+    sl_buf_init(&z, 0);
     sl_err err;
     assert_int_equal(sl_loki_req_json(q, &raw, &err), 0);
-    const sl_loki_buf *body = &raw;
+    const sl_buf *body = &raw;
     if (gzip) {
-        assert_int_equal(sl_loki_gzip(raw.p, raw.n, &z, &err), 0);
+        assert_int_equal(sl_loki_gzip(raw.p, raw.len, &z, &err), 0);
         body = &z;
     }
     char msg[256] = "";
-    int rc = sl_lr_decode("application/json", gzip ? "gzip" : NULL, body->p, body->n, out, msg,
+    int rc = sl_lr_decode("application/json", gzip ? "gzip" : NULL, body->p, body->len, out, msg,
                           sizeof msg);
-    if (rc) fail_msg("decode: %s (%.*s)", msg, (int)(raw.n > 300 ? 300 : raw.n), raw.p);
-    sl_loki_buf_free(&raw);
-    sl_loki_buf_free(&z);
+    if (rc) fail_msg("decode: %s (%.*s)", msg, (int)(raw.len > 300 ? 300 : raw.len), raw.p);
+    sl_buf_free(&raw);
+    sl_buf_free(&z);
 }
 
 static const sl_lr_stream *find_stream(const sl_lr_push *p, const char *labels)
@@ -242,9 +246,10 @@ static void test_fixed_bytes(void **state)
     sl_loki_req *q = sl_loki_req_new(&o);
     sl_err err;
     assert_int_equal(sl_loki_req_add(q, &t.b, 0, 1, &err), 0);
-    sl_loki_buf raw = {0};
+    sl_buf raw;
+    sl_buf_init(&raw, 0);
     assert_int_equal(sl_loki_req_protobuf(q, &raw, &err), 0);
-    assert_int_equal(raw.n, sizeof want);
+    assert_int_equal(raw.len, sizeof want);
     assert_memory_equal(raw.p, want, sizeof want);
 
     /* With one structured metadata pair and an empty line: the empty string
@@ -262,18 +267,19 @@ static void test_fixed_bytes(void **state)
     sl_record *r = tb_rec(&t, "", 2000000000);
     tb_field(r, "trace_id", "xyz", SL_V_STRING, SL_FF_METADATA);
     sl_loki_req_reset(q);
-    raw.n = 0;
+    raw.len = 0;
     assert_int_equal(sl_loki_req_add(q, &t.b, 0, 1, &err), 0);
     assert_int_equal(sl_loki_req_protobuf(q, &raw, &err), 0);
-    assert_int_equal(raw.n, sizeof want2);
+    assert_int_equal(raw.len, sizeof want2);
     assert_memory_equal(raw.p, want2, sizeof want2);
 
     /* Snappy output is a raw block (no framing): uncompressed length first. */
-    sl_loki_buf z = {0};
-    assert_int_equal(sl_loki_snappy(raw.p, raw.n, &z, &err), 0);
+    sl_buf z;
+    sl_buf_init(&z, 0);
+    assert_int_equal(sl_loki_snappy(raw.p, raw.len, &z, &err), 0);
     assert_int_equal((unsigned char)z.p[0], sizeof want2);
-    sl_loki_buf_free(&z);
-    sl_loki_buf_free(&raw);
+    sl_buf_free(&z);
+    sl_buf_free(&raw);
     sl_loki_req_free(q);
 }
 
@@ -304,16 +310,17 @@ static void test_utf8(void **state)
         {"nul\0ok", 6, "nul\0ok", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sl_loki_buf b = {0};
+        sl_buf b;
+        sl_buf_init(&b, 0);
         long r = sl_loki_utf8_sanitize(cases[i].in, cases[i].n, &b);
         assert_int_equal(r, cases[i].reps);
         assert_int_equal(sl_loki_utf8_valid(cases[i].in, cases[i].n), cases[i].reps == 0);
         size_t on = strlen(cases[i].out);
         if (i == 9) on = 6;
-        assert_int_equal(b.n, on);
+        assert_int_equal(b.len, on);
         assert_memory_equal(b.p, cases[i].out, on);
-        assert_true(sl_loki_utf8_valid(b.p, b.n));
-        sl_loki_buf_free(&b);
+        assert_true(sl_loki_utf8_valid(b.p, b.len));
+        sl_buf_free(&b);
     }
     /* Long ASCII runs with a bad byte at every position of the fast path. */
     char buf[40];

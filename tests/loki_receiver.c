@@ -1168,28 +1168,33 @@ static void sleep_ms_stoppable(sl_lr *lr, int ms)
     }
 }
 
-/* Decodes a chunked body in place; returns its length or -1 (need more: -2). */
+/* Decodes a chunked body in place once it is complete; returns its length,
+ * -1 when malformed, -2 when more bytes are needed (nothing moved then). */
 static long dechunk(char *p, size_t n, size_t *consumed)
 {
-    size_t r = 0, w = 0;
-    for (;;) {
-        char *eol = memmem(p + r, n - r, "\r\n", 2);
-        if (!eol) return -2;
-        char *endp;
-        unsigned long len = strtoul(p + r, &endp, 16);
-        if (endp == p + r || len > LR_MAX_BODY) return -1;
-        size_t data = (size_t)(eol - p) + 2;
-        if (len == 0) {
-            char *fin = memmem(p + data - 2, n - (data - 2), "\r\n\r\n", 4);
-            if (!fin) return -2;
-            *consumed = (size_t)(fin - p) + 4;
-            return (long)w;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t r = 0, w = 0;
+        for (;;) {
+            char *eol = memmem(p + r, n - r, "\r\n", 2);
+            if (!eol) return -2;
+            char *endp;
+            unsigned long len = strtoul(p + r, &endp, 16);
+            if (endp == p + r || len > LR_MAX_BODY) return -1;
+            size_t data = (size_t)(eol - p) + 2;
+            if (len == 0) {
+                char *fin = memmem(p + data - 2, n - (data - 2), "\r\n\r\n", 4);
+                if (!fin) return -2;
+                if (pass == 0) break;
+                *consumed = (size_t)(fin - p) + 4;
+                return (long)w;
+            }
+            if (n - data < len + 2) return -2;
+            if (pass == 1) memmove(p + w, p + data, len);
+            w += len;
+            r = data + len + 2;
         }
-        if (n - data < len + 2) return -2;
-        memmove(p + w, p + data, len);
-        w += len;
-        r = data + len + 2;
     }
+    return -1;
 }
 
 static void handle_request(conn *c, const char *method, const char *path, const char *hdrs,
@@ -1318,8 +1323,11 @@ static void *conn_main(void *arg)
         c->buf[hlen - 2] = 0; /* keeps the last header's CRLF */
         char method[16], path[256];
         if (sscanf(c->buf, "%15s %255s", method, path) != 2) goto out;
-        const char *hdrs = strstr(c->buf, "\r\n");
-        hdrs = hdrs ? hdrs + 2 : "";
+        const char *hl = strstr(c->buf, "\r\n");
+        hl = hl ? hl + 2 : c->buf + hlen - 2;
+        /* Reading the body may move the buffer: keep the headers apart. */
+        char *hdrs = strndup(hl, (size_t)(c->buf + hlen - 2 - hl));
+        if (!hdrs) goto out;
         size_t vn;
         const char *v = find_header(hdrs, "Connection", &vn);
         bool close_conn = v && vn == 5 && !strncasecmp(v, "close", 5);
@@ -1327,28 +1335,30 @@ static void *conn_main(void *arg)
         bool chunked = te && vn >= 7 && !strncasecmp(te, "chunked", 7);
         v = find_header(hdrs, "Content-Length", &vn);
         size_t clen = v ? strtoull(v, NULL, 10) : 0;
-        if (clen > LR_MAX_BODY) goto out;
         v = find_header(hdrs, "Expect", &vn);
         if (v && vn >= 12 && !strncasecmp(v, "100-continue", 12))
             send_all(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        size_t consumed;
-        size_t bn;
-        if (chunked) {
+        size_t consumed = 0, bn = 0;
+        int ok = clen <= LR_MAX_BODY;
+        if (ok && chunked) {
             long r;
             while ((r = dechunk(c->buf + hlen, c->n - hlen, &consumed)) == -2)
-                if (fill(c) <= 0) goto out;
-            if (r < 0) goto out;
-            bn = (size_t)r;
+                if (fill(c) <= 0) break;
+            ok = r >= 0;
+            bn = ok ? (size_t)r : 0;
             consumed += hlen;
-        } else {
+        } else if (ok) {
             while (c->n - hlen < clen)
-                if (fill(c) <= 0) goto out;
+                if (fill(c) <= 0) break;
+            ok = c->n - hlen >= clen;
             bn = clen;
             consumed = hlen + clen;
         }
-        /* Header text must survive until the request is handled. */
-        char *hcopy = strndup(hdrs, (size_t)(c->buf + hlen - 2 - hdrs));
-        if (!hcopy) goto out;
+        if (!ok) {
+            free(hdrs);
+            goto out;
+        }
+        char *hcopy = hdrs;
         handle_request(c, method, path, hcopy, c->buf + hlen, bn, close_conn);
         free(hcopy);
         memmove(c->buf, c->buf + consumed, c->n - consumed);

@@ -32,7 +32,7 @@ static double median(double *v, int n)
 }
 
 /* Log lines that look like an access log / app log mix, ~150-250 bytes. */
-static sl_batch *make_batch(uint32_t n, bool meta, sl_chunk **chunk)
+static sl_batch *make_batch(uint32_t n, bool meta, bool level_label, sl_chunk **chunk)
 {
     static const char *paths[] = {"/api/v1/items", "/api/v1/users/login", "/healthz",
                                   "/static/app.js", "/api/v2/orders/search"};
@@ -57,6 +57,12 @@ static sl_batch *make_batch(uint32_t n, bool meta, sl_chunk **chunk)
                            (unsigned)((x >> 36) % 1000), (unsigned long long)x);
         sl_record *r = sl_batch_add(b, (sl_slice){p, (size_t)len},
                                     1714564800000000000LL + i * 1000LL, c->len + (size_t)len + 1);
+        if (level_label) {
+            const char *l = strstr(p, "level=") + 6;
+            sl_record_add_field(b, r, (sl_slice){"level", 5}, (sl_slice){l, strcspn(l, " ")},
+                                SL_V_STRING)
+                ->flags = SL_FF_LABEL;
+        }
         if (meta) {
             const char *t = strstr(p, "trace_id=") + 9;
             sl_record_add_field(b, r, (sl_slice){"trace_id", 8}, (sl_slice){t, 16}, SL_V_STRING)
@@ -74,10 +80,10 @@ static sl_batch *make_batch(uint32_t n, bool meta, sl_chunk **chunk)
 
 #define RUNS 15
 
-static void run(const char *title, uint32_t nrec, bool meta)
+static void run(const char *title, uint32_t nrec, bool meta, bool level_label)
 {
     sl_chunk *c;
-    sl_batch *b = make_batch(nrec, meta, &c);
+    sl_batch *b = make_batch(nrec, meta, level_label, &c);
     if (!b) {
         fprintf(stderr, "out of memory\n");
         exit(1);
@@ -163,7 +169,8 @@ static void run(const char *title, uint32_t nrec, bool meta)
 
 int main(void)
 {
-    run("one stream", 8000, false);
-    run("one stream + structured metadata", 8000, true);
+    run("one stream", 8000, false, false);
+    run("one stream + structured metadata", 8000, true, false);
+    run("label from a field (level: 3 streams)", 8000, false, true);
     return 0;
 }

@@ -375,6 +375,15 @@ struct sl_loki_req {
     sl_loki_kv *tmp;
     uint32_t ntmp, captmp;
     sl_buf t1, t2;
+    /* Label sets of recent records of the batch being added, so records
+     * with the same label fields skip building and hashing the string. */
+    struct {
+        uint64_t h;
+        const sl_record *r;
+        uint32_t stream;
+        bool bad;
+    } sig[16];
+    uint32_t nsig, sig_next;
 };
 
 sl_loki_req *sl_loki_req_new(const sl_loki_opts *opts)
@@ -784,6 +793,40 @@ static inline uint32_t ts_body(int64_t ts)
     return (s ? 1 + varint_len((uint64_t)s) : 0) + (ns ? 1 + varint_len((uint64_t)ns) : 0);
 }
 
+/* A hash of the record's label fields as raw bytes; 0 when it has none. */
+static uint64_t label_sig(const sl_record *r)
+{
+    uint64_t h = 0;
+    bool any = false;
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const sl_field *f = &r->fields[i];
+        if ((f->flags & (SL_FF_LABEL | SL_FF_REMOVED)) != SL_FF_LABEL) continue;
+        any = true;
+        h = (h ^ fnv1a(f->key.p, f->key.n)) * 0x9e3779b97f4a7c15ull;
+        h = (h ^ fnv1a(f->val.p, f->val.n) ^ ((uint64_t)f->type << 56)) * 0x9e3779b97f4a7c15ull;
+    }
+    return any ? (h ? h : 1) : 0;
+}
+
+static bool same_labels(const sl_record *a, const sl_record *b)
+{
+    uint32_t i = 0, j = 0;
+    for (;;) {
+        while (i < a->nfields &&
+               (a->fields[i].flags & (SL_FF_LABEL | SL_FF_REMOVED)) != SL_FF_LABEL)
+            i++;
+        while (j < b->nfields &&
+               (b->fields[j].flags & (SL_FF_LABEL | SL_FF_REMOVED)) != SL_FF_LABEL)
+            j++;
+        if (i == a->nfields || j == b->nfields) return i == a->nfields && j == b->nfields;
+        const sl_field *x = &a->fields[i++], *y = &b->fields[j++];
+        if (x->type != y->type || x->flags != y->flags || x->key.n != y->key.n ||
+            x->val.n != y->val.n || memcmp(x->key.p, y->key.p, x->key.n) != 0 ||
+            memcmp(x->val.p, y->val.p, x->val.n) != 0)
+            return false;
+    }
+}
+
 int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t count, sl_err *err)
 {
     const sl_loki_opts *o = q->o;
@@ -811,19 +854,32 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
     if (stream_for(q, 0, b->input, &base)) goto nomem;
     if (bad) q->invalid++; /* counted once per batch for its shared labels */
 
+    q->nsig = q->sig_next = 0;
     for (uint32_t ri = first; ri < first + count; ri++) {
         const sl_record *r = &b->records[ri];
         if (r->flags & SL_RF_DROPPED) continue;
         bool rbad = false;
         uint32_t si = base;
         uint32_t meta_off = q->nmeta;
+        uint64_t h = label_sig(r);
+        bool hit = false;
+        if (h) {
+            for (uint32_t i = 0; i < q->nsig && !hit; i++) {
+                if (q->sig[i].h == h && same_labels(q->sig[i].r, r)) {
+                    hit = true;
+                    si = q->sig[i].stream;
+                    rbad = q->sig[i].bad;
+                }
+            }
+        }
         /* Labels and metadata from the record's fields. */
         q->ntmp = nbase;
         for (uint32_t fi = 0; fi < r->nfields; fi++) {
             const sl_field *f = &r->fields[fi];
             if (f->flags & SL_FF_REMOVED) continue;
-            bool lab = f->flags & SL_FF_LABEL;
+            bool lab = (f->flags & SL_FF_LABEL) && !hit;
             if (!lab && !(f->flags & SL_FF_METADATA) && o->nmeta_fields == 0) continue;
+            if ((f->flags & SL_FF_LABEL) && hit) continue;
             sl_slice k, v;
             if (key_text(f, &q->t2, &k)) goto nomem;
             const char *kp = k.p;
@@ -854,6 +910,11 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             /* tmp[from..] now holds base + record pairs in order. */
             tmp_sort_dedup(q, from);
             if (stream_for(q, from, b->input, &si)) goto nomem;
+            uint32_t slot = q->nsig < 16 ? q->nsig++ : (q->sig_next++ & 15);
+            q->sig[slot].h = h;
+            q->sig[slot].r = r;
+            q->sig[slot].stream = si;
+            q->sig[slot].bad = rbad;
         }
 
         /* The line. */

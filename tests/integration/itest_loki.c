@@ -340,15 +340,37 @@ static void test_dns_failure(void **state)
     check_unreachable(&r, "error");
 }
 
+/* TLS failures: a CA file that does not exist, and https to a plain-HTTP
+ * server, where the handshake never completes. */
+static void test_tls_failure(void **state)
+{
+    (void)state;
+    static const char *extra[] = {
+        "    tls: {ca_file: /nonexistent/ca.pem}\n",
+        "    timeout: 150ms\n    tls: {insecure_skip_verify: true}\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        rig r;
+        sl_lr_opts lo = {0};
+        sl_lr *lr;
+        assert_int_equal(sl_lr_start(&lo, &lr), 0);
+        char url[128];
+        snprintf(url, sizeof url, "https://127.0.0.1:%d/loki/api/v1/push", sl_lr_port(lr));
+        rig_start(&r, NULL, url, extra[i]);
+        r.lr = lr;
+        check_unreachable(&r, "error");
+    }
+}
+
 static void test_wrong_path(void **state)
 {
     (void)state;
     rig r;
     sl_lr_opts lo = {0};
-    sl_lr_start(&lo, &r.lr);
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/wrong/path", sl_lr_port(r.lr));
-    sl_lr *lr = r.lr;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/wrong/path", sl_lr_port(lr));
     rig_start(&r, NULL, url, NULL);
     r.lr = lr;
     check_unreachable(&r, "404");
@@ -574,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_honoured),
         cmocka_unit_test(test_refused_port),
         cmocka_unit_test(test_dns_failure),
+        cmocka_unit_test(test_tls_failure),
         cmocka_unit_test(test_wrong_path),
         cmocka_unit_test(test_garbage_forever),
         cmocka_unit_test(test_garbage_then_recovery),

@@ -27,7 +27,7 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 run: build
-	./tools/run-dev.sh $(BUILD)/sluice
+	./tools/run-dev.sh $(BUILD)/cli/sluice
 
 # Everything: unit, integration, fault and fuzz-replay tests, then the whole
 # suite again under ASan+UBSan.

@@ -2,7 +2,7 @@
 # `make run`: the agent on config/dev.yml, with a writer appending a line to
 # a live log every half second so records keep flowing. Ctrl-C stops both.
 set -eu
-bin=${1:-build/sluice}
+bin=${1:-build/cli/sluice}
 dev=${SLUICE_DEV_DIR:-build/dev}
 export SLUICE_DEV_DIR="$dev"
 # A fresh data_dir each time, so the samples are shown again.

@@ -1,0 +1,690 @@
+#include "shipper/loki.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "shipper/buffer.h"
+#include "shipper/http.h"
+#include "shipper/loki_encode.h"
+#include "shipper/retry.h"
+
+#define LOKI_MAX_LABELS 64
+#define LOKI_MAX_META   64
+
+enum { ENC_PROTOBUF, ENC_JSON };
+enum { COMP_SNAPPY, COMP_GZIP, COMP_NONE };
+
+/* A record range of one batch; requests are lists of spans so a 413 can
+ * split inside a batch. */
+typedef struct span {
+    sl_batch *b;
+    uint32_t first, count;
+} span;
+
+/* How a request ended. */
+enum { SENT, ABORTED };
+
+typedef struct loki {
+    const sl_sink_ctx *ctx;
+    char *url_log; /* the url without credentials */
+    int encoding, compression;
+    int64_t max_wait_ms;
+    uint64_t max_batch_bytes;
+    sl_loki_opts eopts;
+    sl_loki_kv labels[LOKI_MAX_LABELS];
+    sl_slice meta[LOKI_MAX_META];
+    char *strings[2 * LOKI_MAX_LABELS + LOKI_MAX_META]; /* owned copies */
+    size_t nstrings;
+
+    sl_http *http;
+    sl_loki_req *req;
+    sl_buf raw, body;
+    sl_retry retry;
+
+    sl_batch **pend;
+    uint32_t npend, cappend;
+    uint64_t pend_bytes;
+    int64_t pend_since_ns;
+
+    sl_metric *m_records, *m_bytes, *m_retries, *m_invalid, *m_last_ok, *m_failing;
+    char mlabels[256];
+    bool failing;
+    uint32_t fail_streak;
+    sl_ratelimit rl_fail, rl_drop;
+} loki;
+
+static const sl_cfg_key loki_keys[] = {
+    SL_SINK_COMMON_KEYS,
+    {"url", SL_KEY_STR, true, NULL, false},
+    {"tenant", SL_KEY_STR, false, NULL, false},
+    {"auth", SL_KEY_MAP, false, NULL, false},
+    {"tls", SL_KEY_MAP, false, NULL, false},
+    {"encoding", SL_KEY_ENUM, false, "protobuf|json", false},
+    {"compression", SL_KEY_ENUM, false, "snappy|gzip|none", false},
+    {"labels", SL_KEY_MAP, false, NULL, false},
+    {"structured_metadata", SL_KEY_LIST, false, NULL, false},
+    {"line_format", SL_KEY_ENUM, false, "raw|json", false},
+    {"timeout", SL_KEY_DURATION, false, NULL, false},
+    {"max_batch_bytes", SL_KEY_SIZE, false, NULL, false},
+    {"max_batch_wait", SL_KEY_DURATION, false, NULL, false},
+    {"concurrency", SL_KEY_INT, false, NULL, false},
+    {"min_backoff", SL_KEY_DURATION, false, NULL, false},
+    {"max_backoff", SL_KEY_DURATION, false, NULL, false},
+};
+
+static const sl_cfg_key auth_keys[] = {
+    {"username", SL_KEY_STR, false, NULL, false},
+    {"password", SL_KEY_STR, false, NULL, true},
+    {"password_file", SL_KEY_STR, false, NULL, false},
+    {"bearer_token", SL_KEY_STR, false, NULL, true},
+    {"bearer_token_file", SL_KEY_STR, false, NULL, false},
+};
+
+static const sl_cfg_key tls_keys[] = {
+    {"ca_file", SL_KEY_STR, false, NULL, false},
+    {"cert_file", SL_KEY_STR, false, NULL, false},
+    {"key_file", SL_KEY_STR, false, NULL, false},
+    {"insecure_skip_verify", SL_KEY_BOOL, false, NULL, false},
+};
+
+#define NKEYS(k) (sizeof(k) / sizeof *(k))
+
+/* ---- configuration ---- */
+
+static const char *keep(loki *s, const char *str)
+{
+    if (!str || s->nstrings == sizeof s->strings / sizeof *s->strings) return NULL;
+    char *d = strdup(str);
+    if (d) s->strings[s->nstrings++] = d;
+    return d;
+}
+
+/* The url for logs: userinfo (user:password@) replaced. */
+static char *redact_url(const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == '@') at = p;
+    size_t n = strlen(url) + 16;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    if (at)
+        snprintf(out, n, "%.*s<redacted>%s", (int)(host - url), url, at);
+    else
+        snprintf(out, n, "%s", url);
+    return out;
+}
+
+static int abort_cb(void *arg)
+{
+    const loki *s = arg;
+    return atomic_load(s->ctx->stop) ? 1 : 0;
+}
+
+static void loki_destroy(void *state);
+
+static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
+{
+    sl_cfg *cfg = ctx->cfg;
+    const sl_cfg_node *n = ctx->node;
+    size_t before = sl_cfg_nerrors(cfg);
+    sl_cfg_check(cfg, n, loki_keys, NKEYS(loki_keys));
+    const sl_cfg_node *auth = sl_cfg_get(n, "auth");
+    const sl_cfg_node *tls = sl_cfg_get(n, "tls");
+    if (auth) sl_cfg_check(cfg, auth, auth_keys, NKEYS(auth_keys));
+    if (tls) sl_cfg_check(cfg, tls, tls_keys, NKEYS(tls_keys));
+
+    const char *url = NULL, *tenant = NULL, *user = NULL;
+    const char *ca = NULL, *cert = NULL, *key = NULL;
+    bool insecure = false;
+    int encoding = ENC_PROTOBUF, compression = -1, line_format = SL_LOKI_LINE_RAW;
+    int64_t timeout_ms = 10000, wait_ms = 1000, min_backoff = 500, max_backoff = 60000;
+    int64_t concurrency = 1;
+    uint64_t max_bytes = 1 << 20;
+    sl_cfg_str(cfg, n, "url", NULL, &url);
+    sl_cfg_str(cfg, n, "tenant", NULL, &tenant);
+    sl_cfg_enum(cfg, n, "encoding", "protobuf|json", ENC_PROTOBUF, &encoding);
+    sl_cfg_enum(cfg, n, "compression", "snappy|gzip|none", -1, &compression);
+    sl_cfg_enum(cfg, n, "line_format", "raw|json", SL_LOKI_LINE_RAW, &line_format);
+    sl_cfg_duration_ms(cfg, n, "timeout", 10000, &timeout_ms);
+    sl_cfg_size(cfg, n, "max_batch_bytes", 1 << 20, &max_bytes);
+    sl_cfg_duration_ms(cfg, n, "max_batch_wait", 1000, &wait_ms);
+    sl_cfg_int(cfg, n, "concurrency", 1, 1, 64, &concurrency);
+    sl_cfg_duration_ms(cfg, n, "min_backoff", 500, &min_backoff);
+    sl_cfg_duration_ms(cfg, n, "max_backoff", 60000, &max_backoff);
+    sl_cfg_str(cfg, auth, "username", NULL, &user);
+    sl_cfg_str(cfg, tls, "ca_file", NULL, &ca);
+    sl_cfg_str(cfg, tls, "cert_file", NULL, &cert);
+    sl_cfg_str(cfg, tls, "key_file", NULL, &key);
+    sl_cfg_bool(cfg, tls, "insecure_skip_verify", false, &insecure);
+
+    if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        sl_cfg_error(cfg, sl_cfg_get(n, "url"), "url must start with http:// or https://");
+    if (compression < 0) compression = encoding == ENC_PROTOBUF ? COMP_SNAPPY : COMP_GZIP;
+    if (encoding == ENC_PROTOBUF && compression != COMP_SNAPPY)
+        sl_cfg_error(cfg, sl_cfg_get(n, "compression"),
+                     "protobuf requests are always snappy-compressed (Loki expects it); use "
+                     "encoding: json for gzip or none");
+    if (encoding == ENC_JSON && compression == COMP_SNAPPY)
+        sl_cfg_error(cfg, sl_cfg_get(n, "compression"), "json requests use gzip or none");
+    if (concurrency > 1)
+        sl_cfg_error(cfg, sl_cfg_get(n, "concurrency"),
+                     "concurrency > 1 is not supported yet (one request in flight per sink)");
+    if (max_bytes < 1024)
+        sl_cfg_error(cfg, sl_cfg_get(n, "max_batch_bytes"), "max_batch_bytes must be >= 1KiB");
+    if (min_backoff < 1) min_backoff = 1;
+    if (max_backoff < min_backoff)
+        sl_cfg_error(cfg, sl_cfg_get(n, "max_backoff"), "max_backoff must be >= min_backoff");
+    if ((cert == NULL) != (key == NULL))
+        sl_cfg_error(cfg, tls, "tls: cert_file and key_file go together");
+
+    char *password = NULL, *token = NULL;
+    if (auth) {
+        sl_cfg_secret(cfg, auth, "password", &password);
+        sl_cfg_secret(cfg, auth, "bearer_token", &token);
+        if (password && !user) sl_cfg_error(cfg, auth, "auth: password needs a username");
+        if (user && token)
+            sl_cfg_error(cfg, auth, "auth: use either username/password or bearer_token");
+    }
+
+    const sl_cfg_node *lab = sl_cfg_get(n, "labels");
+    if (lab && lab->kind == SL_CFG_MAP) {
+        if (lab->n > LOKI_MAX_LABELS)
+            sl_cfg_error(cfg, lab, "at most %d static labels", LOKI_MAX_LABELS);
+        for (size_t i = 0; i < lab->n; i++)
+            if (lab->items[i]->kind != SL_CFG_SCALAR)
+                sl_cfg_error(cfg, lab->items[i], "label %s: value must be a string", lab->keys[i]);
+    }
+    const char *meta[LOKI_MAX_META];
+    size_t nmeta = 0;
+    sl_cfg_list(cfg, n, "structured_metadata", meta, LOKI_MAX_META, &nmeta);
+
+    if (sl_cfg_nerrors(cfg) > before || ctx->check_only) {
+        free(password);
+        free(token);
+        if (sl_cfg_nerrors(cfg) > before)
+            return sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name);
+        return SL_OK;
+    }
+
+    loki *s = calloc(1, sizeof *s);
+    if (!s) {
+        free(password);
+        free(token);
+        return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+    }
+    s->ctx = ctx;
+    s->encoding = encoding;
+    s->compression = compression;
+    s->max_wait_ms = wait_ms;
+    s->max_batch_bytes = max_bytes;
+    s->url_log = redact_url(url);
+    bool nomem = !s->url_log;
+    for (size_t i = 0; lab && lab->kind == SL_CFG_MAP && i < lab->n; i++) {
+        const char *k = keep(s, lab->keys[i]), *v = keep(s, lab->items[i]->scalar);
+        if (!k || !v) {
+            nomem = true;
+            break;
+        }
+        s->labels[s->eopts.nlabels++] = (sl_loki_kv){{k, strlen(k)}, {v, strlen(v)}};
+    }
+    for (size_t i = 0; i < nmeta; i++) {
+        const char *m = keep(s, meta[i]);
+        if (!m) {
+            nomem = true;
+            break;
+        }
+        s->meta[s->eopts.nmeta_fields++] = (sl_slice){m, strlen(m)};
+    }
+    s->eopts.line_format = line_format;
+    s->eopts.labels = s->labels;
+    s->eopts.meta_fields = s->meta;
+    s->req = sl_loki_req_new(&s->eopts);
+    sl_buf_init(&s->raw, 0);
+    sl_buf_init(&s->body, 0);
+    if (nomem || !s->req) {
+        free(password);
+        free(token);
+        loki_destroy(s);
+        return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+    }
+
+    char tenant_hdr[256];
+    const char *headers[2] = {NULL, NULL};
+    if (tenant && *tenant) {
+        snprintf(tenant_hdr, sizeof tenant_hdr, "X-Scope-OrgID: %s", tenant);
+        headers[0] = tenant_hdr;
+    }
+    sl_http_opts ho = {
+        .url = url,
+        .timeout_ms = timeout_ms,
+        .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
+        .ca_file = ca,
+        .cert_file = cert,
+        .key_file = key,
+        .insecure_skip_verify = insecure,
+        .username = user,
+        .password = password,
+        .bearer_token = token,
+        .headers = headers,
+        .abort_cb = abort_cb,
+        .abort_arg = s,
+    };
+    int rc = sl_http_new(&ho, &s->http, err);
+    if (password) explicit_bzero(password, strlen(password));
+    if (token) explicit_bzero(token, strlen(token));
+    free(password);
+    free(token);
+    if (rc) {
+        loki_destroy(s);
+        return rc;
+    }
+    /* Seeded from the clock and the sink: agents restarted together must not
+     * retry in lockstep. */
+    sl_retry_init(&s->retry, min_backoff, max_backoff,
+                  (uint64_t)sl_monotonic_ns() ^ (uint64_t)(uintptr_t)s);
+
+    sl_metric_labels(s->mlabels, sizeof s->mlabels, "sink", ctx->name, NULL, NULL);
+    s->m_records =
+        sl_counter("sluice_sink_records_total", "Records delivered by the sink.", s->mlabels);
+    s->m_bytes =
+        sl_counter("sluice_sink_bytes_total", "Bytes written or sent by the sink.", s->mlabels);
+    s->m_retries =
+        sl_counter("sluice_sink_retries_total", "Requests retried after a failure.", s->mlabels);
+    s->m_invalid =
+        sl_counter("sluice_sink_invalid_utf8_total",
+                   "Records whose text had invalid UTF-8 replaced with U+FFFD.", s->mlabels);
+    s->m_last_ok = sl_gauge("sluice_sink_last_success_timestamp_seconds",
+                            "Unix time of the sink's last successful delivery.", s->mlabels);
+    s->m_failing =
+        sl_gauge("sluice_sink_failing",
+                 "1 while the sink's deliveries are failing and being retried.", s->mlabels);
+    sl_metric_set(s->m_failing, 0);
+    s->rl_fail.interval_ns = 10 * 1000000000LL;
+    s->rl_drop.interval_ns = 10 * 1000000000LL;
+    sl_log(SL_LOG_INFO, "sink_started", "sink=%s type=loki url=%s encoding=%s", ctx->name,
+           s->url_log, encoding == ENC_PROTOBUF ? "protobuf" : "json");
+    *state = s;
+    return SL_OK;
+}
+
+static void loki_destroy(void *state)
+{
+    loki *s = state;
+    if (!s) return;
+    sl_http_free(s->http);
+    sl_loki_req_free(s->req);
+    sl_buf_free(&s->raw);
+    sl_buf_free(&s->body);
+    for (size_t i = 0; i < s->nstrings; i++) free(s->strings[i]);
+    free(s->pend);
+    free(s->url_log);
+    free(s);
+}
+
+/* ---- sending ---- */
+
+static bool stopping(const loki *s)
+{
+    return atomic_load(s->ctx->stop);
+}
+
+/* Sleeps ms, waking early on stop. */
+static void nap(const loki *s, int64_t ms)
+{
+    int64_t end = sl_monotonic_ns() + ms * 1000000;
+    while (!stopping(s)) {
+        int64_t left = end - sl_monotonic_ns();
+        if (left <= 0) break;
+        if (left > 50 * 1000000) left = 50 * 1000000;
+        struct timespec ts = {0, (long)left};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void count_request(loki *s, const char *code)
+{
+    char l[320];
+    sl_metric_labels(l, sizeof l, "sink", s->ctx->name, "code", code);
+    sl_metric_inc(
+        sl_counter("sluice_sink_requests_total", "Requests sent by the sink, by result.", l));
+}
+
+static void count_drop(loki *s, const char *reason, uint64_t n)
+{
+    char l[320];
+    sl_metric_labels(l, sizeof l, "sink", s->ctx->name, "reason", reason);
+    sl_metric_add(sl_counter("sluice_sink_dropped_records_total",
+                             "Records the destination rejected for good, by reason.", l),
+                  n);
+}
+
+static int build(loki *s, const span *sp, uint32_t nsp, sl_err *err)
+{
+    sl_loki_req_reset(s->req);
+    for (uint32_t i = 0; i < nsp; i++) {
+        int rc = sl_loki_req_add(s->req, sp[i].b, sp[i].first, sp[i].count, err);
+        if (rc) return rc;
+    }
+    sl_buf_reset(&s->raw);
+    if (s->encoding == ENC_PROTOBUF) {
+        int rc = sl_loki_req_protobuf(s->req, &s->raw, err);
+        return rc ? rc : sl_loki_snappy(s->raw.p, s->raw.len, &s->body, err);
+    }
+    int rc = sl_loki_req_json(s->req, &s->raw, err);
+    if (rc) return rc;
+    if (s->compression == COMP_GZIP) return sl_loki_gzip(s->raw.p, s->raw.len, &s->body, err);
+    sl_buf_reset(&s->body);
+    return sl_buf_append(&s->body, s->raw.p, s->raw.len);
+}
+
+/* Which permanent rejection Loki reported, and for how many entries: the
+ * sum of its "total ignored: N out of M" lines when present, else one per
+ * line naming a reason, else the whole request. */
+static const char *classify_400(const char *body, uint64_t entries, uint64_t *dropped)
+{
+    static const struct {
+        const char *needle, *reason;
+    } reasons[] = {
+        {"out of order", "out_of_order"},
+        {"too far behind", "too_far_behind"},
+        {"line too long", "line_too_long"},
+        {"max entry size", "line_too_long"},
+        {"timestamp too old", "too_old"},
+        {"greater than max sample age", "too_old"},
+        {"timestamp too new", "too_new"},
+        {"too far in future", "too_new"},
+        {"stream limit", "stream_limit"},
+        {"structured metadata", "structured_metadata"},
+        {"label", "bad_labels"},
+    };
+    const char *reason = NULL;
+    uint64_t total = 0, lines = 0;
+    for (const char *line = body; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t ln = eol ? (size_t)(eol - line) : strlen(line);
+        const char *ti = memmem(line, ln, "total ignored: ", 15);
+        if (ti) {
+            total += strtoull(ti + 15, NULL, 10);
+        } else {
+            for (size_t r = 0; r < sizeof reasons / sizeof *reasons; r++) {
+                size_t nl = strlen(reasons[r].needle);
+                bool hit = false;
+                for (size_t i = 0; i + nl <= ln && !hit; i++)
+                    hit = strncasecmp(line + i, reasons[r].needle, nl) == 0;
+                if (hit) {
+                    if (!reason) reason = reasons[r].reason;
+                    lines++;
+                    break;
+                }
+            }
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    uint64_t n = total ? total : lines ? lines : entries;
+    *dropped = n < entries ? n : entries;
+    return reason ? reason : "rejected";
+}
+
+static void succeeded(loki *s, uint64_t records, size_t bytes)
+{
+    sl_metric_add(s->m_records, records);
+    sl_metric_add(s->m_bytes, bytes);
+    sl_metric_add(s->m_invalid, sl_loki_req_invalid_utf8(s->req));
+    sl_metric_set(s->m_last_ok, sl_now_ns() / 1000000000);
+    sl_retry_success(&s->retry);
+    if (s->failing) {
+        sl_log(SL_LOG_INFO, "sink_recovered", "sink=%s failed_attempts=%u", s->ctx->name,
+               s->fail_streak);
+        s->failing = false;
+        sl_metric_set(s->m_failing, 0);
+    }
+    s->fail_streak = 0;
+}
+
+static bool retryable_status(long st)
+{
+    /* 401/403/404/405: credentials or url are wrong; the operator can fix
+     * that, and dropping the data meanwhile would lose it. */
+    return st == 401 || st == 403 || st == 404 || st == 405 || st == 408 || st == 425 ||
+           st == 429 || st >= 500;
+}
+
+static void failed(loki *s, const sl_http_result *r, const char *what, int64_t delay)
+{
+    sl_metric_inc(s->m_retries);
+    s->fail_streak++;
+    if (!s->failing) {
+        s->failing = true;
+        sl_metric_set(s->m_failing, 1);
+    }
+    uint64_t skipped = 0;
+    if (!sl_ratelimit_ok(&s->rl_fail, &skipped)) return;
+    char q1[320], q2[200];
+    const char *hint = r->status == 401 || r->status == 403   ? " (check auth and tenant)"
+                       : r->status == 404 || r->status == 405 ? " (check url)"
+                                                              : "";
+    char msg[300];
+    if (r->status)
+        snprintf(msg, sizeof msg, "HTTP %ld%s", r->status, hint);
+    else
+        snprintf(msg, sizeof msg, "%s", r->error);
+    sl_log(SL_LOG_WARN, "sink_send_failed",
+           "sink=%s url=%s error=%s body=%s during=%s attempt=%u retry_in_ms=%lld "
+           "suppressed=%llu",
+           s->ctx->name, s->url_log, sl_log_quote(q1, sizeof q1, msg, strlen(msg)),
+           sl_log_quote(q2, sizeof q2, r->body, r->body_len < 160 ? r->body_len : 160), what,
+           s->fail_streak, (long long)delay, (unsigned long long)skipped);
+}
+
+static int send_spans(loki *s, const span *sp, uint32_t nsp);
+
+/* 413: halves the request by records and sends each half. -1 when out of
+ * memory. */
+static int split(loki *s, const span *sp, uint32_t nsp, uint64_t total)
+{
+    uint64_t half = total / 2, acc = 0;
+    span *l = malloc(nsp * sizeof *l), *r = malloc(nsp * sizeof *r);
+    if (!l || !r) {
+        free(l);
+        free(r);
+        return -1;
+    }
+    uint32_t nl = 0, nr = 0;
+    for (uint32_t i = 0; i < nsp; i++) {
+        if (acc >= half) {
+            r[nr++] = sp[i];
+        } else if (acc + sp[i].count <= half) {
+            l[nl++] = sp[i];
+            acc += sp[i].count;
+        } else {
+            uint32_t take = (uint32_t)(half - acc);
+            l[nl++] = (span){sp[i].b, sp[i].first, take};
+            r[nr++] = (span){sp[i].b, sp[i].first + take, sp[i].count - take};
+            acc = half;
+        }
+    }
+    int rc = send_spans(s, l, nl);
+    if (rc == SENT) rc = send_spans(s, r, nr);
+    free(l);
+    free(r);
+    return rc;
+}
+
+static int send_spans(loki *s, const span *sp, uint32_t nsp)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nsp; i++) total += sp[i].count;
+    sl_err err = {0};
+    for (;;) {
+        if (stopping(s)) return ABORTED;
+        int rc = build(s, sp, nsp, &err);
+        if (rc == 0) break;
+        /* Out of memory: wait and try again; never drop data for it. */
+        sl_http_result r = {.retry_after_ms = -1, .body = ""};
+        snprintf(r.error, sizeof r.error, "%.200s", err.msg);
+        int64_t d = sl_retry_next(&s->retry, -1);
+        failed(s, &r, "encode", d);
+        nap(s, d);
+    }
+    uint64_t entries = sl_loki_req_entries(s->req);
+    if (entries == 0) return SENT;
+    const char *ctype = s->encoding == ENC_PROTOBUF ? "application/x-protobuf" : "application/json";
+    const char *cenc = s->compression == COMP_GZIP ? "gzip" : NULL;
+    for (;;) {
+        if (stopping(s)) return ABORTED;
+        sl_http_result r;
+        int rc = sl_http_post(s->http, ctype, cenc, s->body.p, s->body.len, &r);
+        if (rc == SL_ECLOSED || r.aborted) {
+            count_request(s, "aborted");
+            return ABORTED;
+        }
+        if (rc != 0) {
+            count_request(s, "error");
+            int64_t d = sl_retry_next(&s->retry, -1);
+            failed(s, &r, "send", d);
+            nap(s, d);
+            continue;
+        }
+        char code[16];
+        snprintf(code, sizeof code, "%ld", r.status);
+        count_request(s, code);
+        if (r.status >= 200 && r.status < 300) {
+            succeeded(s, entries, s->body.len);
+            return SENT;
+        }
+        if (r.status == 413) {
+            if (total > 1) {
+                sl_log(SL_LOG_INFO, "sink_request_split", "sink=%s records=%llu bytes=%zu",
+                       s->ctx->name, (unsigned long long)total, s->body.len);
+                int sr = split(s, sp, nsp, total);
+                if (sr >= 0) return sr;
+                int64_t d = sl_retry_next(&s->retry, -1);
+                nap(s, d);
+                continue;
+            }
+            count_drop(s, "too_large", entries);
+            uint64_t skipped = 0;
+            if (sl_ratelimit_ok(&s->rl_drop, &skipped))
+                sl_log(SL_LOG_WARN, "sink_records_dropped",
+                       "sink=%s reason=too_large records=%llu bytes=%zu suppressed=%llu",
+                       s->ctx->name, (unsigned long long)entries, s->body.len,
+                       (unsigned long long)skipped);
+            succeeded(s, 0, 0);
+            return SENT;
+        }
+        if (retryable_status(r.status)) {
+            int64_t d = sl_retry_next(&s->retry, r.retry_after_ms);
+            failed(s, &r, "send", d);
+            nap(s, d);
+            continue;
+        }
+        /* A permanent rejection. Loki stores the valid entries of a request
+         * and reports the others, so the request counts as delivered minus
+         * what it names. */
+        uint64_t dropped;
+        const char *reason = classify_400(r.body, entries, &dropped);
+        count_drop(s, reason, dropped);
+        uint64_t skipped = 0;
+        if (sl_ratelimit_ok(&s->rl_drop, &skipped)) {
+            char q[400];
+            sl_log(SL_LOG_WARN, "sink_records_dropped",
+                   "sink=%s status=%ld reason=%s records=%llu of=%llu body=%s suppressed=%llu",
+                   s->ctx->name, r.status, reason, (unsigned long long)dropped,
+                   (unsigned long long)entries,
+                   sl_log_quote(q, sizeof q, r.body, r.body_len < 300 ? r.body_len : 300),
+                   (unsigned long long)skipped);
+        }
+        succeeded(s, entries - dropped, s->body.len);
+        return SENT;
+    }
+}
+
+/* Sends everything pending; acks on delivery, releases without ack on
+ * shutdown. */
+static void flush(loki *s)
+{
+    if (!s->npend) return;
+    span *sp = malloc(s->npend * sizeof *sp);
+    int rc = ABORTED;
+    while (!sp && !stopping(s)) {
+        nap(s, 100);
+        sp = malloc(s->npend * sizeof *sp);
+    }
+    if (sp) {
+        for (uint32_t i = 0; i < s->npend; i++) sp[i] = (span){s->pend[i], 0, s->pend[i]->nrecords};
+        rc = send_spans(s, sp, s->npend);
+        free(sp);
+    }
+    for (uint32_t i = 0; i < s->npend; i++) {
+        if (rc == SENT)
+            sl_batch_done(s->pend[i]);
+        else
+            sl_batch_unref(s->pend[i]);
+    }
+    s->npend = 0;
+    s->pend_bytes = 0;
+}
+
+static int loki_run(void *state)
+{
+    loki *s = state;
+    for (;;) {
+        if (stopping(s)) break;
+        int64_t timeout = 200;
+        if (s->npend) {
+            int64_t left =
+                (s->pend_since_ns + s->max_wait_ms * 1000000 - sl_monotonic_ns()) / 1000000;
+            if (left <= 0) {
+                flush(s);
+                continue;
+            }
+            if (left < timeout) timeout = left;
+        }
+        sl_batch *b;
+        int rc = sl_buffer_pop(s->ctx->buffer, &b, timeout);
+        if (rc == SL_ECLOSED) {
+            flush(s);
+            break;
+        }
+        if (rc != SL_OK) continue;
+        if (s->npend && s->pend_bytes + b->bytes > s->max_batch_bytes) flush(s);
+        while (s->npend == s->cappend) {
+            uint32_t nc = s->cappend ? s->cappend * 2 : 64;
+            sl_batch **p = realloc(s->pend, nc * sizeof *p);
+            if (p) {
+                s->pend = p;
+                s->cappend = nc;
+            } else if (s->npend) {
+                flush(s); /* send what we hold, then there is room */
+            } else if (stopping(s)) {
+                break;
+            } else {
+                nap(s, 100);
+            }
+        }
+        if (s->npend == s->cappend) {
+            sl_batch_unref(b); /* stopping: not delivered, not acked */
+            break;
+        }
+        if (!s->npend) s->pend_since_ns = sl_monotonic_ns();
+        s->pend[s->npend++] = b;
+        s->pend_bytes += b->bytes;
+        if (s->pend_bytes >= s->max_batch_bytes) flush(s);
+    }
+    /* Stopped: what was not delivered is released without an ack, so the
+     * checkpoint stays behind it and it is read again after a restart. */
+    for (uint32_t i = 0; i < s->npend; i++) sl_batch_unref(s->pend[i]);
+    s->npend = 0;
+    return SL_OK;
+}
+
+const sl_sink_ops sl_loki_sink_ops = {"loki", loki_create, loki_run, loki_destroy};

@@ -1,0 +1,70 @@
+/* Building and encoding Loki push requests. Records of one or more batches
+ * are grouped into streams by label set (config labels < the batch's static
+ * labels < record fields flagged SL_FF_LABEL, later wins), entries of a
+ * stream are ordered by time (stable), every string is made valid UTF-8,
+ * then the request is written as a snappy-compressed protobuf PushRequest or
+ * as JSON (optionally gzipped). Memory is owned by the request and reused
+ * across sl_loki_req_reset(), so a sink allocates only while it grows. */
+#ifndef SLUICE_SHIPPER_LOKI_ENCODE_H
+#define SLUICE_SHIPPER_LOKI_ENCODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/batch.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/record.h"
+
+enum sl_loki_line_format { SL_LOKI_LINE_RAW, SL_LOKI_LINE_JSON };
+
+typedef struct sl_loki_kv {
+    sl_slice name, value;
+} sl_loki_kv;
+
+typedef struct sl_loki_opts {
+    int line_format;          /* enum sl_loki_line_format */
+    const sl_loki_kv *labels; /* static labels from the sink's config */
+    uint32_t nlabels;
+    const sl_slice *meta_fields; /* field names sent as structured metadata */
+    uint32_t nmeta_fields;
+} sl_loki_opts;
+
+typedef struct sl_loki_req sl_loki_req;
+
+/* opts (and what it points to) must outlive the request. */
+sl_loki_req *sl_loki_req_new(const sl_loki_opts *opts);
+void sl_loki_req_free(sl_loki_req *q);
+/* Forgets the content, keeps the memory. */
+void sl_loki_req_reset(sl_loki_req *q);
+
+/* Adds records [first, first+count) of b, skipping SL_RF_DROPPED ones. The
+ * request points into b's memory: b must live until the request is reset.
+ * SL_ENOMEM on allocation failure (the request is then unusable until
+ * reset). */
+int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t count, sl_err *err);
+
+uint32_t sl_loki_req_streams(const sl_loki_req *q);
+uint64_t sl_loki_req_entries(const sl_loki_req *q);
+/* Entries whose text (line, label or metadata value) had invalid UTF-8. */
+uint64_t sl_loki_req_invalid_utf8(const sl_loki_req *q);
+
+/* Appends the uncompressed protobuf PushRequest to out. */
+int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err);
+/* Appends the JSON push body ({"streams":[...]}) to out. */
+int sl_loki_req_json(sl_loki_req *q, sl_buf *out, sl_err *err);
+
+/* Replaces out's content with the snappy block compression of in[0..n). */
+int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err);
+/* Replaces out's content with the gzip member of in[0..n). */
+int sl_loki_gzip(const void *in, size_t n, sl_buf *out, sl_err *err);
+
+/* True when p[0..n) is valid UTF-8. */
+bool sl_loki_utf8_valid(const char *p, size_t n);
+/* Appends p[0..n) to out with each maximal invalid subsequence replaced by
+ * U+FFFD (Unicode's recommended practice); returns the replacements made,
+ * or -1 when out cannot grow. */
+long sl_loki_utf8_sanitize(const char *p, size_t n, sl_buf *out);
+
+#endif

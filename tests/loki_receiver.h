@@ -1,0 +1,114 @@
+/* A stand-in for Loki's push endpoint, for tests and benchmarks: an HTTP/1.1
+ * server on 127.0.0.1 that decodes what Loki accepts on
+ * POST /loki/api/v1/push (snappy block + protobuf PushRequest, JSON, either
+ * optionally gzip'd), records every entry, and fails on command. Written from
+ * Loki's documented push API, independently of shipper/loki_encode.c, so a
+ * test that passes through it checks the real wire format.
+ *
+ * Also built as the program `loki-receiver --port N --out FILE`. */
+#ifndef SLUICE_TESTS_LOKI_RECEIVER_H
+#define SLUICE_TESTS_LOKI_RECEIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- decoding (usable without a server) ---- */
+
+typedef struct sl_lr_kv {
+    char *name, *value;
+} sl_lr_kv;
+
+typedef struct sl_lr_entry {
+    const char *labels; /* canonical `{a="x", b="y"}` of its stream (sorted pairs) */
+    int64_t ts_ns;
+    char *line;
+    size_t line_n;
+    sl_lr_kv *meta;
+    uint32_t nmeta;
+} sl_lr_entry;
+
+typedef struct sl_lr_stream {
+    char *labels; /* canonical label string */
+    sl_lr_kv *pairs;
+    uint32_t npairs;
+    sl_lr_entry *entries; /* entries[i].labels == labels */
+    size_t n;
+} sl_lr_stream;
+
+typedef struct sl_lr_push {
+    sl_lr_stream *streams;
+    size_t n;
+} sl_lr_push;
+
+/* Decodes a push body as Loki does: content_type "application/json" is JSON,
+ * anything else (or NULL) protobuf with snappy block compression;
+ * content_encoding "gzip" (or "deflate") is inflated first. Returns 0, or -1
+ * with a message in err. */
+int sl_lr_decode(const char *content_type, const char *content_encoding, const void *body, size_t n,
+                 sl_lr_push *out, char *err, size_t errcap);
+/* Decodes an uncompressed protobuf PushRequest. */
+int sl_lr_decode_protobuf(const void *body, size_t n, sl_lr_push *out, char *err, size_t errcap);
+void sl_lr_push_free(sl_lr_push *p);
+
+/* ---- the server ---- */
+
+typedef struct sl_lr sl_lr;
+
+typedef struct sl_lr_opts {
+    int port;             /* 0: any free port */
+    size_t max_body;      /* > 0: bodies larger than this get 413 */
+    size_t max_line;      /* > 0: longer lines are rejected Loki-style (400, rest kept) */
+    bool enforce_order;   /* entries older than their stream's newest: 400 out of order */
+    const char *tenant;   /* when set, X-Scope-OrgID must equal it, else 401 */
+    const char *auth;     /* when set, Authorization must equal it, else 401 */
+    const char *out_path; /* when set, every entry is appended as a JSON line */
+    bool discard;         /* count entries but do not keep them in memory */
+} sl_lr_opts;
+
+enum sl_lr_action {
+    SL_LR_OK,       /* decode, record, 204 */
+    SL_LR_STATUS,   /* answer `code` (Retry-After: param seconds when param > 0), record nothing */
+    SL_LR_DROP,     /* read the request, close without answering */
+    SL_LR_MIDCLOSE, /* send part of a 200 response, then close */
+    SL_LR_STALL,    /* read the request, wait param ms, close without answering */
+    SL_LR_GARBAGE,  /* answer bytes that are not HTTP, then close */
+};
+
+int sl_lr_start(const sl_lr_opts *o, sl_lr **out);
+int sl_lr_port(const sl_lr *lr);
+/* Stops the server and frees everything it recorded. */
+void sl_lr_stop(sl_lr *lr);
+
+/* Queues an action for the next `repeat` requests (after those queued). */
+int sl_lr_fault(sl_lr *lr, int action, int code, int param, int repeat);
+/* Queues actions from a spec: comma-separated `ok`, `500`, `429:2` (status
+ * with Retry-After), `drop`, `midclose`, `stall:MS`, `garbage`, each with an
+ * optional `*N` repeat. Returns -1 on a bad spec. */
+int sl_lr_faults(sl_lr *lr, const char *spec);
+/* When no queued action is left, fails a request with probability p with a
+ * fault drawn from {500, 503, 429:1, drop, midclose, garbage}, from a
+ * deterministic generator seeded with seed. p = 0 turns this off. */
+void sl_lr_fault_rate(sl_lr *lr, double p, uint64_t seed);
+
+typedef struct sl_lr_stats {
+    uint64_t requests;         /* complete requests read */
+    uint64_t accepted;         /* answered 2xx */
+    uint64_t faults;           /* answered by an injected fault */
+    uint64_t bad_requests;     /* bodies that did not decode (400) */
+    uint64_t entries;          /* entries recorded */
+    uint64_t rejected_entries; /* entries refused by max_line / enforce_order */
+    uint64_t body_bytes;       /* body bytes of decoded requests */
+    uint64_t unsorted_streams; /* streams whose entries were not in time order */
+    uint64_t invalid_utf8;     /* strings that were not valid UTF-8 */
+    uint64_t connections;
+    uint64_t by_code[600]; /* answers by HTTP status */
+    char content_type[64], content_encoding[32], tenant[64], auth[128];
+} sl_lr_stats;
+
+void sl_lr_get_stats(sl_lr *lr, sl_lr_stats *st);
+size_t sl_lr_nentries(sl_lr *lr);
+/* Entries in arrival order; the pointer stays valid until sl_lr_stop. */
+const sl_lr_entry *sl_lr_entry_at(sl_lr *lr, size_t i);
+
+#endif

@@ -351,13 +351,14 @@ int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
 
 void sl_buffer_unpop(sl_buffer *b, sl_batch *batch)
 {
-    if (b->spool && batch->on_done_arg == b->spool && !batch->ticket.wm) {
-        sl_batch_unref(batch); /* the spool's cursor stays before it */
-        return;
-    }
     pthread_mutex_lock(&b->mu);
-    /* Keep a slot free for a spill in progress. */
-    bool kept = push_front_locked(b, batch, 1);
+    bool kept = true;
+    if (b->spool && batch->on_done_arg == b->spool && !batch->ticket.wm) {
+        sl_spool_requeue(b->spool, batch);
+        pthread_cond_signal(&b->cv_pop);
+    } else {
+        kept = push_front_locked(b, batch, 1); /* a slot stays free for a spill */
+    }
     pthread_mutex_unlock(&b->mu);
     if (!kept) sl_batch_unref(batch); /* unacknowledged: read again from the source */
 }

@@ -45,10 +45,12 @@ int sl_buffer_push(sl_buffer *b, sl_batch *batch);
  * keeps its entries for the next start. SL_OK, SL_ETIMEDOUT, or SL_ECLOSED
  * once closed and memory is drained. */
 int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms);
-/* Gives back a popped batch the sink could not deliver because it is
- * stopping: it goes back to the front of memory, so sl_buffer_free spools
- * it (or it is read again from the source). A batch that came from the
- * spool is released: the spool hands it out again after the restart. */
+/* Gives back a popped batch the sink could not deliver (yet): the next pop
+ * returns it again, oldest first. This is how a sink should retry: a batch
+ * a sink holds keeps the input's checkpoint behind it, so after a crash
+ * everything read since is read again; given back, a memory batch is moved
+ * to the spool (and acknowledged) once memory fills up, and spooled at
+ * sl_buffer_free when the sink stops. */
 void sl_buffer_unpop(sl_buffer *b, sl_batch *batch);
 /* No more pushes; pops drain what is left in memory. */
 void sl_buffer_close(sl_buffer *b);

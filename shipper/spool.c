@@ -1063,6 +1063,8 @@ struct sl_spool {
     uint64_t bytes, unread_entries, pending_records;
     uint64_t replay_end, replay_left; /* entries found at open: replayed first */
     sl_watermark *wm;                 /* delivered sequences */
+    sl_batch **rq;                    /* given back, by sequence: handed out first */
+    size_t nrq, cap_rq;
 
     /* wmu */
     int wfd;
@@ -1369,6 +1371,8 @@ void sl_spool_close(sl_spool *s)
         persist_cursor(s, true);
         sl_watermark_unref(s->wm);
     }
+    for (size_t i = 0; i < s->nrq; i++) sl_batch_unref(s->rq[i]); /* replayed next start */
+    free(s->rq);
     if (s->rd.fd >= 0) close(s->rd.fd);
     rd_free(&s->rd);
     if (s->lock_fd >= 0) close(s->lock_fd);
@@ -1703,9 +1707,41 @@ static void count_damage(sl_spool *s, uint64_t n, uint64_t at)
                s->sink, s->rseg, at, n, skipped);
 }
 
+void sl_spool_requeue(sl_spool *s, sl_batch *b)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->nrq == s->cap_rq) {
+        size_t nc = s->cap_rq ? s->cap_rq * 2 : 8;
+        sl_batch **n = realloc(s->rq, nc * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&s->mu);
+            sl_batch_unref(b); /* the cursor stays before it: replayed after a restart */
+            return;
+        }
+        s->rq = n;
+        s->cap_rq = nc;
+    }
+    size_t i = s->nrq;
+    while (i > 0 && s->rq[i - 1]->ticket.begin > b->ticket.begin) {
+        s->rq[i] = s->rq[i - 1];
+        i--;
+    }
+    s->rq[i] = b;
+    s->nrq++;
+    pthread_mutex_unlock(&s->mu);
+}
+
 int sl_spool_next(sl_spool *s, sl_batch **out)
 {
     int rc = SL_ENOENT;
+    pthread_mutex_lock(&s->mu);
+    if (s->nrq) {
+        *out = s->rq[0];
+        memmove(s->rq, s->rq + 1, --s->nrq * sizeof *s->rq);
+        pthread_mutex_unlock(&s->mu);
+        return SL_OK;
+    }
+    pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&s->rmu);
     for (;;) {
         pthread_mutex_lock(&s->mu);
@@ -1823,7 +1859,7 @@ int sl_spool_next(sl_spool *s, sl_batch **out)
 uint64_t sl_spool_unread(sl_spool *s)
 {
     pthread_mutex_lock(&s->mu);
-    uint64_t n = s->unread_entries;
+    uint64_t n = s->unread_entries + s->nrq;
     pthread_mutex_unlock(&s->mu);
     return n;
 }

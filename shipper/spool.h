@@ -82,7 +82,10 @@ int sl_spool_append(sl_spool *s, sl_batch *const *v, size_t n, size_t *written, 
  * any order). Damaged entries are skipped and counted. SL_ENOENT when no
  * entry is waiting, SL_ENOMEM when memory ran out (retry later). */
 int sl_spool_next(sl_spool *s, sl_batch **out);
-/* Entries written or found at open and not yet handed out. */
+/* Gives back a batch from sl_spool_next that could not be delivered yet:
+ * the next sl_spool_next returns it again (lowest sequence first). */
+void sl_spool_requeue(sl_spool *s, sl_batch *b);
+/* Entries written or found at open and not yet handed out (or given back). */
 uint64_t sl_spool_unread(sl_spool *s);
 /* True while entries that were in the spool at open are still unread:
  * those are replayed before newer data. */

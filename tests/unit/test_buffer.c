@@ -257,6 +257,39 @@ static void test_leftover_spool_drained(void **st)
     free(dir);
 }
 
+/* A sink that keeps failing gives its batch back: once memory fills, the
+ * batch moves to the spool and the input's checkpoint moves on, instead of
+ * staying behind it for the whole outage. */
+static void test_unpop_during_outage(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("buf-unpop");
+    sl_buffer *b = mkbuf("unpop", dir, 2500, 1 << 20, SL_WHEN_FULL_BLOCK, 0);
+    sl_watermark *wm = sl_watermark_new(0);
+    assert_int_equal(sl_buffer_push(b, mk(wm, 0, 10, 95)), SL_OK);
+    sl_batch *x;
+    assert_int_equal(sl_buffer_pop(b, &x, 0), SL_OK);
+    sl_buffer_unpop(b, x); /* delivery failed */
+    for (int i = 1; i < 20; i++)
+        assert_int_equal(sl_buffer_push(b, mk(wm, 10 * (uint64_t)i, 10, 95)), SL_OK);
+    assert_int_equal(sl_watermark_get(wm), 180); /* only memory's two are open */
+    /* The spooled copy fails too and is given back; order is kept. */
+    assert_int_equal(sl_buffer_pop(b, &x, 0), SL_OK);
+    assert_int_equal(rec_id(&x->records[0]), 0);
+    sl_buffer_unpop(b, x);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(sl_buffer_pop(b, &x, 0), SL_OK);
+        assert_int_equal(rec_id(&x->records[0]), 10 * (uint64_t)i);
+        sl_batch_done(x);
+    }
+    assert_int_equal(sl_buffer_pop(b, &x, 0), SL_ETIMEDOUT);
+    assert_int_equal(sl_watermark_get(wm), 200);
+    sl_buffer_free(b);
+    sl_watermark_unref(wm);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 /* ------------------------------------------------------ when_full: block */
 
 typedef struct pusher {
@@ -285,9 +318,11 @@ static void *push_thread(void *arg)
     return NULL;
 }
 
-/* Waits until p->pushed stops moving for quiet_ms; returns it. */
-static uint64_t wait_stall(pusher *p, int quiet_ms)
+/* Waits until p->pushed reached at least min and then stopped moving for
+ * quiet_ms; returns it. */
+static uint64_t wait_stall(pusher *p, uint64_t min, int quiet_ms)
 {
+    for (int i = 0; i < 1000 && atomic_load(&p->pushed) < min; i++) sl_t_sleep_ms(10);
     uint64_t last = atomic_load(&p->pushed);
     for (int still = 0; still < quiet_ms; still += 20) {
         sl_t_sleep_ms(20);
@@ -332,7 +367,7 @@ static void test_block_when_spool_full(void **st)
     pusher p = {.b = b, .wm = wm, .count = 200, .per = 10, .filler = 95};
     pthread_t pt;
     assert_int_equal(pthread_create(&pt, NULL, push_thread, &p), 0);
-    uint64_t stalled = wait_stall(&p, 300);
+    uint64_t stalled = wait_stall(&p, 10, 300);
     assert_true(stalled > 10 && stalled < 200); /* blocked, not failed */
     assert_int_equal(p.rc, 0);
     sl_spool_usage u;
@@ -413,7 +448,7 @@ static void test_enospc_blocks_then_recovers(void **st)
     pusher p = {.b = b, .wm = wm, .count = 10, .per = 10, .filler = 95};
     pthread_t pt;
     assert_int_equal(pthread_create(&pt, NULL, push_thread, &p), 0);
-    assert_int_equal(wait_stall(&p, 300), 2); /* memory holds two, the third waits */
+    assert_int_equal(wait_stall(&p, 2, 300), 2); /* memory holds two, the third waits */
     char labels[128];
     sl_metric_labels(labels, sizeof labels, "sink", "enospc", "reason", "enospc");
     assert_true(sl_metrics_value("sluice_spool_write_errors_total", labels) >= 2);
@@ -558,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_spill_to_spool),
         cmocka_unit_test(test_spool_on_close_and_replay_first),
         cmocka_unit_test(test_leftover_spool_drained),
+        cmocka_unit_test(test_unpop_during_outage),
         cmocka_unit_test(test_block_when_spool_full),
         cmocka_unit_test(test_drop_oldest_counts_missing),
         cmocka_unit_test(test_enospc_blocks_then_recovers),

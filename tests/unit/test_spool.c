@@ -395,6 +395,38 @@ static void test_corruption_regions(void **st)
     free(dir);
 }
 
+/* A batch given back is handed out again, lowest sequence first. */
+static void test_requeue(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-rq");
+    sl_spool *s = open_spool(dir, "rq", 0, 0);
+    for (int k = 0; k < 3; k++) append1(s, mk_batch(10 * (uint64_t)k, 2, 10));
+    sl_batch *a, *b, *x;
+    assert_int_equal(sl_spool_next(s, &a), SL_OK);
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    assert_int_equal(sl_spool_unread(s), 1);
+    sl_spool_requeue(s, b);
+    sl_spool_requeue(s, a);
+    assert_int_equal(sl_spool_unread(s), 3);
+    assert_int_equal(sl_spool_next(s, &x), SL_OK);
+    assert_ptr_equal(x, a);
+    sl_batch_done(x);
+    assert_int_equal(sl_spool_next(s, &x), SL_OK);
+    assert_ptr_equal(x, b);
+    sl_spool_requeue(s, x); /* still failing: left for the next start */
+    sl_spool_close(s);
+    s = open_spool(dir, "rq", 0, 0);
+    uint8_t seen[40] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, true), 4);
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[10], 1);
+    assert_int_equal(seen[20], 1);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 /* ------------------------------------------------------------- cursor */
 
 static void test_cursor_across_reopen(void **st)
@@ -774,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_corruption_skipped_exactly),
         cmocka_unit_test(test_corruption_regions),
+        cmocka_unit_test(test_requeue),
         cmocka_unit_test(test_cursor_across_reopen),
         cmocka_unit_test(test_cursor_after_crash),
         cmocka_unit_test(test_rollover_and_deletion),

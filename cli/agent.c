@@ -43,6 +43,7 @@ static const sl_cfg_key buffer_keys[] = {
     {"spool_max", SL_KEY_SIZE, false, NULL, false},
     {"when_full", SL_KEY_ENUM, false, "block|drop_oldest", false},
     {"fsync", SL_KEY_ENUM, false, "always|batch|never", false},
+    {"segment_bytes", SL_KEY_SIZE, false, NULL, false},
 };
 
 typedef struct sink_rt sink_rt;
@@ -148,6 +149,8 @@ static void check_buffer(sl_cfg *cfg, const sl_cfg_node *sink, sl_buffer_opts *o
     sl_cfg_size(cfg, b, "memory_max", 64u << 20, &o->memory_max);
     sl_cfg_size(cfg, b, "spool_max", 0, &o->spool_max);
     sl_cfg_enum(cfg, b, "when_full", "block|drop_oldest", SL_WHEN_FULL_BLOCK, &o->when_full);
+    sl_cfg_enum(cfg, b, "fsync", "always|batch|never", SL_SPOOL_FSYNC_BATCH, &o->fsync);
+    sl_cfg_size(cfg, b, "segment_bytes", 0, &o->segment_bytes);
 }
 
 /* Routing: which sinks take which inputs, with unknown names reported. */

@@ -1,80 +1,435 @@
 #include "shipper/buffer.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/queue.h"
 
-/* The memory stage of a sink's buffer. Bytes are the records' text, which
- * dominates a batch's memory; the item bound keeps tiny batches bounded. */
+/* One lock (mu) guards the memory ring and the flags, so pop can wait for
+ * "memory or spool has something" and push for "memory or spool has room"
+ * on one condition each. Spool I/O happens outside it; spill_mu makes one
+ * pusher at a time move batches to the spool, so they keep their order.
+ * Lock order: spill_mu, mu, then the spool's own locks. Bytes are the
+ * records' text, which dominates a batch's memory; the item bound keeps
+ * tiny batches bounded too. */
 struct sl_buffer {
-    sl_queue *q;
-    sl_metric *queued_bytes;
-    sl_metric *blocked_ns;
+    pthread_mutex_t mu, spill_mu;
+    pthread_cond_t cv_pop, cv_push;
+    sl_batch **ring;
+    size_t cap, head, len; /* cap = BUFFER_MAX_ITEMS + RING_SLACK */
+    uint64_t bytes, max_bytes;
+    bool closed;
+    bool spill;             /* memory overflows into the spool */
+    uint64_t space_gen;     /* bumped when the spool frees space */
+    int64_t spool_retry_ns; /* pop leaves the spool alone until then */
+    int when_full;
+    sl_spool *spool;
+    char sink[128];
+    sl_ratelimit rl;
+    sl_metric *queued_bytes, *blocked_ns, *dropped;
 };
 
 #define BUFFER_MAX_ITEMS 65536
+/* Room past the bound for batches put back at the front: the one a failed
+ * spill took out, and those sinks give back when stopping. */
+#define RING_SLACK     64
+#define SPOOL_RETRY_MS 100
+#define BACKOFF_MAX_MS 1000
+
+static void on_space(void *arg)
+{
+    sl_buffer *b = arg;
+    pthread_mutex_lock(&b->mu);
+    b->space_gen++;
+    pthread_cond_broadcast(&b->cv_push);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static bool has_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        found = n > 4 && strcmp(de->d_name + n - 4, ".seg") == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+static bool usable_dir_name(const char *s)
+{
+    return s && *s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strchr(s, '/');
+}
 
 int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err)
 {
     sl_buffer *b = calloc(1, sizeof *b);
     if (!b) return sl_errf(err, SL_ENOMEM, "buffer: out of memory");
-    b->q = sl_queue_new(BUFFER_MAX_ITEMS, o->memory_max);
-    if (!b->q) {
+    b->cap = BUFFER_MAX_ITEMS + RING_SLACK;
+    b->ring = calloc(b->cap, sizeof *b->ring);
+    if (!b->ring) {
         free(b);
         return sl_errf(err, SL_ENOMEM, "buffer: out of memory");
     }
+    b->max_bytes = o->memory_max ? o->memory_max : UINT64_MAX;
+    b->when_full = o->when_full;
+    snprintf(b->sink, sizeof b->sink, "%s", o->sink ? o->sink : "");
+    b->rl.interval_ns = 10 * 1000000000LL;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->spill_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cv_pop, &ca);
+    pthread_cond_init(&b->cv_push, &ca);
+    pthread_condattr_destroy(&ca);
+
     char labels[256];
-    sl_metric_labels(labels, sizeof labels, "sink", o->sink, NULL, NULL);
+    sl_metric_labels(labels, sizeof labels, "sink", b->sink, NULL, NULL);
     b->queued_bytes =
         sl_gauge("sluice_sink_queue_bytes", "Bytes of records in the sink's memory queue.", labels);
     b->blocked_ns = sl_counter("sluice_sink_backpressure_seconds_total",
                                "Time inputs spent blocked by this sink's backpressure.", labels);
+    char lab2[300];
+    sl_metric_labels(lab2, sizeof lab2, "sink", b->sink, "reason", "buffer_full");
+    b->dropped =
+        sl_counter("sluice_sink_dropped_records_total", "Records dropped by reason.", lab2);
+
+    /* A spool left from a configuration that had one is still replayed. */
+    bool leftover = o->spool_max == 0 && o->spool_dir && has_segments(o->spool_dir);
+    if (o->spool_max > 0 || leftover) {
+        if (!o->spool_dir || !usable_dir_name(o->sink)) {
+            sl_buffer_free(b);
+            return sl_errf(err, SL_EINVAL, "sink '%s': name cannot be a spool directory",
+                           o->sink ? o->sink : "");
+        }
+        uint64_t seg = o->segment_bytes;
+        if (!seg) {
+            /* Several segments per spool, so delivery frees space and
+             * drop_oldest drops a fraction, not everything. */
+            seg = (uint64_t)64 << 20;
+            if (o->spool_max && o->spool_max / 8 < seg) seg = o->spool_max / 8;
+            if (seg < (16u << 10)) seg = 16u << 10;
+        }
+        sl_spool_opts so = {.dir = o->spool_dir,
+                            .sink = b->sink,
+                            .max_bytes = o->spool_max,
+                            .segment_bytes = seg,
+                            .fsync = o->fsync,
+                            .on_space = on_space,
+                            .on_space_arg = b};
+        int rc = sl_spool_open(&so, &b->spool, err);
+        if (rc != SL_OK) {
+            b->spool = NULL;
+            sl_buffer_free(b);
+            return rc;
+        }
+        b->spill = o->spool_max > 0;
+        if (leftover)
+            sl_log(SL_LOG_INFO, "spool_drain_only", "sink=%s dir=%s", b->sink, o->spool_dir);
+    }
     *out = b;
     return SL_OK;
 }
 
-void sl_buffer_free(sl_buffer *b)
+static bool mem_room(const sl_buffer *b, uint64_t n)
 {
-    if (!b) return;
-    void *item;
-    /* Whatever is left was never delivered: release it without an ack so the
-     * checkpoint stays behind it. */
-    sl_queue_close(b->q);
-    while (sl_queue_pop(b->q, &item, NULL, 0) == SL_OK) sl_batch_unref(item);
-    sl_queue_free(b->q);
-    free(b);
+    return b->len < BUFFER_MAX_ITEMS && (b->len == 0 || b->bytes + n <= b->max_bytes);
+}
+
+static void enqueue_locked(sl_buffer *b, sl_batch *x)
+{
+    b->ring[(b->head + b->len) % b->cap] = x;
+    b->len++;
+    b->bytes += x->bytes;
+    sl_metric_gauge_add(b->queued_bytes, (int64_t)x->bytes);
+    pthread_cond_signal(&b->cv_pop);
+}
+
+static sl_batch *dequeue_locked(sl_buffer *b)
+{
+    sl_batch *x = b->ring[b->head];
+    b->head = (b->head + 1) % b->cap;
+    b->len--;
+    b->bytes -= x->bytes;
+    sl_metric_gauge_add(b->queued_bytes, -(int64_t)x->bytes);
+    /* Several producers may fit now that bytes were freed. */
+    pthread_cond_broadcast(&b->cv_push);
+    return x;
+}
+
+/* Puts x back at the head; false when even the slack is used up. */
+static bool push_front_locked(sl_buffer *b, sl_batch *x, size_t keep_free)
+{
+    if (b->len + keep_free >= b->cap) return false;
+    b->head = (b->head + b->cap - 1) % b->cap;
+    b->ring[b->head] = x;
+    b->len++;
+    b->bytes += x->bytes;
+    sl_metric_gauge_add(b->queued_bytes, (int64_t)x->bytes);
+    pthread_cond_signal(&b->cv_pop);
+    return true;
+}
+
+static struct timespec deadline_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Waits on cv for at most ms (< 0: no limit), adding the time to *waited. */
+static void timed_wait(sl_buffer *b, pthread_cond_t *cv, int64_t ms, int64_t *waited)
+{
+    int64_t t0 = sl_monotonic_ns();
+    if (ms < 0)
+        pthread_cond_wait(cv, &b->mu);
+    else {
+        struct timespec dl = deadline_after(ms);
+        pthread_cond_timedwait(cv, &b->mu, &dl);
+    }
+    *waited += sl_monotonic_ns() - t0;
+}
+
+/* Moves the oldest batch in memory to the spool. Returns 0 when it did (or
+ * there was nothing to move), otherwise how many ms to wait before trying
+ * again; *gen is the space generation seen before the attempt. */
+static int64_t spill_oldest(sl_buffer *b, int64_t *backoff_ms, uint64_t *gen)
+{
+    pthread_mutex_lock(&b->spill_mu);
+    pthread_mutex_lock(&b->mu);
+    *gen = b->space_gen;
+    if (b->closed || b->len == 0) {
+        pthread_mutex_unlock(&b->mu);
+        pthread_mutex_unlock(&b->spill_mu);
+        return 0;
+    }
+    sl_batch *victim = dequeue_locked(b);
+    pthread_mutex_unlock(&b->mu);
+    sl_err err;
+    size_t written = 0;
+    int rc = sl_spool_append(b->spool, &victim, 1, &written, &err);
+    pthread_mutex_lock(&b->mu);
+    if (rc == SL_OK) {
+        pthread_cond_signal(&b->cv_pop);
+        pthread_mutex_unlock(&b->mu);
+        pthread_mutex_unlock(&b->spill_mu);
+        sl_batch_done(victim); /* durably spooled: the spool owns it now */
+        *backoff_ms = 10;
+        return 0;
+    }
+    /* Not spooled: back to the front, where it was. One slot of slack is
+     * always free for it (spill_mu makes this the only victim). */
+    push_front_locked(b, victim, 0);
+    int64_t wait_ms;
+    if (rc == SL_EFULL) {
+        wait_ms = SPOOL_RETRY_MS; /* delivery wakes us sooner (on_space) */
+    } else {
+        /* Disk full or failing: hold on to the data and retry, never lose it. */
+        wait_ms = *backoff_ms;
+        *backoff_ms = *backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff_ms * 2;
+        uint64_t skipped;
+        if (sl_ratelimit_ok(&b->rl, &skipped))
+            sl_log(SL_LOG_ERROR, "spool_write_failed",
+                   "sink=%s error=\"%s\" action=retry_in_%" PRId64 "ms repeated=%" PRIu64, b->sink,
+                   err.msg, wait_ms, skipped);
+    }
+    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&b->spill_mu);
+    if (rc == SL_EFULL && b->when_full == SL_WHEN_FULL_DROP_OLDEST) {
+        uint64_t lost = 0;
+        if (sl_spool_drop_oldest(b->spool, &lost) == SL_OK) return 0;
+    }
+    return wait_ms;
 }
 
 int sl_buffer_push(sl_buffer *b, sl_batch *batch)
 {
-    int rc = sl_queue_push(b->q, batch, batch->bytes, 0);
-    if (rc == SL_EFULL) {
-        int64_t t0 = sl_monotonic_ns();
-        rc = sl_queue_push(b->q, batch, batch->bytes, -1);
-        sl_metric_add(b->blocked_ns, (uint64_t)(sl_monotonic_ns() - t0));
+    int64_t waited = 0, backoff_ms = 10;
+    int rc;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        if (b->closed) {
+            rc = SL_ECLOSED;
+            break;
+        }
+        if (mem_room(b, batch->bytes)) {
+            enqueue_locked(b, batch);
+            rc = SL_OK;
+            break;
+        }
+        if (!b->spill) {
+            if (b->when_full == SL_WHEN_FULL_DROP_OLDEST) {
+                sl_batch *old = dequeue_locked(b);
+                uint64_t skipped;
+                bool log = sl_ratelimit_ok(&b->rl, &skipped);
+                pthread_mutex_unlock(&b->mu);
+                sl_metric_add(b->dropped, old->nrecords);
+                if (log)
+                    sl_log(SL_LOG_WARN, "buffer_dropped_oldest",
+                           "sink=%s records=%u reason=when_full_drop_oldest repeated=%" PRIu64,
+                           b->sink, old->nrecords, skipped);
+                sl_batch_done(old); /* permanently dropped: counted, acknowledged */
+                pthread_mutex_lock(&b->mu);
+                continue;
+            }
+            timed_wait(b, &b->cv_push, -1, &waited);
+            continue;
+        }
+        pthread_mutex_unlock(&b->mu);
+        uint64_t gen;
+        int64_t wait_ms = spill_oldest(b, &backoff_ms, &gen);
+        pthread_mutex_lock(&b->mu);
+        if (wait_ms > 0 && !b->closed && !mem_room(b, batch->bytes) && gen == b->space_gen)
+            timed_wait(b, &b->cv_push, wait_ms, &waited);
     }
-    if (rc == SL_OK) sl_metric_gauge_add(b->queued_bytes, (int64_t)batch->bytes);
+    pthread_mutex_unlock(&b->mu);
+    if (waited > 0) sl_metric_add(b->blocked_ns, (uint64_t)waited);
     return rc;
 }
 
 int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
 {
-    void *item;
-    int rc = sl_queue_pop(b->q, &item, NULL, timeout_ms);
-    if (rc != SL_OK) return rc;
-    *out = item;
-    sl_metric_gauge_add(b->queued_bytes, -(int64_t)(*out)->bytes);
-    return SL_OK;
+    int64_t deadline = timeout_ms >= 0 ? sl_monotonic_ns() + timeout_ms * 1000000 : INT64_MAX;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        int64_t now = sl_monotonic_ns();
+        bool mem = b->len > 0;
+        bool sp =
+            b->spool && !b->closed && now >= b->spool_retry_ns && sl_spool_unread(b->spool) > 0;
+        if (sp) { /* the spool holds the older data */
+            pthread_mutex_unlock(&b->mu);
+            int rc = sl_spool_next(b->spool, out);
+            if (rc == SL_OK) return SL_OK;
+            pthread_mutex_lock(&b->mu);
+            /* Out of memory (or counts that raced a drop): memory first,
+             * the spool again shortly. */
+            b->spool_retry_ns =
+                sl_monotonic_ns() + (rc == SL_ENOMEM ? SPOOL_RETRY_MS : 10) * 1000000LL;
+            continue;
+        }
+        if (mem) {
+            *out = dequeue_locked(b);
+            pthread_mutex_unlock(&b->mu);
+            return SL_OK;
+        }
+        if (b->closed) {
+            pthread_mutex_unlock(&b->mu);
+            return SL_ECLOSED;
+        }
+        if (now >= deadline) {
+            pthread_mutex_unlock(&b->mu);
+            return SL_ETIMEDOUT;
+        }
+        int64_t wake = deadline;
+        if (b->spool && b->spool_retry_ns > now && b->spool_retry_ns < wake)
+            wake = b->spool_retry_ns;
+        if (wake == INT64_MAX)
+            pthread_cond_wait(&b->cv_pop, &b->mu);
+        else {
+            struct timespec ts = {(time_t)(wake / 1000000000), (long)(wake % 1000000000)};
+            pthread_cond_timedwait(&b->cv_pop, &b->mu, &ts);
+        }
+    }
+}
+
+void sl_buffer_unpop(sl_buffer *b, sl_batch *batch)
+{
+    pthread_mutex_lock(&b->mu);
+    bool kept = true;
+    if (b->spool && batch->on_done_arg == b->spool && !batch->ticket.wm) {
+        sl_spool_requeue(b->spool, batch);
+        pthread_cond_signal(&b->cv_pop);
+    } else {
+        kept = push_front_locked(b, batch, 1); /* a slot stays free for a spill */
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (!kept) sl_batch_unref(batch); /* unacknowledged: read again from the source */
 }
 
 void sl_buffer_close(sl_buffer *b)
 {
-    sl_queue_close(b->q);
+    pthread_mutex_lock(&b->mu);
+    b->closed = true;
+    pthread_cond_broadcast(&b->cv_pop);
+    pthread_cond_broadcast(&b->cv_push);
+    pthread_mutex_unlock(&b->mu);
 }
 
 uint64_t sl_buffer_bytes(sl_buffer *b)
 {
-    return sl_queue_bytes(b->q);
+    pthread_mutex_lock(&b->mu);
+    uint64_t n = b->bytes;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+sl_spool *sl_buffer_spool(sl_buffer *b)
+{
+    return b->spool;
+}
+
+void sl_buffer_free(sl_buffer *b)
+{
+    if (!b) return;
+    pthread_mutex_lock(&b->mu);
+    b->closed = true;
+    size_t n = b->len;
+    sl_batch **left = n ? malloc(n * sizeof *left) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        sl_batch *x = dequeue_locked(b);
+        if (left)
+            left[i] = x;
+        else
+            sl_batch_unref(x);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (left) {
+        /* The sink could not deliver these in time: spooling them lets the
+         * source's checkpoint move on and ships them first at the next
+         * start. What does not fit stays unacknowledged and is read again
+         * from the source. */
+        size_t written = 0;
+        uint64_t records = 0;
+        sl_err err = {0};
+        int rc = b->spill ? sl_spool_append(b->spool, left, n, &written, &err) : SL_OK;
+        for (size_t i = 0; i < n; i++) {
+            if (i < written) {
+                records += left[i]->nrecords;
+                sl_batch_done(left[i]);
+            } else
+                sl_batch_unref(left[i]);
+        }
+        if (written)
+            sl_log(SL_LOG_INFO, "buffer_spooled_on_close", "sink=%s batches=%zu records=%" PRIu64,
+                   b->sink, written, records);
+        if (written < n)
+            sl_log(SL_LOG_WARN, "buffer_released_on_close",
+                   "sink=%s batches=%zu action=reread_from_source error=\"%s\"", b->sink,
+                   n - written, rc == SL_OK ? "no spool" : err.msg);
+        free(left);
+    }
+    sl_spool_close(b->spool);
+    pthread_cond_destroy(&b->cv_pop);
+    pthread_cond_destroy(&b->cv_push);
+    pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->spill_mu);
+    free(b->ring);
+    free(b);
 }

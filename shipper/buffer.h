@@ -1,6 +1,7 @@
 /* A sink's buffer: a bounded memory queue, then (when configured) the disk
  * spool, then the when_full policy. Inputs push (on their own threads) and
- * block under backpressure; the sink's thread pops. */
+ * block under backpressure; the sink's thread pops. See
+ * docs/decisions/0008-spool.md. */
 #ifndef SLUICE_SHIPPER_BUFFER_H
 #define SLUICE_SHIPPER_BUFFER_H
 
@@ -9,28 +10,53 @@
 #include "core/batch.h"
 #include "core/err.h"
 #include "core/plugin.h"
+#include "shipper/spool.h"
 
 enum sl_when_full { SL_WHEN_FULL_BLOCK, SL_WHEN_FULL_DROP_OLDEST };
 
 typedef struct sl_buffer_opts {
-    const char *sink;      /* sink name, for metrics and the spool path */
-    uint64_t memory_max;   /* bytes of record text held in memory */
-    uint64_t spool_max;    /* 0: no disk spool */
-    int when_full;         /* enum sl_when_full */
-    const char *spool_dir; /* data_dir/spool/<sink> */
+    const char *sink;       /* sink name, for metrics and the spool path */
+    uint64_t memory_max;    /* bytes of record text held in memory; 0: unbounded */
+    uint64_t spool_max;     /* 0: no disk spool (one left on disk is still replayed) */
+    int when_full;          /* enum sl_when_full */
+    const char *spool_dir;  /* data_dir/spool/<sink> */
+    int fsync;              /* enum sl_spool_fsync (0 = always: set it) */
+    uint64_t segment_bytes; /* 0: 64 MiB, or spool_max/8 when that is smaller */
 } sl_buffer_opts;
 
 int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err);
+/* Whatever is still in memory is written to the spool (and acknowledged)
+ * when there is one and it has room; otherwise released without an ack, so
+ * the source reads it again. Every popped batch must be done or released
+ * before. */
 void sl_buffer_free(sl_buffer *b);
 
 /* Takes the caller's hold on batch (one sl_batch_done is owed per push).
- * Blocks while full under `block`. SL_ECLOSED after close: the batch was not
- * taken and the caller still owes its sl_batch_done. */
+ * Into memory when there is room. When memory is full and there is a
+ * spool, the oldest batches in memory move to the spool and are done at
+ * once (the spool owns them), so everything older than what memory holds
+ * is acknowledged and a crash re-reads little. Blocks while full under
+ * `block`, and while the spool cannot be written (disk full), retrying with
+ * backoff. SL_ECLOSED after close: the batch was not taken and the caller
+ * still owes its sl_batch_done. */
 int sl_buffer_push(sl_buffer *b, sl_batch *batch);
-/* SL_OK, SL_ETIMEDOUT, or SL_ECLOSED once closed and drained. */
+/* Oldest first: the spool (older data, including what was left from before
+ * the start), then memory. After close only memory is drained: the spool
+ * keeps its entries for the next start. SL_OK, SL_ETIMEDOUT, or SL_ECLOSED
+ * once closed and memory is drained. */
 int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms);
-/* No more pushes; pops drain what is left. */
+/* Gives back a popped batch the sink could not deliver (yet): the next pop
+ * returns it again, oldest first. This is how a sink should retry: a batch
+ * a sink holds keeps the input's checkpoint behind it, so after a crash
+ * everything read since is read again; given back, a memory batch is moved
+ * to the spool (and acknowledged) once memory fills up, and spooled at
+ * sl_buffer_free when the sink stops. */
+void sl_buffer_unpop(sl_buffer *b, sl_batch *batch);
+/* No more pushes; pops drain what is left in memory. */
 void sl_buffer_close(sl_buffer *b);
+/* Bytes of record text in memory. */
 uint64_t sl_buffer_bytes(sl_buffer *b);
+/* The disk spool, NULL without one (tests and diagnostics). */
+sl_spool *sl_buffer_spool(sl_buffer *b);
 
 #endif

@@ -1,0 +1,820 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/batch.h"
+#include "core/err.h"
+#include "core/metrics.h"
+#include "shipper/spool.h"
+#include "tests/helpers.h"
+
+#define T0 1700000000000000000LL /* record times: T0 + id */
+
+/* A batch of n records with ids first..first+n-1: "record <id> <filler>". */
+static sl_batch *mk_batch(uint64_t first, uint32_t n, size_t filler)
+{
+    sl_batch *b = sl_batch_new(n);
+    assert_non_null(b);
+    assert_int_equal(sl_batch_set_names(b, "app", "/var/log/app.log"), SL_OK);
+    sl_field lab = {SL_SLICE_LIT("job"), SL_SLICE_LIT("app"), SL_V_STRING, SL_FF_LABEL};
+    assert_int_equal(sl_batch_set_labels(b, &lab, 1), SL_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        char line[4096];
+        int len = snprintf(line, sizeof line, "record %" PRIu64 " ", first + i);
+        /* Pseudo-random filler so entries do not compress to nothing. */
+        uint64_t x = (first + i) * 0x9E3779B97F4A7C15ull;
+        for (size_t k = 0; k < filler && len < (int)sizeof line - 1; k++) {
+            x ^= x >> 13, x ^= x << 7, x ^= x >> 17;
+            line[len++] = (char)('a' + x % 26);
+        }
+        char *p = sl_arena_dup(&b->arena, line, (size_t)len);
+        sl_record *r =
+            sl_batch_add(b, (sl_slice){p, (size_t)len}, T0 + (int64_t)(first + i), first + i + 1);
+        assert_non_null(r);
+        char num[32];
+        int nl = snprintf(num, sizeof num, "%" PRIu64, first + i);
+        char *np = sl_arena_dup(&b->arena, num, (size_t)nl);
+        assert_non_null(
+            sl_record_add_field(b, r, SL_SLICE_LIT("id"), (sl_slice){np, (size_t)nl}, SL_V_NUMBER));
+    }
+    return b;
+}
+
+static uint64_t rec_id(const sl_record *r)
+{
+    char buf[64];
+    size_t n = r->line.n < sizeof buf - 1 ? r->line.n : sizeof buf - 1;
+    memcpy(buf, r->line.p, n);
+    buf[n] = '\0';
+    unsigned long long id = 0;
+    assert_int_equal(sscanf(buf, "record %llu", &id), 1);
+    return id;
+}
+
+static sl_spool *open_spool(const char *dir, const char *sink, uint64_t seg_bytes, uint64_t max)
+{
+    sl_spool_opts o = {.dir = dir,
+                       .sink = sink,
+                       .segment_bytes = seg_bytes,
+                       .max_bytes = max,
+                       .fsync = SL_SPOOL_FSYNC_BATCH};
+    sl_spool *s = NULL;
+    sl_err err;
+    int rc = sl_spool_open(&o, &s, &err);
+    if (rc != SL_OK) fail_msg("sl_spool_open: %s", err.msg);
+    return s;
+}
+
+static void append1(sl_spool *s, sl_batch *b)
+{
+    size_t w = 0;
+    sl_err err;
+    int rc = sl_spool_append(s, &b, 1, &w, &err);
+    if (rc != SL_OK) fail_msg("append: %s", err.msg);
+    assert_int_equal(w, 1);
+    sl_batch_unref(b);
+}
+
+static int64_t metric(const char *name, const char *sink)
+{
+    char labels[128];
+    sl_metric_labels(labels, sizeof labels, "sink", sink, NULL, NULL);
+    int64_t v = sl_metrics_value(name, labels);
+    return v < 0 ? 0 : v;
+}
+
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        n += l > 4 && strcmp(de->d_name + l - 4, ".seg") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static char *first_segment(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char *best = NULL;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && strcmp(de->d_name + l - 4, ".seg") == 0 &&
+            (!best || strcmp(de->d_name, best) < 0)) {
+            free(best);
+            best = strdup(de->d_name);
+        }
+    }
+    closedir(d);
+    assert_non_null(best);
+    char *p = sl_t_path(dir, best);
+    free(best);
+    return p;
+}
+
+/* ---------------------------------------------------------------- CRC32C */
+
+static void test_crc32c_vectors(void **st)
+{
+    (void)st;
+    /* RFC 3720 B.4 and the usual check value. */
+    uint8_t zeros[32] = {0}, ones[32], inc[32], dec[32];
+    memset(ones, 0xff, sizeof ones);
+    for (int i = 0; i < 32; i++) inc[i] = (uint8_t)i, dec[i] = (uint8_t)(31 - i);
+    uint32_t (*impl[2])(uint32_t, const void *, size_t) = {sl_crc32c_portable, sl_crc32c_hw};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(impl[k](0, "123456789", 9), 0xe3069283u);
+        assert_int_equal(impl[k](0, zeros, 32), 0x8a9136aau);
+        assert_int_equal(impl[k](0, ones, 32), 0x62a8ab43u);
+        assert_int_equal(impl[k](0, inc, 32), 0x46dd794eu);
+        assert_int_equal(impl[k](0, dec, 32), 0x113fdb5cu);
+        assert_int_equal(impl[k](0, "", 0), 0);
+        /* Chaining equals one pass. */
+        assert_int_equal(impl[k](impl[k](0, "1234", 4), "56789", 5), 0xe3069283u);
+    }
+    if (!sl_crc32c_hw_available()) print_message("no SSE4.2: hw path is the portable one\n");
+    /* Both agree on every length and alignment. */
+    uint8_t buf[600];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131 + 7);
+    for (size_t off = 0; off < 9; off++)
+        for (size_t n = 0; n + off <= sizeof buf; n += 13) {
+            uint32_t a = sl_crc32c_portable(0x12345678u, buf + off, n);
+            assert_int_equal(sl_crc32c_hw(0x12345678u, buf + off, n), a);
+            assert_int_equal(sl_crc32c(0x12345678u, buf + off, n), a);
+        }
+}
+
+/* ------------------------------------------------------------ round trip */
+
+static void test_roundtrip(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-rt");
+    sl_spool *s = open_spool(dir, "rt", 0, 0);
+    sl_batch *b = sl_batch_new(8);
+    assert_int_equal(sl_batch_set_names(b, "in-x", NULL), SL_OK);
+    sl_field labs[2] = {{SL_SLICE_LIT("job"), SL_SLICE_LIT("api"), SL_V_STRING, SL_FF_LABEL},
+                        {SL_SLICE_LIT("env"), SL_SLICE_LIT("prod"), SL_V_STRING, 0}};
+    assert_int_equal(sl_batch_set_labels(b, labs, 2), SL_OK);
+    static const char bin[] = {'a', 0, 'b', (char)0xff, '\n'};
+    sl_record *r0 = sl_batch_add(b, SL_SLICE_LIT("{\"msg\":\"hi\\n\",\"n\":5}"), -42, 10);
+    sl_record_add_field(b, r0, SL_SLICE_LIT("msg"), SL_SLICE_LIT("hi\\n"), SL_V_ESCAPED);
+    sl_record_add_field(b, r0, SL_SLICE_LIT("n"), SL_SLICE_LIT("5"), SL_V_NUMBER);
+    sl_field *rm = sl_record_add_field(b, r0, SL_SLICE_LIT("gone"), SL_SLICE_LIT("x"), SL_V_STRING);
+    rm->flags = SL_FF_REMOVED;
+    sl_field *k = sl_record_add_field(b, r0, SL_SLICE_LIT("k\\u0041"), SL_SLICE_LIT("{\"a\":[1]}"),
+                                      SL_V_OBJECT);
+    k->flags = SL_FF_KEY_ESCAPED | SL_FF_METADATA;
+    r0->flags = SL_RF_PARSE_ERROR;
+    sl_record *r1 = sl_batch_add(b, SL_SLICE_LIT("dropped"), 1, 20);
+    r1->flags = SL_RF_DROPPED;
+    sl_record *r2 = sl_batch_add(b, (sl_slice){bin, sizeof bin}, INT64_MAX, 30);
+    r2->flags = SL_RF_INVALID_UTF8 | SL_RF_TRUNCATED;
+    sl_record_add_field(b, r2, SL_SLICE_LIT("t"), SL_SLICE_LIT("true"), SL_V_TRUE);
+    sl_record_add_field(b, r2, SL_SLICE_LIT(""), SL_SLICE_LIT(""), SL_V_NULL);
+    sl_batch_add(b, SL_SLICE_LIT(""), 0, 40);
+    int64_t before = metric("sluice_spool_written_records_total", "rt");
+    append1(s, b);
+    assert_int_equal(metric("sluice_spool_written_records_total", "rt") - before, 3);
+    assert_int_equal(sl_spool_unread(s), 1);
+
+    sl_batch *d = NULL;
+    assert_int_equal(sl_spool_next(s, &d), SL_OK);
+    assert_int_equal(sl_spool_next(s, &(sl_batch *){NULL}), SL_ENOENT);
+    assert_string_equal(d->input, "in-x");
+    assert_null(d->source);
+    assert_int_equal(d->nlabels, 2);
+    assert_true(sl_slice_eq(d->labels[0].key, "job", 3) && sl_slice_eq(d->labels[0].val, "api", 3));
+    assert_int_equal(d->labels[0].flags, SL_FF_LABEL);
+    assert_true(sl_slice_eq(d->labels[1].val, "prod", 4));
+    assert_int_equal(d->nrecords, 3); /* the dropped record is not kept */
+    const sl_record *a = &d->records[0];
+    assert_true(sl_slice_eq(a->line, "{\"msg\":\"hi\\n\",\"n\":5}", 20));
+    assert_int_equal(a->time_ns, -42);
+    assert_int_equal(a->flags, SL_RF_PARSE_ERROR);
+    assert_int_equal(a->nfields, 3); /* the removed field is not kept */
+    assert_true(sl_slice_eq(a->fields[0].val, "hi\\n", 4));
+    assert_int_equal(a->fields[0].type, SL_V_ESCAPED);
+    assert_int_equal(a->fields[1].type, SL_V_NUMBER);
+    assert_true(sl_slice_eq(a->fields[2].key, "k\\u0041", 7));
+    assert_int_equal(a->fields[2].flags, SL_FF_KEY_ESCAPED | SL_FF_METADATA);
+    assert_int_equal(a->fields[2].type, SL_V_OBJECT);
+    const sl_record *c = &d->records[1];
+    assert_int_equal(c->line.n, sizeof bin);
+    assert_memory_equal(c->line.p, bin, sizeof bin);
+    assert_int_equal(c->time_ns, INT64_MAX);
+    assert_int_equal(c->flags, SL_RF_INVALID_UTF8 | SL_RF_TRUNCATED);
+    assert_int_equal(c->nfields, 2);
+    assert_int_equal(c->fields[0].type, SL_V_TRUE);
+    assert_int_equal(c->fields[1].key.n, 0);
+    assert_int_equal(c->fields[1].type, SL_V_NULL);
+    assert_int_equal(d->records[2].line.n, 0);
+    assert_int_equal(d->bytes, a->line.n + sizeof bin);
+    assert_null(d->ticket.wm);
+
+    sl_spool_usage u;
+    sl_spool_get_usage(s, &u);
+    assert_int_equal(u.pending_records, 3);
+    uint64_t cursor = u.cursor;
+    sl_batch_done(d);
+    sl_spool_get_usage(s, &u);
+    assert_int_equal(u.pending_records, 0);
+    assert_int_equal(u.cursor, cursor + 1);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* --------------------------------------------------------- corruption */
+
+typedef struct layout {
+    long off[64];
+    long len[64];
+    int n;
+} layout;
+
+static layout entries_of(const char *path)
+{
+    size_t n;
+    char *img = sl_t_read_file(path, &n);
+    assert_non_null(img);
+    layout l = {.n = 0};
+    size_t off = 0;
+    while (off + SL_SPOOL_ENTRY_HDR <= n && l.n < 64) {
+        uint32_t plen;
+        memcpy(&plen, img + off + 36, 4); /* little-endian host */
+        l.off[l.n] = (long)off;
+        l.len[l.n] = (long)(SL_SPOOL_ENTRY_HDR + plen);
+        l.n++;
+        off += SL_SPOOL_ENTRY_HDR + plen;
+    }
+    assert_int_equal(off, n);
+    free(img);
+    return l;
+}
+
+static void patch(const char *path, long off, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, p, n, off), (ssize_t)n);
+    close(fd);
+}
+
+/* Reads everything left, marking ids seen; returns records. */
+static uint64_t drain(sl_spool *s, uint8_t *seen, size_t nseen, bool ack)
+{
+    uint64_t recs = 0;
+    sl_batch *b;
+    while (sl_spool_next(s, &b) == SL_OK) {
+        for (uint32_t i = 0; i < b->nrecords; i++) {
+            uint64_t id = rec_id(&b->records[i]);
+            assert_true(id < nseen);
+            seen[id]++;
+        }
+        recs += b->nrecords;
+        if (ack)
+            sl_batch_done(b);
+        else
+            sl_batch_unref(b);
+    }
+    return recs;
+}
+
+static void test_corruption_skipped_exactly(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-corrupt");
+    sl_spool *s = open_spool(dir, "corrupt", 0, 0);
+    /* 10 entries of 5 records: ids 10*k .. 10*k+4 for entry k. */
+    for (int k = 0; k < 10; k++) append1(s, mk_batch(10 * (uint64_t)k, 5, 60));
+    sl_spool_close(s);
+    char *seg = first_segment(dir);
+    layout l = entries_of(seg);
+    assert_int_equal(l.n, 10);
+
+    /* Entry 2: a flipped byte mid-payload. Entry 5: its length field says
+     * 200 MB. Entry 9 (the last): torn, 7 bytes short. */
+    long mid = l.off[2] + l.len[2] / 2;
+    uint8_t x;
+    int fd = open(seg, O_RDONLY);
+    assert_int_equal(pread(fd, &x, 1, mid), 1);
+    close(fd);
+    x ^= 0x10;
+    patch(seg, mid, &x, 1);
+    uint32_t huge = 200u << 20;
+    patch(seg, l.off[5] + 36, &huge, 4);
+    assert_int_equal(truncate(seg, l.off[9] + l.len[9] - 7), 0);
+
+    sl_spool_info info;
+    sl_err err;
+    assert_int_equal(sl_spool_inspect(dir, true, &info, NULL, NULL, &err), SL_OK);
+    assert_int_equal(info.corrupt, 3);
+    assert_int_equal(info.entries, 7);
+    assert_int_equal(info.records, 35);
+
+    int64_t c0 = metric("sluice_spool_corrupt_entries_total", "corrupt");
+    s = open_spool(dir, "corrupt", 0, 0);
+    assert_int_equal(metric("sluice_spool_corrupt_entries_total", "corrupt") - c0, 3);
+    assert_int_equal(sl_spool_unread(s), 7);
+    uint8_t seen[100] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, true), 35);
+    for (int k = 0; k < 10; k++)
+        for (int i = 0; i < 5; i++)
+            assert_int_equal(seen[10 * k + i], (k == 2 || k == 5 || k == 9) ? 0 : 1);
+    /* Read again, the damage is not counted twice. */
+    assert_int_equal(metric("sluice_spool_corrupt_entries_total", "corrupt") - c0, 3);
+    sl_spool_close(s);
+    /* Delivered: the damaged segment is gone and a restart finds nothing. */
+    assert_int_equal(count_segments(dir), 0);
+    s = open_spool(dir, "corrupt", 0, 0);
+    assert_int_equal(sl_spool_unread(s), 0);
+    assert_int_equal(metric("sluice_spool_corrupt_entries_total", "corrupt") - c0, 3);
+    sl_spool_close(s);
+    free(seg);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* Garbage in front of and between entries (a segment overwritten in part)
+ * is skipped too, and a run of two damaged entries counts as two. */
+static void test_corruption_regions(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-region");
+    sl_spool *s = open_spool(dir, "region", 0, 0);
+    for (int k = 0; k < 8; k++) append1(s, mk_batch(10 * (uint64_t)k, 3, 40));
+    sl_spool_close(s);
+    char *seg = first_segment(dir);
+    layout l = entries_of(seg);
+    /* Wipe the start of entry 0 and the span from inside entry 3 to inside
+     * entry 4. */
+    uint8_t junk[4096];
+    memset(junk, 0x93, sizeof junk); /* magic's first byte, to tempt the scanner */
+    patch(seg, 0, junk, 10);
+    long a = l.off[3] + 20, z = l.off[4] + 30;
+    patch(seg, a, junk, (size_t)(z - a));
+    sl_spool_seg_info si;
+    sl_spool_info info;
+    sl_spool_seg_info *segs = NULL;
+    size_t nsegs = 0;
+    sl_err err;
+    assert_int_equal(sl_spool_inspect(dir, false, &info, &segs, &nsegs, &err), SL_OK);
+    assert_int_equal(nsegs, 1);
+    si = segs[0];
+    free(segs);
+    assert_int_equal(si.corrupt, 3);
+    assert_int_equal(si.entries, 5);
+    assert_int_equal(si.first_seq, 1);
+    s = open_spool(dir, "region", 0, 0);
+    uint8_t seen[80] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, true), 15);
+    for (int k = 0; k < 8; k++)
+        assert_int_equal(seen[10 * k], (k == 0 || k == 3 || k == 4) ? 0 : 1);
+    sl_spool_close(s);
+    free(seg);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* A batch given back is handed out again, lowest sequence first. */
+static void test_requeue(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-rq");
+    sl_spool *s = open_spool(dir, "rq", 0, 0);
+    for (int k = 0; k < 3; k++) append1(s, mk_batch(10 * (uint64_t)k, 2, 10));
+    sl_batch *a, *b, *x;
+    assert_int_equal(sl_spool_next(s, &a), SL_OK);
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    assert_int_equal(sl_spool_unread(s), 1);
+    sl_spool_requeue(s, b);
+    sl_spool_requeue(s, a);
+    assert_int_equal(sl_spool_unread(s), 3);
+    assert_int_equal(sl_spool_next(s, &x), SL_OK);
+    assert_ptr_equal(x, a);
+    sl_batch_done(x);
+    assert_int_equal(sl_spool_next(s, &x), SL_OK);
+    assert_ptr_equal(x, b);
+    sl_spool_requeue(s, x); /* still failing: left for the next start */
+    sl_spool_close(s);
+    s = open_spool(dir, "rq", 0, 0);
+    uint8_t seen[40] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, true), 4);
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[10], 1);
+    assert_int_equal(seen[20], 1);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------------- cursor */
+
+static void test_cursor_across_reopen(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-cursor");
+    sl_spool *s = open_spool(dir, "cursor", 0, 0);
+    for (int k = 0; k < 10; k++) append1(s, mk_batch(10 * (uint64_t)k, 2, 10));
+    sl_batch *got[6];
+    for (int i = 0; i < 6; i++) assert_int_equal(sl_spool_next(s, &got[i]), SL_OK);
+    /* Delivered out of order: 0, 1, 2 and 4; 3 and 5 failed. */
+    sl_batch_done(got[4]);
+    sl_batch_done(got[0]);
+    sl_batch_done(got[2]);
+    sl_batch_done(got[1]);
+    sl_batch_unref(got[3]);
+    sl_batch_unref(got[5]);
+    sl_spool_close(s);
+
+    s = open_spool(dir, "cursor", 0, 0);
+    assert_true(sl_spool_replaying(s));
+    uint8_t seen[100] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, false), 14);
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(seen[10 * k], k < 3 ? 0 : 1); /* acked prefix not redelivered */
+    assert_false(sl_spool_replaying(s));
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* kill -9 after acks: no close, so only what the cursor file says counts. */
+static void test_cursor_after_crash(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-crash");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sl_spool_opts o = {.dir = dir, .sink = "crash", .fsync = SL_SPOOL_FSYNC_BATCH};
+        sl_spool *s;
+        sl_err err;
+        if (sl_spool_open(&o, &s, &err) != SL_OK) _exit(2);
+        for (uint64_t k = 0; k < 20; k++) {
+            sl_batch *b = mk_batch(10 * k, 2, 10);
+            size_t w;
+            if (sl_spool_append(s, &b, 1, &w, &err) != SL_OK) _exit(3);
+            sl_batch_unref(b);
+        }
+        sl_batch *b[6];
+        for (int i = 0; i < 6; i++)
+            if (sl_spool_next(s, &b[i]) != SL_OK) _exit(4);
+        for (int i = 0; i < 5; i++) sl_batch_done(b[i]);
+        usleep(300 * 1000); /* past the cursor's save interval */
+        sl_batch_done(b[5]);
+        _exit(0); /* no close, no flush */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    sl_spool *s = open_spool(dir, "crash", 0, 0);
+    uint8_t seen[200] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, true), 28);
+    for (int k = 0; k < 20; k++) assert_int_equal(seen[10 * k], k < 6 ? 0 : 1);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* -------------------------------------------------- rollover, deletion */
+
+static void test_rollover_and_deletion(void **st)
+{
+    (void)st;
+    char *top = sl_t_tmpdir("spool-roll");
+    char *dir = sl_t_path(top, "spool/roll"); /* created by the spool */
+    sl_spool *s = open_spool(dir, "roll", 4096, 0);
+    for (int k = 0; k < 40; k++) append1(s, mk_batch(10 * (uint64_t)k, 4, 200));
+    int nseg = count_segments(dir);
+    assert_true(nseg >= 4);
+    assert_int_equal(metric("sluice_spool_segments", "roll"), nseg);
+    sl_spool_usage u;
+    sl_spool_get_usage(s, &u);
+    assert_int_equal(u.segments, (uint64_t)nseg);
+    assert_int_equal(metric("sluice_spool_bytes", "roll"), (int64_t)u.bytes);
+    assert_int_equal(metric("sluice_spool_records_pending", "roll"), 160);
+    /* Files are private, names are the first sequence of each. */
+    char *first = first_segment(dir);
+    struct stat sb;
+    assert_int_equal(stat(first, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_non_null(strstr(first, "/00000000000000000001.seg"));
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    free(first);
+
+    /* Deliver the first half: whole segments before it disappear. */
+    sl_batch *b;
+    uint64_t prev = 0;
+    for (int k = 0; k < 20; k++) {
+        assert_int_equal(sl_spool_next(s, &b), SL_OK);
+        assert_true(b->ticket.begin > prev); /* oldest first */
+        prev = b->ticket.begin;
+        assert_int_equal(rec_id(&b->records[0]), 10 * (uint64_t)k);
+        sl_batch_done(b);
+    }
+    int mid = count_segments(dir);
+    assert_true(mid < nseg && mid > 0);
+    while (sl_spool_next(s, &b) == SL_OK) sl_batch_done(b);
+    assert_int_equal(count_segments(dir), 1); /* the one being written */
+    assert_int_equal(metric("sluice_spool_records_pending", "roll"), 0);
+    /* The next write starts over in a fresh segment. */
+    append1(s, mk_batch(1000, 1, 10));
+    assert_int_equal(count_segments(dir), 1);
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    assert_int_equal(b->ticket.begin, 41);
+    sl_batch_done(b);
+    sl_spool_close(s);
+    assert_int_equal(count_segments(dir), 0);
+    sl_t_rmtree(top);
+    free(dir);
+    free(top);
+}
+
+static void test_max_bytes_and_drop_oldest(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-max");
+    sl_spool *s = open_spool(dir, "max", 4096, 16384);
+    int k = 0, rc;
+    for (;; k++) {
+        sl_batch *b = mk_batch(10 * (uint64_t)k, 4, 200);
+        size_t w = 9;
+        sl_err err;
+        rc = sl_spool_append(s, &b, 1, &w, &err);
+        sl_batch_unref(b);
+        if (rc != SL_OK) {
+            assert_int_equal(w, 0);
+            break;
+        }
+    }
+    assert_int_equal(rc, SL_EFULL);
+    sl_spool_usage u;
+    sl_spool_get_usage(s, &u);
+    assert_true(u.bytes <= 16384 && u.bytes > 8192);
+    int written = k;
+
+    /* Delivering one entry frees nothing; a whole segment does. */
+    sl_batch *b;
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    sl_batch_done(b);
+    sl_batch *one = mk_batch(5000, 4, 200);
+    size_t w;
+    sl_err err;
+    assert_int_equal(sl_spool_append(s, &one, 1, &w, &err), SL_EFULL);
+
+    int64_t d0 = metric("sluice_spool_dropped_records_total", "max");
+    uint64_t dropped;
+    assert_int_equal(sl_spool_drop_oldest(s, &dropped), SL_OK);
+    assert_true(dropped > 0 && dropped % 4 == 0);
+    assert_int_equal(metric("sluice_spool_dropped_records_total", "max") - d0, (int64_t)dropped);
+    assert_int_equal(sl_spool_append(s, &one, 1, &w, &err), SL_OK);
+    sl_batch_unref(one);
+    uint8_t seen[6000] = {0};
+    uint64_t left = drain(s, seen, sizeof seen, true);
+    /* Everything is accounted for: delivered, dropped, or the one acked. */
+    assert_int_equal(left + dropped + 4, (uint64_t)written * 4 + 4);
+    assert_int_equal(seen[5000], 1);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* --------------------------------------------------------------- ENOSPC */
+
+typedef struct hook_state {
+    int fail; /* errno to fail with, 0: pass through */
+    int calls;
+} hook_state;
+
+/* Writes half, then fails: the worst case, a torn entry on disk. */
+static ssize_t failing_write(void *arg, int fd, const void *p, size_t n, off_t off)
+{
+    hook_state *h = arg;
+    h->calls++;
+    if (!h->fail) return pwrite(fd, p, n, off);
+    if (n > 1) (void)!pwrite(fd, p, n / 2, off);
+    errno = h->fail;
+    return -1;
+}
+
+static void test_enospc(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-enospc");
+    sl_spool *s = open_spool(dir, "enospc", 0, 0);
+    hook_state h = {0};
+    sl_spool_set_write_hook(s, failing_write, &h);
+    for (int k = 0; k < 3; k++) append1(s, mk_batch(10 * (uint64_t)k, 2, 50));
+    char *seg = first_segment(dir);
+    struct stat before, after;
+    assert_int_equal(stat(seg, &before), 0);
+
+    char labels[128];
+    sl_metric_labels(labels, sizeof labels, "sink", "enospc", "reason", "enospc");
+    int64_t e0 = sl_metrics_value("sluice_spool_write_errors_total", labels);
+    h.fail = ENOSPC;
+    sl_batch *b = mk_batch(30, 2, 50);
+    size_t w = 7;
+    sl_err err;
+    assert_int_equal(sl_spool_append(s, &b, 1, &w, &err), SL_ENOSPC);
+    assert_int_equal(w, 0);
+    assert_int_equal(sl_metrics_value("sluice_spool_write_errors_total", labels) - e0, 1);
+    assert_int_equal(stat(seg, &after), 0);
+    assert_int_equal(after.st_size, before.st_size); /* no torn entry left */
+    assert_int_equal(sl_spool_unread(s), 3);
+    h.fail = 0;
+    assert_int_equal(sl_spool_append(s, &b, 1, &w, &err), SL_OK);
+    sl_batch_unref(b);
+    sl_spool_close(s);
+
+    int64_t c0 = metric("sluice_spool_corrupt_entries_total", "enospc");
+    s = open_spool(dir, "enospc", 0, 0);
+    uint8_t seen[64] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, true), 8);
+    for (int k = 0; k < 4; k++) assert_int_equal(seen[10 * k], 1);
+    assert_int_equal(metric("sluice_spool_corrupt_entries_total", "enospc"), c0);
+    sl_spool_close(s);
+    free(seg);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* ----------------------------------------------------------- inspection */
+
+typedef struct iter_acc {
+    uint64_t n, min_id, max_id;
+} iter_acc;
+
+static int on_record(void *arg, const sl_batch *b, const sl_record *r, uint64_t seq)
+{
+    (void)b;
+    iter_acc *a = arg;
+    uint64_t id = rec_id(r);
+    assert_int_equal((int64_t)id, r->time_ns - T0);
+    assert_true(seq >= 1);
+    if (!a->n || id < a->min_id) a->min_id = id;
+    if (!a->n || id > a->max_id) a->max_id = id;
+    a->n++;
+    return 0;
+}
+
+static void test_inspection(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-inspect");
+    sl_spool *s = open_spool(dir, "inspect", 4096, 0);
+    for (int k = 0; k < 20; k++) append1(s, mk_batch(100 * (uint64_t)k, 10, 100));
+    /* Deliver the first 4 entries, so the cursor is at 5. */
+    for (int k = 0; k < 4; k++) {
+        sl_batch *b;
+        assert_int_equal(sl_spool_next(s, &b), SL_OK);
+        sl_batch_done(b);
+    }
+    /* A second open of a live spool is refused. */
+    sl_spool_opts o = {.dir = dir, .sink = "inspect2"};
+    sl_spool *s2;
+    sl_err err;
+    assert_int_equal(sl_spool_open(&o, &s2, &err), SL_EINVAL);
+    sl_spool_close(s);
+
+    sl_spool_info info;
+    sl_spool_seg_info *segs = NULL;
+    size_t n = 0;
+    assert_int_equal(sl_spool_inspect(dir, false, &info, &segs, &n, &err), SL_OK);
+    assert_int_equal(info.cursor, 5);
+    assert_int_equal(info.segments, n);
+    assert_int_equal(info.pending_records, 160);
+    assert_int_equal(info.corrupt, 0);
+    uint64_t records = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        records += segs[i].records;
+        bytes += segs[i].bytes;
+        if (i) assert_int_equal(segs[i].first_seq, segs[i - 1].last_seq + 1);
+        assert_true(segs[i].time_min <= segs[i].time_max);
+    }
+    assert_int_equal(records, info.records);
+    assert_int_equal(bytes, info.bytes);
+    assert_int_equal(info.time_max, T0 + 1909);
+    free(segs);
+
+    sl_spool_iter_opts io = {.since_ns = T0 + 505, .until_ns = T0 + 1203};
+    iter_acc acc = {0};
+    assert_int_equal(sl_spool_iterate(dir, &io, on_record, &acc, &err), SL_OK);
+    /* ids 505..509, 600..609, ..., 1100..1109, 1200..1202 */
+    assert_int_equal(acc.n, 5 + 60 + 3);
+    assert_int_equal(acc.min_id, 505);
+    assert_int_equal(acc.max_id, 1202);
+    io = (sl_spool_iter_opts){.pending_only = true};
+    acc = (iter_acc){0};
+    assert_int_equal(sl_spool_iterate(dir, &io, on_record, &acc, &err), SL_OK);
+    assert_int_equal(acc.n, info.pending_records);
+    assert_int_equal(acc.min_id, 400);
+
+    assert_int_equal(sl_spool_inspect("/nonexistent/spool", false, &info, NULL, NULL, &err),
+                     SL_ENOENT);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+static void test_verify_bytes_hostile(void **st)
+{
+    (void)st;
+    sl_spool_seg_info si;
+    uint8_t junk[300];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 37);
+    memcpy(junk + 17, "\x93SLE", 4);
+    assert_int_equal(sl_spool_verify_bytes(junk, sizeof junk, 1, &si), SL_OK);
+    assert_int_equal(si.entries, 0);
+    assert_int_equal(si.corrupt, 1);
+    assert_int_equal(sl_spool_verify_bytes("", 0, 1, &si), SL_OK);
+    assert_int_equal(si.corrupt, 0);
+}
+
+/* An entry built by hand from the layout in spool.h (uncompressed payload,
+ * tests/fuzz/corpus/spool/raw_entry.seg) reads back as documented. */
+static void test_format_conformance(void **st)
+{
+    (void)st;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/spool/raw_entry.seg", sl_t_src());
+    size_t n;
+    char *img = sl_t_read_file(path, &n);
+    if (!img) skip();
+    char *dir = sl_t_tmpdir("spool-format");
+    char *seg = sl_t_path(dir, "00000000000000000001.seg");
+    assert_int_equal(sl_t_write_file(seg, img, n), 0);
+    sl_spool *s = open_spool(dir, "format", 0, 0);
+    assert_int_equal(sl_spool_unread(s), 2);
+    sl_batch *b;
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    assert_string_equal(b->input, "app");
+    assert_null(b->source);
+    assert_int_equal(b->nlabels, 1);
+    assert_true(sl_slice_eq(b->labels[0].val, "web", 3));
+    assert_int_equal(b->labels[0].flags, SL_FF_LABEL);
+    assert_int_equal(b->nrecords, 2);
+    assert_true(sl_slice_eq(b->records[0].line, "GET /", 5));
+    assert_int_equal(b->records[0].time_ns, 5);
+    assert_int_equal(b->records[0].nfields, 1);
+    assert_true(sl_slice_eq(b->records[0].fields[0].val, "200", 3));
+    assert_int_equal(b->records[0].fields[0].type, SL_V_NUMBER);
+    assert_int_equal(b->records[1].flags, SL_RF_PARSE_ERROR);
+    assert_int_equal(b->records[1].line.n, 0);
+    sl_batch_done(b);
+    sl_spool_close(s);
+    free(img);
+    /* One field of an unknown type makes the entry damaged, not a crash. */
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/spool/raw_bad_type.seg", sl_t_src());
+    img = sl_t_read_file(path, &n);
+    assert_non_null(img);
+    sl_spool_seg_info si;
+    assert_int_equal(sl_spool_verify_bytes(img, n, 1, &si), SL_OK);
+    assert_int_equal(si.entries, 0);
+    assert_int_equal(si.corrupt, 1);
+    free(img);
+    free(seg);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c_vectors),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_corruption_skipped_exactly),
+        cmocka_unit_test(test_corruption_regions),
+        cmocka_unit_test(test_requeue),
+        cmocka_unit_test(test_cursor_across_reopen),
+        cmocka_unit_test(test_cursor_after_crash),
+        cmocka_unit_test(test_rollover_and_deletion),
+        cmocka_unit_test(test_max_bytes_and_drop_oldest),
+        cmocka_unit_test(test_enospc),
+        cmocka_unit_test(test_inspection),
+        cmocka_unit_test(test_verify_bytes_hostile),
+        cmocka_unit_test(test_format_conformance),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/http_metrics.h"
 #include "collector/file.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -82,6 +83,7 @@ struct sl_agent {
     sink_rt sinks[MAX_SINKS];
     int nsinks;
     pthread_mutex_t print_mu; /* dry-run output */
+    sl_http_metrics *http;    /* NULL unless metrics.listen is set */
 };
 
 static const sl_input_ops *find_input(const char *type)
@@ -343,6 +345,8 @@ static void teardown(sl_agent *a)
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].state) a->inputs[i].ops->destroy(a->inputs[i].state);
     for (int i = 0; i < a->ninputs; i++) sl_chain_free(a->inputs[i].chain);
+    /* Last, so /metrics shows the drain until the end. */
+    sl_http_metrics_stop(a->http);
     pthread_mutex_destroy(&a->print_mu);
     free(a);
 }
@@ -364,6 +368,14 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
     sl_log_set_level(sl_log_level_from_name(level));
     int rc = sl_mkdirs(a->data_dir, 0700, err);
     if (rc != SL_OK) goto fail;
+    const char *mlisten = NULL;
+    int64_t unhealthy_ms = 60000;
+    const sl_cfg_node *mn = sl_cfg_get(root, "metrics");
+    sl_cfg_str(cfg, mn, "listen", NULL, &mlisten);
+    sl_cfg_duration_ms(cfg, mn, "unhealthy_after", 60000, &unhealthy_ms);
+    if (mlisten && *mlisten && !o->dry_run &&
+        (rc = sl_http_metrics_start(mlisten, unhealthy_ms, &a->http, err)) != SL_OK)
+        goto fail;
 
     const sl_cfg_node *inputs = sl_cfg_get(root, "inputs"), *sinks = sl_cfg_get(root, "sinks");
     for (size_t i = 0; i < sinks->n && !o->dry_run; i++) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,7 @@ typedef struct jd_input {
     uint64_t read_rt_usec;
     bool ckpt_damaged; /* both checkpoint generations unreadable */
     int64_t next_process_ns;
+    int64_t next_pause_ns;
     /* directory mode: journal files already checked */
     seen_file seen[SEEN_CAP];
     size_t nseen, seen_next;
@@ -811,10 +813,7 @@ static uint32_t read_fields(jd_input *in, sd_journal *j)
         in->nextra++;
     }
     if (r < 0) count_error(in, "enumerate_data", r);
-    if (truncated) {
-        flags |= SL_RF_TRUNCATED;
-        sl_metric_inc(in->m_truncated);
-    }
+    if (truncated) flags |= SL_RF_TRUNCATED;
     return flags;
 }
 
@@ -927,6 +926,29 @@ static int commit_entry(jd_input *in, sd_journal *j, uint32_t flags)
     return SL_OK;
 }
 
+/* sd-journal makes the newest entry visible before its writer has linked
+ * the entry's new data objects; a reader in between sees those objects as
+ * bad and enumerate_data skips them silently (systemd 252). A MESSAGE that
+ * is missing may be such a field: read the entry again, at once and then
+ * after a short pause (at most ten pauses a second, so entries that truly
+ * have no MESSAGE cannot slow the input down). */
+static uint32_t reread_without_message(jd_input *in, sd_journal *j, uint32_t flags)
+{
+    for (int attempt = 0; attempt < 3 && !in->present[0]; attempt++) {
+        if (attempt == 2) {
+            int64_t now = sl_monotonic_ns();
+            if (now < in->next_pause_ns) break;
+            in->next_pause_ns = now + 100000000;
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        } else {
+            sched_yield();
+        }
+        flags = read_fields(in, j);
+    }
+    return flags;
+}
+
 static bool stopping(const jd_input *in)
 {
     return atomic_load(in->ctx->stop);
@@ -975,11 +997,13 @@ static int read_some(jd_input *in)
             return rc != SL_OK ? rc : n;
         }
         uint32_t flags = read_fields(in, j);
+        if (!in->present[0]) flags = reread_without_message(in, j, flags);
         if (in->entry_failed) {
             /* Out of memory for this entry: the record carries what fit. */
             count_error(in, "copy_entry", ENOMEM);
             flags |= SL_RF_TRUNCATED;
         }
+        if (flags & SL_RF_TRUNCATED) sl_metric_inc(in->m_truncated);
         int rc = commit_entry(in, j, flags);
         if (rc != SL_OK) {
             /* Out of memory before the record existed: read it again. */

@@ -96,18 +96,8 @@ static int cmd_check(const cli_args *a)
     return EXIT_OK;
 }
 
-static int cmd_run(const cli_args *a)
+static int cmd_run(const cli_args *a, sigset_t set)
 {
-    /* Signals are taken synchronously by this thread only; every thread the
-     * agent starts inherits the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     sl_cfg *cfg = load_config(a);
     if (!cfg) return EXIT_USAGE;
     for (;;) {
@@ -153,6 +143,16 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    /* Signals are taken synchronously by the main thread only; every
+     * thread the agent starts inherits the mask. Set first thing, so a
+     * signal during start-up is not lost. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
             usage(stderr);
             return EXIT_USAGE;
         }
-        return !strcmp(cmd, "run") ? cmd_run(&a) : cmd_check(&a);
+        return !strcmp(cmd, "run") ? cmd_run(&a, set) : cmd_check(&a);
     }
     fprintf(stderr, "sluice: unknown command '%s'\n", cmd);
     usage(stderr);

@@ -39,6 +39,7 @@ typedef struct tracked {
     bool skipping; /* truncate mode: dropping the rest of a long line */
     bool gone;     /* path no longer leads here: read to EOF, then close */
     bool dirty;    /* may have data: read it on the next turn */
+    bool at_eof;   /* the last read found no data */
     int64_t last_data_ns;
 } tracked;
 
@@ -610,27 +611,41 @@ static int64_t partial_timeout(const file_input *in)
 
 /* One read per file per turn keeps busy files from starving the others.
  * Returns bytes read, 0 at EOF, or a negative error. */
+/* The file at this descriptor no longer holds what we read: start over at
+ * 0 with a new watermark (the old one keeps tracking batches in flight). */
+static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64_t size)
+{
+    sl_metric_inc(in->m_truncated_files);
+    sl_log(SL_LOG_INFO, "file_truncated", "input=%s path=%s reason=%s old_offset=%llu size=%lld",
+           in->ctx->name, t->path, reason, (unsigned long long)t->read_off, (long long)size);
+    sl_watermark *nw = sl_watermark_new(0);
+    if (!nw) return SL_ENOMEM;
+    sl_watermark_unref(t->wm);
+    t->wm = nw;
+    t->read_off = 0;
+    t->partial = 0;
+    t->partial_since = 0;
+    t->skipping = false;
+    t->fp_len = 0;
+    if (t->chunk) sl_chunk_unref(t->chunk), t->chunk = NULL;
+    return SL_OK;
+}
+
 static long read_some(file_input *in, tracked *t)
 {
     struct stat st;
     if (fstat(t->fd, &st) == 0) {
+        int rc = SL_OK;
         if ((uint64_t)st.st_size < t->read_off) {
-            /* copytruncate: the file shrank under us. Everything before the
-             * cut is gone from disk; start over at 0 with a new watermark
-             * (the old one keeps tracking batches in flight). */
-            sl_metric_inc(in->m_truncated_files);
-            sl_log(SL_LOG_INFO, "file_truncated", "input=%s path=%s old_size=%llu new_size=%lld",
-                   in->ctx->name, t->path, (unsigned long long)t->read_off, (long long)st.st_size);
-            sl_watermark *nw = sl_watermark_new(0);
-            if (!nw) return SL_ENOMEM;
-            sl_watermark_unref(t->wm);
-            t->wm = nw;
-            t->read_off = 0;
-            t->partial = 0;
-            t->skipping = false;
-            t->fp_len = 0;
-            if (t->chunk) sl_chunk_unref(t->chunk), t->chunk = NULL;
+            /* copytruncate: the file shrank under us. */
+            rc = restart_at_zero(in, t, "shrank", st.st_size);
+        } else if (t->at_eof && (uint64_t)st.st_size > t->read_off && t->fp_len &&
+                   fingerprint_fd(t->fd, t->fp_len) != t->fp) {
+            /* Truncated and written again past our offset before we looked:
+             * the size alone cannot tell, the first bytes can. */
+            rc = restart_at_zero(in, t, "rewritten", st.st_size);
         }
+        if (rc != SL_OK) return rc;
         grow_fingerprint(in, t, (uint64_t)st.st_size);
     }
     size_t want = in->chunk_bytes;
@@ -656,6 +671,7 @@ static long read_some(file_input *in, tracked *t)
         sl_metric_inc(in->m_read_errors);
         return SL_EIO;
     }
+    t->at_eof = r == 0;
     if (r == 0) {
         if (t->partial && !t->partial_since) t->partial_since = sl_monotonic_ns();
         bool stale =

@@ -27,12 +27,13 @@ typedef struct model {
     char *dir, *cfg, *out, *log;
     pid_t agent;
     long next_id;
-    long written;     /* ids [0, written) exist in files */
-    int live_file;    /* generation number of app.log */
+    long written;  /* ids [0, written) exist in files */
+    int live_file; /* generation number of app.log */
     int rotations;
     bool partial_open; /* app.log ends in an unfinished line */
     long partial_id;
     long ops;
+    bool stuck; /* an id never arrived */
 } model;
 
 static uint32_t next_rand(model *m)
@@ -58,7 +59,9 @@ static void start_agent(model *m)
 static void stop_agent(model *m, int sig)
 {
     int rc = sl_t_stop(m->agent, sig, 20000);
-    if (sig == SIGTERM) assert_int_equal(rc, 0);
+    /* 128+SIGTERM: the signal came before the agent had even blocked it
+     * (just after a start), when it has nothing to save yet. */
+    if (sig == SIGTERM) assert_true(rc == 0 || rc == 128 + SIGTERM);
     m->agent = 0;
 }
 
@@ -75,7 +78,8 @@ static void write_lines(model *m, int n)
     for (int i = 0; i < n && m->next_id < MAX_IDS && len + 128 < sizeof buf; i++) {
         long id = m->next_id++;
         len += (size_t)snprintf(buf + len, sizeof buf - len, "id=%07ld gen=%d pad=%.*s\n", id,
-                                m->live_file, (int)(id % 40), "........................................");
+                                m->live_file, (int)(id % 40),
+                                "........................................");
     }
     assert_int_equal(sl_t_append_file(path, buf, len), 0);
     m->written = m->next_id;
@@ -108,8 +112,10 @@ static long count_distinct(model *m, unsigned char *seen, long *dups)
         if (!nl) break;
         long id;
         if (sscanf(p, "id=%ld", &id) == 1 && id >= 0 && id < MAX_IDS) {
-            if (seen[id]) (*dups)++;
-            else distinct++;
+            if (seen[id])
+                (*dups)++;
+            else
+                distinct++;
             seen[id] = 1;
         }
         p = nl + 1;
@@ -124,11 +130,12 @@ static long count_distinct(model *m, unsigned char *seen, long *dups)
 static void catch_up(model *m, unsigned char *seen)
 {
     long want = m->written - (m->partial_open ? 1 : 0), dups;
-    for (int waited = 0; waited < 30000; waited += 20) {
+    for (int waited = 0; waited < 10000 && !m->stuck; waited += 20) {
         if (count_distinct(m, seen, &dups) >= want) return;
         sl_t_sleep_ms(20);
     }
-    fail_msg("agent did not catch up: wanted %ld ids", want);
+    /* Reported with the seed by run_sequence; later steps are skipped. */
+    m->stuck = true;
 }
 
 static void ensure_running(model *m)
@@ -141,6 +148,8 @@ static void step(model *m, unsigned char *seen)
     char *path = app_log(m);
     uint32_t r = next_rand(m) % 100;
     m->ops++;
+    if (getenv("SLUICE_MODEL_TRACE"))
+        fprintf(stderr, "op %ld: %u (agent %s)\n", m->ops, r, m->agent ? "up" : "down");
     if (r < 35) {
         write_lines(m, 1 + (int)(next_rand(m) % 200));
     } else if (r < 42) {
@@ -191,11 +200,15 @@ static void step(model *m, unsigned char *seen)
             free(p);
         }
     } else if (r < 82) {
-        if (m->agent) stop_agent(m, SIGTERM);
-        else start_agent(m);
+        if (m->agent)
+            stop_agent(m, SIGTERM);
+        else
+            start_agent(m);
     } else if (r < 90) {
-        if (m->agent) stop_agent(m, SIGKILL);
-        else start_agent(m);
+        if (m->agent)
+            stop_agent(m, SIGKILL);
+        else
+            start_agent(m);
     } else {
         sl_t_sleep_ms((int)(next_rand(m) % 150));
     }
@@ -230,7 +243,7 @@ static int run_sequence(uint64_t seed, int nops, unsigned char *seen)
     sl_t_write_file(app, "", 0);
     free(app);
     start_agent(&m);
-    for (int i = 0; i < nops; i++) step(&m, seen);
+    for (int i = 0; i < nops && !m.stuck; i++) step(&m, seen);
     ensure_running(&m);
     if (m.partial_open) write_lines(&m, 0);
     catch_up(&m, seen);
@@ -239,10 +252,12 @@ static int run_sequence(uint64_t seed, int nops, unsigned char *seen)
     stop_agent(&m, SIGTERM);
     int lost = 0;
     for (long id = 0; id < m.written; id++) lost += !seen[id];
+    if (m.stuck && !lost) lost = 1;
     if (lost || got != m.written)
         fprintf(stderr, "seed %llu: %ld written, %ld arrived, %d lost, %ld duplicates (dir %s)\n",
                 (unsigned long long)seed, m.written, got, lost, dups, m.dir);
-    else sl_t_rmtree(m.dir);
+    else
+        sl_t_rmtree(m.dir);
     free(m.dir), free(m.cfg), free(m.out), free(m.log);
     return lost ? -1 : (int)dups;
 }

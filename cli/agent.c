@@ -9,6 +9,7 @@
 
 #include "cli/http_metrics.h"
 #include "collector/file.h"
+#include "collector/journald.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -21,7 +22,7 @@
 #define MAX_INPUTS 64
 #define MAX_SINKS  16
 
-static const sl_input_ops *const input_types[] = {&sl_file_input_ops};
+static const sl_input_ops *const input_types[] = {&sl_file_input_ops, &sl_journald_input_ops};
 static const sl_sink_ops *const sink_types[] = {&sl_stdout_sink_ops, &sl_file_sink_ops};
 
 static const sl_cfg_key top_keys[] = {
@@ -102,7 +103,7 @@ static const sl_sink_ops *find_sink(const char *type)
 
 static const char *type_choices(bool inputs)
 {
-    return inputs ? "file" : "stdout|file";
+    return inputs ? "file|journald" : "stdout|file";
 }
 
 /* Validates top-level keys and returns the inputs/sinks sequences. */

@@ -111,7 +111,7 @@ typedef struct kafka {
         sl_metric *m;
     } drops[MAX_DROP_REASONS];
     int ndrops;
-    sl_ratelimit rl_drop, rl_fail, rl_log;
+    sl_ratelimit rl_drop, rl_fail, rl_err, rl_log;
 } kafka;
 
 /* ---- configuration -------------------------------------------------- */
@@ -554,10 +554,10 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     uint64_t skipped;
     if (level > 6 || !sl_ratelimit_ok(&s->rl_log, &skipped)) return;
     char q[1024];
-    sl_log(level <= 3   ? SL_LOG_ERROR
-           : level == 4 ? SL_LOG_WARN
-                        : SL_LOG_INFO,
-           "kafka_log", "sink=%s facility=%s message=%s repeated=%llu", s->ctx->name, fac,
+    /* Errors that matter reach on_error as well; librdkafka's own lines
+     * (connection refused, ...) are context, so at most a warning. */
+    sl_log(level <= 4 ? SL_LOG_WARN : SL_LOG_INFO, "kafka_log",
+           "sink=%s facility=%s message=%s repeated=%llu", s->ctx->name, fac,
            sl_log_quote(q, sizeof q, buf, strlen(buf)), (unsigned long long)skipped);
 }
 
@@ -569,7 +569,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) sl_metric_set(s->failing, 1);
     sl_metric_inc(s->errors);
     uint64_t skipped;
-    if (sl_ratelimit_ok(&s->rl_fail, &skipped)) {
+    if (sl_ratelimit_ok(&s->rl_err, &skipped)) {
         char q[1024];
         sl_log(err == RD_KAFKA_RESP_ERR__FATAL ? SL_LOG_ERROR : SL_LOG_WARN, "kafka_error",
                "sink=%s error=%s reason=%s repeated=%llu", s->ctx->name,
@@ -1299,7 +1299,7 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
                                "Produce attempts that found librdkafka's queue full "
                                "(backpressure).",
                                labels);
-    s->rl_drop.interval_ns = s->rl_fail.interval_ns = 10 * 1000000000LL;
+    s->rl_drop.interval_ns = s->rl_fail.interval_ns = s->rl_err.interval_ns = 10 * 1000000000LL;
     s->rl_log.interval_ns = 1000000000LL;
     s->backoff_ms = RETRY_BACKOFF_MIN_MS;
     int prc = producer_new(s, err);

@@ -58,7 +58,7 @@ typedef struct kh {
     rd_kafka_mock_cluster_t *mc;
     char bootstraps[512];
     sl_cfg *cfg;
-    char cfg_name[64];
+    char cfg_name[128];
     sl_buffer *buf;
     sl_sink_ctx ctx;
     void *state;
@@ -67,6 +67,7 @@ typedef struct kh {
     atomic_bool stop, done;
     sl_watermark *wm;
     uint64_t pos;
+    uint64_t memory_max; /* the sink's buffer; 0: 64 MiB */
 } kh;
 
 static inline void kh_quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -115,7 +116,7 @@ static inline int kh_sink_cfg(kh *h, const char *name, const char *topic, const 
         return SL_EINVAL;
     }
     const sl_cfg_node *sinks = sl_cfg_get(sl_cfg_root(h->cfg), "sinks");
-    sl_buffer_opts bo = {.sink = name, .memory_max = 64u << 20};
+    sl_buffer_opts bo = {.sink = name, .memory_max = h->memory_max ? h->memory_max : 64u << 20};
     if (!check_only && sl_buffer_new(&bo, &h->buf, err) != SL_OK) return SL_ENOMEM;
     h->ctx = (sl_sink_ctx){.name = name,
                            .cfg = h->cfg,

@@ -320,7 +320,7 @@ static void test_no_headers_and_empty_batch(void **st)
 int main(int argc, char **argv)
 {
     if (argc > 1) cmocka_set_test_filter(argv[1]);
-    sl_log_set_level(SL_LOG_ERROR);
+    sl_log_set_level(getenv("SLUICE_TEST_VERBOSE") ? SL_LOG_DEBUG : SL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_valid),
         cmocka_unit_test(test_config_errors_have_positions),

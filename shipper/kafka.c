@@ -682,12 +682,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         track_release(s, t);
         return;
     }
-    sl_metric_inc(s->errors);
-    if (s->stopping) {
+    if (s->stopping) { /* purged on purpose: not a failure of the destination */
         t->aborted = true;
         track_release(s, t);
         return;
     }
+    sl_metric_inc(s->errors);
     const char *reason = permanent_reason(m->err);
     if (reason) {
         count_drop(s, reason, m->err, 1);

@@ -305,6 +305,40 @@ static void test_broker_rejection_dropped(void **st)
     kh_free(&h);
 }
 
+/* A topic the cluster says does not exist: the records are dropped with
+ * reason unknown_topic once librdkafka gives up waiting for it, and the
+ * batch is acknowledged; a topic that exists keeps flowing. */
+static void test_unknown_topic_dropped(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 1);
+    rd_kafka_mock_topic_create(h.mc, "logs-app", 1, 1);
+    rd_kafka_mock_topic_set_error(h.mc, "logs-nope", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    kh_consumer *c = kh_consume(&h, "logs-app:1", 0);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_unknown", "logs-$${fields.t:-app}",
+                                 "    librdkafka:\n"
+                                 "      topic.metadata.propagation.max.ms: 300\n",
+                                 false, &err),
+                     SL_OK);
+    kh_start(&h);
+    sl_batch *b = kh_batch(&h, 0, 10, 10, 1);
+    for (uint32_t i = 0; i < 10; i += 2)
+        sl_record_add_field(b, &b->records[i], (sl_slice){"t", 1}, (sl_slice){"nope", 4},
+                            SL_V_STRING);
+    kh_push(&h, b);
+    assert_true(kh_finish(&h, 20000));
+    assert_true(kh_wait_consumed(c, 5, 10000));
+    kh_consumer_stop(c);
+    assert_int_equal(c->total, 5);
+    assert_int_equal(kh_metric("sluice_sink_dropped_records_total", "k_unknown", "unknown_topic"),
+                     5);
+    assert_int_equal(sl_watermark_get(h.wm), 10);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
 /* ---- the real binary: file input -> kafka sink -> mock cluster ---------- */
 
 static void append_lines(const char *path, uint64_t from, uint64_t to)
@@ -413,6 +447,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_queue_full_is_backpressure),
         cmocka_unit_test(test_too_large_dropped_with_reason),
         cmocka_unit_test(test_broker_rejection_dropped),
+        cmocka_unit_test(test_unknown_topic_dropped),
         cmocka_unit_test(test_binary_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

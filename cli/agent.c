@@ -17,13 +17,16 @@
 #include "parsers/chain.h"
 #include "shipper/buffer.h"
 #include "shipper/filesink.h"
+#include "shipper/kafka.h"
+#include "shipper/loki.h"
 #include "shipper/recjson.h"
 
 #define MAX_INPUTS 64
 #define MAX_SINKS  16
 
 static const sl_input_ops *const input_types[] = {&sl_file_input_ops, &sl_journald_input_ops};
-static const sl_sink_ops *const sink_types[] = {&sl_stdout_sink_ops, &sl_file_sink_ops};
+static const sl_sink_ops *const sink_types[] = {&sl_stdout_sink_ops, &sl_file_sink_ops,
+                                                &sl_loki_sink_ops, &sl_kafka_sink_ops};
 
 static const sl_cfg_key top_keys[] = {
     {"data_dir", SL_KEY_STR, false, NULL, false},
@@ -103,7 +106,7 @@ static const sl_sink_ops *find_sink(const char *type)
 
 static const char *type_choices(bool inputs)
 {
-    return inputs ? "file|journald" : "stdout|file";
+    return inputs ? "file|journald" : "stdout|file|loki|kafka";
 }
 
 /* Validates top-level keys and returns the inputs/sinks sequences. */

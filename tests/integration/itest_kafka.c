@@ -1,0 +1,454 @@
+/* The Kafka sink against librdkafka's mock cluster (3 brokers on loopback),
+ * read back by a real consumer running concurrently (the mock keeps only a
+ * few MiB per partition). Every record carries a unique sequence number, so
+ * each test counts lost, duplicated and reordered records; acknowledgements
+ * are checked on the batches' real watermark. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/integration/kafka_harness.h"
+
+#define PRODUCE_API 0
+
+static uint64_t scaled(uint64_t n)
+{
+    return sl_t_sanitized() ? n / 10 : n;
+}
+
+/* Pushes n records in batches of per_batch, pad bytes each. */
+static void push_records(kh *h, uint64_t first, uint64_t n, uint32_t per_batch, size_t pad,
+                         unsigned kmod)
+{
+    for (uint64_t s = first; s < first + n; s += per_batch) {
+        uint32_t k = (uint32_t)(first + n - s < per_batch ? first + n - s : per_batch);
+        kh_push(h, kh_batch(h, s, k, pad, kmod));
+    }
+}
+
+static void report(const char *test, kh_consumer *c, uint64_t sent, double secs)
+{
+    fprintf(stderr,
+            "# %s: sent=%llu received=%llu lost=%llu duplicates=%llu reordered=%llu "
+            "unknown=%llu (%.1fs)\n",
+            test, (unsigned long long)sent, (unsigned long long)c->unique,
+            (unsigned long long)(sent - c->unique), (unsigned long long)c->dups,
+            (unsigned long long)c->reordered, (unsigned long long)c->unknown, secs);
+}
+
+/* 200,000 records with zstd through the real sink thread: exactly the
+ * records sent, each once, in order within every partition. */
+static void test_exactly_once_in_order(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 16, 3);
+    const uint64_t n = scaled(200000);
+    kh_consumer *c = kh_consume(&h, "logs:16", n);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_bulk", "logs",
+                                 "    key: \"k$${fields.k}\"\n"
+                                 "    compression: zstd\n",
+                                 false, &err),
+                     SL_OK);
+    int64_t t0 = sl_monotonic_ns();
+    kh_start(&h);
+    push_records(&h, 0, n, 1000, 60, 97);
+    assert_true(kh_finish(&h, 60000));
+    assert_true(kh_wait_consumed(c, n, 30000));
+    sl_t_sleep_ms(200); /* let late duplicates show up */
+    kh_consumer_stop(c);
+    report("exactly_once", c, n, (double)(sl_monotonic_ns() - t0) / 1e9);
+    assert_int_equal(c->unique, n);
+    assert_int_equal(c->dups, 0);
+    assert_int_equal(c->reordered, 0);
+    assert_int_equal(c->unknown, 0);
+    assert_int_equal(sl_watermark_get(h.wm), n);
+    assert_int_equal(kh_metric("sluice_sink_records_total", "k_bulk", NULL), (int64_t)n);
+    assert_int_equal(kh_metric("sluice_sink_failing", "k_bulk", NULL), 0);
+    assert_true(kh_metric("sluice_sink_last_success_timestamp_seconds", "k_bulk", NULL) > 0);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* Broker errors injected while producing: retriable produce errors, a
+ * disconnect, a broker down for a while, and all brokers down for longer
+ * than message.timeout.ms (so the sink itself must produce again). */
+static void test_faults_lose_nothing(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 16, 3);
+    const uint64_t n = scaled(100000);
+    kh_consumer *c = kh_consume(&h, "logs:16", n);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_faults", "logs",
+                                 "    key: \"k$${fields.k}\"\n"
+                                 "    linger_ms: 5\n"
+                                 "    librdkafka:\n"
+                                 "      message.timeout.ms: 1500\n"
+                                 "      retry.backoff.ms: 20\n"
+                                 "      reconnect.backoff.max.ms: 200\n",
+                                 false, &err),
+                     SL_OK);
+    int64_t t0 = sl_monotonic_ns();
+    kh_start(&h);
+    const int rounds = 10;
+    uint64_t per = n / rounds;
+    for (int r = 0; r < rounds; r++) {
+        switch (r) {
+        case 1:
+            rd_kafka_mock_push_request_errors(
+                h.mc, PRODUCE_API, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR__TRANSPORT);
+            break;
+        case 3:
+            rd_kafka_mock_broker_push_request_error_rtts(
+                h.mc, 2, PRODUCE_API, 3, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, 200,
+                RD_KAFKA_RESP_ERR__TRANSPORT, 0, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 300);
+            break;
+        case 5:
+            rd_kafka_mock_broker_set_down(h.mc, 3);
+            break;
+        case 6:
+            rd_kafka_mock_broker_set_up(h.mc, 3);
+            break;
+        case 7:
+            rd_kafka_mock_broker_set_down(h.mc, -1);
+            break;
+        default:
+            break;
+        }
+        push_records(&h, (uint64_t)r * per, per, 500, 60, 97);
+        if (r == 7) {
+            /* Longer than message.timeout.ms: librdkafka gives the messages
+             * back as failed and the sink must keep them. */
+            sl_t_sleep_ms(2500);
+            assert_true(sl_watermark_get(h.wm) < (uint64_t)(r + 1) * per);
+            assert_int_equal(kh_metric("sluice_sink_failing", "k_faults", NULL), 1);
+            rd_kafka_mock_broker_set_up(h.mc, -1);
+        }
+    }
+    assert_true(kh_finish(&h, 60000));
+    bool all = kh_wait_consumed(c, rounds * per, 30000);
+    sl_t_sleep_ms(300);
+    kh_consumer_stop(c);
+    report("faults", c, rounds * per, (double)(sl_monotonic_ns() - t0) / 1e9);
+    fprintf(stderr, "# faults: retries=%lld errors=%lld\n",
+            (long long)kh_metric("sluice_sink_retries_total", "k_faults", NULL),
+            (long long)kh_metric("sluice_sink_errors_total", "k_faults", NULL));
+    assert_true(all);
+    assert_int_equal(c->unique, rounds * per); /* lost = 0 */
+    assert_int_equal(c->unknown, 0);
+    assert_int_equal(sl_watermark_get(h.wm), rounds * per);
+    assert_true(kh_metric("sluice_sink_retries_total", "k_faults", NULL) > 0);
+    assert_int_equal(kh_metric("sluice_sink_failing", "k_faults", NULL), 0);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* Acknowledgements come from delivery reports only: with every broker down
+ * nothing is acknowledged, however long we wait; when they return, all is. */
+static void test_acks_wait_for_delivery(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 4, 3);
+    rd_kafka_mock_broker_set_down(h.mc, -1);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_acks", "logs", NULL, false, &err), SL_OK);
+    kh_start(&h);
+    const uint64_t n = 2000;
+    push_records(&h, 0, n, 100, 40, 7);
+    sl_t_sleep_ms(1500);
+    assert_int_equal(sl_watermark_get(h.wm), 0);
+    assert_int_equal(sl_watermark_pending(h.wm), n / 100);
+    assert_int_equal(kh_metric("sluice_sink_records_total", "k_acks", NULL), 0);
+    assert_int_equal(kh_metric("sluice_sink_failing", "k_acks", NULL), 1);
+    kh_consumer *c = kh_consume(&h, "logs:4", n);
+    rd_kafka_mock_broker_set_up(h.mc, -1);
+    assert_true(kh_finish(&h, 30000));
+    assert_int_equal(sl_watermark_get(h.wm), n);
+    assert_true(kh_wait_consumed(c, n, 20000));
+    kh_consumer_stop(c);
+    assert_int_equal(c->dups, 0);
+    assert_int_equal(kh_metric("sluice_sink_failing", "k_acks", NULL), 0);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* Stopping with the brokers down: the sink returns promptly and releases
+ * its batches unacknowledged (they are read again after a restart). */
+static void test_stop_releases_unacked(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 1);
+    rd_kafka_mock_topic_create(h.mc, "logs", 2, 1);
+    rd_kafka_mock_broker_set_down(h.mc, -1);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_stop", "logs", NULL, false, &err), SL_OK);
+    kh_start(&h);
+    push_records(&h, 0, 3000, 300, 40, 5);
+    sl_t_sleep_ms(500);
+    int64_t t0 = sl_monotonic_ns();
+    atomic_store(&h.stop, true);
+    pthread_join(h.th, NULL);
+    h.running = false;
+    assert_true(sl_monotonic_ns() - t0 < 3000000000LL);
+    assert_int_equal(sl_watermark_get(h.wm), 0);
+    kh_free(&h); /* ASan: every batch released */
+}
+
+/* A tiny librdkafka queue: QUEUE_FULL is backpressure, never an error. */
+static void test_queue_full_is_backpressure(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 4, 3);
+    const uint64_t n = scaled(5000);
+    kh_consumer *c = kh_consume(&h, "logs:4", n);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_qfull", "logs",
+                                 "    linger_ms: 0\n"
+                                 "    librdkafka:\n"
+                                 "      queue.buffering.max.messages: 10\n",
+                                 false, &err),
+                     SL_OK);
+    kh_start(&h);
+    push_records(&h, 0, n, 500, 40, 13);
+    assert_true(kh_finish(&h, 60000));
+    assert_true(kh_wait_consumed(c, n, 20000));
+    kh_consumer_stop(c);
+    assert_int_equal(c->unique, n);
+    assert_int_equal(c->dups, 0);
+    assert_int_equal(c->reordered, 0);
+    assert_int_equal(sl_watermark_get(h.wm), n);
+    assert_true(kh_metric("sluice_kafka_queue_full_total", "k_qfull", NULL) > 0);
+    assert_int_equal(kh_metric("sluice_sink_errors_total", "k_qfull", NULL), 0);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* Records too large for message.max.bytes can never be delivered: each is
+ * counted as dropped with its reason, the rest arrive, and the batches are
+ * still acknowledged (dropped with a reason counts as done). */
+static void test_too_large_dropped_with_reason(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 4, 3);
+    const uint64_t n = 2000;
+    kh_consumer *c = kh_consume(&h, "logs:4", n);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_big", "logs",
+                                 "    librdkafka:\n"
+                                 "      message.max.bytes: 1000\n",
+                                 false, &err),
+                     SL_OK);
+    kh_start(&h);
+    for (uint64_t s = 0; s < n; s += 100) kh_push(&h, kh_batch_ex(&h, s, 100, 40, 7, 10, 3000));
+    assert_true(kh_finish(&h, 30000));
+    uint64_t big = n / 10;
+    assert_true(kh_wait_consumed(c, n - big, 20000));
+    sl_t_sleep_ms(200);
+    kh_consumer_stop(c);
+    assert_int_equal(c->unique, n - big);
+    for (uint64_t s = 0; s < n; s++) assert_int_equal(c->seen[s] != 0, s % 10 != 0);
+    assert_int_equal(kh_metric("sluice_sink_dropped_records_total", "k_big", "message_too_large"),
+                     (int64_t)big);
+    assert_int_equal(sl_watermark_get(h.wm), n);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* A permanent rejection by the broker (in the delivery report, not at
+ * produce time) is dropped with its reason; retriable ones are not. */
+static void test_broker_rejection_dropped(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 1);
+    rd_kafka_mock_topic_create(h.mc, "logs", 1, 1);
+    kh_consumer *c = kh_consume(&h, "logs:1", 0);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_reject", "logs",
+                                 "    idempotence: false\n"
+                                 "    linger_ms: 0\n"
+                                 "    librdkafka:\n"
+                                 "      batch.num.messages: 1\n",
+                                 false, &err),
+                     SL_OK);
+    kh_start(&h);
+    rd_kafka_mock_push_request_errors(h.mc, PRODUCE_API, 1, RD_KAFKA_RESP_ERR_INVALID_RECORD);
+    kh_push(&h, kh_batch(&h, 0, 1, 10, 1));
+    for (int i = 0; i < 300 && sl_watermark_get(h.wm) < 1; i++) sl_t_sleep_ms(10);
+    kh_push(&h, kh_batch(&h, 1, 9, 10, 1));
+    assert_true(kh_finish(&h, 20000));
+    assert_true(kh_wait_consumed(c, 9, 20000));
+    kh_consumer_stop(c);
+    assert_int_equal(kh_metric("sluice_sink_dropped_records_total", "k_reject", "invalid_record"),
+                     1);
+    assert_int_equal(c->total, 9);
+    assert_int_equal(sl_watermark_get(h.wm), 10);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* A topic the cluster says does not exist: the records are dropped with
+ * reason unknown_topic once librdkafka gives up waiting for it, and the
+ * batch is acknowledged; a topic that exists keeps flowing. */
+static void test_unknown_topic_dropped(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 1);
+    rd_kafka_mock_topic_create(h.mc, "logs-app", 1, 1);
+    rd_kafka_mock_topic_set_error(h.mc, "logs-nope", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    kh_consumer *c = kh_consume(&h, "logs-app:1", 0);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_unknown", "logs-$${fields.t:-app}",
+                                 "    librdkafka:\n"
+                                 "      topic.metadata.propagation.max.ms: 300\n",
+                                 false, &err),
+                     SL_OK);
+    kh_start(&h);
+    sl_batch *b = kh_batch(&h, 0, 10, 10, 1);
+    for (uint32_t i = 0; i < 10; i += 2)
+        sl_record_add_field(b, &b->records[i], (sl_slice){"t", 1}, (sl_slice){"nope", 4},
+                            SL_V_STRING);
+    kh_push(&h, b);
+    assert_true(kh_finish(&h, 20000));
+    assert_true(kh_wait_consumed(c, 5, 10000));
+    kh_consumer_stop(c);
+    assert_int_equal(c->total, 5);
+    assert_int_equal(kh_metric("sluice_sink_dropped_records_total", "k_unknown", "unknown_topic"),
+                     5);
+    assert_int_equal(sl_watermark_get(h.wm), 10);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* ---- the real binary: file input -> kafka sink -> mock cluster ---------- */
+
+static void append_lines(const char *path, uint64_t from, uint64_t to)
+{
+    char *buf = malloc(1 << 20);
+    for (uint64_t i = from; i < to;) {
+        size_t n = 0;
+        for (int k = 0; k < 2000 && i < to; k++, i++)
+            n += (size_t)sprintf(buf + n, "seq=%010llu level=info msg=\"request %llu\"\n",
+                                 (unsigned long long)i, (unsigned long long)(i * 7919 % 100003));
+        assert_int_equal(sl_t_append_file(path, buf, n), 0);
+        sl_t_sleep_ms(2);
+    }
+    free(buf);
+}
+
+/* The agent as shipped, producing to the in-process mock cluster over
+ * loopback: a graceful restart delivers every line exactly once; kill -9
+ * at several points loses nothing (duplicates reported). */
+static void test_binary_restarts(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 4, 3);
+    const uint64_t total = scaled(60000);
+    kh_consumer *c = kh_consume(&h, "logs:4", total);
+    char *dir = sl_t_tmpdir("kafka-bin");
+    char *cfg = sl_t_path(dir, "sluice.yml"), *in = sl_t_path(dir, "in.log");
+    char *log = sl_t_path(dir, "agent.log");
+    char yml[2048];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "shutdown_timeout: 10s\n"
+             "inputs:\n"
+             "  - name: app\n"
+             "    type: file\n"
+             "    paths: [\"%s\"]\n"
+             "    poll_interval: 50ms\n"
+             "    checkpoint_interval: 100ms\n"
+             "    labels: {job: app}\n"
+             "sinks:\n"
+             "  - name: kafka\n"
+             "    type: kafka\n"
+             "    brokers: \"%s\"\n"
+             "    topic: logs\n"
+             "    linger_ms: 5\n",
+             dir, in, h.bootstraps);
+    sl_t_write_file(cfg, yml, strlen(yml));
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", cfg, NULL};
+
+    /* Graceful: stop with SIGTERM, write while down, start again. */
+    uint64_t third = total / 3;
+    append_lines(in, 0, third / 2);
+    pid_t pid = sl_t_spawn(argv, log);
+    assert_true(pid > 0);
+    append_lines(in, third / 2, third);
+    assert_true(kh_wait_consumed(c, third, 30000));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    append_lines(in, third, third * 3 / 2);
+    pid = sl_t_spawn(argv, log);
+    assert_true(kh_wait_consumed(c, third * 3 / 2, 30000));
+    sl_t_sleep_ms(300);
+    pthread_mutex_lock(&c->mu);
+    uint64_t dups_graceful = c->dups;
+    pthread_mutex_unlock(&c->mu);
+    assert_int_equal(dups_graceful, 0);
+
+    /* Violent: kill -9 while lines are being shipped. */
+    uint64_t from = third * 3 / 2, step = (total - from) / 4;
+    for (int k = 0; k < 4; k++) {
+        uint64_t to = k == 3 ? total : from + step;
+        append_lines(in, from, to);
+        sl_t_sleep_ms(30 + k * 40);
+        assert_int_equal(sl_t_stop(pid, SIGKILL, 5000), 128 + SIGKILL);
+        pid = sl_t_spawn(argv, log);
+        from = to;
+    }
+    bool all = kh_wait_consumed(c, total, 60000);
+    sl_t_sleep_ms(300);
+    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    kh_consumer_stop(c);
+    report("binary_restarts", c, total, 0);
+    assert_true(all);
+    assert_int_equal(c->unique, total);
+    assert_int_equal(c->unknown, 0);
+    assert_int_equal(c->reordered, 0); /* one stream: one key, one partition */
+    kh_consumer_free(c);
+    kh_free(&h);
+    if (getenv("SLUICE_KEEP_TMP"))
+        fprintf(stderr, "kept %s\n", dir);
+    else
+        sl_t_rmtree(dir);
+    free(dir), free(cfg), free(in), free(log);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) cmocka_set_test_filter(argv[1]);
+    sl_log_set_level(getenv("SLUICE_TEST_VERBOSE") ? SL_LOG_DEBUG : SL_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exactly_once_in_order),
+        cmocka_unit_test(test_faults_lose_nothing),
+        cmocka_unit_test(test_acks_wait_for_delivery),
+        cmocka_unit_test(test_stop_releases_unacked),
+        cmocka_unit_test(test_queue_full_is_backpressure),
+        cmocka_unit_test(test_too_large_dropped_with_reason),
+        cmocka_unit_test(test_broker_rejection_dropped),
+        cmocka_unit_test(test_unknown_topic_dropped),
+        cmocka_unit_test(test_binary_restarts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

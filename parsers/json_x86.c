@@ -1,0 +1,327 @@
+/* The x86-64 stage-1 kernels, AVX2 and SSE4.2 (both with PCLMULQDQ for the
+ * in-string prefix-xor). Each function carries its own target attribute,
+ * so the file builds without -mavx2 and the kernels only run after
+ * sl_js1_x86_supported() said yes. UTF-8 is validated with the
+ * Keiser-Lemire lookup method (three nibble tables per byte pair). */
+#include "parsers/json_internal.h"
+
+#if defined(__x86_64__) && SL_JSON_SIMD
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "parsers/json.h"
+
+#define AVX2  __attribute__((target("avx2,bmi,pclmul,popcnt")))
+#define SSE42 __attribute__((target("sse4.2,pclmul,popcnt")))
+
+bool sl_js1_x86_supported(int kernel)
+{
+    __builtin_cpu_init();
+    bool base = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("popcnt");
+    if (kernel == SL_JSON_AVX2)
+        return base && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+    if (kernel == SL_JSON_SSE42) return base && __builtin_cpu_supports("sse4.2");
+    return false;
+}
+
+/* UTF-8 error classes (one bit each) for the lookup tables. */
+enum {
+    TOO_SHORT = 1 << 0,  /* lead byte or ASCII followed by a lead byte or ASCII... */
+    TOO_LONG = 1 << 1,   /* ASCII followed by a continuation */
+    OVERLONG_3 = 1 << 2, /* E0 80..9F */
+    TOO_LARGE = 1 << 3,  /* above U+10FFFF */
+    SURROGATE = 1 << 4,  /* ED A0..BF */
+    OVERLONG_2 = 1 << 5, /* C0..C1 */
+    TOO_LARGE_1000 = 1 << 6,
+    OVERLONG_4 = 1 << 6, /* F0 80..8F */
+    TWO_CONTS = 1 << 7,  /* continuation after a continuation (not expected) */
+    CARRY = TOO_SHORT | TOO_LONG | TWO_CONTS,
+};
+
+#define B1_HIGH                                                                                    \
+    TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TWO_CONTS,     \
+        TWO_CONTS, TWO_CONTS, TWO_CONTS, TOO_SHORT | OVERLONG_2, TOO_SHORT,                        \
+        TOO_SHORT | OVERLONG_3 | SURROGATE, TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4
+#define B1_LOW                                                                                     \
+    CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4, CARRY | OVERLONG_2, CARRY, CARRY,                \
+        CARRY | TOO_LARGE, CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000, \
+        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
+        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
+        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
+        CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE, CARRY | TOO_LARGE | TOO_LARGE_1000,        \
+        CARRY | TOO_LARGE | TOO_LARGE_1000
+#define B2_HIGH                                                                                    \
+    TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT,        \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,              \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,                                \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,                                 \
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE, TOO_SHORT, TOO_SHORT,           \
+        TOO_SHORT, TOO_SHORT
+/* Whitespace by low nibble (entries that cannot match elsewhere), and the
+ * structural characters by low nibble after or-ing 0x20 ('[' -> '{'). */
+#define WS_TABLE ' ', 100, 100, 100, 17, 100, 113, 2, 100, '\t', '\n', 112, 100, '\r', 100, 100
+#define OP_TABLE 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ':', '{', ',', '}', 0, 0
+
+static const uint8_t b1_high_t[16] = {B1_HIGH};
+static const uint8_t b1_low_t[16] = {B1_LOW};
+static const uint8_t b2_high_t[16] = {B2_HIGH};
+static const uint8_t ws_t16[16] = {WS_TABLE};
+static const uint8_t op_t16[16] = {OP_TABLE};
+static const uint8_t incomplete_max[32] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,      255,      255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0xF0 - 1, 0xE0 - 1, 0xC0 - 1};
+
+/* ---------------------------------------------------------------- AVX2 */
+
+typedef struct {
+    __m256i err, prev, incomplete;
+} utf8_256;
+
+AVX2 static inline __m256i table256(const uint8_t *t)
+{
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t));
+}
+
+AVX2 static inline __m256i nib_hi256(__m256i x)
+{
+    return _mm256_and_si256(_mm256_srli_epi16(x, 4), _mm256_set1_epi8(0x0F));
+}
+
+AVX2 static inline void utf8_check256(utf8_256 *u, __m256i in, __m256i prev)
+{
+    const __m256i t1 = table256(b1_high_t), t2 = table256(b1_low_t), t3 = table256(b2_high_t);
+    __m256i joined = _mm256_permute2x128_si256(prev, in, 0x21);
+    __m256i prev1 = _mm256_alignr_epi8(in, joined, 15);
+    __m256i prev2 = _mm256_alignr_epi8(in, joined, 14);
+    __m256i prev3 = _mm256_alignr_epi8(in, joined, 13);
+    __m256i sc = _mm256_and_si256(
+        _mm256_and_si256(_mm256_shuffle_epi8(t1, nib_hi256(prev1)),
+                         _mm256_shuffle_epi8(t2, _mm256_and_si256(prev1, _mm256_set1_epi8(0x0F)))),
+        _mm256_shuffle_epi8(t3, nib_hi256(in)));
+    /* A third or fourth byte of a sequence must be a continuation. */
+    __m256i third = _mm256_subs_epu8(prev2, _mm256_set1_epi8((char)(0xE0 - 0x80)));
+    __m256i fourth = _mm256_subs_epu8(prev3, _mm256_set1_epi8((char)(0xF0 - 0x80)));
+    __m256i must23 = _mm256_and_si256(_mm256_or_si256(third, fourth), _mm256_set1_epi8((char)0x80));
+    u->err = _mm256_or_si256(u->err, _mm256_xor_si256(must23, sc));
+}
+
+AVX2 static inline __m256i incomplete256(__m256i in)
+{
+    return _mm256_subs_epu8(in, _mm256_loadu_si256((const __m256i *)incomplete_max));
+}
+
+AVX2 static inline uint64_t mask256(__m256i lo, __m256i hi)
+{
+    return (uint32_t)_mm256_movemask_epi8(lo) |
+           ((uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32);
+}
+
+AVX2 static inline uint32_t *flatten_bmi(uint32_t *out, uint32_t base, uint64_t bits)
+{
+    if (!bits) return out;
+    int cnt = __builtin_popcountll(bits);
+    /* Eight at a time without a data-dependent loop; stores past cnt land
+     * in the buffer's slack and are overwritten. */
+    for (int i = 0; i < 8; i++) {
+        out[i] = base + (uint32_t)_tzcnt_u64(bits);
+        bits = _blsr_u64(bits);
+    }
+    if (cnt > 8) {
+        for (int i = 8; i < 16; i++) {
+            out[i] = base + (uint32_t)_tzcnt_u64(bits);
+            bits = _blsr_u64(bits);
+        }
+    }
+    if (cnt > 16) {
+        int i = 16;
+        while (bits) {
+            out[i++] = base + (uint32_t)_tzcnt_u64(bits);
+            bits = _blsr_u64(bits);
+        }
+    }
+    return out + cnt;
+}
+
+AVX2 static inline uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_256 *u,
+                                      uint64_t *ctrl_err, uint32_t *out)
+{
+    __m256i lo = _mm256_loadu_si256((const __m256i *)b);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(b + 32));
+    const __m256i ws_t = table256(ws_t16), op_t = table256(op_t16);
+    const __m256i x20 = _mm256_set1_epi8(0x20), c1f = _mm256_set1_epi8(0x1F);
+    const __m256i q = _mm256_set1_epi8('"'), bsl = _mm256_set1_epi8('\\');
+
+    uint64_t bs = mask256(_mm256_cmpeq_epi8(lo, bsl), _mm256_cmpeq_epi8(hi, bsl));
+    uint64_t quote = mask256(_mm256_cmpeq_epi8(lo, q), _mm256_cmpeq_epi8(hi, q));
+    uint64_t ws = mask256(_mm256_cmpeq_epi8(lo, _mm256_shuffle_epi8(ws_t, lo)),
+                          _mm256_cmpeq_epi8(hi, _mm256_shuffle_epi8(ws_t, hi)));
+    uint64_t op =
+        mask256(_mm256_cmpeq_epi8(_mm256_or_si256(lo, x20), _mm256_shuffle_epi8(op_t, lo)),
+                _mm256_cmpeq_epi8(_mm256_or_si256(hi, x20), _mm256_shuffle_epi8(op_t, hi)));
+    uint64_t ctrl = mask256(_mm256_cmpeq_epi8(_mm256_min_epu8(lo, c1f), lo),
+                            _mm256_cmpeq_epi8(_mm256_min_epu8(hi, c1f), hi));
+
+    if (_mm256_movemask_epi8(_mm256_or_si256(lo, hi))) {
+        utf8_check256(u, lo, u->prev);
+        utf8_check256(u, hi, lo);
+        u->incomplete = incomplete256(hi);
+        u->prev = hi;
+    } else {
+        u->err = _mm256_or_si256(u->err, u->incomplete);
+    }
+
+    uint64_t escape;
+    uint64_t escaped = sl_js_escapes(bs, &escape, &s->prev_escaped);
+    quote &= ~escaped;
+    uint64_t in_string = (uint64_t)_mm_cvtsi128_si64(_mm_clmulepi64_si128(
+                             _mm_set_epi64x(0, (long long)quote), _mm_set1_epi8((char)0xFF), 0)) ^
+                         s->prev_in_string;
+    s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
+    *ctrl_err |= ctrl & in_string;
+    return flatten_bmi(out, pos, sl_js_tokens(quote, in_string, escape, op, ws, s));
+}
+
+AVX2 size_t sl_js1_avx2(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
+                        uint32_t *idx)
+{
+    utf8_256 u = {_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)s->utf8_prev),
+                  _mm256_load_si256((const __m256i *)s->utf8_incomplete)};
+    uint64_t ctrl_err = 0;
+    uint32_t *out = idx;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) out = block256(p + i, base + (uint32_t)i, s, &u, &ctrl_err, out);
+    if (last) {
+        if (i < n) {
+            _Alignas(32) uint8_t pad[64];
+            memset(pad, ' ', sizeof pad);
+            memcpy(pad, p + i, n - i);
+            out = block256(pad, base + (uint32_t)i, s, &u, &ctrl_err, out);
+        }
+        u.err = _mm256_or_si256(u.err, u.incomplete);
+    }
+    if (ctrl_err) s->err |= SL_JS1_ERR_CTRL;
+    if (!_mm256_testz_si256(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
+    _mm256_store_si256((__m256i *)s->utf8_prev, u.prev);
+    _mm256_store_si256((__m256i *)s->utf8_incomplete, u.incomplete);
+    return (size_t)(out - idx);
+}
+
+/* -------------------------------------------------------------- SSE4.2 */
+
+typedef struct {
+    __m128i err, prev, incomplete;
+} utf8_128;
+
+SSE42 static inline __m128i nib_hi128(__m128i x)
+{
+    return _mm_and_si128(_mm_srli_epi16(x, 4), _mm_set1_epi8(0x0F));
+}
+
+SSE42 static inline void utf8_check128(utf8_128 *u, __m128i in, __m128i prev)
+{
+    const __m128i t1 = _mm_loadu_si128((const __m128i *)b1_high_t);
+    const __m128i t2 = _mm_loadu_si128((const __m128i *)b1_low_t);
+    const __m128i t3 = _mm_loadu_si128((const __m128i *)b2_high_t);
+    __m128i prev1 = _mm_alignr_epi8(in, prev, 15);
+    __m128i prev2 = _mm_alignr_epi8(in, prev, 14);
+    __m128i prev3 = _mm_alignr_epi8(in, prev, 13);
+    __m128i sc = _mm_and_si128(
+        _mm_and_si128(_mm_shuffle_epi8(t1, nib_hi128(prev1)),
+                      _mm_shuffle_epi8(t2, _mm_and_si128(prev1, _mm_set1_epi8(0x0F)))),
+        _mm_shuffle_epi8(t3, nib_hi128(in)));
+    __m128i third = _mm_subs_epu8(prev2, _mm_set1_epi8((char)(0xE0 - 0x80)));
+    __m128i fourth = _mm_subs_epu8(prev3, _mm_set1_epi8((char)(0xF0 - 0x80)));
+    __m128i must23 = _mm_and_si128(_mm_or_si128(third, fourth), _mm_set1_epi8((char)0x80));
+    u->err = _mm_or_si128(u->err, _mm_xor_si128(must23, sc));
+}
+
+SSE42 static inline uint64_t mask128(__m128i a, __m128i b, __m128i c, __m128i d)
+{
+    return (uint64_t)(uint16_t)_mm_movemask_epi8(a) |
+           ((uint64_t)(uint16_t)_mm_movemask_epi8(b) << 16) |
+           ((uint64_t)(uint16_t)_mm_movemask_epi8(c) << 32) |
+           ((uint64_t)(uint16_t)_mm_movemask_epi8(d) << 48);
+}
+
+SSE42 static inline uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_128 *u,
+                                       uint64_t *ctrl_err, uint32_t *out)
+{
+    __m128i v[4];
+    for (int k = 0; k < 4; k++) v[k] = _mm_loadu_si128((const __m128i *)(b + 16 * k));
+    const __m128i ws_t = _mm_loadu_si128((const __m128i *)ws_t16);
+    const __m128i op_t = _mm_loadu_si128((const __m128i *)op_t16);
+    const __m128i x20 = _mm_set1_epi8(0x20), c1f = _mm_set1_epi8(0x1F);
+    const __m128i q = _mm_set1_epi8('"'), bsl = _mm_set1_epi8('\\');
+    __m128i mq[4], mb[4], mw[4], mo[4], mc[4];
+    for (int k = 0; k < 4; k++) {
+        mq[k] = _mm_cmpeq_epi8(v[k], q);
+        mb[k] = _mm_cmpeq_epi8(v[k], bsl);
+        mw[k] = _mm_cmpeq_epi8(v[k], _mm_shuffle_epi8(ws_t, v[k]));
+        mo[k] = _mm_cmpeq_epi8(_mm_or_si128(v[k], x20), _mm_shuffle_epi8(op_t, v[k]));
+        mc[k] = _mm_cmpeq_epi8(_mm_min_epu8(v[k], c1f), v[k]);
+    }
+    uint64_t quote = mask128(mq[0], mq[1], mq[2], mq[3]);
+    uint64_t bs = mask128(mb[0], mb[1], mb[2], mb[3]);
+    uint64_t ws = mask128(mw[0], mw[1], mw[2], mw[3]);
+    uint64_t op = mask128(mo[0], mo[1], mo[2], mo[3]);
+    uint64_t ctrl = mask128(mc[0], mc[1], mc[2], mc[3]);
+
+    __m128i any = _mm_or_si128(_mm_or_si128(v[0], v[1]), _mm_or_si128(v[2], v[3]));
+    if (_mm_movemask_epi8(any)) {
+        utf8_check128(u, v[0], u->prev);
+        utf8_check128(u, v[1], v[0]);
+        utf8_check128(u, v[2], v[1]);
+        utf8_check128(u, v[3], v[2]);
+        u->incomplete =
+            _mm_subs_epu8(v[3], _mm_loadu_si128((const __m128i *)(incomplete_max + 16)));
+        u->prev = v[3];
+    } else {
+        u->err = _mm_or_si128(u->err, u->incomplete);
+    }
+
+    uint64_t escape;
+    uint64_t escaped = sl_js_escapes(bs, &escape, &s->prev_escaped);
+    quote &= ~escaped;
+    uint64_t in_string = (uint64_t)_mm_cvtsi128_si64(_mm_clmulepi64_si128(
+                             _mm_set_epi64x(0, (long long)quote), _mm_set1_epi8((char)0xFF), 0)) ^
+                         s->prev_in_string;
+    s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
+    *ctrl_err |= ctrl & in_string;
+    uint64_t tok = sl_js_tokens(quote, in_string, escape, op, ws, s);
+    while (tok) {
+        *out++ = pos + (uint32_t)__builtin_ctzll(tok);
+        tok &= tok - 1;
+    }
+    return out;
+}
+
+SSE42 size_t sl_js1_sse42(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
+                          uint32_t *idx)
+{
+    utf8_128 u = {_mm_setzero_si128(), _mm_load_si128((const __m128i *)s->utf8_prev),
+                  _mm_load_si128((const __m128i *)s->utf8_incomplete)};
+    uint64_t ctrl_err = 0;
+    uint32_t *out = idx;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) out = block128(p + i, base + (uint32_t)i, s, &u, &ctrl_err, out);
+    if (last) {
+        if (i < n) {
+            _Alignas(16) uint8_t pad[64];
+            memset(pad, ' ', sizeof pad);
+            memcpy(pad, p + i, n - i);
+            out = block128(pad, base + (uint32_t)i, s, &u, &ctrl_err, out);
+        }
+        u.err = _mm_or_si128(u.err, u.incomplete);
+    }
+    if (ctrl_err) s->err |= SL_JS1_ERR_CTRL;
+    if (!_mm_testz_si128(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
+    _mm_store_si128((__m128i *)s->utf8_prev, u.prev);
+    _mm_store_si128((__m128i *)s->utf8_incomplete, u.incomplete);
+    return (size_t)(out - idx);
+}
+
+#else
+/* ISO C forbids an empty translation unit. */
+typedef int sl_json_x86_unused;
+#endif

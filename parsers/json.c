@@ -10,9 +10,13 @@
 #include "core/utf8.h"
 #include "parsers/json_internal.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* ------------------------------------------------------------- kernels */
 
-static const char *const kernel_names[] = {"auto", "scalar", "sse42", "avx2", "neon"};
+static const char *const kernel_names[] = {"auto", "scalar", "sse42", "avx2", "neon", "avx512"};
 
 const char *sl_json_kernel_name(int kernel)
 {
@@ -43,6 +47,7 @@ bool sl_json_kernel_supported(int kernel)
 #if defined(__x86_64__) && SL_JSON_SIMD
     case SL_JSON_SSE42:
     case SL_JSON_AVX2:
+    case SL_JSON_AVX512:
         return sl_js1_x86_supported(kernel);
 #endif
 #if defined(__aarch64__) && SL_JSON_SIMD
@@ -56,7 +61,7 @@ bool sl_json_kernel_supported(int kernel)
 
 int sl_json_kernel_best(void)
 {
-    static const int order[] = {SL_JSON_AVX2, SL_JSON_NEON, SL_JSON_SSE42};
+    static const int order[] = {SL_JSON_AVX512, SL_JSON_AVX2, SL_JSON_NEON, SL_JSON_SSE42};
     for (size_t i = 0; i < sizeof order / sizeof *order; i++)
         if (sl_json_kernel_supported(order[i])) return order[i];
     return SL_JSON_SCALAR;
@@ -72,6 +77,8 @@ static sl_js1_fn kernel_fn(int kernel)
 {
     switch (kernel) {
 #if defined(__x86_64__) && SL_JSON_SIMD
+    case SL_JSON_AVX512:
+        return sl_js1_avx512;
     case SL_JSON_AVX2:
         return sl_js1_avx2;
     case SL_JSON_SSE42:
@@ -96,9 +103,10 @@ int sl_json_opts_init(sl_json_opts *o, sl_err *err)
     if (!env || !*env) return 0;
     int k;
     if (sl_json_kernel_parse(env, &k) != 0)
-        return sl_errf(err, SL_EINVAL,
-                       "SLUICE_SIMD=%s is not one of scalar, sse42, avx2, neon, auto; using %s",
-                       env, sl_json_kernel_name(o->kernel));
+        return sl_errf(
+            err, SL_EINVAL,
+            "SLUICE_SIMD=%s is not one of scalar, sse42, avx2, avx512, neon, auto; using %s", env,
+            sl_json_kernel_name(o->kernel));
     if (k == SL_JSON_AUTO) return 0;
     if (!sl_json_kernel_supported(k))
         return sl_errf(err, SL_EINVAL, "SLUICE_SIMD=%s: kernel not supported here; using %s", env,
@@ -155,40 +163,45 @@ typedef struct emitter {
 typedef struct walker {
     const uint8_t *p;
     uint32_t n;
-    uint32_t pos;    /* next byte stage 1 classifies */
-    uint32_t ti, tn; /* cursor into idx */
+    uint32_t pos; /* next byte stage 1 classifies */
     sl_js1_fn s1;
     sl_js1_state st;
-    int code; /* failure: SL_EPARSE or SL_ENOMEM */
+    const uint32_t *lim; /* end of the tokens in idx, between walker functions */
+    int code;            /* failure: SL_EPARSE or SL_ENOMEM */
     uint32_t err_pos;
     const char *err_what;
     uint32_t idx[SL_JS1_WINDOW + SL_JS1_SLACK];
 } walker;
 
-/* Runs stage 1 over the next window(s) until it yields tokens. At the end
- * of input (or after a stage-1 error, which makes the document invalid
- * whatever stage 2 says) the sentinel token n repeats forever. */
-static __attribute__((noinline)) void refill(walker *w)
+/* Runs stage 1 over the next window(s) until it yields tokens; returns
+ * how many are in idx. At the end of input (or after a stage-1 error, which
+ * makes the document invalid whatever stage 2 says) the sentinel token n
+ * repeats forever. */
+static __attribute__((noinline)) uint32_t refill(walker *w)
 {
-    w->ti = 0;
     while (w->pos < w->n && !w->st.err) {
         uint32_t len = w->n - w->pos;
         bool last = len <= SL_JS1_WINDOW;
         if (!last) len = SL_JS1_WINDOW;
-        w->tn = (uint32_t)w->s1(w->p + w->pos, len, w->pos, last, &w->st, w->idx);
+        uint32_t tn = (uint32_t)w->s1(w->p + w->pos, len, w->pos, last, &w->st, w->idx);
         w->pos += len;
-        if (w->tn && !w->st.err) return;
+        if (tn && !w->st.err) return tn;
     }
     w->pos = w->n;
     w->idx[0] = w->n;
-    w->tn = 1;
+    return 1;
 }
 
-static inline uint32_t next_tok(walker *w)
-{
-    if (__builtin_expect(w->ti == w->tn, 0)) refill(w);
-    return w->idx[w->ti++];
-}
+/* The token cursor lives in locals of walk() (registers); NEXT refills. */
+#define NEXT(t)                                                                                    \
+    do {                                                                                           \
+        if (__builtin_expect(cur == lim, 0)) {                                                     \
+            uint32_t got_ = refill(w);                                                             \
+            cur = w->idx;                                                                          \
+            lim = cur + got_;                                                                      \
+        }                                                                                          \
+        (t) = *cur++;                                                                              \
+    } while (0)
 
 static inline uint8_t ch(const walker *w, uint32_t i)
 {
@@ -226,68 +239,156 @@ static inline int32_t hex4(const uint8_t *p, size_t n, size_t at)
     return (a << 12) | (b << 8) | (c << 4) | d;
 }
 
-/* The escape whose backslash is at k. Surrogates follow jansson: a high
- * one must be followed by \u and a low one; a lone low one is an error. */
-static int check_escape(walker *w, uint32_t k)
+/* The \\u escapes of the string between quotes open and close (stage 1
+ * validated the other escapes). Surrogates follow jansson: a high one must
+ * be followed by \\u and a low one; a lone low one is an error. */
+static __attribute__((noinline)) int check_unicode(walker *w, uint32_t open, uint32_t close)
 {
     const uint8_t *p = w->p;
-    uint32_t n = w->n;
-    if (k + 1 >= n) return fail(w, k, "unterminated escape");
-    switch (p[k + 1]) {
-    case '"':
-    case '\\':
-    case '/':
-    case 'b':
-    case 'f':
-    case 'n':
-    case 'r':
-    case 't':
-        return 0;
-    case 'u': {
-        int32_t v = hex4(p, n, (size_t)k + 2);
+    uint32_t k = open + 1;
+    while (k < close) {
+        const uint8_t *bs = memchr(p + k, '\\', close - k);
+        if (!bs) break;
+        k = (uint32_t)(bs - p);
+        if (p[k + 1] != 'u') {
+            k += 2;
+            continue;
+        }
+        int32_t v = hex4(p, close, (size_t)k + 2);
         if (v < 0) return fail(w, k, "invalid \\u escape");
         if (v >= 0xD800 && v <= 0xDBFF) {
-            if ((size_t)k + 8 > n || p[k + 6] != '\\' || p[k + 7] != 'u')
+            if ((size_t)k + 8 > close || p[k + 6] != '\\' || p[k + 7] != 'u')
                 return fail(w, k, "high surrogate not followed by \\u");
-            int32_t v2 = hex4(p, n, (size_t)k + 8);
+            int32_t v2 = hex4(p, close, (size_t)k + 8);
             if (v2 < 0xDC00 || v2 > 0xDFFF) return fail(w, k, "invalid surrogate pair");
-            /* The low half's backslash is the next token. */
-            if (next_tok(w) != k + 6) return fail(w, k + 6, "internal: surrogate token");
-            return 0;
+            k += 12;
+        } else if (v >= 0xDC00 && v <= 0xDFFF) {
+            return fail(w, k, "lone low surrogate");
+        } else {
+            k += 6;
         }
-        if (v >= 0xDC00 && v <= 0xDFFF) return fail(w, k, "lone low surrogate");
-        return 0;
     }
-    default:
-        return fail(w, k, "invalid escape");
-    }
+    return 0;
 }
 
-/* The string opening at token open; *close = its closing quote. */
-static inline int scan_string(walker *w, uint32_t open, uint32_t *close, bool *esc)
-{
-    for (;;) {
-        uint32_t k = next_tok(w);
-        if (__builtin_expect(k >= w->n, 0)) return fail(w, open, "unterminated string");
-        uint8_t c = w->p[k];
-        if (__builtin_expect(c == '"', 1)) {
-            *close = k;
-            return 0;
-        }
-        if (c != '\\') return fail(w, k, "internal: unexpected token in string");
-        *esc = true;
-        if (check_escape(w, k)) return -1;
-    }
-}
+/* Records a parse error and leaves the walker function through its
+ * `failed` label. */
+#define FAIL(pos, what)                                                                            \
+    do {                                                                                           \
+        fail(w, (pos), (what));                                                                    \
+        goto failed;                                                                               \
+    } while (0)
+
+/* The string opening at token open: sets close (its closing quote) and esc
+ * (it holds escapes). A statement macro so the token cursor stays in
+ * registers. */
+#define SCAN_STRING(open, close, esc)                                                              \
+    do {                                                                                           \
+        uint32_t k_;                                                                               \
+        NEXT(k_);                                                                                  \
+        (close) = k_ & SL_JS_TOK_POS;                                                              \
+        if (__builtin_expect((close) >= w->n, 0)) FAIL((open), "unterminated string");             \
+        if (k_ & SL_JS_TOK_ESC) {                                                                  \
+            (esc) = true;                                                                          \
+            if ((k_ & SL_JS_TOK_UESC) && check_unicode(w, (open), (close))) goto failed;           \
+        }                                                                                          \
+    } while (0)
 
 static inline bool digit(uint8_t c)
 {
     return (unsigned)(c - '0') < 10;
 }
 
+/* Past the run of digits starting at j: eight bytes at a time while eight
+ * are readable (no data-dependent loop for typical numbers). */
+static inline uint32_t skip_digits(const uint8_t *p, uint32_t n, uint32_t j)
+{
+    while (j + 8 <= n) {
+        uint64_t x;
+        memcpy(&x, p + j, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+#endif
+        /* Per byte, nonzero unless it is '0'..'9' (no carries across bytes). */
+        uint64_t nd =
+            ((x & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
+            (((x & 0x0F0F0F0F0F0F0F0FULL) + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL);
+        /* High bit of each nonzero byte. */
+        uint64_t hi = ((nd & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | nd;
+        hi &= 0x8080808080808080ULL;
+        if (hi) return j + (uint32_t)(__builtin_ctzll(hi) >> 3);
+        j += 8;
+    }
+    while (j < n && digit(p[j])) j++;
+    return j;
+}
+
+/* Bit masks over the 16 bytes at p: digits, '.', and every byte that can
+ * appear in a number (digits . e E + -). */
+static inline void number_masks(const uint8_t *p, uint32_t *digits, uint32_t *dots, uint32_t *numch)
+{
+#if defined(__SSE2__)
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    /* Digits: v - '0' < 10 unsigned, as a signed compare after a bias. */
+    __m128i d = _mm_cmplt_epi8(_mm_sub_epi8(v, _mm_set1_epi8((char)('0' + 0x80))),
+                               _mm_set1_epi8((char)(10 + 0x80 - 0x100)));
+    __m128i dot = _mm_cmpeq_epi8(v, _mm_set1_epi8('.'));
+    __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    __m128i other = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(lower, _mm_set1_epi8('e')),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('+'))),
+                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
+    *digits = (uint32_t)_mm_movemask_epi8(d);
+    *dots = (uint32_t)_mm_movemask_epi8(dot);
+    *numch = *digits | *dots | (uint32_t)_mm_movemask_epi8(other);
+#else
+    uint32_t dg = 0, dt = 0, nc = 0;
+    for (int k = 0; k < 16; k++) {
+        uint8_t c = p[k];
+        uint32_t isd = digit(c), isdot = c == '.';
+        dg |= isd << k;
+        dt |= isdot << k;
+        nc |= (isd | isdot | ((c | 0x20) == 'e') | (c == '+') | (c == '-')) << k;
+    }
+    *digits = dg;
+    *dots = dt;
+    *numch = nc;
+#endif
+}
+
+/* The common shapes, -?int and -?int.frac, with masks and no data-dependent
+ * branches; 0 when the number needs the full grammar (exponents, errors,
+ * fewer than 17 readable bytes, 16 or more bytes long). */
+static inline uint32_t number_fast(const uint8_t *p, uint32_t n, uint32_t i)
+{
+    if ((size_t)i + 17 > n) return 0;
+    uint32_t dg, dt, nc;
+    number_masks(p + i, &dg, &dt, &nc);
+    uint32_t len = (uint32_t)__builtin_ctz(~nc | 0x10000); /* first non-number byte */
+    uint32_t all = (1u << len) - 1;
+    uint32_t neg = p[i] == '-';
+    uint32_t body = all & ~neg; /* the bytes after an optional '-' */
+    uint32_t dots = dt & all;
+    uint32_t first = neg; /* first digit */
+    uint32_t lead0 = p[i + first] == '0';
+    /* int: all digits, at least one, no leading zero unless alone. */
+    bool int_ok = body && (dg & body) == body && (!lead0 || len == first + 1);
+    /* decimal: one dot with digits on both sides, leading-zero rule before it. */
+    uint32_t dpos = (uint32_t)__builtin_ctz(dots | 0x10000);
+    bool one_dot = dots && !(dots & (dots - 1));
+    bool dec_ok = one_dot && ((dg | dots) & body) == body && dpos > first && dpos + 1 < len &&
+                  (!lead0 || dpos == first + 1);
+    bool ok = (int_ok | dec_ok) & (delim[p[i + len]] != 0);
+    return ok ? len : 0;
+}
+
 /* RFC 8259 number at i; *end = one past it. */
 static inline int scan_number(walker *w, uint32_t i, uint32_t *end)
 {
+    uint32_t fast = number_fast(w->p, w->n, i);
+    if (__builtin_expect(fast != 0, 1)) {
+        *end = i + fast;
+        return 0;
+    }
     const uint8_t *p = w->p;
     uint32_t n = w->n, j = i;
     if (p[j] == '-') j++;
@@ -295,27 +396,27 @@ static inline int scan_number(walker *w, uint32_t i, uint32_t *end)
     if (p[j] == '0') {
         j++;
     } else if (digit(p[j])) {
-        j++;
-        while (j < n && digit(p[j])) j++;
+        j = skip_digits(p, n, j + 1);
     } else {
         return fail(w, i, "invalid number");
     }
     if (j < n && p[j] == '.') {
         j++;
         if (j >= n || !digit(p[j])) return fail(w, i, "invalid number");
-        while (j < n && digit(p[j])) j++;
+        j = skip_digits(p, n, j + 1);
     }
     if (j < n && (p[j] | 0x20) == 'e') {
         j++;
         if (j < n && (p[j] == '+' || p[j] == '-')) j++;
         if (j >= n || !digit(p[j])) return fail(w, i, "invalid number");
-        while (j < n && digit(p[j])) j++;
+        j = skip_digits(p, n, j + 1);
     }
     if (j < n && !delim[p[j]]) return fail(w, i, "invalid number");
     *end = j;
     return 0;
 }
 
+/* lit is 4 bytes ("true", "null", "alse" of false at i + 1). */
 static inline int scan_literal(walker *w, uint32_t i, const char *lit, uint32_t len)
 {
     if ((size_t)i + len > w->n || memcmp(w->p + i, lit, len) != 0 ||
@@ -369,9 +470,10 @@ static int joined_key(walker *w, emitter *e, uint32_t levels, uint32_t last_open
     return 0;
 }
 
-/* One field of the object at the emission depth. */
-static int emit(walker *w, emitter *e, uint32_t depth, uint32_t kopen, uint32_t kclose, bool kesc,
-                sl_slice val, int type)
+/* One field of the object at the emission depth (any case). */
+static __attribute__((noinline)) int emit_slow(walker *w, emitter *e, uint32_t depth,
+                                               uint32_t kopen, uint32_t kclose, bool kesc,
+                                               sl_slice val, int type)
 {
     sl_slice key = {(const char *)w->p + kopen + 1, kclose - kopen - 1};
     uint8_t flags = kesc ? SL_FF_KEY_ESCAPED : 0;
@@ -395,9 +497,232 @@ static int emit(walker *w, emitter *e, uint32_t depth, uint32_t kopen, uint32_t 
     return 0;
 }
 
-/* Validates the document; with e, reports the fields of the top-level
- * object (and, flattening, of objects nested in it through objects). */
-static int walk(walker *w, uint32_t max_depth, emitter *e)
+/* The common case inline: a top-level field into the caller's array. */
+static inline int emit(walker *w, emitter *e, uint32_t depth, uint32_t kopen, uint32_t kclose,
+                       bool kesc, sl_slice val, int type)
+{
+    if (__builtin_expect(depth == 1 && !e->b && e->n < e->cap, 1)) {
+        sl_field *f = &e->out[e->n++];
+        f->key = (sl_slice){(const char *)w->p + kopen + 1, kclose - kopen - 1};
+        f->val = val;
+        f->type = (uint8_t)type;
+        f->flags = kesc ? SL_FF_KEY_ESCAPED : 0;
+        return 0;
+    }
+    return emit_slow(w, e, depth, kopen, kclose, kesc, val, type);
+}
+
+/* Validates one value whose first token i was just taken; depth0
+ * containers enclose it. Returns the cursor past the value's last token
+ * (w->lim follows it) and *endp = one past its text, or NULL. */
+static const uint32_t *walk_value(walker *w, const uint32_t *cur, uint32_t i, uint32_t depth0,
+                                  uint32_t max_depth, uint32_t *endp)
+{
+    uint64_t kinds[SL_JSON_MAX_DEPTH / 64 + 1]; /* bit set: object at that depth */
+    const uint32_t *lim = w->lim;
+    uint32_t depth = depth0, end = 0, close;
+    bool esc;
+
+value:
+    switch (ch(w, i)) {
+    case '{':
+        if (++depth > max_depth) FAIL(i, "nesting too deep");
+        kinds[depth / 64] |= 1ULL << (depth % 64);
+        NEXT(i);
+        if (ch(w, i) == '}') goto close;
+        goto key;
+    case '[':
+        if (++depth > max_depth) FAIL(i, "nesting too deep");
+        kinds[depth / 64] &= ~(1ULL << (depth % 64));
+        NEXT(i);
+        if (ch(w, i) == ']') goto close;
+        goto value;
+    case '"':
+        SCAN_STRING(i, end, esc);
+        end++;
+        goto after_value;
+    case 't':
+        if (scan_literal(w, i, "true", 4)) goto failed;
+        end = i + 4;
+        goto after_value;
+    case 'f':
+        if (scan_literal(w, i, "false", 5)) goto failed;
+        end = i + 5;
+        goto after_value;
+    case 'n':
+        if (scan_literal(w, i, "null", 4)) goto failed;
+        end = i + 4;
+        goto after_value;
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        if (scan_number(w, i, &end)) goto failed;
+        goto after_value;
+    default:
+        FAIL(i, i >= w->n ? "unexpected end of input" : "unexpected character");
+    }
+
+key:
+    if (ch(w, i) != '"') FAIL(i, i >= w->n ? "unexpected end of input" : "expected a key");
+    SCAN_STRING(i, close, esc);
+    NEXT(i);
+    if (ch(w, i) != ':') FAIL(i, "expected ':'");
+    NEXT(i);
+    goto value;
+
+after_value:
+    if (depth == depth0) {
+        w->lim = lim;
+        *endp = end;
+        return cur;
+    }
+    NEXT(i);
+    if (kinds[depth / 64] & (1ULL << (depth % 64))) {
+        if (ch(w, i) == ',') {
+            NEXT(i);
+            goto key;
+        }
+        if (ch(w, i) == '}') goto close;
+        FAIL(i, i >= w->n ? "unexpected end of input" : "expected ',' or '}'");
+    }
+    if (ch(w, i) == ',') {
+        NEXT(i);
+        goto value;
+    }
+    if (ch(w, i) == ']') goto close;
+    FAIL(i, i >= w->n ? "unexpected end of input" : "expected ',' or ']'");
+
+close:
+    depth--;
+    end = i + 1;
+    goto after_value;
+
+failed:
+    (void)close;
+    (void)esc; /* string values are not reported here */
+    w->lim = lim;
+    return NULL;
+}
+
+/* After the value: only whitespace, and no stage-1 error anywhere. */
+static int walk_end(walker *w, const uint32_t *cur)
+{
+    const uint32_t *lim = w->lim;
+    uint32_t i;
+    NEXT(i);
+    if (i < w->n) FAIL(i, "trailing characters after the value");
+    if (w->st.err) FAIL(w->n, "stage 1");
+    return 0;
+failed:
+    return -1;
+}
+
+static int walk_validate(walker *w, uint32_t max_depth)
+{
+    const uint32_t *cur = w->idx, *lim = w->idx;
+    uint32_t i, end;
+    NEXT(i);
+    w->lim = lim;
+    cur = walk_value(w, cur, i, 0, max_depth, &end);
+    return cur ? walk_end(w, cur) : -1;
+}
+
+/* The top-level object's fields, without flattening: the hot path of the
+ * parse step, one loop per field; nested values go to walk_value. */
+static int walk_fields(walker *w, uint32_t max_depth, emitter *e)
+{
+    const uint32_t *cur = w->idx, *lim = w->idx;
+    uint32_t i, kopen, kclose, end;
+    NEXT(i);
+    if (ch(w, i) != '{') FAIL(i, i >= w->n ? "empty input" : "top-level value is not an object");
+    if (max_depth < 1) FAIL(i, "nesting too deep");
+    NEXT(i);
+    if (ch(w, i) != '}') {
+        for (;;) {
+            bool kesc = false, esc = false;
+            if (ch(w, i) != '"') FAIL(i, i >= w->n ? "unexpected end of input" : "expected a key");
+            kopen = i;
+            SCAN_STRING(i, kclose, kesc);
+            NEXT(i);
+            if (ch(w, i) != ':') FAIL(i, "expected ':'");
+            NEXT(i);
+            sl_slice val;
+            int type;
+            switch (ch(w, i)) {
+            case '"':
+                SCAN_STRING(i, end, esc);
+                val = (sl_slice){(const char *)w->p + i + 1, end - i - 1};
+                type = esc ? SL_V_ESCAPED : SL_V_STRING;
+                break;
+            case '{':
+            case '[':
+                w->lim = lim;
+                cur = walk_value(w, cur, i, 1, max_depth, &end);
+                if (!cur) goto failed;
+                lim = w->lim;
+                val = (sl_slice){(const char *)w->p + i, end - i};
+                type = w->p[i] == '{' ? SL_V_OBJECT : SL_V_ARRAY;
+                break;
+            case 't':
+                if (scan_literal(w, i, "true", 4)) goto failed;
+                val = (sl_slice){(const char *)w->p + i, 4};
+                type = SL_V_TRUE;
+                break;
+            case 'f':
+                if (scan_literal(w, i, "false", 5)) goto failed;
+                val = (sl_slice){(const char *)w->p + i, 5};
+                type = SL_V_FALSE;
+                break;
+            case 'n':
+                if (scan_literal(w, i, "null", 4)) goto failed;
+                val = (sl_slice){(const char *)w->p + i, 4};
+                type = SL_V_NULL;
+                break;
+            case '-':
+            case '0':
+            case '1':
+            case '2':
+            case '3':
+            case '4':
+            case '5':
+            case '6':
+            case '7':
+            case '8':
+            case '9':
+                if (scan_number(w, i, &end)) goto failed;
+                val = (sl_slice){(const char *)w->p + i, end - i};
+                type = SL_V_NUMBER;
+                break;
+            default:
+                FAIL(i, i >= w->n ? "unexpected end of input" : "unexpected character");
+            }
+            if (emit(w, e, 1, kopen, kclose, kesc, val, type)) goto failed;
+            NEXT(i);
+            if (ch(w, i) == ',') {
+                NEXT(i);
+                continue;
+            }
+            if (ch(w, i) == '}') break;
+            FAIL(i, i >= w->n ? "unexpected end of input" : "expected ',' or '}'");
+        }
+    }
+    w->lim = lim;
+    return walk_end(w, cur);
+failed:
+    return -1;
+}
+
+/* The flattening walker: validates the document and reports the fields
+ * of the top-level object and of objects nested in it through objects. */
+static int walk_flat(walker *w, uint32_t max_depth, emitter *e)
 {
     uint64_t kinds[SL_JSON_MAX_DEPTH / 64 + 1]; /* bit set: object at that depth */
     uint32_t depth = 0;
@@ -409,16 +734,18 @@ static int walk(walker *w, uint32_t max_depth, emitter *e)
     sl_slice val;
     int type;
 
-    uint32_t i = next_tok(w);
+    const uint32_t *cur = w->idx, *lim = w->idx;
+    uint32_t i;
+    NEXT(i);
     if (e && ch(w, i) != '{') {
-        if (i >= w->n) return fail(w, i, "empty input");
-        return fail(w, i, "top-level value is not an object");
+        if (i >= w->n) FAIL(i, "empty input");
+        FAIL(i, "top-level value is not an object");
     }
 
 value:
     switch (ch(w, i)) {
     case '{':
-        if (++depth > max_depth) return fail(w, i, "nesting too deep");
+        if (++depth > max_depth) FAIL(i, "nesting too deep");
         kinds[depth / 64] |= 1ULL << (depth % 64);
         if (depth - 1 == edepth && edepth < flat_max) {
             /* Flatten: this object's fields are reported under its key. */
@@ -428,34 +755,34 @@ value:
             edepth = depth;
             chain_empty = true;
         }
-        i = next_tok(w);
+        NEXT(i);
         if (ch(w, i) == '}') goto close;
         goto key;
     case '[':
-        if (++depth > max_depth) return fail(w, i, "nesting too deep");
+        if (++depth > max_depth) FAIL(i, "nesting too deep");
         kinds[depth / 64] &= ~(1ULL << (depth % 64));
-        i = next_tok(w);
+        NEXT(i);
         if (ch(w, i) == ']') goto close;
         goto value;
     case '"': {
         bool esc = false;
-        if (scan_string(w, i, &end, &esc)) return -1;
+        SCAN_STRING(i, end, esc);
         val = (sl_slice){(const char *)w->p + i + 1, end - i - 1};
         type = esc ? SL_V_ESCAPED : SL_V_STRING;
         goto scalar_done;
     }
     case 't':
-        if (scan_literal(w, i, "true", 4)) return -1;
+        if (scan_literal(w, i, "true", 4)) goto failed;
         val = (sl_slice){(const char *)w->p + i, 4};
         type = SL_V_TRUE;
         goto scalar_done;
     case 'f':
-        if (scan_literal(w, i, "false", 5)) return -1;
+        if (scan_literal(w, i, "false", 5)) goto failed;
         val = (sl_slice){(const char *)w->p + i, 5};
         type = SL_V_FALSE;
         goto scalar_done;
     case 'n':
-        if (scan_literal(w, i, "null", 4)) return -1;
+        if (scan_literal(w, i, "null", 4)) goto failed;
         val = (sl_slice){(const char *)w->p + i, 4};
         type = SL_V_NULL;
         goto scalar_done;
@@ -470,21 +797,20 @@ value:
     case '7':
     case '8':
     case '9':
-        if (scan_number(w, i, &end)) return -1;
+        if (scan_number(w, i, &end)) goto failed;
         val = (sl_slice){(const char *)w->p + i, end - i};
         type = SL_V_NUMBER;
         goto scalar_done;
     default:
-        return fail(w, i, i >= w->n ? "unexpected end of input" : "unexpected character");
+        FAIL(i, i >= w->n ? "unexpected end of input" : "unexpected character");
     }
 
 key:
-    if (ch(w, i) != '"')
-        return fail(w, i, i >= w->n ? "unexpected end of input" : "expected a key");
+    if (ch(w, i) != '"') FAIL(i, i >= w->n ? "unexpected end of input" : "expected a key");
     {
         bool esc = false;
         uint32_t close;
-        if (scan_string(w, i, &close, &esc)) return -1;
+        SCAN_STRING(i, close, esc);
         if (depth == edepth) {
             kopen = i;
             kclose = close;
@@ -492,32 +818,32 @@ key:
             chain_empty = false;
         }
     }
-    i = next_tok(w);
-    if (ch(w, i) != ':') return fail(w, i, "expected ':'");
-    i = next_tok(w);
+    NEXT(i);
+    if (ch(w, i) != ':') FAIL(i, "expected ':'");
+    NEXT(i);
     if (depth == edepth) vstart = i;
     goto value;
 
 scalar_done:
-    if (depth == edepth && emit(w, e, edepth, kopen, kclose, kesc, val, type)) return -1;
+    if (depth == edepth && emit(w, e, edepth, kopen, kclose, kesc, val, type)) goto failed;
 
 after_value:
     if (depth == 0) goto done;
-    i = next_tok(w);
+    NEXT(i);
     if (kinds[depth / 64] & (1ULL << (depth % 64))) {
         if (ch(w, i) == ',') {
-            i = next_tok(w);
+            NEXT(i);
             goto key;
         }
         if (ch(w, i) == '}') goto close;
-        return fail(w, i, i >= w->n ? "unexpected end of input" : "expected ',' or '}'");
+        FAIL(i, i >= w->n ? "unexpected end of input" : "expected ',' or '}'");
     }
     if (ch(w, i) == ',') {
-        i = next_tok(w);
+        NEXT(i);
         goto value;
     }
     if (ch(w, i) == ']') goto close;
-    return fail(w, i, i >= w->n ? "unexpected end of input" : "expected ',' or ']'");
+    FAIL(i, i >= w->n ? "unexpected end of input" : "expected ',' or ']'");
 
 close:
     if (depth == edepth && depth > 1) {
@@ -527,14 +853,14 @@ close:
         if (chain_empty) {
             val = (sl_slice){(const char *)w->p + vstart, i + 1 - vstart};
             sl_slice k;
-            if (joined_key(w, e, edepth, 0, 0, false, &k)) return -1;
+            if (joined_key(w, e, edepth, 0, 0, false, &k)) goto failed;
             /* joined_key built every level; report it as an unescaped key. */
             if (e->b) {
                 sl_field *f = sl_record_add_field(e->b, e->r, k, val, SL_V_OBJECT);
                 if (!f) {
                     w->code = SL_ENOMEM;
                     w->err_what = "batch arena exhausted by fields";
-                    return -1;
+                    goto failed;
                 }
             } else if (e->n < e->cap) {
                 e->out[e->n++] = (sl_field){k, val, SL_V_OBJECT, 0};
@@ -553,15 +879,18 @@ close:
     if (depth == edepth) {
         bool obj = w->p[i] == '}';
         val = (sl_slice){(const char *)w->p + vstart, i + 1 - vstart};
-        if (emit(w, e, edepth, kopen, kclose, kesc, val, obj ? SL_V_OBJECT : SL_V_ARRAY)) return -1;
+        if (emit(w, e, edepth, kopen, kclose, kesc, val, obj ? SL_V_OBJECT : SL_V_ARRAY))
+            goto failed;
     }
     goto after_value;
 
 done:
-    i = next_tok(w);
-    if (i < w->n) return fail(w, i, "trailing characters after the value");
-    if (w->st.err) return fail(w, w->n, "stage 1");
+    NEXT(i);
+    if (i < w->n) FAIL(i, "trailing characters after the value");
+    if (w->st.err) FAIL(w->n, "stage 1");
     return 0;
+failed:
+    return -1;
 }
 
 /* ------------------------------------------------------------------ API */
@@ -577,7 +906,11 @@ static void stage1_message(const walker *w, sl_err *err)
     bool in = false;
     for (uint32_t i = 0; i < w->n; i++) {
         uint8_t c = w->p[i];
-        if (in && c == '\\') {
+        if (c == '\\') {
+            if (i + 1 >= w->n || !strchr("\"\\/bfnrtu", w->p[i + 1]) || !w->p[i + 1]) {
+                sl_errf(err, SL_EPARSE, "invalid escape at byte %u", i);
+                return;
+            }
             i++;
         } else if (c == '"') {
             in = !in;
@@ -599,11 +932,17 @@ static int run(const char *p, size_t n, const sl_json_opts *o, emitter *e, sl_er
     w.p = (const uint8_t *)(p ? p : "");
     w.n = (uint32_t)n;
     w.pos = 0;
-    w.ti = w.tn = 0;
     w.s1 = kernel_fn(sl_json_kernel_active(o));
-    memset(&w.st, 0, sizeof w.st);
+    /* Kernels zero their vector state themselves on the first window. */
+    w.st.prev_escaped = w.st.prev_in_string = w.st.prev_scalar = 0;
+    w.st.carry_noesc = w.st.carry_nou = 0;
+    w.st.err = w.st.utf8_need = 0;
+    w.st.utf8_lo = w.st.utf8_hi = 0;
     w.code = 0;
-    if (walk(&w, max_depth, e) == 0) return 0;
+    int rc = !e           ? walk_validate(&w, max_depth)
+             : e->flatten ? walk_flat(&w, max_depth, e)
+                          : walk_fields(&w, max_depth, e);
+    if (rc == 0) return 0;
     if (w.code == SL_ENOMEM) return sl_errf(err, SL_ENOMEM, "%s", w.err_what);
     if (w.st.err) {
         stage1_message(&w, err);

@@ -2,8 +2,8 @@
  *
  * Stage 1 classifies the input 64 bytes at a time into bitmasks (quotes,
  * escapes, structural characters, string interiors, starts of scalars) and
- * validates UTF-8 and control characters; it is a SIMD kernel (AVX2 or
- * SSE4.2 on x86-64, NEON on arm64) or the portable scalar one. Stage 2 walks
+ * validates UTF-8 and control characters; it is a SIMD kernel (AVX-512,
+ * AVX2 or SSE4.2 on x86-64, NEON on arm64) or the portable scalar one. Stage 2 walks
  * the resulting token positions, validating the whole document against the
  * JSON grammar (RFC 8259), and reports the top-level fields of an object as
  * slices into the input: nothing is copied or unescaped unless asked.
@@ -25,7 +25,7 @@
 #define SL_JSON_DEFAULT_DEPTH 512
 #define SL_JSON_MAX_DEPTH     16384 /* largest accepted max_depth */
 #define SL_JSON_FLATTEN_MAX   32    /* objects deeper than this stay raw when flattening */
-#define SL_JSON_MAX_INPUT     ((size_t)UINT32_MAX - 64) /* positions are 32-bit */
+#define SL_JSON_MAX_INPUT     (((size_t)1 << 30) - 64) /* positions are 30-bit */
 
 /* Stage-1 kernels. */
 enum sl_json_kernel {
@@ -34,6 +34,7 @@ enum sl_json_kernel {
     SL_JSON_SSE42,
     SL_JSON_AVX2,
     SL_JSON_NEON,
+    SL_JSON_AVX512, /* AVX-512 BW + VBMI2 (Ice Lake, Zen 4 and later) */
 };
 
 typedef struct sl_json_opts {
@@ -43,8 +44,8 @@ typedef struct sl_json_opts {
     char separator;     /* flatten key separator; 0 = '.' */
 } sl_json_opts;
 
-/* Defaults, with the kernel chosen from $SLUICE_SIMD (scalar|sse42|avx2|neon|
- * auto) when set, else the best the CPU supports. An unknown or unsupported
+/* Defaults, with the kernel chosen from $SLUICE_SIMD (scalar|sse42|avx2|
+ * avx512|neon|auto) when set, else the best the CPU supports. An unknown or unsupported
  * value falls back to the best kernel and returns SL_EINVAL with a message
  * saying so (o is usable either way). */
 int sl_json_opts_init(sl_json_opts *o, sl_err *err);

@@ -26,32 +26,44 @@
 #define SL_JS1_SLACK  64
 
 enum {
-    SL_JS1_ERR_CTRL = 1 << 0, /* control character (< 0x20) inside a string */
-    SL_JS1_ERR_UTF8 = 1 << 1, /* invalid UTF-8 */
+    SL_JS1_ERR_CTRL = 1 << 0,   /* control character (< 0x20) inside a string */
+    SL_JS1_ERR_UTF8 = 1 << 1,   /* invalid UTF-8 */
+    SL_JS1_ERR_ESCAPE = 1 << 2, /* backslash followed by none of "\/bfnrtu */
 };
+
+/* A closing quote's token carries what its string holds in its top bits
+ * (documents are shorter than 2^30 bytes). */
+#define SL_JS_TOK_ESC  (1u << 31) /* the string has escapes */
+#define SL_JS_TOK_UESC (1u << 30) /* ... among them \u escapes, checked by stage 2 */
+#define SL_JS_TOK_POS  ((1u << 30) - 1)
 
 /* Carried from one 64-byte block to the next. */
 typedef struct sl_js1_state {
     uint64_t prev_escaped;    /* 1: the next block's first byte is escaped */
     uint64_t prev_in_string;  /* all ones while inside a string */
     uint64_t prev_scalar;     /* 1: the last byte was a non-quote scalar byte */
+    uint64_t carry_noesc;     /* 1: inside a string with no escape so far */
+    uint64_t carry_nou;       /* 1: inside a string with no \u escape so far */
     uint32_t err;             /* SL_JS1_ERR_* seen so far */
     uint32_t utf8_need;       /* scalar UTF-8 checker: continuation bytes owed */
     uint8_t utf8_lo, utf8_hi; /* scalar checker: range of the next continuation */
-    /* SIMD UTF-8 checkers: the previous input block and its incomplete tail */
-    _Alignas(32) uint8_t utf8_prev[32];
-    _Alignas(32) uint8_t utf8_incomplete[32];
+    /* SIMD UTF-8 checkers: the previous input block and its incomplete
+     * tail. Not initialised by the caller: a kernel starts from zeros when
+     * base is 0. */
+    _Alignas(64) uint8_t utf8_prev[64];
+    _Alignas(64) uint8_t utf8_incomplete[64];
 } sl_js1_state;
 
-/* Classifies p[0..n) where p is at offset base of the document. n is a
+/* Classifies p[0..n) where p is at offset base of the document (base 0:
+ * the first call for a document, whatever the state holds). n is a
  * multiple of 64 unless last (the final piece, which the kernel pads with
  * spaces in a stack buffer: nothing past p + n is read). Appends the
  * positions of tokens to idx and returns their number. Tokens are:
  * structural characters {}[]:, outside strings, both quotes of every
- * string, escape-introducing backslashes inside strings, and the first byte
+ * string (the closing one flagged SL_JS_TOK_ESC/UESC), and the first byte
  * of every other run of non-whitespace bytes outside strings (scalars, and
- * garbage for stage 2 to reject). Errors accumulate in s->err; a kernel may
- * stop early once one is seen. */
+ * garbage for stage 2 to reject). Simple escapes are validated here, \u
+ * escapes by stage 2. Errors accumulate in s->err. */
 typedef size_t (*sl_js1_fn)(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                             uint32_t *idx);
 
@@ -62,6 +74,8 @@ size_t sl_js1_sse42(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1
                     uint32_t *idx);
 size_t sl_js1_avx2(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                    uint32_t *idx);
+size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
+                     uint32_t *idx);
 bool sl_js1_x86_supported(int kernel);
 #endif
 #if defined(__aarch64__) && SL_JSON_SIMD
@@ -105,18 +119,82 @@ static inline uint64_t sl_js_prefix_xor_portable(uint64_t x)
     return x;
 }
 
-/* The token mask of one block from its character classes; updates the
- * string and scalar carries. inside = in_string result (opening quote and
- * string bytes, not the closing quote). */
-static inline uint64_t sl_js_tokens(uint64_t quote, uint64_t in_string, uint64_t escape,
-                                    uint64_t op, uint64_t ws, sl_js1_state *s)
+static inline uint64_t sl_js_add_carry(uint64_t a, uint64_t b, uint64_t *carry)
 {
+    uint64_t r1, r2;
+    bool c1 = __builtin_add_overflow(a, b, &r1);
+    bool c2 = __builtin_add_overflow(r1, *carry, &r2);
+    *carry = c1 | c2;
+    return r2;
+}
+
+typedef struct sl_js_block {
+    uint64_t tokens;
+    uint64_t esc_close; /* closing quotes of strings with escapes */
+    uint64_t u_close;   /* ... with \u escapes */
+} sl_js_block;
+
+/* Everything after the in-string mask, shared by the kernels: escape
+ * validation, control characters in strings, the closing-quote flags and
+ * the token mask. b is the block's 64 bytes; quote already excludes
+ * escaped quotes; in_string covers opening quotes and string bytes, not
+ * closing quotes. */
+static inline sl_js_block sl_js_finish(const uint8_t *b, uint64_t quote, uint64_t in_string,
+                                       uint64_t escape, uint64_t escaped, uint64_t op, uint64_t ws,
+                                       uint64_t ctrl, sl_js1_state *s)
+{
+    sl_js_block r;
+    if (ctrl & in_string) s->err |= SL_JS1_ERR_CTRL;
+    /* Escaped bytes are few: check each (a backslash outside a string is
+     * invalid anyway, so any bad escape is an error). */
+    uint64_t u = 0;
+    for (uint64_t m = escaped; m; m &= m - 1) {
+        unsigned k = (unsigned)__builtin_ctzll(m);
+        switch (b[k]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            break;
+        case 'u':
+            u |= 1ULL << k;
+            break;
+        default:
+            s->err |= SL_JS1_ERR_ESCAPE;
+        }
+    }
+    /* Adding each string's opening-quote bit to its run carries through to
+     * the closing quote unless an escape byte (removed from the run) stops
+     * it: the closing quotes not reached are those of strings with escapes.
+     * Runs crossing blocks carry through the add's carry. */
+    uint64_t open = quote & in_string, close = quote & ~in_string;
+    uint64_t reach = sl_js_add_carry(in_string & ~(escape & in_string), open, &s->carry_noesc);
+    r.esc_close = close & ~reach;
+    reach = sl_js_add_carry(in_string & ~u, open, &s->carry_nou);
+    r.u_close = close & ~reach;
+
     uint64_t scalar = ~(op | ws);
     uint64_t nonquote_scalar = scalar & ~quote;
     uint64_t follows = (nonquote_scalar << 1) | s->prev_scalar;
     s->prev_scalar = nonquote_scalar >> 63;
     uint64_t start = scalar & ~follows;
-    return ((op | start) & ~in_string) | quote | (escape & in_string);
+    r.tokens = ((op | start) & ~in_string) | quote;
+    return r;
+}
+
+/* Sets the flags of the closing quotes among the positions just stored
+ * for tokens (out = where this block's positions start). */
+static inline void sl_js_apply_flags(uint32_t *out, const sl_js_block *r)
+{
+    for (uint64_t m = r->esc_close | r->u_close; m; m &= m - 1) {
+        uint64_t bit = m & -m;
+        uint32_t at = (uint32_t)__builtin_popcountll(r->tokens & (bit - 1));
+        out[at] |= SL_JS_TOK_ESC | ((r->u_close & bit) ? SL_JS_TOK_UESC : 0);
+    }
 }
 
 #endif

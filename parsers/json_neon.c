@@ -112,7 +112,7 @@ static inline void utf8_check(utf8_neon *u, uint8x16_t in, uint8x16_t prev)
 }
 
 static inline uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_neon *u,
-                              uint64_t *ctrl_err, uint32_t *out)
+                              uint32_t *out)
 {
     uint8x16_t v[4], mq[4], mb[4], mw[4], mo[4], mc[4];
     const uint8x16_t ws_t = vld1q_u8(ws_table), op_t = vld1q_u8(op_table);
@@ -149,32 +149,33 @@ static inline uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, u
     quote &= ~escaped;
     uint64_t in_string = sl_js_prefix_xor_portable(quote) ^ s->prev_in_string;
     s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
-    *ctrl_err |= ctrl & in_string;
-    uint64_t tok = sl_js_tokens(quote, in_string, escape, op, ws, s);
-    while (tok) {
+    sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, s);
+    uint32_t *first = out;
+    for (uint64_t tok = r.tokens; tok; tok &= tok - 1)
         *out++ = pos + (uint32_t)__builtin_ctzll(tok);
-        tok &= tok - 1;
-    }
+    if (r.esc_close | r.u_close) sl_js_apply_flags(first, &r);
     return out;
 }
 
 size_t sl_js1_neon(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                    uint32_t *idx)
 {
-    utf8_neon u = {vdupq_n_u8(0), vld1q_u8(s->utf8_prev), vld1q_u8(s->utf8_incomplete)};
-    uint64_t ctrl_err = 0;
+    utf8_neon u = {vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0)};
+    if (base) {
+        u.prev = vld1q_u8(s->utf8_prev);
+        u.incomplete = vld1q_u8(s->utf8_incomplete);
+    }
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block(p + i, base + (uint32_t)i, s, &u, &ctrl_err, out);
+    for (; i + 64 <= n; i += 64) out = block(p + i, base + (uint32_t)i, s, &u, out);
     if (last) {
         if (i < n) {
             uint8_t pad[64];
             for (size_t k = 0; k < 64; k++) pad[k] = k < n - i ? p[i + k] : ' ';
-            out = block(pad, base + (uint32_t)i, s, &u, &ctrl_err, out);
+            out = block(pad, base + (uint32_t)i, s, &u, out);
         }
         u.err = vorrq_u8(u.err, u.incomplete);
     }
-    if (ctrl_err) s->err |= SL_JS1_ERR_CTRL;
     if (vmaxvq_u8(u.err)) s->err |= SL_JS1_ERR_UTF8;
     vst1q_u8(s->utf8_prev, u.prev);
     vst1q_u8(s->utf8_incomplete, u.incomplete);

@@ -111,13 +111,12 @@ static uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, uint32_t
     quote &= ~escaped;
     uint64_t in_string = sl_js_prefix_xor_portable(quote) ^ s->prev_in_string;
     s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
-    if (ctrl & in_string) s->err |= SL_JS1_ERR_CTRL;
 
-    uint64_t tok = sl_js_tokens(quote, in_string, escape, op, ws, s);
-    while (tok) {
+    sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, s);
+    uint32_t *first = out;
+    for (uint64_t tok = r.tokens; tok; tok &= tok - 1)
         *out++ = pos + (uint32_t)__builtin_ctzll(tok);
-        tok &= tok - 1;
-    }
+    if (r.esc_close | r.u_close) sl_js_apply_flags(first, &r);
     return out;
 }
 

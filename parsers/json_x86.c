@@ -12,8 +12,11 @@
 
 #include "parsers/json.h"
 
-#define AVX2  __attribute__((target("avx2,bmi,pclmul,popcnt")))
-#define SSE42 __attribute__((target("sse4.2,pclmul,popcnt")))
+#define AVX2   __attribute__((target("avx2,bmi,pclmul,popcnt")))
+#define SSE42  __attribute__((target("sse4.2,pclmul,popcnt")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi2,avx2,bmi,pclmul,popcnt")))
+/* The per-block functions must inline into their loops (state in registers). */
+#define INLINE inline __attribute__((always_inline))
 
 bool sl_js1_x86_supported(int kernel)
 {
@@ -22,6 +25,9 @@ bool sl_js1_x86_supported(int kernel)
     if (kernel == SL_JSON_AVX2)
         return base && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
     if (kernel == SL_JSON_SSE42) return base && __builtin_cpu_supports("sse4.2");
+    if (kernel == SL_JSON_AVX512)
+        return base && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("bmi");
     return false;
 }
 
@@ -68,9 +74,16 @@ static const uint8_t b1_low_t[16] = {B1_LOW};
 static const uint8_t b2_high_t[16] = {B2_HIGH};
 static const uint8_t ws_t16[16] = {WS_TABLE};
 static const uint8_t op_t16[16] = {OP_TABLE};
-static const uint8_t incomplete_max[32] = {
+/* Last bytes that start a sequence the block does not finish. */
+static const uint8_t incomplete_max[64] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,      255,      255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,      255,      255,
     255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,      255,      255,
     255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0xF0 - 1, 0xE0 - 1, 0xC0 - 1};
+static const uint8_t iota64[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                   16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                   32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+                                   48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
 
 /* ---------------------------------------------------------------- AVX2 */
 
@@ -108,7 +121,7 @@ AVX2 static inline void utf8_check256(utf8_256 *u, __m256i in, __m256i prev)
 
 AVX2 static inline __m256i incomplete256(__m256i in)
 {
-    return _mm256_subs_epu8(in, _mm256_loadu_si256((const __m256i *)incomplete_max));
+    return _mm256_subs_epu8(in, _mm256_loadu_si256((const __m256i *)(incomplete_max + 32)));
 }
 
 AVX2 static inline uint64_t mask256(__m256i lo, __m256i hi)
@@ -117,34 +130,38 @@ AVX2 static inline uint64_t mask256(__m256i lo, __m256i hi)
            ((uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32);
 }
 
-AVX2 static inline uint32_t *flatten_bmi(uint32_t *out, uint32_t base, uint64_t bits)
+#define FLAT_STEP(k)                                                                               \
+    out[k] = base + (uint32_t)_tzcnt_u64(bits);                                                    \
+    bits = _blsr_u64(bits)
+#define FLAT_STEP8(k)                                                                              \
+    FLAT_STEP(k);                                                                                  \
+    FLAT_STEP(k + 1);                                                                              \
+    FLAT_STEP(k + 2);                                                                              \
+    FLAT_STEP(k + 3);                                                                              \
+    FLAT_STEP(k + 4);                                                                              \
+    FLAT_STEP(k + 5);                                                                              \
+    FLAT_STEP(k + 6);                                                                              \
+    FLAT_STEP(k + 7)
+
+AVX2 static INLINE uint32_t *flatten_bmi(uint32_t *out, uint32_t base, uint64_t bits)
 {
-    if (!bits) return out;
     int cnt = __builtin_popcountll(bits);
     /* Eight at a time without a data-dependent loop; stores past cnt land
-     * in the buffer's slack and are overwritten. */
-    for (int i = 0; i < 8; i++) {
-        out[i] = base + (uint32_t)_tzcnt_u64(bits);
-        bits = _blsr_u64(bits);
-    }
-    if (cnt > 8) {
-        for (int i = 8; i < 16; i++) {
-            out[i] = base + (uint32_t)_tzcnt_u64(bits);
-            bits = _blsr_u64(bits);
-        }
-    }
-    if (cnt > 16) {
-        int i = 16;
-        while (bits) {
-            out[i++] = base + (uint32_t)_tzcnt_u64(bits);
-            bits = _blsr_u64(bits);
+     * in the buffer's slack and are overwritten (tzcnt(0) is 64). */
+    FLAT_STEP8(0);
+    if (__builtin_expect(cnt > 8, 0)) {
+        FLAT_STEP8(8);
+        if (cnt > 16) {
+            for (int i = 16; bits; i++) {
+                FLAT_STEP(i);
+            }
         }
     }
     return out + cnt;
 }
 
-AVX2 static inline uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_256 *u,
-                                      uint64_t *ctrl_err, uint32_t *out)
+AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_256 *u,
+                                      uint32_t *out)
 {
     __m256i lo = _mm256_loadu_si256((const __m256i *)b);
     __m256i hi = _mm256_loadu_si256((const __m256i *)(b + 32));
@@ -178,29 +195,32 @@ AVX2 static inline uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js1_sta
                              _mm_set_epi64x(0, (long long)quote), _mm_set1_epi8((char)0xFF), 0)) ^
                          s->prev_in_string;
     s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
-    *ctrl_err |= ctrl & in_string;
-    return flatten_bmi(out, pos, sl_js_tokens(quote, in_string, escape, op, ws, s));
+    sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, s);
+    uint32_t *next = flatten_bmi(out, pos, r.tokens);
+    if (r.esc_close | r.u_close) sl_js_apply_flags(out, &r);
+    return next;
 }
 
 AVX2 size_t sl_js1_avx2(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                         uint32_t *idx)
 {
-    utf8_256 u = {_mm256_setzero_si256(), _mm256_load_si256((const __m256i *)s->utf8_prev),
-                  _mm256_load_si256((const __m256i *)s->utf8_incomplete)};
-    uint64_t ctrl_err = 0;
+    utf8_256 u = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    if (base) {
+        u.prev = _mm256_load_si256((const __m256i *)s->utf8_prev);
+        u.incomplete = _mm256_load_si256((const __m256i *)s->utf8_incomplete);
+    }
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block256(p + i, base + (uint32_t)i, s, &u, &ctrl_err, out);
+    for (; i + 64 <= n; i += 64) out = block256(p + i, base + (uint32_t)i, s, &u, out);
     if (last) {
         if (i < n) {
             _Alignas(32) uint8_t pad[64];
             memset(pad, ' ', sizeof pad);
             memcpy(pad, p + i, n - i);
-            out = block256(pad, base + (uint32_t)i, s, &u, &ctrl_err, out);
+            out = block256(pad, base + (uint32_t)i, s, &u, out);
         }
         u.err = _mm256_or_si256(u.err, u.incomplete);
     }
-    if (ctrl_err) s->err |= SL_JS1_ERR_CTRL;
     if (!_mm256_testz_si256(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
     _mm256_store_si256((__m256i *)s->utf8_prev, u.prev);
     _mm256_store_si256((__m256i *)s->utf8_incomplete, u.incomplete);
@@ -244,8 +264,8 @@ SSE42 static inline uint64_t mask128(__m128i a, __m128i b, __m128i c, __m128i d)
            ((uint64_t)(uint16_t)_mm_movemask_epi8(d) << 48);
 }
 
-SSE42 static inline uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_128 *u,
-                                       uint64_t *ctrl_err, uint32_t *out)
+SSE42 static INLINE uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_128 *u,
+                                       uint32_t *out)
 {
     __m128i v[4];
     for (int k = 0; k < 4; k++) v[k] = _mm_loadu_si128((const __m128i *)(b + 16 * k));
@@ -274,7 +294,7 @@ SSE42 static inline uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js1_st
         utf8_check128(u, v[2], v[1]);
         utf8_check128(u, v[3], v[2]);
         u->incomplete =
-            _mm_subs_epu8(v[3], _mm_loadu_si128((const __m128i *)(incomplete_max + 16)));
+            _mm_subs_epu8(v[3], _mm_loadu_si128((const __m128i *)(incomplete_max + 48)));
         u->prev = v[3];
     } else {
         u->err = _mm_or_si128(u->err, u->incomplete);
@@ -287,37 +307,156 @@ SSE42 static inline uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js1_st
                              _mm_set_epi64x(0, (long long)quote), _mm_set1_epi8((char)0xFF), 0)) ^
                          s->prev_in_string;
     s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
-    *ctrl_err |= ctrl & in_string;
-    uint64_t tok = sl_js_tokens(quote, in_string, escape, op, ws, s);
-    while (tok) {
+    sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, s);
+    uint32_t *first = out;
+    for (uint64_t tok = r.tokens; tok; tok &= tok - 1)
         *out++ = pos + (uint32_t)__builtin_ctzll(tok);
-        tok &= tok - 1;
-    }
+    if (r.esc_close | r.u_close) sl_js_apply_flags(first, &r);
     return out;
 }
 
 SSE42 size_t sl_js1_sse42(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                           uint32_t *idx)
 {
-    utf8_128 u = {_mm_setzero_si128(), _mm_load_si128((const __m128i *)s->utf8_prev),
-                  _mm_load_si128((const __m128i *)s->utf8_incomplete)};
-    uint64_t ctrl_err = 0;
+    utf8_128 u = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+    if (base) {
+        u.prev = _mm_load_si128((const __m128i *)s->utf8_prev);
+        u.incomplete = _mm_load_si128((const __m128i *)s->utf8_incomplete);
+    }
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block128(p + i, base + (uint32_t)i, s, &u, &ctrl_err, out);
+    for (; i + 64 <= n; i += 64) out = block128(p + i, base + (uint32_t)i, s, &u, out);
     if (last) {
         if (i < n) {
             _Alignas(16) uint8_t pad[64];
             memset(pad, ' ', sizeof pad);
             memcpy(pad, p + i, n - i);
-            out = block128(pad, base + (uint32_t)i, s, &u, &ctrl_err, out);
+            out = block128(pad, base + (uint32_t)i, s, &u, out);
         }
         u.err = _mm_or_si128(u.err, u.incomplete);
     }
-    if (ctrl_err) s->err |= SL_JS1_ERR_CTRL;
     if (!_mm_testz_si128(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
     _mm_store_si128((__m128i *)s->utf8_prev, u.prev);
     _mm_store_si128((__m128i *)s->utf8_incomplete, u.incomplete);
+    return (size_t)(out - idx);
+}
+
+/* -------------------------------------------------------------- AVX-512 */
+
+typedef struct {
+    __m512i err, prev, incomplete;
+} utf8_512;
+
+AVX512 static INLINE __m512i table512(const uint8_t *t)
+{
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
+}
+
+AVX512 static INLINE __m512i nib_hi512(__m512i x)
+{
+    return _mm512_and_si512(_mm512_srli_epi16(x, 4), _mm512_set1_epi8(0x0F));
+}
+
+AVX512 static INLINE void utf8_check512(utf8_512 *u, __m512i in)
+{
+    const __m512i t1 = table512(b1_high_t), t2 = table512(b1_low_t), t3 = table512(b2_high_t);
+    /* Lanes [prev.3, in.0, in.1, in.2]: what precedes each 16-byte lane. */
+    __m512i joined = _mm512_alignr_epi64(in, u->prev, 6);
+    __m512i prev1 = _mm512_alignr_epi8(in, joined, 15);
+    __m512i prev2 = _mm512_alignr_epi8(in, joined, 14);
+    __m512i prev3 = _mm512_alignr_epi8(in, joined, 13);
+    __m512i sc = _mm512_and_si512(
+        _mm512_and_si512(_mm512_shuffle_epi8(t1, nib_hi512(prev1)),
+                         _mm512_shuffle_epi8(t2, _mm512_and_si512(prev1, _mm512_set1_epi8(0x0F)))),
+        _mm512_shuffle_epi8(t3, nib_hi512(in)));
+    __m512i third = _mm512_subs_epu8(prev2, _mm512_set1_epi8((char)(0xE0 - 0x80)));
+    __m512i fourth = _mm512_subs_epu8(prev3, _mm512_set1_epi8((char)(0xF0 - 0x80)));
+    __m512i must23 = _mm512_and_si512(_mm512_or_si512(third, fourth), _mm512_set1_epi8((char)0x80));
+    u->err = _mm512_or_si512(u->err, _mm512_xor_si512(must23, sc));
+    u->incomplete = _mm512_subs_epu8(in, _mm512_loadu_si512((const void *)incomplete_max));
+    u->prev = in;
+}
+
+/* Token positions by compressing a vector of byte offsets (VBMI2), sixteen
+ * widened at a time; stores past cnt land in the buffer's slack. */
+AVX512 static INLINE uint32_t *flatten512(uint32_t *out, uint32_t base, uint64_t bits)
+{
+    if (!bits) return out;
+    int cnt = __builtin_popcountll(bits);
+    __m512i pos = _mm512_maskz_compress_epi8(bits, _mm512_loadu_si512((const void *)iota64));
+    __m512i b = _mm512_set1_epi32((int)base);
+    _mm512_storeu_si512(out,
+                        _mm512_add_epi32(b, _mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos))));
+    if (cnt > 16) {
+        _mm512_storeu_si512(
+            out + 16, _mm512_add_epi32(b, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 1))));
+        if (cnt > 32) {
+            _mm512_storeu_si512(
+                out + 32,
+                _mm512_add_epi32(b, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 2))));
+            _mm512_storeu_si512(
+                out + 48,
+                _mm512_add_epi32(b, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 3))));
+        }
+    }
+    return out + cnt;
+}
+
+AVX512 static INLINE uint32_t *block512(const uint8_t *b, uint32_t pos, sl_js1_state *s,
+                                        utf8_512 *u, uint32_t *out)
+{
+    __m512i v = _mm512_loadu_si512((const void *)b);
+    const __m512i ws_t = table512(ws_t16), op_t = table512(op_t16);
+    uint64_t bs = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\'));
+    uint64_t quote = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"'));
+    uint64_t ws = _mm512_cmpeq_epi8_mask(v, _mm512_shuffle_epi8(ws_t, v));
+    uint64_t op = _mm512_cmpeq_epi8_mask(_mm512_or_si512(v, _mm512_set1_epi8(0x20)),
+                                         _mm512_shuffle_epi8(op_t, v));
+    uint64_t ctrl = _mm512_cmple_epu8_mask(v, _mm512_set1_epi8(0x1F));
+
+    if (_mm512_movepi8_mask(v))
+        utf8_check512(u, v);
+    else
+        u->err = _mm512_or_si512(u->err, u->incomplete);
+
+    uint64_t escape;
+    uint64_t escaped = sl_js_escapes(bs, &escape, &s->prev_escaped);
+    quote &= ~escaped;
+    uint64_t in_string = (uint64_t)_mm_cvtsi128_si64(_mm_clmulepi64_si128(
+                             _mm_set_epi64x(0, (long long)quote), _mm_set1_epi8((char)0xFF), 0)) ^
+                         s->prev_in_string;
+    s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
+    sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, s);
+    uint32_t *next = flatten512(out, pos, r.tokens);
+    if (r.esc_close | r.u_close) sl_js_apply_flags(out, &r);
+    return next;
+}
+
+AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
+                            uint32_t *idx)
+{
+    utf8_512 u = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    if (base) {
+        u.prev = _mm512_load_si512((const void *)s->utf8_prev);
+        u.incomplete = _mm512_load_si512((const void *)s->utf8_incomplete);
+    }
+    uint32_t *out = idx;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) out = block512(p + i, base + (uint32_t)i, s, &u, out);
+    if (last) {
+        if (i < n) {
+            /* The tail through a masked load: nothing past p + n is read. */
+            __mmask64 m = (n - i) == 64 ? ~0ULL : (1ULL << (n - i)) - 1;
+            _Alignas(64) uint8_t pad[64];
+            _mm512_store_si512((void *)pad,
+                               _mm512_mask_loadu_epi8(_mm512_set1_epi8(' '), m, p + i));
+            out = block512(pad, base + (uint32_t)i, s, &u, out);
+        }
+        u.err = _mm512_or_si512(u.err, u.incomplete);
+    }
+    if (_mm512_test_epi8_mask(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
+    _mm512_store_si512((void *)s->utf8_prev, u.prev);
+    _mm512_store_si512((void *)s->utf8_incomplete, u.incomplete);
     return (size_t)(out - idx);
 }
 

@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static sl_field ref[CAP], got[CAP];
     sl_arena arena;
     sl_arena_init(&arena, 16 << 20);
-    const int kernels[] = {SL_JSON_SSE42, SL_JSON_AVX2, SL_JSON_NEON};
+    const int kernels[] = {SL_JSON_SSE42, SL_JSON_AVX2, SL_JSON_AVX512, SL_JSON_NEON};
     sl_json_opts so = {.kernel = SL_JSON_SCALAR, .max_depth = 2048};
     int valid = sl_json_validate(p, size, &so, NULL);
     check(valid == 0 || valid == SL_EPARSE, "validate rc");

@@ -25,7 +25,7 @@ static size_t nkernels;
 static void find_kernels(void)
 {
     nkernels = 0;
-    const int all[] = {SL_JSON_SCALAR, SL_JSON_SSE42, SL_JSON_AVX2, SL_JSON_NEON};
+    const int all[] = {SL_JSON_SCALAR, SL_JSON_SSE42, SL_JSON_AVX2, SL_JSON_AVX512, SL_JSON_NEON};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (sl_json_kernel_supported(all[i])) kernels[nkernels++] = all[i];
 }
@@ -291,6 +291,61 @@ static void test_invalid_values(void **state)
     assert_int_equal(valid_all("{\"a\":1}\0", 8, NULL), SL_EPARSE);
     assert_int_equal(valid_all("\"a\0\"", 4, NULL), SL_EPARSE);
     assert_int_equal(valid_all("[\0]", 3, NULL), SL_EPARSE);
+}
+
+static void expect_field(const sl_field *f, const char *key, const char *val, int type);
+
+/* Numbers through the fast path (16-byte masks, needs 17 readable bytes)
+ * and the full grammar (near the end of the input) must agree. */
+static void test_numbers(void **state)
+{
+    (void)state;
+    const char *ok[] = {"0",
+                        "-0",
+                        "7",
+                        "-7",
+                        "10",
+                        "123456789",
+                        "0.5",
+                        "-0.5",
+                        "10.25",
+                        "1.0000000001",
+                        "1e5",
+                        "1E+5",
+                        "1e-5",
+                        "-1.5e10",
+                        "0e0",
+                        "123456789012345",
+                        "1234567890123456",
+                        "12345678901234567890",
+                        "0.000000000000001",
+                        "-123456789012.5"};
+    const char *bad[] = {"01",    "-01",  "00",    "1.",   ".5",   "-",   "--1",  "1..2",
+                         "1.2.3", "0x10", "1e",    "1e+",  "+1",   "1-2", "1.e5", "-.5",
+                         "00.5",  "1.5.", "1e5e5", "1ee5", "0.-1", "12a", "1.5x", "-0-"};
+    char doc[128];
+    for (int pass = 0; pass < 2; pass++) {
+        const char *const *list = pass ? bad : ok;
+        size_t cnt = pass ? sizeof bad / sizeof *bad : sizeof ok / sizeof *ok;
+        for (size_t i = 0; i < cnt; i++) {
+            int want = pass ? SL_EPARSE : 0;
+            int n = snprintf(doc, sizeof doc, "{\"a\":%s,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+                             list[i]);
+            if (valid_all(doc, (size_t)n, NULL) != want) fail_msg("long: %s", list[i]);
+            n = snprintf(doc, sizeof doc, "[%s]", list[i]);
+            if (valid_all(doc, (size_t)n, NULL) != want) fail_msg("short: %s", list[i]);
+            n = snprintf(doc, sizeof doc, "%s", list[i]);
+            if (valid_all(doc, (size_t)n, NULL) != want) fail_msg("alone: %s", list[i]);
+            n = snprintf(doc, sizeof doc, "[%s                    ]", list[i]);
+            if (valid_all(doc, (size_t)n, NULL) != want) fail_msg("spaced: %s", list[i]);
+        }
+    }
+    /* The reported text is the whole number. */
+    sl_field f[2];
+    size_t nf;
+    const char *d = "{\"a\":-12.5,\"b\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}";
+    assert_int_equal(sl_json_fields(d, strlen(d), NULL, f, 2, &nf, NULL), 0);
+    expect_field(&f[0], "a", "-12.5", SL_V_NUMBER);
 }
 
 static void test_depth(void **state)
@@ -814,13 +869,21 @@ int main(void)
 {
     find_kernels();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_test_suite), cmocka_unit_test(test_valid_values),
-        cmocka_unit_test(test_invalid_values),  cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_fields),          cmocka_unit_test(test_error_messages),
-        cmocka_unit_test(test_tail_guard_page), cmocka_unit_test(test_block_boundaries),
-        cmocka_unit_test(test_kernels_agree),   cmocka_unit_test(test_flatten),
-        cmocka_unit_test(test_unescape),        cmocka_unit_test(test_kernel_selection),
-        cmocka_unit_test(test_opts_from_cfg),   cmocka_unit_test(test_parse_record),
+        cmocka_unit_test(test_json_test_suite),
+        cmocka_unit_test(test_valid_values),
+        cmocka_unit_test(test_invalid_values),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_tail_guard_page),
+        cmocka_unit_test(test_block_boundaries),
+        cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_flatten),
+        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_kernel_selection),
+        cmocka_unit_test(test_opts_from_cfg),
+        cmocka_unit_test(test_parse_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,13 +179,13 @@ typedef struct walker {
  * repeats forever. */
 static __attribute__((noinline)) uint32_t refill(walker *w)
 {
-    while (w->pos < w->n && !w->st.err) {
+    while (w->pos < w->n && !w->st.c.err) {
         uint32_t len = w->n - w->pos;
         bool last = len <= SL_JS1_WINDOW;
         if (!last) len = SL_JS1_WINDOW;
         uint32_t tn = (uint32_t)w->s1(w->p + w->pos, len, w->pos, last, &w->st, w->idx);
         w->pos += len;
-        if (tn && !w->st.err) return tn;
+        if (tn && !w->st.c.err) return tn;
     }
     w->pos = w->n;
     w->idx[0] = w->n;
@@ -325,7 +325,8 @@ static inline uint32_t skip_digits(const uint8_t *p, uint32_t n, uint32_t j)
 
 /* Bit masks over the 16 bytes at p: digits, '.', and every byte that can
  * appear in a number (digits . e E + -). */
-static inline void number_masks(const uint8_t *p, uint32_t *digits, uint32_t *dots, uint32_t *numch)
+static inline __attribute__((always_inline)) void number_masks(const uint8_t *p, uint32_t *digits,
+                                                               uint32_t *dots, uint32_t *numch)
 {
 #if defined(__SSE2__)
     __m128i v = _mm_loadu_si128((const __m128i *)p);
@@ -358,7 +359,8 @@ static inline void number_masks(const uint8_t *p, uint32_t *digits, uint32_t *do
 /* The common shapes, -?int and -?int.frac, with masks and no data-dependent
  * branches; 0 when the number needs the full grammar (exponents, errors,
  * fewer than 17 readable bytes, 16 or more bytes long). */
-static inline uint32_t number_fast(const uint8_t *p, uint32_t n, uint32_t i)
+static inline __attribute__((always_inline)) uint32_t number_fast(const uint8_t *p, uint32_t n,
+                                                                  uint32_t i)
 {
     if ((size_t)i + 17 > n) return 0;
     uint32_t dg, dt, nc;
@@ -381,14 +383,9 @@ static inline uint32_t number_fast(const uint8_t *p, uint32_t n, uint32_t i)
     return ok ? len : 0;
 }
 
-/* RFC 8259 number at i; *end = one past it. */
-static inline int scan_number(walker *w, uint32_t i, uint32_t *end)
+/* RFC 8259 number at i, the full grammar; *end = one past it. */
+static __attribute__((noinline)) int scan_number_slow(walker *w, uint32_t i, uint32_t *end)
 {
-    uint32_t fast = number_fast(w->p, w->n, i);
-    if (__builtin_expect(fast != 0, 1)) {
-        *end = i + fast;
-        return 0;
-    }
     const uint8_t *p = w->p;
     uint32_t n = w->n, j = i;
     if (p[j] == '-') j++;
@@ -414,6 +411,16 @@ static inline int scan_number(walker *w, uint32_t i, uint32_t *end)
     if (j < n && !delim[p[j]]) return fail(w, i, "invalid number");
     *end = j;
     return 0;
+}
+
+static inline __attribute__((always_inline)) int scan_number(walker *w, uint32_t i, uint32_t *end)
+{
+    uint32_t fast = number_fast(w->p, w->n, i);
+    if (__builtin_expect(fast != 0, 1)) {
+        *end = i + fast;
+        return 0;
+    }
+    return scan_number_slow(w, i, end);
 }
 
 /* lit is 4 bytes ("true", "null", "alse" of false at i + 1). */
@@ -619,7 +626,7 @@ static int walk_end(walker *w, const uint32_t *cur)
     uint32_t i;
     NEXT(i);
     if (i < w->n) FAIL(i, "trailing characters after the value");
-    if (w->st.err) FAIL(w->n, "stage 1");
+    if (w->st.c.err) FAIL(w->n, "stage 1");
     return 0;
 failed:
     return -1;
@@ -887,7 +894,7 @@ close:
 done:
     NEXT(i);
     if (i < w->n) FAIL(i, "trailing characters after the value");
-    if (w->st.err) FAIL(w->n, "stage 1");
+    if (w->st.c.err) FAIL(w->n, "stage 1");
     return 0;
 failed:
     return -1;
@@ -899,7 +906,7 @@ failed:
 static void stage1_message(const walker *w, sl_err *err)
 {
     const char *p = (const char *)w->p;
-    if (w->st.err & SL_JS1_ERR_UTF8) {
+    if (w->st.c.err & SL_JS1_ERR_UTF8) {
         sl_errf(err, SL_EPARSE, "invalid UTF-8 at byte %zu", sl_utf8_valid_prefix(p, w->n));
         return;
     }
@@ -934,9 +941,8 @@ static int run(const char *p, size_t n, const sl_json_opts *o, emitter *e, sl_er
     w.pos = 0;
     w.s1 = kernel_fn(sl_json_kernel_active(o));
     /* Kernels zero their vector state themselves on the first window. */
-    w.st.prev_escaped = w.st.prev_in_string = w.st.prev_scalar = 0;
-    w.st.carry_noesc = w.st.carry_nou = 0;
-    w.st.err = w.st.utf8_need = 0;
+    w.st.c = (sl_js_carry){0};
+    w.st.utf8_need = 0;
     w.st.utf8_lo = w.st.utf8_hi = 0;
     w.code = 0;
     int rc = !e           ? walk_validate(&w, max_depth)
@@ -944,7 +950,7 @@ static int run(const char *p, size_t n, const sl_json_opts *o, emitter *e, sl_er
                           : walk_fields(&w, max_depth, e);
     if (rc == 0) return 0;
     if (w.code == SL_ENOMEM) return sl_errf(err, SL_ENOMEM, "%s", w.err_what);
-    if (w.st.err) {
+    if (w.st.c.err) {
         stage1_message(&w, err);
         return SL_EPARSE;
     }

@@ -37,14 +37,19 @@ enum {
 #define SL_JS_TOK_UESC (1u << 30) /* ... among them \u escapes, checked by stage 2 */
 #define SL_JS_TOK_POS  ((1u << 30) - 1)
 
-/* Carried from one 64-byte block to the next. */
+/* Carried from one 64-byte block to the next; kernels keep a local copy
+ * (registers) while they run. */
+typedef struct sl_js_carry {
+    uint64_t prev_escaped;   /* 1: the next block's first byte is escaped */
+    uint64_t prev_in_string; /* all ones while inside a string */
+    uint64_t prev_scalar;    /* 1: the last byte was a non-quote scalar byte */
+    uint64_t carry_noesc;    /* 1: inside a string with no escape so far */
+    uint64_t carry_nou;      /* 1: inside a string with no \u escape so far */
+    uint32_t err;            /* SL_JS1_ERR_* seen so far */
+} sl_js_carry;
+
 typedef struct sl_js1_state {
-    uint64_t prev_escaped;    /* 1: the next block's first byte is escaped */
-    uint64_t prev_in_string;  /* all ones while inside a string */
-    uint64_t prev_scalar;     /* 1: the last byte was a non-quote scalar byte */
-    uint64_t carry_noesc;     /* 1: inside a string with no escape so far */
-    uint64_t carry_nou;       /* 1: inside a string with no \u escape so far */
-    uint32_t err;             /* SL_JS1_ERR_* seen so far */
+    sl_js_carry c;
     uint32_t utf8_need;       /* scalar UTF-8 checker: continuation bytes owed */
     uint8_t utf8_lo, utf8_hi; /* scalar checker: range of the next continuation */
     /* SIMD UTF-8 checkers: the previous input block and its incomplete
@@ -63,7 +68,7 @@ typedef struct sl_js1_state {
  * string (the closing one flagged SL_JS_TOK_ESC/UESC), and the first byte
  * of every other run of non-whitespace bytes outside strings (scalars, and
  * garbage for stage 2 to reject). Simple escapes are validated here, \u
- * escapes by stage 2. Errors accumulate in s->err. */
+ * escapes by stage 2. Errors accumulate in s->c.err. */
 typedef size_t (*sl_js1_fn)(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                             uint32_t *idx);
 
@@ -78,7 +83,7 @@ size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js
                      uint32_t *idx);
 bool sl_js1_x86_supported(int kernel);
 #endif
-#if defined(__aarch64__) && SL_JSON_SIMD
+#if (defined(__aarch64__) && SL_JSON_SIMD) || defined(SL_JSON_NEON_SIMDE)
 size_t sl_js1_neon(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                    uint32_t *idx);
 #endif
@@ -87,7 +92,7 @@ size_t sl_js1_neon(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_
 
 /* From the backslash mask: *escape = backslashes that start an escape,
  * return = bytes that are escaped (preceded by an odd run of backslashes).
- * Runs crossing blocks carry through s->prev_escaped. */
+ * Runs crossing blocks carry through *prev_escaped. */
 static inline uint64_t sl_js_escapes(uint64_t bs, uint64_t *escape, uint64_t *prev_escaped)
 {
     if (!bs) {
@@ -141,7 +146,7 @@ typedef struct sl_js_block {
  * closing quotes. */
 static inline sl_js_block sl_js_finish(const uint8_t *b, uint64_t quote, uint64_t in_string,
                                        uint64_t escape, uint64_t escaped, uint64_t op, uint64_t ws,
-                                       uint64_t ctrl, sl_js1_state *s)
+                                       uint64_t ctrl, sl_js_carry *s)
 {
     sl_js_block r;
     if (ctrl & in_string) s->err |= SL_JS1_ERR_CTRL;

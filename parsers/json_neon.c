@@ -3,9 +3,16 @@
  * optional crypto extension. Compiled only on aarch64. */
 #include "parsers/json_internal.h"
 
-#if defined(__aarch64__) && SL_JSON_SIMD
+/* SL_JSON_NEON_SIMDE: build this kernel on any host through SIMDe's NEON
+ * emulation (libsimde-dev), so tests can run it off arm64. */
+#if (defined(__aarch64__) && SL_JSON_SIMD) || defined(SL_JSON_NEON_SIMDE)
 
+#ifdef SL_JSON_NEON_SIMDE
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/arm/neon.h>
+#else
 #include <arm_neon.h>
+#endif
 
 enum {
     TOO_SHORT = 1 << 0,
@@ -111,7 +118,7 @@ static inline void utf8_check(utf8_neon *u, uint8x16_t in, uint8x16_t prev)
     u->err = vorrq_u8(u->err, veorq_u8(must23, sc));
 }
 
-static inline uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_neon *u,
+static inline uint32_t *block(const uint8_t *b, uint32_t pos, sl_js_carry *s, utf8_neon *u,
                               uint32_t *out)
 {
     uint8x16_t v[4], mq[4], mb[4], mw[4], mo[4], mc[4];
@@ -165,18 +172,20 @@ size_t sl_js1_neon(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_
         u.prev = vld1q_u8(s->utf8_prev);
         u.incomplete = vld1q_u8(s->utf8_incomplete);
     }
+    sl_js_carry c = s->c;
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block(p + i, base + (uint32_t)i, s, &u, out);
+    for (; i + 64 <= n; i += 64) out = block(p + i, base + (uint32_t)i, &c, &u, out);
     if (last) {
         if (i < n) {
             uint8_t pad[64];
             for (size_t k = 0; k < 64; k++) pad[k] = k < n - i ? p[i + k] : ' ';
-            out = block(pad, base + (uint32_t)i, s, &u, out);
+            out = block(pad, base + (uint32_t)i, &c, &u, out);
         }
         u.err = vorrq_u8(u.err, u.incomplete);
     }
-    if (vmaxvq_u8(u.err)) s->err |= SL_JS1_ERR_UTF8;
+    if (vmaxvq_u8(u.err)) c.err |= SL_JS1_ERR_UTF8;
+    s->c = c;
     vst1q_u8(s->utf8_prev, u.prev);
     vst1q_u8(s->utf8_incomplete, u.incomplete);
     return (size_t)(out - idx);

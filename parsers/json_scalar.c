@@ -45,7 +45,7 @@ static inline uint64_t gather8(uint64_t m)
 
 /* Byte-at-a-time UTF-8 check (RFC 3629: no overlongs, no surrogates, at
  * most U+10FFFF), resumable across blocks. */
-static void utf8_bytes(const uint8_t *b, size_t n, sl_js1_state *s)
+static void utf8_bytes(const uint8_t *b, size_t n, sl_js1_state *s, sl_js_carry *cy)
 {
     uint32_t need = s->utf8_need;
     uint8_t lo = s->utf8_lo, hi = s->utf8_hi;
@@ -53,7 +53,7 @@ static void utf8_bytes(const uint8_t *b, size_t n, sl_js1_state *s)
         uint8_t c = b[i];
         if (need) {
             if (c < lo || c > hi) {
-                s->err |= SL_JS1_ERR_UTF8;
+                cy->err |= SL_JS1_ERR_UTF8;
                 return;
             }
             lo = 0x80;
@@ -65,7 +65,7 @@ static void utf8_bytes(const uint8_t *b, size_t n, sl_js1_state *s)
         lo = 0x80;
         hi = 0xBF;
         if (c < 0xC2) {
-            s->err |= SL_JS1_ERR_UTF8;
+            cy->err |= SL_JS1_ERR_UTF8;
             return;
         } else if (c < 0xE0) {
             need = 1;
@@ -78,7 +78,7 @@ static void utf8_bytes(const uint8_t *b, size_t n, sl_js1_state *s)
             if (c == 0xF0) lo = 0x90;
             if (c == 0xF4) hi = 0x8F;
         } else {
-            s->err |= SL_JS1_ERR_UTF8;
+            cy->err |= SL_JS1_ERR_UTF8;
             return;
         }
     }
@@ -87,7 +87,8 @@ static void utf8_bytes(const uint8_t *b, size_t n, sl_js1_state *s)
     s->utf8_hi = hi;
 }
 
-static uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, uint32_t *out)
+static uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, sl_js_carry *c,
+                       uint32_t *out)
 {
     uint64_t quote = 0, bs = 0, op = 0, ws = 0, ctrl = 0, high = 0;
     for (unsigned w = 0; w < 8; w++) {
@@ -104,15 +105,15 @@ static uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, uint32_t
         ctrl |= gather8(ctrl_bytes(x)) << sh;
         high |= x & HIGH;
     }
-    if (high || s->utf8_need) utf8_bytes(b, 64, s);
+    if (high || s->utf8_need) utf8_bytes(b, 64, s, c);
 
     uint64_t escape;
-    uint64_t escaped = sl_js_escapes(bs, &escape, &s->prev_escaped);
+    uint64_t escaped = sl_js_escapes(bs, &escape, &c->prev_escaped);
     quote &= ~escaped;
-    uint64_t in_string = sl_js_prefix_xor_portable(quote) ^ s->prev_in_string;
-    s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
+    uint64_t in_string = sl_js_prefix_xor_portable(quote) ^ c->prev_in_string;
+    c->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
 
-    sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, s);
+    sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, c);
     uint32_t *first = out;
     for (uint64_t tok = r.tokens; tok; tok &= tok - 1)
         *out++ = pos + (uint32_t)__builtin_ctzll(tok);
@@ -123,17 +124,19 @@ static uint32_t *block(const uint8_t *b, uint32_t pos, sl_js1_state *s, uint32_t
 size_t sl_js1_scalar(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                      uint32_t *idx)
 {
+    sl_js_carry c = s->c;
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n && !s->err; i += 64) out = block(p + i, base + (uint32_t)i, s, out);
-    if (last && !s->err) {
+    for (; i + 64 <= n && !c.err; i += 64) out = block(p + i, base + (uint32_t)i, s, &c, out);
+    if (last && !c.err) {
         if (i < n) {
             uint8_t pad[64];
             memset(pad, ' ', sizeof pad);
             memcpy(pad, p + i, n - i);
-            out = block(pad, base + (uint32_t)i, s, out);
+            out = block(pad, base + (uint32_t)i, s, &c, out);
         }
-        if (s->utf8_need) s->err |= SL_JS1_ERR_UTF8;
+        if (s->utf8_need) c.err |= SL_JS1_ERR_UTF8;
     }
+    s->c = c;
     return (size_t)(out - idx);
 }

@@ -20,7 +20,7 @@
 
 bool sl_js1_x86_supported(int kernel)
 {
-    __builtin_cpu_init();
+    /* __builtin_cpu_init() is only needed before constructors have run. */
     bool base = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("popcnt");
     if (kernel == SL_JSON_AVX2)
         return base && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
@@ -160,7 +160,7 @@ AVX2 static INLINE uint32_t *flatten_bmi(uint32_t *out, uint32_t base, uint64_t 
     return out + cnt;
 }
 
-AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_256 *u,
+AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js_carry *s, utf8_256 *u,
                                       uint32_t *out)
 {
     __m256i lo = _mm256_loadu_si256((const __m256i *)b);
@@ -209,19 +209,21 @@ AVX2 size_t sl_js1_avx2(const uint8_t *p, size_t n, uint32_t base, bool last, sl
         u.prev = _mm256_load_si256((const __m256i *)s->utf8_prev);
         u.incomplete = _mm256_load_si256((const __m256i *)s->utf8_incomplete);
     }
+    sl_js_carry c = s->c;
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block256(p + i, base + (uint32_t)i, s, &u, out);
+    for (; i + 64 <= n; i += 64) out = block256(p + i, base + (uint32_t)i, &c, &u, out);
     if (last) {
         if (i < n) {
             _Alignas(32) uint8_t pad[64];
             memset(pad, ' ', sizeof pad);
             memcpy(pad, p + i, n - i);
-            out = block256(pad, base + (uint32_t)i, s, &u, out);
+            out = block256(pad, base + (uint32_t)i, &c, &u, out);
         }
         u.err = _mm256_or_si256(u.err, u.incomplete);
     }
-    if (!_mm256_testz_si256(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
+    if (!_mm256_testz_si256(u.err, u.err)) c.err |= SL_JS1_ERR_UTF8;
+    s->c = c;
     _mm256_store_si256((__m256i *)s->utf8_prev, u.prev);
     _mm256_store_si256((__m256i *)s->utf8_incomplete, u.incomplete);
     return (size_t)(out - idx);
@@ -264,7 +266,7 @@ SSE42 static inline uint64_t mask128(__m128i a, __m128i b, __m128i c, __m128i d)
            ((uint64_t)(uint16_t)_mm_movemask_epi8(d) << 48);
 }
 
-SSE42 static INLINE uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js1_state *s, utf8_128 *u,
+SSE42 static INLINE uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js_carry *s, utf8_128 *u,
                                        uint32_t *out)
 {
     __m128i v[4];
@@ -323,19 +325,21 @@ SSE42 size_t sl_js1_sse42(const uint8_t *p, size_t n, uint32_t base, bool last, 
         u.prev = _mm_load_si128((const __m128i *)s->utf8_prev);
         u.incomplete = _mm_load_si128((const __m128i *)s->utf8_incomplete);
     }
+    sl_js_carry c = s->c;
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block128(p + i, base + (uint32_t)i, s, &u, out);
+    for (; i + 64 <= n; i += 64) out = block128(p + i, base + (uint32_t)i, &c, &u, out);
     if (last) {
         if (i < n) {
             _Alignas(16) uint8_t pad[64];
             memset(pad, ' ', sizeof pad);
             memcpy(pad, p + i, n - i);
-            out = block128(pad, base + (uint32_t)i, s, &u, out);
+            out = block128(pad, base + (uint32_t)i, &c, &u, out);
         }
         u.err = _mm_or_si128(u.err, u.incomplete);
     }
-    if (!_mm_testz_si128(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
+    if (!_mm_testz_si128(u.err, u.err)) c.err |= SL_JS1_ERR_UTF8;
+    s->c = c;
     _mm_store_si128((__m128i *)s->utf8_prev, u.prev);
     _mm_store_si128((__m128i *)s->utf8_incomplete, u.incomplete);
     return (size_t)(out - idx);
@@ -402,8 +406,8 @@ AVX512 static INLINE uint32_t *flatten512(uint32_t *out, uint32_t base, uint64_t
     return out + cnt;
 }
 
-AVX512 static INLINE uint32_t *block512(const uint8_t *b, uint32_t pos, sl_js1_state *s,
-                                        utf8_512 *u, uint32_t *out)
+AVX512 static INLINE uint32_t *block512(const uint8_t *b, uint32_t pos, sl_js_carry *s, utf8_512 *u,
+                                        uint32_t *out)
 {
     __m512i v = _mm512_loadu_si512((const void *)b);
     const __m512i ws_t = table512(ws_t16), op_t = table512(op_t16);
@@ -440,9 +444,10 @@ AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last
         u.prev = _mm512_load_si512((const void *)s->utf8_prev);
         u.incomplete = _mm512_load_si512((const void *)s->utf8_incomplete);
     }
+    sl_js_carry c = s->c;
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block512(p + i, base + (uint32_t)i, s, &u, out);
+    for (; i + 64 <= n; i += 64) out = block512(p + i, base + (uint32_t)i, &c, &u, out);
     if (last) {
         if (i < n) {
             /* The tail through a masked load: nothing past p + n is read. */
@@ -450,11 +455,12 @@ AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last
             _Alignas(64) uint8_t pad[64];
             _mm512_store_si512((void *)pad,
                                _mm512_mask_loadu_epi8(_mm512_set1_epi8(' '), m, p + i));
-            out = block512(pad, base + (uint32_t)i, s, &u, out);
+            out = block512(pad, base + (uint32_t)i, &c, &u, out);
         }
         u.err = _mm512_or_si512(u.err, u.incomplete);
     }
-    if (_mm512_test_epi8_mask(u.err, u.err)) s->err |= SL_JS1_ERR_UTF8;
+    if (_mm512_test_epi8_mask(u.err, u.err)) c.err |= SL_JS1_ERR_UTF8;
+    s->c = c;
     _mm512_store_si512((void *)s->utf8_prev, u.prev);
     _mm512_store_si512((void *)s->utf8_incomplete, u.incomplete);
     return (size_t)(out - idx);

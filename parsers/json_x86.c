@@ -347,6 +347,12 @@ SSE42 size_t sl_js1_sse42(const uint8_t *p, size_t n, uint32_t base, bool last, 
 
 /* -------------------------------------------------------------- AVX-512 */
 
+/* The kernel's constant vectors, made once per call and pinned in
+ * registers (compilers otherwise rebuild broadcasts in the loop). */
+typedef struct {
+    __m512i ws_t, op_t, t1, t2, t3, bsl, quo, x20, c1f, x0f, x60, x70, x80, incmax, iota;
+} k512;
+
 typedef struct {
     __m512i err, prev, incomplete;
 } utf8_512;
@@ -356,38 +362,36 @@ AVX512 static INLINE __m512i table512(const uint8_t *t)
     return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
 }
 
-AVX512 static INLINE __m512i nib_hi512(__m512i x)
-{
-    return _mm512_and_si512(_mm512_srli_epi16(x, 4), _mm512_set1_epi8(0x0F));
-}
+#define PIN(x) __asm__("" : "+v"(x))
 
-AVX512 static INLINE void utf8_check512(utf8_512 *u, __m512i in)
+AVX512 static INLINE void utf8_check512(const k512 *k, utf8_512 *u, __m512i in)
 {
-    const __m512i t1 = table512(b1_high_t), t2 = table512(b1_low_t), t3 = table512(b2_high_t);
     /* Lanes [prev.3, in.0, in.1, in.2]: what precedes each 16-byte lane. */
     __m512i joined = _mm512_alignr_epi64(in, u->prev, 6);
     __m512i prev1 = _mm512_alignr_epi8(in, joined, 15);
     __m512i prev2 = _mm512_alignr_epi8(in, joined, 14);
     __m512i prev3 = _mm512_alignr_epi8(in, joined, 13);
     __m512i sc = _mm512_and_si512(
-        _mm512_and_si512(_mm512_shuffle_epi8(t1, nib_hi512(prev1)),
-                         _mm512_shuffle_epi8(t2, _mm512_and_si512(prev1, _mm512_set1_epi8(0x0F)))),
-        _mm512_shuffle_epi8(t3, nib_hi512(in)));
-    __m512i third = _mm512_subs_epu8(prev2, _mm512_set1_epi8((char)(0xE0 - 0x80)));
-    __m512i fourth = _mm512_subs_epu8(prev3, _mm512_set1_epi8((char)(0xF0 - 0x80)));
-    __m512i must23 = _mm512_and_si512(_mm512_or_si512(third, fourth), _mm512_set1_epi8((char)0x80));
+        _mm512_and_si512(
+            _mm512_shuffle_epi8(k->t1, _mm512_and_si512(_mm512_srli_epi16(prev1, 4), k->x0f)),
+            _mm512_shuffle_epi8(k->t2, _mm512_and_si512(prev1, k->x0f))),
+        _mm512_shuffle_epi8(k->t3, _mm512_and_si512(_mm512_srli_epi16(in, 4), k->x0f)));
+    __m512i third = _mm512_subs_epu8(prev2, k->x60);
+    __m512i fourth = _mm512_subs_epu8(prev3, k->x70);
+    __m512i must23 = _mm512_and_si512(_mm512_or_si512(third, fourth), k->x80);
     u->err = _mm512_or_si512(u->err, _mm512_xor_si512(must23, sc));
-    u->incomplete = _mm512_subs_epu8(in, _mm512_loadu_si512((const void *)incomplete_max));
+    u->incomplete = _mm512_subs_epu8(in, k->incmax);
     u->prev = in;
 }
 
 /* Token positions by compressing a vector of byte offsets (VBMI2), sixteen
  * widened at a time; stores past cnt land in the buffer's slack. */
-AVX512 static INLINE uint32_t *flatten512(uint32_t *out, uint32_t base, uint64_t bits)
+AVX512 static INLINE uint32_t *flatten512(const k512 *k, uint32_t *out, uint32_t base,
+                                          uint64_t bits)
 {
     if (!bits) return out;
     int cnt = __builtin_popcountll(bits);
-    __m512i pos = _mm512_maskz_compress_epi8(bits, _mm512_loadu_si512((const void *)iota64));
+    __m512i pos = _mm512_maskz_compress_epi8(bits, k->iota);
     __m512i b = _mm512_set1_epi32((int)base);
     _mm512_storeu_si512(out,
                         _mm512_add_epi32(b, _mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos))));
@@ -406,20 +410,19 @@ AVX512 static INLINE uint32_t *flatten512(uint32_t *out, uint32_t base, uint64_t
     return out + cnt;
 }
 
-AVX512 static INLINE uint32_t *block512(const uint8_t *b, uint32_t pos, sl_js_carry *s, utf8_512 *u,
-                                        uint32_t *out)
+AVX512 static INLINE uint32_t *block512(const k512 *k, const uint8_t *b, uint32_t pos,
+                                        sl_js_carry *s, utf8_512 *u, uint32_t *out)
 {
     __m512i v = _mm512_loadu_si512((const void *)b);
-    const __m512i ws_t = table512(ws_t16), op_t = table512(op_t16);
-    uint64_t bs = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\'));
-    uint64_t quote = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"'));
-    uint64_t ws = _mm512_cmpeq_epi8_mask(v, _mm512_shuffle_epi8(ws_t, v));
-    uint64_t op = _mm512_cmpeq_epi8_mask(_mm512_or_si512(v, _mm512_set1_epi8(0x20)),
-                                         _mm512_shuffle_epi8(op_t, v));
-    uint64_t ctrl = _mm512_cmple_epu8_mask(v, _mm512_set1_epi8(0x1F));
+    uint64_t bs = _mm512_cmpeq_epi8_mask(v, k->bsl);
+    uint64_t quote = _mm512_cmpeq_epi8_mask(v, k->quo);
+    uint64_t ws = _mm512_cmpeq_epi8_mask(v, _mm512_shuffle_epi8(k->ws_t, v));
+    uint64_t op =
+        _mm512_cmpeq_epi8_mask(_mm512_or_si512(v, k->x20), _mm512_shuffle_epi8(k->op_t, v));
+    uint64_t ctrl = _mm512_cmple_epu8_mask(v, k->c1f);
 
     if (_mm512_movepi8_mask(v))
-        utf8_check512(u, v);
+        utf8_check512(k, u, v);
     else
         u->err = _mm512_or_si512(u->err, u->incomplete);
 
@@ -431,7 +434,7 @@ AVX512 static INLINE uint32_t *block512(const uint8_t *b, uint32_t pos, sl_js_ca
                          s->prev_in_string;
     s->prev_in_string = (uint64_t)((int64_t)in_string >> 63);
     sl_js_block r = sl_js_finish(b, quote, in_string, escape, escaped, op, ws, ctrl, s);
-    uint32_t *next = flatten512(out, pos, r.tokens);
+    uint32_t *next = flatten512(k, out, pos, r.tokens);
     if (r.esc_close | r.u_close) sl_js_apply_flags(out, &r);
     return next;
 }
@@ -439,6 +442,38 @@ AVX512 static INLINE uint32_t *block512(const uint8_t *b, uint32_t pos, sl_js_ca
 AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                             uint32_t *idx)
 {
+    k512 k = {
+        table512(ws_t16),
+        table512(op_t16),
+        table512(b1_high_t),
+        table512(b1_low_t),
+        table512(b2_high_t),
+        _mm512_set1_epi8('\\'),
+        _mm512_set1_epi8('"'),
+        _mm512_set1_epi8(0x20),
+        _mm512_set1_epi8(0x1F),
+        _mm512_set1_epi8(0x0F),
+        _mm512_set1_epi8((char)(0xE0 - 0x80)),
+        _mm512_set1_epi8((char)(0xF0 - 0x80)),
+        _mm512_set1_epi8((char)0x80),
+        _mm512_loadu_si512((const void *)incomplete_max),
+        _mm512_loadu_si512((const void *)iota64),
+    };
+    PIN(k.ws_t);
+    PIN(k.op_t);
+    PIN(k.t1);
+    PIN(k.t2);
+    PIN(k.t3);
+    PIN(k.bsl);
+    PIN(k.quo);
+    PIN(k.x20);
+    PIN(k.c1f);
+    PIN(k.x0f);
+    PIN(k.x60);
+    PIN(k.x70);
+    PIN(k.x80);
+    PIN(k.incmax);
+    PIN(k.iota);
     utf8_512 u = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
     if (base) {
         u.prev = _mm512_load_si512((const void *)s->utf8_prev);
@@ -447,7 +482,7 @@ AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last
     sl_js_carry c = s->c;
     uint32_t *out = idx;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) out = block512(p + i, base + (uint32_t)i, &c, &u, out);
+    for (; i + 64 <= n; i += 64) out = block512(&k, p + i, base + (uint32_t)i, &c, &u, out);
     if (last) {
         if (i < n) {
             /* The tail through a masked load: nothing past p + n is read. */
@@ -455,7 +490,7 @@ AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last
             _Alignas(64) uint8_t pad[64];
             _mm512_store_si512((void *)pad,
                                _mm512_mask_loadu_epi8(_mm512_set1_epi8(' '), m, p + i));
-            out = block512(pad, base + (uint32_t)i, &c, &u, out);
+            out = block512(&k, pad, base + (uint32_t)i, &c, &u, out);
         }
         u.err = _mm512_or_si512(u.err, u.incomplete);
     }

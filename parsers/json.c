@@ -642,8 +642,53 @@ static int walk_validate(walker *w, uint32_t max_depth)
     return cur ? walk_end(w, cur) : -1;
 }
 
+/* A value inside a depth-2 container of walk_fields, whose first token is
+ * i: scalars checked inline, containers through walk_value. */
+#define NESTED_VALUE(i)                                                                            \
+    do {                                                                                           \
+        uint32_t e_;                                                                               \
+        bool x_ = false;                                                                           \
+        switch (ch(w, (i))) {                                                                      \
+        case '"':                                                                                  \
+            SCAN_STRING((i), e_, x_);                                                              \
+            break;                                                                                 \
+        case '{':                                                                                  \
+        case '[':                                                                                  \
+            w->lim = lim;                                                                          \
+            cur = walk_value(w, cur, (i), 2, max_depth, &e_);                                      \
+            if (!cur) goto failed;                                                                 \
+            lim = w->lim;                                                                          \
+            break;                                                                                 \
+        case 't':                                                                                  \
+            if (scan_literal(w, (i), "true", 4)) goto failed;                                      \
+            break;                                                                                 \
+        case 'f':                                                                                  \
+            if (scan_literal(w, (i), "false", 5)) goto failed;                                     \
+            break;                                                                                 \
+        case 'n':                                                                                  \
+            if (scan_literal(w, (i), "null", 4)) goto failed;                                      \
+            break;                                                                                 \
+        case '-':                                                                                  \
+        case '0':                                                                                  \
+        case '1':                                                                                  \
+        case '2':                                                                                  \
+        case '3':                                                                                  \
+        case '4':                                                                                  \
+        case '5':                                                                                  \
+        case '6':                                                                                  \
+        case '7':                                                                                  \
+        case '8':                                                                                  \
+        case '9':                                                                                  \
+            if (scan_number(w, (i), &e_)) goto failed;                                             \
+            break;                                                                                 \
+        default:                                                                                   \
+            FAIL((i), (i) >= w->n ? "unexpected end of input" : "unexpected character");           \
+        }                                                                                          \
+        (void)x_;                                                                                  \
+    } while (0)
+
 /* The top-level object's fields, without flattening: the hot path of the
- * parse step, one loop per field; nested values go to walk_value. */
+ * parse step, one loop per field. */
 static int walk_fields(walker *w, uint32_t max_depth, emitter *e)
 {
     const uint32_t *cur = w->idx, *lim = w->idx;
@@ -669,15 +714,56 @@ static int walk_fields(walker *w, uint32_t max_depth, emitter *e)
                 val = (sl_slice){(const char *)w->p + i + 1, end - i - 1};
                 type = esc ? SL_V_ESCAPED : SL_V_STRING;
                 break;
-            case '{':
-            case '[':
-                w->lim = lim;
-                cur = walk_value(w, cur, i, 1, max_depth, &end);
-                if (!cur) goto failed;
-                lim = w->lim;
-                val = (sl_slice){(const char *)w->p + i, end - i};
-                type = w->p[i] == '{' ? SL_V_OBJECT : SL_V_ARRAY;
+            case '[': {
+                /* Shallow containers inline; deeper ones through walk_value. */
+                uint32_t open = i;
+                if (max_depth < 2) FAIL(i, "nesting too deep");
+                NEXT(i);
+                if (ch(w, i) != ']') {
+                    for (;;) {
+                        NESTED_VALUE(i);
+                        NEXT(i);
+                        if (ch(w, i) == ',') {
+                            NEXT(i);
+                            continue;
+                        }
+                        if (ch(w, i) == ']') break;
+                        FAIL(i, i >= w->n ? "unexpected end of input" : "expected ',' or ']'");
+                    }
+                }
+                val = (sl_slice){(const char *)w->p + open, i + 1 - open};
+                type = SL_V_ARRAY;
                 break;
+            }
+            case '{': {
+                uint32_t open = i;
+                if (max_depth < 2) FAIL(i, "nesting too deep");
+                NEXT(i);
+                if (ch(w, i) != '}') {
+                    for (;;) {
+                        if (ch(w, i) != '"')
+                            FAIL(i, i >= w->n ? "unexpected end of input" : "expected a key");
+                        uint32_t kc;
+                        bool ke = false;
+                        SCAN_STRING(i, kc, ke);
+                        (void)ke;
+                        NEXT(i);
+                        if (ch(w, i) != ':') FAIL(i, "expected ':'");
+                        NEXT(i);
+                        NESTED_VALUE(i);
+                        NEXT(i);
+                        if (ch(w, i) == ',') {
+                            NEXT(i);
+                            continue;
+                        }
+                        if (ch(w, i) == '}') break;
+                        FAIL(i, i >= w->n ? "unexpected end of input" : "expected ',' or '}'");
+                    }
+                }
+                val = (sl_slice){(const char *)w->p + open, i + 1 - open};
+                type = SL_V_OBJECT;
+                break;
+            }
             case 't':
                 if (scan_literal(w, i, "true", 4)) goto failed;
                 val = (sl_slice){(const char *)w->p + i, 4};

@@ -34,7 +34,7 @@ enum {
 /* A closing quote's token carries what its string holds in its top bits
  * (documents are shorter than 2^30 bytes). */
 #define SL_JS_TOK_ESC  (1u << 31) /* the string has escapes */
-#define SL_JS_TOK_UESC (1u << 30) /* ... among them \u escapes, checked by stage 2 */
+#define SL_JS_TOK_UESC (1u << 30) /* ... among them \u escapes stage 2 must check */
 #define SL_JS_TOK_POS  ((1u << 30) - 1)
 
 /* Carried from one 64-byte block to the next; kernels keep a local copy
@@ -44,7 +44,7 @@ typedef struct sl_js_carry {
     uint64_t prev_in_string; /* all ones while inside a string */
     uint64_t prev_scalar;    /* 1: the last byte was a non-quote scalar byte */
     uint64_t carry_noesc;    /* 1: inside a string with no escape so far */
-    uint64_t carry_nou;      /* 1: inside a string with no \u escape so far */
+    uint64_t carry_nou;      /* 1: inside a string with no \u escape for stage 2 so far */
     uint32_t err;            /* SL_JS1_ERR_* seen so far */
 } sl_js_carry;
 
@@ -124,6 +124,24 @@ static inline uint64_t sl_js_prefix_xor_portable(uint64_t x)
     return x;
 }
 
+/* Four hex digits as a number, or -1. */
+static inline int sl_js_hex4(const uint8_t *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = p[i];
+        int d;
+        if ((unsigned)(c - '0') < 10)
+            d = c - '0';
+        else if ((unsigned)((c | 0x20) - 'a') < 6)
+            d = (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+        v = (v << 4) | d;
+    }
+    return v;
+}
+
 static inline uint64_t sl_js_add_carry(uint64_t a, uint64_t b, uint64_t *carry)
 {
     uint64_t r1, r2;
@@ -166,6 +184,16 @@ static inline sl_js_block sl_js_finish(const uint8_t *b, uint64_t quote, uint64_
         case 't':
             break;
         case 'u':
+            /* Four hex digits inside the block and no surrogate: done
+             * here; otherwise stage 2 looks (SL_JS_TOK_UESC). */
+            if (k + 4 < 64) {
+                int h = sl_js_hex4(b + k + 1);
+                if (h < 0) {
+                    s->err |= SL_JS1_ERR_ESCAPE;
+                    break;
+                }
+                if (h < 0xD800 || h > 0xDFFF) break;
+            }
             u |= 1ULL << k;
             break;
         default:

@@ -549,6 +549,26 @@ static void test_block_boundaries(void **state)
             }
         }
     }
+    /* Invalid escapes at every offset around block and window edges. */
+    static const char *const bad_pieces[] = {
+        "\\u00g9", "\\ud800x", "\\udc00", "\\ud800\\u0041", "\\x", "\\u12", "\\ud83d\\ude0"};
+    for (size_t pi = 0; pi < sizeof bad_pieces / sizeof *bad_pieces; pi++) {
+        const char *pc = bad_pieces[pi];
+        size_t pl = strlen(pc);
+        size_t starts[] = {40, 2000};
+        for (size_t si = 0; si < 2; si++) {
+            for (size_t off = starts[si]; off < starts[si] + 90; off++) {
+                size_t n = 6;
+                memcpy(doc, "{\"k\":\"", 6);
+                while (n < off) doc[n++] = 'a';
+                memcpy(doc + n, pc, pl);
+                n += pl;
+                memcpy(doc + n, "\"}", 2);
+                n += 2;
+                if (valid_all(doc, n, NULL) != SL_EPARSE) fail_msg("bad piece %zu at %zu", pi, off);
+            }
+        }
+    }
     /* A big document: many windows, every field reported. */
     size_t n = 0;
     static char big[300000];

@@ -3,7 +3,8 @@
  * escapes; deterministic), ~100 MB in memory. Compares, in one run over the
  * same lines:
  *   - ours: sl_json_fields per line (each stage-1 kernel; the best one is
- *     the headline);
+ *     the headline), and the whole parse step (sl_json_parse_record into
+ *     batches, for information);
  *   - jansson: json_loadb per line, then iterating the top-level keys and
  *     values (what the issue calls the peer approach);
  *   - simdjson's on-demand API (when built with libsimdjson-dev), iterating
@@ -303,6 +304,28 @@ static long run_ours(const corpus *c, int kernel)
     return fields;
 }
 
+/* The whole parse step: records in batches of 1,000, fields appended to
+ * each record (includes the batch and arena costs). */
+static long run_record(const corpus *c)
+{
+    sl_json_opts o;
+    sl_json_opts_init(&o, NULL);
+    long fields = 0;
+    sl_batch *b = NULL;
+    for (size_t i = 0; i < c->nlines; i++) {
+        if (i % 1000 == 0) {
+            if (b) sl_batch_unref(b);
+            b = sl_batch_new(1000);
+            if (!b) return -1;
+        }
+        sl_record *r = sl_batch_add(b, (sl_slice){c->buf + c->off[i], c->len[i]}, 0, i);
+        if (!r || sl_json_parse_record(b, r, &o, NULL) != 0) return -1;
+        fields += r->nfields;
+    }
+    if (b) sl_batch_unref(b);
+    return fields;
+}
+
 static long run_jansson(const corpus *c)
 {
     long fields = 0;
@@ -327,6 +350,7 @@ enum {
     OURS_AVX2,
     OURS_AVX512,
     OURS_NEON,
+    OURS_RECORD,
     JANSSON,
     SIMD_RAW,
     SIMD_TYPED,
@@ -337,6 +361,7 @@ static const char *const impl_names[] = {"ours (scalar)",
                                          "ours (avx2)",
                                          "ours (avx512)",
                                          "ours (neon)",
+                                         "ours parse step (best)",
                                          "jansson",
                                          "simdjson on-demand raw",
                                          "simdjson on-demand typed"};
@@ -354,6 +379,8 @@ static long run(const corpus *c, int impl)
         return run_ours(c, SL_JSON_AVX512);
     case OURS_NEON:
         return run_ours(c, SL_JSON_NEON);
+    case OURS_RECORD:
+        return run_record(c);
     case JANSSON:
         return run_jansson(c);
 #ifdef SL_HAVE_SIMDJSON
@@ -383,6 +410,7 @@ static bool available(int impl)
         return sl_json_kernel_supported(SL_JSON_AVX512);
     case OURS_NEON:
         return sl_json_kernel_supported(SL_JSON_NEON);
+    case OURS_RECORD:
     case JANSSON:
         return true;
     default:
@@ -475,8 +503,9 @@ int main(int argc, char **argv)
         part.nlines = (c.nlines - at < SLICE ? c.nlines - at : SLICE) / 10;
         jref += run_ours(&part, SL_JSON_SCALAR);
     }
-    if (fields[best] != fields[OURS_SCALAR] || fields[JANSSON] != jref ||
-        (available(SIMD_RAW) && fields[SIMD_RAW] != fields[best])) {
+    if (fields[best] != fields[OURS_SCALAR] ||
+        (available(OURS_RECORD) && fields[OURS_RECORD] != fields[best]) ||
+        fields[JANSSON] != jref || (available(SIMD_RAW) && fields[SIMD_RAW] != fields[best])) {
         fprintf(stderr, "field counts differ between implementations\n");
         return 1;
     }

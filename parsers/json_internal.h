@@ -124,6 +124,12 @@ static inline uint64_t sl_js_prefix_xor_portable(uint64_t x)
     return x;
 }
 
+/* What may follow a backslash: 1 a simple escape, 2 'u', 0 nothing. */
+static const uint8_t sl_js_esc_class[256] = {
+    ['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1, ['f'] = 1,
+    ['n'] = 1, ['r'] = 1,  ['t'] = 1, ['u'] = 2,
+};
+
 /* Four hex digits as a number, or -1. */
 static inline int sl_js_hex4(const uint8_t *p)
 {
@@ -173,32 +179,23 @@ static inline sl_js_block sl_js_finish(const uint8_t *b, uint64_t quote, uint64_
     uint64_t u = 0;
     for (uint64_t m = escaped; m; m &= m - 1) {
         unsigned k = (unsigned)__builtin_ctzll(m);
-        switch (b[k]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            break;
-        case 'u':
-            /* Four hex digits inside the block and no surrogate: done
-             * here; otherwise stage 2 looks (SL_JS_TOK_UESC). */
-            if (k + 4 < 64) {
-                int h = sl_js_hex4(b + k + 1);
-                if (h < 0) {
-                    s->err |= SL_JS1_ERR_ESCAPE;
-                    break;
-                }
-                if (h < 0xD800 || h > 0xDFFF) break;
-            }
-            u |= 1ULL << k;
-            break;
-        default:
+        uint8_t cls = sl_js_esc_class[b[k]];
+        if (__builtin_expect(cls == 1, 1)) continue;
+        if (cls == 0) {
             s->err |= SL_JS1_ERR_ESCAPE;
+            continue;
         }
+        /* \u: four hex digits inside the block and no surrogate are done
+         * here; otherwise stage 2 looks (SL_JS_TOK_UESC). */
+        if (k + 4 < 64) {
+            int h = sl_js_hex4(b + k + 1);
+            if (h < 0) {
+                s->err |= SL_JS1_ERR_ESCAPE;
+                continue;
+            }
+            if (h < 0xD800 || h > 0xDFFF) continue;
+        }
+        u |= 1ULL << k;
     }
     /* Adding each string's opening-quote bit to its run carries through to
      * the closing quote unless an escape byte (removed from the run) stops

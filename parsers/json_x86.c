@@ -179,14 +179,10 @@ AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js_carr
     uint64_t ctrl = mask256(_mm256_cmpeq_epi8(_mm256_min_epu8(lo, c1f), lo),
                             _mm256_cmpeq_epi8(_mm256_min_epu8(hi, c1f), hi));
 
-    if (_mm256_movemask_epi8(_mm256_or_si256(lo, hi))) {
-        utf8_check256(u, lo, u->prev);
-        utf8_check256(u, hi, lo);
-        u->incomplete = incomplete256(hi);
-        u->prev = hi;
-    } else {
-        u->err = _mm256_or_si256(u->err, u->incomplete);
-    }
+    utf8_check256(u, lo, u->prev);
+    utf8_check256(u, hi, lo);
+    u->incomplete = incomplete256(hi);
+    u->prev = hi;
 
     uint64_t escape;
     uint64_t escaped = sl_js_escapes(bs, &escape, &s->prev_escaped);
@@ -421,10 +417,7 @@ AVX512 static INLINE uint32_t *block512(const k512 *k, const uint8_t *b, uint32_
         _mm512_cmpeq_epi8_mask(_mm512_or_si512(v, k->x20), _mm512_shuffle_epi8(k->op_t, v));
     uint64_t ctrl = _mm512_cmple_epu8_mask(v, k->c1f);
 
-    if (_mm512_movepi8_mask(v))
-        utf8_check512(k, u, v);
-    else
-        u->err = _mm512_or_si512(u->err, u->incomplete);
+    utf8_check512(k, u, v);
 
     uint64_t escape;
     uint64_t escaped = sl_js_escapes(bs, &escape, &s->prev_escaped);

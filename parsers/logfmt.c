@@ -12,133 +12,152 @@
 
 /* Bytes up to the space separate pairs (tabs, CR, NUL and other controls
  * included: they are never part of a bare key or value). */
-static inline bool is_sep(char c)
-{
-    return (unsigned char)c <= ' ';
-}
+enum { C_SEP = 1, C_EQ = 2, C_QUOTE = 4, C_BS = 8, C_NONSEP = 16 };
 
-static inline bool key_stop(char c)
+/* Classifies the 64 bytes at q (all readable) into the iterator's masks. */
+static inline void classify(sl_logfmt_iter *it, const char *q)
 {
-    return is_sep(c) || c == '=' || c == '"';
-}
-
-/* First byte at or after p that is a separator (or e). Lines are mostly
- * short runs, so the vector loop only starts after a scalar probe. */
-static inline const char *scan_bare(const char *p, const char *e)
-{
-    for (int k = 0; k < 8; k++, p++)
-        if (p >= e || is_sep(*p)) return p;
 #if defined(__SSE2__)
-    const __m128i lim = _mm_set1_epi8(0x21);
-    while (e - p >= 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    const __m128i lim = _mm_set1_epi8(0x21), eq = _mm_set1_epi8('='), qu = _mm_set1_epi8('"'),
+                  bs = _mm_set1_epi8('\\');
+    uint64_t sep = 0, e = 0, quo = 0, b = 0;
+    for (int k = 0; k < 4; k++) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(q + 16 * k));
         /* unsigned x < 0x21  <=>  max(x, 0x21) != x */
-        __m128i ge = _mm_cmpeq_epi8(_mm_max_epu8(x, lim), x);
-        unsigned m = (unsigned)_mm_movemask_epi8(ge) ^ 0xffffu;
-        if (m) return p + __builtin_ctz(m);
-        p += 16;
+        uint64_t ge =
+            (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(x, lim), x));
+        sep |= (ge ^ 0xffffu) << (16 * k);
+        e |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, eq)) << (16 * k);
+        quo |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, qu)) << (16 * k);
+        b |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, bs)) << (16 * k);
     }
+    it->sep = sep;
+    it->eq = e;
+    it->quote = quo;
+    it->bs = b;
+#else
+    uint64_t sep = 0, e = 0, quo = 0, b = 0;
+    for (int k = 0; k < 64; k++) {
+        unsigned char c = (unsigned char)q[k];
+        sep |= (uint64_t)(c <= ' ') << k;
+        e |= (uint64_t)(c == '=') << k;
+        quo |= (uint64_t)(c == '"') << k;
+        b |= (uint64_t)(c == '\\') << k;
+    }
+    it->sep = sep;
+    it->eq = e;
+    it->quote = quo;
+    it->bs = b;
 #endif
-    while (p < e && !is_sep(*p)) p++;
-    return p;
 }
 
-static inline const char *scan_key(const char *p, const char *e)
+static void load_block(sl_logfmt_iter *it, size_t blk)
 {
-    for (int k = 0; k < 8; k++, p++)
-        if (p >= e || key_stop(*p)) return p;
-#if defined(__SSE2__)
-    const __m128i lim = _mm_set1_epi8(0x21), eq = _mm_set1_epi8('='), q = _mm_set1_epi8('"');
-    while (e - p >= 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(x, lim), x);
-        __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(x, eq), _mm_cmpeq_epi8(x, q));
-        unsigned m =
-            ((unsigned)_mm_movemask_epi8(ok) ^ 0xffffu) | (unsigned)_mm_movemask_epi8(stop);
-        if (m) return p + __builtin_ctz(m);
-        p += 16;
+    it->blk = blk;
+    if (it->n - blk >= 64) {
+        classify(it, it->p + blk);
+        return;
     }
-#endif
-    while (p < e && !key_stop(*p)) p++;
-    return p;
+    /* The last, partial block: padded with blanks, which end any token
+     * at the end of the line; nothing past n is read. */
+    char tail[64];
+    memset(tail, ' ', sizeof tail);
+    memcpy(tail, it->p + blk, it->n - blk);
+    classify(it, tail);
 }
 
-/* After an opening quote: the closing quote (or e); *esc set when a
+/* The first position >= pos holding a byte of one of the classes, or n. */
+static inline size_t find(sl_logfmt_iter *it, size_t pos, unsigned classes)
+{
+    while (pos < it->n) {
+        size_t blk = pos & ~(size_t)63;
+        if (blk != it->blk) load_block(it, blk);
+        uint64_t m = 0;
+        if (classes & C_SEP) m |= it->sep;
+        if (classes & C_NONSEP) m |= ~it->sep;
+        if (classes & C_EQ) m |= it->eq;
+        if (classes & C_QUOTE) m |= it->quote;
+        if (classes & C_BS) m |= it->bs;
+        m &= ~(uint64_t)0 << (pos & 63);
+        if (m) {
+            size_t at = blk + (size_t)__builtin_ctzll(m);
+            return at < it->n ? at : it->n;
+        }
+        pos = blk + 64;
+    }
+    return it->n;
+}
+
+/* After an opening quote: the closing quote (or n); *esc set when a
  * backslash escape was seen. */
-static inline const char *scan_quoted(const char *p, const char *e, bool *esc)
+static inline size_t quoted_end(sl_logfmt_iter *it, size_t pos, bool *esc)
 {
     for (;;) {
-#if defined(__SSE2__)
-        const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
-        while (e - p >= 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-            unsigned m = (unsigned)_mm_movemask_epi8(
-                _mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, bs)));
-            if (m) {
-                p += __builtin_ctz(m);
-                break;
-            }
-            p += 16;
-        }
-#endif
-        while (p < e && *p != '"' && *p != '\\') p++;
-        if (p >= e || *p == '"') return p;
+        size_t q = find(it, pos, C_QUOTE | C_BS);
+        if (q >= it->n || it->p[q] == '"') return q;
         *esc = true;
-        if (e - p <= 2) return e; /* the escaped byte is the last one */
-        p += 2;
+        if (it->n - q <= 2) return it->n; /* the escaped byte is the last one */
+        pos = q + 2;
     }
+}
+
+void sl_logfmt_init(sl_logfmt_iter *it, const char *p, size_t n)
+{
+    it->p = p;
+    it->n = n;
+    it->pos = 0;
+    it->blk = SIZE_MAX;
 }
 
 int sl_logfmt_next(sl_logfmt_iter *it, sl_field *f)
 {
-    const char *p = it->p, *e = it->end;
+    const char *p = it->p;
+    size_t n = it->n, pos = it->pos;
     for (;;) {
-        while (p < e && is_sep(*p)) p++;
-        if (p >= e) {
-            it->p = e;
+        pos = find(it, pos, C_NONSEP);
+        if (pos >= n) {
+            it->pos = n;
             return 0;
         }
-        if (*p == '"') { /* a quoted string where a key belongs: skip it */
-            bool esc = false;
-            p = scan_quoted(p + 1, e, &esc);
-            if (p < e) p++;
+        bool esc = false;
+        if (p[pos] == '"') { /* a quoted string where a key belongs: skip it */
+            pos = quoted_end(it, pos + 1, &esc);
+            if (pos < n) pos++;
             continue;
         }
-        if (*p == '=') { /* a value without a key: skip it */
-            p++;
-            if (p < e && *p == '"') {
-                bool esc = false;
-                p = scan_quoted(p + 1, e, &esc);
-                if (p < e) p++;
+        if (p[pos] == '=') { /* a value without a key: skip it */
+            pos++;
+            if (pos < n && p[pos] == '"') {
+                pos = quoted_end(it, pos + 1, &esc);
+                if (pos < n) pos++;
             } else {
-                p = scan_bare(p, e);
+                pos = find(it, pos, C_SEP);
             }
             continue;
         }
-        const char *k = p;
-        p = scan_key(p, e);
-        f->key = (sl_slice){k, (size_t)(p - k)};
+        size_t k = pos;
+        pos = find(it, pos, C_SEP | C_EQ | C_QUOTE);
+        f->key = (sl_slice){p + k, pos - k};
         f->flags = 0;
-        if (p < e && *p == '=') {
-            p++;
-            if (p < e && *p == '"') {
-                const char *v = ++p;
-                bool esc = false;
-                p = scan_quoted(p, e, &esc);
-                f->val = (sl_slice){v, (size_t)(p - v)};
+        if (pos < n && p[pos] == '=') {
+            pos++;
+            if (pos < n && p[pos] == '"') {
+                size_t v = ++pos;
+                pos = quoted_end(it, pos, &esc);
+                f->val = (sl_slice){p + v, pos - v};
                 f->type = esc ? SL_V_ESCAPED : SL_V_STRING;
-                if (p < e) p++;
+                if (pos < n) pos++;
             } else {
-                const char *v = p;
-                p = scan_bare(p, e);
-                f->val = (sl_slice){v, (size_t)(p - v)};
+                size_t v = pos;
+                pos = find(it, pos, C_SEP);
+                f->val = (sl_slice){p + v, pos - v};
                 f->type = SL_V_STRING;
             }
         } else {
             f->val = SL_SLICE_LIT("true");
             f->type = SL_V_TRUE;
         }
-        it->p = p;
+        it->pos = pos;
         return 1;
     }
 }

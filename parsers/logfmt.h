@@ -7,20 +7,23 @@
 #define SLUICE_PARSERS_LOGFMT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/batch.h"
 #include "core/err.h"
 #include "core/record.h"
 
+/* Iteration state. The line is classified 64 bytes at a time into
+ * bitmasks (blanks, '=', '"', '\\'), so finding the end of a token is a
+ * count of trailing zeros rather than a loop over bytes. */
 typedef struct sl_logfmt_iter {
-    const char *p, *end;
+    const char *p;
+    size_t n, pos;
+    size_t blk; /* offset of the classified block; SIZE_MAX: none yet */
+    uint64_t sep, eq, quote, bs;
 } sl_logfmt_iter;
 
-static inline void sl_logfmt_init(sl_logfmt_iter *it, const char *p, size_t n)
-{
-    it->p = p;
-    it->end = p + n;
-}
+void sl_logfmt_init(sl_logfmt_iter *it, const char *p, size_t n);
 
 /* The next pair: 1 with *f filled (slices into the input), 0 at the end.
  * Types: SL_V_STRING; SL_V_ESCAPED for a quoted value holding backslash

@@ -19,18 +19,30 @@ typedef struct named {
 typedef struct alt {
     pcre2_code *code;
     pcre2_match_data *md;
-    named *names;
+    const PCRE2_SIZE *ov; /* md's ovector: fixed for md's lifetime */
+    named *names;         /* by group number */
     size_t nnames;
+    /* The groups of each slot (sl_regex.slots), compressed rows: slot s has
+     * groups[start[s] .. start[s + 1]) (none when the name is not in this
+     * alternative, several with duplicate names). */
+    uint32_t *start, *groups;
+    /* When every slot has at most one group: where its offsets are (an
+     * always-unset pair for a name this alternative lacks). */
+    const PCRE2_SIZE **src;
+    bool identity; /* slot s is group s + 1, for every slot: no lookup at all */
     bool jit;
 } alt;
+
+static const PCRE2_SIZE unset_pair[2] = {PCRE2_UNSET, PCRE2_UNSET};
 
 struct sl_regex {
     alt alts[MAX_ALTS];
     size_t nalts;
     pcre2_match_context *mctx;
     pcre2_jit_stack *stack;
-    int time_idx; /* built-ins: index in the names of time_local, or -1 */
-    size_t max_names;
+    sl_slice *slots; /* distinct names: the first alternative's in pattern order, then new ones */
+    size_t nslots;
+    int time_slot; /* built-ins: the slot of time_local, or -1 */
 };
 
 /* Pieces of the access-log patterns. Quoted fields allow backslash escapes
@@ -88,6 +100,9 @@ static void free_alt(alt *a)
     pcre2_match_data_free(a->md);
     pcre2_code_free(a->code);
     free(a->names);
+    free(a->start);
+    free(a->groups);
+    free(a->src);
 }
 
 void sl_regex_free(sl_regex *re)
@@ -96,6 +111,7 @@ void sl_regex_free(sl_regex *re)
     for (size_t k = 0; k < re->nalts; k++) free_alt(&re->alts[k]);
     pcre2_match_context_free(re->mctx);
     pcre2_jit_stack_free(re->stack);
+    free(re->slots);
     free(re);
 }
 
@@ -116,6 +132,7 @@ static int compile_alt(sl_regex *re, alt *a, const char *pattern, size_t len,
     a->jit = !o->no_jit && pcre2_jit_compile(a->code, PCRE2_JIT_COMPLETE) == 0;
     a->md = pcre2_match_data_create_from_pattern(a->code, NULL);
     if (!a->md) return sl_errf(err, SL_ENOMEM, "regex: out of memory");
+    a->ov = pcre2_get_ovector_pointer(a->md);
     uint32_t count = 0, esize = 0;
     PCRE2_SPTR table = NULL;
     pcre2_pattern_info(a->code, PCRE2_INFO_NAMECOUNT, &count);
@@ -132,7 +149,56 @@ static int compile_alt(sl_regex *re, alt *a, const char *pattern, size_t len,
         qsort(a->names, count, sizeof *a->names, cmp_named);
     }
     a->nnames = count;
-    if (count > re->max_names) re->max_names = count;
+    (void)re;
+    return 0;
+}
+
+static size_t slot_of(const sl_regex *re, sl_slice name)
+{
+    for (size_t s = 0; s < re->nslots; s++)
+        if (sl_slice_eq(re->slots[s], name.p, name.n)) return s;
+    return re->nslots;
+}
+
+/* The slot layout: distinct names over all alternatives, and per
+ * alternative the groups behind each slot. */
+static int build_slots(sl_regex *re, sl_err *err)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < re->nalts; k++) total += re->alts[k].nnames;
+    re->slots = calloc(total ? total : 1, sizeof *re->slots);
+    if (!re->slots) return sl_errf(err, SL_ENOMEM, "regex: out of memory");
+    for (size_t k = 0; k < re->nalts; k++)
+        for (size_t i = 0; i < re->alts[k].nnames; i++)
+            if (slot_of(re, re->alts[k].names[i].name) == re->nslots)
+                re->slots[re->nslots++] = re->alts[k].names[i].name;
+    for (size_t k = 0; k < re->nalts; k++) {
+        alt *a = &re->alts[k];
+        a->start = calloc(re->nslots + 1, sizeof *a->start);
+        a->groups = calloc(a->nnames ? a->nnames : 1, sizeof *a->groups);
+        if (!a->start || !a->groups) return sl_errf(err, SL_ENOMEM, "regex: out of memory");
+        uint32_t g = 0;
+        for (size_t sl = 0; sl < re->nslots; sl++) {
+            a->start[sl] = g;
+            for (size_t i = 0; i < a->nnames; i++)
+                if (sl_slice_eq(a->names[i].name, re->slots[sl].p, re->slots[sl].n))
+                    a->groups[g++] = a->names[i].group;
+        }
+        a->start[re->nslots] = g;
+        bool simple = true;
+        a->identity = true;
+        for (size_t sl = 0; sl < re->nslots; sl++) {
+            simple &= a->start[sl + 1] - a->start[sl] <= 1;
+            a->identity &=
+                a->start[sl + 1] - a->start[sl] == 1 && a->groups[a->start[sl]] == sl + 1;
+        }
+        if (!simple) continue;
+        a->src = calloc(re->nslots ? re->nslots : 1, sizeof *a->src);
+        if (!a->src) return sl_errf(err, SL_ENOMEM, "regex: out of memory");
+        for (size_t sl = 0; sl < re->nslots; sl++)
+            a->src[sl] =
+                a->start[sl + 1] > a->start[sl] ? a->ov + 2 * a->groups[a->start[sl]] : unset_pair;
+    }
     return 0;
 }
 
@@ -144,12 +210,13 @@ static int make(const char *const *patterns, const size_t *lens, size_t n, const
     *out = NULL;
     sl_regex *re = calloc(1, sizeof *re);
     if (!re) return sl_errf(err, SL_ENOMEM, "regex: out of memory");
-    re->time_idx = -1;
+    re->time_slot = -1;
     int rc = 0;
     for (size_t k = 0; k < n && !rc; k++) {
         rc = compile_alt(re, &re->alts[k], patterns[k], lens[k], o, extra, err);
         re->nalts = k + 1;
     }
+    if (!rc) rc = build_slots(re, err);
     if (!rc) {
         re->mctx = pcre2_match_context_create(NULL);
         re->stack = pcre2_jit_stack_create(JIT_STACK_START,
@@ -189,9 +256,8 @@ int sl_regex_builtin(const char *name, const sl_regex_opts *o, sl_regex **out, s
         size_t lens[2] = {strlen(b->strict), b->lenient ? strlen(b->lenient) : 0};
         int rc = make(pats, lens, b->lenient ? 2 : 1, &bo, PCRE2_DUPNAMES, out, err);
         if (rc) return rc;
-        for (size_t i = 0; i < (*out)->alts[0].nnames; i++)
-            if (sl_slice_eq((*out)->alts[0].names[i].name, "time_local", 10))
-                (*out)->time_idx = (int)i;
+        size_t ts = slot_of(*out, SL_SLICE_LIT("time_local"));
+        if (ts < (*out)->nslots) (*out)->time_slot = (int)ts;
         return 0;
     }
     return sl_errf(err, SL_ENOENT,
@@ -202,7 +268,14 @@ int sl_regex_builtin(const char *name, const sl_regex_opts *o, sl_regex **out, s
 
 size_t sl_regex_nnames(const sl_regex *re)
 {
-    return re->max_names;
+    return re->nslots;
+}
+
+size_t sl_regex_fields_init(const sl_regex *re, sl_field *out, size_t cap)
+{
+    for (size_t s = 0; s < re->nslots && s < cap; s++)
+        out[s] = (sl_field){re->slots[s], {NULL, 0}, SL_V_STRING, 0};
+    return re->nslots;
 }
 
 bool sl_regex_jitted(const sl_regex *re)
@@ -229,7 +302,7 @@ static int limit_error(int rc, sl_err *err)
 
 /* Returns the alternative that matched (its match data holds the groups),
  * or NULL with *rc set. */
-static const alt *run(sl_regex *re, const char *p, size_t n, int *rc)
+static inline const alt *run(sl_regex *re, const char *p, size_t n, int *rc)
 {
     for (size_t k = 0; k < re->nalts; k++) {
         alt *a = &re->alts[k];
@@ -243,47 +316,84 @@ static const alt *run(sl_regex *re, const char *p, size_t n, int *rc)
 
 int sl_regex_match(sl_regex *re, const char *p, size_t n, sl_field *out, size_t cap, sl_err *err)
 {
+    if (!p) p = ""; /* an empty subject: slices must still point somewhere */
     int rc;
     const alt *a = run(re, p, n, &rc);
     if (!a)
         return rc == PCRE2_ERROR_NOMATCH ? sl_errf(err, SL_EPARSE, "regex: no match")
                                          : limit_error(rc, err);
-    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
-    size_t c = 0;
-    /* rc is one more than the highest group set: later groups are unset. */
-    for (size_t i = 0; i < a->nnames && c < cap; i++) {
-        uint32_t g = a->names[i].group;
-        if ((int)g >= rc || ov[2 * g] == PCRE2_UNSET) continue;
-        out[c].key = a->names[i].name;
-        out[c].val = (sl_slice){p + ov[2 * g], ov[2 * g + 1] - ov[2 * g]};
-        out[c].type = SL_V_STRING;
-        out[c].flags = 0;
-        c++;
+    /* PCRE2 sets every group it did not use to PCRE2_UNSET, including the
+     * ones past its return value. Locals, not a->...: the uint8_t stores
+     * into out may alias anything and would force reloads. */
+    const PCRE2_SIZE *ov = a->ov;
+    const named *nm = a->names;
+    size_t c = 0, nn = a->nnames;
+    for (size_t i = 0; i < nn && c < cap; i++) {
+        PCRE2_SIZE s = ov[2 * nm[i].group];
+        if (s == PCRE2_UNSET) continue;
+        out[c++] = (sl_field){nm[i].name, {p + s, ov[2 * nm[i].group + 1] - s}, SL_V_STRING, 0};
     }
     return (int)c;
 }
 
+/* The value of slot s for the alternative that matched; p NULL if unset. */
+static inline sl_slice slot_value(const alt *a, size_t s, const char *p)
+{
+    for (uint32_t k = a->start[s]; k < a->start[s + 1]; k++) {
+        PCRE2_SIZE b = a->ov[2 * a->groups[k]];
+        if (b != PCRE2_UNSET) return (sl_slice){p + b, a->ov[2 * a->groups[k] + 1] - b};
+    }
+    return (sl_slice){NULL, 0};
+}
+
+int sl_regex_exec(sl_regex *re, const char *p, size_t n, sl_field *out, size_t cap, sl_err *err)
+{
+    if (!p) p = "";
+    if (cap < re->nslots) return sl_errf(err, SL_EINVAL, "regex: field array too small");
+    int rc;
+    const alt *a = run(re, p, n, &rc);
+    if (!a)
+        return rc == PCRE2_ERROR_NOMATCH ? sl_errf(err, SL_EPARSE, "regex: no match")
+                                         : limit_error(rc, err);
+    /* Only values are written: keys and types were set once. */
+    size_t ns = re->nslots;
+    if (a->identity) { /* the ovector in slot order: a straight walk */
+        const PCRE2_SIZE *ov = a->ov + 2;
+        for (size_t s = 0; s < ns; s++, ov += 2)
+            out[s].val =
+                ov[0] == PCRE2_UNSET ? (sl_slice){NULL, 0} : (sl_slice){p + ov[0], ov[1] - ov[0]};
+        return 0;
+    }
+    if (a->src) {
+        const PCRE2_SIZE *const *src = a->src;
+        for (size_t s = 0; s < ns; s++) {
+            PCRE2_SIZE b = src[s][0], e = src[s][1];
+            out[s].val = b == PCRE2_UNSET ? (sl_slice){NULL, 0} : (sl_slice){p + b, e - b};
+        }
+        return 0;
+    }
+    for (size_t s = 0; s < ns; s++) out[s].val = slot_value(a, s, p);
+    return 0;
+}
+
 int sl_regex_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_regex *re, sl_err *err)
 {
+    if (!in.p) in.p = "";
     int rc;
     const alt *a = run(re, in.p, in.n, &rc);
     if (!a)
         return rc == PCRE2_ERROR_NOMATCH ? sl_errf(err, SL_EPARSE, "regex: no match")
                                          : limit_error(rc, err);
-    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(a->md);
     uint32_t start = r->nfields;
-    for (size_t i = 0; i < a->nnames; i++) {
-        uint32_t g = a->names[i].group;
-        if ((int)g >= rc || ov[2 * g] == PCRE2_UNSET) continue;
-        sl_slice v = {in.p + ov[2 * g], ov[2 * g + 1] - ov[2 * g]};
-        if (!sl_record_add_field(b, r, a->names[i].name, v, SL_V_STRING)) {
+    for (size_t s = 0; s < re->nslots; s++) {
+        sl_slice v = slot_value(a, s, in.p);
+        if (!v.p) continue;
+        if (!sl_record_add_field(b, r, re->slots[s], v, SL_V_STRING)) {
             r->nfields = start;
             return sl_errf(err, SL_ENOMEM, "regex: batch arena full");
         }
         int64_t ns;
-        if (re->time_idx >= 0 && sl_slice_eq(a->names[i].name, "time_local", 10) &&
-            sl_ts_parse_nginx(v.p, v.n, &ns) == 0)
-            r->time_ns = ns;
+        if ((int)s == re->time_slot && sl_ts_parse_nginx(v.p, v.n, &ns) == 0) r->time_ns = ns;
     }
     return 0;
 }

@@ -34,7 +34,7 @@ int sl_regex_builtin(const char *name, const sl_regex_opts *o, sl_regex **out, s
 const char *sl_regex_builtin_pattern(const char *name);
 void sl_regex_free(sl_regex *re);
 
-/* Named groups (the largest over a built-in's alternatives). */
+/* Distinct group names (over all of a built-in's alternatives). */
 size_t sl_regex_nnames(const sl_regex *re);
 bool sl_regex_jitted(const sl_regex *re);
 
@@ -44,8 +44,17 @@ bool sl_regex_jitted(const sl_regex *re);
  * limit (match, depth, JIT stack) is hit; the message says which. */
 int sl_regex_match(sl_regex *re, const char *p, size_t n, sl_field *out, size_t cap, sl_err *err);
 
-/* Matches in and appends the named groups to r; built-ins also set
- * r->time_ns from time_local. SL_EPARSE leaves r untouched. */
+/* The fixed-layout form for hot loops: sl_regex_fields_init() writes one
+ * field per distinct name into out (keys, types) and returns how many;
+ * each sl_regex_exec() then rewrites only the values, val.p NULL for a
+ * group that did not take part. cap must cover sl_regex_nnames(). 0,
+ * SL_EPARSE as sl_regex_match, SL_EINVAL when cap is too small. */
+size_t sl_regex_fields_init(const sl_regex *re, sl_field *out, size_t cap);
+int sl_regex_exec(sl_regex *re, const char *p, size_t n, sl_field *out, size_t cap, sl_err *err);
+
+/* Matches in and appends the named groups that took part to r (one field
+ * per distinct name); built-ins also set r->time_ns from time_local.
+ * SL_EPARSE leaves r untouched. */
 int sl_regex_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_regex *re, sl_err *err);
 
 #endif

@@ -143,8 +143,8 @@ static void test_docker_lines(void **st)
         "{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:09Z\"",
         "{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:09Z\"}x",
         "{\"log\":\"x\\n\" \"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:09Z\"}",
-        "{\"log\":\"x\\n\",\"a\":{\"b\":[}],\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:"
-        "09Z\"}",
+        ("{\"log\":\"x\\n\",\"a\":{\"b\":[}],\"stream\":\"stdout\","
+         "\"time\":\"2016-10-06T00:17:09Z\"}"),
         "{\"log\":\"unterminated,\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:09Z}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)

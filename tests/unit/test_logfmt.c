@@ -1,4 +1,5 @@
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -166,6 +167,100 @@ static void test_parse_record(void **st)
     sl_batch_unref(b);
 }
 
+/* A plain byte-at-a-time reference with the documented rules, to check the
+ * block-classifying iterator against. */
+static size_t ref_quoted(const char *p, size_t n, size_t i, bool *esc)
+{
+    while (i < n) {
+        if (p[i] == '"') return i;
+        if (p[i] == '\\') {
+            *esc = true;
+            if (n - i <= 2) return n;
+            i += 2;
+            continue;
+        }
+        i++;
+    }
+    return n;
+}
+
+static size_t ref_parse(const char *p, size_t n, sl_field *out, size_t cap)
+{
+    size_t i = 0, c = 0;
+    while (c < cap) {
+        while (i < n && (unsigned char)p[i] <= ' ') i++;
+        if (i >= n) break;
+        bool esc = false;
+        if (p[i] == '"') {
+            i = ref_quoted(p, n, i + 1, &esc);
+            if (i < n) i++;
+            continue;
+        }
+        if (p[i] == '=') {
+            i++;
+            if (i < n && p[i] == '"') {
+                i = ref_quoted(p, n, i + 1, &esc);
+                if (i < n) i++;
+            } else {
+                while (i < n && (unsigned char)p[i] > ' ') i++;
+            }
+            continue;
+        }
+        size_t k = i;
+        while (i < n && (unsigned char)p[i] > ' ' && p[i] != '=' && p[i] != '"') i++;
+        sl_field f = {{p + k, i - k}, SL_SLICE_LIT("true"), SL_V_TRUE, 0};
+        if (i < n && p[i] == '=') {
+            i++;
+            size_t v;
+            if (i < n && p[i] == '"') {
+                v = ++i;
+                i = ref_quoted(p, n, i, &esc);
+                f.val = (sl_slice){p + v, i - v};
+                f.type = esc ? SL_V_ESCAPED : SL_V_STRING;
+                if (i < n) i++;
+            } else {
+                v = i;
+                while (i < n && (unsigned char)p[i] > ' ') i++;
+                f.val = (sl_slice){p + v, i - v};
+                f.type = SL_V_STRING;
+            }
+        }
+        out[c++] = f;
+    }
+    return c;
+}
+
+static void test_matches_reference(void **st)
+{
+    (void)st;
+    uint32_t x = 2024;
+    for (int it = 0; it < 20000; it++) {
+        char buf[300];
+        size_t n = (size_t)it % 300;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245 + 12345;
+            uint32_t r = (x >> 8) % 16;
+            buf[i] = r < 6 ? "=\" \\\t\0"[r] : r < 14 ? (char)('a' + r) : (char)(x >> 20);
+        }
+        char *d = exact(buf, n);
+        sl_field a[128], b[128];
+        size_t na = 0, nb = ref_parse(d, n, b, 128);
+        sl_logfmt_parse(d, n, a, 128, &na);
+        if (na > 128) na = 128;
+        assert_int_equal(na, nb);
+        for (size_t i = 0; i < na; i++) {
+            assert_ptr_equal(a[i].key.p, b[i].key.p);
+            assert_int_equal(a[i].key.n, b[i].key.n);
+            assert_int_equal(a[i].type, b[i].type);
+            if (a[i].type != SL_V_TRUE) {
+                assert_ptr_equal(a[i].val.p, b[i].val.p);
+                assert_int_equal(a[i].val.n, b[i].val.n);
+            }
+        }
+        free(d);
+    }
+}
+
 static void test_truncation_and_garbage(void **st)
 {
     (void)st;
@@ -222,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_nul_and_controls),
         cmocka_unit_test(test_unescape),
         cmocka_unit_test(test_parse_record),
+        cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_truncation_and_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,6 +93,12 @@ static void test_groups(void **st)
         free(d);
         assert_int_equal(sl_regex_match(re, "nothing here", 12, f, 8, &e), SL_EPARSE);
         assert_non_null(strstr(e.msg, "no match"));
+        /* No named groups at all; an empty (NULL) subject. */
+        sl_regex *none = compile("^$", &o);
+        assert_int_equal(sl_regex_match(none, NULL, 0, f, 8, &e), 0);
+        assert_int_equal(sl_regex_fields_init(none, f, 8), 0);
+        assert_int_equal(sl_regex_exec(none, "", 0, f, 8, &e), 0);
+        sl_regex_free(none);
         /* Trailing unset groups (rc smaller than the group count). */
         sl_regex *t = compile("(?<x>a)(?<y>b)?", &o);
         assert_int_equal(sl_regex_match(t, "ac", 2, f, 8, &e), 1);
@@ -364,6 +370,53 @@ static void test_more_access_lines(void **st)
     sl_regex_free(re);
 }
 
+static void test_fixed_layout(void **st)
+{
+    (void)st;
+    sl_regex *re = NULL;
+    assert_int_equal(sl_regex_builtin("nginx_combined", NULL, &re, NULL), 0);
+    /* Ten names in the strict pattern, x_forwarded_for from the lenient one. */
+    assert_int_equal(sl_regex_nnames(re), 11);
+    sl_field f[16];
+    assert_int_equal(sl_regex_fields_init(re, f, 16), 11);
+    assert_slice(f[0].key, "remote_addr");
+    assert_slice(f[9].key, "http_user_agent");
+    assert_slice(f[10].key, "x_forwarded_for");
+    sl_err e = {0};
+    assert_int_equal(sl_regex_exec(re, "x", 1, f, 10, &e), SL_EINVAL);
+    const char *a =
+        "1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"GET /a HTTP/1.1\" 200 5 \"-\" \"ua\"";
+    const char *b = "9.9.9.9, 8.8.8.8 - - [01/Jan/2024:00:00:00 +0000] \"\" 400 0 \"-\" \"-\"";
+    for (int round = 0; round < 2; round++) {
+        char *d = exact(a, strlen(a));
+        assert_int_equal(sl_regex_exec(re, d, strlen(a), f, 16, &e), 0);
+        assert_slice(f[0].val, "1.2.3.4");
+        assert_slice(f[4].val, "/a");
+        assert_null(f[10].val.p); /* not in the strict pattern */
+        free(d);
+        d = exact(b, strlen(b));
+        assert_int_equal(sl_regex_exec(re, d, strlen(b), f, 16, &e), 0);
+        assert_slice(f[0].val, "8.8.8.8");
+        assert_slice(f[10].val, "9.9.9.9");
+        assert_null(f[3].val.p); /* no method in an empty request */
+        assert_slice(f[6].val, "400");
+        free(d);
+        assert_slice(f[2].key, "time_local"); /* keys never change */
+    }
+    assert_int_equal(sl_regex_exec(re, "nope", 4, f, 16, &e), SL_EPARSE);
+    sl_regex_free(re);
+    /* Duplicate names and an unnamed group in a user pattern. */
+    re = compile("(?J)(x)(?:(?<v>a)|(?<v>b))(?<w>c)?", NULL);
+    assert_int_equal(sl_regex_fields_init(re, f, 16), 2);
+    assert_int_equal(sl_regex_exec(re, "xb", 2, f, 16, &e), 0);
+    assert_slice(f[0].val, "b");
+    assert_null(f[1].val.p);
+    assert_int_equal(sl_regex_exec(re, "xac", 3, f, 16, &e), 0);
+    assert_slice(f[0].val, "a");
+    assert_slice(f[1].val, "c");
+    sl_regex_free(re);
+}
+
 static void test_truncation_and_garbage(void **st)
 {
     (void)st;
@@ -424,13 +477,10 @@ static void test_truncation_and_garbage(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_compile_errors),
-        cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_limits_and_bytes),
-        cmocka_unit_test(test_lnav_access),
-        cmocka_unit_test(test_beats_nginx),
-        cmocka_unit_test(test_more_access_lines),
-        cmocka_unit_test(test_truncation_and_garbage),
+        cmocka_unit_test(test_compile_errors),   cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_limits_and_bytes), cmocka_unit_test(test_lnav_access),
+        cmocka_unit_test(test_beats_nginx),      cmocka_unit_test(test_more_access_lines),
+        cmocka_unit_test(test_fixed_layout),     cmocka_unit_test(test_truncation_and_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,8 +66,12 @@ static void load_block(sl_logfmt_iter *it, size_t blk)
     classify(it, tail);
 }
 
-/* The first position >= pos holding a byte of one of the classes, or n. */
-static inline size_t find(sl_logfmt_iter *it, size_t pos, unsigned classes)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* The first position >= pos holding a byte of one of the classes, or n.
+ * Always inlined: classes is a constant at every call, so the mask
+ * combination folds away. */
+static ALWAYS_INLINE size_t find(sl_logfmt_iter *it, size_t pos, unsigned classes)
 {
     while (pos < it->n) {
         size_t blk = pos & ~(size_t)63;
@@ -90,7 +94,7 @@ static inline size_t find(sl_logfmt_iter *it, size_t pos, unsigned classes)
 
 /* After an opening quote: the closing quote (or n); *esc set when a
  * backslash escape was seen. */
-static inline size_t quoted_end(sl_logfmt_iter *it, size_t pos, bool *esc)
+static ALWAYS_INLINE size_t quoted_end(sl_logfmt_iter *it, size_t pos, bool *esc)
 {
     for (;;) {
         size_t q = find(it, pos, C_QUOTE | C_BS);
@@ -109,7 +113,7 @@ void sl_logfmt_init(sl_logfmt_iter *it, const char *p, size_t n)
     it->blk = SIZE_MAX;
 }
 
-int sl_logfmt_next(sl_logfmt_iter *it, sl_field *f)
+static ALWAYS_INLINE int next_pair(sl_logfmt_iter *it, sl_field *f)
 {
     const char *p = it->p;
     size_t n = it->n, pos = it->pos;
@@ -162,6 +166,11 @@ int sl_logfmt_next(sl_logfmt_iter *it, sl_field *f)
     }
 }
 
+int sl_logfmt_next(sl_logfmt_iter *it, sl_field *f)
+{
+    return next_pair(it, f);
+}
+
 int sl_logfmt_parse(const char *p, size_t n, sl_field *out, size_t cap, size_t *count)
 {
     sl_logfmt_iter it;
@@ -169,7 +178,7 @@ int sl_logfmt_parse(const char *p, size_t n, sl_field *out, size_t cap, size_t *
     sl_field f;
     size_t c = 0;
     bool pair = false;
-    while (sl_logfmt_next(&it, &f)) {
+    while (next_pair(&it, &f)) {
         if (c < cap) out[c] = f;
         c++;
         pair |= f.type != SL_V_TRUE;
@@ -330,7 +339,7 @@ int sl_logfmt_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_err *err)
     sl_logfmt_init(&it, in.p, in.n);
     sl_field f;
     bool pair = false;
-    while (sl_logfmt_next(&it, &f)) {
+    while (next_pair(&it, &f)) {
         pair |= f.type != SL_V_TRUE;
         if (f.type == SL_V_ESCAPED && !json_ready(f.val)) {
             char *d = sl_arena_alloc(&b->arena, f.val.n + 1);

@@ -29,7 +29,9 @@ typedef struct alt {
     /* When every slot has at most one group: where its offsets are (an
      * always-unset pair for a name this alternative lacks). */
     const PCRE2_SIZE **src;
-    bool identity; /* slot s is group s + 1, for every slot: no lookup at all */
+    /* Slots 0..ident-1 are groups 1..ident and later slots have no group
+     * here: values come from a straight walk of the ovector. 0: not so. */
+    size_t ident;
     bool jit;
 } alt;
 
@@ -185,13 +187,17 @@ static int build_slots(sl_regex *re, sl_err *err)
                     a->groups[g++] = a->names[i].group;
         }
         a->start[re->nslots] = g;
-        bool simple = true;
-        a->identity = true;
+        bool simple = true, tail_empty = true;
+        size_t ident = 0;
         for (size_t sl = 0; sl < re->nslots; sl++) {
-            simple &= a->start[sl + 1] - a->start[sl] <= 1;
-            a->identity &=
-                a->start[sl + 1] - a->start[sl] == 1 && a->groups[a->start[sl]] == sl + 1;
+            uint32_t ng = a->start[sl + 1] - a->start[sl];
+            simple &= ng <= 1;
+            if (ident == sl && ng == 1 && a->groups[a->start[sl]] == sl + 1)
+                ident++;
+            else if (ng)
+                tail_empty = false;
         }
+        a->ident = tail_empty ? ident : 0;
         if (!simple) continue;
         a->src = calloc(re->nslots ? re->nslots : 1, sizeof *a->src);
         if (!a->src) return sl_errf(err, SL_ENOMEM, "regex: out of memory");
@@ -357,11 +363,13 @@ int sl_regex_exec(sl_regex *re, const char *p, size_t n, sl_field *out, size_t c
                                          : limit_error(rc, err);
     /* Only values are written: keys and types were set once. */
     size_t ns = re->nslots;
-    if (a->identity) { /* the ovector in slot order: a straight walk */
+    if (a->ident) { /* the ovector in slot order: a straight walk */
         const PCRE2_SIZE *ov = a->ov + 2;
-        for (size_t s = 0; s < ns; s++, ov += 2)
+        size_t s = 0;
+        for (; s < a->ident; s++, ov += 2)
             out[s].val =
                 ov[0] == PCRE2_UNSET ? (sl_slice){NULL, 0} : (sl_slice){p + ov[0], ov[1] - ov[0]};
+        for (; s < ns; s++) out[s].val = (sl_slice){NULL, 0};
         return 0;
     }
     if (a->src) {

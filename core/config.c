@@ -338,6 +338,16 @@ static void ref_position(loader *L, const yaml_event_t *ev, size_t *scan, const 
     }
 }
 
+/* References to record data in sink templates (`${labels.job}`,
+ * `${fields.x}`, `${input}`, `${source}`): not environment variables, so
+ * they are left for the sink to expand per record. */
+static bool template_ref(const char *name, size_t n)
+{
+    return (n > 7 && memcmp(name, "labels.", 7) == 0) ||
+           (n > 7 && memcmp(name, "fields.", 7) == 0) || (n == 5 && !memcmp(name, "input", 5)) ||
+           (n == 6 && !memcmp(name, "source", 6));
+}
+
 /* ${VAR}, ${VAR:-default} and $$ (a literal $). A default is used when the
  * variable is unset or empty, and is itself taken literally (no nesting),
  * so expansion is one bounded pass. Unset without default is an error. */
@@ -385,6 +395,12 @@ static char *expand(loader *L, const yaml_event_t *ev, size_t *out_len)
                     dflt_n = (size_t)(end - dflt);
                     break;
                 }
+            if (template_ref(s + i + 2, name_n)) {
+                /* A sink's per-record template (topic, key): kept for it. */
+                add = s + i, add_n = (size_t)(end - (s + i)) + 1;
+                i = (size_t)(end - s) + 1;
+                goto append;
+            }
             bool valid = name_n > 0 && name_n < sizeof name && !isdigit((unsigned char)s[i + 2]);
             for (size_t k = 0; valid && k < name_n; k++) {
                 char ch = s[i + 2 + k];
@@ -423,6 +439,7 @@ static char *expand(loader *L, const yaml_event_t *ev, size_t *out_len)
         } else {
             add = s + i, add_n = 1, i++;
         }
+    append:
         if (!add_n) continue;
         if (len + add_n > CFG_MAX_SCALAR) {
             error_at(c, L->file, line, col, "value longer than %u bytes after expansion",

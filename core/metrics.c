@@ -200,8 +200,11 @@ int sl_metrics_render(char **out, size_t *len)
         for (sl_metric *s = m; s; s = s->next) {
             if (strcmp(s->name, m->name) != 0) continue;
             char val[32];
-            if (is_seconds(s->name))
-                snprintf(val, sizeof val, "%.9g", (double)sl_metric_get(s) / 1e9);
+            int64_t v = sl_metric_get(s);
+            if (is_seconds(s->name)) /* Exact: a timestamp in seconds needs all its digits. */
+                snprintf(val, sizeof val, "%s%lld.%09lld", v < 0 ? "-" : "",
+                         (long long)(v < 0 ? -(v / 1000000000) : v / 1000000000),
+                         (long long)(v < 0 ? -(v % 1000000000) : v % 1000000000));
             else
                 snprintf(val, sizeof val, "%lld", (long long)sl_metric_get(s));
             if (s->labels[0])

@@ -8,13 +8,45 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "parsers/cri.h"
+#include "parsers/json.h"
+#include "parsers/logfmt.h"
+#include "parsers/regex.h"
+#include "parsers/syslog.h"
+#include "parsers/timestamp.h"
 
 #define MAX_STEPS 32
 #define MAX_NAMES 32
 
-enum step_kind { STEP_LABELS, STEP_DROP, STEP_KEEP, STEP_RENAME, STEP_REMOVE };
+enum step_kind {
+    STEP_LABELS,
+    STEP_DROP,
+    STEP_KEEP,
+    STEP_RENAME,
+    STEP_REMOVE,
+    STEP_JSON,
+    STEP_REGEX,
+    STEP_LOGFMT,
+    STEP_CRI,
+    STEP_DOCKER,
+    STEP_SYSLOG,
+    STEP_TIMESTAMP,
+    STEP_KUBERNETES,
+};
 
-static const char *const step_names[] = {"labels", "drop", "keep", "rename", "remove"};
+static const char *const step_names[] = {"labels", "drop",      "keep",      "rename", "remove",
+                                         "json",   "regex",     "logfmt",    "cri",    "docker",
+                                         "syslog", "timestamp", "kubernetes"};
+
+/* Partial container lines are joined per source file: pieces of two files
+ * must never meet. A bounded set, the least recently used goes first. */
+#define MAX_JOINERS 256
+
+typedef struct joiner_slot {
+    char *source;
+    sl_cri_joiner *j;
+    uint64_t used;
+} joiner_slot;
 
 typedef struct step {
     int kind;
@@ -24,6 +56,13 @@ typedef struct step {
     const char *from[MAX_NAMES], *to[MAX_NAMES]; /* labels/rename: from field -> to name */
     size_t nnames;
     sl_metric *errors, *dropped;
+    sl_json_opts json;
+    sl_regex *regex;
+    sl_ts_format *ts;
+    sl_tz *tz;
+    uint64_t join_max;
+    joiner_slot *joiners;
+    uint64_t clock;
 } step;
 
 struct sl_chain {
@@ -39,6 +78,85 @@ static const sl_cfg_key filter_keys[] = {
 static const sl_cfg_key remove_keys[] = {
     {"fields", SL_KEY_LIST, true, NULL, false},
 };
+
+static const sl_cfg_key field_keys[] = {
+    {"field", SL_KEY_STR, false, NULL, false},
+};
+static const sl_cfg_key join_keys[] = {
+    {"max_bytes", SL_KEY_SIZE, false, NULL, false},
+};
+static const sl_cfg_key regex_keys[] = {
+    {"pattern", SL_KEY_STR, false, NULL, false},
+    {"builtin", SL_KEY_ENUM, false, "nginx_combined|apache_combined|apache_common", false},
+    {"field", SL_KEY_STR, false, NULL, false},
+    {"match_limit", SL_KEY_INT, false, NULL, false},
+};
+static const sl_cfg_key syslog_keys[] = {
+    {"field", SL_KEY_STR, false, NULL, false},
+    {"timezone", SL_KEY_STR, false, NULL, false},
+};
+static const sl_cfg_key timestamp_keys[] = {
+    {"field", SL_KEY_STR, false, NULL, false},
+    {"format", SL_KEY_STR, false, NULL, false},
+    {"timezone", SL_KEY_STR, false, NULL, false},
+};
+
+static int build_regex(sl_cfg *cfg, const sl_cfg_node *args, step *s)
+{
+    if (sl_cfg_check(cfg, args, regex_keys, sizeof regex_keys / sizeof *regex_keys)) return -1;
+    const char *pattern = NULL, *builtin = NULL;
+    int64_t limit = 1000000;
+    sl_cfg_str(cfg, args, "pattern", NULL, &pattern);
+    sl_cfg_str(cfg, args, "builtin", NULL, &builtin);
+    sl_cfg_str(cfg, args, "field", NULL, &s->field);
+    if (sl_cfg_int(cfg, args, "match_limit", 1000000, 1000, 100000000, &limit) != 0) return -1;
+    if (!pattern == !builtin) {
+        sl_cfg_error(cfg, args, "regex needs exactly one of 'pattern' or 'builtin'");
+        return -1;
+    }
+    sl_regex_opts o = {.match_limit = (uint32_t)limit, .utf = true};
+    sl_err err;
+    int rc = pattern ? sl_regex_new(pattern, strlen(pattern), &o, &s->regex, &err)
+                     : sl_regex_builtin(builtin, &o, &s->regex, &err);
+    if (rc != 0) {
+        sl_cfg_error(cfg, sl_cfg_get(args, pattern ? "pattern" : "builtin"), "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int build_syslog(sl_cfg *cfg, const sl_cfg_node *args, step *s)
+{
+    if (args && args->kind != SL_CFG_NULL &&
+        sl_cfg_check(cfg, args, syslog_keys, sizeof syslog_keys / sizeof *syslog_keys))
+        return -1;
+    const char *tz = NULL;
+    sl_cfg_str(cfg, args, "field", NULL, &s->field);
+    sl_cfg_str(cfg, args, "timezone", NULL, &tz);
+    if (!tz) return 0;
+    sl_err err;
+    if (sl_tz_load(tz, &s->tz, &err) != 0) {
+        sl_cfg_error(cfg, sl_cfg_get(args, "timezone"), "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int build_timestamp(sl_cfg *cfg, const sl_cfg_node *args, step *s)
+{
+    if (sl_cfg_check(cfg, args, timestamp_keys, sizeof timestamp_keys / sizeof *timestamp_keys))
+        return -1;
+    const char *format = "rfc3339", *tz = NULL;
+    sl_cfg_str(cfg, args, "field", NULL, &s->field);
+    sl_cfg_str(cfg, args, "format", "rfc3339", &format);
+    sl_cfg_str(cfg, args, "timezone", NULL, &tz);
+    sl_err err;
+    if (sl_ts_format_new(format, tz, &s->ts, &err) != 0) {
+        sl_cfg_error(cfg, args, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
 
 static int compile(sl_cfg *cfg, const sl_cfg_node *at, const char *pattern, step *s)
 {
@@ -125,6 +243,27 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
         s->nnames = n;
         return 0;
     }
+    case STEP_JSON:
+        return sl_json_opts_from_cfg(cfg, args, &s->json);
+    case STEP_REGEX:
+        return build_regex(cfg, args, s);
+    case STEP_LOGFMT:
+        if (args && args->kind != SL_CFG_NULL && sl_cfg_check(cfg, args, field_keys, 1)) return -1;
+        return sl_cfg_str(cfg, args, "field", NULL, &s->field);
+    case STEP_CRI:
+    case STEP_DOCKER: {
+        if (args && args->kind != SL_CFG_NULL && sl_cfg_check(cfg, args, join_keys, 1)) return -1;
+        if (sl_cfg_size(cfg, args, "max_bytes", 1 << 20, &s->join_max) != 0) return -1;
+        s->joiners = calloc(MAX_JOINERS, sizeof *s->joiners);
+        return s->joiners ? 0 : -1;
+    }
+    case STEP_SYSLOG:
+        return build_syslog(cfg, args, s);
+    case STEP_TIMESTAMP:
+        return build_timestamp(cfg, args, s);
+    case STEP_KUBERNETES:
+        if (args && args->kind != SL_CFG_NULL && sl_cfg_check(cfg, args, NULL, 0)) return -1;
+        return 0;
     case STEP_DROP:
     case STEP_KEEP: {
         if (sl_cfg_check(cfg, args, filter_keys, 2)) return -1;
@@ -168,8 +307,17 @@ void sl_chain_free(sl_chain *c)
 {
     if (!c) return;
     for (size_t i = 0; i < c->n; i++) {
-        pcre2_match_data_free(c->steps[i].md);
-        pcre2_code_free(c->steps[i].re);
+        step *st = &c->steps[i];
+        pcre2_match_data_free(st->md);
+        pcre2_code_free(st->re);
+        sl_regex_free(st->regex);
+        sl_ts_format_free(st->ts);
+        sl_tz_free(st->tz);
+        for (size_t k = 0; st->joiners && k < MAX_JOINERS; k++) {
+            free(st->joiners[k].source);
+            sl_cri_joiner_free(st->joiners[k].j);
+        }
+        free(st->joiners);
     }
     free(c);
 }
@@ -187,9 +335,67 @@ static bool subject(const sl_record *r, const char *field, sl_slice *out)
     return true;
 }
 
-static void run_step(step *s, sl_batch *b, sl_record *r)
+/* The joiner of the batch's source, made on first use. */
+static sl_cri_joiner *joiner_for(step *s, const sl_batch *b)
 {
+    const char *src = b->source ? b->source : "";
+    joiner_slot *free_slot = NULL, *lru = NULL;
+    s->clock++;
+    for (size_t k = 0; k < MAX_JOINERS; k++) {
+        joiner_slot *js = &s->joiners[k];
+        if (js->source && strcmp(js->source, src) == 0) {
+            js->used = s->clock;
+            return js->j;
+        }
+        if (!js->source && !free_slot) free_slot = js;
+        if (js->source && (!lru || js->used < lru->used)) lru = js;
+    }
+    joiner_slot *js = free_slot ? free_slot : lru;
+    free(js->source);
+    sl_cri_joiner_free(js->j);
+    js->source = strdup(src);
+    js->j = NULL;
+    if (!js->source || sl_cri_joiner_new(s->join_max, &js->j) != 0) {
+        free(js->source);
+        js->source = NULL;
+        return NULL;
+    }
+    js->used = s->clock;
+    return js->j;
+}
+
+/* Runs one step on one record; SL_EPARSE when it does not apply. */
+static int run_step(step *s, sl_batch *b, sl_record *r)
+{
+    sl_err err;
+    sl_slice in;
     switch (s->kind) {
+    case STEP_JSON:
+        return sl_json_parse_record(b, r, &s->json, &err);
+    case STEP_REGEX:
+        if (!subject(r, s->field, &in)) return SL_EPARSE;
+        return sl_regex_parse_record(b, r, in, s->regex, &err);
+    case STEP_LOGFMT:
+        if (!subject(r, s->field, &in)) return SL_EPARSE;
+        return sl_logfmt_parse_record(b, r, in, &err);
+    case STEP_CRI:
+    case STEP_DOCKER: {
+        sl_cri_joiner *j = joiner_for(s, b);
+        return s->kind == STEP_CRI ? sl_cri_parse_record(b, r, r->line, j, &err)
+                                   : sl_docker_parse_record(b, r, r->line, j, &err);
+    }
+    case STEP_SYSLOG: {
+        if (!subject(r, s->field, &in)) return SL_EPARSE;
+        sl_syslog_opts o = {.now_ns = r->time_ns, .tz = s->tz};
+        return sl_syslog_parse_record(b, r, in, &o, &err);
+    }
+    case STEP_TIMESTAMP:
+        return sl_ts_parse_record(b, r, s->ts, s->field, &err);
+    case STEP_KUBERNETES: {
+        sl_k8s_meta m;
+        if (!b->source || sl_k8s_from_path(b->source, strlen(b->source), &m) != 0) return SL_EPARSE;
+        return sl_k8s_add_fields(b, r, &m, &err);
+    }
     case STEP_LABELS:
         for (size_t i = 0; i < s->nnames; i++) {
             sl_field *f = sl_record_field(r, s->from[i], strlen(s->from[i]));
@@ -228,6 +434,7 @@ static void run_step(step *s, sl_batch *b, sl_record *r)
         break;
     }
     }
+    return SL_OK;
 }
 
 void sl_chain_run(sl_chain *c, sl_batch *b)

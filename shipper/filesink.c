@@ -21,7 +21,7 @@ typedef struct filesink {
     bool fsync_each;
     int format;
     sl_buf out;
-    sl_metric *records, *bytes, *errors;
+    sl_metric *records, *bytes, *errors, *dropped;
     sl_ratelimit rl;
 } filesink;
 
@@ -91,6 +91,10 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
     sl_metric_labels(labels, sizeof labels, "sink", ctx->name, NULL, NULL);
     s->records = sl_counter("sluice_sink_records_total", "Records delivered by the sink.", labels);
     s->bytes = sl_counter("sluice_sink_bytes_total", "Bytes written or sent by the sink.", labels);
+    char dl[320];
+    sl_metric_labels(dl, sizeof dl, "sink", ctx->name, "reason", "too_large");
+    s->dropped = sl_counter("sluice_sink_dropped_records_total",
+                            "Records a sink dropped permanently, by reason.", dl);
     s->errors = sl_counter("sluice_sink_errors_total", "Failed write or send attempts.", labels);
     s->rl.interval_ns = 10 * 1000000000LL;
     *state = s;
@@ -166,13 +170,20 @@ static int filesink_run(void *state)
         int rc = sl_buffer_pop(s->ctx->buffer, &b, 200);
         if (rc == SL_ECLOSED) return SL_OK;
         if (rc != SL_OK) continue;
-        if (deliver(s, b) == SL_OK) {
+        rc = deliver(s, b);
+        if (rc == SL_OK) {
             sl_metric_add(s->records, b->nrecords);
             sl_metric_add(s->bytes, s->out.len);
             sl_batch_done(b);
+        } else if (rc == SL_ENOMEM) {
+            /* Larger than the encoder's bound: it can never be written. */
+            sl_metric_add(s->dropped, b->nrecords);
+            sl_batch_done(b);
         } else {
-            /* Not delivered: release without an ack; it is re-read later. */
-            sl_batch_unref(b);
+            /* Stopping with the write still failing: back to the buffer,
+             * which spools it or leaves it unacknowledged to be read again. */
+            sl_buffer_unpop(s->ctx->buffer, b);
+            return SL_OK;
         }
     }
 }

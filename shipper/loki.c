@@ -624,11 +624,13 @@ static void flush(loki *s)
         rc = send_spans(s, sp, s->npend);
         free(sp);
     }
-    for (uint32_t i = 0; i < s->npend; i++) {
+    /* Not sent (stopping): give the batches back, newest first so the
+     * buffer keeps their order; it spools them or leaves them unacked. */
+    for (uint32_t i = s->npend; i-- > 0;) {
         if (rc == SENT)
-            sl_batch_done(s->pend[i]);
+            sl_batch_done(s->pend[s->npend - 1 - i]);
         else
-            sl_batch_unref(s->pend[i]);
+            sl_buffer_unpop(s->ctx->buffer, s->pend[i]);
     }
     s->npend = 0;
     s->pend_bytes = 0;
@@ -672,7 +674,7 @@ static int loki_run(void *state)
             }
         }
         if (s->npend == s->cappend) {
-            sl_batch_unref(b); /* stopping: not delivered, not acked */
+            sl_buffer_unpop(s->ctx->buffer, b); /* stopping: not delivered */
             break;
         }
         if (!s->npend) s->pend_since_ns = sl_monotonic_ns();
@@ -680,9 +682,9 @@ static int loki_run(void *state)
         s->pend_bytes += b->bytes;
         if (s->pend_bytes >= s->max_batch_bytes) flush(s);
     }
-    /* Stopped: what was not delivered is released without an ack, so the
-     * checkpoint stays behind it and it is read again after a restart. */
-    for (uint32_t i = 0; i < s->npend; i++) sl_batch_unref(s->pend[i]);
+    /* Stopped: what was not delivered goes back to the buffer, which spools
+     * it or releases it unacknowledged (read again after a restart). */
+    for (uint32_t i = s->npend; i-- > 0;) sl_buffer_unpop(s->ctx->buffer, s->pend[i]);
     s->npend = 0;
     return SL_OK;
 }

@@ -37,7 +37,7 @@ static void test_render_groups_families(void **st)
                          "sluice_test_queue_bytes 40\n"
                          "# HELP sluice_test_blocked_seconds_total Blocked.\n"
                          "# TYPE sluice_test_blocked_seconds_total counter\n"
-                         "sluice_test_blocked_seconds_total 1.5\n";
+                         "sluice_test_blocked_seconds_total 1.500000000\n";
     assert_string_equal(out, expect);
     free(out);
     assert_int_equal(sl_metrics_value("sluice_test_records_total", "input=\"a\""), 5);

@@ -62,6 +62,7 @@ typedef struct file_input {
     sl_watch *watch;
     sl_multiline *multiline;
     bool need_scan;
+    uint64_t saved_marks; /* sum of positions at the last checkpoint save */
     int open_count;
     uint32_t batch_records;
     sl_field labels[MAX_LABELS];
@@ -258,6 +259,22 @@ static tracked *find_by_id(file_input *in, uint64_t dev, uint64_t ino)
     return NULL;
 }
 
+static bool deleted(const tracked *t)
+{
+    struct stat st;
+    return fstat(t->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/* The open file that a path's stat result leads to. A file we hold that
+ * was deleted can share its inode number with a new file at the same path
+ * (inode reuse): the new file is a different one. */
+static tracked *find_live(file_input *in, const struct stat *st)
+{
+    for (tracked *t = in->files; t; t = t->next)
+        if (t->dev == st->st_dev && t->ino == st->st_ino && !deleted(t)) return t;
+    return NULL;
+}
+
 static bool close_one_idle(file_input *in);
 
 static void open_file(file_input *in, const char *path, const struct stat *st, bool initial)
@@ -338,7 +355,9 @@ static void remember(file_input *in, tracked *t)
 
 static void close_file(file_input *in, tracked *t)
 {
-    remember(in, t);
+    /* A deleted file can never be opened again, and its inode number may
+     * already belong to a new file whose entry must not be overwritten. */
+    if (!deleted(t)) remember(in, t);
     close(t->fd);
     sl_watermark_unref(t->wm);
     if (t->chunk) sl_chunk_unref(t->chunk);
@@ -406,7 +425,7 @@ static void scan(file_input *in)
             const char *path = gl.gl_pathv[i];
             struct stat st;
             if (excluded(in, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-            tracked *t = find_by_id(in, st.st_dev, st.st_ino);
+            tracked *t = find_live(in, &st);
             if (t) {
                 t->gone = false;
                 /* Renamed within the glob: follow the new name. */
@@ -696,7 +715,8 @@ static long read_some(file_input *in, tracked *t)
 static void save_checkpoint(file_input *in)
 {
     if (in->ctx->dry_run) return;
-    for (tracked *t = in->files; t; t = t->next) remember(in, t);
+    for (tracked *t = in->files; t; t = t->next)
+        if (!deleted(t)) remember(in, t);
     int64_t now = sl_now_ns() / 1000000000;
     for (size_t i = 0; i < in->ckpt.n;) {
         const sl_ckpt_entry *e = &in->ckpt.e[i];
@@ -779,8 +799,15 @@ static int file_run(void *state)
         }
         if (in->read_rate && in->tokens <= 0) busy = false;
         close_idle_files(in, now);
-        if (now >= in->next_ckpt_ns) {
+        /* Periodically, and as soon as the input is idle with acks that
+         * arrived since the last save: a crash right after a burst then
+         * repeats little. */
+        uint64_t marks = 0;
+        if (!busy || now >= in->next_ckpt_ns)
+            for (tracked *t = in->files; t; t = t->next) marks += sl_watermark_get(t->wm) + t->ino;
+        if (now >= in->next_ckpt_ns || (!busy && marks != in->saved_marks)) {
             save_checkpoint(in);
+            in->saved_marks = marks;
             in->next_ckpt_ns = now + in->checkpoint_ms * 1000000;
         }
         if (!busy) {

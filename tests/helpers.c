@@ -240,3 +240,14 @@ bool sl_t_sanitized(void)
     const char *s = getenv("SLUICE_SANITIZED");
     return s && *s == '1';
 }
+
+long sl_t_parse_id(const char *p, const char *end, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if ((size_t)(end - p) <= n || memcmp(p, prefix, n) != 0) return -1;
+    p += n;
+    long v = 0;
+    int digits = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && digits < 18; p++, digits++) v = v * 10 + (*p - '0');
+    return digits ? v : -1;
+}

@@ -20,6 +20,10 @@ char *sl_t_read_file(const char *path, size_t *n);
 /* Counts '\n' in a file; -1 when absent. */
 long sl_t_count_lines(const char *path);
 
+/* Parses `<prefix><digits>` at p (not reading past end); -1 if absent.
+ * Unlike sscanf it never scans the rest of a large buffer. */
+long sl_t_parse_id(const char *p, const char *end, const char *prefix);
+
 /* Environment: the sluice binary, the source tree, ../shared/testdata. */
 const char *sl_t_bin(void);
 const char *sl_t_src(void);

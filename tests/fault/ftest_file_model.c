@@ -111,7 +111,7 @@ static long count_distinct(model *m, unsigned char *seen, long *dups)
         char *nl = memchr(p, '\n', (size_t)(data + n - p));
         if (!nl) break;
         long id;
-        if (sscanf(p, "id=%ld", &id) == 1 && id >= 0 && id < MAX_IDS) {
+        if ((id = sl_t_parse_id(p, nl, "id=")) >= 0 && id >= 0 && id < MAX_IDS) {
             if (seen[id])
                 (*dups)++;
             else

@@ -113,7 +113,7 @@ static tally check_output(const char *out, long expected)
         char *nl = memchr(line, '\n', (size_t)(data + n - line));
         if (!nl) break;
         long seq;
-        if (sscanf(line, "seq=%ld", &seq) != 1 || seq < 0 || seq >= expected) {
+        if ((seq = sl_t_parse_id(line, nl, "seq=")) < 0 || seq >= expected) {
             t.malformed++;
         } else {
             if (seen[seq]) t.dups++;

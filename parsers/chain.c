@@ -222,7 +222,9 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
         if (strcmp(name, step_names[k]) == 0) s->kind = (int)k;
     if (s->kind < 0) {
         sl_cfg_error(cfg, item->key_nodes[0],
-                     "unknown parse step '%s' (one of labels, drop, keep, rename, remove)", name);
+                     "unknown parse step '%s' (one of json, regex, logfmt, cri, docker, syslog, "
+                     "timestamp, kubernetes, labels, drop, keep, rename, remove)",
+                     name);
         return -1;
     }
     char l[256];
@@ -322,17 +324,26 @@ void sl_chain_free(sl_chain *c)
     free(c);
 }
 
-/* The text a step looks at: a field's value, or the line. */
-static bool subject(const sl_record *r, const char *field, sl_slice *out)
+/* The text a step looks at: a field's value, or the line. A value that
+ * still holds JSON escapes is unescaped into the batch arena first, so
+ * patterns see the text the application logged, not its JSON spelling. */
+static int subject(sl_batch *b, const sl_record *r, const char *field, sl_slice *out, sl_err *err)
 {
     if (!field || strcmp(field, "line") == 0) {
         *out = r->line;
-        return true;
+        return 0;
     }
     sl_field *f = sl_record_field(r, field, strlen(field));
-    if (!f) return false;
+    if (!f) return sl_errf(err, SL_ENOENT, "no field '%s'", field);
     *out = f->val;
-    return true;
+    if (f->type != SL_V_ESCAPED) return 0;
+    char *d = sl_arena_alloc(&b->arena, f->val.n + 1);
+    if (!d) return sl_errf(err, SL_ENOMEM, "batch arena full");
+    ptrdiff_t m = sl_json_unescape(f->val.p, f->val.n, d, f->val.n);
+    if (m < 0) return sl_errf(err, SL_EPARSE, "field '%s' holds an invalid JSON escape", field);
+    d[m] = '\0';
+    *out = (sl_slice){d, (size_t)m};
+    return 0;
 }
 
 /* The joiner of the batch's source, made on first use. */
@@ -365,36 +376,38 @@ static sl_cri_joiner *joiner_for(step *s, const sl_batch *b)
 }
 
 /* Runs one step on one record; SL_EPARSE when it does not apply. */
-static int run_step(step *s, sl_batch *b, sl_record *r)
+static int run_step(step *s, sl_batch *b, sl_record *r, sl_err *err)
 {
-    sl_err err;
     sl_slice in;
+    int rc;
     switch (s->kind) {
     case STEP_JSON:
-        return sl_json_parse_record(b, r, &s->json, &err);
+        return sl_json_parse_record(b, r, &s->json, err);
     case STEP_REGEX:
-        if (!subject(r, s->field, &in)) return SL_EPARSE;
-        return sl_regex_parse_record(b, r, in, s->regex, &err);
+        if ((rc = subject(b, r, s->field, &in, err)) != 0) return rc;
+        return sl_regex_parse_record(b, r, in, s->regex, err);
     case STEP_LOGFMT:
-        if (!subject(r, s->field, &in)) return SL_EPARSE;
-        return sl_logfmt_parse_record(b, r, in, &err);
+        if ((rc = subject(b, r, s->field, &in, err)) != 0) return rc;
+        return sl_logfmt_parse_record(b, r, in, err);
     case STEP_CRI:
     case STEP_DOCKER: {
         sl_cri_joiner *j = joiner_for(s, b);
-        return s->kind == STEP_CRI ? sl_cri_parse_record(b, r, r->line, j, &err)
-                                   : sl_docker_parse_record(b, r, r->line, j, &err);
+        return s->kind == STEP_CRI ? sl_cri_parse_record(b, r, r->line, j, err)
+                                   : sl_docker_parse_record(b, r, r->line, j, err);
     }
     case STEP_SYSLOG: {
-        if (!subject(r, s->field, &in)) return SL_EPARSE;
+        if ((rc = subject(b, r, s->field, &in, err)) != 0) return rc;
         sl_syslog_opts o = {.now_ns = r->time_ns, .tz = s->tz};
-        return sl_syslog_parse_record(b, r, in, &o, &err);
+        return sl_syslog_parse_record(b, r, in, &o, err);
     }
     case STEP_TIMESTAMP:
-        return sl_ts_parse_record(b, r, s->ts, s->field, &err);
+        return sl_ts_parse_record(b, r, s->ts, s->field, err);
     case STEP_KUBERNETES: {
         sl_k8s_meta m;
-        if (!b->source || sl_k8s_from_path(b->source, strlen(b->source), &m) != 0) return SL_EPARSE;
-        return sl_k8s_add_fields(b, r, &m, &err);
+        if (!b->source || sl_k8s_from_path(b->source, strlen(b->source), &m) != 0)
+            return sl_errf(err, SL_EPARSE, "source '%s' is not a Kubernetes log path",
+                           b->source ? b->source : "");
+        return sl_k8s_add_fields(b, r, &m, err);
     }
     case STEP_LABELS:
         for (size_t i = 0; i < s->nnames; i++) {
@@ -425,8 +438,10 @@ static int run_step(step *s, sl_batch *b, sl_record *r)
     case STEP_DROP:
     case STEP_KEEP: {
         sl_slice text;
-        bool matched = subject(r, s->field, &text) &&
-                       pcre2_match(s->re, (PCRE2_SPTR)text.p, text.n, 0, 0, s->md, NULL) >= 0;
+        rc = subject(b, r, s->field, &text, err);
+        if (rc != 0 && rc != SL_ENOENT) return rc;
+        bool matched =
+            rc == 0 && pcre2_match(s->re, (PCRE2_SPTR)text.p, text.n, 0, 0, s->md, NULL) >= 0;
         if (matched == (s->kind == STEP_DROP)) {
             r->flags |= SL_RF_DROPPED;
             sl_metric_inc(s->dropped);
@@ -437,12 +452,42 @@ static int run_step(step *s, sl_batch *b, sl_record *r)
     return SL_OK;
 }
 
+/* A failed step: the record ships raw, marked, with the first failing
+ * step named in `parse_error`; every failure is counted. */
+static void mark_failed(const step *s, sl_batch *b, sl_record *r, const sl_err *err)
+{
+    sl_metric_inc(s->errors);
+    if (r->flags & SL_RF_PARSE_ERROR) return;
+    r->flags |= SL_RF_PARSE_ERROR;
+    const char *name = step_names[s->kind];
+    size_t nl = strlen(name);
+    const char *msg = err->msg;
+    /* Parsers often prefix their own name already. */
+    if (strncmp(msg, name, nl) == 0 && msg[nl] == ':') msg += nl + 1;
+    while (*msg == ' ') msg++;
+    size_t ml = strnlen(msg, sizeof err->msg);
+    char *v = sl_arena_alloc(&b->arena, nl + 2 + ml + 1);
+    if (!v) return;
+    memcpy(v, name, nl);
+    size_t n = nl;
+    if (ml) {
+        memcpy(v + n, ": ", 2);
+        memcpy(v + n + 2, msg, ml);
+        n += 2 + ml;
+    }
+    v[n] = '\0';
+    sl_record_add_field(b, r, SL_SLICE_LIT("parse_error"), (sl_slice){v, n}, SL_V_STRING);
+}
+
 void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
     for (uint32_t i = 0; i < b->nrecords; i++) {
         sl_record *r = &b->records[i];
-        for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++)
-            run_step(&c->steps[k], b, r);
+        for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
+            sl_err err;
+            err.msg[0] = '\0';
+            if (run_step(&c->steps[k], b, r, &err) != 0) mark_failed(&c->steps[k], b, r, &err);
+        }
     }
 }

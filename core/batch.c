@@ -9,7 +9,8 @@ sl_batch *sl_batch_new(uint32_t cap)
 {
     sl_batch *b = calloc(1, sizeof *b);
     if (!b) return NULL;
-    b->records = calloc(cap ? cap : 1, sizeof *b->records);
+    /* Not zeroed: sl_batch_add initialises each record it hands out. */
+    b->records = malloc((size_t)(cap ? cap : 1) * sizeof *b->records);
     if (!b->records) {
         free(b);
         return NULL;
@@ -58,16 +59,21 @@ sl_record *sl_batch_add(sl_batch *b, sl_slice line, int64_t time_ns, uint64_t po
     return r;
 }
 
+/* Out of line: most records never grow past their first array. */
+static __attribute__((noinline, cold)) sl_field *grow_fields(sl_batch *b, sl_record *r)
+{
+    uint32_t cap = r->cap_fields ? r->cap_fields * 2 : 16;
+    sl_field *f = sl_arena_alloc(&b->arena, (size_t)cap * sizeof *f);
+    if (!f) return NULL;
+    if (r->nfields) memcpy(f, r->fields, (size_t)r->nfields * sizeof *f);
+    r->fields = f;
+    r->cap_fields = cap;
+    return f;
+}
+
 sl_field *sl_record_add_field(sl_batch *b, sl_record *r, sl_slice key, sl_slice val, int type)
 {
-    if (r->nfields == r->cap_fields) {
-        uint32_t cap = r->cap_fields ? r->cap_fields * 2 : 16;
-        sl_field *f = sl_arena_alloc(&b->arena, (size_t)cap * sizeof *f);
-        if (!f) return NULL;
-        if (r->nfields) memcpy(f, r->fields, (size_t)r->nfields * sizeof *f);
-        r->fields = f;
-        r->cap_fields = cap;
-    }
+    if (__builtin_expect(r->nfields == r->cap_fields, 0) && !grow_fields(b, r)) return NULL;
     sl_field *f = &r->fields[r->nfields++];
     f->key = key;
     f->val = val;

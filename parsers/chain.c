@@ -400,8 +400,20 @@ static int run_step(step *s, sl_batch *b, sl_record *r, sl_err *err)
         sl_syslog_opts o = {.now_ns = r->time_ns, .tz = s->tz};
         return sl_syslog_parse_record(b, r, in, &o, err);
     }
-    case STEP_TIMESTAMP:
-        return sl_ts_parse_record(b, r, s->ts, s->field, err);
+    case STEP_TIMESTAMP: {
+        /* Some encoders (PHP's json_encode) escape '/', as in 10\/Oct\/2023. */
+        const sl_field *f = s->field && strcmp(s->field, "line") != 0
+                                ? sl_record_field(r, s->field, strlen(s->field))
+                                : NULL;
+        if (!f || f->type != SL_V_ESCAPED) return sl_ts_parse_record(b, r, s->ts, s->field, err);
+        if ((rc = subject(b, r, s->field, &in, err)) != 0) return rc;
+        int64_t ns;
+        if (sl_ts_format_parse(s->ts, in.p, in.n, r->time_ns, &ns) != 0)
+            return sl_errf(err, SL_EPARSE, "'%.*s' does not match the format",
+                           (int)(in.n > 64 ? 64 : in.n), in.p);
+        r->time_ns = ns;
+        return 0;
+    }
     case STEP_KUBERNETES: {
         sl_k8s_meta m;
         if (!b->source || sl_k8s_from_path(b->source, strlen(b->source), &m) != 0)

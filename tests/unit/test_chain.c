@@ -411,8 +411,9 @@ static void test_timestamp_formats(void **state)
         "{\"web\":\"10/Oct/2023:13:55:36 +0200\"}",
         "{\"local\":\"2024-03-05 11:11:12\"}",
         "{\"ts\":\"yesterday\"}",
+        "{\"web\":\"10\\/Oct\\/2023:13:55:36 +0200\"}", /* escaped as PHP does */
     };
-    sl_batch *b = batch_of("x", lines, 5);
+    sl_batch *b = batch_of("x", lines, 6);
     sl_chain_run(c, b);
     /* Each record has only one of the fields: the other steps fail on it. */
     assert_int_equal(b->records[0].time_ns, (int64_t)1709633472 * SEC + 500000000);
@@ -420,11 +421,12 @@ static void test_timestamp_formats(void **state)
     assert_int_equal(b->records[2].time_ns, (int64_t)1696938936 * SEC);
     assert_int_equal(b->records[3].time_ns, (int64_t)1709633472 * SEC);
     assert_int_equal(b->records[4].time_ns, NOW_NS); /* read time kept */
+    assert_int_equal(b->records[5].time_ns, (int64_t)1696938936 * SEC);
     const sl_field *f = field(&b->records[4], "parse_error");
     assert_non_null(f);
     assert_true(f->val.n > 9 && memcmp(f->val.p, "timestamp", 9) == 0);
-    /* 3 absent fields per record for 0..3, 4 for record 4 (ts bad + 3 absent) */
-    assert_int_equal(errors("in_ts", "timestamp") - before, 4 * 3 + 4);
+    /* 3 absent fields per record for 0..3 and 5, 4 for record 4 (ts bad + 3 absent) */
+    assert_int_equal(errors("in_ts", "timestamp") - before, 5 * 3 + 4);
     sl_batch_unref(b);
     fx_free(&fx);
 }

@@ -1,5 +1,6 @@
 /* The parse chain as an input runs it: steps configured from YAML, run over
  * batches built here, checked field by field. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -529,6 +530,54 @@ static void test_config_errors(void **state)
     sl_cfg_free(cfg);
 }
 
+/* ------------------------------------------------- arenas across threads */
+
+/* Batches are made on an input's thread and freed on sinks' threads, and
+ * arena blocks are reused between them: fields must stay intact. */
+#define XT_BATCHES 32
+
+static void *free_all(void *arg)
+{
+    sl_batch **bs = arg;
+    for (int i = 0; i < XT_BATCHES; i++) sl_batch_unref(bs[i]);
+    return NULL;
+}
+
+static void test_batches_freed_on_another_thread(void **state)
+{
+    (void)state;
+    fixture fx = {0};
+    sl_chain *c = chain_from(&fx, "in_xt", "parse:\n  - json: {}\n");
+    static char lines[XT_BATCHES][64];
+    sl_batch *prev[XT_BATCHES] = {0}, *cur[XT_BATCHES];
+    for (int round = 0; round < 20; round++) {
+        pthread_t t;
+        bool freeing = round > 0;
+        if (freeing) assert_int_equal(pthread_create(&t, NULL, free_all, prev), 0);
+        for (int i = 0; i < XT_BATCHES; i++) {
+            snprintf(lines[i], sizeof lines[i], "{\"round\":%d,\"i\":\"b%d\"}", round, i);
+            sl_batch *b = sl_batch_new(512);
+            assert_non_null(b);
+            for (int k = 0; k < 512; k++)
+                sl_batch_add(b, (sl_slice){lines[i], strlen(lines[i])}, NOW_NS, (uint64_t)k);
+            sl_chain_run(c, b);
+            cur[i] = b;
+        }
+        if (freeing) assert_int_equal(pthread_join(t, NULL), 0);
+        for (int i = 0; i < XT_BATCHES; i++) {
+            char want[16];
+            snprintf(want, sizeof want, "b%d", i);
+            for (uint32_t k = 0; k < cur[i]->nrecords; k += 97) {
+                expect_clean(&cur[i]->records[k]);
+                expect_field(&cur[i]->records[k], "i", want);
+            }
+            prev[i] = cur[i];
+        }
+    }
+    free_all(prev);
+    fx_free(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_kubernetes),
         cmocka_unit_test(test_drop_keep),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_batches_freed_on_another_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -360,9 +360,11 @@ static void test_syslog(void **state)
     (void)state;
     fixture fx = {0};
     sl_chain *c = chain_from(&fx, "in_syslog", "parse:\n  - syslog:\n");
-    const char *lines[] = {
+    const char *const rfc5424 =
         "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
-        "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] An application event",
+        "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] An application event";
+    const char *lines[] = {
+        rfc5424,
         "<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
         "",
     };

@@ -39,7 +39,6 @@ typedef struct tracked {
     bool skipping; /* truncate mode: dropping the rest of a long line */
     bool gone;     /* path no longer leads here: read to EOF, then close */
     bool dirty;    /* may have data: read it on the next turn */
-    bool at_eof;   /* the last read found no data */
     int64_t last_data_ns;
 } tracked;
 
@@ -644,10 +643,11 @@ static long read_some(file_input *in, tracked *t)
         if ((uint64_t)st.st_size < t->read_off) {
             /* copytruncate: the file shrank under us. */
             rc = restart_at_zero(in, t, "shrank", st.st_size);
-        } else if (t->at_eof && (uint64_t)st.st_size > t->read_off && t->fp_len &&
+        } else if ((uint64_t)st.st_size > t->read_off && t->fp_len &&
                    fingerprint_fd(t->fd, t->fp_len) != t->fp) {
-            /* Truncated and written again past our offset before we looked:
-             * the size alone cannot tell, the first bytes can. */
+            /* Truncated and written again past our offset between two reads:
+             * the size alone cannot tell, the first bytes can. Checked before
+             * every read that will find data (1 KiB from page cache). */
             rc = restart_at_zero(in, t, "rewritten", st.st_size);
         }
         if (rc != SL_OK) return rc;
@@ -676,7 +676,6 @@ static long read_some(file_input *in, tracked *t)
         sl_metric_inc(in->m_read_errors);
         return SL_EIO;
     }
-    t->at_eof = r == 0;
     if (r == 0) {
         if (t->partial && !t->partial_since) t->partial_since = sl_monotonic_ns();
         bool stale =

@@ -39,7 +39,6 @@ typedef struct tracked {
     bool skipping; /* truncate mode: dropping the rest of a long line */
     bool gone;     /* path no longer leads here: read to EOF, then close */
     bool dirty;    /* may have data: read it on the next turn */
-    bool at_eof;   /* the last read found no data */
     int64_t last_data_ns;
 } tracked;
 
@@ -129,21 +128,7 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
         sl_cfg_error(cfg, sl_cfg_get(n, "read_chunk"),
                      "read_chunk must be between 4KiB and 256MiB");
     sl_multiline_new(cfg, sl_cfg_get(n, "multiline"), &in->multiline);
-    const sl_cfg_node *labels = sl_cfg_get(n, "labels");
-    if (labels && labels->kind == SL_CFG_MAP) {
-        for (size_t i = 0; i < labels->n && in->nlabels < MAX_LABELS; i++) {
-            const sl_cfg_node *v = labels->items[i];
-            if (v->kind != SL_CFG_SCALAR) {
-                sl_cfg_error(cfg, v, "label '%s' must be a string", labels->keys[i]);
-                continue;
-            }
-            sl_field *f = &in->labels[in->nlabels++];
-            f->key = (sl_slice){labels->keys[i], strlen(labels->keys[i])};
-            f->val = (sl_slice){v->scalar, v->scalar_len};
-            f->type = SL_V_STRING;
-            f->flags = SL_FF_LABEL;
-        }
-    }
+    sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
     return sl_cfg_nerrors(cfg) > before ? SL_EINVAL : SL_OK;
 }
 
@@ -658,10 +643,11 @@ static long read_some(file_input *in, tracked *t)
         if ((uint64_t)st.st_size < t->read_off) {
             /* copytruncate: the file shrank under us. */
             rc = restart_at_zero(in, t, "shrank", st.st_size);
-        } else if (t->at_eof && (uint64_t)st.st_size > t->read_off && t->fp_len &&
+        } else if ((uint64_t)st.st_size > t->read_off && t->fp_len &&
                    fingerprint_fd(t->fd, t->fp_len) != t->fp) {
-            /* Truncated and written again past our offset before we looked:
-             * the size alone cannot tell, the first bytes can. */
+            /* Truncated and written again past our offset between two reads:
+             * the size alone cannot tell, the first bytes can. Checked before
+             * every read that will find data (1 KiB from page cache). */
             rc = restart_at_zero(in, t, "rewritten", st.st_size);
         }
         if (rc != SL_OK) return rc;
@@ -690,7 +676,6 @@ static long read_some(file_input *in, tracked *t)
         sl_metric_inc(in->m_read_errors);
         return SL_EIO;
     }
-    t->at_eof = r == 0;
     if (r == 0) {
         if (t->partial && !t->partial_since) t->partial_since = sl_monotonic_ns();
         bool stale =

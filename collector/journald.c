@@ -361,21 +361,7 @@ static int configure(jd_input *in, const sl_input_ctx *ctx)
                      "read_chunk must be between 4KiB and 256MiB");
     configure_fields(in, cfg, n);
 
-    const sl_cfg_node *labels = sl_cfg_get(n, "labels");
-    if (labels && labels->kind == SL_CFG_MAP) {
-        for (size_t i = 0; i < labels->n && in->nlabels < MAX_LABELS; i++) {
-            const sl_cfg_node *v = labels->items[i];
-            if (v->kind != SL_CFG_SCALAR) {
-                sl_cfg_error(cfg, v, "label '%s' must be a string", labels->keys[i]);
-                continue;
-            }
-            sl_field *f = &in->labels[in->nlabels++];
-            f->key = (sl_slice){labels->keys[i], strlen(labels->keys[i])};
-            f->val = (sl_slice){v->scalar, v->scalar_len};
-            f->type = SL_V_STRING;
-            f->flags = SL_FF_LABEL;
-        }
-    }
+    sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
     return sl_cfg_nerrors(cfg) > before ? SL_EINVAL : SL_OK;
 }
 

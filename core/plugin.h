@@ -32,6 +32,12 @@ typedef int (*sl_emit_fn)(void *arg, sl_batch *b);
         "buffer", SL_KEY_MAP, false, NULL, false                                                   \
     }
 
+/* The static `labels: {k: v}` map of an input, as label fields whose
+ * slices point into the configuration (which outlives the input). Errors go
+ * to cfg; at most cap labels. */
+void sl_input_labels(sl_cfg *cfg, const sl_cfg_node *input, sl_field *out, uint32_t cap,
+                     uint32_t *n);
+
 typedef struct sl_input_ctx {
     const char *name;
     sl_cfg *cfg;

@@ -130,7 +130,7 @@ static long count_distinct(model *m, unsigned char *seen, long *dups)
 static void catch_up(model *m, unsigned char *seen)
 {
     long want = m->written - (m->partial_open ? 1 : 0), dups;
-    for (int waited = 0; waited < 10000 && !m->stuck; waited += 20) {
+    for (int waited = 0; waited < 30000 && !m->stuck; waited += 20) {
         if (count_distinct(m, seen, &dups) >= want) return;
         sl_t_sleep_ms(20);
     }
@@ -225,7 +225,7 @@ static int run_sequence(uint64_t seed, int nops, unsigned char *seen)
     char yml[2048];
     snprintf(yml, sizeof yml,
              "data_dir: %s/data\n"
-             "log: {level: warn}\n"
+             "log: {level: info}\n"
              "inputs:\n"
              "  - name: model\n"
              "    type: file\n"

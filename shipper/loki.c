@@ -690,3 +690,107 @@ static int loki_run(void *state)
 }
 
 const sl_sink_ops sl_loki_sink_ops = {"loki", loki_create, loki_run, loki_destroy};
+
+/* ---- sluice check: label cardinality ---- */
+
+/* True when a field or label name looks like it holds a value per request,
+ * user, connection or moment. Judged on the name's last word (snake_case,
+ * kebab-case, dotted or camelCase), so `request_id`, `traceId`, `client.ip`
+ * and `http_path` match while `level` or `valid` do not. */
+static bool high_cardinality_name(const char *name)
+{
+    static const char *const last_words[] = {
+        "id",   "ids",    "uuid",    "guid",      "ip",   "addr",  "address", "path",
+        "url",  "uri",    "ts",      "timestamp", "time", "email", "session", "sessionid",
+        "pid",  "nonce",  "token",   "port",      "span", "trace", "query",   "datetime",
+        "date", "offset", "latency", "duration",  "bytes"};
+    static const char *const whole[] = {"remote", "host_ip", "x_forwarded_for", "user_agent"};
+    char low[128];
+    size_t n = 0, word = 0;
+    for (const char *p = name; *p && n + 1 < sizeof low; p++) {
+        unsigned char c = (unsigned char)*p;
+        bool upper = c >= 'A' && c <= 'Z';
+        if (c == '_' || c == '-' || c == '.' || c == '/' || c == ' ') {
+            low[n++] = '_';
+            word = n;
+            continue;
+        }
+        /* camelCase: a capital after a lower-case letter starts a word. */
+        if (upper && n > 0 && low[n - 1] >= 'a' && low[n - 1] <= 'z') {
+            low[n++] = '_';
+            word = n;
+            if (n + 1 >= sizeof low) break;
+        }
+        low[n++] = (char)(upper ? c + 32 : c);
+    }
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
+        if (strcmp(low, whole[i]) == 0) return true;
+    const char *last = low + word;
+    for (size_t i = 0; i < sizeof last_words / sizeof *last_words; i++)
+        if (strcmp(last, last_words[i]) == 0) return true;
+    return false;
+}
+
+static void warn_label(const sl_cfg_node *at, const char *sink, const char *label,
+                       const char *field, const char *where)
+{
+    fprintf(stderr,
+            "%s:%d:%d: warning: sink %s: Loki label '%s' comes from %s '%s', which looks "
+            "high-cardinality; every distinct value makes a new Loki stream (send it as "
+            "structured_metadata or leave it in the line instead)\n",
+            at && at->file ? at->file : "?", at ? at->line : 0, at ? at->col : 0, sink, label,
+            where, field);
+}
+
+static bool sink_takes_input(sl_cfg *cfg, const sl_cfg_node *sink, const char *input)
+{
+    const sl_cfg_node *list = sl_cfg_get(sink, "inputs");
+    if (!list) return true; /* default: every input */
+    (void)cfg;
+    if (list->kind != SL_CFG_SEQ) return false;
+    for (size_t i = 0; i < list->n; i++)
+        if (list->items[i]->kind == SL_CFG_SCALAR && strcmp(list->items[i]->scalar, input) == 0)
+            return true;
+    return false;
+}
+
+int sl_loki_check_labels(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs)
+{
+    int warnings = 0;
+    const char *name = "?";
+    const sl_cfg_node *nn = sl_cfg_get(sink, "name");
+    if (nn && nn->kind == SL_CFG_SCALAR) name = nn->scalar;
+    const sl_cfg_node *lab = sl_cfg_get(sink, "labels");
+    for (size_t i = 0; lab && lab->kind == SL_CFG_MAP && i < lab->n; i++)
+        if (high_cardinality_name(lab->keys[i])) {
+            warn_label(lab->key_nodes[i], name, lab->keys[i], lab->keys[i],
+                       "the sink's labels key");
+            warnings++;
+        }
+    for (size_t i = 0; inputs && inputs->kind == SL_CFG_SEQ && i < inputs->n; i++) {
+        const sl_cfg_node *in = inputs->items[i];
+        const sl_cfg_node *in_name = sl_cfg_get(in, "name");
+        if (!in_name || in_name->kind != SL_CFG_SCALAR ||
+            !sink_takes_input(cfg, sink, in_name->scalar))
+            continue;
+        const sl_cfg_node *parse = sl_cfg_get(in, "parse");
+        for (size_t k = 0; parse && parse->kind == SL_CFG_SEQ && k < parse->n; k++) {
+            const sl_cfg_node *labels = sl_cfg_get(parse->items[k], "labels");
+            if (!labels) continue;
+            /* `labels: [field, ...]` or `labels: {label: field}` */
+            for (size_t j = 0; j < labels->n; j++) {
+                const sl_cfg_node *f = labels->items[j];
+                if ((labels->kind != SL_CFG_SEQ && labels->kind != SL_CFG_MAP) ||
+                    f->kind != SL_CFG_SCALAR)
+                    continue;
+                const char *label = labels->kind == SL_CFG_MAP ? labels->keys[j] : f->scalar;
+                if (high_cardinality_name(f->scalar) || high_cardinality_name(label)) {
+                    warn_label(f, name, label, f->scalar, "field");
+                    warnings++;
+                }
+            }
+        }
+    }
+    return warnings;
+}

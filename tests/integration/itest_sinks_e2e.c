@@ -587,8 +587,8 @@ static void test_check_warns_high_cardinality(void **st)
     for (const char *p = text; (p = strstr(p, "warning:")); p++) warnings++;
     const char *want[] = {"label 'request_id'",
                           "label 'traceId'",
-                          "label 'client' comes from "
-                          "field 'remote_addr'",
+                          ("label 'client' comes from "
+                           "field 'remote_addr'"),
                           "label 'route'",
                           "label 'session_id'",
                           ":8:"};

@@ -167,6 +167,34 @@ static bool log_has(void *arg)
     return hit;
 }
 
+typedef struct count_wait {
+    const char *path, *needle;
+    size_t n;
+} count_wait;
+
+/* The log holds needle at least n times. */
+static bool count_reached(void *arg)
+{
+    count_wait *w = arg;
+    char *t = sl_t_read_file(w->path, NULL);
+    size_t n = 0;
+    for (const char *p = t; p && (p = strstr(p, w->needle)); p++) n++;
+    free(t);
+    return n >= w->n;
+}
+
+/* Starts the agent and waits until it is up, so a SIGTERM takes the
+ * graceful path (before the agent blocks signals it would end the process
+ * the default way). */
+static pid_t spawn_ready(char *const argv[], const char *log, size_t *starts)
+{
+    pid_t pid = sl_t_spawn(argv, log);
+    assert_true(pid > 0);
+    count_wait cw = {log, "agent_started", ++*starts};
+    assert_true(sl_t_wait_until(count_reached, &cw, 30000));
+    return pid;
+}
+
 /* ---- the agent's configuration ---- */
 
 static void write_loki_cfg(const char *cfg, const char *dir, const char *in, const char *url,
@@ -223,18 +251,18 @@ static void test_loki_restarts_and_faults(void **st)
     uint64_t a = total * 3 / 10, b = total * 6 / 10, c = total * 8 / 10;
     int64_t t0 = sl_monotonic_ns();
     append_json(in, 0, a / 2);
-    pid_t pid = sl_t_spawn(argv, log);
+    size_t starts = 0;
+    pid_t pid = spawn_ready(argv, log, &starts);
     assert_true(pid > 0);
     append_json(in, a / 2, a);
     assert_true(wait_unique(lr, a, total, 60000));
     assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
     append_json(in, a, a + a / 3);
-    pid = sl_t_spawn(argv, log);
-    /* A second quick restart (after the agent has set up its signals: a
-     * SIGTERM before that ends the process the default way). */
-    sl_t_sleep_ms(300);
+    pid = spawn_ready(argv, log, &starts);
+    /* A second quick restart, once the agent is up (a SIGTERM before it
+     * blocks signals ends the process the default way). */
     assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
-    pid = sl_t_spawn(argv, log);
+    pid = spawn_ready(argv, log, &starts);
     assert_true(wait_unique(lr, a + a / 3, total, 60000));
     sl_t_sleep_ms(300);
     tally g = lr_tally(lr, total);
@@ -250,7 +278,7 @@ static void test_loki_restarts_and_faults(void **st)
         append_json(in, from, to);
         sl_t_sleep_ms(30 + k * 50);
         assert_int_equal(sl_t_stop(pid, SIGKILL, 5000), 128 + SIGKILL);
-        pid = sl_t_spawn(argv, log);
+        pid = spawn_ready(argv, log, &starts);
         from = to;
     }
     assert_true(wait_unique(lr, b, total, 60000));
@@ -265,7 +293,7 @@ static void test_loki_restarts_and_faults(void **st)
     sl_lr_fault_rate(lr, 0.25, 42);
     append_json(in, b, c);
     assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0); /* restart while failing */
-    pid = sl_t_spawn(argv, log);
+    pid = spawn_ready(argv, log, &starts);
     append_json(in, c, total);
     bool all = wait_unique(lr, total, total, 120000);
     sl_lr_fault_rate(lr, 0, 0);

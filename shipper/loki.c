@@ -1,5 +1,6 @@
 #include "shipper/loki.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,37 @@ typedef struct span {
 /* How a request ended. */
 enum { SENT, ABORTED };
 
+/* Requests of one flush: with concurrency N, every worker sends the part of
+ * the same batches whose streams hash to it; the batches are acknowledged
+ * once every part is delivered. */
+typedef struct job {
+    sl_batch **b;
+    uint32_t n;
+    uint32_t left; /* parts not finished */
+    bool aborted;  /* a part was not delivered (stopping) */
+    bool acked;    /* every part delivered and the batches acknowledged */
+} job;
+
+/* Jobs in flight (queued or being sent): enough to keep every worker busy
+ * while the next flush is gathered, few enough to bound memory. */
+#define LOKI_JOBS 4
+
+struct loki;
+
+/* One request in flight at a time, with its own connection, encoder,
+ * buffers and backoff. */
+typedef struct worker {
+    struct loki *s;
+    uint32_t id;
+    sl_http *http;
+    sl_loki_req *req;
+    sl_buf raw, body;
+    sl_retry retry;
+    pthread_t thr;
+    bool started;
+    uint64_t next; /* the next job this worker sends */
+} worker;
+
 typedef struct loki {
     const sl_sink_ctx *ctx;
     char *url_log; /* the url without credentials */
@@ -41,10 +73,14 @@ typedef struct loki {
     char *strings[2 * LOKI_MAX_LABELS + LOKI_MAX_META]; /* owned copies */
     size_t nstrings;
 
-    sl_http *http;
-    sl_loki_req *req;
-    sl_buf raw, body;
-    sl_retry retry;
+    worker *w;
+    uint32_t nw;
+    /* Workers (concurrency > 1) and the job ring, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_ok, quit;
+    job ring[LOKI_JOBS];
+    uint64_t head, tail; /* ring[head % LOKI_JOBS ..tail) in flight */
 
     sl_batch **pend;
     uint32_t npend, cappend;
@@ -175,9 +211,6 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
                      "encoding: json for gzip or none");
     if (encoding == ENC_JSON && compression == COMP_SNAPPY)
         sl_cfg_error(cfg, sl_cfg_get(n, "compression"), "json requests use gzip or none");
-    if (concurrency > 1)
-        sl_cfg_error(cfg, sl_cfg_get(n, "concurrency"),
-                     "concurrency > 1 is not supported yet (one request in flight per sink)");
     if (max_bytes < 1024)
         sl_cfg_error(cfg, sl_cfg_get(n, "max_batch_bytes"), "max_batch_bytes must be >= 1KiB");
     if (min_backoff < 1) min_backoff = 1;
@@ -247,10 +280,27 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     s->eopts.line_format = line_format;
     s->eopts.labels = s->labels;
     s->eopts.meta_fields = s->meta;
-    s->req = sl_loki_req_new(&s->eopts);
-    sl_buf_init(&s->raw, 0);
-    sl_buf_init(&s->body, 0);
-    if (nomem || !s->req) {
+    if (pthread_mutex_init(&s->mu, NULL) == 0) {
+        if (pthread_cond_init(&s->cv, NULL) == 0)
+            s->sync_ok = true;
+        else
+            pthread_mutex_destroy(&s->mu);
+    }
+    s->w = calloc((size_t)concurrency, sizeof *s->w);
+    nomem = nomem || !s->w || !s->sync_ok;
+    for (uint32_t i = 0; s->w && i < (uint32_t)concurrency; i++) {
+        worker *w = &s->w[s->nw++];
+        w->s = s;
+        w->id = i;
+        sl_buf_init(&w->raw, 0);
+        sl_buf_init(&w->body, 0);
+        w->req = sl_loki_req_new(&s->eopts);
+        if (!w->req)
+            nomem = true;
+        else
+            sl_loki_req_set_part(w->req, i, (uint32_t)concurrency);
+    }
+    if (nomem) {
         free(password);
         free(token);
         loki_destroy(s);
@@ -278,7 +328,8 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         .abort_cb = abort_cb,
         .abort_arg = s,
     };
-    int rc = sl_http_new(&ho, &s->http, err);
+    int rc = 0;
+    for (uint32_t i = 0; i < s->nw && rc == 0; i++) rc = sl_http_new(&ho, &s->w[i].http, err);
     if (password) explicit_bzero(password, strlen(password));
     if (token) explicit_bzero(token, strlen(token));
     free(password);
@@ -289,8 +340,9 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     }
     /* Seeded from the clock and the sink: agents restarted together must not
      * retry in lockstep. */
-    sl_retry_init(&s->retry, min_backoff, max_backoff,
-                  (uint64_t)sl_monotonic_ns() ^ (uint64_t)(uintptr_t)s);
+    for (uint32_t i = 0; i < s->nw; i++)
+        sl_retry_init(&s->w[i].retry, min_backoff, max_backoff,
+                      (uint64_t)sl_monotonic_ns() ^ (uint64_t)(uintptr_t)&s->w[i]);
 
     sl_metric_labels(s->mlabels, sizeof s->mlabels, "sink", ctx->name, NULL, NULL);
     s->m_records =
@@ -310,8 +362,8 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     sl_metric_set(s->m_failing, 0);
     s->rl_fail.interval_ns = 10 * 1000000000LL;
     s->rl_drop.interval_ns = 10 * 1000000000LL;
-    sl_log(SL_LOG_INFO, "sink_started", "sink=%s type=loki url=%s encoding=%s", ctx->name,
-           s->url_log, encoding == ENC_PROTOBUF ? "protobuf" : "json");
+    sl_log(SL_LOG_INFO, "sink_started", "sink=%s type=loki url=%s encoding=%s concurrency=%u",
+           ctx->name, s->url_log, encoding == ENC_PROTOBUF ? "protobuf" : "json", s->nw);
     *state = s;
     return SL_OK;
 }
@@ -320,10 +372,17 @@ static void loki_destroy(void *state)
 {
     loki *s = state;
     if (!s) return;
-    sl_http_free(s->http);
-    sl_loki_req_free(s->req);
-    sl_buf_free(&s->raw);
-    sl_buf_free(&s->body);
+    for (uint32_t i = 0; i < s->nw; i++) {
+        sl_http_free(s->w[i].http);
+        sl_loki_req_free(s->w[i].req);
+        sl_buf_free(&s->w[i].raw);
+        sl_buf_free(&s->w[i].body);
+    }
+    free(s->w);
+    if (s->sync_ok) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+    }
     for (size_t i = 0; i < s->nstrings; i++) free(s->strings[i]);
     free(s->pend);
     free(s->url_log);
@@ -367,23 +426,24 @@ static void count_drop(loki *s, const char *reason, uint64_t n)
                   n);
 }
 
-static int build(loki *s, const span *sp, uint32_t nsp, sl_err *err)
+static int build(worker *w, const span *sp, uint32_t nsp, sl_err *err)
 {
-    sl_loki_req_reset(s->req);
+    const loki *s = w->s;
+    sl_loki_req_reset(w->req);
     for (uint32_t i = 0; i < nsp; i++) {
-        int rc = sl_loki_req_add(s->req, sp[i].b, sp[i].first, sp[i].count, err);
+        int rc = sl_loki_req_add(w->req, sp[i].b, sp[i].first, sp[i].count, err);
         if (rc) return rc;
     }
-    sl_buf_reset(&s->raw);
+    sl_buf_reset(&w->raw);
     if (s->encoding == ENC_PROTOBUF) {
-        int rc = sl_loki_req_protobuf(s->req, &s->raw, err);
-        return rc ? rc : sl_loki_snappy(s->raw.p, s->raw.len, &s->body, err);
+        int rc = sl_loki_req_protobuf(w->req, &w->raw, err);
+        return rc ? rc : sl_loki_snappy(w->raw.p, w->raw.len, &w->body, err);
     }
-    int rc = sl_loki_req_json(s->req, &s->raw, err);
+    int rc = sl_loki_req_json(w->req, &w->raw, err);
     if (rc) return rc;
-    if (s->compression == COMP_GZIP) return sl_loki_gzip(s->raw.p, s->raw.len, &s->body, err);
-    sl_buf_reset(&s->body);
-    return sl_buf_append(&s->body, s->raw.p, s->raw.len);
+    if (s->compression == COMP_GZIP) return sl_loki_gzip(w->raw.p, w->raw.len, &w->body, err);
+    sl_buf_reset(&w->body);
+    return sl_buf_append(&w->body, w->raw.p, w->raw.len);
 }
 
 /* Which permanent rejection Loki reported, and for how many entries: the
@@ -434,13 +494,15 @@ static const char *classify_400(const char *body, uint64_t entries, uint64_t *dr
     return reason ? reason : "rejected";
 }
 
-static void succeeded(loki *s, uint64_t records, size_t bytes)
+static void succeeded(worker *w, uint64_t records, size_t bytes)
 {
+    loki *s = w->s;
     sl_metric_add(s->m_records, records);
     sl_metric_add(s->m_bytes, bytes);
-    sl_metric_add(s->m_invalid, sl_loki_req_invalid_utf8(s->req));
+    sl_metric_add(s->m_invalid, sl_loki_req_invalid_utf8(w->req));
     sl_metric_set(s->m_last_ok, sl_now_ns() / 1000000000);
-    sl_retry_success(&s->retry);
+    sl_retry_success(&w->retry);
+    pthread_mutex_lock(&s->mu);
     if (s->failing) {
         sl_log(SL_LOG_INFO, "sink_recovered", "sink=%s failed_attempts=%u", s->ctx->name,
                s->fail_streak);
@@ -448,6 +510,7 @@ static void succeeded(loki *s, uint64_t records, size_t bytes)
         sl_metric_set(s->m_failing, 0);
     }
     s->fail_streak = 0;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static bool retryable_status(long st)
@@ -461,13 +524,17 @@ static bool retryable_status(long st)
 static void failed(loki *s, const sl_http_result *r, const char *what, int64_t delay)
 {
     sl_metric_inc(s->m_retries);
+    pthread_mutex_lock(&s->mu);
     s->fail_streak++;
     if (!s->failing) {
         s->failing = true;
         sl_metric_set(s->m_failing, 1);
     }
     uint64_t skipped = 0;
-    if (!sl_ratelimit_ok(&s->rl_fail, &skipped)) return;
+    bool log = sl_ratelimit_ok(&s->rl_fail, &skipped);
+    uint32_t streak = s->fail_streak;
+    pthread_mutex_unlock(&s->mu);
+    if (!log) return;
     char q1[320], q2[200];
     const char *hint = r->status == 401 || r->status == 403   ? " (check auth and tenant)"
                        : r->status == 404 || r->status == 405 ? " (check url)"
@@ -482,14 +549,23 @@ static void failed(loki *s, const sl_http_result *r, const char *what, int64_t d
            "suppressed=%llu",
            s->ctx->name, s->url_log, sl_log_quote(q1, sizeof q1, msg, strlen(msg)),
            sl_log_quote(q2, sizeof q2, r->body, r->body_len < 160 ? r->body_len : 160), what,
-           s->fail_streak, (long long)delay, (unsigned long long)skipped);
+           streak, (long long)delay, (unsigned long long)skipped);
 }
 
-static int send_spans(loki *s, const span *sp, uint32_t nsp);
+/* The drop log's rate limit is shared by the workers. */
+static bool drop_log_ok(loki *s, uint64_t *skipped)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = sl_ratelimit_ok(&s->rl_drop, skipped);
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static int send_spans(worker *w, const span *sp, uint32_t nsp);
 
 /* 413: halves the request by records and sends each half. -1 when out of
  * memory. */
-static int split(loki *s, const span *sp, uint32_t nsp, uint64_t total)
+static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total)
 {
     uint64_t half = total / 2, acc = 0;
     span *l = malloc(nsp * sizeof *l), *r = malloc(nsp * sizeof *r);
@@ -512,44 +588,45 @@ static int split(loki *s, const span *sp, uint32_t nsp, uint64_t total)
             acc = half;
         }
     }
-    int rc = send_spans(s, l, nl);
-    if (rc == SENT) rc = send_spans(s, r, nr);
+    int rc = send_spans(w, l, nl);
+    if (rc == SENT) rc = send_spans(w, r, nr);
     free(l);
     free(r);
     return rc;
 }
 
-static int send_spans(loki *s, const span *sp, uint32_t nsp)
+static int send_spans(worker *w, const span *sp, uint32_t nsp)
 {
+    loki *s = w->s;
     uint64_t total = 0;
     for (uint32_t i = 0; i < nsp; i++) total += sp[i].count;
     sl_err err = {0};
     for (;;) {
         if (stopping(s)) return ABORTED;
-        int rc = build(s, sp, nsp, &err);
+        int rc = build(w, sp, nsp, &err);
         if (rc == 0) break;
         /* Out of memory: wait and try again; never drop data for it. */
         sl_http_result r = {.retry_after_ms = -1, .body = ""};
         snprintf(r.error, sizeof r.error, "%.200s", err.msg);
-        int64_t d = sl_retry_next(&s->retry, -1);
+        int64_t d = sl_retry_next(&w->retry, -1);
         failed(s, &r, "encode", d);
         nap(s, d);
     }
-    uint64_t entries = sl_loki_req_entries(s->req);
+    uint64_t entries = sl_loki_req_entries(w->req);
     if (entries == 0) return SENT;
     const char *ctype = s->encoding == ENC_PROTOBUF ? "application/x-protobuf" : "application/json";
     const char *cenc = s->compression == COMP_GZIP ? "gzip" : NULL;
     for (;;) {
         if (stopping(s)) return ABORTED;
         sl_http_result r;
-        int rc = sl_http_post(s->http, ctype, cenc, s->body.p, s->body.len, &r);
+        int rc = sl_http_post(w->http, ctype, cenc, w->body.p, w->body.len, &r);
         if (rc == SL_ECLOSED || r.aborted) {
             count_request(s, "aborted");
             return ABORTED;
         }
         if (rc != 0) {
             count_request(s, "error");
-            int64_t d = sl_retry_next(&s->retry, -1);
+            int64_t d = sl_retry_next(&w->retry, -1);
             failed(s, &r, "send", d);
             nap(s, d);
             continue;
@@ -558,31 +635,31 @@ static int send_spans(loki *s, const span *sp, uint32_t nsp)
         snprintf(code, sizeof code, "%ld", r.status);
         count_request(s, code);
         if (r.status >= 200 && r.status < 300) {
-            succeeded(s, entries, s->body.len);
+            succeeded(w, entries, w->body.len);
             return SENT;
         }
         if (r.status == 413) {
             if (total > 1) {
                 sl_log(SL_LOG_INFO, "sink_request_split", "sink=%s records=%llu bytes=%zu",
-                       s->ctx->name, (unsigned long long)total, s->body.len);
-                int sr = split(s, sp, nsp, total);
+                       s->ctx->name, (unsigned long long)total, w->body.len);
+                int sr = split(w, sp, nsp, total);
                 if (sr >= 0) return sr;
-                int64_t d = sl_retry_next(&s->retry, -1);
+                int64_t d = sl_retry_next(&w->retry, -1);
                 nap(s, d);
                 continue;
             }
             count_drop(s, "too_large", entries);
             uint64_t skipped = 0;
-            if (sl_ratelimit_ok(&s->rl_drop, &skipped))
+            if (drop_log_ok(s, &skipped))
                 sl_log(SL_LOG_WARN, "sink_records_dropped",
                        "sink=%s reason=too_large records=%llu bytes=%zu suppressed=%llu",
-                       s->ctx->name, (unsigned long long)entries, s->body.len,
+                       s->ctx->name, (unsigned long long)entries, w->body.len,
                        (unsigned long long)skipped);
-            succeeded(s, 0, 0);
+            succeeded(w, 0, 0);
             return SENT;
         }
         if (retryable_status(r.status)) {
-            int64_t d = sl_retry_next(&s->retry, r.retry_after_ms);
+            int64_t d = sl_retry_next(&w->retry, r.retry_after_ms);
             failed(s, &r, "send", d);
             nap(s, d);
             continue;
@@ -594,7 +671,7 @@ static int send_spans(loki *s, const span *sp, uint32_t nsp)
         const char *reason = classify_400(r.body, entries, &dropped);
         count_drop(s, reason, dropped);
         uint64_t skipped = 0;
-        if (sl_ratelimit_ok(&s->rl_drop, &skipped)) {
+        if (drop_log_ok(s, &skipped)) {
             char q[400];
             sl_log(SL_LOG_WARN, "sink_records_dropped",
                    "sink=%s status=%ld reason=%s records=%llu of=%llu body=%s suppressed=%llu",
@@ -603,8 +680,85 @@ static int send_spans(loki *s, const span *sp, uint32_t nsp)
                    sl_log_quote(q, sizeof q, r.body, r.body_len < 300 ? r.body_len : 300),
                    (unsigned long long)skipped);
         }
-        succeeded(s, entries - dropped, s->body.len);
+        succeeded(w, entries - dropped, w->body.len);
         return SENT;
+    }
+}
+
+/* Sends batches (all their records, or with concurrency > 1 this worker's
+ * streams). */
+static int send_batches(worker *w, sl_batch *const *b, uint32_t n)
+{
+    loki *s = w->s;
+    span *sp = malloc(n * sizeof *sp);
+    while (!sp && !stopping(s)) {
+        nap(s, 100);
+        sp = malloc(n * sizeof *sp);
+    }
+    if (!sp) return ABORTED;
+    for (uint32_t i = 0; i < n; i++) sp[i] = (span){b[i], 0, b[i]->nrecords};
+    int rc = send_spans(w, sp, n);
+    free(sp);
+    return rc;
+}
+
+/* Not sent (stopping): the batches go back to the buffer, newest first so
+ * it keeps their order; it spools them or leaves them unacknowledged. */
+static void give_back(loki *s, sl_batch *const *b, uint32_t n)
+{
+    for (uint32_t i = n; i-- > 0;) sl_buffer_unpop(s->ctx->buffer, b[i]);
+}
+
+/* Sends the worker's part of its next job, if there is one (or waits for
+ * one when wait is set). The worker that finishes a job's last part
+ * acknowledges its batches, unless a part was abandoned at shutdown. False
+ * when there is nothing left to do. mu is not held. */
+static bool work_one(worker *w, bool wait)
+{
+    loki *s = w->s;
+    pthread_mutex_lock(&s->mu);
+    while (wait && w->next == s->tail && !s->quit) pthread_cond_wait(&s->cv, &s->mu);
+    if (w->next == s->tail) {
+        pthread_mutex_unlock(&s->mu);
+        return false;
+    }
+    /* The slot is not reused before every part, ours included, is done. */
+    job *j = &s->ring[w->next % LOKI_JOBS];
+    pthread_mutex_unlock(&s->mu);
+    int rc = send_batches(w, j->b, j->n);
+    pthread_mutex_lock(&s->mu);
+    if (rc != SENT) j->aborted = true;
+    bool last = --j->left == 0, ack = last && !j->aborted;
+    w->next++;
+    pthread_mutex_unlock(&s->mu);
+    if (ack) {
+        for (uint32_t i = 0; i < j->n; i++) sl_batch_done(j->b[i]);
+        pthread_mutex_lock(&s->mu);
+        j->acked = true;
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return true;
+}
+
+static void *worker_main(void *arg)
+{
+    while (work_one(arg, true)) {
+    }
+    return NULL;
+}
+
+/* Frees acknowledged jobs at the head of the ring; mu held. */
+static void reap(loki *s)
+{
+    while (s->head < s->tail) {
+        job *j = &s->ring[s->head % LOKI_JOBS];
+        if (!j->acked) break;
+        free(j->b);
+        j->b = NULL;
+        s->head++;
     }
 }
 
@@ -613,32 +767,92 @@ static int send_spans(loki *s, const span *sp, uint32_t nsp)
 static void flush(loki *s)
 {
     if (!s->npend) return;
-    span *sp = malloc(s->npend * sizeof *sp);
-    int rc = ABORTED;
-    while (!sp && !stopping(s)) {
-        nap(s, 100);
-        sp = malloc(s->npend * sizeof *sp);
-    }
-    if (sp) {
-        for (uint32_t i = 0; i < s->npend; i++) sp[i] = (span){s->pend[i], 0, s->pend[i]->nrecords};
-        rc = send_spans(s, sp, s->npend);
-        free(sp);
-    }
-    /* Not sent (stopping): give the batches back, newest first so the
-     * buffer keeps their order; it spools them or leaves them unacked. */
-    for (uint32_t i = s->npend; i-- > 0;) {
+    if (s->nw == 1) {
+        int rc = send_batches(&s->w[0], s->pend, s->npend);
         if (rc == SENT)
-            sl_batch_done(s->pend[s->npend - 1 - i]);
+            for (uint32_t i = 0; i < s->npend; i++) sl_batch_done(s->pend[i]);
         else
-            sl_buffer_unpop(s->ctx->buffer, s->pend[i]);
+            give_back(s, s->pend, s->npend);
+        s->npend = 0;
+        s->pend_bytes = 0;
+        return;
     }
+    /* Concurrency: one job, split by stream over the workers, so each
+     * stream's entries leave in order while N requests are in flight. */
+    sl_batch **b = malloc(s->npend * sizeof *b);
+    while (!b && !stopping(s)) {
+        nap(s, 100);
+        b = malloc(s->npend * sizeof *b);
+    }
+    if (!b) return; /* stopping: pend is given back by loki_run */
+    memcpy(b, s->pend, s->npend * sizeof *b);
+    pthread_mutex_lock(&s->mu);
+    reap(s);
+    while (s->tail - s->head == LOKI_JOBS && !stopping(s)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        reap(s);
+    }
+    if (s->tail - s->head == LOKI_JOBS) {
+        pthread_mutex_unlock(&s->mu);
+        free(b);
+        return; /* stopping */
+    }
+    s->ring[s->tail % LOKI_JOBS] = (job){b, s->npend, s->nw, false, false};
+    s->tail++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
     s->npend = 0;
     s->pend_bytes = 0;
+    /* A worker whose thread could not start is served here. */
+    for (uint32_t i = 0; i < s->nw; i++)
+        while (!s->w[i].started && work_one(&s->w[i], false)) {
+        }
+}
+
+/* Stops the workers once every job is sent (or abandoned at shutdown) and
+ * gives back what was not delivered, newest first. */
+static void finish(loki *s)
+{
+    if (s->nw > 1) {
+        pthread_mutex_lock(&s->mu);
+        s->quit = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        for (uint32_t i = 0; i < s->nw; i++) {
+            if (s->w[i].started)
+                pthread_join(s->w[i].thr, NULL);
+            else
+                while (work_one(&s->w[i], false)) {
+                }
+            s->w[i].started = false;
+        }
+    }
+    give_back(s, s->pend, s->npend);
+    s->npend = 0;
+    for (uint64_t k = s->tail; k-- > s->head;) {
+        job *j = &s->ring[k % LOKI_JOBS];
+        if (!j->acked) give_back(s, j->b, j->n);
+        free(j->b);
+        j->b = NULL;
+    }
+    s->head = s->tail;
 }
 
 static int loki_run(void *state)
 {
     loki *s = state;
+    for (uint32_t i = 0; s->nw > 1 && i < s->nw; i++) {
+        s->w[i].started = pthread_create(&s->w[i].thr, NULL, worker_main, &s->w[i]) == 0;
+        if (!s->w[i].started)
+            sl_log(SL_LOG_WARN, "sink_worker_failed",
+                   "sink=%s worker=%u error=\"cannot start a thread; its requests are sent by "
+                   "the sink's thread\"",
+                   s->ctx->name, i);
+    }
     for (;;) {
         if (stopping(s)) break;
         int64_t timeout = 200;
@@ -665,10 +879,10 @@ static int loki_run(void *state)
             if (p) {
                 s->pend = p;
                 s->cappend = nc;
-            } else if (s->npend) {
-                flush(s); /* send what we hold, then there is room */
             } else if (stopping(s)) {
                 break;
+            } else if (s->npend) {
+                flush(s); /* send what we hold, then there is room */
             } else {
                 nap(s, 100);
             }
@@ -684,9 +898,112 @@ static int loki_run(void *state)
     }
     /* Stopped: what was not delivered goes back to the buffer, which spools
      * it or releases it unacknowledged (read again after a restart). */
-    for (uint32_t i = s->npend; i-- > 0;) sl_buffer_unpop(s->ctx->buffer, s->pend[i]);
-    s->npend = 0;
+    finish(s);
     return SL_OK;
 }
 
 const sl_sink_ops sl_loki_sink_ops = {"loki", loki_create, loki_run, loki_destroy};
+
+/* ---- sluice check: label cardinality ---- */
+
+/* True when a field or label name looks like it holds a value per request,
+ * user, connection or moment. Judged on the name's last word (snake_case,
+ * kebab-case, dotted or camelCase), so `request_id`, `traceId`, `client.ip`
+ * and `http_path` match while `level` or `valid` do not. */
+static bool high_cardinality_name(const char *name)
+{
+    static const char *const last_words[] = {
+        "id",   "ids",    "uuid",    "guid",      "ip",   "addr",  "address", "path",
+        "url",  "uri",    "ts",      "timestamp", "time", "email", "session", "sessionid",
+        "pid",  "nonce",  "token",   "port",      "span", "trace", "query",   "datetime",
+        "date", "offset", "latency", "duration",  "bytes"};
+    static const char *const whole[] = {"remote", "host_ip", "x_forwarded_for", "user_agent"};
+    char low[128];
+    size_t n = 0, word = 0;
+    for (const char *p = name; *p && n + 1 < sizeof low; p++) {
+        unsigned char c = (unsigned char)*p;
+        bool upper = c >= 'A' && c <= 'Z';
+        if (c == '_' || c == '-' || c == '.' || c == '/' || c == ' ') {
+            low[n++] = '_';
+            word = n;
+            continue;
+        }
+        /* camelCase: a capital after a lower-case letter starts a word. */
+        if (upper && n > 0 && low[n - 1] >= 'a' && low[n - 1] <= 'z') {
+            low[n++] = '_';
+            word = n;
+            if (n + 1 >= sizeof low) break;
+        }
+        low[n++] = (char)(upper ? c + 32 : c);
+    }
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
+        if (strcmp(low, whole[i]) == 0) return true;
+    const char *last = low + word;
+    for (size_t i = 0; i < sizeof last_words / sizeof *last_words; i++)
+        if (strcmp(last, last_words[i]) == 0) return true;
+    return false;
+}
+
+static void warn_label(const sl_cfg_node *at, const char *sink, const char *label,
+                       const char *field, const char *where)
+{
+    fprintf(stderr,
+            "%s:%d:%d: warning: sink %s: Loki label '%s' comes from %s '%s', which looks "
+            "high-cardinality; every distinct value makes a new Loki stream (send it as "
+            "structured_metadata or leave it in the line instead)\n",
+            at && at->file ? at->file : "?", at ? at->line : 0, at ? at->col : 0, sink, label,
+            where, field);
+}
+
+static bool sink_takes_input(sl_cfg *cfg, const sl_cfg_node *sink, const char *input)
+{
+    const sl_cfg_node *list = sl_cfg_get(sink, "inputs");
+    if (!list) return true; /* default: every input */
+    (void)cfg;
+    if (list->kind != SL_CFG_SEQ) return false;
+    for (size_t i = 0; i < list->n; i++)
+        if (list->items[i]->kind == SL_CFG_SCALAR && strcmp(list->items[i]->scalar, input) == 0)
+            return true;
+    return false;
+}
+
+int sl_loki_check_labels(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs)
+{
+    int warnings = 0;
+    const char *name = "?";
+    const sl_cfg_node *nn = sl_cfg_get(sink, "name");
+    if (nn && nn->kind == SL_CFG_SCALAR) name = nn->scalar;
+    const sl_cfg_node *lab = sl_cfg_get(sink, "labels");
+    for (size_t i = 0; lab && lab->kind == SL_CFG_MAP && i < lab->n; i++)
+        if (high_cardinality_name(lab->keys[i])) {
+            warn_label(lab->key_nodes[i], name, lab->keys[i], lab->keys[i],
+                       "the sink's labels key");
+            warnings++;
+        }
+    for (size_t i = 0; inputs && inputs->kind == SL_CFG_SEQ && i < inputs->n; i++) {
+        const sl_cfg_node *in = inputs->items[i];
+        const sl_cfg_node *in_name = sl_cfg_get(in, "name");
+        if (!in_name || in_name->kind != SL_CFG_SCALAR ||
+            !sink_takes_input(cfg, sink, in_name->scalar))
+            continue;
+        const sl_cfg_node *parse = sl_cfg_get(in, "parse");
+        for (size_t k = 0; parse && parse->kind == SL_CFG_SEQ && k < parse->n; k++) {
+            const sl_cfg_node *labels = sl_cfg_get(parse->items[k], "labels");
+            if (!labels) continue;
+            /* `labels: [field, ...]` or `labels: {label: field}` */
+            for (size_t j = 0; j < labels->n; j++) {
+                const sl_cfg_node *f = labels->items[j];
+                if ((labels->kind != SL_CFG_SEQ && labels->kind != SL_CFG_MAP) ||
+                    f->kind != SL_CFG_SCALAR)
+                    continue;
+                const char *label = labels->kind == SL_CFG_MAP ? labels->keys[j] : f->scalar;
+                if (high_cardinality_name(f->scalar) || high_cardinality_name(label)) {
+                    warn_label(f, name, label, f->scalar, "field");
+                    warnings++;
+                }
+            }
+        }
+    }
+    return warnings;
+}

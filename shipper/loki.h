@@ -7,8 +7,18 @@
 #ifndef SLUICE_SHIPPER_LOKI_H
 #define SLUICE_SHIPPER_LOKI_H
 
+#include "core/config.h"
 #include "core/plugin.h"
 
 extern const sl_sink_ops sl_loki_sink_ops;
+
+/* For `sluice check`: warns on stderr ("file:line:col: warning: ...") for
+ * every Loki label of this sink that looks like a high-cardinality field
+ * (request or trace ids, user ids, uuids, IP addresses, paths, urls,
+ * timestamps...): the `labels` parse steps of the inputs the sink takes and
+ * the sink's own `labels:` keys. Each label value makes a Loki stream, so
+ * such labels explode Loki's index. Returns the number of warnings; never
+ * an error. */
+int sl_loki_check_labels(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs);
 
 #endif

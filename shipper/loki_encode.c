@@ -384,6 +384,7 @@ struct sl_loki_req {
         bool bad;
     } sig[16];
     uint32_t nsig, sig_next;
+    uint32_t part, nparts; /* add only streams whose hash % nparts == part */
 };
 
 sl_loki_req *sl_loki_req_new(const sl_loki_opts *opts)
@@ -394,6 +395,12 @@ sl_loki_req *sl_loki_req_new(const sl_loki_opts *opts)
     sl_buf_init(&q->t1, 0);
     sl_buf_init(&q->t2, 0);
     return q;
+}
+
+void sl_loki_req_set_part(sl_loki_req *q, uint32_t part, uint32_t nparts)
+{
+    q->part = part;
+    q->nparts = nparts;
 }
 
 void sl_loki_req_reset(sl_loki_req *q)
@@ -915,6 +922,13 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             q->sig[slot].r = r;
             q->sig[slot].stream = si;
             q->sig[slot].bad = rbad;
+        }
+
+        /* Another worker's stream (concurrency > 1): not ours to send. */
+        if (q->nparts > 1 &&
+            ((q->st[si].hash * 0x9e3779b97f4a7c15ull) >> 32) % q->nparts != q->part) {
+            q->nmeta = meta_off;
+            continue;
         }
 
         /* The line. */

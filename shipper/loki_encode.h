@@ -36,6 +36,12 @@ typedef struct sl_loki_req sl_loki_req;
 /* opts (and what it points to) must outlive the request. */
 sl_loki_req *sl_loki_req_new(const sl_loki_opts *opts);
 void sl_loki_req_free(sl_loki_req *q);
+/* From now on, sl_loki_req_add keeps only the records whose stream (label
+ * set) hashes to part of nparts, so nparts requests built from the same
+ * batches split them by stream: each stream always lands in the same part,
+ * which lets several requests be in flight without reordering a stream.
+ * nparts <= 1 keeps everything (the default). */
+void sl_loki_req_set_part(sl_loki_req *q, uint32_t part, uint32_t nparts);
 /* Forgets the content, keeps the memory. */
 void sl_loki_req_reset(sl_loki_req *q);
 

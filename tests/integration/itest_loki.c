@@ -568,7 +568,7 @@ static void test_bad_config(void **state)
         "sinks:\n  - {name: a, type: loki, url: \"ftp://x\"}\n",
         ("sinks:\n  - {name: a, type: loki, url: \"http://x\", encoding: protobuf, "
          "compression: gzip}\n"),
-        "sinks:\n  - {name: a, type: loki, url: \"http://x\", concurrency: 4}\n",
+        "sinks:\n  - {name: a, type: loki, url: \"http://x\", concurrency: 0}\n",
         "sinks:\n  - {name: a, type: loki, url: \"http://x\", lables: {a: b}}\n",
         "sinks:\n  - {name: a, type: loki, url: \"http://x\", tls: {cert_file: c}}\n",
     };

@@ -358,7 +358,7 @@ static void teardown(sl_agent *a)
 
 int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *err)
 {
-    if (sl_agent_check(cfg) != 0)
+    if (sl_cfg_nerrors(cfg) != 0)
         return sl_errf(err, SL_EINVAL, "configuration has %zu error(s)", sl_cfg_nerrors(cfg));
     sl_agent *a = calloc(1, sizeof *a);
     if (!a) return sl_errf(err, SL_ENOMEM, "out of memory");

@@ -23,6 +23,7 @@ int sl_agent_check(sl_cfg *cfg);
 /* Prints the resolved pipeline (inputs, steps, sinks, routing). */
 void sl_agent_describe(sl_cfg *cfg, FILE *out);
 
+/* cfg must have passed sl_agent_check (which also prints its warnings). */
 int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *err);
 /* Stops inputs, drains sinks within shutdown_timeout, saves checkpoints. */
 void sl_agent_stop(sl_agent *a);

@@ -33,6 +33,8 @@ void sl_batch_unref(sl_batch *b)
     if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
     for (uint32_t i = 0; i < b->nchunks; i++) sl_chunk_unref(b->chunks[i]);
     if (b->ticket.wm) sl_watermark_unref(b->ticket.wm);
+    /* Never delivered: what waited on this batch stays unacknowledged. */
+    for (uint32_t i = 0; i < b->nrelease; i++) sl_batch_unref(b->release[i]);
     sl_arena_reset(&b->arena);
     free(b->records);
     free(b);
@@ -117,11 +119,23 @@ void sl_batch_hold(sl_batch *b, int n)
     atomic_fetch_add_explicit(&b->refs, n, memory_order_relaxed);
 }
 
+int sl_batch_release_after(sl_batch *held, sl_batch *after)
+{
+    if (held == after || after->nrelease == SL_BATCH_MAX_RELEASE) {
+        sl_batch_done(held);
+        return held == after ? SL_OK : SL_EFULL;
+    }
+    after->release[after->nrelease++] = held;
+    return SL_OK;
+}
+
 void sl_batch_done(sl_batch *b)
 {
     if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1) {
         if (b->on_done) b->on_done(b, b->on_done_arg);
         if (b->ticket.wm) sl_watermark_ack(b->ticket.wm, b->ticket.begin, b->ticket.end);
+        for (uint32_t i = 0; i < b->nrelease; i++) sl_batch_done(b->release[i]);
+        b->nrelease = 0;
     }
     sl_batch_unref(b);
 }

@@ -14,7 +14,8 @@
 #include "core/chunk.h"
 #include "core/record.h"
 
-#define SL_BATCH_MAX_CHUNKS 8
+#define SL_BATCH_MAX_CHUNKS  8
+#define SL_BATCH_MAX_RELEASE 4
 
 typedef struct sl_batch sl_batch;
 
@@ -28,6 +29,10 @@ struct sl_batch {
     sl_ack_ticket ticket;
     sl_batch_done_fn on_done;
     void *on_done_arg;
+    /* Earlier batches whose acknowledgement waits for this one (see
+     * sl_batch_release_after). */
+    struct sl_batch *release[SL_BATCH_MAX_RELEASE];
+    uint32_t nrelease;
     const char *input;  /* input name, in the arena */
     const char *source; /* file path or journal, in the arena (may be NULL) */
     sl_field *labels;   /* static labels of the input, in the arena */
@@ -56,6 +61,14 @@ int sl_batch_set_names(sl_batch *b, const char *input, const char *source);
 
 /* Declares n more holders before routing the batch to n extra sinks. */
 void sl_batch_hold(sl_batch *b, int n);
+/* Makes held (which the caller holds one pending count of, taken with
+ * sl_batch_hold) wait for after: when after is done, held's count is
+ * released with sl_batch_done. Used when records of held only become
+ * complete in a later batch (a container's partial lines): a crash before
+ * after is delivered leaves held unacknowledged, so it is read again.
+ * When after has no room left, held is released at once (SL_EFULL). */
+int sl_batch_release_after(sl_batch *held, sl_batch *after);
+
 /* One holder is done: delivered, spooled or dropped. Drops one reference
  * too. When the last holder is done, on_done runs and the ticket is acked. */
 void sl_batch_done(sl_batch *b);

@@ -42,7 +42,13 @@ static const char *const step_names[] = {"labels", "drop",      "keep",      "re
  * must never meet. A bounded set, the least recently used goes first. */
 #define MAX_JOINERS 256
 
+/* Batches holding pieces of a message the joiner has not finished: their
+ * acknowledgement waits until the batch that completes it is delivered. */
+#define MAX_HELD 8
+
 typedef struct joiner_slot {
+    sl_batch *held[MAX_HELD];
+    uint32_t nheld;
     char *source;
     sl_cri_joiner *j;
     uint64_t used;
@@ -318,6 +324,9 @@ void sl_chain_free(sl_chain *c)
         for (size_t k = 0; st->joiners && k < MAX_JOINERS; k++) {
             free(st->joiners[k].source);
             sl_cri_joiner_free(st->joiners[k].j);
+            /* Stopping: held pieces stay unacknowledged and are read again. */
+            for (uint32_t h = 0; h < st->joiners[k].nheld; h++)
+                sl_batch_unref(st->joiners[k].held[h]);
         }
         free(st->joiners);
     }
@@ -346,8 +355,20 @@ static int subject(sl_batch *b, const sl_record *r, const char *field, sl_slice 
     return 0;
 }
 
-/* The joiner of the batch's source, made on first use. */
-static sl_cri_joiner *joiner_for(step *s, const sl_batch *b)
+/* Releases a slot's held batches after `after` (or at once when NULL). */
+static void release_held(joiner_slot *js, sl_batch *after)
+{
+    for (uint32_t h = 0; h < js->nheld; h++) {
+        if (after)
+            sl_batch_release_after(js->held[h], after);
+        else
+            sl_batch_done(js->held[h]);
+    }
+    js->nheld = 0;
+}
+
+/* The joiner slot of the batch's source, made on first use. */
+static joiner_slot *joiner_for(step *s, const sl_batch *b)
 {
     const char *src = b->source ? b->source : "";
     joiner_slot *free_slot = NULL, *lru = NULL;
@@ -356,12 +377,15 @@ static sl_cri_joiner *joiner_for(step *s, const sl_batch *b)
         joiner_slot *js = &s->joiners[k];
         if (js->source && strcmp(js->source, src) == 0) {
             js->used = s->clock;
-            return js->j;
+            return js;
         }
         if (!js->source && !free_slot) free_slot = js;
         if (js->source && (!lru || js->used < lru->used)) lru = js;
     }
     joiner_slot *js = free_slot ? free_slot : lru;
+    /* Evicted with pieces held: they are lost with the joiner, so their
+     * batches must not stall the checkpoint forever. */
+    release_held(js, NULL);
     free(js->source);
     sl_cri_joiner_free(js->j);
     js->source = strdup(src);
@@ -372,7 +396,7 @@ static sl_cri_joiner *joiner_for(step *s, const sl_batch *b)
         return NULL;
     }
     js->used = s->clock;
-    return js->j;
+    return js;
 }
 
 /* Runs one step on one record; SL_EPARSE when it does not apply. */
@@ -391,9 +415,24 @@ static int run_step(step *s, sl_batch *b, sl_record *r, sl_err *err)
         return sl_logfmt_parse_record(b, r, in, err);
     case STEP_CRI:
     case STEP_DOCKER: {
-        sl_cri_joiner *j = joiner_for(s, b);
-        return s->kind == STEP_CRI ? sl_cri_parse_record(b, r, r->line, j, err)
-                                   : sl_docker_parse_record(b, r, r->line, j, err);
+        joiner_slot *js = joiner_for(s, b);
+        sl_cri_joiner *j = js ? js->j : NULL;
+        rc = s->kind == STEP_CRI ? sl_cri_parse_record(b, r, r->line, j, err)
+                                 : sl_docker_parse_record(b, r, r->line, j, err);
+        if (rc != 0 || !js) return rc;
+        if (sl_cri_joiner_pending(j)) {
+            /* A piece is held: this batch is acknowledged only once the
+             * batch that completes the message is. */
+            bool known = false;
+            for (uint32_t h = 0; h < js->nheld; h++) known |= js->held[h] == b;
+            if (!known && js->nheld < MAX_HELD) {
+                sl_batch_hold(b, 1);
+                js->held[js->nheld++] = b;
+            }
+        } else if (js->nheld) {
+            release_held(js, b);
+        }
+        return 0;
     }
     case STEP_SYSLOG: {
         if ((rc = subject(b, r, s->field, &in, err)) != 0) return rc;

@@ -326,6 +326,48 @@ static void test_cri_partial_join_per_source(void **state)
     fx_free(&fx);
 }
 
+/* A batch whose last record is a held partial piece is acknowledged only
+ * once the batch completing the message is delivered: a crash in between
+ * leaves the checkpoint before the first piece. */
+static void test_cri_held_piece_delays_ack(void **state)
+{
+    (void)state;
+    fixture fx = {0};
+    sl_chain *c = chain_from(&fx, "in_cri_ack", "parse:\n  - cri: {}\n");
+    const char *A = "/var/log/containers/a_ns_c-1.log";
+    sl_watermark *w = sl_watermark_new(0);
+    const char *l1[] = {"2023-10-06T00:17:09Z stdout F whole", "2023-10-06T00:17:10Z stdout P hal"};
+    sl_batch *b1 = batch_of(A, l1, 2);
+    sl_watermark_issue(w, 0, 100);
+    b1->ticket = (sl_ack_ticket){sl_watermark_ref(w), 0, 100};
+    sl_chain_run(c, b1);
+    const char *l2[] = {"2023-10-06T00:17:11Z stdout F f"};
+    sl_batch *b2 = batch_of(A, l2, 1);
+    sl_watermark_issue(w, 100, 150);
+    b2->ticket = (sl_ack_ticket){sl_watermark_ref(w), 100, 150};
+    sl_chain_run(c, b2);
+    expect_line(&b2->records[0], "half");
+    sl_batch_done(b1); /* b1 delivered: still held by the unfinished message */
+    assert_int_equal(sl_watermark_get(w), 0);
+    sl_batch_done(b2); /* the completing batch delivered: both acknowledged */
+    assert_int_equal(sl_watermark_get(w), 150);
+
+    /* Undelivered completing batch: the held one is never acknowledged. */
+    const char *l3[] = {"2023-10-06T00:17:12Z stdout P x"};
+    sl_batch *b3 = batch_of(A, l3, 1);
+    sl_watermark_issue(w, 150, 180);
+    b3->ticket = (sl_ack_ticket){sl_watermark_ref(w), 150, 180};
+    sl_chain_run(c, b3);
+    const char *l4[] = {"2023-10-06T00:17:13Z stdout F y"};
+    sl_batch *b4 = batch_of(A, l4, 1);
+    sl_chain_run(c, b4);
+    sl_batch_done(b3);
+    sl_batch_unref(b4); /* crash/stop before delivery */
+    assert_int_equal(sl_watermark_get(w), 150);
+    sl_watermark_unref(w);
+    fx_free(&fx);
+}
+
 static void test_docker(void **state)
 {
     (void)state;
@@ -589,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_regex_on_escaped_field),
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_cri_partial_join_per_source),
+        cmocka_unit_test(test_cri_held_piece_delays_ack),
         cmocka_unit_test(test_docker),
         cmocka_unit_test(test_syslog),
         cmocka_unit_test(test_timestamp_formats),

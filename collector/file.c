@@ -36,9 +36,10 @@ typedef struct tracked {
     sl_chunk *chunk;   /* holds the unfinished line at [0, partial) */
     size_t partial;
     int64_t partial_since;
-    bool skipping; /* truncate mode: dropping the rest of a long line */
-    bool gone;     /* path no longer leads here: read to EOF, then close */
-    bool dirty;    /* may have data: read it on the next turn */
+    bool skipping;    /* truncate mode: dropping the rest of a long line */
+    bool gone;        /* path no longer leads here: read to EOF, then close */
+    bool dirty;       /* may have data: read it on the next turn */
+    int64_t mtime_ns; /* modification time when last looked at */
     int64_t last_data_ns;
 } tracked;
 
@@ -615,6 +616,11 @@ static int64_t partial_timeout(const file_input *in)
 
 /* One read per file per turn keeps busy files from starving the others.
  * Returns bytes read, 0 at EOF, or a negative error. */
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
 /* The file at this descriptor no longer holds what we read: start over at
  * 0 with a new watermark (the old one keeps tracking batches in flight). */
 static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64_t size)
@@ -643,7 +649,9 @@ static long read_some(file_input *in, tracked *t)
         if ((uint64_t)st.st_size < t->read_off) {
             /* copytruncate: the file shrank under us. */
             rc = restart_at_zero(in, t, "shrank", st.st_size);
-        } else if ((uint64_t)st.st_size > t->read_off && t->fp_len &&
+        } else if (t->fp_len &&
+                   ((uint64_t)st.st_size > t->read_off ||
+                    ((uint64_t)st.st_size == t->read_off && mtime_ns(&st) != t->mtime_ns)) &&
                    fingerprint_fd(t->fd, t->fp_len) != t->fp) {
             /* Truncated and written again past our offset between two reads:
              * the size alone cannot tell, the first bytes can. Checked before
@@ -651,6 +659,8 @@ static long read_some(file_input *in, tracked *t)
             rc = restart_at_zero(in, t, "rewritten", st.st_size);
         }
         if (rc != SL_OK) return rc;
+        /* Same size, new mtime: rewritten to exactly the length we had read. */
+        t->mtime_ns = mtime_ns(&st);
         grow_fingerprint(in, t, (uint64_t)st.st_size);
     }
     size_t want = in->chunk_bytes;

@@ -576,7 +576,13 @@ static void tail_start(sl_http_metrics *h, conn *c, const char *q, const char *e
                 respond_text(c, 400, "bad label filter: want at most 8 of label=KEY=VALUE\n");
                 goto fail;
             }
-            snprintf(c->labels[c->nlabels++], TAIL_LABEL_BYTES, "\n%s\n", val);
+            /* Length checked above: "\n" + val + "\n" + NUL fits. */
+            char *lab = c->labels[c->nlabels++];
+            size_t vl = strlen(val);
+            lab[0] = '\n';
+            memcpy(lab + 1, val, vl);
+            lab[vl + 1] = '\n';
+            lab[vl + 2] = '\0';
         } else if (klen > 0) {
             respond_text(c, 400, "bad query: known parameters are match and label\n");
             goto fail;

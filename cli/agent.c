@@ -285,6 +285,8 @@ static int route(void *arg, sl_batch *b)
     input_rt *in = arg;
     sl_agent *a = in->agent;
     sl_chain_run(in->chain, b);
+    /* `sluice tail`: a copy into a lossy ring, only while someone watches. */
+    if (sl_http_metrics_tailing(a->http)) sl_http_metrics_tap(a->http, b);
     if (a->opts.dry_run) {
         print_dry_run(a, b);
         sl_batch_unref(b); /* never acknowledged: no checkpoint moves */

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "shipper/recjson.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "unknown"
@@ -43,6 +45,19 @@
 #define MAX_RESPONSE ((size_t)64 << 20)
 
 #define FAILING_PREFIX "sluice_sink_failing{"
+
+/* The tail ring: entries and bytes both bounded, oldest evicted first. */
+#define TAP_SLOTS     4096
+#define TAP_BYTES     ((size_t)8 << 20)
+#define TAP_ENTRY_MAX ((size_t)64 << 10)
+/* Tails are for a human at a terminal; keep most slots for scrapers. */
+#define MAX_TAILS 2
+/* Per tail client: output waiting for a slow reader; beyond it, skip. */
+#define TAIL_OUT_MAX ((size_t)1 << 20)
+/* How often the ring is copied to tail clients (no wakeup per record). */
+#define TAIL_PUMP_MS     50
+#define TAIL_MAX_LABELS  8
+#define TAIL_LABEL_BYTES 256
 
 /* ---- health: pure logic ------------------------------------------------ */
 
@@ -295,9 +310,24 @@ static void append_process_metrics(sl_buf *b, double start_time)
 
 /* ---- server ------------------------------------------------------------ */
 
-enum conn_state { C_FREE, C_READ, C_WRITE, C_LINGER };
+enum conn_state { C_FREE, C_READ, C_WRITE, C_LINGER, C_STREAM };
+
+/* One tapped record: "json\0line\0\nk=v\nk=v\n\0" in one allocation. */
+typedef struct tap_entry {
+    char *p;
+    size_t size;
+    uint32_t jn, lo, bo, bn;
+} tap_entry;
+
+typedef struct tap {
+    pthread_mutex_t mu;
+    tap_entry e[TAP_SLOTS];
+    uint64_t first, next; /* live entries: sequence numbers [first, next) */
+    size_t bytes;
+} tap;
 
 typedef struct conn {
+    struct sl_http_metrics *owner;
     int fd;
     int state;
     int64_t deadline_ms;
@@ -305,6 +335,12 @@ typedef struct conn {
     char req[MAX_REQUEST];
     sl_buf resp;
     size_t resp_off;
+    /* C_STREAM (a tail client) only */
+    bool has_re;
+    regex_t re;
+    char labels[TAIL_MAX_LABELS][TAIL_LABEL_BYTES]; /* "\nk=v\n" */
+    int nlabels;
+    uint64_t next_seq, skipped;
 } conn;
 
 struct sl_http_metrics {
@@ -320,6 +356,9 @@ struct sl_http_metrics {
     sl_health health;
     char listen[256];
     conn conns[MAX_CONNS];
+    atomic_int tails; /* streaming clients; the pipeline taps only when > 0 */
+    atomic_ullong tap_lost;
+    tap tap;
 };
 
 static int64_t mono_ms(void)
@@ -334,6 +373,264 @@ static void observe_health(sl_http_metrics *h, int64_t now)
     if (sl_metrics_render(&text, &len) != SL_OK) return; /* keep the last verdict */
     sl_health_observe(&h->health, text, len, now);
     free(text);
+}
+
+/* ---- tail tap ---------------------------------------------------------- */
+
+bool sl_http_metrics_tailing(const sl_http_metrics *h)
+{
+    return h && atomic_load_explicit(&h->tails, memory_order_relaxed) > 0;
+}
+
+static void label_put(sl_buf *b, const char *k, size_t kn, const char *v, size_t vn)
+{
+    sl_buf_append(b, k, kn);
+    sl_buf_putc(b, '=');
+    sl_buf_append(b, v, vn);
+    sl_buf_putc(b, '\n');
+}
+
+/* Caller holds t->mu. */
+static void tap_clear(tap *t)
+{
+    for (; t->first < t->next; t->first++) {
+        free(t->e[t->first % TAP_SLOTS].p);
+        t->e[t->first % TAP_SLOTS].p = NULL;
+    }
+    t->bytes = 0;
+}
+
+/* Caller holds t->mu. Takes ownership of e->p. */
+static void tap_push(tap *t, const tap_entry *e)
+{
+    while (t->next > t->first &&
+           (t->next - t->first == TAP_SLOTS || t->bytes + e->size > TAP_BYTES)) {
+        tap_entry *old = &t->e[t->first % TAP_SLOTS];
+        t->bytes -= old->size;
+        free(old->p);
+        old->p = NULL;
+        t->first++;
+    }
+    t->e[t->next % TAP_SLOTS] = *e;
+    t->bytes += e->size;
+    t->next++;
+}
+
+void sl_http_metrics_tap(sl_http_metrics *h, const sl_batch *b)
+{
+    if (!sl_http_metrics_tailing(h)) return;
+    /* Labels every record of the batch shares: the input and its static labels. */
+    sl_buf common, one;
+    sl_buf_init(&common, TAP_ENTRY_MAX / 2);
+    sl_buf_init(&one, TAP_ENTRY_MAX);
+    sl_buf_putc(&common, '\n');
+    if (b->input) label_put(&common, "input", 5, b->input, strlen(b->input));
+    for (uint32_t i = 0; i < b->nlabels; i++)
+        label_put(&common, b->labels[i].key.p, b->labels[i].key.n, b->labels[i].val.p,
+                  b->labels[i].val.n);
+    uint64_t lost = 0;
+    for (uint32_t i = 0; i < b->nrecords; i++) {
+        const sl_record *r = &b->records[i];
+        if (r->flags & SL_RF_DROPPED) continue;
+        sl_buf_reset(&one);
+        if (sl_recjson_append(&one, b, r, SL_RJ_ALL) < 0) {
+            lost++;
+            continue;
+        }
+        tap_entry e = {.jn = (uint32_t)one.len};
+        sl_buf_putc(&one, '\0');
+        e.lo = (uint32_t)one.len;
+        sl_buf_append(&one, r->line.p, r->line.n);
+        sl_buf_putc(&one, '\0');
+        e.bo = (uint32_t)one.len;
+        sl_buf_append(&one, common.p, common.len);
+        for (uint32_t f = 0; f < r->nfields; f++)
+            if (r->fields[f].flags & SL_FF_LABEL)
+                label_put(&one, r->fields[f].key.p, r->fields[f].key.n, r->fields[f].val.p,
+                          r->fields[f].val.n);
+        e.bn = (uint32_t)(one.len - e.bo);
+        sl_buf_putc(&one, '\0');
+        if (one.failed || common.failed || !(e.p = malloc(one.len))) {
+            lost++;
+            continue;
+        }
+        memcpy(e.p, one.p, one.len);
+        e.size = one.len;
+        /* Never wait for the server thread: a busy ring loses the record. */
+        if (pthread_mutex_trylock(&h->tap.mu) != 0) {
+            free(e.p);
+            lost++;
+            continue;
+        }
+        tap_push(&h->tap, &e);
+        pthread_mutex_unlock(&h->tap.mu);
+    }
+    if (lost) atomic_fetch_add_explicit(&h->tap_lost, lost, memory_order_relaxed);
+    sl_buf_free(&one);
+    sl_buf_free(&common);
+}
+
+static bool tail_match(const conn *c, const tap_entry *e)
+{
+    for (int i = 0; i < c->nlabels; i++)
+        if (!memmem(e->p + e->bo, e->bn, c->labels[i], strlen(c->labels[i]))) return false;
+    return !c->has_re || regexec(&c->re, e->p + e->lo, 0, NULL, 0) == 0;
+}
+
+/* Copies new matching entries into the client's output; skips what does
+ * not fit so that a stalled reader costs a bounded amount of memory. */
+static void tail_pump(sl_http_metrics *h, conn *c)
+{
+    if (c->resp_off == c->resp.len) {
+        sl_buf_reset(&c->resp);
+        c->resp_off = 0;
+    } else if (c->resp_off > c->resp.len / 2) {
+        memmove(c->resp.p, c->resp.p + c->resp_off, c->resp.len - c->resp_off);
+        c->resp.len -= c->resp_off;
+        c->resp_off = 0;
+    }
+    tap *t = &h->tap;
+    pthread_mutex_lock(&t->mu);
+    if (c->next_seq < t->first) {
+        c->skipped += t->first - c->next_seq;
+        c->next_seq = t->first;
+    }
+    for (; c->next_seq < t->next; c->next_seq++) {
+        const tap_entry *e = &t->e[c->next_seq % TAP_SLOTS];
+        if (!tail_match(c, e)) continue;
+        if (c->resp.len - c->resp_off + e->jn + 1 > TAIL_OUT_MAX) {
+            c->skipped++;
+            continue;
+        }
+        sl_buf_append(&c->resp, e->p, e->jn);
+        sl_buf_putc(&c->resp, '\n');
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (c->skipped && c->resp.len - c->resp_off + 64 < TAIL_OUT_MAX) {
+        sl_buf_printf(&c->resp, "{\"tail_skipped\":%llu}\n", (unsigned long long)c->skipped);
+        c->skipped = 0;
+    }
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [p, end) into out (NUL-terminated). -1 when malformed,
+ * too long or holding a NUL. */
+static int url_decode(const char *p, const char *end, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; p < end; p++) {
+        char ch = *p;
+        if (ch == '+') {
+            ch = ' ';
+        } else if (ch == '%') {
+            if (end - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0) return -1;
+            ch = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+            if (ch == '\0') return -1;
+            p += 2;
+        }
+        if (o + 1 >= cap) return -1;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static void respond_text(conn *c, int status, const char *msg);
+
+/* GET /tail?match=REGEX&label=k=v...: answers the head and turns the
+ * connection into a stream. */
+static void tail_start(sl_http_metrics *h, conn *c, const char *q, const char *end)
+{
+    c->has_re = false;
+    c->nlabels = 0;
+    char val[1024], msg[1200];
+    while (q && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        if (eq && url_decode(eq + 1, pe, val, sizeof val) != 0) {
+            respond_text(c, 400, "bad query: malformed or too long value\n");
+            goto fail;
+        }
+        size_t klen = (size_t)((eq ? eq : pe) - q);
+        if (eq && klen == 5 && memcmp(q, "match", 5) == 0 && !c->has_re) {
+            int rc = regcomp(&c->re, val, REG_EXTENDED | REG_NOSUB);
+            if (rc != 0) {
+                char why[256];
+                regerror(rc, &c->re, why, sizeof why);
+                snprintf(msg, sizeof msg, "bad match regex: %s\n", why);
+                respond_text(c, 400, msg);
+                goto fail;
+            }
+            c->has_re = true;
+        } else if (eq && klen == 5 && memcmp(q, "label", 5) == 0) {
+            if (!strchr(val, '=') || val[0] == '=' || c->nlabels == TAIL_MAX_LABELS ||
+                strlen(val) + 3 > TAIL_LABEL_BYTES) {
+                respond_text(c, 400, "bad label filter: want at most 8 of label=KEY=VALUE\n");
+                goto fail;
+            }
+            /* Length checked above: "\n" + val + "\n" + NUL fits. */
+            char *lab = c->labels[c->nlabels++];
+            size_t vl = strlen(val);
+            lab[0] = '\n';
+            memcpy(lab + 1, val, vl);
+            lab[vl + 1] = '\n';
+            lab[vl + 2] = '\0';
+        } else if (klen > 0) {
+            respond_text(c, 400, "bad query: known parameters are match and label\n");
+            goto fail;
+        }
+        q = amp ? amp + 1 : end;
+    }
+    if (atomic_fetch_add(&h->tails, 1) >= MAX_TAILS) {
+        atomic_fetch_sub(&h->tails, 1);
+        respond_text(c, 503, "too many tail clients\n");
+        goto fail;
+    }
+    pthread_mutex_lock(&h->tap.mu);
+    c->next_seq = h->tap.next; /* from now on, like tail -f */
+    pthread_mutex_unlock(&h->tap.mu);
+    c->skipped = 0;
+    sl_buf_reset(&c->resp);
+    sl_buf_printf(&c->resp, "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                            "Cache-Control: no-store\r\nConnection: close\r\n\r\n");
+    c->resp_off = 0;
+    c->state = C_STREAM;
+    c->deadline_ms = INT64_MAX;
+    return;
+fail:
+    if (c->has_re) regfree(&c->re);
+    c->has_re = false;
+}
+
+/* A tail client: sends what is pending; notices the client going away. */
+static void conn_close(conn *c);
+
+static void stream_io(conn *c, short revents)
+{
+    if (revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+        char junk[1024];
+        ssize_t n = recv(c->fd, junk, sizeof junk, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            conn_close(c);
+            return;
+        }
+    }
+    while (c->resp_off < c->resp.len) {
+        ssize_t n = send(c->fd, c->resp.p + c->resp_off, c->resp.len - c->resp_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) conn_close(c);
+            return;
+        }
+        c->resp_off += (size_t)n;
+    }
 }
 
 static const char *reason_phrase(int status)
@@ -433,8 +730,10 @@ static void handle_request(sl_http_metrics *h, conn *c, size_t head_len)
         if (jl + 1 < sizeof json) json[jl++] = '\n';
         return respond(c, status, "application/json", json, jl, head);
     }
+    if (plen == 5 && memcmp(t, "/tail", 5) == 0)
+        return tail_start(h, c, q ? q + 1 : NULL, t + tlen);
     if (plen == 1) {
-        static const char index[] = "sluice agent: /metrics /healthz\n";
+        static const char index[] = "sluice agent: /metrics /healthz /tail\n";
         return respond(c, 200, "text/plain; charset=utf-8", index, sizeof index - 1, head);
     }
     respond_text(c, 404, "not found\n");
@@ -442,6 +741,9 @@ static void handle_request(sl_http_metrics *h, conn *c, size_t head_len)
 
 static void conn_close(conn *c)
 {
+    if (c->state == C_STREAM) atomic_fetch_sub(&c->owner->tails, 1);
+    if (c->has_re) regfree(&c->re);
+    c->has_re = false;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->state = C_FREE;
@@ -540,6 +842,12 @@ static void *server_thread(void *arg)
         if (now >= h->next_tick_ms) {
             observe_health(h, now);
             h->next_tick_ms = now + TICK_MS;
+            /* Nobody tails any more: give the ring's memory back. */
+            if (atomic_load(&h->tails) == 0) {
+                pthread_mutex_lock(&h->tap.mu);
+                tap_clear(&h->tap);
+                pthread_mutex_unlock(&h->tap.mu);
+            }
         }
         int n = 0, nconns = 0;
         int64_t wake_at = h->next_tick_ms;
@@ -549,8 +857,14 @@ static void *server_thread(void *arg)
             conn *c = &h->conns[i];
             if (c->state == C_FREE) continue;
             nconns++;
+            short ev = c->state == C_WRITE ? POLLOUT : POLLIN;
+            if (c->state == C_STREAM) {
+                tail_pump(h, c);
+                if (c->resp_off < c->resp.len) ev |= POLLOUT;
+                if (now + TAIL_PUMP_MS < wake_at) wake_at = now + TAIL_PUMP_MS;
+            }
             if (c->deadline_ms < wake_at) wake_at = c->deadline_ms;
-            pfd[n] = (struct pollfd){.fd = c->fd, .events = c->state == C_WRITE ? POLLOUT : POLLIN};
+            pfd[n] = (struct pollfd){.fd = c->fd, .events = ev};
             owner[n++] = c;
         }
         int listen_idx = -1;
@@ -572,6 +886,10 @@ static void *server_thread(void *arg)
         for (int i = 1; r > 0 && i < n; i++) {
             conn *c = owner[i];
             if (!c || !pfd[i].revents) continue;
+            if (c->state == C_STREAM) {
+                stream_io(c, pfd[i].revents);
+                continue;
+            }
             if (c->state == C_WRITE) {
                 if (pfd[i].revents & (POLLERR | POLLNVAL))
                     conn_close(c);
@@ -681,12 +999,18 @@ int sl_http_metrics_start(const char *listen, int64_t unhealthy_after_ms, sl_htt
     sl_http_metrics *h = calloc(1, sizeof *h);
     if (!h) return sl_errf(err, SL_ENOMEM, "metrics: out of memory");
     h->lfd = h->wake[0] = h->wake[1] = -1;
-    for (int i = 0; i < MAX_CONNS; i++) h->conns[i].fd = -1;
+    for (int i = 0; i < MAX_CONNS; i++) {
+        h->conns[i].fd = -1;
+        h->conns[i].owner = h;
+    }
     h->unhealthy_after_ms = unhealthy_after_ms;
     h->start_time = process_start_time();
     snprintf(h->listen, sizeof h->listen, "%s", listen);
     sl_health_init(&h->health);
     atomic_init(&h->stop, false);
+    atomic_init(&h->tails, 0);
+    atomic_init(&h->tap_lost, 0);
+    pthread_mutex_init(&h->tap.mu, NULL);
     int rc = open_listener(listen, &h->lfd, &h->port, err);
     if (rc != SL_OK) goto fail;
     if (pipe2(h->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -705,6 +1029,7 @@ int sl_http_metrics_start(const char *listen, int64_t unhealthy_after_ms, sl_htt
     *out = h;
     return SL_OK;
 fail:
+    pthread_mutex_destroy(&h->tap.mu);
     if (h->lfd >= 0) close(h->lfd);
     if (h->wake[0] >= 0) close(h->wake[0]), close(h->wake[1]);
     free(h);
@@ -723,6 +1048,8 @@ void sl_http_metrics_stop(sl_http_metrics *h)
     ssize_t w = write(h->wake[1], "x", 1);
     (void)w; /* a full pipe already wakes the thread */
     pthread_join(h->thread, NULL);
+    tap_clear(&h->tap);
+    pthread_mutex_destroy(&h->tap.mu);
     close(h->lfd);
     close(h->wake[0]);
     close(h->wake[1]);

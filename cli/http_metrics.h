@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/batch.h"
 #include "core/err.h"
 
 typedef struct sl_http_metrics sl_http_metrics;
@@ -25,6 +26,15 @@ int sl_http_metrics_start(const char *listen, int64_t unhealthy_after_ms, sl_htt
 int sl_http_metrics_port(const sl_http_metrics *h);
 /* Closes every connection and joins the thread. NULL is fine. */
 void sl_http_metrics_stop(sl_http_metrics *h);
+
+/* `sluice tail`: GET /tail?match=REGEX&label=k=v streams the records the
+ * agent routes as JSON lines. Inputs hand their batches to a bounded ring
+ * through sl_http_metrics_tap; the ring is lossy (oldest entries go first,
+ * and a contended lock means the batch is skipped), so a slow or stuck
+ * tail never slows the pipeline. Both are no-ops while nobody tails. */
+bool sl_http_metrics_tailing(const sl_http_metrics *h);
+/* Called on an input's thread after parsing; reads b, keeps nothing of it. */
+void sl_http_metrics_tap(sl_http_metrics *h, const sl_batch *b);
 
 /* Health tracking, kept free of clocks and I/O so it can be tested alone:
  * the server feeds it the rendered metrics text now and then. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/agent.h"
+#include "cli/tail_cmd.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -23,12 +24,17 @@ static void usage(FILE *out)
             "  run -c FILE [-c FILE ...] [--dry-run]   run the agent; later files override earlier "
             "ones\n"
             "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
+            "  tail -c FILE [--match RE] [--label K=V] follow the records the local agent ships\n"
+            "                                          (JSON lines; needs metrics.listen)\n"
             "  version                                 print the version\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   configuration file (YAML); repeatable\n"
             "  --dry-run           read and parse, print records as JSON, send nothing,\n"
             "                      move no checkpoint\n"
+            "  --match REGEX       tail: only records whose line matches (extended regex)\n"
+            "  --label KEY=VALUE   tail: only records with this label (or input=NAME);\n"
+            "                      repeatable, all must hold\n"
             "  -h, --help          this help\n");
 }
 
@@ -36,6 +42,8 @@ typedef struct cli_args {
     const char *configs[MAX_CONFIGS];
     int nconfigs;
     int dry_run;
+    sl_tail_opts tail;
+    int is_tail;
 } cli_args;
 
 static int parse_args(int argc, char **argv, cli_args *a)
@@ -51,6 +59,20 @@ static int parse_args(int argc, char **argv, cli_args *a)
                 return -1;
             }
             a->configs[a->nconfigs++] = argv[++i];
+        } else if (a->is_tail && (!strcmp(argv[i], "--match") || !strcmp(argv[i], "--label"))) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "sluice: %s needs a value\n", argv[i]);
+                return -1;
+            }
+            if (argv[i][2] == 'm') {
+                a->tail.match = argv[++i];
+            } else if (a->tail.nlabels == SL_TAIL_MAX_LABELS || !strchr(argv[i + 1], '=')) {
+                fprintf(stderr, "sluice: --label wants KEY=VALUE (at most %d)\n",
+                        SL_TAIL_MAX_LABELS);
+                return -1;
+            } else {
+                a->tail.labels[a->tail.nlabels++] = argv[++i];
+            }
         } else if (!strcmp(argv[i], "--dry-run")) {
             a->dry_run = 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -94,6 +116,27 @@ static int cmd_check(const cli_args *a)
     printf("# configuration OK\n");
     sl_cfg_free(cfg);
     return EXIT_OK;
+}
+
+static int cmd_tail(cli_args *a, sigset_t set)
+{
+    sl_cfg *cfg = load_config(a);
+    if (!cfg) return EXIT_USAGE;
+    const char *listen = NULL;
+    sl_cfg_str(cfg, sl_cfg_get(sl_cfg_root(cfg), "metrics"), "listen", NULL, &listen);
+    if (!listen || !*listen) {
+        fprintf(stderr, "sluice: tail needs metrics.listen in the configuration\n");
+        sl_cfg_free(cfg);
+        return EXIT_USAGE;
+    }
+    a->tail.listen = listen;
+    /* A terminal's Ctrl-C simply ends the tail. */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    sl_err err = {0};
+    int rc = sl_tail_run(&a->tail, stdout, &err);
+    fprintf(stderr, "sluice tail: %s\n", err.msg);
+    sl_cfg_free(cfg);
+    return rc == SL_ECLOSED ? EXIT_OK : rc == SL_EINVAL ? EXIT_USAGE : EXIT_FAIL;
 }
 
 static int cmd_run(const cli_args *a, sigset_t set)
@@ -163,11 +206,13 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     cli_args a = {0};
-    if (!strcmp(cmd, "run") || !strcmp(cmd, "check")) {
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "check") || !strcmp(cmd, "tail")) {
+        a.is_tail = !strcmp(cmd, "tail");
         if (parse_args(argc - 2, argv + 2, &a) != 0) {
             usage(stderr);
             return EXIT_USAGE;
         }
+        if (a.is_tail) return cmd_tail(&a, set);
         return !strcmp(cmd, "run") ? cmd_run(&a, set) : cmd_check(&a);
     }
     fprintf(stderr, "sluice: unknown command '%s'\n", cmd);

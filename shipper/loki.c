@@ -500,7 +500,7 @@ static void succeeded(worker *w, uint64_t records, size_t bytes)
     sl_metric_add(s->m_records, records);
     sl_metric_add(s->m_bytes, bytes);
     sl_metric_add(s->m_invalid, sl_loki_req_invalid_utf8(w->req));
-    sl_metric_set(s->m_last_ok, sl_now_ns() / 1000000000);
+    sl_metric_set(s->m_last_ok, sl_now_ns()); /* ns: rendered in seconds */
     sl_retry_success(&w->retry);
     pthread_mutex_lock(&s->mu);
     if (s->failing) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/agent.h"
+#include "cli/spool_cmd.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -23,6 +24,8 @@ static void usage(FILE *out)
             "  run -c FILE [-c FILE ...] [--dry-run]   run the agent; later files override earlier "
             "ones\n"
             "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
+            "  spool ls|stat|cat|verify|export -c FILE inspect the disk spools (read-only;\n"
+            "                                          `sluice spool --help`)\n"
             "  version                                 print the version\n"
             "\n"
             "options:\n"
@@ -162,6 +165,7 @@ int main(int argc, char **argv)
         printf("sluice %s\n", SLUICE_VERSION);
         return EXIT_OK;
     }
+    if (!strcmp(cmd, "spool")) return sl_cli_spool(argc - 2, argv + 2);
     cli_args a = {0};
     if (!strcmp(cmd, "run") || !strcmp(cmd, "check")) {
         if (parse_args(argc - 2, argv + 2, &a) != 0) {

@@ -42,7 +42,7 @@ static void test_outage_longer_than_memory(void **st)
     assert_int_equal(sl_lr_nentries(r.lr), 0);
     srig_outage(&r, false);
     double t1 = srig_now();
-    assert_true(srig_wait_ids(&r, total, 60000));
+    assert_true(srig_wait_ids(&r, total, total, 60000));
     double t2 = srig_now();
     /* The spool is drained: nothing pending, delivered segments deleted. */
     double pending = -1, bytes = -1;

@@ -74,7 +74,7 @@ static inline void srig_outage(srig *r, bool on)
  * parse list (NULL: none); top: more top-level YAML; sink_extra: more
  * sinks (full YAML items). */
 static inline void srig_write_cfg(srig *r, const char *buffer, const char *parse, const char *top,
-                           const char *sink_extra)
+                                  const char *sink_extra)
 {
     char yml[8192];
     snprintf(yml, sizeof yml,
@@ -109,7 +109,7 @@ static inline void srig_write_cfg(srig *r, const char *buffer, const char *parse
 }
 
 static inline void srig_init(srig *r, const char *tag, const char *buffer, const char *parse,
-                      const char *top)
+                             const char *top)
 {
     memset(r, 0, sizeof *r);
     r->dir = sl_t_tmpdir(tag);
@@ -209,13 +209,14 @@ static inline stally srig_count(srig *r, long max_id, unsigned char **seen_out)
     return t;
 }
 
-static inline bool srig_wait_ids(srig *r, long want, int timeout_ms)
+/* Waits until want distinct ids of [0, max_id) arrived. */
+static inline bool srig_wait_ids(srig *r, long max_id, long want, int timeout_ms)
 {
     for (int waited = 0; waited < timeout_ms; waited += 100) {
-        if (srig_count(r, want, NULL).distinct >= want) return true;
+        if (srig_count(r, max_id, NULL).distinct >= want) return true;
         sl_t_sleep_ms(100);
     }
-    fprintf(stderr, "waited for %ld ids, have %ld\n", want, srig_count(r, want, NULL).distinct);
+    fprintf(stderr, "waited for %ld ids, have %ld\n", want, srig_count(r, max_id, NULL).distinct);
     return false;
 }
 

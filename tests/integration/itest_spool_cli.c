@@ -36,7 +36,7 @@ static void test_cli(void **st)
 
     /* A live agent spooling during an outage: inspection works beside it. */
     srig_outage(&r, true);
-    srig_append_ids(r.in, 0, 20000, 0);
+    srig_append_ids(r.in, 0, 100000, 0);
     srig_start(&r);
     assert_true(sl_t_wait_until(srig_metric_ready, &r, 10000));
     for (int i = 0; i < 100 && srig_metric(&r, "sluice_spool_written_records_total") <= 0; i++)
@@ -47,6 +47,7 @@ static void test_cli(void **st)
     char *text = sl_t_read_file(out, NULL);
     assert_non_null(text);
     assert_non_null(strstr(text, "pending_records:"));
+    if (strstr(text, "pending_records: 0\n")) fprintf(stderr, "stat said:\n%s\n", text);
     assert_null(strstr(text, "pending_records: 0\n"));
     free(text);
     char *ls[] = {bin, "spool", "ls", "-c", r.cfg, NULL};
@@ -58,8 +59,8 @@ static void test_cli(void **st)
     pid_t pid = sl_t_spawn(cat, cat_out);
     assert_int_equal(sl_t_wait(pid, 30000), 0);
     long lines = sl_t_count_lines(cat_out);
-    fprintf(stderr, "spool cat: %ld lines (20000 records + 1 summary line)\n", lines);
-    assert_int_equal(lines, 20000 + 1); /* the summary goes to stderr, same file here */
+    fprintf(stderr, "spool cat: %ld lines (100000 records + 1 summary line)\n", lines);
+    assert_int_equal(lines, 100000 + 1); /* the summary goes to stderr, same file here */
     assert_int_equal(run_cli(verify, out), 0);
     free(out), free(cat_out);
     srig_free(&r);

@@ -126,17 +126,29 @@ static inline void srig_init(srig *r, const char *tag, const char *buffer, const
     assert_int_equal(sl_t_write_file(r->in, "", 0), 0);
 }
 
+/* A failed assertion leaves the test without srig_free: the agent it
+ * started must not outlive the test program. */
+static pid_t srig_live_pid;
+static inline void srig_kill_live(void)
+{
+    if (srig_live_pid > 0) kill(srig_live_pid, SIGKILL);
+}
+
 static inline void srig_start(srig *r)
 {
+    static bool registered;
+    if (!registered) registered = atexit(srig_kill_live) == 0;
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r->cfg, NULL};
     r->pid = sl_t_spawn(argv, r->log);
     assert_true(r->pid > 0);
+    srig_live_pid = r->pid;
 }
 
 static inline int srig_stop(srig *r, int sig)
 {
     int rc = sl_t_stop(r->pid, sig, 60000);
     r->pid = 0;
+    srig_live_pid = 0;
     return rc;
 }
 

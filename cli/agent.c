@@ -80,6 +80,7 @@ struct sl_agent {
     sl_agent_opts opts;
     const char *data_dir;
     int64_t shutdown_ms;
+    int64_t stop_deadline;
     atomic_bool inputs_stop;
     atomic_bool sinks_stop;
     input_rt inputs[MAX_INPUTS];
@@ -326,6 +327,8 @@ static void *sink_thread(void *arg)
 
 static void teardown(sl_agent *a)
 {
+    /* The deadline counts from the stop request, inputs included. */
+    a->stop_deadline = sl_monotonic_ns() + a->shutdown_ms * 1000000;
     atomic_store(&a->inputs_stop, true);
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].started) pthread_join(a->inputs[i].thread, NULL);
@@ -333,7 +336,7 @@ static void teardown(sl_agent *a)
         if (a->sinks[i].buffer) sl_buffer_close(a->sinks[i].buffer);
     /* Sinks drain what they hold until the deadline, then are told to stop;
      * what they could not deliver stays unacknowledged and is read again. */
-    int64_t deadline = sl_monotonic_ns() + a->shutdown_ms * 1000000;
+    int64_t deadline = a->stop_deadline;
     for (;;) {
         bool all = true;
         for (int i = 0; i < a->nsinks; i++)

@@ -8,6 +8,7 @@
 
 #include "cli/agent.h"
 #include "cli/tail_cmd.h"
+#include "cli/spool_cmd.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -26,6 +27,8 @@ static void usage(FILE *out)
             "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
             "  tail -c FILE [--match RE] [--label K=V] follow the records the local agent ships\n"
             "                                          (JSON lines; needs metrics.listen)\n"
+            "  spool ls|stat|cat|verify|export -c FILE inspect the disk spools (read-only;\n"
+            "                                          `sluice spool --help`)\n"
             "  version                                 print the version\n"
             "\n"
             "options:\n"
@@ -205,6 +208,7 @@ int main(int argc, char **argv)
         printf("sluice %s\n", SLUICE_VERSION);
         return EXIT_OK;
     }
+    if (!strcmp(cmd, "spool")) return sl_cli_spool(argc - 2, argv + 2);
     cli_args a = {0};
     if (!strcmp(cmd, "run") || !strcmp(cmd, "check") || !strcmp(cmd, "tail")) {
         a.is_tail = !strcmp(cmd, "tail");

@@ -1656,12 +1656,24 @@ static seg *find_seg_locked(sl_spool *s, uint64_t first)
 static void entry_done(sl_batch *b, void *arg)
 {
     sl_spool *s = arg;
+    /* When no append is running, the segment being written goes too once
+     * all of it is delivered: otherwise, after an outage, a spool nobody
+     * writes to any more would keep up to a segment of delivered data on
+     * disk (and in sluice_spool_bytes) until the next spill. Never waits
+     * for the writer: it deletes that segment itself on its next append. */
+    bool idle = pthread_mutex_trylock(&s->wmu) == 0;
     pthread_mutex_lock(&s->mu);
     sl_watermark_ack(s->wm, b->ticket.begin, b->ticket.end);
     s->pending_records = sat_sub(s->pending_records, b->nrecords);
-    collect_locked(s, false);
+    collect_locked(s, idle && s->npend == 0);
+    bool drop_fd = idle && !s->active && s->wfd >= 0;
     update_gauges_locked(s);
     pthread_mutex_unlock(&s->mu);
+    if (drop_fd) {
+        close(s->wfd); /* unlinked: frees the space now */
+        s->wfd = -1;
+    }
+    if (idle) pthread_mutex_unlock(&s->wmu);
     persist_cursor(s, false);
     if (s->o.on_space) s->o.on_space(s->o.on_space_arg);
 }

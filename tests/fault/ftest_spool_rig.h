@@ -1,0 +1,303 @@
+/* Shared rig of the spool fault tests: the real binary tails one file of
+ * lines `id=N ...` into a Loki sink whose destination is the in-process
+ * test receiver, so an outage is a switch. Every test counts lost and
+ * duplicated ids from what the receiver recorded. Header-only (static) so
+ * each test stays one executable. */
+#ifndef SLUICE_TESTS_FTEST_SPOOL_RIG_H
+#define SLUICE_TESTS_FTEST_SPOOL_RIG_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tests/helpers.h"
+#include "tests/loki_receiver.h"
+
+typedef struct srig {
+    char *dir, *cfg, *log, *in, *data;
+    pid_t pid;
+    sl_lr *lr;
+    int mport;
+    /* The outage keeps a few 500s queued ahead of the requests; ending it
+     * lets at most that few more fail. */
+    pthread_t outage_th;
+    atomic_bool outage, outage_run;
+    uint64_t queued;
+} srig;
+
+static inline void *srig_outage_main(void *arg)
+{
+    srig *r = arg;
+    while (atomic_load(&r->outage_run)) {
+        if (atomic_load(&r->outage)) {
+            sl_lr_stats st;
+            sl_lr_get_stats(r->lr, &st);
+            if (r->queued < st.faults + 4) {
+                sl_lr_fault(r->lr, SL_LR_STATUS, 500, 0, 8);
+                r->queued += 8;
+            }
+        }
+        sl_t_sleep_ms(5);
+    }
+    return NULL;
+}
+
+static inline void srig_outage(srig *r, bool on)
+{
+    if (on) {
+        /* Fail at once, before the controller's next tick. */
+        sl_lr_stats st;
+        sl_lr_get_stats(r->lr, &st);
+        if (r->queued < st.faults + 4) {
+            sl_lr_fault(r->lr, SL_LR_STATUS, 500, 0, 8);
+            r->queued += 8;
+        }
+    }
+    atomic_store(&r->outage, on);
+}
+
+/* Writes the config. buffer: the sink's `buffer:` map; parse: the input's
+ * parse list (NULL: none); top: more top-level YAML; sink_extra: more
+ * sinks (full YAML items). */
+static inline void srig_write_cfg(srig *r, const char *buffer, const char *parse, const char *top,
+                                  const char *sink_extra)
+{
+    char yml[8192];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s\n"
+             "log: {level: info}\n"
+             "metrics: {listen: \"127.0.0.1:%d\"}\n"
+             "%s"
+             "inputs:\n"
+             "  - name: in\n"
+             "    type: file\n"
+             "    paths: [\"%s\"]\n"
+             "    start_at: beginning\n"
+             "    poll_interval: 50ms\n"
+             "    checkpoint_interval: 100ms\n"
+             "%s%s%s"
+             "sinks:\n"
+             "  - name: lk\n"
+             "    type: loki\n"
+             "    inputs: [in]\n"
+             "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+             "    min_backoff: 20ms\n"
+             "    max_backoff: 200ms\n"
+             "    max_batch_wait: 20ms\n"
+             "    timeout: 5s\n"
+             "    labels: {job: ftest}\n"
+             "    buffer: %s\n"
+             "%s",
+             r->data, r->mport, top ? top : "", r->in, parse ? "    parse: " : "",
+             parse ? parse : "", parse ? "\n" : "", sl_lr_port(r->lr), buffer,
+             sink_extra ? sink_extra : "");
+    assert_int_equal(sl_t_write_file(r->cfg, yml, strlen(yml)), 0);
+}
+
+static inline void srig_init(srig *r, const char *tag, const char *buffer, const char *parse,
+                             const char *top)
+{
+    memset(r, 0, sizeof *r);
+    r->dir = sl_t_tmpdir(tag);
+    r->cfg = sl_t_path(r->dir, "sluice.yml");
+    r->log = sl_t_path(r->dir, "agent.log");
+    r->in = sl_t_path(r->dir, "app.log");
+    r->data = sl_t_path(r->dir, "data");
+    r->mport = sl_t_free_port();
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &r->lr), 0);
+    atomic_store(&r->outage_run, true);
+    assert_int_equal(pthread_create(&r->outage_th, NULL, srig_outage_main, r), 0);
+    srig_write_cfg(r, buffer, parse, top, NULL);
+    assert_int_equal(sl_t_write_file(r->in, "", 0), 0);
+}
+
+/* A failed assertion leaves the test without srig_free: the agent it
+ * started must not outlive the test program. */
+static pid_t srig_live_pid;
+static inline void srig_kill_live(void)
+{
+    if (srig_live_pid > 0) kill(srig_live_pid, SIGKILL);
+}
+
+static inline void srig_start(srig *r)
+{
+    static bool registered;
+    if (!registered) registered = atexit(srig_kill_live) == 0;
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", r->cfg, NULL};
+    r->pid = sl_t_spawn(argv, r->log);
+    assert_true(r->pid > 0);
+    srig_live_pid = r->pid;
+}
+
+static inline int srig_stop(srig *r, int sig)
+{
+    int rc = sl_t_stop(r->pid, sig, 60000);
+    r->pid = 0;
+    srig_live_pid = 0;
+    return rc;
+}
+
+static inline void srig_free(srig *r)
+{
+    if (r->pid) srig_stop(r, SIGKILL);
+    atomic_store(&r->outage_run, false);
+    pthread_join(r->outage_th, NULL);
+    sl_lr_stop(r->lr);
+    if (getenv("SLUICE_KEEP_TMP"))
+        fprintf(stderr, "kept %s\n", r->dir);
+    else
+        sl_t_rmtree(r->dir);
+    free(r->dir), free(r->cfg), free(r->log), free(r->in), free(r->data);
+}
+
+/* Appends lines id=[from, to) to path; with ts_base_s > 0 each line starts
+ * with an RFC 3339 time ts_base_s + id seconds (for time windows). */
+static inline void srig_append_ids(const char *path, long from, long to, int64_t ts_base_s)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (long i = from; i < to; i++) {
+        if (ts_base_s > 0) {
+            time_t t = (time_t)(ts_base_s + i);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            n += strftime(buf + n, cap - n, "ts=%Y-%m-%dT%H:%M:%SZ ", &tm);
+        }
+        n += (size_t)snprintf(buf + n, cap - n, "id=%08ld some payload text for the spool\n", i);
+        if (n > cap - 128) {
+            assert_int_equal(sl_t_append_file(path, buf, n), 0);
+            n = 0;
+        }
+    }
+    if (n) assert_int_equal(sl_t_append_file(path, buf, n), 0);
+    free(buf);
+}
+
+typedef struct stally {
+    long distinct, dups, other;
+} stally;
+
+/* Counts ids [0, max_id) among the receiver's entries. seen (may be NULL)
+ * gets a calloc'ed per-id count the caller frees. */
+static inline stally srig_count(srig *r, long max_id, unsigned char **seen_out)
+{
+    stally t = {0};
+    unsigned char *seen = calloc((size_t)max_id + 1, 1);
+    size_t n = sl_lr_nentries(r->lr);
+    for (size_t i = 0; i < n; i++) {
+        const sl_lr_entry *e = sl_lr_entry_at(r->lr, i);
+        const char *p = memmem(e->line, e->line_n, "id=", 3);
+        long id = p ? sl_t_parse_id(p, e->line + e->line_n, "id=") : -1;
+        if (id >= 0 && id < max_id) {
+            if (seen[id])
+                t.dups++;
+            else
+                t.distinct++;
+            if (seen[id] < 255) seen[id]++;
+        } else {
+            t.other++;
+        }
+    }
+    if (seen_out)
+        *seen_out = seen;
+    else
+        free(seen);
+    return t;
+}
+
+/* Waits until want distinct ids of [0, max_id) arrived. */
+static inline bool srig_wait_ids(srig *r, long max_id, long want, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        if (srig_count(r, max_id, NULL).distinct >= want) return true;
+        sl_t_sleep_ms(100);
+    }
+    fprintf(stderr, "waited for %ld ids, have %ld\n", want, srig_count(r, max_id, NULL).distinct);
+    return false;
+}
+
+/* Sum of every sample of a metric from the agent's /metrics; -1 when the
+ * endpoint does not answer. */
+static inline double srig_metric(srig *r, const char *name)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->mport)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
+        close(fd);
+        return -1;
+    }
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t k;
+    while (buf && n < cap && (k = read(fd, buf + n, cap - n)) > 0) n += (size_t)k;
+    close(fd);
+    if (!buf || n == 0) {
+        free(buf);
+        return -1;
+    }
+    buf[n] = 0;
+    double sum = 0;
+    size_t nl = strlen(name);
+    for (char *p = buf; p && *p;) {
+        char *eol = strchr(p, '\n');
+        if (!strncmp(p, name, nl) && (p[nl] == '{' || p[nl] == ' ')) {
+            char *sp = eol ? memrchr(p, ' ', (size_t)(eol - p)) : strrchr(p, ' ');
+            if (sp) sum += strtod(sp + 1, NULL);
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    free(buf);
+    return sum;
+}
+
+static inline bool srig_metric_ready(void *arg)
+{
+    return srig_metric(arg, "sluice_spool_bytes") >= 0;
+}
+
+/* kB from /proc/<pid>/status, e.g. "VmHWM:"; -1 when absent. */
+static inline long srig_proc_kb(pid_t pid, const char *key)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *text = sl_t_read_file(path, NULL);
+    if (!text) return -1;
+    char *p = strstr(text, key);
+    long v = p ? strtol(p + strlen(key), NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+static inline double srig_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#endif

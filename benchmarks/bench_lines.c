@@ -95,11 +95,14 @@ static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 /* One pass of the real file input over path; returns seconds, 0 on error. */
 static double run_ours(const char *path, uint64_t size, uint64_t *records)
 {
+    /* The input's default read size unless $SLUICE_BENCH_READ_CHUNK says. */
+    const char *read_chunk = getenv("SLUICE_BENCH_READ_CHUNK");
+    if (!read_chunk) read_chunk = "256KiB";
     char cfgtext[4096];
     int n = snprintf(cfgtext, sizeof cfgtext,
                      "inputs:\n  - name: bench\n    type: file\n    paths: [\"%s\"]\n"
-                     "    start_at: beginning\n",
-                     path);
+                     "    start_at: beginning\n    read_chunk: %s\n",
+                     path, read_chunk);
     sl_cfg *cfg = sl_cfg_new();
     double secs = 0;
     char dir[] = "/tmp/bench_lines.XXXXXX";

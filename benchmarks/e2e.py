@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""End-to-end benchmarks with the real binary (build/cli/sluice) and the
+peer (Debian's rsyslog), on the same generated corpus, in the same run.
+
+  python3 benchmarks/e2e.py BUILD_DIR        (run-e2e.sh calls this)
+
+Environment: SLUICE_E2E_MB (JSON corpus size, default 500),
+SLUICE_E2E_SKIP (comma list of: rsyslog,loki,latency,scale,idle),
+SLUICE_E2E_IDLE_S (idle window, default 30), SLUICE_E2E_RATE (10000),
+SLUICE_E2E_LAT_S (latency run length, default 20).
+
+Every agent runs as its own process: throughput is input bytes over the
+time from its start until the last line is in the output; CPU seconds are
+utime+stime of the agent process (all threads) from /proc/PID/stat at that
+moment; peak RSS is VmHWM. Exit status 1 when any run failed."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+FAILED = []
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def hwm_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class LineCounter:
+    """Counts lines appended to a file, reading only what is new."""
+
+    def __init__(self, path, on_line=None):
+        self.path, self.on_line = path, on_line
+        self.f, self.n, self.rest = None, 0, b""
+
+    def poll(self):
+        if self.f is None:
+            try:
+                self.f = open(self.path, "rb")
+            except FileNotFoundError:
+                return 0
+        got = 0
+        while True:
+            data = self.f.read(8 << 20)
+            if not data:
+                return got
+            got += len(data)
+            if self.on_line is None:
+                self.n += data.count(b"\n")
+                continue
+            data = self.rest + data
+            lines = data.split(b"\n")
+            self.rest = lines.pop()
+            now = time.time_ns()
+            for line in lines:
+                self.on_line(line, now)
+            self.n += len(lines)
+
+
+def stop(proc, timeout=20):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_for(proc, counter, want, timeout):
+    t0 = time.monotonic()
+    while counter.n < want:
+        if counter.poll() == 0:
+            if proc.poll() is not None:
+                raise RuntimeError(f"agent exited with {proc.returncode}")
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"timeout: {counter.n} of {want} lines delivered")
+            time.sleep(0.02)
+
+
+class Bench:
+    def __init__(self, build):
+        self.build = os.path.abspath(build)
+        self.sluice = os.path.join(self.build, "cli/sluice")
+        self.gen = os.path.join(self.build, "benchmarks/gen")
+        self.receiver = os.path.join(self.build, "tests/loki-receiver")
+        self.tmp = tempfile.mkdtemp(prefix="sluice-e2e.", dir=os.environ.get("TMPDIR"))
+        self.rows = []  # (scenario, agent, MB/s, CPU s/GB, RSS MiB, command)
+        self.notes = []
+        self.seq = 0
+
+    def fresh(self, name):
+        self.seq += 1
+        d = os.path.join(self.tmp, f"{self.seq:02d}-{name}")
+        os.makedirs(d)
+        return d
+
+    # ---- corpora ----
+    def corpus(self, mb):
+        path = os.path.join(self.tmp, "corpus.json")
+        with open(path, "wb") as f:
+            subprocess.run([self.gen, "--kind", "json", "--bytes", f"{mb}M", "--seed", "1"],
+                           stdout=f, check=True)
+        with open(path, "rb") as f:
+            n = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(8 << 20), b""))
+        self.corpus_cmd = f"gen --kind json --bytes {mb}M --seed 1"
+        return path, os.path.getsize(path), n
+
+    def split(self, src, nfiles, dest):
+        """The corpus lines dealt round-robin into nfiles files."""
+        os.makedirs(dest)
+        with open(src, "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+        for i in range(nfiles):
+            with open(os.path.join(dest, f"f{i:05d}.log"), "wb") as out:
+                part = lines[i::nfiles]
+                if part:
+                    out.write(b"\n".join(part) + b"\n")
+
+    # ---- agents ----
+    def sluice_cfg(self, d, paths, sink, extra_input=""):
+        cfg = os.path.join(d, "sluice.yml")
+        with open(cfg, "w") as f:
+            f.write(f"""data_dir: {d}/data
+log: {{ level: warn }}
+inputs:
+  - name: app
+    type: file
+    paths: ["{paths}"]
+    start_at: beginning
+{extra_input}    parse:
+      - json: {{}}
+sinks:
+{sink}""")
+        return cfg
+
+    def file_sink(self, out):
+        return f"""  - name: out
+    type: file
+    path: {out}
+    format: raw
+"""
+
+    def loki_sink(self, port, wait="1s"):
+        return f"""  - name: loki
+    type: loki
+    url: "http://127.0.0.1:{port}/loki/api/v1/push"
+    max_batch_wait: {wait}
+"""
+
+    def start_sluice(self, d, cfg):
+        err = open(os.path.join(d, "sluice.err"), "wb")
+        return subprocess.Popen([self.sluice, "run", "-c", cfg], stdout=subprocess.DEVNULL,
+                                stderr=err)
+
+    def rsyslog_conf(self, d, glob, out):
+        conf = os.path.join(d, "rsyslog.conf")
+        os.makedirs(os.path.join(d, "work"))
+        with open(conf, "w") as f:
+            f.write(f"""global(workDirectory="{d}/work" maxMessageSize="64k")
+module(load="imfile" mode="inotify")
+module(load="mmjsonparse")
+template(name="raw" type="string" string="%rawmsg%\\n")
+input(type="imfile" file="{glob}" tag="app" ruleset="r")
+ruleset(name="r") {{
+  action(type="mmjsonparse" cookie="")
+  action(type="omfile" file="{out}" template="raw")
+}}
+""")
+        return conf
+
+    def start_rsyslog(self, d, conf):
+        err = open(os.path.join(d, "rsyslog.err"), "wb")
+        return subprocess.Popen(["rsyslogd", "-n", "-f", conf, "-i", os.path.join(d, "rs.pid")],
+                                stdout=subprocess.DEVNULL, stderr=err)
+
+    # ---- measurements ----
+    def throughput(self, scenario, agent, start, d, out, nbytes, nlines, cmd, timeout=900):
+        t0 = time.monotonic()
+        proc = start()
+        counter = LineCounter(out)
+        try:
+            wait_for(proc, counter, nlines, timeout)
+            secs = time.monotonic() - t0
+            cpu, rss = cpu_s(proc.pid), hwm_mib(proc.pid)
+        except (RuntimeError, OSError) as e:
+            FAILED.append(f"{scenario}/{agent}: {e}")
+            log(f"FAILED {scenario}/{agent}: {e} (logs in {d})")
+            stop(proc)
+            return None
+        stop(proc)
+        r = dict(scenario=scenario, agent=agent, mbs=nbytes / 1e6 / secs,
+                 cpugb=cpu / (nbytes / 1e9), cores=cpu / secs, rss=rss, secs=secs, cmd=cmd)
+        self.rows.append(r)
+        log(f"{scenario:34s} {agent:8s} {r['mbs']:8.1f} MB/s {r['cpugb']:7.2f} CPU s/GB "
+            f"{r['cores']:4.2f} cores {rss:7.1f} MiB peak RSS ({secs:.1f} s)")
+        return r
+
+    def run_file_sink(self, src, nbytes, nlines, nfiles=1, scenario=None, peer=True):
+        scenario = scenario or f"file -> json -> file ({nfiles} file{'s' if nfiles > 1 else ''})"
+        res = {}
+        if nfiles == 1:
+            indir_src = None
+        else:
+            indir_src = os.path.join(self.tmp, f"split-{nfiles}")
+            if not os.path.isdir(indir_src):
+                self.split(src, nfiles, indir_src)
+        for agent in (["sluice", "rsyslog"] if peer else ["sluice"]):
+            d = self.fresh(f"{agent}-{nfiles}")
+            indir = os.path.join(d, "in")
+            if indir_src is None:
+                os.makedirs(indir)
+                os.link(src, os.path.join(indir, "app.log"))
+            else:
+                shutil.copytree(indir_src, indir, copy_function=os.link)
+            out = os.path.join(d, "out.log")
+            if agent == "sluice":
+                cfg = self.sluice_cfg(d, f"{indir}/*.log", self.file_sink(out))
+                cmd = f"sluice run -c {os.path.relpath(cfg, self.tmp)}"
+                start = lambda: self.start_sluice(d, cfg)  # noqa: E731
+            else:
+                conf = self.rsyslog_conf(d, f"{indir}/*.log", out)
+                cmd = f"rsyslogd -n -f {os.path.relpath(conf, self.tmp)}"
+                start = lambda: self.start_rsyslog(d, conf)  # noqa: E731
+            res[agent] = self.throughput(scenario, agent, start, d, out, nbytes, nlines, cmd)
+            if res[agent] and os.path.getsize(out) != nbytes:
+                self.notes.append(f"{scenario}/{agent}: output {os.path.getsize(out)} bytes, "
+                                  f"input {nbytes}")
+            shutil.rmtree(d, ignore_errors=True)
+        return res
+
+    def run_loki(self, src, nbytes, nlines):
+        d = self.fresh("loki")
+        port = free_port()
+        out = os.path.join(d, "received.jsonl")
+        rx = subprocess.Popen([self.receiver, "--port", str(port), "--out", out],
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "rx.err"), "wb"))
+        time.sleep(0.3)
+        indir = os.path.join(d, "in")
+        os.makedirs(indir)
+        os.link(src, os.path.join(indir, "app.log"))
+        cfg = self.sluice_cfg(d, f"{indir}/*.log", self.loki_sink(port))
+        try:
+            self.throughput("file -> json -> loki (receiver)", "sluice",
+                            lambda: self.start_sluice(d, cfg), d, out, nbytes, nlines,
+                            f"loki-receiver --port P --out F & sluice run -c {os.path.relpath(cfg, self.tmp)}")
+            self.notes.append(f"loki receiver process (decode + JSON out file) used "
+                              f"{cpu_s(rx.pid):.1f} CPU s in the loki run")
+        finally:
+            stop(rx)
+        shutil.rmtree(d, ignore_errors=True)
+
+    def latency(self, sink_kind, rate, seconds):
+        d = self.fresh(f"lat-{sink_kind}")
+        indir = os.path.join(d, "in")
+        os.makedirs(indir)
+        live = os.path.join(indir, "live.log")
+        open(live, "wb").close()
+        rx = None
+        if sink_kind == "file":
+            out = os.path.join(d, "out.log")
+            sink = self.file_sink(out)
+        else:
+            port = free_port()
+            out = os.path.join(d, "received.jsonl")
+            rx = subprocess.Popen([self.receiver, "--port", str(port), "--out", out],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            sink = self.loki_sink(port, "1s")
+            time.sleep(0.3)
+        cfg = self.sluice_cfg(d, f"{indir}/*.log", sink)
+        proc = self.start_sluice(d, cfg)
+        time.sleep(1.0)
+        lat = []
+        pat = re.compile(rb'wts\\?"?[:=](\d+)')
+
+        def on_line(line, now):
+            m = pat.search(line)
+            if m:
+                lat.append((now - int(m.group(1))) / 1e6)
+
+        counter = LineCounter(out, on_line)
+        with open(live, "ab") as lf:
+            writer = subprocess.Popen([self.gen, "--kind", "json", "--rate", str(rate), "--seconds",
+                                       str(seconds), "--stamp", "--seed", "2"], stdout=lf)
+        want = rate * seconds
+        ok = True
+        try:
+            t_end = time.monotonic() + seconds + 30
+            while counter.n < want and time.monotonic() < t_end:
+                if counter.poll() == 0:
+                    time.sleep(0.005)
+            writer.wait()
+            if counter.n < want:
+                raise RuntimeError(f"{counter.n} of {want} lines delivered")
+        except RuntimeError as e:
+            FAILED.append(f"latency/{sink_kind}: {e}")
+            ok = False
+        stop(writer)
+        stop(proc)
+        if rx:
+            stop(rx)
+        shutil.rmtree(d, ignore_errors=True)
+        if not ok or not lat:
+            return None
+        lat.sort()
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+        r = dict(sink=sink_kind, n=len(lat), p50=p(0.50), p99=p(0.99), max=lat[-1], rate=rate,
+                 seconds=seconds)
+        log(f"latency {sink_kind}: p50 {r['p50']:.1f} ms p99 {r['p99']:.1f} ms max {r['max']:.1f} ms")
+        return r
+
+    def idle(self, nfiles, seconds, agent="sluice"):
+        d = self.fresh(f"idle-{agent}")
+        indir = os.path.join(d, "in")
+        os.makedirs(indir)
+        line = b'{"ts":"2024-01-01T00:00:00Z","level":"info","msg":"quiet"}\n'
+        for i in range(nfiles):
+            with open(os.path.join(indir, f"q{i:05d}.log"), "wb") as f:
+                f.write(line)
+        out = os.path.join(d, "out.log")
+        if agent == "sluice":
+            cfg = self.sluice_cfg(d, f"{indir}/*.log", self.file_sink(out))
+            proc = self.start_sluice(d, cfg)
+        else:
+            conf = self.rsyslog_conf(d, f"{indir}/*.log", out)
+            proc = self.start_rsyslog(d, conf)
+        counter = LineCounter(out)
+        r = None
+        try:
+            # Every file's line delivered, or (a peer that misses some) no
+            # progress for 15 s: then the idle window starts, with a note.
+            t_last, last = time.monotonic(), -1
+            while counter.n < nfiles:
+                counter.poll()
+                if counter.n != last:
+                    t_last, last = time.monotonic(), counter.n
+                if proc.poll() is not None:
+                    raise RuntimeError(f"agent exited with {proc.returncode}")
+                if time.monotonic() - t_last > 15:
+                    if agent == "sluice":
+                        raise RuntimeError(f"{counter.n} of {nfiles} files delivered")
+                    self.notes.append(f"idle/{agent}: only {counter.n} of {nfiles} files' lines "
+                                      f"were delivered")
+                    break
+                time.sleep(0.1)
+            time.sleep(5)  # let start-up work (checkpoints, closing idle files) settle
+            c0, t0 = cpu_s(proc.pid), time.monotonic()
+            time.sleep(seconds)
+            c1, t1 = cpu_s(proc.pid), time.monotonic()
+            r = dict(agent=agent, files=nfiles, pct=100 * (c1 - c0) / (t1 - t0), secs=t1 - t0,
+                     rss=hwm_mib(proc.pid))
+            log(f"idle {agent} {nfiles} files: {r['pct']:.2f}% of a core over {r['secs']:.0f} s")
+        except (RuntimeError, OSError) as e:
+            FAILED.append(f"idle/{agent}: {e}")
+        stop(proc)
+        shutil.rmtree(d, ignore_errors=True)
+        return r
+
+
+def fmt_table(rows):
+    out = ["| scenario | agent | MB/s | CPU s/GB | cores used | peak RSS MiB |",
+           "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['scenario']} | {r['agent']} | {r['mbs']:.1f} | {r['cpugb']:.2f} | "
+                   f"{r['cores']:.2f} | {r['rss']:.1f} |")
+    return "\n".join(out)
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    b = Bench(sys.argv[1])
+    for exe in (b.sluice, b.gen):
+        if not os.access(exe, os.X_OK):
+            log(f"e2e: {exe} missing: build first")
+            return 2
+    skip = set(filter(None, os.environ.get("SLUICE_E2E_SKIP", "").split(",")))
+    have_rsyslog = shutil.which("rsyslogd") is not None
+    if not have_rsyslog and "rsyslog" not in skip:
+        log("e2e: rsyslogd not installed (apt-get install -y rsyslog): peer comparison skipped")
+        skip.add("rsyslog")
+    mb = int(os.environ.get("SLUICE_E2E_MB", "500"))
+    t_start = time.monotonic()
+    try:
+        src, nbytes, nlines = b.corpus(mb)
+        log(f"corpus: {b.corpus_cmd}: {nbytes / 1e6:.1f} MB, {nlines} lines")
+        with open(src, "rb") as f:  # page cache, so every agent starts alike
+            while f.read(8 << 20):
+                pass
+        main_res = b.run_file_sink(src, nbytes, nlines, 1, peer="rsyslog" not in skip)
+        if "loki" not in skip and os.access(b.receiver, os.X_OK):
+            b.run_loki(src, nbytes, nlines)
+        elif "loki" not in skip:
+            log("e2e: tests/loki-receiver not built: loki scenario skipped")
+        lats = []
+        if "latency" not in skip:
+            rate = int(os.environ.get("SLUICE_E2E_RATE", "10000"))
+            secs = int(os.environ.get("SLUICE_E2E_LAT_S", "20"))
+            for kind in ("file", "loki"):
+                if kind == "loki" and not os.access(b.receiver, os.X_OK):
+                    continue
+                r = b.latency(kind, rate, secs)
+                if r:
+                    lats.append(r)
+        if "scale" not in skip:
+            # The same bytes spread over more files (a tenth of the corpus is
+            # enough to see the per-file cost at 10,000 files).
+            small_mb = max(20, mb // 5)
+            s_src = os.path.join(b.tmp, "scale.json")
+            with open(s_src, "wb") as f:
+                subprocess.run([b.gen, "--kind", "json", "--bytes", f"{small_mb}M", "--seed", "3"],
+                               stdout=f, check=True)
+            s_bytes = os.path.getsize(s_src)
+            with open(s_src, "rb") as f:
+                s_lines = f.read().count(b"\n")
+            for n in (1, 100, 10000):
+                b.run_file_sink(s_src, s_bytes, s_lines, n,
+                                scenario=f"scale: {small_mb} MB in {n} files", peer=False)
+        idles = []
+        if "idle" not in skip:
+            secs = int(os.environ.get("SLUICE_E2E_IDLE_S", "30"))
+            for agent in ["sluice"] + (["rsyslog"] if "rsyslog" not in skip else []):
+                r = b.idle(10000, secs, agent)
+                if r:
+                    idles.append(r)
+    finally:
+        shutil.rmtree(b.tmp, ignore_errors=True)
+
+    print(f"\n## End-to-end ({time.strftime('%Y-%m-%d %H:%M %Z')}; corpus: `{b.corpus_cmd}`)\n")
+    print(fmt_table(b.rows))
+    s, r = main_res.get("sluice"), main_res.get("rsyslog")
+    if s and r:
+        print(f"\nsluice / rsyslog (file -> json -> file, 1 file): throughput {s['mbs'] / r['mbs']:.1f}x, "
+              f"CPU s/GB {s['cpugb'] / r['cpugb']:.3f}x, peak RSS {s['rss'] / r['rss']:.2f}x "
+              f"(goals: >= 10x throughput, <= 0.1x CPU s/GB)")
+    if lats:
+        print("\n| latency write -> delivery | rate lines/s | lines | p50 ms | p99 ms | max ms |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for x in lats:
+            sink = "file sink" if x["sink"] == "file" else "loki sink (max_batch_wait: 1s)"
+            print(f"| {sink} | {x['rate']} | {x['n']} | {x['p50']:.1f} | {x['p99']:.1f} | {x['max']:.1f} |")
+    if idles:
+        print("\n| idle, 10,000 quiet files | agent | CPU % of one core | peak RSS MiB |")
+        print("|---|---|---:|---:|")
+        for x in idles:
+            print(f"| {x['secs']:.0f} s window | {x['agent']} | {x['pct']:.2f} | {x['rss']:.1f} |")
+    for n in b.notes:
+        print(f"note: {n}")
+    print(f"\ntotal {time.monotonic() - t_start:.0f} s; failures: {len(FAILED)}")
+    for f in FAILED:
+        print(f"FAILED: {f}")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks (`make bench-e2e`): the real binary against rsyslog
+# (Debian package, started and stopped here with its own config) on the same
+# corpus; Loki receiver; write-to-delivery latency at a fixed rate; 1, 100
+# and 10,000 files; idle CPU with 10,000 quiet files. See benchmarks/e2e.py
+# for the knobs (SLUICE_E2E_MB, SLUICE_E2E_SKIP, ...).
+# Usage: benchmarks/run-e2e.sh [BUILD_DIR (default build)]
+set -eu
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+exec python3 benchmarks/e2e.py "$BUILD"

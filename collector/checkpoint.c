@@ -21,14 +21,48 @@ uint64_t sl_fingerprint(const void *p, size_t n)
 void sl_ckpt_free(sl_ckpt *c)
 {
     free(c->e);
+    free(c->slots);
     c->e = NULL;
-    c->n = c->cap = 0;
+    c->slots = NULL;
+    c->n = c->cap = c->nslots = 0;
+}
+
+static size_t slot_of(uint64_t dev, uint64_t ino, size_t nslots)
+{
+    return (size_t)((ino * 0x9e3779b97f4a7c15ULL) ^ (dev * 0xc2b2ae3d27d4eb4fULL)) & (nslots - 1);
+}
+
+/* Thousands of files: a hash index keeps lookups constant-time. Rebuilt
+ * when it fills up or after a removal (rare: pruning). */
+static int reindex(sl_ckpt *c)
+{
+    size_t nslots = 64;
+    while (nslots < c->n * 2 + 2) nslots *= 2;
+    size_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots) return SL_ENOMEM;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t k = slot_of(c->e[i].dev, c->e[i].ino, nslots);
+        while (slots[k]) k = (k + 1) & (nslots - 1);
+        slots[k] = i + 1;
+    }
+    free(c->slots);
+    c->slots = slots;
+    c->nslots = nslots;
+    return SL_OK;
 }
 
 sl_ckpt_entry *sl_ckpt_find(sl_ckpt *c, uint64_t dev, uint64_t ino)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (c->e[i].dev == dev && c->e[i].ino == ino) return &c->e[i];
+    if (c->n == 0) return NULL;
+    if (!c->nslots && reindex(c) != SL_OK) {
+        for (size_t i = 0; i < c->n; i++)
+            if (c->e[i].dev == dev && c->e[i].ino == ino) return &c->e[i];
+        return NULL;
+    }
+    for (size_t k = slot_of(dev, ino, c->nslots); c->slots[k]; k = (k + 1) & (c->nslots - 1)) {
+        sl_ckpt_entry *e = &c->e[c->slots[k] - 1];
+        if (e->dev == dev && e->ino == ino) return e;
+    }
     return NULL;
 }
 
@@ -47,12 +81,20 @@ int sl_ckpt_put(sl_ckpt *c, const sl_ckpt_entry *e)
         c->cap = cap;
     }
     c->e[c->n++] = *e;
+    if (c->nslots && c->n * 2 + 2 <= c->nslots) {
+        size_t k = slot_of(e->dev, e->ino, c->nslots);
+        while (c->slots[k]) k = (k + 1) & (c->nslots - 1);
+        c->slots[k] = c->n;
+    } else {
+        c->nslots = 0; /* rebuilt on the next lookup */
+    }
     return SL_OK;
 }
 
 void sl_ckpt_remove(sl_ckpt *c, size_t i)
 {
     if (i < c->n) c->e[i] = c->e[--c->n];
+    c->nslots = 0;
 }
 
 static int parse(const char *text, size_t len, sl_ckpt *c, sl_err *err)

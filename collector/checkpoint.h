@@ -22,6 +22,8 @@ typedef struct sl_ckpt_entry {
 typedef struct sl_ckpt {
     sl_ckpt_entry *e;
     size_t n, cap;
+    size_t *slots; /* open-addressing index by dev+ino: entry index + 1 */
+    size_t nslots; /* 0: index to be rebuilt */
 } sl_ckpt;
 
 /* Loads path (or path.prev when path is damaged). A missing file is an

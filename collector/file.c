@@ -20,12 +20,16 @@
 
 #define MAX_GLOBS  32
 #define MAX_LABELS 32
+/* Thousands of files per input: lookups by identity and by path go
+ * through hash chains, never a walk of every file. */
+#define INDEX_BUCKETS 4096
 
 enum { START_BEGINNING, START_END };
 enum { LONG_SPLIT, LONG_TRUNCATE };
 
 typedef struct tracked {
-    struct tracked *next;
+    struct tracked *next, *prev;
+    struct tracked *id_next, *path_next; /* hash chains */
     char path[1024];
     int fd;
     uint64_t dev, ino;
@@ -62,6 +66,8 @@ typedef struct file_input {
     sl_watch *watch;
     sl_multiline *multiline;
     bool need_scan;
+    bool deferred;        /* a file waits for room under max_open_files */
+    bool ckpt_dirty;      /* files opened or closed since the last save */
     uint64_t saved_marks; /* sum of positions at the last checkpoint save */
     int open_count;
     uint32_t batch_records;
@@ -70,6 +76,7 @@ typedef struct file_input {
     char ckpt_path[4096];
     sl_ckpt ckpt; /* last known position of every file, open or not */
     tracked *files;
+    tracked **by_id, **by_path; /* INDEX_BUCKETS chains each */
     bool first_scan_done;
     int64_t next_ckpt_ns;
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
@@ -205,13 +212,23 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
                ctx->name, in->ckpt_path);
     }
     in->watch = sl_watch_new();
-    if (!in->watch) {
+    in->by_id = calloc(INDEX_BUCKETS, sizeof *in->by_id);
+    in->by_path = calloc(INDEX_BUCKETS, sizeof *in->by_path);
+    if (!in->watch || !in->by_id || !in->by_path) {
+        sl_watch_free(in->watch);
+        free(in->by_id);
+        free(in->by_path);
         sl_ckpt_free(&in->ckpt);
         free(in);
         return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     }
     *state = in;
     return SL_OK;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
 static bool excluded(const file_input *in, const char *path)
@@ -238,10 +255,55 @@ static void grow_fingerprint(file_input *in, tracked *t, uint64_t size)
     t->fp_len = len;
 }
 
+static size_t id_bucket(uint64_t dev, uint64_t ino)
+{
+    return (size_t)((ino * 0x9e3779b97f4a7c15ULL) ^ dev) & (INDEX_BUCKETS - 1);
+}
+
+static size_t path_bucket(const char *path)
+{
+    return (size_t)sl_fingerprint(path, strlen(path)) & (INDEX_BUCKETS - 1);
+}
+
+static void index_add(file_input *in, tracked *t)
+{
+    size_t i = id_bucket(t->dev, t->ino), p = path_bucket(t->path);
+    t->id_next = in->by_id[i];
+    in->by_id[i] = t;
+    t->path_next = in->by_path[p];
+    in->by_path[p] = t;
+}
+
+static void index_del_path(file_input *in, tracked *t)
+{
+    for (tracked **pp = &in->by_path[path_bucket(t->path)]; *pp; pp = &(*pp)->path_next)
+        if (*pp == t) {
+            *pp = t->path_next;
+            return;
+        }
+}
+
+static void index_del(file_input *in, tracked *t)
+{
+    for (tracked **pp = &in->by_id[id_bucket(t->dev, t->ino)]; *pp; pp = &(*pp)->id_next)
+        if (*pp == t) {
+            *pp = t->id_next;
+            break;
+        }
+    index_del_path(in, t);
+}
+
 static tracked *find_by_id(file_input *in, uint64_t dev, uint64_t ino)
 {
-    for (tracked *t = in->files; t; t = t->next)
+    for (tracked *t = in->by_id[id_bucket(dev, ino)]; t; t = t->id_next)
         if (t->dev == dev && t->ino == ino) return t;
+    return NULL;
+}
+
+static tracked *find_by_path(file_input *in, const char *path)
+{
+    for (tracked *t = in->by_path[path_bucket(path)]; t; t = t->path_next)
+        if (strcmp(t->path, path) == 0) return t;
     return NULL;
 }
 
@@ -256,7 +318,7 @@ static bool deleted(const tracked *t)
  * (inode reuse): the new file is a different one. */
 static tracked *find_live(file_input *in, const struct stat *st)
 {
-    for (tracked *t = in->files; t; t = t->next)
+    for (tracked *t = in->by_id[id_bucket(st->st_dev, st->st_ino)]; t; t = t->id_next)
         if (t->dev == st->st_dev && t->ino == st->st_ino && !deleted(t)) return t;
     return NULL;
 }
@@ -269,7 +331,7 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
         /* Every open file still has unread or unacknowledged data; this one
          * waits for a later scan rather than exceed the bound. */
         sl_metric_inc(in->m_deferred);
-        in->need_scan = true;
+        in->deferred = true;
         return;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -315,7 +377,11 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
         return;
     }
     t->next = in->files;
+    t->prev = NULL;
+    if (in->files) in->files->prev = t;
     in->files = t;
+    index_add(in, t);
+    in->ckpt_dirty = true;
     t->dirty = true;
     in->open_count++;
     sl_metric_gauge_add(in->m_open, 1);
@@ -341,6 +407,7 @@ static void remember(file_input *in, tracked *t)
 
 static void close_file(file_input *in, tracked *t)
 {
+    in->ckpt_dirty = true;
     /* A deleted file can never be opened again, and its inode number may
      * already belong to a new file whose entry must not be overwritten. */
     if (!deleted(t)) remember(in, t);
@@ -360,11 +427,12 @@ static bool is_idle(const tracked *t)
 
 static void unlink_tracked(file_input *in, tracked *t)
 {
-    for (tracked **pp = &in->files; *pp; pp = &(*pp)->next)
-        if (*pp == t) {
-            *pp = t->next;
-            return;
-        }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        in->files = t->next;
+    if (t->next) t->next->prev = t->prev;
+    index_del(in, t);
 }
 
 /* Closes the least recently active idle file, to make room under
@@ -415,7 +483,21 @@ static void scan(file_input *in)
             if (t) {
                 t->gone = false;
                 /* Renamed within the glob: follow the new name. */
-                if (strcmp(t->path, path) != 0) snprintf(t->path, sizeof t->path, "%s", path);
+                if (strcmp(t->path, path) != 0) {
+                    index_del_path(in, t);
+                    snprintf(t->path, sizeof t->path, "%s", path);
+                    t->path_next = in->by_path[path_bucket(t->path)];
+                    in->by_path[path_bucket(t->path)] = t;
+                    in->ckpt_dirty = true;
+                }
+                continue;
+            }
+            sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
+            if (e && e->offset == (uint64_t)st.st_size &&
+                mtime_ns(&st) < (e->seen - 1) * 1000000000) {
+                /* Read to its end and unchanged since: stays closed (a write
+                 * reopens it); still present, so not to be forgotten. */
+                e->seen = sl_now_ns() / 1000000000;
                 continue;
             }
             open_file(in, path, &st, !in->first_scan_done);
@@ -441,20 +523,20 @@ static void on_watch_event(void *arg, const char *path, int event)
         for (tracked *t = in->files; t; t = t->next) t->dirty = true;
         return;
     }
-    for (tracked *t = in->files; t; t = t->next)
-        if (strcmp(t->path, path) == 0) {
-            t->dirty = true;
-            if (event != SL_WATCH_MODIFIED) in->need_scan = true;
-            return;
-        }
+    tracked *t = find_by_path(in, path);
+    if (t) {
+        t->dirty = true;
+        if (event != SL_WATCH_MODIFIED) in->need_scan = true;
+        return;
+    }
     if (!matches_globs(in, path)) return;
     if (event == SL_WATCH_MODIFIED) {
         /* A file closed while idle got data: reopen just that one. */
         struct stat st;
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            tracked *t = find_by_id(in, st.st_dev, st.st_ino);
-            if (t)
-                t->dirty = true;
+            tracked *o = find_live(in, &st);
+            if (o)
+                o->dirty = true;
             else
                 open_file(in, path, &st, false);
         }
@@ -616,16 +698,13 @@ static int64_t partial_timeout(const file_input *in)
 
 /* One read per file per turn keeps busy files from starving the others.
  * Returns bytes read, 0 at EOF, or a negative error. */
-static int64_t mtime_ns(const struct stat *st)
-{
-    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-}
 
 /* The file at this descriptor no longer holds what we read: start over at
  * 0 with a new watermark (the old one keeps tracking batches in flight). */
 static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64_t size)
 {
     sl_metric_inc(in->m_truncated_files);
+    in->ckpt_dirty = true;
     sl_log(SL_LOG_INFO, "file_truncated", "input=%s path=%s reason=%s old_offset=%llu size=%lld",
            in->ctx->name, t->path, reason, (unsigned long long)t->read_off, (long long)size);
     sl_watermark *nw = sl_watermark_new(0);
@@ -794,16 +873,25 @@ static int file_run(void *state)
         }
         if (in->read_rate && in->tokens <= 0) busy = false;
         close_idle_files(in, now);
-        /* Periodically, and as soon as the input is idle with acks that
-         * arrived since the last save: a crash right after a burst then
-         * repeats little. */
-        uint64_t marks = 0;
-        if (!busy || now >= in->next_ckpt_ns)
+        /* When something changed: periodically, and as soon as the input
+         * is idle with acks that arrived since the last save (a crash right
+         * after a burst then repeats little). Nothing changed: no write. */
+        bool due = now >= in->next_ckpt_ns;
+        if (!busy || due) {
+            uint64_t marks = 0;
             for (tracked *t = in->files; t; t = t->next) marks += sl_watermark_get(t->wm) + t->ino;
-        if (now >= in->next_ckpt_ns || (!busy && marks != in->saved_marks)) {
-            save_checkpoint(in);
-            in->saved_marks = marks;
-            in->next_ckpt_ns = now + in->checkpoint_ms * 1000000;
+            if (marks != in->saved_marks || in->ckpt_dirty) {
+                save_checkpoint(in);
+                in->saved_marks = marks;
+                in->ckpt_dirty = false;
+                in->next_ckpt_ns = now + in->checkpoint_ms * 1000000;
+            }
+        }
+        if (in->deferred) {
+            /* Files wait for room under max_open_files: look again soon,
+             * not on every turn. */
+            in->deferred = false;
+            if (next_scan > now + in->poll_ms * 1000000) next_scan = now + in->poll_ms * 1000000;
         }
         if (!busy) {
             int wait_ms = (int)(in->poll_ms < 100 ? in->poll_ms : 100);
@@ -830,6 +918,8 @@ static void file_destroy(void *state)
     sl_ckpt_free(&in->ckpt);
     sl_watch_free(in->watch);
     sl_multiline_free(in->multiline);
+    free(in->by_id);
+    free(in->by_path);
     free(in);
 }
 

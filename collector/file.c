@@ -723,6 +723,7 @@ static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64
 static long read_some(file_input *in, tracked *t)
 {
     struct stat st;
+    uint64_t avail = in->chunk_bytes;
     if (fstat(t->fd, &st) == 0) {
         int rc = SL_OK;
         if ((uint64_t)st.st_size < t->read_off) {
@@ -741,8 +742,12 @@ static long read_some(file_input *in, tracked *t)
         /* Same size, new mtime: rewritten to exactly the length we had read. */
         t->mtime_ns = mtime_ns(&st);
         grow_fingerprint(in, t, (uint64_t)st.st_size);
+        if ((uint64_t)st.st_size > t->read_off) avail = (uint64_t)st.st_size - t->read_off;
     }
+    /* A small file needs a small chunk: thousands of them must not each
+     * take (and fault in) a full read_chunk. */
     size_t want = in->chunk_bytes;
+    if (avail + 4096 < want) want = (size_t)((avail + 4096 + 4095) & ~(uint64_t)4095);
     if (in->read_rate) {
         if (in->tokens <= 0) return 0;
         if ((uint64_t)in->tokens < want) want = (size_t)in->tokens;

@@ -5,7 +5,7 @@ peer (Debian's rsyslog), on the same generated corpus, in the same run.
   python3 benchmarks/e2e.py BUILD_DIR        (run-e2e.sh calls this)
 
 Environment: SLUICE_E2E_MB (JSON corpus size, default 500),
-SLUICE_E2E_SKIP (comma list of: rsyslog,loki,latency,scale,idle),
+SLUICE_E2E_SKIP (comma list of: rsyslog,spool,loki,latency,scale,idle),
 SLUICE_E2E_IDLE_S (idle window, default 30), SLUICE_E2E_RATE (10000),
 SLUICE_E2E_LAT_S (latency run length, default 20).
 
@@ -161,12 +161,12 @@ sinks:
 {sink}""")
         return cfg
 
-    def file_sink(self, out):
+    def file_sink(self, out, buffer=""):
         return f"""  - name: out
     type: file
     path: {out}
     format: raw
-"""
+{buffer}"""
 
     def loki_sink(self, port, wait="1s"):
         return f"""  - name: loki
@@ -222,6 +222,22 @@ ruleset(name="r") {{
         log(f"{scenario:34s} {agent:8s} {r['mbs']:8.1f} MB/s {r['cpugb']:7.2f} CPU s/GB "
             f"{r['cores']:4.2f} cores {rss:7.1f} MiB peak RSS ({secs:.1f} s)")
         return r
+
+    def run_spool(self, src, nbytes, nlines):
+        """The same run with the disk spool forced into use: a 1 MiB memory
+        queue, so nearly every batch goes through the spool on disk."""
+        d = self.fresh("spool")
+        indir = os.path.join(d, "in")
+        os.makedirs(indir)
+        os.link(src, os.path.join(indir, "app.log"))
+        out = os.path.join(d, "out.log")
+        buf = "    buffer: { memory_max: 1MiB, spool_max: 4GiB, fsync: batch }\n"
+        cfg = self.sluice_cfg(d, f"{indir}/*.log", self.file_sink(out, buf))
+        cmd = f"sluice run -c {os.path.relpath(cfg, self.tmp)} (memory_max 1MiB, spool on)"
+        res = self.throughput("file -> json -> file, spool forced", "sluice",
+                              lambda: self.start_sluice(d, cfg), d, out, nbytes, nlines, cmd)
+        shutil.rmtree(d, ignore_errors=True)
+        return res
 
     def run_file_sink(self, src, nbytes, nlines, nfiles=1, scenario=None, peer=True):
         scenario = scenario or f"file -> json -> file ({nfiles} file{'s' if nfiles > 1 else ''})"
@@ -416,6 +432,7 @@ def main():
             while f.read(8 << 20):
                 pass
         main_res = b.run_file_sink(src, nbytes, nlines, 1, peer="rsyslog" not in skip)
+        spool_res = b.run_spool(src, nbytes, nlines) if "spool" not in skip else None
         if "loki" not in skip and os.access(b.receiver, os.X_OK):
             b.run_loki(src, nbytes, nlines)
         elif "loki" not in skip:
@@ -461,6 +478,9 @@ def main():
         print(f"\nsluice / rsyslog (file -> json -> file, 1 file): throughput {s['mbs'] / r['mbs']:.1f}x, "
               f"CPU s/GB {s['cpugb'] / r['cpugb']:.3f}x, peak RSS {s['rss'] / r['rss']:.2f}x "
               f"(goals: >= 10x throughput, <= 0.1x CPU s/GB)")
+    if s and spool_res:
+        print(f"\nspool forced / memory only (same run): throughput {spool_res['mbs'] / s['mbs']:.2f}x "
+              f"(goal: spool costs at most 25%, i.e. >= 0.75x)")
     if lats:
         print("\n| latency write -> delivery | rate lines/s | lines | p50 ms | p99 ms | max ms |")
         print("|---|---:|---:|---:|---:|---:|")

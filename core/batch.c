@@ -139,3 +139,10 @@ void sl_batch_done(sl_batch *b)
     }
     sl_batch_unref(b);
 }
+
+uint64_t sl_batch_footprint(sl_batch *b)
+{
+    if (!b->footprint)
+        b->footprint = b->bytes + b->arena.used + (uint64_t)b->cap_records * sizeof *b->records;
+    return b->footprint;
+}

@@ -41,8 +41,9 @@ struct sl_batch {
     uint32_t nchunks;
     sl_record *records;
     uint32_t nrecords, cap_records;
-    uint64_t bytes; /* sum of record line lengths: queue accounting */
+    uint64_t bytes; /* sum of record line lengths */
     sl_arena arena;
+    uint64_t footprint; /* see sl_batch_footprint; 0 until asked */
 };
 
 /* A batch with room for cap records, one reference and one pending holder. */
@@ -58,6 +59,11 @@ sl_record *sl_batch_add(sl_batch *b, sl_slice line, int64_t time_ns, uint64_t po
 sl_field *sl_record_add_field(sl_batch *b, sl_record *r, sl_slice key, sl_slice val, int type);
 int sl_batch_set_labels(sl_batch *b, const sl_field *labels, uint32_t n);
 int sl_batch_set_names(sl_batch *b, const char *input, const char *source);
+
+/* Memory the batch holds: record text, records, parsed fields. Fixed the
+ * first time it is asked (when the batch enters a sink's queue), so
+ * queues add and subtract the same figure. */
+uint64_t sl_batch_footprint(sl_batch *b);
 
 /* Declares n more holders before routing the batch to n extra sinks. */
 void sl_batch_hold(sl_batch *b, int n);

@@ -151,8 +151,8 @@ static void enqueue_locked(sl_buffer *b, sl_batch *x)
 {
     b->ring[(b->head + b->len) % b->cap] = x;
     b->len++;
-    b->bytes += x->bytes;
-    sl_metric_gauge_add(b->queued_bytes, (int64_t)x->bytes);
+    b->bytes += sl_batch_footprint(x);
+    sl_metric_gauge_add(b->queued_bytes, (int64_t)sl_batch_footprint(x));
     pthread_cond_signal(&b->cv_pop);
 }
 
@@ -161,8 +161,8 @@ static sl_batch *dequeue_locked(sl_buffer *b)
     sl_batch *x = b->ring[b->head];
     b->head = (b->head + 1) % b->cap;
     b->len--;
-    b->bytes -= x->bytes;
-    sl_metric_gauge_add(b->queued_bytes, -(int64_t)x->bytes);
+    b->bytes -= sl_batch_footprint(x);
+    sl_metric_gauge_add(b->queued_bytes, -(int64_t)sl_batch_footprint(x));
     /* Several producers may fit now that bytes were freed. */
     pthread_cond_broadcast(&b->cv_push);
     return x;
@@ -175,8 +175,8 @@ static bool push_front_locked(sl_buffer *b, sl_batch *x, size_t keep_free)
     b->head = (b->head + b->cap - 1) % b->cap;
     b->ring[b->head] = x;
     b->len++;
-    b->bytes += x->bytes;
-    sl_metric_gauge_add(b->queued_bytes, (int64_t)x->bytes);
+    b->bytes += sl_batch_footprint(x);
+    sl_metric_gauge_add(b->queued_bytes, (int64_t)sl_batch_footprint(x));
     pthread_cond_signal(&b->cv_pop);
     return true;
 }
@@ -269,7 +269,7 @@ int sl_buffer_push(sl_buffer *b, sl_batch *batch)
             rc = SL_ECLOSED;
             break;
         }
-        if (mem_room(b, batch->bytes)) {
+        if (mem_room(b, sl_batch_footprint(batch))) {
             enqueue_locked(b, batch);
             rc = SL_OK;
             break;
@@ -296,7 +296,8 @@ int sl_buffer_push(sl_buffer *b, sl_batch *batch)
         uint64_t gen;
         int64_t wait_ms = spill_oldest(b, &backoff_ms, &gen);
         pthread_mutex_lock(&b->mu);
-        if (wait_ms > 0 && !b->closed && !mem_room(b, batch->bytes) && gen == b->space_gen)
+        if (wait_ms > 0 && !b->closed && !mem_room(b, sl_batch_footprint(batch)) &&
+            gen == b->space_gen)
             timed_wait(b, &b->cv_push, wait_ms, &waited);
     }
     pthread_mutex_unlock(&b->mu);

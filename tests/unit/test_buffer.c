@@ -167,12 +167,22 @@ static void test_memory_drop_oldest(void **st)
 
 /* ---------------------------------------------------- memory, then spool */
 
+/* A memory bound that holds two of the test's batches but not three: the
+ * queue counts each batch's whole footprint (text, records, fields). */
+static uint64_t two_fit(void)
+{
+    sl_batch *probe = mk(NULL, 0, 10, 95);
+    uint64_t f = sl_batch_footprint(probe);
+    sl_batch_unref(probe);
+    return f * 5 / 2;
+}
+
 static void test_spill_to_spool(void **st)
 {
     (void)st;
     char *dir = sl_t_tmpdir("buf-spill");
     /* Each batch holds ~1 KB of text: two fit in memory. */
-    sl_buffer *b = mkbuf("spill", dir, 2500, 1 << 20, SL_WHEN_FULL_BLOCK, 0);
+    sl_buffer *b = mkbuf("spill", dir, two_fit(), 1 << 20, SL_WHEN_FULL_BLOCK, 0);
     sl_watermark *wm = sl_watermark_new(0);
     for (int i = 0; i < 20; i++)
         assert_int_equal(sl_buffer_push(b, mk(wm, 10 * (uint64_t)i, 10, 95)), SL_OK);
@@ -264,7 +274,7 @@ static void test_unpop_during_outage(void **st)
 {
     (void)st;
     char *dir = sl_t_tmpdir("buf-unpop");
-    sl_buffer *b = mkbuf("unpop", dir, 2500, 1 << 20, SL_WHEN_FULL_BLOCK, 0);
+    sl_buffer *b = mkbuf("unpop", dir, two_fit(), 1 << 20, SL_WHEN_FULL_BLOCK, 0);
     sl_watermark *wm = sl_watermark_new(0);
     assert_int_equal(sl_buffer_push(b, mk(wm, 0, 10, 95)), SL_OK);
     sl_batch *x;
@@ -440,7 +450,7 @@ static void test_enospc_blocks_then_recovers(void **st)
 {
     (void)st;
     char *dir = sl_t_tmpdir("buf-enospc");
-    sl_buffer *b = mkbuf("enospc", dir, 2500, 1 << 20, SL_WHEN_FULL_BLOCK, 0);
+    sl_buffer *b = mkbuf("enospc", dir, two_fit(), 1 << 20, SL_WHEN_FULL_BLOCK, 0);
     hook_state h;
     atomic_init(&h.fail, 1);
     sl_spool_set_write_hook(sl_buffer_spool(b), enospc_write, &h);

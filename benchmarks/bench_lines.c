@@ -97,12 +97,13 @@ static double run_ours(const char *path, uint64_t size, uint64_t *records)
 {
     /* The input's default read size unless $SLUICE_BENCH_READ_CHUNK says. */
     const char *read_chunk = getenv("SLUICE_BENCH_READ_CHUNK");
-    if (!read_chunk) read_chunk = "256KiB";
+    char chunk_line[128] = "";
+    if (read_chunk) snprintf(chunk_line, sizeof chunk_line, "    read_chunk: %s\n", read_chunk);
     char cfgtext[4096];
     int n = snprintf(cfgtext, sizeof cfgtext,
                      "inputs:\n  - name: bench\n    type: file\n    paths: [\"%s\"]\n"
-                     "    start_at: beginning\n    read_chunk: %s\n",
-                     path, read_chunk);
+                     "    start_at: beginning\n%s",
+                     path, chunk_line);
     sl_cfg *cfg = sl_cfg_new();
     double secs = 0;
     char dir[] = "/tmp/bench_lines.XXXXXX";

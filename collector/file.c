@@ -44,6 +44,7 @@ typedef struct tracked {
     bool gone;        /* path no longer leads here: read to EOF, then close */
     bool dirty;       /* may have data: read it on the next turn */
     int64_t mtime_ns; /* modification time when last looked at */
+    bool caught_up;   /* the last read reached the end of the file */
     int64_t last_data_ns;
 } tracked;
 
@@ -115,7 +116,7 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
     sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
     sl_cfg_size(cfg, n, "max_line_bytes", 1 << 20, &in->max_line_bytes);
-    sl_cfg_size(cfg, n, "read_chunk", 256 << 10, &in->chunk_bytes);
+    sl_cfg_size(cfg, n, "read_chunk", 1 << 20, &in->chunk_bytes);
     uint64_t fpb;
     sl_cfg_size(cfg, n, "fingerprint_bytes", 1024, &fpb);
     in->fp_bytes = (uint32_t)(fpb > 65536 ? 65536 : fpb);
@@ -383,6 +384,7 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
     index_add(in, t);
     in->ckpt_dirty = true;
     t->dirty = true;
+    t->caught_up = true;
     in->open_count++;
     sl_metric_gauge_add(in->m_open, 1);
     char dir[1024];
@@ -675,7 +677,9 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
      * now belongs to the batches that point into it. */
     t->partial = len - pos;
     if (t->partial && pos) {
-        sl_chunk *nc = sl_chunk_new(t->chunk->cap);
+        /* Sized to the partial line only: the next read grows it as needed,
+         * so a thousand files with half a line each hold little memory. */
+        sl_chunk *nc = sl_chunk_new((t->partial + 4095) & ~(size_t)4095);
         if (!nc) return SL_ENOMEM;
         memcpy(nc->data, data + pos, t->partial);
         sl_chunk_unref(t->chunk);
@@ -730,7 +734,7 @@ static long read_some(file_input *in, tracked *t)
             /* copytruncate: the file shrank under us. */
             rc = restart_at_zero(in, t, "shrank", st.st_size);
         } else if (t->fp_len &&
-                   ((uint64_t)st.st_size > t->read_off ||
+                   ((t->caught_up && (uint64_t)st.st_size > t->read_off) ||
                     ((uint64_t)st.st_size == t->read_off && mtime_ns(&st) != t->mtime_ns)) &&
                    fingerprint_fd(t->fd, t->fp_len) != t->fp) {
             /* Truncated and written again past our offset between two reads:
@@ -763,8 +767,12 @@ static long read_some(file_input *in, tracked *t)
         }
         t->chunk = nc;
     }
-    ssize_t r =
-        pread(t->fd, t->chunk->data + t->partial, t->chunk->cap - t->partial, (off_t)t->read_off);
+    size_t asked = t->chunk->cap - t->partial;
+    ssize_t r = pread(t->fd, t->chunk->data + t->partial, asked, (off_t)t->read_off);
+    /* Reads that fill the buffer are working through a backlog; a short
+     * one reached the end, and from then on the writer may truncate and
+     * write again unseen: the next read verifies the first bytes. */
+    t->caught_up = r < 0 || (size_t)r < asked;
     if (r < 0) {
         if (errno == EINTR || errno == EAGAIN) return 0;
         sl_metric_inc(in->m_read_errors);

@@ -145,6 +145,15 @@ static bool log_has(rig *r, const char *needle)
     return found;
 }
 
+static long log_count(rig *r, const char *needle)
+{
+    char *text = sl_t_read_file(r->log, NULL);
+    long n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    free(text);
+    return n;
+}
+
 /* Deletes path and creates files until one gets the old inode back. */
 static bool recreate_with_same_inode(const char *path, const char *first_line)
 {
@@ -203,7 +212,8 @@ static void test_inode_reuse(void **st)
 static void test_damaged_checkpoint_uses_previous_generation(void **st)
 {
     (void)st;
-    const char *damage[][2] = {{"garbage", "\0\0\0\x01\x02 not json at all"},
+    static const char garbage[] = "\0\0\0\x01\x02 not json at all";
+    const char *damage[][2] = {{"garbage", garbage},
                                {"truncated", "{\"version\":1,\"files\":[{\"path\":\"/x\",\"de"},
                                {"wrong version", "{\"version\":99,\"files\":[]}"}};
     for (size_t k = 0; k < 3; k++) {
@@ -216,7 +226,7 @@ static void test_damaged_checkpoint_uses_previous_generation(void **st)
         sl_t_sleep_ms(300); /* several generations with the same content */
         assert_int_equal(rig_stop(&r, SIGTERM), 0);
         char *ck = sl_t_path(r.dir, "data/checkpoints/in.json");
-        size_t len = k == 0 ? 26 : strlen(damage[k][1]);
+        size_t len = k == 0 ? sizeof garbage - 1 : strlen(damage[k][1]);
         sl_t_write_file(ck, damage[k][1], len);
         append_ids(app, 5000, 6000);
         rig_start(&r);
@@ -376,6 +386,9 @@ static void test_kill9_repeatedly(void **st)
         rig_start(&r);
     }
     assert_true(wait_ids(r.out, total, 120000));
+    /* Earlier runs may have delivered everything: the last one must be up
+     * (its signal handling set) before it is asked to stop. */
+    for (int i = 0; i < 1000 && log_count(&r, "event=agent_started") < 11; i++) sl_t_sleep_ms(10);
     assert_int_equal(rig_stop(&r, SIGTERM), 0);
     tally t = count_ids(r.out, total);
     fprintf(stderr, "kill -9 x10: %ld distinct of %ld, %ld duplicates\n", t.distinct, total,

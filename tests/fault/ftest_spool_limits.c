@@ -41,10 +41,12 @@ static void wait_quiet(srig *r, int quiet_ms, int timeout_ms)
     }
 }
 
+/* The input (76 bytes a line, half of it random hex) must be several times
+ * what spool_max holds once compressed, sanitizers or not. */
 static void test_block(void **st)
 {
     (void)st;
-    long total = sl_t_sanitized() ? 50000 : 300000;
+    long total = sl_t_sanitized() ? 150000 : 300000;
     srig r;
     srig_init(&r, "spool-block",
               "{memory_max: 256KiB, spool_max: 2MiB, segment_bytes: 256KiB, when_full: block}",
@@ -91,7 +93,7 @@ static void test_block(void **st)
 static void test_drop_oldest(void **st)
 {
     (void)st;
-    long total = sl_t_sanitized() ? 50000 : 200000;
+    long total = sl_t_sanitized() ? 150000 : 200000;
     srig r;
     srig_init(&r, "spool-drop",
               "{memory_max: 256KiB, spool_max: 2MiB, segment_bytes: 256KiB, when_full: "

@@ -7,7 +7,7 @@
 static void test_outage_longer_than_memory(void **st)
 {
     (void)st;
-    long total = sl_t_sanitized() ? 50000 : 300000;
+    long total = sl_t_sanitized() ? 100000 : 300000;
     srig r;
     srig_init(&r, "spool-outage", "{memory_max: 256KiB, spool_max: 1GiB, fsync: batch}", NULL,
               NULL);
@@ -35,8 +35,11 @@ static void test_outage_longer_than_memory(void **st)
         "outage: %.0f read, spool grew to %.0f bytes, %.0f records spooled, %llu requests failed\n",
         read, max_bytes, written, (unsigned long long)ls.faults);
     assert_true(read >= (double)total);
-    assert_true(written >= (double)total * 0.8);
-    assert_true(max_bytes > 100 * 1024);
+    /* Outside the spool only memory_max and the sink's one request in
+     * retry (max_batch_bytes, 1 MiB) may hold records, whatever the total. */
+    const double line_bytes = 46, held_max = 256 * 1024 + (1 << 20) + 256 * 1024;
+    assert_true((read - written) * line_bytes <= held_max);
+    assert_true(max_bytes > 0); /* compressed: sequential ids take ~1 byte each */
     assert_int_equal(sl_lr_nentries(r.lr), 0);
     sl_t_sleep_ms(3000); /* the destination stays down a while longer */
     assert_int_equal(sl_lr_nentries(r.lr), 0);

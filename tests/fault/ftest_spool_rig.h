@@ -27,30 +27,42 @@
 #include "tests/helpers.h"
 #include "tests/loki_receiver.h"
 
+/* The outage keeps a few 500s queued ahead of the requests; ending it
+ * lets at most that few more fail. Its state is on the heap: a failed
+ * assertion leaves the test's frame while the thread still runs. */
+typedef struct srig_outage_ctl {
+    sl_lr *lr;
+    pthread_mutex_t mu;
+    atomic_bool on, run;
+    uint64_t queued; /* under mu */
+} srig_outage_ctl;
+
 typedef struct srig {
     char *dir, *cfg, *log, *in, *data;
     pid_t pid;
     sl_lr *lr;
     int mport;
-    /* The outage keeps a few 500s queued ahead of the requests; ending it
-     * lets at most that few more fail. */
     pthread_t outage_th;
-    atomic_bool outage, outage_run;
-    uint64_t queued;
+    srig_outage_ctl *oc;
 } srig;
+
+static inline void srig_outage_refill(srig_outage_ctl *oc)
+{
+    pthread_mutex_lock(&oc->mu);
+    sl_lr_stats st;
+    sl_lr_get_stats(oc->lr, &st);
+    if (oc->queued < st.faults + 4) {
+        sl_lr_fault(oc->lr, SL_LR_STATUS, 500, 0, 8);
+        oc->queued += 8;
+    }
+    pthread_mutex_unlock(&oc->mu);
+}
 
 static inline void *srig_outage_main(void *arg)
 {
-    srig *r = arg;
-    while (atomic_load(&r->outage_run)) {
-        if (atomic_load(&r->outage)) {
-            sl_lr_stats st;
-            sl_lr_get_stats(r->lr, &st);
-            if (r->queued < st.faults + 4) {
-                sl_lr_fault(r->lr, SL_LR_STATUS, 500, 0, 8);
-                r->queued += 8;
-            }
-        }
+    srig_outage_ctl *oc = arg;
+    while (atomic_load(&oc->run)) {
+        if (atomic_load(&oc->on)) srig_outage_refill(oc);
         sl_t_sleep_ms(5);
     }
     return NULL;
@@ -58,16 +70,8 @@ static inline void *srig_outage_main(void *arg)
 
 static inline void srig_outage(srig *r, bool on)
 {
-    if (on) {
-        /* Fail at once, before the controller's next tick. */
-        sl_lr_stats st;
-        sl_lr_get_stats(r->lr, &st);
-        if (r->queued < st.faults + 4) {
-            sl_lr_fault(r->lr, SL_LR_STATUS, 500, 0, 8);
-            r->queued += 8;
-        }
-    }
-    atomic_store(&r->outage, on);
+    if (on) srig_outage_refill(r->oc); /* fail at once, before the next tick */
+    atomic_store(&r->oc->on, on);
 }
 
 /* Writes the config. buffer: the sink's `buffer:` map; parse: the input's
@@ -120,8 +124,12 @@ static inline void srig_init(srig *r, const char *tag, const char *buffer, const
     r->mport = sl_t_free_port();
     sl_lr_opts lo = {0};
     assert_int_equal(sl_lr_start(&lo, &r->lr), 0);
-    atomic_store(&r->outage_run, true);
-    assert_int_equal(pthread_create(&r->outage_th, NULL, srig_outage_main, r), 0);
+    r->oc = calloc(1, sizeof *r->oc);
+    assert_non_null(r->oc);
+    r->oc->lr = r->lr;
+    pthread_mutex_init(&r->oc->mu, NULL);
+    atomic_store(&r->oc->run, true);
+    assert_int_equal(pthread_create(&r->outage_th, NULL, srig_outage_main, r->oc), 0);
     srig_write_cfg(r, buffer, parse, top, NULL);
     assert_int_equal(sl_t_write_file(r->in, "", 0), 0);
 }
@@ -155,8 +163,10 @@ static inline int srig_stop(srig *r, int sig)
 static inline void srig_free(srig *r)
 {
     if (r->pid) srig_stop(r, SIGKILL);
-    atomic_store(&r->outage_run, false);
+    atomic_store(&r->oc->run, false);
     pthread_join(r->outage_th, NULL);
+    pthread_mutex_destroy(&r->oc->mu);
+    free(r->oc);
     sl_lr_stop(r->lr);
     if (getenv("SLUICE_KEEP_TMP"))
         fprintf(stderr, "kept %s\n", r->dir);

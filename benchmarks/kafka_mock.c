@@ -1,0 +1,188 @@
+/* A Kafka cluster for the end-to-end benchmark (benchmarks/e2e.py):
+ * librdkafka's mock cluster (real Kafka protocol brokers, in this process,
+ * listening on 127.0.0.1 only), one topic, and a consumer that reads every
+ * partition from the beginning while the agent produces.
+ *
+ *   kafka_mock [--brokers 3] [--topic logs] [--partitions 32]
+ *              [--expect N] [--tally FILE] [--timeout SECONDS]
+ *
+ * Prints the bootstrap servers as the first line on stdout once the topic
+ * exists. The consumer appends one '\n' to FILE per message it reads (so a
+ * line counter on FILE sees deliveries as they happen) and, with --expect,
+ * exits once N messages arrived plus a short grace that catches extras.
+ * On exit (also on SIGTERM/SIGINT or --timeout) it prints "consumed N" and
+ * the number of consume errors on stdout.
+ *
+ * The consumer reads concurrently because the mock keeps only a few MiB per
+ * partition and silently drops older messages: a consumer that started
+ * afterwards would count short. Exit status 0 when --expect was met exactly
+ * (or not given), 1 otherwise. */
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk, (void)level, (void)fac, (void)buf;
+}
+
+static void quiet_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk, (void)err, (void)reason, (void)opaque;
+}
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, k, v, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "kafka_mock: %s=%s: %s\n", k, v, errstr);
+        return -1;
+    }
+    return 0;
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s [--brokers N] [--topic T] [--partitions P] [--expect N] [--tally FILE] "
+            "[--timeout S]\n",
+            argv0);
+}
+
+int main(int argc, char **argv)
+{
+    int brokers = 3, partitions = 32;
+    const char *topic = "logs", *tally_path = NULL;
+    long long expect = -1;
+    double timeout = 0;
+    for (int i = 1; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            usage(argv[0]);
+            return 2;
+        }
+        if (strcmp(a, "--brokers") == 0)
+            brokers = atoi(v);
+        else if (strcmp(a, "--topic") == 0)
+            topic = v;
+        else if (strcmp(a, "--partitions") == 0)
+            partitions = atoi(v);
+        else if (strcmp(a, "--expect") == 0)
+            expect = atoll(v);
+        else if (strcmp(a, "--tally") == 0)
+            tally_path = v;
+        else if (strcmp(a, "--timeout") == 0)
+            timeout = atof(v);
+        else {
+            usage(argv[0]);
+            return 2;
+        }
+    }
+    if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 1024) {
+        usage(argv[0]);
+        return 2;
+    }
+    FILE *tally = NULL;
+    if (tally_path && !(tally = fopen(tally_path, "wb"))) {
+        perror(tally_path);
+        return 1;
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+
+    char errstr[256];
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(mconf, quiet_log);
+    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, errstr, sizeof errstr);
+    if (!mrk) {
+        fprintf(stderr, "kafka_mock: mock handle: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, brokers);
+    if (!mc) {
+        fprintf(stderr, "kafka_mock: cannot create the mock cluster\n");
+        return 1;
+    }
+    int repl = brokers < 3 ? brokers : 3;
+    rd_kafka_resp_err_t terr = rd_kafka_mock_topic_create(mc, topic, partitions, repl);
+    if (terr) {
+        fprintf(stderr, "kafka_mock: topic %s: %s\n", topic, rd_kafka_err2str(terr));
+        return 1;
+    }
+    const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (set(conf, "bootstrap.servers", bootstraps) || set(conf, "group.id", "sluice-e2e") ||
+        set(conf, "enable.auto.commit", "false") || set(conf, "auto.offset.reset", "earliest") ||
+        set(conf, "fetch.wait.max.ms", "20") || set(conf, "check.crcs", "false"))
+        return 1;
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_conf_set_error_cb(conf, quiet_error);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "kafka_mock: consumer: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+
+    printf("%s\n", bootstraps);
+    fflush(stdout);
+
+    long long n = 0, errors = 0;
+    double t_start = now_s(), t_met = 0;
+    char nl[1024];
+    memset(nl, '\n', sizeof nl);
+    while (!g_stop) {
+        double t = now_s();
+        if (timeout > 0 && t - t_start > timeout) break;
+        /* A grace after the expected count, so duplicates show as extras. */
+        if (t_met > 0 && t - t_met > 0.5) break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
+        long long got = 0;
+        while (m) {
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                got++;
+            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                errors++;
+            rd_kafka_message_destroy(m);
+            m = got < 4096 ? rd_kafka_consumer_poll(rk, 0) : NULL;
+        }
+        n += got;
+        for (long long k = got; tally && k > 0; k -= (long long)sizeof nl)
+            fwrite(nl, 1, k < (long long)sizeof nl ? (size_t)k : sizeof nl, tally);
+        if (tally && got) fflush(tally);
+        if (expect >= 0 && n >= expect && t_met == 0) t_met = now_s();
+    }
+    printf("consumed %lld\nerrors %lld\n", n, errors);
+    fflush(stdout);
+    if (tally) fclose(tally);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mrk);
+    return expect < 0 || n == expect ? 0 : 1;
+}

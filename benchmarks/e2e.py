@@ -5,9 +5,20 @@ peer (Debian's rsyslog), on the same generated corpus, in the same run.
   python3 benchmarks/e2e.py BUILD_DIR        (run-e2e.sh calls this)
 
 Environment: SLUICE_E2E_MB (JSON corpus size, default 500),
-SLUICE_E2E_SKIP (comma list of: rsyslog,spool,loki,latency,scale,idle),
+SLUICE_E2E_SKIP (comma list of: file,rsyslog,spool,loki,kafka,journald,
+latency,scale,idle; `file` skips the main file -> json -> file run),
 SLUICE_E2E_IDLE_S (idle window, default 30), SLUICE_E2E_RATE (10000),
-SLUICE_E2E_LAT_S (latency run length, default 20).
+SLUICE_E2E_LAT_S (latency run length, default 20),
+SLUICE_E2E_JOURNAL_N (journal entries for journald -> loki, default 500000).
+
+Kafka: benchmarks/kafka_mock runs librdkafka's mock cluster (3 brokers on
+127.0.0.1) and a consumer that reads every partition while sluice produces
+(the mock keeps only a few MiB per partition and drops older messages, so
+counting afterwards would come up short); a run passes only when the
+consumer counted exactly as many messages as the corpus has lines.
+Journald: real journal files written by systemd-journal-remote from the
+export format, read by a `type: journald` input with `directory:`; MB/s
+and CPU s/GB are per MESSAGE byte.
 
 Every agent runs as its own process: throughput is input bytes over the
 time from its start until the last line is in the output; CPU seconds are
@@ -175,6 +186,16 @@ sinks:
     max_batch_wait: {wait}
 """
 
+    def kafka_sink(self, bootstraps):
+        # Random partitions: the default key (the record's labels) would put
+        # every line of one file on one partition, past what the mock keeps.
+        return f"""  - name: kafka
+    type: kafka
+    brokers: "{bootstraps}"
+    topic: logs
+    librdkafka: {{ partitioner: random }}
+"""
+
     def start_sluice(self, d, cfg):
         err = open(os.path.join(d, "sluice.err"), "wb")
         return subprocess.Popen([self.sluice, "run", "-c", cfg], stdout=subprocess.DEVNULL,
@@ -292,6 +313,165 @@ ruleset(name="r") {{
         finally:
             stop(rx)
         shutil.rmtree(d, ignore_errors=True)
+
+    def run_kafka(self, src, nbytes, nlines):
+        """file -> json -> Kafka (librdkafka's mock cluster, 3 brokers on
+        127.0.0.1), on the main corpus. Delivery is counted by
+        benchmarks/kafka_mock's consumer, which reads concurrently and appends
+        one newline per message to a tally file the usual line counter follows."""
+        km = os.path.join(self.build, "benchmarks/kafka_mock")
+        if not os.access(km, os.X_OK):
+            log("e2e: benchmarks/kafka_mock not built: kafka scenario skipped")
+            return None
+        scenario = "file -> json -> kafka (mock, 3 brokers)"
+        d = self.fresh("kafka")
+        indir = os.path.join(d, "in")
+        os.makedirs(indir)
+        os.link(src, os.path.join(indir, "app.log"))
+        tally = os.path.join(d, "consumed.tally")
+        mock = subprocess.Popen([km, "--brokers", "3", "--partitions", "32", "--expect",
+                                 str(nlines), "--tally", tally, "--timeout", "600"],
+                                stdout=subprocess.PIPE,
+                                stderr=open(os.path.join(d, "kafka_mock.err"), "wb"))
+        res = None
+        try:
+            boot = mock.stdout.readline().decode().strip()
+            if not boot:
+                raise RuntimeError(f"kafka_mock gave no bootstrap servers (logs in {d})")
+            cfg = self.sluice_cfg(d, f"{indir}/*.log", self.kafka_sink(boot))
+            res = self.throughput(scenario, "sluice", lambda: self.start_sluice(d, cfg), d, tally,
+                                  nbytes, nlines,
+                                  f"kafka_mock --partitions 32 --expect N --tally F & "
+                                  f"sluice run -c {os.path.relpath(cfg, self.tmp)}", timeout=300)
+            try:
+                mock_cpu = cpu_s(mock.pid)
+            except OSError:
+                mock_cpu = None
+            try:
+                out, _ = mock.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                stop(mock)
+                out, _ = mock.communicate()
+            m = re.search(rb"consumed (\d+)", out)
+            consumed = int(m.group(1)) if m else -1
+            if consumed != nlines:
+                raise RuntimeError(f"consumer counted {consumed} messages, {nlines} lines written")
+            self.notes.append(f"kafka: consumer counted {consumed} messages = {nlines} lines "
+                              f"written" + (f"; mock cluster + consumer process used "
+                                            f"{mock_cpu:.1f} CPU s" if mock_cpu is not None else ""))
+        except (RuntimeError, OSError) as e:
+            FAILED.append(f"{scenario}/sluice: {e}")
+            log(f"FAILED {scenario}/sluice: {e}")
+            res = None
+        finally:
+            stop(mock)
+        shutil.rmtree(d, ignore_errors=True)
+        return res
+
+    def journal(self, dest, n, nfiles=4):
+        """n journald-like entries (about 20 fields each, kubelet-style
+        MESSAGE) in nfiles real journal files, written by
+        systemd-journal-remote from the export format. Returns MESSAGE bytes."""
+        remote = next((p for p in ("/lib/systemd/systemd-journal-remote",
+                                   "/usr/lib/systemd/systemd-journal-remote")
+                       if os.access(p, os.X_OK)), None)
+        if remote is None:
+            raise FileNotFoundError("systemd-journal-remote")
+        os.makedirs(dest)
+        units = ["kubelet.service", "containerd.service", "sshd.service",
+                 "systemd-logind.service", "cron.service"]
+        comms = ["kubelet", "containerd", "sshd", "systemd-logind", "cron"]
+        per = n // nfiles + 1
+        msg_bytes, i = 0, 0
+        for k in range(nfiles):
+            p = subprocess.Popen([remote, f"--output={dest}/system-{k}.journal", "-"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            end = min(n, i + per)
+            while i < end:
+                upto = min(end, i + 5000)
+                parts = []
+                for j in range(i, upto):
+                    u = j % 5
+                    msg = (f"I1114 22:13:20.{j % 1000000:06d}  {1000 + j % 97} pod_workers.go:965] "
+                           f'"Error syncing pod, skipping" err="failed to StartContainer" '
+                           f'pod="ns-{j % 13}/app-{j % 211}" seq={j}')
+                    msg_bytes += len(msg)
+                    parts.append(
+                        f"__REALTIME_TIMESTAMP={1700000000000000 + j * 100}\n"
+                        f"__MONOTONIC_TIMESTAMP={5000000 + j * 100}\n"
+                        f"_BOOT_ID=5e1ce5e1ce5e1ce5e1ce5e1ce5e1ce00\n"
+                        f"MESSAGE={msg}\nPRIORITY={3 + j % 4}\n_SYSTEMD_UNIT={units[u]}\n"
+                        f"SYSLOG_IDENTIFIER={comms[u]}\n_COMM={comms[u]}\n_EXE=/usr/bin/{comms[u]}\n"
+                        f"_CMDLINE=/usr/bin/{comms[u]} --config=/etc/{comms[u]}/config.yaml --v=2\n"
+                        f"_PID={1000 + u * 37}\n_UID=0\n_GID=0\n_HOSTNAME=node-017.lab.example\n"
+                        f"_TRANSPORT=stdout\nSYSLOG_FACILITY=3\n_CAP_EFFECTIVE=1ffffffffff\n"
+                        f"_SYSTEMD_CGROUP=/system.slice/{units[u]}\n_SYSTEMD_SLICE=system.slice\n"
+                        f"_SYSTEMD_INVOCATION_ID={u * 7919:032x}\n"
+                        f"_MACHINE_ID=0a1b2c3d4e5f60718293a4b5c6d7e8f9\n"
+                        f"_STREAM_ID=9f8e7d6c5b4a39281706f5e4d3c2b1a0\n\n")
+                i = upto
+                p.stdin.write("".join(parts).encode())
+            p.stdin.close()
+            if p.wait() != 0:
+                raise RuntimeError(f"systemd-journal-remote exited with {p.returncode}")
+        return msg_bytes
+
+    def run_journald(self, n):
+        """journald (real journal files) -> loki (the in-tree receiver)."""
+        scenario = f"journald -> loki (receiver, {n} entries)"
+        d = self.fresh("journald")
+        jdir = os.path.join(d, "journal")
+        try:
+            t0 = time.monotonic()
+            msg_bytes = self.journal(jdir, n)
+            log(f"journal: {n} entries, {msg_bytes / 1e6:.1f} MB of MESSAGE in "
+                f"{time.monotonic() - t0:.1f} s")
+        except (RuntimeError, OSError) as e:
+            if isinstance(e, FileNotFoundError) and e.args == ("systemd-journal-remote",):
+                log("e2e: systemd-journal-remote not installed (apt-get install -y "
+                    "systemd-journal-remote): journald scenario skipped")
+            else:
+                FAILED.append(f"{scenario}: journal generation: {e}")
+            shutil.rmtree(d, ignore_errors=True)
+            return None
+        for name in os.listdir(jdir):  # page cache, like the file corpus
+            with open(os.path.join(jdir, name), "rb") as f:
+                while f.read(8 << 20):
+                    pass
+        port = free_port()
+        out = os.path.join(d, "received.jsonl")
+        rx = subprocess.Popen([self.receiver, "--port", str(port), "--out", out],
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "rx.err"), "wb"))
+        time.sleep(0.3)
+        cfg = os.path.join(d, "sluice.yml")
+        with open(cfg, "w") as f:
+            f.write(f"""data_dir: {d}/data
+log: {{ level: warn }}
+inputs:
+  - name: journal
+    type: journald
+    directory: {jdir}
+    labels_from: {{ unit: _SYSTEMD_UNIT }}
+sinks:
+{self.loki_sink(port)}""")
+        res = None
+        try:
+            res = self.throughput(scenario, "sluice", lambda: self.start_sluice(d, cfg), d, out,
+                                  msg_bytes, n,
+                                  f"loki-receiver --port P --out F & sluice run -c "
+                                  f"{os.path.relpath(cfg, self.tmp)} (MB = MESSAGE bytes)",
+                                  timeout=300)
+            if res:
+                res["eps"] = n / res["secs"]
+                log(f"{scenario}: {res['eps']:.0f} entries/s")
+                self.notes.append(f"journald -> loki: {n} of {n} entries arrived, "
+                                  f"{res['eps']:.0f} entries/s; loki receiver used "
+                                  f"{cpu_s(rx.pid):.1f} CPU s")
+        finally:
+            stop(rx)
+        shutil.rmtree(d, ignore_errors=True)
+        return res
 
     def latency(self, sink_kind, rate, seconds):
         d = self.fresh(f"lat-{sink_kind}")
@@ -431,12 +611,19 @@ def main():
         with open(src, "rb") as f:  # page cache, so every agent starts alike
             while f.read(8 << 20):
                 pass
-        main_res = b.run_file_sink(src, nbytes, nlines, 1, peer="rsyslog" not in skip)
+        main_res = (b.run_file_sink(src, nbytes, nlines, 1, peer="rsyslog" not in skip)
+                    if "file" not in skip else {})
         spool_res = b.run_spool(src, nbytes, nlines) if "spool" not in skip else None
         if "loki" not in skip and os.access(b.receiver, os.X_OK):
             b.run_loki(src, nbytes, nlines)
         elif "loki" not in skip:
             log("e2e: tests/loki-receiver not built: loki scenario skipped")
+        if "kafka" not in skip:
+            b.run_kafka(src, nbytes, nlines)
+        if "journald" not in skip and os.access(b.receiver, os.X_OK):
+            b.run_journald(int(os.environ.get("SLUICE_E2E_JOURNAL_N", "500000")))
+        elif "journald" not in skip:
+            log("e2e: tests/loki-receiver not built: journald scenario skipped")
         lats = []
         if "latency" not in skip:
             rate = int(os.environ.get("SLUICE_E2E_RATE", "10000"))

@@ -48,6 +48,18 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def rss_parts_mib(pid):
+    """Current resident memory split into anonymous and file-backed (mapped
+    files such as journal files count in VmHWM but are page cache)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k = line.split(":")[0]
+            if k in ("RssAnon", "RssFile", "RssShmem"):
+                out[k] = int(line.split()[1]) / 1024
+    return out
+
+
 def hwm_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -223,7 +235,8 @@ ruleset(name="r") {{
                                 stdout=subprocess.DEVNULL, stderr=err)
 
     # ---- measurements ----
-    def throughput(self, scenario, agent, start, d, out, nbytes, nlines, cmd, timeout=900):
+    def throughput(self, scenario, agent, start, d, out, nbytes, nlines, cmd, timeout=900,
+                   on_done=None):
         t0 = time.monotonic()
         proc = start()
         counter = LineCounter(out)
@@ -231,6 +244,8 @@ ruleset(name="r") {{
             wait_for(proc, counter, nlines, timeout)
             secs = time.monotonic() - t0
             cpu, rss = cpu_s(proc.pid), hwm_mib(proc.pid)
+            if on_done:
+                on_done(proc)
         except (RuntimeError, OSError) as e:
             FAILED.append(f"{scenario}/{agent}: {e}")
             log(f"FAILED {scenario}/{agent}: {e} (logs in {d})")
@@ -314,6 +329,11 @@ ruleset(name="r") {{
             stop(rx)
         shutil.rmtree(d, ignore_errors=True)
 
+    def note_rss(self, what, proc):
+        parts = rss_parts_mib(proc.pid)
+        self.notes.append(f"{what}: sluice resident at the end of the run: "
+                          + ", ".join(f"{k} {v:.1f} MiB" for k, v in parts.items()))
+
     def run_kafka(self, src, nbytes, nlines):
         """file -> json -> Kafka (librdkafka's mock cluster, 3 brokers on
         127.0.0.1), on the main corpus. Delivery is counted by
@@ -342,7 +362,8 @@ ruleset(name="r") {{
             res = self.throughput(scenario, "sluice", lambda: self.start_sluice(d, cfg), d, tally,
                                   nbytes, nlines,
                                   f"kafka_mock --partitions 32 --expect N --tally F & "
-                                  f"sluice run -c {os.path.relpath(cfg, self.tmp)}", timeout=300)
+                                  f"sluice run -c {os.path.relpath(cfg, self.tmp)}", timeout=300,
+                                  on_done=lambda p: self.note_rss("kafka", p))
             try:
                 mock_cpu = cpu_s(mock.pid)
             except OSError:
@@ -461,7 +482,7 @@ sinks:
                                   msg_bytes, n,
                                   f"loki-receiver --port P --out F & sluice run -c "
                                   f"{os.path.relpath(cfg, self.tmp)} (MB = MESSAGE bytes)",
-                                  timeout=300)
+                                  timeout=300, on_done=lambda p: self.note_rss("journald", p))
             if res:
                 res["eps"] = n / res["secs"]
                 log(f"{scenario}: {res['eps']:.0f} entries/s")

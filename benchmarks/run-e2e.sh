@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks (`make bench-e2e`): the real binary against rsyslog
 # (Debian package, started and stopped here with its own config) on the same
-# corpus; Loki receiver; write-to-delivery latency at a fixed rate; 1, 100
-# and 10,000 files; idle CPU with 10,000 quiet files. See benchmarks/e2e.py
+# corpus; Loki receiver; Kafka (librdkafka mock cluster via
+# build/benchmarks/kafka_mock); journald -> Loki; write-to-delivery latency
+# at a fixed rate; 1, 100 and 10,000 files; idle CPU with 10,000 quiet
+# files. See benchmarks/e2e.py
 # for the knobs (SLUICE_E2E_MB, SLUICE_E2E_SKIP, ...).
 # Usage: benchmarks/run-e2e.sh [BUILD_DIR (default build)]
 set -eu

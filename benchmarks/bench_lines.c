@@ -99,6 +99,12 @@ static double run_ours(const char *path, uint64_t size, uint64_t *records)
     const char *read_chunk = getenv("SLUICE_BENCH_READ_CHUNK");
     char chunk_line[128] = "";
     if (read_chunk) snprintf(chunk_line, sizeof chunk_line, "    read_chunk: %s\n", read_chunk);
+    /* More input keys, one line, e.g. "validate_utf8: true". */
+    const char *extra = getenv("SLUICE_BENCH_INPUT_EXTRA");
+    if (extra) {
+        size_t used = strlen(chunk_line);
+        snprintf(chunk_line + used, sizeof chunk_line - used, "    %s\n", extra);
+    }
     char cfgtext[4096];
     int n = snprintf(cfgtext, sizeof cfgtext,
                      "inputs:\n  - name: bench\n    type: file\n    paths: [\"%s\"]\n"

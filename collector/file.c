@@ -17,6 +17,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/utf8.h"
 
 #define MAX_GLOBS  32
 #define MAX_LABELS 32
@@ -57,6 +58,7 @@ typedef struct file_input {
     int start_at;
     int long_mode;
     uint64_t max_line_bytes;
+    bool validate_utf8;
     uint64_t chunk_bytes;
     uint32_t fp_bytes;
     int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms, close_idle_ms, rescan_ms;
@@ -81,7 +83,8 @@ typedef struct file_input {
     bool first_scan_done;
     int64_t next_ckpt_ns;
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
-        *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes;
+        *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
+        *m_bad_utf8, *m_nul;
 } file_input;
 
 static const sl_cfg_key file_keys[] = {
@@ -90,6 +93,7 @@ static const sl_cfg_key file_keys[] = {
     {"exclude", SL_KEY_LIST, false, NULL, false},
     {"start_at", SL_KEY_ENUM, false, "beginning|end", false},
     {"max_line_bytes", SL_KEY_SIZE, false, NULL, false},
+    {"validate_utf8", SL_KEY_BOOL, false, NULL, false},
     {"long_lines", SL_KEY_ENUM, false, "split|truncate", false},
     {"read_chunk", SL_KEY_SIZE, false, NULL, false},
     {"fingerprint_bytes", SL_KEY_SIZE, false, NULL, false},
@@ -116,6 +120,7 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
     sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
     sl_cfg_size(cfg, n, "max_line_bytes", 1 << 20, &in->max_line_bytes);
+    sl_cfg_bool(cfg, n, "validate_utf8", false, &in->validate_utf8);
     sl_cfg_size(cfg, n, "read_chunk", 1 << 20, &in->chunk_bytes);
     uint64_t fpb;
     sl_cfg_size(cfg, n, "fingerprint_bytes", 1024, &fpb);
@@ -164,6 +169,11 @@ static void register_metrics(file_input *in)
                                 "File opens put off because max_open_files was reached.", l);
     in->m_deleted_bytes = sl_gauge("sluice_input_deleted_unread_bytes",
                                    "Unread bytes held open in files deleted or rotated away.", l);
+    static const char help[] = "Lines shipped as read but not text: invalid UTF-8 or NUL bytes.";
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", "invalid_utf8");
+    in->m_bad_utf8 = sl_counter("sluice_input_invalid_lines_total", help, l);
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", "nul");
+    in->m_nul = sl_counter("sluice_input_invalid_lines_total", help, l);
 }
 
 static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
@@ -558,6 +568,49 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
     return in->ctx->emit(in->ctx->emit_arg, b);
 }
 
+/* Whether the lines of p[0, n) need a look one by one. A NUL byte is
+ * looked for always (memchr: a small fraction of the split's cost); UTF-8 is
+ * validated only with validate_utf8, as it costs a second pass over every
+ * byte, and the sinks that need text check it anyway (Loki replaces and
+ * counts invalid bytes). */
+static bool chunk_suspect(const file_input *in, const char *p, size_t n)
+{
+    if (memchr(p, 0, n)) return true;
+    return in->validate_utf8 && sl_utf8_valid_prefix(p, n) != n;
+}
+
+/* True when u[0, n) is the start of a multi-byte sequence cut short (by
+ * max_line_bytes). */
+static bool cut_sequence(const unsigned char *u, size_t n)
+{
+    size_t need = u[0] >= 0xf0 ? 4 : u[0] >= 0xe0 ? 3 : 2;
+    if (u[0] < 0xc2 || u[0] > 0xf4 || n >= need) return false;
+    for (size_t k = 1; k < n; k++)
+        if ((u[k] & 0xc0) != 0x80) return false;
+    return true;
+}
+
+/* Counts (and marks) a line that is not text. The cut ends of a split or
+ * truncated line may hold part of a valid sequence: those are not held
+ * against it. */
+static void check_text(file_input *in, sl_record *r)
+{
+    const char *p = r->line.p;
+    size_t n = r->line.n;
+    if (memchr(p, 0, n)) sl_metric_inc(in->m_nul);
+    if (!in->validate_utf8) return;
+    if (r->flags & SL_RF_SPLIT)
+        for (int k = 0; k < 3 && n && ((unsigned char)*p & 0xc0) == 0x80; k++) p++, n--;
+    size_t ok = sl_utf8_valid_prefix(p, n);
+    if (ok < n && (r->flags & (SL_RF_SPLIT | SL_RF_TRUNCATED)) &&
+        cut_sequence((const unsigned char *)p + ok, n - ok))
+        ok = n;
+    if (ok < n) {
+        r->flags |= SL_RF_INVALID_UTF8;
+        sl_metric_inc(in->m_bad_utf8);
+    }
+}
+
 /* The batch being filled by emit_lines. */
 typedef struct emitter {
     file_input *in;
@@ -566,6 +619,7 @@ typedef struct emitter {
     int64_t now;
     sl_batch *b;
     uint64_t begin;
+    bool suspect; /* the chunk is not plain text: check each line */
 } emitter;
 
 /* Adds the record data[off, off+n) whose source ends at data[end). */
@@ -586,6 +640,7 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
     sl_record *r =
         sl_batch_add(e->b, (sl_slice){e->t->chunk->data + off, n}, e->now, e->base + end);
     r->flags = flags;
+    if (e->suspect) check_text(in, r);
     if (e->b->nrecords == e->b->cap_records) {
         sl_batch *b = e->b;
         e->b = NULL;
@@ -600,7 +655,7 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
 static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
     const char *data = t->chunk->data;
-    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0};
+    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, chunk_suspect(in, data, len)};
     size_t pos = 0, max = in->max_line_bytes;
     sl_multiline *ml = in->multiline;
     size_t gstart = 0;   /* multiline group: where it starts */

@@ -25,8 +25,10 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
+/* Format 2: fields may point into their record's line (REF_STR); 1 is
+ * still read. */
 #define HDR              SL_SPOOL_ENTRY_HDR
-#define FORMAT_VERSION   1
+#define FORMAT_VERSION   2
 #define FLAG_ZSTD        1
 #define SEG_DEFAULT      ((uint64_t)64 << 20)
 #define RD_WINDOW        ((size_t)1 << 20)
@@ -38,6 +40,8 @@
 /* Smallest serialised field or label: two lengths, type, flags. */
 #define MIN_FIELD_BYTES 10
 #define NULL_STR        0xffffffffu
+/* A length with this bit is a slice of the record's line: u32 offset follows. */
+#define REF_STR 0x80000000u
 
 static const uint8_t magic_bytes[4] = {0x93, 0x53, 0x4c, 0x45};
 
@@ -523,8 +527,11 @@ static uint64_t get_u64(const uint8_t *p)
  *   labels: str key, str val, u8 type, u8 flags
  *   records: i64 time_ns, u32 flags, u32 fields, str line,
  *            fields: str key, str val, u8 type, u8 flags
- * where str is u32 length (0xffffffff: absent) and the bytes. Records a
- * step dropped and fields a step removed are left out. */
+ * where str is u32 length (0xffffffff: absent) and the bytes, or, for a
+ * field's key or value that is a slice of its record's line (what parsers
+ * mostly produce), u32 (0x80000000 | length) and u32 offset in the line:
+ * the text is stored and compressed once. Records a step dropped and
+ * fields a step removed are left out. */
 
 static void enc_u32(sl_buf *o, uint32_t v)
 {
@@ -535,7 +542,7 @@ static void enc_u32(sl_buf *o, uint32_t v)
 
 static void enc_str(sl_buf *o, const char *p, size_t n)
 {
-    if (n >= NULL_STR) {
+    if (n >= REF_STR) {
         o->failed = 1;
         return;
     }
@@ -551,10 +558,23 @@ static void enc_cstr(sl_buf *o, const char *s)
         enc_str(o, s, strlen(s));
 }
 
-static void enc_field(sl_buf *o, const sl_field *f)
+/* s, by reference when it lies inside line. */
+static void enc_str_in(sl_buf *o, sl_slice s, sl_slice line)
 {
-    enc_str(o, f->key.p, f->key.n);
-    enc_str(o, f->val.p, f->val.n);
+    uintptr_t a = (uintptr_t)s.p, lo = (uintptr_t)line.p;
+    if (s.n && s.n < REF_STR && line.n && a >= lo && a - lo <= line.n - s.n) {
+        uint8_t b[8];
+        put_u32(b, REF_STR | (uint32_t)s.n);
+        put_u32(b + 4, (uint32_t)(a - lo));
+        sl_buf_append(o, b, 8);
+    } else
+        enc_str(o, s.p, s.n);
+}
+
+static void enc_field(sl_buf *o, const sl_field *f, sl_slice line)
+{
+    enc_str_in(o, f->key, line);
+    enc_str_in(o, f->val, line);
     uint8_t tf[2] = {f->type, f->flags};
     sl_buf_append(o, tf, 2);
 }
@@ -568,7 +588,7 @@ static int encode_batch(sl_buf *raw, const sl_batch *b, uint32_t *nrec, int64_t 
     enc_u32(raw, b->nlabels);
     enc_cstr(raw, b->input);
     enc_cstr(raw, b->source);
-    for (uint32_t i = 0; i < b->nlabels; i++) enc_field(raw, &b->labels[i]);
+    for (uint32_t i = 0; i < b->nlabels; i++) enc_field(raw, &b->labels[i], (sl_slice){0});
     uint32_t n = 0;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (uint32_t i = 0; i < b->nrecords; i++) {
@@ -583,7 +603,7 @@ static int encode_batch(sl_buf *raw, const sl_batch *b, uint32_t *nrec, int64_t 
         sl_buf_append(raw, h, sizeof h);
         enc_str(raw, r->line.p, r->line.n);
         for (uint32_t k = 0; k < r->nfields; k++)
-            if (!(r->fields[k].flags & SL_FF_REMOVED)) enc_field(raw, &r->fields[k]);
+            if (!(r->fields[k].flags & SL_FF_REMOVED)) enc_field(raw, &r->fields[k], r->line);
         if (r->time_ns < lo) lo = r->time_ns;
         if (r->time_ns > hi) hi = r->time_ns;
         n++;
@@ -625,8 +645,8 @@ static uint64_t cur_u64(rcur *c)
     return p ? get_u64(p) : 0;
 }
 
-/* A string; *absent set for the NULL marker. */
-static sl_slice cur_str(rcur *c, bool *absent)
+/* A string, which may be a slice of line; *absent set for the NULL marker. */
+static sl_slice cur_str_in(rcur *c, bool *absent, sl_slice line)
 {
     uint32_t n = cur_u32(c);
     if (absent) *absent = n == NULL_STR;
@@ -634,14 +654,28 @@ static sl_slice cur_str(rcur *c, bool *absent)
         if (!absent) c->bad = true;
         return (sl_slice){NULL, 0};
     }
+    if (n & REF_STR) {
+        uint32_t off = cur_u32(c);
+        n &= ~REF_STR;
+        if (c->bad || off > line.n || n > line.n - off) {
+            c->bad = true;
+            return (sl_slice){"", 0};
+        }
+        return (sl_slice){line.p + off, n};
+    }
     const uint8_t *p = cur_take(c, n);
     return (sl_slice){p ? (const char *)p : "", p ? n : 0};
 }
 
-static bool cur_field(rcur *c, sl_field *f)
+static sl_slice cur_str(rcur *c, bool *absent)
 {
-    f->key = cur_str(c, NULL);
-    f->val = cur_str(c, NULL);
+    return cur_str_in(c, absent, (sl_slice){"", 0});
+}
+
+static bool cur_field(rcur *c, sl_field *f, sl_slice line)
+{
+    f->key = cur_str_in(c, NULL, line);
+    f->val = cur_str_in(c, NULL, line);
     const uint8_t *tf = cur_take(c, 2);
     if (!tf || tf[0] < SL_V_STRING || tf[0] > SL_V_ARRAY) {
         c->bad = true;
@@ -694,7 +728,7 @@ static int decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **out
     if (nlab) {
         if (!(b->labels = dec_alloc(b, (size_t)nlab * sizeof *b->labels, &rc))) goto fail;
         for (uint32_t i = 0; i < nlab; i++)
-            if (!cur_field(&c, &b->labels[i])) goto fail;
+            if (!cur_field(&c, &b->labels[i], (sl_slice){"", 0})) goto fail;
         b->nlabels = nlab;
     }
     for (uint32_t i = 0; i < nrec; i++) {
@@ -709,7 +743,7 @@ static int decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **out
             if (!(r->fields = dec_alloc(b, (size_t)nf * sizeof *r->fields, &rc))) goto fail;
             r->cap_fields = nf;
             for (uint32_t k = 0; k < nf; k++) {
-                if (!cur_field(&c, &r->fields[k])) goto fail;
+                if (!cur_field(&c, &r->fields[k], line)) goto fail;
                 r->nfields++;
             }
         }
@@ -797,7 +831,7 @@ typedef struct entry {
 static bool rd_entry_at(segrd *r, uint64_t off, entry *e)
 {
     const uint8_t *h = rd_get(r, off, HDR);
-    if (!h || memcmp(h, magic_bytes, 4) != 0 || h[4] != FORMAT_VERSION) return false;
+    if (!h || memcmp(h, magic_bytes, 4) != 0 || h[4] < 1 || h[4] > FORMAT_VERSION) return false;
     if (sl_crc32c(0, h, HDR - 4) != get_u32(h + HDR - 4)) return false;
     e->off = off;
     e->flags = h[5];

@@ -6,7 +6,7 @@
  *
  *   offset size
  *   0      4    magic 93 53 4c 45
- *   4      1    format version (1)
+ *   4      1    format version (2; 1 is still read: it has no line references)
  *   5      1    flags: bit 0 = payload is zstd-compressed
  *   6      2    zero
  *   8      8    sequence number (one per entry, increasing through the spool)
@@ -17,7 +17,7 @@
  *   40     4    uncompressed payload length
  *   44     4    CRC32C of the payload
  *   48     4    CRC32C of bytes 0..47 (so a false magic is rejected cheaply)
- *   52     ...  payload: the serialised batch
+ *   52     ...  payload: the serialised batch (layout in spool.c, "batch codec")
  *
  * all little-endian. The file `cursor` (written atomically) holds the
  * sequence below which every entry has been delivered. A torn or damaged

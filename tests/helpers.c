@@ -251,3 +251,47 @@ long sl_t_parse_id(const char *p, const char *end, const char *prefix)
     for (; p < end && *p >= '0' && *p <= '9' && digits < 18; p++, digits++) v = v * 10 + (*p - '0');
     return digits ? v : -1;
 }
+
+/* Sum of the samples of a metric scraped from 127.0.0.1:port/metrics: name
+ * alone matches every label set; name{labels} one of them. -1 when the
+ * endpoint does not answer. */
+double sl_t_metric(int port, const char *name)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
+        close(fd);
+        return -1;
+    }
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t k;
+    while (buf && n < cap && (k = read(fd, buf + n, cap - n)) > 0) n += (size_t)k;
+    close(fd);
+    if (!buf || n == 0) {
+        free(buf);
+        return -1;
+    }
+    buf[n] = 0;
+    double sum = 0;
+    size_t nl = strlen(name);
+    for (char *p = buf; p && *p;) {
+        char *eol = strchr(p, '\n');
+        if (!strncmp(p, name, nl) && (p[nl] == '{' || p[nl] == ' ')) {
+            char *sp = eol ? memrchr(p, ' ', (size_t)(eol - p)) : strrchr(p, ' ');
+            if (sp) sum += strtod(sp + 1, NULL);
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    free(buf);
+    return sum;
+}

@@ -46,6 +46,8 @@ bool sl_t_wait_lines(const char *path, long n, int timeout_ms);
 void sl_t_sleep_ms(int ms);
 /* A free TCP port on 127.0.0.1. */
 int sl_t_free_port(void);
+/* Sum of a metric scraped from 127.0.0.1:port/metrics (-1: no answer). */
+double sl_t_metric(int port, const char *name);
 /* True when running under the sanitizer build (SLUICE_SANITIZED=1), where
  * load tests may scale their sizes down. */
 bool sl_t_sanitized(void);

@@ -416,7 +416,11 @@ static void test_hostile_files(void **st)
 {
     (void)st;
     rig r;
-    rig_init(&r, "hostile", "*.log", "    max_line_bytes: 1MiB\n", NULL);
+    int mport = sl_t_free_port();
+    char metrics[96];
+    snprintf(metrics, sizeof metrics, "metrics: {listen: \"127.0.0.1:%d\"}\n", mport);
+    rig_init(&r, "hostile", "*.log", "    max_line_bytes: 1MiB\n    validate_utf8: true\n",
+             metrics);
     /* The agent runs unprivileged so that file permissions apply to it. */
     assert_int_equal(chmod(r.dir, 0777), 0);
     char *bin = in_path(&r, "binary.log"), *big = in_path(&r, "big.log"),
@@ -462,6 +466,21 @@ static void test_hostile_files(void **st)
     }
     long peak = rss_kib(r.pid);
     assert_true(done);
+    /* Each case is counted where an operator looks. */
+    static const char *const counted[] = {
+        "sluice_input_invalid_lines_total{input=\"in\",reason=\"nul\"}",
+        "sluice_input_invalid_lines_total{input=\"in\",reason=\"invalid_utf8\"}",
+        "sluice_input_long_lines_total",
+        "sluice_input_file_truncations_total",
+        "sluice_input_read_errors_total",
+    };
+    for (size_t i = 0; i < sizeof counted / sizeof *counted; i++) {
+        double v = sl_t_metric(mport, counted[i]);
+        fprintf(stderr, "hostile: %s = %.0f\n", counted[i], v);
+        assert_true(v >= 1);
+    }
+    /* Plain lines are not counted as invalid. */
+    assert_true(sl_t_metric(mport, "sluice_input_invalid_lines_total") <= 64);
     assert_int_equal(rig_stop(&r, SIGTERM), 0);
     fprintf(stderr, "hostile: peak RSS %ld KiB\n", peak);
     assert_true(peak > 0 && peak < 256 * 1024); /* bounded: a 50 MB line never held whole */

@@ -246,43 +246,7 @@ static inline bool srig_wait_ids(srig *r, long max_id, long want, int timeout_ms
  * endpoint does not answer. */
 static inline double srig_metric(srig *r, const char *name)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->mport)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
-        close(fd);
-        return -1;
-    }
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap + 1);
-    ssize_t k;
-    while (buf && n < cap && (k = read(fd, buf + n, cap - n)) > 0) n += (size_t)k;
-    close(fd);
-    if (!buf || n == 0) {
-        free(buf);
-        return -1;
-    }
-    buf[n] = 0;
-    double sum = 0;
-    size_t nl = strlen(name);
-    for (char *p = buf; p && *p;) {
-        char *eol = strchr(p, '\n');
-        if (!strncmp(p, name, nl) && (p[nl] == '{' || p[nl] == ' ')) {
-            char *sp = eol ? memrchr(p, ' ', (size_t)(eol - p)) : strrchr(p, ' ');
-            if (sp) sum += strtod(sp + 1, NULL);
-        }
-        p = eol ? eol + 1 : NULL;
-    }
-    free(buf);
-    return sum;
+    return sl_t_metric(r->mport, name);
 }
 
 static inline bool srig_metric_ready(void *arg)

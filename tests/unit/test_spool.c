@@ -178,6 +178,11 @@ static void test_roundtrip(void **st)
     sl_record *r0 = sl_batch_add(b, SL_SLICE_LIT("{\"msg\":\"hi\\n\",\"n\":5}"), -42, 10);
     sl_record_add_field(b, r0, SL_SLICE_LIT("msg"), SL_SLICE_LIT("hi\\n"), SL_V_ESCAPED);
     sl_record_add_field(b, r0, SL_SLICE_LIT("n"), SL_SLICE_LIT("5"), SL_V_NUMBER);
+    /* A field that is a slice of its line, as parsers make them, and one
+     * that ends exactly at the line's end. */
+    sl_record_add_field(b, r0, (sl_slice){r0->line.p + 2, 3}, (sl_slice){r0->line.p + 8, 4},
+                        SL_V_ESCAPED);
+    sl_record_add_field(b, r0, SL_SLICE_LIT("tail"), (sl_slice){r0->line.p + 19, 1}, SL_V_STRING);
     sl_field *rm = sl_record_add_field(b, r0, SL_SLICE_LIT("gone"), SL_SLICE_LIT("x"), SL_V_STRING);
     rm->flags = SL_FF_REMOVED;
     sl_field *k = sl_record_add_field(b, r0, SL_SLICE_LIT("k\\u0041"), SL_SLICE_LIT("{\"a\":[1]}"),
@@ -210,13 +215,20 @@ static void test_roundtrip(void **st)
     assert_true(sl_slice_eq(a->line, "{\"msg\":\"hi\\n\",\"n\":5}", 20));
     assert_int_equal(a->time_ns, -42);
     assert_int_equal(a->flags, SL_RF_PARSE_ERROR);
-    assert_int_equal(a->nfields, 3); /* the removed field is not kept */
+    assert_int_equal(a->nfields, 5); /* the removed field is not kept */
     assert_true(sl_slice_eq(a->fields[0].val, "hi\\n", 4));
     assert_int_equal(a->fields[0].type, SL_V_ESCAPED);
     assert_int_equal(a->fields[1].type, SL_V_NUMBER);
-    assert_true(sl_slice_eq(a->fields[2].key, "k\\u0041", 7));
-    assert_int_equal(a->fields[2].flags, SL_FF_KEY_ESCAPED | SL_FF_METADATA);
-    assert_int_equal(a->fields[2].type, SL_V_OBJECT);
+    /* Stored as references: they point into the decoded line again. */
+    assert_true(sl_slice_eq(a->fields[2].key, "msg", 3));
+    assert_true(sl_slice_eq(a->fields[2].val, "hi\\n", 4));
+    assert_ptr_equal(a->fields[2].key.p, a->line.p + 2);
+    assert_ptr_equal(a->fields[2].val.p, a->line.p + 8);
+    assert_true(sl_slice_eq(a->fields[3].val, "}", 1));
+    assert_ptr_equal(a->fields[3].val.p, a->line.p + 19);
+    assert_true(sl_slice_eq(a->fields[4].key, "k\\u0041", 7));
+    assert_int_equal(a->fields[4].flags, SL_FF_KEY_ESCAPED | SL_FF_METADATA);
+    assert_int_equal(a->fields[4].type, SL_V_OBJECT);
     const sl_record *c = &d->records[1];
     assert_int_equal(c->line.n, sizeof bin);
     assert_memory_equal(c->line.p, bin, sizeof bin);

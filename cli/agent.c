@@ -153,7 +153,9 @@ static void check_buffer(sl_cfg *cfg, const sl_cfg_node *sink, sl_buffer_opts *o
 {
     const sl_cfg_node *b = sl_cfg_get(sink, "buffer");
     if (b) sl_cfg_check(cfg, b, buffer_keys, sizeof buffer_keys / sizeof *buffer_keys);
-    sl_cfg_size(cfg, b, "memory_max", 64u << 20, &o->memory_max);
+    /* 32 MiB: the whole agent stays under 64 MiB at full speed with a
+     * sink slower than its input (docs/decisions/0013-memory-default.md). */
+    sl_cfg_size(cfg, b, "memory_max", 32u << 20, &o->memory_max);
     sl_cfg_size(cfg, b, "spool_max", 0, &o->spool_max);
     sl_cfg_enum(cfg, b, "when_full", "block|drop_oldest", SL_WHEN_FULL_BLOCK, &o->when_full);
     sl_cfg_enum(cfg, b, "fsync", "always|batch|never", SL_SPOOL_FSYNC_BATCH, &o->fsync);

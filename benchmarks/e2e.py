@@ -237,6 +237,9 @@ ruleset(name="r") {{
     # ---- measurements ----
     def throughput(self, scenario, agent, start, d, out, nbytes, nlines, cmd, timeout=900,
                    on_done=None):
+        # Dirty pages of the corpus or an earlier run's output must not be
+        # written back while this run is timed.
+        os.sync()
         t0 = time.monotonic()
         proc = start()
         counter = LineCounter(out)
@@ -306,7 +309,20 @@ ruleset(name="r") {{
                 conf = self.rsyslog_conf(d, f"{indir}/*.log", out)
                 cmd = f"rsyslogd -n -f {os.path.relpath(conf, self.tmp)}"
                 start = lambda: self.start_rsyslog(d, conf)  # noqa: E731
-            res[agent] = self.throughput(scenario, agent, start, d, out, nbytes, nlines, cmd)
+            # The headline run is short (seconds): sluice's figure is the
+            # median of three runs (by MB/s), the other two rows dropped.
+            runs = 3 if agent == "sluice" and nfiles == 1 else 1
+            tries = []
+            for k in range(runs):
+                if k:
+                    os.unlink(out)
+                    shutil.rmtree(os.path.join(d, "data"), ignore_errors=True)
+                tries.append(self.throughput(scenario, agent, start, d, out, nbytes, nlines, cmd))
+            ok = sorted((t for t in tries if t), key=lambda t: t["mbs"])
+            res[agent] = ok[len(ok) // 2] if len(ok) == runs else None
+            for t in ok:
+                if t is not res[agent]:
+                    self.rows.remove(t)
             if res[agent] and os.path.getsize(out) != nbytes:
                 self.notes.append(f"{scenario}/{agent}: output {os.path.getsize(out)} bytes, "
                                   f"input {nbytes}")

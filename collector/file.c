@@ -49,6 +49,10 @@ typedef struct tracked {
     int64_t last_data_ns;
 } tracked;
 
+/* Finds the end of a line (see eol_scalar). */
+typedef const char *(*eol_fn)(const char *p, const char *end, bool *nul);
+static eol_fn pick_eol(void);
+
 typedef struct file_input {
     const sl_input_ctx *ctx;
     const char *globs[MAX_GLOBS];
@@ -85,6 +89,7 @@ typedef struct file_input {
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
         *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
         *m_bad_utf8, *m_nul;
+    eol_fn find_eol;
 } file_input;
 
 static const sl_cfg_key file_keys[] = {
@@ -181,6 +186,7 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     file_input *in = calloc(1, sizeof *in);
     if (!in) return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     in->ctx = ctx;
+    in->find_eol = pick_eol();
     if (configure(in, ctx) != SL_OK) {
         sl_multiline_free(in->multiline);
         free(in);
@@ -568,15 +574,50 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
     return in->ctx->emit(in->ctx->emit_arg, b);
 }
 
-/* Whether the lines of p[0, n) need a look one by one. A NUL byte is
- * looked for always (memchr: a small fraction of the split's cost); UTF-8 is
- * validated only with validate_utf8, as it costs a second pass over every
- * byte, and the sinks that need text check it anyway (Loki replaces and
- * counts invalid bytes). */
-static bool chunk_suspect(const file_input *in, const char *p, size_t n)
+/* The end of the line starting at p (its '\n', or NULL when it has none
+ * before end); *nul is set when a NUL byte comes first. Splitting is bound
+ * by this scan, as `wc -l` is by memchr: the AVX2 version looks for both
+ * bytes in one pass, so counting lines with NULs costs nothing extra. */
+static const char *eol_scalar(const char *p, const char *end, bool *nul)
 {
-    if (memchr(p, 0, n)) return true;
-    return in->validate_utf8 && sl_utf8_valid_prefix(p, n) != n;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (memchr(p, 0, (size_t)((nl ? nl : end) - p))) *nul = true;
+    return nl;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static const char *eol_avx2(const char *p, const char *end,
+                                                            bool *nul)
+{
+    const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
+    for (; end - p >= 64; p += 64) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)p);
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 32));
+        __m256i hit =
+            _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, nl), _mm256_cmpeq_epi8(a, zero)),
+                            _mm256_or_si256(_mm256_cmpeq_epi8(b, nl), _mm256_cmpeq_epi8(b, zero)));
+        if (_mm256_testz_si256(hit, hit)) continue;
+        uint64_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
+                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
+        uint64_t mz = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
+                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
+        /* Only NULs before the newline belong to this line. */
+        uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
+        if (mz & before) *nul = true;
+        if (mn) return p + __builtin_ctzll(mn);
+    }
+    return eol_scalar(p, end, nul);
+}
+#endif
+
+static eol_fn pick_eol(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2")) return eol_avx2;
+#endif
+    return eol_scalar;
 }
 
 /* True when u[0, n) is the start of a multi-byte sequence cut short (by
@@ -655,14 +696,19 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
 static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
     const char *data = t->chunk->data;
-    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, chunk_suspect(in, data, len)};
+    /* validate_utf8: one pass over the chunk; lines are checked one by one
+     * only when it fails (or a line has a NUL). */
+    bool suspect = in->validate_utf8 && sl_utf8_valid_prefix(data, len) != len;
+    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, suspect};
     size_t pos = 0, max = in->max_line_bytes;
     sl_multiline *ml = in->multiline;
     size_t gstart = 0;   /* multiline group: where it starts */
     uint32_t glines = 0; /* and how many lines it has */
     int rc = SL_OK;
     while (pos < len && rc == SL_OK) {
-        const char *nl = memchr(data + pos, '\n', len - pos);
+        bool nul = false;
+        const char *nl = in->find_eol(data + pos, data + len, &nul);
+        e.suspect |= nul;
         size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
         if (t->skipping) {
             /* Truncate mode: the rest of an over-long line is dropped. */

@@ -466,6 +466,19 @@ static void test_hostile_files(void **st)
     }
     long peak = rss_kib(r.pid);
     assert_true(done);
+    /* Lines of the binary file with a NUL byte, the last (unfinished) one
+     * included: it is shipped after flush_partial_after. */
+    long nul_lines = 0;
+    for (size_t i = 0; i < sizeof raw;) {
+        const char *nl = memchr(raw + i, '\n', sizeof raw - i);
+        size_t end = nl ? (size_t)(nl - raw) : sizeof raw;
+        nul_lines += memchr(raw + i, 0, end - i) != NULL;
+        i = end + 1;
+    }
+    const char *nul_metric = "sluice_input_invalid_lines_total{input=\"in\",reason=\"nul\"}";
+    for (int i = 0; i < 100 && sl_t_metric(mport, nul_metric) < (double)nul_lines; i++)
+        sl_t_sleep_ms(100);
+    assert_int_equal((long)sl_t_metric(mport, nul_metric), nul_lines);
     /* Each case is counted where an operator looks. */
     static const char *const counted[] = {
         "sluice_input_invalid_lines_total{input=\"in\",reason=\"nul\"}",

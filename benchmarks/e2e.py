@@ -522,9 +522,18 @@ sinks:
         live = os.path.join(indir, "live.log")
         open(live, "wb").close()
         rx = None
+        want = rate * seconds
         if sink_kind == "file":
             out = os.path.join(d, "out.log")
             sink = self.file_sink(out)
+        elif sink_kind == "kafka":
+            out = os.path.join(d, "values.log")
+            km = os.path.join(self.build, "benchmarks/kafka_mock")
+            rx = subprocess.Popen([km, "--brokers", "3", "--partitions", "32", "--expect",
+                                   str(want), "--values", out, "--timeout", str(seconds + 60)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            boot = rx.stdout.readline().decode().strip()
+            sink = self.kafka_sink(boot)
         else:
             port = free_port()
             out = os.path.join(d, "received.jsonl")
@@ -547,7 +556,6 @@ sinks:
         with open(live, "ab") as lf:
             writer = subprocess.Popen([self.gen, "--kind", "json", "--rate", str(rate), "--seconds",
                                        str(seconds), "--stamp", "--seed", "2"], stdout=lf)
-        want = rate * seconds
         ok = True
         try:
             t_end = time.monotonic() + seconds + 30
@@ -671,8 +679,11 @@ def main():
         if "latency" not in skip:
             rate = int(os.environ.get("SLUICE_E2E_RATE", "10000"))
             secs = int(os.environ.get("SLUICE_E2E_LAT_S", "20"))
-            for kind in ("file", "loki"):
+            for kind in ("file", "loki", "kafka"):
                 if kind == "loki" and not os.access(b.receiver, os.X_OK):
+                    continue
+                if kind == "kafka" and not os.access(
+                        os.path.join(b.build, "benchmarks/kafka_mock"), os.X_OK):
                     continue
                 r = b.latency(kind, rate, secs)
                 if r:
@@ -718,7 +729,8 @@ def main():
         print("\n| latency write -> delivery | rate lines/s | lines | p50 ms | p99 ms | max ms |")
         print("|---|---:|---:|---:|---:|---:|")
         for x in lats:
-            sink = "file sink" if x["sink"] == "file" else "loki sink (max_batch_wait: 1s)"
+            sink = {"file": "file sink", "loki": "loki sink (max_batch_wait: 1s)",
+                    "kafka": "kafka sink (mock cluster, linger_ms: 20)"}[x["sink"]]
             print(f"| {sink} | {x['rate']} | {x['n']} | {x['p50']:.1f} | {x['p99']:.1f} | {x['max']:.1f} |")
     if idles:
         print("\n| idle, 10,000 quiet files | agent | CPU % of one core | peak RSS MiB |")

@@ -4,12 +4,14 @@
  * partition from the beginning while the agent produces.
  *
  *   kafka_mock [--brokers 3] [--topic logs] [--partitions 32]
- *              [--expect N] [--tally FILE] [--timeout SECONDS]
+ *              [--expect N] [--tally FILE | --values FILE] [--timeout SECONDS]
  *
  * Prints the bootstrap servers as the first line on stdout once the topic
  * exists. The consumer appends one '\n' to FILE per message it reads (so a
  * line counter on FILE sees deliveries as they happen) and, with --expect,
  * exits once N messages arrived plus a short grace that catches extras.
+ * With --values it appends each message's value and a '\n' instead (the
+ * latency run reads the write time stamped in each line).
  * On exit (also on SIGTERM/SIGINT or --timeout) it prints "consumed N" and
  * the number of consume errors on stdout.
  *
@@ -63,15 +65,15 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--brokers N] [--topic T] [--partitions P] [--expect N] [--tally FILE] "
-            "[--timeout S]\n",
+            "usage: %s [--brokers N] [--topic T] [--partitions P] [--expect N] "
+            "[--tally FILE | --values FILE] [--timeout S]\n",
             argv0);
 }
 
 int main(int argc, char **argv)
 {
     int brokers = 3, partitions = 32;
-    const char *topic = "logs", *tally_path = NULL;
+    const char *topic = "logs", *tally_path = NULL, *values_path = NULL;
     long long expect = -1;
     double timeout = 0;
     for (int i = 1; i < argc; i += 2) {
@@ -90,6 +92,8 @@ int main(int argc, char **argv)
             expect = atoll(v);
         else if (strcmp(a, "--tally") == 0)
             tally_path = v;
+        else if (strcmp(a, "--values") == 0)
+            values_path = v;
         else if (strcmp(a, "--timeout") == 0)
             timeout = atof(v);
         else {
@@ -101,7 +105,10 @@ int main(int argc, char **argv)
         usage(argv[0]);
         return 2;
     }
+    /* --values: each message's value and a newline (for latency, whose
+     * lines carry their write time); --tally: a newline per message. */
     FILE *tally = NULL;
+    if (values_path) tally_path = values_path;
     if (tally_path && !(tally = fopen(tally_path, "wb"))) {
         perror(tally_path);
         return 1;
@@ -164,15 +171,19 @@ int main(int argc, char **argv)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
         long long got = 0;
         while (m) {
-            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 got++;
-            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                if (values_path) {
+                    fwrite(m->payload, 1, m->len, tally);
+                    fputc('\n', tally);
+                }
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 errors++;
             rd_kafka_message_destroy(m);
             m = got < 4096 ? rd_kafka_consumer_poll(rk, 0) : NULL;
         }
         n += got;
-        for (long long k = got; tally && k > 0; k -= (long long)sizeof nl)
+        for (long long k = values_path ? 0 : got; tally && k > 0; k -= (long long)sizeof nl)
             fwrite(nl, 1, k < (long long)sizeof nl ? (size_t)k : sizeof nl, tally);
         if (tally && got) fflush(tally);
         if (expect >= 0 && n >= expect && t_met == 0) t_met = now_s();

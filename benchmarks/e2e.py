@@ -168,12 +168,15 @@ class Bench:
                     out.write(b"\n".join(part) + b"\n")
 
     # ---- agents ----
-    def sluice_cfg(self, d, paths, sink, extra_input=""):
+    def write_cfg(self, d, body):
+        """sluice.yml in d: the data dir and log level every run shares, then body."""
         cfg = os.path.join(d, "sluice.yml")
         with open(cfg, "w") as f:
-            f.write(f"""data_dir: {d}/data
-log: {{ level: warn }}
-inputs:
+            f.write(f"data_dir: {d}/data\nlog: {{ level: warn }}\n{body}")
+        return cfg
+
+    def sluice_cfg(self, d, paths, sink, extra_input=""):
+        return self.write_cfg(d, f"""inputs:
   - name: app
     type: file
     paths: ["{paths}"]
@@ -182,7 +185,6 @@ inputs:
       - json: {{}}
 sinks:
 {sink}""")
-        return cfg
 
     def file_sink(self, out, buffer=""):
         return f"""  - name: out
@@ -486,11 +488,7 @@ ruleset(name="r") {{
         rx = subprocess.Popen([self.receiver, "--port", str(port), "--out", out],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "rx.err"), "wb"))
         time.sleep(0.3)
-        cfg = os.path.join(d, "sluice.yml")
-        with open(cfg, "w") as f:
-            f.write(f"""data_dir: {d}/data
-log: {{ level: warn }}
-inputs:
+        cfg = self.write_cfg(d, f"""inputs:
   - name: journal
     type: journald
     directory: {jdir}

@@ -660,7 +660,7 @@ typedef struct emitter {
     int64_t now;
     sl_batch *b;
     uint64_t begin;
-    bool suspect; /* the chunk is not plain text: check each line */
+    bool suspect; /* a NUL seen, or the chunk is not UTF-8: check each record */
 } emitter;
 
 /* Adds the record data[off, off+n) whose source ends at data[end). */

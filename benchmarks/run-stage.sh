@@ -24,7 +24,7 @@ BENCHES=(
     "bench_json|$((64 * SCALE))"
     "bench_parsers|$((32 * SCALE))"
     "bench_loki|"
-    "bench_kafka|$((100000 * SCALE)) 3"
+    "bench_kafka|$((300000 * SCALE)) 5"
     "bench_spool|$((64 * SCALE)) 3"
     "bench_journald|$((100000 * SCALE)) 3"
 )

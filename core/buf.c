@@ -118,15 +118,15 @@ int sl_buf_json_escape(sl_buf *b, const char *s, size_t n)
             }
             i++;
         } else {
-            size_t len = sl_utf8_seq_len((const unsigned char *)s + i, n - i);
-            if (len) {
-                memcpy(o, s + i, len);
+            int len = sl_utf8_seq((const unsigned char *)s + i, n - i);
+            if (len > 0) {
+                memcpy(o, s + i, (size_t)len);
                 o += len;
-                i += len;
+                i += (size_t)len;
             } else {
                 memcpy(o, "\xef\xbf\xbd", 3);
                 o += 3;
-                i++;
+                i += (size_t)-len;
                 replaced++;
             }
         }

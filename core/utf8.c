@@ -1,47 +1,100 @@
 #include "core/utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
-size_t sl_utf8_seq_len(const unsigned char *p, size_t n)
+int sl_utf8_seq(const unsigned char *p, size_t n)
 {
-    unsigned char c = p[0];
+    unsigned c = p[0];
+    unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
+    int len;
     if (c < 0x80) return 1;
-    if (c < 0xc2) return 0; /* continuation byte or overlong 2-byte lead */
-    if (c < 0xe0) return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c < 0xf0) {
-        if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
-        if (c == 0xe0 && p[1] < 0xa0) return 0;  /* overlong */
-        if (c == 0xed && p[1] >= 0xa0) return 0; /* UTF-16 surrogate */
-        return 3;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0; /* overlong */
+        if (c == 0xED) hi = 0x9F; /* UTF-16 surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90; /* overlong */
+        if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return -1; /* continuation byte, overlong 2-byte lead, or not UTF-8 */
     }
-    if (c < 0xf5) {
-        if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xf0 && p[1] < 0x90) return 0;  /* overlong */
-        if (c == 0xf4 && p[1] >= 0x90) return 0; /* > U+10FFFF */
-        return 4;
-    }
-    return 0;
+    if (n < 2 || p[1] < lo || p[1] > hi) return -1;
+    for (int i = 2; i < len; i++)
+        if ((size_t)i >= n || (p[i] & 0xC0) != 0x80) return -i;
+    return len;
 }
 
-size_t sl_utf8_valid_prefix(const char *p, size_t n)
+static bool word_is_ascii(const unsigned char *p)
 {
-    const unsigned char *u = (const unsigned char *)p;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return !(w & 0x8080808080808080ull);
+}
+
+/* One sequence at a time, with ASCII skipped a word at a time. */
+static size_t valid_prefix_scalar(const unsigned char *p, size_t n)
+{
     size_t i = 0;
-    while (i < n) {
-        /* ASCII runs dominate log text: skip 8 bytes at a time. */
-        while (i + 8 <= n) {
-            unsigned long long w;
-            memcpy(&w, u + i, 8);
-            if (w & 0x8080808080808080ULL) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        size_t len = sl_utf8_seq_len(u + i, n - i);
-        if (!len) return i;
-        i += len;
+    for (;;) {
+        while (i + 8 <= n && word_is_ascii(p + i)) i += 8;
+        while (i < n && p[i] < 0x80) i++;
+        if (i >= n) return n;
+        int k = sl_utf8_seq(p + i, n - i);
+        if (k < 0) return i;
+        i += (size_t)k;
     }
-    return n;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include "core/utf8_lookup.h"
+#define HAVE_AVX2_PATH 1
+
+/* Whether all of p is valid UTF-8: the lookup method, 64 bytes a step. */
+SL_U8_AVX2 static bool valid_avx2(const unsigned char *p, size_t n)
+{
+    sl_u8_256 u = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        sl_u8_check64(&u, _mm256_loadu_si256((const __m256i *)(p + i)),
+                      _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+    if (i < n) {
+        unsigned char tail[64] = {0}; /* NUL is ASCII: the padding is valid */
+        memcpy(tail, p + i, n - i);
+        sl_u8_check64(&u, _mm256_loadu_si256((const __m256i *)tail),
+                      _mm256_loadu_si256((const __m256i *)(tail + 32)));
+    }
+    u.err = _mm256_or_si256(u.err, u.incomplete);
+    return _mm256_testz_si256(u.err, u.err);
+}
+#endif
+
+/* Vectors pay from about one block up; below that the scalar loop wins. */
+#define VECTOR_MIN 64
+
+static bool valid_fast(const unsigned char *p, size_t n)
+{
+#ifdef HAVE_AVX2_PATH
+    if (n >= VECTOR_MIN && __builtin_cpu_supports("avx2")) return valid_avx2(p, n);
+#endif
+    return valid_prefix_scalar(p, n) == n;
+}
+
+size_t sl_utf8_valid_prefix(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    /* Valid text is the common case: vectors say so, the scalar loop finds
+     * where it is not. */
+    if (n >= VECTOR_MIN && valid_fast(p, n)) return n;
+    return valid_prefix_scalar(p, n);
+}
+
+bool sl_utf8_valid(const char *p, size_t n)
+{
+    return valid_fast((const unsigned char *)p, n);
 }
 
 size_t sl_utf8_sanitize(const char *p, size_t n, char *dst, size_t *replaced)
@@ -55,7 +108,7 @@ size_t sl_utf8_sanitize(const char *p, size_t n, char *dst, size_t *replaced)
         if (i < n) {
             memcpy(dst + o, "\xef\xbf\xbd", 3);
             o += 3;
-            i++;
+            i += (size_t)-sl_utf8_seq((const unsigned char *)p + i, n - i);
             bad++;
         }
     }

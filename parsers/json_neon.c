@@ -14,78 +14,11 @@
 #include <arm_neon.h>
 #endif
 
-enum {
-    TOO_SHORT = 1 << 0,
-    TOO_LONG = 1 << 1,
-    OVERLONG_3 = 1 << 2,
-    TOO_LARGE = 1 << 3,
-    SURROGATE = 1 << 4,
-    OVERLONG_2 = 1 << 5,
-    TOO_LARGE_1000 = 1 << 6,
-    OVERLONG_4 = 1 << 6,
-    TWO_CONTS = 1 << 7,
-    CARRY = TOO_SHORT | TOO_LONG | TWO_CONTS,
-};
+#include "core/utf8_lookup.h"
 
-static const uint8_t b1_high[16] = {
-    TOO_LONG,
-    TOO_LONG,
-    TOO_LONG,
-    TOO_LONG,
-    TOO_LONG,
-    TOO_LONG,
-    TOO_LONG,
-    TOO_LONG,
-    TWO_CONTS,
-    TWO_CONTS,
-    TWO_CONTS,
-    TWO_CONTS,
-    TOO_SHORT | OVERLONG_2,
-    TOO_SHORT,
-    TOO_SHORT | OVERLONG_3 | SURROGATE,
-    TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4,
-};
-static const uint8_t b1_low[16] = {
-    CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4,
-    CARRY | OVERLONG_2,
-    CARRY,
-    CARRY,
-    CARRY | TOO_LARGE,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-    CARRY | TOO_LARGE | TOO_LARGE_1000,
-};
-static const uint8_t b2_high[16] = {
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,
-    TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,
-    TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,
-    TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-    TOO_SHORT,
-};
 static const uint8_t ws_table[16] = {' ', 100,  100,  100, 17,  100,  113, 2,
                                      100, '\t', '\n', 112, 100, '\r', 100, 100};
 static const uint8_t op_table[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ':', '{', ',', '}', 0, 0};
-static const uint8_t incomplete_max[16] = {255, 255, 255, 255, 255, 255,      255,      255,
-                                           255, 255, 255, 255, 255, 0xF0 - 1, 0xE0 - 1, 0xC0 - 1};
 static const uint8_t bit_table[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
 
 /* 64 comparison results (0x00/0xFF bytes) to 64 bits. */
@@ -109,9 +42,9 @@ static inline void utf8_check(utf8_neon *u, uint8x16_t in, uint8x16_t prev)
     uint8x16_t prev1 = vextq_u8(prev, in, 15);
     uint8x16_t prev2 = vextq_u8(prev, in, 14);
     uint8x16_t prev3 = vextq_u8(prev, in, 13);
-    uint8x16_t sc = vandq_u8(vandq_u8(vqtbl1q_u8(vld1q_u8(b1_high), vshrq_n_u8(prev1, 4)),
-                                      vqtbl1q_u8(vld1q_u8(b1_low), vandq_u8(prev1, lo4))),
-                             vqtbl1q_u8(vld1q_u8(b2_high), vshrq_n_u8(in, 4)));
+    uint8x16_t sc = vandq_u8(vandq_u8(vqtbl1q_u8(vld1q_u8(sl_u8_b1_high), vshrq_n_u8(prev1, 4)),
+                                      vqtbl1q_u8(vld1q_u8(sl_u8_b1_low), vandq_u8(prev1, lo4))),
+                             vqtbl1q_u8(vld1q_u8(sl_u8_b2_high), vshrq_n_u8(in, 4)));
     uint8x16_t third = vqsubq_u8(prev2, vdupq_n_u8(0xE0 - 0x80));
     uint8x16_t fourth = vqsubq_u8(prev3, vdupq_n_u8(0xF0 - 0x80));
     uint8x16_t must23 = vandq_u8(vorrq_u8(third, fourth), vdupq_n_u8(0x80));
@@ -145,7 +78,7 @@ static inline uint32_t *block(const uint8_t *b, uint32_t pos, sl_js_carry *s, ut
         utf8_check(u, v[1], v[0]);
         utf8_check(u, v[2], v[1]);
         utf8_check(u, v[3], v[2]);
-        u->incomplete = vqsubq_u8(v[3], vld1q_u8(incomplete_max));
+        u->incomplete = vqsubq_u8(v[3], vld1q_u8(sl_u8_incomplete_max + 48));
         u->prev = v[3];
     } else {
         u->err = vorrq_u8(u->err, u->incomplete);

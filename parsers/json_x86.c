@@ -2,7 +2,8 @@
  * in-string prefix-xor). Each function carries its own target attribute,
  * so the file builds without -mavx2 and the kernels only run after
  * sl_js1_x86_supported() said yes. UTF-8 is validated with the
- * Keiser-Lemire lookup method (three nibble tables per byte pair). */
+ * Keiser-Lemire lookup method (three nibble tables per byte pair, in
+ * core/utf8_lookup.h with the AVX2 step, shared with core/utf8.c). */
 #include "parsers/json_internal.h"
 
 #if defined(__x86_64__) && SL_JSON_SIMD
@@ -10,6 +11,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "core/utf8_lookup.h"
 #include "parsers/json.h"
 
 #define AVX2   __attribute__((target("avx2,bmi,pclmul,popcnt")))
@@ -31,55 +33,13 @@ bool sl_js1_x86_supported(int kernel)
     return false;
 }
 
-/* UTF-8 error classes (one bit each) for the lookup tables. */
-enum {
-    TOO_SHORT = 1 << 0,  /* lead byte or ASCII followed by a lead byte or ASCII... */
-    TOO_LONG = 1 << 1,   /* ASCII followed by a continuation */
-    OVERLONG_3 = 1 << 2, /* E0 80..9F */
-    TOO_LARGE = 1 << 3,  /* above U+10FFFF */
-    SURROGATE = 1 << 4,  /* ED A0..BF */
-    OVERLONG_2 = 1 << 5, /* C0..C1 */
-    TOO_LARGE_1000 = 1 << 6,
-    OVERLONG_4 = 1 << 6, /* F0 80..8F */
-    TWO_CONTS = 1 << 7,  /* continuation after a continuation (not expected) */
-    CARRY = TOO_SHORT | TOO_LONG | TWO_CONTS,
-};
-
-#define B1_HIGH                                                                                    \
-    TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TWO_CONTS,     \
-        TWO_CONTS, TWO_CONTS, TWO_CONTS, TOO_SHORT | OVERLONG_2, TOO_SHORT,                        \
-        TOO_SHORT | OVERLONG_3 | SURROGATE, TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4
-#define B1_LOW                                                                                     \
-    CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4, CARRY | OVERLONG_2, CARRY, CARRY,                \
-        CARRY | TOO_LARGE, CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000, \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,                    \
-        CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE, CARRY | TOO_LARGE | TOO_LARGE_1000,        \
-        CARRY | TOO_LARGE | TOO_LARGE_1000
-#define B2_HIGH                                                                                    \
-    TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT,        \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,              \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,                                \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,                                 \
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE, TOO_SHORT, TOO_SHORT,           \
-        TOO_SHORT, TOO_SHORT
 /* Whitespace by low nibble (entries that cannot match elsewhere), and the
  * structural characters by low nibble after or-ing 0x20 ('[' -> '{'). */
 #define WS_TABLE ' ', 100, 100, 100, 17, 100, 113, 2, 100, '\t', '\n', 112, 100, '\r', 100, 100
 #define OP_TABLE 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ':', '{', ',', '}', 0, 0
 
-static const uint8_t b1_high_t[16] = {B1_HIGH};
-static const uint8_t b1_low_t[16] = {B1_LOW};
-static const uint8_t b2_high_t[16] = {B2_HIGH};
 static const uint8_t ws_t16[16] = {WS_TABLE};
 static const uint8_t op_t16[16] = {OP_TABLE};
-/* Last bytes that start a sequence the block does not finish. */
-static const uint8_t incomplete_max[64] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,      255,      255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,      255,      255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,      255,      255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0xF0 - 1, 0xE0 - 1, 0xC0 - 1};
 static const uint8_t iota64[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
                                    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
                                    32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
@@ -87,41 +47,9 @@ static const uint8_t iota64[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 1
 
 /* ---------------------------------------------------------------- AVX2 */
 
-typedef struct {
-    __m256i err, prev, incomplete;
-} utf8_256;
-
 AVX2 static inline __m256i table256(const uint8_t *t)
 {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t));
-}
-
-AVX2 static inline __m256i nib_hi256(__m256i x)
-{
-    return _mm256_and_si256(_mm256_srli_epi16(x, 4), _mm256_set1_epi8(0x0F));
-}
-
-AVX2 static inline void utf8_check256(utf8_256 *u, __m256i in, __m256i prev)
-{
-    const __m256i t1 = table256(b1_high_t), t2 = table256(b1_low_t), t3 = table256(b2_high_t);
-    __m256i joined = _mm256_permute2x128_si256(prev, in, 0x21);
-    __m256i prev1 = _mm256_alignr_epi8(in, joined, 15);
-    __m256i prev2 = _mm256_alignr_epi8(in, joined, 14);
-    __m256i prev3 = _mm256_alignr_epi8(in, joined, 13);
-    __m256i sc = _mm256_and_si256(
-        _mm256_and_si256(_mm256_shuffle_epi8(t1, nib_hi256(prev1)),
-                         _mm256_shuffle_epi8(t2, _mm256_and_si256(prev1, _mm256_set1_epi8(0x0F)))),
-        _mm256_shuffle_epi8(t3, nib_hi256(in)));
-    /* A third or fourth byte of a sequence must be a continuation. */
-    __m256i third = _mm256_subs_epu8(prev2, _mm256_set1_epi8((char)(0xE0 - 0x80)));
-    __m256i fourth = _mm256_subs_epu8(prev3, _mm256_set1_epi8((char)(0xF0 - 0x80)));
-    __m256i must23 = _mm256_and_si256(_mm256_or_si256(third, fourth), _mm256_set1_epi8((char)0x80));
-    u->err = _mm256_or_si256(u->err, _mm256_xor_si256(must23, sc));
-}
-
-AVX2 static inline __m256i incomplete256(__m256i in)
-{
-    return _mm256_subs_epu8(in, _mm256_loadu_si256((const __m256i *)(incomplete_max + 32)));
 }
 
 AVX2 static inline uint64_t mask256(__m256i lo, __m256i hi)
@@ -160,7 +88,7 @@ AVX2 static INLINE uint32_t *flatten_bmi(uint32_t *out, uint32_t base, uint64_t 
     return out + cnt;
 }
 
-AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js_carry *s, utf8_256 *u,
+AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js_carry *s, sl_u8_256 *u,
                                       uint32_t *out)
 {
     __m256i lo = _mm256_loadu_si256((const __m256i *)b);
@@ -179,9 +107,9 @@ AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js_carr
     uint64_t ctrl = mask256(_mm256_cmpeq_epi8(_mm256_min_epu8(lo, c1f), lo),
                             _mm256_cmpeq_epi8(_mm256_min_epu8(hi, c1f), hi));
 
-    utf8_check256(u, lo, u->prev);
-    utf8_check256(u, hi, lo);
-    u->incomplete = incomplete256(hi);
+    sl_u8_check256(u, lo, u->prev);
+    sl_u8_check256(u, hi, lo);
+    u->incomplete = sl_u8_incomplete256(hi);
     u->prev = hi;
 
     uint64_t escape;
@@ -200,7 +128,7 @@ AVX2 static INLINE uint32_t *block256(const uint8_t *b, uint32_t pos, sl_js_carr
 AVX2 size_t sl_js1_avx2(const uint8_t *p, size_t n, uint32_t base, bool last, sl_js1_state *s,
                         uint32_t *idx)
 {
-    utf8_256 u = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    sl_u8_256 u = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
     if (base) {
         u.prev = _mm256_load_si256((const __m256i *)s->utf8_prev);
         u.incomplete = _mm256_load_si256((const __m256i *)s->utf8_incomplete);
@@ -238,9 +166,9 @@ SSE42 static inline __m128i nib_hi128(__m128i x)
 
 SSE42 static inline void utf8_check128(utf8_128 *u, __m128i in, __m128i prev)
 {
-    const __m128i t1 = _mm_loadu_si128((const __m128i *)b1_high_t);
-    const __m128i t2 = _mm_loadu_si128((const __m128i *)b1_low_t);
-    const __m128i t3 = _mm_loadu_si128((const __m128i *)b2_high_t);
+    const __m128i t1 = _mm_loadu_si128((const __m128i *)sl_u8_b1_high);
+    const __m128i t2 = _mm_loadu_si128((const __m128i *)sl_u8_b1_low);
+    const __m128i t3 = _mm_loadu_si128((const __m128i *)sl_u8_b2_high);
     __m128i prev1 = _mm_alignr_epi8(in, prev, 15);
     __m128i prev2 = _mm_alignr_epi8(in, prev, 14);
     __m128i prev3 = _mm_alignr_epi8(in, prev, 13);
@@ -292,7 +220,7 @@ SSE42 static INLINE uint32_t *block128(const uint8_t *b, uint32_t pos, sl_js_car
         utf8_check128(u, v[2], v[1]);
         utf8_check128(u, v[3], v[2]);
         u->incomplete =
-            _mm_subs_epu8(v[3], _mm_loadu_si128((const __m128i *)(incomplete_max + 48)));
+            _mm_subs_epu8(v[3], _mm_loadu_si128((const __m128i *)(sl_u8_incomplete_max + 48)));
         u->prev = v[3];
     } else {
         u->err = _mm_or_si128(u->err, u->incomplete);
@@ -438,9 +366,9 @@ AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last
     k512 k = {
         table512(ws_t16),
         table512(op_t16),
-        table512(b1_high_t),
-        table512(b1_low_t),
-        table512(b2_high_t),
+        table512(sl_u8_b1_high),
+        table512(sl_u8_b1_low),
+        table512(sl_u8_b2_high),
         _mm512_set1_epi8('\\'),
         _mm512_set1_epi8('"'),
         _mm512_set1_epi8(0x20),
@@ -449,7 +377,7 @@ AVX512 size_t sl_js1_avx512(const uint8_t *p, size_t n, uint32_t base, bool last
         _mm512_set1_epi8((char)(0xE0 - 0x80)),
         _mm512_set1_epi8((char)(0xF0 - 0x80)),
         _mm512_set1_epi8((char)0x80),
-        _mm512_loadu_si512((const void *)incomplete_max),
+        _mm512_loadu_si512((const void *)sl_u8_incomplete_max),
         _mm512_loadu_si512((const void *)iota64),
     };
     PIN(k.ws_t);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/utf8.h"
+
 /* ---- buffers ---- */
 
 static inline int buf_reserve(sl_buf *b, size_t extra)
@@ -21,78 +23,20 @@ static inline int buf_put(sl_buf *b, const void *p, size_t n)
 
 /* ---- UTF-8 ---- */
 
-/* Length of the valid sequence at p[0..n) (1..4), or -(k) where k >= 1 is
- * the length of the maximal invalid subpart to replace. p[0] >= 0x80. */
-static int utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    unsigned lo = 0x80, hi = 0xBF;
-    int len;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F; /* <= U+10FFFF */
-    } else {
-        return -1;
-    }
-    if (n < 2 || p[1] < lo || p[1] > hi) return -1;
-    for (int i = 2; i < len; i++)
-        if ((size_t)i >= n || (p[i] & 0xC0) != 0x80) return -i;
-    return len;
-}
-
-static inline size_t ascii_run(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i + 8 <= n) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        if (w & 0x8080808080808080ull) break;
-        i += 8;
-    }
-    while (i < n && p[i] < 0x80) i++;
-    return i;
-}
-
-bool sl_loki_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    for (;;) {
-        i += ascii_run(p + i, n - i);
-        if (i >= n) return true;
-        int k = utf8_seq(p + i, n - i);
-        if (k < 0) return false;
-        i += (size_t)k;
-    }
-}
-
 long sl_loki_utf8_sanitize(const char *s, size_t n, sl_buf *out)
 {
     static const char repl[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
-    const unsigned char *p = (const unsigned char *)s;
     long nrep = 0;
-    size_t i = 0, start = 0;
-    for (;;) {
-        i += ascii_run(p + i, n - i);
-        if (i >= n) break;
-        int k = utf8_seq(p + i, n - i);
-        if (k > 0) {
-            i += (size_t)k;
-            continue;
-        }
-        if (buf_put(out, s + start, i - start) || buf_put(out, repl, 3)) return -1;
+    size_t i = 0;
+    while (i < n) {
+        size_t ok = sl_utf8_valid_prefix(s + i, n - i);
+        if (buf_put(out, s + i, ok)) return -1;
+        i += ok;
+        if (i == n) break;
+        if (buf_put(out, repl, 3)) return -1;
         nrep++;
-        i += (size_t)-k;
-        start = i;
+        i += (size_t)-sl_utf8_seq((const unsigned char *)s + i, n - i);
     }
-    if (buf_put(out, s + start, n - start)) return -1;
     return nrep;
 }
 
@@ -510,7 +454,7 @@ static int key_text(const sl_field *f, sl_buf *t, sl_slice *out)
  * bytes were replaced. NULL on allocation failure. */
 static const char *stable_utf8(sl_loki_req *q, sl_slice s, bool stable, size_t *n, bool *bad)
 {
-    if (sl_loki_utf8_valid(s.p, s.n)) {
+    if (sl_utf8_valid(s.p, s.n)) {
         *n = s.n;
         return stable ? s.p : scratch_dup(&q->mem, s.p, s.n);
     }
@@ -941,7 +885,7 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             src = (sl_slice){q->t1.p, q->t1.len};
             lp = stable_utf8(q, src, false, &ln, &rbad);
             if (!lp) goto nomem;
-        } else if (sl_loki_utf8_valid(src.p, src.n)) {
+        } else if (sl_utf8_valid(src.p, src.n)) {
             lp = src.p; /* zero-copy: points into the batch's chunk */
             ln = src.n;
         } else {

@@ -66,8 +66,6 @@ int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err);
 /* Replaces out's content with the gzip member of in[0..n). */
 int sl_loki_gzip(const void *in, size_t n, sl_buf *out, sl_err *err);
 
-/* True when p[0..n) is valid UTF-8. */
-bool sl_loki_utf8_valid(const char *p, size_t n);
 /* Appends p[0..n) to out with each maximal invalid subsequence replaced by
  * U+FFFD (Unicode's recommended practice); returns the replacements made,
  * or -1 when out cannot grow. */

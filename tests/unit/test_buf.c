@@ -36,6 +36,73 @@ static void test_utf8_validation(void **st)
                         "a\xef\xbf\xbd"
                         "b\xef\xbf\xbd",
                         n);
+    /* One U+FFFD per maximal subpart: a cut 3-byte sequence is one, a
+     * surrogate is three (its second byte is already out of range). */
+    n = sl_utf8_sanitize("\xe2\x82z", 3, out, &bad);
+    assert_int_equal(bad, 1);
+    assert_int_equal(n, 4);
+    n = sl_utf8_sanitize("\xed\xa0\x80", 3, out, &bad);
+    assert_int_equal(bad, 3);
+    assert_int_equal(n, 9);
+}
+
+/* The reference: one sequence at a time, no fast path. */
+static size_t valid_prefix_slow(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        int k = sl_utf8_seq((const unsigned char *)p + i, n - i);
+        if (k < 0) return i;
+        i += (size_t)k;
+    }
+    return n;
+}
+
+/* The ASCII fast paths (two words, 128- and 32-byte vector blocks, words,
+ * bytes) against the reference: every length up to 300, with a bad byte or
+ * a valid multi-byte sequence at every position, and random mixtures. */
+static void test_utf8_fast_path(void **st)
+{
+    (void)st;
+    char buf[320];
+    for (size_t n = 1; n <= 300; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            memset(buf, 'x', n);
+            buf[pos] = (char)0x80;
+            assert_int_equal(sl_utf8_valid_prefix(buf, n), pos);
+            if (pos + 2 <= n) {
+                memcpy(buf + pos, "\xc3\xa9", 2);
+                assert_int_equal(sl_utf8_valid_prefix(buf, n), n);
+                assert_true(sl_utf8_valid(buf, n));
+            }
+        }
+    }
+    static const char *const pieces[] = {
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xed\xa0\x80", "\xe2\x82", "\x80"};
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0;
+        while (n < 280) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            if (rng % 8 < 6) {
+                size_t run = (size_t)(rng >> 8) % 150;
+                if (n + run > 280) run = 280 - n;
+                memset(buf + n, 'a' + (int)(rng % 26), run);
+                n += run;
+            } else {
+                const char *pc = pieces[(rng >> 16) % 7];
+                if (round % 2 && (rng >> 24) % 4) pc = pieces[(rng >> 16) % 3]; /* mostly valid */
+                size_t len = strlen(pc);
+                memcpy(buf + n, pc, len);
+                n += len;
+            }
+        }
+        assert_int_equal(sl_utf8_valid_prefix(buf, n), valid_prefix_slow(buf, n));
+        char out[3 * sizeof buf];
+        size_t bad, on = sl_utf8_sanitize(buf, n, out, &bad);
+        assert_true(sl_utf8_valid(out, on));
+        assert_int_equal(bad == 0, valid_prefix_slow(buf, n) == n);
+    }
 }
 
 static void test_json_escape(void **st)
@@ -102,9 +169,9 @@ static void test_record_json(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_validation),   cmocka_unit_test(test_json_escape),
-        cmocka_unit_test(test_limit_is_enforced), cmocka_unit_test(test_arena_bound),
-        cmocka_unit_test(test_record_json),
+        cmocka_unit_test(test_utf8_validation), cmocka_unit_test(test_utf8_fast_path),
+        cmocka_unit_test(test_json_escape),     cmocka_unit_test(test_limit_is_enforced),
+        cmocka_unit_test(test_arena_bound),     cmocka_unit_test(test_record_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "core/utf8.h"
 #include "shipper/loki_encode.h"
 #include "tests/loki_receiver.h"
 
@@ -314,12 +315,12 @@ static void test_utf8(void **state)
         sl_buf_init(&b, 0);
         long r = sl_loki_utf8_sanitize(cases[i].in, cases[i].n, &b);
         assert_int_equal(r, cases[i].reps);
-        assert_int_equal(sl_loki_utf8_valid(cases[i].in, cases[i].n), cases[i].reps == 0);
+        assert_int_equal(sl_utf8_valid(cases[i].in, cases[i].n), cases[i].reps == 0);
         size_t on = strlen(cases[i].out);
         if (i == 9) on = 6;
         assert_int_equal(b.len, on);
         assert_memory_equal(b.p, cases[i].out, on);
-        assert_true(sl_loki_utf8_valid(b.p, b.len));
+        assert_true(sl_utf8_valid(b.p, b.len));
         sl_buf_free(&b);
     }
     /* Long ASCII runs with a bad byte at every position of the fast path. */
@@ -327,7 +328,7 @@ static void test_utf8(void **state)
     for (size_t pos = 0; pos < sizeof buf; pos++) {
         memset(buf, 'x', sizeof buf);
         buf[pos] = (char)0x80;
-        assert_false(sl_loki_utf8_valid(buf, sizeof buf));
+        assert_false(sl_utf8_valid(buf, sizeof buf));
     }
 }
 

@@ -50,8 +50,8 @@ typedef struct tracked {
 } tracked;
 
 /* Finds the end of a line (see eol_scalar). */
-typedef const char *(*eol_fn)(const char *p, const char *end, bool *nul);
-static eol_fn pick_eol(void);
+typedef const char *(*eol_fn)(const char *p, const char *end, bool *suspect);
+static eol_fn pick_eol(bool validate_utf8);
 
 typedef struct file_input {
     const sl_input_ctx *ctx;
@@ -186,12 +186,12 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     file_input *in = calloc(1, sizeof *in);
     if (!in) return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     in->ctx = ctx;
-    in->find_eol = pick_eol();
     if (configure(in, ctx) != SL_OK) {
         sl_multiline_free(in->multiline);
         free(in);
         return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
     }
+    in->find_eol = pick_eol(in->validate_utf8);
     if (ctx->check_only) {
         sl_multiline_free(in->multiline);
         free(in);
@@ -575,21 +575,29 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
 }
 
 /* The end of the line starting at p (its '\n', or NULL when it has none
- * before end); *nul is set when a NUL byte comes first. Splitting is bound
- * by this scan, as `wc -l` is by memchr: the AVX2 version looks for both
- * bytes in one pass, so counting lines with NULs costs nothing extra. */
-static const char *eol_scalar(const char *p, const char *end, bool *nul)
+ * before end); *suspect is set when a NUL byte comes first, and, for the
+ * _utf8 variants, when the line is not valid UTF-8 (check_text then says
+ * which). Splitting is bound by this scan, as `wc -l` is by memchr: the
+ * AVX2 versions look at each byte once, so the checks cost little. */
+static const char *eol_scalar(const char *p, const char *end, bool *suspect)
 {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (memchr(p, 0, (size_t)((nl ? nl : end) - p))) *nul = true;
+    if (memchr(p, 0, (size_t)((nl ? nl : end) - p))) *suspect = true;
+    return nl;
+}
+
+static const char *eol_utf8_scalar(const char *p, const char *end, bool *suspect)
+{
+    const char *nl = eol_scalar(p, end, suspect);
+    if (!sl_utf8_valid(p, (size_t)((nl ? nl : end) - p))) *suspect = true;
     return nl;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "core/utf8_lookup.h"
 
 __attribute__((target("avx2"))) static const char *eol_avx2(const char *p, const char *end,
-                                                            bool *nul)
+                                                            bool *suspect)
 {
     const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
     for (; end - p >= 64; p += 64) {
@@ -605,19 +613,92 @@ __attribute__((target("avx2"))) static const char *eol_avx2(const char *p, const
                       (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
         /* Only NULs before the newline belong to this line. */
         uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
-        if (mz & before) *nul = true;
+        if (mz & before) *suspect = true;
         if (mn) return p + __builtin_ctzll(mn);
     }
-    return eol_scalar(p, end, nul);
+    return eol_scalar(p, end, suspect);
+}
+
+/* Most log text is ASCII: a block of it only has to close what the block
+ * before left open. In text with a few non-ASCII bytes per line the branch
+ * mispredicts, but costs no more than the check it skips (bench_lines). */
+__attribute__((target("avx2"))) static inline void check_or_skip_ascii(sl_u8_256 *u, __m256i a,
+                                                                       __m256i b)
+{
+    if (_mm256_movemask_epi8(_mm256_or_si256(a, b))) {
+        sl_u8_check64(u, a, b);
+    } else {
+        u->err = _mm256_or_si256(u->err, u->incomplete);
+        u->incomplete = _mm256_setzero_si256();
+        u->prev = b;
+    }
+}
+
+/* eol_avx2 with UTF-8 validation (the lookup method) in the same pass. The
+ * byte before a line is '\n', so the check starts from an ASCII "previous
+ * block"; bytes from the newline on are zeroed, so the next line's bytes
+ * are not held against this one and a sequence cut by the newline shows. */
+__attribute__((target("avx2"))) static const char *eol_utf8_avx2(const char *p, const char *end,
+                                                                 bool *suspect)
+{
+    static const int8_t iota[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
+    const __m256i idx = _mm256_loadu_si256((const __m256i *)iota);
+    sl_u8_256 u = {zero, zero, zero};
+    const char *found = NULL;
+    for (; end - p >= 64; p += 64) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)p);
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 32));
+        __m256i hit =
+            _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, nl), _mm256_cmpeq_epi8(a, zero)),
+                            _mm256_or_si256(_mm256_cmpeq_epi8(b, nl), _mm256_cmpeq_epi8(b, zero)));
+        if (_mm256_testz_si256(hit, hit)) {
+            check_or_skip_ascii(&u, a, b);
+            continue;
+        }
+        uint64_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
+                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
+        uint64_t mz = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
+                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
+        uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
+        if (mz & before) *suspect = true;
+        if (mn) {
+            int k = __builtin_ctzll(mn);
+            a = _mm256_and_si256(a, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)k), idx));
+            b = _mm256_and_si256(b, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(k - 32)), idx));
+            check_or_skip_ascii(&u, a, b);
+            found = p + k;
+            break;
+        }
+        sl_u8_check64(&u, a, b);
+    }
+    if (!found) {
+        /* Under 64 bytes left: find the end as eol_scalar does, then check
+         * what belongs to the line in a zero-padded block. */
+        found = eol_scalar(p, end, suspect);
+        _Alignas(32) char tail[64] = {0};
+        memcpy(tail, p, (size_t)((found ? found : end) - p));
+        sl_u8_check64(&u, _mm256_load_si256((const __m256i *)tail),
+                      _mm256_load_si256((const __m256i *)(tail + 32)));
+    }
+    u.err = _mm256_or_si256(u.err, u.incomplete);
+    if (!_mm256_testz_si256(u.err, u.err)) *suspect = true;
+    return found;
 }
 #endif
 
-static eol_fn pick_eol(void)
+/* $SLUICE_SIMD=scalar (as for the JSON kernels) forces the portable scan,
+ * so tests cover it on any CPU. */
+static eol_fn pick_eol(bool validate_utf8)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx2")) return eol_avx2;
+    const char *simd = getenv("SLUICE_SIMD");
+    bool forced_scalar = simd && strcmp(simd, "scalar") == 0;
+    if (!forced_scalar && __builtin_cpu_supports("avx2"))
+        return validate_utf8 ? eol_utf8_avx2 : eol_avx2;
 #endif
-    return eol_scalar;
+    return validate_utf8 ? eol_utf8_scalar : eol_scalar;
 }
 
 /* True when u[0, n) is the start of a multi-byte sequence cut short (by
@@ -660,7 +741,7 @@ typedef struct emitter {
     int64_t now;
     sl_batch *b;
     uint64_t begin;
-    bool suspect; /* a NUL seen, or the chunk is not UTF-8: check each record */
+    bool suspect; /* a line had a NUL or was not UTF-8: check each record from here */
 } emitter;
 
 /* Adds the record data[off, off+n) whose source ends at data[end). */
@@ -696,19 +777,16 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
 static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
     const char *data = t->chunk->data;
-    /* validate_utf8: one pass over the chunk; lines are checked one by one
-     * only when it fails (or a line has a NUL). */
-    bool suspect = in->validate_utf8 && sl_utf8_valid_prefix(data, len) != len;
-    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, suspect};
+    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, false};
     size_t pos = 0, max = in->max_line_bytes;
     sl_multiline *ml = in->multiline;
     size_t gstart = 0;   /* multiline group: where it starts */
     uint32_t glines = 0; /* and how many lines it has */
     int rc = SL_OK;
     while (pos < len && rc == SL_OK) {
-        bool nul = false;
-        const char *nl = in->find_eol(data + pos, data + len, &nul);
-        e.suspect |= nul;
+        bool suspect = false;
+        const char *nl = in->find_eol(data + pos, data + len, &suspect);
+        e.suspect |= suspect;
         size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
         if (t->skipping) {
             /* Truncate mode: the rest of an over-long line is dropped. */

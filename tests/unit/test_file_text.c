@@ -1,0 +1,238 @@
+/* The file input's text checks, in process: every line of a file full of
+ * valid and invalid UTF-8 (and NULs) at every offset from the 64-byte blocks
+ * of the vector scan comes out flagged exactly when a one-sequence-at-a-time
+ * reference says it is not UTF-8. Run with the vector scan, with the
+ * portable one ($SLUICE_SIMD=scalar), and without validate_utf8 (off by
+ * default, docs/decisions/0012-input-text-checks.md). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <cmocka.h>
+
+#include "collector/file.h"
+#include "core/batch.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/plugin.h"
+#include "core/utf8.h"
+#include "tests/helpers.h"
+
+#define MAX_LINE 800
+
+typedef struct corpus {
+    sl_buf text;
+    size_t *off; /* line i is text[off[i], off[i+1] - 1) (without '\n') */
+    size_t n, cap;
+} corpus;
+
+typedef struct seen {
+    corpus *want;
+    size_t got, mismatched_bytes, flagged, wrong_flag;
+    long first_wrong;
+    atomic_bool stop;
+} seen;
+
+static bool valid_reference(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        int k = sl_utf8_seq((const unsigned char *)p + i, n - i);
+        if (k < 0) return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
+static void add_line(corpus *c, const char *p, size_t n)
+{
+    if (c->n + 2 > c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->off = realloc(c->off, c->cap * sizeof *c->off);
+    }
+    c->off[c->n++] = c->text.len;
+    sl_buf_append(&c->text, p, n);
+    sl_buf_append(&c->text, "\n", 1);
+    c->off[c->n] = c->text.len;
+}
+
+static void build(corpus *c)
+{
+    sl_buf_init(&c->text, 0);
+    c->n = c->cap = 0;
+    c->off = NULL;
+    static const char *const pieces[] = {
+        "\xc3\xa9",     "\xe2\x82\xac", "\xf0\x9f\x98\x80", /* valid */
+        "\xff",         "\x80",         "\xc0\xaf",         /* invalid */
+        "\xed\xa0\x80", "\xe2\x82",     "\xf4\x90\x80\x80", "\0",
+    };
+    char line[MAX_LINE + 8];
+    /* A lead byte as the last byte before the newline, and a continuation
+     * as the first byte after it, at every offset around the 64-byte block
+     * edges: neither may leak into the other line. */
+    for (size_t len = 1; len <= 140; len++) {
+        memset(line, 'a', len);
+        line[len - 1] = (char)0xe2;
+        add_line(c, line, len);
+        line[0] = (char)0x80;
+        memset(line + 1, 'b', len - 1);
+        add_line(c, line, len);
+        memset(line, 'c', len);
+        add_line(c, line, len);
+        if (len >= 3) {
+            memcpy(line + len - 3, "\xe2\x82\xac", 3);
+            add_line(c, line, len);
+        }
+    }
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 4000; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        size_t target = (size_t)(rng >> 20) % (i % 10 ? 200 : MAX_LINE), n = 0;
+        bool clean = i % 3 == 0; /* a third of the lines only valid pieces */
+        while (n < target) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            if (rng % 16 < 13) {
+                size_t run = (size_t)(rng >> 8) % 90;
+                if (n + run > target) run = target - n;
+                memset(line + n, 'a' + (int)((rng >> 40) % 26), run);
+                n += run;
+            } else {
+                size_t k = (size_t)(rng >> 16) % (clean ? 3 : 10);
+                size_t len = k == 9 ? 1 : strlen(pieces[k]);
+                memcpy(line + n, pieces[k], len);
+                n += len;
+            }
+        }
+        add_line(c, line, n);
+    }
+}
+
+static int check_emit(void *arg, sl_batch *b)
+{
+    seen *s = arg;
+    for (uint32_t i = 0; i < b->nrecords && s->got < s->want->n; i++, s->got++) {
+        const sl_record *r = &b->records[i];
+        const corpus *c = s->want;
+        size_t wn = c->off[s->got + 1] - 1 - c->off[s->got];
+        const char *w = c->text.p + c->off[s->got];
+        if (r->line.n != wn || memcmp(r->line.p, w, wn) != 0) s->mismatched_bytes++;
+        bool flagged = (r->flags & SL_RF_INVALID_UTF8) != 0;
+        s->flagged += flagged;
+        if (flagged != !valid_reference(w, wn)) {
+            if (s->first_wrong < 0) s->first_wrong = (long)s->got;
+            s->wrong_flag++;
+        }
+    }
+    sl_batch_done(b);
+    if (s->got >= s->want->n) atomic_store(&s->stop, true);
+    return SL_OK;
+}
+
+static void *run_input(void *state)
+{
+    sl_file_input_ops.run(state);
+    return NULL;
+}
+
+/* Reads path with the real file input; extra: more input keys. */
+static void read_all(const char *path, const char *extra, seen *s)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "inputs:\n  - name: text\n    type: file\n    paths: [\"%s\"]\n"
+                     "    start_at: beginning\n%s",
+                     path, extra);
+    sl_cfg *cfg = sl_cfg_new();
+    assert_non_null(cfg);
+    assert_int_equal(sl_cfg_load_string(cfg, "test", text, (size_t)n), 0);
+    char *data_dir = sl_t_tmpdir("file_text");
+    sl_input_ctx ctx = {.name = "text",
+                        .cfg = cfg,
+                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
+                        .data_dir = data_dir,
+                        .emit = check_emit,
+                        .emit_arg = s,
+                        .stop = &s->stop};
+    void *state = NULL;
+    sl_err err;
+    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    for (int ms = 0; ms < 30000 && !atomic_load(&s->stop); ms += 5) sl_t_sleep_ms(5);
+    atomic_store(&s->stop, true);
+    pthread_join(th, NULL);
+    sl_file_input_ops.destroy(state);
+    sl_cfg_free(cfg);
+    free(data_dir);
+}
+
+static size_t expected_invalid(const corpus *c)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < c->n; i++)
+        bad += !valid_reference(c->text.p + c->off[i], c->off[i + 1] - 1 - c->off[i]);
+    return bad;
+}
+
+static void run_case(const char *extra, bool expect_flags)
+{
+    corpus c;
+    build(&c);
+    size_t bad = expected_invalid(&c);
+    assert_true(bad > 1000 && bad < c.n - 1000); /* both kinds, plenty of each */
+    char *dir = sl_t_tmpdir("file_text_in");
+    char *path = sl_t_path(dir, "mixed.log");
+    assert_int_equal(sl_t_write_file(path, c.text.p, c.text.len), 0);
+    seen s = {.want = &c, .first_wrong = -1};
+    read_all(path, extra, &s);
+    assert_int_equal(s.got, c.n);
+    assert_int_equal(s.mismatched_bytes, 0);
+    if (expect_flags) {
+        if (s.wrong_flag)
+            fprintf(stderr, "wrong flags: %zu, first: line %ld; flagged %zu of %zu bad\n",
+                    s.wrong_flag, s.first_wrong, s.flagged, bad);
+        assert_int_equal(s.wrong_flag, 0);
+        assert_int_equal(s.flagged, bad);
+    } else {
+        assert_int_equal(s.flagged, 0);
+    }
+    free(path);
+    free(dir);
+    sl_buf_free(&c.text);
+    free(c.off);
+}
+
+static void test_flags_vector_scan(void **st)
+{
+    (void)st;
+    unsetenv("SLUICE_SIMD");
+    run_case("    validate_utf8: true\n", true);
+}
+
+static void test_flags_portable_scan(void **st)
+{
+    (void)st;
+    setenv("SLUICE_SIMD", "scalar", 1);
+    run_case("    validate_utf8: true\n", true);
+    unsetenv("SLUICE_SIMD");
+}
+
+static void test_no_flags_by_default(void **st)
+{
+    (void)st;
+    run_case("", false);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flags_vector_scan),
+        cmocka_unit_test(test_flags_portable_scan),
+        cmocka_unit_test(test_no_flags_by_default),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

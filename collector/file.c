@@ -596,29 +596,6 @@ static const char *eol_utf8_scalar(const char *p, const char *end, bool *suspect
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "core/utf8_lookup.h"
 
-__attribute__((target("avx2"))) static const char *eol_avx2(const char *p, const char *end,
-                                                            bool *suspect)
-{
-    const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
-    for (; end - p >= 64; p += 64) {
-        __m256i a = _mm256_loadu_si256((const __m256i *)p);
-        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 32));
-        __m256i hit =
-            _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, nl), _mm256_cmpeq_epi8(a, zero)),
-                            _mm256_or_si256(_mm256_cmpeq_epi8(b, nl), _mm256_cmpeq_epi8(b, zero)));
-        if (_mm256_testz_si256(hit, hit)) continue;
-        uint64_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
-                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
-        uint64_t mz = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
-                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
-        /* Only NULs before the newline belong to this line. */
-        uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
-        if (mz & before) *suspect = true;
-        if (mn) return p + __builtin_ctzll(mn);
-    }
-    return eol_scalar(p, end, suspect);
-}
-
 /* Most log text is ASCII: a block of it only has to close what the block
  * before left open. In text with a few non-ASCII bytes per line the branch
  * mispredicts, but costs no more than the check it skips (bench_lines). */
@@ -634,17 +611,18 @@ __attribute__((target("avx2"))) static inline void check_or_skip_ascii(sl_u8_256
     }
 }
 
-/* eol_avx2 with UTF-8 validation (the lookup method) in the same pass. The
- * byte before a line is '\n', so the check starts from an ASCII "previous
- * block"; bytes from the newline on are zeroed, so the next line's bytes
- * are not held against this one and a sequence cut by the newline shows. */
-__attribute__((target("avx2"))) static const char *eol_utf8_avx2(const char *p, const char *end,
-                                                                 bool *suspect)
+/* The AVX2 scan, 64 bytes a step, for '\n' and NUL at once; with utf8 (a
+ * constant: two copies are compiled) it validates the same blocks with the
+ * lookup method. The byte before a line is '\n', so the check starts from
+ * an ASCII "previous block"; bytes from the newline on are zeroed, so the
+ * next line's bytes are not held against this one and a sequence cut by
+ * the newline shows. */
+__attribute__((target("avx2"), always_inline)) static inline const char *
+eol_scan_avx2(const char *p, const char *end, bool *suspect, const bool utf8)
 {
     static const int8_t iota[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
                                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
     const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
-    const __m256i idx = _mm256_loadu_si256((const __m256i *)iota);
     sl_u8_256 u = {zero, zero, zero};
     const char *found = NULL;
     for (; end - p >= 64; p += 64) {
@@ -654,37 +632,56 @@ __attribute__((target("avx2"))) static const char *eol_utf8_avx2(const char *p, 
             _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, nl), _mm256_cmpeq_epi8(a, zero)),
                             _mm256_or_si256(_mm256_cmpeq_epi8(b, nl), _mm256_cmpeq_epi8(b, zero)));
         if (_mm256_testz_si256(hit, hit)) {
-            check_or_skip_ascii(&u, a, b);
+            if (utf8) check_or_skip_ascii(&u, a, b);
             continue;
         }
         uint64_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
                       (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
         uint64_t mz = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
                       (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
+        /* Only NULs before the newline belong to this line. */
         uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
         if (mz & before) *suspect = true;
         if (mn) {
             int k = __builtin_ctzll(mn);
-            a = _mm256_and_si256(a, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)k), idx));
-            b = _mm256_and_si256(b, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(k - 32)), idx));
-            check_or_skip_ascii(&u, a, b);
             found = p + k;
+            if (utf8) {
+                const __m256i idx = _mm256_loadu_si256((const __m256i *)iota);
+                a = _mm256_and_si256(a, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)k), idx));
+                b = _mm256_and_si256(b, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(k - 32)), idx));
+                check_or_skip_ascii(&u, a, b);
+            }
             break;
         }
-        sl_u8_check64(&u, a, b);
+        if (utf8) check_or_skip_ascii(&u, a, b);
     }
     if (!found) {
-        /* Under 64 bytes left: find the end as eol_scalar does, then check
-         * what belongs to the line in a zero-padded block. */
         found = eol_scalar(p, end, suspect);
+        if (!utf8) return found;
+        /* Under 64 bytes were left: check what belongs to the line in a
+         * zero-padded block. */
         _Alignas(32) char tail[64] = {0};
         memcpy(tail, p, (size_t)((found ? found : end) - p));
         sl_u8_check64(&u, _mm256_load_si256((const __m256i *)tail),
                       _mm256_load_si256((const __m256i *)(tail + 32)));
     }
-    u.err = _mm256_or_si256(u.err, u.incomplete);
-    if (!_mm256_testz_si256(u.err, u.err)) *suspect = true;
+    if (utf8) {
+        u.err = _mm256_or_si256(u.err, u.incomplete);
+        if (!_mm256_testz_si256(u.err, u.err)) *suspect = true;
+    }
     return found;
+}
+
+__attribute__((target("avx2"))) static const char *eol_avx2(const char *p, const char *end,
+                                                            bool *suspect)
+{
+    return eol_scan_avx2(p, end, suspect, false);
+}
+
+__attribute__((target("avx2"))) static const char *eol_utf8_avx2(const char *p, const char *end,
+                                                                 bool *suspect)
+{
+    return eol_scan_avx2(p, end, suspect, true);
 }
 #endif
 

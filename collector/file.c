@@ -52,6 +52,9 @@ typedef struct tracked {
 /* Finds the end of a line (see eol_scalar). */
 typedef const char *(*eol_fn)(const char *p, const char *end, bool *suspect);
 static eol_fn pick_eol(bool validate_utf8);
+/* Whether the lines for f are found with an eol_index, and its size. */
+static bool eol_uses_index(eol_fn f);
+static size_t eol_index_size(void);
 
 typedef struct file_input {
     const sl_input_ctx *ctx;
@@ -90,6 +93,7 @@ typedef struct file_input {
         *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
         *m_bad_utf8, *m_nul;
     eol_fn find_eol;
+    struct eol_index *index; /* AVX2 and no UTF-8 check: newlines found per window */
 } file_input;
 
 static const sl_cfg_key file_keys[] = {
@@ -231,10 +235,13 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     in->watch = sl_watch_new();
     in->by_id = calloc(INDEX_BUCKETS, sizeof *in->by_id);
     in->by_path = calloc(INDEX_BUCKETS, sizeof *in->by_path);
-    if (!in->watch || !in->by_id || !in->by_path) {
+    bool want_index = eol_uses_index(in->find_eol);
+    if (want_index) in->index = malloc(eol_index_size());
+    if (!in->watch || !in->by_id || !in->by_path || (want_index && !in->index)) {
         sl_watch_free(in->watch);
         free(in->by_id);
         free(in->by_path);
+        free(in->index);
         sl_ckpt_free(&in->ckpt);
         free(in);
         return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
@@ -709,6 +716,117 @@ static bool cut_sequence(const unsigned char *u, size_t n)
     return true;
 }
 
+/* Newlines found a window at a time. Short lines (access logs: ~150 bytes)
+ * made the per-line scan restart and mispredict its exit once per line, and
+ * it cost as much as copying the data in; here each 64-byte block is looked
+ * at once, and finding the next line is a cursor step. NULs are noted per
+ * window: the lines of a window with one are checked exactly (check_text).
+ * The array is bounded by the window (16 KiB -> 32 KiB of offsets). */
+#define EOL_WINDOW 16384
+
+typedef struct eol_index {
+    const char *data;
+    size_t len;                  /* the bytes being split */
+    size_t wbeg, wend;           /* the window [wbeg, wend) indexed */
+    bool wnul;                   /* it holds a NUL */
+    uint32_t n, i;               /* newlines in it, and the cursor */
+    uint16_t at[EOL_WINDOW + 4]; /* their offsets from wbeg; 4 of slack */
+} eol_index;
+
+static void eol_index_reset(eol_index *x, const char *data, size_t len)
+{
+    x->data = data;
+    x->len = len;
+    x->wbeg = x->wend = 0;
+    x->n = x->i = 0;
+    x->wnul = false;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,bmi,popcnt"))) static void eol_index_window(eol_index *x, size_t from)
+{
+    const char *p = x->data + from;
+    size_t n = x->len - from < EOL_WINDOW ? x->len - from : EOL_WINDOW;
+    const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
+    __m256i nul = zero;
+    uint32_t cnt = 0;
+    size_t off = 0;
+    for (; off < n; off += 64) {
+        __m256i a, b;
+        if (n - off >= 64) {
+            a = _mm256_loadu_si256((const __m256i *)(p + off));
+            b = _mm256_loadu_si256((const __m256i *)(p + off + 32));
+        } else {
+            /* The last bytes, padded with neither '\n' nor NUL. */
+            _Alignas(32) char tail[64];
+            memset(tail, ' ', sizeof tail);
+            memcpy(tail, p + off, n - off);
+            a = _mm256_load_si256((const __m256i *)tail);
+            b = _mm256_load_si256((const __m256i *)(tail + 32));
+        }
+        nul = _mm256_or_si256(
+            nul, _mm256_or_si256(_mm256_cmpeq_epi8(a, zero), _mm256_cmpeq_epi8(b, zero)));
+        uint64_t bits = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
+                        (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
+        /* Four stores whatever the count, so the usual 0-2 newlines of a
+         * block do not cost a mispredicted loop exit; extra stores land in
+         * the slack and are overwritten (tzcnt(0) is 64). */
+        uint32_t c = (uint32_t)__builtin_popcountll(bits);
+        for (int k = 0; k < 4; k++) {
+            x->at[cnt + (uint32_t)k] = (uint16_t)(off + (size_t)_tzcnt_u64(bits));
+            bits = _blsr_u64(bits);
+        }
+        for (uint32_t k = 4; k < c; k++) {
+            x->at[cnt + k] = (uint16_t)(off + (size_t)_tzcnt_u64(bits));
+            bits = _blsr_u64(bits);
+        }
+        cnt += c;
+    }
+    x->wbeg = from;
+    x->wend = from + n;
+    x->n = cnt;
+    x->i = 0;
+    x->wnul = !_mm256_testz_si256(nul, nul);
+}
+#else
+static void eol_index_window(eol_index *x, size_t from)
+{
+    (void)x, (void)from; /* only built where the AVX2 scan is */
+}
+#endif
+
+static bool eol_uses_index(eol_fn f)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return f == eol_avx2;
+#else
+    (void)f;
+    return false;
+#endif
+}
+
+static size_t eol_index_size(void)
+{
+    return sizeof(eol_index);
+}
+
+/* The next newline at or after pos, or NULL when there is none before len;
+ * *suspect when a window the line touches holds a NUL. */
+static const char *eol_index_find(eol_index *x, size_t pos, bool *suspect)
+{
+    size_t from = pos;
+    for (;;) {
+        if (from < x->wbeg || from >= x->wend) {
+            if (from >= x->len) return NULL;
+            eol_index_window(x, from);
+        }
+        while (x->i < x->n && x->wbeg + x->at[x->i] < from) x->i++;
+        if (x->wnul) *suspect = true;
+        if (x->i < x->n) return x->data + x->wbeg + x->at[x->i];
+        from = x->wend;
+    }
+}
+
 /* Counts (and marks) a line that is not text. The cut ends of a split or
  * truncated line may hold part of a valid sequence: those are not held
  * against it. */
@@ -775,6 +893,7 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
     const char *data = t->chunk->data;
     emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, false};
+    if (in->index) eol_index_reset(in->index, data, len);
     size_t pos = 0, max = in->max_line_bytes;
     sl_multiline *ml = in->multiline;
     size_t gstart = 0;   /* multiline group: where it starts */
@@ -782,7 +901,8 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
     int rc = SL_OK;
     while (pos < len && rc == SL_OK) {
         bool suspect = false;
-        const char *nl = in->find_eol(data + pos, data + len, &suspect);
+        const char *nl = in->index ? eol_index_find(in->index, pos, &suspect)
+                                   : in->find_eol(data + pos, data + len, &suspect);
         e.suspect |= suspect;
         size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
         if (t->skipping) {
@@ -1109,6 +1229,7 @@ static void file_destroy(void *state)
     sl_multiline_free(in->multiline);
     free(in->by_id);
     free(in->by_path);
+    free(in->index);
     free(in);
 }
 

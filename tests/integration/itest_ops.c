@@ -132,10 +132,16 @@ static void agent_config(agent *a, const char *tag, const char *level, const cha
     free(yaml);
 }
 
+/* Up once the inputs exist: the HTTP server starts before they are
+ * created, so /healthz alone can answer while /metrics lacks their series. */
 static bool agent_up(void *arg)
 {
     agent *a = arg;
-    return http_get(a->mport, "/healthz", NULL) > 0;
+    char *text = NULL;
+    bool up = http_get(a->mport, "/metrics", &text) == 200 && text &&
+              strstr(text, "# TYPE sluice_input_records_total counter");
+    free(text);
+    return up;
 }
 
 static void agent_start(agent *a)

@@ -51,10 +51,19 @@ typedef struct tracked {
 
 /* Finds the end of a line (see eol_scalar). */
 typedef const char *(*eol_fn)(const char *p, const char *end, bool *suspect);
+/* NULL: the AVX2 newline index is used instead (eol_index_find). */
 static eol_fn pick_eol(bool validate_utf8);
-/* Whether the lines for f are found with an eol_index, and its size. */
-static bool eol_uses_index(eol_fn f);
-static size_t eol_index_size(void);
+
+/* Newlines found a window at a time (eol_index_window). */
+#define EOL_WINDOW 16384
+typedef struct eol_index {
+    const char *data;
+    size_t len;                  /* the bytes being split */
+    size_t wbeg, wend;           /* the window [wbeg, wend) indexed */
+    bool wnul;                   /* it holds a NUL */
+    uint32_t n, i;               /* newlines in it, and the cursor */
+    uint16_t at[EOL_WINDOW + 4]; /* their offsets from wbeg; 4 of slack */
+} eol_index;
 
 typedef struct file_input {
     const sl_input_ctx *ctx;
@@ -93,7 +102,7 @@ typedef struct file_input {
         *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
         *m_bad_utf8, *m_nul;
     eol_fn find_eol;
-    struct eol_index *index; /* AVX2 and no UTF-8 check: newlines found per window */
+    eol_index *index; /* when find_eol is NULL */
 } file_input;
 
 static const sl_cfg_key file_keys[] = {
@@ -235,9 +244,8 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     in->watch = sl_watch_new();
     in->by_id = calloc(INDEX_BUCKETS, sizeof *in->by_id);
     in->by_path = calloc(INDEX_BUCKETS, sizeof *in->by_path);
-    bool want_index = eol_uses_index(in->find_eol);
-    if (want_index) in->index = malloc(eol_index_size());
-    if (!in->watch || !in->by_id || !in->by_path || (want_index && !in->index)) {
+    if (!in->find_eol) in->index = malloc(sizeof *in->index);
+    if (!in->watch || !in->by_id || !in->by_path || (!in->find_eol && !in->index)) {
         sl_watch_free(in->watch);
         free(in->by_id);
         free(in->by_path);
@@ -584,8 +592,9 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
 /* The end of the line starting at p (its '\n', or NULL when it has none
  * before end); *suspect is set when a NUL byte comes first, and, for the
  * _utf8 variants, when the line is not valid UTF-8 (check_text then says
- * which). Splitting is bound by this scan, as `wc -l` is by memchr: the
- * AVX2 versions look at each byte once, so the checks cost little. */
+ * which). Splitting is bound by this scan, as `wc -l` is by memchr; with
+ * AVX2 the newline index (eol_index_window) or eol_utf8_avx2 take its place
+ * and look at each byte once, NULs and UTF-8 in the same pass. */
 static const char *eol_scalar(const char *p, const char *end, bool *suspect)
 {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -618,14 +627,13 @@ __attribute__((target("avx2"))) static inline void check_or_skip_ascii(sl_u8_256
     }
 }
 
-/* The AVX2 scan, 64 bytes a step, for '\n' and NUL at once; with utf8 (a
- * constant: two copies are compiled) it validates the same blocks with the
- * lookup method. The byte before a line is '\n', so the check starts from
- * an ASCII "previous block"; bytes from the newline on are zeroed, so the
- * next line's bytes are not held against this one and a sequence cut by
- * the newline shows. */
-__attribute__((target("avx2"), always_inline)) static inline const char *
-eol_scan_avx2(const char *p, const char *end, bool *suspect, const bool utf8)
+/* The end of the line as eol_scalar finds it, with the line validated in
+ * the same pass (the lookup method), 64 bytes a step. The byte before a
+ * line is '\n', so the check starts from an ASCII "previous block"; bytes
+ * from the newline on are zeroed, so the next line's bytes are not held
+ * against this one and a sequence cut by the newline shows. */
+__attribute__((target("avx2"))) static const char *eol_utf8_avx2(const char *p, const char *end,
+                                                                 bool *suspect)
 {
     static const int8_t iota[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
                                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
@@ -638,57 +646,39 @@ eol_scan_avx2(const char *p, const char *end, bool *suspect, const bool utf8)
         __m256i hit =
             _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, nl), _mm256_cmpeq_epi8(a, zero)),
                             _mm256_or_si256(_mm256_cmpeq_epi8(b, nl), _mm256_cmpeq_epi8(b, zero)));
-        if (_mm256_testz_si256(hit, hit)) {
-            if (utf8) check_or_skip_ascii(&u, a, b);
-            continue;
-        }
-        uint64_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
-                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
-        uint64_t mz = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
-                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
-        /* Only NULs before the newline belong to this line. */
-        uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
-        if (mz & before) *suspect = true;
-        if (mn) {
-            int k = __builtin_ctzll(mn);
-            found = p + k;
-            if (utf8) {
+        if (!_mm256_testz_si256(hit, hit)) {
+            uint64_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
+                          (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
+            uint64_t mz = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
+                          (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero))
+                              << 32;
+            /* Only NULs before the newline belong to this line. */
+            uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
+            if (mz & before) *suspect = true;
+            if (mn) {
+                int k = __builtin_ctzll(mn);
                 const __m256i idx = _mm256_loadu_si256((const __m256i *)iota);
                 a = _mm256_and_si256(a, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)k), idx));
                 b = _mm256_and_si256(b, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(k - 32)), idx));
                 check_or_skip_ascii(&u, a, b);
+                found = p + k;
+                break;
             }
-            break;
         }
-        if (utf8) check_or_skip_ascii(&u, a, b);
+        check_or_skip_ascii(&u, a, b);
     }
     if (!found) {
-        found = eol_scalar(p, end, suspect);
-        if (!utf8) return found;
         /* Under 64 bytes were left: check what belongs to the line in a
          * zero-padded block. */
+        found = eol_scalar(p, end, suspect);
         _Alignas(32) char tail[64] = {0};
         memcpy(tail, p, (size_t)((found ? found : end) - p));
         sl_u8_check64(&u, _mm256_load_si256((const __m256i *)tail),
                       _mm256_load_si256((const __m256i *)(tail + 32)));
     }
-    if (utf8) {
-        u.err = _mm256_or_si256(u.err, u.incomplete);
-        if (!_mm256_testz_si256(u.err, u.err)) *suspect = true;
-    }
+    u.err = _mm256_or_si256(u.err, u.incomplete);
+    if (!_mm256_testz_si256(u.err, u.err)) *suspect = true;
     return found;
-}
-
-__attribute__((target("avx2"))) static const char *eol_avx2(const char *p, const char *end,
-                                                            bool *suspect)
-{
-    return eol_scan_avx2(p, end, suspect, false);
-}
-
-__attribute__((target("avx2"))) static const char *eol_utf8_avx2(const char *p, const char *end,
-                                                                 bool *suspect)
-{
-    return eol_scan_avx2(p, end, suspect, true);
 }
 #endif
 
@@ -700,7 +690,7 @@ static eol_fn pick_eol(bool validate_utf8)
     const char *simd = getenv("SLUICE_SIMD");
     bool forced_scalar = simd && strcmp(simd, "scalar") == 0;
     if (!forced_scalar && __builtin_cpu_supports("avx2"))
-        return validate_utf8 ? eol_utf8_avx2 : eol_avx2;
+        return validate_utf8 ? eol_utf8_avx2 : NULL;
 #endif
     return validate_utf8 ? eol_utf8_scalar : eol_scalar;
 }
@@ -722,17 +712,6 @@ static bool cut_sequence(const unsigned char *u, size_t n)
  * at once, and finding the next line is a cursor step. NULs are noted per
  * window: the lines of a window with one are checked exactly (check_text).
  * The array is bounded by the window (16 KiB -> 32 KiB of offsets). */
-#define EOL_WINDOW 16384
-
-typedef struct eol_index {
-    const char *data;
-    size_t len;                  /* the bytes being split */
-    size_t wbeg, wend;           /* the window [wbeg, wend) indexed */
-    bool wnul;                   /* it holds a NUL */
-    uint32_t n, i;               /* newlines in it, and the cursor */
-    uint16_t at[EOL_WINDOW + 4]; /* their offsets from wbeg; 4 of slack */
-} eol_index;
-
 static void eol_index_reset(eol_index *x, const char *data, size_t len)
 {
     x->data = data;
@@ -794,21 +773,6 @@ static void eol_index_window(eol_index *x, size_t from)
     (void)x, (void)from; /* only built where the AVX2 scan is */
 }
 #endif
-
-static bool eol_uses_index(eol_fn f)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    return f == eol_avx2;
-#else
-    (void)f;
-    return false;
-#endif
-}
-
-static size_t eol_index_size(void)
-{
-    return sizeof(eol_index);
-}
 
 /* The next newline at or after pos, or NULL when there is none before len;
  * *suspect when a window the line touches holds a NUL. */

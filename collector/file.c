@@ -62,7 +62,7 @@ typedef struct eol_index {
     size_t wbeg, wend;           /* the window [wbeg, wend) indexed */
     bool wnul;                   /* it holds a NUL */
     uint32_t n, i;               /* newlines in it, and the cursor */
-    uint16_t at[EOL_WINDOW + 4]; /* their offsets from wbeg; 4 of slack */
+    uint16_t at[EOL_WINDOW + 1]; /* their offsets from wbeg; 1 of slack */
 } eol_index;
 
 typedef struct file_input {
@@ -747,17 +747,16 @@ __attribute__((target("avx2,bmi,popcnt"))) static void eol_index_window(eol_inde
             nul, _mm256_or_si256(_mm256_cmpeq_epi8(a, zero), _mm256_cmpeq_epi8(b, zero)));
         uint64_t bits = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
                         (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
-        /* Four stores whatever the count, so the usual 0-2 newlines of a
-         * block do not cost a mispredicted loop exit; extra stores land in
-         * the slack and are overwritten (tzcnt(0) is 64). */
+        /* One store whatever the count: a block holds at most one newline
+         * in most text, and branching on "any?" mispredicts on short lines.
+         * The store lands in the slack when there is none (tzcnt(0) = 64). */
         uint32_t c = (uint32_t)__builtin_popcountll(bits);
-        for (int k = 0; k < 4; k++) {
-            x->at[cnt + (uint32_t)k] = (uint16_t)(off + (size_t)_tzcnt_u64(bits));
-            bits = _blsr_u64(bits);
-        }
-        for (uint32_t k = 4; k < c; k++) {
-            x->at[cnt + k] = (uint16_t)(off + (size_t)_tzcnt_u64(bits));
-            bits = _blsr_u64(bits);
+        x->at[cnt] = (uint16_t)(off + (size_t)_tzcnt_u64(bits));
+        if (c > 1) {
+            for (uint32_t k = 1; k < c; k++) {
+                bits = _blsr_u64(bits);
+                x->at[cnt + k] = (uint16_t)(off + (size_t)_tzcnt_u64(bits));
+            }
         }
         cnt += c;
     }

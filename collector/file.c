@@ -51,18 +51,22 @@ typedef struct tracked {
 
 /* Finds the end of a line (see eol_scalar). */
 typedef const char *(*eol_fn)(const char *p, const char *end, bool *suspect);
-/* NULL: the AVX2 newline index is used instead (eol_index_find). */
+/* NULL: the AVX2 newline index (which also validates) is used instead. */
 static eol_fn pick_eol(bool validate_utf8);
 
 /* Newlines found a window at a time (eol_index_window). */
 #define EOL_WINDOW 16384
 typedef struct eol_index {
     const char *data;
-    size_t len;                  /* the bytes being split */
-    size_t wbeg, wend;           /* the window [wbeg, wend) indexed */
-    bool wnul;                   /* it holds a NUL */
-    uint32_t n, i;               /* newlines in it, and the cursor */
-    uint16_t at[EOL_WINDOW + 1]; /* their offsets from wbeg; 1 of slack */
+    size_t len;                             /* the bytes being split */
+    size_t wbeg, wend;                      /* the window [wbeg, wend) indexed */
+    bool wnul;                              /* it holds a NUL */
+    bool validate;                          /* validate_utf8: check the windows as well */
+    bool wbad;                              /* the window is not UTF-8 (or may end in a cut) */
+    bool carry;                             /* the window follows the last one: carry[] applies */
+    uint8_t carry_prev[32], carry_open[32]; /* UTF-8 state at wend (malloc'd: unaligned) */
+    uint32_t n, i;                          /* newlines in it, and the cursor */
+    uint16_t at[EOL_WINDOW + 1];            /* their offsets from wbeg; 1 of slack */
 } eol_index;
 
 typedef struct file_input {
@@ -593,8 +597,8 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
  * before end); *suspect is set when a NUL byte comes first, and, for the
  * _utf8 variants, when the line is not valid UTF-8 (check_text then says
  * which). Splitting is bound by this scan, as `wc -l` is by memchr; with
- * AVX2 the newline index (eol_index_window) or eol_utf8_avx2 take its place
- * and look at each byte once, NULs and UTF-8 in the same pass. */
+ * AVX2 the newline index (eol_index_window) takes its place and looks at
+ * each byte once, NULs and UTF-8 in the same pass. */
 static const char *eol_scalar(const char *p, const char *end, bool *suspect)
 {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -627,59 +631,6 @@ __attribute__((target("avx2"))) static inline void check_or_skip_ascii(sl_u8_256
     }
 }
 
-/* The end of the line as eol_scalar finds it, with the line validated in
- * the same pass (the lookup method), 64 bytes a step. The byte before a
- * line is '\n', so the check starts from an ASCII "previous block"; bytes
- * from the newline on are zeroed, so the next line's bytes are not held
- * against this one and a sequence cut by the newline shows. */
-__attribute__((target("avx2"))) static const char *eol_utf8_avx2(const char *p, const char *end,
-                                                                 bool *suspect)
-{
-    static const int8_t iota[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
-                                    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
-    const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
-    sl_u8_256 u = {zero, zero, zero};
-    const char *found = NULL;
-    for (; end - p >= 64; p += 64) {
-        __m256i a = _mm256_loadu_si256((const __m256i *)p);
-        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 32));
-        __m256i hit =
-            _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, nl), _mm256_cmpeq_epi8(a, zero)),
-                            _mm256_or_si256(_mm256_cmpeq_epi8(b, nl), _mm256_cmpeq_epi8(b, zero)));
-        if (!_mm256_testz_si256(hit, hit)) {
-            uint64_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
-                          (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
-            uint64_t mz = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
-                          (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero))
-                              << 32;
-            /* Only NULs before the newline belong to this line. */
-            uint64_t before = mn ? (mn & (0 - mn)) - 1 : ~(uint64_t)0;
-            if (mz & before) *suspect = true;
-            if (mn) {
-                int k = __builtin_ctzll(mn);
-                const __m256i idx = _mm256_loadu_si256((const __m256i *)iota);
-                a = _mm256_and_si256(a, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)k), idx));
-                b = _mm256_and_si256(b, _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(k - 32)), idx));
-                check_or_skip_ascii(&u, a, b);
-                found = p + k;
-                break;
-            }
-        }
-        check_or_skip_ascii(&u, a, b);
-    }
-    if (!found) {
-        /* Under 64 bytes were left: check what belongs to the line in a
-         * zero-padded block. */
-        found = eol_scalar(p, end, suspect);
-        _Alignas(32) char tail[64] = {0};
-        memcpy(tail, p, (size_t)((found ? found : end) - p));
-        sl_u8_check64(&u, _mm256_load_si256((const __m256i *)tail),
-                      _mm256_load_si256((const __m256i *)(tail + 32)));
-    }
-    u.err = _mm256_or_si256(u.err, u.incomplete);
-    if (!_mm256_testz_si256(u.err, u.err)) *suspect = true;
-    return found;
-}
 #endif
 
 /* $SLUICE_SIMD=scalar (as for the JSON kernels) forces the portable scan,
@@ -689,8 +640,7 @@ static eol_fn pick_eol(bool validate_utf8)
 #if defined(__x86_64__) && defined(__GNUC__)
     const char *simd = getenv("SLUICE_SIMD");
     bool forced_scalar = simd && strcmp(simd, "scalar") == 0;
-    if (!forced_scalar && __builtin_cpu_supports("avx2"))
-        return validate_utf8 ? eol_utf8_avx2 : NULL;
+    if (!forced_scalar && __builtin_cpu_supports("avx2")) return NULL;
 #endif
     return validate_utf8 ? eol_utf8_scalar : eol_scalar;
 }
@@ -709,16 +659,18 @@ static bool cut_sequence(const unsigned char *u, size_t n)
 /* Newlines found a window at a time. Short lines (access logs: ~150 bytes)
  * made the per-line scan restart and mispredict its exit once per line, and
  * it cost as much as copying the data in; here each 64-byte block is looked
- * at once, and finding the next line is a cursor step. NULs are noted per
- * window: the lines of a window with one are checked exactly (check_text).
- * The array is bounded by the window (16 KiB -> 32 KiB of offsets). */
+ * at once, and finding the next line is a cursor step. NULs, and with
+ * validate_utf8 invalid UTF-8 (the lookup method, state carried from one
+ * window to the next), are noted per window: the lines of a window with
+ * either are checked exactly (check_text), so a false alarm costs time,
+ * never a count. The array is bounded by the window (16 KiB -> 32 KiB). */
 static void eol_index_reset(eol_index *x, const char *data, size_t len)
 {
     x->data = data;
     x->len = len;
     x->wbeg = x->wend = 0;
     x->n = x->i = 0;
-    x->wnul = false;
+    x->wnul = x->wbad = x->carry = false;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -728,6 +680,11 @@ __attribute__((target("avx2,bmi,popcnt"))) static void eol_index_window(eol_inde
     size_t n = x->len - from < EOL_WINDOW ? x->len - from : EOL_WINDOW;
     const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
     __m256i nul = zero;
+    /* A window that does not follow the last one starts at a line (the
+     * byte before is '\n', ASCII) or at a cut, which check_text excuses. */
+    bool follows = x->carry && from == x->wend;
+    sl_u8_256 u = {zero, follows ? _mm256_loadu_si256((const __m256i *)x->carry_prev) : zero,
+                   follows ? _mm256_loadu_si256((const __m256i *)x->carry_open) : zero};
     uint32_t cnt = 0;
     size_t off = 0;
     for (; off < n; off += 64) {
@@ -736,7 +693,7 @@ __attribute__((target("avx2,bmi,popcnt"))) static void eol_index_window(eol_inde
             a = _mm256_loadu_si256((const __m256i *)(p + off));
             b = _mm256_loadu_si256((const __m256i *)(p + off + 32));
         } else {
-            /* The last bytes, padded with neither '\n' nor NUL. */
+            /* The last bytes, padded with neither '\n' nor NUL (and ASCII). */
             _Alignas(32) char tail[64];
             memset(tail, ' ', sizeof tail);
             memcpy(tail, p + off, n - off);
@@ -745,6 +702,7 @@ __attribute__((target("avx2,bmi,popcnt"))) static void eol_index_window(eol_inde
         }
         nul = _mm256_or_si256(
             nul, _mm256_or_si256(_mm256_cmpeq_epi8(a, zero), _mm256_cmpeq_epi8(b, zero)));
+        if (x->validate) check_or_skip_ascii(&u, a, b);
         uint64_t bits = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
                         (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
         /* One store whatever the count: a block holds at most one newline
@@ -765,6 +723,16 @@ __attribute__((target("avx2,bmi,popcnt"))) static void eol_index_window(eol_inde
     x->n = cnt;
     x->i = 0;
     x->wnul = !_mm256_testz_si256(nul, nul);
+    x->wbad = false;
+    if (x->validate) {
+        /* A sequence left open at the end of the bytes is a cut: flagged
+         * here, judged by check_text if the line is emitted now. */
+        if (x->wend == x->len) u.err = _mm256_or_si256(u.err, u.incomplete);
+        x->wbad = !_mm256_testz_si256(u.err, u.err);
+        _mm256_storeu_si256((__m256i *)x->carry_prev, u.prev);
+        _mm256_storeu_si256((__m256i *)x->carry_open, u.incomplete);
+        x->carry = true;
+    }
 }
 #else
 static void eol_index_window(eol_index *x, size_t from)
@@ -784,7 +752,7 @@ static const char *eol_index_find(eol_index *x, size_t pos, bool *suspect)
             eol_index_window(x, from);
         }
         while (x->i < x->n && x->wbeg + x->at[x->i] < from) x->i++;
-        if (x->wnul) *suspect = true;
+        if (x->wnul || x->wbad) *suspect = true;
         if (x->i < x->n) return x->data + x->wbeg + x->at[x->i];
         from = x->wend;
     }
@@ -856,7 +824,10 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
     const char *data = t->chunk->data;
     emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, false};
-    if (in->index) eol_index_reset(in->index, data, len);
+    if (in->index) {
+        eol_index_reset(in->index, data, len);
+        in->index->validate = in->validate_utf8;
+    }
     size_t pos = 0, max = in->max_line_bytes;
     sl_multiline *ml = in->multiline;
     size_t gstart = 0;   /* multiline group: where it starts */

@@ -71,6 +71,16 @@ static void build(corpus *c)
         "\xed\xa0\x80", "\xe2\x82",     "\xf4\x90\x80\x80", "\0",
     };
     char line[MAX_LINE + 8];
+    /* Sequences across the edges of the vector scan's 16 KiB windows
+     * (EOL_WINDOW in collector/file.c): a lead byte cut at the first edge
+     * (offset 16383), and a valid one across the second (32767-32769; the
+     * second line starts at 16387). */
+    static char wide[16390];
+    memset(wide, 'a', sizeof wide);
+    wide[16383] = (char)0xe2;
+    add_line(c, wide, 16386);
+    memcpy(wide + 16381, "\xe2\x82\xac", 3);
+    add_line(c, wide + 1, 16385);
     /* A lead byte as the last byte before the newline, and a continuation
      * as the first byte after it, at every offset around the 64-byte block
      * edges: neither may leak into the other line. */

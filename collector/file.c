@@ -594,8 +594,8 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
 }
 
 /* The end of the line starting at p (its '\n', or NULL when it has none
- * before end); *suspect is set when a NUL byte comes first, and, for the
- * _utf8 variants, when the line is not valid UTF-8 (check_text then says
+ * before end); *suspect is set when a NUL byte comes first, and, for
+ * eol_utf8_scalar, when the line is not valid UTF-8 (check_text then says
  * which). Splitting is bound by this scan, as `wc -l` is by memchr; with
  * AVX2 the newline index (eol_index_window) takes its place and looks at
  * each byte once, NULs and UTF-8 in the same pass. */
@@ -742,7 +742,7 @@ static void eol_index_window(eol_index *x, size_t from)
 #endif
 
 /* The next newline at or after pos, or NULL when there is none before len;
- * *suspect when a window the line touches holds a NUL. */
+ * *suspect when a window the line touches holds a NUL or is not UTF-8. */
 static const char *eol_index_find(eol_index *x, size_t pos, bool *suspect)
 {
     size_t from = pos;

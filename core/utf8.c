@@ -75,42 +75,39 @@ SL_U8_AVX2 static bool valid_avx2(const unsigned char *p, size_t n)
 /* Vectors pay from about one block up; below that the scalar loop wins. */
 #define VECTOR_MIN 64
 
-static bool valid_fast(const unsigned char *p, size_t n)
-{
-#ifdef HAVE_AVX2_PATH
-    if (n >= VECTOR_MIN && __builtin_cpu_supports("avx2")) return valid_avx2(p, n);
-#endif
-    return valid_prefix_scalar(p, n) == n;
-}
-
 size_t sl_utf8_valid_prefix(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
+#ifdef HAVE_AVX2_PATH
     /* Valid text is the common case: vectors say so, the scalar loop finds
      * where it is not. */
-    if (n >= VECTOR_MIN && valid_fast(p, n)) return n;
+    if (n >= VECTOR_MIN && __builtin_cpu_supports("avx2") && valid_avx2(p, n)) return n;
+#endif
     return valid_prefix_scalar(p, n);
 }
 
 bool sl_utf8_valid(const char *p, size_t n)
 {
-    return valid_fast((const unsigned char *)p, n);
+    return sl_utf8_valid_prefix(p, n) == n;
 }
 
 size_t sl_utf8_sanitize(const char *p, size_t n, char *dst, size_t *replaced)
 {
-    size_t o = 0, bad = 0, i = 0;
+    const unsigned char *u = (const unsigned char *)p;
+    size_t o = 0, bad = 0, i = sl_utf8_valid_prefix(p, n);
+    memcpy(dst, p, i);
+    o = i;
+    /* After the first bad byte, one scalar pass: asking the vector check
+     * again from each bad byte to the end would be quadratic on garbage. */
     while (i < n) {
-        size_t ok = sl_utf8_valid_prefix(p + i, n - i);
+        memcpy(dst + o, "\xef\xbf\xbd", 3);
+        o += 3;
+        i += (size_t)-sl_utf8_seq(u + i, n - i);
+        bad++;
+        size_t ok = valid_prefix_scalar(u + i, n - i);
         memcpy(dst + o, p + i, ok);
         o += ok;
         i += ok;
-        if (i < n) {
-            memcpy(dst + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i += (size_t)-sl_utf8_seq((const unsigned char *)p + i, n - i);
-            bad++;
-        }
     }
     if (replaced) *replaced = bad;
     return o;

@@ -25,19 +25,11 @@ static inline int buf_put(sl_buf *b, const void *p, size_t n)
 
 long sl_loki_utf8_sanitize(const char *s, size_t n, sl_buf *out)
 {
-    static const char repl[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
-    long nrep = 0;
-    size_t i = 0;
-    while (i < n) {
-        size_t ok = sl_utf8_valid_prefix(s + i, n - i);
-        if (buf_put(out, s + i, ok)) return -1;
-        i += ok;
-        if (i == n) break;
-        if (buf_put(out, repl, 3)) return -1;
-        nrep++;
-        i += (size_t)-sl_utf8_seq((const unsigned char *)s + i, n - i);
-    }
-    return nrep;
+    if (n > SIZE_MAX / 3 || buf_reserve(out, 3 * n)) return -1;
+    size_t replaced;
+    out->len += sl_utf8_sanitize(s, n, out->p + out->len, &replaced);
+    out->p[out->len] = '\0'; /* sl_buf keeps its text terminated */
+    return (long)replaced;
 }
 
 /* ---- JSON string helpers ---- */

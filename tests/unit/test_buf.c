@@ -46,6 +46,25 @@ static void test_utf8_validation(void **st)
     assert_int_equal(n, 9);
 }
 
+/* Repair walks the text once: a megabytes-long line of garbage (an invalid
+ * byte every other byte) must not be re-validated from each bad byte to the
+ * end, which made it quadratic (a quarter of an hour: the timeout). */
+static void test_utf8_sanitize_hostile_is_linear(void **st)
+{
+    (void)st;
+    size_t n = 8u << 20;
+    char *in = malloc(n), *out = malloc(3 * n);
+    assert_non_null(in);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) in[i] = i % 2 ? 'a' : (char)0xff;
+    size_t bad, on = sl_utf8_sanitize(in, n, out, &bad);
+    assert_int_equal(bad, n / 2);
+    assert_int_equal(on, n / 2 * 4);
+    assert_true(sl_utf8_valid(out, on));
+    free(in);
+    free(out);
+}
+
 /* The reference: one sequence at a time, no fast path. */
 static size_t valid_prefix_slow(const char *p, size_t n)
 {
@@ -169,9 +188,13 @@ static void test_record_json(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_validation), cmocka_unit_test(test_utf8_fast_path),
-        cmocka_unit_test(test_json_escape),     cmocka_unit_test(test_limit_is_enforced),
-        cmocka_unit_test(test_arena_bound),     cmocka_unit_test(test_record_json),
+        cmocka_unit_test(test_utf8_validation),
+        cmocka_unit_test(test_utf8_fast_path),
+        cmocka_unit_test(test_utf8_sanitize_hostile_is_linear),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_limit_is_enforced),
+        cmocka_unit_test(test_arena_bound),
+        cmocka_unit_test(test_record_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

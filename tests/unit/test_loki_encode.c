@@ -332,6 +332,24 @@ static void test_utf8(void **state)
     }
 }
 
+/* The same garbage line through the Loki repair: one pass, not one per bad
+ * byte (which was quadratic). */
+static void test_utf8_sanitize_hostile_line(void **state)
+{
+    (void)state;
+    size_t n = 8u << 20;
+    char *in = malloc(n);
+    assert_non_null(in);
+    for (size_t i = 0; i < n; i++) in[i] = i % 2 ? 'a' : (char)0xff;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    assert_int_equal(sl_loki_utf8_sanitize(in, n, &b), (long)(n / 2));
+    assert_int_equal(b.len, n / 2 * 4);
+    assert_true(sl_utf8_valid(b.p, b.len));
+    sl_buf_free(&b);
+    free(in);
+}
+
 static void test_labels_sanitized(void **state)
 {
     (void)state;
@@ -515,10 +533,15 @@ static void test_decoder_rejects(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_protobuf),  cmocka_unit_test(test_golden_json),
-        cmocka_unit_test(test_fixed_bytes),      cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_labels_sanitized), cmocka_unit_test(test_json_line_format),
-        cmocka_unit_test(test_random_roundtrip), cmocka_unit_test(test_bad_range),
+        cmocka_unit_test(test_golden_protobuf),
+        cmocka_unit_test(test_golden_json),
+        cmocka_unit_test(test_fixed_bytes),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8_sanitize_hostile_line),
+        cmocka_unit_test(test_labels_sanitized),
+        cmocka_unit_test(test_json_line_format),
+        cmocka_unit_test(test_random_roundtrip),
+        cmocka_unit_test(test_bad_range),
         cmocka_unit_test(test_decoder_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

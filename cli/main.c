@@ -146,15 +146,15 @@ static int cmd_run(const cli_args *a, sigset_t set)
 {
     sl_cfg *cfg = load_config(a);
     if (!cfg) return EXIT_USAGE;
+    sl_agent *agent = NULL;
+    sl_err err = {0};
+    sl_agent_opts opts = {.dry_run = a->dry_run != 0};
+    if (sl_agent_start(cfg, &opts, &agent, &err) != 0) {
+        sl_log(SL_LOG_ERROR, "start_failed", "error=\"%s\"", err.msg);
+        sl_cfg_free(cfg);
+        return EXIT_FAIL;
+    }
     for (;;) {
-        sl_agent *agent;
-        sl_err err = {0};
-        sl_agent_opts opts = {.dry_run = a->dry_run != 0};
-        if (sl_agent_start(cfg, &opts, &agent, &err) != 0) {
-            sl_log(SL_LOG_ERROR, "start_failed", "error=\"%s\"", err.msg);
-            sl_cfg_free(cfg);
-            return EXIT_FAIL;
-        }
         int sig = 0;
         sigwait(&set, &sig);
         sl_log(SL_LOG_INFO, "signal", "signal=%s",
@@ -167,18 +167,24 @@ static int cmd_run(const cli_args *a, sigset_t set)
             return EXIT_OK;
         }
         /* Reload: validate the new configuration before touching the running
-         * one; a bad file keeps the agent as it is. */
+         * one; a bad file leaves the running pipeline alone — no drain, no
+         * restart (decision 0010). */
         sl_cfg *next = load_config(a);
         if (!next) {
-            sl_log(SL_LOG_ERROR, "reload_rejected", "reason=\"configuration errors\"");
-            /* Keep running the old pipeline: restart it as it was. */
-            next = cfg;
+            sl_log(SL_LOG_ERROR, "reload_rejected",
+                   "reason=\"configuration errors\" action=kept_running");
+            continue;
         }
         /* Stopping drains every sink and saves checkpoints, so restarting
          * with the new pipeline neither loses nor repeats records. */
         sl_agent_stop(agent);
-        if (next != cfg) sl_cfg_free(cfg);
+        sl_cfg_free(cfg);
         cfg = next;
+        if (sl_agent_start(cfg, &opts, &agent, &err) != 0) {
+            sl_log(SL_LOG_ERROR, "start_failed", "error=\"%s\"", err.msg);
+            sl_cfg_free(cfg);
+            return EXIT_FAIL;
+        }
         sl_log(SL_LOG_INFO, "reloaded", "%s", "");
     }
 }

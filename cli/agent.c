@@ -378,7 +378,8 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
     const char *level = "info";
     sl_cfg_str(cfg, sl_cfg_get(root, "log"), "level", "info", &level);
     sl_log_set_level(sl_log_level_from_name(level));
-    int rc = sl_mkdirs(a->data_dir, 0700, err);
+    /* A dry run writes nothing under data_dir, not even the directory. */
+    int rc = o->dry_run ? SL_OK : sl_mkdirs(a->data_dir, 0700, err);
     if (rc != SL_OK) goto fail;
     const char *mlisten = NULL;
     int64_t unhealthy_ms = 60000;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/agent.h"
+#include "cli/dryrun_cmd.h"
 #include "cli/tail_cmd.h"
 #include "cli/spool_cmd.h"
 #include "core/config.h"
@@ -24,6 +25,10 @@ static void usage(FILE *out)
             "commands:\n"
             "  run -c FILE [-c FILE ...] [--dry-run]   run the agent; later files override earlier "
             "ones\n"
+            "  run -c FILE --dry-run --stdin --input NAME\n"
+            "                                          lines from standard input through input\n"
+            "                                          NAME's multiline and parse steps, printed\n"
+            "                                          as JSON records; touches nothing else\n"
             "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
             "  tail -c FILE [--match RE] [--label K=V] follow the records the local agent ships\n"
             "                                          (JSON lines; needs metrics.listen)\n"
@@ -45,6 +50,8 @@ typedef struct cli_args {
     const char *configs[MAX_CONFIGS];
     int nconfigs;
     int dry_run;
+    int from_stdin;    /* run --dry-run --stdin */
+    const char *input; /* --input NAME */
     sl_tail_opts tail;
     int is_tail;
 } cli_args;
@@ -78,6 +85,14 @@ static int parse_args(int argc, char **argv, cli_args *a)
             }
         } else if (!strcmp(argv[i], "--dry-run")) {
             a->dry_run = 1;
+        } else if (!a->is_tail && !strcmp(argv[i], "--stdin")) {
+            a->from_stdin = 1;
+        } else if (!a->is_tail && !strcmp(argv[i], "--input")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "sluice: --input needs an input name\n");
+                return -1;
+            }
+            a->input = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             exit(EXIT_OK);
@@ -88,6 +103,10 @@ static int parse_args(int argc, char **argv, cli_args *a)
     }
     if (a->nconfigs == 0) {
         fprintf(stderr, "sluice: no configuration given (-c FILE)\n");
+        return -1;
+    }
+    if ((a->from_stdin || a->input) && !(a->from_stdin && a->input && a->dry_run)) {
+        fprintf(stderr, "sluice: --stdin and --input NAME go together, with --dry-run\n");
         return -1;
     }
     return 0;
@@ -142,8 +161,20 @@ static int cmd_tail(cli_args *a, sigset_t set)
     return rc == SL_ECLOSED ? EXIT_OK : rc == SL_EINVAL ? EXIT_USAGE : EXIT_FAIL;
 }
 
+static int cmd_dryrun_stdin(const cli_args *a)
+{
+    sl_cfg *cfg = load_config(a);
+    if (!cfg) return EXIT_USAGE;
+    sl_err err = {0};
+    int rc = sl_dryrun_stdin(cfg, a->input, 0, stdout, &err);
+    if (rc != SL_OK && rc != SL_ECLOSED) fprintf(stderr, "sluice: %s\n", err.msg);
+    sl_cfg_free(cfg);
+    return rc == SL_OK || rc == SL_ECLOSED ? EXIT_OK : rc == SL_EINVAL ? EXIT_USAGE : EXIT_FAIL;
+}
+
 static int cmd_run(const cli_args *a, sigset_t set)
 {
+    if (a->from_stdin) return cmd_dryrun_stdin(a);
     sl_cfg *cfg = load_config(a);
     if (!cfg) return EXIT_USAGE;
     sl_agent *agent = NULL;

@@ -221,7 +221,8 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         free(in);
         return sl_errf(err, SL_EINVAL, "input %s: data_dir is too long", ctx->name);
     }
-    int rc = sl_mkdirs(dir, 0700, err);
+    /* A dry run reads the checkpoint if there is one and writes nothing. */
+    int rc = ctx->dry_run ? SL_OK : sl_mkdirs(dir, 0700, err);
     if (rc != SL_OK) {
         free(in);
         return rc;
@@ -236,7 +237,7 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
          * damaged file aside for a human and start from start_at. */
         char aside[4200];
         snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
-        rename(in->ckpt_path, aside);
+        if (!ctx->dry_run) rename(in->ckpt_path, aside);
         sl_metric_inc(in->m_ckpt_fallback);
         sl_log(SL_LOG_ERROR, "checkpoint_unreadable", "input=%s path=%s error=\"%s\" kept=%s",
                ctx->name, in->ckpt_path, lerr.msg, aside);

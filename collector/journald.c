@@ -1040,7 +1040,7 @@ static int jd_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         free(in);
         return sl_errf(err, SL_EINVAL, "input %s: data_dir is too long", ctx->name);
     }
-    int rc = sl_mkdirs(dir, 0700, err);
+    int rc = ctx->dry_run ? SL_OK : sl_mkdirs(dir, 0700, err); /* a dry run writes nothing */
     if (rc != SL_OK) {
         free(in);
         return rc;

@@ -234,6 +234,45 @@ int sl_agent_check(sl_cfg *cfg)
     return (int)sl_cfg_nerrors(cfg);
 }
 
+int sl_agent_probe(sl_cfg *cfg, FILE *out)
+{
+    const sl_cfg_node *sinks = sl_cfg_get(sl_cfg_root(cfg), "sinks");
+    const char *data_dir = "/var/lib/sluice";
+    sl_cfg_str(cfg, sl_cfg_root(cfg), "data_dir", data_dir, &data_dir);
+    int failed = 0;
+    for (size_t i = 0; sinks && i < sinks->n; i++) {
+        const char *name = "?", *type = "?";
+        sl_cfg_str(cfg, sinks->items[i], "name", "?", &name);
+        sl_cfg_str(cfg, sinks->items[i], "type", "?", &type);
+        const sl_sink_ops *ops = find_sink(type);
+        sl_err res = {0};
+        int rc = SL_OK;
+        if (!ops || !ops->probe) {
+            sl_errf(&res, SL_OK, "nothing to ask");
+        } else {
+            /* A memory-only buffer: a probe never spools nor sends a record. */
+            sl_buffer *buf = NULL;
+            sl_buffer_opts bo = {.sink = name, .memory_max = 1u << 20};
+            atomic_bool stop = false;
+            rc = sl_buffer_new(&bo, &buf, &res);
+            if (rc == SL_OK) {
+                sl_sink_ctx ctx = {.name = name,
+                                   .cfg = cfg,
+                                   .node = sinks->items[i],
+                                   .data_dir = data_dir,
+                                   .buffer = buf,
+                                   .stop = &stop};
+                rc = ops->probe(&ctx, &res);
+            }
+            sl_buffer_free(buf);
+        }
+        fprintf(out, "connect %s (%s): %s: %s\n", name, type, rc == SL_OK ? "ok" : "FAILED",
+                res.msg);
+        failed += rc != SL_OK;
+    }
+    return failed;
+}
+
 static bool sink_takes(sl_cfg *cfg, const sl_cfg_node *sink, const char *input)
 {
     const char *list[MAX_INPUTS];

@@ -23,6 +23,11 @@ int sl_agent_check(sl_cfg *cfg);
 /* Prints the resolved pipeline (inputs, steps, sinks, routing). */
 void sl_agent_describe(sl_cfg *cfg, FILE *out);
 
+/* `sluice check --connect`: asks each sink's destination whether it would
+ * accept (the sink's probe op) and prints one line per sink. Returns the
+ * number of sinks that would not. cfg must have passed sl_agent_check. */
+int sl_agent_probe(sl_cfg *cfg, FILE *out);
+
 /* cfg must have passed sl_agent_check (which also prints its warnings). */
 int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *err);
 /* Stops inputs, drains sinks within shutdown_timeout, saves checkpoints. */

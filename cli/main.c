@@ -25,10 +25,6 @@ static void usage(FILE *out)
             "commands:\n"
             "  run -c FILE [-c FILE ...] [--dry-run]   run the agent; later files override earlier "
             "ones\n"
-            "  run -c FILE --dry-run --stdin --input NAME\n"
-            "                                          lines from standard input through input\n"
-            "                                          NAME's multiline and parse steps, printed\n"
-            "                                          as JSON records; touches nothing else\n"
             "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
             "  tail -c FILE [--match RE] [--label K=V] follow the records the local agent ships\n"
             "                                          (JSON lines; needs metrics.listen)\n"
@@ -40,6 +36,10 @@ static void usage(FILE *out)
             "  -c, --config FILE   configuration file (YAML); repeatable\n"
             "  --dry-run           read and parse, print records as JSON, send nothing,\n"
             "                      move no checkpoint\n"
+            "  --stdin --input N   run --dry-run: lines from standard input through input N's\n"
+            "                      multiline and parse steps; nothing else is touched\n"
+            "  --connect           check: ask each sink's destination whether it would\n"
+            "                      accept (exit 1 when one would not)\n"
             "  --match REGEX       tail: only records whose line matches (extended regex)\n"
             "  --label KEY=VALUE   tail: only records with this label (or input=NAME);\n"
             "                      repeatable, all must hold\n"
@@ -51,6 +51,7 @@ typedef struct cli_args {
     int nconfigs;
     int dry_run;
     int from_stdin;    /* run --dry-run --stdin */
+    int connect;       /* check --connect */
     const char *input; /* --input NAME */
     sl_tail_opts tail;
     int is_tail;
@@ -85,6 +86,8 @@ static int parse_args(int argc, char **argv, cli_args *a)
             }
         } else if (!strcmp(argv[i], "--dry-run")) {
             a->dry_run = 1;
+        } else if (!a->is_tail && !strcmp(argv[i], "--connect")) {
+            a->connect = 1;
         } else if (!a->is_tail && !strcmp(argv[i], "--stdin")) {
             a->from_stdin = 1;
         } else if (!a->is_tail && !strcmp(argv[i], "--input")) {
@@ -136,8 +139,17 @@ static int cmd_check(const cli_args *a)
     if (!cfg) return EXIT_USAGE;
     sl_agent_describe(cfg, stdout);
     printf("# configuration OK\n");
+    int failed = 0;
+    if (a->connect) {
+        /* The sinks' own start-up lines would drown the per-sink report. */
+        sl_log_set_level(SL_LOG_WARN);
+        fflush(stdout);
+        failed = sl_agent_probe(cfg, stdout);
+        printf("# %s\n",
+               failed ? "some destinations would not accept" : "every destination answers");
+    }
     sl_cfg_free(cfg);
-    return EXIT_OK;
+    return failed ? EXIT_FAIL : EXIT_OK;
 }
 
 static int cmd_tail(cli_args *a, sigset_t set)

@@ -82,6 +82,11 @@ typedef struct sl_sink_ops {
      * buffer is closed and drained (or *ctx->stop and the deadline passed). */
     int (*run)(void *state);
     void (*destroy)(void *state);
+    /* `sluice check --connect`: asks the destination, once and without
+     * sending any record, whether it would accept this sink's deliveries
+     * (ctx as for create, with a buffer). SL_OK with what answered in
+     * result->msg, or an error code with why not. NULL: nothing to ask. */
+    int (*probe)(const sl_sink_ctx *ctx, sl_err *result);
 } sl_sink_ops;
 
 #endif

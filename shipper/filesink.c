@@ -197,5 +197,31 @@ static void filesink_destroy(void *state)
     free(s);
 }
 
-const sl_sink_ops sl_stdout_sink_ops = {"stdout", stdout_create, filesink_run, filesink_destroy};
-const sl_sink_ops sl_file_sink_ops = {"file", file_create, filesink_run, filesink_destroy};
+/* The file's directory must let this process create and write the file;
+ * nothing is created here. */
+static int file_probe(const sl_sink_ctx *ctx, sl_err *result)
+{
+    const char *path = NULL;
+    sl_cfg_str(ctx->cfg, ctx->node, "path", NULL, &path);
+    if (!path) return sl_errf(result, SL_EINVAL, "no path");
+    if (access(path, F_OK) == 0)
+        return access(path, W_OK) == 0 ? sl_errf(result, SL_OK, "%s exists and is writable", path)
+                                       : sl_errf(result, SL_EIO, "%s: %s", path, strerror(errno));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(dir, W_OK | X_OK) != 0)
+        return sl_errf(result, SL_EIO, "cannot create %s: %s: %s", path, dir, strerror(errno));
+    return sl_errf(result, SL_OK, "%s can be created in %s", path, dir);
+}
+
+const sl_sink_ops sl_stdout_sink_ops = {"stdout", stdout_create, filesink_run, filesink_destroy,
+                                        NULL};
+const sl_sink_ops sl_file_sink_ops = {"file", file_create, filesink_run, filesink_destroy,
+                                      file_probe};

@@ -1315,4 +1315,37 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     return SL_OK;
 }
 
-const sl_sink_ops sl_kafka_sink_ops = {"kafka", kafka_create, kafka_run, kafka_destroy};
+/* Metadata from the brokers: for the topic when it is fixed, the cluster
+ * only when it is a per-record template. */
+static int kafka_probe(const sl_sink_ctx *ctx, sl_err *result)
+{
+    enum { PROBE_TIMEOUT_MS = 5000 };
+    void *state = NULL;
+    int rc = kafka_create(ctx, &state, result);
+    if (rc != SL_OK) return rc;
+    kafka *s = state;
+    const char *topic = s->topic.uses_record ? NULL : s->topic.text;
+    rd_kafka_topic_t *rkt = topic ? rd_kafka_topic_new(s->rk, topic, NULL) : NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(s->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        rc = sl_errf(result, SL_EIO, "no metadata from the brokers within %d ms: %s",
+                     PROBE_TIMEOUT_MS, rd_kafka_err2str(e));
+    else if (!topic)
+        sl_errf(result, SL_OK, "%d broker(s) answer; topic is a template, resolved per record",
+                md->broker_cnt);
+    else if (md->topic_cnt < 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        rc = sl_errf(result, SL_EIO, "topic %s: %s", topic,
+                     md->topic_cnt < 1 ? "not in the metadata"
+                                       : rd_kafka_err2str(md->topics[0].err));
+    else
+        sl_errf(result, SL_OK, "topic %s: %d partition(s) on %d broker(s)", topic,
+                md->topics[0].partition_cnt, md->broker_cnt);
+    if (md) rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    kafka_destroy(s);
+    return rc;
+}
+
+const sl_sink_ops sl_kafka_sink_ops = {"kafka", kafka_create, kafka_run, kafka_destroy,
+                                       kafka_probe};

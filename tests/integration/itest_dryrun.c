@@ -249,6 +249,30 @@ static void test_usage_errors(void **st)
     rig_free(&r);
 }
 
+/* `| head -1`: the reader goes away; that ends the dry run, exit 0, quietly. */
+static void test_closed_output_is_a_clean_end(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r);
+    char *cmd = NULL;
+    assert_true(asprintf(&cmd,
+                         "bash -c 'seq 1 300000 | \"%s\" run -c \"%s\" --dry-run --stdin --input "
+                         "java 2>\"%s\" | head -n 1 >/dev/null; echo ${PIPESTATUS[1]}'",
+                         sl_t_bin(), r.cfg, r.err) > 0);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int status = -1;
+    assert_int_equal(fscanf(p, "%d", &status), 1);
+    pclose(p);
+    char *err = sl_t_read_file(r.err, NULL);
+    if (status != 0 || (err && *err)) fail_msg("exit %d, stderr: %s", status, err ? err : "");
+    free(err);
+    free(cmd);
+    assert_no_data_dir(&r);
+    rig_free(&r);
+}
+
 typedef struct lines_wait {
     const char *path;
     const char *needle;
@@ -315,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_json_sample),
         cmocka_unit_test(test_multiline_and_bad_lines),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_closed_output_is_a_clean_end),
         cmocka_unit_test(test_file_dry_run_writes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

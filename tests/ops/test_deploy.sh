@@ -210,7 +210,8 @@ fi
 PENDING="sluice_sink_failing sluice_sink_last_success_timestamp_seconds sluice_sink_requests_total
 sluice_sink_retries_total sluice_sink_dropped_records_total sluice_spool_bytes
 sluice_spool_records_pending sluice_spool_written_records_total sluice_spool_replayed_records_total
-sluice_spool_corrupt_entries_total sluice_spool_dropped_records_total sluice_spool_write_errors_total"
+sluice_spool_corrupt_entries_total sluice_spool_dropped_records_total sluice_spool_write_errors_total
+sluice_sink_adjusted_total sluice_input_files_refused_total"
 KNOWN="$TMP/known-metrics"
 {
     grep -rhoE 'sl_(counter|gauge)\(\s*"sluice_[a-z0-9_]+"' "$SRC"/core "$SRC"/collector "$SRC"/parsers \

@@ -86,6 +86,10 @@ static void rig_init(rig *r)
                          "    type: file\n"
                          "    paths: [/nonexistent/*.log]\n"
                          "    multiline: {start: '^[0-9]{4}-'}\n"
+                         "  - name: pods\n"
+                         "    type: file\n"
+                         "    paths: [/nonexistent/*.log]\n"
+                         "    parse: [{cri: {}}, {json: {}}]\n"
                          "sinks:\n"
                          "  - name: out\n"
                          "    type: stdout\n",
@@ -227,6 +231,22 @@ static void test_multiline_and_bad_lines(void **st)
     assert_int_equal(n, 1);
     assert_non_null(strstr(str_at(recs[0], "fields", "parse_error"), "json"));
     free_records(recs, n);
+
+    /* CRI partial lines are joined before the JSON step sees them. */
+    const char *cri = "2026-11-26T10:00:00.000000000Z stdout P {\"a\":\n"
+                      "2026-11-26T10:00:00.100000000Z stdout F 1}\n"
+                      "2026-11-26T10:00:01.000000000Z stderr F plain\n";
+    assert_int_equal(sl_t_write_file(r.ml_in, cri, strlen(cri)), 0);
+    char *args3[] = {"run", "-c", r.cfg, "--dry-run", "--stdin", "--input", "pods", NULL};
+    assert_int_equal(run_sluice(args3, r.ml_in, r.out, r.err), 0);
+    recs = read_records(r.out, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(str_at(recs[0], NULL, "line"), "{\"a\":1}");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(recs[0], "fields"), "a")),
+                     1);
+    assert_string_equal(str_at(recs[0], NULL, "time"), "2026-11-26T10:00:00.000000000Z");
+    assert_string_equal(str_at(recs[1], "fields", "stream"), "stderr");
+    free_records(recs, n);
     assert_no_data_dir(&r);
     rig_free(&r);
 }
@@ -239,7 +259,7 @@ static void test_usage_errors(void **st)
     char *unknown[] = {"run", "-c", r.cfg, "--dry-run", "--stdin", "--input", "nope", NULL};
     assert_int_equal(run_sluice(unknown, NULL, r.out, r.err), 2);
     char *msg = sl_t_read_file(r.err, NULL);
-    assert_non_null(strstr(msg, "no input named 'nope' (inputs: access app java)"));
+    assert_non_null(strstr(msg, "no input named 'nope' (inputs: access app java pods)"));
     free(msg);
     char *no_dry[] = {"run", "-c", r.cfg, "--stdin", "--input", "app", NULL};
     assert_int_equal(run_sluice(no_dry, NULL, r.out, r.err), 2);

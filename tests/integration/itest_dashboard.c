@@ -4,7 +4,8 @@
  * librdkafka's mock cluster, a disk spool) — scraped from its /metrics,
  * not read from the code. Also: no scrape job name assumed, one runbook
  * base URL naming pages that exist, no panel adding sinks together, and
- * promtool's verdict on the rules and their unit tests. Loopback only. */
+ * promtool's verdict on the rules, their unit tests and every panel query.
+ * Loopback only. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -292,6 +293,59 @@ static char *rules_text(void)
     return text;
 }
 
+/* text with every `from` replaced by `to` (malloc'ed). */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to), n = 0;
+    for (const char *p = text; (p = strstr(p, from)); p += fl) n++;
+    char *out = malloc(strlen(text) + n * (tl > fl ? tl - fl : 0) + 1), *o = out;
+    assert_non_null(out);
+    for (const char *p = text;;) {
+        const char *q = strstr(p, from);
+        size_t k = q ? (size_t)(q - p) : strlen(p);
+        memcpy(o, p, k), o += k;
+        if (!q) break;
+        memcpy(o, to, tl), o += tl;
+        p = q + fl;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Every panel query is PromQL that Prometheus parses (Grafana's variables
+ * filled in), checked by promtool as recording rules. */
+static void promtool_parses(json_t *exprs)
+{
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        print_message("SKIP dashboard PromQL syntax: promtool absent\n");
+        return;
+    }
+    char *dir = sl_t_tmpdir("dashrules"), *path = sl_t_path(dir, "dash.yml");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "groups:\n  - name: dashboard\n    rules:\n");
+    size_t i;
+    json_t *v;
+    json_array_foreach(exprs, i, v)
+    {
+        char *a = replace_all(json_string_value(v), "$__rate_interval", "5m");
+        char *b = replace_all(a, "$job", "sluice");
+        char *c = replace_all(b, "$instance", ".*");
+        json_t *js = json_string(c);
+        char *quoted = json_dumps(js, JSON_ENCODE_ANY);
+        fprintf(f, "      - record: dashboard_query_%zu\n        expr: %s\n", i, quoted);
+        free(quoted), json_decref(js), free(a), free(b), free(c);
+    }
+    fclose(f);
+    char *cmd = NULL;
+    assert_true(asprintf(&cmd, "promtool check rules '%s' >&2", path) > 0);
+    int rc = system(cmd);
+    free(cmd);
+    sl_t_rmtree(dir);
+    free(dir), free(path);
+    if (rc != 0) fail_msg("a dashboard query does not parse as PromQL (promtool above)");
+}
+
 static void test_dashboard_and_rules_use_exported_names(void **st)
 {
     (void)st;
@@ -338,6 +392,7 @@ static void test_dashboard_and_rules_use_exported_names(void **st)
             fail_msg("adds sinks together: %s", x);
     }
     regfree(&by_sink);
+    promtool_parses(exprs);
     json_decref(exprs);
     json_decref(dash);
     free(path);

@@ -73,6 +73,37 @@ static void wait_log(rig *r, const char *needle, long n)
     }
 }
 
+typedef struct ckpt_wait {
+    char *path;
+    long offset;
+} ckpt_wait;
+
+/* The input's checkpoint records `"offset":N` for the file. */
+static bool checkpoint_at(void *arg)
+{
+    ckpt_wait *w = arg;
+    char *text = sl_t_read_file(w->path, NULL);
+    char want[64];
+    snprintf(want, sizeof want, "\"offset\":%ld,", w->offset);
+    bool at = text && strstr(text, want);
+    free(text);
+    return at;
+}
+
+static void wait_checkpoint(rig *r)
+{
+    size_t size = 0;
+    free(sl_t_read_file(r->in, &size));
+    char *dir = sl_t_path(r->dir, "data/checkpoints");
+    ckpt_wait w = {sl_t_path(dir, "app.json"), (long)size};
+    if (!sl_t_wait_until(checkpoint_at, &w, sl_t_sanitized() ? 60000 : 20000)) {
+        char *text = sl_t_read_file(w.path, NULL);
+        fail_msg("checkpoint never reached offset %ld: %s", w.offset, text ? text : "(none)");
+    }
+    free(w.path);
+    free(dir);
+}
+
 static void write_config(rig *r, const char *extra)
 {
     char *yaml = NULL;
@@ -86,6 +117,7 @@ static void write_config(rig *r, const char *extra)
                          "    paths: [\"%s\"]\n"
                          "    start_at: beginning\n"
                          "    poll_interval: 50ms\n"
+                         "    checkpoint_interval: 100ms\n"
                          "sinks:\n"
                          "  - name: out\n"
                          "    type: file\n"
@@ -174,6 +206,8 @@ static void test_broken_config_keeps_pipeline_then_fix_reloads(void **st)
     /* Its metrics endpoint kept running and counting from the start. */
     assert_int_equal((long)sl_t_metric(r.mport, "sluice_input_records_total"), 200);
     assert_int_equal((long)sl_t_metric(r.mport, "sluice_sink_records_total"), 200);
+    /* Checkpoints keep moving: the input thread was never restarted. */
+    wait_checkpoint(&r);
     /* The errors were reported, with their place. */
     assert_true(count_in_file(r.log, "unknown sink type 'nosuch'") >= 1);
 

@@ -44,7 +44,7 @@
 /* PCRE2 bounds per record: the interpreter (no JIT, whose accounting
  * differs) stops a pattern that backtracks without end after this many
  * steps, recursion depth or heap KiB; the record then does not match. */
-#define MATCH_LIMIT    200000u
+#define MATCH_LIMIT    100000u
 #define DEPTH_LIMIT    5000u
 #define HEAP_LIMIT_KIB 4096u
 #define MAX_PATTERN    1024

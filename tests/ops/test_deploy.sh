@@ -215,7 +215,7 @@ KNOWN="$TMP/known-metrics"
 {
     grep -rhoE 'sl_(counter|gauge)\(\s*"sluice_[a-z0-9_]+"' "$SRC"/core "$SRC"/collector "$SRC"/parsers \
         "$SRC"/shipper "$SRC"/cli 2>/dev/null | grep -oE 'sluice_[a-z0-9_]+'
-    grep -ohE '# TYPE sluice_[a-z0-9_]+' "$SRC/cli/http_metrics.c" | grep -oE 'sluice_[a-z0-9_]+'
+    grep -ohE '# TYPE sluice_[a-z0-9_]+' "$SRC"/cli/http_*.c | grep -oE 'sluice_[a-z0-9_]+'
 } | sort -u >"$KNOWN"
 
 # ---- Grafana dashboard --------------------------------------------------------------

@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include <errno.h>
+#include <poll.h>
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -75,6 +76,7 @@ struct sl_http_tap {
 
 typedef struct tail_client {
     sl_http_tap *tap;
+    int fd; /* the client's socket, watched for a hang-up while idle */
     pcre2_code *re;
     pcre2_match_data *md;
     pcre2_match_context *mctx;
@@ -261,6 +263,15 @@ static void client_sleep(sl_http_tap *t, int ms)
     pthread_mutex_unlock(&t->wait_mu);
 }
 
+/* An idle stream writes nothing, so a client that went away would keep
+ * its slot until the next matching record: look at the socket instead. */
+static bool client_gone(const tail_client *c)
+{
+    if (c->fd < 0) return false;
+    struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* libmicrohttpd's content reader, on the client's own thread. */
 static ssize_t client_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -283,6 +294,7 @@ static ssize_t client_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (atomic_load(&t->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
         if (client_pump(c)) continue;
         if (sl_monotonic_ns() / 1000000 >= give_back) return 0;
+        if (client_gone(c)) return MHD_CONTENT_READER_END_WITH_ERROR;
         client_sleep(t, POLL_MS);
     }
 }
@@ -378,6 +390,9 @@ static enum MHD_Result tail_start(sl_http_tap *t, struct MHD_Connection *conn)
 {
     tail_client *c = calloc(1, sizeof *c);
     if (!c) return sl_http_respond_text(conn, 500, "out of memory\n");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    c->fd = ci ? ci->connect_fd : -1;
     query_scan q = {.c = c};
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, scan_arg, &q);
     enum MHD_Result r = MHD_YES;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +117,29 @@ static int get(int port, const char *path, int64_t *ms)
 
 /* ---- the agent under test ------------------------------------------------- */
 
+/* sl_t_spawn, plus: the child dies with this test process, so a failed
+ * assertion never leaves an agent or a tail running. */
+static pid_t spawn(char *const argv[], const char *log_path)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
 typedef struct agent {
     char *dir, *cfg, *log, *in, *out, *token;
     int mport, tport;
@@ -171,7 +195,7 @@ static bool agent_ready(void *arg)
 static void agent_start(agent *a)
 {
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", a->cfg, NULL};
-    a->pid = sl_t_spawn(argv, a->log);
+    a->pid = spawn(argv, a->log);
     assert_true(a->pid > 0);
     if (!sl_t_wait_until(agent_ready, a, 10000)) {
         char *log = sl_t_read_file(a->log, NULL);
@@ -265,7 +289,7 @@ static bool tail_following(void *arg)
 static pid_t start_tail(agent *a, const char *log)
 {
     char *argv[] = {(char *)sl_t_bin(), "tail", "-c", a->cfg, "--match", CATASTROPHIC, NULL};
-    pid_t pid = sl_t_spawn(argv, log);
+    pid_t pid = spawn(argv, log);
     assert_true(pid > 0);
     if (!sl_t_wait_until(tail_following, (void *)log, 10000)) {
         char *text = sl_t_read_file(log, NULL);
@@ -530,7 +554,7 @@ static int listening_sockets(pid_t pid)
 
 static int run_cmd(const char *log, char *const argv[])
 {
-    pid_t pid = sl_t_spawn(argv, log);
+    pid_t pid = spawn(argv, log);
     assert_true(pid > 0);
     return sl_t_wait(pid, 20000);
 }

@@ -39,7 +39,11 @@
 #define POLL_MS 50
 /* With nothing to send for this long, hand back to libmicrohttpd, which
  * then notices a client that went away. */
-#define IDLE_RETURN_MS   1000
+#define IDLE_RETURN_MS 1000
+/* A stream with nothing to match still sends an empty line this often, so
+ * the listener's idle timeout (which counts only traffic) never closes a
+ * quiet tail; `sluice tail` ignores empty lines. */
+#define HEARTBEAT_MS     10000
 #define TAIL_MAX_LABELS  8
 #define TAIL_LABEL_BYTES 256
 /* PCRE2 bounds per record: the interpreter (no JIT, whose accounting
@@ -83,6 +87,7 @@ typedef struct tail_client {
     char labels[TAIL_MAX_LABELS][TAIL_LABEL_BYTES]; /* "\nk=v\n" */
     int nlabels;
     uint64_t next_seq, skipped;
+    int64_t last_send_ms;
     sl_buf out;
     size_t out_off;
 } tail_client;
@@ -285,6 +290,7 @@ static ssize_t client_read(void *cls, uint64_t pos, char *buf, size_t max)
             if (n > max) n = max;
             memcpy(buf, c->out.p + c->out_off, n);
             c->out_off += n;
+            c->last_send_ms = sl_monotonic_ns() / 1000000;
             if (c->out_off == c->out.len) {
                 sl_buf_reset(&c->out);
                 c->out_off = 0;
@@ -293,7 +299,12 @@ static ssize_t client_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (atomic_load(&t->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
         if (client_pump(c)) continue;
-        if (sl_monotonic_ns() / 1000000 >= give_back) return 0;
+        int64_t now = sl_monotonic_ns() / 1000000;
+        if (now - c->last_send_ms >= HEARTBEAT_MS) {
+            sl_buf_putc(&c->out, '\n');
+            continue;
+        }
+        if (now >= give_back) return 0;
         if (client_gone(c)) return MHD_CONTENT_READER_END_WITH_ERROR;
         client_sleep(t, POLL_MS);
     }
@@ -424,6 +435,7 @@ static enum MHD_Result tail_start(sl_http_tap *t, struct MHD_Connection *conn)
     pthread_mutex_lock(&t->mu);
     c->next_seq = t->next; /* from now on, like tail -f */
     pthread_mutex_unlock(&t->mu);
+    c->last_send_ms = sl_monotonic_ns() / 1000000;
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 << 10, client_read, c, client_free);
     if (!resp) {

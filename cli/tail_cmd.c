@@ -104,10 +104,12 @@ static size_t emit_lines(const char *p, size_t n, FILE *out, bool *werr)
         if (!nl) return used;
         size_t len = (size_t)(nl - (p + used)) + 1;
         const char *line = p + used;
-        if (len > 16 && memcmp(line, "{\"tail_skipped\":", 16) == 0)
+        if (len == 1) {
+            /* the agent's heartbeat on a quiet stream */
+        } else if (len > 16 && memcmp(line, "{\"tail_skipped\":", 16) == 0) {
             fprintf(stderr, "sluice tail: the agent skipped %.*s record(s) (tail too slow)\n",
                     (int)strspn(line + 16, "0123456789"), line + 16);
-        else if (fwrite(line, 1, len, out) != len)
+        } else if (fwrite(line, 1, len, out) != len)
             *werr = true;
         used += len;
     }

@@ -19,8 +19,11 @@
  * them all (a kubelet and a Prometheus use one or two each). */
 #define CONN_LIMIT   256
 #define PER_IP_LIMIT 16
-/* A connection idle this long is closed (libmicrohttpd counts seconds). */
-#define IDLE_TIMEOUT_S 5
+/* A connection idle this long is closed (libmicrohttpd counts seconds).
+ * Scrapes and probes send their request at once; libmicrohttpd 0.9.75
+ * keeps a connection whose client half-closed after a malformed head until
+ * this timeout, so it is short. */
+#define IDLE_TIMEOUT_S 3
 /* A GET head is a few hundred bytes; a head that does not fit gets 431. */
 #define REQUEST_MEMORY ((size_t)16 << 10)
 /* Health is sampled this often even when nobody asks, so "failing since"

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,12 +118,18 @@ static int get(int port, const char *path, int64_t *ms)
 
 /* ---- the agent under test ------------------------------------------------- */
 
+/* Spawned children, killed by teardown after a failed assertion. */
+static pid_t children[16];
+static int nchildren;
+
 /* sl_t_spawn, plus: the child dies with this test process, so a failed
  * assertion never leaves an agent or a tail running. */
 static pid_t spawn(char *const argv[], const char *log_path)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
+    if (pid > 0 && nchildren < (int)(sizeof children / sizeof *children))
+        children[nchildren++] = pid;
     if (pid != 0) return pid;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
@@ -147,9 +154,33 @@ typedef struct agent {
     uint32_t seq;
 } agent;
 
+/* What a failed assertion leaves behind, for teardown: the agent (static
+ * in each test, so it outlives the test's frame) and spawned children. */
+static agent *live_agent;
+static void agent_free(agent *a);
+static void attacks_stop(void);
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < nchildren; i++) {
+        int st;
+        /* Only a child not yet reaped is still ours to kill. */
+        if (waitpid(children[i], &st, WNOHANG) == 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], &st, 0);
+        }
+    }
+    nchildren = 0;
+    attacks_stop();
+    if (live_agent) agent_free(live_agent);
+    return 0;
+}
+
 static void agent_config(agent *a, const char *tag, bool tap)
 {
     memset(a, 0, sizeof *a);
+    live_agent = a;
     a->dir = sl_t_tmpdir(tag);
     assert_non_null(a->dir);
     a->cfg = sl_t_path(a->dir, "agent.yml");
@@ -221,6 +252,8 @@ static void agent_free(agent *a)
     if (a->pid > 0) sl_t_stop(a->pid, SIGKILL, 5000);
     sl_t_rmtree(a->dir);
     free(a->dir), free(a->cfg), free(a->log), free(a->in), free(a->out), free(a->token);
+    memset(a, 0, sizeof *a);
+    if (live_agent == a) live_agent = NULL;
 }
 
 /* Lines on which the catastrophic pattern backtracks through every split
@@ -286,6 +319,11 @@ static bool tail_following(void *arg)
     return file_has(arg, "sluice tail: following");
 }
 
+static bool reloaded(void *arg)
+{
+    return file_has(arg, "event=reloaded");
+}
+
 static pid_t start_tail(agent *a, const char *log)
 {
     char *argv[] = {(char *)sl_t_bin(), "tail", "-c", a->cfg, "--match", CATASTROPHIC, NULL};
@@ -303,7 +341,7 @@ static pid_t start_tail(agent *a, const char *log)
 static void test_catastrophic_match(void **state)
 {
     (void)state;
-    agent a;
+    static agent a;
     agent_config(&a, "http-redos", true);
     agent_start(&a);
     char *tlog = sl_t_path(a.dir, "tail.log");
@@ -335,6 +373,9 @@ static void test_catastrophic_match(void **state)
      * the new pipeline ships. */
     int64_t t0 = now_ms();
     assert_int_equal(kill(a.pid, SIGHUP), 0);
+    /* Records written now may still go through the old pipeline; the
+     * reload is done when the agent says so. */
+    if (!sl_t_wait_until(reloaded, a.log, 10000)) fail_msg("no reload within 10 s");
     agent_write(&a, 200);
     wait_shipped(&a, 2200, 30000);
     print_message("redos: reload with the tail attached, 200 more shipped %lld ms after SIGHUP\n",
@@ -468,21 +509,38 @@ static void *attack_thread(void *arg)
     return NULL;
 }
 
+/* Static, so teardown can stop them after a failed assertion. */
+static attack wave1, wave2;
+static pthread_t wave1_th, wave2_th;
+static int waves;
+
+static void attacks_stop(void)
+{
+    atomic_store(&wave1.stop, true);
+    atomic_store(&wave2.stop, true);
+    if (waves > 0) pthread_join(wave1_th, NULL);
+    if (waves > 1) pthread_join(wave2_th, NULL);
+    waves = 0;
+}
+
 static void test_hostile_clients_while_records_flow(void **state)
 {
     (void)state;
-    agent a;
+    static agent a;
     agent_config(&a, "http-loris", true);
     agent_start(&a);
-    attack at = {.port = a.mport};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, attack_thread, &at), 0);
-    while (atomic_load(&at.connects) + atomic_load(&at.refused) < NSLOW + NGARBAGE)
+    attack *at = &wave1, *at2 = &wave2;
+    memset(at, 0, sizeof *at);
+    memset(at2, 0, sizeof *at2);
+    at->port = a.mport;
+    at2->port = a.tport;
+    assert_int_equal(pthread_create(&wave1_th, NULL, attack_thread, at), 0);
+    waves = 1;
+    while (atomic_load(&at->connects) + atomic_load(&at->refused) < NSLOW + NGARBAGE)
         sl_t_sleep_ms(10);
     /* The tap listener gets the same treatment from a second wave. */
-    attack at2 = {.port = a.tport};
-    pthread_t th2;
-    assert_int_equal(pthread_create(&th2, NULL, attack_thread, &at2), 0);
+    assert_int_equal(pthread_create(&wave2_th, NULL, attack_thread, at2), 0);
+    waves = 2;
 
     const long n = 5000;
     int64_t worst = 0, probes = 0;
@@ -500,14 +558,11 @@ static void test_hostile_clients_while_records_flow(void **state)
     }
     int64_t w = wait_shipped(&a, n, 30000);
     if (w > worst) worst = w;
-    atomic_store(&at.stop, true);
-    atomic_store(&at2.stop, true);
-    pthread_join(th, NULL);
-    pthread_join(th2, NULL);
+    attacks_stop();
     print_message("loris: %ld/%ld records shipped; %lld+ probes, slowest %lld ms; attackers made "
                   "%ld connections (%ld refused at connect) to metrics, %ld to the tap\n",
-                  n, n, (long long)probes, (long long)worst, atomic_load(&at.connects),
-                  atomic_load(&at.refused), atomic_load(&at2.connects));
+                  n, n, (long long)probes, (long long)worst, atomic_load(&at->connects),
+                  atomic_load(&at->refused), atomic_load(&at2->connects));
     agent_stop(&a);
     agent_free(&a);
 }
@@ -564,7 +619,7 @@ static void test_tap_token_and_default_off(void **state)
     (void)state;
     /* Off by default: one listener (metrics), no /tail on it, and `sluice
      * tail` says how to turn the tap on. */
-    agent a;
+    static agent a;
     agent_config(&a, "http-tapoff", false);
     agent_start(&a);
     assert_int_equal(listening_sockets(a.pid), 1);
@@ -643,9 +698,9 @@ int main(void)
     }
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tap_token_and_default_off),
-        cmocka_unit_test(test_catastrophic_match),
-        cmocka_unit_test(test_hostile_clients_while_records_flow),
+        cmocka_unit_test_teardown(test_tap_token_and_default_off, teardown),
+        cmocka_unit_test_teardown(test_catastrophic_match, teardown),
+        cmocka_unit_test_teardown(test_hostile_clients_while_records_flow, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -167,6 +167,8 @@ assert "cpu" in lim and "memory" in lim, "resource limits"
 assert "memory" in c["resources"]["requests"], "memory request"
 probe = c["livenessProbe"]["httpGet"]
 assert probe["path"] == "/healthz", "liveness on /healthz"
+assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness on /readyz"
+assert not any(p["containerPort"] == 9881 for p in c["ports"]), "the tap is not exposed"
 ports = {p["name"]: p["containerPort"] for p in c["ports"]}
 assert probe["port"] in ports or probe["port"] in ports.values(), "probe port declared"
 assert c["securityContext"]["readOnlyRootFilesystem"] is True, "readOnlyRootFilesystem"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/http_metrics.h"
+#include "cli/http_tap.h"
 #include "collector/file.h"
 #include "collector/journald.h"
 #include "core/fsutil.h"
@@ -31,6 +32,7 @@ static const sl_sink_ops *const sink_types[] = {&sl_stdout_sink_ops, &sl_file_si
 static const sl_cfg_key top_keys[] = {
     {"data_dir", SL_KEY_STR, false, NULL, false},
     {"metrics", SL_KEY_MAP, false, NULL, false},
+    {"tap", SL_KEY_MAP, false, NULL, false},
     {"log", SL_KEY_MAP, false, NULL, false},
     {"shutdown_timeout", SL_KEY_DURATION, false, NULL, false},
     {"inputs", SL_KEY_SEQ, true, NULL, false},
@@ -39,6 +41,12 @@ static const sl_cfg_key top_keys[] = {
 static const sl_cfg_key metrics_keys[] = {
     {"listen", SL_KEY_STR, false, NULL, false},
     {"unhealthy_after", SL_KEY_DURATION, false, NULL, false},
+};
+/* `sluice tail`'s tap (cli/http_tap.h): off unless this section is present. */
+static const sl_cfg_key tap_keys[] = {
+    {"listen", SL_KEY_STR, false, NULL, false},
+    {"token_file", SL_KEY_STR, false, NULL, false},
+    {"token_env", SL_KEY_STR, false, NULL, false},
 };
 static const sl_cfg_key log_keys[] = {
     {"level", SL_KEY_ENUM, false, "debug|info|warn|error", false},
@@ -73,6 +81,8 @@ struct sink_rt {
     pthread_t thread;
     bool started;
     atomic_bool done;
+    sl_http_metrics *http;    /* liveness: told when run() returns unasked */
+    atomic_bool *inputs_stop; /* sinks end on their own once inputs stop */
 };
 
 struct sl_agent {
@@ -89,6 +99,7 @@ struct sl_agent {
     int nsinks;
     pthread_mutex_t print_mu; /* dry-run output */
     sl_http_metrics *http;    /* NULL unless metrics.listen is set */
+    sl_http_tap *tap;         /* NULL unless the tap section is present */
 };
 
 static const sl_input_ops *find_input(const char *type)
@@ -117,6 +128,9 @@ static void check_top(sl_cfg *cfg, const sl_cfg_node **inputs, const sl_cfg_node
     sl_cfg_check(cfg, root, top_keys, sizeof top_keys / sizeof *top_keys);
     const sl_cfg_node *m = sl_cfg_get(root, "metrics");
     if (m) sl_cfg_check(cfg, m, metrics_keys, sizeof metrics_keys / sizeof *metrics_keys);
+    const sl_cfg_node *t = sl_cfg_get(root, "tap");
+    if (t && sl_cfg_check(cfg, t, tap_keys, sizeof tap_keys / sizeof *tap_keys) == 0)
+        sl_http_tap_check_config(cfg, t);
     const sl_cfg_node *l = sl_cfg_get(root, "log");
     if (l) sl_cfg_check(cfg, l, log_keys, sizeof log_keys / sizeof *log_keys);
     *inputs = sl_cfg_get(root, "inputs");
@@ -328,7 +342,7 @@ static int route(void *arg, sl_batch *b)
     sl_agent *a = in->agent;
     sl_chain_run(in->chain, b);
     /* `sluice tail`: a copy into a lossy ring, only while someone watches. */
-    if (sl_http_metrics_tailing(a->http)) sl_http_metrics_tap(a->http, b);
+    if (sl_http_tap_active(a->tap)) sl_http_tap_publish(a->tap, b);
     if (a->opts.dry_run) {
         print_dry_run(a, b);
         sl_batch_unref(b); /* never acknowledged: no checkpoint moves */
@@ -355,6 +369,8 @@ static void *input_thread(void *arg)
 {
     input_rt *in = arg;
     in->ops->run(in->state);
+    if (!atomic_load(&in->agent->inputs_stop))
+        sl_http_metrics_thread_died(in->agent->http, in->ctx.name);
     return NULL;
 }
 
@@ -362,6 +378,8 @@ static void *sink_thread(void *arg)
 {
     sink_rt *s = arg;
     s->ops->run(s->state);
+    if (!atomic_load(s->ctx.stop) && !atomic_load(s->inputs_stop))
+        sl_http_metrics_thread_died(s->http, s->ctx.name);
     atomic_store(&s->done, true);
     return NULL;
 }
@@ -373,6 +391,7 @@ static void teardown(sl_agent *a)
     atomic_store(&a->inputs_stop, true);
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].started) pthread_join(a->inputs[i].thread, NULL);
+    sl_http_tap_stop(a->tap); /* nothing publishes any more */
     for (int i = 0; i < a->nsinks; i++)
         if (a->sinks[i].buffer) sl_buffer_close(a->sinks[i].buffer);
     /* Sinks drain what they hold until the deadline, then are told to stop;
@@ -428,6 +447,16 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
     if (mlisten && *mlisten && !o->dry_run &&
         (rc = sl_http_metrics_start(mlisten, unhealthy_ms, &a->http, err)) != SL_OK)
         goto fail;
+    const sl_cfg_node *tn = sl_cfg_get(root, "tap");
+    if (tn && !o->dry_run) {
+        sl_http_tap_opts to = {0};
+        char *token = NULL;
+        rc = sl_http_tap_settings(cfg, tn, &to.listen, &token, err);
+        to.token = token;
+        if (rc == SL_OK) rc = sl_http_tap_start(&to, &a->tap, err);
+        free(token);
+        if (rc != SL_OK) goto fail;
+    }
 
     const sl_cfg_node *inputs = sl_cfg_get(root, "inputs"), *sinks = sl_cfg_get(root, "sinks");
     for (size_t i = 0; i < sinks->n && !o->dry_run; i++) {
@@ -452,6 +481,8 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
         s->ctx.data_dir = a->data_dir;
         s->ctx.buffer = s->buffer;
         s->ctx.stop = &a->sinks_stop;
+        s->http = a->http;
+        s->inputs_stop = &a->inputs_stop;
         if ((rc = s->ops->create(&s->ctx, &s->state, err)) != SL_OK) goto fail;
     }
     for (size_t i = 0; i < inputs->n; i++) {
@@ -496,6 +527,7 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
         }
         a->inputs[i].started = true;
     }
+    sl_http_metrics_set_started(a->http);
     sl_log(SL_LOG_INFO, "agent_started", "inputs=%d sinks=%d data_dir=%s dry_run=%d", a->ninputs,
            a->nsinks, a->data_dir, o->dry_run);
     *out = a;

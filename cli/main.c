@@ -8,6 +8,7 @@
 
 #include "cli/agent.h"
 #include "cli/dryrun_cmd.h"
+#include "cli/http_tap.h"
 #include "cli/tail_cmd.h"
 #include "cli/spool_cmd.h"
 #include "core/config.h"
@@ -27,7 +28,7 @@ static void usage(FILE *out)
             "ones\n"
             "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
             "  tail -c FILE [--match RE] [--label K=V] follow the records the local agent ships\n"
-            "                                          (JSON lines; needs metrics.listen)\n"
+            "                                          (JSON lines; needs the tap: section)\n"
             "  spool ls|stat|cat|verify|export -c FILE inspect the disk spools (read-only;\n"
             "                                          `sluice spool --help`)\n"
             "  version                                 print the version\n"
@@ -40,7 +41,7 @@ static void usage(FILE *out)
             "                      multiline and parse steps; nothing else is touched\n"
             "  --connect           check: ask each sink's destination whether it would\n"
             "                      accept (exit 1 when one would not)\n"
-            "  --match REGEX       tail: only records whose line matches (extended regex)\n"
+            "  --match REGEX       tail: only records whose line matches (PCRE2)\n"
             "  --label KEY=VALUE   tail: only records with this label (or input=NAME);\n"
             "                      repeatable, all must hold\n"
             "  -h, --help          this help\n");
@@ -138,6 +139,7 @@ static int cmd_check(const cli_args *a)
     sl_cfg *cfg = load_config(a);
     if (!cfg) return EXIT_USAGE;
     sl_agent_describe(cfg, stdout);
+    sl_http_tap_warnings(cfg, sl_cfg_get(sl_cfg_root(cfg), "tap"), stderr);
     printf("# configuration OK\n");
     int failed = 0;
     if (a->connect) {
@@ -156,19 +158,27 @@ static int cmd_tail(cli_args *a, sigset_t set)
 {
     sl_cfg *cfg = load_config(a);
     if (!cfg) return EXIT_USAGE;
-    const char *listen = NULL;
-    sl_cfg_str(cfg, sl_cfg_get(sl_cfg_root(cfg), "metrics"), "listen", NULL, &listen);
-    if (!listen || !*listen) {
-        fprintf(stderr, "sluice: tail needs metrics.listen in the configuration\n");
+    const sl_cfg_node *tap = sl_cfg_get(sl_cfg_root(cfg), "tap");
+    if (!tap) {
+        fprintf(stderr, "sluice: tail needs the tap: add a tap: section with token_file or "
+                        "token_env to the configuration (README: Security)\n");
         sl_cfg_free(cfg);
         return EXIT_USAGE;
     }
-    a->tail.listen = listen;
+    char *token = NULL;
+    sl_err terr = {0};
+    if (sl_http_tap_settings(cfg, tap, &a->tail.listen, &token, &terr) != SL_OK) {
+        fprintf(stderr, "sluice: %s\n", terr.msg);
+        sl_cfg_free(cfg);
+        return EXIT_USAGE;
+    }
+    a->tail.token = token;
     /* A terminal's Ctrl-C simply ends the tail. */
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     sl_err err = {0};
     int rc = sl_tail_run(&a->tail, stdout, &err);
     fprintf(stderr, "sluice tail: %s\n", err.msg);
+    free(token);
     sl_cfg_free(cfg);
     return rc == SL_ECLOSED ? EXIT_OK : rc == SL_EINVAL ? EXIT_USAGE : EXIT_FAIL;
 }

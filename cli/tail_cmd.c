@@ -9,8 +9,8 @@
 
 #include "core/buf.h"
 
-/* The request line stays far below the server's 8 KiB limit. */
-#define MAX_QUERY 6144
+/* Request line plus token stay below the tap's 16 KiB request bound. */
+#define MAX_QUERY 12288
 /* A response head longer than this is not from a sluice agent. */
 #define MAX_HEAD 8192
 
@@ -60,7 +60,7 @@ static int connect_to(const char *listen, sl_err *err)
 {
     char host[256], port[16];
     if (split_target(listen, host, sizeof host, port, sizeof port) != 0)
-        return sl_errf(err, SL_EINVAL, "metrics.listen '%s': expected host:port", listen);
+        return sl_errf(err, SL_EINVAL, "tap.listen '%s': expected host:port", listen);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, port, &hints, &res);
@@ -77,8 +77,8 @@ static int connect_to(const char *listen, sl_err *err)
     freeaddrinfo(res);
     if (fd < 0)
         return sl_errf(err, SL_EIO,
-                       "cannot reach the agent at %s:%s: %s (is it running, with "
-                       "metrics.listen set?)",
+                       "cannot reach the agent's tap at %s:%s: %s (is it running, with "
+                       "the tap: section?)",
                        host, port, strerror(e));
     return fd;
 }
@@ -104,10 +104,12 @@ static size_t emit_lines(const char *p, size_t n, FILE *out, bool *werr)
         if (!nl) return used;
         size_t len = (size_t)(nl - (p + used)) + 1;
         const char *line = p + used;
-        if (len > 16 && memcmp(line, "{\"tail_skipped\":", 16) == 0)
+        if (len == 1) {
+            /* the agent's heartbeat on a quiet stream */
+        } else if (len > 16 && memcmp(line, "{\"tail_skipped\":", 16) == 0) {
             fprintf(stderr, "sluice tail: the agent skipped %.*s record(s) (tail too slow)\n",
                     (int)strspn(line + 16, "0123456789"), line + 16);
-        else if (fwrite(line, 1, len, out) != len)
+        } else if (fwrite(line, 1, len, out) != len)
             *werr = true;
         used += len;
     }
@@ -126,7 +128,10 @@ int sl_tail_run(const sl_tail_opts *o, FILE *out, sl_err *err)
         sl_buf_printf(&req, "%slabel=", (o->match || i) ? "&" : "");
         put_encoded(&req, o->labels[i]);
     }
-    sl_buf_printf(&req, " HTTP/1.1\r\nHost: sluice\r\nAccept: application/x-ndjson\r\n\r\n");
+    sl_buf_printf(&req,
+                  " HTTP/1.1\r\nHost: sluice\r\nAccept: application/x-ndjson\r\n"
+                  "Authorization: Bearer %s\r\n\r\n",
+                  o->token ? o->token : "");
     if (req.failed) {
         sl_buf_free(&req);
         return sl_errf(err, SL_EINVAL, "filters too long");

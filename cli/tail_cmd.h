@@ -1,7 +1,8 @@
-/* `sluice tail`: follows what the local agent ships, through its
- * GET /tail endpoint on metrics.listen, and prints the records as JSON
- * lines. The agent copies records for it into a lossy ring, so tailing
- * never slows delivery; records it had to skip are reported on stderr. */
+/* `sluice tail`: follows what the local agent ships, through the tap's
+ * GET /tail on tap.listen (bearer token from the tap section), and prints
+ * the records as JSON lines. The agent copies records for it into a lossy
+ * ring, so tailing never slows delivery; records it had to skip are
+ * reported on stderr. */
 #ifndef SLUICE_CLI_TAIL_CMD_H
 #define SLUICE_CLI_TAIL_CMD_H
 
@@ -13,8 +14,9 @@
 #define SL_TAIL_MAX_LABELS 8
 
 typedef struct sl_tail_opts {
-    const char *listen; /* metrics.listen of the agent: host:port, [v6]:port, :port */
-    const char *match;  /* extended regex on the record's line, or NULL */
+    const char *listen; /* tap.listen of the agent: host:port, [v6]:port, :port */
+    const char *token;  /* the tap's bearer token */
+    const char *match;  /* PCRE2 pattern on the record's line, or NULL */
     const char *labels[SL_TAIL_MAX_LABELS]; /* "key=value", all must hold */
     size_t nlabels;
 } sl_tail_opts;

@@ -167,6 +167,8 @@ assert "cpu" in lim and "memory" in lim, "resource limits"
 assert "memory" in c["resources"]["requests"], "memory request"
 probe = c["livenessProbe"]["httpGet"]
 assert probe["path"] == "/healthz", "liveness on /healthz"
+assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness on /readyz"
+assert not any(p["containerPort"] == 9881 for p in c["ports"]), "the tap is not exposed"
 ports = {p["name"]: p["containerPort"] for p in c["ports"]}
 assert probe["port"] in ports or probe["port"] in ports.values(), "probe port declared"
 assert c["securityContext"]["readOnlyRootFilesystem"] is True, "readOnlyRootFilesystem"
@@ -216,7 +218,7 @@ KNOWN="$TMP/known-metrics"
 {
     grep -rhoE 'sl_(counter|gauge)\(\s*"sluice_[a-z0-9_]+"' "$SRC"/core "$SRC"/collector "$SRC"/parsers \
         "$SRC"/shipper "$SRC"/cli 2>/dev/null | grep -oE 'sluice_[a-z0-9_]+'
-    grep -ohE '# TYPE sluice_[a-z0-9_]+' "$SRC/cli/http_metrics.c" | grep -oE 'sluice_[a-z0-9_]+'
+    grep -ohE '# TYPE sluice_[a-z0-9_]+' "$SRC"/cli/http_*.c | grep -oE 'sluice_[a-z0-9_]+'
 } | sort -u >"$KNOWN"
 
 # ---- Grafana dashboard --------------------------------------------------------------

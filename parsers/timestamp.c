@@ -192,6 +192,17 @@ size_t sl_ts_scan_rfc3339(const char *p, size_t n, int64_t *ns)
     return k;
 }
 
+size_t sl_ts_scan_iso(const char *p, size_t n, const sl_tz *tz, int64_t *ns)
+{
+    int64_t local, nsec;
+    bool has_off;
+    int32_t off;
+    size_t k = scan_iso(p, n, false, &local, &nsec, &has_off, &off);
+    if (k == 0) return 0;
+    int64_t utc = has_off ? local - off : sl_tz_local_to_utc(tz, local);
+    return to_ns(utc, nsec, ns) ? k : 0;
+}
+
 int sl_ts_parse_rfc3339(const char *p, size_t n, int64_t *ns)
 {
     size_t k = sl_ts_scan_rfc3339(p, n, ns);
@@ -738,13 +749,8 @@ int sl_ts_format_parse(const sl_ts_format *f, const char *p, size_t n, int64_t n
     while (n > 0 && is_blank(p[n - 1])) n--;
     switch (f->kind) {
     case FMT_RFC3339: {
-        int64_t local, nsec;
-        bool has_off;
-        int32_t off;
-        size_t k = scan_iso(p, n, false, &local, &nsec, &has_off, &off);
-        if (k == 0 || k != n) return SL_EPARSE;
-        int64_t utc = has_off ? local - off : sl_tz_local_to_utc(f->tz, local);
-        return to_ns(utc, nsec, ns) ? 0 : SL_EPARSE;
+        size_t k = sl_ts_scan_iso(p, n, f->tz, ns);
+        return k != 0 && k == n ? 0 : SL_EPARSE;
     }
     case FMT_UNIX:
         return sl_ts_parse_unix(p, n, f->unit, ns);

@@ -13,6 +13,9 @@
 #include "core/err.h"
 #include "core/record.h"
 
+/* A time zone (see sl_tz_load below). */
+typedef struct sl_tz sl_tz;
+
 /* Days from 1970-01-01 to a proleptic Gregorian date (month 1-12). */
 int64_t sl_ts_days_from_civil(int64_t y, int m, int d);
 int sl_ts_days_in_month(int64_t y, int m);
@@ -26,6 +29,9 @@ int sl_ts_parse_offset(const char *p, size_t n, int32_t *off);
  * Fractions of any length are accepted (digits past nanoseconds are
  * ignored). Returns the bytes consumed, 0 when p does not start with one. */
 size_t sl_ts_scan_rfc3339(const char *p, size_t n, int64_t *ns);
+/* ISO 8601 as sl_ts_scan_rfc3339, but the offset may be missing: the time
+ * is then a wall time in tz (NULL: UTC). Returns the bytes consumed or 0. */
+size_t sl_ts_scan_iso(const char *p, size_t n, const sl_tz *tz, int64_t *ns);
 /* The whole of p must be one RFC 3339 timestamp. 0 or SL_EPARSE. */
 int sl_ts_parse_rfc3339(const char *p, size_t n, int64_t *ns);
 
@@ -64,8 +70,6 @@ int64_t sl_ts_infer_year(int mon, int day, int64_t sec_of_day, int64_t local_now
  * an IANA name read from $TZDIR or /usr/share/zoneinfo (TZif v1-v3,
  * including the POSIX rule for times past the last transition). Immutable
  * once loaded: one may be shared by threads. Implemented in tzfile.c. */
-typedef struct sl_tz sl_tz;
-
 int sl_tz_load(const char *name, sl_tz **out, sl_err *err);
 void sl_tz_free(sl_tz *tz);
 /* The UTC offset a zone abbreviation (`CET`, `PDT`, `IST`) stands for.

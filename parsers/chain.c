@@ -93,7 +93,8 @@ static const sl_cfg_key join_keys[] = {
 };
 static const sl_cfg_key regex_keys[] = {
     {"pattern", SL_KEY_STR, false, NULL, false},
-    {"builtin", SL_KEY_ENUM, false, "nginx_combined|apache_combined|apache_common", false},
+    {"builtin", SL_KEY_ENUM, false,
+     "nginx_combined|apache_combined|apache_common|vhost_combined|apache_error|nginx_error", false},
     {"field", SL_KEY_STR, false, NULL, false},
     {"match_limit", SL_KEY_INT, false, NULL, false},
 };

@@ -71,10 +71,19 @@ typedef struct step {
     uint64_t clock;
 } step;
 
+/* The time of the last multiline record cut at its limits, for the record
+ * that carries on from it (maybe in the next batch of the same file). */
+typedef struct cut_time {
+    int64_t time_ns;
+    bool have;
+    char source[1024];
+} cut_time;
+
 struct sl_chain {
     step steps[MAX_STEPS];
     size_t n;
     sl_metric *records_dropped;
+    cut_time cut;
 };
 
 static const sl_cfg_key filter_keys[] = {
@@ -531,6 +540,20 @@ static void mark_failed(const step *s, sl_batch *b, sl_record *r, const sl_err *
     sl_record_add_field(b, r, SL_SLICE_LIT("parse_error"), (sl_slice){v, n}, SL_V_STRING);
 }
 
+/* The rest of a cut multiline record (its first line is no record start,
+ * so it has no time of its own) takes the time of the part before it. */
+static void carry_cut_time(cut_time *ct, const sl_batch *b, sl_record *r)
+{
+    const char *src = b->source ? b->source : "";
+    if ((r->flags & SL_RF_ML_CONT) && ct->have && strcmp(ct->source, src) == 0)
+        r->time_ns = ct->time_ns;
+    ct->have = (r->flags & SL_RF_ML_CUT) && strlen(src) < sizeof ct->source;
+    if (ct->have) {
+        memcpy(ct->source, src, strlen(src) + 1);
+        ct->time_ns = r->time_ns;
+    }
+}
+
 void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
@@ -541,5 +564,6 @@ void sl_chain_run(sl_chain *c, sl_batch *b)
             err.msg[0] = '\0';
             if (run_step(&c->steps[k], b, r, &err) != 0) mark_failed(&c->steps[k], b, r, &err);
         }
+        if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
     }
 }

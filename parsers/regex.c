@@ -70,7 +70,15 @@ struct sl_regex {
  * format's lines share its files. */
 #define P_APACHE_TAIL                                                                              \
     " (?<ident>\\S+) (?<remote_user>\\S+) " P_TIME " " P_REQUEST P_STATUS_BYTES "(?:" P_REF_UA ")" \
-                                                                                               "?"
+    "?"
+
+#define P_NGX_ERR_HEAD                                                                             \
+    "^(?<time>\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d) \\[(?<level>\\w+)\\] "                    \
+    "(?<pid>\\d+)#(?<tid>\\d+): (?:\\*(?<connection>\\d+) )?"
+#define P_NGX_ERR_TAIL                                                                             \
+    "(?:, client: (?<client>[^,]++))?(?:, server: (?<server>[^,]*+))?"                             \
+    "(?:, request: \"(?<request>" Q_FIELD ")\")?(?:, upstream: \"(?<upstream>" Q_FIELD ")\")?"     \
+    "(?:, host: \"(?<host>" Q_FIELD ")\")?(?:, referrer: \"(?<referrer>" Q_FIELD ")\")?$"
 
 static const struct builtin {
     const char *name;
@@ -98,14 +106,12 @@ static const struct builtin {
      "(?: \\[client (?<client>[^\\]]+)\\])?(?: (?<error_code>AH\\d+):)? ?(?<message>.*)",
      NULL},
     /* nginx `YYYY/MM/DD hh:mm:ss [level] pid#tid: *conn message, client: a,
-     * server: s, request: "r", upstream: "u", host: "h", referrer: "f"`. */
-    {"nginx_error",
-     "^(?<time>\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d) \\[(?<level>\\w+)\\] "
-     "(?<pid>\\d+)#(?<tid>\\d+): (?:\\*(?<connection>\\d+) )?(?<message>.*?)"
-     "(?:, client: (?<client>[^,]++))?(?:, server: (?<server>[^,]*+))?"
-     "(?:, request: \"(?<request>" Q_FIELD ")\")?(?:, upstream: \"(?<upstream>" Q_FIELD ")\")?"
-     "(?:, host: \"(?<host>" Q_FIELD ")\")?(?:, referrer: \"(?<referrer>" Q_FIELD ")\")?$",
-     NULL},
+     * server: s, request: "r", upstream: "u", host: "h", referrer: "f"`.
+     * The message runs to `, client: ` without backtracking; a line with
+     * details in another order falls to the lenient pattern, whose message
+     * grows until the rest fits. */
+    {"nginx_error", P_NGX_ERR_HEAD "(?<message>(?:[^,]++|,(?! client: ))*+)" P_NGX_ERR_TAIL,
+     P_NGX_ERR_HEAD "(?<message>.*?)" P_NGX_ERR_TAIL},
 };
 
 const char *sl_regex_builtin_pattern(const char *name)

@@ -616,6 +616,19 @@ static void test_error_logs(void **st)
          "upstream timed out (110: Connection timed out) while reading "
          "response header from upstream");
     free(d);
+    /* Details in an order the fast pattern does not know: the lenient one
+     * keeps every byte, the unknown part in the message. */
+    const char *n4 = "2026/10/11 14:32:55 [warn] 7#7: *4 an upstream response is buffered, client: "
+                     "192.0.2.9, server: _, subrequest: \"/auth\", request: \"GET / HTTP/1.1\", "
+                     "host: \"h.example\"";
+    c = builtin_line("nginx_error", n4, f, &d);
+    assert_true(c > 0);
+    want(f, c, "message",
+         "an upstream response is buffered, client: 192.0.2.9, server: _, "
+         "subrequest: \"/auth\"");
+    want(f, c, "request", "GET / HTTP/1.1");
+    want(f, c, "host", "h.example");
+    free(d);
 }
 
 /* The new built-ins on every prefix of a line, each an exact-size copy:

@@ -61,7 +61,7 @@ typedef struct step {
     pcre2_match_data *md;
     const char *from[MAX_NAMES], *to[MAX_NAMES]; /* labels/rename: from field -> to name */
     size_t nnames;
-    sl_metric *errors, *dropped;
+    sl_metric *errors, *dropped, *warnings;
     sl_json_opts json;
     sl_regex *regex;
     sl_ts_format *ts;
@@ -249,6 +249,8 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
                            "Records a parse step could not parse (shipped raw).", l);
     s->dropped =
         sl_counter("sluice_records_filtered_total", "Records removed by drop/keep steps.", l);
+    s->warnings = sl_counter("sluice_parse_warnings_total",
+                             "Records a parse step parsed without a part (parse_warning).", l);
     switch (s->kind) {
     case STEP_LABELS:
         return build_names(cfg, args, s, true);
@@ -562,7 +564,11 @@ void sl_chain_run(sl_chain *c, sl_batch *b)
         for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
             sl_err err;
             err.msg[0] = '\0';
-            if (run_step(&c->steps[k], b, r, &err) != 0) mark_failed(&c->steps[k], b, r, &err);
+            uint32_t before = r->flags;
+            if (run_step(&c->steps[k], b, r, &err) != 0)
+                mark_failed(&c->steps[k], b, r, &err);
+            else if (r->flags & ~before & SL_RF_PARSE_WARNING)
+                sl_metric_inc(c->steps[k].warnings);
         }
         if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
     }

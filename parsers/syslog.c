@@ -436,10 +436,12 @@ int sl_syslog_parse_record(sl_batch *b, sl_record *r, sl_slice in, const sl_sysl
     if (m.flags & SL_SYSLOG_TIME_UNKNOWN &&
         (rc = add(b, r, "timestamp", m.timestamp, SL_V_STRING, err)))
         return rc;
-    if (m.flags & SL_SYSLOG_NO_TAG &&
-        (rc = add(b, r, "parse_warning", SL_SLICE_LIT("syslog: rfc3164: no tag after host"),
-                  SL_V_STRING, err)))
-        return rc;
+    if (m.flags & SL_SYSLOG_NO_TAG) {
+        if ((rc = add(b, r, "parse_warning", SL_SLICE_LIT("syslog: rfc3164: no tag after host"),
+                      SL_V_STRING, err)))
+            return rc;
+        r->flags |= SL_RF_PARSE_WARNING;
+    }
     static const char *const names[] = {"hostname", "appname", "procid", "msgid"};
     const sl_slice vals[] = {m.hostname, m.appname, m.procid, m.msgid};
     for (int k = 0; k < 4; k++)

@@ -75,7 +75,7 @@ int sl_syslog_frame(const char *p, size_t n, size_t max_len, sl_slice *msg, size
 /* Parses in (usually r->line) and appends fields to r: facility, severity
  * (numbers), level (severity keyword), version, hostname, appname, procid,
  * msgid, `<SD-ID>.<param>` per structured-data parameter, message, and
- * `parse_warning` when the tag did not fit (SL_SYSLOG_NO_TAG); sets
+ * `parse_warning` (and SL_RF_PARSE_WARNING) when the tag did not fit; sets
  * r->time_ns when the message has a time. r->line is left as it is.
  * SL_EPARSE: nothing appended (the time may still have been set);
  * SL_ENOMEM: the batch arena is full. */

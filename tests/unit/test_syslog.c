@@ -11,6 +11,9 @@
 #include "core/batch.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "parsers/chain.h"
 #include "parsers/syslog.h"
 #include "tests/helpers.h"
 
@@ -388,6 +391,33 @@ static void test_lenient_tags(void **st)
     }
 }
 
+/* Through the chain: a tag-less line is parsed, marked and counted as a
+ * warning, not as a parse error. */
+static void test_no_tag_counted(void **st)
+{
+    (void)st;
+    const char *yaml = "parse:\n  - syslog: {}\n";
+    sl_cfg *cfg = sl_cfg_new();
+    assert_int_equal(sl_cfg_load_string(cfg, "t", yaml, strlen(yaml)), 0);
+    sl_chain *c = NULL;
+    assert_int_equal(sl_chain_new(cfg, sl_cfg_get(sl_cfg_root(cfg), "parse"), "notag", &c), 0);
+    sl_batch *b = sl_batch_new(4);
+    const char *lines[] = {"Jun 14 15:16:02 vm nginx upstream timed out",
+                           "Jun 14 15:16:03 vm sshd[1]: ok", "Jun 14 15:16:04 vm worker stalled"};
+    for (int k = 0; k < 3; k++) sl_batch_add(b, (sl_slice){lines[k], strlen(lines[k])}, 1, 0);
+    sl_chain_run(c, b);
+    assert_true(b->records[0].flags & SL_RF_PARSE_WARNING);
+    assert_false(b->records[1].flags & SL_RF_PARSE_WARNING);
+    for (int k = 0; k < 3; k++) assert_false(b->records[k].flags & SL_RF_PARSE_ERROR);
+    assert_int_equal(
+        sl_metrics_value("sluice_parse_warnings_total", "input=\"notag\",step=\"syslog\""), 2);
+    assert_int_equal(
+        sl_metrics_value("sluice_parse_errors_total", "input=\"notag\",step=\"syslog\""), 0);
+    sl_batch_unref(b);
+    sl_chain_free(c);
+    sl_cfg_free(cfg);
+}
+
 /* Issue 21 case 3: an ISO time without offset is a wall time in the
  * step's zone (UTC without one). */
 static void test_iso_local_time(void **st)
@@ -707,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_lnav_good),
         cmocka_unit_test(test_lnav_no_tag_is_flagged),
         cmocka_unit_test(test_lenient_tags),
+        cmocka_unit_test(test_no_tag_counted),
         cmocka_unit_test(test_iso_local_time),
         cmocka_unit_test(test_lnav_year_rollover),
         cmocka_unit_test(test_lnav_mixed_times),

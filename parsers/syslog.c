@@ -245,6 +245,7 @@ static inline bool tag_colon(const char *p, size_t n, size_t j)
  * (`sandboxd[129] ([31211]): `). False when nothing there fits a tag. */
 static bool scan_lenient_tag(const char *p, size_t n, size_t *i, sl_syslog_msg *m)
 {
+    if (scan_tag(p, n, i, m)) return true; /* one word: `tag:msg` needs no blank */
     size_t s = *i, j = s, blanks = 0;
     while (j < n && j - s <= TAG_MAX && p[j] != '[' && !tag_colon(p, n, j)) blanks += p[j++] == ' ';
     if (j >= n || j - s > TAG_MAX) return false;

@@ -378,6 +378,9 @@ static void test_lenient_tags(void **st)
         /* An unclosed `[`: no tag, all of it is the message. */
         {"Jun 14 15:16:07 vm app[12 started", "vm", "", "", "app[12 started", true},
         {"Jun 14 15:16:08 vm app:", "vm", "app", "", "", false},
+        /* One-word tags keep the strict reading: no blank needed after it. */
+        {"Jun 14 15:16:09 vm sshd[7]:Accepted key", "vm", "sshd", "7", "Accepted key", false},
+        {"Jun 14 15:16:10 vm app:started", "vm", "app", "", "started", false},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         sl_syslog_msg m;

@@ -95,8 +95,9 @@ int64_t sl_tz_local_to_utc(const sl_tz *tz, int64_t local_s);
  * A space in fmt matches any run of blanks (also none); %S also takes a
  * `.123`/`,123` fraction when fmt does not continue with one itself. tz
  * (NULL: UTC) applies when the text carries no offset. %Z reads a zone
- * abbreviation (sl_tz_abbr_offset) or an IANA name (`Europe/Berlin`, read
- * from the zoneinfo); a name neither knows is a parse error. A format
+ * abbreviation (sl_tz_abbr_offset), an IANA name (`Europe/Berlin`, read
+ * from the zoneinfo) or a numeric one (`+03`); a name neither knows is a
+ * parse error. A format
  * without a date (only a time of day, `%H:%M:%S,%f`) takes today's date
  * in tz, or yesterday's when today's would be more than
  * SL_TS_FUTURE_GRACE_S ahead of now. */

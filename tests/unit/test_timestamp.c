@@ -388,6 +388,11 @@ static void test_zone_names(void **st)
         assert_int_equal(fmt_parse(f, NULL, line, 0, &ns), 0);
         assert_int_equal(ns, (dec26 + 16 * 3600 + 22 * 60 + 8 - known[k].off) * S);
     }
+    /* date(1) writes a numeric abbreviation for zones without a name. */
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 +03 2016", 0, &ns), 0);
+    assert_int_equal(ns, (dec26 + 13 * 3600 + 22 * 60 + 8) * S);
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 -0330 2016", 0, &ns), 0);
+    assert_int_equal(ns, (dec26 + 19 * 3600 + 52 * 60 + 8) * S);
     /* A name we cannot place is an error, never a silent UTC. */
     assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 XYZT 2016", 0, &ns), SL_EPARSE);
     assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 Nowhere/Atlantis 2016", 0, &ns),

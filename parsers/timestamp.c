@@ -660,7 +660,8 @@ static int run_ops(const sl_ts_format *f, const char *p, size_t n, tm_parts *t)
             /* An abbreviation (letters), or an IANA name (`Area/Place`,
              * `America/Argentina/Buenos_Aires`, `Etc/GMT+5`). */
             size_t j = i;
-            if (get_offset(p, n, &j, true, &t->off)) { /* date(1) in zones without a name: +03 */
+            if (j < n && (p[j] == '+' || p[j] == '-') &&
+                get_offset(p, n, &j, true, &t->off)) { /* date(1) in zones without a name: +03 */
                 t->has_off = true;
                 i = j;
                 break;

@@ -23,6 +23,7 @@ BENCHES=(
     "bench_lines|$((1024 * SCALE)) 5"
     "bench_json|$((64 * SCALE))"
     "bench_parsers|$((32 * SCALE))"
+    "bench_quality|$((100000 * SCALE)) 5"
     "bench_loki|"
     "bench_kafka|$((300000 * SCALE)) 5"
     "bench_spool|$((64 * SCALE)) 3"

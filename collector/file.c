@@ -47,6 +47,7 @@ typedef struct tracked {
     int64_t mtime_ns; /* modification time when last looked at */
     bool caught_up;   /* the last read reached the end of the file */
     int64_t last_data_ns;
+    sl_ml_file ml; /* multiline: the open group's state */
 } tracked;
 
 /* Finds the end of a line (see eol_scalar). */
@@ -810,6 +811,8 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
         sl_batch_add(e->b, (sl_slice){e->t->chunk->data + off, n}, e->now, e->base + end);
     r->flags = flags;
     if (e->suspect) check_text(in, r);
+    if (flags & (SL_RF_ML_CUT | SL_RF_ML_CONT))
+        sl_multiline_mark(in->multiline, &e->t->ml, in->ctx->name, e->t->path, e->b, r);
     if (e->b->nrecords == e->b->cap_records) {
         sl_batch *b = e->b;
         e->b = NULL;
@@ -848,11 +851,12 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
             continue;
         }
         if (ml && nl && line_len <= max) {
-            bool joins = glines && glines < sl_multiline_max_lines(ml) &&
-                         pos + line_len + 1 - gstart <= sl_multiline_max_bytes(ml) &&
-                         sl_multiline_continues(ml, data + pos, line_len);
-            if (!joins) {
-                if (glines) rc = add_record(&e, gstart, pos - 1 - gstart, pos, 0);
+            int v =
+                sl_multiline_next(ml, glines, pos + line_len + 1 - gstart, data + pos, line_len);
+            if (v != SL_ML_JOIN) {
+                if (glines)
+                    rc = add_record(&e, gstart, pos - 1 - gstart, pos,
+                                    sl_multiline_close(&t->ml, v));
                 gstart = pos;
                 glines = 0;
             }
@@ -863,7 +867,7 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
         if (glines) {
             /* A line that cannot join (too long, or unfinished) ends the group. */
             if (!nl && !flush_tail && len - pos < max) break;
-            rc = add_record(&e, gstart, pos - 1 - gstart, pos, 0);
+            rc = add_record(&e, gstart, pos - 1 - gstart, pos, sl_multiline_close(&t->ml, 0));
             glines = 0;
             if (rc != SL_OK) break;
         }
@@ -895,7 +899,7 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
     if (rc == SL_OK && glines) {
         /* An open group waits for the line that ends it, or the timeout. */
         if (flush_tail)
-            rc = add_record(&e, gstart, pos - 1 - gstart, pos, 0);
+            rc = add_record(&e, gstart, pos - 1 - gstart, pos, sl_multiline_close(&t->ml, 0));
         else
             pos = gstart;
     }

@@ -1,8 +1,14 @@
 #include "collector/multiline.h"
 
+#include <string.h>
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdlib.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 struct sl_multiline {
     pcre2_code *re;
@@ -11,6 +17,7 @@ struct sl_multiline {
     uint32_t max_lines;
     uint64_t max_bytes;
     int64_t timeout_ms;
+    sl_metric *cuts; /* registered at the first cut (the input's name comes with it) */
 };
 
 static const sl_cfg_key multiline_keys[] = {
@@ -99,4 +106,51 @@ uint64_t sl_multiline_max_bytes(const sl_multiline *m)
 int64_t sl_multiline_timeout_ms(const sl_multiline *m)
 {
     return m->timeout_ms;
+}
+
+int sl_multiline_next(sl_multiline *m, uint32_t glines, uint64_t gbytes, const char *line, size_t n)
+{
+    if (!glines || !sl_multiline_continues(m, line, n)) return SL_ML_START;
+    return glines < m->max_lines && gbytes <= m->max_bytes ? SL_ML_JOIN : SL_ML_CUT;
+}
+
+uint32_t sl_multiline_close(sl_ml_file *f, int verdict)
+{
+    uint32_t flags =
+        (f->open_continues ? SL_RF_ML_CONT : 0) | (verdict == SL_ML_CUT ? SL_RF_ML_CUT : 0);
+    f->open_continues = verdict == SL_ML_CUT;
+    return flags;
+}
+
+static bool add_true(sl_batch *b, sl_record *r, sl_slice key)
+{
+    return sl_record_add_field(b, r, key, SL_SLICE_LIT("true"), SL_V_TRUE) != NULL;
+}
+
+int sl_multiline_mark(sl_multiline *m, sl_ml_file *f, const char *input, const char *path,
+                      sl_batch *b, sl_record *r)
+{
+    if (r->flags & SL_RF_ML_CUT) {
+        if (!m->cuts) {
+            char l[256];
+            sl_metric_labels(l, sizeof l, "input", input, NULL, NULL);
+            m->cuts = sl_counter("sluice_multiline_truncated_total",
+                                 "Multiline records cut at max_lines or max_bytes.", l);
+        }
+        sl_metric_inc(m->cuts);
+        if (!f->cut_logged) {
+            f->cut_logged = true;
+            char q[1100];
+            sl_log(SL_LOG_WARN, "multiline_truncated",
+                   "input=%s path=%s max_lines=%u max_bytes=%llu note=\"a record was cut; the rest "
+                   "ships as records marked multiline_continued, with the first part's time; "
+                   "logged once per file\"",
+                   input, sl_log_quote(q, sizeof q, path, strlen(path)), m->max_lines,
+                   (unsigned long long)m->max_bytes);
+        }
+        if (!add_true(b, r, SL_SLICE_LIT("multiline_truncated"))) return SL_ENOMEM;
+    }
+    if ((r->flags & SL_RF_ML_CONT) && !add_true(b, r, SL_SLICE_LIT("multiline_continued")))
+        return SL_ENOMEM;
+    return SL_OK;
 }

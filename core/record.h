@@ -44,7 +44,10 @@ enum sl_record_flags {
     SL_RF_TRUNCATED = 1 << 1,   /* line longer than max_line_bytes, cut */
     SL_RF_SPLIT = 1 << 2,       /* continuation piece of a split long line */
     SL_RF_INVALID_UTF8 = 1 << 3,
-    SL_RF_DROPPED = 1 << 4, /* removed by a drop/keep step; acked, never shipped */
+    SL_RF_DROPPED = 1 << 4,       /* removed by a drop/keep step; acked, never shipped */
+    SL_RF_ML_CUT = 1 << 5,        /* multiline record cut at max_lines/max_bytes */
+    SL_RF_ML_CONT = 1 << 6,       /* the rest of a cut multiline record */
+    SL_RF_PARSE_WARNING = 1 << 7, /* parsed, part missing (`parse_warning` field) */
 };
 
 typedef struct sl_record {

@@ -61,7 +61,7 @@ typedef struct step {
     pcre2_match_data *md;
     const char *from[MAX_NAMES], *to[MAX_NAMES]; /* labels/rename: from field -> to name */
     size_t nnames;
-    sl_metric *errors, *dropped;
+    sl_metric *errors, *dropped, *warnings;
     sl_json_opts json;
     sl_regex *regex;
     sl_ts_format *ts;
@@ -71,10 +71,19 @@ typedef struct step {
     uint64_t clock;
 } step;
 
+/* The time of the last multiline record cut at its limits, for the record
+ * that carries on from it (maybe in the next batch of the same file). */
+typedef struct cut_time {
+    int64_t time_ns;
+    bool have;
+    char source[1024];
+} cut_time;
+
 struct sl_chain {
     step steps[MAX_STEPS];
     size_t n;
     sl_metric *records_dropped;
+    cut_time cut;
 };
 
 static const sl_cfg_key filter_keys[] = {
@@ -93,7 +102,8 @@ static const sl_cfg_key join_keys[] = {
 };
 static const sl_cfg_key regex_keys[] = {
     {"pattern", SL_KEY_STR, false, NULL, false},
-    {"builtin", SL_KEY_ENUM, false, "nginx_combined|apache_combined|apache_common", false},
+    {"builtin", SL_KEY_ENUM, false,
+     "nginx_combined|apache_combined|apache_common|vhost_combined|apache_error|nginx_error", false},
     {"field", SL_KEY_STR, false, NULL, false},
     {"match_limit", SL_KEY_INT, false, NULL, false},
 };
@@ -239,6 +249,8 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
                            "Records a parse step could not parse (shipped raw).", l);
     s->dropped =
         sl_counter("sluice_records_filtered_total", "Records removed by drop/keep steps.", l);
+    s->warnings = sl_counter("sluice_parse_warnings_total",
+                             "Records a parse step parsed without a part (parse_warning).", l);
     switch (s->kind) {
     case STEP_LABELS:
         return build_names(cfg, args, s, true);
@@ -530,6 +542,20 @@ static void mark_failed(const step *s, sl_batch *b, sl_record *r, const sl_err *
     sl_record_add_field(b, r, SL_SLICE_LIT("parse_error"), (sl_slice){v, n}, SL_V_STRING);
 }
 
+/* The rest of a cut multiline record (its first line is no record start,
+ * so it has no time of its own) takes the time of the part before it. */
+static void carry_cut_time(cut_time *ct, const sl_batch *b, sl_record *r)
+{
+    const char *src = b->source ? b->source : "";
+    if ((r->flags & SL_RF_ML_CONT) && ct->have && strcmp(ct->source, src) == 0)
+        r->time_ns = ct->time_ns;
+    ct->have = (r->flags & SL_RF_ML_CUT) && strlen(src) < sizeof ct->source;
+    if (ct->have) {
+        memcpy(ct->source, src, strlen(src) + 1);
+        ct->time_ns = r->time_ns;
+    }
+}
+
 void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
@@ -538,7 +564,12 @@ void sl_chain_run(sl_chain *c, sl_batch *b)
         for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
             sl_err err;
             err.msg[0] = '\0';
-            if (run_step(&c->steps[k], b, r, &err) != 0) mark_failed(&c->steps[k], b, r, &err);
+            uint32_t before = r->flags;
+            if (run_step(&c->steps[k], b, r, &err) != 0)
+                mark_failed(&c->steps[k], b, r, &err);
+            else if (r->flags & ~before & SL_RF_PARSE_WARNING)
+                sl_metric_inc(c->steps[k].warnings);
         }
+        if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
     }
 }

@@ -59,10 +59,26 @@ struct sl_regex {
 #define P_REF_UA       " \"(?<http_referer>" Q_FIELD ")\" \"(?<http_user_agent>" Q_FIELD ")\""
 /* Proxies put X-Forwarded-For chains before the client address, bare
  * (`a, b, c - -`) or quoted (`"a, b" c - -`). Only tried when the strict
- * pattern fails, so ordinary lines never pay for it. */
+ * pattern fails, so ordinary lines never pay for it. A bare chain holds
+ * addresses only (IPv4, IPv6, `unknown`): anything else before the client
+ * (a vhost name, decision 0019) is not taken for a chain. */
+#define P_ADDR "(?:\\d{1,3}(?:\\.\\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*|unknown)"
 #define P_XFF_ADDR                                                                                 \
-    "^(?:\"(?<x_forwarded_for>[^\"]*)\" |(?<x_forwarded_for>[^\"\\[]*?),? )?"                      \
+    "^(?:\"(?<x_forwarded_for>[^\"]*)\" |(?<x_forwarded_for>" P_ADDR "(?:, ?" P_ADDR ")*),? )?"    \
     "(?<remote_addr>[^\\s,\"\\[]+)"
+/* Apache's combined format, referer and user agent optional: the common
+ * format's lines share its files. */
+#define P_APACHE_TAIL                                                                              \
+    " (?<ident>\\S+) (?<remote_user>\\S+) " P_TIME " " P_REQUEST P_STATUS_BYTES "(?:" P_REF_UA ")" \
+    "?"
+
+#define P_NGX_ERR_HEAD                                                                             \
+    "^(?<time>\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d) \\[(?<level>\\w+)\\] "                    \
+    "(?<pid>\\d+)#(?<tid>\\d+): (?:\\*(?<connection>\\d+) )?"
+#define P_NGX_ERR_TAIL                                                                             \
+    "(?:, client: (?<client>[^,]++))?(?:, server: (?<server>[^,]*+))?"                             \
+    "(?:, request: \"(?<request>" Q_FIELD ")\")?(?:, upstream: \"(?<upstream>" Q_FIELD ")\")?"     \
+    "(?:, host: \"(?<host>" Q_FIELD ")\")?(?:, referrer: \"(?<referrer>" Q_FIELD ")\")?$"
 
 static const struct builtin {
     const char *name;
@@ -73,15 +89,29 @@ static const struct builtin {
      "^(?<remote_addr>\\S+) \\S+ (?<remote_user>\\S+) " P_TIME
      " " P_REQUEST P_STATUS_BYTES P_REF_UA,
      P_XFF_ADDR " \\S+ (?<remote_user>\\S+) " P_TIME " " P_REQUEST P_STATUS_BYTES P_REF_UA},
-    {"apache_combined",
-     "^(?<remote_addr>\\S+) (?<ident>\\S+) (?<remote_user>\\S+) " P_TIME
-     " " P_REQUEST P_STATUS_BYTES P_REF_UA,
-     P_XFF_ADDR " (?<ident>\\S+) (?<remote_user>\\S+) " P_TIME
-                " " P_REQUEST P_STATUS_BYTES P_REF_UA},
+    {"apache_combined", "^(?<remote_addr>\\S+)" P_APACHE_TAIL, P_XFF_ADDR P_APACHE_TAIL},
     {"apache_common",
      "^(?<remote_addr>\\S+) (?<ident>\\S+) (?<remote_user>\\S+) " P_TIME
      " " P_REQUEST P_STATUS_BYTES,
      P_XFF_ADDR " (?<ident>\\S+) (?<remote_user>\\S+) " P_TIME " " P_REQUEST P_STATUS_BYTES},
+    /* Apache's vhost_combined: `%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i"
+     * "%{User-Agent}i"`, the port optional (some configs log `%v` alone). */
+    {"vhost_combined", "^(?<vhost>[^\\s:]+)(?::(?<port>\\d+))? (?<remote_addr>\\S+)" P_APACHE_TAIL,
+     NULL},
+    /* Apache 2.4 `[time] [module:level] [pid N:tid M] [client a:p] AHnnnnn:
+     * message`; 2.2's `[time] [level] [client a] message` fits too. */
+    {"apache_error",
+     "^\\[(?<time>[^\\]]+)\\] \\[(?:(?<module>[^:\\] ]+):)?(?<level>[^\\] ]+)\\]"
+     "(?: \\[pid (?<pid>\\d+)(?::tid (?<tid>\\d+))?\\])?"
+     "(?: \\[client (?<client>[^\\]]+)\\])?(?: (?<error_code>AH\\d+):)? ?(?<message>.*)",
+     NULL},
+    /* nginx `YYYY/MM/DD hh:mm:ss [level] pid#tid: *conn message, client: a,
+     * server: s, request: "r", upstream: "u", host: "h", referrer: "f"`.
+     * The message runs to `, client: ` without backtracking; a line with
+     * details in another order falls to the lenient pattern, whose message
+     * grows until the rest fits. */
+    {"nginx_error", P_NGX_ERR_HEAD "(?<message>(?:[^,]++|,(?! client: ))*+)" P_NGX_ERR_TAIL,
+     P_NGX_ERR_HEAD "(?<message>.*?)" P_NGX_ERR_TAIL},
 };
 
 const char *sl_regex_builtin_pattern(const char *name)
@@ -268,7 +298,7 @@ int sl_regex_builtin(const char *name, const sl_regex_opts *o, sl_regex **out, s
     }
     return sl_errf(err, SL_ENOENT,
                    "regex: unknown built-in pattern '%s' (nginx_combined, apache_combined, "
-                   "apache_common)",
+                   "apache_common, vhost_combined, apache_error, nginx_error)",
                    name);
 }
 

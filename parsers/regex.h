@@ -26,9 +26,12 @@ typedef struct sl_regex sl_regex;
 /* Compiles pattern[0..len). Errors name the offset in the pattern. */
 int sl_regex_new(const char *pattern, size_t len, const sl_regex_opts *o, sl_regex **out,
                  sl_err *err);
-/* Built-in patterns: nginx_combined, apache_combined, apache_common (see
- * decision 0004 for their groups). Their time_local field also sets the
- * record's time in sl_regex_parse_record. SL_ENOENT for an unknown name. */
+/* Built-in patterns: nginx_combined, apache_combined (common-format lines
+ * too), apache_common, vhost_combined, apache_error, nginx_error (see
+ * decisions 0004 and 0019 for their groups). A time_local field also sets
+ * the record's time in sl_regex_parse_record; the error logs' `time` is
+ * local time without a zone, left to a timestamp step. SL_ENOENT for an
+ * unknown name. */
 int sl_regex_builtin(const char *name, const sl_regex_opts *o, sl_regex **out, sl_err *err);
 /* The pattern text of a built-in (the strict one), or NULL. */
 const char *sl_regex_builtin_pattern(const char *name);

@@ -5,6 +5,13 @@
 #define SD_ID_MAX 32
 #define FIELD_MAX 255 /* hostname, app-name, procid, msgid: lenient, see decision 0004 */
 #define TAG_MAX   128
+/* A tag with blanks in it (`Microsoft Word[14463]:`, `syslogd 1.4.1:`) is
+ * taken only this short and with this few blanks: past that, the colon is
+ * more likely part of a message from a sender that writes no tag. */
+#define SPACED_TAG_MAX    48
+#define SPACED_TAG_BLANKS 3
+/* What may sit between `tag[pid]` and its colon (macOS: ` ([31211])`). */
+#define TAG_EXTRA_MAX 32
 
 static inline bool is_digit(char c)
 {
@@ -141,8 +148,8 @@ static int parse_5424(const char *p, size_t n, size_t i, sl_syslog_msg *m, sl_er
  * Returns bytes consumed (not the following space) or 0. */
 static size_t scan_3164_time(const char *p, size_t n, const sl_syslog_opts *o, sl_syslog_msg *m)
 {
-    if (n > 0 && is_digit(p[0])) {
-        size_t k = sl_ts_scan_rfc3339(p, n, &m->time_ns);
+    if (n > 0 && is_digit(p[0])) { /* ISO: without an offset, a wall time in o->tz */
+        size_t k = sl_ts_scan_iso(p, n, o->tz, &m->time_ns);
         m->has_time = k > 0;
         return k;
     }
@@ -201,7 +208,9 @@ static size_t scan_3164_time(const char *p, size_t n, const sl_syslog_opts *o, s
     return i;
 }
 
-/* `tag[pid]: ` or `tag: ` at p[*i]; on success *i is at the message. */
+/* `tag[pid]: ` or `tag: ` at p[*i], the tag one word; on success *i is at
+ * the message. Used on the word after the time, where a tag with blanks
+ * cannot be told from `host tag:`. */
 static bool scan_tag(const char *p, size_t n, size_t *i, sl_syslog_msg *m)
 {
     size_t s = *i, j = s;
@@ -217,6 +226,45 @@ static bool scan_tag(const char *p, size_t n, size_t *i, sl_syslog_msg *m)
     }
     if (j >= n || p[j] != ':') return false;
     j++;
+    if (j < n && p[j] == ' ') j++;
+    m->appname = tag;
+    m->procid = pid;
+    *i = j;
+    return true;
+}
+
+/* A colon that ends a tag: followed by a blank or the end of the line. */
+static inline bool tag_colon(const char *p, size_t n, size_t j)
+{
+    return p[j] == ':' && (j + 1 == n || p[j + 1] == ' ');
+}
+
+/* The tag after the host, leniently (decision 0019): anything up to `[`
+ * or `: `, blanks allowed in a short one (`Microsoft Word[14463]: `,
+ * `syslogd 1.4.1: `), and after `[pid]` a short aside before the colon
+ * (`sandboxd[129] ([31211]): `). False when nothing there fits a tag. */
+static bool scan_lenient_tag(const char *p, size_t n, size_t *i, sl_syslog_msg *m)
+{
+    if (scan_tag(p, n, i, m)) return true; /* one word: `tag:msg` needs no blank */
+    size_t s = *i, j = s, blanks = 0;
+    while (j < n && j - s <= TAG_MAX && p[j] != '[' && !tag_colon(p, n, j)) blanks += p[j++] == ' ';
+    if (j >= n || j - s > TAG_MAX) return false;
+    size_t e = j;
+    while (e > s && p[e - 1] == ' ') e--;
+    if (e == s || p[s] == ' ') return false;
+    if (blanks && (e - s > SPACED_TAG_MAX || blanks > SPACED_TAG_BLANKS)) return false;
+    sl_slice tag = {p + s, e - s}, pid = {p + j, 0};
+    if (p[j] == '[') {
+        size_t ps = ++j;
+        while (j < n && p[j] != ']' && p[j] != ' ' && j - ps <= TAG_MAX) j++;
+        if (j >= n || p[j] != ']' || j == ps || j - ps > TAG_MAX) return false;
+        pid = (sl_slice){p + ps, j - ps};
+        j++;
+        size_t aside = j;
+        while (j < n && j - aside <= TAG_EXTRA_MAX && !tag_colon(p, n, j)) j++;
+        if (j >= n || j - aside > TAG_EXTRA_MAX) return false;
+    }
+    j++; /* the colon */
     if (j < n && p[j] == ' ') j++;
     m->appname = tag;
     m->procid = pid;
@@ -248,10 +296,10 @@ static int parse_3164(const char *p, size_t n, size_t i, const sl_syslog_opts *o
         return sl_errf(err, SL_EPARSE, "rfc3164: bad host at byte %zu", hs);
     m->hostname = (sl_slice){p + hs, i - hs};
     if (i < n) i++;
-    if (!scan_tag(p, n, &i, m)) {
+    if (!scan_lenient_tag(p, n, &i, m)) {
+        /* Time and host are sound: keep them and the rest as the message;
+         * only the tag is missing (marked by the flag, not guessed). */
         m->flags |= SL_SYSLOG_NO_TAG;
-        m->msg = (sl_slice){p + i, n - i};
-        return sl_errf(err, SL_EPARSE, "rfc3164: no `tag:` after host at byte %zu", i);
     }
     m->msg = (sl_slice){p + i, n - i};
     return 0;
@@ -389,6 +437,12 @@ int sl_syslog_parse_record(sl_batch *b, sl_record *r, sl_slice in, const sl_sysl
     if (m.flags & SL_SYSLOG_TIME_UNKNOWN &&
         (rc = add(b, r, "timestamp", m.timestamp, SL_V_STRING, err)))
         return rc;
+    if (m.flags & SL_SYSLOG_NO_TAG) {
+        if ((rc = add(b, r, "parse_warning", SL_SLICE_LIT("syslog: rfc3164: no tag after host"),
+                      SL_V_STRING, err)))
+            return rc;
+        r->flags |= SL_RF_PARSE_WARNING;
+    }
     static const char *const names[] = {"hostname", "appname", "procid", "msgid"};
     const sl_slice vals[] = {m.hostname, m.appname, m.procid, m.msgid};
     for (int k = 0; k < 4; k++)

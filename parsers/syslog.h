@@ -22,7 +22,7 @@ enum sl_syslog_proto {
 enum sl_syslog_flags {
     SL_SYSLOG_NO_PRI = 1 << 0,       /* no <PRI>: pri, facility, severity are -1 */
     SL_SYSLOG_TIME_UNKNOWN = 1 << 1, /* 3164 date with a month name we do not know */
-    SL_SYSLOG_NO_TAG = 1 << 2,       /* 3164 line without `tag:` (the parse fails) */
+    SL_SYSLOG_NO_TAG = 1 << 2,       /* 3164 line whose tag does not fit: no appname */
     SL_SYSLOG_NO_HOST = 1 << 3,      /* 3164 line whose first word is already the tag */
     SL_SYSLOG_BOM = 1 << 4,          /* 5424 MSG started with a UTF-8 BOM (removed) */
 };
@@ -48,8 +48,9 @@ typedef struct sl_syslog_opts {
 } sl_syslog_opts;
 
 /* Parses one message (a trailing LF, CR or NUL is ignored). Returns 0, or
- * SL_EPARSE with a reason in err; on a 3164 line without a tag m still has
- * the time, host and SL_SYSLOG_NO_TAG so callers can keep the time. */
+ * SL_EPARSE with a reason in err (m may still hold the time). A 3164 line
+ * after whose host nothing fits a tag (`host some text`) parses, with
+ * SL_SYSLOG_NO_TAG, no appname and the rest as the message. */
 int sl_syslog_parse(const char *p, size_t n, const sl_syslog_opts *o, sl_syslog_msg *m,
                     sl_err *err);
 
@@ -73,10 +74,11 @@ int sl_syslog_frame(const char *p, size_t n, size_t max_len, sl_slice *msg, size
 
 /* Parses in (usually r->line) and appends fields to r: facility, severity
  * (numbers), level (severity keyword), version, hostname, appname, procid,
- * msgid, `<SD-ID>.<param>` per structured-data parameter, message; sets
+ * msgid, `<SD-ID>.<param>` per structured-data parameter, message, and
+ * `parse_warning` (and SL_RF_PARSE_WARNING) when the tag did not fit; sets
  * r->time_ns when the message has a time. r->line is left as it is.
- * SL_EPARSE: nothing appended (the time may still have been set, see
- * SL_SYSLOG_NO_TAG); SL_ENOMEM: the batch arena is full. */
+ * SL_EPARSE: nothing appended (the time may still have been set);
+ * SL_ENOMEM: the batch arena is full. */
 int sl_syslog_parse_record(sl_batch *b, sl_record *r, sl_slice in, const sl_syslog_opts *o,
                            sl_err *err);
 

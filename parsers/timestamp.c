@@ -1,16 +1,11 @@
 #include "parsers/timestamp.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define NS_PER_S    1000000000LL
-#define TZ_FILE_MAX (1u << 20) /* real TZif files are < 4 KiB */
 #define FMT_MAX_OPS 128
 
 static inline bool is_digit(char c)
@@ -66,7 +61,7 @@ int64_t sl_ts_days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-static int64_t year_of_days(int64_t z)
+int64_t sl_ts_year_of_days(int64_t z)
 {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -153,6 +148,12 @@ static bool get_offset(const char *p, size_t n, size_t *i, bool allow_hh, int32_
     return true;
 }
 
+int sl_ts_parse_offset(const char *p, size_t n, int32_t *off)
+{
+    size_t i = 0;
+    return get_offset(p, n, &i, true, off) && i == n ? 0 : SL_EPARSE;
+}
+
 /* The shared RFC 3339 / ISO 8601 reader. has_off reports whether an offset
  * was present; when it is not and need_off is set, the scan fails. */
 static size_t scan_iso(const char *p, size_t n, bool need_off, int64_t *local_s, int64_t *nsec,
@@ -189,6 +190,17 @@ size_t sl_ts_scan_rfc3339(const char *p, size_t n, int64_t *ns)
     size_t k = scan_iso(p, n, true, &local, &nsec, &has_off, &off);
     if (k == 0 || !to_ns(local - off, nsec, ns)) return 0;
     return k;
+}
+
+size_t sl_ts_scan_iso(const char *p, size_t n, const sl_tz *tz, int64_t *ns)
+{
+    int64_t local, nsec;
+    bool has_off;
+    int32_t off;
+    size_t k = scan_iso(p, n, false, &local, &nsec, &has_off, &off);
+    if (k == 0) return 0;
+    int64_t utc = has_off ? local - off : sl_tz_local_to_utc(tz, local);
+    return to_ns(utc, nsec, ns) ? k : 0;
 }
 
 int sl_ts_parse_rfc3339(const char *p, size_t n, int64_t *ns)
@@ -233,156 +245,22 @@ int sl_ts_parse_unix(const char *p, size_t n, enum sl_ts_unit unit, int64_t *ns)
     return 0;
 }
 
-/* Month names. English three-letter abbreviations take the fast path; the
- * rest are matched longest first (decision 0004 explains the languages). */
-static const struct {
-    const char *name;
-    unsigned char len, mon;
-} month_names[] = {
-#define M(s, m)                                                                                    \
-    {                                                                                              \
-        s, sizeof(s) - 1, m                                                                        \
-    }
-    /* English */
-    M("january", 1),
-    M("february", 2),
-    M("march", 3),
-    M("april", 4),
-    M("june", 6),
-    M("july", 7),
-    M("august", 8),
-    M("september", 9),
-    M("sept", 9),
-    M("october", 10),
-    M("november", 11),
-    M("december", 12),
-    /* French (glibc fr_FR: abbreviations end with a dot) */
-    M("janv.", 1),
-    M("janv", 1),
-    M("janvier", 1),
-    M("f\xc3\xa9vr.", 2),
-    M("f\xc3\xa9vr", 2),
-    M("f\xc3\xa9vrier", 2),
-    M("mars", 3),
-    M("avr.", 4),
-    M("avril", 4),
-    M("mai", 5),
-    M("juin", 6),
-    M("juil.", 7),
-    M("juil", 7),
-    M("juillet", 7),
-    M("ao\xc3\xbbt", 8),
-    M("sept.", 9),
-    M("septembre", 9),
-    M("oct.", 10),
-    M("octobre", 10),
-    M("nov.", 11),
-    M("novembre", 11),
-    M("d\xc3\xa9"
-      "c.",
-      12),
-    M("d\xc3\xa9"
-      "c",
-      12),
-    M("d\xc3\xa9"
-      "cembre",
-      12),
-    /* German (glibc de_DE) */
-    M("januar", 1),
-    M("februar", 2),
-    M("m\xc3\xa4r", 3),
-    M("m\xc3\xa4rz", 3),
-    M("juni", 6),
-    M("juli", 7),
-    M("okt", 10),
-    M("oktober", 10),
-    M("dez", 12),
-    M("dezember", 12),
-    /* Spanish (glibc es_ES) */
-    M("ene", 1),
-    M("enero", 1),
-    M("febrero", 2),
-    M("marzo", 3),
-    M("abr", 4),
-    M("abril", 4),
-    M("mayo", 5),
-    M("junio", 6),
-    M("julio", 7),
-    M("ago", 8),
-    M("agosto", 8),
-    M("septiembre", 9),
-    M("octubre", 10),
-    M("noviembre", 11),
-    M("dic", 12),
-    M("diciembre", 12),
-#undef M
-};
-
-static int english3(const char *p)
+/* The date in year y as local seconds; Feb 29 in a year without it is
+ * compared as Feb 28 (only the year is decided here). */
+static int64_t date_in_year(int64_t y, int mon, int day, int64_t sec_of_day)
 {
-    char a = lower(p[0]), b = lower(p[1]), c = lower(p[2]);
-    switch (a) {
-    case 'j':
-        if (b == 'a' && c == 'n') return 1;
-        if (b == 'u' && c == 'n') return 6;
-        if (b == 'u' && c == 'l') return 7;
-        return 0;
-    case 'f':
-        return b == 'e' && c == 'b' ? 2 : 0;
-    case 'm':
-        if (b == 'a' && c == 'r') return 3;
-        if (b == 'a' && c == 'y') return 5;
-        return 0;
-    case 'a':
-        if (b == 'p' && c == 'r') return 4;
-        if (b == 'u' && c == 'g') return 8;
-        return 0;
-    case 's':
-        return b == 'e' && c == 'p' ? 9 : 0;
-    case 'o':
-        return b == 'c' && c == 't' ? 10 : 0;
-    case 'n':
-        return b == 'o' && c == 'v' ? 11 : 0;
-    case 'd':
-        return b == 'e' && c == 'c' ? 12 : 0;
-    }
-    return 0;
-}
-
-int sl_ts_month(const char *p, size_t n, size_t *len)
-{
-    if (n >= 3 && (n == 3 || !is_letter(p[3]))) {
-        int m = english3(p);
-        if (m) {
-            *len = 3;
-            return m;
-        }
-    }
-    int best = 0;
-    size_t best_len = 0;
-    for (size_t k = 0; k < sizeof month_names / sizeof *month_names; k++) {
-        size_t l = month_names[k].len;
-        if (l > n || l <= best_len) continue;
-        size_t j = 0;
-        while (j < l && lower(p[j]) == month_names[k].name[j]) j++;
-        if (j < l) continue;
-        if (month_names[k].name[l - 1] != '.' && l < n && is_letter(p[l])) continue;
-        best = month_names[k].mon;
-        best_len = l;
-    }
-    if (best) *len = best_len;
-    return best;
+    int d = day > sl_ts_days_in_month(y, mon) ? sl_ts_days_in_month(y, mon) : day;
+    return sl_ts_days_from_civil(y, mon, d) * 86400 + sec_of_day;
 }
 
 int64_t sl_ts_infer_year(int mon, int day, int64_t sec_of_day, int64_t local_now_s)
 {
-    int64_t y = year_of_days(floor_div(local_now_s, 86400));
-    /* Feb 29 in a year without it: compare as Feb 28 (only the year matters). */
-    int d = day > sl_ts_days_in_month(y, mon) ? sl_ts_days_in_month(y, mon) : day;
-    int64_t t = sl_ts_days_from_civil(y, mon, d) * 86400 + sec_of_day;
-    if (t > local_now_s + 31 * 86400) return y - 1;
-    if (t < local_now_s - 334 * 86400) return y + 1;
-    return y;
+    /* The latest year in which the date is not past now + grace. */
+    int64_t y = sl_ts_year_of_days(floor_div(local_now_s, 86400));
+    int64_t limit = local_now_s + SL_TS_FUTURE_GRACE_S;
+    if (date_in_year(y + 1, mon, day, sec_of_day) <= limit) return y + 1;
+    if (date_in_year(y, mon, day, sec_of_day) <= limit) return y;
+    return y - 1;
 }
 
 int sl_ts_parse_nginx(const char *p, size_t n, int64_t *ns)
@@ -394,7 +272,8 @@ int sl_ts_parse_nginx(const char *p, size_t n, int64_t *ns)
     static const unsigned char dpos[] = {0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 22, 23, 24, 25};
     for (size_t k = 0; k < sizeof dpos; k++)
         if (!is_digit(p[dpos[k]])) return SL_EPARSE;
-    int mon = english3(p + 3);
+    size_t ml;
+    int mon = sl_ts_month(p + 3, 3, &ml);
     int d = two(p), y = two(p + 7) * 100 + two(p + 9);
     int h = two(p + 12), mi = two(p + 15), s = two(p + 18);
     int oh = two(p + 22), om = two(p + 24);
@@ -404,317 +283,6 @@ int sl_ts_parse_nginx(const char *p, size_t n, int64_t *ns)
     int32_t off = (p[21] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
     int64_t t = sl_ts_days_from_civil(y, mon, d) * 86400 + h * 3600 + mi * 60 + s - off;
     return to_ns(t, 0, ns) ? 0 : SL_EPARSE;
-}
-
-/* ---- time zones ---- */
-
-typedef struct tz_rule_date {
-    char kind; /* 'J' (1-365, no Feb 29), 'D' (0-365), 'M' (month.week.day) */
-    int n, m, w, d;
-    int32_t time; /* seconds after local midnight; may be negative or > 24h */
-} tz_rule_date;
-
-struct sl_tz {
-    int32_t fixed; /* the offset when there are no transitions and no rule */
-    size_t ntrans, ntypes;
-    int64_t *trans;
-    uint8_t *idx;
-    int32_t *utoff;
-    bool has_rule, rule_dst;
-    int32_t std_off, dst_off; /* seconds east */
-    tz_rule_date start, end;
-};
-
-void sl_tz_free(sl_tz *tz)
-{
-    if (!tz) return;
-    free(tz->trans);
-    free(tz->idx);
-    free(tz->utoff);
-    free(tz);
-}
-
-static int64_t rule_day(int64_t y, const tz_rule_date *r)
-{
-    int64_t jan1 = sl_ts_days_from_civil(y, 1, 1);
-    if (r->kind == 'J') return jan1 + r->n - 1 + (is_leap(y) && r->n >= 60);
-    if (r->kind == 'D') return jan1 + r->n;
-    int64_t first = sl_ts_days_from_civil(y, r->m, 1);
-    int wd_first = (int)((first % 7 + 7 + 4) % 7); /* 1970-01-01 was a Thursday */
-    int mday = 1 + (r->d - wd_first + 7) % 7 + (r->w - 1) * 7;
-    while (mday > sl_ts_days_in_month(y, r->m)) mday -= 7;
-    return first + mday - 1;
-}
-
-static int32_t rule_offset(const sl_tz *tz, int64_t utc)
-{
-    if (!tz->rule_dst) return tz->std_off;
-    int64_t y = year_of_days(floor_div(utc + tz->std_off, 86400));
-    int64_t start = rule_day(y, &tz->start) * 86400 + tz->start.time - tz->std_off;
-    int64_t end = rule_day(y, &tz->end) * 86400 + tz->end.time - tz->dst_off;
-    bool dst = start < end ? utc >= start && utc < end : !(utc >= end && utc < start);
-    return dst ? tz->dst_off : tz->std_off;
-}
-
-int32_t sl_tz_offset_at(const sl_tz *tz, int64_t utc_s)
-{
-    if (!tz) return 0;
-    if (tz->ntrans == 0) return tz->has_rule ? rule_offset(tz, utc_s) : tz->fixed;
-    if (utc_s < tz->trans[0]) return tz->utoff[0];
-    if (utc_s >= tz->trans[tz->ntrans - 1] && tz->has_rule) return rule_offset(tz, utc_s);
-    size_t lo = 0, hi = tz->ntrans; /* last transition <= utc_s */
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (tz->trans[mid] <= utc_s)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return tz->utoff[tz->idx[lo]];
-}
-
-int64_t sl_tz_local_to_utc(const sl_tz *tz, int64_t local_s)
-{
-    if (!tz) return local_s;
-    if (tz->ntrans == 0 && !tz->has_rule) return local_s - tz->fixed;
-    /* Transitions are far more than a day apart: the offsets a day before
-     * and after are the only candidates. */
-    int32_t oa = sl_tz_offset_at(tz, local_s - 86400), ob = sl_tz_offset_at(tz, local_s + 86400);
-    bool va = sl_tz_offset_at(tz, local_s - oa) == oa;
-    bool vb = sl_tz_offset_at(tz, local_s - ob) == ob;
-    if (va && vb) return local_s - (oa > ob ? oa : ob);
-    if (vb) return local_s - ob;
-    return local_s - oa;
-}
-
-/* POSIX TZ string pieces (the TZif footer). */
-static bool posix_name(const char *s, size_t *i)
-{
-    size_t j = *i;
-    if (s[j] == '<') {
-        while (s[j] && s[j] != '>') j++;
-        if (s[j] != '>') return false;
-        *i = j + 1;
-        return true;
-    }
-    while ((s[j] | 0x20) >= 'a' && (s[j] | 0x20) <= 'z') j++;
-    if (j - *i < 3) return false;
-    *i = j;
-    return true;
-}
-
-/* [+-]hh[:mm[:ss]] in seconds, hours up to 167 (TZif v3 rule times). */
-static bool posix_hms(const char *s, size_t *i, int32_t *out)
-{
-    size_t j = *i;
-    int sign = 1;
-    if (s[j] == '+' || s[j] == '-') sign = s[j++] == '-' ? -1 : 1;
-    int h = 0, m = 0, sec = 0, k = 0;
-    while (is_digit(s[j]) && k < 3) h = h * 10 + (s[j++] - '0'), k++;
-    if (k == 0 || h > 167) return false;
-    if (s[j] == ':') {
-        j++;
-        if (!is_digit(s[j]) || !is_digit(s[j + 1])) return false;
-        m = two(s + j);
-        j += 2;
-        if (s[j] == ':') {
-            j++;
-            if (!is_digit(s[j]) || !is_digit(s[j + 1])) return false;
-            sec = two(s + j);
-            j += 2;
-        }
-    }
-    if (m > 59 || sec > 59) return false;
-    *out = sign * (h * 3600 + m * 60 + sec);
-    *i = j;
-    return true;
-}
-
-static bool posix_int(const char *s, size_t *i, int max, int *out)
-{
-    int v = 0, k = 0;
-    while (is_digit(s[*i]) && k < 4) v = v * 10 + (s[(*i)++] - '0'), k++;
-    if (k == 0 || v > max) return false;
-    *out = v;
-    return true;
-}
-
-static bool posix_date(const char *s, size_t *i, tz_rule_date *r)
-{
-    r->time = 7200;
-    if (s[*i] == 'J') {
-        (*i)++;
-        r->kind = 'J';
-        if (!posix_int(s, i, 365, &r->n) || r->n < 1) return false;
-    } else if (s[*i] == 'M') {
-        (*i)++;
-        r->kind = 'M';
-        if (!posix_int(s, i, 12, &r->m) || r->m < 1 || s[(*i)++] != '.') return false;
-        if (!posix_int(s, i, 5, &r->w) || r->w < 1 || s[(*i)++] != '.') return false;
-        if (!posix_int(s, i, 6, &r->d)) return false;
-    } else {
-        r->kind = 'D';
-        if (!posix_int(s, i, 365, &r->n)) return false;
-    }
-    if (s[*i] == '/') {
-        (*i)++;
-        if (!posix_hms(s, i, &r->time)) return false;
-    }
-    return true;
-}
-
-static bool parse_posix_tz(sl_tz *tz, const char *s)
-{
-    size_t i = 0;
-    int32_t west;
-    if (!posix_name(s, &i) || !posix_hms(s, &i, &west)) return false;
-    tz->std_off = -west;
-    tz->has_rule = true;
-    if (s[i] == 0) return true;
-    if (!posix_name(s, &i)) return false;
-    tz->rule_dst = true;
-    tz->dst_off = tz->std_off + 3600;
-    if (s[i] && s[i] != ',') {
-        if (!posix_hms(s, &i, &west)) return false;
-        tz->dst_off = -west;
-    }
-    if (s[i] == 0) { /* POSIX default rule: US since 2007 */
-        tz->start = (tz_rule_date){'M', 0, 3, 2, 0, 7200};
-        tz->end = (tz_rule_date){'M', 0, 11, 1, 0, 7200};
-        return true;
-    }
-    if (s[i++] != ',' || !posix_date(s, &i, &tz->start) || s[i++] != ',' ||
-        !posix_date(s, &i, &tz->end))
-        return false;
-    return s[i] == 0;
-}
-
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int64_t be64(const unsigned char *p)
-{
-    return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
-}
-
-static int parse_tzif(sl_tz *tz, const unsigned char *d, size_t n, const char *name, sl_err *err)
-{
-    if (n < 44 || memcmp(d, "TZif", 4) != 0)
-        return sl_errf(err, SL_EINVAL, "time zone %s: not a TZif file", name);
-    int version = d[4];
-    size_t pos = 0, tsize = 4;
-    for (int pass = 0; pass < 2; pass++) {
-        if (n - pos < 44) return sl_errf(err, SL_EINVAL, "time zone %s: truncated", name);
-        const unsigned char *h = d + pos + 20;
-        uint64_t isut = be32(h), isstd = be32(h + 4), leap = be32(h + 8), timecnt = be32(h + 12),
-                 typecnt = be32(h + 16), charcnt = be32(h + 20);
-        uint64_t body =
-            timecnt * tsize + timecnt + typecnt * 6 + charcnt + leap * (tsize + 4) + isstd + isut;
-        pos += 44;
-        if (body > n - pos || typecnt == 0 || typecnt > 256 || timecnt > 65536)
-            return sl_errf(err, SL_EINVAL, "time zone %s: bad header", name);
-        if (version >= '2' && pass == 0) { /* the 64-bit block follows */
-            pos += body;
-            tsize = 8;
-            continue;
-        }
-        const unsigned char *t = d + pos, *ix = t + timecnt * tsize, *ty = ix + timecnt;
-        tz->ntrans = timecnt;
-        tz->ntypes = typecnt;
-        tz->trans = malloc((timecnt ? timecnt : 1) * sizeof *tz->trans);
-        tz->idx = malloc(timecnt ? timecnt : 1);
-        tz->utoff = malloc(typecnt * sizeof *tz->utoff);
-        if (!tz->trans || !tz->idx || !tz->utoff)
-            return sl_errf(err, SL_ENOMEM, "time zone %s: out of memory", name);
-        for (size_t k = 0; k < timecnt; k++) {
-            tz->trans[k] = tsize == 8 ? be64(t + 8 * k) : (int32_t)be32(t + 4 * k);
-            if (ix[k] >= typecnt || (k && tz->trans[k] <= tz->trans[k - 1]))
-                return sl_errf(err, SL_EINVAL, "time zone %s: bad transition", name);
-            tz->idx[k] = ix[k];
-        }
-        for (size_t k = 0; k < typecnt; k++) {
-            int32_t off = (int32_t)be32(ty + 6 * k);
-            if (off < -26 * 3600 || off > 26 * 3600)
-                return sl_errf(err, SL_EINVAL, "time zone %s: bad offset", name);
-            tz->utoff[k] = off;
-        }
-        tz->fixed = tz->utoff[0];
-        pos += body;
-        break;
-    }
-    if (version >= '2' && pos < n && d[pos] == '\n') {
-        const unsigned char *nl = memchr(d + pos + 1, '\n', n - pos - 1);
-        size_t len = nl ? (size_t)(nl - d - pos - 1) : 0;
-        if (len > 0 && len < 128) {
-            char footer[128];
-            memcpy(footer, d + pos + 1, len);
-            footer[len] = 0;
-            sl_tz probe = *tz;
-            if (parse_posix_tz(&probe, footer)) *tz = probe;
-        }
-    }
-    return 0;
-}
-
-static bool fixed_offset_name(const char *name, int32_t *off)
-{
-    if (strcmp(name, "UTC") == 0 || strcmp(name, "Z") == 0 || strcmp(name, "GMT") == 0 ||
-        strcmp(name, "Etc/UTC") == 0 || strcmp(name, "UT") == 0) {
-        *off = 0;
-        return true;
-    }
-    size_t i = 0, n = strlen(name);
-    return (name[0] == '+' || name[0] == '-') && get_offset(name, n, &i, true, off) && i == n;
-}
-
-int sl_tz_load(const char *name, sl_tz **out, sl_err *err)
-{
-    *out = NULL;
-    sl_tz *tz = calloc(1, sizeof *tz);
-    if (!tz) return sl_errf(err, SL_ENOMEM, "out of memory");
-    if (fixed_offset_name(name, &tz->fixed)) {
-        *out = tz;
-        return 0;
-    }
-    char path[512];
-    if (strcmp(name, "Local") == 0 || strcmp(name, "localtime") == 0) {
-        snprintf(path, sizeof path, "/etc/localtime");
-    } else {
-        bool ok = name[0] != 0 && name[0] != '/' && strstr(name, "..") == NULL;
-        for (const char *c = name; ok && *c; c++)
-            ok = is_digit(*c) || ((*c | 0x20) >= 'a' && (*c | 0x20) <= 'z') || *c == '/' ||
-                 *c == '_' || *c == '-' || *c == '+';
-        const char *dir = getenv("TZDIR");
-        if (!ok || snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo",
-                            name) >= (int)sizeof path) {
-            sl_tz_free(tz);
-            return sl_errf(err, SL_EINVAL, "bad time zone name '%s'", name);
-        }
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > TZ_FILE_MAX) {
-        int e = errno;
-        if (fd >= 0) close(fd);
-        sl_tz_free(tz);
-        return sl_errf(err, SL_ENOENT, "unknown time zone '%s' (%s: %s)", name, path,
-                       fd < 0 ? strerror(e) : "not a regular file of sane size");
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *buf = malloc(n ? n : 1);
-    ssize_t got = buf ? read(fd, buf, n) : -1;
-    close(fd);
-    int rc = got == (ssize_t)n ? parse_tzif(tz, buf, n, name, err)
-                               : sl_errf(err, SL_EIO, "time zone %s: read failed", name);
-    free(buf);
-    if (rc != 0) {
-        sl_tz_free(tz);
-        return rc;
-    }
-    *out = tz;
-    return 0;
 }
 
 /* ---- formats ---- */
@@ -749,10 +317,27 @@ typedef struct fmt_op {
     bool frac_allowed; /* OP_SEC: may swallow a fraction */
 } fmt_op;
 
+/* Zones named in the text by %Z (`Europe/Berlin`): loaded once, kept
+ * until the format is freed. Few distinct names appear in one log; a
+ * full cache replaces its oldest entry. Behind a lock because a format is
+ * shared by the threads that parse with it. */
+#define ZONE_CACHE 4
+
+typedef struct zone_cache {
+    pthread_mutex_t lock;
+    struct {
+        char name[64];
+        sl_tz *tz;
+    } e[ZONE_CACHE];
+    size_t next;
+} zone_cache;
+
 struct sl_ts_format {
     int kind;
     enum sl_ts_unit unit;
+    bool time_only; /* no date directive: the date is completed from now */
     sl_tz *tz;
+    zone_cache *zones; /* NULL unless the format has %Z */
     size_t nops;
     fmt_op ops[FMT_MAX_OPS];
 };
@@ -761,7 +346,42 @@ void sl_ts_format_free(sl_ts_format *f)
 {
     if (!f) return;
     sl_tz_free(f->tz);
+    if (f->zones) {
+        for (size_t k = 0; k < ZONE_CACHE; k++) sl_tz_free(f->zones->e[k].tz);
+        pthread_mutex_destroy(&f->zones->lock);
+        free(f->zones);
+    }
     free(f);
+}
+
+/* A wall time in the zone named name[0..n) to UTC; false for a name the
+ * zoneinfo does not have. */
+static bool named_zone_to_utc(zone_cache *zc, const char *name, size_t n, int64_t local,
+                              int64_t *utc)
+{
+    if (n >= sizeof zc->e[0].name) return false;
+    pthread_mutex_lock(&zc->lock);
+    const sl_tz *tz = NULL;
+    for (size_t k = 0; k < ZONE_CACHE && !tz; k++)
+        if (zc->e[k].tz && strlen(zc->e[k].name) == n && memcmp(zc->e[k].name, name, n) == 0)
+            tz = zc->e[k].tz;
+    if (!tz) {
+        char z[64];
+        memcpy(z, name, n);
+        z[n] = 0;
+        sl_tz *loaded;
+        sl_err err;
+        if (sl_tz_load(z, &loaded, &err) == 0) {
+            size_t k = zc->next++ % ZONE_CACHE;
+            sl_tz_free(zc->e[k].tz);
+            memcpy(zc->e[k].name, z, n + 1);
+            zc->e[k].tz = loaded;
+            tz = loaded;
+        }
+    }
+    if (tz) *utc = sl_tz_local_to_utc(tz, local);
+    pthread_mutex_unlock(&zc->lock);
+    return tz != NULL;
 }
 
 static int push(sl_ts_format *f, uint8_t kind, char c, sl_err *err)
@@ -913,6 +533,23 @@ int sl_ts_format_new(const char *fmt, const char *tz, sl_ts_format **out, sl_err
                     !(k + 1 < f->nops && ((f->ops[k + 1].kind == OP_LIT &&
                                            (f->ops[k + 1].c == '.' || f->ops[k + 1].c == ',')) ||
                                           f->ops[k + 1].kind == OP_FRAC));
+        bool date = false, time = false, zname = false;
+        for (size_t k = 0; k < f->nops; k++) {
+            uint8_t o = f->ops[k].kind;
+            date |= o == OP_YEAR4 || o == OP_YEAR2 || o == OP_CENTURY || o == OP_MON ||
+                    o == OP_DAY || o == OP_DOY || o == OP_MONNAME || o == OP_EPOCH;
+            time |= o == OP_HOUR || o == OP_HOUR12;
+            zname |= o == OP_TZNAME;
+        }
+        f->time_only = time && !date;
+        if (!rc && zname) {
+            f->zones = calloc(1, sizeof *f->zones);
+            if (!f->zones || pthread_mutex_init(&f->zones->lock, NULL) != 0) {
+                free(f->zones);
+                f->zones = NULL;
+                rc = sl_errf(err, SL_ENOMEM, "out of memory");
+            }
+        }
     }
     if (!rc && tz && *tz) rc = sl_tz_load(tz, &f->tz, err);
     if (rc) {
@@ -935,6 +572,7 @@ typedef struct tm_parts {
     int32_t off;
     bool has_year, has_century, has_off, has_epoch, has_doy, hour12;
     int century, yy;
+    sl_slice zone; /* an IANA name read by %Z (n 0: none) */
 } tm_parts;
 
 static int run_ops(const sl_ts_format *f, const char *p, size_t n, tm_parts *t)
@@ -1019,15 +657,29 @@ static int run_ops(const sl_ts_format *f, const char *p, size_t n, tm_parts *t)
             t->has_off = true;
             break;
         case OP_TZNAME: {
+            /* An abbreviation (letters), or an IANA name (`Area/Place`,
+             * `America/Argentina/Buenos_Aires`, `Etc/GMT+5`). */
             size_t j = i;
+            if (j < n && (p[j] == '+' || p[j] == '-') &&
+                get_offset(p, n, &j, true, &t->off)) { /* date(1) in zones without a name: +03 */
+                t->has_off = true;
+                i = j;
+                break;
+            }
             while (j < n && ((p[j] | 0x20) >= 'a' && (p[j] | 0x20) <= 'z')) j++;
             if (j == i) return SL_EPARSE;
-            size_t l = j - i;
-            if ((l == 3 && (memcmp(p + i, "UTC", 3) == 0 || memcmp(p + i, "GMT", 3) == 0)) ||
-                (l == 1 && (p[i] == 'Z' || p[i] == 'z')) ||
-                (l == 2 && memcmp(p + i, "UT", 2) == 0)) {
+            if (j < n && p[j] == '/') {
+                while (j < n && j - i < 64 &&
+                       (((p[j] | 0x20) >= 'a' && (p[j] | 0x20) <= 'z') || is_digit(p[j]) ||
+                        p[j] == '/' || p[j] == '_' || p[j] == '-' || p[j] == '+'))
+                    j++;
+                t->zone = (sl_slice){p + i, j - i};
+            } else if (j - i == 1 && p[i] == 'z') {
+                t->has_off = true, t->off = 0;
+            } else if (sl_tz_abbr_offset(f->tz, p + i, j - i, &t->off) == 0) {
                 t->has_off = true;
-                t->off = 0;
+            } else {
+                return SL_EPARSE; /* a zone we cannot place: never a silent UTC */
             }
             i = j;
             break;
@@ -1051,6 +703,19 @@ static int run_ops(const sl_ts_format *f, const char *p, size_t n, tm_parts *t)
     return skip_blanks(p, n, i) == n ? 0 : SL_EPARSE;
 }
 
+/* The parsed wall time to UTC: the text's offset, the zone it named, or
+ * the format's zone. */
+static bool local_to_utc(const sl_ts_format *f, const tm_parts *t, int64_t local, int64_t *utc)
+{
+    if (t->has_off) {
+        *utc = local - t->off;
+        return true;
+    }
+    if (t->zone.n) return named_zone_to_utc(f->zones, t->zone.p, t->zone.n, local, utc);
+    *utc = sl_tz_local_to_utc(f->tz, local);
+    return true;
+}
+
 static int parse_strf(const sl_ts_format *f, const char *p, size_t n, int64_t now_ns, int64_t *ns)
 {
     tm_parts t = {.mon = 1, .day = 1, .pm = -1};
@@ -1063,11 +728,17 @@ static int parse_strf(const sl_ts_format *f, const char *p, size_t n, int64_t no
     if (t.hour12) t.hour = t.hour % 12 + (t.pm == 1 ? 12 : 0);
     int64_t sod = t.hour * 3600 + t.min * 60 + t.sec;
     int64_t now_s = floor_div(now_ns, NS_PER_S);
-    if (!t.has_year) {
-        int32_t off = t.has_off ? t.off : sl_tz_offset_at(f->tz, now_s);
-        t.year = (int)sl_ts_infer_year(t.mon, t.day, sod, now_s + off);
+    int32_t now_off = t.has_off ? t.off : sl_tz_offset_at(f->tz, now_s);
+    int64_t days, utc;
+    if (f->time_only) { /* today in the zone, or yesterday if that is ahead */
+        days = floor_div(now_s + now_off, 86400);
+        for (int k = 0; k < 2; k++, days--) {
+            if (!local_to_utc(f, &t, days * 86400 + sod, &utc)) return SL_EPARSE;
+            if (utc <= now_s + SL_TS_FUTURE_GRACE_S) break;
+        }
+        return to_ns(utc, t.nsec, ns) ? 0 : SL_EPARSE;
     }
-    int64_t days;
+    if (!t.has_year) t.year = (int)sl_ts_infer_year(t.mon, t.day, sod, now_s + now_off);
     if (t.has_doy) {
         if (t.doy > 365 + is_leap(t.year)) return SL_EPARSE;
         days = sl_ts_days_from_civil(t.year, 1, 1) + t.doy - 1;
@@ -1075,8 +746,7 @@ static int parse_strf(const sl_ts_format *f, const char *p, size_t n, int64_t no
         if (t.day > sl_ts_days_in_month(t.year, t.mon)) return SL_EPARSE;
         days = sl_ts_days_from_civil(t.year, t.mon, t.day);
     }
-    int64_t local = days * 86400 + sod;
-    int64_t utc = t.has_off ? local - t.off : sl_tz_local_to_utc(f->tz, local);
+    if (!local_to_utc(f, &t, days * 86400 + sod, &utc)) return SL_EPARSE;
     return to_ns(utc, t.nsec, ns) ? 0 : SL_EPARSE;
 }
 
@@ -1085,13 +755,8 @@ int sl_ts_format_parse(const sl_ts_format *f, const char *p, size_t n, int64_t n
     while (n > 0 && is_blank(p[n - 1])) n--;
     switch (f->kind) {
     case FMT_RFC3339: {
-        int64_t local, nsec;
-        bool has_off;
-        int32_t off;
-        size_t k = scan_iso(p, n, false, &local, &nsec, &has_off, &off);
-        if (k == 0 || k != n) return SL_EPARSE;
-        int64_t utc = has_off ? local - off : sl_tz_local_to_utc(f->tz, local);
-        return to_ns(utc, nsec, ns) ? 0 : SL_EPARSE;
+        size_t k = sl_ts_scan_iso(p, n, f->tz, ns);
+        return k != 0 && k == n ? 0 : SL_EPARSE;
     }
     case FMT_UNIX:
         return sl_ts_parse_unix(p, n, f->unit, ns);

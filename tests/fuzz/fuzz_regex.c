@@ -29,8 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data;
     sl_batch *b = sl_batch_new(1);
     if (!b) return 0;
-    static const char *const names[] = {"nginx_combined", "apache_combined", "apache_common"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const names[] = {"nginx_combined", "apache_combined", "apache_common",
+                                        "vhost_combined", "apache_error",    "nginx_error"};
+    for (int k = 0; k < 6; k++) {
         sl_regex *re = NULL;
         if (sl_regex_builtin(names[k], NULL, &re, NULL) == 0) run(re, b, p, size);
         sl_regex_free(re);

@@ -474,6 +474,215 @@ static void test_truncation_and_garbage(void **st)
     sl_batch_unref(b);
 }
 
+/* Built-ins compiled once for builtin_line: field keys point into the
+ * compiled pattern, so it lives until the group's teardown. */
+static struct {
+    const char *name;
+    sl_regex *re;
+} compiled[8];
+
+static int free_compiled(void **st)
+{
+    (void)st;
+    for (size_t k = 0; k < 8; k++) sl_regex_free(compiled[k].re);
+    return 0;
+}
+
+/* Matches a C string with a built-in; the fields' values point into a
+ * heap copy (*copy, freed by the caller). */
+static int builtin_line(const char *name, const char *line, sl_field *f, char **copy)
+{
+    size_t k = 0;
+    while (k < 8 && compiled[k].name && strcmp(compiled[k].name, name) != 0) k++;
+    assert_true(k < 8);
+    if (!compiled[k].name) {
+        assert_int_equal(sl_regex_builtin(name, NULL, &compiled[k].re, NULL), 0);
+        compiled[k].name = name;
+    }
+    return match_line(compiled[k].re, (sl_slice){line, strlen(line)}, f, copy);
+}
+
+/* Issue 21 case 6: access-log variants (lines written for this test). */
+static void test_access_variants(void **st)
+{
+    (void)st;
+    sl_field f[32];
+    char *d;
+    /* apache_combined takes common-format lines (both share a file). */
+    const char *common = "198.51.100.7 - frank [10/Oct/2026:13:55:36 -0700] \"GET /a.gif "
+                         "HTTP/1.0\" 200 2326";
+    int c = builtin_line("apache_combined", common, f, &d);
+    assert_true(c > 0);
+    want(f, c, "remote_addr", "198.51.100.7");
+    want(f, c, "remote_user", "frank");
+    want(f, c, "status", "200");
+    want(f, c, "body_bytes_sent", "2326");
+    assert_null(get(f, c, "http_referer"));
+    assert_null(get(f, c, "http_user_agent"));
+    free(d);
+    const char *combined = "198.51.100.7 - - [10/Oct/2026:13:55:36 -0700] \"GET / HTTP/1.1\" 304 "
+                           "- \"https://example.org/\" \"curl/8.5\"";
+    c = builtin_line("apache_combined", combined, f, &d);
+    want(f, c, "http_referer", "https://example.org/");
+    want(f, c, "http_user_agent", "curl/8.5");
+    want(f, c, "body_bytes_sent", "-");
+    free(d);
+    /* A vhost before the client is not an X-Forwarded-For chain: an error
+     * in apache_combined, and vhost_combined's fields. */
+    const char *vhost[] = {
+        "vhost1.example 203.0.113.9 - - [10/Oct/2026:13:55:36 +0000] \"GET /x HTTP/1.1\" 200 "
+        "512 \"-\" \"Mozilla/5.0\"",
+        "vhost1.example:443 203.0.113.9 - - [10/Oct/2026:13:55:36 +0000] \"GET /x HTTP/1.1\" 200 "
+        "512 \"-\" \"Mozilla/5.0\"",
+    };
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(builtin_line("apache_combined", vhost[k], f, &d), SL_EPARSE);
+        free(d);
+        assert_int_equal(builtin_line("nginx_combined", vhost[k], f, &d), SL_EPARSE);
+        free(d);
+        c = builtin_line("vhost_combined", vhost[k], f, &d);
+        assert_true(c > 0);
+        want(f, c, "vhost", "vhost1.example");
+        if (k == 1) want(f, c, "port", "443");
+        if (k == 0) assert_null(get(f, c, "port"));
+        want(f, c, "remote_addr", "203.0.113.9");
+        want(f, c, "path", "/x");
+        want(f, c, "http_user_agent", "Mozilla/5.0");
+        assert_null(get(f, c, "x_forwarded_for"));
+        free(d);
+    }
+    /* The record's time comes from time_local in vhost_combined too. */
+    sl_regex *re = NULL;
+    assert_int_equal(sl_regex_builtin("vhost_combined", NULL, &re, NULL), 0);
+    sl_batch *b = sl_batch_new(1);
+    sl_record *r = sl_batch_add(b, (sl_slice){vhost[1], strlen(vhost[1])}, 1, 0);
+    assert_int_equal(sl_regex_parse_record(b, r, r->line, re, NULL), 0);
+    assert_int_equal(r->time_ns, (int64_t)1791640536 * 1000000000);
+    sl_batch_unref(b);
+    sl_regex_free(re);
+}
+
+static void test_error_logs(void **st)
+{
+    (void)st;
+    sl_field f[32];
+    char *d;
+    const char *a24 = "[Wed Oct 11 14:32:52.123456 2026] [core:error] [pid 35708:tid 4328636416] "
+                      "[client 192.0.2.15:56000] AH00126: Invalid URI in request GET /%%% HTTP/1.1";
+    int c = builtin_line("apache_error", a24, f, &d);
+    assert_true(c > 0);
+    want(f, c, "time", "Wed Oct 11 14:32:52.123456 2026");
+    want(f, c, "module", "core");
+    want(f, c, "level", "error");
+    want(f, c, "pid", "35708");
+    want(f, c, "tid", "4328636416");
+    want(f, c, "client", "192.0.2.15:56000");
+    want(f, c, "error_code", "AH00126");
+    want(f, c, "message", "Invalid URI in request GET /%%% HTTP/1.1");
+    free(d);
+    const char *a22 = "[Sun Dec 04 04:47:44 2026] [error] [client 192.0.2.3] File does not exist: "
+                      "/var/www/html/favicon.ico";
+    c = builtin_line("apache_error", a22, f, &d);
+    want(f, c, "level", "error");
+    want(f, c, "client", "192.0.2.3");
+    want(f, c, "message", "File does not exist: /var/www/html/favicon.ico");
+    assert_null(get(f, c, "module"));
+    assert_null(get(f, c, "pid"));
+    free(d);
+    const char *a22n = "[Sun Dec 04 04:47:44 2026] [notice] workerEnv.init() ok /etc/workers.conf";
+    c = builtin_line("apache_error", a22n, f, &d);
+    want(f, c, "level", "notice");
+    want(f, c, "message", "workerEnv.init() ok /etc/workers.conf");
+    free(d);
+    assert_int_equal(builtin_line("apache_error", "no brackets here", f, &d), SL_EPARSE);
+    free(d);
+
+    const char *n1 = "2026/10/11 14:32:52 [error] 1234#5678: *9 open() \"/srv/www/favicon.ico\" "
+                     "failed (2: No such file or directory), client: 192.0.2.4, server: "
+                     "example.org, request: \"GET /favicon.ico HTTP/1.1\", host: \"example.org\", "
+                     "referrer: \"https://example.org/\"";
+    c = builtin_line("nginx_error", n1, f, &d);
+    assert_true(c > 0);
+    want(f, c, "time", "2026/10/11 14:32:52");
+    want(f, c, "level", "error");
+    want(f, c, "pid", "1234");
+    want(f, c, "tid", "5678");
+    want(f, c, "connection", "9");
+    want(f, c, "message", "open() \"/srv/www/favicon.ico\" failed (2: No such file or directory)");
+    want(f, c, "client", "192.0.2.4");
+    want(f, c, "server", "example.org");
+    want(f, c, "request", "GET /favicon.ico HTTP/1.1");
+    want(f, c, "host", "example.org");
+    want(f, c, "referrer", "https://example.org/");
+    free(d);
+    const char *n2 = "2026/10/11 14:32:53 [notice] 1#1: signal process started";
+    c = builtin_line("nginx_error", n2, f, &d);
+    want(f, c, "level", "notice");
+    want(f, c, "message", "signal process started");
+    assert_null(get(f, c, "connection"));
+    assert_null(get(f, c, "client"));
+    free(d);
+    const char *n3 = "2026/10/11 14:32:54 [error] 7#7: *3 upstream timed out (110: Connection "
+                     "timed out) while reading response header from upstream, client: 192.0.2.8, "
+                     "server: _, request: \"POST /api HTTP/2.0\", upstream: "
+                     "\"http://127.0.0.1:8080/api\", host: \"api.example\"";
+    c = builtin_line("nginx_error", n3, f, &d);
+    want(f, c, "upstream", "http://127.0.0.1:8080/api");
+    want(f, c, "server", "_");
+    want(f, c, "message",
+         "upstream timed out (110: Connection timed out) while reading "
+         "response header from upstream");
+    free(d);
+    /* Details in an order the fast pattern does not know: the lenient one
+     * keeps every byte, the unknown part in the message. */
+    const char *n4 = "2026/10/11 14:32:55 [warn] 7#7: *4 an upstream response is buffered, client: "
+                     "192.0.2.9, server: _, subrequest: \"/auth\", request: \"GET / HTTP/1.1\", "
+                     "host: \"h.example\"";
+    c = builtin_line("nginx_error", n4, f, &d);
+    assert_true(c > 0);
+    want(f, c, "message",
+         "an upstream response is buffered, client: 192.0.2.9, server: _, "
+         "subrequest: \"/auth\"");
+    want(f, c, "request", "GET / HTTP/1.1");
+    want(f, c, "host", "h.example");
+    free(d);
+}
+
+/* The new built-ins on every prefix of a line, each an exact-size copy:
+ * slices stay inside it (ASan), the whole line matches. */
+static void test_new_builtins_cut(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *name, *line;
+    } c[] = {
+        {"vhost_combined", "v.example:80 192.0.2.1 - - [10/Oct/2026:13:55:36 +0000] \"GET /\\\" "
+                           "HTTP/1.1\" 200 5 \"-\" \"a\\\"b\""},
+        {"apache_error", "[Wed Oct 11 14:32:52 2026] [ssl:warn] [pid 1] AH01909: cert mismatch"},
+        {"nginx_error", "2026/10/11 14:32:52 [crit] 2#0: *1 SSL_do_handshake() failed, client: "
+                        "192.0.2.1, server: 0.0.0.0:443"},
+    };
+    sl_batch *b = sl_batch_new(1);
+    for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
+        sl_regex *re = NULL;
+        assert_int_equal(sl_regex_builtin(c[k].name, NULL, &re, NULL), 0);
+        size_t n = strlen(c[k].line);
+        for (size_t cut = 0; cut <= n; cut++) {
+            char *d = exact(c[k].line, cut);
+            sl_field f[32];
+            int got = sl_regex_match(re, d, cut, f, 32, NULL);
+            for (int i = 0; i < got; i++)
+                assert_true(f[i].val.p >= d && f[i].val.p + f[i].val.n <= d + cut);
+            if (cut == n && got <= 0) fail_msg("%s rejected %s", c[k].name, c[k].line);
+            sl_record r = {.line = {d, cut}};
+            sl_regex_parse_record(b, &r, r.line, re, NULL);
+            free(d);
+        }
+        sl_regex_free(re);
+    }
+    sl_batch_unref(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +690,8 @@ int main(void)
         cmocka_unit_test(test_limits_and_bytes), cmocka_unit_test(test_lnav_access),
         cmocka_unit_test(test_beats_nginx),      cmocka_unit_test(test_more_access_lines),
         cmocka_unit_test(test_fixed_layout),     cmocka_unit_test(test_truncation_and_garbage),
+        cmocka_unit_test(test_access_variants),  cmocka_unit_test(test_error_logs),
+        cmocka_unit_test(test_new_builtins_cut),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, free_compiled);
 }

@@ -169,12 +169,38 @@ static void test_infer_year(void **st)
     int64_t jan10_2025 = 1736467200, dec31_2024 = 1735603200;
     assert_int_equal(sl_ts_infer_year(12, 3, 0, jan10_2025), 2024); /* Dec read in January */
     assert_int_equal(sl_ts_infer_year(1, 3, 0, jan10_2025), 2025);
-    assert_int_equal(sl_ts_infer_year(2, 5, 0, jan10_2025), 2025); /* within a month ahead */
+    assert_int_equal(sl_ts_infer_year(1, 10, 600, jan10_2025), 2025); /* the grace itself */
+    assert_int_equal(sl_ts_infer_year(1, 10, 601, jan10_2025), 2024); /* a second past it */
+    assert_int_equal(sl_ts_infer_year(2, 5, 0, jan10_2025), 2024);    /* ahead: last year's */
     assert_int_equal(sl_ts_infer_year(3, 5, 0, jan10_2025), 2024);
-    assert_int_equal(sl_ts_infer_year(1, 1, 60, dec31_2024), 2025); /* clock slightly ahead */
+    /* Next year only within the grace: 23:59:00 on Dec 31 reading 00:05. */
+    assert_int_equal(sl_ts_infer_year(1, 1, 300, dec31_2024 + 86340), 2025);
+    assert_int_equal(sl_ts_infer_year(1, 1, 60, dec31_2024), 2024);
     assert_int_equal(sl_ts_infer_year(11, 3, 0, dec31_2024), 2024);
-    assert_int_equal(sl_ts_infer_year(2, 29, 0, jan10_2025),
-                     2024); /* 50 days ahead: last year, a leap year */
+    assert_int_equal(sl_ts_infer_year(2, 29, 0, jan10_2025), 2024); /* last year, a leap year */
+}
+
+/* Issue 21 case 9: `Jan  6 06:55:46` read on 6 December is last January's,
+ * never next January's (Loki refuses entries beyond its grace period). */
+static void test_infer_year_never_ahead(void **st)
+{
+    (void)st;
+    int64_t dec6_2026 = sl_ts_days_from_civil(2026, 12, 6) * 86400 + 3600;
+    assert_int_equal(sl_ts_infer_year(1, 6, 6 * 3600 + 55 * 60 + 46, dec6_2026), 2026);
+    /* Every day of a year, read at noon on every day of the year: never
+     * more than the grace ahead, never a year or more behind. */
+    for (int64_t now = sl_ts_days_from_civil(2027, 1, 1) * 86400 + 43200;
+         now < sl_ts_days_from_civil(2028, 1, 1) * 86400; now += 86400) {
+        for (int mon = 1; mon <= 12; mon++)
+            for (int day = 1; day <= sl_ts_days_in_month(2027, mon); day++) {
+                for (int64_t sod = 0; sod < 86400; sod += 43199) {
+                    int64_t y = sl_ts_infer_year(mon, day, sod, now);
+                    int64_t t = sl_ts_days_from_civil(y, mon, day) * 86400 + sod;
+                    assert_true(t <= now + SL_TS_FUTURE_GRACE_S);
+                    assert_true(t > now - 366 * 86400);
+                }
+            }
+    }
 }
 
 static sl_tz *load_or_skip(const char *name)
@@ -303,6 +329,110 @@ static void test_formats(void **st)
     assert_null(f);
 }
 
+/* Issue 21 case 1: `18:59:20,376 INFO [main] ...` with `%H:%M:%S,%f` is
+ * today's time of day, or yesterday's when today's is ahead of now. */
+static void test_time_only_formats(void **st)
+{
+    (void)st;
+    int64_t ns, day = sl_ts_days_from_civil(2026, 12, 7) * 86400;
+    int64_t now = (day + 19 * 3600) * S; /* 19:00:00Z */
+    assert_int_equal(fmt_parse("%H:%M:%S,%f", NULL, "18:59:20,376", now, &ns), 0);
+    assert_int_equal(ns, (day + 18 * 3600 + 59 * 60 + 20) * S + 376000000);
+    /* Read just after midnight: the line is from the evening before. */
+    now = (day + 60) * S;
+    assert_int_equal(fmt_parse("%H:%M:%S,%f", NULL, "23:59:58,001", now, &ns), 0);
+    assert_int_equal(ns, (day - 2) * S + 1000000);
+    /* A writer's clock a little ahead stays today (within the grace). */
+    assert_int_equal(fmt_parse("%H:%M:%S", NULL, "00:05:00", now, &ns), 0);
+    assert_int_equal(ns, (day + 300) * S);
+    assert_int_equal(fmt_parse("%T", NULL, "00:11:01", now, &ns), 0); /* past it: yesterday */
+    assert_int_equal(ns, (day - 86400 + 661) * S);
+    assert_int_equal(fmt_parse("%I:%M:%S %p", NULL, "06:30:00 PM", (day + 19 * 3600) * S, &ns), 0);
+    assert_int_equal(ns, (day + 18 * 3600 + 1800) * S);
+    /* "Today" is the configured zone's: 01:30 in Tokyo (+09) is 16:30Z
+     * the day before; 10:00 there today would be ahead: yesterday 01:00Z. */
+    sl_tz *probe = load_or_skip("Asia/Tokyo");
+    if (probe) {
+        sl_tz_free(probe);
+        now = (day - 86400 + 16 * 3600 + 1800) * S;
+        assert_int_equal(fmt_parse("%H:%M:%S", "Asia/Tokyo", "01:00:00", now, &ns), 0);
+        assert_int_equal(ns, (day - 86400 + 16 * 3600) * S);
+        assert_int_equal(fmt_parse("%H:%M:%S", "Asia/Tokyo", "10:00:00", now, &ns), 0);
+        assert_int_equal(ns, (day - 86400 + 3600) * S);
+    }
+    /* A date part anywhere keeps the old rules (the year from now). */
+    assert_int_equal(fmt_parse("%d %H:%M:%S", NULL, "05 10:00:00", now, &ns), 0);
+}
+
+/* Issue 21 case 4: `%Z` with zone abbreviations and IANA names. */
+static void test_zone_names(void **st)
+{
+    (void)st;
+    int64_t ns;
+    const char *f = "%a %b %d %H:%M:%S %Z %Y";
+    int64_t dec26 = sl_ts_days_from_civil(2016, 12, 26) * 86400;
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 CET 2016", 0, &ns), 0);
+    assert_int_equal(ns, (dec26 + 15 * 3600 + 22 * 60 + 8) * S);
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 PST 2016", 0, &ns), 0);
+    assert_int_equal(ns, (dec26 + 24 * 3600 + 22 * 60 + 8) * S);
+    static const struct {
+        const char *abbr;
+        int32_t off;
+    } known[] = {{"UTC", 0},      {"GMT", 0},      {"CEST", 7200},  {"EET", 7200},
+                 {"PDT", -25200}, {"EST", -18000}, {"EDT", -14400}, {"CST", -21600},
+                 {"IST", 19800},  {"JST", 32400},  {"AEST", 36000}, {"NZDT", 46800},
+                 {"MST", -25200}, {"HST", -36000}, {"BST", 3600},   {"MSK", 10800}};
+    for (size_t k = 0; k < sizeof known / sizeof *known; k++) {
+        char line[64];
+        snprintf(line, sizeof line, "Mon Dec 26 16:22:08 %s 2016", known[k].abbr);
+        assert_int_equal(fmt_parse(f, NULL, line, 0, &ns), 0);
+        assert_int_equal(ns, (dec26 + 16 * 3600 + 22 * 60 + 8 - known[k].off) * S);
+    }
+    /* date(1) writes a numeric abbreviation for zones without a name. */
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 +03 2016", 0, &ns), 0);
+    assert_int_equal(ns, (dec26 + 13 * 3600 + 22 * 60 + 8) * S);
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 -0330 2016", 0, &ns), 0);
+    assert_int_equal(ns, (dec26 + 19 * 3600 + 52 * 60 + 8) * S);
+    /* A name we cannot place is an error, never a silent UTC. */
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 XYZT 2016", 0, &ns), SL_EPARSE);
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 Nowhere/Atlantis 2016", 0, &ns),
+                     SL_EPARSE);
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 ../../etc/passwd 2016", 0, &ns),
+                     SL_EPARSE);
+    sl_tz *probe = load_or_skip("Europe/Dublin");
+    if (!probe) return;
+    sl_tz_free(probe);
+    /* The configured zone settles an ambiguous abbreviation: IST is
+     * Irish Standard Time (+01) in Dublin, India's (+05:30) elsewhere. */
+    int64_t jul1 = sl_ts_days_from_civil(2024, 7, 1) * 86400 + 12 * 3600;
+    assert_int_equal(
+        fmt_parse("%Y-%m-%d %H:%M:%S %Z", "Europe/Dublin", "2024-07-01 12:00:00 IST", 0, &ns), 0);
+    assert_int_equal(ns, (jul1 - 3600) * S);
+    assert_int_equal(fmt_parse("%Y-%m-%d %H:%M:%S %Z", NULL, "2024-07-01 12:00:00 IST", 0, &ns), 0);
+    assert_int_equal(ns, (jul1 - 19800) * S);
+    /* IANA names in the text, with their DST rules: summer and winter. */
+    assert_int_equal(
+        fmt_parse("%Y-%m-%d %H:%M:%S %Z", NULL, "2024-07-01 12:00:00 Europe/Berlin", 0, &ns), 0);
+    assert_int_equal(ns, (jul1 - 7200) * S);
+    assert_int_equal(fmt_parse(f, NULL, "Mon Dec 26 16:22:08 America/Los_Angeles 2016", 0, &ns), 0);
+    assert_int_equal(ns, (dec26 + 24 * 3600 + 22 * 60 + 8) * S);
+    /* One format, many names: the zone cache turns over and stays right. */
+    sl_ts_format *fm = NULL;
+    sl_err e = {0};
+    assert_int_equal(sl_ts_format_new("%H:%M %Z %Y-%m-%d", NULL, &fm, &e), 0);
+    const char *zones[] = {"Europe/Berlin",    "Asia/Tokyo",    "America/New_York", "Europe/London",
+                           "Australia/Sydney", "Europe/Berlin", "Asia/Kolkata"};
+    const int32_t offs[] = {3600, 32400, -18000, 0, 39600, 3600, 19800};
+    for (int rep = 0; rep < 3; rep++)
+        for (size_t k = 0; k < sizeof zones / sizeof *zones; k++) {
+            char line[80];
+            int n = snprintf(line, sizeof line, "12:00 %s 2016-12-26", zones[k]);
+            assert_int_equal(sl_ts_format_parse(fm, line, (size_t)n, 0, &ns), 0);
+            assert_int_equal(ns, (dec26 + 12 * 3600 - offs[k]) * S);
+        }
+    sl_ts_format_free(fm);
+}
+
 static void test_parse_record(void **st)
 {
     (void)st;
@@ -386,15 +516,12 @@ static void test_truncation_and_garbage(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),
-        cmocka_unit_test(test_unix),
-        cmocka_unit_test(test_nginx_time),
-        cmocka_unit_test(test_month_names),
-        cmocka_unit_test(test_infer_year),
-        cmocka_unit_test(test_time_zones),
-        cmocka_unit_test(test_formats),
-        cmocka_unit_test(test_parse_record),
-        cmocka_unit_test(test_truncation_and_garbage),
+        cmocka_unit_test(test_rfc3339),           cmocka_unit_test(test_unix),
+        cmocka_unit_test(test_nginx_time),        cmocka_unit_test(test_month_names),
+        cmocka_unit_test(test_infer_year),        cmocka_unit_test(test_infer_year_never_ahead),
+        cmocka_unit_test(test_time_zones),        cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_time_only_formats), cmocka_unit_test(test_zone_names),
+        cmocka_unit_test(test_parse_record),      cmocka_unit_test(test_truncation_and_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

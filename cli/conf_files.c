@@ -30,6 +30,42 @@ void sl_conf_free(sl_conf_files *f)
 {
     for (size_t i = 0; i < f->n; i++) free(f->paths[i]);
     f->n = 0;
+    free(f->env_text);
+    free(f->var_names);
+    free(f->var_values);
+    f->env_text = NULL;
+    f->var_names = f->var_values = NULL;
+    f->nvars = f->cap_vars = 0;
+}
+
+static int add_var(void *arg, const char *name, const char *value)
+{
+    sl_conf_files *f = arg;
+    for (size_t i = 0; i < f->nvars; i++)
+        if (!strcmp(f->var_names[i], name)) {
+            f->var_values[i] = value; /* a later line wins, as in systemd */
+            return 0;
+        }
+    if (f->nvars == f->cap_vars) {
+        size_t cap = f->cap_vars ? f->cap_vars * 2 : 16;
+        const char **n = realloc(f->var_names, cap * sizeof *n);
+        if (!n) return -1;
+        f->var_names = n;
+        const char **v = realloc(f->var_values, cap * sizeof *v);
+        if (!v) return -1;
+        f->var_values = v;
+        f->cap_vars = cap;
+    }
+    f->var_names[f->nvars] = name;
+    f->var_values[f->nvars++] = value;
+    return 0;
+}
+
+int sl_conf_apply(const sl_conf_files *f, sl_cfg *cfg)
+{
+    for (size_t i = 0; i < f->nvars; i++)
+        if (sl_cfg_add_var(cfg, f->var_names[i], f->var_values[i]) != 0) return SL_ENOMEM;
+    return SL_OK;
 }
 
 static int by_name(const void *a, const void *b)
@@ -108,17 +144,13 @@ static bool env_value(char *v, char **out)
     return true;
 }
 
-int sl_conf_read_env(const char *path, bool required, sl_err *err)
+int sl_conf_parse_env(char *text, size_t len, const char *path, sl_conf_var_fn fn, void *arg,
+                      sl_err *err)
 {
-    char *text;
-    size_t len;
-    sl_err rerr;
-    if (sl_read_file(path, ENV_FILE_MAX, &text, &len, &rerr) != SL_OK) {
-        if (!required && access(path, F_OK) != 0 && errno == ENOENT) return SL_OK;
-        return sl_errf(err, SL_EIO, "cannot read %s: %s", path, rerr.msg);
-    }
-    int rc = SL_OK, lineno = 0;
-    for (char *line = text, *next; line && rc == SL_OK; line = next) {
+    if (memchr(text, '\0', len))
+        return sl_errf(err, SL_EINVAL, "%s: contains a NUL byte (not a text file)", path);
+    int lineno = 0;
+    for (char *line = text, *next; line; line = next) {
         lineno++;
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
@@ -135,35 +167,51 @@ int sl_conf_read_env(const char *path, bool required, sl_err *err)
             line[klen] = '\0';
             ok = env_value(eq + 1, &value);
         }
-        if (!ok) {
-            rc = sl_errf(err, SL_EINVAL, "%s:%d: expected NAME=value (a # starts a comment)", path,
-                         lineno);
-            break;
-        }
-        /* Empty is as good as unset: a template line left blank must not
-         * count as a destination. */
-        if (*value && setenv(line, value, 0) != 0)
-            rc = sl_errf(err, SL_ENOMEM, "cannot set %s", line);
+        if (!ok)
+            return sl_errf(err, SL_EINVAL, "%s:%d: expected NAME=value (a # starts a comment)",
+                           path, lineno);
+        if (*value && fn(arg, line, value) != 0)
+            return sl_errf(err, SL_ENOMEM, "%s:%d: out of memory", path, lineno);
     }
-    free(text);
-    return rc;
+    return SL_OK;
+}
+
+int sl_conf_read_env(sl_conf_files *f, const char *path, bool required, sl_err *err)
+{
+    size_t len;
+    sl_err rerr;
+    free(f->env_text);
+    f->env_text = NULL;
+    if (sl_read_file(path, ENV_FILE_MAX, &f->env_text, &len, &rerr) != SL_OK) {
+        f->env_text = NULL;
+        if (!required && access(path, F_OK) != 0 && errno == ENOENT) return SL_OK;
+        return sl_errf(err, SL_EIO, "cannot read %s: %s", path, rerr.msg);
+    }
+    return sl_conf_parse_env(f->env_text, len, path, add_var, f, err);
 }
 
 int sl_conf_prepare(sl_conf_files *f, bool defaults)
 {
     sl_conf_init(f);
     sl_err err = {0};
-    if (sl_conf_read_env(f->site_env, false, &err) != SL_OK) {
+    if (sl_conf_read_env(f, f->site_env, false, &err) != SL_OK) {
         if (defaults) {
             fprintf(stderr, "sluice: %s\n", err.msg);
+            sl_conf_free(f);
             return -1;
         }
         fprintf(stderr, "sluice: warning: %s; its variables are not set\n", err.msg);
+        f->nvars = 0;
     }
-    char host[256];
-    if (!getenv("SLUICE_HOST") && gethostname(host, sizeof host) == 0) {
-        host[sizeof host - 1] = '\0';
-        setenv("SLUICE_HOST", host, 0);
+    bool have_host = getenv("SLUICE_HOST") != NULL;
+    for (size_t i = 0; i < f->nvars && !have_host; i++)
+        have_host = !strcmp(f->var_names[i], "SLUICE_HOST");
+    if (!have_host && gethostname(f->host, sizeof f->host) == 0) {
+        f->host[sizeof f->host - 1] = '\0';
+        if (add_var(f, "SLUICE_HOST", f->host) != 0) {
+            sl_conf_free(f);
+            return -1;
+        }
     }
     return 0;
 }

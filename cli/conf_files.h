@@ -22,6 +22,12 @@ typedef struct sl_conf_files {
     char site_env[1100]; /* dir/site.env */
     char *paths[SL_CONF_MAX_FILES];
     size_t n;
+    /* Variables of site.env (and SLUICE_HOST's default), pointing into
+     * env_text or host; given to each configuration by sl_conf_apply. */
+    char *env_text;
+    char host[256];
+    const char **var_names, **var_values;
+    size_t nvars, cap_vars;
 } sl_conf_files;
 
 /* Fills the directory names (from SLUICE_CONFIG_DIR or the default). */
@@ -31,18 +37,29 @@ void sl_conf_init(sl_conf_files *f);
 int sl_conf_find(sl_conf_files *f, sl_err *err);
 void sl_conf_free(sl_conf_files *f);
 
-/* Reads KEY=VALUE lines (systemd EnvironmentFile syntax: `#` comments,
- * optional single or double quotes) and sets each variable the environment
- * does not already have: the process environment wins, as it does for a
- * unit's Environment= over nothing. A missing file is fine when !required;
- * an unreadable one or a malformed line is an error naming file:line. */
-int sl_conf_read_env(const char *path, bool required, sl_err *err);
+/* Parses NAME=value lines in place (systemd EnvironmentFile syntax: `#`
+ * and `;` comments, blank lines, optional single or double quotes) and
+ * calls fn for each with a non-empty value (an empty one counts as unset).
+ * text is NUL-terminated at len. A malformed line or a NUL byte is an
+ * error naming path:line; so is fn's non-zero return. */
+typedef int (*sl_conf_var_fn)(void *arg, const char *name, const char *value);
+int sl_conf_parse_env(char *text, size_t len, const char *path, sl_conf_var_fn fn, void *arg,
+                      sl_err *err);
+
+/* Reads path into f's variables. A missing file is fine when !required;
+ * an unreadable one or a malformed line is an error. */
+int sl_conf_read_env(sl_conf_files *f, const char *path, bool required, sl_err *err);
+
+/* Gives f's variables to cfg (sl_cfg_add_var): ${NAME} uses them when the
+ * process environment has no NAME. Call before loading. */
+int sl_conf_apply(const sl_conf_files *f, sl_cfg *cfg);
 
 /* What every command does first: sl_conf_init, then the variables of
  * site.env (an unreadable file is an error when the defaults are used, a
- * warning beside -c), then SLUICE_HOST from the host name when unset (the
- * unit runs the same code, so both agree). Messages go to stderr; returns
- * 0 or -1. */
+ * warning beside -c), then SLUICE_HOST from the host name when neither the
+ * environment nor site.env sets it (the unit runs the same code, so both
+ * agree). Nothing touches the process environment, so a reload (SIGHUP)
+ * reads site.env afresh. Messages go to stderr; returns 0 or -1. */
 int sl_conf_prepare(sl_conf_files *f, bool defaults);
 
 /* Records an error for each relative path in the configuration (data_dir,

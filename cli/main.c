@@ -187,6 +187,7 @@ static sl_cfg *load_config(const cli_args *a)
      * overlay had its chance to replace it. */
     sl_cfg_defer_unset_vars(cfg);
     sl_cfg_set_env_hint(cfg, files.site_env);
+    sl_conf_apply(&files, cfg); /* out of memory shows as unset variables */
     for (size_t i = 0; i < npaths; i++) sl_cfg_load_file(cfg, paths[i]);
     if (sl_cfg_nerrors(cfg) == 0) sl_cfg_report_unresolved(cfg, sl_cfg_root(cfg));
     if (sl_cfg_nerrors(cfg) == 0) {

@@ -283,6 +283,7 @@ static int resolve_sinks(const spool_args *a, sink_set *out)
     }
     sl_cfg_defer_unset_vars(cfg);
     sl_cfg_set_env_hint(cfg, files.site_env);
+    sl_conf_apply(&files, cfg); /* out of memory shows as unset variables */
     for (size_t i = 0; i < npaths; i++) sl_cfg_load_file(cfg, paths[i]);
     const sl_cfg_node *root = sl_cfg_root(cfg);
     const sl_cfg_node *dd_node = sl_cfg_get(root, "data_dir");

@@ -51,6 +51,10 @@ struct sl_cfg {
     size_t nodes;
     bool defer_unset;     /* sl_cfg_defer_unset_vars */
     const char *env_hint; /* where unset variables are set, for the message */
+    /* sl_cfg_add_var: consulted when the environment lacks a name; the
+     * pool owns the strings, the array grows by doubling. */
+    const char **var_names, **var_values;
+    size_t nvars, cap_vars;
 };
 
 static void *palloc(sl_cfg *c, size_t n)
@@ -223,6 +227,40 @@ void sl_cfg_defer_unset_vars(sl_cfg *c)
 void sl_cfg_set_env_hint(sl_cfg *c, const char *where)
 {
     c->env_hint = where ? pdup(c, where, strlen(where)) : NULL;
+}
+
+int sl_cfg_add_var(sl_cfg *c, const char *name, const char *value)
+{
+    for (size_t i = 0; i < c->nvars; i++)
+        if (strcmp(c->var_names[i], name) == 0) {
+            const char *v = pdup(c, value, strlen(value));
+            if (!v) return -1;
+            c->var_values[i] = v;
+            return 0;
+        }
+    if (c->nvars == c->cap_vars) {
+        size_t cap = c->cap_vars ? c->cap_vars * 2 : 16;
+        const char **n = palloc(c, cap * sizeof *n), **v = palloc(c, cap * sizeof *v);
+        if (!n || !v) return -1;
+        if (c->nvars) {
+            memcpy(n, c->var_names, c->nvars * sizeof *n);
+            memcpy(v, c->var_values, c->nvars * sizeof *v);
+        }
+        c->var_names = n, c->var_values = v, c->cap_vars = cap;
+    }
+    const char *dn = pdup(c, name, strlen(name)), *dv = pdup(c, value, strlen(value));
+    if (!dn || !dv) return -1;
+    c->var_names[c->nvars] = dn;
+    c->var_values[c->nvars++] = dv;
+    return 0;
+}
+
+static const char *lookup_var(const sl_cfg *c, const char *name)
+{
+    const char *v = getenv(name);
+    for (size_t i = 0; !v && i < c->nvars; i++)
+        if (strcmp(c->var_names[i], name) == 0) v = c->var_values[i];
+    return v;
 }
 
 const char *sl_cfg_unresolved(const sl_cfg_node *n)
@@ -486,7 +524,7 @@ static char *expand(loader *L, const yaml_event_t *ev, mnode *node, size_t *out_
             }
             memcpy(name, s + i + 2, name_n);
             name[name_n] = '\0';
-            const char *v = getenv(name);
+            const char *v = lookup_var(c, name);
             if (v && (*v || !dflt)) {
                 add = v, add_n = strlen(v);
             } else if (dflt) {

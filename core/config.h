@@ -52,6 +52,10 @@ int sl_cfg_load_string(sl_cfg *c, const char *name, const char *text, size_t len
  * overlay may replace the value and a tool needing two keys is not stopped
  * by a third. Call before loading. */
 void sl_cfg_defer_unset_vars(sl_cfg *c);
+/* A variable for ${NAME} when the environment has none (the environment
+ * wins), e.g. from a site file; a second call for a name replaces its
+ * value. Call before loading. 0, or -1 when out of memory. */
+int sl_cfg_add_var(sl_cfg *c, const char *name, const char *value);
 /* Where the operator sets variables (a file path), named in the message. */
 void sl_cfg_set_env_hint(sl_cfg *c, const char *where);
 /* The deferred error of a scalar, or NULL. */

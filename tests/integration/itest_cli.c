@@ -416,6 +416,78 @@ static void test_default_files(void **st)
     free(dir);
 }
 
+static bool file_contains(const char *path, const char *needle)
+{
+    char *text = sl_t_read_file(path, NULL);
+    bool found = text && strstr(text, needle);
+    free(text);
+    return found;
+}
+
+/* An agent a failed assertion left running dies with the test program. */
+static pid_t live_agent;
+static void kill_live_agent(void)
+{
+    if (live_agent > 0) kill(live_agent, SIGKILL);
+}
+
+/* The agent with no -c reads site.env itself, and again on SIGHUP: an
+ * edited value applies without a restart (nothing is cached in the
+ * process environment). */
+static void test_reload_rereads_site_env(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("cli");
+    char *etc = sl_t_path(dir, "etc");
+    assert_int_equal(mkdir(etc, 0750), 0);
+    char *base = sl_t_path(etc, "base.yml"), *site = sl_t_path(etc, "site.env");
+    char *in = sl_t_path(dir, "in.log"), *out = sl_t_path(dir, "out.jsonl"),
+         *log = sl_t_path(dir, "agent.log");
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "data_dir: %s/data\nshutdown_timeout: 2s\ninputs:\n  - name: app\n    type: file\n"
+             "    paths: [\"%s\"]\n    start_at: beginning\n    poll_interval: 50ms\n"
+             "    labels: {team: \"${SLUICE_T_TEAM}\"}\nsinks:\n  - {name: out, type: file, "
+             "path: \"%s\", format: json}\n",
+             dir, in, out);
+    sl_t_write_file(base, yaml, strlen(yaml));
+    sl_t_write_file(site, "SLUICE_T_TEAM=first\n", 20);
+    sl_t_write_file(in, "one\n", 4);
+    unsetenv("SLUICE_T_TEAM");
+    setenv("SLUICE_CONFIG_DIR", etc, 1);
+    char *argv[] = {(char *)sl_t_bin(), "run", NULL};
+    pid_t pid = sl_t_spawn(argv, log);
+    assert_true(pid > 0);
+    live_agent = pid;
+    atexit(kill_live_agent);
+    int scale = sl_t_sanitized() ? 3 : 1;
+    assert_true(sl_t_wait_lines(out, 1, 20000 * scale));
+    assert_true(file_contains(out, "\"team\":\"first\""));
+    sl_t_write_file(site, "SLUICE_T_TEAM=second\n", 21);
+    kill(pid, SIGHUP);
+    bool reloaded = false;
+    for (int i = 0; i < 2000 * scale && !reloaded; i++) {
+        reloaded = file_contains(log, "event=reloaded");
+        if (!reloaded) sl_t_sleep_ms(10);
+    }
+    assert_true(reloaded);
+    sl_t_append_file(in, "two\n", 4);
+    assert_true(sl_t_wait_lines(out, 2, 20000 * scale));
+    char *text = sl_t_read_file(out, NULL);
+    assert_non_null(text);
+    char *second = strchr(text, '\n');
+    assert_non_null(second);
+    if (!strstr(second, "\"team\":\"second\"")) fprintf(stderr, "records:\n%s\n", text);
+    assert_non_null(strstr(second, "\"team\":\"second\""));
+    free(text);
+    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000 * scale), 0);
+    live_agent = 0;
+    setenv("SLUICE_CONFIG_DIR", "/nonexistent/sluice-test-etc", 1);
+    free(base), free(site), free(in), free(out), free(log), free(etc);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 /* One size grammar; each size error once, with one range. */
 static void test_size_errors(void **st)
 {
@@ -494,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_check_host),
         cmocka_unit_test(test_default_files),
+        cmocka_unit_test(test_reload_rereads_site_env),
         cmocka_unit_test(test_size_errors),
         cmocka_unit_test(test_command_help_and_version),
     };

@@ -684,6 +684,23 @@ static void test_deferred_unset_vars(void **st)
     assert_null(sl_cfg_unresolved(sl_cfg_get(r, "url")));
     assert_non_null(sl_cfg_unresolved(sl_cfg_get(r, "other")));
     assert_int_equal(sl_cfg_report_unresolved(c, r), 1);
+    /* variables given to the config fill in where the environment has none */
+    sl_cfg *v = sl_cfg_new();
+    setenv("SL_TCFG_HOST", "from-env", 1);
+    assert_int_equal(sl_cfg_add_var(v, "SL_TCFG_UNSET", "one"), 0);
+    assert_int_equal(sl_cfg_add_var(v, "SL_TCFG_UNSET", "two"), 0);
+    assert_int_equal(sl_cfg_add_var(v, "SL_TCFG_HOST", "from-file"), 0);
+    for (int i = 0; i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "SL_TCFG_V%d", i);
+        assert_int_equal(sl_cfg_add_var(v, name, name), 0);
+    }
+    const char *y = "a: ${SL_TCFG_UNSET}\nb: ${SL_TCFG_HOST}\nc: ${SL_TCFG_V39}\n";
+    assert_int_equal(sl_cfg_load_string(v, "v.yml", y, strlen(y)), 0);
+    assert_string_equal(sl_cfg_get(sl_cfg_root(v), "a")->scalar, "two");
+    assert_string_equal(sl_cfg_get(sl_cfg_root(v), "b")->scalar, "from-env");
+    assert_string_equal(sl_cfg_get(sl_cfg_root(v), "c")->scalar, "SL_TCFG_V39");
+    sl_cfg_free(v);
     assert_one_error(c, "b.yml:3:8: environment variable 'SL_TCFG_UNSET' is not set (set it in "
                         "/etc/sluice/site.env or the environment, or use ${SL_TCFG_UNSET:-default} "
                         "for a default)");

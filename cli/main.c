@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "parsers/json.h"
+#include "shipper/spool.h"
 #include "sluice_version.h"
 
 #define MAX_CONFIGS SL_CONF_MAX_FILES
@@ -306,19 +307,18 @@ static void print_version(FILE *out)
     char pcre2[64] = "?";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre2);
     sl_json_opts jo;
-    sl_json_opts_init(&jo, NULL);
+    sl_json_opts_init(&jo, NULL); /* honours SLUICE_SIMD, as the agent does */
     const char *simd_env = getenv("SLUICE_SIMD");
-    fprintf(out,
-            "sluice %s\n"
-            "commit:      %s\n"
-            "build:       %s%s%s\n"
-            "simd:        %s (JSON kernel in use%s%s%s; best on this CPU: %s)\n"
-            "libraries:   librdkafka %s, zstd %s, pcre2 %s, libcurl %s, libyaml %s",
-            SLUICE_VERSION, SLUICE_COMMIT, SLUICE_BUILDTYPE,
-            strcmp(SLUICE_SANITIZE, "none") ? ", sanitizers " : "",
-            strcmp(SLUICE_SANITIZE, "none") ? SLUICE_SANITIZE : "",
-            sl_json_kernel_name(sl_json_kernel_active(&jo)), simd_env ? ", SLUICE_SIMD=" : "",
-            simd_env ? simd_env : "", "", sl_json_kernel_name(sl_json_kernel_best()),
+    bool sanitized = strcmp(SLUICE_SANITIZE, "none") != 0;
+    fprintf(out, "sluice %s\n", SLUICE_VERSION);
+    fprintf(out, "commit:      %s\n", SLUICE_COMMIT);
+    fprintf(out, "build:       %s%s%s\n", SLUICE_BUILDTYPE, sanitized ? ", sanitizers " : "",
+            sanitized ? SLUICE_SANITIZE : "");
+    fprintf(out, "simd:        %s (JSON kernel in use; best on this CPU: %s%s%s), crc32c %s\n",
+            sl_json_kernel_name(sl_json_kernel_active(&jo)),
+            sl_json_kernel_name(sl_json_kernel_best()), simd_env ? "; SLUICE_SIMD=" : "",
+            simd_env ? simd_env : "", sl_crc32c_hw_available() ? "sse4.2" : "portable");
+    fprintf(out, "libraries:   librdkafka %s, zstd %s, pcre2 %s, libcurl %s, libyaml %s",
             rd_kafka_version_str(), ZSTD_versionString(), pcre2,
             curl_version_info(CURLVERSION_NOW)->version, yaml_get_version_string());
     if (MHD_get_version) fprintf(out, ", libmicrohttpd %s", MHD_get_version());

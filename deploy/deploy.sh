@@ -101,7 +101,7 @@ for kv in ${SETS[@]+"${SETS[@]}"}; do
     line="$name=$(quote "${kv#*=}")"
     grep -qxF "$line" "$TMP/site.env" && continue
     # Drop earlier lines for the name (commented examples stay), append.
-    grep -v "^[[:space:]]*$name[[:space:]]*=" "$TMP/site.env" >"$TMP/site.new" || true
+    grep -v "^[[:space:]]*${name}[[:space:]]*=" "$TMP/site.env" >"$TMP/site.new" || true
     echo "$line" >>"$TMP/site.new"
     mv "$TMP/site.new" "$TMP/site.env"
     change "set $name in $SITE"

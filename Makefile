@@ -82,7 +82,8 @@ deb:
 	mkdir -p $(DEB_BUILD)/sluice-$(VERSION)
 	git ls-files -co --exclude-standard -z | grep -zv '^$(DEB_BUILD)/' | \
 	  xargs -0 cp --parents -t $(DEB_BUILD)/sluice-$(VERSION)
-	cd $(DEB_BUILD)/sluice-$(VERSION) && dpkg-buildpackage -b -us -uc
+	cd $(DEB_BUILD)/sluice-$(VERSION) && \
+	  SLUICE_COMMIT=$$(git -C $(CURDIR) describe --always --dirty --abbrev=12) dpkg-buildpackage -b -us -uc
 	lintian --fail-on error,warning $(DEB_BUILD)/sluice_$(VERSION)_*.deb
 	@ls -l $(DEB_BUILD)/sluice_$(VERSION)_*.deb
 

@@ -173,6 +173,7 @@ static sl_cfg *load_config(const cli_args *a)
     if (npaths == 0) {
         if (sl_conf_find(&files, &err) != SL_OK) {
             fprintf(stderr, "sluice: %s\n", err.msg);
+            sl_conf_free(&files);
             return NULL;
         }
         paths = (const char *const *)files.paths;

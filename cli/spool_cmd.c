@@ -271,6 +271,7 @@ static int resolve_sinks(const spool_args *a, sink_set *out)
     if (npaths == 0) {
         if (sl_conf_find(&files, &ferr) != SL_OK) {
             fprintf(stderr, "sluice spool: %s\n", ferr.msg);
+            sl_conf_free(&files);
             return SP_USAGE;
         }
         paths = (const char *const *)files.paths;

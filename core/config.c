@@ -1,3 +1,8 @@
+/* One file on purpose (over 800 lines): the loader, the overlay merge, the
+ * typed getters, the validation and the dump all work on the private node
+ * representation (mnode in one memory pool, with its secret and
+ * unresolved-variable marks); splitting them would make that
+ * representation a second public header. */
 #include "core/config.h"
 
 #include <ctype.h>

@@ -185,7 +185,11 @@ int sl_conf_read_env(sl_conf_files *f, const char *path, bool required, sl_err *
     if (sl_read_file(path, ENV_FILE_MAX, &f->env_text, &len, &rerr) != SL_OK) {
         f->env_text = NULL;
         if (!required && access(path, F_OK) != 0 && errno == ENOENT) return SL_OK;
-        return sl_errf(err, SL_EIO, "cannot read %s: %s", path, rerr.msg);
+        bool denied = access(path, F_OK) == 0 && access(path, R_OK) != 0;
+        return sl_errf(err, SL_EIO, "cannot read %s: %s%s", path, rerr.msg,
+                       denied ? " (it may hold secrets: run as root or as a member of the "
+                                "group sluice)"
+                              : "");
     }
     return sl_conf_parse_env(f->env_text, len, path, add_var, f, err);
 }

@@ -37,6 +37,8 @@ static const sl_cfg_key top_keys[] = {
     {"shutdown_timeout", SL_KEY_DURATION, false, NULL, false},
     {"inputs", SL_KEY_SEQ, true, NULL, false},
     {"sinks", SL_KEY_SEQ, true, NULL, false},
+    /* A development configuration: relative paths allowed (decision 0020). */
+    {"dev", SL_KEY_BOOL, false, NULL, false},
 };
 static const sl_cfg_key metrics_keys[] = {
     {"listen", SL_KEY_STR, false, NULL, false},

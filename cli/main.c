@@ -1,50 +1,119 @@
 /* sluice: the command line. Everything below cli/ returns errors; only
  * this file decides exit codes. */
+#include <curl/curl.h>
+#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+#include <zstd.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "cli/agent.h"
+#include "cli/conf_files.h"
 #include "cli/dryrun_cmd.h"
 #include "cli/http_tap.h"
-#include "cli/tail_cmd.h"
 #include "cli/spool_cmd.h"
+#include "cli/tail_cmd.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "parsers/json.h"
+#include "shipper/spool.h"
+#include "sluice_version.h"
 
-#define MAX_CONFIGS 16
+#define MAX_CONFIGS SL_CONF_MAX_FILES
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sluice <command> [options]\n"
+            "usage: sluice <command> [options]      (sluice <command> --help for one command)\n"
             "\n"
             "commands:\n"
-            "  run -c FILE [-c FILE ...] [--dry-run]   run the agent; later files override earlier "
-            "ones\n"
-            "  check -c FILE [-c FILE ...]             validate and print the resolved pipeline\n"
-            "  tail -c FILE [--match RE] [--label K=V] follow the records the local agent ships\n"
-            "                                          (JSON lines; needs the tap: section)\n"
-            "  spool ls|stat|cat|verify|export -c FILE inspect the disk spools (read-only;\n"
-            "                                          `sluice spool --help`)\n"
-            "  version                                 print the version\n"
+            "  run [-c FILE ...] [--dry-run]    run the agent\n"
+            "  check [-c FILE ...] [--service]  validate and print the resolved pipeline\n"
+            "  tail [-c FILE ...] [--match RE] [--label K=V]\n"
+            "                                   follow the records the local agent ships\n"
+            "  spool ls|stat|cat|verify|export  inspect the disk spools (read-only)\n"
+            "  version                          commit, build, SIMD kernel, library versions\n"
             "\n"
-            "options:\n"
-            "  -c, --config FILE   configuration file (YAML); repeatable\n"
-            "  --dry-run           read and parse, print records as JSON, send nothing,\n"
-            "                      move no checkpoint\n"
-            "  --stdin --input N   run --dry-run: lines from standard input through input N's\n"
-            "                      multiline and parse steps; nothing else is touched\n"
-            "  --connect           check: ask each sink's destination whether it would\n"
-            "                      accept (exit 1 when one would not)\n"
-            "  --match REGEX       tail: only records whose line matches (PCRE2)\n"
-            "  --label KEY=VALUE   tail: only records with this label (or input=NAME);\n"
-            "                      repeatable, all must hold\n"
-            "  -h, --help          this help\n");
+            "Without -c, every command reads what the service reads: %s/base.yml, then\n"
+            "the other %s/*.yml in name order, with variables from %s/site.env\n"
+            "(SLUICE_CONFIG_DIR replaces %s). Later files override earlier ones.\n",
+            SL_CONF_DIR_DEFAULT, SL_CONF_DIR_DEFAULT, SL_CONF_DIR_DEFAULT, SL_CONF_DIR_DEFAULT);
+}
+
+static const char files_help[] =
+    "  -c, --config FILE  configuration file (YAML); repeatable, later files override\n"
+    "                     earlier ones. Without -c: " SL_CONF_DIR_DEFAULT "/base.yml, then the\n"
+    "                     other " SL_CONF_DIR_DEFAULT "/*.yml in name order. Variables come\n"
+    "                     from the environment, then " SL_CONF_DIR_DEFAULT "/site.env.\n"
+    "  -h, --help         this help\n";
+
+/* Per-command help: printed on stdout for --help (exit 0), on stderr after
+ * a usage error (exit 2). */
+static void command_usage(const char *cmd, FILE *out)
+{
+    if (!strcmp(cmd, "run")) {
+        fprintf(out,
+                "usage: sluice run [-c FILE ...] [--dry-run [--stdin --input NAME]]\n"
+                "\n"
+                "Runs the agent until SIGTERM or SIGINT; SIGHUP reloads the configuration\n"
+                "(a broken one is rejected and the running pipeline stays).\n"
+                "\n"
+                "%s"
+                "  --dry-run          read and parse, print records as JSON on stdout, send\n"
+                "                     nothing, move no checkpoint, write nothing to data_dir\n"
+                "  --stdin --input N  with --dry-run: lines from standard input through input\n"
+                "                     N's multiline framing and parse steps; nothing else runs\n"
+                "\n"
+                "Exit: 0 stopped cleanly, 1 failed to start, 2 configuration error.\n",
+                files_help);
+    } else if (!strcmp(cmd, "check")) {
+        fprintf(out,
+                "usage: sluice check [-c FILE ...] [--service] [--connect]\n"
+                "\n"
+                "Validates the configuration and prints the resolved pipeline and tree\n"
+                "(secrets redacted). Also checks what only this host can tell: data_dir\n"
+                "must be a writable directory or creatable; a file path that matches\n"
+                "nothing now is a warning. Relative paths are errors unless the\n"
+                "configuration says `dev: true`.\n"
+                "\n"
+                "%s"
+                "  --service          the configuration is for the systemd unit: `dev: true`\n"
+                "                     is an error too (deploy.sh and the package use this)\n"
+                "  --connect          ask each sink's destination whether it would accept\n"
+                "                     (exit 1 when one would not)\n"
+                "\n"
+                "Exit: 0 valid, 2 configuration errors (each printed as file:line:col).\n",
+                files_help);
+    } else if (!strcmp(cmd, "tail")) {
+        fprintf(out,
+                "usage: sluice tail [-c FILE ...] [--match REGEX] [--label KEY=VALUE ...]\n"
+                "\n"
+                "Follows the records the local agent ships, as JSON lines, through its\n"
+                "tap (the tap: section; off unless configured, token required).\n"
+                "Lossy by design: it never slows delivery.\n"
+                "\n"
+                "%s"
+                "  --match REGEX      only records whose line matches (PCRE2, run with limits)\n"
+                "  --label KEY=VALUE  only records with this label (or input=NAME);\n"
+                "                     repeatable, all must hold\n"
+                "\n"
+                "Exit: 0 the agent closed the stream, 1 connection error, 2 usage.\n",
+                files_help);
+    } else if (!strcmp(cmd, "version")) {
+        fprintf(out, "usage: sluice version\n\n"
+                     "Prints the version, the commit and build type, the SIMD kernel this CPU\n"
+                     "uses, and the versions of the libraries linked.\n");
+    } else {
+        usage(out);
+    }
 }
 
 typedef struct cli_args {
@@ -56,9 +125,11 @@ typedef struct cli_args {
     const char *input; /* --input NAME */
     sl_tail_opts tail;
     int is_tail;
+    int service;    /* check --service */
+    int check_host; /* check: data_dir and globs on this host */
 } cli_args;
 
-static int parse_args(int argc, char **argv, cli_args *a)
+static int parse_args(const char *cmd, int argc, char **argv, cli_args *a)
 {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
@@ -85,7 +156,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
             } else {
                 a->tail.labels[a->tail.nlabels++] = argv[++i];
             }
-        } else if (!strcmp(argv[i], "--dry-run")) {
+        } else if (!strcmp(argv[i], "--dry-run") && !strcmp(cmd, "run")) {
             a->dry_run = 1;
         } else if (!a->is_tail && !strcmp(argv[i], "--connect")) {
             a->connect = 1;
@@ -97,17 +168,15 @@ static int parse_args(int argc, char **argv, cli_args *a)
                 return -1;
             }
             a->input = argv[++i];
+        } else if (!strcmp(argv[i], "--service") && !strcmp(cmd, "check")) {
+            a->service = 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
+            command_usage(cmd, stdout);
             exit(EXIT_OK);
         } else {
             fprintf(stderr, "sluice: unknown option '%s'\n", argv[i]);
             return -1;
         }
-    }
-    if (a->nconfigs == 0) {
-        fprintf(stderr, "sluice: no configuration given (-c FILE)\n");
-        return -1;
     }
     if ((a->from_stdin || a->input) && !(a->from_stdin && a->input && a->dry_run)) {
         fprintf(stderr, "sluice: --stdin and --input NAME go together, with --dry-run\n");
@@ -116,26 +185,74 @@ static int parse_args(int argc, char **argv, cli_args *a)
     return 0;
 }
 
-/* Loads and validates; prints every error. NULL when anything is wrong. */
+/* Loads and validates; prints every error. NULL when anything is wrong.
+ * Without -c, the files the service reads (cli/conf_files.h). */
 static sl_cfg *load_config(const cli_args *a)
 {
+    sl_conf_files files;
+    sl_err err = {0};
+    if (sl_conf_prepare(&files, a->nconfigs == 0) != 0) return NULL;
+    const char *const *paths = a->configs;
+    size_t npaths = (size_t)a->nconfigs;
+    if (npaths == 0) {
+        if (sl_conf_find(&files, &err) != SL_OK) {
+            fprintf(stderr, "sluice: %s\n", err.msg);
+            sl_conf_free(&files);
+            return NULL;
+        }
+        paths = (const char *const *)files.paths;
+        npaths = files.n;
+    }
     sl_cfg *cfg = sl_cfg_new();
     if (!cfg) {
         fprintf(stderr, "sluice: out of memory\n");
+        sl_conf_free(&files);
         return NULL;
     }
-    for (int i = 0; i < a->nconfigs; i++) sl_cfg_load_file(cfg, a->configs[i]);
-    if (sl_cfg_nerrors(cfg) == 0) sl_agent_check(cfg);
+    /* An unset variable is an error where its value is used, after every
+     * overlay had its chance to replace it. */
+    sl_cfg_defer_unset_vars(cfg);
+    sl_cfg_set_env_hint(cfg, files.site_env);
+    sl_conf_apply(&files, cfg); /* out of memory shows as unset variables */
+    for (size_t i = 0; i < npaths; i++) sl_cfg_load_file(cfg, paths[i]);
+    if (sl_cfg_nerrors(cfg) == 0) sl_cfg_report_unresolved(cfg, sl_cfg_root(cfg));
+    if (sl_cfg_nerrors(cfg) == 0) {
+        sl_conf_check_paths(cfg);
+        sl_agent_check(cfg);
+    }
+    if (a->service) {
+        const sl_cfg_node *dev = sl_cfg_get(sl_cfg_root(cfg), "dev");
+        bool is_dev = false;
+        if (dev) sl_cfg_bool(cfg, sl_cfg_root(cfg), "dev", false, &is_dev);
+        if (is_dev)
+            sl_cfg_error(cfg, dev,
+                         "a development configuration (`dev: true`: relative paths, console "
+                         "output) cannot run as the service");
+    }
+    if (sl_cfg_nerrors(cfg) == 0 && a->check_host) {
+        int warnings = 0;
+        sl_conf_check_host(cfg, &warnings);
+    }
     size_t n = sl_cfg_nerrors(cfg);
-    if (n == 0) return cfg;
+    if (n == 0) {
+        if (a->check_host) {
+            printf("# files:");
+            for (size_t i = 0; i < npaths; i++) printf(" %s", paths[i]);
+            printf("\n");
+        }
+        sl_conf_free(&files);
+        return cfg;
+    }
     for (size_t i = 0; i < n; i++) fprintf(stderr, "%s\n", sl_cfg_error_at(cfg, i));
     fprintf(stderr, "sluice: %zu configuration error%s\n", n, n == 1 ? "" : "s");
+    sl_conf_free(&files);
     sl_cfg_free(cfg);
     return NULL;
 }
 
-static int cmd_check(const cli_args *a)
+static int cmd_check(cli_args *a)
 {
+    a->check_host = 1;
     sl_cfg *cfg = load_config(a);
     if (!cfg) return EXIT_USAGE;
     sl_agent_describe(cfg, stdout);
@@ -242,6 +359,33 @@ static int cmd_run(const cli_args *a, sigset_t set)
     }
 }
 
+/* libmicrohttpd, when a build links it: a weak reference stays NULL
+ * otherwise, so this file does not depend on it. */
+extern const char *MHD_get_version(void) __attribute__((weak));
+
+static void print_version(FILE *out)
+{
+    char pcre2[64] = "?";
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre2);
+    sl_json_opts jo;
+    sl_json_opts_init(&jo, NULL); /* honours SLUICE_SIMD, as the agent does */
+    const char *simd_env = getenv("SLUICE_SIMD");
+    bool sanitized = strcmp(SLUICE_SANITIZE, "none") != 0;
+    fprintf(out, "sluice %s\n", SLUICE_VERSION);
+    fprintf(out, "commit:      %s\n", SLUICE_COMMIT);
+    fprintf(out, "build:       %s%s%s\n", SLUICE_BUILDTYPE, sanitized ? ", sanitizers " : "",
+            sanitized ? SLUICE_SANITIZE : "");
+    fprintf(out, "simd:        %s (JSON kernel in use; best on this CPU: %s%s%s), crc32c %s\n",
+            sl_json_kernel_name(sl_json_kernel_active(&jo)),
+            sl_json_kernel_name(sl_json_kernel_best()), simd_env ? "; SLUICE_SIMD=" : "",
+            simd_env ? simd_env : "", sl_crc32c_hw_available() ? "sse4.2" : "portable");
+    fprintf(out, "libraries:   librdkafka %s, zstd %s, pcre2 %s, libcurl %s, libyaml %s",
+            rd_kafka_version_str(), ZSTD_versionString(), pcre2,
+            curl_version_info(CURLVERSION_NOW)->version, yaml_get_version_string());
+    if (MHD_get_version) fprintf(out, ", libmicrohttpd %s", MHD_get_version());
+    fputc('\n', out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -264,15 +408,24 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("sluice %s\n", SLUICE_VERSION);
+        if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
+            command_usage("version", stdout);
+            return EXIT_OK;
+        }
+        if (argc > 2) {
+            fprintf(stderr, "sluice version: unknown option '%s'\n", argv[2]);
+            command_usage("version", stderr);
+            return EXIT_USAGE;
+        }
+        print_version(stdout);
         return EXIT_OK;
     }
     if (!strcmp(cmd, "spool")) return sl_cli_spool(argc - 2, argv + 2);
     cli_args a = {0};
     if (!strcmp(cmd, "run") || !strcmp(cmd, "check") || !strcmp(cmd, "tail")) {
         a.is_tail = !strcmp(cmd, "tail");
-        if (parse_args(argc - 2, argv + 2, &a) != 0) {
-            usage(stderr);
+        if (parse_args(cmd, argc - 2, argv + 2, &a) != 0) {
+            command_usage(cmd, stderr);
             return EXIT_USAGE;
         }
         if (a.is_tail) return cmd_tail(&a, set);

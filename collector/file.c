@@ -142,9 +142,9 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg_list(cfg, n, "exclude", in->excludes, MAX_GLOBS, &in->nexcludes);
     sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
     sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
-    sl_cfg_size(cfg, n, "max_line_bytes", 1 << 20, &in->max_line_bytes);
+    sl_cfg_size_range(cfg, n, "max_line_bytes", 1 << 20, 16, 64u << 20, &in->max_line_bytes);
     sl_cfg_bool(cfg, n, "validate_utf8", false, &in->validate_utf8);
-    sl_cfg_size(cfg, n, "read_chunk", 1 << 20, &in->chunk_bytes);
+    sl_cfg_size_range(cfg, n, "read_chunk", 1 << 20, 4096, 256u << 20, &in->chunk_bytes);
     uint64_t fpb;
     sl_cfg_size(cfg, n, "fingerprint_bytes", 1024, &fpb);
     in->fp_bytes = (uint32_t)(fpb > 65536 ? 65536 : fpb);
@@ -159,11 +159,6 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     int64_t br;
     sl_cfg_int(cfg, n, "batch_records", 4096, 1, 1 << 20, &br);
     in->batch_records = (uint32_t)br;
-    if (in->max_line_bytes < 16)
-        sl_cfg_error(cfg, sl_cfg_get(n, "max_line_bytes"), "max_line_bytes must be at least 16");
-    if (in->chunk_bytes < 4096 || in->chunk_bytes > (256u << 20))
-        sl_cfg_error(cfg, sl_cfg_get(n, "read_chunk"),
-                     "read_chunk must be between 4KiB and 256MiB");
     sl_multiline_new(cfg, sl_cfg_get(n, "multiline"), &in->multiline);
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
     return sl_cfg_nerrors(cfg) > before ? SL_EINVAL : SL_OK;

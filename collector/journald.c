@@ -343,22 +343,13 @@ static int configure(jd_input *in, const sl_input_ctx *ctx)
         }
     }
     sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
-    sl_cfg_size(cfg, n, "max_message_bytes", 1 << 20, &in->max_message_bytes);
-    sl_cfg_size(cfg, n, "max_field_bytes", 64 << 10, &in->max_field_bytes);
-    sl_cfg_size(cfg, n, "read_chunk", 1 << 20, &in->chunk_bytes);
+    sl_cfg_size_range(cfg, n, "max_message_bytes", 1 << 20, 16, 64u << 20, &in->max_message_bytes);
+    sl_cfg_size_range(cfg, n, "max_field_bytes", 64 << 10, 16, 16u << 20, &in->max_field_bytes);
+    sl_cfg_size_range(cfg, n, "read_chunk", 1 << 20, 4096, 256u << 20, &in->chunk_bytes);
     int64_t br;
     sl_cfg_int(cfg, n, "batch_records", 2048, 1, 1 << 20, &br);
     in->batch_records = (uint32_t)br;
     sl_cfg_duration_ms(cfg, n, "checkpoint_interval", 1000, &in->checkpoint_ms);
-    if (in->max_message_bytes < 16 || in->max_message_bytes > (64u << 20))
-        sl_cfg_error(cfg, sl_cfg_get(n, "max_message_bytes"),
-                     "max_message_bytes must be between 16 and 64MiB");
-    if (in->max_field_bytes < 16 || in->max_field_bytes > (16u << 20))
-        sl_cfg_error(cfg, sl_cfg_get(n, "max_field_bytes"),
-                     "max_field_bytes must be between 16 and 16MiB");
-    if (in->chunk_bytes < 4096 || in->chunk_bytes > (256u << 20))
-        sl_cfg_error(cfg, sl_cfg_get(n, "read_chunk"),
-                     "read_chunk must be between 4KiB and 256MiB");
     configure_fields(in, cfg, n);
 
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);

@@ -1,3 +1,8 @@
+/* One file on purpose (over 800 lines): the loader, the overlay merge, the
+ * typed getters, the validation and the dump all work on the private node
+ * representation (mnode in one memory pool, with its secret and
+ * unresolved-variable marks); splitting them would make that
+ * representation a second public header. */
 #include "core/config.h"
 
 #include <ctype.h>
@@ -36,6 +41,9 @@ typedef struct mnode {
     sl_cfg_node pub;
     size_t cap;  /* capacity of keys/key_nodes/items */
     bool secret; /* marked by sl_cfg_check from a key table: redact in dumps */
+    /* Deferred mode: the error for an unset ${VAR} in this scalar, reported
+     * only if the value is used (sl_cfg_report_unresolved). */
+    const char *unresolved;
 } mnode;
 
 struct sl_cfg {
@@ -46,6 +54,12 @@ struct sl_cfg {
     char **errors;
     size_t nerrors, cap_errors;
     size_t nodes;
+    bool defer_unset;     /* sl_cfg_defer_unset_vars */
+    const char *env_hint; /* where unset variables are set, for the message */
+    /* sl_cfg_add_var: consulted when the environment lacks a name; the
+     * pool owns the strings, the array grows by doubling. */
+    const char **var_names, **var_values;
+    size_t nvars, cap_vars;
 };
 
 static void *palloc(sl_cfg *c, size_t n)
@@ -105,6 +119,10 @@ static void add_error(sl_cfg *c, const char *file, int line, int col, const char
         snprintf(full, sizeof full, "%s:%d:%d: %s", file, line, col, msg);
     else
         snprintf(full, sizeof full, "%s", msg);
+    /* Two checks of one value (the key table's type check, then the
+     * consumer's lookup) say the same thing: it is one error. */
+    for (size_t i = 0; i < c->nerrors; i++)
+        if (strcmp(c->errors[i], full) == 0) return;
     char *dup = strdup(full);
     if (dup) c->errors[c->nerrors++] = dup;
 }
@@ -204,6 +222,69 @@ void sl_cfg_free(sl_cfg *c)
     for (size_t i = 0; i < c->nerrors; i++) free(c->errors[i]);
     free(c->errors);
     free(c);
+}
+
+void sl_cfg_defer_unset_vars(sl_cfg *c)
+{
+    c->defer_unset = true;
+}
+
+void sl_cfg_set_env_hint(sl_cfg *c, const char *where)
+{
+    c->env_hint = where ? pdup(c, where, strlen(where)) : NULL;
+}
+
+int sl_cfg_add_var(sl_cfg *c, const char *name, const char *value)
+{
+    for (size_t i = 0; i < c->nvars; i++)
+        if (strcmp(c->var_names[i], name) == 0) {
+            const char *v = pdup(c, value, strlen(value));
+            if (!v) return -1;
+            c->var_values[i] = v;
+            return 0;
+        }
+    if (c->nvars == c->cap_vars) {
+        size_t cap = c->cap_vars ? c->cap_vars * 2 : 16;
+        const char **n = palloc(c, cap * sizeof *n), **v = palloc(c, cap * sizeof *v);
+        if (!n || !v) return -1;
+        if (c->nvars) {
+            memcpy(n, c->var_names, c->nvars * sizeof *n);
+            memcpy(v, c->var_values, c->nvars * sizeof *v);
+        }
+        c->var_names = n, c->var_values = v, c->cap_vars = cap;
+    }
+    const char *dn = pdup(c, name, strlen(name)), *dv = pdup(c, value, strlen(value));
+    if (!dn || !dv) return -1;
+    c->var_names[c->nvars] = dn;
+    c->var_values[c->nvars++] = dv;
+    return 0;
+}
+
+static const char *lookup_var(const sl_cfg *c, const char *name)
+{
+    const char *v = getenv(name);
+    for (size_t i = 0; !v && i < c->nvars; i++)
+        if (strcmp(c->var_names[i], name) == 0) v = c->var_values[i];
+    return v;
+}
+
+const char *sl_cfg_unresolved(const sl_cfg_node *n)
+{
+    return n ? ((const mnode *)n)->unresolved : NULL;
+}
+
+int sl_cfg_report_unresolved(sl_cfg *c, const sl_cfg_node *n)
+{
+    if (!n) return 0;
+    int found = 0;
+    const char *msg = sl_cfg_unresolved(n);
+    if (msg && !errors_full(c)) {
+        error_at(c, NULL, 0, 0, "%s", msg);
+        found++;
+    }
+    if (n->kind == SL_CFG_MAP || n->kind == SL_CFG_SEQ)
+        for (size_t i = 0; i < n->n; i++) found += sl_cfg_report_unresolved(c, n->items[i]);
+    return found;
 }
 
 const sl_cfg_node *sl_cfg_root(const sl_cfg *c)
@@ -348,10 +429,36 @@ static bool template_ref(const char *name, size_t n)
            (n == 6 && !memcmp(name, "source", 6));
 }
 
+typedef struct msgbuf {
+    char s[700];
+} msgbuf;
+
+static msgbuf unset_text(const sl_cfg *c, const char *name)
+{
+    msgbuf m;
+    if (c->env_hint)
+        snprintf(m.s, sizeof m.s,
+                 "environment variable '%s' is not set (set it in %s or the environment, or "
+                 "use ${%s:-default} for a default)",
+                 name, c->env_hint, name);
+    else
+        snprintf(m.s, sizeof m.s,
+                 "environment variable '%s' is not set (use ${%s:-default} for a default)", name,
+                 name);
+    return m;
+}
+
+static const char *unset_message(loader *L, int line, int col, const char *name)
+{
+    char full[1000];
+    snprintf(full, sizeof full, "%s:%d:%d: %s", L->file, line, col, unset_text(L->c, name).s);
+    return pdup(L->c, full, strlen(full));
+}
+
 /* ${VAR}, ${VAR:-default} and $$ (a literal $). A default is used when the
  * variable is unset or empty, and is itself taken literally (no nesting),
  * so expansion is one bounded pass. Unset without default is an error. */
-static char *expand(loader *L, const yaml_event_t *ev, size_t *out_len)
+static char *expand(loader *L, const yaml_event_t *ev, mnode *node, size_t *out_len)
 {
     sl_cfg *c = L->c;
     const char *s = (const char *)ev->data.scalar.value;
@@ -422,7 +529,7 @@ static char *expand(loader *L, const yaml_event_t *ev, size_t *out_len)
             }
             memcpy(name, s + i + 2, name_n);
             name[name_n] = '\0';
-            const char *v = getenv(name);
+            const char *v = lookup_var(c, name);
             if (v && (*v || !dflt)) {
                 add = v, add_n = strlen(v);
             } else if (dflt) {
@@ -430,10 +537,12 @@ static char *expand(loader *L, const yaml_event_t *ev, size_t *out_len)
             } else {
                 int ln, cl;
                 ref_position(L, ev, &scan, name, &ln, &cl);
-                error_at(c, L->file, ln, cl,
-                         "environment variable '%s' is not set (use ${%s:-default} for a default)",
-                         name, name);
-                failed = true;
+                if (c->defer_unset) {
+                    if (!node->unresolved) node->unresolved = unset_message(L, ln, cl, name);
+                } else {
+                    error_at(c, L->file, ln, cl, "%s", unset_text(c, name).s);
+                    failed = true;
+                }
             }
             i = (size_t)(end - s) + 1;
         } else {
@@ -631,7 +740,7 @@ static sl_cfg_node *parse_node(loader *L, yaml_event_t *ev, int depth)
         bool null = is_null_scalar(ev);
         mnode *n = new_node(L->c, null ? SL_CFG_NULL : SL_CFG_SCALAR, L->file, line, col);
         size_t len = 0;
-        char *v = n ? expand(L, ev, &len) : NULL;
+        char *v = n ? expand(L, ev, n, &len) : NULL;
         if (!v) {
             fail_too_large(L, line, col);
             return NULL;
@@ -856,53 +965,88 @@ static int scale(uint64_t whole, uint64_t frac, uint64_t den, uint64_t mul, uint
     return 0;
 }
 
+/* The one size grammar (docs/decisions/0020): a whole number of bytes, or
+ * a number (a fraction allowed) immediately followed by one unit, spelled
+ * exactly: KiB MiB GiB TiB (powers of 1024) or kB MB GB TB (powers of 1000).
+ * No space, no bare K/M/G, no other case: `32mb` could be millibits and
+ * `1M` either unit, so they are refused with a suggestion instead of
+ * guessed. */
+static const struct size_unit {
+    const char *unit;
+    uint64_t mul;
+} size_units[] = {
+    {"B", 1},          {"KiB", 1024},       {"MiB", 1u << 20},
+    {"GiB", 1u << 30}, {"TiB", 1ULL << 40}, {"kB", 1000},
+    {"MB", 1000000},   {"GB", 1000000000},  {"TB", 1000000000000ULL},
+};
+
 int sl_parse_size(const char *s, uint64_t *out)
 {
-    static const struct {
-        const char *unit;
-        uint64_t mul;
-    } units[] = {
-        {"", 1},
-        {"b", 1},
-        {"k", 1024},
-        {"kb", 1000},
-        {"kib", 1024},
-        {"m", 1u << 20},
-        {"mb", 1000000},
-        {"mib", 1u << 20},
-        {"g", 1u << 30},
-        {"gb", 1000000000},
-        {"gib", 1u << 30},
-        {"t", 1ULL << 40},
-        {"tb", 1000000000000ULL},
-        {"tib", 1ULL << 40},
-    };
     if (!s) return -1;
-    while (isspace((unsigned char)*s)) s++;
     uint64_t whole, frac, den;
     const char *end = read_decimal(s, &whole, &frac, &den);
     if (!end) return -1;
-    while (*end == ' ') end++;
-    char unit[4];
-    size_t n = 0;
-    while (isalpha((unsigned char)end[n])) {
-        if (n == sizeof unit - 1) return -1;
-        unit[n] = (char)tolower((unsigned char)end[n]);
-        n++;
+    if (*end == '\0') {
+        if (frac) return -1; /* "0.5" bytes is not a size anyone means */
+        *out = whole;
+        return 0;
     }
-    unit[n] = '\0';
-    for (const char *t = end + n; *t; t++)
-        if (!isspace((unsigned char)*t)) return -1;
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-        if (strcmp(unit, units[i].unit) == 0) {
+    for (size_t i = 0; i < sizeof size_units / sizeof *size_units; i++)
+        if (strcmp(end, size_units[i].unit) == 0) {
             uint64_t v;
-            if (scale(whole, frac, den, units[i].mul, &v) != 0) return -1;
-            /* "0.5" bytes is not a size anyone means */
-            if (units[i].mul == 1 && frac) return -1;
+            if (scale(whole, frac, den, size_units[i].mul, &v) != 0) return -1;
+            if (size_units[i].mul == 1 && frac) return -1;
             *out = v;
             return 0;
         }
     return -1;
+}
+
+/* What the writer of a refused size probably meant: the number with each
+ * unit its letters could stand for ("1M" -> "1MiB' or '1MB"). */
+static void size_suggestion(const char *s, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    uint64_t whole, frac, den;
+    const char *end = read_decimal(s, &whole, &frac, &den);
+    if (!end) return;
+    const char *u = end;
+    while (*u == ' ') u++;
+    char low[8];
+    size_t n = 0;
+    for (; u[n] && n < sizeof low - 1; n++) low[n] = (char)tolower((unsigned char)u[n]);
+    low[n] = '\0';
+    if (u[n] || n == 0) return;
+    static const char *const iec[] = {"KiB", "MiB", "GiB", "TiB"}, *const si[] = {"kB", "MB", "GB",
+                                                                                  "TB"};
+    for (size_t i = 0; i < 4; i++) {
+        char l = (char)tolower((unsigned char)iec[i][0]);
+        bool bare = n == 1 && low[0] == l;
+        bool iec_like = n == 3 && low[0] == l && !strcmp(low + 1, "ib");
+        bool si_like = n == 2 && low[0] == l && low[1] == 'b';
+        if (bare || iec_like || si_like) {
+            int num = (int)(end - s);
+            if (bare || si_like)
+                snprintf(buf, cap, "; did you mean '%.*s%s' or '%.*s%s'?", num, s, iec[i], num, s,
+                         si[i]);
+            else
+                snprintf(buf, cap, "; did you mean '%.*s%s'?", num, s, iec[i]);
+            return;
+        }
+    }
+}
+
+void sl_format_size(uint64_t v, char *buf, size_t cap)
+{
+    static const char *const iec[] = {"TiB", "GiB", "MiB", "KiB"};
+    for (int i = 0; i < 4; i++) {
+        uint64_t mul = 1ULL << (10 * (4 - i));
+        if (v >= mul && v % mul == 0) {
+            snprintf(buf, cap, "%llu%s", (unsigned long long)(v / mul), iec[i]);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%llu", (unsigned long long)v);
 }
 
 int sl_parse_duration_ms(const char *s, int64_t *out)
@@ -1081,7 +1225,23 @@ int sl_cfg_bool(sl_cfg *c, const sl_cfg_node *map, const char *key, bool def, bo
     return 0;
 }
 
+static void size_grammar_error(sl_cfg *c, const sl_cfg_node *n, const char *key)
+{
+    char hint[128];
+    size_suggestion(n->scalar, hint, sizeof hint);
+    sl_cfg_error(c, n,
+                 "'%s' must be a size: bytes (512) or a number with KiB, MiB, GiB, TiB "
+                 "(1024s) or kB, MB, GB, TB (1000s), no space, got '%s'%s",
+                 key, n->scalar, hint);
+}
+
 int sl_cfg_size(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def, uint64_t *out)
+{
+    return sl_cfg_size_range(c, map, key, def, 0, UINT64_MAX, out);
+}
+
+int sl_cfg_size_range(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def,
+                      uint64_t min, uint64_t max, uint64_t *out)
 {
     *out = def;
     const sl_cfg_node *n = sl_cfg_get(map, key);
@@ -1089,8 +1249,14 @@ int sl_cfg_size(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def
     uint64_t v;
     if (!need_scalar(c, n, key)) return -1;
     if (sl_parse_size(n->scalar, &v) != 0) {
-        sl_cfg_error(c, n, "'%s' must be a size like 64MiB, 512kB or 1GiB, got '%s'", key,
-                     n->scalar);
+        size_grammar_error(c, n, key);
+        return -1;
+    }
+    if (v < min || v > max) {
+        char lo[32], hi[32];
+        sl_format_size(min, lo, sizeof lo);
+        sl_format_size(max, hi, sizeof hi);
+        sl_cfg_error(c, n, "'%s' must be from %s to %s, got '%s'", key, lo, hi, n->scalar);
         return -1;
     }
     *out = v;

@@ -46,6 +46,23 @@ void sl_cfg_free(sl_cfg *c);
 int sl_cfg_load_file(sl_cfg *c, const char *path);
 int sl_cfg_load_string(sl_cfg *c, const char *name, const char *text, size_t len);
 
+/* Unset ${VAR} without a default. By default an error at load. Deferred:
+ * the value loads empty and remembers the error, which is recorded only
+ * when asked for the nodes that are used (sl_cfg_report_unresolved), so an
+ * overlay may replace the value and a tool needing two keys is not stopped
+ * by a third. Call before loading. */
+void sl_cfg_defer_unset_vars(sl_cfg *c);
+/* A variable for ${NAME} when the environment has none (the environment
+ * wins), e.g. from a site file; a second call for a name replaces its
+ * value. Call before loading. 0, or -1 when out of memory. */
+int sl_cfg_add_var(sl_cfg *c, const char *name, const char *value);
+/* Where the operator sets variables (a file path), named in the message. */
+void sl_cfg_set_env_hint(sl_cfg *c, const char *where);
+/* The deferred error of a scalar, or NULL. */
+const char *sl_cfg_unresolved(const sl_cfg_node *n);
+/* Records the deferred errors in the subtree at n; returns their number. */
+int sl_cfg_report_unresolved(sl_cfg *c, const sl_cfg_node *n);
+
 /* The merged tree (an empty map before anything is loaded). */
 const sl_cfg_node *sl_cfg_root(const sl_cfg *c);
 
@@ -60,7 +77,7 @@ typedef enum sl_cfg_type {
     SL_KEY_STR,      /* scalar */
     SL_KEY_INT,      /* integer scalar */
     SL_KEY_BOOL,     /* true/false/yes/no/on/off */
-    SL_KEY_SIZE,     /* 123, 64KiB, 64MiB, 1GiB, 10MB, 5kB */
+    SL_KEY_SIZE,     /* 512, 64KiB, 64MiB, 1GiB, 1TiB, 10MB, 5kB (sl_parse_size) */
     SL_KEY_DURATION, /* 500ms, 5s, 2m, 1h, 1h30m, 250us */
     SL_KEY_ENUM,     /* one of sl_cfg_key.choices, "a|b|c" */
     SL_KEY_LIST,     /* sequence of scalars (a single scalar is accepted as a list of one) */
@@ -93,6 +110,10 @@ int sl_cfg_int(sl_cfg *c, const sl_cfg_node *map, const char *key, int64_t def, 
                int64_t max, int64_t *out);
 int sl_cfg_bool(sl_cfg *c, const sl_cfg_node *map, const char *key, bool def, bool *out);
 int sl_cfg_size(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def, uint64_t *out);
+/* A size that must lie in [min, max]: one error, naming the one range, for
+ * a value that is out of it or not a size. */
+int sl_cfg_size_range(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64_t def,
+                      uint64_t min, uint64_t max, uint64_t *out);
 int sl_cfg_duration_ms(sl_cfg *c, const sl_cfg_node *map, const char *key, int64_t def,
                        int64_t *out);
 /* choices "a|b|c": *out = index of the match. */
@@ -103,8 +124,13 @@ int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
 int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char **out, size_t cap,
                 size_t *n);
 
-/* Plain parsers, also used outside config. Return 0 or -1. */
+/* Plain parsers, also used outside config. Return 0 or -1. A size is a
+ * whole number of bytes or a number with exactly one of the units KiB, MiB,
+ * GiB, TiB (1024s), kB, MB, GB, TB (1000s), B, written without a space
+ * ("64MiB", "1.5GiB", "512"); anything else is refused. */
 int sl_parse_size(const char *s, uint64_t *out);
+/* v as the largest binary unit that divides it ("64MiB", "1000"). */
+void sl_format_size(uint64_t v, char *buf, size_t cap);
 int sl_parse_duration_ms(const char *s, int64_t *out);
 
 /* Reads a secret: value of key, or the contents of the file named by

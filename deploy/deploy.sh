@@ -1,38 +1,45 @@
 #!/usr/bin/env bash
-# Installs or updates sluice on this host: binary, user, directories,
-# configuration for one environment, systemd unit. Idempotent: a second run
-# changes nothing and says so. --dry-run prints what would change and
-# touches nothing. --root DIR installs into DIR (a staging tree or an image)
-# and never calls systemctl.
+# Installs or updates sluice on this host from its Debian package (make deb):
+# the package (binary, unit, user, /var/lib/sluice, /etc/sluice/base.yml and
+# site.env), one environment overlay as /etc/sluice/NAME.yml, and settings
+# given with --set into /etc/sluice/site.env. Before changing anything it
+# runs the package's binary on the files as the service will read them
+# (`sluice check --service`, clean environment); it starts or restarts the
+# service only when they pass. When destinations are missing it installs
+# what it can, starts nothing, says which variables to set and where, and
+# exits 3. Idempotent: a second run changes nothing and says so; --dry-run
+# prints what would change and touches nothing.
 #
-#   deploy/deploy.sh --env prod [--binary build/cli/sluice] [--dry-run] [--root DIR]
+#   deploy/deploy.sh --env prod [--deb PATH] [--set NAME=VALUE ...] [--dry-run]
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: deploy.sh [--env dev|staging|prod] [--binary PATH] [--root DIR] [--host NAME] [--dry-run]
+usage: deploy.sh --env staging|prod [--deb PATH] [--set NAME=VALUE ...] [--dry-run]
 
-  --env NAME     configuration overlay to install (config/NAME.yml); default prod
-  --binary PATH  the sluice binary; default build/cli/sluice in the repository
-  --root DIR     install into DIR instead of /; systemctl is never called
-  --host NAME    value of the host label (SLUICE_HOST); default: the host name
-  --dry-run      print what would change, change nothing
+  --env NAME        overlay to install as /etc/sluice/NAME.yml (config/NAME.yml);
+                    default prod. dev is refused: config/dev.yml is for `make run`.
+  --deb PATH        the package; default build-deb/sluice_<version>_<arch>.deb
+                    (make deb)
+  --set NAME=VALUE  write NAME=VALUE into /etc/sluice/site.env (repeatable), e.g.
+                    --set SLUICE_LOKI_URL=https://loki.example.net/loki/api/v1/push
+  --dry-run         print what would change, change nothing
+
+Exit: 0 deployed, 1 error, 2 usage, 3 installed but not started: settings missing.
 EOF
 }
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ENV_NAME=prod
-BIN=""
-ROOT=""
-HOST=""
+DEB=""
 DRY=0
+SETS=()
 
 while [ $# -gt 0 ]; do
     case "$1" in
     --env) ENV_NAME=${2:?--env needs a name}; shift 2 ;;
-    --binary) BIN=${2:?--binary needs a path}; shift 2 ;;
-    --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
-    --host) HOST=${2:?--host needs a name}; shift 2 ;;
+    --deb) DEB=${2:?--deb needs a path}; shift 2 ;;
+    --set) SETS+=("${2:?--set needs NAME=VALUE}"); shift 2 ;;
     --dry-run) DRY=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "deploy.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -45,204 +52,139 @@ die() {
 }
 
 case "$ENV_NAME" in
-dev | staging | prod) ;;
-*) die "unknown environment '$ENV_NAME' (dev, staging or prod)" ;;
+staging | prod) ;;
+dev) die "config/dev.yml is a development configuration (dev: true: paths relative to the" \
+    "repository, console output); it cannot run under the unit. Use 'make run' for it," \
+    "or --env staging|prod." ;;
+*) die "unknown environment '$ENV_NAME' (staging or prod)" ;;
 esac
-[ -n "$BIN" ] || BIN="$SRC/build/cli/sluice"
-[ -x "$BIN" ] || die "no sluice binary at $BIN (build it, or pass --binary)"
-BASE_CFG="$SRC/config/base.yml"
-ENV_CFG="$SRC/config/$ENV_NAME.yml"
-UNIT_SRC="$SRC/deploy/sluice.service"
-for f in "$BASE_CFG" "$ENV_CFG" "$UNIT_SRC"; do [ -f "$f" ] || die "missing $f"; done
-if [ -n "$ROOT" ]; then
-    ROOT=${ROOT%/}
-    [ -n "$ROOT" ] || die "--root / is the real system: leave --root out instead"
-    case "$ROOT" in /*) ;; *) ROOT="$PWD/$ROOT" ;; esac
-fi
-if [ -z "$HOST" ]; then
-    if [ -n "$ROOT" ] && [ -s "$ROOT/etc/hostname" ]; then HOST=$(head -n1 "$ROOT/etc/hostname")
-    else HOST=$(uname -n); fi
-fi
-case "$HOST" in *[!A-Za-z0-9._-]*) die "host name '$HOST' has characters a label should not" ;; esac
+for kv in ${SETS[@]+"${SETS[@]}"}; do
+    case "$kv" in
+    [A-Za-z_]*=*) ;;
+    *) echo "deploy.sh: --set wants NAME=VALUE, not '$kv'" >&2; exit 2 ;;
+    esac
+    name=${kv%%=*}
+    case "$name" in *[!A-Za-z0-9_]*) echo "deploy.sh: bad variable name '$name'" >&2; exit 2 ;; esac
+    case "$kv" in *$'\n'*) echo "deploy.sh: --set $name: a value is one line" >&2; exit 2 ;; esac
+done
+VERSION=$(sed -n "s/^  version: '\(.*\)',$/\1/p" "$SRC/meson.build")
+[ -n "$DEB" ] || DEB="$SRC/build-deb/sluice_${VERSION}_$(dpkg --print-architecture).deb"
+[ -f "$DEB" ] || die "no package at $DEB: build it with 'make deb', or pass --deb PATH"
+OVERLAY="$SRC/config/$ENV_NAME.yml"
+[ -f "$OVERLAY" ] || die "missing $OVERLAY"
+[ "$(id -u)" = 0 ] || [ "$DRY" = 1 ] || die "run as root: it installs a package"
 
-USER_NAME=sluice
-IS_ROOT=0
-[ "$(id -u)" = 0 ] && IS_ROOT=1
-
-# Refuse to install a configuration the binary rejects: check first, with
-# the files as they will be installed.
-if ! out=$("$BIN" check -c "$BASE_CFG" -c "$ENV_CFG" 2>&1 >/dev/null); then
-    echo "$out" >&2
-    die "configuration base.yml + $ENV_NAME.yml does not pass 'sluice check'"
-fi
-
+CONF=/etc/sluice
+SITE="$CONF/site.env"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-deploy.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-
 CHANGES=0
-BIN_CHANGED=0
-UNIT_CHANGED=0
-ENV_CHANGED=0
-CFG_CHANGED=0
-
-t() { printf '%s%s' "$ROOT" "$1"; } # a path inside the target root
-
 change() {
     CHANGES=$((CHANGES + 1))
     if [ "$DRY" = 1 ]; then echo "would: $*"; else echo "changed: $*"; fi
 }
 
-# Numeric id of a user or group in the target root; empty when unknown.
-lookup_id() { # passwd|group NAME
-    local db=$1 name=$2
-    if [ "$name" = root ]; then
-        echo 0
-    elif [ -n "$ROOT" ]; then
-        [ -f "$ROOT/etc/$db" ] || return 0
-        awk -F: -v n="$name" '$1 == n { print $3; exit }' "$ROOT/etc/$db"
-    else
-        getent "$db" "$name" | cut -d: -f3 || true
-    fi
+# site.env as it will be: the installed one (or the package's template),
+# with the --set values. A value with characters the parser treats
+# specially is double-quoted.
+dpkg-deb -x "$DEB" "$TMP/pkg"
+if [ -f "$SITE" ]; then cp "$SITE" "$TMP/site.env"; else cp "$TMP/pkg$SITE" "$TMP/site.env"; fi
+quote() {
+    case "$1" in
+    *[\ \#\"\'\\\$]* | "") printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"$]/\\&/g')" ;;
+    *) printf '%s' "$1" ;;
+    esac
 }
+SITE_CHANGED=0
+for kv in ${SETS[@]+"${SETS[@]}"}; do
+    name=${kv%%=*}
+    line="$name=$(quote "${kv#*=}")"
+    grep -qxF "$line" "$TMP/site.env" && continue
+    # Drop earlier lines for the name (commented examples stay), append.
+    grep -v "^[[:space:]]*${name}[[:space:]]*=" "$TMP/site.env" >"$TMP/site.new" || true
+    echo "$line" >>"$TMP/site.new"
+    mv "$TMP/site.new" "$TMP/site.env"
+    change "set $name in $SITE"
+    SITE_CHANGED=1
+done
 
-# Mode and ownership of an existing path. Ownership is only managed as root;
-# an unprivileged run into --root leaves it to whoever packs the tree.
-ensure_attrs() { # PATH MODE OWNER GROUP
-    local path=$1 mode=$2 owner=$3 group=$4 real
-    real=$(t "$path")
-    if [ -e "$real" ] && [ "$(stat -c %a "$real")" != "$mode" ]; then
-        change "chmod $mode $path"
-        [ "$DRY" = 1 ] || chmod "$mode" "$real"
-    fi
-    [ "$IS_ROOT" = 1 ] || return 0
-    local uid gid
-    uid=$(lookup_id passwd "$owner")
-    gid=$(lookup_id group "$group")
-    if [ -z "$uid" ] || [ -z "$gid" ]; then
-        # Only possible in a dry run, before the user exists.
-        [ -e "$real" ] && change "chown $owner:$group $path"
-        return 0
-    fi
-    if [ ! -e "$real" ] || [ "$(stat -c %u:%g "$real")" != "$uid:$gid" ]; then
-        [ -e "$real" ] && change "chown $owner:$group $path"
-        [ "$DRY" = 1 ] || chown "$uid:$gid" "$real"
-    fi
-}
-
-# Sets owner and group quietly on something just created (its creation was
-# the change reported).
-set_owner() { # REAL_PATH OWNER GROUP
-    [ "$IS_ROOT" = 1 ] || return 0
-    local uid gid
-    uid=$(lookup_id passwd "$2")
-    gid=$(lookup_id group "$3")
-    if [ -n "$uid" ] && [ -n "$gid" ]; then chown "$uid:$gid" "$1"; fi
-}
-
-ensure_dir() { # PATH MODE OWNER GROUP
-    local real
-    real=$(t "$1")
-    if [ ! -d "$real" ]; then
-        change "create directory $1 (mode $2, $3:$4)"
-        [ "$DRY" = 1 ] && return 0
-        mkdir -p "$real"
-        chmod "$2" "$real"
-        set_owner "$real" "$3" "$4"
-    fi
-    ensure_attrs "$@"
-}
-
-# A system directory we need but do not own: created when missing, its
-# attributes left alone.
-ensure_parent() {
-    local real
-    real=$(t "$1")
-    [ -d "$real" ] && return 0
-    change "create directory $1"
-    [ "$DRY" = 1 ] || mkdir -p "$real"
-}
-
-# Installs SRC at DEST when absent or different (atomically: copy, rename).
-# Sets FILE_CHANGED to 1 when it did (or would) change the content. (No
-# return status: set -e does not apply inside functions called from a
-# condition, so failures here must abort rather than be tested.)
-FILE_CHANGED=0
-ensure_file() { # SRC DEST MODE OWNER GROUP
-    local src=$1 dest=$2 real
-    real=$(t "$dest")
-    FILE_CHANGED=0
-    if [ ! -e "$real" ]; then
-        change "install $dest"
-        FILE_CHANGED=1
-    elif ! cmp -s "$src" "$real"; then
-        change "update $dest"
-        FILE_CHANGED=1
-    fi
-    if [ "$FILE_CHANGED" = 1 ] && [ "$DRY" = 0 ]; then
-        cp "$src" "$real.deploy-tmp"
-        chmod "$3" "$real.deploy-tmp"
-        set_owner "$real.deploy-tmp" "$4" "$5"
-        mv -f "$real.deploy-tmp" "$real"
-    fi
-    ensure_attrs "$dest" "$3" "$4" "$5"
-}
-
-# ---- user -----------------------------------------------------------------
-cat >"$TMP/sysusers.conf" <<EOF
-# Managed by sluice deploy/deploy.sh.
-u $USER_NAME - "sluice log agent" /var/lib/sluice /usr/sbin/nologin
-EOF
-ensure_parent /etc/sysusers.d
-ensure_file "$TMP/sysusers.conf" /etc/sysusers.d/sluice.conf 644 root root
-if [ -z "$(lookup_id passwd "$USER_NAME")" ]; then
-    change "create system user $USER_NAME"
-    if [ "$DRY" = 0 ]; then
-        if command -v systemd-sysusers >/dev/null; then
-            if [ -n "$ROOT" ]; then out=$(systemd-sysusers --root="$ROOT" 2>&1) || true
-            else out=$(systemd-sysusers /etc/sysusers.d/sluice.conf 2>&1) || true; fi
-        else
-            out=$(useradd ${ROOT:+--root "$ROOT"} --system --user-group \
-                --home-dir /var/lib/sluice --no-create-home --shell /usr/sbin/nologin \
-                "$USER_NAME" 2>&1) || true
-        fi
-        [ -n "$(lookup_id passwd "$USER_NAME")" ] || die "could not create user $USER_NAME: $out"
+# The check, on exactly what the service will read, by the package's binary,
+# in an environment as empty as the unit's.
+mkdir -p "$TMP/etc"
+cp "$TMP/pkg$CONF/base.yml" "$OVERLAY" "$TMP/site.env" "$TMP/etc/"
+# Local files an operator added beside ours are part of what the service reads.
+if [ -d "$CONF" ]; then
+    for f in "$CONF"/*.yml; do
+        [ -f "$f" ] || continue
+        case "$(basename "$f")" in base.yml | prod.yml | staging.yml) ;; *) cp "$f" "$TMP/etc/" ;; esac
+    done
+fi
+NEEDS=""
+if ! out=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SLUICE_CONFIG_DIR="$TMP/etc" \
+    "$TMP/pkg/usr/bin/sluice" check --service 2>&1 >/dev/null); then
+    errors=$(echo "$out" | grep -v ': warning: ' | grep -v '^sluice: [0-9]* configuration error' || true)
+    NEEDS=$(echo "$errors" | sed -n "s/.*environment variable '\([A-Za-z0-9_]*\)' is not set.*/\1/p" |
+        sort -u | tr '\n' ' ')
+    others=$(echo "$errors" | grep -v "environment variable '[A-Za-z0-9_]*' is not set" || true)
+    if [ -n "$others" ]; then
+        echo "$out" | sed "s#$TMP/etc#$CONF#g" >&2
+        die "base.yml + $ENV_NAME.yml do not pass 'sluice check --service': nothing changed"
     fi
 fi
 
-# ---- directories ----------------------------------------------------------
-ensure_parent /usr/local/bin
-ensure_parent /etc/systemd/system
-ensure_dir /etc/sluice 750 root "$USER_NAME"
-ensure_dir /etc/sluice/secrets 700 root root
-ensure_dir /var/lib/sluice 700 "$USER_NAME" "$USER_NAME"
+# ---- package --------------------------------------------------------------
+PKG_CHANGED=0
+want=$(dpkg-deb -f "$DEB" Version)
+have=$(dpkg-query -W -f='${Status} ${Version}' sluice 2>/dev/null || true)
+if [ "$have" != "install ok installed $want" ]; then
+    change "install package sluice $want ($DEB)"
+    PKG_CHANGED=1
+elif ! cmp -s "$TMP/pkg/usr/bin/sluice" /usr/bin/sluice; then
+    change "reinstall package sluice $want (the binary differs)"
+    PKG_CHANGED=1
+fi
+if [ "$PKG_CHANGED" = 1 ] && [ "$DRY" = 0 ]; then
+    # A locally edited conffile (site.env) is kept.
+    out=$(DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold "$DEB" 2>&1) ||
+        { echo "$out" >&2; die "dpkg -i $DEB failed"; }
+fi
 
-# ---- files ----------------------------------------------------------------
-ensure_file "$BIN" /usr/local/bin/sluice 755 root root
-if [ "$FILE_CHANGED" = 1 ]; then BIN_CHANGED=1; fi
-ensure_file "$BASE_CFG" /etc/sluice/base.yml 640 root "$USER_NAME"
-if [ "$FILE_CHANGED" = 1 ]; then CFG_CHANGED=1; fi
-ensure_file "$ENV_CFG" "/etc/sluice/$ENV_NAME.yml" 640 root "$USER_NAME"
-if [ "$FILE_CHANGED" = 1 ]; then CFG_CHANGED=1; fi
-cat >"$TMP/sluice.env" <<EOF
-# Managed by sluice deploy/deploy.sh: local settings go in /etc/sluice/site.env.
-SLUICE_ENV=$ENV_NAME
-SLUICE_HOST=$HOST
-EOF
-ensure_file "$TMP/sluice.env" /etc/sluice/sluice.env 640 root "$USER_NAME"
-if [ "$FILE_CHANGED" = 1 ]; then ENV_CHANGED=1; fi
-ensure_file "$UNIT_SRC" /etc/systemd/system/sluice.service 644 root root
-if [ "$FILE_CHANGED" = 1 ]; then UNIT_CHANGED=1; fi
-
-# ---- service --------------------------------------------------------------
-if [ -n "$ROOT" ]; then
-    echo "note: --root given: systemctl not called"
-elif ! command -v systemctl >/dev/null || [ ! -d /run/systemd/system ]; then
-    echo "note: systemd is not running here: unit installed, not started"
-else
-    if [ "$UNIT_CHANGED" = 1 ]; then
-        change "systemctl daemon-reload"
-        [ "$DRY" = 1 ] || systemctl daemon-reload
+# ---- overlay and settings ---------------------------------------------------
+put_file() { # SRC DEST
+    if [ "$DRY" = 0 ]; then
+        cp "$1" "$2.deploy-tmp"
+        chown root:sluice "$2.deploy-tmp"
+        chmod 0640 "$2.deploy-tmp"
+        mv -f "$2.deploy-tmp" "$2"
     fi
+}
+CFG_CHANGED=0
+if ! cmp -s "$OVERLAY" "$CONF/$ENV_NAME.yml"; then
+    if [ -e "$CONF/$ENV_NAME.yml" ]; then change "update $CONF/$ENV_NAME.yml"; else change "install $CONF/$ENV_NAME.yml"; fi
+    put_file "$OVERLAY" "$CONF/$ENV_NAME.yml"
+    CFG_CHANGED=1
+fi
+for other in prod staging; do
+    [ "$other" != "$ENV_NAME" ] && [ -e "$CONF/$other.yml" ] || continue
+    change "remove $CONF/$other.yml (the $other overlay: one environment at a time)"
+    [ "$DRY" = 1 ] || rm -f "$CONF/$other.yml"
+    CFG_CHANGED=1
+done
+if [ "$SITE_CHANGED" = 1 ]; then put_file "$TMP/site.env" "$SITE"; fi
+
+# ---- settings missing: say what to set, start nothing ----------------------
+if [ -n "$NEEDS" ]; then
+    echo "deploy.sh: not started: set these in $SITE (NAME=value lines), then run deploy.sh again:"
+    for n in $NEEDS; do echo "  $n"; done
+    echo "  (or: deploy.sh --env $ENV_NAME$(for n in $NEEDS; do printf ' --set %s=...' "$n"; done))"
+    if [ "$DRY" = 1 ]; then echo "deploy (dry run): $CHANGES change(s) would be made"; else echo "deploy: $CHANGES change(s) made"; fi
+    exit 3
+fi
+
+# ---- service ----------------------------------------------------------------
+if [ ! -d /run/systemd/system ]; then
+    echo "note: systemd is not running here: configured, not started"
+else
     if ! systemctl is-enabled --quiet sluice.service 2>/dev/null; then
         change "systemctl enable sluice.service"
         [ "$DRY" = 1 ] || systemctl enable --quiet sluice.service
@@ -250,7 +192,7 @@ else
     if ! systemctl is-active --quiet sluice.service; then
         change "systemctl start sluice.service"
         [ "$DRY" = 1 ] || systemctl start sluice.service
-    elif [ $((BIN_CHANGED + UNIT_CHANGED + ENV_CHANGED)) -gt 0 ]; then
+    elif [ $((PKG_CHANGED + SITE_CHANGED)) -gt 0 ]; then
         # A restart drains sinks and saves checkpoints: nothing is lost.
         change "systemctl restart sluice.service"
         [ "$DRY" = 1 ] || systemctl restart sluice.service

@@ -2,7 +2,11 @@
 # `make run`: the agent on config/dev.yml, with a writer appending a line to
 # a live log every half second so records keep flowing. Ctrl-C stops both.
 set -eu
+# config/dev.yml (`dev: true`) names paths relative to the repository's top.
+top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-build/cli/sluice}
+case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
+cd "$top"
 dev=${SLUICE_DEV_DIR:-build/dev}
 export SLUICE_DEV_DIR="$dev"
 # A fresh data_dir each time, so the samples are shown again.

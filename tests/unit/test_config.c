@@ -430,8 +430,9 @@ static void test_check_wrong_types(void **st)
     const char *pre = "inputs:\n  - name: a\n    type: file\n    paths: [a]\n";
     char y[512];
     snprintf(y, sizeof y, "%s    max_line_bytes: lots\n", pre);
-    assert_check_error(y, "in.yml:5:21: 'max_line_bytes' must be a size like 64MiB, 512kB or "
-                          "1GiB, got 'lots'");
+    assert_check_error(y, "in.yml:5:21: 'max_line_bytes' must be a size: bytes (512) or a number "
+                          "with KiB, MiB, GiB, TiB (1024s) or kB, MB, GB, TB (1000s), no space, "
+                          "got 'lots'");
     snprintf(y, sizeof y, "%s    idle_timeout: -5s\n", pre);
     assert_check_error(y, "in.yml:5:19: 'idle_timeout' must be a duration like 500ms, 5s, 2m or "
                           "1h30m, got '-5s'");
@@ -568,16 +569,12 @@ static void test_size_table(void **st)
     } ok[] = {
         {"0", 0},
         {"123", 123},
-        {"123b", 123},
+        {"123B", 123},
         {"64MiB", 64ull << 20},
-        {"64mib", 64ull << 20},
-        {"64 MiB", 64ull << 20},
         {"1GiB", 1ull << 30},
         {"10MB", 10000000},
         {"5kB", 5000},
         {"5KiB", 5120},
-        {"5k", 5120},
-        {"2m", 2ull << 20},
         {"1.5GiB", 1610612736ull},
         {"0.5kB", 500},
         {"2TiB", 2ull << 40},
@@ -614,6 +611,18 @@ static void test_size_table(void **st)
         "99999999999999999999999",
         "16777216TiB",
         "5 MiB x",
+        /* one spelling per unit (decision 0020) */
+        "1M",
+        "32mb",
+        "1 MiB",
+        "64mib",
+        "5k",
+        "2m",
+        "123b",
+        "1KB",
+        "1Mb",
+        " 1MiB",
+        "1MiB ",
     };
     for (size_t i = 0; i < NKEYS(bad); i++) {
         uint64_t v = 99;
@@ -621,6 +630,81 @@ static void test_size_table(void **st)
             fail_msg("size '%s' accepted as %llu", bad[i], (unsigned long long)v);
         assert_int_equal(v, 99);
     }
+}
+
+/* A bad size is one error (the key table and the consumer both look at
+ * it), and an out-of-range one names the one range. */
+static void test_size_errors_once_with_one_range(void **st)
+{
+    (void)st;
+    sl_cfg *c = check_input("inputs:\n  - {name: a, type: file, paths: [a], max_line_bytes: 1M}\n");
+    uint64_t v = 7;
+    const sl_cfg_node *in = at(c, "inputs.0");
+    assert_int_equal(sl_cfg_size_range(c, in, "max_line_bytes", 9, 16, 64u << 20, &v), -1);
+    assert_int_equal(v, 9);
+    assert_one_error(c, "in.yml:2:55: 'max_line_bytes' must be a size: bytes (512) or a number "
+                        "with KiB, MiB, GiB, TiB (1024s) or kB, MB, GB, TB (1000s), no space, "
+                        "got '1M'; did you mean '1MiB' or '1MB'?");
+    sl_cfg_free(c);
+    c = check_input("inputs:\n  - {name: a, type: file, paths: [a], max_line_bytes: 1TiB}\n");
+    in = at(c, "inputs.0");
+    assert_int_equal(sl_cfg_size_range(c, in, "max_line_bytes", 9, 16, 64u << 20, &v), -1);
+    assert_int_equal(sl_cfg_size_range(c, in, "max_line_bytes", 9, 16, 64u << 20, &v), -1);
+    assert_one_error(c, "in.yml:2:55: 'max_line_bytes' must be from 16 to 64MiB, got '1TiB'");
+    sl_cfg_free(c);
+    c = check_input("inputs:\n  - {name: a, type: file, paths: [a], max_line_bytes: 2MiB}\n");
+    in = at(c, "inputs.0");
+    assert_int_equal(sl_cfg_size_range(c, in, "max_line_bytes", 9, 16, 64u << 20, &v), 0);
+    assert_int_equal(v, 2u << 20);
+    assert_int_equal(sl_cfg_nerrors(c), 0);
+    sl_cfg_free(c);
+    char b[32];
+    sl_format_size(1536, b, sizeof b);
+    assert_string_equal(b, "1536");
+    sl_format_size(3ull << 40, b, sizeof b);
+    assert_string_equal(b, "3TiB");
+}
+
+/* Deferred: an unset variable is an error only where the value is used,
+ * and an overlay that replaces the value removes it. */
+static void test_deferred_unset_vars(void **st)
+{
+    (void)st;
+    unsetenv("SL_TCFG_UNSET");
+    sl_cfg *c = sl_cfg_new();
+    sl_cfg_defer_unset_vars(c);
+    sl_cfg_set_env_hint(c, "/etc/sluice/site.env");
+    const char *base = "data_dir: /d\nurl: ${SL_TCFG_UNSET}\nother: ${SL_TCFG_UNSET}\n";
+    assert_int_equal(sl_cfg_load_string(c, "b.yml", base, strlen(base)), 0);
+    const char *over = "url: http://x\n";
+    assert_int_equal(sl_cfg_load_string(c, "o.yml", over, strlen(over)), 0);
+    assert_int_equal(sl_cfg_nerrors(c), 0);
+    const sl_cfg_node *r = sl_cfg_root(c);
+    assert_null(sl_cfg_unresolved(sl_cfg_get(r, "data_dir")));
+    assert_null(sl_cfg_unresolved(sl_cfg_get(r, "url")));
+    assert_non_null(sl_cfg_unresolved(sl_cfg_get(r, "other")));
+    assert_int_equal(sl_cfg_report_unresolved(c, r), 1);
+    /* variables given to the config fill in where the environment has none */
+    sl_cfg *v = sl_cfg_new();
+    setenv("SL_TCFG_HOST", "from-env", 1);
+    assert_int_equal(sl_cfg_add_var(v, "SL_TCFG_UNSET", "one"), 0);
+    assert_int_equal(sl_cfg_add_var(v, "SL_TCFG_UNSET", "two"), 0);
+    assert_int_equal(sl_cfg_add_var(v, "SL_TCFG_HOST", "from-file"), 0);
+    for (int i = 0; i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "SL_TCFG_V%d", i);
+        assert_int_equal(sl_cfg_add_var(v, name, name), 0);
+    }
+    const char *y = "a: ${SL_TCFG_UNSET}\nb: ${SL_TCFG_HOST}\nc: ${SL_TCFG_V39}\n";
+    assert_int_equal(sl_cfg_load_string(v, "v.yml", y, strlen(y)), 0);
+    assert_string_equal(sl_cfg_get(sl_cfg_root(v), "a")->scalar, "two");
+    assert_string_equal(sl_cfg_get(sl_cfg_root(v), "b")->scalar, "from-env");
+    assert_string_equal(sl_cfg_get(sl_cfg_root(v), "c")->scalar, "SL_TCFG_V39");
+    sl_cfg_free(v);
+    assert_one_error(c, "b.yml:3:8: environment variable 'SL_TCFG_UNSET' is not set (set it in "
+                        "/etc/sluice/site.env or the environment, or use ${SL_TCFG_UNSET:-default} "
+                        "for a default)");
+    sl_cfg_free(c);
 }
 
 static void test_duration_table(void **st)
@@ -977,6 +1061,8 @@ int main(void)
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_secret_from_file),
         cmocka_unit_test(test_caller_errors),
+        cmocka_unit_test(test_size_errors_once_with_one_range),
+        cmocka_unit_test(test_deferred_unset_vars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -338,12 +338,12 @@ static void ref_position(loader *L, const yaml_event_t *ev, size_t *scan, const 
     }
 }
 
-/* References to record data in sink templates (`${labels.job}`,
+/* References to record data in sink templates (`${labels.job}`, `${labels}`,
  * `${fields.x}`, `${input}`, `${source}`): not environment variables, so
  * they are left for the sink to expand per record. */
 static bool template_ref(const char *name, size_t n)
 {
-    return (n > 7 && memcmp(name, "labels.", 7) == 0) ||
+    return (n > 7 && memcmp(name, "labels.", 7) == 0) || (n == 6 && !memcmp(name, "labels", 6)) ||
            (n > 7 && memcmp(name, "fields.", 7) == 0) || (n == 5 && !memcmp(name, "input", 5)) ||
            (n == 6 && !memcmp(name, "source", 6));
 }

@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "core/fsutil.h"
+#include "core/redact.h"
 
 /* Bounds that keep a hostile or broken file from eating the agent. */
 #define CFG_MAX_FILE_BYTES (16u << 20)
@@ -105,7 +106,13 @@ static void add_error(sl_cfg *c, const char *file, int line, int col, const char
         snprintf(full, sizeof full, "%s:%d:%d: %s", file, line, col, msg);
     else
         snprintf(full, sizeof full, "%s", msg);
-    char *dup = strdup(full);
+    /* Errors quote values: no credential in a URL and no line break of a
+     * value reaches the terminal or a CI log. */
+    char shown[1400];
+    size_t n = sl_redact_text(shown, sizeof shown, full, strlen(full));
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7f) shown[i] = '?';
+    char *dup = strdup(shown);
     if (dup) c->errors[c->nerrors++] = dup;
 }
 
@@ -1409,7 +1416,18 @@ static void dump_value(const sl_cfg_node *v, FILE *out, int indent, bool redact)
         break;
     case SL_CFG_SCALAR:
         fputc(' ', out);
-        put_quoted(out, v->scalar, v->scalar_len, true);
+        if (sl_redact_wanted(v->scalar, v->scalar_len)) { /* credentials in a URL */
+            /* Each hidden part grows by at most "<redacted>". */
+            size_t cap = v->scalar_len * 4 + 64;
+            char *shown = malloc(cap);
+            if (shown)
+                put_quoted(out, shown, sl_redact_text(shown, cap, v->scalar, v->scalar_len), true);
+            else
+                fputs("\"<redacted>\"", out);
+            free(shown);
+        } else {
+            put_quoted(out, v->scalar, v->scalar_len, true);
+        }
         fputc('\n', out);
         break;
     case SL_CFG_MAP:

@@ -587,12 +587,11 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     kafka *s = rd_kafka_opaque(rk);
     uint64_t skipped;
     if (level > 6 || !sl_ratelimit_ok(&s->rl_log, &skipped)) return;
-    char q[1024];
     /* Errors that matter reach on_error as well; librdkafka's own lines
      * (connection refused, ...) are context, so at most a warning. */
     sl_log(level <= 4 ? SL_LOG_WARN : SL_LOG_INFO, "kafka_log",
-           "sink=%s facility=%s message=%s repeated=%llu", s->ctx->name, fac,
-           sl_log_quote(q, sizeof q, buf, strlen(buf)), (unsigned long long)skipped);
+           "sink=%s facility=%s message=%s repeated=%llu", s->ctx->name, fac, buf,
+           (unsigned long long)skipped);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -604,11 +603,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     sl_metric_inc(s->errors);
     uint64_t skipped;
     if (sl_ratelimit_ok(&s->rl_err, &skipped)) {
-        char q[1024];
         sl_log(err == RD_KAFKA_RESP_ERR__FATAL ? SL_LOG_ERROR : SL_LOG_WARN, "kafka_error",
                "sink=%s error=%s reason=%s repeated=%llu", s->ctx->name,
-               rd_kafka_err2name((rd_kafka_resp_err_t)err),
-               sl_log_quote(q, sizeof q, reason, strlen(reason)), (unsigned long long)skipped);
+               rd_kafka_err2name((rd_kafka_resp_err_t)err), reason, (unsigned long long)skipped);
     }
 }
 
@@ -1084,9 +1081,7 @@ static void recreate(kafka *s)
 {
     char why[512];
     rd_kafka_fatal_error(s->rk, why, sizeof why);
-    char q[600];
-    sl_log(SL_LOG_ERROR, "kafka_producer_restart", "sink=%s reason=%s", s->ctx->name,
-           sl_log_quote(q, sizeof q, why, strlen(why)));
+    sl_log(SL_LOG_ERROR, "kafka_producer_restart", "sink=%s reason=%s", s->ctx->name, why);
     rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(s->rk, 5000);
     topics_clear(s);
@@ -1254,6 +1249,13 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
                          "idempotence needs acks: all (or set idempotence: false)");
         if (nbrokers == 0 && sl_cfg_get(n, "brokers"))
             sl_cfg_error(cfg, sl_cfg_get(n, "brokers"), "brokers must not be empty");
+        /* librdkafka would try to resolve "user:password@host" and print it
+         * in every connection error; the value is not echoed here either. */
+        for (size_t i = 0; i < nbrokers; i++)
+            if (strchr(brokers[i], '@'))
+                sl_cfg_error(cfg, sl_cfg_get(n, "brokers"),
+                             "brokers: a broker address with credentials (user:password@) is "
+                             "not supported; use sasl_username and sasl_password_file");
     }
     bool sasl_keys = sl_cfg_get(n, "sasl_username") || sl_cfg_get(n, "sasl_password") ||
                      sl_cfg_get(n, "sasl_password_file") || sl_cfg_get(n, "sasl_mechanism");

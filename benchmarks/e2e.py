@@ -204,7 +204,7 @@ sinks:
 
     def kafka_sink(self, bootstraps, extra=""):
         # The sink's defaults: no key, so one file's lines spread over every
-        # partition (docs/decisions/0018-kafka-keyless-spread.md). `extra`
+        # partition (docs/decisions/0018-kafka-keys-and-log-values.md). `extra`
         # adds YAML lines (the reference run in run_kafka).
         return f"""  - name: kafka
     type: kafka

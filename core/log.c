@@ -163,10 +163,13 @@ size_t sl_log_format(char *buf, size_t cap, const char *fmt, va_list ap)
     if (cap == 0) return 0;
     lw w = {buf, 0, cap};
     const char *f = fmt ? fmt : "";
+    bool quoted = false; /* inside a "..." the format's own text opened */
     while (*f && lw_room(&w)) {
         if (*f != '%') {
             const char *pct = strchr(f, '%');
             size_t n = pct ? (size_t)(pct - f) : strlen(f);
+            for (size_t i = 0; i < n; i++)
+                if (f[i] == '"' && (i == 0 || f[i - 1] != '\\')) quoted = !quoted;
             lw_put(&w, f, n);
             f += n;
             continue;
@@ -229,9 +232,8 @@ size_t sl_log_format(char *buf, size_t cap, const char *fmt, va_list ap)
                 if (!v) v = "(null)";
                 n = prec >= 0 ? strnlen(v, (size_t)prec) : strlen(v);
             }
-            bool in_quotes = start > fmt && start[-1] == '"' && *f == '"';
             bool after_eq = start > fmt && start[-1] == '=';
-            lw_string(&w, v, n, in_quotes, after_eq);
+            lw_string(&w, v, n, quoted, after_eq);
             continue;
         }
         if (width >= 0) sn += (size_t)snprintf(spec + sn, sizeof spec - sn, "%d", width);

@@ -7,8 +7,8 @@
  * logfmt value: as it is when it is a plain word, otherwise in double quotes
  * with `"`, `\` and control characters escaped (\n, \r, \t, \xNN), so a file
  * named "a\nts=... level=error" stays one value on one line. A `%s` the
- * format already puts in quotes (`error=\"%s\"`) is escaped the same way
- * without adding quotes. A value that already is one complete quoted logfmt
+ * format already puts in quotes (`error=\"%s\"`, `msg=\"%s: %s\"`) is
+ * escaped the same way without adding quotes. A value that already is one complete quoted logfmt
  * value (what sl_log_quote returns) is written as it is. Numbers and the
  * other conversions are formatted as printf does. */
 #ifndef SLUICE_CORE_LOG_H

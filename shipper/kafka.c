@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/redact.h"
 #include "shipper/buffer.h"
 #include "shipper/recjson.h"
 
@@ -31,7 +32,7 @@
 #define RETRY_BACKOFF_MIN_MS 100
 #define RETRY_BACKOFF_MAX_MS 5000
 /* Keyless messages stay on one partition for this many messages, then move
- * to the next (docs/decisions/0018-kafka-keyless-spread.md): a batch's worth
+ * to the next (docs/decisions/0018-kafka-keys-and-log-values.md): a batch's worth
  * for the broker, and a burst of 100,000 still touches every partition. */
 #define SPREAD_RUN 1000
 
@@ -1395,13 +1396,17 @@ static void warn_at(const sl_cfg_node *at, const char *sink, const char *fmt, ..
 
 static void warn_at(const sl_cfg_node *at, const char *sink, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], shown[1200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Values from the configuration: one line, no credentials. */
+    size_t n = sl_redact_text(shown, sizeof shown, msg, strlen(msg));
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7f) shown[i] = '?';
     fprintf(stderr, "%s:%d:%d: warning: sink %s: %s\n", at && at->file ? at->file : "?",
-            at ? at->line : 0, at ? at->col : 0, sink, msg);
+            at ? at->line : 0, at ? at->col : 0, sink, shown);
 }
 
 static bool sink_takes_input(const sl_cfg_node *sink, const char *input)

@@ -60,6 +60,8 @@ static void test_values_inside_format_quotes(void **st)
     assert_string_equal(fmt("error=\"%s\" n=%d", "No such file", 2), "error=\"No such file\" n=2");
     assert_string_equal(fmt("error=\"%s\"", "x\" level=error \"y\nz"),
                         "error=\"x\\\" level=error \\\"y\\nz\"");
+    assert_string_equal(fmt("error=\"%s: %s\" n=%s", "open /a b", "No\nway", "x y"),
+                        "error=\"open /a b: No\\nway\" n=\"x y\"");
 }
 
 /* sl_log_quote's output passes as it is; a lookalike that is not one valid

@@ -506,6 +506,37 @@ static void test_binary_spreads_partitions(void **st)
     kh_free(&h);
 }
 
+/* `sluice check` (the binary) warns about a key that sends a whole input
+ * to one partition, and says which input. */
+static void test_check_warns_static_key(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("kafka-check");
+    char *cfg = sl_t_path(dir, "sluice.yml"), *out = sl_t_path(dir, "check.out");
+    char yml[1024];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "inputs:\n"
+             "  - {name: app, type: file, paths: [\"%s/*.log\"], labels: {job: app}}\n"
+             "sinks:\n"
+             "  - {name: k, type: kafka, brokers: [\"127.0.0.1:9\"], topic: logs,\n"
+             "     key: \"${labels}\"}\n",
+             dir, dir);
+    sl_t_write_file(cfg, yml, strlen(yml));
+    char *argv[] = {(char *)sl_t_bin(), "check", "-c", cfg, NULL};
+    pid_t pid = sl_t_spawn(argv, out);
+    int rc = sl_t_wait(pid, 20000);
+    char *text = sl_t_read_file(out, NULL);
+    fprintf(stderr, "%s", text ? text : "");
+    assert_int_equal(rc, 0); /* a warning, not an error */
+    assert_non_null(strstr(text, "sluice.yml:6:11: warning: sink k: key '${labels}' is the same "
+                                 "for every record of input 'app'"));
+    assert_non_null(strstr(text, "# configuration OK"));
+    free(text);
+    sl_t_rmtree(dir);
+    free(dir), free(cfg), free(out);
+}
+
 /* With `key: ${labels}` the stream keeps one partition, in order. */
 static void test_binary_labels_key_one_partition(void **st)
 {
@@ -544,6 +575,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_binary_restarts),
         cmocka_unit_test(test_binary_spreads_partitions),
         cmocka_unit_test(test_binary_labels_key_one_partition),
+        cmocka_unit_test(test_check_warns_static_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,7 +98,7 @@ typedef struct kafka {
     prop props[MAX_PROPS];
     int nprops;
     tpl topic, key;
-    bool has_key;           /* `key:` set; without it messages have no key (sticky partitioning) */
+    bool has_key;           /* `key:` set; without it messages have no key (spread_partition) */
     bool own_partitioner;   /* no `partitioner` in `librdkafka:`: spread_partition is used */
     atomic_uint spread_seq; /* keyless messages partitioned so far (any thread) */
     unsigned spread_start;  /* where this agent's rotation starts */
@@ -1009,8 +1009,8 @@ static void send_batch(kafka *s, sl_batch *b)
         }
         rd_kafka_headers_t *h = s->headers ? make_headers(s, b, r) : NULL;
         int64_t ts_ms = r->time_ns > 0 ? r->time_ns / 1000000 : 0;
-        /* No key: a null key (not an empty one), so librdkafka's sticky
-         * partitioner spreads the messages over every partition. */
+        /* No key: a null key (not an empty one), which spread_partition (or
+         * the operator's partitioner) spreads over every partition. */
         if (produce_one(s, t, topic, topic_n, s->has_key ? s->keybuf : NULL, key_n, val, val_n, h,
                         ts_ms) == GIVEN_UP)
             break;

@@ -81,6 +81,13 @@ static bool quoted_value(const char *s, size_t n)
     for (size_t i = 1; i < n - 1; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f || c == '"') return false;
+        /* C1 controls and U+2028/2029 raw: escape them (escape_at) instead */
+        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9f)
+            return false;
+        if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+            ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
+            return false;
         if (c == '\\') {
             if (++i >= n - 1) return false; /* would escape the closing quote */
             c = (unsigned char)s[i];

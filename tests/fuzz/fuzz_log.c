@@ -1,7 +1,8 @@
 /* Fuzz target for the agent's own log lines: hostile values through
  * sl_log_format (core/log.c) and text through sl_redact_text
  * (core/redact.c). Properties (abort on violation):
- *   - a line never holds a control character (no value starts a line);
+ *   - a line never holds a control character, a C1 control or U+2028/2029
+ *     (no value starts a line, in a terminal or a log viewer either);
  *   - the line reads back as exactly the keys the format wrote (a=, b=,
  *     c=): no value forges a key;
  *   - redaction is bounded by cap and idempotent;
@@ -70,8 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char line[1 << 17];
     size_t n = line_of(line, sizeof line, "a=%s b=\"%s\" c=%.*s", a, b, 64, c);
     if (n >= sizeof line || strlen(line) != n) abort();
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f) abort();
+    const unsigned char *u = (const unsigned char *)line;
+    for (size_t i = 0; i < n; i++) {
+        if (u[i] < 0x20 || u[i] == 0x7f) abort();
+        if (u[i] == 0xc2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) abort(); /* C1 */
+        if (u[i] == 0xe2 && i + 2 < n && u[i + 1] == 0x80 && (u[i + 2] | 1) == 0xa9) abort();
+    }
     char keys[64];
     keys_of(line, keys, sizeof keys);
     if (strcmp(keys, "a,b,c") != 0) {

@@ -76,6 +76,8 @@ static void test_already_quoted(void **st)
     assert_string_equal(fmt("reason=%s", "\"x\" level=error \"y\""),
                         "reason=\"\\\"x\\\" level=error \\\"y\\\"\"");
     assert_string_equal(fmt("reason=%s", "\"x\\\""), "reason=\"\\\"x\\\\\\\"\"");
+    /* a quoted lookalike holding a raw NEL is escaped, not passed through */
+    assert_string_equal(fmt("reason=%s", "\"a\xc2\x85\""), "reason=\"\\\"a\\u0085\\\"\"");
 }
 
 static void test_numbers_as_printf(void **st)

@@ -15,7 +15,9 @@ Kafka: benchmarks/kafka_mock runs librdkafka's mock cluster (3 brokers on
 127.0.0.1) and a consumer that reads every partition while sluice produces
 (the mock keeps only a few MiB per partition and drops older messages, so
 counting afterwards would come up short); a run passes only when the
-consumer counted exactly as many messages as the corpus has lines.
+consumer counted exactly as many messages as the corpus has lines. The
+Kafka row runs the sink's defaults and the setting it needed before issue
+22 (key ${labels} + partitioner: random) in turn, three times each.
 Journald: real journal files written by systemd-journal-remote from the
 export format, read by a `type: journald` input with `directory:`; MB/s
 and CPU s/GB are per MESSAGE byte.
@@ -200,15 +202,20 @@ sinks:
     max_batch_wait: {wait}
 """
 
-    def kafka_sink(self, bootstraps):
-        # Random partitions: the default key (the record's labels) would put
-        # every line of one file on one partition, past what the mock keeps.
+    def kafka_sink(self, bootstraps, extra=""):
+        # The sink's defaults: no key, so one file's lines spread over every
+        # partition (docs/decisions/0018-kafka-keys-and-log-values.md). `extra`
+        # adds YAML lines (the reference run in run_kafka).
         return f"""  - name: kafka
     type: kafka
     brokers: "{bootstraps}"
     topic: logs
-    librdkafka: {{ partitioner: random }}
-"""
+{extra}"""
+
+    # The setting the Kafka row needed before issue 22: the stream's labels
+    # as key and librdkafka's random partitioner (one partition per message).
+    KAFKA_REF = ('    key: "${labels}"\n    librdkafka: { partitioner: random }\n',
+                 "key ${labels} + partitioner: random")
 
     def start_sluice(self, d, cfg):
         err = open(os.path.join(d, "sluice.err"), "wb")
@@ -357,16 +364,44 @@ ruleset(name="r") {{
         self.notes.append(f"{what}: sluice resident at the end of the run: "
                           + ", ".join(f"{k} {v:.1f} MiB" for k, v in parts.items()))
 
-    def run_kafka(self, src, nbytes, nlines):
-        """file -> json -> Kafka (librdkafka's mock cluster, 3 brokers on
-        127.0.0.1), on the main corpus. Delivery is counted by
-        benchmarks/kafka_mock's consumer, which reads concurrently and appends
-        one newline per message to a tally file the usual line counter follows."""
+    def run_kafka(self, src, nbytes, nlines, runs=3):
+        """The Kafka row with the sink's defaults and the reference setting
+        (KAFKA_REF), in turn (A B A B ...), runs times each: the median of
+        each goes in the table, the ratio of the medians and the paired
+        ratios in the notes."""
         km = os.path.join(self.build, "benchmarks/kafka_mock")
         if not os.access(km, os.X_OK):
             log("e2e: benchmarks/kafka_mock not built: kafka scenario skipped")
             return None
-        scenario = "file -> json -> kafka (mock, 3 brokers)"
+        variants = [("", "defaults"), self.KAFKA_REF]
+        tries = {label: [] for _, label in variants}
+        for _ in range(runs):
+            for extra, label in variants:
+                tries[label].append(self.run_kafka_once(src, nbytes, nlines, extra, label))
+        med = {}
+        for label, ts in tries.items():
+            ok = sorted((t for t in ts if t), key=lambda t: t["mbs"])
+            med[label] = ok[len(ok) // 2] if len(ok) == runs else None
+            for t in ok:
+                if t is not med[label]:
+                    self.rows.remove(t)
+        a, b = med["defaults"], med[self.KAFKA_REF[1]]
+        if a and b:
+            pairs = [x["mbs"] / y["mbs"] for x, y in zip(tries["defaults"],
+                                                         tries[self.KAFKA_REF[1]])]
+            self.notes.append(f"kafka: defaults / {self.KAFKA_REF[1]}: throughput "
+                              f"{a['mbs'] / b['mbs']:.2f}x (medians of {runs}; paired runs "
+                              + ", ".join(f"{p:.2f}x" for p in pairs) + "), CPU s/GB "
+                              f"{a['cpugb'] / b['cpugb']:.2f}x")
+        return a
+
+    def run_kafka_once(self, src, nbytes, nlines, extra, label):
+        """file -> json -> Kafka (librdkafka's mock cluster, 3 brokers on
+        127.0.0.1, 32 partitions), on the main corpus. Delivery is counted by
+        benchmarks/kafka_mock's consumer, which reads concurrently and appends
+        one newline per message to a tally file the usual line counter follows."""
+        km = os.path.join(self.build, "benchmarks/kafka_mock")
+        scenario = f"file -> json -> kafka (mock, 3 brokers; {label})"
         d = self.fresh("kafka")
         indir = os.path.join(d, "in")
         os.makedirs(indir)
@@ -381,12 +416,12 @@ ruleset(name="r") {{
             boot = mock.stdout.readline().decode().strip()
             if not boot:
                 raise RuntimeError(f"kafka_mock gave no bootstrap servers (logs in {d})")
-            cfg = self.sluice_cfg(d, f"{indir}/*.log", self.kafka_sink(boot))
+            cfg = self.sluice_cfg(d, f"{indir}/*.log", self.kafka_sink(boot, extra))
             res = self.throughput(scenario, "sluice", lambda: self.start_sluice(d, cfg), d, tally,
                                   nbytes, nlines,
                                   f"kafka_mock --partitions 32 --expect N --tally F & "
                                   f"sluice run -c {os.path.relpath(cfg, self.tmp)}", timeout=300,
-                                  on_done=lambda p: self.note_rss("kafka", p))
+                                  on_done=lambda p: self.note_rss(f"kafka ({label})", p))
             try:
                 mock_cpu = cpu_s(mock.pid)
             except OSError:
@@ -400,7 +435,7 @@ ruleset(name="r") {{
             consumed = int(m.group(1)) if m else -1
             if consumed != nlines:
                 raise RuntimeError(f"consumer counted {consumed} messages, {nlines} lines written")
-            self.notes.append(f"kafka: consumer counted {consumed} messages = {nlines} lines "
+            self.notes.append(f"kafka ({label}): consumer counted {consumed} messages = {nlines} lines "
                               f"written" + (f"; mock cluster + consumer process used "
                                             f"{mock_cpu:.1f} CPU s" if mock_cpu is not None else ""))
         except (RuntimeError, OSError) as e:

@@ -245,6 +245,7 @@ int sl_agent_check(sl_cfg *cfg)
         sl_err err;
         find_sink(type)->create(&ctx, &state, &err);
         if (strcmp(type, "loki") == 0) sl_loki_check_labels(cfg, sinks->items[i], inputs);
+        if (strcmp(type, "kafka") == 0) sl_kafka_check_key(cfg, sinks->items[i], inputs);
     }
     check_routes(cfg, inputs, sinks);
     return (int)sl_cfg_nerrors(cfg);

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "core/fsutil.h"
+#include "core/redact.h"
 
 /* Bounds that keep a hostile or broken file from eating the agent. */
 #define CFG_MAX_FILE_BYTES (16u << 20)
@@ -119,11 +120,17 @@ static void add_error(sl_cfg *c, const char *file, int line, int col, const char
         snprintf(full, sizeof full, "%s:%d:%d: %s", file, line, col, msg);
     else
         snprintf(full, sizeof full, "%s", msg);
+    /* Errors quote values: no credential in a URL and no line break of a
+     * value reaches the terminal or a CI log. */
+    char shown[1400];
+    size_t n = sl_redact_text(shown, sizeof shown, full, strlen(full));
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7f) shown[i] = '?';
     /* Two checks of one value (the key table's type check, then the
      * consumer's lookup) say the same thing: it is one error. */
     for (size_t i = 0; i < c->nerrors; i++)
-        if (strcmp(c->errors[i], full) == 0) return;
-    char *dup = strdup(full);
+        if (strcmp(c->errors[i], shown) == 0) return;
+    char *dup = strdup(shown);
     if (dup) c->errors[c->nerrors++] = dup;
 }
 
@@ -419,12 +426,12 @@ static void ref_position(loader *L, const yaml_event_t *ev, size_t *scan, const 
     }
 }
 
-/* References to record data in sink templates (`${labels.job}`,
+/* References to record data in sink templates (`${labels.job}`, `${labels}`,
  * `${fields.x}`, `${input}`, `${source}`): not environment variables, so
  * they are left for the sink to expand per record. */
 static bool template_ref(const char *name, size_t n)
 {
-    return (n > 7 && memcmp(name, "labels.", 7) == 0) ||
+    return (n > 7 && memcmp(name, "labels.", 7) == 0) || (n == 6 && !memcmp(name, "labels", 6)) ||
            (n > 7 && memcmp(name, "fields.", 7) == 0) || (n == 5 && !memcmp(name, "input", 5)) ||
            (n == 6 && !memcmp(name, "source", 6));
 }
@@ -1575,7 +1582,18 @@ static void dump_value(const sl_cfg_node *v, FILE *out, int indent, bool redact)
         break;
     case SL_CFG_SCALAR:
         fputc(' ', out);
-        put_quoted(out, v->scalar, v->scalar_len, true);
+        if (sl_redact_wanted(v->scalar, v->scalar_len)) { /* credentials in a URL */
+            /* Each hidden part grows by at most "<redacted>". */
+            size_t cap = v->scalar_len * 4 + 64;
+            char *shown = malloc(cap);
+            if (shown)
+                put_quoted(out, shown, sl_redact_text(shown, cap, v->scalar, v->scalar_len), true);
+            else
+                fputs("\"<redacted>\"", out);
+            free(shown);
+        } else {
+            put_quoted(out, v->scalar, v->scalar_len, true);
+        }
         fputc('\n', out);
         break;
     case SL_CFG_MAP:

@@ -1,9 +1,20 @@
 /* The agent's own logs: one logfmt line per event on stderr,
  * `ts=... level=... event=... key=value ...`. Repeats of a failing
- * condition go through sl_ratelimit so a dead sink logs once per interval. */
+ * condition go through sl_ratelimit so a dead sink logs once per interval.
+ *
+ * No value can break a line or forge a key: sl_log formats `%s` itself.
+ * A `%s` right after `=` (or anywhere not inside quotes) is written as a
+ * logfmt value: as it is when it is a plain word, otherwise in double quotes
+ * with `"`, `\` and control characters escaped (\n, \r, \t, \xNN), so a file
+ * named "a\nts=... level=error" stays one value on one line. A `%s` the
+ * format already puts in quotes (`error=\"%s\"`, `msg=\"%s: %s\"`) is
+ * escaped the same way without adding quotes. A value that already is one complete quoted logfmt
+ * value (what sl_log_quote returns) is written as it is. Numbers and the
+ * other conversions are formatted as printf does. */
 #ifndef SLUICE_CORE_LOG_H
 #define SLUICE_CORE_LOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,10 +22,15 @@ enum { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR, SL_LOG_OFF };
 
 void sl_log_set_level(int level);
 int sl_log_level_from_name(const char *name); /* -1 when unknown */
-/* fmt continues the line after `event=...`: pass `key=value` pairs. Values
- * with spaces should be quoted with sl_log_quote. */
+/* fmt continues the line after `event=...`: `key=%s` pairs (see above). */
 void sl_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The line sl_log would write (without the `ts=... level=... event=...`
+ * prefix and the newline) into buf, always NUL-terminated; returns its
+ * length. For tests and for callers that log elsewhere. */
+size_t sl_log_format(char *buf, size_t cap, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 typedef struct sl_ratelimit {
     int64_t interval_ns;
@@ -27,7 +43,9 @@ typedef struct sl_ratelimit {
  * one per emitting thread. */
 int sl_ratelimit_ok(sl_ratelimit *rl, uint64_t *suppressed);
 
-/* Writes s as a logfmt value (quoted and escaped when needed) into buf. */
+/* Writes s[0..n) as a logfmt value (quoted and escaped when needed) into
+ * buf. sl_log quotes `%s` values itself; this is for slices that are not
+ * NUL-terminated and for text logged elsewhere. */
 const char *sl_log_quote(char *buf, size_t cap, const char *s, size_t n);
 
 int64_t sl_now_ns(void);       /* CLOCK_REALTIME */

@@ -1,6 +1,12 @@
+/* The Kafka sink in one file (~1,400 lines): templates, delivery-report
+ * bookkeeping, retries and the producer's configuration all share the sink
+ * state and librdkafka's callbacks, which run on the sink's thread; split,
+ * they would need that state in a header. */
 #include "shipper/kafka.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +15,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/redact.h"
 #include "shipper/buffer.h"
 #include "shipper/recjson.h"
 
@@ -24,9 +31,13 @@
 #define MAX_DROP_REASONS     16
 #define RETRY_BACKOFF_MIN_MS 100
 #define RETRY_BACKOFF_MAX_MS 5000
+/* Keyless messages stay on one partition for this many messages, then move
+ * to the next (docs/decisions/0018-kafka-keys-and-log-values.md): a batch's worth
+ * for the broker, and a burst of 100,000 still touches every partition. */
+#define SPREAD_RUN 1000
 
 enum { VALUE_RAW, VALUE_JSON };
-enum { TPL_LIT, TPL_LABEL, TPL_FIELD, TPL_INPUT, TPL_SOURCE };
+enum { TPL_LIT, TPL_LABEL, TPL_LABELS, TPL_FIELD, TPL_INPUT, TPL_SOURCE };
 
 typedef struct tpl_part {
     int kind;
@@ -41,7 +52,9 @@ typedef struct tpl {
     char *text; /* owns what the parts point into */
     tpl_part parts[TPL_MAX_PARTS];
     int nparts;
-    bool uses_record; /* depends on fields or labels: render per record */
+    bool uses_fields; /* ${fields.x}: render per record */
+    bool uses_labels; /* ${labels.x}, ${labels}: per record when it has label fields */
+    bool uses_source; /* ${source}: one value per file of an input */
 } tpl;
 
 typedef struct prop {
@@ -85,7 +98,10 @@ typedef struct kafka {
     prop props[MAX_PROPS];
     int nprops;
     tpl topic, key;
-    bool default_key; /* key: the record's labels as {k="v",...} */
+    bool has_key;           /* `key:` set; without it messages have no key (spread_partition) */
+    bool own_partitioner;   /* no `partitioner` in `librdkafka:`: spread_partition is used */
+    atomic_uint spread_seq; /* keyless messages partitioned so far (any thread) */
+    unsigned spread_start;  /* where this agent's rotation starts */
     bool headers;
     int value;
     topic_slot topics[TOPIC_SLOTS];
@@ -191,11 +207,19 @@ static int add_prop(kafka *s, const char *k, const char *v)
     return SL_OK;
 }
 
+static const char *find_prop(const kafka *s, const char *k)
+{
+    for (int i = 0; i < s->nprops; i++)
+        if (strcmp(s->props[i].k, k) == 0) return s->props[i].v;
+    return NULL;
+}
+
 /* ---- templates -------------------------------------------------------- */
 
 /* ${labels.NAME}, ${fields.NAME}, ${input}, ${source}, each with an optional
- * :-default; $$ is a literal $. */
-static int tpl_parse(tpl *t, const char *text, char *why, size_t why_n)
+ * :-default; $$ is a literal $. ${labels} (the whole label set) only where
+ * allow_labels: it is a key, never a topic name. */
+static int tpl_parse(tpl *t, const char *text, bool allow_labels, char *why, size_t why_n)
 {
     memset(t, 0, sizeof *t);
     t->text = strdup(text);
@@ -223,19 +247,23 @@ static int tpl_parse(tpl *t, const char *text, char *why, size_t why_n)
             size_t n = (size_t)(in_end - in);
             if (n > 7 && memcmp(in, "labels.", 7) == 0) {
                 pt->kind = TPL_LABEL, pt->s = in + 7, pt->n = n - 7;
-                t->uses_record = true;
+                t->uses_labels = true;
+            } else if (n == 6 && memcmp(in, "labels", 6) == 0 && allow_labels) {
+                pt->kind = TPL_LABELS;
+                t->uses_labels = true;
             } else if (n > 7 && memcmp(in, "fields.", 7) == 0) {
                 pt->kind = TPL_FIELD, pt->s = in + 7, pt->n = n - 7;
-                t->uses_record = true;
+                t->uses_fields = true;
             } else if (n == 5 && memcmp(in, "input", 5) == 0) {
                 pt->kind = TPL_INPUT;
             } else if (n == 6 && memcmp(in, "source", 6) == 0) {
                 pt->kind = TPL_SOURCE;
+                t->uses_source = true;
             } else {
                 return snprintf(why, why_n,
                                 "unknown reference '${%.*s}' (use ${labels.NAME}, "
-                                "${fields.NAME}, ${input} or ${source})",
-                                (int)(close - in), in),
+                                "${fields.NAME}, ${input}, ${source}%s)",
+                                (int)(close - in), in, allow_labels ? " or ${labels}" : ""),
                        -1;
             }
             p = close + 1;
@@ -425,7 +453,10 @@ static const sl_field *find_label(const sl_batch *b, const sl_record *r, const c
     return NULL;
 }
 
-static void tpl_render(const tpl *t, const sl_batch *b, const sl_record *r, wbuf *w)
+static void render_label_key(const sl_batch *b, const sl_record *r, wbuf *w, char *scratch);
+
+/* scratch: HEADER_VALUE_MAX bytes for ${labels}. */
+static void tpl_render(const tpl *t, const sl_batch *b, const sl_record *r, wbuf *w, char *scratch)
 {
     for (int i = 0; i < t->nparts && !w->over; i++) {
         const tpl_part *pt = &t->parts[i];
@@ -438,6 +469,9 @@ static void tpl_render(const tpl *t, const sl_batch *b, const sl_record *r, wbuf
         case TPL_LABEL:
             f = find_label(b, r, pt->s, pt->n);
             break;
+        case TPL_LABELS:
+            render_label_key(b, r, w, scratch);
+            continue;
         case TPL_FIELD:
             f = sl_record_field(r, pt->s, pt->n);
             break;
@@ -464,8 +498,9 @@ static int cmp_label(const sl_field *a, const sl_field *b)
     return c ? c : (a->key.n > b->key.n) - (a->key.n < b->key.n);
 }
 
-/* {k="v",...} sorted by name, values escaped as in Prometheus/Loki label
- * sets, so one stream always gets one key (and so one partition). */
+/* ${labels}: {k="v",...} sorted by name, values escaped as in
+ * Prometheus/Loki label sets, so one stream always gets one key (and so one
+ * partition). */
 static void render_label_key(const sl_batch *b, const sl_record *r, wbuf *w, char *scratch)
 {
     const sl_field *l[MAX_LABELS];
@@ -553,12 +588,11 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     kafka *s = rd_kafka_opaque(rk);
     uint64_t skipped;
     if (level > 6 || !sl_ratelimit_ok(&s->rl_log, &skipped)) return;
-    char q[1024];
     /* Errors that matter reach on_error as well; librdkafka's own lines
      * (connection refused, ...) are context, so at most a warning. */
     sl_log(level <= 4 ? SL_LOG_WARN : SL_LOG_INFO, "kafka_log",
-           "sink=%s facility=%s message=%s repeated=%llu", s->ctx->name, fac,
-           sl_log_quote(q, sizeof q, buf, strlen(buf)), (unsigned long long)skipped);
+           "sink=%s facility=%s message=%s repeated=%llu", s->ctx->name, fac, buf,
+           (unsigned long long)skipped);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -570,11 +604,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     sl_metric_inc(s->errors);
     uint64_t skipped;
     if (sl_ratelimit_ok(&s->rl_err, &skipped)) {
-        char q[1024];
         sl_log(err == RD_KAFKA_RESP_ERR__FATAL ? SL_LOG_ERROR : SL_LOG_WARN, "kafka_error",
                "sink=%s error=%s reason=%s repeated=%llu", s->ctx->name,
-               rd_kafka_err2name((rd_kafka_resp_err_t)err),
-               sl_log_quote(q, sizeof q, reason, strlen(reason)), (unsigned long long)skipped);
+               rd_kafka_err2name((rd_kafka_resp_err_t)err), reason, (unsigned long long)skipped);
     }
 }
 
@@ -717,6 +749,29 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* ---- the producer ----------------------------------------------------- */
 
+/* Keyed messages: librdkafka's default (CRC32 of the key, so one key stays on
+ * one partition). Keyless ones: SPREAD_RUN in a row on one partition, then
+ * the next available one. librdkafka's own sticky partitioner switches on
+ * time only (sticky.partitioning.linger.ms), so a burst read from a file in
+ * 200 ms lands on a handful of partitions; counting messages spreads any
+ * burst evenly and still fills the broker's batches. Called on the sink's
+ * thread and on librdkafka's (messages queued before the topic's metadata
+ * came), hence the atomic. */
+static int32_t spread_partition(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                                int32_t partition_cnt, void *rkt_opaque, void *msg_opaque)
+{
+    if (key)
+        return rd_kafka_msg_partitioner_consistent_random(rkt, key, keylen, partition_cnt,
+                                                          rkt_opaque, msg_opaque);
+    kafka *s = rkt_opaque;
+    unsigned n = atomic_fetch_add_explicit(&s->spread_seq, 1, memory_order_relaxed);
+    int32_t p = (int32_t)((s->spread_start + n / SPREAD_RUN) % (unsigned)partition_cnt);
+    /* A partition without a leader would hold its messages until it has one. */
+    for (int32_t i = 0; i < partition_cnt && !rd_kafka_topic_partition_available(rkt, p); i++)
+        p = (p + 1) % partition_cnt;
+    return p;
+}
+
 static rd_kafka_conf_t *build_conf(kafka *s, char *errstr, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -728,6 +783,11 @@ static rd_kafka_conf_t *build_conf(kafka *s, char *errstr, size_t errlen)
         }
     }
     rd_kafka_conf_set_opaque(conf, s);
+    if (s->own_partitioner) {
+        rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(conf);
+        rd_kafka_topic_conf_set_partitioner_cb(tc, spread_partition);
+        rd_kafka_topic_conf_set_opaque(tc, s);
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
@@ -850,7 +910,7 @@ static bool topic_char_ok(char c)
 static bool render_topic(kafka *s, const sl_batch *b, const sl_record *r, char *out, size_t *n)
 {
     wbuf w = {out, 0, TOPIC_MAX, false};
-    tpl_render(&s->topic, b, r, &w);
+    tpl_render(&s->topic, b, r, &w, s->scratch);
     if (w.over || w.len == 0) return false;
     /* Characters Kafka does not allow in names come from field values, not
      * from the operator: map them to '_' rather than lose the record. */
@@ -865,10 +925,7 @@ static bool render_topic(kafka *s, const sl_batch *b, const sl_record *r, char *
 static size_t render_key(kafka *s, const sl_batch *b, const sl_record *r)
 {
     wbuf w = {s->keybuf, 0, KEY_MAX, false};
-    if (s->default_key)
-        render_label_key(b, r, &w, s->scratch);
-    else
-        tpl_render(&s->key, b, r, &w);
+    tpl_render(&s->key, b, r, &w, s->scratch);
     return w.len;
 }
 
@@ -928,18 +985,19 @@ static void send_batch(kafka *s, sl_batch *b)
     for (uint32_t i = 0; i < b->nrecords; i++) {
         const sl_record *r = &b->records[i];
         if (r->flags & SL_RF_DROPPED) continue;
-        bool labels = record_has_labels(r);
-        if (!have_topic || s->topic.uses_record) {
+        /* Templates that depend only on the batch are rendered once. */
+        bool labels = (s->topic.uses_labels || s->key.uses_labels) && record_has_labels(r);
+        bool topic_per_record = s->topic.uses_fields || (s->topic.uses_labels && labels);
+        if (!have_topic || topic_per_record) {
             topic_ok = render_topic(s, b, r, topic, &topic_n);
-            have_topic = !s->topic.uses_record;
+            have_topic = !topic_per_record;
         }
         if (!topic_ok) {
             count_drop(s, "invalid_topic", RD_KAFKA_RESP_ERR_NO_ERROR, 1);
             continue;
         }
-        /* Keys that depend only on the batch are rendered once. */
-        bool key_per_record = s->default_key ? labels : s->key.uses_record;
-        if (!have_key || key_per_record) {
+        bool key_per_record = s->key.uses_fields || (s->key.uses_labels && labels);
+        if (s->has_key && (!have_key || key_per_record)) {
             key_n = render_key(s, b, r);
             have_key = !key_per_record;
         }
@@ -951,7 +1009,10 @@ static void send_batch(kafka *s, sl_batch *b)
         }
         rd_kafka_headers_t *h = s->headers ? make_headers(s, b, r) : NULL;
         int64_t ts_ms = r->time_ns > 0 ? r->time_ns / 1000000 : 0;
-        if (produce_one(s, t, topic, topic_n, s->keybuf, key_n, val, val_n, h, ts_ms) == GIVEN_UP)
+        /* No key: a null key (not an empty one), which spread_partition (or
+         * the operator's partitioner) spreads over every partition. */
+        if (produce_one(s, t, topic, topic_n, s->has_key ? s->keybuf : NULL, key_n, val, val_n, h,
+                        ts_ms) == GIVEN_UP)
             break;
         /* Serving reports as we go keeps librdkafka's queue from filling up
          * with finished messages. */
@@ -1021,9 +1082,7 @@ static void recreate(kafka *s)
 {
     char why[512];
     rd_kafka_fatal_error(s->rk, why, sizeof why);
-    char q[600];
-    sl_log(SL_LOG_ERROR, "kafka_producer_restart", "sink=%s reason=%s", s->ctx->name,
-           sl_log_quote(q, sizeof q, why, strlen(why)));
+    sl_log(SL_LOG_ERROR, "kafka_producer_restart", "sink=%s reason=%s", s->ctx->name, why);
     rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(s->rk, 5000);
     topics_clear(s);
@@ -1132,7 +1191,7 @@ static void check_template(sl_cfg *cfg, const sl_cfg_node *node, const char *key
     sl_cfg_str(cfg, node, key, def, &text);
     if (!text) return;
     char why[256];
-    if (tpl_parse(t, text, why, sizeof why) != 0)
+    if (tpl_parse(t, text, strcmp(key, "key") == 0, why, sizeof why) != 0)
         sl_cfg_error(cfg, sl_cfg_get(node, key), "%s template: %s", key, why);
 }
 
@@ -1191,6 +1250,13 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
                          "idempotence needs acks: all (or set idempotence: false)");
         if (nbrokers == 0 && sl_cfg_get(n, "brokers"))
             sl_cfg_error(cfg, sl_cfg_get(n, "brokers"), "brokers must not be empty");
+        /* librdkafka would try to resolve "user:password@host" and print it
+         * in every connection error; the value is not echoed here either. */
+        for (size_t i = 0; i < nbrokers; i++)
+            if (strchr(brokers[i], '@'))
+                sl_cfg_error(cfg, sl_cfg_get(n, "brokers"),
+                             "brokers: a broker address with credentials (user:password@) is "
+                             "not supported; use sasl_username and sasl_password_file");
     }
     bool sasl_keys = sl_cfg_get(n, "sasl_username") || sl_cfg_get(n, "sasl_password") ||
                      sl_cfg_get(n, "sasl_password_file") || sl_cfg_get(n, "sasl_mechanism");
@@ -1217,7 +1283,7 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     check_template(cfg, n, "topic", &s->topic, NULL);
     const char *key_text = NULL;
     sl_cfg_str(cfg, n, "key", NULL, &key_text);
-    s->default_key = key_text == NULL;
+    s->has_key = key_text != NULL;
     if (key_text) check_template(cfg, n, "key", &s->key, NULL);
 
     /* The producer's properties: ours first, the passthrough map last so an
@@ -1270,6 +1336,14 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     secure_free(key_password);
     if (rc) sl_cfg_error(cfg, n, "out of memory");
     take_passthrough(s, cfg, sl_cfg_get(n, "librdkafka"));
+    /* Keyless messages are spread by spread_partition unless the operator
+     * chose a partitioner; librdkafka's time-based sticky partitioning would
+     * take them before it, so it is off (an explicit setting wins). */
+    s->own_partitioner = !find_prop(s, "partitioner");
+    if (s->own_partitioner && !find_prop(s, "sticky.partitioning.linger.ms") &&
+        add_prop(s, "sticky.partitioning.linger.ms", "0") != SL_OK)
+        sl_cfg_error(cfg, n, "out of memory");
+    s->spread_start = (unsigned)(sl_monotonic_ns() / 1000);
 
     if (sl_cfg_nerrors(cfg) > before) {
         kafka_destroy(s);
@@ -1324,7 +1398,10 @@ static int kafka_probe(const sl_sink_ctx *ctx, sl_err *result)
     int rc = kafka_create(ctx, &state, result);
     if (rc != SL_OK) return rc;
     kafka *s = state;
-    const char *topic = s->topic.uses_record ? NULL : s->topic.text;
+    bool fixed = true; /* no reference to a record, its input or its file */
+    for (int i = 0; i < s->topic.nparts; i++)
+        if (s->topic.parts[i].kind != TPL_LIT) fixed = false;
+    const char *topic = fixed ? s->topic.text : NULL;
     rd_kafka_topic_t *rkt = topic ? rd_kafka_topic_new(s->rk, topic, NULL) : NULL;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(s->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
@@ -1345,6 +1422,93 @@ static int kafka_probe(const sl_sink_ctx *ctx, sl_err *result)
     if (rkt) rd_kafka_topic_destroy(rkt);
     kafka_destroy(s);
     return rc;
+}
+
+/* ---- sluice check: where records would all meet one partition ------------ */
+
+static void warn_at(const sl_cfg_node *at, const char *sink, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void warn_at(const sl_cfg_node *at, const char *sink, const char *fmt, ...)
+{
+    char msg[1024], shown[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Values from the configuration: one line, no credentials. */
+    size_t n = sl_redact_text(shown, sizeof shown, msg, strlen(msg));
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7f) shown[i] = '?';
+    fprintf(stderr, "%s:%d:%d: warning: sink %s: %s\n", at && at->file ? at->file : "?",
+            at ? at->line : 0, at ? at->col : 0, sink, shown);
+}
+
+static bool sink_takes_input(const sl_cfg_node *sink, const char *input)
+{
+    const sl_cfg_node *list = sl_cfg_get(sink, "inputs");
+    if (!list) return true; /* default: every input */
+    if (list->kind != SL_CFG_SEQ) return false;
+    for (size_t i = 0; i < list->n; i++)
+        if (list->items[i]->kind == SL_CFG_SCALAR && strcmp(list->items[i]->scalar, input) == 0)
+            return true;
+    return false;
+}
+
+/* Labels that can differ from record to record: a `labels` parse step, or
+ * journald's `labels_from`. */
+static bool input_has_record_labels(const sl_cfg_node *in)
+{
+    if (sl_cfg_get(in, "labels_from")) return true;
+    const sl_cfg_node *parse = sl_cfg_get(in, "parse");
+    for (size_t k = 0; parse && parse->kind == SL_CFG_SEQ && k < parse->n; k++)
+        if (sl_cfg_get(parse->items[k], "labels")) return true;
+    return false;
+}
+
+int sl_kafka_check_key(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs)
+{
+    (void)cfg;
+    int warnings = 0;
+    const char *name = "?";
+    const sl_cfg_node *nn = sl_cfg_get(sink, "name");
+    if (nn && nn->kind == SL_CFG_SCALAR) name = nn->scalar;
+    const sl_cfg_node *key = sl_cfg_get(sink, "key");
+    if (!key) {
+        const sl_cfg_node *map = sl_cfg_get(sink, "librdkafka");
+        const sl_cfg_node *part = map ? sl_cfg_get(map, "partitioner") : NULL;
+        if (part && part->kind == SL_CFG_SCALAR &&
+            (!strcmp(part->scalar, "consistent") || !strcmp(part->scalar, "murmur2") ||
+             !strcmp(part->scalar, "fnv1a"))) {
+            warn_at(part, name,
+                    "partitioner '%s' hashes the (missing) key, so every message goes to one "
+                    "partition; leave it out, or use '%s_random'",
+                    part->scalar, part->scalar);
+            warnings++;
+        }
+        return warnings;
+    }
+    if (key->kind != SL_CFG_SCALAR) return 0;
+    tpl t;
+    char why[256];
+    int bad = tpl_parse(&t, key->scalar, true, why, sizeof why);
+    bool varies = t.uses_fields || t.uses_source, by_labels = t.uses_labels;
+    tpl_free(&t);
+    if (bad || varies) return 0; /* a bad template is already an error */
+    for (size_t i = 0; inputs && inputs->kind == SL_CFG_SEQ && i < inputs->n; i++) {
+        const sl_cfg_node *in = inputs->items[i];
+        const sl_cfg_node *in_name = sl_cfg_get(in, "name");
+        if (!in_name || in_name->kind != SL_CFG_SCALAR || !sink_takes_input(sink, in_name->scalar))
+            continue;
+        if (by_labels && input_has_record_labels(in)) continue;
+        warn_at(key, name,
+                "key '%s' is the same for every record of input '%s': all of them go to one "
+                "partition (order kept, one consumer, one broker's load); leave `key` out to "
+                "spread them, or add ${fields.NAME} / ${source}",
+                key->scalar, in_name->scalar);
+        warnings++;
+    }
+    return warnings;
 }
 
 const sl_sink_ops sl_kafka_sink_ops = {"kafka", kafka_create, kafka_run, kafka_destroy,

@@ -12,4 +12,12 @@
 
 extern const sl_sink_ops sl_kafka_sink_ops;
 
+/* For `sluice check`: warns on stderr ("file:line:col: warning: ...") when
+ * the sink's key resolves to the same value for every record of an input it
+ * takes (a literal, ${input}, or labels the input sets statically: all of
+ * that input goes to one partition), and when a `partitioner` set under
+ * `librdkafka:` puts every keyless message on one partition. Returns the
+ * number of warnings; never an error. */
+int sl_kafka_check_key(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs);
+
 #endif

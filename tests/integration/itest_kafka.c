@@ -425,7 +425,7 @@ static void test_binary_restarts(void **st)
     assert_true(all);
     assert_int_equal(c->unique, total);
     assert_int_equal(c->unknown, 0);
-    assert_int_equal(c->reordered, 0); /* one stream: one key, one partition */
+    assert_int_equal(c->reordered, 0); /* in order within every partition */
     kh_consumer_free(c);
     kh_free(&h);
     if (getenv("SLUICE_KEEP_TMP"))
@@ -433,6 +433,130 @@ static void test_binary_restarts(void **st)
     else
         sl_t_rmtree(dir);
     free(dir), free(cfg), free(in), free(log);
+}
+
+/* Runs the shipped binary over `total` lines of one file input with the
+ * static labels job=app, env=prod into topic `logs`; `key_yaml` is the
+ * sink's key line (or ""). The consumer c reads everything back. */
+static void run_binary_one_input(kh *h, kh_consumer *c, const char *tag, const char *key_yaml,
+                                 uint64_t total)
+{
+    char *dir = sl_t_tmpdir(tag);
+    char *cfg = sl_t_path(dir, "sluice.yml"), *in = sl_t_path(dir, "in.log");
+    char *log = sl_t_path(dir, "agent.log");
+    char yml[2048];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "shutdown_timeout: 10s\n"
+             "inputs:\n"
+             "  - name: app\n"
+             "    type: file\n"
+             "    paths: [\"%s\"]\n"
+             "    poll_interval: 50ms\n"
+             "    labels: {job: app, env: prod}\n"
+             "sinks:\n"
+             "  - name: kafka\n"
+             "    type: kafka\n"
+             "    brokers: \"%s\"\n"
+             "    topic: logs\n"
+             "%s",
+             dir, in, h->bootstraps, key_yaml);
+    sl_t_write_file(cfg, yml, strlen(yml));
+    /* Written before the agent starts: the whole file arrives as fast as the
+     * agent can read it, the hardest case for spreading. */
+    append_lines(in, 0, total);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", cfg, NULL};
+    pid_t pid = sl_t_spawn(argv, log);
+    assert_true(pid > 0);
+    bool all = kh_wait_consumed(c, total, 60000);
+    sl_t_sleep_ms(200);
+    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    kh_consumer_stop(c);
+    report(tag, c, total, 0);
+    fprintf(stderr, "# %s: per partition:", tag);
+    for (int p = 0; p < 12; p++) fprintf(stderr, " %llu", (unsigned long long)c->per_part[p]);
+    fprintf(stderr, "\n");
+    assert_true(all);
+    if (getenv("SLUICE_KEEP_TMP"))
+        fprintf(stderr, "kept %s\n", dir);
+    else
+        sl_t_rmtree(dir);
+    free(dir), free(cfg), free(in), free(log);
+}
+
+/* Issue 22: by default (no key) one input with static labels is spread
+ * over every partition, none taking more than 2/12 of the records. */
+static void test_binary_spreads_partitions(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 12, 3);
+    const uint64_t total = 100000;
+    kh_consumer *c = kh_consume(&h, "logs:12", total);
+    run_binary_one_input(&h, c, "kafka-spread", "", total);
+    assert_int_equal(c->unique, total);
+    assert_int_equal(c->null_keys, c->total);
+    for (int p = 0; p < 12; p++) {
+        assert_true(c->per_part[p] > 0);
+        assert_true(c->per_part[p] <= total * 2 / 12);
+    }
+    assert_int_equal(c->reordered, 0);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* `sluice check` (the binary) warns about a key that sends a whole input
+ * to one partition, and says which input. */
+static void test_check_warns_static_key(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("kafka-check");
+    char *cfg = sl_t_path(dir, "sluice.yml"), *out = sl_t_path(dir, "check.out");
+    char yml[1024];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "inputs:\n"
+             "  - {name: app, type: file, paths: [\"%s/*.log\"], labels: {job: app}}\n"
+             "sinks:\n"
+             "  - {name: k, type: kafka, brokers: [\"127.0.0.1:9\"], topic: logs,\n"
+             "     key: \"${labels}\"}\n",
+             dir, dir);
+    sl_t_write_file(cfg, yml, strlen(yml));
+    char *argv[] = {(char *)sl_t_bin(), "check", "-c", cfg, NULL};
+    pid_t pid = sl_t_spawn(argv, out);
+    int rc = sl_t_wait(pid, 20000);
+    char *text = sl_t_read_file(out, NULL);
+    fprintf(stderr, "%s", text ? text : "");
+    assert_int_equal(rc, 0); /* a warning, not an error */
+    assert_non_null(strstr(text, "sluice.yml:6:11: warning: sink k: key '${labels}' is the same "
+                                 "for every record of input 'app'"));
+    assert_non_null(strstr(text, "# configuration OK"));
+    free(text);
+    sl_t_rmtree(dir);
+    free(dir), free(cfg), free(out);
+}
+
+/* With `key: ${labels}` the stream keeps one partition, in order. */
+static void test_binary_labels_key_one_partition(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 3);
+    rd_kafka_mock_topic_create(h.mc, "logs", 12, 3);
+    const uint64_t total = 100000;
+    kh_consumer *c = kh_consume(&h, "logs:12", total);
+    run_binary_one_input(&h, c, "kafka-keyed", "    key: \"${labels}\"\n", total);
+    assert_int_equal(c->unique, total);
+    assert_int_equal(c->null_keys, 0);
+    assert_int_equal(c->other_keys, 0);
+    assert_string_equal(c->first_key, "{env=\"prod\",job=\"app\"}");
+    int used = 0;
+    for (int p = 0; p < 12; p++) used += c->per_part[p] > 0;
+    assert_int_equal(used, 1);
+    assert_int_equal(c->reordered, 0);
+    kh_consumer_free(c);
+    kh_free(&h);
 }
 
 int main(int argc, char **argv)
@@ -449,6 +573,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_broker_rejection_dropped),
         cmocka_unit_test(test_unknown_topic_dropped),
         cmocka_unit_test(test_binary_restarts),
+        cmocka_unit_test(test_binary_spreads_partitions),
+        cmocka_unit_test(test_binary_labels_key_one_partition),
+        cmocka_unit_test(test_check_warns_static_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

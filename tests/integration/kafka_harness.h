@@ -34,6 +34,7 @@ typedef struct kh_msg {
     int32_t partition;
     char *key, *val;
     size_t key_n, val_n;
+    bool key_null; /* no key at all (not an empty one) */
     int nh;
     char *hname[16], *hval[16];
     int64_t ts_ms;
@@ -49,6 +50,10 @@ typedef struct kh_consumer {
     uint8_t *seen; /* times each seq was seen (saturating) */
     uint64_t unique, dups, reordered, unknown, total;
     int64_t last[KH_MAX_PARTS];
+    uint64_t per_part[KH_MAX_PARTS]; /* unique records by partition */
+    uint64_t null_keys;              /* messages without a key */
+    char first_key[256];             /* the first message's key, cut ... */
+    uint64_t other_keys;             /* ... and messages with a different key */
     kh_msg keep[KH_MAX_KEEP];
     int nkeep;
 } kh_consumer;
@@ -265,12 +270,24 @@ static inline char *kh_dup(const void *p, size_t n)
 static inline void kh_account(kh_consumer *c, const rd_kafka_message_t *m)
 {
     pthread_mutex_lock(&c->mu);
+    if (!m->key) {
+        c->null_keys++;
+    } else {
+        size_t kn = m->key_len < sizeof c->first_key - 1 ? m->key_len : sizeof c->first_key - 1;
+        if (c->total == 0) {
+            memcpy(c->first_key, m->key, kn);
+            c->first_key[kn] = '\0';
+        } else if (strlen(c->first_key) != kn || memcmp(c->first_key, m->key, kn) != 0) {
+            c->other_keys++;
+        }
+    }
     c->total++;
     if (c->nkeep < KH_MAX_KEEP) {
         kh_msg *k = &c->keep[c->nkeep++];
         snprintf(k->topic, sizeof k->topic, "%s", rd_kafka_topic_name(m->rkt));
         k->partition = m->partition;
         k->key = kh_dup(m->key, m->key_len), k->key_n = m->key_len;
+        k->key_null = m->key == NULL;
         k->val = kh_dup(m->payload, m->len), k->val_n = m->len;
         k->ts_ms = rd_kafka_message_timestamp(m, NULL);
         rd_kafka_headers_t *hdrs = NULL;
@@ -296,6 +313,7 @@ static inline void kh_account(kh_consumer *c, const rd_kafka_message_t *m)
             c->seen[seq] = 1;
             c->unique++;
             if (m->partition >= 0 && m->partition < KH_MAX_PARTS) {
+                c->per_part[m->partition]++;
                 if (seq < c->last[m->partition])
                     c->reordered++;
                 else

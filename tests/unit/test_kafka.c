@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "tests/integration/kafka_harness.h"
 
@@ -75,6 +76,8 @@ static void test_config_errors_have_positions(void **st)
 {
     (void)st;
     expect_error("logs", "    compression: brotli\n", "k_bad.yml:6:18", "compression");
+    /* The whole label set is a key, never a topic name. */
+    expect_error("logs-$${labels}", NULL, "topic template: unknown reference '${labels}'", NULL);
     expect_error("logs", "    librdkafka:\n      linger.ms: abc\n", "k_bad.yml:7:18", "linger.ms");
     expect_error("logs", "    librdkafka:\n      no.such.property: 1\n", "k_bad.yml:7:7",
                  "unknown librdkafka property 'no.such.property'");
@@ -240,7 +243,8 @@ static void test_templates_headers_json(void **st)
     kh_free(&h);
 }
 
-static void test_raw_value_and_default_key(void **st)
+/* key: ${labels} is the stream's label set, sorted and escaped. */
+static void test_raw_value_and_labels_key(void **st)
 {
     (void)st;
     kh h;
@@ -248,7 +252,8 @@ static void test_raw_value_and_default_key(void **st)
     rd_kafka_mock_topic_create(h.mc, "raw", 1, 1);
     kh_consumer *c = kh_consume(&h, "raw:1", 0);
     sl_err err;
-    assert_int_equal(kh_sink_cfg(&h, "k_raw", "raw", "    compression: snappy\n", false, &err),
+    assert_int_equal(kh_sink_cfg(&h, "k_raw", "raw",
+                                 "    compression: snappy\n    key: \"${labels}\"\n", false, &err),
                      SL_OK);
     kh_start(&h);
     static const char bad_utf8[] = "r0 \xff\xfe bytes \xc3 as read";
@@ -289,6 +294,102 @@ static void test_raw_value_and_default_key(void **st)
     kh_free(&h);
 }
 
+/* Without `key`, messages have no key at all (null, not empty) and one
+ * stream's records are spread over every partition in runs of 1,000. */
+static void test_default_no_key_spreads(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 1);
+    rd_kafka_mock_topic_create(h.mc, "spread", 4, 1);
+    const uint64_t n = 8000;
+    kh_consumer *c = kh_consume(&h, "spread:4", n);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_spread", "spread", NULL, false, &err), SL_OK);
+    kh_start(&h);
+    for (uint64_t s = 0; s < n; s += 500) kh_push(&h, kh_batch(&h, s, 500, 20, 1));
+    assert_true(kh_finish(&h, 30000));
+    assert_true(kh_wait_consumed(c, n, 20000));
+    kh_consumer_stop(c);
+    assert_int_equal(c->null_keys, c->total);
+    assert_true(c->keep[0].key_null);
+    for (int p = 0; p < 4; p++) {
+        assert_true(c->per_part[p] >= 1000);
+        assert_true(c->per_part[p] <= 3000);
+    }
+    assert_int_equal(c->reordered, 0);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* Runs sl_kafka_check_key over every sink of yml; returns the warnings
+ * printed (caller frees) and their count in *n. */
+static char *key_warnings(const char *yml, int *n)
+{
+    sl_cfg *cfg = sl_cfg_new();
+    assert_int_equal(sl_cfg_load_string(cfg, "w.yml", yml, strlen(yml)), 0);
+    const sl_cfg_node *root = sl_cfg_root(cfg);
+    const sl_cfg_node *sinks = sl_cfg_get(root, "sinks"), *inputs = sl_cfg_get(root, "inputs");
+    char *dir = sl_t_tmpdir("kafka-warn");
+    char *path = sl_t_path(dir, "stderr");
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w");
+    dup2(fileno(f), 2);
+    *n = 0;
+    for (size_t i = 0; i < sinks->n; i++) *n += sl_kafka_check_key(cfg, sinks->items[i], inputs);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(f);
+    size_t len;
+    char *out = sl_t_read_file(path, &len);
+    sl_t_rmtree(dir);
+    free(dir), free(path);
+    sl_cfg_free(cfg);
+    return out;
+}
+
+static void test_check_warns_one_partition(void **st)
+{
+    (void)st;
+    int n;
+    char *w =
+        key_warnings("inputs:\n"
+                     "  - {name: app, type: file, paths: [/a], labels: {job: app}}\n"
+                     "  - name: web\n"
+                     "    type: file\n"
+                     "    paths: [/w]\n"
+                     "    parse: [{json: {}}, {labels: [level]}]\n"
+                     "sinks:\n"
+                     "  - {name: k1, type: kafka, brokers: [b], topic: t, key: \"${labels}\"}\n"
+                     "  - {name: k2, type: kafka, brokers: [b], topic: t}\n"
+                     "  - {name: k3, type: kafka, brokers: [b], topic: t, key: \"${fields.u}\"}\n"
+                     "  - {name: k4, type: kafka, brokers: [b], topic: t, key: \"${source}\"}\n"
+                     "  - {name: k5, type: kafka, brokers: [b], topic: t, key: \"${labels.job}\",\n"
+                     "     inputs: [web]}\n"
+                     "  - {name: k6, type: kafka, brokers: [b], topic: t, key: \"x-${input}\"}\n"
+                     "  - {name: k7, type: kafka, brokers: [b], topic: t,\n"
+                     "     librdkafka: {partitioner: consistent}}\n"
+                     "  - {name: k8, type: kafka, brokers: [b], topic: t,\n"
+                     "     librdkafka: {partitioner: murmur2_random}}\n",
+                     &n);
+    fprintf(stderr, "%s", w);
+    assert_int_equal(n, 4); /* k1 for app, k6 for app and web, k7 */
+    assert_non_null(strstr(w, "w.yml:8:"));
+    assert_non_null(
+        strstr(w, "sink k1: key '${labels}' is the same for every record of input 'app'"));
+    assert_null(strstr(w, "sink k1: key '${labels}' is the same for every record of input 'web'"));
+    assert_non_null(strstr(w, "input 'web'"));
+    assert_non_null(strstr(w, "sink k7: partitioner 'consistent'"));
+    assert_null(strstr(w, "sink k2"));
+    assert_null(strstr(w, "sink k3"));
+    assert_null(strstr(w, "sink k4"));
+    assert_null(strstr(w, "sink k5"));
+    assert_null(strstr(w, "sink k8"));
+    free(w);
+}
+
 /* headers: false sends none; an empty batch is acknowledged at once. */
 static void test_no_headers_and_empty_batch(void **st)
 {
@@ -326,7 +427,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_config_errors_have_positions),
         cmocka_unit_test(test_config_sasl_from_environment),
         cmocka_unit_test(test_templates_headers_json),
-        cmocka_unit_test(test_raw_value_and_default_key),
+        cmocka_unit_test(test_raw_value_and_labels_key),
+        cmocka_unit_test(test_default_no_key_spreads),
+        cmocka_unit_test(test_check_warns_one_partition),
         cmocka_unit_test(test_no_headers_and_empty_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -385,6 +385,9 @@ static void test_binary_restarts(void **st)
              "    type: kafka\n"
              "    brokers: \"%s\"\n"
              "    topic: logs\n"
+             /* Order across restarts holds per key: keyless records are
+              * spread, and a restarted agent starts on another partition. */
+             "    key: \"${labels}\"\n"
              "    linger_ms: 5\n",
              dir, in, h.bootstraps);
     sl_t_write_file(cfg, yml, strlen(yml));

@@ -282,12 +282,10 @@ static void print_dry_run(sl_agent *a, sl_batch *b)
     sl_buf_free(&out);
 }
 
-/* The emit callback: runs on the input's thread. */
-static int route(void *arg, sl_batch *b)
+/* Hands a parsed batch to every sink of the input (or prints it). */
+static int deliver(input_rt *in, sl_batch *b)
 {
-    input_rt *in = arg;
     sl_agent *a = in->agent;
-    sl_chain_run(in->chain, b);
     /* `sluice tail`: a copy into a lossy ring, only while someone watches. */
     if (sl_http_metrics_tailing(a->http)) sl_http_metrics_tap(a->http, b);
     if (a->opts.dry_run) {
@@ -310,6 +308,34 @@ static int route(void *arg, sl_batch *b)
         }
     }
     return rc;
+}
+
+/* Container messages whose last piece did not come in time, ahead of what
+ * the input reads next. */
+static int deliver_partials(input_rt *in)
+{
+    sl_batch *b;
+    while ((b = sl_chain_take_partials(in->chain, sl_monotonic_ns())))
+        if (deliver(in, b) != SL_OK) return SL_ECLOSED;
+    return SL_OK;
+}
+
+/* The emit callback: runs on the input's thread. */
+static int route(void *arg, sl_batch *b)
+{
+    input_rt *in = arg;
+    if (deliver_partials(in) != SL_OK) {
+        sl_batch_unref(b);
+        return SL_ECLOSED;
+    }
+    sl_chain_run(in->chain, b);
+    return deliver(in, b);
+}
+
+/* The idle callback: the input has nothing to read. */
+static int route_idle(void *arg)
+{
+    return deliver_partials(arg);
 }
 
 static void *input_thread(void *arg)
@@ -495,6 +521,7 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
         in->ctx.data_dir = a->data_dir;
         in->ctx.dry_run = o->dry_run;
         in->ctx.emit = route;
+        in->ctx.idle = route_idle;
         in->ctx.emit_arg = in;
         in->ctx.stop = &a->inputs_stop;
         if (sl_chain_new(cfg, sl_cfg_get(n, "parse"), in->ctx.name, &in->chain) != 0) {

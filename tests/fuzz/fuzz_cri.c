@@ -40,8 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(u);
         }
         sl_record r = {.line = {l, n}};
-        if (sl_cri_parse_record(b, &r, r.line, j, NULL) != 0)
-            sl_docker_parse_record(b, &r, r.line, j, NULL);
+        if (sl_cri_parse_record(b, &r, r.line, j, NULL, NULL) != 0)
+            sl_docker_parse_record(b, &r, r.line, j, NULL, NULL);
         if (sl_cri_joiner_pending(j) > 512) abort();
         s = i + 1;
     }

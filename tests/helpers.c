@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -147,8 +148,13 @@ const char *sl_t_testdata(const char *sub)
 
 pid_t sl_t_spawn(char *const argv[], const char *log_path)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
+    /* The agent dies with its test, even when the test is killed or fails
+     * an assertion without stopping it (a timeout under load). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     if (log_path) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd >= 0) {
@@ -163,9 +169,17 @@ pid_t sl_t_spawn(char *const argv[], const char *log_path)
     _exit(127);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int sl_t_wait(pid_t pid, int timeout_ms)
 {
-    for (int waited = 0;; waited += 5) {
+    int64_t end = now_ms() + timeout_ms;
+    for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) {
@@ -173,7 +187,7 @@ int sl_t_wait(pid_t pid, int timeout_ms)
             return 128 + WTERMSIG(status);
         }
         if (r < 0) return -1;
-        if (waited >= timeout_ms) {
+        if (now_ms() >= end) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
@@ -197,11 +211,40 @@ void sl_t_sleep_ms(int ms)
 
 bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)
 {
-    for (int waited = 0;; waited += 10) {
+    /* Elapsed time, not a count of sleeps: a slow predicate (large files
+     * under the sanitizers) must not stretch the limit. */
+    int64_t end = now_ms() + timeout_ms;
+    for (;;) {
         if (pred(arg)) return true;
-        if (waited >= timeout_ms) return false;
+        if (now_ms() >= end) return false;
         sl_t_sleep_ms(10);
     }
+}
+
+typedef struct log_goal {
+    const char *path, *needle;
+    int count;
+} log_goal;
+
+static bool log_has(void *arg)
+{
+    log_goal *g = arg;
+    char *text = sl_t_read_file(g->path, NULL);
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, g->needle)); p++) n++;
+    free(text);
+    return n >= g->count;
+}
+
+bool sl_t_wait_log(const char *path, const char *needle, int count, int timeout_ms)
+{
+    log_goal g = {path, needle, count};
+    return sl_t_wait_until(log_has, &g, timeout_ms);
+}
+
+int sl_t_scaled_ms(int ms)
+{
+    return sl_t_sanitized() ? ms * 4 : ms;
 }
 
 typedef struct lines_goal {

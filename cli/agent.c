@@ -373,10 +373,14 @@ static bool join_sink(sink_rt *s, int64_t deadline)
     return true;
 }
 
-/* Grace after the deadline for sinks to give back what they hold (purges,
- * aborted requests) and for the spool to take it: the whole shutdown stays
- * within shutdown_timeout + 1 s whatever the destinations do. */
-#define STOP_GRACE_MS 600
+/* Sinks are told to stop a little before the deadline and may take until a
+ * little after it to give back what they hold: an HTTP request stalled in
+ * flight notices the stop only at curl's next progress call, which comes
+ * about once a second when nothing moves. The whole shutdown stays within
+ * shutdown_timeout + 1 s whatever the destinations do; the last 300 ms are
+ * for the spool to take what memory holds and for the checkpoints. */
+#define STOP_EARLY_MS 1000
+#define STOP_GRACE_MS 700
 
 static void teardown(sl_agent *a)
 {
@@ -397,7 +401,8 @@ static void teardown(sl_agent *a)
     /* Sinks drain what they hold until the deadline, then are told to stop;
      * what they could not deliver goes back to the buffer, which spools it
      * (when there is a spool) or leaves it unacknowledged to be read again. */
-    int64_t deadline = a->stop_deadline;
+    int64_t early = a->shutdown_ms / 2 < STOP_EARLY_MS ? a->shutdown_ms / 2 : STOP_EARLY_MS;
+    int64_t deadline = a->stop_deadline - early * 1000000;
     for (;;) {
         bool all = true;
         for (int i = 0; i < a->nsinks; i++)
@@ -409,7 +414,8 @@ static void teardown(sl_agent *a)
     atomic_store(&a->sinks_stop, true);
     int stuck = 0;
     for (int i = 0; i < a->nsinks; i++)
-        if (a->sinks[i].started && !join_sink(&a->sinks[i], deadline + STOP_GRACE_MS * 1000000LL)) {
+        if (a->sinks[i].started &&
+            !join_sink(&a->sinks[i], a->stop_deadline + STOP_GRACE_MS * 1000000LL)) {
             stuck++;
             sl_log(SL_LOG_ERROR, "sink_stop_stuck",
                    "sink=%s action=exit_without_it detail=\"what it holds is read again after "

@@ -211,6 +211,7 @@ static void loki_outage(const char *tag, const char *buffer)
     rig_start(&r);
     wait_queue_full(&r, 256 << 10);
     term_in_time(&r, tag);
+    assert_false(log_has(&r, "sink_stop_stuck"));
     sl_lr_stats st;
     sl_lr_get_stats(down, &st);
     assert_true(st.by_code[500] > 0);
@@ -273,6 +274,7 @@ static void test_kafka_unreachable(void **st)
      * queue fills and the input blocks. */
     wait_queue_full(&r, 256 << 10);
     term_in_time(&r, "kafka unreachable");
+    assert_false(log_has(&r, "sink_stop_stuck"));
 
     kh h;
     kh_mock(&h, 1);

@@ -264,8 +264,43 @@ bool sl_t_wait_lines(const char *path, long n, int timeout_ms)
     return sl_t_wait_until(has_lines, &g, timeout_ms);
 }
 
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A port below the kernel's ephemeral range: between our check and the
+ * agent's bind, no outgoing connection (of this suite or of another one
+ * running beside it) can be given it, as a port the kernel picked could.
+ * Random per call, so two suites rarely try the same one; checked free. */
 int sl_t_free_port(void)
 {
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        int a, b;
+        if (fscanf(f, "%d %d", &a, &b) == 2) lo = a;
+        fclose(f);
+    }
+    static _Thread_local uint64_t x;
+    if (!x) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ull;
+    }
+    const int first = 10000;
+    for (int attempt = 0; lo - first > 1000 && attempt < 200; attempt++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int port = first + (int)(x % (uint64_t)(lo - first));
+        if (port_free(port)) return port;
+    }
+    /* No room below the ephemeral range: let the kernel pick one. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

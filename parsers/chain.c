@@ -581,7 +581,13 @@ static sl_batch *take_slot(sl_chain *c, size_t k, joiner_slot *js, int64_t held_
         sl_metric_inc(s->partial_age);
         if (!nb) {
             nb = sl_batch_new(2);
-            if (!nb) return NULL; /* tried again at the next turn */
+            if (!nb) {
+                /* Out of memory: this message is lost, counted as a parse
+                 * error; its pieces' batches must not stall the checkpoint. */
+                sl_metric_inc(s->errors);
+                if (sl_cri_joiner_pending(js->j) == 0) release_held(js, NULL);
+                return NULL;
+            }
             const sl_batch *from = js->nheld ? js->held[js->nheld - 1] : NULL;
             sl_batch_set_names(nb, from ? from->input : NULL, js->source);
             if (from && from->nlabels) sl_batch_set_labels(nb, from->labels, from->nlabels);

@@ -373,13 +373,15 @@ static bool join_sink(sink_rt *s, int64_t deadline)
     return true;
 }
 
-/* Sinks are told to stop a little before the deadline and may take until a
- * little after it to give back what they hold: an HTTP request stalled in
- * flight notices the stop only at curl's next progress call, which comes
- * about once a second when nothing moves. The whole shutdown stays within
- * shutdown_timeout + 1 s whatever the destinations do; the last 300 ms are
- * for the spool to take what memory holds and for the checkpoints. */
+/* Sinks are told to stop a little before the deadline and get STOP_JOIN_MS
+ * from then (at most until STOP_GRACE_MS past the deadline) to give back
+ * what they hold: an HTTP request stalled in flight notices the stop only
+ * at curl's next progress call, which comes about once a second when
+ * nothing moves. The whole shutdown stays within shutdown_timeout + 1 s
+ * whatever the destinations do; the last 300 ms or more are for the spool
+ * to take what memory holds and for the checkpoints. */
 #define STOP_EARLY_MS 1000
+#define STOP_JOIN_MS  1300
 #define STOP_GRACE_MS 700
 
 static void teardown(sl_agent *a)
@@ -410,12 +412,15 @@ static void teardown(sl_agent *a)
         if (all || sl_monotonic_ns() >= deadline) break;
         usleep(10000);
     }
-    bool timed_out = sl_monotonic_ns() >= deadline;
+    int64_t stopped_at = sl_monotonic_ns();
+    bool timed_out = stopped_at >= deadline;
     atomic_store(&a->sinks_stop, true);
+    int64_t join_by = stopped_at + STOP_JOIN_MS * 1000000LL;
+    if (join_by > a->stop_deadline + STOP_GRACE_MS * 1000000LL)
+        join_by = a->stop_deadline + STOP_GRACE_MS * 1000000LL;
     int stuck = 0;
     for (int i = 0; i < a->nsinks; i++)
-        if (a->sinks[i].started &&
-            !join_sink(&a->sinks[i], a->stop_deadline + STOP_GRACE_MS * 1000000LL)) {
+        if (a->sinks[i].started && !join_sink(&a->sinks[i], join_by)) {
             stuck++;
             sl_log(SL_LOG_ERROR, "sink_stop_stuck",
                    "sink=%s action=exit_without_it detail=\"what it holds is read again after "

@@ -222,8 +222,11 @@ static void test_spool_on_close_and_replay_first(void **st)
         assert_int_equal(sl_buffer_push(b, mk(wm, 10 * (uint64_t)i, 10, 20)), SL_OK);
     assert_int_equal(sl_watermark_get(wm), 0);
     sl_buffer_close(b);
-    sl_buffer_free(b);
+    sl_buffer_leftover lo;
+    sl_buffer_free_counted(b, &lo);
     assert_int_equal(sl_watermark_get(wm), 50); /* the spool owns them now */
+    assert_int_equal(lo.spooled_records, 50);
+    assert_int_equal(lo.left_records, 0);
 
     b = mkbuf("close", dir, 1 << 20, 1 << 20, SL_WHEN_FULL_BLOCK, 0);
     for (int i = 0; i < 3; i++)

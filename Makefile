@@ -19,7 +19,7 @@ DEB_PACKAGING = debhelper dpkg-dev fakeroot lintian
 DEB_BUILD ?= build-deb
 VERSION := $(shell sed -n "s/^  version: '\(.*\)',$$/\1/p" meson.build)
 
-.PHONY: all deps build run test unit asan fuzz bench bench-e2e format format-check clean deb
+.PHONY: all deps build run test test-long unit asan fuzz bench bench-e2e format format-check clean deb
 
 all: build
 
@@ -43,6 +43,15 @@ run: deps $(BUILD)/build.ninja
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 	$(MAKE) asan
+
+# The long budgets: the file model test runs random sequences for 5 minutes
+# (make test gives it 15 s, 10 s under ASan), plain and under ASan.
+test-long: build $(ASAN_BUILD)/build.ninja
+	SLUICE_MODEL_BUDGET_S=300 meson test -C $(BUILD) --print-errorlogs file_model
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  SLUICE_SANITIZED=1 SLUICE_MODEL_BUDGET_S=300 meson test -C $(ASAN_BUILD) --print-errorlogs \
+	  --timeout-multiplier 3 file_model
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs

@@ -233,8 +233,8 @@ static uint64_t pass_cri(const corpus *c, void *arg)
         if (sl_cri_parse(c->lines[i].p, c->lines[i].n, &l, NULL) != 0) continue;
         sl_slice msg;
         int64_t t;
-        bool tr;
-        if (sl_cri_joiner_add(j, &l, &msg, &t, &tr) == 0) acc += msg.n + (uint64_t)t;
+        unsigned fl;
+        if (sl_cri_joiner_add(j, &l, &msg, &t, &fl) == 0) acc += msg.n + (uint64_t)t;
     }
     return acc;
 }

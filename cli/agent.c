@@ -338,12 +338,10 @@ static void print_dry_run(sl_agent *a, sl_batch *b)
     sl_buf_free(&out);
 }
 
-/* The emit callback: runs on the input's thread. */
-static int route(void *arg, sl_batch *b)
+/* Hands a parsed batch to every sink of the input (or prints it). */
+static int deliver(input_rt *in, sl_batch *b)
 {
-    input_rt *in = arg;
     sl_agent *a = in->agent;
-    sl_chain_run(in->chain, b);
     /* `sluice tail`: a copy into a lossy ring, only while someone watches. */
     if (sl_http_tap_active(a->tap)) sl_http_tap_publish(a->tap, b);
     if (a->opts.dry_run) {
@@ -368,6 +366,34 @@ static int route(void *arg, sl_batch *b)
     return rc;
 }
 
+/* Container messages whose last piece did not come in time, ahead of what
+ * the input reads next. */
+static int deliver_partials(input_rt *in)
+{
+    sl_batch *b;
+    while ((b = sl_chain_take_partials(in->chain, sl_monotonic_ns())))
+        if (deliver(in, b) != SL_OK) return SL_ECLOSED;
+    return SL_OK;
+}
+
+/* The emit callback: runs on the input's thread. */
+static int route(void *arg, sl_batch *b)
+{
+    input_rt *in = arg;
+    if (deliver_partials(in) != SL_OK) {
+        sl_batch_unref(b);
+        return SL_ECLOSED;
+    }
+    sl_chain_run(in->chain, b);
+    return deliver(in, b);
+}
+
+/* The idle callback: the input has nothing to read. */
+static int route_idle(void *arg)
+{
+    return deliver_partials(arg);
+}
+
 static void *input_thread(void *arg)
 {
     input_rt *in = arg;
@@ -387,19 +413,59 @@ static void *sink_thread(void *arg)
     return NULL;
 }
 
+/* Delivered records of one sink, from the counter every sink keeps. */
+static int64_t sink_delivered(const sink_rt *s)
+{
+    char labels[256];
+    sl_metric_labels(labels, sizeof labels, "sink", s->ctx.name ? s->ctx.name : "", NULL, NULL);
+    return sl_metrics_value("sluice_sink_records_total", labels);
+}
+
+/* Joins a sink's thread, waiting at most until deadline (monotonic ns).
+ * False when it is still running then: stuck in a call no flag reaches (a
+ * write to a hung file system); it is left behind and the process exits
+ * without it. */
+static bool join_sink(sink_rt *s, int64_t deadline)
+{
+    while (!atomic_load(&s->done) && sl_monotonic_ns() < deadline) usleep(5000);
+    if (!atomic_load(&s->done)) return false;
+    pthread_join(s->thread, NULL);
+    return true;
+}
+
+/* Sinks are told to stop a little before the deadline and get STOP_JOIN_MS
+ * from then (at most until STOP_GRACE_MS past the deadline) to give back
+ * what they hold: an HTTP request stalled in flight notices the stop only
+ * at curl's next progress call, which comes about once a second when
+ * nothing moves. The whole shutdown stays within shutdown_timeout + 1 s
+ * whatever the destinations do; the last 300 ms or more are for the spool
+ * to take what memory holds and for the checkpoints. */
+#define STOP_EARLY_MS 1000
+#define STOP_JOIN_MS  1300
+#define STOP_GRACE_MS 700
+
 static void teardown(sl_agent *a)
 {
     /* The deadline counts from the stop request, inputs included. */
-    a->stop_deadline = sl_monotonic_ns() + a->shutdown_ms * 1000000;
+    int64_t t0 = sl_monotonic_ns();
+    a->stop_deadline = t0 + a->shutdown_ms * 1000000;
+    int64_t delivered0[MAX_SINKS];
+    for (int i = 0; i < a->nsinks; i++) delivered0[i] = sink_delivered(&a->sinks[i]);
+    /* The inputs' side first: an input blocked in a push to a full buffer
+     * (destination down) returns at once instead of waiting for room that
+     * only delivery would make. What it did not push is not acknowledged,
+     * so its checkpoint stays before it. */
     atomic_store(&a->inputs_stop, true);
+    for (int i = 0; i < a->nsinks; i++)
+        if (a->sinks[i].buffer) sl_buffer_close(a->sinks[i].buffer);
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].started) pthread_join(a->inputs[i].thread, NULL);
     sl_http_tap_stop(a->tap); /* nothing publishes any more */
-    for (int i = 0; i < a->nsinks; i++)
-        if (a->sinks[i].buffer) sl_buffer_close(a->sinks[i].buffer);
     /* Sinks drain what they hold until the deadline, then are told to stop;
-     * what they could not deliver stays unacknowledged and is read again. */
-    int64_t deadline = a->stop_deadline;
+     * what they could not deliver goes back to the buffer, which spools it
+     * (when there is a spool) or leaves it unacknowledged to be read again. */
+    int64_t early = a->shutdown_ms / 2 < STOP_EARLY_MS ? a->shutdown_ms / 2 : STOP_EARLY_MS;
+    int64_t deadline = a->stop_deadline - early * 1000000;
     for (;;) {
         bool all = true;
         for (int i = 0; i < a->nsinks; i++)
@@ -407,17 +473,49 @@ static void teardown(sl_agent *a)
         if (all || sl_monotonic_ns() >= deadline) break;
         usleep(10000);
     }
+    int64_t stopped_at = sl_monotonic_ns();
+    bool timed_out = stopped_at >= deadline;
     atomic_store(&a->sinks_stop, true);
+    int64_t join_by = stopped_at + STOP_JOIN_MS * 1000000LL;
+    if (join_by > a->stop_deadline + STOP_GRACE_MS * 1000000LL)
+        join_by = a->stop_deadline + STOP_GRACE_MS * 1000000LL;
+    int stuck = 0;
     for (int i = 0; i < a->nsinks; i++)
-        if (a->sinks[i].started) pthread_join(a->sinks[i].thread, NULL);
+        if (a->sinks[i].started && !join_sink(&a->sinks[i], join_by)) {
+            stuck++;
+            sl_log(SL_LOG_ERROR, "sink_stop_stuck",
+                   "sink=%s action=exit_without_it detail=\"what it holds is read again after "
+                   "the restart\"",
+                   a->sinks[i].ctx.name);
+        }
+    if (stuck) {
+        /* A stuck sink thread still uses its buffer and the inputs'
+         * watermarks: free nothing; checkpoints stay where the inputs last
+         * saved them, as after a kill (at least once holds). */
+        sl_log(SL_LOG_WARN, "agent_shutdown",
+               "delivered=? spooled=0 left=? stuck_sinks=%d elapsed_ms=%lld timed_out=1", stuck,
+               (long long)((sl_monotonic_ns() - t0) / 1000000));
+        return;
+    }
+    uint64_t delivered = 0, spooled = 0, left = 0;
     for (int i = 0; i < a->nsinks; i++) {
         if (a->sinks[i].state) a->sinks[i].ops->destroy(a->sinks[i].state);
-        sl_buffer_free(a->sinks[i].buffer);
+        sl_buffer_leftover lo;
+        sl_buffer_free_counted(a->sinks[i].buffer, &lo);
+        int64_t d = sink_delivered(&a->sinks[i]) - delivered0[i];
+        delivered += d > 0 ? (uint64_t)d : 0;
+        spooled += lo.spooled_records;
+        left += lo.left_records;
     }
     /* Last: inputs save checkpoints now that every ack has arrived. */
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].state) a->inputs[i].ops->destroy(a->inputs[i].state);
     for (int i = 0; i < a->ninputs; i++) sl_chain_free(a->inputs[i].chain);
+    if (a->nsinks)
+        sl_log(timed_out ? SL_LOG_WARN : SL_LOG_INFO, "agent_shutdown",
+               "delivered=%llu spooled=%llu left=%llu elapsed_ms=%lld timed_out=%d",
+               (unsigned long long)delivered, (unsigned long long)spooled, (unsigned long long)left,
+               (long long)((sl_monotonic_ns() - t0) / 1000000), timed_out);
     /* Last, so /metrics shows the drain until the end. */
     sl_http_metrics_stop(a->http);
     pthread_mutex_destroy(&a->print_mu);
@@ -508,6 +606,7 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
         in->ctx.data_dir = a->data_dir;
         in->ctx.dry_run = o->dry_run;
         in->ctx.emit = route;
+        in->ctx.idle = route_idle;
         in->ctx.emit_arg = in;
         in->ctx.stop = &a->inputs_stop;
         if (sl_chain_new(cfg, sl_cfg_get(n, "parse"), in->ctx.name, &in->chain) != 0) {

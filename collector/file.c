@@ -1136,6 +1136,7 @@ static int file_run(void *state)
             in->deferred = false;
             if (next_scan > now + in->poll_ms * 1000000) next_scan = now + in->poll_ms * 1000000;
         }
+        if (!busy && in->ctx->idle && in->ctx->idle(in->ctx->emit_arg) == SL_ECLOSED) return SL_OK;
         if (!busy) {
             int wait_ms = (int)(in->poll_ms < 100 ? in->poll_ms : 100);
             bool pending = false;

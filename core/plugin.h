@@ -16,6 +16,10 @@
  * Takes ownership of the batch whatever it returns. SL_ECLOSED: shutting
  * down, stop reading. */
 typedef int (*sl_emit_fn)(void *arg, sl_batch *b);
+/* Called by an input on its thread when it has nothing to read (same arg as
+ * emit): the pipeline may emit what it held back (a container message whose
+ * last piece never came). SL_ECLOSED: shutting down, stop reading. */
+typedef int (*sl_idle_fn)(void *arg);
 
 /* Keys every input / sink map may have, handled by the pipeline itself;
  * plugins put these first in the key tables they pass to sl_cfg_check. */
@@ -46,6 +50,7 @@ typedef struct sl_input_ctx {
     bool check_only; /* validate configuration only: open nothing */
     bool dry_run;    /* read, but never move checkpoints */
     sl_emit_fn emit;
+    sl_idle_fn idle; /* may be NULL */
     void *emit_arg;
     const atomic_bool *stop; /* set when the input must return from run() */
 } sl_input_ctx;

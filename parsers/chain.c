@@ -2,6 +2,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,8 @@ typedef struct step {
     sl_ts_format *ts;
     sl_tz *tz;
     uint64_t join_max;
+    int64_t join_wait_ns; /* flush_partial_after */
+    sl_metric *partial_size, *partial_age;
     joiner_slot *joiners;
     uint64_t clock;
 } step;
@@ -99,6 +102,7 @@ static const sl_cfg_key field_keys[] = {
 };
 static const sl_cfg_key join_keys[] = {
     {"max_bytes", SL_KEY_SIZE, false, NULL, false},
+    {"flush_partial_after", SL_KEY_DURATION, false, NULL, false},
 };
 static const sl_cfg_key regex_keys[] = {
     {"pattern", SL_KEY_STR, false, NULL, false},
@@ -272,8 +276,24 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
         return sl_cfg_str(cfg, args, "field", NULL, &s->field);
     case STEP_CRI:
     case STEP_DOCKER: {
-        if (args && args->kind != SL_CFG_NULL && sl_cfg_check(cfg, args, join_keys, 1)) return -1;
+        if (args && args->kind != SL_CFG_NULL && sl_cfg_check(cfg, args, join_keys, 2)) return -1;
         if (sl_cfg_size(cfg, args, "max_bytes", 1 << 20, &s->join_max) != 0) return -1;
+        /* 5 s, as the file input's flush_partial_after for a last line
+         * without its newline. */
+        int64_t wait_ms = 5000;
+        if (sl_cfg_duration_ms(cfg, args, "flush_partial_after", 5000, &wait_ms) != 0) return -1;
+        s->join_wait_ns = wait_ms * 1000000;
+        char pl[320];
+        sl_metric_labels(pl, sizeof pl, "input", input, "reason", "max_bytes");
+        s->partial_size = sl_counter("sluice_parse_partial_flushed_total",
+                                     "Container messages shipped before their final piece, by "
+                                     "reason (max_bytes, flush_partial_after).",
+                                     pl);
+        sl_metric_labels(pl, sizeof pl, "input", input, "reason", "flush_partial_after");
+        s->partial_age = sl_counter("sluice_parse_partial_flushed_total",
+                                    "Container messages shipped before their final piece, by "
+                                    "reason (max_bytes, flush_partial_after).",
+                                    pl);
         s->joiners = calloc(MAX_JOINERS, sizeof *s->joiners);
         return s->joiners ? 0 : -1;
     }
@@ -429,8 +449,10 @@ static int run_step(step *s, sl_batch *b, sl_record *r, sl_err *err)
     case STEP_DOCKER: {
         joiner_slot *js = joiner_for(s, b);
         sl_cri_joiner *j = js ? js->j : NULL;
-        rc = s->kind == STEP_CRI ? sl_cri_parse_record(b, r, r->line, j, err)
-                                 : sl_docker_parse_record(b, r, r->line, j, err);
+        bool cut = false;
+        rc = s->kind == STEP_CRI ? sl_cri_parse_record(b, r, r->line, j, &cut, err)
+                                 : sl_docker_parse_record(b, r, r->line, j, &cut, err);
+        if (cut) sl_metric_inc(s->partial_size);
         if (rc != 0 || !js) return rc;
         if (sl_cri_joiner_pending(j)) {
             /* A piece is held: this batch is acknowledged only once the
@@ -556,20 +578,86 @@ static void carry_cut_time(cut_time *ct, const sl_batch *b, sl_record *r)
     }
 }
 
+/* Runs steps [from, n) on one record. */
+static void run_steps(sl_chain *c, size_t from, sl_batch *b, sl_record *r)
+{
+    for (size_t k = from; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
+        sl_err err;
+        err.msg[0] = '\0';
+        uint32_t before = r->flags;
+        if (run_step(&c->steps[k], b, r, &err) != 0)
+            mark_failed(&c->steps[k], b, r, &err);
+        else if (r->flags & ~before & SL_RF_PARSE_WARNING)
+            sl_metric_inc(c->steps[k].warnings);
+    }
+}
+
 void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
     for (uint32_t i = 0; i < b->nrecords; i++) {
         sl_record *r = &b->records[i];
-        for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
-            sl_err err;
-            err.msg[0] = '\0';
-            uint32_t before = r->flags;
-            if (run_step(&c->steps[k], b, r, &err) != 0)
-                mark_failed(&c->steps[k], b, r, &err);
-            else if (r->flags & ~before & SL_RF_PARSE_WARNING)
-                sl_metric_inc(c->steps[k].warnings);
-        }
+        run_steps(c, 0, b, r);
         if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
     }
+}
+
+/* A batch of the slot's messages that waited since before held_before,
+ * run through the steps after step k; NULL when there are none. */
+static sl_batch *take_slot(sl_chain *c, size_t k, joiner_slot *js, int64_t held_before)
+{
+    step *s = &c->steps[k];
+    sl_batch *nb = NULL;
+    sl_slice msg;
+    int64_t t;
+    int stream;
+    while (sl_cri_joiner_take(js->j, held_before, &msg, &t, &stream) == 0) {
+        sl_metric_inc(s->partial_age);
+        if (!nb) {
+            nb = sl_batch_new(2);
+            if (!nb) {
+                /* Out of memory: this message is lost, counted as a parse
+                 * error; its pieces' batches must not stall the checkpoint. */
+                sl_metric_inc(s->errors);
+                if (sl_cri_joiner_pending(js->j) == 0) release_held(js, NULL);
+                return NULL;
+            }
+            const sl_batch *from = js->nheld ? js->held[js->nheld - 1] : NULL;
+            sl_batch_set_names(nb, from ? from->input : NULL, js->source);
+            if (from && from->nlabels) sl_batch_set_labels(nb, from->labels, from->nlabels);
+        }
+        char *d = sl_arena_alloc(&nb->arena, msg.n + 1);
+        sl_record *r = d ? sl_batch_add(nb, (sl_slice){d, msg.n}, t, 0) : NULL;
+        sl_err err;
+        if (!r || sl_cri_mark_partial(nb, r, stream, "flush_partial_after", &err) != 0) {
+            /* Out of memory: the pieces are lost, counted as a parse error;
+             * their batches are released below so nothing stalls. */
+            sl_metric_inc(s->errors);
+            continue;
+        }
+        if (msg.n) memcpy(d, msg.p, msg.n);
+        d[msg.n] = '\0';
+        run_steps(c, k + 1, nb, r);
+    }
+    /* Nothing left in this joiner: the batches that held its pieces are
+     * acknowledged once the new batch is. */
+    if (nb && sl_cri_joiner_pending(js->j) == 0) release_held(js, nb);
+    return nb;
+}
+
+sl_batch *sl_chain_take_partials(sl_chain *c, int64_t now_ns)
+{
+    if (!c) return NULL;
+    for (size_t k = 0; k < c->n; k++) {
+        step *s = &c->steps[k];
+        if ((s->kind != STEP_CRI && s->kind != STEP_DOCKER) || !s->joiners) continue;
+        int64_t held_before = now_ns == INT64_MAX ? INT64_MAX : now_ns - s->join_wait_ns;
+        for (size_t i = 0; i < MAX_JOINERS; i++) {
+            joiner_slot *js = &s->joiners[i];
+            if (!js->j || sl_cri_joiner_pending(js->j) == 0) continue;
+            sl_batch *nb = take_slot(c, k, js, held_before);
+            if (nb) return nb;
+        }
+    }
+    return NULL;
 }

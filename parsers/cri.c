@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "parsers/timestamp.h"
 
 #define DOCKER_MAX_DEPTH 64 /* bits in the skip_value stack */
@@ -312,6 +313,7 @@ typedef struct held {
     char *buf;
     size_t len, cap;
     int64_t time_ns;
+    int64_t since_ns; /* monotonic: when its first piece came */
     bool active, truncated;
 } held;
 
@@ -341,7 +343,7 @@ size_t sl_cri_joiner_pending(const sl_cri_joiner *j)
     return (j->s[0].active ? j->s[0].len : 0) + (j->s[1].active ? j->s[1].len : 0);
 }
 
-/* Makes room for want more bytes (capped by the bound); false on ENOMEM. */
+/* Makes room for want more bytes, up to max; false on ENOMEM. */
 static bool reserve(held *h, size_t want, size_t max)
 {
     size_t need = h->len + want;
@@ -358,23 +360,26 @@ static bool reserve(held *h, size_t want, size_t max)
 }
 
 int sl_cri_joiner_add(sl_cri_joiner *j, const sl_cri_line *l, sl_slice *msg, int64_t *time_ns,
-                      bool *truncated)
+                      unsigned *flags)
 {
     held *h = &j->s[l->stream == SL_CRI_STDERR];
+    *flags = 0;
     if (!h->active && !l->partial) {
         *msg = l->msg;
         *time_ns = l->time_ns;
-        *truncated = false;
         return 0;
     }
     if (!h->active) {
         h->active = true;
         h->len = 0;
         h->time_ns = l->time_ns;
+        h->since_ns = sl_monotonic_ns();
         h->truncated = false;
     }
+    /* A piece is taken whole: held text stays under max, so the buffer is
+     * bounded by max plus one line (which the input bounds). */
     int rc = 0;
-    if (!reserve(h, l->msg.n, j->max)) {
+    if (!reserve(h, l->msg.n, h->len + l->msg.n)) {
         h->truncated = true;
         rc = SL_ENOMEM;
     }
@@ -389,22 +394,48 @@ int sl_cri_joiner_add(sl_cri_joiner *j, const sl_cri_line *l, sl_slice *msg, int
         h->len += k;
         h->truncated |= k < l->msg.n;
     }
-    if (l->partial && rc == 0) return SL_EAGAIN;
+    bool full = h->len >= j->max;
+    if (l->partial && rc == 0 && !full) return SL_EAGAIN;
     *msg = (sl_slice){h->buf ? h->buf : "", h->len};
     *time_ns = h->time_ns;
-    *truncated = h->truncated;
+    *flags = (h->truncated ? SL_CRI_TRUNCATED : 0u) | (l->partial ? SL_CRI_CUT_SIZE : 0u);
     h->active = false;
     return 0;
 }
 
-static int finish(sl_batch *b, sl_record *r, const sl_cri_line *l, sl_cri_joiner *j,
+int sl_cri_joiner_take(sl_cri_joiner *j, int64_t held_before_ns, sl_slice *msg, int64_t *time_ns,
+                       int *stream)
+{
+    for (int k = 0; k < 2; k++) {
+        held *h = &j->s[k];
+        if (!h->active || h->since_ns >= held_before_ns) continue;
+        *msg = (sl_slice){h->buf ? h->buf : "", h->len};
+        *time_ns = h->time_ns;
+        *stream = k;
+        h->active = false;
+        return 0;
+    }
+    return SL_ENOENT;
+}
+
+int sl_cri_mark_partial(sl_batch *b, sl_record *r, int stream, const char *why, sl_err *err)
+{
+    if (!sl_record_add_field(b, r, SL_SLICE_LIT("stream"), stream_names[stream & 1], SL_V_STRING) ||
+        !sl_record_add_field(b, r, SL_SLICE_LIT("partial"), (sl_slice){why, strlen(why)},
+                             SL_V_STRING))
+        return sl_errf(err, SL_ENOMEM, "cri: batch arena full");
+    return 0;
+}
+
+static int finish(sl_batch *b, sl_record *r, const sl_cri_line *l, sl_cri_joiner *j, bool *cut,
                   const char *who, sl_err *err)
 {
     sl_slice msg = l->msg;
     int64_t t = l->time_ns;
-    bool trunc = false;
+    unsigned flags = 0;
+    if (cut) *cut = false;
     if (j) {
-        int rc = sl_cri_joiner_add(j, l, &msg, &t, &trunc);
+        int rc = sl_cri_joiner_add(j, l, &msg, &t, &flags);
         if (rc == SL_EAGAIN) {
             r->time_ns = l->time_ns;
             r->flags |= SL_RF_DROPPED;
@@ -423,24 +454,30 @@ static int finish(sl_batch *b, sl_record *r, const sl_cri_line *l, sl_cri_joiner
     }
     if (!sl_record_add_field(b, r, SL_SLICE_LIT("stream"), stream_names[l->stream], SL_V_STRING))
         return sl_errf(err, SL_ENOMEM, "%s: batch arena full", who);
+    if ((flags & SL_CRI_CUT_SIZE) &&
+        !sl_record_add_field(b, r, SL_SLICE_LIT("partial"), SL_SLICE_LIT("max_bytes"), SL_V_STRING))
+        return sl_errf(err, SL_ENOMEM, "%s: batch arena full", who);
     r->line = msg;
     r->time_ns = t;
-    if (trunc) r->flags |= SL_RF_TRUNCATED;
+    if (flags & SL_CRI_TRUNCATED) r->flags |= SL_RF_TRUNCATED;
+    if (cut) *cut = (flags & SL_CRI_CUT_SIZE) != 0;
     return 0;
 }
 
-int sl_cri_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_cri_joiner *j, sl_err *err)
+int sl_cri_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_cri_joiner *j, bool *cut,
+                        sl_err *err)
 {
     sl_cri_line l;
     int rc = sl_cri_parse(in.p, in.n, &l, err);
-    return rc ? rc : finish(b, r, &l, j, "cri", err);
+    return rc ? rc : finish(b, r, &l, j, cut, "cri", err);
 }
 
-int sl_docker_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_cri_joiner *j, sl_err *err)
+int sl_docker_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_cri_joiner *j, bool *cut,
+                           sl_err *err)
 {
     sl_cri_line l;
     int rc = sl_docker_parse(in.p, in.n, &l, err);
-    return rc ? rc : finish(b, r, &l, j, "docker", err);
+    return rc ? rc : finish(b, r, &l, j, cut, "docker", err);
 }
 
 /* ---- Kubernetes metadata ---- */

@@ -388,6 +388,12 @@ sl_spool *sl_buffer_spool(sl_buffer *b)
 
 void sl_buffer_free(sl_buffer *b)
 {
+    sl_buffer_free_counted(b, NULL);
+}
+
+void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out)
+{
+    if (out) *out = (sl_buffer_leftover){0};
     if (!b) return;
     pthread_mutex_lock(&b->mu);
     b->closed = true;
@@ -407,23 +413,29 @@ void sl_buffer_free(sl_buffer *b)
          * start. What does not fit stays unacknowledged and is read again
          * from the source. */
         size_t written = 0;
-        uint64_t records = 0;
+        uint64_t records = 0, unspooled = 0;
         sl_err err = {0};
         int rc = b->spill ? sl_spool_append(b->spool, left, n, &written, &err) : SL_OK;
         for (size_t i = 0; i < n; i++) {
             if (i < written) {
                 records += left[i]->nrecords;
                 sl_batch_done(left[i]);
-            } else
+            } else {
+                unspooled += left[i]->nrecords;
                 sl_batch_unref(left[i]);
+            }
+        }
+        if (out) {
+            out->spooled_records += records;
+            out->left_records += unspooled;
         }
         if (written)
             sl_log(SL_LOG_INFO, "buffer_spooled_on_close", "sink=%s batches=%zu records=%" PRIu64,
                    b->sink, written, records);
         if (written < n)
             sl_log(SL_LOG_WARN, "buffer_released_on_close",
-                   "sink=%s batches=%zu action=reread_from_source error=\"%s\"", b->sink,
-                   n - written, rc == SL_OK ? "no spool" : err.msg);
+                   "sink=%s batches=%zu records=%" PRIu64 " action=reread_from_source error=\"%s\"",
+                   b->sink, n - written, unspooled, rc == SL_OK ? "no spool" : err.msg);
         free(left);
     }
     sl_spool_close(b->spool);

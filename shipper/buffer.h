@@ -25,11 +25,19 @@ typedef struct sl_buffer_opts {
 } sl_buffer_opts;
 
 int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err);
+/* What sl_buffer_free_counted did with the records still in memory. */
+typedef struct sl_buffer_leftover {
+    uint64_t spooled_records; /* written to the spool and acknowledged */
+    uint64_t left_records;    /* released unacknowledged: read again from the source */
+} sl_buffer_leftover;
 /* Whatever is still in memory is written to the spool (and acknowledged)
  * when there is one and it has room; otherwise released without an ack, so
  * the source reads it again. Every popped batch must be done or released
  * before. */
 void sl_buffer_free(sl_buffer *b);
+/* sl_buffer_free, telling the caller what became of the leftovers (out may
+ * be NULL). */
+void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out);
 
 /* Takes the caller's hold on batch (one sl_batch_done is owed per push).
  * Into memory when there is room. When memory is full and there is a
@@ -52,7 +60,10 @@ int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms);
  * to the spool (and acknowledged) once memory fills up, and spooled at
  * sl_buffer_free when the sink stops. */
 void sl_buffer_unpop(sl_buffer *b, sl_batch *batch);
-/* No more pushes; pops drain what is left in memory. */
+/* No more pushes: pushes waiting for room return SL_ECLOSED at once (the
+ * inputs' side closes first at shutdown, so a full buffer cannot hold an
+ * input thread); pops drain what is left in memory. Batches given back
+ * with sl_buffer_unpop after close are kept for sl_buffer_free. */
 void sl_buffer_close(sl_buffer *b);
 /* Bytes of record text in memory. */
 uint64_t sl_buffer_bytes(sl_buffer *b);

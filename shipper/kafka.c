@@ -635,8 +635,12 @@ static void track_finish(kafka *s, ktrack *t)
     if (t->next) t->next->prev = t->prev;
     s->ntracks--;
     /* A batch with any message given up is released unacknowledged: the
-     * checkpoint stays before it and it is read again after a restart. */
-    if (t->aborted)
+     * checkpoint stays before it and it is read again after a restart.
+     * Stopping, it goes back to the buffer instead, which spools it when
+     * there is a spool (and otherwise releases it the same way). */
+    if (t->aborted && s->stopping && s->ctx->buffer)
+        sl_buffer_unpop(s->ctx->buffer, t->b);
+    else if (t->aborted)
         sl_batch_unref(t->b);
     else
         sl_batch_done(t->b);
@@ -1060,8 +1064,12 @@ static void abort_all(kafka *s)
     s->retry_tail = NULL;
     s->nretry = 0;
     if (s->rk) {
+        /* Bounded: the agent's shutdown has shutdown_timeout + 1 s in all.
+         * The sink already flushed (polled) until the deadline; purged
+         * messages report back on the next polls, and destroy neither
+         * flushes nor waits for an unreachable broker. */
         rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        for (int i = 0; i < 100 && s->ntracks; i++) rd_kafka_poll(s->rk, 10);
+        for (int i = 0; i < 20 && s->ntracks; i++) rd_kafka_poll(s->rk, 10);
         topics_clear(s);
         rd_kafka_destroy(s->rk);
         s->rk = NULL;

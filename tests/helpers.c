@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -147,8 +148,13 @@ const char *sl_t_testdata(const char *sub)
 
 pid_t sl_t_spawn(char *const argv[], const char *log_path)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
+    /* The agent dies with its test, even when the test is killed or fails
+     * an assertion without stopping it (a timeout under load). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     if (log_path) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd >= 0) {
@@ -163,9 +169,17 @@ pid_t sl_t_spawn(char *const argv[], const char *log_path)
     _exit(127);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int sl_t_wait(pid_t pid, int timeout_ms)
 {
-    for (int waited = 0;; waited += 5) {
+    int64_t end = now_ms() + timeout_ms;
+    for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) {
@@ -173,7 +187,7 @@ int sl_t_wait(pid_t pid, int timeout_ms)
             return 128 + WTERMSIG(status);
         }
         if (r < 0) return -1;
-        if (waited >= timeout_ms) {
+        if (now_ms() >= end) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
@@ -197,11 +211,40 @@ void sl_t_sleep_ms(int ms)
 
 bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)
 {
-    for (int waited = 0;; waited += 10) {
+    /* Elapsed time, not a count of sleeps: a slow predicate (large files
+     * under the sanitizers) must not stretch the limit. */
+    int64_t end = now_ms() + timeout_ms;
+    for (;;) {
         if (pred(arg)) return true;
-        if (waited >= timeout_ms) return false;
+        if (now_ms() >= end) return false;
         sl_t_sleep_ms(10);
     }
+}
+
+typedef struct log_goal {
+    const char *path, *needle;
+    int count;
+} log_goal;
+
+static bool log_has(void *arg)
+{
+    log_goal *g = arg;
+    char *text = sl_t_read_file(g->path, NULL);
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, g->needle)); p++) n++;
+    free(text);
+    return n >= g->count;
+}
+
+bool sl_t_wait_log(const char *path, const char *needle, int count, int timeout_ms)
+{
+    log_goal g = {path, needle, count};
+    return sl_t_wait_until(log_has, &g, timeout_ms);
+}
+
+int sl_t_scaled_ms(int ms)
+{
+    return sl_t_sanitized() ? ms * 4 : ms;
 }
 
 typedef struct lines_goal {
@@ -221,8 +264,43 @@ bool sl_t_wait_lines(const char *path, long n, int timeout_ms)
     return sl_t_wait_until(has_lines, &g, timeout_ms);
 }
 
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A port below the kernel's ephemeral range: between our check and the
+ * agent's bind, no outgoing connection (of this suite or of another one
+ * running beside it) can be given it, as a port the kernel picked could.
+ * Random per call, so two suites rarely try the same one; checked free. */
 int sl_t_free_port(void)
 {
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        int a, b;
+        if (fscanf(f, "%d %d", &a, &b) == 2) lo = a;
+        fclose(f);
+    }
+    static _Thread_local uint64_t x;
+    if (!x) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ull;
+    }
+    const int first = 10000;
+    for (int attempt = 0; lo - first > 1000 && attempt < 200; attempt++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int port = first + (int)(x % (uint64_t)(lo - first));
+        if (port_free(port)) return port;
+    }
+    /* No room below the ephemeral range: let the kernel pick one. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

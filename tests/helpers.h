@@ -31,7 +31,8 @@ const char *sl_t_src(void);
 const char *sl_t_testdata(const char *sub);
 
 /* Starts argv[0] with argv, stdout/stderr to log_path (appended) when not
- * NULL. Returns the pid or -1. */
+ * NULL. Returns the pid or -1. The child gets SIGKILL when the test process
+ * dies (PR_SET_PDEATHSIG), so no agent outlives its test. */
 pid_t sl_t_spawn(char *const argv[], const char *log_path);
 /* Sends sig and waits up to timeout_ms; returns exit status (or 128+signal),
  * -1 on timeout (the child is then killed with SIGKILL). */
@@ -41,6 +42,11 @@ int sl_t_wait(pid_t pid, int timeout_ms);
 
 /* Polls until pred(arg) is true or timeout_ms passes. */
 bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms);
+/* Waits until the text needle occurs at least count times in the file at
+ * path (an agent's log: `agent_started` is its readiness). */
+bool sl_t_wait_log(const char *path, const char *needle, int count, int timeout_ms);
+/* A time limit scaled for the sanitizer build (x4 under SLUICE_SANITIZED). */
+int sl_t_scaled_ms(int ms);
 /* Waits until path has at least n lines. */
 bool sl_t_wait_lines(const char *path, long n, int timeout_ms);
 void sl_t_sleep_ms(int ms);

@@ -20,6 +20,7 @@
 typedef struct rig {
     char *dir, *cfg, *out, *log;
     pid_t pid;
+    int starts; /* agent_started lines the (appended) log should hold */
 } rig;
 
 /* extra: more YAML lines for the input; sink_path: where records go. */
@@ -49,6 +50,7 @@ static void rig_init(rig *r, const char *tag, const char *glob, const char *extr
              r->dir, r->dir, glob, extra ? extra : "", r->out, sink_extra ? sink_extra : "");
     sl_t_write_file(r->cfg, yml, strlen(yml));
     r->pid = 0;
+    r->starts = 0;
 }
 
 static void rig_start(rig *r)
@@ -56,11 +58,15 @@ static void rig_start(rig *r)
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r->cfg, NULL};
     r->pid = sl_t_spawn(argv, r->log);
     assert_true(r->pid > 0);
+    /* Ready before the test goes on (a signal before main() blocks it
+     * ends the agent with 128+N). */
+    r->starts++;
+    assert_true(sl_t_wait_log(r->log, "event=agent_started", r->starts, sl_t_scaled_ms(20000)));
 }
 
 static int rig_stop(rig *r, int sig)
 {
-    int rc = sl_t_stop(r->pid, sig, 30000);
+    int rc = sl_t_stop(r->pid, sig, sl_t_scaled_ms(30000));
     r->pid = 0;
     return rc;
 }
@@ -126,12 +132,22 @@ static tally count_ids(const char *out, long max_id)
     return t;
 }
 
+typedef struct ids_goal {
+    const char *out;
+    long want;
+} ids_goal;
+
+static bool has_ids(void *arg)
+{
+    ids_goal *g = arg;
+    return count_ids(g->out, g->want).distinct >= g->want;
+}
+
+/* timeout_ms in real time, scaled under the sanitizers. */
 static bool wait_ids(const char *out, long want, int timeout_ms)
 {
-    for (int waited = 0; waited < timeout_ms; waited += 50) {
-        if (count_ids(out, want).distinct >= want) return true;
-        sl_t_sleep_ms(50);
-    }
+    ids_goal g = {out, want};
+    if (sl_t_wait_until(has_ids, &g, sl_t_scaled_ms(timeout_ms))) return true;
     tally t = count_ids(out, want);
     fprintf(stderr, "waited for %ld ids, have %ld\n", want, t.distinct);
     return false;
@@ -223,7 +239,13 @@ static void test_damaged_checkpoint_uses_previous_generation(void **st)
         append_ids(app, 0, 5000);
         rig_start(&r);
         assert_true(wait_ids(r.out, 5000, 20000));
-        sl_t_sleep_ms(300); /* several generations with the same content */
+        /* A periodic save at the end of the file; the save at stop then
+         * makes it the previous generation. */
+        char at_end[64];
+        snprintf(at_end, sizeof at_end, "\"offset\":%ld,", 5000L * 30); /* 30-byte lines */
+        char *ck0 = sl_t_path(r.dir, "data/checkpoints/in.json");
+        assert_true(sl_t_wait_log(ck0, at_end, 1, sl_t_scaled_ms(10000)));
+        free(ck0);
         assert_int_equal(rig_stop(&r, SIGTERM), 0);
         char *ck = sl_t_path(r.dir, "data/checkpoints/in.json");
         size_t len = k == 0 ? sizeof garbage - 1 : strlen(damage[k][1]);
@@ -231,7 +253,8 @@ static void test_damaged_checkpoint_uses_previous_generation(void **st)
         append_ids(app, 5000, 6000);
         rig_start(&r);
         assert_true(wait_ids(r.out, 6000, 20000));
-        sl_t_sleep_ms(200);
+        /* Stopped (drained) first: any duplicate is written by then. */
+        assert_int_equal(rig_stop(&r, SIGTERM), 0);
         tally t = count_ids(r.out, 6000);
         fprintf(stderr, "checkpoint %s: %ld distinct, %ld duplicates\n", damage[k][0], t.distinct,
                 t.dups);
@@ -240,7 +263,6 @@ static void test_damaged_checkpoint_uses_previous_generation(void **st)
          * nothing is read twice, far from re-reading everything. */
         assert_int_equal(t.dups, 0);
         assert_true(log_has(&r, "event=checkpoint_fallback"));
-        assert_int_equal(rig_stop(&r, SIGTERM), 0);
         free(ck);
         free(app);
         rig_free(&r);
@@ -454,8 +476,10 @@ static void test_hostile_files(void **st)
                     r.cfg,
                     NULL};
     r.pid = sl_t_spawn(argv, r.log);
-    sl_t_sleep_ms(200);
-    assert_int_equal(truncate(shrink, 0), 0); /* truncated to 0 while read */
+    /* Truncated to 0 once read (ids 1..19998 and the binary file's 0), so
+     * the agent sees a file shorter than what it read. */
+    assert_true(wait_ids(r.out, 19999, 60000));
+    assert_int_equal(truncate(shrink, 0), 0);
     append_ids(shrink, 20000, 20100);
     /* 50 pieces of the big line + the shrink lines arrive; nothing crashes. */
     bool done = false;

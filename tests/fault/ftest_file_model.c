@@ -4,7 +4,10 @@
  * restarts and kill -9 of the real agent, with what arrives compared to a
  * model of what was written. Every line carries a unique id; the model says
  * which ids must arrive. Seeds are printed; SLUICE_MODEL_SEED=N replays one,
- * SLUICE_MODEL_SEQS=N runs more sequences (default: a time budget). */
+ * SLUICE_MODEL_SEQS=N runs more sequences (default: a time budget of 15 s,
+ * 10 s under the sanitizers, or SLUICE_MODEL_BUDGET_S; `make test-long`
+ * gives it 300 s). Seeds come from the clock, so every run covers new
+ * sequences. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -270,7 +273,8 @@ static void test_model(void **st)
     const char *count = getenv("SLUICE_MODEL_SEQS");
     uint64_t seed0 = one ? strtoull(one, NULL, 10) : (uint64_t)time(NULL);
     int seqs = one ? 1 : count ? atoi(count) : 1000000;
-    int budget_s = count || one ? 1 << 30 : (sl_t_sanitized() ? 40 : 60);
+    const char *budget = getenv("SLUICE_MODEL_BUDGET_S");
+    int budget_s = count || one ? 1 << 30 : budget ? atoi(budget) : (sl_t_sanitized() ? 10 : 15);
     time_t t0 = time(NULL);
     int ran = 0, failed = 0;
     long dups = 0;

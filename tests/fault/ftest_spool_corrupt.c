@@ -50,7 +50,7 @@ static size_t entries_of(const uint8_t *p, size_t n, size_t *off, uint32_t *recs
 static int run_cli(const char *const *args, const char *out_path)
 {
     pid_t pid = sl_t_spawn((char *const *)args, out_path);
-    return pid > 0 ? sl_t_wait(pid, 60000) : -1;
+    return pid > 0 ? sl_t_wait(pid, sl_t_scaled_ms(60000)) : -1;
 }
 
 static void test_export_and_corruption(void **st)
@@ -58,17 +58,20 @@ static void test_export_and_corruption(void **st)
     (void)st;
     long total = sl_t_sanitized() ? 10000 : 40000;
     srig r;
+    /* shutdown_timeout 1s: the destination is down, draining cannot help;
+     * stopping spools what memory holds. */
     srig_init(&r, "spool-corrupt",
               "{memory_max: 16KiB, spool_max: 1GiB, segment_bytes: 64KiB, fsync: batch}",
-              "[{logfmt: {}}, {timestamp: {field: ts, format: rfc3339}}]", NULL);
+              "[{logfmt: {}}, {timestamp: {field: ts, format: rfc3339}}]",
+              "shutdown_timeout: 1s\n");
     srig_outage(&r, true);
     srig_start(&r);
-    assert_true(sl_t_wait_until(srig_metric_ready, &r, 10000));
+    assert_true(sl_t_wait_until(srig_metric_ready, &r, sl_t_scaled_ms(10000)));
     srig_append_ids(r.in, 0, total, TS_BASE);
-    for (int i = 0; i < 300 && srig_metric(&r, "sluice_input_records_total") < (double)total; i++)
-        sl_t_sleep_ms(100);
-    sl_t_sleep_ms(500); /* the last checkpoint */
-    /* Stopping spools what memory holds: the whole run is on disk now. */
+    srig_goal read_all = {&r, "sluice_input_records_total", (double)total};
+    assert_true(sl_t_wait_until(srig_metric_at_least, &read_all, sl_t_scaled_ms(30000)));
+    /* Stopping spools what memory holds (and checkpoints after it): the
+     * whole run is on disk now. */
     assert_int_equal(srig_stop(&r, SIGTERM), 0);
     assert_int_equal(sl_lr_nentries(r.lr), 0);
 
@@ -151,13 +154,12 @@ static void test_export_and_corruption(void **st)
     srig_outage(&r, false);
     srig_start(&r);
     assert_true(srig_wait_ids(&r, total, total - damaged, 30000));
-    double corrupt = -1;
-    for (int i = 0; i < 100; i++) {
-        corrupt = srig_metric(&r, "sluice_spool_corrupt_entries_total");
-        if (corrupt >= 2 && srig_count(&r, total, NULL).distinct >= total - damaged) break;
-        sl_t_sleep_ms(100);
-    }
-    sl_t_sleep_ms(1000); /* nothing else may arrive */
+    srig_goal both = {&r, "sluice_spool_corrupt_entries_total", 2};
+    sl_t_wait_until(srig_metric_at_least, &both, sl_t_scaled_ms(10000));
+    double corrupt = srig_metric(&r, "sluice_spool_corrupt_entries_total");
+    /* A graceful stop sends everything the agent has: whatever else could
+     * arrive has arrived when it returns. */
+    assert_int_equal(srig_stop(&r, SIGTERM), 0);
     stally tl = srig_count(&r, total, NULL);
     fprintf(stderr,
             "corruption: sent=%ld damaged entries=2 (%ld records) received=%ld lost=%ld dups=%ld "
@@ -166,7 +168,6 @@ static void test_export_and_corruption(void **st)
     assert_true(corrupt == 2);
     assert_int_equal(tl.distinct, total - damaged);
     assert_int_equal(tl.dups, 0);
-    assert_int_equal(srig_stop(&r, SIGTERM), 0);
     free(sdir), free(exp), free(cli_log);
     srig_free(&r);
 }

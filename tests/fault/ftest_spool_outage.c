@@ -13,7 +13,7 @@ static void test_outage_longer_than_memory(void **st)
               NULL);
     srig_outage(&r, true);
     srig_start(&r);
-    assert_true(sl_t_wait_until(srig_metric_ready, &r, 10000));
+    assert_true(sl_t_wait_until(srig_metric_ready, &r, sl_t_scaled_ms(10000)));
     double t0 = srig_now();
     srig_append_ids(r.in, 0, total, 0);
     /* Once everything is read, all but what memory and the sink hold
@@ -41,7 +41,7 @@ static void test_outage_longer_than_memory(void **st)
     assert_true((read - written) * line_bytes <= held_max);
     assert_true(max_bytes > 0); /* compressed: sequential ids take ~1 byte each */
     assert_int_equal(sl_lr_nentries(r.lr), 0);
-    sl_t_sleep_ms(3000); /* the destination stays down a while longer */
+    sl_t_sleep_ms(1000); /* the destination stays down a while longer */
     assert_int_equal(sl_lr_nentries(r.lr), 0);
     srig_outage(&r, false);
     double t1 = srig_now();

@@ -40,6 +40,7 @@ typedef struct srig_outage_ctl {
 typedef struct srig {
     char *dir, *cfg, *log, *in, *data;
     pid_t pid;
+    int starts; /* agent_started lines the (appended) log should hold */
     sl_lr *lr;
     int mport;
     pthread_t outage_th;
@@ -150,11 +151,15 @@ static inline void srig_start(srig *r)
     r->pid = sl_t_spawn(argv, r->log);
     assert_true(r->pid > 0);
     srig_live_pid = r->pid;
+    /* Ready before anything else happens: a signal sent before main()
+     * blocks it ends the agent with 128+N, and timing starts here. */
+    r->starts++;
+    assert_true(sl_t_wait_log(r->log, "event=agent_started", r->starts, sl_t_scaled_ms(20000)));
 }
 
 static inline int srig_stop(srig *r, int sig)
 {
-    int rc = sl_t_stop(r->pid, sig, 60000);
+    int rc = sl_t_stop(r->pid, sig, sl_t_scaled_ms(60000));
     r->pid = 0;
     srig_live_pid = 0;
     return rc;
@@ -231,10 +236,14 @@ static inline stally srig_count(srig *r, long max_id, unsigned char **seen_out)
     return t;
 }
 
-/* Waits until want distinct ids of [0, max_id) arrived. */
+static inline double srig_now(void);
+
+/* Waits until want distinct ids of [0, max_id) arrived; timeout_ms is
+ * scaled under the sanitizers. */
 static inline bool srig_wait_ids(srig *r, long max_id, long want, int timeout_ms)
 {
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
+    double end = srig_now() + sl_t_scaled_ms(timeout_ms) / 1000.0;
+    while (srig_now() < end) {
         if (srig_count(r, max_id, NULL).distinct >= want) return true;
         sl_t_sleep_ms(100);
     }
@@ -252,6 +261,45 @@ static inline double srig_metric(srig *r, const char *name)
 static inline bool srig_metric_ready(void *arg)
 {
     return srig_metric(arg, "sluice_spool_bytes") >= 0;
+}
+
+/* For sl_t_wait_until: a metric of the agent reached a value. */
+typedef struct srig_goal {
+    srig *r;
+    const char *metric;
+    double at_least;
+} srig_goal;
+
+static inline bool srig_metric_at_least(void *arg)
+{
+    srig_goal *g = arg;
+    return srig_metric(g->r, g->metric) >= g->at_least;
+}
+
+/* For sl_t_wait_until: the receiver answered at least this many requests
+ * with an injected fault (a stall counts when it starts). */
+typedef struct srig_faults_goal {
+    srig *r;
+    uint64_t at_least;
+} srig_faults_goal;
+
+static inline bool srig_faults_at_least(void *arg)
+{
+    srig_faults_goal *g = arg;
+    sl_lr_stats st;
+    sl_lr_get_stats(g->r->lr, &st);
+    return st.faults >= g->at_least;
+}
+
+typedef struct srig_entries_goal {
+    srig *r;
+    size_t at_least;
+} srig_entries_goal;
+
+static inline bool srig_entries_at_least(void *arg)
+{
+    srig_entries_goal *g = arg;
+    return sl_lr_nentries(g->r->lr) >= g->at_least;
 }
 
 /* kB from /proc/<pid>/status, e.g. "VmHWM:"; -1 when absent. */

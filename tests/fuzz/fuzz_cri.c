@@ -40,11 +40,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(u);
         }
         sl_record r = {.line = {l, n}};
-        if (sl_cri_parse_record(b, &r, r.line, j, NULL) != 0)
-            sl_docker_parse_record(b, &r, r.line, j, NULL);
-        if (sl_cri_joiner_pending(j) > 512) abort();
+        if (sl_cri_parse_record(b, &r, r.line, j, NULL, NULL) != 0)
+            sl_docker_parse_record(b, &r, r.line, j, NULL, NULL);
+        /* Each stream holds less than max_bytes (256): a message reaching
+         * it is given out at once. */
+        if (sl_cri_joiner_pending(j) > 2 * 255) abort();
         s = i + 1;
     }
+    /* Unfinished messages come out whole when their time is up. */
+    sl_slice msg;
+    int64_t t;
+    int stream;
+    while (sl_cri_joiner_take(j, INT64_MAX, &msg, &t, &stream) == 0)
+        if (msg.n > 255 || (stream != SL_CRI_STDOUT && stream != SL_CRI_STDERR)) abort();
+    if (sl_cri_joiner_pending(j) != 0) abort();
 out:
     sl_cri_joiner_free(j);
     if (b) sl_batch_unref(b);

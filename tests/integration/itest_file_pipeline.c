@@ -15,6 +15,7 @@
 
 typedef struct fixture {
     char *dir, *cfg, *in, *out, *log;
+    int starts; /* agent_started lines the log should hold */
 } fixture;
 
 static int setup(void **st)
@@ -56,11 +57,15 @@ static int teardown(void **st)
     return 0;
 }
 
+/* Starts the agent and waits for its readiness: a SIGTERM that comes
+ * before its main() blocked the signal would end it with 143, not 0. */
 static pid_t start_agent(fixture *f)
 {
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", f->cfg, NULL};
     pid_t pid = sl_t_spawn(argv, f->log);
     assert_true(pid > 0);
+    f->starts++;
+    assert_true(sl_t_wait_log(f->log, "event=agent_started", f->starts, sl_t_scaled_ms(20000)));
     return pid;
 }
 
@@ -125,13 +130,13 @@ static void test_graceful_restart_exactly_once(void **st)
     const long total = 100000;
     pid_t pid = start_agent(f);
     write_lines(f, 0, total / 2);
-    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
     write_lines(f, total / 2, total * 3 / 4); /* written while it is down */
     pid = start_agent(f);
     write_lines(f, total * 3 / 4, total);
-    assert_true(sl_t_wait_lines(f->out, total, 60000));
-    sl_t_sleep_ms(300); /* anything extra would show up now */
-    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    assert_true(sl_t_wait_lines(f->out, total, sl_t_scaled_ms(60000)));
+    /* A graceful stop drains everything: anything extra is written by then. */
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
     tally t = check_output(f->out, total);
     assert_int_equal(t.lost, 0);
     assert_int_equal(t.dups, 0);
@@ -150,12 +155,11 @@ static void test_kill9_loses_nothing(void **st)
     for (long from = 0; from < total; from += step) {
         write_lines(f, from, from + step);
         sl_t_sleep_ms(50 + (int)(from % 7) * 20);
-        assert_int_equal(sl_t_stop(pid, SIGKILL, 5000), 128 + SIGKILL);
+        assert_int_equal(sl_t_stop(pid, SIGKILL, sl_t_scaled_ms(5000)), 128 + SIGKILL);
         pid = start_agent(f);
     }
-    assert_true(sl_t_wait_lines(f->out, total, 60000));
-    sl_t_sleep_ms(300);
-    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    assert_true(sl_t_wait_lines(f->out, total, sl_t_scaled_ms(60000)));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
     tally t = check_output(f->out, total);
     assert_int_equal(t.lost, 0);
     assert_int_equal(t.malformed, 0);

@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/metrics.h"
+#include "core/log.h"
 #include "parsers/chain.h"
 #include "tests/helpers.h"
 
@@ -368,6 +369,87 @@ static void test_cri_held_piece_delays_ack(void **state)
     fx_free(&fx);
 }
 
+/* A message whose final piece never comes: after flush_partial_after it
+ * is shipped as it is in a batch of its own (marked, counted, through the
+ * steps after the joining one), and the batches holding its pieces are
+ * acknowledged once that batch is; a message reaching max_bytes ships at
+ * once. Neither holds the checkpoint. */
+static int64_t partials(const char *input, const char *reason)
+{
+    char l[256];
+    sl_metric_labels(l, sizeof l, "input", input, "reason", reason);
+    int64_t v = sl_metrics_value("sluice_parse_partial_flushed_total", l);
+    return v < 0 ? 0 : v;
+}
+
+static void test_cri_unfinished_ships(void **state)
+{
+    (void)state;
+    fixture fx = {0};
+    sl_chain *c = chain_from(&fx, "in_cri_orphan",
+                             "parse:\n  - cri: {max_bytes: 64, flush_partial_after: 1s}\n"
+                             "  - kubernetes:\n");
+    const char *A = "/var/log/containers/a_ns_c-0123456789ab.log";
+    sl_watermark *w = sl_watermark_new(0);
+    const char *l1[] = {"2023-10-06T00:17:09Z stdout P first ",
+                        "2023-10-06T00:17:10Z stdout P second"};
+    sl_batch *b1 = batch_of(A, l1, 2);
+    sl_watermark_issue(w, 0, 100);
+    b1->ticket = (sl_ack_ticket){sl_watermark_ref(w), 0, 100};
+    sl_chain_run(c, b1);
+    assert_true(b1->records[0].flags & SL_RF_DROPPED);
+    assert_true(b1->records[1].flags & SL_RF_DROPPED);
+    int64_t now = sl_monotonic_ns();
+    assert_null(sl_chain_take_partials(c, now)); /* not waited long enough */
+    int64_t before = partials("in_cri_orphan", "flush_partial_after");
+    sl_batch *nb = sl_chain_take_partials(c, now + 2 * SEC);
+    assert_non_null(nb);
+    assert_null(sl_chain_take_partials(c, now + 2 * SEC));
+    assert_int_equal(partials("in_cri_orphan", "flush_partial_after") - before, 1);
+    assert_int_equal(nb->nrecords, 1);
+    sl_record *r = &nb->records[0];
+    expect_line(r, "first second");
+    expect_field(r, "stream", "stdout");
+    expect_field(r, "partial", "flush_partial_after");
+    expect_field(r, "pod", "a"); /* the steps after cri ran */
+    assert_int_equal(r->time_ns, (int64_t)1696551429 * SEC);
+    assert_string_equal(nb->source, A);
+    sl_batch_done(b1); /* delivered, but its pieces ship in nb */
+    assert_int_equal(sl_watermark_get(w), 0);
+    sl_batch_done(nb);
+    assert_int_equal(sl_watermark_get(w), 100);
+
+    /* Reaching max_bytes: shipped by the record that reached it. */
+    before = partials("in_cri_orphan", "max_bytes");
+    const char *l2[] = {"2023-10-06T00:17:11Z stdout P 0123456789012345678901234567890123456789",
+                        "2023-10-06T00:17:12Z stdout P abcdefghijabcdefghijabcdefghij",
+                        "2023-10-06T00:17:13Z stdout F tail"};
+    sl_batch *b2 = batch_of(A, l2, 3);
+    sl_watermark_issue(w, 100, 200);
+    b2->ticket = (sl_ack_ticket){sl_watermark_ref(w), 100, 200};
+    sl_chain_run(c, b2);
+    assert_true(b2->records[0].flags & SL_RF_DROPPED);
+    expect_line(&b2->records[1],
+                "0123456789012345678901234567890123456789abcdefghijabcdefghijabcdefghij");
+    expect_field(&b2->records[1], "partial", "max_bytes");
+    expect_line(&b2->records[2], "tail");
+    assert_null(field(&b2->records[2], "partial"));
+    assert_int_equal(partials("in_cri_orphan", "max_bytes") - before, 1);
+    sl_batch_done(b2);
+    assert_int_equal(sl_watermark_get(w), 200);
+
+    /* Stopping with a piece held: it stays unacknowledged (read again). */
+    const char *l3[] = {"2023-10-06T00:17:14Z stdout P held at stop"};
+    sl_batch *b3 = batch_of(A, l3, 1);
+    sl_watermark_issue(w, 200, 230);
+    b3->ticket = (sl_ack_ticket){sl_watermark_ref(w), 200, 230};
+    sl_chain_run(c, b3);
+    sl_batch_done(b3);
+    fx_free(&fx);
+    assert_int_equal(sl_watermark_get(w), 200);
+    sl_watermark_unref(w);
+}
+
 static void test_docker(void **state)
 {
     (void)state;
@@ -632,6 +714,7 @@ int main(void)
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_cri_partial_join_per_source),
         cmocka_unit_test(test_cri_held_piece_delays_ack),
+        cmocka_unit_test(test_cri_unfinished_ships),
         cmocka_unit_test(test_docker),
         cmocka_unit_test(test_syslog),
         cmocka_unit_test(test_timestamp_formats),

@@ -193,10 +193,10 @@ static void test_joiner(void **st)
     assert_int_equal(sl_cri_joiner_new(32, &j), 0);
     sl_slice m;
     int64_t t;
-    bool trunc;
+    unsigned flags;
     /* Whole lines pass through without a copy. */
     sl_cri_line a = piece("whole", SL_CRI_STDOUT, false, 1);
-    assert_int_equal(sl_cri_joiner_add(j, &a, &m, &t, &trunc), 0);
+    assert_int_equal(sl_cri_joiner_add(j, &a, &m, &t, &flags), 0);
     assert_ptr_equal(m.p, a.msg.p);
     assert_int_equal(t, 1);
     /* Interleaved streams join separately; the time is the first piece's. */
@@ -205,35 +205,63 @@ static void test_joiner(void **st)
     sl_cri_line p2 = piece("out-2 ", SL_CRI_STDOUT, true, 12);
     sl_cri_line e2 = piece("err-end", SL_CRI_STDERR, false, 13);
     sl_cri_line p3 = piece("out-end", SL_CRI_STDOUT, false, 14);
-    assert_int_equal(sl_cri_joiner_add(j, &p1, &m, &t, &trunc), SL_EAGAIN);
-    assert_int_equal(sl_cri_joiner_add(j, &e1, &m, &t, &trunc), SL_EAGAIN);
-    assert_int_equal(sl_cri_joiner_add(j, &p2, &m, &t, &trunc), SL_EAGAIN);
+    assert_int_equal(sl_cri_joiner_add(j, &p1, &m, &t, &flags), SL_EAGAIN);
+    assert_int_equal(sl_cri_joiner_add(j, &e1, &m, &t, &flags), SL_EAGAIN);
+    assert_int_equal(sl_cri_joiner_add(j, &p2, &m, &t, &flags), SL_EAGAIN);
     assert_int_equal(sl_cri_joiner_pending(j), 18);
-    assert_int_equal(sl_cri_joiner_add(j, &e2, &m, &t, &trunc), 0);
+    assert_int_equal(sl_cri_joiner_add(j, &e2, &m, &t, &flags), 0);
     assert_slice(m, "err-1 err-end");
     assert_int_equal(t, 11);
-    assert_false(trunc);
-    assert_int_equal(sl_cri_joiner_add(j, &p3, &m, &t, &trunc), 0);
+    assert_int_equal(flags, 0);
+    assert_int_equal(sl_cri_joiner_add(j, &p3, &m, &t, &flags), 0);
     assert_slice(m, "out-1 out-2 out-end");
     assert_int_equal(t, 10);
     assert_int_equal(sl_cri_joiner_pending(j), 0);
-    /* Over the bound: the first 32 bytes are kept, flagged. */
+    /* Reaching the bound: given out at once, whole and marked; the next
+     * pieces start a new message, so nothing is cut and nothing waits. */
     sl_cri_line big = piece("0123456789abcdefghij", SL_CRI_STDOUT, true, 20);
-    assert_int_equal(sl_cri_joiner_add(j, &big, &m, &t, &trunc), SL_EAGAIN);
-    assert_int_equal(sl_cri_joiner_add(j, &big, &m, &t, &trunc), SL_EAGAIN);
-    assert_int_equal(sl_cri_joiner_pending(j), 32);
+    assert_int_equal(sl_cri_joiner_add(j, &big, &m, &t, &flags), SL_EAGAIN);
+    assert_int_equal(sl_cri_joiner_pending(j), 20);
+    assert_int_equal(sl_cri_joiner_add(j, &big, &m, &t, &flags), 0);
+    assert_int_equal(m.n, 40);
+    assert_memory_equal(m.p, "0123456789abcdefghij0123456789abcdefghij", 40);
+    assert_int_equal(flags, SL_CRI_CUT_SIZE);
+    assert_int_equal(t, 20);
+    assert_int_equal(sl_cri_joiner_pending(j), 0);
     sl_cri_line end = piece("END", SL_CRI_STDOUT, false, 21);
-    assert_int_equal(sl_cri_joiner_add(j, &end, &m, &t, &trunc), 0);
-    assert_int_equal(m.n, 32);
-    assert_memory_equal(m.p, "0123456789abcdefghij0123456789ab", 32);
-    assert_true(trunc);
+    assert_int_equal(sl_cri_joiner_add(j, &end, &m, &t, &flags), 0);
+    assert_slice(m, "END");
+    assert_int_equal(flags, 0);
+    /* A final piece past the bound completes its message, not cut. */
+    assert_int_equal(sl_cri_joiner_add(j, &big, &m, &t, &flags), SL_EAGAIN);
+    sl_cri_line last = piece("0123456789abcdefghij-end", SL_CRI_STDOUT, false, 22);
+    assert_int_equal(sl_cri_joiner_add(j, &last, &m, &t, &flags), 0);
+    assert_int_equal(m.n, 44);
+    assert_int_equal(flags, 0);
+    /* A message whose final piece never comes is taken out once it waited
+     * long enough (held_before), one stream at a time. */
+    sl_cri_line o1 = piece("orphan-out", SL_CRI_STDOUT, true, 40);
+    sl_cri_line o2 = piece("orphan-err", SL_CRI_STDERR, true, 41);
+    assert_int_equal(sl_cri_joiner_add(j, &o1, &m, &t, &flags), SL_EAGAIN);
+    assert_int_equal(sl_cri_joiner_add(j, &o2, &m, &t, &flags), SL_EAGAIN);
+    int stream = -1;
+    assert_int_equal(sl_cri_joiner_take(j, 0, &m, &t, &stream), SL_ENOENT); /* too young */
+    assert_int_equal(sl_cri_joiner_take(j, INT64_MAX, &m, &t, &stream), 0);
+    assert_slice(m, "orphan-out");
+    assert_int_equal(t, 40);
+    assert_int_equal(stream, SL_CRI_STDOUT);
+    assert_int_equal(sl_cri_joiner_take(j, INT64_MAX, &m, &t, &stream), 0);
+    assert_slice(m, "orphan-err");
+    assert_int_equal(stream, SL_CRI_STDERR);
+    assert_int_equal(sl_cri_joiner_take(j, INT64_MAX, &m, &t, &stream), SL_ENOENT);
+    assert_int_equal(sl_cri_joiner_pending(j), 0);
     /* Escaped docker pieces are unescaped on the way in. */
     sl_cri_line d1 = {30, SL_CRI_STDOUT, true, true, {"a\\tb", 4}};
     sl_cri_line d2 = {31, SL_CRI_STDOUT, false, true, {"\\u00e9", 6}};
-    assert_int_equal(sl_cri_joiner_add(j, &d1, &m, &t, &trunc), SL_EAGAIN);
-    assert_int_equal(sl_cri_joiner_add(j, &d2, &m, &t, &trunc), 0);
+    assert_int_equal(sl_cri_joiner_add(j, &d1, &m, &t, &flags), SL_EAGAIN);
+    assert_int_equal(sl_cri_joiner_add(j, &d2, &m, &t, &flags), 0);
     assert_slice(m, "a\tb\xc3\xa9");
-    assert_false(trunc);
+    assert_int_equal(flags, 0);
     sl_cri_joiner_free(j);
 }
 
@@ -253,17 +281,17 @@ static void test_parse_record(void **st)
     sl_err e = {0};
     for (int i = 0; i < 4; i++)
         r[i] = sl_batch_add(b, (sl_slice){lines[i], strlen(lines[i])}, 5, 0);
-    assert_int_equal(sl_cri_parse_record(b, r[0], r[0]->line, j, &e), 0);
+    assert_int_equal(sl_cri_parse_record(b, r[0], r[0]->line, j, NULL, &e), 0);
     assert_true(r[0]->flags & SL_RF_DROPPED); /* held in the joiner */
-    assert_int_equal(sl_cri_parse_record(b, r[1], r[1]->line, j, &e), 0);
+    assert_int_equal(sl_cri_parse_record(b, r[1], r[1]->line, j, NULL, &e), 0);
     assert_slice(r[1]->line, "first half, second half");
     assert_int_equal(r[1]->time_ns, T0);
     assert_false(r[1]->flags & SL_RF_DROPPED);
     assert_slice(sl_record_field(r[1], "stream", 6)->val, "stdout");
-    assert_int_equal(sl_cri_parse_record(b, r[2], r[2]->line, j, &e), 0);
+    assert_int_equal(sl_cri_parse_record(b, r[2], r[2]->line, j, NULL, &e), 0);
     assert_ptr_equal(r[2]->line.p, lines[2] + 30); /* zero copy */
     assert_slice(sl_record_field(r[2], "stream", 6)->val, "stderr");
-    assert_int_equal(sl_cri_parse_record(b, r[3], r[3]->line, j, &e), SL_EPARSE);
+    assert_int_equal(sl_cri_parse_record(b, r[3], r[3]->line, j, NULL, &e), SL_EPARSE);
     assert_int_equal(r[3]->time_ns, 5);
     assert_ptr_equal(r[3]->line.p, lines[3]);
     assert_int_equal(r[3]->nfields, 0);
@@ -272,7 +300,7 @@ static void test_parse_record(void **st)
         "{\"log\":\"caf\\u00e9 \\\"ok\\\"\\n\",\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:"
         "09.669794202Z\"}";
     sl_record *rd = sl_batch_add(b, (sl_slice){dl, strlen(dl)}, 0, 0);
-    assert_int_equal(sl_docker_parse_record(b, rd, rd->line, NULL, &e), 0);
+    assert_int_equal(sl_docker_parse_record(b, rd, rd->line, NULL, NULL, &e), 0);
     assert_slice(rd->line, "caf\xc3\xa9 \"ok\"");
     assert_int_equal(rd->time_ns, T0);
     sl_cri_joiner_free(j);
@@ -373,9 +401,9 @@ static void test_truncation_and_garbage(void **st)
             int k = sl_k8s_from_path(d, cut, &m);
             if (cut == n) whole += (a == 0) + (c == 0) + (k == 0);
             sl_record r = {.line = {d, cut}};
-            sl_cri_parse_record(b, &r, r.line, j, NULL);
+            sl_cri_parse_record(b, &r, r.line, j, NULL, NULL);
             sl_record r2 = {.line = {d, cut}};
-            sl_docker_parse_record(b, &r2, r2.line, j, NULL);
+            sl_docker_parse_record(b, &r2, r2.line, j, NULL, NULL);
             free(d);
         }
     }
@@ -393,8 +421,8 @@ static void test_truncation_and_garbage(void **st)
         if (sl_docker_parse(d, n, &l, NULL) == 0) {
             sl_slice mm;
             int64_t t;
-            bool tr;
-            sl_cri_joiner_add(j, &l, &mm, &t, &tr);
+            unsigned fl;
+            sl_cri_joiner_add(j, &l, &mm, &t, &fl);
         }
         sl_cri_parse(d, n, &l, NULL);
         free(d);

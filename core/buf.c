@@ -1,6 +1,7 @@
 #include "core/buf.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +135,144 @@ int sl_buf_json_escape(sl_buf *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
     b->p[b->len] = '\0';
     return replaced;
+}
+
+/* Where the escaper is: output and input positions, returned in registers
+ * (an input index whose address is taken lives in memory in the loop). */
+typedef struct esc_pos {
+    char *o;
+    size_t i;
+} esc_pos;
+
+/* A stop byte other than '"' and '\\': a control byte, or a run of UTF-8
+ * sequences (each checked whole, copied or replaced). */
+static esc_pos escape_rare(char *o, const unsigned char *s, size_t n, size_t i, size_t *replaced)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char c = s[i];
+    if (c < 0x80) {
+        *o++ = '\\';
+        switch (c) {
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        default:
+            *o++ = 'u', *o++ = '0', *o++ = '0';
+            *o++ = hex[c >> 4], *o++ = hex[c & 15];
+        }
+        return (esc_pos){o, i + 1};
+    }
+    /* Non-ASCII text comes in runs (a word of Cyrillic, CJK, emoji): stay
+     * here until the next ASCII byte. */
+    while (i < n && s[i] >= 0x80) {
+        int len = sl_utf8_seq(s + i, n - i);
+        if (len > 0) {
+            memcpy(o, s + i, (size_t)len);
+            i += (size_t)len;
+            o += len;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            i += (size_t)-len;
+            o += 3;
+            (*replaced)++;
+        }
+    }
+    return (esc_pos){o, i};
+}
+
+/* '"' and '\\' are most stops in JSON text (a logged JSON line is full of
+ * them): inline; the rest out of line. */
+static inline esc_pos escape_stop(char *o, const unsigned char *s, size_t n, size_t i,
+                                  size_t *replaced)
+{
+    unsigned char c = s[i];
+    if (c == '"' || c == '\\') {
+        o[0] = '\\', o[1] = (char)c;
+        return (esc_pos){o + 2, i + 1};
+    }
+    return escape_rare(o, s, n, i, replaced);
+}
+
+static inline bool is_stop(unsigned char c)
+{
+    return c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
+}
+
+/* Fewer than a vector's bytes: eight at a time with word arithmetic, then
+ * one at a time; never reads past s + n. */
+static esc_pos escape_tail(char *o, const unsigned char *s, size_t n, size_t i, size_t *replaced)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    while (i + 8 <= n) {
+        uint64_t x, q, b;
+        memcpy(&x, s + i, 8);
+        memcpy(o, &x, 8);
+        q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        /* Each term flags its lowest matching byte exactly (borrows only
+         * reach bytes above it), so the lowest flag is the first stop. */
+        uint64_t m = (x & high) | ((x - ones * 0x20) & ~x & high) | ((q - ones) & ~q & high) |
+                     ((b - ones) & ~b & high);
+        if (!m) {
+            i += 8, o += 8;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctzll(m) / 8;
+        esc_pos p = escape_stop(o + k, s, n, i + k, replaced);
+        o = p.o, i = p.i;
+    }
+#endif
+    while (i < n) {
+        if (!is_stop(s[i])) {
+            *o++ = (char)s[i++];
+            continue;
+        }
+        esc_pos p = escape_stop(o, s, n, i, replaced);
+        o = p.o, i = p.i;
+    }
+    return (esc_pos){o, i};
+}
+
+#if defined(__x86_64__) || defined(__SSE2__)
+#include <emmintrin.h>
+
+/* Bytes of a 16-byte block that stop the copy: below 0x20 or at/above 0x80
+ * (one signed compare covers both), '"' and '\\'. */
+static inline unsigned stop_mask(__m128i v)
+{
+    __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
+size_t sl_json_escape_to(char *dst, const char *src, size_t n, size_t *replaced)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    char *o = dst;
+    size_t i = 0;
+#if defined(__x86_64__) || defined(__SSE2__)
+    /* Each block is stored whole before it is looked at: when it holds a
+     * stop byte, only the bytes before it count and the rest is rewritten. */
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        _mm_storeu_si128((__m128i *)o, v);
+        unsigned m = stop_mask(v);
+        if (!m) {
+            i += 16, o += 16;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctz(m);
+        esc_pos p = escape_stop(o + k, s, n, i + k, replaced);
+        o = p.o, i = p.i;
+    }
+#endif
+    return (size_t)(escape_tail(o, s, n, i, replaced).o - dst);
 }

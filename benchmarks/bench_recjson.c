@@ -73,8 +73,8 @@ static sl_batch *parse_batch(sl_chain *chain, const sl_slice *lines, size_t from
 }
 
 /* One pass of the whole pipeline; returns seconds, adds output bytes. */
-static double pipeline(sl_chain *chain, const sl_slice *lines, size_t nlines, int json,
-                       sl_buf *out, int devnull, uint64_t *outbytes)
+static double pipeline(sl_chain *chain, const sl_slice *lines, size_t nlines, int json, sl_buf *out,
+                       int devnull, uint64_t *outbytes)
 {
     double t0 = now_s();
     for (size_t i = 0; i < nlines; i += BATCH) {

@@ -29,7 +29,7 @@ int sl_buf_json_escape(sl_buf *b, const char *s, size_t n);
 /* Room sl_json_escape_to may touch for n input bytes: the worst case (every
  * byte \u00XX) plus one vector of slack its block stores may write past the
  * end of the output. */
-#define SL_JSON_ESCAPE_ROOM(n) ((n) * 6 + 32)
+#define SL_JSON_ESCAPE_ROOM(n) ((n)*6 + 32)
 /* The same escaping as sl_buf_json_escape, byte for byte, into dst (room
  * for SL_JSON_ESCAPE_ROOM(n) bytes), 16 bytes a step where nothing needs
  * escaping: the hot path of the record -> JSON encoders. Returns the bytes

@@ -228,7 +228,8 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         o = first ? put_lit(o, "\"fields\":{", 10) : put_lit(o, ",\"fields\":{", 11);
         int ffirst = 1;
         for (uint32_t i = 0; i < r->nfields; i++)
-            if (!(r->fields[i].flags & SL_FF_REMOVED)) o = put_field(o, &r->fields[i], &ffirst, &bad);
+            if (!(r->fields[i].flags & SL_FF_REMOVED))
+                o = put_field(o, &r->fields[i], &ffirst, &bad);
         *o++ = '}';
         first = 0;
     }

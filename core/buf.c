@@ -10,7 +10,7 @@
 #include "core/utf8.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define SL_SSSE3 __attribute__((target("ssse3")))
+#define SL_SSSE3 __attribute__((target("ssse3,popcnt")))
 #endif
 
 #define BUF_DEFAULT_LIMIT ((size_t)1 << 30)
@@ -330,8 +330,9 @@ size_t sl_json_escape_to(char *dst, const char *src, size_t n, size_t *replaced)
     esc_pos p = {dst, 0};
 #if defined(__x86_64__) && defined(__GNUC__)
     if (n >= 16)
-        p = __builtin_cpu_supports("ssse3") ? escape_ssse3(dst, s, n, 0, replaced)
-                                            : escape_sse2(dst, s, n, 0, replaced);
+        p = __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt")
+                ? escape_ssse3(dst, s, n, 0, replaced)
+                : escape_sse2(dst, s, n, 0, replaced);
 #endif
     return (size_t)(escape_tail(p.o, s, n, p.i, replaced).o - dst);
 }

@@ -298,22 +298,30 @@ static esc_pos escape_sse2(char *o, const unsigned char *s, size_t n, size_t i, 
 
 /* A logged JSON line has a '"' or '\\' every few bytes: where those are a
  * block's only stops, the block is escaped whole by two shuffles, without
- * a branch per stop. */
-SL_SSSE3 static esc_pos escape_ssse3(char *o, const unsigned char *s, size_t n, size_t i,
+ * a branch per stop. Blocks are loaded while 16 bytes are readable (lim),
+ * so a short field inside a longer line needs no byte-at-a-time tail; the
+ * bytes at and past n are masked out and what was stored for them is
+ * overwritten later. */
+SL_SSSE3 static esc_pos escape_ssse3(char *o, const unsigned char *s, size_t n, size_t lim,
                                      size_t *replaced)
 {
-    while (i + 16 <= n) {
+    size_t i = 0;
+    while (i < n && i + 16 <= lim) {
         __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
         _mm_storeu_si128((__m128i *)o, v);
-        unsigned m = stop_mask(v);
+        size_t step = n - i >= 16 ? 16 : n - i;
+        unsigned valid = step == 16 ? 0xffffu : (1u << step) - 1;
+        unsigned m = stop_mask(v) & valid;
         if (!m) {
-            i += 16, o += 16;
+            i += step, o += step;
             continue;
         }
-        if (m == quote_mask(v)) {
+        if (m == (quote_mask(v) & valid)) {
+            char *start = o;
             o = spread8(o, v, m & 0xff);
-            o = spread8(o, _mm_srli_si128(v, 8), m >> 8);
-            i += 16;
+            spread8(o, _mm_srli_si128(v, 8), m >> 8);
+            o = start + step + __builtin_popcount(m);
+            i += step;
             continue;
         }
         unsigned k = (unsigned)__builtin_ctz(m);
@@ -324,15 +332,23 @@ SL_SSSE3 static esc_pos escape_ssse3(char *o, const unsigned char *s, size_t n, 
 }
 #endif
 
-size_t sl_json_escape_to(char *dst, const char *src, size_t n, size_t *replaced)
+size_t sl_json_escape_within(char *dst, const char *src, size_t n, size_t readable,
+                             size_t *replaced)
 {
     const unsigned char *s = (const unsigned char *)src;
     esc_pos p = {dst, 0};
+    if (readable < n) readable = n;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (n >= 16)
-        p = __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt")
-                ? escape_ssse3(dst, s, n, 0, replaced)
-                : escape_sse2(dst, s, n, 0, replaced);
+    if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt")) {
+        if (readable >= 16) p = escape_ssse3(dst, s, n, readable, replaced);
+    } else if (n >= 16) {
+        p = escape_sse2(dst, s, n, 0, replaced);
+    }
 #endif
     return (size_t)(escape_tail(p.o, s, n, p.i, replaced).o - dst);
+}
+
+size_t sl_json_escape_to(char *dst, const char *src, size_t n, size_t *replaced)
+{
+    return sl_json_escape_within(dst, src, n, n, replaced);
 }

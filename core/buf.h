@@ -35,5 +35,9 @@ int sl_buf_json_escape(sl_buf *b, const char *s, size_t n);
  * escaping: the hot path of the record -> JSON encoders. Returns the bytes
  * written; adds the number of U+FFFD replacements to *replaced. */
 size_t sl_json_escape_to(char *dst, const char *s, size_t n, size_t *replaced);
+/* The same, where the caller knows s[n..readable) may be read too (a field
+ * slice inside its record's line): short strings then go 16 bytes at a
+ * time as well. Those bytes are read, never escaped or written. */
+size_t sl_json_escape_within(char *dst, const char *s, size_t n, size_t readable, size_t *replaced);
 
 #endif

@@ -148,12 +148,21 @@ static inline char *put_lit(char *o, const char *s, size_t n)
     return o + n;
 }
 
-static inline char *put_escaped(char *o, sl_slice v, size_t *bad)
+/* How many bytes from v.p may be read: to the end of the line when v lies
+ * inside it (the parsers' slices mostly do), else v itself. */
+static inline size_t readable(sl_slice v, sl_slice line)
 {
-    return o + sl_json_escape_to(o, v.p, v.n, bad);
+    uintptr_t p = (uintptr_t)v.p, lo = (uintptr_t)line.p, hi = lo + line.n;
+    if (p >= lo && p <= hi && v.n <= hi - p) return hi - p;
+    return v.n;
 }
 
-static char *put_field(char *o, const sl_field *f, int *first, size_t *bad)
+static inline char *put_escaped(char *o, sl_slice v, sl_slice line, size_t *bad)
+{
+    return o + sl_json_escape_within(o, v.p, v.n, readable(v, line), bad);
+}
+
+static char *put_field(char *o, const sl_field *f, sl_slice line, int *first, size_t *bad)
 {
     if (!*first) *o++ = ',';
     *first = 0;
@@ -161,12 +170,12 @@ static char *put_field(char *o, const sl_field *f, int *first, size_t *bad)
     if (f->flags & SL_FF_KEY_ESCAPED)
         o = put_lit(o, f->key.p, f->key.n);
     else
-        o = put_escaped(o, f->key, bad);
+        o = put_escaped(o, f->key, line, bad);
     *o++ = '"', *o++ = ':';
     switch (f->type) {
     case SL_V_STRING:
         *o++ = '"';
-        o = put_escaped(o, f->val, bad);
+        o = put_escaped(o, f->val, line, bad);
         *o++ = '"';
         break;
     case SL_V_ESCAPED:
@@ -228,7 +237,7 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
     }
     if (parts & SL_RJ_LINE) {
         o = first ? put_lit(o, "\"line\":\"", 8) : put_lit(o, ",\"line\":\"", 9);
-        o = put_escaped(o, r->line, &bad);
+        o = put_escaped(o, r->line, r->line, &bad);
         *o++ = '"';
         first = 0;
     }
@@ -237,18 +246,19 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         int ffirst = 1;
         for (uint32_t i = 0; i < r->nfields; i++)
             if (!(r->fields[i].flags & SL_FF_REMOVED))
-                o = put_field(o, &r->fields[i], &ffirst, &bad);
+                o = put_field(o, &r->fields[i], r->line, &ffirst, &bad);
         *o++ = '}';
         first = 0;
     }
     if (parts & SL_RJ_LABELS) {
         o = first ? put_lit(o, "\"labels\":{", 10) : put_lit(o, ",\"labels\":{", 11);
         int lfirst = 1;
-        for (uint32_t i = 0; i < b->nlabels; i++) o = put_field(o, &b->labels[i], &lfirst, &bad);
+        for (uint32_t i = 0; i < b->nlabels; i++)
+            o = put_field(o, &b->labels[i], r->line, &lfirst, &bad);
         for (uint32_t i = 0; i < r->nfields; i++) {
             const sl_field *f = &r->fields[i];
             if ((f->flags & SL_FF_LABEL) && !(f->flags & SL_FF_REMOVED))
-                o = put_field(o, f, &lfirst, &bad);
+                o = put_field(o, f, r->line, &lfirst, &bad);
         }
         *o++ = '}';
     }

@@ -101,6 +101,19 @@ static void test_escape_matches_reference(void **st)
         assert_int_equal(len, ref.len);
         if (len) assert_memory_equal(out, ref.p, len);
         assert_int_equal(bad, (size_t)ref_bad);
+        /* the same bytes inside a longer readable buffer */
+        size_t extra = rnd(40);
+        unsigned char *wide = malloc(n + extra + 1);
+        assert_non_null(wide);
+        memcpy(wide, in, n);
+        hostile(wide + n, extra);
+        bad = 0;
+        memset(out, 0, SL_JSON_ESCAPE_ROOM(n));
+        len = sl_json_escape_within(out, (char *)wide, n, n + extra, &bad);
+        assert_int_equal(len, ref.len);
+        if (len) assert_memory_equal(out, ref.p, len);
+        assert_int_equal(bad, (size_t)ref_bad);
+        free(wide);
         free(out);
         free(in);
         sl_buf_free(&ref);
@@ -198,6 +211,16 @@ static sl_slice pool_text(pool *pl, size_t maxlen)
     return (sl_slice){c, n};
 }
 
+/* A slice inside the line, as the parsers make them (the fast path reads
+ * on to the line's end there). */
+static sl_slice inside(sl_slice line, size_t maxlen)
+{
+    if (line.n == 0) return line;
+    size_t at = rnd((uint32_t)line.n + 1);
+    size_t n = rnd((uint32_t)(line.n - at < maxlen ? line.n - at : maxlen) + 1);
+    return (sl_slice){line.p + at, n};
+}
+
 static int64_t random_time(void)
 {
     switch (rnd(4)) {
@@ -232,7 +255,10 @@ static void test_record_matches_reference(void **st)
             static const int types[] = {SL_V_STRING, SL_V_STRING, SL_V_ESCAPED, SL_V_NUMBER,
                                         SL_V_TRUE,   SL_V_NULL,   SL_V_OBJECT,  SL_V_ARRAY};
             int type = types[rnd(8)];
-            sl_field *f = sl_record_add_field(b, r, pool_text(&pl, 16), pool_text(&pl, 80), type);
+            int in_line = rnd(2);
+            sl_slice key = in_line ? inside(r->line, 16) : pool_text(&pl, 16);
+            sl_slice val = in_line ? inside(r->line, 80) : pool_text(&pl, 80);
+            sl_field *f = sl_record_add_field(b, r, key, val, type);
             assert_non_null(f);
             if (rnd(6) == 0) f->flags |= SL_FF_REMOVED;
             if (rnd(4) == 0) f->flags |= SL_FF_LABEL;

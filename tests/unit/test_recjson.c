@@ -4,7 +4,8 @@
  * UTF-8 (cut at the end, overlong, surrogates, stray continuations), all
  * lengths around the 8- and 16-byte steps, every field type and flag, times
  * across the whole int64 range. Output must be byte-identical, and so must
- * the replacement counts. Inputs sit at the very end of their allocation
+ * the replacement counts; every pattern of '"' and '\\' in a 16-byte block
+ * goes through the shuffle table. Inputs sit at the very end of their allocation
  * so a read past them shows under ASan. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -116,6 +117,28 @@ static void test_escape_matches_reference(void **st)
         free(wide);
         free(out);
         free(in);
+        sl_buf_free(&ref);
+    }
+}
+
+/* Every 16-bit pattern of '"'/'\\' in a block (the shuffle table's rows,
+ * in both halves), with and without bytes after the block. */
+static void test_escape_every_quote_pattern(void **st)
+{
+    (void)st;
+    char in[24], out[SL_JSON_ESCAPE_ROOM(24)];
+    for (uint32_t m = 0; m < 65536; m++) {
+        for (int k = 0; k < 16; k++) in[k] = (m >> k & 1) ? (k & 1 ? '"' : '\\') : (char)('a' + k);
+        memcpy(in + 16, "tail-xyz", 8);
+        size_t n = 16 + (m % 9);
+        sl_buf ref;
+        sl_buf_init(&ref, 0);
+        assert_int_equal(sl_buf_json_escape(&ref, in, n), 0);
+        size_t bad = 0;
+        size_t len = sl_json_escape_to(out, in, n, &bad);
+        assert_int_equal(len, ref.len);
+        assert_memory_equal(out, ref.p, len);
+        assert_int_equal(bad, 0);
         sl_buf_free(&ref);
     }
 }
@@ -319,6 +342,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape_matches_reference),
+        cmocka_unit_test(test_escape_every_quote_pattern),
         cmocka_unit_test(test_record_matches_reference),
         cmocka_unit_test(test_record_near_limit),
     };

@@ -218,7 +218,8 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
     /* The sinks walk a batch in order: while this record is written, have
      * the next one's field array (written by the parser a while ago, often
      * out of cache by now) on its way. */
-    if (r >= b->records && r + 1 < b->records + b->nrecords) {
+    uintptr_t at = (uintptr_t)r, first_rec = (uintptr_t)b->records;
+    if (at >= first_rec && (at - first_rec) / sizeof *r + 1 < b->nrecords) {
         const char *f = (const char *)r[1].fields;
         size_t bytes = (size_t)r[1].nfields * sizeof(sl_field);
         for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(f + k);

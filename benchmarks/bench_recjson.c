@@ -9,10 +9,14 @@
  * (user + system); medians of [runs], raw and json interleaved in each run
  * so load on the machine hits both alike.
  *
- * usage: bench_recjson CORPUS [runs]
- *   CORPUS: JSON lines, e.g. `build/benchmarks/gen --kind json --bytes 100M
- *   --seed 1 > /tmp/corpus.json` (the e2e corpus); runs default 5. */
+ * usage: bench_recjson CORPUS|MB [runs]
+ *   CORPUS: a file of JSON lines, e.g. `build/benchmarks/gen --kind json
+ *   --bytes 100M --seed 1 > /tmp/corpus.json` (the e2e corpus); or MB: that
+ *   corpus generated in memory by the `gen` next to this binary. runs
+ *   default 5. */
+#include <ctype.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,29 +96,74 @@ static double pipeline(sl_chain *chain, const sl_slice *lines, size_t nlines, in
     return now_s() - t0;
 }
 
+static char *read_file(const char *path, size_t *size)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        perror(path);
+        return NULL;
+    }
+    *size = (size_t)st.st_size;
+    char *buf = malloc(*size + 1);
+    size_t got = 0;
+    while (buf && got < *size) {
+        ssize_t r = read(fd, buf + got, *size - got);
+        if (r <= 0) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    return buf;
+}
+
+/* The e2e corpus (`gen --kind json --seed 1`), from the gen beside argv0. */
+static char *generate(const char *argv0, size_t mb, size_t *size)
+{
+    char self[4096], cmd[4200];
+    snprintf(self, sizeof self, "%s", argv0);
+    snprintf(cmd, sizeof cmd, "'%s/gen' --kind json --bytes %zuM --seed 1", dirname(self), mb);
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = (mb << 20) + 65536, len = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len, p)) > 0) {
+        len += r;
+        if (len == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    if (pclose(p) != 0 || len == 0) {
+        fprintf(stderr, "bench_recjson: %s failed\n", cmd);
+        free(buf);
+        return NULL;
+    }
+    *size = len;
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_recjson CORPUS [runs]\n");
+        fprintf(stderr, "usage: bench_recjson CORPUS|MB [runs]\n");
         return 2;
     }
     int runs = argc > 2 ? atoi(argv[2]) : 5;
     if (runs <= 0 || runs > MAXRUNS) return 2;
-    int fd = open(argv[1], O_RDONLY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        perror(argv[1]);
-        return 1;
+    size_t size = 0;
+    char *buf = NULL;
+    if (isdigit((unsigned char)argv[1][0]) && !strchr(argv[1], '/')) {
+        buf = generate(argv[0], (size_t)atoi(argv[1]), &size);
+    } else {
+        buf = read_file(argv[1], &size);
     }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size + 1);
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r <= 0) return 1;
-        got += (size_t)r;
-    }
-    close(fd);
+    if (!buf) return 1;
     size_t nlines = 0, cap = 1024, bytes = 0;
     sl_slice *lines = malloc(cap * sizeof *lines);
     for (char *p = buf, *end = buf + size; p < end;) {

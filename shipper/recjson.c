@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/json_escape.h"
 
 void sl_format_rfc3339_ns(char *buf, size_t cap, int64_t ns)
 {
@@ -171,12 +172,21 @@ static inline char *put_copy(char *o, sl_slice v, sl_slice line)
     return put_lit(o, v.p, v.n);
 }
 
-static inline char *put_escaped(char *o, sl_slice v, sl_slice line, size_t *bad)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* simd: the caller is the SSSE3 copy of the writer, which inlines the
+ * escaper's loop instead of calling it per string. */
+static ALWAYS_INLINE char *put_escaped(char *o, sl_slice v, sl_slice line, size_t *bad, bool simd)
 {
+#ifdef SL_SSSE3
+    if (simd) return escape_ssse3(o, (const unsigned char *)v.p, v.n, readable(v, line), bad).o;
+#endif
+    (void)simd;
     return o + sl_json_escape_within(o, v.p, v.n, readable(v, line), bad);
 }
 
-static char *put_field(char *o, const sl_field *f, sl_slice line, int *first, size_t *bad)
+static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, sl_slice line, int *first,
+                                     size_t *bad, bool simd)
 {
     if (!*first) *o++ = ',';
     *first = 0;
@@ -184,12 +194,12 @@ static char *put_field(char *o, const sl_field *f, sl_slice line, int *first, si
     if (f->flags & SL_FF_KEY_ESCAPED)
         o = put_copy(o, f->key, line);
     else
-        o = put_escaped(o, f->key, line, bad);
+        o = put_escaped(o, f->key, line, bad, simd);
     *o++ = '"', *o++ = ':';
     switch (f->type) {
     case SL_V_STRING:
         *o++ = '"';
-        o = put_escaped(o, f->val, line, bad);
+        o = put_escaped(o, f->val, line, bad, simd);
         *o++ = '"';
         break;
     case SL_V_ESCAPED:
@@ -202,6 +212,63 @@ static char *put_field(char *o, const sl_field *f, sl_slice line, int *first, si
     }
     return o;
 }
+
+/* The record into o, which has room for its worst case. */
+static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_record *r,
+                                        unsigned parts, size_t *bad, bool simd)
+{
+    int first = 1;
+    *o++ = '{';
+    if (parts & SL_RJ_TIME) {
+        o = put_lit(o, "\"time\":\"", 8);
+        o = put_time(o, r->time_ns);
+        *o++ = '"';
+        first = 0;
+    }
+    if (parts & SL_RJ_LINE) {
+        o = first ? put_lit(o, "\"line\":\"", 8) : put_lit(o, ",\"line\":\"", 9);
+        o = put_escaped(o, r->line, r->line, bad, simd);
+        *o++ = '"';
+        first = 0;
+    }
+    if (parts & SL_RJ_FIELDS) {
+        o = first ? put_lit(o, "\"fields\":{", 10) : put_lit(o, ",\"fields\":{", 11);
+        int ffirst = 1;
+        for (uint32_t i = 0; i < r->nfields; i++)
+            if (!(r->fields[i].flags & SL_FF_REMOVED))
+                o = put_field(o, &r->fields[i], r->line, &ffirst, bad, simd);
+        *o++ = '}';
+        first = 0;
+    }
+    if (parts & SL_RJ_LABELS) {
+        o = first ? put_lit(o, "\"labels\":{", 10) : put_lit(o, ",\"labels\":{", 11);
+        int lfirst = 1;
+        for (uint32_t i = 0; i < b->nlabels; i++)
+            o = put_field(o, &b->labels[i], r->line, &lfirst, bad, simd);
+        for (uint32_t i = 0; i < r->nfields; i++) {
+            const sl_field *f = &r->fields[i];
+            if ((f->flags & SL_FF_LABEL) && !(f->flags & SL_FF_REMOVED))
+                o = put_field(o, f, r->line, &lfirst, bad, simd);
+        }
+        *o++ = '}';
+    }
+    *o++ = '}';
+    return o;
+}
+
+static char *write_portable(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
+                            size_t *bad)
+{
+    return write_record(o, b, r, parts, bad, false);
+}
+
+#ifdef SL_SSSE3
+SL_SSSE3 static char *write_ssse3(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
+                                  size_t *bad)
+{
+    return write_record(o, b, r, parts, bad, true);
+}
+#endif
 
 /* Worst-case output of one field (escape room for key and value, quotes,
  * colon, comma); adds to *need, false when a length is absurd. */
@@ -239,45 +306,14 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         out->failed = 0;
         return append_checked(out, b, r, parts);
     }
-
-    char *o = out->p + out->len;
     size_t bad = 0;
-    int first = 1;
-    *o++ = '{';
-    if (parts & SL_RJ_TIME) {
-        o = put_lit(o, "\"time\":\"", 8);
-        o = put_time(o, r->time_ns);
-        *o++ = '"';
-        first = 0;
-    }
-    if (parts & SL_RJ_LINE) {
-        o = first ? put_lit(o, "\"line\":\"", 8) : put_lit(o, ",\"line\":\"", 9);
-        o = put_escaped(o, r->line, r->line, &bad);
-        *o++ = '"';
-        first = 0;
-    }
-    if (parts & SL_RJ_FIELDS) {
-        o = first ? put_lit(o, "\"fields\":{", 10) : put_lit(o, ",\"fields\":{", 11);
-        int ffirst = 1;
-        for (uint32_t i = 0; i < r->nfields; i++)
-            if (!(r->fields[i].flags & SL_FF_REMOVED))
-                o = put_field(o, &r->fields[i], r->line, &ffirst, &bad);
-        *o++ = '}';
-        first = 0;
-    }
-    if (parts & SL_RJ_LABELS) {
-        o = first ? put_lit(o, "\"labels\":{", 10) : put_lit(o, ",\"labels\":{", 11);
-        int lfirst = 1;
-        for (uint32_t i = 0; i < b->nlabels; i++)
-            o = put_field(o, &b->labels[i], r->line, &lfirst, &bad);
-        for (uint32_t i = 0; i < r->nfields; i++) {
-            const sl_field *f = &r->fields[i];
-            if ((f->flags & SL_FF_LABEL) && !(f->flags & SL_FF_REMOVED))
-                o = put_field(o, f, r->line, &lfirst, &bad);
-        }
-        *o++ = '}';
-    }
-    *o++ = '}';
+    char *o = out->p + out->len;
+#ifdef SL_SSSE3
+    if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt"))
+        o = write_ssse3(o, b, r, parts, &bad);
+    else
+#endif
+        o = write_portable(o, b, r, parts, &bad);
     out->len = (size_t)(o - out->p);
     out->p[out->len] = '\0';
     return bad > INT_MAX ? INT_MAX : (int)bad;

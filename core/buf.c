@@ -1,11 +1,13 @@
 #include "core/buf.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json_escape.h"
 #include "core/utf8.h"
 
 #define BUF_DEFAULT_LIMIT ((size_t)1 << 30)
@@ -134,4 +136,25 @@ int sl_buf_json_escape(sl_buf *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
     b->p[b->len] = '\0';
     return replaced;
+}
+
+size_t sl_json_escape_within(char *dst, const char *src, size_t n, size_t readable,
+                             size_t *replaced)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    esc_pos p = {dst, 0};
+    if (readable < n) readable = n;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt")) {
+        return (size_t)(escape_ssse3(dst, s, n, readable, replaced).o - dst);
+    } else if (n >= 16) {
+        p = escape_sse2(dst, s, n, 0, replaced);
+    }
+#endif
+    return (size_t)(escape_tail(p.o, s, n, p.i, replaced).o - dst);
+}
+
+size_t sl_json_escape_to(char *dst, const char *src, size_t n, size_t *replaced)
+{
+    return sl_json_escape_within(dst, src, n, n, replaced);
 }

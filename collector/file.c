@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "collector/checkpoint.h"
+#include "collector/file_guard.h"
 #include "collector/multiline.h"
 #include "collector/watch.h"
 #include "core/fsutil.h"
@@ -48,6 +49,19 @@ typedef struct tracked {
     bool caught_up;   /* the last read reached the end of the file */
     int64_t last_data_ns;
 } tracked;
+
+/* A name refused once (file_guard.h): logged and counted once, not
+ * opened again while the name stays the same (same inode of the name
+ * itself). Forgotten when a full scan no longer finds it. */
+typedef struct refused_name {
+    struct refused_name *next;
+    uint64_t dev, ino; /* lstat of the name */
+    uint32_t scan;     /* the last scan that saw it */
+    char path[];
+} refused_name;
+/* Beyond this many, refused names are still refused but logged and
+ * counted on every look (a folder with 64k FIFOs is an alarm anyway). */
+#define MAX_REFUSED 65536
 
 /* Finds the end of a line (see eol_scalar). */
 typedef const char *(*eol_fn)(const char *p, const char *end, bool *suspect);
@@ -101,6 +115,14 @@ typedef struct file_input {
     tracked *files;
     tracked **by_id, **by_path; /* INDEX_BUCKETS chains each */
     bool first_scan_done;
+    sl_file_guard guard;
+    int follow; /* enum sl_follow */
+    const char *follow_into[MAX_GLOBS];
+    size_t nfollow_into;
+    refused_name **refused; /* INDEX_BUCKETS chains */
+    size_t nrefused;
+    uint32_t scan_no;
+    sl_metric *m_refused[SL_REFUSED_NREASONS];
     int64_t next_ckpt_ns;
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
         *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
@@ -129,6 +151,8 @@ static const sl_cfg_key file_keys[] = {
     {"rescan_interval", SL_KEY_DURATION, false, NULL, false},
     {"read_bytes_per_sec", SL_KEY_SIZE, false, NULL, false},
     {"multiline", SL_KEY_MAP, false, NULL, false},
+    {"follow_symlinks", SL_KEY_ENUM, false, "inside|always|never", false},
+    {"follow_symlinks_into", SL_KEY_LIST, false, NULL, false},
 };
 
 static int configure(file_input *in, const sl_input_ctx *ctx)
@@ -140,6 +164,8 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg_list(cfg, n, "paths", in->globs, MAX_GLOBS, &in->nglobs);
     sl_cfg_list(cfg, n, "exclude", in->excludes, MAX_GLOBS, &in->nexcludes);
     sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
+    sl_cfg_enum(cfg, n, "follow_symlinks", "inside|always|never", SL_FOLLOW_INSIDE, &in->follow);
+    sl_cfg_list(cfg, n, "follow_symlinks_into", in->follow_into, MAX_GLOBS, &in->nfollow_into);
     sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
     sl_cfg_size(cfg, n, "max_line_bytes", 1 << 20, &in->max_line_bytes);
     sl_cfg_bool(cfg, n, "validate_utf8", false, &in->validate_utf8);
@@ -196,6 +222,14 @@ static void register_metrics(file_input *in)
     in->m_bad_utf8 = sl_counter("sluice_input_invalid_lines_total", help, l);
     sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", "nul");
     in->m_nul = sl_counter("sluice_input_invalid_lines_total", help, l);
+    for (int r = SL_REFUSED_NONE + 1; r < SL_REFUSED_NREASONS; r++) {
+        sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", sl_file_refusal_name(r));
+        in->m_refused[r] = sl_counter("sluice_input_files_refused_total",
+                                      "Files matched by the globs but not read (each once): "
+                                      "links leading outside, FIFOs and devices, kernel "
+                                      "pseudo files.",
+                                      l);
+    }
 }
 
 static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
@@ -245,11 +279,20 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
                ctx->name, in->ckpt_path);
     }
+    if (sl_file_guard_init(&in->guard, in->follow, in->globs, in->nglobs, in->follow_into,
+                           in->nfollow_into, err) != SL_OK) {
+        sl_ckpt_free(&in->ckpt);
+        free(in);
+        return SL_EINVAL;
+    }
     in->watch = sl_watch_new();
+    in->refused = calloc(INDEX_BUCKETS, sizeof *in->refused);
     in->by_id = calloc(INDEX_BUCKETS, sizeof *in->by_id);
     in->by_path = calloc(INDEX_BUCKETS, sizeof *in->by_path);
     if (!in->find_eol) in->index = malloc(sizeof *in->index);
-    if (!in->watch || !in->by_id || !in->by_path || (!in->find_eol && !in->index)) {
+    if (!in->watch || !in->by_id || !in->by_path || !in->refused || (!in->find_eol && !in->index)) {
+        sl_file_guard_free(&in->guard);
+        free(in->refused);
         sl_watch_free(in->watch);
         free(in->by_id);
         free(in->by_path);
@@ -359,9 +402,75 @@ static tracked *find_live(file_input *in, const struct stat *st)
     return NULL;
 }
 
+/* A path as a log value: a file name can hold spaces, quotes, newlines. */
+static const char *qpath(char *buf, size_t cap, const char *path)
+{
+    return sl_log_quote(buf, cap, path, strlen(path));
+}
+
+static refused_name *find_refused(file_input *in, const char *path)
+{
+    for (refused_name *r = in->refused[path_bucket(path)]; r; r = r->next)
+        if (strcmp(r->path, path) == 0) return r;
+    return NULL;
+}
+
+/* True when path was refused before and its name still is what it was. */
+static bool known_refused(file_input *in, const char *path, const struct stat *lst)
+{
+    refused_name *r = find_refused(in, path);
+    if (!r || r->dev != (uint64_t)lst->st_dev || r->ino != (uint64_t)lst->st_ino) return false;
+    r->scan = in->scan_no;
+    return true;
+}
+
+static void refuse(file_input *in, const char *path, const struct stat *lst, int reason)
+{
+    refused_name *r = find_refused(in, path);
+    if (!r && in->nrefused < MAX_REFUSED) {
+        size_t len = strlen(path);
+        r = malloc(sizeof *r + len + 1);
+        if (r) {
+            memcpy(r->path, path, len + 1);
+            size_t b = path_bucket(path);
+            r->next = in->refused[b];
+            in->refused[b] = r;
+            in->nrefused++;
+        }
+    }
+    if (r) {
+        r->dev = (uint64_t)lst->st_dev;
+        r->ino = (uint64_t)lst->st_ino;
+        r->scan = in->scan_no;
+    }
+    sl_metric_inc(in->m_refused[reason]);
+    char q[2100];
+    sl_log(SL_LOG_WARN, "file_refused", "input=%s path=%s reason=%s", in->ctx->name,
+           qpath(q, sizeof q, path), sl_file_refusal_name(reason));
+}
+
+/* After a full scan: names it did not see are forgotten (all when
+ * everything is to be forgotten). */
+static void sweep_refused(file_input *in, bool all)
+{
+    for (size_t b = 0; b < INDEX_BUCKETS; b++)
+        for (refused_name **pp = &in->refused[b]; *pp;) {
+            refused_name *r = *pp;
+            if (all || r->scan != in->scan_no) {
+                *pp = r->next;
+                free(r);
+                in->nrefused--;
+            } else {
+                pp = &r->next;
+            }
+        }
+}
+
 static bool close_one_idle(file_input *in);
 
-static void open_file(file_input *in, const char *path, const struct stat *st, bool initial)
+/* found: the path's stat when discovered; lst: its lstat (the name). */
+static void open_file(file_input *in, const char *path, const struct stat *found,
+                      const struct stat *lst, bool initial)
 {
     if (in->open_count >= in->max_open_files && !close_one_idle(in)) {
         /* Every open file still has unread or unacknowledged data; this one
@@ -370,13 +479,26 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
         in->deferred = true;
         return;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        sl_metric_inc(in->m_read_errors);
-        sl_log(SL_LOG_WARN, "file_open_failed", "input=%s path=%s error=\"%s\"", in->ctx->name,
-               path, strerror(errno));
+    int fd, why;
+    struct stat fst;
+    int grc = sl_file_guard_open(&in->guard, path, found, &fd, &fst, &why);
+    if (grc == SL_EINVAL) {
+        refuse(in, path, lst, why);
         return;
     }
+    if (grc == SL_EAGAIN) {
+        /* The name changed between discovery and open: look again soon. */
+        in->deferred = true;
+        return;
+    }
+    if (grc != SL_OK) {
+        char q[2100];
+        sl_metric_inc(in->m_read_errors);
+        sl_log(SL_LOG_WARN, "file_open_failed", "input=%s path=%s error=\"%s\"", in->ctx->name,
+               qpath(q, sizeof q, path), strerror(errno));
+        return;
+    }
+    const struct stat *st = &fst;
     tracked *t = calloc(1, sizeof *t);
     if (!t) {
         close(fd);
@@ -396,9 +518,10 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
         t->fp_len = e->fp_len;
         t->fp = e->fp;
     } else {
+        char q[2100];
         if (e)
             sl_log(SL_LOG_INFO, "file_identity_changed", "input=%s path=%s reason=inode_reused",
-                   in->ctx->name, path);
+                   in->ctx->name, qpath(q, sizeof q, path));
         /* Files present at the very first start honour start_at; anything
          * that appears later is new data and is read from its start. */
         if (!e && initial && in->start_at == START_END) start = size;
@@ -425,8 +548,9 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
     sl_watch_dir(in->watch, dirname(dir));
+    char q[2100];
     sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
-           path, (unsigned long long)t->ino, (unsigned long long)start);
+           qpath(q, sizeof q, path), (unsigned long long)t->ino, (unsigned long long)start);
 }
 
 static void remember(file_input *in, tracked *t)
@@ -500,8 +624,51 @@ static void close_idle_files(file_input *in, int64_t now)
     }
 }
 
+/* A path the globs (or inotify) found: followed when tracked, opened when
+ * new, refused (once) when it must not be read. */
+static void look_at(file_input *in, const char *path, bool initial)
+{
+    struct stat lst, st;
+    if (excluded(in, path) || lstat(path, &lst) != 0) return;
+    if (known_refused(in, path, &lst)) return;
+    if (stat(path, &st) != 0 || S_ISDIR(st.st_mode)) return; /* dangling link, folder */
+    if (!S_ISREG(st.st_mode)) {
+        refuse(in, path, &lst, SL_REFUSED_NOT_REGULAR);
+        return;
+    }
+    bool link = S_ISLNK(lst.st_mode);
+    if (link && in->follow == SL_FOLLOW_NEVER) {
+        refuse(in, path, &lst, SL_REFUSED_SYMLINK);
+        return;
+    }
+    tracked *t = find_live(in, &st);
+    if (t) {
+        t->gone = false;
+        t->dirty = true;
+        /* Renamed within the glob: follow the new name. A link to a file
+         * we read is that file, read once under its own name. */
+        if (!link && strcmp(t->path, path) != 0) {
+            index_del_path(in, t);
+            snprintf(t->path, sizeof t->path, "%s", path);
+            t->path_next = in->by_path[path_bucket(t->path)];
+            in->by_path[path_bucket(t->path)] = t;
+            in->ckpt_dirty = true;
+        }
+        return;
+    }
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
+    if (e && e->offset == (uint64_t)st.st_size && mtime_ns(&st) < (e->seen - 1) * 1000000000) {
+        /* Read to its end and unchanged since: stays closed (a write
+         * reopens it); still present, so not to be forgotten. */
+        e->seen = sl_now_ns() / 1000000000;
+        return;
+    }
+    open_file(in, path, &st, &lst, initial);
+}
+
 static void scan(file_input *in)
 {
+    in->scan_no++;
     for (tracked *t = in->files; t; t = t->next) t->gone = true;
     for (size_t g = 0; g < in->nglobs; g++) {
         /* Watch the glob's directory when it has no wildcard, so files
@@ -512,35 +679,10 @@ static void scan(file_input *in)
         if (!strpbrk(d, "*?[")) sl_watch_dir(in->watch, d);
         glob_t gl;
         if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
-        for (size_t i = 0; i < gl.gl_pathc; i++) {
-            const char *path = gl.gl_pathv[i];
-            struct stat st;
-            if (excluded(in, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-            tracked *t = find_live(in, &st);
-            if (t) {
-                t->gone = false;
-                /* Renamed within the glob: follow the new name. */
-                if (strcmp(t->path, path) != 0) {
-                    index_del_path(in, t);
-                    snprintf(t->path, sizeof t->path, "%s", path);
-                    t->path_next = in->by_path[path_bucket(t->path)];
-                    in->by_path[path_bucket(t->path)] = t;
-                    in->ckpt_dirty = true;
-                }
-                continue;
-            }
-            sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
-            if (e && e->offset == (uint64_t)st.st_size &&
-                mtime_ns(&st) < (e->seen - 1) * 1000000000) {
-                /* Read to its end and unchanged since: stays closed (a write
-                 * reopens it); still present, so not to be forgotten. */
-                e->seen = sl_now_ns() / 1000000000;
-                continue;
-            }
-            open_file(in, path, &st, !in->first_scan_done);
-        }
+        for (size_t i = 0; i < gl.gl_pathc; i++) look_at(in, gl.gl_pathv[i], !in->first_scan_done);
         globfree(&gl);
     }
+    sweep_refused(in, false);
     in->first_scan_done = true;
     in->need_scan = false;
 }
@@ -569,14 +711,7 @@ static void on_watch_event(void *arg, const char *path, int event)
     if (!matches_globs(in, path)) return;
     if (event == SL_WATCH_MODIFIED) {
         /* A file closed while idle got data: reopen just that one. */
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            tracked *o = find_live(in, &st);
-            if (o)
-                o->dirty = true;
-            else
-                open_file(in, path, &st, false);
-        }
+        look_at(in, path, false);
         return;
     }
     in->need_scan = true;
@@ -939,8 +1074,10 @@ static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64
 {
     sl_metric_inc(in->m_truncated_files);
     in->ckpt_dirty = true;
+    char q[2100];
     sl_log(SL_LOG_INFO, "file_truncated", "input=%s path=%s reason=%s old_offset=%llu size=%lld",
-           in->ctx->name, t->path, reason, (unsigned long long)t->read_off, (long long)size);
+           in->ctx->name, qpath(q, sizeof q, t->path), reason, (unsigned long long)t->read_off,
+           (long long)size);
     sl_watermark *nw = sl_watermark_new(0);
     if (!nw) return SL_ENOMEM;
     sl_watermark_unref(t->wm);
@@ -1066,8 +1203,9 @@ static void reap(file_input *in)
         }
         if (!is_idle(t)) continue;
         sl_metric_inc(in->m_rotations);
-        sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name, t->path,
-               (unsigned long long)t->read_off);
+        char q[2100];
+        sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name,
+               qpath(q, sizeof q, t->path), (unsigned long long)t->read_off);
         unlink_tracked(in, t);
         close_file(in, t);
     }
@@ -1159,6 +1297,9 @@ static void file_destroy(void *state)
         close_file(in, t);
     }
     sl_ckpt_free(&in->ckpt);
+    sweep_refused(in, true);
+    free(in->refused);
+    sl_file_guard_free(&in->guard);
     sl_watch_free(in->watch);
     sl_multiline_free(in->multiline);
     free(in->by_id);

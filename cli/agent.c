@@ -10,6 +10,7 @@
 #include "cli/http_metrics.h"
 #include "collector/file.h"
 #include "collector/journald.h"
+#include "core/datadir.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -89,6 +90,7 @@ struct sl_agent {
     int nsinks;
     pthread_mutex_t print_mu; /* dry-run output */
     sl_http_metrics *http;    /* NULL unless metrics.listen is set */
+    sl_datadir *datadir;      /* the lock on data_dir; NULL in a dry run */
 };
 
 static const sl_input_ops *find_input(const char *type)
@@ -359,6 +361,7 @@ static void teardown(sl_agent *a)
     for (int i = 0; i < a->ninputs; i++) sl_chain_free(a->inputs[i].chain);
     /* Last, so /metrics shows the drain until the end. */
     sl_http_metrics_stop(a->http);
+    sl_datadir_close(a->datadir); /* after the last checkpoint is saved */
     pthread_mutex_destroy(&a->print_mu);
     free(a);
 }
@@ -378,7 +381,9 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
     const char *level = "info";
     sl_cfg_str(cfg, sl_cfg_get(root, "log"), "level", "info", &level);
     sl_log_set_level(sl_log_level_from_name(level));
-    int rc = sl_mkdirs(a->data_dir, 0700, err);
+    /* One agent per data_dir, and one nobody else can write to. */
+    int rc = o->dry_run ? sl_mkdirs(a->data_dir, 0700, err)
+                        : sl_datadir_open(a->data_dir, &a->datadir, err);
     if (rc != SL_OK) goto fail;
     const char *mlisten = NULL;
     int64_t unhealthy_ms = 60000;

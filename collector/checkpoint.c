@@ -143,10 +143,10 @@ int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
     *fell_back = 0;
     char *text;
     size_t len;
-    int rc = sl_read_file(path, CKPT_MAX_BYTES, &text, &len, err);
+    int rc = sl_read_state_file(path, CKPT_MAX_BYTES, &text, &len, err);
     if (rc == SL_ENOENT) {
         /* A crash may have left only the previous generation. */
-        if (sl_read_file(prev, CKPT_MAX_BYTES, &text, &len, NULL) != SL_OK) return SL_OK;
+        if (sl_read_state_file(prev, CKPT_MAX_BYTES, &text, &len, NULL) != SL_OK) return SL_OK;
         *fell_back = 1;
         rc = parse(text, len, c, err);
         free(text);
@@ -158,7 +158,7 @@ int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
         if (rc == SL_OK) return SL_OK;
     }
     sl_err perr;
-    if (sl_read_file(prev, CKPT_MAX_BYTES, &text, &len, &perr) != SL_OK) return rc;
+    if (sl_read_state_file(prev, CKPT_MAX_BYTES, &text, &len, &perr) != SL_OK) return rc;
     *fell_back = 1;
     rc = parse(text, len, c, err);
     free(text);

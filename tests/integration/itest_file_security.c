@@ -2,7 +2,9 @@
  * write one file into a watched folder plants links to a secret file, to
  * /proc, to /dev/zero, and FIFOs. Nothing of them is shipped, each is
  * counted once by reason, a link to a log inside the tree is read once,
- * ordinary records keep flowing and SIGTERM still ends the agent in time. */
+ * ordinary records keep flowing and SIGTERM still ends the agent in time.
+ * Then data_dir: one agent per data_dir (exit 2 naming the holder), and a
+ * data_dir others can write to, or links inside it, refused. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -338,11 +340,126 @@ static void test_follow_symlinks_settings(void **st)
     }
 }
 
+static bool log_has(const char *path, const char *needle)
+{
+    return count_in_file(path, needle, strlen(needle)) > 0;
+}
+
+/* A second `sluice run` on the same data_dir (no spool configured) exits 2
+ * naming the first one's PID; the first keeps shipping. */
+static void test_one_agent_per_data_dir(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "fsec-lock", NULL);
+    char *app = log_path(&r, "app.log");
+    append_ids(app, 0, 100);
+    rig_start(&r);
+    assert_true(wait_ids(r.out, 100, 20000));
+    char *second_log = sl_t_path(r.dir, "second.log");
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
+    pid_t second = spawn_agent(argv, second_log);
+    assert_true(second > 0);
+    assert_int_equal(sl_t_wait(second, scaled(10000)), 2);
+    char want[64];
+    snprintf(want, sizeof want, "(pid %d,", (int)r.pid);
+    char *text = sl_t_read_file(second_log, NULL);
+    fprintf(stderr, "second agent: %s", text ? text : "(no output)\n");
+    free(text);
+    assert_true(log_has(second_log, want));
+    assert_true(log_has(second_log, "in use by another sluice"));
+    /* The lock file names the holder too. */
+    char *lock = sl_t_path(r.data, "lock");
+    char *pid = sl_t_read_file(lock, NULL);
+    assert_non_null(pid);
+    assert_int_equal(atol(pid), (long)r.pid);
+    free(pid);
+    append_ids(app, 100, 200);
+    assert_true(wait_ids(r.out, 200, 20000));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
+    r.pid = 0;
+    /* Once it is gone, the next one runs (the lock is released). */
+    rig_start(&r);
+    append_ids(app, 200, 300);
+    assert_true(wait_ids(r.out, 300, 20000));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
+    r.pid = 0;
+    assert_int_equal(count_ids(r.out, 300).dups, 0);
+    free(app), free(second_log), free(lock);
+    rig_free(&r);
+}
+
+/* Refused: a data_dir others can write to, one owned by someone else, and
+ * a link inside it. Each with a message naming the fix; fixed, it runs. */
+static void test_data_dir_refused(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "fsec-perm", NULL);
+    char *app = log_path(&r, "app.log");
+    append_ids(app, 0, 100);
+    assert_int_equal(mkdir(r.data, 0700), 0);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
+    struct {
+        const char *what, *message;
+    } cases[] = {{"world-writable", "chmod 700"},
+                 {"group-writable", "chmod 700"},
+                 {"foreign owner", "owned by uid 65534"},
+                 {"linked checkpoints", "does not follow links inside data_dir"},
+                 {"linked spool", "does not follow links inside data_dir"}};
+    char *ckpt = sl_t_path(r.data, "checkpoints"), *spool = sl_t_path(r.data, "spool");
+    char *elsewhere = sl_t_path(r.dir, "elsewhere");
+    assert_int_equal(mkdir(elsewhere, 0700), 0);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        if (k == 0) assert_int_equal(chmod(r.data, 0777), 0);
+        if (k == 1) assert_int_equal(chmod(r.data, 0770), 0);
+        if (k == 2) {
+            assert_int_equal(chmod(r.data, 0700), 0);
+            assert_int_equal(chown(r.data, 65534, 65534), 0);
+        }
+        if (k == 3) {
+            assert_int_equal(chown(r.data, getuid(), getgid()), 0);
+            assert_int_equal(symlink(elsewhere, ckpt), 0);
+        }
+        if (k == 4) {
+            assert_int_equal(unlink(ckpt), 0);
+            assert_int_equal(mkdir(spool, 0700), 0);
+            char *sink = sl_t_path(spool, "out");
+            assert_int_equal(symlink(elsewhere, sink), 0);
+            free(sink);
+        }
+        sl_t_write_file(r.log, "", 0);
+        pid_t pid = spawn_agent(argv, r.log);
+        int rc = sl_t_wait(pid, scaled(10000));
+        char *text = sl_t_read_file(r.log, NULL);
+        fprintf(stderr, "%s: exit %d: %s", cases[k].what, rc, text ? text : "\n");
+        free(text);
+        assert_int_equal(rc, 1);
+        assert_true(log_has(r.log, cases[k].message));
+    }
+    /* Nothing was read, nothing written where the link pointed. */
+    assert_int_equal(sl_t_count_lines(r.out) > 0, 0);
+    char *planted = sl_t_path(elsewhere, "in.json");
+    assert_int_equal(access(planted, F_OK), -1);
+    /* Fixed as the message says, it runs. */
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/out", spool);
+    assert_int_equal(system(cmd), 0);
+    rig_start(&r);
+    assert_true(wait_ids(r.out, 100, 20000));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
+    r.pid = 0;
+    free(app), free(ckpt), free(spool), free(elsewhere), free(planted);
+    rig_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_names_refused_once),
         cmocka_unit_test(test_follow_symlinks_settings),
+        cmocka_unit_test(test_one_agent_per_data_dir),
+        cmocka_unit_test(test_data_dir_refused),
     };
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -128,6 +128,8 @@ static int parse(const char *text, size_t len, sl_ckpt *c, sl_err *err)
         e.fp = strtoull(fp, NULL, 16);
         e.offset = (uint64_t)json_integer_value(off);
         e.seen = json_integer_value(json_object_get(f, "seen"));
+        json_int_t size = json_integer_value(json_object_get(f, "size")); /* absent before 0015 */
+        e.size = size > 0 ? (uint64_t)size : 0;
         if ((rc = sl_ckpt_put(c, &e)) != SL_OK) goto out;
     }
 out:
@@ -173,10 +175,11 @@ int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
         const sl_ckpt_entry *e = &c->e[i];
         char fp[20];
         snprintf(fp, sizeof fp, "%016llx", (unsigned long long)e->fp);
-        json_array_append_new(files, json_pack("{s:s,s:I,s:I,s:i,s:s,s:I,s:I}", "path", e->path,
-                                               "dev", (json_int_t)e->dev, "ino", (json_int_t)e->ino,
-                                               "fp_len", (int)e->fp_len, "fp", fp, "offset",
-                                               (json_int_t)e->offset, "seen", (json_int_t)e->seen));
+        json_array_append_new(files,
+                              json_pack("{s:s,s:I,s:I,s:i,s:s,s:I,s:I,s:I}", "path", e->path, "dev",
+                                        (json_int_t)e->dev, "ino", (json_int_t)e->ino, "fp_len",
+                                        (int)e->fp_len, "fp", fp, "offset", (json_int_t)e->offset,
+                                        "seen", (json_int_t)e->seen, "size", (json_int_t)e->size));
     }
     json_object_set_new(root, "files", files);
     char *text = json_dumps(root, JSON_COMPACT);

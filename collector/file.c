@@ -1,10 +1,12 @@
 #include "collector/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <libgen.h>
 #include <glob.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,23 @@ typedef struct file_input {
     size_t nrefused;
     uint32_t scan_no;
     sl_metric *m_refused[SL_REFUSED_NREASONS];
+    /* start_at applies only when this input never ran in this data_dir;
+     * checkpoints that existed and were lost make every file read from
+     * its start (decision 0015). */
+    bool fresh;
+    sl_metric *m_lost_bytes, *m_ckpt_lost;
+    /* While the thread is blocked handing a batch over (backpressure),
+     * a second thread keeps discovering and opening files, so that
+     * rotation cannot take them out of reach: mu is held by the input's
+     * thread except inside emit. */
+    pthread_mutex_t mu;
+    _Atomic int64_t emit_since_ns; /* 0: not inside emit */
+    bool discovering;              /* the scan is the second thread's */
+    pthread_t discoverer;
+    bool discoverer_started;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool discoverer_stop;
     int64_t next_ckpt_ns;
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
         *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
@@ -230,6 +249,22 @@ static void register_metrics(file_input *in)
                                       "pseudo files.",
                                       l);
     }
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, NULL, NULL);
+    in->m_lost_bytes = sl_counter("sluice_input_lost_bytes_total",
+                                  "Bytes of files that went away before they were read "
+                                  "(deleted, or rotated out of reach, unread).",
+                                  l);
+    in->m_ckpt_lost =
+        sl_counter("sluice_checkpoint_lost_total",
+                   "Checkpoints found unreadable or missing after earlier runs: every file "
+                   "was read again from its start.",
+                   l);
+}
+
+/* A path as a log value: a file name can hold spaces, quotes, newlines. */
+static const char *qpath(char *buf, size_t cap, const char *path)
+{
+    return sl_log_quote(buf, cap, path, strlen(path));
 }
 
 static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
@@ -261,19 +296,35 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         return rc;
     }
     snprintf(in->ckpt_path, sizeof in->ckpt_path, "%s/%s.json", dir, ctx->name);
+    /* Has this input run in this data_dir before? Its marker, or any
+     * checkpoint generation (data_dirs from before the marker), says so. */
+    char marker[4200], prev[4200], aside[4200];
+    snprintf(marker, sizeof marker, "%s/%s.started", dir, ctx->name);
+    snprintf(prev, sizeof prev, "%s.prev", in->ckpt_path);
+    snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
+    struct stat mst;
+    bool ran_before = lstat(marker, &mst) == 0 || lstat(in->ckpt_path, &mst) == 0 ||
+                      lstat(prev, &mst) == 0 || lstat(aside, &mst) == 0;
+    in->fresh = !ran_before;
     int fell_back = 0;
     sl_err lerr = {0};
     rc = sl_ckpt_load(in->ckpt_path, &in->ckpt, &fell_back, &lerr);
-    if (rc != SL_OK) {
-        /* Both generations are damaged. Starting over would re-ship every
-         * file, and stopping would crash-loop the node's agent; keep the
-         * damaged file aside for a human and start from start_at. */
-        char aside[4200];
-        snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
-        rename(in->ckpt_path, aside);
-        sl_metric_inc(in->m_ckpt_fallback);
-        sl_log(SL_LOG_ERROR, "checkpoint_unreadable", "input=%s path=%s error=\"%s\" kept=%s",
-               ctx->name, in->ckpt_path, lerr.msg, aside);
+    bool missing = rc == SL_OK && !fell_back && lstat(in->ckpt_path, &mst) != 0;
+    if (rc != SL_OK || (ran_before && missing)) {
+        /* Both generations are damaged (or gone after earlier runs). Skipping
+         * to start_at would lose what was written meanwhile, and stopping
+         * would crash-loop the node's agent: every file is read again from
+         * its start (duplicates, never loss), the damaged file kept aside
+         * for a human. */
+        if (rc != SL_OK && !ctx->dry_run) rename(in->ckpt_path, aside);
+        sl_metric_inc(in->m_ckpt_lost);
+        char q[4200];
+        sl_log(SL_LOG_ERROR, "checkpoint_unreadable",
+               "input=%s path=%s error=\"%s\" kept=%s files=read_from_start", ctx->name,
+               qpath(q, sizeof q, in->ckpt_path), rc != SL_OK ? lerr.msg : "missing",
+               rc != SL_OK ? "damaged" : "none");
+        sl_ckpt_free(&in->ckpt);
+        rc = SL_OK;
     } else if (fell_back) {
         sl_metric_inc(in->m_ckpt_fallback);
         sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
@@ -285,6 +336,19 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         free(in);
         return SL_EINVAL;
     }
+    if (in->fresh && !ctx->dry_run) {
+        sl_err merr;
+        static const char note[] = "this input has run in this data_dir: start_at no longer "
+                                   "applies\n";
+        if (sl_write_atomic(marker, note, sizeof note - 1, 0, &merr) != SL_OK)
+            sl_log(SL_LOG_WARN, "marker_write_failed", "input=%s error=\"%s\"", ctx->name,
+                   merr.msg);
+    }
+    /* The first turn saves, so that a checkpoint exists from the start. */
+    in->ckpt_dirty = true;
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_mutex_init(&in->stop_mu, NULL);
+    pthread_cond_init(&in->stop_cv, NULL);
     in->watch = sl_watch_new();
     in->refused = calloc(INDEX_BUCKETS, sizeof *in->refused);
     in->by_id = calloc(INDEX_BUCKETS, sizeof *in->by_id);
@@ -402,12 +466,6 @@ static tracked *find_live(file_input *in, const struct stat *st)
     return NULL;
 }
 
-/* A path as a log value: a file name can hold spaces, quotes, newlines. */
-static const char *qpath(char *buf, size_t cap, const char *path)
-{
-    return sl_log_quote(buf, cap, path, strlen(path));
-}
-
 static refused_name *find_refused(file_input *in, const char *path)
 {
     for (refused_name *r = in->refused[path_bucket(path)]; r; r = r->next)
@@ -468,50 +526,85 @@ static void sweep_refused(file_input *in, bool all)
 
 static bool close_one_idle(file_input *in);
 
-/* found: the path's stat when discovered; lst: its lstat (the name). */
-static void open_file(file_input *in, const char *path, const struct stat *found,
-                      const struct stat *lst, bool initial)
+/* A file that could not be opened yet (max_open_files) is remembered
+ * with its size, so that if it is rotated out of the globs' reach before
+ * there is room, it is still looked for (rescue), or counted as lost. */
+static void remember_unopened(file_input *in, const char *path, const struct stat *st, bool initial)
 {
-    if (in->open_count >= in->max_open_files && !close_one_idle(in)) {
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
+    if (e) {
+        if ((uint64_t)st->st_size > e->size) e->size = (uint64_t)st->st_size;
+        return;
+    }
+    sl_ckpt_entry ne = {0};
+    snprintf(ne.path, sizeof ne.path, "%s", path);
+    ne.dev = st->st_dev;
+    ne.ino = st->st_ino;
+    ne.size = (uint64_t)st->st_size;
+    /* fp_len 0: no fingerprint yet, the offset says where to start. */
+    if (initial && in->fresh && in->start_at == START_END) ne.offset = ne.size;
+    ne.seen = sl_now_ns() / 1000000000;
+    sl_ckpt_put(&in->ckpt, &ne);
+    in->ckpt_dirty = true;
+}
+
+/* found: the path's stat when discovered; lst: its lstat (the name).
+ * only_known: open it only if it is the file the checkpoint knows (a
+ * rescue). Returns the file when it was opened. */
+static tracked *open_file(file_input *in, const char *path, const struct stat *found,
+                          const struct stat *lst, bool initial, bool only_known)
+{
+    /* The second thread never closes files: the input's thread may be
+     * using them. */
+    if (in->open_count >= in->max_open_files && (in->discovering || !close_one_idle(in))) {
         /* Every open file still has unread or unacknowledged data; this one
          * waits for a later scan rather than exceed the bound. */
         sl_metric_inc(in->m_deferred);
         in->deferred = true;
-        return;
+        if (S_ISREG(found->st_mode)) remember_unopened(in, path, found, initial);
+        return NULL;
     }
     int fd, why;
     struct stat fst;
     int grc = sl_file_guard_open(&in->guard, path, found, &fd, &fst, &why);
     if (grc == SL_EINVAL) {
         refuse(in, path, lst, why);
-        return;
+        return NULL;
     }
     if (grc == SL_EAGAIN) {
         /* The name changed between discovery and open: look again soon. */
         in->deferred = true;
-        return;
+        return NULL;
     }
     if (grc != SL_OK) {
         char q[2100];
         sl_metric_inc(in->m_read_errors);
         sl_log(SL_LOG_WARN, "file_open_failed", "input=%s path=%s error=\"%s\"", in->ctx->name,
                qpath(q, sizeof q, path), strerror(errno));
-        return;
+        return NULL;
     }
     const struct stat *st = &fst;
+    uint64_t size = (uint64_t)st->st_size;
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
+    /* fp_len 0: first seen empty (or not opened yet); nothing to compare,
+     * and its offset cannot be past anything the file could have held. */
+    bool same =
+        e && (e->fp_len == 0 || (e->fp_len <= size && fingerprint_fd(fd, e->fp_len) == e->fp));
+    if (only_known && !same) {
+        close(fd);
+        return NULL;
+    }
     tracked *t = calloc(1, sizeof *t);
     if (!t) {
         close(fd);
-        return;
+        return NULL;
     }
     snprintf(t->path, sizeof t->path, "%s", path);
     t->fd = fd;
     t->dev = st->st_dev;
     t->ino = st->st_ino;
-    uint64_t size = (uint64_t)st->st_size;
     uint64_t start = 0;
-    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
-    if (e && e->fp_len <= size && fingerprint_fd(fd, e->fp_len) == e->fp) {
+    if (same) {
         /* Same file as checkpointed; an offset past the end means it was
          * truncated while we were away. */
         start = e->offset <= size ? e->offset : 0;
@@ -522,9 +615,17 @@ static void open_file(file_input *in, const char *path, const struct stat *found
         if (e)
             sl_log(SL_LOG_INFO, "file_identity_changed", "input=%s path=%s reason=inode_reused",
                    in->ctx->name, qpath(q, sizeof q, path));
-        /* Files present at the very first start honour start_at; anything
-         * that appears later is new data and is read from its start. */
-        if (!e && initial && in->start_at == START_END) start = size;
+        if (e && e->size > e->offset) {
+            /* The file that had this inode went away with bytes unread. */
+            sl_metric_add(in->m_lost_bytes, e->size - e->offset);
+            sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+                   in->ctx->name, qpath(q, sizeof q, e->path),
+                   (unsigned long long)(e->size - e->offset), (unsigned long long)e->offset);
+        }
+        /* start_at is for the files present when the input first runs in
+         * this data_dir; anything after that is new data, read from its
+         * start (decision 0015). */
+        if (!e && initial && in->fresh && in->start_at == START_END) start = size;
     }
     grow_fingerprint(in, t, size);
     t->read_off = start;
@@ -533,7 +634,7 @@ static void open_file(file_input *in, const char *path, const struct stat *found
     if (!t->wm) {
         close(fd);
         free(t);
-        return;
+        return NULL;
     }
     t->next = in->files;
     t->prev = NULL;
@@ -551,6 +652,7 @@ static void open_file(file_input *in, const char *path, const struct stat *found
     char q[2100];
     sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
            qpath(q, sizeof q, path), (unsigned long long)t->ino, (unsigned long long)start);
+    return t;
 }
 
 static void remember(file_input *in, tracked *t)
@@ -563,6 +665,8 @@ static void remember(file_input *in, tracked *t)
     e.fp = t->fp;
     e.offset = sl_watermark_get(t->wm);
     e.seen = sl_now_ns() / 1000000000;
+    struct stat st;
+    e.size = fstat(t->fd, &st) == 0 ? (uint64_t)st.st_size : t->read_off;
     sl_ckpt_put(&in->ckpt, &e);
 }
 
@@ -570,8 +674,15 @@ static void close_file(file_input *in, tracked *t)
 {
     in->ckpt_dirty = true;
     /* A deleted file can never be opened again, and its inode number may
-     * already belong to a new file whose entry must not be overwritten. */
-    if (!deleted(t)) remember(in, t);
+     * already belong to a new file whose entry must not be overwritten;
+     * its own entry (same fingerprint) says it needs no looking for. */
+    if (!deleted(t)) {
+        remember(in, t);
+    } else {
+        sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
+        if (e && e->fp == t->fp && e->fp_len == t->fp_len)
+            e->size = e->offset = sl_watermark_get(t->wm);
+    }
     close(t->fd);
     sl_watermark_unref(t->wm);
     if (t->chunk) sl_chunk_unref(t->chunk);
@@ -647,7 +758,7 @@ static void look_at(file_input *in, const char *path, bool initial)
         t->dirty = true;
         /* Renamed within the glob: follow the new name. A link to a file
          * we read is that file, read once under its own name. */
-        if (!link && strcmp(t->path, path) != 0) {
+        if (!link && !in->discovering && strcmp(t->path, path) != 0) {
             index_del_path(in, t);
             snprintf(t->path, sizeof t->path, "%s", path);
             t->path_next = in->by_path[path_bucket(t->path)];
@@ -663,7 +774,85 @@ static void look_at(file_input *in, const char *path, bool initial)
         e->seen = sl_now_ns() / 1000000000;
         return;
     }
-    open_file(in, path, &st, &lst, initial);
+    open_file(in, path, &st, &lst, initial, false);
+}
+
+/* Whether the checkpoint's file e is to be looked for: no glob led to it,
+ * and it has bytes we never read (or, at the first scan, its size is
+ * unknown: checkpoints from before sizes were kept). */
+static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first)
+{
+    if (find_by_id(in, e->dev, e->ino)) return false;
+    return e->size > e->offset || (first && e->size == 0 && e->fp_len > 0);
+}
+
+#define MAX_RESCUE_DIRS 64
+
+/* Files the checkpoint knows with unread bytes that no glob led to: renamed
+ * out of the globs' reach (app.log -> app.log.1 with *.log) while the agent
+ * was down, or before it had room to open them. They are looked for by
+ * identity among the files of the folder they were in, and read to their
+ * end; what cannot be found is logged and counted as lost. */
+static void rescue(file_input *in, bool first)
+{
+    char *dirs[MAX_RESCUE_DIRS];
+    size_t ndirs = 0;
+    bool any = false;
+    for (size_t i = 0; i < in->ckpt.n; i++) {
+        sl_ckpt_entry *e = &in->ckpt.e[i];
+        e->look = 0;
+        if (!wants_rescue(in, e, first)) continue;
+        any = true;
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", e->path);
+        const char *d = dirname(dir);
+        size_t k = 0;
+        while (k < ndirs && strcmp(dirs[k], d) != 0) k++;
+        if (k == ndirs && ndirs < MAX_RESCUE_DIRS && (dirs[k] = strdup(d))) ndirs++;
+        if (k < ndirs) e->look = 1; /* its folder is walked: 2 once found */
+    }
+    if (!any) return;
+    for (size_t k = 0; k < ndirs; k++) {
+        DIR *d = opendir(dirs[k]);
+        for (struct dirent *de; d && (de = readdir(d));) {
+            struct stat st;
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+            sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
+            if (!e || e->look != 1) continue;
+            e->look = 2;
+            if ((uint64_t)st.st_size <= e->offset) continue;
+            char path[2048];
+            if (snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name) >= (int)sizeof path)
+                continue;
+            uint64_t from = e->offset;
+            tracked *t = open_file(in, path, &st, &st, false, true);
+            if (!t) continue;
+            /* Not in the globs: read to its end, then released. */
+            t->gone = true;
+            char q[2100];
+            sl_log(SL_LOG_INFO, "file_found_again", "input=%s path=%s offset=%llu size=%llu",
+                   in->ctx->name, qpath(q, sizeof q, path), (unsigned long long)from,
+                   (unsigned long long)st.st_size);
+        }
+        if (d) closedir(d);
+        free(dirs[k]);
+    }
+    for (size_t i = 0; i < in->ckpt.n; i++) {
+        sl_ckpt_entry *e = &in->ckpt.e[i];
+        if (e->look != 1 || e->size <= e->offset) continue;
+        /* Gone with bytes never read: the loss is said once, and the entry
+         * no longer asks to be looked for. */
+        uint64_t lost = e->size - e->offset;
+        sl_metric_add(in->m_lost_bytes, lost);
+        char q[2100];
+        sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+               in->ctx->name, qpath(q, sizeof q, e->path), (unsigned long long)lost,
+               (unsigned long long)e->offset);
+        e->offset = e->size;
+        in->ckpt_dirty = true;
+    }
 }
 
 static void scan(file_input *in)
@@ -683,6 +872,7 @@ static void scan(file_input *in)
         globfree(&gl);
     }
     sweep_refused(in, false);
+    rescue(in, !in->first_scan_done);
     in->first_scan_done = true;
     in->need_scan = false;
 }
@@ -725,7 +915,13 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
         return SL_EINVAL;
     }
     b->ticket = (sl_ack_ticket){sl_watermark_ref(t->wm), begin, end};
-    return in->ctx->emit(in->ctx->emit_arg, b);
+    /* emit blocks under backpressure: the discoverer may run meanwhile. */
+    atomic_store(&in->emit_since_ns, sl_monotonic_ns());
+    pthread_mutex_unlock(&in->mu);
+    int rc = in->ctx->emit(in->ctx->emit_arg, b);
+    pthread_mutex_lock(&in->mu);
+    atomic_store(&in->emit_since_ns, 0);
+    return rc;
 }
 
 /* The end of the line starting at p (its '\n', or NULL when it has none
@@ -1223,9 +1419,67 @@ static void refill_tokens(file_input *in, int64_t now)
     in->tokens_at_ns = now;
 }
 
+/* The discoverer's scan: new files opened (up to max_open_files, the rest
+ * remembered), rotated ones looked for; nothing closed or renamed. */
+static void discover(file_input *in)
+{
+    in->discovering = true;
+    for (size_t g = 0; g < in->nglobs; g++) {
+        glob_t gl;
+        if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) look_at(in, gl.gl_pathv[i], false);
+        globfree(&gl);
+    }
+    rescue(in, false);
+    in->discovering = false;
+}
+
+/* The second thread: when the input's thread has been inside emit for a
+ * poll interval (a full buffer under `when_full: block`), it takes mu and
+ * scans, so files created and rotated away meanwhile are held open. */
+static void *discoverer(void *arg)
+{
+    file_input *in = arg;
+    pthread_mutex_lock(&in->stop_mu);
+    while (!in->discoverer_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + in->poll_ms * 1000000;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&in->stop_cv, &in->stop_mu, &until);
+        if (in->discoverer_stop) break;
+        int64_t since = atomic_load(&in->emit_since_ns);
+        if (!since || (sl_monotonic_ns() - since) / 1000000 < in->poll_ms) continue;
+        if (pthread_mutex_trylock(&in->mu) != 0) continue;
+        /* Still inside the same emit: the input's thread waits for mu. */
+        if (atomic_load(&in->emit_since_ns) == since) discover(in);
+        pthread_mutex_unlock(&in->mu);
+    }
+    pthread_mutex_unlock(&in->stop_mu);
+    return NULL;
+}
+
+static int run_loop(file_input *in);
+
 static int file_run(void *state)
 {
     file_input *in = state;
+    pthread_mutex_lock(&in->mu);
+    in->discoverer_started = pthread_create(&in->discoverer, NULL, discoverer, in) == 0;
+    int rc = run_loop(in);
+    pthread_mutex_lock(&in->stop_mu);
+    in->discoverer_stop = true;
+    pthread_cond_signal(&in->stop_cv);
+    pthread_mutex_unlock(&in->stop_mu);
+    pthread_mutex_unlock(&in->mu);
+    if (in->discoverer_started) pthread_join(in->discoverer, NULL);
+    in->discoverer_started = false;
+    return rc;
+}
+
+static int run_loop(file_input *in)
+{
     int64_t next_scan = 0, next_sweep = 0;
     while (!atomic_load(in->ctx->stop)) {
         int64_t now = sl_monotonic_ns();
@@ -1302,6 +1556,9 @@ static void file_destroy(void *state)
     sl_file_guard_free(&in->guard);
     sl_watch_free(in->watch);
     sl_multiline_free(in->multiline);
+    pthread_mutex_destroy(&in->mu);
+    pthread_mutex_destroy(&in->stop_mu);
+    pthread_cond_destroy(&in->stop_cv);
     free(in->by_id);
     free(in->by_path);
     free(in->index);

@@ -275,12 +275,13 @@ static void rotation_while_sink_blocked(const char *glob)
     const long total = (rotations + 1) * per;
     /* The sink is back: drain the FIFO into a file. */
     char *copy = in_path(&r, "drained.txt");
-    int fifo = open(r.out, O_RDONLY);
+    /* Non-blocking: a reader waiting for lines that never come must not hang. */
+    int fifo = open(r.out, O_RDONLY | O_NONBLOCK);
     assert_true(fifo >= 0);
     int dst = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char buf[65536];
     long lines = 0;
-    for (int idle = 0; idle < 100 && lines < total;) {
+    for (int idle = 0; idle < 300 && lines < total;) {
         ssize_t n = read(fifo, buf, sizeof buf);
         if (n <= 0) {
             idle++;

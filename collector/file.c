@@ -95,6 +95,7 @@ typedef struct file_input {
     int long_mode;
     uint64_t max_line_bytes;
     bool validate_utf8;
+    bool strip_cr; /* CRLF files: the \r before each \n is not part of the record */
     uint64_t chunk_bytes;
     uint32_t fp_bytes;
     int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms, close_idle_ms, rescan_ms;
@@ -129,7 +130,7 @@ typedef struct file_input {
      * checkpoints that existed and were lost make every file read from
      * its start (decision 0015). */
     bool fresh;
-    sl_metric *m_lost_bytes, *m_ckpt_lost;
+    sl_metric *m_lost_bytes, *m_ckpt_lost, *m_cr;
     /* While the thread is blocked handing a batch over (backpressure),
      * a second thread keeps discovering and opening files, so that
      * rotation cannot take them out of reach: mu is held by the input's
@@ -172,6 +173,7 @@ static const sl_cfg_key file_keys[] = {
     {"multiline", SL_KEY_MAP, false, NULL, false},
     {"follow_symlinks", SL_KEY_ENUM, false, "inside|always|never", false},
     {"follow_symlinks_into", SL_KEY_LIST, false, NULL, false},
+    {"strip_cr", SL_KEY_BOOL, false, NULL, false},
 };
 
 static int configure(file_input *in, const sl_input_ctx *ctx)
@@ -188,6 +190,7 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
     sl_cfg_size(cfg, n, "max_line_bytes", 1 << 20, &in->max_line_bytes);
     sl_cfg_bool(cfg, n, "validate_utf8", false, &in->validate_utf8);
+    sl_cfg_bool(cfg, n, "strip_cr", true, &in->strip_cr);
     sl_cfg_size(cfg, n, "read_chunk", 1 << 20, &in->chunk_bytes);
     uint64_t fpb;
     sl_cfg_size(cfg, n, "fingerprint_bytes", 1024, &fpb);
@@ -254,6 +257,8 @@ static void register_metrics(file_input *in)
                                   "Bytes of files that went away before they were read "
                                   "(deleted, or rotated out of reach, unread).",
                                   l);
+    in->m_cr = sl_counter("sluice_input_cr_stripped_total",
+                          "Carriage returns removed before a newline (strip_cr).", l);
     in->m_ckpt_lost =
         sl_counter("sluice_checkpoint_lost_total",
                    "Checkpoints found unreadable or missing after earlier runs: every file "
@@ -1121,10 +1126,35 @@ typedef struct emitter {
     bool suspect; /* a line had a NUL or was not UTF-8: check each record from here */
 } emitter;
 
+/* strip_cr: the \r before the \n that ends a record (its source ends one
+ * byte after it), and, in a multiline record, before each \n inside it
+ * (moved together in place: the bytes are ours until the batch is sent).
+ * Returns the new length. */
+static size_t strip_cr(file_input *in, char *p, size_t n, bool ends_in_newline)
+{
+    uint64_t stripped = 0;
+    if (ends_in_newline && n && p[n - 1] == '\r') n--, stripped++;
+    if (in->multiline && n) {
+        const char *nl = memchr(p, '\n', n);
+        if (nl) {
+            size_t w = (size_t)(nl - p);
+            for (size_t r = w; r < n; r++) {
+                if (p[r] == '\n' && w && p[w - 1] == '\r') w--, stripped++;
+                p[w++] = p[r];
+            }
+            n = w;
+        }
+    }
+    if (stripped) sl_metric_add(in->m_cr, stripped);
+    return n;
+}
+
 /* Adds the record data[off, off+n) whose source ends at data[end). */
 static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t flags)
 {
     file_input *in = e->in;
+    if (in->strip_cr && !(flags & (SL_RF_SPLIT | SL_RF_TRUNCATED)))
+        n = strip_cr(in, e->t->chunk->data + off, n, end == off + n + 1);
     if (!e->b) {
         sl_batch *b = sl_batch_new(in->batch_records);
         if (!b || sl_batch_add_chunk(b, e->t->chunk) != SL_OK ||

@@ -1,3 +1,13 @@
+/* The file input (collector/file.h). One file of ~1600 lines because its
+ * parts share one state, the tracked files with their hash indexes and the
+ * checkpoint set, under one mutex (the discoverer thread takes it while the
+ * input's thread waits in emit); split up, that state would need a header
+ * of its own and every part could touch it. In order: configuration and
+ * metrics; refused names; opening (through collector/file_guard.c) and
+ * identity; scans, rescue of files rotated out of the globs, inotify
+ * events; line splitting (the portable scan and the AVX2 newline index),
+ * records and batches; reading, truncation; checkpoints; the run loop and
+ * the discoverer. */
 #include "collector/file.h"
 
 #include <dirent.h>
@@ -932,9 +942,10 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
 /* The end of the line starting at p (its '\n', or NULL when it has none
  * before end); *suspect is set when a NUL byte comes first, and, for
  * eol_utf8_scalar, when the line is not valid UTF-8 (check_text then says
- * which). Splitting is bound by this scan, as `wc -l` is by memchr; with
- * AVX2 the newline index (eol_index_window) takes its place and looks at
- * each byte once, NULs and UTF-8 in the same pass. */
+ * which). The portable scan: memchr for the newline, then for a NUL before
+ * it (as `wc -l` is bound by memchr). With AVX2 the newline index
+ * (eol_index_window) is used instead and looks at each byte once, NULs and
+ * UTF-8 in the same pass. */
 static const char *eol_scalar(const char *p, const char *end, bool *suspect)
 {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -1178,8 +1189,9 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
     return SL_OK;
 }
 
-/* Emits the records of c->data[0, len) as batches. Lines are found with
- * memchr, which is what `wc -l` is bound by too. flush_tail: the writer is
+/* Emits the records of t->chunk->data[0, len) as batches. Lines are found
+ * with the AVX2 newline index where the CPU has it (eol_index_find), else
+ * with the portable memchr scan (in->find_eol). flush_tail: the writer is
  * done, so an unfinished line or multiline group is complete. */
 static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
@@ -1291,11 +1303,10 @@ static int64_t partial_timeout(const file_input *in)
     return in->flush_partial_ms;
 }
 
-/* One read per file per turn keeps busy files from starving the others.
- * Returns bytes read, 0 at EOF, or a negative error. */
-
-/* The file at this descriptor no longer holds what we read: start over at
- * 0 with a new watermark (the old one keeps tracking batches in flight). */
+/* The file at this descriptor no longer holds what we read (it shrank, or
+ * its first bytes changed): start over at 0 with a new watermark (the old
+ * one keeps tracking batches in flight) and an empty fingerprint, which the
+ * next read grows again. */
 static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64_t size)
 {
     sl_metric_inc(in->m_truncated_files);
@@ -1317,6 +1328,8 @@ static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64
     return SL_OK;
 }
 
+/* One read per file per turn keeps busy files from starving the others.
+ * Returns bytes read, 0 at EOF, or a negative error. */
 static long read_some(file_input *in, tracked *t)
 {
     struct stat st;

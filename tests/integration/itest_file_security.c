@@ -374,7 +374,26 @@ static void test_one_agent_per_data_dir(void **st)
     assert_non_null(pid);
     assert_int_equal(atol(pid), (long)r.pid);
     free(pid);
+    /* --dry-run takes no lock: it runs beside the agent. */
+    char *dry_log = sl_t_path(r.dir, "dry.log");
+    char *dry_argv[] = {(char *)sl_t_bin(), "run", "--dry-run", "-c", r.cfg, NULL};
+    pid_t dry = spawn_agent(dry_argv, dry_log);
+    assert_true(dry > 0);
+    bool started = false, printed = false;
+    for (int64_t end = now_ms() + scaled(20000); !started && now_ms() < end;) {
+        started = log_has(dry_log, "event=agent_started");
+        if (!started) sl_t_sleep_ms(20);
+    }
+    assert_true(started);
     append_ids(app, 100, 200);
+    for (int64_t end = now_ms() + scaled(20000); !printed && now_ms() < end;) {
+        printed = log_has(dry_log, "id=00000199");
+        if (!printed) sl_t_sleep_ms(20);
+    }
+    assert_true(printed);
+    assert_int_equal(sl_t_stop(dry, SIGTERM, scaled(4000)), 0);
+    assert_false(log_has(dry_log, "in use by another sluice"));
+    free(dry_log);
     assert_true(wait_ids(r.out, 200, 20000));
     assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
     r.pid = 0;

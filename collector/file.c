@@ -549,6 +549,7 @@ static void remember_unopened(file_input *in, const char *path, const struct sta
     sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
     if (e) {
         if ((uint64_t)st->st_size > e->size) e->size = (uint64_t)st->st_size;
+        e->seen = sl_now_ns() / 1000000000;
         return;
     }
     sl_ckpt_entry ne = {0};
@@ -694,9 +695,18 @@ static void close_file(file_input *in, tracked *t)
     if (!deleted(t)) {
         remember(in, t);
     } else {
+        uint64_t acked = sl_watermark_get(t->wm);
         sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
-        if (e && e->fp == t->fp && e->fp_len == t->fp_len)
-            e->size = e->offset = sl_watermark_get(t->wm);
+        if (e && e->fp == t->fp && e->fp_len == t->fp_len) e->size = e->offset = acked;
+        struct stat st;
+        if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > acked) {
+            /* Only at shutdown: deleted with bytes not delivered. */
+            char q[2100];
+            sl_metric_add(in->m_lost_bytes, (uint64_t)st.st_size - acked);
+            sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+                   in->ctx->name, qpath(q, sizeof q, t->path),
+                   (unsigned long long)((uint64_t)st.st_size - acked), (unsigned long long)acked);
+        }
     }
     close(t->fd);
     sl_watermark_unref(t->wm);

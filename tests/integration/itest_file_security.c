@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -211,6 +214,27 @@ static long count_in_file(const char *path, const char *needle, size_t needle_le
     return hits;
 }
 
+/* GET /healthz: the status code (-1: no answer), *ms how long it took. */
+static int healthz(int port, int64_t *ms)
+{
+    int64_t t0 = now_ms();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int code = -1;
+    char buf[256] = "";
+    static const char req[] = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1) &&
+        read(fd, buf, sizeof buf - 1) > 12 && strncmp(buf, "HTTP/1.", 7) == 0)
+        code = atoi(buf + 9);
+    close(fd);
+    *ms = now_ms() - t0;
+    return code;
+}
+
 /* One round of attacks, with suffix in the names: a link to a secret file
  * outside the tree, a link to /proc/self/status, a link to /dev/zero and a
  * FIFO. */
@@ -274,6 +298,10 @@ static void test_hostile_names_refused_once(void **st)
     assert_int_equal((long)refused(&r, "pseudo_fs"), 2);
     assert_int_equal((long)refused(&r, "not_regular"), 5);
     assert_int_equal((long)refused(&r, NULL), 9);
+    int64_t took_ms;
+    assert_int_equal(healthz(r.port, &took_ms), 200);
+    fprintf(stderr, "hostile names: /healthz answered in %lld ms\n", (long long)took_ms);
+    assert_true(took_ms < scaled(1000));
     /* Stops on SIGTERM within shutdown_timeout (3 s) + 1 s. */
     int64_t t0 = now_ms();
     int rc = sl_t_stop(r.pid, SIGTERM, scaled(4000));

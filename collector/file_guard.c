@@ -51,10 +51,11 @@ const char *sl_file_refusal_name(int refused)
     }
 }
 
-int sl_file_on_pseudo_fs(int fd)
+/* True when the file system of fd holds kernel state, not logs. */
+static bool on_pseudo_fs(int fd)
 {
     struct statfs sf;
-    if (fstatfs(fd, &sf) != 0) return 0;
+    if (fstatfs(fd, &sf) != 0) return false;
     /* Kernel state presented as files: sizes are 0 or lies, reads have
      * effects or never end. devtmpfs reports itself as tmpfs, whose
      * regular files are real (and /dev's device nodes are not regular). */
@@ -66,8 +67,8 @@ int sl_file_on_pseudo_fs(int fd)
         ANON_INODE_FS_MAGIC, SOCKFS_MAGIC,       PIPEFS_MAGIC,        FUSE_CTL_SUPER_MAGIC,
     };
     for (size_t i = 0; i < sizeof pseudo / sizeof *pseudo; i++)
-        if ((unsigned long)sf.f_type == pseudo[i]) return 1;
-    return 0;
+        if ((unsigned long)sf.f_type == pseudo[i]) return true;
+    return false;
 }
 
 static int add_root(sl_file_guard *g, const char *dir, sl_err *err)
@@ -176,7 +177,7 @@ int sl_file_guard_check_fd(const sl_file_guard *g, const char *path, int fd,
         *refused = SL_REFUSED_NOT_REGULAR;
         return SL_EINVAL;
     }
-    if (sl_file_on_pseudo_fs(fd)) {
+    if (on_pseudo_fs(fd)) {
         *refused = SL_REFUSED_PSEUDO_FS;
         return SL_EINVAL;
     }

@@ -62,8 +62,5 @@ int sl_file_guard_check_fd(const sl_file_guard *g, const char *path, int fd,
                            const struct stat *found, struct stat *st, int *refused);
 /* The label value of a reason. */
 const char *sl_file_refusal_name(int refused);
-/* True when the file system of fd is a pseudo file system (kernel state,
- * not logs). */
-int sl_file_on_pseudo_fs(int fd);
 
 #endif

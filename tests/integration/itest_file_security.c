@@ -329,6 +329,47 @@ static void test_hostile_names_refused_once(void **st)
     rig_free(&r);
 }
 
+/* The race of issue 13 (stat, then open): a name swapped thousands of times
+ * between a regular file and a link to /dev/zero while the agent looks at
+ * it. Whatever it opens, not one NUL byte is shipped. */
+static void test_swap_race_ships_no_zeros(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "fsec-race", NULL);
+    char *app = log_path(&r, "app.log"), *racer = log_path(&r, "racer.log");
+    char *tmp_link = log_path(&r, "tmp.link"), *tmp_file = log_path(&r, "tmp.file");
+    append_ids(app, 0, 100);
+    rig_start(&r);
+    assert_true(wait_ids(r.out, 100, 20000));
+    int swaps = sl_t_sanitized() ? 1000 : 3000;
+    for (int i = 0; i < swaps; i++) {
+        if (i % 2) {
+            assert_int_equal(symlink("/dev/zero", tmp_link), 0);
+            assert_int_equal(rename(tmp_link, racer), 0);
+        } else {
+            char line[64];
+            int n = snprintf(line, sizeof line, "race %d\n", i);
+            assert_int_equal(sl_t_write_file(tmp_file, line, (size_t)n), 0);
+            assert_int_equal(rename(tmp_file, racer), 0);
+        }
+        if (i % 100 == 0) sl_t_sleep_ms(1);
+    }
+    append_ids(app, 100, 200);
+    assert_true(wait_ids(r.out, 200, 20000));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
+    r.pid = 0;
+    size_t n = 0;
+    char *out = sl_t_read_file(r.out, &n);
+    fprintf(stderr, "swap race: %d swaps, %zu bytes shipped, refused %ld\n", swaps, n,
+            count_in_file(r.log, "event=file_refused", 18));
+    assert_non_null(out);
+    assert_null(memchr(out, 0, n));
+    assert_true(n < 1u << 20); /* ids and a few "race" lines, no stream of zeros */
+    free(out), free(app), free(racer), free(tmp_link), free(tmp_file);
+    rig_free(&r);
+}
+
 /* follow_symlinks: never refuses even a link inside the tree (once);
  * always follows the secret link (the operator asked for it). */
 static void test_follow_symlinks_settings(void **st)
@@ -505,6 +546,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_names_refused_once),
         cmocka_unit_test(test_follow_symlinks_settings),
+        cmocka_unit_test(test_swap_race_ships_no_zeros),
         cmocka_unit_test(test_one_agent_per_data_dir),
         cmocka_unit_test(test_data_dir_refused),
     };

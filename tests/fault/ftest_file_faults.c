@@ -398,7 +398,18 @@ static void test_rotated_out_of_glob_after_kill9(void **st)
         append_ids(app, 0, total);
         rig_start(&r);
         assert_true(wait_range(r.out, 0, 10000, 20000));
-        sl_t_sleep_ms(200); /* a checkpoint past 0 */
+        /* A checkpoint past 0 has landed. */
+        char *ck = sl_t_path(r.dir, "data/checkpoints/in.json");
+        long saved = 0;
+        for (int i = 0; i < 2000 && saved <= 0; i++) {
+            char *text = sl_t_read_file(ck, NULL);
+            const char *o = text ? strstr(text, "\"offset\":") : NULL;
+            saved = o ? atol(o + 9) : 0;
+            free(text);
+            if (saved <= 0) sl_t_sleep_ms(10);
+        }
+        free(ck);
+        assert_true(saved > 0);
         assert_int_equal(rig_stop(&r, SIGKILL), 128 + SIGKILL);
         long shipped = count_ids(r.out, total).distinct;
         assert_true(shipped < total);

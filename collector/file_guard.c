@@ -126,10 +126,11 @@ int sl_file_guard_init(sl_file_guard *g, int follow, const char *const *globs, s
     for (size_t i = 0; containers && rc == SL_OK && i < 2; i++)
         rc = add_root(g, container_roots[i], err);
     for (size_t i = 0; i < nextra && rc == SL_OK; i++) {
-        char root[4096];
-        if (glob_root(extra[i], root, sizeof root) != SL_OK) continue;
-        /* A folder is given, not a glob: keep all of it. */
-        if (!strpbrk(extra[i], "*?[")) snprintf(root, sizeof root, "%s", extra[i]);
+        /* A folder is given: all of it (as the folder of a glob in it). */
+        char inside[4096], root[4096];
+        if (snprintf(inside, sizeof inside, "%s/*", extra[i]) >= (int)sizeof inside ||
+            glob_root(inside, root, sizeof root) != SL_OK)
+            continue;
         size_t len = strlen(root);
         while (len > 1 && root[len - 1] == '/') root[--len] = '\0';
         rc = add_root(g, root, err);

@@ -201,8 +201,9 @@ static void test_container_folders_allowed(void **st)
     (void)st;
     sl_file_guard g;
     const char *globs[] = {"/var/log/containers/*.log", "relative/x*/y.log"};
-    assert_int_equal(sl_file_guard_init(&g, SL_FOLLOW_INSIDE, globs, 2, NULL, 0, NULL), SL_OK);
-    assert_int_equal(g.nroots, 4);
+    const char *into[] = {"/data/docker/containers/", "rel"};
+    assert_int_equal(sl_file_guard_init(&g, SL_FOLLOW_INSIDE, globs, 2, into, 2, NULL), SL_OK);
+    assert_int_equal(g.nroots, 6);
     assert_string_equal(g.roots[0], "/var/log/containers");
     char cwd[4096];
     assert_non_null(getcwd(cwd, sizeof cwd));
@@ -211,6 +212,9 @@ static void test_container_folders_allowed(void **st)
     assert_string_equal(g.roots[1], want);
     assert_string_equal(g.roots[2], "/var/log/pods");
     assert_string_equal(g.roots[3], "/var/lib/docker/containers");
+    assert_string_equal(g.roots[4], "/data/docker/containers");
+    snprintf(want, sizeof want, "%s/rel", cwd);
+    assert_string_equal(g.roots[5], want);
     sl_file_guard_free(&g);
 }
 

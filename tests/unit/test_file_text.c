@@ -178,6 +178,7 @@ static void read_all(const char *path, const char *extra, seen *s)
     pthread_join(th, NULL);
     sl_file_input_ops.destroy(state);
     sl_cfg_free(cfg);
+    sl_t_rmtree(data_dir);
     free(data_dir);
 }
 
@@ -212,6 +213,7 @@ static void run_case(const char *extra, bool expect_flags)
         assert_int_equal(s.flagged, 0);
     }
     free(path);
+    sl_t_rmtree(dir);
     free(dir);
     sl_buf_free(&c.text);
     free(c.off);

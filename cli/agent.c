@@ -11,6 +11,7 @@
 #include "cli/http_tap.h"
 #include "collector/file.h"
 #include "collector/journald.h"
+#include "core/datadir.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -102,6 +103,7 @@ struct sl_agent {
     pthread_mutex_t print_mu; /* dry-run output */
     sl_http_metrics *http;    /* NULL unless metrics.listen is set */
     sl_http_tap *tap;         /* NULL unless the tap section is present */
+    sl_datadir *datadir;      /* the lock on data_dir; NULL in a dry run */
 };
 
 static const sl_input_ops *find_input(const char *type)
@@ -518,6 +520,7 @@ static void teardown(sl_agent *a)
                (long long)((sl_monotonic_ns() - t0) / 1000000), timed_out);
     /* Last, so /metrics shows the drain until the end. */
     sl_http_metrics_stop(a->http);
+    sl_datadir_close(a->datadir); /* after the last checkpoint is saved */
     pthread_mutex_destroy(&a->print_mu);
     free(a);
 }
@@ -537,8 +540,9 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
     const char *level = "info";
     sl_cfg_str(cfg, sl_cfg_get(root, "log"), "level", "info", &level);
     sl_log_set_level(sl_log_level_from_name(level));
-    /* A dry run writes nothing under data_dir, not even the directory. */
-    int rc = o->dry_run ? SL_OK : sl_mkdirs(a->data_dir, 0700, err);
+    /* One agent per data_dir, and one nobody else can write to; a dry run
+     * writes nothing under data_dir, not even the directory. */
+    int rc = o->dry_run ? SL_OK : sl_datadir_open(a->data_dir, &a->datadir, err);
     if (rc != SL_OK) goto fail;
     const char *mlisten = NULL;
     int64_t unhealthy_ms = 60000;

@@ -322,7 +322,8 @@ static int cmd_run(const cli_args *a, sigset_t set)
     if (sl_agent_start(cfg, &opts, &agent, &err) != 0) {
         sl_log(SL_LOG_ERROR, "start_failed", "error=\"%s\"", err.msg);
         sl_cfg_free(cfg);
-        return EXIT_FAIL;
+        /* SL_EAGAIN: another agent holds data_dir (core/datadir.h). */
+        return err.code == SL_EAGAIN ? EXIT_USAGE : EXIT_FAIL;
     }
     for (;;) {
         int sig = 0;

@@ -128,6 +128,8 @@ static int parse(const char *text, size_t len, sl_ckpt *c, sl_err *err)
         e.fp = strtoull(fp, NULL, 16);
         e.offset = (uint64_t)json_integer_value(off);
         e.seen = json_integer_value(json_object_get(f, "seen"));
+        json_int_t size = json_integer_value(json_object_get(f, "size")); /* absent before 0015 */
+        e.size = size > 0 ? (uint64_t)size : 0;
         if ((rc = sl_ckpt_put(c, &e)) != SL_OK) goto out;
     }
 out:
@@ -143,10 +145,10 @@ int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
     *fell_back = 0;
     char *text;
     size_t len;
-    int rc = sl_read_file(path, CKPT_MAX_BYTES, &text, &len, err);
+    int rc = sl_read_state_file(path, CKPT_MAX_BYTES, &text, &len, err);
     if (rc == SL_ENOENT) {
         /* A crash may have left only the previous generation. */
-        if (sl_read_file(prev, CKPT_MAX_BYTES, &text, &len, NULL) != SL_OK) return SL_OK;
+        if (sl_read_state_file(prev, CKPT_MAX_BYTES, &text, &len, NULL) != SL_OK) return SL_OK;
         *fell_back = 1;
         rc = parse(text, len, c, err);
         free(text);
@@ -158,7 +160,7 @@ int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
         if (rc == SL_OK) return SL_OK;
     }
     sl_err perr;
-    if (sl_read_file(prev, CKPT_MAX_BYTES, &text, &len, &perr) != SL_OK) return rc;
+    if (sl_read_state_file(prev, CKPT_MAX_BYTES, &text, &len, &perr) != SL_OK) return rc;
     *fell_back = 1;
     rc = parse(text, len, c, err);
     free(text);
@@ -173,10 +175,11 @@ int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
         const sl_ckpt_entry *e = &c->e[i];
         char fp[20];
         snprintf(fp, sizeof fp, "%016llx", (unsigned long long)e->fp);
-        json_array_append_new(files, json_pack("{s:s,s:I,s:I,s:i,s:s,s:I,s:I}", "path", e->path,
-                                               "dev", (json_int_t)e->dev, "ino", (json_int_t)e->ino,
-                                               "fp_len", (int)e->fp_len, "fp", fp, "offset",
-                                               (json_int_t)e->offset, "seen", (json_int_t)e->seen));
+        json_array_append_new(files,
+                              json_pack("{s:s,s:I,s:I,s:i,s:s,s:I,s:I,s:I}", "path", e->path, "dev",
+                                        (json_int_t)e->dev, "ino", (json_int_t)e->ino, "fp_len",
+                                        (int)e->fp_len, "fp", fp, "offset", (json_int_t)e->offset,
+                                        "seen", (json_int_t)e->seen, "size", (json_int_t)e->size));
     }
     json_object_set_new(root, "files", files);
     char *text = json_dumps(root, JSON_COMPACT);

@@ -17,6 +17,8 @@ typedef struct sl_ckpt_entry {
     uint64_t fp;     /* hash of the first fp_len bytes */
     uint64_t offset; /* acknowledged position */
     int64_t seen;    /* unix seconds when the file was last present */
+    uint64_t size;   /* its size when last looked at (0: unknown, or empty) */
+    uint8_t look;    /* the file input's scratch mark while looking for it */
 } sl_ckpt_entry;
 
 typedef struct sl_ckpt {

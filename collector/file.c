@@ -1,10 +1,22 @@
+/* The file input (collector/file.h). One file of ~1600 lines because its
+ * parts share one state, the tracked files with their hash indexes and the
+ * checkpoint set, under one mutex (the discoverer thread takes it while the
+ * input's thread waits in emit); split up, that state would need a header
+ * of its own and every part could touch it. In order: configuration and
+ * metrics; refused names; opening (through collector/file_guard.c) and
+ * identity; scans, rescue of files rotated out of the globs, inotify
+ * events; line splitting (the portable scan and the AVX2 newline index),
+ * records and batches; reading, truncation; checkpoints; the run loop and
+ * the discoverer. */
 #include "collector/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <libgen.h>
 #include <glob.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +24,7 @@
 #include <unistd.h>
 
 #include "collector/checkpoint.h"
+#include "collector/file_guard.h"
 #include "collector/multiline.h"
 #include "collector/watch.h"
 #include "core/fsutil.h"
@@ -50,6 +63,19 @@ typedef struct tracked {
     sl_ml_file ml; /* multiline: the open group's state */
 } tracked;
 
+/* A name refused once (file_guard.h): logged and counted once, not
+ * opened again while the name stays the same (same inode of the name
+ * itself). Forgotten when a full scan no longer finds it. */
+typedef struct refused_name {
+    struct refused_name *next;
+    uint64_t dev, ino; /* lstat of the name */
+    uint32_t scan;     /* the last scan that saw it */
+    char path[];
+} refused_name;
+/* Beyond this many, refused names are still refused but logged and
+ * counted on every look (a folder with 64k FIFOs is an alarm anyway). */
+#define MAX_REFUSED 65536
+
 /* Finds the end of a line (see eol_scalar). */
 typedef const char *(*eol_fn)(const char *p, const char *end, bool *suspect);
 /* NULL: the AVX2 newline index (which also validates) is used instead. */
@@ -80,6 +106,7 @@ typedef struct file_input {
     int long_mode;
     uint64_t max_line_bytes;
     bool validate_utf8;
+    bool strip_cr; /* CRLF files: the \r before each \n is not part of the record */
     uint64_t chunk_bytes;
     uint32_t fp_bytes;
     int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms, close_idle_ms, rescan_ms;
@@ -102,6 +129,31 @@ typedef struct file_input {
     tracked *files;
     tracked **by_id, **by_path; /* INDEX_BUCKETS chains each */
     bool first_scan_done;
+    sl_file_guard guard;
+    int follow; /* enum sl_follow */
+    const char *follow_into[MAX_GLOBS];
+    size_t nfollow_into;
+    refused_name **refused; /* INDEX_BUCKETS chains */
+    size_t nrefused;
+    uint32_t scan_no;
+    sl_metric *m_refused[SL_REFUSED_NREASONS];
+    /* start_at applies only when this input never ran in this data_dir;
+     * checkpoints that existed and were lost make every file read from
+     * its start (decision 0015). */
+    bool fresh;
+    sl_metric *m_lost_bytes, *m_ckpt_lost, *m_cr;
+    /* While the thread is blocked handing a batch over (backpressure),
+     * a second thread keeps discovering and opening files, so that
+     * rotation cannot take them out of reach: mu is held by the input's
+     * thread except inside emit. */
+    pthread_mutex_t mu;
+    _Atomic int64_t emit_since_ns; /* 0: not inside emit */
+    bool discovering;              /* the scan is the second thread's */
+    pthread_t discoverer;
+    bool discoverer_started;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool discoverer_stop;
     int64_t next_ckpt_ns;
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
         *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
@@ -130,6 +182,9 @@ static const sl_cfg_key file_keys[] = {
     {"rescan_interval", SL_KEY_DURATION, false, NULL, false},
     {"read_bytes_per_sec", SL_KEY_SIZE, false, NULL, false},
     {"multiline", SL_KEY_MAP, false, NULL, false},
+    {"follow_symlinks", SL_KEY_ENUM, false, "inside|always|never", false},
+    {"follow_symlinks_into", SL_KEY_LIST, false, NULL, false},
+    {"strip_cr", SL_KEY_BOOL, false, NULL, false},
 };
 
 static int configure(file_input *in, const sl_input_ctx *ctx)
@@ -141,9 +196,12 @@ static int configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg_list(cfg, n, "paths", in->globs, MAX_GLOBS, &in->nglobs);
     sl_cfg_list(cfg, n, "exclude", in->excludes, MAX_GLOBS, &in->nexcludes);
     sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
+    sl_cfg_enum(cfg, n, "follow_symlinks", "inside|always|never", SL_FOLLOW_INSIDE, &in->follow);
+    sl_cfg_list(cfg, n, "follow_symlinks_into", in->follow_into, MAX_GLOBS, &in->nfollow_into);
     sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
     sl_cfg_size_range(cfg, n, "max_line_bytes", 1 << 20, 16, 64u << 20, &in->max_line_bytes);
     sl_cfg_bool(cfg, n, "validate_utf8", false, &in->validate_utf8);
+    sl_cfg_bool(cfg, n, "strip_cr", true, &in->strip_cr);
     sl_cfg_size_range(cfg, n, "read_chunk", 1 << 20, 4096, 256u << 20, &in->chunk_bytes);
     uint64_t fpb;
     sl_cfg_size(cfg, n, "fingerprint_bytes", 1024, &fpb);
@@ -192,6 +250,32 @@ static void register_metrics(file_input *in)
     in->m_bad_utf8 = sl_counter("sluice_input_invalid_lines_total", help, l);
     sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", "nul");
     in->m_nul = sl_counter("sluice_input_invalid_lines_total", help, l);
+    for (int r = SL_REFUSED_NONE + 1; r < SL_REFUSED_NREASONS; r++) {
+        sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", sl_file_refusal_name(r));
+        in->m_refused[r] = sl_counter("sluice_input_files_refused_total",
+                                      "Files matched by the globs but not read (each once): "
+                                      "links leading outside, FIFOs and devices, kernel "
+                                      "pseudo files.",
+                                      l);
+    }
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, NULL, NULL);
+    in->m_lost_bytes = sl_counter("sluice_input_lost_bytes_total",
+                                  "Bytes of files that went away before they were read "
+                                  "(deleted, or rotated out of reach, unread).",
+                                  l);
+    in->m_cr = sl_counter("sluice_input_cr_stripped_total",
+                          "Carriage returns removed before a newline (strip_cr).", l);
+    in->m_ckpt_lost =
+        sl_counter("sluice_checkpoint_lost_total",
+                   "Checkpoints found unreadable or missing after earlier runs: every file "
+                   "was read again from its start.",
+                   l);
+}
+
+/* A path as a log value: a file name can hold spaces, quotes, newlines. */
+static const char *qpath(char *buf, size_t cap, const char *path)
+{
+    return sl_log_quote(buf, cap, path, strlen(path));
 }
 
 static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
@@ -224,29 +308,67 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         return rc;
     }
     snprintf(in->ckpt_path, sizeof in->ckpt_path, "%s/%s.json", dir, ctx->name);
+    /* Has this input run in this data_dir before? Its marker, or any
+     * checkpoint generation (data_dirs from before the marker), says so. */
+    char marker[4200], prev[4200], aside[4200];
+    snprintf(marker, sizeof marker, "%s/%s.started", dir, ctx->name);
+    snprintf(prev, sizeof prev, "%s.prev", in->ckpt_path);
+    snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
+    struct stat mst;
+    bool ran_before = lstat(marker, &mst) == 0 || lstat(in->ckpt_path, &mst) == 0 ||
+                      lstat(prev, &mst) == 0 || lstat(aside, &mst) == 0;
+    in->fresh = !ran_before;
     int fell_back = 0;
     sl_err lerr = {0};
     rc = sl_ckpt_load(in->ckpt_path, &in->ckpt, &fell_back, &lerr);
-    if (rc != SL_OK) {
-        /* Both generations are damaged. Starting over would re-ship every
-         * file, and stopping would crash-loop the node's agent; keep the
-         * damaged file aside for a human and start from start_at. */
-        char aside[4200];
-        snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
-        if (!ctx->dry_run) rename(in->ckpt_path, aside);
-        sl_metric_inc(in->m_ckpt_fallback);
-        sl_log(SL_LOG_ERROR, "checkpoint_unreadable", "input=%s path=%s error=\"%s\" kept=%s",
-               ctx->name, in->ckpt_path, lerr.msg, aside);
+    bool missing = rc == SL_OK && !fell_back && lstat(in->ckpt_path, &mst) != 0;
+    if (rc != SL_OK || (ran_before && missing)) {
+        /* Both generations are damaged (or gone after earlier runs). Skipping
+         * to start_at would lose what was written meanwhile, and stopping
+         * would crash-loop the node's agent: every file is read again from
+         * its start (duplicates, never loss), the damaged file kept aside
+         * for a human. */
+        if (rc != SL_OK && !ctx->dry_run) rename(in->ckpt_path, aside);
+        sl_metric_inc(in->m_ckpt_lost);
+        char q[4200];
+        sl_log(SL_LOG_ERROR, "checkpoint_unreadable",
+               "input=%s path=%s error=\"%s\" kept=%s files=read_from_start", ctx->name,
+               qpath(q, sizeof q, in->ckpt_path), rc != SL_OK ? lerr.msg : "missing",
+               rc != SL_OK ? "damaged" : "none");
+        sl_ckpt_free(&in->ckpt);
+        rc = SL_OK;
     } else if (fell_back) {
         sl_metric_inc(in->m_ckpt_fallback);
         sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
                ctx->name, in->ckpt_path);
     }
+    if (sl_file_guard_init(&in->guard, in->follow, in->globs, in->nglobs, in->follow_into,
+                           in->nfollow_into, err) != SL_OK) {
+        sl_ckpt_free(&in->ckpt);
+        free(in);
+        return SL_EINVAL;
+    }
+    if (in->fresh && !ctx->dry_run) {
+        sl_err merr;
+        static const char note[] = "this input has run in this data_dir: start_at no longer "
+                                   "applies\n";
+        if (sl_write_atomic(marker, note, sizeof note - 1, 0, &merr) != SL_OK)
+            sl_log(SL_LOG_WARN, "marker_write_failed", "input=%s error=\"%s\"", ctx->name,
+                   merr.msg);
+    }
+    /* The first turn saves, so that a checkpoint exists from the start. */
+    in->ckpt_dirty = true;
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_mutex_init(&in->stop_mu, NULL);
+    pthread_cond_init(&in->stop_cv, NULL);
     in->watch = sl_watch_new();
+    in->refused = calloc(INDEX_BUCKETS, sizeof *in->refused);
     in->by_id = calloc(INDEX_BUCKETS, sizeof *in->by_id);
     in->by_path = calloc(INDEX_BUCKETS, sizeof *in->by_path);
     if (!in->find_eol) in->index = malloc(sizeof *in->index);
-    if (!in->watch || !in->by_id || !in->by_path || (!in->find_eol && !in->index)) {
+    if (!in->watch || !in->by_id || !in->by_path || !in->refused || (!in->find_eol && !in->index)) {
+        sl_file_guard_free(&in->guard);
+        free(in->refused);
         sl_watch_free(in->watch);
         free(in->by_id);
         free(in->by_path);
@@ -356,49 +478,167 @@ static tracked *find_live(file_input *in, const struct stat *st)
     return NULL;
 }
 
+static refused_name *find_refused(file_input *in, const char *path)
+{
+    for (refused_name *r = in->refused[path_bucket(path)]; r; r = r->next)
+        if (strcmp(r->path, path) == 0) return r;
+    return NULL;
+}
+
+/* True when path was refused before and its name still is what it was. */
+static bool known_refused(file_input *in, const char *path, const struct stat *lst)
+{
+    refused_name *r = find_refused(in, path);
+    if (!r || r->dev != (uint64_t)lst->st_dev || r->ino != (uint64_t)lst->st_ino) return false;
+    r->scan = in->scan_no;
+    return true;
+}
+
+static void refuse(file_input *in, const char *path, const struct stat *lst, int reason)
+{
+    refused_name *r = find_refused(in, path);
+    if (!r && in->nrefused < MAX_REFUSED) {
+        size_t len = strlen(path);
+        r = malloc(sizeof *r + len + 1);
+        if (r) {
+            memcpy(r->path, path, len + 1);
+            size_t b = path_bucket(path);
+            r->next = in->refused[b];
+            in->refused[b] = r;
+            in->nrefused++;
+        }
+    }
+    if (r) {
+        r->dev = (uint64_t)lst->st_dev;
+        r->ino = (uint64_t)lst->st_ino;
+        r->scan = in->scan_no;
+    }
+    sl_metric_inc(in->m_refused[reason]);
+    char q[2100];
+    sl_log(SL_LOG_WARN, "file_refused", "input=%s path=%s reason=%s", in->ctx->name,
+           qpath(q, sizeof q, path), sl_file_refusal_name(reason));
+}
+
+/* After a full scan: names it did not see are forgotten (all when
+ * everything is to be forgotten). */
+static void sweep_refused(file_input *in, bool all)
+{
+    for (size_t b = 0; b < INDEX_BUCKETS; b++)
+        for (refused_name **pp = &in->refused[b]; *pp;) {
+            refused_name *r = *pp;
+            if (all || r->scan != in->scan_no) {
+                *pp = r->next;
+                free(r);
+                in->nrefused--;
+            } else {
+                pp = &r->next;
+            }
+        }
+}
+
 static bool close_one_idle(file_input *in);
 
-static void open_file(file_input *in, const char *path, const struct stat *st, bool initial)
+/* A file that could not be opened yet (max_open_files) is remembered
+ * with its size, so that if it is rotated out of the globs' reach before
+ * there is room, it is still looked for (rescue), or counted as lost. */
+static void remember_unopened(file_input *in, const char *path, const struct stat *st, bool initial)
 {
-    if (in->open_count >= in->max_open_files && !close_one_idle(in)) {
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
+    if (e) {
+        if ((uint64_t)st->st_size > e->size) e->size = (uint64_t)st->st_size;
+        e->seen = sl_now_ns() / 1000000000;
+        return;
+    }
+    sl_ckpt_entry ne = {0};
+    snprintf(ne.path, sizeof ne.path, "%s", path);
+    ne.dev = st->st_dev;
+    ne.ino = st->st_ino;
+    ne.size = (uint64_t)st->st_size;
+    /* fp_len 0: no fingerprint yet, the offset says where to start. */
+    if (initial && in->fresh && in->start_at == START_END) ne.offset = ne.size;
+    ne.seen = sl_now_ns() / 1000000000;
+    sl_ckpt_put(&in->ckpt, &ne);
+    in->ckpt_dirty = true;
+}
+
+/* found: the path's stat when discovered; lst: its lstat (the name).
+ * only_known: open it only if it is the file the checkpoint knows (a
+ * rescue). Returns the file when it was opened. */
+static tracked *open_file(file_input *in, const char *path, const struct stat *found,
+                          const struct stat *lst, bool initial, bool only_known)
+{
+    /* The second thread never closes files: the input's thread may be
+     * using them. */
+    if (in->open_count >= in->max_open_files && (in->discovering || !close_one_idle(in))) {
         /* Every open file still has unread or unacknowledged data; this one
          * waits for a later scan rather than exceed the bound. */
         sl_metric_inc(in->m_deferred);
         in->deferred = true;
-        return;
+        if (S_ISREG(found->st_mode)) remember_unopened(in, path, found, initial);
+        return NULL;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
+    int fd, why;
+    struct stat fst;
+    int grc = sl_file_guard_open(&in->guard, path, found, &fd, &fst, &why);
+    if (grc == SL_EINVAL) {
+        refuse(in, path, lst, why);
+        return NULL;
+    }
+    if (grc == SL_EAGAIN) {
+        /* The name changed between discovery and open: look again soon. */
+        in->deferred = true;
+        return NULL;
+    }
+    if (grc != SL_OK) {
+        char q[2100];
         sl_metric_inc(in->m_read_errors);
         sl_log(SL_LOG_WARN, "file_open_failed", "input=%s path=%s error=\"%s\"", in->ctx->name,
-               path, strerror(errno));
-        return;
+               qpath(q, sizeof q, path), strerror(errno));
+        return NULL;
+    }
+    const struct stat *st = &fst;
+    uint64_t size = (uint64_t)st->st_size;
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
+    /* fp_len 0: first seen empty (or not opened yet); nothing to compare,
+     * and its offset cannot be past anything the file could have held. */
+    bool same =
+        e && (e->fp_len == 0 || (e->fp_len <= size && fingerprint_fd(fd, e->fp_len) == e->fp));
+    if (only_known && !same) {
+        close(fd);
+        return NULL;
     }
     tracked *t = calloc(1, sizeof *t);
     if (!t) {
         close(fd);
-        return;
+        return NULL;
     }
     snprintf(t->path, sizeof t->path, "%s", path);
     t->fd = fd;
     t->dev = st->st_dev;
     t->ino = st->st_ino;
-    uint64_t size = (uint64_t)st->st_size;
     uint64_t start = 0;
-    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
-    if (e && e->fp_len <= size && fingerprint_fd(fd, e->fp_len) == e->fp) {
+    if (same) {
         /* Same file as checkpointed; an offset past the end means it was
          * truncated while we were away. */
         start = e->offset <= size ? e->offset : 0;
         t->fp_len = e->fp_len;
         t->fp = e->fp;
     } else {
+        char q[2100];
         if (e)
             sl_log(SL_LOG_INFO, "file_identity_changed", "input=%s path=%s reason=inode_reused",
-                   in->ctx->name, path);
-        /* Files present at the very first start honour start_at; anything
-         * that appears later is new data and is read from its start. */
-        if (!e && initial && in->start_at == START_END) start = size;
+                   in->ctx->name, qpath(q, sizeof q, path));
+        if (e && e->size > e->offset) {
+            /* The file that had this inode went away with bytes unread. */
+            sl_metric_add(in->m_lost_bytes, e->size - e->offset);
+            sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+                   in->ctx->name, qpath(q, sizeof q, e->path),
+                   (unsigned long long)(e->size - e->offset), (unsigned long long)e->offset);
+        }
+        /* start_at is for the files present when the input first runs in
+         * this data_dir; anything after that is new data, read from its
+         * start (decision 0015). */
+        if (!e && initial && in->fresh && in->start_at == START_END) start = size;
     }
     grow_fingerprint(in, t, size);
     t->read_off = start;
@@ -407,7 +647,7 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
     if (!t->wm) {
         close(fd);
         free(t);
-        return;
+        return NULL;
     }
     t->next = in->files;
     t->prev = NULL;
@@ -422,8 +662,10 @@ static void open_file(file_input *in, const char *path, const struct stat *st, b
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
     sl_watch_dir(in->watch, dirname(dir));
+    char q[2100];
     sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
-           path, (unsigned long long)t->ino, (unsigned long long)start);
+           qpath(q, sizeof q, path), (unsigned long long)t->ino, (unsigned long long)start);
+    return t;
 }
 
 static void remember(file_input *in, tracked *t)
@@ -436,6 +678,8 @@ static void remember(file_input *in, tracked *t)
     e.fp = t->fp;
     e.offset = sl_watermark_get(t->wm);
     e.seen = sl_now_ns() / 1000000000;
+    struct stat st;
+    e.size = fstat(t->fd, &st) == 0 ? (uint64_t)st.st_size : t->read_off;
     sl_ckpt_put(&in->ckpt, &e);
 }
 
@@ -443,8 +687,24 @@ static void close_file(file_input *in, tracked *t)
 {
     in->ckpt_dirty = true;
     /* A deleted file can never be opened again, and its inode number may
-     * already belong to a new file whose entry must not be overwritten. */
-    if (!deleted(t)) remember(in, t);
+     * already belong to a new file whose entry must not be overwritten;
+     * its own entry (same fingerprint) says it needs no looking for. */
+    if (!deleted(t)) {
+        remember(in, t);
+    } else {
+        uint64_t acked = sl_watermark_get(t->wm);
+        sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
+        if (e && e->fp == t->fp && e->fp_len == t->fp_len) e->size = e->offset = acked;
+        struct stat st;
+        if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > acked) {
+            /* Only at shutdown: deleted with bytes not delivered. */
+            char q[2100];
+            sl_metric_add(in->m_lost_bytes, (uint64_t)st.st_size - acked);
+            sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+                   in->ctx->name, qpath(q, sizeof q, t->path),
+                   (unsigned long long)((uint64_t)st.st_size - acked), (unsigned long long)acked);
+        }
+    }
     close(t->fd);
     sl_watermark_unref(t->wm);
     if (t->chunk) sl_chunk_unref(t->chunk);
@@ -497,8 +757,129 @@ static void close_idle_files(file_input *in, int64_t now)
     }
 }
 
+/* A path the globs (or inotify) found: followed when tracked, opened when
+ * new, refused (once) when it must not be read. */
+static void look_at(file_input *in, const char *path, bool initial)
+{
+    struct stat lst, st;
+    if (excluded(in, path) || lstat(path, &lst) != 0) return;
+    if (known_refused(in, path, &lst)) return;
+    if (stat(path, &st) != 0 || S_ISDIR(st.st_mode)) return; /* dangling link, folder */
+    if (!S_ISREG(st.st_mode)) {
+        refuse(in, path, &lst, SL_REFUSED_NOT_REGULAR);
+        return;
+    }
+    bool link = S_ISLNK(lst.st_mode);
+    if (link && in->follow == SL_FOLLOW_NEVER) {
+        refuse(in, path, &lst, SL_REFUSED_SYMLINK);
+        return;
+    }
+    tracked *t = find_live(in, &st);
+    if (t) {
+        t->gone = false;
+        t->dirty = true;
+        /* Renamed within the glob: follow the new name. A link to a file
+         * we read is that file, read once under its own name. */
+        if (!link && !in->discovering && strcmp(t->path, path) != 0) {
+            index_del_path(in, t);
+            snprintf(t->path, sizeof t->path, "%s", path);
+            t->path_next = in->by_path[path_bucket(t->path)];
+            in->by_path[path_bucket(t->path)] = t;
+            in->ckpt_dirty = true;
+        }
+        return;
+    }
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
+    if (e && e->offset == (uint64_t)st.st_size && mtime_ns(&st) < (e->seen - 1) * 1000000000) {
+        /* Read to its end and unchanged since: stays closed (a write
+         * reopens it); still present, so not to be forgotten. */
+        e->seen = sl_now_ns() / 1000000000;
+        return;
+    }
+    open_file(in, path, &st, &lst, initial, false);
+}
+
+/* Whether the checkpoint's file e is to be looked for: no glob led to it,
+ * and it has bytes we never read (or, at the first scan, its size is
+ * unknown: checkpoints from before sizes were kept). */
+static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first)
+{
+    if (find_by_id(in, e->dev, e->ino)) return false;
+    return e->size > e->offset || (first && e->size == 0 && e->fp_len > 0);
+}
+
+#define MAX_RESCUE_DIRS 64
+
+/* Files the checkpoint knows with unread bytes that no glob led to: renamed
+ * out of the globs' reach (app.log -> app.log.1 with *.log) while the agent
+ * was down, or before it had room to open them. They are looked for by
+ * identity among the files of the folder they were in, and read to their
+ * end; what cannot be found is logged and counted as lost. */
+static void rescue(file_input *in, bool first)
+{
+    char *dirs[MAX_RESCUE_DIRS];
+    size_t ndirs = 0;
+    bool any = false;
+    for (size_t i = 0; i < in->ckpt.n; i++) {
+        sl_ckpt_entry *e = &in->ckpt.e[i];
+        e->look = 0;
+        if (!wants_rescue(in, e, first)) continue;
+        any = true;
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", e->path);
+        const char *d = dirname(dir);
+        size_t k = 0;
+        while (k < ndirs && strcmp(dirs[k], d) != 0) k++;
+        if (k == ndirs && ndirs < MAX_RESCUE_DIRS && (dirs[k] = strdup(d))) ndirs++;
+        if (k < ndirs) e->look = 1; /* its folder is walked: 2 once found */
+    }
+    if (!any) return;
+    for (size_t k = 0; k < ndirs; k++) {
+        DIR *d = opendir(dirs[k]);
+        for (struct dirent *de; d && (de = readdir(d));) {
+            struct stat st;
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+            sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
+            if (!e || e->look != 1) continue;
+            e->look = 2;
+            if ((uint64_t)st.st_size <= e->offset) continue;
+            char path[2048];
+            if (snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name) >= (int)sizeof path)
+                continue;
+            uint64_t from = e->offset;
+            tracked *t = open_file(in, path, &st, &st, false, true);
+            if (!t) continue;
+            /* Not in the globs: read to its end, then released. */
+            t->gone = true;
+            char q[2100];
+            sl_log(SL_LOG_INFO, "file_found_again", "input=%s path=%s offset=%llu size=%llu",
+                   in->ctx->name, qpath(q, sizeof q, path), (unsigned long long)from,
+                   (unsigned long long)st.st_size);
+        }
+        if (d) closedir(d);
+        free(dirs[k]);
+    }
+    for (size_t i = 0; i < in->ckpt.n; i++) {
+        sl_ckpt_entry *e = &in->ckpt.e[i];
+        if (e->look != 1 || e->size <= e->offset) continue;
+        /* Gone with bytes never read: the loss is said once, and the entry
+         * no longer asks to be looked for. */
+        uint64_t lost = e->size - e->offset;
+        sl_metric_add(in->m_lost_bytes, lost);
+        char q[2100];
+        sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+               in->ctx->name, qpath(q, sizeof q, e->path), (unsigned long long)lost,
+               (unsigned long long)e->offset);
+        e->offset = e->size;
+        in->ckpt_dirty = true;
+    }
+}
+
 static void scan(file_input *in)
 {
+    in->scan_no++;
     for (tracked *t = in->files; t; t = t->next) t->gone = true;
     for (size_t g = 0; g < in->nglobs; g++) {
         /* Watch the glob's directory when it has no wildcard, so files
@@ -509,35 +890,11 @@ static void scan(file_input *in)
         if (!strpbrk(d, "*?[")) sl_watch_dir(in->watch, d);
         glob_t gl;
         if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
-        for (size_t i = 0; i < gl.gl_pathc; i++) {
-            const char *path = gl.gl_pathv[i];
-            struct stat st;
-            if (excluded(in, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-            tracked *t = find_live(in, &st);
-            if (t) {
-                t->gone = false;
-                /* Renamed within the glob: follow the new name. */
-                if (strcmp(t->path, path) != 0) {
-                    index_del_path(in, t);
-                    snprintf(t->path, sizeof t->path, "%s", path);
-                    t->path_next = in->by_path[path_bucket(t->path)];
-                    in->by_path[path_bucket(t->path)] = t;
-                    in->ckpt_dirty = true;
-                }
-                continue;
-            }
-            sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
-            if (e && e->offset == (uint64_t)st.st_size &&
-                mtime_ns(&st) < (e->seen - 1) * 1000000000) {
-                /* Read to its end and unchanged since: stays closed (a write
-                 * reopens it); still present, so not to be forgotten. */
-                e->seen = sl_now_ns() / 1000000000;
-                continue;
-            }
-            open_file(in, path, &st, !in->first_scan_done);
-        }
+        for (size_t i = 0; i < gl.gl_pathc; i++) look_at(in, gl.gl_pathv[i], !in->first_scan_done);
         globfree(&gl);
     }
+    sweep_refused(in, false);
+    rescue(in, !in->first_scan_done);
     in->first_scan_done = true;
     in->need_scan = false;
 }
@@ -566,14 +923,7 @@ static void on_watch_event(void *arg, const char *path, int event)
     if (!matches_globs(in, path)) return;
     if (event == SL_WATCH_MODIFIED) {
         /* A file closed while idle got data: reopen just that one. */
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            tracked *o = find_live(in, &st);
-            if (o)
-                o->dirty = true;
-            else
-                open_file(in, path, &st, false);
-        }
+        look_at(in, path, false);
         return;
     }
     in->need_scan = true;
@@ -587,15 +937,22 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
         return SL_EINVAL;
     }
     b->ticket = (sl_ack_ticket){sl_watermark_ref(t->wm), begin, end};
-    return in->ctx->emit(in->ctx->emit_arg, b);
+    /* emit blocks under backpressure: the discoverer may run meanwhile. */
+    atomic_store(&in->emit_since_ns, sl_monotonic_ns());
+    pthread_mutex_unlock(&in->mu);
+    int rc = in->ctx->emit(in->ctx->emit_arg, b);
+    pthread_mutex_lock(&in->mu);
+    atomic_store(&in->emit_since_ns, 0);
+    return rc;
 }
 
 /* The end of the line starting at p (its '\n', or NULL when it has none
  * before end); *suspect is set when a NUL byte comes first, and, for
  * eol_utf8_scalar, when the line is not valid UTF-8 (check_text then says
- * which). Splitting is bound by this scan, as `wc -l` is by memchr; with
- * AVX2 the newline index (eol_index_window) takes its place and looks at
- * each byte once, NULs and UTF-8 in the same pass. */
+ * which). The portable scan: memchr for the newline, then for a NUL before
+ * it (as `wc -l` is bound by memchr). With AVX2 the newline index
+ * (eol_index_window) is used instead and looks at each byte once, NULs and
+ * UTF-8 in the same pass. */
 static const char *eol_scalar(const char *p, const char *end, bool *suspect)
 {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -787,10 +1144,35 @@ typedef struct emitter {
     bool suspect; /* a line had a NUL or was not UTF-8: check each record from here */
 } emitter;
 
+/* strip_cr: the \r before the \n that ends a record (its source ends one
+ * byte after it), and, in a multiline record, before each \n inside it
+ * (moved together in place: the bytes are ours until the batch is sent).
+ * Returns the new length. */
+static size_t strip_cr(file_input *in, char *p, size_t n, bool ends_in_newline)
+{
+    uint64_t stripped = 0;
+    if (ends_in_newline && n && p[n - 1] == '\r') n--, stripped++;
+    if (in->multiline && n) {
+        const char *nl = memchr(p, '\n', n);
+        if (nl) {
+            size_t w = (size_t)(nl - p);
+            for (size_t r = w; r < n; r++) {
+                if (p[r] == '\n' && w && p[w - 1] == '\r') w--, stripped++;
+                p[w++] = p[r];
+            }
+            n = w;
+        }
+    }
+    if (stripped) sl_metric_add(in->m_cr, stripped);
+    return n;
+}
+
 /* Adds the record data[off, off+n) whose source ends at data[end). */
 static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t flags)
 {
     file_input *in = e->in;
+    if (in->strip_cr && !(flags & (SL_RF_SPLIT | SL_RF_TRUNCATED)))
+        n = strip_cr(in, e->t->chunk->data + off, n, end == off + n + 1);
     if (!e->b) {
         sl_batch *b = sl_batch_new(in->batch_records);
         if (!b || sl_batch_add_chunk(b, e->t->chunk) != SL_OK ||
@@ -816,8 +1198,9 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
     return SL_OK;
 }
 
-/* Emits the records of c->data[0, len) as batches. Lines are found with
- * memchr, which is what `wc -l` is bound by too. flush_tail: the writer is
+/* Emits the records of t->chunk->data[0, len) as batches. Lines are found
+ * with the AVX2 newline index where the CPU has it (eol_index_find), else
+ * with the portable memchr scan (in->find_eol). flush_tail: the writer is
  * done, so an unfinished line or multiline group is complete. */
 static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
 {
@@ -930,17 +1313,18 @@ static int64_t partial_timeout(const file_input *in)
     return in->flush_partial_ms;
 }
 
-/* One read per file per turn keeps busy files from starving the others.
- * Returns bytes read, 0 at EOF, or a negative error. */
-
-/* The file at this descriptor no longer holds what we read: start over at
- * 0 with a new watermark (the old one keeps tracking batches in flight). */
+/* The file at this descriptor no longer holds what we read (it shrank, or
+ * its first bytes changed): start over at 0 with a new watermark (the old
+ * one keeps tracking batches in flight) and an empty fingerprint, which the
+ * next read grows again. */
 static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64_t size)
 {
     sl_metric_inc(in->m_truncated_files);
     in->ckpt_dirty = true;
+    char q[2100];
     sl_log(SL_LOG_INFO, "file_truncated", "input=%s path=%s reason=%s old_offset=%llu size=%lld",
-           in->ctx->name, t->path, reason, (unsigned long long)t->read_off, (long long)size);
+           in->ctx->name, qpath(q, sizeof q, t->path), reason, (unsigned long long)t->read_off,
+           (long long)size);
     sl_watermark *nw = sl_watermark_new(0);
     if (!nw) return SL_ENOMEM;
     sl_watermark_unref(t->wm);
@@ -954,6 +1338,8 @@ static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64
     return SL_OK;
 }
 
+/* One read per file per turn keeps busy files from starving the others.
+ * Returns bytes read, 0 at EOF, or a negative error. */
 static long read_some(file_input *in, tracked *t)
 {
     struct stat st;
@@ -1066,8 +1452,9 @@ static void reap(file_input *in)
         }
         if (!is_idle(t)) continue;
         sl_metric_inc(in->m_rotations);
-        sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name, t->path,
-               (unsigned long long)t->read_off);
+        char q[2100];
+        sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name,
+               qpath(q, sizeof q, t->path), (unsigned long long)t->read_off);
         unlink_tracked(in, t);
         close_file(in, t);
     }
@@ -1085,9 +1472,67 @@ static void refill_tokens(file_input *in, int64_t now)
     in->tokens_at_ns = now;
 }
 
+/* The discoverer's scan: new files opened (up to max_open_files, the rest
+ * remembered), rotated ones looked for; nothing closed or renamed. */
+static void discover(file_input *in)
+{
+    in->discovering = true;
+    for (size_t g = 0; g < in->nglobs; g++) {
+        glob_t gl;
+        if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) look_at(in, gl.gl_pathv[i], false);
+        globfree(&gl);
+    }
+    rescue(in, false);
+    in->discovering = false;
+}
+
+/* The second thread: when the input's thread has been inside emit for a
+ * poll interval (a full buffer under `when_full: block`), it takes mu and
+ * scans, so files created and rotated away meanwhile are held open. */
+static void *discoverer(void *arg)
+{
+    file_input *in = arg;
+    pthread_mutex_lock(&in->stop_mu);
+    while (!in->discoverer_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + in->poll_ms * 1000000;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&in->stop_cv, &in->stop_mu, &until);
+        if (in->discoverer_stop) break;
+        int64_t since = atomic_load(&in->emit_since_ns);
+        if (!since || (sl_monotonic_ns() - since) / 1000000 < in->poll_ms) continue;
+        if (pthread_mutex_trylock(&in->mu) != 0) continue;
+        /* Still inside the same emit: the input's thread waits for mu. */
+        if (atomic_load(&in->emit_since_ns) == since) discover(in);
+        pthread_mutex_unlock(&in->mu);
+    }
+    pthread_mutex_unlock(&in->stop_mu);
+    return NULL;
+}
+
+static int run_loop(file_input *in);
+
 static int file_run(void *state)
 {
     file_input *in = state;
+    pthread_mutex_lock(&in->mu);
+    in->discoverer_started = pthread_create(&in->discoverer, NULL, discoverer, in) == 0;
+    int rc = run_loop(in);
+    pthread_mutex_lock(&in->stop_mu);
+    in->discoverer_stop = true;
+    pthread_cond_signal(&in->stop_cv);
+    pthread_mutex_unlock(&in->stop_mu);
+    pthread_mutex_unlock(&in->mu);
+    if (in->discoverer_started) pthread_join(in->discoverer, NULL);
+    in->discoverer_started = false;
+    return rc;
+}
+
+static int run_loop(file_input *in)
+{
     int64_t next_scan = 0, next_sweep = 0;
     while (!atomic_load(in->ctx->stop)) {
         int64_t now = sl_monotonic_ns();
@@ -1160,8 +1605,14 @@ static void file_destroy(void *state)
         close_file(in, t);
     }
     sl_ckpt_free(&in->ckpt);
+    sweep_refused(in, true);
+    free(in->refused);
+    sl_file_guard_free(&in->guard);
     sl_watch_free(in->watch);
     sl_multiline_free(in->multiline);
+    pthread_mutex_destroy(&in->mu);
+    pthread_mutex_destroy(&in->stop_mu);
+    pthread_cond_destroy(&in->stop_cv);
     free(in->by_id);
     free(in->by_path);
     free(in->index);

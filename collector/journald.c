@@ -417,7 +417,7 @@ static int parse_checkpoint(const char *path, char **cursor, uint64_t *rt, sl_er
 {
     char *data = NULL;
     size_t n = 0;
-    int rc = sl_read_file(path, CKPT_MAX, &data, &n, err);
+    int rc = sl_read_state_file(path, CKPT_MAX, &data, &n, err);
     if (rc != SL_OK) return rc;
     json_error_t je;
     json_t *root = json_loadb(data, n, 0, &je);

@@ -45,7 +45,11 @@ int sl_write_atomic(const char *path, const void *data, size_t n, int keep_prev,
     char tmp[4096], prev[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return sl_errf(err, SL_EINVAL, "path too long");
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* A fresh file, never one a link leads to (O_EXCL does not follow): a
+     * leftover path.tmp is removed first. */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return sl_errf(err, SL_EIO, "unlink %s: %s", tmp, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return sl_errf(err, errno == ENOSPC ? SL_ENOSPC : SL_EIO, "open %s: %s", tmp,
                        strerror(errno));
@@ -88,9 +92,9 @@ int sl_write_atomic(const char *path, const void *data, size_t n, int keep_prev,
     return SL_OK;
 }
 
-int sl_read_file(const char *path, size_t max, char **out, size_t *n, sl_err *err)
+static int read_file(const char *path, int flags, size_t max, char **out, size_t *n, sl_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
     if (fd < 0)
         return sl_errf(err, errno == ENOENT ? SL_ENOENT : SL_EIO, "open %s: %s", path,
                        strerror(errno));
@@ -116,4 +120,14 @@ int sl_read_file(const char *path, size_t max, char **out, size_t *n, sl_err *er
     *out = buf;
     *n = got;
     return SL_OK;
+}
+
+int sl_read_file(const char *path, size_t max, char **out, size_t *n, sl_err *err)
+{
+    return read_file(path, 0, max, out, n, err);
+}
+
+int sl_read_state_file(const char *path, size_t max, char **out, size_t *n, sl_err *err)
+{
+    return read_file(path, O_NOFOLLOW | O_NONBLOCK, max, out, n, err);
 }

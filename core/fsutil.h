@@ -16,5 +16,8 @@ int sl_mkdirs(const char *path, mode_t mode, sl_err *err);
 int sl_write_atomic(const char *path, const void *data, size_t n, int keep_prev, sl_err *err);
 /* Reads a whole regular file of at most max bytes; caller frees *out. */
 int sl_read_file(const char *path, size_t max, char **out, size_t *n, sl_err *err);
+/* The same for the agent's own state in data_dir: a link there is never
+ * followed (it is refused as unreadable). */
+int sl_read_state_file(const char *path, size_t max, char **out, size_t *n, sl_err *err);
 
 #endif

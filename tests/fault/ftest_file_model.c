@@ -64,6 +64,8 @@ static void stop_agent(model *m, int sig)
     int rc = sl_t_stop(m->agent, sig, 20000);
     /* 128+SIGTERM: the signal came before the agent had even blocked it
      * (just after a start), when it has nothing to save yet. */
+    if (sig == SIGTERM && rc != 0 && rc != 128 + SIGTERM)
+        fprintf(stderr, "agent stopped with %d (dir %s)\n", rc, m->dir);
     if (sig == SIGTERM) assert_true(rc == 0 || rc == 128 + SIGTERM);
     m->agent = 0;
 }

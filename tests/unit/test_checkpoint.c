@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "collector/checkpoint.h"
@@ -85,6 +86,66 @@ static void test_roundtrip_and_prev_generation(void **st)
     free(dir);
 }
 
+/* Sizes are kept (files with unread bytes are looked for after a
+ * restart); checkpoints written before sizes existed load with size 0. A
+ * checkpoint that is a link is not followed. */
+static void test_sizes_and_links(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("ckpt_size");
+    char *path = sl_t_path(dir, "in.json");
+    sl_ckpt c = {0};
+    sl_ckpt_entry e = entry(21, 300);
+    e.size = 5000;
+    sl_ckpt_put(&c, &e);
+    assert_int_equal(sl_ckpt_save(path, &c, NULL), 0);
+    sl_ckpt_free(&c);
+    int fell;
+    assert_int_equal(sl_ckpt_load(path, &c, &fell, NULL), 0);
+    assert_int_equal(sl_ckpt_find(&c, 2049, 21)->size, 5000);
+    sl_ckpt_free(&c);
+    static const char old[] = "{\"version\":1,\"files\":[{\"path\":\"/a\",\"dev\":1,\"ino\":2,"
+                              "\"fp_len\":4,\"fp\":\"00000000000000ff\",\"offset\":7,\"seen\":9}]}";
+    sl_t_write_file(path, old, sizeof old - 1);
+    assert_int_equal(sl_ckpt_load(path, &c, &fell, NULL), 0);
+    assert_int_equal(sl_ckpt_find(&c, 1, 2)->size, 0);
+    assert_int_equal(sl_ckpt_find(&c, 1, 2)->offset, 7);
+    sl_ckpt_free(&c);
+    /* A link planted as the checkpoint (and its previous generation). */
+    char *target = sl_t_path(dir, "elsewhere.json"), *prev = sl_t_path(dir, "in.json.prev");
+    sl_t_write_file(target, old, sizeof old - 1);
+    unlink(path);
+    unlink(prev);
+    assert_int_equal(symlink(target, path), 0);
+    sl_err err;
+    assert_int_not_equal(sl_ckpt_load(path, &c, &fell, &err), 0);
+    assert_int_equal(c.n, 0);
+    /* Saving replaces the link, never writes through it. */
+    sl_ckpt_put(&c, &e);
+    assert_int_equal(sl_ckpt_save(path, &c, NULL), 0);
+    sl_ckpt_free(&c);
+    size_t n;
+    char *kept = sl_t_read_file(target, &n);
+    assert_int_equal(n, sizeof old - 1);
+    assert_memory_equal(kept, old, n);
+    struct stat sb;
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    /* A link planted as the temporary file is not written through. */
+    char *tmp = sl_t_path(dir, "in.json.tmp"), *victim = sl_t_path(dir, "victim");
+    sl_t_write_file(victim, "keep", 4);
+    assert_int_equal(symlink(victim, tmp), 0);
+    sl_ckpt_put(&c, &e);
+    assert_int_equal(sl_ckpt_save(path, &c, NULL), 0);
+    sl_ckpt_free(&c);
+    char *v = sl_t_read_file(victim, &n);
+    assert_int_equal(n, 4);
+    assert_memory_equal(v, "keep", 4);
+    free(v), free(kept), free(tmp), free(victim), free(target), free(prev), free(path);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 static void test_missing_is_empty(void **st)
 {
     (void)st;
@@ -99,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_and_prev_generation),
         cmocka_unit_test(test_missing_is_empty),
+        cmocka_unit_test(test_sizes_and_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

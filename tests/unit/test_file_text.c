@@ -19,6 +19,7 @@
 #include "core/batch.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "core/plugin.h"
 #include "core/utf8.h"
 #include "tests/helpers.h"
@@ -177,6 +178,7 @@ static void read_all(const char *path, const char *extra, seen *s)
     pthread_join(th, NULL);
     sl_file_input_ops.destroy(state);
     sl_cfg_free(cfg);
+    sl_t_rmtree(data_dir);
     free(data_dir);
 }
 
@@ -211,6 +213,7 @@ static void run_case(const char *extra, bool expect_flags)
         assert_int_equal(s.flagged, 0);
     }
     free(path);
+    sl_t_rmtree(dir);
     free(dir);
     sl_buf_free(&c.text);
     free(c.off);
@@ -237,12 +240,107 @@ static void test_no_flags_by_default(void **st)
     run_case("", false);
 }
 
+/* strip_cr: records as the input emits them, joined with '|'. */
+typedef struct crlf_seen {
+    sl_buf got;
+    size_t records, want;
+    atomic_bool stop;
+} crlf_seen;
+
+static int crlf_emit(void *arg, sl_batch *b)
+{
+    crlf_seen *s = arg;
+    for (uint32_t i = 0; i < b->nrecords; i++, s->records++) {
+        sl_buf_append(&s->got, b->records[i].line.p, b->records[i].line.n);
+        sl_buf_append(&s->got, "|", 1);
+    }
+    sl_batch_done(b);
+    if (s->records >= s->want) atomic_store(&s->stop, true);
+    return SL_OK;
+}
+
+static void read_crlf(const char *text, const char *extra, size_t want, sl_buf *out,
+                      int64_t *stripped)
+{
+    char *dir = sl_t_tmpdir("file_crlf");
+    char *path = sl_t_path(dir, "crlf.log");
+    assert_int_equal(sl_t_write_file(path, text, strlen(text)), 0);
+    char conf[1024];
+    int n = snprintf(conf, sizeof conf,
+                     "inputs:\n  - name: crlf\n    type: file\n    paths: [\"%s\"]\n"
+                     "    flush_partial_after: 50ms\n%s",
+                     path, extra);
+    sl_cfg *cfg = sl_cfg_new();
+    assert_int_equal(sl_cfg_load_string(cfg, "test", conf, (size_t)n), 0);
+    char *data_dir = sl_t_path(dir, "data");
+    crlf_seen s = {.want = want};
+    sl_buf_init(&s.got, 0);
+    sl_input_ctx ctx = {.name = "crlf",
+                        .cfg = cfg,
+                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
+                        .data_dir = data_dir,
+                        .emit = crlf_emit,
+                        .emit_arg = &s,
+                        .stop = &s.stop};
+    void *state = NULL;
+    sl_err err;
+    char labels[128];
+    sl_metric_labels(labels, sizeof labels, "input", "crlf", NULL, NULL);
+    int64_t before = sl_metrics_value("sluice_input_cr_stripped_total", labels);
+    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    for (int ms = 0; ms < 30000 && !atomic_load(&s.stop); ms += 5) sl_t_sleep_ms(5);
+    atomic_store(&s.stop, true);
+    pthread_join(th, NULL);
+    sl_file_input_ops.destroy(state);
+    *stripped =
+        sl_metrics_value("sluice_input_cr_stripped_total", labels) - (before > 0 ? before : 0);
+    *out = s.got;
+    sl_cfg_free(cfg);
+    sl_t_rmtree(dir);
+    free(dir), free(path), free(data_dir);
+}
+
+static void test_strip_cr(void **st)
+{
+    (void)st;
+    /* CRLF and LF lines mixed, a lone \r inside a line, two \r before a
+     * newline (one goes), an empty CRLF line, and a last line without a
+     * newline whose \r stays (no newline follows it). */
+    static const char text[] = "first\r\nplain\nmid\rdle\r\ntwo\r\r\n\r\nlast\r";
+    sl_buf got;
+    int64_t stripped;
+    for (int scalar = 0; scalar < 2; scalar++) {
+        if (scalar) setenv("SLUICE_SIMD", "scalar", 1);
+        read_crlf(text, "", 6, &got, &stripped);
+        assert_int_equal(got.len, strlen("first|plain|mid\rdle|two\r||last\r|"));
+        assert_memory_equal(got.p, "first|plain|mid\rdle|two\r||last\r|", got.len);
+        assert_int_equal(stripped, 4);
+        sl_buf_free(&got);
+        unsetenv("SLUICE_SIMD");
+    }
+    /* Off: byte for byte, nothing counted. */
+    read_crlf(text, "    strip_cr: false\n", 6, &got, &stripped);
+    assert_memory_equal(got.p, "first\r|plain|mid\rdle\r|two\r\r|\r|last\r|", got.len);
+    assert_int_equal(stripped, 0);
+    sl_buf_free(&got);
+    /* Multiline: the \r of every joined line goes. */
+    static const char trace[] = "Exception: boom\r\n  at a()\r\n  at b()\r\nnext\r\n";
+    read_crlf(trace, "    multiline: {start: '^\\S'}\n", 2, &got, &stripped);
+    assert_int_equal(got.len, strlen("Exception: boom\n  at a()\n  at b()|next|"));
+    assert_memory_equal(got.p, "Exception: boom\n  at a()\n  at b()|next|", got.len);
+    assert_int_equal(stripped, 4);
+    sl_buf_free(&got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flags_vector_scan),
         cmocka_unit_test(test_flags_portable_scan),
         cmocka_unit_test(test_no_flags_by_default),
+        cmocka_unit_test(test_strip_cr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

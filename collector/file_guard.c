@@ -1,0 +1,241 @@
+#include "collector/file_guard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+/* Not every libc's linux/magic.h has them all. */
+#ifndef TRACEFS_MAGIC
+#define TRACEFS_MAGIC 0x74726163
+#endif
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+#ifndef EFIVARFS_MAGIC
+#define EFIVARFS_MAGIC 0xde5e81e4
+#endif
+#ifndef FUSE_CTL_SUPER_MAGIC
+#define FUSE_CTL_SUPER_MAGIC 0x65735543
+#endif
+#ifndef CONFIGFS_MAGIC
+#define CONFIGFS_MAGIC 0x62656570
+#endif
+
+/* Where container runtimes keep the files /var/log/containers links to:
+ * kubelet's per-pod folders and dockerd's json-file logs. */
+static const char *const container_roots[] = {"/var/log/pods", "/var/lib/docker/containers"};
+
+const char *sl_file_refusal_name(int refused)
+{
+    switch (refused) {
+    case SL_REFUSED_SYMLINK_OUTSIDE:
+        return "symlink_outside";
+    case SL_REFUSED_SYMLINK:
+        return "symlink";
+    case SL_REFUSED_NOT_REGULAR:
+        return "not_regular";
+    case SL_REFUSED_PSEUDO_FS:
+        return "pseudo_fs";
+    default:
+        return "none";
+    }
+}
+
+/* True when the file system of fd holds kernel state, not logs. */
+static bool on_pseudo_fs(int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) != 0) return false;
+    /* Kernel state presented as files: sizes are 0 or lies, reads have
+     * effects or never end. devtmpfs reports itself as tmpfs, whose
+     * regular files are real (and /dev's device nodes are not regular). */
+    static const unsigned long pseudo[] = {
+        PROC_SUPER_MAGIC,    SYSFS_MAGIC,        DEBUGFS_MAGIC,       TRACEFS_MAGIC,
+        SECURITYFS_MAGIC,    CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, BPF_FS_MAGIC,
+        PSTOREFS_MAGIC,      EFIVARFS_MAGIC,     CONFIGFS_MAGIC,      SELINUX_MAGIC,
+        SMACK_MAGIC,         NSFS_MAGIC,         BINFMTFS_MAGIC,      DEVPTS_SUPER_MAGIC,
+        ANON_INODE_FS_MAGIC, SOCKFS_MAGIC,       PIPEFS_MAGIC,        FUSE_CTL_SUPER_MAGIC,
+    };
+    for (size_t i = 0; i < sizeof pseudo / sizeof *pseudo; i++)
+        if ((unsigned long)sf.f_type == pseudo[i]) return true;
+    return false;
+}
+
+static int add_root(sl_file_guard *g, const char *dir, sl_err *err)
+{
+    if (g->nroots == SL_GUARD_MAX_ROOTS)
+        return sl_errf(err, SL_EINVAL, "more than %d folders for follow_symlinks",
+                       SL_GUARD_MAX_ROOTS);
+    for (size_t i = 0; i < g->nroots; i++)
+        if (strcmp(g->roots[i], dir) == 0) return SL_OK;
+    char *copy = strdup(dir);
+    if (!copy) return sl_errf(err, SL_ENOMEM, "out of memory");
+    g->roots[g->nroots++] = copy;
+    return SL_OK;
+}
+
+/* The folder a glob names: its components up to the first with a
+ * wildcard (a glob of files in /var/log/app gives /var/log/app; one whose
+ * second folder is a wildcard gives /var/log), made absolute. */
+static int glob_root(const char *glob, char *out, size_t cap)
+{
+    char buf[4096];
+    size_t n = 0;
+    if (glob[0] != '/') {
+        if (!getcwd(buf, sizeof buf - 1)) return SL_EIO;
+        n = strlen(buf);
+        buf[n++] = '/';
+    }
+    if (n + strlen(glob) >= sizeof buf) return SL_EINVAL;
+    strcpy(buf + n, glob);
+    char *wild = strpbrk(buf, "*?[");
+    char *cut = wild ? wild : buf + strlen(buf);
+    while (cut > buf && *cut != '/') cut--; /* back to the folder it is in */
+    if (cut == buf)
+        snprintf(out, cap, "/");
+    else
+        snprintf(out, cap, "%.*s", (int)(cut - buf), buf);
+    return SL_OK;
+}
+
+int sl_file_guard_init(sl_file_guard *g, int follow, const char *const *globs, size_t nglobs,
+                       const char *const *extra, size_t nextra, sl_err *err)
+{
+    memset(g, 0, sizeof *g);
+    g->follow = follow;
+    int rc = SL_OK;
+    bool containers = false;
+    for (size_t i = 0; i < nglobs && rc == SL_OK; i++) {
+        char root[4096];
+        if (glob_root(globs[i], root, sizeof root) != SL_OK) continue;
+        rc = add_root(g, root, err);
+        /* /var/log/containers/x.log -> /var/log/pods/... (-> dockerd's file). */
+        containers |=
+            strncmp(root, "/var/log/containers", 19) == 0 && (root[19] == '\0' || root[19] == '/');
+    }
+    for (size_t i = 0; containers && rc == SL_OK && i < 2; i++)
+        rc = add_root(g, container_roots[i], err);
+    for (size_t i = 0; i < nextra && rc == SL_OK; i++) {
+        /* A folder is given: all of it (as the folder of a glob in it). */
+        char inside[4096], root[4096];
+        if (snprintf(inside, sizeof inside, "%s/*", extra[i]) >= (int)sizeof inside ||
+            glob_root(inside, root, sizeof root) != SL_OK)
+            continue;
+        size_t len = strlen(root);
+        while (len > 1 && root[len - 1] == '/') root[--len] = '\0';
+        rc = add_root(g, root, err);
+    }
+    if (rc != SL_OK) sl_file_guard_free(g);
+    return rc;
+}
+
+void sl_file_guard_free(sl_file_guard *g)
+{
+    for (size_t i = 0; i < g->nroots; i++) free(g->roots[i]);
+    g->nroots = 0;
+}
+
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/') return true;
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* True when real (a path without links) lies in an allowed folder, taken
+ * as written or resolved (/var/log may itself be a link). */
+static bool inside_roots(const sl_file_guard *g, const char *real)
+{
+    for (size_t i = 0; i < g->nroots; i++) {
+        if (under(real, g->roots[i])) return true;
+        char rr[PATH_MAX];
+        if (realpath(g->roots[i], rr) && under(real, rr)) return true;
+    }
+    return false;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+int sl_file_guard_check_fd(const sl_file_guard *g, const char *path, int fd,
+                           const struct stat *found, struct stat *st, int *refused)
+{
+    *refused = SL_REFUSED_NONE;
+    if (fstat(fd, st) != 0) return SL_EIO;
+    if (!S_ISREG(st->st_mode)) {
+        *refused = SL_REFUSED_NOT_REGULAR;
+        return SL_EINVAL;
+    }
+    if (on_pseudo_fs(fd)) {
+        *refused = SL_REFUSED_PSEUDO_FS;
+        return SL_EINVAL;
+    }
+    /* The name was swapped between discovery and open. */
+    if (found && !same_file(found, st)) return SL_EAGAIN;
+    if (g->follow == SL_FOLLOW_ALWAYS) return SL_OK;
+    /* Where the path leads now, every link resolved; it must still be the
+     * file we hold, or it moved under us. */
+    char real[PATH_MAX];
+    struct stat rst;
+    if (!realpath(path, real) || stat(real, &rst) != 0) return SL_EAGAIN;
+    if (!same_file(&rst, st)) return SL_EAGAIN;
+    if (!inside_roots(g, real)) {
+        *refused = SL_REFUSED_SYMLINK_OUTSIDE;
+        return SL_EINVAL;
+    }
+    return SL_OK;
+}
+
+int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct stat *found, int *fd,
+                       struct stat *st, int *refused)
+{
+    *refused = SL_REFUSED_NONE;
+    *fd = -1;
+    struct stat pre;
+    if (g->follow == SL_FOLLOW_NEVER) {
+        if (lstat(path, &pre) != 0) return SL_EIO;
+        if (S_ISLNK(pre.st_mode)) {
+            *refused = SL_REFUSED_SYMLINK;
+            return SL_EINVAL;
+        }
+    }
+    /* A device is refused before it is opened: opening some has effects
+     * (a watchdog starts, a tape rewinds). The descriptor is checked again
+     * below, which closes the window between the two. */
+    if (stat(path, &pre) != 0) return SL_EIO;
+    if (!S_ISREG(pre.st_mode)) {
+        *refused = SL_REFUSED_NOT_REGULAR;
+        return SL_EINVAL;
+    }
+    int flags = O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+    if (g->follow == SL_FOLLOW_NEVER) flags |= O_NOFOLLOW;
+    int f = open(path, flags);
+    if (f < 0) {
+        if (errno == ELOOP && g->follow == SL_FOLLOW_NEVER) {
+            *refused = SL_REFUSED_SYMLINK;
+            return SL_EINVAL;
+        }
+        return SL_EIO;
+    }
+    int rc = sl_file_guard_check_fd(g, path, f, found ? found : &pre, st, refused);
+    if (rc != SL_OK) {
+        int e = errno;
+        close(f);
+        errno = e;
+        return rc;
+    }
+    *fd = f;
+    return SL_OK;
+}

@@ -1,0 +1,231 @@
+/* The file guard: the decision on the descriptor (regular file, not a
+ * pseudo file system, the file that was found) and the follow_symlinks
+ * policies. The race between discovery and open is made deterministic by
+ * handing the check the descriptor open() would have returned after the
+ * swap. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "collector/file_guard.h"
+#include "tests/helpers.h"
+
+typedef struct tree {
+    char *dir, *logs, *app, *secret, *glob;
+} tree;
+
+static int setup(void **st)
+{
+    tree *t = calloc(1, sizeof *t);
+    t->dir = sl_t_tmpdir("guard");
+    t->logs = sl_t_path(t->dir, "logs");
+    mkdir(t->logs, 0755);
+    t->app = sl_t_path(t->logs, "app.log");
+    t->secret = sl_t_path(t->dir, "secret");
+    t->glob = sl_t_path(t->logs, "*.log");
+    sl_t_write_file(t->app, "line\n", 5);
+    sl_t_write_file(t->secret, "TOPSECRET\n", 10);
+    *st = t;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    tree *t = *st;
+    sl_t_rmtree(t->dir);
+    free(t->dir), free(t->logs), free(t->app), free(t->secret), free(t->glob), free(t);
+    return 0;
+}
+
+static void guard_for(sl_file_guard *g, tree *t, int follow)
+{
+    const char *globs[] = {t->glob};
+    assert_int_equal(sl_file_guard_init(g, follow, globs, 1, NULL, 0, NULL), SL_OK);
+}
+
+static int try_open(sl_file_guard *g, const char *path, const struct stat *found, int *why)
+{
+    int fd = -1;
+    struct stat st;
+    int rc = sl_file_guard_open(g, path, found, &fd, &st, why);
+    if (rc == SL_OK) {
+        assert_true(fd >= 0);
+        assert_true(S_ISREG(st.st_mode));
+        close(fd);
+    } else {
+        assert_int_equal(fd, -1);
+    }
+    return rc;
+}
+
+static void test_regular_file_inside_opens(void **st)
+{
+    tree *t = *st;
+    sl_file_guard g;
+    guard_for(&g, t, SL_FOLLOW_INSIDE);
+    int why;
+    assert_int_equal(try_open(&g, t->app, NULL, &why), SL_OK);
+    /* A link to it from inside the tree is fine too. */
+    char *link = sl_t_path(t->logs, "link.log");
+    assert_int_equal(symlink(t->app, link), 0);
+    assert_int_equal(try_open(&g, link, NULL, &why), SL_OK);
+    free(link);
+    sl_file_guard_free(&g);
+}
+
+static void test_links_out_refused(void **st)
+{
+    tree *t = *st;
+    sl_file_guard g;
+    guard_for(&g, t, SL_FOLLOW_INSIDE);
+    char *shadow = sl_t_path(t->logs, "shadow.log"), *proc = sl_t_path(t->logs, "proc.log"),
+         *zero = sl_t_path(t->logs, "zero.log"), *fifo = sl_t_path(t->logs, "fifo.log");
+    assert_int_equal(symlink(t->secret, shadow), 0);
+    assert_int_equal(symlink("/proc/self/status", proc), 0);
+    assert_int_equal(symlink("/dev/zero", zero), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    int why;
+    assert_int_equal(try_open(&g, shadow, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_SYMLINK_OUTSIDE);
+    assert_int_equal(try_open(&g, proc, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_PSEUDO_FS);
+    assert_int_equal(try_open(&g, zero, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_NOT_REGULAR);
+    /* A FIFO nobody writes to: refused at once, never blocking. */
+    assert_int_equal(try_open(&g, fifo, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_NOT_REGULAR);
+    /* A folder link inside the tree leading out is caught the same way. */
+    char *dirlink = sl_t_path(t->logs, "sub");
+    assert_int_equal(symlink(t->dir, dirlink), 0);
+    char *through = sl_t_path(dirlink, "secret");
+    assert_int_equal(try_open(&g, through, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_SYMLINK_OUTSIDE);
+    assert_string_equal(sl_file_refusal_name(SL_REFUSED_PSEUDO_FS), "pseudo_fs");
+    free(shadow), free(proc), free(zero), free(fifo), free(dirlink), free(through);
+    sl_file_guard_free(&g);
+}
+
+/* The name is swapped between discovery (found) and open. */
+static void test_swap_between_discovery_and_open(void **st)
+{
+    tree *t = *st;
+    sl_file_guard g;
+    guard_for(&g, t, SL_FOLLOW_INSIDE);
+    struct stat found;
+    assert_int_equal(stat(t->app, &found), 0);
+    int why;
+    struct stat got;
+    /* open() raced to /dev/zero: the descriptor says what it is. */
+    int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(sl_file_guard_check_fd(&g, t->app, fd, &found, &got, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_NOT_REGULAR);
+    close(fd);
+    /* open() raced to a regular file elsewhere: not the file found. */
+    fd = open(t->secret, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(sl_file_guard_check_fd(&g, t->app, fd, &found, &got, &why), SL_EAGAIN);
+    assert_int_equal(why, SL_REFUSED_NONE);
+    close(fd);
+    /* open() raced to /proc: refused before identity. */
+    fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(sl_file_guard_check_fd(&g, t->app, fd, &found, &got, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_PSEUDO_FS);
+    close(fd);
+    /* The whole open after a real swap of the name to a link to the
+     * secret: found says it was another file, so it is looked at again. */
+    char *tmp = sl_t_path(t->logs, "swap.tmp");
+    assert_int_equal(symlink(t->secret, tmp), 0);
+    assert_int_equal(rename(tmp, t->app), 0);
+    assert_int_equal(try_open(&g, t->app, &found, &why), SL_EAGAIN);
+    /* Looked at again, it is refused for what it is now. */
+    assert_int_equal(try_open(&g, t->app, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_SYMLINK_OUTSIDE);
+    /* And swapped to /dev/zero: refused without being opened. */
+    assert_int_equal(symlink("/dev/zero", tmp), 0);
+    assert_int_equal(rename(tmp, t->app), 0);
+    assert_int_equal(try_open(&g, t->app, &found, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_NOT_REGULAR);
+    free(tmp);
+    sl_file_guard_free(&g);
+}
+
+static void test_policies(void **st)
+{
+    tree *t = *st;
+    char *inner = sl_t_path(t->logs, "inner.log"), *outer = sl_t_path(t->logs, "outer.log");
+    assert_int_equal(symlink(t->app, inner), 0);
+    assert_int_equal(symlink(t->secret, outer), 0);
+    int why;
+    sl_file_guard g;
+    guard_for(&g, t, SL_FOLLOW_NEVER);
+    assert_int_equal(try_open(&g, t->app, NULL, &why), SL_OK);
+    assert_int_equal(try_open(&g, inner, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_SYMLINK);
+    assert_int_equal(try_open(&g, outer, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_SYMLINK);
+    sl_file_guard_free(&g);
+    guard_for(&g, t, SL_FOLLOW_ALWAYS);
+    assert_int_equal(try_open(&g, inner, NULL, &why), SL_OK);
+    assert_int_equal(try_open(&g, outer, NULL, &why), SL_OK);
+    /* Still never a device or kernel file. */
+    char *zero = sl_t_path(t->logs, "zero.log");
+    assert_int_equal(symlink("/proc/self/status", zero), 0);
+    assert_int_equal(try_open(&g, zero, NULL, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_PSEUDO_FS);
+    sl_file_guard_free(&g);
+    /* follow_symlinks_into adds a folder links may lead to. */
+    const char *globs[] = {t->glob};
+    const char *into[] = {t->dir};
+    assert_int_equal(sl_file_guard_init(&g, SL_FOLLOW_INSIDE, globs, 1, into, 1, NULL), SL_OK);
+    assert_int_equal(try_open(&g, outer, NULL, &why), SL_OK);
+    sl_file_guard_free(&g);
+    free(inner), free(outer), free(zero);
+}
+
+/* Container logs: /var/log/containers/x.log links to /var/log/pods/...,
+ * which (with dockerd) links on to /var/lib/docker/containers/...: both
+ * allowed out of the box for a glob there. */
+static void test_container_folders_allowed(void **st)
+{
+    (void)st;
+    sl_file_guard g;
+    const char *globs[] = {"/var/log/containers/*.log", "relative/x*/y.log"};
+    const char *into[] = {"/data/docker/containers/", "rel"};
+    assert_int_equal(sl_file_guard_init(&g, SL_FOLLOW_INSIDE, globs, 2, into, 2, NULL), SL_OK);
+    assert_int_equal(g.nroots, 6);
+    assert_string_equal(g.roots[0], "/var/log/containers");
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    char want[4200];
+    snprintf(want, sizeof want, "%s/relative", cwd);
+    assert_string_equal(g.roots[1], want);
+    assert_string_equal(g.roots[2], "/var/log/pods");
+    assert_string_equal(g.roots[3], "/var/lib/docker/containers");
+    assert_string_equal(g.roots[4], "/data/docker/containers");
+    snprintf(want, sizeof want, "%s/rel", cwd);
+    assert_string_equal(g.roots[5], want);
+    sl_file_guard_free(&g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_regular_file_inside_opens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_out_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_between_discovery_and_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_container_folders_allowed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

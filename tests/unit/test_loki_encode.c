@@ -136,6 +136,7 @@ static void golden_batch(tbatch *t)
     r = tb_rec(t, "tie-a", 2000000000);
     r = tb_rec(t, "bad \xff\xfe utf8", 1500000000);
     r = tb_rec(t, "err", 5);
+    /* the newline is a control byte Loki's label parser refuses: sent as '?' */
     tb_field(r, "level", "error \"quoted\"\n", SL_V_STRING, SL_FF_LABEL);
     tb_field(r, "env", "rec", SL_V_STRING, SL_FF_LABEL);
     r = tb_rec(t, "dropped", 7);
@@ -157,7 +158,7 @@ static void check_golden(const sl_lr_push *p)
                                               "level=\"info\"}");
     const sl_lr_stream *base = find_stream(p, "{cluster=\"lab\", env=\"batch\", job=\"app\"}");
     const sl_lr_stream *err = find_stream(p, "{cluster=\"lab\", env=\"rec\", job=\"app\", "
-                                             "level=\"error \\\"quoted\\\"\\n\"}");
+                                             "level=\"error \\\"quoted\\\"?\"}");
     assert_non_null(info);
     assert_non_null(base);
     assert_non_null(err);
@@ -368,7 +369,7 @@ static void test_labels_sanitized(void **state)
     sl_lr_push p;
     roundtrip_pb(q, &p);
     assert_int_equal(p.n, 2);
-    const sl_lr_stream *s1 = find_stream(&p, "{_1st=\"v\", k8s_pod_name=\"p1\", n=\"42\"}");
+    const sl_lr_stream *s1 = find_stream(&p, "{k8s_pod_name=\"p1\", key_1st=\"v\", n=\"42\"}");
     const sl_lr_stream *s2 = find_stream(&p, "{job=\"my-input\"}");
     assert_non_null(s1);
     assert_non_null(s2);

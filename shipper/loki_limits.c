@@ -29,7 +29,7 @@ const char *sl_loki_adjust_reason(int adj)
 void sl_loki_limits_default(sl_loki_limits *l)
 {
     *l = (sl_loki_limits){
-        .max_line_size = 256 * 1024,
+        .max_line_size = 256000, /* Loki's "256KB" (flagext.ByteSize: 1 KB = 1000 B) */
         .long_lines = SL_LOKI_LONG_SPLIT,
         .reject_old_ns = 7 * 24 * 3600 * NS_PER_S,
         .grace_ns = 10 * NS_PER_MIN,

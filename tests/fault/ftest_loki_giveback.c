@@ -8,7 +8,7 @@
  * text) at most 2 x max_batch_bytes per kill. */
 #include "tests/fault/ftest_spool_rig.h"
 
-#define MAX_BATCH_BYTES (256 * 1024)
+#define MAX_BATCH_BYTES (64 * 1024)
 #define LINE_BYTES      46 /* "id=%08ld some payload text for the spool\n" */
 
 static void test_kill9_during_outage(void **st)
@@ -20,7 +20,7 @@ static void test_kill9_during_outage(void **st)
     srig r;
     srig_init(&r, "loki-giveback",
               "{memory_max: 256KiB, spool_max: 1GiB, fsync: batch}\n"
-              "    max_batch_bytes: 256KiB",
+              "    max_batch_bytes: 64KiB",
               NULL, NULL);
     srig_outage(&r, true);
     srig_start(&r);

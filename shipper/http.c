@@ -253,7 +253,19 @@ static double now_s(void)
 int sl_http_post(sl_http *h, const char *content_type, const char *content_encoding,
                  const void *body, size_t n, sl_http_result *res)
 {
+    return sl_http_post_hdr(h, content_type, content_encoding, NULL, body, n, res);
+}
+
+int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_encoding,
+                     const char *header, const void *body, size_t n, sl_http_result *res)
+{
     memset(res, 0, sizeof *res);
+    if (!header_safe(header)) {
+        res->retry_after_ms = -1;
+        res->body = "";
+        snprintf(res->error, sizeof res->error, "header with a control character not sent");
+        return SL_EINVAL;
+    }
     res->retry_after_ms = -1;
     h->body_len = 0;
     h->body[0] = 0;
@@ -276,11 +288,15 @@ int sl_http_post(sl_http *h, const char *content_type, const char *content_encod
         return SL_ECLOSED;
     }
     char ct[128], ce[128];
-    struct curl_slist extra[2];
+    struct curl_slist extra[3];
     struct curl_slist *hdrs = h->fixed;
     /* Per-request headers are chained in front of the fixed list without
      * allocating: curl only reads the list during the transfer. */
     size_t ne = 0;
+    if (header && *header) {
+        extra[ne] = (struct curl_slist){(char *)(uintptr_t)header, hdrs};
+        hdrs = &extra[ne++];
+    }
     if (content_encoding && *content_encoding) {
         snprintf(ce, sizeof ce, "Content-Encoding: %s", content_encoding);
         extra[ne] = (struct curl_slist){ce, hdrs};

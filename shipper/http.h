@@ -54,5 +54,9 @@ void sl_http_free(sl_http *h);
  * mid-response), SL_ECLOSED when aborted; res is filled in every case. */
 int sl_http_post(sl_http *h, const char *content_type, const char *content_encoding,
                  const void *body, size_t n, sl_http_result *res);
+/* The same with one more header line for this request ("Name: value", or
+ * NULL); SL_EINVAL, nothing sent, when it has a control character. */
+int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_encoding,
+                     const char *header, const void *body, size_t n, sl_http_result *res);
 
 #endif

@@ -13,6 +13,7 @@
 #include "shipper/http.h"
 #include "shipper/loki_encode.h"
 #include "shipper/loki_limits.h"
+#include "shipper/loki_tenant.h"
 #include "shipper/retry.h"
 
 #define LOKI_MAX_LABELS 64
@@ -73,6 +74,7 @@ typedef struct loki {
     uint64_t max_batch_bytes;
     sl_loki_opts eopts;
     sl_loki_limits limits;
+    sl_loki_tpl *tenant_tpl; /* a tenant per record, or NULL */
     sl_loki_kv labels[LOKI_MAX_LABELS];
     sl_slice meta[LOKI_MAX_META];
     char *strings[2 * LOKI_MAX_LABELS + LOKI_MAX_META]; /* owned copies */
@@ -291,16 +293,18 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         sl_cfg_error(cfg, sl_cfg_get(n, "url"), "url must start with http:// or https://");
     else if (url)
         check_url_path(cfg, sl_cfg_get(n, "url"), url);
+    sl_loki_tpl *tpl = NULL;
     if (tenant && *tenant) {
-        char why[200];
-        if (strstr(tenant, "${"))
-            sl_cfg_error(cfg, sl_cfg_get(n, "tenant"),
-                         "tenant '%s': a tenant per record is not supported (Loki takes one "
-                         "X-Scope-OrgID per request); use one sink per tenant and route inputs "
-                         "to it with `inputs:`",
-                         tenant);
-        else if (sl_loki_tenant_check(tenant, strlen(tenant), why, sizeof why))
+        char why[300];
+        if (strchr(tenant, '$')) {
+            if (sl_loki_tpl_parse(tenant, &tpl, why, sizeof why))
+                sl_cfg_error(cfg, sl_cfg_get(n, "tenant"), "tenant template: %s", why);
+            else if (!sl_loki_tpl_per_record(tpl)) /* only "$$": a literal '$' */
+                sl_cfg_error(cfg, sl_cfg_get(n, "tenant"),
+                             "tenant: '$' is not a character Loki accepts in a tenant");
+        } else if (sl_loki_tenant_check(tenant, strlen(tenant), why, sizeof why)) {
             sl_cfg_error(cfg, sl_cfg_get(n, "tenant"), "tenant: %s", why);
+        }
     }
     sl_loki_limits limits;
     read_limits(cfg, n, &limits);
@@ -341,6 +345,7 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     sl_cfg_list(cfg, n, "structured_metadata", meta, LOKI_MAX_META, &nmeta);
 
     if (sl_cfg_nerrors(cfg) > before || ctx->check_only) {
+        sl_loki_tpl_free(tpl);
         free(password);
         free(token);
         if (sl_cfg_nerrors(cfg) > before)
@@ -350,11 +355,14 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 
     loki *s = calloc(1, sizeof *s);
     if (!s) {
+        sl_loki_tpl_free(tpl);
         free(password);
         free(token);
         return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
     }
     s->ctx = ctx;
+    s->tenant_tpl = tpl;
+    s->eopts.tenant = tpl;
     s->encoding = encoding;
     s->compression = compression;
     s->max_wait_ms = wait_ms;
@@ -411,7 +419,7 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 
     char tenant_hdr[256];
     const char *headers[2] = {NULL, NULL};
-    if (tenant && *tenant) {
+    if (tenant && *tenant && !tpl) {
         snprintf(tenant_hdr, sizeof tenant_hdr, "X-Scope-OrgID: %s", tenant);
         headers[0] = tenant_hdr;
     }
@@ -498,6 +506,7 @@ static void loki_destroy(void *state)
         pthread_mutex_destroy(&s->mu);
     }
     for (size_t i = 0; i < s->nstrings; i++) free(s->strings[i]);
+    sl_loki_tpl_free(s->tenant_tpl);
     free(s->pend);
     free(s->url_log);
     free(s);
@@ -764,11 +773,11 @@ static int retry_later(worker *w, int64_t delay)
     return -1;
 }
 
-static int send_spans(worker *w, const span *sp, uint32_t nsp);
+static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant);
 
 /* 413, or a 400 that names no entry: halves the request by records and
- * sends each half. -1 when out of memory. */
-static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total)
+ * sends each half (of the same tenant). -1 when out of memory. */
+static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total, const char *tenant)
 {
     uint64_t half = total / 2, acc = 0;
     span *l = malloc(nsp * sizeof *l), *r = malloc(nsp * sizeof *r);
@@ -791,8 +800,8 @@ static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total)
             acc = half;
         }
     }
-    int rc = send_spans(w, l, nl);
-    if (rc == SENT) rc = send_spans(w, r, nr);
+    int rc = send_part(w, l, nl, tenant);
+    if (rc == SENT) rc = send_part(w, r, nr, tenant);
     free(l);
     free(r);
     return rc;
@@ -817,11 +826,13 @@ static void rejected(worker *w, long status, const char *reason, uint64_t n, uin
     }
 }
 
-static int send_spans(worker *w, const span *sp, uint32_t nsp)
+/* Builds the request (the worker's part; with a tenant template, the
+ * records of the tenant set by sl_loki_req_set_tenant); on memory
+ * shortage waits and tries again, never dropping data for it. 0, or
+ * ABORTED when stopping. */
+static int build_retry(worker *w, const span *sp, uint32_t nsp)
 {
     loki *s = w->s;
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < nsp; i++) total += sp[i].count;
     sl_err err = {0};
     for (;;) {
         if (stopping(s)) return ABORTED;
@@ -837,6 +848,20 @@ static int send_spans(worker *w, const span *sp, uint32_t nsp)
         failed(s, &r, "encode", d);
         nap(s, d);
     }
+    return 0;
+}
+
+/* Sends the records of sp (of one tenant when tenant is set, with its
+ * X-Scope-OrgID) until delivered, refused for good, or RETRY/ABORTED. */
+static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant)
+{
+    loki *s = w->s;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nsp; i++) total += sp[i].count;
+    sl_loki_req_set_tenant(w->req, tenant, tenant ? strlen(tenant) : 0);
+    if (build_retry(w, sp, nsp)) return ABORTED;
+    char hdr[200];
+    if (tenant) snprintf(hdr, sizeof hdr, "X-Scope-OrgID: %s", tenant);
     uint64_t entries = sl_loki_req_entries(w->req);
     uint64_t records = sl_loki_req_records(w->req);
     if (entries == 0) {
@@ -848,7 +873,8 @@ static int send_spans(worker *w, const span *sp, uint32_t nsp)
     for (;;) {
         if (stopping(s)) return ABORTED;
         sl_http_result r;
-        int rc = sl_http_post(w->http, ctype, cenc, w->body.p, w->body.len, &r);
+        int rc =
+            sl_http_post_hdr(w->http, ctype, cenc, tenant ? hdr : NULL, w->body.p, w->body.len, &r);
         if (rc == SL_ECLOSED || r.aborted) {
             count_request(s, "aborted");
             return ABORTED;
@@ -885,7 +911,7 @@ static int send_spans(worker *w, const span *sp, uint32_t nsp)
              * until the refused records are alone. */
             sl_log(SL_LOG_INFO, "sink_request_split", "sink=%s status=%ld records=%llu bytes=%zu",
                    s->ctx->name, r.status, (unsigned long long)total, w->body.len);
-            int sr = split(w, sp, nsp, total);
+            int sr = split(w, sp, nsp, total, tenant);
             if (sr >= 0) return sr;
             int64_t d = sl_retry_next(&w->retry, -1);
             nap(s, d);
@@ -898,6 +924,36 @@ static int send_spans(worker *w, const span *sp, uint32_t nsp)
         succeeded(w, kept < records ? kept : records, kept ? w->body.len : 0);
         return SENT;
     }
+}
+
+/* Sends sp: as one request, or with a tenant template one request per
+ * tenant among its records (found by a first build), each tenant's records
+ * in their own. */
+static int send_spans(worker *w, const span *sp, uint32_t nsp)
+{
+    if (!w->s->tenant_tpl) return send_part(w, sp, nsp, NULL);
+    sl_loki_req_set_tenant(w->req, NULL, 0);
+    if (build_retry(w, sp, nsp)) return ABORTED;
+    uint32_t nt = sl_loki_req_ntenants(w->req);
+    if (nt == 0) {
+        account(w); /* nothing of ours, or every record dropped for its time */
+        return SENT;
+    }
+    char(*ts)[160] = malloc(nt * sizeof *ts);
+    while (!ts && !stopping(w->s)) {
+        nap(w->s, 100);
+        ts = malloc(nt * sizeof *ts);
+    }
+    if (!ts) return ABORTED;
+    for (uint32_t i = 0; i < nt; i++) {
+        sl_slice t = sl_loki_req_tenant(w->req, i);
+        snprintf(ts[i], sizeof ts[i], "%.*s", (int)t.n, t.p);
+    }
+    int rc = SENT;
+    for (uint32_t i = 0; i < nt && rc == SENT; i++) rc = send_part(w, sp, nsp, ts[i]);
+    sl_loki_req_set_tenant(w->req, NULL, 0);
+    free(ts);
+    return rc;
 }
 
 /* Sends batches (all their records, or with concurrency > 1 this worker's

@@ -311,7 +311,11 @@ struct sl_loki_req {
     int64_t now_ns;              /* 0: no time window */
     const sl_loki_limits *lim;   /* o->limits or deflim */
     sl_loki_limits deflim;
-    uint32_t label_adj; /* adjustments of the label set being built */
+    uint32_t label_adj;  /* adjustments of the label set being built */
+    const char *tfilter; /* only this tenant (tenant templates), or NULL */
+    size_t tfilter_n;
+    sl_slice *tenants; /* distinct tenants seen, in scratch */
+    uint32_t ntenants, captenants;
     uint32_t seq;
     /* temporaries */
     sl_loki_kv *tmp;
@@ -359,6 +363,7 @@ void sl_loki_req_reset(sl_loki_req *q)
     q->nentries = q->nrecords = q->invalid = 0;
     memset(q->adj, 0, sizeof q->adj);
     q->drop_old = q->drop_new = 0;
+    q->ntenants = 0;
     q->seq = 0;
     scratch_reset(&q->mem);
 }
@@ -376,6 +381,7 @@ void sl_loki_req_free(sl_loki_req *q)
     sl_buf_free(&q->t1);
     sl_buf_free(&q->t2);
     sl_buf_free(&q->t3);
+    free(q->tenants);
     free(q);
 }
 
@@ -392,6 +398,22 @@ uint64_t sl_loki_req_entries(const sl_loki_req *q)
 uint64_t sl_loki_req_invalid_utf8(const sl_loki_req *q)
 {
     return q->invalid;
+}
+
+void sl_loki_req_set_tenant(sl_loki_req *q, const char *t, size_t n)
+{
+    q->tfilter = t;
+    q->tfilter_n = n;
+}
+
+uint32_t sl_loki_req_ntenants(const sl_loki_req *q)
+{
+    return q->ntenants;
+}
+
+sl_slice sl_loki_req_tenant(const sl_loki_req *q, uint32_t i)
+{
+    return i < q->ntenants ? q->tenants[i] : (sl_slice){"", 0};
 }
 
 void sl_loki_req_set_now(sl_loki_req *q, int64_t now_ns)
@@ -564,6 +586,7 @@ static int kv_cmp(const sl_loki_kv *a, const sl_loki_kv *b)
 /* Sorts q->tmp[from..] by name (stable) and keeps the last of equal names. */
 static void tmp_sort_dedup(sl_loki_req *q, uint32_t from)
 {
+    if (q->ntmp == from) return; /* also: nothing allocated yet */
     sl_loki_kv *v = q->tmp + from;
     uint32_t n = q->ntmp - from;
     for (uint32_t i = 1; i < n; i++) {
@@ -820,6 +843,24 @@ static bool same_labels(const sl_record *a, const sl_record *b)
     }
 }
 
+/* The record's tenant (rendered into t3): listed once; 1 when the filter
+ * keeps the record, 0 when not, -1 on allocation failure. */
+static int record_tenant(sl_loki_req *q, const sl_batch *b, const sl_record *r, uint32_t *adj)
+{
+    int rc = sl_loki_tpl_render(q->o->tenant, b, r, &q->t3);
+    if (rc < 0) return -1;
+    if (rc) *adj |= 1u << SL_LOKI_ADJ_TENANT;
+    sl_slice t = {q->t3.p, q->t3.len};
+    bool known = false;
+    for (uint32_t i = q->ntenants; i-- > 0 && !known;) known = sl_slice_eq(q->tenants[i], t.p, t.n);
+    if (!known) {
+        const char *d = scratch_dup(&q->mem, t.p, t.n);
+        if (!d || GROW(q->tenants, q->ntenants, q->captenants, 8)) return -1;
+        q->tenants[q->ntenants++] = (sl_slice){d, t.n};
+    }
+    return !q->tfilter || sl_slice_eq(t, q->tfilter, q->tfilter_n);
+}
+
 /* Leaves at most max_label_names pairs in q->tmp[from..]. Left out first
  * are the record's own labels (those not among the nbase shared ones at
  * q->tmp[0..nbase)), alphabetically last first: the static labels that
@@ -1004,6 +1045,16 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             ((q->st[si].hash * 0x9e3779b97f4a7c15ull) >> 32) % q->nparts != q->part) {
             q->nmeta = meta_off;
             continue;
+        }
+
+        /* Another tenant's record (a tenant template): its own request. */
+        if (o->tenant && sl_loki_tpl_per_record(o->tenant)) {
+            int keep = record_tenant(q, b, r, &adj);
+            if (keep < 0) goto nomem;
+            if (!keep) {
+                q->nmeta = meta_off;
+                continue;
+            }
         }
 
         /* The time window. */

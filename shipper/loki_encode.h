@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "core/record.h"
 #include "shipper/loki_limits.h"
+#include "shipper/loki_tenant.h"
 
 enum sl_loki_line_format { SL_LOKI_LINE_RAW, SL_LOKI_LINE_JSON };
 
@@ -31,6 +32,7 @@ typedef struct sl_loki_opts {
     const sl_slice *meta_fields; /* field names sent as structured metadata */
     uint32_t nmeta_fields;
     const sl_loki_limits *limits; /* what Loki accepts; NULL: Loki's defaults */
+    const sl_loki_tpl *tenant;    /* a tenant per record, or NULL */
 } sl_loki_opts;
 
 typedef struct sl_loki_req sl_loki_req;
@@ -55,6 +57,13 @@ void sl_loki_req_set_now(sl_loki_req *q, int64_t now_ns);
  * SL_ENOMEM on allocation failure (the request is then unusable until
  * reset). */
 int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t count, sl_err *err);
+
+/* With a tenant template: from now on sl_loki_req_add keeps only the
+ * records whose tenant is t[0..n) (NULL: all). Whatever the filter, the
+ * distinct tenants of the records added are listed below. */
+void sl_loki_req_set_tenant(sl_loki_req *q, const char *t, size_t n);
+uint32_t sl_loki_req_ntenants(const sl_loki_req *q);
+sl_slice sl_loki_req_tenant(const sl_loki_req *q, uint32_t i);
 
 uint32_t sl_loki_req_streams(const sl_loki_req *q);
 /* Entries in the request (a split line is several). */

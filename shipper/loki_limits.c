@@ -19,6 +19,7 @@ static const char *const reasons[SL_LOKI_ADJ_N] = {
     [SL_LOKI_ADJ_LINE_SPLIT] = "line_split",
     [SL_LOKI_ADJ_TS_TOO_OLD] = "timestamp_too_old",
     [SL_LOKI_ADJ_TS_TOO_NEW] = "timestamp_too_new",
+    [SL_LOKI_ADJ_TENANT] = "tenant",
 };
 
 const char *sl_loki_adjust_reason(int adj)

@@ -40,6 +40,7 @@ enum sl_loki_adjust {
     SL_LOKI_ADJ_LINE_SPLIT,           /* line sent as several entries */
     SL_LOKI_ADJ_TS_TOO_OLD,           /* time clamped up to the oldest accepted */
     SL_LOKI_ADJ_TS_TOO_NEW,           /* time clamped down to now */
+    SL_LOKI_ADJ_TENANT,               /* per-record tenant made acceptable */
     SL_LOKI_ADJ_N
 };
 

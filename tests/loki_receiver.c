@@ -536,6 +536,7 @@ static int decode_entry(const uint8_t *p, size_t n, sl_lr_entry *e, lstats *ls)
 
 static void entry_free(sl_lr_entry *e)
 {
+    free(e->tenant);
     free(e->line);
     kv_free(e->meta, e->nmeta);
 }
@@ -1075,7 +1076,7 @@ static void strict_entry(sl_lr *lr, const sl_lr_stream *s, const sl_lr_entry *e,
 
 /* Records the accepted entries of a decoded push (taking ownership of them)
  * and writes Loki-style rejections into rej. Caller holds mu. */
-static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej)
+static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej, const char *tenant)
 {
     for (size_t si = 0; si < p->n; si++) {
         sl_lr_stream *s = &p->streams[si];
@@ -1120,6 +1121,8 @@ static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej)
                 entry_free(e);
                 continue;
             }
+            e->tenant = strdup(tenant);
+            if (!e->tenant) return -1;
             if (lr->nentries == lr->nblocks * LR_BLOCK) {
                 if (lr->nblocks == lr->capblocks) {
                     size_t nc = lr->capblocks ? lr->capblocks * 2 : 64;
@@ -1443,7 +1446,7 @@ static void handle_request(conn *c, const char *method, const char *path, const 
     pthread_mutex_lock(&lr->mu);
     lr->st.invalid_utf8 += ls.invalid_utf8;
     lr->st.body_bytes += bn;
-    int rc = record_push(lr, &p, &rej);
+    int rc = record_push(lr, &p, &rej, tenant);
     pthread_mutex_unlock(&lr->mu);
     sl_lr_push_free(&p);
     if (rc)

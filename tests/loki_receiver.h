@@ -26,6 +26,7 @@ typedef struct sl_lr_entry {
     size_t line_n;
     sl_lr_kv *meta;
     uint32_t nmeta;
+    char *tenant; /* X-Scope-OrgID of its request (server only; NULL when decoding) */
 } sl_lr_entry;
 
 typedef struct sl_lr_stream {

@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "shipper/loki_encode.h"
 #include "shipper/loki_limits.h"
+#include "shipper/loki_tenant.h"
 #include "tests/loki_receiver.h"
 
 #define NOW_NS   1800000000000000000LL
@@ -125,16 +126,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     b.nrecords = nrec;
 
     static const sl_slice meta_names[] = {{"k8s.pod", 7}, {"trace id", 8}};
+    /* A tenant per record from whatever fields the input made. */
+    static sl_loki_tpl *tpl;
+    if (!tpl && sl_loki_tpl_parse("${labels.lv:-ops}.${fields.k8s.pod:-x}", &tpl, why, sizeof why))
+        abort();
     sl_loki_opts o = {.line_format = flags & 8 ? SL_LOKI_LINE_JSON : SL_LOKI_LINE_RAW,
                       .meta_fields = meta_names,
                       .nmeta_fields = 2,
-                      .limits = &lim};
+                      .limits = &lim,
+                      .tenant = flags & 16 ? tpl : NULL};
     sl_loki_req *q = sl_loki_req_new(&o);
     if (!q) return 0;
     sl_loki_req_set_now(q, NOW_NS);
     sl_err err;
     if (sl_loki_req_add(q, &b, 0, nrec, &err) != 0) abort();
     if (sl_loki_req_records(q) > nrec) abort();
+    const uint64_t all = sl_loki_req_records(q);
     sl_buf raw, z;
     sl_buf_init(&raw, 0);
     sl_buf_init(&z, 0);
@@ -154,6 +161,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     check_push(&push, &lim);
     sl_lr_push_free(&push);
+    /* Every tenant a record rendered is one Loki accepts; each tenant's
+     * request holds only its records and passes too. */
+    uint32_t nt = sl_loki_req_ntenants(q);
+    char tcopy[8][160];
+    for (uint32_t i = 0; i < nt && i < 8; i++) {
+        sl_slice t = sl_loki_req_tenant(q, i);
+        if (t.n >= sizeof tcopy[i]) abort();
+        memcpy(tcopy[i], t.p, t.n);
+        tcopy[i][t.n] = 0;
+        if (!sl_lr_tenant_valid(tcopy[i])) abort();
+    }
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < nt && i < 8; i++) {
+        sl_loki_req_reset(q);
+        sl_loki_req_set_tenant(q, tcopy[i], strlen(tcopy[i]));
+        if (sl_loki_req_add(q, &b, 0, nrec, &err) != 0) abort();
+        sum += sl_loki_req_records(q);
+        sl_buf_reset(&raw);
+        if (sl_loki_req_protobuf(q, &raw, &err) || sl_loki_snappy(raw.p, raw.len, &z, &err))
+            abort();
+        if (sl_lr_decode_strict("application/x-protobuf", NULL, z.p, z.len, &push, msg, sizeof msg))
+            abort();
+        check_push(&push, &lim);
+        sl_lr_push_free(&push);
+    }
+    if (nt > 0 && nt <= 8 && sum != all) abort(); /* each record in exactly one tenant's */
     sl_buf_free(&raw);
     sl_buf_free(&z);
     sl_loki_req_free(q);

@@ -894,8 +894,9 @@ static void test_strict_time_window(void **state)
 static void test_strict_tenant(void **state)
 {
     (void)state;
-    static const char *bad[] = {"\"a\\r\\nX-Injected: 1\"", "\"team a/\xce\xb2\"", "\"..\"",
-                                "\"${labels.team}\""};
+    static const char *bad[] = {
+        "\"a\\r\\nX-Injected: 1\"", "\"team a/\xce\xb2\"",     "\"..\"",
+        "\"${labels.team}\"",       "\"${labels.team:-a b}\"", "\"${input} x\""};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char yml[512];
         snprintf(yml, sizeof yml,
@@ -919,6 +920,44 @@ static void test_strict_tenant(void **state)
     rig_send(&r, 10, 10, NULL);
     assert_true(sl_t_wait_until(all_acked, &r, 10000));
     assert_all_accepted(&r, 10);
+    rig_finish(&r, 2000);
+    sl_watermark_unref(r.wm);
+}
+
+/* A tenant per record (issue 15): `${labels.team:-ops}`. Each request
+ * carries one tenant; records without the label go to the default, values
+ * Loki would refuse are made acceptable and counted. */
+static void dec_team(sl_batch *b, sl_record *rec, uint32_t seq, sl_chunk *c)
+{
+    static const char *teams[] = {"a", "b", "bad team/\xce\xb2", NULL};
+    const char *t = teams[seq % 4];
+    if (!t) return;
+    sl_field *f =
+        sl_record_add_field(b, rec, SL_SLICE_LIT("team"), chunk_put(c, t, strlen(t)), SL_V_STRING);
+    f->flags |= SL_FF_LABEL;
+}
+
+static void test_strict_tenant_per_record(void **state)
+{
+    (void)state;
+    rig r;
+    sl_lr_opts lo = {.strict = true};
+    rig_start(&r, &lo, NULL, "    tenant: \"${labels.team:-ops}\"\n");
+    uint32_t n = 400;
+    rig_send_ex(&r, n, 50, NULL, dec_team, 512);
+    assert_true(sl_t_wait_until(all_acked, &r, 20000));
+    assert_all_accepted(&r, n);
+    static const char *want[] = {"a", "b", "bad_team___", "ops"};
+    for (uint32_t seq = 0; seq < 8; seq++)
+        assert_string_equal(entry_of(&r, seq)->tenant, want[seq % 4]);
+    size_t m = sl_lr_nentries(r.lr);
+    for (size_t i = 0; i < m; i++) {
+        const sl_lr_entry *e = sl_lr_entry_at(r.lr, i);
+        unsigned seq;
+        assert_int_equal(sscanf(e->line, "seq=%08u", &seq), 1);
+        assert_string_equal(e->tenant, want[seq % 4]);
+    }
+    assert_int_equal(metric(&r, "sluice_sink_adjusted_total", "reason", "tenant"), n / 4);
     rig_finish(&r, 2000);
     sl_watermark_unref(r.wm);
 }
@@ -1067,6 +1106,7 @@ int main(void)
         cmocka_unit_test(test_strict_long_lines),
         cmocka_unit_test(test_strict_time_window),
         cmocka_unit_test(test_strict_tenant),
+        cmocka_unit_test(test_strict_tenant_per_record),
         cmocka_unit_test(test_status_retried_as_misconfiguration),
         cmocka_unit_test(test_status_400_whole_request),
     };

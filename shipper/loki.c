@@ -1145,8 +1145,12 @@ static int loki_run(void *state)
         sl_batch *b;
         int rc = sl_buffer_pop(s->ctx->buffer, &b, timeout);
         if (rc == SL_ECLOSED) {
+            /* Draining at shutdown: a failed flush gave its batches back,
+             * so they are popped and tried again until delivered or told
+             * to stop. */
+            if (!s->npend) break;
             flush(s);
-            break;
+            continue;
         }
         if (rc != SL_OK) continue;
         if (s->npend && s->pend_bytes + b->bytes > s->max_batch_bytes) flush(s);

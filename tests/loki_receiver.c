@@ -1249,6 +1249,9 @@ static int respond(conn *c, int code, int retry_after, const char *body, bool cl
     if (bl) n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: text/plain\r\n");
     if (retry_after > 0)
         n += snprintf(head + n, sizeof head - (size_t)n, "Retry-After: %d\r\n", retry_after);
+    if (code >= 300 && code < 400) /* as an ingress sending http to https */
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Location: https://127.0.0.1:%d/loki/api/v1/push\r\n", c->lr->port);
     if (close_conn) n += snprintf(head + n, sizeof head - (size_t)n, "Connection: close\r\n");
     n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
     pthread_mutex_lock(&c->lr->mu);

@@ -68,9 +68,81 @@ static void test_kill9_during_outage(void **st)
     srig_free(&r);
 }
 
+/* Issue 14.3 with the real binary: a Loki answering 301, 400, 401, 404 or
+ * 413 for a while. Each ends with every line delivered or counted as
+ * rejected (400/413 refused alone), never dropped silently; 3xx/401/404
+ * mark the sink failing and log an error naming the fix. */
+static bool failing_seen(void *arg)
+{
+    return srig_metric(arg, "sluice_sink_failing") == 1;
+}
+
+static bool recovered_seen(void *arg)
+{
+    return srig_metric(arg, "sluice_sink_failing") == 0;
+}
+
+static void test_statuses(void **st)
+{
+    (void)st;
+    static const struct {
+        int code, times;
+        const char *log; /* in the agent's log, or NULL */
+        bool fails;      /* the sink is marked failing meanwhile */
+    } cases[] = {
+        {301, 8, "redirecting to https://127.0.0.1:", true},
+        {401, 8, "fix auth or tenant", true},
+        {404, 8, "point url at Loki's push endpoint", true},
+        {400, 14, "sink_records_dropped", false},
+        {413, 14, "sink_request_split", false},
+    };
+    const long total = 1000;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        srig r;
+        srig_init(&r, "loki-status", "{memory_max: 1MiB}", NULL, NULL);
+        assert_int_equal(sl_lr_fault(r.lr, SL_LR_STATUS, cases[i].code, 0, cases[i].times), 0);
+        srig_append_ids(r.in, 0, total, 0);
+        srig_start(&r);
+        assert_true(sl_t_wait_until(srig_metric_ready, &r, 20000));
+        bool failing = cases[i].fails ? sl_t_wait_until(failing_seen, &r, 20000) : false;
+        /* Delivered or rejected, every line. */
+        double rejected = 0;
+        stally t = {0};
+        for (int k = 0; k < 300; k++) {
+            rejected = srig_metric(&r, "sluice_sink_dropped_records_total");
+            t = srig_count(&r, total, NULL);
+            if (t.distinct + (long)rejected >= total) break;
+            sl_t_sleep_ms(100);
+        }
+        /* The receiver records before it answers: the sink learns of the
+         * success a moment after the lines are there. */
+        bool recovered = sl_t_wait_until(recovered_seen, &r, 10000);
+        double failing_after = srig_metric(&r, "sluice_sink_failing");
+        assert_int_equal(srig_stop(&r, SIGTERM), 0);
+        char *log = sl_t_read_file(r.log, NULL);
+        assert_non_null(log);
+        fprintf(stderr,
+                "status %d x%d: delivered=%ld rejected=%.0f dups=%ld lost=%ld failing=%d->%.0f\n",
+                cases[i].code, cases[i].times, t.distinct, rejected, t.dups,
+                total - t.distinct - (long)rejected, failing, failing_after);
+        assert_int_equal(t.distinct + (long)rejected, total);
+        if (cases[i].fails) {
+            assert_true(failing);
+            assert_true(rejected == 0);
+            assert_non_null(strstr(log, "level=error"));
+        }
+        assert_true(recovered && failing_after == 0);
+        assert_non_null(strstr(log, cases[i].log));
+        free(log);
+        srig_free(&r);
+    }
+}
+
 int main(void)
 {
+    if (getenv("SL_TEST_FILTER")) cmocka_set_test_filter(getenv("SL_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_kill9_during_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

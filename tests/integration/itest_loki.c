@@ -1009,7 +1009,7 @@ static void test_status_retried_as_misconfiguration(void **state)
         int code;
         const char *says;
     } cases[] = {
-        {301, "point url at it"},
+        {301, "/loki/api/v1/push: point url at it"},
         {401, "fix auth or tenant"},
         {403, "fix auth or tenant"},
         {404, "point url at Loki's push endpoint"},

@@ -1,3 +1,7 @@
+/* The Loki request model and its two encodings. One file: building a
+ * request computes the protobuf sizes the writer relies on, and both share
+ * the scratch memory, the stream table and the string repairs; the rules
+ * of what Loki accepts are in loki_limits.c. */
 #include "shipper/loki_encode.h"
 
 #include <snappy-c.h>

@@ -1080,6 +1080,41 @@ static void test_status_400_whole_request(void **state)
     free(log);
 }
 
+/* `sluice check` names every configured label or metadata name that
+ * Loki's rules change, and label values it would repair. */
+static void test_check_lists_renamed_names(void **state)
+{
+    (void)state;
+    static const char yml[] = "inputs:\n"
+                              "  - name: app\n"
+                              "    parse: [{labels: [k8s.pod, level]}, {labels: {9zone: zone}}]\n"
+                              "sinks:\n"
+                              "  - name: lk\n"
+                              "    type: loki\n"
+                              "    url: \"http://127.0.0.1:9/loki/api/v1/push\"\n"
+                              "    labels: {cluster.name: lab, env: \"a\\tb\"}\n"
+                              "    structured_metadata: [trace.id, user]\n";
+    sl_cfg *c = sl_cfg_new();
+    assert_int_equal(sl_cfg_load_string(c, "check.yml", yml, strlen(yml)), 0);
+    const sl_cfg_node *root = sl_cfg_root(c);
+    capture cap;
+    capture_start(&cap);
+    int n =
+        sl_loki_check_labels(c, sl_cfg_get(root, "sinks")->items[0], sl_cfg_get(root, "inputs"));
+    char *out = capture_stop(&cap);
+    fprintf(stderr, "%s", out);
+    assert_int_equal(n, 5);
+    assert_non_null(strstr(out, "label name 'k8s.pod' is sent as 'k8s_pod'"));
+    assert_non_null(strstr(out, "label name '9zone' is sent as 'key_9zone'"));
+    assert_non_null(strstr(out, "label name 'cluster.name' is sent as 'cluster_name'"));
+    assert_non_null(strstr(out, "structured-metadata name 'trace.id' is sent as 'trace_id'"));
+    assert_non_null(strstr(out, "label env: value has characters"));
+    assert_null(strstr(out, "'level'"));
+    assert_null(strstr(out, "'user'"));
+    free(out);
+    sl_cfg_free(c);
+}
+
 int main(void)
 {
     sl_log_set_level(SL_LOG_WARN);
@@ -1109,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_strict_tenant_per_record),
         cmocka_unit_test(test_status_retried_as_misconfiguration),
         cmocka_unit_test(test_status_400_whole_request),
+        cmocka_unit_test(test_check_lists_renamed_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

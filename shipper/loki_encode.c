@@ -1064,7 +1064,7 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
         /* The time window. */
         int64_t ts = r->time_ns;
         int64_t clamped;
-        int w = sl_loki_window_check(q->lim, q->now_ns, ts, &clamped);
+        int w = q->now_ns > 0 ? sl_loki_window_check(q->lim, q->now_ns, ts, &clamped) : 0;
         if (w && q->lim->out_of_window == SL_LOKI_WINDOW_DROP) {
             if (w == SL_LOKI_ADJ_TS_TOO_OLD)
                 q->drop_old++;

@@ -120,8 +120,13 @@ bool sl_loki_label_value_ok(const char *p, size_t n, size_t max)
     const unsigned char *u = (const unsigned char *)p;
     if (max && n > max) return false;
     for (size_t i = 0; i < n;) {
+        if (u[i] < 0x80) { /* the usual case, without a call */
+            if (u[i] < 0x20 || u[i] == 0x7F) return false;
+            i++;
+            continue;
+        }
         int k = sl_utf8_seq(u + i, n - i);
-        if (k < 0 || (k == 1 && (u[i] < 0x20 || u[i] == 0x7F)) || is_fffd(u + i, k)) return false;
+        if (k < 0 || is_fffd(u + i, k)) return false;
         i += (size_t)k;
     }
     return true;

@@ -11,17 +11,19 @@
 #define MAX_BATCH_BYTES (64 * 1024)
 #define LINE_BYTES      46 /* "id=%08ld some payload text for the spool\n" */
 
-static void test_kill9_during_outage(void **st)
+static void kill9_during_outage(int concurrency)
 {
-    (void)st;
     const int kills = 5;
     const double outage_s = sl_t_sanitized() ? 30 : 60;
     const long total = sl_t_sanitized() ? 60000 : 240000;
     srig r;
-    srig_init(&r, "loki-giveback",
-              "{memory_max: 256KiB, spool_max: 1GiB, fsync: batch}\n"
-              "    max_batch_bytes: 64KiB",
-              NULL, NULL);
+    char buffer[256];
+    snprintf(buffer, sizeof buffer,
+             "{memory_max: 256KiB, spool_max: 1GiB, fsync: batch}\n"
+             "    max_batch_bytes: 64KiB\n"
+             "    concurrency: %d",
+             concurrency);
+    srig_init(&r, "loki-giveback", buffer, NULL, NULL);
     srig_outage(&r, true);
     srig_start(&r);
     assert_true(sl_t_wait_until(srig_metric_ready, &r, 20000));
@@ -58,10 +60,12 @@ static void test_kill9_during_outage(void **st)
     stally t = srig_count(&r, total, NULL);
     const long bound_lines = (long)kills * 2 * MAX_BATCH_BYTES / LINE_BYTES;
     fprintf(stderr,
-            "kill -9 x%d during a %.0fs outage: sent=%ld received=%ld lost=%ld dups=%ld "
+            "concurrency %d: kill -9 x%d during a %.0fs outage: sent=%ld received=%ld lost=%ld "
+            "dups=%ld "
             "(%ld bytes; bound %d x 2 x %d = %ld bytes = %ld lines) other=%ld\n",
-            kills, outage, total, t.distinct, total - t.distinct, t.dups, t.dups * LINE_BYTES,
-            kills, MAX_BATCH_BYTES, (long)kills * 2 * MAX_BATCH_BYTES, bound_lines, t.other);
+            concurrency, kills, outage, total, t.distinct, total - t.distinct, t.dups,
+            t.dups * LINE_BYTES, kills, MAX_BATCH_BYTES, (long)kills * 2 * MAX_BATCH_BYTES,
+            bound_lines, t.other);
     assert_int_equal(t.distinct, total);
     assert_true(t.dups <= bound_lines);
     assert_int_equal(srig_stop(&r, SIGTERM), 0);
@@ -138,12 +142,26 @@ static void test_statuses(void **st)
     }
 }
 
+static void test_kill9_during_outage(void **st)
+{
+    (void)st;
+    kill9_during_outage(1);
+}
+
+/* Several workers: a part that keeps failing gives its job back too. */
+static void test_kill9_during_outage_concurrency(void **st)
+{
+    (void)st;
+    kill9_during_outage(4);
+}
+
 int main(void)
 {
     if (getenv("SL_TEST_FILTER")) cmocka_set_test_filter(getenv("SL_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_kill9_during_outage),
+        cmocka_unit_test(test_kill9_during_outage_concurrency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

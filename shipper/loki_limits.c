@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/err.h"
 #include "core/utf8.h"
 
 #define NS_PER_S   1000000000LL
@@ -60,20 +61,20 @@ int sl_loki_name_normalize(const char *p, size_t n, size_t max, sl_buf *out)
     size_t start = out->len;
     bool changed = false;
     if (n && p[0] >= '0' && p[0] <= '9') {
-        if (sl_buf_append(out, "key_", 4)) return -1;
+        if (sl_buf_append(out, "key_", 4)) return SL_ENOMEM;
         changed = true;
     }
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)p[i];
         if (name_char(c, false)) {
-            if (sl_buf_putc(out, (char)c)) return -1;
+            if (sl_buf_putc(out, (char)c)) return SL_ENOMEM;
             i++;
             continue;
         }
         /* A whole character (or one stray byte) becomes one '_'. */
         int k = sl_utf8_seq((const unsigned char *)p + i, n - i);
         i += k > 0 ? (size_t)k : (size_t)-k;
-        if (sl_buf_putc(out, '_')) return -1;
+        if (sl_buf_putc(out, '_')) return SL_ENOMEM;
         changed = true;
     }
     if (max && out->len - start > max) {
@@ -104,11 +105,11 @@ int sl_loki_label_value(const char *p, size_t n, size_t max, sl_buf *out)
             break;
         }
         if (bad) {
-            if (sl_buf_putc(out, '?')) return -1;
+            if (sl_buf_putc(out, '?')) return SL_ENOMEM;
             adj |= 1 << SL_LOKI_ADJ_LABEL_VALUE_INVALID;
             i += k < 0 ? (size_t)-k : (size_t)k;
         } else {
-            if (sl_buf_append(out, p + i, len)) return -1;
+            if (sl_buf_append(out, p + i, len)) return SL_ENOMEM;
             i += len;
         }
     }
@@ -149,10 +150,10 @@ static bool tenant_char(unsigned char c)
 
 int sl_loki_tenant_check(const char *t, size_t n, char *why, size_t cap)
 {
-    if (n == 0) return snprintf(why, cap, "the tenant is empty"), -1;
+    if (n == 0) return snprintf(why, cap, "the tenant is empty"), SL_EINVAL;
     if (n > 150)
         return snprintf(why, cap, "the tenant is %zu characters long; Loki allows at most 150", n),
-               -1;
+               SL_EINVAL;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
         if (tenant_char(c)) continue;
@@ -166,10 +167,10 @@ int sl_loki_tenant_check(const char *t, size_t n, char *why, size_t cap)
                      "the tenant has '%s%c' at %zu; Loki accepts only letters, digits and "
                      "!-_.*'()",
                      c >= 0x80 ? "\\x" : "", c >= 0x80 ? '?' : (char)c, i);
-        return -1;
+        return SL_EINVAL;
     }
     if ((n == 1 && t[0] == '.') || (n == 2 && t[0] == '.' && t[1] == '.'))
-        return snprintf(why, cap, "the tenant cannot be '.' or '..'"), -1;
+        return snprintf(why, cap, "the tenant cannot be '.' or '..'"), SL_EINVAL;
     return 0;
 }
 

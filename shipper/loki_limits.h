@@ -54,7 +54,7 @@ void sl_loki_limits_default(sl_loki_limits *l);
  * character outside [A-Za-z0-9_] (a whole UTF-8 sequence, or one invalid
  * byte) becomes '_', a leading digit gets a "key_" prefix; then cut to max
  * bytes (0: no cut). Appends to out; returns 1 when the name changed, 0
- * when not, -1 when out cannot grow. An empty name stays empty. */
+ * when not, SL_ENOMEM when out cannot grow. An empty name stays empty. */
 int sl_loki_name_normalize(const char *p, size_t n, size_t max, sl_buf *out);
 /* True when p is already a valid label name ([a-zA-Z_][a-zA-Z0-9_]*). */
 bool sl_loki_name_valid(const char *p, size_t n);
@@ -63,7 +63,7 @@ bool sl_loki_name_valid(const char *p, size_t n);
  * every invalid UTF-8 subsequence, U+FFFD, C0 control byte and DEL becomes
  * '?', and the value is cut to at most max bytes on a character boundary.
  * Appends to out; returns the adjustments made as a bit mask
- * (1 << SL_LOKI_ADJ_LABEL_VALUE_*), or -1 when out cannot grow. */
+ * (1 << SL_LOKI_ADJ_LABEL_VALUE_*), or SL_ENOMEM when out cannot grow. */
 int sl_loki_label_value(const char *p, size_t n, size_t max, sl_buf *out);
 /* True when v passes: valid UTF-8, no U+FFFD, no control bytes, <= max. */
 bool sl_loki_label_value_ok(const char *p, size_t n, size_t max);
@@ -74,7 +74,7 @@ size_t sl_loki_utf8_cut(const char *p, size_t n, size_t max);
 
 /* Loki's tenant rule (dskit ValidTenantID): 1 to 150 characters of
  * [A-Za-z0-9!-_.*'()], and neither "." nor "..". 0 when valid; otherwise
- * -1 and why (a sentence naming the problem) in why[0..cap). */
+ * SL_EINVAL and why (a sentence naming the problem) in why[0..cap). */
 int sl_loki_tenant_check(const char *t, size_t n, char *why, size_t cap);
 
 /* The time window: 0 when ts is accepted as it is; otherwise the

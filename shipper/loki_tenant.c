@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "shipper/loki_limits.h"
 
 #define TPL_MAX_PARTS 16
@@ -43,7 +44,7 @@ static int fail(sl_loki_tpl *t, char *why, size_t cap, const char *msg, const ch
 {
     snprintf(why, cap, msg, (int)n, arg);
     sl_loki_tpl_free(t);
-    return -1;
+    return SL_EINVAL;
 }
 
 static bool tenant_chars_ok(const char *p, size_t n)
@@ -62,7 +63,7 @@ int sl_loki_tpl_parse(const char *text, sl_loki_tpl **out, char *why, size_t cap
     if (!t || !(t->text = strdup(text))) {
         free(t);
         snprintf(why, cap, "out of memory");
-        return -1;
+        return SL_ENOMEM;
     }
     const char *p = t->text, *end = p + strlen(p);
     while (p < end) {
@@ -166,7 +167,7 @@ int sl_loki_tpl_render(const sl_loki_tpl *t, const sl_batch *b, const sl_record 
             v = lookup(b, r, pt);
         }
         if (v.n == 0 && pt->has_dflt) v = (sl_slice){pt->dflt, pt->dflt_n};
-        if (sl_buf_append(out, v.p, v.n)) return -1;
+        if (sl_buf_append(out, v.p, v.n)) return SL_ENOMEM;
     }
     /* Made acceptable: other bytes become '_', at most 150, never empty,
      * "." or "..". */
@@ -186,7 +187,7 @@ int sl_loki_tpl_render(const sl_loki_tpl *t, const sl_batch *b, const sl_record 
     }
     if (out->len == 0 || (out->len <= 2 && strspn(out->p, ".") == out->len)) {
         sl_buf_reset(out);
-        if (sl_buf_append(out, "_", 1)) return -1;
+        if (sl_buf_append(out, "_", 1)) return SL_ENOMEM;
         changed = 1;
     }
     return changed;

@@ -16,7 +16,7 @@
 
 typedef struct sl_loki_tpl sl_loki_tpl;
 
-/* 0, or -1 with why (a sentence) when text is not a valid template (an
+/* 0, or SL_EINVAL with why (a sentence) when text is not a valid template (an
  * unknown reference, an unterminated ${, a reference to a record without a
  * default, a literal part or default Loki would refuse). */
 int sl_loki_tpl_parse(const char *text, sl_loki_tpl **out, char *why, size_t cap);
@@ -25,8 +25,8 @@ void sl_loki_tpl_free(sl_loki_tpl *t);
  * reference); false for a template of literal text only. */
 bool sl_loki_tpl_per_record(const sl_loki_tpl *t);
 /* Appends the tenant of record r of batch b to out (reset first), made
- * acceptable to Loki. Returns 1 when it had to be changed, 0 when not, -1
- * when out cannot grow. */
+ * acceptable to Loki. Returns 1 when it had to be changed, 0 when not,
+ * SL_ENOMEM when out cannot grow. */
 int sl_loki_tpl_render(const sl_loki_tpl *t, const sl_batch *b, const sl_record *r, sl_buf *out);
 
 #endif

@@ -598,13 +598,13 @@ static void test_limits_tenant(void **state)
     static const char *bad[] = {"",    ".",  "..", "a b", "a\r\nX-Injected: 1", "team/\xce\xb2",
                                 "a|b", "a:b"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(sl_loki_tenant_check(bad[i], strlen(bad[i]), why, sizeof why), -1);
-    assert_int_equal(sl_loki_tenant_check("a\nb", 3, why, sizeof why), -1);
+        assert_int_equal(sl_loki_tenant_check(bad[i], strlen(bad[i]), why, sizeof why), SL_EINVAL);
+    assert_int_equal(sl_loki_tenant_check("a\nb", 3, why, sizeof why), SL_EINVAL);
     assert_non_null(strstr(why, "inject"));
     char longt[151];
     memset(longt, 'a', sizeof longt);
     assert_int_equal(sl_loki_tenant_check(longt, 150, why, sizeof why), 0);
-    assert_int_equal(sl_loki_tenant_check(longt, 151, why, sizeof why), -1);
+    assert_int_equal(sl_loki_tenant_check(longt, 151, why, sizeof why), SL_EINVAL);
 
     sl_loki_tpl *t;
     assert_int_equal(sl_loki_tpl_parse("${labels.team:-ops}-${input}", &t, why, sizeof why), 0);
@@ -622,10 +622,10 @@ static void test_limits_tenant(void **state)
     assert_string_equal(b.p, "ops-in");
     sl_buf_free(&b);
     sl_loki_tpl_free(t);
-    assert_int_equal(sl_loki_tpl_parse("${labels.team}", &t, why, sizeof why), -1);
+    assert_int_equal(sl_loki_tpl_parse("${labels.team}", &t, why, sizeof why), SL_EINVAL);
     assert_non_null(strstr(why, "default"));
-    assert_int_equal(sl_loki_tpl_parse("${nope:-x}", &t, why, sizeof why), -1);
-    assert_int_equal(sl_loki_tpl_parse("a b${input}", &t, why, sizeof why), -1);
+    assert_int_equal(sl_loki_tpl_parse("${nope:-x}", &t, why, sizeof why), SL_EINVAL);
+    assert_int_equal(sl_loki_tpl_parse("a b${input}", &t, why, sizeof why), SL_EINVAL);
 }
 
 static void test_limits_window(void **state)

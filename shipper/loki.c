@@ -935,6 +935,11 @@ static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant
         }
         /* Loki stored the other entries of the request (or this was the
          * only record): the request is done, minus what it refused. */
+        if (!per_entry) { /* one record (perhaps a split line's pieces) */
+            rejected(w, r.status, reason, records, records, &r);
+            succeeded(w, 0, 0);
+            return SENT;
+        }
         rejected(w, r.status, reason, dropped, entries, &r);
         uint64_t kept = entries - dropped;
         succeeded(w, kept < records ? kept : records, kept ? w->body.len : 0);

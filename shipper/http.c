@@ -21,6 +21,7 @@ struct sl_http {
     size_t body_len;
     bool truncated;
     char retry_after[64];
+    char location[256];
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -59,8 +60,17 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
         if (vn >= sizeof h->retry_after) vn = sizeof h->retry_after - 1;
         memcpy(h->retry_after, v, vn);
         h->retry_after[vn] = 0;
+    } else if (n > 9 && !strncasecmp(p, "location:", 9)) {
+        size_t vn = n - 9;
+        const char *v = p + 9;
+        while (vn && (*v == ' ' || *v == '\t')) v++, vn--;
+        while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' ')) vn--;
+        if (vn >= sizeof h->location) vn = sizeof h->location - 1;
+        memcpy(h->location, v, vn);
+        h->location[vn] = 0;
     } else if (n >= 5 && !strncmp(p, "HTTP/", 5)) {
         h->retry_after[0] = 0; /* a new response (e.g. after 100 Continue) */
+        h->location[0] = 0;
     }
     return n;
 }
@@ -98,9 +108,24 @@ static bool host_is_invalid(const char *url)
     return r;
 }
 
+/* A header line with a control character would end the line early and
+ * inject what follows as a header of its own. */
+static bool header_safe(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7F) return false;
+    return true;
+}
+
 int sl_http_new(const sl_http_opts *o, sl_http **out, sl_err *err)
 {
     if (!o->url || !*o->url) return sl_errf(err, SL_EINVAL, "http: url is required");
+    for (const char *const *p = o->headers; p && *p; p++)
+        if (!header_safe(*p))
+            return sl_errf(err, SL_EINVAL, "http: header '%.*s' has a control character",
+                           (int)strcspn(*p, ":"), *p);
+    if (!header_safe(o->bearer_token) || !header_safe(o->url))
+        return sl_errf(err, SL_EINVAL, "http: bearer token or url has a control character");
     pthread_once(&global_once, global_init);
     if (global_rc != CURLE_OK)
         return sl_errf(err, SL_EIO, "http: libcurl init failed: %s", curl_easy_strerror(global_rc));
@@ -228,12 +253,25 @@ static double now_s(void)
 int sl_http_post(sl_http *h, const char *content_type, const char *content_encoding,
                  const void *body, size_t n, sl_http_result *res)
 {
+    return sl_http_post_hdr(h, content_type, content_encoding, NULL, body, n, res);
+}
+
+int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_encoding,
+                     const char *header, const void *body, size_t n, sl_http_result *res)
+{
     memset(res, 0, sizeof *res);
+    if (!header_safe(header)) {
+        res->retry_after_ms = -1;
+        res->body = "";
+        snprintf(res->error, sizeof res->error, "header with a control character not sent");
+        return SL_EINVAL;
+    }
     res->retry_after_ms = -1;
     h->body_len = 0;
     h->body[0] = 0;
     h->truncated = false;
     h->retry_after[0] = 0;
+    h->location[0] = 0;
     h->errbuf[0] = 0;
     res->body = h->body;
     if (h->invalid_host) {
@@ -250,11 +288,15 @@ int sl_http_post(sl_http *h, const char *content_type, const char *content_encod
         return SL_ECLOSED;
     }
     char ct[128], ce[128];
-    struct curl_slist extra[2];
+    struct curl_slist extra[3];
     struct curl_slist *hdrs = h->fixed;
     /* Per-request headers are chained in front of the fixed list without
      * allocating: curl only reads the list during the transfer. */
     size_t ne = 0;
+    if (header && *header) {
+        extra[ne] = (struct curl_slist){(char *)(uintptr_t)header, hdrs};
+        hdrs = &extra[ne++];
+    }
     if (content_encoding && *content_encoding) {
         snprintf(ce, sizeof ce, "Content-Encoding: %s", content_encoding);
         extra[ne] = (struct curl_slist){ce, hdrs};
@@ -282,6 +324,7 @@ int sl_http_post(sl_http *h, const char *content_type, const char *content_encod
         return res->aborted ? SL_ECLOSED : SL_EIO;
     }
     curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &res->status);
+    snprintf(res->location, sizeof res->location, "%s", h->location);
     if (h->retry_after[0]) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -37,13 +37,15 @@ typedef struct sl_http_result {
     const char *body;       /* response body (NUL-terminated), valid until the next call */
     size_t body_len;
     bool body_truncated;
-    char error[256]; /* transport error text; never contains credentials */
-    double seconds;  /* time the request took */
+    char error[256];    /* transport error text; never contains credentials */
+    char location[256]; /* Location header of the response ("" when none), cut */
+    double seconds;     /* time the request took */
 } sl_http_result;
 
 typedef struct sl_http sl_http;
 
-/* Copies everything it needs from o. */
+/* Copies everything it needs from o. SL_EINVAL when a header, the bearer
+ * token or the url has a control character (header injection). */
 int sl_http_new(const sl_http_opts *o, sl_http **out, sl_err *err);
 void sl_http_free(sl_http *h);
 
@@ -52,5 +54,9 @@ void sl_http_free(sl_http *h);
  * mid-response), SL_ECLOSED when aborted; res is filled in every case. */
 int sl_http_post(sl_http *h, const char *content_type, const char *content_encoding,
                  const void *body, size_t n, sl_http_result *res);
+/* The same with one more header line for this request ("Name: value", or
+ * NULL); SL_EINVAL, nothing sent, when it has a control character. */
+int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_encoding,
+                     const char *header, const void *body, size_t n, sl_http_result *res);
 
 #endif

@@ -1,3 +1,9 @@
+/* The Loki sink: configuration, batching from the buffer, the workers'
+ * job ring (concurrency), and sending with the status policy (retry, give
+ * back, split, reject). One file because these share the sink's state and
+ * its locking; what Loki accepts lives in loki_limits.c, the wire format in
+ * loki_encode.c, per-record tenants in loki_tenant.c, `sluice check`'s
+ * warnings in loki_check.c. */
 #include "shipper/loki.h"
 
 #include <pthread.h>
@@ -12,6 +18,8 @@
 #include "shipper/buffer.h"
 #include "shipper/http.h"
 #include "shipper/loki_encode.h"
+#include "shipper/loki_limits.h"
+#include "shipper/loki_tenant.h"
 #include "shipper/retry.h"
 
 #define LOKI_MAX_LABELS 64
@@ -27,8 +35,10 @@ typedef struct span {
     uint32_t first, count;
 } span;
 
-/* How a request ended. */
-enum { SENT, ABORTED };
+/* How a request ended. RETRY: it failed and may succeed later; with one
+ * worker the caller gives the batches back to the buffer and waits (the
+ * input's checkpoint keeps moving meanwhile, decision 0016). */
+enum { SENT, ABORTED, RETRY };
 
 /* Requests of one flush: with concurrency N, every worker sends the part of
  * the same batches whose streams hash to it; the batches are acknowledged
@@ -44,6 +54,9 @@ typedef struct job {
 /* Jobs in flight (queued or being sent): enough to keep every worker busy
  * while the next flush is gathered, few enough to bound memory. */
 #define LOKI_JOBS 4
+/* With several workers, failures in a row a part is retried holding its
+ * job before the job is given back (see retry_later). */
+#define LOKI_HOLD_TRIES 3
 
 struct loki;
 
@@ -56,6 +69,7 @@ typedef struct worker {
     sl_loki_req *req;
     sl_buf raw, body;
     sl_retry retry;
+    int64_t wait_ms; /* after RETRY: how long to wait before the next try */
     pthread_t thr;
     bool started;
     uint64_t next; /* the next job this worker sends */
@@ -68,6 +82,8 @@ typedef struct loki {
     int64_t max_wait_ms;
     uint64_t max_batch_bytes;
     sl_loki_opts eopts;
+    sl_loki_limits limits;
+    sl_loki_tpl *tenant_tpl; /* a tenant per record, or NULL */
     sl_loki_kv labels[LOKI_MAX_LABELS];
     sl_slice meta[LOKI_MAX_META];
     char *strings[2 * LOKI_MAX_LABELS + LOKI_MAX_META]; /* owned copies */
@@ -79,6 +95,8 @@ typedef struct loki {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool sync_ok, quit;
+    bool retrying;         /* a part failed: workers skip, settle() gives back */
+    int64_t retry_wait_ms; /* the longest backoff asked for meanwhile */
     job ring[LOKI_JOBS];
     uint64_t head, tail; /* ring[head % LOKI_JOBS ..tail) in flight */
 
@@ -88,10 +106,11 @@ typedef struct loki {
     int64_t pend_since_ns;
 
     sl_metric *m_records, *m_bytes, *m_retries, *m_invalid, *m_last_ok, *m_failing;
+    sl_metric *m_adjusted[SL_LOKI_ADJ_N], *m_status;
     char mlabels[256];
     bool failing;
     uint32_t fail_streak;
-    sl_ratelimit rl_fail, rl_drop;
+    sl_ratelimit rl_fail, rl_drop, rl_adj;
 } loki;
 
 static const sl_cfg_key loki_keys[] = {
@@ -111,6 +130,21 @@ static const sl_cfg_key loki_keys[] = {
     {"concurrency", SL_KEY_INT, false, NULL, false},
     {"min_backoff", SL_KEY_DURATION, false, NULL, false},
     {"max_backoff", SL_KEY_DURATION, false, NULL, false},
+    {"limits", SL_KEY_MAP, false, NULL, false},
+    {"long_lines", SL_KEY_ENUM, false, "split|truncate", false},
+    {"out_of_window", SL_KEY_ENUM, false, "clamp|drop", false},
+};
+
+/* Named as in Loki's limits_config, so they can be copied from it. */
+static const sl_cfg_key limits_keys[] = {
+    {"max_line_size", SL_KEY_SIZE, false, NULL, false},
+    {"max_line_size_truncate", SL_KEY_BOOL, false, NULL, false},
+    {"reject_old_samples", SL_KEY_BOOL, false, NULL, false},
+    {"reject_old_samples_max_age", SL_KEY_STR, false, NULL, false},
+    {"creation_grace_period", SL_KEY_STR, false, NULL, false},
+    {"max_label_names_per_series", SL_KEY_INT, false, NULL, false},
+    {"max_label_value_length", SL_KEY_INT, false, NULL, false},
+    {"max_label_name_length", SL_KEY_INT, false, NULL, false},
 };
 
 static const sl_cfg_key auth_keys[] = {
@@ -159,6 +193,70 @@ static char *redact_url(const char *url)
     return out;
 }
 
+/* A duration as Loki writes it: ours (500ms, 10m, 168h, 7d) or weeks (1w). */
+static void loki_duration(sl_cfg *cfg, const sl_cfg_node *map, const char *key, int64_t def_ms,
+                          int64_t *out_ms)
+{
+    const char *v = NULL;
+    *out_ms = def_ms;
+    if (sl_cfg_str(cfg, map, key, NULL, &v) || !v) return;
+    size_t n = strlen(v);
+    char *end;
+    long long w = n > 1 && v[n - 1] == 'w' ? strtoll(v, &end, 10) : -1;
+    if (w >= 0 && w <= 5200 && end == v + n - 1) {
+        *out_ms = w * 7 * 86400000LL;
+        return;
+    }
+    if (sl_parse_duration_ms(v, out_ms) == 0 && *out_ms >= 0) return;
+    *out_ms = def_ms;
+    sl_cfg_error(cfg, sl_cfg_get(map, key), "%s: '%s' is not a duration (e.g. 1w, 168h, 10m)", key,
+                 v);
+}
+
+/* The limits from the sink's config, Loki's defaults for what is unset. */
+static void read_limits(sl_cfg *cfg, const sl_cfg_node *n, sl_loki_limits *l)
+{
+    sl_loki_limits_default(l);
+    const sl_cfg_node *m = sl_cfg_get(n, "limits");
+    if (m) sl_cfg_check(cfg, m, limits_keys, NKEYS(limits_keys));
+    bool truncate = false, reject_old = true;
+    int64_t v, old_ms, grace_ms;
+    sl_cfg_size(cfg, m, "max_line_size", l->max_line_size, &l->max_line_size);
+    sl_cfg_bool(cfg, m, "max_line_size_truncate", false, &truncate);
+    sl_cfg_bool(cfg, m, "reject_old_samples", true, &reject_old);
+    loki_duration(cfg, m, "reject_old_samples_max_age", l->reject_old_ns / 1000000, &old_ms);
+    loki_duration(cfg, m, "creation_grace_period", l->grace_ns / 1000000, &grace_ms);
+    l->reject_old_ns = reject_old ? old_ms * 1000000 : 0;
+    l->grace_ns = grace_ms * 1000000;
+    sl_cfg_int(cfg, m, "max_label_names_per_series", l->max_label_names, 1, 1000, &v);
+    l->max_label_names = (uint32_t)v;
+    sl_cfg_int(cfg, m, "max_label_value_length", l->max_label_value_len, 1, 1 << 20, &v);
+    l->max_label_value_len = (uint32_t)v;
+    sl_cfg_int(cfg, m, "max_label_name_length", l->max_label_name_len, 1, 1 << 20, &v);
+    l->max_label_name_len = (uint32_t)v;
+    sl_cfg_enum(cfg, n, "long_lines", "split|truncate", SL_LOKI_LONG_SPLIT, &l->long_lines);
+    /* Loki itself truncates then, so sluice sends what Loki would keep. */
+    if (truncate) l->long_lines = SL_LOKI_LONG_TRUNCATE;
+    sl_cfg_enum(cfg, n, "out_of_window", "clamp|drop", SL_LOKI_WINDOW_CLAMP, &l->out_of_window);
+}
+
+/* The url's path must lead to Loki's push endpoint: a bare host (the usual
+ * slip) answers 404 forever. */
+static void check_url_path(sl_cfg *cfg, const sl_cfg_node *at, const char *url)
+{
+    const char *host = strstr(url, "://");
+    if (!host) return;
+    host += 3;
+    const char *path = host + strcspn(host, "/?#");
+    size_t pn = strcspn(path, "?#");
+    if (memmem(path, pn, "/push", 5)) return;
+    sl_cfg_error(cfg, at,
+                 "url has path '%.*s', which is not Loki's push endpoint: use "
+                 "\"%.*s/loki/api/v1/push\"",
+                 (int)pn, path,
+                 (int)(path - url) + (pn && path[pn - 1] == '/' ? (int)pn - 1 : (int)pn), url);
+}
+
 static int abort_cb(void *arg)
 {
     const loki *s = arg;
@@ -204,6 +302,23 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 
     if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         sl_cfg_error(cfg, sl_cfg_get(n, "url"), "url must start with http:// or https://");
+    else if (url)
+        check_url_path(cfg, sl_cfg_get(n, "url"), url);
+    sl_loki_tpl *tpl = NULL;
+    if (tenant && *tenant) {
+        char why[300];
+        if (strchr(tenant, '$')) {
+            if (sl_loki_tpl_parse(tenant, &tpl, why, sizeof why))
+                sl_cfg_error(cfg, sl_cfg_get(n, "tenant"), "tenant template: %s", why);
+            else if (!sl_loki_tpl_per_record(tpl)) /* only "$$": a literal '$' */
+                sl_cfg_error(cfg, sl_cfg_get(n, "tenant"),
+                             "tenant: '$' is not a character Loki accepts in a tenant");
+        } else if (sl_loki_tenant_check(tenant, strlen(tenant), why, sizeof why)) {
+            sl_cfg_error(cfg, sl_cfg_get(n, "tenant"), "tenant: %s", why);
+        }
+    }
+    sl_loki_limits limits;
+    read_limits(cfg, n, &limits);
     if (compression < 0) compression = encoding == ENC_PROTOBUF ? COMP_SNAPPY : COMP_GZIP;
     if (encoding == ENC_PROTOBUF && compression != COMP_SNAPPY)
         sl_cfg_error(cfg, sl_cfg_get(n, "compression"),
@@ -241,6 +356,7 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     sl_cfg_list(cfg, n, "structured_metadata", meta, LOKI_MAX_META, &nmeta);
 
     if (sl_cfg_nerrors(cfg) > before || ctx->check_only) {
+        sl_loki_tpl_free(tpl);
         free(password);
         free(token);
         if (sl_cfg_nerrors(cfg) > before)
@@ -250,11 +366,14 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 
     loki *s = calloc(1, sizeof *s);
     if (!s) {
+        sl_loki_tpl_free(tpl);
         free(password);
         free(token);
         return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
     }
     s->ctx = ctx;
+    s->tenant_tpl = tpl;
+    s->eopts.tenant = tpl;
     s->encoding = encoding;
     s->compression = compression;
     s->max_wait_ms = wait_ms;
@@ -277,6 +396,8 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         }
         s->meta[s->eopts.nmeta_fields++] = (sl_slice){m, strlen(m)};
     }
+    s->limits = limits;
+    s->eopts.limits = &s->limits;
     s->eopts.line_format = line_format;
     s->eopts.labels = s->labels;
     s->eopts.meta_fields = s->meta;
@@ -309,7 +430,7 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 
     char tenant_hdr[256];
     const char *headers[2] = {NULL, NULL};
-    if (tenant && *tenant) {
+    if (tenant && *tenant && !tpl) {
         snprintf(tenant_hdr, sizeof tenant_hdr, "X-Scope-OrgID: %s", tenant);
         headers[0] = tenant_hdr;
     }
@@ -360,8 +481,20 @@ static int loki_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         sl_gauge("sluice_sink_failing",
                  "1 while the sink's deliveries are failing and being retried.", s->mlabels);
     sl_metric_set(s->m_failing, 0);
+    s->m_status = sl_gauge("sluice_sink_last_status",
+                           "HTTP status of the sink's last answer (0: none or a transport error).",
+                           s->mlabels);
+    for (int a = 0; a < SL_LOKI_ADJ_N; a++) {
+        char l[320];
+        sl_metric_labels(l, sizeof l, "sink", ctx->name, "reason", sl_loki_adjust_reason(a));
+        s->m_adjusted[a] = sl_counter("sluice_sink_adjusted_total",
+                                      "Records changed so that the destination accepts them, "
+                                      "by reason.",
+                                      l);
+    }
     s->rl_fail.interval_ns = 10 * 1000000000LL;
     s->rl_drop.interval_ns = 10 * 1000000000LL;
+    s->rl_adj.interval_ns = 60 * 1000000000LL;
     sl_log(SL_LOG_INFO, "sink_started", "sink=%s type=loki url=%s encoding=%s concurrency=%u",
            ctx->name, s->url_log, encoding == ENC_PROTOBUF ? "protobuf" : "json", s->nw);
     *state = s;
@@ -384,6 +517,7 @@ static void loki_destroy(void *state)
         pthread_mutex_destroy(&s->mu);
     }
     for (size_t i = 0; i < s->nstrings; i++) free(s->strings[i]);
+    sl_loki_tpl_free(s->tenant_tpl);
     free(s->pend);
     free(s->url_log);
     free(s);
@@ -448,50 +582,107 @@ static int build(worker *w, const span *sp, uint32_t nsp, sl_err *err)
 
 /* Which permanent rejection Loki reported, and for how many entries: the
  * sum of its "total ignored: N out of M" lines when present, else one per
- * line naming a reason, else the whole request. */
-static const char *classify_400(const char *body, uint64_t entries, uint64_t *dropped)
+ * line naming a reason of one entry. *per_entry is false when the body
+ * names no entry (a request refused as a whole: it did not decode, or a
+ * stream's labels did not parse): then nothing is known to be stored, and
+ * the request is split until the refused records are alone. */
+static const char *classify_400(const char *body, uint64_t entries, uint64_t *dropped,
+                                bool *per_entry)
 {
     static const struct {
         const char *needle, *reason;
+        bool entry; /* names one entry, the others of the request were stored */
     } reasons[] = {
-        {"out of order", "out_of_order"},
-        {"too far behind", "too_far_behind"},
-        {"line too long", "line_too_long"},
-        {"max entry size", "line_too_long"},
-        {"timestamp too old", "too_old"},
-        {"greater than max sample age", "too_old"},
-        {"timestamp too new", "too_new"},
-        {"too far in future", "too_new"},
-        {"stream limit", "stream_limit"},
-        {"structured metadata", "structured_metadata"},
-        {"label", "bad_labels"},
+        {"out of order", "out_of_order", true},
+        {"too far behind", "too_far_behind", true},
+        {"line too long", "line_too_long", true},
+        {"max entry size", "line_too_long", true},
+        {"timestamp too old", "too_old", true},
+        {"greater than max sample age", "too_old", true},
+        {"timestamp too new", "too_new", true},
+        {"too far in future", "too_new", true},
+        {"structured metadata", "structured_metadata", true},
+        {"stream limit", "stream_limit", false},
+        {"label", "bad_labels", false},
     };
     const char *reason = NULL;
     uint64_t total = 0, lines = 0;
+    bool whole = false;
     for (const char *line = body; line && *line;) {
         const char *eol = strchr(line, '\n');
         size_t ln = eol ? (size_t)(eol - line) : strlen(line);
         const char *ti = memmem(line, ln, "total ignored: ", 15);
         if (ti) {
             total += strtoull(ti + 15, NULL, 10);
-        } else {
-            for (size_t r = 0; r < sizeof reasons / sizeof *reasons; r++) {
+        } else if (ln) {
+            bool known = false;
+            for (size_t r = 0; r < sizeof reasons / sizeof *reasons && !known; r++) {
                 size_t nl = strlen(reasons[r].needle);
-                bool hit = false;
-                for (size_t i = 0; i + nl <= ln && !hit; i++)
-                    hit = strncasecmp(line + i, reasons[r].needle, nl) == 0;
-                if (hit) {
+                for (size_t i = 0; i + nl <= ln && !known; i++)
+                    known = strncasecmp(line + i, reasons[r].needle, nl) == 0;
+                if (known) {
                     if (!reason) reason = reasons[r].reason;
-                    lines++;
-                    break;
+                    if (reasons[r].entry)
+                        lines++;
+                    else
+                        whole = true;
                 }
             }
+            if (!known) whole = true;
         }
         line = eol ? eol + 1 : NULL;
     }
-    uint64_t n = total ? total : lines ? lines : entries;
+    *per_entry = total || (lines && !whole);
+    uint64_t n = total ? total : *per_entry ? lines : entries;
     *dropped = n < entries ? n : entries;
     return reason ? reason : "rejected";
+}
+
+/* Adds what the request needed to be accepted to the counters, and logs
+ * it (at most once a minute per sink): adjustments, and records dropped for
+ * their time under out_of_window: drop. Called once per request that is
+ * done (delivered or refused for good). */
+static void account(worker *w)
+{
+    loki *s = w->s;
+    uint64_t any = 0, old = 0, young = 0;
+    char what[400];
+    size_t o = 0;
+    what[0] = 0;
+    for (int a = 0; a < SL_LOKI_ADJ_N; a++) {
+        uint64_t n = sl_loki_req_adjusted(w->req, a);
+        if (!n) continue;
+        sl_metric_add(s->m_adjusted[a], n);
+        any += n;
+        if (o < sizeof what)
+            o += (size_t)snprintf(what + o, sizeof what - o, "%s%s=%llu", o ? "," : "",
+                                  sl_loki_adjust_reason(a), (unsigned long long)n);
+    }
+    sl_loki_req_window_dropped(w->req, &old, &young);
+    if (old) count_drop(s, "timestamp_too_old", old);
+    if (young) count_drop(s, "timestamp_too_new", young);
+    if (old || young) {
+        uint64_t skipped = 0;
+        pthread_mutex_lock(&s->mu);
+        bool log = sl_ratelimit_ok(&s->rl_drop, &skipped);
+        pthread_mutex_unlock(&s->mu);
+        if (log)
+            sl_log(SL_LOG_WARN, "sink_records_dropped",
+                   "sink=%s reason=out_of_window too_old=%llu too_new=%llu policy=drop "
+                   "suppressed=%llu",
+                   s->ctx->name, (unsigned long long)old, (unsigned long long)young,
+                   (unsigned long long)skipped);
+    }
+    if (any) {
+        uint64_t skipped = 0;
+        pthread_mutex_lock(&s->mu);
+        bool log = sl_ratelimit_ok(&s->rl_adj, &skipped);
+        pthread_mutex_unlock(&s->mu);
+        if (log)
+            sl_log(SL_LOG_INFO, "sink_records_adjusted",
+                   "sink=%s adjusted=\"%s\" why=\"what Loki would refuse\" suppressed=%llu",
+                   s->ctx->name, what, (unsigned long long)skipped);
+    }
 }
 
 static void succeeded(worker *w, uint64_t records, size_t bytes)
@@ -501,6 +692,7 @@ static void succeeded(worker *w, uint64_t records, size_t bytes)
     sl_metric_add(s->m_bytes, bytes);
     sl_metric_add(s->m_invalid, sl_loki_req_invalid_utf8(w->req));
     sl_metric_set(s->m_last_ok, sl_now_ns()); /* ns: rendered in seconds */
+    account(w);
     sl_retry_success(&w->retry);
     pthread_mutex_lock(&s->mu);
     if (s->failing) {
@@ -513,12 +705,17 @@ static void succeeded(worker *w, uint64_t records, size_t bytes)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Statuses that say the configuration is wrong (where, who): retried,
+ * since the operator can fix it and dropping meanwhile would lose data,
+ * and logged as errors naming the fix. */
+static bool config_status(long st)
+{
+    return (st >= 300 && st < 400) || st == 401 || st == 403 || st == 404 || st == 405;
+}
+
 static bool retryable_status(long st)
 {
-    /* 401/403/404/405: credentials or url are wrong; the operator can fix
-     * that, and dropping the data meanwhile would lose it. */
-    return st == 401 || st == 403 || st == 404 || st == 405 || st == 408 || st == 425 ||
-           st == 429 || st >= 500;
+    return config_status(st) || st == 408 || st == 425 || st == 429 || st >= 500;
 }
 
 static void failed(loki *s, const sl_http_result *r, const char *what, int64_t delay)
@@ -535,16 +732,28 @@ static void failed(loki *s, const sl_http_result *r, const char *what, int64_t d
     uint32_t streak = s->fail_streak;
     pthread_mutex_unlock(&s->mu);
     if (!log) return;
-    char q1[320], q2[200];
-    const char *hint = r->status == 401 || r->status == 403   ? " (check auth and tenant)"
-                       : r->status == 404 || r->status == 405 ? " (check url)"
-                                                              : "";
-    char msg[300];
-    if (r->status)
-        snprintf(msg, sizeof msg, "HTTP %ld%s", r->status, hint);
+    char q1[700], q2[200];
+    char msg[600];
+    long st = r->status;
+    if (st >= 300 && st < 400)
+        snprintf(msg, sizeof msg,
+                 "HTTP %ld (check url): Loki answered %ld to %s%s%s: point url at it", st, st,
+                 s->url_log, r->location[0] ? ", redirecting to " : "",
+                 r->location[0] ? r->location : "");
+    else if (st == 401 || st == 403)
+        snprintf(msg, sizeof msg,
+                 "HTTP %ld (check auth and tenant): Loki answered %ld to %s: fix auth or tenant",
+                 st, st, s->url_log);
+    else if (st == 404 || st == 405)
+        snprintf(msg, sizeof msg,
+                 "HTTP %ld (check url): Loki answered %ld to %s: point url at Loki's push "
+                 "endpoint, http(s)://HOST:PORT/loki/api/v1/push",
+                 st, st, s->url_log);
+    else if (st)
+        snprintf(msg, sizeof msg, "HTTP %ld", st);
     else
         snprintf(msg, sizeof msg, "%s", r->error);
-    sl_log(SL_LOG_WARN, "sink_send_failed",
+    sl_log(config_status(st) ? SL_LOG_ERROR : SL_LOG_WARN, "sink_send_failed",
            "sink=%s url=%s error=%s body=%s during=%s attempt=%u retry_in_ms=%lld "
            "suppressed=%llu",
            s->ctx->name, s->url_log, sl_log_quote(q1, sizeof q1, msg, strlen(msg)),
@@ -561,11 +770,29 @@ static bool drop_log_ok(loki *s, uint64_t *skipped)
     return ok;
 }
 
-static int send_spans(worker *w, const span *sp, uint32_t nsp);
+/* After a failed attempt that may succeed later: RETRY, and the caller
+ * gives the batches back, waits delay, and pops them again (with several
+ * workers, after LOKI_HOLD_TRIES failures in a row and once every queued
+ * job is finished or skipped: settle()); -1: try again now. */
+static int retry_later(worker *w, int64_t delay, int *tries)
+{
+    /* Several workers: a brief failure is retried holding the part, since
+     * giving its job back resends the parts the other workers delivered
+     * (at a 20 % fault rate that more than doubled what Loki received); a
+     * failure that lasts gives the job back as one worker does. */
+    if (w->s->nw > 1 && ++*tries < LOKI_HOLD_TRIES) {
+        nap(w->s, delay);
+        return -1;
+    }
+    w->wait_ms = delay;
+    return RETRY;
+}
 
-/* 413: halves the request by records and sends each half. -1 when out of
- * memory. */
-static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total)
+static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant);
+
+/* 413, or a 400 that names no entry: halves the request by records and
+ * sends each half (of the same tenant). -1 when out of memory. */
+static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total, const char *tenant)
 {
     uint64_t half = total / 2, acc = 0;
     span *l = malloc(nsp * sizeof *l), *r = malloc(nsp * sizeof *r);
@@ -588,21 +815,45 @@ static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total)
             acc = half;
         }
     }
-    int rc = send_spans(w, l, nl);
-    if (rc == SENT) rc = send_spans(w, r, nr);
+    int rc = send_part(w, l, nl, tenant);
+    if (rc == SENT) rc = send_part(w, r, nr, tenant);
     free(l);
     free(r);
     return rc;
 }
 
-static int send_spans(worker *w, const span *sp, uint32_t nsp)
+/* Records refused for good: counted by reason and logged. */
+static void rejected(worker *w, long status, const char *reason, uint64_t n, uint64_t of,
+                     const sl_http_result *r)
 {
     loki *s = w->s;
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < nsp; i++) total += sp[i].count;
+    count_drop(s, reason, n);
+    uint64_t skipped = 0;
+    if (drop_log_ok(s, &skipped)) {
+        char q[400];
+        sl_log(SL_LOG_WARN, "sink_records_dropped",
+               "sink=%s status=%ld reason=%s records=%llu of=%llu bytes=%zu body=%s "
+               "suppressed=%llu",
+               s->ctx->name, status, reason, (unsigned long long)n, (unsigned long long)of,
+               w->body.len,
+               sl_log_quote(q, sizeof q, r->body, r->body_len < 300 ? r->body_len : 300),
+               (unsigned long long)skipped);
+    }
+}
+
+/* Builds the request (the worker's part; with a tenant template, the
+ * records of the tenant set by sl_loki_req_set_tenant); on memory
+ * shortage waits and tries again, never dropping data for it. 0, or
+ * ABORTED when stopping. */
+static int build_retry(worker *w, const span *sp, uint32_t nsp)
+{
+    loki *s = w->s;
     sl_err err = {0};
     for (;;) {
         if (stopping(s)) return ABORTED;
+        /* The time window is judged at each attempt: a batch that waited
+         * through an outage is clamped to the window as it is now. */
+        sl_loki_req_set_now(w->req, sl_now_ns());
         int rc = build(w, sp, nsp, &err);
         if (rc == 0) break;
         /* Out of memory: wait and try again; never drop data for it. */
@@ -612,77 +863,118 @@ static int send_spans(worker *w, const span *sp, uint32_t nsp)
         failed(s, &r, "encode", d);
         nap(s, d);
     }
+    return 0;
+}
+
+/* Sends the records of sp (of one tenant when tenant is set, with its
+ * X-Scope-OrgID) until delivered, refused for good, or RETRY/ABORTED. */
+static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant)
+{
+    loki *s = w->s;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nsp; i++) total += sp[i].count;
+    sl_loki_req_set_tenant(w->req, tenant, tenant ? strlen(tenant) : 0);
+    if (build_retry(w, sp, nsp)) return ABORTED;
+    char hdr[200];
+    if (tenant) snprintf(hdr, sizeof hdr, "X-Scope-OrgID: %s", tenant);
     uint64_t entries = sl_loki_req_entries(w->req);
-    if (entries == 0) return SENT;
+    uint64_t records = sl_loki_req_records(w->req);
+    if (entries == 0) {
+        account(w); /* everything was dropped for its time, or nothing was ours */
+        return SENT;
+    }
     const char *ctype = s->encoding == ENC_PROTOBUF ? "application/x-protobuf" : "application/json";
     const char *cenc = s->compression == COMP_GZIP ? "gzip" : NULL;
+    int tries = 0;
     for (;;) {
         if (stopping(s)) return ABORTED;
         sl_http_result r;
-        int rc = sl_http_post(w->http, ctype, cenc, w->body.p, w->body.len, &r);
+        int rc =
+            sl_http_post_hdr(w->http, ctype, cenc, tenant ? hdr : NULL, w->body.p, w->body.len, &r);
         if (rc == SL_ECLOSED || r.aborted) {
             count_request(s, "aborted");
             return ABORTED;
         }
+        sl_metric_set(s->m_status, r.status);
         if (rc != 0) {
             count_request(s, "error");
             int64_t d = sl_retry_next(&w->retry, -1);
             failed(s, &r, "send", d);
-            nap(s, d);
+            int rl = retry_later(w, d, &tries);
+            if (rl >= 0) return rl;
             continue;
         }
         char code[16];
         snprintf(code, sizeof code, "%ld", r.status);
         count_request(s, code);
         if (r.status >= 200 && r.status < 300) {
-            succeeded(w, entries, w->body.len);
-            return SENT;
-        }
-        if (r.status == 413) {
-            if (total > 1) {
-                sl_log(SL_LOG_INFO, "sink_request_split", "sink=%s records=%llu bytes=%zu",
-                       s->ctx->name, (unsigned long long)total, w->body.len);
-                int sr = split(w, sp, nsp, total);
-                if (sr >= 0) return sr;
-                int64_t d = sl_retry_next(&w->retry, -1);
-                nap(s, d);
-                continue;
-            }
-            count_drop(s, "too_large", entries);
-            uint64_t skipped = 0;
-            if (drop_log_ok(s, &skipped))
-                sl_log(SL_LOG_WARN, "sink_records_dropped",
-                       "sink=%s reason=too_large records=%llu bytes=%zu suppressed=%llu",
-                       s->ctx->name, (unsigned long long)entries, w->body.len,
-                       (unsigned long long)skipped);
-            succeeded(w, 0, 0);
+            succeeded(w, records, w->body.len);
             return SENT;
         }
         if (retryable_status(r.status)) {
             int64_t d = sl_retry_next(&w->retry, r.retry_after_ms);
             failed(s, &r, "send", d);
+            int rl = retry_later(w, d, &tries);
+            if (rl >= 0) return rl;
+            continue;
+        }
+        uint64_t dropped = entries;
+        bool per_entry = false;
+        const char *reason = "too_large";
+        if (r.status != 413) reason = classify_400(r.body, entries, &dropped, &per_entry);
+        if (!per_entry && total > 1) {
+            /* Refused as a whole: nothing is stored, so halves are sent
+             * until the refused records are alone. */
+            sl_log(SL_LOG_INFO, "sink_request_split", "sink=%s status=%ld records=%llu bytes=%zu",
+                   s->ctx->name, r.status, (unsigned long long)total, w->body.len);
+            int sr = split(w, sp, nsp, total, tenant);
+            if (sr >= 0) return sr;
+            int64_t d = sl_retry_next(&w->retry, -1);
             nap(s, d);
             continue;
         }
-        /* A permanent rejection. Loki stores the valid entries of a request
-         * and reports the others, so the request counts as delivered minus
-         * what it names. */
-        uint64_t dropped;
-        const char *reason = classify_400(r.body, entries, &dropped);
-        count_drop(s, reason, dropped);
-        uint64_t skipped = 0;
-        if (drop_log_ok(s, &skipped)) {
-            char q[400];
-            sl_log(SL_LOG_WARN, "sink_records_dropped",
-                   "sink=%s status=%ld reason=%s records=%llu of=%llu body=%s suppressed=%llu",
-                   s->ctx->name, r.status, reason, (unsigned long long)dropped,
-                   (unsigned long long)entries,
-                   sl_log_quote(q, sizeof q, r.body, r.body_len < 300 ? r.body_len : 300),
-                   (unsigned long long)skipped);
+        /* Loki stored the other entries of the request (or this was the
+         * only record): the request is done, minus what it refused. */
+        if (!per_entry) { /* one record (perhaps a split line's pieces) */
+            rejected(w, r.status, reason, records, records, &r);
+            succeeded(w, 0, 0);
+            return SENT;
         }
-        succeeded(w, entries - dropped, w->body.len);
+        rejected(w, r.status, reason, dropped, entries, &r);
+        uint64_t kept = entries - dropped;
+        succeeded(w, kept < records ? kept : records, kept ? w->body.len : 0);
         return SENT;
     }
+}
+
+/* Sends sp: as one request, or with a tenant template one request per
+ * tenant among its records (found by a first build), each tenant's records
+ * in their own. */
+static int send_spans(worker *w, const span *sp, uint32_t nsp)
+{
+    if (!w->s->tenant_tpl) return send_part(w, sp, nsp, NULL);
+    sl_loki_req_set_tenant(w->req, NULL, 0);
+    if (build_retry(w, sp, nsp)) return ABORTED;
+    uint32_t nt = sl_loki_req_ntenants(w->req);
+    if (nt == 0) {
+        account(w); /* nothing of ours, or every record dropped for its time */
+        return SENT;
+    }
+    char(*ts)[160] = malloc(nt * sizeof *ts);
+    while (!ts && !stopping(w->s)) {
+        nap(w->s, 100);
+        ts = malloc(nt * sizeof *ts);
+    }
+    if (!ts) return ABORTED;
+    for (uint32_t i = 0; i < nt; i++) {
+        sl_slice t = sl_loki_req_tenant(w->req, i);
+        snprintf(ts[i], sizeof ts[i], "%.*s", (int)t.n, t.p);
+    }
+    int rc = SENT;
+    for (uint32_t i = 0; i < nt && rc == SENT; i++) rc = send_part(w, sp, nsp, ts[i]);
+    sl_loki_req_set_tenant(w->req, NULL, 0);
+    free(ts);
+    return rc;
 }
 
 /* Sends batches (all their records, or with concurrency > 1 this worker's
@@ -702,8 +994,10 @@ static int send_batches(worker *w, sl_batch *const *b, uint32_t n)
     return rc;
 }
 
-/* Not sent (stopping): the batches go back to the buffer, newest first so
- * it keeps their order; it spools them or leaves them unacknowledged. */
+/* Not sent (a failure to retry later, or stopping): the batches go back to
+ * the buffer, newest first so it keeps their order; it hands them out
+ * again, spools them when memory fills up, or at shutdown spools them or
+ * leaves them unacknowledged. */
 static void give_back(loki *s, sl_batch *const *b, uint32_t n)
 {
     for (uint32_t i = n; i-- > 0;) sl_buffer_unpop(s->ctx->buffer, b[i]);
@@ -724,10 +1018,17 @@ static bool work_one(worker *w, bool wait)
     }
     /* The slot is not reused before every part, ours included, is done. */
     job *j = &s->ring[w->next % LOKI_JOBS];
+    /* Another part failed: this one is given back with it rather than
+     * sent after it, so a stream's entries never overtake each other. */
+    bool skip = s->retrying;
     pthread_mutex_unlock(&s->mu);
-    int rc = send_batches(w, j->b, j->n);
+    int rc = skip ? RETRY : send_batches(w, j->b, j->n);
     pthread_mutex_lock(&s->mu);
     if (rc != SENT) j->aborted = true;
+    if (rc == RETRY && !skip) {
+        s->retrying = true;
+        if (w->wait_ms > s->retry_wait_ms) s->retry_wait_ms = w->wait_ms;
+    }
     bool last = --j->left == 0, ack = last && !j->aborted;
     w->next++;
     pthread_mutex_unlock(&s->mu);
@@ -762,6 +1063,57 @@ static void reap(loki *s)
     }
 }
 
+/* True when no queued job has a part still being sent; mu held. */
+static bool ring_idle(const loki *s)
+{
+    for (uint64_t k = s->head; k < s->tail; k++)
+        if (s->ring[k % LOKI_JOBS].left) return false;
+    return true;
+}
+
+/* With several workers, after a part failed: once every queued job is
+ * finished or skipped, gives back what was not delivered (what is pending,
+ * then the jobs, newest first, so the buffer keeps the order) and waits the
+ * backoff holding nothing, as one worker does. Parts already delivered of
+ * a job given back are sent again (duplicates, at most the jobs in
+ * flight). Returns at once when nothing failed; when stopping, finish()
+ * gives back instead. */
+static void settle(loki *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->retrying) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    while (!ring_idle(s) && !stopping(s)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    if (!ring_idle(s)) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    job back[LOKI_JOBS];
+    uint32_t nback = 0;
+    for (uint64_t k = s->tail; k-- > s->head;) back[nback++] = s->ring[k % LOKI_JOBS];
+    s->head = s->tail;
+    int64_t wait = s->retry_wait_ms;
+    s->retrying = false;
+    s->retry_wait_ms = 0;
+    pthread_mutex_unlock(&s->mu);
+    give_back(s, s->pend, s->npend);
+    s->npend = 0;
+    s->pend_bytes = 0;
+    for (uint32_t i = 0; i < nback; i++) {
+        if (!back[i].acked) give_back(s, back[i].b, back[i].n);
+        free(back[i].b);
+    }
+    nap(s, wait);
+}
+
 /* Sends everything pending; acks on delivery, releases without ack on
  * shutdown. */
 static void flush(loki *s)
@@ -775,10 +1127,16 @@ static void flush(loki *s)
             give_back(s, s->pend, s->npend);
         s->npend = 0;
         s->pend_bytes = 0;
+        /* Failed: the batches wait in the buffer, not here, so memory that
+         * fills up moves them to the spool and the input's checkpoint
+         * moves on; they are popped again after the backoff. */
+        if (rc == RETRY) nap(s, s->w[0].wait_ms);
         return;
     }
     /* Concurrency: one job, split by stream over the workers, so each
      * stream's entries leave in order while N requests are in flight. */
+    settle(s);
+    if (!s->npend) return; /* given back */
     sl_batch **b = malloc(s->npend * sizeof *b);
     while (!b && !stopping(s)) {
         nap(s, 100);
@@ -788,7 +1146,7 @@ static void flush(loki *s)
     memcpy(b, s->pend, s->npend * sizeof *b);
     pthread_mutex_lock(&s->mu);
     reap(s);
-    while (s->tail - s->head == LOKI_JOBS && !stopping(s)) {
+    while (s->tail - s->head == LOKI_JOBS && !stopping(s) && !s->retrying) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000;
@@ -799,7 +1157,8 @@ static void flush(loki *s)
     if (s->tail - s->head == LOKI_JOBS) {
         pthread_mutex_unlock(&s->mu);
         free(b);
-        return; /* stopping */
+        settle(s); /* a part failed (or stopping: pend is given back by loki_run) */
+        return;
     }
     s->ring[s->tail % LOKI_JOBS] = (job){b, s->npend, s->nw, false, false};
     s->tail++;
@@ -855,6 +1214,7 @@ static int loki_run(void *state)
     }
     for (;;) {
         if (stopping(s)) break;
+        if (s->nw > 1) settle(s); /* a part failed: give back, wait */
         int64_t timeout = 200;
         if (s->npend) {
             int64_t left =
@@ -868,8 +1228,12 @@ static int loki_run(void *state)
         sl_batch *b;
         int rc = sl_buffer_pop(s->ctx->buffer, &b, timeout);
         if (rc == SL_ECLOSED) {
+            /* Draining at shutdown: a failed flush gave its batches back,
+             * so they are popped and tried again until delivered or told
+             * to stop. */
+            if (!s->npend) break;
             flush(s);
-            break;
+            continue;
         }
         if (rc != SL_OK) continue;
         if (s->npend && s->pend_bytes + b->bytes > s->max_batch_bytes) flush(s);
@@ -928,107 +1292,3 @@ static int loki_probe(const sl_sink_ctx *ctx, sl_err *result)
 }
 
 const sl_sink_ops sl_loki_sink_ops = {"loki", loki_create, loki_run, loki_destroy, loki_probe};
-
-/* ---- sluice check: label cardinality ---- */
-
-/* True when a field or label name looks like it holds a value per request,
- * user, connection or moment. Judged on the name's last word (snake_case,
- * kebab-case, dotted or camelCase), so `request_id`, `traceId`, `client.ip`
- * and `http_path` match while `level` or `valid` do not. */
-static bool high_cardinality_name(const char *name)
-{
-    static const char *const last_words[] = {
-        "id",   "ids",    "uuid",    "guid",      "ip",   "addr",  "address", "path",
-        "url",  "uri",    "ts",      "timestamp", "time", "email", "session", "sessionid",
-        "pid",  "nonce",  "token",   "port",      "span", "trace", "query",   "datetime",
-        "date", "offset", "latency", "duration",  "bytes"};
-    static const char *const whole[] = {"remote", "host_ip", "x_forwarded_for", "user_agent"};
-    char low[128];
-    size_t n = 0, word = 0;
-    for (const char *p = name; *p && n + 1 < sizeof low; p++) {
-        unsigned char c = (unsigned char)*p;
-        bool upper = c >= 'A' && c <= 'Z';
-        if (c == '_' || c == '-' || c == '.' || c == '/' || c == ' ') {
-            low[n++] = '_';
-            word = n;
-            continue;
-        }
-        /* camelCase: a capital after a lower-case letter starts a word. */
-        if (upper && n > 0 && low[n - 1] >= 'a' && low[n - 1] <= 'z') {
-            low[n++] = '_';
-            word = n;
-            if (n + 1 >= sizeof low) break;
-        }
-        low[n++] = (char)(upper ? c + 32 : c);
-    }
-    low[n] = '\0';
-    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
-        if (strcmp(low, whole[i]) == 0) return true;
-    const char *last = low + word;
-    for (size_t i = 0; i < sizeof last_words / sizeof *last_words; i++)
-        if (strcmp(last, last_words[i]) == 0) return true;
-    return false;
-}
-
-static void warn_label(const sl_cfg_node *at, const char *sink, const char *label,
-                       const char *field, const char *where)
-{
-    fprintf(stderr,
-            "%s:%d:%d: warning: sink %s: Loki label '%s' comes from %s '%s', which looks "
-            "high-cardinality; every distinct value makes a new Loki stream (send it as "
-            "structured_metadata or leave it in the line instead)\n",
-            at && at->file ? at->file : "?", at ? at->line : 0, at ? at->col : 0, sink, label,
-            where, field);
-}
-
-static bool sink_takes_input(sl_cfg *cfg, const sl_cfg_node *sink, const char *input)
-{
-    const sl_cfg_node *list = sl_cfg_get(sink, "inputs");
-    if (!list) return true; /* default: every input */
-    (void)cfg;
-    if (list->kind != SL_CFG_SEQ) return false;
-    for (size_t i = 0; i < list->n; i++)
-        if (list->items[i]->kind == SL_CFG_SCALAR && strcmp(list->items[i]->scalar, input) == 0)
-            return true;
-    return false;
-}
-
-int sl_loki_check_labels(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs)
-{
-    int warnings = 0;
-    const char *name = "?";
-    const sl_cfg_node *nn = sl_cfg_get(sink, "name");
-    if (nn && nn->kind == SL_CFG_SCALAR) name = nn->scalar;
-    const sl_cfg_node *lab = sl_cfg_get(sink, "labels");
-    for (size_t i = 0; lab && lab->kind == SL_CFG_MAP && i < lab->n; i++)
-        if (high_cardinality_name(lab->keys[i])) {
-            warn_label(lab->key_nodes[i], name, lab->keys[i], lab->keys[i],
-                       "the sink's labels key");
-            warnings++;
-        }
-    for (size_t i = 0; inputs && inputs->kind == SL_CFG_SEQ && i < inputs->n; i++) {
-        const sl_cfg_node *in = inputs->items[i];
-        const sl_cfg_node *in_name = sl_cfg_get(in, "name");
-        if (!in_name || in_name->kind != SL_CFG_SCALAR ||
-            !sink_takes_input(cfg, sink, in_name->scalar))
-            continue;
-        const sl_cfg_node *parse = sl_cfg_get(in, "parse");
-        for (size_t k = 0; parse && parse->kind == SL_CFG_SEQ && k < parse->n; k++) {
-            const sl_cfg_node *labels = sl_cfg_get(parse->items[k], "labels");
-            if (!labels) continue;
-            /* `labels: [field, ...]` or `labels: {label: field}` */
-            for (size_t j = 0; j < labels->n; j++) {
-                const sl_cfg_node *f = labels->items[j];
-                if ((labels->kind != SL_CFG_SEQ && labels->kind != SL_CFG_MAP) ||
-                    f->kind != SL_CFG_SCALAR)
-                    continue;
-                const char *label = labels->kind == SL_CFG_MAP ? labels->keys[j] : f->scalar;
-                if (high_cardinality_name(f->scalar) || high_cardinality_name(label)) {
-                    warn_label(f, name, label, f->scalar, "field");
-                    warnings++;
-                }
-            }
-        }
-    }
-    return warnings;
-}

@@ -1,3 +1,7 @@
+/* The Loki request model and its two encodings. One file: building a
+ * request computes the protobuf sizes the writer relies on, and both share
+ * the scratch memory, the stream table and the string repairs; the rules
+ * of what Loki accepts are in loki_limits.c. */
 #include "shipper/loki_encode.h"
 
 #include <snappy-c.h>
@@ -305,19 +309,29 @@ struct sl_loki_req {
     uint32_t nmeta, capmeta;
     sl_loki_kv *pairs; /* label pairs of every stream */
     uint32_t npairs, cappairs;
-    uint64_t nentries, invalid;
+    uint64_t nentries, nrecords, invalid;
+    uint64_t adj[SL_LOKI_ADJ_N]; /* records per adjustment */
+    uint64_t drop_old, drop_new; /* records outside the window, dropped */
+    int64_t now_ns;              /* 0: no time window */
+    const sl_loki_limits *lim;   /* o->limits or deflim */
+    sl_loki_limits deflim;
+    uint32_t label_adj;  /* adjustments of the label set being built */
+    const char *tfilter; /* only this tenant (tenant templates), or NULL */
+    size_t tfilter_n;
+    sl_slice *tenants; /* distinct tenants seen, in scratch */
+    uint32_t ntenants, captenants;
     uint32_t seq;
     /* temporaries */
     sl_loki_kv *tmp;
     uint32_t ntmp, captmp;
-    sl_buf t1, t2;
+    sl_buf t1, t2, t3;
     /* Label sets of recent records of the batch being added, so records
      * with the same label fields skip building and hashing the string. */
     struct {
         uint64_t h;
         const sl_record *r;
         uint32_t stream;
-        bool bad;
+        uint32_t adj; /* adjustments its label set needed */
     } sig[16];
     uint32_t nsig, sig_next;
     uint32_t part, nparts; /* add only streams whose hash % nparts == part */
@@ -328,8 +342,11 @@ sl_loki_req *sl_loki_req_new(const sl_loki_opts *opts)
     sl_loki_req *q = calloc(1, sizeof *q);
     if (!q) return NULL;
     q->o = opts;
+    sl_loki_limits_default(&q->deflim);
+    q->lim = opts->limits ? opts->limits : &q->deflim;
     sl_buf_init(&q->t1, 0);
     sl_buf_init(&q->t2, 0);
+    sl_buf_init(&q->t3, 0);
     return q;
 }
 
@@ -347,7 +364,10 @@ void sl_loki_req_reset(sl_loki_req *q)
     q->nst = 0;
     if (q->tab) memset(q->tab, 0, q->tabcap * sizeof *q->tab);
     q->nmeta = q->npairs = 0;
-    q->nentries = q->invalid = 0;
+    q->nentries = q->nrecords = q->invalid = 0;
+    memset(q->adj, 0, sizeof q->adj);
+    q->drop_old = q->drop_new = 0;
+    q->ntenants = 0;
     q->seq = 0;
     scratch_reset(&q->mem);
 }
@@ -364,6 +384,8 @@ void sl_loki_req_free(sl_loki_req *q)
     scratch_free(&q->mem);
     sl_buf_free(&q->t1);
     sl_buf_free(&q->t2);
+    sl_buf_free(&q->t3);
+    free(q->tenants);
     free(q);
 }
 
@@ -380,6 +402,43 @@ uint64_t sl_loki_req_entries(const sl_loki_req *q)
 uint64_t sl_loki_req_invalid_utf8(const sl_loki_req *q)
 {
     return q->invalid;
+}
+
+void sl_loki_req_set_tenant(sl_loki_req *q, const char *t, size_t n)
+{
+    q->tfilter = t;
+    q->tfilter_n = n;
+}
+
+uint32_t sl_loki_req_ntenants(const sl_loki_req *q)
+{
+    return q->ntenants;
+}
+
+sl_slice sl_loki_req_tenant(const sl_loki_req *q, uint32_t i)
+{
+    return i < q->ntenants ? q->tenants[i] : (sl_slice){"", 0};
+}
+
+void sl_loki_req_set_now(sl_loki_req *q, int64_t now_ns)
+{
+    q->now_ns = now_ns;
+}
+
+uint64_t sl_loki_req_records(const sl_loki_req *q)
+{
+    return q->nrecords;
+}
+
+uint64_t sl_loki_req_adjusted(const sl_loki_req *q, int adj)
+{
+    return adj >= 0 && adj < SL_LOKI_ADJ_N ? q->adj[adj] : 0;
+}
+
+void sl_loki_req_window_dropped(const sl_loki_req *q, uint64_t *old, uint64_t *young)
+{
+    *old = q->drop_old;
+    *young = q->drop_new;
 }
 
 static inline uint32_t varint_len(uint64_t v)
@@ -458,29 +517,45 @@ static const char *stable_utf8(sl_loki_req *q, sl_slice s, bool stable, size_t *
     return scratch_dup(&q->mem, q->t2.p, q->t2.len);
 }
 
-static bool label_name_ok(unsigned char c, bool first)
+/* A label or metadata name normalised as Loki does (loki_limits.h): s
+ * itself (which lives as long as the request) when it is valid, else a
+ * copy in scratch with *changed set. NULL on allocation failure. */
+static const char *norm_name(sl_loki_req *q, sl_slice s, size_t max, bool *changed)
 {
-    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (!first && c >= '0' && c <= '9');
+    if (sl_loki_name_valid(s.p, s.n) && (!max || s.n <= max)) return s.p;
+    sl_buf_reset(&q->t3);
+    int rc = sl_loki_name_normalize(s.p, s.n, max, &q->t3);
+    if (rc < 0) return NULL;
+    if (rc) *changed = true;
+    return scratch_dup(&q->mem, q->t3.p, q->t3.len);
 }
 
-/* Loki label names match [a-zA-Z_][a-zA-Z0-9_]*; other bytes become '_'. */
+/* Loki label names match [a-zA-Z_][a-zA-Z0-9_]*, up to max_label_name_length. */
 static const char *label_name(sl_loki_req *q, sl_slice s, size_t *n)
 {
-    bool lead = s.n > 0 && !label_name_ok((unsigned char)s.p[0], true) &&
-                label_name_ok((unsigned char)s.p[0], false);
-    size_t len = s.n + (lead ? 1 : 0);
-    char *d = scratch_alloc(&q->mem, len ? len : 1);
+    bool changed = false;
+    const char *d = norm_name(q, s, q->lim->max_label_name_len, &changed);
     if (!d) return NULL;
-    size_t j = 0;
-    if (lead) d[j++] = '_';
-    for (size_t i = 0; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        d[j] = label_name_ok(c, j == 0) ? (char)c : '_';
-        j++;
-    }
-    *n = len;
+    if (changed) q->label_adj |= 1u << SL_LOKI_ADJ_LABEL_NAME;
+    *n = changed ? q->t3.len : s.n;
     return d;
+}
+
+/* A label value Loki's label parser accepts (loki_limits.h), stable as in
+ * stable_utf8. */
+static const char *label_value(sl_loki_req *q, sl_slice s, bool stable, size_t *n)
+{
+    size_t max = q->lim->max_label_value_len;
+    if (sl_loki_label_value_ok(s.p, s.n, max)) {
+        *n = s.n;
+        return stable ? s.p : scratch_dup(&q->mem, s.p, s.n);
+    }
+    sl_buf_reset(&q->t3);
+    int adj = sl_loki_label_value(s.p, s.n, max, &q->t3);
+    if (adj < 0) return NULL;
+    q->label_adj |= (uint32_t)adj;
+    *n = q->t3.len;
+    return scratch_dup(&q->mem, q->t3.p, q->t3.len);
 }
 
 static int tmp_push(sl_loki_req *q, const char *name, size_t nn, const char *val, size_t vn)
@@ -492,14 +567,15 @@ static int tmp_push(sl_loki_req *q, const char *name, size_t nn, const char *val
 
 /* Adds a (name, value) label candidate; val_stable: val lives in the batch
  * or the options rather than in a temporary buffer. */
-static int tmp_label(sl_loki_req *q, sl_slice name, sl_slice val, bool val_stable, bool *bad)
+static int tmp_label(sl_loki_req *q, sl_slice name, sl_slice val, bool val_stable)
 {
     if (name.n == 0 || val.n == 0) return 0; /* Loki ignores empty values */
     size_t nn, vn;
     const char *np = label_name(q, name, &nn);
     if (!np) return -1;
-    const char *vp = stable_utf8(q, val, val_stable, &vn, bad);
+    const char *vp = label_value(q, val, val_stable, &vn);
     if (!vp) return -1;
+    if (vn == 0) return 0; /* nothing acceptable was left */
     return tmp_push(q, np, nn, vp, vn);
 }
 
@@ -514,6 +590,7 @@ static int kv_cmp(const sl_loki_kv *a, const sl_loki_kv *b)
 /* Sorts q->tmp[from..] by name (stable) and keeps the last of equal names. */
 static void tmp_sort_dedup(sl_loki_req *q, uint32_t from)
 {
+    if (q->ntmp == from) return; /* also: nothing allocated yet */
     sl_loki_kv *v = q->tmp + from;
     uint32_t n = q->ntmp - from;
     for (uint32_t i = 1; i < n; i++) {
@@ -581,8 +658,8 @@ static int stream_for(sl_loki_req *q, uint32_t from, const char *input, uint32_t
     if (q->ntmp == from) {
         /* Loki rejects a stream without labels. */
         const char *in = input && *input ? input : "sluice";
-        bool bad = false;
-        if (tmp_label(q, SL_SLICE_LIT("job"), (sl_slice){in, strlen(in)}, true, &bad)) return -1;
+        if (tmp_label(q, SL_SLICE_LIT("job"), (sl_slice){in, strlen(in)}, true)) return -1;
+        if (q->ntmp == from && tmp_push(q, "job", 3, "sluice", 6)) return -1;
     }
     if (BUF_LIT(t, "{")) return -1;
     for (uint32_t i = from; i < q->ntmp; i++) {
@@ -770,6 +847,104 @@ static bool same_labels(const sl_record *a, const sl_record *b)
     }
 }
 
+/* The record's tenant (rendered into t3): listed once; 1 when the filter
+ * keeps the record, 0 when not, -1 on allocation failure. */
+static int record_tenant(sl_loki_req *q, const sl_batch *b, const sl_record *r, uint32_t *adj)
+{
+    int rc = sl_loki_tpl_render(q->o->tenant, b, r, &q->t3);
+    if (rc < 0) return -1;
+    if (rc) *adj |= 1u << SL_LOKI_ADJ_TENANT;
+    sl_slice t = {q->t3.p, q->t3.len};
+    bool known = false;
+    for (uint32_t i = q->ntenants; i-- > 0 && !known;) known = sl_slice_eq(q->tenants[i], t.p, t.n);
+    if (!known) {
+        const char *d = scratch_dup(&q->mem, t.p, t.n);
+        if (!d || GROW(q->tenants, q->ntenants, q->captenants, 8)) return -1;
+        q->tenants[q->ntenants++] = (sl_slice){d, t.n};
+    }
+    return !q->tfilter || sl_slice_eq(t, q->tfilter, q->tfilter_n);
+}
+
+/* Leaves at most max_label_names pairs in q->tmp[from..]. Left out first
+ * are the record's own labels (those not among the nbase shared ones at
+ * q->tmp[0..nbase)), alphabetically last first: the static labels that
+ * name where a stream comes from stay. */
+static void tmp_cap(sl_loki_req *q, uint32_t from, uint32_t nbase)
+{
+    uint32_t max = q->lim->max_label_names;
+    if (!max) return;
+    while (q->ntmp - from > max) {
+        uint32_t victim = q->ntmp - 1;
+        for (uint32_t i = q->ntmp; i-- > from;) {
+            bool shared = false;
+            for (uint32_t k = 0; k < nbase && !shared; k++)
+                shared = kv_cmp(&q->tmp[k], &q->tmp[i]) == 0;
+            if (!shared) {
+                victim = i;
+                break;
+            }
+        }
+        memmove(&q->tmp[victim], &q->tmp[victim + 1], (q->ntmp - victim - 1) * sizeof *q->tmp);
+        q->ntmp--;
+        q->label_adj |= 1u << SL_LOKI_ADJ_TOO_MANY_LABELS;
+    }
+}
+
+/* Appends one entry (the line piece lp[0..ln)) to stream si. */
+static int add_entry(sl_loki_req *q, uint32_t si, int64_t ts, const char *lp, size_t ln,
+                     uint32_t meta_off, sl_err *err)
+{
+    if (ln > UINT32_MAX / 2) return sl_errf(err, SL_EINVAL, "line too long to encode");
+    stream *st = &q->st[si];
+    if (GROW(st->e, st->n, st->cap, 64))
+        return sl_errf(err, SL_ENOMEM, "out of memory while building a Loki request");
+    entry *e = &st->e[st->n++];
+    e->ts = ts;
+    e->line = lp;
+    e->line_n = (uint32_t)ln;
+    e->seq = q->seq++;
+    e->meta_off = meta_off;
+    e->nmeta = q->nmeta - meta_off;
+    uint32_t tb = ts_body(e->ts);
+    uint64_t size = 1 + varint_len(tb) + tb + len_field(ln);
+    for (uint32_t m = meta_off; m < q->nmeta; m++) {
+        uint64_t pb = len_field(q->meta[m].name.n) + len_field(q->meta[m].value.n);
+        size += 1 + varint_len(pb) + pb;
+    }
+    if (size > UINT32_MAX) return sl_errf(err, SL_EINVAL, "entry too large to encode");
+    e->size = (uint32_t)size;
+    st->body += 1 + varint_len(size) + size;
+    if (e->ts < st->last_ts)
+        st->unsorted = true;
+    else
+        st->last_ts = e->ts;
+    q->nentries++;
+    return 0;
+}
+
+/* The line as entries under max_line_size: whole, cut, or in pieces cut on
+ * character boundaries. Returns the adjustment bits, or -1 with err set. */
+static int add_line(sl_loki_req *q, uint32_t si, int64_t ts, const char *lp, size_t ln,
+                    uint32_t meta_off, sl_err *err)
+{
+    uint64_t max = q->lim->max_line_size;
+    if (!max || ln <= max) return add_entry(q, si, ts, lp, ln, meta_off, err) ? -1 : 0;
+    if (q->lim->long_lines == SL_LOKI_LONG_TRUNCATE) {
+        size_t cut = sl_loki_utf8_cut(lp, ln, (size_t)max);
+        return add_entry(q, si, ts, lp, cut, meta_off, err) ? -1 : 1 << SL_LOKI_ADJ_LINE_TRUNCATED;
+    }
+    for (size_t off = 0; off < ln;) {
+        size_t cut = sl_loki_utf8_cut(lp + off, ln - off, (size_t)max);
+        if (cut == 0) { /* a limit under 4 bytes: one character still goes */
+            int k = sl_utf8_seq((const unsigned char *)lp + off, ln - off);
+            cut = k > 0 ? (size_t)k : 1;
+        }
+        if (add_entry(q, si, ts, lp + off, cut, meta_off, err)) return -1;
+        off += cut;
+    }
+    return 1 << SL_LOKI_ADJ_LINE_SPLIT;
+}
+
 int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t count, sl_err *err)
 {
     const sl_loki_opts *o = q->o;
@@ -777,10 +952,10 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
         return sl_errf(err, SL_EINVAL, "record range %u+%u outside batch of %u", first, count,
                        b->nrecords);
     /* The labels every record of this batch shares. */
-    bool bad = false;
     q->ntmp = 0;
+    q->label_adj = 0;
     for (uint32_t i = 0; i < o->nlabels; i++)
-        if (tmp_label(q, o->labels[i].name, o->labels[i].value, true, &bad)) goto nomem;
+        if (tmp_label(q, o->labels[i].name, o->labels[i].value, true)) goto nomem;
     for (uint32_t i = 0; i < b->nlabels; i++) {
         const sl_field *f = &b->labels[i];
         sl_slice k, v;
@@ -788,21 +963,22 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
         /* key_text may use t2; keep a stable copy before value_text reuses it. */
         const char *kp = scratch_dup(&q->mem, k.p, k.n);
         if (!kp || value_text(f, &q->t1, &v) ||
-            tmp_label(q, (sl_slice){kp, k.n}, v, f->type != SL_V_ESCAPED, &bad))
+            tmp_label(q, (sl_slice){kp, k.n}, v, f->type != SL_V_ESCAPED))
             goto nomem;
     }
     tmp_sort_dedup(q, 0);
+    tmp_cap(q, 0, 0);
     uint32_t nbase = q->ntmp;
     uint32_t base;
     if (stream_for(q, 0, b->input, &base)) goto nomem;
-    if (bad) q->invalid++; /* counted once per batch for its shared labels */
+    const uint32_t base_adj = q->label_adj;
 
     q->nsig = q->sig_next = 0;
     for (uint32_t ri = first; ri < first + count; ri++) {
         const sl_record *r = &b->records[ri];
         if (r->flags & SL_RF_DROPPED) continue;
         bool rbad = false;
-        uint32_t si = base;
+        uint32_t si = base, adj = base_adj;
         uint32_t meta_off = q->nmeta;
         uint64_t h = label_sig(r);
         bool hit = false;
@@ -811,12 +987,13 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
                 if (q->sig[i].h == h && same_labels(q->sig[i].r, r)) {
                     hit = true;
                     si = q->sig[i].stream;
-                    rbad = q->sig[i].bad;
+                    adj |= q->sig[i].adj;
                 }
             }
         }
         /* Labels and metadata from the record's fields. */
         q->ntmp = nbase;
+        q->label_adj = 0;
         for (uint32_t fi = 0; fi < r->nfields; fi++) {
             const sl_field *f = &r->fields[fi];
             if (f->flags & SL_FF_REMOVED) continue;
@@ -832,12 +1009,17 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             }
             k.p = kp;
             if (lab) {
-                if (value_text(f, &q->t1, &v) || tmp_label(q, k, v, f->type != SL_V_ESCAPED, &rbad))
+                if (value_text(f, &q->t1, &v) || tmp_label(q, k, v, f->type != SL_V_ESCAPED))
                     goto nomem;
             } else if (is_meta_field(o, f, k)) {
-                size_t kn, vn;
-                const char *ks = stable_utf8(q, k, true, &kn, &rbad);
-                if (!ks || value_text(f, &q->t1, &v)) goto nomem;
+                bool renamed = false;
+                const char *ks = norm_name(q, k, q->lim->max_label_name_len, &renamed);
+                if (!ks) goto nomem;
+                size_t kn = renamed ? q->t3.len : k.n;
+                if (renamed) adj |= 1u << SL_LOKI_ADJ_METADATA_NAME;
+                if (kn == 0) continue; /* no name is left to send it under */
+                size_t vn;
+                if (value_text(f, &q->t1, &v)) goto nomem;
                 const char *vs = stable_utf8(q, v, f->type != SL_V_ESCAPED, &vn, &rbad);
                 if (!vs || GROW(q->meta, q->nmeta, q->capmeta, 64)) goto nomem;
                 q->meta[q->nmeta++] = (sl_loki_kv){{ks, kn}, {vs, vn}};
@@ -852,12 +1034,14 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             }
             /* tmp[from..] now holds base + record pairs in order. */
             tmp_sort_dedup(q, from);
+            tmp_cap(q, from, nbase);
             if (stream_for(q, from, b->input, &si)) goto nomem;
             uint32_t slot = q->nsig < 16 ? q->nsig++ : (q->sig_next++ & 15);
             q->sig[slot].h = h;
             q->sig[slot].r = r;
             q->sig[slot].stream = si;
-            q->sig[slot].bad = rbad;
+            q->sig[slot].adj = q->label_adj;
+            adj |= q->label_adj;
         }
 
         /* Another worker's stream (concurrency > 1): not ours to send. */
@@ -865,6 +1049,39 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             ((q->st[si].hash * 0x9e3779b97f4a7c15ull) >> 32) % q->nparts != q->part) {
             q->nmeta = meta_off;
             continue;
+        }
+
+        /* Another tenant's record (a tenant template): its own request. */
+        if (o->tenant && sl_loki_tpl_per_record(o->tenant)) {
+            int keep = record_tenant(q, b, r, &adj);
+            if (keep < 0) goto nomem;
+            if (!keep) {
+                q->nmeta = meta_off;
+                continue;
+            }
+        }
+
+        /* The time window. */
+        int64_t ts = r->time_ns;
+        int64_t clamped;
+        int w = q->now_ns > 0 ? sl_loki_window_check(q->lim, q->now_ns, ts, &clamped) : 0;
+        if (w && q->lim->out_of_window == SL_LOKI_WINDOW_DROP) {
+            if (w == SL_LOKI_ADJ_TS_TOO_OLD)
+                q->drop_old++;
+            else
+                q->drop_new++;
+            q->nmeta = meta_off;
+            continue;
+        }
+        if (w) {
+            /* Sent at the nearest accepted time; the original travels along. */
+            char t[48];
+            size_t tn = sl_loki_rfc3339(ts, t, sizeof t);
+            const char *tv = scratch_dup(&q->mem, t, tn);
+            if (!tv || GROW(q->meta, q->nmeta, q->capmeta, 64)) goto nomem;
+            q->meta[q->nmeta++] = (sl_loki_kv){SL_SLICE_LIT("original_ts"), {tv, tn}};
+            ts = clamped;
+            adj |= 1u << w;
         }
 
         /* The line. */
@@ -884,32 +1101,13 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             lp = stable_utf8(q, src, false, &ln, &rbad);
             if (!lp) goto nomem;
         }
-        if (ln > UINT32_MAX / 2) return sl_errf(err, SL_EINVAL, "line too long to encode");
         if (rbad) q->invalid++;
-
-        stream *st = &q->st[si];
-        if (GROW(st->e, st->n, st->cap, 64)) goto nomem;
-        entry *e = &st->e[st->n++];
-        e->ts = r->time_ns;
-        e->line = lp;
-        e->line_n = (uint32_t)ln;
-        e->seq = q->seq++;
-        e->meta_off = meta_off;
-        e->nmeta = q->nmeta - meta_off;
-        uint32_t tb = ts_body(e->ts);
-        uint64_t size = 1 + varint_len(tb) + tb + len_field(ln);
-        for (uint32_t m = meta_off; m < q->nmeta; m++) {
-            uint64_t pb = len_field(q->meta[m].name.n) + len_field(q->meta[m].value.n);
-            size += 1 + varint_len(pb) + pb;
-        }
-        if (size > UINT32_MAX) return sl_errf(err, SL_EINVAL, "entry too large to encode");
-        e->size = (uint32_t)size;
-        st->body += 1 + varint_len(size) + size;
-        if (e->ts < st->last_ts)
-            st->unsorted = true;
-        else
-            st->last_ts = e->ts;
-        q->nentries++;
+        int la = add_line(q, si, ts, lp, ln, meta_off, err);
+        if (la < 0) return err->code ? err->code : SL_ENOMEM;
+        adj |= (uint32_t)la;
+        q->nrecords++;
+        for (int a = 0; adj && a < SL_LOKI_ADJ_N; a++)
+            if (adj & (1u << a)) q->adj[a]++;
     }
     return 0;
 nomem:

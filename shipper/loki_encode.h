@@ -16,6 +16,8 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/record.h"
+#include "shipper/loki_limits.h"
+#include "shipper/loki_tenant.h"
 
 enum sl_loki_line_format { SL_LOKI_LINE_RAW, SL_LOKI_LINE_JSON };
 
@@ -29,6 +31,8 @@ typedef struct sl_loki_opts {
     uint32_t nlabels;
     const sl_slice *meta_fields; /* field names sent as structured metadata */
     uint32_t nmeta_fields;
+    const sl_loki_limits *limits; /* what Loki accepts; NULL: Loki's defaults */
+    const sl_loki_tpl *tenant;    /* a tenant per record, or NULL */
 } sl_loki_opts;
 
 typedef struct sl_loki_req sl_loki_req;
@@ -42,8 +46,11 @@ void sl_loki_req_free(sl_loki_req *q);
  * which lets several requests be in flight without reordering a stream.
  * nparts <= 1 keeps everything (the default). */
 void sl_loki_req_set_part(sl_loki_req *q, uint32_t part, uint32_t nparts);
-/* Forgets the content, keeps the memory. */
+/* Forgets the content, keeps the memory (and the time set below). */
 void sl_loki_req_reset(sl_loki_req *q);
+/* The time the request is built at (Unix ns): records outside the limits'
+ * window around it are clamped or dropped. 0 (the default) checks no time. */
+void sl_loki_req_set_now(sl_loki_req *q, int64_t now_ns);
 
 /* Adds records [first, first+count) of b, skipping SL_RF_DROPPED ones. The
  * request points into b's memory: b must live until the request is reset.
@@ -51,8 +58,23 @@ void sl_loki_req_reset(sl_loki_req *q);
  * reset). */
 int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t count, sl_err *err);
 
+/* With a tenant template: from now on sl_loki_req_add keeps only the
+ * records whose tenant is t[0..n) (NULL: all). Whatever the filter, the
+ * distinct tenants of the records added are listed below. */
+void sl_loki_req_set_tenant(sl_loki_req *q, const char *t, size_t n);
+uint32_t sl_loki_req_ntenants(const sl_loki_req *q);
+sl_slice sl_loki_req_tenant(const sl_loki_req *q, uint32_t i);
+
 uint32_t sl_loki_req_streams(const sl_loki_req *q);
+/* Entries in the request (a split line is several). */
 uint64_t sl_loki_req_entries(const sl_loki_req *q);
+/* Records in the request (dropped ones not included). */
+uint64_t sl_loki_req_records(const sl_loki_req *q);
+/* Records that needed adjustment adj (enum sl_loki_adjust) to be accepted. */
+uint64_t sl_loki_req_adjusted(const sl_loki_req *q, int adj);
+/* Records left out because their time was outside the window under
+ * out_of_window: drop (too old, too new). */
+void sl_loki_req_window_dropped(const sl_loki_req *q, uint64_t *old, uint64_t *young);
 /* Entries whose text (line, label or metadata value) had invalid UTF-8. */
 uint64_t sl_loki_req_invalid_utf8(const sl_loki_req *q);
 

@@ -364,7 +364,88 @@ static int pb_next(pb *r, pbf *f)
 
 typedef struct lstats {
     uint64_t invalid_utf8;
+    char label_err[200]; /* the first label set a strict Loki refuses */
 } lstats;
+
+/* ---- strict: what a stock Loki refuses (its defaults) ---- */
+
+bool sl_lr_name_valid(const char *s)
+{
+    if (!*s) return false;
+    for (const char *c = s; *c; c++)
+        if (!name_char(*c, c == s)) return false;
+    return true;
+}
+
+bool sl_lr_tenant_valid(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 150 || !strcmp(t, ".") || !strcmp(t, "..")) return false;
+    for (const char *c = t; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              strchr("!-_.*'()", *c)))
+            return false;
+    return true;
+}
+
+#define STRICT_MAX_NAMES     15
+#define STRICT_MAX_VALUE_LEN 2048
+#define STRICT_MAX_NAME_LEN  1024
+#define STRICT_MAX_LINE      256000
+#define STRICT_OLD_NS        (7LL * 24 * 3600 * 1000000000LL)
+#define STRICT_GRACE_NS      (10LL * 60 * 1000000000LL)
+
+static void label_problem(lstats *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void label_problem(lstats *ls, const char *fmt, ...)
+{
+    if (ls->label_err[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ls->label_err, sizeof ls->label_err, fmt, ap);
+    va_end(ap);
+}
+
+/* A label value as Loki's (Prometheus') label parser takes it: valid UTF-8
+ * and no U+FFFD ("invalid UTF-8 rune"); stricter than Loki, no control
+ * character either (the issue's rule: none may reach a label). */
+static void strict_value(const char *name, const char *v, size_t n, size_t max, lstats *ls)
+{
+    const unsigned char *u = (const unsigned char *)v;
+    if (!utf8_ok(u, n)) label_problem(ls, "label %s: invalid UTF-8", name);
+    for (size_t i = 0; i < n; i++) {
+        if (u[i] < 0x20 || u[i] == 0x7F)
+            label_problem(ls, "label %s: control character 0x%02x", name, u[i]);
+        if (i + 2 < n && u[i] == 0xEF && u[i + 1] == 0xBF && u[i + 2] == 0xBD)
+            label_problem(ls, "label %s: invalid UTF-8 rune (U+FFFD)", name);
+    }
+    if (max && n > max) label_problem(ls, "label value too long: %zu bytes for label %s", n, name);
+}
+
+static void strict_pairs(const sl_lr_kv *v, uint32_t n, lstats *ls)
+{
+    if (n > STRICT_MAX_NAMES)
+        label_problem(ls, "stream has %u label names; limit: %d", n, STRICT_MAX_NAMES);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t nl = strlen(v[i].name);
+        if (nl > STRICT_MAX_NAME_LEN) label_problem(ls, "label name too long: %zu bytes", nl);
+        if (!sl_lr_name_valid(v[i].name)) label_problem(ls, "invalid label name '%s'", v[i].name);
+        strict_value(v[i].name, v[i].value, strlen(v[i].value), STRICT_MAX_VALUE_LEN, ls);
+    }
+}
+
+/* The raw label string: escapes of control characters (sluice never needs
+ * them once values are clean) and bytes the parser refuses. */
+static void strict_label_string(const char *p, size_t n, lstats *ls)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (p[i] == '\\') {
+            char e = p[i + 1];
+            if (e == 'x' || e == 'n' || e == 't' || e == 'r')
+                label_problem(ls, "escaped control character \\%c in a label value", e);
+            i++;
+        }
+    strict_value("(string)", p, n, 0, ls);
+}
 
 static char *dup_bytes(const uint8_t *p, size_t n)
 {
@@ -455,6 +536,7 @@ static int decode_entry(const uint8_t *p, size_t n, sl_lr_entry *e, lstats *ls)
 
 static void entry_free(sl_lr_entry *e)
 {
+    free(e->tenant);
     free(e->line);
     kv_free(e->meta, e->nmeta);
 }
@@ -537,6 +619,7 @@ static int decode_pb(const void *body, size_t n, sl_lr_push *out, lstats *ls, ch
             }
         }
         if (lp && !utf8_ok(lp, ln)) ls->invalid_utf8++;
+        if (lp) strict_label_string((const char *)lp, ln, ls);
         if (parse_labels((const char *)(lp ? lp : (const uint8_t *)""), ln, &s->pairs, &s->npairs,
                          err, ecap) ||
             canon_labels(s->pairs, s->npairs, &s->labels, err, ecap)) {
@@ -544,6 +627,7 @@ static int decode_pb(const void *body, size_t n, sl_lr_push *out, lstats *ls, ch
             return -1;
         }
         for (size_t i = 0; i < s->n; i++) s->entries[i].labels = s->labels;
+        strict_pairs(s->pairs, s->npairs, ls);
     }
     return 0;
 bad:
@@ -595,9 +679,12 @@ static int decode_json(const void *body, size_t n, sl_lr_push *out, lstats *ls, 
             kv->name = strdup(k);
             kv->value = strdup(json_string_value(v));
             if (!kv->name || !kv->value) goto bad;
+            if (strlen(kv->value) != json_string_length(v))
+                label_problem(ls, "label %s: NUL in the value", k);
             for (const char *c = k; *c; c++)
                 if (!name_char(*c, c == k)) goto bad;
         }
+        strict_pairs(s->pairs, s->npairs, ls);
         if (canon_labels(s->pairs, s->npairs, &s->labels, err, ecap)) {
             json_decref(root);
             sl_lr_push_free(out);
@@ -638,7 +725,7 @@ static int decode_json(const void *body, size_t n, sl_lr_push *out, lstats *ls, 
             }
         }
     }
-    (void)ls; /* jansson rejects invalid UTF-8 itself */
+    /* jansson rejects invalid UTF-8 itself */
     json_decref(root);
     return 0;
 bad:
@@ -725,6 +812,17 @@ int sl_lr_decode(const char *content_type, const char *content_encoding, const v
 {
     lstats ls = {0};
     return decode_body(content_type, content_encoding, body, n, out, &ls, err, errcap);
+}
+
+int sl_lr_decode_strict(const char *content_type, const char *content_encoding, const void *body,
+                        size_t n, sl_lr_push *out, char *err, size_t errcap)
+{
+    lstats ls = {0};
+    if (decode_body(content_type, content_encoding, body, n, out, &ls, err, errcap)) return -1;
+    if (!ls.label_err[0]) return 0;
+    sl_lr_push_free(out);
+    errmsg(err, errcap, "error parsing labels: %s", ls.label_err);
+    return -1;
 }
 
 /* ---- the server ---- */
@@ -950,9 +1048,35 @@ static void write_entry_json(FILE *f, const sl_lr_entry *e)
     json_decref(o);
 }
 
+/* A strict Loki's checks of one entry (line size, time window, metadata
+ * names), in its words; msg stays empty when the entry passes. */
+static void strict_entry(sl_lr *lr, const sl_lr_stream *s, const sl_lr_entry *e, char *msg,
+                         size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    size_t max_line = lr->o.max_line ? lr->o.max_line : STRICT_MAX_LINE;
+    if (e->line_n > max_line)
+        snprintf(msg, cap,
+                 "Max entry size '%zu' bytes exceeded for stream '%s' while adding an entry with "
+                 "length '%zu' bytes\n",
+                 max_line, s->labels, e->line_n);
+    else if (e->ts_ns < now - STRICT_OLD_NS)
+        snprintf(msg, cap, "entry for stream '%s' has timestamp too old: %lld\n", s->labels,
+                 (long long)e->ts_ns);
+    else if (e->ts_ns > now + STRICT_GRACE_NS)
+        snprintf(msg, cap, "entry for stream '%s' has timestamp too new: %lld\n", s->labels,
+                 (long long)e->ts_ns);
+    for (uint32_t m = 0; !msg[0] && m < e->nmeta; m++)
+        if (!sl_lr_name_valid(e->meta[m].name))
+            snprintf(msg, cap, "entry for stream '%s' has invalid structured metadata name '%s'\n",
+                     s->labels, e->meta[m].name);
+}
+
 /* Records the accepted entries of a decoded push (taking ownership of them)
  * and writes Loki-style rejections into rej. Caller holds mu. */
-static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej)
+static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej, const char *tenant)
 {
     for (size_t si = 0; si < p->n; si++) {
         sl_lr_stream *s = &p->streams[si];
@@ -968,7 +1092,10 @@ static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej)
             sl_lr_entry *e = &s->entries[i];
             char msg[512];
             msg[0] = 0;
-            if (lr->o.max_line && e->line_n > lr->o.max_line) {
+            if (lr->o.strict) strict_entry(lr, s, e, msg, sizeof msg);
+            if (msg[0]) {
+                lr->st.strict_rejected++;
+            } else if (lr->o.max_line && e->line_n > lr->o.max_line) {
                 snprintf(msg, sizeof msg,
                          "Max entry size '%zu' bytes exceeded for stream '%s' while adding an "
                          "entry with length '%zu' bytes\n",
@@ -994,6 +1121,8 @@ static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej)
                 entry_free(e);
                 continue;
             }
+            e->tenant = strdup(tenant);
+            if (!e->tenant) return -1;
             if (lr->nentries == lr->nblocks * LR_BLOCK) {
                 if (lr->nblocks == lr->capblocks) {
                     size_t nc = lr->capblocks ? lr->capblocks * 2 : 64;
@@ -1120,6 +1249,9 @@ static int respond(conn *c, int code, int retry_after, const char *body, bool cl
     if (bl) n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: text/plain\r\n");
     if (retry_after > 0)
         n += snprintf(head + n, sizeof head - (size_t)n, "Retry-After: %d\r\n", retry_after);
+    if (code >= 300 && code < 400) /* as an ingress sending http to https */
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Location: https://127.0.0.1:%d/loki/api/v1/push\r\n", c->lr->port);
     if (close_conn) n += snprintf(head + n, sizeof head - (size_t)n, "Connection: close\r\n");
     n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
     pthread_mutex_lock(&c->lr->mu);
@@ -1280,6 +1412,14 @@ static void handle_request(conn *c, const char *method, const char *path, const 
         respond(c, 413, 0, "request body too large\n", close_conn);
         return;
     }
+    if (lr->o.strict && find_header(hdrs, "X-Scope-OrgID", &vn) &&
+        (vn >= sizeof tenant || !sl_lr_tenant_valid(tenant))) {
+        pthread_mutex_lock(&lr->mu);
+        lr->st.strict_refused++;
+        pthread_mutex_unlock(&lr->mu);
+        respond(c, 400, 0, "tenant ID contains unsupported character or is too long\n", close_conn);
+        return;
+    }
     sl_lr_push p;
     lstats ls = {0};
     char err[512];
@@ -1292,11 +1432,24 @@ static void handle_request(conn *c, const char *method, const char *path, const 
         respond(c, 400, 0, err, close_conn);
         return;
     }
+    if (lr->o.strict && ls.label_err[0]) {
+        /* Harsher than Loki, which refuses only that stream: sluice must
+         * never send such a label at all. */
+        pthread_mutex_lock(&lr->mu);
+        lr->st.strict_refused++;
+        lr->st.invalid_utf8 += ls.invalid_utf8;
+        pthread_mutex_unlock(&lr->mu);
+        sl_lr_push_free(&p);
+        char m[300];
+        snprintf(m, sizeof m, "error parsing labels: %s\n", ls.label_err);
+        respond(c, 400, 0, m, close_conn);
+        return;
+    }
     sbuf rej = {0};
     pthread_mutex_lock(&lr->mu);
     lr->st.invalid_utf8 += ls.invalid_utf8;
     lr->st.body_bytes += bn;
-    int rc = record_push(lr, &p, &rej);
+    int rc = record_push(lr, &p, &rej, tenant);
     pthread_mutex_unlock(&lr->mu);
     sl_lr_push_free(&p);
     if (rc)
@@ -1507,7 +1660,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: loki-receiver [--port N] [--out FILE] [--faults SPEC] [--fault-rate P]\n"
             "                     [--seed N] [--max-line N] [--max-body N] [--tenant T]\n"
-            "                     [--enforce-order] [--discard]\n"
+            "                     [--enforce-order] [--strict] [--discard]\n"
             "Prints `listening 127.0.0.1:PORT`; SIGINT/SIGTERM print stats and exit.\n");
 }
 
@@ -1522,6 +1675,8 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--enforce-order"))
             o.enforce_order = true;
+        else if (!strcmp(a, "--strict"))
+            o.strict = true;
         else if (!strcmp(a, "--discard"))
             o.discard = true;
         else if (!v) {

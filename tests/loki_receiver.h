@@ -26,6 +26,7 @@ typedef struct sl_lr_entry {
     size_t line_n;
     sl_lr_kv *meta;
     uint32_t nmeta;
+    char *tenant; /* X-Scope-OrgID of its request (server only; NULL when decoding) */
 } sl_lr_entry;
 
 typedef struct sl_lr_stream {
@@ -51,6 +52,16 @@ int sl_lr_decode(const char *content_type, const char *content_encoding, const v
 int sl_lr_decode_protobuf(const void *body, size_t n, sl_lr_push *out, char *err, size_t errcap);
 void sl_lr_push_free(sl_lr_push *p);
 
+/* The strict rules, for tests and fuzz targets that check an encoder's
+ * output without a server: a valid label name ([a-zA-Z_][a-zA-Z0-9_]*), a
+ * tenant Loki accepts. */
+bool sl_lr_name_valid(const char *s);
+bool sl_lr_tenant_valid(const char *t);
+/* Decodes like sl_lr_decode and applies the strict label rules: -1 with a
+ * message when a strict Loki would refuse the request as a whole. */
+int sl_lr_decode_strict(const char *content_type, const char *content_encoding, const void *body,
+                        size_t n, sl_lr_push *out, char *err, size_t errcap);
+
 /* ---- the server ---- */
 
 typedef struct sl_lr sl_lr;
@@ -64,6 +75,15 @@ typedef struct sl_lr_opts {
     const char *auth;     /* when set, Authorization must equal it, else 401 */
     const char *out_path; /* when set, every entry is appended as a JSON line */
     bool discard;         /* count entries but do not keep them in memory */
+    /* Refuse what a stock Loki (its default limits) refuses: a label set its
+     * label parser rejects (invalid UTF-8, U+FFFD; here also any control
+     * character, even escaped), over 15 names, names over 1024 or values
+     * over 2048 bytes, or an invalid name: the whole request, 400; a
+     * tenant outside [A-Za-z0-9!-_.*'()] or over 150: 400; per entry
+     * (Loki-style 400 naming it, the rest kept): lines over max_line
+     * (256000 when 0), times older than 1 week or over 10 minutes ahead,
+     * invalid structured-metadata names. */
+    bool strict;
 } sl_lr_opts;
 
 enum sl_lr_action {
@@ -97,7 +117,9 @@ typedef struct sl_lr_stats {
     uint64_t faults;           /* answered by an injected fault */
     uint64_t bad_requests;     /* bodies that did not decode (400) */
     uint64_t entries;          /* entries recorded */
-    uint64_t rejected_entries; /* entries refused by max_line / enforce_order */
+    uint64_t rejected_entries; /* entries refused by max_line / enforce_order / strict */
+    uint64_t strict_refused;   /* requests refused whole by the strict rules */
+    uint64_t strict_rejected;  /* entries refused by the strict rules */
     uint64_t body_bytes;       /* body bytes of decoded requests */
     uint64_t unsorted_streams; /* streams whose entries were not in time order */
     uint64_t invalid_utf8;     /* strings that were not valid UTF-8 */

@@ -136,6 +136,7 @@ static void golden_batch(tbatch *t)
     r = tb_rec(t, "tie-a", 2000000000);
     r = tb_rec(t, "bad \xff\xfe utf8", 1500000000);
     r = tb_rec(t, "err", 5);
+    /* the newline is a control byte Loki's label parser refuses: sent as '?' */
     tb_field(r, "level", "error \"quoted\"\n", SL_V_STRING, SL_FF_LABEL);
     tb_field(r, "env", "rec", SL_V_STRING, SL_FF_LABEL);
     r = tb_rec(t, "dropped", 7);
@@ -157,7 +158,7 @@ static void check_golden(const sl_lr_push *p)
                                               "level=\"info\"}");
     const sl_lr_stream *base = find_stream(p, "{cluster=\"lab\", env=\"batch\", job=\"app\"}");
     const sl_lr_stream *err = find_stream(p, "{cluster=\"lab\", env=\"rec\", job=\"app\", "
-                                             "level=\"error \\\"quoted\\\"\\n\"}");
+                                             "level=\"error \\\"quoted\\\"?\"}");
     assert_non_null(info);
     assert_non_null(base);
     assert_non_null(err);
@@ -368,7 +369,7 @@ static void test_labels_sanitized(void **state)
     sl_lr_push p;
     roundtrip_pb(q, &p);
     assert_int_equal(p.n, 2);
-    const sl_lr_stream *s1 = find_stream(&p, "{_1st=\"v\", k8s_pod_name=\"p1\", n=\"42\"}");
+    const sl_lr_stream *s1 = find_stream(&p, "{k8s_pod_name=\"p1\", key_1st=\"v\", n=\"42\"}");
     const sl_lr_stream *s2 = find_stream(&p, "{job=\"my-input\"}");
     assert_non_null(s1);
     assert_non_null(s2);
@@ -530,6 +531,125 @@ static void test_decoder_rejects(void **state)
         sl_lr_decode("application/json", NULL, "{\"streams\":[{}]}", 16, &p, msg, sizeof msg), -1);
 }
 
+/* ---- loki_limits: Loki's rules one by one ---- */
+
+static void norm(const char *in, const char *want, int changed)
+{
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    assert_int_equal(sl_loki_name_normalize(in, strlen(in), 12, &b), changed);
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.p, want, b.len);
+    sl_buf_free(&b);
+}
+
+static void test_limits_names(void **state)
+{
+    (void)state;
+    norm("level", "level", 0);
+    norm("k8s.pod", "k8s_pod", 1);
+    norm("1st", "key_1st", 1);
+    norm("team a/\xce\xb2", "team_a__", 1); /* one '_' per character */
+    norm("bad\xff", "bad_", 1);
+    norm("a_very_long_name", "a_very_long_", 1); /* cut to max (12) */
+    norm("", "", 0);
+    assert_true(sl_loki_name_valid("_x1", 3));
+    assert_false(sl_loki_name_valid("1x", 2));
+    assert_false(sl_loki_name_valid("", 0));
+}
+
+static void value(const char *in, size_t n, size_t max, const char *want, int adj)
+{
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    assert_int_equal(sl_loki_label_value(in, n, max, &b), adj);
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.p, want, b.len);
+    assert_true(sl_loki_label_value_ok(b.p, b.len, max));
+    sl_buf_free(&b);
+}
+
+static void test_limits_label_values(void **state)
+{
+    (void)state;
+    const int inv = 1 << SL_LOKI_ADJ_LABEL_VALUE_INVALID,
+              lng = 1 << SL_LOKI_ADJ_LABEL_VALUE_TOO_LONG;
+    value("caf\xc3\xa9", 5, 0, "caf\xc3\xa9", 0);
+    value("ab\xff"
+          "cd",
+          5, 0, "ab?cd", inv);
+    value("\xef\xbf\xbd", 3, 0, "?", inv);      /* U+FFFD itself */
+    value("a\0b\n\t\x7f", 6, 0, "a?b???", inv); /* NUL, controls, DEL */
+    value("\xe2\x82", 2, 0, "?", inv);          /* cut short: one maximal subpart */
+    value("\xc3\xa9\xc3\xa9\xc3\xa9", 6, 5, "\xc3\xa9\xc3\xa9", lng); /* cut on a boundary */
+    value("\xff\xff\xff", 3, 2, "??", inv | lng);
+    assert_false(sl_loki_label_value_ok("abc", 3, 2));
+    assert_int_equal(sl_loki_utf8_cut("a\xc3\xa9", 3, 2), 1);
+    assert_int_equal(sl_loki_utf8_cut("a\xc3\xa9", 3, 3), 3);
+}
+
+static void test_limits_tenant(void **state)
+{
+    (void)state;
+    char why[200];
+    static const char *good[] = {"a", "team-a_(1)", "x.y*z'!", "fake"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_int_equal(sl_loki_tenant_check(good[i], strlen(good[i]), why, sizeof why), 0);
+    static const char *bad[] = {"",    ".",  "..", "a b", "a\r\nX-Injected: 1", "team/\xce\xb2",
+                                "a|b", "a:b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(sl_loki_tenant_check(bad[i], strlen(bad[i]), why, sizeof why), SL_EINVAL);
+    assert_int_equal(sl_loki_tenant_check("a\nb", 3, why, sizeof why), SL_EINVAL);
+    assert_non_null(strstr(why, "inject"));
+    char longt[151];
+    memset(longt, 'a', sizeof longt);
+    assert_int_equal(sl_loki_tenant_check(longt, 150, why, sizeof why), 0);
+    assert_int_equal(sl_loki_tenant_check(longt, 151, why, sizeof why), SL_EINVAL);
+
+    sl_loki_tpl *t;
+    assert_int_equal(sl_loki_tpl_parse("${labels.team:-ops}-${input}", &t, why, sizeof why), 0);
+    assert_true(sl_loki_tpl_per_record(t));
+    tbatch tb;
+    tb_init(&tb, "in");
+    sl_record *r = tb_rec(&tb, "x", 1);
+    tb_field(r, "team", "a b", SL_V_STRING, SL_FF_LABEL);
+    sl_record *r2 = tb_rec(&tb, "y", 2);
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    assert_int_equal(sl_loki_tpl_render(t, &tb.b, r, &b), 1);
+    assert_string_equal(b.p, "a_b-in");
+    assert_int_equal(sl_loki_tpl_render(t, &tb.b, r2, &b), 0);
+    assert_string_equal(b.p, "ops-in");
+    sl_buf_free(&b);
+    sl_loki_tpl_free(t);
+    assert_int_equal(sl_loki_tpl_parse("${labels.team}", &t, why, sizeof why), SL_EINVAL);
+    assert_non_null(strstr(why, "default"));
+    assert_int_equal(sl_loki_tpl_parse("${nope:-x}", &t, why, sizeof why), SL_EINVAL);
+    assert_int_equal(sl_loki_tpl_parse("a b${input}", &t, why, sizeof why), SL_EINVAL);
+}
+
+static void test_limits_window(void **state)
+{
+    (void)state;
+    sl_loki_limits l;
+    sl_loki_limits_default(&l);
+    const int64_t s = 1000000000LL, now = 1800000000LL * s;
+    int64_t out = 0;
+    assert_int_equal(sl_loki_window_check(&l, now, now, &out), 0);
+    assert_int_equal(sl_loki_window_check(&l, now, now - 7 * 86400 * s + s, &out), 0);
+    assert_int_equal(sl_loki_window_check(&l, now, now - 8 * 86400 * s, &out),
+                     SL_LOKI_ADJ_TS_TOO_OLD);
+    assert_int_equal(out, now - 7 * 86400 * s + 60 * s);
+    assert_int_equal(sl_loki_window_check(&l, now, INT64_MIN, &out), SL_LOKI_ADJ_TS_TOO_OLD);
+    assert_int_equal(sl_loki_window_check(&l, now, now + 10 * 60 * s, &out), 0);
+    assert_int_equal(sl_loki_window_check(&l, now, INT64_MAX, &out), SL_LOKI_ADJ_TS_TOO_NEW);
+    assert_int_equal(out, now);
+    assert_int_equal(sl_loki_window_check(&l, 0, INT64_MIN, &out), 0); /* no clock: off */
+    char t[48];
+    sl_loki_rfc3339(-2208988800LL * s + 5, t, sizeof t);
+    assert_string_equal(t, "1900-01-01T00:00:00.000000005Z");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +663,10 @@ int main(void)
         cmocka_unit_test(test_random_roundtrip),
         cmocka_unit_test(test_bad_range),
         cmocka_unit_test(test_decoder_rejects),
+        cmocka_unit_test(test_limits_names),
+        cmocka_unit_test(test_limits_label_values),
+        cmocka_unit_test(test_limits_tenant),
+        cmocka_unit_test(test_limits_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

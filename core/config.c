@@ -134,7 +134,7 @@ int sl_cfg_grow(sl_cfg *c, mnode *n)
     const sl_cfg_node **items = palloc(c, cap * sizeof *items);
     const char **keys = map ? palloc(c, cap * sizeof *keys) : NULL;
     const sl_cfg_node **key_nodes = map ? palloc(c, cap * sizeof *key_nodes) : NULL;
-    if (!items || (map && (!keys || !key_nodes))) return -1;
+    if (!items || (map && (!keys || !key_nodes))) return SL_ENOMEM;
     if (n->pub.n) {
         memcpy(items, n->pub.items, n->pub.n * sizeof *items);
         if (map) {
@@ -190,14 +190,14 @@ int sl_cfg_add_var(sl_cfg *c, const char *name, const char *value)
     for (size_t i = 0; i < c->nvars; i++)
         if (strcmp(c->var_names[i], name) == 0) {
             const char *v = sl_cfg_pdup(c, value, strlen(value));
-            if (!v) return -1;
+            if (!v) return SL_ENOMEM;
             c->var_values[i] = v;
             return 0;
         }
     if (c->nvars == c->cap_vars) {
         size_t cap = c->cap_vars ? c->cap_vars * 2 : 16;
         const char **n = palloc(c, cap * sizeof *n), **v = palloc(c, cap * sizeof *v);
-        if (!n || !v) return -1;
+        if (!n || !v) return SL_ENOMEM;
         if (c->nvars) {
             memcpy(n, c->var_names, c->nvars * sizeof *n);
             memcpy(v, c->var_values, c->nvars * sizeof *v);
@@ -205,7 +205,7 @@ int sl_cfg_add_var(sl_cfg *c, const char *name, const char *value)
         c->var_names = n, c->var_values = v, c->cap_vars = cap;
     }
     const char *dn = sl_cfg_pdup(c, name, strlen(name)), *dv = sl_cfg_pdup(c, value, strlen(value));
-    if (!dn || !dv) return -1;
+    if (!dn || !dv) return SL_ENOMEM;
     c->var_names[c->nvars] = dn;
     c->var_values[c->nvars++] = dv;
     return 0;

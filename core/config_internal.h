@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "core/config.h"
+#include "core/err.h"
 
 /* Bounds that keep a hostile or broken file from eating the agent. */
 #define CFG_MAX_FILE_BYTES (16u << 20)
@@ -62,7 +63,7 @@ char *sl_cfg_pdup(sl_cfg *c, const char *s, size_t n);
 void sl_cfg_errorf_at(sl_cfg *c, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 mnode *sl_cfg_new_node(sl_cfg *c, sl_cfg_kind kind, const char *file, int line, int col);
-/* Makes room for one more entry of a map or sequence: 0, or -1 past the
+/* Makes room for one more entry of a map or sequence: 0, or SL_ENOMEM past the
  * memory bound. */
 int sl_cfg_grow(sl_cfg *c, mnode *n);
 /* The environment first, then sl_cfg_add_var's names; NULL when unset. */

@@ -38,7 +38,7 @@ static int idx_init(strindex *ix, size_t n)
     while (cap < n * 2) cap *= 2;
     ix->slots = calloc(cap, sizeof *ix->slots);
     ix->mask = cap - 1;
-    return ix->slots ? 0 : -1;
+    return ix->slots ? SL_OK : SL_ENOMEM;
 }
 
 static struct slot *idx_slot(const strindex *ix, const char *key)
@@ -526,7 +526,7 @@ static int merge(sl_cfg *c, const sl_cfg_node **dst, const sl_cfg_node *src)
     }
     mnode *d = (mnode *)(uintptr_t)*dst;
     strindex ix;
-    if (idx_init(&ix, d->pub.n + src->n) != 0) return -1;
+    if (idx_init(&ix, d->pub.n + src->n) != 0) return SL_ENOMEM;
     for (size_t k = 0; k < d->pub.n; k++)
         idx_put(&ix, maps ? d->pub.keys[k] : name_of(d->pub.items[k]), k);
     int rc = 0;
@@ -538,7 +538,7 @@ static int merge(sl_cfg *c, const sl_cfg_node **dst, const sl_cfg_node *src)
             continue;
         }
         if (sl_cfg_grow(c, d) != 0) {
-            rc = -1;
+            rc = SL_ENOMEM;
             break;
         }
         if (maps) {

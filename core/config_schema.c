@@ -44,7 +44,8 @@ static const char *read_decimal(const char *s, uint64_t *whole, uint64_t *frac, 
 static int scale(uint64_t whole, uint64_t frac, uint64_t den, uint64_t mul, uint64_t *out)
 {
     uint64_t v, part = (mul / den) * frac + (mul % den) * frac / den;
-    if (__builtin_mul_overflow(whole, mul, &v) || __builtin_add_overflow(v, part, &v)) return -1;
+    if (__builtin_mul_overflow(whole, mul, &v) || __builtin_add_overflow(v, part, &v))
+        return SL_EINVAL;
     *out = v;
     return 0;
 }
@@ -66,24 +67,24 @@ static const struct size_unit {
 
 int sl_parse_size(const char *s, uint64_t *out)
 {
-    if (!s) return -1;
+    if (!s) return SL_EINVAL;
     uint64_t whole, frac, den;
     const char *end = read_decimal(s, &whole, &frac, &den);
-    if (!end) return -1;
+    if (!end) return SL_EINVAL;
     if (*end == '\0') {
-        if (frac) return -1; /* "0.5" bytes is not a size anyone means */
+        if (frac) return SL_EINVAL; /* "0.5" bytes is not a size anyone means */
         *out = whole;
         return 0;
     }
     for (size_t i = 0; i < sizeof size_units / sizeof *size_units; i++)
         if (strcmp(end, size_units[i].unit) == 0) {
             uint64_t v;
-            if (scale(whole, frac, den, size_units[i].mul, &v) != 0) return -1;
-            if (size_units[i].mul == 1 && frac) return -1;
+            if (scale(whole, frac, den, size_units[i].mul, &v) != 0) return SL_EINVAL;
+            if (size_units[i].mul == 1 && frac) return SL_EINVAL;
             *out = v;
             return 0;
         }
-    return -1;
+    return SL_EINVAL;
 }
 
 /* What the writer of a refused size probably meant: the number with each
@@ -140,19 +141,19 @@ int sl_parse_duration_ms(const char *s, int64_t *out)
         uint64_t us;
     } units[] = {{"us", 1},          {"ms", 1000},         {"s", 1000000},
                  {"m", 60000000ULL}, {"h", 3600000000ULL}, {"d", 86400000000ULL}};
-    if (!s) return -1;
+    if (!s) return SL_EINVAL;
     while (isspace((unsigned char)*s)) s++;
     uint64_t total = 0;
     bool any = false;
     while (*s && !isspace((unsigned char)*s)) {
         uint64_t whole, frac, den, v;
         const char *end = read_decimal(s, &whole, &frac, &den);
-        if (!end) return -1;
+        if (!end) return SL_EINVAL;
         size_t ulen = 0;
         while (isalpha((unsigned char)end[ulen])) ulen++;
         if (ulen == 0) {
             /* a bare number is ambiguous (seconds? ms?), except zero */
-            if (any || whole || frac || *end) return -1;
+            if (any || whole || frac || *end) return SL_EINVAL;
             s = end;
             any = true;
             continue;
@@ -161,15 +162,15 @@ int sl_parse_duration_ms(const char *s, int64_t *out)
         while (u < sizeof units / sizeof *units &&
                !(strlen(units[u].unit) == ulen && strncmp(end, units[u].unit, ulen) == 0))
             u++;
-        if (u == sizeof units / sizeof *units) return -1;
+        if (u == sizeof units / sizeof *units) return SL_EINVAL;
         if (scale(whole, frac, den, units[u].us, &v) != 0 ||
             __builtin_add_overflow(total, v, &total))
-            return -1;
+            return SL_EINVAL;
         s = end + ulen;
         any = true;
     }
     while (isspace((unsigned char)*s)) s++;
-    if (!any || *s || total > (uint64_t)INT64_MAX) return -1;
+    if (!any || *s || total > (uint64_t)INT64_MAX) return SL_EINVAL;
     int64_t ms = (int64_t)(total / 1000);
     if (total > 0 && ms == 0) ms = 1; /* sub-millisecond rounds up, never to "off" */
     *out = ms;
@@ -272,7 +273,7 @@ int sl_cfg_str(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *d
     *out = def;
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
-    if (!need_scalar(c, n, key)) return -1;
+    if (!need_scalar(c, n, key)) return SL_EINVAL;
     *out = n->scalar;
     return 0;
 }
@@ -284,11 +285,11 @@ int sl_cfg_int(sl_cfg *c, const sl_cfg_node *map, const char *key, int64_t def, 
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
     int64_t v;
-    if (!need_scalar(c, n, key)) return -1;
+    if (!need_scalar(c, n, key)) return SL_EINVAL;
     if (!parse_int(n->scalar, &v) || v < min || v > max) {
         sl_cfg_error(c, n, "'%s' must be an integer from %lld to %lld, got '%s'", key,
                      (long long)min, (long long)max, n->scalar);
-        return -1;
+        return SL_EINVAL;
     }
     *out = v;
     return 0;
@@ -300,10 +301,10 @@ int sl_cfg_bool(sl_cfg *c, const sl_cfg_node *map, const char *key, bool def, bo
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
     bool v;
-    if (!need_scalar(c, n, key)) return -1;
+    if (!need_scalar(c, n, key)) return SL_EINVAL;
     if (!parse_bool(n->scalar, &v)) {
         sl_cfg_error(c, n, "'%s' must be true or false, got '%s'", key, n->scalar);
-        return -1;
+        return SL_EINVAL;
     }
     *out = v;
     return 0;
@@ -331,17 +332,17 @@ int sl_cfg_size_range(sl_cfg *c, const sl_cfg_node *map, const char *key, uint64
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
     uint64_t v;
-    if (!need_scalar(c, n, key)) return -1;
+    if (!need_scalar(c, n, key)) return SL_EINVAL;
     if (sl_parse_size(n->scalar, &v) != 0) {
         size_grammar_error(c, n, key);
-        return -1;
+        return SL_EINVAL;
     }
     if (v < min || v > max) {
         char lo[32], hi[32];
         sl_format_size(min, lo, sizeof lo);
         sl_format_size(max, hi, sizeof hi);
         sl_cfg_error(c, n, "'%s' must be from %s to %s, got '%s'", key, lo, hi, n->scalar);
-        return -1;
+        return SL_EINVAL;
     }
     *out = v;
     return 0;
@@ -354,11 +355,11 @@ int sl_cfg_duration_ms(sl_cfg *c, const sl_cfg_node *map, const char *key, int64
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
     int64_t v;
-    if (!need_scalar(c, n, key)) return -1;
+    if (!need_scalar(c, n, key)) return SL_EINVAL;
     if (sl_parse_duration_ms(n->scalar, &v) != 0) {
         sl_cfg_error(c, n, "'%s' must be a duration like 500ms, 5s, 2m or 1h30m, got '%s'", key,
                      n->scalar);
-        return -1;
+        return SL_EINVAL;
     }
     *out = v;
     return 0;
@@ -370,7 +371,7 @@ int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
     *out = def;
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
-    if (!need_scalar(c, n, key)) return -1;
+    if (!need_scalar(c, n, key)) return SL_EINVAL;
     int idx = choice_index(choices, n->scalar);
     if (idx >= 0) {
         *out = idx;
@@ -390,7 +391,7 @@ int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
                      n->scalar, (int)best_n, best);
     else
         sl_cfg_error(c, n, "'%s' must be one of %s, got '%s'", key, choices, n->scalar);
-    return -1;
+    return SL_EINVAL;
 }
 
 int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char **out, size_t cap,
@@ -402,7 +403,7 @@ int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
     if (n->kind == SL_CFG_SCALAR) {
         if (cap == 0) {
             sl_cfg_error(c, n, "'%s' has 1 item; at most 0 are allowed", key);
-            return -1;
+            return SL_EINVAL;
         }
         out[0] = n->scalar;
         *count = 1;
@@ -410,17 +411,17 @@ int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
     }
     if (n->kind != SL_CFG_SEQ) {
         sl_cfg_error(c, n, "'%s' must be a list, not %s", key, kind_name(n->kind));
-        return -1;
+        return SL_EINVAL;
     }
     if (n->n > cap) {
         sl_cfg_error(c, n, "'%s' has %zu items; at most %zu are allowed", key, n->n, cap);
-        return -1;
+        return SL_EINVAL;
     }
     for (size_t i = 0; i < n->n; i++) {
         if (n->items[i]->kind != SL_CFG_SCALAR) {
             sl_cfg_error(c, n->items[i], "items of '%s' must be single values", key);
             *count = 0;
-            return -1;
+            return SL_EINVAL;
         }
         out[(*count)++] = n->items[i]->scalar;
     }
@@ -432,16 +433,17 @@ int sl_cfg_secret(sl_cfg *c, const sl_cfg_node *map, const char *key, char **out
     *out = NULL;
     const char *v = NULL, *file = NULL;
     char file_key[128];
-    if ((size_t)snprintf(file_key, sizeof file_key, "%s_file", key) >= sizeof file_key) return -1;
+    if ((size_t)snprintf(file_key, sizeof file_key, "%s_file", key) >= sizeof file_key)
+        return SL_EINVAL;
     if (sl_cfg_str(c, map, key, NULL, &v) != 0 || sl_cfg_str(c, map, file_key, NULL, &file) != 0)
-        return -1;
+        return SL_EINVAL;
     if (v && file) {
         sl_cfg_error(c, sl_cfg_get(map, file_key), "give '%s' or '%s', not both", key, file_key);
-        return -1;
+        return SL_EINVAL;
     }
     if (v) {
         *out = strdup(v);
-        return *out ? 0 : -1;
+        return *out ? SL_OK : SL_ENOMEM;
     }
     if (!file) return 0;
     char *text;
@@ -449,7 +451,7 @@ int sl_cfg_secret(sl_cfg *c, const sl_cfg_node *map, const char *key, char **out
     sl_err err;
     if (sl_read_file(file, 1 << 20, &text, &len, &err) != SL_OK) {
         sl_cfg_error(c, sl_cfg_get(map, file_key), "cannot read secret file: %s", err.msg);
-        return -1;
+        return SL_EINVAL;
     }
     while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = '\0';
     *out = text;

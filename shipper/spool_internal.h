@@ -1,8 +1,7 @@
-/* What the spool's own files share and nothing else may use: the entry
- * header constants, the little-endian helpers, the segment reader, the
- * batch codec and the live spool's state. shipper/spool.h stays the public
- * header; spool.c was one 2,100-line file until its codec, segment reading,
- * reader and inspection became files of their own.
+/* The live spool's state, shared by spool.c (open, close, segment list,
+ * cursor, writer) and spool_reader.c; private to them. shipper/spool.h
+ * stays the public header. spool.c was one 2,100-line file until its
+ * codec, segment reading, reader and inspection became files of their own:
  *
  *   spool.c          open, close, segment list and cursor, the writer
  *   spool_reader.c   handing entries out, give-back, drop-oldest, usage
@@ -21,106 +20,13 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "shipper/spool.h"
-
-/* Format 2: fields may point into their record's line (REF_STR); 1 is
- * still read. */
-#define HDR            SL_SPOOL_ENTRY_HDR
-#define FORMAT_VERSION 2
-#define FLAG_ZSTD      1
-
-extern const uint8_t sl_spool_magic[4];
-
-/* ------------------------------------------------------- little-endian I/O */
-
-static inline void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
+#include "shipper/spool_codec.h"
+#include "shipper/spool_segment.h"
 
 static inline uint64_t sat_sub(uint64_t a, uint64_t b)
 {
     return a > b ? a - b : 0;
 }
-
-/* ------------------------------------------------- batch codec (spool_codec.c) */
-
-/* Serialises b into raw (reset first); *nrec and the time range are what
- * the entry header carries. */
-int sl_spool_encode_batch(sl_buf *raw, const sl_batch *b, uint32_t *nrec, int64_t *tmin,
-                          int64_t *tmax);
-/* Decodes n bytes of chunk (a decompressed payload) into a new batch that
- * holds a reference to chunk; expect is the header's record count. */
-int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **out);
-
-/* ------------------------------------------- segment reading (spool_segment.c) */
-
-/* A read window over a segment file or an in-memory image. */
-typedef struct segrd {
-    int fd;             /* -1: mem */
-    const uint8_t *mem; /* in-memory image (fuzzing, tests) */
-    uint64_t size;      /* readable bytes */
-    uint8_t *win;
-    size_t win_cap, win_len;
-    uint64_t win_off;
-    int err; /* errno of the last failed read, 0 if none */
-} segrd;
-typedef struct entry {
-    uint64_t off, seq;
-    int64_t tmin, tmax;
-    uint32_t records, plen, rawlen;
-    uint8_t flags;
-} entry;
-/* Per valid entry of a scan: return SL_ECORRUPT when the payload does not
- * decode (counted as a damaged entry), another negative code to abort, or
- * 1 to stop early. */
-typedef int (*scan_fn)(void *arg, segrd *r, const entry *e);
-
-void sl_segrd_init(segrd *r, int fd, const uint8_t *mem, uint64_t size);
-void sl_segrd_free(segrd *r);
-/* From *off, the next valid entry: true with *e set and *off just past it,
- * false at the end (*off = size). *bad_at is where skipped bytes began
- * (UINT64_MAX when none were skipped). */
-bool sl_segrd_next(segrd *r, uint64_t *off, entry *e, uint64_t *bad_at);
-/* How many entries a damaged region of `bytes` held (see spool_segment.c). */
-uint64_t sl_spool_region_entries(uint64_t prev_seq, uint64_t next_seq, uint64_t bytes);
-/* Decodes e's payload (which r holds) into a new batch. */
-int sl_spool_decode_entry(segrd *r, const entry *e, ZSTD_DCtx *dctx, sl_batch **out);
-/* Walks a whole segment image, filling the counts of *si (first_seq set by
- * the caller). next_first: first sequence of the following segment, 0 if
- * none. cursor: entries below it are delivered. */
-int sl_spool_scan_segment(segrd *r, uint64_t next_first, uint64_t cursor, scan_fn fn, void *arg,
-                          sl_spool_seg_info *si);
-/* The first sequences of dir's segments, ascending; *out is the caller's. */
-int sl_spool_list_segments(const char *dir, uint64_t **out, size_t *n, sl_err *err);
-void sl_spool_seg_path(char *buf, size_t cap, const char *dir, uint64_t first);
-uint64_t sl_spool_read_cursor(const char *dir, bool *damaged);
-
-/* ------------------------------------------------- the live spool (spool.c) */
 
 typedef struct seg {
     uint64_t first;   /* first sequence: the file name */

@@ -124,7 +124,7 @@ int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o)
     };
     sl_json_opts_init(o, NULL);
     if (!node || node->kind == SL_CFG_NULL) return 0;
-    if (sl_cfg_check(cfg, node, keys, sizeof keys / sizeof *keys)) return SL_EINVAL;
+    if (sl_cfg_check(cfg, node, keys, sizeof keys / sizeof *keys)) return -1;
     bool flatten = false;
     int64_t depth = SL_JSON_DEFAULT_DEPTH;
     const char *sep = ".";
@@ -134,9 +134,9 @@ int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o)
     rc |= sl_cfg_str(cfg, node, "separator", ".", &sep);
     if (rc == 0 && strlen(sep) != 1) {
         sl_cfg_error(cfg, sl_cfg_get(node, "separator"), "separator must be one character");
-        rc = SL_EINVAL;
+        rc = -1;
     }
-    if (rc != 0) return SL_EINVAL;
+    if (rc != 0) return -1;
     o->flatten = flatten;
     o->max_depth = (uint32_t)depth;
     o->separator = sep[0];

@@ -54,7 +54,7 @@ int sl_cfg_load_string(sl_cfg *c, const char *name, const char *text, size_t len
 void sl_cfg_defer_unset_vars(sl_cfg *c);
 /* A variable for ${NAME} when the environment has none (the environment
  * wins), e.g. from a site file; a second call for a name replaces its
- * value. Call before loading. 0, or -1 when out of memory. */
+ * value. Call before loading. 0, or SL_ENOMEM when out of memory. */
 int sl_cfg_add_var(sl_cfg *c, const char *name, const char *value);
 /* Where the operator sets variables (a file path), named in the message. */
 void sl_cfg_set_env_hint(sl_cfg *c, const char *where);
@@ -101,7 +101,7 @@ typedef struct sl_cfg_key {
 int sl_cfg_check(sl_cfg *c, const sl_cfg_node *node, const sl_cfg_key *keys, size_t nkeys);
 
 /* Lookups on a map node. Absent key (or NULL map): *out = def, returns 0.
- * A present key that does not convert records an error and returns -1
+ * A present key that does not convert records an error and returns SL_EINVAL
  * (with *out = def). */
 const sl_cfg_node *sl_cfg_get(const sl_cfg_node *map, const char *key);
 int sl_cfg_str(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *def,
@@ -124,7 +124,7 @@ int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
 int sl_cfg_list(sl_cfg *c, const sl_cfg_node *map, const char *key, const char **out, size_t cap,
                 size_t *n);
 
-/* Plain parsers, also used outside config. Return 0 or -1. A size is a
+/* Plain parsers, also used outside config. Return 0 or SL_EINVAL. A size is a
  * whole number of bytes or a number with exactly one of the units KiB, MiB,
  * GiB, TiB (1024s), kB, MB, GB, TB (1000s), B, written without a space
  * ("64MiB", "1.5GiB", "512"); anything else is refused. */

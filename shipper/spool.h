@@ -17,7 +17,7 @@
  *   40     4    uncompressed payload length
  *   44     4    CRC32C of the payload
  *   48     4    CRC32C of bytes 0..47 (so a false magic is rejected cheaply)
- *   52     ...  payload: the serialised batch (layout in spool.c, "batch codec")
+ *   52     ...  payload: the serialised batch (layout in spool_codec.c)
  *
  * all little-endian. The file `cursor` (written atomically) holds the
  * sequence below which every entry has been delivered. A torn or damaged
@@ -33,6 +33,7 @@
 #include <sys/types.h>
 
 #include "core/batch.h"
+#include "core/crc32c.h" /* its users found it here before it had a file */
 #include "core/err.h"
 
 #define SL_SPOOL_ENTRY_HDR 52
@@ -150,14 +151,5 @@ int sl_spool_iterate(const char *dir, const sl_spool_iter_opts *o, sl_spool_reco
 /* Verifies an in-memory segment image whose first sequence is first_seq
  * (what sl_spool_inspect does for one file; also the fuzz entry point). */
 int sl_spool_verify_bytes(const void *p, size_t n, uint64_t first_seq, sl_spool_seg_info *out);
-
-/* CRC32C (Castagnoli). crc is the running value: pass 0 to start, and the
- * previous result to continue. sl_crc32c picks the SSE4.2 instruction when
- * the CPU has it; the others are exposed for tests. */
-uint32_t sl_crc32c(uint32_t crc, const void *p, size_t n);
-uint32_t sl_crc32c_portable(uint32_t crc, const void *p, size_t n);
-bool sl_crc32c_hw_available(void);
-/* Only when sl_crc32c_hw_available(); otherwise the portable result. */
-uint32_t sl_crc32c_hw(uint32_t crc, const void *p, size_t n);
 
 #endif

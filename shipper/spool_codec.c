@@ -1,0 +1,252 @@
+/* The spool's batch codec: a batch to the bytes of an entry's payload
+ * (before compression) and back. Apart from the files and locks of
+ * spool.c because it is a pure function of its input, and the part the
+ * fuzzer reaches most. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "shipper/spool_codec.h"
+
+/* Bounds that reject a payload before it is allocated for. */
+#define DECODE_ARENA_MAX ((size_t)512 << 20)
+/* Smallest serialised record: time, flags, field count, line length. */
+#define MIN_RECORD_BYTES 20
+/* Smallest serialised field or label: two lengths, type, flags. */
+#define MIN_FIELD_BYTES 10
+#define NULL_STR        0xffffffffu
+/* A length with this bit is a slice of the record's line: u32 offset follows. */
+#define REF_STR 0x80000000u
+
+/* The serialised batch (before compression), little-endian:
+ *   u32 records, u32 labels, str input, str source,
+ *   labels: str key, str val, u8 type, u8 flags
+ *   records: i64 time_ns, u32 flags, u32 fields, str line,
+ *            fields: str key, str val, u8 type, u8 flags
+ * where str is u32 length (0xffffffff: absent) and the bytes, or, for a
+ * field's key or value that is a slice of its record's line (what parsers
+ * mostly produce), u32 (0x80000000 | length) and u32 offset in the line:
+ * the text is stored and compressed once. Records a step dropped and
+ * fields a step removed are left out. */
+
+static void enc_u32(sl_buf *o, uint32_t v)
+{
+    uint8_t b[4];
+    put_u32(b, v);
+    sl_buf_append(o, b, 4);
+}
+
+static void enc_str(sl_buf *o, const char *p, size_t n)
+{
+    if (n >= REF_STR) {
+        o->failed = 1;
+        return;
+    }
+    enc_u32(o, (uint32_t)n);
+    if (n) sl_buf_append(o, p, n);
+}
+
+static void enc_cstr(sl_buf *o, const char *s)
+{
+    if (!s)
+        enc_u32(o, NULL_STR);
+    else
+        enc_str(o, s, strlen(s));
+}
+
+/* s, by reference when it lies inside line. */
+static void enc_str_in(sl_buf *o, sl_slice s, sl_slice line)
+{
+    uintptr_t a = (uintptr_t)s.p, lo = (uintptr_t)line.p;
+    if (s.n && s.n < REF_STR && line.n && a >= lo && a - lo <= line.n - s.n) {
+        uint8_t b[8];
+        put_u32(b, REF_STR | (uint32_t)s.n);
+        put_u32(b + 4, (uint32_t)(a - lo));
+        sl_buf_append(o, b, 8);
+    } else
+        enc_str(o, s.p, s.n);
+}
+
+static void enc_field(sl_buf *o, const sl_field *f, sl_slice line)
+{
+    enc_str_in(o, f->key, line);
+    enc_str_in(o, f->val, line);
+    uint8_t tf[2] = {f->type, f->flags};
+    sl_buf_append(o, tf, 2);
+}
+
+/* Fills raw with b's serialised form; *nrec = records written. */
+int sl_spool_encode_batch(sl_buf *raw, const sl_batch *b, uint32_t *nrec, int64_t *tmin,
+                          int64_t *tmax)
+{
+    sl_buf_reset(raw);
+    enc_u32(raw, 0);
+    enc_u32(raw, b->nlabels);
+    enc_cstr(raw, b->input);
+    enc_cstr(raw, b->source);
+    for (uint32_t i = 0; i < b->nlabels; i++) enc_field(raw, &b->labels[i], (sl_slice){0});
+    uint32_t n = 0;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (uint32_t i = 0; i < b->nrecords; i++) {
+        const sl_record *r = &b->records[i];
+        if (r->flags & SL_RF_DROPPED) continue;
+        uint32_t nf = 0;
+        for (uint32_t k = 0; k < r->nfields; k++) nf += !(r->fields[k].flags & SL_FF_REMOVED);
+        uint8_t h[16];
+        put_u64(h, (uint64_t)r->time_ns);
+        put_u32(h + 8, r->flags);
+        put_u32(h + 12, nf);
+        sl_buf_append(raw, h, sizeof h);
+        enc_str(raw, r->line.p, r->line.n);
+        for (uint32_t k = 0; k < r->nfields; k++)
+            if (!(r->fields[k].flags & SL_FF_REMOVED)) enc_field(raw, &r->fields[k], r->line);
+        if (r->time_ns < lo) lo = r->time_ns;
+        if (r->time_ns > hi) hi = r->time_ns;
+        n++;
+    }
+    if (raw->failed) return SL_EINVAL;
+    put_u32((uint8_t *)raw->p, n);
+    *nrec = n;
+    *tmin = n ? lo : 0;
+    *tmax = n ? hi : 0;
+    return SL_OK;
+}
+
+typedef struct rcur {
+    const uint8_t *p;
+    size_t n, off;
+    bool bad;
+} rcur;
+
+static const uint8_t *cur_take(rcur *c, size_t n)
+{
+    if (c->bad || n > c->n - c->off) {
+        c->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = c->p + c->off;
+    c->off += n;
+    return p;
+}
+
+static uint32_t cur_u32(rcur *c)
+{
+    const uint8_t *p = cur_take(c, 4);
+    return p ? get_u32(p) : 0;
+}
+
+static uint64_t cur_u64(rcur *c)
+{
+    const uint8_t *p = cur_take(c, 8);
+    return p ? get_u64(p) : 0;
+}
+
+/* A string, which may be a slice of line; *absent set for the NULL marker. */
+static sl_slice cur_str_in(rcur *c, bool *absent, sl_slice line)
+{
+    uint32_t n = cur_u32(c);
+    if (absent) *absent = n == NULL_STR;
+    if (n == NULL_STR) {
+        if (!absent) c->bad = true;
+        return (sl_slice){NULL, 0};
+    }
+    if (n & REF_STR) {
+        uint32_t off = cur_u32(c);
+        n &= ~REF_STR;
+        if (c->bad || off > line.n || n > line.n - off) {
+            c->bad = true;
+            return (sl_slice){"", 0};
+        }
+        return (sl_slice){line.p + off, n};
+    }
+    const uint8_t *p = cur_take(c, n);
+    return (sl_slice){p ? (const char *)p : "", p ? n : 0};
+}
+
+static sl_slice cur_str(rcur *c, bool *absent)
+{
+    return cur_str_in(c, absent, (sl_slice){"", 0});
+}
+
+static bool cur_field(rcur *c, sl_field *f, sl_slice line)
+{
+    f->key = cur_str_in(c, NULL, line);
+    f->val = cur_str_in(c, NULL, line);
+    const uint8_t *tf = cur_take(c, 2);
+    if (!tf || tf[0] < SL_V_STRING || tf[0] > SL_V_ARRAY) {
+        c->bad = true;
+        return false;
+    }
+    f->type = tf[0];
+    f->flags = tf[1];
+    return true;
+}
+
+/* Arena memory for a decoded batch. Past the arena's bound the entry is
+ * hostile (an encoder's batch needed far less): corrupt. A failing malloc
+ * below the bound is memory pressure: try again later. */
+static void *dec_alloc(sl_batch *b, size_t n, int *rc)
+{
+    void *p = sl_arena_alloc(&b->arena, n);
+    if (!p) *rc = n > b->arena.limit - b->arena.used ? SL_ECORRUPT : SL_ENOMEM;
+    return p;
+}
+
+/* Builds a batch over raw, which lives in chunk (the batch keeps it). */
+int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **out)
+{
+    rcur c = {(const uint8_t *)chunk->data, n, 0, false};
+    uint32_t nrec = cur_u32(&c), nlab = cur_u32(&c);
+    if (c.bad || nrec != expect || nrec > n / MIN_RECORD_BYTES || nlab > n / MIN_FIELD_BYTES)
+        return SL_ECORRUPT;
+    sl_batch *b = sl_batch_new(nrec);
+    if (!b) return SL_ENOMEM;
+    sl_arena_init(&b->arena, DECODE_ARENA_MAX);
+    int rc = SL_ECORRUPT;
+    if (sl_batch_add_chunk(b, chunk) != SL_OK) goto fail;
+    bool absent;
+    sl_slice in = cur_str(&c, &absent);
+    if (!absent && !c.bad) {
+        char *d = dec_alloc(b, in.n + 1, &rc);
+        if (!d) goto fail;
+        memcpy(d, in.p, in.n);
+        d[in.n] = '\0';
+        b->input = d;
+    }
+    sl_slice src = cur_str(&c, &absent);
+    if (!absent && !c.bad) {
+        char *d = dec_alloc(b, src.n + 1, &rc);
+        if (!d) goto fail;
+        memcpy(d, src.p, src.n);
+        d[src.n] = '\0';
+        b->source = d;
+    }
+    if (nlab) {
+        if (!(b->labels = dec_alloc(b, (size_t)nlab * sizeof *b->labels, &rc))) goto fail;
+        for (uint32_t i = 0; i < nlab; i++)
+            if (!cur_field(&c, &b->labels[i], (sl_slice){"", 0})) goto fail;
+        b->nlabels = nlab;
+    }
+    for (uint32_t i = 0; i < nrec; i++) {
+        int64_t t = (int64_t)cur_u64(&c);
+        uint32_t flags = cur_u32(&c), nf = cur_u32(&c);
+        sl_slice line = cur_str(&c, NULL);
+        if (c.bad || nf > (n - c.off) / MIN_FIELD_BYTES) goto fail;
+        sl_record *r = sl_batch_add(b, line, t, 0);
+        if (!r) goto fail;
+        r->flags = flags;
+        if (nf) {
+            if (!(r->fields = dec_alloc(b, (size_t)nf * sizeof *r->fields, &rc))) goto fail;
+            r->cap_fields = nf;
+            for (uint32_t k = 0; k < nf; k++) {
+                if (!cur_field(&c, &r->fields[k], line)) goto fail;
+                r->nfields++;
+            }
+        }
+    }
+    if (c.bad || c.off != n) goto fail;
+    *out = b;
+    return SL_OK;
+fail:
+    sl_batch_unref(b);
+    return rc;
+}

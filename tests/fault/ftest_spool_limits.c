@@ -85,7 +85,9 @@ static void test_block(void **st)
     assert_int_equal(t.distinct, total);
     assert_true(blocked > 0.5);
     /* Bounded by configuration, not by the 22 MiB waiting in the file. */
-    assert_true(hwm2 > 0 && hwm2 < 96 * 1024);
+    /* ASan's shadow memory and quarantine of freed blocks add tens of MiB
+     * (101 MiB seen where the plain build peaks at 28 MiB). */
+    assert_true(hwm2 > 0 && hwm2 < (sl_t_sanitized() ? 160 : 96) * 1024);
     assert_int_equal(srig_stop(&r, SIGTERM), 0);
     srig_free(&r);
 }

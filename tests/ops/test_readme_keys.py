@@ -16,7 +16,7 @@ DIRS = ["core", "collector", "parsers", "shipper", "cli", "pipeline"]
 
 # (file, table) or file -> README heading that documents it. Checked in order.
 SECTIONS = [
-    (("cli/agent.c", "buffer_keys"), "### Every sink: `buffer`"),
+    (("pipeline/check.c", "buffer_keys"), "### Every sink: `buffer`"),
     ("cli/agent.c", "### Top level"),
     ("collector/file.c", "### Input `type: file`"),
     ("collector/multiline.c", "### Input `type: file`"),

@@ -23,6 +23,7 @@ SECTIONS = [
     ("collector/journald.c", "### Input `type: journald`"),
     ("parsers/", "### Parse steps"),
     ("shipper/filesink.c", "### Sink `type: stdout` / `type: file`"),
+    ("shipper/discard.c", "### Sink `type: discard`"),
     ("shipper/loki.c", "### Sink `type: loki`"),
     ("shipper/kafka.c", "### Sink `type: kafka`"),
 ]

@@ -1,29 +1,30 @@
-/* The `null` sink: takes every batch, counts its records and line bytes,
- * and acknowledges it at once. For benchmarks (the pipeline's cost without
- * a destination's) and for an input whose checkpoints should move with
- * nothing kept. */
+/* The `discard` sink (a null sink; YAML reads an unquoted `null` as no
+ * value, hence the name): takes every batch, counts its records and line
+ * bytes, and acknowledges it at once. For benchmarks (the pipeline's cost
+ * without a destination's) and for an input whose checkpoints should move
+ * with nothing kept. */
 #include <stdlib.h>
 
 #include "core/metrics.h"
 #include "core/plugin.h"
 #include "shipper/buffer.h"
 
-typedef struct nullsink {
+typedef struct discard_sink {
     const sl_sink_ctx *ctx;
     sl_metric *records, *bytes;
-} nullsink;
+} discard_sink;
 
-static const sl_cfg_key null_keys[] = {
+static const sl_cfg_key discard_keys[] = {
     SL_SINK_COMMON_KEYS,
 };
 
-static int null_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
+static int discard_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 {
     *state = NULL;
-    if (sl_cfg_check(ctx->cfg, ctx->node, null_keys, sizeof null_keys / sizeof *null_keys))
+    if (sl_cfg_check(ctx->cfg, ctx->node, discard_keys, sizeof discard_keys / sizeof *discard_keys))
         return sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name);
     if (ctx->check_only) return SL_OK;
-    nullsink *s = calloc(1, sizeof *s);
+    discard_sink *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(err, SL_ENOMEM, "out of memory");
     s->ctx = ctx;
     char labels[256];
@@ -34,9 +35,9 @@ static int null_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     return SL_OK;
 }
 
-static int null_run(void *state)
+static int discard_run(void *state)
 {
-    nullsink *s = state;
+    discard_sink *s = state;
     for (;;) {
         sl_batch *b;
         int rc = sl_buffer_pop(s->ctx->buffer, &b, 200);
@@ -54,9 +55,10 @@ static int null_run(void *state)
     }
 }
 
-static void null_destroy(void *state)
+static void discard_destroy(void *state)
 {
     free(state);
 }
 
-const sl_sink_ops sl_null_sink_ops = {"null", null_create, null_run, null_destroy, NULL, NULL};
+const sl_sink_ops sl_discard_sink_ops = {"discard",       discard_create, discard_run,
+                                         discard_destroy, NULL,           NULL};

@@ -1,6 +1,7 @@
 /* The boundaries between the pipeline and its inputs and sinks. Core knows
  * these shapes only; concrete inputs live in collector/, sinks in shipper/,
- * and cli/ wires them together. */
+ * and pipeline/ registers them (pipeline/plugins.def) and wires them
+ * together. */
 #ifndef SLUICE_CORE_PLUGIN_H
 #define SLUICE_CORE_PLUGIN_H
 
@@ -92,6 +93,10 @@ typedef struct sl_sink_ops {
      * (ctx as for create, with a buffer). SL_OK with what answered in
      * result->msg, or an error code with why not. NULL: nothing to ask. */
     int (*probe)(const sl_sink_ctx *ctx, sl_err *result);
+    /* `sluice check`: this sink's map against the inputs it may take (a
+     * label every record of an input shares, a key that sends them all to
+     * one partition); warnings and errors go to cfg. NULL: nothing to see. */
+    int (*check_inputs)(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs);
 } sl_sink_ops;
 
 #endif

@@ -115,16 +115,17 @@ int sl_json_opts_init(sl_json_opts *o, sl_err *err)
     return 0;
 }
 
+const sl_cfg_key sl_json_keys[SL_JSON_NKEYS] = {
+    {"flatten", SL_KEY_BOOL, false, NULL, false},
+    {"separator", SL_KEY_STR, false, NULL, false},
+    {"max_depth", SL_KEY_INT, false, NULL, false},
+};
+
 int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o)
 {
-    static const sl_cfg_key keys[] = {
-        {"flatten", SL_KEY_BOOL, false, NULL, false},
-        {"separator", SL_KEY_STR, false, NULL, false},
-        {"max_depth", SL_KEY_INT, false, NULL, false},
-    };
     sl_json_opts_init(o, NULL);
     if (!node || node->kind == SL_CFG_NULL) return 0;
-    if (sl_cfg_check(cfg, node, keys, sizeof keys / sizeof *keys)) return -1;
+    if (sl_cfg_check(cfg, node, sl_json_keys, SL_JSON_NKEYS)) return -1;
     bool flatten = false;
     int64_t depth = SL_JSON_DEFAULT_DEPTH;
     const char *sep = ".";

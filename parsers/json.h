@@ -55,6 +55,9 @@ int sl_json_opts_init(sl_json_opts *o, sl_err *err);
  * go to cfg with positions; returns 0 or -1. Calls sl_json_opts_init first
  * (an unusable $SLUICE_SIMD is not a configuration error). */
 int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o);
+/* The keys of that map, for the step's table (parsers/step_json.c). */
+#define SL_JSON_NKEYS 3
+extern const sl_cfg_key sl_json_keys[SL_JSON_NKEYS];
 
 /* Kernel selection. */
 const char *sl_json_kernel_name(int kernel); /* "scalar", "sse42", ...; "?" when unknown */

@@ -221,7 +221,7 @@ static int file_probe(const sl_sink_ctx *ctx, sl_err *result)
     return sl_errf(result, SL_OK, "%s can be created in %s", path, dir);
 }
 
-const sl_sink_ops sl_stdout_sink_ops = {"stdout", stdout_create, filesink_run, filesink_destroy,
-                                        NULL};
-const sl_sink_ops sl_file_sink_ops = {"file", file_create, filesink_run, filesink_destroy,
-                                      file_probe};
+const sl_sink_ops sl_stdout_sink_ops = {"stdout",         stdout_create, filesink_run,
+                                        filesink_destroy, NULL,          NULL};
+const sl_sink_ops sl_file_sink_ops = {"file",           file_create, filesink_run,
+                                      filesink_destroy, file_probe,  NULL};

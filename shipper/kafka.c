@@ -1519,5 +1519,5 @@ int sl_kafka_check_key(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *
     return warnings;
 }
 
-const sl_sink_ops sl_kafka_sink_ops = {"kafka", kafka_create, kafka_run, kafka_destroy,
-                                       kafka_probe};
+const sl_sink_ops sl_kafka_sink_ops = {"kafka",       kafka_create, kafka_run,
+                                       kafka_destroy, kafka_probe,  sl_kafka_check_key};

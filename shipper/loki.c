@@ -1291,4 +1291,5 @@ static int loki_probe(const sl_sink_ctx *ctx, sl_err *result)
     return rc;
 }
 
-const sl_sink_ops sl_loki_sink_ops = {"loki", loki_create, loki_run, loki_destroy, loki_probe};
+const sl_sink_ops sl_loki_sink_ops = {"loki",       loki_create, loki_run,
+                                      loki_destroy, loki_probe,  sl_loki_check_labels};

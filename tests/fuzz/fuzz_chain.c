@@ -28,7 +28,8 @@ static const char chain_yaml[] = "parse:\n"
                                  "  - keep: {regex: '^(?!SKIP)'}\n"
                                  "  - labels: {lvl: level, app: app}\n"
                                  "  - rename: {msg: message}\n"
-                                 "  - remove: {fields: [secret]}\n";
+                                 "  - remove: {fields: [secret]}\n"
+                                 "  - sample: {one_in: 2, field: trace}\n";
 
 static const char *const sources[] = {
     "/var/log/containers/a-1_ns_c-0123456789abcdef.log",

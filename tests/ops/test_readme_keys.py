@@ -16,13 +16,14 @@ DIRS = ["core", "collector", "parsers", "shipper", "cli", "pipeline"]
 
 # (file, table) or file -> README heading that documents it. Checked in order.
 SECTIONS = [
-    (("cli/agent.c", "buffer_keys"), "### Every sink: `buffer`"),
+    (("pipeline/check.c", "buffer_keys"), "### Every sink: `buffer`"),
     ("cli/agent.c", "### Top level"),
     ("collector/file.c", "### Input `type: file`"),
     ("collector/multiline.c", "### Input `type: file`"),
     ("collector/journald.c", "### Input `type: journald`"),
     ("parsers/", "### Parse steps"),
     ("shipper/filesink.c", "### Sink `type: stdout` / `type: file`"),
+    ("shipper/discard.c", "### Sink `type: discard`"),
     ("shipper/loki.c", "### Sink `type: loki`"),
     ("shipper/kafka.c", "### Sink `type: kafka`"),
 ]

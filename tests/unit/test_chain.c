@@ -630,6 +630,65 @@ static void test_drop_keep(void **state)
     fx_free(&fx);
 }
 
+/* `sample` keeps one record in one_in: by count across batches, or by a
+ * hash of a field so records sharing the value go together; a record
+ * without the field is kept, and so are its (escaped) values compared as
+ * text. */
+static void test_sample(void **state)
+{
+    (void)state;
+    fixture fx = {0};
+    sl_chain *c = chain_from(&fx, "in_sample", "parse:\n  - sample: {one_in: 3}\n");
+    const char *lines[] = {"a", "b", "c", "d", "e"};
+    for (int round = 0; round < 2; round++) {
+        sl_batch *b = batch_of("x", lines, 5);
+        sl_chain_run(c, b);
+        /* Records 0, 3, 6, 9 of the input are kept, whatever the batches. */
+        for (uint32_t i = 0; i < 5; i++) {
+            uint32_t seq = (uint32_t)round * 5 + i;
+            assert_int_equal(!(b->records[i].flags & SL_RF_DROPPED), seq % 3 == 0);
+        }
+        sl_batch_unref(b);
+    }
+    char l[128];
+    sl_metric_labels(l, sizeof l, "input", "in_sample", "step", "sample");
+    assert_int_equal(sl_metrics_value("sluice_records_filtered_total", l), 6);
+    fx_free(&fx);
+
+    c = chain_from(&fx, "in_sample_f",
+                   "parse:\n  - json: {}\n  - sample: {one_in: 2, field: trace}\n");
+    char trace_lines[64][64];
+    const char *tl[64];
+    for (int i = 0; i < 64; i++) {
+        /* 14 traces, 4 records each, interleaved; the last 8 have no trace. */
+        if (i < 56)
+            snprintf(trace_lines[i], sizeof trace_lines[i], "{\"trace\":\"t%02d\",\"n\":%d}",
+                     i % 14, i);
+        else
+            snprintf(trace_lines[i], sizeof trace_lines[i], "{\"n\":%d}", i);
+        tl[i] = trace_lines[i];
+    }
+    sl_batch *b = batch_of("x", tl, 64);
+    sl_chain_run(c, b);
+    uint32_t kept = 0;
+    for (int i = 0; i < 56; i++) {
+        bool k = !(b->records[i].flags & SL_RF_DROPPED);
+        /* Every record of a trace shares its fate. */
+        assert_int_equal(k, !(b->records[i % 14].flags & SL_RF_DROPPED));
+        kept += k;
+    }
+    /* Some traces kept, some dropped (FNV-1a over 14 values, one_in 2). */
+    assert_true(kept > 0 && kept < 56);
+    for (int i = 56; i < 64; i++) assert_false(b->records[i].flags & SL_RF_DROPPED);
+    for (int i = 0; i < 64; i++) assert_false(b->records[i].flags & SL_RF_PARSE_ERROR);
+    sl_batch_unref(b);
+    fx_free(&fx);
+
+    chain_fails("parse:\n  - sample: {}\n", "missing required key 'one_in'", NULL);
+    chain_fails("parse:\n  - sample: {one_in: 0}\n", "one_in", NULL);
+    chain_fails("parse:\n  - sample: {one_in: 2, feild: x}\n", "did you mean 'field'", NULL);
+}
+
 /* ---------------------------------------------------------- config errors */
 
 static void test_config_errors(void **state)
@@ -720,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_timestamp_formats),
         cmocka_unit_test(test_kubernetes),
         cmocka_unit_test(test_drop_keep),
+        cmocka_unit_test(test_sample),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_batches_freed_on_another_thread),
     };

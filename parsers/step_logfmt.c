@@ -1,0 +1,39 @@
+/* The `logfmt` step: key=value pairs become fields (parsers/logfmt.h). */
+#include <stdlib.h>
+
+#include "parsers/logfmt.h"
+#include "parsers/step.h"
+
+typedef struct logfmt_step {
+    const char *field; /* NULL: the record's line */
+} logfmt_step;
+
+static const sl_cfg_key logfmt_keys[] = {
+    {"field", SL_KEY_STR, false, NULL, false},
+};
+
+static int logfmt_create(const sl_step_ctx *ctx, void **state)
+{
+    logfmt_step *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    *state = s;
+    return sl_cfg_str(ctx->cfg, ctx->args, "field", NULL, &s->field);
+}
+
+static int logfmt_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)
+{
+    logfmt_step *s = state;
+    sl_slice in;
+    int rc = sl_step_subject(b, r, s->field, &in, err);
+    if (rc != 0) return rc;
+    return sl_logfmt_parse_record(b, r, in, err);
+}
+
+const sl_step_ops sl_logfmt_step_ops = {
+    .name = "logfmt",
+    .keys = logfmt_keys,
+    .nkeys = sizeof logfmt_keys / sizeof *logfmt_keys,
+    .create = logfmt_create,
+    .apply = logfmt_apply,
+    .destroy = free,
+};

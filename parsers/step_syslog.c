@@ -1,0 +1,61 @@
+/* The `syslog` step: RFC 5424 and RFC 3164 headers become fields and the
+ * record's time (parsers/syslog.h). */
+#include <stdlib.h>
+
+#include "parsers/step.h"
+#include "parsers/syslog.h"
+#include "parsers/timestamp.h"
+
+typedef struct syslog_step {
+    const char *field; /* NULL: the record's line */
+    sl_tz *tz;         /* for RFC 3164 times, which carry no offset */
+} syslog_step;
+
+static const sl_cfg_key syslog_keys[] = {
+    {"field", SL_KEY_STR, false, NULL, false},
+    {"timezone", SL_KEY_STR, false, NULL, false},
+};
+
+static int syslog_create(const sl_step_ctx *ctx, void **state)
+{
+    syslog_step *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    *state = s;
+    const char *tz = NULL;
+    sl_cfg_str(ctx->cfg, ctx->args, "field", NULL, &s->field);
+    sl_cfg_str(ctx->cfg, ctx->args, "timezone", NULL, &tz);
+    if (!tz) return 0;
+    sl_err err;
+    if (sl_tz_load(tz, &s->tz, &err) != 0) {
+        sl_cfg_error(ctx->cfg, sl_cfg_get(ctx->args, "timezone"), "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int syslog_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)
+{
+    syslog_step *s = state;
+    sl_slice in;
+    int rc = sl_step_subject(b, r, s->field, &in, err);
+    if (rc != 0) return rc;
+    sl_syslog_opts o = {.now_ns = r->time_ns, .tz = s->tz};
+    return sl_syslog_parse_record(b, r, in, &o, err);
+}
+
+static void syslog_destroy(void *state)
+{
+    syslog_step *s = state;
+    if (!s) return;
+    sl_tz_free(s->tz);
+    free(s);
+}
+
+const sl_step_ops sl_syslog_step_ops = {
+    .name = "syslog",
+    .keys = syslog_keys,
+    .nkeys = sizeof syslog_keys / sizeof *syslog_keys,
+    .create = syslog_create,
+    .apply = syslog_apply,
+    .destroy = syslog_destroy,
+};

@@ -1,0 +1,198 @@
+/* `sluice check` of the pipeline: every input with its parse steps, every
+ * sink with its buffer, and the routing between them; `--connect` probes and
+ * the printed pipeline. Errors collect in the configuration, with positions. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "pipeline/internal.h"
+
+static const sl_cfg_key buffer_keys[] = {
+    {"memory_max", SL_KEY_SIZE, false, NULL, false},
+    {"spool_max", SL_KEY_SIZE, false, NULL, false},
+    {"when_full", SL_KEY_ENUM, false, "block|drop_oldest", false},
+    {"fsync", SL_KEY_ENUM, false, "always|batch|never", false},
+    {"segment_bytes", SL_KEY_SIZE, false, NULL, false},
+};
+
+/* Name and type of one input/sink entry; NULL type when unusable. */
+static const char *entry_type(sl_cfg *cfg, const sl_cfg_node *n, const char **name, bool input,
+                              int index)
+{
+    if (n->kind != SL_CFG_MAP) {
+        sl_cfg_error(cfg, n, "%s %d must be a map", input ? "input" : "sink", index);
+        return NULL;
+    }
+    const char *type = NULL;
+    sl_cfg_str(cfg, n, "name", NULL, name);
+    sl_cfg_str(cfg, n, "type", NULL, &type);
+    if (!*name) sl_cfg_error(cfg, n, "missing required key 'name'");
+    if (!type) {
+        sl_cfg_error(cfg, n, "missing required key 'type' (one of %s)", sl_registry_choices(input));
+        return NULL;
+    }
+    if (input ? !sl_registry_input(type) : !sl_registry_sink(type)) {
+        sl_cfg_error(cfg, sl_cfg_get(n, "type"), "unknown %s type '%s' (one of %s)",
+                     input ? "input" : "sink", type, sl_registry_choices(input));
+        return NULL;
+    }
+    return type;
+}
+
+void sl_pipeline_buffer_opts(sl_cfg *cfg, const sl_cfg_node *sink, sl_buffer_opts *o)
+{
+    const sl_cfg_node *b = sl_cfg_get(sink, "buffer");
+    if (b) sl_cfg_check(cfg, b, buffer_keys, sizeof buffer_keys / sizeof *buffer_keys);
+    /* 32 MiB: the whole agent stays under 64 MiB at full speed with a
+     * sink slower than its input (docs/decisions/0013-memory-default.md). */
+    sl_cfg_size(cfg, b, "memory_max", 32u << 20, &o->memory_max);
+    sl_cfg_size(cfg, b, "spool_max", 0, &o->spool_max);
+    sl_cfg_enum(cfg, b, "when_full", "block|drop_oldest", SL_WHEN_FULL_BLOCK, &o->when_full);
+    sl_cfg_enum(cfg, b, "fsync", "always|batch|never", SL_SPOOL_FSYNC_BATCH, &o->fsync);
+    sl_cfg_size(cfg, b, "segment_bytes", 0, &o->segment_bytes);
+}
+
+/* Routing: which sinks take which inputs, with unknown names reported. */
+static void check_routes(sl_cfg *cfg, const sl_cfg_node *inputs, const sl_cfg_node *sinks)
+{
+    const char *names[SL_PIPELINE_MAX_INPUTS];
+    size_t ninputs = 0;
+    for (size_t i = 0; inputs && i < inputs->n && ninputs < SL_PIPELINE_MAX_INPUTS; i++) {
+        const char *name = NULL;
+        sl_cfg_str(cfg, inputs->items[i], "name", NULL, &name);
+        if (!name) continue;
+        for (size_t j = 0; j < ninputs; j++)
+            if (strcmp(names[j], name) == 0)
+                sl_cfg_error(cfg, inputs->items[i], "duplicate input name '%s'", name);
+        names[ninputs++] = name;
+    }
+    for (size_t s = 0; sinks && s < sinks->n; s++) {
+        const char *list[SL_PIPELINE_MAX_INPUTS];
+        size_t n = 0;
+        if (sinks->items[s]->kind != SL_CFG_MAP) continue;
+        sl_cfg_list(cfg, sinks->items[s], "inputs", list, SL_PIPELINE_MAX_INPUTS, &n);
+        for (size_t k = 0; k < n; k++) {
+            bool found = false;
+            for (size_t j = 0; j < ninputs; j++) found |= strcmp(names[j], list[k]) == 0;
+            if (!found)
+                sl_cfg_error(cfg, sl_cfg_get(sinks->items[s], "inputs"),
+                             "sink takes unknown input '%s'", list[k]);
+        }
+    }
+}
+
+static const sl_cfg_node *seq_at(sl_cfg *cfg, const char *key)
+{
+    const sl_cfg_node *n = sl_cfg_get(sl_cfg_root(cfg), key);
+    return n && n->kind == SL_CFG_SEQ ? n : NULL;
+}
+
+int sl_pipeline_check(sl_cfg *cfg)
+{
+    const sl_cfg_node *inputs = seq_at(cfg, "inputs"), *sinks = seq_at(cfg, "sinks");
+    atomic_bool stop = false;
+    for (size_t i = 0; inputs && i < inputs->n; i++) {
+        const char *name = NULL;
+        const char *type = entry_type(cfg, inputs->items[i], &name, true, (int)i);
+        if (!type) continue;
+        sl_input_ctx ctx = {.name = name ? name : "?",
+                            .cfg = cfg,
+                            .node = inputs->items[i],
+                            .data_dir = "/nonexistent",
+                            .check_only = true,
+                            .stop = &stop};
+        void *state = NULL;
+        sl_err err;
+        sl_registry_input(type)->create(&ctx, &state, &err);
+        sl_chain *chain = NULL;
+        sl_chain_new(cfg, sl_cfg_get(inputs->items[i], "parse"), ctx.name, &chain);
+        sl_chain_free(chain);
+    }
+    for (size_t i = 0; sinks && i < sinks->n; i++) {
+        const char *name = NULL;
+        const char *type = entry_type(cfg, sinks->items[i], &name, false, (int)i);
+        if (!type) continue;
+        sl_buffer_opts bo = {0};
+        sl_pipeline_buffer_opts(cfg, sinks->items[i], &bo);
+        sl_sink_ctx ctx = {.name = name ? name : "?",
+                           .cfg = cfg,
+                           .node = sinks->items[i],
+                           .data_dir = "/nonexistent",
+                           .check_only = true,
+                           .stop = &stop};
+        void *state = NULL;
+        sl_err err;
+        const sl_sink_ops *ops = sl_registry_sink(type);
+        ops->create(&ctx, &state, &err);
+        if (ops->check_inputs) ops->check_inputs(cfg, sinks->items[i], inputs);
+    }
+    check_routes(cfg, inputs, sinks);
+    return (int)sl_cfg_nerrors(cfg);
+}
+
+int sl_pipeline_probe(sl_cfg *cfg, FILE *out)
+{
+    const sl_cfg_node *sinks = sl_cfg_get(sl_cfg_root(cfg), "sinks");
+    const char *data_dir = "/var/lib/sluice";
+    sl_cfg_str(cfg, sl_cfg_root(cfg), "data_dir", data_dir, &data_dir);
+    int failed = 0;
+    for (size_t i = 0; sinks && i < sinks->n; i++) {
+        const char *name = "?", *type = "?";
+        sl_cfg_str(cfg, sinks->items[i], "name", "?", &name);
+        sl_cfg_str(cfg, sinks->items[i], "type", "?", &type);
+        const sl_sink_ops *ops = sl_registry_sink(type);
+        sl_err res = {0};
+        int rc = SL_OK;
+        if (!ops || !ops->probe) {
+            sl_errf(&res, SL_OK, "nothing to ask");
+        } else {
+            /* A memory-only buffer: a probe never spools nor sends a record. */
+            sl_buffer *buf = NULL;
+            sl_buffer_opts bo = {.sink = name, .memory_max = 1u << 20};
+            atomic_bool stop = false;
+            rc = sl_buffer_new(&bo, &buf, &res);
+            if (rc == SL_OK) {
+                sl_sink_ctx ctx = {.name = name,
+                                   .cfg = cfg,
+                                   .node = sinks->items[i],
+                                   .data_dir = data_dir,
+                                   .buffer = buf,
+                                   .stop = &stop};
+                rc = ops->probe(&ctx, &res);
+            }
+            sl_buffer_free(buf);
+        }
+        fprintf(out, "connect %s (%s): %s: %s\n", name, type, rc == SL_OK ? "ok" : "FAILED",
+                res.msg);
+        failed += rc != SL_OK;
+    }
+    return failed;
+}
+
+bool sl_pipeline_sink_takes(sl_cfg *cfg, const sl_cfg_node *sink, const char *input)
+{
+    const char *list[SL_PIPELINE_MAX_INPUTS];
+    size_t n = 0;
+    if (!sl_cfg_get(sink, "inputs")) return true; /* default: every input */
+    sl_cfg_list(cfg, sink, "inputs", list, SL_PIPELINE_MAX_INPUTS, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], input) == 0) return true;
+    return false;
+}
+
+void sl_pipeline_describe(sl_cfg *cfg, FILE *out)
+{
+    const sl_cfg_node *root = sl_cfg_root(cfg);
+    const sl_cfg_node *inputs = sl_cfg_get(root, "inputs"), *sinks = sl_cfg_get(root, "sinks");
+    for (size_t i = 0; inputs && i < inputs->n; i++) {
+        const char *name = "?", *type = "?";
+        sl_cfg_str(cfg, inputs->items[i], "name", "?", &name);
+        sl_cfg_str(cfg, inputs->items[i], "type", "?", &type);
+        fprintf(out, "#   input %s (%s) ->", name, type);
+        for (size_t s = 0; sinks && s < sinks->n; s++) {
+            const char *sname = "?";
+            sl_cfg_str(cfg, sinks->items[s], "name", "?", &sname);
+            if (sl_pipeline_sink_takes(cfg, sinks->items[s], name)) fprintf(out, " %s", sname);
+        }
+        fprintf(out, "\n");
+    }
+}

@@ -1,0 +1,83 @@
+/* Routing, on each input's thread: parse steps, the observer, then one
+ * reference of the batch to every sink's buffer (fan-out). And the threads
+ * themselves. */
+#include <stdatomic.h>
+
+#include "core/log.h"
+#include "pipeline/internal.h"
+
+/* Hands a parsed batch to every sink of the input (or only to the observer
+ * in a dry run). */
+static int deliver(sl_input_rt *in, sl_batch *b)
+{
+    sl_pipeline *p = in->pipeline;
+    const sl_pipeline_hooks *h = &p->opts.hooks;
+    if (h->observe) h->observe(h->arg, b);
+    if (p->opts.dry_run) {
+        sl_batch_unref(b); /* never acknowledged: no checkpoint moves */
+        return SL_OK;
+    }
+    if (in->nsinks == 0) {
+        sl_batch_done(b);
+        return SL_OK;
+    }
+    sl_batch_hold(b, in->nsinks - 1);
+    int rc = SL_OK;
+    for (int i = 0; i < in->nsinks; i++) {
+        if (sl_buffer_push(in->sinks[i]->buffer, b) != SL_OK) {
+            /* Shutting down: this copy was not taken, so it must not be
+             * acknowledged; the checkpoint stays before it. */
+            sl_batch_unref(b);
+            rc = SL_ECLOSED;
+        }
+    }
+    return rc;
+}
+
+/* Container messages whose last piece did not come in time, ahead of what
+ * the input reads next. */
+static int deliver_partials(sl_input_rt *in)
+{
+    sl_batch *b;
+    while ((b = sl_chain_take_partials(in->chain, sl_monotonic_ns())))
+        if (deliver(in, b) != SL_OK) return SL_ECLOSED;
+    return SL_OK;
+}
+
+int sl_pipeline_route(void *arg, sl_batch *b)
+{
+    sl_input_rt *in = arg;
+    if (deliver_partials(in) != SL_OK) {
+        sl_batch_unref(b);
+        return SL_ECLOSED;
+    }
+    sl_chain_run(in->chain, b);
+    return deliver(in, b);
+}
+
+int sl_pipeline_route_idle(void *arg)
+{
+    return deliver_partials(arg);
+}
+
+void *sl_pipeline_input_thread(void *arg)
+{
+    sl_input_rt *in = arg;
+    const sl_pipeline_hooks *h = &in->pipeline->opts.hooks;
+    in->ops->run(in->state);
+    if (!atomic_load(&in->pipeline->inputs_stop) && h->thread_died)
+        h->thread_died(h->arg, in->ctx.name);
+    return NULL;
+}
+
+void *sl_pipeline_sink_thread(void *arg)
+{
+    sl_sink_rt *s = arg;
+    sl_pipeline *p = s->pipeline;
+    const sl_pipeline_hooks *h = &p->opts.hooks;
+    s->ops->run(s->state);
+    if (!atomic_load(&p->sinks_stop) && !atomic_load(&p->inputs_stop) && h->thread_died)
+        h->thread_died(h->arg, s->ctx.name);
+    atomic_store(&s->done, true);
+    return NULL;
+}

@@ -10,6 +10,7 @@
 #include "core/metrics.h"
 #include "parsers/cri.h"
 #include "parsers/json.h"
+#include "parsers/kubernetes.h"
 #include "parsers/logfmt.h"
 #include "parsers/regex.h"
 #include "parsers/syslog.h"
@@ -69,6 +70,7 @@ typedef struct step {
     uint64_t join_max;
     joiner_slot *joiners;
     uint64_t clock;
+    sl_k8s_step *k8s;
 } step;
 
 /* The time of the last multiline record cut at its limits, for the record
@@ -282,8 +284,7 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
     case STEP_TIMESTAMP:
         return build_timestamp(cfg, args, s);
     case STEP_KUBERNETES:
-        if (args && args->kind != SL_CFG_NULL && sl_cfg_check(cfg, args, NULL, 0)) return -1;
-        return 0;
+        return sl_k8s_step_new(cfg, args, input, &s->k8s);
     case STEP_DROP:
     case STEP_KEEP: {
         if (sl_cfg_check(cfg, args, filter_keys, 2)) return -1;
@@ -341,6 +342,7 @@ void sl_chain_free(sl_chain *c)
                 sl_batch_unref(st->joiners[k].held[h]);
         }
         free(st->joiners);
+        sl_k8s_step_free(st->k8s);
     }
     free(c);
 }
@@ -465,13 +467,8 @@ static int run_step(step *s, sl_batch *b, sl_record *r, sl_err *err)
         r->time_ns = ns;
         return 0;
     }
-    case STEP_KUBERNETES: {
-        sl_k8s_meta m;
-        if (!b->source || sl_k8s_from_path(b->source, strlen(b->source), &m) != 0)
-            return sl_errf(err, SL_EPARSE, "source '%s' is not a Kubernetes log path",
-                           b->source ? b->source : "");
-        return sl_k8s_add_fields(b, r, &m, err);
-    }
+    case STEP_KUBERNETES:
+        return sl_k8s_step_run(s->k8s, b, r, err);
     case STEP_LABELS:
         for (size_t i = 0; i < s->nnames; i++) {
             sl_field *f = sl_record_field(r, s->from[i], strlen(s->from[i]));

@@ -553,20 +553,22 @@ static void carry_cut_time(cut_time *ct, const sl_batch *b, sl_record *r)
     }
 }
 
+void sl_chain_run_record(sl_chain *c, sl_batch *b, sl_record *r)
+{
+    for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
+        sl_err err;
+        err.msg[0] = '\0';
+        uint32_t before = r->flags;
+        if (run_step(&c->steps[k], b, r, &err) != 0)
+            mark_failed(&c->steps[k], b, r, &err);
+        else if (r->flags & ~before & SL_RF_PARSE_WARNING)
+            sl_metric_inc(c->steps[k].warnings);
+    }
+    if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
+}
+
 void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
-    for (uint32_t i = 0; i < b->nrecords; i++) {
-        sl_record *r = &b->records[i];
-        for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
-            sl_err err;
-            err.msg[0] = '\0';
-            uint32_t before = r->flags;
-            if (run_step(&c->steps[k], b, r, &err) != 0)
-                mark_failed(&c->steps[k], b, r, &err);
-            else if (r->flags & ~before & SL_RF_PARSE_WARNING)
-                sl_metric_inc(c->steps[k].warnings);
-        }
-        if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
-    }
+    for (uint32_t i = 0; i < b->nrecords; i++) sl_chain_run_record(c, b, &b->records[i]);
 }

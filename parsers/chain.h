@@ -15,6 +15,8 @@ typedef struct sl_chain sl_chain;
  * steps. */
 int sl_chain_new(sl_cfg *cfg, const sl_cfg_node *steps, const char *input, sl_chain **out);
 void sl_chain_run(sl_chain *c, sl_batch *b);
+/* One record of b (a step that picks a chain per record, e.g. kubernetes). */
+void sl_chain_run_record(sl_chain *c, sl_batch *b, sl_record *r);
 void sl_chain_free(sl_chain *c);
 
 #endif

@@ -5,10 +5,12 @@
 
 #include "collector/k8s_meta.h"
 #include "core/metrics.h"
+#include "parsers/chain.h"
 #include "parsers/cri.h"
 
 #define MAX_OUT     32
 #define MAX_SOURCES 4
+#define MAX_PARSERS 16
 
 enum src_kind {
     SRC_NAMESPACE,
@@ -50,6 +52,10 @@ struct sl_k8s_step {
     sl_k8s_pod *memo;
     uint64_t memo_gen;
     sl_metric *missing, *excluded;
+    /* Named parse chains a pod picks with sluice.io/parser(-<container>). */
+    const char *parser_names[MAX_PARSERS];
+    sl_chain *parsers[MAX_PARSERS];
+    size_t nparsers;
 };
 
 static const sl_cfg_key k8s_keys[] = {
@@ -66,6 +72,7 @@ static const sl_cfg_key k8s_keys[] = {
     {"labels", SL_KEY_MAP, false, NULL, false},
     {"metadata", SL_KEY_MAP, false, NULL, false},
     {"pod_labels", SL_KEY_ENUM, false, "metadata|none", false},
+    {"parsers", SL_KEY_MAP, false, NULL, false},
 };
 
 static int parse_src(sl_cfg *cfg, const sl_cfg_node *at, const char *text, src *out)
@@ -146,6 +153,7 @@ static void defaults(sl_k8s_step *s, bool labels, bool metadata)
 void sl_k8s_step_free(sl_k8s_step *s)
 {
     if (!s) return;
+    for (size_t i = 0; i < s->nparsers; i++) sl_chain_free(s->parsers[i]);
     sl_k8s_pod_unref(s->memo);
     sl_k8s_cache_free(s->meta);
     free(s);
@@ -181,6 +189,22 @@ int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_
     if (rc == 0 && metadata && metadata->kind == SL_CFG_MAP)
         rc = parse_outs(cfg, metadata, false, s);
     if (rc == 0) defaults(s, !labels, !metadata);
+    const sl_cfg_node *parsers = sl_cfg_get(args, "parsers");
+    for (size_t i = 0; rc == 0 && parsers && parsers->kind == SL_CFG_MAP && i < parsers->n; i++) {
+        if (i == MAX_PARSERS) {
+            sl_cfg_error(cfg, parsers->key_nodes[i], "at most %d parsers", MAX_PARSERS);
+            rc = -1;
+            break;
+        }
+        if (parsers->items[i]->kind != SL_CFG_SEQ) {
+            sl_cfg_error(cfg, parsers->items[i], "a parser is a list of parse steps");
+            rc = -1;
+            break;
+        }
+        s->parser_names[i] = parsers->keys[i];
+        rc = sl_chain_new(cfg, parsers->items[i], input, &s->parsers[i]);
+        s->nparsers = i + 1;
+    }
     if (rc == 0 && (token || ca || insecure) && !url) {
         sl_cfg_error(cfg, args, "token_file, ca_file and insecure_skip_verify need kubelet_url");
         rc = -1;
@@ -295,17 +319,37 @@ static const sl_k8s_pod *pod_for(sl_k8s_step *s, sl_slice uid)
     return p;
 }
 
+/* The pod's annotation `sluice.io/<what>-<container>`, else
+ * `sluice.io/<what>`; NULL when neither is set. */
+static const char *annotation_for(const sl_k8s_pod *pod, const char *what, sl_slice container)
+{
+    char key[160];
+    int n = snprintf(key, sizeof key, "sluice.io/%s-%.*s", what, (int)container.n, container.p);
+    const char *v = n > 0 && (size_t)n < sizeof key ? sl_k8s_pod_annotation(pod, key) : NULL;
+    if (v) return v;
+    snprintf(key, sizeof key, "sluice.io/%s", what);
+    return sl_k8s_pod_annotation(pod, key);
+}
+
 static bool excluded(const sl_k8s_pod *pod, sl_slice container)
 {
-    const char *v = sl_k8s_pod_annotation(pod, "sluice.io/exclude");
-    if (v && strcmp(v, "true") == 0) return true;
-    char key[128];
-    if (container.n > sizeof key - 20) return false;
-    memcpy(key, "sluice.io/exclude-", 18);
-    memcpy(key + 18, container.p, container.n);
-    key[18 + container.n] = '\0';
-    v = sl_k8s_pod_annotation(pod, key);
+    const char *v = annotation_for(pod, "exclude", container);
     return v && strcmp(v, "true") == 0;
+}
+
+/* Runs the parse chain the pod's sluice.io/parser annotation names. */
+static int run_parser(sl_k8s_step *s, const sl_k8s_pod *pod, sl_slice container, sl_batch *b,
+                      sl_record *r, sl_err *err)
+{
+    const char *name = annotation_for(pod, "parser", container);
+    if (!name || !name[0]) return 0;
+    for (size_t i = 0; i < s->nparsers; i++)
+        if (strcmp(s->parser_names[i], name) == 0) {
+            if (s->parsers[i]) sl_chain_run_record(s->parsers[i], b, r);
+            return 0;
+        }
+    return sl_errf(err, SL_EPARSE, "pod %s/%s names parser '%.64s', which is not configured",
+                   pod->namespace_ ? pod->namespace_ : "", pod->name ? pod->name : "", name);
 }
 
 int sl_k8s_step_run(sl_k8s_step *s, sl_batch *b, sl_record *r, sl_err *err)
@@ -329,8 +373,8 @@ int sl_k8s_step_run(sl_k8s_step *s, sl_batch *b, sl_record *r, sl_err *err)
         int rc = add(b, r, cstr(o->name), v, o->label ? SL_FF_LABEL : SL_FF_METADATA, err);
         if (rc != 0) return rc;
     }
-    if (!pod || !s->pod_labels_as_metadata) return 0;
-    for (size_t i = 0; i < pod->nlabels; i++) {
+    if (!pod) return 0;
+    for (size_t i = 0; s->pod_labels_as_metadata && i < pod->nlabels; i++) {
         /* pod_label_<key>, the key's other bytes as '_' (a metadata name). */
         char name[330];
         size_t kn = strlen(pod->labels[i].key);
@@ -345,5 +389,5 @@ int sl_k8s_step_run(sl_k8s_step *s, sl_batch *b, sl_record *r, sl_err *err)
             add(b, r, (sl_slice){name, 10 + kn}, cstr(pod->labels[i].val), SL_FF_METADATA, err);
         if (rc != 0) return rc;
     }
-    return 0;
+    return run_parser(s, pod, m.container, b, r, err);
 }

@@ -449,13 +449,69 @@ static void test_bad_token(void **state)
     rig_stop(&r);
 }
 
+/* Appends one CRI line whose message is msg to pod i's container c. */
+static void log_msg(rig *r, int i, const char *c, const char *msg)
+{
+    char *f = pod_file(r, i, c);
+    char text[512];
+    int n = snprintf(text, sizeof text, "2026-12-07T00:00:01.000000000Z stdout F %s\n", msg);
+    assert_int_equal(sl_t_append_file(f, text, (size_t)n), 0);
+    free(f);
+}
+
+/* The labels of the entry whose line is `line`; fails when absent. */
+static const char *labels_of(rig *r, const char *line)
+{
+    for (size_t k = 0; k < sl_lr_nentries(r->lr); k++) {
+        const sl_lr_entry *e = sl_lr_entry_at(r->lr, k);
+        if (e->line_n == strlen(line) && memcmp(e->line, line, e->line_n) == 0) return e->labels;
+    }
+    fail_msg("'%s' did not arrive", line);
+    return NULL;
+}
+
+/* sluice.io/parser picks a parse chain by name for a pod, and
+ * sluice.io/parser-<container> for one of its containers; an unknown name
+ * ships the line raw, counted as a kubernetes parse error. */
+static void test_parser(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r, "k8s-parser",
+              "          parsers:\n"
+              "            json:\n"
+              "              - json: {}\n"
+              "              - labels: [level]\n"
+              "            kv:\n"
+              "              - logfmt: {}\n"
+              "              - labels: [level]\n");
+    add_pod(&r, 1, "{\"sluice.io/parser\":\"json\"}");
+    add_pod(&r, 2, "{\"sluice.io/parser\":\"json\",\"sluice.io/parser-side\":\"kv\"}");
+    add_pod(&r, 3, NULL);
+    add_pod(&r, 4, "{\"sluice.io/parser\":\"nope\"}");
+    log_msg(&r, 1, "main", "{\"level\":\"warn\",\"msg\":\"p1\"}");
+    log_msg(&r, 2, "main", "{\"level\":\"error\",\"msg\":\"p2\"}");
+    log_msg(&r, 2, "side", "level=debug msg=p2side");
+    log_msg(&r, 3, "main", "{\"level\":\"info\",\"msg\":\"p3\"}");
+    log_msg(&r, 4, "main", "level=info msg=p4");
+    wait_entries(&r, 5, scale(20000));
+    assert_non_null(strstr(labels_of(&r, "{\"level\":\"warn\",\"msg\":\"p1\"}"), "level=\"warn\""));
+    assert_non_null(
+        strstr(labels_of(&r, "{\"level\":\"error\",\"msg\":\"p2\"}"), "level=\"error\""));
+    assert_non_null(strstr(labels_of(&r, "level=debug msg=p2side"), "level=\"debug\""));
+    assert_null(strstr(labels_of(&r, "{\"level\":\"info\",\"msg\":\"p3\"}"), "level="));
+    assert_null(strstr(labels_of(&r, "level=info msg=p4"), "level="));
+    assert_true(sl_t_metric(r.mport, "sluice_parse_errors_total") >= 1);
+    assert_int_equal(sl_lr_nentries(r.lr), 5);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exclude),
-        cmocka_unit_test(test_bad_token),
-        cmocka_unit_test(test_outage),
+        cmocka_unit_test(test_exclude),   cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_bad_token), cmocka_unit_test(test_outage),
         cmocka_unit_test(test_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,7 @@ struct sl_k8s_cache {
     size_t nmissed_next;
 
     sl_metric *req_ok, *req_err, *pods_gauge;
+    sl_ratelimit rl_fail; /* fetch thread only */
 };
 
 /* ------------------------------------------------------------ pods */
@@ -283,7 +284,10 @@ static char *read_token(const char *path, sl_err *err)
     size_t n = t ? fread(t, 1, 16384, f) : 0;
     fclose(f);
     if (!t) return NULL;
-    while (n && (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' ')) n--;
+    t[n] = '\0';
+    /* One line: a token never carries a header break into the request. */
+    n = strcspn(t, "\r\n");
+    while (n && t[n - 1] == ' ') n--;
     t[n] = '\0';
     return t;
 }
@@ -414,8 +418,10 @@ static void *fetch_thread(void *arg)
         sl_err err = {0};
         int rc = fetch(m, &fresh, &nfresh, &err);
         sl_metric_inc(rc == 0 ? m->req_ok : m->req_err);
-        if (rc != 0 && !atomic_load(&m->aborting))
-            sl_log(SL_LOG_WARN, "k8s_metadata_fetch_failed", "error=%s", err.msg);
+        uint64_t suppressed = 0;
+        if (rc != 0 && !atomic_load(&m->aborting) && sl_ratelimit_ok(&m->rl_fail, &suppressed))
+            sl_log(SL_LOG_WARN, "k8s_metadata_fetch_failed", "error=%s suppressed=%llu", err.msg,
+                   (unsigned long long)suppressed);
 
         pthread_mutex_lock(&m->mu);
         if (rc == 0) {
@@ -448,6 +454,7 @@ int sl_k8s_cache_new(const sl_k8s_cache_opts *o, sl_k8s_cache **out, sl_err *err
     m->grace_ns = o->grace_ms * 1000000;
     m->want = o->nannotations ? calloc(o->nannotations, sizeof *m->want) : NULL;
     m->last_ok = true;
+    m->rl_fail.interval_ns = 60 * (int64_t)1000000000;
     bool oom = !m->url || (o->token_file && !m->token_file) || (o->ca_file && !m->ca_file) ||
                (o->nannotations && !m->want);
     for (size_t i = 0; !oom && i < o->nannotations; i++) {

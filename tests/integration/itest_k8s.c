@@ -506,13 +506,103 @@ static void test_parser(void **state)
     rig_stop(&r);
 }
 
+/* config/k8s.yml itself, as shipped, over a fixture tree: a test overlay
+ * only moves the pods input's paths into the temporary folder and adds the
+ * sink; the kubelet's port and the service-account folder come from the
+ * overlay's variables. Every line arrives joined, with the overlay's
+ * labels and structured metadata. */
+static void test_shipped_overlay(void **state)
+{
+    (void)state;
+    rig r;
+    memset(&r, 0, sizeof r);
+    r.dir = sl_t_tmpdir("k8s-overlay");
+    assert_non_null(r.dir);
+    r.pods = sl_t_path(r.dir, "pods");
+    assert_int_equal(mkdir(r.pods, 0755), 0);
+    r.cfg = sl_t_path(r.dir, "test.yml");
+    r.log = sl_t_path(r.dir, "agent.log");
+    char *sa = sl_t_path(r.dir, "sa"), *certs = NULL, *yaml = NULL, *cmd = NULL;
+    assert_int_equal(mkdir(sa, 0755), 0);
+    char *token = sl_t_path(sa, "token"), *ca = sl_t_path(sa, "ca.crt");
+    assert_int_equal(sl_t_write_file(token, TOKEN "\n", strlen(TOKEN) + 1), 0);
+    assert_true(asprintf(&certs, "%s/tests/fixtures/k8s", sl_t_src()) > 0);
+    assert_true(asprintf(&cmd, "cp %s/kubelet-test.crt %s", certs, ca) > 0);
+    assert_int_equal(system(cmd), 0);
+    if (sl_fk_start(certs, 0, TOKEN, &r.fk) != 0) fail_msg("fake kubelet did not start");
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &r.lr), 0);
+    r.mport = sl_t_free_port();
+    assert_true(asprintf(&yaml,
+                         "data_dir: %s/data\n"
+                         "metrics: { listen: \"127.0.0.1:%d\" }\n"
+                         "inputs:\n"
+                         "  - name: pods\n"
+                         "    paths: [\"%s/*/*/*.log\"]\n"
+                         "    rescan_interval: 200ms\n"
+                         "sinks:\n"
+                         "  - name: loki\n"
+                         "    type: loki\n"
+                         "    url: http://127.0.0.1:%d/loki/api/v1/push\n"
+                         "    max_batch_wait: 50ms\n",
+                         r.dir, r.mport, r.pods, sl_lr_port(r.lr)) > 0);
+    assert_int_equal(sl_t_write_file(r.cfg, yaml, strlen(yaml)), 0);
+    char port[16], overlay[1024];
+    snprintf(port, sizeof port, "%d", sl_fk_port(r.fk));
+    snprintf(overlay, sizeof overlay, "%s/config/k8s.yml", sl_t_src());
+    setenv("SLUICE_NODE_IP", "127.0.0.1", 1);
+    setenv("SLUICE_KUBELET_PORT", port, 1);
+    setenv("SLUICE_SA_DIR", sa, 1);
+    setenv("SLUICE_HOST", "test-node", 1);
+    setenv("SLUICE_CONFIG_DIR", r.dir, 1);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", overlay, "-c", r.cfg, NULL};
+    r.pid = spawn_with_test(argv, r.log);
+    assert_true(r.pid > 0);
+    if (!sl_t_wait_until(agent_up, &r, scale(10000))) {
+        char *log = sl_t_read_file(r.log, NULL);
+        fail_msg("agent did not come up:\n%s", log ? log : "");
+    }
+    for (int i = 0; i < 5; i++) add_pod(&r, i, NULL);
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++) log_line(&r, i, "main", j);
+    wait_entries(&r, 20, scale(20000));
+    check_lines_once(&r, 0, 5, "main", 4);
+    for (size_t k = 0; k < sl_lr_nentries(r.lr); k++) {
+        const sl_lr_entry *e = sl_lr_entry_at(r.lr, k);
+        int i = -1;
+        assert_int_equal(sscanf(e->line, "pod-%d ", &i), 1);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "{app=\"app-%d\", container=\"main\", job=\"kubernetes-pods\", "
+                 "namespace=\"ns-%d\", node=\"fake-node\", pod=\"pod-%d\"}",
+                 i, i, i);
+        if (strcmp(e->labels, want) != 0) fail_msg("labels %s, want %s", e->labels, want);
+        const char *owner = meta_of(e, "owner_name"), *kind = meta_of(e, "owner_kind");
+        assert_non_null(meta_of(e, "pod_uid"));
+        assert_non_null(meta_of(e, "pod_label_pod_template_hash"));
+        assert_true(owner && kind && strcmp(kind, "ReplicaSet") == 0);
+    }
+    unsetenv("SLUICE_NODE_IP");
+    unsetenv("SLUICE_KUBELET_PORT");
+    unsetenv("SLUICE_SA_DIR");
+    unsetenv("SLUICE_HOST");
+    unsetenv("SLUICE_CONFIG_DIR");
+    free(sa);
+    free(certs);
+    free(yaml);
+    free(cmd);
+    free(token);
+    free(ca);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exclude),   cmocka_unit_test(test_parser),
-        cmocka_unit_test(test_bad_token), cmocka_unit_test(test_outage),
-        cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_exclude),         cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_shipped_overlay), cmocka_unit_test(test_bad_token),
+        cmocka_unit_test(test_outage),          cmocka_unit_test(test_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@
  * run of --minutes after one lifetime of warm-up.
  *
  *   build/benchmarks/bench_k8s [--pods 100] [--lifetime 60] [--minutes 2]
- *                              [--interval 1s --interval 5s]
+ *                              [--interval 1s --interval 5s] [--rescan 10s]
+ * --rescan is the file input's rescan_interval: how often new pods' files
+ * are found, so how often unknown UIDs can ask for a refresh.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -67,7 +69,8 @@ static void new_pod(sl_fk *fk, const char *pods, slot *s, int k, double now, dou
     s->dies_at = now + lifetime;
 }
 
-static void run(const char *interval, int npods, double lifetime, double minutes)
+static void run(const char *interval, const char *rescan, int npods, double lifetime,
+                double minutes)
 {
     char *dir = sl_t_tmpdir("bench-k8s");
     char *pods = sl_t_path(dir, "pods");
@@ -95,6 +98,7 @@ static void run(const char *interval, int npods, double lifetime, double minutes
                  "    paths: [\"%s/*/*/*.log\"]\n"
                  "    max_open_files: 1024\n"
                  "    close_idle_after: 10s\n"
+                 "    rescan_interval: %s\n"
                  "    parse:\n"
                  "      - cri: {}\n"
                  "      - kubernetes:\n"
@@ -106,7 +110,8 @@ static void run(const char *interval, int npods, double lifetime, double minutes
                  "  - name: loki\n"
                  "    type: loki\n"
                  "    url: http://127.0.0.1:%d/loki/api/v1/push\n",
-                 dir, mport, pods, sl_fk_port(fk), token, certs, interval, sl_lr_port(lr)) < 0)
+                 dir, mport, pods, rescan, sl_fk_port(fk), token, certs, interval,
+                 sl_lr_port(lr)) < 0)
         exit(1);
     sl_t_write_file(cfg, yaml, strlen(yaml));
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", cfg, NULL};
@@ -153,7 +158,7 @@ static void run(const char *interval, int npods, double lifetime, double minutes
     double secs = now_s() - measure_from;
     uint64_t req = sl_fk_requests(fk) - req0, newpods = born - born0;
     double missing = sl_t_metric(mport, "sluice_k8s_metadata_missing_total") - missing0;
-    printf("| %s | %d | %.0f | %.1f | %.1f | %.2f | %.0f | %llu |\n", interval, npods,
+    printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.2f | %.0f | %llu |\n", rescan, interval, npods,
            (double)newpods / secs * 60, (double)req / secs * 60, (double)newpods / secs * 60,
            newpods ? (double)req / (double)newpods : 0.0, missing, (unsigned long long)lines);
     fflush(stdout);
@@ -177,6 +182,7 @@ int main(int argc, char **argv)
     double lifetime = 60, minutes = 2;
     const char *intervals[8];
     int ni = 0;
+    const char *rescan = "10s";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--pods") == 0)
             npods = atoi(argv[i + 1]);
@@ -189,9 +195,10 @@ int main(int argc, char **argv)
     }
     if (ni == 0) intervals[ni++] = "1s";
     signal(SIGPIPE, SIG_IGN);
-    printf("| refresh_min_interval | pods | new pods/min | kubelet requests/min | naive "
+    printf("| rescan_interval | refresh_min_interval | pods | new pods/min | kubelet requests/min "
+           "| naive "
            "requests/min (1 per new pod) | requests per new pod | lines without metadata | "
-           "lines written |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (int i = 0; i < ni; i++) run(intervals[i], npods, lifetime, minutes);
+           "lines written |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < ni; i++) run(intervals[i], rescan, npods, lifetime, minutes);
     return 0;
 }

@@ -41,7 +41,7 @@ typedef struct out_field {
 } out_field;
 
 struct sl_k8s_step {
-    out_field out[MAX_OUT];
+    out_field out[MAX_OUT + 8]; /* the user's, then the defaults of the other kind */
     size_t nout;
     bool pod_labels_as_metadata;
     const char *node; /* when the pod's metadata does not say */

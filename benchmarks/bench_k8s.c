@@ -192,6 +192,12 @@ int main(int argc, char **argv)
             minutes = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--interval") == 0 && ni < 8)
             intervals[ni++] = argv[i + 1];
+        else if (strcmp(argv[i], "--rescan") == 0)
+            rescan = argv[i + 1];
+        else {
+            fprintf(stderr, "unknown option %s\n", argv[i]);
+            return 2;
+        }
     }
     if (ni == 0) intervals[ni++] = "1s";
     signal(SIGPIPE, SIG_IGN);

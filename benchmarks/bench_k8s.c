@@ -161,6 +161,11 @@ static void run(const char *interval, const char *rescan, int npods, double life
     printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.2f | %.0f | %llu |\n", rescan, interval, npods,
            (double)newpods / secs * 60, (double)req / secs * 60, (double)newpods / secs * 60,
            newpods ? (double)req / (double)newpods : 0.0, missing, (unsigned long long)lines);
+    char status[64];
+    snprintf(status, sizeof status, "/proc/%d/status", (int)pid);
+    char *st = sl_t_read_file(status, NULL), *hwm = st ? strstr(st, "VmHWM:") : NULL;
+    printf("agent %s: %.*s\n", interval, hwm ? (int)strcspn(hwm, "\n") : 0, hwm ? hwm : "");
+    free(st);
     fflush(stdout);
     sl_t_stop(pid, SIGTERM, 20000);
     sl_lr_stop(lr);

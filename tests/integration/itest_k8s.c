@@ -384,16 +384,33 @@ static void test_outage(void **state)
                   slow_took);
     assert_true(slow_took < wait_ms + scale(3000) && slow_took < slow_ms);
 
-    /* Healthy again: new pods get their metadata. */
+    /* Answering 503: a new pod's line ships within the bound, without
+     * the kubelet's metadata; known pods keep theirs. */
     sl_fk_set_delay_ms(r.fk, 0);
+    sl_fk_set_fail(r.fk, 503);
+    wait_fetches(&r, 2);
+    add_pod(&r, 5, NULL);
+    t0 = now_ms();
+    log_line(&r, 5, "main", 0);
+    log_line(&r, 1, "main", 4);
+    wait_entries(&r, 6, scale(20000));
+    double failing_ms = now_ms() - t0;
+    print_message("kubelet answering 503: 2 lines shipped in %.0f ms\n", failing_ms);
+    assert_true(failing_ms < wait_ms + scale(3000));
+    assert_int_equal(count_pod(&r, 5, "main", false, &bad), 1);
+    assert_int_equal(count_pod(&r, 1, "main", true, &bad), 3);
+    assert_int_equal(bad, 0);
+
+    /* Healthy again: new pods get their metadata. */
+    sl_fk_set_fail(r.fk, 0);
     add_pod(&r, 4, NULL);
     wait_fetches(&r, 2);
     log_line(&r, 4, "main", 0);
     log_line(&r, 4, "main", 2);
-    wait_entries(&r, 6, scale(20000));
+    wait_entries(&r, 8, scale(20000));
     assert_int_equal(count_pod(&r, 4, "main", true, &bad), 2);
     assert_int_equal(bad, 0);
-    assert_int_equal(sl_lr_nentries(r.lr), 6);
+    assert_int_equal(sl_lr_nentries(r.lr), 8);
     rig_stop(&r);
 }
 

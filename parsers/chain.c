@@ -149,14 +149,16 @@ static void run_steps(sl_chain *c, size_t from, sl_batch *b, sl_record *r)
     }
 }
 
+void sl_chain_run_record(sl_chain *c, sl_batch *b, sl_record *r)
+{
+    run_steps(c, 0, b, r);
+    if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
+}
+
 void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
-    for (uint32_t i = 0; i < b->nrecords; i++) {
-        sl_record *r = &b->records[i];
-        run_steps(c, 0, b, r);
-        if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
-    }
+    for (uint32_t i = 0; i < b->nrecords; i++) sl_chain_run_record(c, b, &b->records[i]);
 }
 
 sl_batch *sl_chain_take_partials(sl_chain *c, int64_t now_ns)

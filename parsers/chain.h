@@ -24,6 +24,8 @@ void sl_chain_run(sl_chain *c, sl_batch *b);
  * NULL when there is none; call again until NULL. On the input's thread,
  * like sl_chain_run; the caller routes the batch like any other. */
 sl_batch *sl_chain_take_partials(sl_chain *c, int64_t now_ns);
+/* One record of b (a step that picks a chain per record, e.g. kubernetes). */
+void sl_chain_run_record(sl_chain *c, sl_batch *b, sl_record *r);
 void sl_chain_free(sl_chain *c);
 
 #endif

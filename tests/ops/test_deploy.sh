@@ -51,6 +51,13 @@ for env in staging prod; do
         fail "sluice check base.yml + $env.yml: $out"
     fi
 done
+# The Kubernetes overlay on top (what the DaemonSet's ConfigMap holds).
+if out=$(SLUICE_NODE_IP=10.0.0.5 "$BIN" check --service -c "$SRC/config/base.yml" -c "$SRC/config/prod.yml" \
+    -c "$SRC/config/k8s.yml" 2>&1); then
+    ok "sluice check --service base.yml + prod.yml + k8s.yml"
+else
+    fail "sluice check base.yml + prod.yml + k8s.yml: $out"
+fi
 # The overlays really overlay: the environment label lands on the input.
 if "$BIN" check -c "$SRC/config/base.yml" -c "$SRC/config/prod.yml" 2>/dev/null | grep -q 'env: "prod"'; then
     ok "prod overlay merged into base"
@@ -151,6 +158,14 @@ for p in ["/var/log", "/var/log/journal", "/run/log/journal", "/var/lib/sluice"]
     else:
         assert not m[0].get("readOnly"), "data dir writable"
 assert "/etc/sluice" in mounts, "config mounted"
+# Kubernetes metadata (config/k8s.yml): the pods' logs, the kubelet's
+# address, exactly nodes/proxy get, a grace above prod's shutdown_timeout.
+for p in ["/var/log/pods", "/var/log/containers"]:
+    assert [m for m in c["volumeMounts"] if m["name"] == host(p) and m.get("readOnly")], p
+assert env["SLUICE_NODE_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+roles = [d for d in docs if d.get("kind") == "ClusterRole"]
+assert [r["rules"] for r in roles] == [[{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}]], "RBAC"
+assert pod["terminationGracePeriodSeconds"] > 20, "grace above shutdown_timeout"
 print("daemonset ok")
 EOF
     ); then

@@ -1,0 +1,212 @@
+#include "tests/fake_kubelet.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct sl_fk {
+    pthread_mutex_t mu;
+    json_t *pods; /* array of Pod objects */
+    char *token, *cert, *key;
+    int port;
+    struct MHD_Daemon *d;
+    atomic_int delay_ms, fail;
+    atomic_uint_fast64_t requests, authorized;
+};
+
+static char *slurp(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "re");
+    if (!f) return NULL;
+    char *buf = calloc(1, 1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (buf && n == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *data_size, void **con_cls)
+{
+    (void)version, (void)data, (void)data_size;
+    sl_fk *k = cls;
+    if (!*con_cls) { /* first call: headers only */
+        *con_cls = k;
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") != 0 || strcmp(url, "/pods") != 0)
+        return answer(c, MHD_HTTP_NOT_FOUND, "{\"kind\":\"Status\",\"code\":404}");
+    atomic_fetch_add(&k->requests, 1);
+    int delay = atomic_load(&k->delay_ms);
+    if (delay > 0) {
+        struct timespec ts = {delay / 1000, (long)(delay % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    char want[512];
+    snprintf(want, sizeof want, "Bearer %s", k->token);
+    if (!auth || strcmp(auth, want) != 0)
+        return answer(c, MHD_HTTP_UNAUTHORIZED, "{\"kind\":\"Status\",\"code\":401}");
+    atomic_fetch_add(&k->authorized, 1);
+    int fail = atomic_load(&k->fail);
+    if (fail) return answer(c, (unsigned)fail, "{\"kind\":\"Status\"}");
+    pthread_mutex_lock(&k->mu);
+    json_t *list = json_pack("{s:s, s:s, s:{}, s:O}", "kind", "PodList", "apiVersion", "v1",
+                             "metadata", "items", k->pods);
+    char *text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+    pthread_mutex_unlock(&k->mu);
+    json_decref(list);
+    if (!text) return answer(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "{}");
+    enum MHD_Result rc = answer(c, MHD_HTTP_OK, text);
+    free(text);
+    return rc;
+}
+
+/* Loopback only: binds 127.0.0.1 explicitly. Port 0 picks a free one,
+ * kept for sl_fk_up after sl_fk_down. */
+int sl_fk_up(sl_fk *k)
+{
+    if (k->d) return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)k->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    k->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                MHD_USE_TLS | MHD_USE_ERROR_LOG,
+                            (uint16_t)k->port, NULL, NULL, on_request, k, MHD_OPTION_HTTPS_MEM_KEY,
+                            k->key, MHD_OPTION_HTTPS_MEM_CERT, k->cert, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&sa, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+                            MHD_OPTION_END);
+    if (!k->d) return -1;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(k->d, MHD_DAEMON_INFO_BIND_PORT);
+    if (di) k->port = di->port;
+    return 0;
+}
+
+void sl_fk_down(sl_fk *k)
+{
+    if (k->d) MHD_stop_daemon(k->d);
+    k->d = NULL;
+}
+
+int sl_fk_start(const char *cert_dir, int port, const char *token, sl_fk **out)
+{
+    *out = NULL;
+    if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) return -1;
+    sl_fk *k = calloc(1, sizeof *k);
+    if (!k) return -1;
+    pthread_mutex_init(&k->mu, NULL);
+    k->pods = json_array();
+    k->token = strdup(token);
+    k->cert = slurp(cert_dir, "kubelet-test.crt");
+    k->key = slurp(cert_dir, "kubelet-test.key");
+    k->port = port;
+    if (!k->pods || !k->token || !k->cert || !k->key || sl_fk_up(k) != 0) {
+        sl_fk_stop(k);
+        return -1;
+    }
+    *out = k;
+    return 0;
+}
+
+int sl_fk_port(const sl_fk *k)
+{
+    return k->port;
+}
+
+void sl_fk_stop(sl_fk *k)
+{
+    if (!k) return;
+    sl_fk_down(k);
+    json_decref(k->pods);
+    free(k->token);
+    free(k->cert);
+    free(k->key);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+}
+
+void sl_fk_delete_pod(sl_fk *k, const char *uid)
+{
+    pthread_mutex_lock(&k->mu);
+    size_t i;
+    json_t *p;
+    json_array_foreach(k->pods, i, p)
+    {
+        const char *u = json_string_value(json_object_get(json_object_get(p, "metadata"), "uid"));
+        if (u && strcmp(u, uid) == 0) {
+            json_array_remove(k->pods, i);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
+int sl_fk_add_pod(sl_fk *k, const char *ns, const char *name, const char *uid, const char *labels,
+                  const char *annotations)
+{
+    json_t *l = labels ? json_loads(labels, 0, NULL) : json_object();
+    json_t *a = annotations ? json_loads(annotations, 0, NULL) : json_object();
+    if (!l || !a) {
+        json_decref(l);
+        json_decref(a);
+        return -1;
+    }
+    char owner[256];
+    snprintf(owner, sizeof owner, "%s-rs", name);
+    json_t *pod = json_pack(
+        "{s:s, s:s, s:{s:s, s:s, s:s, s:o, s:o, s:[{s:s, s:s, s:s, s:b}]}, s:{s:s, s:[{s:s}]}, "
+        "s:{s:s}}",
+        "kind", "Pod", "apiVersion", "v1", "metadata", "name", name, "namespace", ns, "uid", uid,
+        "labels", l, "annotations", a, "ownerReferences", "apiVersion", "apps/v1", "kind",
+        "ReplicaSet", "name", owner, "controller", 1, "spec", "nodeName", "fake-node", "containers",
+        "name", "main", "status", "phase", "Running");
+    if (!pod) return -1;
+    sl_fk_delete_pod(k, uid);
+    pthread_mutex_lock(&k->mu);
+    int rc = json_array_append_new(k->pods, pod);
+    pthread_mutex_unlock(&k->mu);
+    return rc;
+}
+
+void sl_fk_set_delay_ms(sl_fk *k, int ms)
+{
+    atomic_store(&k->delay_ms, ms);
+}
+
+void sl_fk_set_fail(sl_fk *k, int status)
+{
+    atomic_store(&k->fail, status);
+}
+
+uint64_t sl_fk_requests(sl_fk *k)
+{
+    return atomic_load(&k->requests);
+}
+
+uint64_t sl_fk_authorized(sl_fk *k)
+{
+    return atomic_load(&k->authorized);
+}

@@ -169,7 +169,7 @@ pid_t sl_t_spawn(char *const argv[], const char *log_path)
     _exit(127);
 }
 
-static int64_t now_ms(void)
+int64_t sl_t_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -178,7 +178,7 @@ static int64_t now_ms(void)
 
 int sl_t_wait(pid_t pid, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = sl_t_now_ms() + timeout_ms;
     for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -187,7 +187,7 @@ int sl_t_wait(pid_t pid, int timeout_ms)
             return 128 + WTERMSIG(status);
         }
         if (r < 0) return -1;
-        if (now_ms() >= end) {
+        if (sl_t_now_ms() >= end) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
@@ -213,10 +213,10 @@ bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)
 {
     /* Elapsed time, not a count of sleeps: a slow predicate (large files
      * under the sanitizers) must not stretch the limit. */
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = sl_t_now_ms() + timeout_ms;
     for (;;) {
         if (pred(arg)) return true;
-        if (now_ms() >= end) return false;
+        if (sl_t_now_ms() >= end) return false;
         sl_t_sleep_ms(10);
     }
 }
@@ -372,4 +372,14 @@ double sl_t_metric(int port, const char *name)
     }
     free(buf);
     return sum;
+}
+
+/* Value of one exact series line `series V` in a scraped /metrics text (the
+ * full series: name and labels as printed); -1 when absent. */
+double sl_t_series_value(const char *text, const char *series)
+{
+    size_t sl = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, sl) == 0 && p[sl] == ' ') return strtod(p + sl + 1, NULL);
+    return -1;
 }

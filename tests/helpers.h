@@ -50,10 +50,15 @@ int sl_t_scaled_ms(int ms);
 /* Waits until path has at least n lines. */
 bool sl_t_wait_lines(const char *path, long n, int timeout_ms);
 void sl_t_sleep_ms(int ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t sl_t_now_ms(void);
 /* A free TCP port on 127.0.0.1. */
 int sl_t_free_port(void);
 /* Sum of a metric scraped from 127.0.0.1:port/metrics (-1: no answer). */
 double sl_t_metric(int port, const char *name);
+/* Value of one exact series line `series V` in a scraped /metrics text;
+ * -1 when absent. */
+double sl_t_series_value(const char *text, const char *series);
 /* True when running under the sanitizer build (SLUICE_SANITIZED=1), where
  * load tests may scale their sizes down. */
 bool sl_t_sanitized(void);

@@ -118,15 +118,6 @@ static char *http_get(int port, const char *path)
     return out;
 }
 
-/* Value of one exact series line `series V`; -1 when absent. */
-static double series_value(const char *text, const char *series)
-{
-    size_t sl = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, series, sl) == 0 && p[sl] == ' ') return strtod(p + sl + 1, NULL);
-    return -1;
-}
-
 typedef struct delivered_wait {
     int port;
     long n;
@@ -141,7 +132,7 @@ static bool all_delivered(void *arg)
     for (int i = 0; ok && i < 4; i++) {
         char series[128];
         snprintf(series, sizeof series, "sluice_sink_records_total{sink=\"%s\"}", sinks[i]);
-        ok = series_value(text, series) >= (double)w->n;
+        ok = sl_t_series_value(text, series) >= (double)w->n;
     }
     free(text);
     return ok;
@@ -151,19 +142,9 @@ static bool all_delivered(void *arg)
 
 static pid_t spawn_agent(const char *cfg, const char *log)
 {
-    pid_t pid = fork();
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", (char *)cfg, NULL};
+    pid_t pid = sl_t_spawn(argv, log);
     assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0) _exit(126);
-        dup2(fd, 1), dup2(fd, 2);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execl(sl_t_bin(), sl_t_bin(), "run", "-c", cfg, (char *)NULL);
-        _exit(127);
-    }
     return pid;
 }
 

@@ -23,13 +23,6 @@
 #include "tests/helpers.h"
 #include "tests/loki_receiver.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- a tiny HTTP client ------------------------------------------------- */
 
 /* GET path from 127.0.0.1:port. Returns the status (-1 when unreachable);
@@ -54,10 +47,10 @@ static int http_get(int port, const char *path, char **body)
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     assert_non_null(buf);
-    int64_t end = now_ms() + 5000;
+    int64_t end = sl_t_now_ms() + 5000;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 500) <= 0 && now_ms() > end) break;
+        if (poll(&p, 1, 500) <= 0 && sl_t_now_ms() > end) break;
         if (n == cap) {
             cap *= 2;
             buf = realloc(buf, cap + 1);
@@ -75,16 +68,6 @@ static int http_get(int port, const char *path, char **body)
     if (body) *body = strdup(b ? b + 4 : "");
     free(buf);
     return status;
-}
-
-/* Value of the sample `name_and_labels V` (the full series text), -1 when absent. */
-static double metric(const char *text, const char *series)
-{
-    size_t sl = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, series, sl) == 0 && p[sl] == ' ') return strtod(p + sl + 1, NULL);
-    }
-    return -1;
 }
 
 static long count_substr(const char *text, const char *needle)
@@ -283,18 +266,18 @@ static void test_liveness_survives_loki_outage(void **state)
 
     /* Outage: Loki fails every push (500/503/429, dropped or cut answers). */
     sl_lr_fault_rate(lr, 1.0, 42);
-    int64_t t0 = now_ms();
+    int64_t t0 = sl_t_now_ms();
     agent_write(&a, 50);
     int64_t t503 = -1;
     /* Until 2 s past the turn to 503 (at most 5 s waiting for the turn). */
-    while (t503 < 0 ? now_ms() - t0 < 5000 : now_ms() - t0 < t503 + 2000) {
+    while (t503 < 0 ? sl_t_now_ms() - t0 < 5000 : sl_t_now_ms() - t0 < t503 + 2000) {
         int live = http_get(a.mport, "/healthz", NULL);
         if (live != 200)
             fail_msg("/healthz answered %d %lld ms into the outage", live,
-                     (long long)(now_ms() - t0));
+                     (long long)(sl_t_now_ms() - t0));
         int ready = http_get(a.mport, "/readyz", &body);
         if (ready == 503 && t503 < 0) {
-            t503 = now_ms() - t0;
+            t503 = sl_t_now_ms() - t0;
             assert_non_null(strstr(body, "\"sink\":\"loki\""));
         } else if (ready != 503) {
             assert_int_equal(ready, 200);
@@ -303,7 +286,7 @@ static void test_liveness_survives_loki_outage(void **state)
         free(body);
         sl_t_sleep_ms(100);
     }
-    int64_t outage = now_ms() - t0;
+    int64_t outage = sl_t_now_ms() - t0;
     print_message("readyz: 503 after %lld ms of outage (unhealthy_after 1s); healthz 200 "
                   "throughout %lld ms\n",
                   (long long)t503, (long long)outage);
@@ -311,15 +294,15 @@ static void test_liveness_survives_loki_outage(void **state)
     assert_true(outage >= t503 + 2000);
 
     sl_lr_fault_rate(lr, 0, 0);
-    int64_t t1 = now_ms();
+    int64_t t1 = sl_t_now_ms();
     int status;
-    while ((status = http_get(a.mport, "/readyz", NULL)) != 200 && now_ms() - t1 < 10000)
+    while ((status = http_get(a.mport, "/readyz", NULL)) != 200 && sl_t_now_ms() - t1 < 10000)
         sl_t_sleep_ms(100);
-    print_message("readyz: 200 again %lld ms after recovery\n", (long long)(now_ms() - t1));
+    print_message("readyz: 200 again %lld ms after recovery\n", (long long)(sl_t_now_ms() - t1));
     assert_int_equal(status, 200);
     /* At least once: retried pushes may repeat entries, none may be missing. */
     uint32_t missing = 100;
-    for (int64_t t2 = now_ms(); missing && now_ms() - t2 < 10000; sl_t_sleep_ms(50)) {
+    for (int64_t t2 = sl_t_now_ms(); missing && sl_t_now_ms() - t2 < 10000; sl_t_sleep_ms(50)) {
         memset(&t, 0, sizeof t);
         tally_add(&t, lr);
         missing = tally_missing(&t, 100);
@@ -345,7 +328,7 @@ static bool sink_counted(void *arg)
         free(text);
         return false;
     }
-    bool ok = metric(text, "sluice_sink_records_total{sink=\"loki\"}") >= w->want;
+    bool ok = sl_t_series_value(text, "sluice_sink_records_total{sink=\"loki\"}") >= w->want;
     free(text);
     return ok;
 }
@@ -378,10 +361,10 @@ static void test_metrics_match_traffic(void **state)
     sl_lr_get_stats(lr, &st);
     size_t file_bytes = 0;
     free(sl_t_read_file(a.in, &file_bytes));
-    double in = metric(text, "sluice_input_records_total{input=\"app\"}");
-    double in_bytes = metric(text, "sluice_input_bytes_total{input=\"app\"}");
-    double out = metric(text, "sluice_sink_records_total{sink=\"loki\"}");
-    double ok = metric(text, "sluice_sink_requests_total{sink=\"loki\",code=\"204\"}");
+    double in = sl_t_series_value(text, "sluice_input_records_total{input=\"app\"}");
+    double in_bytes = sl_t_series_value(text, "sluice_input_bytes_total{input=\"app\"}");
+    double out = sl_t_series_value(text, "sluice_sink_records_total{sink=\"loki\"}");
+    double ok = sl_t_series_value(text, "sluice_sink_requests_total{sink=\"loki\",code=\"204\"}");
     print_message("sent %u lines (%zu bytes); input counted %.0f (%.0f bytes); receiver got %llu "
                   "entries in %llu requests; sink counted %.0f in %.0f requests\n",
                   n, file_bytes, in, in_bytes, (unsigned long long)st.entries,
@@ -391,12 +374,12 @@ static void test_metrics_match_traffic(void **state)
     assert_int_equal(st.entries, n);
     assert_true(out == (double)st.entries);
     assert_true(ok == (double)st.accepted);
-    assert_true(metric(text, "sluice_sink_failing{sink=\"loki\"}") == 0);
+    assert_true(sl_t_series_value(text, "sluice_sink_failing{sink=\"loki\"}") == 0);
     assert_true(
-        metric(text, "sluice_sink_dropped_records_total{sink=\"loki\",reason=\"buffer_full\"}") ==
-        0);
-    assert_true(metric(text, "sluice_process_resident_memory_bytes") > 0);
-    assert_true(metric(text, "sluice_process_open_fds") > 0);
+        sl_t_series_value(
+            text, "sluice_sink_dropped_records_total{sink=\"loki\",reason=\"buffer_full\"}") == 0);
+    assert_true(sl_t_series_value(text, "sluice_process_resident_memory_bytes") > 0);
+    assert_true(sl_t_series_value(text, "sluice_process_open_fds") > 0);
 
     char *path = sl_t_path(a.dir, "metrics.txt");
     assert_int_equal(sl_t_write_file(path, text, strlen(text)), 0);
@@ -578,7 +561,7 @@ static void test_failing_sink_logs_rate_limited(void **state)
     sl_t_sleep_ms(3000);
     char *text = NULL;
     assert_int_equal(http_get(a.mport, "/metrics", &text), 200);
-    double retries = metric(text, "sluice_sink_retries_total{sink=\"loki\"}");
+    double retries = sl_t_series_value(text, "sluice_sink_retries_total{sink=\"loki\"}");
     free(text);
     lr = receiver(lport);
     wait_received(lr, 20, 10000);

@@ -19,24 +19,6 @@
 
 #include "tests/helpers.h"
 
-/* sl_t_spawn, and the child dies with the test (a failing test leaves no
- * agent behind). */
-static pid_t spawn_with_test(char *const argv[], const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) _exit(126);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], argv);
-    _exit(127);
-}
-
 typedef struct rig {
     char *dir, *cfg, *log, *in, *out;
     int mport;
@@ -185,7 +167,7 @@ static void test_broken_config_keeps_pipeline_then_fix_reloads(void **st)
     assert_int_equal(sl_t_write_file(r.in, "", 0), 0);
     write_config(&r, "");
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
-    r.pid = spawn_with_test(argv, r.log);
+    r.pid = sl_t_spawn(argv, r.log);
     assert_true(r.pid > 0);
     wait_log(&r, "event=agent_started", 1);
     append_lines(&r, 100);

@@ -383,3 +383,52 @@ double sl_t_series_value(const char *text, const char *series)
         if (strncmp(p, series, sl) == 0 && p[sl] == ' ') return strtod(p + sl + 1, NULL);
     return -1;
 }
+
+int sl_t_append_ids(const char *path, long from, long to, const char *suffix)
+{
+    char line[256];
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return -1;
+    int rc = 0;
+    for (long i = from; rc == 0 && i < to; i++) {
+        int k = snprintf(line, sizeof line, "id=%08ld%s\n", i, suffix);
+        if (k < 0 || (size_t)k >= sizeof line) {
+            rc = -1;
+            break;
+        }
+        memcpy(buf + n, line, (size_t)k);
+        n += (size_t)k;
+        if (n > cap - sizeof line) {
+            rc = sl_t_append_file(path, buf, n);
+            n = 0;
+        }
+    }
+    if (rc == 0 && n) rc = sl_t_append_file(path, buf, n);
+    free(buf);
+    return rc;
+}
+
+sl_t_tally sl_t_count_ids(const char *path, long max_id)
+{
+    sl_t_tally t = {0};
+    size_t n = 0;
+    char *data = sl_t_read_file(path, &n);
+    unsigned char *seen = calloc((size_t)max_id + 1, 1);
+    for (char *p = data; p && seen && p < data + n;) {
+        char *nl = memchr(p, '\n', (size_t)(data + n - p));
+        if (!nl) break;
+        long id = sl_t_parse_id(p, nl, "id=");
+        if (id >= 0 && id < max_id) {
+            t.dups += seen[id];
+            t.distinct += !seen[id];
+            seen[id] = 1;
+        } else {
+            t.other++;
+        }
+        p = nl + 1;
+    }
+    free(seen);
+    free(data);
+    return t;
+}

@@ -17,6 +17,15 @@ int sl_t_write_file(const char *path, const void *data, size_t n);
 int sl_t_append_file(const char *path, const void *data, size_t n);
 /* Reads a whole file (NUL-terminated); NULL when absent. */
 char *sl_t_read_file(const char *path, size_t *n);
+/* Appends the lines `id=%08ld<suffix>` for ids [from, to) to path, 1 MiB
+ * at a time; 0, or -1 when a write fails. */
+int sl_t_append_ids(const char *path, long from, long to, const char *suffix);
+/* The `id=N` lines of a file: distinct ids below max_id, repeats of them,
+ * and every other line. */
+typedef struct sl_t_tally {
+    long distinct, dups, other;
+} sl_t_tally;
+sl_t_tally sl_t_count_ids(const char *path, long max_id);
 /* Counts '\n' in a file; -1 when absent. */
 long sl_t_count_lines(const char *path);
 

@@ -95,48 +95,7 @@ static char *log_path(rig *r, const char *name)
 
 static void append_ids(const char *path, long from, long to)
 {
-    char line[128];
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    for (long i = from; i < to; i++) {
-        int k = snprintf(line, sizeof line, "id=%08ld ordinary record\n", i);
-        memcpy(buf + n, line, (size_t)k);
-        n += (size_t)k;
-        if (n > cap - 128) {
-            assert_int_equal(sl_t_append_file(path, buf, n), 0);
-            n = 0;
-        }
-    }
-    if (n) assert_int_equal(sl_t_append_file(path, buf, n), 0);
-    free(buf);
-}
-
-typedef struct tally {
-    long distinct, dups, other;
-} tally;
-
-static tally count_ids(const char *out, long max_id)
-{
-    tally t = {0};
-    size_t n = 0;
-    char *data = sl_t_read_file(out, &n);
-    unsigned char *seen = calloc((size_t)max_id + 1, 1);
-    for (char *p = data; p && p < data + n;) {
-        char *nl = memchr(p, '\n', (size_t)(data + n - p));
-        if (!nl) break;
-        long id = sl_t_parse_id(p, nl, "id=");
-        if (id >= 0 && id < max_id) {
-            t.dups += seen[id];
-            t.distinct += !seen[id];
-            seen[id] = 1;
-        } else {
-            t.other++;
-        }
-        p = nl + 1;
-    }
-    free(seen);
-    free(data);
-    return t;
+    assert_int_equal(sl_t_append_ids(path, from, to, " ordinary record"), 0);
 }
 
 /* Waits until want distinct ids below max_id arrived. */
@@ -144,10 +103,10 @@ static bool wait_some(const char *out, long max_id, long want, int timeout_ms)
 {
     int64_t end = sl_t_now_ms() + scaled(timeout_ms);
     while (sl_t_now_ms() < end) {
-        if (count_ids(out, max_id).distinct >= want) return true;
+        if (sl_t_count_ids(out, max_id).distinct >= want) return true;
         sl_t_sleep_ms(20);
     }
-    fprintf(stderr, "waited for %ld ids, have %ld\n", want, count_ids(out, max_id).distinct);
+    fprintf(stderr, "waited for %ld ids, have %ld\n", want, sl_t_count_ids(out, max_id).distinct);
     return false;
 }
 
@@ -282,7 +241,7 @@ static void test_hostile_names_refused_once(void **st)
     r.pid = 0;
     fprintf(stderr, "hostile names: SIGTERM took %lld ms\n", (long long)took);
     assert_int_equal(rc, 0);
-    tally t = count_ids(r.out, 2300);
+    sl_t_tally t = sl_t_count_ids(r.out, 2300);
     fprintf(stderr, "hostile names: %ld distinct, %ld duplicates, %ld other lines\n", t.distinct,
             t.dups, t.other);
     assert_int_equal(t.distinct, 2300);
@@ -372,7 +331,7 @@ static void test_follow_symlinks_settings(void **st)
         assert_true(wait_some(r.out, 1100, always ? 300 : 200, 20000));
         assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
         r.pid = 0;
-        tally t = count_ids(r.out, 1100);
+        sl_t_tally t = sl_t_count_ids(r.out, 1100);
         fprintf(stderr, "follow_symlinks %s: %ld distinct, %ld duplicates\n",
                 always ? "always" : "never", t.distinct, t.dups);
         assert_int_equal(t.distinct, always ? 300 : 200);
@@ -445,7 +404,7 @@ static void test_one_agent_per_data_dir(void **st)
     assert_true(wait_ids(r.out, 300, 20000));
     assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
     r.pid = 0;
-    assert_int_equal(count_ids(r.out, 300).dups, 0);
+    assert_int_equal(sl_t_count_ids(r.out, 300).dups, 0);
     free(app), free(second_log), free(lock);
     rig_free(&r);
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,4 +432,46 @@ sl_t_tally sl_t_count_ids(const char *path, long max_id)
     free(seen);
     free(data);
     return t;
+}
+
+int sl_t_http_get(int port, const char *path, char **body)
+{
+    if (body) *body = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char req[512];
+    int rl =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+    if (rl < 0 || (size_t)rl >= sizeof req || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
+        close(fd);
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    /* One deadline for the whole answer: a stalled server cannot stretch it. */
+    int64_t end = sl_t_now_ms() + 5000;
+    for (int64_t left; buf && (left = end - sl_t_now_ms()) > 0;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0) break;
+        if (n == cap) {
+            char *grown = realloc(buf, 2 * cap + 1);
+            if (!grown) break;
+            buf = grown, cap *= 2;
+        }
+        ssize_t r = recv(fd, buf + n, cap - n, 0);
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (!buf) return -1;
+    buf[n] = '\0';
+    int status = -1;
+    if (n > 12 && memcmp(buf, "HTTP/1.", 7) == 0) status = atoi(buf + 9);
+    char *b = strstr(buf, "\r\n\r\n");
+    if (body) *body = strdup(b ? b + 4 : "");
+    free(buf);
+    return status;
 }

@@ -63,6 +63,10 @@ void sl_t_sleep_ms(int ms);
 int64_t sl_t_now_ms(void);
 /* A free TCP port on 127.0.0.1. */
 int sl_t_free_port(void);
+/* GET path from 127.0.0.1:port, reading the answer until the server closes
+ * (5 s at most). Returns the status (-1 when unreachable); *body gets the
+ * malloc'ed body ("" when none) when body is not NULL. */
+int sl_t_http_get(int port, const char *path, char **body);
 /* Sum of a metric scraped from 127.0.0.1:port/metrics (-1: no answer). */
 double sl_t_metric(int port, const char *name);
 /* Value of one exact series line `series V` in a scraped /metrics text;

@@ -81,41 +81,13 @@ static void names_scan(names *s, const char *text)
 
 /* ---- HTTP --------------------------------------------------------------- */
 
+/* The body of a 200 answer, NULL otherwise. */
 static char *http_get(int port, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return NULL;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    char req[256];
-    int rl =
-        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    assert_non_null(buf);
-    for (;;) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, 5000) <= 0) break;
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            assert_non_null(buf);
-        }
-        ssize_t r = recv(fd, buf + n, cap - n, 0);
-        if (r <= 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    char *body = strstr(buf, "\r\n\r\n");
-    char *out = memcmp(buf, "HTTP/1.1 200", 12) == 0 && body ? strdup(body + 4) : NULL;
-    free(buf);
-    return out;
+    char *body = NULL;
+    if (sl_t_http_get(port, path, &body) == 200) return body;
+    free(body);
+    return NULL;
 }
 
 typedef struct delivered_wait {

@@ -25,51 +25,6 @@
 
 /* ---- a tiny HTTP client ------------------------------------------------- */
 
-/* GET path from 127.0.0.1:port. Returns the status (-1 when unreachable);
- * *body gets the malloc'ed body when body is not NULL. */
-static int http_get(int port, const char *path, char **body)
-{
-    if (body) *body = NULL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    char req[512];
-    int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
-    if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
-        close(fd);
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    assert_non_null(buf);
-    int64_t end = sl_t_now_ms() + 5000;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 500) <= 0 && sl_t_now_ms() > end) break;
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            assert_non_null(buf);
-        }
-        ssize_t r = recv(fd, buf + n, cap - n, MSG_DONTWAIT);
-        if (r == 0) break;
-        if (r > 0) n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    int status = -1;
-    if (n > 12 && memcmp(buf, "HTTP/1.", 7) == 0) status = atoi(buf + 9);
-    char *b = strstr(buf, "\r\n\r\n");
-    if (body) *body = strdup(b ? b + 4 : "");
-    free(buf);
-    return status;
-}
-
 static long count_substr(const char *text, const char *needle)
 {
     long n = 0;
@@ -126,7 +81,7 @@ static bool agent_up(void *arg)
 {
     agent *a = arg;
     char *text = NULL;
-    bool up = http_get(a->mport, "/metrics", &text) == 200 && text &&
+    bool up = sl_t_http_get(a->mport, "/metrics", &text) == 200 && text &&
               strstr(text, "# TYPE sluice_input_records_total counter");
     free(text);
     return up;
@@ -259,10 +214,10 @@ static void test_liveness_survives_loki_outage(void **state)
     agent_write(&a, 50);
     wait_received(lr, 50, 10000);
     char *body = NULL;
-    assert_int_equal(http_get(a.mport, "/healthz", &body), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/healthz", &body), 200);
     assert_non_null(strstr(body, "\"ok\""));
     free(body);
-    assert_int_equal(http_get(a.mport, "/readyz", NULL), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/readyz", NULL), 200);
 
     /* Outage: Loki fails every push (500/503/429, dropped or cut answers). */
     sl_lr_fault_rate(lr, 1.0, 42);
@@ -271,11 +226,11 @@ static void test_liveness_survives_loki_outage(void **state)
     int64_t t503 = -1;
     /* Until 2 s past the turn to 503 (at most 5 s waiting for the turn). */
     while (t503 < 0 ? sl_t_now_ms() - t0 < 5000 : sl_t_now_ms() - t0 < t503 + 2000) {
-        int live = http_get(a.mport, "/healthz", NULL);
+        int live = sl_t_http_get(a.mport, "/healthz", NULL);
         if (live != 200)
             fail_msg("/healthz answered %d %lld ms into the outage", live,
                      (long long)(sl_t_now_ms() - t0));
-        int ready = http_get(a.mport, "/readyz", &body);
+        int ready = sl_t_http_get(a.mport, "/readyz", &body);
         if (ready == 503 && t503 < 0) {
             t503 = sl_t_now_ms() - t0;
             assert_non_null(strstr(body, "\"sink\":\"loki\""));
@@ -296,7 +251,7 @@ static void test_liveness_survives_loki_outage(void **state)
     sl_lr_fault_rate(lr, 0, 0);
     int64_t t1 = sl_t_now_ms();
     int status;
-    while ((status = http_get(a.mport, "/readyz", NULL)) != 200 && sl_t_now_ms() - t1 < 10000)
+    while ((status = sl_t_http_get(a.mport, "/readyz", NULL)) != 200 && sl_t_now_ms() - t1 < 10000)
         sl_t_sleep_ms(100);
     print_message("readyz: 200 again %lld ms after recovery\n", (long long)(sl_t_now_ms() - t1));
     assert_int_equal(status, 200);
@@ -324,7 +279,7 @@ static bool sink_counted(void *arg)
 {
     sink_wait *w = arg;
     char *text = NULL;
-    if (http_get(w->port, "/metrics", &text) != 200) {
+    if (sl_t_http_get(w->port, "/metrics", &text) != 200) {
         free(text);
         return false;
     }
@@ -347,7 +302,7 @@ static void test_metrics_match_traffic(void **state)
     for (uint32_t i = 0; i < 3; i++) {
         agent_write(&a, n / 3);
         char *mid = NULL;
-        assert_int_equal(http_get(a.mport, "/metrics", &mid), 200);
+        assert_int_equal(sl_t_http_get(a.mport, "/metrics", &mid), 200);
         assert_non_null(strstr(mid, "# TYPE sluice_input_records_total counter"));
         free(mid);
     }
@@ -356,7 +311,7 @@ static void test_metrics_match_traffic(void **state)
     assert_true(sl_t_wait_until(sink_counted, &sw, 5000));
 
     char *text = NULL;
-    assert_int_equal(http_get(a.mport, "/metrics", &text), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/metrics", &text), 200);
     sl_lr_stats st;
     sl_lr_get_stats(lr, &st);
     size_t file_bytes = 0;
@@ -496,9 +451,9 @@ static void test_secrets_never_logged(void **state)
     /* Let the failing sinks retry and log for a while. */
     sl_t_sleep_ms(1500);
     char *metrics = NULL;
-    assert_int_equal(http_get(a.mport, "/metrics", &metrics), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/metrics", &metrics), 200);
     char *health = NULL;
-    http_get(a.mport, "/healthz", &health);
+    sl_t_http_get(a.mport, "/healthz", &health);
     agent_stop(&a);
 
     char *log = sl_t_read_file(a.log, NULL);
@@ -560,7 +515,7 @@ static void test_failing_sink_logs_rate_limited(void **state)
     agent_write(&a, 20);
     sl_t_sleep_ms(3000);
     char *text = NULL;
-    assert_int_equal(http_get(a.mport, "/metrics", &text), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/metrics", &text), 200);
     double retries = sl_t_series_value(text, "sluice_sink_retries_total{sink=\"loki\"}");
     free(text);
     lr = receiver(lport);

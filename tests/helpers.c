@@ -475,3 +475,15 @@ int sl_t_http_get(int port, const char *path, char **body)
     free(buf);
     return status;
 }
+
+int sl_t_append_seq(const char *path, uint32_t *seq, uint32_t n, const char *suffix)
+{
+    size_t cap = (size_t)n * (strlen(suffix) + 24) + 1, o = 0;
+    char *buf = malloc(cap);
+    if (!buf) return -1;
+    for (uint32_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "seq=%06u%s\n", (*seq)++, suffix);
+    int rc = sl_t_append_file(path, buf, o);
+    free(buf);
+    return rc;
+}

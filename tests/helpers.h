@@ -20,6 +20,9 @@ char *sl_t_read_file(const char *path, size_t *n);
 /* Appends the lines `id=%08ld<suffix>` for ids [from, to) to path, 1 MiB
  * at a time; 0, or -1 when a write fails. */
 int sl_t_append_ids(const char *path, long from, long to, const char *suffix);
+/* Appends n lines `seq=%06u<suffix>`, numbered from *seq on (advancing
+ * it), in one write; 0, or -1 when it fails. */
+int sl_t_append_seq(const char *path, uint32_t *seq, uint32_t n, const char *suffix);
 /* The `id=N` lines of a file: distinct ids below max_id, repeats of them,
  * and every other line. */
 typedef struct sl_t_tally {

@@ -239,16 +239,10 @@ static void agent_free(agent *a)
  * rarely agree), for each start position. */
 static void agent_write(agent *a, uint32_t n)
 {
-    size_t cap = (size_t)n * 128 + 1, o = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    for (uint32_t i = 0; i < n; i++)
-        o += (size_t)snprintf(buf + o, cap - o,
-                              "seq=%06u level=info msg=\"0123456789abcdefghijklmnopqrstuvw"
-                              "0123456789abcdefghijklmnopqrstuvw\" x\n",
-                              a->seq++);
-    assert_int_equal(sl_t_append_file(a->in, buf, o), 0);
-    free(buf);
+    assert_int_equal(sl_t_append_seq(a->in, &a->seq, n,
+                                     " level=info msg=\"0123456789abcdefghijklmnopqrstuvw"
+                                     "0123456789abcdefghijklmnopqrstuvw\" x"),
+                     0);
 }
 
 /* Probes /healthz and /metrics once; fails the test on a slow or bad

@@ -487,3 +487,20 @@ int sl_t_append_seq(const char *path, uint32_t *seq, uint32_t n, const char *suf
     free(buf);
     return rc;
 }
+
+bool sl_t_file_has(const char *path, const char *needle)
+{
+    char *text = sl_t_read_file(path, NULL);
+    bool found = text && strstr(text, needle);
+    free(text);
+    return found;
+}
+
+long sl_t_file_count(const char *path, const char *needle)
+{
+    char *text = sl_t_read_file(path, NULL);
+    long n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    free(text);
+    return n;
+}

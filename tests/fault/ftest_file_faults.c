@@ -115,19 +115,12 @@ static bool wait_ids(const char *out, long want, int timeout_ms)
 
 static bool log_has(rig *r, const char *needle)
 {
-    char *text = sl_t_read_file(r->log, NULL);
-    bool found = text && strstr(text, needle);
-    free(text);
-    return found;
+    return sl_t_file_has(r->log, needle);
 }
 
 static long log_count(rig *r, const char *needle)
 {
-    char *text = sl_t_read_file(r->log, NULL);
-    long n = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
-    free(text);
-    return n;
+    return sl_t_file_count(r->log, needle);
 }
 
 /* Deletes path and creates files until one gets the old inode back. */

@@ -102,10 +102,7 @@ static void rig_config(rig *r, const char *sink)
 
 static bool log_has(const rig *r, const char *what)
 {
-    char *text = sl_t_read_file(r->log, NULL);
-    bool found = text && strstr(text, what);
-    free(text);
-    return found;
+    return sl_t_file_has(r->log, what);
 }
 
 static bool started(void *arg)

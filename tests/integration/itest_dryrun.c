@@ -301,10 +301,7 @@ typedef struct lines_wait {
 static bool file_has(void *arg)
 {
     lines_wait *w = arg;
-    char *text = sl_t_read_file(w->path, NULL);
-    bool has = text && strstr(text, w->needle);
-    free(text);
-    return has;
+    return sl_t_file_has(w->path, w->needle);
 }
 
 /* `run --dry-run` over real files: prints, and leaves data_dir alone

@@ -278,17 +278,9 @@ static double metric_of(agent *a, const char *name)
     return sl_t_metric(a->mport, name);
 }
 
-static bool file_has(const char *path, const char *needle)
-{
-    char *text = sl_t_read_file(path, NULL);
-    bool ok = text && strstr(text, needle);
-    free(text);
-    return ok;
-}
-
 static bool tail_following(void *arg)
 {
-    return file_has(arg, "sluice tail: following");
+    return sl_t_file_has(arg, "sluice tail: following");
 }
 
 /* The reload restarts the pipeline, listeners included (decision 0010):
@@ -606,7 +598,7 @@ static void test_tap_token_and_default_off(void **state)
     char *tlog = sl_t_path(a.dir, "tail.log");
     char *targv[] = {(char *)sl_t_bin(), "tail", "-c", a.cfg, NULL};
     assert_int_equal(run_cmd(tlog, targv), 2);
-    assert_true(file_has(tlog, "tail needs the tap"));
+    assert_true(sl_t_file_has(tlog, "tail needs the tap"));
     free(tlog);
     agent_stop(&a);
     agent_free(&a);
@@ -650,11 +642,12 @@ static void test_tap_token_and_default_off(void **state)
     free(yaml);
     char *cargv[] = {(char *)sl_t_bin(), "check", "-c", cfg2, NULL};
     assert_int_equal(run_cmd(clog, cargv), 0);
-    assert_true(file_has(clog, "warning: tap.listen '0.0.0.0:9881' is not a loopback address"));
+    assert_true(
+        sl_t_file_has(clog, "warning: tap.listen '0.0.0.0:9881' is not a loopback address"));
     char *cargv2[] = {(char *)sl_t_bin(), "check", "-c", a.cfg, NULL};
     char *clog2 = sl_t_path(a.dir, "check2.log");
     assert_int_equal(run_cmd(clog2, cargv2), 0);
-    assert_false(file_has(clog2, "warning"));
+    assert_false(sl_t_file_has(clog2, "warning"));
     assert_true(asprintf(&yaml,
                          "data_dir: %s/data\ntap: { listen: \"127.0.0.1:9881\" }\n"
                          "inputs: [{name: app, type: file, paths: [\"%s\"]}]\n"
@@ -664,7 +657,7 @@ static void test_tap_token_and_default_off(void **state)
     free(yaml);
     char *clog3 = sl_t_path(a.dir, "check3.log");
     assert_int_equal(run_cmd(clog3, cargv), 2);
-    assert_true(file_has(clog3, "the tap needs a token"));
+    assert_true(sl_t_file_has(clog3, "the tap needs a token"));
     free(clog), free(clog2), free(clog3), free(cfg2);
     agent_free(&a);
 }

@@ -29,10 +29,7 @@ typedef struct grep_arg {
 static bool file_has(void *arg)
 {
     grep_arg *g = arg;
-    char *text = sl_t_read_file(g->path, NULL);
-    bool hit = text && strstr(text, g->needle);
-    free(text);
-    return hit;
+    return sl_t_file_has(g->path, g->needle);
 }
 
 static int timeout_ms(int ms)

@@ -26,15 +26,6 @@ typedef struct rig {
     uint32_t seq;
 } rig;
 
-static long count_in_file(const char *path, const char *needle)
-{
-    char *text = sl_t_read_file(path, NULL);
-    long n = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
-    free(text);
-    return n;
-}
-
 typedef struct log_wait {
     const char *path, *needle;
     long n;
@@ -43,7 +34,7 @@ typedef struct log_wait {
 static bool log_has(void *arg)
 {
     log_wait *w = arg;
-    return count_in_file(w->path, w->needle) >= w->n;
+    return sl_t_file_count(w->path, w->needle) >= w->n;
 }
 
 static void wait_log(rig *r, const char *needle, long n)
@@ -182,23 +173,23 @@ static void test_broken_config_keeps_pipeline_then_fix_reloads(void **st)
     append_lines(&r, 100);
     wait_out(&r, 200);
     /* The running pipeline was never stopped nor started again. */
-    assert_int_equal(count_in_file(r.log, "event=agent_started"), 1);
-    assert_int_equal(count_in_file(r.log, "event=agent_stopped"), 0);
-    assert_int_equal(count_in_file(r.log, "event=reloaded"), 0);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_started"), 1);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_stopped"), 0);
+    assert_int_equal(sl_t_file_count(r.log, "event=reloaded"), 0);
     /* Its metrics endpoint kept running and counting from the start. */
     assert_int_equal((long)sl_t_metric(r.mport, "sluice_input_records_total"), 200);
     assert_int_equal((long)sl_t_metric(r.mport, "sluice_sink_records_total"), 200);
     /* Checkpoints keep moving: the input thread was never restarted. */
     wait_checkpoint(&r);
     /* The errors were reported, with their place. */
-    assert_true(count_in_file(r.log, "unknown sink type 'nosuch'") >= 1);
+    assert_true(sl_t_file_count(r.log, "unknown sink type 'nosuch'") >= 1);
 
     /* Fixed, it reloads once: one drain, one start. */
     write_config(&r, "");
     assert_int_equal(kill(r.pid, SIGHUP), 0);
     wait_log(&r, "event=reloaded", 1);
-    assert_int_equal(count_in_file(r.log, "event=agent_started"), 2);
-    assert_int_equal(count_in_file(r.log, "event=agent_stopped"), 1);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_started"), 2);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_stopped"), 1);
     append_lines(&r, 100);
     wait_out(&r, 300);
     assert_int_equal(sl_t_stop(r.pid, SIGTERM, 20000), 0);

@@ -504,3 +504,18 @@ long sl_t_file_count(const char *path, const char *needle)
     free(text);
     return n;
 }
+
+/* The one agent a test program runs at a time (0: none). */
+static pid_t live_agent;
+
+static void kill_live_agent(void)
+{
+    if (live_agent > 0) kill(live_agent, SIGKILL);
+}
+
+void sl_t_kill_at_exit(pid_t pid)
+{
+    static bool registered;
+    if (!registered) registered = atexit(kill_live_agent) == 0;
+    live_agent = pid;
+}

@@ -50,6 +50,10 @@ const char *sl_t_testdata(const char *sub);
  * NULL. Returns the pid or -1. The child gets SIGKILL when the test process
  * dies (PR_SET_PDEATHSIG), so no agent outlives its test. */
 pid_t sl_t_spawn(char *const argv[], const char *log_path);
+/* Remembers pid (0: forgets it) as the one agent to SIGKILL when the test
+ * program exits: a failed assertion ends the program before the test could
+ * stop its agent. */
+void sl_t_kill_at_exit(pid_t pid);
 /* Sends sig and waits up to timeout_ms; returns exit status (or 128+signal),
  * -1 on timeout (the child is then killed with SIGKILL). */
 int sl_t_stop(pid_t pid, int sig, int timeout_ms);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,7 +170,7 @@ pid_t sl_t_spawn(char *const argv[], const char *log_path)
     _exit(127);
 }
 
-static int64_t now_ms(void)
+int64_t sl_t_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -178,7 +179,7 @@ static int64_t now_ms(void)
 
 int sl_t_wait(pid_t pid, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = sl_t_now_ms() + timeout_ms;
     for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -187,7 +188,7 @@ int sl_t_wait(pid_t pid, int timeout_ms)
             return 128 + WTERMSIG(status);
         }
         if (r < 0) return -1;
-        if (now_ms() >= end) {
+        if (sl_t_now_ms() >= end) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
@@ -213,10 +214,10 @@ bool sl_t_wait_until(bool (*pred)(void *arg), void *arg, int timeout_ms)
 {
     /* Elapsed time, not a count of sleeps: a slow predicate (large files
      * under the sanitizers) must not stretch the limit. */
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = sl_t_now_ms() + timeout_ms;
     for (;;) {
         if (pred(arg)) return true;
-        if (now_ms() >= end) return false;
+        if (sl_t_now_ms() >= end) return false;
         sl_t_sleep_ms(10);
     }
 }
@@ -372,4 +373,149 @@ double sl_t_metric(int port, const char *name)
     }
     free(buf);
     return sum;
+}
+
+/* Value of one exact series line `series V` in a scraped /metrics text (the
+ * full series: name and labels as printed); -1 when absent. */
+double sl_t_series_value(const char *text, const char *series)
+{
+    size_t sl = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, sl) == 0 && p[sl] == ' ') return strtod(p + sl + 1, NULL);
+    return -1;
+}
+
+int sl_t_append_ids(const char *path, long from, long to, const char *suffix)
+{
+    char line[256];
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return -1;
+    int rc = 0;
+    for (long i = from; rc == 0 && i < to; i++) {
+        int k = snprintf(line, sizeof line, "id=%08ld%s\n", i, suffix);
+        if (k < 0 || (size_t)k >= sizeof line) {
+            rc = -1;
+            break;
+        }
+        memcpy(buf + n, line, (size_t)k);
+        n += (size_t)k;
+        if (n > cap - sizeof line) {
+            rc = sl_t_append_file(path, buf, n);
+            n = 0;
+        }
+    }
+    if (rc == 0 && n) rc = sl_t_append_file(path, buf, n);
+    free(buf);
+    return rc;
+}
+
+sl_t_tally sl_t_count_ids(const char *path, long max_id)
+{
+    sl_t_tally t = {0};
+    size_t n = 0;
+    char *data = sl_t_read_file(path, &n);
+    unsigned char *seen = calloc((size_t)max_id + 1, 1);
+    for (char *p = data; p && seen && p < data + n;) {
+        char *nl = memchr(p, '\n', (size_t)(data + n - p));
+        if (!nl) break;
+        long id = sl_t_parse_id(p, nl, "id=");
+        if (id >= 0 && id < max_id) {
+            t.dups += seen[id];
+            t.distinct += !seen[id];
+            seen[id] = 1;
+        } else {
+            t.other++;
+        }
+        p = nl + 1;
+    }
+    free(seen);
+    free(data);
+    return t;
+}
+
+int sl_t_http_get(int port, const char *path, char **body)
+{
+    if (body) *body = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char req[512];
+    int rl =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+    if (rl < 0 || (size_t)rl >= sizeof req || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
+        close(fd);
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    /* One deadline for the whole answer: a stalled server cannot stretch it. */
+    int64_t end = sl_t_now_ms() + 5000;
+    for (int64_t left; buf && (left = end - sl_t_now_ms()) > 0;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0) break;
+        if (n == cap) {
+            char *grown = realloc(buf, 2 * cap + 1);
+            if (!grown) break;
+            buf = grown, cap *= 2;
+        }
+        ssize_t r = recv(fd, buf + n, cap - n, 0);
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (!buf) return -1;
+    buf[n] = '\0';
+    int status = -1;
+    if (n > 12 && memcmp(buf, "HTTP/1.", 7) == 0) status = atoi(buf + 9);
+    char *b = strstr(buf, "\r\n\r\n");
+    if (body) *body = strdup(b ? b + 4 : "");
+    free(buf);
+    return status;
+}
+
+int sl_t_append_seq(const char *path, uint32_t *seq, uint32_t n, const char *suffix)
+{
+    size_t cap = (size_t)n * (strlen(suffix) + 24) + 1, o = 0;
+    char *buf = malloc(cap);
+    if (!buf) return -1;
+    for (uint32_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "seq=%06u%s\n", (*seq)++, suffix);
+    int rc = sl_t_append_file(path, buf, o);
+    free(buf);
+    return rc;
+}
+
+bool sl_t_file_has(const char *path, const char *needle)
+{
+    char *text = sl_t_read_file(path, NULL);
+    bool found = text && strstr(text, needle);
+    free(text);
+    return found;
+}
+
+long sl_t_file_count(const char *path, const char *needle)
+{
+    char *text = sl_t_read_file(path, NULL);
+    long n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    free(text);
+    return n;
+}
+
+/* The one agent a test program runs at a time (0: none). */
+static pid_t live_agent;
+
+static void kill_live_agent(void)
+{
+    if (live_agent > 0) kill(live_agent, SIGKILL);
+}
+
+void sl_t_kill_at_exit(pid_t pid)
+{
+    static bool registered;
+    if (!registered) registered = atexit(kill_live_agent) == 0;
+    live_agent = pid;
 }

@@ -17,6 +17,22 @@ int sl_t_write_file(const char *path, const void *data, size_t n);
 int sl_t_append_file(const char *path, const void *data, size_t n);
 /* Reads a whole file (NUL-terminated); NULL when absent. */
 char *sl_t_read_file(const char *path, size_t *n);
+/* Appends the lines `id=%08ld<suffix>` for ids [from, to) to path, 1 MiB
+ * at a time; 0, or -1 when a write fails. */
+int sl_t_append_ids(const char *path, long from, long to, const char *suffix);
+/* Appends n lines `seq=%06u<suffix>`, numbered from *seq on (advancing
+ * it), in one write; 0, or -1 when it fails. */
+int sl_t_append_seq(const char *path, uint32_t *seq, uint32_t n, const char *suffix);
+/* The `id=N` lines of a file: distinct ids below max_id, repeats of them,
+ * and every other line. */
+typedef struct sl_t_tally {
+    long distinct, dups, other;
+} sl_t_tally;
+sl_t_tally sl_t_count_ids(const char *path, long max_id);
+/* Whether the text of the file at path holds needle (false when absent). */
+bool sl_t_file_has(const char *path, const char *needle);
+/* Non-overlapping occurrences of needle in the file at path (0 when absent). */
+long sl_t_file_count(const char *path, const char *needle);
 /* Counts '\n' in a file; -1 when absent. */
 long sl_t_count_lines(const char *path);
 
@@ -34,6 +50,10 @@ const char *sl_t_testdata(const char *sub);
  * NULL. Returns the pid or -1. The child gets SIGKILL when the test process
  * dies (PR_SET_PDEATHSIG), so no agent outlives its test. */
 pid_t sl_t_spawn(char *const argv[], const char *log_path);
+/* Remembers pid (0: forgets it) as the one agent to SIGKILL when the test
+ * program exits: a failed assertion ends the program before the test could
+ * stop its agent. */
+void sl_t_kill_at_exit(pid_t pid);
 /* Sends sig and waits up to timeout_ms; returns exit status (or 128+signal),
  * -1 on timeout (the child is then killed with SIGKILL). */
 int sl_t_stop(pid_t pid, int sig, int timeout_ms);
@@ -50,10 +70,19 @@ int sl_t_scaled_ms(int ms);
 /* Waits until path has at least n lines. */
 bool sl_t_wait_lines(const char *path, long n, int timeout_ms);
 void sl_t_sleep_ms(int ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t sl_t_now_ms(void);
 /* A free TCP port on 127.0.0.1. */
 int sl_t_free_port(void);
+/* GET path from 127.0.0.1:port, reading the answer until the server closes
+ * (5 s at most). Returns the status (-1 when unreachable); *body gets the
+ * malloc'ed body ("" when none) when body is not NULL. */
+int sl_t_http_get(int port, const char *path, char **body);
 /* Sum of a metric scraped from 127.0.0.1:port/metrics (-1: no answer). */
 double sl_t_metric(int port, const char *name);
+/* Value of one exact series line `series V` in a scraped /metrics text;
+ * -1 when absent. */
+double sl_t_series_value(const char *text, const char *series);
 /* True when running under the sanitizer build (SLUICE_SANITIZED=1), where
  * load tests may scale their sizes down. */
 bool sl_t_sanitized(void);

@@ -26,12 +26,6 @@ typedef struct rig {
     pid_t pid;
 } rig;
 
-static pid_t live_pid;
-static void kill_live(void)
-{
-    if (live_pid > 0) kill(live_pid, SIGKILL);
-}
-
 static int limit_ms(int ms)
 {
     return sl_t_scaled_ms(ms);
@@ -44,7 +38,7 @@ static void start(rig *r)
     assert_int_equal(sl_t_write_file(r->log, "", 0), 0);
     r->pid = sl_t_spawn(argv, r->log);
     assert_true(r->pid > 0);
-    live_pid = r->pid;
+    sl_t_kill_at_exit(r->pid);
     assert_true(sl_t_wait_log(r->log, "agent_started", 1, limit_ms(20000)));
 }
 
@@ -52,7 +46,7 @@ static void stop(rig *r)
 {
     assert_int_equal(sl_t_stop(r->pid, SIGTERM, limit_ms(20000)), 0);
     r->pid = 0;
-    live_pid = 0;
+    sl_t_kill_at_exit(0);
 }
 
 typedef struct tally {
@@ -117,8 +111,6 @@ static bool reached(void *arg)
 static void test_unfinished_partial_is_shipped_once(void **st)
 {
     (void)st;
-    static bool registered;
-    if (!registered) registered = atexit(kill_live) == 0;
     rig r = {0};
     r.dir = sl_t_tmpdir("cri-partial");
     assert_non_null(r.dir);

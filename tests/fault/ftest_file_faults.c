@@ -89,47 +89,7 @@ static char *in_path(rig *r, const char *name)
 /* Appends lines id=[from, to) to path. */
 static void append_ids(const char *path, long from, long to)
 {
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    for (long i = from; i < to; i++) {
-        n += (size_t)snprintf(buf + n, cap - n, "id=%08ld some payload text\n", i);
-        if (n > cap - 64) {
-            assert_int_equal(sl_t_append_file(path, buf, n), 0);
-            n = 0;
-        }
-    }
-    if (n) assert_int_equal(sl_t_append_file(path, buf, n), 0);
-    free(buf);
-}
-
-typedef struct tally {
-    long distinct, dups, other;
-} tally;
-
-static tally count_ids(const char *out, long max_id)
-{
-    tally t = {0};
-    size_t n = 0;
-    char *data = sl_t_read_file(out, &n);
-    unsigned char *seen = calloc((size_t)max_id + 1, 1);
-    for (char *p = data; p && p < data + n;) {
-        char *nl = memchr(p, '\n', (size_t)(data + n - p));
-        if (!nl) break;
-        long id;
-        if ((id = sl_t_parse_id(p, nl, "id=")) >= 0 && id >= 0 && id < max_id) {
-            if (seen[id])
-                t.dups++;
-            else
-                t.distinct++;
-            seen[id] = 1;
-        } else {
-            t.other++;
-        }
-        p = nl + 1;
-    }
-    free(seen);
-    free(data);
-    return t;
+    assert_int_equal(sl_t_append_ids(path, from, to, " some payload text"), 0);
 }
 
 typedef struct ids_goal {
@@ -140,7 +100,7 @@ typedef struct ids_goal {
 static bool has_ids(void *arg)
 {
     ids_goal *g = arg;
-    return count_ids(g->out, g->want).distinct >= g->want;
+    return sl_t_count_ids(g->out, g->want).distinct >= g->want;
 }
 
 /* timeout_ms in real time, scaled under the sanitizers. */
@@ -148,26 +108,19 @@ static bool wait_ids(const char *out, long want, int timeout_ms)
 {
     ids_goal g = {out, want};
     if (sl_t_wait_until(has_ids, &g, sl_t_scaled_ms(timeout_ms))) return true;
-    tally t = count_ids(out, want);
+    sl_t_tally t = sl_t_count_ids(out, want);
     fprintf(stderr, "waited for %ld ids, have %ld\n", want, t.distinct);
     return false;
 }
 
 static bool log_has(rig *r, const char *needle)
 {
-    char *text = sl_t_read_file(r->log, NULL);
-    bool found = text && strstr(text, needle);
-    free(text);
-    return found;
+    return sl_t_file_has(r->log, needle);
 }
 
 static long log_count(rig *r, const char *needle)
 {
-    char *text = sl_t_read_file(r->log, NULL);
-    long n = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
-    free(text);
-    return n;
+    return sl_t_file_count(r->log, needle);
 }
 
 /* Deletes path and creates files until one gets the old inode back. */
@@ -214,7 +167,7 @@ static void test_inode_reuse(void **st)
         if (!while_running) rig_start(&r);
         long total = while_running ? 3000 : 1200;
         assert_true(wait_ids(r.out, total, 20000));
-        tally t = count_ids(r.out, total);
+        sl_t_tally t = sl_t_count_ids(r.out, total);
         fprintf(stderr, "inode reuse (%s): %ld distinct, %ld duplicates\n",
                 while_running ? "running" : "stopped", t.distinct, t.dups);
         assert_int_equal(t.distinct, total);
@@ -255,7 +208,7 @@ static void test_damaged_checkpoint_uses_previous_generation(void **st)
         assert_true(wait_ids(r.out, 6000, 20000));
         /* Stopped (drained) first: any duplicate is written by then. */
         assert_int_equal(rig_stop(&r, SIGTERM), 0);
-        tally t = count_ids(r.out, 6000);
+        sl_t_tally t = sl_t_count_ids(r.out, 6000);
         fprintf(stderr, "checkpoint %s: %ld distinct, %ld duplicates\n", damage[k][0], t.distinct,
                 t.dups);
         assert_int_equal(t.distinct, 6000);
@@ -316,7 +269,7 @@ static void rotation_while_sink_blocked(const char *glob, const char *extra)
     assert_int_equal(rig_stop(&r, SIGTERM), 0);
     close(fifo);
     close(dst);
-    tally t = count_ids(copy, total);
+    sl_t_tally t = sl_t_count_ids(copy, total);
     fprintf(stderr, "blocked sink, glob %s%s: %ld distinct of %ld, %ld duplicates\n", glob,
             extra ? " max_open_files: 3" : "", t.distinct, total, t.dups);
     assert_int_equal(t.distinct, total);
@@ -345,7 +298,7 @@ static void test_rotation_out_of_glob_while_sink_blocked(void **st)
 /* Distinct ids in [from, to). */
 static long count_range(const char *out, long from, long to)
 {
-    return count_ids(out, to).distinct - count_ids(out, from).distinct;
+    return sl_t_count_ids(out, to).distinct - sl_t_count_ids(out, from).distinct;
 }
 
 static bool wait_range(const char *out, long from, long to, int timeout_ms)
@@ -393,7 +346,7 @@ static void test_checkpoints_lost_read_from_start(void **st)
         assert_true(wait_range(r.out, 1000, 7000, 20000));
         assert_true(wait_range(r.out, 0, 1000, 20000)); /* read from the start */
         assert_int_equal(rig_stop(&r, SIGTERM), 0);
-        tally t = count_ids(r.out, 7000);
+        sl_t_tally t = sl_t_count_ids(r.out, 7000);
         fprintf(stderr, "checkpoints %s: %ld distinct of 7000 (0 lost), %ld duplicates\n",
                 deleted ? "deleted" : "damaged", t.distinct, t.dups);
         assert_int_equal(t.distinct, 7000);
@@ -433,7 +386,7 @@ static void test_rotated_out_of_glob_after_kill9(void **st)
         free(ck);
         assert_true(saved > 0);
         assert_int_equal(rig_stop(&r, SIGKILL), 128 + SIGKILL);
-        long shipped = count_ids(r.out, total).distinct;
+        long shipped = sl_t_count_ids(r.out, total).distinct;
         assert_true(shipped < total);
         struct stat sb;
         assert_int_equal(stat(app, &sb), 0);
@@ -445,7 +398,7 @@ static void test_rotated_out_of_glob_after_kill9(void **st)
         if (!gone) assert_true(wait_range(r.out, 0, total, 60000));
         for (int i = 0; i < 500 && gone && !log_has(&r, "event=file_lost"); i++) sl_t_sleep_ms(10);
         assert_int_equal(rig_stop(&r, SIGTERM), 0);
-        tally t = count_ids(r.out, total + 1000);
+        sl_t_tally t = sl_t_count_ids(r.out, total + 1000);
         long lost = total + 1000 - t.distinct;
         fprintf(stderr,
                 "rotated out of *.log, %s: %ld shipped before the kill, %ld lost, %ld "
@@ -504,7 +457,7 @@ static void test_empty_file_checkpoint_is_same_file(void **st)
     }
     assert_int_equal(log_count(&r, "event=file_opened"), 3);
     assert_int_equal(log_count(&r, "reason=inode_reused"), 0);
-    assert_int_equal(count_ids(r.out, 100).dups, 0);
+    assert_int_equal(sl_t_count_ids(r.out, 100).dups, 0);
     free(app), free(ck);
     rig_free(&r);
 }
@@ -531,7 +484,7 @@ static void test_rotation_under_load_rename(void **st)
     assert_true(wait_ids(r.out, total, 120000));
     sl_t_sleep_ms(300);
     assert_int_equal(rig_stop(&r, SIGTERM), 0);
-    tally t = count_ids(r.out, total);
+    sl_t_tally t = sl_t_count_ids(r.out, total);
     fprintf(stderr, "rename rotation: %ld distinct of %ld, %ld duplicates\n", t.distinct, total,
             t.dups);
     assert_int_equal(t.distinct, total);
@@ -564,7 +517,7 @@ static void test_rotation_under_load_copytruncate(void **st)
     assert_true(wait_ids(r.out, total, 120000));
     sl_t_sleep_ms(300);
     assert_int_equal(rig_stop(&r, SIGTERM), 0);
-    tally t = count_ids(r.out, total);
+    sl_t_tally t = sl_t_count_ids(r.out, total);
     fprintf(stderr, "copytruncate: %ld distinct of %ld, %ld duplicates\n", t.distinct, total,
             t.dups);
     assert_int_equal(t.distinct, total);
@@ -597,7 +550,7 @@ static void test_kill9_repeatedly(void **st)
      * (its signal handling set) before it is asked to stop. */
     for (int i = 0; i < 1000 && log_count(&r, "event=agent_started") < 11; i++) sl_t_sleep_ms(10);
     assert_int_equal(rig_stop(&r, SIGTERM), 0);
-    tally t = count_ids(r.out, total);
+    sl_t_tally t = sl_t_count_ids(r.out, total);
     fprintf(stderr, "kill -9 x10: %ld distinct of %ld, %ld duplicates\n", t.distinct, total,
             t.dups);
     assert_int_equal(t.distinct, total);
@@ -669,7 +622,7 @@ static void test_hostile_files(void **st)
     /* 50 pieces of the big line + the shrink lines arrive; nothing crashes. */
     bool done = false;
     for (int i = 0; i < 600 && !done; i++) {
-        done = sl_t_count_lines(r.out) >= 50 && count_ids(r.out, 20100).distinct >= 100 &&
+        done = sl_t_count_lines(r.out) >= 50 && sl_t_count_ids(r.out, 20100).distinct >= 100 &&
                log_has(&r, "file_open_failed");
         sl_t_sleep_ms(100);
     }

@@ -42,12 +42,6 @@ typedef struct rig {
     pid_t pid;
 } rig;
 
-static pid_t live_pid;
-static void kill_live(void)
-{
-    if (live_pid > 0) kill(live_pid, SIGKILL);
-}
-
 static void rig_init(rig *r, const char *tag)
 {
     memset(r, 0, sizeof *r);
@@ -69,7 +63,7 @@ static void rig_init(rig *r, const char *tag)
 static void rig_free(rig *r)
 {
     if (r->pid > 0) sl_t_stop(r->pid, SIGKILL, 10000);
-    live_pid = 0;
+    sl_t_kill_at_exit(0);
     if (getenv("SLUICE_KEEP_TMP"))
         fprintf(stderr, "kept %s\n", r->dir);
     else
@@ -102,10 +96,7 @@ static void rig_config(rig *r, const char *sink)
 
 static bool log_has(const rig *r, const char *what)
 {
-    char *text = sl_t_read_file(r->log, NULL);
-    bool found = text && strstr(text, what);
-    free(text);
-    return found;
+    return sl_t_file_has(r->log, what);
 }
 
 static bool started(void *arg)
@@ -115,12 +106,10 @@ static bool started(void *arg)
 
 static void rig_start(rig *r)
 {
-    static bool registered;
-    if (!registered) registered = atexit(kill_live) == 0;
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r->cfg, NULL};
     r->pid = sl_t_spawn(argv, r->log);
     assert_true(r->pid > 0);
-    live_pid = r->pid;
+    sl_t_kill_at_exit(r->pid);
     assert_true(sl_t_wait_until(started, r, sl_t_sanitized() ? 60000 : 20000));
 }
 
@@ -145,7 +134,7 @@ static double term_in_time(rig *r, const char *what)
     int rc = sl_t_stop(r->pid, SIGTERM, 30000);
     double took = srig_now() - t0;
     r->pid = 0;
-    live_pid = 0;
+    sl_t_kill_at_exit(0);
     char *text = sl_t_read_file(r->log, NULL);
     const char *line = NULL; /* the last one: the log is appended to */
     for (const char *p = text; p && (p = strstr(p, "agent_shutdown")); p++) line = p;

@@ -416,21 +416,6 @@ static void test_default_files(void **st)
     free(dir);
 }
 
-static bool file_contains(const char *path, const char *needle)
-{
-    char *text = sl_t_read_file(path, NULL);
-    bool found = text && strstr(text, needle);
-    free(text);
-    return found;
-}
-
-/* An agent a failed assertion left running dies with the test program. */
-static pid_t live_agent;
-static void kill_live_agent(void)
-{
-    if (live_agent > 0) kill(live_agent, SIGKILL);
-}
-
 /* The agent with no -c reads site.env itself, and again on SIGHUP: an
  * edited value applies without a restart (nothing is cached in the
  * process environment). */
@@ -458,16 +443,15 @@ static void test_reload_rereads_site_env(void **st)
     char *argv[] = {(char *)sl_t_bin(), "run", NULL};
     pid_t pid = sl_t_spawn(argv, log);
     assert_true(pid > 0);
-    live_agent = pid;
-    atexit(kill_live_agent);
+    sl_t_kill_at_exit(pid);
     int scale = sl_t_sanitized() ? 3 : 1;
     assert_true(sl_t_wait_lines(out, 1, 20000 * scale));
-    assert_true(file_contains(out, "\"team\":\"first\""));
+    assert_true(sl_t_file_has(out, "\"team\":\"first\""));
     sl_t_write_file(site, "SLUICE_T_TEAM=second\n", 21);
     kill(pid, SIGHUP);
     bool reloaded = false;
     for (int i = 0; i < 2000 * scale && !reloaded; i++) {
-        reloaded = file_contains(log, "event=reloaded");
+        reloaded = sl_t_file_has(log, "event=reloaded");
         if (!reloaded) sl_t_sleep_ms(10);
     }
     assert_true(reloaded);
@@ -481,7 +465,7 @@ static void test_reload_rereads_site_env(void **st)
     assert_non_null(strstr(second, "\"team\":\"second\""));
     free(text);
     assert_int_equal(sl_t_stop(pid, SIGTERM, 20000 * scale), 0);
-    live_agent = 0;
+    sl_t_kill_at_exit(0);
     setenv("SLUICE_CONFIG_DIR", "/nonexistent/sluice-test-etc", 1);
     free(base), free(site), free(in), free(out), free(log), free(etc);
     sl_t_rmtree(dir);

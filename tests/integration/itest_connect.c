@@ -20,24 +20,6 @@
 #include "tests/integration/kafka_harness.h"
 #include "tests/loki_receiver.h"
 
-/* sl_t_spawn, and the child dies with the test (a failing test leaves no
- * agent behind). */
-static pid_t spawn_with_test(char *const argv[], const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) _exit(126);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], argv);
-    _exit(127);
-}
-
 typedef struct result {
     int status;
     char *output;
@@ -56,7 +38,7 @@ static result check_connect(const char *dir, const char *sinks)
     assert_int_equal(sl_t_write_file(cfg, yaml, strlen(yaml)), 0);
     unlink(log);
     char *argv[] = {(char *)sl_t_bin(), "check", "-c", cfg, "--connect", NULL};
-    pid_t pid = spawn_with_test(argv, log);
+    pid_t pid = sl_t_spawn(argv, log);
     assert_true(pid > 0);
     result r = {sl_t_wait(pid, sl_t_sanitized() ? 90000 : 30000), NULL};
     r.output = sl_t_read_file(log, NULL);

@@ -81,50 +81,13 @@ static void names_scan(names *s, const char *text)
 
 /* ---- HTTP --------------------------------------------------------------- */
 
+/* The body of a 200 answer, NULL otherwise. */
 static char *http_get(int port, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return NULL;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    char req[256];
-    int rl =
-        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    assert_non_null(buf);
-    for (;;) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, 5000) <= 0) break;
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            assert_non_null(buf);
-        }
-        ssize_t r = recv(fd, buf + n, cap - n, 0);
-        if (r <= 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    char *body = strstr(buf, "\r\n\r\n");
-    char *out = memcmp(buf, "HTTP/1.1 200", 12) == 0 && body ? strdup(body + 4) : NULL;
-    free(buf);
-    return out;
-}
-
-/* Value of one exact series line `series V`; -1 when absent. */
-static double series_value(const char *text, const char *series)
-{
-    size_t sl = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, series, sl) == 0 && p[sl] == ' ') return strtod(p + sl + 1, NULL);
-    return -1;
+    char *body = NULL;
+    if (sl_t_http_get(port, path, &body) == 200) return body;
+    free(body);
+    return NULL;
 }
 
 typedef struct delivered_wait {
@@ -141,7 +104,7 @@ static bool all_delivered(void *arg)
     for (int i = 0; ok && i < 4; i++) {
         char series[128];
         snprintf(series, sizeof series, "sluice_sink_records_total{sink=\"%s\"}", sinks[i]);
-        ok = series_value(text, series) >= (double)w->n;
+        ok = sl_t_series_value(text, series) >= (double)w->n;
     }
     free(text);
     return ok;
@@ -151,19 +114,9 @@ static bool all_delivered(void *arg)
 
 static pid_t spawn_agent(const char *cfg, const char *log)
 {
-    pid_t pid = fork();
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", (char *)cfg, NULL};
+    pid_t pid = sl_t_spawn(argv, log);
     assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0) _exit(126);
-        dup2(fd, 1), dup2(fd, 2);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execl(sl_t_bin(), sl_t_bin(), "run", "-c", cfg, (char *)NULL);
-        _exit(127);
-    }
     return pid;
 }
 

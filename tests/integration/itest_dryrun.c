@@ -301,10 +301,7 @@ typedef struct lines_wait {
 static bool file_has(void *arg)
 {
     lines_wait *w = arg;
-    char *text = sl_t_read_file(w->path, NULL);
-    bool has = text && strstr(text, w->needle);
-    free(text);
-    return has;
+    return sl_t_file_has(w->path, w->needle);
 }
 
 /* `run --dry-run` over real files: prints, and leaves data_dir alone
@@ -320,19 +317,8 @@ static void test_file_dry_run_writes_nothing(void **st)
         if (round == 1) assert_int_equal(mkdir(r.data, 0700), 0);
         char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, "--dry-run", NULL};
         unlink(r.out);
-        pid_t pid = fork();
+        pid_t pid = sl_t_spawn(argv, r.out);
         assert_true(pid >= 0);
-        if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            int out = open(r.out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (out < 0) _exit(126);
-            dup2(out, 1), dup2(out, 2);
-            sigset_t none;
-            sigemptyset(&none);
-            sigprocmask(SIG_SETMASK, &none, NULL);
-            execv(argv[0], argv);
-            _exit(127);
-        }
         lines_wait w = {r.out, "\"msg\":\"hello\""};
         bool printed = sl_t_wait_until(file_has, &w, sl_t_sanitized() ? 60000 : 20000);
         assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);

@@ -33,33 +33,6 @@ static int scaled(int ms)
     return sl_t_sanitized() ? ms * 3 : ms;
 }
 
-/* Like sl_t_spawn, but the agent dies with the test if the test dies. */
-static pid_t spawn_agent(char *const argv[], const char *log_path)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], argv);
-    _exit(127);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef struct rig {
     char *dir, *logs, *cfg, *out, *log, *data;
     int port;
@@ -101,7 +74,7 @@ static void rig_init(rig *r, const char *tag, const char *input_extra)
 static void rig_start(rig *r)
 {
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r->cfg, NULL};
-    r->pid = spawn_agent(argv, r->log);
+    r->pid = sl_t_spawn(argv, r->log);
     assert_true(r->pid > 0);
 }
 
@@ -122,59 +95,18 @@ static char *log_path(rig *r, const char *name)
 
 static void append_ids(const char *path, long from, long to)
 {
-    char line[128];
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    for (long i = from; i < to; i++) {
-        int k = snprintf(line, sizeof line, "id=%08ld ordinary record\n", i);
-        memcpy(buf + n, line, (size_t)k);
-        n += (size_t)k;
-        if (n > cap - 128) {
-            assert_int_equal(sl_t_append_file(path, buf, n), 0);
-            n = 0;
-        }
-    }
-    if (n) assert_int_equal(sl_t_append_file(path, buf, n), 0);
-    free(buf);
-}
-
-typedef struct tally {
-    long distinct, dups, other;
-} tally;
-
-static tally count_ids(const char *out, long max_id)
-{
-    tally t = {0};
-    size_t n = 0;
-    char *data = sl_t_read_file(out, &n);
-    unsigned char *seen = calloc((size_t)max_id + 1, 1);
-    for (char *p = data; p && p < data + n;) {
-        char *nl = memchr(p, '\n', (size_t)(data + n - p));
-        if (!nl) break;
-        long id = sl_t_parse_id(p, nl, "id=");
-        if (id >= 0 && id < max_id) {
-            t.dups += seen[id];
-            t.distinct += !seen[id];
-            seen[id] = 1;
-        } else {
-            t.other++;
-        }
-        p = nl + 1;
-    }
-    free(seen);
-    free(data);
-    return t;
+    assert_int_equal(sl_t_append_ids(path, from, to, " ordinary record"), 0);
 }
 
 /* Waits until want distinct ids below max_id arrived. */
 static bool wait_some(const char *out, long max_id, long want, int timeout_ms)
 {
-    int64_t end = now_ms() + scaled(timeout_ms);
-    while (now_ms() < end) {
-        if (count_ids(out, max_id).distinct >= want) return true;
+    int64_t end = sl_t_now_ms() + scaled(timeout_ms);
+    while (sl_t_now_ms() < end) {
+        if (sl_t_count_ids(out, max_id).distinct >= want) return true;
         sl_t_sleep_ms(20);
     }
-    fprintf(stderr, "waited for %ld ids, have %ld\n", want, count_ids(out, max_id).distinct);
+    fprintf(stderr, "waited for %ld ids, have %ld\n", want, sl_t_count_ids(out, max_id).distinct);
     return false;
 }
 
@@ -194,8 +126,8 @@ static double refused(rig *r, const char *reason)
 
 static bool wait_refused(rig *r, double want, int timeout_ms)
 {
-    int64_t end = now_ms() + scaled(timeout_ms);
-    while (now_ms() < end) {
+    int64_t end = sl_t_now_ms() + scaled(timeout_ms);
+    while (sl_t_now_ms() < end) {
         if (refused(r, NULL) >= want) return true;
         sl_t_sleep_ms(20);
     }
@@ -217,7 +149,7 @@ static long count_in_file(const char *path, const char *needle, size_t needle_le
 /* GET /healthz: the status code (-1: no answer), *ms how long it took. */
 static int healthz(int port, int64_t *ms)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = sl_t_now_ms();
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -231,7 +163,7 @@ static int healthz(int port, int64_t *ms)
         read(fd, buf, sizeof buf - 1) > 12 && strncmp(buf, "HTTP/1.", 7) == 0)
         code = atoi(buf + 9);
     close(fd);
-    *ms = now_ms() - t0;
+    *ms = sl_t_now_ms() - t0;
     return code;
 }
 
@@ -303,13 +235,13 @@ static void test_hostile_names_refused_once(void **st)
     fprintf(stderr, "hostile names: /healthz answered in %lld ms\n", (long long)took_ms);
     assert_true(took_ms < scaled(1000));
     /* Stops on SIGTERM within shutdown_timeout (3 s) + 1 s. */
-    int64_t t0 = now_ms();
+    int64_t t0 = sl_t_now_ms();
     int rc = sl_t_stop(r.pid, SIGTERM, scaled(4000));
-    int64_t took = now_ms() - t0;
+    int64_t took = sl_t_now_ms() - t0;
     r.pid = 0;
     fprintf(stderr, "hostile names: SIGTERM took %lld ms\n", (long long)took);
     assert_int_equal(rc, 0);
-    tally t = count_ids(r.out, 2300);
+    sl_t_tally t = sl_t_count_ids(r.out, 2300);
     fprintf(stderr, "hostile names: %ld distinct, %ld duplicates, %ld other lines\n", t.distinct,
             t.dups, t.other);
     assert_int_equal(t.distinct, 2300);
@@ -399,7 +331,7 @@ static void test_follow_symlinks_settings(void **st)
         assert_true(wait_some(r.out, 1100, always ? 300 : 200, 20000));
         assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
         r.pid = 0;
-        tally t = count_ids(r.out, 1100);
+        sl_t_tally t = sl_t_count_ids(r.out, 1100);
         fprintf(stderr, "follow_symlinks %s: %ld distinct, %ld duplicates\n",
                 always ? "always" : "never", t.distinct, t.dups);
         assert_int_equal(t.distinct, always ? 300 : 200);
@@ -427,7 +359,7 @@ static void test_one_agent_per_data_dir(void **st)
     assert_true(wait_ids(r.out, 100, 20000));
     char *second_log = sl_t_path(r.dir, "second.log");
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
-    pid_t second = spawn_agent(argv, second_log);
+    pid_t second = sl_t_spawn(argv, second_log);
     assert_true(second > 0);
     assert_int_equal(sl_t_wait(second, scaled(10000)), 2);
     char want[64];
@@ -446,16 +378,16 @@ static void test_one_agent_per_data_dir(void **st)
     /* --dry-run takes no lock: it runs beside the agent. */
     char *dry_log = sl_t_path(r.dir, "dry.log");
     char *dry_argv[] = {(char *)sl_t_bin(), "run", "--dry-run", "-c", r.cfg, NULL};
-    pid_t dry = spawn_agent(dry_argv, dry_log);
+    pid_t dry = sl_t_spawn(dry_argv, dry_log);
     assert_true(dry > 0);
     bool started = false, printed = false;
-    for (int64_t end = now_ms() + scaled(20000); !started && now_ms() < end;) {
+    for (int64_t end = sl_t_now_ms() + scaled(20000); !started && sl_t_now_ms() < end;) {
         started = log_has(dry_log, "event=agent_started");
         if (!started) sl_t_sleep_ms(20);
     }
     assert_true(started);
     append_ids(app, 100, 200);
-    for (int64_t end = now_ms() + scaled(20000); !printed && now_ms() < end;) {
+    for (int64_t end = sl_t_now_ms() + scaled(20000); !printed && sl_t_now_ms() < end;) {
         printed = log_has(dry_log, "id=00000199");
         if (!printed) sl_t_sleep_ms(20);
     }
@@ -472,7 +404,7 @@ static void test_one_agent_per_data_dir(void **st)
     assert_true(wait_ids(r.out, 300, 20000));
     assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
     r.pid = 0;
-    assert_int_equal(count_ids(r.out, 300).dups, 0);
+    assert_int_equal(sl_t_count_ids(r.out, 300).dups, 0);
     free(app), free(second_log), free(lock);
     rig_free(&r);
 }
@@ -517,7 +449,7 @@ static void test_data_dir_refused(void **st)
             free(sink);
         }
         sl_t_write_file(r.log, "", 0);
-        pid_t pid = spawn_agent(argv, r.log);
+        pid_t pid = sl_t_spawn(argv, r.log);
         int rc = sl_t_wait(pid, scaled(10000));
         char *text = sl_t_read_file(r.log, NULL);
         fprintf(stderr, "%s: exit %d: %s", cases[k].what, rc, text ? text : "\n");

@@ -29,10 +29,7 @@ typedef struct grep_arg {
 static bool file_has(void *arg)
 {
     grep_arg *g = arg;
-    char *text = sl_t_read_file(g->path, NULL);
-    bool hit = text && strstr(text, g->needle);
-    free(text);
-    return hit;
+    return sl_t_file_has(g->path, g->needle);
 }
 
 static int timeout_ms(int ms)
@@ -40,18 +37,11 @@ static int timeout_ms(int ms)
     return sl_t_sanitized() ? ms * 3 : ms;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* GET /healthz on 127.0.0.1:port: the HTTP status, or -1 without an answer
  * within limit_ms. */
 static int healthz(int port, int limit_ms)
 {
-    int64_t end = now_ms() + limit_ms;
+    int64_t end = sl_t_now_ms() + limit_ms;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -61,9 +51,9 @@ static int healthz(int port, int limit_ms)
     size_t n = 0;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
         send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1)) {
-        while (n < 12 && now_ms() < end) {
+        while (n < 12 && sl_t_now_ms() < end) {
             struct pollfd p = {.fd = fd, .events = POLLIN};
-            if (poll(&p, 1, (int)(end - now_ms())) <= 0) break;
+            if (poll(&p, 1, (int)(end - sl_t_now_ms())) <= 0) break;
             ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
             if (r <= 0) break;
             n += (size_t)r;
@@ -78,12 +68,12 @@ static int healthz(int port, int limit_ms)
  * SIGTERM stops the agent within shutdown_timeout (5 s here). */
 static void probe_then_stop(pid_t pid, int port, int *status, int *rc, int64_t *stop_ms)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = sl_t_now_ms();
     *status = healthz(port, 1000);
-    if (now_ms() - t0 > 1000) *status = -1;
-    t0 = now_ms();
+    if (sl_t_now_ms() - t0 > 1000) *status = -1;
+    t0 = sl_t_now_ms();
     *rc = sl_t_stop(pid, SIGTERM, timeout_ms(15000));
-    *stop_ms = now_ms() - t0;
+    *stop_ms = sl_t_now_ms() - t0;
 }
 
 /* Every line of the agent's log is one of its own: it starts with "ts=",

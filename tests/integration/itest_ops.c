@@ -23,69 +23,7 @@
 #include "tests/helpers.h"
 #include "tests/loki_receiver.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- a tiny HTTP client ------------------------------------------------- */
-
-/* GET path from 127.0.0.1:port. Returns the status (-1 when unreachable);
- * *body gets the malloc'ed body when body is not NULL. */
-static int http_get(int port, const char *path, char **body)
-{
-    if (body) *body = NULL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    char req[512];
-    int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
-    if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
-        close(fd);
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    assert_non_null(buf);
-    int64_t end = now_ms() + 5000;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 500) <= 0 && now_ms() > end) break;
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            assert_non_null(buf);
-        }
-        ssize_t r = recv(fd, buf + n, cap - n, MSG_DONTWAIT);
-        if (r == 0) break;
-        if (r > 0) n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    int status = -1;
-    if (n > 12 && memcmp(buf, "HTTP/1.", 7) == 0) status = atoi(buf + 9);
-    char *b = strstr(buf, "\r\n\r\n");
-    if (body) *body = strdup(b ? b + 4 : "");
-    free(buf);
-    return status;
-}
-
-/* Value of the sample `name_and_labels V` (the full series text), -1 when absent. */
-static double metric(const char *text, const char *series)
-{
-    size_t sl = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, series, sl) == 0 && p[sl] == ' ') return strtod(p + sl + 1, NULL);
-    }
-    return -1;
-}
 
 static long count_substr(const char *text, const char *needle)
 {
@@ -143,7 +81,7 @@ static bool agent_up(void *arg)
 {
     agent *a = arg;
     char *text = NULL;
-    bool up = http_get(a->mport, "/metrics", &text) == 200 && text &&
+    bool up = sl_t_http_get(a->mport, "/metrics", &text) == 200 && text &&
               strstr(text, "# TYPE sluice_input_records_total counter");
     free(text);
     return up;
@@ -179,13 +117,7 @@ static void agent_free(agent *a)
 /* Appends n numbered lines to the input file. */
 static void agent_write(agent *a, uint32_t n)
 {
-    size_t cap = (size_t)n * 64 + 1, o = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    for (uint32_t i = 0; i < n; i++)
-        o += (size_t)snprintf(buf + o, cap - o, "seq=%06u level=info msg=\"handled\"\n", a->seq++);
-    assert_int_equal(sl_t_append_file(a->in, buf, o), 0);
-    free(buf);
+    assert_int_equal(sl_t_append_seq(a->in, &a->seq, n, " level=info msg=\"handled\""), 0);
 }
 
 static char *loki_sink(const char *name, int port, const char *extra)
@@ -276,25 +208,25 @@ static void test_liveness_survives_loki_outage(void **state)
     agent_write(&a, 50);
     wait_received(lr, 50, 10000);
     char *body = NULL;
-    assert_int_equal(http_get(a.mport, "/healthz", &body), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/healthz", &body), 200);
     assert_non_null(strstr(body, "\"ok\""));
     free(body);
-    assert_int_equal(http_get(a.mport, "/readyz", NULL), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/readyz", NULL), 200);
 
     /* Outage: Loki fails every push (500/503/429, dropped or cut answers). */
     sl_lr_fault_rate(lr, 1.0, 42);
-    int64_t t0 = now_ms();
+    int64_t t0 = sl_t_now_ms();
     agent_write(&a, 50);
     int64_t t503 = -1;
     /* Until 2 s past the turn to 503 (at most 5 s waiting for the turn). */
-    while (t503 < 0 ? now_ms() - t0 < 5000 : now_ms() - t0 < t503 + 2000) {
-        int live = http_get(a.mport, "/healthz", NULL);
+    while (t503 < 0 ? sl_t_now_ms() - t0 < 5000 : sl_t_now_ms() - t0 < t503 + 2000) {
+        int live = sl_t_http_get(a.mport, "/healthz", NULL);
         if (live != 200)
             fail_msg("/healthz answered %d %lld ms into the outage", live,
-                     (long long)(now_ms() - t0));
-        int ready = http_get(a.mport, "/readyz", &body);
+                     (long long)(sl_t_now_ms() - t0));
+        int ready = sl_t_http_get(a.mport, "/readyz", &body);
         if (ready == 503 && t503 < 0) {
-            t503 = now_ms() - t0;
+            t503 = sl_t_now_ms() - t0;
             assert_non_null(strstr(body, "\"sink\":\"loki\""));
         } else if (ready != 503) {
             assert_int_equal(ready, 200);
@@ -303,7 +235,7 @@ static void test_liveness_survives_loki_outage(void **state)
         free(body);
         sl_t_sleep_ms(100);
     }
-    int64_t outage = now_ms() - t0;
+    int64_t outage = sl_t_now_ms() - t0;
     print_message("readyz: 503 after %lld ms of outage (unhealthy_after 1s); healthz 200 "
                   "throughout %lld ms\n",
                   (long long)t503, (long long)outage);
@@ -311,15 +243,15 @@ static void test_liveness_survives_loki_outage(void **state)
     assert_true(outage >= t503 + 2000);
 
     sl_lr_fault_rate(lr, 0, 0);
-    int64_t t1 = now_ms();
+    int64_t t1 = sl_t_now_ms();
     int status;
-    while ((status = http_get(a.mport, "/readyz", NULL)) != 200 && now_ms() - t1 < 10000)
+    while ((status = sl_t_http_get(a.mport, "/readyz", NULL)) != 200 && sl_t_now_ms() - t1 < 10000)
         sl_t_sleep_ms(100);
-    print_message("readyz: 200 again %lld ms after recovery\n", (long long)(now_ms() - t1));
+    print_message("readyz: 200 again %lld ms after recovery\n", (long long)(sl_t_now_ms() - t1));
     assert_int_equal(status, 200);
     /* At least once: retried pushes may repeat entries, none may be missing. */
     uint32_t missing = 100;
-    for (int64_t t2 = now_ms(); missing && now_ms() - t2 < 10000; sl_t_sleep_ms(50)) {
+    for (int64_t t2 = sl_t_now_ms(); missing && sl_t_now_ms() - t2 < 10000; sl_t_sleep_ms(50)) {
         memset(&t, 0, sizeof t);
         tally_add(&t, lr);
         missing = tally_missing(&t, 100);
@@ -341,11 +273,11 @@ static bool sink_counted(void *arg)
 {
     sink_wait *w = arg;
     char *text = NULL;
-    if (http_get(w->port, "/metrics", &text) != 200) {
+    if (sl_t_http_get(w->port, "/metrics", &text) != 200) {
         free(text);
         return false;
     }
-    bool ok = metric(text, "sluice_sink_records_total{sink=\"loki\"}") >= w->want;
+    bool ok = sl_t_series_value(text, "sluice_sink_records_total{sink=\"loki\"}") >= w->want;
     free(text);
     return ok;
 }
@@ -364,7 +296,7 @@ static void test_metrics_match_traffic(void **state)
     for (uint32_t i = 0; i < 3; i++) {
         agent_write(&a, n / 3);
         char *mid = NULL;
-        assert_int_equal(http_get(a.mport, "/metrics", &mid), 200);
+        assert_int_equal(sl_t_http_get(a.mport, "/metrics", &mid), 200);
         assert_non_null(strstr(mid, "# TYPE sluice_input_records_total counter"));
         free(mid);
     }
@@ -373,15 +305,15 @@ static void test_metrics_match_traffic(void **state)
     assert_true(sl_t_wait_until(sink_counted, &sw, 5000));
 
     char *text = NULL;
-    assert_int_equal(http_get(a.mport, "/metrics", &text), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/metrics", &text), 200);
     sl_lr_stats st;
     sl_lr_get_stats(lr, &st);
     size_t file_bytes = 0;
     free(sl_t_read_file(a.in, &file_bytes));
-    double in = metric(text, "sluice_input_records_total{input=\"app\"}");
-    double in_bytes = metric(text, "sluice_input_bytes_total{input=\"app\"}");
-    double out = metric(text, "sluice_sink_records_total{sink=\"loki\"}");
-    double ok = metric(text, "sluice_sink_requests_total{sink=\"loki\",code=\"204\"}");
+    double in = sl_t_series_value(text, "sluice_input_records_total{input=\"app\"}");
+    double in_bytes = sl_t_series_value(text, "sluice_input_bytes_total{input=\"app\"}");
+    double out = sl_t_series_value(text, "sluice_sink_records_total{sink=\"loki\"}");
+    double ok = sl_t_series_value(text, "sluice_sink_requests_total{sink=\"loki\",code=\"204\"}");
     print_message("sent %u lines (%zu bytes); input counted %.0f (%.0f bytes); receiver got %llu "
                   "entries in %llu requests; sink counted %.0f in %.0f requests\n",
                   n, file_bytes, in, in_bytes, (unsigned long long)st.entries,
@@ -391,12 +323,12 @@ static void test_metrics_match_traffic(void **state)
     assert_int_equal(st.entries, n);
     assert_true(out == (double)st.entries);
     assert_true(ok == (double)st.accepted);
-    assert_true(metric(text, "sluice_sink_failing{sink=\"loki\"}") == 0);
+    assert_true(sl_t_series_value(text, "sluice_sink_failing{sink=\"loki\"}") == 0);
     assert_true(
-        metric(text, "sluice_sink_dropped_records_total{sink=\"loki\",reason=\"buffer_full\"}") ==
-        0);
-    assert_true(metric(text, "sluice_process_resident_memory_bytes") > 0);
-    assert_true(metric(text, "sluice_process_open_fds") > 0);
+        sl_t_series_value(
+            text, "sluice_sink_dropped_records_total{sink=\"loki\",reason=\"buffer_full\"}") == 0);
+    assert_true(sl_t_series_value(text, "sluice_process_resident_memory_bytes") > 0);
+    assert_true(sl_t_series_value(text, "sluice_process_open_fds") > 0);
 
     char *path = sl_t_path(a.dir, "metrics.txt");
     assert_int_equal(sl_t_write_file(path, text, strlen(text)), 0);
@@ -513,9 +445,9 @@ static void test_secrets_never_logged(void **state)
     /* Let the failing sinks retry and log for a while. */
     sl_t_sleep_ms(1500);
     char *metrics = NULL;
-    assert_int_equal(http_get(a.mport, "/metrics", &metrics), 200);
+    assert_int_equal(sl_t_http_get(a.mport, "/metrics", &metrics), 200);
     char *health = NULL;
-    http_get(a.mport, "/healthz", &health);
+    sl_t_http_get(a.mport, "/healthz", &health);
     agent_stop(&a);
 
     char *log = sl_t_read_file(a.log, NULL);
@@ -577,8 +509,8 @@ static void test_failing_sink_logs_rate_limited(void **state)
     agent_write(&a, 20);
     sl_t_sleep_ms(3000);
     char *text = NULL;
-    assert_int_equal(http_get(a.mport, "/metrics", &text), 200);
-    double retries = metric(text, "sluice_sink_retries_total{sink=\"loki\"}");
+    assert_int_equal(sl_t_http_get(a.mport, "/metrics", &text), 200);
+    double retries = sl_t_series_value(text, "sluice_sink_retries_total{sink=\"loki\"}");
     free(text);
     lr = receiver(lport);
     wait_received(lr, 20, 10000);

@@ -19,24 +19,6 @@
 
 #include "tests/helpers.h"
 
-/* sl_t_spawn, and the child dies with the test (a failing test leaves no
- * agent behind). */
-static pid_t spawn_with_test(char *const argv[], const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) _exit(126);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], argv);
-    _exit(127);
-}
-
 typedef struct rig {
     char *dir, *cfg, *log, *in, *out;
     int mport;
@@ -44,30 +26,10 @@ typedef struct rig {
     uint32_t seq;
 } rig;
 
-static long count_in_file(const char *path, const char *needle)
-{
-    char *text = sl_t_read_file(path, NULL);
-    long n = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
-    free(text);
-    return n;
-}
-
-typedef struct log_wait {
-    const char *path, *needle;
-    long n;
-} log_wait;
-
-static bool log_has(void *arg)
-{
-    log_wait *w = arg;
-    return count_in_file(w->path, w->needle) >= w->n;
-}
-
 static void wait_log(rig *r, const char *needle, long n)
 {
-    log_wait w = {r->log, needle, n};
-    if (!sl_t_wait_until(log_has, &w, sl_t_sanitized() ? 60000 : 20000)) {
+    /* The needles are event names: overlapping and non-overlapping counts agree. */
+    if (!sl_t_wait_log(r->log, needle, (int)n, sl_t_sanitized() ? 60000 : 20000)) {
         char *log = sl_t_read_file(r->log, NULL);
         fail_msg("no %ld x '%s' in the agent's log:\n%s", n, needle, log ? log : "");
     }
@@ -185,7 +147,7 @@ static void test_broken_config_keeps_pipeline_then_fix_reloads(void **st)
     assert_int_equal(sl_t_write_file(r.in, "", 0), 0);
     write_config(&r, "");
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
-    r.pid = spawn_with_test(argv, r.log);
+    r.pid = sl_t_spawn(argv, r.log);
     assert_true(r.pid > 0);
     wait_log(&r, "event=agent_started", 1);
     append_lines(&r, 100);
@@ -200,23 +162,23 @@ static void test_broken_config_keeps_pipeline_then_fix_reloads(void **st)
     append_lines(&r, 100);
     wait_out(&r, 200);
     /* The running pipeline was never stopped nor started again. */
-    assert_int_equal(count_in_file(r.log, "event=agent_started"), 1);
-    assert_int_equal(count_in_file(r.log, "event=agent_stopped"), 0);
-    assert_int_equal(count_in_file(r.log, "event=reloaded"), 0);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_started"), 1);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_stopped"), 0);
+    assert_int_equal(sl_t_file_count(r.log, "event=reloaded"), 0);
     /* Its metrics endpoint kept running and counting from the start. */
     assert_int_equal((long)sl_t_metric(r.mport, "sluice_input_records_total"), 200);
     assert_int_equal((long)sl_t_metric(r.mport, "sluice_sink_records_total"), 200);
     /* Checkpoints keep moving: the input thread was never restarted. */
     wait_checkpoint(&r);
     /* The errors were reported, with their place. */
-    assert_true(count_in_file(r.log, "unknown sink type 'nosuch'") >= 1);
+    assert_true(sl_t_file_count(r.log, "unknown sink type 'nosuch'") >= 1);
 
     /* Fixed, it reloads once: one drain, one start. */
     write_config(&r, "");
     assert_int_equal(kill(r.pid, SIGHUP), 0);
     wait_log(&r, "event=reloaded", 1);
-    assert_int_equal(count_in_file(r.log, "event=agent_started"), 2);
-    assert_int_equal(count_in_file(r.log, "event=agent_stopped"), 1);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_started"), 2);
+    assert_int_equal(sl_t_file_count(r.log, "event=agent_stopped"), 1);
     append_lines(&r, 100);
     wait_out(&r, 300);
     assert_int_equal(sl_t_stop(r.pid, SIGTERM, 20000), 0);

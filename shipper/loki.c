@@ -45,8 +45,11 @@ enum { SENT, ABORTED, RETRY };
  * once every part is delivered. */
 typedef struct job {
     sl_batch **b;
+    uint64_t *skip; /* per batch, parts delivered before it was given back
+                       (bit = worker), or NULL: see given_part */
     uint32_t n;
     uint32_t left; /* parts not finished */
+    uint64_t sent; /* parts delivered (bit = worker) */
     bool aborted;  /* a part was not delivered (stopping) */
     bool acked;    /* every part delivered and the batches acknowledged */
 } job;
@@ -57,6 +60,20 @@ typedef struct job {
 /* With several workers, failures in a row a part is retried holding its
  * job before the job is given back (see retry_later). */
 #define LOKI_HOLD_TRIES 3
+/* Batches given back with parts already delivered that the sink remembers
+ * (about 4 jobs of small batches); beyond it the oldest are forgotten and
+ * their delivered parts are sent again. */
+#define LOKI_GIVEN_MAX 4096
+
+/* A batch given back (concurrency > 1) after some workers delivered their
+ * parts of it: when it comes back, those parts are skipped, so Loki never
+ * gets a stream's entries again after newer ones (an ordered Loki refuses
+ * them as out of order). Known by content, since a given-back batch may
+ * come back as another object (moved to the spool and read again). */
+typedef struct given_part {
+    uint64_t key;  /* batch_key */
+    uint64_t sent; /* parts delivered (bit = worker) */
+} given_part;
 
 struct loki;
 
@@ -95,8 +112,8 @@ typedef struct loki {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool sync_ok, quit;
-    bool retrying;         /* a part failed: workers skip, settle() gives back */
-    int64_t retry_wait_ms; /* the longest backoff asked for meanwhile */
+    bool retrying;          /* a part failed: workers skip, settle() gives back */
+    int64_t retry_until_ns; /* the latest end of the backoffs asked for meanwhile */
     job ring[LOKI_JOBS];
     uint64_t head, tail; /* ring[head % LOKI_JOBS ..tail) in flight */
 
@@ -104,6 +121,12 @@ typedef struct loki {
     uint32_t npend, cappend;
     uint64_t pend_bytes;
     int64_t pend_since_ns;
+    /* After a give-back: the batches given back have waited already, so
+     * pend is flushed as soon as the buffer has nothing more queued, not
+     * max_batch_wait after the first pop. */
+    bool resend;
+    given_part *given; /* sink thread only */
+    uint32_t ngiven, capgiven;
 
     sl_metric *m_records, *m_bytes, *m_retries, *m_invalid, *m_last_ok, *m_failing;
     sl_metric *m_adjusted[SL_LOKI_ADJ_N], *m_status;
@@ -519,6 +542,7 @@ static void loki_destroy(void *state)
     for (size_t i = 0; i < s->nstrings; i++) free(s->strings[i]);
     sl_loki_tpl_free(s->tenant_tpl);
     free(s->pend);
+    free(s->given);
     free(s->url_log);
     free(s);
 }
@@ -978,8 +1002,9 @@ static int send_spans(worker *w, const span *sp, uint32_t nsp)
 }
 
 /* Sends batches (all their records, or with concurrency > 1 this worker's
- * streams). */
-static int send_batches(worker *w, sl_batch *const *b, uint32_t n)
+ * streams, except in the batches whose skip has this worker's bit: its
+ * part of them was delivered before they were given back). */
+static int send_batches(worker *w, sl_batch *const *b, const uint64_t *skip, uint32_t n)
 {
     loki *s = w->s;
     span *sp = malloc(n * sizeof *sp);
@@ -988,10 +1013,72 @@ static int send_batches(worker *w, sl_batch *const *b, uint32_t n)
         sp = malloc(n * sizeof *sp);
     }
     if (!sp) return ABORTED;
-    for (uint32_t i = 0; i < n; i++) sp[i] = (span){b[i], 0, b[i]->nrecords};
-    int rc = send_spans(w, sp, n);
+    uint32_t nsp = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!skip || !(skip[i] >> w->id & 1)) sp[nsp++] = (span){b[i], 0, b[i]->nrecords};
+    int rc = nsp ? send_spans(w, sp, nsp) : SENT;
     free(sp);
     return rc;
+}
+
+/* What identifies a batch's content (input, source, times and lines), so
+ * a batch given back is known again when it comes back from the spool as
+ * another object. Two batches alike in all of that hold the same entries,
+ * which Loki keeps once anyway. */
+static uint64_t batch_key(const sl_batch *b)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+#define MIX(p, n)                                                                                  \
+    for (size_t k_ = 0; k_ < (n); k_++)                                                            \
+    h = (h ^ ((const unsigned char *)(p))[k_]) * 0x100000001b3ull
+    uint64_t nr = b->nrecords;
+    MIX(&nr, sizeof nr);
+    if (b->input) MIX(b->input, strlen(b->input) + 1);
+    if (b->source) MIX(b->source, strlen(b->source) + 1);
+    for (uint32_t i = 0; i < b->nrecords; i++) {
+        const sl_record *r = &b->records[i];
+        uint64_t t = (uint64_t)r->time_ns, ln = r->line.n;
+        MIX(&t, sizeof t);
+        MIX(&ln, sizeof ln);
+        MIX(r->line.p, r->line.n);
+    }
+#undef MIX
+    return h;
+}
+
+/* Remembers that parts sent of batch b were delivered before b was given
+ * back. Sink thread. */
+static void remember_given(loki *s, const sl_batch *b, uint64_t sent)
+{
+    if (s->ngiven == s->capgiven) {
+        uint32_t nc = s->capgiven ? s->capgiven * 2 : 64;
+        given_part *g = nc <= LOKI_GIVEN_MAX ? realloc(s->given, nc * sizeof *g) : NULL;
+        if (g) {
+            s->given = g;
+            s->capgiven = nc;
+        } else if (s->ngiven) { /* forget the oldest: their parts come again */
+            memmove(s->given, s->given + 1, --s->ngiven * sizeof *s->given);
+        } else {
+            return;
+        }
+    }
+    s->given[s->ngiven++] = (given_part){batch_key(b), sent};
+}
+
+/* The parts of b delivered before it was given back (0: none, or not
+ * remembered), forgetting them: if b is given back again, its job says so
+ * again. Sink thread. */
+static uint64_t recall_given(loki *s, const sl_batch *b)
+{
+    if (!s->ngiven) return 0;
+    uint64_t key = batch_key(b);
+    for (uint32_t i = 0; i < s->ngiven; i++) {
+        if (s->given[i].key != key) continue;
+        uint64_t sent = s->given[i].sent;
+        memmove(s->given + i, s->given + i + 1, (--s->ngiven - i) * sizeof *s->given);
+        return sent;
+    }
+    return 0;
 }
 
 /* Not sent (a failure to retry later, or stopping): the batches go back to
@@ -1022,23 +1109,24 @@ static bool work_one(worker *w, bool wait)
      * sent after it, so a stream's entries never overtake each other. */
     bool skip = s->retrying;
     pthread_mutex_unlock(&s->mu);
-    int rc = skip ? RETRY : send_batches(w, j->b, j->n);
+    int rc = skip ? RETRY : send_batches(w, j->b, j->skip, j->n);
     pthread_mutex_lock(&s->mu);
+    if (rc == SENT) j->sent |= 1ull << w->id;
     if (rc != SENT) j->aborted = true;
     if (rc == RETRY && !skip) {
         s->retrying = true;
-        if (w->wait_ms > s->retry_wait_ms) s->retry_wait_ms = w->wait_ms;
+        int64_t until = sl_monotonic_ns() + w->wait_ms * 1000000;
+        if (until > s->retry_until_ns) s->retry_until_ns = until;
     }
     bool last = --j->left == 0, ack = last && !j->aborted;
     w->next++;
-    pthread_mutex_unlock(&s->mu);
+    /* Acknowledged under mu: settle() sees the last part finish and must
+     * see the job acknowledged with it, or it would give back batches
+     * already done. */
     if (ack) {
         for (uint32_t i = 0; i < j->n; i++) sl_batch_done(j->b[i]);
-        pthread_mutex_lock(&s->mu);
         j->acked = true;
-        pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return true;
@@ -1058,7 +1146,9 @@ static void reap(loki *s)
         job *j = &s->ring[s->head % LOKI_JOBS];
         if (!j->acked) break;
         free(j->b);
+        free(j->skip);
         j->b = NULL;
+        j->skip = NULL;
         s->head++;
     }
 }
@@ -1074,10 +1164,13 @@ static bool ring_idle(const loki *s)
 /* With several workers, after a part failed: once every queued job is
  * finished or skipped, gives back what was not delivered (what is pending,
  * then the jobs, newest first, so the buffer keeps the order) and waits the
- * backoff holding nothing, as one worker does. Parts already delivered of
- * a job given back are sent again (duplicates, at most the jobs in
- * flight). Returns at once when nothing failed; when stopping, finish()
- * gives back instead. */
+ * backoff holding nothing, as one worker does. The parts of a job given
+ * back that were delivered are remembered with its batches and skipped
+ * when they come back: sent again, they would reach Loki after newer
+ * entries of their streams (each worker delivers its parts in order, so
+ * what it delivered of the jobs given back is older than anything it
+ * sends next). Returns at once when nothing failed; when stopping,
+ * finish() gives back instead. */
 static void settle(loki *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -1100,18 +1193,35 @@ static void settle(loki *s)
     uint32_t nback = 0;
     for (uint64_t k = s->tail; k-- > s->head;) back[nback++] = s->ring[k % LOKI_JOBS];
     s->head = s->tail;
-    int64_t wait = s->retry_wait_ms;
+    int64_t until = s->retry_until_ns;
     s->retrying = false;
-    s->retry_wait_ms = 0;
+    s->retry_until_ns = 0;
     pthread_mutex_unlock(&s->mu);
     give_back(s, s->pend, s->npend);
     s->npend = 0;
     s->pend_bytes = 0;
+    for (uint32_t i = nback; i-- > 0;) /* oldest first: recalled in that order */
+        for (uint32_t k = 0; !back[i].acked && k < back[i].n; k++) {
+            uint64_t sent = back[i].sent | (back[i].skip ? back[i].skip[k] : 0);
+            if (sent) remember_given(s, back[i].b[k], sent);
+        }
     for (uint32_t i = 0; i < nback; i++) {
         if (!back[i].acked) give_back(s, back[i].b, back[i].n);
         free(back[i].b);
+        free(back[i].skip);
     }
-    nap(s, wait);
+    {
+        FILE *f = fopen("/tmp/h13_dbg.log", "a");
+        if (f) {
+            fprintf(f, "giveback nback=%u ngiven=%u\n", nback, s->ngiven);
+            fclose(f);
+        }
+    }
+    s->resend = true;
+    /* Each backoff counts from its worker's failure, not from when the
+     * last part finished. */
+    int64_t left = (until - sl_monotonic_ns()) / 1000000;
+    if (left > 0) nap(s, left);
 }
 
 /* Sends everything pending; acks on delivery, releases without ack on
@@ -1120,7 +1230,7 @@ static void flush(loki *s)
 {
     if (!s->npend) return;
     if (s->nw == 1) {
-        int rc = send_batches(&s->w[0], s->pend, s->npend);
+        int rc = send_batches(&s->w[0], s->pend, NULL, s->npend);
         if (rc == SENT)
             for (uint32_t i = 0; i < s->npend; i++) sl_batch_done(s->pend[i]);
         else
@@ -1130,7 +1240,10 @@ static void flush(loki *s)
         /* Failed: the batches wait in the buffer, not here, so memory that
          * fills up moves them to the spool and the input's checkpoint
          * moves on; they are popped again after the backoff. */
-        if (rc == RETRY) nap(s, s->w[0].wait_ms);
+        if (rc == RETRY) {
+            s->resend = true;
+            nap(s, s->w[0].wait_ms);
+        }
         return;
     }
     /* Concurrency: one job, split by stream over the workers, so each
@@ -1144,6 +1257,24 @@ static void flush(loki *s)
     }
     if (!b) return; /* stopping: pend is given back by loki_run */
     memcpy(b, s->pend, s->npend * sizeof *b);
+    uint64_t *skip = NULL;
+    if (s->ngiven) { /* batches given back: which parts were delivered */
+        skip = calloc(s->npend, sizeof *skip);
+        while (!skip && !stopping(s)) {
+            nap(s, 100);
+            skip = calloc(s->npend, sizeof *skip);
+        }
+        if (!skip) {
+            free(b);
+            return;
+        }
+        bool any = false;
+        for (uint32_t i = 0; i < s->npend; i++) any |= (skip[i] = recall_given(s, b[i])) != 0;
+        if (!any) {
+            free(skip);
+            skip = NULL;
+        }
+    }
     pthread_mutex_lock(&s->mu);
     reap(s);
     while (s->tail - s->head == LOKI_JOBS && !stopping(s) && !s->retrying) {
@@ -1156,11 +1287,16 @@ static void flush(loki *s)
     }
     if (s->tail - s->head == LOKI_JOBS) {
         pthread_mutex_unlock(&s->mu);
+        /* What was recalled goes back with pend (its parts stay skipped). */
+        for (uint32_t i = 0; skip && i < s->npend; i++)
+            if (skip[i]) remember_given(s, b[i], skip[i]);
         free(b);
+        free(skip);
         settle(s); /* a part failed (or stopping: pend is given back by loki_run) */
         return;
     }
-    s->ring[s->tail % LOKI_JOBS] = (job){b, s->npend, s->nw, false, false};
+    s->ring[s->tail % LOKI_JOBS] =
+        (job){.b = b, .skip = skip, .n = s->npend, .left = s->nw, .sent = 0};
     s->tail++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -1196,7 +1332,9 @@ static void finish(loki *s)
         job *j = &s->ring[k % LOKI_JOBS];
         if (!j->acked) give_back(s, j->b, j->n);
         free(j->b);
+        free(j->skip);
         j->b = NULL;
+        j->skip = NULL;
     }
     s->head = s->tail;
 }
@@ -1216,7 +1354,9 @@ static int loki_run(void *state)
         if (stopping(s)) break;
         if (s->nw > 1) settle(s); /* a part failed: give back, wait */
         int64_t timeout = 200;
-        if (s->npend) {
+        if (s->npend && s->resend) {
+            timeout = 0; /* take what is queued, then flush */
+        } else if (s->npend) {
             int64_t left =
                 (s->pend_since_ns + s->max_wait_ms * 1000000 - sl_monotonic_ns()) / 1000000;
             if (left <= 0) {
@@ -1235,7 +1375,13 @@ static int loki_run(void *state)
             flush(s);
             continue;
         }
-        if (rc != SL_OK) continue;
+        if (rc != SL_OK) {
+            if (s->resend && s->npend) {
+                s->resend = false;
+                flush(s);
+            }
+            continue;
+        }
         if (s->npend && s->pend_bytes + b->bytes > s->max_batch_bytes) flush(s);
         while (s->npend == s->cappend) {
             uint32_t nc = s->cappend ? s->cappend * 2 : 64;

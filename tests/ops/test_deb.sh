@@ -15,7 +15,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-deb-test.XXXXXX")
 INSTALLED=0
 cleanup() {
     # A failed run still leaves the machine as it found it.
-    if [ "$INSTALLED" = 1 ]; then dpkg --purge sluice >/dev/null 2>&1; fi
+    if [ "$INSTALLED" = 1 ]; then dpkg_wait dpkg --purge sluice >/dev/null 2>&1; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -33,13 +33,37 @@ skip_all() {
 [ -n "${SLUICE_SANITIZED:-}" ] && skip_all "sanitizer pass: the package is tested in the plain pass"
 command -v dpkg-buildpackage >/dev/null || skip_all "dpkg-buildpackage missing (Debian package dpkg-dev): package not tested"
 [ "$(id -u)" = 0 ] || skip_all "not root: dpkg -i needs it"
+# One package test per machine at a time: two checkouts running make test
+# side by side would install and purge the same system package.
+exec 9>/run/lock/sluice-deb-test.lock
+flock -w 600 9 || { fail "another checkout's package test held the lock for 10 min"; exit 1; }
 if dpkg-query -W -f='${Status}' sluice 2>/dev/null | grep -q 'installed\|config-files'; then
     skip_all "a sluice package is already on this machine: not replacing it"
 fi
 getent passwd sluice >/dev/null && skip_all "a user sluice exists already: not touching it"
 [ -e /etc/sluice ] && skip_all "/etc/sluice exists already: not touching it"
 
-dpkg_i() { DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold "$1"; }
+# dpkg refuses at once while another dpkg or apt runs (say, another
+# checkout's bootstrap): wait for that to end instead of failing.
+dpkg_wait() {
+    local out i
+    for i in $(seq 600); do
+        if out=$("$@" 2>&1); then
+            printf '%s\n' "$out"
+            return 0
+        fi
+        case "$out" in
+        *"lock was locked by another process"* | *"is locked by another process"*) sleep 0.5 ;;
+        *)
+            printf '%s\n' "$out"
+            return 1
+            ;;
+        esac
+    done
+    printf '%s\n' "$out"
+    return 1
+}
+dpkg_i() { DEBIAN_FRONTEND=noninteractive dpkg_wait dpkg -i --force-confdef --force-confold "$1"; }
 
 # ---- build --------------------------------------------------------------------
 VERSION=$(sed -n "s/^  version: '\(.*\)',$/\1/p" "$SRC/meson.build")
@@ -131,11 +155,11 @@ grep -qx 'SLUICE_KAFKA_BROKERS=127.0.0.1:9092' /etc/sluice/site.env && ok "upgra
 /usr/bin/sluice check >/dev/null 2>&1 && ok "check after upgrade" || fail "check after upgrade"
 
 # ---- remove, purge -----------------------------------------------------------------
-if out=$(dpkg -r sluice 2>&1); then ok "dpkg -r"; else fail "dpkg -r: $out"; fi
+if out=$(dpkg_wait dpkg -r sluice); then ok "dpkg -r"; else fail "dpkg -r: $out"; fi
 [ ! -e /usr/bin/sluice ] && [ ! -e /lib/systemd/system/sluice.service ] && ok "remove: binary and unit gone" ||
     fail "remove left the binary or unit"
 [ -f /etc/sluice/site.env ] && ok "remove keeps configuration" || fail "remove dropped site.env"
-if out=$(dpkg --purge sluice 2>&1); then ok "dpkg --purge"; else fail "dpkg --purge: $out"; fi
+if out=$(dpkg_wait dpkg --purge sluice); then ok "dpkg --purge"; else fail "dpkg --purge: $out"; fi
 INSTALLED=0
 for p in /etc/sluice /var/lib/sluice /usr/share/sluice /usr/share/doc/sluice /usr/bin/sluice \
     /lib/systemd/system/sluice.service /usr/share/man/man1/sluice.1.gz; do

@@ -48,6 +48,7 @@ test: build
 # (make test gives it 15 s, 10 s under ASan), plain and under ASan.
 test-long: build $(ASAN_BUILD)/build.ninja
 	SLUICE_MODEL_BUDGET_S=300 meson test -C $(BUILD) --print-errorlogs file_model
+	SLUICE_OPS_OUTAGE_MS=120000 meson test -C $(BUILD) --print-errorlogs ops
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  SLUICE_SANITIZED=1 SLUICE_MODEL_BUDGET_S=300 meson test -C $(ASAN_BUILD) --print-errorlogs \

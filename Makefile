@@ -38,34 +38,41 @@ run: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD) cli/sluice
 	./tools/run-dev.sh $(BUILD)/cli/sluice
 
-# Everything: unit, integration, fault and fuzz-replay tests, then the whole
-# suite again under ASan+UBSan.
+# Everything: unit, integration, fault and fuzz-replay tests, then the
+# suite again under ASan+UBSan, but for the `slow` suite (long fault runs),
+# which test-long runs under the sanitizers. CI runs both targets.
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 	$(MAKE) asan
 
-# The long budgets: the file model test runs random sequences for 5 minutes
-# (make test gives it 15 s, 10 s under ASan), plain and under ASan.
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 SLUICE_SANITIZED=1
+
+# The long budgets the issues name (SLUICE_TEST_LONG=1): the file model test
+# for 5 minutes (make test gives it 15 s, 10 s under ASan), a 2-minute
+# outage for ops, a 60 s outage with 5 kill -9 for loki_giveback, then the
+# `slow` suite and the model test under ASan+UBSan.
 test-long: build $(ASAN_BUILD)/build.ninja
-	SLUICE_MODEL_BUDGET_S=300 meson test -C $(BUILD) --print-errorlogs file_model
-	SLUICE_OPS_OUTAGE_MS=120000 meson test -C $(BUILD) --print-errorlogs ops
+	SLUICE_TEST_LONG=1 SLUICE_MODEL_BUDGET_S=300 SLUICE_OPS_OUTAGE_MS=120000 \
+	  meson test -C $(BUILD) --print-errorlogs --num-processes 2 file_model ops
+	SLUICE_TEST_LONG=1 meson test -C $(BUILD) --print-errorlogs --num-processes 2 --suite slow
 	ninja -C $(ASAN_BUILD)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  SLUICE_SANITIZED=1 SLUICE_MODEL_BUDGET_S=300 meson test -C $(ASAN_BUILD) --print-errorlogs \
-	  --timeout-multiplier 3 file_model
+	$(SANITIZER_ENV) SLUICE_TEST_LONG=1 SLUICE_MODEL_BUDGET_S=300 meson test -C $(ASAN_BUILD) \
+	  --print-errorlogs --num-processes 2 --timeout-multiplier 3 file_model
+	$(SANITIZER_ENV) SLUICE_TEST_LONG=1 meson test -C $(ASAN_BUILD) --print-errorlogs \
+	  --num-processes 2 --timeout-multiplier 3 --suite slow
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) $(MESON_OPTS) -Db_sanitize=address,undefined -Db_lundef=false \
-	  --buildtype=debug
+	  --buildtype=debug -Dbenchmarks=false
 
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  SLUICE_SANITIZED=1 meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 \
-	  --timeout-multiplier 3
+	$(SANITIZER_ENV) meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 \
+	  --timeout-multiplier 3 --no-suite slow
 
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false

@@ -320,6 +320,12 @@ bool sl_t_sanitized(void)
     return s && *s == '1';
 }
 
+bool sl_t_long(void)
+{
+    const char *s = getenv("SLUICE_TEST_LONG");
+    return s && *s == '1';
+}
+
 long sl_t_parse_id(const char *p, const char *end, const char *prefix)
 {
     size_t n = strlen(prefix);

@@ -86,5 +86,9 @@ double sl_t_series_value(const char *text, const char *series);
 /* True when running under the sanitizer build (SLUICE_SANITIZED=1), where
  * load tests may scale their sizes down. */
 bool sl_t_sanitized(void);
+/* True under `make test-long` (SLUICE_TEST_LONG=1): load and fault tests run
+ * the full budgets their issues name; `make test` runs shorter ones with the
+ * same assertions. */
+bool sl_t_long(void);
 
 #endif

@@ -49,10 +49,10 @@ static int add_var(void *arg, const char *name, const char *value)
     if (f->nvars == f->cap_vars) {
         size_t cap = f->cap_vars ? f->cap_vars * 2 : 16;
         const char **n = realloc(f->var_names, cap * sizeof *n);
-        if (!n) return -1;
+        if (!n) return SL_ENOMEM;
         f->var_names = n;
         const char **v = realloc(f->var_values, cap * sizeof *v);
-        if (!v) return -1;
+        if (!v) return SL_ENOMEM;
         f->var_values = v;
         f->cap_vars = cap;
     }
@@ -202,7 +202,7 @@ int sl_conf_prepare(sl_conf_files *f, bool defaults)
         if (defaults) {
             fprintf(stderr, "sluice: %s\n", err.msg);
             sl_conf_free(f);
-            return -1;
+            return SL_EINVAL;
         }
         fprintf(stderr, "sluice: warning: %s; its variables are not set\n", err.msg);
         f->nvars = 0;
@@ -214,7 +214,7 @@ int sl_conf_prepare(sl_conf_files *f, bool defaults)
         f->host[sizeof f->host - 1] = '\0';
         if (add_var(f, "SLUICE_HOST", f->host) != 0) {
             sl_conf_free(f);
-            return -1;
+            return SL_ENOMEM;
         }
     }
     return 0;

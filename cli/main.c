@@ -135,24 +135,24 @@ static int parse_args(const char *cmd, int argc, char **argv, cli_args *a)
         if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "sluice: %s needs a file\n", argv[i]);
-                return -1;
+                return SL_EINVAL;
             }
             if (a->nconfigs == MAX_CONFIGS) {
                 fprintf(stderr, "sluice: at most %d config files\n", MAX_CONFIGS);
-                return -1;
+                return SL_EINVAL;
             }
             a->configs[a->nconfigs++] = argv[++i];
         } else if (a->is_tail && (!strcmp(argv[i], "--match") || !strcmp(argv[i], "--label"))) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "sluice: %s needs a value\n", argv[i]);
-                return -1;
+                return SL_EINVAL;
             }
             if (argv[i][2] == 'm') {
                 a->tail.match = argv[++i];
             } else if (a->tail.nlabels == SL_TAIL_MAX_LABELS || !strchr(argv[i + 1], '=')) {
                 fprintf(stderr, "sluice: --label wants KEY=VALUE (at most %d)\n",
                         SL_TAIL_MAX_LABELS);
-                return -1;
+                return SL_EINVAL;
             } else {
                 a->tail.labels[a->tail.nlabels++] = argv[++i];
             }
@@ -165,7 +165,7 @@ static int parse_args(const char *cmd, int argc, char **argv, cli_args *a)
         } else if (!a->is_tail && !strcmp(argv[i], "--input")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "sluice: --input needs an input name\n");
-                return -1;
+                return SL_EINVAL;
             }
             a->input = argv[++i];
         } else if (!strcmp(argv[i], "--service") && !strcmp(cmd, "check")) {
@@ -175,12 +175,12 @@ static int parse_args(const char *cmd, int argc, char **argv, cli_args *a)
             exit(EXIT_OK);
         } else {
             fprintf(stderr, "sluice: unknown option '%s'\n", argv[i]);
-            return -1;
+            return SL_EINVAL;
         }
     }
     if ((a->from_stdin || a->input) && !(a->from_stdin && a->input && a->dry_run)) {
         fprintf(stderr, "sluice: --stdin and --input NAME go together, with --dry-run\n");
-        return -1;
+        return SL_EINVAL;
     }
     return 0;
 }

@@ -103,7 +103,7 @@ static int parse_time(const char *opt, const char *s, int64_t *ns)
             "sluice spool: %s: '%s' is neither an RFC 3339 time (2024-05-01T10:00:00Z) nor a "
             "duration before now (15m, 1h)\n",
             opt, s);
-    return -1;
+    return SL_EINVAL;
 }
 
 static int parse_spool_args(int argc, char **argv, bool records, spool_args *a)
@@ -137,20 +137,20 @@ static int parse_spool_args(int argc, char **argv, bool records, spool_args *a)
                 PCRE2_UCHAR msg[256];
                 pcre2_get_error_message(ec, msg, sizeof msg);
                 fprintf(stderr, "sluice spool: --match at %zu: %s\n", (size_t)eo, (char *)msg);
-                return -1;
+                return SL_EINVAL;
             }
             pcre2_code_free(re);
         } else if (records && !strcmp(o, "--zstd")) {
             a->zstd = true;
         } else if (records && !strcmp(o, "--since")) {
-            if (!has_val || parse_time(o, argv[++i], &a->since_ns) != 0) return -1;
+            if (!has_val || parse_time(o, argv[++i], &a->since_ns) != 0) return SL_EINVAL;
         } else if (records && !strcmp(o, "--until")) {
-            if (!has_val || parse_time(o, argv[++i], &a->until_ns) != 0) return -1;
+            if (!has_val || parse_time(o, argv[++i], &a->until_ns) != 0) return SL_EINVAL;
         } else if (records && !strcmp(o, "--label")) {
             if (!has_val || a->nlabels == MAX_FILTERS || !strchr(argv[i + 1], '=')) {
                 fprintf(stderr, "sluice spool: --label wants KEY=VALUE (at most %d)\n",
                         MAX_FILTERS);
-                return -1;
+                return SL_EINVAL;
             }
             a->labels[a->nlabels++] = argv[++i];
         } else if (records && !strcmp(o, "--input")) {
@@ -168,16 +168,16 @@ static int parse_spool_args(int argc, char **argv, bool records, spool_args *a)
             else {
                 fprintf(stderr, "sluice spool: --format is ndjson, raw or loki-push, not '%s'\n",
                         f);
-                return -1;
+                return SL_EINVAL;
             }
         } else {
             fprintf(stderr, "sluice spool: unknown option '%s'\n", o);
-            return -1;
+            return SL_EINVAL;
         }
         continue;
     bad_value:
         fprintf(stderr, "sluice spool: %s needs a value (at most %d of each)\n", o, MAX_CONFIGS);
-        return -1;
+        return SL_EINVAL;
     }
     return 0;
 }

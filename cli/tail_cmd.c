@@ -37,17 +37,17 @@ static int split_target(const char *listen, char *host, size_t hcap, char *port,
     const char *h;
     if (listen[0] == '[') {
         const char *rb = strchr(listen, ']');
-        if (!rb || rb[1] != ':') return -1;
+        if (!rb || rb[1] != ':') return SL_EINVAL;
         h = listen + 1;
         hl = (size_t)(rb - h);
         colon = rb + 1;
     } else {
         colon = strrchr(listen, ':');
-        if (!colon) return -1;
+        if (!colon) return SL_EINVAL;
         h = listen;
         hl = (size_t)(colon - listen);
     }
-    if (hl >= hcap || strlen(colon + 1) >= pcap || !colon[1]) return -1;
+    if (hl >= hcap || strlen(colon + 1) >= pcap || !colon[1]) return SL_EINVAL;
     memcpy(host, h, hl);
     host[hl] = '\0';
     strcpy(port, colon + 1);
@@ -88,7 +88,7 @@ static int send_all(int fd, const char *p, size_t n)
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
+        if (w <= 0) return SL_EIO;
         p += w;
         n -= (size_t)w;
     }

@@ -34,7 +34,7 @@ static int fsync_dir_of(const char *path)
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
     int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0) return SL_EIO;
     int rc = fsync(fd);
     close(fd);
     return rc;

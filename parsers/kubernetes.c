@@ -94,7 +94,7 @@ static int parse_src(sl_cfg *cfg, const sl_cfg_node *at, const char *text, src *
                  "unknown source '%s' (one of namespace, pod, container, container_id, pod_uid, "
                  "node, owner_kind, owner_name, label:KEY, annotation:KEY)",
                  text);
-    return -1;
+    return SL_EINVAL;
 }
 
 /* `name: source` or `name: [source, fallback...]`. */
@@ -104,7 +104,7 @@ static int parse_outs(sl_cfg *cfg, const sl_cfg_node *map, bool label, sl_k8s_st
         if (s->nout == MAX_OUT) {
             sl_cfg_error(cfg, map->key_nodes[i], "at most %d kubernetes labels and fields",
                          MAX_OUT);
-            return -1;
+            return SL_EINVAL;
         }
         out_field *o = &s->out[s->nout++];
         o->name = map->keys[i];
@@ -115,14 +115,14 @@ static int parse_outs(sl_cfg *cfg, const sl_cfg_node *map, bool label, sl_k8s_st
         size_t n = v->kind == SL_CFG_SEQ ? v->n : 1;
         if (n == 0 || n > MAX_SOURCES) {
             sl_cfg_error(cfg, v, "expected 1 to %d sources", MAX_SOURCES);
-            return -1;
+            return SL_EINVAL;
         }
         for (size_t k = 0; k < n; k++) {
             if (items[k]->kind != SL_CFG_SCALAR) {
                 sl_cfg_error(cfg, items[k], "expected a source such as pod or label:app");
-                return -1;
+                return SL_EINVAL;
             }
-            if (parse_src(cfg, items[k], items[k]->scalar, &o->srcs[k]) != 0) return -1;
+            if (parse_src(cfg, items[k], items[k]->scalar, &o->srcs[k]) != 0) return SL_EINVAL;
         }
         o->nsrcs = n;
     }
@@ -163,9 +163,10 @@ int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_
 {
     *out = NULL;
     bool none = !args || args->kind == SL_CFG_NULL;
-    if (!none && sl_cfg_check(cfg, args, k8s_keys, sizeof k8s_keys / sizeof *k8s_keys)) return -1;
+    if (!none && sl_cfg_check(cfg, args, k8s_keys, sizeof k8s_keys / sizeof *k8s_keys))
+        return SL_EINVAL;
     sl_k8s_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     const char *url = NULL, *token = NULL, *ca = NULL;
     bool insecure = false;
     int64_t timeout, min_interval, resync, grace;
@@ -193,12 +194,12 @@ int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_
     for (size_t i = 0; rc == 0 && parsers && parsers->kind == SL_CFG_MAP && i < parsers->n; i++) {
         if (i == MAX_PARSERS) {
             sl_cfg_error(cfg, parsers->key_nodes[i], "at most %d parsers", MAX_PARSERS);
-            rc = -1;
+            rc = SL_EINVAL;
             break;
         }
         if (parsers->items[i]->kind != SL_CFG_SEQ) {
             sl_cfg_error(cfg, parsers->items[i], "a parser is a list of parse steps");
-            rc = -1;
+            rc = SL_EINVAL;
             break;
         }
         s->parser_names[i] = parsers->keys[i];
@@ -207,7 +208,7 @@ int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_
     }
     if (rc == 0 && (token || ca || insecure) && !url) {
         sl_cfg_error(cfg, args, "token_file, ca_file and insecure_skip_verify need kubelet_url");
-        rc = -1;
+        rc = SL_EINVAL;
     }
     if (rc == 0 && url) {
         /* Annotations the step reads; the cache keeps only these and sluice.io/ ones. */
@@ -231,12 +232,12 @@ int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_
         sl_err err;
         if (sl_k8s_cache_new(&o, &s->meta, &err) != 0) {
             sl_cfg_error(cfg, sl_cfg_get(args, "kubelet_url"), "%s", err.msg);
-            rc = -1;
+            rc = SL_EINVAL;
         }
     }
     if (rc != 0) {
         sl_k8s_step_free(s);
-        return -1;
+        return rc < 0 ? rc : SL_EINVAL;
     }
     char l[256];
     sl_metric_labels(l, sizeof l, "input", input, NULL, NULL);

@@ -35,8 +35,15 @@ typedef struct container_step {
 } container_step;
 
 static const sl_cfg_key join_keys[] = {
-    {"max_bytes", SL_KEY_SIZE, false, NULL, false},
-    {"flush_partial_after", SL_KEY_DURATION, false, NULL, false},
+    {.name = "max_bytes",
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .doc = "a joined message reaching this size is shipped as it is (`partial: max_bytes`)"},
+    {.name = "flush_partial_after",
+     .type = SL_KEY_DURATION,
+     .def = "5s",
+     .doc = "a message whose last piece has not come after this long is shipped as it is "
+            "(`partial: flush_partial_after`)"},
 };
 
 static int create(const sl_step_ctx *ctx, void **state, bool docker)

@@ -16,8 +16,13 @@ typedef struct filter_step {
 } filter_step;
 
 static const sl_cfg_key filter_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"regex", SL_KEY_STR, true, NULL, false},
+    {.name = "field",
+     .type = SL_KEY_STR,
+     .doc = "the field to match; the line when absent (a record without the field does not match)"},
+    {.name = "regex",
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "PCRE2 pattern: `drop` drops the records matching it, `keep` those not matching"},
 };
 
 static int compile(sl_cfg *cfg, const sl_cfg_node *at, const char *pattern, filter_step *s)

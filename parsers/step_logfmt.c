@@ -9,7 +9,7 @@ typedef struct logfmt_step {
 } logfmt_step;
 
 static const sl_cfg_key logfmt_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
+    {.name = "field", .type = SL_KEY_STR, .doc = "the field to parse; the line when absent"},
 };
 
 static int logfmt_create(const sl_step_ctx *ctx, void **state)

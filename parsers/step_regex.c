@@ -12,11 +12,21 @@ typedef struct regex_step {
 } regex_step;
 
 static const sl_cfg_key regex_keys[] = {
-    {"pattern", SL_KEY_STR, false, NULL, false},
-    {"builtin", SL_KEY_ENUM, false,
-     "nginx_combined|apache_combined|apache_common|vhost_combined|apache_error|nginx_error", false},
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"match_limit", SL_KEY_INT, false, NULL, false},
+    {.name = "pattern",
+     .type = SL_KEY_STR,
+     .doc = "PCRE2 pattern whose named groups become fields (one of `pattern`, `builtin`)"},
+    {.name = "builtin",
+     .type = SL_KEY_ENUM,
+     .choices =
+         "nginx_combined|apache_combined|apache_common|vhost_combined|apache_error|nginx_error",
+     .doc = "a built-in pattern instead of `pattern`"},
+    {.name = "field", .type = SL_KEY_STR, .doc = "the field to match; the line when absent"},
+    {.name = "match_limit",
+     .type = SL_KEY_INT,
+     .def = "1000000",
+     .min = 1000,
+     .max = 100000000,
+     .doc = "PCRE2 match limit: a record needing more backtracking is a parse error"},
 };
 
 static int regex_create(const sl_step_ctx *ctx, void **state)

@@ -15,8 +15,16 @@ typedef struct sample_step {
 } sample_step;
 
 static const sl_cfg_key sample_keys[] = {
-    {"one_in", SL_KEY_INT, true, NULL, false},
-    {"field", SL_KEY_STR, false, NULL, false},
+    {.name = "one_in",
+     .type = SL_KEY_INT,
+     .required = true,
+     .min = 1,
+     .max = 1000000000,
+     .doc = "keep one record in this many, drop the others (counted)"},
+    {.name = "field",
+     .type = SL_KEY_STR,
+     .doc = "choose by a hash of this field's value, so a group (a trace) is kept or dropped "
+            "together; a record without it is kept"},
 };
 
 static int sample_create(const sl_step_ctx *ctx, void **state)

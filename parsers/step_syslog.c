@@ -12,8 +12,11 @@ typedef struct syslog_step {
 } syslog_step;
 
 static const sl_cfg_key syslog_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"timezone", SL_KEY_STR, false, NULL, false},
+    {.name = "field", .type = SL_KEY_STR, .doc = "the field to parse; the line when absent"},
+    {.name = "timezone",
+     .type = SL_KEY_STR,
+     .doc = "zone of times without an offset (`Mmm dd hh:mm:ss`, ISO without offset); UTC when "
+            "absent"},
 };
 
 static int syslog_create(const sl_step_ctx *ctx, void **state)

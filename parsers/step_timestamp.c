@@ -12,9 +12,16 @@ typedef struct timestamp_step {
 } timestamp_step;
 
 static const sl_cfg_key timestamp_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"format", SL_KEY_STR, false, NULL, false},
-    {"timezone", SL_KEY_STR, false, NULL, false},
+    {.name = "field",
+     .type = SL_KEY_STR,
+     .doc = "the field holding the time; the line when absent"},
+    {.name = "format",
+     .type = SL_KEY_STR,
+     .def = "rfc3339",
+     .doc = "`rfc3339`, `unix_ms`, `nginx`, strftime… (see Times)"},
+    {.name = "timezone",
+     .type = SL_KEY_STR,
+     .doc = "zone of times without an offset (`Europe/Paris`); UTC when absent"},
 };
 
 static int timestamp_create(const sl_step_ctx *ctx, void **state)

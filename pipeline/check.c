@@ -7,12 +7,32 @@
 #include "pipeline/internal.h"
 
 static const sl_cfg_key buffer_keys[] = {
-    {"memory_max", SL_KEY_SIZE, false, NULL, false},
-    {"spool_max", SL_KEY_SIZE, false, NULL, false},
-    {"when_full", SL_KEY_ENUM, false, "block|drop_oldest", false},
-    {"fsync", SL_KEY_ENUM, false, "always|batch|never", false},
-    {"segment_bytes", SL_KEY_SIZE, false, NULL, false},
+    {.name = "memory_max",
+     .type = SL_KEY_SIZE,
+     .def = "32MiB",
+     .doc = "memory held by queued batches (record text, records, parsed fields)"},
+    {.name = "spool_max",
+     .type = SL_KEY_SIZE,
+     .def = "0",
+     .doc = "disk spool in `data_dir/spool/<sink>/` once memory is full; `0`: no spool"},
+    {.name = "when_full",
+     .type = SL_KEY_ENUM,
+     .choices = "block|drop_oldest",
+     .def = "block",
+     .doc = "when the spool is full: `block` the inputs, or `drop_oldest` (counted)"},
+    {.name = "fsync",
+     .type = SL_KEY_ENUM,
+     .choices = "always|batch|never",
+     .def = "batch",
+     .doc = "spool durability: `always`, `batch`, `never`"},
+    {.name = "segment_bytes", .type = SL_KEY_SIZE, .def = "64MiB", .doc = "spool segment size"},
 };
+
+const sl_cfg_key *sl_pipeline_buffer_keys(size_t *n)
+{
+    *n = SL_CFG_NKEYS(buffer_keys);
+    return buffer_keys;
+}
 
 /* Name and type of one input/sink entry; NULL type when unusable. */
 static const char *entry_type(sl_cfg *cfg, const sl_cfg_node *n, const char **name, bool input,

@@ -763,10 +763,14 @@ int sl_cfg_key_default(const sl_cfg_key *k, void *value, sl_err *err)
             break; /* lists and maps have no textual default */
         }
     }
-    if (!ok || !in_range(k, &v))
+    if (d && (!ok || !in_range(k, &v))) {
+        char range[96];
+        sl_cfg_key_range(k, range, sizeof range);
         return sl_errf(err, SL_EINVAL, "key '%s': default '%s' is not a valid %s%s%s", k->name, d,
-                       sl_cfg_type_name(k->type), has_range(k) ? " in the key's range" : "",
-                       k->type == SL_KEY_ENUM && k->choices ? " choice" : "");
+                       k->type == SL_KEY_ENUM && k->choices ? k->choices
+                                                            : sl_cfg_type_name(k->type),
+                       *range ? " from " : "", range);
+    }
     memcpy(value, value_ptr(&v, k->type), value_size(k->type));
     return SL_OK;
 }

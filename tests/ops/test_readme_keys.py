@@ -41,7 +41,7 @@ REFERENCE = "## Configuration reference"
 
 TABLE = re.compile(r"sl_cfg_key\s+(\w+)\s*\[[^\]]*\]\s*=\s*\{(.*?)\n\};", re.S)
 MACRO = re.compile(r"#define\s+(SL_\w+_COMMON_KEYS)((?:.*\\\n)*.*)")
-KEY = re.compile(r'(?:\{\s*|\.name\s*=\s*)"([a-z0-9_]+)"\s*,\s*(?:\.type\s*=\s*)?SL_KEY_')
+KEY = re.compile(r'(?:\.name\s*=\s*"([a-z0-9_]+)"|\{\s*"([a-z0-9_]+)"\s*,\s*SL_KEY_)')
 
 
 def generated():
@@ -82,9 +82,9 @@ def tables():
                 rel = os.path.relpath(path, SRC)
                 text = open(path, encoding="utf-8").read()
                 for m in TABLE.finditer(text):
-                    yield rel, m.group(1), KEY.findall(m.group(2))
+                    yield rel, m.group(1), [a or b for a, b in KEY.findall(m.group(2))]
                 for m in MACRO.finditer(text):
-                    yield rel, m.group(1), KEY.findall(m.group(2))
+                    yield rel, m.group(1), [a or b for a, b in KEY.findall(m.group(2))]
 
 
 def section(readme, heading):

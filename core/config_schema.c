@@ -526,7 +526,8 @@ static void check_type(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
     }
     case SL_KEY_DURATION: {
         int64_t d;
-        if (sl_cfg_duration_ms(c, &map, k->name, 0, &d) == 0 && sl_cfg_get(&map, k->name) &&
+        /* A null value (`wait:` alone) is absent: the default applies. */
+        if (sl_cfg_duration_ms(c, &map, k->name, 0, &d) == 0 && v->kind == SL_CFG_SCALAR &&
             has_range(k) && (d < k->min || d > k->max))
             duration_range_error(c, v, k);
         break;

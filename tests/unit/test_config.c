@@ -1114,6 +1114,17 @@ static void test_read_defaults_and_values(void **st)
     assert_string_equal(r.untouched, "x");
     sl_cfg_free(c);
 
+    /* Null values are absent: the defaults apply, and nothing is out of range. */
+    c = load("r.yml", "s: {batch: ~, wait: ~, max_bytes: ~, mode: ~, format: ~}\n", 0);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(sl_cfg_read(c, at(c, "s"), read_keys, NKEYS(read_keys), &r), 0);
+    assert_int_equal(r.batch, 100);
+    assert_int_equal(r.wait_ms, 1000);
+    assert_int_equal(r.max_bytes, 1 << 20);
+    assert_int_equal(r.mode, 1);
+    assert_string_equal(r.format, "raw");
+    sl_cfg_free(c);
+
     /* A missing map (`step:` with nothing after it) reads as all defaults. */
     c = load("r.yml", "s:\n", 0);
     memset(&r, 0, sizeof r);

@@ -12,7 +12,7 @@ import re
 import sys
 
 SRC = os.environ.get("SLUICE_SRC") or os.path.join(os.path.dirname(__file__), "..", "..")
-DIRS = ["core", "collector", "parsers", "shipper", "cli", "pipeline"]
+DIRS = ["core", "collector", "parsers", "shipper", "cli", "pipeline", "net"]
 
 # (file, table) or file -> README heading that documents it. Checked in order.
 SECTIONS = [
@@ -21,6 +21,8 @@ SECTIONS = [
     ("collector/file.c", "### Input `type: file`"),
     ("collector/multiline.c", "### Input `type: file`"),
     ("collector/journald.c", "### Input `type: journald`"),
+    ("collector/syslog_input.c", "### Input `type: syslog`"),
+    ("net/tls.c", "### Input `type: syslog`"),
     ("parsers/", "### Parse steps"),
     ("shipper/filesink.c", "### Sink `type: stdout` / `type: file`"),
     ("shipper/discard.c", "### Sink `type: discard`"),

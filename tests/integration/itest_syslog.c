@@ -496,6 +496,45 @@ static void drain_some(drain *d)
     }
 }
 
+/* An agent whose only sink is a file sink writing to the FIFO at fifo with
+ * a 64 KiB memory buffer: it blocks until the test reads the FIFO. listen
+ * is the input's listen line, with %d for the port. */
+static void start_fifo(agent *b, char *dir, const char *fifo, const char *listen)
+{
+    memset(b, 0, sizeof *b);
+    b->dir = dir;
+    b->cfg = sl_t_path(dir, "c.yml");
+    b->log = sl_t_path(dir, "agent.log");
+    b->out = strdup(fifo);
+    b->mport = sl_t_free_port();
+    b->tcp = b->udp = sl_t_free_port();
+    char line[128];
+    snprintf(line, sizeof line, listen, b->tcp);
+    char *yaml = NULL;
+    assert_true(asprintf(&yaml,
+                         "data_dir: %s/data\n"
+                         "metrics: { listen: \"127.0.0.1:%d\" }\n"
+                         "inputs:\n"
+                         "  - name: dev\n"
+                         "    type: syslog\n"
+                         "%s"
+                         "    batch_records: 256\n"
+                         "    udp_receive_buffer: 64KiB\n"
+                         "sinks:\n"
+                         "  - name: out\n"
+                         "    type: file\n"
+                         "    format: raw\n"
+                         "    path: \"%s\"\n"
+                         "    buffer: { memory_max: 64KiB }\n",
+                         dir, b->mport, line, fifo) > 0);
+    assert_int_equal(sl_t_write_file(b->cfg, yaml, strlen(yaml)), 0);
+    free(yaml);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", b->cfg, NULL};
+    b->pid = sl_t_spawn(argv, b->log);
+    sl_t_kill_at_exit(b->pid);
+    assert_true(sl_t_wait_log(b->log, "agent_started", 1, sl_t_scaled_ms(20000)));
+}
+
 /* A sink that cannot write (a FIFO nobody reads) fills its buffer; the input
  * stops reading, the TCP window closes and the sender blocks. Once the FIFO
  * is read, every message arrives, none twice. */
@@ -506,35 +545,7 @@ static void test_tcp_backpressure_loses_nothing(void **st)
     char *fifo = sl_t_path(dir, "fifo");
     assert_int_equal(mkfifo(fifo, 0600), 0);
     agent b;
-    memset(&b, 0, sizeof b);
-    b.dir = dir;
-    b.cfg = sl_t_path(dir, "c.yml");
-    b.log = sl_t_path(dir, "agent.log");
-    b.out = strdup(fifo);
-    b.mport = sl_t_free_port();
-    b.tcp = sl_t_free_port();
-    char *yaml = NULL;
-    assert_true(asprintf(&yaml,
-                         "data_dir: %s/data\n"
-                         "metrics: { listen: \"127.0.0.1:%d\" }\n"
-                         "inputs:\n"
-                         "  - name: dev\n"
-                         "    type: syslog\n"
-                         "    listen_tcp: \"127.0.0.1:%d\"\n"
-                         "    batch_records: 256\n"
-                         "sinks:\n"
-                         "  - name: out\n"
-                         "    type: file\n"
-                         "    format: raw\n"
-                         "    path: \"%s\"\n"
-                         "    buffer: { memory_max: 64KiB }\n",
-                         dir, b.mport, b.tcp, fifo) > 0);
-    assert_int_equal(sl_t_write_file(b.cfg, yaml, strlen(yaml)), 0);
-    free(yaml);
-    char *argv[] = {(char *)sl_t_bin(), "run", "-c", b.cfg, NULL};
-    b.pid = sl_t_spawn(argv, b.log);
-    sl_t_kill_at_exit(b.pid);
-    assert_true(sl_t_wait_log(b.log, "agent_started", 1, sl_t_scaled_ms(20000)));
+    start_fifo(&b, dir, fifo, "    listen_tcp: \"127.0.0.1:%d\"\n");
 
     /* 300,000 messages of ~60 bytes: 18 MB, far more than the socket
      * buffers, the pipe and the sink's 64 KiB hold. */
@@ -603,6 +614,65 @@ static void test_tcp_backpressure_loses_nothing(void **st)
     free(d.seen), free(fifo), free(dir), free(b.cfg), free(b.log), free(b.out);
 }
 
+/* UDP cannot wait: while the sink is blocked the socket buffer overflows
+ * and the kernel drops datagrams. Every datagram sent is either a record
+ * or counted in sluice_syslog_udp_dropped_total{reason="receive_buffer"}. */
+static void test_udp_drops_are_counted(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("syslog-udp");
+    char *fifo = sl_t_path(dir, "fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    agent b;
+    start_fifo(&b, dir, fifo, "    listen_udp: \"127.0.0.1:%d\"\n");
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b.udp)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const long n = 20000;
+    long sent = 0;
+    char msg[128];
+    for (long i = 0; i < n; i++) {
+        int len = snprintf(msg, sizeof msg, "<13>Oct 11 22:14:15 host app: id=%08ld", i);
+        if (sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&sa, sizeof sa) == len) sent++;
+    }
+    drain d = {.fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC), .n = n};
+    d.seen = calloc((size_t)n + 1, 1);
+    assert_true(d.fd >= 0 && d.seen);
+    /* The kernel reports its drop count with the next datagram read: send
+     * a marker now and then until the books balance. */
+    const char *marker = "<13>Oct 11 22:14:15 host app: marker";
+    double records = 0, dropped = 0;
+    int64_t deadline = sl_t_now_ms() + sl_t_scaled_ms(30000);
+    int64_t next_marker = 0;
+    while (sl_t_now_ms() < deadline) {
+        drain_some(&d);
+        records = series(&b, "sluice_input_records_total", "");
+        dropped = series(&b, "sluice_syslog_udp_dropped_total", ",reason=\"receive_buffer\"");
+        if (records > 0 && records + dropped == (double)sent) break;
+        if (sl_t_now_ms() >= next_marker) {
+            if (sendto(fd, marker, strlen(marker), 0, (struct sockaddr *)&sa, sizeof sa) ==
+                (ssize_t)strlen(marker))
+                sent++;
+            next_marker = sl_t_now_ms() + 200;
+        }
+        struct pollfd p = {d.fd, POLLIN, 0};
+        poll(&p, 1, 20);
+    }
+    fprintf(stderr, "udp: sent %ld, records %.0f, dropped %.0f\n", sent, records, dropped);
+    assert_true(dropped > 0); /* the buffer did overflow */
+    assert_true(records + dropped == (double)sent);
+    close(fd);
+    int stst = sl_t_stop(b.pid, SIGTERM, sl_t_scaled_ms(20000));
+    sl_t_kill_at_exit(0);
+    drain_some(&d);
+    close(d.fd);
+    assert_int_equal(d.dups, 0);
+    assert_int_equal(stst, 0);
+    sl_t_rmtree(dir);
+    free(d.seen), free(fifo), free(dir), free(b.cfg), free(b.log), free(b.out);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* a refused TLS client may still write */
@@ -612,6 +682,7 @@ int main(void)
         cmocka_unit_test(test_malformed_frames),
         cmocka_unit_test(test_tls_client_auth),
         cmocka_unit_test(test_tcp_backpressure_loses_nothing),
+        cmocka_unit_test(test_udp_drops_are_counted),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     gnutls_global_deinit();

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -509,7 +510,7 @@ static void start_fifo(agent *b, char *dir, const char *fifo, const char *listen
     b->out = strdup(fifo);
     b->mport = sl_t_free_port();
     b->tcp = b->udp = sl_t_free_port();
-    char line[128];
+    char line[1024];
     snprintf(line, sizeof line, listen, b->tcp);
     char *yaml = NULL;
     assert_true(asprintf(&yaml,
@@ -613,6 +614,102 @@ static void test_tcp_backpressure_loses_nothing(void **st)
     assert_int_equal(stst, 0);
     sl_t_rmtree(dir);
     free(d.seen), free(fifo), free(dir), free(b.cfg), free(b.log), free(b.out);
+}
+
+/* The TLS sender of the TLS backpressure test: blocking writes of 100
+ * messages at a time, a byte on progress after each. */
+typedef struct tls_sender {
+    int port, progress;
+    long n;
+    bool ok;
+} tls_sender;
+
+static void *send_tls(void *arg)
+{
+    tls_sender *ts = arg;
+    tls_client t;
+    if (tls_open(&t, ts->port, false) != 0) return NULL;
+    char buf[100 * 64];
+    for (long i = 0; i < ts->n;) {
+        size_t len = 0;
+        for (int k = 0; k < 100 && i < ts->n; k++, i++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                    "<13>Oct 11 22:14:15 host app: id=%08ld\n", i);
+        for (size_t off = 0; off < len;) {
+            ssize_t w = gnutls_record_send(t.s, buf + off, len - off);
+            if (w <= 0) {
+                tls_close(&t);
+                return NULL;
+            }
+            off += (size_t)w;
+        }
+        if (write(ts->progress, "x", 1) < 0) break;
+    }
+    tls_close(&t);
+    ts->ok = true;
+    return NULL;
+}
+
+/* The same over TLS: while the FIFO is not read the sender makes no
+ * progress; afterwards every message arrives once. */
+static void test_tls_backpressure_loses_nothing(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("syslog-tls-fifo");
+    char *fifo = sl_t_path(dir, "fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *crt = fixture("kubelet-test.crt"), *key = fixture("kubelet-test.key");
+    char listen[1024];
+    snprintf(listen, sizeof listen,
+             "    listen_tls: \"127.0.0.1:%%d\"\n"
+             "    tls: { cert_file: \"%s\", key_file: \"%s\" }\n",
+             crt, key);
+    agent b;
+    start_fifo(&b, dir, fifo, listen, "memory_max: 64KiB");
+    int pp[2];
+    assert_int_equal(pipe2(pp, O_CLOEXEC | O_NONBLOCK), 0);
+    tls_sender ts = {.port = b.tcp, .progress = pp[1], .n = sl_t_sanitized() ? 150000 : 300000};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, send_tls, &ts), 0);
+    drain d = {.fd = -1, .n = ts.n, .seen = calloc((size_t)ts.n, 1)};
+    assert_non_null(d.seen);
+    /* Two seconds without progress while nothing reads the FIFO. */
+    int64_t deadline = sl_t_now_ms() + sl_t_scaled_ms(120000);
+    bool stalled = false;
+    char sink[4096];
+    while (!stalled && sl_t_now_ms() < deadline) {
+        struct pollfd p = {pp[0], POLLIN, 0};
+        if (poll(&p, 1, 2000) == 0)
+            stalled = true;
+        else
+            while (read(pp[0], sink, sizeof sink) > 0) continue;
+    }
+    assert_true(stalled);
+    assert_true(series(&b, "sluice_input_records_total", "") < (double)ts.n);
+    d.fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    assert_true(d.fd >= 0);
+    while (d.distinct < ts.n && sl_t_now_ms() < deadline) {
+        struct pollfd p = {d.fd, POLLIN, 0};
+        poll(&p, 1, 100);
+        drain_some(&d);
+        while (read(pp[0], sink, sizeof sink) > 0) continue;
+    }
+    pthread_join(th, NULL);
+    int stst = sl_t_stop(b.pid, SIGTERM, sl_t_scaled_ms(20000));
+    sl_t_kill_at_exit(0);
+    drain_some(&d);
+    close(d.fd), close(pp[0]), close(pp[1]);
+    if (d.distinct != ts.n || d.dups || d.other)
+        fprintf(stderr, "tls: distinct %ld of %ld, dups %ld, other %ld\n", d.distinct, ts.n, d.dups,
+                d.other);
+    assert_true(ts.ok);
+    assert_int_equal(d.distinct, ts.n);
+    assert_int_equal(d.dups, 0);
+    assert_int_equal(d.other, 0);
+    assert_int_equal(stst, 0);
+    sl_t_rmtree(dir);
+    free(crt), free(key), free(d.seen), free(fifo), free(dir), free(b.cfg), free(b.log),
+        free(b.out);
 }
 
 /* UDP cannot wait: while the sink is blocked the socket buffer overflows
@@ -745,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_malformed_frames),
         cmocka_unit_test(test_tls_client_auth),
         cmocka_unit_test(test_tcp_backpressure_loses_nothing),
+        cmocka_unit_test(test_tls_backpressure_loses_nothing),
         cmocka_unit_test(test_udp_drops_are_counted),
         cmocka_unit_test(test_kill9_loses_at_most_the_stated_bound),
     };

@@ -20,7 +20,7 @@ import sys
 
 SRC = os.environ.get("SLUICE_SRC") or os.path.join(os.path.dirname(__file__), "..", "..")
 BIN = os.environ.get("SLUICE_BIN") or os.path.join(SRC, "build", "cli", "sluice")
-DIRS = ["core", "collector", "parsers", "shipper", "cli", "pipeline"]
+DIRS = ["core", "collector", "parsers", "shipper", "cli", "pipeline", "net"]
 
 BLOCK = re.compile(r"<!-- sluice keys: (.+?) -->\n.*?<!-- end sluice keys -->\n", re.S)
 
@@ -31,6 +31,8 @@ SECTIONS = [
     ("collector/file.c", "### Input `type: file`"),
     ("collector/multiline.c", "### Input `type: file`"),
     ("collector/journald.c", "### Input `type: journald`"),
+    ("collector/syslog_input.c", "### Input `type: syslog`"),
+    ("net/tls.c", "### Input `type: syslog`"),
     ("parsers/", "### Parse steps"),
     ("shipper/filesink.c", "### Sink `type: stdout` / `type: file`"),
     ("shipper/discard.c", "### Sink `type: discard`"),

@@ -18,10 +18,22 @@ struct sl_tls_conn {
 };
 
 static const sl_cfg_key tls_keys[] = {
-    {"cert_file", SL_KEY_STR, true, NULL, false},
-    {"key_file", SL_KEY_STR, true, NULL, false},
-    {"ca_file", SL_KEY_STR, false, NULL, false},
-    {"client_auth", SL_KEY_ENUM, false, "none|optional|required", false},
+    {.name = "cert_file",
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "the server's certificate chain (PEM)"},
+    {.name = "key_file",
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "the server's private key (PEM)"},
+    {.name = "ca_file",
+     .type = SL_KEY_STR,
+     .doc = "CAs that client certificates must chain to (PEM)"},
+    {.name = "client_auth",
+     .type = SL_KEY_ENUM,
+     .choices = "none|optional|required",
+     .def = "none",
+     .doc = "whether clients must present a certificate signed by ca_file"},
 };
 
 int sl_tls_server_configure(sl_cfg *c, const sl_cfg_node *map, sl_tls_server_opts *o)

@@ -108,7 +108,7 @@ static void test_compile_errors(void **st)
     assert_int_equal(sl_tpl_compile("${labels.x:-ab}-${input}", &strict, &t, &err), SL_OK);
     sl_tpl_free(t);
     /* Parts are bounded. */
-    char many[SL_TPL_MAX_PARTS * 8 + 16] = "";
+    char many[(SL_TPL_MAX_PARTS + 1) * 9 + 1] = "";
     for (int i = 0; i <= SL_TPL_MAX_PARTS; i++) strcat(many, "a${input}");
     expect_refused(many, NULL, "more than 32 parts");
 }

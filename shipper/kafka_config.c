@@ -109,6 +109,7 @@ static const char *env_or(const char *name, const char *def)
     const char *v = getenv(name);
     return v && *v ? v : def;
 }
+
 void sl_kafka_conf_free(sl_kafka_conf *s)
 {
     sl_tpl_free(s->topic);

@@ -22,8 +22,9 @@
  * as written). The caller decides what an empty or cut rendering means for
  * its key (the Kafka topic drops the record, the Loki tenant becomes "_").
  *
- * In YAML, the config loader expands ${...} from the environment first, so
- * a template is written with $${...} there. */
+ * The config loader leaves these references for the sink and expands every
+ * other ${VAR} from the environment (core/config_load.c); it also turns $$
+ * into $ first, and a $ not followed by { or $ is literal here. */
 #ifndef SLUICE_SHIPPER_TEMPLATE_H
 #define SLUICE_SHIPPER_TEMPLATE_H
 

@@ -23,7 +23,12 @@
  * batch, ZSTD_compress compresses the same bytes on the same thread. The
  * later replays are printed too: ZSTD_compress, and librdkafka's exact call
  * pattern (same pieces) on one thread, to tell the cost of the pattern from
- * the cost of the surroundings. */
+ * the cost of the surroundings.
+ *
+ * The path's goal (issue 19) is the sink's whole throughput against
+ * `zstd -1 -T1` compressing the same bytes (the corpus as one file, in the
+ * page cache): the command runs once per run, interleaved with the codecs,
+ * and the ratio is zstd sink MB/s over zstd's MB/s (goal >= 0.8). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <zstd.h>
 
 #include "core/buf.h"
@@ -356,6 +362,23 @@ static double reference_on_captured(bool reuse_ctx)
     return (double)bytes / secs / 1e6;
 }
 
+/* `zstd -1 -T1` over the corpus file, to /dev/null: MB/s of wall time, or
+ * 0 when zstd is not installed. */
+static double zstd_cli(const char *path, double mb)
+{
+    fflush(stdout); /* or the child's freopen writes what is buffered */
+    double t0 = wall_now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout)) _exit(127);
+        execlp("zstd", "zstd", "-1", "-T1", "-q", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 0;
+    return mb / (wall_now() - t0);
+}
+
 typedef struct result {
     double wall, cpu, sink_cpu;
 } result;
@@ -406,6 +429,14 @@ int main(int argc, char **argv)
     corpus c;
     make_corpus(&c, n);
     double mb = (double)c.bytes / 1e6;
+    char zpath[] = "/tmp/bench_kafka_XXXXXX";
+    int zfd = mkstemp(zpath);
+    if (zfd < 0 || write(zfd, c.text, c.bytes) != (ssize_t)c.bytes) {
+        fprintf(stderr, "cannot write the corpus for zstd -1 -T1\n");
+        return 1;
+    }
+    close(zfd);
+    double cli[MAX_RUNS];
     printf("kafka sink into the mock cluster (3 brokers, 8 partitions, in process): %zu records, "
            "%.1f MB, %d runs, medians\n",
            n, mb, runs);
@@ -419,6 +450,7 @@ int main(int argc, char **argv)
     double zin = 0, zout = 0, nbatches = 0, faults = 0;
     /* Codecs interleaved, so load from other processes spreads alike. */
     for (int r = 0; r < runs; r++) {
+        cli[r] = zstd_cli(zpath, mb);
         for (int k = 0; k < NCODECS; k++) {
             if (only && strcmp(only, codecs[k]) != 0) {
                 wall[k][r] = cpu[k][r] = scpu[k][r] = 1e-9;
@@ -487,6 +519,12 @@ int main(int argc, char **argv)
                "%.2fx against the later replay; the call pattern alone %.2fx\n",
                median(ratio_p, runs), median(ratio, runs), z > 0 ? p / z : 0);
     }
+    unlink(zpath);
+    double zc = median(cli, runs), zs = mb / median(wall[1], runs);
+    if (!only || strcmp(only, "zstd") == 0)
+        printf("  path: zstd sink %.1f MB/s against `zstd -1 -T1` on the same bytes %.1f MB/s: "
+               "%.2fx (goal >= 0.8x)\n",
+               zs, zc, zc > 0 ? zs / zc : 0);
     free(c.text);
     free(c.off);
     return 0;

@@ -1,11 +1,12 @@
-/* The Kafka sink in one file (~1,400 lines): templates, delivery-report
- * bookkeeping, retries and the producer's configuration all share the sink
- * state and librdkafka's callbacks, which run on the sink's thread; split,
- * they would need that state in a header. */
+/* The Kafka sink (`type: kafka`): the producer, its callbacks, and the
+ * bookkeeping of messages in flight (delivery reports, retries, the
+ * acknowledgement of batches), which all share the sink's state and run on
+ * the sink's thread. Configuration is read by kafka_config.c, topics, keys
+ * and headers rendered by kafka_msg.c, `sluice check` warnings in
+ * kafka_check.c. */
 #include "shipper/kafka.h"
 
 #include <librdkafka/rdkafka.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,18 +16,11 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/redact.h"
 #include "shipper/buffer.h"
+#include "shipper/kafka_config.h"
+#include "shipper/kafka_msg.h"
 #include "shipper/recjson.h"
 
-/* Kafka's own limit on topic names. */
-#define TOPIC_MAX 249
-/* Keys only decide the partition; a longer rendering is cut (deterministically). */
-#define KEY_MAX              4096
-#define HEADER_VALUE_MAX     4096
-#define TPL_MAX_PARTS        32
-#define MAX_LABELS           64
-#define MAX_PROPS            96
 #define TOPIC_SLOTS          64
 #define MAX_DROP_REASONS     16
 #define RETRY_BACKOFF_MIN_MS 100
@@ -35,32 +29,6 @@
  * to the next (docs/decisions/0018-kafka-keys-and-log-values.md): a batch's worth
  * for the broker, and a burst of 100,000 still touches every partition. */
 #define SPREAD_RUN 1000
-
-enum { VALUE_RAW, VALUE_JSON };
-enum { TPL_LIT, TPL_LABEL, TPL_LABELS, TPL_FIELD, TPL_INPUT, TPL_SOURCE };
-
-typedef struct tpl_part {
-    int kind;
-    const char *s; /* literal text or the label / field name */
-    size_t n;
-    const char *dflt; /* ${x:-default} */
-    size_t dflt_n;
-    bool has_dflt;
-} tpl_part;
-
-typedef struct tpl {
-    char *text; /* owns what the parts point into */
-    tpl_part parts[TPL_MAX_PARTS];
-    int nparts;
-    bool uses_fields; /* ${fields.x}: render per record */
-    bool uses_labels; /* ${labels.x}, ${labels}: per record when it has label fields */
-    bool uses_source; /* ${source}: one value per file of an input */
-} tpl;
-
-typedef struct prop {
-    char *k, *v;
-    bool secret;
-} prop;
 
 struct kafka;
 
@@ -77,7 +45,7 @@ typedef struct ktrack {
 /* A message whose delivery failed with a retriable error, to produce again. */
 typedef struct kretry {
     ktrack *t;
-    char topic[TOPIC_MAX + 1];
+    char topic[SL_KAFKA_TOPIC_MAX + 1];
     char *key;
     size_t key_n;
     const void *val; /* in the batch's chunks or t->owned */
@@ -88,22 +56,17 @@ typedef struct kretry {
 } kretry;
 
 typedef struct topic_slot {
-    char name[TOPIC_MAX + 1];
+    char name[SL_KAFKA_TOPIC_MAX + 1];
     rd_kafka_topic_t *rkt;
 } topic_slot;
 
 typedef struct kafka {
     const sl_sink_ctx *ctx;
     rd_kafka_t *rk;
-    prop props[MAX_PROPS];
-    int nprops;
-    tpl topic, key;
-    bool has_key;           /* `key:` set; without it messages have no key (spread_partition) */
-    bool own_partitioner;   /* no `partitioner` in `librdkafka:`: spread_partition is used */
+    sl_kafka_conf conf;
+    sl_kafka_msg msg;
     atomic_uint spread_seq; /* keyless messages partitioned so far (any thread) */
     unsigned spread_start;  /* where this agent's rotation starts */
-    bool headers;
-    int value;
     topic_slot topics[TOPIC_SLOTS];
 
     ktrack *tracks; /* in-flight batches */
@@ -115,8 +78,6 @@ typedef struct kafka {
     bool stopping; /* failed reports mean "given up", not "retry" */
     bool fatal;    /* librdkafka raised a fatal error: recreate the producer */
 
-    char keybuf[KEY_MAX];
-    char scratch[HEADER_VALUE_MAX];
     sl_buf json;
     size_t *offs;
     size_t cap_offs;
@@ -210,380 +171,6 @@ static const sl_cfg_key kafka_keys[] = {
             "what is in flight) and, without a `partitioner` here, `sticky.partitioning.linger.ms: "
             "0` unless given here"},
 };
-
-/* Properties the sink relies on, or secrets that must not sit in a config. */
-static const char *const forbidden_props[] = {
-    "delivery.report.only.error",
-    "log.queue",
-    "sasl.password",
-    "ssl.key.password",
-    "ssl.keystore.password",
-    "sasl.oauthbearer.client.secret",
-    "enable.gapless.guarantee",
-};
-
-static bool is_secret_prop(const char *k)
-{
-    return strstr(k, "password") || strstr(k, "secret");
-}
-
-static void secure_free(char *p)
-{
-    if (!p) return;
-    size_t n = strlen(p);
-    volatile char *v = p;
-    for (size_t i = 0; i < n; i++) v[i] = 0;
-    free(p);
-}
-
-static int add_prop(kafka *s, const char *k, const char *v)
-{
-    if (s->nprops == MAX_PROPS) return SL_ENOMEM;
-    /* A later setting of the same property replaces the earlier one. */
-    prop *p = NULL;
-    for (int i = 0; i < s->nprops; i++)
-        if (strcmp(s->props[i].k, k) == 0) p = &s->props[i];
-    char *nk = strdup(k), *nv = strdup(v);
-    if (!nk || !nv) {
-        free(nk);
-        secure_free(nv);
-        return SL_ENOMEM;
-    }
-    if (p) {
-        free(p->k);
-        secure_free(p->v);
-    } else {
-        p = &s->props[s->nprops++];
-    }
-    p->k = nk;
-    p->v = nv;
-    p->secret = is_secret_prop(k);
-    return SL_OK;
-}
-
-static const char *find_prop(const kafka *s, const char *k)
-{
-    for (int i = 0; i < s->nprops; i++)
-        if (strcmp(s->props[i].k, k) == 0) return s->props[i].v;
-    return NULL;
-}
-
-/* ---- templates -------------------------------------------------------- */
-
-/* ${labels.NAME}, ${fields.NAME}, ${input}, ${source}, each with an optional
- * :-default; $$ is a literal $. ${labels} (the whole label set) only where
- * allow_labels: it is a key, never a topic name. */
-static int tpl_parse(tpl *t, const char *text, bool allow_labels, char *why, size_t why_n)
-{
-    memset(t, 0, sizeof *t);
-    t->text = strdup(text);
-    if (!t->text) return snprintf(why, why_n, "out of memory"), -1;
-    const char *p = t->text, *end = p + strlen(p);
-    while (p < end) {
-        if (t->nparts == TPL_MAX_PARTS)
-            return snprintf(why, why_n, "more than %d parts", TPL_MAX_PARTS), -1;
-        tpl_part *pt = &t->parts[t->nparts];
-        if (p[0] == '$' && p + 1 < end && p[1] == '$') {
-            *pt = (tpl_part){.kind = TPL_LIT, .s = p, .n = 1};
-            p += 2;
-        } else if (p[0] == '$' && p + 1 < end && p[1] == '{') {
-            const char *close = memchr(p + 2, '}', (size_t)(end - p - 2));
-            if (!close) return snprintf(why, why_n, "unterminated ${"), -1;
-            const char *in = p + 2, *in_end = close;
-            for (const char *q = in; q + 1 < close; q++)
-                if (q[0] == ':' && q[1] == '-') {
-                    pt->has_dflt = true;
-                    pt->dflt = q + 2;
-                    pt->dflt_n = (size_t)(close - q - 2);
-                    in_end = q;
-                    break;
-                }
-            size_t n = (size_t)(in_end - in);
-            if (n > 7 && memcmp(in, "labels.", 7) == 0) {
-                pt->kind = TPL_LABEL, pt->s = in + 7, pt->n = n - 7;
-                t->uses_labels = true;
-            } else if (n == 6 && memcmp(in, "labels", 6) == 0 && allow_labels) {
-                pt->kind = TPL_LABELS;
-                t->uses_labels = true;
-            } else if (n > 7 && memcmp(in, "fields.", 7) == 0) {
-                pt->kind = TPL_FIELD, pt->s = in + 7, pt->n = n - 7;
-                t->uses_fields = true;
-            } else if (n == 5 && memcmp(in, "input", 5) == 0) {
-                pt->kind = TPL_INPUT;
-            } else if (n == 6 && memcmp(in, "source", 6) == 0) {
-                pt->kind = TPL_SOURCE;
-                t->uses_source = true;
-            } else {
-                return snprintf(why, why_n,
-                                "unknown reference '${%.*s}' (use ${labels.NAME}, "
-                                "${fields.NAME}, ${input}, ${source}%s)",
-                                (int)(close - in), in, allow_labels ? " or ${labels}" : ""),
-                       -1;
-            }
-            p = close + 1;
-        } else {
-            const char *d = memchr(p + 1, '$', (size_t)(end - p - 1));
-            if (!d) d = end;
-            *pt = (tpl_part){.kind = TPL_LIT, .s = p, .n = (size_t)(d - p)};
-            p = d;
-        }
-        t->nparts++;
-    }
-    return 0;
-}
-
-static void tpl_free(tpl *t)
-{
-    free(t->text);
-    t->text = NULL;
-}
-
-typedef struct wbuf {
-    char *p;
-    size_t len, cap;
-    bool over; /* something did not fit */
-} wbuf;
-
-static void wput(wbuf *w, const char *p, size_t n)
-{
-    if (n > w->cap - w->len) {
-        n = w->cap - w->len;
-        w->over = true;
-    }
-    memcpy(w->p + w->len, p, n);
-    w->len += n;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int hex4(const char *p, const char *end)
-{
-    if (end - p < 4) return -1;
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static void put_utf8(wbuf *w, unsigned cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80)
-        u[0] = (char)cp, n = 1;
-    else if (cp < 0x800)
-        u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-    else if (cp < 0x10000)
-        u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
-        u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-    else
-        u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-    wput(w, u, n);
-}
-
-/* JSON string content with its escapes resolved; a malformed escape is kept
- * as written rather than failing the record. */
-static void put_unescaped(wbuf *w, const char *p, size_t n)
-{
-    const char *end = p + n;
-    while (p < end && !w->over) {
-        const char *bs = memchr(p, '\\', (size_t)(end - p));
-        if (!bs) {
-            wput(w, p, (size_t)(end - p));
-            return;
-        }
-        wput(w, p, (size_t)(bs - p));
-        p = bs;
-        if (end - p < 2) {
-            wput(w, p, (size_t)(end - p));
-            return;
-        }
-        char c = p[1], out = 0;
-        switch (c) {
-        case '"':
-            out = '"';
-            break;
-        case '\\':
-            out = '\\';
-            break;
-        case '/':
-            out = '/';
-            break;
-        case 'b':
-            out = '\b';
-            break;
-        case 'f':
-            out = '\f';
-            break;
-        case 'n':
-            out = '\n';
-            break;
-        case 'r':
-            out = '\r';
-            break;
-        case 't':
-            out = '\t';
-            break;
-        case 'u': {
-            int hi = hex4(p + 2, end);
-            if (hi < 0) break;
-            unsigned cp = (unsigned)hi;
-            size_t used = 6;
-            if (hi >= 0xd800 && hi < 0xdc00 && end - p >= 12 && p[6] == '\\' && p[7] == 'u') {
-                int lo = hex4(p + 8, end);
-                if (lo >= 0xdc00 && lo < 0xe000) {
-                    cp = 0x10000 + (((unsigned)hi - 0xd800) << 10) + ((unsigned)lo - 0xdc00);
-                    used = 12;
-                }
-            }
-            if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd; /* lone surrogate */
-            put_utf8(w, cp);
-            p += used;
-            continue;
-        }
-        default:
-            break;
-        }
-        if (out) {
-            wput(w, &out, 1);
-            p += 2;
-        } else {
-            wput(w, p, 2);
-            p += 2;
-        }
-    }
-}
-
-static void put_value(wbuf *w, const sl_field *f)
-{
-    if (f->type == SL_V_ESCAPED)
-        put_unescaped(w, f->val.p, f->val.n);
-    else
-        wput(w, f->val.p, f->val.n);
-}
-
-static bool key_eq(const sl_field *f, const char *k, size_t n)
-{
-    return sl_slice_eq(f->key, k, n);
-}
-
-/* The label set of a record: the input's static labels, overridden by
- * fields a parse step marked as labels (the later one wins). */
-static int collect_labels(const sl_batch *b, const sl_record *r, const sl_field **out)
-{
-    int n = 0;
-    for (uint32_t i = 0; i < b->nlabels && n < MAX_LABELS; i++) out[n++] = &b->labels[i];
-    for (uint32_t i = 0; i < r->nfields; i++) {
-        const sl_field *f = &r->fields[i];
-        if (!(f->flags & SL_FF_LABEL) || (f->flags & SL_FF_REMOVED)) continue;
-        int j = 0;
-        while (j < n && !key_eq(out[j], f->key.p, f->key.n)) j++;
-        if (j < n)
-            out[j] = f;
-        else if (n < MAX_LABELS)
-            out[n++] = f;
-    }
-    return n;
-}
-
-static const sl_field *find_label(const sl_batch *b, const sl_record *r, const char *k, size_t n)
-{
-    for (uint32_t i = r->nfields; i-- > 0;) {
-        const sl_field *f = &r->fields[i];
-        if ((f->flags & SL_FF_LABEL) && !(f->flags & SL_FF_REMOVED) && key_eq(f, k, n)) return f;
-    }
-    for (uint32_t i = 0; i < b->nlabels; i++)
-        if (key_eq(&b->labels[i], k, n)) return &b->labels[i];
-    return NULL;
-}
-
-static void render_label_key(const sl_batch *b, const sl_record *r, wbuf *w, char *scratch);
-
-/* scratch: HEADER_VALUE_MAX bytes for ${labels}. */
-static void tpl_render(const tpl *t, const sl_batch *b, const sl_record *r, wbuf *w, char *scratch)
-{
-    for (int i = 0; i < t->nparts && !w->over; i++) {
-        const tpl_part *pt = &t->parts[i];
-        const sl_field *f = NULL;
-        const char *str = NULL;
-        switch (pt->kind) {
-        case TPL_LIT:
-            wput(w, pt->s, pt->n);
-            continue;
-        case TPL_LABEL:
-            f = find_label(b, r, pt->s, pt->n);
-            break;
-        case TPL_LABELS:
-            render_label_key(b, r, w, scratch);
-            continue;
-        case TPL_FIELD:
-            f = sl_record_field(r, pt->s, pt->n);
-            break;
-        case TPL_INPUT:
-            str = b->input;
-            break;
-        case TPL_SOURCE:
-            str = b->source;
-            break;
-        }
-        size_t before = w->len;
-        if (f)
-            put_value(w, f);
-        else if (str)
-            wput(w, str, strlen(str));
-        if (w->len == before && pt->has_dflt) wput(w, pt->dflt, pt->dflt_n);
-    }
-}
-
-static int cmp_label(const sl_field *a, const sl_field *b)
-{
-    size_t n = a->key.n < b->key.n ? a->key.n : b->key.n;
-    int c = n ? memcmp(a->key.p, b->key.p, n) : 0;
-    return c ? c : (a->key.n > b->key.n) - (a->key.n < b->key.n);
-}
-
-/* ${labels}: {k="v",...} sorted by name, values escaped as in
- * Prometheus/Loki label sets, so one stream always gets one key (and so one
- * partition). */
-static void render_label_key(const sl_batch *b, const sl_record *r, wbuf *w, char *scratch)
-{
-    const sl_field *l[MAX_LABELS];
-    int n = collect_labels(b, r, l);
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && cmp_label(l[j - 1], l[j]) > 0; j--) {
-            const sl_field *x = l[j];
-            l[j] = l[j - 1], l[j - 1] = x;
-        }
-    wput(w, "{", 1);
-    for (int i = 0; i < n && !w->over; i++) {
-        if (i) wput(w, ",", 1);
-        wput(w, l[i]->key.p, l[i]->key.n);
-        wput(w, "=\"", 2);
-        wbuf v = {scratch, 0, HEADER_VALUE_MAX, false};
-        put_value(&v, l[i]);
-        for (size_t k = 0; k < v.len; k++) {
-            char c = v.p[k];
-            if (c == '"' || c == '\\')
-                wput(w, "\\", 1), wput(w, &c, 1);
-            else if (c == '\n')
-                wput(w, "\\n", 2);
-            else
-                wput(w, &c, 1);
-        }
-        wput(w, "\"", 1);
-    }
-    wput(w, "}", 1);
-}
 
 /* ---- metrics and logging --------------------------------------------- */
 
@@ -832,16 +419,10 @@ static int32_t spread_partition(const rd_kafka_topic_t *rkt, const void *key, si
 
 static rd_kafka_conf_t *build_conf(kafka *s, char *errstr, size_t errlen)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (int i = 0; i < s->nprops; i++) {
-        if (rd_kafka_conf_set(conf, s->props[i].k, s->props[i].v, errstr, errlen) !=
-            RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(&s->conf, errstr, errlen);
+    if (!conf) return NULL;
     rd_kafka_conf_set_opaque(conf, s);
-    if (s->own_partitioner) {
+    if (s->conf.own_partitioner) {
         rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(conf);
         rd_kafka_topic_conf_set_partitioner_cb(tc, spread_partition);
         rd_kafka_topic_conf_set_opaque(tc, s);
@@ -929,7 +510,7 @@ static int produce_one(kafka *s, ktrack *t, const char *topic, size_t topic_n, c
         if (sl_ratelimit_ok(&s->rl_fail, &skipped))
             sl_log(SL_LOG_WARN, "kafka_produce_failed", "sink=%s error=%s retry=true repeated=%llu",
                    s->ctx->name, rd_kafka_err2name(e), (unsigned long long)skipped);
-        char name[TOPIC_MAX + 1];
+        char name[SL_KAFKA_TOPIC_MAX + 1];
         memcpy(name, topic, topic_n);
         name[topic_n] = '\0';
         if (keep_for_retry(s, t, name, key, key_n, val, val_n, hdrs, ts_ms)) {
@@ -942,57 +523,6 @@ static int produce_one(kafka *s, ktrack *t, const char *topic, size_t topic_n, c
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     t->aborted = true;
     return GIVEN_UP;
-}
-
-static rd_kafka_headers_t *make_headers(kafka *s, const sl_batch *b, const sl_record *r)
-{
-    const sl_field *l[MAX_LABELS];
-    int n = collect_labels(b, r, l);
-    if (n == 0) return NULL;
-    rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)n);
-    for (int i = 0; i < n; i++) {
-        wbuf v = {s->scratch, 0, HEADER_VALUE_MAX, false};
-        put_value(&v, l[i]);
-        rd_kafka_header_add(h, l[i]->key.p, (ssize_t)l[i]->key.n, v.p, (ssize_t)v.len);
-    }
-    return h;
-}
-
-static bool topic_char_ok(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-}
-
-/* Renders the topic of r; false when it cannot be a Kafka topic name. */
-static bool render_topic(kafka *s, const sl_batch *b, const sl_record *r, char *out, size_t *n)
-{
-    wbuf w = {out, 0, TOPIC_MAX, false};
-    tpl_render(&s->topic, b, r, &w, s->scratch);
-    if (w.over || w.len == 0) return false;
-    /* Characters Kafka does not allow in names come from field values, not
-     * from the operator: map them to '_' rather than lose the record. */
-    for (size_t i = 0; i < w.len; i++)
-        if (!topic_char_ok(out[i])) out[i] = '_';
-    if ((w.len == 1 && out[0] == '.') || (w.len == 2 && out[0] == '.' && out[1] == '.'))
-        return false;
-    *n = w.len;
-    return true;
-}
-
-static size_t render_key(kafka *s, const sl_batch *b, const sl_record *r)
-{
-    wbuf w = {s->keybuf, 0, KEY_MAX, false};
-    tpl_render(&s->key, b, r, &w, s->scratch);
-    return w.len;
-}
-
-static bool record_has_labels(const sl_record *r)
-{
-    for (uint32_t i = 0; i < r->nfields; i++)
-        if ((r->fields[i].flags & SL_FF_LABEL) && !(r->fields[i].flags & SL_FF_REMOVED))
-            return true;
-    return false;
 }
 
 /* JSON values of the whole batch in one buffer the tracker owns, so the
@@ -1030,52 +560,41 @@ static void send_batch(kafka *s, sl_batch *b)
         sl_batch_unref(b);
         return;
     }
-    if (s->value == VALUE_JSON && encode_json(s, t, b) != SL_OK) {
+    if (s->conf.json_value && encode_json(s, t, b) != SL_OK) {
         sl_log(SL_LOG_ERROR, "kafka_encode_failed", "sink=%s records=%u", s->ctx->name,
                b->nrecords);
         t->aborted = true;
         track_release(s, t);
         return;
     }
-    char topic[TOPIC_MAX + 1];
-    size_t topic_n = 0, key_n = 0;
-    bool topic_ok = false, have_topic = false, have_key = false;
+    sl_kafka_msg *m = &s->msg;
+    sl_kafka_msg_batch(m, b);
     for (uint32_t i = 0; i < b->nrecords; i++) {
         const sl_record *r = &b->records[i];
         if (r->flags & SL_RF_DROPPED) continue;
-        /* Templates that depend only on the batch are rendered once. */
-        bool labels = (s->topic.uses_labels || s->key.uses_labels) && record_has_labels(r);
-        bool topic_per_record = s->topic.uses_fields || (s->topic.uses_labels && labels);
-        if (!have_topic || topic_per_record) {
-            topic_ok = render_topic(s, b, r, topic, &topic_n);
-            have_topic = !topic_per_record;
-        }
-        if (!topic_ok) {
+        if (!sl_kafka_msg_topic(m, r)) {
             count_drop(s, "invalid_topic", RD_KAFKA_RESP_ERR_NO_ERROR, 1);
             continue;
         }
-        bool key_per_record = s->key.uses_fields || (s->key.uses_labels && labels);
-        if (s->has_key && (!have_key || key_per_record)) {
-            key_n = render_key(s, b, r);
-            have_key = !key_per_record;
-        }
+        /* No key: a null key (not an empty one), which spread_partition (or
+         * the operator's partitioner) spreads over every partition. */
+        bool keyed = sl_kafka_msg_key(m, r);
         const void *val = r->line.p;
         size_t val_n = r->line.n;
-        if (s->value == VALUE_JSON) {
+        if (s->conf.json_value) {
             val = t->owned + s->offs[i];
             val_n = s->offs[i + 1] - s->offs[i];
         }
-        rd_kafka_headers_t *h = s->headers ? make_headers(s, b, r) : NULL;
+        rd_kafka_headers_t *h = sl_kafka_msg_headers(m, r);
         int64_t ts_ms = r->time_ns > 0 ? r->time_ns / 1000000 : 0;
-        /* No key: a null key (not an empty one), which spread_partition (or
-         * the operator's partitioner) spreads over every partition. */
-        if (produce_one(s, t, topic, topic_n, s->has_key ? s->keybuf : NULL, key_n, val, val_n, h,
-                        ts_ms) == GIVEN_UP)
+        if (produce_one(s, t, m->topic, m->topic_n, keyed ? m->key : NULL, keyed ? m->key_n : 0,
+                        val, val_n, h, ts_ms) == GIVEN_UP)
             break;
         /* Serving reports as we go keeps librdkafka's queue from filling up
          * with finished messages. */
         if ((i & 1023) == 1023) rd_kafka_poll(s->rk, 0);
     }
+    sl_kafka_msg_batch_end(m);
     track_release(s, t);
 }
 
@@ -1201,229 +720,27 @@ static void kafka_destroy(void *state)
     kafka *s = state;
     if (!s) return;
     abort_all(s);
-    tpl_free(&s->topic);
-    tpl_free(&s->key);
-    for (int i = 0; i < s->nprops; i++) {
-        free(s->props[i].k);
-        secure_free(s->props[i].v);
-    }
+    sl_kafka_msg_batch_end(&s->msg);
+    sl_kafka_conf_free(&s->conf);
     free(s->offs);
     free(s);
 }
 
-/* Validates each `librdkafka:` entry on a scratch configuration so errors
- * carry their file:line:col, and records the good ones. */
-static void take_passthrough(kafka *s, sl_cfg *cfg, const sl_cfg_node *map)
-{
-    if (!map || map->kind != SL_CFG_MAP) return;
-    rd_kafka_conf_t *probe = rd_kafka_conf_new();
-    for (size_t i = 0; i < map->n; i++) {
-        const char *k = map->keys[i];
-        const sl_cfg_node *v = map->items[i];
-        bool bad = false;
-        for (size_t j = 0; j < sizeof forbidden_props / sizeof *forbidden_props; j++)
-            if (strcmp(k, forbidden_props[j]) == 0) bad = true;
-        if (bad) {
-            sl_cfg_error(cfg, map->key_nodes[i],
-                         "librdkafka property '%s' is managed by sluice or is a secret "
-                         "(secrets come from the environment or a *_file key)",
-                         k);
-            continue;
-        }
-        if (v->kind != SL_CFG_SCALAR) {
-            sl_cfg_error(cfg, v, "librdkafka property '%s' must be a single value", k);
-            continue;
-        }
-        char errstr[512];
-        rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, k, v->scalar, errstr, sizeof errstr);
-        if (res == RD_KAFKA_CONF_UNKNOWN)
-            sl_cfg_error(cfg, map->key_nodes[i], "unknown librdkafka property '%s'", k);
-        else if (res != RD_KAFKA_CONF_OK)
-            sl_cfg_error(cfg, v, "librdkafka property '%s': %s", k, errstr);
-        else if (add_prop(s, k, v->scalar) != SL_OK)
-            sl_cfg_error(cfg, v, "too many librdkafka properties (max %d)", MAX_PROPS);
-    }
-    rd_kafka_conf_destroy(probe);
-}
-
-static void check_template(sl_cfg *cfg, const sl_cfg_node *node, const char *key, tpl *t,
-                           const char *def)
-{
-    const char *text = def;
-    sl_cfg_str(cfg, node, key, def, &text);
-    if (!text) return;
-    char why[256];
-    if (tpl_parse(t, text, strcmp(key, "key") == 0, why, sizeof why) != 0)
-        sl_cfg_error(cfg, sl_cfg_get(node, key), "%s template: %s", key, why);
-}
-
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
-
 static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 {
-    sl_cfg *cfg = ctx->cfg;
-    const sl_cfg_node *n = ctx->node;
-    size_t before = sl_cfg_nerrors(cfg);
     kafka *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
     s->ctx = ctx;
-    bool typed_ok = sl_cfg_check(cfg, n, kafka_keys, sizeof kafka_keys / sizeof *kafka_keys) == 0;
-
-    static const char *const codecs[] = {"zstd", "lz4", "snappy", "gzip", "none"};
-    static const char *const acks_v[] = {"all", "1", "0"};
-    static const char *const protos[] = {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"};
-    static const char *const mechs[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
-    const char *brokers[64];
-    size_t nbrokers = 0;
-    int compression = 0, acks = 0, proto = -1, mech = 0;
-    int64_t level = -1000, linger = 20;
-    uint64_t batch_bytes = 0;
-    bool idem = true;
-    const char *user = NULL, *ca = NULL, *cert = NULL, *keyf = NULL;
-    char *password = NULL, *key_password = NULL;
-    s->headers = true;
-    if (typed_ok) {
-        sl_cfg_list(cfg, n, "brokers", brokers, 64, &nbrokers);
-        sl_cfg_enum(cfg, n, "value", "raw|json", VALUE_RAW, &s->value);
-        sl_cfg_bool(cfg, n, "headers", true, &s->headers);
-        sl_cfg_enum(cfg, n, "compression", "zstd|lz4|snappy|gzip|none", 0, &compression);
-        sl_cfg_int(cfg, n, "compression_level", -1000, -1, 12, &level);
-        sl_cfg_enum(cfg, n, "acks", "all|1|0", 0, &acks);
-        sl_cfg_bool(cfg, n, "idempotence", true, &idem);
-        sl_cfg_int(cfg, n, "linger_ms", 20, 0, 900000, &linger);
-        sl_cfg_size(cfg, n, "batch_bytes", 0, &batch_bytes);
-        if (batch_bytes > 2147483647u)
-            sl_cfg_error(cfg, sl_cfg_get(n, "batch_bytes"), "batch_bytes must be below 2GiB");
-        sl_cfg_enum(cfg, n, "security_protocol", "plaintext|ssl|sasl_plaintext|sasl_ssl", -1,
-                    &proto);
-        sl_cfg_enum(cfg, n, "sasl_mechanism", "plain|scram-sha-256|scram-sha-512", 0, &mech);
-        sl_cfg_str(cfg, n, "sasl_username", NULL, &user);
-        sl_cfg_str(cfg, n, "tls_ca_file", NULL, &ca);
-        sl_cfg_str(cfg, n, "tls_cert_file", NULL, &cert);
-        sl_cfg_str(cfg, n, "tls_key_file", NULL, &keyf);
-        sl_cfg_secret(cfg, n, "sasl_password", &password);
-        sl_cfg_secret(cfg, n, "tls_key_password", &key_password);
-        if (idem && acks != 0)
-            sl_cfg_error(cfg, sl_cfg_get(n, "acks"),
-                         "idempotence needs acks: all (or set idempotence: false)");
-        if (nbrokers == 0 && sl_cfg_get(n, "brokers"))
-            sl_cfg_error(cfg, sl_cfg_get(n, "brokers"), "brokers must not be empty");
-        /* librdkafka would try to resolve "user:password@host" and print it
-         * in every connection error; the value is not echoed here either. */
-        for (size_t i = 0; i < nbrokers; i++)
-            if (strchr(brokers[i], '@'))
-                sl_cfg_error(cfg, sl_cfg_get(n, "brokers"),
-                             "brokers: a broker address with credentials (user:password@) is "
-                             "not supported; use sasl_username and sasl_password_file");
+    int rc =
+        sl_kafka_conf_read(ctx, kafka_keys, sizeof kafka_keys / sizeof *kafka_keys, &s->conf, err);
+    if (rc != SL_OK || ctx->check_only) {
+        kafka_destroy(s);
+        return rc;
     }
-    bool sasl_keys = sl_cfg_get(n, "sasl_username") || sl_cfg_get(n, "sasl_password") ||
-                     sl_cfg_get(n, "sasl_password_file") || sl_cfg_get(n, "sasl_mechanism");
-    bool tls = ca || cert || keyf;
-    if (proto < 0) proto = sasl_keys ? (tls ? 3 : 2) : (tls ? 1 : 0);
-    /* The environment fills in what the config leaves out, only for the
-     * protocols that use it, so a node-wide variable changes nothing else. */
-    if (proto >= 2 && !user) user = env_or("SLUICE_KAFKA_SASL_USERNAME", NULL);
-    if (proto >= 2 && !password) {
-        const char *p = env_or("SLUICE_KAFKA_SASL_PASSWORD", NULL);
-        if (p) password = strdup(p);
-    }
-    if (keyf && !key_password) {
-        const char *p = env_or("SLUICE_KAFKA_TLS_KEY_PASSWORD", NULL);
-        if (p) key_password = strdup(p);
-    }
-    if ((proto == 2 || proto == 3) && (!user || !password) && typed_ok &&
-        !sl_cfg_get(n, "sasl_password_file"))
-        sl_cfg_error(
-            cfg, n,
-            "SASL needs a username and a password (sasl_username or "
-            "SLUICE_KAFKA_SASL_USERNAME; sasl_password_file or SLUICE_KAFKA_SASL_PASSWORD)");
-
-    check_template(cfg, n, "topic", &s->topic, NULL);
-    const char *key_text = NULL;
-    sl_cfg_str(cfg, n, "key", NULL, &key_text);
-    s->has_key = key_text != NULL;
-    if (key_text) check_template(cfg, n, "key", &s->key, NULL);
-
-    /* The producer's properties: ours first, the passthrough map last so an
-     * operator can override any of them. */
-    char brokers_joined[4096] = "";
-    for (size_t i = 0; i < nbrokers; i++) {
-        size_t len = strlen(brokers_joined);
-        snprintf(brokers_joined + len, sizeof brokers_joined - len, "%s%s", i ? "," : "",
-                 brokers[i]);
-    }
-    char num[32], client_id[256];
-    snprintf(client_id, sizeof client_id, "sluice-%s", ctx->name);
-    int rc = 0;
-    rc |= add_prop(s, "bootstrap.servers", brokers_joined);
-    rc |= add_prop(s, "client.id", client_id);
-    rc |= add_prop(s, "compression.codec", codecs[compression]);
-    /* zstd level 1: a node agent spends as little CPU as it can; the ratio
-     * is close to the default level on log text. */
-    if (level == -1000) level = compression == 0 ? 1 : -1;
-    snprintf(num, sizeof num, "%lld", (long long)level);
-    rc |= add_prop(s, "compression.level", num);
-    rc |= add_prop(s, "acks", acks_v[acks]);
-    rc |= add_prop(s, "enable.idempotence", idem ? "true" : "false");
-    snprintf(num, sizeof num, "%lld", (long long)linger);
-    rc |= add_prop(s, "linger.ms", num);
-    if (batch_bytes) {
-        snprintf(num, sizeof num, "%llu", (unsigned long long)batch_bytes);
-        rc |= add_prop(s, "batch.size", num);
-    }
-    /* Messages point into our batches (no copy), so this bounds the memory
-     * held in flight beyond the sink's queue; librdkafka's own per-message
-     * and per-partition buffers grow with it. 4 MiB kept the same
-     * throughput into the mock cluster as 64 MiB, with ~170 MiB less RSS
-     * (benchmarks/e2e.py, kafka scenario); `librdkafka:` can raise it for
-     * a far broker. */
-    rc |= add_prop(s, "queue.buffering.max.kbytes", "4096");
-    rc |= add_prop(s, "log.queue", "true");
-    rc |= add_prop(s, "log.connection.close", "false");
-    rc |= add_prop(s, "security.protocol", protos[proto]);
-    if (proto >= 2) {
-        rc |= add_prop(s, "sasl.mechanisms", mechs[mech]);
-        if (user) rc |= add_prop(s, "sasl.username", user);
-        if (password) rc |= add_prop(s, "sasl.password", password);
-    }
-    if (ca) rc |= add_prop(s, "ssl.ca.location", ca);
-    if (cert) rc |= add_prop(s, "ssl.certificate.location", cert);
-    if (keyf) rc |= add_prop(s, "ssl.key.location", keyf);
-    if (key_password) rc |= add_prop(s, "ssl.key.password", key_password);
-    secure_free(password);
-    secure_free(key_password);
-    if (rc) sl_cfg_error(cfg, n, "out of memory");
-    take_passthrough(s, cfg, sl_cfg_get(n, "librdkafka"));
-    /* Keyless messages are spread by spread_partition unless the operator
-     * chose a partitioner; librdkafka's time-based sticky partitioning would
-     * take them before it, so it is off (an explicit setting wins). */
-    s->own_partitioner = !find_prop(s, "partitioner");
-    if (s->own_partitioner && !find_prop(s, "sticky.partitioning.linger.ms") &&
-        add_prop(s, "sticky.partitioning.linger.ms", "0") != SL_OK)
-        sl_cfg_error(cfg, n, "out of memory");
+    s->msg.topic_tpl = s->conf.topic;
+    s->msg.key_tpl = s->conf.key;
+    s->msg.headers = s->conf.headers;
     s->spread_start = (unsigned)(sl_monotonic_ns() / 1000);
-
-    if (sl_cfg_nerrors(cfg) > before) {
-        kafka_destroy(s);
-        return sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name);
-    }
-    if (ctx->check_only) {
-        /* The whole property set must also hold together. */
-        char errstr[512];
-        rd_kafka_conf_t *conf = build_conf(s, errstr, sizeof errstr);
-        if (!conf)
-            sl_cfg_error(cfg, n, "librdkafka: %s", errstr);
-        else
-            rd_kafka_conf_destroy(conf);
-        kafka_destroy(s);
-        return sl_cfg_nerrors(cfg) > before
-                   ? sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name)
-                   : SL_OK;
-    }
 
     char labels[256];
     sl_metric_labels(labels, sizeof labels, "sink", ctx->name, NULL, NULL);
@@ -1442,10 +759,10 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     s->rl_drop.interval_ns = s->rl_fail.interval_ns = s->rl_err.interval_ns = 10 * 1000000000LL;
     s->rl_log.interval_ns = 1000000000LL;
     s->backoff_ms = RETRY_BACKOFF_MIN_MS;
-    int prc = producer_new(s, err);
-    if (prc != SL_OK) {
+    rc = producer_new(s, err);
+    if (rc != SL_OK) {
         kafka_destroy(s);
-        return prc;
+        return rc;
     }
     *state = s;
     return SL_OK;
@@ -1460,10 +777,11 @@ static int kafka_probe(const sl_sink_ctx *ctx, sl_err *result)
     int rc = kafka_create(ctx, &state, result);
     if (rc != SL_OK) return rc;
     kafka *s = state;
-    bool fixed = true; /* no reference to a record, its input or its file */
-    for (int i = 0; i < s->topic.nparts; i++)
-        if (s->topic.parts[i].kind != TPL_LIT) fixed = false;
-    const char *topic = fixed ? s->topic.text : NULL;
+    /* Fixed: no reference to a record, its input or its file. */
+    char fixed[SL_KAFKA_TOPIC_MAX + 1];
+    size_t fixed_n = sl_tpl_render(s->conf.topic, NULL, NULL, fixed, SL_KAFKA_TOPIC_MAX, NULL);
+    fixed[fixed_n] = '\0';
+    const char *topic = sl_tpl_uses(s->conf.topic) == 0 ? fixed : NULL;
     rd_kafka_topic_t *rkt = topic ? rd_kafka_topic_new(s->rk, topic, NULL) : NULL;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(s->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
@@ -1484,93 +802,6 @@ static int kafka_probe(const sl_sink_ctx *ctx, sl_err *result)
     if (rkt) rd_kafka_topic_destroy(rkt);
     kafka_destroy(s);
     return rc;
-}
-
-/* ---- sluice check: where records would all meet one partition ------------ */
-
-static void warn_at(const sl_cfg_node *at, const char *sink, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void warn_at(const sl_cfg_node *at, const char *sink, const char *fmt, ...)
-{
-    char msg[1024], shown[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    /* Values from the configuration: one line, no credentials. */
-    size_t n = sl_redact_text(shown, sizeof shown, msg, strlen(msg));
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7f) shown[i] = '?';
-    fprintf(stderr, "%s:%d:%d: warning: sink %s: %s\n", at && at->file ? at->file : "?",
-            at ? at->line : 0, at ? at->col : 0, sink, shown);
-}
-
-static bool sink_takes_input(const sl_cfg_node *sink, const char *input)
-{
-    const sl_cfg_node *list = sl_cfg_get(sink, "inputs");
-    if (!list) return true; /* default: every input */
-    if (list->kind != SL_CFG_SEQ) return false;
-    for (size_t i = 0; i < list->n; i++)
-        if (list->items[i]->kind == SL_CFG_SCALAR && strcmp(list->items[i]->scalar, input) == 0)
-            return true;
-    return false;
-}
-
-/* Labels that can differ from record to record: a `labels` parse step, or
- * journald's `labels_from`. */
-static bool input_has_record_labels(const sl_cfg_node *in)
-{
-    if (sl_cfg_get(in, "labels_from")) return true;
-    const sl_cfg_node *parse = sl_cfg_get(in, "parse");
-    for (size_t k = 0; parse && parse->kind == SL_CFG_SEQ && k < parse->n; k++)
-        if (sl_cfg_get(parse->items[k], "labels")) return true;
-    return false;
-}
-
-int sl_kafka_check_key(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs)
-{
-    (void)cfg;
-    int warnings = 0;
-    const char *name = "?";
-    const sl_cfg_node *nn = sl_cfg_get(sink, "name");
-    if (nn && nn->kind == SL_CFG_SCALAR) name = nn->scalar;
-    const sl_cfg_node *key = sl_cfg_get(sink, "key");
-    if (!key) {
-        const sl_cfg_node *map = sl_cfg_get(sink, "librdkafka");
-        const sl_cfg_node *part = map ? sl_cfg_get(map, "partitioner") : NULL;
-        if (part && part->kind == SL_CFG_SCALAR &&
-            (!strcmp(part->scalar, "consistent") || !strcmp(part->scalar, "murmur2") ||
-             !strcmp(part->scalar, "fnv1a"))) {
-            warn_at(part, name,
-                    "partitioner '%s' hashes the (missing) key, so every message goes to one "
-                    "partition; leave it out, or use '%s_random'",
-                    part->scalar, part->scalar);
-            warnings++;
-        }
-        return warnings;
-    }
-    if (key->kind != SL_CFG_SCALAR) return 0;
-    tpl t;
-    char why[256];
-    int bad = tpl_parse(&t, key->scalar, true, why, sizeof why);
-    bool varies = t.uses_fields || t.uses_source, by_labels = t.uses_labels;
-    tpl_free(&t);
-    if (bad || varies) return 0; /* a bad template is already an error */
-    for (size_t i = 0; inputs && inputs->kind == SL_CFG_SEQ && i < inputs->n; i++) {
-        const sl_cfg_node *in = inputs->items[i];
-        const sl_cfg_node *in_name = sl_cfg_get(in, "name");
-        if (!in_name || in_name->kind != SL_CFG_SCALAR || !sink_takes_input(sink, in_name->scalar))
-            continue;
-        if (by_labels && input_has_record_labels(in)) continue;
-        warn_at(key, name,
-                "key '%s' is the same for every record of input '%s': all of them go to one "
-                "partition (order kept, one consumer, one broker's load); leave `key` out to "
-                "spread them, or add ${fields.NAME} / ${source}",
-                key->scalar, in_name->scalar);
-        warnings++;
-    }
-    return warnings;
 }
 
 const sl_sink_ops sl_kafka_sink_ops = {.type = "kafka",

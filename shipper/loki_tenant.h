@@ -1,7 +1,7 @@
 /* A tenant per record for the Loki sink: `tenant: ${labels.team:-ops}`,
- * with the same references as the Kafka sink's topic template
- * (${labels.NAME}, ${fields.NAME}, ${input}, ${source}, `:-default`, `$$`
- * for a literal $). Every reference to a record must carry a default, so
+ * a template of shipper/template.h (${labels.NAME}, ${fields.NAME},
+ * ${input}, ${source}, `:-default`, `$$` for a literal $; JSON escapes in
+ * field values resolved). Every reference to a record must carry a default, so
  * no record is left without a tenant. What a record renders to is made a
  * tenant Loki accepts (loki_limits.h): other characters become '_', cut to
  * 150. See docs/decisions/0016-what-loki-accepts.md. */

@@ -1,0 +1,42 @@
+/* The Kafka sink's configuration: its keys, read and checked once (errors at
+ * their file:line:col), turned into librdkafka properties (ours first, the
+ * `librdkafka:` passthrough map last) and the templates of each message. */
+#ifndef SLUICE_SHIPPER_KAFKA_CONFIG_H
+#define SLUICE_SHIPPER_KAFKA_CONFIG_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+
+#include "core/plugin.h"
+#include "shipper/template.h"
+
+#define SL_KAFKA_MAX_PROPS 96
+
+typedef struct sl_kafka_prop {
+    char *k, *v; /* v is wiped when freed: it may be a password */
+} sl_kafka_prop;
+
+typedef struct sl_kafka_conf {
+    sl_kafka_prop props[SL_KAFKA_MAX_PROPS];
+    int nprops;
+    sl_tpl *topic;
+    sl_tpl *key;          /* NULL without `key:`: messages have no key */
+    bool headers;         /* one header per label */
+    bool json_value;      /* `value: json` */
+    bool own_partitioner; /* no `partitioner` under `librdkafka:`: the sink spreads keyless ones */
+} sl_kafka_conf;
+
+/* Reads the sink's keys into c, checked against its key table (keys, kept
+ * in kafka.c beside the ops table). Errors go to ctx->cfg at their
+ * positions; SL_EINVAL when there was any (c is then freed), SL_OK
+ * otherwise. With ctx->check_only the whole property set is also checked
+ * by librdkafka. */
+int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nkeys,
+                       sl_kafka_conf *c, sl_err *err);
+void sl_kafka_conf_free(sl_kafka_conf *c);
+
+/* A librdkafka configuration with every property set; NULL with errstr
+ * when librdkafka refuses one. */
+rd_kafka_conf_t *sl_kafka_conf_new(const sl_kafka_conf *c, char *errstr, size_t errlen);
+
+#endif

@@ -123,7 +123,7 @@ static void run(const char *interval, const char *rescan, int npods, double life
         new_pod(fk, pods, &slots[k], k, t0, lifetime);
         slots[k].dies_at = t0 + lifetime * (k + 1) / npods; /* staggered deaths */
     }
-    uint64_t req0 = 0, born0 = 0, born = 0, lines = 0;
+    uint64_t req0 = 0, born0 = 0, born = 0, lines = 0, lbytes0 = 0, wev0 = 0, wbytes0 = 0;
     double missing0 = 0;
     bool measuring = false;
     double next_line = t0;
@@ -132,6 +132,8 @@ static void run(const char *interval, const char *rescan, int npods, double life
         if (!measuring && now >= measure_from) {
             measuring = true;
             req0 = sl_fk_requests(fk);
+            lbytes0 = sl_fk_list_bytes(fk);
+            sl_fk_watch_equivalent(fk, &wev0, &wbytes0);
             born0 = born;
             missing0 = sl_t_metric(mport, "sluice_k8s_metadata_missing_total");
         }
@@ -158,9 +160,22 @@ static void run(const char *interval, const char *rescan, int npods, double life
     double secs = now_s() - measure_from;
     uint64_t req = sl_fk_requests(fk) - req0, newpods = born - born0;
     double missing = sl_t_metric(mport, "sluice_k8s_metadata_missing_total") - missing0;
+    uint64_t wev, wbytes, lbytes = sl_fk_list_bytes(fk) - lbytes0;
+    sl_fk_watch_equivalent(fk, &wev, &wbytes);
+    wev -= wev0;
+    wbytes -= wbytes0;
     printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.2f | %.0f | %llu |\n", rescan, interval, npods,
            (double)newpods / secs * 60, (double)req / secs * 60, (double)newpods / secs * 60,
            newpods ? (double)req / (double)newpods : 0.0, missing, (unsigned long long)lines);
+    /* The alternative, for the same churn: one API-server watch per node
+     * (the fake kubelet renders the events it would stream), plus its
+     * initial list of the node's pods (one PodList, as /pods answers). */
+    printf("polling %s: %.1f KiB/min of PodLists from the kubelet (%.1f KiB per answer); "
+           "API-server watch instead: 1 stream, %.1f events/min, %.1f KiB/min, plus one "
+           "list of %.1f KiB at each (re)start of the watch\n",
+           interval, (double)lbytes / 1024 / secs * 60,
+           req ? (double)lbytes / 1024 / (double)req : 0.0, (double)wev / secs * 60,
+           (double)wbytes / 1024 / secs * 60, req ? (double)lbytes / 1024 / (double)req : 0.0);
     char status[64];
     snprintf(status, sizeof status, "/proc/%d/status", (int)pid);
     char *st = sl_t_read_file(status, NULL), *hwm = st ? strstr(st, "VmHWM:") : NULL;

@@ -1,7 +1,9 @@
 #include "parsers/kubernetes.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "collector/k8s_meta.h"
 #include "core/metrics.h"
@@ -51,6 +53,9 @@ struct sl_k8s_step {
     char memo_uid[64];
     sl_k8s_pod *memo;
     uint64_t memo_gen;
+    /* The pod UID of the last /var/log/containers link read (readlink). */
+    char link_src[PATH_MAX];
+    char link_uid[64];
     sl_metric *missing, *excluded;
     /* Named parse chains a pod picks with sluice.io/parser(-<container>). */
     const char *parser_names[MAX_PARSERS];
@@ -352,6 +357,28 @@ static const sl_k8s_pod *pod_for(sl_k8s_step *s, sl_slice uid)
     return p;
 }
 
+/* The UID of the pod a /var/log/containers/<pod>_<ns>_<container>-<id>.log
+ * link belongs to, from the name it points at,
+ * /var/log/pods/<ns>_<pod>_<uid>/<container>/<N>.log: that name carries no
+ * UID, and the cache knows pods by UID (a pod name is reused by the next pod
+ * of a StatefulSet; the link, made per container, is not). One readlink per
+ * source, not per record. Empty when it is not such a link. */
+static sl_slice uid_of_link(sl_k8s_step *s, const char *source)
+{
+    if (strcmp(s->link_src, source) == 0) return (sl_slice){s->link_uid, strlen(s->link_uid)};
+    s->link_uid[0] = '\0';
+    snprintf(s->link_src, sizeof s->link_src, "%s", source);
+    char target[PATH_MAX];
+    ssize_t n = readlink(source, target, sizeof target - 1);
+    sl_k8s_meta t;
+    if (n > 0 && sl_k8s_from_path(target, (size_t)n, &t) == 0 && t.pod_uid.n > 0 &&
+        t.pod_uid.n < sizeof s->link_uid) {
+        memcpy(s->link_uid, t.pod_uid.p, t.pod_uid.n);
+        s->link_uid[t.pod_uid.n] = '\0';
+    }
+    return (sl_slice){s->link_uid, strlen(s->link_uid)};
+}
+
 /* The pod's annotation `sluice.io/<what>-<container>`, else
  * `sluice.io/<what>`; NULL when neither is set. */
 static const char *annotation_for(const sl_k8s_pod *pod, const char *what, sl_slice container)
@@ -391,6 +418,7 @@ int sl_k8s_step_run(sl_k8s_step *s, sl_batch *b, sl_record *r, sl_err *err)
     if (!b->source || sl_k8s_from_path(b->source, strlen(b->source), &m) != 0)
         return sl_errf(err, SL_EPARSE, "source '%s' is not a Kubernetes log path",
                        b->source ? b->source : "");
+    if (m.pod_uid.n == 0 && s->meta) m.pod_uid = uid_of_link(s, b->source);
     const sl_k8s_pod *pod = pod_for(s, m.pod_uid);
     if (s->meta && !pod) sl_metric_inc(s->missing);
     if (pod && excluded(pod, m.container)) {

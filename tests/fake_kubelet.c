@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,30 @@ struct sl_fk {
     int port;
     struct MHD_Daemon *d;
     atomic_int delay_ms, fail;
-    atomic_uint_fast64_t requests, authorized;
+    atomic_uint_fast64_t requests, authorized, list_bytes;
+    uint64_t watch_events, watch_bytes; /* under mu */
 };
+
+/* Counts one watch event of the pod in the state `phase` (with a
+ * deletionTimestamp when deleting), as the API server would stream it. */
+static void count_watch_event(sl_fk *k, const char *type, json_t *pod, const char *phase,
+                              bool deleting)
+{
+    json_t *copy = json_deep_copy(pod);
+    if (!copy) return;
+    json_object_set_new(json_object_get(copy, "status"), "phase", json_string(phase));
+    if (deleting)
+        json_object_set_new(json_object_get(copy, "metadata"), "deletionTimestamp",
+                            json_string("2026-12-07T00:00:00Z"));
+    json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", copy);
+    char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    if (text) {
+        k->watch_events++;
+        k->watch_bytes += strlen(text) + 1;
+    }
+    free(text);
+    json_decref(ev);
+}
 
 static char *slurp(const char *dir, const char *name)
 {
@@ -81,6 +104,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     pthread_mutex_unlock(&k->mu);
     json_decref(list);
     if (!text) return answer(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "{}");
+    atomic_fetch_add(&k->list_bytes, strlen(text));
     enum MHD_Result rc = answer(c, MHD_HTTP_OK, text);
     free(text);
     return rc;
@@ -157,6 +181,8 @@ void sl_fk_delete_pod(sl_fk *k, const char *uid)
     {
         const char *u = json_string_value(json_object_get(json_object_get(p, "metadata"), "uid"));
         if (u && strcmp(u, uid) == 0) {
+            count_watch_event(k, "MODIFIED", p, "Running", true);
+            count_watch_event(k, "DELETED", p, "Succeeded", true);
             json_array_remove(k->pods, i);
             break;
         }
@@ -186,6 +212,8 @@ int sl_fk_add_pod(sl_fk *k, const char *ns, const char *name, const char *uid, c
     if (!pod) return -1;
     sl_fk_delete_pod(k, uid);
     pthread_mutex_lock(&k->mu);
+    count_watch_event(k, "ADDED", pod, "Pending", false);
+    count_watch_event(k, "MODIFIED", pod, "Running", false);
     int rc = json_array_append_new(k->pods, pod);
     pthread_mutex_unlock(&k->mu);
     return rc;
@@ -209,4 +237,17 @@ uint64_t sl_fk_requests(sl_fk *k)
 uint64_t sl_fk_authorized(sl_fk *k)
 {
     return atomic_load(&k->authorized);
+}
+
+uint64_t sl_fk_list_bytes(sl_fk *k)
+{
+    return atomic_load(&k->list_bytes);
+}
+
+void sl_fk_watch_equivalent(sl_fk *k, uint64_t *events, uint64_t *bytes)
+{
+    pthread_mutex_lock(&k->mu);
+    *events = k->watch_events;
+    *bytes = k->watch_bytes;
+    pthread_mutex_unlock(&k->mu);
 }

@@ -32,5 +32,15 @@ void sl_fk_set_fail(sl_fk *k, int status);
 /* /pods requests answered (any status), and those with a good token. */
 uint64_t sl_fk_requests(sl_fk *k);
 uint64_t sl_fk_authorized(sl_fk *k);
+/* Bytes of the PodList bodies answered to /pods (status 200). */
+uint64_t sl_fk_list_bytes(sl_fk *k);
+/* The API-server watch a per-node watcher would have been sent for the same
+ * changes (GET /api/v1/pods?watch=1&fieldSelector=spec.nodeName=...): the
+ * events and their bytes, each rendered as the API server streams it,
+ * `{"type":T,"object":<the Pod>}` and a newline. A pod's life is four
+ * events, the fewest a real one makes: ADDED when bound to the node
+ * (Pending), MODIFIED when the kubelet reports it Running, MODIFIED when its
+ * deletion starts (deletionTimestamp), DELETED. Not served: counted. */
+void sl_fk_watch_equivalent(sl_fk *k, uint64_t *events, uint64_t *bytes);
 
 #endif

@@ -28,8 +28,12 @@
 
 #define TOKEN "fake-sa-token-0123"
 
+/* Which names the file input globs: the pods' files, their
+ * /var/log/containers-style links as well, or only the links. */
+enum globs { GLOB_PODS, GLOB_PODS_AND_LINKS, GLOB_LINKS };
+
 typedef struct rig {
-    char *dir, *pods, *cfg, *log;
+    char *dir, *pods, *links, *cfg, *log;
     int mport;
     pid_t pid;
     sl_lr *lr;
@@ -65,13 +69,27 @@ static bool agent_up(void *arg)
 
 /* Starts the receiver, the fake kubelet and the agent. step_extra: more
  * keys of the kubernetes step, each line indented by ten spaces. */
-static void rig_start(rig *r, const char *tag, const char *step_extra)
+static void rig_start_globs(rig *r, const char *tag, const char *step_extra, enum globs globs)
 {
     memset(r, 0, sizeof *r);
     r->dir = sl_t_tmpdir(tag);
     assert_non_null(r->dir);
     r->pods = sl_t_path(r->dir, "pods");
     assert_int_equal(mkdir(r->pods, 0755), 0);
+    r->links = sl_t_path(r->dir, "containers");
+    assert_int_equal(mkdir(r->links, 0755), 0);
+    /* The links lead out of their folder into pods/: allowed as the
+     * kubelet's /var/log/containers -> /var/log/pods are (decision 0015). */
+    char paths[2300];
+    if (globs == GLOB_PODS)
+        snprintf(paths, sizeof paths, "    paths: [\"%s/*/*/*.log\"]\n", r->pods);
+    else if (globs == GLOB_PODS_AND_LINKS)
+        snprintf(paths, sizeof paths, "    paths: [\"%s/*/*/*.log\", \"%s/*.log\"]\n", r->pods,
+                 r->links);
+    else
+        snprintf(paths, sizeof paths,
+                 "    paths: [\"%s/*.log\"]\n    follow_symlinks_into: [\"%s\"]\n", r->links,
+                 r->pods);
     r->cfg = sl_t_path(r->dir, "agent.yml");
     r->log = sl_t_path(r->dir, "agent.log");
     char *token = sl_t_path(r->dir, "token");
@@ -90,7 +108,7 @@ static void rig_start(rig *r, const char *tag, const char *step_extra)
                          "inputs:\n"
                          "  - name: pods\n"
                          "    type: file\n"
-                         "    paths: [\"%s/*/*/*.log\"]\n"
+                         "%s"
                          "    start_at: beginning\n"
                          "    rescan_interval: 200ms\n"
                          "    parse:\n"
@@ -108,7 +126,7 @@ static void rig_start(rig *r, const char *tag, const char *step_extra)
                          "    max_batch_wait: 50ms\n"
                          "    min_backoff: 10ms\n"
                          "    max_backoff: 200ms\n",
-                         r->dir, r->mport, r->pods, sl_fk_port(r->fk), token, certs,
+                         r->dir, r->mport, paths, sl_fk_port(r->fk), token, certs,
                          step_extra ? step_extra : "", sl_lr_port(r->lr)) > 0);
     free(token);
     assert_int_equal(sl_t_write_file(r->cfg, yaml, strlen(yaml)), 0);
@@ -122,6 +140,11 @@ static void rig_start(rig *r, const char *tag, const char *step_extra)
     }
 }
 
+static void rig_start(rig *r, const char *tag, const char *step_extra)
+{
+    rig_start_globs(r, tag, step_extra, GLOB_PODS);
+}
+
 static void rig_stop(rig *r)
 {
     if (r->pid > 0) sl_t_stop(r->pid, SIGKILL, 5000);
@@ -130,6 +153,7 @@ static void rig_stop(rig *r)
     if (getenv("KEEP_TMP") == NULL) sl_t_rmtree(r->dir);
     free(r->dir);
     free(r->pods);
+    free(r->links);
     free(r->cfg);
     free(r->log);
 }
@@ -146,6 +170,18 @@ static char *pod_file(rig *r, int i, const char *c)
     assert_true(asprintf(&f, "%s/%s/0.log", d, c) > 0);
     free(d);
     return f;
+}
+
+/* The kubelet's link to pod i's container c, as in /var/log/containers:
+ * containers/pod-<i>_ns-<i>_<c>-<64 hex digits>.log -> its 0.log. */
+static void link_pod_file(rig *r, int i, const char *c)
+{
+    char *target = pod_file(r, i, c), *name = NULL;
+    assert_true(asprintf(&name, "%s/pod-%d_ns-%d_%s-%064x.log", r->links, i, i, c, i) > 0);
+    if (symlink(target, name) != 0 && errno != EEXIST)
+        fail_msg("symlink %s: %s", name, strerror(errno));
+    free(target);
+    free(name);
 }
 
 /* Appends line j of pod i's container c; odd lines come as a partial
@@ -529,6 +565,41 @@ static void test_parser(void **state)
     rig_stop(&r);
 }
 
+/* The /var/log/containers links. Globbed beside the pods' files (as the
+ * shipped overlay does), each line arrives once: a link to a file the input
+ * reads is that file (device and inode), whichever name is found first.
+ * Globbed alone (a node or mount showing only /var/log/containers), every
+ * line arrives with its pod's metadata: the link's name has no pod UID,
+ * which the kubernetes step reads from the name the link points at. */
+static void test_container_links(void **state)
+{
+    (void)state;
+    const enum globs modes[] = {GLOB_PODS_AND_LINKS, GLOB_LINKS};
+    for (size_t m = 0; m < 2; m++) {
+        rig r;
+        rig_start_globs(&r, "k8s-links", NULL, modes[m]);
+        for (int i = 0; i < 5; i++) {
+            add_pod(&r, i, NULL);
+            link_pod_file(&r, i, "main");
+            for (int j = 0; j < 4; j++) log_line(&r, i, "main", j);
+        }
+        wait_entries(&r, 20, scale(20000));
+        /* More lines once the files are tracked, under whichever name. */
+        for (int i = 0; i < 5; i++)
+            for (int j = 4; j < 6; j++) log_line(&r, i, "main", j);
+        wait_entries(&r, 30, scale(20000));
+        size_t bad = 0;
+        for (int i = 0; i < 5; i++) assert_int_equal(count_pod(&r, i, "main", true, &bad), 6);
+        assert_int_equal(bad, 0);
+        check_lines_once(&r, 0, 5, "main", 6);
+        assert_int_equal(sl_lr_nentries(r.lr), 30);
+        assert_true(sl_t_metric(r.mport, "sluice_k8s_metadata_missing_total") == 0);
+        print_message("%s: 30 lines once, with their pods' metadata\n",
+                      modes[m] == GLOB_LINKS ? "links only" : "pods and links");
+        rig_stop(&r);
+    }
+}
+
 /* config/k8s.yml itself, as shipped, over a fixture tree: a test overlay
  * only moves the pods input's paths into the temporary folder and adds the
  * sink; the kubelet's port and the service-account folder come from the
@@ -626,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_exclude),         cmocka_unit_test(test_parser),
         cmocka_unit_test(test_shipped_overlay), cmocka_unit_test(test_bad_token),
         cmocka_unit_test(test_outage),          cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_container_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

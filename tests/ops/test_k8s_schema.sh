@@ -2,9 +2,12 @@
 # deploy/k8s/*.yaml against the Kubernetes OpenAPI schema, as shipped in the
 # npm package kubernetes-models (pinned in tools/k8s-schema/package-lock.json;
 # its JSON schemas are generated from the Kubernetes OpenAPI spec). Checks
-# types, required fields and enums of every document; unknown fields are
-# not refused (the OpenAPI schema allows them). Also checks that a broken
-# manifest is refused, so the check cannot pass vacuously. Skipped with a
+# types, required fields and enums of every document, and refuses fields the
+# schema does not know (strict, as `kubectl apply --validate=strict`: the API
+# server would drop a misspelled field without a word). Also checks that
+# broken manifests are refused — a wrong type, a misspelled field deep in
+# the pod spec, a misspelled volume source — so the check cannot pass
+# vacuously. Skipped with a
 # message (exit 77) without node/npm or when the package cannot be
 # installed (no registry).
 set -u
@@ -35,12 +38,29 @@ else
 fi
 BROKEN=$(mktemp "${TMPDIR:-/tmp}/sluice-k8s-broken.XXXXXX.yaml")
 trap 'rm -f "$BROKEN"' EXIT
-sed 's/terminationGracePeriodSeconds: [0-9]*/terminationGracePeriodSeconds: soon/' \
-    "$SRC/deploy/k8s/daemonset.yaml" >"$BROKEN"
-if node "$DIR/check.mjs" "$BROKEN" >/dev/null 2>&1; then
-    echo "FAIL: a DaemonSet with a string grace period passes the check"
-    FAILS=$((FAILS + 1))
-else
-    echo "ok: a broken DaemonSet is refused"
-fi
+# refused NAME SED-EXPRESSION EXPECTED-OUTPUT: the DaemonSet changed by the
+# expression must fail the check, naming what is wrong.
+refused() {
+    local name=$1 expr=$2 expect=$3 out
+    sed "$expr" "$SRC/deploy/k8s/daemonset.yaml" >"$BROKEN"
+    if cmp -s "$BROKEN" "$SRC/deploy/k8s/daemonset.yaml"; then
+        echo "FAIL: $name: the edit changed nothing (the manifest moved on?)"
+        FAILS=$((FAILS + 1))
+    elif out=$(node "$DIR/check.mjs" "$BROKEN" 2>&1); then
+        echo "FAIL: $name passes the check"
+        FAILS=$((FAILS + 1))
+    elif ! grep -qF -- "$expect" <<<"$out"; then
+        echo "$out"
+        echo "FAIL: $name: refused without naming '$expect'"
+        FAILS=$((FAILS + 1))
+    else
+        echo "ok: $name is refused: $(grep -F -- "$expect" <<<"$out" | head -n1)"
+    fi
+}
+refused "a string grace period" 's/terminationGracePeriodSeconds: [0-9]*/terminationGracePeriodSeconds: soon/' \
+    "terminationGracePeriodSeconds must be integer"
+refused "a misspelled securityContext field" 's/readOnlyRootFilesystem:/readOnlyRootFileSystem:/' \
+    "unknown field spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem"
+refused "a misspelled volume source" '0,/hostPath:/s//hostpath:/' "unknown field spec.template.spec.volumes["
+refused "a misspelled top-level field" '0,/^spec:/s//sepc:/' "unknown field sepc"
 [ "$FAILS" -eq 0 ]

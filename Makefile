@@ -54,13 +54,14 @@ SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 
 # The long budgets the issues name (SLUICE_TEST_LONG=1): the file model test
 # for 5 minutes (make test gives it 15 s, 10 s under ASan), a 2-minute
-# outage for ops, a 60 s outage with 5 kill -9 for loki_giveback; the
+# outage for ops, a 60 s outage with 5 kill -9 for loki_giveback, pods
+# logging 10 s after their deletion for k8s; the
 # container image built from the package and started (make test checks only
 # that the recipe, the manifest and the package agree); then the `slow`
 # suite and the model test under ASan+UBSan.
 test-long: build $(ASAN_BUILD)/build.ninja
 	SLUICE_TEST_LONG=1 SLUICE_MODEL_BUDGET_S=300 SLUICE_OPS_OUTAGE_MS=120000 \
-	  meson test -C $(BUILD) --print-errorlogs --num-processes 2 file_model ops
+	  meson test -C $(BUILD) --print-errorlogs --num-processes 2 file_model ops k8s
 	SLUICE_TEST_LONG=1 meson test -C $(BUILD) --print-errorlogs --num-processes 2 --suite slow
 	@./tools/bootstrap.sh $(DEB_PACKAGING) $(CONTAINER_PACKAGES)
 	SLUICE_CONTAINER_BUILD=1 meson test -C $(BUILD) --print-errorlogs --timeout-multiplier 3 container

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/json_str.h"
 #include "core/utf8.h"
 
 /* ---- buffers ---- */
@@ -36,181 +37,33 @@ long sl_loki_utf8_sanitize(const char *s, size_t n, sl_buf *out)
     return (long)replaced;
 }
 
-/* ---- JSON string helpers ---- */
+/* ---- JSON strings (core/json_str.h) ---- */
 
-static int put_utf8(sl_buf *b, uint32_t cp)
+/* Appends the unescaped content of a JSON string body. A malformed escape is
+ * copied literally; a lone surrogate becomes U+FFFD. Never longer than n. */
+static int json_unescape(const char *p, size_t n, sl_buf *b)
 {
-    char t[4];
-    size_t n;
-    if (cp < 0x80) {
-        t[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        t[0] = (char)(0xC0 | (cp >> 6));
-        t[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        t[0] = (char)(0xE0 | (cp >> 12));
-        t[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        t[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        t[0] = (char)(0xF0 | (cp >> 18));
-        t[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        t[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return buf_put(b, t, n);
-}
-
-static int hex4(const char *p, size_t n, size_t i, uint32_t *out)
-{
-    if (i + 4 > n) return -1;
-    uint32_t v = 0;
-    for (size_t k = i; k < i + 4; k++) {
-        char c = p[k];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (uint32_t)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
+    size_t o;
+    if (buf_reserve(b, n)) return -1;
+    if (sl_json_unescape_to(p, n, b->p + b->len, n, SL_JSON_BAD_KEEP, &o) != SL_OK) return -1;
+    b->len += o;
+    b->p[b->len] = '\0';
     return 0;
 }
 
-/* Appends the unescaped content of a JSON string body. A malformed escape is
- * copied literally; a lone surrogate becomes U+FFFD. */
-static int json_unescape(const char *p, size_t n, sl_buf *b)
+/* Appends p escaped as a JSON string body; invalid UTF-8 becomes U+FFFD and
+ * sets *bad. */
+static int json_escape(const char *p, size_t n, sl_buf *b, bool *bad)
 {
-    size_t i = 0, start = 0;
-    while (i < n) {
-        const char *bs = memchr(p + i, '\\', n - i);
-        if (!bs) break;
-        i = (size_t)(bs - p);
-        if (buf_put(b, p + start, i - start)) return -1;
-        if (i + 1 >= n) {
-            start = i;
-            break;
-        }
-        char c = p[i + 1];
-        char one = 0;
-        switch (c) {
-        case '"':
-            one = '"';
-            break;
-        case '\\':
-            one = '\\';
-            break;
-        case '/':
-            one = '/';
-            break;
-        case 'b':
-            one = '\b';
-            break;
-        case 'f':
-            one = '\f';
-            break;
-        case 'n':
-            one = '\n';
-            break;
-        case 'r':
-            one = '\r';
-            break;
-        case 't':
-            one = '\t';
-            break;
-        case 'u': {
-            uint32_t cp;
-            if (hex4(p, n, i + 2, &cp)) {
-                if (buf_put(b, p + i, 2)) return -1;
-                i += 2;
-                start = i;
-                continue;
-            }
-            size_t used = 6;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                uint32_t lo;
-                if (i + 12 <= n && p[i + 6] == '\\' && p[i + 7] == 'u' &&
-                    hex4(p, n, i + 8, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    used = 12;
-                } else {
-                    cp = 0xFFFD;
-                }
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
-            }
-            if (put_utf8(b, cp)) return -1;
-            i += used;
-            start = i;
-            continue;
-        }
-        default:
-            if (buf_put(b, p + i, 2)) return -1;
-            i += 2;
-            start = i;
-            continue;
-        }
-        if (buf_put(b, &one, 1)) return -1;
-        i += 2;
-        start = i;
-    }
-    return buf_put(b, p + start, n - start);
+    if (n > (SIZE_MAX - 32) / 6 || buf_reserve(b, SL_JSON_ESCAPE_ROOM(n))) return -1;
+    size_t replaced = 0;
+    b->len += sl_json_escape_to(b->p + b->len, p, n, &replaced);
+    b->p[b->len] = '\0';
+    if (replaced) *bad = true;
+    return 0;
 }
 
 static const char hexdig[] = "0123456789abcdef";
-
-/* Bytes that must be escaped inside a JSON string. */
-static inline bool json_special(unsigned char c)
-{
-    return c < 0x20 || c == '"' || c == '\\';
-}
-
-static int json_escape(const char *p, size_t n, sl_buf *b)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = u[i];
-        if (!json_special(c)) continue;
-        if (buf_put(b, p + start, i - start)) return -1;
-        char t[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t tn = 2;
-        switch (c) {
-        case '"':
-            t[1] = '"';
-            break;
-        case '\\':
-            t[1] = '\\';
-            break;
-        case '\n':
-            t[1] = 'n';
-            break;
-        case '\r':
-            t[1] = 'r';
-            break;
-        case '\t':
-            t[1] = 't';
-            break;
-        default:
-            t[1] = 'u';
-            t[2] = '0';
-            t[3] = '0';
-            t[4] = hexdig[c >> 4];
-            t[5] = hexdig[c & 15];
-            tn = 6;
-        }
-        if (buf_put(b, t, tn)) return -1;
-        start = i + 1;
-    }
-    return buf_put(b, p + start, n - start);
-}
 
 /* ---- scratch memory with stable addresses ---- */
 
@@ -734,8 +587,9 @@ static bool is_meta_field(const sl_loki_opts *o, const sl_field *f, sl_slice key
     return false;
 }
 
-/* Writes the record's fields as a JSON object into t. */
-static int json_line(const sl_record *r, sl_buf *t)
+/* Writes the record's fields as a JSON object into t; *bad when a string
+ * had invalid UTF-8 (replaced). */
+static int json_line(const sl_record *r, sl_buf *t, bool *bad)
 {
     if (BUF_LIT(t, "{")) return -1;
     bool first = true;
@@ -747,14 +601,14 @@ static int json_line(const sl_record *r, sl_buf *t)
         if (BUF_LIT(t, "\"")) return -1;
         if (f->flags & SL_FF_KEY_ESCAPED) {
             if (buf_put(t, f->key.p, f->key.n)) return -1;
-        } else if (json_escape(f->key.p, f->key.n, t)) {
+        } else if (json_escape(f->key.p, f->key.n, t, bad)) {
             return -1;
         }
         if (BUF_LIT(t, "\":")) return -1;
         int rc;
         switch (f->type) {
         case SL_V_STRING:
-            rc = BUF_LIT(t, "\"") || json_escape(f->val.p, f->val.n, t) || BUF_LIT(t, "\"");
+            rc = BUF_LIT(t, "\"") || json_escape(f->val.p, f->val.n, t, bad) || BUF_LIT(t, "\"");
             break;
         case SL_V_ESCAPED:
             rc = BUF_LIT(t, "\"") || buf_put(t, f->val.p, f->val.n) || BUF_LIT(t, "\"");
@@ -774,7 +628,7 @@ static int json_line(const sl_record *r, sl_buf *t)
             rc = f->val.n ? buf_put(t, f->val.p, f->val.n) : BUF_LIT(t, "null");
             break;
         default:
-            rc = BUF_LIT(t, "\"") || json_escape(f->val.p, f->val.n, t) || BUF_LIT(t, "\"");
+            rc = BUF_LIT(t, "\"") || json_escape(f->val.p, f->val.n, t, bad) || BUF_LIT(t, "\"");
         }
         if (rc) return -1;
     }
@@ -1090,7 +944,7 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
         sl_slice src = r->line;
         if (o->line_format == SL_LOKI_LINE_JSON && has_live_fields(r)) {
             sl_buf_reset(&q->t1);
-            if (json_line(r, &q->t1)) goto nomem;
+            if (json_line(r, &q->t1, &rbad)) goto nomem;
             src = (sl_slice){q->t1.p, q->t1.len};
             lp = stable_utf8(q, src, false, &ln, &rbad);
             if (!lp) goto nomem;
@@ -1230,9 +1084,12 @@ static int put_i64(sl_buf *b, int64_t v)
     return buf_put(b, p, (size_t)(e - p));
 }
 
+/* p is valid UTF-8 here (stable_utf8, label_value), so nothing is
+ * replaced. */
 static int json_str(sl_buf *b, const char *p, size_t n)
 {
-    return BUF_LIT(b, "\"") || json_escape(p, n, b) || BUF_LIT(b, "\"");
+    bool bad = false;
+    return BUF_LIT(b, "\"") || json_escape(p, n, b, &bad) || BUF_LIT(b, "\"");
 }
 
 int sl_loki_req_json(sl_loki_req *q, sl_buf *out, sl_err *err)

@@ -418,14 +418,3 @@ int sl_k8s_from_path(const char *path, size_t n, sl_k8s_meta *m)
     m->container_id = (sl_slice){dash + 1, idn};
     return 0;
 }
-
-int sl_k8s_add_fields(sl_batch *b, sl_record *r, const sl_k8s_meta *m, sl_err *err)
-{
-    static const char *const names[] = {"namespace", "pod", "container", "container_id", "pod_uid"};
-    const sl_slice vals[] = {m->namespace_, m->pod, m->container, m->container_id, m->pod_uid};
-    for (int k = 0; k < 5; k++)
-        if (vals[k].n && !sl_record_add_field(b, r, (sl_slice){names[k], strlen(names[k])}, vals[k],
-                                              SL_V_STRING))
-            return sl_errf(err, SL_ENOMEM, "k8s: batch arena full");
-    return 0;
-}

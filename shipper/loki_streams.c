@@ -33,7 +33,7 @@ static const char *label_name(sl_loki_req *q, sl_slice s, size_t *n)
 }
 
 /* A label value Loki's label parser accepts (loki_limits.h), stable as in
- * stable_utf8. */
+ * stable_utf8 (loki_encode.c): val itself when stable, else a copy. */
 static const char *label_value(sl_loki_req *q, sl_slice s, bool stable, size_t *n)
 {
     size_t max = q->lim->max_label_value_len;

@@ -1,6 +1,9 @@
 /* Stage 2 of the JSON scanner and the public API: kernel dispatch, the
- * grammar walk over stage-1 tokens, field extraction, flattening,
- * unescaping. See docs/decisions/0003-json-scanner.md. */
+ * grammar walk over stage-1 tokens, field extraction, flattening (string
+ * unescaping is core/json_str.c). See docs/decisions/0003-json-scanner.md.
+ * One file over 800 lines because the walk is one hot loop: its helpers are
+ * static and forced inline into walk_fields/walk_flat with the token cursor
+ * kept in registers, which a split across translation units would undo. */
 #include "parsers/json.h"
 
 #include <stdio.h>

@@ -1,8 +1,9 @@
-/* The JSON string escaper's inner loops, shared by core/buf.c
- * (sl_json_escape_within, the public entry) and shipper/recjson.c, which
- * inlines them into one SSSE3 copy of its record writer: a call per string
- * was a third of the encoder's time on short fields. Internal: include it
- * only from those two. Contract as sl_json_escape_within (core/buf.h). */
+/* The JSON string escaper's inner loops, shared by core/json_str.c
+ * (sl_json_escape_within, the public entry, and the reference escaper) and
+ * shipper/recjson.c, which inlines them into one SSSE3 copy of its record
+ * writer: a call per string was a third of the encoder's time on short
+ * fields. Internal: include it only from those two. Contract as
+ * sl_json_escape_within (core/json_str.h). */
 #ifndef SLUICE_CORE_JSON_ESCAPE_H
 #define SLUICE_CORE_JSON_ESCAPE_H
 
@@ -24,31 +25,40 @@ typedef struct esc_pos {
     size_t i;
 } esc_pos;
 
+/* The escape of an ASCII byte that needs one ('"', '\\' or below 0x20):
+ * its short form where JSON has one, else \u00xx. Returns the end. */
+static inline char *escape_ascii(char *o, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '\\';
+    switch (c) {
+    case '"':
+    case '\\':
+        *o++ = (char)c;
+        break;
+    case '\n':
+        *o++ = 'n';
+        break;
+    case '\r':
+        *o++ = 'r';
+        break;
+    case '\t':
+        *o++ = 't';
+        break;
+    default:
+        *o++ = 'u', *o++ = '0', *o++ = '0';
+        *o++ = hex[c >> 4], *o++ = hex[c & 15];
+    }
+    return o;
+}
+
 /* A stop byte other than '"' and '\\': a control byte, or a run of UTF-8
  * sequences (each checked whole, copied or replaced). */
 static __attribute__((noinline, unused)) esc_pos escape_rare(char *o, const unsigned char *s,
                                                              size_t n, size_t i, size_t *replaced)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char c = s[i];
-    if (c < 0x80) {
-        *o++ = '\\';
-        switch (c) {
-        case '\n':
-            *o++ = 'n';
-            break;
-        case '\r':
-            *o++ = 'r';
-            break;
-        case '\t':
-            *o++ = 't';
-            break;
-        default:
-            *o++ = 'u', *o++ = '0', *o++ = '0';
-            *o++ = hex[c >> 4], *o++ = hex[c & 15];
-        }
-        return (esc_pos){o, i + 1};
-    }
+    if (c < 0x80) return (esc_pos){escape_ascii(o, c), i + 1};
     /* Non-ASCII text comes in runs (a word of Cyrillic, CJK, emoji): stay
      * here until the next ASCII byte. */
     while (i < n && s[i] >= 0x80) {

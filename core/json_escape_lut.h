@@ -1,4 +1,4 @@
-/* Shuffles for the JSON escaper's vector path (core/buf.c): for 8 input
+/* Shuffles for the JSON escaper's vector path (core/json_escape.h): for 8 input
  * bytes and the mask of those among them that are '"' or '\\', the pshufb
  * indices that spread them out with a hole (H: pshufb writes 0, then
  * '\\' is or-ed in) before each masked byte. Row mb: for k = 0..7, a hole

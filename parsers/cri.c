@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_str.h"
 #include "core/log.h"
 #include "parsers/timestamp.h"
 
@@ -168,136 +169,13 @@ int sl_docker_parse(const char *p, size_t n, sl_cri_line *out, sl_err *err)
     return 0;
 }
 
-static int hex4(const char *p, size_t avail)
-{
-    if (avail < 4) return -1;
-    int v = 0;
-    for (int k = 0; k < 4; k++) {
-        char c = p[k];
-        int h = c >= '0' && c <= '9'                     ? c - '0'
-                : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
-                                                         : -1;
-        if (h < 0) return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static size_t utf8_len(unsigned cp)
-{
-    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-}
-
-static void put_utf8(char *d, unsigned cp)
-{
-    switch (utf8_len(cp)) {
-    case 1:
-        d[0] = (char)cp;
-        break;
-    case 2:
-        d[0] = (char)(0xc0 | cp >> 6);
-        d[1] = (char)(0x80 | (cp & 0x3f));
-        break;
-    case 3:
-        d[0] = (char)(0xe0 | cp >> 12);
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        d[2] = (char)(0x80 | (cp & 0x3f));
-        break;
-    default:
-        d[0] = (char)(0xf0 | cp >> 18);
-        d[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        d[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        d[3] = (char)(0x80 | (cp & 0x3f));
-    }
-}
-
-/* Unescapes at most cap output bytes; *cut when input was left over. */
+/* Unescapes at most cap output bytes; *cut when input was left over. The
+ * docker daemon wrote the string, but nothing checked it since: a
+ * malformed escape loses its backslash, as lenient decoders do. */
 static size_t json_unescape(sl_slice v, char *dst, size_t cap, bool *cut)
 {
-    const char *p = v.p;
-    size_t n = v.n, o = 0, i = 0;
-    *cut = false;
-    while (i < n) {
-        const char *bs = memchr(p + i, '\\', n - i);
-        size_t run = (bs ? (size_t)(bs - p) : n) - i;
-        if (run > cap - o) {
-            memcpy(dst + o, p + i, cap - o);
-            *cut = true;
-            return cap;
-        }
-        memcpy(dst + o, p + i, run);
-        o += run;
-        i += run;
-        if (i >= n) break;
-        unsigned cp;
-        size_t used = 2;
-        char c = i + 1 < n ? p[i + 1] : 0;
-        switch (c) {
-        case '"':
-        case '\\':
-        case '/':
-            cp = (unsigned char)c;
-            break;
-        case 'b':
-            cp = '\b';
-            break;
-        case 'f':
-            cp = '\f';
-            break;
-        case 'n':
-            cp = '\n';
-            break;
-        case 'r':
-            cp = '\r';
-            break;
-        case 't':
-            cp = '\t';
-            break;
-        case 'u': {
-            int h = hex4(p + i + 2, n - i - 2);
-            if (h < 0) {
-                cp = 0xfffd;
-                break;
-            }
-            used = 6;
-            cp = (unsigned)h;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                int lo = n - i >= 12 && p[i + 6] == '\\' && p[i + 7] == 'u'
-                             ? hex4(p + i + 8, n - i - 8)
-                             : -1;
-                if (lo >= 0xdc00 && lo <= 0xdfff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00);
-                    used = 12;
-                } else {
-                    cp = 0xfffd;
-                }
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                cp = 0xfffd;
-            }
-            break;
-        }
-        default: /* not an escape: keep the byte (a lone final backslash too) */
-            cp = i + 1 < n ? (unsigned char)c : '\\';
-            used = i + 1 < n ? 2 : 1;
-            if (cp >= 0x80) { /* copy a non-ASCII byte as it is */
-                if (cap - o < 1) {
-                    *cut = true;
-                    return o;
-                }
-                dst[o++] = c;
-                i += used;
-                continue;
-            }
-        }
-        size_t l = utf8_len(cp);
-        if (l > cap - o) {
-            *cut = true;
-            return o;
-        }
-        put_utf8(dst + o, cp);
-        o += l;
-        i += used;
-    }
+    size_t o;
+    *cut = sl_json_unescape_to(v.p, v.n, dst, cap, SL_JSON_BAD_LOOSE, &o) == SL_EFULL;
     return o;
 }
 
@@ -538,16 +416,5 @@ int sl_k8s_from_path(const char *path, size_t n, sl_k8s_meta *m)
     m->namespace_ = (sl_slice){u1 + 1, (size_t)(u2 - u1 - 1)};
     m->container = (sl_slice){u2 + 1, (size_t)(dash - u2 - 1)};
     m->container_id = (sl_slice){dash + 1, idn};
-    return 0;
-}
-
-int sl_k8s_add_fields(sl_batch *b, sl_record *r, const sl_k8s_meta *m, sl_err *err)
-{
-    static const char *const names[] = {"namespace", "pod", "container", "container_id", "pod_uid"};
-    const sl_slice vals[] = {m->namespace_, m->pod, m->container, m->container_id, m->pod_uid};
-    for (int k = 0; k < 5; k++)
-        if (vals[k].n && !sl_record_add_field(b, r, (sl_slice){names[k], strlen(names[k])}, vals[k],
-                                              SL_V_STRING))
-            return sl_errf(err, SL_ENOMEM, "k8s: batch arena full");
     return 0;
 }

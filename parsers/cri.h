@@ -92,8 +92,5 @@ typedef struct sl_k8s_meta {
 } sl_k8s_meta;
 
 int sl_k8s_from_path(const char *path, size_t n, sl_k8s_meta *m);
-/* Appends namespace, pod, container, container_id, pod_uid (non-empty
- * ones) to r; the slices must outlive the batch (e.g. b->source). */
-int sl_k8s_add_fields(sl_batch *b, sl_record *r, const sl_k8s_meta *m, sl_err *err);
 
 #endif

@@ -1,12 +1,16 @@
 /* Stage 2 of the JSON scanner and the public API: kernel dispatch, the
- * grammar walk over stage-1 tokens, field extraction, flattening,
- * unescaping. See docs/decisions/0003-json-scanner.md. */
+ * grammar walk over stage-1 tokens, field extraction, flattening (string
+ * unescaping is core/json_str.c). See docs/decisions/0003-json-scanner.md.
+ * One file over 800 lines because the walk is one hot loop: its helpers are
+ * static and forced inline into walk_fields/walk_flat with the token cursor
+ * kept in registers, which a split across translation units would undo. */
 #include "parsers/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_str.h"
 #include "core/utf8.h"
 #include "parsers/json_internal.h"
 
@@ -234,23 +238,6 @@ static const uint8_t delim[256] = {
     [']'] = 1, ['}'] = 1,  [':'] = 1,  ['['] = 1,  ['{'] = 1,
 };
 
-static inline int hexval(uint8_t c)
-{
-    if ((unsigned)(c - '0') < 10) return c - '0';
-    c |= 0x20;
-    if ((unsigned)(c - 'a') < 6) return c - 'a' + 10;
-    return -1;
-}
-
-/* Four hex digits at p[at..at+4); -1 when short or not hex. */
-static inline int32_t hex4(const uint8_t *p, size_t n, size_t at)
-{
-    if (at + 4 > n) return -1;
-    int a = hexval(p[at]), b = hexval(p[at + 1]), c = hexval(p[at + 2]), d = hexval(p[at + 3]);
-    if ((a | b | c | d) < 0) return -1;
-    return (a << 12) | (b << 8) | (c << 4) | d;
-}
-
 /* The \\u escapes of the string between quotes open and close (stage 1
  * validated the other escapes). Surrogates follow jansson: a high one must
  * be followed by \\u and a low one; a lone low one is an error. */
@@ -266,12 +253,12 @@ static __attribute__((noinline)) int check_unicode(walker *w, uint32_t open, uin
             k += 2;
             continue;
         }
-        int32_t v = hex4(p, close, (size_t)k + 2);
+        int32_t v = sl_json_hex4((const char *)p + k + 2, close - (k + 2));
         if (v < 0) return fail(w, k, "invalid \\u escape");
         if (v >= 0xD800 && v <= 0xDBFF) {
             if ((size_t)k + 8 > close || p[k + 6] != '\\' || p[k + 7] != 'u')
                 return fail(w, k, "high surrogate not followed by \\u");
-            int32_t v2 = hex4(p, close, (size_t)k + 8);
+            int32_t v2 = sl_json_hex4((const char *)p + k + 8, close - (k + 8));
             if (v2 < 0xDC00 || v2 > 0xDFFF) return fail(w, k, "invalid surrogate pair");
             k += 12;
         } else if (v >= 0xDC00 && v <= 0xDFFF) {
@@ -1104,99 +1091,4 @@ int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_er
     int rc = run(r->line.p, r->line.n, o, &e, err);
     if (rc != 0) r->nfields = before;
     return rc;
-}
-
-/* ------------------------------------------------------------ unescape */
-
-static size_t utf8_put(char *d, uint32_t cp)
-{
-    if (cp < 0x80) {
-        d[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (char)(0xC0 | (cp >> 6));
-        d[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xE0 | (cp >> 12));
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        d[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    d[0] = (char)(0xF0 | (cp >> 18));
-    d[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    d[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    d[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-ptrdiff_t sl_json_unescape(const char *src, size_t n, char *dst, size_t cap)
-{
-    const uint8_t *s = (const uint8_t *)src;
-    size_t i = 0, o = 0;
-    while (i < n) {
-        const uint8_t *bs = memchr(s + i, '\\', n - i);
-        size_t run_len = bs ? (size_t)(bs - (s + i)) : n - i;
-        if (run_len > cap - o) return SL_EFULL;
-        memcpy(dst + o, s + i, run_len);
-        o += run_len;
-        i += run_len;
-        if (!bs) break;
-        if (i + 1 >= n) return SL_EPARSE;
-        uint8_t c = s[i + 1];
-        char simple = 0;
-        switch (c) {
-        case '"':
-        case '\\':
-        case '/':
-            simple = (char)c;
-            break;
-        case 'b':
-            simple = '\b';
-            break;
-        case 'f':
-            simple = '\f';
-            break;
-        case 'n':
-            simple = '\n';
-            break;
-        case 'r':
-            simple = '\r';
-            break;
-        case 't':
-            simple = '\t';
-            break;
-        case 'u':
-            break;
-        default:
-            return SL_EPARSE;
-        }
-        if (c != 'u') {
-            if (o == cap) return SL_EFULL;
-            dst[o++] = simple;
-            i += 2;
-            continue;
-        }
-        int32_t v = hex4(s, n, i + 2);
-        if (v < 0) return SL_EPARSE;
-        i += 6;
-        uint32_t cp = (uint32_t)v;
-        if (v >= 0xD800 && v <= 0xDBFF) {
-            if (i + 2 > n || s[i] != '\\' || s[i + 1] != 'u') return SL_EPARSE;
-            int32_t v2 = hex4(s, n, i + 2);
-            if (v2 < 0xDC00 || v2 > 0xDFFF) return SL_EPARSE;
-            i += 6;
-            cp = 0x10000 + (((uint32_t)v - 0xD800) << 10) + ((uint32_t)v2 - 0xDC00);
-        } else if (v >= 0xDC00 && v <= 0xDFFF) {
-            return SL_EPARSE;
-        }
-        char tmp[4];
-        size_t m = utf8_put(tmp, cp);
-        if (m > cap - o) return SL_EFULL;
-        memcpy(dst + o, tmp, m);
-        o += m;
-    }
-    return (ptrdiff_t)o;
 }

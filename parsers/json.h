@@ -20,6 +20,7 @@
 #include "core/batch.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/json_str.h" /* sl_json_unescape, for the steps reading escaped fields */
 #include "core/record.h"
 
 #define SL_JSON_DEFAULT_DEPTH 512
@@ -97,11 +98,5 @@ int sl_json_fields_arena(const char *p, size_t n, const sl_json_opts *o, sl_aren
  * arena bound) is returned; marking and counting the failure is the
  * caller's job. */
 int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_err *err);
-
-/* Unescapes a string's raw bytes (between the quotes) into dst. The result
- * is never longer than n, so cap >= n always suffices. Returns the length
- * written, SL_EPARSE for an invalid escape or lone surrogate (as jansson),
- * SL_EFULL when cap is too small. Other bytes are copied as they are. */
-ptrdiff_t sl_json_unescape(const char *src, size_t n, char *dst, size_t cap);
 
 #endif

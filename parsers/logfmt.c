@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/json_str.h"
 #include "core/utf8.h"
 
 #if defined(__SSE2__)
@@ -210,28 +211,8 @@ static long hexn(const char *p, size_t avail, size_t n)
 
 static size_t put_utf8(char *d, unsigned long cp)
 {
-    if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
-    if (cp > 0x10ffff) cp = 0xfffd;
-    if (cp < 0x80) {
-        d[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (char)(0xc0 | cp >> 6);
-        d[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xe0 | cp >> 12);
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        d[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    d[0] = (char)(0xf0 | cp >> 18);
-    d[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    d[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    d[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
+    if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) cp = 0xfffd;
+    return sl_json_utf8_put(d, (uint32_t)cp);
 }
 
 size_t sl_logfmt_unescape(sl_slice v, char *dst)

@@ -358,14 +358,6 @@ static void test_k8s_paths(void **st)
         if (sl_k8s_from_path(d, strlen(bad[i]), &m) != SL_ENOENT) fail_msg("accepted '%s'", bad[i]);
         free(d);
     }
-    /* Into a record. */
-    sl_batch *b = sl_batch_new(1);
-    sl_record *rec = sl_batch_add(b, SL_SLICE_LIT("x"), 0, 0);
-    assert_int_equal(sl_k8s_from_path(q, strlen(q), &m), 0);
-    assert_int_equal(sl_k8s_add_fields(b, rec, &m, NULL), 0);
-    assert_int_equal(rec->nfields, 4);
-    assert_slice(sl_record_field(rec, "pod_uid", 7)->val, "5c0b6d3e-9b1a-4d3c-8a44-2f1e0b7c6d5a");
-    sl_batch_unref(b);
 }
 
 static void test_truncation_and_garbage(void **st)

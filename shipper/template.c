@@ -1,5 +1,7 @@
 #include "shipper/template.h"
 
+#include "core/json_str.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,41 +174,10 @@ static void wput(wbuf *w, const char *p, size_t n)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int hex4(const char *p, const char *end)
-{
-    if (end - p < 4) return -1;
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static void put_utf8(wbuf *w, unsigned cp)
+static void put_utf8(wbuf *w, uint32_t cp)
 {
     char u[4];
-    size_t n;
-    if (cp < 0x80)
-        u[0] = (char)cp, n = 1;
-    else if (cp < 0x800)
-        u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-    else if (cp < 0x10000)
-        u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
-        u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-    else
-        u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-    wput(w, u, n);
+    wput(w, u, sl_json_utf8_put(u, cp));
 }
 
 static char simple_escape(char c)
@@ -257,18 +228,18 @@ static void put_unescaped(wbuf *w, const char *p, size_t n)
             p += 2;
             continue;
         }
-        int hi = p[1] == 'u' ? hex4(p + 2, end) : -1;
+        int32_t hi = p[1] == 'u' ? sl_json_hex4(p + 2, (size_t)(end - p - 2)) : -1;
         if (hi < 0) {
             wput(w, p, 2);
             p += 2;
             continue;
         }
-        unsigned cp = (unsigned)hi;
+        uint32_t cp = (uint32_t)hi;
         size_t used = 6;
         if (hi >= 0xd800 && hi < 0xdc00 && end - p >= 12 && p[6] == '\\' && p[7] == 'u') {
-            int lo = hex4(p + 8, end);
+            int32_t lo = sl_json_hex4(p + 8, (size_t)(end - p - 8));
             if (lo >= 0xdc00 && lo < 0xe000) {
-                cp = 0x10000 + (((unsigned)hi - 0xd800) << 10) + ((unsigned)lo - 0xdc00);
+                cp = 0x10000 + (((uint32_t)hi - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
                 used = 12;
             }
         }

@@ -54,11 +54,12 @@ typedef struct tracked {
     sl_chunk *chunk;   /* holds the unfinished line at [0, partial) */
     size_t partial;
     int64_t partial_since;
-    bool skipping;    /* truncate mode: dropping the rest of a long line */
-    bool gone;        /* path no longer leads here: read to EOF, then close */
-    bool dirty;       /* may have data: read it on the next turn */
-    int64_t mtime_ns; /* modification time when last looked at */
-    bool caught_up;   /* the last read reached the end of the file */
+    bool skipping;      /* truncate mode: dropping the rest of a long line */
+    bool gone;          /* path no longer leads here: read to EOF, then close */
+    bool dirty;         /* may have data: read it on the next turn */
+    int64_t mtime_ns;   /* modification time when last looked at */
+    bool caught_up;     /* the last read reached the end of the file */
+    size_t victim_slot; /* its index in file_input.victims + 1; 0: not listed */
     int64_t last_data_ns;
     sl_ml_file ml; /* multiline: the open group's state */
 } tracked;
@@ -75,6 +76,18 @@ typedef struct refused_name {
 /* Beyond this many, refused names are still refused but logged and
  * counted on every look (a folder with 64k FIFOs is an alarm anyway). */
 #define MAX_REFUSED 65536
+
+/* A path found while max_open_files were open: opened, in the order
+ * found, as soon as a file is read and acknowledged and can be closed for
+ * it, without another scan of the globs (at 10,000 files a scan is
+ * 30,000 system calls, and a scan every poll_interval left the input
+ * waiting for it: issue 19). */
+typedef struct waiting_path {
+    struct waiting_path *next, *hash_next; /* queue order, path_bucket chain */
+    char path[];
+} waiting_path;
+/* Beyond this many, paths that find no room wait for a later scan. */
+#define MAX_WAITING 65536
 
 /* Finds the end of a line (see eol_scalar). */
 typedef const char *(*eol_fn)(const char *p, const char *end, bool *suspect);
@@ -117,9 +130,19 @@ typedef struct file_input {
     sl_watch *watch;
     sl_multiline *multiline;
     bool need_scan;
-    bool deferred;        /* a file waits for room under max_open_files */
-    bool ckpt_dirty;      /* files opened or closed since the last save */
-    uint64_t saved_marks; /* sum of positions at the last checkpoint save */
+    bool deferred; /* a file waits for room under max_open_files */
+    waiting_path *wait_head, *wait_tail;
+    waiting_path **waiting; /* INDEX_BUCKETS chains */
+    size_t nwaiting;
+    int64_t wait_backoff_ms; /* between looks for room while paths wait */
+    /* Idle files found by one walk, least recently active last, so that
+     * close_one_idle does not walk every open file per close (10,000 files
+     * made that quadratic: issue 19). NULL where a listed file was closed. */
+    tracked **victims;
+    size_t nvictims, victims_cap;
+    uint64_t turn, no_victims_turn; /* a walk found none in this turn */
+    bool ckpt_dirty;                /* files opened or closed since the last save */
+    uint64_t saved_marks;           /* sum of positions at the last checkpoint save */
     int open_count;
     uint32_t batch_records;
     sl_field labels[MAX_LABELS];
@@ -363,12 +386,15 @@ static int file_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     pthread_cond_init(&in->stop_cv, NULL);
     in->watch = sl_watch_new();
     in->refused = calloc(INDEX_BUCKETS, sizeof *in->refused);
+    in->waiting = calloc(INDEX_BUCKETS, sizeof *in->waiting);
     in->by_id = calloc(INDEX_BUCKETS, sizeof *in->by_id);
     in->by_path = calloc(INDEX_BUCKETS, sizeof *in->by_path);
     if (!in->find_eol) in->index = malloc(sizeof *in->index);
-    if (!in->watch || !in->by_id || !in->by_path || !in->refused || (!in->find_eol && !in->index)) {
+    if (!in->watch || !in->by_id || !in->by_path || !in->refused || !in->waiting ||
+        (!in->find_eol && !in->index)) {
         sl_file_guard_free(&in->guard);
         free(in->refused);
+        free(in->waiting);
         sl_watch_free(in->watch);
         free(in->by_id);
         free(in->by_path);
@@ -538,6 +564,51 @@ static void sweep_refused(file_input *in, bool all)
 
 static bool close_one_idle(file_input *in);
 
+static waiting_path *find_waiting(file_input *in, const char *path)
+{
+    for (waiting_path *w = in->waiting[path_bucket(path)]; w; w = w->hash_next)
+        if (strcmp(w->path, path) == 0) return w;
+    return NULL;
+}
+
+/* Queues a path that found no room (once); false when the queue is full. */
+static bool add_waiting(file_input *in, const char *path)
+{
+    if (find_waiting(in, path)) return true;
+    if (in->nwaiting == MAX_WAITING) return false;
+    size_t len = strlen(path);
+    waiting_path *w = malloc(sizeof *w + len + 1);
+    if (!w) return false;
+    memcpy(w->path, path, len + 1);
+    size_t b = path_bucket(path);
+    w->hash_next = in->waiting[b];
+    in->waiting[b] = w;
+    w->next = NULL;
+    if (in->wait_tail)
+        in->wait_tail->next = w;
+    else
+        in->wait_head = w;
+    in->wait_tail = w;
+    in->nwaiting++;
+    return true;
+}
+
+/* Takes the first path off the queue; the caller frees it. */
+static waiting_path *pop_waiting(file_input *in)
+{
+    waiting_path *w = in->wait_head;
+    if (!w) return NULL;
+    in->wait_head = w->next;
+    if (!in->wait_head) in->wait_tail = NULL;
+    for (waiting_path **pp = &in->waiting[path_bucket(w->path)]; *pp; pp = &(*pp)->hash_next)
+        if (*pp == w) {
+            *pp = w->hash_next;
+            break;
+        }
+    in->nwaiting--;
+    return w;
+}
+
 /* A file that could not be opened yet (max_open_files) is remembered
  * with its size, so that if it is rotated out of the globs' reach before
  * there is room, it is still looked for (rescue), or counted as lost. */
@@ -573,8 +644,9 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
         /* Every open file still has unread or unacknowledged data; this one
          * waits for a later scan rather than exceed the bound. */
         sl_metric_inc(in->m_deferred);
-        in->deferred = true;
         if (S_ISREG(found->st_mode)) remember_unopened(in, path, found, initial);
+        /* A path of the globs waits in the queue; a rescue, for a scan. */
+        if (only_known || !add_waiting(in, path)) in->deferred = true;
         return NULL;
     }
     int fd, why;
@@ -656,7 +728,11 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
     index_add(in, t);
     in->ckpt_dirty = true;
     t->dirty = true;
-    t->caught_up = true;
+    /* The fingerprint was compared (or taken) just now: the first read
+     * need not compare it again, as it would after a read that reached
+     * the end (one pread of fp_bytes per file less: issue 19). */
+    t->caught_up = false;
+    t->mtime_ns = mtime_ns(st);
     in->open_count++;
     sl_metric_gauge_add(in->m_open, 1);
     char dir[1024];
@@ -668,10 +744,12 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
     return t;
 }
 
-static void remember(file_input *in, tracked *t)
+/* size: the file's size when the caller has just taken it, else -1. */
+static void remember(file_input *in, tracked *t, int64_t size)
 {
     sl_ckpt_entry e = {0};
-    snprintf(e.path, sizeof e.path, "%s", t->path);
+    size_t plen = strnlen(t->path, sizeof e.path - 1);
+    memcpy(e.path, t->path, plen); /* e is zeroed: terminated */
     e.dev = t->dev;
     e.ino = t->ino;
     e.fp_len = t->fp_len;
@@ -679,24 +757,27 @@ static void remember(file_input *in, tracked *t)
     e.offset = sl_watermark_get(t->wm);
     e.seen = sl_now_ns() / 1000000000;
     struct stat st;
-    e.size = fstat(t->fd, &st) == 0 ? (uint64_t)st.st_size : t->read_off;
+    if (size < 0) size = fstat(t->fd, &st) == 0 ? (int64_t)st.st_size : (int64_t)t->read_off;
+    e.size = (uint64_t)size;
     sl_ckpt_put(&in->ckpt, &e);
 }
 
-static void close_file(file_input *in, tracked *t)
+/* st: the file's fstat when the caller has just taken it, else NULL. */
+static void close_file(file_input *in, tracked *t, const struct stat *known)
 {
     in->ckpt_dirty = true;
     /* A deleted file can never be opened again, and its inode number may
      * already belong to a new file whose entry must not be overwritten;
      * its own entry (same fingerprint) says it needs no looking for. */
-    if (!deleted(t)) {
-        remember(in, t);
+    struct stat st;
+    bool have_st = known ? (st = *known, true) : fstat(t->fd, &st) == 0;
+    if (!have_st || st.st_nlink != 0) {
+        remember(in, t, have_st ? (int64_t)st.st_size : -1);
     } else {
         uint64_t acked = sl_watermark_get(t->wm);
         sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
         if (e && e->fp == t->fp && e->fp_len == t->fp_len) e->size = e->offset = acked;
-        struct stat st;
-        if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > acked) {
+        if ((uint64_t)st.st_size > acked) {
             /* Only at shutdown: deleted with bytes not delivered. */
             char q[2100];
             sl_metric_add(in->m_lost_bytes, (uint64_t)st.st_size - acked);
@@ -727,32 +808,70 @@ static void unlink_tracked(file_input *in, tracked *t)
         in->files = t->next;
     if (t->next) t->next->prev = t->prev;
     index_del(in, t);
+    if (t->victim_slot) in->victims[t->victim_slot - 1] = NULL;
+    t->victim_slot = 0;
+}
+
+static int cmp_recent_first(const void *a, const void *b)
+{
+    const tracked *x = *(tracked *const *)a, *y = *(tracked *const *)b;
+    return (x->last_data_ns < y->last_data_ns) - (x->last_data_ns > y->last_data_ns);
+}
+
+/* Lists the idle files, least recently active last. At most one walk per
+ * turn that finds none: acknowledgements arrive between turns. */
+static void choose_victims(file_input *in)
+{
+    if (in->no_victims_turn == in->turn) return;
+    size_t n = 0;
+    for (tracked *t = in->files; t; t = t->next) {
+        if (!is_idle(t)) continue;
+        if (n == in->victims_cap) {
+            size_t cap = in->victims_cap ? in->victims_cap * 2 : 64;
+            tracked **v = realloc(in->victims, cap * sizeof *v);
+            if (!v) break;
+            in->victims = v;
+            in->victims_cap = cap;
+        }
+        in->victims[n++] = t;
+    }
+    qsort(in->victims, n, sizeof *in->victims, cmp_recent_first);
+    for (size_t i = 0; i < n; i++) in->victims[i]->victim_slot = i + 1;
+    in->nvictims = n;
+    if (!n) in->no_victims_turn = in->turn;
 }
 
 /* Closes the least recently active idle file, to make room under
  * max_open_files. Its checkpoint entry lets it reopen where it was. */
 static bool close_one_idle(file_input *in)
 {
-    tracked *victim = NULL;
-    for (tracked *t = in->files; t; t = t->next)
-        if (is_idle(t) && (!victim || t->last_data_ns < victim->last_data_ns)) victim = t;
-    if (!victim) return false;
-    struct stat st;
-    if (fstat(victim->fd, &st) == 0 && (uint64_t)st.st_size > victim->read_off) return false;
-    unlink_tracked(in, victim);
-    close_file(in, victim);
-    return true;
+    if (!in->nvictims) choose_victims(in);
+    while (in->nvictims) {
+        tracked *t = in->victims[--in->nvictims];
+        if (!t) continue;
+        t->victim_slot = 0;
+        /* Listed earlier in the turn: it may have got data since. */
+        struct stat st;
+        if (!is_idle(t)) continue;
+        bool have_st = fstat(t->fd, &st) == 0;
+        if (have_st && (uint64_t)st.st_size > t->read_off) continue;
+        unlink_tracked(in, t);
+        close_file(in, t, have_st ? &st : NULL);
+        return true;
+    }
+    return false;
 }
 
 static void close_idle_files(file_input *in, int64_t now)
 {
     for (tracked *t = in->files, *next; t; t = next) {
         next = t->next;
-        if (!t->gone && is_idle(t) && (now - t->last_data_ns) / 1000000 >= in->close_idle_ms) {
+        if (!t->gone && (now - t->last_data_ns) / 1000000 >= in->close_idle_ms && is_idle(t)) {
             struct stat st;
-            if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > t->read_off) continue;
+            bool have_st = fstat(t->fd, &st) == 0;
+            if (have_st && (uint64_t)st.st_size > t->read_off) continue;
             unlink_tracked(in, t);
-            close_file(in, t);
+            close_file(in, t, have_st ? &st : NULL);
         }
     }
 }
@@ -764,7 +883,10 @@ static void look_at(file_input *in, const char *path, bool initial)
     struct stat lst, st;
     if (excluded(in, path) || lstat(path, &lst) != 0) return;
     if (known_refused(in, path, &lst)) return;
-    if (stat(path, &st) != 0 || S_ISDIR(st.st_mode)) return; /* dangling link, folder */
+    /* A name that is not a link is its own file: one system call less per
+     * file and scan (issue 19). */
+    if (S_ISLNK(lst.st_mode) ? stat(path, &st) != 0 : (st = lst, false)) return; /* dangling */
+    if (S_ISDIR(st.st_mode)) return;
     if (!S_ISREG(st.st_mode)) {
         refuse(in, path, &lst, SL_REFUSED_NOT_REGULAR);
         return;
@@ -804,7 +926,8 @@ static void look_at(file_input *in, const char *path, bool initial)
  * unknown: checkpoints from before sizes were kept). */
 static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first)
 {
-    if (find_by_id(in, e->dev, e->ino)) return false;
+    /* Waiting for room at the path it was found at: not lost. */
+    if (find_by_id(in, e->dev, e->ino) || find_waiting(in, e->path)) return false;
     return e->size > e->offset || (first && e->size == 0 && e->fp_len > 0);
 }
 
@@ -897,6 +1020,26 @@ static void scan(file_input *in)
     rescue(in, !in->first_scan_done);
     in->first_scan_done = true;
     in->need_scan = false;
+}
+
+/* Opens queued paths while there is room (or an idle file to close for
+ * it). While none can be opened, the run loop looks again after
+ * wait_backoff_ms, doubling up to 32 ms: acknowledgements do not wake it. */
+static void open_waiting(file_input *in)
+{
+    bool opened = false;
+    while (in->wait_head && !atomic_load(in->ctx->stop)) {
+        if (in->open_count >= in->max_open_files && !close_one_idle(in)) break;
+        waiting_path *w = pop_waiting(in);
+        look_at(in, w->path, false);
+        free(w);
+        opened = true;
+    }
+    int64_t cap = in->poll_ms < 32 ? in->poll_ms : 32;
+    if (opened || in->wait_backoff_ms < 1)
+        in->wait_backoff_ms = 1;
+    else if (in->wait_backoff_ms < cap)
+        in->wait_backoff_ms = in->wait_backoff_ms * 2 < cap ? in->wait_backoff_ms * 2 : cap;
 }
 
 static bool matches_globs(const file_input *in, const char *path)
@@ -1363,6 +1506,12 @@ static long read_some(file_input *in, tracked *t)
         t->mtime_ns = mtime_ns(&st);
         grow_fingerprint(in, t, (uint64_t)st.st_size);
         if ((uint64_t)st.st_size > t->read_off) avail = (uint64_t)st.st_size - t->read_off;
+        /* Nothing new and no line waiting: the read would return 0 (at
+         * 10,000 files, one pread per file and turn saved: issue 19). */
+        if ((uint64_t)st.st_size == t->read_off && !t->partial) {
+            t->caught_up = true;
+            return 0;
+        }
     }
     /* A small file needs a small chunk: thousands of them must not each
      * take (and fault in) a full read_chunk. */
@@ -1418,8 +1567,11 @@ static long read_some(file_input *in, tracked *t)
 static void save_checkpoint(file_input *in)
 {
     if (in->ctx->dry_run) return;
-    for (tracked *t = in->files; t; t = t->next)
-        if (!deleted(t)) remember(in, t);
+    for (tracked *t = in->files; t; t = t->next) {
+        struct stat st;
+        bool have_st = fstat(t->fd, &st) == 0;
+        if (!have_st || st.st_nlink != 0) remember(in, t, have_st ? (int64_t)st.st_size : -1);
+    }
     int64_t now = sl_now_ns() / 1000000000;
     for (size_t i = 0; i < in->ckpt.n;) {
         const sl_ckpt_entry *e = &in->ckpt.e[i];
@@ -1456,7 +1608,7 @@ static void reap(file_input *in)
         sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name,
                qpath(q, sizeof q, t->path), (unsigned long long)t->read_off);
         unlink_tracked(in, t);
-        close_file(in, t);
+        close_file(in, t, NULL);
     }
     sl_metric_set(in->m_deleted_bytes, held);
 }
@@ -1549,6 +1701,8 @@ static int run_loop(file_input *in)
             next_sweep = now + (watching ? in->rescan_ms : in->poll_ms) * 1000000;
         }
         refill_tokens(in, now);
+        in->turn++;
+        if (in->wait_head) open_waiting(in);
         bool busy = false;
         for (tracked *t = in->files; t && !atomic_load(in->ctx->stop); t = t->next) {
             if (!t->dirty && !t->partial && !t->gone) continue;
@@ -1565,7 +1719,8 @@ static int run_loop(file_input *in)
          * is idle with acks that arrived since the last save (a crash right
          * after a burst then repeats little). Nothing changed: no write. */
         bool due = now >= in->next_ckpt_ns;
-        if (!busy || due) {
+        /* Paths waiting for room: the input is not idle, only waiting. */
+        if ((!busy && !in->wait_head) || due) {
             uint64_t marks = 0;
             for (tracked *t = in->files; t; t = t->next) marks += sl_watermark_get(t->wm) + t->ino;
             if (marks != in->saved_marks || in->ckpt_dirty) {
@@ -1588,6 +1743,7 @@ static int run_loop(file_input *in)
             for (tracked *t = in->files; t && !pending; t = t->next)
                 pending = t->partial || t->gone;
             if (watching && !pending) wait_ms = (int)in->poll_ms;
+            if (in->wait_head && wait_ms > in->wait_backoff_ms) wait_ms = (int)in->wait_backoff_ms;
             sl_watch_wait(in->watch, wait_ms, on_watch_event, in);
         }
     }
@@ -1602,11 +1758,14 @@ static void file_destroy(void *state)
     while (in->files) {
         tracked *t = in->files;
         in->files = t->next;
-        close_file(in, t);
+        close_file(in, t, NULL);
     }
     sl_ckpt_free(&in->ckpt);
     sweep_refused(in, true);
     free(in->refused);
+    for (waiting_path *w; (w = pop_waiting(in));) free(w);
+    free(in->waiting);
+    free(in->victims);
     sl_file_guard_free(&in->guard);
     sl_watch_free(in->watch);
     sl_multiline_free(in->multiline);

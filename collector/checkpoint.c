@@ -21,6 +21,16 @@ uint64_t sl_fingerprint(const void *p, size_t n)
     return h;
 }
 
+int sl_ckpt_path(const char *data_dir, const char *input, const char *suffix, bool create,
+                 char *out, size_t cap, sl_err *err)
+{
+    char dir[2048];
+    if (snprintf(dir, sizeof dir, "%s/checkpoints", data_dir) >= (int)sizeof dir ||
+        snprintf(out, cap, "%s/%s%s", dir, input, suffix) >= (int)cap)
+        return sl_errf(err, SL_EINVAL, "input %s: data_dir is too long", input);
+    return create ? sl_mkdirs(dir, 0700, err) : SL_OK;
+}
+
 void sl_ckpt_free(sl_ckpt *c)
 {
     free(c->e);

@@ -173,14 +173,22 @@ static waiting_path *find_waiting(file_input *in, const char *path)
 }
 
 /* Queues a path that found no room (once); false when the queue is full. */
-static bool add_waiting(file_input *in, const char *path)
+static bool add_waiting(file_input *in, const char *path, const struct stat *st)
 {
-    if (find_waiting(in, path)) return true;
+    waiting_path *old = find_waiting(in, path);
+    if (old) {
+        /* Rotated meanwhile: the path now leads to a newer file. */
+        old->dev = (uint64_t)st->st_dev;
+        old->ino = (uint64_t)st->st_ino;
+        return true;
+    }
     if (in->nwaiting == MAX_WAITING) return false;
     size_t len = strlen(path);
     waiting_path *w = malloc(sizeof *w + len + 1);
     if (!w) return false;
     memcpy(w->path, path, len + 1);
+    w->dev = (uint64_t)st->st_dev;
+    w->ino = (uint64_t)st->st_ino;
     size_t b = path_bucket(path);
     w->hash_next = in->waiting[b];
     in->waiting[b] = w;
@@ -224,7 +232,7 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
         sl_metric_inc(in->m_deferred);
         if (S_ISREG(found->st_mode)) sl_file_remember_unopened(in, path, found, initial);
         /* A path of the globs waits in the queue; a rescue, for a scan. */
-        if (only_known || !add_waiting(in, path)) in->deferred = true;
+        if (only_known || !add_waiting(in, path, found)) in->deferred = true;
         return NULL;
     }
     int fd, why;
@@ -290,7 +298,9 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
          * start (decision 0015). */
         if (!e && initial && in->fresh && in->start_at == START_END) start = size;
     }
-    sl_file_grow_fingerprint(in, t, size);
+    /* Read from its start: the first read takes the fingerprint from what
+     * it reads (one pread of fp_bytes per file less: issue 19). */
+    if (start != 0) sl_file_grow_fingerprint(in, t, size);
     t->read_off = start;
     t->wm = sl_watermark_new(start);
     t->last_data_ns = sl_monotonic_ns();
@@ -443,6 +453,16 @@ static void look_at(file_input *in, const char *path, bool initial)
     struct stat lst, st;
     if (excluded(in, path) || lstat(path, &lst) != 0) return;
     if (known_refused(in, path, &lst)) return;
+    /* Queued for room and still the same file: its size noted (a rescue
+     * needs it if it is rotated away before its turn), the rest done when
+     * its turn comes (a scan of 10,000 names under backpressure would
+     * otherwise check each again). A new file at the path goes on below. */
+    waiting_path *w = in->wait_head ? find_waiting(in, path) : NULL;
+    if (w && S_ISREG(lst.st_mode) && w->dev == (uint64_t)lst.st_dev &&
+        w->ino == (uint64_t)lst.st_ino) {
+        sl_file_remember_unopened(in, path, &lst, initial);
+        return;
+    }
     /* A name that is not a link is its own file: one system call less per
      * file and scan (issue 19). */
     if (S_ISLNK(lst.st_mode) ? stat(path, &st) != 0 : (st = lst, false)) return; /* dangling */
@@ -487,8 +507,10 @@ static void look_at(file_input *in, const char *path, bool initial)
  * unknown: checkpoints from before sizes were kept). */
 static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first)
 {
-    /* Waiting for room at the path it was found at: not lost. */
-    if (sl_file_find_by_id(in, e->dev, e->ino) || find_waiting(in, e->path)) return false;
+    /* Open, or waiting for room at the path where it still is: not lost. */
+    if (sl_file_find_by_id(in, e->dev, e->ino)) return false;
+    const waiting_path *w = in->wait_head ? find_waiting(in, e->path) : NULL;
+    if (w && w->dev == e->dev && w->ino == e->ino) return false;
     return e->size > e->offset || (first && e->size == 0 && e->fp_len > 0);
 }
 

@@ -287,7 +287,7 @@ long sl_file_read_some(file_input *in, tracked *t)
         if (rc != SL_OK) return rc;
         /* Same size, new mtime: rewritten to exactly the length we had read. */
         t->mtime_ns = sl_file_mtime_ns(&st);
-        sl_file_grow_fingerprint(in, t, (uint64_t)st.st_size);
+        if (t->read_off != 0) sl_file_grow_fingerprint(in, t, (uint64_t)st.st_size);
         if ((uint64_t)st.st_size > t->read_off) avail = (uint64_t)st.st_size - t->read_off;
         /* Nothing new and no line waiting: the read would return 0 (at
          * 10,000 files, one pread per file and turn saved: issue 19). */
@@ -337,6 +337,16 @@ long sl_file_read_some(file_input *in, tracked *t)
             if (rc != SL_OK) return rc;
         }
         return 0;
+    }
+    if (t->read_off == 0 && t->fp_len < in->fp_bytes) {
+        /* The first bytes of the file are in the chunk (no partial line
+         * before offset 0): the fingerprint from them, before strip_cr
+         * edits them in place. */
+        size_t n = (size_t)r < in->fp_bytes ? (size_t)r : in->fp_bytes;
+        if (n > t->fp_len) {
+            t->fp = sl_fingerprint(t->chunk->data, n);
+            t->fp_len = (uint32_t)n;
+        }
     }
     t->read_off += (uint64_t)r;
     if (in->read_rate) in->tokens -= r;

@@ -85,6 +85,7 @@ typedef struct refused_name {
  * waiting for it: issue 19). */
 typedef struct waiting_path {
     struct waiting_path *next, *hash_next; /* queue order, path_bucket chain */
+    uint64_t dev, ino;                     /* the file found at the path last */
     char path[];
 } waiting_path;
 

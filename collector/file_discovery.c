@@ -228,7 +228,8 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
      * using them. */
     if (in->open_count >= in->max_open_files && (in->discovering || !close_one_idle(in))) {
         /* Every open file still has unread or unacknowledged data; this one
-         * waits for a later scan rather than exceed the bound. */
+         * waits (in the queue, or for a later scan) rather than exceed the
+         * bound. */
         sl_metric_inc(in->m_deferred);
         if (S_ISREG(found->st_mode)) sl_file_remember_unopened(in, path, found, initial);
         /* A path of the globs waits in the queue; a rescue, for a scan. */

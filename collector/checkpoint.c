@@ -1,11 +1,14 @@
 #include "collector/checkpoint.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/fsutil.h"
+#include "core/utf8.h"
 
 #define CKPT_VERSION   1
 #define CKPT_MAX_BYTES (64u << 20)
@@ -16,6 +19,16 @@ uint64_t sl_fingerprint(const void *p, size_t n)
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
     return h;
+}
+
+int sl_ckpt_path(const char *data_dir, const char *input, const char *suffix, bool create,
+                 char *out, size_t cap, sl_err *err)
+{
+    char dir[2048];
+    if (snprintf(dir, sizeof dir, "%s/checkpoints", data_dir) >= (int)sizeof dir ||
+        snprintf(out, cap, "%s/%s%s", dir, input, suffix) >= (int)cap)
+        return sl_errf(err, SL_EINVAL, "input %s: data_dir is too long", input);
+    return create ? sl_mkdirs(dir, 0700, err) : SL_OK;
 }
 
 void sl_ckpt_free(sl_ckpt *c)
@@ -167,25 +180,57 @@ int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
     return rc;
 }
 
+/* key (a literal) then v in decimal, as jansson writes a json_int_t. */
+static char *put_key_int(char *o, const char *key, int64_t v)
+{
+    size_t k = strlen(key);
+    memcpy(o, key, k);
+    o += k;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    if (v < 0) *o++ = '-';
+    char digits[20];
+    int n = 0;
+    do digits[n++] = (char)('0' + u % 10);
+    while (u /= 10);
+    while (n) *o++ = digits[--n];
+    return o;
+}
+
+/* Written by hand rather than through jansson: at 10,000 files the tree
+ * of json_t objects made each save ~70 ms of the input's thread, once a
+ * second (issue 19). The same compact JSON, key for key; as before, an
+ * entry whose path is not UTF-8 is left out (JSON cannot hold it; the
+ * file is then read again from its start after a restart, never skipped). */
 int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
 {
-    json_t *root = json_object(), *files = json_array();
-    json_object_set_new(root, "version", json_integer(CKPT_VERSION));
-    for (size_t i = 0; i < c->n; i++) {
+    sl_buf b;
+    sl_buf_init(&b, CKPT_MAX_BYTES);
+    sl_buf_printf(&b, "{\"version\":%d,\"files\":[", CKPT_VERSION);
+    bool first = true;
+    for (size_t i = 0; i < c->n && !b.failed; i++) {
         const sl_ckpt_entry *e = &c->e[i];
-        char fp[20];
-        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)e->fp);
-        json_array_append_new(files,
-                              json_pack("{s:s,s:I,s:I,s:i,s:s,s:I,s:I,s:I}", "path", e->path, "dev",
-                                        (json_int_t)e->dev, "ino", (json_int_t)e->ino, "fp_len",
-                                        (int)e->fp_len, "fp", fp, "offset", (json_int_t)e->offset,
-                                        "seen", (json_int_t)e->seen, "size", (json_int_t)e->size));
+        size_t plen = strnlen(e->path, sizeof e->path);
+        if (!sl_utf8_valid(e->path, plen)) continue;
+        sl_buf_append(&b, first ? "{\"path\":\"" : ",{\"path\":\"", first ? 9 : 10);
+        first = false;
+        sl_buf_json_escape(&b, e->path, plen);
+        char num[160], *o = num;
+        o = put_key_int(o, "\",\"dev\":", (int64_t)e->dev);
+        o = put_key_int(o, ",\"ino\":", (int64_t)e->ino);
+        o = put_key_int(o, ",\"fp_len\":", (int64_t)e->fp_len);
+        memcpy(o, ",\"fp\":\"", 7), o += 7;
+        for (int k = 15; k >= 0; k--) *o++ = "0123456789abcdef"[(e->fp >> (k * 4)) & 15];
+        *o++ = '"';
+        o = put_key_int(o, ",\"offset\":", (int64_t)e->offset);
+        o = put_key_int(o, ",\"seen\":", e->seen);
+        o = put_key_int(o, ",\"size\":", (int64_t)e->size);
+        *o++ = '}';
+        sl_buf_append(&b, num, (size_t)(o - num));
     }
-    json_object_set_new(root, "files", files);
-    char *text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!text) return sl_errf(err, SL_ENOMEM, "checkpoint: out of memory");
-    int rc = sl_write_atomic(path, text, strlen(text), 1, err);
-    free(text);
+    sl_buf_append(&b, "]}", 2);
+    int rc = b.failed ? sl_errf(err, SL_ENOMEM, "checkpoint: out of memory or over %u bytes",
+                                CKPT_MAX_BYTES)
+                      : sl_write_atomic(path, b.p, b.len, 1, err);
+    sl_buf_free(&b);
     return rc;
 }

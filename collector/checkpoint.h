@@ -5,6 +5,7 @@
 #ifndef SLUICE_COLLECTOR_CHECKPOINT_H
 #define SLUICE_COLLECTOR_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,12 @@ int sl_ckpt_put(sl_ckpt *c, const sl_ckpt_entry *e);
 sl_ckpt_entry *sl_ckpt_find(sl_ckpt *c, uint64_t dev, uint64_t ino);
 void sl_ckpt_remove(sl_ckpt *c, size_t i);
 void sl_ckpt_free(sl_ckpt *c);
+
+/* The path of input's state file in data_dir's checkpoint folder
+ * (data_dir/checkpoints/<input><suffix>), into out; the folder is created
+ * (0700) when create is set. One place for the file and journald inputs. */
+int sl_ckpt_path(const char *data_dir, const char *input, const char *suffix, bool create,
+                 char *out, size_t cap, sl_err *err);
 
 /* FNV-1a over a prefix of a file, used as its fingerprint. */
 uint64_t sl_fingerprint(const void *p, size_t n);

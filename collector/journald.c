@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collector/checkpoint.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -1069,17 +1070,13 @@ static int jd_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     }
     register_metrics(in);
     in->rl_errors.interval_ns = 10 * 1000000000LL;
-    char dir[2048];
-    if (snprintf(dir, sizeof dir, "%s/checkpoints", ctx->data_dir) >= (int)sizeof dir) {
-        free(in);
-        return sl_errf(err, SL_EINVAL, "input %s: data_dir is too long", ctx->name);
-    }
-    int rc = ctx->dry_run ? SL_OK : sl_mkdirs(dir, 0700, err); /* a dry run writes nothing */
+    /* A dry run writes nothing. */
+    int rc = sl_ckpt_path(ctx->data_dir, ctx->name, ".journal", !ctx->dry_run, in->ckpt_path,
+                          sizeof in->ckpt_path, err);
     if (rc != SL_OK) {
         free(in);
         return rc;
     }
-    snprintf(in->ckpt_path, sizeof in->ckpt_path, "%s/%s.journal", dir, ctx->name);
     in->ring = calloc(RING_CAP, sizeof *in->ring);
     in->wm = sl_watermark_new(0);
     if (!in->ring || !in->wm) {

@@ -59,7 +59,7 @@ int sl_multiline_new(sl_cfg *cfg, const sl_cfg_node *node, sl_multiline **out)
     sl_cfg_duration_ms(cfg, node, "timeout", 1000, &timeout);
     if (!start == !cont) {
         sl_cfg_error(cfg, node, "multiline needs exactly one of 'start' or 'continue'");
-        return -1;
+        return SL_EINVAL;
     }
     int errcode;
     PCRE2_SIZE erroff;
@@ -71,18 +71,19 @@ int sl_multiline_new(sl_cfg *cfg, const sl_cfg_node *node, sl_multiline **out)
         pcre2_get_error_message(errcode, msg, sizeof msg);
         sl_cfg_error(cfg, sl_cfg_get(node, start ? "start" : "continue"),
                      "bad regex at offset %zu: %s", (size_t)erroff, (const char *)msg);
-        return -1;
+        return SL_EINVAL;
     }
     if (sl_cfg_nerrors(cfg) > before) {
         pcre2_code_free(re);
-        return -1;
+        return SL_EINVAL;
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
     sl_multiline *m = calloc(1, sizeof *m);
     if (!m || !(m->md = pcre2_match_data_create_from_pattern(re, NULL))) {
         free(m);
         pcre2_code_free(re);
-        return -1;
+        sl_cfg_error(cfg, node, "multiline: out of memory"); /* not silently without it */
+        return SL_ENOMEM;
     }
     m->re = re;
     m->is_start = start != NULL;

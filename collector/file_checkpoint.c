@@ -1,0 +1,129 @@
+/* The file input's checkpoint (collector/file_checkpoint.h). */
+#include "collector/file_checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "collector/file_discovery.h"
+#include "core/fsutil.h"
+
+int sl_file_ckpt_open(file_input *in, sl_err *err)
+{
+    const sl_input_ctx *ctx = in->ctx;
+    /* A dry run reads the checkpoint if there is one and writes nothing. */
+    int rc = sl_ckpt_path(ctx->data_dir, ctx->name, ".json", !ctx->dry_run, in->ckpt_path,
+                          sizeof in->ckpt_path, err);
+    if (rc != SL_OK) return rc;
+    /* Has this input run in this data_dir before? Its marker, or any
+     * checkpoint generation (data_dirs from before the marker), says so. */
+    char marker[4200], prev[4200], aside[4200];
+    sl_ckpt_path(ctx->data_dir, ctx->name, ".started", false, marker, sizeof marker, NULL);
+    snprintf(prev, sizeof prev, "%s.prev", in->ckpt_path);
+    snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
+    struct stat mst;
+    bool ran_before = lstat(marker, &mst) == 0 || lstat(in->ckpt_path, &mst) == 0 ||
+                      lstat(prev, &mst) == 0 || lstat(aside, &mst) == 0;
+    in->fresh = !ran_before;
+    int fell_back = 0;
+    sl_err lerr = {0};
+    rc = sl_ckpt_load(in->ckpt_path, &in->ckpt, &fell_back, &lerr);
+    bool missing = rc == SL_OK && !fell_back && lstat(in->ckpt_path, &mst) != 0;
+    if (rc != SL_OK || (ran_before && missing)) {
+        /* Both generations are damaged (or gone after earlier runs). Skipping
+         * to start_at would lose what was written meanwhile, and stopping
+         * would crash-loop the node's agent: every file is read again from
+         * its start (duplicates, never loss), the damaged file kept aside
+         * for a human. */
+        if (rc != SL_OK && !ctx->dry_run) rename(in->ckpt_path, aside);
+        sl_metric_inc(in->m_ckpt_lost);
+        char q[4200];
+        sl_log(SL_LOG_ERROR, "checkpoint_unreadable",
+               "input=%s path=%s error=\"%s\" kept=%s files=read_from_start", ctx->name,
+               sl_file_qpath(q, sizeof q, in->ckpt_path), rc != SL_OK ? lerr.msg : "missing",
+               rc != SL_OK ? "damaged" : "none");
+        sl_ckpt_free(&in->ckpt);
+    } else if (fell_back) {
+        sl_metric_inc(in->m_ckpt_fallback);
+        sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
+               ctx->name, in->ckpt_path);
+    }
+    return SL_OK;
+}
+
+void sl_file_ckpt_mark_started(file_input *in)
+{
+    char marker[4200];
+    sl_ckpt_path(in->ctx->data_dir, in->ctx->name, ".started", false, marker, sizeof marker, NULL);
+    sl_err merr;
+    static const char note[] = "this input has run in this data_dir: start_at no longer "
+                               "applies\n";
+    if (sl_write_atomic(marker, note, sizeof note - 1, 0, &merr) != SL_OK)
+        sl_log(SL_LOG_WARN, "marker_write_failed", "input=%s error=\"%s\"", in->ctx->name,
+               merr.msg);
+}
+/* A file that could not be opened yet (max_open_files) is remembered
+ * with its size, so that if it is rotated out of the globs' reach before
+ * there is room, it is still looked for (rescue), or counted as lost. */
+void sl_file_remember_unopened(file_input *in, const char *path, const struct stat *st,
+                               bool initial)
+{
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
+    if (e) {
+        if ((uint64_t)st->st_size > e->size) e->size = (uint64_t)st->st_size;
+        e->seen = sl_now_ns() / 1000000000;
+        return;
+    }
+    sl_ckpt_entry ne = {0};
+    snprintf(ne.path, sizeof ne.path, "%s", path);
+    ne.dev = st->st_dev;
+    ne.ino = st->st_ino;
+    ne.size = (uint64_t)st->st_size;
+    /* fp_len 0: no fingerprint yet, the offset says where to start. */
+    if (initial && in->fresh && in->start_at == START_END) ne.offset = ne.size;
+    ne.seen = sl_now_ns() / 1000000000;
+    sl_ckpt_put(&in->ckpt, &ne);
+    in->ckpt_dirty = true;
+}
+
+/* size: the file's size when the caller has just taken it, else -1. */
+void sl_file_remember(file_input *in, tracked *t, int64_t size)
+{
+    sl_ckpt_entry e = {0};
+    size_t plen = strnlen(t->path, sizeof e.path - 1);
+    memcpy(e.path, t->path, plen); /* e is zeroed: terminated */
+    e.dev = t->dev;
+    e.ino = t->ino;
+    e.fp_len = t->fp_len;
+    e.fp = t->fp;
+    e.offset = sl_watermark_get(t->wm);
+    e.seen = sl_now_ns() / 1000000000;
+    struct stat st;
+    if (size < 0) size = fstat(t->fd, &st) == 0 ? (int64_t)st.st_size : (int64_t)t->read_off;
+    e.size = (uint64_t)size;
+    sl_ckpt_put(&in->ckpt, &e);
+}
+
+void sl_file_save_checkpoint(file_input *in)
+{
+    if (in->ctx->dry_run) return;
+    for (tracked *t = in->files; t; t = t->next) {
+        struct stat st;
+        bool have_st = fstat(t->fd, &st) == 0;
+        if (!have_st || st.st_nlink != 0)
+            sl_file_remember(in, t, have_st ? (int64_t)st.st_size : -1);
+    }
+    int64_t now = sl_now_ns() / 1000000000;
+    for (size_t i = 0; i < in->ckpt.n;) {
+        const sl_ckpt_entry *e = &in->ckpt.e[i];
+        if (!sl_file_find_by_id(in, e->dev, e->ino) && (now - e->seen) * 1000 > in->forget_after_ms)
+            sl_ckpt_remove(&in->ckpt, i);
+        else
+            i++;
+    }
+    sl_err err;
+    if (sl_ckpt_save(in->ckpt_path, &in->ckpt, &err) != SL_OK) {
+        sl_metric_inc(in->m_ckpt_errors);
+        sl_log(SL_LOG_ERROR, "checkpoint_write_failed", "input=%s error=\"%s\"", in->ctx->name,
+               err.msg);
+    }
+}

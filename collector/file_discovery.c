@@ -1,0 +1,703 @@
+/* The file input's discovery and identity (collector/file_discovery.h). */
+#include "collector/file_discovery.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "collector/file_checkpoint.h"
+
+static bool excluded(const file_input *in, const char *path)
+{
+    for (size_t i = 0; i < in->nexcludes; i++)
+        if (fnmatch(in->excludes[i], path, FNM_PATHNAME) == 0) return true;
+    return false;
+}
+
+uint64_t sl_file_fingerprint_fd(int fd, uint32_t len)
+{
+    char buf[65536];
+    ssize_t r = pread(fd, buf, len, 0);
+    return sl_fingerprint(buf, r > 0 ? (size_t)r : 0);
+}
+
+/* Refreshes the fingerprint while the file is shorter than fp_bytes, so
+ * that it covers as much of the file as exists. */
+void sl_file_grow_fingerprint(file_input *in, tracked *t, uint64_t size)
+{
+    if (t->fp_len >= in->fp_bytes || size <= t->fp_len) return;
+    uint32_t len = size < in->fp_bytes ? (uint32_t)size : in->fp_bytes;
+    t->fp = sl_file_fingerprint_fd(t->fd, len);
+    t->fp_len = len;
+}
+
+static size_t id_bucket(uint64_t dev, uint64_t ino)
+{
+    return (size_t)((ino * 0x9e3779b97f4a7c15ULL) ^ dev) & (INDEX_BUCKETS - 1);
+}
+
+static size_t path_bucket(const char *path)
+{
+    return (size_t)sl_fingerprint(path, strlen(path)) & (INDEX_BUCKETS - 1);
+}
+
+static void index_add(file_input *in, tracked *t)
+{
+    size_t i = id_bucket(t->dev, t->ino), p = path_bucket(t->path);
+    t->id_next = in->by_id[i];
+    in->by_id[i] = t;
+    t->path_next = in->by_path[p];
+    in->by_path[p] = t;
+}
+
+static void index_del_path(file_input *in, tracked *t)
+{
+    for (tracked **pp = &in->by_path[path_bucket(t->path)]; *pp; pp = &(*pp)->path_next)
+        if (*pp == t) {
+            *pp = t->path_next;
+            return;
+        }
+}
+
+static void index_del(file_input *in, tracked *t)
+{
+    for (tracked **pp = &in->by_id[id_bucket(t->dev, t->ino)]; *pp; pp = &(*pp)->id_next)
+        if (*pp == t) {
+            *pp = t->id_next;
+            break;
+        }
+    index_del_path(in, t);
+}
+
+tracked *sl_file_find_by_id(file_input *in, uint64_t dev, uint64_t ino)
+{
+    for (tracked *t = in->by_id[id_bucket(dev, ino)]; t; t = t->id_next)
+        if (t->dev == dev && t->ino == ino) return t;
+    return NULL;
+}
+
+static tracked *find_by_path(file_input *in, const char *path)
+{
+    for (tracked *t = in->by_path[path_bucket(path)]; t; t = t->path_next)
+        if (strcmp(t->path, path) == 0) return t;
+    return NULL;
+}
+
+bool sl_file_deleted(const tracked *t)
+{
+    struct stat st;
+    return fstat(t->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/* The open file that a path's stat result leads to. A file we hold that
+ * was deleted can share its inode number with a new file at the same path
+ * (inode reuse): the new file is a different one. */
+static tracked *find_live(file_input *in, const struct stat *st)
+{
+    for (tracked *t = in->by_id[id_bucket(st->st_dev, st->st_ino)]; t; t = t->id_next)
+        if (t->dev == st->st_dev && t->ino == st->st_ino && !sl_file_deleted(t)) return t;
+    return NULL;
+}
+
+static refused_name *find_refused(file_input *in, const char *path)
+{
+    for (refused_name *r = in->refused[path_bucket(path)]; r; r = r->next)
+        if (strcmp(r->path, path) == 0) return r;
+    return NULL;
+}
+
+/* True when path was refused before and its name still is what it was. */
+static bool known_refused(file_input *in, const char *path, const struct stat *lst)
+{
+    refused_name *r = find_refused(in, path);
+    if (!r || r->dev != (uint64_t)lst->st_dev || r->ino != (uint64_t)lst->st_ino) return false;
+    r->scan = in->scan_no;
+    return true;
+}
+
+static void refuse(file_input *in, const char *path, const struct stat *lst, int reason)
+{
+    refused_name *r = find_refused(in, path);
+    if (!r && in->nrefused < MAX_REFUSED) {
+        size_t len = strlen(path);
+        r = malloc(sizeof *r + len + 1);
+        if (r) {
+            memcpy(r->path, path, len + 1);
+            size_t b = path_bucket(path);
+            r->next = in->refused[b];
+            in->refused[b] = r;
+            in->nrefused++;
+        }
+    }
+    if (r) {
+        r->dev = (uint64_t)lst->st_dev;
+        r->ino = (uint64_t)lst->st_ino;
+        r->scan = in->scan_no;
+    }
+    sl_metric_inc(in->m_refused[reason]);
+    char q[2100];
+    sl_log(SL_LOG_WARN, "file_refused", "input=%s path=%s reason=%s", in->ctx->name,
+           sl_file_qpath(q, sizeof q, path), sl_file_refusal_name(reason));
+}
+
+/* After a full scan: names it did not see are forgotten (all when
+ * everything is to be forgotten). */
+static void sweep_refused(file_input *in, bool all)
+{
+    for (size_t b = 0; b < INDEX_BUCKETS; b++)
+        for (refused_name **pp = &in->refused[b]; *pp;) {
+            refused_name *r = *pp;
+            if (all || r->scan != in->scan_no) {
+                *pp = r->next;
+                free(r);
+                in->nrefused--;
+            } else {
+                pp = &r->next;
+            }
+        }
+}
+
+static bool close_one_idle(file_input *in);
+
+static waiting_path *find_waiting(file_input *in, const char *path)
+{
+    for (waiting_path *w = in->waiting[path_bucket(path)]; w; w = w->hash_next)
+        if (strcmp(w->path, path) == 0) return w;
+    return NULL;
+}
+
+/* Queues a path that found no room (once); false when the queue is full. */
+static bool add_waiting(file_input *in, const char *path, const struct stat *st)
+{
+    waiting_path *old = find_waiting(in, path);
+    if (old) {
+        /* Rotated meanwhile: the path now leads to a newer file. */
+        old->dev = (uint64_t)st->st_dev;
+        old->ino = (uint64_t)st->st_ino;
+        return true;
+    }
+    if (in->nwaiting == MAX_WAITING) return false;
+    size_t len = strlen(path);
+    waiting_path *w = malloc(sizeof *w + len + 1);
+    if (!w) return false;
+    memcpy(w->path, path, len + 1);
+    w->dev = (uint64_t)st->st_dev;
+    w->ino = (uint64_t)st->st_ino;
+    size_t b = path_bucket(path);
+    w->hash_next = in->waiting[b];
+    in->waiting[b] = w;
+    w->next = NULL;
+    if (in->wait_tail)
+        in->wait_tail->next = w;
+    else
+        in->wait_head = w;
+    in->wait_tail = w;
+    in->nwaiting++;
+    return true;
+}
+
+/* Takes the first path off the queue; the caller frees it. */
+static waiting_path *pop_waiting(file_input *in)
+{
+    waiting_path *w = in->wait_head;
+    if (!w) return NULL;
+    in->wait_head = w->next;
+    if (!in->wait_head) in->wait_tail = NULL;
+    for (waiting_path **pp = &in->waiting[path_bucket(w->path)]; *pp; pp = &(*pp)->hash_next)
+        if (*pp == w) {
+            *pp = w->hash_next;
+            break;
+        }
+    in->nwaiting--;
+    return w;
+}
+
+/* found: the path's stat when discovered; lst: its lstat (the name).
+ * only_known: open it only if it is the file the checkpoint knows (a
+ * rescue). Returns the file when it was opened. */
+static tracked *open_file(file_input *in, const char *path, const struct stat *found,
+                          const struct stat *lst, bool initial, bool only_known)
+{
+    /* The second thread never closes files: the input's thread may be
+     * using them. */
+    if (in->open_count >= in->max_open_files && (in->discovering || !close_one_idle(in))) {
+        /* Every open file still has unread or unacknowledged data; this one
+         * waits (in the queue, or for a later scan) rather than exceed the
+         * bound. */
+        sl_metric_inc(in->m_deferred);
+        if (S_ISREG(found->st_mode)) sl_file_remember_unopened(in, path, found, initial);
+        /* A path of the globs waits in the queue; a rescue, for a scan. */
+        if (only_known || !add_waiting(in, path, found)) in->deferred = true;
+        return NULL;
+    }
+    int fd, why;
+    struct stat fst;
+    int grc = sl_file_guard_open(&in->guard, path, found, &fd, &fst, &why);
+    if (grc == SL_EINVAL) {
+        refuse(in, path, lst, why);
+        return NULL;
+    }
+    if (grc == SL_EAGAIN) {
+        /* The name changed between discovery and open: look again soon. */
+        in->deferred = true;
+        return NULL;
+    }
+    if (grc != SL_OK) {
+        char q[2100];
+        sl_metric_inc(in->m_read_errors);
+        sl_log(SL_LOG_WARN, "file_open_failed", "input=%s path=%s error=\"%s\"", in->ctx->name,
+               sl_file_qpath(q, sizeof q, path), strerror(errno));
+        return NULL;
+    }
+    const struct stat *st = &fst;
+    uint64_t size = (uint64_t)st->st_size;
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
+    /* fp_len 0: first seen empty (or not opened yet); nothing to compare,
+     * and its offset cannot be past anything the file could have held. */
+    bool same = e && (e->fp_len == 0 ||
+                      (e->fp_len <= size && sl_file_fingerprint_fd(fd, e->fp_len) == e->fp));
+    if (only_known && !same) {
+        close(fd);
+        return NULL;
+    }
+    tracked *t = calloc(1, sizeof *t);
+    if (!t) {
+        close(fd);
+        return NULL;
+    }
+    snprintf(t->path, sizeof t->path, "%s", path);
+    t->fd = fd;
+    t->dev = st->st_dev;
+    t->ino = st->st_ino;
+    uint64_t start = 0;
+    if (same) {
+        /* Same file as checkpointed; an offset past the end means it was
+         * truncated while we were away. */
+        start = e->offset <= size ? e->offset : 0;
+        t->fp_len = e->fp_len;
+        t->fp = e->fp;
+    } else {
+        char q[2100];
+        if (e)
+            sl_log(SL_LOG_INFO, "file_identity_changed", "input=%s path=%s reason=inode_reused",
+                   in->ctx->name, sl_file_qpath(q, sizeof q, path));
+        if (e && e->size > e->offset) {
+            /* The file that had this inode went away with bytes unread. */
+            sl_metric_add(in->m_lost_bytes, e->size - e->offset);
+            sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+                   in->ctx->name, sl_file_qpath(q, sizeof q, e->path),
+                   (unsigned long long)(e->size - e->offset), (unsigned long long)e->offset);
+        }
+        /* start_at is for the files present when the input first runs in
+         * this data_dir; anything after that is new data, read from its
+         * start (decision 0015). */
+        if (!e && initial && in->fresh && in->start_at == START_END) start = size;
+    }
+    /* Read from its start: the first read takes the fingerprint from what
+     * it reads (one pread of fp_bytes per file less: issue 19). */
+    if (start != 0) sl_file_grow_fingerprint(in, t, size);
+    t->read_off = start;
+    t->wm = sl_watermark_new(start);
+    t->last_data_ns = sl_monotonic_ns();
+    if (!t->wm) {
+        close(fd);
+        free(t);
+        return NULL;
+    }
+    t->next = in->files;
+    t->prev = NULL;
+    if (in->files) in->files->prev = t;
+    in->files = t;
+    index_add(in, t);
+    in->ckpt_dirty = true;
+    t->dirty = true;
+    /* The fingerprint was compared (or taken) just now: the first read
+     * need not compare it again, as it would after a read that reached
+     * the end (one pread of fp_bytes per file less: issue 19). */
+    t->caught_up = false;
+    t->mtime_ns = sl_file_mtime_ns(st);
+    in->open_count++;
+    sl_metric_gauge_add(in->m_open, 1);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    sl_watch_dir(in->watch, dirname(dir));
+    char q[2100];
+    sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
+           sl_file_qpath(q, sizeof q, path), (unsigned long long)t->ino, (unsigned long long)start);
+    return t;
+}
+
+/* st: the file's fstat when the caller has just taken it, else NULL. */
+void sl_file_close(file_input *in, tracked *t, const struct stat *known)
+{
+    in->ckpt_dirty = true;
+    /* A deleted file can never be opened again, and its inode number may
+     * already belong to a new file whose entry must not be overwritten;
+     * its own entry (same fingerprint) says it needs no looking for. */
+    struct stat st;
+    bool have_st = known ? (st = *known, true) : fstat(t->fd, &st) == 0;
+    if (!have_st || st.st_nlink != 0) {
+        sl_file_remember(in, t, have_st ? (int64_t)st.st_size : -1);
+    } else {
+        uint64_t acked = sl_watermark_get(t->wm);
+        sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
+        if (e && e->fp == t->fp && e->fp_len == t->fp_len) e->size = e->offset = acked;
+        if ((uint64_t)st.st_size > acked) {
+            /* Only at shutdown: deleted with bytes not delivered. */
+            char q[2100];
+            sl_metric_add(in->m_lost_bytes, (uint64_t)st.st_size - acked);
+            sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+                   in->ctx->name, sl_file_qpath(q, sizeof q, t->path),
+                   (unsigned long long)((uint64_t)st.st_size - acked), (unsigned long long)acked);
+        }
+    }
+    close(t->fd);
+    sl_watermark_unref(t->wm);
+    if (t->chunk) sl_chunk_unref(t->chunk);
+    in->open_count--;
+    sl_metric_gauge_add(in->m_open, -1);
+    free(t);
+}
+
+/* A file is idle when everything in it was read and acknowledged. */
+static bool is_idle(const tracked *t)
+{
+    return t->partial == 0 && !t->skipping && sl_watermark_pending(t->wm) == 0;
+}
+
+static void unlink_tracked(file_input *in, tracked *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        in->files = t->next;
+    if (t->next) t->next->prev = t->prev;
+    index_del(in, t);
+    if (t->victim_slot) in->victims[t->victim_slot - 1] = NULL;
+    t->victim_slot = 0;
+}
+
+static int cmp_recent_first(const void *a, const void *b)
+{
+    const tracked *x = *(tracked *const *)a, *y = *(tracked *const *)b;
+    return (x->last_data_ns < y->last_data_ns) - (x->last_data_ns > y->last_data_ns);
+}
+
+/* Lists the idle files, least recently active last. At most one walk per
+ * turn that finds none: acknowledgements arrive between turns. */
+static void choose_victims(file_input *in)
+{
+    if (in->no_victims_turn == in->turn) return;
+    size_t n = 0;
+    for (tracked *t = in->files; t; t = t->next) {
+        if (!is_idle(t)) continue;
+        if (n == in->victims_cap) {
+            size_t cap = in->victims_cap ? in->victims_cap * 2 : 64;
+            tracked **v = realloc(in->victims, cap * sizeof *v);
+            if (!v) break;
+            in->victims = v;
+            in->victims_cap = cap;
+        }
+        in->victims[n++] = t;
+    }
+    qsort(in->victims, n, sizeof *in->victims, cmp_recent_first);
+    for (size_t i = 0; i < n; i++) in->victims[i]->victim_slot = i + 1;
+    in->nvictims = n;
+    if (!n) in->no_victims_turn = in->turn;
+}
+
+/* Closes the least recently active idle file, to make room under
+ * max_open_files. Its checkpoint entry lets it reopen where it was. */
+static bool close_one_idle(file_input *in)
+{
+    if (!in->nvictims) choose_victims(in);
+    while (in->nvictims) {
+        tracked *t = in->victims[--in->nvictims];
+        if (!t) continue;
+        t->victim_slot = 0;
+        /* Listed earlier in the turn: it may have got data since. */
+        struct stat st;
+        if (!is_idle(t)) continue;
+        bool have_st = fstat(t->fd, &st) == 0;
+        if (have_st && (uint64_t)st.st_size > t->read_off) continue;
+        unlink_tracked(in, t);
+        sl_file_close(in, t, have_st ? &st : NULL);
+        return true;
+    }
+    return false;
+}
+
+void sl_file_close_idle_files(file_input *in, int64_t now)
+{
+    for (tracked *t = in->files, *next; t; t = next) {
+        next = t->next;
+        if (!t->gone && (now - t->last_data_ns) / 1000000 >= in->close_idle_ms && is_idle(t)) {
+            struct stat st;
+            bool have_st = fstat(t->fd, &st) == 0;
+            if (have_st && (uint64_t)st.st_size > t->read_off) continue;
+            unlink_tracked(in, t);
+            sl_file_close(in, t, have_st ? &st : NULL);
+        }
+    }
+}
+
+/* A path the globs (or inotify) found: followed when tracked, opened when
+ * new, refused (once) when it must not be read. */
+static void look_at(file_input *in, const char *path, bool initial)
+{
+    struct stat lst, st;
+    if (excluded(in, path) || lstat(path, &lst) != 0) return;
+    if (known_refused(in, path, &lst)) return;
+    /* Queued for room and still the same file: its size noted (a rescue
+     * needs it if it is rotated away before its turn), the rest done when
+     * its turn comes (a scan of 10,000 names under backpressure would
+     * otherwise check each again). A new file at the path goes on below. */
+    waiting_path *w = in->wait_head ? find_waiting(in, path) : NULL;
+    if (w && S_ISREG(lst.st_mode) && w->dev == (uint64_t)lst.st_dev &&
+        w->ino == (uint64_t)lst.st_ino) {
+        sl_file_remember_unopened(in, path, &lst, initial);
+        return;
+    }
+    /* A name that is not a link is its own file: one system call less per
+     * file and scan (issue 19). */
+    if (S_ISLNK(lst.st_mode) ? stat(path, &st) != 0 : (st = lst, false)) return; /* dangling */
+    if (S_ISDIR(st.st_mode)) return;
+    if (!S_ISREG(st.st_mode)) {
+        refuse(in, path, &lst, SL_REFUSED_NOT_REGULAR);
+        return;
+    }
+    bool link = S_ISLNK(lst.st_mode);
+    if (link && in->follow == SL_FOLLOW_NEVER) {
+        refuse(in, path, &lst, SL_REFUSED_SYMLINK);
+        return;
+    }
+    tracked *t = find_live(in, &st);
+    if (t) {
+        t->gone = false;
+        t->dirty = true;
+        /* Renamed within the glob: follow the new name. A link to a file
+         * we read is that file, read once under its own name. */
+        if (!link && !in->discovering && strcmp(t->path, path) != 0) {
+            index_del_path(in, t);
+            snprintf(t->path, sizeof t->path, "%s", path);
+            t->path_next = in->by_path[path_bucket(t->path)];
+            in->by_path[path_bucket(t->path)] = t;
+            in->ckpt_dirty = true;
+        }
+        return;
+    }
+    sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
+    if (e && e->offset == (uint64_t)st.st_size &&
+        sl_file_mtime_ns(&st) < (e->seen - 1) * 1000000000) {
+        /* Read to its end and unchanged since: stays closed (a write
+         * reopens it); still present, so not to be forgotten. */
+        e->seen = sl_now_ns() / 1000000000;
+        return;
+    }
+    open_file(in, path, &st, &lst, initial, false);
+}
+
+/* Whether the checkpoint's file e is to be looked for: no glob led to it,
+ * and it has bytes we never read (or, at the first scan, its size is
+ * unknown: checkpoints from before sizes were kept). */
+static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first)
+{
+    /* Open, or waiting for room at the path where it still is: not lost. */
+    if (sl_file_find_by_id(in, e->dev, e->ino)) return false;
+    const waiting_path *w = in->wait_head ? find_waiting(in, e->path) : NULL;
+    if (w && w->dev == e->dev && w->ino == e->ino) return false;
+    return e->size > e->offset || (first && e->size == 0 && e->fp_len > 0);
+}
+
+#define MAX_RESCUE_DIRS 64
+
+/* Files the checkpoint knows with unread bytes that no glob led to: renamed
+ * out of the globs' reach (app.log -> app.log.1 with *.log) while the agent
+ * was down, or before it had room to open them. They are looked for by
+ * identity among the files of the folder they were in, and read to their
+ * end; what cannot be found is logged and counted as lost. */
+static void rescue(file_input *in, bool first)
+{
+    char *dirs[MAX_RESCUE_DIRS];
+    size_t ndirs = 0;
+    bool any = false;
+    for (size_t i = 0; i < in->ckpt.n; i++) {
+        sl_ckpt_entry *e = &in->ckpt.e[i];
+        e->look = 0;
+        if (!wants_rescue(in, e, first)) continue;
+        any = true;
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", e->path);
+        const char *d = dirname(dir);
+        size_t k = 0;
+        while (k < ndirs && strcmp(dirs[k], d) != 0) k++;
+        if (k == ndirs && ndirs < MAX_RESCUE_DIRS && (dirs[k] = strdup(d))) ndirs++;
+        if (k < ndirs) e->look = 1; /* its folder is walked: 2 once found */
+    }
+    if (!any) return;
+    for (size_t k = 0; k < ndirs; k++) {
+        DIR *d = opendir(dirs[k]);
+        for (struct dirent *de; d && (de = readdir(d));) {
+            struct stat st;
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+            sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
+            if (!e || e->look != 1) continue;
+            e->look = 2;
+            if ((uint64_t)st.st_size <= e->offset) continue;
+            char path[2048];
+            if (snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name) >= (int)sizeof path)
+                continue;
+            uint64_t from = e->offset;
+            tracked *t = open_file(in, path, &st, &st, false, true);
+            if (!t) continue;
+            /* Not in the globs: read to its end, then released. */
+            t->gone = true;
+            char q[2100];
+            sl_log(SL_LOG_INFO, "file_found_again", "input=%s path=%s offset=%llu size=%llu",
+                   in->ctx->name, sl_file_qpath(q, sizeof q, path), (unsigned long long)from,
+                   (unsigned long long)st.st_size);
+        }
+        if (d) closedir(d);
+        free(dirs[k]);
+    }
+    for (size_t i = 0; i < in->ckpt.n; i++) {
+        sl_ckpt_entry *e = &in->ckpt.e[i];
+        if (e->look != 1 || e->size <= e->offset) continue;
+        /* Gone with bytes never read: the loss is said once, and the entry
+         * no longer asks to be looked for. */
+        uint64_t lost = e->size - e->offset;
+        sl_metric_add(in->m_lost_bytes, lost);
+        char q[2100];
+        sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
+               in->ctx->name, sl_file_qpath(q, sizeof q, e->path), (unsigned long long)lost,
+               (unsigned long long)e->offset);
+        e->offset = e->size;
+        in->ckpt_dirty = true;
+    }
+}
+
+void sl_file_scan(file_input *in)
+{
+    in->scan_no++;
+    for (tracked *t = in->files; t; t = t->next) t->gone = true;
+    for (size_t g = 0; g < in->nglobs; g++) {
+        /* Watch the glob's directory when it has no wildcard, so files
+         * created there later are seen at once. */
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", in->globs[g]);
+        char *d = dirname(dir);
+        if (!strpbrk(d, "*?[")) sl_watch_dir(in->watch, d);
+        glob_t gl;
+        if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) look_at(in, gl.gl_pathv[i], !in->first_scan_done);
+        globfree(&gl);
+    }
+    sweep_refused(in, false);
+    rescue(in, !in->first_scan_done);
+    in->first_scan_done = true;
+    in->need_scan = false;
+}
+
+/* Opens queued paths while there is room (or an idle file to close for
+ * it). While none can be opened, the run loop looks again after
+ * wait_backoff_ms, doubling up to 32 ms: acknowledgements do not wake it. */
+void sl_file_open_waiting(file_input *in)
+{
+    bool opened = false;
+    while (in->wait_head && !atomic_load(in->ctx->stop)) {
+        if (in->open_count >= in->max_open_files && !close_one_idle(in)) break;
+        waiting_path *w = pop_waiting(in);
+        look_at(in, w->path, false);
+        free(w);
+        opened = true;
+    }
+    int64_t cap = in->poll_ms < 32 ? in->poll_ms : 32;
+    if (opened || in->wait_backoff_ms < 1)
+        in->wait_backoff_ms = 1;
+    else if (in->wait_backoff_ms < cap)
+        in->wait_backoff_ms = in->wait_backoff_ms * 2 < cap ? in->wait_backoff_ms * 2 : cap;
+}
+
+static bool matches_globs(const file_input *in, const char *path)
+{
+    for (size_t g = 0; g < in->nglobs; g++)
+        if (fnmatch(in->globs[g], path, FNM_PATHNAME) == 0) return !excluded(in, path);
+    return false;
+}
+
+void sl_file_on_watch_event(void *arg, const char *path, int event)
+{
+    file_input *in = arg;
+    if (event == SL_WATCH_OVERFLOW) {
+        in->need_scan = true;
+        for (tracked *t = in->files; t; t = t->next) t->dirty = true;
+        return;
+    }
+    tracked *t = find_by_path(in, path);
+    if (t) {
+        t->dirty = true;
+        if (event != SL_WATCH_MODIFIED) in->need_scan = true;
+        return;
+    }
+    if (!matches_globs(in, path)) return;
+    if (event == SL_WATCH_MODIFIED) {
+        /* A file closed while idle got data: reopen just that one. */
+        look_at(in, path, false);
+        return;
+    }
+    in->need_scan = true;
+}
+
+/* Closes files that are gone, fully read and fully acknowledged, and
+ * reports how much unread data deleted files still hold. */
+void sl_file_reap(file_input *in)
+{
+    int64_t held = 0;
+    for (tracked *t = in->files, *next; t; t = next) {
+        next = t->next;
+        if (!t->gone) continue;
+        struct stat st;
+        if (fstat(t->fd, &st) == 0 && (uint64_t)st.st_size > t->read_off) {
+            held += st.st_size - (off_t)t->read_off;
+            t->dirty = true;
+            continue;
+        }
+        if (!is_idle(t)) continue;
+        sl_metric_inc(in->m_rotations);
+        char q[2100];
+        sl_log(SL_LOG_INFO, "file_released", "input=%s path=%s offset=%llu", in->ctx->name,
+               sl_file_qpath(q, sizeof q, t->path), (unsigned long long)t->read_off);
+        unlink_tracked(in, t);
+        sl_file_close(in, t, NULL);
+    }
+    sl_metric_set(in->m_deleted_bytes, held);
+}
+
+/* The discoverer's scan: new files opened (up to max_open_files, the rest
+ * remembered), rotated ones looked for; nothing closed or renamed. */
+void sl_file_discover(file_input *in)
+{
+    in->discovering = true;
+    for (size_t g = 0; g < in->nglobs; g++) {
+        glob_t gl;
+        if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) look_at(in, gl.gl_pathv[i], false);
+        globfree(&gl);
+    }
+    rescue(in, false);
+    in->discovering = false;
+}
+
+void sl_file_discovery_free(file_input *in)
+{
+    sweep_refused(in, true);
+    for (waiting_path *w; (w = pop_waiting(in));) free(w);
+}

@@ -90,12 +90,22 @@ static bool work_one(worker *w, bool wait)
         return false;
     }
     /* The slot is not reused before every part, ours included, is done. */
-    job *j = &s->ring[w->next % LOKI_JOBS];
+    uint32_t slot = (uint32_t)(w->next % s->njobs);
+    job *j = &s->ring[slot];
     /* Another part failed: this one is given back with it rather than
      * sent after it, so a stream's entries never overtake each other. */
     bool skip = s->retrying;
     pthread_mutex_unlock(&s->mu);
+    if (!skip && j->built) { /* take the request built ahead, leave ours */
+        prebuilt *p = &s->pre[slot];
+        sl_loki_req *q = w->req;
+        sl_buf body = w->body;
+        w->req = p->req, w->body = p->body;
+        p->req = q, p->body = body;
+        w->built = true;
+    }
     int rc = skip ? RETRY : sl_loki_send_batches(w, j->b, j->skip, j->n);
+    w->built = false;
     pthread_mutex_lock(&s->mu);
     if (rc == SENT) j->sent |= 1ull << w->id;
     if (rc != SENT) j->aborted = true;
@@ -129,7 +139,7 @@ static void *worker_main(void *arg)
 static void reap(loki *s)
 {
     while (s->head < s->tail) {
-        job *j = &s->ring[s->head % LOKI_JOBS];
+        job *j = &s->ring[s->head % s->njobs];
         if (!j->acked) break;
         free(j->b);
         free(j->skip);
@@ -143,7 +153,7 @@ static void reap(loki *s)
 static bool ring_idle(const loki *s)
 {
     for (uint64_t k = s->head; k < s->tail; k++)
-        if (s->ring[k % LOKI_JOBS].left) return false;
+        if (s->ring[k % s->njobs].left) return false;
     return true;
 }
 
@@ -177,7 +187,7 @@ static bool settle(loki *s)
     }
     job back[LOKI_JOBS];
     uint32_t nback = 0;
-    for (uint64_t k = s->tail; k-- > s->head;) back[nback++] = s->ring[k % LOKI_JOBS];
+    for (uint64_t k = s->tail; k-- > s->head;) back[nback++] = s->ring[k % s->njobs];
     s->head = s->tail;
     int64_t until = s->retry_until_ns;
     s->retrying = false;
@@ -214,13 +224,7 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
 {
     loki *s = arg;
     *ndone = 0;
-    if (s->nw == 1) {
-        int rc = sl_loki_send_batches(&s->w[0], b, NULL, n);
-        if (rc == SENT) return SL_FLUSH_DONE;
-        if (rc == ABORTED) return SL_FLUSH_STOPPED;
-        *retry_ms = s->w[0].wait_ms;
-        return SL_FLUSH_RETRY;
-    }
+    (void)retry_ms; /* a failed part's backoff is waited in settle() */
     if (settle(s)) return SL_FLUSH_GIVEN;
     sl_batch **jb = malloc(n * sizeof *jb);
     while (!jb && !loki_stopping(s)) {
@@ -247,9 +251,10 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
             skip = NULL;
         }
     }
+    bool built = false;
     pthread_mutex_lock(&s->mu);
     reap(s);
-    while (s->tail - s->head == LOKI_JOBS && !loki_stopping(s) && !s->retrying) {
+    while (s->tail - s->head == s->njobs && !loki_stopping(s) && !s->retrying) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000;
@@ -257,7 +262,21 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         reap(s);
     }
-    if (s->tail - s->head == LOKI_JOBS) {
+    if (s->tail - s->head < s->njobs && s->nw == 1 && !s->tenant_tpl && !skip) {
+        /* Encodes this request while the one before is in flight: the slot
+         * is free (reaped) and the worker looks at it only once tail moves
+         * past it. */
+        uint32_t slot = (uint32_t)(s->tail % s->njobs);
+        pthread_mutex_unlock(&s->mu);
+        sl_err err = {0};
+        worker tmp = {
+            .s = s, .req = s->pre[slot].req, .raw = s->pre_raw, .body = s->pre[slot].body};
+        built = sl_loki_prebuild(&tmp, jb, n, &err) == 0;
+        s->pre_raw = tmp.raw;
+        s->pre[slot].body = tmp.body;
+        pthread_mutex_lock(&s->mu);
+    }
+    if (s->tail - s->head == s->njobs) {
         pthread_mutex_unlock(&s->mu);
         /* What was recalled goes back with b (its parts stay skipped). */
         for (uint32_t i = 0; skip && i < n; i++)
@@ -267,7 +286,8 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         /* A part failed (or stopping: b goes back, then the jobs). */
         return settle(s) ? SL_FLUSH_GIVEN : SL_FLUSH_STOPPED;
     }
-    s->ring[s->tail % LOKI_JOBS] = (job){.b = jb, .skip = skip, .n = n, .left = s->nw, .sent = 0};
+    s->ring[s->tail % s->njobs] =
+        (job){.b = jb, .skip = skip, .n = n, .left = s->nw, .sent = 0, .built = built};
     s->tail++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -284,7 +304,7 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
 static void loki_stopped(void *arg)
 {
     loki *s = arg;
-    if (s->nw > 1) {
+    {
         pthread_mutex_lock(&s->mu);
         s->quit = true;
         pthread_cond_broadcast(&s->cv);
@@ -299,7 +319,7 @@ static void loki_stopped(void *arg)
         }
     }
     for (uint64_t k = s->tail; k-- > s->head;) {
-        job *j = &s->ring[k % LOKI_JOBS];
+        job *j = &s->ring[k % s->njobs];
         if (!j->acked) sl_batcher_give_back(s->batcher, j->b, j->n);
         free(j->b);
         free(j->skip);
@@ -317,7 +337,7 @@ int sl_loki_batcher_new(loki *s, sl_err *err)
                          .max_backoff_ms = s->max_backoff_ms,
                          .sink = s,
                          .flush = loki_flush,
-                         .settle = s->nw > 1 ? loki_settle : NULL,
+                         .settle = loki_settle,
                          .stopped = loki_stopped};
     return sl_batcher_new(s->ctx, &o, &s->batcher, err);
 }
@@ -325,7 +345,7 @@ int sl_loki_batcher_new(loki *s, sl_err *err)
 static int loki_run(void *state)
 {
     loki *s = state;
-    for (uint32_t i = 0; s->nw > 1 && i < s->nw; i++) {
+    for (uint32_t i = 0; i < s->nw; i++) {
         s->w[i].started = pthread_create(&s->w[i].thr, NULL, worker_main, &s->w[i]) == 0;
         if (!s->w[i].started)
             sl_log(SL_LOG_WARN, "sink_worker_failed",

@@ -314,6 +314,13 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         else
             sl_loki_req_set_part(w->req, i, (uint32_t)concurrency);
     }
+    s->njobs = s->nw == 1 ? 2 : LOKI_JOBS;
+    sl_buf_init(&s->pre_raw, 0);
+    for (uint32_t i = 0; s->nw == 1 && i < 2; i++) {
+        sl_buf_init(&s->pre[i].body, 0);
+        s->pre[i].req = sl_loki_req_new(&s->eopts);
+        nomem = nomem || !s->pre[i].req;
+    }
     if (nomem) {
         free(password);
         free(token);
@@ -397,6 +404,11 @@ void sl_loki_sink_destroy(void *state)
         sl_buf_free(&s->w[i].body);
     }
     free(s->w);
+    for (uint32_t i = 0; i < 2; i++) {
+        sl_loki_req_free(s->pre[i].req);
+        sl_buf_free(&s->pre[i].body);
+    }
+    sl_buf_free(&s->pre_raw);
     if (s->sync_ok) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);

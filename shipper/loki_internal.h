@@ -49,6 +49,7 @@ typedef struct job {
     uint64_t sent; /* parts delivered (bit = worker) */
     bool aborted;  /* a part was not delivered (stopping) */
     bool acked;    /* every part delivered and the batches acknowledged */
+    bool built;    /* concurrency 1: its request is built (in pre[slot]) */
 } job;
 
 /* Jobs in flight (queued or being sent): enough to keep every worker busy
@@ -86,8 +87,19 @@ typedef struct worker {
     int64_t wait_ms; /* after RETRY: how long to wait before the next try */
     pthread_t thr;
     bool started;
+    bool built;    /* req/raw/body hold the request of the job being sent */
     uint64_t next; /* the next job this worker sends */
 } worker;
+
+/* Concurrency 1 pipelines: the sink's thread builds the next request (a
+ * job's encoder and body, in its slot) while the worker sends the one
+ * before; the worker swaps them with its own when it takes the job. The
+ * uncompressed protobuf is needed only while building: one buffer,
+ * pre_raw, serves every slot. */
+typedef struct prebuilt {
+    sl_loki_req *req;
+    sl_buf body;
+} prebuilt;
 
 typedef struct loki {
     const sl_sink_ctx *ctx;
@@ -114,7 +126,11 @@ typedef struct loki {
     bool retrying;          /* a part failed: workers skip, settle() gives back */
     int64_t retry_until_ns; /* the latest end of the backoffs asked for meanwhile */
     job ring[LOKI_JOBS];
-    uint64_t head, tail; /* ring[head % LOKI_JOBS ..tail) in flight */
+    uint32_t njobs;      /* jobs in flight at most: LOKI_JOBS, or 2 (one
+                            sent, one built) with one worker */
+    uint64_t head, tail; /* ring[head % njobs ..tail) in flight */
+    prebuilt pre[2];     /* concurrency 1: the requests built ahead */
+    sl_buf pre_raw;      /* sink thread: their uncompressed protobuf */
     given_part *given;   /* sink thread only */
     uint32_t ngiven, capgiven;
 
@@ -150,5 +166,9 @@ int sl_loki_sink_probe(const sl_sink_ctx *ctx, sl_err *result);
  * worker's bit: its part of them was delivered before they were given
  * back). SENT, ABORTED or RETRY (w->wait_ms says how long to wait). */
 int sl_loki_send_batches(worker *w, sl_batch *const *b, const uint64_t *skip, uint32_t n);
+/* loki_send.c: builds the request of all records of b[0..n) into w's
+ * encoder and buffers as send_batches would (no tenant template), so it
+ * is sent without building again (w->built). 0 or an error code. */
+int sl_loki_prebuild(worker *w, sl_batch *const *b, uint32_t n, sl_err *err);
 
 #endif

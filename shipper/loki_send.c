@@ -329,8 +329,12 @@ static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant
     loki *s = w->s;
     uint64_t total = 0;
     for (uint32_t i = 0; i < nsp; i++) total += sp[i].count;
-    sl_loki_req_set_tenant(w->req, tenant, tenant ? strlen(tenant) : 0);
-    if (build_retry(w, sp, nsp)) return ABORTED;
+    if (w->built) { /* built ahead by the sink's thread (concurrency 1) */
+        w->built = false;
+    } else {
+        sl_loki_req_set_tenant(w->req, tenant, tenant ? strlen(tenant) : 0);
+        if (build_retry(w, sp, nsp)) return ABORTED;
+    }
     char hdr[200];
     if (tenant) snprintf(hdr, sizeof hdr, "X-Scope-OrgID: %s", tenant);
     uint64_t entries = sl_loki_req_entries(w->req);
@@ -449,6 +453,18 @@ int sl_loki_send_batches(worker *w, sl_batch *const *b, const uint64_t *skip, ui
     for (uint32_t i = 0; i < n; i++)
         if (!skip || !(skip[i] >> w->id & 1)) sp[nsp++] = (span){b[i], 0, b[i]->nrecords};
     int rc = nsp ? send_spans(w, sp, nsp) : SENT;
+    free(sp);
+    return rc;
+}
+
+int sl_loki_prebuild(worker *w, sl_batch *const *b, uint32_t n, sl_err *err)
+{
+    span *sp = malloc(n * sizeof *sp);
+    if (!sp) return sl_errf(err, SL_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) sp[i] = (span){b[i], 0, b[i]->nrecords};
+    sl_loki_req_set_tenant(w->req, NULL, 0);
+    sl_loki_req_set_now(w->req, sl_now_ns());
+    int rc = build(w, sp, n, err);
     free(sp);
     return rc;
 }

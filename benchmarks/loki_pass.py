@@ -8,7 +8,8 @@ two builds (or two sink settings) are timed in turn in one call:
 
 RX is build/tests/loki-receiver (it decodes every request: it runs on the
 same cores and is part of the time). EXTRA_SINK_YAML is added to the sink's
-map (e.g. 'concurrency: 2')."""
+map (e.g. 'concurrency: 2'); EXTRA_SINK_YAML `file` measures the file sink
+(raw lines) instead, with no receiver."""
 import os
 import shutil
 import signal
@@ -25,10 +26,21 @@ d = tempfile.mkdtemp(prefix="sluice-lokipass.")
 procs = []
 try:
     out = os.path.join(d, "rx.jsonl")
-    r = subprocess.Popen([rx, "--port", "0", "--out", out], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
-    procs.append(r)
-    port = r.stdout.readline().split(":")[-1].strip()  # "listening 127.0.0.1:PORT"
+    if extra == "file":
+        sink = f"""  - name: out
+    type: file
+    path: {out}
+"""
+        extra = ""
+    else:
+        r = subprocess.Popen([rx, "--port", "0", "--out", out], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        procs.append(r)
+        port = r.stdout.readline().split(":")[-1].strip()  # "listening 127.0.0.1:PORT"
+        sink = f"""  - name: loki
+    type: loki
+    url: "http://127.0.0.1:{port}/loki/api/v1/push"
+"""
     os.makedirs(os.path.join(d, "in"))
     os.link(corpus, os.path.join(d, "in", "app.log"))  # same file system (TMPDIR)
     cfg = os.path.join(d, "sluice.yml")
@@ -43,10 +55,7 @@ inputs:
     parse:
       - json: {{}}
 sinks:
-  - name: loki
-    type: loki
-    url: "http://127.0.0.1:{port}/loki/api/v1/push"
-""" + "".join(f"    {x.strip()}\n" for x in extra.split(";") if x.strip()))
+""" + sink + "".join(f"    {x.strip()}\n" for x in extra.split(";") if x.strip()))
     a = subprocess.Popen([sluice, "run", "-c", cfg], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(d, "sluice.err"), "wb"))
     procs.append(a)

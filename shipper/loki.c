@@ -97,7 +97,7 @@ static bool work_one(worker *w, bool wait)
     bool skip = s->retrying;
     pthread_mutex_unlock(&s->mu);
     if (!skip && j->built) { /* take the request built ahead, leave ours */
-        prebuilt *p = &s->pre[slot];
+        prebuilt *p = &s->pre[w->next % 2];
         sl_loki_req *q = w->req;
         sl_buf body = w->body;
         w->req = p->req, w->body = p->body;
@@ -252,6 +252,19 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         }
     }
     bool built = false;
+    if (s->nw == 1 && !s->tenant_tpl && !skip) {
+        /* Encodes this request while the one before is in flight, into the
+         * spare that the job before did not use (tail moves on the sink's
+         * thread only; the worker takes a spare once its job is
+         * published, and the one before this was taken with its job). */
+        uint32_t slot = (uint32_t)(s->tail % 2);
+        sl_err err = {0};
+        worker tmp = {
+            .s = s, .req = s->pre[slot].req, .raw = s->pre_raw, .body = s->pre[slot].body};
+        built = sl_loki_prebuild(&tmp, jb, n, &err) == 0;
+        s->pre_raw = tmp.raw;
+        s->pre[slot].body = tmp.body;
+    }
     pthread_mutex_lock(&s->mu);
     reap(s);
     while (s->tail - s->head == s->njobs && !loki_stopping(s) && !s->retrying) {
@@ -261,20 +274,6 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         reap(s);
-    }
-    if (s->tail - s->head < s->njobs && s->nw == 1 && !s->tenant_tpl && !skip) {
-        /* Encodes this request while the one before is in flight: the slot
-         * is free (reaped) and the worker looks at it only once tail moves
-         * past it. */
-        uint32_t slot = (uint32_t)(s->tail % s->njobs);
-        pthread_mutex_unlock(&s->mu);
-        sl_err err = {0};
-        worker tmp = {
-            .s = s, .req = s->pre[slot].req, .raw = s->pre_raw, .body = s->pre[slot].body};
-        built = sl_loki_prebuild(&tmp, jb, n, &err) == 0;
-        s->pre_raw = tmp.raw;
-        s->pre[slot].body = tmp.body;
-        pthread_mutex_lock(&s->mu);
     }
     if (s->tail - s->head == s->njobs) {
         pthread_mutex_unlock(&s->mu);

@@ -314,7 +314,7 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         else
             sl_loki_req_set_part(w->req, i, (uint32_t)concurrency);
     }
-    s->njobs = s->nw == 1 ? 2 : LOKI_JOBS;
+    s->njobs = s->nw == 1 ? 1 : LOKI_JOBS;
     sl_buf_init(&s->pre_raw, 0);
     for (uint32_t i = 0; s->nw == 1 && i < 2; i++) {
         sl_buf_init(&s->pre[i].body, 0);

@@ -49,7 +49,7 @@ typedef struct job {
     uint64_t sent; /* parts delivered (bit = worker) */
     bool aborted;  /* a part was not delivered (stopping) */
     bool acked;    /* every part delivered and the batches acknowledged */
-    bool built;    /* concurrency 1: its request is built (in pre[slot]) */
+    bool built;    /* concurrency 1: its request is built (pre[number % 2]) */
 } job;
 
 /* Jobs in flight (queued or being sent): enough to keep every worker busy
@@ -126,10 +126,11 @@ typedef struct loki {
     bool retrying;          /* a part failed: workers skip, settle() gives back */
     int64_t retry_until_ns; /* the latest end of the backoffs asked for meanwhile */
     job ring[LOKI_JOBS];
-    uint32_t njobs;      /* jobs in flight at most: LOKI_JOBS, or 2 (one
-                            sent, one built) with one worker */
+    uint32_t njobs;      /* jobs in flight at most: LOKI_JOBS, or 1 with
+                            one worker (the next is built meanwhile) */
     uint64_t head, tail; /* ring[head % njobs ..tail) in flight */
-    prebuilt pre[2];     /* concurrency 1: the requests built ahead */
+    prebuilt pre[2];     /* concurrency 1: requests built ahead, by parity
+                            of their job's number */
     sl_buf pre_raw;      /* sink thread: their uncompressed protobuf */
     given_part *given;   /* sink thread only */
     uint32_t ngiven, capgiven;

@@ -2,6 +2,7 @@
  * and a scripted flush: what it gathers, what it acknowledges, and what it
  * gives back (in order) after a failure and at a stop. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include "core/plugin.h"
 #include "shipper/batcher.h"
 #include "shipper/buffer.h"
+#include "shipper/filesink.h"
 #include "tests/helpers.h"
 
 #define NBATCH 10
@@ -84,6 +86,17 @@ typedef struct rig {
     sl_sink_ctx ctx;
     sl_batcher *bt;
 } rig;
+
+typedef struct held {
+    sl_buffer *buf;
+    uint64_t all;
+} held;
+
+static bool all_in_buffer(void *arg)
+{
+    held *h = arg;
+    return sl_buffer_bytes(h->buf) == h->all;
+}
 
 static void rig_run(rig *r, script *s, uint64_t max_bytes, int64_t max_wait_ms)
 {
@@ -181,6 +194,76 @@ static void test_stop_gives_everything_back(void **state)
     rig_free(&r);
 }
 
+/* The file sink on the batcher, writing to a disk that is always full
+ * (/dev/full: every write fails with ENOSPC): each failure is counted, the
+ * failing batch is not held while the sink waits to try again (every byte
+ * is back in the buffer, so memory that fills up would spool it), nothing
+ * is acknowledged, and a stop leaves every batch in the buffer in order. */
+typedef struct file_rig {
+    const sl_sink_ops *ops;
+    void *state;
+    atomic_bool stop;
+} file_rig;
+
+static void *file_main(void *arg)
+{
+    file_rig *f = arg;
+    f->ops->run(f->state);
+    return NULL;
+}
+
+static bool errors_counted(void *arg)
+{
+    (void)arg;
+    return sl_metrics_value("sluice_sink_errors_total", "sink=\"full\"") >= 3;
+}
+
+static void test_file_sink_full_disk_holds_nothing(void **state)
+{
+    (void)state;
+    sl_metrics_reset();
+    static const char yml[] = "sinks:\n  - name: full\n    type: file\n    path: /dev/full\n";
+    sl_cfg *cfg = sl_cfg_new();
+    assert_non_null(cfg);
+    assert_int_equal(sl_cfg_load_string(cfg, "t.yml", yml, sizeof yml - 1), 0);
+    sl_watermark *wm = sl_watermark_new(0);
+    sl_buffer *buf;
+    sl_buffer_opts bo = {.sink = "full", .memory_max = 1 << 20};
+    sl_err err;
+    assert_int_equal(sl_buffer_new(&bo, &buf, &err), SL_OK);
+    for (uint64_t i = 0; i < NBATCH; i++)
+        assert_int_equal(sl_buffer_push(buf, mk(wm, i * PER)), SL_OK);
+    held h = {buf, sl_buffer_bytes(buf)};
+    file_rig f = {.ops = &sl_file_sink_ops};
+    sl_sink_ctx ctx = {.name = "full",
+                       .cfg = cfg,
+                       .node = sl_cfg_get(sl_cfg_root(cfg), "sinks")->items[0],
+                       .buffer = buf,
+                       .stop = &f.stop};
+    assert_int_equal(f.ops->create(&ctx, &f.state, &err), SL_OK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, file_main, &f), 0);
+    assert_true(sl_t_wait_until(errors_counted, NULL, sl_t_scaled_ms(10000)));
+    assert_true(sl_t_wait_until(all_in_buffer, &h, sl_t_scaled_ms(10000)));
+    assert_int_equal(sl_watermark_get(wm), 0);
+    sl_buffer_close(buf);
+    atomic_store(&f.stop, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    /* Every batch is in the buffer again, oldest first, none acknowledged. */
+    assert_int_equal(sl_watermark_get(wm), 0);
+    for (int i = 0; i < NBATCH; i++) {
+        sl_batch *b;
+        assert_int_equal(sl_buffer_pop(buf, &b, 0), SL_OK);
+        assert_int_equal(first_id(b), (uint64_t)i * PER);
+        sl_batch_done(b);
+    }
+    assert_int_equal(sl_watermark_get(wm), NBATCH * PER);
+    f.ops->destroy(f.state);
+    sl_buffer_free(buf);
+    sl_watermark_unref(wm);
+    sl_cfg_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_zero_flushes_each_batch),
         cmocka_unit_test(test_retry_gives_back_in_order),
         cmocka_unit_test(test_stop_gives_everything_back),
+        cmocka_unit_test(test_file_sink_full_disk_holds_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

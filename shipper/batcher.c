@@ -134,8 +134,11 @@ int sl_batcher_run(sl_batcher *bt)
 {
     for (;;) {
         if (sl_batcher_stopping(bt)) break;
-        if (bt->o.settle) bt->o.settle(bt->o.sink);
         int64_t timeout = 200;
+        if (bt->o.settle) {
+            int64_t most = bt->o.settle(bt->o.sink);
+            if (most >= 0 && most < timeout) timeout = most;
+        }
         if (bt->npend && bt->resend) {
             timeout = 0; /* take what is queued, then flush */
         } else if (bt->npend) {

@@ -57,8 +57,11 @@ typedef struct sl_batcher_opts {
     int (*flush)(void *sink, sl_batch *const *b, uint32_t n, uint32_t *ndone, int64_t *retry_ms);
     /* Optional, before each pop: a sink that keeps batches past a flush
      * (TAKEN) gives them back here after a failure, pending ones first
-     * (sl_batcher_give_back_pending). */
-    void (*settle)(void *sink);
+     * (sl_batcher_give_back_pending). Returns how long the next pop may
+     * wait at most, in ms (< 0: no limit of its own), so a failure on
+     * another thread is seen soon while the sink has something in flight;
+     * an idle sink returns < 0 and the batcher wakes rarely. */
+    int64_t (*settle)(void *sink);
     /* Optional, once the loop ends (stopping, or closed and drained),
      * after the batches held were given back: the sink gives back what it
      * still keeps, newest first. */

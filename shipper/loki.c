@@ -211,9 +211,20 @@ static bool settle(loki *s)
     return true;
 }
 
-static void loki_settle(void *arg)
+/* Jobs in flight: the next pop waits at most this long, so a part that
+ * failed is given back and retried after its backoff, not after the
+ * batcher's idle wait. */
+#define LOKI_POLL_MS 5
+
+static int64_t loki_settle(void *arg)
 {
-    settle(arg);
+    loki *s = arg;
+    if (settle(s)) return 0;
+    pthread_mutex_lock(&s->mu);
+    reap(s);
+    bool busy = s->head < s->tail;
+    pthread_mutex_unlock(&s->mu);
+    return busy ? LOKI_POLL_MS : -1;
 }
 
 /* The batcher's flush: with one worker, b is sent here, one request at a

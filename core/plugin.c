@@ -20,3 +20,12 @@ void sl_input_labels(sl_cfg *cfg, const sl_cfg_node *input, sl_field *out, uint3
         f->flags = SL_FF_LABEL;
     }
 }
+
+const sl_sink_metrics *sl_sink_metrics_of(const sl_sink_ctx *ctx, unsigned mask,
+                                          sl_sink_metrics *own)
+{
+    sl_sink_metrics *m = ctx->metrics ? ctx->metrics : own;
+    if (!ctx->metrics) sl_sink_metrics_register(m, ctx->name, 0);
+    sl_sink_metrics_declare(m, mask);
+    return m;
+}

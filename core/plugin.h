@@ -12,6 +12,7 @@
 #include "core/batch.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/sink_metrics.h"
 
 /* Hands a batch to the pipeline (parse steps, then every sink of this input).
  * Runs on the input's thread and blocks while the sinks apply backpressure.
@@ -89,6 +90,9 @@ typedef struct sl_sink_ctx {
     bool check_only;
     sl_buffer *buffer;       /* pop batches here; call sl_batch_done() on each */
     const atomic_bool *stop; /* set when the sink must drain and return */
+    /* Registered by the pipeline for every sink; NULL for a sink created
+     * outside a pipeline (see sl_sink_metrics_of). */
+    sl_sink_metrics *metrics;
 } sl_sink_ctx;
 
 typedef struct sl_sink_ops {
@@ -111,5 +115,11 @@ typedef struct sl_sink_ops {
     const sl_cfg_key *keys;
     size_t nkeys;
 } sl_sink_ops;
+
+/* The sink's metrics, with the series of mask (SL_SINK_M_*) it reports
+ * besides records and bytes: ctx->metrics, or for a sink created outside
+ * a pipeline (a test, a probe) own, registered here. Called by create. */
+const sl_sink_metrics *sl_sink_metrics_of(const sl_sink_ctx *ctx, unsigned mask,
+                                          sl_sink_metrics *own);
 
 #endif

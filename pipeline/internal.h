@@ -30,6 +30,7 @@ typedef struct sl_input_rt {
 
 struct sl_sink_rt {
     sl_sink_ctx ctx;
+    sl_sink_metrics metrics; /* registered here, once, for every sink */
     const sl_sink_ops *ops;
     void *state;
     sl_buffer *buffer;

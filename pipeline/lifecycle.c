@@ -140,6 +140,8 @@ static int start_sink(sl_pipeline *a, const sl_cfg_node *n, sl_err *err)
     s->ctx.data_dir = a->data_dir;
     s->ctx.buffer = s->buffer;
     s->ctx.stop = &a->sinks_stop;
+    sl_sink_metrics_register(&s->metrics, s->ctx.name, 0);
+    s->ctx.metrics = &s->metrics;
     s->pipeline = a;
     return s->ops->create(&s->ctx, &s->state, err);
 }

@@ -11,7 +11,8 @@
 
 typedef struct discard_sink {
     const sl_sink_ctx *ctx;
-    sl_metric *records, *bytes;
+    const sl_sink_metrics *m;
+    sl_sink_metrics own_m; /* created outside a pipeline */
 } discard_sink;
 
 static const sl_cfg_key discard_keys[] = {
@@ -27,10 +28,7 @@ static int discard_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     discard_sink *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(err, SL_ENOMEM, "out of memory");
     s->ctx = ctx;
-    char labels[256];
-    sl_metric_labels(labels, sizeof labels, "sink", ctx->name, NULL, NULL);
-    s->records = sl_counter("sluice_sink_records_total", "Records delivered by the sink.", labels);
-    s->bytes = sl_counter("sluice_sink_bytes_total", "Bytes written or sent by the sink.", labels);
+    s->m = sl_sink_metrics_of(ctx, 0, &s->own_m);
     *state = s;
     return SL_OK;
 }
@@ -49,8 +47,7 @@ static int discard_run(void *state)
             records++;
             bytes += b->records[i].line.n;
         }
-        sl_metric_add(s->records, records);
-        sl_metric_add(s->bytes, bytes);
+        sl_sink_metrics_delivered(s->m, records, bytes);
         sl_batch_done(b);
     }
 }

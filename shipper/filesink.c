@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "shipper/batcher.h"
 #include "shipper/buffer.h"
 #include "shipper/recjson.h"
 
@@ -21,7 +22,9 @@ typedef struct filesink {
     bool fsync_each;
     int format;
     sl_buf out;
-    sl_metric *records, *bytes, *errors, *dropped;
+    sl_batcher *batcher;
+    const sl_sink_metrics *m;
+    sl_sink_metrics own_m; /* created outside a pipeline */
     sl_ratelimit rl;
 } filesink;
 
@@ -59,6 +62,10 @@ static void terminate_torn_line(int fd)
         (void)w;
     }
 }
+
+static int filesink_flush(void *state, sl_batch *const *b, uint32_t n, uint32_t *ndone,
+                          int64_t *retry_ms);
+static void filesink_destroy(void *state);
 
 static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_err *err)
 {
@@ -98,16 +105,22 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
         terminate_torn_line(s->fd);
     }
     sl_buf_init(&s->out, 0);
-    char labels[256];
-    sl_metric_labels(labels, sizeof labels, "sink", ctx->name, NULL, NULL);
-    s->records = sl_counter("sluice_sink_records_total", "Records delivered by the sink.", labels);
-    s->bytes = sl_counter("sluice_sink_bytes_total", "Bytes written or sent by the sink.", labels);
-    char dl[320];
-    sl_metric_labels(dl, sizeof dl, "sink", ctx->name, "reason", "too_large");
-    s->dropped = sl_counter("sluice_sink_dropped_records_total",
-                            "Records a sink dropped permanently, by reason.", dl);
-    s->errors = sl_counter("sluice_sink_errors_total", "Failed write or send attempts.", labels);
+    s->m = sl_sink_metrics_of(ctx, SL_SINK_M_ERRORS, &s->own_m);
+    sl_sink_metrics_dropped(s->m, "too_large", 0); /* listed at 0 from the start */
     s->rl.interval_ns = 10 * 1000000000LL;
+    /* One batch per write, as soon as it is popped (no added latency); a
+     * failing write is retried from 10 ms up to 5 s apart. */
+    sl_batcher_opts bo = {.max_bytes = 0,
+                          .max_wait_ms = 0,
+                          .min_backoff_ms = 10,
+                          .max_backoff_ms = 5000,
+                          .sink = s,
+                          .flush = filesink_flush};
+    int rc = sl_batcher_new(ctx, &bo, &s->batcher, err);
+    if (rc != SL_OK) {
+        filesink_destroy(s);
+        return rc;
+    }
     *state = s;
     return SL_OK;
 }
@@ -151,52 +164,44 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Retries a failing write until it succeeds or the sink is told to stop: a
- * full disk must hold the batch back, never lose it. */
-static int deliver(filesink *s, sl_batch *b)
+/* Writes b[0..n) one batch per write. A failing write holds nothing: its
+ * batch goes back to the buffer and is written again after the backoff, so
+ * a full disk holds the batch back, never loses it, and the input's
+ * checkpoint and the spool work as for any sink. */
+static int filesink_flush(void *state, sl_batch *const *b, uint32_t n, uint32_t *ndone,
+                          int64_t *retry_ms)
 {
-    if (encode(s, b) != SL_OK) {
-        sl_log(SL_LOG_ERROR, "sink_encode_failed", "sink=%s records=%u", s->ctx->name, b->nrecords);
-        return SL_ENOMEM;
-    }
-    for (int backoff_ms = 10;; backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000) {
+    filesink *s = state;
+    *retry_ms = -1; /* the batcher's backoff */
+    for (*ndone = 0; *ndone < n; (*ndone)++) {
+        sl_batch *bt = b[*ndone];
+        if (encode(s, bt) != SL_OK) {
+            /* Larger than the encoder's bound: it can never be written. */
+            sl_log(SL_LOG_ERROR, "sink_encode_failed", "sink=%s records=%u", s->ctx->name,
+                   bt->nrecords);
+            sl_sink_metrics_dropped(s->m, "too_large", bt->nrecords);
+            continue;
+        }
         int rc = write_all(s->fd, s->out.p, s->out.len);
         if (rc == 0 && s->fsync_each && s->own_fd) rc = fsync(s->fd) ? -errno : 0;
-        if (rc == 0) return SL_OK;
-        sl_metric_inc(s->errors);
+        if (rc == 0) {
+            sl_sink_metrics_delivered(s->m, bt->nrecords, s->out.len);
+            continue;
+        }
+        sl_sink_metrics_error(s->m);
         uint64_t skipped;
         if (sl_ratelimit_ok(&s->rl, &skipped))
             sl_log(SL_LOG_ERROR, "sink_write_failed", "sink=%s error=\"%s\" repeated=%llu",
                    s->ctx->name, strerror(-rc), (unsigned long long)skipped);
-        if (atomic_load(s->ctx->stop)) return SL_EIO;
-        usleep((useconds_t)backoff_ms * 1000);
+        return atomic_load(s->ctx->stop) ? SL_FLUSH_STOPPED : SL_FLUSH_RETRY;
     }
+    return SL_FLUSH_DONE;
 }
 
 static int filesink_run(void *state)
 {
     filesink *s = state;
-    for (;;) {
-        sl_batch *b;
-        int rc = sl_buffer_pop(s->ctx->buffer, &b, 200);
-        if (rc == SL_ECLOSED) return SL_OK;
-        if (rc != SL_OK) continue;
-        rc = deliver(s, b);
-        if (rc == SL_OK) {
-            sl_metric_add(s->records, b->nrecords);
-            sl_metric_add(s->bytes, s->out.len);
-            sl_batch_done(b);
-        } else if (rc == SL_ENOMEM) {
-            /* Larger than the encoder's bound: it can never be written. */
-            sl_metric_add(s->dropped, b->nrecords);
-            sl_batch_done(b);
-        } else {
-            /* Stopping with the write still failing: back to the buffer,
-             * which spools it or leaves it unacknowledged to be read again. */
-            sl_buffer_unpop(s->ctx->buffer, b);
-            return SL_OK;
-        }
-    }
+    return sl_batcher_run(s->batcher);
 }
 
 static void filesink_destroy(void *state)
@@ -204,6 +209,7 @@ static void filesink_destroy(void *state)
     filesink *s = state;
     if (!s) return;
     if (s->own_fd) close(s->fd);
+    sl_batcher_free(s->batcher);
     sl_buf_free(&s->out);
     free(s);
 }

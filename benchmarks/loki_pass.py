@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""One pass of file -> parse JSON -> Loki sink -> the in-tree receiver,
+ending when every line of CORPUS has arrived: a command for farm-bench, so
+two builds (or two sink settings) are timed in turn in one call:
+
+  farm-bench -n 3 --vs 'benchmarks/loki_pass.py REF_SLUICE RX CORPUS' -- \
+      benchmarks/loki_pass.py build/cli/sluice RX CORPUS [EXTRA_SINK_YAML]
+
+RX is build/tests/loki-receiver (it decodes every request: it runs on the
+same cores and is part of the time). EXTRA_SINK_YAML is added to the sink's
+map (e.g. 'concurrency: 2'); EXTRA_SINK_YAML `file` measures the file sink
+(raw lines) instead, with no receiver."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sluice, rx, corpus = sys.argv[1:4]
+extra = sys.argv[4] if len(sys.argv) > 4 else ""
+with open(corpus, "rb") as f:
+    want = sum(c.count(b"\n") for c in iter(lambda: f.read(8 << 20), b""))
+d = tempfile.mkdtemp(prefix="sluice-lokipass.")
+procs = []
+try:
+    out = os.path.join(d, "rx.jsonl")
+    if extra == "file":
+        sink = f"""  - name: out
+    type: file
+    path: {out}
+"""
+        extra = ""
+    else:
+        r = subprocess.Popen([rx, "--port", "0", "--out", out], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        procs.append(r)
+        port = r.stdout.readline().split(":")[-1].strip()  # "listening 127.0.0.1:PORT"
+        sink = f"""  - name: loki
+    type: loki
+    url: "http://127.0.0.1:{port}/loki/api/v1/push"
+"""
+    os.makedirs(os.path.join(d, "in"))
+    os.link(corpus, os.path.join(d, "in", "app.log"))  # same file system (TMPDIR)
+    cfg = os.path.join(d, "sluice.yml")
+    with open(cfg, "w") as f:
+        f.write(f"""data_dir: {d}/data
+log: {{ level: warn }}
+inputs:
+  - name: app
+    type: file
+    paths: ["{d}/in/*.log"]
+    start_at: beginning
+    parse:
+      - json: {{}}
+sinks:
+""" + sink + "".join(f"    {x.strip()}\n" for x in extra.split(";") if x.strip()))
+    a = subprocess.Popen([sluice, "run", "-c", cfg], stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(d, "sluice.err"), "wb"))
+    procs.append(a)
+    n, pos, t0 = 0, 0, time.monotonic()
+    while n < want:
+        if a.poll() is not None or time.monotonic() - t0 > 600:
+            sys.exit(f"agent ended or timed out with {n} of {want} lines")
+        try:
+            with open(out, "rb") as f:
+                f.seek(pos)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        pos += len(data)
+        n += data.count(b"\n")
+        if not data:
+            time.sleep(0.02)
+finally:
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,189 @@
+#include "shipper/batcher.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "shipper/buffer.h"
+#include "shipper/retry.h"
+
+struct sl_batcher {
+    const sl_sink_ctx *ctx;
+    sl_batcher_opts o;
+    sl_retry retry;
+    sl_batch **pend; /* gathered, oldest first */
+    uint32_t npend, cappend;
+    uint64_t pend_bytes;
+    int64_t pend_since_ns;
+    /* After a give-back: the batches given back have waited already, so
+     * pend is flushed as soon as the buffer has nothing more queued, not
+     * max_wait after the first pop. */
+    bool resend;
+};
+
+int sl_batcher_new(const sl_sink_ctx *ctx, const sl_batcher_opts *o, sl_batcher **out, sl_err *err)
+{
+    *out = NULL;
+    if (!o->flush) return sl_errf(err, SL_EINVAL, "sink %s: batcher without flush", ctx->name);
+    sl_batcher *bt = calloc(1, sizeof *bt);
+    if (!bt) return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+    bt->ctx = ctx;
+    bt->o = *o;
+    if (bt->o.min_backoff_ms < 1) bt->o.min_backoff_ms = 1;
+    if (bt->o.max_backoff_ms < bt->o.min_backoff_ms) bt->o.max_backoff_ms = bt->o.min_backoff_ms;
+    /* Seeded from the clock and the sink: agents restarted together must
+     * not retry in lockstep. */
+    sl_retry_init(&bt->retry, bt->o.min_backoff_ms, bt->o.max_backoff_ms,
+                  (uint64_t)sl_monotonic_ns() ^ (uint64_t)(uintptr_t)bt);
+    *out = bt;
+    return SL_OK;
+}
+
+void sl_batcher_free(sl_batcher *bt)
+{
+    if (!bt) return;
+    free(bt->pend);
+    free(bt);
+}
+
+bool sl_batcher_stopping(const sl_batcher *bt)
+{
+    return atomic_load(bt->ctx->stop);
+}
+
+void sl_batcher_nap(const sl_batcher *bt, int64_t ms)
+{
+    int64_t end = sl_monotonic_ns() + ms * 1000000;
+    while (!sl_batcher_stopping(bt)) {
+        int64_t left = end - sl_monotonic_ns();
+        if (left <= 0) break;
+        if (left > 50 * 1000000) left = 50 * 1000000;
+        struct timespec ts = {0, (long)left};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void sl_batcher_give_back(sl_batcher *bt, sl_batch *const *b, uint32_t n)
+{
+    for (uint32_t i = n; i-- > 0;) sl_buffer_unpop(bt->ctx->buffer, b[i]);
+}
+
+void sl_batcher_give_back_pending(sl_batcher *bt)
+{
+    sl_batcher_give_back(bt, bt->pend, bt->npend);
+    bt->npend = 0;
+    bt->pend_bytes = 0;
+    bt->resend = true;
+}
+
+static void flush(sl_batcher *bt)
+{
+    if (!bt->npend) return;
+    uint32_t n = bt->npend, ndone = 0;
+    int64_t retry_ms = -1;
+    int r = bt->o.flush(bt->o.sink, bt->pend, n, &ndone, &retry_ms);
+    if (r == SL_FLUSH_GIVEN) { /* given back by the sink (npend is 0 now) */
+        bt->npend = 0;
+        bt->pend_bytes = 0;
+        bt->resend = true;
+        return;
+    }
+    bt->npend = 0;
+    bt->pend_bytes = 0;
+    if (r == SL_FLUSH_TAKEN) return;
+    if (r == SL_FLUSH_DONE) ndone = n;
+    if (ndone > n) ndone = n;
+    for (uint32_t i = 0; i < ndone; i++) sl_batch_done(bt->pend[i]);
+    if (r == SL_FLUSH_DONE) {
+        sl_retry_success(&bt->retry);
+        return;
+    }
+    /* Not delivered: the batches wait in the buffer, not here, so memory
+     * that fills up moves them to the spool and the input's checkpoint
+     * moves on; they are popped again after the backoff. */
+    sl_batcher_give_back(bt, bt->pend + ndone, n - ndone);
+    if (r == SL_FLUSH_RETRY) {
+        bt->resend = true;
+        if (retry_ms < 0) retry_ms = sl_retry_next(&bt->retry, -1);
+        sl_batcher_nap(bt, retry_ms);
+    }
+}
+
+/* Makes room for one more batch; false when stopping without room. */
+static bool reserve(sl_batcher *bt)
+{
+    while (bt->npend == bt->cappend) {
+        uint32_t nc = bt->cappend ? bt->cappend * 2 : 64;
+        sl_batch **p = realloc(bt->pend, nc * sizeof *p);
+        if (p) {
+            bt->pend = p;
+            bt->cappend = nc;
+        } else if (sl_batcher_stopping(bt)) {
+            return false;
+        } else if (bt->npend) {
+            flush(bt); /* send what we hold, then there is room */
+        } else {
+            sl_batcher_nap(bt, 100);
+        }
+    }
+    return true;
+}
+
+int sl_batcher_run(sl_batcher *bt)
+{
+    for (;;) {
+        if (sl_batcher_stopping(bt)) break;
+        int64_t timeout = 200;
+        if (bt->o.settle) {
+            int64_t most = bt->o.settle(bt->o.sink);
+            if (most >= 0 && most < timeout) timeout = most;
+        }
+        if (bt->npend && bt->resend) {
+            timeout = 0; /* take what is queued, then flush */
+        } else if (bt->npend) {
+            int64_t left =
+                (bt->pend_since_ns + bt->o.max_wait_ms * 1000000 - sl_monotonic_ns()) / 1000000;
+            if (left <= 0) {
+                flush(bt);
+                continue;
+            }
+            if (left < timeout) timeout = left;
+        }
+        sl_batch *b;
+        int rc = sl_buffer_pop(bt->ctx->buffer, &b, timeout);
+        if (rc == SL_ECLOSED) {
+            /* Draining at shutdown: a failed flush gave its batches back,
+             * so they are popped and tried again until delivered or told
+             * to stop. */
+            if (!bt->npend) break;
+            flush(bt);
+            continue;
+        }
+        if (rc != SL_OK) {
+            if (bt->resend && bt->npend) {
+                bt->resend = false;
+                flush(bt);
+            }
+            continue;
+        }
+        if (bt->npend && bt->pend_bytes + b->bytes > bt->o.max_bytes) flush(bt);
+        if (!reserve(bt)) {
+            sl_buffer_unpop(bt->ctx->buffer, b); /* stopping: not delivered */
+            break;
+        }
+        if (!bt->npend) bt->pend_since_ns = sl_monotonic_ns();
+        bt->pend[bt->npend++] = b;
+        bt->pend_bytes += b->bytes;
+        if (bt->pend_bytes >= bt->o.max_bytes) flush(bt);
+    }
+    /* Stopped: what was not delivered goes back to the buffer, which spools
+     * it or releases it unacknowledged (read again after a restart); what
+     * is held here first, so that what the sink keeps (older) comes before
+     * it. */
+    sl_batcher_give_back(bt, bt->pend, bt->npend);
+    bt->npend = 0;
+    bt->pend_bytes = 0;
+    if (bt->o.stopped) bt->o.stopped(bt->o.sink);
+    return SL_OK;
+}

@@ -1,0 +1,537 @@
+/* The Loki sink's configuration: the key tables, `create` (every key read,
+ * checked and turned into the sink's state), `destroy`, and the `sluice
+ * check --connect` probe. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shipper/loki.h"
+#include "shipper/loki_internal.h"
+
+const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
+    SL_SINK_COMMON_KEYS,
+    {.name = "url",
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "`http(s)://host:3100/loki/api/v1/push`"},
+    {.name = "tenant",
+     .type = SL_KEY_STR,
+     .doc = "`X-Scope-OrgID`: a tenant, or a template per record like the Kafka topic's "
+            "(`${labels.team:-ops}`, `${fields.NAME:-x}`, `${input}`, `${source}`)"},
+    {.name = "auth",
+     .type = SL_KEY_MAP,
+     .doc = "`{username, password | password_file}` or `{bearer_token | bearer_token_file}`"},
+    {.name = "tls",
+     .type = SL_KEY_MAP,
+     .doc = "`{ca_file, cert_file, key_file, insecure_skip_verify}`"},
+    {.name = "encoding",
+     .type = SL_KEY_ENUM,
+     .choices = "protobuf|json",
+     .def = "protobuf",
+     .doc = "`protobuf` (snappy) or `json`"},
+    {.name = "compression",
+     .type = SL_KEY_ENUM,
+     .choices = "snappy|gzip|none",
+     .doc = "`snappy`, `gzip`, `none`; snappy for protobuf and gzip for json when absent"},
+    {.name = "labels",
+     .type = SL_KEY_MAP,
+     .doc = "static labels; fields marked by the `labels` step are added"},
+    {.name = "structured_metadata",
+     .type = SL_KEY_LIST,
+     .doc = "fields sent as structured metadata"},
+    {.name = "line_format",
+     .type = SL_KEY_ENUM,
+     .choices = "raw|json",
+     .def = "raw",
+     .doc = "`raw` line or the record as `json`"},
+    {.name = "timeout", .type = SL_KEY_DURATION, .def = "10s", .doc = "one push request"},
+    {.name = "max_batch_bytes", .type = SL_KEY_SIZE, .def = "1MiB", .doc = "request size"},
+    {.name = "max_batch_wait",
+     .type = SL_KEY_DURATION,
+     .def = "1s",
+     .doc = "request latency: a batch is sent at the latest after this long"},
+    {.name = "concurrency",
+     .type = SL_KEY_INT,
+     .def = "1",
+     .min = 1,
+     .max = 64,
+     .doc = "requests in flight at once, each from its own worker; streams are split between "
+            "workers so each stream stays in order"},
+    {.name = "min_backoff",
+     .type = SL_KEY_DURATION,
+     .def = "500ms",
+     .doc = "first retry delay; retries are unbounded, back off with jitter and honour Retry-After "
+            "(see the status policy)"},
+    {.name = "max_backoff", .type = SL_KEY_DURATION, .def = "1m", .doc = "longest retry delay"},
+    {.name = "limits",
+     .type = SL_KEY_MAP,
+     .doc = "what your Loki accepts, named as in its `limits_config` (copy them from there); "
+            "Loki's defaults when absent (see What Loki accepts)"},
+    {.name = "long_lines",
+     .type = SL_KEY_ENUM,
+     .choices = "split|truncate",
+     .def = "split",
+     .doc = "a line over `limits.max_line_size`: `split` into several entries (same time, in "
+            "order) or `truncate`"},
+    {.name = "out_of_window",
+     .type = SL_KEY_ENUM,
+     .choices = "clamp|drop",
+     .def = "clamp",
+     .doc = "a time outside Loki's window: `clamp` (sent at the nearest accepted time, the "
+            "original in structured metadata `original_ts`) or `drop` (counted)"},
+};
+
+/* Named as in Loki's limits_config, so they can be copied from it. */
+static const sl_cfg_key limits_keys[] = {
+    {.name = "max_line_size",
+     .type = SL_KEY_SIZE,
+     .def = "256kB",
+     .doc = "longest line Loki accepts"},
+    {.name = "max_line_size_truncate",
+     .type = SL_KEY_BOOL,
+     .def = "false",
+     .doc = "Loki truncates long lines instead of refusing them (sluice then cuts them too)"},
+    {.name = "reject_old_samples",
+     .type = SL_KEY_BOOL,
+     .def = "true",
+     .doc = "Loki refuses entries older than `reject_old_samples_max_age`"},
+    {.name = "reject_old_samples_max_age",
+     .type = SL_KEY_STR,
+     .def = "1w",
+     .doc = "oldest entry Loki accepts (Loki's `1w` or sluice's `168h`)"},
+    {.name = "creation_grace_period",
+     .type = SL_KEY_STR,
+     .def = "10m",
+     .doc = "how far in the future an entry may be"},
+    {.name = "max_label_names_per_series",
+     .type = SL_KEY_INT,
+     .def = "15",
+     .min = 1,
+     .max = 1000,
+     .doc = "labels per stream"},
+    {.name = "max_label_value_length",
+     .type = SL_KEY_INT,
+     .def = "2048",
+     .min = 1,
+     .max = 1024 * 1024,
+     .doc = "longest label value"},
+    {.name = "max_label_name_length",
+     .type = SL_KEY_INT,
+     .def = "1024",
+     .min = 1,
+     .max = 1024 * 1024,
+     .doc = "longest label name"},
+};
+
+static const sl_cfg_key auth_keys[] = {
+    {.name = "username", .type = SL_KEY_STR, .doc = "basic auth user"},
+    {.name = "password",
+     .type = SL_KEY_STR,
+     .secret = true,
+     .doc = "basic auth password (prefer `password_file`)"},
+    {.name = "password_file", .type = SL_KEY_STR, .doc = "file holding the password"},
+    {.name = "bearer_token",
+     .type = SL_KEY_STR,
+     .secret = true,
+     .doc = "bearer token (prefer `bearer_token_file`)"},
+    {.name = "bearer_token_file", .type = SL_KEY_STR, .doc = "file holding the bearer token"},
+};
+
+static const sl_cfg_key tls_keys[] = {
+    {.name = "ca_file", .type = SL_KEY_STR, .doc = "PEM CA to verify Loki"},
+    {.name = "cert_file", .type = SL_KEY_STR, .doc = "PEM client certificate (with `key_file`)"},
+    {.name = "key_file", .type = SL_KEY_STR, .doc = "PEM client key"},
+    {.name = "insecure_skip_verify",
+     .type = SL_KEY_BOOL,
+     .def = "false",
+     .doc = "do not verify Loki's certificate"},
+};
+
+#define NKEYS(k) (sizeof(k) / sizeof *(k))
+
+/* ---- configuration ---- */
+
+static const char *keep(loki *s, const char *str)
+{
+    if (!str || s->nstrings == sizeof s->strings / sizeof *s->strings) return NULL;
+    char *d = strdup(str);
+    if (d) s->strings[s->nstrings++] = d;
+    return d;
+}
+
+/* The url for logs: userinfo (user:password@) replaced. */
+static char *redact_url(const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == '@') at = p;
+    size_t n = strlen(url) + 16;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    if (at)
+        snprintf(out, n, "%.*s<redacted>%s", (int)(host - url), url, at);
+    else
+        snprintf(out, n, "%s", url);
+    return out;
+}
+
+/* A duration as Loki writes it: ours (500ms, 10m, 168h, 7d) or weeks (1w). */
+static void loki_duration(sl_cfg *cfg, const sl_cfg_node *map, const char *key, int64_t def_ms,
+                          int64_t *out_ms)
+{
+    const char *v = NULL;
+    *out_ms = def_ms;
+    if (sl_cfg_str(cfg, map, key, NULL, &v) || !v) return;
+    size_t n = strlen(v);
+    char *end;
+    long long w = n > 1 && v[n - 1] == 'w' ? strtoll(v, &end, 10) : -1;
+    if (w >= 0 && w <= 5200 && end == v + n - 1) {
+        *out_ms = w * 7 * 86400000LL;
+        return;
+    }
+    if (sl_parse_duration_ms(v, out_ms) == 0 && *out_ms >= 0) return;
+    *out_ms = def_ms;
+    sl_cfg_error(cfg, sl_cfg_get(map, key), "%s: '%s' is not a duration (e.g. 1w, 168h, 10m)", key,
+                 v);
+}
+
+/* The limits from the sink's config, Loki's defaults for what is unset. */
+static void read_limits(sl_cfg *cfg, const sl_cfg_node *n, sl_loki_limits *l)
+{
+    sl_loki_limits_default(l);
+    const sl_cfg_node *m = sl_cfg_get(n, "limits");
+    if (m) sl_cfg_check(cfg, m, limits_keys, NKEYS(limits_keys));
+    bool truncate = false, reject_old = true;
+    int64_t v, old_ms, grace_ms;
+    sl_cfg_size(cfg, m, "max_line_size", l->max_line_size, &l->max_line_size);
+    sl_cfg_bool(cfg, m, "max_line_size_truncate", false, &truncate);
+    sl_cfg_bool(cfg, m, "reject_old_samples", true, &reject_old);
+    loki_duration(cfg, m, "reject_old_samples_max_age", l->reject_old_ns / 1000000, &old_ms);
+    loki_duration(cfg, m, "creation_grace_period", l->grace_ns / 1000000, &grace_ms);
+    l->reject_old_ns = reject_old ? old_ms * 1000000 : 0;
+    l->grace_ns = grace_ms * 1000000;
+    sl_cfg_int(cfg, m, "max_label_names_per_series", l->max_label_names, 1, 1000, &v);
+    l->max_label_names = (uint32_t)v;
+    sl_cfg_int(cfg, m, "max_label_value_length", l->max_label_value_len, 1, 1 << 20, &v);
+    l->max_label_value_len = (uint32_t)v;
+    sl_cfg_int(cfg, m, "max_label_name_length", l->max_label_name_len, 1, 1 << 20, &v);
+    l->max_label_name_len = (uint32_t)v;
+    sl_cfg_enum(cfg, n, "long_lines", "split|truncate", SL_LOKI_LONG_SPLIT, &l->long_lines);
+    /* Loki itself truncates then, so sluice sends what Loki would keep. */
+    if (truncate) l->long_lines = SL_LOKI_LONG_TRUNCATE;
+    sl_cfg_enum(cfg, n, "out_of_window", "clamp|drop", SL_LOKI_WINDOW_CLAMP, &l->out_of_window);
+}
+
+/* The url's path must lead to Loki's push endpoint: a bare host (the usual
+ * slip) answers 404 forever. */
+static void check_url_path(sl_cfg *cfg, const sl_cfg_node *at, const char *url)
+{
+    const char *host = strstr(url, "://");
+    if (!host) return;
+    host += 3;
+    const char *path = host + strcspn(host, "/?#");
+    size_t pn = strcspn(path, "?#");
+    if (memmem(path, pn, "/push", 5)) return;
+    sl_cfg_error(cfg, at,
+                 "url has path '%.*s', which is not Loki's push endpoint: use "
+                 "\"%.*s/loki/api/v1/push\"",
+                 (int)pn, path,
+                 (int)(path - url) + (pn && path[pn - 1] == '/' ? (int)pn - 1 : (int)pn), url);
+}
+
+static int abort_cb(void *arg)
+{
+    const loki *s = arg;
+    return atomic_load(s->ctx->stop) ? 1 : 0;
+}
+
+int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
+{
+    sl_cfg *cfg = ctx->cfg;
+    const sl_cfg_node *n = ctx->node;
+    size_t before = sl_cfg_nerrors(cfg);
+    sl_cfg_check(cfg, n, sl_loki_keys, SL_LOKI_NKEYS);
+    const sl_cfg_node *auth = sl_cfg_get(n, "auth");
+    const sl_cfg_node *tls = sl_cfg_get(n, "tls");
+    if (auth) sl_cfg_check(cfg, auth, auth_keys, NKEYS(auth_keys));
+    if (tls) sl_cfg_check(cfg, tls, tls_keys, NKEYS(tls_keys));
+
+    const char *url = NULL, *tenant = NULL, *user = NULL;
+    const char *ca = NULL, *cert = NULL, *key = NULL;
+    bool insecure = false;
+    int encoding = ENC_PROTOBUF, compression = -1, line_format = SL_LOKI_LINE_RAW;
+    int64_t timeout_ms = 10000, wait_ms = 1000, min_backoff = 500, max_backoff = 60000;
+    int64_t concurrency = 1;
+    uint64_t max_bytes = 1 << 20;
+    sl_cfg_str(cfg, n, "url", NULL, &url);
+    sl_cfg_str(cfg, n, "tenant", NULL, &tenant);
+    sl_cfg_enum(cfg, n, "encoding", "protobuf|json", ENC_PROTOBUF, &encoding);
+    sl_cfg_enum(cfg, n, "compression", "snappy|gzip|none", -1, &compression);
+    sl_cfg_enum(cfg, n, "line_format", "raw|json", SL_LOKI_LINE_RAW, &line_format);
+    sl_cfg_duration_ms(cfg, n, "timeout", 10000, &timeout_ms);
+    sl_cfg_size(cfg, n, "max_batch_bytes", 1 << 20, &max_bytes);
+    sl_cfg_duration_ms(cfg, n, "max_batch_wait", 1000, &wait_ms);
+    sl_cfg_int(cfg, n, "concurrency", 1, 1, 64, &concurrency);
+    sl_cfg_duration_ms(cfg, n, "min_backoff", 500, &min_backoff);
+    sl_cfg_duration_ms(cfg, n, "max_backoff", 60000, &max_backoff);
+    sl_cfg_str(cfg, auth, "username", NULL, &user);
+    sl_cfg_str(cfg, tls, "ca_file", NULL, &ca);
+    sl_cfg_str(cfg, tls, "cert_file", NULL, &cert);
+    sl_cfg_str(cfg, tls, "key_file", NULL, &key);
+    sl_cfg_bool(cfg, tls, "insecure_skip_verify", false, &insecure);
+
+    if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        sl_cfg_error(cfg, sl_cfg_get(n, "url"), "url must start with http:// or https://");
+    else if (url)
+        check_url_path(cfg, sl_cfg_get(n, "url"), url);
+    sl_loki_tpl *tpl = NULL;
+    if (tenant && *tenant) {
+        char why[300];
+        if (strchr(tenant, '$')) {
+            if (sl_loki_tpl_parse(tenant, &tpl, why, sizeof why))
+                sl_cfg_error(cfg, sl_cfg_get(n, "tenant"), "tenant template: %s", why);
+            else if (!sl_loki_tpl_per_record(tpl)) /* only "$$": a literal '$' */
+                sl_cfg_error(cfg, sl_cfg_get(n, "tenant"),
+                             "tenant: '$' is not a character Loki accepts in a tenant");
+        } else if (sl_loki_tenant_check(tenant, strlen(tenant), why, sizeof why)) {
+            sl_cfg_error(cfg, sl_cfg_get(n, "tenant"), "tenant: %s", why);
+        }
+    }
+    sl_loki_limits limits;
+    read_limits(cfg, n, &limits);
+    if (compression < 0) compression = encoding == ENC_PROTOBUF ? COMP_SNAPPY : COMP_GZIP;
+    if (encoding == ENC_PROTOBUF && compression != COMP_SNAPPY)
+        sl_cfg_error(cfg, sl_cfg_get(n, "compression"),
+                     "protobuf requests are always snappy-compressed (Loki expects it); use "
+                     "encoding: json for gzip or none");
+    if (encoding == ENC_JSON && compression == COMP_SNAPPY)
+        sl_cfg_error(cfg, sl_cfg_get(n, "compression"), "json requests use gzip or none");
+    if (max_bytes < 1024)
+        sl_cfg_error(cfg, sl_cfg_get(n, "max_batch_bytes"), "max_batch_bytes must be >= 1KiB");
+    if (min_backoff < 1) min_backoff = 1;
+    if (max_backoff < min_backoff)
+        sl_cfg_error(cfg, sl_cfg_get(n, "max_backoff"), "max_backoff must be >= min_backoff");
+    if ((cert == NULL) != (key == NULL))
+        sl_cfg_error(cfg, tls, "tls: cert_file and key_file go together");
+
+    char *password = NULL, *token = NULL;
+    if (auth) {
+        sl_cfg_secret(cfg, auth, "password", &password);
+        sl_cfg_secret(cfg, auth, "bearer_token", &token);
+        if (password && !user) sl_cfg_error(cfg, auth, "auth: password needs a username");
+        if (user && token)
+            sl_cfg_error(cfg, auth, "auth: use either username/password or bearer_token");
+    }
+
+    const sl_cfg_node *lab = sl_cfg_get(n, "labels");
+    if (lab && lab->kind == SL_CFG_MAP) {
+        if (lab->n > LOKI_MAX_LABELS)
+            sl_cfg_error(cfg, lab, "at most %d static labels", LOKI_MAX_LABELS);
+        for (size_t i = 0; i < lab->n; i++)
+            if (lab->items[i]->kind != SL_CFG_SCALAR)
+                sl_cfg_error(cfg, lab->items[i], "label %s: value must be a string", lab->keys[i]);
+    }
+    const char *meta[LOKI_MAX_META];
+    size_t nmeta = 0;
+    sl_cfg_list(cfg, n, "structured_metadata", meta, LOKI_MAX_META, &nmeta);
+
+    if (sl_cfg_nerrors(cfg) > before || ctx->check_only) {
+        sl_loki_tpl_free(tpl);
+        free(password);
+        free(token);
+        if (sl_cfg_nerrors(cfg) > before)
+            return sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name);
+        return SL_OK;
+    }
+
+    loki *s = calloc(1, sizeof *s);
+    if (!s) {
+        sl_loki_tpl_free(tpl);
+        free(password);
+        free(token);
+        return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+    }
+    s->ctx = ctx;
+    s->tenant_tpl = tpl;
+    s->eopts.tenant = tpl;
+    s->encoding = encoding;
+    s->compression = compression;
+    s->max_wait_ms = wait_ms;
+    s->max_batch_bytes = max_bytes;
+    s->url_log = redact_url(url);
+    bool nomem = !s->url_log;
+    for (size_t i = 0; lab && lab->kind == SL_CFG_MAP && i < lab->n; i++) {
+        const char *k = keep(s, lab->keys[i]), *v = keep(s, lab->items[i]->scalar);
+        if (!k || !v) {
+            nomem = true;
+            break;
+        }
+        s->labels[s->eopts.nlabels++] = (sl_loki_kv){{k, strlen(k)}, {v, strlen(v)}};
+    }
+    for (size_t i = 0; i < nmeta; i++) {
+        const char *m = keep(s, meta[i]);
+        if (!m) {
+            nomem = true;
+            break;
+        }
+        s->meta[s->eopts.nmeta_fields++] = (sl_slice){m, strlen(m)};
+    }
+    s->limits = limits;
+    s->eopts.limits = &s->limits;
+    s->eopts.line_format = line_format;
+    s->eopts.labels = s->labels;
+    s->eopts.meta_fields = s->meta;
+    if (pthread_mutex_init(&s->mu, NULL) == 0) {
+        if (pthread_cond_init(&s->cv, NULL) == 0)
+            s->sync_ok = true;
+        else
+            pthread_mutex_destroy(&s->mu);
+    }
+    s->w = calloc((size_t)concurrency, sizeof *s->w);
+    nomem = nomem || !s->w || !s->sync_ok;
+    for (uint32_t i = 0; s->w && i < (uint32_t)concurrency; i++) {
+        worker *w = &s->w[s->nw++];
+        w->s = s;
+        w->id = i;
+        sl_buf_init(&w->raw, 0);
+        sl_buf_init(&w->body, 0);
+        w->req = sl_loki_req_new(&s->eopts);
+        if (!w->req)
+            nomem = true;
+        else
+            sl_loki_req_set_part(w->req, i, (uint32_t)concurrency);
+    }
+    s->njobs = s->nw == 1 ? 1 : LOKI_JOBS;
+    sl_buf_init(&s->pre_raw, 0);
+    for (uint32_t i = 0; s->nw == 1 && i < 2; i++) {
+        sl_buf_init(&s->pre[i].body, 0);
+        s->pre[i].req = sl_loki_req_new(&s->eopts);
+        nomem = nomem || !s->pre[i].req;
+    }
+    if (nomem) {
+        free(password);
+        free(token);
+        sl_loki_sink_destroy(s);
+        return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
+    }
+
+    char tenant_hdr[256];
+    const char *headers[2] = {NULL, NULL};
+    if (tenant && *tenant && !tpl) {
+        snprintf(tenant_hdr, sizeof tenant_hdr, "X-Scope-OrgID: %s", tenant);
+        headers[0] = tenant_hdr;
+    }
+    sl_http_opts ho = {
+        .url = url,
+        .timeout_ms = timeout_ms,
+        .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
+        .ca_file = ca,
+        .cert_file = cert,
+        .key_file = key,
+        .insecure_skip_verify = insecure,
+        .username = user,
+        .password = password,
+        .bearer_token = token,
+        .headers = headers,
+        .abort_cb = abort_cb,
+        .abort_arg = s,
+    };
+    int rc = 0;
+    for (uint32_t i = 0; i < s->nw && rc == 0; i++) rc = sl_http_new(&ho, &s->w[i].http, err);
+    if (password) explicit_bzero(password, strlen(password));
+    if (token) explicit_bzero(token, strlen(token));
+    free(password);
+    free(token);
+    s->min_backoff_ms = min_backoff;
+    s->max_backoff_ms = max_backoff;
+    if (rc == 0) rc = sl_loki_batcher_new(s, err);
+    if (rc) {
+        sl_loki_sink_destroy(s);
+        return rc;
+    }
+    /* Seeded from the clock and the sink: agents restarted together must not
+     * retry in lockstep. */
+    for (uint32_t i = 0; i < s->nw; i++)
+        sl_retry_init(&s->w[i].retry, min_backoff, max_backoff,
+                      (uint64_t)sl_monotonic_ns() ^ (uint64_t)(uintptr_t)&s->w[i]);
+
+    s->m = sl_sink_metrics_of(ctx, SL_SINK_M_RETRIES | SL_SINK_M_LAST_SUCCESS | SL_SINK_M_FAILING,
+                              &s->own_m);
+    s->m_invalid =
+        sl_counter("sluice_sink_invalid_utf8_total",
+                   "Records whose text had invalid UTF-8 replaced with U+FFFD.", s->m->labels);
+    s->m_status = sl_gauge("sluice_sink_last_status",
+                           "HTTP status of the sink's last answer (0: none or a transport error).",
+                           s->m->labels);
+    for (int a = 0; a < SL_LOKI_ADJ_N; a++) {
+        char l[320];
+        sl_metric_labels(l, sizeof l, "sink", ctx->name, "reason", sl_loki_adjust_reason(a));
+        s->m_adjusted[a] = sl_counter("sluice_sink_adjusted_total",
+                                      "Records changed so that the destination accepts them, "
+                                      "by reason.",
+                                      l);
+    }
+    s->rl_fail.interval_ns = 10 * 1000000000LL;
+    s->rl_drop.interval_ns = 10 * 1000000000LL;
+    s->rl_adj.interval_ns = 60 * 1000000000LL;
+    sl_log(SL_LOG_INFO, "sink_started", "sink=%s type=loki url=%s encoding=%s concurrency=%u",
+           ctx->name, s->url_log, encoding == ENC_PROTOBUF ? "protobuf" : "json", s->nw);
+    *state = s;
+    return SL_OK;
+}
+
+void sl_loki_sink_destroy(void *state)
+{
+    loki *s = state;
+    if (!s) return;
+    for (uint32_t i = 0; i < s->nw; i++) {
+        sl_http_free(s->w[i].http);
+        sl_loki_req_free(s->w[i].req);
+        sl_buf_free(&s->w[i].raw);
+        sl_buf_free(&s->w[i].body);
+    }
+    free(s->w);
+    for (uint32_t i = 0; i < 2; i++) {
+        sl_loki_req_free(s->pre[i].req);
+        sl_buf_free(&s->pre[i].body);
+    }
+    sl_buf_free(&s->pre_raw);
+    if (s->sync_ok) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+    }
+    for (size_t i = 0; i < s->nstrings; i++) free(s->strings[i]);
+    sl_loki_tpl_free(s->tenant_tpl);
+    sl_batcher_free(s->batcher);
+    free(s->given);
+    free(s->url_log);
+    free(s);
+}
+
+/* An empty push: Loki answers 204 without storing anything, so the push
+ * path, the tenant and the credentials are checked without a record. */
+int sl_loki_sink_probe(const sl_sink_ctx *ctx, sl_err *result)
+{
+    void *state = NULL;
+    int rc = sl_loki_sink_create(ctx, &state, result);
+    if (rc != SL_OK) return rc;
+    loki *s = state;
+    static const char body[] = "{\"streams\":[]}";
+    sl_http_result r;
+    rc = sl_http_post(s->w[0].http, "application/json", NULL, body, sizeof body - 1, &r);
+    if (rc != SL_OK)
+        rc = sl_errf(result, SL_EIO, "POST %s: no answer: %s", s->url_log, r.error);
+    else if (r.status >= 200 && r.status < 300)
+        sl_errf(result, SL_OK, "POST %s: HTTP %ld (the push path accepts)", s->url_log, r.status);
+    else
+        rc = sl_errf(result, SL_EIO, "POST %s: HTTP %ld%s", s->url_log, r.status,
+                     r.status == 404                      ? " (wrong path? Loki pushes to "
+                                                            "/loki/api/v1/push)"
+                     : r.status == 401 || r.status == 403 ? " (check auth and tenant)"
+                                                          : "");
+    sl_loki_sink_destroy(s);
+    return rc;
+}

@@ -1,0 +1,277 @@
+/* The shared sink batcher (shipper/batcher.c) against a real memory buffer
+ * and a scripted flush: what it gathers, what it acknowledges, and what it
+ * gives back (in order) after a failure and at a stop. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/ack.h"
+#include "core/batch.h"
+#include "core/metrics.h"
+#include "core/plugin.h"
+#include "shipper/batcher.h"
+#include "shipper/buffer.h"
+#include "shipper/filesink.h"
+#include "tests/helpers.h"
+
+#define NBATCH 10
+#define PER    10
+
+/* What a scripted flush sees and answers. */
+typedef struct script {
+    atomic_bool stop;
+    int calls;
+    uint64_t seen[NBATCH * 4]; /* first record id of each batch, in flush order */
+    int nseen;
+    int fail_calls;    /* the first fail_calls flushes answer `fail` */
+    int fail;          /* SL_FLUSH_RETRY or SL_FLUSH_STOPPED */
+    uint32_t done_one; /* with fail: the leading batches done */
+    uint32_t max_n;    /* the largest flush */
+} script;
+
+static sl_batch *mk(sl_watermark *wm, uint64_t first)
+{
+    sl_batch *b = sl_batch_new(PER);
+    assert_non_null(b);
+    sl_batch_set_names(b, "app", "/var/log/app.log");
+    for (uint32_t i = 0; i < PER; i++) {
+        char line[64];
+        int len = snprintf(line, sizeof line, "record %" PRIu64, first + i);
+        char *p = sl_arena_dup(&b->arena, line, (size_t)len);
+        assert_non_null(sl_batch_add(b, (sl_slice){p, (size_t)len}, 1, first + i + 1));
+    }
+    assert_int_equal(sl_watermark_issue(wm, first, first + PER), SL_OK);
+    b->ticket = (sl_ack_ticket){sl_watermark_ref(wm), first, first + PER};
+    return b;
+}
+
+static uint64_t first_id(const sl_batch *b)
+{
+    unsigned long long id = 0;
+    char buf[32];
+    size_t n = b->records[0].line.n < sizeof buf - 1 ? b->records[0].line.n : sizeof buf - 1;
+    memcpy(buf, b->records[0].line.p, n);
+    buf[n] = '\0';
+    if (sscanf(buf, "record %llu", &id) != 1) fail_msg("bad record");
+    return id;
+}
+
+static int flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone, int64_t *retry_ms)
+{
+    script *s = arg;
+    s->calls++;
+    if (n > s->max_n) s->max_n = n;
+    for (uint32_t i = 0; i < n && s->nseen < (int)(sizeof s->seen / sizeof *s->seen); i++)
+        s->seen[s->nseen++] = first_id(b[i]);
+    if (s->calls <= s->fail_calls) {
+        *ndone = s->done_one;
+        *retry_ms = 0;
+        if (s->fail == SL_FLUSH_STOPPED) atomic_store(&s->stop, true);
+        return s->fail;
+    }
+    return SL_FLUSH_DONE;
+}
+
+typedef struct rig {
+    sl_watermark *wm;
+    sl_buffer *buf;
+    sl_sink_ctx ctx;
+    sl_batcher *bt;
+} rig;
+
+typedef struct held {
+    sl_buffer *buf;
+    uint64_t all;
+} held;
+
+static bool all_in_buffer(void *arg)
+{
+    held *h = arg;
+    return sl_buffer_bytes(h->buf) == h->all;
+}
+
+static void rig_run(rig *r, script *s, uint64_t max_bytes, int64_t max_wait_ms)
+{
+    sl_metrics_reset();
+    r->wm = sl_watermark_new(0);
+    sl_buffer_opts bo = {.sink = "t", .memory_max = 1 << 20};
+    sl_err err;
+    assert_int_equal(sl_buffer_new(&bo, &r->buf, &err), SL_OK);
+    for (uint64_t i = 0; i < NBATCH; i++)
+        assert_int_equal(sl_buffer_push(r->buf, mk(r->wm, i * PER)), SL_OK);
+    /* Closed: the batcher drains what memory holds and returns. */
+    sl_buffer_close(r->buf);
+    r->ctx = (sl_sink_ctx){.name = "t", .buffer = r->buf, .stop = &s->stop};
+    sl_batcher_opts o = {.max_bytes = max_bytes,
+                         .max_wait_ms = max_wait_ms,
+                         .min_backoff_ms = 1,
+                         .max_backoff_ms = 2,
+                         .sink = s,
+                         .flush = flush};
+    assert_int_equal(sl_batcher_new(&r->ctx, &o, &r->bt, &err), SL_OK);
+    assert_int_equal(sl_batcher_run(r->bt), SL_OK);
+}
+
+static void rig_free(rig *r)
+{
+    sl_batcher_free(r->bt);
+    sl_buffer_free(r->buf);
+    sl_watermark_unref(r->wm);
+}
+
+/* Gathered up to max_bytes, flushed in order, every batch acknowledged. */
+static void test_gathers_and_acknowledges(void **state)
+{
+    (void)state;
+    script s = {0};
+    rig r;
+    rig_run(&r, &s, 1 << 20, 10000);
+    assert_int_equal(s.nseen, NBATCH);
+    for (int i = 0; i < NBATCH; i++) assert_int_equal(s.seen[i], (uint64_t)i * PER);
+    assert_true(s.max_n > 1); /* gathered, not one by one */
+    assert_int_equal(sl_watermark_get(r.wm), NBATCH * PER);
+    rig_free(&r);
+}
+
+/* max_bytes 0: every batch is flushed alone, as it is popped. */
+static void test_zero_flushes_each_batch(void **state)
+{
+    (void)state;
+    script s = {0};
+    rig r;
+    rig_run(&r, &s, 0, 0);
+    assert_int_equal(s.calls, NBATCH);
+    assert_int_equal(s.max_n, 1);
+    assert_int_equal(sl_watermark_get(r.wm), NBATCH * PER);
+    rig_free(&r);
+}
+
+/* A RETRY after one batch was done: that one is acknowledged once, the
+ * rest go back to the buffer in order and are flushed again first. */
+static void test_retry_gives_back_in_order(void **state)
+{
+    (void)state;
+    script s = {.fail_calls = 1, .fail = SL_FLUSH_RETRY, .done_one = 1};
+    rig r;
+    rig_run(&r, &s, 1 << 20, 10000);
+    assert_true(s.calls >= 2);
+    /* First flush: everything; then from the second batch on, in order. */
+    int k = 0;
+    while (k < s.nseen && s.seen[k] != PER * (NBATCH - 1)) k++;
+    assert_true(k < s.nseen);
+    assert_int_equal(s.seen[k + 1], PER); /* the retry starts at batch 1 */
+    for (int i = 1; i < NBATCH; i++) assert_int_equal(s.seen[k + i], (uint64_t)i * PER);
+    assert_int_equal(s.nseen, k + NBATCH);
+    assert_int_equal(sl_watermark_get(r.wm), NBATCH * PER);
+    rig_free(&r);
+}
+
+/* Told to stop while flushing: nothing acknowledged, every batch back in
+ * the buffer, oldest first. */
+static void test_stop_gives_everything_back(void **state)
+{
+    (void)state;
+    script s = {.fail_calls = 1, .fail = SL_FLUSH_STOPPED, .done_one = 0};
+    rig r;
+    rig_run(&r, &s, 1 << 20, 10000);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(sl_watermark_get(r.wm), 0);
+    for (int i = 0; i < s.nseen; i++) {
+        sl_batch *b;
+        assert_int_equal(sl_buffer_pop(r.buf, &b, 0), SL_OK);
+        assert_int_equal(first_id(b), (uint64_t)i * PER);
+        sl_batch_done(b);
+    }
+    assert_int_equal(sl_watermark_get(r.wm), (uint64_t)s.nseen * PER);
+    rig_free(&r);
+}
+
+/* The file sink on the batcher, writing to a disk that is always full
+ * (/dev/full: every write fails with ENOSPC): each failure is counted, the
+ * failing batch is not held while the sink waits to try again (every byte
+ * is back in the buffer, so memory that fills up would spool it), nothing
+ * is acknowledged, and a stop leaves every batch in the buffer in order. */
+typedef struct file_rig {
+    const sl_sink_ops *ops;
+    void *state;
+    atomic_bool stop;
+} file_rig;
+
+static void *file_main(void *arg)
+{
+    file_rig *f = arg;
+    f->ops->run(f->state);
+    return NULL;
+}
+
+static bool errors_counted(void *arg)
+{
+    (void)arg;
+    return sl_metrics_value("sluice_sink_errors_total", "sink=\"full\"") >= 3;
+}
+
+static void test_file_sink_full_disk_holds_nothing(void **state)
+{
+    (void)state;
+    sl_metrics_reset();
+    static const char yml[] = "sinks:\n  - name: full\n    type: file\n    path: /dev/full\n";
+    sl_cfg *cfg = sl_cfg_new();
+    assert_non_null(cfg);
+    assert_int_equal(sl_cfg_load_string(cfg, "t.yml", yml, sizeof yml - 1), 0);
+    sl_watermark *wm = sl_watermark_new(0);
+    sl_buffer *buf;
+    sl_buffer_opts bo = {.sink = "full", .memory_max = 1 << 20};
+    sl_err err;
+    assert_int_equal(sl_buffer_new(&bo, &buf, &err), SL_OK);
+    for (uint64_t i = 0; i < NBATCH; i++)
+        assert_int_equal(sl_buffer_push(buf, mk(wm, i * PER)), SL_OK);
+    held h = {buf, sl_buffer_bytes(buf)};
+    file_rig f = {.ops = &sl_file_sink_ops};
+    sl_sink_ctx ctx = {.name = "full",
+                       .cfg = cfg,
+                       .node = sl_cfg_get(sl_cfg_root(cfg), "sinks")->items[0],
+                       .buffer = buf,
+                       .stop = &f.stop};
+    assert_int_equal(f.ops->create(&ctx, &f.state, &err), SL_OK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, file_main, &f), 0);
+    assert_true(sl_t_wait_until(errors_counted, NULL, sl_t_scaled_ms(10000)));
+    assert_true(sl_t_wait_until(all_in_buffer, &h, sl_t_scaled_ms(10000)));
+    assert_int_equal(sl_watermark_get(wm), 0);
+    sl_buffer_close(buf);
+    atomic_store(&f.stop, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    /* Every batch is in the buffer again, oldest first, none acknowledged. */
+    assert_int_equal(sl_watermark_get(wm), 0);
+    for (int i = 0; i < NBATCH; i++) {
+        sl_batch *b;
+        assert_int_equal(sl_buffer_pop(buf, &b, 0), SL_OK);
+        assert_int_equal(first_id(b), (uint64_t)i * PER);
+        sl_batch_done(b);
+    }
+    assert_int_equal(sl_watermark_get(wm), NBATCH * PER);
+    f.ops->destroy(f.state);
+    sl_buffer_free(buf);
+    sl_watermark_unref(wm);
+    sl_cfg_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gathers_and_acknowledges),
+        cmocka_unit_test(test_zero_flushes_each_batch),
+        cmocka_unit_test(test_retry_gives_back_in_order),
+        cmocka_unit_test(test_stop_gives_everything_back),
+        cmocka_unit_test(test_file_sink_full_disk_holds_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -489,6 +489,14 @@ static int commit_entry(jd_input *in, sd_journal *j, uint32_t flags)
     in->seq++;
     r->flags = flags;
     sl_metric_add(in->m_bytes, in->chunk->len - in->e_off);
+    /* The record's field array at its final size at once: grown from the
+     * default 16 it would be allocated again and copied at 16, 32 and 64
+     * fields (fields.keep: ["*"]), and hold unused room below 16. */
+    uint32_t nf = in->nextra;
+    for (size_t i = 1; i < in->nslots; i++)
+        if (in->present[i]) nf += (in->slots[i].out ? 1 : 0) + in->slots[i].nlabels;
+    if (nf && (r->fields = sl_arena_alloc(&b->arena, (size_t)nf * sizeof *r->fields)))
+        r->cap_fields = nf;
     for (size_t i = 1; i < in->nslots; i++) {
         if (!in->present[i]) continue;
         const slot *s = &in->slots[i];

@@ -290,11 +290,15 @@ static void *spill_thread(void *arg)
         if (!p && (p = malloc(sizeof *p))) sl_spool_prep_init(p);
         sl_err err;
         int rc = p ? sl_spool_prepare(b->spool, &b->work, x, &err) : SL_ENOMEM;
-        if (rc == SL_OK) { /* the built entry moves out; its old buffer is the scratch now */
-            sl_buf t = p->out;
-            p->out = b->work.out;
-            b->work.out = t;
-            p->nrec = b->work.nrec;
+        if (rc == SL_OK) {
+            /* Copied out at its compressed size: the scratch keeps the
+             * compression bound's capacity, the entries kept beside their
+             * batches only what they need. */
+            sl_buf_reset(&p->out);
+            if (sl_buf_append(&p->out, b->work.out.p, b->work.out.len) == SL_OK)
+                p->nrec = b->work.nrec;
+            else
+                rc = SL_ENOMEM;
         }
         pthread_mutex_lock(&b->mu);
         b->preparing = NULL;

@@ -1,8 +1,17 @@
 /* Disk spool throughput with fsync: batch, in MB/s of record text:
  *   write  - serialise, compress, append and fdatasync each batch
  *   replay - open (scan + CRC), read, decompress, decode, acknowledge
- * against references measured in the same run on the same disk: the same
- * bytes appended raw with one fdatasync per batch, and read back raw.
+ * for each codec (LZ4, the default, and zstd -1), against references
+ * measured in the same run on the same disk: the same bytes appended raw
+ * with one fdatasync per batch, and read back raw.
+ *
+ * Then the sink buffer as an agent runs it (issue 19's "spool forced"):
+ * an input thread builds batches of 4,096 records (formatting the lines is
+ * its parsing work) and pushes them into a sl_buffer; a sink thread pops,
+ * reads every line and acknowledges. "off": the default 32 MiB memory
+ * queue and no spool; "forced": memory_max 1 MiB and a spool, so nearly
+ * every batch is written, synced, read back and decoded. Runs alternate
+ * off, forced; the ratio is of the medians.
  * Also CRC32C speed (SSE4.2 vs portable). Medians of several runs.
  *
  *   bench_spool [MB of records (default 64)] [runs (default 5)] [dir]
@@ -10,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +27,8 @@
 
 #include "core/batch.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "shipper/buffer.h"
 #include "shipper/spool.h"
 
 #define PER_BATCH 500
@@ -39,18 +51,18 @@ static double median(double *v, int n)
 }
 
 /* Log lines that look like a service's JSON output, with parsed fields. */
-static sl_batch *make_batch(uint64_t first, uint64_t *bytes)
+static sl_batch *make_batch_n(uint64_t first, uint32_t per, uint64_t *bytes)
 {
     static const char *levels[] = {"info", "info", "info", "warn", "error", "debug"};
     static const char *paths[] = {"/api/v1/users", "/api/v1/orders", "/healthz", "/login",
                                   "/api/v1/items/search"};
-    sl_batch *b = sl_batch_new(PER_BATCH);
+    sl_batch *b = sl_batch_new(per);
     if (!b) return NULL;
     sl_batch_set_names(b, "app", "/var/log/app/service.log");
     sl_field lab = {SL_SLICE_LIT("job"), SL_SLICE_LIT("app"), SL_V_STRING, SL_FF_LABEL};
     sl_batch_set_labels(b, &lab, 1);
     uint64_t x = first * 0x9E3779B97F4A7C15ull + 1;
-    for (uint32_t i = 0; i < PER_BATCH; i++) {
+    for (uint32_t i = 0; i < per; i++) {
         x ^= x >> 13, x ^= x << 7, x ^= x >> 17;
         uint64_t id = first + i;
         const char *lvl = levels[x % 6], *path = paths[(x >> 8) % 5];
@@ -71,6 +83,150 @@ static sl_batch *make_batch(uint64_t first, uint64_t *bytes)
         *bytes += (uint64_t)n;
     }
     return b;
+}
+
+static sl_batch *make_batch(uint64_t first, uint64_t *bytes)
+{
+    return make_batch_n(first, PER_BATCH, bytes);
+}
+
+static void rm_spool(const char *dir);
+
+/* ------------------------------------------------ the buffer, input to sink */
+
+#define PIPE_PER 4096
+
+typedef struct pipe_run {
+    sl_buffer *b;
+    uint64_t want_bytes, pushed_bytes, got_bytes, pushed_records;
+    int fd; /* the sink's output file */
+    char *buf;
+    size_t cap;
+} pipe_run;
+
+/* The input's lines, formatted once: a run copies them into batches and
+ * adds the two fields a JSON parser would (slices of the line), so the
+ * input thread costs about what reading and parsing cost, not snprintf. */
+static sl_batch *pipe_lines;
+
+static sl_batch *pipe_batch(uint64_t first, uint64_t *bytes)
+{
+    sl_batch *b = sl_batch_new(PIPE_PER);
+    if (!b) return NULL;
+    sl_batch_set_names(b, "app", "/var/log/app/service.log");
+    sl_field lab = {SL_SLICE_LIT("job"), SL_SLICE_LIT("app"), SL_V_STRING, SL_FF_LABEL};
+    sl_batch_set_labels(b, &lab, 1);
+    for (uint32_t i = 0; i < PIPE_PER; i++) {
+        const sl_record *src = &pipe_lines->records[i];
+        char *p = sl_arena_dup(&b->arena, src->line.p, src->line.n);
+        sl_record *r = sl_batch_add(b, (sl_slice){p, src->line.n}, src->time_ns, first + i + 1);
+        if (!p || !r) {
+            sl_batch_unref(b);
+            return NULL;
+        }
+        for (uint32_t k = 0; k < src->nfields; k++) {
+            const sl_field *f = &src->fields[k];
+            const char *v = memmem(p, src->line.n, f->val.p, f->val.n);
+            sl_record_add_field(b, r, f->key, (sl_slice){v ? v : f->val.p, f->val.n}, f->type);
+        }
+        *bytes += src->line.n;
+    }
+    return b;
+}
+
+static void *pipe_input(void *arg)
+{
+    pipe_run *p = arg;
+    for (uint64_t first = 0; p->pushed_bytes < p->want_bytes; first += PIPE_PER) {
+        sl_batch *b = pipe_batch(first, &p->pushed_bytes);
+        p->pushed_records += PIPE_PER;
+        if (!b || sl_buffer_push(p->b, b) != SL_OK) abort();
+    }
+    sl_buffer_close(p->b);
+    return NULL;
+}
+
+/* Like the file sink with format: raw: each line and a newline, written. */
+static void sink_write(pipe_run *p, sl_batch *b)
+{
+    size_t len = 0;
+    for (uint32_t i = 0; i < b->nrecords; i++) {
+        const sl_slice *l = &b->records[i].line;
+        if (len + l->n + 1 > p->cap) {
+            if (write(p->fd, p->buf, len) != (ssize_t)len) abort();
+            len = 0;
+        }
+        memcpy(p->buf + len, l->p, l->n);
+        len += l->n;
+        p->buf[len++] = '\n';
+        p->got_bytes += l->n;
+    }
+    if (len && write(p->fd, p->buf, len) != (ssize_t)len) abort();
+}
+
+static void *pipe_sink(void *arg)
+{
+    pipe_run *p = arg;
+    sl_batch *b;
+    while (sl_buffer_pop(p->b, &b, -1) == SL_OK) {
+        sink_write(p, b);
+        sl_batch_done(b);
+    }
+    return NULL;
+}
+
+/* MB/s of record text from the input's first batch to the sink's last. */
+static double pipe_once(const char *dir, bool forced, uint64_t mb, double *spooled)
+{
+    rm_spool(dir);
+    sl_buffer_opts o = {.sink = "bench",
+                        .memory_max = forced ? 1u << 20 : 32u << 20,
+                        .spool_max = forced ? (uint64_t)4 << 30 : 0,
+                        .spool_dir = dir,
+                        .fsync = SL_SPOOL_FSYNC_BATCH};
+    char out[4200];
+    snprintf(out, sizeof out, "%s.out", dir);
+    pipe_run p = {.want_bytes = mb << 20, .cap = 1 << 20};
+    p.fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    p.buf = malloc(p.cap);
+    if (p.fd < 0 || !p.buf) exit(1);
+    sl_err err;
+    if (sl_buffer_new(&o, &p.b, &err) != SL_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    char labels[64];
+    sl_metric_labels(labels, sizeof labels, "sink", "bench", NULL, NULL);
+    int64_t w0 = sl_metrics_value("sluice_spool_written_records_total", labels);
+    double t = now_s();
+    pthread_t ti, ts;
+    pthread_create(&ts, NULL, pipe_sink, &p);
+    pthread_create(&ti, NULL, pipe_input, &p);
+    pthread_join(ti, NULL);
+    /* After close a pop drains memory only: what is still spooled waits
+     * for the next start, so read the spool until it is empty too. */
+    pthread_join(ts, NULL);
+    sl_spool *sp = sl_buffer_spool(p.b);
+    sl_batch *b;
+    while (sp && sl_spool_next(sp, &b) == SL_OK) {
+        sink_write(&p, b);
+        sl_batch_done(b);
+    }
+    double secs = now_s() - t;
+    int64_t w1 = sl_metrics_value("sluice_spool_written_records_total", labels);
+    if (spooled)
+        *spooled = w1 > w0 ? (double)(w1 - (w0 > 0 ? w0 : 0)) / (double)p.pushed_records : 0;
+    sl_buffer_free(p.b);
+    if (p.got_bytes != p.pushed_bytes) {
+        fprintf(stderr, "buffer run: %" PRIu64 " of %" PRIu64 " bytes arrived\n", p.got_bytes,
+                p.pushed_bytes);
+        exit(1);
+    }
+    rm_spool(dir);
+    close(p.fd);
+    unlink(out);
+    free(p.buf);
+    return (double)p.pushed_bytes / (1 << 20) / secs;
 }
 
 static void rm_spool(const char *dir)
@@ -106,9 +262,13 @@ int main(int argc, char **argv)
 
     double *ref_w = calloc((size_t)runs, sizeof(double)),
            *ref_r = calloc((size_t)runs, sizeof(double));
-    double *sp_w = calloc((size_t)runs, sizeof(double)),
-           *sp_r = calloc((size_t)runs, sizeof(double));
-    uint64_t disk = 0;
+    double *sp_w[2], *sp_r[2];
+    for (int c = 0; c < 2; c++) {
+        sp_w[c] = calloc((size_t)runs, sizeof(double));
+        sp_r[c] = calloc((size_t)runs, sizeof(double));
+    }
+    uint64_t disk[2] = {0, 0};
+    static const char *codec_name[2] = {"lz4", "zstd -1"};
     for (int r = 0; r < runs; r++) {
         /* Reference: the same text appended raw, fdatasync per batch. */
         int fd = open(raw, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -136,42 +296,47 @@ int main(int argc, char **argv)
         free(buf);
         unlink(raw);
 
-        rm_spool(dir);
-        sl_spool_opts o = {.dir = dir, .sink = "bench", .fsync = SL_SPOOL_FSYNC_BATCH};
-        sl_spool *s;
-        sl_err err;
-        if (sl_spool_open(&o, &s, &err) != SL_OK) {
-            fprintf(stderr, "%s\n", err.msg);
-            return 1;
-        }
-        t = now_s();
-        for (size_t i = 0; i < nb; i++) {
-            size_t w;
-            if (sl_spool_append(s, &v[i], 1, &w, &err) != SL_OK) {
+        for (int c = 0; c < 2; c++) {
+            rm_spool(dir);
+            sl_spool_opts o = {.dir = dir,
+                               .sink = "bench",
+                               .fsync = SL_SPOOL_FSYNC_BATCH,
+                               .codec = c == 0 ? SL_SPOOL_CODEC_LZ4 : SL_SPOOL_CODEC_ZSTD};
+            sl_spool *s;
+            sl_err err;
+            if (sl_spool_open(&o, &s, &err) != SL_OK) {
                 fprintf(stderr, "%s\n", err.msg);
                 return 1;
             }
-        }
-        sp_w[r] = mbytes / (now_s() - t);
-        sl_spool_usage u;
-        sl_spool_get_usage(s, &u);
-        disk = u.bytes;
-        sl_spool_close(s);
+            t = now_s();
+            for (size_t i = 0; i < nb; i++) {
+                size_t w;
+                if (sl_spool_append(s, &v[i], 1, &w, &err) != SL_OK) {
+                    fprintf(stderr, "%s\n", err.msg);
+                    return 1;
+                }
+            }
+            sp_w[c][r] = mbytes / (now_s() - t);
+            sl_spool_usage u;
+            sl_spool_get_usage(s, &u);
+            disk[c] = u.bytes;
+            sl_spool_close(s);
 
-        /* Replay as after a restart: open scans, then read and ack all. */
-        t = now_s();
-        if (sl_spool_open(&o, &s, &err) != SL_OK) return 1;
-        sl_batch *b;
-        uint64_t recs = 0;
-        while (sl_spool_next(s, &b) == SL_OK) {
-            recs += b->nrecords;
-            sl_batch_done(b);
-        }
-        sl_spool_close(s);
-        sp_r[r] = mbytes / (now_s() - t);
-        if (recs != (uint64_t)nb * PER_BATCH) {
-            fprintf(stderr, "replayed %" PRIu64 " of %zu records\n", recs, nb * PER_BATCH);
-            return 1;
+            /* Replay as after a restart: open scans, then read and ack all. */
+            t = now_s();
+            if (sl_spool_open(&o, &s, &err) != SL_OK) return 1;
+            sl_batch *b;
+            uint64_t recs = 0;
+            while (sl_spool_next(s, &b) == SL_OK) {
+                recs += b->nrecords;
+                sl_batch_done(b);
+            }
+            sl_spool_close(s);
+            sp_r[c][r] = mbytes / (now_s() - t);
+            if (recs != (uint64_t)nb * PER_BATCH) {
+                fprintf(stderr, "replayed %" PRIu64 " of %zu records\n", recs, nb * PER_BATCH);
+                return 1;
+            }
         }
     }
     rm_spool(dir);
@@ -188,20 +353,41 @@ int main(int argc, char **argv)
     double sw = 64 / (now_s() - t);
     free(cb);
 
-    double mw = median(sp_w, runs), mr = median(sp_r, runs);
+    /* The buffer, off and forced, alternating. */
+    double *pipe_off = calloc((size_t)runs, sizeof(double)),
+           *pipe_forced = calloc((size_t)runs, sizeof(double));
+    double *spooled = calloc((size_t)runs, sizeof(double));
+    uint64_t pl_bytes = 0;
+    pipe_lines = make_batch_n(0, PIPE_PER, &pl_bytes);
+    for (int r = 0; r < runs; r++) {
+        pipe_off[r] = pipe_once(dir, false, mb, NULL);
+        pipe_forced[r] = pipe_once(dir, true, mb, &spooled[r]);
+    }
+
     double rw = median(ref_w, runs), rr = median(ref_r, runs);
     printf("spool: %.1f MB of records in %zu batches of %d, %d runs (medians), fsync: batch\n",
            mbytes, nb, PER_BATCH, runs);
-    printf("  on disk: %.1f MB (compression %.1fx)\n", (double)disk / (1 << 20),
-           (double)bytes / (double)disk);
-    printf("  write : %8.1f MB/s   reference raw append+fdatasync %8.1f MB/s   ratio %.2f\n", mw,
-           rw, mw / rw);
-    printf("  replay: %8.1f MB/s   reference raw sequential read  %8.1f MB/s   ratio %.2f\n", mr,
-           rr, mr / rr);
+    for (int c = 0; c < 2; c++) {
+        double mw = median(sp_w[c], runs), mr = median(sp_r[c], runs);
+        printf(" codec %s: on disk %.1f MB (compression %.1fx)\n", codec_name[c],
+               (double)disk[c] / (1 << 20), (double)bytes / (double)disk[c]);
+        printf("  write : %8.1f MB/s   reference raw append+fdatasync %8.1f MB/s   ratio %.2f\n",
+               mw, rw, mw / rw);
+        printf("  replay: %8.1f MB/s   reference raw sequential read  %8.1f MB/s   ratio %.2f\n",
+               mr, rr, mr / rr);
+    }
+    double po = median(pipe_off, runs), pf = median(pipe_forced, runs);
+    printf("buffer, input thread -> sink thread, batches of %d: spool off %.1f MB/s, "
+           "spool forced (memory_max 1MiB) %.1f MB/s, ratio forced/off %.2f "
+           "(records through the spool: %.0f%%)\n",
+           PIPE_PER, po, pf, pf / po, 100 * median(spooled, runs));
+    free(spooled);
     printf("crc32c: sse4.2 %s %.0f MB/s, portable %.0f MB/s (%s)\n",
            sl_crc32c_hw_available() ? "" : "(absent)", hw, sw, c1 == c2 ? "agree" : "DISAGREE");
     for (size_t i = 0; i < nb; i++) sl_batch_unref(v[i]);
     free(v);
-    free(ref_w), free(ref_r), free(sp_w), free(sp_r);
+    sl_batch_unref(pipe_lines);
+    free(ref_w), free(ref_r), free(pipe_off), free(pipe_forced);
+    for (int c = 0; c < 2; c++) free(sp_w[c]), free(sp_r[c]);
     return c1 == c2 ? 0 : 1;
 }

@@ -1,8 +1,6 @@
 #include "collector/journald.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,118 +11,11 @@
 #include <unistd.h>
 
 #include "collector/checkpoint.h"
+#include "collector/journald_internal.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/utf8.h"
-
-#define MAX_UNITS        64
-#define MAX_MATCHES      64
-#define MAX_NAMES        64 /* fields.keep, fields.drop */
-#define MAX_LABELS       32 /* static labels */
-#define MAX_LABELS_FROM  16
-#define MAX_SLOTS        (8 + 2 * MAX_NAMES + MAX_LABELS_FROM)
-#define MAX_ENTRY_FIELDS 128 /* extra fields of one entry with fields.keep: ["*"] */
-#define MAX_FIELD_NAME   64  /* the journal's own limit */
-#define RING_CAP         4096
-#define SEEN_CAP         1024
-#define CKPT_MAX         65536
-#define CURSOR_MAX       1024
-#define ENTRIES_PER_TURN 1024
-#define MAX_NEXT_ERRORS  10
-
-enum { START_BEGINNING, START_END };
-enum slot_kind { SLOT_MESSAGE, SLOT_PRIORITY, SLOT_PLAIN };
-
-/* A journal field the input looks for in every entry: where it goes (an
- * output field, labels, both, or nowhere when dropped). */
-typedef struct slot {
-    const char *jname; /* journal field name */
-    size_t jlen;
-    const char *out; /* output field name; NULL: not emitted as a field */
-    size_t outlen;
-    int kind;
-    const char *labels[MAX_LABELS_FROM];
-    uint32_t nlabels;
-} slot;
-
-/* Acknowledgement bookkeeping: the cursor of the last entry of each batch in
- * flight, by the batch's end position. Oldest first. */
-typedef struct cursor_slot {
-    uint64_t end;
-    uint64_t rt_usec;
-    char *cursor; /* NULL when sd-journal could not give one */
-} cursor_slot;
-
-typedef struct seen_file {
-    dev_t dev;
-    ino_t ino;
-} seen_file;
-
-typedef struct jd_input {
-    const sl_input_ctx *ctx;
-    /* configuration */
-    const char *directory;
-    char units[MAX_UNITS][256];
-    size_t nunits;
-    const char *matches[MAX_MATCHES];
-    size_t nmatches;
-    int priority; /* max level, 0-7; 7 = no filter */
-    int start_at;
-    bool keep_all;
-    uint64_t max_message_bytes, max_field_bytes, chunk_bytes;
-    uint32_t batch_records;
-    int64_t checkpoint_ms;
-    /* Read from journald_keys as the table types them, then converted. */
-    struct {
-        const char *priority;
-        int64_t batch_records;
-    } keys;
-    slot slots[MAX_SLOTS];
-    size_t nslots;
-    sl_field labels[MAX_LABELS];
-    uint32_t nlabels;
-    char ckpt_path[4096];
-    /* journal */
-    sd_journal *j;
-    bool have_fd;    /* inotify works: sd_journal_wait tells of changes */
-    bool pending;    /* positioned on an entry that was not read yet */
-    int next_errors; /* consecutive sd_journal_next failures */
-    /* entry being read: offsets relative to e_off in chunk */
-    sl_chunk *chunk;
-    size_t e_off;
-    bool present[MAX_SLOTS];
-    uint32_t val_off[MAX_SLOTS], val_len[MAX_SLOTS];
-    uint8_t prio;
-    uint32_t x_key_off[MAX_ENTRY_FIELDS], x_key_len[MAX_ENTRY_FIELDS];
-    uint32_t x_val_off[MAX_ENTRY_FIELDS], x_val_len[MAX_ENTRY_FIELDS];
-    uint32_t nextra;
-    bool entry_failed; /* the entry did not fit in memory */
-    /* batching and acknowledgements */
-    sl_batch *batch;
-    uint64_t batch_begin;
-    uint64_t seq; /* entries read this run: entry k spans positions [k-1, k) */
-    uint64_t last_rt_usec;
-    sl_watermark *wm;
-    cursor_slot *ring;
-    size_t ring_head, ring_len;
-    char *acked_cursor; /* what the checkpoint records */
-    uint64_t acked_rt_usec;
-    bool acked_dirty;
-    char *read_cursor; /* last entry handed on, for reopening */
-    uint64_t read_rt_usec;
-    bool ckpt_damaged; /* both checkpoint generations unreadable */
-    int64_t next_process_ns;
-    int64_t next_pause_ns;
-    /* directory mode: journal files already checked */
-    seen_file seen[SEEN_CAP];
-    size_t nseen, seen_next;
-    int64_t rescan_at_ns; /* a fresh file failed to open: look again then */
-    struct timespec dir_mtime;
-    sl_ratelimit rl_errors;
-    sl_metric *m_records, *m_bytes, *m_truncated, *m_missing, *m_lost, *m_errors, *m_ckpt_errors,
-        *m_ckpt_fallback, *m_inflight;
-} jd_input;
 
 static const char *const level_names[8] = {"emerg",   "alert",  "crit", "err",
                                            "warning", "notice", "info", "debug"};
@@ -427,296 +318,13 @@ static void register_metrics(jd_input *in)
                               "Journal entries read but not yet acknowledged by every sink.", l);
 }
 
-static void count_error(jd_input *in, const char *what, int r)
+void sl_jd_count_error(jd_input *in, const char *what, int r)
 {
     sl_metric_inc(in->m_errors);
     uint64_t suppressed;
     if (sl_ratelimit_ok(&in->rl_errors, &suppressed))
         sl_log(SL_LOG_WARN, "journal_error", "input=%s op=%s error=\"%s\" suppressed=%llu",
                in->ctx->name, what, strerror(r < 0 ? -r : r), (unsigned long long)suppressed);
-}
-
-/* ---- checkpoint ---- */
-
-static bool valid_cursor(const char *c)
-{
-    size_t n = strlen(c);
-    if (n == 0 || n >= CURSOR_MAX) return false;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] < 0x21 || c[i] > 0x7e) return false;
-    return true;
-}
-
-/* The realtime (t=, hex microseconds) inside a cursor; 0 when absent. */
-static uint64_t cursor_realtime(const char *c)
-{
-    for (const char *p = c; p && *p; p = strchr(p, ';')) {
-        if (*p == ';') p++;
-        if (p[0] == 't' && p[1] == '=') return strtoull(p + 2, NULL, 16);
-    }
-    return 0;
-}
-
-static int parse_checkpoint(const char *path, char **cursor, uint64_t *rt, sl_err *err)
-{
-    char *data = NULL;
-    size_t n = 0;
-    int rc = sl_read_state_file(path, CKPT_MAX, &data, &n, err);
-    if (rc != SL_OK) return rc;
-    json_error_t je;
-    json_t *root = json_loadb(data, n, 0, &je);
-    free(data);
-    const char *c = NULL;
-    json_int_t t = 0;
-    if (!root || json_unpack(root, "{s:s, s?I}", "cursor", &c, "realtime_usec", &t) != 0 ||
-        !valid_cursor(c)) {
-        json_decref(root);
-        return sl_errf(err, SL_ECORRUPT, "%s: not a journal checkpoint", path);
-    }
-    *cursor = strdup(c);
-    *rt = t > 0 ? (uint64_t)t : cursor_realtime(c);
-    json_decref(root);
-    return *cursor ? SL_OK : sl_errf(err, SL_ENOMEM, "out of memory");
-}
-
-/* Loads the saved cursor (or the previous generation when the file is
- * damaged). No checkpoint at all: *cursor stays NULL. */
-static void load_checkpoint(jd_input *in, char **cursor, uint64_t *rt)
-{
-    sl_err err = {0};
-    int rc = parse_checkpoint(in->ckpt_path, cursor, rt, &err);
-    if (rc == SL_OK || rc == SL_ENOENT) return;
-    char prev[4200];
-    snprintf(prev, sizeof prev, "%s.prev", in->ckpt_path);
-    sl_err perr = {0};
-    if (parse_checkpoint(prev, cursor, rt, &perr) == SL_OK) {
-        sl_metric_inc(in->m_ckpt_fallback);
-        sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
-               in->ctx->name, in->ckpt_path);
-        return;
-    }
-    /* Both generations are damaged: keep the file for a human and read the
-     * journal from its beginning: duplicates rather than losses. */
-    char aside[4200];
-    snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
-    rename(in->ckpt_path, aside);
-    sl_metric_inc(in->m_ckpt_fallback);
-    sl_log(SL_LOG_ERROR, "checkpoint_unreadable", "input=%s path=%s error=\"%s\" kept=%s",
-           in->ctx->name, in->ckpt_path, err.msg, aside);
-    in->ckpt_damaged = true;
-}
-
-static void save_checkpoint(jd_input *in)
-{
-    if (in->ctx->dry_run || !in->acked_dirty || !in->acked_cursor) return;
-    json_t *root = json_pack("{s:i, s:s, s:I}", "version", 1, "cursor", in->acked_cursor,
-                             "realtime_usec", (json_int_t)in->acked_rt_usec);
-    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
-    json_decref(root);
-    sl_err err = {0};
-    int rc = text ? sl_write_atomic(in->ckpt_path, text, strlen(text), 1, &err)
-                  : sl_errf(&err, SL_ENOMEM, "out of memory");
-    free(text);
-    if (rc != SL_OK) {
-        sl_metric_inc(in->m_ckpt_errors);
-        sl_log(SL_LOG_ERROR, "checkpoint_write_failed", "input=%s error=\"%s\"", in->ctx->name,
-               err.msg);
-        return;
-    }
-    in->acked_dirty = false;
-}
-
-static void set_acked(jd_input *in, char *cursor, uint64_t rt)
-{
-    free(in->acked_cursor);
-    in->acked_cursor = cursor;
-    in->acked_rt_usec = rt;
-    in->acked_dirty = true;
-}
-
-/* Moves the acknowledged cursor to the last batch every sink is done with. */
-static void prune_ring(jd_input *in)
-{
-    if (!in->wm) return;
-    uint64_t mark = sl_watermark_get(in->wm);
-    while (in->ring_len && in->ring[in->ring_head].end <= mark) {
-        cursor_slot *s = &in->ring[in->ring_head];
-        if (s->cursor) set_acked(in, s->cursor, s->rt_usec);
-        s->cursor = NULL;
-        in->ring_head = (in->ring_head + 1) % RING_CAP;
-        in->ring_len--;
-    }
-    sl_metric_set(in->m_inflight, (int64_t)(in->seq - mark));
-}
-
-/* ---- journal ---- */
-
-static int add_matches(jd_input *in, sd_journal *j)
-{
-    int r = 0;
-    bool group = false;
-    /* Groups are ANDed; within a group, sd-journal ORs values of the same
-     * field and ANDs different fields. */
-    for (size_t i = 0; i < in->nunits && r >= 0; i++) r = sd_journal_add_match(j, in->units[i], 0);
-    group = in->nunits > 0;
-    if (in->nmatches && group && r >= 0) r = sd_journal_add_conjunction(j);
-    for (size_t i = 0; i < in->nmatches && r >= 0; i++)
-        r = sd_journal_add_match(j, in->matches[i], 0);
-    group = group || in->nmatches > 0;
-    if (in->priority < 7) {
-        if (group && r >= 0) r = sd_journal_add_conjunction(j);
-        for (int p = 0; p <= in->priority && r >= 0; p++) {
-            char m[] = "PRIORITY=0";
-            m[9] = (char)('0' + p);
-            r = sd_journal_add_match(j, m, 0);
-        }
-    }
-    return r;
-}
-
-/* Positions the journal just after cursor (the entry read or acknowledged
- * last). When that entry is gone the journal is left on the oldest entry
- * after it, to be read first, and the loss is counted. */
-static void seek_after(jd_input *in, const char *cursor, uint64_t rt_usec)
-{
-    sd_journal *j = in->j;
-    in->pending = false;
-    if (cursor && sd_journal_seek_cursor(j, cursor) >= 0) {
-        int r = sd_journal_next(j);
-        if (r > 0 && sd_journal_test_cursor(j, cursor) > 0) return; /* on it: next() moves on */
-        sl_metric_inc(in->m_lost);
-        if (r > 0) {
-            uint64_t t = 0;
-            sd_journal_get_realtime_usec(j, &t);
-            in->pending = true;
-            sl_log(SL_LOG_WARN, "journal_cursor_lost",
-                   "input=%s cursor=%s resumed_at_usec=%llu reason=entry_gone", in->ctx->name,
-                   cursor, (unsigned long long)t);
-        } else {
-            /* Nothing after it yet; the seek position stays, so entries
-             * that arrive later are read. */
-            sl_log(SL_LOG_WARN, "journal_cursor_lost",
-                   "input=%s cursor=%s reason=entry_gone waiting=new_entries", in->ctx->name,
-                   cursor);
-        }
-        return;
-    }
-    if (cursor || rt_usec) {
-        /* The cursor itself is unusable; its time still tells where to go. */
-        sl_metric_inc(in->m_lost);
-        sl_log(SL_LOG_WARN, "journal_cursor_lost", "input=%s reason=bad_cursor resume_usec=%llu",
-               in->ctx->name, (unsigned long long)rt_usec);
-        if (rt_usec)
-            sd_journal_seek_realtime_usec(j, rt_usec);
-        else
-            sd_journal_seek_head(j);
-        return;
-    }
-    if (in->start_at == START_BEGINNING || in->ckpt_damaged) {
-        sd_journal_seek_head(j);
-        in->ckpt_damaged = false;
-        return;
-    }
-    sd_journal_seek_tail(j);
-    if (sd_journal_previous(j) > 0) {
-        /* Remember where "end" was, so a crash before the first
-         * acknowledgement does not skip what was written meanwhile. */
-        char *c = NULL;
-        uint64_t t = 0;
-        sd_journal_get_realtime_usec(j, &t);
-        if (sd_journal_get_cursor(j, &c) >= 0) {
-            set_acked(in, c, t);
-            save_checkpoint(in);
-            free(in->read_cursor);
-            in->read_cursor = strdup(c);
-            in->read_rt_usec = t;
-        }
-    }
-}
-
-static int open_journal(jd_input *in, const char *cursor, uint64_t rt_usec)
-{
-    sd_journal *j = NULL;
-    int r = in->directory ? sd_journal_open_directory(&j, in->directory, 0)
-                          : sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY);
-    if (r < 0) return r;
-    /* Large enough that a MESSAGE of max_message_bytes comes whole, and one
-     * byte more tells that it was longer. */
-    uint64_t maxv =
-        in->max_message_bytes > in->max_field_bytes ? in->max_message_bytes : in->max_field_bytes;
-    r = sd_journal_set_data_threshold(j, (size_t)maxv + MAX_FIELD_NAME + 2);
-    if (r >= 0) r = add_matches(in, j);
-    if (r < 0) {
-        sd_journal_close(j);
-        return r;
-    }
-    /* The inotify watches are made here, so files created from now on are
-     * seen. Without them, new files are found by reopening. */
-    in->have_fd = sd_journal_get_fd(j) >= 0;
-    in->j = j;
-    seek_after(in, cursor, rt_usec);
-    return 0;
-}
-
-/* ---- directory mode: files sd-journal skips ---- */
-
-static bool has_suffix(const char *s, const char *suf)
-{
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && strcmp(s + n - m, suf) == 0;
-}
-
-/* sd-journal quietly ignores journal files it cannot open (and does not
- * report them as a change); look at new files of the folder once each, so a
- * corrupt one is counted and logged. */
-static void scan_directory(jd_input *in)
-{
-    if (!in->directory) return;
-    struct stat dst;
-    if (stat(in->directory, &dst) == 0) in->dir_mtime = dst.st_mtim;
-    DIR *d = opendir(in->directory);
-    if (!d) return;
-    in->rescan_at_ns = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!has_suffix(de->d_name, ".journal") && !has_suffix(de->d_name, ".journal~")) continue;
-        struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
-        bool known = false;
-        for (size_t i = 0; i < in->nseen && !known; i++)
-            known = in->seen[i].dev == st.st_dev && in->seen[i].ino == st.st_ino;
-        if (known) continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", in->directory, de->d_name);
-        const char *paths[] = {path, NULL};
-        sd_journal *t = NULL;
-        int r = sd_journal_open_files(&t, paths, 0);
-        if (t) sd_journal_close(t);
-        if (r < 0 && time(NULL) - st.st_mtime < 2) {
-            /* Possibly still being created by its writer: look again soon. */
-            in->rescan_at_ns = sl_monotonic_ns() + 1000000000LL;
-            continue;
-        }
-        if (r < 0) {
-            sl_metric_inc(in->m_errors);
-            sl_log(SL_LOG_WARN, "journal_file_unreadable", "input=%s path=%s error=\"%s\"",
-                   in->ctx->name, path, strerror(-r));
-        }
-        in->seen[in->seen_next] = (seen_file){st.st_dev, st.st_ino};
-        in->seen_next = (in->seen_next + 1) % SEEN_CAP;
-        if (in->nseen < SEEN_CAP) in->nseen++;
-    }
-    closedir(d);
-}
-
-/* Scans when the folder changed (a stat per turn) or a retry is due. */
-static void check_directory(jd_input *in)
-{
-    if (!in->directory) return;
-    struct stat dst;
-    bool changed = stat(in->directory, &dst) == 0 && (dst.st_mtim.tv_sec != in->dir_mtime.tv_sec ||
-                                                      dst.st_mtim.tv_nsec != in->dir_mtime.tv_nsec);
-    if (changed || (in->rescan_at_ns && sl_monotonic_ns() >= in->rescan_at_ns)) scan_directory(in);
 }
 
 /* ---- reading ---- */
@@ -833,7 +441,7 @@ static uint32_t read_fields(jd_input *in, sd_journal *j)
         in->x_val_len[in->nextra] = (uint32_t)vlen;
         in->nextra++;
     }
-    if (r < 0) count_error(in, "enumerate_data", r);
+    if (r < 0) sl_jd_count_error(in, "enumerate_data", r);
     if (truncated) flags |= SL_RF_TRUNCATED;
     return flags;
 }
@@ -854,7 +462,7 @@ static int flush_batch(jd_input *in)
     /* The journal is still on the batch's last entry. */
     char *c = NULL;
     if (sd_journal_get_cursor(in->j, &c) < 0) {
-        count_error(in, "get_cursor", EIO);
+        sl_jd_count_error(in, "get_cursor", EIO);
         c = NULL;
     }
     if (c) {
@@ -920,6 +528,14 @@ static int commit_entry(jd_input *in, sd_journal *j, uint32_t flags)
     in->seq++;
     r->flags = flags;
     sl_metric_add(in->m_bytes, in->chunk->len - in->e_off);
+    /* The record's field array at its final size at once: grown from the
+     * default 16 it would be allocated again and copied at 16, 32 and 64
+     * fields (fields.keep: ["*"]), and hold unused room below 16. */
+    uint32_t nf = in->nextra;
+    for (size_t i = 1; i < in->nslots; i++)
+        if (in->present[i]) nf += (in->slots[i].out ? 1 : 0) + in->slots[i].nlabels;
+    if (nf && (r->fields = sl_arena_alloc(&b->arena, (size_t)nf * sizeof *r->fields)))
+        r->cap_fields = nf;
     for (size_t i = 1; i < in->nslots; i++) {
         if (!in->present[i]) continue;
         const slot *s = &in->slots[i];
@@ -995,18 +611,18 @@ static int read_some(jd_input *in)
             if (now >= in->next_process_ns) {
                 /* Busy: still drain change notifications now and then. */
                 sd_journal_process(j);
-                check_directory(in);
+                sl_jd_check_directory(in);
                 in->next_process_ns = now + 1000000000LL;
             }
         }
         if (!in->batch && !in->ctx->dry_run && in->ring_len == RING_CAP) {
-            prune_ring(in);
+            sl_jd_prune_ring(in);
             if (in->ring_len == RING_CAP) return n ? n : SL_EAGAIN;
         }
         int r = in->pending ? 1 : sd_journal_next(j);
         in->pending = false;
         if (r < 0) {
-            count_error(in, "next", r);
+            sl_jd_count_error(in, "next", r);
             int rc = flush_batch(in);
             if (rc != SL_OK) return rc;
             in->next_errors++;
@@ -1021,7 +637,7 @@ static int read_some(jd_input *in)
         if (!in->present[0]) flags = reread_without_message(in, j, flags);
         if (in->entry_failed) {
             /* Out of memory for this entry: the record carries what fit. */
-            count_error(in, "copy_entry", ENOMEM);
+            sl_jd_count_error(in, "copy_entry", ENOMEM);
             flags |= SL_RF_TRUNCATED;
         }
         if (flags & SL_RF_TRUNCATED) sl_metric_inc(in->m_truncated);
@@ -1029,7 +645,7 @@ static int read_some(jd_input *in)
         if (rc != SL_OK) {
             /* Out of memory before the record existed: read it again. */
             in->pending = true;
-            count_error(in, "commit_entry", ENOMEM);
+            sl_jd_count_error(in, "commit_entry", ENOMEM);
             return SL_EAGAIN;
         }
         n++;
@@ -1049,9 +665,9 @@ static void reopen(jd_input *in)
     flush_batch(in);
     close_journal(in);
     char *c = in->read_cursor ? strdup(in->read_cursor) : NULL;
-    int r = open_journal(in, c, c ? in->read_rt_usec : 0);
+    int r = sl_jd_open_journal(in, c, c ? in->read_rt_usec : 0);
     free(c);
-    if (r < 0) count_error(in, "reopen", r);
+    if (r < 0) sl_jd_count_error(in, "reopen", r);
 }
 
 static int jd_create(const sl_input_ctx *ctx, void **state, sl_err *err)
@@ -1094,7 +710,7 @@ static int jd_run(void *state)
     jd_input *in = state;
     char *cursor = NULL;
     uint64_t rt = 0;
-    load_checkpoint(in, &cursor, &rt);
+    sl_jd_load_checkpoint(in, &cursor, &rt);
     if (cursor) {
         in->acked_cursor = strdup(cursor);
         in->acked_rt_usec = rt;
@@ -1108,16 +724,16 @@ static int jd_run(void *state)
         if (!in->j) {
             if (now >= next_open) {
                 char *c = in->read_cursor ? strdup(in->read_cursor) : NULL;
-                int r = open_journal(in, c, in->read_rt_usec);
+                int r = sl_jd_open_journal(in, c, in->read_rt_usec);
                 free(c);
                 if (r < 0) {
-                    count_error(in, in->directory ? "open_directory" : "open", r);
+                    sl_jd_count_error(in, in->directory ? "open_directory" : "open", r);
                     next_open = now + 2000000000LL;
                 } else {
                     sl_log(SL_LOG_INFO, "journal_opened", "input=%s source=%s cursor=%s",
                            in->ctx->name, in->directory ? in->directory : "local",
                            in->read_cursor ? in->read_cursor : "none");
-                    scan_directory(in);
+                    sl_jd_scan_directory(in);
                     next_reopen = now + 10000000000LL;
                 }
             }
@@ -1128,15 +744,15 @@ static int jd_run(void *state)
             }
         }
         if (now >= next_ckpt) {
-            prune_ring(in);
-            save_checkpoint(in);
+            sl_jd_prune_ring(in);
+            sl_jd_save_checkpoint(in);
             next_ckpt = now + in->checkpoint_ms * 1000000;
         }
         int n = read_some(in);
         if (n == SL_ECLOSED) break;
         if (n < 0 && n != SL_EAGAIN) {
             rc = n;
-            count_error(in, "read", n == SL_ENOMEM ? ENOMEM : EIO);
+            sl_jd_count_error(in, "read", n == SL_ENOMEM ? ENOMEM : EIO);
         }
         if (in->next_errors >= MAX_NEXT_ERRORS) {
             reopen(in);
@@ -1156,12 +772,12 @@ static int jd_run(void *state)
         } else {
             int r = sd_journal_wait(in->j, 100000);
             if (r < 0) {
-                count_error(in, "wait", r);
+                sl_jd_count_error(in, "wait", r);
                 struct timespec ts = {0, 100000000};
                 nanosleep(&ts, NULL);
             }
         }
-        check_directory(in);
+        sl_jd_check_directory(in);
     }
     /* Whatever was read goes out while the sinks drain. */
     if (in->batch && in->j) flush_batch(in);
@@ -1173,8 +789,8 @@ static void jd_destroy(void *state)
     jd_input *in = state;
     if (!in) return;
     if (in->batch) sl_batch_unref(in->batch);
-    prune_ring(in);
-    save_checkpoint(in);
+    sl_jd_prune_ring(in);
+    sl_jd_save_checkpoint(in);
     close_journal(in);
     for (size_t i = 0; i < in->ring_len; i++) free(in->ring[(in->ring_head + i) % RING_CAP].cursor);
     free(in->ring);

@@ -12,17 +12,41 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
+#define BUFFER_MAX_ITEMS 65536
+/* Built entries kept for reuse, so their buffers are not allocated anew. */
+#define PREP_SPARE 4
+/* The spill thread looks this far from the head; one spill writes at most
+ * this many entries (with one sync). */
+#define PREP_AHEAD 16
+/* Room past the bound for batches put back at the front: the one a failed
+ * spill took out, and those sinks give back when stopping. */
+#define RING_SLACK     64
+#define SPOOL_RETRY_MS 100
+#define BACKOFF_MAX_MS 1000
+
 /* One lock (mu) guards the memory ring and the flags, so pop can wait for
  * "memory or spool has something" and push for "memory or spool has room"
  * on one condition each. Spool I/O happens outside it; spill_mu makes one
  * pusher at a time move batches to the spool, so they keep their order.
  * Lock order: spill_mu, mu, then the spool's own locks. Bytes are the
  * records' text, which dominates a batch's memory; the item bound keeps
- * tiny batches bounded too. */
+ * tiny batches bounded too.
+ *
+ * With a spool, a spill thread serialises and compresses the oldest
+ * batches while memory is at least half full, so the pusher that finds
+ * memory full only writes and syncs entries already built, while the input
+ * threads go on parsing (decision 0031). What a push does and when it
+ * returns are unchanged: a batch is acknowledged only once its entry is on
+ * disk. */
+typedef struct slot {
+    sl_batch *b;
+    sl_spool_prep *prep; /* its entry, built ahead by the spill thread */
+} slot;
+
 struct sl_buffer {
     pthread_mutex_t mu, spill_mu;
     pthread_cond_t cv_pop, cv_push;
-    sl_batch **ring;
+    slot *ring;
     size_t cap, head, len; /* cap = BUFFER_MAX_ITEMS + RING_SLACK */
     uint64_t bytes, max_bytes;
     bool closed;
@@ -34,14 +58,16 @@ struct sl_buffer {
     char sink[128];
     sl_ratelimit rl;
     sl_metric *queued_bytes, *blocked_ns, *dropped;
-};
 
-#define BUFFER_MAX_ITEMS 65536
-/* Room past the bound for batches put back at the front: the one a failed
- * spill took out, and those sinks give back when stopping. */
-#define RING_SLACK     64
-#define SPOOL_RETRY_MS 100
-#define BACKOFF_MAX_MS 1000
+    /* The spill thread (only with spill). mu guards all but work. */
+    pthread_t spiller;
+    bool has_spiller, stop_spiller;
+    pthread_cond_t cv_work, cv_prepped;
+    sl_batch *preparing; /* the batch the spill thread is building, or NULL */
+    sl_spool_prep *spare[PREP_SPARE];
+    size_t nspare;
+    sl_spool_prep work; /* the spill thread's scratch (its raw buffer) */
+};
 
 static void on_space(void *arg)
 {
@@ -71,6 +97,8 @@ static bool usable_dir_name(const char *s)
     return s && *s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strchr(s, '/');
 }
 
+static void *spill_thread(void *arg);
+
 int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err)
 {
     sl_buffer *b = calloc(1, sizeof *b);
@@ -92,6 +120,9 @@ int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&b->cv_pop, &ca);
     pthread_cond_init(&b->cv_push, &ca);
+    pthread_cond_init(&b->cv_work, NULL);
+    pthread_cond_init(&b->cv_prepped, NULL);
+    sl_spool_prep_init(&b->work);
     pthread_condattr_destroy(&ca);
 
     char labels[256];
@@ -135,6 +166,15 @@ int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err)
             return rc;
         }
         b->spill = o->spool_max > 0;
+        if (b->spill) {
+            rc = pthread_create(&b->spiller, NULL, spill_thread, b);
+            if (rc != 0) {
+                sl_buffer_free(b);
+                return sl_errf(err, SL_ENOMEM, "sink '%s': cannot start the spill thread: %s",
+                               o->sink ? o->sink : "", strerror(rc));
+            }
+            b->has_spiller = true;
+        }
         if (leftover)
             sl_log(SL_LOG_INFO, "spool_drain_only", "sink=%s dir=%s", b->sink, o->spool_dir);
     }
@@ -147,18 +187,43 @@ static bool mem_room(const sl_buffer *b, uint64_t n)
     return b->len < BUFFER_MAX_ITEMS && (b->len == 0 || b->bytes + n <= b->max_bytes);
 }
 
+/* Memory half full: time to build the oldest batches' entries. */
+static bool filling_locked(const sl_buffer *b)
+{
+    return b->len > 0 && (b->bytes >= b->max_bytes / 2 || b->len >= BUFFER_MAX_ITEMS / 2);
+}
+
+static void recycle_prep_locked(sl_buffer *b, sl_spool_prep *p)
+{
+    if (!p) return;
+    if (b->nspare < PREP_SPARE) {
+        b->spare[b->nspare++] = p;
+        return;
+    }
+    sl_spool_prep_free(p);
+    free(p);
+}
+
 static void enqueue_locked(sl_buffer *b, sl_batch *x)
 {
-    b->ring[(b->head + b->len) % b->cap] = x;
+    b->ring[(b->head + b->len) % b->cap] = (slot){x, NULL};
     b->len++;
     b->bytes += sl_batch_footprint(x);
     sl_metric_gauge_add(b->queued_bytes, (int64_t)sl_batch_footprint(x));
     pthread_cond_signal(&b->cv_pop);
+    if (b->has_spiller && filling_locked(b)) pthread_cond_signal(&b->cv_work);
 }
 
-static sl_batch *dequeue_locked(sl_buffer *b)
+/* Takes the head; its built entry (if any) goes to *prep, or is recycled
+ * when prep is NULL. */
+static sl_batch *dequeue_prep_locked(sl_buffer *b, sl_spool_prep **prep)
 {
-    sl_batch *x = b->ring[b->head];
+    sl_batch *x = b->ring[b->head].b;
+    if (prep)
+        *prep = b->ring[b->head].prep;
+    else
+        recycle_prep_locked(b, b->ring[b->head].prep);
+    b->ring[b->head].prep = NULL;
     b->head = (b->head + 1) % b->cap;
     b->len--;
     b->bytes -= sl_batch_footprint(x);
@@ -168,17 +233,96 @@ static sl_batch *dequeue_locked(sl_buffer *b)
     return x;
 }
 
+static sl_batch *dequeue_locked(sl_buffer *b)
+{
+    return dequeue_prep_locked(b, NULL);
+}
+
 /* Puts x back at the head; false when even the slack is used up. */
-static bool push_front_locked(sl_buffer *b, sl_batch *x, size_t keep_free)
+static bool push_front_prep_locked(sl_buffer *b, sl_batch *x, sl_spool_prep *prep, size_t keep_free)
 {
     if (b->len + keep_free >= b->cap) return false;
     b->head = (b->head + b->cap - 1) % b->cap;
-    b->ring[b->head] = x;
+    b->ring[b->head] = (slot){x, prep};
     b->len++;
     b->bytes += sl_batch_footprint(x);
     sl_metric_gauge_add(b->queued_bytes, (int64_t)sl_batch_footprint(x));
     pthread_cond_signal(&b->cv_pop);
     return true;
+}
+
+static bool push_front_locked(sl_buffer *b, sl_batch *x, size_t keep_free)
+{
+    return push_front_prep_locked(b, x, NULL, keep_free);
+}
+
+/* The oldest batch in memory without a built entry, among those a spill
+ * would take next (the oldest half of memory); NULL when none. */
+static sl_batch *next_to_prepare_locked(sl_buffer *b)
+{
+    if (!filling_locked(b)) return NULL;
+    uint64_t before = 0;
+    for (size_t i = 0; i < b->len && i < PREP_AHEAD; i++) {
+        slot *sl = &b->ring[(b->head + i) % b->cap];
+        if (i > 0 && before + sl_batch_footprint(sl->b) > b->max_bytes / 2) return NULL;
+        if (!sl->prep) return sl->b;
+        before += sl_batch_footprint(sl->b);
+    }
+    return NULL;
+}
+
+/* Builds the entries of the batches the next spill will take, beside the
+ * input threads: the batch stays in memory (and counted) meanwhile, and may
+ * be popped or spilled by someone else, which wastes only the work. */
+static void *spill_thread(void *arg)
+{
+    sl_buffer *b = arg;
+    pthread_mutex_lock(&b->mu);
+    while (!b->stop_spiller) {
+        sl_batch *x = next_to_prepare_locked(b);
+        if (!x) {
+            pthread_cond_wait(&b->cv_work, &b->mu);
+            continue;
+        }
+        sl_spool_prep *p = b->nspare ? b->spare[--b->nspare] : NULL;
+        b->preparing = sl_batch_ref(x);
+        pthread_mutex_unlock(&b->mu);
+        if (!p && (p = malloc(sizeof *p))) sl_spool_prep_init(p);
+        sl_err err;
+        int rc = p ? sl_spool_prepare(b->spool, &b->work, x, &err) : SL_ENOMEM;
+        if (rc == SL_OK) {
+            /* Copied out at its compressed size: the scratch keeps the
+             * compression bound's capacity, the entries kept beside their
+             * batches only what they need. */
+            sl_buf_reset(&p->out);
+            if (sl_buf_append(&p->out, b->work.out.p, b->work.out.len) == SL_OK)
+                p->nrec = b->work.nrec;
+            else
+                rc = SL_ENOMEM;
+        }
+        pthread_mutex_lock(&b->mu);
+        b->preparing = NULL;
+        bool placed = false;
+        for (size_t i = 0; rc == SL_OK && i < b->len && i < PREP_AHEAD; i++) {
+            slot *sl = &b->ring[(b->head + i) % b->cap];
+            if (sl->b == x && !sl->prep) {
+                sl->prep = p;
+                placed = true;
+                break;
+            }
+        }
+        if (!placed && p) recycle_prep_locked(b, p);
+        pthread_cond_broadcast(&b->cv_prepped);
+        pthread_mutex_unlock(&b->mu);
+        sl_batch_unref(x);
+        pthread_mutex_lock(&b->mu);
+        /* A failed build (a batch too large for one entry) is left to the
+         * spill itself, which reports it; do not spin on it. */
+        if (rc != SL_OK && next_to_prepare_locked(b) == x && !b->stop_spiller)
+            pthread_cond_wait(&b->cv_work, &b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
 }
 
 static struct timespec deadline_after(int64_t ms)
@@ -207,36 +351,54 @@ static void timed_wait(sl_buffer *b, pthread_cond_t *cv, int64_t ms, int64_t *wa
     *waited += sl_monotonic_ns() - t0;
 }
 
-/* Moves the oldest batch in memory to the spool. Returns 0 when it did (or
- * there was nothing to move), otherwise how many ms to wait before trying
- * again; *gen is the space generation seen before the attempt. */
+/* Moves the oldest batch in memory to the spool: with their entries built
+ * ahead, the oldest run of built batches in the oldest half of memory, in
+ * one append (one sync). Returns 0 when it did (or there was nothing to
+ * move), otherwise how many ms to wait before trying again; *gen is the
+ * space generation seen before the attempt. */
 static int64_t spill_oldest(sl_buffer *b, int64_t *backoff_ms, uint64_t *gen)
 {
     pthread_mutex_lock(&b->spill_mu);
     pthread_mutex_lock(&b->mu);
     *gen = b->space_gen;
+    /* The spill thread is building the head's entry: it is nearly done. */
+    while (!b->closed && b->len > 0 && b->preparing == b->ring[b->head].b)
+        pthread_cond_wait(&b->cv_prepped, &b->mu);
     if (b->closed || b->len == 0) {
         pthread_mutex_unlock(&b->mu);
         pthread_mutex_unlock(&b->spill_mu);
         return 0;
     }
-    sl_batch *victim = dequeue_locked(b);
+    sl_batch *victim[PREP_AHEAD];
+    sl_spool_prep *prep[PREP_AHEAD];
+    size_t n = 0;
+    uint64_t taken = 0;
+    do {
+        taken += sl_batch_footprint(b->ring[b->head].b);
+        victim[n] = dequeue_prep_locked(b, &prep[n]);
+        n++;
+    } while (prep[0] && n < PREP_AHEAD && b->len > 0 && b->ring[b->head].prep &&
+             taken + sl_batch_footprint(b->ring[b->head].b) <= b->max_bytes / 2);
     pthread_mutex_unlock(&b->mu);
     sl_err err;
     size_t written = 0;
-    int rc = sl_spool_append(b->spool, &victim, 1, &written, &err);
+    int rc = prep[0] ? sl_spool_append_prepared(b->spool, prep, n, &written, &err)
+                     : sl_spool_append(b->spool, victim, 1, &written, &err);
     pthread_mutex_lock(&b->mu);
+    /* Not spooled: back to the front, where they were, newest first. The
+     * ring's slack always has room for them (spill_mu makes these the only
+     * victims, and PREP_AHEAD < RING_SLACK). */
+    for (size_t i = n; i-- > written;) push_front_prep_locked(b, victim[i], prep[i], 0);
+    for (size_t i = 0; i < written; i++) recycle_prep_locked(b, prep[i]);
+    if (written) pthread_cond_signal(&b->cv_pop);
     if (rc == SL_OK) {
-        pthread_cond_signal(&b->cv_pop);
         pthread_mutex_unlock(&b->mu);
         pthread_mutex_unlock(&b->spill_mu);
-        sl_batch_done(victim); /* durably spooled: the spool owns it now */
+        for (size_t i = 0; i < written; i++)
+            sl_batch_done(victim[i]); /* durably spooled: the spool owns it now */
         *backoff_ms = 10;
         return 0;
     }
-    /* Not spooled: back to the front, where it was. One slot of slack is
-     * always free for it (spill_mu makes this the only victim). */
-    push_front_locked(b, victim, 0);
     int64_t wait_ms;
     if (rc == SL_EFULL) {
         wait_ms = SPOOL_RETRY_MS; /* delivery wakes us sooner (on_space) */
@@ -252,6 +414,8 @@ static int64_t spill_oldest(sl_buffer *b, int64_t *backoff_ms, uint64_t *gen)
     }
     pthread_mutex_unlock(&b->mu);
     pthread_mutex_unlock(&b->spill_mu);
+    for (size_t i = 0; i < written; i++) sl_batch_done(victim[i]);
+    if (written) return 0;
     if (rc == SL_EFULL && b->when_full == SL_WHEN_FULL_DROP_OLDEST) {
         uint64_t lost = 0;
         if (sl_spool_drop_oldest(b->spool, &lost) == SL_OK) return 0;
@@ -395,6 +559,14 @@ void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out)
 {
     if (out) *out = (sl_buffer_leftover){0};
     if (!b) return;
+    if (b->has_spiller) {
+        pthread_mutex_lock(&b->mu);
+        b->stop_spiller = true;
+        pthread_cond_broadcast(&b->cv_work);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->spiller, NULL);
+        b->has_spiller = false;
+    }
     pthread_mutex_lock(&b->mu);
     b->closed = true;
     size_t n = b->len;
@@ -441,6 +613,13 @@ void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out)
     sl_spool_close(b->spool);
     pthread_cond_destroy(&b->cv_pop);
     pthread_cond_destroy(&b->cv_push);
+    pthread_cond_destroy(&b->cv_work);
+    pthread_cond_destroy(&b->cv_prepped);
+    for (size_t i = 0; i < b->nspare; i++) {
+        sl_spool_prep_free(b->spare[i]);
+        free(b->spare[i]);
+    }
+    sl_spool_prep_free(&b->work);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->spill_mu);
     free(b->ring);

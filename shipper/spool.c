@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,12 +205,10 @@ int sl_spool_open(const sl_spool_opts *o, sl_spool **out, sl_err *err)
     pthread_mutex_init(&s->rmu, NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->cmu, NULL);
-    sl_buf_init(&s->raw, SL_SPOOL_MAX_PAYLOAD);
-    sl_buf_init(&s->out, (size_t)SL_SPOOL_MAX_PAYLOAD + HDR + 4096);
+    sl_spool_prep_init(&s->prep);
     s->rl_read.interval_ns = s->rl_cursor.interval_ns = 10 * 1000000000LL;
-    s->cctx = ZSTD_createCCtx();
     s->dctx = ZSTD_createDCtx();
-    if (!s->dir || !s->sink || !s->cctx || !s->dctx) {
+    if (!s->dir || !s->sink || !s->dctx) {
         rc = sl_errf(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
@@ -296,10 +295,8 @@ void sl_spool_close(sl_spool *s)
     if (s->rd.fd >= 0) close(s->rd.fd);
     sl_segrd_free(&s->rd);
     if (s->lock_fd >= 0) close(s->lock_fd);
-    ZSTD_freeCCtx(s->cctx);
     ZSTD_freeDCtx(s->dctx);
-    sl_buf_free(&s->raw);
-    sl_buf_free(&s->out);
+    sl_spool_prep_free(&s->prep);
     free(s->pend);
     free(s->segs);
     pthread_mutex_destroy(&s->wmu);
@@ -441,35 +438,78 @@ static int roll(sl_spool *s, sl_err *err)
     return SL_OK;
 }
 
-/* Compresses raw into s->out behind a header for seq. */
-static int build_entry(sl_spool *s, uint64_t seq, uint32_t nrec, int64_t tmin, int64_t tmax,
-                       sl_err *err)
+void sl_spool_prep_init(sl_spool_prep *p)
 {
-    size_t bound = ZSTD_compressBound(s->raw.len);
-    sl_buf_reset(&s->out);
-    if (sl_buf_reserve(&s->out, HDR + bound) != SL_OK)
+    memset(p, 0, sizeof *p);
+    sl_buf_init(&p->raw, SL_SPOOL_MAX_PAYLOAD);
+    sl_buf_init(&p->out, (size_t)SL_SPOOL_MAX_PAYLOAD + HDR + 4096);
+}
+
+void sl_spool_prep_free(sl_spool_prep *p)
+{
+    if (!p) return;
+    sl_buf_free(&p->raw);
+    sl_buf_free(&p->out);
+    ZSTD_freeCCtx(p->zstd);
+    p->zstd = NULL;
+}
+
+/* Compresses p->raw into p->out behind a header whose sequence (and so the
+ * header CRC) stay to be filled by stamp_entry. */
+static int build_entry(sl_spool *s, sl_spool_prep *p, int64_t tmin, int64_t tmax, sl_err *err)
+{
+    bool lz4 = s->o.codec == SL_SPOOL_CODEC_LZ4;
+    size_t bound =
+        lz4 ? (size_t)LZ4_compressBound((int)p->raw.len) : ZSTD_compressBound(p->raw.len);
+    sl_buf_reset(&p->out);
+    if (p->raw.len > SL_SPOOL_MAX_PAYLOAD || sl_buf_reserve(&p->out, HDR + bound) != SL_OK)
         return sl_errf(err, SL_EINVAL, "spool: batch too large for one entry");
-    uint8_t *h = (uint8_t *)s->out.p;
-    size_t clen = ZSTD_compressCCtx(s->cctx, h + HDR, bound, s->raw.p, s->raw.len,
-                                    s->o.zstd_level ? s->o.zstd_level : 1);
-    if (ZSTD_isError(clen))
-        return sl_errf(err, SL_ENOMEM, "spool: zstd: %s", ZSTD_getErrorName(clen));
+    uint8_t *h = (uint8_t *)p->out.p;
+    size_t clen;
+    if (lz4) {
+        int k = LZ4_compress_default(p->raw.p, (char *)h + HDR, (int)p->raw.len, (int)bound);
+        if (k <= 0) return sl_errf(err, SL_EINVAL, "spool: lz4 could not compress the batch");
+        clen = (size_t)k;
+    } else {
+        if (!p->zstd && !(p->zstd = ZSTD_createCCtx()))
+            return sl_errf(err, SL_ENOMEM, "spool: out of memory");
+        clen = ZSTD_compressCCtx(p->zstd, h + HDR, bound, p->raw.p, p->raw.len,
+                                 s->o.zstd_level ? s->o.zstd_level : 1);
+        if (ZSTD_isError(clen))
+            return sl_errf(err, SL_ENOMEM, "spool: zstd: %s", ZSTD_getErrorName(clen));
+    }
     if (clen > SL_SPOOL_MAX_PAYLOAD)
         return sl_errf(err, SL_EINVAL, "spool: batch too large for one entry");
     memcpy(h, sl_spool_magic, 4);
     h[4] = FORMAT_VERSION;
-    h[5] = FLAG_ZSTD;
+    h[5] = lz4 ? FLAG_LZ4 : FLAG_ZSTD;
     put_u16(h + 6, 0);
-    put_u64(h + 8, seq);
+    put_u64(h + 8, 0);
     put_u64(h + 16, (uint64_t)tmin);
     put_u64(h + 24, (uint64_t)tmax);
-    put_u32(h + 32, nrec);
+    put_u32(h + 32, p->nrec);
     put_u32(h + 36, (uint32_t)clen);
-    put_u32(h + 40, (uint32_t)s->raw.len);
+    put_u32(h + 40, (uint32_t)p->raw.len);
     put_u32(h + 44, sl_crc32c(0, h + HDR, clen));
-    put_u32(h + 48, sl_crc32c(0, h, HDR - 4));
-    s->out.len = HDR + clen;
+    p->out.len = HDR + clen;
     return SL_OK;
+}
+
+int sl_spool_prepare(sl_spool *s, sl_spool_prep *p, const sl_batch *b, sl_err *err)
+{
+    int64_t tmin, tmax;
+    if (sl_spool_encode_batch(&p->raw, b, &p->nrec, &tmin, &tmax) != SL_OK)
+        return sl_errf(err, SL_EINVAL, "spool: batch too large for one entry");
+    if (p->nrec == 0) return SL_OK;
+    return build_entry(s, p, tmin, tmax, err);
+}
+
+/* The sequence goes in last: it is known only under the writer's lock. */
+static void stamp_entry(sl_spool_prep *p, uint64_t seq)
+{
+    uint8_t *h = (uint8_t *)p->out.p;
+    put_u64(h + 8, seq);
+    put_u32(h + 48, sl_crc32c(0, h, HDR - 4));
 }
 
 static int add_pend(sl_spool *s, uint64_t seq, uint64_t size, uint32_t records)
@@ -486,25 +526,25 @@ static int add_pend(sl_spool *s, uint64_t seq, uint64_t size, uint32_t records)
     return SL_OK;
 }
 
-int sl_spool_append(sl_spool *s, sl_batch *const *v, size_t n, size_t *written, sl_err *err)
+/* Appends n entries, each either prepared (pv) or a batch to prepare now
+ * (bv), under one writer lock and one sync. */
+static int append_entries(sl_spool *s, sl_batch *const *bv, sl_spool_prep *const *pv, size_t n,
+                          size_t *written, sl_err *err)
 {
     size_t done = 0, flushed = 0;
     int rc = SL_OK;
     pthread_mutex_lock(&s->wmu);
     uint64_t abandons0 = s->abandons;
     for (size_t i = 0; i < n; i++) {
-        uint32_t nrec;
-        int64_t tmin, tmax;
-        if (sl_spool_encode_batch(&s->raw, v[i], &nrec, &tmin, &tmax) != SL_OK) {
-            rc = sl_errf(err, SL_EINVAL, "spool: batch too large for one entry");
-            break;
-        }
+        sl_spool_prep *p = pv ? pv[i] : &s->prep;
+        if (!pv && (rc = sl_spool_prepare(s, p, bv[i], err)) != SL_OK) break;
+        uint32_t nrec = p->nrec;
         if (nrec == 0) { /* nothing left to ship in it */
             done = i + 1;
             continue;
         }
-        if ((rc = build_entry(s, s->wseq, nrec, tmin, tmax, err)) != SL_OK) break;
-        uint64_t esz = s->out.len;
+        stamp_entry(p, s->wseq);
+        uint64_t esz = p->out.len;
 
         pthread_mutex_lock(&s->mu);
         /* A fully delivered segment being written is deleted too, so a
@@ -530,7 +570,7 @@ int sl_spool_append(sl_spool *s, sl_batch *const *v, size_t n, size_t *written, 
             if ((rc = roll(s, err)) != SL_OK) break;
             cur = 0;
         }
-        int e = write_at(s, s->out.p, esz, cur);
+        int e = write_at(s, p->out.p, esz, cur);
         if (e) {
             count_write_error(s, e);
             rc = sl_errf(err, errno_code(e), "spool %s: write: %s", s->dir, strerror(e));
@@ -561,4 +601,15 @@ int sl_spool_append(sl_spool *s, sl_batch *const *v, size_t n, size_t *written, 
     if (written) *written = flushed;
     sl_spool_persist_cursor(s, false);
     return rc;
+}
+
+int sl_spool_append(sl_spool *s, sl_batch *const *v, size_t n, size_t *written, sl_err *err)
+{
+    return append_entries(s, v, NULL, n, written, err);
+}
+
+int sl_spool_append_prepared(sl_spool *s, sl_spool_prep *const *v, size_t n, size_t *written,
+                             sl_err *err)
+{
+    return append_entries(s, NULL, v, n, written, err);
 }

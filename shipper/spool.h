@@ -7,7 +7,8 @@
  *   offset size
  *   0      4    magic 93 53 4c 45
  *   4      1    format version (2; 1 is still read: it has no line references)
- *   5      1    flags: bit 0 = payload is zstd-compressed
+ *   5      1    flags: bit 0 = payload is zstd-compressed, bit 1 = LZ4 block
+ *                (what is written since decision 0031; neither = stored)
  *   6      2    zero
  *   8      8    sequence number (one per entry, increasing through the spool)
  *   16     8    oldest record time (ns)
@@ -33,6 +34,7 @@
 #include <sys/types.h>
 
 #include "core/batch.h"
+#include "core/buf.h"
 #include "core/crc32c.h" /* its users found it here before it had a file */
 #include "core/err.h"
 
@@ -47,7 +49,22 @@ enum sl_spool_fsync {
     SL_SPOOL_FSYNC_NEVER,  /* leave it to the OS: survives a crash, not a power loss */
 };
 
+/* How new entries are compressed; every codec is always read. LZ4 costs a
+ * third of zstd -1's CPU to write and a sixth to read, for ~1.5x the disk
+ * bytes (docs/decisions/0031-spool-spill-thread-and-codec.md). */
+enum sl_spool_codec { SL_SPOOL_CODEC_LZ4, SL_SPOOL_CODEC_ZSTD };
+
 typedef struct sl_spool sl_spool;
+
+/* An entry serialised and compressed ahead of its append (by the buffer's
+ * spill thread while the batch still waits in memory), so the append that
+ * acknowledges it only writes and syncs. Owned by its preparer. */
+typedef struct sl_spool_prep {
+    sl_buf raw;    /* scratch: the serialised batch */
+    sl_buf out;    /* header (sequence stamped at append) + payload */
+    uint32_t nrec; /* 0: nothing left to ship in the batch */
+    void *zstd;    /* ZSTD_CCtx, made on first use */
+} sl_spool_prep;
 
 typedef struct sl_spool_opts {
     const char *dir;        /* created 0700 when missing */
@@ -55,6 +72,7 @@ typedef struct sl_spool_opts {
     uint64_t max_bytes;     /* 0: unbounded */
     uint64_t segment_bytes; /* roll to a new segment past this; 0: 64 MiB */
     int fsync;              /* enum sl_spool_fsync */
+    int codec;              /* enum sl_spool_codec */
     int zstd_level;         /* 0: 1 */
     /* Called without any spool lock held when delivery freed space or
      * advanced the cursor, so a producer blocked on a full spool can retry. */
@@ -77,6 +95,16 @@ void sl_spool_close(sl_spool *s);
  * spool), SL_ENOSPC (disk full), SL_EIO, SL_EINVAL (a batch too large for
  * one entry). A failed write leaves no partial entry behind. */
 int sl_spool_append(sl_spool *s, sl_batch *const *v, size_t n, size_t *written, sl_err *err);
+
+void sl_spool_prep_init(sl_spool_prep *p);
+void sl_spool_prep_free(sl_spool_prep *p);
+/* Serialises and compresses b into p with s's codec. Touches nothing of s
+ * that changes: any thread may prepare while another appends. SL_EINVAL
+ * when b is too large for one entry. */
+int sl_spool_prepare(sl_spool *s, sl_spool_prep *p, const sl_batch *b, sl_err *err);
+/* sl_spool_append of entries prepared before (same contract). */
+int sl_spool_append_prepared(sl_spool *s, sl_spool_prep *const *v, size_t n, size_t *written,
+                             sl_err *err);
 
 /* The oldest entry not yet handed out, decoded into a new batch whose
  * sl_batch_done advances the delivered cursor (deliveries may complete in

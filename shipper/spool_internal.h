@@ -63,9 +63,8 @@ struct sl_spool {
 
     /* wmu */
     int wfd;
-    uint64_t wseq; /* next sequence to assign */
-    ZSTD_CCtx *cctx;
-    sl_buf raw, out;
+    uint64_t wseq;      /* next sequence to assign */
+    sl_spool_prep prep; /* sl_spool_append's own */
     pend *pend;
     size_t npend, cap_pend;
     uint64_t pend_bytes;

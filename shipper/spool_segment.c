@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <lz4.h>
 #include <zstd_errors.h>
 
 #include "core/crc32c.h"
@@ -100,8 +101,10 @@ static bool rd_entry_at(segrd *r, uint64_t off, entry *e)
     e->plen = get_u32(h + 36);
     e->rawlen = get_u32(h + 40);
     uint32_t pcrc = get_u32(h + 44);
-    if ((e->flags & ~FLAG_ZSTD) || get_u16(h + 6) != 0 || e->plen > SL_SPOOL_MAX_PAYLOAD ||
-        e->rawlen > SL_SPOOL_MAX_PAYLOAD || (!(e->flags & FLAG_ZSTD) && e->rawlen != e->plen))
+    bool packed = e->flags & (FLAG_ZSTD | FLAG_LZ4);
+    if ((e->flags & ~(FLAG_ZSTD | FLAG_LZ4)) || e->flags == (FLAG_ZSTD | FLAG_LZ4) ||
+        get_u16(h + 6) != 0 || e->plen > SL_SPOOL_MAX_PAYLOAD || e->rawlen > SL_SPOOL_MAX_PAYLOAD ||
+        (!packed && e->rawlen != e->plen))
         return false;
     const uint8_t *p = segrd_get(r, off + HDR, e->plen);
     return p && crc_ok(p, e->plen, pcrc);
@@ -184,6 +187,10 @@ int sl_spool_decode_entry(segrd *r, const entry *e, ZSTD_DCtx *dctx, sl_batch **
             } else if (k != e->rawlen)
                 rc = SL_ECORRUPT;
         }
+    } else if (e->flags & FLAG_LZ4) {
+        /* The safe decoder never writes past rawlen nor reads past plen. */
+        int k = LZ4_decompress_safe((const char *)p, c->data, (int)e->plen, (int)e->rawlen);
+        if (k < 0 || (uint32_t)k != e->rawlen) rc = SL_ECORRUPT;
     } else if (e->plen)
         memcpy(c->data, p, e->plen);
     c->len = e->rawlen;

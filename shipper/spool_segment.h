@@ -15,6 +15,7 @@
 #define HDR            SL_SPOOL_ENTRY_HDR
 #define FORMAT_VERSION 2
 #define FLAG_ZSTD      1
+#define FLAG_LZ4       2 /* since 0031: the default codec; zstd entries are still read */
 
 extern const uint8_t sl_spool_magic[4];
 

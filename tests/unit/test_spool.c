@@ -857,6 +857,79 @@ static void test_format_v2_line_refs(void **st)
     free(img);
 }
 
+/* Decision 0031: new entries are LZ4 blocks (flag bit 1), zstd entries an
+ * earlier version wrote are still read, in one spool and one segment list;
+ * entries built ahead (sl_spool_prepare) append like batches; an LZ4 entry
+ * whose header lies about its raw length is damage, counted and skipped. */
+static void test_codecs_mixed_and_prepared(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-codecs");
+    sl_spool_opts o = {
+        .dir = dir, .sink = "codecs", .fsync = SL_SPOOL_FSYNC_BATCH, .codec = SL_SPOOL_CODEC_ZSTD};
+    sl_spool *s = NULL;
+    sl_err err;
+    assert_int_equal(sl_spool_open(&o, &s, &err), SL_OK);
+    for (int k = 0; k < 3; k++) append1(s, mk_batch(10 * (uint64_t)k, 5, 60));
+    sl_spool_close(s);
+    char *zseg = first_segment(dir);
+    uint8_t flags = 0;
+    int fd = open(zseg, O_RDONLY);
+    assert_int_equal(pread(fd, &flags, 1, 5), 1);
+    close(fd);
+    assert_int_equal(flags, 1); /* zstd */
+
+    s = open_spool(dir, "codecs", 0, 0); /* the default codec: LZ4 */
+    for (int k = 3; k < 6; k++) append1(s, mk_batch(10 * (uint64_t)k, 5, 60));
+    sl_spool_prep p[2], *pv[2] = {&p[0], &p[1]};
+    for (int k = 6; k < 8; k++) {
+        sl_batch *b = mk_batch(10 * (uint64_t)k, 5, 60);
+        sl_spool_prep_init(&p[k - 6]);
+        assert_int_equal(sl_spool_prepare(s, &p[k - 6], b, &err), SL_OK);
+        sl_batch_unref(b);
+    }
+    size_t w = 0;
+    assert_int_equal(sl_spool_append_prepared(s, pv, 2, &w, &err), SL_OK);
+    assert_int_equal(w, 2);
+    for (int i = 0; i < 2; i++) sl_spool_prep_free(&p[i]);
+    uint8_t seen[100] = {0};
+    assert_int_equal(drain(s, seen, sizeof seen, true), 40);
+    for (int k = 0; k < 8; k++)
+        for (int r = 0; r < 5; r++) assert_int_equal(seen[10 * k + r], 1);
+    for (int k = 8; k < 10; k++) append1(s, mk_batch(10 * (uint64_t)k, 5, 60));
+    sl_spool_close(s);
+
+    /* The LZ4 segment: flag 2; then a raw length one byte too long, with
+     * the header CRC made right again, must fail decoding, not crash. */
+    char *seg = first_segment(dir);
+    layout l = entries_of(seg);
+    assert_int_equal(l.n, 2);
+    fd = open(seg, O_RDONLY);
+    uint8_t h[SL_SPOOL_ENTRY_HDR];
+    assert_int_equal(pread(fd, h, sizeof h, l.off[0]), (ssize_t)sizeof h);
+    close(fd);
+    assert_int_equal(h[5], 2);
+    uint32_t raw =
+        (uint32_t)h[40] | (uint32_t)h[41] << 8 | (uint32_t)h[42] << 16 | (uint32_t)h[43] << 24;
+    raw++;
+    for (int i = 0; i < 4; i++) h[40 + i] = (uint8_t)(raw >> (8 * i));
+    uint32_t hc = sl_crc32c(0, h, SL_SPOOL_ENTRY_HDR - 4);
+    for (int i = 0; i < 4; i++) h[48 + i] = (uint8_t)(hc >> (8 * i));
+    patch(seg, l.off[0], h, sizeof h);
+    sl_spool_info info;
+    assert_int_equal(sl_spool_inspect(dir, true, &info, NULL, NULL, &err), SL_OK);
+    assert_int_equal(info.corrupt, 1);
+    s = open_spool(dir, "codecs", 0, 0);
+    memset(seen, 0, sizeof seen);
+    assert_int_equal(drain(s, seen, sizeof seen, true), 5);
+    assert_int_equal(seen[90], 1);
+    sl_spool_close(s);
+    free(seg);
+    free(zseg);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_verify_bytes_hostile),
         cmocka_unit_test(test_format_conformance),
         cmocka_unit_test(test_format_v2_line_refs),
+        cmocka_unit_test(test_codecs_mixed_and_prepared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

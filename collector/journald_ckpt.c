@@ -1,0 +1,123 @@
+/* The journald input's checkpoint and the cursors of batches in flight
+ * (see journald_internal.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "collector/journald_internal.h"
+#include "core/fsutil.h"
+
+static bool valid_cursor(const char *c)
+{
+    size_t n = strlen(c);
+    if (n == 0 || n >= CURSOR_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] < 0x21 || c[i] > 0x7e) return false;
+    return true;
+}
+
+/* The realtime (t=, hex microseconds) inside a cursor; 0 when absent. */
+static uint64_t cursor_realtime(const char *c)
+{
+    for (const char *p = c; p && *p; p = strchr(p, ';')) {
+        if (*p == ';') p++;
+        if (p[0] == 't' && p[1] == '=') return strtoull(p + 2, NULL, 16);
+    }
+    return 0;
+}
+
+static int parse_checkpoint(const char *path, char **cursor, uint64_t *rt, sl_err *err)
+{
+    char *data = NULL;
+    size_t n = 0;
+    int rc = sl_read_state_file(path, CKPT_MAX, &data, &n, err);
+    if (rc != SL_OK) return rc;
+    json_error_t je;
+    json_t *root = json_loadb(data, n, 0, &je);
+    free(data);
+    const char *c = NULL;
+    json_int_t t = 0;
+    if (!root || json_unpack(root, "{s:s, s?I}", "cursor", &c, "realtime_usec", &t) != 0 ||
+        !valid_cursor(c)) {
+        json_decref(root);
+        return sl_errf(err, SL_ECORRUPT, "%s: not a journal checkpoint", path);
+    }
+    *cursor = strdup(c);
+    *rt = t > 0 ? (uint64_t)t : cursor_realtime(c);
+    json_decref(root);
+    return *cursor ? SL_OK : sl_errf(err, SL_ENOMEM, "out of memory");
+}
+
+/* Loads the saved cursor (or the previous generation when the file is
+ * damaged). No checkpoint at all: *cursor stays NULL. */
+void sl_jd_load_checkpoint(jd_input *in, char **cursor, uint64_t *rt)
+{
+    sl_err err = {0};
+    int rc = parse_checkpoint(in->ckpt_path, cursor, rt, &err);
+    if (rc == SL_OK || rc == SL_ENOENT) return;
+    char prev[4200];
+    snprintf(prev, sizeof prev, "%s.prev", in->ckpt_path);
+    sl_err perr = {0};
+    if (parse_checkpoint(prev, cursor, rt, &perr) == SL_OK) {
+        sl_metric_inc(in->m_ckpt_fallback);
+        sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
+               in->ctx->name, in->ckpt_path);
+        return;
+    }
+    /* Both generations are damaged: keep the file for a human and read the
+     * journal from its beginning: duplicates rather than losses. */
+    char aside[4200];
+    snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
+    rename(in->ckpt_path, aside);
+    sl_metric_inc(in->m_ckpt_fallback);
+    sl_log(SL_LOG_ERROR, "checkpoint_unreadable", "input=%s path=%s error=\"%s\" kept=%s",
+           in->ctx->name, in->ckpt_path, err.msg, aside);
+    in->ckpt_damaged = true;
+}
+
+void sl_jd_save_checkpoint(jd_input *in)
+{
+    if (in->ctx->dry_run || !in->acked_dirty || !in->acked_cursor) return;
+    json_t *root = json_pack("{s:i, s:s, s:I}", "version", 1, "cursor", in->acked_cursor,
+                             "realtime_usec", (json_int_t)in->acked_rt_usec);
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    sl_err err = {0};
+    int rc = text ? sl_write_atomic(in->ckpt_path, text, strlen(text), 1, &err)
+                  : sl_errf(&err, SL_ENOMEM, "out of memory");
+    free(text);
+    if (rc != SL_OK) {
+        sl_metric_inc(in->m_ckpt_errors);
+        sl_log(SL_LOG_ERROR, "checkpoint_write_failed", "input=%s error=\"%s\"", in->ctx->name,
+               err.msg);
+        return;
+    }
+    in->acked_dirty = false;
+}
+
+void sl_jd_set_acked(jd_input *in, char *cursor, uint64_t rt)
+{
+    free(in->acked_cursor);
+    in->acked_cursor = cursor;
+    in->acked_rt_usec = rt;
+    in->acked_dirty = true;
+}
+
+/* Moves the acknowledged cursor to the last batch every sink is done with. */
+void sl_jd_prune_ring(jd_input *in)
+{
+    if (!in->wm) return;
+    uint64_t mark = sl_watermark_get(in->wm);
+    while (in->ring_len && in->ring[in->ring_head].end <= mark) {
+        cursor_slot *s = &in->ring[in->ring_head];
+        if (s->cursor) sl_jd_set_acked(in, s->cursor, s->rt_usec);
+        s->cursor = NULL;
+        in->ring_head = (in->ring_head + 1) % RING_CAP;
+        in->ring_len--;
+    }
+    sl_metric_set(in->m_inflight, (int64_t)(in->seq - mark));
+}

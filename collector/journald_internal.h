@@ -1,0 +1,147 @@
+/* The journald input's state, shared by its files; private to them.
+ * collector/journald.h stays the public header.
+ *
+ *   journald.c          configuration, metrics, reading entries into
+ *                       batches, the run loop
+ *   journald_ckpt.c     the checkpoint file and the ring of cursors of the
+ *                       batches in flight (acknowledgements)
+ *   journald_journal.c  opening the journal: matches, seeking to the saved
+ *                       cursor, and directory mode's scan for files
+ *                       sd-journal skips */
+#ifndef SLUICE_COLLECTOR_JOURNALD_INTERNAL_H
+#define SLUICE_COLLECTOR_JOURNALD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+#include <time.h>
+
+#include "collector/journald.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+#define MAX_UNITS        64
+#define MAX_MATCHES      64
+#define MAX_NAMES        64 /* fields.keep, fields.drop */
+#define MAX_LABELS       32 /* static labels */
+#define MAX_LABELS_FROM  16
+#define MAX_SLOTS        (8 + 2 * MAX_NAMES + MAX_LABELS_FROM)
+#define MAX_ENTRY_FIELDS 128 /* extra fields of one entry with fields.keep: ["*"] */
+#define MAX_FIELD_NAME   64  /* the journal's own limit */
+#define RING_CAP         4096
+#define SEEN_CAP         1024
+#define CKPT_MAX         65536
+#define CURSOR_MAX       1024
+#define ENTRIES_PER_TURN 1024
+#define MAX_NEXT_ERRORS  10
+
+enum { START_BEGINNING, START_END };
+enum slot_kind { SLOT_MESSAGE, SLOT_PRIORITY, SLOT_PLAIN };
+
+/* A journal field the input looks for in every entry: where it goes (an
+ * output field, labels, both, or nowhere when dropped). */
+typedef struct slot {
+    const char *jname; /* journal field name */
+    size_t jlen;
+    const char *out; /* output field name; NULL: not emitted as a field */
+    size_t outlen;
+    int kind;
+    const char *labels[MAX_LABELS_FROM];
+    uint32_t nlabels;
+} slot;
+
+/* Acknowledgement bookkeeping: the cursor of the last entry of each batch in
+ * flight, by the batch's end position. Oldest first. */
+typedef struct cursor_slot {
+    uint64_t end;
+    uint64_t rt_usec;
+    char *cursor; /* NULL when sd-journal could not give one */
+} cursor_slot;
+
+typedef struct seen_file {
+    dev_t dev;
+    ino_t ino;
+} seen_file;
+
+typedef struct jd_input {
+    const sl_input_ctx *ctx;
+    /* configuration */
+    const char *directory;
+    char units[MAX_UNITS][256];
+    size_t nunits;
+    const char *matches[MAX_MATCHES];
+    size_t nmatches;
+    int priority; /* max level, 0-7; 7 = no filter */
+    int start_at;
+    bool keep_all;
+    uint64_t max_message_bytes, max_field_bytes, chunk_bytes;
+    uint32_t batch_records;
+    int64_t checkpoint_ms;
+    /* Read from journald_keys as the table types them, then converted. */
+    struct {
+        const char *priority;
+        int64_t batch_records;
+    } keys;
+    slot slots[MAX_SLOTS];
+    size_t nslots;
+    sl_field labels[MAX_LABELS];
+    uint32_t nlabels;
+    char ckpt_path[4096];
+    /* journal */
+    sd_journal *j;
+    bool have_fd;    /* inotify works: sd_journal_wait tells of changes */
+    bool pending;    /* positioned on an entry that was not read yet */
+    int next_errors; /* consecutive sd_journal_next failures */
+    /* entry being read: offsets relative to e_off in chunk */
+    sl_chunk *chunk;
+    size_t e_off;
+    bool present[MAX_SLOTS];
+    uint32_t val_off[MAX_SLOTS], val_len[MAX_SLOTS];
+    uint8_t prio;
+    uint32_t x_key_off[MAX_ENTRY_FIELDS], x_key_len[MAX_ENTRY_FIELDS];
+    uint32_t x_val_off[MAX_ENTRY_FIELDS], x_val_len[MAX_ENTRY_FIELDS];
+    uint32_t nextra;
+    bool entry_failed; /* the entry did not fit in memory */
+    /* batching and acknowledgements */
+    sl_batch *batch;
+    uint64_t batch_begin;
+    uint64_t seq; /* entries read this run: entry k spans positions [k-1, k) */
+    uint64_t last_rt_usec;
+    sl_watermark *wm;
+    cursor_slot *ring;
+    size_t ring_head, ring_len;
+    char *acked_cursor; /* what the checkpoint records */
+    uint64_t acked_rt_usec;
+    bool acked_dirty;
+    char *read_cursor; /* last entry handed on, for reopening */
+    uint64_t read_rt_usec;
+    bool ckpt_damaged; /* both checkpoint generations unreadable */
+    int64_t next_process_ns;
+    int64_t next_pause_ns;
+    /* directory mode: journal files already checked */
+    seen_file seen[SEEN_CAP];
+    size_t nseen, seen_next;
+    int64_t rescan_at_ns; /* a fresh file failed to open: look again then */
+    struct timespec dir_mtime;
+    sl_ratelimit rl_errors;
+    sl_metric *m_records, *m_bytes, *m_truncated, *m_missing, *m_lost, *m_errors, *m_ckpt_errors,
+        *m_ckpt_fallback, *m_inflight;
+} jd_input;
+
+/* journald.c */
+void sl_jd_count_error(jd_input *in, const char *what, int r);
+
+/* journald_ckpt.c */
+void sl_jd_load_checkpoint(jd_input *in, char **cursor, uint64_t *rt);
+void sl_jd_save_checkpoint(jd_input *in);
+void sl_jd_prune_ring(jd_input *in);
+/* The checkpoint moves to cursor (which it takes). */
+void sl_jd_set_acked(jd_input *in, char *cursor, uint64_t rt);
+
+/* journald_journal.c */
+int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec);
+void sl_jd_scan_directory(jd_input *in);
+void sl_jd_check_directory(jd_input *in);
+
+#endif

@@ -28,8 +28,8 @@
 #include "core/batch.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "shipper/buffer.h"
-#include "shipper/spool.h"
+#include "pipeline/buffer.h"
+#include "pipeline/spool.h"
 
 #define PER_BATCH 500
 

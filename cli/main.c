@@ -23,7 +23,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "parsers/json.h"
-#include "shipper/spool.h"
+#include "pipeline/spool.h"
 #include "sluice_version.h"
 
 #define MAX_CONFIGS SL_CONF_MAX_FILES

@@ -25,7 +25,7 @@
 #include "core/config.h"
 #include "parsers/timestamp.h"
 #include "shipper/recjson.h"
-#include "shipper/spool.h"
+#include "pipeline/spool.h"
 
 enum { SP_OK = 0, SP_FAIL = 1, SP_USAGE = 2 };
 

@@ -79,8 +79,22 @@ typedef struct sl_input_ops {
 } sl_input_ops;
 
 /* Where a sink takes its batches from: a memory queue, possibly backed by a
- * disk spool (see shipper/buffer.h). */
+ * disk spool (pipeline/buffer.h). A sink sees only the two calls below;
+ * the pipeline implements them. */
 typedef struct sl_buffer sl_buffer;
+
+/* Oldest first: the spool (older data, including what was left from before
+ * the start), then memory. After close only memory is drained: the spool
+ * keeps its entries for the next start. SL_OK, SL_ETIMEDOUT, or SL_ECLOSED
+ * once closed and memory is drained. */
+int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms);
+/* Gives back a popped batch the sink could not deliver (yet): the next pop
+ * returns it again, oldest first. This is how a sink should retry: a batch
+ * a sink holds keeps the input's checkpoint behind it, so after a crash
+ * everything read since is read again; given back, a memory batch is moved
+ * to the spool (and acknowledged) once memory fills up, and spooled at
+ * sl_buffer_free when the sink stops. */
+void sl_buffer_unpop(sl_buffer *b, sl_batch *batch);
 
 typedef struct sl_sink_ctx {
     const char *name;

@@ -9,7 +9,7 @@
 #include "core/plugin.h"
 #include "parsers/chain.h"
 #include "pipeline/pipeline.h"
-#include "shipper/buffer.h"
+#include "pipeline/buffer.h"
 
 #define SL_PIPELINE_MAX_INPUTS 64
 #define SL_PIPELINE_MAX_SINKS  16

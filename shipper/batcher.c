@@ -5,7 +5,6 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "shipper/buffer.h"
 #include "shipper/retry.h"
 
 struct sl_batcher {

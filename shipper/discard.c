@@ -7,7 +7,6 @@
 
 #include "core/metrics.h"
 #include "core/plugin.h"
-#include "shipper/buffer.h"
 
 typedef struct discard_sink {
     const sl_sink_ctx *ctx;

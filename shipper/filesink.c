@@ -10,7 +10,6 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "shipper/batcher.h"
-#include "shipper/buffer.h"
 #include "shipper/recjson.h"
 
 enum { FORMAT_RAW, FORMAT_JSON };

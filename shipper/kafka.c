@@ -16,7 +16,6 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "shipper/buffer.h"
 #include "shipper/kafka_config.h"
 #include "shipper/kafka_msg.h"
 #include "shipper/recjson.h"

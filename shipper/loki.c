@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "shipper/buffer.h"
 #include "shipper/loki_internal.h"
 
 /* What identifies a batch's content (input, source, times and lines), so

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/fuzz/corpus/spool/raw_refs_v2.seg: two uncompressed format-2
 spool entries whose fields point into their record's line (see the batch
-codec in shipper/spool_codec.c). The first is valid; the second has a field that
+codec in pipeline/spool_codec.c). The first is valid; the second has a field that
 points past the end of its line and must be counted as damaged. Unit tests
 read it back (tests/unit/test_spool.c) and the fuzzer starts from it.
 

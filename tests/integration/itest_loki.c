@@ -22,7 +22,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "shipper/buffer.h"
+#include "pipeline/buffer.h"
 #include "shipper/loki.h"
 #include "tests/helpers.h"
 #include "tests/loki_receiver.h"

@@ -18,7 +18,7 @@
 #include "core/metrics.h"
 #include "core/plugin.h"
 #include "shipper/batcher.h"
-#include "shipper/buffer.h"
+#include "pipeline/buffer.h"
 #include "shipper/filesink.h"
 #include "tests/helpers.h"
 

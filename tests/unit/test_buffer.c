@@ -18,8 +18,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "shipper/buffer.h"
-#include "shipper/spool.h"
+#include "pipeline/buffer.h"
+#include "pipeline/spool.h"
 #include "tests/helpers.h"
 
 /* A batch of n records, ids first..first+n-1, as an input makes it: its

@@ -17,7 +17,7 @@
 #include "core/batch.h"
 #include "core/err.h"
 #include "core/metrics.h"
-#include "shipper/spool.h"
+#include "pipeline/spool.h"
 #include "tests/helpers.h"
 
 #define T0 1700000000000000000LL /* record times: T0 + id */

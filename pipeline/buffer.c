@@ -1,4 +1,4 @@
-#include "shipper/buffer.h"
+#include "pipeline/buffer.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shipper/spool_codec.h"
+#include "pipeline/spool_codec.h"
 
 /* Bounds that reject a payload before it is allocated for. */
 #define DECODE_ARENA_MAX ((size_t)512 << 20)

@@ -10,7 +10,7 @@
 #include "core/batch.h"
 #include "core/err.h"
 #include "core/plugin.h"
-#include "shipper/spool.h"
+#include "pipeline/spool.h"
 
 enum sl_when_full { SL_WHEN_FULL_BLOCK, SL_WHEN_FULL_DROP_OLDEST };
 
@@ -48,18 +48,8 @@ void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out);
  * backoff. SL_ECLOSED after close: the batch was not taken and the caller
  * still owes its sl_batch_done. */
 int sl_buffer_push(sl_buffer *b, sl_batch *batch);
-/* Oldest first: the spool (older data, including what was left from before
- * the start), then memory. After close only memory is drained: the spool
- * keeps its entries for the next start. SL_OK, SL_ETIMEDOUT, or SL_ECLOSED
- * once closed and memory is drained. */
-int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms);
-/* Gives back a popped batch the sink could not deliver (yet): the next pop
- * returns it again, oldest first. This is how a sink should retry: a batch
- * a sink holds keeps the input's checkpoint behind it, so after a crash
- * everything read since is read again; given back, a memory batch is moved
- * to the spool (and acknowledged) once memory fills up, and spooled at
- * sl_buffer_free when the sink stops. */
-void sl_buffer_unpop(sl_buffer *b, sl_batch *batch);
+/* sl_buffer_pop and sl_buffer_unpop, the sink's side, are declared in
+ * core/plugin.h with the rest of what a sink sees. */
 /* No more pushes: pushes waiting for room return SL_ECLOSED at once (the
  * inputs' side closes first at shutdown, so a full buffer cannot hold an
  * input thread); pops drain what is left in memory. Batches given back

@@ -1,5 +1,5 @@
 /* The live spool's state, shared by spool.c (open, close, segment list,
- * cursor, writer) and spool_reader.c; private to them. shipper/spool.h
+ * cursor, writer) and spool_reader.c; private to them. pipeline/spool.h
  * stays the public header. spool.c was one 2,100-line file until its
  * codec, segment reading, reader and inspection became files of their own:
  *
@@ -19,9 +19,9 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "shipper/spool.h"
-#include "shipper/spool_codec.h"
-#include "shipper/spool_segment.h"
+#include "pipeline/spool.h"
+#include "pipeline/spool_codec.h"
+#include "pipeline/spool_segment.h"
 
 static inline uint64_t sat_sub(uint64_t a, uint64_t b)
 {

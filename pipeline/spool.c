@@ -2,7 +2,7 @@
  * segment list and its accounting, the cursor file, and the writer. The
  * reader is in spool_reader.c; the files they share are described in
  * spool_internal.h. */
-#include "shipper/spool.h"
+#include "pipeline/spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 
 #include "core/crc32c.h"
 #include "core/fsutil.h"
-#include "shipper/spool_internal.h"
+#include "pipeline/spool_internal.h"
 
 #define SEG_DEFAULT     ((uint64_t)64 << 20)
 #define CURSOR_EVERY_NS (200 * 1000000LL)

@@ -15,8 +15,8 @@
 
 #include "core/crc32c.h"
 #include "core/fsutil.h"
-#include "shipper/spool_codec.h"
-#include "shipper/spool_segment.h"
+#include "pipeline/spool_codec.h"
+#include "pipeline/spool_segment.h"
 
 #define RD_WINDOW       ((size_t)1 << 20)
 #define SEG_NAME_DIGITS 20

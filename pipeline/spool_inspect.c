@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shipper/spool_segment.h"
+#include "pipeline/spool_segment.h"
 
 /* ------------------------------------------------------------- inspection */
 

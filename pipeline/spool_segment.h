@@ -1,6 +1,6 @@
 /* Reading spool segments (spool_segment.c): the entry header constants,
  * the read window, entry scanning and decoding, and the names of segment
- * and cursor files. Private to shipper/spool*.c. */
+ * and cursor files. Private to pipeline/spool*.c. */
 #ifndef SLUICE_SHIPPER_SPOOL_SEGMENT_H
 #define SLUICE_SHIPPER_SPOOL_SEGMENT_H
 
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <zstd.h>
 
-#include "shipper/spool.h"
+#include "pipeline/spool.h"
 
 /* Format 2: fields may point into their record's line (REF_STR); 1 is
  * still read. */

@@ -1,5 +1,5 @@
 /* The spool's batch codec (spool_codec.c) and the little-endian helpers
- * that it and the entry header share. Private to shipper/spool*.c. */
+ * that it and the entry header share. Private to pipeline/spool*.c. */
 #ifndef SLUICE_SHIPPER_SPOOL_CODEC_H
 #define SLUICE_SHIPPER_SPOOL_CODEC_H
 

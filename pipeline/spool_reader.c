@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shipper/spool_internal.h"
+#include "pipeline/spool_internal.h"
 
 /* ----------------------------------------------------------------- reader */
 

@@ -191,7 +191,7 @@ sluice_spool_corrupt_entries_total sluice_spool_dropped_records_total sluice_spo
 sluice_sink_adjusted_total sluice_input_files_refused_total"
 KNOWN="$TMP/known-metrics"
 {
-    grep -rhoE 'sl_(counter|gauge)\(\s*"sluice_[a-z0-9_]+"' "$SRC"/core "$SRC"/collector "$SRC"/parsers \
+    grep -rhoE 'sl_(counter|gauge)\(\s*"sluice_[a-z0-9_]+"' "$SRC"/core "$SRC"/collector "$SRC"/parsers "$SRC"/pipeline "$SRC"/net \
         "$SRC"/shipper "$SRC"/cli 2>/dev/null | grep -oE 'sluice_[a-z0-9_]+'
     grep -ohE '# TYPE sluice_[a-z0-9_]+' "$SRC"/cli/http_*.c | grep -oE 'sluice_[a-z0-9_]+'
 } | sort -u >"$KNOWN"

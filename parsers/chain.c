@@ -134,10 +134,10 @@ static void carry_cut_time(cut_time *ct, const sl_batch *b, sl_record *r)
     }
 }
 
-/* Runs steps [from, n) on one record. */
-static void run_steps(sl_chain *c, size_t from, sl_batch *b, sl_record *r)
+/* Runs the steps on one record. */
+static void run_steps(sl_chain *c, sl_batch *b, sl_record *r)
 {
-    for (size_t k = from; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
+    for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
         step *s = &c->steps[k];
         sl_err err;
         err.msg[0] = '\0';
@@ -151,7 +151,7 @@ static void run_steps(sl_chain *c, size_t from, sl_batch *b, sl_record *r)
 
 void sl_chain_run_record(sl_chain *c, sl_batch *b, sl_record *r)
 {
-    run_steps(c, 0, b, r);
+    run_steps(c, b, r);
     if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
 }
 
@@ -159,19 +159,4 @@ void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
     for (uint32_t i = 0; i < b->nrecords; i++) sl_chain_run_record(c, b, &b->records[i]);
-}
-
-sl_batch *sl_chain_take_partials(sl_chain *c, int64_t now_ns)
-{
-    if (!c) return NULL;
-    for (size_t k = 0; k < c->n; k++) {
-        step *s = &c->steps[k];
-        if (!s->ops->take_held) continue;
-        sl_batch *nb = s->ops->take_held(s->state, now_ns);
-        if (!nb) continue;
-        /* What the step held has been through the steps before it. */
-        for (uint32_t i = 0; i < nb->nrecords; i++) run_steps(c, k + 1, nb, &nb->records[i]);
-        return nb;
-    }
-    return NULL;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/metrics.h"
 #include "parsers/step.h"
 
@@ -75,6 +76,15 @@ int sl_chain_new(sl_cfg *cfg, const sl_cfg_node *steps, const char *input, sl_ch
     int rc = 0;
     for (size_t i = 0; i < steps->n; i++) {
         if (build_step(cfg, steps->items[i], input, &c->steps[c->n]) != 0) rc = -1;
+        const sl_step_ops *ops = c->steps[c->n].ops;
+        /* Partial lines are joined by the input's framing, which only a
+         * leading cri/docker step configures (collector/container_frame.h):
+         * a later one parses each piece alone. */
+        if (i > 0 && ops && (strcmp(ops->name, "cri") == 0 || strcmp(ops->name, "docker") == 0))
+            sl_log(SL_LOG_WARN, "parse_step_not_first",
+                   "input=%s step=%s position=%zu: partial lines are not joined; make it the "
+                   "first step to join them",
+                   input, ops->name, i + 1);
         c->n++;
     }
     if (rc != 0) {

@@ -471,6 +471,39 @@ static void test_cri_unfinished_ships(void **state)
     sl_watermark_unref(w);
 }
 
+/* The step on its own is a pure function of one record: without the
+ * framing (a cri step that is not first gets none) a partial piece is
+ * parsed alone, nothing is held. What the framing parsed leaves the chain
+ * without its SL_RF_FRAMED mark. */
+static void test_cri_step_alone(void **state)
+{
+    (void)state;
+    fixture fx = {0};
+    sl_chain *c = chain_from(&fx, "in_cri_alone", "parse:\n  - sample: {one_in: 1}\n  - cri: {}\n");
+    assert_null(fx.frame);
+    const char *A = "/var/log/containers/a_ns_c-1.log";
+    const char *l1[] = {"2023-10-06T00:17:09Z stdout P hal", "2023-10-06T00:17:10Z stderr F f"};
+    sl_batch *b = batch_of(A, l1, 2);
+    sl_chain_run(c, b);
+    expect_clean(&b->records[0]);
+    assert_false(b->records[0].flags & SL_RF_DROPPED);
+    expect_line(&b->records[0], "hal");
+    expect_field(&b->records[0], "stream", "stdout");
+    expect_line(&b->records[1], "f");
+    sl_batch_unref(b);
+    fx_free(&fx);
+
+    chain_from(&fx, "in_cri_framed", "parse:\n  - cri: {}\n");
+    assert_non_null(fx.frame);
+    b = batch_of(A, l1, 2);
+    run(&fx, b);
+    assert_true(b->records[0].flags & SL_RF_DROPPED);
+    expect_line(&b->records[1], "f");
+    for (int i = 0; i < 2; i++) assert_false(b->records[i].flags & SL_RF_FRAMED);
+    sl_batch_unref(b);
+    fx_free(&fx);
+}
+
 static void test_docker(void **state)
 {
     (void)state;
@@ -795,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_cri_partial_join_per_source),
         cmocka_unit_test(test_cri_held_piece_delays_ack),
         cmocka_unit_test(test_cri_unfinished_ships),
+        cmocka_unit_test(test_cri_step_alone),
         cmocka_unit_test(test_docker),
         cmocka_unit_test(test_syslog),
         cmocka_unit_test(test_timestamp_formats),

@@ -14,6 +14,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "collector/container_frame.h"
 #include "parsers/cri.h"
 #include "parsers/logfmt.h"
 #include "parsers/regex.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "collector/container_frame.h"
 #include "collector/multiline.h"
 #include "core/batch.h"
 #include "core/buf.h"
@@ -29,6 +30,7 @@ typedef struct span {
 
 typedef struct dryrun {
     const char *input;
+    sl_container_frame *frame;
     sl_chain *chain;
     sl_multiline *ml;
     sl_field labels[MAX_LABELS];
@@ -81,6 +83,7 @@ static int emit(dryrun *d, const char *data, size_t len)
             sl_record *r = sl_batch_add(b, (sl_slice){c->data + s->off, s->n}, now, 0);
             r->flags = s->flags;
         }
+        sl_container_frame_run(d->frame, b);
         sl_chain_run(d->chain, b);
         out.len = 0;
         for (uint32_t i = 0; i < b->nrecords; i++) {
@@ -186,10 +189,17 @@ int sl_dryrun_stdin(sl_cfg *cfg, const char *input, int fd, FILE *out, sl_err *e
         free(d);
         return sl_errf(err, SL_EINVAL, "input %s: invalid parse steps", input);
     }
+    int frc = sl_container_frame_new(cfg, sl_cfg_get(node, "parse"), input, &d->frame);
+    if (frc != SL_OK) {
+        sl_chain_free(d->chain);
+        free(d);
+        return sl_errf(err, frc, "input %s: cannot set up container framing", input);
+    }
     /* Multiline framing belongs to the file input; journald entries are
      * records already, one per line here. */
     if (strcmp(type, "file") == 0 &&
         sl_multiline_new(cfg, sl_cfg_get(node, "multiline"), &d->ml) != 0) {
+        sl_container_frame_free(d->frame);
         sl_chain_free(d->chain);
         free(d);
         return sl_errf(err, SL_EINVAL, "input %s: invalid multiline", input);
@@ -226,6 +236,7 @@ int sl_dryrun_stdin(sl_cfg *cfg, const char *input, int fd, FILE *out, sl_err *e
                             : sl_errf(err, SL_EIO, "writing records failed");
     free(buf);
     sl_multiline_free(d->ml);
+    sl_container_frame_free(d->frame);
     sl_chain_free(d->chain);
     free(d);
     return rc;

@@ -48,6 +48,8 @@ enum sl_record_flags {
     SL_RF_ML_CUT = 1 << 5,        /* multiline record cut at max_lines/max_bytes */
     SL_RF_ML_CONT = 1 << 6,       /* the rest of a cut multiline record */
     SL_RF_PARSE_WARNING = 1 << 7, /* parsed, part missing (`parse_warning` field) */
+    SL_RF_FRAMED = 1 << 8,        /* container framing already parsed the line (collector/
+                                   * container_frame.h): the cri/docker step clears it */
 };
 
 typedef struct sl_record {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/metrics.h"
 #include "parsers/step.h"
 
@@ -75,6 +76,15 @@ int sl_chain_new(sl_cfg *cfg, const sl_cfg_node *steps, const char *input, sl_ch
     int rc = 0;
     for (size_t i = 0; i < steps->n; i++) {
         if (build_step(cfg, steps->items[i], input, &c->steps[c->n]) != 0) rc = -1;
+        const sl_step_ops *ops = c->steps[c->n].ops;
+        /* Partial lines are joined by the input's framing, which only a
+         * leading cri/docker step configures (collector/container_frame.h):
+         * a later one parses each piece alone. */
+        if (i > 0 && ops && (strcmp(ops->name, "cri") == 0 || strcmp(ops->name, "docker") == 0))
+            sl_log(SL_LOG_WARN, "parse_step_not_first",
+                   "input=%s step=%s position=%zu: partial lines are not joined; make it the "
+                   "first step to join them",
+                   input, ops->name, i + 1);
         c->n++;
     }
     if (rc != 0) {
@@ -134,10 +144,10 @@ static void carry_cut_time(cut_time *ct, const sl_batch *b, sl_record *r)
     }
 }
 
-/* Runs steps [from, n) on one record. */
-static void run_steps(sl_chain *c, size_t from, sl_batch *b, sl_record *r)
+/* Runs the steps on one record. */
+static void run_steps(sl_chain *c, sl_batch *b, sl_record *r)
 {
-    for (size_t k = from; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
+    for (size_t k = 0; k < c->n && !(r->flags & SL_RF_DROPPED); k++) {
         step *s = &c->steps[k];
         sl_err err;
         err.msg[0] = '\0';
@@ -151,7 +161,7 @@ static void run_steps(sl_chain *c, size_t from, sl_batch *b, sl_record *r)
 
 void sl_chain_run_record(sl_chain *c, sl_batch *b, sl_record *r)
 {
-    run_steps(c, 0, b, r);
+    run_steps(c, b, r);
     if (r->flags & (SL_RF_ML_CUT | SL_RF_ML_CONT)) carry_cut_time(&c->cut, b, r);
 }
 
@@ -159,19 +169,4 @@ void sl_chain_run(sl_chain *c, sl_batch *b)
 {
     if (!c) return;
     for (uint32_t i = 0; i < b->nrecords; i++) sl_chain_run_record(c, b, &b->records[i]);
-}
-
-sl_batch *sl_chain_take_partials(sl_chain *c, int64_t now_ns)
-{
-    if (!c) return NULL;
-    for (size_t k = 0; k < c->n; k++) {
-        step *s = &c->steps[k];
-        if (!s->ops->take_held) continue;
-        sl_batch *nb = s->ops->take_held(s->state, now_ns);
-        if (!nb) continue;
-        /* What the step held has been through the steps before it. */
-        for (uint32_t i = 0; i < nb->nrecords; i++) run_steps(c, k + 1, nb, &nb->records[i]);
-        return nb;
-    }
-    return NULL;
 }

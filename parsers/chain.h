@@ -15,15 +15,6 @@ typedef struct sl_chain sl_chain;
  * steps. */
 int sl_chain_new(sl_cfg *cfg, const sl_cfg_node *steps, const char *input, sl_chain **out);
 void sl_chain_run(sl_chain *c, sl_batch *b);
-/* Container messages (`cri`, `docker` steps) whose final piece has not come
- * within the step's flush_partial_after, as of now_ns (sl_monotonic_ns;
- * INT64_MAX: every one): a new batch of them, each marked
- * `partial: flush_partial_after`, counted, and run through the steps after
- * the joining one. The batches that held their pieces are acknowledged
- * after it, so an unfinished message never holds the checkpoint for long.
- * NULL when there is none; call again until NULL. On the input's thread,
- * like sl_chain_run; the caller routes the batch like any other. */
-sl_batch *sl_chain_take_partials(sl_chain *c, int64_t now_ns);
 /* One record of b (a step that picks a chain per record, e.g. kubernetes). */
 void sl_chain_run_record(sl_chain *c, sl_batch *b, sl_record *r);
 void sl_chain_free(sl_chain *c);

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "core/json_str.h"
-#include "core/log.h"
 #include "parsers/timestamp.h"
 
 #define DOCKER_MAX_DEPTH 64 /* bits in the skip_value stack */
@@ -169,131 +168,13 @@ int sl_docker_parse(const char *p, size_t n, sl_cri_line *out, sl_err *err)
     return 0;
 }
 
-/* Unescapes at most cap output bytes; *cut when input was left over. The
- * docker daemon wrote the string, but nothing checked it since: a
- * malformed escape loses its backslash, as lenient decoders do. */
-static size_t json_unescape(sl_slice v, char *dst, size_t cap, bool *cut)
-{
-    size_t o;
-    *cut = sl_json_unescape_to(v.p, v.n, dst, cap, SL_JSON_BAD_LOOSE, &o) == SL_EFULL;
-    return o;
-}
-
 size_t sl_docker_unescape(sl_slice v, char *dst)
 {
-    bool cut;
-    return json_unescape(v, dst, v.n, &cut);
-}
-
-/* ---- partial-line joining ---- */
-
-typedef struct held {
-    char *buf;
-    size_t len, cap;
-    int64_t time_ns;
-    int64_t since_ns; /* monotonic: when its first piece came */
-    bool active, truncated;
-} held;
-
-struct sl_cri_joiner {
-    size_t max;
-    held s[2];
-};
-
-int sl_cri_joiner_new(size_t max_bytes, sl_cri_joiner **out)
-{
-    *out = calloc(1, sizeof **out);
-    if (!*out) return SL_ENOMEM;
-    (*out)->max = max_bytes ? max_bytes : 1;
-    return 0;
-}
-
-void sl_cri_joiner_free(sl_cri_joiner *j)
-{
-    if (!j) return;
-    free(j->s[0].buf);
-    free(j->s[1].buf);
-    free(j);
-}
-
-size_t sl_cri_joiner_pending(const sl_cri_joiner *j)
-{
-    return (j->s[0].active ? j->s[0].len : 0) + (j->s[1].active ? j->s[1].len : 0);
-}
-
-/* Makes room for want more bytes, up to max; false on ENOMEM. */
-static bool reserve(held *h, size_t want, size_t max)
-{
-    size_t need = h->len + want;
-    if (need > max) need = max;
-    if (need <= h->cap) return true;
-    size_t cap = h->cap ? h->cap : 256;
-    if (cap > max) cap = max;
-    while (cap < need) cap = cap > max / 2 ? max : cap * 2;
-    char *nb = realloc(h->buf, cap);
-    if (!nb) return false;
-    h->buf = nb;
-    h->cap = cap;
-    return true;
-}
-
-int sl_cri_joiner_add(sl_cri_joiner *j, const sl_cri_line *l, sl_slice *msg, int64_t *time_ns,
-                      unsigned *flags)
-{
-    held *h = &j->s[l->stream == SL_CRI_STDERR];
-    *flags = 0;
-    if (!h->active && !l->partial) {
-        *msg = l->msg;
-        *time_ns = l->time_ns;
-        return 0;
-    }
-    if (!h->active) {
-        h->active = true;
-        h->len = 0;
-        h->time_ns = l->time_ns;
-        h->since_ns = sl_monotonic_ns();
-        h->truncated = false;
-    }
-    /* A piece is taken whole: held text stays under max, so the buffer is
-     * bounded by max plus one line (which the input bounds). */
-    int rc = 0;
-    if (!reserve(h, l->msg.n, h->len + l->msg.n)) {
-        h->truncated = true;
-        rc = SL_ENOMEM;
-    }
-    size_t room = h->cap - h->len;
-    if (l->escaped) {
-        bool cut;
-        h->len += json_unescape(l->msg, h->buf + h->len, room, &cut);
-        h->truncated |= cut;
-    } else {
-        size_t k = l->msg.n < room ? l->msg.n : room;
-        if (k) memcpy(h->buf + h->len, l->msg.p, k);
-        h->len += k;
-        h->truncated |= k < l->msg.n;
-    }
-    bool full = h->len >= j->max;
-    if (l->partial && rc == 0 && !full) return SL_EAGAIN;
-    *msg = (sl_slice){h->buf ? h->buf : "", h->len};
-    *time_ns = h->time_ns;
-    *flags = (h->truncated ? SL_CRI_TRUNCATED : 0u) | (l->partial ? SL_CRI_CUT_SIZE : 0u);
-    h->active = false;
-    return 0;
-}
-
-int sl_cri_joiner_take(sl_cri_joiner *j, int64_t held_before_ns, sl_slice *msg, int64_t *time_ns,
-                       int *stream)
-{
-    for (int k = 0; k < 2; k++) {
-        held *h = &j->s[k];
-        if (!h->active || h->since_ns >= held_before_ns) continue;
-        *msg = (sl_slice){h->buf ? h->buf : "", h->len};
-        *time_ns = h->time_ns;
-        *stream = k;
-        h->active = false;
-        return 0;
-    }
-    return SL_ENOENT;
+    /* The docker daemon wrote the string, but nothing checked it since: a
+     * malformed escape loses its backslash, as lenient decoders do. */
+    size_t o;
+    sl_json_unescape_to(v.p, v.n, dst, v.n, SL_JSON_BAD_LOOSE, &o);
+    return o;
 }
 
 int sl_cri_mark_partial(sl_batch *b, sl_record *r, int stream, const char *why, sl_err *err)
@@ -305,22 +186,10 @@ int sl_cri_mark_partial(sl_batch *b, sl_record *r, int stream, const char *why, 
     return 0;
 }
 
-static int finish(sl_batch *b, sl_record *r, const sl_cri_line *l, sl_cri_joiner *j, bool *cut,
-                  const char *who, sl_err *err)
+int sl_cri_record_set(sl_batch *b, sl_record *r, const sl_cri_line *l, sl_slice msg,
+                      int64_t time_ns, unsigned flags, const char *who, sl_err *err)
 {
-    sl_slice msg = l->msg;
-    int64_t t = l->time_ns;
-    unsigned flags = 0;
-    if (cut) *cut = false;
-    if (j) {
-        int rc = sl_cri_joiner_add(j, l, &msg, &t, &flags);
-        if (rc == SL_EAGAIN) {
-            r->time_ns = l->time_ns;
-            r->flags |= SL_RF_DROPPED;
-            return 0;
-        }
-    }
-    if (msg.p != l->msg.p) { /* the joiner's buffer: copy it out */
+    if (msg.p != l->msg.p) { /* a joiner's buffer: copy it out */
         char *d = sl_arena_alloc(&b->arena, msg.n + 1);
         if (!d) return sl_errf(err, SL_ENOMEM, "%s: batch arena full", who);
         memcpy(d, msg.p, msg.n);
@@ -336,26 +205,23 @@ static int finish(sl_batch *b, sl_record *r, const sl_cri_line *l, sl_cri_joiner
         !sl_record_add_field(b, r, SL_SLICE_LIT("partial"), SL_SLICE_LIT("max_bytes"), SL_V_STRING))
         return sl_errf(err, SL_ENOMEM, "%s: batch arena full", who);
     r->line = msg;
-    r->time_ns = t;
+    r->time_ns = time_ns;
     if (flags & SL_CRI_TRUNCATED) r->flags |= SL_RF_TRUNCATED;
-    if (cut) *cut = (flags & SL_CRI_CUT_SIZE) != 0;
     return 0;
 }
 
-int sl_cri_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_cri_joiner *j, bool *cut,
-                        sl_err *err)
+int sl_cri_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_err *err)
 {
     sl_cri_line l;
     int rc = sl_cri_parse(in.p, in.n, &l, err);
-    return rc ? rc : finish(b, r, &l, j, cut, "cri", err);
+    return rc ? rc : sl_cri_record_set(b, r, &l, l.msg, l.time_ns, 0, "cri", err);
 }
 
-int sl_docker_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_cri_joiner *j, bool *cut,
-                           sl_err *err)
+int sl_docker_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_err *err)
 {
     sl_cri_line l;
     int rc = sl_docker_parse(in.p, in.n, &l, err);
-    return rc ? rc : finish(b, r, &l, j, cut, "docker", err);
+    return rc ? rc : sl_cri_record_set(b, r, &l, l.msg, l.time_ns, 0, "docker", err);
 }
 
 /* ---- Kubernetes metadata ---- */

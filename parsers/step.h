@@ -41,11 +41,6 @@ typedef struct sl_step_ops {
      * marks the record (parse_error) and ships it raw. */
     int (*apply)(void *state, sl_batch *b, sl_record *r, sl_err *err);
     void (*destroy)(void *state);
-    /* Optional, for steps that hold pieces of a record across batches
-     * (cri, docker): a new batch of what waited since before now_ns
-     * (INT64_MAX: everything), which the chain runs through the steps after
-     * this one. NULL when there is nothing; called until NULL. */
-    sl_batch *(*take_held)(void *state, int64_t now_ns);
 } sl_step_ops;
 
 /* The step of that name (parsers/steps.def), or NULL. */

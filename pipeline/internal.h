@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "collector/container_frame.h"
 #include "core/plugin.h"
 #include "parsers/chain.h"
 #include "pipeline/pipeline.h"
@@ -20,6 +21,7 @@ typedef struct sl_input_rt {
     sl_input_ctx ctx;
     const sl_input_ops *ops;
     void *state;
+    sl_container_frame *frame; /* container partials, before the chain (NULL: none) */
     sl_chain *chain;
     pthread_t thread;
     bool started;

@@ -107,7 +107,10 @@ static int teardown(sl_pipeline *a)
     /* Last: inputs save checkpoints now that every ack has arrived. */
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].state) a->inputs[i].ops->destroy(a->inputs[i].state);
-    for (int i = 0; i < a->ninputs; i++) sl_chain_free(a->inputs[i].chain);
+    for (int i = 0; i < a->ninputs; i++) {
+        sl_container_frame_free(a->inputs[i].frame);
+        sl_chain_free(a->inputs[i].chain);
+    }
     if (a->nsinks)
         sl_log(timed_out ? SL_LOG_WARN : SL_LOG_INFO, "agent_shutdown",
                "delivered=%llu spooled=%llu left=%llu elapsed_ms=%lld timed_out=%d",
@@ -171,6 +174,10 @@ static int start_input(sl_pipeline *a, const sl_cfg_node *n, const sl_cfg_node *
     in->ctx.stop = &a->inputs_stop;
     if (sl_chain_new(cfg, sl_cfg_get(n, "parse"), in->ctx.name, &in->chain) != 0)
         return sl_errf(err, SL_EINVAL, "input %s: invalid parse steps", in->ctx.name);
+    /* A leading cri/docker step's joining runs as the input's framing. */
+    int rc = sl_container_frame_new(cfg, sl_cfg_get(n, "parse"), in->ctx.name, &in->frame);
+    if (rc != SL_OK)
+        return sl_errf(err, rc, "input %s: cannot set up container framing", in->ctx.name);
     return in->ops->create(&in->ctx, &in->state, err);
 }
 

@@ -1,6 +1,6 @@
-/* Routing, on each input's thread: parse steps, the observer, then one
- * reference of the batch to every sink's buffer (fan-out). And the threads
- * themselves. */
+/* Routing, on each input's thread: container framing, parse steps, the
+ * observer, then one reference of the batch to every sink's buffer
+ * (fan-out). And the threads themselves. */
 #include <stdatomic.h>
 
 #include "core/log.h"
@@ -39,8 +39,10 @@ static int deliver(sl_input_rt *in, sl_batch *b)
 static int deliver_partials(sl_input_rt *in)
 {
     sl_batch *b;
-    while ((b = sl_chain_take_partials(in->chain, sl_monotonic_ns())))
+    while ((b = sl_container_frame_take(in->frame, sl_monotonic_ns()))) {
+        sl_chain_run(in->chain, b);
         if (deliver(in, b) != SL_OK) return SL_ECLOSED;
+    }
     return SL_OK;
 }
 
@@ -51,6 +53,7 @@ int sl_pipeline_route(void *arg, sl_batch *b)
         sl_batch_unref(b);
         return SL_ECLOSED;
     }
+    sl_container_frame_run(in->frame, b);
     sl_chain_run(in->chain, b);
     return deliver(in, b);
 }

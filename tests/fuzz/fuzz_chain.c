@@ -1,5 +1,6 @@
 /* The parse chain as an input runs it: one fixed chain of many steps over
- * the fuzzer's bytes split into lines. An empty line ends a batch; batches
+ * the fuzzer's bytes split into lines, after the container framing its
+ * leading cri step asks for. An empty line ends a batch; batches
  * alternate between two container log sources, so partial CRI lines are
  * held and joined across batches and sources; what is unfinished at the
  * end is taken out as when flush_partial_after passes. */
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collector/container_frame.h"
 #include "core/batch.h"
 #include "core/config.h"
 #include "parsers/chain.h"
@@ -36,16 +38,21 @@ static const char *const sources[] = {
     "/var/log/pods/ns_b-2_uid/c/0.log",
 };
 
-static sl_chain *the_chain(void)
+static sl_chain *the_chain(sl_container_frame **frame)
 {
     static sl_chain *c;
+    static sl_container_frame *f;
     static sl_cfg *cfg;
     if (!c) {
         cfg = sl_cfg_new();
         if (!cfg || sl_cfg_load_string(cfg, "fuzz.yml", chain_yaml, strlen(chain_yaml)) != 0 ||
-            sl_chain_new(cfg, sl_cfg_get(sl_cfg_root(cfg), "parse"), "fuzz", &c) != 0 || !c)
+            sl_chain_new(cfg, sl_cfg_get(sl_cfg_root(cfg), "parse"), "fuzz", &c) != 0 || !c ||
+            sl_container_frame_new(cfg, sl_cfg_get(sl_cfg_root(cfg), "parse"), "fuzz", &f) !=
+                SL_OK ||
+            !f)
             abort();
     }
+    *frame = f;
     return c;
 }
 
@@ -73,7 +80,8 @@ static void check(const sl_batch *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    sl_chain *c = the_chain();
+    sl_container_frame *f;
+    sl_chain *c = the_chain(&f);
     /* Lines are copied into one buffer the batches point into, as a chunk. */
     char *copy = malloc(size ? size : 1);
     if (!copy) return 0;
@@ -90,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (n > 0) sl_batch_add(b, (sl_slice){copy + s, n}, (int64_t)1700000000 * 1000000000, i);
         if (n == 0 || b->nrecords == BATCH_MAX || i == size) {
+            sl_container_frame_run(f, b);
             sl_chain_run(c, b);
             check(b);
             sl_batch_unref(b);
@@ -100,8 +109,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (b) sl_batch_unref(b);
     /* Unfinished container messages, shipped as their time is up (all of
      * them here): each a batch of its own, run through the later steps. */
-    for (sl_batch *p; (p = sl_chain_take_partials(c, INT64_MAX));) {
+    for (sl_batch *p; (p = sl_container_frame_take(f, INT64_MAX));) {
         if (p->nrecords == 0 || p->nrecords > 2) abort();
+        sl_chain_run(c, p);
         check(p);
         sl_batch_unref(p);
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/batch.h"
+#include "collector/container_frame.h"
 #include "parsers/cri.h"
 
 static void inside(const char *p, size_t n, sl_slice s)
@@ -40,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(u);
         }
         sl_record r = {.line = {l, n}};
-        if (sl_cri_parse_record(b, &r, r.line, j, NULL, NULL) != 0)
-            sl_docker_parse_record(b, &r, r.line, j, NULL, NULL);
+        if (sl_cri_join_record(b, &r, false, j, NULL, NULL) != 0)
+            sl_cri_join_record(b, &r, true, j, NULL, NULL);
         /* Each stream holds less than max_bytes (256): a message reaching
          * it is given out at once. */
         if (sl_cri_joiner_pending(j) > 2 * 255) abort();

@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "core/log.h"
+#include "collector/container_frame.h"
 #include "parsers/chain.h"
 #include "tests/helpers.h"
 
@@ -24,6 +25,7 @@
 
 typedef struct fixture {
     sl_cfg *cfg;
+    sl_container_frame *frame; /* what a leading cri/docker step asks for */
     sl_chain *chain;
 } fixture;
 
@@ -39,6 +41,7 @@ static sl_chain *chain_from(fixture *fx, const char *input, const char *yaml)
     if (rc != 0) fail_msg("chain: %s", sl_cfg_error_at(fx->cfg, 0));
     assert_int_equal(sl_cfg_nerrors(fx->cfg), 0);
     assert_non_null(fx->chain);
+    assert_int_equal(sl_container_frame_new(fx->cfg, steps, input, &fx->frame), SL_OK);
     return fx->chain;
 }
 
@@ -65,10 +68,28 @@ static void chain_fails(const char *yaml, ...)
 
 static void fx_free(fixture *fx)
 {
+    sl_container_frame_free(fx->frame);
+    fx->frame = NULL;
     sl_chain_free(fx->chain);
     sl_cfg_free(fx->cfg);
     fx->chain = NULL;
     fx->cfg = NULL;
+}
+
+/* A batch through the input's framing and its steps, as pipeline/route.c
+ * runs it. */
+static void run(fixture *fx, sl_batch *b)
+{
+    sl_container_frame_run(fx->frame, b);
+    sl_chain_run(fx->chain, b);
+}
+
+/* Messages the framing gives up waiting for, through the steps. */
+static sl_batch *take_partials(fixture *fx, int64_t now_ns)
+{
+    sl_batch *b = sl_container_frame_take(fx->frame, now_ns);
+    if (b) sl_chain_run(fx->chain, b);
+    return b;
 }
 
 static sl_batch *batch_of(const char *source, const char *const *lines, size_t n)
@@ -268,11 +289,11 @@ static void test_logfmt(void **state)
 
 /* ------------------------------------------------------------ cri/docker */
 
-static sl_record *run_one(sl_chain *c, const char *source, const char *line, sl_batch **out)
+static sl_record *run_one(fixture *fx, const char *source, const char *line, sl_batch **out)
 {
     const char *lines[] = {line};
     *out = batch_of(source, lines, 1);
-    sl_chain_run(c, *out);
+    run(fx, *out);
     return &(*out)->records[0];
 }
 
@@ -280,7 +301,7 @@ static void test_cri_partial_join_per_source(void **state)
 {
     (void)state;
     fixture fx = {0};
-    sl_chain *c = chain_from(&fx, "in_cri", "parse:\n  - cri: {}\n");
+    chain_from(&fx, "in_cri", "parse:\n  - cri: {}\n");
     const char *A = "/var/log/containers/a_ns_c-1.log";
     const char *B = "/var/log/containers/b_ns_c-2.log";
     sl_batch *b1, *b2, *b3, *b4;
@@ -289,13 +310,13 @@ static void test_cri_partial_join_per_source(void **state)
     const char *l1[] = {"2023-10-06T00:17:09.5Z stdout P alpha ",
                         "2023-10-06T00:17:09.6Z stdout P beta "};
     b1 = batch_of(A, l1, 2);
-    sl_chain_run(c, b1);
+    run(&fx, b1);
     for (int i = 0; i < 2; i++) {
         assert_true(b1->records[i].flags & SL_RF_DROPPED);
         assert_false(b1->records[i].flags & SL_RF_PARSE_ERROR);
     }
     /* B's final line in between: its own text only. */
-    sl_record *r = run_one(c, B, "2023-10-06T00:17:10Z stderr F other", &b2);
+    sl_record *r = run_one(&fx, B, "2023-10-06T00:17:10Z stderr F other", &b2);
     expect_clean(r);
     assert_false(r->flags & SL_RF_DROPPED);
     expect_line(r, "other");
@@ -303,14 +324,14 @@ static void test_cri_partial_join_per_source(void **state)
     assert_int_equal(r->time_ns, (int64_t)1696551430 * SEC);
     /* A's final piece in the next batch joins A's pieces, with A's first time. */
     sl_batch_unref(b1); /* pieces must not depend on the earlier batch's memory */
-    r = run_one(c, A, "2023-10-06T00:17:11Z stdout F gamma", &b3);
+    r = run_one(&fx, A, "2023-10-06T00:17:11Z stdout F gamma", &b3);
     expect_clean(r);
     assert_false(r->flags & SL_RF_DROPPED);
     expect_line(r, "alpha beta gamma");
     expect_field(r, "stream", "stdout");
     assert_int_equal(r->time_ns, (int64_t)1696551429 * SEC + 500000000);
     /* Nothing left held for A. */
-    r = run_one(c, A, "2023-10-06T00:17:12Z stdout F solo", &b4);
+    r = run_one(&fx, A, "2023-10-06T00:17:12Z stdout F solo", &b4);
     expect_line(r, "solo");
     sl_batch_unref(b2);
     sl_batch_unref(b3);
@@ -319,7 +340,7 @@ static void test_cri_partial_join_per_source(void **state)
     /* A malformed line is a counted parse error, shipped raw. */
     int64_t before = errors("in_cri", "cri");
     sl_batch *b5;
-    r = run_one(c, A, "garbage without a timestamp", &b5);
+    r = run_one(&fx, A, "garbage without a timestamp", &b5);
     assert_true(r->flags & SL_RF_PARSE_ERROR);
     expect_line(r, "garbage without a timestamp");
     assert_int_equal(errors("in_cri", "cri") - before, 1);
@@ -334,19 +355,19 @@ static void test_cri_held_piece_delays_ack(void **state)
 {
     (void)state;
     fixture fx = {0};
-    sl_chain *c = chain_from(&fx, "in_cri_ack", "parse:\n  - cri: {}\n");
+    chain_from(&fx, "in_cri_ack", "parse:\n  - cri: {}\n");
     const char *A = "/var/log/containers/a_ns_c-1.log";
     sl_watermark *w = sl_watermark_new(0);
     const char *l1[] = {"2023-10-06T00:17:09Z stdout F whole", "2023-10-06T00:17:10Z stdout P hal"};
     sl_batch *b1 = batch_of(A, l1, 2);
     sl_watermark_issue(w, 0, 100);
     b1->ticket = (sl_ack_ticket){sl_watermark_ref(w), 0, 100};
-    sl_chain_run(c, b1);
+    run(&fx, b1);
     const char *l2[] = {"2023-10-06T00:17:11Z stdout F f"};
     sl_batch *b2 = batch_of(A, l2, 1);
     sl_watermark_issue(w, 100, 150);
     b2->ticket = (sl_ack_ticket){sl_watermark_ref(w), 100, 150};
-    sl_chain_run(c, b2);
+    run(&fx, b2);
     expect_line(&b2->records[0], "half");
     sl_batch_done(b1); /* b1 delivered: still held by the unfinished message */
     assert_int_equal(sl_watermark_get(w), 0);
@@ -358,10 +379,10 @@ static void test_cri_held_piece_delays_ack(void **state)
     sl_batch *b3 = batch_of(A, l3, 1);
     sl_watermark_issue(w, 150, 180);
     b3->ticket = (sl_ack_ticket){sl_watermark_ref(w), 150, 180};
-    sl_chain_run(c, b3);
+    run(&fx, b3);
     const char *l4[] = {"2023-10-06T00:17:13Z stdout F y"};
     sl_batch *b4 = batch_of(A, l4, 1);
-    sl_chain_run(c, b4);
+    run(&fx, b4);
     sl_batch_done(b3);
     sl_batch_unref(b4); /* crash/stop before delivery */
     assert_int_equal(sl_watermark_get(w), 150);
@@ -386,9 +407,9 @@ static void test_cri_unfinished_ships(void **state)
 {
     (void)state;
     fixture fx = {0};
-    sl_chain *c = chain_from(&fx, "in_cri_orphan",
-                             "parse:\n  - cri: {max_bytes: 64, flush_partial_after: 1s}\n"
-                             "  - kubernetes:\n");
+    chain_from(&fx, "in_cri_orphan",
+               "parse:\n  - cri: {max_bytes: 64, flush_partial_after: 1s}\n"
+               "  - kubernetes:\n");
     const char *A = "/var/log/containers/a_ns_c-0123456789ab.log";
     sl_watermark *w = sl_watermark_new(0);
     const char *l1[] = {"2023-10-06T00:17:09Z stdout P first ",
@@ -396,15 +417,15 @@ static void test_cri_unfinished_ships(void **state)
     sl_batch *b1 = batch_of(A, l1, 2);
     sl_watermark_issue(w, 0, 100);
     b1->ticket = (sl_ack_ticket){sl_watermark_ref(w), 0, 100};
-    sl_chain_run(c, b1);
+    run(&fx, b1);
     assert_true(b1->records[0].flags & SL_RF_DROPPED);
     assert_true(b1->records[1].flags & SL_RF_DROPPED);
     int64_t now = sl_monotonic_ns();
-    assert_null(sl_chain_take_partials(c, now)); /* not waited long enough */
+    assert_null(take_partials(&fx, now)); /* not waited long enough */
     int64_t before = partials("in_cri_orphan", "flush_partial_after");
-    sl_batch *nb = sl_chain_take_partials(c, now + 2 * SEC);
+    sl_batch *nb = take_partials(&fx, now + 2 * SEC);
     assert_non_null(nb);
-    assert_null(sl_chain_take_partials(c, now + 2 * SEC));
+    assert_null(take_partials(&fx, now + 2 * SEC));
     assert_int_equal(partials("in_cri_orphan", "flush_partial_after") - before, 1);
     assert_int_equal(nb->nrecords, 1);
     sl_record *r = &nb->records[0];
@@ -427,7 +448,7 @@ static void test_cri_unfinished_ships(void **state)
     sl_batch *b2 = batch_of(A, l2, 3);
     sl_watermark_issue(w, 100, 200);
     b2->ticket = (sl_ack_ticket){sl_watermark_ref(w), 100, 200};
-    sl_chain_run(c, b2);
+    run(&fx, b2);
     assert_true(b2->records[0].flags & SL_RF_DROPPED);
     expect_line(&b2->records[1],
                 "0123456789012345678901234567890123456789abcdefghijabcdefghijabcdefghij");
@@ -443,25 +464,58 @@ static void test_cri_unfinished_ships(void **state)
     sl_batch *b3 = batch_of(A, l3, 1);
     sl_watermark_issue(w, 200, 230);
     b3->ticket = (sl_ack_ticket){sl_watermark_ref(w), 200, 230};
-    sl_chain_run(c, b3);
+    run(&fx, b3);
     sl_batch_done(b3);
     fx_free(&fx);
     assert_int_equal(sl_watermark_get(w), 200);
     sl_watermark_unref(w);
 }
 
+/* The step on its own is a pure function of one record: without the
+ * framing (a cri step that is not first gets none) a partial piece is
+ * parsed alone, nothing is held. What the framing parsed leaves the chain
+ * without its SL_RF_FRAMED mark. */
+static void test_cri_step_alone(void **state)
+{
+    (void)state;
+    fixture fx = {0};
+    sl_chain *c = chain_from(&fx, "in_cri_alone", "parse:\n  - sample: {one_in: 1}\n  - cri: {}\n");
+    assert_null(fx.frame);
+    const char *A = "/var/log/containers/a_ns_c-1.log";
+    const char *l1[] = {"2023-10-06T00:17:09Z stdout P hal", "2023-10-06T00:17:10Z stderr F f"};
+    sl_batch *b = batch_of(A, l1, 2);
+    sl_chain_run(c, b);
+    expect_clean(&b->records[0]);
+    assert_false(b->records[0].flags & SL_RF_DROPPED);
+    expect_line(&b->records[0], "hal");
+    expect_field(&b->records[0], "stream", "stdout");
+    expect_line(&b->records[1], "f");
+    sl_batch_unref(b);
+    fx_free(&fx);
+
+    chain_from(&fx, "in_cri_framed", "parse:\n  - cri: {}\n");
+    assert_non_null(fx.frame);
+    b = batch_of(A, l1, 2);
+    run(&fx, b);
+    assert_true(b->records[0].flags & SL_RF_DROPPED);
+    expect_line(&b->records[1], "f");
+    for (int i = 0; i < 2; i++) assert_false(b->records[i].flags & SL_RF_FRAMED);
+    sl_batch_unref(b);
+    fx_free(&fx);
+}
+
 static void test_docker(void **state)
 {
     (void)state;
     fixture fx = {0};
-    sl_chain *c = chain_from(&fx, "in_docker", "parse:\n  - docker:\n  - json: {}\n");
+    chain_from(&fx, "in_docker", "parse:\n  - docker:\n  - json: {}\n");
     const char *lines[] = {
         "{\"log\":\"say \\\"hi\\\"\\n\",\"stream\":\"stderr\",\"time\":\"2016-10-06T00:17:09Z\"}",
         "{\"log\":\"{\\\"k\\\":\\\"v\\\"}\\n\",\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:"
         "10Z\"}",
     };
     sl_batch *b = batch_of("x", lines, 2);
-    sl_chain_run(c, b);
+    run(&fx, b);
     const sl_record *r = &b->records[0];
     expect_line(r, "say \"hi\"");
     expect_field(r, "stream", "stderr");
@@ -564,12 +618,12 @@ static void test_kubernetes(void **state)
 {
     (void)state;
     fixture fx = {0};
-    sl_chain *c = chain_from(&fx, "in_k8s", "parse:\n  - cri: {}\n  - kubernetes:\n");
+    chain_from(&fx, "in_k8s", "parse:\n  - cri: {}\n  - kubernetes:\n");
     const char *id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     char src[256];
     snprintf(src, sizeof src, "/var/log/containers/web-7d4b9c-x2x_prod_nginx-%s.log", id);
     sl_batch *b;
-    sl_record *r = run_one(c, src, "2023-10-06T00:17:09Z stdout F hello", &b);
+    sl_record *r = run_one(&fx, src, "2023-10-06T00:17:09Z stdout F hello", &b);
     expect_clean(r);
     expect_line(r, "hello");
     expect_field(r, "namespace", "prod");
@@ -579,7 +633,7 @@ static void test_kubernetes(void **state)
     sl_batch_unref(b);
 
     int64_t before = errors("in_k8s", "kubernetes");
-    r = run_one(c, "/var/log/plain.log", "2023-10-06T00:17:09Z stdout F hello", &b);
+    r = run_one(&fx, "/var/log/plain.log", "2023-10-06T00:17:09Z stdout F hello", &b);
     assert_true(r->flags & SL_RF_PARSE_ERROR);
     assert_null(field(r, "namespace"));
     const sl_field *f = field(r, "parse_error");
@@ -774,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_cri_partial_join_per_source),
         cmocka_unit_test(test_cri_held_piece_delays_ack),
         cmocka_unit_test(test_cri_unfinished_ships),
+        cmocka_unit_test(test_cri_step_alone),
         cmocka_unit_test(test_docker),
         cmocka_unit_test(test_syslog),
         cmocka_unit_test(test_timestamp_formats),

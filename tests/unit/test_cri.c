@@ -9,6 +9,7 @@
 
 #include "core/batch.h"
 #include "core/err.h"
+#include "collector/container_frame.h"
 #include "parsers/cri.h"
 
 #define T0 1475713029669794202LL /* 2016-10-06T00:17:09.669794202Z */
@@ -281,17 +282,17 @@ static void test_parse_record(void **st)
     sl_err e = {0};
     for (int i = 0; i < 4; i++)
         r[i] = sl_batch_add(b, (sl_slice){lines[i], strlen(lines[i])}, 5, 0);
-    assert_int_equal(sl_cri_parse_record(b, r[0], r[0]->line, j, NULL, &e), 0);
+    assert_int_equal(sl_cri_join_record(b, r[0], false, j, NULL, &e), 0);
     assert_true(r[0]->flags & SL_RF_DROPPED); /* held in the joiner */
-    assert_int_equal(sl_cri_parse_record(b, r[1], r[1]->line, j, NULL, &e), 0);
+    assert_int_equal(sl_cri_join_record(b, r[1], false, j, NULL, &e), 0);
     assert_slice(r[1]->line, "first half, second half");
     assert_int_equal(r[1]->time_ns, T0);
     assert_false(r[1]->flags & SL_RF_DROPPED);
     assert_slice(sl_record_field(r[1], "stream", 6)->val, "stdout");
-    assert_int_equal(sl_cri_parse_record(b, r[2], r[2]->line, j, NULL, &e), 0);
+    assert_int_equal(sl_cri_join_record(b, r[2], false, j, NULL, &e), 0);
     assert_ptr_equal(r[2]->line.p, lines[2] + 30); /* zero copy */
     assert_slice(sl_record_field(r[2], "stream", 6)->val, "stderr");
-    assert_int_equal(sl_cri_parse_record(b, r[3], r[3]->line, j, NULL, &e), SL_EPARSE);
+    assert_int_equal(sl_cri_join_record(b, r[3], false, j, NULL, &e), SL_EPARSE);
     assert_int_equal(r[3]->time_ns, 5);
     assert_ptr_equal(r[3]->line.p, lines[3]);
     assert_int_equal(r[3]->nfields, 0);
@@ -300,7 +301,7 @@ static void test_parse_record(void **st)
         "{\"log\":\"caf\\u00e9 \\\"ok\\\"\\n\",\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:"
         "09.669794202Z\"}";
     sl_record *rd = sl_batch_add(b, (sl_slice){dl, strlen(dl)}, 0, 0);
-    assert_int_equal(sl_docker_parse_record(b, rd, rd->line, NULL, NULL, &e), 0);
+    assert_int_equal(sl_docker_parse_record(b, rd, rd->line, &e), 0);
     assert_slice(rd->line, "caf\xc3\xa9 \"ok\"");
     assert_int_equal(rd->time_ns, T0);
     sl_cri_joiner_free(j);
@@ -393,9 +394,9 @@ static void test_truncation_and_garbage(void **st)
             int k = sl_k8s_from_path(d, cut, &m);
             if (cut == n) whole += (a == 0) + (c == 0) + (k == 0);
             sl_record r = {.line = {d, cut}};
-            sl_cri_parse_record(b, &r, r.line, j, NULL, NULL);
+            sl_cri_join_record(b, &r, false, j, NULL, NULL);
             sl_record r2 = {.line = {d, cut}};
-            sl_docker_parse_record(b, &r2, r2.line, j, NULL, NULL);
+            sl_cri_join_record(b, &r2, true, j, NULL, NULL);
             free(d);
         }
     }

@@ -152,6 +152,17 @@ static void check_top(sl_cfg *cfg, const sl_cfg_node **inputs, const sl_cfg_node
     if (*sinks && (*sinks)->kind != SL_CFG_SEQ) *sinks = NULL;
 }
 
+const char *sl_agent_data_dir(sl_cfg *cfg)
+{
+    const sl_cfg_key *k = &top_keys[0];
+    while (strcmp(k->name, "data_dir") != 0) k++; /* in the table */
+    const char *dd = NULL;
+    sl_err err;
+    sl_cfg_key_default(k, &dd, &err); /* a string: cannot fail */
+    sl_cfg_str(cfg, sl_cfg_root(cfg), k->name, dd, &dd);
+    return dd;
+}
+
 const sl_cfg_key *sl_agent_keys(size_t *n)
 {
     *n = SL_CFG_NKEYS(top_keys);

@@ -136,6 +136,12 @@ typedef struct loki {
     sl_ratelimit rl_fail, rl_drop, rl_adj;
 } loki;
 
+/* The sub-maps' tables, defined below; declared here so `sluice keys` and
+ * the README list their keys under the parent (`limits.max_line_size`).
+ * A key added below needs its count raised here (the compiler refuses the
+ * excess), a key removed needs it lowered. */
+static const sl_cfg_key limits_keys[8], auth_keys[5], tls_keys[4];
+
 static const sl_cfg_key loki_keys[] = {
     SL_SINK_COMMON_KEYS,
     {.name = "url",
@@ -148,9 +154,13 @@ static const sl_cfg_key loki_keys[] = {
             "(`${labels.team:-ops}`, `${fields.NAME:-x}`, `${input}`, `${source}`)"},
     {.name = "auth",
      .type = SL_KEY_MAP,
+     .sub = auth_keys,
+     .nsub = SL_CFG_NKEYS(auth_keys),
      .doc = "`{username, password | password_file}` or `{bearer_token | bearer_token_file}`"},
     {.name = "tls",
      .type = SL_KEY_MAP,
+     .sub = tls_keys,
+     .nsub = SL_CFG_NKEYS(tls_keys),
      .doc = "`{ca_file, cert_file, key_file, insecure_skip_verify}`"},
     {.name = "encoding",
      .type = SL_KEY_ENUM,
@@ -193,6 +203,8 @@ static const sl_cfg_key loki_keys[] = {
     {.name = "max_backoff", .type = SL_KEY_DURATION, .def = "1m", .doc = "longest retry delay"},
     {.name = "limits",
      .type = SL_KEY_MAP,
+     .sub = limits_keys,
+     .nsub = SL_CFG_NKEYS(limits_keys),
      .doc = "what your Loki accepts, named as in its `limits_config` (copy them from there); "
             "Loki's defaults when absent (see What Loki accepts)"},
     {.name = "long_lines",

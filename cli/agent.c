@@ -15,12 +15,33 @@
 #include "pipeline/pipeline.h"
 #include "shipper/recjson.h"
 
+/* What sl_cfg_read fills from the tables below: each default is written
+ * once, in its table. The sections themselves (`tap:` with nothing after
+ * it still turns the tap on) are looked up with sl_cfg_get. */
+typedef struct metrics_conf {
+    const char *listen;
+    int64_t unhealthy_ms;
+} metrics_conf;
+typedef struct tap_conf {
+    const char *listen, *token_file, *token_env;
+} tap_conf;
+typedef struct log_conf {
+    int level; /* index in "debug|info|warn|error", which is SL_LOG_* order */
+} log_conf;
+typedef struct top_conf {
+    const char *data_dir;
+    int64_t shutdown_ms;
+    bool dev;
+} top_conf;
+
 static const sl_cfg_key metrics_keys[] = {
     {.name = "listen",
+     .at = SL_CFG_AT(metrics_conf, listen),
      .type = SL_KEY_STR,
      .doc = "address for `/metrics`, `/healthz` (liveness) and `/readyz` (readiness); off when "
             "absent (see Security)"},
     {.name = "unhealthy_after",
+     .at = SL_CFG_AT(metrics_conf, unhealthy_ms),
      .type = SL_KEY_DURATION,
      .def = "1m",
      .doc =
@@ -29,18 +50,22 @@ static const sl_cfg_key metrics_keys[] = {
 /* `sluice tail`'s tap (cli/http_tap.h): off unless this section is present. */
 static const sl_cfg_key tap_keys[] = {
     {.name = "listen",
+     .at = SL_CFG_AT(tap_conf, listen),
      .type = SL_KEY_STR,
-     .def = "127.0.0.1:9881",
+     .def = SL_TAP_DEFAULT_LISTEN, /* also the tap's own, without a configuration */
      .doc = "address of the tap for `sluice tail`"},
     {.name = "token_file",
+     .at = SL_CFG_AT(tap_conf, token_file),
      .type = SL_KEY_STR,
      .doc = "file holding the tap's bearer token (one of `token_file`, `token_env` is required)"},
     {.name = "token_env",
+     .at = SL_CFG_AT(tap_conf, token_env),
      .type = SL_KEY_STR,
      .doc = "name of an environment variable holding the tap's bearer token"},
 };
 static const sl_cfg_key log_keys[] = {
     {.name = "level",
+     .at = SL_CFG_AT(log_conf, level),
      .type = SL_KEY_ENUM,
      .choices = "debug|info|warn|error",
      .def = "info",
@@ -48,6 +73,7 @@ static const sl_cfg_key log_keys[] = {
 };
 static const sl_cfg_key top_keys[] = {
     {.name = "data_dir",
+     .at = SL_CFG_AT(top_conf, data_dir),
      .type = SL_KEY_STR,
      .def = "/var/lib/sluice",
      .doc = "checkpoints and spools (created 0700); absolute; one agent per `data_dir`, which must "
@@ -68,6 +94,7 @@ static const sl_cfg_key top_keys[] = {
      .nsub = SL_CFG_NKEYS(log_keys),
      .doc = "the agent's own log"},
     {.name = "shutdown_timeout",
+     .at = SL_CFG_AT(top_conf, shutdown_ms),
      .type = SL_KEY_DURATION,
      .def = "10s",
      .doc = "how long SIGTERM lets sinks drain (the process exits within it + 1 s)"},
@@ -75,6 +102,7 @@ static const sl_cfg_key top_keys[] = {
     {.name = "sinks", .type = SL_KEY_SEQ, .required = true, .doc = "list of sinks"},
     /* A development configuration: relative paths allowed (decision 0020). */
     {.name = "dev",
+     .at = SL_CFG_AT(top_conf, dev),
      .type = SL_KEY_BOOL,
      .def = "false",
      .doc = "a development configuration: relative paths allowed, refused by `check --service` and "
@@ -89,22 +117,50 @@ struct sl_agent {
     sl_datadir *datadir;      /* the lock on data_dir; NULL in a dry run */
 };
 
+typedef struct agent_conf {
+    top_conf top;
+    metrics_conf metrics;
+    tap_conf tap;
+    log_conf log;
+} agent_conf;
+
+/* The top-level keys and the process's sections, with the tables'
+ * defaults. Returns the number of errors recorded. */
+static int read_conf(sl_cfg *cfg, agent_conf *ac)
+{
+    const sl_cfg_node *root = sl_cfg_root(cfg);
+    size_t before = sl_cfg_nerrors(cfg);
+    sl_cfg_read(cfg, root, top_keys, SL_CFG_NKEYS(top_keys), &ac->top);
+    sl_cfg_read(cfg, sl_cfg_get(root, "metrics"), metrics_keys, SL_CFG_NKEYS(metrics_keys),
+                &ac->metrics);
+    const sl_cfg_node *t = sl_cfg_get(root, "tap");
+    if (sl_cfg_read(cfg, t, tap_keys, SL_CFG_NKEYS(tap_keys), &ac->tap) == 0 && t)
+        sl_http_tap_check_config(cfg, t);
+    sl_cfg_read(cfg, sl_cfg_get(root, "log"), log_keys, SL_CFG_NKEYS(log_keys), &ac->log);
+    return (int)(sl_cfg_nerrors(cfg) - before);
+}
+
 /* Validates top-level keys and returns the inputs/sinks sequences. */
 static void check_top(sl_cfg *cfg, const sl_cfg_node **inputs, const sl_cfg_node **sinks)
 {
     const sl_cfg_node *root = sl_cfg_root(cfg);
-    sl_cfg_check(cfg, root, top_keys, sizeof top_keys / sizeof *top_keys);
-    const sl_cfg_node *m = sl_cfg_get(root, "metrics");
-    if (m) sl_cfg_check(cfg, m, metrics_keys, sizeof metrics_keys / sizeof *metrics_keys);
-    const sl_cfg_node *t = sl_cfg_get(root, "tap");
-    if (t && sl_cfg_check(cfg, t, tap_keys, sizeof tap_keys / sizeof *tap_keys) == 0)
-        sl_http_tap_check_config(cfg, t);
-    const sl_cfg_node *l = sl_cfg_get(root, "log");
-    if (l) sl_cfg_check(cfg, l, log_keys, sizeof log_keys / sizeof *log_keys);
+    agent_conf ac;
+    read_conf(cfg, &ac);
     *inputs = sl_cfg_get(root, "inputs");
     *sinks = sl_cfg_get(root, "sinks");
     if (*inputs && (*inputs)->kind != SL_CFG_SEQ) *inputs = NULL;
     if (*sinks && (*sinks)->kind != SL_CFG_SEQ) *sinks = NULL;
+}
+
+const char *sl_agent_data_dir(sl_cfg *cfg)
+{
+    const sl_cfg_key *k = &top_keys[0];
+    while (strcmp(k->name, "data_dir") != 0) k++; /* in the table */
+    const char *dd = NULL;
+    sl_err err;
+    sl_cfg_key_default(k, &dd, &err); /* a string: cannot fail */
+    sl_cfg_str(cfg, sl_cfg_root(cfg), k->name, dd, &dd);
+    return dd;
 }
 
 const sl_cfg_key *sl_agent_keys(size_t *n)
@@ -122,7 +178,9 @@ int sl_agent_check(sl_cfg *cfg)
 
 int sl_agent_probe(sl_cfg *cfg, FILE *out)
 {
-    return sl_pipeline_probe(cfg, out);
+    agent_conf ac;
+    read_conf(cfg, &ac);
+    return sl_pipeline_probe(cfg, ac.top.data_dir, out);
 }
 
 void sl_agent_describe(sl_cfg *cfg, FILE *out)
@@ -191,22 +249,16 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
     a->opts = *o;
     pthread_mutex_init(&a->print_mu, NULL);
     const sl_cfg_node *root = sl_cfg_root(cfg);
-    const char *data_dir = "/var/lib/sluice";
-    sl_cfg_str(cfg, root, "data_dir", "/var/lib/sluice", &data_dir);
-    const char *level = "info";
-    sl_cfg_str(cfg, sl_cfg_get(root, "log"), "level", "info", &level);
-    sl_log_set_level(sl_log_level_from_name(level));
+    agent_conf ac;
+    read_conf(cfg, &ac); /* checked: no error */
+    sl_log_set_level(ac.log.level);
     /* One agent per data_dir, and one nobody else can write to; a dry run
      * writes nothing under data_dir, not even the directory. */
-    int rc = o->dry_run ? SL_OK : sl_datadir_open(data_dir, &a->datadir, err);
+    int rc = o->dry_run ? SL_OK : sl_datadir_open(ac.top.data_dir, &a->datadir, err);
     if (rc != SL_OK) goto fail;
-    const char *mlisten = NULL;
-    int64_t unhealthy_ms = 60000;
-    const sl_cfg_node *mn = sl_cfg_get(root, "metrics");
-    sl_cfg_str(cfg, mn, "listen", NULL, &mlisten);
-    sl_cfg_duration_ms(cfg, mn, "unhealthy_after", 60000, &unhealthy_ms);
+    const char *mlisten = ac.metrics.listen;
     if (mlisten && *mlisten && !o->dry_run &&
-        (rc = sl_http_metrics_start(mlisten, unhealthy_ms, &a->http, err)) != SL_OK)
+        (rc = sl_http_metrics_start(mlisten, ac.metrics.unhealthy_ms, &a->http, err)) != SL_OK)
         goto fail;
     const sl_cfg_node *tn = sl_cfg_get(root, "tap");
     if (tn && !o->dry_run) {
@@ -219,6 +271,8 @@ int sl_agent_start(sl_cfg *cfg, const sl_agent_opts *o, sl_agent **out, sl_err *
         if (rc != SL_OK) goto fail;
     }
     sl_pipeline_opts po = {.dry_run = o->dry_run,
+                           .data_dir = ac.top.data_dir,
+                           .shutdown_ms = ac.top.shutdown_ms,
                            .hooks = {.observe = observe,
                                      .thread_died = thread_died,
                                      .inputs_stopped = inputs_stopped,

@@ -23,6 +23,9 @@ int sl_agent_check(sl_cfg *cfg);
 /* The top-level key table (metrics, tap, log as its sub-tables), for
  * `sluice keys`. */
 const sl_cfg_key *sl_agent_keys(size_t *n);
+/* The top-level data_dir, or its default from the table, for commands
+ * that need only it (`sluice spool`); errors go to cfg. */
+const char *sl_agent_data_dir(sl_cfg *cfg);
 /* Prints the resolved pipeline (inputs, steps, sinks, routing). */
 void sl_agent_describe(sl_cfg *cfg, FILE *out);
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "cli/agent.h"
 #include "cli/conf_files.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -289,8 +290,7 @@ static int resolve_sinks(const spool_args *a, sink_set *out)
     const sl_cfg_node *root = sl_cfg_root(cfg);
     const sl_cfg_node *dd_node = sl_cfg_get(root, "data_dir");
     need_resolved(cfg, dd_node);
-    const char *dd = "/var/lib/sluice";
-    sl_cfg_str(cfg, root, "data_dir", dd, &dd);
+    const char *dd = sl_agent_data_dir(cfg);
     sink_set configured = {0};
     const sl_cfg_node *sinks = sl_cfg_get(root, "sinks");
     for (size_t i = 0; sinks && sinks->kind == SL_CFG_SEQ && i < sinks->n; i++) {

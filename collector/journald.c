@@ -31,6 +31,11 @@ static const struct {
     {"_COMM", "comm", SLOT_PLAIN},         {"_BOOT_ID", "boot_id", SLOT_PLAIN},
 };
 
+/* `fields:`'s table, defined below; declared here so `sluice keys` lists
+ * `fields.keep` under `fields`. A key added or removed below changes the
+ * count (the compiler refuses an excess). */
+static const sl_cfg_key fields_keys[2];
+
 static const sl_cfg_key journald_keys[] = {
     SL_INPUT_COMMON_KEYS,
     {.name = "directory",
@@ -56,6 +61,8 @@ static const sl_cfg_key journald_keys[] = {
      .doc = "where to start without a saved cursor: `beginning` or `end`"},
     {.name = "fields",
      .type = SL_KEY_MAP,
+     .sub = fields_keys,
+     .nsub = SL_CFG_NKEYS(fields_keys),
      .doc = "`{keep: [FIELD, …] or [\"*\"], drop: [FIELD, …]}`: journal fields shipped besides the "
             "defaults"},
     {.name = "labels_from",

@@ -20,24 +20,37 @@ struct sl_multiline {
     sl_metric *cuts; /* registered at the first cut (the input's name comes with it) */
 };
 
+/* What sl_cfg_read fills from multiline_keys. */
+typedef struct multiline_conf {
+    const char *start, *cont;
+    int64_t max_lines;
+    uint64_t max_bytes;
+    int64_t timeout_ms;
+} multiline_conf;
+
 static const sl_cfg_key multiline_keys[] = {
     {.name = "start",
+     .at = SL_CFG_AT(multiline_conf, start),
      .type = SL_KEY_STR,
      .doc = "a line matching this regex starts a new record (one of `start`, `continue`)"},
     {.name = "continue",
+     .at = SL_CFG_AT(multiline_conf, cont),
      .type = SL_KEY_STR,
      .doc = "a line matching this regex continues the record before it"},
     {.name = "max_lines",
+     .at = SL_CFG_AT(multiline_conf, max_lines),
      .type = SL_KEY_INT,
      .def = "500",
      .min = 1,
      .max = 1000000,
      .doc = "a record is cut after this many lines"},
     {.name = "max_bytes",
+     .at = SL_CFG_AT(multiline_conf, max_bytes),
      .type = SL_KEY_SIZE,
      .def = "1MiB",
      .doc = "a record is cut at this size"},
     {.name = "timeout",
+     .at = SL_CFG_AT(multiline_conf, timeout_ms),
      .type = SL_KEY_DURATION,
      .def = "1s",
      .doc = "a record is shipped when no line has come for this long"},
@@ -48,15 +61,9 @@ int sl_multiline_new(sl_cfg *cfg, const sl_cfg_node *node, sl_multiline **out)
     *out = NULL;
     if (!node) return 0;
     size_t before = sl_cfg_nerrors(cfg);
-    sl_cfg_check(cfg, node, multiline_keys, sizeof multiline_keys / sizeof *multiline_keys);
-    const char *start = NULL, *cont = NULL;
-    int64_t max_lines = 500, timeout = 1000;
-    uint64_t max_bytes = 1 << 20;
-    sl_cfg_str(cfg, node, "start", NULL, &start);
-    sl_cfg_str(cfg, node, "continue", NULL, &cont);
-    sl_cfg_int(cfg, node, "max_lines", 500, 1, 1000000, &max_lines);
-    sl_cfg_size(cfg, node, "max_bytes", 1 << 20, &max_bytes);
-    sl_cfg_duration_ms(cfg, node, "timeout", 1000, &timeout);
+    multiline_conf mc;
+    sl_cfg_read(cfg, node, multiline_keys, SL_CFG_NKEYS(multiline_keys), &mc);
+    const char *start = mc.start, *cont = mc.cont;
     if (!start == !cont) {
         sl_cfg_error(cfg, node, "multiline needs exactly one of 'start' or 'continue'");
         return SL_EINVAL;
@@ -87,9 +94,9 @@ int sl_multiline_new(sl_cfg *cfg, const sl_cfg_node *node, sl_multiline **out)
     }
     m->re = re;
     m->is_start = start != NULL;
-    m->max_lines = (uint32_t)max_lines;
-    m->max_bytes = max_bytes;
-    m->timeout_ms = timeout;
+    m->max_lines = (uint32_t)mc.max_lines;
+    m->max_bytes = mc.max_bytes;
+    m->timeout_ms = mc.timeout_ms;
     *out = m;
     return 0;
 }

@@ -119,43 +119,45 @@ int sl_json_opts_init(sl_json_opts *o, sl_err *err)
     return 0;
 }
 
+/* What sl_cfg_read fills from sl_json_keys. */
+typedef struct json_conf {
+    bool flatten;
+    const char *separator;
+    int64_t max_depth;
+} json_conf;
+
 const sl_cfg_key sl_json_keys[SL_JSON_NKEYS] = {
     {.name = "flatten",
+     .at = SL_CFG_AT(json_conf, flatten),
      .type = SL_KEY_BOOL,
      .def = "false",
      .doc = "nested objects become fields named with the separator (`a.b`)"},
     {.name = "separator",
+     .at = SL_CFG_AT(json_conf, separator),
      .type = SL_KEY_STR,
      .def = ".",
      .doc = "one character joining flattened keys"},
     {.name = "max_depth",
+     .at = SL_CFG_AT(json_conf, max_depth),
      .type = SL_KEY_INT,
      .def = "512",
      .min = 1,
-     .max = 16384,
+     .max = SL_JSON_MAX_DEPTH,
      .doc = "nested arrays and objects allowed; deeper is a parse error"},
 };
 
 int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o)
 {
     sl_json_opts_init(o, NULL);
-    if (!node || node->kind == SL_CFG_NULL) return 0;
-    if (sl_cfg_check(cfg, node, sl_json_keys, SL_JSON_NKEYS)) return -1;
-    bool flatten = false;
-    int64_t depth = SL_JSON_DEFAULT_DEPTH;
-    const char *sep = ".";
-    int rc = 0;
-    rc |= sl_cfg_bool(cfg, node, "flatten", false, &flatten);
-    rc |= sl_cfg_int(cfg, node, "max_depth", SL_JSON_DEFAULT_DEPTH, 1, SL_JSON_MAX_DEPTH, &depth);
-    rc |= sl_cfg_str(cfg, node, "separator", ".", &sep);
-    if (rc == 0 && strlen(sep) != 1) {
+    json_conf jc; /* no map (NULL or `json:`): the table's defaults */
+    if (sl_cfg_read(cfg, node, sl_json_keys, SL_JSON_NKEYS, &jc)) return -1;
+    if (strlen(jc.separator) != 1) {
         sl_cfg_error(cfg, sl_cfg_get(node, "separator"), "separator must be one character");
-        rc = -1;
+        return -1;
     }
-    if (rc != 0) return -1;
-    o->flatten = flatten;
-    o->max_depth = (uint32_t)depth;
-    o->separator = sep[0];
+    o->flatten = jc.flatten;
+    o->max_depth = (uint32_t)jc.max_depth;
+    o->separator = jc.separator[0];
     return 0;
 }
 

@@ -63,37 +63,61 @@ struct sl_k8s_step {
     size_t nparsers;
 };
 
+/* What sl_cfg_read fills from sl_k8s_keys. */
+typedef struct k8s_conf {
+    const char *url, *token_file, *ca_file, *node;
+    bool insecure;
+    int64_t timeout_ms, min_interval_ms, resync_ms, grace_ms, wait_ms;
+    const sl_cfg_node *parsers;
+    int pod_labels; /* index in "metadata|none" */
+} k8s_conf;
+
 const sl_cfg_key sl_k8s_keys[SL_K8S_NKEYS] = {
     {.name = "kubelet_url",
+     .at = SL_CFG_AT(k8s_conf, url),
      .type = SL_KEY_STR,
      .doc = "the node's kubelet (`https://${SLUICE_HOST_IP}:10250`); without it, only what the "
             "file name says"},
     {.name = "token_file",
+     .at = SL_CFG_AT(k8s_conf, token_file),
      .type = SL_KEY_STR,
      .doc = "bearer token for the kubelet (the service account's)"},
-    {.name = "ca_file", .type = SL_KEY_STR, .doc = "CA that signed the kubelet's certificate"},
+    {.name = "ca_file",
+     .at = SL_CFG_AT(k8s_conf, ca_file),
+     .type = SL_KEY_STR,
+     .doc = "CA that signed the kubelet's certificate"},
     {.name = "insecure_skip_verify",
+     .at = SL_CFG_AT(k8s_conf, insecure),
      .type = SL_KEY_BOOL,
      .def = "false",
      .doc = "do not verify the kubelet's certificate"},
-    {.name = "timeout", .type = SL_KEY_DURATION, .def = "10s", .doc = "one kubelet request"},
+    {.name = "timeout",
+     .at = SL_CFG_AT(k8s_conf, timeout_ms),
+     .type = SL_KEY_DURATION,
+     .def = "10s",
+     .doc = "one kubelet request"},
     {.name = "refresh_min_interval",
+     .at = SL_CFG_AT(k8s_conf, min_interval_ms),
      .type = SL_KEY_DURATION,
      .def = "1s",
      .doc = "at most one pod-list fetch this often"},
     {.name = "resync_interval",
+     .at = SL_CFG_AT(k8s_conf, resync_ms),
      .type = SL_KEY_DURATION,
      .def = "1m",
      .doc = "the pod list is fetched again this often"},
     {.name = "grace",
+     .at = SL_CFG_AT(k8s_conf, grace_ms),
      .type = SL_KEY_DURATION,
      .def = "5m",
      .doc = "a deleted pod's metadata is kept this long, so its last lines keep their labels"},
     {.name = "wait",
+     .at = SL_CFG_AT(k8s_conf, wait_ms),
      .type = SL_KEY_DURATION,
      .def = "2s",
      .doc = "a line of an unknown pod waits at most this long for the kubelet, once per pod"},
     {.name = "node",
+     .at = SL_CFG_AT(k8s_conf, node),
      .type = SL_KEY_STR,
      .doc = "the node's name when the pod's metadata does not say (`$SLUICE_HOST`)"},
     {.name = "labels",
@@ -104,11 +128,13 @@ const sl_cfg_key sl_k8s_keys[SL_K8S_NKEYS] = {
      .doc =
          "`{name: source}`: structured metadata from the pod's metadata (replaces the defaults)"},
     {.name = "pod_labels",
+     .at = SL_CFG_AT(k8s_conf, pod_labels),
      .type = SL_KEY_ENUM,
      .choices = "metadata|none",
      .def = "metadata",
      .doc = "`metadata`: every pod label as structured metadata `pod_label_<name>`; `none`"},
     {.name = "parsers",
+     .at = SL_CFG_AT(k8s_conf, parsers),
      .type = SL_KEY_MAP,
      .doc = "`{NAME: [steps]}`: parse chains a pod picks with the annotation `sluice.io/parser`"},
 };
@@ -200,34 +226,25 @@ void sl_k8s_step_free(sl_k8s_step *s)
 int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_k8s_step **out)
 {
     *out = NULL;
-    bool none = !args || args->kind == SL_CFG_NULL;
-    if (!none && sl_cfg_check(cfg, args, sl_k8s_keys, SL_K8S_NKEYS)) return SL_EINVAL;
+    k8s_conf kc; /* no map (NULL or `kubernetes:`): the table's defaults */
+    if (sl_cfg_read(cfg, args, sl_k8s_keys, SL_K8S_NKEYS, &kc)) return SL_EINVAL;
     sl_k8s_step *s = calloc(1, sizeof *s);
     if (!s) return SL_ENOMEM;
-    const char *url = NULL, *token = NULL, *ca = NULL;
-    bool insecure = false;
-    int64_t timeout, min_interval, resync, grace;
-    int pod_labels = 0;
-    int rc = 0;
-    rc |= sl_cfg_str(cfg, args, "kubelet_url", NULL, &url);
-    rc |= sl_cfg_str(cfg, args, "token_file", NULL, &token);
-    rc |= sl_cfg_str(cfg, args, "ca_file", NULL, &ca);
-    rc |= sl_cfg_str(cfg, args, "node", "", &s->node);
-    rc |= sl_cfg_bool(cfg, args, "insecure_skip_verify", false, &insecure);
-    rc |= sl_cfg_duration_ms(cfg, args, "timeout", 10000, &timeout);
-    rc |= sl_cfg_duration_ms(cfg, args, "refresh_min_interval", 1000, &min_interval);
-    rc |= sl_cfg_duration_ms(cfg, args, "resync_interval", 60000, &resync);
-    rc |= sl_cfg_duration_ms(cfg, args, "grace", 300000, &grace);
-    rc |= sl_cfg_duration_ms(cfg, args, "wait", 2000, &s->wait_ms);
-    rc |= sl_cfg_enum(cfg, args, "pod_labels", "metadata|none", 0, &pod_labels);
-    s->pod_labels_as_metadata = pod_labels == 0;
+    const char *url = kc.url, *token = kc.token_file, *ca = kc.ca_file;
+    bool insecure = kc.insecure;
+    s->node = kc.node; /* NULL: "" when shown */
+    s->wait_ms = kc.wait_ms;
+    s->pod_labels_as_metadata = kc.pod_labels == 0;
+    /* Read here, not by sl_cfg_read: `labels:` with nothing after it is
+     * present (no labels), which the reader would make absent (defaults). */
     const sl_cfg_node *labels = sl_cfg_get(args, "labels"),
                       *metadata = sl_cfg_get(args, "metadata");
-    if (rc == 0 && labels && labels->kind == SL_CFG_MAP) rc = parse_outs(cfg, labels, true, s);
+    int rc = 0;
+    if (labels && labels->kind == SL_CFG_MAP) rc = parse_outs(cfg, labels, true, s);
     if (rc == 0 && metadata && metadata->kind == SL_CFG_MAP)
         rc = parse_outs(cfg, metadata, false, s);
     if (rc == 0) defaults(s, !labels, !metadata);
-    const sl_cfg_node *parsers = sl_cfg_get(args, "parsers");
+    const sl_cfg_node *parsers = kc.parsers;
     for (size_t i = 0; rc == 0 && parsers && parsers->kind == SL_CFG_MAP && i < parsers->n; i++) {
         if (i == MAX_PARSERS) {
             sl_cfg_error(cfg, parsers->key_nodes[i], "at most %d parsers", MAX_PARSERS);
@@ -259,10 +276,10 @@ int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_
             .token_file = token,
             .ca_file = ca,
             .insecure_skip_verify = insecure,
-            .timeout_ms = timeout,
-            .refresh_min_interval_ms = min_interval,
-            .resync_interval_ms = resync,
-            .grace_ms = grace,
+            .timeout_ms = kc.timeout_ms,
+            .refresh_min_interval_ms = kc.min_interval_ms,
+            .resync_interval_ms = kc.resync_ms,
+            .grace_ms = kc.grace_ms,
             .annotations = want,
             .nannotations = nwant,
         };

@@ -157,11 +157,9 @@ int sl_pipeline_check(sl_cfg *cfg)
     return (int)sl_cfg_nerrors(cfg);
 }
 
-int sl_pipeline_probe(sl_cfg *cfg, FILE *out)
+int sl_pipeline_probe(sl_cfg *cfg, const char *data_dir, FILE *out)
 {
     const sl_cfg_node *sinks = sl_cfg_get(sl_cfg_root(cfg), "sinks");
-    const char *data_dir = "/var/lib/sluice";
-    sl_cfg_str(cfg, sl_cfg_root(cfg), "data_dir", data_dir, &data_dir);
     int failed = 0;
     for (size_t i = 0; sinks && i < sinks->n; i++) {
         const char *name = "?", *type = "?";

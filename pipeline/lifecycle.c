@@ -191,8 +191,8 @@ int sl_pipeline_start(sl_cfg *cfg, const sl_pipeline_opts *o, sl_pipeline **out,
     a->cfg = cfg;
     a->opts = *o;
     const sl_cfg_node *root = sl_cfg_root(cfg);
-    sl_cfg_str(cfg, root, "data_dir", "/var/lib/sluice", &a->data_dir);
-    sl_cfg_duration_ms(cfg, root, "shutdown_timeout", 10000, &a->shutdown_ms);
+    a->data_dir = o->data_dir;
+    a->shutdown_ms = o->shutdown_ms;
     const sl_cfg_node *inputs = sl_cfg_get(root, "inputs"), *sinks = sl_cfg_get(root, "sinks");
     int rc = SL_OK;
     for (size_t i = 0; i < sinks->n && !o->dry_run; i++)

@@ -32,6 +32,9 @@ typedef struct sl_pipeline_hooks {
 
 typedef struct sl_pipeline_opts {
     bool dry_run; /* read and parse, hand batches to observe only, move no checkpoint */
+    /* The top-level keys, read by the caller from its table (cli/agent.c). */
+    const char *data_dir;
+    int64_t shutdown_ms; /* shutdown_timeout */
     sl_pipeline_hooks hooks;
 } sl_pipeline_opts;
 
@@ -43,8 +46,9 @@ int sl_pipeline_check(sl_cfg *cfg);
 void sl_pipeline_describe(sl_cfg *cfg, FILE *out);
 /* `sluice check --connect`: asks each sink's destination whether it would
  * accept (the sink's probe op) and prints one line per sink. Returns the
- * number of sinks that would not. cfg must have passed sl_pipeline_check. */
-int sl_pipeline_probe(sl_cfg *cfg, FILE *out);
+ * number of sinks that would not. cfg must have passed sl_pipeline_check;
+ * data_dir is the top-level key as the caller read it. */
+int sl_pipeline_probe(sl_cfg *cfg, const char *data_dir, FILE *out);
 
 /* The registered types in pipeline/plugins.def order, for `sluice keys`:
  * the i-th input / sink type, NULL past the last. */

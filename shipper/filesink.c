@@ -27,9 +27,17 @@ typedef struct filesink {
     sl_ratelimit rl;
 } filesink;
 
+/* What sl_cfg_read fills from stdout_keys and file_keys. */
+typedef struct filesink_conf {
+    int format; /* FORMAT_RAW, FORMAT_JSON: the order of "raw|json" */
+    const char *path;
+    bool fsync_each;
+} filesink_conf;
+
 static const sl_cfg_key stdout_keys[] = {
     SL_SINK_COMMON_KEYS,
     {.name = "format",
+     .at = SL_CFG_AT(filesink_conf, format),
      .type = SL_KEY_ENUM,
      .choices = "raw|json",
      .def = "raw",
@@ -39,15 +47,21 @@ static const sl_cfg_key stdout_keys[] = {
 static const sl_cfg_key file_keys[] = {
     SL_SINK_COMMON_KEYS,
     {.name = "format",
+     .at = SL_CFG_AT(filesink_conf, format),
      .type = SL_KEY_ENUM,
      .choices = "raw|json",
      .def = "raw",
      .doc = "`raw` line or `json` record"},
     {.name = "path",
+     .at = SL_CFG_AT(filesink_conf, path),
      .type = SL_KEY_STR,
      .required = true,
      .doc = "output file, appended; absolute"},
-    {.name = "fsync", .type = SL_KEY_BOOL, .def = "false", .doc = "fsync after every batch"},
+    {.name = "fsync",
+     .at = SL_CFG_AT(filesink_conf, fsync_each),
+     .type = SL_KEY_BOOL,
+     .def = "false",
+     .doc = "fsync after every batch"},
 };
 
 /* A crash can leave the output's last line cut short; start the next record
@@ -69,28 +83,18 @@ static void filesink_destroy(void *state);
 static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_err *err)
 {
     sl_cfg *cfg = ctx->cfg;
-    size_t before = sl_cfg_nerrors(cfg);
-    if (to_file)
-        sl_cfg_check(cfg, ctx->node, file_keys, sizeof file_keys / sizeof *file_keys);
-    else
-        sl_cfg_check(cfg, ctx->node, stdout_keys, sizeof stdout_keys / sizeof *stdout_keys);
-    int format = FORMAT_RAW;
-    bool fsync_each = false;
-    const char *path = NULL;
-    sl_cfg_enum(cfg, ctx->node, "format", "raw|json", FORMAT_RAW, &format);
-    if (to_file) {
-        sl_cfg_str(cfg, ctx->node, "path", NULL, &path);
-        sl_cfg_bool(cfg, ctx->node, "fsync", false, &fsync_each);
-    }
-    if (sl_cfg_nerrors(cfg) > before)
-        return sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name);
+    filesink_conf fc = {0}; /* stdout_keys has no path or fsync */
+    int nerr = to_file ? sl_cfg_read(cfg, ctx->node, file_keys, SL_CFG_NKEYS(file_keys), &fc)
+                       : sl_cfg_read(cfg, ctx->node, stdout_keys, SL_CFG_NKEYS(stdout_keys), &fc);
+    const char *path = fc.path;
+    if (nerr) return sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name);
     if (ctx->check_only) return SL_OK;
 
     filesink *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(err, SL_ENOMEM, "sink %s: out of memory", ctx->name);
     s->ctx = ctx;
-    s->format = format;
-    s->fsync_each = fsync_each;
+    s->format = fc.format;
+    s->fsync_each = fc.fsync_each;
     s->fd = STDOUT_FILENO;
     if (to_file) {
         s->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);

@@ -141,7 +141,22 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
     const sl_cfg_node *n = ctx->node;
     size_t before = sl_cfg_nerrors(cfg);
     memset(s, 0, sizeof *s);
-    bool typed_ok = sl_cfg_check(cfg, n, keys, nkeys) == 0;
+    /* The checks between keys (idempotence and acks, brokers, SASL) need
+     * values of the right type, so a type error skips them; a value out of
+     * its range does not, so the operator sees those errors at once. */
+    sl_cfg_key typed[48];
+    if (nkeys > sizeof typed / sizeof *typed) {
+        sl_cfg_error(cfg, n, "internal: kafka key table over %zu keys",
+                     sizeof typed / sizeof *typed);
+        return sl_errf(err, SL_EINVAL, "sink %s: invalid configuration", ctx->name);
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        typed[i] = keys[i];
+        typed[i].min = typed[i].max = 0;
+    }
+    bool typed_ok = sl_cfg_check(cfg, n, typed, nkeys) == 0;
+    sl_kafka_keys_read kr; /* with a type error, that key's default */
+    sl_cfg_read(cfg, n, keys, nkeys, &kr);
 
     static const char *const codecs[] = {"zstd", "lz4", "snappy", "gzip", "none"};
     static const char *const acks_v[] = {"all", "1", "0"};
@@ -149,33 +164,22 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
     static const char *const mechs[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
     const char *brokers[64];
     size_t nbrokers = 0;
-    int compression = 0, acks = 0, proto = -1, mech = 0;
-    int64_t level = -1000, linger = 20;
-    uint64_t batch_bytes = 0;
-    bool idem = true;
-    const char *user = NULL, *ca = NULL, *cert = NULL, *keyf = NULL;
+    int compression = kr.compression, acks = kr.acks, proto = kr.security_protocol,
+        mech = kr.sasl_mechanism;
+    const sl_cfg_node *level_node = sl_cfg_get(n, "compression_level");
+    bool level_given = level_node && level_node->kind != SL_CFG_NULL;
+    int64_t level = kr.compression_level, linger = kr.linger_ms;
+    uint64_t batch_bytes = kr.batch_bytes;
+    bool idem = kr.idempotence;
+    const char *user = kr.sasl_username, *ca = kr.tls_ca_file, *cert = kr.tls_cert_file,
+               *keyf = kr.tls_key_file;
     char *password = NULL, *key_password = NULL;
-    s->headers = true;
-    int value = 0;
+    s->headers = kr.headers;
     if (typed_ok) {
         sl_cfg_list(cfg, n, "brokers", brokers, 64, &nbrokers);
-        sl_cfg_enum(cfg, n, "value", "raw|json", 0, &value);
-        sl_cfg_bool(cfg, n, "headers", true, &s->headers);
-        sl_cfg_enum(cfg, n, "compression", "zstd|lz4|snappy|gzip|none", 0, &compression);
-        sl_cfg_int(cfg, n, "compression_level", -1000, -1, 12, &level);
-        sl_cfg_enum(cfg, n, "acks", "all|1|0", 0, &acks);
-        sl_cfg_bool(cfg, n, "idempotence", true, &idem);
-        sl_cfg_int(cfg, n, "linger_ms", 20, 0, 900000, &linger);
-        sl_cfg_size(cfg, n, "batch_bytes", 0, &batch_bytes);
+        /* The range is in the message operators know; not the table's. */
         if (batch_bytes > 2147483647u)
             sl_cfg_error(cfg, sl_cfg_get(n, "batch_bytes"), "batch_bytes must be below 2GiB");
-        sl_cfg_enum(cfg, n, "security_protocol", "plaintext|ssl|sasl_plaintext|sasl_ssl", -1,
-                    &proto);
-        sl_cfg_enum(cfg, n, "sasl_mechanism", "plain|scram-sha-256|scram-sha-512", 0, &mech);
-        sl_cfg_str(cfg, n, "sasl_username", NULL, &user);
-        sl_cfg_str(cfg, n, "tls_ca_file", NULL, &ca);
-        sl_cfg_str(cfg, n, "tls_cert_file", NULL, &cert);
-        sl_cfg_str(cfg, n, "tls_key_file", NULL, &keyf);
         sl_cfg_secret(cfg, n, "sasl_password", &password);
         sl_cfg_secret(cfg, n, "tls_key_password", &key_password);
         if (idem && acks != 0)
@@ -213,7 +217,7 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
             "SASL needs a username and a password (sasl_username or "
             "SLUICE_KAFKA_SASL_USERNAME; sasl_password_file or SLUICE_KAFKA_SASL_PASSWORD)");
 
-    s->json_value = value == 1;
+    s->json_value = kr.value == 1;
     check_template(cfg, n, "topic", &s->topic);
     check_template(cfg, n, "key", &s->key);
 
@@ -233,7 +237,7 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
     rc |= add_prop(s, "compression.codec", codecs[compression]);
     /* zstd level 1: a node agent spends as little CPU as it can; the ratio
      * is close to the default level on log text. */
-    if (level == -1000) level = compression == 0 ? 1 : -1;
+    if (!level_given) level = compression == 0 ? 1 : -1;
     snprintf(num, sizeof num, "%lld", (long long)level);
     rc |= add_prop(s, "compression.level", num);
     rc |= add_prop(s, "acks", acks_v[acks]);

@@ -26,6 +26,20 @@ typedef struct sl_kafka_conf {
     bool own_partitioner; /* no `partitioner` under `librdkafka:`: the sink spreads keyless ones */
 } sl_kafka_conf;
 
+/* What sl_cfg_read fills from the sink's key table (kafka.c, whose entries
+ * name these members with `.at`): each default is written once, there.
+ * Enums are the index of the value in the key's `choices`. The keys read
+ * in code are those without a default to state (brokers, topic, key, the
+ * secrets, librdkafka). */
+typedef struct sl_kafka_keys_read {
+    int value, compression, acks, security_protocol, sasl_mechanism;
+    bool headers, idempotence;
+    int64_t compression_level; /* meaningful only when the key is given */
+    int64_t linger_ms;
+    uint64_t batch_bytes; /* 0: librdkafka's default */
+    const char *sasl_username, *tls_ca_file, *tls_cert_file, *tls_key_file;
+} sl_kafka_keys_read;
+
 /* Reads the sink's keys into c, checked against its key table (keys, kept
  * in kafka.c beside the ops table). Errors go to ctx->cfg at their
  * positions; SL_EINVAL when there was any (c is then freed), SL_OK

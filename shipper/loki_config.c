@@ -8,6 +8,12 @@
 #include "shipper/loki.h"
 #include "shipper/loki_internal.h"
 
+/* The sub-maps' tables, defined below; declared here so `sluice keys` and
+ * the README list their keys under the parent (`limits.max_line_size`).
+ * A key added below needs its count raised here (the compiler refuses the
+ * excess), a key removed needs it lowered. */
+static const sl_cfg_key limits_keys[8], auth_keys[5], tls_keys[4];
+
 const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
     SL_SINK_COMMON_KEYS,
     {.name = "url",
@@ -20,9 +26,13 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
             "(`${labels.team:-ops}`, `${fields.NAME:-x}`, `${input}`, `${source}`)"},
     {.name = "auth",
      .type = SL_KEY_MAP,
+     .sub = auth_keys,
+     .nsub = SL_CFG_NKEYS(auth_keys),
      .doc = "`{username, password | password_file}` or `{bearer_token | bearer_token_file}`"},
     {.name = "tls",
      .type = SL_KEY_MAP,
+     .sub = tls_keys,
+     .nsub = SL_CFG_NKEYS(tls_keys),
      .doc = "`{ca_file, cert_file, key_file, insecure_skip_verify}`"},
     {.name = "encoding",
      .type = SL_KEY_ENUM,
@@ -65,6 +75,8 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
     {.name = "max_backoff", .type = SL_KEY_DURATION, .def = "1m", .doc = "longest retry delay"},
     {.name = "limits",
      .type = SL_KEY_MAP,
+     .sub = limits_keys,
+     .nsub = SL_CFG_NKEYS(limits_keys),
      .doc = "what your Loki accepts, named as in its `limits_config` (copy them from there); "
             "Loki's defaults when absent (see What Loki accepts)"},
     {.name = "long_lines",
@@ -82,7 +94,7 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
 };
 
 /* Named as in Loki's limits_config, so they can be copied from it. */
-static const sl_cfg_key limits_keys[] = {
+static const sl_cfg_key limits_keys[8] = {
     {.name = "max_line_size",
      .type = SL_KEY_SIZE,
      .def = "256kB",
@@ -123,7 +135,7 @@ static const sl_cfg_key limits_keys[] = {
      .doc = "longest label name"},
 };
 
-static const sl_cfg_key auth_keys[] = {
+static const sl_cfg_key auth_keys[5] = {
     {.name = "username", .type = SL_KEY_STR, .doc = "basic auth user"},
     {.name = "password",
      .type = SL_KEY_STR,
@@ -137,7 +149,7 @@ static const sl_cfg_key auth_keys[] = {
     {.name = "bearer_token_file", .type = SL_KEY_STR, .doc = "file holding the bearer token"},
 };
 
-static const sl_cfg_key tls_keys[] = {
+static const sl_cfg_key tls_keys[4] = {
     {.name = "ca_file", .type = SL_KEY_STR, .doc = "PEM CA to verify Loki"},
     {.name = "cert_file", .type = SL_KEY_STR, .doc = "PEM client certificate (with `key_file`)"},
     {.name = "key_file", .type = SL_KEY_STR, .doc = "PEM client key"},

@@ -8,9 +8,10 @@
    that does not parse. README.md must hold each of those blocks exactly,
    and no other block. `test_readme_keys.py --update` rewrites the blocks
    in README.md (a new section's marker pair is placed by hand once).
-2. Tables not reachable from a plugin's table (sub-maps such as Loki's
-   `auth`, `tls`, `limits`, the file input's `multiline`, journald's
-   `fields`) are found in the sources (every `sl_cfg_key NAME[] = {...}`
+2. Tables not reachable from a plugin's table (a sub-map whose parent
+   entry has no `.sub`, such as the file input's `multiline`; Loki's
+   `auth`, `tls`, `limits` and journald's `fields` are generated under
+   their parent since decision 0026's port) are found in the sources (every `sl_cfg_key NAME[] = {...}`
    and the common-key macros of core/plugin.h): each key must appear in a
    backtick span of the README section of the plugin that owns the table."""
 import os

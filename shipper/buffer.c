@@ -305,6 +305,34 @@ int sl_buffer_push(sl_buffer *b, sl_batch *batch)
     return rc;
 }
 
+int sl_buffer_wait_room(sl_buffer *b, sl_batch *batch, int64_t wait_ms)
+{
+    int64_t deadline = sl_monotonic_ns() + wait_ms * 1000000, waited = 0;
+    int rc;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        if (b->closed) {
+            rc = SL_ECLOSED;
+            break;
+        }
+        /* A push would not wait for the sink: room in memory, a spool to
+         * spill to, or the oldest to drop. */
+        if (mem_room(b, sl_batch_footprint(batch)) || b->spill ||
+            b->when_full == SL_WHEN_FULL_DROP_OLDEST) {
+            rc = SL_OK;
+            break;
+        }
+        int64_t left_ms = (deadline - sl_monotonic_ns()) / 1000000;
+        if (left_ms <= 0) {
+            rc = SL_EFULL;
+            break;
+        }
+        timed_wait(b, &b->cv_push, left_ms, &waited);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
 int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
 {
     int64_t deadline = timeout_ms >= 0 ? sl_monotonic_ns() + timeout_ms * 1000000 : INT64_MAX;

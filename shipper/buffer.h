@@ -48,6 +48,12 @@ void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out);
  * backoff. SL_ECLOSED after close: the batch was not taken and the caller
  * still owes its sl_batch_done. */
 int sl_buffer_push(sl_buffer *b, sl_batch *batch);
+/* Waits at most wait_ms until a push of batch would not wait for the sink
+ * (room in memory, a spool to spill to, or when_full drop_oldest): SL_OK,
+ * SL_EFULL when the buffer stayed full, SL_ECLOSED. Takes nothing; another
+ * pusher may take the room before the caller's push (the loki_push input
+ * uses it to answer 429 instead of blocking; decision 0034). */
+int sl_buffer_wait_room(sl_buffer *b, sl_batch *batch, int64_t wait_ms);
 /* Oldest first: the spool (older data, including what was left from before
  * the start), then memory. After close only memory is drained: the spool
  * keeps its entries for the next start. SL_OK, SL_ETIMEDOUT, or SL_ECLOSED

@@ -225,7 +225,7 @@ int sl_lp_parse_labels(const char *p, size_t n, char *scratch, size_t cap, size_
             return sl_errf(err, SL_EPARSE, "expected a quoted label value at byte %zu", i);
         if (np >= cap_pairs)
             return sl_errf(err, SL_EPARSE, "more than %zu labels in a stream", cap_pairs);
-        if (cap - u < n) return sl_errf(err, SL_EPARSE, "label values exceed scratch space");
+        if (cap - u < n - i) return sl_errf(err, SL_EPARSE, "label values exceed scratch space");
         ptrdiff_t w = unquote(p, n, &i, scratch + u, err);
         if (w < 0) return SL_EPARSE;
         sl_slice name = {p + ns, ne - ns};

@@ -107,6 +107,9 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *arg)
     return n;
 }
 
+/* When set, requests go over HTTPS trusting this PEM file. */
+static const char *https_ca;
+
 /* POSTs body (GET when method says so) to path on 127.0.0.1:port. */
 static reply post(int port, const char *method, const char *path, const char *ctype,
                   const char *cenc, const char *tenant, const char *auth, const void *body,
@@ -116,7 +119,8 @@ static reply post(int port, const char *method, const char *path, const char *ct
     CURL *c = curl_easy_init();
     assert_non_null(c);
     char url[256], h[4][256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", https_ca ? "https" : "http", port, path);
+    if (https_ca) curl_easy_setopt(c, CURLOPT_CAINFO, https_ca);
     struct curl_slist *hs = NULL;
     snprintf(h[0], sizeof h[0], "Content-Type: %s", ctype ? ctype : "application/x-protobuf");
     hs = curl_slist_append(hs, h[0]);
@@ -561,13 +565,60 @@ static void test_chain_kill9(void **st)
     sl_lr_stop(lr);
 }
 
+/* HTTPS with basic auth: the listener speaks only TLS, and the relayed
+ * entry arrives. */
+static void test_https_basic_auth(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    int port = sl_t_free_port();
+    char *crt = NULL, *key = NULL;
+    assert_true(asprintf(&crt, "%s/tests/fixtures/k8s/kubelet-test.crt", sl_t_src()) > 0);
+    assert_true(asprintf(&key, "%s/tests/fixtures/k8s/kubelet-test.key", sl_t_src()) > 0);
+    agent m;
+    agent_start(&m, "lpush-tls",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    tls: {cert_file: \"%s\", key_file: \"%s\"}\n"
+                "    auth: {username: node, password: \"pa:ss\"}\n" SINK_TO(port),
+                port, crt, key, sl_lr_port(lr));
+    agent_run(&m);
+    char j[256];
+    snprintf(j, sizeof j,
+             "{\"streams\":[{\"stream\":{\"job\":\"tls\"},\"values\":[[\"%lld\",\"over "
+             "tls\"]]}]}",
+             (long long)now_ns());
+    /* Plain HTTP to the TLS port gets no answer. */
+    reply r =
+        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    assert_true(r.code != 204);
+    https_ca = crt;
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL,
+             "Basic bm9kZTpwYTpzcw==", j, strlen(j)); /* node:pa:ss */
+    https_ca = NULL;
+    assert_int_equal(r.code, 204);
+    wait_entries(lr, 1);
+    find_once(lr, "over tls", 8);
+    https_ca = crt;
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL,
+             "Basic bm9kZTp3cm9uZw==", j, strlen(j)); /* node:wrong */
+    https_ca = NULL;
+    assert_int_equal(r.code, 401);
+    free(crt), free(key);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relay_byte_exact),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_full_buffer_429),
+        cmocka_unit_test(test_relay_byte_exact), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_https_basic_auth), cmocka_unit_test(test_full_buffer_429),
         cmocka_unit_test(test_chain_kill9),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

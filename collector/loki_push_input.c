@@ -589,8 +589,9 @@ static int lp_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         lp_destroy(in);
         return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
     }
-    if (ctx->check_only) {
-        *state = in;
+    if (ctx->check_only) { /* the caller keeps no state of a check */
+        lp_destroy(in);
+        *state = NULL;
         return SL_OK;
     }
     if (!ctx->emit_wait) {

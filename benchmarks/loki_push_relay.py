@@ -9,7 +9,10 @@ lines/s and each sluice's CPU seconds, and the relay's ratio to the direct
 path (issue 18 goal: >= 0.8x).
 
 Usage: benchmarks/loki_push_relay.py [BUILD_DIR] (SLUICE_RELAY_LINES,
-default 500,000; SLUICE_RELAY_KIND, default json)."""
+default 500,000; SLUICE_RELAY_KIND, default json; SLUICE_RELAY_CONCURRENCY,
+the Loki sinks' `concurrency`, default 4; SLUICE_RELAY_ACK, the relay's
+`ack`, default delivered; SLUICE_RELAY_MIDDLE_WAIT, the relay sink's
+`max_batch_wait`, default 10ms; the edge's is 100ms)."""
 import os
 import shutil
 import socket
@@ -85,8 +88,17 @@ SINK = """sinks:
   - name: lk
     type: loki
     url: "http://127.0.0.1:{port}/loki/api/v1/push"
-    max_batch_wait: 100ms
+    max_batch_wait: {wait}
+    concurrency: {conc}
 """
+# Requests in flight per Loki sink (both paths alike): with `ack: delivered`
+# a push is answered after the relay's own delivery, so a sender with one
+# request in flight waits a hop's batch time per push.
+CONC = int(os.environ.get("SLUICE_RELAY_CONCURRENCY", "4"))
+ACK = os.environ.get("SLUICE_RELAY_ACK", "delivered")
+# The relay's Loki sink `max_batch_wait`: with `ack: delivered` each push
+# waits for it when its entries do not fill a request.
+MIDDLE_WAIT = os.environ.get("SLUICE_RELAY_MIDDLE_WAIT", "10ms")
 
 
 def run(d, corpus, relay):
@@ -103,7 +115,8 @@ def run(d, corpus, relay):
   - name: push
     type: loki_push
     listen: "127.0.0.1:{pport}"
-""" + SINK.format(port=rport)))
+    ack: {ACK}
+""" + SINK.format(port=rport, conc=CONC, wait=MIDDLE_WAIT)))
         target = pport
     t0 = time.time()
     procs.append(agent(d, "edge", f"""inputs:
@@ -112,7 +125,7 @@ def run(d, corpus, relay):
     paths: ["{corpus}"]
     start_at: beginning
     labels: {{job: bench}}
-""" + SINK.format(port=target)))
+""" + SINK.format(port=target, conc=CONC, wait="100ms")))
     state = [0, 0]
     while count_lines(out, state) < LINES:
         if time.time() - t0 > 600:
@@ -146,7 +159,7 @@ def main():
             print(f"{name:28s} {LINES / dt:12,.0f} lines/s {mb / dt:8.1f} MB/s  "
                   f"{dt:6.2f} s  sluice CPU s: {' + '.join(f'{c:.2f}' for c in cpu)}")
         print(f"relay / direct: {rows[0][1] / rows[1][1]:.2f}x (goal >= 0.8x), "
-              f"{LINES:,} lines, {mb:.1f} MB, load {os.getloadavg()[0]:.1f}")
+              f"{LINES:,} lines, {mb:.1f} MB, concurrency {CONC}, ack {ACK}, relay max_batch_wait {MIDDLE_WAIT}, load {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

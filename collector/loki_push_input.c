@@ -152,7 +152,7 @@ typedef struct lp_input {
     pthread_mutex_t emit_mu; /* one emit at a time: the parse chain is the input's */
     pthread_mutex_t wait_mu;
     waiter *waiters;
-    sl_metric *m_records, *m_bytes, *m_requests[CN], *m_ack_wait;
+    sl_metric *m_records, *m_bytes, *m_requests[CN], *m_ack_wait, *m_spills;
 } lp_input;
 
 /* ---- configuration ---- */
@@ -250,6 +250,10 @@ static void register_metrics(lp_input *in)
     in->m_bytes = sl_counter("sluice_input_bytes_total", "Bytes read by the input.", l);
     in->m_ack_wait = sl_counter("sluice_loki_push_ack_wait_seconds_total",
                                 "Time push requests waited for the sinks' acknowledgement.", l);
+    in->m_spills = sl_counter("sluice_loki_push_spills_total",
+                              "Times a push waited half its ack_timeout and the sinks' memory "
+                              "was moved to their spools.",
+                              l);
     for (int i = 0; i < CN; i++) {
         char code[8];
         snprintf(code, sizeof code, "%u", codes[i]);
@@ -301,8 +305,9 @@ static waiter *waiter_new(lp_input *in)
 }
 
 /* Waits for the batch to be done, until timeout or shutdown. True when it
- * was. The waiter is released either way (freed now, or by on_done/destroy). */
-static bool waiter_wait(lp_input *in, waiter *w, int64_t timeout_ms)
+ * was. When done or final, the waiter is released (freed now, or by
+ * on_done/destroy); otherwise the caller waits again. */
+static bool waiter_wait(lp_input *in, waiter *w, int64_t timeout_ms, bool final)
 {
     int64_t t0 = sl_monotonic_ns(), deadline = t0 + timeout_ms * 1000000;
     pthread_mutex_lock(&in->wait_mu);
@@ -319,6 +324,11 @@ static bool waiter_wait(lp_input *in, waiter *w, int64_t timeout_ms)
         pthread_cond_timedwait(&w->cv, &in->wait_mu, &ts);
     }
     bool done = w->done;
+    if (!done && !final) {
+        pthread_mutex_unlock(&in->wait_mu);
+        sl_metric_add(in->m_ack_wait, (uint64_t)(sl_monotonic_ns() - t0));
+        return false;
+    }
     if (done) {
         if (w->prev)
             w->prev->next = w->next;
@@ -484,14 +494,25 @@ static enum MHD_Result process(lp_input *in, struct MHD_Connection *c, request *
     rc = in->ctx->emit_wait(in->ctx->emit_arg, b, in->full_wait_ms);
     pthread_mutex_unlock(&in->emit_mu);
     if (rc != SL_OK) {
-        if (w) waiter_wait(in, w, 0); /* never done: released at destroy */
+        if (w) waiter_wait(in, w, 0, true); /* never done: released at destroy */
         if (rc == SL_EFULL) return answer(in, c, C429, "sink buffers are full, retry later\n");
         return answer(in, c, C503, "shutting down\n");
     }
     sl_metric_add(in->m_records, nrec);
     sl_metric_add(in->m_bytes, bytes);
-    if (w && !waiter_wait(in, w, in->ack_timeout_ms))
-        return answer(in, c, C503, "the sinks did not acknowledge in time, retry later\n");
+    if (w) {
+        /* Half the time for delivery; then what the sinks hold in memory
+         * goes to their spools (acknowledged there), which is as safe. A
+         * batch a sink is already sending stays with it. */
+        int64_t half = in->ack_timeout_ms / 2;
+        bool done = waiter_wait(in, w, half, false);
+        if (!done && in->ctx->spill) {
+            in->ctx->spill(in->ctx->emit_arg);
+            sl_metric_inc(in->m_spills);
+        }
+        if (!done && !waiter_wait(in, w, in->ack_timeout_ms - half, true))
+            return answer(in, c, C503, "the sinks did not acknowledge in time, retry later\n");
+    }
     return answer(in, c, C204, "");
 }
 

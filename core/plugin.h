@@ -65,6 +65,9 @@ typedef struct sl_input_ctx {
     sl_emit_fn emit;
     sl_idle_fn idle; /* may be NULL */
     sl_emit_wait_fn emit_wait;
+    /* Moves what this input's sinks hold in memory to their spools (same
+     * arg as emit; SL_EFULL when a spool took not all). May be NULL. */
+    sl_idle_fn spill;
     void *emit_arg;
     const atomic_bool *stop; /* set when the input must return from run() */
 } sl_input_ctx;

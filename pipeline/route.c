@@ -79,6 +79,16 @@ int sl_pipeline_route_wait(void *arg, sl_batch *b, int64_t wait_ms)
     return deliver(in, b);
 }
 
+int sl_pipeline_route_spill(void *arg)
+{
+    sl_input_rt *in = arg;
+    int rc = SL_OK;
+    if (in->pipeline->opts.dry_run) return SL_OK;
+    for (int i = 0; i < in->nsinks; i++)
+        if (sl_buffer_spill(in->sinks[i]->buffer) != SL_OK) rc = SL_EFULL;
+    return rc;
+}
+
 int sl_pipeline_route_idle(void *arg)
 {
     return deliver_partials(arg);

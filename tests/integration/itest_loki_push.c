@@ -474,6 +474,66 @@ static void test_full_buffer_429(void **st)
     sl_lr_stop(lr);
 }
 
+/* Loki down with a small spool: pushes are answered 204 once spooled
+ * (memory is full, the spool takes the oldest), then 429 once the spool is
+ * full too; everything answered 204 arrives when Loki is back. */
+static void test_spool_then_429(void **st)
+{
+    (void)st;
+    int lport = sl_t_free_port(), port = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush-spool",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    ack_timeout: 100ms\n"
+                "    full_wait: 100ms\n" SINK_TO(lport) "    buffer: {memory_max: 4KiB, spool_max: "
+                                                        "16KiB, when_full: block}\n",
+                port, lport);
+    agent_run(&m);
+    int64_t t0 = now_ns();
+    int acked[400] = {0}, n204 = 0, k;
+    reply r = {0};
+    char j[4096];
+    for (k = 0; k < 400; k++) {
+        int o = snprintf(j, sizeof j, "{\"streams\":[{\"stream\":{\"job\":\"spool\"},\"values\":[");
+        for (int i = 0; i < 10; i++)
+            o += snprintf(j + o, sizeof j - (size_t)o, "%s[\"%lld\",\"spool %03d line %02d %s\"]",
+                          i ? "," : "", (long long)t0 + k * 10 + i, k, i,
+                          "padding padding padding padding");
+        snprintf(j + o, sizeof j - (size_t)o, "]}]}");
+        r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j,
+                 strlen(j));
+        if (r.code == 429) break;
+        if (r.code != 204 && r.code != 503) fail_msg("push %d: %ld %s", k, r.code, r.body);
+        if (r.code == 204) acked[k] = 1, n204++;
+    }
+    assert_int_equal(r.code, 429);
+    assert_true(n204 >= 1);
+    sl_lr *lr;
+    sl_lr_opts lo = {.port = lport};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    wait_entries(lr, (size_t)n204 * 10);
+    char line[128];
+    for (int i = 0; i < k; i++) {
+        if (!acked[i]) continue;
+        for (int e = 0; e < 10; e++) {
+            int n = snprintf(line, sizeof line, "spool %03d line %02d %s", i, e,
+                             "padding padding padding padding");
+            bool found = false;
+            for (size_t x = 0; x < sl_lr_nentries(lr) && !found; x++) {
+                const sl_lr_entry *en = sl_lr_entry_at(lr, x);
+                found = en->line_n == (size_t)n && !memcmp(en->line, line, (size_t)n);
+            }
+            if (!found) fail_msg("acknowledged '%s' never arrived", line);
+        }
+    }
+    fprintf(stderr, "spool: %d pushes answered 204 with Loki down, 429 at push %d\n", n204, k);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
 typedef struct ids_goal {
     sl_lr *lr;
     long want;
@@ -620,7 +680,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_byte_exact), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_https_basic_auth), cmocka_unit_test(test_full_buffer_429),
-        cmocka_unit_test(test_chain_kill9),
+        cmocka_unit_test(test_spool_then_429),   cmocka_unit_test(test_chain_kill9),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -415,19 +415,30 @@ static int build_batch(lp_input *in, const sl_lp_push *p, const char *tenant, sl
 
 /* ---- HTTP ---- */
 
+/* Answers keep the connection open (unlike the metrics endpoint's): a
+ * sender pushes again at once, and over TLS a handshake per push would cost
+ * more than the push. Request state is per request (con_cls), so nothing
+ * carries over between requests of a connection. */
 static enum MHD_Result answer(lp_input *in, struct MHD_Connection *c, int which, const char *msg)
 {
     sl_metric_inc(in->m_requests[which]);
+    size_t n = which == C204 ? 0 : strlen(msg);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)msg, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    if (n) MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
     if (which == C429 || which == C503) {
         char ra[24];
         snprintf(ra, sizeof ra, "%lld", (long long)((in->retry_after_ms + 999) / 1000));
-        return sl_http_respond_hdr(c, codes[which], "text/plain; charset=utf-8", msg, strlen(msg),
-                                   "Retry-After", ra);
+        MHD_add_response_header(r, "Retry-After", ra);
     }
-    if (which == C405)
-        return sl_http_respond_hdr(c, 405, "text/plain; charset=utf-8", msg, strlen(msg), "Allow",
-                                   "POST");
-    return sl_http_respond_text(c, codes[which], msg);
+    if (which == C405) MHD_add_response_header(r, "Allow", "POST");
+    if (which == C401) MHD_add_response_header(r, "WWW-Authenticate", "Basic realm=\"sluice\"");
+    /* A refused body may be unread: close rather than read it. */
+    if (which == C413 || which == C401 || which == C404 || which == C405)
+        MHD_add_response_header(r, "Connection", "close");
+    enum MHD_Result res = MHD_queue_response(c, codes[which], r);
+    MHD_destroy_response(r);
+    return res;
 }
 
 static bool consttime_eq(const char *a, const char *b)

@@ -493,7 +493,8 @@ static enum MHD_Result process(lp_input *in, struct MHD_Connection *c, request *
         return answer(in, c, C500, msg);
     }
     waiter *w = NULL;
-    if (in->ack_mode == ACK_DELIVERED) {
+    /* A dry run acknowledges nothing: answer as `buffered` would. */
+    if (in->ack_mode == ACK_DELIVERED && !in->ctx->dry_run) {
         if (!(w = waiter_new(in))) {
             sl_batch_unref(b);
             return answer(in, c, C500, "out of memory\n");

@@ -534,6 +534,36 @@ static void test_spool_then_429(void **st)
     sl_lr_stop(lr);
 }
 
+/* A dry run acknowledges nothing, so a push is answered once it is in the
+ * (printing) pipeline, not after ack_timeout; the record is printed. */
+static void test_dry_run(void **st)
+{
+    (void)st;
+    int port = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush-dry",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    ack_timeout: 1h\n"
+                "sinks:\n"
+                "  - {name: out, type: stdout}\n",
+                port);
+    char *argv[] = {(char *)sl_t_bin(), "run", "--dry-run", "-c", m.cfg, NULL};
+    m.pid = sl_t_spawn(argv, m.log);
+    assert_true(m.pid > 0);
+    sl_t_kill_at_exit(m.pid);
+    assert_true(sl_t_wait_log(m.log, "agent_started", 1, sl_t_scaled_ms(20000)));
+    const char *j = "{\"streams\":[{\"stream\":{\"job\":\"dry\"},\"values\":[[\"1\",\"dry run "
+                    "line\"]]}]}";
+    reply r =
+        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    assert_int_equal(r.code, 204);
+    assert_true(sl_t_wait_log(m.log, "\"line\":\"dry run line\"", 1, sl_t_scaled_ms(20000)));
+    agent_stop(&m);
+}
+
 typedef struct ids_goal {
     sl_lr *lr;
     long want;
@@ -680,7 +710,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_byte_exact), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_https_basic_auth), cmocka_unit_test(test_full_buffer_429),
-        cmocka_unit_test(test_spool_then_429),   cmocka_unit_test(test_chain_kill9),
+        cmocka_unit_test(test_spool_then_429),   cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_chain_kill9),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

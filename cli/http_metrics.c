@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/http_server.h"
+#include "net/http_server.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"

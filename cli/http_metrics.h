@@ -1,5 +1,5 @@
 /* The agent's own HTTP endpoint on metrics.listen, served by libmicrohttpd
- * (cli/http_server.h) on one epoll thread:
+ * (net/http_server.h) on one epoll thread:
  *   GET /metrics  Prometheus text: the registry plus process figures
  *   GET /healthz  liveness: threads running, registry answering (200/503)
  *   GET /readyz   readiness: inputs started, no sink failing for longer

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/http_server.h"
+#include "net/http_server.h"
 #include "core/buf.h"
 #include "core/fsutil.h"
 #include "core/log.h"

@@ -19,6 +19,12 @@
  * Takes ownership of the batch whatever it returns. SL_ECLOSED: shutting
  * down, stop reading. */
 typedef int (*sl_emit_fn)(void *arg, sl_batch *b);
+/* emit with a bounded wait, for inputs that can tell their sender to come
+ * back later (loki_push answers 429): waits at most wait_ms for room in
+ * every sink's buffer before taking the batch, and returns SL_EFULL (the
+ * batch dropped, in no sink) when one stayed full. Not for concurrent use
+ * with emit of the same input. See docs/decisions/0034-loki-push-input.md. */
+typedef int (*sl_emit_wait_fn)(void *arg, sl_batch *b, int64_t wait_ms);
 /* Called by an input on its thread when it has nothing to read (same arg as
  * emit): the pipeline may emit what it held back (a container message whose
  * last piece never came). SL_ECLOSED: shutting down, stop reading. */
@@ -59,6 +65,10 @@ typedef struct sl_input_ctx {
     bool dry_run;    /* read, but never move checkpoints */
     sl_emit_fn emit;
     sl_idle_fn idle; /* may be NULL */
+    sl_emit_wait_fn emit_wait;
+    /* Moves what this input's sinks hold in memory to their spools (same
+     * arg as emit; SL_EFULL when a spool took not all). May be NULL. */
+    sl_idle_fn spill;
     void *emit_arg;
     const atomic_bool *stop; /* set when the input must return from run() */
 } sl_input_ctx;

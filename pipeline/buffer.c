@@ -51,6 +51,7 @@ struct sl_buffer {
     uint64_t bytes, max_bytes;
     bool closed;
     bool spill;             /* memory overflows into the spool */
+    uint64_t spool_max;     /* for sl_buffer_wait_room */
     uint64_t space_gen;     /* bumped when the spool frees space */
     int64_t spool_retry_ns; /* pop leaves the spool alone until then */
     int when_full;
@@ -166,6 +167,7 @@ int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err)
             return rc;
         }
         b->spill = o->spool_max > 0;
+        b->spool_max = o->spool_max;
         if (b->spill) {
             rc = pthread_create(&b->spiller, NULL, spill_thread, b);
             if (rc != 0) {
@@ -467,6 +469,58 @@ int sl_buffer_push(sl_buffer *b, sl_batch *batch)
     pthread_mutex_unlock(&b->mu);
     if (waited > 0) sl_metric_add(b->blocked_ns, (uint64_t)waited);
     return rc;
+}
+
+int sl_buffer_wait_room(sl_buffer *b, sl_batch *batch, int64_t wait_ms)
+{
+    int64_t deadline = sl_monotonic_ns() + wait_ms * 1000000, waited = 0;
+    int rc;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        if (b->closed) {
+            rc = SL_ECLOSED;
+            break;
+        }
+        /* A push would not wait for the sink: room in memory, room in the
+         * spool to spill to, or the oldest to drop. */
+        if (mem_room(b, sl_batch_footprint(batch)) || b->when_full == SL_WHEN_FULL_DROP_OLDEST) {
+            rc = SL_OK;
+            break;
+        }
+        if (b->spill) {
+            /* The spool's lock is taken before ours (on_space): not under mu. */
+            pthread_mutex_unlock(&b->mu);
+            sl_spool_usage u;
+            sl_spool_get_usage(b->spool, &u);
+            pthread_mutex_lock(&b->mu);
+            if (u.bytes + sl_batch_footprint(batch) <= b->spool_max) {
+                rc = SL_OK;
+                break;
+            }
+        }
+        int64_t left_ms = (deadline - sl_monotonic_ns()) / 1000000;
+        if (left_ms <= 0) {
+            rc = SL_EFULL;
+            break;
+        }
+        timed_wait(b, &b->cv_push, left_ms, &waited);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+int sl_buffer_spill(sl_buffer *b)
+{
+    if (!b->spill) return SL_OK;
+    pthread_mutex_lock(&b->mu);
+    size_t n = b->len; /* what is there now; later pushes are not chased */
+    pthread_mutex_unlock(&b->mu);
+    int64_t backoff_ms = 10;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t gen;
+        if (spill_oldest(b, &backoff_ms, &gen) != 0) return SL_EFULL;
+    }
+    return SL_OK;
 }
 
 int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)

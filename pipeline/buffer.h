@@ -48,6 +48,18 @@ void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out);
  * backoff. SL_ECLOSED after close: the batch was not taken and the caller
  * still owes its sl_batch_done. */
 int sl_buffer_push(sl_buffer *b, sl_batch *batch);
+/* Waits at most wait_ms until a push of batch would not wait for the sink
+ * (room in memory, room in the spool to spill to by its bytes on disk, or
+ * when_full drop_oldest): SL_OK,
+ * SL_EFULL when the buffer stayed full, SL_ECLOSED. Takes nothing; another
+ * pusher may take the room before the caller's push (the loki_push input
+ * uses it to answer 429 instead of blocking; decision 0034). */
+int sl_buffer_wait_room(sl_buffer *b, sl_batch *batch, int64_t wait_ms);
+/* Moves what memory holds now to the spool (acknowledging it), oldest
+ * first: SL_OK, or SL_EFULL when the spool took not all of it. Without a
+ * spool, nothing. For inputs whose sender waits on the acknowledgement
+ * (loki_push, decision 0034) while the sink cannot deliver. */
+int sl_buffer_spill(sl_buffer *b);
 /* sl_buffer_pop and sl_buffer_unpop, the sink's side, are declared in
  * core/plugin.h with the rest of what a sink sees. */
 /* No more pushes: pushes waiting for room return SL_ECLOSED at once (the

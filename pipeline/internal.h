@@ -69,6 +69,8 @@ bool sl_pipeline_sink_takes(sl_cfg *cfg, const sl_cfg_node *sink, const char *in
 /* route.c: the emit and idle callbacks of every input, and the threads. */
 int sl_pipeline_route(void *input_rt, sl_batch *b);
 int sl_pipeline_route_idle(void *input_rt);
+int sl_pipeline_route_wait(void *input_rt, sl_batch *b, int64_t wait_ms);
+int sl_pipeline_route_spill(void *input_rt);
 void *sl_pipeline_input_thread(void *input_rt);
 void *sl_pipeline_sink_thread(void *sink_rt);
 

@@ -170,6 +170,8 @@ static int start_input(sl_pipeline *a, const sl_cfg_node *n, const sl_cfg_node *
     in->ctx.dry_run = a->opts.dry_run;
     in->ctx.emit = sl_pipeline_route;
     in->ctx.idle = sl_pipeline_route_idle;
+    in->ctx.emit_wait = sl_pipeline_route_wait;
+    in->ctx.spill = sl_pipeline_route_spill;
     in->ctx.emit_arg = in;
     in->ctx.stop = &a->inputs_stop;
     if (sl_chain_new(cfg, sl_cfg_get(n, "parse"), in->ctx.name, &in->chain) != 0)

@@ -58,6 +58,40 @@ int sl_pipeline_route(void *arg, sl_batch *b)
     return deliver(in, b);
 }
 
+int sl_pipeline_route_wait(void *arg, sl_batch *b, int64_t wait_ms)
+{
+    sl_input_rt *in = arg;
+    if (deliver_partials(in) != SL_OK) {
+        sl_batch_unref(b);
+        return SL_ECLOSED;
+    }
+    sl_chain_run(in->chain, b);
+    if (!in->pipeline->opts.dry_run) {
+        /* Every sink first, so a full one leaves the batch in none: the
+         * sender's retry then duplicates nothing. */
+        int64_t deadline = sl_monotonic_ns() + wait_ms * 1000000;
+        for (int i = 0; i < in->nsinks; i++) {
+            int64_t left = (deadline - sl_monotonic_ns()) / 1000000;
+            int rc = sl_buffer_wait_room(in->sinks[i]->buffer, b, left > 0 ? left : 0);
+            if (rc != SL_OK) {
+                sl_batch_unref(b);
+                return rc;
+            }
+        }
+    }
+    return deliver(in, b);
+}
+
+int sl_pipeline_route_spill(void *arg)
+{
+    sl_input_rt *in = arg;
+    int rc = SL_OK;
+    if (in->pipeline->opts.dry_run) return SL_OK;
+    for (int i = 0; i < in->nsinks; i++)
+        if (sl_buffer_spill(in->sinks[i]->buffer) != SL_OK) rc = SL_EFULL;
+    return rc;
+}
+
 int sl_pipeline_route_idle(void *arg)
 {
     return deliver_partials(arg);

@@ -34,6 +34,7 @@ SECTIONS = [
     ("collector/journald.c", "### Input `type: journald`"),
     ("collector/syslog_input.c", "### Input `type: syslog`"),
     ("net/tls.c", "### Input `type: syslog`"),
+    ("collector/loki_push_input.c", "### Input `type: loki_push`"),
     ("parsers/", "### Parse steps"),
     ("shipper/filesink.c", "### Sink `type: stdout` / `type: file`"),
     ("shipper/discard.c", "### Sink `type: discard`"),

@@ -1,10 +1,11 @@
-#include "cli/http_server.h"
+#include "net/http_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,31 @@
 struct sl_http_server {
     struct MHD_Daemon *d;
     int port;
+    char *tls_cert, *tls_key; /* PEM text; MHD keeps pointers to them */
 };
+
+/* A whole PEM file, NUL-terminated, at most 1 MiB. */
+static int read_pem(const char *what, const char *path, char **out, sl_err *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return sl_errf(err, SL_EIO, "%s: %s: %s", what, path, strerror(errno));
+    size_t cap = 1u << 20;
+    char *p = malloc(cap + 1);
+    if (!p) {
+        fclose(f);
+        return sl_errf(err, SL_ENOMEM, "%s: out of memory", what);
+    }
+    size_t n = fread(p, 1, cap + 1, f);
+    bool bad = ferror(f) || n > cap || n == 0;
+    fclose(f);
+    if (bad) {
+        free(p);
+        return sl_errf(err, SL_EINVAL, "%s: %s: empty, unreadable or over 1 MiB", what, path);
+    }
+    p[n] = '\0';
+    *out = p;
+    return SL_OK;
+}
 
 int sl_http_split_listen(const char *listen, char *host, size_t hcap, char *port, size_t pcap)
 {
@@ -121,13 +146,27 @@ int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_
     if (!o->listen || !*o->listen) return sl_errf(err, SL_EINVAL, "%s is empty", o->what);
     sl_http_server *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(err, SL_ENOMEM, "%s: out of memory", o->what);
-    int fd = -1;
-    int rc = open_listener(o->what, o->listen, &fd, &s->port, err);
+    int fd = -1, rc;
+    bool tls = o->tls_cert_file && o->tls_key_file;
+    if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        free(s);
+        return sl_errf(err, SL_EINVAL, "%s: this libmicrohttpd has no TLS", o->what);
+    }
+    if (tls && ((rc = read_pem(o->what, o->tls_cert_file, &s->tls_cert, err)) != SL_OK ||
+                (rc = read_pem(o->what, o->tls_key_file, &s->tls_key, err)) != SL_OK)) {
+        free(s->tls_cert);
+        free(s);
+        return rc;
+    }
+    rc = open_listener(o->what, o->listen, &fd, &s->port, err);
     if (rc != SL_OK) {
+        free(s->tls_cert);
+        free(s->tls_key);
         free(s);
         return rc;
     }
     unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_INTERNAL_POLLING_THREAD;
+    if (tls) flags |= MHD_USE_TLS;
     flags |=
         o->thread_per_connection ? (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL) : MHD_USE_EPOLL;
     struct sockaddr_storage ss;
@@ -140,9 +179,13 @@ int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         o->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->request_memory,
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_COMPLETED, o->completed,
-        o->completed_arg, MHD_OPTION_END);
+        o->completed_arg, tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_HTTPS_PRIORITIES,
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_END);
     if (!s->d) {
         close(fd);
+        free(s->tls_cert);
+        free(s->tls_key);
         free(s);
         return sl_errf(err, SL_EIO, "%s '%s': the HTTP server did not start", o->what, o->listen);
     }
@@ -160,11 +203,20 @@ void sl_http_server_stop(sl_http_server *s)
     if (!s) return;
     /* Closes the listener and every connection, joins the threads. */
     MHD_stop_daemon(s->d);
+    free(s->tls_cert);
+    free(s->tls_key);
     free(s);
 }
 
 enum MHD_Result sl_http_respond(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 const char *body, size_t len)
+{
+    return sl_http_respond_hdr(c, status, ctype, body, len, NULL, NULL);
+}
+
+enum MHD_Result sl_http_respond_hdr(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                    const char *body, size_t len, const char *hname,
+                                    const char *hval)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -172,8 +224,9 @@ enum MHD_Result sl_http_respond(struct MHD_Connection *c, unsigned status, const
     MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "Connection", "close");
-    if (status == 405) MHD_add_response_header(r, "Allow", "GET, HEAD");
+    if (status == 405 && !hname) MHD_add_response_header(r, "Allow", "GET, HEAD");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"sluice\"");
+    if (hname) MHD_add_response_header(r, hname, hval);
     enum MHD_Result res = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return res;

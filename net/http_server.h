@@ -1,11 +1,12 @@
-/* The agent's HTTP listeners (metrics/probes and the tap), served by
- * libmicrohttpd (docs/decisions/0014-http-endpoint-library.md). This module
- * owns what both listeners share: parsing a listen address, opening the
- * socket (so port 0 and bind errors are ours to report), the daemon's
- * bounds (connections, per-IP connections, idle timeout, request memory)
- * and small response helpers. Routing stays with each listener. */
-#ifndef SLUICE_CLI_HTTP_SERVER_H
-#define SLUICE_CLI_HTTP_SERVER_H
+/* The HTTP listeners (the agent's metrics/probes and tap in cli/, the
+ * loki_push input in collector/), served by libmicrohttpd
+ * (docs/decisions/0014-http-endpoint-library.md; moved down from cli/ by
+ * decision 0034 so inputs share it). This module owns what they share: parsing a listen address,
+ * opening the socket (so port 0 and bind errors are ours to report), the daemon's bounds
+ * (connections, per-IP connections, idle timeout, request memory) and small response helpers.
+ * Routing stays with each listener. */
+#ifndef SLUICE_NET_HTTP_SERVER_H
+#define SLUICE_NET_HTTP_SERVER_H
 
 #include <microhttpd.h>
 #include <stdbool.h>
@@ -28,6 +29,9 @@ typedef struct sl_http_server_opts {
     /* Called when a request ends (its response sent or the client gone). */
     MHD_RequestCompletedCallback completed;
     void *completed_arg;
+    /* PEM files: when both are set the server speaks only HTTPS (libmicrohttpd
+     * on GnuTLS, TLS 1.2 and 1.3), read once at start. */
+    const char *tls_cert_file, *tls_key_file;
 } sl_http_server_opts;
 
 int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_err *err);
@@ -49,6 +53,10 @@ bool sl_http_listen_is_loopback(const char *listen);
  * body is copied. Returns the MHD result for the access handler. */
 enum MHD_Result sl_http_respond(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 const char *body, size_t len);
+/* sl_http_respond with one more header (hname: hval), e.g. Retry-After. */
+enum MHD_Result sl_http_respond_hdr(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                    const char *body, size_t len, const char *hname,
+                                    const char *hval);
 enum MHD_Result sl_http_respond_text(struct MHD_Connection *c, unsigned status, const char *msg);
 
 #endif

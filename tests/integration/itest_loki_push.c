@@ -1,0 +1,719 @@
+/* The loki_push input driven through the real binary, relaying to the Loki
+ * test receiver (tests/loki_receiver.c): Promtail-shaped pushes
+ * (protobuf + snappy, tenant header, escaped labels, structured metadata),
+ * JSON and gzip'd JSON, and a second sluice's Loki sink, arrive byte-exact
+ * in lines, labels and tenant; malformed bodies get 400 with the reason,
+ * oversize 413, wrong path/method/credentials 404/405/401; a full buffer
+ * answers 429 with Retry-After and the retried push arrives once; a
+ * sluice -> sluice -> Loki chain loses nothing when the middle one is
+ * killed with -9 (the middle answers 204 only once it delivered). Every
+ * server listens on 127.0.0.1. */
+#include <curl/curl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+
+#include "tests/helpers.h"
+#include "tests/loki_push_build.h"
+#include "tests/loki_receiver.h"
+
+typedef struct agent {
+    char *dir, *cfg, *log;
+    pid_t pid;
+} agent;
+
+static void agent_start(agent *a, const char *tag, const char *yaml_fmt, ...)
+{
+    memset(a, 0, sizeof *a);
+    a->dir = sl_t_tmpdir(tag);
+    a->cfg = sl_t_path(a->dir, "c.yml");
+    a->log = sl_t_path(a->dir, "agent.log");
+    char *body = NULL;
+    va_list ap;
+    va_start(ap, yaml_fmt);
+    assert_true(vasprintf(&body, yaml_fmt, ap) > 0);
+    va_end(ap);
+    char *yaml = NULL;
+    assert_true(asprintf(&yaml, "data_dir: %s/data\nshutdown_timeout: 5s\n%s", a->dir, body) > 0);
+    assert_int_equal(sl_t_write_file(a->cfg, yaml, strlen(yaml)), 0);
+    free(yaml), free(body);
+}
+
+static void agent_run(agent *a)
+{
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", a->cfg, NULL};
+    long before = sl_t_file_count(a->log, "agent_started");
+    a->pid = sl_t_spawn(argv, a->log);
+    assert_true(a->pid > 0);
+    sl_t_kill_at_exit(a->pid);
+    bool up = sl_t_wait_log(a->log, "agent_started", (int)before + 1, sl_t_scaled_ms(20000));
+    if (!up) {
+        char *l = sl_t_read_file(a->log, NULL);
+        fprintf(stderr, "agent log:\n%s\n", l ? l : "");
+        free(l);
+    }
+    assert_true(up);
+}
+
+static void agent_stop(agent *a)
+{
+    int st = a->pid > 0 ? sl_t_stop(a->pid, SIGTERM, sl_t_scaled_ms(20000)) : 0;
+    sl_t_kill_at_exit(0);
+    if (st != 0) {
+        char *l = sl_t_read_file(a->log, NULL);
+        fprintf(stderr, "agent log:\n%s\n", l ? l : "");
+        free(l);
+    }
+    sl_t_rmtree(a->dir);
+    free(a->dir), free(a->cfg), free(a->log);
+    assert_int_equal(st, 0);
+}
+
+/* ---- a client ---- */
+
+typedef struct reply {
+    long code;
+    char body[512];
+    size_t n;
+    char retry_after[32];
+} reply;
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *arg)
+{
+    reply *r = arg;
+    size_t n = sz * nm, room = sizeof r->body - 1 - r->n;
+    memcpy(r->body + r->n, p, n < room ? n : room);
+    r->n += n < room ? n : room;
+    r->body[r->n] = 0;
+    return n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *arg)
+{
+    reply *r = arg;
+    size_t n = sz * nm;
+    if (n > 13 && !strncasecmp(p, "Retry-After: ", 13))
+        snprintf(r->retry_after, sizeof r->retry_after, "%.*s", (int)strcspn(p + 13, "\r\n"),
+                 p + 13);
+    return n;
+}
+
+/* When set, requests go over HTTPS trusting this PEM file. */
+static const char *https_ca;
+
+/* POSTs body (GET when method says so) to path on 127.0.0.1:port. */
+static reply post(int port, const char *method, const char *path, const char *ctype,
+                  const char *cenc, const char *tenant, const char *auth, const void *body,
+                  size_t n)
+{
+    reply r = {0};
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char url[256], h[4][256];
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", https_ca ? "https" : "http", port, path);
+    if (https_ca) curl_easy_setopt(c, CURLOPT_CAINFO, https_ca);
+    struct curl_slist *hs = NULL;
+    snprintf(h[0], sizeof h[0], "Content-Type: %s", ctype ? ctype : "application/x-protobuf");
+    hs = curl_slist_append(hs, h[0]);
+    if (cenc)
+        snprintf(h[1], sizeof h[1], "Content-Encoding: %s", cenc), hs = curl_slist_append(hs, h[1]);
+    if (tenant)
+        snprintf(h[2], sizeof h[2], "X-Scope-OrgID: %s", tenant), hs = curl_slist_append(hs, h[2]);
+    if (auth)
+        snprintf(h[3], sizeof h[3], "Authorization: %s", auth), hs = curl_slist_append(hs, h[3]);
+    hs = curl_slist_append(hs, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+    if (!strcmp(method, "POST")) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)sl_t_scaled_ms(30000));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cc = curl_easy_perform(c);
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
+    else
+        r.code = -1;
+    curl_slist_free_all(hs);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static char *gzip_of(const char *s, size_t n, size_t *out)
+{
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, n);
+    char *o = malloc(cap);
+    z.next_in = (Bytef *)(uintptr_t)s;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)o;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out = cap - z.avail_out;
+    deflateEnd(&z);
+    return o;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- the receiver's view ---- */
+
+typedef struct lr_goal {
+    sl_lr *lr;
+    size_t n;
+} lr_goal;
+
+static bool lr_has(void *arg)
+{
+    lr_goal *g = arg;
+    return sl_lr_nentries(g->lr) >= g->n;
+}
+
+static void wait_entries(sl_lr *lr, size_t n)
+{
+    lr_goal g = {lr, n};
+    if (!sl_t_wait_until(lr_has, &g, sl_t_scaled_ms(30000)))
+        fail_msg("receiver has %zu entries, waited for %zu", sl_lr_nentries(lr), n);
+}
+
+/* The entry whose line is exactly line (n bytes); fails when absent or
+ * present more than once. */
+static const sl_lr_entry *find_once(sl_lr *lr, const char *line, size_t n)
+{
+    const sl_lr_entry *hit = NULL;
+    size_t count = 0;
+    for (size_t i = 0; i < sl_lr_nentries(lr); i++) {
+        const sl_lr_entry *e = sl_lr_entry_at(lr, i);
+        if (e->line_n == n && !memcmp(e->line, line, n)) hit = e, count++;
+    }
+    if (count != 1) fail_msg("line '%.*s' arrived %zu times", (int)n, line, count);
+    return hit;
+}
+
+static const char *meta_of(const sl_lr_entry *e, const char *name)
+{
+    for (uint32_t i = 0; i < e->nmeta; i++)
+        if (!strcmp(e->meta[i].name, name)) return e->meta[i].value;
+    return NULL;
+}
+
+#define SINK_TO(port)                                                                              \
+    "sinks:\n"                                                                                     \
+    "  - name: lk\n"                                                                               \
+    "    type: loki\n"                                                                             \
+    "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"                                          \
+    "    tenant: \"${fields.tenant:-anonymous}\"\n"                                                \
+    "    structured_metadata: [trace_id]\n"                                                        \
+    "    max_batch_wait: 20ms\n"                                                                   \
+    "    min_backoff: 10ms\n"                                                                      \
+    "    max_backoff: 200ms\n"
+
+/* Promtail-, JSON- and sluice-shaped pushes relayed byte-exact. */
+static void test_relay_byte_exact(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    int port = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n" SINK_TO(port),
+                port, sl_lr_port(lr));
+    agent_run(&m);
+
+    /* Promtail: protobuf in a snappy block, a tenant, labels with escapes. */
+    int64_t t0 = now_ns();
+    pbuf req = {0}, s = {0};
+    pb_stream_labels(&s, "{job=\"promtail\", path=\"/var/log/a \\\"q\\\" \\\\ \\u00e9\"}");
+    static const char *const meta[] = {"trace_id", "abc123", NULL};
+    pb_entry(&s, t0, "promtail one\ttab \"quoted\" \xc3\xa9", 26, NULL);
+    pb_entry(&s, t0 + 1, "promtail two", 12, meta);
+    pb_add_stream(&req, &s);
+    pb_stream_labels(&s, "{job=\"promtail\", stream=\"stderr\"}");
+    pb_entry(&s, t0 + 2, "promtail three", 14, NULL);
+    pb_add_stream(&req, &s);
+    size_t n;
+    char *body = pb_snappy(&req, &n);
+    reply r = post(port, "POST", "/loki/api/v1/push", NULL, NULL, "team-a", NULL, body, n);
+    free(body);
+    assert_int_equal(r.code, 204);
+
+    /* JSON, then gzip'd JSON. */
+    char j[512];
+    snprintf(j, sizeof j,
+             "{\"streams\":[{\"stream\":{\"job\":\"json\",\"env\":\"a\\\"b\"},\"values\":"
+             "[[\"%lld\",\"json one \\u00e9\"],[\"%lld\",\"json two\",{\"trace_id\":\"t2\"}]]}]}",
+             (long long)t0 + 3, (long long)t0 + 4);
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    assert_int_equal(r.code, 204);
+    snprintf(j, sizeof j,
+             "{\"streams\":[{\"stream\":{\"job\":\"gz\"},\"values\":[[\"%lld\",\"gzip one\"]]}]}",
+             (long long)t0 + 5);
+    char *gz = gzip_of(j, strlen(j), &n);
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", "gzip", "team-b", NULL, gz, n);
+    free(gz);
+    assert_int_equal(r.code, 204);
+
+    /* Another sluice's Loki sink (protobuf) pushing a file. */
+    agent a;
+    agent_start(&a, "lpush-src",
+                "inputs:\n"
+                "  - name: app\n"
+                "    type: file\n"
+                "    paths: [\"%s/app.log\"]\n"
+                "    poll_interval: 50ms\n"
+                "    labels: {job: sluice, host: \"node-1\"}\n"
+                "sinks:\n"
+                "  - name: up\n"
+                "    type: loki\n"
+                "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+                "    tenant: team-c\n"
+                "    max_batch_wait: 20ms\n",
+                "/nonexistent", port);
+    /* The path must name a's own folder: rewrite the config now it exists. */
+    char *cfg = sl_t_read_file(a.cfg, NULL);
+    char *at = strstr(cfg, "/nonexistent");
+    char *fixed = NULL;
+    assert_true(
+        asprintf(&fixed, "%.*s%s%s", (int)(at - cfg), cfg, a.dir, at + strlen("/nonexistent")) > 0);
+    assert_int_equal(sl_t_write_file(a.cfg, fixed, strlen(fixed)), 0);
+    free(cfg), free(fixed);
+    char *logf = sl_t_path(a.dir, "app.log");
+    const char *lines = "sluice one\nsluice two \\ \"x\"\n";
+    assert_int_equal(sl_t_write_file(logf, lines, strlen(lines)), 0);
+    agent_run(&a);
+    wait_entries(lr, 8);
+
+    const sl_lr_entry *e = find_once(lr, "promtail one\ttab \"quoted\" \xc3\xa9", 26);
+    assert_string_equal(e->labels,
+                        "{job=\"promtail\", path=\"/var/log/a \\\"q\\\" \\\\ \xc3\xa9\"}");
+    assert_int_equal(e->ts_ns, t0);
+    assert_string_equal(e->tenant, "team-a");
+    e = find_once(lr, "promtail two", 12);
+    assert_non_null(meta_of(e, "trace_id"));
+    assert_string_equal(meta_of(e, "trace_id"), "abc123");
+    assert_int_equal(e->ts_ns, t0 + 1);
+    e = find_once(lr, "promtail three", 14);
+    assert_string_equal(e->labels, "{job=\"promtail\", stream=\"stderr\"}");
+    e = find_once(lr, "json one \xc3\xa9", 11);
+    assert_string_equal(e->labels, "{env=\"a\\\"b\", job=\"json\"}");
+    assert_string_equal(e->tenant, "anonymous");
+    assert_int_equal(e->ts_ns, t0 + 3);
+    e = find_once(lr, "json two", 8);
+    assert_string_equal(meta_of(e, "trace_id"), "t2");
+    e = find_once(lr, "gzip one", 8);
+    assert_string_equal(e->labels, "{job=\"gz\"}");
+    assert_string_equal(e->tenant, "team-b");
+    e = find_once(lr, "sluice one", 10);
+    assert_string_equal(e->labels, "{host=\"node-1\", job=\"sluice\"}");
+    assert_string_equal(e->tenant, "team-c");
+    e = find_once(lr, "sluice two \\ \"x\"", 16);
+    assert_string_equal(e->labels, "{host=\"node-1\", job=\"sluice\"}");
+
+    free(logf);
+    agent_stop(&a);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
+/* Malformed, oversize, unauthorized: refused with a reason, nothing relayed. */
+static void test_refusals(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    int port = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush-bad",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    max_body_bytes: 4KiB\n"
+                "    auth: {bearer_token: s3cret}\n" SINK_TO(port),
+                port, sl_lr_port(lr));
+    agent_run(&m);
+    const char *tok = "Bearer s3cret";
+    const char *j = "{\"streams\":[]}";
+    reply r =
+        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    assert_int_equal(r.code, 401);
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, "Bearer wrong", j,
+             strlen(j));
+    assert_int_equal(r.code, 401);
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, tok, j, strlen(j));
+    assert_int_equal(r.code, 204);
+    r = post(port, "POST", "/api/prom/push", "application/json", NULL, NULL, tok, j, strlen(j));
+    assert_int_equal(r.code, 404);
+    r = post(port, "GET", "/loki/api/v1/push", NULL, NULL, NULL, tok, NULL, 0);
+    assert_int_equal(r.code, 405);
+
+    static const struct {
+        const char *ctype, *cenc, *body, *reason;
+    } bad[] = {
+        {NULL, NULL, "definitely not snappy", "snappy"},
+        {"application/json", NULL, "{\"streams\":[", "JSON"},
+        {"application/json", NULL, "{\"streams\":[{\"stream\":{},\"values\":[[\"x\",\"l\"]]}]}",
+         "timestamp"},
+        {"application/json", "br", "{}", "Content-Encoding"},
+        {NULL, "gzip", "not gzip", "gzip"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r = post(port, "POST", "/loki/api/v1/push", bad[i].ctype, bad[i].cenc, NULL, tok,
+                 bad[i].body, strlen(bad[i].body));
+        if (r.code != 400 || !strstr(r.body, bad[i].reason))
+            fail_msg("case %zu: %ld '%s'", i, r.code, r.body);
+    }
+    /* Protobuf with a label string Loki would not parse. */
+    pbuf req = {0}, s = {0};
+    pb_stream_labels(&s, "{job=\"a\\q\"}");
+    pb_entry(&s, now_ns(), "x", 1, NULL);
+    pb_add_stream(&req, &s);
+    size_t n;
+    char *body = pb_snappy(&req, &n);
+    r = post(port, "POST", "/loki/api/v1/push", NULL, NULL, NULL, tok, body, n);
+    free(body);
+    assert_int_equal(r.code, 400);
+    assert_non_null(strstr(r.body, "escape"));
+    /* Above max_body_bytes. */
+    char *big = malloc(8192);
+    memset(big, 'x', 8192);
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, tok, big, 8192);
+    free(big);
+    assert_int_equal(r.code, 413);
+    assert_int_equal(sl_lr_nentries(lr), 0);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
+/* A full buffer (Loki down, no spool, when_full: block) answers 429 with
+ * Retry-After; the refused push is in no sink, so its retry arrives once. */
+static void test_full_buffer_429(void **st)
+{
+    (void)st;
+    int lport = sl_t_free_port(), port = sl_t_free_port();
+    agent m;
+    agent_start(
+        &m, "lpush-full",
+        "inputs:\n"
+        "  - name: push\n"
+        "    type: loki_push\n"
+        "    listen: \"127.0.0.1:%d\"\n"
+        "    ack_timeout: 300ms\n"
+        "    full_wait: 200ms\n"
+        "    retry_after: 3s\n" SINK_TO(lport) "    buffer: {memory_max: 1KiB, when_full: block}\n",
+        port, lport);
+    agent_run(&m);
+    /* Each push is taken while the buffer has room, then waits for an
+     * acknowledgement that cannot come (503); once the sink holds what it
+     * can and memory is full, pushes are refused at once (429). */
+    int64_t t0 = now_ns();
+    int taken = 0;
+    reply r = {0};
+    char j[4096];
+    for (int k = 0; k < 50; k++) {
+        int o = snprintf(j, sizeof j, "{\"streams\":[{\"stream\":{\"job\":\"full\"},\"values\":[");
+        for (int i = 0; i < 10; i++)
+            o += snprintf(j + o, sizeof j - (size_t)o, "%s[\"%lld\",\"push %02d line %02d %s\"]",
+                          i ? "," : "", (long long)t0 + k * 10 + i, k, i,
+                          "padding padding padding padding");
+        snprintf(j + o, sizeof j - (size_t)o, "]}]}");
+        r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j,
+                 strlen(j));
+        assert_string_equal(r.retry_after, "3");
+        if (r.code == 429) break;
+        assert_int_equal(r.code, 503);
+        taken++;
+    }
+    assert_int_equal(r.code, 429);
+    assert_true(taken >= 1);
+    /* Loki comes up: what was taken drains, the refused push gets 204 on
+     * a retry and arrives once. */
+    sl_lr *lr;
+    sl_lr_opts lo = {.port = lport};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    wait_entries(lr, (size_t)taken * 10);
+    do
+        r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j,
+                 strlen(j));
+    while (r.code == 429);
+    assert_int_equal(r.code, 204);
+    wait_entries(lr, (size_t)taken * 10 + 10);
+    char line[128];
+    for (int k = 0; k <= taken; k++) {
+        int n = snprintf(line, sizeof line, "push %02d line %02d %s", k, 9,
+                         "padding padding padding padding");
+        find_once(lr, line, (size_t)n);
+    }
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
+/* Loki down with a small spool: pushes are answered 204 once spooled
+ * (memory is full, the spool takes the oldest), then 429 once the spool is
+ * full too; everything answered 204 arrives when Loki is back. */
+static void test_spool_then_429(void **st)
+{
+    (void)st;
+    int lport = sl_t_free_port(), port = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush-spool",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    ack_timeout: 100ms\n"
+                "    full_wait: 100ms\n" SINK_TO(lport) "    buffer: {memory_max: 4KiB, spool_max: "
+                                                        "16KiB, when_full: block}\n",
+                port, lport);
+    agent_run(&m);
+    int64_t t0 = now_ns();
+    int acked[400] = {0}, n204 = 0, k;
+    reply r = {0};
+    char j[4096];
+    for (k = 0; k < 400; k++) {
+        int o = snprintf(j, sizeof j, "{\"streams\":[{\"stream\":{\"job\":\"spool\"},\"values\":[");
+        for (int i = 0; i < 10; i++)
+            o += snprintf(j + o, sizeof j - (size_t)o, "%s[\"%lld\",\"spool %03d line %02d %s\"]",
+                          i ? "," : "", (long long)t0 + k * 10 + i, k, i,
+                          "padding padding padding padding");
+        snprintf(j + o, sizeof j - (size_t)o, "]}]}");
+        r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j,
+                 strlen(j));
+        if (r.code == 429) break;
+        if (r.code != 204 && r.code != 503) fail_msg("push %d: %ld %s", k, r.code, r.body);
+        if (r.code == 204) acked[k] = 1, n204++;
+    }
+    assert_int_equal(r.code, 429);
+    assert_true(n204 >= 1);
+    sl_lr *lr;
+    sl_lr_opts lo = {.port = lport};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    wait_entries(lr, (size_t)n204 * 10);
+    char line[128];
+    for (int i = 0; i < k; i++) {
+        if (!acked[i]) continue;
+        for (int e = 0; e < 10; e++) {
+            int n = snprintf(line, sizeof line, "spool %03d line %02d %s", i, e,
+                             "padding padding padding padding");
+            bool found = false;
+            for (size_t x = 0; x < sl_lr_nentries(lr) && !found; x++) {
+                const sl_lr_entry *en = sl_lr_entry_at(lr, x);
+                found = en->line_n == (size_t)n && !memcmp(en->line, line, (size_t)n);
+            }
+            if (!found) fail_msg("acknowledged '%s' never arrived", line);
+        }
+    }
+    fprintf(stderr, "spool: %d pushes answered 204 with Loki down, 429 at push %d\n", n204, k);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
+/* A dry run acknowledges nothing, so a push is answered once it is in the
+ * (printing) pipeline, not after ack_timeout; the record is printed. */
+static void test_dry_run(void **st)
+{
+    (void)st;
+    int port = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush-dry",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    ack_timeout: 1h\n"
+                "sinks:\n"
+                "  - {name: out, type: stdout}\n",
+                port);
+    char *argv[] = {(char *)sl_t_bin(), "run", "--dry-run", "-c", m.cfg, NULL};
+    m.pid = sl_t_spawn(argv, m.log);
+    assert_true(m.pid > 0);
+    sl_t_kill_at_exit(m.pid);
+    assert_true(sl_t_wait_log(m.log, "agent_started", 1, sl_t_scaled_ms(20000)));
+    const char *j = "{\"streams\":[{\"stream\":{\"job\":\"dry\"},\"values\":[[\"1\",\"dry run "
+                    "line\"]]}]}";
+    reply r =
+        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    assert_int_equal(r.code, 204);
+    assert_true(sl_t_wait_log(m.log, "\"line\":\"dry run line\"", 1, sl_t_scaled_ms(20000)));
+    agent_stop(&m);
+}
+
+typedef struct ids_goal {
+    sl_lr *lr;
+    long want;
+    long distinct;
+    unsigned char *seen;
+} ids_goal;
+
+static bool all_ids(void *arg)
+{
+    ids_goal *g = arg;
+    size_t n = sl_lr_nentries(g->lr);
+    long d = 0;
+    memset(g->seen, 0, (size_t)g->want);
+    for (size_t i = 0; i < n; i++) {
+        const sl_lr_entry *e = sl_lr_entry_at(g->lr, i);
+        long id = sl_t_parse_id(e->line, e->line + e->line_n, "id=");
+        if (id >= 0 && id < g->want && !g->seen[id]) g->seen[id] = 1, d++;
+    }
+    g->distinct = d;
+    return d == g->want;
+}
+
+static bool lr_at_least(void *arg)
+{
+    lr_goal *g = arg;
+    return sl_lr_nentries(g->lr) >= g->n;
+}
+
+/* sluice -> sluice -> Loki: kill -9 the middle one mid-way, start it again
+ * on the same port: every line arrives (at least once). */
+static void test_chain_kill9(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {.discard = false};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    int port = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush-mid",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n" SINK_TO(port) "    buffer: {spool_max: 64MiB}\n",
+                port, sl_lr_port(lr));
+    agent_run(&m);
+    agent a;
+    agent_start(&a, "lpush-edge",
+                "inputs:\n"
+                "  - name: app\n"
+                "    type: file\n"
+                "    paths: [\"/tmp/placeholder\"]\n"
+                "    poll_interval: 20ms\n"
+                "    checkpoint_interval: 100ms\n"
+                "    labels: {job: chain}\n"
+                "sinks:\n"
+                "  - name: up\n"
+                "    type: loki\n"
+                "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+                "    max_batch_wait: 20ms\n"
+                "    max_batch_bytes: 16KiB\n"
+                "    min_backoff: 20ms\n"
+                "    max_backoff: 300ms\n",
+                port);
+    char *cfg = sl_t_read_file(a.cfg, NULL), *logf = sl_t_path(a.dir, "app.log"), *fixed = NULL;
+    char *at = strstr(cfg, "/tmp/placeholder");
+    assert_true(asprintf(&fixed, "%.*s%s%s", (int)(at - cfg), cfg, logf,
+                         at + strlen("/tmp/placeholder")) > 0);
+    assert_int_equal(sl_t_write_file(a.cfg, fixed, strlen(fixed)), 0);
+    free(cfg), free(fixed);
+    const long total = sl_t_sanitized() ? 20000 : 60000;
+    assert_int_equal(sl_t_append_ids(logf, 0, total, ""), 0);
+    agent_run(&a);
+    /* Mid-stream: pushes in flight from the edge, batches in the middle's
+     * buffer and sink. */
+    lr_goal g = {lr, (size_t)total / 4};
+    assert_true(sl_t_wait_until(lr_at_least, &g, sl_t_scaled_ms(30000)));
+    kill(m.pid, SIGKILL);
+    assert_int_equal(sl_t_wait(m.pid, sl_t_scaled_ms(10000)), 128 + SIGKILL);
+    size_t at_kill = sl_lr_nentries(lr);
+    agent_run(&m);
+    ids_goal ig = {lr, total, 0, calloc((size_t)total, 1)};
+    bool ok = sl_t_wait_until(all_ids, &ig, sl_t_scaled_ms(60000));
+    if (!ok) fail_msg("%ld of %ld lines arrived", ig.distinct, total);
+    fprintf(stderr, "chain: %ld lines, %zu entries at the kill, %zu in all (%zu duplicates)\n",
+            total, at_kill, sl_lr_nentries(lr), sl_lr_nentries(lr) - (size_t)total);
+    free(ig.seen);
+    free(logf);
+    agent_stop(&a);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
+/* HTTPS with basic auth: the listener speaks only TLS, and the relayed
+ * entry arrives. */
+static void test_https_basic_auth(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    int port = sl_t_free_port();
+    char *crt = NULL, *key = NULL;
+    assert_true(asprintf(&crt, "%s/tests/fixtures/k8s/kubelet-test.crt", sl_t_src()) > 0);
+    assert_true(asprintf(&key, "%s/tests/fixtures/k8s/kubelet-test.key", sl_t_src()) > 0);
+    agent m;
+    agent_start(&m, "lpush-tls",
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    tls: {cert_file: \"%s\", key_file: \"%s\"}\n"
+                "    auth: {username: node, password: \"pa:ss\"}\n" SINK_TO(port),
+                port, crt, key, sl_lr_port(lr));
+    agent_run(&m);
+    char j[256];
+    snprintf(j, sizeof j,
+             "{\"streams\":[{\"stream\":{\"job\":\"tls\"},\"values\":[[\"%lld\",\"over "
+             "tls\"]]}]}",
+             (long long)now_ns());
+    /* Plain HTTP to the TLS port gets no answer. */
+    reply r =
+        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    assert_true(r.code != 204);
+    https_ca = crt;
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL,
+             "Basic bm9kZTpwYTpzcw==", j, strlen(j)); /* node:pa:ss */
+    https_ca = NULL;
+    assert_int_equal(r.code, 204);
+    wait_entries(lr, 1);
+    find_once(lr, "over tls", 8);
+    https_ca = crt;
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL,
+             "Basic bm9kZTp3cm9uZw==", j, strlen(j)); /* node:wrong */
+    https_ca = NULL;
+    assert_int_equal(r.code, 401);
+    free(crt), free(key);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relay_byte_exact), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_https_basic_auth), cmocka_unit_test(test_full_buffer_429),
+        cmocka_unit_test(test_spool_then_429),   cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_chain_kill9),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}

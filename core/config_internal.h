@@ -6,6 +6,7 @@
  *   config.c         the tree, its pool, errors, variables, lookup
  *   config_load.c    YAML to the tree: ${VAR} expansion, positions, overlays
  *   config_schema.c  typed getters, sizes and durations, key-table checks
+ *   config_read.c    key tables read into a plugin's struct (sl_cfg_read)
  *   config_dump.c    the tree back to YAML, secrets redacted */
 #ifndef SLUICE_CORE_CONFIG_INTERNAL_H
 #define SLUICE_CORE_CONFIG_INTERNAL_H
@@ -73,5 +74,13 @@ static inline bool errors_full(const sl_cfg *c)
 {
     return c->nerrors >= CFG_MAX_ERRORS;
 }
+
+/* Shared by config_schema.c (checks) and config_read.c (the reader). */
+int sl_cfg_choice_index(const char *choices, const char *v);
+bool sl_cfg_parse_bool(const char *s, bool *out);
+bool sl_cfg_parse_int(const char *s, int64_t *out);
+bool sl_cfg_has_range(const sl_cfg_key *k);
+void sl_cfg_format_duration(int64_t ms, char *buf, size_t cap);
+void sl_cfg_duration_range_error(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k);
 
 #endif

@@ -1,0 +1,804 @@
+/* The Kafka input: a consumer in a consumer group, for the aggregation tier
+ * (node agents -> Kafka -> sluice -> Loki). Each partition is a source with
+ * its own acknowledgement watermark over message offsets, exactly as a file
+ * is over byte offsets: an offset is committed only once every sink took
+ * every record below it (delivered, or written to a spool). So a kill -9
+ * re-reads what was in flight and nothing else, and a rebalance waits a
+ * bounded time for the revoked partitions' acknowledgements, commits, and
+ * only then lets them go.
+ *
+ * Threads: everything here runs on the input's thread, librdkafka's
+ * callbacks included (they are served from rd_kafka_consumer_poll); the
+ * sinks only touch the watermarks, which are thread-safe. */
+#include <errno.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/ack.h"
+#include "core/batch.h"
+#include "core/chunk.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/plugin.h"
+#include "core/utf8.h"
+
+#define MAX_BROKERS    32
+#define MAX_TOPICS     64
+#define MAX_PROPS      64
+#define MAX_PARTITIONS 4096 /* a bound on the partition table, per input */
+#define MAX_LABELS     32
+#define MAX_HEADERS    16
+#define CHUNK_BYTES    (1u << 20)
+
+enum { FMT_RAW, FMT_JSON };
+
+typedef struct kpart {
+    char topic[256];
+    int32_t partition;
+    bool owned;          /* assigned to us now */
+    sl_watermark *wm;    /* NULL until the first message after an assignment */
+    int64_t committed;   /* last offset we committed (-1: none yet) */
+    int64_t start;       /* first offset read since the assignment */
+    int64_t read_next;   /* offset after the last message read */
+    sl_metric *m_lag;    /* high watermark - committed offset */
+    sl_metric *m_commit; /* committed offset, for dashboards and tests */
+} kpart;
+
+typedef struct kin {
+    const sl_input_ctx *ctx;
+    rd_kafka_t *rk;
+    /* configuration */
+    const char *brokers[MAX_BROKERS];
+    size_t nbrokers;
+    const char *topics[MAX_TOPICS];
+    size_t ntopics;
+    const char *group;
+    int start; /* 0 earliest, 1 latest */
+    int format;
+    const char *key_field; /* "" : the key is not kept */
+    bool headers;
+    int64_t batch_records, flush_ms, commit_ms, rebalance_ms;
+    uint64_t max_message_bytes;
+    struct {
+        const char *k, *v;
+    } props[MAX_PROPS];
+    int nprops;
+    sl_field labels[MAX_LABELS];
+    uint32_t nlabels;
+    /* state */
+    kpart *parts;
+    size_t nparts;
+    sl_batch *batch;
+    kpart *batch_part;
+    int64_t batch_begin, batch_end, batch_started_ns;
+    sl_chunk *chunk;
+    char errbuf[512];
+    sl_ratelimit rl_errors;
+    sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
+        *m_commit_errors, *m_too_large, *m_uncommitted;
+} kin;
+
+static const sl_cfg_key kafka_input_keys[] = {
+    SL_INPUT_COMMON_KEYS,
+    {"brokers", SL_KEY_LIST, true, NULL, false},
+    {"topics", SL_KEY_LIST, true, NULL, false},
+    {"group_id", SL_KEY_STR, true, NULL, false},
+    {"start", SL_KEY_ENUM, false, "earliest|latest", false},
+    {"format", SL_KEY_ENUM, false, "raw|json", false},
+    {"key_field", SL_KEY_STR, false, NULL, false},
+    {"headers", SL_KEY_BOOL, false, NULL, false},
+    {"batch_records", SL_KEY_INT, false, NULL, false},
+    {"flush_interval", SL_KEY_DURATION, false, NULL, false},
+    {"commit_interval", SL_KEY_DURATION, false, NULL, false},
+    {"rebalance_timeout", SL_KEY_DURATION, false, NULL, false},
+    {"max_message_bytes", SL_KEY_SIZE, false, NULL, false},
+    {"librdkafka", SL_KEY_MAP, false, NULL, false},
+};
+
+/* Properties sluice sets itself: committing is ours (after delivery), and
+ * the rebalance callback is how revoked partitions are drained first. */
+static const char *const managed_props[] = {
+    "bootstrap.servers",        "metadata.broker.list", "group.id",      "enable.auto.commit",
+    "enable.auto.offset.store", "auto.offset.reset",    "sasl.password", "ssl.key.password",
+};
+
+/* ---- configuration ---- */
+
+static void take_props(kin *in, sl_cfg *cfg, const sl_cfg_node *map)
+{
+    if (!map || map->kind != SL_CFG_MAP) return;
+    rd_kafka_conf_t *probe = rd_kafka_conf_new();
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->keys[i];
+        const sl_cfg_node *v = map->items[i];
+        bool managed = false;
+        for (size_t j = 0; j < sizeof managed_props / sizeof *managed_props; j++)
+            if (strcmp(k, managed_props[j]) == 0) managed = true;
+        char errstr[256];
+        if (managed)
+            sl_cfg_error(cfg, map->key_nodes[i],
+                         "librdkafka property '%s' is managed by sluice or is a secret", k);
+        else if (v->kind != SL_CFG_SCALAR)
+            sl_cfg_error(cfg, v, "librdkafka property '%s' must be a single value", k);
+        else if (rd_kafka_conf_set(probe, k, v->scalar, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+            sl_cfg_error(cfg, map->key_nodes[i], "librdkafka property '%s': %s", k, errstr);
+        else if (in->nprops == MAX_PROPS)
+            sl_cfg_error(cfg, v, "too many librdkafka properties (max %d)", MAX_PROPS);
+        else
+            in->props[in->nprops].k = k, in->props[in->nprops++].v = v->scalar;
+    }
+    rd_kafka_conf_destroy(probe);
+}
+
+static int configure(kin *in, const sl_input_ctx *ctx)
+{
+    sl_cfg *cfg = ctx->cfg;
+    const sl_cfg_node *n = ctx->node;
+    if (sl_cfg_check(cfg, n, kafka_input_keys, sizeof kafka_input_keys / sizeof *kafka_input_keys))
+        return SL_EINVAL;
+    int bad = 0;
+    bad |= sl_cfg_list(cfg, n, "brokers", in->brokers, MAX_BROKERS, &in->nbrokers);
+    bad |= sl_cfg_list(cfg, n, "topics", in->topics, MAX_TOPICS, &in->ntopics);
+    bad |= sl_cfg_str(cfg, n, "group_id", NULL, &in->group);
+    bad |= sl_cfg_enum(cfg, n, "start", "earliest|latest", 0, &in->start);
+    bad |= sl_cfg_enum(cfg, n, "format", "raw|json", FMT_RAW, &in->format);
+    bad |= sl_cfg_str(cfg, n, "key_field", "kafka_key", &in->key_field);
+    bad |= sl_cfg_bool(cfg, n, "headers", true, &in->headers);
+    bad |= sl_cfg_int(cfg, n, "batch_records", 1024, 1, 65536, &in->batch_records);
+    bad |= sl_cfg_duration_ms(cfg, n, "flush_interval", 200, &in->flush_ms);
+    bad |= sl_cfg_duration_ms(cfg, n, "commit_interval", 1000, &in->commit_ms);
+    bad |= sl_cfg_duration_ms(cfg, n, "rebalance_timeout", 10000, &in->rebalance_ms);
+    bad |= sl_cfg_size_range(cfg, n, "max_message_bytes", 1 << 20, 1024, 64 << 20,
+                             &in->max_message_bytes);
+    if (bad) return SL_EINVAL;
+    if (in->nbrokers == 0 || in->ntopics == 0 || !in->group || !*in->group) {
+        sl_cfg_error(cfg, n, "a kafka input needs brokers, topics and group_id");
+        return SL_EINVAL;
+    }
+    for (size_t i = 0; i < in->ntopics; i++) {
+        /* librdkafka reads a leading ^ as a regular expression. */
+        if (!*in->topics[i] || strlen(in->topics[i]) > 249) {
+            sl_cfg_error(cfg, sl_cfg_get(n, "topics"), "topic names are 1 to 249 characters");
+            return SL_EINVAL;
+        }
+    }
+    take_props(in, cfg, sl_cfg_get(n, "librdkafka"));
+    sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
+    return SL_OK;
+}
+
+/* ---- partitions ---- */
+
+static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
+{
+    for (size_t i = 0; i < in->nparts; i++)
+        if (in->parts[i].partition == partition && strcmp(in->parts[i].topic, topic) == 0)
+            return &in->parts[i];
+    if (!add || in->nparts == MAX_PARTITIONS || strlen(topic) >= sizeof in->parts->topic)
+        return NULL;
+    kpart *p = &in->parts[in->nparts++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->topic, sizeof p->topic, "%s", topic);
+    p->partition = partition;
+    p->committed = -1;
+    char l[512], pn[16];
+    snprintf(pn, sizeof pn, "%d", (int)partition);
+    char il[300];
+    sl_metric_labels(il, sizeof il, "input", in->ctx->name, "topic", topic);
+    snprintf(l, sizeof l, "%s,partition=\"%s\"", il, pn);
+    p->m_lag = sl_gauge("sluice_kafka_input_lag_messages",
+                        "Messages of the partition not yet committed by this consumer "
+                        "(high watermark - committed offset).",
+                        l);
+    p->m_commit = sl_gauge("sluice_kafka_input_committed_offset",
+                           "The partition's offset this consumer committed last.", l);
+    return p;
+}
+
+/* Offsets every sink acknowledged, committed for the owned partitions
+ * (sync when the partitions are about to be released). */
+static void commit(kin *in, bool sync)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < in->nparts; i++) {
+        kpart *p = &in->parts[i];
+        if (!p->owned || !p->wm) continue;
+        int64_t at = (int64_t)sl_watermark_get(p->wm);
+        if (at <= p->committed) continue;
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
+    }
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, l, sync ? 0 : 1);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            sl_metric_inc(in->m_commit_errors);
+            uint64_t suppressed;
+            if (sl_ratelimit_ok(&in->rl_errors, &suppressed))
+                sl_log(SL_LOG_WARN, "kafka_commit_failed", "input=%s error=%s suppressed=%llu",
+                       in->ctx->name, rd_kafka_err2str(e), (unsigned long long)suppressed);
+        } else if (!e) {
+            /* Async results come back through on_commit; a sync one is known
+             * now. Either way the offset was asked for: do not ask again. */
+            for (int i = 0; i < l->cnt; i++) {
+                kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
+                if (p) p->committed = l->elems[i].offset;
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    kin *in = opaque;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        kpart *p = part_find(in, offsets->elems[i].topic, offsets->elems[i].partition, false);
+        if (err || offsets->elems[i].err) {
+            sl_metric_inc(in->m_commit_errors);
+            /* Asked again at the next commit. */
+            if (p) p->committed = -1;
+        } else {
+            sl_metric_inc(in->m_commits);
+            if (p) sl_metric_set(p->m_commit, offsets->elems[i].offset);
+        }
+    }
+}
+
+/* Read and not committed: what a kill -9 now would have read again. */
+static void update_uncommitted(kin *in)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < in->nparts; i++) {
+        const kpart *p = &in->parts[i];
+        if (!p->owned || p->read_next == 0) continue;
+        int64_t from = p->committed > p->start ? p->committed : p->start;
+        if (p->read_next > from) sum += p->read_next - from;
+    }
+    sl_metric_set(in->m_uncommitted, sum);
+}
+
+static void update_lag(kin *in)
+{
+    for (size_t i = 0; i < in->nparts; i++) {
+        kpart *p = &in->parts[i];
+        if (!p->owned) continue;
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_get_watermark_offsets(in->rk, p->topic, p->partition, &lo, &hi) != 0 || hi < 0)
+            continue;
+        int64_t at = p->committed >= 0 ? p->committed : lo;
+        sl_metric_set(p->m_lag, hi > at ? hi - at : 0);
+    }
+}
+
+/* ---- records ---- */
+
+static int flush(kin *in)
+{
+    sl_batch *b = in->batch;
+    if (!b) return SL_OK;
+    kpart *p = in->batch_part;
+    in->batch = NULL;
+    in->batch_part = NULL;
+    if (b->nrecords == 0) {
+        sl_batch_unref(b);
+        return SL_OK;
+    }
+    sl_metric_add(in->m_records, b->nrecords);
+    if (!in->ctx->dry_run) {
+        if (!p->wm) p->wm = sl_watermark_new((uint64_t)in->batch_begin);
+        if (!p->wm || sl_watermark_issue(p->wm, (uint64_t)in->batch_begin,
+                                         (uint64_t)in->batch_end) != SL_OK) {
+            /* Never acknowledged: read again by whoever owns it next. */
+            sl_batch_unref(b);
+            return SL_ENOMEM;
+        }
+        b->ticket = (sl_ack_ticket){sl_watermark_ref(p->wm), (uint64_t)in->batch_begin,
+                                    (uint64_t)in->batch_end};
+    }
+    return in->ctx->emit(in->ctx->emit_arg, b);
+}
+
+/* Room for n more bytes in the current chunk (a new one otherwise; the
+ * batch keeps the old one alive). NULL when the batch holds as many chunks
+ * as it may: take_message makes room for a whole message first. */
+static char *reserve(kin *in, size_t n)
+{
+    if (!in->chunk || in->chunk->cap - in->chunk->len < n) {
+        if (in->batch && in->batch->nchunks == SL_BATCH_MAX_CHUNKS) return NULL;
+        size_t cap = n > CHUNK_BYTES ? n : CHUNK_BYTES;
+        sl_chunk *c = sl_chunk_new(cap);
+        if (!c) return NULL;
+        if (in->chunk) sl_chunk_unref(in->chunk);
+        in->chunk = c;
+    }
+    if (in->batch && sl_batch_add_chunk(in->batch, in->chunk) != SL_OK) return NULL;
+    char *at = in->chunk->data + in->chunk->len;
+    in->chunk->len += n;
+    return at;
+}
+
+static sl_slice copy(kin *in, const void *p, size_t n, bool *ok)
+{
+    char *at = n ? reserve(in, n) : "";
+    if (!at) {
+        *ok = false;
+        return (sl_slice){"", 0};
+    }
+    if (n) memcpy(at, p, n);
+    return (sl_slice){at, n};
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z", as the record JSON writes it. */
+static bool parse_time_utc(const char *s, int64_t *ns)
+{
+    int y, mo, d, h, mi, se, used = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &used) != 6 || used != 19)
+        return false;
+    const char *p = s + 19;
+    int64_t frac = 0, scale = 1000000000;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            if (scale > 1) scale /= 10, frac += (*p - '0') * scale;
+    }
+    if (strcmp(p, "Z") != 0) return false;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = se};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1) return false;
+    *ns = (int64_t)t * 1000000000 + frac;
+    return true;
+}
+
+/* One JSON value as a field of r (strings unescaped, the rest as text). */
+static bool add_json_field(kin *in, sl_record *r, const char *key, json_t *v, uint8_t flags)
+{
+    bool ok = true;
+    int type = SL_V_STRING;
+    char num[64];
+    const char *text = NULL;
+    size_t n = 0;
+    char *dumped = NULL;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        text = json_string_value(v), n = json_string_length(v);
+        break;
+    case JSON_INTEGER:
+        n = (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        text = num, type = SL_V_NUMBER;
+        break;
+    case JSON_REAL:
+        n = (size_t)snprintf(num, sizeof num, "%.17g", json_real_value(v));
+        text = num, type = SL_V_NUMBER;
+        break;
+    case JSON_TRUE:
+        text = "true", n = 4, type = SL_V_TRUE;
+        break;
+    case JSON_FALSE:
+        text = "false", n = 5, type = SL_V_FALSE;
+        break;
+    case JSON_NULL:
+        text = "null", n = 4, type = SL_V_NULL;
+        break;
+    default:
+        dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!dumped) return false;
+        text = dumped, n = strlen(dumped);
+        type = json_is_object(v) ? SL_V_OBJECT : SL_V_ARRAY;
+    }
+    sl_slice k = copy(in, key, strlen(key), &ok);
+    sl_slice val = copy(in, text, n, &ok);
+    free(dumped);
+    if (!ok) return false;
+    sl_field *f = sl_record_add_field(in->batch, r, k, val, type);
+    if (!f) return false;
+    f->flags |= flags;
+    return true;
+}
+
+/* The record JSON the Kafka sink writes with `value: json`:
+ * {"time":..., "line":..., "fields":{...}, "labels":{...}}. Fields that are
+ * also labels appear in both; they come back once, as labels. */
+static int decode_json(kin *in, sl_record *r, const char *p, size_t n)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return SL_EPARSE;
+    }
+    json_t *line = json_object_get(root, "line");
+    json_t *time = json_object_get(root, "time");
+    json_t *fields = json_object_get(root, "fields");
+    json_t *labels = json_object_get(root, "labels");
+    if (!json_is_string(line) || (fields && !json_is_object(fields)) ||
+        (labels && !json_is_object(labels))) {
+        json_decref(root);
+        return SL_EPARSE;
+    }
+    bool ok = true;
+    r->line = copy(in, json_string_value(line), json_string_length(line), &ok);
+    int64_t ns;
+    if (json_is_string(time) && parse_time_utc(json_string_value(time), &ns)) r->time_ns = ns;
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v) ok = ok && add_json_field(in, r, k, v, SL_FF_LABEL);
+    json_object_foreach(fields, k, v)
+    {
+        json_t *same = labels ? json_object_get(labels, k) : NULL;
+        if (same && json_equal(same, v)) continue;
+        ok = ok && add_json_field(in, r, k, v, 0);
+    }
+    json_decref(root);
+    if (!ok) r->flags |= SL_RF_TRUNCATED;
+    return SL_OK;
+}
+
+static int take_message(kin *in, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    kpart *p = part_find(in, topic, m->partition, true);
+    if (!p) return SL_EFULL;
+    if (!p->owned) return SL_OK; /* a late message of a released partition */
+    /* What one message may take in the chunk: the value (and, decoded,
+     * what JSON numbers print as), key, headers. A batch whose chunks are
+     * all taken goes first. */
+    size_t need = (m->payload ? 4 * m->len : 0) + m->key_len + 64 * 1024;
+    bool chunk_short = !in->chunk || in->chunk->cap - in->chunk->len < need;
+    if (in->batch && (in->batch_part != p || in->batch->nrecords >= in->batch_records ||
+                      in->batch_end != m->offset ||
+                      (chunk_short && in->batch->nchunks >= SL_BATCH_MAX_CHUNKS - 1))) {
+        int rc = flush(in);
+        if (rc != SL_OK) return rc;
+    }
+    if (!in->batch) {
+        sl_batch *b = sl_batch_new((uint32_t)in->batch_records);
+        if (!b || sl_batch_set_names(b, in->ctx->name, topic) != SL_OK ||
+            sl_batch_set_labels(b, in->labels, in->nlabels) != SL_OK) {
+            if (b) sl_batch_unref(b);
+            return SL_ENOMEM;
+        }
+        in->batch = b;
+        in->batch_part = p;
+        in->batch_begin = m->offset;
+        in->batch_started_ns = sl_monotonic_ns();
+    }
+    if (chunk_short) {
+        sl_chunk *c = sl_chunk_new(need > CHUNK_BYTES ? need : CHUNK_BYTES);
+        if (!c) return SL_ENOMEM;
+        if (in->chunk) sl_chunk_unref(in->chunk);
+        in->chunk = c;
+    }
+    if (sl_batch_add_chunk(in->batch, in->chunk) != SL_OK) return SL_ENOMEM;
+    in->batch_end = m->offset + 1;
+    if (p->read_next == 0) p->start = m->offset;
+    p->read_next = m->offset + 1;
+    const char *val = m->payload ? m->payload : "";
+    size_t vn = m->payload ? m->len : 0;
+    uint32_t flags = 0;
+    if (vn > in->max_message_bytes) {
+        vn = in->max_message_bytes;
+        flags |= SL_RF_TRUNCATED;
+        sl_metric_inc(in->m_too_large);
+    }
+    sl_metric_add(in->m_bytes, vn);
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts_ms = rd_kafka_message_timestamp(m, &tt);
+    int64_t t = ts_ms > 0 ? ts_ms * 1000000 : sl_now_ns();
+    bool ok = true;
+    sl_slice line = {"", 0};
+    bool json = in->format == FMT_JSON && !(flags & SL_RF_TRUNCATED);
+    if (!json) line = copy(in, val, vn, &ok);
+    sl_record *r = sl_batch_add(in->batch, line, t, (uint64_t)m->offset + 1);
+    if (!r || !ok) return SL_ENOMEM;
+    r->flags = flags;
+    if (json && decode_json(in, r, val, vn) != SL_OK) {
+        /* Shipped as it came, marked and counted, never dropped. */
+        r->line = copy(in, val, vn, &ok);
+        r->flags |= SL_RF_PARSE_ERROR;
+        sl_metric_inc(in->m_decode_errors);
+    }
+    if (sl_utf8_valid_prefix(r->line.p, r->line.n) != r->line.n) r->flags |= SL_RF_INVALID_UTF8;
+    if (*in->key_field && m->key) {
+        sl_slice k = {in->key_field, strlen(in->key_field)};
+        sl_slice kv = copy(in, m->key, m->key_len, &ok);
+        if (!ok || !sl_record_add_field(in->batch, r, k, kv, SL_V_STRING))
+            r->flags |= SL_RF_TRUNCATED;
+    }
+    rd_kafka_headers_t *hdrs = NULL;
+    if (in->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char *hn;
+        const void *hv;
+        size_t hl;
+        for (size_t i = 0; i < MAX_HEADERS && !rd_kafka_header_get_all(hdrs, i, &hn, &hv, &hl);
+             i++) {
+            sl_slice k = copy(in, hn, strlen(hn), &ok);
+            sl_slice v = copy(in, hv ? hv : "", hv ? hl : 0, &ok);
+            if (!ok || !sl_record_add_field(in->batch, r, k, v, SL_V_STRING))
+                r->flags |= SL_RF_TRUNCATED;
+        }
+    }
+    return SL_OK;
+}
+
+/* ---- rebalances ---- */
+
+/* Revoked partitions: what was read but not handed on is dropped (it was
+ * never acknowledged, so the next owner reads it); what the sinks hold gets
+ * rebalance_timeout to be acknowledged; then the watermarks are committed,
+ * synchronously, and only then are the partitions released. A sink that
+ * takes longer leaves its records to be read again (duplicates, never
+ * loss). */
+static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_commit)
+{
+    if (in->batch && in->batch_part && !in->batch_part->owned) in->batch_part = NULL;
+    for (int i = 0; in->batch && in->batch_part && i < l->cnt; i++) {
+        if (in->batch_part->partition == l->elems[i].partition &&
+            strcmp(in->batch_part->topic, l->elems[i].topic) == 0) {
+            sl_batch_unref(in->batch);
+            in->batch = NULL;
+            in->batch_part = NULL;
+        }
+    }
+    int64_t deadline = sl_monotonic_ns() + in->rebalance_ms * 1000000;
+    while (may_commit) {
+        size_t pending = 0;
+        for (int i = 0; i < l->cnt; i++) {
+            kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
+            if (p && p->wm) pending += sl_watermark_pending(p->wm);
+        }
+        if (pending == 0 || sl_monotonic_ns() >= deadline) {
+            if (pending)
+                sl_log(SL_LOG_WARN, "kafka_revoke_timeout",
+                       "input=%s unacknowledged_batches=%zu (read again by the next owner)",
+                       in->ctx->name, pending);
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (may_commit) commit(in, true);
+    for (int i = 0; i < l->cnt; i++) {
+        kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
+        if (!p) continue;
+        p->owned = false;
+        if (p->wm) sl_watermark_unref(p->wm);
+        p->wm = NULL;
+        p->committed = -1;
+        p->start = p->read_next = 0;
+        sl_metric_set(p->m_lag, 0);
+    }
+}
+
+/* Cooperative (incremental) rebalancing by default: only the partitions
+ * that move are revoked, and they are revoked after the group has settled,
+ * when the coordinator still takes their commits. An eager strategy set
+ * in `librdkafka:` revokes everything, and a commit made while the group
+ * rebalances may be refused: those records are read again (duplicates,
+ * never loss). */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    kin *in = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    sl_metric_inc(in->m_rebalances);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < l->cnt; i++) {
+            kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, true);
+            if (!p) continue;
+            p->owned = true;
+            if (p->wm) sl_watermark_unref(p->wm);
+            p->wm = NULL;
+            p->committed = -1;
+            p->start = p->read_next = 0;
+        }
+        sl_log(SL_LOG_INFO, "kafka_assigned", "input=%s partitions=%d", in->ctx->name, l->cnt);
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, l));
+        else
+            rd_kafka_assign(rk, l);
+    } else {
+        /* Lost (our session expired): another member may own them already,
+         * so nothing may be committed for them. */
+        bool lost = rd_kafka_assignment_lost(rk);
+        revoke(in, l, !lost);
+        sl_log(SL_LOG_INFO, "kafka_revoked", "input=%s partitions=%d lost=%d", in->ctx->name,
+               l->cnt, (int)lost);
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, l));
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 7) sl_log(SL_LOG_WARN, "librdkafka", "facility=%s message=%s", fac, buf);
+}
+
+/* ---- the input ---- */
+
+static void register_metrics(kin *in)
+{
+    char l[256];
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, NULL, NULL);
+    in->m_records = sl_counter("sluice_input_records_total", "Records read by the input.", l);
+    in->m_bytes = sl_counter("sluice_input_bytes_total", "Bytes read by the input.", l);
+    in->m_decode_errors =
+        sl_counter("sluice_kafka_input_decode_errors_total",
+                   "Messages that were not the record JSON of `format: json`; shipped as they "
+                   "came, marked as a parse error.",
+                   l);
+    in->m_too_large =
+        sl_counter("sluice_kafka_input_truncated_total", "Messages cut to max_message_bytes.", l);
+    in->m_errors =
+        sl_counter("sluice_kafka_input_errors_total", "Consumer errors reported by librdkafka.", l);
+    in->m_rebalances = sl_counter("sluice_kafka_input_rebalances_total",
+                                  "Partition assignments and revocations.", l);
+    in->m_commits =
+        sl_counter("sluice_kafka_input_commits_total", "Partition offsets committed.", l);
+    in->m_commit_errors =
+        sl_counter("sluice_kafka_input_commit_errors_total", "Offset commits that failed.", l);
+    in->m_uncommitted = sl_gauge("sluice_kafka_input_uncommitted_messages",
+                                 "Messages read and not yet committed (a kill -9 now would have "
+                                 "them read again).",
+                                 l);
+}
+
+static int consumer_new(kin *in, sl_err *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char brokers[4096] = "";
+    for (size_t i = 0; i < in->nbrokers; i++) {
+        size_t at = strlen(brokers);
+        snprintf(brokers + at, sizeof brokers - at, "%s%s", i ? "," : "", in->brokers[i]);
+    }
+    struct {
+        const char *k, *v;
+    } fixed[] = {
+        {"bootstrap.servers", brokers},
+        {"group.id", in->group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", in->start == 0 ? "earliest" : "latest"},
+        {"client.id", "sluice"},
+    };
+    char errstr[512];
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if (rd_kafka_conf_set(conf, fixed[i].k, fixed[i].v, errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+            goto bad;
+    for (int i = 0; i < in->nprops; i++)
+        if (rd_kafka_conf_set(conf, in->props[i].k, in->props[i].v, errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+            goto bad;
+    rd_kafka_conf_set_opaque(conf, in);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!in->rk) goto bad;
+    rd_kafka_poll_set_consumer(in->rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new((int)in->ntopics);
+    for (size_t i = 0; i < in->ntopics; i++)
+        rd_kafka_topic_partition_list_add(t, in->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (e) {
+        rd_kafka_destroy(in->rk);
+        in->rk = NULL;
+        return sl_errf(err, SL_EINVAL, "input %s: subscribe: %s", in->ctx->name,
+                       rd_kafka_err2str(e));
+    }
+    return SL_OK;
+bad:
+    rd_kafka_conf_destroy(conf);
+    return sl_errf(err, SL_EINVAL, "input %s: librdkafka: %s", in->ctx->name, errstr);
+}
+
+static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
+{
+    kin *in = calloc(1, sizeof *in);
+    if (!in) return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
+    in->ctx = ctx;
+    if (configure(in, ctx) != SL_OK) {
+        free(in);
+        return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
+    }
+    if (ctx->check_only) {
+        free(in);
+        *state = NULL;
+        return SL_OK;
+    }
+    in->parts = calloc(MAX_PARTITIONS, sizeof *in->parts);
+    if (!in->parts) {
+        free(in);
+        return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
+    }
+    in->rl_errors.interval_ns = 10 * 1000000000LL;
+    register_metrics(in);
+    int rc = consumer_new(in, err);
+    if (rc != SL_OK) {
+        free(in->parts);
+        free(in);
+        return rc;
+    }
+    *state = in;
+    return SL_OK;
+}
+
+static int kin_run(void *state)
+{
+    kin *in = state;
+    int64_t next_commit = 0, next_lag = 0;
+    int rc = SL_OK;
+    while (!atomic_load(in->ctx->stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 100);
+        if (m) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                rc = SL_OK;
+            } else if (m->err) {
+                sl_metric_inc(in->m_errors);
+                uint64_t suppressed;
+                if (sl_ratelimit_ok(&in->rl_errors, &suppressed))
+                    sl_log(SL_LOG_WARN, "kafka_consume_error", "input=%s error=%s suppressed=%llu",
+                           in->ctx->name, rd_kafka_message_errstr(m),
+                           (unsigned long long)suppressed);
+            } else {
+                rc = take_message(in, m);
+            }
+            rd_kafka_message_destroy(m);
+            if (rc == SL_ECLOSED) break;
+        }
+        int64_t now = sl_monotonic_ns();
+        if (in->batch && (!m || now - in->batch_started_ns >= in->flush_ms * 1000000)) {
+            rc = flush(in);
+            if (rc == SL_ECLOSED) break;
+        }
+        if (now >= next_commit) {
+            commit(in, false);
+            next_commit = now + in->commit_ms * 1000000;
+        }
+        update_uncommitted(in);
+        if (now >= next_lag) {
+            update_lag(in);
+            next_lag = now + 1000000000LL;
+        }
+    }
+    if (in->batch && rc != SL_ECLOSED) flush(in);
+    return SL_OK;
+}
+
+/* After the sinks drained: commit what they acknowledged, then leave the
+ * group (which revokes, waits and commits once more). */
+static void kin_destroy(void *state)
+{
+    kin *in = state;
+    if (!in) return;
+    if (in->batch) sl_batch_unref(in->batch);
+    in->batch = NULL;
+    if (in->rk) {
+        commit(in, true);
+        in->rebalance_ms = 0; /* the sinks are done: nothing more will be acknowledged */
+        rd_kafka_consumer_close(in->rk);
+        rd_kafka_destroy(in->rk);
+    }
+    for (size_t i = 0; i < in->nparts; i++)
+        if (in->parts[i].wm) sl_watermark_unref(in->parts[i].wm);
+    free(in->parts);
+    if (in->chunk) sl_chunk_unref(in->chunk);
+    free(in);
+}
+
+const sl_input_ops sl_kafka_input_ops = {"kafka", kin_create, kin_run, kin_destroy};

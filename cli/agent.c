@@ -15,29 +15,70 @@
 #include "pipeline/pipeline.h"
 #include "shipper/recjson.h"
 
-static const sl_cfg_key top_keys[] = {
-    {"data_dir", SL_KEY_STR, false, NULL, false},
-    {"metrics", SL_KEY_MAP, false, NULL, false},
-    {"tap", SL_KEY_MAP, false, NULL, false},
-    {"log", SL_KEY_MAP, false, NULL, false},
-    {"shutdown_timeout", SL_KEY_DURATION, false, NULL, false},
-    {"inputs", SL_KEY_SEQ, true, NULL, false},
-    {"sinks", SL_KEY_SEQ, true, NULL, false},
-    /* A development configuration: relative paths allowed (decision 0020). */
-    {"dev", SL_KEY_BOOL, false, NULL, false},
-};
 static const sl_cfg_key metrics_keys[] = {
-    {"listen", SL_KEY_STR, false, NULL, false},
-    {"unhealthy_after", SL_KEY_DURATION, false, NULL, false},
+    {.name = "listen",
+     .type = SL_KEY_STR,
+     .doc = "address for `/metrics`, `/healthz` (liveness) and `/readyz` (readiness); off when "
+            "absent (see Security)"},
+    {.name = "unhealthy_after",
+     .type = SL_KEY_DURATION,
+     .def = "1m",
+     .doc =
+         "`/readyz` answers 503 once a sink has failed for longer than this (`/healthz` does not)"},
 };
 /* `sluice tail`'s tap (cli/http_tap.h): off unless this section is present. */
 static const sl_cfg_key tap_keys[] = {
-    {"listen", SL_KEY_STR, false, NULL, false},
-    {"token_file", SL_KEY_STR, false, NULL, false},
-    {"token_env", SL_KEY_STR, false, NULL, false},
+    {.name = "listen",
+     .type = SL_KEY_STR,
+     .def = "127.0.0.1:9881",
+     .doc = "address of the tap for `sluice tail`"},
+    {.name = "token_file",
+     .type = SL_KEY_STR,
+     .doc = "file holding the tap's bearer token (one of `token_file`, `token_env` is required)"},
+    {.name = "token_env",
+     .type = SL_KEY_STR,
+     .doc = "name of an environment variable holding the tap's bearer token"},
 };
 static const sl_cfg_key log_keys[] = {
-    {"level", SL_KEY_ENUM, false, "debug|info|warn|error", false},
+    {.name = "level",
+     .type = SL_KEY_ENUM,
+     .choices = "debug|info|warn|error",
+     .def = "info",
+     .doc = "`debug`, `info`, `warn`, `error`; one logfmt line per event on stderr"},
+};
+static const sl_cfg_key top_keys[] = {
+    {.name = "data_dir",
+     .type = SL_KEY_STR,
+     .def = "/var/lib/sluice",
+     .doc = "checkpoints and spools (created 0700); absolute; one agent per `data_dir`, which must "
+            "be the agent's own and not group/world-writable (see Security)"},
+    {.name = "metrics",
+     .type = SL_KEY_MAP,
+     .sub = metrics_keys,
+     .nsub = SL_CFG_NKEYS(metrics_keys),
+     .doc = "the `/metrics`, `/healthz` and `/readyz` endpoint"},
+    {.name = "tap",
+     .type = SL_KEY_MAP,
+     .sub = tap_keys,
+     .nsub = SL_CFG_NKEYS(tap_keys),
+     .doc = "the tap for `sluice tail`; off unless this section is present"},
+    {.name = "log",
+     .type = SL_KEY_MAP,
+     .sub = log_keys,
+     .nsub = SL_CFG_NKEYS(log_keys),
+     .doc = "the agent's own log"},
+    {.name = "shutdown_timeout",
+     .type = SL_KEY_DURATION,
+     .def = "10s",
+     .doc = "how long SIGTERM lets sinks drain (the process exits within it + 1 s)"},
+    {.name = "inputs", .type = SL_KEY_SEQ, .required = true, .doc = "list of inputs"},
+    {.name = "sinks", .type = SL_KEY_SEQ, .required = true, .doc = "list of sinks"},
+    /* A development configuration: relative paths allowed (decision 0020). */
+    {.name = "dev",
+     .type = SL_KEY_BOOL,
+     .def = "false",
+     .doc = "a development configuration: relative paths allowed, refused by `check --service` and "
+            "deploy.sh"},
 };
 struct sl_agent {
     sl_agent_opts opts;
@@ -64,6 +105,12 @@ static void check_top(sl_cfg *cfg, const sl_cfg_node **inputs, const sl_cfg_node
     *sinks = sl_cfg_get(root, "sinks");
     if (*inputs && (*inputs)->kind != SL_CFG_SEQ) *inputs = NULL;
     if (*sinks && (*sinks)->kind != SL_CFG_SEQ) *sinks = NULL;
+}
+
+const sl_cfg_key *sl_agent_keys(size_t *n)
+{
+    *n = SL_CFG_NKEYS(top_keys);
+    return top_keys;
 }
 
 int sl_agent_check(sl_cfg *cfg)

@@ -20,6 +20,9 @@ typedef struct sl_agent_opts {
 /* Validates the whole pipeline; errors are collected in cfg. Returns the
  * number of errors. */
 int sl_agent_check(sl_cfg *cfg);
+/* The top-level key table (metrics, tap, log as its sub-tables), for
+ * `sluice keys`. */
+const sl_cfg_key *sl_agent_keys(size_t *n);
 /* Prints the resolved pipeline (inputs, steps, sinks, routing). */
 void sl_agent_describe(sl_cfg *cfg, FILE *out);
 

@@ -17,6 +17,7 @@
 #include "cli/conf_files.h"
 #include "cli/dryrun_cmd.h"
 #include "cli/http_tap.h"
+#include "cli/keys_cmd.h"
 #include "cli/spool_cmd.h"
 #include "cli/tail_cmd.h"
 #include "core/config.h"
@@ -40,6 +41,7 @@ static void usage(FILE *out)
             "  tail [-c FILE ...] [--match RE] [--label K=V]\n"
             "                                   follow the records the local agent ships\n"
             "  spool ls|stat|cat|verify|export  inspect the disk spools (read-only)\n"
+            "  keys [--markdown] [TYPE]         every configuration key: type, default, meaning\n"
             "  version                          commit, build, SIMD kernel, library versions\n"
             "\n"
             "Without -c, every command reads what the service reads: %s/base.yml, then\n"
@@ -422,6 +424,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (!strcmp(cmd, "spool")) return sl_cli_spool(argc - 2, argv + 2);
+    if (!strcmp(cmd, "keys")) return sl_cli_keys(argc - 2, argv + 2, stdout);
     cli_args a = {0};
     if (!strcmp(cmd, "run") || !strcmp(cmd, "check") || !strcmp(cmd, "tail")) {
         a.is_tail = !strcmp(cmd, "tail");

@@ -74,6 +74,11 @@ typedef struct jd_input {
     uint64_t max_message_bytes, max_field_bytes, chunk_bytes;
     uint32_t batch_records;
     int64_t checkpoint_ms;
+    /* Read from journald_keys as the table types them, then converted. */
+    struct {
+        const char *priority;
+        int64_t batch_records;
+    } keys;
     slot slots[MAX_SLOTS];
     size_t nslots;
     sl_field labels[MAX_LABELS];
@@ -136,23 +141,74 @@ static const struct {
 
 static const sl_cfg_key journald_keys[] = {
     SL_INPUT_COMMON_KEYS,
-    {"directory", SL_KEY_STR, false, NULL, false},
-    {"units", SL_KEY_LIST, false, NULL, false},
-    {"matches", SL_KEY_LIST, false, NULL, false},
-    {"priority", SL_KEY_STR, false, NULL, false},
-    {"start_at", SL_KEY_ENUM, false, "beginning|end", false},
-    {"fields", SL_KEY_MAP, false, NULL, false},
-    {"labels_from", SL_KEY_MAP, false, NULL, false},
-    {"max_message_bytes", SL_KEY_SIZE, false, NULL, false},
-    {"max_field_bytes", SL_KEY_SIZE, false, NULL, false},
-    {"read_chunk", SL_KEY_SIZE, false, NULL, false},
-    {"batch_records", SL_KEY_INT, false, NULL, false},
-    {"checkpoint_interval", SL_KEY_DURATION, false, NULL, false},
+    {.name = "directory",
+     .at = SL_CFG_AT(jd_input, directory),
+     .type = SL_KEY_STR,
+     .doc = "read the journal files of this folder instead of the local journal"},
+    {.name = "units",
+     .type = SL_KEY_LIST,
+     .doc = "systemd units (`.service` is added to bare names); OR'd"},
+    {.name = "matches",
+     .type = SL_KEY_LIST,
+     .doc = "`FIELD=value` list: OR within a field, AND across fields"},
+    {.name = "priority",
+     .at = SL_CFG_AT(jd_input, keys.priority),
+     .type = SL_KEY_STR,
+     .def = "debug",
+     .doc = "maximum level, `0`–`7` or `emerg`…`debug`"},
+    {.name = "start_at",
+     .at = SL_CFG_AT(jd_input, start_at),
+     .type = SL_KEY_ENUM,
+     .choices = "beginning|end",
+     .def = "beginning",
+     .doc = "where to start without a saved cursor: `beginning` or `end`"},
+    {.name = "fields",
+     .type = SL_KEY_MAP,
+     .doc = "`{keep: [FIELD, …] or [\"*\"], drop: [FIELD, …]}`: journal fields shipped besides the "
+            "defaults"},
+    {.name = "labels_from",
+     .type = SL_KEY_MAP,
+     .doc = "`{label: FIELD}`: labels from journal fields"},
+    {.name = "max_message_bytes",
+     .at = SL_CFG_AT(jd_input, max_message_bytes),
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .min = 16,
+     .max = 64 * 1024 * 1024,
+     .doc = "longer messages are cut and counted"},
+    {.name = "max_field_bytes",
+     .at = SL_CFG_AT(jd_input, max_field_bytes),
+     .type = SL_KEY_SIZE,
+     .def = "64KiB",
+     .min = 16,
+     .max = 16 * 1024 * 1024,
+     .doc = "longer values of other fields are cut"},
+    {.name = "read_chunk",
+     .at = SL_CFG_AT(jd_input, chunk_bytes),
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .min = 4096,
+     .max = 256 * 1024 * 1024,
+     .doc = "bytes of entries gathered into one chunk before they are emitted"},
+    {.name = "batch_records",
+     .at = SL_CFG_AT(jd_input, keys.batch_records),
+     .type = SL_KEY_INT,
+     .def = "2048",
+     .min = 1,
+     .max = 1024 * 1024,
+     .doc = "entries per batch"},
+    {.name = "checkpoint_interval",
+     .at = SL_CFG_AT(jd_input, checkpoint_ms),
+     .type = SL_KEY_DURATION,
+     .def = "1s",
+     .doc = "how often the acknowledged cursor is saved"},
 };
 
 static const sl_cfg_key fields_keys[] = {
-    {"keep", SL_KEY_LIST, false, NULL, false},
-    {"drop", SL_KEY_LIST, false, NULL, false},
+    {.name = "keep",
+     .type = SL_KEY_LIST,
+     .doc = "journal fields to ship besides the defaults, or `[\"*\"]` for every field"},
+    {.name = "drop", .type = SL_KEY_LIST, .doc = "fields to leave out"},
 };
 
 /* ---- configuration ---- */
@@ -300,8 +356,7 @@ static int configure(jd_input *in, const sl_input_ctx *ctx)
     sl_cfg *cfg = ctx->cfg;
     const sl_cfg_node *n = ctx->node;
     size_t before = sl_cfg_nerrors(cfg);
-    sl_cfg_check(cfg, n, journald_keys, sizeof journald_keys / sizeof *journald_keys);
-    sl_cfg_str(cfg, n, "directory", NULL, &in->directory);
+    sl_cfg_read(cfg, n, journald_keys, SL_CFG_NKEYS(journald_keys), in);
     if (in->directory && !*in->directory)
         sl_cfg_error(cfg, sl_cfg_get(n, "directory"), "directory must not be empty");
 
@@ -329,27 +384,15 @@ static int configure(jd_input *in, const sl_input_ctx *ctx)
                          in->matches[i]);
     }
 
-    const char *prio = NULL;
-    sl_cfg_str(cfg, n, "priority", NULL, &prio);
-    in->priority = 7;
-    if (prio) {
-        in->priority = parse_priority(prio);
-        if (in->priority < 0) {
-            sl_cfg_error(cfg, sl_cfg_get(n, "priority"),
-                         "priority '%s': use 0-7 or emerg, alert, crit, err, warning, notice, "
-                         "info, debug",
-                         prio);
-            in->priority = 7;
-        }
+    in->priority = in->keys.priority ? parse_priority(in->keys.priority) : 7;
+    if (in->priority < 0) {
+        sl_cfg_error(cfg, sl_cfg_get(n, "priority"),
+                     "priority '%s': use 0-7 or emerg, alert, crit, err, warning, notice, "
+                     "info, debug",
+                     in->keys.priority);
+        in->priority = 7;
     }
-    sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
-    sl_cfg_size_range(cfg, n, "max_message_bytes", 1 << 20, 16, 64u << 20, &in->max_message_bytes);
-    sl_cfg_size_range(cfg, n, "max_field_bytes", 64 << 10, 16, 16u << 20, &in->max_field_bytes);
-    sl_cfg_size_range(cfg, n, "read_chunk", 1 << 20, 4096, 256u << 20, &in->chunk_bytes);
-    int64_t br;
-    sl_cfg_int(cfg, n, "batch_records", 2048, 1, 1 << 20, &br);
-    in->batch_records = (uint32_t)br;
-    sl_cfg_duration_ms(cfg, n, "checkpoint_interval", 1000, &in->checkpoint_ms);
+    in->batch_records = (uint32_t)in->keys.batch_records;
     configure_fields(in, cfg, n);
 
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
@@ -1145,4 +1188,9 @@ static void jd_destroy(void *state)
     free(in);
 }
 
-const sl_input_ops sl_journald_input_ops = {"journald", jd_create, jd_run, jd_destroy};
+const sl_input_ops sl_journald_input_ops = {.type = "journald",
+                                            .create = jd_create,
+                                            .run = jd_run,
+                                            .destroy = jd_destroy,
+                                            .keys = journald_keys,
+                                            .nkeys = SL_CFG_NKEYS(journald_keys)};

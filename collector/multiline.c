@@ -21,11 +21,26 @@ struct sl_multiline {
 };
 
 static const sl_cfg_key multiline_keys[] = {
-    {"start", SL_KEY_STR, false, NULL, false},
-    {"continue", SL_KEY_STR, false, NULL, false},
-    {"max_lines", SL_KEY_INT, false, NULL, false},
-    {"max_bytes", SL_KEY_SIZE, false, NULL, false},
-    {"timeout", SL_KEY_DURATION, false, NULL, false},
+    {.name = "start",
+     .type = SL_KEY_STR,
+     .doc = "a line matching this regex starts a new record (one of `start`, `continue`)"},
+    {.name = "continue",
+     .type = SL_KEY_STR,
+     .doc = "a line matching this regex continues the record before it"},
+    {.name = "max_lines",
+     .type = SL_KEY_INT,
+     .def = "500",
+     .min = 1,
+     .max = 1000000,
+     .doc = "a record is cut after this many lines"},
+    {.name = "max_bytes",
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .doc = "a record is cut at this size"},
+    {.name = "timeout",
+     .type = SL_KEY_DURATION,
+     .def = "1s",
+     .doc = "a record is shipped when no line has come for this long"},
 };
 
 int sl_multiline_new(sl_cfg *cfg, const sl_cfg_node *node, sl_multiline **out)

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/err.h"
+
 typedef enum sl_cfg_kind {
     SL_CFG_NULL,
     SL_CFG_SCALAR,
@@ -86,19 +88,61 @@ typedef enum sl_cfg_type {
     SL_KEY_ANY,
 } sl_cfg_type;
 
+/* One key of a plugin's declarative table: what `sluice check` checks,
+ * what `sluice keys` and the README print, and what sl_cfg_read fills.
+ * Written with designated initializers, so a field added here needs no
+ * edit of the tables that do not use it. */
 typedef struct sl_cfg_key {
     const char *name;
     sl_cfg_type type;
     bool required;
     const char *choices; /* SL_KEY_ENUM */
     bool secret;         /* never printed by sl_cfg_dump */
+    /* The default in configuration syntax ("1MiB", "5s", "raw", "true"),
+     * parsed by the key's type; NULL: none (the doc says what absence
+     * means). `sluice keys` refuses a default that does not parse. */
+    const char *def;
+    const char *doc; /* one line: what the key does */
+    /* INT, SIZE (bytes), DURATION (ms): the accepted range when min < max,
+     * checked by sl_cfg_check and sl_cfg_read and printed with the doc. */
+    int64_t min, max;
+    /* Where sl_cfg_read stores the value: SL_CFG_AT(struct, member); 0:
+     * not read (the caller reads the key itself). The member's type
+     * follows the key's: STR const char *, INT int64_t, BOOL bool, SIZE
+     * uint64_t, DURATION int64_t milliseconds, ENUM int (the choice's
+     * index, -1 without value or default), LIST/MAP/SEQ/ANY
+     * const sl_cfg_node * (NULL when absent). */
+    size_t at;
+    /* MAP keys with keys of their own: their table, for `sluice keys`
+     * (rows `parent.key`); the owner still checks the map. */
+    const struct sl_cfg_key *sub;
+    size_t nsub;
 } sl_cfg_key;
+
+#define SL_CFG_AT(type, member) (offsetof(type, member) + 1)
+#define SL_CFG_NKEYS(table)     (sizeof(table) / sizeof *(table))
 
 /* Checks that node is a map whose keys are all in keys[] with the right
  * types/values, and that required keys are present. An unknown key gets a
  * suggestion ("did you mean 'paths'?") when one is close. Records errors;
  * returns their number. */
 int sl_cfg_check(sl_cfg *c, const sl_cfg_node *node, const sl_cfg_key *keys, size_t nkeys);
+
+/* sl_cfg_check, then every key of the table with an `at` into the struct
+ * at out: the value given, else the table's default. A value that does not
+ * convert, or lies outside the key's range, is an error and leaves the
+ * default. Returns the number of errors recorded (0: out is complete).
+ * The declarative form of a create(): the key, its type, default, range
+ * and doc are written once, in the table. */
+int sl_cfg_read(sl_cfg *c, const sl_cfg_node *map, const sl_cfg_key *keys, size_t nkeys, void *out);
+/* A key's default into *value (the member type above; zero without a
+ * default): 0, or SL_EINVAL with err->msg when the table's text does not
+ * parse as the key's type or lies outside its range. */
+int sl_cfg_key_default(const sl_cfg_key *k, void *value, sl_err *err);
+/* The type as `sluice keys` names it ("size", "one of raw|json"), and
+ * the range as text ("16 to 64MiB"; "" without one). */
+const char *sl_cfg_type_name(sl_cfg_type t);
+void sl_cfg_key_range(const sl_cfg_key *k, char *buf, size_t cap);
 
 /* Lookups on a map node. Absent key (or NULL map): *out = def, returns 0.
  * A present key that does not convert records an error and returns SL_EINVAL

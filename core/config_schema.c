@@ -458,6 +458,41 @@ int sl_cfg_secret(sl_cfg *c, const sl_cfg_node *map, const char *key, char **out
     return 0;
 }
 
+static bool has_range(const sl_cfg_key *k)
+{
+    return k->min < k->max;
+}
+
+/* 90000 -> "1m30s"; 1500 -> "1500ms". */
+static void format_duration(int64_t ms, char *buf, size_t cap)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    if (ms <= 0 || ms % 1000) {
+        snprintf(buf, cap, "%lldms", (long long)ms);
+        return;
+    }
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof units / sizeof *units && o < cap; i++) {
+        if (ms < units[i].ms) continue;
+        int w = snprintf(buf + o, cap - o, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+        if (w < 0) break;
+        o += (size_t)w;
+        ms %= units[i].ms;
+    }
+}
+
+static void duration_range_error(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
+{
+    char lo[32], hi[32];
+    format_duration(k->min, lo, sizeof lo);
+    format_duration(k->max, hi, sizeof hi);
+    sl_cfg_error(c, v, "'%s' must be from %s to %s, got '%s'", k->name, lo, hi, v->scalar);
+}
+
 static void check_type(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
 {
     const char *name = k->name;
@@ -470,7 +505,10 @@ static void check_type(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
     }
     case SL_KEY_INT: {
         int64_t i;
-        sl_cfg_int(c, &map, k->name, 0, INT64_MIN, INT64_MAX, &i);
+        if (has_range(k))
+            sl_cfg_int(c, &map, k->name, 0, k->min, k->max, &i);
+        else
+            sl_cfg_int(c, &map, k->name, 0, INT64_MIN, INT64_MAX, &i);
         break;
     }
     case SL_KEY_BOOL: {
@@ -480,12 +518,18 @@ static void check_type(sl_cfg *c, const sl_cfg_node *v, const sl_cfg_key *k)
     }
     case SL_KEY_SIZE: {
         uint64_t s;
-        sl_cfg_size(c, &map, k->name, 0, &s);
+        if (has_range(k))
+            sl_cfg_size_range(c, &map, k->name, 0, (uint64_t)k->min, (uint64_t)k->max, &s);
+        else
+            sl_cfg_size(c, &map, k->name, 0, &s);
         break;
     }
     case SL_KEY_DURATION: {
         int64_t d;
-        sl_cfg_duration_ms(c, &map, k->name, 0, &d);
+        /* A null value (`wait:` alone) is absent: the default applies. */
+        if (sl_cfg_duration_ms(c, &map, k->name, 0, &d) == 0 && v->kind == SL_CFG_SCALAR &&
+            has_range(k) && (d < k->min || d > k->max))
+            duration_range_error(c, v, k);
         break;
     }
     case SL_KEY_ENUM: {
@@ -574,6 +618,215 @@ int sl_cfg_check(sl_cfg *c, const sl_cfg_node *node, const sl_cfg_key *keys, siz
         const sl_cfg_node *v = map ? sl_cfg_get(node, keys[j].name) : NULL;
         if (!v || v->kind == SL_CFG_NULL)
             sl_cfg_error(c, node, "missing required key '%s'", keys[j].name);
+    }
+    return (int)(c->nerrors - before);
+}
+
+/* ------------------------------------------------- the declarative reader */
+
+const char *sl_cfg_type_name(sl_cfg_type t)
+{
+    switch (t) {
+    case SL_KEY_STR:
+        return "string";
+    case SL_KEY_INT:
+        return "integer";
+    case SL_KEY_BOOL:
+        return "bool";
+    case SL_KEY_SIZE:
+        return "size";
+    case SL_KEY_DURATION:
+        return "duration";
+    case SL_KEY_ENUM:
+        return "enum";
+    case SL_KEY_LIST:
+        return "list";
+    case SL_KEY_MAP:
+        return "map";
+    case SL_KEY_SEQ:
+        return "sequence";
+    case SL_KEY_ANY:
+        return "any";
+    }
+    return "?";
+}
+
+void sl_cfg_key_range(const sl_cfg_key *k, char *buf, size_t cap)
+{
+    char lo[32], hi[32];
+    buf[0] = '\0';
+    if (!has_range(k)) return;
+    switch (k->type) {
+    case SL_KEY_INT:
+        snprintf(buf, cap, "%lld to %lld", (long long)k->min, (long long)k->max);
+        break;
+    case SL_KEY_SIZE:
+        sl_format_size((uint64_t)k->min, lo, sizeof lo);
+        sl_format_size((uint64_t)k->max, hi, sizeof hi);
+        snprintf(buf, cap, "%s to %s", lo, hi);
+        break;
+    case SL_KEY_DURATION:
+        format_duration(k->min, lo, sizeof lo);
+        format_duration(k->max, hi, sizeof hi);
+        snprintf(buf, cap, "%s to %s", lo, hi);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The member a key fills, by type. */
+typedef union key_value {
+    const char *str;
+    int64_t i;
+    bool b;
+    uint64_t size;
+    int e;
+    const sl_cfg_node *node;
+} key_value;
+
+static size_t value_size(sl_cfg_type t)
+{
+    switch (t) {
+    case SL_KEY_STR:
+        return sizeof(const char *);
+    case SL_KEY_INT:
+    case SL_KEY_DURATION:
+        return sizeof(int64_t);
+    case SL_KEY_BOOL:
+        return sizeof(bool);
+    case SL_KEY_SIZE:
+        return sizeof(uint64_t);
+    case SL_KEY_ENUM:
+        return sizeof(int);
+    default:
+        return sizeof(const sl_cfg_node *);
+    }
+}
+
+static void *value_ptr(key_value *v, sl_cfg_type t)
+{
+    switch (t) {
+    case SL_KEY_STR:
+        return &v->str;
+    case SL_KEY_INT:
+    case SL_KEY_DURATION:
+        return &v->i;
+    case SL_KEY_BOOL:
+        return &v->b;
+    case SL_KEY_SIZE:
+        return &v->size;
+    case SL_KEY_ENUM:
+        return &v->e;
+    default:
+        return &v->node;
+    }
+}
+
+static bool in_range(const sl_cfg_key *k, const key_value *v)
+{
+    if (!has_range(k)) return true;
+    if (k->type == SL_KEY_SIZE) return v->size >= (uint64_t)k->min && v->size <= (uint64_t)k->max;
+    if (k->type == SL_KEY_INT || k->type == SL_KEY_DURATION)
+        return v->i >= k->min && v->i <= k->max;
+    return true;
+}
+
+int sl_cfg_key_default(const sl_cfg_key *k, void *value, sl_err *err)
+{
+    key_value v = {0};
+    if (k->type == SL_KEY_ENUM) v.e = -1;
+    const char *d = k->def;
+    bool ok = true;
+    if (d) {
+        switch (k->type) {
+        case SL_KEY_STR:
+            v.str = d;
+            break;
+        case SL_KEY_INT:
+            ok = parse_int(d, &v.i);
+            break;
+        case SL_KEY_BOOL:
+            ok = parse_bool(d, &v.b);
+            break;
+        case SL_KEY_SIZE:
+            ok = sl_parse_size(d, &v.size) == 0;
+            break;
+        case SL_KEY_DURATION:
+            ok = sl_parse_duration_ms(d, &v.i) == 0;
+            break;
+        case SL_KEY_ENUM:
+            v.e = k->choices ? choice_index(k->choices, d) : -1;
+            ok = v.e >= 0;
+            break;
+        default:
+            ok = false;
+            break; /* lists and maps have no textual default */
+        }
+    }
+    if (d && (!ok || !in_range(k, &v))) {
+        char range[96];
+        sl_cfg_key_range(k, range, sizeof range);
+        return sl_errf(err, SL_EINVAL, "key '%s': default '%s' is not a valid %s%s%s", k->name, d,
+                       k->type == SL_KEY_ENUM && k->choices ? k->choices
+                                                            : sl_cfg_type_name(k->type),
+                       *range ? " from " : "", range);
+    }
+    memcpy(value, value_ptr(&v, k->type), value_size(k->type));
+    return SL_OK;
+}
+
+int sl_cfg_read(sl_cfg *c, const sl_cfg_node *map, const sl_cfg_key *keys, size_t nkeys, void *out)
+{
+    size_t before = c->nerrors;
+    sl_cfg_check(c, map, keys, nkeys);
+    bool is_map = map && map->kind == SL_CFG_MAP;
+    for (size_t i = 0; i < nkeys; i++) {
+        const sl_cfg_key *k = &keys[i];
+        if (!k->at) continue;
+        key_value v;
+        sl_err err;
+        if (sl_cfg_key_default(k, value_ptr(&v, k->type), &err) != SL_OK) {
+            /* A table's mistake, not the operator's: said once, at the map. */
+            sl_cfg_error(c, map, "internal: %s", err.msg);
+            continue;
+        }
+        const sl_cfg_node *n = is_map ? sl_cfg_get(map, k->name) : NULL;
+        if (n && n->kind != SL_CFG_NULL) {
+            key_value got = v;
+            int rc = SL_OK;
+            switch (k->type) {
+            case SL_KEY_STR:
+                rc = sl_cfg_str(c, map, k->name, v.str, &got.str);
+                break;
+            case SL_KEY_INT:
+                rc = has_range(k) ? sl_cfg_int(c, map, k->name, v.i, k->min, k->max, &got.i)
+                                  : sl_cfg_int(c, map, k->name, v.i, INT64_MIN, INT64_MAX, &got.i);
+                break;
+            case SL_KEY_BOOL:
+                rc = sl_cfg_bool(c, map, k->name, v.b, &got.b);
+                break;
+            case SL_KEY_SIZE:
+                rc = sl_cfg_size_range(c, map, k->name, v.size, has_range(k) ? (uint64_t)k->min : 0,
+                                       has_range(k) ? (uint64_t)k->max : UINT64_MAX, &got.size);
+                break;
+            case SL_KEY_DURATION:
+                rc = sl_cfg_duration_ms(c, map, k->name, v.i, &got.i);
+                if (rc == SL_OK && !in_range(k, &got)) {
+                    duration_range_error(c, n, k);
+                    rc = SL_EINVAL;
+                }
+                break;
+            case SL_KEY_ENUM:
+                rc = sl_cfg_enum(c, map, k->name, k->choices ? k->choices : "", v.e, &got.e);
+                break;
+            default:
+                got.node = n;
+                break; /* checked by sl_cfg_check, read by the caller */
+            }
+            if (rc == SL_OK) v = got;
+        }
+        memcpy((char *)out + k->at - 1, value_ptr(&v, k->type), value_size(k->type));
     }
     return (int)(c->nerrors - before);
 }

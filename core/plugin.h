@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/batch.h"
 #include "core/config.h"
@@ -24,18 +25,23 @@ typedef int (*sl_idle_fn)(void *arg);
 
 /* Keys every input / sink map may have, handled by the pipeline itself;
  * plugins put these first in the key tables they pass to sl_cfg_check. */
+/* clang-format off */
 #define SL_INPUT_COMMON_KEYS                                                                       \
-    {"name", SL_KEY_STR, true, NULL, false}, {"type", SL_KEY_STR, true, NULL, false},              \
-        {"parse", SL_KEY_SEQ, false, NULL, false},                                                 \
-    {                                                                                              \
-        "labels", SL_KEY_MAP, false, NULL, false                                                   \
-    }
+    {.name = "name", .type = SL_KEY_STR, .required = true,                                         \
+     .doc = "unique; names the checkpoint file and the metrics"},                                  \
+    {.name = "type", .type = SL_KEY_STR, .required = true, .doc = "the input's type"},             \
+    {.name = "parse", .type = SL_KEY_SEQ,                                                          \
+     .doc = "parse steps run in order on every record (see Parse steps)"},                         \
+    {.name = "labels", .type = SL_KEY_MAP, .doc = "static labels, e.g. `{job: app}`"}
 #define SL_SINK_COMMON_KEYS                                                                        \
-    {"name", SL_KEY_STR, true, NULL, false}, {"type", SL_KEY_STR, true, NULL, false},              \
-        {"inputs", SL_KEY_LIST, false, NULL, false},                                               \
-    {                                                                                              \
-        "buffer", SL_KEY_MAP, false, NULL, false                                                   \
-    }
+    {.name = "name", .type = SL_KEY_STR, .required = true,                                         \
+     .doc = "unique; names the sink's metrics and its spool folder"},                              \
+    {.name = "type", .type = SL_KEY_STR, .required = true, .doc = "the sink's type"},              \
+    {.name = "inputs", .type = SL_KEY_LIST,                                                        \
+     .doc = "which inputs feed this sink; every input when absent"},                               \
+    {.name = "buffer", .type = SL_KEY_MAP,                                                         \
+     .doc = "the sink's queue and disk spool (see Every sink: buffer)"}
+/* clang-format on */
 
 /* The static `labels: {k: v}` map of an input, as label fields whose
  * slices point into the configuration (which outlives the input). Errors go
@@ -65,6 +71,10 @@ typedef struct sl_input_ops {
     int (*run)(void *state);
     /* Saves final checkpoints and frees. */
     void (*destroy)(void *state);
+    /* The input's key table (SL_INPUT_COMMON_KEYS first): what create
+     * checks, what `sluice keys` and the README print. */
+    const sl_cfg_key *keys;
+    size_t nkeys;
 } sl_input_ops;
 
 /* Where a sink takes its batches from: a memory queue, possibly backed by a
@@ -97,6 +107,9 @@ typedef struct sl_sink_ops {
      * label every record of an input shares, a key that sends them all to
      * one partition); warnings and errors go to cfg. NULL: nothing to see. */
     int (*check_inputs)(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs);
+    /* The sink's key table (SL_SINK_COMMON_KEYS first), as for inputs. */
+    const sl_cfg_key *keys;
+    size_t nkeys;
 } sl_sink_ops;
 
 #endif

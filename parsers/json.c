@@ -116,9 +116,20 @@ int sl_json_opts_init(sl_json_opts *o, sl_err *err)
 }
 
 const sl_cfg_key sl_json_keys[SL_JSON_NKEYS] = {
-    {"flatten", SL_KEY_BOOL, false, NULL, false},
-    {"separator", SL_KEY_STR, false, NULL, false},
-    {"max_depth", SL_KEY_INT, false, NULL, false},
+    {.name = "flatten",
+     .type = SL_KEY_BOOL,
+     .def = "false",
+     .doc = "nested objects become fields named with the separator (`a.b`)"},
+    {.name = "separator",
+     .type = SL_KEY_STR,
+     .def = ".",
+     .doc = "one character joining flattened keys"},
+    {.name = "max_depth",
+     .type = SL_KEY_INT,
+     .def = "512",
+     .min = 1,
+     .max = 16384,
+     .doc = "nested arrays and objects allowed; deeper is a parse error"},
 };
 
 int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o)

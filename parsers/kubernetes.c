@@ -58,21 +58,54 @@ struct sl_k8s_step {
     size_t nparsers;
 };
 
-static const sl_cfg_key k8s_keys[] = {
-    {"kubelet_url", SL_KEY_STR, false, NULL, false},
-    {"token_file", SL_KEY_STR, false, NULL, false},
-    {"ca_file", SL_KEY_STR, false, NULL, false},
-    {"insecure_skip_verify", SL_KEY_BOOL, false, NULL, false},
-    {"timeout", SL_KEY_DURATION, false, NULL, false},
-    {"refresh_min_interval", SL_KEY_DURATION, false, NULL, false},
-    {"resync_interval", SL_KEY_DURATION, false, NULL, false},
-    {"grace", SL_KEY_DURATION, false, NULL, false},
-    {"wait", SL_KEY_DURATION, false, NULL, false},
-    {"node", SL_KEY_STR, false, NULL, false},
-    {"labels", SL_KEY_MAP, false, NULL, false},
-    {"metadata", SL_KEY_MAP, false, NULL, false},
-    {"pod_labels", SL_KEY_ENUM, false, "metadata|none", false},
-    {"parsers", SL_KEY_MAP, false, NULL, false},
+const sl_cfg_key sl_k8s_keys[SL_K8S_NKEYS] = {
+    {.name = "kubelet_url",
+     .type = SL_KEY_STR,
+     .doc = "the node's kubelet (`https://${SLUICE_HOST_IP}:10250`); without it, only what the "
+            "file name says"},
+    {.name = "token_file",
+     .type = SL_KEY_STR,
+     .doc = "bearer token for the kubelet (the service account's)"},
+    {.name = "ca_file", .type = SL_KEY_STR, .doc = "CA that signed the kubelet's certificate"},
+    {.name = "insecure_skip_verify",
+     .type = SL_KEY_BOOL,
+     .def = "false",
+     .doc = "do not verify the kubelet's certificate"},
+    {.name = "timeout", .type = SL_KEY_DURATION, .def = "10s", .doc = "one kubelet request"},
+    {.name = "refresh_min_interval",
+     .type = SL_KEY_DURATION,
+     .def = "1s",
+     .doc = "at most one pod-list fetch this often"},
+    {.name = "resync_interval",
+     .type = SL_KEY_DURATION,
+     .def = "1m",
+     .doc = "the pod list is fetched again this often"},
+    {.name = "grace",
+     .type = SL_KEY_DURATION,
+     .def = "5m",
+     .doc = "a deleted pod's metadata is kept this long, so its last lines keep their labels"},
+    {.name = "wait",
+     .type = SL_KEY_DURATION,
+     .def = "2s",
+     .doc = "a line of an unknown pod waits at most this long for the kubelet, once per pod"},
+    {.name = "node",
+     .type = SL_KEY_STR,
+     .doc = "the node's name when the pod's metadata does not say (`$SLUICE_HOST`)"},
+    {.name = "labels",
+     .type = SL_KEY_MAP,
+     .doc = "`{label: source}`: Loki labels from the pod's metadata (replaces the defaults)"},
+    {.name = "metadata",
+     .type = SL_KEY_MAP,
+     .doc =
+         "`{name: source}`: structured metadata from the pod's metadata (replaces the defaults)"},
+    {.name = "pod_labels",
+     .type = SL_KEY_ENUM,
+     .choices = "metadata|none",
+     .def = "metadata",
+     .doc = "`metadata`: every pod label as structured metadata `pod_label_<name>`; `none`"},
+    {.name = "parsers",
+     .type = SL_KEY_MAP,
+     .doc = "`{NAME: [steps]}`: parse chains a pod picks with the annotation `sluice.io/parser`"},
 };
 
 static int parse_src(sl_cfg *cfg, const sl_cfg_node *at, const char *text, src *out)
@@ -163,8 +196,7 @@ int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_
 {
     *out = NULL;
     bool none = !args || args->kind == SL_CFG_NULL;
-    if (!none && sl_cfg_check(cfg, args, k8s_keys, sizeof k8s_keys / sizeof *k8s_keys))
-        return SL_EINVAL;
+    if (!none && sl_cfg_check(cfg, args, sl_k8s_keys, SL_K8S_NKEYS)) return SL_EINVAL;
     sl_k8s_step *s = calloc(1, sizeof *s);
     if (!s) return SL_ENOMEM;
     const char *url = NULL, *token = NULL, *ca = NULL;

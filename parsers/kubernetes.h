@@ -16,6 +16,11 @@ typedef struct sl_k8s_step sl_k8s_step;
 
 /* Errors go to cfg with positions; returns 0 or -1. Starts no thread: the
  * first record that needs metadata does (so `sluice check` fetches nothing). */
+/* The step's keys, checked by sl_k8s_step_new (the step owns its args:
+ * `kubernetes:` alone is a step with every default). */
+#define SL_K8S_NKEYS 14
+extern const sl_cfg_key sl_k8s_keys[SL_K8S_NKEYS];
+
 int sl_k8s_step_new(sl_cfg *cfg, const sl_cfg_node *args, const char *input, sl_k8s_step **out);
 /* SL_EPARSE when the source is not a Kubernetes log path. */
 int sl_k8s_step_run(sl_k8s_step *s, sl_batch *b, sl_record *r, sl_err *err);

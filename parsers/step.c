@@ -28,6 +28,11 @@ const sl_step_ops *sl_step_find(const char *name)
     return NULL;
 }
 
+const sl_step_ops *sl_step_at(size_t i)
+{
+    return i < sizeof steps / sizeof *steps ? steps[i] : NULL;
+}
+
 const char *sl_step_choices(void)
 {
     return choices + 2; /* past the leading ", " */

@@ -29,7 +29,8 @@ typedef struct sl_step_ops {
     /* The keys of the step's map, checked (types, required, unknown keys
      * with a suggestion) before create. NULL with nkeys 0 and own_args:
      * the step's value is not a map of keys (labels, rename), create checks
-     * it. */
+     * it. own_args with keys: create checks its map against them itself
+     * (kubernetes); `sluice keys` prints them. */
     const sl_cfg_key *keys;
     size_t nkeys;
     bool own_args;
@@ -49,6 +50,9 @@ typedef struct sl_step_ops {
 
 /* The step of that name (parsers/steps.def), or NULL. */
 const sl_step_ops *sl_step_find(const char *name);
+/* The i-th registered step (steps.def order), NULL past the last: for
+ * `sluice keys`. */
+const sl_step_ops *sl_step_at(size_t i);
 /* "json, regex, ...": the registered steps, for messages. */
 const char *sl_step_choices(void);
 

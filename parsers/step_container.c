@@ -27,16 +27,26 @@ typedef struct joiner_slot {
 
 typedef struct container_step {
     bool docker;
-    uint64_t join_max;
-    int64_t join_wait_ns; /* flush_partial_after */
+    uint64_t join_max;    /* max_bytes, read from join_keys */
+    int64_t join_wait_ms; /* flush_partial_after, read from join_keys */
+    int64_t join_wait_ns;
     sl_metric *errors, *partial_size, *partial_age;
     joiner_slot *joiners;
     uint64_t clock;
 } container_step;
 
 static const sl_cfg_key join_keys[] = {
-    {"max_bytes", SL_KEY_SIZE, false, NULL, false},
-    {"flush_partial_after", SL_KEY_DURATION, false, NULL, false},
+    {.name = "max_bytes",
+     .at = SL_CFG_AT(container_step, join_max),
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .doc = "a joined message reaching this size is shipped as it is (`partial: max_bytes`)"},
+    {.name = "flush_partial_after",
+     .at = SL_CFG_AT(container_step, join_wait_ms),
+     .type = SL_KEY_DURATION,
+     .def = "5s",
+     .doc = "a message whose last piece has not come after this long is shipped as it is "
+            "(`partial: flush_partial_after`)"},
 };
 
 static int create(const sl_step_ctx *ctx, void **state, bool docker)
@@ -47,12 +57,10 @@ static int create(const sl_step_ctx *ctx, void **state, bool docker)
     *state = s;
     s->docker = docker;
     s->errors = ctx->errors;
-    if (sl_cfg_size(cfg, ctx->args, "max_bytes", 1 << 20, &s->join_max) != 0) return -1;
-    /* 5 s, as the file input's flush_partial_after for a last line
-     * without its newline. */
-    int64_t wait_ms = 5000;
-    if (sl_cfg_duration_ms(cfg, ctx->args, "flush_partial_after", 5000, &wait_ms) != 0) return -1;
-    s->join_wait_ns = wait_ms * 1000000;
+    /* flush_partial_after defaults to 5 s, as the file input's for a last
+     * line without its newline. */
+    if (sl_cfg_read(cfg, ctx->args, join_keys, SL_CFG_NKEYS(join_keys), s)) return -1;
+    s->join_wait_ns = s->join_wait_ms * 1000000;
     char pl[320];
     sl_metric_labels(pl, sizeof pl, "input", ctx->input, "reason", "max_bytes");
     s->partial_size = sl_counter("sluice_parse_partial_flushed_total",

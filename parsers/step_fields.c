@@ -13,7 +13,7 @@ typedef struct fields_step {
 } fields_step;
 
 static const sl_cfg_key remove_keys[] = {
-    {"fields", SL_KEY_LIST, true, NULL, false},
+    {.name = "fields", .type = SL_KEY_LIST, .required = true, .doc = "fields to remove"},
 };
 
 /* `labels: [a, b]` or `labels: {label: field}`; `rename: {from: to}`. */

@@ -9,6 +9,7 @@
 
 typedef struct filter_step {
     const char *field; /* NULL: the record's line */
+    const char *regex; /* read from filter_keys */
     bool drop_matches; /* drop; keep drops what does not match */
     pcre2_code *re;
     pcre2_match_data *md;
@@ -16,8 +17,15 @@ typedef struct filter_step {
 } filter_step;
 
 static const sl_cfg_key filter_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"regex", SL_KEY_STR, true, NULL, false},
+    {.name = "field",
+     .at = SL_CFG_AT(filter_step, field),
+     .type = SL_KEY_STR,
+     .doc = "the field to match; the line when absent (a record without the field does not match)"},
+    {.name = "regex",
+     .at = SL_CFG_AT(filter_step, regex),
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "PCRE2 pattern: `drop` drops the records matching it, `keep` those not matching"},
 };
 
 static int compile(sl_cfg *cfg, const sl_cfg_node *at, const char *pattern, filter_step *s)
@@ -44,10 +52,9 @@ static int create(const sl_step_ctx *ctx, void **state, bool drop_matches)
     *state = s;
     s->drop_matches = drop_matches;
     s->dropped = ctx->dropped;
-    const char *re = NULL;
-    sl_cfg_str(ctx->cfg, ctx->args, "field", NULL, &s->field);
-    sl_cfg_str(ctx->cfg, ctx->args, "regex", NULL, &re);
-    return re ? compile(ctx->cfg, sl_cfg_get(ctx->args, "regex"), re, s) : -1;
+    if (sl_cfg_read(ctx->cfg, ctx->args, filter_keys, SL_CFG_NKEYS(filter_keys), s) || !s->regex)
+        return -1;
+    return compile(ctx->cfg, sl_cfg_get(ctx->args, "regex"), s->regex, s);
 }
 
 static int drop_create(const sl_step_ctx *ctx, void **state)

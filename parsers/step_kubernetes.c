@@ -26,6 +26,8 @@ static void kubernetes_destroy(void *state)
 const sl_step_ops sl_kubernetes_step_ops = {
     .name = "kubernetes",
     .own_args = true,
+    .keys = sl_k8s_keys,
+    .nkeys = SL_K8S_NKEYS,
     .create = kubernetes_create,
     .apply = kubernetes_apply,
     .destroy = kubernetes_destroy,

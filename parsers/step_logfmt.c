@@ -9,7 +9,10 @@ typedef struct logfmt_step {
 } logfmt_step;
 
 static const sl_cfg_key logfmt_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
+    {.name = "field",
+     .at = SL_CFG_AT(logfmt_step, field),
+     .type = SL_KEY_STR,
+     .doc = "the field to parse; the line when absent"},
 };
 
 static int logfmt_create(const sl_step_ctx *ctx, void **state)
@@ -17,7 +20,7 @@ static int logfmt_create(const sl_step_ctx *ctx, void **state)
     logfmt_step *s = calloc(1, sizeof *s);
     if (!s) return -1;
     *state = s;
-    return sl_cfg_str(ctx->cfg, ctx->args, "field", NULL, &s->field);
+    return sl_cfg_read(ctx->cfg, ctx->args, logfmt_keys, SL_CFG_NKEYS(logfmt_keys), s) ? -1 : 0;
 }
 
 static int logfmt_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)
@@ -32,7 +35,7 @@ static int logfmt_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)
 const sl_step_ops sl_logfmt_step_ops = {
     .name = "logfmt",
     .keys = logfmt_keys,
-    .nkeys = sizeof logfmt_keys / sizeof *logfmt_keys,
+    .nkeys = SL_CFG_NKEYS(logfmt_keys),
     .create = logfmt_create,
     .apply = logfmt_apply,
     .destroy = free,

@@ -11,12 +11,35 @@ typedef struct regex_step {
     sl_regex *regex;
 } regex_step;
 
+/* What regex_keys reads; the field goes to the step. */
+typedef struct regex_args {
+    const char *pattern, *field;
+    int builtin; /* index in the choices, -1: none */
+    int64_t match_limit;
+} regex_args;
+
 static const sl_cfg_key regex_keys[] = {
-    {"pattern", SL_KEY_STR, false, NULL, false},
-    {"builtin", SL_KEY_ENUM, false,
-     "nginx_combined|apache_combined|apache_common|vhost_combined|apache_error|nginx_error", false},
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"match_limit", SL_KEY_INT, false, NULL, false},
+    {.name = "pattern",
+     .at = SL_CFG_AT(regex_args, pattern),
+     .type = SL_KEY_STR,
+     .doc = "PCRE2 pattern whose named groups become fields (one of `pattern`, `builtin`)"},
+    {.name = "builtin",
+     .at = SL_CFG_AT(regex_args, builtin),
+     .type = SL_KEY_ENUM,
+     .choices =
+         "nginx_combined|apache_combined|apache_common|vhost_combined|apache_error|nginx_error",
+     .doc = "a built-in pattern instead of `pattern`"},
+    {.name = "field",
+     .at = SL_CFG_AT(regex_args, field),
+     .type = SL_KEY_STR,
+     .doc = "the field to match; the line when absent"},
+    {.name = "match_limit",
+     .at = SL_CFG_AT(regex_args, match_limit),
+     .type = SL_KEY_INT,
+     .def = "1000000",
+     .min = 1000,
+     .max = 100000000,
+     .doc = "PCRE2 match limit: a record needing more backtracking is a parse error"},
 };
 
 static int regex_create(const sl_step_ctx *ctx, void **state)
@@ -26,17 +49,17 @@ static int regex_create(const sl_step_ctx *ctx, void **state)
     regex_step *s = calloc(1, sizeof *s);
     if (!s) return -1;
     *state = s;
-    const char *pattern = NULL, *builtin = NULL;
-    int64_t limit = 1000000;
-    sl_cfg_str(cfg, args, "pattern", NULL, &pattern);
-    sl_cfg_str(cfg, args, "builtin", NULL, &builtin);
-    sl_cfg_str(cfg, args, "field", NULL, &s->field);
-    if (sl_cfg_int(cfg, args, "match_limit", 1000000, 1000, 100000000, &limit) != 0) return -1;
+    regex_args a;
+    if (sl_cfg_read(cfg, args, regex_keys, SL_CFG_NKEYS(regex_keys), &a)) return -1;
+    s->field = a.field;
+    const char *pattern = a.pattern;
+    /* The name as written (the table checked it is one of the choices). */
+    const char *builtin = a.builtin >= 0 ? sl_cfg_get(args, "builtin")->scalar : NULL;
     if (!pattern == !builtin) {
         sl_cfg_error(cfg, args, "regex needs exactly one of 'pattern' or 'builtin'");
         return -1;
     }
-    sl_regex_opts o = {.match_limit = (uint32_t)limit, .utf = true};
+    sl_regex_opts o = {.match_limit = (uint32_t)a.match_limit, .utf = true};
     sl_err err;
     int rc = pattern ? sl_regex_new(pattern, strlen(pattern), &o, &s->regex, &err)
                      : sl_regex_builtin(builtin, &o, &s->regex, &err);
@@ -67,7 +90,7 @@ static void regex_destroy(void *state)
 const sl_step_ops sl_regex_step_ops = {
     .name = "regex",
     .keys = regex_keys,
-    .nkeys = sizeof regex_keys / sizeof *regex_keys,
+    .nkeys = SL_CFG_NKEYS(regex_keys),
     .create = regex_create,
     .apply = regex_apply,
     .destroy = regex_destroy,

@@ -8,15 +8,25 @@
 #include "parsers/step.h"
 
 typedef struct sample_step {
-    uint64_t one_in;
+    int64_t one_in;    /* read from sample_keys */
     const char *field; /* NULL: every one_in-th record, counted per input */
     uint64_t seen;
     sl_metric *dropped;
 } sample_step;
 
 static const sl_cfg_key sample_keys[] = {
-    {"one_in", SL_KEY_INT, true, NULL, false},
-    {"field", SL_KEY_STR, false, NULL, false},
+    {.name = "one_in",
+     .at = SL_CFG_AT(sample_step, one_in),
+     .type = SL_KEY_INT,
+     .required = true,
+     .min = 1,
+     .max = 1000000000,
+     .doc = "keep one record in this many, drop the others (counted)"},
+    {.name = "field",
+     .at = SL_CFG_AT(sample_step, field),
+     .type = SL_KEY_STR,
+     .doc = "choose by a hash of this field's value, so a group (a trace) is kept or dropped "
+            "together; a record without it is kept"},
 };
 
 static int sample_create(const sl_step_ctx *ctx, void **state)
@@ -25,10 +35,7 @@ static int sample_create(const sl_step_ctx *ctx, void **state)
     if (!s) return -1;
     *state = s;
     s->dropped = ctx->dropped;
-    int64_t one_in = 1;
-    if (sl_cfg_int(ctx->cfg, ctx->args, "one_in", 1, 1, 1000000000, &one_in) != 0) return -1;
-    s->one_in = (uint64_t)one_in;
-    return sl_cfg_str(ctx->cfg, ctx->args, "field", NULL, &s->field);
+    return sl_cfg_read(ctx->cfg, ctx->args, sample_keys, SL_CFG_NKEYS(sample_keys), s) ? -1 : 0;
 }
 
 /* FNV-1a: stable across runs and agents, so every agent keeps the same
@@ -49,9 +56,9 @@ static int sample_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)
         int rc = sl_step_subject(b, r, s->field, &v, err);
         if (rc == SL_ENOENT) return SL_OK;
         if (rc != SL_OK) return rc;
-        keep = fnv1a(v) % s->one_in == 0;
+        keep = fnv1a(v) % (uint64_t)s->one_in == 0;
     } else {
-        keep = s->seen++ % s->one_in == 0;
+        keep = s->seen++ % (uint64_t)s->one_in == 0;
     }
     if (!keep) {
         r->flags |= SL_RF_DROPPED;
@@ -63,7 +70,7 @@ static int sample_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)
 const sl_step_ops sl_sample_step_ops = {
     .name = "sample",
     .keys = sample_keys,
-    .nkeys = sizeof sample_keys / sizeof *sample_keys,
+    .nkeys = SL_CFG_NKEYS(sample_keys),
     .create = sample_create,
     .apply = sample_apply,
     .destroy = free,

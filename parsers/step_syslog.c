@@ -7,13 +7,21 @@
 #include "parsers/timestamp.h"
 
 typedef struct syslog_step {
-    const char *field; /* NULL: the record's line */
-    sl_tz *tz;         /* for RFC 3164 times, which carry no offset */
+    const char *field;    /* NULL: the record's line */
+    const char *timezone; /* read from syslog_keys: the zone's name */
+    sl_tz *tz;            /* for RFC 3164 times, which carry no offset */
 } syslog_step;
 
 static const sl_cfg_key syslog_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"timezone", SL_KEY_STR, false, NULL, false},
+    {.name = "field",
+     .at = SL_CFG_AT(syslog_step, field),
+     .type = SL_KEY_STR,
+     .doc = "the field to parse; the line when absent"},
+    {.name = "timezone",
+     .at = SL_CFG_AT(syslog_step, timezone),
+     .type = SL_KEY_STR,
+     .doc = "zone of times without an offset (`Mmm dd hh:mm:ss`, ISO without offset); UTC when "
+            "absent"},
 };
 
 static int syslog_create(const sl_step_ctx *ctx, void **state)
@@ -21,12 +29,10 @@ static int syslog_create(const sl_step_ctx *ctx, void **state)
     syslog_step *s = calloc(1, sizeof *s);
     if (!s) return -1;
     *state = s;
-    const char *tz = NULL;
-    sl_cfg_str(ctx->cfg, ctx->args, "field", NULL, &s->field);
-    sl_cfg_str(ctx->cfg, ctx->args, "timezone", NULL, &tz);
-    if (!tz) return 0;
+    if (sl_cfg_read(ctx->cfg, ctx->args, syslog_keys, SL_CFG_NKEYS(syslog_keys), s)) return -1;
+    if (!s->timezone) return 0;
     sl_err err;
-    if (sl_tz_load(tz, &s->tz, &err) != 0) {
+    if (sl_tz_load(s->timezone, &s->tz, &err) != 0) {
         sl_cfg_error(ctx->cfg, sl_cfg_get(ctx->args, "timezone"), "%s", err.msg);
         return -1;
     }
@@ -54,7 +60,7 @@ static void syslog_destroy(void *state)
 const sl_step_ops sl_syslog_step_ops = {
     .name = "syslog",
     .keys = syslog_keys,
-    .nkeys = sizeof syslog_keys / sizeof *syslog_keys,
+    .nkeys = SL_CFG_NKEYS(syslog_keys),
     .create = syslog_create,
     .apply = syslog_apply,
     .destroy = syslog_destroy,

@@ -7,14 +7,25 @@
 #include "parsers/timestamp.h"
 
 typedef struct timestamp_step {
-    const char *field; /* NULL: the record's line */
+    const char *field;             /* NULL: the record's line */
+    const char *format, *timezone; /* read from timestamp_keys */
     sl_ts_format *ts;
 } timestamp_step;
 
 static const sl_cfg_key timestamp_keys[] = {
-    {"field", SL_KEY_STR, false, NULL, false},
-    {"format", SL_KEY_STR, false, NULL, false},
-    {"timezone", SL_KEY_STR, false, NULL, false},
+    {.name = "field",
+     .at = SL_CFG_AT(timestamp_step, field),
+     .type = SL_KEY_STR,
+     .doc = "the field holding the time; the line when absent"},
+    {.name = "format",
+     .at = SL_CFG_AT(timestamp_step, format),
+     .type = SL_KEY_STR,
+     .def = "rfc3339",
+     .doc = "`rfc3339`, `unix_ms`, `nginx`, strftime… (see Times)"},
+    {.name = "timezone",
+     .at = SL_CFG_AT(timestamp_step, timezone),
+     .type = SL_KEY_STR,
+     .doc = "zone of times without an offset (`Europe/Paris`); UTC when absent"},
 };
 
 static int timestamp_create(const sl_step_ctx *ctx, void **state)
@@ -22,12 +33,10 @@ static int timestamp_create(const sl_step_ctx *ctx, void **state)
     timestamp_step *s = calloc(1, sizeof *s);
     if (!s) return -1;
     *state = s;
-    const char *format = "rfc3339", *tz = NULL;
-    sl_cfg_str(ctx->cfg, ctx->args, "field", NULL, &s->field);
-    sl_cfg_str(ctx->cfg, ctx->args, "format", "rfc3339", &format);
-    sl_cfg_str(ctx->cfg, ctx->args, "timezone", NULL, &tz);
+    if (sl_cfg_read(ctx->cfg, ctx->args, timestamp_keys, SL_CFG_NKEYS(timestamp_keys), s))
+        return -1;
     sl_err err;
-    if (sl_ts_format_new(format, tz, &s->ts, &err) != 0) {
+    if (sl_ts_format_new(s->format, s->timezone, &s->ts, &err) != 0) {
         sl_cfg_error(ctx->cfg, ctx->args, "%s", err.msg);
         return -1;
     }
@@ -64,7 +73,7 @@ static void timestamp_destroy(void *state)
 const sl_step_ops sl_timestamp_step_ops = {
     .name = "timestamp",
     .keys = timestamp_keys,
-    .nkeys = sizeof timestamp_keys / sizeof *timestamp_keys,
+    .nkeys = SL_CFG_NKEYS(timestamp_keys),
     .create = timestamp_create,
     .apply = timestamp_apply,
     .destroy = timestamp_destroy,

@@ -6,13 +6,49 @@
 
 #include "pipeline/internal.h"
 
+/* Read by sl_cfg_read into sl_buffer_opts: the enums' choices are in the
+ * order of enum sl_when_full and enum sl_spool_fsync. */
 static const sl_cfg_key buffer_keys[] = {
-    {"memory_max", SL_KEY_SIZE, false, NULL, false},
-    {"spool_max", SL_KEY_SIZE, false, NULL, false},
-    {"when_full", SL_KEY_ENUM, false, "block|drop_oldest", false},
-    {"fsync", SL_KEY_ENUM, false, "always|batch|never", false},
-    {"segment_bytes", SL_KEY_SIZE, false, NULL, false},
+    /* 32 MiB: the whole agent stays under 64 MiB at full speed with a
+     * sink slower than its input (docs/decisions/0013-memory-default.md). */
+    {.name = "memory_max",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(sl_buffer_opts, memory_max),
+     .def = "32MiB",
+     .doc = "memory held by queued batches (record text, records, parsed fields)"},
+    {.name = "spool_max",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(sl_buffer_opts, spool_max),
+     .def = "0",
+     .doc = "disk spool in `data_dir/spool/<sink>/` once memory is full; `0`: no spool"},
+    {.name = "when_full",
+     .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(sl_buffer_opts, when_full),
+     .choices = "block|drop_oldest",
+     .def = "block",
+     .doc = "when the spool is full: `block` the inputs, or `drop_oldest` (counted)"},
+    {.name = "fsync",
+     .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(sl_buffer_opts, fsync),
+     .choices = "always|batch|never",
+     .def = "batch",
+     .doc = "spool durability: `always`, `batch`, `never`"},
+    {.name = "segment_bytes",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(sl_buffer_opts, segment_bytes),
+     .doc = "spool segment size; 64MiB, or `spool_max`/8 when that is smaller, when absent"},
 };
+
+_Static_assert(SL_WHEN_FULL_BLOCK == 0 && SL_WHEN_FULL_DROP_OLDEST == 1,
+               "buffer_keys' when_full choices follow enum sl_when_full");
+_Static_assert(SL_SPOOL_FSYNC_ALWAYS == 0 && SL_SPOOL_FSYNC_BATCH == 1 && SL_SPOOL_FSYNC_NEVER == 2,
+               "buffer_keys' fsync choices follow enum sl_spool_fsync");
+
+const sl_cfg_key *sl_pipeline_buffer_keys(size_t *n)
+{
+    *n = SL_CFG_NKEYS(buffer_keys);
+    return buffer_keys;
+}
 
 /* Name and type of one input/sink entry; NULL type when unusable. */
 static const char *entry_type(sl_cfg *cfg, const sl_cfg_node *n, const char **name, bool input,
@@ -40,15 +76,7 @@ static const char *entry_type(sl_cfg *cfg, const sl_cfg_node *n, const char **na
 
 void sl_pipeline_buffer_opts(sl_cfg *cfg, const sl_cfg_node *sink, sl_buffer_opts *o)
 {
-    const sl_cfg_node *b = sl_cfg_get(sink, "buffer");
-    if (b) sl_cfg_check(cfg, b, buffer_keys, sizeof buffer_keys / sizeof *buffer_keys);
-    /* 32 MiB: the whole agent stays under 64 MiB at full speed with a
-     * sink slower than its input (docs/decisions/0013-memory-default.md). */
-    sl_cfg_size(cfg, b, "memory_max", 32u << 20, &o->memory_max);
-    sl_cfg_size(cfg, b, "spool_max", 0, &o->spool_max);
-    sl_cfg_enum(cfg, b, "when_full", "block|drop_oldest", SL_WHEN_FULL_BLOCK, &o->when_full);
-    sl_cfg_enum(cfg, b, "fsync", "always|batch|never", SL_SPOOL_FSYNC_BATCH, &o->fsync);
-    sl_cfg_size(cfg, b, "segment_bytes", 0, &o->segment_bytes);
+    sl_cfg_read(cfg, sl_cfg_get(sink, "buffer"), buffer_keys, SL_CFG_NKEYS(buffer_keys), o);
 }
 
 /* Routing: which sinks take which inputs, with unknown names reported. */

@@ -15,6 +15,7 @@
 #include "core/batch.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/plugin.h"
 
 typedef struct sl_pipeline sl_pipeline;
 
@@ -44,6 +45,13 @@ void sl_pipeline_describe(sl_cfg *cfg, FILE *out);
  * accept (the sink's probe op) and prints one line per sink. Returns the
  * number of sinks that would not. cfg must have passed sl_pipeline_check. */
 int sl_pipeline_probe(sl_cfg *cfg, FILE *out);
+
+/* The registered types in pipeline/plugins.def order, for `sluice keys`:
+ * the i-th input / sink type, NULL past the last. */
+const sl_input_ops *sl_pipeline_input_type(size_t i);
+const sl_sink_ops *sl_pipeline_sink_type(size_t i);
+/* The key table of every sink's `buffer:` map. */
+const sl_cfg_key *sl_pipeline_buffer_keys(size_t *n);
 
 /* cfg must have passed sl_pipeline_check. Reads data_dir and
  * shutdown_timeout from the top level. */

@@ -56,6 +56,16 @@ const sl_sink_ops *sl_registry_sink(const char *type)
     return NULL;
 }
 
+const sl_input_ops *sl_pipeline_input_type(size_t i)
+{
+    return i < sizeof input_types / sizeof *input_types ? input_types[i] : NULL;
+}
+
+const sl_sink_ops *sl_pipeline_sink_type(size_t i)
+{
+    return i < sizeof sink_types / sizeof *sink_types ? sink_types[i] : NULL;
+}
+
 const char *sl_registry_choices(bool inputs)
 {
     /* Past the leading '|'. */

@@ -60,5 +60,9 @@ static void discard_destroy(void *state)
     free(state);
 }
 
-const sl_sink_ops sl_discard_sink_ops = {"discard",       discard_create, discard_run,
-                                         discard_destroy, NULL,           NULL};
+const sl_sink_ops sl_discard_sink_ops = {.type = "discard",
+                                         .create = discard_create,
+                                         .run = discard_run,
+                                         .destroy = discard_destroy,
+                                         .keys = discard_keys,
+                                         .nkeys = SL_CFG_NKEYS(discard_keys)};

@@ -27,14 +27,25 @@ typedef struct filesink {
 
 static const sl_cfg_key stdout_keys[] = {
     SL_SINK_COMMON_KEYS,
-    {"format", SL_KEY_ENUM, false, "raw|json", false},
+    {.name = "format",
+     .type = SL_KEY_ENUM,
+     .choices = "raw|json",
+     .def = "raw",
+     .doc = "`raw` line or `json` record"},
 };
 
 static const sl_cfg_key file_keys[] = {
     SL_SINK_COMMON_KEYS,
-    {"format", SL_KEY_ENUM, false, "raw|json", false},
-    {"path", SL_KEY_STR, true, NULL, false},
-    {"fsync", SL_KEY_BOOL, false, NULL, false},
+    {.name = "format",
+     .type = SL_KEY_ENUM,
+     .choices = "raw|json",
+     .def = "raw",
+     .doc = "`raw` line or `json` record"},
+    {.name = "path",
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "output file, appended; absolute"},
+    {.name = "fsync", .type = SL_KEY_BOOL, .def = "false", .doc = "fsync after every batch"},
 };
 
 /* A crash can leave the output's last line cut short; start the next record
@@ -221,7 +232,16 @@ static int file_probe(const sl_sink_ctx *ctx, sl_err *result)
     return sl_errf(result, SL_OK, "%s can be created in %s", path, dir);
 }
 
-const sl_sink_ops sl_stdout_sink_ops = {"stdout",         stdout_create, filesink_run,
-                                        filesink_destroy, NULL,          NULL};
-const sl_sink_ops sl_file_sink_ops = {"file",           file_create, filesink_run,
-                                      filesink_destroy, file_probe,  NULL};
+const sl_sink_ops sl_stdout_sink_ops = {.type = "stdout",
+                                        .create = stdout_create,
+                                        .run = filesink_run,
+                                        .destroy = filesink_destroy,
+                                        .keys = stdout_keys,
+                                        .nkeys = SL_CFG_NKEYS(stdout_keys)};
+const sl_sink_ops sl_file_sink_ops = {.type = "file",
+                                      .create = file_create,
+                                      .run = filesink_run,
+                                      .destroy = filesink_destroy,
+                                      .probe = file_probe,
+                                      .keys = file_keys,
+                                      .nkeys = SL_CFG_NKEYS(file_keys)};

@@ -39,6 +39,65 @@ static const sl_cfg_key item_keys[] = {
     {.name = "extra", .type = SL_KEY_ANY},
 };
 
+/* The same keys read declaratively (sl_cfg_read), with defaults and
+ * ranges from the table. */
+typedef struct item {
+    const char *name;
+    int type;
+    const sl_cfg_node *paths, *labels;
+    uint64_t max_line_bytes;
+    int64_t idle_ms, max_open_files;
+    bool follow;
+} item;
+
+static const sl_cfg_key read_keys[] = {
+    {.name = "name", .type = SL_KEY_STR, .required = true, .at = SL_CFG_AT(item, name)},
+    {.name = "type",
+     .type = SL_KEY_ENUM,
+     .choices = "file|journald|loki|kafka|stdout",
+     .def = "file",
+     .at = SL_CFG_AT(item, type)},
+    {.name = "paths", .type = SL_KEY_LIST, .at = SL_CFG_AT(item, paths)},
+    {.name = "max_line_bytes",
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .min = 16,
+     .max = 64 << 20,
+     .at = SL_CFG_AT(item, max_line_bytes)},
+    {.name = "idle_timeout",
+     .type = SL_KEY_DURATION,
+     .def = "5s",
+     .min = 1,
+     .max = 3600000,
+     .at = SL_CFG_AT(item, idle_ms)},
+    {.name = "max_open_files",
+     .type = SL_KEY_INT,
+     .def = "1024",
+     .min = 1,
+     .max = 1 << 20,
+     .at = SL_CFG_AT(item, max_open_files)},
+    {.name = "follow", .type = SL_KEY_BOOL, .def = "true", .at = SL_CFG_AT(item, follow)},
+    {.name = "labels", .type = SL_KEY_MAP, .at = SL_CFG_AT(item, labels)},
+    {.name = "parse", .type = SL_KEY_SEQ},
+    {.name = "dsn", .type = SL_KEY_STR, .secret = true},
+    {.name = "extra", .type = SL_KEY_ANY},
+};
+
+static void read_declared(sl_cfg *c, const sl_cfg_node *m)
+{
+    item it;
+    memset(&it, 0xa5, sizeof it);
+    sl_cfg_read(c, m, read_keys, NKEYS(read_keys), &it);
+    /* Whatever the input, every value is the given one or the default, in
+     * range. */
+    if (it.type < 0 || it.type > 4 || it.max_line_bytes < 16 || it.max_line_bytes > (64 << 20) ||
+        it.idle_ms < 1 || it.idle_ms > 3600000 || it.max_open_files < 1 ||
+        it.max_open_files > (1 << 20)) {
+        fprintf(stderr, "sl_cfg_read left a value outside the table's range\n");
+        abort();
+    }
+}
+
 static FILE *devnull;
 
 static void check_positions(const sl_cfg *c)
@@ -177,6 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; seq && seq->kind == SL_CFG_SEQ && i < seq->n; i++) {
             sl_cfg_check(c, seq->items[i], item_keys, NKEYS(item_keys));
             getters(c, seq->items[i]);
+            read_declared(c, seq->items[i]);
         }
     }
     walk_scalars(root);

@@ -2,8 +2,8 @@
  * (pipeline/plugins.def, parsers/steps.def): the `discard` sink and the
  * `sample` step show up in `sluice check` (the pipeline, the resolved
  * configuration, the messages that list the types, unknown-key hints), in
- * the README's configuration reference, and do what they say in a running
- * agent. */
+ * `sluice keys` and the README's configuration reference (both printed from
+ * their key tables), and do what they say in a running agent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,20 +103,91 @@ static void test_check_shows_discard_and_sample(void **st)
     free(dir);
 }
 
-static void test_readme_documents_them(void **st)
+/* `sluice keys` (text and --markdown) prints the new plugins from their key
+ * tables; the README holds the same rows (tests/ops/test_readme_keys.py
+ * holds every table; this one names the two plugins). */
+static char *run_keys(const char *dir, const char *const *args, int *status)
+{
+    char *log = sl_t_path(dir, "keys.out");
+    char *argv[8] = {(char *)sl_t_bin(), "keys"};
+    size_t n = 2;
+    for (; args && *args && n < 7; args++) argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    unlink(log);
+    pid_t pid = sl_t_spawn(argv, log);
+    *status = sl_t_wait(pid, sl_t_scaled_ms(20000));
+    char *out = sl_t_read_file(log, NULL);
+    free(log);
+    return out ? out : strdup("");
+}
+
+static void test_keys_and_readme_document_them(void **st)
 {
     (void)st;
+    char *dir = sl_t_tmpdir("plugins");
+    int status;
+    const char *text_args[] = {NULL};
+    char *text = run_keys(dir, text_args, &status);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(text, "\nstep sample\n  one_in "));
+    assert_non_null(strstr(text, "integer, 1 to 1000000000 required"));
+    assert_non_null(strstr(text, "\nsink discard\n  name "));
+    free(text);
+
+    const char *md_args[] = {"--markdown", NULL};
+    char *md = run_keys(dir, md_args, &status);
+    assert_int_equal(status, 0);
+    const char *rows[] = {
+        "| `sample` | `one_in` | integer, 1 to 1000000000 | required | keep one record in this "
+        "many, drop the others (counted) |\n",
+        "| `sample` | `field` | string | — | choose by a hash of this field's value",
+        "<!-- sluice keys: sink discard -->\n| key | type | default | meaning "
+        "|\n|---|---|---|---|\n"
+        "| `name` | string | required |",
+    };
     char *path = sl_t_path(sl_t_src(), "README.md");
     char *readme = sl_t_read_file(path, NULL);
     assert_non_null(readme);
     const char *steps = strstr(readme, "### Parse steps");
     assert_non_null(steps);
-    const char *sample = strstr(steps, "| `sample` | `one_in` (required), `field` |");
-    assert_non_null(sample);
-    assert_true(sample < strstr(steps, "\n### Sink"));
-    assert_non_null(strstr(readme, "### Sink `type: discard`"));
-    free(readme);
-    free(path);
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        if (!strstr(md, rows[i]) || !strstr(readme, rows[i]))
+            fprintf(stderr, "missing from `sluice keys --markdown` or README: %s\n", rows[i]);
+        assert_non_null(strstr(md, rows[i]));
+        assert_non_null(strstr(readme, rows[i]));
+    }
+    const char *sample = strstr(steps, rows[0]);
+    assert_true(sample && sample < strstr(steps, "\n### Sink"));
+    const char *discard = strstr(readme, "### Sink `type: discard`");
+    assert_true(discard && strstr(discard, rows[2]) < strstr(discard + 1, "\n### "));
+
+    /* One type asked for: only its table. */
+    const char *one_args[] = {"sample", NULL};
+    char *one = run_keys(dir, one_args, &status);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(one, "step sample"));
+    assert_null(strstr(one, "sink discard"));
+    free(one), free(md), free(readme), free(path);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* An unknown key that is close to none: `sluice check` lists the valid keys
+ * from the table. */
+static void test_check_lists_valid_keys(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("plugins");
+    char *yaml = config(dir, "{one_in: 2, bogus: 1}", "discard");
+    result r = check_yaml(dir, yaml);
+    expect(&r, 2, "unknown key 'bogus' (valid keys: one_in, field)");
+    free(r.output), free(yaml);
+    yaml = config(dir, "{one_in: 2}", "discard\n    colour: blue");
+    r = check_yaml(dir, yaml);
+    expect(&r, 2, "unknown key 'colour' (valid keys: name, type, inputs, buffer)");
+    free(r.output), free(yaml);
+    sl_t_rmtree(dir);
+    free(dir);
 }
 
 /* A running agent: sample keeps one record in 4, the discard sink counts and
@@ -178,7 +249,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_shows_discard_and_sample),
-        cmocka_unit_test(test_readme_documents_them),
+        cmocka_unit_test(test_keys_and_readme_document_them),
+        cmocka_unit_test(test_check_lists_valid_keys),
         cmocka_unit_test(test_agent_samples_into_discard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1036,6 +1036,195 @@ static void test_caller_errors(void **st)
     sl_cfg_free(c);
 }
 
+/* ---- the declarative reader (sl_cfg_read) ---- */
+
+typedef struct read_target {
+    const char *format;
+    int64_t batch;
+    bool fsync;
+    uint64_t max_bytes;
+    int64_t wait_ms;
+    int mode, unset_mode;
+    const sl_cfg_node *labels;
+    const char *untouched;
+} read_target;
+
+static const sl_cfg_key read_keys[] = {
+    {.name = "format",
+     .type = SL_KEY_STR,
+     .def = "raw",
+     .at = SL_CFG_AT(read_target, format),
+     .doc = "d"},
+    {.name = "batch",
+     .type = SL_KEY_INT,
+     .def = "100",
+     .min = 1,
+     .max = 1000,
+     .at = SL_CFG_AT(read_target, batch),
+     .doc = "d"},
+    {.name = "fsync",
+     .type = SL_KEY_BOOL,
+     .def = "true",
+     .at = SL_CFG_AT(read_target, fsync),
+     .doc = "d"},
+    {.name = "max_bytes",
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .min = 16,
+     .max = 64 << 20,
+     .at = SL_CFG_AT(read_target, max_bytes),
+     .doc = "d"},
+    {.name = "wait",
+     .type = SL_KEY_DURATION,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
+     .at = SL_CFG_AT(read_target, wait_ms),
+     .doc = "d"},
+    {.name = "mode",
+     .type = SL_KEY_ENUM,
+     .choices = "split|truncate",
+     .def = "truncate",
+     .at = SL_CFG_AT(read_target, mode),
+     .doc = "d"},
+    {.name = "unset_mode",
+     .type = SL_KEY_ENUM,
+     .choices = "a|b",
+     .at = SL_CFG_AT(read_target, unset_mode),
+     .doc = "d"},
+    {.name = "labels", .type = SL_KEY_MAP, .at = SL_CFG_AT(read_target, labels), .doc = "d"},
+    /* Checked, read by the caller. */
+    {.name = "other", .type = SL_KEY_STR, .doc = "d"},
+};
+
+static void test_read_defaults_and_values(void **st)
+{
+    (void)st;
+    sl_cfg *c = load("r.yml", "s: {}\n", 0);
+    read_target r = {.untouched = "x"};
+    assert_int_equal(sl_cfg_read(c, at(c, "s"), read_keys, NKEYS(read_keys), &r), 0);
+    assert_string_equal(r.format, "raw");
+    assert_int_equal(r.batch, 100);
+    assert_true(r.fsync);
+    assert_int_equal(r.max_bytes, 1 << 20);
+    assert_int_equal(r.wait_ms, 1000);
+    assert_int_equal(r.mode, 1);
+    assert_int_equal(r.unset_mode, -1);
+    assert_null(r.labels);
+    assert_string_equal(r.untouched, "x");
+    sl_cfg_free(c);
+
+    /* Null values are absent: the defaults apply, and nothing is out of range. */
+    c = load("r.yml", "s: {batch: ~, wait: ~, max_bytes: ~, mode: ~, format: ~}\n", 0);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(sl_cfg_read(c, at(c, "s"), read_keys, NKEYS(read_keys), &r), 0);
+    assert_int_equal(r.batch, 100);
+    assert_int_equal(r.wait_ms, 1000);
+    assert_int_equal(r.max_bytes, 1 << 20);
+    assert_int_equal(r.mode, 1);
+    assert_string_equal(r.format, "raw");
+    sl_cfg_free(c);
+
+    /* A missing map (`step:` with nothing after it) reads as all defaults. */
+    c = load("r.yml", "s:\n", 0);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(sl_cfg_read(c, at(c, "s"), read_keys, NKEYS(read_keys), &r), 0);
+    assert_int_equal(r.batch, 100);
+    sl_cfg_free(c);
+
+    c = load("r.yml",
+             "s: {format: json, batch: 1000, fsync: off, max_bytes: 16, wait: 250ms, mode: split,\n"
+             "    unset_mode: b, labels: {a: b}, other: o}\n",
+             0);
+    assert_int_equal(sl_cfg_read(c, at(c, "s"), read_keys, NKEYS(read_keys), &r), 0);
+    assert_string_equal(r.format, "json");
+    assert_int_equal(r.batch, 1000);
+    assert_false(r.fsync);
+    assert_int_equal(r.max_bytes, 16);
+    assert_int_equal(r.wait_ms, 250);
+    assert_int_equal(r.mode, 0);
+    assert_int_equal(r.unset_mode, 1);
+    assert_non_null(r.labels);
+    assert_int_equal(r.labels->kind, SL_CFG_MAP);
+    assert_int_equal(sl_cfg_nerrors(c), 0);
+    sl_cfg_free(c);
+}
+
+/* A value out of the table's range: one error (the check and the read say
+ * the same thing), naming the range; the default stays. */
+static void test_read_ranges(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"s: {batch: 0}\n", "r.yml:1:12: 'batch' must be an integer from 1 to 1000, got '0'"},
+        {"s: {max_bytes: 128MiB}\n",
+         "r.yml:1:16: 'max_bytes' must be from 16 to 64MiB, got '128MiB'"},
+        {"s: {wait: 2m}\n", "r.yml:1:11: 'wait' must be from 10ms to 1m, got '2m'"},
+        {"s: {mode: spilt}\n",
+         "r.yml:1:11: 'mode' must be one of split|truncate, got 'spilt'; did you mean 'split'?"},
+        {"s: {fromat: json}\n", "r.yml:1:5: unknown key 'fromat'; did you mean 'format'?"},
+    };
+    for (size_t i = 0; i < NKEYS(cases); i++) {
+        sl_cfg *c = load("r.yml", cases[i].yaml, 0);
+        read_target r;
+        assert_int_equal(sl_cfg_read(c, at(c, "s"), read_keys, NKEYS(read_keys), &r), 1);
+        assert_one_error(c, cases[i].want);
+        assert_int_equal(r.batch, 100);
+        assert_int_equal(r.max_bytes, 1 << 20);
+        assert_int_equal(r.wait_ms, 1000);
+        assert_int_equal(r.mode, 1);
+        sl_cfg_free(c);
+    }
+}
+
+/* A table's default must parse as its type and lie in its range; the reader
+ * says so (once, at the map) instead of reading garbage. */
+static void test_read_bad_table_defaults(void **st)
+{
+    (void)st;
+    static const sl_cfg_key bad[] = {
+        {.name = "a", .type = SL_KEY_SIZE, .def = "1M", .doc = "d"},
+        {.name = "b", .type = SL_KEY_INT, .def = "5", .min = 10, .max = 20, .doc = "d"},
+        {.name = "c", .type = SL_KEY_ENUM, .choices = "x|y", .def = "z", .doc = "d"},
+        {.name = "d", .type = SL_KEY_DURATION, .def = "5", .doc = "d"},
+        {.name = "e", .type = SL_KEY_LIST, .def = "[a]", .doc = "d"},
+    };
+    const char *want[] = {
+        "key 'a': default '1M' is not a valid size",
+        "key 'b': default '5' is not a valid integer from 10 to 20",
+        "key 'c': default 'z' is not a valid x|y",
+        "key 'd': default '5' is not a valid duration",
+        "key 'e': default '[a]' is not a valid list",
+    };
+    for (size_t i = 0; i < NKEYS(bad); i++) {
+        union {
+            int64_t i;
+            void *p;
+        } v;
+        sl_err err;
+        assert_int_equal(sl_cfg_key_default(&bad[i], &v, &err), SL_EINVAL);
+        assert_string_equal(err.msg, want[i]);
+    }
+    static const sl_cfg_key one[] = {
+        {.name = "a", .type = SL_KEY_SIZE, .def = "1M", .at = 1, .doc = "d"},
+    };
+    sl_cfg *c = load("r.yml", "s: {}\n", 0);
+    uint64_t out = 7;
+    assert_int_equal(sl_cfg_read(c, at(c, "s"), one, 1, &out), 1);
+    assert_one_error(c, "r.yml:1:4: internal: key 'a': default '1M' is not a valid size");
+    sl_cfg_free(c);
+
+    char range[64];
+    sl_cfg_key_range(&read_keys[3], range, sizeof range);
+    assert_string_equal(range, "16 to 64MiB");
+    sl_cfg_key_range(&read_keys[4], range, sizeof range);
+    assert_string_equal(range, "10ms to 1m");
+    sl_cfg_key_range(&read_keys[0], range, sizeof range);
+    assert_string_equal(range, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1063,6 +1252,9 @@ int main(void)
         cmocka_unit_test(test_caller_errors),
         cmocka_unit_test(test_size_errors_once_with_one_range),
         cmocka_unit_test(test_deferred_unset_vars),
+        cmocka_unit_test(test_read_defaults_and_values),
+        cmocka_unit_test(test_read_ranges),
+        cmocka_unit_test(test_read_bad_table_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

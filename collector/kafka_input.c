@@ -83,21 +83,81 @@ typedef struct kin {
         *m_commit_errors, *m_too_large, *m_uncommitted;
 } kin;
 
+/* Order of `start` and `format` choices = the enums above (sl_cfg_read
+ * stores the index). */
+_Static_assert(FMT_RAW == 0 && FMT_JSON == 1, "format choices follow the enum");
 static const sl_cfg_key kafka_input_keys[] = {
     SL_INPUT_COMMON_KEYS,
-    {"brokers", SL_KEY_LIST, true, NULL, false},
-    {"topics", SL_KEY_LIST, true, NULL, false},
-    {"group_id", SL_KEY_STR, true, NULL, false},
-    {"start", SL_KEY_ENUM, false, "earliest|latest", false},
-    {"format", SL_KEY_ENUM, false, "raw|json", false},
-    {"key_field", SL_KEY_STR, false, NULL, false},
-    {"headers", SL_KEY_BOOL, false, NULL, false},
-    {"batch_records", SL_KEY_INT, false, NULL, false},
-    {"flush_interval", SL_KEY_DURATION, false, NULL, false},
-    {"commit_interval", SL_KEY_DURATION, false, NULL, false},
-    {"rebalance_timeout", SL_KEY_DURATION, false, NULL, false},
-    {"max_message_bytes", SL_KEY_SIZE, false, NULL, false},
-    {"librdkafka", SL_KEY_MAP, false, NULL, false},
+    {.name = "brokers",
+     .type = SL_KEY_LIST,
+     .required = true,
+     .doc = "`host:port` list of bootstrap brokers"},
+    {.name = "topics",
+     .type = SL_KEY_LIST,
+     .required = true,
+     .doc = "topic names; one starting with `^` is a regular expression over topic names"},
+    {.name = "group_id",
+     .at = SL_CFG_AT(kin, group),
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "the consumer group: every aggregator of the tier uses the same one"},
+    {.name = "start",
+     .at = SL_CFG_AT(kin, start),
+     .type = SL_KEY_ENUM,
+     .choices = "earliest|latest",
+     .def = "earliest",
+     .doc = "where a partition without a committed offset starts"},
+    {.name = "format",
+     .at = SL_CFG_AT(kin, format),
+     .type = SL_KEY_ENUM,
+     .choices = "raw|json",
+     .def = "raw",
+     .doc = "`raw`: the value is the line; `json`: the record JSON the Kafka sink writes with "
+            "`value: json` (line, time, labels, fields restored)"},
+    {.name = "key_field",
+     .at = SL_CFG_AT(kin, key_field),
+     .type = SL_KEY_STR,
+     .def = "kafka_key",
+     .doc = "field that gets the message key; empty: the key is not kept"},
+    {.name = "headers",
+     .at = SL_CFG_AT(kin, headers),
+     .type = SL_KEY_BOOL,
+     .def = "true",
+     .doc = "message headers as fields (at most 16)"},
+    {.name = "batch_records",
+     .at = SL_CFG_AT(kin, batch_records),
+     .type = SL_KEY_INT,
+     .def = "1024",
+     .min = 1,
+     .max = 65536,
+     .doc = "records of one partition per batch handed to the pipeline"},
+    {.name = "flush_interval",
+     .at = SL_CFG_AT(kin, flush_ms),
+     .type = SL_KEY_DURATION,
+     .def = "200ms",
+     .doc = "a batch older than this is handed on even if not full"},
+    {.name = "commit_interval",
+     .at = SL_CFG_AT(kin, commit_ms),
+     .type = SL_KEY_DURATION,
+     .def = "1s",
+     .doc = "how often the acknowledged offsets are committed (asynchronously)"},
+    {.name = "rebalance_timeout",
+     .at = SL_CFG_AT(kin, rebalance_ms),
+     .type = SL_KEY_DURATION,
+     .def = "10s",
+     .doc = "how long a revoked partition waits for its in-flight acknowledgements before it is "
+            "released (what is still unacknowledged is read again by the next owner)"},
+    {.name = "max_message_bytes",
+     .at = SL_CFG_AT(kin, max_message_bytes),
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .min = 1024,
+     .max = 64 * 1024 * 1024,
+     .doc = "longer values are cut, flagged and counted"},
+    {.name = "librdkafka",
+     .type = SL_KEY_MAP,
+     .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
+            "`security.protocol`); the group, commit and offset-reset properties are sluice's"},
 };
 
 /* Properties sluice sets itself: committing is ours (after delivery), and
@@ -139,23 +199,11 @@ static int configure(kin *in, const sl_input_ctx *ctx)
 {
     sl_cfg *cfg = ctx->cfg;
     const sl_cfg_node *n = ctx->node;
-    if (sl_cfg_check(cfg, n, kafka_input_keys, sizeof kafka_input_keys / sizeof *kafka_input_keys))
-        return SL_EINVAL;
-    int bad = 0;
-    bad |= sl_cfg_list(cfg, n, "brokers", in->brokers, MAX_BROKERS, &in->nbrokers);
-    bad |= sl_cfg_list(cfg, n, "topics", in->topics, MAX_TOPICS, &in->ntopics);
-    bad |= sl_cfg_str(cfg, n, "group_id", NULL, &in->group);
-    bad |= sl_cfg_enum(cfg, n, "start", "earliest|latest", 0, &in->start);
-    bad |= sl_cfg_enum(cfg, n, "format", "raw|json", FMT_RAW, &in->format);
-    bad |= sl_cfg_str(cfg, n, "key_field", "kafka_key", &in->key_field);
-    bad |= sl_cfg_bool(cfg, n, "headers", true, &in->headers);
-    bad |= sl_cfg_int(cfg, n, "batch_records", 1024, 1, 65536, &in->batch_records);
-    bad |= sl_cfg_duration_ms(cfg, n, "flush_interval", 200, &in->flush_ms);
-    bad |= sl_cfg_duration_ms(cfg, n, "commit_interval", 1000, &in->commit_ms);
-    bad |= sl_cfg_duration_ms(cfg, n, "rebalance_timeout", 10000, &in->rebalance_ms);
-    bad |= sl_cfg_size_range(cfg, n, "max_message_bytes", 1 << 20, 1024, 64 << 20,
-                             &in->max_message_bytes);
-    if (bad) return SL_EINVAL;
+    size_t before = sl_cfg_nerrors(cfg);
+    sl_cfg_read(cfg, n, kafka_input_keys, SL_CFG_NKEYS(kafka_input_keys), in);
+    sl_cfg_list(cfg, n, "brokers", in->brokers, MAX_BROKERS, &in->nbrokers);
+    sl_cfg_list(cfg, n, "topics", in->topics, MAX_TOPICS, &in->ntopics);
+    if (sl_cfg_nerrors(cfg) != before) return SL_EINVAL;
     if (in->nbrokers == 0 || in->ntopics == 0 || !in->group || !*in->group) {
         sl_cfg_error(cfg, n, "a kafka input needs brokers, topics and group_id");
         return SL_EINVAL;
@@ -801,4 +849,9 @@ static void kin_destroy(void *state)
     free(in);
 }
 
-const sl_input_ops sl_kafka_input_ops = {"kafka", kin_create, kin_run, kin_destroy};
+const sl_input_ops sl_kafka_input_ops = {.type = "kafka",
+                                         .create = kin_create,
+                                         .run = kin_run,
+                                         .destroy = kin_destroy,
+                                         .keys = kafka_input_keys,
+                                         .nkeys = SL_CFG_NKEYS(kafka_input_keys)};

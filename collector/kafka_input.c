@@ -40,9 +40,15 @@ enum { FMT_RAW, FMT_JSON };
 typedef struct kpart {
     char topic[256];
     int32_t partition;
-    bool owned;          /* assigned to us now */
-    sl_watermark *wm;    /* NULL until the first message after an assignment */
-    int64_t committed;   /* last offset we committed (-1: none yet) */
+    bool owned;        /* assigned to us now */
+    sl_watermark *wm;  /* NULL until the first message after an assignment */
+    int64_t committed; /* last offset we asked to commit (-1: none yet) */
+    int64_t confirmed; /* last offset the coordinator confirmed (-1: none yet) */
+    /* The acknowledged watermark when the partition was released without
+     * its commit confirmed, and the assignment it was released in: see
+     * on_rebalance. -1: none. */
+    int64_t carry;
+    uint64_t carry_gen;
     int64_t start;       /* first offset read since the assignment */
     int64_t read_next;   /* offset after the last message read */
     sl_metric *m_lag;    /* high watermark - committed offset */
@@ -73,6 +79,7 @@ typedef struct kin {
     /* state */
     kpart *parts;
     size_t nparts;
+    uint64_t generation; /* assignments seen, one per assign callback */
     sl_batch *batch;
     kpart *batch_part;
     int64_t batch_begin, batch_end, batch_started_ns;
@@ -80,7 +87,7 @@ typedef struct kin {
     char errbuf[512];
     sl_ratelimit rl_errors;
     sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
-        *m_commit_errors, *m_too_large, *m_uncommitted;
+        *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted;
 } kin;
 
 /* Order of `start` and `format` choices = the enums above (sl_cfg_read
@@ -233,7 +240,7 @@ static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
     memset(p, 0, sizeof *p);
     snprintf(p->topic, sizeof p->topic, "%s", topic);
     p->partition = partition;
-    p->committed = -1;
+    p->committed = p->confirmed = p->carry = -1;
     char l[512], pn[16];
     snprintf(pn, sizeof pn, "%d", (int)partition);
     char il[300];
@@ -273,7 +280,9 @@ static void commit(kin *in, bool sync)
              * now. Either way the offset was asked for: do not ask again. */
             for (int i = 0; i < l->cnt; i++) {
                 kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
-                if (p) p->committed = l->elems[i].offset;
+                if (!p) continue;
+                p->committed = l->elems[i].offset;
+                if (sync && !l->elems[i].err) p->confirmed = l->elems[i].offset;
             }
         }
     }
@@ -294,21 +303,29 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (p) p->committed = -1;
         } else {
             sl_metric_inc(in->m_commits);
+            /* A late answer for a partition released meanwhile says nothing
+             * about the current assignment. */
+            if (p && p->owned && offsets->elems[i].offset > p->confirmed)
+                p->confirmed = offsets->elems[i].offset;
             if (p) sl_metric_set(p->m_commit, offsets->elems[i].offset);
         }
     }
+}
+
+/* Read since the last offset the coordinator confirmed: what the next
+ * owner of the partition reads again if it got it now. */
+static int64_t part_uncommitted(const kpart *p)
+{
+    if (!p->owned || p->read_next == 0) return 0;
+    int64_t from = p->confirmed > p->start ? p->confirmed : p->start;
+    return p->read_next > from ? p->read_next - from : 0;
 }
 
 /* Read and not committed: what a kill -9 now would have read again. */
 static void update_uncommitted(kin *in)
 {
     int64_t sum = 0;
-    for (size_t i = 0; i < in->nparts; i++) {
-        const kpart *p = &in->parts[i];
-        if (!p->owned || p->read_next == 0) continue;
-        int64_t from = p->committed > p->start ? p->committed : p->start;
-        if (p->read_next > from) sum += p->read_next - from;
-    }
+    for (size_t i = 0; i < in->nparts; i++) sum += part_uncommitted(&in->parts[i]);
     sl_metric_set(in->m_uncommitted, sum);
 }
 
@@ -589,7 +606,6 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
  * loss). */
 static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_commit)
 {
-    if (in->batch && in->batch_part && !in->batch_part->owned) in->batch_part = NULL;
     for (int i = 0; in->batch && in->batch_part && i < l->cnt; i++) {
         if (in->batch_part->partition == l->elems[i].partition &&
             strcmp(in->batch_part->topic, l->elems[i].topic) == 0) {
@@ -619,10 +635,16 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
     for (int i = 0; i < l->cnt; i++) {
         kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
         if (!p) continue;
+        /* What the next owner reads again: read since the last confirmed
+         * commit (everything, when the coordinator refused the commit). */
+        sl_metric_add(in->m_released_uncommitted, (uint64_t)part_uncommitted(p));
+        int64_t acked = p->wm ? (int64_t)sl_watermark_get(p->wm) : -1;
+        p->carry = may_commit && acked > p->confirmed ? acked : -1;
+        p->carry_gen = in->generation;
         p->owned = false;
         if (p->wm) sl_watermark_unref(p->wm);
         p->wm = NULL;
-        p->committed = -1;
+        p->committed = p->confirmed = -1;
         p->start = p->read_next = 0;
         sl_metric_set(p->m_lag, 0);
     }
@@ -641,16 +663,31 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     sl_metric_inc(in->m_rebalances);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        in->generation++;
+        int carried = 0;
         for (int i = 0; i < l->cnt; i++) {
             kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, true);
             if (!p) continue;
+            /* Ours in the assignment just before, released with a commit the
+             * coordinator did not confirm (the mock refuses commits while
+             * the group rebalances): start at our acknowledged watermark,
+             * not at the stale committed offset. Everything below it was
+             * taken by every sink, so this can never lose a record; if
+             * another member owned the partition meanwhile and got further,
+             * the difference is read twice, as without it. */
+            if (p->carry >= 0 && p->carry_gen + 1 == in->generation) {
+                l->elems[i].offset = p->carry;
+                carried++;
+            }
+            p->carry = -1;
             p->owned = true;
             if (p->wm) sl_watermark_unref(p->wm);
             p->wm = NULL;
-            p->committed = -1;
+            p->committed = p->confirmed = -1;
             p->start = p->read_next = 0;
         }
-        sl_log(SL_LOG_INFO, "kafka_assigned", "input=%s partitions=%d", in->ctx->name, l->cnt);
+        sl_log(SL_LOG_INFO, "kafka_assigned", "input=%s partitions=%d resumed_at_ack=%d",
+               in->ctx->name, l->cnt, carried);
         if (coop)
             rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, l));
         else
@@ -702,6 +739,12 @@ static void register_metrics(kin *in)
                                  "Messages read and not yet committed (a kill -9 now would have "
                                  "them read again).",
                                  l);
+    in->m_released_uncommitted =
+        sl_counter("sluice_kafka_input_released_uncommitted_total",
+                   "Messages of partitions released at a rebalance (or lost) that were read "
+                   "since the last confirmed commit: the next owner reads them again. High "
+                   "when revocation commits fail or acknowledgements outlast rebalance_timeout.",
+                   l);
 }
 
 static int consumer_new(kin *in, sl_err *err)

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/log.h"
 #include "tests/fault/ftest_spool_rig.h"
 #include "tests/helpers.h"
 #include "tests/loki_receiver.h"
@@ -257,7 +258,9 @@ static int64_t committed_total(cluster *c)
 static void test_group_kill9_and_rebalance(void **st)
 {
     (void)st;
-    const long total = sl_t_sanitized() ? 200000 : 1000000;
+    /* The issue's 1,000,000 under `make test-long`; the same assertions on
+     * fewer records in `make test`. */
+    const long total = sl_t_long() ? 1000000 : sl_t_sanitized() ? 100000 : 300000;
     cluster c;
     cluster_start(&c);
     char *dir = sl_t_tmpdir("kafka-in-out");
@@ -278,6 +281,7 @@ static void test_group_kill9_and_rebalance(void **st)
     want w = {lr, (uint64_t)total * 3 / 10};
     assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(120000)));
     double uncommitted = agg_metric(&a[0], "sluice_kafka_input_uncommitted_messages");
+    double released = agg_metric(&a[0], "sluice_kafka_input_released_uncommitted_total");
     assert_int_equal(sl_t_stop(a[0].pid, SIGKILL, 5000), 128 + SIGKILL);
     a[0].pid = 0;
     agg_start(&a[3]);
@@ -287,23 +291,32 @@ static void test_group_kill9_and_rebalance(void **st)
     assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(240000)));
     /* Every record, counted once from the receiver's file. */
     sl_t_tally t = {0};
-    for (int i = 0; i < 30; i++) {
+    int64_t until = sl_monotonic_ns() + sl_t_scaled_ms(60000) * 1000000LL;
+    for (;;) {
         t = count_received(out, total);
-        if (t.distinct == total) break;
+        if (t.distinct == total || sl_monotonic_ns() > until) break;
         want more = {lr, (uint64_t)(total + t.dups + 1)};
         sl_t_wait_until(entries_at_least, &more, 1000);
     }
+    /* Rebalances re-read too: a member releasing a partition counts what
+     * it read since its last confirmed commit (the whole window when the
+     * coordinator refuses the revocation commit, as the mock does while
+     * the group rebalances, where a real broker takes it). */
+    for (int i = 1; i < 4; i++)
+        released += agg_metric(&a[i], "sluice_kafka_input_released_uncommitted_total");
     double late = agg_metric(&a[3], "sluice_input_records_total");
     fprintf(stderr,
             "kafka group: %ld records, 12 partitions, 3 aggregators, 1 kill -9 at 30%%: "
-            "distinct=%ld dups=%ld (killed one held %.0f read, uncommitted) other=%ld; the "
-            "aggregator started after the kill read %.0f\n",
-            total, t.distinct, t.dups, uncommitted, t.other, late);
+            "distinct=%ld dups=%ld (killed one held %.0f read, uncommitted; members released "
+            "%.0f read, uncommitted at rebalances) other=%ld; the aggregator started after the "
+            "kill read %.0f\n",
+            total, t.distinct, t.dups, uncommitted, released, t.other, late);
     assert_int_equal(t.distinct, total);
     assert_true(uncommitted >= 0);
-    /* Read and uncommitted when scraped, plus what could be read in the
-     * moment between the scrape and the kill (one fetch per partition). */
-    assert_true(t.dups <= (long)uncommitted + PARTITIONS * 1024);
+    /* Read and uncommitted by the killed one when scraped, plus what it
+     * could read between the scrape and the kill (one fetch per
+     * partition), plus what the rebalances handed over uncommitted. */
+    assert_true(t.dups <= (long)(uncommitted + released) + PARTITIONS * 1024);
     assert_true(late > 0); /* the new member got partitions */
     for (int i = 1; i < 4; i++) {
         assert_true(sl_t_file_has(a[i].log, "event=kafka_assigned"));

@@ -9,13 +9,19 @@
  *
  * Threads: everything here runs on the input's thread, librdkafka's
  * callbacks included (they are served from rd_kafka_consumer_poll); the
- * sinks only touch the watermarks, which are thread-safe. */
+ * sinks only touch the watermarks, which are thread-safe. The lag thread
+ * asks the brokers for the high watermarks, since the input's thread
+ * waits in emit while a sink's buffer is full (an outage), which is when
+ * the lag matters; it reads the partition table under `mu`, which the
+ * input's thread takes to change an entry's ownership or offsets. */
 #include <errno.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "core/ack.h"
@@ -80,6 +86,10 @@ typedef struct kin {
     kpart *parts;
     size_t nparts;
     uint64_t generation; /* assignments seen, one per assign callback */
+    pthread_mutex_t mu;  /* parts[]' entries and nparts, against the lag thread */
+    pthread_t lag_thread;
+    bool lag_running;
+    atomic_bool lag_stop;
     sl_batch *batch;
     kpart *batch_part;
     int64_t batch_begin, batch_end, batch_started_ns;
@@ -236,7 +246,8 @@ static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
             return &in->parts[i];
     if (!add || in->nparts == MAX_PARTITIONS || strlen(topic) >= sizeof in->parts->topic)
         return NULL;
-    kpart *p = &in->parts[in->nparts++];
+    pthread_mutex_lock(&in->mu);
+    kpart *p = &in->parts[in->nparts];
     memset(p, 0, sizeof *p);
     snprintf(p->topic, sizeof p->topic, "%s", topic);
     p->partition = partition;
@@ -252,6 +263,8 @@ static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
                         l);
     p->m_commit = sl_gauge("sluice_kafka_input_committed_offset",
                            "The partition's offset this consumer committed last.", l);
+    in->nparts++;
+    pthread_mutex_unlock(&in->mu);
     return p;
 }
 
@@ -281,8 +294,10 @@ static void commit(kin *in, bool sync)
             for (int i = 0; i < l->cnt; i++) {
                 kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
                 if (!p) continue;
+                pthread_mutex_lock(&in->mu);
                 p->committed = l->elems[i].offset;
                 if (sync && !l->elems[i].err) p->confirmed = l->elems[i].offset;
+                pthread_mutex_unlock(&in->mu);
             }
         }
     }
@@ -305,8 +320,10 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             sl_metric_inc(in->m_commits);
             /* A late answer for a partition released meanwhile says nothing
              * about the current assignment. */
+            pthread_mutex_lock(&in->mu);
             if (p && p->owned && offsets->elems[i].offset > p->confirmed)
                 p->confirmed = offsets->elems[i].offset;
+            pthread_mutex_unlock(&in->mu);
             if (p) sl_metric_set(p->m_commit, offsets->elems[i].offset);
         }
     }
@@ -329,20 +346,67 @@ static void update_uncommitted(kin *in)
     sl_metric_set(in->m_uncommitted, sum);
 }
 
-static void update_lag(kin *in)
+/* Every second: the owned partitions' high watermarks from their leaders
+ * (what librdkafka caches stops moving once it stops fetching), minus the
+ * confirmed commit. */
+static void *lag_main(void *arg)
 {
-    for (size_t i = 0; i < in->nparts; i++) {
-        kpart *p = &in->parts[i];
-        if (!p->owned) continue;
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_get_watermark_offsets(in->rk, p->topic, p->partition, &lo, &hi) != 0 || hi < 0)
-            continue;
-        int64_t at = p->committed >= 0 ? p->committed : lo;
-        sl_metric_set(p->m_lag, hi > at ? hi - at : 0);
+    kin *in = arg;
+    struct owned {
+        char topic[256];
+        int32_t partition;
+        int64_t confirmed;
+        sl_metric *m_lag;
+    } *own = calloc(MAX_PARTITIONS, sizeof *own);
+    while (own && !atomic_load(&in->lag_stop)) {
+        size_t n = 0;
+        pthread_mutex_lock(&in->mu);
+        for (size_t i = 0; i < in->nparts; i++) {
+            const kpart *p = &in->parts[i];
+            if (!p->owned) continue;
+            memcpy(own[n].topic, p->topic, sizeof own[n].topic);
+            own[n].partition = p->partition;
+            own[n].confirmed = p->confirmed;
+            own[n++].m_lag = p->m_lag;
+        }
+        pthread_mutex_unlock(&in->mu);
+        for (size_t i = 0; i < n && !atomic_load(&in->lag_stop); i++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_query_watermark_offsets(in->rk, own[i].topic, own[i].partition, &lo, &hi,
+                                                 1000) != 0 ||
+                hi < 0)
+                continue;
+            int64_t at = own[i].confirmed >= 0 ? own[i].confirmed : lo;
+            sl_metric_set(own[i].m_lag, hi > at ? hi - at : 0);
+        }
+        for (int t = 0; t < 10 && !atomic_load(&in->lag_stop); t++) {
+            struct timespec ts = {0, 100 * 1000000};
+            nanosleep(&ts, NULL);
+        }
     }
+    free(own);
+    return NULL;
 }
 
 /* ---- records ---- */
+
+/* The partition reads again from offset at: a batch that could not be
+ * handed on must not be passed over, since a gap between watermark ranges
+ * counts as acknowledged. librdkafka drops what it fetched before the
+ * seek. */
+static void rewind_part(kin *in, kpart *p, int64_t at)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(in->rk, l, 0);
+    if (e) {
+        sl_log(SL_LOG_WARN, "kafka_seek_failed", "input=%s topic=%s partition=%d error=%s",
+               in->ctx->name, p->topic, (int)p->partition, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    p->read_next = at;
+}
 
 static int flush(kin *in)
 {
@@ -360,8 +424,9 @@ static int flush(kin *in)
         if (!p->wm) p->wm = sl_watermark_new((uint64_t)in->batch_begin);
         if (!p->wm || sl_watermark_issue(p->wm, (uint64_t)in->batch_begin,
                                          (uint64_t)in->batch_end) != SL_OK) {
-            /* Never acknowledged: read again by whoever owns it next. */
+            /* Never acknowledged: read again, here or by the next owner. */
             sl_batch_unref(b);
+            rewind_part(in, p, in->batch_begin);
             return SL_ENOMEM;
         }
         b->ticket = (sl_ack_ticket){sl_watermark_ref(p->wm), (uint64_t)in->batch_begin,
@@ -515,6 +580,10 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
     kpart *p = part_find(in, topic, m->partition, true);
     if (!p) return SL_EFULL;
     if (!p->owned) return SL_OK; /* a late message of a released partition */
+    /* Below what this assignment already handed on (a broker-side offset
+     * reset going back): in flight already, and the watermark only takes
+     * increasing ranges. */
+    if (p->read_next > 0 && m->offset < p->read_next) return SL_OK;
     /* What one message may take in the chunk: the value (and, decoded,
      * what JSON numbers print as), key, headers. A batch whose chunks are
      * all taken goes first. */
@@ -635,6 +704,7 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
     for (int i = 0; i < l->cnt; i++) {
         kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
         if (!p) continue;
+        pthread_mutex_lock(&in->mu);
         /* What the next owner reads again: read since the last confirmed
          * commit (everything, when the coordinator refused the commit). */
         sl_metric_add(in->m_released_uncommitted, (uint64_t)part_uncommitted(p));
@@ -647,6 +717,7 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
         p->committed = p->confirmed = -1;
         p->start = p->read_next = 0;
         sl_metric_set(p->m_lag, 0);
+        pthread_mutex_unlock(&in->mu);
     }
 }
 
@@ -679,12 +750,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 l->elems[i].offset = p->carry;
                 carried++;
             }
+            pthread_mutex_lock(&in->mu);
             p->carry = -1;
             p->owned = true;
             if (p->wm) sl_watermark_unref(p->wm);
             p->wm = NULL;
             p->committed = p->confirmed = -1;
             p->start = p->read_next = 0;
+            pthread_mutex_unlock(&in->mu);
         }
         sl_log(SL_LOG_INFO, "kafka_assigned", "input=%s partitions=%d resumed_at_ack=%d",
                in->ctx->name, l->cnt, carried);
@@ -818,13 +891,19 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     }
     in->rl_errors.interval_ns = 10 * 1000000000LL;
+    pthread_mutex_init(&in->mu, NULL);
     register_metrics(in);
     int rc = consumer_new(in, err);
     if (rc != SL_OK) {
+        pthread_mutex_destroy(&in->mu);
         free(in->parts);
         free(in);
         return rc;
     }
+    /* Without it only the lag gauges stay at 0: not a reason to refuse. */
+    in->lag_running = pthread_create(&in->lag_thread, NULL, lag_main, in) == 0;
+    if (!in->lag_running)
+        sl_log(SL_LOG_WARN, "kafka_lag_thread_failed", "input=%s (lag gauges stay 0)", ctx->name);
     *state = in;
     return SL_OK;
 }
@@ -832,7 +911,7 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
 static int kin_run(void *state)
 {
     kin *in = state;
-    int64_t next_commit = 0, next_lag = 0;
+    int64_t next_commit = 0;
     int rc = SL_OK;
     while (!atomic_load(in->ctx->stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 100);
@@ -862,10 +941,6 @@ static int kin_run(void *state)
             next_commit = now + in->commit_ms * 1000000;
         }
         update_uncommitted(in);
-        if (now >= next_lag) {
-            update_lag(in);
-            next_lag = now + 1000000000LL;
-        }
     }
     if (in->batch && rc != SL_ECLOSED) flush(in);
     return SL_OK;
@@ -879,6 +954,10 @@ static void kin_destroy(void *state)
     if (!in) return;
     if (in->batch) sl_batch_unref(in->batch);
     in->batch = NULL;
+    if (in->lag_running) {
+        atomic_store(&in->lag_stop, true);
+        pthread_join(in->lag_thread, NULL);
+    }
     if (in->rk) {
         commit(in, true);
         in->rebalance_ms = 0; /* the sinks are done: nothing more will be acknowledged */
@@ -888,6 +967,7 @@ static void kin_destroy(void *state)
     for (size_t i = 0; i < in->nparts; i++)
         if (in->parts[i].wm) sl_watermark_unref(in->parts[i].wm);
     free(in->parts);
+    pthread_mutex_destroy(&in->mu);
     if (in->chunk) sl_chunk_unref(in->chunk);
     free(in);
 }

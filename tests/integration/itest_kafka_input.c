@@ -1,15 +1,17 @@
 /* Issue 18, the Kafka input: aggregator processes (the real binary) in one
  * consumer group read a topic of librdkafka's mock cluster (3 brokers, 12
  * partitions, on 127.0.0.1, in this process) into the Loki test receiver.
- *  - 3 aggregators consume 1,000,000 records (200,000 under the
+ *  - 3 aggregators consume 1,000,000 records (100,000 under the
  *    sanitizers) while they are produced; one is killed with -9 mid-way and
  *    another started: every record arrives, the duplicates are at most what
- *    the killed one had read and not committed, the partitions move.
+ *    the killed one had read and not committed plus what the rebalances
+ *    handed over uncommitted (both metrics), the partitions move, and the
+ *    survivors commit to the end.
  *  - A Loki outage stops commits: Kafka's committed offsets never pass what
  *    the receiver has, lag grows; after it, everything arrives and the
  *    commits reach the end.
  *  - `format: json` restores line, time, labels and fields of what the
- *    Kafka sink writes with `value: json`. */
+ *    Kafka sink writes with `value: json`; key and headers become fields. */
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>

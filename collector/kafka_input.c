@@ -1,0 +1,882 @@
+/* The Kafka input: a consumer in a consumer group, for the aggregation tier
+ * (node agents -> Kafka -> sluice -> Loki). Each partition is a source with
+ * its own acknowledgement watermark over message offsets, exactly as a file
+ * is over byte offsets: an offset is committed only once every sink took
+ * every record below it (delivered, or written to a spool). So a kill -9
+ * re-reads what was in flight and nothing else, and a rebalance waits a
+ * bounded time for the revoked partitions' acknowledgements, commits, and
+ * only then lets them go.
+ *
+ * Threads: everything here runs on the input's thread, librdkafka's
+ * callbacks included (they are served from rd_kafka_consumer_poll); the
+ * sinks only touch the watermarks, which are thread-safe. The lag thread
+ * asks the brokers for the high watermarks, since the input's thread
+ * waits in emit while a sink's buffer is full (an outage), which is when
+ * the lag matters; it reads the partition table under `mu`, which the
+ * input's thread takes to change an entry's ownership or offsets.
+ *
+ * One file of ~880 lines: the partition table, the open batch and the
+ * watermarks are changed together by the read path, the commits and the
+ * rebalance callback; split, that state would need a header of its own
+ * for no other user. The record-JSON decoder, which has no such ties, is
+ * collector/kafka_record.c. */
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "core/ack.h"
+#include "core/batch.h"
+#include "core/chunk.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/plugin.h"
+#include "core/utf8.h"
+#include "collector/kafka_record.h"
+
+#define MAX_BROKERS    32
+#define MAX_TOPICS     64
+#define MAX_PROPS      64
+#define MAX_PARTITIONS 4096 /* a bound on the partition table, per input */
+#define MAX_LABELS     32
+#define MAX_HEADERS    16
+#define CHUNK_BYTES    (1u << 20)
+
+enum { FMT_RAW, FMT_JSON };
+
+typedef struct kpart {
+    char topic[256];
+    int32_t partition;
+    bool owned;        /* assigned to us now */
+    sl_watermark *wm;  /* NULL until the first message after an assignment */
+    int64_t committed; /* last offset we asked to commit (-1: none yet) */
+    int64_t confirmed; /* last offset the coordinator confirmed (-1: none yet) */
+    /* The acknowledged watermark when the partition was released without
+     * its commit confirmed, and the assignment it was released in: see
+     * on_rebalance. -1: none. */
+    int64_t carry;
+    uint64_t carry_gen;
+    int64_t start;       /* first offset read since the assignment */
+    int64_t read_next;   /* offset after the last message read */
+    sl_metric *m_lag;    /* high watermark - committed offset */
+    sl_metric *m_commit; /* committed offset, for dashboards and tests */
+} kpart;
+
+typedef struct kin {
+    const sl_input_ctx *ctx;
+    rd_kafka_t *rk;
+    /* configuration */
+    const char *brokers[MAX_BROKERS];
+    size_t nbrokers;
+    const char *topics[MAX_TOPICS];
+    size_t ntopics;
+    const char *group;
+    int start; /* 0 earliest, 1 latest */
+    int format;
+    const char *key_field; /* "" : the key is not kept */
+    bool headers;
+    int64_t batch_records, flush_ms, commit_ms, rebalance_ms;
+    uint64_t max_message_bytes;
+    struct {
+        const char *k, *v;
+    } props[MAX_PROPS];
+    int nprops;
+    sl_field labels[MAX_LABELS];
+    uint32_t nlabels;
+    /* state */
+    kpart *parts;
+    size_t nparts;
+    uint64_t generation; /* assignments seen, one per assign callback */
+    pthread_mutex_t mu;  /* parts[]' entries and nparts, against the lag thread */
+    pthread_t lag_thread;
+    bool lag_running;
+    atomic_bool lag_stop;
+    sl_batch *batch;
+    kpart *batch_part;
+    int64_t batch_begin, batch_end, batch_started_ns;
+    sl_chunk *chunk;
+    char errbuf[512];
+    sl_ratelimit rl_errors;
+    sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
+        *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted;
+} kin;
+
+/* Order of `start` and `format` choices = the enums above (sl_cfg_read
+ * stores the index). */
+_Static_assert(FMT_RAW == 0 && FMT_JSON == 1, "format choices follow the enum");
+static const sl_cfg_key kafka_input_keys[] = {
+    SL_INPUT_COMMON_KEYS,
+    {.name = "brokers",
+     .type = SL_KEY_LIST,
+     .required = true,
+     .doc = "`host:port` list of bootstrap brokers"},
+    {.name = "topics",
+     .type = SL_KEY_LIST,
+     .required = true,
+     .doc = "topic names; one starting with `^` is a regular expression over topic names"},
+    {.name = "group_id",
+     .at = SL_CFG_AT(kin, group),
+     .type = SL_KEY_STR,
+     .required = true,
+     .doc = "the consumer group: every aggregator of the tier uses the same one"},
+    {.name = "start",
+     .at = SL_CFG_AT(kin, start),
+     .type = SL_KEY_ENUM,
+     .choices = "earliest|latest",
+     .def = "earliest",
+     .doc = "where a partition without a committed offset starts"},
+    {.name = "format",
+     .at = SL_CFG_AT(kin, format),
+     .type = SL_KEY_ENUM,
+     .choices = "raw|json",
+     .def = "raw",
+     .doc = "`raw`: the value is the line; `json`: the record JSON the Kafka sink writes with "
+            "`value: json` (line, time, labels, fields restored)"},
+    {.name = "key_field",
+     .at = SL_CFG_AT(kin, key_field),
+     .type = SL_KEY_STR,
+     .def = "kafka_key",
+     .doc = "field that gets the message key; empty: the key is not kept"},
+    {.name = "headers",
+     .at = SL_CFG_AT(kin, headers),
+     .type = SL_KEY_BOOL,
+     .def = "true",
+     .doc = "message headers as fields (at most 16)"},
+    {.name = "batch_records",
+     .at = SL_CFG_AT(kin, batch_records),
+     .type = SL_KEY_INT,
+     .def = "1024",
+     .min = 1,
+     .max = 65536,
+     .doc = "records of one partition per batch handed to the pipeline"},
+    {.name = "flush_interval",
+     .at = SL_CFG_AT(kin, flush_ms),
+     .type = SL_KEY_DURATION,
+     .def = "200ms",
+     .doc = "a batch older than this is handed on even if not full"},
+    {.name = "commit_interval",
+     .at = SL_CFG_AT(kin, commit_ms),
+     .type = SL_KEY_DURATION,
+     .def = "1s",
+     .doc = "how often the acknowledged offsets are committed (asynchronously)"},
+    {.name = "rebalance_timeout",
+     .at = SL_CFG_AT(kin, rebalance_ms),
+     .type = SL_KEY_DURATION,
+     .def = "10s",
+     .doc = "how long a revoked partition waits for its in-flight acknowledgements before it is "
+            "released (what is still unacknowledged is read again by the next owner)"},
+    {.name = "max_message_bytes",
+     .at = SL_CFG_AT(kin, max_message_bytes),
+     .type = SL_KEY_SIZE,
+     .def = "1MiB",
+     .min = 1024,
+     .max = 64 * 1024 * 1024,
+     .doc = "longer values are cut, flagged and counted"},
+    {.name = "librdkafka",
+     .type = SL_KEY_MAP,
+     .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
+            "`security.protocol`); the group, commit and offset-reset properties are sluice's"},
+};
+
+/* Properties sluice sets itself: committing is ours (after delivery), and
+ * the rebalance callback is how revoked partitions are drained first. */
+static const char *const managed_props[] = {
+    "bootstrap.servers",        "metadata.broker.list", "group.id",      "enable.auto.commit",
+    "enable.auto.offset.store", "auto.offset.reset",    "sasl.password", "ssl.key.password",
+};
+
+/* ---- configuration ---- */
+
+static void take_props(kin *in, sl_cfg *cfg, const sl_cfg_node *map)
+{
+    if (!map || map->kind != SL_CFG_MAP) return;
+    rd_kafka_conf_t *probe = rd_kafka_conf_new();
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->keys[i];
+        const sl_cfg_node *v = map->items[i];
+        bool managed = false;
+        for (size_t j = 0; j < sizeof managed_props / sizeof *managed_props; j++)
+            if (strcmp(k, managed_props[j]) == 0) managed = true;
+        char errstr[256];
+        if (managed)
+            sl_cfg_error(cfg, map->key_nodes[i],
+                         "librdkafka property '%s' is managed by sluice or is a secret", k);
+        else if (v->kind != SL_CFG_SCALAR)
+            sl_cfg_error(cfg, v, "librdkafka property '%s' must be a single value", k);
+        else if (rd_kafka_conf_set(probe, k, v->scalar, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+            sl_cfg_error(cfg, map->key_nodes[i], "librdkafka property '%s': %s", k, errstr);
+        else if (in->nprops == MAX_PROPS)
+            sl_cfg_error(cfg, v, "too many librdkafka properties (max %d)", MAX_PROPS);
+        else
+            in->props[in->nprops].k = k, in->props[in->nprops++].v = v->scalar;
+    }
+    rd_kafka_conf_destroy(probe);
+}
+
+static int configure(kin *in, const sl_input_ctx *ctx)
+{
+    sl_cfg *cfg = ctx->cfg;
+    const sl_cfg_node *n = ctx->node;
+    size_t before = sl_cfg_nerrors(cfg);
+    sl_cfg_read(cfg, n, kafka_input_keys, SL_CFG_NKEYS(kafka_input_keys), in);
+    sl_cfg_list(cfg, n, "brokers", in->brokers, MAX_BROKERS, &in->nbrokers);
+    sl_cfg_list(cfg, n, "topics", in->topics, MAX_TOPICS, &in->ntopics);
+    if (sl_cfg_nerrors(cfg) != before) return SL_EINVAL;
+    if (in->nbrokers == 0 || in->ntopics == 0 || !in->group || !*in->group) {
+        sl_cfg_error(cfg, n, "a kafka input needs brokers, topics and group_id");
+        return SL_EINVAL;
+    }
+    for (size_t i = 0; i < in->ntopics; i++) {
+        /* librdkafka reads a leading ^ as a regular expression. */
+        if (!*in->topics[i] || strlen(in->topics[i]) > 249) {
+            sl_cfg_error(cfg, sl_cfg_get(n, "topics"), "topic names are 1 to 249 characters");
+            return SL_EINVAL;
+        }
+    }
+    take_props(in, cfg, sl_cfg_get(n, "librdkafka"));
+    sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
+    return SL_OK;
+}
+
+/* ---- partitions ---- */
+
+static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
+{
+    for (size_t i = 0; i < in->nparts; i++)
+        if (in->parts[i].partition == partition && strcmp(in->parts[i].topic, topic) == 0)
+            return &in->parts[i];
+    if (!add || in->nparts == MAX_PARTITIONS || strlen(topic) >= sizeof in->parts->topic)
+        return NULL;
+    pthread_mutex_lock(&in->mu);
+    kpart *p = &in->parts[in->nparts];
+    memset(p, 0, sizeof *p);
+    snprintf(p->topic, sizeof p->topic, "%s", topic);
+    p->partition = partition;
+    p->committed = p->confirmed = p->carry = -1;
+    char l[512], pn[16];
+    snprintf(pn, sizeof pn, "%d", (int)partition);
+    char il[300];
+    sl_metric_labels(il, sizeof il, "input", in->ctx->name, "topic", topic);
+    snprintf(l, sizeof l, "%s,partition=\"%s\"", il, pn);
+    p->m_lag = sl_gauge("sluice_kafka_input_lag_messages",
+                        "Messages of the partition not yet committed by this consumer "
+                        "(high watermark - committed offset).",
+                        l);
+    p->m_commit = sl_gauge("sluice_kafka_input_committed_offset",
+                           "The partition's offset this consumer committed last.", l);
+    in->nparts++;
+    pthread_mutex_unlock(&in->mu);
+    return p;
+}
+
+/* Offsets every sink acknowledged, committed for the owned partitions
+ * (sync when the partitions are about to be released). */
+static void commit(kin *in, bool sync)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < in->nparts; i++) {
+        kpart *p = &in->parts[i];
+        if (!p->owned || !p->wm) continue;
+        int64_t at = (int64_t)sl_watermark_get(p->wm);
+        if (at <= p->committed) continue;
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
+    }
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, l, sync ? 0 : 1);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            sl_metric_inc(in->m_commit_errors);
+            uint64_t suppressed;
+            if (sl_ratelimit_ok(&in->rl_errors, &suppressed))
+                sl_log(SL_LOG_WARN, "kafka_commit_failed", "input=%s error=%s suppressed=%llu",
+                       in->ctx->name, rd_kafka_err2str(e), (unsigned long long)suppressed);
+        } else if (!e) {
+            /* Async results come back through on_commit; a sync one is known
+             * now. Either way the offset was asked for: do not ask again. */
+            for (int i = 0; i < l->cnt; i++) {
+                kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
+                if (!p) continue;
+                pthread_mutex_lock(&in->mu);
+                p->committed = l->elems[i].offset;
+                if (sync && !l->elems[i].err) p->confirmed = l->elems[i].offset;
+                pthread_mutex_unlock(&in->mu);
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    kin *in = opaque;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        kpart *p = part_find(in, offsets->elems[i].topic, offsets->elems[i].partition, false);
+        if (err || offsets->elems[i].err) {
+            sl_metric_inc(in->m_commit_errors);
+            /* Asked again at the next commit. */
+            if (p) p->committed = -1;
+        } else {
+            sl_metric_inc(in->m_commits);
+            /* A late answer for a partition released meanwhile says nothing
+             * about the current assignment. */
+            pthread_mutex_lock(&in->mu);
+            if (p && p->owned && offsets->elems[i].offset > p->confirmed)
+                p->confirmed = offsets->elems[i].offset;
+            pthread_mutex_unlock(&in->mu);
+            if (p) sl_metric_set(p->m_commit, offsets->elems[i].offset);
+        }
+    }
+}
+
+/* Read since the last offset the coordinator confirmed: what the next
+ * owner of the partition reads again if it got it now. */
+static int64_t part_uncommitted(const kpart *p)
+{
+    if (!p->owned || p->read_next == 0) return 0;
+    int64_t from = p->confirmed > p->start ? p->confirmed : p->start;
+    return p->read_next > from ? p->read_next - from : 0;
+}
+
+/* Read and not committed: what a kill -9 now would have read again. */
+static void update_uncommitted(kin *in)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < in->nparts; i++) sum += part_uncommitted(&in->parts[i]);
+    sl_metric_set(in->m_uncommitted, sum);
+}
+
+/* Every second: the owned partitions' high watermarks from their leaders
+ * (what librdkafka caches stops moving once it stops fetching), minus the
+ * confirmed commit. */
+static void *lag_main(void *arg)
+{
+    kin *in = arg;
+    struct owned {
+        char topic[256];
+        int32_t partition;
+        int64_t confirmed;
+        sl_metric *m_lag;
+    } *own = calloc(MAX_PARTITIONS, sizeof *own);
+    while (own && !atomic_load(&in->lag_stop)) {
+        size_t n = 0;
+        pthread_mutex_lock(&in->mu);
+        for (size_t i = 0; i < in->nparts; i++) {
+            const kpart *p = &in->parts[i];
+            if (!p->owned) continue;
+            memcpy(own[n].topic, p->topic, sizeof own[n].topic);
+            own[n].partition = p->partition;
+            own[n].confirmed = p->confirmed;
+            own[n++].m_lag = p->m_lag;
+        }
+        pthread_mutex_unlock(&in->mu);
+        for (size_t i = 0; i < n && !atomic_load(&in->lag_stop); i++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_query_watermark_offsets(in->rk, own[i].topic, own[i].partition, &lo, &hi,
+                                                 1000) != 0 ||
+                hi < 0)
+                continue;
+            int64_t at = own[i].confirmed >= 0 ? own[i].confirmed : lo;
+            sl_metric_set(own[i].m_lag, hi > at ? hi - at : 0);
+        }
+        for (int t = 0; t < 10 && !atomic_load(&in->lag_stop); t++) {
+            struct timespec ts = {0, 100 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(own);
+    return NULL;
+}
+
+/* ---- records ---- */
+
+/* The partition reads again from offset at: a batch that could not be
+ * handed on must not be passed over, since a gap between watermark ranges
+ * counts as acknowledged. librdkafka drops what it fetched before the
+ * seek. */
+static void rewind_part(kin *in, kpart *p, int64_t at)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(in->rk, l, 0);
+    if (e) {
+        sl_log(SL_LOG_WARN, "kafka_seek_failed", "input=%s topic=%s partition=%d error=%s",
+               in->ctx->name, p->topic, (int)p->partition, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    p->read_next = at;
+}
+
+static int flush(kin *in)
+{
+    sl_batch *b = in->batch;
+    if (!b) return SL_OK;
+    kpart *p = in->batch_part;
+    in->batch = NULL;
+    in->batch_part = NULL;
+    if (b->nrecords == 0) {
+        sl_batch_unref(b);
+        return SL_OK;
+    }
+    sl_metric_add(in->m_records, b->nrecords);
+    if (!in->ctx->dry_run) {
+        if (!p->wm) p->wm = sl_watermark_new((uint64_t)in->batch_begin);
+        if (!p->wm || sl_watermark_issue(p->wm, (uint64_t)in->batch_begin,
+                                         (uint64_t)in->batch_end) != SL_OK) {
+            /* Never acknowledged: read again, here or by the next owner. */
+            sl_batch_unref(b);
+            rewind_part(in, p, in->batch_begin);
+            return SL_ENOMEM;
+        }
+        b->ticket = (sl_ack_ticket){sl_watermark_ref(p->wm), (uint64_t)in->batch_begin,
+                                    (uint64_t)in->batch_end};
+    }
+    return in->ctx->emit(in->ctx->emit_arg, b);
+}
+
+/* Room for n more bytes in the current chunk (a new one otherwise; the
+ * batch keeps the old one alive). NULL when the batch holds as many chunks
+ * as it may: take_message makes room for a whole message first. */
+static char *reserve(kin *in, size_t n)
+{
+    if (!in->chunk || in->chunk->cap - in->chunk->len < n) {
+        if (in->batch && in->batch->nchunks == SL_BATCH_MAX_CHUNKS) return NULL;
+        size_t cap = n > CHUNK_BYTES ? n : CHUNK_BYTES;
+        sl_chunk *c = sl_chunk_new(cap);
+        if (!c) return NULL;
+        if (in->chunk) sl_chunk_unref(in->chunk);
+        in->chunk = c;
+    }
+    if (in->batch && sl_batch_add_chunk(in->batch, in->chunk) != SL_OK) return NULL;
+    char *at = in->chunk->data + in->chunk->len;
+    in->chunk->len += n;
+    return at;
+}
+
+static char *reserve_cb(void *arg, size_t n)
+{
+    return reserve(arg, n);
+}
+
+static sl_slice copy(kin *in, const void *p, size_t n, bool *ok)
+{
+    char *at = n ? reserve(in, n) : "";
+    if (!at) {
+        *ok = false;
+        return (sl_slice){"", 0};
+    }
+    if (n) memcpy(at, p, n);
+    return (sl_slice){at, n};
+}
+
+static int take_message(kin *in, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    kpart *p = part_find(in, topic, m->partition, true);
+    if (!p) return SL_EFULL;
+    if (!p->owned) return SL_OK; /* a late message of a released partition */
+    /* Below what this assignment already handed on (a broker-side offset
+     * reset going back): in flight already, and the watermark only takes
+     * increasing ranges. */
+    if (p->read_next > 0 && m->offset < p->read_next) return SL_OK;
+    /* What one message may take in the chunk: the value (and, decoded,
+     * what JSON numbers print as), key, headers. A batch whose chunks are
+     * all taken goes first. */
+    size_t need = (m->payload ? 4 * m->len : 0) + m->key_len + 64 * 1024;
+    bool chunk_short = !in->chunk || in->chunk->cap - in->chunk->len < need;
+    if (in->batch && (in->batch_part != p || in->batch->nrecords >= in->batch_records ||
+                      in->batch_end != m->offset ||
+                      (chunk_short && in->batch->nchunks >= SL_BATCH_MAX_CHUNKS - 1))) {
+        int rc = flush(in);
+        if (rc != SL_OK) return rc;
+    }
+    if (!in->batch) {
+        sl_batch *b = sl_batch_new((uint32_t)in->batch_records);
+        if (!b || sl_batch_set_names(b, in->ctx->name, topic) != SL_OK ||
+            sl_batch_set_labels(b, in->labels, in->nlabels) != SL_OK) {
+            if (b) sl_batch_unref(b);
+            return SL_ENOMEM;
+        }
+        in->batch = b;
+        in->batch_part = p;
+        in->batch_begin = m->offset;
+        in->batch_started_ns = sl_monotonic_ns();
+    }
+    if (chunk_short) {
+        sl_chunk *c = sl_chunk_new(need > CHUNK_BYTES ? need : CHUNK_BYTES);
+        if (!c) return SL_ENOMEM;
+        if (in->chunk) sl_chunk_unref(in->chunk);
+        in->chunk = c;
+    }
+    if (sl_batch_add_chunk(in->batch, in->chunk) != SL_OK) return SL_ENOMEM;
+    in->batch_end = m->offset + 1;
+    if (p->read_next == 0) p->start = m->offset;
+    p->read_next = m->offset + 1;
+    const char *val = m->payload ? m->payload : "";
+    size_t vn = m->payload ? m->len : 0;
+    uint32_t flags = 0;
+    if (vn > in->max_message_bytes) {
+        vn = in->max_message_bytes;
+        flags |= SL_RF_TRUNCATED;
+        sl_metric_inc(in->m_too_large);
+    }
+    sl_metric_add(in->m_bytes, vn);
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts_ms = rd_kafka_message_timestamp(m, &tt);
+    int64_t t = ts_ms > 0 ? ts_ms * 1000000 : sl_now_ns();
+    bool ok = true;
+    sl_slice line = {"", 0};
+    bool json = in->format == FMT_JSON && !(flags & SL_RF_TRUNCATED);
+    if (!json) line = copy(in, val, vn, &ok);
+    sl_record *r = sl_batch_add(in->batch, line, t, (uint64_t)m->offset + 1);
+    if (!r || !ok) return SL_ENOMEM;
+    r->flags = flags;
+    if (json && sl_kafka_record_decode(in->batch, r, val, vn, reserve_cb, in) != SL_OK) {
+        /* Shipped as it came, marked and counted, never dropped. */
+        r->line = copy(in, val, vn, &ok);
+        r->flags |= SL_RF_PARSE_ERROR;
+        sl_metric_inc(in->m_decode_errors);
+    }
+    if (sl_utf8_valid_prefix(r->line.p, r->line.n) != r->line.n) r->flags |= SL_RF_INVALID_UTF8;
+    if (*in->key_field && m->key) {
+        sl_slice k = {in->key_field, strlen(in->key_field)};
+        sl_slice kv = copy(in, m->key, m->key_len, &ok);
+        if (!ok || !sl_record_add_field(in->batch, r, k, kv, SL_V_STRING))
+            r->flags |= SL_RF_TRUNCATED;
+    }
+    rd_kafka_headers_t *hdrs = NULL;
+    if (in->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char *hn;
+        const void *hv;
+        size_t hl;
+        for (size_t i = 0; i < MAX_HEADERS && !rd_kafka_header_get_all(hdrs, i, &hn, &hv, &hl);
+             i++) {
+            sl_slice k = copy(in, hn, strlen(hn), &ok);
+            sl_slice v = copy(in, hv ? hv : "", hv ? hl : 0, &ok);
+            if (!ok || !sl_record_add_field(in->batch, r, k, v, SL_V_STRING))
+                r->flags |= SL_RF_TRUNCATED;
+        }
+    }
+    return SL_OK;
+}
+
+/* ---- rebalances ---- */
+
+/* Revoked partitions: what was read but not handed on is dropped (it was
+ * never acknowledged, so the next owner reads it); what the sinks hold gets
+ * rebalance_timeout to be acknowledged; then the watermarks are committed,
+ * synchronously, and only then are the partitions released. A sink that
+ * takes longer leaves its records to be read again (duplicates, never
+ * loss). */
+static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_commit)
+{
+    for (int i = 0; in->batch && in->batch_part && i < l->cnt; i++) {
+        if (in->batch_part->partition == l->elems[i].partition &&
+            strcmp(in->batch_part->topic, l->elems[i].topic) == 0) {
+            sl_batch_unref(in->batch);
+            in->batch = NULL;
+            in->batch_part = NULL;
+        }
+    }
+    int64_t deadline = sl_monotonic_ns() + in->rebalance_ms * 1000000;
+    while (may_commit) {
+        size_t pending = 0;
+        for (int i = 0; i < l->cnt; i++) {
+            kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
+            if (p && p->wm) pending += sl_watermark_pending(p->wm);
+        }
+        if (pending == 0 || sl_monotonic_ns() >= deadline) {
+            if (pending)
+                sl_log(SL_LOG_WARN, "kafka_revoke_timeout",
+                       "input=%s unacknowledged_batches=%zu (read again by the next owner)",
+                       in->ctx->name, pending);
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (may_commit) commit(in, true);
+    for (int i = 0; i < l->cnt; i++) {
+        kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
+        if (!p) continue;
+        pthread_mutex_lock(&in->mu);
+        /* What the next owner reads again: read since the last confirmed
+         * commit (everything, when the coordinator refused the commit). */
+        sl_metric_add(in->m_released_uncommitted, (uint64_t)part_uncommitted(p));
+        int64_t acked = p->wm ? (int64_t)sl_watermark_get(p->wm) : -1;
+        p->carry = may_commit && acked > p->confirmed ? acked : -1;
+        p->carry_gen = in->generation;
+        p->owned = false;
+        if (p->wm) sl_watermark_unref(p->wm);
+        p->wm = NULL;
+        p->committed = p->confirmed = -1;
+        p->start = p->read_next = 0;
+        sl_metric_set(p->m_lag, 0);
+        pthread_mutex_unlock(&in->mu);
+    }
+}
+
+/* Cooperative (incremental) rebalancing by default: only the partitions
+ * that move are revoked, and they are revoked after the group has settled,
+ * when the coordinator still takes their commits. An eager strategy set
+ * in `librdkafka:` revokes everything, and a commit made while the group
+ * rebalances may be refused: those records are read again (duplicates,
+ * never loss). */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    kin *in = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    sl_metric_inc(in->m_rebalances);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        in->generation++;
+        int carried = 0;
+        for (int i = 0; i < l->cnt; i++) {
+            kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, true);
+            if (!p) continue;
+            /* Ours in the assignment just before, released with a commit the
+             * coordinator did not confirm (the mock refuses commits while
+             * the group rebalances): start at our acknowledged watermark,
+             * not at the stale committed offset. Everything below it was
+             * taken by every sink, so this can never lose a record; if
+             * another member owned the partition meanwhile and got further,
+             * the difference is read twice, as without it. */
+            if (p->carry >= 0 && p->carry_gen + 1 == in->generation) {
+                l->elems[i].offset = p->carry;
+                carried++;
+            }
+            pthread_mutex_lock(&in->mu);
+            p->carry = -1;
+            p->owned = true;
+            if (p->wm) sl_watermark_unref(p->wm);
+            p->wm = NULL;
+            p->committed = p->confirmed = -1;
+            p->start = p->read_next = 0;
+            pthread_mutex_unlock(&in->mu);
+        }
+        sl_log(SL_LOG_INFO, "kafka_assigned", "input=%s partitions=%d resumed_at_ack=%d",
+               in->ctx->name, l->cnt, carried);
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, l));
+        else
+            rd_kafka_assign(rk, l);
+    } else {
+        /* Lost (our session expired): another member may own them already,
+         * so nothing may be committed for them. */
+        bool lost = rd_kafka_assignment_lost(rk);
+        revoke(in, l, !lost);
+        sl_log(SL_LOG_INFO, "kafka_revoked", "input=%s partitions=%d lost=%d", in->ctx->name,
+               l->cnt, (int)lost);
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, l));
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 7) sl_log(SL_LOG_WARN, "librdkafka", "facility=%s message=%s", fac, buf);
+}
+
+/* ---- the input ---- */
+
+static void register_metrics(kin *in)
+{
+    char l[256];
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, NULL, NULL);
+    in->m_records = sl_counter("sluice_input_records_total", "Records read by the input.", l);
+    in->m_bytes = sl_counter("sluice_input_bytes_total", "Bytes read by the input.", l);
+    in->m_decode_errors =
+        sl_counter("sluice_kafka_input_decode_errors_total",
+                   "Messages that were not the record JSON of `format: json`; shipped as they "
+                   "came, marked as a parse error.",
+                   l);
+    in->m_too_large =
+        sl_counter("sluice_kafka_input_truncated_total", "Messages cut to max_message_bytes.", l);
+    in->m_errors =
+        sl_counter("sluice_kafka_input_errors_total", "Consumer errors reported by librdkafka.", l);
+    in->m_rebalances = sl_counter("sluice_kafka_input_rebalances_total",
+                                  "Partition assignments and revocations.", l);
+    in->m_commits =
+        sl_counter("sluice_kafka_input_commits_total", "Partition offsets committed.", l);
+    in->m_commit_errors =
+        sl_counter("sluice_kafka_input_commit_errors_total", "Offset commits that failed.", l);
+    in->m_uncommitted = sl_gauge("sluice_kafka_input_uncommitted_messages",
+                                 "Messages read and not yet committed (a kill -9 now would have "
+                                 "them read again).",
+                                 l);
+    in->m_released_uncommitted =
+        sl_counter("sluice_kafka_input_released_uncommitted_total",
+                   "Messages of partitions released at a rebalance (or lost) that were read "
+                   "since the last confirmed commit: the next owner reads them again. High "
+                   "when revocation commits fail or acknowledgements outlast rebalance_timeout.",
+                   l);
+}
+
+static int consumer_new(kin *in, sl_err *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char brokers[4096] = "";
+    for (size_t i = 0; i < in->nbrokers; i++) {
+        size_t at = strlen(brokers);
+        snprintf(brokers + at, sizeof brokers - at, "%s%s", i ? "," : "", in->brokers[i]);
+    }
+    struct {
+        const char *k, *v;
+    } fixed[] = {
+        {"bootstrap.servers", brokers},
+        {"group.id", in->group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", in->start == 0 ? "earliest" : "latest"},
+        {"client.id", "sluice"},
+    };
+    char errstr[512];
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if (rd_kafka_conf_set(conf, fixed[i].k, fixed[i].v, errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+            goto bad;
+    for (int i = 0; i < in->nprops; i++)
+        if (rd_kafka_conf_set(conf, in->props[i].k, in->props[i].v, errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+            goto bad;
+    rd_kafka_conf_set_opaque(conf, in);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!in->rk) goto bad;
+    rd_kafka_poll_set_consumer(in->rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new((int)in->ntopics);
+    for (size_t i = 0; i < in->ntopics; i++)
+        rd_kafka_topic_partition_list_add(t, in->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (e) {
+        rd_kafka_destroy(in->rk);
+        in->rk = NULL;
+        return sl_errf(err, SL_EINVAL, "input %s: subscribe: %s", in->ctx->name,
+                       rd_kafka_err2str(e));
+    }
+    return SL_OK;
+bad:
+    rd_kafka_conf_destroy(conf);
+    return sl_errf(err, SL_EINVAL, "input %s: librdkafka: %s", in->ctx->name, errstr);
+}
+
+static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
+{
+    kin *in = calloc(1, sizeof *in);
+    if (!in) return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
+    in->ctx = ctx;
+    if (configure(in, ctx) != SL_OK) {
+        free(in);
+        return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
+    }
+    if (ctx->check_only) {
+        free(in);
+        *state = NULL;
+        return SL_OK;
+    }
+    in->parts = calloc(MAX_PARTITIONS, sizeof *in->parts);
+    if (!in->parts) {
+        free(in);
+        return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
+    }
+    in->rl_errors.interval_ns = 10 * 1000000000LL;
+    pthread_mutex_init(&in->mu, NULL);
+    register_metrics(in);
+    int rc = consumer_new(in, err);
+    if (rc != SL_OK) {
+        pthread_mutex_destroy(&in->mu);
+        free(in->parts);
+        free(in);
+        return rc;
+    }
+    /* Without it only the lag gauges stay at 0: not a reason to refuse. */
+    in->lag_running = pthread_create(&in->lag_thread, NULL, lag_main, in) == 0;
+    if (!in->lag_running)
+        sl_log(SL_LOG_WARN, "kafka_lag_thread_failed", "input=%s (lag gauges stay 0)", ctx->name);
+    *state = in;
+    return SL_OK;
+}
+
+static int kin_run(void *state)
+{
+    kin *in = state;
+    int64_t next_commit = 0;
+    int rc = SL_OK;
+    while (!atomic_load(in->ctx->stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 100);
+        if (m) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                rc = SL_OK;
+            } else if (m->err) {
+                sl_metric_inc(in->m_errors);
+                uint64_t suppressed;
+                if (sl_ratelimit_ok(&in->rl_errors, &suppressed))
+                    sl_log(SL_LOG_WARN, "kafka_consume_error", "input=%s error=%s suppressed=%llu",
+                           in->ctx->name, rd_kafka_message_errstr(m),
+                           (unsigned long long)suppressed);
+            } else {
+                rc = take_message(in, m);
+            }
+            rd_kafka_message_destroy(m);
+            if (rc == SL_ECLOSED) break;
+        }
+        int64_t now = sl_monotonic_ns();
+        if (in->batch && (!m || now - in->batch_started_ns >= in->flush_ms * 1000000)) {
+            rc = flush(in);
+            if (rc == SL_ECLOSED) break;
+        }
+        if (now >= next_commit) {
+            commit(in, false);
+            next_commit = now + in->commit_ms * 1000000;
+        }
+        update_uncommitted(in);
+    }
+    if (in->batch && rc != SL_ECLOSED) flush(in);
+    return SL_OK;
+}
+
+/* After the sinks drained: commit what they acknowledged, then leave the
+ * group (which revokes, waits and commits once more). */
+static void kin_destroy(void *state)
+{
+    kin *in = state;
+    if (!in) return;
+    if (in->batch) sl_batch_unref(in->batch);
+    in->batch = NULL;
+    if (in->lag_running) {
+        atomic_store(&in->lag_stop, true);
+        pthread_join(in->lag_thread, NULL);
+    }
+    if (in->rk) {
+        commit(in, true);
+        in->rebalance_ms = 0; /* the sinks are done: nothing more will be acknowledged */
+        rd_kafka_consumer_close(in->rk);
+        rd_kafka_destroy(in->rk);
+    }
+    for (size_t i = 0; i < in->nparts; i++)
+        if (in->parts[i].wm) sl_watermark_unref(in->parts[i].wm);
+    free(in->parts);
+    pthread_mutex_destroy(&in->mu);
+    if (in->chunk) sl_chunk_unref(in->chunk);
+    free(in);
+}
+
+const sl_input_ops sl_kafka_input_ops = {.type = "kafka",
+                                         .create = kin_create,
+                                         .run = kin_run,
+                                         .destroy = kin_destroy,
+                                         .keys = kafka_input_keys,
+                                         .nkeys = SL_CFG_NKEYS(kafka_input_keys)};

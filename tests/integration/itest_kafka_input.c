@@ -1,0 +1,568 @@
+/* Issue 18, the Kafka input: aggregator processes (the real binary) in one
+ * consumer group read a topic of librdkafka's mock cluster (3 brokers, 12
+ * partitions, on 127.0.0.1, in this process) into the Loki test receiver.
+ *  - 3 aggregators consume 1,000,000 records (100,000 under the
+ *    sanitizers) while they are produced; one is killed with -9 mid-way and
+ *    another started: every record arrives, the duplicates are at most what
+ *    the killed one had read and not committed plus what the rebalances
+ *    handed over uncommitted (both metrics), the partitions move, and the
+ *    survivors commit to the end.
+ *  - A Loki outage stops commits: Kafka's committed offsets never pass what
+ *    the receiver has, lag grows; after it, everything arrives and the
+ *    commits reach the end.
+ *  - `format: json` restores line, time, labels and fields of what the
+ *    Kafka sink writes with `value: json`; key and headers become fields. */
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/batch.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "shipper/recjson.h"
+#include "tests/fault/ftest_spool_rig.h"
+#include "tests/helpers.h"
+#include "tests/loki_receiver.h"
+
+#define PARTITIONS 12
+#define LINE_PAD   "some payload text for the aggregation tier"
+
+typedef struct cluster {
+    rd_kafka_t *mrk;
+    rd_kafka_mock_cluster_t *mc;
+    char boot[512];
+    rd_kafka_t *producer;
+} cluster;
+
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk, (void)level, (void)fac, (void)buf;
+}
+
+static void cluster_start(cluster *c)
+{
+    memset(c, 0, sizeof *c);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    c->mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(c->mrk);
+    c->mc = rd_kafka_mock_cluster_new(c->mrk, 3);
+    assert_non_null(c->mc);
+    snprintf(c->boot, sizeof c->boot, "%s", rd_kafka_mock_cluster_bootstraps(c->mc));
+    assert_int_equal(rd_kafka_mock_topic_create(c->mc, "logs", PARTITIONS, 3), 0);
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", c->boot, errstr, sizeof errstr),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "linger.ms", "20", errstr, sizeof errstr),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof errstr),
+        RD_KAFKA_CONF_OK);
+    c->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(c->producer);
+}
+
+static void cluster_stop(cluster *c)
+{
+    rd_kafka_flush(c->producer, 10000);
+    rd_kafka_destroy(c->producer);
+    rd_kafka_mock_cluster_destroy(c->mc);
+    rd_kafka_destroy(c->mrk);
+}
+
+/* Raw records `id=N ...`, spread over the partitions by id. */
+static void produce_ids(cluster *c, long from, long to)
+{
+    char line[128];
+    for (long id = from; id < to; id++) {
+        int n = snprintf(line, sizeof line, "id=%08ld %s", id, LINE_PAD);
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                c->producer, RD_KAFKA_V_TOPIC("logs"),
+                RD_KAFKA_V_PARTITION((int32_t)(id % PARTITIONS)), RD_KAFKA_V_VALUE(line, (size_t)n),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                assert_int_equal(e, 0);
+                break;
+            }
+            rd_kafka_poll(c->producer, 10);
+        }
+        rd_kafka_poll(c->producer, 0);
+    }
+}
+
+typedef struct producing {
+    cluster *c;
+    long total;
+    atomic_long done;
+    pthread_t th;
+} producing;
+
+static void *produce_main(void *arg)
+{
+    producing *p = arg;
+    for (long from = 0; from < p->total; from += 10000) {
+        long to = from + 10000 < p->total ? from + 10000 : p->total;
+        produce_ids(p->c, from, to);
+        atomic_store(&p->done, to);
+    }
+    rd_kafka_flush(p->c->producer, 30000);
+    return NULL;
+}
+
+/* ---- aggregators ---- */
+
+typedef struct agg {
+    char *dir, *cfg, *log, *data;
+    int mport;
+    pid_t pid;
+} agg;
+
+static void agg_init(agg *a, const char *tag, const char *boot, int lport, const char *format,
+                     const char *buffer)
+{
+    memset(a, 0, sizeof *a);
+    a->dir = sl_t_tmpdir(tag);
+    a->cfg = sl_t_path(a->dir, "sluice.yml");
+    a->log = sl_t_path(a->dir, "agent.log");
+    a->data = sl_t_path(a->dir, "data");
+    a->mport = sl_t_free_port();
+    char yml[4096];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s\n"
+             "log: {level: info}\n"
+             "metrics: {listen: \"127.0.0.1:%d\"}\n"
+             "inputs:\n"
+             "  - name: kin\n"
+             "    type: kafka\n"
+             "    brokers: [\"%s\"]\n"
+             "    topics: [logs]\n"
+             "    group_id: aggregators\n"
+             "    format: %s\n"
+             "    commit_interval: 200ms\n"
+             "    flush_interval: 50ms\n"
+             "    rebalance_timeout: 5s\n"
+             "    librdkafka: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"300\", "
+             "debug: \"cgrp,consumer\"}\n"
+             "sinks:\n"
+             "  - name: lk\n"
+             "    type: loki\n"
+             "    inputs: [kin]\n"
+             "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+             "    min_backoff: 20ms\n"
+             "    max_backoff: 200ms\n"
+             "    max_batch_wait: 20ms\n"
+             "    timeout: 5s\n"
+             "    labels: {job: agg}\n"
+             "    buffer: %s\n",
+             a->data, a->mport, boot, format, lport, buffer);
+    assert_int_equal(sl_t_write_file(a->cfg, yml, strlen(yml)), 0);
+}
+
+static void agg_start(agg *a)
+{
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", a->cfg, NULL};
+    a->pid = sl_t_spawn(argv, a->log);
+    assert_true(a->pid > 0);
+}
+
+static void agg_free(agg *a)
+{
+    if (a->pid > 0) sl_t_stop(a->pid, SIGKILL, 5000);
+    if (!getenv("SLUICE_KEEP_TMP")) sl_t_rmtree(a->dir);
+    free(a->dir), free(a->cfg), free(a->log), free(a->data);
+}
+
+static double agg_metric(agg *a, const char *name)
+{
+    return sl_t_metric(a->mport, name);
+}
+
+/* ---- the receiver's side ---- */
+
+typedef struct want {
+    sl_lr *lr;
+    uint64_t n;
+} want;
+
+static bool entries_at_least(void *arg)
+{
+    want *w = arg;
+    sl_lr_stats st;
+    sl_lr_get_stats(w->lr, &st);
+    return st.entries >= w->n;
+}
+
+/* Distinct and repeated ids among the receiver's JSON lines. */
+static sl_t_tally count_received(const char *path, long max_id)
+{
+    sl_t_tally t = {0};
+    size_t n = 0;
+    char *data = sl_t_read_file(path, &n);
+    unsigned char *seen = calloc((size_t)max_id + 1, 1);
+    assert_non_null(seen);
+    for (char *p = data; p && p < data + n;) {
+        char *nl = memchr(p, '\n', (size_t)(data + n - p));
+        if (!nl) break;
+        char *at = memmem(p, (size_t)(nl - p), "id=", 3);
+        long id = at ? sl_t_parse_id(at, nl, "id=") : -1;
+        if (id >= 0 && id < max_id) {
+            t.dups += seen[id];
+            t.distinct += !seen[id];
+            seen[id] = 1;
+        } else {
+            t.other++;
+        }
+        p = nl + 1;
+    }
+    free(seen);
+    free(data);
+    return t;
+}
+
+/* Sum of the group's committed offsets, as Kafka has them. */
+static int64_t committed_total(cluster *c)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_conf_set(conf, "bootstrap.servers", c->boot, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "group.id", "aggregators", errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
+    for (int p = 0; p < PARTITIONS; p++) rd_kafka_topic_partition_list_add(l, "logs", p);
+    int64_t sum = -1;
+    for (int attempt = 0; attempt < 20 && sum < 0; attempt++) {
+        if (rd_kafka_committed(rk, l, 5000) != 0) continue;
+        sum = 0;
+        for (int p = 0; p < l->cnt; p++)
+            if (l->elems[p].offset > 0) sum += l->elems[p].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return sum;
+}
+
+typedef struct commit_goal {
+    cluster *c;
+    int64_t total;
+} commit_goal;
+
+static bool committed_reaches(void *arg)
+{
+    commit_goal *g = arg;
+    return committed_total(g->c) >= g->total;
+}
+
+/* ---- tests ---- */
+
+static void test_group_kill9_and_rebalance(void **st)
+{
+    (void)st;
+    /* The issue's 1,000,000 (the whole file takes ~30 s, mostly group
+     * joins and the killed member's session timeout; 300,000 took as
+     * long); fewer under the sanitizers. */
+    const long total = sl_t_sanitized() ? 100000 : 1000000;
+    cluster c;
+    cluster_start(&c);
+    char *dir = sl_t_tmpdir("kafka-in-out");
+    char *out = sl_t_path(dir, "received.jsonl");
+    sl_lr_opts lo = {.out_path = out, .discard = true};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agg a[4];
+    const char *tags[4] = {"kafka-in-a", "kafka-in-b", "kafka-in-c", "kafka-in-d"};
+    for (int i = 0; i < 4; i++)
+        agg_init(&a[i], tags[i], c.boot, sl_lr_port(lr), "raw", "{memory_max: 4MiB}");
+    for (int i = 0; i < 3; i++) agg_start(&a[i]);
+    producing p = {.c = &c, .total = total};
+    assert_int_equal(pthread_create(&p.th, NULL, produce_main, &p), 0);
+
+    /* Mid-way: what the first aggregator holds read and not committed is
+     * the most a kill may duplicate. */
+    want w = {lr, (uint64_t)total * 3 / 10};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(120000)));
+    double uncommitted = agg_metric(&a[0], "sluice_kafka_input_uncommitted_messages");
+    double released = agg_metric(&a[0], "sluice_kafka_input_released_uncommitted_total");
+    assert_int_equal(sl_t_stop(a[0].pid, SIGKILL, 5000), 128 + SIGKILL);
+    a[0].pid = 0;
+    agg_start(&a[3]);
+    pthread_join(p.th, NULL);
+
+    w.n = (uint64_t)total;
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(240000)));
+    /* Every record, counted once from the receiver's file. */
+    sl_t_tally t = {0};
+    int64_t until = sl_monotonic_ns() + sl_t_scaled_ms(60000) * 1000000LL;
+    for (;;) {
+        t = count_received(out, total);
+        if (t.distinct == total || sl_monotonic_ns() > until) break;
+        want more = {lr, (uint64_t)(total + t.dups + 1)};
+        sl_t_wait_until(entries_at_least, &more, 1000);
+    }
+    /* Rebalances re-read too: a member releasing a partition counts what
+     * it read since its last confirmed commit (the whole window when the
+     * coordinator refuses the revocation commit, as the mock does while
+     * the group rebalances, where a real broker takes it). */
+    for (int i = 1; i < 4; i++)
+        released += agg_metric(&a[i], "sluice_kafka_input_released_uncommitted_total");
+    double late = agg_metric(&a[3], "sluice_input_records_total");
+    fprintf(stderr,
+            "kafka group: %ld records, 12 partitions, 3 aggregators, 1 kill -9 at 30%%: "
+            "distinct=%ld dups=%ld (killed one held %.0f read, uncommitted; members released "
+            "%.0f read, uncommitted at rebalances) other=%ld; the aggregator started after the "
+            "kill read %.0f\n",
+            total, t.distinct, t.dups, uncommitted, released, t.other, late);
+    assert_int_equal(t.distinct, total);
+    assert_true(uncommitted >= 0);
+    /* Read and uncommitted by the killed one when scraped, plus what it
+     * could read between the scrape and the kill (one fetch per
+     * partition), plus what the rebalances handed over uncommitted. */
+    assert_true(t.dups <= (long)(uncommitted + released) + PARTITIONS * 1024);
+    assert_true(late > 0); /* the new member got partitions */
+    /* Two members stop; the last one takes every partition, reads again
+     * what their refused revocation commits left (the mock refuses commits
+     * while its group rebalances) and commits to the end of all twelve;
+     * stopped, it leaves exactly that in Kafka. */
+    for (int i = 1; i < 3; i++) {
+        assert_true(sl_t_file_has(a[i].log, "event=kafka_assigned"));
+        assert_int_equal(sl_t_stop(a[i].pid, SIGTERM, sl_t_scaled_ms(60000)), 0);
+        a[i].pid = 0;
+    }
+    commit_goal cg = {&c, total};
+    assert_true(sl_t_wait_until(committed_reaches, &cg, sl_t_scaled_ms(120000)));
+    assert_int_equal(sl_t_stop(a[3].pid, SIGTERM, sl_t_scaled_ms(60000)), 0);
+    a[3].pid = 0;
+    assert_int_equal(committed_total(&c), total);
+    for (int i = 0; i < 4; i++) agg_free(&a[i]);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+    sl_t_rmtree(dir);
+    free(out), free(dir);
+}
+
+typedef struct agg_metric_goal {
+    agg *a;
+    sl_lr *lr;
+} agg_metric_goal;
+
+/* The aggregator has read records and its sink has met the outage a few
+ * times over. */
+static bool read_during_outage(void *arg)
+{
+    agg_metric_goal *g = arg;
+    sl_lr_stats s;
+    sl_lr_get_stats(g->lr, &s);
+    return s.faults >= 20 && agg_metric(g->a, "sluice_input_records_total") > 0 &&
+           agg_metric(g->a, "sluice_kafka_input_lag_messages") > 0;
+}
+
+static void test_outage_stops_commits(void **st)
+{
+    (void)st;
+    const long total = sl_t_sanitized() ? 20000 : 100000;
+    cluster c;
+    cluster_start(&c);
+    sl_lr_opts lo = {.discard = true};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    srig_outage_ctl *oc = calloc(1, sizeof *oc);
+    assert_non_null(oc);
+    oc->lr = lr;
+    pthread_mutex_init(&oc->mu, NULL);
+    atomic_store(&oc->run, true);
+    pthread_t oth;
+    assert_int_equal(pthread_create(&oth, NULL, srig_outage_main, oc), 0);
+    srig_outage_refill(oc);
+    atomic_store(&oc->on, true);
+
+    agg a;
+    agg_init(&a, "kafka-in-outage", c.boot, sl_lr_port(lr), "raw", "{memory_max: 2MiB}");
+    agg_start(&a);
+    produce_ids(&c, 0, total);
+    rd_kafka_flush(c.producer, 30000);
+    agg_metric_goal g = {&a, lr};
+    assert_true(sl_t_wait_until(read_during_outage, &g, sl_t_scaled_ms(60000)));
+    /* Two commit intervals more: a commit would have happened by now. */
+    want none = {lr, 1};
+    assert_false(sl_t_wait_until(entries_at_least, &none, 500));
+    double read = agg_metric(&a, "sluice_input_records_total");
+    double lag = agg_metric(&a, "sluice_kafka_input_lag_messages");
+    int64_t committed = committed_total(&c);
+    sl_lr_stats s;
+    sl_lr_get_stats(lr, &s);
+    fprintf(stderr, "during the outage: read=%.0f delivered=%llu committed=%lld lag=%.0f\n", read,
+            (unsigned long long)s.entries, (long long)committed, lag);
+    assert_int_equal(s.entries, 0);
+    assert_int_equal(committed, 0); /* nothing committed past undelivered records */
+    assert_true(lag > 0);
+
+    /* The destination comes back: everything arrives, commits reach the end. */
+    atomic_store(&oc->on, false);
+    want w = {lr, (uint64_t)total};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(120000)));
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+    sl_lr_get_stats(lr, &s);
+    int64_t end = committed_total(&c);
+    fprintf(stderr, "after the outage: delivered=%llu committed=%lld of %ld\n",
+            (unsigned long long)s.entries, (long long)end, total);
+    assert_int_equal(end, total);
+    atomic_store(&oc->run, false);
+    pthread_join(oth, NULL);
+    agg_free(&a);
+    sl_lr_stop(lr);
+    free(oc);
+    cluster_stop(&c);
+}
+
+/* What a node agent's Kafka sink writes with `value: json` (the same
+ * encoder, shipper/recjson.c) comes back out of the aggregator as the
+ * record it was: line, time, labels, fields. A value that is not record
+ * JSON is shipped as it came, flagged and counted. */
+static void test_format_json_restores_records(void **st)
+{
+    (void)st;
+    const int n = 2000;
+    const int64_t t0 = 1796600000123456789LL; /* ns: the time must survive exactly */
+    cluster c;
+    cluster_start(&c);
+    char *dir = sl_t_tmpdir("kafka-in-json-out");
+    char *out = sl_t_path(dir, "received.jsonl");
+    sl_lr_opts lo = {.out_path = out};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+
+    sl_batch *b = sl_batch_new((uint32_t)n);
+    assert_non_null(b);
+    char lines[64];
+    sl_buf js;
+    sl_buf_init(&js, 0);
+    for (int i = 0; i < n; i++) {
+        int k = snprintf(lines, sizeof lines, "json id=%08d \"quoted\" \t tab", i);
+        /* The batch keeps slices: each line lives in the JSON only once
+         * encoded, so encode record by record. */
+        sl_record *r = sl_batch_add(b, (sl_slice){lines, (size_t)k}, t0 + i, (uint64_t)i + 1);
+        assert_non_null(r);
+        sl_field *f =
+            sl_record_add_field(b, r, (sl_slice){"app", 3}, (sl_slice){"web", 3}, SL_V_STRING);
+        assert_non_null(f);
+        f->flags |= SL_FF_LABEL;
+        assert_non_null(
+            sl_record_add_field(b, r, (sl_slice){"user", 4}, (sl_slice){"alice", 5}, SL_V_STRING));
+        sl_buf_reset(&js);
+        assert_true(sl_recjson_append(&js, b, r, SL_RJ_ALL) >= 0);
+        assert_int_equal(
+            rd_kafka_producev(c.producer, RD_KAFKA_V_TOPIC("logs"),
+                              RD_KAFKA_V_PARTITION((int32_t)(i % PARTITIONS)),
+                              RD_KAFKA_V_VALUE(js.p, js.len), RD_KAFKA_V_KEY(lines + 5, 11),
+                              RD_KAFKA_V_HEADER("trace", "t-1", 3),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+    }
+    const char bad[] = "{\"not\": \"record json\"";
+    assert_int_equal(rd_kafka_producev(c.producer, RD_KAFKA_V_TOPIC("logs"),
+                                       RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE((void *)bad, sizeof bad - 1),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    rd_kafka_flush(c.producer, 30000);
+    sl_buf_free(&js);
+    sl_batch_unref(b);
+
+    agg a;
+    agg_init(&a, "kafka-in-json", c.boot, sl_lr_port(lr), "json", "{memory_max: 4MiB}");
+    /* The sink sends `user` as structured metadata, so the receiver shows it. */
+    size_t ylen = 0;
+    char *yml = sl_t_read_file(a.cfg, &ylen);
+    assert_non_null(yml);
+    char *more = NULL;
+    assert_true(asprintf(&more, "%s    structured_metadata: [user, kafka_key, trace]\n", yml) > 0);
+    assert_int_equal(sl_t_write_file(a.cfg, more, strlen(more)), 0);
+    free(yml), free(more);
+    agg_start(&a);
+    want w = {lr, (uint64_t)n + 1};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
+    assert_int_equal(agg_metric(&a, "sluice_kafka_input_decode_errors_total"), 1);
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+
+    size_t len = 0;
+    char *data = sl_t_read_file(out, &len);
+    assert_non_null(data);
+    int good = 0, raw_bad = 0;
+    for (char *p = data; p < data + len;) {
+        char *nl = memchr(p, '\n', (size_t)(data + len - p));
+        assert_non_null(nl);
+        *nl = 0;
+        json_error_t jerr;
+        json_t *o = json_loads(p, 0, &jerr);
+        assert_non_null(o);
+        const char *line = json_string_value(json_object_get(o, "line"));
+        const char *labels = json_string_value(json_object_get(o, "labels"));
+        const char *ts = json_string_value(json_object_get(o, "ts"));
+        assert_non_null(line), assert_non_null(labels), assert_non_null(ts);
+        int id = -1;
+        if (sscanf(line, "json id=%d", &id) == 1) {
+            char want_line[64];
+            snprintf(want_line, sizeof want_line, "json id=%08d \"quoted\" \t tab", id);
+            assert_string_equal(line, want_line);
+            assert_non_null(strstr(labels, "app=\"web\""));
+            assert_non_null(strstr(labels, "job=\"agg\""));
+            assert_int_equal(strtoll(ts, NULL, 10), t0 + id);
+            json_t *meta = json_object_get(o, "meta");
+            assert_string_equal(json_string_value(json_object_get(meta, "user")), "alice");
+            /* The message key (`id=NNNNNNNN`) and a header, as fields. */
+            char want_key[16];
+            snprintf(want_key, sizeof want_key, "id=%08d", id);
+            assert_string_equal(json_string_value(json_object_get(meta, "kafka_key")), want_key);
+            assert_string_equal(json_string_value(json_object_get(meta, "trace")), "t-1");
+            good++;
+        } else {
+            assert_string_equal(line, bad);
+            raw_bad++;
+        }
+        json_decref(o);
+        p = nl + 1;
+    }
+    fprintf(
+        stderr,
+        "format json: %d records restored (line, time to the ns, label, field, key, header), %d "
+        "undecodable shipped as sent\n",
+        good, raw_bad);
+    assert_int_equal(good, n);
+    assert_int_equal(raw_bad, 1);
+    free(data);
+    agg_free(&a);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+    sl_t_rmtree(dir);
+    free(out), free(dir);
+}
+
+int main(void)
+{
+    if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_group_kill9_and_rebalance),
+        cmocka_unit_test(test_outage_stops_commits),
+        cmocka_unit_test(test_format_json_restores_records),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

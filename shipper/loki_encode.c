@@ -15,7 +15,7 @@
 
 long sl_loki_utf8_sanitize(const char *s, size_t n, sl_buf *out)
 {
-    if (n > SIZE_MAX / 3 || buf_reserve(out, 3 * n)) return -1;
+    if (n > SIZE_MAX / 3 || buf_reserve(out, 3 * n)) return SL_ENOMEM;
     size_t replaced;
     out->len += sl_utf8_sanitize(s, n, out->p + out->len, &replaced);
     out->p[out->len] = '\0'; /* sl_buf keeps its text terminated */
@@ -29,8 +29,9 @@ long sl_loki_utf8_sanitize(const char *s, size_t n, sl_buf *out)
 static int json_unescape(const char *p, size_t n, sl_buf *b)
 {
     size_t o;
-    if (buf_reserve(b, n)) return -1;
-    if (sl_json_unescape_to(p, n, b->p + b->len, n, SL_JSON_BAD_KEEP, &o) != SL_OK) return -1;
+    if (buf_reserve(b, n)) return SL_ENOMEM;
+    if (sl_json_unescape_to(p, n, b->p + b->len, n, SL_JSON_BAD_KEEP, &o) != SL_OK)
+        return SL_ENOMEM;
     b->len += o;
     b->p[b->len] = '\0';
     return 0;
@@ -40,7 +41,7 @@ static int json_unescape(const char *p, size_t n, sl_buf *b)
  * sets *bad. */
 int sl_loki_json_escape(const char *p, size_t n, sl_buf *b, bool *bad)
 {
-    if (n > (SIZE_MAX - 32) / 6 || buf_reserve(b, SL_JSON_ESCAPE_ROOM(n))) return -1;
+    if (n > (SIZE_MAX - 32) / 6 || buf_reserve(b, SL_JSON_ESCAPE_ROOM(n))) return SL_ENOMEM;
     size_t replaced = 0;
     b->len += sl_json_escape_to(b->p + b->len, p, n, &replaced);
     b->p[b->len] = '\0';
@@ -210,9 +211,9 @@ void sl_loki_req_window_dropped(const sl_loki_req *q, uint64_t *old, uint64_t *y
 int sl_loki_grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t min)
 {
     uint32_t nc = *cap ? *cap * 2 : min;
-    if (nc < *cap || (size_t)nc > SIZE_MAX / elem) return -1;
+    if (nc < *cap || (size_t)nc > SIZE_MAX / elem) return SL_ENOMEM;
     void *p = realloc(*arr, (size_t)nc * elem);
-    if (!p) return -1;
+    if (!p) return SL_ENOMEM;
     *arr = p;
     *cap = nc;
     return 0;
@@ -223,7 +224,7 @@ static int value_text(const sl_field *f, sl_buf *t, sl_slice *out)
 {
     if (f->type == SL_V_ESCAPED) {
         sl_buf_reset(t);
-        if (json_unescape(f->val.p, f->val.n, t)) return -1;
+        if (json_unescape(f->val.p, f->val.n, t)) return SL_ENOMEM;
         *out = (sl_slice){t->p, t->len};
         return 0;
     }
@@ -235,7 +236,7 @@ static int key_text(const sl_field *f, sl_buf *t, sl_slice *out)
 {
     if (f->flags & SL_FF_KEY_ESCAPED) {
         sl_buf_reset(t);
-        if (json_unescape(f->key.p, f->key.n, t)) return -1;
+        if (json_unescape(f->key.p, f->key.n, t)) return SL_ENOMEM;
         *out = (sl_slice){t->p, t->len};
         return 0;
     }
@@ -272,20 +273,20 @@ static bool is_meta_field(const sl_loki_opts *o, const sl_field *f, sl_slice key
  * had invalid UTF-8 (replaced). */
 static int json_line(const sl_record *r, sl_buf *t, bool *bad)
 {
-    if (BUF_LIT(t, "{")) return -1;
+    if (BUF_LIT(t, "{")) return SL_ENOMEM;
     bool first = true;
     for (uint32_t i = 0; i < r->nfields; i++) {
         const sl_field *f = &r->fields[i];
         if (f->flags & SL_FF_REMOVED) continue;
-        if (!first && BUF_LIT(t, ",")) return -1;
+        if (!first && BUF_LIT(t, ",")) return SL_ENOMEM;
         first = false;
-        if (BUF_LIT(t, "\"")) return -1;
+        if (BUF_LIT(t, "\"")) return SL_ENOMEM;
         if (f->flags & SL_FF_KEY_ESCAPED) {
-            if (buf_put(t, f->key.p, f->key.n)) return -1;
+            if (buf_put(t, f->key.p, f->key.n)) return SL_ENOMEM;
         } else if (sl_loki_json_escape(f->key.p, f->key.n, t, bad)) {
-            return -1;
+            return SL_ENOMEM;
         }
-        if (BUF_LIT(t, "\":")) return -1;
+        if (BUF_LIT(t, "\":")) return SL_ENOMEM;
         int rc;
         switch (f->type) {
         case SL_V_STRING:
@@ -313,7 +314,7 @@ static int json_line(const sl_record *r, sl_buf *t, bool *bad)
             rc = BUF_LIT(t, "\"") || sl_loki_json_escape(f->val.p, f->val.n, t, bad) ||
                  BUF_LIT(t, "\"");
         }
-        if (rc) return -1;
+        if (rc) return SL_ENOMEM;
     }
     return BUF_LIT(t, "}");
 }
@@ -360,18 +361,18 @@ static bool same_labels(const sl_record *a, const sl_record *b)
 }
 
 /* The record's tenant (rendered into t3): listed once; 1 when the filter
- * keeps the record, 0 when not, -1 on allocation failure. */
+ * keeps the record, 0 when not, SL_ENOMEM on allocation failure. */
 static int record_tenant(sl_loki_req *q, const sl_batch *b, const sl_record *r, uint32_t *adj)
 {
     int rc = sl_loki_tpl_render(q->o->tenant, b, r, &q->t3);
-    if (rc < 0) return -1;
+    if (rc < 0) return rc;
     if (rc) *adj |= 1u << SL_LOKI_ADJ_TENANT;
     sl_slice t = {q->t3.p, q->t3.len};
     bool known = false;
     for (uint32_t i = q->ntenants; i-- > 0 && !known;) known = sl_slice_eq(q->tenants[i], t.p, t.n);
     if (!known) {
         const char *d = sl_loki_scratch_dup(&q->mem, t.p, t.n);
-        if (!d || GROW(q->tenants, q->ntenants, q->captenants, 8)) return -1;
+        if (!d || GROW(q->tenants, q->ntenants, q->captenants, 8)) return SL_ENOMEM;
         q->tenants[q->ntenants++] = (sl_slice){d, t.n};
     }
     return !q->tfilter || sl_slice_eq(t, q->tfilter, q->tfilter_n);
@@ -426,7 +427,7 @@ static int add_line(sl_loki_req *q, uint32_t si, int64_t ts, const char *lp, siz
             int k = sl_utf8_seq((const unsigned char *)lp + off, ln - off);
             cut = k > 0 ? (size_t)k : 1;
         }
-        if (add_entry(q, si, ts, lp + off, cut, meta_off, err)) return -1;
+        if (add_entry(q, si, ts, lp + off, cut, meta_off, err)) return SL_ENOMEM;
         off += cut;
     }
     return 1 << SL_LOKI_ADJ_LINE_SPLIT;

@@ -90,7 +90,7 @@ int sl_loki_gzip(const void *in, size_t n, sl_buf *out, sl_err *err);
 
 /* Appends p[0..n) to out with each maximal invalid subsequence replaced by
  * U+FFFD (Unicode's recommended practice); returns the replacements made,
- * or -1 when out cannot grow. */
+ * or SL_ENOMEM when out cannot grow. */
 long sl_loki_utf8_sanitize(const char *p, size_t n, sl_buf *out);
 
 #endif

@@ -107,7 +107,7 @@ struct sl_loki_req {
 #define GROW(arr, n, cap, min)                                                                     \
     ((n) < (cap) ? 0 : sl_loki_grow_array((void **)&(arr), &(cap), sizeof *(arr), (min)))
 
-/* Doubles *cap (min when 0) and reallocates *arr; -1 when out of memory. */
+/* Doubles *cap (min when 0) and reallocates *arr; SL_ENOMEM when out of memory. */
 int sl_loki_grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t min);
 
 static inline uint32_t varint_len(uint64_t v)
@@ -156,7 +156,7 @@ static inline uint32_t ts_body(int64_t ts)
 }
 
 /* p escaped as a JSON string body into b; invalid UTF-8 becomes U+FFFD and
- * sets *bad. -1 when b cannot grow. */
+ * sets *bad. SL_ENOMEM when b cannot grow. */
 int sl_loki_json_escape(const char *p, size_t n, sl_buf *b, bool *bad);
 
 /* ---- label sets and streams (loki_streams.c) ---- */

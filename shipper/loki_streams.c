@@ -51,7 +51,7 @@ static const char *label_value(sl_loki_req *q, sl_slice s, bool stable, size_t *
 
 static int tmp_push(sl_loki_req *q, const char *name, size_t nn, const char *val, size_t vn)
 {
-    if (GROW(q->tmp, q->ntmp, q->captmp, 16)) return -1;
+    if (GROW(q->tmp, q->ntmp, q->captmp, 16)) return SL_ENOMEM;
     q->tmp[q->ntmp++] = (sl_loki_kv){{name, nn}, {val, vn}};
     return 0;
 }
@@ -63,9 +63,9 @@ int sl_loki_tmp_label(sl_loki_req *q, sl_slice name, sl_slice val, bool val_stab
     if (name.n == 0 || val.n == 0) return 0; /* Loki ignores empty values */
     size_t nn, vn;
     const char *np = label_name(q, name, &nn);
-    if (!np) return -1;
+    if (!np) return SL_ENOMEM;
     const char *vp = label_value(q, val, val_stable, &vn);
-    if (!vp) return -1;
+    if (!vp) return SL_ENOMEM;
     if (vn == 0) return 0; /* nothing acceptable was left */
     return tmp_push(q, np, nn, vp, vn);
 }
@@ -110,7 +110,7 @@ static int label_value_escape(const char *p, size_t n, sl_buf *b)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (buf_put(b, p + start, i - start)) return -1;
+        if (buf_put(b, p + start, i - start)) return SL_ENOMEM;
         char t[4] = {'\\', 0, 0, 0};
         size_t tn = 2;
         switch (c) {
@@ -135,7 +135,7 @@ static int label_value_escape(const char *p, size_t n, sl_buf *b)
             t[3] = hexdig[c & 15];
             tn = 4;
         }
-        if (buf_put(b, t, tn)) return -1;
+        if (buf_put(b, t, tn)) return SL_ENOMEM;
         start = i + 1;
     }
     return buf_put(b, p + start, n - start);
@@ -149,17 +149,18 @@ int sl_loki_stream_for(sl_loki_req *q, uint32_t from, const char *input, uint32_
     if (q->ntmp == from) {
         /* Loki rejects a stream without labels. */
         const char *in = input && *input ? input : "sluice";
-        if (sl_loki_tmp_label(q, SL_SLICE_LIT("job"), (sl_slice){in, strlen(in)}, true)) return -1;
-        if (q->ntmp == from && tmp_push(q, "job", 3, "sluice", 6)) return -1;
+        if (sl_loki_tmp_label(q, SL_SLICE_LIT("job"), (sl_slice){in, strlen(in)}, true))
+            return SL_ENOMEM;
+        if (q->ntmp == from && tmp_push(q, "job", 3, "sluice", 6)) return SL_ENOMEM;
     }
-    if (BUF_LIT(t, "{")) return -1;
+    if (BUF_LIT(t, "{")) return SL_ENOMEM;
     for (uint32_t i = from; i < q->ntmp; i++) {
-        if (i > from && BUF_LIT(t, ", ")) return -1;
+        if (i > from && BUF_LIT(t, ", ")) return SL_ENOMEM;
         if (buf_put(t, q->tmp[i].name.p, q->tmp[i].name.n) || BUF_LIT(t, "=\"") ||
             label_value_escape(q->tmp[i].value.p, q->tmp[i].value.n, t) || BUF_LIT(t, "\""))
-            return -1;
+            return SL_ENOMEM;
     }
-    if (BUF_LIT(t, "}")) return -1;
+    if (BUF_LIT(t, "}")) return SL_ENOMEM;
     uint64_t h = fnv1a(t->p, t->len);
     if (q->tabcap) {
         uint32_t mask = q->tabcap - 1;
@@ -177,7 +178,7 @@ int sl_loki_stream_for(sl_loki_req *q, uint32_t from, const char *input, uint32_
     if ((q->nst + 1) * 2 > q->tabcap) {
         uint32_t nc = q->tabcap ? q->tabcap * 2 : 16;
         uint32_t *tab = calloc(nc, sizeof *tab);
-        if (!tab) return -1;
+        if (!tab) return SL_ENOMEM;
         for (uint32_t s = 0; s < q->nst; s++) {
             uint32_t i = (uint32_t)q->st[s].hash & (nc - 1);
             while (tab[i]) i = (i + 1) & (nc - 1);
@@ -189,15 +190,16 @@ int sl_loki_stream_for(sl_loki_req *q, uint32_t from, const char *input, uint32_
     }
     if (q->nst == q->capst) {
         uint32_t old = q->capst;
-        if (sl_loki_grow_array((void **)&q->st, &q->capst, sizeof *q->st, 8)) return -1;
+        if (sl_loki_grow_array((void **)&q->st, &q->capst, sizeof *q->st, 8)) return SL_ENOMEM;
         memset(q->st + old, 0, (q->capst - old) * sizeof *q->st);
     }
     sl_loki_stream *st = &q->st[q->nst];
     const char *lp = sl_loki_scratch_dup(&q->mem, t->p, t->len);
-    if (!lp) return -1;
+    if (!lp) return SL_ENOMEM;
     uint32_t np = q->ntmp - from;
     while (q->npairs + np > q->cappairs)
-        if (sl_loki_grow_array((void **)&q->pairs, &q->cappairs, sizeof *q->pairs, 16)) return -1;
+        if (sl_loki_grow_array((void **)&q->pairs, &q->cappairs, sizeof *q->pairs, 16))
+            return SL_ENOMEM;
     memcpy(q->pairs + q->npairs, q->tmp + from, np * sizeof *q->pairs);
     st->labels = lp;
     st->labels_n = (uint32_t)t->len;

@@ -36,7 +36,7 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
     if (item->kind != SL_CFG_MAP || item->n != 1) {
         sl_cfg_error(cfg, item,
                      "a parse step is a map with one key, the step's name (e.g. `- json: {}`)");
-        return -1;
+        return SL_EINVAL;
     }
     const char *name = item->keys[0];
     const sl_cfg_node *args = item->items[0];
@@ -44,7 +44,7 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
     if (!s->ops) {
         sl_cfg_error(cfg, item->key_nodes[0], "unknown parse step '%s' (one of %s)", name,
                      sl_step_choices());
-        return -1;
+        return SL_EINVAL;
     }
     char l[256];
     sl_metric_labels(l, sizeof l, "input", input, "step", name);
@@ -55,7 +55,7 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
         sl_counter("sluice_records_filtered_total", "Records removed by drop/keep steps.", l);
     s->warnings = sl_counter("sluice_parse_warnings_total",
                              "Records a parse step parsed without a part (parse_warning).", l);
-    if (!s->ops->own_args && sl_cfg_check(cfg, args, s->ops->keys, s->ops->nkeys)) return -1;
+    if (!s->ops->own_args && sl_cfg_check(cfg, args, s->ops->keys, s->ops->nkeys)) return SL_EINVAL;
     return s->ops->create(&s->ctx, &s->state);
 }
 
@@ -65,14 +65,14 @@ int sl_chain_new(sl_cfg *cfg, const sl_cfg_node *steps, const char *input, sl_ch
     if (!steps || steps->n == 0) return 0;
     if (steps->kind != SL_CFG_SEQ) {
         sl_cfg_error(cfg, steps, "parse must be a list of steps");
-        return -1;
+        return SL_EINVAL;
     }
     if (steps->n > MAX_STEPS) {
         sl_cfg_error(cfg, steps, "at most %d parse steps", MAX_STEPS);
-        return -1;
+        return SL_EINVAL;
     }
     sl_chain *c = calloc(1, sizeof *c);
-    if (!c) return -1;
+    if (!c) return SL_ENOMEM;
     int rc = 0;
     for (size_t i = 0; i < steps->n; i++) {
         if (build_step(cfg, steps->items[i], input, &c->steps[c->n]) != 0) rc = -1;
@@ -89,7 +89,7 @@ int sl_chain_new(sl_cfg *cfg, const sl_cfg_node *steps, const char *input, sl_ch
     }
     if (rc != 0) {
         sl_chain_free(c);
-        return -1;
+        return SL_EINVAL;
     }
     *out = c;
     return 0;

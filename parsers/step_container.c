@@ -16,14 +16,14 @@ typedef struct container_step {
 static int create(const sl_step_ctx *ctx, void **state, bool docker)
 {
     container_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     s->docker = docker;
     /* The keys are the framing's; read here too so a bad value is reported
      * where the step is built, as for any step. */
     sl_container_frame_opts o;
     if (sl_cfg_read(ctx->cfg, ctx->args, sl_container_frame_keys, SL_CONTAINER_FRAME_NKEYS, &o))
-        return -1;
+        return SL_EINVAL;
     return 0;
 }
 

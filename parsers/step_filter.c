@@ -38,7 +38,7 @@ static int compile(sl_cfg *cfg, const sl_cfg_node *at, const char *pattern, filt
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof msg);
         sl_cfg_error(cfg, at, "bad regex at offset %zu: %s", (size_t)erroff, (const char *)msg);
-        return -1;
+        return SL_EINVAL;
     }
     pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE);
     s->md = pcre2_match_data_create_from_pattern(s->re, NULL);
@@ -48,12 +48,12 @@ static int compile(sl_cfg *cfg, const sl_cfg_node *at, const char *pattern, filt
 static int create(const sl_step_ctx *ctx, void **state, bool drop_matches)
 {
     filter_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     s->drop_matches = drop_matches;
     s->dropped = ctx->dropped;
     if (sl_cfg_read(ctx->cfg, ctx->args, filter_keys, SL_CFG_NKEYS(filter_keys), s) || !s->regex)
-        return -1;
+        return SL_EINVAL;
     return compile(ctx->cfg, sl_cfg_get(ctx->args, "regex"), s->regex, s);
 }
 

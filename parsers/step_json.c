@@ -7,7 +7,7 @@
 static int json_create(const sl_step_ctx *ctx, void **state)
 {
     sl_json_opts *o = calloc(1, sizeof *o);
-    if (!o) return -1;
+    if (!o) return SL_ENOMEM;
     *state = o;
     return sl_json_opts_from_cfg(ctx->cfg, ctx->args, o);
 }

@@ -18,7 +18,7 @@ static const sl_cfg_key logfmt_keys[] = {
 static int logfmt_create(const sl_step_ctx *ctx, void **state)
 {
     logfmt_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     return sl_cfg_read(ctx->cfg, ctx->args, logfmt_keys, SL_CFG_NKEYS(logfmt_keys), s) ? -1 : 0;
 }

@@ -47,17 +47,17 @@ static int regex_create(const sl_step_ctx *ctx, void **state)
     sl_cfg *cfg = ctx->cfg;
     const sl_cfg_node *args = ctx->args;
     regex_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     regex_args a;
-    if (sl_cfg_read(cfg, args, regex_keys, SL_CFG_NKEYS(regex_keys), &a)) return -1;
+    if (sl_cfg_read(cfg, args, regex_keys, SL_CFG_NKEYS(regex_keys), &a)) return SL_EINVAL;
     s->field = a.field;
     const char *pattern = a.pattern;
     /* The name as written (the table checked it is one of the choices). */
     const char *builtin = a.builtin >= 0 ? sl_cfg_get(args, "builtin")->scalar : NULL;
     if (!pattern == !builtin) {
         sl_cfg_error(cfg, args, "regex needs exactly one of 'pattern' or 'builtin'");
-        return -1;
+        return SL_EINVAL;
     }
     sl_regex_opts o = {.match_limit = (uint32_t)a.match_limit, .utf = true};
     sl_err err;
@@ -65,7 +65,7 @@ static int regex_create(const sl_step_ctx *ctx, void **state)
                      : sl_regex_builtin(builtin, &o, &s->regex, &err);
     if (rc != 0) {
         sl_cfg_error(cfg, sl_cfg_get(args, pattern ? "pattern" : "builtin"), "%s", err.msg);
-        return -1;
+        return SL_EINVAL;
     }
     return 0;
 }

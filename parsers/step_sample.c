@@ -32,7 +32,7 @@ static const sl_cfg_key sample_keys[] = {
 static int sample_create(const sl_step_ctx *ctx, void **state)
 {
     sample_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     s->dropped = ctx->dropped;
     return sl_cfg_read(ctx->cfg, ctx->args, sample_keys, SL_CFG_NKEYS(sample_keys), s) ? -1 : 0;

@@ -27,14 +27,15 @@ static const sl_cfg_key syslog_keys[] = {
 static int syslog_create(const sl_step_ctx *ctx, void **state)
 {
     syslog_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
-    if (sl_cfg_read(ctx->cfg, ctx->args, syslog_keys, SL_CFG_NKEYS(syslog_keys), s)) return -1;
+    if (sl_cfg_read(ctx->cfg, ctx->args, syslog_keys, SL_CFG_NKEYS(syslog_keys), s))
+        return SL_EINVAL;
     if (!s->timezone) return 0;
     sl_err err;
     if (sl_tz_load(s->timezone, &s->tz, &err) != 0) {
         sl_cfg_error(ctx->cfg, sl_cfg_get(ctx->args, "timezone"), "%s", err.msg);
-        return -1;
+        return SL_EINVAL;
     }
     return 0;
 }

@@ -31,14 +31,14 @@ static const sl_cfg_key timestamp_keys[] = {
 static int timestamp_create(const sl_step_ctx *ctx, void **state)
 {
     timestamp_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     if (sl_cfg_read(ctx->cfg, ctx->args, timestamp_keys, SL_CFG_NKEYS(timestamp_keys), s))
-        return -1;
+        return SL_EINVAL;
     sl_err err;
     if (sl_ts_format_new(s->format, s->timezone, &s->ts, &err) != 0) {
         sl_cfg_error(ctx->cfg, ctx->args, "%s", err.msg);
-        return -1;
+        return SL_EINVAL;
     }
     return 0;
 }

@@ -337,9 +337,16 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
 void sl_file_close(file_input *in, tracked *t, const struct stat *known)
 {
     in->ckpt_dirty = true;
-    /* A deleted file can never be opened again, and its inode number may
-     * already belong to a new file whose entry must not be overwritten;
-     * its own entry (same fingerprint) says it needs no looking for. */
+    /* A deleted file can never be opened again. Its inode number cannot
+     * belong to another file while we hold it open, so the entry with it
+     * is this file's, or a file's before it that is gone too: it is made
+     * this file's, read to where it was acknowledged, so that nothing
+     * looks for it and a new file that gets the number later is told apart
+     * by the fingerprint. (An entry left as the last save had it, say with
+     * no fingerprint and offset 0 because the file was saved before its
+     * first read, was reported lost at the next start and then took a new
+     * file with the inode number for itself, skipping its first bytes:
+     * 111 lines in the model test, seed 1796614749.) */
     struct stat st;
     bool have_st = known ? (st = *known, true) : fstat(t->fd, &st) == 0;
     if (!have_st || st.st_nlink != 0) {
@@ -347,7 +354,11 @@ void sl_file_close(file_input *in, tracked *t, const struct stat *known)
     } else {
         uint64_t acked = sl_watermark_get(t->wm);
         sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
-        if (e && e->fp == t->fp && e->fp_len == t->fp_len) e->size = e->offset = acked;
+        if (e) {
+            e->fp_len = t->fp_len;
+            e->fp = t->fp;
+            e->size = e->offset = acked;
+        }
         if ((uint64_t)st.st_size > acked) {
             /* Only at shutdown: deleted with bytes not delivered. */
             char q[2100];
@@ -568,9 +579,12 @@ static void rescue(file_input *in, bool first)
         if (d) closedir(d);
         free(dirs[k]);
     }
-    for (size_t i = 0; i < in->ckpt.n; i++) {
+    for (size_t i = 0; i < in->ckpt.n;) {
         sl_ckpt_entry *e = &in->ckpt.e[i];
-        if (e->look != 1 || e->size <= e->offset) continue;
+        if (e->look != 1 || e->size <= e->offset) {
+            i++;
+            continue;
+        }
         /* Gone with bytes never read: the loss is said once, and the entry
          * no longer asks to be looked for. */
         uint64_t lost = e->size - e->offset;
@@ -579,8 +593,18 @@ static void rescue(file_input *in, bool first)
         sl_log(SL_LOG_ERROR, "file_lost", "input=%s path=%s unread_bytes=%llu offset=%llu",
                in->ctx->name, sl_file_qpath(q, sizeof q, e->path), (unsigned long long)lost,
                (unsigned long long)e->offset);
-        e->offset = e->size;
         in->ckpt_dirty = true;
+        if (e->fp_len == 0) {
+            /* No fingerprint: nothing would tell the file from a new one
+             * that gets its inode number, and an entry with an offset past
+             * 0 would take that new file for itself and skip its first
+             * bytes. Forgotten; should the file itself come back, it is
+             * read from its start (duplicates, never loss). */
+            sl_ckpt_remove(&in->ckpt, i);
+            continue;
+        }
+        e->offset = e->size;
+        i++;
     }
 }
 

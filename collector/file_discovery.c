@@ -172,12 +172,25 @@ static waiting_path *find_waiting(file_input *in, const char *path)
     return NULL;
 }
 
+/* Says once per file (path and inode) that it waits for room, as
+ * file_opened says when it is opened: an operator (and a test) can tell a
+ * file put off from one never seen. */
+static void log_deferred(const file_input *in, const char *path, const struct stat *st)
+{
+    char q[2100];
+    sl_log(SL_LOG_INFO, "file_deferred", "input=%s path=%s inode=%llu max_open_files=%lld",
+           in->ctx->name, sl_file_qpath(q, sizeof q, path), (unsigned long long)st->st_ino,
+           (long long)in->max_open_files);
+}
+
 /* Queues a path that found no room (once); false when the queue is full. */
 static bool add_waiting(file_input *in, const char *path, const struct stat *st)
 {
     waiting_path *old = find_waiting(in, path);
     if (old) {
         /* Rotated meanwhile: the path now leads to a newer file. */
+        if (old->ino != (uint64_t)st->st_ino || old->dev != (uint64_t)st->st_dev)
+            log_deferred(in, path, st);
         old->dev = (uint64_t)st->st_dev;
         old->ino = (uint64_t)st->st_ino;
         return true;
@@ -189,6 +202,7 @@ static bool add_waiting(file_input *in, const char *path, const struct stat *st)
     memcpy(w->path, path, len + 1);
     w->dev = (uint64_t)st->st_dev;
     w->ino = (uint64_t)st->st_ino;
+    log_deferred(in, path, st);
     size_t b = path_bucket(path);
     w->hash_next = in->waiting[b];
     in->waiting[b] = w;

@@ -228,6 +228,28 @@ static void test_damaged_checkpoint_uses_previous_generation(void **st)
  * then a reader drains the FIFO and every line of every file arrives.
  * With glob `*.log` the rotated names (app.log.1) are out of its reach: the
  * blocked input still opens each new app.log before it is rotated away. */
+typedef struct seen_goal {
+    rig *r;
+    const char *path;
+} seen_goal;
+
+/* The agent has met the current app.log: opened it, or (no room under
+ * max_open_files) put it off and remembered it (`file_deferred` with its
+ * inode). Only then may the test rotate it out of the glob: a file renamed
+ * away before any scan saw it is out of every agent's reach. */
+static bool app_log_seen(void *arg)
+{
+    seen_goal *g = arg;
+    struct stat st;
+    if (stat(g->path, &st) != 0) return false;
+    char opened[640], deferred[640];
+    snprintf(opened, sizeof opened, "event=file_opened input=in path=%s inode=%llu ", g->path,
+             (unsigned long long)st.st_ino);
+    snprintf(deferred, sizeof deferred, "event=file_deferred input=in path=%s inode=%llu ", g->path,
+             (unsigned long long)st.st_ino);
+    return log_has(g->r, opened) || log_has(g->r, deferred);
+}
+
 static void rotation_while_sink_blocked(const char *glob, const char *extra)
 {
     rig r;
@@ -239,7 +261,8 @@ static void rotation_while_sink_blocked(const char *glob, const char *extra)
     rig_start(&r);
     for (long k = 0; k < rotations; k++) {
         append_ids(app, k * per, (k + 1) * per);
-        sl_t_sleep_ms(200);
+        seen_goal g = {&r, app};
+        assert_true(sl_t_wait_until(app_log_seen, &g, sl_t_scaled_ms(20000)));
         char name[64];
         snprintf(name, sizeof name, "app.log.%ld", k + 1);
         char *to = in_path(&r, name);

@@ -1,9 +1,11 @@
-/* The Kafka sink (`type: kafka`): the producer, its callbacks, and the
+/* The Kafka sink (`type: kafka`): the producer, its callbacks, the
  * bookkeeping of messages in flight (delivery reports, retries, the
- * acknowledgement of batches), which all share the sink's state and run on
- * the sink's thread. Configuration is read by kafka_config.c, topics, keys
- * and headers rendered by kafka_msg.c, `sluice check` warnings in
- * kafka_check.c. */
+ * acknowledgement of batches) and the hooks the shared batcher calls
+ * (shipper/batcher.h). One file over 800 lines because all of these share
+ * the sink's private state and run on the sink's thread, without locks;
+ * its key table sits beside the ops table. Configuration is read by
+ * kafka_config.c, topics, keys and headers rendered by kafka_msg.c,
+ * `sluice check` warnings in kafka_check.c. */
 #include "shipper/kafka.h"
 
 #include <librdkafka/rdkafka.h>
@@ -16,12 +18,13 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/sink_metrics.h"
+#include "shipper/batcher.h"
 #include "shipper/kafka_config.h"
 #include "shipper/kafka_msg.h"
 #include "shipper/recjson.h"
 
 #define TOPIC_SLOTS          64
-#define MAX_DROP_REASONS     16
 #define RETRY_BACKOFF_MIN_MS 100
 #define RETRY_BACKOFF_MAX_MS 5000
 /* Keyless messages stay on one partition for this many messages, then move
@@ -81,12 +84,10 @@ typedef struct kafka {
     size_t *offs;
     size_t cap_offs;
 
-    sl_metric *records, *bytes, *errors, *retries, *failing, *last_success, *queue_full;
-    struct {
-        const char *reason;
-        sl_metric *m;
-    } drops[MAX_DROP_REASONS];
-    int ndrops;
+    sl_batcher *batcher;
+    const sl_sink_metrics *m;
+    sl_sink_metrics own_m; /* created outside a pipeline */
+    sl_metric *queue_full;
     sl_ratelimit rl_drop, rl_fail, rl_err, rl_log;
 } kafka;
 
@@ -202,20 +203,7 @@ static const sl_cfg_key kafka_keys[] = {
 
 static void count_drop(kafka *s, const char *reason, rd_kafka_resp_err_t err, uint64_t n)
 {
-    sl_metric *m = NULL;
-    for (int i = 0; i < s->ndrops; i++)
-        if (strcmp(s->drops[i].reason, reason) == 0) m = s->drops[i].m;
-    if (!m) {
-        char labels[512];
-        sl_metric_labels(labels, sizeof labels, "sink", s->ctx->name, "reason", reason);
-        m = sl_counter("sluice_sink_dropped_records_total",
-                       "Records dropped by the sink, by reason.", labels);
-        if (s->ndrops < MAX_DROP_REASONS) {
-            s->drops[s->ndrops].reason = reason;
-            s->drops[s->ndrops++].m = m;
-        }
-    }
-    sl_metric_add(m, n);
+    sl_sink_metrics_dropped(s->m, reason, n);
     uint64_t skipped;
     if (sl_ratelimit_ok(&s->rl_drop, &skipped))
         sl_log(SL_LOG_ERROR, "kafka_record_dropped", "sink=%s reason=%s error=%s repeated=%llu",
@@ -267,8 +255,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     (void)rk;
     kafka *s = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) s->fatal = true;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) sl_metric_set(s->failing, 1);
-    sl_metric_inc(s->errors);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) sl_sink_metrics_set_failing(s->m, true);
+    sl_sink_metrics_error(s->m);
     uint64_t skipped;
     if (sl_ratelimit_ok(&s->rl_err, &skipped)) {
         sl_log(err == RD_KAFKA_RESP_ERR__FATAL ? SL_LOG_ERROR : SL_LOG_WARN, "kafka_error",
@@ -305,8 +293,8 @@ static void track_finish(kafka *s, ktrack *t)
      * checkpoint stays before it and it is read again after a restart.
      * Stopping, it goes back to the buffer instead, which spools it when
      * there is a spool (and otherwise releases it the same way). */
-    if (t->aborted && s->stopping && s->ctx->buffer)
-        sl_buffer_unpop(s->ctx->buffer, t->b);
+    if (t->aborted && s->stopping && s->ctx->buffer && s->batcher)
+        sl_batcher_give_back(s->batcher, &t->b, 1);
     else if (t->aborted)
         sl_batch_unref(t->b);
     else
@@ -377,10 +365,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     kafka *s = opaque;
     ktrack *t = m->_private;
     if (!m->err) {
-        sl_metric_inc(s->records);
-        sl_metric_add(s->bytes, m->len + m->key_len);
-        sl_metric_set(s->last_success, sl_now_ns());
-        sl_metric_set(s->failing, 0);
+        sl_sink_metrics_delivered(s->m, 1, m->len + m->key_len);
+        sl_sink_metrics_set_failing(s->m, false);
         s->backoff_ms = RETRY_BACKOFF_MIN_MS;
         track_release(s, t);
         return;
@@ -390,7 +376,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         track_release(s, t);
         return;
     }
-    sl_metric_inc(s->errors);
+    sl_sink_metrics_error(s->m);
     const char *reason = permanent_reason(m->err);
     if (reason) {
         count_drop(s, reason, m->err, 1);
@@ -400,7 +386,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     /* librdkafka already retried (idempotently) until message.timeout.ms:
      * the destination is failing. Produce the message again after a backoff
      * rather than drop it. */
-    sl_metric_set(s->failing, 1);
+    sl_sink_metrics_set_failing(s->m, true);
     uint64_t skipped;
     if (sl_ratelimit_ok(&s->rl_fail, &skipped))
         sl_log(SL_LOG_WARN, "kafka_delivery_failed", "sink=%s error=%s retry=true repeated=%llu",
@@ -531,7 +517,7 @@ static int produce_one(kafka *s, ktrack *t, const char *topic, size_t topic_n, c
             return DROPPED;
         }
         if (e == RD_KAFKA_RESP_ERR__FATAL) s->fatal = true;
-        sl_metric_inc(s->errors);
+        sl_sink_metrics_error(s->m);
         uint64_t skipped;
         if (sl_ratelimit_ok(&s->rl_fail, &skipped))
             sl_log(SL_LOG_WARN, "kafka_produce_failed", "sink=%s error=%s retry=true repeated=%llu",
@@ -637,7 +623,7 @@ static void retry_kept(kafka *s)
         ktrack *t = r->t;
         rd_kafka_headers_t *h = r->hdrs;
         r->hdrs = NULL;
-        sl_metric_inc(s->retries);
+        sl_sink_metrics_retried(s->m);
         int rc = produce_one(s, t, r->topic, strlen(r->topic), r->key, r->key_n, r->val, r->val_n,
                              h, r->ts_ms);
         retry_free(r);
@@ -706,37 +692,66 @@ static void recreate(kafka *s)
     s->retry_at_ns = sl_monotonic_ns();
 }
 
-static int kafka_run(void *state)
+/* ---- the batcher's hooks (shipper/batcher.h, decision 0027) ---------- */
+
+/* Produces the batches; each is acknowledged by the delivery reports of its
+ * messages (track_finish), so the batcher leaves them to the sink. Popped
+ * after a stop (or without a producer, which only a stop leaves): given
+ * back untouched. */
+static int kafka_flush(void *state, sl_batch *const *b, uint32_t n, uint32_t *ndone,
+                       int64_t *retry_ms)
 {
     kafka *s = state;
-    bool closed = false;
+    (void)retry_ms;
+    *ndone = 0;
+    if (!s->rk || atomic_load(s->ctx->stop)) return SL_FLUSH_STOPPED;
+    for (uint32_t i = 0; i < n; i++) send_batch(s, b[i]);
+    *ndone = n;
+    return SL_FLUSH_TAKEN;
+}
+
+/* Before each pop: restarts a producer a fatal error left unusable, serves
+ * delivery reports, and produces the kept messages again once their backoff
+ * is over. While messages are kept no new batch is produced, so order is
+ * kept and the buffer applies backpressure: this waits here until they are
+ * through (or the sink must stop). */
+static int64_t kafka_settle(void *state)
+{
+    kafka *s = state;
     while (!atomic_load(s->ctx->stop)) {
-        if (s->fatal) {
-            recreate(s);
-            if (!s->rk) break;
-        }
+        if (s->fatal) recreate(s);
+        if (!s->rk) break;
         rd_kafka_poll(s->rk, 0);
         if (s->retry_head && sl_monotonic_ns() >= s->retry_at_ns) retry_kept(s);
-        if (closed || s->retry_head) {
-            /* Draining, or holding new batches back until the kept ones are
-             * through, so order is kept and the buffer applies backpressure. */
-            if (closed && !s->ntracks) break;
-            rd_kafka_poll(s->rk, 20);
-            continue;
-        }
-        sl_batch *b;
-        int rc = sl_buffer_pop(s->ctx->buffer, &b, s->ntracks ? 5 : 100);
-        if (rc == SL_ECLOSED)
-            closed = true;
-        else if (rc == SL_OK)
-            send_batch(s, b);
+        if (!s->retry_head) break;
+        rd_kafka_poll(s->rk, 20);
+    }
+    /* Reports are served between pops: soon while messages are in flight. */
+    return s->ntracks ? 5 : 100;
+}
+
+/* The loop ended: closed and drained, the sink waits for the reports of what
+ * is still in flight (retrying as before); told to stop, it purges and gives
+ * the batches back (decision 0017). */
+static void kafka_stopped(void *state)
+{
+    kafka *s = state;
+    while (!atomic_load(s->ctx->stop) && s->ntracks) {
+        kafka_settle(s);
+        if (!s->rk) break;
+        if (s->ntracks) rd_kafka_poll(s->rk, 20);
     }
     if (s->ntracks || s->nretry) {
         sl_log(SL_LOG_WARN, "kafka_stop_undelivered", "sink=%s batches=%zu", s->ctx->name,
                s->ntracks);
         abort_all(s);
     }
-    return SL_OK;
+}
+
+static int kafka_run(void *state)
+{
+    kafka *s = state;
+    return sl_batcher_run(s->batcher);
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -748,6 +763,7 @@ static void kafka_destroy(void *state)
     abort_all(s);
     sl_kafka_msg_batch_end(&s->msg);
     sl_kafka_conf_free(&s->conf);
+    sl_batcher_free(s->batcher);
     free(s->offs);
     free(s);
 }
@@ -768,24 +784,30 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     s->msg.headers = s->conf.headers;
     s->spread_start = (unsigned)(sl_monotonic_ns() / 1000);
 
-    char labels[256];
-    sl_metric_labels(labels, sizeof labels, "sink", ctx->name, NULL, NULL);
-    s->records = sl_counter("sluice_sink_records_total", "Records delivered by the sink.", labels);
-    s->bytes = sl_counter("sluice_sink_bytes_total", "Bytes written or sent by the sink.", labels);
-    s->errors = sl_counter("sluice_sink_errors_total", "Failed write or send attempts.", labels);
-    s->retries = sl_counter("sluice_sink_retries_total", "Records or requests sent again.", labels);
-    s->failing = sl_gauge("sluice_sink_failing",
-                          "1 while the sink's destination is unreachable or failing.", labels);
-    s->last_success = sl_gauge("sluice_sink_last_success_timestamp_seconds",
-                               "Time of the sink's last successful delivery.", labels);
+    s->m = sl_sink_metrics_of(
+        ctx, SL_SINK_M_RETRIES | SL_SINK_M_ERRORS | SL_SINK_M_FAILING | SL_SINK_M_LAST_SUCCESS,
+        &s->own_m);
     s->queue_full = sl_counter("sluice_kafka_queue_full_total",
                                "Produce attempts that found librdkafka's queue full "
                                "(backpressure).",
-                               labels);
+                               s->m->labels);
     s->rl_drop.interval_ns = s->rl_fail.interval_ns = s->rl_err.interval_ns = 10 * 1000000000LL;
     s->rl_log.interval_ns = 1000000000LL;
     s->backoff_ms = RETRY_BACKOFF_MIN_MS;
-    rc = producer_new(s, err);
+    /* One batch per flush as it is popped: librdkafka batches the messages
+     * (linger_ms, batch_bytes). The batcher's backoff is unused (flush
+     * never asks for a retry: failed messages are kept and produced again
+     * here, after the sink's own backoff). */
+    sl_batcher_opts bo = {.max_bytes = 0,
+                          .max_wait_ms = 0,
+                          .min_backoff_ms = RETRY_BACKOFF_MIN_MS,
+                          .max_backoff_ms = RETRY_BACKOFF_MAX_MS,
+                          .sink = s,
+                          .flush = kafka_flush,
+                          .settle = kafka_settle,
+                          .stopped = kafka_stopped};
+    rc = sl_batcher_new(ctx, &bo, &s->batcher, err);
+    if (rc == SL_OK) rc = producer_new(s, err);
     if (rc != SL_OK) {
         kafka_destroy(s);
         return rc;

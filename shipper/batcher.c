@@ -16,9 +16,17 @@ struct sl_batcher {
     uint64_t pend_bytes;
     int64_t pend_since_ns;
     /* After a give-back: the batches given back have waited already, so
-     * pend is flushed as soon as the buffer has nothing more queued, not
-     * max_wait after the first pop. */
+     * pend is flushed as soon as they are gathered again (regather counts
+     * down the ones still in the buffer), not max_wait after the first pop. */
     bool resend;
+    uint32_t regather;
+    /* What was given back has been sent again and its outcome is not known
+     * yet (the sink still holds it): nothing new is popped meanwhile. A sink
+     * that cannot deliver then keeps resending the same batches while new
+     * ones stay in the buffer, counted against memory_max, so a full buffer
+     * holds the inputs back (and a push input answers 429) instead of the
+     * retry set swallowing the buffer at every backoff. */
+    bool probation;
 };
 
 int sl_batcher_new(const sl_sink_ctx *ctx, const sl_batcher_opts *o, sl_batcher **out, sl_err *err)
@@ -66,6 +74,7 @@ void sl_batcher_nap(const sl_batcher *bt, int64_t ms)
 void sl_batcher_give_back(sl_batcher *bt, sl_batch *const *b, uint32_t n)
 {
     for (uint32_t i = n; i-- > 0;) sl_buffer_unpop(bt->ctx->buffer, b[i]);
+    bt->regather += n;
 }
 
 void sl_batcher_give_back_pending(sl_batcher *bt)
@@ -81,6 +90,9 @@ static void flush(sl_batcher *bt)
     if (!bt->npend) return;
     uint32_t n = bt->npend, ndone = 0;
     int64_t retry_ms = -1;
+    /* Flushing what was given back (all of it gathered, or the buffer had
+     * no more): its outcome decides whether new batches are popped. */
+    bool retried = bt->resend && bt->regather == 0;
     int r = bt->o.flush(bt->o.sink, bt->pend, n, &ndone, &retry_ms);
     if (r == SL_FLUSH_GIVEN) { /* given back by the sink (npend is 0 now) */
         bt->npend = 0;
@@ -90,12 +102,20 @@ static void flush(sl_batcher *bt)
     }
     bt->npend = 0;
     bt->pend_bytes = 0;
-    if (r == SL_FLUSH_TAKEN) return;
+    if (r == SL_FLUSH_TAKEN) {
+        if (retried) {
+            bt->resend = false;
+            /* Until the sink reports it idle or gives it back (settle). */
+            bt->probation = bt->o.settle != NULL;
+        }
+        return;
+    }
     if (r == SL_FLUSH_DONE) ndone = n;
     if (ndone > n) ndone = n;
     for (uint32_t i = 0; i < ndone; i++) sl_batch_done(bt->pend[i]);
     if (r == SL_FLUSH_DONE) {
         sl_retry_success(&bt->retry);
+        if (retried) bt->resend = false;
         return;
     }
     /* Not delivered: the batches wait in the buffer, not here, so memory
@@ -137,6 +157,16 @@ int sl_batcher_run(sl_batcher *bt)
         if (bt->o.settle) {
             int64_t most = bt->o.settle(bt->o.sink);
             if (most >= 0 && most < timeout) timeout = most;
+            if (bt->probation) {
+                /* Over when the sink is idle (what was resent was
+                 * delivered) or gave it back again (resend). */
+                if (bt->resend || most < 0) {
+                    bt->probation = false;
+                } else {
+                    sl_batcher_nap(bt, most > 0 ? most : 1);
+                    continue;
+                }
+            }
         }
         if (bt->npend && bt->resend) {
             timeout = 0; /* take what is queued, then flush */
@@ -160,9 +190,14 @@ int sl_batcher_run(sl_batcher *bt)
             continue;
         }
         if (rc != SL_OK) {
-            if (bt->resend && bt->npend) {
-                bt->resend = false;
-                flush(bt);
+            if (bt->resend) {
+                /* Nothing more queued: fewer came back than were given
+                 * (dropped as the oldest, or joined in the spool). */
+                bt->regather = 0;
+                if (bt->npend)
+                    flush(bt);
+                else
+                    bt->resend = false;
             }
             continue;
         }
@@ -174,7 +209,8 @@ int sl_batcher_run(sl_batcher *bt)
         if (!bt->npend) bt->pend_since_ns = sl_monotonic_ns();
         bt->pend[bt->npend++] = b;
         bt->pend_bytes += b->bytes;
-        if (bt->pend_bytes >= bt->o.max_bytes) flush(bt);
+        if (bt->resend && bt->regather) bt->regather--;
+        if (bt->pend_bytes >= bt->o.max_bytes || (bt->resend && !bt->regather)) flush(bt);
     }
     /* Stopped: what was not delivered goes back to the buffer, which spools
      * it or releases it unacknowledged (read again after a restart); what

@@ -60,7 +60,12 @@ typedef struct sl_batcher_opts {
      * (sl_batcher_give_back_pending). Returns how long the next pop may
      * wait at most, in ms (< 0: no limit of its own), so a failure on
      * another thread is seen soon while the sink has something in flight;
-     * an idle sink returns < 0 and the batcher wakes rarely. */
+     * an idle sink returns < 0 and the batcher wakes rarely. After a
+     * give-back, the batcher sends again only what was given back and pops
+     * nothing new until settle gives it back again or returns < 0 (all
+     * delivered): a failing sink holds no more than its retry set, and what
+     * arrives meanwhile stays in the buffer, where it counts against
+     * memory_max and holds the inputs back. */
     int64_t (*settle)(void *sink);
     /* Optional, once the loop ends (stopping, or closed and drained),
      * after the batches held were given back: the sink gives back what it

@@ -185,6 +185,13 @@ static long loki_distinct(sl_lr *lr, long total)
     return distinct;
 }
 
+static bool answered_500(void *arg)
+{
+    sl_lr_stats st;
+    sl_lr_get_stats(arg, &st);
+    return st.by_code[500] > 0;
+}
+
 static void loki_outage(const char *tag, const char *buffer)
 {
     long total = total_lines();
@@ -199,6 +206,9 @@ static void loki_outage(const char *tag, const char *buffer)
     rig_config(&r, sink);
     rig_start(&r);
     wait_queue_full(&r, 256 << 10);
+    /* The queue can fill before the first request is answered (a loaded
+     * machine, ASan): the stop must find the sink failing, not starting. */
+    assert_true(sl_t_wait_until(answered_500, down, sl_t_sanitized() ? 60000 : 20000));
     term_in_time(&r, tag);
     assert_false(log_has(&r, "sink_stop_stuck"));
     sl_lr_stats st;

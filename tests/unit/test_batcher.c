@@ -264,6 +264,120 @@ static void test_file_sink_full_disk_holds_nothing(void **state)
     sl_cfg_free(cfg);
 }
 
+/* A sink that keeps what it flushes (TAKEN, as Loki's workers do) and
+ * whose requests fail: each job is "in flight" for a few polls of settle,
+ * then given back. The first failure comes with more batches queued behind
+ * the job. */
+#define TAKE_ROUNDS 5 /* failed sends before one succeeds */
+#define TAKE_POLLS  3 /* settle calls a job stays in flight */
+typedef struct taking {
+    atomic_bool stop;
+    sl_batcher *bt;
+    sl_buffer *buf;
+    sl_watermark *wm;
+    sl_batch *held[NBATCH];
+    uint32_t nheld;
+    int polls, failures, calls;
+    uint32_t n[NBATCH * 4]; /* batches in each flush */
+    uint64_t first[NBATCH * 4];
+    uint64_t queued;    /* bytes pushed behind the first job */
+    int busy_checked;   /* in-flight polls that checked the buffer */
+    uint64_t delivered; /* batches acknowledged */
+} taking;
+
+static int take_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone, int64_t *retry_ms)
+{
+    taking *t = arg;
+    (void)ndone;
+    (void)retry_ms;
+    assert_int_equal(t->nheld, 0); /* one job at a time here */
+    assert_true(t->calls < (int)(sizeof t->n / sizeof *t->n));
+    t->n[t->calls] = n;
+    t->first[t->calls++] = first_id(b[0]);
+    memcpy(t->held, b, n * sizeof *b);
+    t->nheld = n;
+    t->polls = 0;
+    return SL_FLUSH_TAKEN;
+}
+
+static int64_t take_settle(void *arg)
+{
+    taking *t = arg;
+    if (!t->nheld) return -1;
+    if (t->failures == 0) {
+        /* More comes in behind the first job, before it fails. */
+        for (uint64_t i = 2; i < NBATCH; i++)
+            assert_int_equal(sl_buffer_push(t->buf, mk(t->wm, i * PER)), SL_OK);
+        t->queued = sl_buffer_bytes(t->buf);
+    } else if (t->failures < TAKE_ROUNDS && ++t->polls <= TAKE_POLLS) {
+        /* In flight after a failure: nothing new is taken meanwhile. */
+        assert_int_equal(sl_buffer_bytes(t->buf), t->queued);
+        t->busy_checked++;
+        return 1;
+    }
+    uint32_t n = t->nheld;
+    t->nheld = 0;
+    if (t->failures < TAKE_ROUNDS) {
+        t->failures++;
+        sl_batcher_give_back_pending(t->bt);
+        sl_batcher_give_back(t->bt, t->held, n);
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++) sl_batch_done(t->held[i]);
+    t->delivered += n;
+    if (t->delivered == NBATCH) atomic_store(&t->stop, true);
+    return -1;
+}
+
+/* While a sink fails, it resends what it gave back and takes nothing new
+ * until that is delivered: what arrived meanwhile stays in the buffer,
+ * counted against memory_max, so a full buffer holds the inputs back (the
+ * loki_push input answers 429) instead of every retry gathering all the
+ * buffer holds. Once the resent job is delivered, the rest follows in
+ * order. */
+static void test_failing_sink_resends_only_what_it_gave_back(void **state)
+{
+    (void)state;
+    sl_metrics_reset();
+    taking t = {0};
+    t.wm = sl_watermark_new(0);
+    sl_buffer_opts bo = {.sink = "t", .memory_max = 1 << 20};
+    sl_err err;
+    assert_int_equal(sl_buffer_new(&bo, &t.buf, &err), SL_OK);
+    for (uint64_t i = 0; i < 2; i++)
+        assert_int_equal(sl_buffer_push(t.buf, mk(t.wm, i * PER)), SL_OK);
+    sl_sink_ctx ctx = {.name = "t", .buffer = t.buf, .stop = &t.stop};
+    sl_batcher_opts o = {.max_bytes = 1 << 20,
+                         .max_wait_ms = 1,
+                         .min_backoff_ms = 1,
+                         .max_backoff_ms = 2,
+                         .sink = &t,
+                         .flush = take_flush,
+                         .settle = take_settle};
+    assert_int_equal(sl_batcher_new(&ctx, &o, &t.bt, &err), SL_OK);
+    assert_int_equal(sl_batcher_run(t.bt), SL_OK);
+    assert_int_equal(t.failures, TAKE_ROUNDS);
+    assert_int_equal(t.busy_checked, (TAKE_ROUNDS - 1) * TAKE_POLLS);
+    /* The first job (what was queued before it) and each resend: the same
+     * batches. */
+    assert_true(t.n[0] >= 1 && t.n[0] <= 2);
+    for (int c = 0; c <= TAKE_ROUNDS; c++) {
+        assert_int_equal(t.n[c], t.n[0]);
+        assert_int_equal(t.first[c], 0);
+    }
+    /* Then the rest, in order. */
+    uint64_t next = (uint64_t)t.n[0] * PER;
+    for (int c = TAKE_ROUNDS + 1; c < t.calls; c++) {
+        assert_int_equal(t.first[c], next);
+        next += (uint64_t)t.n[c] * PER;
+    }
+    assert_int_equal(next, NBATCH * PER);
+    assert_int_equal(sl_watermark_get(t.wm), NBATCH * PER);
+    sl_batcher_free(t.bt);
+    sl_buffer_free(t.buf);
+    sl_watermark_unref(t.wm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_retry_gives_back_in_order),
         cmocka_unit_test(test_stop_gives_everything_back),
         cmocka_unit_test(test_file_sink_full_disk_holds_nothing),
+        cmocka_unit_test(test_failing_sink_resends_only_what_it_gave_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

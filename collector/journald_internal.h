@@ -130,6 +130,12 @@ typedef struct jd_input {
 } jd_input;
 
 /* journald.c */
+/* journald_config.c: the key table (the ops table names it), reading a
+ * node into in (SL_EINVAL: errors went to ctx->cfg), the metrics. */
+#define SL_JD_NKEYS 16
+extern const sl_cfg_key sl_jd_keys[SL_JD_NKEYS];
+int sl_jd_configure(jd_input *in, const sl_input_ctx *ctx);
+void sl_jd_register_metrics(jd_input *in);
 void sl_jd_count_error(jd_input *in, const char *what, int r);
 
 /* journald_ckpt.c */

@@ -1,6 +1,12 @@
 /* The file input's configuration and metrics (collector/file_config.h). */
 #include "collector/file_config.h"
 
+/* The tables' choices are indexes into these enums. */
+_Static_assert(START_BEGINNING == 0 && START_END == 1, "start_at: beginning|end");
+_Static_assert(LONG_SPLIT == 0 && LONG_TRUNCATE == 1, "long_lines: split|truncate");
+_Static_assert(SL_FOLLOW_INSIDE == 0 && SL_FOLLOW_ALWAYS == 1 && SL_FOLLOW_NEVER == 2,
+               "follow_symlinks: inside|always|never");
+
 const sl_cfg_key sl_file_keys[SL_FILE_NKEYS] = {
     SL_INPUT_COMMON_KEYS,
     {.name = "paths",
@@ -10,6 +16,7 @@ const sl_cfg_key sl_file_keys[SL_FILE_NKEYS] = {
     {.name = "exclude", .type = SL_KEY_LIST, .doc = "glob patterns to skip"},
     {.name = "start_at",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(file_input, start_at),
      .choices = "beginning|end",
      .def = "beginning",
      .doc = "`beginning` or `end`, only for the files present the first time the input runs in "
@@ -17,12 +24,14 @@ const sl_cfg_key sl_file_keys[SL_FILE_NKEYS] = {
             "are read from their start"},
     {.name = "max_line_bytes",
      .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(file_input, max_line_bytes),
      .def = "1MiB",
      .min = 16,
      .max = 64 * 1024 * 1024,
      .doc = "longer lines are split (`long_lines: split`) or truncated (`truncate`), and counted"},
     {.name = "validate_utf8",
      .type = SL_KEY_BOOL,
+     .at = SL_CFG_AT(file_input, validate_utf8),
      .def = "false",
      .doc = "also count (in `sluice_input_invalid_lines_total{reason=\"invalid_utf8\"}`) and flag "
             "lines that are not UTF-8 (a few per cent on ASCII logs, about half the line-splitting "
@@ -30,58 +39,70 @@ const sl_cfg_key sl_file_keys[SL_FILE_NKEYS] = {
             "counted (`reason=\"nul\"`)"},
     {.name = "long_lines",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(file_input, long_mode),
      .choices = "split|truncate",
      .def = "split",
      .doc = "a line over `max_line_bytes`: `split` into several records, or `truncate`d"},
     {.name = "read_chunk",
      .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(file_input, chunk_bytes),
      .def = "1MiB",
      .min = 4096,
      .max = 256 * 1024 * 1024,
      .doc = "largest read; small files get chunks their size"},
     {.name = "fingerprint_bytes",
      .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(file_input, fp_bytes_read),
      .def = "1KiB",
      .doc =
          "bytes hashed to tell a file from another with a reused inode (at most 64KiB are used)"},
     {.name = "poll_interval",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(file_input, poll_ms),
      .def = "250ms",
      .doc = "how often globs are re-scanned where inotify is unavailable"},
     {.name = "flush_partial_after",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(file_input, flush_partial_ms),
      .def = "5s",
      .doc = "a last line without newline is shipped after this long"},
     {.name = "checkpoint_interval",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(file_input, checkpoint_ms),
      .def = "1s",
      .doc = "how often acknowledged positions are saved"},
     {.name = "forget_after",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(file_input, forget_after_ms),
      .def = "7d",
      .doc = "checkpoint entries of files gone this long are pruned"},
     {.name = "batch_records",
      .type = SL_KEY_INT,
+     .at = SL_CFG_AT(file_input, batch_records_read),
      .def = "4096",
      .min = 1,
      .max = 1024 * 1024,
      .doc = "records per batch"},
     {.name = "max_open_files",
      .type = SL_KEY_INT,
+     .at = SL_CFG_AT(file_input, max_open_files),
      .def = "1024",
      .min = 1,
      .max = 1024 * 1024,
      .doc = "idle files are closed to stay under it and reopened from their checkpoint"},
     {.name = "close_idle_after",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(file_input, close_idle_ms),
      .def = "1m",
      .doc = "close a fully read, fully acknowledged file idle this long"},
     {.name = "rescan_interval",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(file_input, rescan_ms),
      .def = "10s",
      .doc = "safety rescan of the globs while inotify is active"},
     {.name = "read_bytes_per_sec",
      .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(file_input, read_rate),
      .def = "0",
      .doc = "read rate limit of the input; `0`: unlimited"},
     {.name = "multiline",
@@ -90,6 +111,7 @@ const sl_cfg_key sl_file_keys[SL_FILE_NKEYS] = {
             "`timeout` (1s); a record cut at a limit is marked (see Parsing real logs)"},
     {.name = "follow_symlinks",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(file_input, follow),
      .choices = "inside|always|never",
      .def = "inside",
      .doc =
@@ -101,6 +123,7 @@ const sl_cfg_key sl_file_keys[SL_FILE_NKEYS] = {
      .doc = "more folders links may lead into, e.g. `[/data/docker/containers]`"},
     {.name = "strip_cr",
      .type = SL_KEY_BOOL,
+     .at = SL_CFG_AT(file_input, strip_cr),
      .def = "true",
      .doc = "drop the `\\r` before each `\\n` (CRLF files), counted in "
             "`sluice_input_cr_stripped_total`; `false` keeps lines byte for byte"},
@@ -111,31 +134,12 @@ int sl_file_configure(file_input *in, const sl_input_ctx *ctx)
     sl_cfg *cfg = ctx->cfg;
     const sl_cfg_node *n = ctx->node;
     size_t before = sl_cfg_nerrors(cfg);
-    sl_cfg_check(cfg, n, sl_file_keys, SL_FILE_NKEYS);
+    sl_cfg_read(cfg, n, sl_file_keys, SL_FILE_NKEYS, in);
     sl_cfg_list(cfg, n, "paths", in->globs, MAX_GLOBS, &in->nglobs);
     sl_cfg_list(cfg, n, "exclude", in->excludes, MAX_GLOBS, &in->nexcludes);
-    sl_cfg_enum(cfg, n, "start_at", "beginning|end", START_BEGINNING, &in->start_at);
-    sl_cfg_enum(cfg, n, "follow_symlinks", "inside|always|never", SL_FOLLOW_INSIDE, &in->follow);
     sl_cfg_list(cfg, n, "follow_symlinks_into", in->follow_into, MAX_GLOBS, &in->nfollow_into);
-    sl_cfg_enum(cfg, n, "long_lines", "split|truncate", LONG_SPLIT, &in->long_mode);
-    sl_cfg_size_range(cfg, n, "max_line_bytes", 1 << 20, 16, 64u << 20, &in->max_line_bytes);
-    sl_cfg_bool(cfg, n, "validate_utf8", false, &in->validate_utf8);
-    sl_cfg_bool(cfg, n, "strip_cr", true, &in->strip_cr);
-    sl_cfg_size_range(cfg, n, "read_chunk", 1 << 20, 4096, 256u << 20, &in->chunk_bytes);
-    uint64_t fpb;
-    sl_cfg_size(cfg, n, "fingerprint_bytes", 1024, &fpb);
-    in->fp_bytes = (uint32_t)(fpb > 65536 ? 65536 : fpb);
-    sl_cfg_duration_ms(cfg, n, "poll_interval", 250, &in->poll_ms);
-    sl_cfg_duration_ms(cfg, n, "flush_partial_after", 5000, &in->flush_partial_ms);
-    sl_cfg_duration_ms(cfg, n, "checkpoint_interval", 1000, &in->checkpoint_ms);
-    sl_cfg_duration_ms(cfg, n, "forget_after", 7 * 24 * 3600 * 1000LL, &in->forget_after_ms);
-    sl_cfg_int(cfg, n, "max_open_files", 1024, 1, 1 << 20, &in->max_open_files);
-    sl_cfg_duration_ms(cfg, n, "close_idle_after", 60000, &in->close_idle_ms);
-    sl_cfg_duration_ms(cfg, n, "rescan_interval", 10000, &in->rescan_ms);
-    sl_cfg_size(cfg, n, "read_bytes_per_sec", 0, &in->read_rate);
-    int64_t br;
-    sl_cfg_int(cfg, n, "batch_records", 4096, 1, 1 << 20, &br);
-    in->batch_records = (uint32_t)br;
+    in->fp_bytes = (uint32_t)(in->fp_bytes_read > 65536 ? 65536 : in->fp_bytes_read);
+    in->batch_records = (uint32_t)in->batch_records_read;
     sl_multiline_new(cfg, sl_cfg_get(n, "multiline"), &in->multiline);
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
     return sl_cfg_nerrors(cfg) > before ? SL_EINVAL : SL_OK;

@@ -105,6 +105,7 @@ typedef struct file_input {
     bool strip_cr; /* CRLF files: the \r before each \n is not part of the record */
     uint64_t chunk_bytes;
     uint32_t fp_bytes;
+    uint64_t fp_bytes_read; /* fingerprint_bytes as read; fp_bytes is at most 64KiB of it */
     int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms, close_idle_ms, rescan_ms;
     int64_t max_open_files;
     uint64_t read_rate; /* bytes per second, 0: unlimited */
@@ -128,6 +129,7 @@ typedef struct file_input {
     uint64_t saved_marks;           /* sum of positions at the last checkpoint save */
     int open_count;
     uint32_t batch_records;
+    int64_t batch_records_read; /* as read (1 to 2^20) */
     sl_field labels[MAX_LABELS];
     uint32_t nlabels;
     char ckpt_path[4096];

@@ -37,14 +37,23 @@
 #define STOP_POLL_MS 100
 #define TENANT_MAX   256
 
-enum { ACK_DELIVERED, ACK_BUFFERED };
+enum { ACK_DELIVERED, ACK_BUFFERED }; /* ack: delivered|buffered, in that order */
 
 /* Answers, one counter each. */
 enum { C204, C400, C401, C404, C405, C413, C429, C500, C503, CN };
 static const unsigned codes[CN] = {204, 400, 401, 404, 405, 413, 429, 500, 503};
 
+/* What sl_cfg_read fills from auth_keys; the secrets are read with
+ * sl_cfg_secret (value or _file). */
+typedef struct auth_conf {
+    const char *user;
+} auth_conf;
+
 static const sl_cfg_key auth_keys[] = {
-    {.name = "username", .type = SL_KEY_STR, .doc = "basic auth user senders must give"},
+    {.name = "username",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(auth_conf, user),
+     .doc = "basic auth user senders must give"},
     {.name = "password",
      .type = SL_KEY_STR,
      .secret = true,
@@ -55,71 +64,6 @@ static const sl_cfg_key auth_keys[] = {
      .secret = true,
      .doc = "bearer token senders must give (prefer `bearer_token_file`)"},
     {.name = "bearer_token_file", .type = SL_KEY_STR, .doc = "file holding the bearer token"},
-};
-
-static const sl_cfg_key loki_push_keys[] = {
-    SL_INPUT_COMMON_KEYS,
-    {.name = "listen",
-     .type = SL_KEY_STR,
-     .required = true,
-     .doc = "HTTP address `host:port`, `[v6]:port` or `:port` (every address)"},
-    {.name = "tls", .type = SL_KEY_MAP, .doc = "cert_file, key_file: serve HTTPS only"},
-    {.name = "auth",
-     .type = SL_KEY_MAP,
-     .doc = "username/password (basic) or bearer_token senders must give; none when absent",
-     .sub = auth_keys,
-     .nsub = SL_CFG_NKEYS(auth_keys)},
-    {.name = "ack",
-     .type = SL_KEY_ENUM,
-     .choices = "delivered|buffered",
-     .def = "delivered",
-     .doc = "204 once every sink delivered or spooled the entries, or once they are in its buffer"},
-    {.name = "ack_timeout",
-     .type = SL_KEY_DURATION,
-     .def = "30s",
-     .min = 1,
-     .max = 3600000,
-     .doc = "`ack: delivered` answers 503 when the sinks take longer (the sender retries)"},
-    {.name = "full_wait",
-     .type = SL_KEY_DURATION,
-     .def = "1s",
-     .min = 0,
-     .max = 600000,
-     .doc = "how long a request waits for room in a full buffer before 429"},
-    {.name = "retry_after",
-     .type = SL_KEY_DURATION,
-     .def = "1s",
-     .min = 1000,
-     .max = 3600000,
-     .doc = "the Retry-After of 429 and 503 answers (whole seconds)"},
-    {.name = "max_body_bytes",
-     .type = SL_KEY_SIZE,
-     .def = "10MiB",
-     .min = 1024,
-     .max = 1LL << 30,
-     .doc = "larger request bodies get 413"},
-    {.name = "max_decoded_bytes",
-     .type = SL_KEY_SIZE,
-     .def = "64MiB",
-     .min = 1024,
-     .max = 4LL << 30,
-     .doc = "bodies that decompress to more get 413"},
-    {.name = "max_connections",
-     .type = SL_KEY_INT,
-     .def = "256",
-     .min = 1,
-     .max = 65536,
-     .doc = "connections at once (a thread each); more are closed at once"},
-    {.name = "idle_timeout",
-     .type = SL_KEY_DURATION,
-     .def = "60s",
-     .min = 1000,
-     .max = 3600000,
-     .doc = "a connection silent this long is closed"},
-    {.name = "tenant_field",
-     .type = SL_KEY_STR,
-     .def = "tenant",
-     .doc = "field holding the request's X-Scope-OrgID (absent without the header)"},
 };
 
 /* A request waiting for its batch to be done (ack: delivered). Owned by the
@@ -155,6 +99,81 @@ typedef struct lp_input {
     sl_metric *m_records, *m_bytes, *m_requests[CN], *m_ack_wait, *m_spills;
 } lp_input;
 
+static const sl_cfg_key loki_push_keys[] = {
+    SL_INPUT_COMMON_KEYS,
+    {.name = "listen",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(lp_input, listen),
+     .required = true,
+     .doc = "HTTP address `host:port`, `[v6]:port` or `:port` (every address)"},
+    {.name = "tls", .type = SL_KEY_MAP, .doc = "cert_file, key_file: serve HTTPS only"},
+    {.name = "auth",
+     .type = SL_KEY_MAP,
+     .doc = "username/password (basic) or bearer_token senders must give; none when absent",
+     .sub = auth_keys,
+     .nsub = SL_CFG_NKEYS(auth_keys)},
+    {.name = "ack",
+     .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(lp_input, ack_mode),
+     .choices = "delivered|buffered",
+     .def = "delivered",
+     .doc = "204 once every sink delivered or spooled the entries, or once they are in its buffer"},
+    {.name = "ack_timeout",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(lp_input, ack_timeout_ms),
+     .def = "30s",
+     .min = 1,
+     .max = 3600000,
+     .doc = "`ack: delivered` answers 503 when the sinks take longer (the sender retries)"},
+    {.name = "full_wait",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(lp_input, full_wait_ms),
+     .def = "1s",
+     .min = 0,
+     .max = 600000,
+     .doc = "how long a request waits for room in a full buffer before 429"},
+    {.name = "retry_after",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(lp_input, retry_after_ms),
+     .def = "1s",
+     .min = 1000,
+     .max = 3600000,
+     .doc = "the Retry-After of 429 and 503 answers (whole seconds)"},
+    {.name = "max_body_bytes",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(lp_input, max_body),
+     .def = "10MiB",
+     .min = 1024,
+     .max = 1LL << 30,
+     .doc = "larger request bodies get 413"},
+    {.name = "max_decoded_bytes",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(lp_input, max_decoded),
+     .def = "64MiB",
+     .min = 1024,
+     .max = 4LL << 30,
+     .doc = "bodies that decompress to more get 413"},
+    {.name = "max_connections",
+     .type = SL_KEY_INT,
+     .at = SL_CFG_AT(lp_input, max_conns),
+     .def = "256",
+     .min = 1,
+     .max = 65536,
+     .doc = "connections at once (a thread each); more are closed at once"},
+    {.name = "idle_timeout",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(lp_input, idle_ms),
+     .def = "60s",
+     .min = 1000,
+     .max = 3600000,
+     .doc = "a connection silent this long is closed"},
+    {.name = "tenant_field",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(lp_input, tenant_field),
+     .def = "tenant",
+     .doc = "field holding the request's X-Scope-OrgID (absent without the header)"},
+};
+
 /* ---- configuration ---- */
 
 static char *base64(const char *s, size_t n)
@@ -177,10 +196,10 @@ static char *base64(const char *s, size_t n)
 
 static void configure_auth(lp_input *in, sl_cfg *cfg, const sl_cfg_node *auth)
 {
-    sl_cfg_check(cfg, auth, auth_keys, SL_CFG_NKEYS(auth_keys));
-    const char *user = NULL;
+    auth_conf ac;
+    sl_cfg_read(cfg, auth, auth_keys, SL_CFG_NKEYS(auth_keys), &ac);
+    const char *user = ac.user;
     char *password = NULL, *token = NULL;
-    sl_cfg_str(cfg, auth, "username", NULL, &user);
     sl_cfg_secret(cfg, auth, "password", &password);
     sl_cfg_secret(cfg, auth, "bearer_token", &token);
     if (user && token)
@@ -211,14 +230,15 @@ static int configure(lp_input *in, const sl_input_ctx *ctx)
     sl_cfg *cfg = ctx->cfg;
     const sl_cfg_node *n = ctx->node;
     size_t before = sl_cfg_nerrors(cfg);
-    sl_cfg_check(cfg, n, loki_push_keys, SL_CFG_NKEYS(loki_push_keys));
-    sl_cfg_str(cfg, n, "listen", NULL, &in->listen);
+    sl_cfg_read(cfg, n, loki_push_keys, SL_CFG_NKEYS(loki_push_keys), in);
     if (in->listen) {
         char host[256], port[8];
         if (sl_http_split_listen(in->listen, host, sizeof host, port, sizeof port) != SL_OK)
             sl_cfg_error(cfg, sl_cfg_get(n, "listen"),
                          "listen: expected host:port, [v6addr]:port or :port");
     }
+    /* tls and auth are looked up, not read: either given with no value is
+     * an error (missing keys), not an absent map. */
     const sl_cfg_node *tls = sl_cfg_get(n, "tls");
     if (tls && sl_tls_server_configure(cfg, tls, &in->tls) == SL_OK) {
         if (in->tls.ca_file || in->tls.client_auth != SL_TLS_CLIENT_AUTH_NONE)
@@ -227,15 +247,6 @@ static int configure(lp_input *in, const sl_input_ctx *ctx)
     }
     const sl_cfg_node *auth = sl_cfg_get(n, "auth");
     if (auth) configure_auth(in, cfg, auth);
-    sl_cfg_enum(cfg, n, "ack", "delivered|buffered", ACK_DELIVERED, &in->ack_mode);
-    sl_cfg_duration_ms(cfg, n, "ack_timeout", 30000, &in->ack_timeout_ms);
-    sl_cfg_duration_ms(cfg, n, "full_wait", 1000, &in->full_wait_ms);
-    sl_cfg_duration_ms(cfg, n, "retry_after", 1000, &in->retry_after_ms);
-    sl_cfg_duration_ms(cfg, n, "idle_timeout", 60000, &in->idle_ms);
-    sl_cfg_size_range(cfg, n, "max_body_bytes", 10u << 20, 1024, 1u << 30, &in->max_body);
-    sl_cfg_size_range(cfg, n, "max_decoded_bytes", 64u << 20, 1024, 4ull << 30, &in->max_decoded);
-    sl_cfg_int(cfg, n, "max_connections", 256, 1, 65536, &in->max_conns);
-    sl_cfg_str(cfg, n, "tenant_field", "tenant", &in->tenant_field);
     if (in->tenant_field && !*in->tenant_field)
         sl_cfg_error(cfg, sl_cfg_get(n, "tenant_field"), "tenant_field must not be empty");
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);

@@ -44,6 +44,9 @@ enum { T_UDP, T_TCP, T_TLS, T_N };
 static const char *const transport_names[T_N] = {"udp", "tcp", "tls"};
 static const char *const listen_keys[T_N] = {"listen_udp", "listen_tcp", "listen_tls"};
 enum { LINE_MESSAGE, LINE_RAW };
+_Static_assert(SL_SYSLOG_FRAMING_AUTO == 0 && SL_SYSLOG_FRAMING_OCTET == 1 &&
+                   SL_SYSLOG_FRAMING_NEWLINE == 2,
+               "framing: auto|octet_counting|newline");
 
 /* Why a connection ended, one counter each. */
 enum {
@@ -76,47 +79,6 @@ typedef struct conn {
     int64_t last_ns; /* monotonic time of the last bytes (or the accept) */
 } conn;
 
-static const sl_cfg_key syslog_keys[] = {
-    SL_INPUT_COMMON_KEYS,
-    {.name = "listen_udp", .type = SL_KEY_STR, .doc = "UDP address `host:port` (numeric)"},
-    {.name = "listen_tcp", .type = SL_KEY_STR, .doc = "TCP address `host:port` (numeric)"},
-    {.name = "listen_tls", .type = SL_KEY_STR, .doc = "TLS address `host:port`; needs `tls:`"},
-    {.name = "tls", .type = SL_KEY_MAP, .doc = "cert_file, key_file, ca_file, client_auth"},
-    {.name = "framing",
-     .type = SL_KEY_ENUM,
-     .choices = "auto|octet_counting|newline",
-     .def = "auto",
-     .doc = "TCP/TLS framing (RFC 6587); auto decides per frame"},
-    {.name = "max_frame_bytes",
-     .type = SL_KEY_SIZE,
-     .def = "64KiB",
-     .doc = "longer frames are cut, flagged and counted"},
-    {.name = "max_connections",
-     .type = SL_KEY_INT,
-     .def = "512",
-     .doc = "TCP and TLS connections at once; more are refused and counted"},
-    {.name = "idle_timeout",
-     .type = SL_KEY_DURATION,
-     .def = "5m",
-     .doc = "a connection silent this long is closed"},
-    {.name = "udp_receive_buffer",
-     .type = SL_KEY_SIZE,
-     .def = "4MiB",
-     .doc = "the UDP socket's kernel receive buffer"},
-    {.name = "line",
-     .type = SL_KEY_ENUM,
-     .choices = "message|raw",
-     .def = "message",
-     .doc = "the record's line: the MSG part, or the whole frame"},
-    {.name = "timezone",
-     .type = SL_KEY_STR,
-     .doc = "zone of RFC 3164 times, which carry none (default: UTC)"},
-    {.name = "batch_records",
-     .type = SL_KEY_INT,
-     .def = "1024",
-     .doc = "records per batch handed to the pipeline"},
-};
-
 typedef struct sy_input {
     const sl_input_ctx *ctx;
     /* configuration */
@@ -126,7 +88,9 @@ typedef struct sy_input {
     uint64_t max_frame, udp_rcvbuf;
     int64_t max_conns, idle_ms;
     int line_mode;
+    const char *tz_name; /* timezone; NULL: UTC */
     sl_tz *tz;
+    int64_t batch_records_read; /* as read; batch_records once checked */
     uint32_t batch_records;
     sl_field labels[MAX_LABELS];
     uint32_t nlabels;
@@ -150,6 +114,73 @@ typedef struct sy_input {
         *m_bad[BAD_N], *m_udp_dropped, *m_blocked, *m_errors;
 } sy_input;
 
+static const sl_cfg_key syslog_keys[] = {
+    SL_INPUT_COMMON_KEYS,
+    {.name = "listen_udp",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(sy_input, listen[T_UDP]),
+     .doc = "UDP address `host:port` (numeric)"},
+    {.name = "listen_tcp",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(sy_input, listen[T_TCP]),
+     .doc = "TCP address `host:port` (numeric)"},
+    {.name = "listen_tls",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(sy_input, listen[T_TLS]),
+     .doc = "TLS address `host:port`; needs `tls:`"},
+    {.name = "tls", .type = SL_KEY_MAP, .doc = "cert_file, key_file, ca_file, client_auth"},
+    {.name = "framing",
+     .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(sy_input, framing),
+     .choices = "auto|octet_counting|newline",
+     .def = "auto",
+     .doc = "TCP/TLS framing (RFC 6587); auto decides per frame"},
+    /* RFC 5425 asks receivers for 8 KiB at least; 64 KiB holds any UDP message. */
+    {.name = "max_frame_bytes",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(sy_input, max_frame),
+     .min = 480,
+     .max = 16 << 20,
+     .def = "64KiB",
+     .doc = "longer frames are cut, flagged and counted"},
+    {.name = "max_connections",
+     .type = SL_KEY_INT,
+     .at = SL_CFG_AT(sy_input, max_conns),
+     .min = 1,
+     .max = 65536,
+     .def = "512",
+     .doc = "TCP and TLS connections at once; more are refused and counted"},
+    {.name = "idle_timeout",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(sy_input, idle_ms),
+     .def = "5m",
+     .doc = "a connection silent this long is closed"},
+    {.name = "udp_receive_buffer",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(sy_input, udp_rcvbuf),
+     .min = 0,
+     .max = 1 << 30,
+     .def = "4MiB",
+     .doc = "the UDP socket's kernel receive buffer"},
+    {.name = "line",
+     .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(sy_input, line_mode),
+     .choices = "message|raw",
+     .def = "message",
+     .doc = "the record's line: the MSG part, or the whole frame"},
+    {.name = "timezone",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(sy_input, tz_name),
+     .doc = "zone of RFC 3164 times, which carry none (default: UTC)"},
+    {.name = "batch_records",
+     .type = SL_KEY_INT,
+     .at = SL_CFG_AT(sy_input, batch_records_read),
+     .min = 1,
+     .max = 1 << 20,
+     .def = "1024",
+     .doc = "records per batch handed to the pipeline"},
+};
+
 /* ---- configuration ---- */
 
 static int configure(sy_input *in, const sl_input_ctx *ctx)
@@ -157,10 +188,9 @@ static int configure(sy_input *in, const sl_input_ctx *ctx)
     sl_cfg *cfg = ctx->cfg;
     const sl_cfg_node *n = ctx->node;
     size_t before = sl_cfg_nerrors(cfg);
-    sl_cfg_check(cfg, n, syslog_keys, sizeof syslog_keys / sizeof *syslog_keys);
+    sl_cfg_read(cfg, n, syslog_keys, SL_CFG_NKEYS(syslog_keys), in);
     bool any = false;
     for (int t = 0; t < T_N; t++) {
-        sl_cfg_str(cfg, n, listen_keys[t], NULL, &in->listen[t]);
         if (!in->listen[t]) continue;
         any = true;
         sl_net_addr a;
@@ -173,32 +203,22 @@ static int configure(sy_input *in, const sl_input_ctx *ctx)
                      "input %s: a syslog input needs listen_udp, listen_tcp or listen_tls "
                      "(an explicit host:port)",
                      ctx->name);
+    /* Looked up, not read: `tls:` with no value is a map without the
+     * required cert_file and key_file, not an absent one. */
     const sl_cfg_node *tls = sl_cfg_get(n, "tls");
     if (in->listen[T_TLS] && !tls)
         sl_cfg_error(cfg, sl_cfg_get(n, "listen_tls"),
                      "listen_tls needs a tls: map with cert_file and key_file");
     if (tls && !in->listen[T_TLS]) sl_cfg_error(cfg, tls, "tls: is only used with listen_tls");
     if (tls) sl_tls_server_configure(cfg, tls, &in->tls_opts);
-    sl_cfg_enum(cfg, n, "framing", "auto|octet_counting|newline", SL_SYSLOG_FRAMING_AUTO,
-                &in->framing);
-    /* RFC 5425 asks receivers for 8 KiB at least; 64 KiB holds any UDP message. */
-    sl_cfg_size_range(cfg, n, "max_frame_bytes", 64 << 10, 480, 16u << 20, &in->max_frame);
-    sl_cfg_int(cfg, n, "max_connections", 512, 1, 65536, &in->max_conns);
-    sl_cfg_duration_ms(cfg, n, "idle_timeout", 5 * 60 * 1000, &in->idle_ms);
     if (in->idle_ms <= 0) {
         sl_cfg_error(cfg, sl_cfg_get(n, "idle_timeout"), "idle_timeout must be above 0");
         in->idle_ms = 1000;
     }
-    sl_cfg_size_range(cfg, n, "udp_receive_buffer", 4u << 20, 0, 1u << 30, &in->udp_rcvbuf);
-    sl_cfg_enum(cfg, n, "line", "message|raw", LINE_MESSAGE, &in->line_mode);
-    int64_t br;
-    sl_cfg_int(cfg, n, "batch_records", 1024, 1, 1 << 20, &br);
-    in->batch_records = (uint32_t)br;
-    const char *tz = NULL;
-    sl_cfg_str(cfg, n, "timezone", NULL, &tz);
-    if (tz) {
+    in->batch_records = (uint32_t)in->batch_records_read;
+    if (in->tz_name) {
         sl_err err;
-        if (sl_tz_load(tz, &in->tz, &err) != SL_OK)
+        if (sl_tz_load(in->tz_name, &in->tz, &err) != SL_OK)
             sl_cfg_error(cfg, sl_cfg_get(n, "timezone"), "%s", err.msg);
     }
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);

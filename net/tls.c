@@ -17,20 +17,28 @@ struct sl_tls_conn {
     gnutls_session_t session;
 };
 
+_Static_assert(SL_TLS_CLIENT_AUTH_NONE == 0 && SL_TLS_CLIENT_AUTH_OPTIONAL == 1 &&
+                   SL_TLS_CLIENT_AUTH_REQUIRED == 2,
+               "client_auth: none|optional|required");
+
 static const sl_cfg_key tls_keys[] = {
     {.name = "cert_file",
      .type = SL_KEY_STR,
+     .at = SL_CFG_AT(sl_tls_server_opts, cert_file),
      .required = true,
      .doc = "the server's certificate chain (PEM)"},
     {.name = "key_file",
      .type = SL_KEY_STR,
+     .at = SL_CFG_AT(sl_tls_server_opts, key_file),
      .required = true,
      .doc = "the server's private key (PEM)"},
     {.name = "ca_file",
      .type = SL_KEY_STR,
+     .at = SL_CFG_AT(sl_tls_server_opts, ca_file),
      .doc = "CAs that client certificates must chain to (PEM)"},
     {.name = "client_auth",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(sl_tls_server_opts, client_auth),
      .choices = "none|optional|required",
      .def = "none",
      .doc = "whether clients must present a certificate signed by ca_file"},
@@ -40,12 +48,7 @@ int sl_tls_server_configure(sl_cfg *c, const sl_cfg_node *map, sl_tls_server_opt
 {
     size_t before = sl_cfg_nerrors(c);
     *o = (sl_tls_server_opts){0};
-    sl_cfg_check(c, map, tls_keys, sizeof tls_keys / sizeof *tls_keys);
-    sl_cfg_str(c, map, "cert_file", NULL, &o->cert_file);
-    sl_cfg_str(c, map, "key_file", NULL, &o->key_file);
-    sl_cfg_str(c, map, "ca_file", NULL, &o->ca_file);
-    sl_cfg_enum(c, map, "client_auth", "none|optional|required", SL_TLS_CLIENT_AUTH_NONE,
-                &o->client_auth);
+    sl_cfg_read(c, map, tls_keys, SL_CFG_NKEYS(tls_keys), o);
     if (o->client_auth != SL_TLS_CLIENT_AUTH_NONE && !o->ca_file)
         sl_cfg_error(c, sl_cfg_get(map, "client_auth"),
                      "client_auth needs ca_file (the CA that signs client certificates)");

@@ -8,6 +8,39 @@
 #include "shipper/loki.h"
 #include "shipper/loki_internal.h"
 
+/* What sl_cfg_read fills from the tables below: each key's default is
+ * written once, in its table. */
+typedef struct limits_conf {
+    uint64_t max_line_size;
+    bool truncate, reject_old;
+    const char *old_age, *grace; /* Loki's durations (`1w`), parsed by loki_duration */
+    int64_t max_label_names, max_label_value_len, max_label_name_len;
+} limits_conf;
+
+typedef struct auth_conf {
+    const char *user; /* password and bearer_token: sl_cfg_secret (value or _file) */
+} auth_conf;
+
+typedef struct tls_conf {
+    const char *ca, *cert, *key;
+    bool insecure;
+} tls_conf;
+
+typedef struct loki_conf {
+    const char *url, *tenant;
+    const sl_cfg_node *auth, *tls, *labels, *meta, *limits;
+    int encoding, compression, line_format, long_lines, out_of_window;
+    int64_t timeout_ms, wait_ms, concurrency, min_backoff, max_backoff;
+    uint64_t max_bytes;
+} loki_conf;
+
+/* The tables' choices are indexes into these enums. */
+_Static_assert(ENC_PROTOBUF == 0 && ENC_JSON == 1, "encoding: protobuf|json");
+_Static_assert(COMP_SNAPPY == 0 && COMP_GZIP == 1 && COMP_NONE == 2, "snappy|gzip|none");
+_Static_assert(SL_LOKI_LINE_RAW == 0 && SL_LOKI_LINE_JSON == 1, "line_format: raw|json");
+_Static_assert(SL_LOKI_LONG_SPLIT == 0 && SL_LOKI_LONG_TRUNCATE == 1, "long_lines");
+_Static_assert(SL_LOKI_WINDOW_CLAMP == 0 && SL_LOKI_WINDOW_DROP == 1, "out_of_window");
+
 /* The sub-maps' tables, defined below; declared here so `sluice keys` and
  * the README list their keys under the parent (`limits.max_line_size`).
  * A key added below needs its count raised here (the compiler refuses the
@@ -18,50 +51,69 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
     SL_SINK_COMMON_KEYS,
     {.name = "url",
      .type = SL_KEY_STR,
+     .at = SL_CFG_AT(loki_conf, url),
      .required = true,
      .doc = "`http(s)://host:3100/loki/api/v1/push`"},
     {.name = "tenant",
      .type = SL_KEY_STR,
+     .at = SL_CFG_AT(loki_conf, tenant),
      .doc = "`X-Scope-OrgID`: a tenant, or a template per record like the Kafka topic's "
             "(`${labels.team:-ops}`, `${fields.NAME:-x}`, `${input}`, `${source}`)"},
     {.name = "auth",
      .type = SL_KEY_MAP,
+     .at = SL_CFG_AT(loki_conf, auth),
      .sub = auth_keys,
      .nsub = SL_CFG_NKEYS(auth_keys),
      .doc = "`{username, password | password_file}` or `{bearer_token | bearer_token_file}`"},
     {.name = "tls",
      .type = SL_KEY_MAP,
+     .at = SL_CFG_AT(loki_conf, tls),
      .sub = tls_keys,
      .nsub = SL_CFG_NKEYS(tls_keys),
      .doc = "`{ca_file, cert_file, key_file, insecure_skip_verify}`"},
     {.name = "encoding",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(loki_conf, encoding),
      .choices = "protobuf|json",
      .def = "protobuf",
      .doc = "`protobuf` (snappy) or `json`"},
     {.name = "compression",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(loki_conf, compression),
      .choices = "snappy|gzip|none",
      .doc = "`snappy`, `gzip`, `none`; snappy for protobuf and gzip for json when absent"},
     {.name = "labels",
      .type = SL_KEY_MAP,
+     .at = SL_CFG_AT(loki_conf, labels),
      .doc = "static labels; fields marked by the `labels` step are added"},
     {.name = "structured_metadata",
      .type = SL_KEY_LIST,
+     .at = SL_CFG_AT(loki_conf, meta),
      .doc = "fields sent as structured metadata"},
     {.name = "line_format",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(loki_conf, line_format),
      .choices = "raw|json",
      .def = "raw",
      .doc = "`raw` line or the record as `json`"},
-    {.name = "timeout", .type = SL_KEY_DURATION, .def = "10s", .doc = "one push request"},
-    {.name = "max_batch_bytes", .type = SL_KEY_SIZE, .def = "1MiB", .doc = "request size"},
+    {.name = "timeout",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(loki_conf, timeout_ms),
+     .def = "10s",
+     .doc = "one push request"},
+    {.name = "max_batch_bytes",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(loki_conf, max_bytes),
+     .def = "1MiB",
+     .doc = "request size"},
     {.name = "max_batch_wait",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(loki_conf, wait_ms),
      .def = "1s",
      .doc = "request latency: a batch is sent at the latest after this long"},
     {.name = "concurrency",
      .type = SL_KEY_INT,
+     .at = SL_CFG_AT(loki_conf, concurrency),
      .def = "1",
      .min = 1,
      .max = 64,
@@ -69,24 +121,32 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
             "workers so each stream stays in order"},
     {.name = "min_backoff",
      .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(loki_conf, min_backoff),
      .def = "500ms",
      .doc = "first retry delay; retries are unbounded, back off with jitter and honour Retry-After "
             "(see the status policy)"},
-    {.name = "max_backoff", .type = SL_KEY_DURATION, .def = "1m", .doc = "longest retry delay"},
+    {.name = "max_backoff",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(loki_conf, max_backoff),
+     .def = "1m",
+     .doc = "longest retry delay"},
     {.name = "limits",
      .type = SL_KEY_MAP,
+     .at = SL_CFG_AT(loki_conf, limits),
      .sub = limits_keys,
      .nsub = SL_CFG_NKEYS(limits_keys),
      .doc = "what your Loki accepts, named as in its `limits_config` (copy them from there); "
             "Loki's defaults when absent (see What Loki accepts)"},
     {.name = "long_lines",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(loki_conf, long_lines),
      .choices = "split|truncate",
      .def = "split",
      .doc = "a line over `limits.max_line_size`: `split` into several entries (same time, in "
             "order) or `truncate`"},
     {.name = "out_of_window",
      .type = SL_KEY_ENUM,
+     .at = SL_CFG_AT(loki_conf, out_of_window),
      .choices = "clamp|drop",
      .def = "clamp",
      .doc = "a time outside Loki's window: `clamp` (sent at the nearest accepted time, the "
@@ -97,38 +157,46 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
 static const sl_cfg_key limits_keys[8] = {
     {.name = "max_line_size",
      .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(limits_conf, max_line_size),
      .def = "256kB",
      .doc = "longest line Loki accepts"},
     {.name = "max_line_size_truncate",
      .type = SL_KEY_BOOL,
+     .at = SL_CFG_AT(limits_conf, truncate),
      .def = "false",
      .doc = "Loki truncates long lines instead of refusing them (sluice then cuts them too)"},
     {.name = "reject_old_samples",
      .type = SL_KEY_BOOL,
+     .at = SL_CFG_AT(limits_conf, reject_old),
      .def = "true",
      .doc = "Loki refuses entries older than `reject_old_samples_max_age`"},
     {.name = "reject_old_samples_max_age",
      .type = SL_KEY_STR,
+     .at = SL_CFG_AT(limits_conf, old_age),
      .def = "1w",
      .doc = "oldest entry Loki accepts (Loki's `1w` or sluice's `168h`)"},
     {.name = "creation_grace_period",
      .type = SL_KEY_STR,
+     .at = SL_CFG_AT(limits_conf, grace),
      .def = "10m",
      .doc = "how far in the future an entry may be"},
     {.name = "max_label_names_per_series",
      .type = SL_KEY_INT,
+     .at = SL_CFG_AT(limits_conf, max_label_names),
      .def = "15",
      .min = 1,
      .max = 1000,
      .doc = "labels per stream"},
     {.name = "max_label_value_length",
      .type = SL_KEY_INT,
+     .at = SL_CFG_AT(limits_conf, max_label_value_len),
      .def = "2048",
      .min = 1,
      .max = 1024 * 1024,
      .doc = "longest label value"},
     {.name = "max_label_name_length",
      .type = SL_KEY_INT,
+     .at = SL_CFG_AT(limits_conf, max_label_name_len),
      .def = "1024",
      .min = 1,
      .max = 1024 * 1024,
@@ -136,7 +204,10 @@ static const sl_cfg_key limits_keys[8] = {
 };
 
 static const sl_cfg_key auth_keys[5] = {
-    {.name = "username", .type = SL_KEY_STR, .doc = "basic auth user"},
+    {.name = "username",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(auth_conf, user),
+     .doc = "basic auth user"},
     {.name = "password",
      .type = SL_KEY_STR,
      .secret = true,
@@ -150,11 +221,21 @@ static const sl_cfg_key auth_keys[5] = {
 };
 
 static const sl_cfg_key tls_keys[4] = {
-    {.name = "ca_file", .type = SL_KEY_STR, .doc = "PEM CA to verify Loki"},
-    {.name = "cert_file", .type = SL_KEY_STR, .doc = "PEM client certificate (with `key_file`)"},
-    {.name = "key_file", .type = SL_KEY_STR, .doc = "PEM client key"},
+    {.name = "ca_file",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(tls_conf, ca),
+     .doc = "PEM CA to verify Loki"},
+    {.name = "cert_file",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(tls_conf, cert),
+     .doc = "PEM client certificate (with `key_file`)"},
+    {.name = "key_file",
+     .type = SL_KEY_STR,
+     .at = SL_CFG_AT(tls_conf, key),
+     .doc = "PEM client key"},
     {.name = "insecure_skip_verify",
      .type = SL_KEY_BOOL,
+     .at = SL_CFG_AT(tls_conf, insecure),
      .def = "false",
      .doc = "do not verify Loki's certificate"},
 };
@@ -191,50 +272,50 @@ static char *redact_url(const char *url)
 }
 
 /* A duration as Loki writes it: ours (500ms, 10m, 168h, 7d) or weeks (1w). */
-static void loki_duration(sl_cfg *cfg, const sl_cfg_node *map, const char *key, int64_t def_ms,
-                          int64_t *out_ms)
+static bool parse_loki_duration(const char *v, int64_t *out_ms)
 {
-    const char *v = NULL;
-    *out_ms = def_ms;
-    if (sl_cfg_str(cfg, map, key, NULL, &v) || !v) return;
     size_t n = strlen(v);
     char *end;
     long long w = n > 1 && v[n - 1] == 'w' ? strtoll(v, &end, 10) : -1;
     if (w >= 0 && w <= 5200 && end == v + n - 1) {
         *out_ms = w * 7 * 86400000LL;
-        return;
+        return true;
     }
-    if (sl_parse_duration_ms(v, out_ms) == 0 && *out_ms >= 0) return;
-    *out_ms = def_ms;
-    sl_cfg_error(cfg, sl_cfg_get(map, key), "%s: '%s' is not a duration (e.g. 1w, 168h, 10m)", key,
-                 v);
+    return sl_parse_duration_ms(v, out_ms) == 0 && *out_ms >= 0;
 }
 
-/* The limits from the sink's config, Loki's defaults for what is unset. */
-static void read_limits(sl_cfg *cfg, const sl_cfg_node *n, sl_loki_limits *l)
+/* limits.NAME, a Loki duration read as text by sl_cfg_read: a value that
+ * does not parse is an error and leaves the table's default. */
+static int64_t loki_duration(sl_cfg *cfg, const sl_cfg_node *m, const char *name, const char *v)
 {
-    sl_loki_limits_default(l);
-    const sl_cfg_node *m = sl_cfg_get(n, "limits");
-    if (m) sl_cfg_check(cfg, m, limits_keys, NKEYS(limits_keys));
-    bool truncate = false, reject_old = true;
-    int64_t v, old_ms, grace_ms;
-    sl_cfg_size(cfg, m, "max_line_size", l->max_line_size, &l->max_line_size);
-    sl_cfg_bool(cfg, m, "max_line_size_truncate", false, &truncate);
-    sl_cfg_bool(cfg, m, "reject_old_samples", true, &reject_old);
-    loki_duration(cfg, m, "reject_old_samples_max_age", l->reject_old_ns / 1000000, &old_ms);
-    loki_duration(cfg, m, "creation_grace_period", l->grace_ns / 1000000, &grace_ms);
-    l->reject_old_ns = reject_old ? old_ms * 1000000 : 0;
-    l->grace_ns = grace_ms * 1000000;
-    sl_cfg_int(cfg, m, "max_label_names_per_series", l->max_label_names, 1, 1000, &v);
-    l->max_label_names = (uint32_t)v;
-    sl_cfg_int(cfg, m, "max_label_value_length", l->max_label_value_len, 1, 1 << 20, &v);
-    l->max_label_value_len = (uint32_t)v;
-    sl_cfg_int(cfg, m, "max_label_name_length", l->max_label_name_len, 1, 1 << 20, &v);
-    l->max_label_name_len = (uint32_t)v;
-    sl_cfg_enum(cfg, n, "long_lines", "split|truncate", SL_LOKI_LONG_SPLIT, &l->long_lines);
-    /* Loki itself truncates then, so sluice sends what Loki would keep. */
-    if (truncate) l->long_lines = SL_LOKI_LONG_TRUNCATE;
-    sl_cfg_enum(cfg, n, "out_of_window", "clamp|drop", SL_LOKI_WINDOW_CLAMP, &l->out_of_window);
+    int64_t ms = 0;
+    if (parse_loki_duration(v, &ms)) return ms;
+    sl_cfg_error(cfg, sl_cfg_get(m, name), "%s: '%s' is not a duration (e.g. 1w, 168h, 10m)", name,
+                 v);
+    for (size_t i = 0; i < NKEYS(limits_keys); i++)
+        if (strcmp(limits_keys[i].name, name) == 0) parse_loki_duration(limits_keys[i].def, &ms);
+    return ms;
+}
+
+/* The limits from the sink's config, the table's (Loki's) defaults for
+ * what is unset. */
+static void read_limits(sl_cfg *cfg, const loki_conf *c, sl_loki_limits *l)
+{
+    limits_conf lc;
+    sl_cfg_read(cfg, c->limits, limits_keys, NKEYS(limits_keys), &lc);
+    int64_t old_ms = loki_duration(cfg, c->limits, "reject_old_samples_max_age", lc.old_age);
+    int64_t grace_ms = loki_duration(cfg, c->limits, "creation_grace_period", lc.grace);
+    *l = (sl_loki_limits){
+        .max_line_size = lc.max_line_size,
+        /* Loki itself truncates then, so sluice sends what Loki would keep. */
+        .long_lines = lc.truncate ? SL_LOKI_LONG_TRUNCATE : c->long_lines,
+        .reject_old_ns = lc.reject_old ? old_ms * 1000000 : 0,
+        .grace_ns = grace_ms * 1000000,
+        .out_of_window = c->out_of_window,
+        .max_label_names = (uint32_t)lc.max_label_names,
+        .max_label_value_len = (uint32_t)lc.max_label_value_len,
+        .max_label_name_len = (uint32_t)lc.max_label_name_len,
+    };
 }
 
 /* The url's path must lead to Loki's push endpoint: a bare host (the usual
@@ -265,35 +346,17 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     sl_cfg *cfg = ctx->cfg;
     const sl_cfg_node *n = ctx->node;
     size_t before = sl_cfg_nerrors(cfg);
-    sl_cfg_check(cfg, n, sl_loki_keys, SL_LOKI_NKEYS);
-    const sl_cfg_node *auth = sl_cfg_get(n, "auth");
-    const sl_cfg_node *tls = sl_cfg_get(n, "tls");
-    if (auth) sl_cfg_check(cfg, auth, auth_keys, NKEYS(auth_keys));
-    if (tls) sl_cfg_check(cfg, tls, tls_keys, NKEYS(tls_keys));
-
-    const char *url = NULL, *tenant = NULL, *user = NULL;
-    const char *ca = NULL, *cert = NULL, *key = NULL;
-    bool insecure = false;
-    int encoding = ENC_PROTOBUF, compression = -1, line_format = SL_LOKI_LINE_RAW;
-    int64_t timeout_ms = 10000, wait_ms = 1000, min_backoff = 500, max_backoff = 60000;
-    int64_t concurrency = 1;
-    uint64_t max_bytes = 1 << 20;
-    sl_cfg_str(cfg, n, "url", NULL, &url);
-    sl_cfg_str(cfg, n, "tenant", NULL, &tenant);
-    sl_cfg_enum(cfg, n, "encoding", "protobuf|json", ENC_PROTOBUF, &encoding);
-    sl_cfg_enum(cfg, n, "compression", "snappy|gzip|none", -1, &compression);
-    sl_cfg_enum(cfg, n, "line_format", "raw|json", SL_LOKI_LINE_RAW, &line_format);
-    sl_cfg_duration_ms(cfg, n, "timeout", 10000, &timeout_ms);
-    sl_cfg_size(cfg, n, "max_batch_bytes", 1 << 20, &max_bytes);
-    sl_cfg_duration_ms(cfg, n, "max_batch_wait", 1000, &wait_ms);
-    sl_cfg_int(cfg, n, "concurrency", 1, 1, 64, &concurrency);
-    sl_cfg_duration_ms(cfg, n, "min_backoff", 500, &min_backoff);
-    sl_cfg_duration_ms(cfg, n, "max_backoff", 60000, &max_backoff);
-    sl_cfg_str(cfg, auth, "username", NULL, &user);
-    sl_cfg_str(cfg, tls, "ca_file", NULL, &ca);
-    sl_cfg_str(cfg, tls, "cert_file", NULL, &cert);
-    sl_cfg_str(cfg, tls, "key_file", NULL, &key);
-    sl_cfg_bool(cfg, tls, "insecure_skip_verify", false, &insecure);
+    loki_conf c;
+    auth_conf ac;
+    tls_conf tc;
+    sl_cfg_read(cfg, n, sl_loki_keys, SL_LOKI_NKEYS, &c);
+    sl_cfg_read(cfg, c.auth, auth_keys, NKEYS(auth_keys), &ac);
+    sl_cfg_read(cfg, c.tls, tls_keys, NKEYS(tls_keys), &tc);
+    const sl_cfg_node *auth = c.auth, *tls = c.tls, *lab = c.labels;
+    const char *url = c.url, *tenant = c.tenant, *user = ac.user;
+    const char *cert = tc.cert, *key = tc.key;
+    int encoding = c.encoding, compression = c.compression;
+    int64_t min_backoff = c.min_backoff, max_backoff = c.max_backoff;
 
     if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         sl_cfg_error(cfg, sl_cfg_get(n, "url"), "url must start with http:// or https://");
@@ -313,7 +376,7 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         }
     }
     sl_loki_limits limits;
-    read_limits(cfg, n, &limits);
+    read_limits(cfg, &c, &limits);
     if (compression < 0) compression = encoding == ENC_PROTOBUF ? COMP_SNAPPY : COMP_GZIP;
     if (encoding == ENC_PROTOBUF && compression != COMP_SNAPPY)
         sl_cfg_error(cfg, sl_cfg_get(n, "compression"),
@@ -321,7 +384,7 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
                      "encoding: json for gzip or none");
     if (encoding == ENC_JSON && compression == COMP_SNAPPY)
         sl_cfg_error(cfg, sl_cfg_get(n, "compression"), "json requests use gzip or none");
-    if (max_bytes < 1024)
+    if (c.max_bytes < 1024)
         sl_cfg_error(cfg, sl_cfg_get(n, "max_batch_bytes"), "max_batch_bytes must be >= 1KiB");
     if (min_backoff < 1) min_backoff = 1;
     if (max_backoff < min_backoff)
@@ -338,7 +401,6 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
             sl_cfg_error(cfg, auth, "auth: use either username/password or bearer_token");
     }
 
-    const sl_cfg_node *lab = sl_cfg_get(n, "labels");
     if (lab && lab->kind == SL_CFG_MAP) {
         if (lab->n > LOKI_MAX_LABELS)
             sl_cfg_error(cfg, lab, "at most %d static labels", LOKI_MAX_LABELS);
@@ -371,8 +433,8 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     s->eopts.tenant = tpl;
     s->encoding = encoding;
     s->compression = compression;
-    s->max_wait_ms = wait_ms;
-    s->max_batch_bytes = max_bytes;
+    s->max_wait_ms = c.wait_ms;
+    s->max_batch_bytes = c.max_bytes;
     s->url_log = redact_url(url);
     bool nomem = !s->url_log;
     for (size_t i = 0; lab && lab->kind == SL_CFG_MAP && i < lab->n; i++) {
@@ -393,7 +455,7 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     }
     s->limits = limits;
     s->eopts.limits = &s->limits;
-    s->eopts.line_format = line_format;
+    s->eopts.line_format = c.line_format;
     s->eopts.labels = s->labels;
     s->eopts.meta_fields = s->meta;
     if (pthread_mutex_init(&s->mu, NULL) == 0) {
@@ -402,9 +464,9 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         else
             pthread_mutex_destroy(&s->mu);
     }
-    s->w = calloc((size_t)concurrency, sizeof *s->w);
+    s->w = calloc((size_t)c.concurrency, sizeof *s->w);
     nomem = nomem || !s->w || !s->sync_ok;
-    for (uint32_t i = 0; s->w && i < (uint32_t)concurrency; i++) {
+    for (uint32_t i = 0; s->w && i < (uint32_t)c.concurrency; i++) {
         worker *w = &s->w[s->nw++];
         w->s = s;
         w->id = i;
@@ -414,7 +476,7 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         if (!w->req)
             nomem = true;
         else
-            sl_loki_req_set_part(w->req, i, (uint32_t)concurrency);
+            sl_loki_req_set_part(w->req, i, (uint32_t)c.concurrency);
     }
     s->njobs = s->nw == 1 ? 1 : LOKI_JOBS;
     sl_buf_init(&s->pre_raw, 0);
@@ -438,12 +500,12 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     }
     sl_http_opts ho = {
         .url = url,
-        .timeout_ms = timeout_ms,
-        .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
-        .ca_file = ca,
+        .timeout_ms = c.timeout_ms,
+        .connect_timeout_ms = c.timeout_ms < 5000 ? c.timeout_ms : 5000,
+        .ca_file = tc.ca,
         .cert_file = cert,
         .key_file = key,
-        .insecure_skip_verify = insecure,
+        .insecure_skip_verify = tc.insecure,
         .username = user,
         .password = password,
         .bearer_token = token,

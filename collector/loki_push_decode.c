@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "core/json_str.h"
 #include "core/utf8.h"
 
 /* ---- growing arrays (each element is backed by body bytes, so the body
@@ -63,38 +64,6 @@ static bool name_start(unsigned char c)
 static bool name_char(unsigned char c)
 {
     return name_start(c) || (c >= '0' && c <= '9');
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 static void skip_space(const char *p, size_t n, size_t *i)
@@ -182,7 +151,7 @@ static ptrdiff_t unquote(const char *p, size_t n, size_t *i, char *o, sl_err *er
             return sl_errf(err, SL_EPARSE, "short \\%c escape in a label value", e), -1;
         cp = 0;
         for (int d = 0; d < digits; d++) {
-            int h = hexval((unsigned char)p[k + (size_t)d]);
+            int h = sl_json_hexval((unsigned char)p[k + (size_t)d]);
             if (h < 0) return sl_errf(err, SL_EPARSE, "bad hex digit in a label value"), -1;
             cp = cp * 16 + (uint32_t)h;
         }
@@ -193,7 +162,7 @@ static ptrdiff_t unquote(const char *p, size_t n, size_t *i, char *o, sl_err *er
         }
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return sl_errf(err, SL_EPARSE, "escape is not a Unicode code point"), -1;
-        w += put_utf8(o + w, cp);
+        w += sl_json_utf8_put(o + w, cp);
     }
     *i = k + 1;
     return (ptrdiff_t)w;

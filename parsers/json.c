@@ -150,10 +150,10 @@ int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o)
 {
     sl_json_opts_init(o, NULL);
     json_conf jc; /* no map (NULL or `json:`): the table's defaults */
-    if (sl_cfg_read(cfg, node, sl_json_keys, SL_JSON_NKEYS, &jc)) return -1;
+    if (sl_cfg_read(cfg, node, sl_json_keys, SL_JSON_NKEYS, &jc)) return SL_EINVAL;
     if (strlen(jc.separator) != 1) {
         sl_cfg_error(cfg, sl_cfg_get(node, "separator"), "separator must be one character");
-        return -1;
+        return SL_EINVAL;
     }
     o->flatten = jc.flatten;
     o->max_depth = (uint32_t)jc.max_depth;

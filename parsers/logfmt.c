@@ -188,21 +188,13 @@ int sl_logfmt_parse(const char *p, size_t n, sl_field *out, size_t cap, size_t *
     return pair ? 0 : SL_EPARSE;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c = (char)(c | 0x20);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 /* n hex digits at p (n <= 8), or -1. */
 static long hexn(const char *p, size_t avail, size_t n)
 {
     if (avail < n) return -1;
     long v = 0;
     for (size_t i = 0; i < n; i++) {
-        int h = hexval(p[i]);
+        int h = sl_json_hexval((unsigned char)p[i]);
         if (h < 0) return -1;
         v = v * 16 + h;
     }

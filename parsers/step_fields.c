@@ -23,7 +23,7 @@ static int build_names(sl_cfg *cfg, const sl_cfg_node *n, fields_step *s, bool a
         for (size_t i = 0; i < n->n && s->nnames < MAX_NAMES; i++) {
             if (n->items[i]->kind != SL_CFG_SCALAR) {
                 sl_cfg_error(cfg, n->items[i], "expected a field name");
-                return -1;
+                return SL_EINVAL;
             }
             s->from[s->nnames] = s->to[s->nnames] = n->items[i]->scalar;
             s->nnames++;
@@ -34,12 +34,12 @@ static int build_names(sl_cfg *cfg, const sl_cfg_node *n, fields_step *s, bool a
         sl_cfg_error(cfg, n,
                      allow_list ? "expected a list of fields or a map of label: field"
                                 : "expected a map of from: to");
-        return -1;
+        return SL_EINVAL;
     }
     for (size_t i = 0; i < n->n && s->nnames < MAX_NAMES; i++) {
         if (n->items[i]->kind != SL_CFG_SCALAR) {
             sl_cfg_error(cfg, n->items[i], "expected a field name");
-            return -1;
+            return SL_EINVAL;
         }
         /* labels map label -> field; rename maps from -> to. */
         s->from[s->nnames] = allow_list ? n->items[i]->scalar : n->keys[i];
@@ -52,7 +52,7 @@ static int build_names(sl_cfg *cfg, const sl_cfg_node *n, fields_step *s, bool a
 static int create_names(const sl_step_ctx *ctx, void **state, bool allow_list)
 {
     fields_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     return build_names(ctx->cfg, ctx->args, s, allow_list);
 }
@@ -70,7 +70,7 @@ static int rename_create(const sl_step_ctx *ctx, void **state)
 static int remove_create(const sl_step_ctx *ctx, void **state)
 {
     fields_step *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s) return SL_ENOMEM;
     *state = s;
     size_t n = 0;
     sl_cfg_list(ctx->cfg, ctx->args, "fields", s->from, MAX_NAMES, &n);

@@ -416,7 +416,9 @@ int sl_t_append_ids(const char *path, long from, long to, const char *suffix)
     return rc;
 }
 
-sl_t_tally sl_t_count_ids(const char *path, long max_id)
+/* anywhere: the id may stand inside the line (a JSON line), not only at
+ * its start. */
+static sl_t_tally count_ids(const char *path, long max_id, bool anywhere)
 {
     sl_t_tally t = {0};
     size_t n = 0;
@@ -425,7 +427,8 @@ sl_t_tally sl_t_count_ids(const char *path, long max_id)
     for (char *p = data; p && seen && p < data + n;) {
         char *nl = memchr(p, '\n', (size_t)(data + n - p));
         if (!nl) break;
-        long id = sl_t_parse_id(p, nl, "id=");
+        char *at = anywhere ? memmem(p, (size_t)(nl - p), "id=", 3) : p;
+        long id = at ? sl_t_parse_id(at, nl, "id=") : -1;
         if (id >= 0 && id < max_id) {
             t.dups += seen[id];
             t.distinct += !seen[id];
@@ -438,6 +441,16 @@ sl_t_tally sl_t_count_ids(const char *path, long max_id)
     free(seen);
     free(data);
     return t;
+}
+
+sl_t_tally sl_t_count_ids(const char *path, long max_id)
+{
+    return count_ids(path, max_id, false);
+}
+
+sl_t_tally sl_t_count_ids_within(const char *path, long max_id)
+{
+    return count_ids(path, max_id, true);
 }
 
 int sl_t_http_get(int port, const char *path, char **body)

@@ -29,6 +29,8 @@ typedef struct sl_t_tally {
     long distinct, dups, other;
 } sl_t_tally;
 sl_t_tally sl_t_count_ids(const char *path, long max_id);
+/* The same where `id=N` may stand anywhere in a line (JSON lines). */
+sl_t_tally sl_t_count_ids_within(const char *path, long max_id);
 /* Whether the text of the file at path holds needle (false when absent). */
 bool sl_t_file_has(const char *path, const char *needle);
 /* Non-overlapping occurrences of needle in the file at path (0 when absent). */

@@ -208,33 +208,6 @@ static bool entries_at_least(void *arg)
     return st.entries >= w->n;
 }
 
-/* Distinct and repeated ids among the receiver's JSON lines. */
-static sl_t_tally count_received(const char *path, long max_id)
-{
-    sl_t_tally t = {0};
-    size_t n = 0;
-    char *data = sl_t_read_file(path, &n);
-    unsigned char *seen = calloc((size_t)max_id + 1, 1);
-    assert_non_null(seen);
-    for (char *p = data; p && p < data + n;) {
-        char *nl = memchr(p, '\n', (size_t)(data + n - p));
-        if (!nl) break;
-        char *at = memmem(p, (size_t)(nl - p), "id=", 3);
-        long id = at ? sl_t_parse_id(at, nl, "id=") : -1;
-        if (id >= 0 && id < max_id) {
-            t.dups += seen[id];
-            t.distinct += !seen[id];
-            seen[id] = 1;
-        } else {
-            t.other++;
-        }
-        p = nl + 1;
-    }
-    free(seen);
-    free(data);
-    return t;
-}
-
 /* Sum of the group's committed offsets, as Kafka has them. */
 static int64_t committed_total(cluster *c)
 {
@@ -311,7 +284,7 @@ static void test_group_kill9_and_rebalance(void **st)
     sl_t_tally t = {0};
     int64_t until = sl_monotonic_ns() + sl_t_scaled_ms(60000) * 1000000LL;
     for (;;) {
-        t = count_received(out, total);
+        t = sl_t_count_ids_within(out, total);
         if (t.distinct == total || sl_monotonic_ns() > until) break;
         want more = {lr, (uint64_t)(total + t.dups + 1)};
         sl_t_wait_until(entries_at_least, &more, 1000);

@@ -247,7 +247,7 @@ static int retry_later(worker *w, int64_t delay, int *tries)
 static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant);
 
 /* 413, or a 400 that names no entry: halves the request by records and
- * sends each half (of the same tenant). -1 when out of memory. */
+ * sends each half (of the same tenant). SL_ENOMEM when out of memory. */
 static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total, const char *tenant)
 {
     uint64_t half = total / 2, acc = 0;
@@ -255,7 +255,7 @@ static int split(worker *w, const span *sp, uint32_t nsp, uint64_t total, const 
     if (!l || !r) {
         free(l);
         free(r);
-        return -1;
+        return SL_ENOMEM;
     }
     uint32_t nl = 0, nr = 0;
     for (uint32_t i = 0; i < nsp; i++) {

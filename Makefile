@@ -45,8 +45,10 @@ run: deps $(BUILD)/build.ninja
 # Everything: unit, integration, fault and fuzz-replay tests, then the
 # suite again under ASan+UBSan, but for the `slow` suite (long fault runs),
 # which test-long runs under the sanitizers. CI runs both targets.
+# Three at a time on two cores: most integration tests wait on the agent
+# they drive, not on the CPU.
 test: build
-	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+	meson test -C $(BUILD) --print-errorlogs --num-processes 3 --no-suite long
 	$(MAKE) asan
 
 SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -56,7 +58,8 @@ SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 # for 5 minutes (make test gives it 15 s, 10 s under ASan), a 2-minute
 # outage for ops, a 60 s outage with 5 kill -9 for loki_giveback, pods
 # logging 10 s after their deletion for k8s; the
-# container image built from the package and started (make test checks only
+# Debian package built, linted, installed and removed; the container image
+# built from the package and started (make test checks only
 # that the recipe, the manifest and the package agree); then the `slow`
 # suite and the model test under ASan+UBSan.
 test-long: build $(ASAN_BUILD)/build.ninja
@@ -64,6 +67,7 @@ test-long: build $(ASAN_BUILD)/build.ninja
 	  meson test -C $(BUILD) --print-errorlogs --num-processes 2 file_model ops k8s
 	SLUICE_TEST_LONG=1 meson test -C $(BUILD) --print-errorlogs --num-processes 2 --suite slow
 	@./tools/bootstrap.sh $(DEB_PACKAGING) $(CONTAINER_PACKAGES)
+	meson test -C $(BUILD) --print-errorlogs --suite long
 	SLUICE_CONTAINER_BUILD=1 meson test -C $(BUILD) --print-errorlogs --timeout-multiplier 3 container
 	ninja -C $(ASAN_BUILD)
 	$(SANITIZER_ENV) SLUICE_TEST_LONG=1 SLUICE_MODEL_BUDGET_S=300 meson test -C $(ASAN_BUILD) \
@@ -80,8 +84,8 @@ $(ASAN_BUILD)/build.ninja:
 
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
-	$(SANITIZER_ENV) meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 \
-	  --timeout-multiplier 3 --no-suite slow
+	$(SANITIZER_ENV) meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 3 \
+	  --timeout-multiplier 3 --no-suite slow --no-suite long
 
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false

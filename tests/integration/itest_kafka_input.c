@@ -243,6 +243,21 @@ static bool committed_reaches(void *arg)
     return committed_total(g->c) >= g->total;
 }
 
+/* Partitions the agent logged as assigned to it, in all its assignments. */
+static long assigned_partitions(const char *log)
+{
+    char *text = sl_t_read_file(log, NULL);
+    long n = 0;
+    for (const char *p = text ? strstr(text, "event=kafka_assigned ") : NULL; p;
+         p = strstr(p + 1, "event=kafka_assigned ")) {
+        const char *q = strstr(p, "partitions=");
+        const char *eol = strchr(p, '\n');
+        if (q && (!eol || q < eol)) n += strtol(q + 11, NULL, 10);
+    }
+    free(text);
+    return n;
+}
+
 /* ---- tests ---- */
 
 static void test_group_kill9_and_rebalance(void **st)
@@ -308,7 +323,9 @@ static void test_group_kill9_and_rebalance(void **st)
      * could read between the scrape and the kill (one fetch per
      * partition), plus what the rebalances handed over uncommitted. */
     assert_true(t.dups <= (long)(uncommitted + released) + PARTITIONS * 1024);
-    assert_true(late > 0); /* the new member got partitions */
+    /* The new member got partitions (it may find nothing left to read
+     * when the others finished first, as under the sanitizers). */
+    assert_true(late > 0 || assigned_partitions(a[3].log) > 0);
     /* Two members stop; the last one takes every partition, reads again
      * what their refused revocation commits left (the mock refuses commits
      * while its group rebalances) and commits to the end of all twelve;

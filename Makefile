@@ -48,7 +48,7 @@ run: deps $(BUILD)/build.ninja
 # Three at a time on two cores: most integration tests wait on the agent
 # they drive, not on the CPU.
 test: build
-	meson test -C $(BUILD) --print-errorlogs --num-processes 3 --no-suite long
+	./tools/in-tmpdir.sh meson test -C $(BUILD) --print-errorlogs --num-processes 3 --no-suite long
 	$(MAKE) asan
 
 SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -64,19 +64,19 @@ SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 # suite and the model test under ASan+UBSan.
 test-long: build $(ASAN_BUILD)/build.ninja
 	SLUICE_TEST_LONG=1 SLUICE_MODEL_BUDGET_S=300 SLUICE_OPS_OUTAGE_MS=120000 \
-	  meson test -C $(BUILD) --print-errorlogs --num-processes 2 file_model ops k8s
-	SLUICE_TEST_LONG=1 meson test -C $(BUILD) --print-errorlogs --num-processes 2 --suite slow
+	  ./tools/in-tmpdir.sh meson test -C $(BUILD) --print-errorlogs --num-processes 2 file_model ops k8s
+	SLUICE_TEST_LONG=1 ./tools/in-tmpdir.sh meson test -C $(BUILD) --print-errorlogs --num-processes 2 --suite slow
 	@./tools/bootstrap.sh $(DEB_PACKAGING) $(CONTAINER_PACKAGES)
-	meson test -C $(BUILD) --print-errorlogs --suite long
-	SLUICE_CONTAINER_BUILD=1 meson test -C $(BUILD) --print-errorlogs --timeout-multiplier 3 container
+	./tools/in-tmpdir.sh meson test -C $(BUILD) --print-errorlogs --suite long
+	SLUICE_CONTAINER_BUILD=1 ./tools/in-tmpdir.sh meson test -C $(BUILD) --print-errorlogs --timeout-multiplier 3 container
 	ninja -C $(ASAN_BUILD)
-	$(SANITIZER_ENV) SLUICE_TEST_LONG=1 SLUICE_MODEL_BUDGET_S=300 meson test -C $(ASAN_BUILD) \
+	$(SANITIZER_ENV) SLUICE_TEST_LONG=1 SLUICE_MODEL_BUDGET_S=300 ./tools/in-tmpdir.sh meson test -C $(ASAN_BUILD) \
 	  --print-errorlogs --num-processes 2 --timeout-multiplier 3 file_model
-	$(SANITIZER_ENV) SLUICE_TEST_LONG=1 meson test -C $(ASAN_BUILD) --print-errorlogs \
+	$(SANITIZER_ENV) SLUICE_TEST_LONG=1 ./tools/in-tmpdir.sh meson test -C $(ASAN_BUILD) --print-errorlogs \
 	  --num-processes 2 --timeout-multiplier 3 --suite slow
 
 unit: build
-	meson test -C $(BUILD) --suite unit --print-errorlogs
+	./tools/in-tmpdir.sh meson test -C $(BUILD) --suite unit --print-errorlogs
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) $(MESON_OPTS) -Db_sanitize=address,undefined -Db_lundef=false \
@@ -84,7 +84,7 @@ $(ASAN_BUILD)/build.ninja:
 
 asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
-	$(SANITIZER_ENV) meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 3 \
+	$(SANITIZER_ENV) ./tools/in-tmpdir.sh meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 3 \
 	  --timeout-multiplier 3 --no-suite slow --no-suite long
 
 $(FUZZ_BUILD)/build.ninja:

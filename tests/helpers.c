@@ -17,6 +17,65 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Every folder a test program made and has not removed yet. A failed
+ * assertion jumps out of its test before the test's own cleanup (cmocka
+ * goes on with the next test, then the program exits): what is left is
+ * removed at exit, by the process that made it (a forked child that
+ * calls exit() must not remove its parent's folders). SLUICE_KEEP_TMP
+ * keeps them for a human. */
+enum { MADE_DIRS_MAX = 256 };
+static char *made_dirs[MADE_DIRS_MAX];
+static pid_t made_by;
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    chmod(path, 0700);
+    return remove(path);
+}
+
+static void remove_made_dirs(void)
+{
+    if (getpid() != made_by) return;
+    bool keep = getenv("SLUICE_KEEP_TMP") != NULL;
+    for (size_t i = 0; i < MADE_DIRS_MAX; i++) {
+        if (!made_dirs[i]) continue;
+        if (keep)
+            fprintf(stderr, "kept %s\n", made_dirs[i]);
+        else
+            nftw(made_dirs[i], rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        free(made_dirs[i]);
+        made_dirs[i] = NULL;
+    }
+}
+
+static void note_made_dir(const char *path)
+{
+    if (made_by != getpid()) {
+        /* First folder of this process (or of a forked child). */
+        for (size_t i = 0; i < MADE_DIRS_MAX; i++) made_dirs[i] = NULL;
+        if (made_by == 0) atexit(remove_made_dirs);
+        made_by = getpid();
+    }
+    for (size_t i = 0; i < MADE_DIRS_MAX; i++)
+        if (!made_dirs[i]) {
+            made_dirs[i] = strdup(path);
+            return;
+        }
+    fprintf(stderr, "more than %d temporary folders: %s is not removed on failure\n", MADE_DIRS_MAX,
+            path);
+}
+
+static void forget_made_dir(const char *path)
+{
+    if (made_by != getpid()) return;
+    for (size_t i = 0; i < MADE_DIRS_MAX; i++)
+        if (made_dirs[i] && strcmp(made_dirs[i], path) == 0) {
+            free(made_dirs[i]);
+            made_dirs[i] = NULL;
+        }
+}
+
 char *sl_t_tmpdir(const char *tag)
 {
     const char *base = getenv("TMPDIR");
@@ -27,19 +86,15 @@ char *sl_t_tmpdir(const char *tag)
         free(path);
         return NULL;
     }
+    note_made_dir(path);
     return path;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    chmod(path, 0700);
-    return remove(path);
 }
 
 void sl_t_rmtree(const char *path)
 {
-    if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (!path) return;
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    forget_made_dir(path);
 }
 
 char *sl_t_path(const char *dir, const char *name)

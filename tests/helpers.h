@@ -8,7 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A fresh directory under $TMPDIR (or /tmp), removed by sl_t_rmtree. */
+/* A fresh directory under $TMPDIR (or /tmp), removed by sl_t_rmtree, or at
+ * exit when a failed assertion skipped the test's cleanup. */
 char *sl_t_tmpdir(const char *tag);
 void sl_t_rmtree(const char *path);
 /* Path join into a static-free, malloc'ed string. */

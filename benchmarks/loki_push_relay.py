@@ -5,8 +5,9 @@ the Loki test receiver (tests/loki_receiver.c); (b) the same agent ships to a
 second sluice's `loki_push` input, which relays to the receiver with its own
 Loki sink (ack: delivered, the default). The clock runs from the first
 agent's start until the receiver has written every entry. Prints MB/s,
-lines/s and each sluice's CPU seconds, and the relay's ratio to the direct
-path (issue 18 goal: >= 0.8x).
+lines/s and each sluice's CPU seconds, the relay's pushes answered 204 and
+their mean wait for its sinks (from its /metrics), and the relay's ratio to
+the direct path (issue 18 goal: >= 0.8x).
 
 Usage: benchmarks/loki_push_relay.py [BUILD_DIR] (SLUICE_RELAY_LINES,
 default 500,000; SLUICE_RELAY_KIND, default json; SLUICE_RELAY_CONCURRENCY,

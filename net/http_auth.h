@@ -39,7 +39,8 @@ int sl_http_auth_read(sl_cfg *cfg, const sl_cfg_node *map, enum sl_http_auth_rol
  * (it is a credential: zero it first). */
 int sl_http_auth_header(const sl_http_auth *a, char **out);
 /* True when given (a request's Authorization value, may be NULL) is
- * expected (from sl_http_auth_header): the scheme compared without case
+ * expected (from sl_http_auth_header; NULL: no auth, anything passes):
+ * the scheme compared without case
  * (RFC 9110), the credentials in time that does not depend on where they
  * differ or on their lengths. */
 bool sl_http_auth_matches(const char *expected, const char *given);

@@ -194,7 +194,7 @@ int sl_batcher_run(sl_batcher *bt)
             continue;
         }
         if (rc != SL_OK) {
-            if (bt->urgent && !bt->resend) {
+            if (bt->urgent && bt->npend && !bt->resend) {
                 flush(bt); /* nothing more queued, and a sender waits */
                 continue;
             }
@@ -214,7 +214,10 @@ int sl_batcher_run(sl_batcher *bt)
             sl_buffer_unpop(bt->ctx->buffer, b); /* stopping: not delivered */
             break;
         }
-        if (!bt->npend) bt->pend_since_ns = sl_monotonic_ns();
+        if (!bt->npend) {
+            bt->pend_since_ns = sl_monotonic_ns();
+            bt->urgent = false; /* what set it was given back, not flushed */
+        }
         bt->pend[bt->npend++] = b;
         bt->pend_bytes += b->bytes;
         bt->urgent |= b->flush_now;

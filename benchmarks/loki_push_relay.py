@@ -5,8 +5,9 @@ the Loki test receiver (tests/loki_receiver.c); (b) the same agent ships to a
 second sluice's `loki_push` input, which relays to the receiver with its own
 Loki sink (ack: delivered, the default). The clock runs from the first
 agent's start until the receiver has written every entry. Prints MB/s,
-lines/s and each sluice's CPU seconds, and the relay's ratio to the direct
-path (issue 18 goal: >= 0.8x).
+lines/s and each sluice's CPU seconds, the relay's pushes answered 204 and
+their mean wait for its sinks (from its /metrics), and the relay's ratio to
+the direct path (issue 18 goal: >= 0.8x).
 
 Usage: benchmarks/loki_push_relay.py [BUILD_DIR] (SLUICE_RELAY_LINES,
 default 500,000; SLUICE_RELAY_KIND, default json; SLUICE_RELAY_CONCURRENCY,
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 LINES = int(os.environ.get("SLUICE_RELAY_LINES", "500000"))
@@ -101,6 +103,20 @@ ACK = os.environ.get("SLUICE_RELAY_ACK", "delivered")
 MIDDLE_WAIT = os.environ.get("SLUICE_RELAY_MIDDLE_WAIT", "10ms")
 
 
+def relay_metrics(port):
+    """The relay's pushes answered 204 and their mean wait for the sinks'
+    acknowledgement (sluice_loki_push_ack_wait_seconds_total), in ms."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    pushes = wait = 0.0
+    for line in text.splitlines():
+        if line.startswith("sluice_loki_push_requests_total{") and 'code="204"' in line:
+            pushes += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("sluice_loki_push_ack_wait_seconds_total{"):
+            wait += float(line.rsplit(" ", 1)[1])
+    return pushes, (wait / pushes * 1000 if pushes else float("nan"))
+
+
 def run(d, corpus, relay):
     out = os.path.join(d, "recv.jsonl")
     rport = free_port()
@@ -109,9 +125,13 @@ def run(d, corpus, relay):
     time.sleep(0.3)
     procs = []
     target = rport
+    mport = None
     if relay:
         pport = free_port()
-        procs.append(agent(d, "middle", f"""inputs:
+        mport = free_port()
+        procs.append(agent(d, "middle", f"""metrics:
+  listen: "127.0.0.1:{mport}"
+inputs:
   - name: push
     type: loki_push
     listen: "127.0.0.1:{pport}"
@@ -133,12 +153,13 @@ def run(d, corpus, relay):
         time.sleep(0.05)
     dt = time.time() - t0
     cpu = [cpu_s(p.pid) for p in procs]
+    acks = relay_metrics(mport) if mport else None
     for p in procs + [recv]:
         p.terminate()
     for p in procs + [recv]:
         p.wait()
     os.unlink(out)
-    return dt, cpu
+    return dt, cpu, acks
 
 
 def main():
@@ -153,11 +174,12 @@ def main():
         for relay in (False, True):
             sub = os.path.join(d, "relay" if relay else "direct")
             os.mkdir(sub)
-            dt, cpu = run(sub, corpus, relay)
+            dt, cpu, acks = run(sub, corpus, relay)
             name = "file -> loki_push -> Loki" if relay else "file -> Loki"
             rows.append((name, dt, cpu))
             print(f"{name:28s} {LINES / dt:12,.0f} lines/s {mb / dt:8.1f} MB/s  "
-                  f"{dt:6.2f} s  sluice CPU s: {' + '.join(f'{c:.2f}' for c in cpu)}")
+                  f"{dt:6.2f} s  sluice CPU s: {' + '.join(f'{c:.2f}' for c in cpu)}"
+                  + (f"  relay: {acks[0]:.0f} pushes, {acks[1]:.1f} ms ack wait each" if acks else ""))
         print(f"relay / direct: {rows[0][1] / rows[1][1]:.2f}x (goal >= 0.8x), "
               f"{LINES:,} lines, {mb:.1f} MB, concurrency {CONC}, ack {ACK}, relay max_batch_wait {MIDDLE_WAIT}, load {os.getloadavg()[0]:.1f}")
     finally:

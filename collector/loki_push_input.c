@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/plugin.h"
+#include "net/http_auth.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 
@@ -42,29 +43,6 @@ enum { ACK_DELIVERED, ACK_BUFFERED }; /* ack: delivered|buffered, in that order 
 /* Answers, one counter each. */
 enum { C204, C400, C401, C404, C405, C413, C429, C500, C503, CN };
 static const unsigned codes[CN] = {204, 400, 401, 404, 405, 413, 429, 500, 503};
-
-/* What sl_cfg_read fills from auth_keys; the secrets are read with
- * sl_cfg_secret (value or _file). */
-typedef struct auth_conf {
-    const char *user;
-} auth_conf;
-
-static const sl_cfg_key auth_keys[] = {
-    {.name = "username",
-     .type = SL_KEY_STR,
-     .at = SL_CFG_AT(auth_conf, user),
-     .doc = "basic auth user senders must give"},
-    {.name = "password",
-     .type = SL_KEY_STR,
-     .secret = true,
-     .doc = "basic auth password (prefer `password_file`)"},
-    {.name = "password_file", .type = SL_KEY_STR, .doc = "file holding the password"},
-    {.name = "bearer_token",
-     .type = SL_KEY_STR,
-     .secret = true,
-     .doc = "bearer token senders must give (prefer `bearer_token_file`)"},
-    {.name = "bearer_token_file", .type = SL_KEY_STR, .doc = "file holding the bearer token"},
-};
 
 /* A request waiting for its batch to be done (ack: delivered). Owned by the
  * input's list: on_done may run after the request gave up (then it frees
@@ -89,7 +67,7 @@ typedef struct lp_input {
     int ack_mode;
     int64_t ack_timeout_ms, full_wait_ms, retry_after_ms, idle_ms, max_conns;
     uint64_t max_body, max_decoded;
-    char *auth_basic, *auth_bearer; /* the whole expected Authorization value */
+    char *auth_expected; /* the whole Authorization value senders must give, or NULL */
     sl_field labels[MAX_LABELS];
     uint32_t nlabels;
     sl_http_server *server;
@@ -110,8 +88,8 @@ static const sl_cfg_key loki_push_keys[] = {
     {.name = "auth",
      .type = SL_KEY_MAP,
      .doc = "username/password (basic) or bearer_token senders must give; none when absent",
-     .sub = auth_keys,
-     .nsub = SL_CFG_NKEYS(auth_keys)},
+     .sub = sl_http_auth_keys,
+     .nsub = SL_HTTP_AUTH_NKEYS},
     {.name = "ack",
      .type = SL_KEY_ENUM,
      .at = SL_CFG_AT(lp_input, ack_mode),
@@ -176,53 +154,13 @@ static const sl_cfg_key loki_push_keys[] = {
 
 /* ---- configuration ---- */
 
-static char *base64(const char *s, size_t n)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *o = malloc((n + 2) / 3 * 4 + 1), *w = o;
-    if (!o) return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)(unsigned char)s[i + 1] << 8;
-        if (i + 2 < n) v |= (unsigned char)s[i + 2];
-        *w++ = t[v >> 18];
-        *w++ = t[(v >> 12) & 63];
-        *w++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        *w++ = i + 2 < n ? t[v & 63] : '=';
-    }
-    *w = '\0';
-    return o;
-}
-
 static void configure_auth(lp_input *in, sl_cfg *cfg, const sl_cfg_node *auth)
 {
-    auth_conf ac;
-    sl_cfg_read(cfg, auth, auth_keys, SL_CFG_NKEYS(auth_keys), &ac);
-    const char *user = ac.user;
-    char *password = NULL, *token = NULL;
-    sl_cfg_secret(cfg, auth, "password", &password);
-    sl_cfg_secret(cfg, auth, "bearer_token", &token);
-    if (user && token)
-        sl_cfg_error(cfg, auth, "auth: use either username/password or bearer_token");
-    if ((user == NULL) != (password == NULL))
-        sl_cfg_error(cfg, auth, "auth: username and password go together");
-    if (!user && !token) sl_cfg_error(cfg, auth, "auth: needs username/password or bearer_token");
-    if (user && password) {
-        size_t n = strlen(user) + 1 + strlen(password);
-        char *up = malloc(n + 1);
-        if (up) {
-            snprintf(up, n + 1, "%s:%s", user, password);
-            char *b = base64(up, n);
-            free(up);
-            if (b && (in->auth_basic = malloc(strlen(b) + 7)))
-                sprintf(in->auth_basic, "Basic %s", b);
-            free(b);
-        }
-    }
-    if (token && (in->auth_bearer = malloc(strlen(token) + 8)))
-        sprintf(in->auth_bearer, "Bearer %s", token);
-    free(password);
-    free(token);
+    sl_http_auth ha;
+    if (sl_http_auth_read(cfg, auth, SL_HTTP_AUTH_SERVER, &ha) == SL_OK &&
+        sl_http_auth_header(&ha, &in->auth_expected) != SL_OK)
+        sl_cfg_error(cfg, auth, "auth: out of memory");
+    sl_http_auth_free(&ha);
 }
 
 static int configure(lp_input *in, const sl_input_ctx *ctx)
@@ -452,22 +390,10 @@ static enum MHD_Result answer(lp_input *in, struct MHD_Connection *c, int which,
     return res;
 }
 
-static bool consttime_eq(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    unsigned char d = na != nb;
-    for (size_t i = 0; i < na; i++) d |= (unsigned char)(a[i] ^ b[i % (nb ? nb : 1)]);
-    return d == 0;
-}
-
 static bool authorized(lp_input *in, struct MHD_Connection *c)
 {
-    if (!in->auth_basic && !in->auth_bearer) return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!h) return false;
-    if (in->auth_basic && consttime_eq(h, in->auth_basic)) return true;
-    if (in->auth_bearer && consttime_eq(h, in->auth_bearer)) return true;
-    return false;
+    return sl_http_auth_matches(in->auth_expected,
+                                MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
 }
 
 static enum MHD_Result process(lp_input *in, struct MHD_Connection *c, request *rq)
@@ -512,6 +438,7 @@ static enum MHD_Result process(lp_input *in, struct MHD_Connection *c, request *
         }
         b->on_done = on_batch_done;
         b->on_done_arg = w;
+        b->flush_now = true; /* the sender waits: no sink's max_batch_wait */
     }
     pthread_mutex_lock(&in->emit_mu);
     rc = in->ctx->emit_wait(in->ctx->emit_arg, b, in->full_wait_ms);
@@ -617,8 +544,8 @@ static void lp_destroy(void *state)
     }
     pthread_mutex_destroy(&in->emit_mu);
     pthread_mutex_destroy(&in->wait_mu);
-    free(in->auth_basic);
-    free(in->auth_bearer);
+    if (in->auth_expected) explicit_bzero(in->auth_expected, strlen(in->auth_expected));
+    free(in->auth_expected);
     free(in);
 }
 

@@ -7,6 +7,7 @@
 #define SLUICE_CORE_BATCH_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/ack.h"
@@ -29,6 +30,10 @@ struct sl_batch {
     sl_ack_ticket ticket;
     sl_batch_done_fn on_done;
     void *on_done_arg;
+    /* A sender waits for this batch's acknowledgement (loki_push with
+     * `ack: delivered`): sinks send it with what is queued at once instead
+     * of waiting their max_batch_wait (shipper/batcher.c; decision 0034). */
+    bool flush_now;
     /* Earlier batches whose acknowledgement waits for this one (see
      * sl_batch_release_after). */
     struct sl_batch *release[SL_BATCH_MAX_RELEASE];

@@ -27,6 +27,9 @@ struct sl_batcher {
      * holds the inputs back (and a push input answers 429) instead of the
      * retry set swallowing the buffer at every backoff. */
     bool probation;
+    /* A batch held has flush_now (a sender waits on it): what is queued
+     * is taken without waiting, then flushed, not max_wait later. */
+    bool urgent;
 };
 
 int sl_batcher_new(const sl_sink_ctx *ctx, const sl_batcher_opts *o, sl_batcher **out, sl_err *err)
@@ -88,6 +91,7 @@ void sl_batcher_give_back_pending(sl_batcher *bt)
 static void flush(sl_batcher *bt)
 {
     if (!bt->npend) return;
+    bt->urgent = false;
     uint32_t n = bt->npend, ndone = 0;
     int64_t retry_ms = -1;
     /* Flushing what was given back (all of it gathered, or the buffer had
@@ -168,7 +172,7 @@ int sl_batcher_run(sl_batcher *bt)
                 }
             }
         }
-        if (bt->npend && bt->resend) {
+        if (bt->npend && (bt->resend || bt->urgent)) {
             timeout = 0; /* take what is queued, then flush */
         } else if (bt->npend) {
             int64_t left =
@@ -190,6 +194,10 @@ int sl_batcher_run(sl_batcher *bt)
             continue;
         }
         if (rc != SL_OK) {
+            if (bt->urgent && bt->npend && !bt->resend) {
+                flush(bt); /* nothing more queued, and a sender waits */
+                continue;
+            }
             if (bt->resend) {
                 /* Nothing more queued: fewer came back than were given
                  * (dropped as the oldest, or joined in the spool). */
@@ -206,9 +214,13 @@ int sl_batcher_run(sl_batcher *bt)
             sl_buffer_unpop(bt->ctx->buffer, b); /* stopping: not delivered */
             break;
         }
-        if (!bt->npend) bt->pend_since_ns = sl_monotonic_ns();
+        if (!bt->npend) {
+            bt->pend_since_ns = sl_monotonic_ns();
+            bt->urgent = false; /* what set it was given back, not flushed */
+        }
         bt->pend[bt->npend++] = b;
         bt->pend_bytes += b->bytes;
+        bt->urgent |= b->flush_now;
         if (bt->resend && bt->regather) bt->regather--;
         if (bt->pend_bytes >= bt->o.max_bytes || (bt->resend && !bt->regather)) flush(bt);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/http_auth.h"
 #include "shipper/loki.h"
 #include "shipper/loki_internal.h"
 
@@ -16,10 +17,6 @@ typedef struct limits_conf {
     const char *old_age, *grace; /* Loki's durations (`1w`), parsed by loki_duration */
     int64_t max_label_names, max_label_value_len, max_label_name_len;
 } limits_conf;
-
-typedef struct auth_conf {
-    const char *user; /* password and bearer_token: sl_cfg_secret (value or _file) */
-} auth_conf;
 
 typedef struct tls_conf {
     const char *ca, *cert, *key;
@@ -45,7 +42,7 @@ _Static_assert(SL_LOKI_WINDOW_CLAMP == 0 && SL_LOKI_WINDOW_DROP == 1, "out_of_wi
  * the README list their keys under the parent (`limits.max_line_size`).
  * A key added below needs its count raised here (the compiler refuses the
  * excess), a key removed needs it lowered. */
-static const sl_cfg_key limits_keys[8], auth_keys[5], tls_keys[4];
+static const sl_cfg_key limits_keys[8], tls_keys[4];
 
 const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
     SL_SINK_COMMON_KEYS,
@@ -62,8 +59,8 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
     {.name = "auth",
      .type = SL_KEY_MAP,
      .at = SL_CFG_AT(loki_conf, auth),
-     .sub = auth_keys,
-     .nsub = SL_CFG_NKEYS(auth_keys),
+     .sub = sl_http_auth_keys, /* net/http_auth.h, shared with loki_push */
+     .nsub = SL_HTTP_AUTH_NKEYS,
      .doc = "`{username, password | password_file}` or `{bearer_token | bearer_token_file}`"},
     {.name = "tls",
      .type = SL_KEY_MAP,
@@ -203,23 +200,6 @@ static const sl_cfg_key limits_keys[8] = {
      .doc = "longest label name"},
 };
 
-static const sl_cfg_key auth_keys[5] = {
-    {.name = "username",
-     .type = SL_KEY_STR,
-     .at = SL_CFG_AT(auth_conf, user),
-     .doc = "basic auth user"},
-    {.name = "password",
-     .type = SL_KEY_STR,
-     .secret = true,
-     .doc = "basic auth password (prefer `password_file`)"},
-    {.name = "password_file", .type = SL_KEY_STR, .doc = "file holding the password"},
-    {.name = "bearer_token",
-     .type = SL_KEY_STR,
-     .secret = true,
-     .doc = "bearer token (prefer `bearer_token_file`)"},
-    {.name = "bearer_token_file", .type = SL_KEY_STR, .doc = "file holding the bearer token"},
-};
-
 static const sl_cfg_key tls_keys[4] = {
     {.name = "ca_file",
      .type = SL_KEY_STR,
@@ -347,12 +327,12 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     const sl_cfg_node *n = ctx->node;
     size_t before = sl_cfg_nerrors(cfg);
     loki_conf c;
-    auth_conf ac;
+    sl_http_auth ac;
     tls_conf tc;
     sl_cfg_read(cfg, n, sl_loki_keys, SL_LOKI_NKEYS, &c);
-    sl_cfg_read(cfg, c.auth, auth_keys, NKEYS(auth_keys), &ac);
+    sl_http_auth_read(cfg, c.auth, SL_HTTP_AUTH_CLIENT, &ac); /* its errors, "auth: ..." */
     sl_cfg_read(cfg, c.tls, tls_keys, NKEYS(tls_keys), &tc);
-    const sl_cfg_node *auth = c.auth, *tls = c.tls, *lab = c.labels;
+    const sl_cfg_node *tls = c.tls, *lab = c.labels;
     const char *url = c.url, *tenant = c.tenant, *user = ac.user;
     const char *cert = tc.cert, *key = tc.key;
     int encoding = c.encoding, compression = c.compression;
@@ -392,14 +372,7 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     if ((cert == NULL) != (key == NULL))
         sl_cfg_error(cfg, tls, "tls: cert_file and key_file go together");
 
-    char *password = NULL, *token = NULL;
-    if (auth) {
-        sl_cfg_secret(cfg, auth, "password", &password);
-        sl_cfg_secret(cfg, auth, "bearer_token", &token);
-        if (password && !user) sl_cfg_error(cfg, auth, "auth: password needs a username");
-        if (user && token)
-            sl_cfg_error(cfg, auth, "auth: use either username/password or bearer_token");
-    }
+    char *password = ac.password, *token = ac.bearer_token; /* freed below */
 
     if (lab && lab->kind == SL_CFG_MAP) {
         if (lab->n > LOKI_MAX_LABELS)

@@ -18,12 +18,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cmocka.h>
 
 #include "tests/helpers.h"
-#include "tests/loki_push_build.h"
+#include "tests/push_body.h"
 #include "tests/loki_receiver.h"
 
 typedef struct agent {
@@ -153,20 +152,11 @@ static reply post(int port, const char *method, const char *path, const char *ct
     return r;
 }
 
-static char *gzip_of(const char *s, size_t n, size_t *out)
+/* A JSON push to the push path (auth: an Authorization value or NULL). */
+static reply push_json(int port, const char *auth, const char *j)
 {
-    z_stream z = {0};
-    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    size_t cap = deflateBound(&z, n);
-    char *o = malloc(cap);
-    z.next_in = (Bytef *)(uintptr_t)s;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)o;
-    z.avail_out = (uInt)cap;
-    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-    *out = cap - z.avail_out;
-    deflateEnd(&z);
-    return o;
+    return post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, auth, j,
+                strlen(j));
 }
 
 static int64_t now_ns(void)
@@ -217,16 +207,83 @@ static const char *meta_of(const sl_lr_entry *e, const char *name)
     return NULL;
 }
 
-#define SINK_TO(port)                                                                              \
-    "sinks:\n"                                                                                     \
-    "  - name: lk\n"                                                                               \
-    "    type: loki\n"                                                                             \
-    "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"                                          \
-    "    tenant: \"${fields.tenant:-anonymous}\"\n"                                                \
-    "    structured_metadata: [trace_id]\n"                                                        \
-    "    max_batch_wait: 20ms\n"                                                                   \
-    "    min_backoff: 10ms\n"                                                                      \
-    "    max_backoff: 200ms\n"
+/* Starts (and waits for) a sluice whose loki_push input (input_more: its
+ * further keys, YAML lines) relays to the receiver on lport through a Loki
+ * sink that waits batch_wait for more (sink_more: its further keys);
+ * returns the input's port. */
+static int relay_start(agent *m, const char *tag, int lport, const char *batch_wait,
+                       const char *input_more, const char *sink_more)
+{
+    int port = sl_t_free_port();
+    agent_start(m, tag,
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "%s"
+                "sinks:\n"
+                "  - name: lk\n"
+                "    type: loki\n"
+                "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+                "    tenant: \"${fields.tenant:-anonymous}\"\n"
+                "    structured_metadata: [trace_id]\n"
+                "    max_batch_wait: %s\n"
+                "    min_backoff: 10ms\n"
+                "    max_backoff: 200ms\n"
+                "%s",
+                port, input_more ? input_more : "", lport, batch_wait ? batch_wait : "20ms",
+                sink_more ? sink_more : "");
+    agent_run(m);
+    return port;
+}
+
+/* An agent reading the file path into the Loki sink at port (sink_more:
+ * the sink's further keys); started. */
+static void edge_start(agent *a, const char *tag, char **path, const char *labels, int port,
+                       const char *sink_more)
+{
+    agent_start(a, tag, "%s", "# written below, once the folder exists\n");
+    *path = sl_t_path(a->dir, "app.log");
+    char *yaml = NULL;
+    assert_true(asprintf(&yaml,
+                         "data_dir: %s/data\n"
+                         "shutdown_timeout: 5s\n"
+                         "inputs:\n"
+                         "  - name: app\n"
+                         "    type: file\n"
+                         "    paths: [\"%s\"]\n"
+                         "    poll_interval: 20ms\n"
+                         "    checkpoint_interval: 100ms\n"
+                         "    labels: %s\n"
+                         "sinks:\n"
+                         "  - name: up\n"
+                         "    type: loki\n"
+                         "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+                         "    max_batch_wait: 20ms\n"
+                         "%s",
+                         a->dir, *path, labels, port, sink_more) > 0);
+    assert_int_equal(sl_t_write_file(a->cfg, yaml, strlen(yaml)), 0);
+    free(yaml);
+}
+
+/* A JSON push of ten entries of stream {job="<job>"}, push k; padded_line
+ * gives the lines. */
+static void padded_line(char *line, size_t cap, const char *job, int k, int i)
+{
+    snprintf(line, cap, "%s %03d line %02d %s", job, k, i, "padding padding padding padding");
+}
+
+static void padded_push(char *j, size_t cap, const char *job, int64_t t0, int k)
+{
+    int o = snprintf(j, cap, "{\"streams\":[{\"stream\":{\"job\":\"%s\"},\"values\":[", job);
+    for (int i = 0; i < 10; i++) {
+        char line[128];
+        padded_line(line, sizeof line, job, k, i);
+        o += snprintf(j + o, cap - (size_t)o, "%s[\"%lld\",\"%s\"]", i ? "," : "",
+                      (long long)t0 + k * 10 + i, line);
+    }
+    snprintf(j + o, cap - (size_t)o, "]}]}");
+}
 
 /* Promtail-, JSON- and sluice-shaped pushes relayed byte-exact. */
 static void test_relay_byte_exact(void **st)
@@ -235,15 +292,8 @@ static void test_relay_byte_exact(void **st)
     sl_lr *lr;
     sl_lr_opts lo = {0};
     assert_int_equal(sl_lr_start(&lo, &lr), 0);
-    int port = sl_t_free_port();
     agent m;
-    agent_start(&m, "lpush",
-                "inputs:\n"
-                "  - name: push\n"
-                "    type: loki_push\n"
-                "    listen: \"127.0.0.1:%d\"\n" SINK_TO(port),
-                port, sl_lr_port(lr));
-    agent_run(&m);
+    int port = relay_start(&m, "lpush", sl_lr_port(lr), NULL, NULL, NULL);
 
     /* Promtail: protobuf in a snappy block, a tenant, labels with escapes. */
     int64_t t0 = now_ns();
@@ -268,41 +318,21 @@ static void test_relay_byte_exact(void **st)
              "{\"streams\":[{\"stream\":{\"job\":\"json\",\"env\":\"a\\\"b\"},\"values\":"
              "[[\"%lld\",\"json one \\u00e9\"],[\"%lld\",\"json two\",{\"trace_id\":\"t2\"}]]}]}",
              (long long)t0 + 3, (long long)t0 + 4);
-    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    r = push_json(port, NULL, j);
     assert_int_equal(r.code, 204);
     snprintf(j, sizeof j,
              "{\"streams\":[{\"stream\":{\"job\":\"gz\"},\"values\":[[\"%lld\",\"gzip one\"]]}]}",
              (long long)t0 + 5);
-    char *gz = gzip_of(j, strlen(j), &n);
+    char *gz = pb_gzip(j, strlen(j), &n);
     r = post(port, "POST", "/loki/api/v1/push", "application/json", "gzip", "team-b", NULL, gz, n);
     free(gz);
     assert_int_equal(r.code, 204);
 
     /* Another sluice's Loki sink (protobuf) pushing a file. */
     agent a;
-    agent_start(&a, "lpush-src",
-                "inputs:\n"
-                "  - name: app\n"
-                "    type: file\n"
-                "    paths: [\"%s/app.log\"]\n"
-                "    poll_interval: 50ms\n"
-                "    labels: {job: sluice, host: \"node-1\"}\n"
-                "sinks:\n"
-                "  - name: up\n"
-                "    type: loki\n"
-                "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
-                "    tenant: team-c\n"
-                "    max_batch_wait: 20ms\n",
-                "/nonexistent", port);
-    /* The path must name a's own folder: rewrite the config now it exists. */
-    char *cfg = sl_t_read_file(a.cfg, NULL);
-    char *at = strstr(cfg, "/nonexistent");
-    char *fixed = NULL;
-    assert_true(
-        asprintf(&fixed, "%.*s%s%s", (int)(at - cfg), cfg, a.dir, at + strlen("/nonexistent")) > 0);
-    assert_int_equal(sl_t_write_file(a.cfg, fixed, strlen(fixed)), 0);
-    free(cfg), free(fixed);
-    char *logf = sl_t_path(a.dir, "app.log");
+    char *logf;
+    edge_start(&a, "lpush-src", &logf, "{job: sluice, host: \"node-1\"}", port,
+               "    tenant: team-c\n");
     const char *lines = "sluice one\nsluice two \\ \"x\"\n";
     assert_int_equal(sl_t_write_file(logf, lines, strlen(lines)), 0);
     agent_run(&a);
@@ -347,26 +377,18 @@ static void test_refusals(void **st)
     sl_lr *lr;
     sl_lr_opts lo = {0};
     assert_int_equal(sl_lr_start(&lo, &lr), 0);
-    int port = sl_t_free_port();
     agent m;
-    agent_start(&m, "lpush-bad",
-                "inputs:\n"
-                "  - name: push\n"
-                "    type: loki_push\n"
-                "    listen: \"127.0.0.1:%d\"\n"
-                "    max_body_bytes: 4KiB\n"
-                "    auth: {bearer_token: s3cret}\n" SINK_TO(port),
-                port, sl_lr_port(lr));
-    agent_run(&m);
+    int port = relay_start(&m, "lpush-bad", sl_lr_port(lr), NULL,
+                           "    max_body_bytes: 4KiB\n"
+                           "    auth: {bearer_token: s3cret}\n",
+                           NULL);
     const char *tok = "Bearer s3cret";
     const char *j = "{\"streams\":[]}";
-    reply r =
-        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    reply r = push_json(port, NULL, j);
     assert_int_equal(r.code, 401);
-    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, "Bearer wrong", j,
-             strlen(j));
+    r = push_json(port, "Bearer wrong", j);
     assert_int_equal(r.code, 401);
-    r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, tok, j, strlen(j));
+    r = push_json(port, tok, j);
     assert_int_equal(r.code, 204);
     r = post(port, "POST", "/api/prom/push", "application/json", NULL, NULL, tok, j, strlen(j));
     assert_int_equal(r.code, 404);
@@ -416,19 +438,13 @@ static void test_refusals(void **st)
 static void test_full_buffer_429(void **st)
 {
     (void)st;
-    int lport = sl_t_free_port(), port = sl_t_free_port();
+    int lport = sl_t_free_port();
     agent m;
-    agent_start(
-        &m, "lpush-full",
-        "inputs:\n"
-        "  - name: push\n"
-        "    type: loki_push\n"
-        "    listen: \"127.0.0.1:%d\"\n"
-        "    ack_timeout: 300ms\n"
-        "    full_wait: 200ms\n"
-        "    retry_after: 3s\n" SINK_TO(lport) "    buffer: {memory_max: 1KiB, when_full: block}\n",
-        port, lport);
-    agent_run(&m);
+    int port = relay_start(&m, "lpush-full", lport, NULL,
+                           "    ack_timeout: 300ms\n"
+                           "    full_wait: 200ms\n"
+                           "    retry_after: 3s\n",
+                           "    buffer: {memory_max: 1KiB, when_full: block}\n");
     /* Each push is taken while the buffer has room, then waits for an
      * acknowledgement that cannot come (503); once the sink holds what it
      * can and memory is full, pushes are refused at once (429). */
@@ -437,14 +453,8 @@ static void test_full_buffer_429(void **st)
     reply r = {0};
     char j[4096];
     for (int k = 0; k < 50; k++) {
-        int o = snprintf(j, sizeof j, "{\"streams\":[{\"stream\":{\"job\":\"full\"},\"values\":[");
-        for (int i = 0; i < 10; i++)
-            o += snprintf(j + o, sizeof j - (size_t)o, "%s[\"%lld\",\"push %02d line %02d %s\"]",
-                          i ? "," : "", (long long)t0 + k * 10 + i, k, i,
-                          "padding padding padding padding");
-        snprintf(j + o, sizeof j - (size_t)o, "]}]}");
-        r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j,
-                 strlen(j));
+        padded_push(j, sizeof j, "full", t0, k);
+        r = push_json(port, NULL, j);
         assert_string_equal(r.retry_after, "3");
         if (r.code == 429) break;
         assert_int_equal(r.code, 503);
@@ -458,17 +468,14 @@ static void test_full_buffer_429(void **st)
     sl_lr_opts lo = {.port = lport};
     assert_int_equal(sl_lr_start(&lo, &lr), 0);
     wait_entries(lr, (size_t)taken * 10);
-    do
-        r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j,
-                 strlen(j));
+    do r = push_json(port, NULL, j);
     while (r.code == 429);
     assert_int_equal(r.code, 204);
     wait_entries(lr, (size_t)taken * 10 + 10);
     char line[128];
     for (int k = 0; k <= taken; k++) {
-        int n = snprintf(line, sizeof line, "push %02d line %02d %s", k, 9,
-                         "padding padding padding padding");
-        find_once(lr, line, (size_t)n);
+        padded_line(line, sizeof line, "full", k, 9);
+        find_once(lr, line, strlen(line));
     }
     agent_stop(&m);
     sl_lr_stop(lr);
@@ -480,31 +487,19 @@ static void test_full_buffer_429(void **st)
 static void test_spool_then_429(void **st)
 {
     (void)st;
-    int lport = sl_t_free_port(), port = sl_t_free_port();
+    int lport = sl_t_free_port();
     agent m;
-    agent_start(&m, "lpush-spool",
-                "inputs:\n"
-                "  - name: push\n"
-                "    type: loki_push\n"
-                "    listen: \"127.0.0.1:%d\"\n"
-                "    ack_timeout: 100ms\n"
-                "    full_wait: 100ms\n" SINK_TO(lport) "    buffer: {memory_max: 4KiB, spool_max: "
-                                                        "16KiB, when_full: block}\n",
-                port, lport);
-    agent_run(&m);
+    int port = relay_start(&m, "lpush-spool", lport, NULL,
+                           "    ack_timeout: 100ms\n"
+                           "    full_wait: 100ms\n",
+                           "    buffer: {memory_max: 4KiB, spool_max: 16KiB, when_full: block}\n");
     int64_t t0 = now_ns();
     int acked[400] = {0}, n204 = 0, k;
     reply r = {0};
     char j[4096];
     for (k = 0; k < 400; k++) {
-        int o = snprintf(j, sizeof j, "{\"streams\":[{\"stream\":{\"job\":\"spool\"},\"values\":[");
-        for (int i = 0; i < 10; i++)
-            o += snprintf(j + o, sizeof j - (size_t)o, "%s[\"%lld\",\"spool %03d line %02d %s\"]",
-                          i ? "," : "", (long long)t0 + k * 10 + i, k, i,
-                          "padding padding padding padding");
-        snprintf(j + o, sizeof j - (size_t)o, "]}]}");
-        r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j,
-                 strlen(j));
+        padded_push(j, sizeof j, "spool", t0, k);
+        r = push_json(port, NULL, j);
         if (r.code == 429) break;
         if (r.code != 204 && r.code != 503) fail_msg("push %d: %ld %s", k, r.code, r.body);
         if (r.code == 204) acked[k] = 1, n204++;
@@ -519,12 +514,12 @@ static void test_spool_then_429(void **st)
     for (int i = 0; i < k; i++) {
         if (!acked[i]) continue;
         for (int e = 0; e < 10; e++) {
-            int n = snprintf(line, sizeof line, "spool %03d line %02d %s", i, e,
-                             "padding padding padding padding");
+            padded_line(line, sizeof line, "spool", i, e);
+            size_t n = strlen(line);
             bool found = false;
             for (size_t x = 0; x < sl_lr_nentries(lr) && !found; x++) {
                 const sl_lr_entry *en = sl_lr_entry_at(lr, x);
-                found = en->line_n == (size_t)n && !memcmp(en->line, line, (size_t)n);
+                found = en->line_n == n && !memcmp(en->line, line, n);
             }
             if (!found) fail_msg("acknowledged '%s' never arrived", line);
         }
@@ -557,8 +552,7 @@ static void test_dry_run(void **st)
     assert_true(sl_t_wait_log(m.log, "agent_started", 1, sl_t_scaled_ms(20000)));
     const char *j = "{\"streams\":[{\"stream\":{\"job\":\"dry\"},\"values\":[[\"1\",\"dry run "
                     "line\"]]}]}";
-    reply r =
-        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    reply r = push_json(port, NULL, j);
     assert_int_equal(r.code, 204);
     assert_true(sl_t_wait_log(m.log, "\"line\":\"dry run line\"", 1, sl_t_scaled_ms(20000)));
     agent_stop(&m);
@@ -600,39 +594,15 @@ static void test_chain_kill9(void **st)
     sl_lr *lr;
     sl_lr_opts lo = {.discard = false};
     assert_int_equal(sl_lr_start(&lo, &lr), 0);
-    int port = sl_t_free_port();
     agent m;
-    agent_start(&m, "lpush-mid",
-                "inputs:\n"
-                "  - name: push\n"
-                "    type: loki_push\n"
-                "    listen: \"127.0.0.1:%d\"\n" SINK_TO(port) "    buffer: {spool_max: 64MiB}\n",
-                port, sl_lr_port(lr));
-    agent_run(&m);
+    int port = relay_start(&m, "lpush-mid", sl_lr_port(lr), NULL, NULL,
+                           "    buffer: {spool_max: 64MiB}\n");
     agent a;
-    agent_start(&a, "lpush-edge",
-                "inputs:\n"
-                "  - name: app\n"
-                "    type: file\n"
-                "    paths: [\"/tmp/placeholder\"]\n"
-                "    poll_interval: 20ms\n"
-                "    checkpoint_interval: 100ms\n"
-                "    labels: {job: chain}\n"
-                "sinks:\n"
-                "  - name: up\n"
-                "    type: loki\n"
-                "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
-                "    max_batch_wait: 20ms\n"
-                "    max_batch_bytes: 16KiB\n"
-                "    min_backoff: 20ms\n"
-                "    max_backoff: 300ms\n",
-                port);
-    char *cfg = sl_t_read_file(a.cfg, NULL), *logf = sl_t_path(a.dir, "app.log"), *fixed = NULL;
-    char *at = strstr(cfg, "/tmp/placeholder");
-    assert_true(asprintf(&fixed, "%.*s%s%s", (int)(at - cfg), cfg, logf,
-                         at + strlen("/tmp/placeholder")) > 0);
-    assert_int_equal(sl_t_write_file(a.cfg, fixed, strlen(fixed)), 0);
-    free(cfg), free(fixed);
+    char *logf;
+    edge_start(&a, "lpush-edge", &logf, "{job: chain}", port,
+               "    max_batch_bytes: 16KiB\n"
+               "    min_backoff: 20ms\n"
+               "    max_backoff: 300ms\n");
     const long total = sl_t_sanitized() ? 20000 : 60000;
     assert_int_equal(sl_t_append_ids(logf, 0, total, ""), 0);
     agent_run(&a);
@@ -656,6 +626,40 @@ static void test_chain_kill9(void **st)
     sl_lr_stop(lr);
 }
 
+/* ack: delivered with a relay sink that would wait an hour to fill a
+ * request: the push asks its sinks to send at once (the batch's
+ * flush_now), so each is answered as soon as the receiver has it, not
+ * max_batch_wait (or ack_timeout) later. */
+static void test_delivered_flushes_now(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agent m;
+    int port = relay_start(&m, "lpush-now", sl_lr_port(lr), "1h", "    ack_timeout: 1h\n", NULL);
+    int64_t t0 = now_ns();
+    char j[4096];
+    for (int k = 0; k < 3; k++) {
+        padded_push(j, sizeof j, "now", t0, k);
+        int64_t start = sl_t_now_ms();
+        reply r = push_json(port, NULL, j);
+        int64_t took = sl_t_now_ms() - start;
+        if (r.code != 204)
+            fail_msg("push %d: %ld '%s' after %lld ms", k, r.code, r.body, (long long)took);
+        /* Well under any batch wait (a loaded machine takes some ms). */
+        if (took > sl_t_scaled_ms(5000))
+            fail_msg("push %d answered after %lld ms", k, (long long)took);
+        /* Delivered means delivered: the receiver has it already. */
+        assert_true(sl_lr_nentries(lr) >= (size_t)(k + 1) * 10);
+    }
+    char line[128];
+    padded_line(line, sizeof line, "now", 2, 9);
+    find_once(lr, line, strlen(line));
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
 /* HTTPS with basic auth: the listener speaks only TLS, and the relayed
  * entry arrives. */
 static void test_https_basic_auth(void **st)
@@ -664,28 +668,23 @@ static void test_https_basic_auth(void **st)
     sl_lr *lr;
     sl_lr_opts lo = {0};
     assert_int_equal(sl_lr_start(&lo, &lr), 0);
-    int port = sl_t_free_port();
-    char *crt = NULL, *key = NULL;
+    char *crt = NULL, *key = NULL, *more = NULL;
     assert_true(asprintf(&crt, "%s/tests/fixtures/k8s/kubelet-test.crt", sl_t_src()) > 0);
     assert_true(asprintf(&key, "%s/tests/fixtures/k8s/kubelet-test.key", sl_t_src()) > 0);
+    assert_true(asprintf(&more,
+                         "    tls: {cert_file: \"%s\", key_file: \"%s\"}\n"
+                         "    auth: {username: node, password: \"pa:ss\"}\n",
+                         crt, key) > 0);
     agent m;
-    agent_start(&m, "lpush-tls",
-                "inputs:\n"
-                "  - name: push\n"
-                "    type: loki_push\n"
-                "    listen: \"127.0.0.1:%d\"\n"
-                "    tls: {cert_file: \"%s\", key_file: \"%s\"}\n"
-                "    auth: {username: node, password: \"pa:ss\"}\n" SINK_TO(port),
-                port, crt, key, sl_lr_port(lr));
-    agent_run(&m);
+    int port = relay_start(&m, "lpush-tls", sl_lr_port(lr), NULL, more, NULL);
+    free(more);
     char j[256];
     snprintf(j, sizeof j,
              "{\"streams\":[{\"stream\":{\"job\":\"tls\"},\"values\":[[\"%lld\",\"over "
              "tls\"]]}]}",
              (long long)now_ns());
     /* Plain HTTP to the TLS port gets no answer. */
-    reply r =
-        post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL, NULL, j, strlen(j));
+    reply r = push_json(port, NULL, j);
     assert_true(r.code != 204);
     https_ca = crt;
     r = post(port, "POST", "/loki/api/v1/push", "application/json", NULL, NULL,
@@ -711,7 +710,7 @@ int main(void)
         cmocka_unit_test(test_relay_byte_exact), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_https_basic_auth), cmocka_unit_test(test_full_buffer_429),
         cmocka_unit_test(test_spool_then_429),   cmocka_unit_test(test_dry_run),
-        cmocka_unit_test(test_chain_kill9),
+        cmocka_unit_test(test_chain_kill9),      cmocka_unit_test(test_delivered_flushes_now),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -7,12 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include <cmocka.h>
 
 #include "collector/loki_push_decode.h"
-#include "tests/loki_push_build.h"
+#include "tests/push_body.h"
 
 static int labels(const char *text, sl_lp_pair *out, size_t *n, char *scratch, sl_err *err)
 {
@@ -70,22 +69,6 @@ static void test_labels(void **st)
     }
 }
 
-static char *gzip_of(const char *s, size_t n, size_t *out)
-{
-    z_stream z = {0};
-    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    size_t cap = deflateBound(&z, n);
-    char *o = malloc(cap);
-    z.next_in = (Bytef *)(uintptr_t)s;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)o;
-    z.avail_out = (uInt)cap;
-    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-    *out = cap - z.avail_out;
-    deflateEnd(&z);
-    return o;
-}
-
 static void test_protobuf(void **st)
 {
     (void)st;
@@ -102,7 +85,7 @@ static void test_protobuf(void **st)
     char *body = pb_snappy(&req, &n);
     for (int gz = 0; gz < 2; gz++) {
         size_t gn = n;
-        char *g = gz ? gzip_of(body, n, &gn) : body;
+        char *g = gz ? pb_gzip(body, n, &gn) : body;
         sl_lp_push p;
         sl_err err;
         assert_int_equal(sl_lp_decode(NULL, gz ? "gzip" : NULL, g, gn, 1 << 20, &p, &err), SL_OK);
@@ -142,7 +125,7 @@ static void test_json(void **st)
     assert_int_equal(p.entries[1].ts_ns, 1700000000000000002LL);
     sl_lp_push_free(&p);
     size_t gn;
-    char *g = gzip_of(j, strlen(j), &gn);
+    char *g = pb_gzip(j, strlen(j), &gn);
     assert_int_equal(
         sl_lp_decode("application/json; charset=utf-8", "gzip", g, gn, 1 << 20, &p, &err), SL_OK);
     assert_int_equal(p.nentries, 2);

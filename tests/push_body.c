@@ -1,20 +1,11 @@
-/* Builds Loki push bodies for the loki_push tests the way Promtail does
- * (logproto.PushRequest, snappy block), written from the .proto field
- * numbers, independently of collector/loki_push_decode.c. */
-#ifndef SLUICE_TESTS_LOKI_PUSH_BUILD_H
-#define SLUICE_TESTS_LOKI_PUSH_BUILD_H
+#include "tests/push_body.h"
 
 #include <snappy-c.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
-typedef struct pbuf {
-    uint8_t *p;
-    size_t n, cap;
-} pbuf;
-
-static inline void pb_put(pbuf *b, const void *d, size_t n)
+void pb_put(pbuf *b, const void *d, size_t n)
 {
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
@@ -25,7 +16,7 @@ static inline void pb_put(pbuf *b, const void *d, size_t n)
     b->n += n;
 }
 
-static inline void pb_varint(pbuf *b, uint64_t v)
+void pb_varint(pbuf *b, uint64_t v)
 {
     uint8_t t[10];
     size_t n = 0;
@@ -38,14 +29,14 @@ static inline void pb_varint(pbuf *b, uint64_t v)
     pb_put(b, t, n);
 }
 
-static inline void pb_bytes(pbuf *b, uint32_t field, const void *d, size_t n)
+void pb_bytes(pbuf *b, uint32_t field, const void *d, size_t n)
 {
     pb_varint(b, (uint64_t)field << 3 | 2);
     pb_varint(b, n);
     pb_put(b, d, n);
 }
 
-static inline void pb_msg(pbuf *b, uint32_t field, pbuf *m)
+void pb_msg(pbuf *b, uint32_t field, pbuf *m)
 {
     pb_bytes(b, field, m->p, m->n);
     free(m->p);
@@ -54,8 +45,7 @@ static inline void pb_msg(pbuf *b, uint32_t field, pbuf *m)
 
 /* EntryAdapter{timestamp, line, structuredMetadata...}; meta is
  * name, value, name, value, ..., NULL. */
-static inline void pb_entry(pbuf *stream, int64_t ts_ns, const char *line, size_t len,
-                            const char *const *meta)
+void pb_entry(pbuf *stream, int64_t ts_ns, const char *line, size_t len, const char *const *meta)
 {
     pbuf e = {0}, ts = {0};
     pb_varint(&ts, 1 << 3 | 0);
@@ -74,18 +64,18 @@ static inline void pb_entry(pbuf *stream, int64_t ts_ns, const char *line, size_
 }
 
 /* Starts a StreamAdapter with its label string. */
-static inline void pb_stream_labels(pbuf *stream, const char *labels)
+void pb_stream_labels(pbuf *stream, const char *labels)
 {
     pb_bytes(stream, 1, labels, strlen(labels));
 }
 
-static inline void pb_add_stream(pbuf *req, pbuf *stream)
+void pb_add_stream(pbuf *req, pbuf *stream)
 {
     pb_msg(req, 1, stream);
 }
 
 /* The request as a snappy block; caller frees. */
-static inline char *pb_snappy(pbuf *req, size_t *n)
+char *pb_snappy(pbuf *req, size_t *n)
 {
     size_t cap = snappy_max_compressed_length(req->n);
     char *o = malloc(cap);
@@ -96,4 +86,19 @@ static inline char *pb_snappy(pbuf *req, size_t *n)
     return o;
 }
 
-#endif
+char *pb_gzip(const char *s, size_t n, size_t *out)
+{
+    z_stream z = {0};
+    if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) abort();
+    size_t cap = deflateBound(&z, n);
+    char *o = malloc(cap);
+    if (!o) abort();
+    z.next_in = (Bytef *)(uintptr_t)s;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)o;
+    z.avail_out = (uInt)cap;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) abort();
+    *out = cap - z.avail_out;
+    deflateEnd(&z);
+    return o;
+}

@@ -263,10 +263,12 @@ void sl_loki_congested(loki *s)
 /* The adaptive limit on whole requests in flight (decision 0040), on the
  * sink's thread as a job is published (mu held): halved at once after an
  * overload answer; otherwise judged once a window (enough jobs for every
- * slot to turn over twice, and 50 ms): raised by one when a flush had to
- * wait for a free slot (the requests in flight hold the sink back) unless
- * the last raise bought less than 5 % more throughput, in which case it is
- * taken back and held for 16 windows before probing again. */
+ * slot to turn over once, and 50 ms): raised when a flush had to wait for
+ * a free slot (the requests in flight hold the sink back) unless the last
+ * raise bought less than 5 % more throughput, in which case it is taken
+ * back and held for 16 windows before probing again. Raised by doubling
+ * until the first raise that did not pay or the first overload (a distant
+ * Loki is reached in a few round trips), by one after. */
 static void adapt(loki *s, bool waited, uint64_t bytes)
 {
     int64_t now = sl_monotonic_ns();
@@ -275,6 +277,7 @@ static void adapt(loki *s, bool waited, uint64_t bytes)
         s->congested = false;
         s->limit = s->limit > 1 ? s->limit / 2 : 1;
         s->probing = false;
+        s->grown = true;
         s->hold = 4;
         s->win_jobs = 0;
     } else {
@@ -287,21 +290,23 @@ static void adapt(loki *s, bool waited, uint64_t bytes)
         s->win_bytes += bytes;
         s->win_waited |= waited;
         int64_t span = now - s->win_start_ns;
-        if (s->win_jobs < 2 * s->limit + 2 || span < 50 * 1000000) return;
+        if (s->win_jobs < s->limit + 2 || span < 50 * 1000000) return;
         double rate = (double)s->win_bytes * 1e9 / (double)span;
         s->win_jobs = 0;
         if (!s->win_waited) { /* the destination keeps up */
             s->probing = false;
         } else if (s->probing && rate < s->rate_before * 1.05) {
-            s->limit--; /* the raise bought nothing */
+            s->limit = s->limit_before; /* the raise bought nothing */
             s->probing = false;
+            s->grown = true;
             s->hold = 16;
         } else if (s->hold) {
             s->hold--;
             s->probing = false;
         } else if (s->limit < s->nw) {
             s->rate_before = rate;
-            s->limit++;
+            s->limit_before = s->limit;
+            s->limit = s->grown ? s->limit + 1 : s->limit * 2 < s->nw ? s->limit * 2 : s->nw;
             s->probing = true;
         } else {
             s->probing = false;

@@ -137,20 +137,22 @@ typedef struct loki {
      * the destination holds the sink back and halved when it says it is
      * overloaded (429, 5xx, 408, a transport error). */
     bool whole, adaptive;
-    uint32_t limit;       /* under mu; the gauge sluice_sink_concurrency */
-    bool congested;       /* under mu: an overload answer since the last look */
-    uint32_t win_jobs;    /* sink thread: the controller's window */
-    int64_t win_start_ns; /* ... its start */
-    uint64_t win_bytes;   /* ... record text published in it */
-    bool win_waited;      /* ... a flush waited for a free slot in it */
-    double rate_before;   /* bytes/s of the window before the last raise */
-    bool probing;         /* the last window raised the limit */
-    uint32_t hold;        /* windows to wait before raising again */
-    uint64_t head, tail;  /* ring[head % njobs ..tail) in flight */
-    prebuilt pre[2];      /* concurrency 1: requests built ahead, by parity
-                             of their job's number */
-    sl_buf pre_raw;       /* sink thread: their uncompressed protobuf */
-    given_part *given;    /* sink thread only */
+    uint32_t limit;        /* under mu; the gauge sluice_sink_concurrency */
+    bool congested;        /* under mu: an overload answer since the last look */
+    uint32_t win_jobs;     /* sink thread: the controller's window */
+    int64_t win_start_ns;  /* ... its start */
+    uint64_t win_bytes;    /* ... record text published in it */
+    bool win_waited;       /* ... a flush waited for a free slot in it */
+    double rate_before;    /* bytes/s of the window before the last raise */
+    bool probing;          /* the last window raised the limit */
+    uint32_t limit_before; /* ... from this */
+    bool grown;            /* past the doubling: a raise did not pay, or overload */
+    uint32_t hold;         /* windows to wait before raising again */
+    uint64_t head, tail;   /* ring[head % njobs ..tail) in flight */
+    prebuilt pre[2];       /* concurrency 1: requests built ahead, by parity
+                              of their job's number */
+    sl_buf pre_raw;        /* sink thread: their uncompressed protobuf */
+    given_part *given;     /* sink thread only */
     uint32_t ngiven, capgiven;
 
     const sl_sink_metrics *m; /* registered by the pipeline */

@@ -134,7 +134,7 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
      .type = SL_KEY_BOOL,
      .at = SL_CFG_AT(loki_conf, adaptive),
      .def = "true",
-     .doc = "with `max_in_flight` > 1: start at 1 request in flight, add one while Loki holds "
+     .doc = "with `max_in_flight` > 1: start at 1 request in flight, raise it while Loki holds "
             "the sink back and it pays, halve on 429/5xx/timeouts (gauge "
             "`sluice_sink_concurrency`); false: always `max_in_flight`"},
     {.name = "min_backoff",

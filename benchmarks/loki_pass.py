@@ -41,7 +41,8 @@ try:
     else:
         r = subprocess.Popen([rx, "--port", "0", "--out", out]
                              + os.environ.get("SLUICE_RX_ARGS", "").split(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=open(os.path.join(d, "rx.err"), "wb"),
+                             text=True)
         procs.append(r)
         port = r.stdout.readline().split(":")[-1].strip()  # "listening 127.0.0.1:PORT"
         sink = f"""  - name: loki
@@ -92,7 +93,9 @@ sinks:
         r.send_signal(signal.SIGTERM)
         _, _, rru = os.wait4(r.pid, 0)
         r.returncode = 0
-        what += f" receiver cpu {rru.ru_utime + rru.ru_stime:.2f} s {r.stderr.read().strip()}"
+        with open(os.path.join(d, "rx.err"), errors="replace") as f:
+            said = f.read().strip().splitlines()
+        what += f" receiver cpu {rru.ru_utime + rru.ru_stime:.2f} s {said[-1] if said else ''}"
     print(f"loki_pass: {what}", file=sys.stderr)
 finally:
     for p in reversed(procs):

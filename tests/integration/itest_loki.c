@@ -720,7 +720,7 @@ static void test_in_flight_adapts(void **state)
               "    max_in_flight: 4\n    max_batch_bytes: 4KiB\n    max_batch_wait: 5ms\n");
     assert_int_equal(metric(&r, "sluice_sink_concurrency", NULL, NULL), 1);
     /* Batches of about 4 KiB: one job each, hundreds of jobs. */
-    uint32_t n = scaled(40000);
+    uint32_t n = scaled(16000);
     rig_send(&r, n, 50, NULL);
     /* Doubled while each raise pays: 1, 2, 4 (the most). */
     limit_at l = {&r, 4};

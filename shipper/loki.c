@@ -385,7 +385,8 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
     pthread_mutex_lock(&s->mu);
     reap(s);
     /* max_in_flight: at most `limit` jobs in the ring (it may have been
-     * halved below what is in flight). */
+     * halved below what is in flight; only adapt(), on this thread, moves
+     * it). */
     uint64_t room = s->whole ? s->limit : s->njobs;
     bool waited = false;
     while (s->tail - s->head >= room && !loki_stopping(s) && !s->retrying) {
@@ -396,7 +397,6 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         reap(s);
-        if (s->whole) room = s->limit;
     }
     if (s->tail - s->head >= room) {
         pthread_mutex_unlock(&s->mu);

@@ -6,10 +6,16 @@ two builds (or two sink settings) are timed in turn in one call:
   farm-bench -n 3 --vs 'benchmarks/loki_pass.py REF_SLUICE RX CORPUS' -- \
       benchmarks/loki_pass.py build/cli/sluice RX CORPUS [EXTRA_SINK_YAML]
 
-RX is build/tests/loki-receiver (it decodes every request: it runs on the
-same cores and is part of the time). EXTRA_SINK_YAML is added to the sink's
-map (e.g. 'concurrency: 2'); EXTRA_SINK_YAML `file` measures the file sink
-(raw lines) instead, with no receiver."""
+RX is build/benchmarks/loki-rx (counts every entry: snappy + the protobuf
+walked, nothing kept; not the bottleneck) or build/tests/loki-receiver
+(decodes everything and writes each entry as JSON: it takes most of the
+run's CPU). Either runs on the same cores and is part of the time.
+EXTRA_SINK_YAML is added to the sink's map (e.g. 'concurrency: 2', several
+separated by ';'); EXTRA_SINK_YAML `file` measures the file sink (raw lines)
+instead, with no receiver. SLUICE_RX_ARGS adds arguments to the receiver's
+(e.g. '--delay-ms 50'). At the end one line goes to stderr: wall seconds,
+the agent's and the receiver's CPU seconds, the agent's peak RSS, and the
+receiver's own totals when it prints them."""
 import os
 import shutil
 import signal
@@ -33,8 +39,10 @@ try:
 """
         extra = ""
     else:
-        r = subprocess.Popen([rx, "--port", "0", "--out", out], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+        r = subprocess.Popen([rx, "--port", "0", "--out", out]
+                             + os.environ.get("SLUICE_RX_ARGS", "").split(),
+                             stdout=subprocess.PIPE, stderr=open(os.path.join(d, "rx.err"), "wb"),
+                             text=True)
         procs.append(r)
         port = r.stdout.readline().split(":")[-1].strip()  # "listening 127.0.0.1:PORT"
         sink = f"""  - name: loki
@@ -73,6 +81,22 @@ sinks:
         n += data.count(b"\n")
         if not data:
             time.sleep(0.02)
+    wall = time.monotonic() - t0
+    with open(f"/proc/{a.pid}/status") as f:
+        hwm = next((ln.split()[1] for ln in f if ln.startswith("VmHWM:")), "0")
+    a.send_signal(signal.SIGTERM)
+    _, _, ru = os.wait4(a.pid, 0)
+    a.returncode = 0
+    what = f"wall {wall:.2f} s agent cpu {ru.ru_utime + ru.ru_stime:.2f} s peak rss {int(hwm) / 1024:.1f} MiB"
+    if procs[0] is not a:
+        r = procs[0]
+        r.send_signal(signal.SIGTERM)
+        _, _, rru = os.wait4(r.pid, 0)
+        r.returncode = 0
+        with open(os.path.join(d, "rx.err"), errors="replace") as f:
+            said = f.read().strip().splitlines()
+        what += f" receiver cpu {rru.ru_utime + rru.ru_stime:.2f} s {said[-1] if said else ''}"
+    print(f"loki_pass: {what}", file=sys.stderr)
 finally:
     for p in reversed(procs):
         if p.poll() is None:

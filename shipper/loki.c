@@ -75,6 +75,47 @@ static uint64_t recall_given(loki *s, const sl_batch *b)
     return 0;
 }
 
+/* max_in_flight > 1: sends the oldest job no worker has taken yet, whole
+ * (or waits for one when wait is set), and acknowledges its batches when
+ * delivered. False when there is nothing left to do. mu is not held. */
+static bool work_whole(worker *w, bool wait)
+{
+    loki *s = w->s;
+    pthread_mutex_lock(&s->mu);
+    job *j = NULL;
+    for (;;) {
+        for (uint64_t k = s->head; k < s->tail && !j; k++)
+            if (!s->ring[k % s->njobs].claimed) j = &s->ring[k % s->njobs];
+        if (j || !wait || s->quit) break;
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return false;
+    }
+    j->claimed = true;
+    /* Another job failed: this one is given back with it (settle). */
+    bool skip = s->retrying;
+    pthread_mutex_unlock(&s->mu);
+    int rc = skip ? RETRY : sl_loki_send_batches(w, j->b, NULL, j->n);
+    pthread_mutex_lock(&s->mu);
+    if (rc == SENT) j->sent = 1;
+    if (rc != SENT) j->aborted = true;
+    if (rc == RETRY && !skip) {
+        s->retrying = true;
+        int64_t until = sl_monotonic_ns() + w->wait_ms * 1000000;
+        if (until > s->retry_until_ns) s->retry_until_ns = until;
+    }
+    j->left = 0;
+    if (!j->aborted) {
+        for (uint32_t i = 0; i < j->n; i++) sl_batch_done(j->b[i]);
+        j->acked = true;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return true;
+}
+
 /* Sends the worker's part of its next job, if there is one (or waits for
  * one when wait is set). The worker that finishes a job's last part
  * acknowledges its batches, unless a part was abandoned at shutdown. False
@@ -82,6 +123,7 @@ static uint64_t recall_given(loki *s, const sl_batch *b)
 static bool work_one(worker *w, bool wait)
 {
     loki *s = w->s;
+    if (s->whole) return work_whole(w, wait);
     pthread_mutex_lock(&s->mu);
     while (wait && w->next == s->tail && !s->quit) pthread_cond_wait(&s->cv, &s->mu);
     if (w->next == s->tail) {
@@ -184,7 +226,7 @@ static bool settle(loki *s)
         pthread_mutex_unlock(&s->mu);
         return false;
     }
-    job back[LOKI_JOBS];
+    job back[LOKI_RING];
     uint32_t nback = 0;
     for (uint64_t k = s->tail; k-- > s->head;) back[nback++] = s->ring[k % s->njobs];
     s->head = s->tail;
@@ -208,6 +250,69 @@ static bool settle(loki *s)
     int64_t left = (until - sl_monotonic_ns()) / 1000000;
     if (left > 0) loki_nap(s, left);
     return true;
+}
+
+void sl_loki_congested(loki *s)
+{
+    if (!s->adaptive) return;
+    pthread_mutex_lock(&s->mu);
+    s->congested = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The adaptive limit on whole requests in flight (decision 0040), on the
+ * sink's thread as a job is published (mu held): halved at once after an
+ * overload answer; otherwise judged once a window (enough jobs for every
+ * slot to turn over once, and 50 ms): raised when a flush had to wait for
+ * a free slot (the requests in flight hold the sink back) unless the last
+ * raise bought less than 5 % more throughput, in which case it is taken
+ * back and held for 16 windows before probing again. Raised by doubling
+ * until the first raise that did not pay or the first overload (a distant
+ * Loki is reached in a few round trips), by one after. */
+static void adapt(loki *s, bool waited, uint64_t bytes)
+{
+    int64_t now = sl_monotonic_ns();
+    uint32_t was = s->limit;
+    if (s->congested) {
+        s->congested = false;
+        s->limit = s->limit > 1 ? s->limit / 2 : 1;
+        s->probing = false;
+        s->grown = true;
+        s->hold = 4;
+        s->win_jobs = 0;
+    } else {
+        if (s->win_jobs == 0) {
+            s->win_start_ns = now;
+            s->win_bytes = 0;
+            s->win_waited = false;
+        }
+        s->win_jobs++;
+        s->win_bytes += bytes;
+        s->win_waited |= waited;
+        int64_t span = now - s->win_start_ns;
+        if (s->win_jobs < s->limit + 2 || span < 50 * 1000000) return;
+        double rate = (double)s->win_bytes * 1e9 / (double)span;
+        s->win_jobs = 0;
+        if (!s->win_waited) { /* the destination keeps up */
+            s->probing = false;
+        } else if (s->probing && rate < s->rate_before * 1.05) {
+            s->limit = s->limit_before; /* the raise bought nothing */
+            s->probing = false;
+            s->grown = true;
+            s->hold = 16;
+        } else if (s->hold) {
+            s->hold--;
+            s->probing = false;
+        } else if (s->limit < s->nw) {
+            s->rate_before = rate;
+            s->limit_before = s->limit;
+            s->limit = s->grown ? s->limit + 1 : s->limit * 2 < s->nw ? s->limit * 2 : s->nw;
+            s->probing = true;
+        } else {
+            s->probing = false;
+        }
+    }
+    if (s->limit != was) sl_metric_set(s->m_limit, s->limit);
 }
 
 /* Jobs in flight: the next pop waits at most this long, so a part that
@@ -262,6 +367,8 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         }
     }
     bool built = false;
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++) bytes += jb[i]->bytes;
     if (s->nw == 1 && !s->tenant_tpl && !skip) {
         /* Encodes this request while the one before is in flight, into the
          * spare that the job before did not use (tail moves on the sink's
@@ -277,7 +384,13 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
     }
     pthread_mutex_lock(&s->mu);
     reap(s);
-    while (s->tail - s->head == s->njobs && !loki_stopping(s) && !s->retrying) {
+    /* max_in_flight: at most `limit` jobs in the ring (it may have been
+     * halved below what is in flight; only adapt(), on this thread, moves
+     * it). */
+    uint64_t room = s->whole ? s->limit : s->njobs;
+    bool waited = false;
+    while (s->tail - s->head >= room && !loki_stopping(s) && !s->retrying) {
+        waited = true;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000;
@@ -285,7 +398,7 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         reap(s);
     }
-    if (s->tail - s->head == s->njobs) {
+    if (s->tail - s->head >= room) {
         pthread_mutex_unlock(&s->mu);
         /* What was recalled goes back with b (its parts stay skipped). */
         for (uint32_t i = 0; skip && i < n; i++)
@@ -295,8 +408,9 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
         /* A part failed (or stopping: b goes back, then the jobs). */
         return settle(s) ? SL_FLUSH_GIVEN : SL_FLUSH_STOPPED;
     }
-    s->ring[s->tail % s->njobs] =
-        (job){.b = jb, .skip = skip, .n = n, .left = s->nw, .sent = 0, .built = built};
+    if (s->adaptive) adapt(s, waited, bytes);
+    s->ring[s->tail % s->njobs] = (job){
+        .b = jb, .skip = skip, .n = n, .left = s->whole ? 1 : s->nw, .sent = 0, .built = built};
     s->tail++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);

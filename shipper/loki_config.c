@@ -28,6 +28,8 @@ typedef struct loki_conf {
     const sl_cfg_node *auth, *tls, *labels, *meta, *limits;
     int encoding, compression, line_format, long_lines, out_of_window;
     int64_t timeout_ms, wait_ms, concurrency, min_backoff, max_backoff;
+    int64_t max_in_flight;
+    bool adaptive;
     uint64_t max_bytes;
 } loki_conf;
 
@@ -116,6 +118,22 @@ const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS] = {
      .max = 64,
      .doc = "requests in flight at once, each from its own worker; streams are split between "
             "workers so each stream stays in order"},
+    {.name = "max_in_flight",
+     .type = SL_KEY_INT,
+     .at = SL_CFG_AT(loki_conf, max_in_flight),
+     .def = "1",
+     .min = 1,
+     .max = LOKI_RING,
+     .doc = "whole requests in flight at once (for a distant Loki: throughput grows with them "
+            "when each push waits on latency); they may arrive out of order, which Loki accepts "
+            "with `unordered_writes` (its default since 2.4); not with `concurrency` > 1"},
+    {.name = "adaptive_in_flight",
+     .type = SL_KEY_BOOL,
+     .at = SL_CFG_AT(loki_conf, adaptive),
+     .def = "true",
+     .doc = "with `max_in_flight` > 1: start at 1 request in flight, raise it while Loki holds "
+            "the sink back and it pays, halve on 429/5xx/timeouts (gauge "
+            "`sluice_sink_concurrency`); false: always `max_in_flight`"},
     {.name = "min_backoff",
      .type = SL_KEY_DURATION,
      .at = SL_CFG_AT(loki_conf, min_backoff),
@@ -369,6 +387,10 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     if (min_backoff < 1) min_backoff = 1;
     if (max_backoff < min_backoff)
         sl_cfg_error(cfg, sl_cfg_get(n, "max_backoff"), "max_backoff must be >= min_backoff");
+    if (c.max_in_flight > 1 && c.concurrency > 1)
+        sl_cfg_error(cfg, sl_cfg_get(n, "max_in_flight"),
+                     "max_in_flight (whole requests, any order) and concurrency (streams split, "
+                     "each in order) do not go together: choose one");
     if ((cert == NULL) != (key == NULL))
         sl_cfg_error(cfg, tls, "tls: cert_file and key_file go together");
 
@@ -437,9 +459,14 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         else
             pthread_mutex_destroy(&s->mu);
     }
-    s->w = calloc((size_t)c.concurrency, sizeof *s->w);
+    /* max_in_flight > 1: that many workers, each sending whole requests. */
+    s->whole = c.max_in_flight > 1;
+    uint32_t nworkers = (uint32_t)(s->whole ? c.max_in_flight : c.concurrency);
+    s->adaptive = s->whole && c.adaptive;
+    s->limit = s->adaptive ? 1 : nworkers;
+    s->w = calloc(nworkers, sizeof *s->w);
     nomem = nomem || !s->w || !s->sync_ok;
-    for (uint32_t i = 0; s->w && i < (uint32_t)c.concurrency; i++) {
+    for (uint32_t i = 0; s->w && i < nworkers; i++) {
         worker *w = &s->w[s->nw++];
         w->s = s;
         w->id = i;
@@ -448,10 +475,10 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
         w->req = sl_loki_req_new(&s->eopts);
         if (!w->req)
             nomem = true;
-        else
-            sl_loki_req_set_part(w->req, i, (uint32_t)c.concurrency);
+        else if (!s->whole)
+            sl_loki_req_set_part(w->req, i, nworkers);
     }
-    s->njobs = s->nw == 1 ? 1 : LOKI_JOBS;
+    s->njobs = s->whole ? nworkers : s->nw == 1 ? 1 : LOKI_JOBS;
     sl_buf_init(&s->pre_raw, 0);
     for (uint32_t i = 0; s->nw == 1 && i < 2; i++) {
         sl_buf_init(&s->pre[i].body, 0);
@@ -513,6 +540,11 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     s->m_status = sl_gauge("sluice_sink_last_status",
                            "HTTP status of the sink's last answer (0: none or a transport error).",
                            s->m->labels);
+    s->m_limit = sl_gauge("sluice_sink_concurrency",
+                          "Requests the sink lets be in flight at once now (max_in_flight, or "
+                          "between 1 and it when adaptive).",
+                          s->m->labels);
+    sl_metric_set(s->m_limit, s->whole ? s->limit : s->nw);
     for (int a = 0; a < SL_LOKI_ADJ_N; a++) {
         char l[320];
         sl_metric_labels(l, sizeof l, "sink", ctx->name, "reason", sl_loki_adjust_reason(a));
@@ -524,8 +556,10 @@ int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     s->rl_fail.interval_ns = 10 * 1000000000LL;
     s->rl_drop.interval_ns = 10 * 1000000000LL;
     s->rl_adj.interval_ns = 60 * 1000000000LL;
-    sl_log(SL_LOG_INFO, "sink_started", "sink=%s type=loki url=%s encoding=%s concurrency=%u",
-           ctx->name, s->url_log, encoding == ENC_PROTOBUF ? "protobuf" : "json", s->nw);
+    sl_log(SL_LOG_INFO, "sink_started",
+           "sink=%s type=loki url=%s encoding=%s concurrency=%u max_in_flight=%u adaptive=%s",
+           ctx->name, s->url_log, encoding == ENC_PROTOBUF ? "protobuf" : "json",
+           s->whole ? 1 : s->nw, s->whole ? s->nw : 1, s->adaptive ? "true" : "false");
     *state = s;
     return SL_OK;
 }

@@ -50,11 +50,14 @@ typedef struct job {
     bool aborted;  /* a part was not delivered (stopping) */
     bool acked;    /* every part delivered and the batches acknowledged */
     bool built;    /* concurrency 1: its request is built (pre[number % 2]) */
+    bool claimed;  /* max_in_flight > 1: a worker sends it (whole) */
 } job;
 
 /* Jobs in flight (queued or being sent): enough to keep every worker busy
  * while the next flush is gathered, few enough to bound memory. */
 #define LOKI_JOBS 4
+/* The ring's slots: max_in_flight whole jobs at most (the key's maximum). */
+#define LOKI_RING 64
 /* With several workers, failures in a row a part is retried holding its
  * job before the job is given back (see retry_later). */
 #define LOKI_HOLD_TRIES 3
@@ -125,19 +128,36 @@ typedef struct loki {
     bool sync_ok, quit;
     bool retrying;          /* a part failed: workers skip, settle() gives back */
     int64_t retry_until_ns; /* the latest end of the backoffs asked for meanwhile */
-    job ring[LOKI_JOBS];
-    uint32_t njobs;      /* jobs in flight at most: LOKI_JOBS, or 1 with
-                            one worker (the next is built meanwhile) */
-    uint64_t head, tail; /* ring[head % njobs ..tail) in flight */
-    prebuilt pre[2];     /* concurrency 1: requests built ahead, by parity
-                            of their job's number */
-    sl_buf pre_raw;      /* sink thread: their uncompressed protobuf */
-    given_part *given;   /* sink thread only */
+    job ring[LOKI_RING];
+    uint32_t njobs; /* jobs in flight at most: LOKI_JOBS, or 1 with
+                       one worker (the next is built meanwhile), or
+                       max_in_flight */
+    /* max_in_flight > 1 (decision 0040): each job is a whole request that
+     * any free worker sends; at most `limit` are in flight, raised while
+     * the destination holds the sink back and halved when it says it is
+     * overloaded (429, 5xx, 408, a transport error). */
+    bool whole, adaptive;
+    uint32_t limit;        /* under mu; the gauge sluice_sink_concurrency */
+    bool congested;        /* under mu: an overload answer since the last look */
+    uint32_t win_jobs;     /* sink thread: the controller's window */
+    int64_t win_start_ns;  /* ... its start */
+    uint64_t win_bytes;    /* ... record text published in it */
+    bool win_waited;       /* ... a flush waited for a free slot in it */
+    double rate_before;    /* bytes/s of the window before the last raise */
+    bool probing;          /* the last window raised the limit */
+    uint32_t limit_before; /* ... from this */
+    bool grown;            /* past the doubling: a raise did not pay, or overload */
+    uint32_t hold;         /* windows to wait before raising again */
+    uint64_t head, tail;   /* ring[head % njobs ..tail) in flight */
+    prebuilt pre[2];       /* concurrency 1: requests built ahead, by parity
+                              of their job's number */
+    sl_buf pre_raw;        /* sink thread: their uncompressed protobuf */
+    given_part *given;     /* sink thread only */
     uint32_t ngiven, capgiven;
 
     const sl_sink_metrics *m; /* registered by the pipeline */
     sl_sink_metrics own_m;    /* created outside a pipeline */
-    sl_metric *m_invalid, *m_adjusted[SL_LOKI_ADJ_N], *m_status;
+    sl_metric *m_invalid, *m_adjusted[SL_LOKI_ADJ_N], *m_status, *m_limit;
     bool failing;
     uint32_t fail_streak;
     sl_ratelimit rl_fail, rl_drop, rl_adj;
@@ -156,6 +176,9 @@ static inline void loki_nap(const loki *s, int64_t ms)
 
 /* loki.c: the sink's batcher (flush, settle, stopped are loki.c's). */
 int sl_loki_batcher_new(loki *s, sl_err *err);
+/* loki.c: the destination answered as an overloaded one does (429, 5xx,
+ * 408, a transport error): the adaptive limit is halved at the next flush. */
+void sl_loki_congested(loki *s);
 
 /* loki_config.c */
 int sl_loki_sink_create(const sl_sink_ctx *ctx, void **state, sl_err *err);
@@ -173,7 +196,7 @@ int sl_loki_send_batches(worker *w, sl_batch *const *b, const uint64_t *skip, ui
 int sl_loki_prebuild(worker *w, sl_batch *const *b, uint32_t n, sl_err *err);
 
 /* The sink's key table (loki_config.c; the ops table in loki.c names it). */
-#define SL_LOKI_NKEYS 22
+#define SL_LOKI_NKEYS 24
 extern const sl_cfg_key sl_loki_keys[SL_LOKI_NKEYS];
 
 #endif

@@ -358,6 +358,7 @@ static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant
         sl_metric_set(s->m_status, r.status);
         if (rc != 0) {
             count_request(s, "error");
+            sl_loki_congested(s); /* refused, reset, timed out: fewer in flight */
             int64_t d = sl_retry_next(&w->retry, -1);
             failed(s, &r, "send", d);
             int rl = retry_later(w, d, &tries);
@@ -372,6 +373,7 @@ static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant
             return SENT;
         }
         if (retryable_status(r.status)) {
+            if (!config_status(r.status)) sl_loki_congested(s); /* 429, 5xx, 408, 425 */
             int64_t d = sl_retry_next(&w->retry, r.retry_after_ms);
             failed(s, &r, "send", d);
             int rl = retry_later(w, d, &tries);

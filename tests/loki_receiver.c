@@ -851,6 +851,7 @@ struct sl_lr {
     size_t nfaults, capfaults, fault_head;
     double rate;
     uint64_t rng;
+    uint64_t in_flight; /* pushes waiting out delay_ms */
     sl_lr_stats st;
     sl_lr_entry **blocks; /* recorded entries, LR_BLOCK per block */
     size_t nblocks, capblocks, nentries;
@@ -1402,6 +1403,15 @@ static void handle_request(conn *c, const char *method, const char *path, const 
     }
     default:
         break;
+    }
+    if (lr->o.delay_ms > 0) { /* a distant Loki: each push answered after its latency */
+        pthread_mutex_lock(&lr->mu);
+        if (++lr->in_flight > lr->st.most_in_flight) lr->st.most_in_flight = lr->in_flight;
+        pthread_mutex_unlock(&lr->mu);
+        sleep_ms_stoppable(lr, lr->o.delay_ms);
+        pthread_mutex_lock(&lr->mu);
+        lr->in_flight--;
+        pthread_mutex_unlock(&lr->mu);
     }
     if ((lr->tenant && strcmp(lr->tenant, tenant) != 0) ||
         (lr->auth && strcmp(lr->auth, auth) != 0)) {

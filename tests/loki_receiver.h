@@ -84,6 +84,7 @@ typedef struct sl_lr_opts {
      * (256000 when 0), times older than 1 week or over 10 minutes ahead,
      * invalid structured-metadata names. */
     bool strict;
+    int delay_ms; /* > 0: a push not answered by a fault waits this long first */
 } sl_lr_opts;
 
 enum sl_lr_action {
@@ -124,7 +125,8 @@ typedef struct sl_lr_stats {
     uint64_t unsorted_streams; /* streams whose entries were not in time order */
     uint64_t invalid_utf8;     /* strings that were not valid UTF-8 */
     uint64_t connections;
-    uint64_t by_code[600]; /* answers by HTTP status */
+    uint64_t most_in_flight; /* with delay_ms: the most pushes waiting at once */
+    uint64_t by_code[600];   /* answers by HTTP status */
     char content_type[64], content_encoding[32], tenant[64], auth[128];
 } sl_lr_stats;
 

@@ -599,6 +599,10 @@ static void test_bad_config(void **state)
         ("sinks:\n  - {name: a, type: loki, url: \"http://x\", encoding: protobuf, "
          "compression: gzip}\n"),
         "sinks:\n  - {name: a, type: loki, url: \"http://x\", concurrency: 0}\n",
+        "sinks:\n  - {name: a, type: loki, url: \"http://x/loki/api/v1/push\", "
+        "max_in_flight: 4, concurrency: 2}\n",
+        "sinks:\n  - {name: a, type: loki, url: \"http://x/loki/api/v1/push\", max_in_flight: "
+        "65}\n",
         "sinks:\n  - {name: a, type: loki, url: \"http://x\", lables: {a: b}}\n",
         "sinks:\n  - {name: a, type: loki, url: \"http://x\", tls: {cert_file: c}}\n",
         /* no push path: 404 forever at run time (issue 15) */
@@ -631,6 +635,11 @@ static void test_bad_config(void **state)
 static bool not_failing(void *arg)
 {
     return metric(arg, "sluice_sink_failing", NULL, NULL) == 0;
+}
+
+static bool is_failing_rig(void *arg)
+{
+    return metric(arg, "sluice_sink_failing", NULL, NULL) == 1;
 }
 
 static void dec_stream(sl_batch *b, sl_record *rec, uint32_t seq, sl_chunk *c)
@@ -675,6 +684,102 @@ static void test_concurrency_gives_back(void **state)
     sl_t_sleep_ms(500);
     assert_int_equal(sl_watermark_get(r.wm), 0);
     assert_int_equal(metric(&r, "sluice_sink_failing", NULL, NULL), 1);
+    rig_finish(&r, 300);
+    assert_int_equal(sl_watermark_get(r.wm), 0);
+    sl_watermark_unref(r.wm);
+}
+
+/* ---- max_in_flight: whole requests in flight, adaptive (decision 0040) ---- */
+
+typedef struct limit_at {
+    rig *r;
+    int64_t n;
+} limit_at;
+
+static bool limit_reached(void *arg)
+{
+    const limit_at *l = arg;
+    return metric(l->r, "sluice_sink_concurrency", NULL, NULL) >= l->n;
+}
+
+static bool limit_below(void *arg)
+{
+    const limit_at *l = arg;
+    return metric(l->r, "sluice_sink_concurrency", NULL, NULL) < l->n;
+}
+
+/* A Loki 50 ms away: the limit starts at 1, grows to max_in_flight while
+ * the requests in flight hold the sink back (the receiver sees several at
+ * once), halves on 429s, and every record arrives once. */
+static void test_in_flight_adapts(void **state)
+{
+    (void)state;
+    rig r;
+    sl_lr_opts lo = {.delay_ms = 50};
+    rig_start(&r, &lo, NULL,
+              "    max_in_flight: 4\n    max_batch_bytes: 4KiB\n    max_batch_wait: 5ms\n");
+    assert_int_equal(metric(&r, "sluice_sink_concurrency", NULL, NULL), 1);
+    /* Batches of about 4 KiB: one job each, hundreds of jobs. */
+    uint32_t n = scaled(16000);
+    rig_send(&r, n, 50, NULL);
+    /* Doubled while each raise pays: 1, 2, 4 (the most). */
+    limit_at l = {&r, 4};
+    assert_true(sl_t_wait_until(limit_reached, &l, sl_t_scaled_ms(30000)));
+    int64_t peak = metric(&r, "sluice_sink_concurrency", NULL, NULL);
+    assert_int_equal(peak, 4);
+    /* Overloaded: the next requests answer 429; the limit is cut (and
+     * held a few windows before it grows again). */
+    assert_int_equal(sl_lr_faults(r.lr, "429*2"), 0);
+    assert_true(sl_t_wait_until(limit_below, &l, sl_t_scaled_ms(30000)));
+    assert_true(sl_t_wait_until(all_acked, &r, sl_t_scaled_ms(120000)));
+    sl_lr_stats st;
+    sl_lr_get_stats(r.lr, &st);
+    uint32_t lost, dup;
+    tally(&r, n, &lost, &dup);
+    fprintf(stderr,
+            "max_in_flight 4, 50 ms away: %llu requests, most at once %llu, peak limit %lld, "
+            "lost=%u dup=%u\n",
+            (unsigned long long)st.requests, (unsigned long long)st.most_in_flight, (long long)peak,
+            lost, dup);
+    assert_true(st.most_in_flight >= 3);
+    assert_int_equal(st.by_code[429], 2);
+    assert_int_equal(lost, 0);
+    /* A job is acknowledged whole or given back whole: nothing twice. */
+    assert_int_equal(dup, 0);
+    rig_finish(&r, 5000);
+    assert_int_equal(sl_watermark_pending(r.wm), 0);
+    sl_watermark_unref(r.wm);
+}
+
+/* adaptive_in_flight: false keeps max_in_flight; a destination that
+ * refuses every request gives everything back and stops promptly. */
+static void test_in_flight_fixed(void **state)
+{
+    (void)state;
+    rig r;
+    sl_lr_opts lo = {.delay_ms = 20};
+    rig_start(&r, &lo, NULL,
+              "    max_in_flight: 4\n    adaptive_in_flight: false\n    max_batch_bytes: 4KiB\n");
+    assert_int_equal(metric(&r, "sluice_sink_concurrency", NULL, NULL), 4);
+    uint32_t n = scaled(8000);
+    rig_send(&r, n, 50, NULL);
+    assert_true(sl_t_wait_until(all_acked, &r, sl_t_scaled_ms(60000)));
+    sl_lr_stats st;
+    sl_lr_get_stats(r.lr, &st);
+    uint32_t lost, dup;
+    tally(&r, n, &lost, &dup);
+    assert_int_equal(lost, 0);
+    assert_int_equal(dup, 0);
+    assert_true(st.most_in_flight >= 2);
+    assert_int_equal(metric(&r, "sluice_sink_concurrency", NULL, NULL), 4);
+    rig_finish(&r, 5000);
+    sl_watermark_unref(r.wm);
+
+    rig_start(&r, NULL, NULL, "    max_in_flight: 3\n");
+    assert_int_equal(sl_lr_faults(r.lr, "500*100000"), 0);
+    rig_send(&r, 300, 100, NULL);
+    assert_true(sl_t_wait_until(is_failing_rig, &r, sl_t_scaled_ms(10000)));
+    assert_int_equal(sl_watermark_get(r.wm), 0);
     rig_finish(&r, 300);
     assert_int_equal(sl_watermark_get(r.wm), 0);
     sl_watermark_unref(r.wm);
@@ -1193,6 +1298,8 @@ int main(void)
         cmocka_unit_test(test_bearer_wrong_then_401_retried),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_concurrency_gives_back),
+        cmocka_unit_test(test_in_flight_adapts),
+        cmocka_unit_test(test_in_flight_fixed),
         cmocka_unit_test(test_strict_labels),
         cmocka_unit_test(test_strict_nul_label),
         cmocka_unit_test(test_strict_long_lines),

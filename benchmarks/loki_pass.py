@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """One pass of file -> parse JSON -> Loki sink -> the in-tree receiver,
-ending when every line of CORPUS has arrived: a command for farm-bench, so
-two builds (or two sink settings) are timed in turn in one call:
+ending when every line of CORPUS has arrived: one whole process to time,
+so two builds (or two sink settings) can be timed in turn (A B A B), e.g.
 
-  farm-bench -n 3 --vs 'benchmarks/loki_pass.py REF_SLUICE RX CORPUS' -- \
-      benchmarks/loki_pass.py build/cli/sluice RX CORPUS [EXTRA_SINK_YAML]
+  /usr/bin/time -v benchmarks/loki_pass.py REF_SLUICE RX CORPUS
+  /usr/bin/time -v benchmarks/loki_pass.py build/cli/sluice RX CORPUS [EXTRA_SINK_YAML]
 
 RX is build/benchmarks/loki-rx (counts every entry: snappy + the protobuf
 walked, nothing kept; not the bottleneck) or build/tests/loki-receiver

@@ -29,8 +29,10 @@ message bytes; peak RSS: VmHWM. The receiver's and the mock cluster's CPU
 are reported too (either may be the bottleneck).
 
 Usage: benchmarks/kafka_input.py [BUILD_DIR]
-Environment: SLUICE_KIN_LINES (default 300000), SLUICE_KIN_RUNS (3),
-SLUICE_KIN_PARTITIONS (32), SLUICE_KIN_COMPRESSION (zstd),
+Environment: SLUICE_KIN_LINES (default 600000), SLUICE_KIN_RUNS (3),
+SLUICE_KIN_PARTITIONS (64; the mock keeps 5 MB of batches per partition),
+SLUICE_KIN_COMPRESSION (zstd), SLUICE_KIN_INPUT_EXTRA (YAML lines added to
+the kafka input, e.g. `librdkafka: { queued.max.messages.kbytes: 16384 }`),
 SLUICE_KIN_RECEIVER (the Loki receiver; called as `RECEIVER --port P --out
 FILE`, writing one line per entry; default BUILD/tests/loki-receiver),
 SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file),
@@ -49,9 +51,11 @@ import tempfile
 import time
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-LINES = int(os.environ.get("SLUICE_KIN_LINES", "300000"))
+LINES = int(os.environ.get("SLUICE_KIN_LINES", "600000"))
 RUNS = int(os.environ.get("SLUICE_KIN_RUNS", "3"))
-PARTITIONS = int(os.environ.get("SLUICE_KIN_PARTITIONS", "32"))
+PARTITIONS = int(os.environ.get("SLUICE_KIN_PARTITIONS", "64"))
+# YAML lines added to the kafka input (e.g. "librdkafka: { queued.max.messages.kbytes: 16384 }").
+INPUT_EXTRA = os.environ.get("SLUICE_KIN_INPUT_EXTRA", "")
 CODEC = os.environ.get("SLUICE_KIN_COMPRESSION", "zstd")
 RECEIVER = os.environ.get("SLUICE_KIN_RECEIVER", os.path.join(BUILD, "tests", "loki-receiver"))
 SKIP = set(filter(None, os.environ.get("SLUICE_KIN_SKIP", "").split(",")))
@@ -153,7 +157,7 @@ class Bench:
     topics: [logs]
     group_id: {group}
     labels: {{job: bench}}
-"""
+""" + "".join(f"    {x}\n" for x in INPUT_EXTRA.split("\n") if x)
 
     def file_input(self):
         return f"""  - name: app

@@ -10,6 +10,10 @@ already holds the corpus.
                       of the raw message, on the same topic
   (d) kafka -> file   sluice `type: kafka` -> file sink (`format: raw`), like
                       for like with (c) (goal: >= 10x rsyslog)
+  (e) librdkafka      `kafka_mock --drain`: a bare librdkafka consumer that
+                      only counts the messages (rd_kafka_consumer_poll, as
+                      the kafka input and imkafka call it): the floor under
+                      (a), (c) and (d)
 
 The corpus (`gen --kind json --lines N`) is produced once, before any run,
 into librdkafka's mock cluster (`kafka_mock --produce`: 3 brokers on
@@ -35,7 +39,7 @@ SLUICE_KIN_COMPRESSION (zstd), SLUICE_KIN_INPUT_EXTRA (YAML lines added to
 the kafka input, e.g. `librdkafka: { queued.max.messages.kbytes: 16384 }`),
 SLUICE_KIN_RECEIVER (the Loki receiver; called as `RECEIVER --port P --out
 FILE`, writing one line per entry; default BUILD/tests/loki-receiver),
-SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file),
+SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file,drain),
 SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki run
 under `perf record -g -p PID`, and its report there).
 Exit status 1 when a run failed (never because a figure is slow)."""
@@ -204,8 +208,29 @@ ruleset(name="r") {{
 """)
         return ["rsyslogd", "-n", "-f", conf, "-i", os.path.join(d, "rs.pid")]
 
+    def run_drain(self, rnd, mock):
+        """(e): kafka_mock --drain, figures from its own clock and wait4's
+        rusage (it counts in memory: there is no destination file)."""
+        km = os.path.join(BUILD, "benchmarks", "kafka_mock")
+        mock_cpu0 = cpu_s(mock.pid)
+        p = subprocess.Popen([km, "--drain", self.boot, "--expect", str(LINES), "--timeout",
+                              str(TIMEOUT)], stdout=subprocess.PIPE)
+        out = p.stdout.read().decode()
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        vals = dict(re.findall(r"(consumed|first|last) ([\d.]+)", out))
+        if p.returncode != 0 or int(vals.get("consumed", -1)) != LINES:
+            FAILED.append(f"drain round {rnd}: {out.strip()!r}")
+            print(f"FAILED drain round {rnd}: {out.strip()!r}", file=sys.stderr, flush=True)
+            return None
+        return dict(secs=float(vals["last"]), first=float(vals["first"]),
+                    cpu=ru.ru_utime + ru.ru_stime, rss=ru.ru_maxrss / 1024,
+                    rx_cpu=float("nan"), mock_cpu=cpu_s(mock.pid) - mock_cpu0)
+
     def run(self, scenario, rnd, mock, perf_dir=None):
         """One run of scenario; a dict of figures, or None when it failed."""
+        if scenario == "drain":
+            return self.run_drain(rnd, mock)
         d = self.fresh(scenario)
         group = f"bench-{scenario}-{rnd}"
         out = os.path.join(d, "out.log")
@@ -286,6 +311,7 @@ NAMES = {
     "file_loki": "(b) sluice file -> Loki",
     "rsyslog": "(c) rsyslog imkafka -> omfile",
     "kafka_file": "(d) sluice kafka -> file",
+    "drain": "(e) librdkafka consumer alone",
 }
 
 
@@ -369,6 +395,8 @@ def main():
         ratio("kafka_loki", "file_loki", ">= 0.7x records/s")
         ratio("kafka_file", "rsyslog", ">= 10x records/s")
         ratio("kafka_loki", "rsyslog", "none; Loki sink against omfile")
+        ratio("drain", "rsyslog", "none; the most any librdkafka consumer gets against imkafka")
+        ratio("kafka_file", "drain", "none; what the kafka input and file sink keep of the floor")
         if PERF and "kafka_loki" in order:
             os.makedirs(PERF, exist_ok=True)
             if b.run("kafka_loki", "perf", mock, perf_dir=PERF):

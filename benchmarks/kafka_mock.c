@@ -7,6 +7,7 @@
  *              [--expect N] [--tally FILE | --values FILE] [--timeout SECONDS]
  *   kafka_mock --produce FILE [--compression zstd] [--brokers 3] [--topic logs]
  *              [--partitions 32]
+ *   kafka_mock --drain BOOTSTRAPS --expect N [--topic logs] [--timeout S]
  *
  * Prints the bootstrap servers as the first line on stdout once the topic
  * exists. The consumer appends one '\n' to FILE per message it reads (so a
@@ -31,7 +32,14 @@
  * (every partition's low watermark still 0, the high watermarks summing to
  * the line count: see the note on the mock's retention above), then prints
  * the bootstrap servers, "produced N", and serves the cluster until
- * SIGTERM/SIGINT or --timeout. Exit status 1 when a message was lost. */
+ * SIGTERM/SIGINT or --timeout. Exit status 1 when a message was lost.
+ *
+ * --drain BOOTSTRAPS joins a new consumer group on an existing cluster and
+ * reads the topic from the beginning with rd_kafka_consumer_poll, touching
+ * nothing but the message count, until N messages arrived: what librdkafka
+ * alone costs a consumer (the floor under the kafka input and imkafka).
+ * Prints "consumed N" and the seconds from its start to the first and the
+ * last message. */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -39,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t g_stop;
 
@@ -155,21 +164,67 @@ static int produce_file(const char *bootstraps, const char *topic, int partition
     return rc;
 }
 
+/* --drain: a consumer that only counts (see the comment at the top). */
+static int drain(const char *bootstraps, const char *topic, long long expect, double timeout)
+{
+    double t0 = now_s(), t_first = 0;
+    char group[64];
+    snprintf(group, sizeof group, "drain-%ld-%d", (long)time(NULL), (int)getpid());
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (set(conf, "bootstrap.servers", bootstraps) || set(conf, "group.id", group) ||
+        set(conf, "enable.auto.commit", "false") || set(conf, "auto.offset.reset", "earliest"))
+        return 1;
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_conf_set_error_cb(conf, quiet_error);
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "kafka_mock: consumer: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (e) {
+        fprintf(stderr, "kafka_mock: subscribe: %s\n", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    long long n = 0;
+    while (!g_stop && n < expect && !(timeout > 0 && now_s() - t0 > timeout)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (n++ == 0) t_first = now_s();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    double t_last = now_s();
+    printf("consumed %lld\nfirst %.3f\nlast %.3f\n", n, t_first ? t_first - t0 : 0, t_last - t0);
+    fflush(stdout);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n == expect ? 0 : 1;
+}
+
 static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--brokers N] [--topic T] [--partitions P] [--expect N] "
             "[--tally FILE | --values FILE] [--timeout S]\n"
             "       %s --produce FILE [--compression CODEC] [--brokers N] [--topic T] "
-            "[--partitions P] [--timeout S]\n",
-            argv0, argv0);
+            "[--partitions P] [--timeout S]\n"
+            "       %s --drain BOOTSTRAPS --expect N [--topic T] [--timeout S]\n",
+            argv0, argv0, argv0);
 }
 
 int main(int argc, char **argv)
 {
     int brokers = 3, partitions = 32;
     const char *topic = "logs", *tally_path = NULL, *values_path = NULL, *produce_path = NULL;
-    const char *codec = "zstd";
+    const char *codec = "zstd", *drain_from = NULL;
     long long expect = -1;
     double timeout = 0;
     for (int i = 1; i < argc; i += 2) {
@@ -196,6 +251,8 @@ int main(int argc, char **argv)
             produce_path = v;
         else if (strcmp(a, "--compression") == 0)
             codec = v;
+        else if (strcmp(a, "--drain") == 0)
+            drain_from = v;
         else {
             usage(argv[0]);
             return 2;
@@ -204,6 +261,15 @@ int main(int argc, char **argv)
     if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 1024) {
         usage(argv[0]);
         return 2;
+    }
+    if (drain_from) {
+        if (expect < 1) {
+            usage(argv[0]);
+            return 2;
+        }
+        signal(SIGTERM, on_signal);
+        signal(SIGINT, on_signal);
+        return drain(drain_from, topic, expect, timeout);
     }
     /* --values: each message's value and a newline (for latency, whose
      * lines carry their write time); --tally: a newline per message. */

@@ -13,7 +13,8 @@ receiver's and bench_journald's figures instead.
 Environment: SLUICE_E2E_MB (JSON corpus size, default 500),
 SLUICE_E2E_SKIP (comma list of: file,rsyslog,recjson,spool,loki,kafka,
 journald,latency,scale,idle; `file` skips the main file -> json -> file
-run, `rsyslog` every rsyslog peer run),
+run, `rsyslog` every rsyslog peer run; run-e2e.sh also takes kafka_input,
+which leaves out benchmarks/kafka_input.py),
 SLUICE_E2E_IDLE_S (idle window, default 30), SLUICE_E2E_RATE (10000),
 SLUICE_E2E_LAT_S (latency run length, default 20),
 SLUICE_E2E_JOURNAL_N (journal entries for journald -> loki, default 500000).

@@ -5,6 +5,9 @@
  *
  *   kafka_mock [--brokers 3] [--topic logs] [--partitions 32]
  *              [--expect N] [--tally FILE | --values FILE] [--timeout SECONDS]
+ *   kafka_mock --produce FILE [--compression zstd] [--brokers 3] [--topic logs]
+ *              [--partitions 32]
+ *   kafka_mock --drain BOOTSTRAPS --expect N [--topic logs] [--timeout S]
  *
  * Prints the bootstrap servers as the first line on stdout once the topic
  * exists. The consumer appends one '\n' to FILE per message it reads (so a
@@ -18,7 +21,25 @@
  * The consumer reads concurrently because the mock keeps only a few MiB per
  * partition and silently drops older messages: a consumer that started
  * afterwards would count short. Exit status 0 when --expect was met exactly
- * (or not given), 1 otherwise. */
+ * (or not given), 1 otherwise.
+ *
+ * --produce FILE (benchmarks/kafka_input.py) is the other direction: a
+ * cluster that already holds a corpus. Each line of FILE (without its
+ * '\n') becomes one message, no key, dealt round-robin over the
+ * partitions (librdkafka's sticky partitioner filled one partition past what
+ * the mock keeps), compressed with --compression (zstd, the Kafka sink's default).
+ * Once every message is acknowledged it checks that the mock kept them all
+ * (every partition's low watermark still 0, the high watermarks summing to
+ * the line count: see the note on the mock's retention above), then prints
+ * the bootstrap servers, "produced N", and serves the cluster until
+ * SIGTERM/SIGINT or --timeout. Exit status 1 when a message was lost.
+ *
+ * --drain BOOTSTRAPS joins a new consumer group on an existing cluster and
+ * reads the topic from the beginning with rd_kafka_consumer_poll, touching
+ * nothing but the message count, until N messages arrived: what librdkafka
+ * alone costs a consumer (the floor under the kafka input and imkafka).
+ * Prints "consumed N" and the seconds from its start to the first and the
+ * last message. */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -26,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t g_stop;
 
@@ -62,18 +84,147 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
     return 0;
 }
 
+/* --produce: FILE's lines into the topic; 0 once the mock holds all of
+ * them (count in *produced), -1 otherwise. */
+static int produce_file(const char *bootstraps, const char *topic, int partitions, const char *path,
+                        const char *codec, long long *produced)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in) {
+        perror(path);
+        return -1;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Large batches: the mock answers a fetch with one stored batch per
+     * partition, so the producer's batch size is the consumer's fetch. */
+    if (set(conf, "bootstrap.servers", bootstraps) || set(conf, "compression.codec", codec) ||
+        set(conf, "linger.ms", "50") || set(conf, "batch.num.messages", "100000") ||
+        set(conf, "batch.size", "1000000") || set(conf, "queue.buffering.max.kbytes", "1048576") ||
+        set(conf, "queue.buffering.max.messages", "1000000")) {
+        fclose(in);
+        return -1;
+    }
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "kafka_mock: producer: %s\n", errstr);
+        fclose(in);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long long lines = 0;
+    int rc = 0;
+    while (!g_stop && (n = getline(&line, &cap, in)) > 0) {
+        if (line[n - 1] == '\n') n--;
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                      RD_KAFKA_V_PARTITION((int32_t)(lines % partitions)),
+                                      RD_KAFKA_V_VALUE(line, (size_t)n),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        if (e) {
+            fprintf(stderr, "kafka_mock: produce: %s\n", rd_kafka_err2str(e));
+            rc = -1;
+            break;
+        }
+        lines++;
+        rd_kafka_poll(rk, 0);
+    }
+    free(line);
+    fclose(in);
+    if (rc == 0 && rd_kafka_flush(rk, 300 * 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "kafka_mock: flush timed out\n");
+        rc = -1;
+    }
+    /* The mock drops a partition's oldest batches beyond 5 MB: a corpus
+     * too large for --partitions shows as a low watermark above 0. */
+    long long stored = 0;
+    for (int p = 0; rc == 0 && p < partitions; p++) {
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+        if (e || lo != 0) {
+            fprintf(stderr,
+                    "kafka_mock: partition %d: low %lld high %lld (%s): the mock dropped "
+                    "messages; use more --partitions or a smaller corpus\n",
+                    p, (long long)lo, (long long)hi, rd_kafka_err2str(e));
+            rc = -1;
+        }
+        stored += hi;
+    }
+    if (rc == 0 && stored != lines) {
+        fprintf(stderr, "kafka_mock: %lld lines produced, %lld stored\n", lines, stored);
+        rc = -1;
+    }
+    rd_kafka_destroy(rk);
+    *produced = lines;
+    return rc;
+}
+
+/* --drain: a consumer that only counts (see the comment at the top). */
+static int drain(const char *bootstraps, const char *topic, long long expect, double timeout)
+{
+    double t0 = now_s(), t_first = 0;
+    char group[64];
+    snprintf(group, sizeof group, "drain-%ld-%d", (long)time(NULL), (int)getpid());
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (set(conf, "bootstrap.servers", bootstraps) || set(conf, "group.id", group) ||
+        set(conf, "enable.auto.commit", "false") || set(conf, "auto.offset.reset", "earliest"))
+        return 1;
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_conf_set_error_cb(conf, quiet_error);
+    char errstr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "kafka_mock: consumer: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (e) {
+        fprintf(stderr, "kafka_mock: subscribe: %s\n", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    long long n = 0;
+    while (!g_stop && n < expect && !(timeout > 0 && now_s() - t0 > timeout)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (n++ == 0) t_first = now_s();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    double t_last = now_s();
+    printf("consumed %lld\nfirst %.3f\nlast %.3f\n", n, t_first ? t_first - t0 : 0, t_last - t0);
+    fflush(stdout);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n == expect ? 0 : 1;
+}
+
 static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--brokers N] [--topic T] [--partitions P] [--expect N] "
-            "[--tally FILE | --values FILE] [--timeout S]\n",
-            argv0);
+            "[--tally FILE | --values FILE] [--timeout S]\n"
+            "       %s --produce FILE [--compression CODEC] [--brokers N] [--topic T] "
+            "[--partitions P] [--timeout S]\n"
+            "       %s --drain BOOTSTRAPS --expect N [--topic T] [--timeout S]\n",
+            argv0, argv0, argv0);
 }
 
 int main(int argc, char **argv)
 {
     int brokers = 3, partitions = 32;
-    const char *topic = "logs", *tally_path = NULL, *values_path = NULL;
+    const char *topic = "logs", *tally_path = NULL, *values_path = NULL, *produce_path = NULL;
+    const char *codec = "zstd", *drain_from = NULL;
     long long expect = -1;
     double timeout = 0;
     for (int i = 1; i < argc; i += 2) {
@@ -96,6 +247,12 @@ int main(int argc, char **argv)
             values_path = v;
         else if (strcmp(a, "--timeout") == 0)
             timeout = atof(v);
+        else if (strcmp(a, "--produce") == 0)
+            produce_path = v;
+        else if (strcmp(a, "--compression") == 0)
+            codec = v;
+        else if (strcmp(a, "--drain") == 0)
+            drain_from = v;
         else {
             usage(argv[0]);
             return 2;
@@ -104,6 +261,15 @@ int main(int argc, char **argv)
     if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 1024) {
         usage(argv[0]);
         return 2;
+    }
+    if (drain_from) {
+        if (expect < 1) {
+            usage(argv[0]);
+            return 2;
+        }
+        signal(SIGTERM, on_signal);
+        signal(SIGINT, on_signal);
+        return drain(drain_from, topic, expect, timeout);
     }
     /* --values: each message's value and a newline (for latency, whose
      * lines carry their write time); --tally: a newline per message. */
@@ -136,6 +302,22 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+    if (produce_path) {
+        long long produced = 0;
+        int rc = produce_file(bootstraps, topic, partitions, produce_path, codec, &produced);
+        if (rc == 0) {
+            printf("%s\nproduced %lld\n", bootstraps, produced);
+            fflush(stdout);
+            double t_start = now_s();
+            while (!g_stop && !(timeout > 0 && now_s() - t_start > timeout)) {
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(mrk);
+        return rc == 0 ? 0 : 1;
+    }
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set(conf, "bootstrap.servers", bootstraps) || set(conf, "group.id", "sluice-e2e") ||

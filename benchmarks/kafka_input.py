@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""The Kafka input against its references, in the same invocation, on the
+same lines (issue 18): one aggregator process consuming a topic that
+already holds the corpus.
+
+  (a) kafka -> Loki   sluice `type: kafka` input -> Loki sink -> receiver
+  (b) file -> Loki    sluice `type: file` input of the same lines -> the same
+                      Loki sink and receiver (goal: (a) >= 0.7x (b))
+  (c) rsyslog imkafka rsyslog `imkafka` (Debian rsyslog-kafka) -> `omfile`
+                      of the raw message, on the same topic
+  (d) kafka -> file   sluice `type: kafka` -> file sink (`format: raw`), like
+                      for like with (c) (goal: >= 10x rsyslog)
+  (e) librdkafka      `kafka_mock --drain`: a bare librdkafka consumer that
+                      only counts the messages (rd_kafka_consumer_poll, as
+                      the kafka input and imkafka call it): the floor under
+                      (a), (c) and (d)
+
+The corpus (`gen --kind json --lines N`) is produced once, before any run,
+into librdkafka's mock cluster (`kafka_mock --produce`: 3 brokers on
+127.0.0.1, zstd like the Kafka sink's default; it fails unless the mock kept
+every message). Every Kafka run is a new consumer group reading the topic
+from the beginning. Rounds are interleaved (a b c d, a b c d, ...) and each
+figure is the median of the rounds: on a shared machine the load moves
+between runs, so ratios within this invocation are what count.
+
+Every run counts every record at its destination (lines of the output file,
+or of the receiver's one-JSON-line-per-entry file) and fails unless exactly
+N arrived (an extra half second catches duplicates). Clock: from the agent's
+start until the last record is there; "steady" rates leave out the time
+until the first record arrived (the consumer group's join). CPU: utime+stime
+of the agent process (all threads, /proc/PID/stat) at that moment, per GB of
+message bytes; peak RSS: VmHWM. The receiver's and the mock cluster's CPU
+are reported too (either may be the bottleneck).
+
+Usage: benchmarks/kafka_input.py [BUILD_DIR]
+Environment: SLUICE_KIN_LINES (default 600000), SLUICE_KIN_RUNS (3),
+SLUICE_KIN_PARTITIONS (64; the mock keeps 5 MB of batches per partition),
+SLUICE_KIN_COMPRESSION (zstd), SLUICE_KIN_INPUT_EXTRA (YAML lines added to
+the kafka input, e.g. `librdkafka: { queued.max.messages.kbytes: 16384 }`),
+SLUICE_KIN_RECEIVER (the Loki receiver; called as `RECEIVER --port P --out
+FILE`, writing one line per entry; default BUILD/tests/loki-receiver),
+SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file,drain),
+SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki run
+under `perf record -g -p PID`, and its report there).
+Exit status 1 when a run failed (never because a figure is slow)."""
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+LINES = int(os.environ.get("SLUICE_KIN_LINES", "600000"))
+RUNS = int(os.environ.get("SLUICE_KIN_RUNS", "3"))
+PARTITIONS = int(os.environ.get("SLUICE_KIN_PARTITIONS", "64"))
+# YAML lines added to the kafka input (e.g. "librdkafka: { queued.max.messages.kbytes: 16384 }").
+INPUT_EXTRA = os.environ.get("SLUICE_KIN_INPUT_EXTRA", "")
+CODEC = os.environ.get("SLUICE_KIN_COMPRESSION", "zstd")
+RECEIVER = os.environ.get("SLUICE_KIN_RECEIVER", os.path.join(BUILD, "tests", "loki-receiver"))
+SKIP = set(filter(None, os.environ.get("SLUICE_KIN_SKIP", "").split(",")))
+PERF = os.environ.get("SLUICE_KIN_PERF", "")
+SLUICE = os.path.join(BUILD, "cli", "sluice")
+TICK = os.sysconf("SC_CLK_TCK")
+TIMEOUT = 600
+FAILED = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_s(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
+
+
+def hwm_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return float("nan")
+
+
+class LineCounter:
+    """Newlines of a growing file, reading only what is new."""
+
+    def __init__(self, path):
+        self.path, self.off, self.n = path, 0, 0
+
+    def count(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.off)
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        break
+                    self.n += b.count(b"\n")
+                    self.off += len(b)
+        except FileNotFoundError:
+            pass
+        return self.n
+
+
+def stop(proc, timeout=20):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_listening(port, proc, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"receiver exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("receiver did not listen")
+
+
+class Bench:
+    def __init__(self, tmp, corpus, nbytes, boot):
+        self.tmp, self.corpus, self.nbytes, self.boot = tmp, corpus, nbytes, boot
+        self.seq = 0
+
+    def fresh(self, name):
+        self.seq += 1
+        d = os.path.join(self.tmp, f"{self.seq:02d}-{name}")
+        os.makedirs(d)
+        return d
+
+    def kafka_input(self, group):
+        brokers = ", ".join(f'"{b}"' for b in self.boot.split(","))
+        return f"""  - name: app
+    type: kafka
+    brokers: [{brokers}]
+    topics: [logs]
+    group_id: {group}
+    labels: {{job: bench}}
+""" + "".join(f"    {x}\n" for x in INPUT_EXTRA.split("\n") if x)
+
+    def file_input(self):
+        return f"""  - name: app
+    type: file
+    paths: ["{self.corpus}"]
+    start_at: beginning
+    labels: {{job: bench}}
+"""
+
+    @staticmethod
+    def loki_sink(port):
+        return f"""  - name: out
+    type: loki
+    url: "http://127.0.0.1:{port}/loki/api/v1/push"
+"""
+
+    @staticmethod
+    def file_sink(out):
+        return f"""  - name: out
+    type: file
+    path: {out}
+    format: raw
+"""
+
+    def sluice_cmd(self, d, inputs, sinks):
+        cfg = os.path.join(d, "sluice.yml")
+        with open(cfg, "w") as f:
+            f.write(f"data_dir: {d}/data\nlog: {{ level: warn }}\ninputs:\n{inputs}sinks:\n{sinks}")
+        return [SLUICE, "run", "-c", cfg]
+
+    def rsyslog_cmd(self, d, out, group):
+        os.makedirs(os.path.join(d, "work"))
+        brokers = ", ".join(f'"{b}"' for b in self.boot.split(","))
+        conf = os.path.join(d, "rsyslog.conf")
+        with open(conf, "w") as f:
+            f.write(f"""global(workDirectory="{d}/work" maxMessageSize="64k")
+module(load="imkafka")
+template(name="raw" type="string" string="%rawmsg%\\n")
+input(type="imkafka" topic="logs" broker=[{brokers}] consumergroup="{group}"
+      confParam=["auto.offset.reset=earliest"] ruleset="r")
+ruleset(name="r") {{
+  action(type="omfile" file="{out}" template="raw")
+}}
+""")
+        return ["rsyslogd", "-n", "-f", conf, "-i", os.path.join(d, "rs.pid")]
+
+    def run_drain(self, rnd, mock):
+        """(e): kafka_mock --drain, figures from its own clock and wait4's
+        rusage (it counts in memory: there is no destination file)."""
+        km = os.path.join(BUILD, "benchmarks", "kafka_mock")
+        mock_cpu0 = cpu_s(mock.pid)
+        p = subprocess.Popen([km, "--drain", self.boot, "--expect", str(LINES), "--timeout",
+                              str(TIMEOUT)], stdout=subprocess.PIPE)
+        out = p.stdout.read().decode()
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        vals = dict(re.findall(r"(consumed|first|last) ([\d.]+)", out))
+        if p.returncode != 0 or int(vals.get("consumed", -1)) != LINES:
+            FAILED.append(f"drain round {rnd}: {out.strip()!r}")
+            print(f"FAILED drain round {rnd}: {out.strip()!r}", file=sys.stderr, flush=True)
+            return None
+        return dict(secs=float(vals["last"]), first=float(vals["first"]),
+                    cpu=ru.ru_utime + ru.ru_stime, rss=ru.ru_maxrss / 1024,
+                    rx_cpu=float("nan"), mock_cpu=cpu_s(mock.pid) - mock_cpu0)
+
+    def run(self, scenario, rnd, mock, perf_dir=None):
+        """One run of scenario; a dict of figures, or None when it failed."""
+        if scenario == "drain":
+            return self.run_drain(rnd, mock)
+        d = self.fresh(scenario)
+        group = f"bench-{scenario}-{rnd}"
+        out = os.path.join(d, "out.log")
+        rx = None
+        try:
+            if scenario in ("kafka_loki", "file_loki"):
+                port = free_port()
+                out = os.path.join(d, "received.jsonl")
+                rx = subprocess.Popen([RECEIVER, "--port", str(port), "--out", out],
+                                      stdout=subprocess.DEVNULL,
+                                      stderr=open(os.path.join(d, "receiver.err"), "wb"))
+                wait_listening(port, rx)
+                inp = self.kafka_input(group) if scenario == "kafka_loki" else self.file_input()
+                cmd = self.sluice_cmd(d, inp, self.loki_sink(port))
+            elif scenario == "kafka_file":
+                cmd = self.sluice_cmd(d, self.kafka_input(group), self.file_sink(out))
+            else:
+                cmd = self.rsyslog_cmd(d, out, group)
+            os.sync()  # an earlier run's output is not written back while this one is timed
+            rx_cpu0 = cpu_s(rx.pid) if rx else 0.0
+            mock_cpu0 = cpu_s(mock.pid)
+            t0 = time.monotonic()
+            agent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(d, "agent.err"), "wb"))
+            perf = None
+            if perf_dir:
+                # Attached once the agent runs its own binary (perf's
+                # per-thread events on a pid still forking recorded nothing).
+                while agent.poll() is None and os.path.realpath(f"/proc/{agent.pid}/exe") != \
+                        os.path.realpath(cmd[0]):
+                    time.sleep(0.005)
+                time.sleep(0.1)
+                perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-o",
+                                         os.path.join(perf_dir, "perf.data"), "-p",
+                                         str(agent.pid)],
+                                        stdout=subprocess.DEVNULL,
+                                        stderr=open(os.path.join(perf_dir, "perf.err"), "wb"))
+            counter = LineCounter(out)
+            t_first = None
+            try:
+                while counter.count() < LINES:
+                    if t_first is None and counter.n:
+                        t_first = time.monotonic()
+                    if agent.poll() is not None:
+                        raise RuntimeError(f"agent exited with {agent.returncode}")
+                    if time.monotonic() - t0 > TIMEOUT:
+                        raise RuntimeError(f"{counter.n} of {LINES} records within {TIMEOUT} s")
+                    time.sleep(0.02)
+                secs = time.monotonic() - t0
+                if t_first is None:
+                    t_first = t0 + secs
+                cpu, rss = cpu_s(agent.pid), hwm_mib(agent.pid)
+                rx_cpu = cpu_s(rx.pid) - rx_cpu0 if rx else float("nan")
+                mock_cpu = cpu_s(mock.pid) - mock_cpu0
+                time.sleep(0.5)  # duplicates show as extras
+                if counter.count() != LINES:
+                    raise RuntimeError(f"{counter.n} records at the destination, {LINES} sent")
+            finally:
+                if perf:
+                    perf.send_signal(signal.SIGINT)
+                    perf.wait(60)
+                stop(agent)
+            return dict(secs=secs, first=t_first - t0, cpu=cpu, rss=rss, rx_cpu=rx_cpu,
+                        mock_cpu=mock_cpu)
+        except (RuntimeError, OSError) as e:
+            FAILED.append(f"{scenario} round {rnd}: {e} (logs in {d})")
+            print(f"FAILED {scenario} round {rnd}: {e}", file=sys.stderr, flush=True)
+            return None
+        finally:
+            if rx:
+                stop(rx)
+            if not FAILED:
+                shutil.rmtree(d, ignore_errors=True)
+
+
+NAMES = {
+    "kafka_loki": "(a) sluice kafka -> Loki",
+    "file_loki": "(b) sluice file -> Loki",
+    "rsyslog": "(c) rsyslog imkafka -> omfile",
+    "kafka_file": "(d) sluice kafka -> file",
+    "drain": "(e) librdkafka consumer alone",
+}
+
+
+def main():
+    gen = os.path.join(BUILD, "benchmarks", "gen")
+    km = os.path.join(BUILD, "benchmarks", "kafka_mock")
+    for exe in (SLUICE, gen, km):
+        if not os.access(exe, os.X_OK):
+            print(f"kafka_input: {exe} missing: build first", file=sys.stderr)
+            return 2
+    order = [s for s in NAMES if s not in SKIP]
+    if "rsyslog" in order and not shutil.which("rsyslogd"):
+        print("kafka_input: rsyslogd not installed (apt-get install -y rsyslog rsyslog-kafka): "
+              "peer skipped", file=sys.stderr)
+        order.remove("rsyslog")
+    if not os.access(RECEIVER, os.X_OK):
+        print(f"kafka_input: {RECEIVER} missing: Loki runs skipped", file=sys.stderr)
+        order = [s for s in order if not s.endswith("_loki")]
+    tmp = tempfile.mkdtemp(prefix="sluice-kafka-input.", dir=os.environ.get("TMPDIR"))
+    mock = None
+    t_start = time.monotonic()
+    try:
+        corpus = os.path.join(tmp, "corpus.json")
+        gen_cmd = f"gen --kind json --lines {LINES}"
+        with open(corpus, "wb") as f:
+            subprocess.run([gen, "--kind", "json", "--lines", str(LINES)], stdout=f, check=True)
+        nbytes = os.path.getsize(corpus) - LINES  # message bytes, without the newlines
+        mock = subprocess.Popen([km, "--produce", corpus, "--compression", CODEC, "--partitions",
+                                 str(PARTITIONS), "--brokers", "3"], stdout=subprocess.PIPE,
+                                stderr=open(os.path.join(tmp, "kafka_mock.err"), "wb"))
+        boot = mock.stdout.readline().decode().strip()
+        produced = mock.stdout.readline().decode().strip()
+        if not boot or produced != f"produced {LINES}":
+            with open(os.path.join(tmp, "kafka_mock.err")) as f:
+                err = f.read().strip()
+            print(f"kafka_input: the mock cluster did not take the corpus: {err}", file=sys.stderr)
+            FAILED.append("kafka_mock --produce")
+            return 1
+        print(f"corpus: {gen_cmd}: {LINES:,} lines, {nbytes / 1e6:.1f} MB of messages; "
+              f"topic logs, {PARTITIONS} partitions, {CODEC}, 3 mock brokers; "
+              f"receiver {os.path.relpath(RECEIVER)}; load {os.getloadavg()[0]:.1f}", flush=True)
+        b = Bench(tmp, corpus, nbytes, boot)
+        res = {s: [] for s in order}
+        for rnd in range(RUNS):
+            for s in order:
+                r = b.run(s, rnd, mock)
+                res[s].append(r)
+                if r:
+                    print(f"  round {rnd + 1} {NAMES[s]:30s} {LINES / r['secs']:10,.0f} rec/s "
+                          f"{nbytes / 1e6 / r['secs']:7.1f} MB/s {r['cpu'] / (nbytes / 1e9):6.2f} "
+                          f"CPU s/GB ({r['secs']:.1f} s, first record at {r['first']:.1f} s; "
+                          f"receiver {r['rx_cpu']:.1f} CPU s, mock {r['mock_cpu']:.1f} CPU s) "
+                          f"load {os.getloadavg()[0]:.1f}", flush=True)
+        med = {}
+        for s in order:
+            ok = [r for r in res[s] if r]
+            if len(ok) != RUNS:
+                continue
+            m = {k: statistics.median(r[k] for r in ok) for k in
+                 ("secs", "first", "cpu", "rss", "rx_cpu", "mock_cpu")}
+            m["steady"] = statistics.median(LINES / max(r["secs"] - r["first"], 1e-3) for r in ok)
+            med[s] = m
+        print(f"\nmedians of {RUNS} ({LINES:,} records, {nbytes / 1e6:.1f} MB; load now "
+              f"{os.getloadavg()[0]:.1f})\n")
+        print("| path | records/s | MB/s | steady records/s | CPU s/GB | peak RSS MiB | "
+              "first record s | receiver CPU s | mock CPU s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for s, m in med.items():
+            print(f"| {NAMES[s]} | {LINES / m['secs']:,.0f} | {nbytes / 1e6 / m['secs']:.1f} | "
+                  f"{m['steady']:,.0f} | {m['cpu'] / (nbytes / 1e9):.2f} | {m['rss']:.1f} | "
+                  f"{m['first']:.1f} | {m['rx_cpu']:.1f} | {m['mock_cpu']:.1f} |")
+        print()
+
+        def ratio(x, y, goal):
+            if x in med and y in med:
+                a, c = med[x], med[y]
+                print(f"{NAMES[x]} / {NAMES[y]}: records/s {c['secs'] / a['secs']:.2f}x, "
+                      f"steady {a['steady'] / c['steady']:.2f}x, CPU s/GB "
+                      f"{a['cpu'] / c['cpu']:.2f}x (goal {goal})")
+
+        ratio("kafka_loki", "file_loki", ">= 0.7x records/s")
+        ratio("kafka_file", "rsyslog", ">= 10x records/s")
+        ratio("kafka_loki", "rsyslog", "none; Loki sink against omfile")
+        ratio("drain", "rsyslog", "none; the most any librdkafka consumer gets against imkafka")
+        ratio("kafka_file", "drain", "none; what the kafka input and file sink keep of the floor")
+        if PERF and "kafka_loki" in order:
+            os.makedirs(PERF, exist_ok=True)
+            if b.run("kafka_loki", "perf", mock, perf_dir=PERF):
+                with open(os.path.join(PERF, "report.txt"), "w") as f:
+                    subprocess.run(["perf", "report", "-i", os.path.join(PERF, "perf.data"),
+                                    "--stdio", "--no-children", "--percent-limit", "0.5"],
+                                   stdout=f, stderr=subprocess.DEVNULL)
+                print(f"perf: {PERF}/report.txt")
+    finally:
+        if mock:
+            stop(mock)
+        if not FAILED:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"total {time.monotonic() - t_start:.0f} s; failures: {len(FAILED)}")
+    for f in FAILED:
+        print(f"FAILED: {f}")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ the agent's whole-run entries/s >= 0.8x the stage's entries/s.
   python3 benchmarks/journald_loki.py BUILD_DIR [--entries N (500000)]
       [--runs R (3)] [--receiver PATH] [--wait DURATION (1s)]
       [--journal DIR] [--perf PREFIX] [--compare OTHER_BUILD]
+      [--sink-opt 'KEY: VALUE' ...]
 
 The journal: N journald-like entries (about 20 fields, kubelet-style
 MESSAGE) in 4 real journal files, written by systemd-journal-remote (the
@@ -103,7 +104,7 @@ def stage(b, jdir, n):
     return dict(eps=n / secs, secs=secs, cpu=cpu, us=cpu / n * 1e6, cores=cpu / secs)
 
 
-def agent(b, jdir, n, receiver, wait, perf):
+def agent(b, jdir, n, receiver, wait, perf, sink_opts=()):
     d = b.fresh("agent")
     rx_port, m_port = e2e.free_port(), e2e.free_port()
     out = os.path.join(d, "received.jsonl")
@@ -117,7 +118,7 @@ inputs:
     directory: {jdir}
     labels_from: {{ unit: _SYSTEMD_UNIT }}
 sinks:
-{b.loki_sink(rx_port, wait)}""")
+{b.loki_sink(rx_port, wait)}""" + "".join(f"    {o}\n" for o in sink_opts))
     pr = None
     try:
         os.sync()
@@ -185,6 +186,8 @@ def main():
     ap.add_argument("--wait", default="1s")
     ap.add_argument("--journal")
     ap.add_argument("--perf")
+    ap.add_argument("--sink-opt", action="append", default=[], metavar="'KEY: VALUE'",
+                    help="a line added to the Loki sink's YAML (e.g. 'concurrency: 2')")
     ap.add_argument("--compare", metavar="BUILD",
                     help="another build (e.g. the parent commit's) run in turn with BUILD")
     a = ap.parse_args()
@@ -218,7 +221,7 @@ def main():
                         f"{s['cores']:.2f} cores")
                 g = agent(x, jdir, n, rx, a.wait,
                           f"{a.perf}.{len(st)}{'.' + str(benches.index(x)) if a.compare else ''}"
-                          ".data" if a.perf else None)
+                          ".data" if a.perf else None, a.sink_opt)
                 ag.append(g)
                 e2e.log(f"{tag} agent: {g['eps']:9.0f} entries/s  {g['us']:5.2f} CPU us/entry "
                         f"{g['cores']:.2f} cores; start-up {g['start_s'] or -1:.2f} s, input "
@@ -232,7 +235,8 @@ def main():
         v = [r[k] for r in rows if r[k] is not None]
         return statistics.median(v) if v else float("nan")
     print(f"journald -> loki, {n} entries, medians of {a.runs} interleaved runs "
-          f"(receiver {os.path.basename(rx)}, max_batch_wait {a.wait})")
+          f"(receiver {os.path.basename(rx)}, max_batch_wait {a.wait}"
+          + "".join(f", {o}" for o in a.sink_opt) + ")")
     for x in benches:
         st, ag = res[id(x)]
         se, ae = med(st, "eps"), med(ag, "eps")

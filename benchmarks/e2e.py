@@ -647,9 +647,12 @@ ruleset(name="r") {{
         stage = None
         bj = os.path.join(self.build, "benchmarks/bench_journald")
         if os.access(bj, os.X_OK):
-            p = subprocess.run([bj, str(n), str(runs), dirs[n]], capture_output=True, text=True)
-            m = re.search(r"sluice journald input:\s+(\d+) entries/s", p.stdout)
+            # `stage`: without journalctl; the input thread's CPU per entry too.
+            p = subprocess.run([bj, str(n), str(runs), dirs[n], "stage"], capture_output=True,
+                               text=True)
+            m = re.search(r"sluice journald input:\s+(\d+) entries/s.*\(([\d.]+) us/entry", p.stdout)
             stage = float(m.group(1)) if m else None
+            stage_us = float(m.group(2)) if m else None
             if stage is None:
                 FAILED.append(f"journald: bench_journald gave no rate: {p.stderr.strip()[-200:]}")
         tries = {k: [] for k in sizes}
@@ -668,6 +671,7 @@ ruleset(name="r") {{
         if not (a and b):
             return None
         steady = (sizes[1] - sizes[0]) / max(b["secs"] - a["secs"], 1e-6)
+        agent_us = b["cpugb"] * msg[sizes[1]] / 1e9 / sizes[1] * 1e6
         fixed = a["secs"] - sizes[0] / steady
         b["steady_eps"], b["fixed_s"], b["stage_eps"] = steady, fixed, stage
         self.notes.append(
@@ -677,7 +681,11 @@ ruleset(name="r") {{
             f"fixed C = {fixed:.2f} s" + (f"; stage (bench_journald {n} {runs}, same folder) "
                                            f"{stage:.0f} entries/s: steady / stage "
                                            f"{steady / stage:.2f}x, whole run / stage "
-                                           f"{sizes[1] / b['secs'] / stage:.2f}x" if stage else ""))
+                                           f"{sizes[1] / b['secs'] / stage:.2f}x; CPU per entry "
+                                           f"stage {stage_us:.2f} us, agent {agent_us:.2f} us "
+                                           f"({stage_us / agent_us:.2f}x), receiver "
+                                           f"{b.get('rx_cpu', 0) / sizes[1] * 1e6:.2f} us"
+                                           if stage else ""))
         return b
 
     def run_journald_once(self, jdir, n, msg_bytes, parent):

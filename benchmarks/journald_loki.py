@@ -21,7 +21,8 @@ build/benchmarks/loki-rx when built, else build/tests/loki-receiver; both
 take `--port P --out F` and write a line per entry). Wall is from the
 agent's start until the receiver has all N entries; the agent's
 /metrics (polled every 50 ms) tell when the input read its first entry
-(start-up) and its last. Per run and as medians: entries/s, CPU s per
+(start-up) and its last, and at the end how long the input waited for
+room in the sink's buffer (sluice_sink_backpressure_seconds_total). Per run and as medians: entries/s, CPU s per
 entry (agent: all its threads; receiver separately), cores used.
 Ratios (agent / stage): whole-run entries/s (the issue's), entries/s
 excluding the last batch's max_batch_wait, and CPU s per entry (stage /
@@ -153,6 +154,8 @@ sinks:
                 time.sleep(0.02)
         secs = time.monotonic() - t0
         cpu, rx_cpu = e2e.cpu_s(proc.pid), e2e.cpu_s(rx.pid)
+        # How long the input waited for room in the sink's buffer.
+        blocked = metric(m_port, "sluice_sink_backpressure_seconds_total")
         rss = e2e.hwm_mib(proc.pid)
     finally:
         if "proc" in locals():
@@ -165,7 +168,7 @@ sinks:
     # without it, the wall time the input and the sink need for N entries.
     wait_s = parse_s(wait)
     return dict(eps=n / secs, secs=secs, cpu=cpu, us=cpu / n * 1e6, cores=cpu / secs,
-                rx_cpu=rx_cpu, rx_us=rx_cpu / n * 1e6, rss=rss, start_s=t_first, read_s=t_read,
+                rx_cpu=rx_cpu, rx_us=rx_cpu / n * 1e6, rss=rss, blocked_s=blocked, start_s=t_first, read_s=t_read,
                 eps_nowait=n / max(secs - wait_s, 1e-6))
 
 
@@ -226,7 +229,9 @@ def main():
                 e2e.log(f"{tag} agent: {g['eps']:9.0f} entries/s  {g['us']:5.2f} CPU us/entry "
                         f"{g['cores']:.2f} cores; start-up {g['start_s'] or -1:.2f} s, input "
                         f"done {g['read_s'] or -1:.2f} s, all delivered {g['secs']:.2f} s; "
-                        f"receiver {g['rx_us']:.2f} CPU us/entry; peak RSS {g['rss']:.1f} MiB")
+                        f"receiver {g['rx_us']:.2f} CPU us/entry; input blocked by the sink "
+                        f"{g['blocked_s'] if g['blocked_s'] is not None else -1:.2f} s; "
+                        f"peak RSS {g['rss']:.1f} MiB")
     finally:
         for x in [b] + (benches[:-1] if "benches" in locals() else []):
             shutil.rmtree(x.tmp, ignore_errors=True)
@@ -247,7 +252,8 @@ def main():
         print(f"agent (sluice run):  {ae:.0f} entries/s whole run ({med(ag, 'secs'):.2f} s), "
               f"{med(ag, 'us'):.2f} CPU us/entry, {med(ag, 'cores'):.2f} cores, start-up "
               f"{med(ag, 'start_s'):.2f} s, input done at {med(ag, 'read_s'):.2f} s, peak RSS "
-              f"{med(ag, 'rss'):.1f} MiB; receiver {med(ag, 'rx_us'):.2f} CPU us/entry")
+              f"{med(ag, 'rss'):.1f} MiB; receiver {med(ag, 'rx_us'):.2f} CPU us/entry; input "
+              f"blocked by the sink's backpressure {med(ag, 'blocked_s'):.2f} s")
         print(f"ratio agent/stage entries/s (issue 19, >= 0.8x): {ae / se:.2f}x; "
               f"without the last batch's max_batch_wait {med(ag, 'eps_nowait') / se:.2f}x; "
               f"CPU per entry stage/agent {med(st, 'us') / med(ag, 'us'):.2f}x")

@@ -3,11 +3,15 @@
  * `journalctl --directory DIR -o export > /dev/null`, on the same folder of
  * journal files, in the same run; medians of several runs.
  *
- *   bench_journald [entries (default 1000000)] [runs (default 5)] [dir]
+ *   bench_journald [entries (default 1000000)] [runs (default 5)] [dir] [stage]
  *
  * Without dir, a folder of `entries` journald-like entries (about 20 fields
  * each) is generated with systemd-journal-remote into a temporary directory
- * and removed afterwards; pass a dir to reuse one (generated when empty). */
+ * and removed afterwards; pass a dir to reuse one (generated when empty).
+ * `stage` leaves journalctl out (benchmarks/journald_loki.py interleaves
+ * this stage with the agent end to end). Besides wall time, the CPU time of
+ * the input's thread is given per entry: on a loaded machine it moves far
+ * less than entries/s. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -54,13 +58,20 @@ static int generate(const char *dir, long n)
     static const char *const comms[] = {"kubelet", "containerd", "sshd", "systemd-logind", "cron"};
     char path[4200];
     long per_file = n / 4 + 1; /* several files, as after rotations */
+    /* Entries 100 us apart, the newest a moment ago, as on a live node (a
+     * folder reused by benchmarks/journald_loki.py feeds the Loki sink too,
+     * which would clamp and label entries dated years back). */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t rt0 =
+        (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - (uint64_t)n * 100;
     for (long i = 0; i < n;) {
         snprintf(path, sizeof path, "%s/system-%ld.journal", dir, i / per_file);
         jx_writer *w = jx_open(path);
         if (!w) return -1;
         for (long k = 0; k < per_file && i < n; k++, i++) {
             int u = (int)(i % 5);
-            jx_begin(w, 1700000000000000ULL + (uint64_t)i * 100, 5000000 + (uint64_t)i * 100, NULL);
+            jx_begin(w, rt0 + (uint64_t)i * 100, 5000000 + (uint64_t)i * 100, NULL);
             jx_fieldf(w, "MESSAGE",
                       "I1114 22:13:20.%06ld  %ld pod_workers.go:965] \"Error syncing pod, "
                       "skipping\" err=\"failed to StartContainer\" pod=\"ns-%ld/app-%ld\" seq=%ld",
@@ -139,15 +150,26 @@ static int emit(void *arg, sl_batch *b)
 
 typedef struct run_arg {
     void *state;
+    double cpu_s; /* of the input's thread, at its end */
 } run_arg;
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void *run_thread(void *arg)
 {
-    sl_journald_input_ops.run(((run_arg *)arg)->state);
+    run_arg *ra = arg;
+    sl_journald_input_ops.run(ra->state);
+    ra->cpu_s = thread_cpu_s();
     return NULL;
 }
 
-static double run_sluice(const char *dir, const char *data_dir, long n, int64_t *bytes)
+static double run_sluice(const char *dir, const char *data_dir, long n, int64_t *bytes,
+                         double *cpu_s)
 {
     char yml[8192];
     snprintf(yml, sizeof yml, "inputs:\n  - name: bench\n    type: journald\n    directory: %s\n",
@@ -186,6 +208,7 @@ static double run_sluice(const char *dir, const char *data_dir, long n, int64_t 
     atomic_store(&stop, true);
     pthread_join(th, NULL);
     sl_journald_input_ops.destroy(ra.state);
+    if (cpu_s) *cpu_s = ra.cpu_s;
     *bytes = sl_metrics_value("sluice_input_bytes_total", "input=\"bench\"");
     sl_cfg_free(cfg);
     return t;
@@ -195,8 +218,9 @@ int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 1000000;
     int runs = argc > 2 ? atoi(argv[2]) : 5;
-    if (n <= 0 || runs <= 0 || runs > 50) {
-        fprintf(stderr, "usage: %s [entries] [runs] [dir]\n", argv[0]);
+    bool peer = !(argc > 4 && strcmp(argv[4], "stage") == 0);
+    if (n <= 0 || runs <= 0 || runs > 50 || (argc > 4 && peer)) {
+        fprintf(stderr, "usage: %s [entries] [runs] [dir] [stage]\n", argv[0]);
         return 2;
     }
     if (!jx_remote_bin()) {
@@ -231,25 +255,28 @@ int main(int argc, char **argv)
     long export_bytes = 0;
     int64_t copied = 0;
     /* warm the page cache for both */
-    if (run_journalctl(dir, &export_bytes) < 0 || run_sluice(dir, data_dir, n, &copied) < 0) {
+    if ((peer && run_journalctl(dir, &export_bytes) < 0) ||
+        run_sluice(dir, data_dir, n, &copied, NULL) < 0) {
         fprintf(stderr, "warm-up failed\n");
         return 1;
     }
-    double tj[50], ts[50];
+    double tj[50], ts[50], cpu[50];
     for (int i = 0; i < runs; i++) {
-        tj[i] = run_journalctl(dir, NULL);
-        ts[i] = run_sluice(dir, data_dir, n, &copied);
+        tj[i] = peer ? run_journalctl(dir, NULL) : 0;
+        ts[i] = run_sluice(dir, data_dir, n, &copied, &cpu[i]);
         if (tj[i] < 0 || ts[i] < 0) return 1;
     }
-    double mj = median(tj, runs), ms = median(ts, runs);
-    printf("journal folder: %ld entries, export format %.1f MB, sluice copied %.1f MB\n", n,
-           (double)export_bytes / 1e6, (double)copied / 1e6);
+    double mj = median(tj, runs), ms = median(ts, runs), mc = median(cpu, runs);
+    printf("journal folder: %ld entries, sluice copied %.1f MB\n", n, (double)copied / 1e6);
+    printf("sluice journald input:             %9.0f entries/s  median %.3f s, input thread "
+           "%.3f CPU s (%.2f us/entry, %.2f of a core)\n",
+           (double)n / ms, ms, mc, mc / (double)n * 1e6, mc / ms);
+    if (!peer) return 0;
+    printf("export format %.1f MB\n", (double)export_bytes / 1e6);
     printf(
         "journalctl -o export > /dev/null: %9.0f entries/s  %7.1f MB/s (export)  median %.3f s\n",
         (double)n / mj, (double)export_bytes / 1e6 / mj, mj);
-    printf(
-        "sluice journald input:             %9.0f entries/s  %7.1f MB/s (export)  median %.3f s\n",
-        (double)n / ms, (double)export_bytes / 1e6 / ms, ms);
+    printf("sluice journald input (export MB): %7.1f MB/s\n", (double)export_bytes / 1e6 / ms);
     printf("ratio sluice/journalctl: %.2fx (%d runs each)\n", mj / ms, runs);
     if (own) {
         char rm[4200];

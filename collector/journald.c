@@ -59,16 +59,45 @@ static int64_t copy_in(jd_input *in, const void *p, size_t n)
     return (int64_t)off;
 }
 
+_Static_assert(MAX_SLOTS < 255, "slot_hash holds slot index + 1 in a byte");
+
+/* Field names are 1-64 bytes; their length and three of their bytes tell
+ * apart the names an input looks for (at most MAX_SLOTS). */
+static size_t name_hash(const char *name, size_t n)
+{
+    size_t h = n * 0x9e37u ^ (unsigned char)name[0] * 0x85ebu ^
+               (unsigned char)name[n / 2] * 0xc2b2u ^ (unsigned char)name[n - 1] * 0x27d4u;
+    return (h ^ h >> 9) & (SLOT_HASH - 1);
+}
+
+static void index_slots(jd_input *in)
+{
+    memset(in->slot_hash, 0, sizeof in->slot_hash);
+    for (size_t i = 0; i < in->nslots; i++) {
+        size_t h = name_hash(in->slots[i].jname, in->slots[i].jlen);
+        while (in->slot_hash[h]) h = (h + 1) & (SLOT_HASH - 1);
+        in->slot_hash[h] = (uint8_t)(i + 1);
+    }
+}
+
 static slot *lookup(jd_input *in, const char *name, size_t n, size_t *idx)
 {
-    for (size_t i = 0; i < in->nslots; i++) {
-        slot *s = &in->slots[i];
-        if (s->jlen == n && s->jname[0] == name[0] && memcmp(s->jname, name, n) == 0) {
-            *idx = i;
+    if (n == 0 || n > MAX_FIELD_NAME) return NULL;
+    for (size_t h = name_hash(name, n); in->slot_hash[h]; h = (h + 1) & (SLOT_HASH - 1)) {
+        slot *s = &in->slots[in->slot_hash[h] - 1];
+        if (s->jlen == n && memcmp(s->jname, name, n) == 0) {
+            *idx = (size_t)in->slot_hash[h] - 1;
             return s;
         }
     }
     return NULL;
+}
+
+/* The '=' ending a field name: names are at most 64 bytes, so a longer
+ * prefix is no name (such a field is skipped, as it always was). */
+static const char *name_end(const char *p, size_t l)
+{
+    return memchr(p, '=', l < MAX_FIELD_NAME + 1 ? l : MAX_FIELD_NAME + 1);
 }
 
 static bool slot_wanted(const slot *s)
@@ -92,7 +121,7 @@ static uint32_t read_fields(jd_input *in, sd_journal *j)
     sd_journal_restart_data(j);
     while ((r = sd_journal_enumerate_available_data(j, &d, &l)) > 0) {
         const char *p = d;
-        const char *eq = memchr(p, '=', l);
+        const char *eq = name_end(p, l);
         if (!eq) continue;
         size_t nlen = (size_t)(eq - p), vlen = l - nlen - 1;
         size_t idx;
@@ -144,6 +173,8 @@ static int flush_batch(jd_input *in)
     sl_batch *b = in->batch;
     if (!b) return SL_OK;
     in->batch = NULL;
+    sl_metric_add(in->m_bytes, in->bytes_unreported);
+    in->bytes_unreported = 0;
     if (in->pending) {
         /* The journal is on an entry not read yet, so the batch's cursor is
          * unknown: never acknowledge it; it is read again after a restart. */
@@ -220,7 +251,7 @@ static int commit_entry(jd_input *in, sd_journal *j, uint32_t flags)
     if (!r) return SL_ENOMEM;
     in->seq++;
     r->flags = flags;
-    sl_metric_add(in->m_bytes, in->chunk->len - in->e_off);
+    in->bytes_unreported += in->chunk->len - in->e_off;
     /* The record's field array at its final size at once: grown from the
      * default 16 it would be allocated again and copied at 16, 32 and 64
      * fields (fields.keep: ["*"]), and hold unused room below 16. */
@@ -377,6 +408,7 @@ static int jd_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         *state = NULL;
         return SL_OK;
     }
+    index_slots(in);
     sl_jd_register_metrics(in);
     in->rl_errors.interval_ns = 10 * 1000000000LL;
     /* A dry run writes nothing. */

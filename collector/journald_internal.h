@@ -27,6 +27,7 @@
 #define MAX_LABELS       32 /* static labels */
 #define MAX_LABELS_FROM  16
 #define MAX_SLOTS        (8 + 2 * MAX_NAMES + MAX_LABELS_FROM)
+#define SLOT_HASH        512 /* open addressing over MAX_SLOTS names: load < 0.3 */
 #define MAX_ENTRY_FIELDS 128 /* extra fields of one entry with fields.keep: ["*"] */
 #define MAX_FIELD_NAME   64  /* the journal's own limit */
 #define RING_CAP         4096
@@ -85,6 +86,9 @@ typedef struct jd_input {
     } keys;
     slot slots[MAX_SLOTS];
     size_t nslots;
+    /* Slot index + 1 by hash of the journal field name (0: empty), so an
+     * entry's ~20 fields are matched without walking every slot. */
+    uint8_t slot_hash[SLOT_HASH];
     sl_field labels[MAX_LABELS];
     uint32_t nlabels;
     char ckpt_path[4096];
@@ -102,7 +106,8 @@ typedef struct jd_input {
     uint32_t x_key_off[MAX_ENTRY_FIELDS], x_key_len[MAX_ENTRY_FIELDS];
     uint32_t x_val_off[MAX_ENTRY_FIELDS], x_val_len[MAX_ENTRY_FIELDS];
     uint32_t nextra;
-    bool entry_failed; /* the entry did not fit in memory */
+    bool entry_failed;         /* the entry did not fit in memory */
+    uint64_t bytes_unreported; /* sluice_input_bytes_total, added per batch */
     /* batching and acknowledgements */
     sl_batch *batch;
     uint64_t batch_begin;

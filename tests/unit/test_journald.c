@@ -449,6 +449,68 @@ static void test_keep_all_fields(void **st)
     sink_free(&s);
 }
 
+/* fields.keep at its limit (64 names) with names alike in length and in
+ * their first, middle and last bytes (the input finds an entry's fields by
+ * a hash of those): every kept field arrives with its own value, one alike
+ * but not kept does not, and a label from one of them is set. */
+static void test_many_alike_kept_fields(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    char keep[64 * 8 + 64] = "    fields: { keep: [";
+    char name[6] = "K?M?Z";
+    for (int k = 0; k < 64; k++) {
+        name[1] = (char)('A' + k / 8);
+        name[3] = (char)('A' + k % 8);
+        strcat(keep, name);
+        strcat(keep, k < 63 ? ", " : "] }\n");
+    }
+    char *path = sl_t_path(f->jdir, "alike.journal");
+    jx_writer *w = jx_open(path);
+    assert_non_null(w);
+    for (long i = 0; i < 10; i++) {
+        jx_begin(w, BASE_USEC + (uint64_t)i * 1000, 1000 + (uint64_t)i, NULL);
+        jx_fieldf(w, "MESSAGE", "entry %ld", i);
+        jx_fieldf(w, "KXMXZ", "not kept %ld", i);
+        for (int k = 63; k >= 0; k--) {
+            name[1] = (char)('A' + k / 8);
+            name[3] = (char)('A' + k % 8);
+            jx_fieldf(w, name, "%s-%ld", name, i);
+        }
+        jx_end(w);
+    }
+    assert_int_equal(jx_close(w), 0);
+    free(path);
+    char cfg[sizeof keep + 64];
+    snprintf(cfg, sizeof cfg, "%s    labels_from: { alike: KHMHZ }\n", keep);
+    sink s;
+    sink_init(&s);
+    runner r;
+    start(&r, "jalike", f->jdir, f->data, cfg, &s);
+    assert_true(wait_count(&s, 10, 10000));
+    stop(&r, &s, false);
+    assert_int_equal(s.n, 10);
+    for (size_t i = 0; i < s.n; i++) {
+        const rec *x = &s.r[i];
+        char want[32];
+        snprintf(want, sizeof want, "entry %zu", i);
+        assert_string_equal(x->line, want);
+        for (int k = 0; k < 64; k++) {
+            name[1] = (char)('A' + k / 8);
+            name[3] = (char)('A' + k % 8);
+            snprintf(want, sizeof want, "%s-%zu", name, i);
+            assert_non_null(fval(x, name));
+            assert_string_equal(fval(x, name), want);
+        }
+        assert_null(fval(x, "KXMXZ"));
+        snprintf(want, sizeof want, "KHMHZ-%zu", i);
+        assert_string_equal(fval(x, "alike"), want);
+        assert_true(field(x, "alike")->flags & SL_FF_LABEL);
+        assert_int_equal(x->flags, 0);
+    }
+    sink_free(&s);
+}
+
 /* Entries appended to the open file, then a new file in the folder, while
  * the input runs: all arrive, in order. */
 static void test_follows_appends_and_new_files(void **st)
@@ -893,6 +955,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fields_timestamps_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_all_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_alike_kept_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follows_appends_and_new_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_after_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_midstream, setup, teardown),

@@ -133,8 +133,9 @@ typedef struct agg {
     pid_t pid;
 } agg;
 
-static void agg_init(agg *a, const char *tag, const char *boot, int lport, const char *format,
-                     const char *buffer)
+/* topics: the YAML list's items, e.g. `logs` or `"^app-.*"`. */
+static void agg_init_topics(agg *a, const char *tag, const char *boot, int lport,
+                            const char *topics, const char *format, const char *buffer)
 {
     memset(a, 0, sizeof *a);
     a->dir = sl_t_tmpdir(tag);
@@ -151,10 +152,9 @@ static void agg_init(agg *a, const char *tag, const char *boot, int lport, const
              "  - name: kin\n"
              "    type: kafka\n"
              "    brokers: [\"%s\"]\n"
-             "    topics: [logs]\n"
+             "    topics: [%s]\n"
              "    group_id: aggregators\n"
              "    format: %s\n"
-             "    commit_interval: 200ms\n"
              "    flush_interval: 50ms\n"
              "    rebalance_timeout: 5s\n"
              "    librdkafka: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"300\", "
@@ -170,8 +170,14 @@ static void agg_init(agg *a, const char *tag, const char *boot, int lport, const
              "    timeout: 5s\n"
              "    labels: {job: agg}\n"
              "    buffer: %s\n",
-             a->data, a->mport, boot, format, lport, buffer);
+             a->data, a->mport, boot, topics, format, lport, buffer);
     assert_int_equal(sl_t_write_file(a->cfg, yml, strlen(yml)), 0);
+}
+
+static void agg_init(agg *a, const char *tag, const char *boot, int lport, const char *format,
+                     const char *buffer)
+{
+    agg_init_topics(a, tag, boot, lport, "logs", format, buffer);
 }
 
 static void agg_start(agg *a)
@@ -287,7 +293,11 @@ static void test_group_kill9_and_rebalance(void **st)
     want w = {lr, (uint64_t)total * 3 / 10};
     assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(120000)));
     double uncommitted = agg_metric(&a[0], "sluice_kafka_input_uncommitted_messages");
+    /* What the rebalances before the kill made the next owners re-read:
+     * the killed one counted its own share until then. */
     double released = agg_metric(&a[0], "sluice_kafka_input_released_uncommitted_total");
+    double refused = agg_metric(&a[0], "sluice_kafka_input_commit_refused_messages_total");
+    double handovers = agg_metric(&a[0], "sluice_kafka_input_handovers_total");
     assert_int_equal(sl_t_stop(a[0].pid, SIGKILL, 5000), 128 + SIGKILL);
     a[0].pid = 0;
     agg_start(&a[3]);
@@ -305,24 +315,38 @@ static void test_group_kill9_and_rebalance(void **st)
         sl_t_wait_until(entries_at_least, &more, 1000);
     }
     /* Rebalances re-read too: a member releasing a partition counts what
-     * it read since its last confirmed commit (the whole window when the
-     * coordinator refuses the revocation commit, as the mock does while
-     * the group rebalances, where a real broker takes it). */
-    for (int i = 1; i < 4; i++)
+     * the next owner reads again — what was unacknowledged at
+     * rebalance_timeout, and what every sink had acknowledged but the
+     * coordinator refused to commit both at the release and at the
+     * hand-over in the next assignment (the mock refuses every commit
+     * while its group rebalances, where a real broker takes commits of
+     * the current generation) unless the partition came back. */
+    for (int i = 1; i < 4; i++) {
         released += agg_metric(&a[i], "sluice_kafka_input_released_uncommitted_total");
+        refused += agg_metric(&a[i], "sluice_kafka_input_commit_refused_messages_total");
+        handovers += agg_metric(&a[i], "sluice_kafka_input_handovers_total");
+    }
     double late = agg_metric(&a[3], "sluice_input_records_total");
+    const long slack = PARTITIONS * 1024;
     fprintf(stderr,
             "kafka group: %ld records, 12 partitions, 3 aggregators, 1 kill -9 at 30%%: "
-            "distinct=%ld dups=%ld (killed one held %.0f read, uncommitted; members released "
-            "%.0f read, uncommitted at rebalances) other=%ld; the aggregator started after the "
-            "kill read %.0f\n",
-            total, t.distinct, t.dups, uncommitted, released, t.other, late);
+            "distinct=%ld dups=%ld <= bound %.0f = killed one's read-uncommitted %.0f + its "
+            "reads between scrape and kill (one batch per partition) %ld + members' re-read at "
+            "rebalances %.0f (of which commits the coordinator refused %.0f; partitions handed "
+            "over by a later commit %.0f) other=%ld; the aggregator started after the kill read "
+            "%.0f\n",
+            total, t.distinct, t.dups, uncommitted + (double)slack + released, uncommitted, slack,
+            released, refused, handovers, t.other, late);
     assert_int_equal(t.distinct, total);
     assert_true(uncommitted >= 0);
-    /* Read and uncommitted by the killed one when scraped, plus what it
-     * could read between the scrape and the kill (one fetch per
-     * partition), plus what the rebalances handed over uncommitted. */
-    assert_true(t.dups <= (long)(uncommitted + released) + PARTITIONS * 1024);
+    assert_true(refused <= released);
+    /* The issue's bound, with the rebalances' share stated apart: read
+     * and uncommitted by the killed one when scraped, plus what it could
+     * read between the scrape and the kill, plus what the rebalances made
+     * the next owners re-read. (Before the hand-over commits the
+     * rebalances' term was 168,506 to 371,932 in runs where the measured
+     * duplicates were 18,976 to 128,939.) */
+    assert_true(t.dups <= (long)(uncommitted + released) + slack);
     /* The new member got partitions (it may find nothing left to read
      * when the others finished first, as under the sanitizers). */
     assert_true(late > 0 || assigned_partitions(a[3].log) > 0);
@@ -546,6 +570,68 @@ static void test_format_json_restores_records(void **st)
     free(out), free(dir);
 }
 
+/* `topics: ["^app-.*"]`: a regular expression over topic names. Records of
+ * both matching topics arrive, once each; the topic it does not match is
+ * not assigned. */
+static void test_topics_regex(void **st)
+{
+    (void)st;
+    const long total = 20000;
+    cluster c;
+    cluster_start(&c);
+    assert_int_equal(rd_kafka_mock_topic_create(c.mc, "app-a", 3, 3), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(c.mc, "app-b", 2, 3), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(c.mc, "web-app", 1, 3), 0);
+    char line[128];
+    for (long id = 0; id < total; id++) {
+        int n = snprintf(line, sizeof line, "id=%08ld %s", id, LINE_PAD);
+        const char *topic = id % 2 ? "app-b" : "app-a";
+        assert_int_equal(rd_kafka_producev(
+                             c.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(line, (size_t)n),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                         0);
+        rd_kafka_poll(c.producer, 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(line, sizeof line, "not for this input %d", i);
+        assert_int_equal(rd_kafka_producev(c.producer, RD_KAFKA_V_TOPIC("web-app"),
+                                           RD_KAFKA_V_VALUE(line, (size_t)n),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(c.producer, 30000), 0);
+
+    char *dir = sl_t_tmpdir("kafka-in-regex-out");
+    char *out = sl_t_path(dir, "received.jsonl");
+    sl_lr_opts lo = {.out_path = out};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agg a;
+    agg_init_topics(&a, "kafka-in-regex", c.boot, sl_lr_port(lr), "\"^app-.*\"", "raw",
+                    "{memory_max: 4MiB}");
+    agg_start(&a);
+    want w = {lr, (uint64_t)total};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+    sl_t_tally t = sl_t_count_ids_within(out, total);
+    long assigned = assigned_partitions(a.log);
+    fprintf(stderr,
+            "topics regex ^app-.*: distinct=%ld dups=%ld other=%ld, partitions assigned=%ld "
+            "(app-a 3 + app-b 2; web-app's 1 not)\n",
+            t.distinct, t.dups, t.other, assigned);
+    assert_int_equal(t.distinct, total); /* even ids from app-a, odd from app-b */
+    assert_int_equal(t.dups, 0);
+    assert_int_equal(t.other, 0);
+    assert_int_equal(assigned, 5);
+    agg_free(&a);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+    sl_t_rmtree(dir);
+    free(out), free(dir);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
@@ -553,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_group_kill9_and_rebalance),
         cmocka_unit_test(test_outage_stops_commits),
         cmocka_unit_test(test_format_json_restores_records),
+        cmocka_unit_test(test_topics_regex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

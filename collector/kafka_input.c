@@ -589,7 +589,8 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
  * rebalance_timeout to be acknowledged; then the watermarks are committed,
  * synchronously, and only then are the partitions released. A sink that
  * takes longer leaves its records to be read again (duplicates, never
- * loss). */
+ * loss). Lost partitions get the wait too (what is acknowledged by then is
+ * handed over at the next assignment) but no commit. */
 static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_commit)
 {
     for (int i = 0; in->batch && in->batch_part && i < l->cnt; i++) {
@@ -603,7 +604,7 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
         }
     }
     int64_t deadline = sl_monotonic_ns() + in->rebalance_ms * 1000000;
-    while (may_commit) {
+    for (;;) {
         size_t pending = 0;
         for (int i = 0; i < l->cnt; i++) {
             kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
@@ -626,10 +627,11 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
         pthread_mutex_lock(&in->mu);
         /* What the next owner reads again: read since the last confirmed
          * commit. When the coordinator refused the commit of what the
-         * sinks acknowledged, that part is settled at the next assignment
-         * (hand_over); otherwise it is known now. */
+         * sinks acknowledged, or the partition was lost (no commit at
+         * all), that part is settled at the next assignment (hand_over);
+         * otherwise it is known now. */
         int64_t acked = p->wm ? (int64_t)sl_watermark_get(p->wm) : -1;
-        p->carry = may_commit && p->read_next > 0 && acked > p->confirmed ? acked : -1;
+        p->carry = p->read_next > 0 && acked > p->confirmed ? acked : -1;
         p->released_gen = in->generation;
         p->released_read = p->read_next;
         p->released_base = p->confirmed > p->start ? p->confirmed : p->start;
@@ -647,15 +649,17 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
 /* At an assignment, for the partitions released in the assignment just
  * before whose revocation commit the coordinator refused (the mock refuses
  * every commit while its group rebalances, where a real broker takes
- * commits of the current generation): commit, in the new generation, the
- * watermark the sinks had acknowledged at the release. A coordinator takes
- * a member's commit for any partition, so this records what this member
- * delivered for the partition's next owner, which waits handover_wait
- * before it fetches the committed offsets. It cannot lose a record (every
- * offset below was taken by every sink); late, it can only move a newer
- * commit back (duplicates). A partition assigned back to us resumes at
- * that watermark whatever the coordinator answered. What the next owner
- * reads again is counted here, once known. */
+ * commits of the current generation) or that were lost (librdkafka calls
+ * an assignment lost when a commit meets a newer generation): commit, in
+ * the new generation, the watermark the sinks had acknowledged at the
+ * release, unless the committed offset is there already. A coordinator
+ * takes a member's commit for any partition, so this records what this
+ * member delivered for the partition's next owner, which waits
+ * handover_wait before it fetches the committed offsets. It cannot lose a
+ * record (every offset below was taken by every sink); late, it can only
+ * move a newer commit back (duplicates). A partition assigned back to us
+ * resumes there, or at the committed offset if that is further. What the
+ * next owner reads again is counted here, once known. */
 static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed, int *handed)
 {
     rd_kafka_topic_partition_list_t *h = rd_kafka_topic_partition_list_new(16);
@@ -663,7 +667,7 @@ static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed,
         kpart *p = &in->parts[i];
         if (p->carry < 0) continue;
         if (p->released_gen + 1 == in->generation) {
-            rd_kafka_topic_partition_list_add(h, p->topic, p->partition)->offset = p->carry;
+            rd_kafka_topic_partition_list_add(h, p->topic, p->partition);
         } else {
             /* Released longer ago (never when each assignment follows a
              * release): nothing more is known. */
@@ -673,18 +677,35 @@ static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed,
             p->carry = -1;
         }
     }
-    rd_kafka_resp_err_t e = h->cnt ? rd_kafka_commit(in->rk, h, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    /* Where the group stands now (another member may have committed
+     * further meanwhile): -1 when unknown. */
+    bool known = h->cnt && !rd_kafka_committed(in->rk, h, 2000);
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_new(h->cnt ? h->cnt : 1);
+    for (int i = 0; i < h->cnt; i++) {
+        kpart *p = part_find(in, h->elems[i].topic, h->elems[i].partition, false);
+        int64_t now = known && !h->elems[i].err ? h->elems[i].offset : -1;
+        h->elems[i].offset = now;
+        if (p && now < p->carry)
+            rd_kafka_topic_partition_list_add(c, p->topic, p->partition)->offset = p->carry;
+    }
+    rd_kafka_resp_err_t e = c->cnt ? rd_kafka_commit(in->rk, c, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int i = 0; i < h->cnt; i++) {
         kpart *p = part_find(in, h->elems[i].topic, h->elems[i].partition, false);
         if (!p) continue;
+        /* Recorded: by our commit now, or by a commit as far already. */
+        bool committed_now = false;
+        for (int j = 0; j < c->cnt; j++)
+            if (c->elems[j].partition == p->partition && strcmp(c->elems[j].topic, p->topic) == 0)
+                committed_now = !e && !c->elems[j].err;
+        bool recorded = committed_now || h->elems[i].offset >= p->carry;
+        int64_t at = h->elems[i].offset > p->carry ? h->elems[i].offset : p->carry;
         bool ours = false;
         for (int j = 0; j < l->cnt && !ours; j++)
             if (l->elems[j].partition == p->partition && strcmp(l->elems[j].topic, p->topic) == 0) {
-                l->elems[j].offset = p->carry;
+                l->elems[j].offset = at;
                 ours = true;
             }
-        bool recorded = !e && !h->elems[i].err;
-        if (recorded) {
+        if (committed_now) {
             sl_metric_inc(in->m_handovers);
             (*handed)++;
         }
@@ -692,17 +713,19 @@ static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed,
         /* Read again by the next owner: what was unacknowledged at the
          * release, and, unless it resumes here or the hand-over was
          * recorded, what the coordinator refused. */
-        int64_t from = ours || recorded ? p->carry : p->released_base;
-        sl_metric_add(in->m_released_uncommitted, (uint64_t)(p->released_read - from));
+        int64_t from = ours || recorded ? at : p->released_base;
+        if (p->released_read > from)
+            sl_metric_add(in->m_released_uncommitted, (uint64_t)(p->released_read - from));
         if (!ours && !recorded)
             sl_metric_add(in->m_commit_refused, (uint64_t)(p->carry - p->released_base));
         p->carry = -1;
     }
-    if (e && h->cnt) {
+    if (e && c->cnt) {
         sl_metric_inc(in->m_commit_errors);
         sl_log(SL_LOG_WARN, "kafka_handover_failed", "input=%s partitions=%d error=%s",
-               in->ctx->name, h->cnt, rd_kafka_err2str(e));
+               in->ctx->name, c->cnt, rd_kafka_err2str(e));
     }
+    rd_kafka_topic_partition_list_destroy(c);
     rd_kafka_topic_partition_list_destroy(h);
 }
 
@@ -713,6 +736,25 @@ static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed,
  * handed over at the next assignment (hand_over); a partition new to this
  * member waits handover_wait so that such commits land before its
  * committed offset is fetched. */
+/* A refused (un)assignment leaves partitions unread or unreleased: say so. */
+static void assign_checked(kin *in, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, bool coop,
+                           bool assign)
+{
+    const char *why = NULL;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (coop)
+        e = assign ? rd_kafka_incremental_assign(rk, l) : rd_kafka_incremental_unassign(rk, l);
+    else
+        re = rd_kafka_assign(rk, assign ? l : NULL);
+    if (e) why = rd_kafka_error_string(e);
+    if (re) why = rd_kafka_err2str(re);
+    if (why)
+        sl_log(SL_LOG_WARN, "kafka_assign_failed", "input=%s %s partitions=%d error=%s",
+               in->ctx->name, assign ? "assign" : "unassign", l->cnt, why);
+    if (e) rd_kafka_error_destroy(e);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *l, void *opaque)
 {
@@ -747,21 +789,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             struct timespec ts = {in->handover_ms / 1000, (in->handover_ms % 1000) * 1000000};
             nanosleep(&ts, NULL);
         }
-        if (coop)
-            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, l));
-        else
-            rd_kafka_assign(rk, l);
+        assign_checked(in, rk, l, coop, true);
     } else {
-        /* Lost (our session expired): another member may own them already,
-         * so nothing may be committed for them. */
+        /* Lost (our session expired, or a commit met a newer generation):
+         * another member may own them already, so no commit now; hand_over
+         * settles them at the next assignment. */
         bool lost = rd_kafka_assignment_lost(rk);
         revoke(in, l, !lost);
         sl_log(SL_LOG_INFO, "kafka_revoked", "input=%s partitions=%d lost=%d", in->ctx->name,
                l->cnt, (int)lost);
-        if (coop)
-            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, l));
-        else
-            rd_kafka_assign(rk, NULL);
+        assign_checked(in, rk, l, coop, false);
     }
 }
 

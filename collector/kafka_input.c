@@ -57,10 +57,12 @@ typedef struct kpart {
     int64_t committed; /* last offset we asked to commit (-1: none yet) */
     int64_t confirmed; /* last offset the coordinator confirmed (-1: none yet) */
     /* The acknowledged watermark when the partition was released without
-     * its commit confirmed, and the assignment it was released in: see
-     * on_rebalance. -1: none. */
+     * its commit confirmed (-1: none), the assignment it was released in,
+     * what had been read then and the offset the next owner starts from
+     * without a hand-over (see hand_over). */
     int64_t carry;
-    uint64_t carry_gen;
+    uint64_t released_gen;
+    int64_t released_read, released_base;
     int64_t start;       /* first offset read since the assignment */
     int64_t read_next;   /* offset after the last message read */
     sl_metric *m_lag;    /* high watermark - committed offset */
@@ -80,7 +82,7 @@ typedef struct kin {
     int format;
     const char *key_field; /* "" : the key is not kept */
     bool headers;
-    int64_t batch_records, flush_ms, commit_ms, rebalance_ms;
+    int64_t batch_records, flush_ms, commit_ms, rebalance_ms, handover_ms;
     uint64_t max_message_bytes;
     struct {
         const char *k, *v;
@@ -103,7 +105,8 @@ typedef struct kin {
     char errbuf[512];
     sl_ratelimit rl_errors;
     sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
-        *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted;
+        *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted, *m_commit_refused,
+        *m_handovers;
 } kin;
 
 /* Order of `start` and `format` choices = the enums above (sl_cfg_read
@@ -162,14 +165,24 @@ static const sl_cfg_key kafka_input_keys[] = {
     {.name = "commit_interval",
      .at = SL_CFG_AT(kin, commit_ms),
      .type = SL_KEY_DURATION,
-     .def = "1s",
-     .doc = "how often the acknowledged offsets are committed (asynchronously)"},
+     .def = "250ms",
+     .doc = "how often the acknowledged offsets are committed (asynchronously, only partitions "
+            "whose watermark moved)"},
     {.name = "rebalance_timeout",
      .at = SL_CFG_AT(kin, rebalance_ms),
      .type = SL_KEY_DURATION,
      .def = "10s",
      .doc = "how long a revoked partition waits for its in-flight acknowledgements before it is "
             "released (what is still unacknowledged is read again by the next owner)"},
+    {.name = "handover_wait",
+     .at = SL_CFG_AT(kin, handover_ms),
+     .type = SL_KEY_DURATION,
+     .def = "500ms",
+     .min = 0,
+     .max = 60000,
+     .doc = "after a rebalance, how long a member waits before it reads partitions new to it, "
+            "so that their previous owners' hand-over commits (of a refused revocation commit) "
+            "land first; 0: no wait"},
     {.name = "max_message_bytes",
      .at = SL_CFG_AT(kin, max_message_bytes),
      .type = SL_KEY_SIZE,
@@ -283,7 +296,9 @@ static void commit(kin *in, bool sync)
         kpart *p = &in->parts[i];
         if (!p->owned || !p->wm) continue;
         int64_t at = (int64_t)sl_watermark_get(p->wm);
-        if (at <= p->committed) continue;
+        /* A sync commit wants an answer for everything not confirmed (an
+         * async one asked for may still be on its way, or refused). */
+        if (at <= (sync ? p->confirmed : p->committed)) continue;
         rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
     }
     if (l->cnt > 0) {
@@ -574,19 +589,22 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
  * rebalance_timeout to be acknowledged; then the watermarks are committed,
  * synchronously, and only then are the partitions released. A sink that
  * takes longer leaves its records to be read again (duplicates, never
- * loss). */
+ * loss). Lost partitions get the wait too (what is acknowledged by then is
+ * handed over at the next assignment) but no commit. */
 static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_commit)
 {
     for (int i = 0; in->batch && in->batch_part && i < l->cnt; i++) {
         if (in->batch_part->partition == l->elems[i].partition &&
             strcmp(in->batch_part->topic, l->elems[i].topic) == 0) {
+            /* Never handed on: not read, as far as the counts go. */
+            in->batch_part->read_next = in->batch_begin;
             sl_batch_unref(in->batch);
             in->batch = NULL;
             in->batch_part = NULL;
         }
     }
     int64_t deadline = sl_monotonic_ns() + in->rebalance_ms * 1000000;
-    while (may_commit) {
+    for (;;) {
         size_t pending = 0;
         for (int i = 0; i < l->cnt; i++) {
             kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, false);
@@ -608,11 +626,16 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
         if (!p) continue;
         pthread_mutex_lock(&in->mu);
         /* What the next owner reads again: read since the last confirmed
-         * commit (everything, when the coordinator refused the commit). */
-        sl_metric_add(in->m_released_uncommitted, (uint64_t)part_uncommitted(p));
+         * commit. When the coordinator refused the commit of what the
+         * sinks acknowledged, or the partition was lost (no commit at
+         * all), that part is settled at the next assignment (hand_over);
+         * otherwise it is known now. */
         int64_t acked = p->wm ? (int64_t)sl_watermark_get(p->wm) : -1;
-        p->carry = may_commit && acked > p->confirmed ? acked : -1;
-        p->carry_gen = in->generation;
+        p->carry = p->read_next > 0 && acked > p->confirmed ? acked : -1;
+        p->released_gen = in->generation;
+        p->released_read = p->read_next;
+        p->released_base = p->confirmed > p->start ? p->confirmed : p->start;
+        if (p->carry < 0) sl_metric_add(in->m_released_uncommitted, (uint64_t)part_uncommitted(p));
         p->owned = false;
         if (p->wm) sl_watermark_unref(p->wm);
         p->wm = NULL;
@@ -623,12 +646,115 @@ static void revoke(kin *in, const rd_kafka_topic_partition_list_t *l, bool may_c
     }
 }
 
-/* Cooperative (incremental) rebalancing by default: only the partitions
- * that move are revoked, and they are revoked after the group has settled,
- * when the coordinator still takes their commits. An eager strategy set
- * in `librdkafka:` revokes everything, and a commit made while the group
- * rebalances may be refused: those records are read again (duplicates,
- * never loss). */
+/* At an assignment, for the partitions released in the assignment just
+ * before whose revocation commit the coordinator refused (the mock refuses
+ * every commit while its group rebalances, where a real broker takes
+ * commits of the current generation) or that were lost (librdkafka calls
+ * an assignment lost when a commit meets a newer generation): commit, in
+ * the new generation, the watermark the sinks had acknowledged at the
+ * release, unless the committed offset is there already. A coordinator
+ * takes a member's commit for any partition, so this records what this
+ * member delivered for the partition's next owner, which waits
+ * handover_wait before it fetches the committed offsets. It cannot lose a
+ * record (every offset below was taken by every sink); late, it can only
+ * move a newer commit back (duplicates). A partition assigned back to us
+ * resumes there, or at the committed offset if that is further. What the
+ * next owner reads again is counted here, once known. */
+static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed, int *handed)
+{
+    rd_kafka_topic_partition_list_t *h = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < in->nparts; i++) {
+        kpart *p = &in->parts[i];
+        if (p->carry < 0) continue;
+        if (p->released_gen + 1 == in->generation) {
+            rd_kafka_topic_partition_list_add(h, p->topic, p->partition);
+        } else {
+            /* Released longer ago (never when each assignment follows a
+             * release): nothing more is known. */
+            sl_metric_add(in->m_released_uncommitted,
+                          (uint64_t)(p->released_read - p->released_base));
+            sl_metric_add(in->m_commit_refused, (uint64_t)(p->carry - p->released_base));
+            p->carry = -1;
+        }
+    }
+    /* Where the group stands now (another member may have committed
+     * further meanwhile): -1 when unknown. */
+    bool known = h->cnt && !rd_kafka_committed(in->rk, h, 2000);
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_new(h->cnt ? h->cnt : 1);
+    for (int i = 0; i < h->cnt; i++) {
+        kpart *p = part_find(in, h->elems[i].topic, h->elems[i].partition, false);
+        int64_t now = known && !h->elems[i].err ? h->elems[i].offset : -1;
+        h->elems[i].offset = now;
+        if (p && now < p->carry)
+            rd_kafka_topic_partition_list_add(c, p->topic, p->partition)->offset = p->carry;
+    }
+    rd_kafka_resp_err_t e = c->cnt ? rd_kafka_commit(in->rk, c, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < h->cnt; i++) {
+        kpart *p = part_find(in, h->elems[i].topic, h->elems[i].partition, false);
+        if (!p) continue;
+        /* Recorded: by our commit now, or by a commit as far already. */
+        bool committed_now = false;
+        for (int j = 0; j < c->cnt; j++)
+            if (c->elems[j].partition == p->partition && strcmp(c->elems[j].topic, p->topic) == 0)
+                committed_now = !e && !c->elems[j].err;
+        bool recorded = committed_now || h->elems[i].offset >= p->carry;
+        int64_t at = h->elems[i].offset > p->carry ? h->elems[i].offset : p->carry;
+        bool ours = false;
+        for (int j = 0; j < l->cnt && !ours; j++)
+            if (l->elems[j].partition == p->partition && strcmp(l->elems[j].topic, p->topic) == 0) {
+                l->elems[j].offset = at;
+                ours = true;
+            }
+        if (committed_now) {
+            sl_metric_inc(in->m_handovers);
+            (*handed)++;
+        }
+        if (ours) (*resumed)++;
+        /* Read again by the next owner: what was unacknowledged at the
+         * release, and, unless it resumes here or the hand-over was
+         * recorded, what the coordinator refused. */
+        int64_t from = ours || recorded ? at : p->released_base;
+        if (p->released_read > from)
+            sl_metric_add(in->m_released_uncommitted, (uint64_t)(p->released_read - from));
+        if (!ours && !recorded)
+            sl_metric_add(in->m_commit_refused, (uint64_t)(p->carry - p->released_base));
+        p->carry = -1;
+    }
+    if (e && c->cnt) {
+        sl_metric_inc(in->m_commit_errors);
+        sl_log(SL_LOG_WARN, "kafka_handover_failed", "input=%s partitions=%d error=%s",
+               in->ctx->name, c->cnt, rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(c);
+    rd_kafka_topic_partition_list_destroy(h);
+}
+
+/* Eager strategies (librdkafka's default, range/roundrobin) revoke every
+ * partition at each rebalance; cooperative-sticky (incremental) revokes
+ * only those that move, after the group has settled, when the coordinator
+ * takes their commits. A revocation commit the coordinator refuses is
+ * handed over at the next assignment (hand_over); a partition new to this
+ * member waits handover_wait so that such commits land before its
+ * committed offset is fetched. */
+/* A refused (un)assignment leaves partitions unread or unreleased: say so. */
+static void assign_checked(kin *in, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, bool coop,
+                           bool assign)
+{
+    const char *why = NULL;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (coop)
+        e = assign ? rd_kafka_incremental_assign(rk, l) : rd_kafka_incremental_unassign(rk, l);
+    else
+        re = rd_kafka_assign(rk, assign ? l : NULL);
+    if (e) why = rd_kafka_error_string(e);
+    if (re) why = rd_kafka_err2str(re);
+    if (why)
+        sl_log(SL_LOG_WARN, "kafka_assign_failed", "input=%s %s partitions=%d error=%s",
+               in->ctx->name, assign ? "assign" : "unassign", l->cnt, why);
+    if (e) rd_kafka_error_destroy(e);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *l, void *opaque)
 {
@@ -637,21 +763,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     sl_metric_inc(in->m_rebalances);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         in->generation++;
-        int carried = 0;
+        int resumed = 0, handed = 0;
+        hand_over(in, l, &resumed, &handed);
+        bool fresh = false; /* a partition we did not hold in the assignment before */
         for (int i = 0; i < l->cnt; i++) {
             kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, true);
             if (!p) continue;
-            /* Ours in the assignment just before, released with a commit the
-             * coordinator did not confirm (the mock refuses commits while
-             * the group rebalances): start at our acknowledged watermark,
-             * not at the stale committed offset. Everything below it was
-             * taken by every sink, so this can never lose a record; if
-             * another member owned the partition meanwhile and got further,
-             * the difference is read twice, as without it. */
-            if (p->carry >= 0 && p->carry_gen + 1 == in->generation) {
-                l->elems[i].offset = p->carry;
-                carried++;
-            }
+            if (p->released_gen == 0 || p->released_gen + 1 != in->generation) fresh = true;
             pthread_mutex_lock(&in->mu);
             p->carry = -1;
             p->owned = true;
@@ -661,23 +779,26 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->start = p->read_next = 0;
             pthread_mutex_unlock(&in->mu);
         }
-        sl_log(SL_LOG_INFO, "kafka_assigned", "input=%s partitions=%d resumed_at_ack=%d",
-               in->ctx->name, l->cnt, carried);
-        if (coop)
-            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, l));
-        else
-            rd_kafka_assign(rk, l);
+        sl_log(SL_LOG_INFO, "kafka_assigned",
+               "input=%s partitions=%d resumed_at_ack=%d handed_over=%d", in->ctx->name, l->cnt,
+               resumed, handed);
+        /* Their previous owners commit what they handed over when they get
+         * this same assignment: let those commits land before librdkafka
+         * fetches the committed offsets. */
+        if (fresh && in->handover_ms > 0) {
+            struct timespec ts = {in->handover_ms / 1000, (in->handover_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        assign_checked(in, rk, l, coop, true);
     } else {
-        /* Lost (our session expired): another member may own them already,
-         * so nothing may be committed for them. */
+        /* Lost (our session expired, or a commit met a newer generation):
+         * another member may own them already, so no commit now; hand_over
+         * settles them at the next assignment. */
         bool lost = rd_kafka_assignment_lost(rk);
         revoke(in, l, !lost);
         sl_log(SL_LOG_INFO, "kafka_revoked", "input=%s partitions=%d lost=%d", in->ctx->name,
                l->cnt, (int)lost);
-        if (coop)
-            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, l));
-        else
-            rd_kafka_assign(rk, NULL);
+        assign_checked(in, rk, l, coop, false);
     }
 }
 
@@ -716,10 +837,22 @@ static void register_metrics(kin *in)
                                  l);
     in->m_released_uncommitted =
         sl_counter("sluice_kafka_input_released_uncommitted_total",
-                   "Messages of partitions released at a rebalance (or lost) that were read "
-                   "since the last confirmed commit: the next owner reads them again. High "
-                   "when revocation commits fail or acknowledgements outlast rebalance_timeout.",
+                   "Messages of partitions released at a rebalance (or lost) that the next owner "
+                   "reads again: read past the last commit the coordinator confirmed (or the "
+                   "hand-over commit in the next assignment). High when acknowledgements outlast "
+                   "rebalance_timeout or commits are refused.",
                    l);
+    in->m_commit_refused =
+        sl_counter("sluice_kafka_input_commit_refused_messages_total",
+                   "Messages every sink had acknowledged in a released partition whose commit the "
+                   "coordinator refused both at the release and at the hand-over in the next "
+                   "assignment (and the partition did not come back): read again by the next "
+                   "owner; part of released_uncommitted.",
+                   l);
+    in->m_handovers = sl_counter("sluice_kafka_input_handovers_total",
+                                 "Released partitions whose refused revocation commit was "
+                                 "recorded by a hand-over commit in the next assignment.",
+                                 l);
 }
 
 static int consumer_new(kin *in, sl_err *err)

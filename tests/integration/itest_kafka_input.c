@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -125,6 +126,36 @@ static void *produce_main(void *arg)
     return NULL;
 }
 
+/* ---- temporary folders ---- */
+
+/* Each test's folders live under one root that the teardown removes, so a
+ * failing assertion (cmocka leaves the test function at once) leaves
+ * nothing behind. */
+static int root_setup(void **st)
+{
+    *st = sl_t_tmpdir("kafka-in");
+    return *st ? 0 : -1;
+}
+
+static int root_teardown(void **st)
+{
+    char *root = *st;
+    if (getenv("SLUICE_KEEP_TMP"))
+        fprintf(stderr, "kept %s\n", root);
+    else
+        sl_t_rmtree(root);
+    free(root);
+    return 0;
+}
+
+/* A new folder `tag` under the test's root. */
+static char *subdir(void **st, const char *tag)
+{
+    char *d = sl_t_path(*st, tag);
+    assert_int_equal(mkdir(d, 0700), 0);
+    return d;
+}
+
 /* ---- aggregators ---- */
 
 typedef struct agg {
@@ -133,11 +164,12 @@ typedef struct agg {
     pid_t pid;
 } agg;
 
-static void agg_init(agg *a, const char *tag, const char *boot, int lport, const char *format,
-                     const char *buffer)
+/* topics: the YAML list's items, e.g. `logs` or `"^app-.*"`. */
+static void agg_init_topics(void **st, agg *a, const char *tag, const char *boot, int lport,
+                            const char *topics, const char *format, const char *buffer)
 {
     memset(a, 0, sizeof *a);
-    a->dir = sl_t_tmpdir(tag);
+    a->dir = subdir(st, tag);
     a->cfg = sl_t_path(a->dir, "sluice.yml");
     a->log = sl_t_path(a->dir, "agent.log");
     a->data = sl_t_path(a->dir, "data");
@@ -151,10 +183,9 @@ static void agg_init(agg *a, const char *tag, const char *boot, int lport, const
              "  - name: kin\n"
              "    type: kafka\n"
              "    brokers: [\"%s\"]\n"
-             "    topics: [logs]\n"
+             "    topics: [%s]\n"
              "    group_id: aggregators\n"
              "    format: %s\n"
-             "    commit_interval: 200ms\n"
              "    flush_interval: 50ms\n"
              "    rebalance_timeout: 5s\n"
              "    librdkafka: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"300\", "
@@ -170,8 +201,14 @@ static void agg_init(agg *a, const char *tag, const char *boot, int lport, const
              "    timeout: 5s\n"
              "    labels: {job: agg}\n"
              "    buffer: %s\n",
-             a->data, a->mport, boot, format, lport, buffer);
+             a->data, a->mport, boot, topics, format, lport, buffer);
     assert_int_equal(sl_t_write_file(a->cfg, yml, strlen(yml)), 0);
+}
+
+static void agg_init(void **st, agg *a, const char *tag, const char *boot, int lport,
+                     const char *format, const char *buffer)
+{
+    agg_init_topics(st, a, tag, boot, lport, "logs", format, buffer);
 }
 
 static void agg_start(agg *a)
@@ -262,14 +299,13 @@ static long assigned_partitions(const char *log)
 
 static void test_group_kill9_and_rebalance(void **st)
 {
-    (void)st;
     /* The issue's 1,000,000 (the whole file takes ~30 s, mostly group
      * joins and the killed member's session timeout; 300,000 took as
      * long); fewer under the sanitizers. */
     const long total = sl_t_sanitized() ? 100000 : 1000000;
     cluster c;
     cluster_start(&c);
-    char *dir = sl_t_tmpdir("kafka-in-out");
+    char *dir = subdir(st, "kafka-in-out");
     char *out = sl_t_path(dir, "received.jsonl");
     sl_lr_opts lo = {.out_path = out, .discard = true};
     sl_lr *lr;
@@ -277,7 +313,7 @@ static void test_group_kill9_and_rebalance(void **st)
     agg a[4];
     const char *tags[4] = {"kafka-in-a", "kafka-in-b", "kafka-in-c", "kafka-in-d"};
     for (int i = 0; i < 4; i++)
-        agg_init(&a[i], tags[i], c.boot, sl_lr_port(lr), "raw", "{memory_max: 4MiB}");
+        agg_init(st, &a[i], tags[i], c.boot, sl_lr_port(lr), "raw", "{memory_max: 4MiB}");
     for (int i = 0; i < 3; i++) agg_start(&a[i]);
     producing p = {.c = &c, .total = total};
     assert_int_equal(pthread_create(&p.th, NULL, produce_main, &p), 0);
@@ -287,7 +323,11 @@ static void test_group_kill9_and_rebalance(void **st)
     want w = {lr, (uint64_t)total * 3 / 10};
     assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(120000)));
     double uncommitted = agg_metric(&a[0], "sluice_kafka_input_uncommitted_messages");
+    /* What the rebalances before the kill made the next owners re-read:
+     * the killed one counted its own share until then. */
     double released = agg_metric(&a[0], "sluice_kafka_input_released_uncommitted_total");
+    double refused = agg_metric(&a[0], "sluice_kafka_input_commit_refused_messages_total");
+    double handovers = agg_metric(&a[0], "sluice_kafka_input_handovers_total");
     assert_int_equal(sl_t_stop(a[0].pid, SIGKILL, 5000), 128 + SIGKILL);
     a[0].pid = 0;
     agg_start(&a[3]);
@@ -305,24 +345,38 @@ static void test_group_kill9_and_rebalance(void **st)
         sl_t_wait_until(entries_at_least, &more, 1000);
     }
     /* Rebalances re-read too: a member releasing a partition counts what
-     * it read since its last confirmed commit (the whole window when the
-     * coordinator refuses the revocation commit, as the mock does while
-     * the group rebalances, where a real broker takes it). */
-    for (int i = 1; i < 4; i++)
+     * the next owner reads again — what was unacknowledged at
+     * rebalance_timeout, and what every sink had acknowledged but the
+     * coordinator refused to commit both at the release and at the
+     * hand-over in the next assignment (the mock refuses every commit
+     * while its group rebalances, where a real broker takes commits of
+     * the current generation) unless the partition came back. */
+    for (int i = 1; i < 4; i++) {
         released += agg_metric(&a[i], "sluice_kafka_input_released_uncommitted_total");
+        refused += agg_metric(&a[i], "sluice_kafka_input_commit_refused_messages_total");
+        handovers += agg_metric(&a[i], "sluice_kafka_input_handovers_total");
+    }
     double late = agg_metric(&a[3], "sluice_input_records_total");
+    const long slack = PARTITIONS * 1024;
     fprintf(stderr,
             "kafka group: %ld records, 12 partitions, 3 aggregators, 1 kill -9 at 30%%: "
-            "distinct=%ld dups=%ld (killed one held %.0f read, uncommitted; members released "
-            "%.0f read, uncommitted at rebalances) other=%ld; the aggregator started after the "
-            "kill read %.0f\n",
-            total, t.distinct, t.dups, uncommitted, released, t.other, late);
+            "distinct=%ld dups=%ld <= bound %.0f = killed one's read-uncommitted %.0f + its "
+            "reads between scrape and kill (one batch per partition) %ld + members' re-read at "
+            "rebalances %.0f (of which commits the coordinator refused %.0f; partitions handed "
+            "over by a later commit %.0f) other=%ld; the aggregator started after the kill read "
+            "%.0f\n",
+            total, t.distinct, t.dups, uncommitted + (double)slack + released, uncommitted, slack,
+            released, refused, handovers, t.other, late);
     assert_int_equal(t.distinct, total);
     assert_true(uncommitted >= 0);
-    /* Read and uncommitted by the killed one when scraped, plus what it
-     * could read between the scrape and the kill (one fetch per
-     * partition), plus what the rebalances handed over uncommitted. */
-    assert_true(t.dups <= (long)(uncommitted + released) + PARTITIONS * 1024);
+    assert_true(refused <= released);
+    /* The issue's bound, with the rebalances' share stated apart: read
+     * and uncommitted by the killed one when scraped, plus what it could
+     * read between the scrape and the kill, plus what the rebalances made
+     * the next owners re-read. (Before the hand-over commits the
+     * rebalances' term was 168,506 to 371,932 in runs where the measured
+     * duplicates were 18,976 to 128,939.) */
+    assert_true(t.dups <= (long)(uncommitted + released) + slack);
     /* The new member got partitions (it may find nothing left to read
      * when the others finished first, as under the sanitizers). */
     assert_true(late > 0 || assigned_partitions(a[3].log) > 0);
@@ -365,7 +419,6 @@ static bool read_during_outage(void *arg)
 
 static void test_outage_stops_commits(void **st)
 {
-    (void)st;
     const long total = sl_t_sanitized() ? 20000 : 100000;
     cluster c;
     cluster_start(&c);
@@ -383,7 +436,7 @@ static void test_outage_stops_commits(void **st)
     atomic_store(&oc->on, true);
 
     agg a;
-    agg_init(&a, "kafka-in-outage", c.boot, sl_lr_port(lr), "raw", "{memory_max: 2MiB}");
+    agg_init(st, &a, "kafka-in-outage", c.boot, sl_lr_port(lr), "raw", "{memory_max: 2MiB}");
     agg_start(&a);
     produce_ids(&c, 0, total);
     rd_kafka_flush(c.producer, 30000);
@@ -428,12 +481,11 @@ static void test_outage_stops_commits(void **st)
  * JSON is shipped as it came, flagged and counted. */
 static void test_format_json_restores_records(void **st)
 {
-    (void)st;
     const int n = 2000;
     const int64_t t0 = 1796600000123456789LL; /* ns: the time must survive exactly */
     cluster c;
     cluster_start(&c);
-    char *dir = sl_t_tmpdir("kafka-in-json-out");
+    char *dir = subdir(st, "kafka-in-json-out");
     char *out = sl_t_path(dir, "received.jsonl");
     sl_lr_opts lo = {.out_path = out};
     sl_lr *lr;
@@ -477,7 +529,7 @@ static void test_format_json_restores_records(void **st)
     sl_batch_unref(b);
 
     agg a;
-    agg_init(&a, "kafka-in-json", c.boot, sl_lr_port(lr), "json", "{memory_max: 4MiB}");
+    agg_init(st, &a, "kafka-in-json", c.boot, sl_lr_port(lr), "json", "{memory_max: 4MiB}");
     /* The sink sends `user` as structured metadata, so the receiver shows it. */
     size_t ylen = 0;
     char *yml = sl_t_read_file(a.cfg, &ylen);
@@ -546,13 +598,76 @@ static void test_format_json_restores_records(void **st)
     free(out), free(dir);
 }
 
+/* `topics: ["^app-.*"]`: a regular expression over topic names. Records of
+ * both matching topics arrive, once each; the topic it does not match is
+ * not assigned. */
+static void test_topics_regex(void **st)
+{
+    const long total = 20000;
+    cluster c;
+    cluster_start(&c);
+    assert_int_equal(rd_kafka_mock_topic_create(c.mc, "app-a", 3, 3), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(c.mc, "app-b", 2, 3), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(c.mc, "web-app", 1, 3), 0);
+    char line[128];
+    for (long id = 0; id < total; id++) {
+        int n = snprintf(line, sizeof line, "id=%08ld %s", id, LINE_PAD);
+        const char *topic = id % 2 ? "app-b" : "app-a";
+        assert_int_equal(rd_kafka_producev(
+                             c.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(line, (size_t)n),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                         0);
+        rd_kafka_poll(c.producer, 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(line, sizeof line, "not for this input %d", i);
+        assert_int_equal(rd_kafka_producev(c.producer, RD_KAFKA_V_TOPIC("web-app"),
+                                           RD_KAFKA_V_VALUE(line, (size_t)n),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(c.producer, 30000), 0);
+
+    char *dir = subdir(st, "kafka-in-regex-out");
+    char *out = sl_t_path(dir, "received.jsonl");
+    sl_lr_opts lo = {.out_path = out};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agg a;
+    agg_init_topics(st, &a, "kafka-in-regex", c.boot, sl_lr_port(lr), "\"^app-.*\"", "raw",
+                    "{memory_max: 4MiB}");
+    agg_start(&a);
+    want w = {lr, (uint64_t)total};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+    sl_t_tally t = sl_t_count_ids_within(out, total);
+    long assigned = assigned_partitions(a.log);
+    fprintf(stderr,
+            "topics regex ^app-.*: distinct=%ld dups=%ld other=%ld, partitions assigned=%ld "
+            "(app-a 3 + app-b 2; web-app's 1 not)\n",
+            t.distinct, t.dups, t.other, assigned);
+    assert_int_equal(t.distinct, total); /* even ids from app-a, odd from app-b */
+    assert_int_equal(t.dups, 0);
+    assert_int_equal(t.other, 0);
+    assert_int_equal(assigned, 5);
+    agg_free(&a);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+    sl_t_rmtree(dir);
+    free(out), free(dir);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_group_kill9_and_rebalance),
-        cmocka_unit_test(test_outage_stops_commits),
-        cmocka_unit_test(test_format_json_restores_records),
+        cmocka_unit_test_setup_teardown(test_group_kill9_and_rebalance, root_setup, root_teardown),
+        cmocka_unit_test_setup_teardown(test_outage_stops_commits, root_setup, root_teardown),
+        cmocka_unit_test_setup_teardown(test_format_json_restores_records, root_setup,
+                                        root_teardown),
+        cmocka_unit_test_setup_teardown(test_topics_regex, root_setup, root_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -174,49 +174,164 @@ static inline char *put_copy(char *o, sl_slice v, sl_slice line)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* simd: the caller is the SSSE3 copy of the writer, which inlines the
- * escaper's loop instead of calling it per string. */
-static ALWAYS_INLINE char *put_escaped(char *o, sl_slice v, sl_slice line, size_t *bad, bool simd)
+/* Which copy of the writer: the portable one, the SSSE3 one with the
+ * escaper's loop inlined, or the AVX2 one, which also checks the line's
+ * UTF-8 once and then escapes text known to be valid without looking at
+ * its non-ASCII bytes. */
+enum writer_kind { W_PORTABLE, W_SSSE3, W_AVX2 };
+
+/* What the writer knows about the record's line. */
+typedef struct line_info {
+    sl_slice line;
+    bool valid_utf8;     /* checked by the AVX2 writer only */
+    const line_bits *lb; /* its stop and continuation bits, when the AVX2
+                          * writer escaped it (and it is not too long) */
+} line_info;
+
+/* Whether v is valid UTF-8 because the line is: v lies inside it and starts
+ * and ends on character boundaries (a byte that is not a continuation, or
+ * the line's end). A slice of valid UTF-8 cut there is valid UTF-8. */
+static inline bool valid_within(sl_slice v, const line_info *li)
 {
-#ifdef SL_SSSE3
-    if (simd) return escape_ssse3(o, (const unsigned char *)v.p, v.n, readable(v, line), bad).o;
+    if (!li->valid_utf8) return false;
+    uintptr_t p = (uintptr_t)v.p, lo = (uintptr_t)li->line.p, hi = lo + li->line.n;
+    if (!(p >= lo && p <= hi && v.n <= hi - p)) return false;
+    if (v.n == 0) return true;
+#ifdef SL_AVX2
+    if (li->lb) return !bit_set(li->lb->conts, p - lo) && !bit_set(li->lb->conts, p - lo + v.n);
 #endif
-    (void)simd;
-    return o + sl_json_escape_within(o, v.p, v.n, readable(v, line), bad);
+    const unsigned char *u = (const unsigned char *)v.p;
+    if ((u[0] & 0xC0) == 0x80) return false;
+    return p + v.n == hi || (u[v.n] & 0xC0) != 0x80;
 }
 
-static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, sl_slice line, int *first,
-                                     size_t *bad, bool simd)
+/* kind: which copy of the writer this is inlined into (a constant there). */
+static ALWAYS_INLINE char *put_escaped(char *o, sl_slice v, const line_info *li, size_t *bad,
+                                       int kind)
+{
+#ifdef SL_AVX2
+    if (kind == W_AVX2 && valid_within(v, li)) {
+        /* Valid text with no stop byte is its own escape: the line's bits
+         * say so without reading it again. */
+        if (li->lb && bits_clear(li->lb->stops, (size_t)(v.p - li->line.p), v.n))
+            return put_copy(o, v, li->line);
+        return escape_valid_short_avx2(o, (const unsigned char *)v.p, v.n, readable(v, li->line));
+    }
+#endif
+#ifdef SL_SSSE3
+    if (kind != W_PORTABLE)
+        return escape_ssse3(o, (const unsigned char *)v.p, v.n, readable(v, li->line), bad).o;
+#endif
+    (void)kind;
+    return o + sl_json_escape_within(o, v.p, v.n, readable(v, li->line), bad);
+}
+
+/* The line: in the AVX2 writer checked for UTF-8 while it is escaped as
+ * valid text, and escaped again exactly when it is not. */
+static ALWAYS_INLINE char *put_line(char *o, line_info *li, line_bits *lb, size_t *bad, int kind)
+{
+#ifdef SL_AVX2
+    if (kind == W_AVX2 && li->valid_utf8)
+        return escape_valid_avx2(o, (const unsigned char *)li->line.p, li->line.n, li->line.n);
+    if (kind == W_AVX2) {
+        char *e = escape_line_avx2(o, (const unsigned char *)li->line.p, li->line.n, lb);
+        if (e) {
+            li->valid_utf8 = true;
+            li->lb = li->line.n <= SL_LINE_BITS_MAX ? lb : NULL;
+            return e;
+        }
+    }
+#endif
+    (void)lb;
+    return put_escaped(o, li->line, li, bad, kind);
+}
+
+static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, const line_info *li, int *first,
+                                     size_t *bad, int kind)
 {
     if (!*first) *o++ = ',';
     *first = 0;
     *o++ = '"';
-    if (f->flags & SL_FF_KEY_ESCAPED)
-        o = put_copy(o, f->key, line);
+    /* An escaped key is still valid JSON string content as read; a
+     * verbatim one (core/record.h) is its own escape. */
+    if (f->flags & (SL_FF_KEY_ESCAPED | SL_FF_VERBATIM))
+        o = put_copy(o, f->key, li->line);
     else
-        o = put_escaped(o, f->key, line, bad, simd);
+        o = put_escaped(o, f->key, li, bad, kind);
     *o++ = '"', *o++ = ':';
     switch (f->type) {
     case SL_V_STRING:
         *o++ = '"';
-        o = put_escaped(o, f->val, line, bad, simd);
+        if (f->flags & SL_FF_VERBATIM)
+            o = put_copy(o, f->val, li->line);
+        else
+            o = put_escaped(o, f->val, li, bad, kind);
         *o++ = '"';
         break;
     case SL_V_ESCAPED:
         *o++ = '"';
-        o = put_copy(o, f->val, line);
+        o = put_copy(o, f->val, li->line);
         *o++ = '"';
         break;
     default:
-        o = put_copy(o, f->val, line);
+        o = put_copy(o, f->val, li->line);
     }
     return o;
 }
 
+/* Whether the record's fields, written as JSON, are its line byte for byte:
+ * a line the json step parsed, every member in order with nothing between
+ * the tokens, none removed, renamed or added since. Every byte of the line
+ * then lies in a verbatim slice or is a separator checked here, so the line
+ * is also valid UTF-8 (the parser validated it). Offsets are checked before
+ * each byte is read. */
+static inline bool fields_are_line(const sl_record *r)
+{
+    const char *p = r->line.p;
+    size_t n = r->line.n, at = 1; /* where the next member starts */
+    uintptr_t base = (uintptr_t)p;
+    if (n < 2 || p[0] != '{' || p[n - 1] != '}') return false;
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const sl_field *f = &r->fields[i];
+        if ((f->flags & (SL_FF_VERBATIM | SL_FF_REMOVED)) != SL_FF_VERBATIM) return false;
+        if (i) {
+            if (at >= n || p[at] != ',') return false;
+            at++;
+        }
+        if (at + 1 >= n || p[at] != '"' || (uintptr_t)f->key.p != base + at + 1) return false;
+        if (f->key.n >= n - at - 1) return false;
+        size_t kc = at + 1 + f->key.n; /* the key's closing quote */
+        if (kc + 2 >= n || p[kc] != '"' || p[kc + 1] != ':') return false;
+        size_t v = kc + 2;
+        bool quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
+        if (quoted) {
+            if (p[v] != '"') return false;
+            v++;
+        }
+        if ((uintptr_t)f->val.p != base + v || f->val.n > n - v) return false;
+        at = v + f->val.n;
+        if (quoted) {
+            if (at >= n || p[at] != '"') return false;
+            at++;
+        }
+    }
+    return at == n - 1;
+}
+
 /* The record into o, which has room for its worst case. */
 static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_record *r,
-                                        unsigned parts, size_t *bad, bool simd)
+                                        unsigned parts, bool whole, size_t *bad, int kind)
 {
+    line_info li = {r->line, false, NULL};
+    line_bits lbits;
+    /* whole (fields_are_line): the fields are one copy of the line, and its
+     * escape needs no UTF-8 check. */
+    li.valid_utf8 = whole;
+#ifdef SL_AVX2
+    if (kind == W_AVX2 && !whole && !(parts & SL_RJ_LINE) &&
+        (parts & (SL_RJ_FIELDS | SL_RJ_LABELS)))
+        li.valid_utf8 = utf8_valid_avx2((const unsigned char *)r->line.p, r->line.n);
+#endif
     int first = 1;
     *o++ = '{';
     if (parts & SL_RJ_TIME) {
@@ -227,28 +342,34 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
     }
     if (parts & SL_RJ_LINE) {
         o = first ? put_lit(o, "\"line\":\"", 8) : put_lit(o, ",\"line\":\"", 9);
-        o = put_escaped(o, r->line, r->line, bad, simd);
+        o = put_line(o, &li, &lbits, bad, kind);
         *o++ = '"';
         first = 0;
     }
     if (parts & SL_RJ_FIELDS) {
         o = first ? put_lit(o, "\"fields\":{", 10) : put_lit(o, ",\"fields\":{", 11);
-        int ffirst = 1;
-        for (uint32_t i = 0; i < r->nfields; i++)
-            if (!(r->fields[i].flags & SL_FF_REMOVED))
-                o = put_field(o, &r->fields[i], r->line, &ffirst, bad, simd);
-        *o++ = '}';
+        if (whole) {
+            o--; /* the line brings its own braces */
+            memcpy(o, r->line.p, r->line.n);
+            o += r->line.n;
+        } else {
+            int ffirst = 1;
+            for (uint32_t i = 0; i < r->nfields; i++)
+                if (!(r->fields[i].flags & SL_FF_REMOVED))
+                    o = put_field(o, &r->fields[i], &li, &ffirst, bad, kind);
+            *o++ = '}';
+        }
         first = 0;
     }
     if (parts & SL_RJ_LABELS) {
         o = first ? put_lit(o, "\"labels\":{", 10) : put_lit(o, ",\"labels\":{", 11);
         int lfirst = 1;
         for (uint32_t i = 0; i < b->nlabels; i++)
-            o = put_field(o, &b->labels[i], r->line, &lfirst, bad, simd);
+            o = put_field(o, &b->labels[i], &li, &lfirst, bad, kind);
         for (uint32_t i = 0; i < r->nfields; i++) {
             const sl_field *f = &r->fields[i];
             if ((f->flags & SL_FF_LABEL) && !(f->flags & SL_FF_REMOVED))
-                o = put_field(o, f, r->line, &lfirst, bad, simd);
+                o = put_field(o, f, &li, &lfirst, bad, kind);
         }
         *o++ = '}';
     }
@@ -257,16 +378,24 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
 }
 
 static char *write_portable(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                            size_t *bad)
+                            bool whole, size_t *bad)
 {
-    return write_record(o, b, r, parts, bad, false);
+    return write_record(o, b, r, parts, whole, bad, W_PORTABLE);
 }
 
 #ifdef SL_SSSE3
 SL_SSSE3 static char *write_ssse3(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                  size_t *bad)
+                                  bool whole, size_t *bad)
 {
-    return write_record(o, b, r, parts, bad, true);
+    return write_record(o, b, r, parts, whole, bad, W_SSSE3);
+}
+#endif
+
+#ifdef SL_AVX2
+SL_AVX2 static char *write_avx2(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
+                                bool whole, size_t *bad)
+{
+    return write_record(o, b, r, parts, whole, bad, W_AVX2);
 }
 #endif
 
@@ -290,15 +419,19 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         const char *f = (const char *)r[1].fields;
         size_t bytes = (size_t)r[1].nfields * sizeof(sl_field);
         for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(f + k);
+        /* and its line, which fields_are_line reads here and there */
+        for (size_t k = 0; k < r[1].line.n && k < 4096; k += 64)
+            __builtin_prefetch(r[1].line.p + k);
     }
+    bool whole = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_are_line(r);
     /* The whole record's worst case first: every store below is then
      * unchecked, and no field costs a reservation of its own. */
     size_t need = 96;
     bool sane = r->line.n <= SIZE_MAX / 16;
-    if (sane) need += SL_JSON_ESCAPE_ROOM(r->line.n);
+    if (sane) need += SL_JSON_ESCAPE_ROOM(r->line.n) + (whole ? r->line.n : 0);
     for (uint32_t i = 0; sane && i < r->nfields; i++) {
-        sane = field_room(&r->fields[i], &need);
         /* a label field is written twice: under fields and labels */
+        if (!whole) sane = field_room(&r->fields[i], &need);
         if (sane && (r->fields[i].flags & SL_FF_LABEL)) sane = field_room(&r->fields[i], &need);
     }
     for (uint32_t i = 0; sane && i < b->nlabels; i++) sane = field_room(&b->labels[i], &need);
@@ -308,12 +441,18 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
     }
     size_t bad = 0;
     char *o = out->p + out->len;
-#ifdef SL_SSSE3
-    if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt"))
-        o = write_ssse3(o, b, r, parts, &bad);
+#ifdef SL_AVX2
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+        __builtin_cpu_supports("bmi"))
+        o = write_avx2(o, b, r, parts, whole, &bad);
     else
 #endif
-        o = write_portable(o, b, r, parts, &bad);
+#ifdef SL_SSSE3
+        if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt"))
+        o = write_ssse3(o, b, r, parts, whole, &bad);
+    else
+#endif
+        o = write_portable(o, b, r, parts, whole, &bad);
     out->len = (size_t)(o - out->p);
     out->p[out->len] = '\0';
     return bad > INT_MAX ? INT_MAX : (int)bad;

@@ -113,6 +113,17 @@ static int append_checked(sl_buf *out, const sl_batch *b, const sl_record *r, un
 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (30 bytes), as sl_format_rfc3339_ns
  * prints it, without gmtime_r and snprintf (most of the old per-record
  * cost). Days to civil date: H. Hinnant's days_from_civil inverse. */
+static const char digits2[100][2] = {
+#define D10(t)                                                                                     \
+    {t, '0'}, {t, '1'}, {t, '2'}, {t, '3'}, {t, '4'}, {t, '5'}, {t, '6'}, {t, '7'}, {t, '8'},      \
+    {                                                                                              \
+        t, '9'                                                                                     \
+    }
+    D10('0'), D10('1'), D10('2'), D10('3'), D10('4'),
+    D10('5'), D10('6'), D10('7'), D10('8'), D10('9'),
+#undef D10
+};
+
 static char *put_time(char *o, int64_t ns)
 {
     int64_t secs = ns / 1000000000, frac = ns % 1000000000;
@@ -129,17 +140,20 @@ static char *put_time(char *o, int64_t ns)
     int64_t d = doy - (153 * mp + 2) / 5 + 1;
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
     if (m <= 2) y++;
-    /* int64 nanoseconds span the years 1677-2262: always four digits. */
-    o[0] = (char)('0' + y / 1000), o[1] = (char)('0' + y / 100 % 10);
-    o[2] = (char)('0' + y / 10 % 10), o[3] = (char)('0' + y % 10), o[4] = '-';
-    o[5] = (char)('0' + m / 10), o[6] = (char)('0' + m % 10), o[7] = '-';
-    o[8] = (char)('0' + d / 10), o[9] = (char)('0' + d % 10), o[10] = 'T';
-    int64_t hh = sod / 3600, mm = sod / 60 % 60, ss = sod % 60;
-    o[11] = (char)('0' + hh / 10), o[12] = (char)('0' + hh % 10), o[13] = ':';
-    o[14] = (char)('0' + mm / 10), o[15] = (char)('0' + mm % 10), o[16] = ':';
-    o[17] = (char)('0' + ss / 10), o[18] = (char)('0' + ss % 10), o[19] = '.';
-    for (int k = 28; k >= 20; k--, frac /= 10) o[k] = (char)('0' + frac % 10);
-    o[29] = 'Z';
+    /* int64 nanoseconds span the years 1677-2262: always four digits. Two
+     * digits per table look-up, on unsigned 32-bit values (the divisions by
+     * constants become multiplications): a per-digit loop of 64-bit
+     * divisions was a tenth of the encoder's time. */
+    uint32_t yy = (uint32_t)y, fr = (uint32_t)frac, sd = (uint32_t)sod;
+    memcpy(o, digits2[yy / 100], 2), memcpy(o + 2, digits2[yy % 100], 2), o[4] = '-';
+    memcpy(o + 5, digits2[m], 2), o[7] = '-', memcpy(o + 8, digits2[d], 2), o[10] = 'T';
+    memcpy(o + 11, digits2[sd / 3600], 2), o[13] = ':';
+    memcpy(o + 14, digits2[sd / 60 % 60], 2), o[16] = ':';
+    memcpy(o + 17, digits2[sd % 60], 2), o[19] = '.';
+    uint32_t hi = fr / 100000, lo = fr % 100000; /* 4 + 5 digits */
+    memcpy(o + 20, digits2[hi / 100], 2), memcpy(o + 22, digits2[hi % 100], 2);
+    memcpy(o + 24, digits2[lo / 1000], 2), memcpy(o + 26, digits2[lo / 10 % 100], 2);
+    o[28] = (char)('0' + lo % 10), o[29] = 'Z';
     return o + 30;
 }
 
@@ -282,50 +296,63 @@ static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, const line_info
 /* Whether the record's fields, written as JSON, are its line byte for byte:
  * a line the json step parsed, every member in order with nothing between
  * the tokens, none removed, renamed or added since. Every byte of the line
- * then lies in a verbatim slice or is a separator checked here, so the line
- * is also valid UTF-8 (the parser validated it). Offsets are checked before
- * each byte is read. */
-static inline bool fields_are_line(const sl_record *r)
+ * then lies in a verbatim slice or is a separator, so the line is also
+ * valid UTF-8 (the parser validated it). Two halves, so the line's bytes
+ * are read once it is in cache: fields_tile_line compares only the
+ * slices' positions (each one byte of separator apart, the first just
+ * after the opening brace, the last just before the closing one); then
+ * separators_ok reads those bytes. */
+static inline bool fields_tile_line(const sl_record *r)
 {
-    const char *p = r->line.p;
     size_t n = r->line.n, at = 1; /* where the next member starts */
-    uintptr_t base = (uintptr_t)p;
-    if (n < 2 || p[0] != '{' || p[n - 1] != '}') return false;
+    uintptr_t base = (uintptr_t)r->line.p;
+    if (n < 2) return false;
     for (uint32_t i = 0; i < r->nfields; i++) {
         const sl_field *f = &r->fields[i];
         if ((f->flags & (SL_FF_VERBATIM | SL_FF_REMOVED)) != SL_FF_VERBATIM) return false;
-        if (i) {
-            if (at >= n || p[at] != ',') return false;
-            at++;
-        }
-        if (at + 1 >= n || p[at] != '"' || (uintptr_t)f->key.p != base + at + 1) return false;
-        if (f->key.n >= n - at - 1) return false;
-        size_t kc = at + 1 + f->key.n; /* the key's closing quote */
-        if (kc + 2 >= n || p[kc] != '"' || p[kc + 1] != ':') return false;
-        size_t v = kc + 2;
+        at += i != 0; /* the comma */
+        if (at + 1 >= n || (uintptr_t)f->key.p != base + at + 1 || f->key.n >= n - at - 1)
+            return false;
+        size_t v = at + 1 + f->key.n + 2; /* past the closing quote and the colon */
         bool quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
-        if (quoted) {
-            if (p[v] != '"') return false;
-            v++;
-        }
-        if ((uintptr_t)f->val.p != base + v || f->val.n > n - v) return false;
-        at = v + f->val.n;
-        if (quoted) {
-            if (at >= n || p[at] != '"') return false;
-            at++;
-        }
+        v += quoted;
+        if (v >= n || (uintptr_t)f->val.p != base + v || f->val.n > n - v) return false;
+        at = v + f->val.n + quoted;
     }
     return at == n - 1;
 }
 
+/* The bytes between the slices fields_tile_line placed. */
+static inline bool separators_ok(const sl_record *r)
+{
+    const char *p = r->line.p;
+    if (p[0] != '{' || p[r->line.n - 1] != '}') return false;
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const sl_field *f = &r->fields[i];
+        const char *k = f->key.p, *v = f->val.p;
+        if ((i && k[-2] != ',') || k[-1] != '"' || k[f->key.n] != '"' || k[f->key.n + 1] != ':')
+            return false;
+        if ((f->type == SL_V_STRING || f->type == SL_V_ESCAPED) &&
+            (v[-1] != '"' || v[f->val.n] != '"'))
+            return false;
+    }
+    return true;
+}
+
 /* The record into o, which has room for its worst case. */
 static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_record *r,
-                                        unsigned parts, bool whole, size_t *bad, int kind)
+                                        unsigned parts, bool tiled, size_t *bad, int kind)
 {
     line_info li = {r->line, false, NULL};
     line_bits lbits;
-    /* whole (fields_are_line): the fields are one copy of the line, and its
-     * escape needs no UTF-8 check. */
+    /* tiled (fields_tile_line): when the separators hold too, the fields
+     * are one copy of the line and its escape needs no UTF-8 check. The
+     * AVX2 writer escapes the line on that assumption first and checks the
+     * separators after, with the line in cache; when they do not hold, the
+     * line is escaped again over what was written. */
+    bool whole = tiled;
+    bool speculate = kind == W_AVX2 && tiled && (parts & SL_RJ_LINE);
+    if (tiled && !speculate) whole = separators_ok(r);
     li.valid_utf8 = whole;
 #ifdef SL_AVX2
     if (kind == W_AVX2 && !whole && !(parts & SL_RJ_LINE) &&
@@ -342,7 +369,12 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
     }
     if (parts & SL_RJ_LINE) {
         o = first ? put_lit(o, "\"line\":\"", 8) : put_lit(o, ",\"line\":\"", 9);
+        char *start = o;
         o = put_line(o, &li, &lbits, bad, kind);
+        if (speculate && !separators_ok(r)) {
+            whole = li.valid_utf8 = false;
+            o = put_line(start, &li, &lbits, bad, kind);
+        }
         *o++ = '"';
         first = 0;
     }
@@ -378,24 +410,24 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
 }
 
 static char *write_portable(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                            bool whole, size_t *bad)
+                            bool tiled, size_t *bad)
 {
-    return write_record(o, b, r, parts, whole, bad, W_PORTABLE);
+    return write_record(o, b, r, parts, tiled, bad, W_PORTABLE);
 }
 
 #ifdef SL_SSSE3
 SL_SSSE3 static char *write_ssse3(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                  bool whole, size_t *bad)
+                                  bool tiled, size_t *bad)
 {
-    return write_record(o, b, r, parts, whole, bad, W_SSSE3);
+    return write_record(o, b, r, parts, tiled, bad, W_SSSE3);
 }
 #endif
 
 #ifdef SL_AVX2
 SL_AVX2 static char *write_avx2(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                bool whole, size_t *bad)
+                                bool tiled, size_t *bad)
 {
-    return write_record(o, b, r, parts, whole, bad, W_AVX2);
+    return write_record(o, b, r, parts, tiled, bad, W_AVX2);
 }
 #endif
 
@@ -419,19 +451,19 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         const char *f = (const char *)r[1].fields;
         size_t bytes = (size_t)r[1].nfields * sizeof(sl_field);
         for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(f + k);
-        /* and its line, which fields_are_line reads here and there */
+        /* and its line */
         for (size_t k = 0; k < r[1].line.n && k < 4096; k += 64)
             __builtin_prefetch(r[1].line.p + k);
     }
-    bool whole = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_are_line(r);
+    bool tiled = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_tile_line(r);
     /* The whole record's worst case first: every store below is then
      * unchecked, and no field costs a reservation of its own. */
     size_t need = 96;
     bool sane = r->line.n <= SIZE_MAX / 16;
-    if (sane) need += SL_JSON_ESCAPE_ROOM(r->line.n) + (whole ? r->line.n : 0);
+    if (sane) need += SL_JSON_ESCAPE_ROOM(r->line.n) + (tiled ? r->line.n : 0);
     for (uint32_t i = 0; sane && i < r->nfields; i++) {
         /* a label field is written twice: under fields and labels */
-        if (!whole) sane = field_room(&r->fields[i], &need);
+        if (!tiled) sane = field_room(&r->fields[i], &need);
         if (sane && (r->fields[i].flags & SL_FF_LABEL)) sane = field_room(&r->fields[i], &need);
     }
     for (uint32_t i = 0; sane && i < b->nlabels; i++) sane = field_room(&b->labels[i], &need);
@@ -444,15 +476,15 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
 #ifdef SL_AVX2
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
         __builtin_cpu_supports("bmi"))
-        o = write_avx2(o, b, r, parts, whole, &bad);
+        o = write_avx2(o, b, r, parts, tiled, &bad);
     else
 #endif
 #ifdef SL_SSSE3
         if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt"))
-        o = write_ssse3(o, b, r, parts, whole, &bad);
+        o = write_ssse3(o, b, r, parts, tiled, &bad);
     else
 #endif
-        o = write_portable(o, b, r, parts, whole, &bad);
+        o = write_portable(o, b, r, parts, tiled, &bad);
     out->len = (size_t)(o - out->p);
     out->p[out->len] = '\0';
     return bad > INT_MAX ? INT_MAX : (int)bad;

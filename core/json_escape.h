@@ -252,7 +252,8 @@ SL_AVX2 static __attribute__((unused)) bool utf8_valid_avx2(const unsigned char 
 
 /* Escapes s[0..n), valid UTF-8, into o (room for SL_JSON_ESCAPE_ROOM(n));
  * s[0..lim) may be read (lim >= n). Returns the end of the output. A block
- * is stored whole before it is looked at; where fewer than 32 bytes are
+ * with no stop, or whose first stop is a control byte, is stored whole
+ * (the bytes before that stop count); where fewer than 32 bytes are
  * readable, the rest comes through a padded copy. The spreads of a block
  * write 16 bytes from where each 8-byte group's output starts, only for
  * groups holding input: at most 6 bytes out per byte in plus 16, inside
@@ -273,7 +274,6 @@ escape_valid_avx2(char *o, const unsigned char *s, size_t n, size_t lim)
             memcpy(tail, s + i, n - i);
             v = _mm256_load_si256((const __m256i *)tail);
         }
-        _mm256_storeu_si256((__m256i *)o, v);
         size_t step = n - i >= 32 ? 32 : n - i;
         uint32_t valid = step == 32 ? 0xffffffffu : (1u << step) - 1;
         uint32_t qm = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
@@ -282,10 +282,11 @@ escape_valid_avx2(char *o, const unsigned char *s, size_t n, size_t lim)
         uint32_t cm =
             (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, c1f), v)) & valid;
         if (!(qm | cm)) {
+            _mm256_storeu_si256((__m256i *)o, v);
             i += step, o += step;
             continue;
         }
-        if (!cm) {
+        if (!cm) { /* the spreads store the block: no store of it first */
             __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
             char *start = o;
             o = spread8(o, lo, qm & 0xff);
@@ -296,6 +297,7 @@ escape_valid_avx2(char *o, const unsigned char *s, size_t n, size_t lim)
             i += step;
             continue;
         }
+        _mm256_storeu_si256((__m256i *)o, v);
         unsigned k = (unsigned)__builtin_ctz(qm | cm);
         o += k, i += k;
         o = escape_ascii(o, s[i]);
@@ -364,7 +366,6 @@ escape_line_avx2(char *o, const unsigned char *s, size_t n, line_bits *lb)
         }
         sl_u8_check256(&u, v, u.prev);
         u.prev = v;
-        _mm256_storeu_si256((__m256i *)o, v);
         uint32_t valid = step == 32 ? 0xffffffffu : (1u << step) - 1;
         uint32_t qm = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
                           _mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash))) &
@@ -377,6 +378,7 @@ escape_line_avx2(char *o, const unsigned char *s, size_t n, line_bits *lb)
                 (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, top2), cont));
         }
         if (!(qm | cm)) {
+            _mm256_storeu_si256((__m256i *)o, v);
             o += step;
             continue;
         }

@@ -302,7 +302,7 @@ static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, const line_info
  * slices' positions (each one byte of separator apart, the first just
  * after the opening brace, the last just before the closing one); then
  * separators_ok reads those bytes. */
-static inline bool fields_tile_line(const sl_record *r)
+static inline bool fields_tile_line(const sl_record *r, size_t *label_room)
 {
     size_t n = r->line.n, at = 1; /* where the next member starts */
     uintptr_t base = (uintptr_t)r->line.p;
@@ -318,6 +318,10 @@ static inline bool fields_tile_line(const sl_record *r)
         v += quoted;
         if (v >= n || (uintptr_t)f->val.p != base + v || f->val.n > n - v) return false;
         at = v + f->val.n + quoted;
+        /* a label field is written again under labels (its slices lie in
+         * the line, apart: no overflow) */
+        if (f->flags & SL_FF_LABEL)
+            *label_room += SL_JSON_ESCAPE_ROOM(f->key.n) + SL_JSON_ESCAPE_ROOM(f->val.n) + 8;
     }
     return at == n - 1;
 }
@@ -455,16 +459,22 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         for (size_t k = 0; k < r[1].line.n && k < 4096; k += 64)
             __builtin_prefetch(r[1].line.p + k);
     }
-    bool tiled = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_tile_line(r);
+    size_t label_room = 0;
+    bool tiled = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_tile_line(r, &label_room);
     /* The whole record's worst case first: every store below is then
-     * unchecked, and no field costs a reservation of its own. */
+     * unchecked, and no field costs a reservation of its own. Tiled, the
+     * fields are at most the line again (written field by field when the
+     * separators turn out not to hold) and the labels were summed above. */
     size_t need = 96;
     bool sane = r->line.n <= SIZE_MAX / 16;
-    if (sane) need += SL_JSON_ESCAPE_ROOM(r->line.n) + (tiled ? r->line.n : 0);
-    for (uint32_t i = 0; sane && i < r->nfields; i++) {
-        /* a label field is written twice: under fields and labels */
-        if (!tiled) sane = field_room(&r->fields[i], &need);
-        if (sane && (r->fields[i].flags & SL_FF_LABEL)) sane = field_room(&r->fields[i], &need);
+    if (sane && tiled) need += SL_JSON_ESCAPE_ROOM(r->line.n) + r->line.n + label_room;
+    if (sane && !tiled) {
+        need += SL_JSON_ESCAPE_ROOM(r->line.n);
+        for (uint32_t i = 0; sane && i < r->nfields; i++) {
+            sane = field_room(&r->fields[i], &need);
+            /* a label field is written twice: under fields and labels */
+            if (sane && (r->fields[i].flags & SL_FF_LABEL)) sane = field_room(&r->fields[i], &need);
+        }
     }
     for (uint32_t i = 0; sane && i < b->nlabels; i++) sane = field_room(&b->labels[i], &need);
     if (!sane || sl_buf_reserve(out, need) != SL_OK) {

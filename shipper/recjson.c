@@ -477,7 +477,7 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         }
     }
     for (uint32_t i = 0; sane && i < b->nlabels; i++) sane = field_room(&b->labels[i], &need);
-    if (!sane || sl_buf_reserve(out, need) != SL_OK) {
+    if (!sane || (out->cap - out->len <= need && sl_buf_reserve(out, need) != SL_OK)) {
         out->failed = 0;
         return append_checked(out, b, r, parts);
     }

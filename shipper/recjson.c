@@ -446,6 +446,12 @@ static bool field_room(const sl_field *f, size_t *need)
 
 int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts)
 {
+    return sl_recjson_append_kernel(out, b, r, parts, SL_RJ_KERNEL_AUTO);
+}
+
+int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts,
+                             int kernel)
+{
     if (out->failed) return SL_ENOMEM;
     /* The sinks walk a batch in order: while this record is written, have
      * the next one's field array (written by the parser a while ago, often
@@ -483,14 +489,16 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
     }
     size_t bad = 0;
     char *o = out->p + out->len;
+    (void)kernel;
 #ifdef SL_AVX2
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
-        __builtin_cpu_supports("bmi"))
+    if (kernel >= SL_RJ_KERNEL_AVX2 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi"))
         o = write_avx2(o, b, r, parts, tiled, &bad);
     else
 #endif
 #ifdef SL_SSSE3
-        if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt"))
+        if (kernel >= SL_RJ_KERNEL_SSSE3 && __builtin_cpu_supports("ssse3") &&
+            __builtin_cpu_supports("popcnt"))
         o = write_ssse3(o, b, r, parts, tiled, &bad);
     else
 #endif

@@ -20,6 +20,8 @@
 #include "core/batch.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/config.h"
+#include "parsers/chain.h"
 #include "parsers/json.h"
 #include "shipper/recjson.h"
 #include "tests/recjson_ref.h"
@@ -480,6 +482,54 @@ static void test_whole_line_needs_separators(void **st)
     }
 }
 
+/* Through the real steps: `rename` to a key that needs escaping must drop
+ * the parser's verbatim mark (else the new key would be copied raw, an
+ * unbalanced quote in the output); `remove` and `labels` change what the
+ * whole-line copy may take. */
+static void test_steps_after_json(void **st)
+{
+    (void)st;
+    static const char *const yamls[] = {
+        "parse:\n  - json: {}\n  - rename: {level: \"le\\\"vel\\\\\"}\n",
+        "parse:\n  - json: {}\n  - remove: {fields: [msg]}\n",
+        "parse:\n  - json: {}\n  - labels: [level]\n",
+        "parse:\n  - json: {flatten: true}\n",
+    };
+    static const char *const lines[] = {
+        "{\"ts\":\"2024-01-01\",\"level\":\"info\",\"msg\":\"caf\xc3\xa9 \\\"q\\\"\",\"n\":1}",
+        "{\"level\":\"warn\",\"u\":{\"id\":1,\"n\":\"x\"},\"msg\":\"\\u00e9\"}",
+        "{\"msg\":\"only\"}",
+        "{ \"level\" : \"spaced\" , \"msg\":\"a\"}",
+    };
+    for (size_t y = 0; y < sizeof yamls / sizeof *yamls; y++) {
+        sl_cfg *cfg = sl_cfg_new();
+        assert_non_null(cfg);
+        assert_int_equal(sl_cfg_load_string(cfg, "test", yamls[y], strlen(yamls[y])), 0);
+        sl_chain *chain = NULL;
+        assert_int_equal(sl_chain_new(cfg, sl_cfg_get(sl_cfg_root(cfg), "parse"), "test", &chain),
+                         0);
+        for (size_t l = 0; l < sizeof lines / sizeof *lines; l++) {
+            sl_batch *b = sl_batch_new(1);
+            char *line = tight_copy((const unsigned char *)lines[l], strlen(lines[l]));
+            assert_non_null(sl_batch_add(b, (sl_slice){line, strlen(lines[l])}, 0, 1));
+            sl_chain_run(chain, b);
+            check_record(b, &b->records[0], SL_RJ_ALL);
+            if (y == 0 && l < 2) {
+                /* the renamed key is escaped in the output */
+                sl_buf out;
+                sl_buf_init(&out, 0);
+                sl_recjson_append(&out, b, &b->records[0], SL_RJ_FIELDS);
+                assert_non_null(memmem(out.p, out.len, "\"le\\\"vel\\\\\":", 12));
+                sl_buf_free(&out);
+            }
+            sl_batch_unref(b);
+            free(line);
+        }
+        sl_chain_free(chain);
+        sl_cfg_free(cfg);
+    }
+}
+
 /* Near the buffer's limit the record fits or fails exactly as the checked
  * appends decide: the worst-case reservation must not refuse a record
  * that fits. */
@@ -521,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_parsed_records_match_reference),
         cmocka_unit_test(test_slices_of_valid_line),
         cmocka_unit_test(test_whole_line_needs_separators),
+        cmocka_unit_test(test_steps_after_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

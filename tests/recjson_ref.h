@@ -57,13 +57,13 @@ static int ref_record(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
     sl_buf_putc(out, '{');
     if (parts & SL_RJ_TIME) ref_time(out, r->time_ns), any = 1;
     if (parts & SL_RJ_LINE) {
-        sl_buf_append(out, ",\"line\":\"" + !any, 9 - !any);
+        sl_buf_append(out, &",\"line\":\""[!any], 9 - !any);
         bad += sl_buf_json_escape(out, r->line.p, r->line.n);
         sl_buf_putc(out, '"');
         any = 1;
     }
     if (parts & SL_RJ_FIELDS) {
-        sl_buf_append(out, ",\"fields\":{" + !any, 11 - !any);
+        sl_buf_append(out, &",\"fields\":{"[!any], 11 - !any);
         int first = 1;
         for (uint32_t i = 0; i < r->nfields; i++)
             if (!(r->fields[i].flags & SL_FF_REMOVED)) bad += ref_field(out, &r->fields[i], &first);
@@ -71,7 +71,7 @@ static int ref_record(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         any = 1;
     }
     if (parts & SL_RJ_LABELS) {
-        sl_buf_append(out, ",\"labels\":{" + !any, 11 - !any);
+        sl_buf_append(out, &",\"labels\":{"[!any], 11 - !any);
         int first = 1;
         for (uint32_t i = 0; i < b->nlabels; i++) bad += ref_field(out, &b->labels[i], &first);
         for (uint32_t i = 0; i < r->nfields; i++) {

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """One pass of file -> parse JSON -> file sink, ending when every line of
 CORPUS is in the output: a command for a whole-process timer, so the two
-formats (or two builds) are timed in turn in one call, e.g.
+formats (or two builds) are timed in turn, A B A B ..., e.g. with
 
-  TMPDIR=/dev/shm farm-bench -n 5 \\
-      --vs 'benchmarks/recjson_pass.py build/cli/sluice CORPUS raw' -- \\
-      benchmarks/recjson_pass.py build/cli/sluice CORPUS json
+  P="env TMPDIR=/dev/shm /usr/bin/python3 benchmarks/recjson_pass.py"
+  A: $P build/cli/sluice CORPUS json     B: $P build/cli/sluice CORPUS raw
 
 (`/usr/bin/time -v` does for one run.) With OUT_BYTES (the output's size,
 printed by a run without it) the pass ends when the output reaches that

@@ -135,6 +135,7 @@ static inline esc_pos escape_tail(char *o, const unsigned char *s, size_t n, siz
 #include <immintrin.h>
 
 #include "core/json_escape_lut.h"
+#include "core/utf8_lookup.h"
 
 /* Bytes of a 16-byte block that stop the copy: below 0x20 or at/above 0x80
  * (one signed compare covers both), '"' and '\\'. */
@@ -153,15 +154,14 @@ static inline unsigned quote_mask(__m128i v)
                                                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
 }
 
-/* 8 bytes (the low half of v) with a '\\' before each byte of mask8:
- * stored 16 wide, 8 + popcount(mask8) of them count. */
+/* 8 bytes (the low half of v) with a '\\' before each byte of mask8: one
+ * shuffle of those bytes with eight backslashes above them (the table's
+ * holes are index 8), stored 16 wide; 8 + popcount(mask8) of them count. */
 SL_SSSE3 static inline char *spread8(char *o, __m128i v, unsigned mask8)
 {
     __m128i shuf = _mm_load_si128((const __m128i *)sl_json_spread[mask8]);
-    __m128i holes = _mm_cmpeq_epi8(shuf, _mm_set1_epi8((char)0x80));
-    __m128i out =
-        _mm_or_si128(_mm_shuffle_epi8(v, shuf), _mm_and_si128(holes, _mm_set1_epi8('\\')));
-    _mm_storeu_si128((__m128i *)o, out);
+    __m128i src = _mm_unpacklo_epi64(v, _mm_set1_epi8('\\'));
+    _mm_storeu_si128((__m128i *)o, _mm_shuffle_epi8(src, shuf));
     return o + 8 + __builtin_popcount(mask8);
 }
 
@@ -218,6 +218,210 @@ SL_SSSE3 static inline esc_pos escape_ssse3(char *o, const unsigned char *s, siz
         o = p.o, i = p.i;
     }
     return escape_tail(o, s, n, i, replaced);
+}
+
+/* ---- text known to be valid UTF-8 (AVX2) ----
+ * The record writer checks its line once (sl_u8_check64, 64 bytes a step)
+ * and then escapes the line, and every field slice of it that starts and
+ * ends on a character boundary, here: bytes >= 0x80 are plain, so the only
+ * stops are '"', '\\' and bytes below 0x20, and a whole 32-byte block of
+ * text with quotes goes out in four shuffles. Escaping valid UTF-8 copies
+ * its non-ASCII bytes, so the output is the reference escaper's, with no
+ * replacement. */
+#define SL_AVX2 __attribute__((target("avx2,popcnt,bmi")))
+
+/* Whether p[0..n) is valid UTF-8. */
+SL_AVX2 static __attribute__((unused)) bool utf8_valid_avx2(const unsigned char *p, size_t n)
+{
+    sl_u8_256 u = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        sl_u8_check64(&u, _mm256_loadu_si256((const __m256i *)(p + i)),
+                      _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+    if (i < n) {
+        unsigned char tail[64] __attribute__((aligned(32)));
+        _mm256_store_si256((__m256i *)tail, _mm256_setzero_si256());
+        _mm256_store_si256((__m256i *)(tail + 32), _mm256_setzero_si256());
+        memcpy(tail, p + i, n - i); /* NUL is ASCII: the padding is valid */
+        sl_u8_check64(&u, _mm256_load_si256((const __m256i *)tail),
+                      _mm256_load_si256((const __m256i *)(tail + 32)));
+    }
+    u.err = _mm256_or_si256(u.err, u.incomplete);
+    return _mm256_testz_si256(u.err, u.err);
+}
+
+/* Escapes s[0..n), valid UTF-8, into o (room for SL_JSON_ESCAPE_ROOM(n));
+ * s[0..lim) may be read (lim >= n). Returns the end of the output. A block
+ * with no stop, or whose first stop is a control byte, is stored whole
+ * (the bytes before that stop count); where fewer than 32 bytes are
+ * readable, the rest comes through a padded copy. The spreads of a block
+ * write 16 bytes from where each 8-byte group's output starts, only for
+ * groups holding input: at most 6 bytes out per byte in plus 16, inside
+ * the room. */
+SL_AVX2 static __attribute__((noinline, unused)) char *
+escape_valid_avx2(char *o, const unsigned char *s, size_t n, size_t lim)
+{
+    const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'),
+                  c1f = _mm256_set1_epi8(0x1f);
+    size_t i = 0;
+    while (i < n) {
+        __m256i v;
+        if (lim - i >= 32) {
+            v = _mm256_loadu_si256((const __m256i *)(s + i));
+        } else {
+            unsigned char tail[32] __attribute__((aligned(32)));
+            _mm256_store_si256((__m256i *)tail, _mm256_setzero_si256());
+            memcpy(tail, s + i, n - i);
+            v = _mm256_load_si256((const __m256i *)tail);
+        }
+        size_t step = n - i >= 32 ? 32 : n - i;
+        uint32_t valid = step == 32 ? 0xffffffffu : (1u << step) - 1;
+        uint32_t qm = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
+                          _mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash))) &
+                      valid;
+        uint32_t cm =
+            (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, c1f), v)) & valid;
+        if (!(qm | cm)) {
+            _mm256_storeu_si256((__m256i *)o, v);
+            i += step, o += step;
+            continue;
+        }
+        if (!cm) { /* the spreads store the block: no store of it first */
+            __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+            char *start = o;
+            o = spread8(o, lo, qm & 0xff);
+            if (step > 8) o = spread8(o, _mm_srli_si128(lo, 8), (qm >> 8) & 0xff);
+            if (step > 16) o = spread8(o, hi, (qm >> 16) & 0xff);
+            if (step > 24) spread8(o, _mm_srli_si128(hi, 8), qm >> 24);
+            o = start + step + __builtin_popcount(qm);
+            i += step;
+            continue;
+        }
+        _mm256_storeu_si256((__m256i *)o, v);
+        unsigned k = (unsigned)__builtin_ctz(qm | cm);
+        o += k, i += k;
+        o = escape_ascii(o, s[i]);
+        i++;
+    }
+    return o;
+}
+/* Where the record writer keeps what escape_line_avx2 learnt of its line:
+ * bit j of stops is set when byte j is '"', '\\' or below 0x20, bit j of
+ * conts when it is a UTF-8 continuation byte. Lines up to SL_LINE_BITS_MAX
+ * bytes; the arrays have a spare word so bit n (and a 64-bit read from any
+ * bit below it) stays inside. */
+#define SL_LINE_BITS_MAX 8192
+typedef struct line_bits {
+    uint32_t stops[SL_LINE_BITS_MAX / 32 + 2];
+    uint32_t conts[SL_LINE_BITS_MAX / 32 + 2];
+} line_bits;
+
+/* Whether no bit of bm is set in [a, a + n). */
+static inline bool bits_clear(const uint32_t *bm, size_t a, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)bm;
+    for (;;) {
+        uint64_t w;
+        memcpy(&w, b + (a >> 3), 8);
+        w >>= a & 7;
+        if (n <= 56) return !(w & ((1ull << n) - 1));
+        if (w & ((1ull << 56) - 1)) return false;
+        a += 56, n -= 56;
+    }
+}
+
+static inline bool bit_set(const uint32_t *bm, size_t j)
+{
+    return bm[j >> 5] >> (j & 31) & 1;
+}
+
+/* The line's escape, one pass: s[0..n) is checked for UTF-8 (the lookup,
+ * block by block) while it is escaped as valid text, and each block's stop
+ * and continuation bits go to lb when n <= SL_LINE_BITS_MAX (lb may be
+ * NULL). Returns the end of the output, or NULL when s is not valid UTF-8:
+ * the caller then escapes it again with the exact escaper, over what was
+ * written. Blocks sit on a fixed 32-byte grid (the UTF-8 check follows one
+ * vector with the next); a block holding a control byte goes a byte at a
+ * time. Output bounds as escape_valid_avx2. */
+SL_AVX2 static __attribute__((noinline, unused)) char *
+escape_line_avx2(char *o, const unsigned char *s, size_t n, line_bits *lb)
+{
+    const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'),
+                  c1f = _mm256_set1_epi8(0x1f), top2 = _mm256_set1_epi8((char)0xC0),
+                  cont = _mm256_set1_epi8((char)0x80);
+    sl_u8_256 u = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    if (n > SL_LINE_BITS_MAX) lb = NULL;
+    size_t i = 0;
+    for (; i < n; i += 32) {
+        __m256i v;
+        size_t step = n - i;
+        if (step >= 32) {
+            step = 32;
+            v = _mm256_loadu_si256((const __m256i *)(s + i));
+        } else {
+            unsigned char tail[32] __attribute__((aligned(32)));
+            _mm256_store_si256((__m256i *)tail, _mm256_setzero_si256());
+            memcpy(tail, s + i, step); /* NUL is ASCII and masked out below */
+            v = _mm256_load_si256((const __m256i *)tail);
+        }
+        sl_u8_check256(&u, v, u.prev);
+        u.prev = v;
+        uint32_t valid = step == 32 ? 0xffffffffu : (1u << step) - 1;
+        uint32_t qm = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
+                          _mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash))) &
+                      valid;
+        uint32_t cm =
+            (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, c1f), v)) & valid;
+        if (lb) {
+            lb->stops[i >> 5] = qm | cm;
+            lb->conts[i >> 5] =
+                (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, top2), cont));
+        }
+        if (!(qm | cm)) {
+            _mm256_storeu_si256((__m256i *)o, v);
+            o += step;
+            continue;
+        }
+        if (!cm) {
+            __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+            char *start = o;
+            o = spread8(o, lo, qm & 0xff);
+            if (step > 8) o = spread8(o, _mm_srli_si128(lo, 8), (qm >> 8) & 0xff);
+            if (step > 16) o = spread8(o, hi, (qm >> 16) & 0xff);
+            if (step > 24) spread8(o, _mm_srli_si128(hi, 8), qm >> 24);
+            o = start + step + __builtin_popcount(qm);
+            continue;
+        }
+        for (size_t j = 0; j < step; j++) {
+            unsigned char c = s[i + j];
+            if ((qm | cm) >> j & 1)
+                o = escape_ascii(o, c);
+            else
+                *o++ = (char)c;
+        }
+    }
+    if (lb)
+        lb->stops[i >> 5] = lb->conts[i >> 5] = 0,
+                       lb->stops[(i >> 5) + 1] = lb->conts[(i >> 5) + 1] = 0;
+    u.err = _mm256_or_si256(u.err, sl_u8_incomplete256(u.prev));
+    return _mm256_testz_si256(u.err, u.err) ? o : NULL;
+}
+
+/* escape_valid_avx2 with the common case inline: a key or value of at most
+ * 32 bytes, readable as one block, with no stop. */
+SL_AVX2 static inline char *escape_valid_short_avx2(char *o, const unsigned char *s, size_t n,
+                                                    size_t lim)
+{
+    if (n <= 32 && lim >= 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)s);
+        _mm256_storeu_si256((__m256i *)o, x);
+        __m256i q = _mm256_or_si256(_mm256_cmpeq_epi8(x, _mm256_set1_epi8('"')),
+                                    _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\\')));
+        __m256i c = _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x1f)), x);
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(q, c));
+        if (!(m & (uint32_t)((1ull << n) - 1))) return o + n;
+    }
+    return escape_valid_avx2(o, s, n, lim);
 }
 #endif
 

@@ -30,6 +30,13 @@ enum sl_field_flags {
     SL_FF_LABEL = 1 << 1,       /* becomes a Loki label / Kafka header */
     SL_FF_METADATA = 1 << 2,    /* Loki structured metadata */
     SL_FF_REMOVED = 1 << 3,     /* removed by a step; skip when encoding */
+    /* Set by the json parser on the top-level members it emits: key and
+     * val are slices of a document it validated (valid UTF-8, no control
+     * byte inside a string), so a key without SL_FF_KEY_ESCAPED and a
+     * SL_V_STRING value hold no '"', '\\' or byte below 0x20 and are their
+     * own JSON escape (shipper/recjson.c copies them). Whoever changes key
+     * or val clears it; the spool does not keep it. */
+    SL_FF_VERBATIM = 1 << 4,
 };
 
 typedef struct sl_field {

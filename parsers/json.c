@@ -484,7 +484,9 @@ static __attribute__((noinline)) int emit_slow(walker *w, emitter *e, uint32_t d
                                                sl_slice val, int type)
 {
     sl_slice key = {(const char *)w->p + kopen + 1, kclose - kopen - 1};
-    uint8_t flags = kesc ? SL_FF_KEY_ESCAPED : 0;
+    /* Only a record's fields carry SL_FF_VERBATIM (core/record.h): the
+     * caller-array API has no encoder after it that looks. */
+    uint8_t flags = (uint8_t)((kesc ? SL_FF_KEY_ESCAPED : 0) | (e->b ? SL_FF_VERBATIM : 0));
     if (depth > 1) {
         if (joined_key(w, e, depth - 1, kopen, kclose, true, &key)) return -1;
         flags = 0;

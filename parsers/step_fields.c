@@ -103,7 +103,10 @@ static int rename_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)
     fields_step *s = state;
     for (size_t i = 0; i < s->nnames; i++) {
         sl_field *f = sl_record_field(r, s->from[i], strlen(s->from[i]));
-        if (f) f->key = (sl_slice){s->to[i], strlen(s->to[i])};
+        if (f) {
+            f->key = (sl_slice){s->to[i], strlen(s->to[i])};
+            f->flags &= (uint8_t)~SL_FF_VERBATIM; /* the new key is not the parser's */
+        }
     }
     return SL_OK;
 }

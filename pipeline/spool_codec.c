@@ -177,7 +177,7 @@ static bool cur_field(rcur *c, sl_field *f, sl_slice line)
         return false;
     }
     f->type = tf[0];
-    f->flags = tf[1];
+    f->flags = tf[1] & (uint8_t)~SL_FF_VERBATIM; /* a promise of the parser, not the file's */
     return true;
 }
 

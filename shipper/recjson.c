@@ -113,6 +113,17 @@ static int append_checked(sl_buf *out, const sl_batch *b, const sl_record *r, un
 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (30 bytes), as sl_format_rfc3339_ns
  * prints it, without gmtime_r and snprintf (most of the old per-record
  * cost). Days to civil date: H. Hinnant's days_from_civil inverse. */
+static const char digits2[100][2] = {
+#define D10(t)                                                                                     \
+    {t, '0'}, {t, '1'}, {t, '2'}, {t, '3'}, {t, '4'}, {t, '5'}, {t, '6'}, {t, '7'}, {t, '8'},      \
+    {                                                                                              \
+        t, '9'                                                                                     \
+    }
+    D10('0'), D10('1'), D10('2'), D10('3'), D10('4'),
+    D10('5'), D10('6'), D10('7'), D10('8'), D10('9'),
+#undef D10
+};
+
 static char *put_time(char *o, int64_t ns)
 {
     int64_t secs = ns / 1000000000, frac = ns % 1000000000;
@@ -129,17 +140,20 @@ static char *put_time(char *o, int64_t ns)
     int64_t d = doy - (153 * mp + 2) / 5 + 1;
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
     if (m <= 2) y++;
-    /* int64 nanoseconds span the years 1677-2262: always four digits. */
-    o[0] = (char)('0' + y / 1000), o[1] = (char)('0' + y / 100 % 10);
-    o[2] = (char)('0' + y / 10 % 10), o[3] = (char)('0' + y % 10), o[4] = '-';
-    o[5] = (char)('0' + m / 10), o[6] = (char)('0' + m % 10), o[7] = '-';
-    o[8] = (char)('0' + d / 10), o[9] = (char)('0' + d % 10), o[10] = 'T';
-    int64_t hh = sod / 3600, mm = sod / 60 % 60, ss = sod % 60;
-    o[11] = (char)('0' + hh / 10), o[12] = (char)('0' + hh % 10), o[13] = ':';
-    o[14] = (char)('0' + mm / 10), o[15] = (char)('0' + mm % 10), o[16] = ':';
-    o[17] = (char)('0' + ss / 10), o[18] = (char)('0' + ss % 10), o[19] = '.';
-    for (int k = 28; k >= 20; k--, frac /= 10) o[k] = (char)('0' + frac % 10);
-    o[29] = 'Z';
+    /* int64 nanoseconds span the years 1677-2262: always four digits. Two
+     * digits per table look-up, on unsigned 32-bit values (the divisions by
+     * constants become multiplications): a per-digit loop of 64-bit
+     * divisions was a tenth of the encoder's time. */
+    uint32_t yy = (uint32_t)y, fr = (uint32_t)frac, sd = (uint32_t)sod;
+    memcpy(o, digits2[yy / 100], 2), memcpy(o + 2, digits2[yy % 100], 2), o[4] = '-';
+    memcpy(o + 5, digits2[m], 2), o[7] = '-', memcpy(o + 8, digits2[d], 2), o[10] = 'T';
+    memcpy(o + 11, digits2[sd / 3600], 2), o[13] = ':';
+    memcpy(o + 14, digits2[sd / 60 % 60], 2), o[16] = ':';
+    memcpy(o + 17, digits2[sd % 60], 2), o[19] = '.';
+    uint32_t hi = fr / 100000, lo = fr % 100000; /* 4 + 5 digits */
+    memcpy(o + 20, digits2[hi / 100], 2), memcpy(o + 22, digits2[hi % 100], 2);
+    memcpy(o + 24, digits2[lo / 1000], 2), memcpy(o + 26, digits2[lo / 10 % 100], 2);
+    o[28] = (char)('0' + lo % 10), o[29] = 'Z';
     return o + 30;
 }
 
@@ -174,49 +188,181 @@ static inline char *put_copy(char *o, sl_slice v, sl_slice line)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* simd: the caller is the SSSE3 copy of the writer, which inlines the
- * escaper's loop instead of calling it per string. */
-static ALWAYS_INLINE char *put_escaped(char *o, sl_slice v, sl_slice line, size_t *bad, bool simd)
+/* Which copy of the writer: the portable one, the SSSE3 one with the
+ * escaper's loop inlined, or the AVX2 one, which also checks the line's
+ * UTF-8 once and then escapes text known to be valid without looking at
+ * its non-ASCII bytes. */
+enum writer_kind { W_PORTABLE, W_SSSE3, W_AVX2 };
+
+/* What the writer knows about the record's line. */
+typedef struct line_info {
+    sl_slice line;
+    bool valid_utf8;     /* checked by the AVX2 writer only */
+    const line_bits *lb; /* its stop and continuation bits, when the AVX2
+                          * writer escaped it (and it is not too long) */
+} line_info;
+
+/* Whether v is valid UTF-8 because the line is: v lies inside it and starts
+ * and ends on character boundaries (a byte that is not a continuation, or
+ * the line's end). A slice of valid UTF-8 cut there is valid UTF-8. */
+static inline bool valid_within(sl_slice v, const line_info *li)
 {
-#ifdef SL_SSSE3
-    if (simd) return escape_ssse3(o, (const unsigned char *)v.p, v.n, readable(v, line), bad).o;
+    if (!li->valid_utf8) return false;
+    uintptr_t p = (uintptr_t)v.p, lo = (uintptr_t)li->line.p, hi = lo + li->line.n;
+    if (!(p >= lo && p <= hi && v.n <= hi - p)) return false;
+    if (v.n == 0) return true;
+#ifdef SL_AVX2
+    if (li->lb) return !bit_set(li->lb->conts, p - lo) && !bit_set(li->lb->conts, p - lo + v.n);
 #endif
-    (void)simd;
-    return o + sl_json_escape_within(o, v.p, v.n, readable(v, line), bad);
+    const unsigned char *u = (const unsigned char *)v.p;
+    if ((u[0] & 0xC0) == 0x80) return false;
+    return p + v.n == hi || (u[v.n] & 0xC0) != 0x80;
 }
 
-static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, sl_slice line, int *first,
-                                     size_t *bad, bool simd)
+/* kind: which copy of the writer this is inlined into (a constant there). */
+static ALWAYS_INLINE char *put_escaped(char *o, sl_slice v, const line_info *li, size_t *bad,
+                                       int kind)
+{
+#ifdef SL_AVX2
+    if (kind == W_AVX2 && valid_within(v, li)) {
+        /* Valid text with no stop byte is its own escape: the line's bits
+         * say so without reading it again. */
+        if (li->lb && bits_clear(li->lb->stops, (size_t)(v.p - li->line.p), v.n))
+            return put_copy(o, v, li->line);
+        return escape_valid_short_avx2(o, (const unsigned char *)v.p, v.n, readable(v, li->line));
+    }
+#endif
+#ifdef SL_SSSE3
+    if (kind != W_PORTABLE)
+        return escape_ssse3(o, (const unsigned char *)v.p, v.n, readable(v, li->line), bad).o;
+#endif
+    (void)kind;
+    return o + sl_json_escape_within(o, v.p, v.n, readable(v, li->line), bad);
+}
+
+/* The line: in the AVX2 writer checked for UTF-8 while it is escaped as
+ * valid text, and escaped again exactly when it is not. */
+static ALWAYS_INLINE char *put_line(char *o, line_info *li, line_bits *lb, size_t *bad, int kind)
+{
+#ifdef SL_AVX2
+    if (kind == W_AVX2 && li->valid_utf8)
+        return escape_valid_avx2(o, (const unsigned char *)li->line.p, li->line.n, li->line.n);
+    if (kind == W_AVX2) {
+        char *e = escape_line_avx2(o, (const unsigned char *)li->line.p, li->line.n, lb);
+        if (e) {
+            li->valid_utf8 = true;
+            li->lb = li->line.n <= SL_LINE_BITS_MAX ? lb : NULL;
+            return e;
+        }
+    }
+#endif
+    (void)lb;
+    return put_escaped(o, li->line, li, bad, kind);
+}
+
+static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, const line_info *li, int *first,
+                                     size_t *bad, int kind)
 {
     if (!*first) *o++ = ',';
     *first = 0;
     *o++ = '"';
-    if (f->flags & SL_FF_KEY_ESCAPED)
-        o = put_copy(o, f->key, line);
+    /* An escaped key is still valid JSON string content as read; a
+     * verbatim one (core/record.h) is its own escape. */
+    if (f->flags & (SL_FF_KEY_ESCAPED | SL_FF_VERBATIM))
+        o = put_copy(o, f->key, li->line);
     else
-        o = put_escaped(o, f->key, line, bad, simd);
+        o = put_escaped(o, f->key, li, bad, kind);
     *o++ = '"', *o++ = ':';
     switch (f->type) {
     case SL_V_STRING:
         *o++ = '"';
-        o = put_escaped(o, f->val, line, bad, simd);
+        if (f->flags & SL_FF_VERBATIM)
+            o = put_copy(o, f->val, li->line);
+        else
+            o = put_escaped(o, f->val, li, bad, kind);
         *o++ = '"';
         break;
     case SL_V_ESCAPED:
         *o++ = '"';
-        o = put_copy(o, f->val, line);
+        o = put_copy(o, f->val, li->line);
         *o++ = '"';
         break;
     default:
-        o = put_copy(o, f->val, line);
+        o = put_copy(o, f->val, li->line);
     }
     return o;
 }
 
+/* Whether the record's fields, written as JSON, are its line byte for byte:
+ * a line the json step parsed, every member in order with nothing between
+ * the tokens, none removed, renamed or added since. Every byte of the line
+ * then lies in a verbatim slice or is a separator, so the line is also
+ * valid UTF-8 (the parser validated it). Two halves, so the line's bytes
+ * are read once it is in cache: fields_tile_line compares only the
+ * slices' positions (each one byte of separator apart, the first just
+ * after the opening brace, the last just before the closing one); then
+ * separators_ok reads those bytes. */
+static inline bool fields_tile_line(const sl_record *r, size_t *label_room)
+{
+    size_t n = r->line.n, at = 1; /* where the next member starts */
+    uintptr_t base = (uintptr_t)r->line.p;
+    if (n < 2) return false;
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const sl_field *f = &r->fields[i];
+        if ((f->flags & (SL_FF_VERBATIM | SL_FF_REMOVED)) != SL_FF_VERBATIM) return false;
+        at += i != 0; /* the comma */
+        if (at + 1 >= n || (uintptr_t)f->key.p != base + at + 1 || f->key.n >= n - at - 1)
+            return false;
+        size_t v = at + 1 + f->key.n + 2; /* past the closing quote and the colon */
+        bool quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
+        v += quoted;
+        if (v >= n || (uintptr_t)f->val.p != base + v || f->val.n > n - v) return false;
+        at = v + f->val.n + quoted;
+        /* a label field is written again under labels (its slices lie in
+         * the line, apart: no overflow) */
+        if (f->flags & SL_FF_LABEL)
+            *label_room += SL_JSON_ESCAPE_ROOM(f->key.n) + SL_JSON_ESCAPE_ROOM(f->val.n) + 8;
+    }
+    return at == n - 1;
+}
+
+/* The bytes between the slices fields_tile_line placed. */
+static inline bool separators_ok(const sl_record *r)
+{
+    const char *p = r->line.p;
+    if (p[0] != '{' || p[r->line.n - 1] != '}') return false;
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const sl_field *f = &r->fields[i];
+        const char *k = f->key.p, *v = f->val.p;
+        if ((i && k[-2] != ',') || k[-1] != '"' || k[f->key.n] != '"' || k[f->key.n + 1] != ':')
+            return false;
+        if ((f->type == SL_V_STRING || f->type == SL_V_ESCAPED) &&
+            (v[-1] != '"' || v[f->val.n] != '"'))
+            return false;
+    }
+    return true;
+}
+
 /* The record into o, which has room for its worst case. */
 static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_record *r,
-                                        unsigned parts, size_t *bad, bool simd)
+                                        unsigned parts, bool tiled, size_t *bad, int kind)
 {
+    line_info li = {r->line, false, NULL};
+    line_bits lbits;
+    /* tiled (fields_tile_line): when the separators hold too, the fields
+     * are one copy of the line and its escape needs no UTF-8 check. The
+     * AVX2 writer escapes the line on that assumption first and checks the
+     * separators after, with the line in cache; when they do not hold, the
+     * line is escaped again over what was written. */
+    bool whole = tiled;
+    bool speculate = kind == W_AVX2 && tiled && (parts & SL_RJ_LINE);
+    if (tiled && !speculate) whole = separators_ok(r);
+    li.valid_utf8 = whole;
+#ifdef SL_AVX2
+    if (kind == W_AVX2 && !whole && !(parts & SL_RJ_LINE) &&
+        (parts & (SL_RJ_FIELDS | SL_RJ_LABELS)))
+        li.valid_utf8 = utf8_valid_avx2((const unsigned char *)r->line.p, r->line.n);
+#endif
     int first = 1;
     *o++ = '{';
     if (parts & SL_RJ_TIME) {
@@ -227,28 +373,39 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
     }
     if (parts & SL_RJ_LINE) {
         o = first ? put_lit(o, "\"line\":\"", 8) : put_lit(o, ",\"line\":\"", 9);
-        o = put_escaped(o, r->line, r->line, bad, simd);
+        char *start = o;
+        o = put_line(o, &li, &lbits, bad, kind);
+        if (speculate && !separators_ok(r)) {
+            whole = li.valid_utf8 = false;
+            o = put_line(start, &li, &lbits, bad, kind);
+        }
         *o++ = '"';
         first = 0;
     }
     if (parts & SL_RJ_FIELDS) {
         o = first ? put_lit(o, "\"fields\":{", 10) : put_lit(o, ",\"fields\":{", 11);
-        int ffirst = 1;
-        for (uint32_t i = 0; i < r->nfields; i++)
-            if (!(r->fields[i].flags & SL_FF_REMOVED))
-                o = put_field(o, &r->fields[i], r->line, &ffirst, bad, simd);
-        *o++ = '}';
+        if (whole) {
+            o--; /* the line brings its own braces */
+            memcpy(o, r->line.p, r->line.n);
+            o += r->line.n;
+        } else {
+            int ffirst = 1;
+            for (uint32_t i = 0; i < r->nfields; i++)
+                if (!(r->fields[i].flags & SL_FF_REMOVED))
+                    o = put_field(o, &r->fields[i], &li, &ffirst, bad, kind);
+            *o++ = '}';
+        }
         first = 0;
     }
     if (parts & SL_RJ_LABELS) {
         o = first ? put_lit(o, "\"labels\":{", 10) : put_lit(o, ",\"labels\":{", 11);
         int lfirst = 1;
         for (uint32_t i = 0; i < b->nlabels; i++)
-            o = put_field(o, &b->labels[i], r->line, &lfirst, bad, simd);
+            o = put_field(o, &b->labels[i], &li, &lfirst, bad, kind);
         for (uint32_t i = 0; i < r->nfields; i++) {
             const sl_field *f = &r->fields[i];
             if ((f->flags & SL_FF_LABEL) && !(f->flags & SL_FF_REMOVED))
-                o = put_field(o, f, r->line, &lfirst, bad, simd);
+                o = put_field(o, f, &li, &lfirst, bad, kind);
         }
         *o++ = '}';
     }
@@ -257,16 +414,24 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
 }
 
 static char *write_portable(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                            size_t *bad)
+                            bool tiled, size_t *bad)
 {
-    return write_record(o, b, r, parts, bad, false);
+    return write_record(o, b, r, parts, tiled, bad, W_PORTABLE);
 }
 
 #ifdef SL_SSSE3
 SL_SSSE3 static char *write_ssse3(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                  size_t *bad)
+                                  bool tiled, size_t *bad)
 {
-    return write_record(o, b, r, parts, bad, true);
+    return write_record(o, b, r, parts, tiled, bad, W_SSSE3);
+}
+#endif
+
+#ifdef SL_AVX2
+SL_AVX2 static char *write_avx2(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
+                                bool tiled, size_t *bad)
+{
+    return write_record(o, b, r, parts, tiled, bad, W_AVX2);
 }
 #endif
 
@@ -281,6 +446,12 @@ static bool field_room(const sl_field *f, size_t *need)
 
 int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts)
 {
+    return sl_recjson_append_kernel(out, b, r, parts, SL_RJ_KERNEL_AUTO);
+}
+
+int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts,
+                             int kernel)
+{
     if (out->failed) return SL_ENOMEM;
     /* The sinks walk a batch in order: while this record is written, have
      * the next one's field array (written by the parser a while ago, often
@@ -290,30 +461,48 @@ int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsign
         const char *f = (const char *)r[1].fields;
         size_t bytes = (size_t)r[1].nfields * sizeof(sl_field);
         for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(f + k);
+        /* and its line */
+        for (size_t k = 0; k < r[1].line.n && k < 4096; k += 64)
+            __builtin_prefetch(r[1].line.p + k);
     }
+    size_t label_room = 0;
+    bool tiled = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_tile_line(r, &label_room);
     /* The whole record's worst case first: every store below is then
-     * unchecked, and no field costs a reservation of its own. */
+     * unchecked, and no field costs a reservation of its own. Tiled, the
+     * fields are at most the line again (written field by field when the
+     * separators turn out not to hold) and the labels were summed above. */
     size_t need = 96;
     bool sane = r->line.n <= SIZE_MAX / 16;
-    if (sane) need += SL_JSON_ESCAPE_ROOM(r->line.n);
-    for (uint32_t i = 0; sane && i < r->nfields; i++) {
-        sane = field_room(&r->fields[i], &need);
-        /* a label field is written twice: under fields and labels */
-        if (sane && (r->fields[i].flags & SL_FF_LABEL)) sane = field_room(&r->fields[i], &need);
+    if (sane && tiled) need += SL_JSON_ESCAPE_ROOM(r->line.n) + r->line.n + label_room;
+    if (sane && !tiled) {
+        need += SL_JSON_ESCAPE_ROOM(r->line.n);
+        for (uint32_t i = 0; sane && i < r->nfields; i++) {
+            sane = field_room(&r->fields[i], &need);
+            /* a label field is written twice: under fields and labels */
+            if (sane && (r->fields[i].flags & SL_FF_LABEL)) sane = field_room(&r->fields[i], &need);
+        }
     }
     for (uint32_t i = 0; sane && i < b->nlabels; i++) sane = field_room(&b->labels[i], &need);
-    if (!sane || sl_buf_reserve(out, need) != SL_OK) {
+    if (!sane || (out->cap - out->len <= need && sl_buf_reserve(out, need) != SL_OK)) {
         out->failed = 0;
         return append_checked(out, b, r, parts);
     }
     size_t bad = 0;
     char *o = out->p + out->len;
-#ifdef SL_SSSE3
-    if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt"))
-        o = write_ssse3(o, b, r, parts, &bad);
+    (void)kernel;
+#ifdef SL_AVX2
+    if (kernel >= SL_RJ_KERNEL_AVX2 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi"))
+        o = write_avx2(o, b, r, parts, tiled, &bad);
     else
 #endif
-        o = write_portable(o, b, r, parts, &bad);
+#ifdef SL_SSSE3
+        if (kernel >= SL_RJ_KERNEL_SSSE3 && __builtin_cpu_supports("ssse3") &&
+            __builtin_cpu_supports("popcnt"))
+        o = write_ssse3(o, b, r, parts, tiled, &bad);
+    else
+#endif
+        o = write_portable(o, b, r, parts, tiled, &bad);
     out->len = (size_t)(o - out->p);
     out->p[out->len] = '\0';
     return bad > INT_MAX ? INT_MAX : (int)bad;

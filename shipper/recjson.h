@@ -20,6 +20,19 @@ enum sl_recjson_parts {
 /* Appends the JSON of b->records[i]; returns the number of bytes replaced
  * by U+FFFD, or SL_ENOMEM. */
 int sl_recjson_append(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts);
+
+/* The writer's copies, best last; AUTO (what sl_recjson_append uses) is the
+ * best this CPU has. */
+enum sl_recjson_kernel {
+    SL_RJ_KERNEL_PORTABLE = 1,
+    SL_RJ_KERNEL_SSSE3 = 2,
+    SL_RJ_KERNEL_AVX2 = 3,
+    SL_RJ_KERNEL_AUTO = 3,
+};
+/* sl_recjson_append with the copy at most kernel (a lesser one where the CPU
+ * lacks it): the same bytes from each, which the tests check. */
+int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts,
+                             int kernel);
 /* RFC 3339 UTC with nanoseconds into buf (>= 32 bytes). */
 void sl_format_rfc3339_ns(char *buf, size_t cap, int64_t ns);
 

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""One pass of file -> parse JSON -> file sink, ending when every line of
+CORPUS is in the output: a command for a whole-process timer, so the two
+formats (or two builds) are timed in turn, A B A B ..., e.g. with
+
+  P="env TMPDIR=/dev/shm /usr/bin/python3 benchmarks/recjson_pass.py"
+  A: $P build/cli/sluice CORPUS json     B: $P build/cli/sluice CORPUS raw
+
+(`/usr/bin/time -v` does for one run.) With OUT_BYTES (the output's size,
+printed by a run without it) the pass ends when the output reaches that
+size, watched with stat(2), so the harness reads nothing and its CPU stays
+out of the figures. FORMAT is the file sink's `format`
+(raw: the line; json: the record as JSON, shipper/recjson.c). The output
+goes to TMPDIR (use a tmpfs: on a disk the JSON run, 2.2x the bytes, waits
+on writeback and the ratio measures the disk). The lines are counted as
+they arrive, reading each output byte once, as benchmarks/e2e.py does."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+if len(sys.argv) not in (4, 5) or sys.argv[3] not in ("raw", "json"):
+    sys.exit(__doc__)
+sluice, corpus, fmt = sys.argv[1:4]
+want_bytes = int(sys.argv[4]) if len(sys.argv) == 5 else None
+want = 0
+if want_bytes is None:
+    with open(corpus, "rb") as f:
+        want = sum(c.count(b"\n") for c in iter(lambda: f.read(8 << 20), b""))
+d = tempfile.mkdtemp(prefix="sluice-recjsonpass.")
+agent = None
+try:
+    out = os.path.join(d, "out.log")
+    os.makedirs(os.path.join(d, "in"))
+    os.link(corpus, os.path.join(d, "in", "app.log"))  # same file system (TMPDIR)
+    cfg = os.path.join(d, "sluice.yml")
+    with open(cfg, "w") as f:
+        f.write(f"""data_dir: {d}/data
+log: {{ level: warn }}
+inputs:
+  - name: app
+    type: file
+    paths: ["{d}/in/*.log"]
+    start_at: beginning
+    parse:
+      - json: {{}}
+sinks:
+  - name: out
+    type: file
+    path: {out}
+    format: {fmt}
+""")
+    agent = subprocess.Popen([sluice, "run", "-c", cfg], stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(d, "sluice.err"), "wb"))
+    n, pos, t0 = 0, 0, time.monotonic()
+    while want_bytes is not None:
+        if agent.poll() is not None or time.monotonic() - t0 > 600:
+            sys.exit(f"agent ended or timed out before {want_bytes} bytes")
+        try:
+            if os.stat(out).st_size >= want_bytes:
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.01)
+    while n < want:
+        if agent.poll() is not None or time.monotonic() - t0 > 600:
+            sys.exit(f"agent ended or timed out with {n} of {want} lines")
+        try:
+            with open(out, "rb") as f:
+                f.seek(pos)
+                data = f.read(64 << 20)
+        except FileNotFoundError:
+            data = b""
+        pos += len(data)
+        n += data.count(b"\n")
+        if not data:
+            time.sleep(0.02)
+    if want_bytes is None:
+        print(f"{n} lines, {os.path.getsize(out)} bytes", file=sys.stderr)
+finally:
+    if agent and agent.poll() is None:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+    shutil.rmtree(d, ignore_errors=True)

@@ -193,7 +193,9 @@ static const sl_cfg_key kafka_input_keys[] = {
     {.name = "librdkafka",
      .type = SL_KEY_MAP,
      .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
-            "`security.protocol`); the group, commit and offset-reset properties are sluice's"},
+            "`security.protocol`); the group, commit and offset-reset properties are sluice's; "
+            "prefetch is bounded by default (`queued.max.messages.kbytes: 16384`, "
+            "`queued.min.messages: 10000`), raise it here"},
 };
 
 /* Properties sluice sets itself: committing is ours (after delivery), and
@@ -872,6 +874,12 @@ static int consumer_new(kin *in, sl_err *err)
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", in->start == 0 ? "earliest" : "latest"},
         {"client.id", "sluice"},
+        /* librdkafka prefetches up to 100,000 messages and 64 MiB per
+         * partition by default: 176-292 MiB of RSS at 64 partitions in
+         * benchmarks/kafka_input.py. These bound it (79 MiB there) at the
+         * same rate; `librdkafka:` overrides them (decision 0033). */
+        {"queued.max.messages.kbytes", "16384"},
+        {"queued.min.messages", "10000"},
     };
     char errstr[512];
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)

@@ -150,11 +150,10 @@ static const sl_cfg_key kafka_keys[] = {
     {.name = "linger_ms",
      .at = SL_CFG_AT(sl_kafka_keys_read, linger_ms),
      .type = SL_KEY_INT,
-     .def = "5",
+     .def = "20",
      .min = 0,
      .max = 900000,
-     .doc = "producer batching: how long a message waits for others (librdkafka's default; "
-            "see Kafka throughput)"},
+     .doc = "producer batching: how long a message waits for others"},
     {.name = "batch_bytes",
      .at = SL_CFG_AT(sl_kafka_keys_read, batch_bytes),
      .type = SL_KEY_SIZE,
@@ -441,21 +440,25 @@ static int32_t spread_partition(const rd_kafka_topic_t *rkt, const void *key, si
     kafka *s = rkt_opaque;
     unsigned n = atomic_fetch_add_explicit(&s->spread_seq, 1, memory_order_relaxed);
     unsigned run = n / SPREAD_RUN;
-    /* The partition is chosen once per run (and topic, by a tag of its
+    /* The partition is checked once per run (and topic, by a tag of its
      * handle): asking librdkafka whether a partition is available takes a
      * reference and its locks, per message. A partition that loses its
      * leader within a run holds that run's remaining messages until it has
-     * one again (not lost); the next run chooses another. */
+     * one again (not lost); the next run is checked afresh. */
     unsigned long long tag = ((uintptr_t)rkt >> 4) & 0xffffu;
     unsigned long long at = atomic_load_explicit(&s->spread_at, memory_order_relaxed);
     int32_t cached = (int32_t)(at & 0xffffu) - 1;
     if (at >> 32 == run && (at >> 16 & 0xffffu) == tag && cached >= 0 && cached < partition_cnt)
         return cached;
-    int32_t p = (int32_t)((s->spread_start + run) % (unsigned)partition_cnt);
+    int32_t first = (int32_t)((s->spread_start + run) % (unsigned)partition_cnt), p = first;
     /* A partition without a leader would hold its messages until it has one. */
     for (int32_t i = 0; i < partition_cnt && !rd_kafka_topic_partition_available(rkt, p); i++)
         p = (p + 1) % partition_cnt;
-    if (p < 0xffff)
+    /* Only the run's own partition is kept: one passed over (no leader yet,
+     * e.g. right after the first metadata) is asked again per message, so
+     * the run moves back as soon as its partition has a leader and a
+     * startup does not pile several runs onto one partition. */
+    if (p == first && p < 0xffff)
         atomic_store_explicit(&s->spread_at,
                               (unsigned long long)run << 32 | tag << 16 | (unsigned)(p + 1),
                               memory_order_relaxed);

@@ -506,7 +506,9 @@ ruleset(name="r") {{
             return None
         variants = [("", "defaults"), self.KAFKA_REF]
         tries = {label: [] for _, label in variants}
+        zstd = []  # issue 19's reference: `zstd -1 -T1` on the same bytes, in turn with the runs
         for _ in range(runs):
+            zstd.append(self.zstd_mbs(src, nbytes))
             for extra, label in variants:
                 tries[label].append(self.run_kafka_once(src, nbytes, nlines, extra, label))
         med = {}
@@ -517,6 +519,12 @@ ruleset(name="r") {{
                 if t is not med[label]:
                     self.rows.remove(t)
         a, b = med["defaults"], med[self.KAFKA_REF[1]]
+        if a and all(zstd):
+            zm = sorted(zstd)[len(zstd) // 2]
+            pairs = [t["mbs"] / z for t, z in zip(tries["defaults"], zstd)]
+            self.notes.append(f"kafka (defaults) / `zstd -1 -T1` on the same file ({zm:.1f} MB/s, "
+                              f"median of {runs}): {a['mbs'] / zm:.2f}x (goal >= 0.8x; paired runs "
+                              + ", ".join(f"{p:.2f}x" for p in pairs) + ")")
         if peer:
             self.kafka_peer = self.median_of(runs, lambda: self.run_kafka_once(
                 src, nbytes, nlines, "", "rsyslog omkafka, zstd", agent="rsyslog"))
@@ -528,6 +536,17 @@ ruleset(name="r") {{
                               + ", ".join(f"{p:.2f}x" for p in pairs) + "), CPU s/GB "
                               f"{a['cpugb'] / b['cpugb']:.2f}x")
         return a
+
+    def zstd_mbs(self, src, nbytes):
+        """`zstd -1 -T1` over the corpus (page cache) to /dev/null: MB/s of
+        wall time, 0 when zstd is missing."""
+        t0 = time.monotonic()
+        try:
+            subprocess.run(["zstd", "-1", "-T1", "-q", "-c", src], stdout=subprocess.DEVNULL,
+                           check=True)
+        except (OSError, subprocess.CalledProcessError):
+            return 0
+        return nbytes / 1e6 / (time.monotonic() - t0)
 
     def run_kafka_once(self, src, nbytes, nlines, extra, label, agent="sluice"):
         """file -> json -> Kafka (librdkafka's mock cluster, 3 brokers on

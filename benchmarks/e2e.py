@@ -37,25 +37,18 @@ moment; peak RSS is VmHWM. Exit status 1 when any run failed."""
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-TICK = os.sysconf("SC_CLK_TCK")
+from benchlib import cpu_s, free_port, stop
+
 FAILED = []
 
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
 def rss_parts_mib(pid):
@@ -107,24 +100,6 @@ class LineCounter:
             for line in lines:
                 self.on_line(line, now)
             self.n += len(lines)
-
-
-def stop(proc, timeout=20):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_for(proc, counter, want, timeout):

@@ -54,6 +54,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import LineCounter, cpu_s, free_port, hwm_mib, stop
+
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 LINES = int(os.environ.get("SLUICE_KIN_LINES", "600000"))
 RUNS = int(os.environ.get("SLUICE_KIN_RUNS", "3"))
@@ -65,68 +67,8 @@ RECEIVER = os.environ.get("SLUICE_KIN_RECEIVER", os.path.join(BUILD, "tests", "l
 SKIP = set(filter(None, os.environ.get("SLUICE_KIN_SKIP", "").split(",")))
 PERF = os.environ.get("SLUICE_KIN_PERF", "")
 SLUICE = os.path.join(BUILD, "cli", "sluice")
-TICK = os.sysconf("SC_CLK_TCK")
 TIMEOUT = 600
 FAILED = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def cpu_s(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (FileNotFoundError, ProcessLookupError):
-        return float("nan")
-
-
-def hwm_mib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return float("nan")
-
-
-class LineCounter:
-    """Newlines of a growing file, reading only what is new."""
-
-    def __init__(self, path):
-        self.path, self.off, self.n = path, 0, 0
-
-    def count(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.off)
-                while True:
-                    b = f.read(1 << 20)
-                    if not b:
-                        break
-                    self.n += b.count(b"\n")
-                    self.off += len(b)
-        except FileNotFoundError:
-            pass
-        return self.n
-
-
-def stop(proc, timeout=20):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_listening(port, proc, timeout=30):

@@ -16,36 +16,19 @@ the Loki sinks' `concurrency`, default 4; SLUICE_RELAY_ACK, the relay's
 `max_batch_wait`, default 10ms; the edge's is 100ms)."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+from benchlib import cpu_s, free_port
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 LINES = int(os.environ.get("SLUICE_RELAY_LINES", "500000"))
 KIND = os.environ.get("SLUICE_RELAY_KIND", "json")
-TICK = os.sysconf("SC_CLK_TCK")
 SLUICE = os.path.join(BUILD, "cli", "sluice")
 RECEIVER = os.path.join(BUILD, "tests", "loki-receiver")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def cpu_s(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except FileNotFoundError:
-        return float("nan")
 
 
 def count_lines(path, state):

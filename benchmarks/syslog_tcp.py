@@ -16,45 +16,11 @@ import sys
 import tempfile
 import time
 
+from benchlib import LineCounter, cpu_s, free_port
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 LINES = int(os.environ.get("SLUICE_SYSLOG_LINES", "1000000"))
 KIND = os.environ.get("SLUICE_SYSLOG_KIND", "syslog3164")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-class LineCounter:
-    """Counts newlines of a growing file, reading only what is new."""
-
-    def __init__(self, path):
-        self.path, self.off, self.n = path, 0, 0
-
-    def count(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.off)
-                while True:
-                    b = f.read(1 << 20)
-                    if not b:
-                        break
-                    self.n += b.count(b"\n")
-                    self.off += len(b)
-        except FileNotFoundError:
-            pass
-        return self.n
 
 
 def connect(port, proc, timeout=30):

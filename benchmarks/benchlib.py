@@ -1,0 +1,72 @@
+"""What the benchmark scripts share: a free loopback port, a process's CPU
+seconds and peak RSS from /proc, a line counter for a growing file, and a
+stop that cannot hang. Scripts import it from their own folder."""
+import os
+import signal
+import socket
+import subprocess
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    """A port on 127.0.0.1 free a moment ago (the agent binds it next)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a live process; nan once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
+
+
+def hwm_mib(pid):
+    """Peak RSS (VmHWM) in MiB of a live process; nan once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return float("nan")
+
+
+class LineCounter:
+    """Newlines of a growing file, reading only what is new."""
+
+    def __init__(self, path):
+        self.path, self.off, self.n = path, 0, 0
+
+    def count(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.off)
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        break
+                    self.n += b.count(b"\n")
+                    self.off += len(b)
+        except FileNotFoundError:
+            pass
+        return self.n
+
+
+def stop(proc, timeout=20):
+    """SIGTERM, then SIGKILL after timeout seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

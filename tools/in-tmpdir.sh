@@ -5,6 +5,9 @@
 # folders at exit, which a kill skips): what it left goes with the run.
 set -u
 dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-run.XXXXXX") || exit 1
+# Tests that run the agent unprivileged (setpriv, uid 65534) must reach
+# their folders through this one: others may pass, not list.
+chmod 0711 "$dir"
 TMPDIR=$dir "$@"
 rc=$?
 rm -rf "$dir"

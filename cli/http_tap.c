@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "net/http_auth.h"
 #include "net/http_server.h"
 #include "core/buf.h"
 #include "core/fsutil.h"
@@ -65,8 +66,7 @@ typedef struct tap_entry {
 
 struct sl_http_tap {
     sl_http_server *server;
-    char *token;
-    size_t token_len;
+    char *expected_auth; /* "Bearer TOKEN", compared by sl_http_auth_matches */
     atomic_bool stopping;
     atomic_int tails;   /* streaming clients; the pipeline copies only when > 0 */
     pthread_mutex_t mu; /* the ring; the pipeline only ever trylocks it */
@@ -361,17 +361,11 @@ static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
-/* Compares without an early exit, so timing does not reveal a prefix. */
+/* The same check as loki_push's (net/http_auth.c): digests compared, so
+ * the time taken shows neither a prefix nor the length. */
 static bool token_ok(const sl_http_tap *t, const char *auth)
 {
-    static const char scheme[] = "Bearer ";
-    if (!auth || strncasecmp(auth, scheme, sizeof scheme - 1) != 0) return false;
-    const char *got = auth + sizeof scheme - 1;
-    size_t gl = strlen(got);
-    unsigned diff = gl != t->token_len;
-    for (size_t i = 0; i < t->token_len; i++)
-        diff |= (unsigned char)(t->token[i] ^ got[i < gl ? i : 0]);
-    return diff == 0;
+    return auth && sl_http_auth_matches(t->expected_auth, auth);
 }
 
 static enum MHD_Result compile_match(tail_client *c, struct MHD_Connection *conn, const char *pat)
@@ -478,11 +472,11 @@ int sl_http_tap_start(const sl_http_tap_opts *o, sl_http_tap **out, sl_err *err)
         return sl_errf(err, SL_EINVAL,
                        "tap: a token is required (tap.token_file or tap.token_env)");
     sl_http_tap *t = calloc(1, sizeof *t);
-    if (!t || !(t->token = strdup(o->token))) {
+    sl_http_auth bearer = {.bearer_token = (char *)o->token};
+    if (!t || sl_http_auth_header(&bearer, &t->expected_auth) != SL_OK || !t->expected_auth) {
         free(t);
         return sl_errf(err, SL_ENOMEM, "tap: out of memory");
     }
-    t->token_len = strlen(t->token);
     pthread_mutex_init(&t->mu, NULL);
     pthread_mutex_init(&t->wait_mu, NULL);
     pthread_condattr_t ca;
@@ -540,7 +534,8 @@ void sl_http_tap_stop(sl_http_tap *t)
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->wait_mu);
     pthread_mutex_destroy(&t->mu);
-    free(t->token);
+    explicit_bzero(t->expected_auth, strlen(t->expected_auth));
+    free(t->expected_auth);
     free(t);
 }
 

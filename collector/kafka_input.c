@@ -194,8 +194,9 @@ static const sl_cfg_key kafka_input_keys[] = {
      .type = SL_KEY_MAP,
      .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
             "`security.protocol`); the group, commit and offset-reset properties are sluice's; "
-            "prefetch is bounded by default (`queued.max.messages.kbytes: 16384`, "
-            "`queued.min.messages: 10000`), raise it here"},
+            "prefetch is bounded by default (`queued.max.messages.kbytes: 32768`, "
+            "`queued.min.messages: 100000`): lower it to save memory at the cost of "
+            "throughput (decision 0033)"},
 };
 
 /* Properties sluice sets itself: committing is ours (after delivery), and
@@ -874,12 +875,16 @@ static int consumer_new(kin *in, sl_err *err)
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", in->start == 0 ? "earliest" : "latest"},
         {"client.id", "sluice"},
-        /* librdkafka prefetches up to 100,000 messages and 64 MiB per
-         * partition by default: 176-292 MiB of RSS at 64 partitions in
-         * benchmarks/kafka_input.py. These bound it (79 MiB there) at the
-         * same rate; `librdkafka:` overrides them (decision 0033). */
-        {"queued.max.messages.kbytes", "16384"},
-        {"queued.min.messages", "10000"},
+        /* The prefetch bound. librdkafka (before 2.2's
+         * fetch.queue.backoff.ms) stops fetching while the consumer queue
+         * holds more than either and looks again up to 1 s later, so the
+         * queue must hold about a second of what the sinks take: 10,000
+         * messages capped an uncompressed topic at ~60,000 records/s.
+         * Its defaults (64 MiB) cost 144-292 MiB of RSS at 64 partitions
+         * in benchmarks/kafka_input.py; 32 MiB keeps most of the rate
+         * (decision 0033). `librdkafka:` overrides them. */
+        {"queued.max.messages.kbytes", "32768"},
+        {"queued.min.messages", "100000"},
     };
     char errstr[512];
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)

@@ -194,7 +194,7 @@ static const sl_cfg_key kafka_input_keys[] = {
      .type = SL_KEY_MAP,
      .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
             "`security.protocol`); the group, commit and offset-reset properties are sluice's; "
-            "prefetch is bounded by default (`queued.max.messages.kbytes: 32768`, "
+            "prefetch is bounded by default (`queued.max.messages.kbytes: 65536`, "
             "`queued.min.messages: 100000`): lower it to save memory at the cost of "
             "throughput (decision 0033)"},
 };
@@ -875,15 +875,16 @@ static int consumer_new(kin *in, sl_err *err)
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", in->start == 0 ? "earliest" : "latest"},
         {"client.id", "sluice"},
-        /* The prefetch bound. librdkafka (before 2.2's
-         * fetch.queue.backoff.ms) stops fetching while the consumer queue
-         * holds more than either and looks again up to 1 s later, so the
-         * queue must hold about a second of what the sinks take: 10,000
-         * messages capped an uncompressed topic at ~60,000 records/s.
-         * Its defaults (64 MiB) cost 144-292 MiB of RSS at 64 partitions
-         * in benchmarks/kafka_input.py; 32 MiB keeps most of the rate
-         * (decision 0033). `librdkafka:` overrides them. */
-        {"queued.max.messages.kbytes", "32768"},
+        /* The prefetch bound, pinned (librdkafka 1.x allowed 1 GiB).
+         * librdkafka before 2.2 (fetch.queue.backoff.ms) stops fetching
+         * while the consumer queue holds more than either and looks again
+         * up to 1 s later, so the queue must hold about a second of what
+         * the sinks take: 16 MiB / 10,000 messages capped an uncompressed
+         * topic at ~65,000 records/s, 32 MiB at ~160,000. 64 MiB (2.0's
+         * default) reaches ~270,000 at 142 MiB of RSS in
+         * benchmarks/kafka_input.py (decision 0033); `librdkafka:` lowers
+         * it where memory matters more. */
+        {"queued.max.messages.kbytes", "65536"},
         {"queued.min.messages", "100000"},
     };
     char errstr[512];

@@ -194,8 +194,9 @@ static const sl_cfg_key kafka_input_keys[] = {
      .type = SL_KEY_MAP,
      .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
             "`security.protocol`); the group, commit and offset-reset properties are sluice's; "
-            "prefetch is bounded by default (`queued.max.messages.kbytes: 16384`, "
-            "`queued.min.messages: 10000`), raise it here"},
+            "prefetch is bounded by default (`queued.max.messages.kbytes: 65536`, "
+            "`queued.min.messages: 100000`): lower it to save memory at the cost of "
+            "throughput (decision 0033)"},
 };
 
 /* Properties sluice sets itself: committing is ours (after delivery), and
@@ -874,12 +875,17 @@ static int consumer_new(kin *in, sl_err *err)
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", in->start == 0 ? "earliest" : "latest"},
         {"client.id", "sluice"},
-        /* librdkafka prefetches up to 100,000 messages and 64 MiB per
-         * partition by default: 176-292 MiB of RSS at 64 partitions in
-         * benchmarks/kafka_input.py. These bound it (79 MiB there) at the
-         * same rate; `librdkafka:` overrides them (decision 0033). */
-        {"queued.max.messages.kbytes", "16384"},
-        {"queued.min.messages", "10000"},
+        /* The prefetch bound, pinned (librdkafka 1.x allowed 1 GiB).
+         * librdkafka before 2.2 (fetch.queue.backoff.ms) stops fetching
+         * while the consumer queue holds more than either and looks again
+         * up to 1 s later, so the queue must hold about a second of what
+         * the sinks take: 16 MiB / 10,000 messages capped an uncompressed
+         * topic at ~65,000 records/s, 32 MiB at ~160,000. 64 MiB (2.0's
+         * default) reaches ~270,000 at 142 MiB of RSS in
+         * benchmarks/kafka_input.py (decision 0033); `librdkafka:` lowers
+         * it where memory matters more. */
+        {"queued.max.messages.kbytes", "65536"},
+        {"queued.min.messages", "100000"},
     };
     char errstr[512];
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)

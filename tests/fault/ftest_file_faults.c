@@ -152,10 +152,16 @@ static void test_inode_reuse(void **st)
         append_ids(app, 0, 1000);
         rig_start(&r);
         assert_true(wait_ids(r.out, 1000, 20000));
-        if (!while_running)
+        if (!while_running) {
             assert_int_equal(rig_stop(&r, SIGTERM), 0);
-        else
-            sl_t_sleep_ms(300); /* let a checkpoint land */
+        } else {
+            /* A checkpoint at the end of the old file has landed. */
+            char at_end[64];
+            snprintf(at_end, sizeof at_end, "\"offset\":%ld,", 1000L * 30); /* 30-byte lines */
+            char *ck = sl_t_path(r.dir, "data/checkpoints/in.json");
+            assert_true(sl_t_wait_log(ck, at_end, 1, sl_t_scaled_ms(10000)));
+            free(ck);
+        }
         /* The new file is shorter than what was read of the old one, and
          * longer, in the two rounds: either way it must be read from 0. */
         if (!recreate_with_same_inode(app, "header of the new file\n")) {

@@ -63,7 +63,10 @@ static void test_enospc(void **st)
     assert_true(kill(r.pid, 0) == 0); /* still running */
     /* Space returns; then the destination. */
     assert_int_equal(mount("tmpfs", r.data, "tmpfs", MS_REMOUNT, "size=256m,mode=0700"), 0);
-    sl_t_sleep_ms(1500);
+    /* The input goes on once the spool can take what it reads: the event,
+     * before the destination comes back. */
+    srig_goal resumed = {&r, "sluice_input_records_total", read2 + 1};
+    assert_true(sl_t_wait_until(srig_metric_at_least, &resumed, sl_t_scaled_ms(30000)));
     srig_outage(&r, false);
     bool all = srig_wait_ids(&r, total, total, 60000);
     stally t = srig_count(&r, total, NULL);

@@ -46,6 +46,9 @@
 #define MAX_LABELS     32
 #define MAX_HEADERS    16
 #define CHUNK_BYTES    (1u << 20)
+/* How long a commit that must be answered (a release, a hand-over, the
+ * stop) waits for the coordinator. */
+#define COMMIT_WAIT_MS 10000
 
 enum { FMT_RAW, FMT_JSON };
 
@@ -290,6 +293,38 @@ static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
     return p;
 }
 
+/* A commit whose answer is waited for, at most COMMIT_WAIT_MS. librdkafka's
+ * synchronous commit waits for the coordinator without a bound; a stop or
+ * a rebalance must not hang on it (once, under a loaded machine, an
+ * aggregator did not stop in 180 s). Past the bound the offsets count as
+ * not committed: read again by the next owner, never lost. The
+ * per-partition answers are copied into l, as rd_kafka_commit does. */
+static rd_kafka_resp_err_t commit_waited(kin *in, rd_kafka_topic_partition_list_t *l)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
+    if (!q) return RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE;
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->rk, l, q, NULL, NULL);
+    if (!e) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, COMMIT_WAIT_MS);
+        if (!ev) {
+            e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            sl_log(SL_LOG_WARN, "kafka_commit_timeout", "input=%s waited_ms=%d partitions=%d",
+                   in->ctx->name, COMMIT_WAIT_MS, l->cnt);
+        } else {
+            e = rd_kafka_event_error(ev);
+            const rd_kafka_topic_partition_list_t *r = rd_kafka_event_topic_partition_list(ev);
+            for (int i = 0; r && i < r->cnt; i++) {
+                rd_kafka_topic_partition_t *t =
+                    rd_kafka_topic_partition_list_find(l, r->elems[i].topic, r->elems[i].partition);
+                if (t) t->err = r->elems[i].err;
+            }
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    return e;
+}
+
 /* Offsets every sink acknowledged, committed for the owned partitions
  * (sync when the partitions are about to be released). */
 static void commit(kin *in, bool sync)
@@ -305,7 +340,7 @@ static void commit(kin *in, bool sync)
         rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
     }
     if (l->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, l, sync ? 0 : 1);
+        rd_kafka_resp_err_t e = sync ? commit_waited(in, l) : rd_kafka_commit(in->rk, l, 1);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             sl_metric_inc(in->m_commit_errors);
             uint64_t suppressed;
@@ -691,7 +726,7 @@ static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed,
         if (p && now < p->carry)
             rd_kafka_topic_partition_list_add(c, p->topic, p->partition)->offset = p->carry;
     }
-    rd_kafka_resp_err_t e = c->cnt ? rd_kafka_commit(in->rk, c, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t e = c->cnt ? commit_waited(in, c) : RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int i = 0; i < h->cnt; i++) {
         kpart *p = part_find(in, h->elems[i].topic, h->elems[i].partition, false);
         if (!p) continue;

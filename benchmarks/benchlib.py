@@ -70,3 +70,25 @@ def stop(proc, timeout=20):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def file_json_config(d, corpus, sinks_yaml):
+    """An agent config in folder d: CORPUS (hard-linked, so on the same file
+    system as d) read from the beginning by a file input with the JSON step,
+    into the sinks given as YAML list items. Returns the config's path."""
+    os.makedirs(os.path.join(d, "in"))
+    os.link(corpus, os.path.join(d, "in", "app.log"))
+    cfg = os.path.join(d, "sluice.yml")
+    with open(cfg, "w") as f:
+        f.write(f"""data_dir: {d}/data
+log: {{ level: warn }}
+inputs:
+  - name: app
+    type: file
+    paths: ["{d}/in/*.log"]
+    start_at: beginning
+    parse:
+      - json: {{}}
+sinks:
+""" + sinks_yaml)
+    return cfg

@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import file_json_config
+
 sluice, rx, corpus = sys.argv[1:4]
 extra = sys.argv[4] if len(sys.argv) > 4 else ""
 with open(corpus, "rb") as f:
@@ -49,21 +51,8 @@ try:
     type: loki
     url: "http://127.0.0.1:{port}/loki/api/v1/push"
 """
-    os.makedirs(os.path.join(d, "in"))
-    os.link(corpus, os.path.join(d, "in", "app.log"))  # same file system (TMPDIR)
-    cfg = os.path.join(d, "sluice.yml")
-    with open(cfg, "w") as f:
-        f.write(f"""data_dir: {d}/data
-log: {{ level: warn }}
-inputs:
-  - name: app
-    type: file
-    paths: ["{d}/in/*.log"]
-    start_at: beginning
-    parse:
-      - json: {{}}
-sinks:
-""" + sink + "".join(f"    {x.strip()}\n" for x in extra.split(";") if x.strip()))
+    cfg = file_json_config(
+        d, corpus, sink + "".join(f"    {x.strip()}\n" for x in extra.split(";") if x.strip()))
     a = subprocess.Popen([sluice, "run", "-c", cfg], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(d, "sluice.err"), "wb"))
     procs.append(a)

@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import file_json_config
+
 if len(sys.argv) not in (4, 5) or sys.argv[3] not in ("raw", "json"):
     sys.exit(__doc__)
 sluice, corpus, fmt = sys.argv[1:4]
@@ -34,21 +36,7 @@ d = tempfile.mkdtemp(prefix="sluice-recjsonpass.")
 agent = None
 try:
     out = os.path.join(d, "out.log")
-    os.makedirs(os.path.join(d, "in"))
-    os.link(corpus, os.path.join(d, "in", "app.log"))  # same file system (TMPDIR)
-    cfg = os.path.join(d, "sluice.yml")
-    with open(cfg, "w") as f:
-        f.write(f"""data_dir: {d}/data
-log: {{ level: warn }}
-inputs:
-  - name: app
-    type: file
-    paths: ["{d}/in/*.log"]
-    start_at: beginning
-    parse:
-      - json: {{}}
-sinks:
-  - name: out
+    cfg = file_json_config(d, corpus, f"""  - name: out
     type: file
     path: {out}
     format: {fmt}

@@ -230,26 +230,6 @@ SL_SSSE3 static inline esc_pos escape_ssse3(char *o, const unsigned char *s, siz
  * replacement. */
 #define SL_AVX2 __attribute__((target("avx2,popcnt,bmi")))
 
-/* Whether p[0..n) is valid UTF-8. */
-SL_AVX2 static __attribute__((unused)) bool utf8_valid_avx2(const unsigned char *p, size_t n)
-{
-    sl_u8_256 u = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        sl_u8_check64(&u, _mm256_loadu_si256((const __m256i *)(p + i)),
-                      _mm256_loadu_si256((const __m256i *)(p + i + 32)));
-    if (i < n) {
-        unsigned char tail[64] __attribute__((aligned(32)));
-        _mm256_store_si256((__m256i *)tail, _mm256_setzero_si256());
-        _mm256_store_si256((__m256i *)(tail + 32), _mm256_setzero_si256());
-        memcpy(tail, p + i, n - i); /* NUL is ASCII: the padding is valid */
-        sl_u8_check64(&u, _mm256_load_si256((const __m256i *)tail),
-                      _mm256_load_si256((const __m256i *)(tail + 32)));
-    }
-    u.err = _mm256_or_si256(u.err, u.incomplete);
-    return _mm256_testz_si256(u.err, u.err);
-}
-
 /* Escapes s[0..n), valid UTF-8, into o (room for SL_JSON_ESCAPE_ROOM(n));
  * s[0..lim) may be read (lim >= n). Returns the end of the output. A block
  * with no stop, or whose first stop is a control byte, is stored whole

@@ -361,7 +361,7 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
 #ifdef SL_AVX2
     if (kind == W_AVX2 && !whole && !(parts & SL_RJ_LINE) &&
         (parts & (SL_RJ_FIELDS | SL_RJ_LABELS)))
-        li.valid_utf8 = utf8_valid_avx2((const unsigned char *)r->line.p, r->line.n);
+        li.valid_utf8 = sl_utf8_valid(r->line.p, r->line.n); /* core/utf8.c's AVX2 check */
 #endif
     int first = 1;
     *o++ = '{';

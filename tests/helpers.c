@@ -17,15 +17,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Every folder a test program made and has not removed yet. A failed
- * assertion jumps out of its test before the test's own cleanup (cmocka
- * goes on with the next test, then the program exits): what is left is
- * removed at exit, by the process that made it (a forked child that
- * calls exit() must not remove its parent's folders). SLUICE_KEEP_TMP
- * keeps them for a human. */
+/* Every folder a test program made and has not removed yet, with the
+ * number of the test that made it (0: made outside any test). A failed
+ * assertion jumps out of its test before the test's own cleanup:
+ * sl_t_run_group removes what the test left as soon as it ends, and what
+ * is left at exit is removed then, by the process that made it (a forked
+ * child that calls exit() must not remove its parent's folders).
+ * SLUICE_KEEP_TMP keeps them for a human. */
 enum { MADE_DIRS_MAX = 256 };
 static char *made_dirs[MADE_DIRS_MAX];
+static unsigned made_in_test[MADE_DIRS_MAX];
 static pid_t made_by;
+/* The test running now, counted from 1 (0: none); see sl_t_test_begins. */
+static unsigned test_number;
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -34,12 +38,13 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return remove(path);
 }
 
-static void remove_made_dirs(void)
+/* Removes the folders test `only` made (0: every folder). */
+static void remove_made_dirs_of(unsigned only)
 {
     if (getpid() != made_by) return;
     bool keep = getenv("SLUICE_KEEP_TMP") != NULL;
     for (size_t i = 0; i < MADE_DIRS_MAX; i++) {
-        if (!made_dirs[i]) continue;
+        if (!made_dirs[i] || (only && made_in_test[i] != only)) continue;
         if (keep)
             fprintf(stderr, "kept %s\n", made_dirs[i]);
         else
@@ -47,6 +52,11 @@ static void remove_made_dirs(void)
         free(made_dirs[i]);
         made_dirs[i] = NULL;
     }
+}
+
+static void remove_made_dirs(void)
+{
+    remove_made_dirs_of(0);
 }
 
 static void note_made_dir(const char *path)
@@ -60,6 +70,7 @@ static void note_made_dir(const char *path)
     for (size_t i = 0; i < MADE_DIRS_MAX; i++)
         if (!made_dirs[i]) {
             made_dirs[i] = strdup(path);
+            made_in_test[i] = test_number;
             return;
         }
     fprintf(stderr, "more than %d temporary folders: %s is not removed on failure\n", MADE_DIRS_MAX,
@@ -74,6 +85,55 @@ static void forget_made_dir(const char *path)
             free(made_dirs[i]);
             made_dirs[i] = NULL;
         }
+}
+
+/* Every process sl_t_spawn started, with the test that started it, until
+ * sl_t_run_group has seen it end. */
+enum { SPAWNED_MAX = 256 };
+static pid_t spawned[SPAWNED_MAX];
+static unsigned spawned_in_test[SPAWNED_MAX];
+
+static void note_spawned(pid_t pid)
+{
+    for (size_t i = 0; i < SPAWNED_MAX; i++)
+        if (spawned[i] <= 0) {
+            spawned[i] = pid;
+            spawned_in_test[i] = test_number;
+            return;
+        }
+    fprintf(stderr, "more than %d children: %d is not stopped after its test\n", SPAWNED_MAX,
+            (int)pid);
+}
+
+/* SIGKILLs and reaps what test `test` started and left running. waitpid
+ * with WNOHANG first: a pid the test already reaped is not its child any
+ * more (ECHILD) and may belong to someone else by now, so it is never
+ * signalled; an unreaped child's pid cannot have been reused. */
+static void stop_spawned_of(unsigned test, const char *name)
+{
+    for (size_t i = 0; i < SPAWNED_MAX; i++) {
+        if (spawned[i] <= 0 || spawned_in_test[i] != test) continue;
+        pid_t pid = spawned[i];
+        spawned[i] = 0;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) != 0) continue;
+        fprintf(stderr, "%s left process %d running: killed\n", name, (int)pid);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+void sl_t_test_begins(unsigned number)
+{
+    test_number = number;
+}
+
+void sl_t_test_ended(const char *name)
+{
+    stop_spawned_of(test_number, name);
+    remove_made_dirs_of(test_number);
+    test_number = 0;
 }
 
 char *sl_t_tmpdir(const char *tag)
@@ -206,6 +266,7 @@ pid_t sl_t_spawn(char *const argv[], const char *log_path)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
+    if (pid > 0) note_spawned(pid);
     if (pid != 0) return pid;
     /* The agent dies with its test, even when the test is killed or fails
      * an assertion without stopping it (a timeout under load). */

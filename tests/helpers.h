@@ -53,6 +53,20 @@ const char *sl_t_testdata(const char *sub);
  * NULL. Returns the pid or -1. The child gets SIGKILL when the test process
  * dies (PR_SET_PDEATHSIG), so no agent outlives its test. */
 pid_t sl_t_spawn(char *const argv[], const char *log_path);
+/* Runs a cmocka test table one test at a time. After each test, pass or
+ * fail, it SIGKILLs and reaps the processes the test started with
+ * sl_t_spawn and left running, and removes the folders it made with
+ * sl_t_tmpdir and left: a failed assertion skips the test's own cleanup,
+ * and nothing it started may live on into the next test. Returns the
+ * number of failed tests, as cmocka_run_group_tests does. */
+struct CMUnitTest;
+int sl_t_run_group(const char *name, const struct CMUnitTest *tests, size_t n);
+#define sl_t_run_tests(tests) sl_t_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]))
+/* What sl_t_run_group (tests/run_group.c, the part that needs cmocka) calls
+ * around each test: processes and folders are counted to the test that
+ * began last, and stopped and removed when it ends. */
+void sl_t_test_begins(unsigned number);
+void sl_t_test_ended(const char *name);
 /* Remembers pid (0: forgets it) as the one agent to SIGKILL when the test
  * program exits: a failed assertion ends the program before the test could
  * stop its agent. */

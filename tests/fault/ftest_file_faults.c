@@ -773,5 +773,5 @@ int main(void)
         cmocka_unit_test(test_hostile_files),
     };
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

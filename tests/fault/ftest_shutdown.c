@@ -375,5 +375,5 @@ int main(void)
         cmocka_unit_test(test_kafka_unreachable),
         cmocka_unit_test(test_file_sink_blocked),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -177,5 +177,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_export_and_corruption),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -556,5 +556,5 @@ int main(void)
     };
     /* Never the machine's /etc/sluice (or its site.env). */
     setenv("SLUICE_CONFIG_DIR", "/nonexistent/sluice-test-etc", 1);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

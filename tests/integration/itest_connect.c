@@ -143,5 +143,5 @@ int main(void)
         cmocka_unit_test(test_every_destination_answers),
         cmocka_unit_test(test_wrong_path_and_unreachable_broker),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -403,5 +403,5 @@ int main(void)
         cmocka_unit_test(test_dashboard_and_rules_use_exported_names),
         cmocka_unit_test(test_rules_fit_the_scrape_and_link_runbooks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

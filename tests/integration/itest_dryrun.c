@@ -348,5 +348,5 @@ int main(void)
         cmocka_unit_test(test_closed_output_is_a_clean_end),
         cmocka_unit_test(test_file_dry_run_writes_nothing),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

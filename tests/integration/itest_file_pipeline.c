@@ -171,5 +171,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_graceful_restart_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_loses_nothing, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -674,5 +674,5 @@ int main(void)
         cmocka_unit_test_teardown(test_catastrophic_match, teardown),
         cmocka_unit_test_teardown(test_hostile_clients_while_records_flow, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

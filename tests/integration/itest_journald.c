@@ -213,5 +213,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_fields, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,22 +42,6 @@ typedef struct rig {
 static int scale(int ms)
 {
     return sl_t_sanitized() ? ms * 3 : ms;
-}
-
-static pid_t spawn_with_test(char *const argv[], const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) _exit(126);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], argv);
-    _exit(127);
 }
 
 static bool agent_up(void *arg)
@@ -132,7 +115,7 @@ static void rig_start_globs(rig *r, const char *tag, const char *step_extra, enu
     assert_int_equal(sl_t_write_file(r->cfg, yaml, strlen(yaml)), 0);
     free(yaml);
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", r->cfg, NULL};
-    r->pid = spawn_with_test(argv, r->log);
+    r->pid = sl_t_spawn(argv, r->log);
     assert_true(r->pid > 0);
     if (!sl_t_wait_until(agent_up, r, scale(10000))) {
         char *log = sl_t_read_file(r->log, NULL);
@@ -650,7 +633,7 @@ static void test_shipped_overlay(void **state)
     setenv("SLUICE_HOST", "test-node", 1);
     setenv("SLUICE_CONFIG_DIR", r.dir, 1);
     char *argv[] = {(char *)sl_t_bin(), "run", "-c", overlay, "-c", r.cfg, NULL};
-    r.pid = spawn_with_test(argv, r.log);
+    r.pid = sl_t_spawn(argv, r.log);
     assert_true(r.pid > 0);
     if (!sl_t_wait_until(agent_up, &r, scale(10000))) {
         char *log = sl_t_read_file(r.log, NULL);
@@ -699,5 +682,5 @@ int main(void)
         cmocka_unit_test(test_outage),          cmocka_unit_test(test_churn),
         cmocka_unit_test(test_container_links),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -580,5 +580,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_binary_labels_key_one_partition),
         cmocka_unit_test(test_check_warns_static_key),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

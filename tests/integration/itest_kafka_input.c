@@ -669,5 +669,5 @@ int main(void)
                                         root_teardown),
         cmocka_unit_test_setup_teardown(test_topics_regex, root_setup, root_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -261,5 +261,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_runtime_log_redacts_urls),
         cmocka_unit_test(test_check_errors_redact),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -1310,5 +1310,5 @@ int main(void)
         cmocka_unit_test(test_status_400_whole_request),
         cmocka_unit_test(test_check_lists_renamed_names),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

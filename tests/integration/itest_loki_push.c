@@ -712,7 +712,7 @@ int main(void)
         cmocka_unit_test(test_spool_then_429),   cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_chain_kill9),      cmocka_unit_test(test_delivered_flushes_now),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = sl_t_run_tests(tests);
     curl_global_cleanup();
     return rc;
 }

@@ -658,5 +658,5 @@ int main(void)
         cmocka_unit_test(test_failing_sink_logs_rate_limited),
         cmocka_unit_test(test_tail_filters_without_disturbing),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -253,5 +253,5 @@ int main(void)
         cmocka_unit_test(test_check_lists_valid_keys),
         cmocka_unit_test(test_agent_samples_into_discard),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

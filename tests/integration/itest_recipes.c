@@ -358,5 +358,5 @@ int main(void)
         cmocka_unit_test(test_apache), cmocka_unit_test(test_java),
         cmocka_unit_test(test_python), cmocka_unit_test(test_journald),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

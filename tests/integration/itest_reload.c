@@ -194,5 +194,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broken_config_keeps_pipeline_then_fix_reloads),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

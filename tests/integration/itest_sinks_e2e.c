@@ -653,5 +653,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_destinations),
         cmocka_unit_test(test_check_warns_high_cardinality),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

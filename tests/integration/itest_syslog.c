@@ -846,7 +846,7 @@ int main(void)
         cmocka_unit_test(test_udp_drops_are_counted),
         cmocka_unit_test(test_kill9_loses_at_most_the_stated_bound),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    int r = sl_t_run_tests(tests);
     gnutls_global_deinit();
     return r;
 }

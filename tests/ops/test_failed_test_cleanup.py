@@ -3,8 +3,9 @@
 
 Runs tests/selftest/selftest_fail_cleanup.c, which starts an agent in a
 temporary folder and then fails an assertion before its own cleanup.
-Afterwards the folder must be gone (tests/helpers.c removes what is left
-at exit) and the agent dead (PR_SET_PDEATHSIG in sl_t_spawn)."""
+A second test in the same program must find the agent dead and the folder
+gone when it begins (sl_t_run_group in tests/helpers.c stops and removes
+what each test left), and both must stay gone after the program exits."""
 import os
 import subprocess
 import sys
@@ -33,6 +34,10 @@ def main():
         said = dict(l.split("=", 1) for l in open(out).read().split())
         folder, pid = said["dir"], int(said["pid"])
         assert folder.startswith(tmp), folder
+        assert said.get("next_saw_agent") == "0", \
+            f"agent {pid} still ran when the next test began: {said}"
+        assert said.get("next_saw_dir") == "0", \
+            f"{folder} was still there when the next test began: {said}"
         assert not os.path.exists(folder), f"{folder} is left after the failed test"
         # The agent gets SIGKILL when its test process ends; it is reaped by
         # whoever adopted it. Wait for that event, bounded.
@@ -42,7 +47,7 @@ def main():
         assert not alive(pid), f"agent {pid} outlived its failed test"
         left = os.listdir(tmp)
         assert left == ["said.txt"], f"left behind: {left}"
-    print(f"failed test: folder removed, agent {pid} gone")
+    print(f"failed test: folder removed and agent {pid} gone before the next test began")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,9 @@
 #include <string.h>
 
 #include "core/batch.h"
-#include "core/buf.h"
 #include "core/json_str.h"
-#include "parsers/json.h"
 #include "parsers/logfmt.h"
-#include "shipper/recjson.h"
+#include "tests/fuzz/recjson_valid.h"
 
 static void check_escaped(const sl_field *f)
 {
@@ -51,13 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t i = 0; i < r->nfields; i++)
             if (r->fields[i].type == SL_V_ESCAPED) check_escaped(&r->fields[i]);
     }
-    for (int k = SL_RJ_KERNEL_PORTABLE; k <= SL_RJ_KERNEL_AVX2; k++) {
-        sl_buf out;
-        sl_buf_init(&out, 0);
-        if (sl_recjson_append_kernel(&out, b, r, SL_RJ_ALL, k) < 0) abort();
-        if (sl_json_validate(out.p, out.len, NULL, NULL) != 0) abort();
-        sl_buf_free(&out);
-    }
+    fuzz_recjson_valid(b, r);
     sl_batch_unref(b);
     free(p);
     return 0;

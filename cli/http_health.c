@@ -204,35 +204,41 @@ double sl_process_start_time(void)
     return (double)btime + (double)start_ticks / (double)hz;
 }
 
-static long long resident_bytes(void)
+/* The process's resident bytes into *out; false when /proc does not say
+ * (the gauge is then left out rather than reported as 0). */
+static bool resident_bytes(unsigned long long *out)
 {
     FILE *f = fopen("/proc/self/statm", "re");
-    if (!f) return -1;
+    if (!f) return false;
     unsigned long long size = 0, resident = 0;
     int ok = fscanf(f, "%llu %llu", &size, &resident);
     fclose(f);
     long page = sysconf(_SC_PAGESIZE);
-    if (ok != 2 || page <= 0) return -1;
-    return (long long)(resident * (unsigned long long)page);
+    if (ok != 2 || page <= 0) return false;
+    *out = resident * (unsigned long long)page;
+    return true;
 }
 
-static long long open_fds(void)
+/* The descriptors the process holds open into *out; false when /proc/self/fd
+ * cannot be read. */
+static bool open_fds(unsigned long long *out)
 {
     DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    long long n = 0;
+    if (!d) return false;
+    unsigned long long n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
         if (e->d_name[0] != '.') n++;
     closedir(d);
-    return n - 1; /* the directory's own descriptor */
+    *out = n ? n - 1 : 0; /* less the directory's own descriptor */
+    return true;
 }
 
 void sl_process_metrics_append(sl_buf *b, double start_time)
 {
     struct timespec cpu = {0};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-    long long rss = resident_bytes(), fds = open_fds();
+    unsigned long long rss = 0, fds = 0;
     struct rlimit rl = {0};
     getrlimit(RLIMIT_NOFILE, &rl);
     sl_buf_printf(b,
@@ -240,16 +246,16 @@ void sl_process_metrics_append(sl_buf *b, double start_time)
                   "agent.\n# TYPE sluice_process_cpu_seconds_total counter\n"
                   "sluice_process_cpu_seconds_total %.6f\n",
                   (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9);
-    if (rss >= 0)
+    if (resident_bytes(&rss))
         sl_buf_printf(b,
                       "# HELP sluice_process_resident_memory_bytes Resident memory of the agent.\n"
                       "# TYPE sluice_process_resident_memory_bytes gauge\n"
-                      "sluice_process_resident_memory_bytes %lld\n",
+                      "sluice_process_resident_memory_bytes %llu\n",
                       rss);
-    if (fds >= 0)
+    if (open_fds(&fds))
         sl_buf_printf(b,
                       "# HELP sluice_process_open_fds File descriptors the agent holds open.\n"
-                      "# TYPE sluice_process_open_fds gauge\nsluice_process_open_fds %lld\n",
+                      "# TYPE sluice_process_open_fds gauge\nsluice_process_open_fds %llu\n",
                       fds);
     if (rl.rlim_cur != RLIM_INFINITY)
         sl_buf_printf(b,

@@ -101,17 +101,24 @@ static const sl_cfg_key fields_keys[] = {
 
 /* ---- configuration ---- */
 
-static int parse_priority(const char *s)
+/* The syslog level named (or numbered) s into *level; false when s is none. */
+static bool parse_priority(const char *s, int *level)
 {
     static const struct {
         const char *name;
         int level;
     } names[] = {{"emerg", 0},   {"alert", 1}, {"crit", 2},   {"err", 3},  {"error", 3},
                  {"warning", 4}, {"warn", 4},  {"notice", 5}, {"info", 6}, {"debug", 7}};
-    if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0') return s[0] - '0';
+    if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0') {
+        *level = s[0] - '0';
+        return true;
+    }
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (strcasecmp(s, names[i].name) == 0) return names[i].level;
-    return -1;
+        if (strcasecmp(s, names[i].name) == 0) {
+            *level = names[i].level;
+            return true;
+        }
+    return false;
 }
 
 /* Journal field names: uppercase letters, digits and '_', not starting with
@@ -272,8 +279,8 @@ int sl_jd_configure(jd_input *in, const sl_input_ctx *ctx)
                          in->matches[i]);
     }
 
-    in->priority = in->keys.priority ? parse_priority(in->keys.priority) : 7;
-    if (in->priority < 0) {
+    in->priority = 7;
+    if (in->keys.priority && !parse_priority(in->keys.priority, &in->priority)) {
         sl_cfg_error(cfg, sl_cfg_get(n, "priority"),
                      "priority '%s': use 0-7 or emerg, alert, crit, err, warning, notice, "
                      "info, debug",

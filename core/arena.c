@@ -1,6 +1,7 @@
 #include "core/arena.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,20 +43,23 @@ static struct {
     size_t bytes;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* The pool class of a block capacity, or -1 for an odd size. */
-static int pool_class(size_t cap)
+/* Whether a block of capacity cap is pooled; its class into *class. An odd
+ * size (not ARENA_BLOCK_MIN times a power of two) or a large one is not. */
+static bool pool_class(size_t cap, int *class)
 {
-    if (!POOL_ENABLED || cap < ARENA_BLOCK_MIN || cap % ARENA_BLOCK_MIN) return -1;
+    if (!POOL_ENABLED || cap < ARENA_BLOCK_MIN || cap % ARENA_BLOCK_MIN) return false;
     size_t m = cap / ARENA_BLOCK_MIN;
-    if (m & (m - 1)) return -1;
+    if (m & (m - 1)) return false;
     int c = __builtin_ctzll((unsigned long long)m);
-    return c < POOL_CLASSES ? c : -1;
+    if (c >= POOL_CLASSES) return false;
+    *class = c;
+    return true;
 }
 
 static sl_arena_block *block_get(size_t cap)
 {
-    int c = pool_class(cap);
-    if (c >= 0) {
+    int c;
+    if (pool_class(cap, &c)) {
         pthread_mutex_lock(&pool.mu);
         sl_arena_block *b = pool.free[c];
         if (b) {
@@ -115,8 +119,8 @@ void sl_arena_reset(sl_arena *a)
         pthread_mutex_lock(&pool.mu);
         while (b) {
             sl_arena_block *next = b->next;
-            int c = pool_class(b->cap);
-            if (c >= 0 && pool.bytes + b->cap <= POOL_MAX_BYTES) {
+            int c;
+            if (pool_class(b->cap, &c) && pool.bytes + b->cap <= POOL_MAX_BYTES) {
                 b->next = pool.free[c];
                 pool.free[c] = b;
                 pool.bytes += b->cap;

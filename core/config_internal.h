@@ -76,7 +76,8 @@ static inline bool errors_full(const sl_cfg *c)
 }
 
 /* Shared by config_schema.c (checks) and config_read.c (the reader). */
-int sl_cfg_choice_index(const char *choices, const char *v);
+/* Whether v is one of choices ("a|b|c"); its position into *index. */
+bool sl_cfg_choice_index(const char *choices, const char *v, int *index);
 bool sl_cfg_parse_bool(const char *s, bool *out);
 bool sl_cfg_parse_int(const char *s, int64_t *out);
 bool sl_cfg_has_range(const sl_cfg_key *k);

@@ -142,8 +142,7 @@ int sl_cfg_key_default(const sl_cfg_key *k, void *value, sl_err *err)
             ok = sl_parse_duration_ms(d, &v.i) == 0;
             break;
         case SL_KEY_ENUM:
-            v.e = k->choices ? sl_cfg_choice_index(k->choices, d) : -1;
-            ok = v.e >= 0;
+            ok = k->choices && sl_cfg_choice_index(k->choices, d, &v.e);
             break;
         default:
             ok = false;

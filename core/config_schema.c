@@ -205,14 +205,17 @@ static size_t choice_len(const char *p)
     return bar ? (size_t)(bar - p) : strlen(p);
 }
 
-int sl_cfg_choice_index(const char *choices, const char *v)
+bool sl_cfg_choice_index(const char *choices, const char *v, int *index)
 {
     size_t vn = strlen(v);
     int idx = 0;
     for (const char *p = choices;; idx++) {
         size_t n = choice_len(p);
-        if (n == vn && strncmp(p, v, n) == 0) return idx;
-        if (!p[n]) return -1;
+        if (n == vn && strncmp(p, v, n) == 0) {
+            *index = idx;
+            return true;
+        }
+        if (!p[n]) return false;
         p += n + 1;
     }
 }
@@ -372,11 +375,7 @@ int sl_cfg_enum(sl_cfg *c, const sl_cfg_node *map, const char *key, const char *
     const sl_cfg_node *n = sl_cfg_get(map, key);
     if (!n || n->kind == SL_CFG_NULL) return 0;
     if (!need_scalar(c, n, key)) return SL_EINVAL;
-    int idx = sl_cfg_choice_index(choices, n->scalar);
-    if (idx >= 0) {
-        *out = idx;
-        return 0;
-    }
+    if (sl_cfg_choice_index(choices, n->scalar, out)) return 0;
     const char *best = NULL;
     size_t best_n = 0, best_d = SIZE_MAX;
     for (const char *p = choices;;) {

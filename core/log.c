@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/err.h"
 #include "core/redact.h"
 
 /* The level is set once at start-up (and on reload); an atomic so that the
@@ -23,11 +24,14 @@ void sl_log_set_level(int level)
     if (level >= SL_LOG_DEBUG && level <= SL_LOG_OFF) atomic_store(&log_level, level);
 }
 
-int sl_log_level_from_name(const char *name)
+int sl_log_level_from_name(const char *name, int *level)
 {
     for (int i = 0; i <= SL_LOG_OFF; i++)
-        if (strcasecmp(name, level_names[i]) == 0) return i;
-    return -1;
+        if (strcasecmp(name, level_names[i]) == 0) {
+            *level = i;
+            return SL_OK;
+        }
+    return SL_EINVAL;
 }
 
 int64_t sl_now_ns(void)

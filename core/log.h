@@ -21,7 +21,8 @@
 enum { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR, SL_LOG_OFF };
 
 void sl_log_set_level(int level);
-int sl_log_level_from_name(const char *name); /* -1 when unknown */
+/* The level named name (any case) into *level: 0, or SL_EINVAL when unknown. */
+int sl_log_level_from_name(const char *name, int *level);
 /* fmt continues the line after `event=...`: `key=%s` pairs (see above). */
 void sl_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

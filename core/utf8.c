@@ -3,6 +3,10 @@
 #include <stdint.h>
 #include <string.h>
 
+/* An invalid sequence whose maximal subpart is its first byte: the answer
+ * is the subpart's length negated (core/utf8.h), not an error code. */
+enum { SUBPART_OF_ONE = -1 };
+
 int sl_utf8_seq(const unsigned char *p, size_t n)
 {
     unsigned c = p[0];
@@ -20,9 +24,9 @@ int sl_utf8_seq(const unsigned char *p, size_t n)
         if (c == 0xF0) lo = 0x90; /* overlong */
         if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
     } else {
-        return -1; /* continuation byte, overlong 2-byte lead, or not UTF-8 */
+        return SUBPART_OF_ONE; /* continuation byte, overlong 2-byte lead, or not UTF-8 */
     }
-    if (n < 2 || p[1] < lo || p[1] > hi) return -1;
+    if (n < 2 || p[1] < lo || p[1] > hi) return SUBPART_OF_ONE;
     for (int i = 2; i < len; i++)
         if ((size_t)i >= n || (p[i] & 0xC0) != 0x80) return -i;
     return len;

@@ -10,12 +10,19 @@
 
 static const sl_slice stream_names[2] = {{"stdout", 6}, {"stderr", 6}};
 
-static int stream_of(const char *p, size_t n)
+/* Whether p[0..n) names a stream (stdout|stderr); which one into *stream. */
+static bool stream_of(const char *p, size_t n, int *stream)
 {
-    if (n != 6 || memcmp(p, "std", 3) != 0) return -1;
-    if (memcmp(p + 3, "out", 3) == 0) return SL_CRI_STDOUT;
-    if (memcmp(p + 3, "err", 3) == 0) return SL_CRI_STDERR;
-    return -1;
+    if (n != 6 || memcmp(p, "std", 3) != 0) return false;
+    if (memcmp(p + 3, "out", 3) == 0) {
+        *stream = SL_CRI_STDOUT;
+        return true;
+    }
+    if (memcmp(p + 3, "err", 3) == 0) {
+        *stream = SL_CRI_STDERR;
+        return true;
+    }
+    return false;
 }
 
 int sl_cri_parse(const char *p, size_t n, sl_cri_line *out, sl_err *err)
@@ -23,7 +30,7 @@ int sl_cri_parse(const char *p, size_t n, sl_cri_line *out, sl_err *err)
     size_t i = sl_ts_scan_rfc3339(p, n, &out->time_ns);
     if (i == 0 || i >= n || p[i] != ' ') return sl_errf(err, SL_EPARSE, "cri: no timestamp");
     i++;
-    if (n - i < 7 || p[i + 6] != ' ' || (out->stream = stream_of(p + i, 6)) < 0)
+    if (n - i < 7 || p[i + 6] != ' ' || !stream_of(p + i, 6, &out->stream))
         return sl_errf(err, SL_EPARSE, "cri: no stream (stdout|stderr) at byte %zu", i);
     i += 7;
     /* Tags: P or F, possibly followed by `:`-separated future tags. */
@@ -141,7 +148,7 @@ int sl_docker_parse(const char *p, size_t n, sl_cri_line *out, sl_err *err)
                 out->escaped = esc < vs + v.n;
                 have_log = true;
             } else if (is_stream) {
-                if ((out->stream = stream_of(v.p, v.n)) < 0)
+                if (!stream_of(v.p, v.n, &out->stream))
                     return sl_errf(err, SL_EPARSE, "docker: bad stream");
                 have_stream = true;
             } else {

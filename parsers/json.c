@@ -226,12 +226,20 @@ static inline uint8_t ch(const walker *w, uint32_t i)
     return i < w->n ? w->p[i] : 0;
 }
 
+/* Records a parse error at pos; returns SL_EPARSE. */
 static int fail(walker *w, uint32_t pos, const char *what)
 {
     w->code = SL_EPARSE;
     w->err_pos = pos;
     w->err_what = what;
-    return -1;
+    return SL_EPARSE;
+}
+
+/* What a walker function that failed returns: the code its failure
+ * recorded (SL_EPARSE or SL_ENOMEM), never 0. */
+static int failed_code(const walker *w)
+{
+    return w->code ? w->code : SL_EPARSE;
 }
 
 /* Bytes that may follow a number or literal: whitespace and structurals. */
@@ -446,7 +454,7 @@ static int joined_key(walker *w, emitter *e, uint32_t levels, uint32_t last_open
     if (!dst) {
         w->code = SL_ENOMEM;
         w->err_what = "arena exhausted by flattened keys";
-        return -1;
+        return SL_ENOMEM;
     }
     size_t o = 0;
     for (uint32_t l = 0; l <= levels; l++) {
@@ -488,7 +496,8 @@ static __attribute__((noinline)) int emit_slow(walker *w, emitter *e, uint32_t d
      * caller-array API has no encoder after it that looks. */
     uint8_t flags = (uint8_t)((kesc ? SL_FF_KEY_ESCAPED : 0) | (e->b ? SL_FF_VERBATIM : 0));
     if (depth > 1) {
-        if (joined_key(w, e, depth - 1, kopen, kclose, true, &key)) return -1;
+        int rc = joined_key(w, e, depth - 1, kopen, kclose, true, &key);
+        if (rc != 0) return rc;
         flags = 0;
     }
     if (e->b) {
@@ -496,7 +505,7 @@ static __attribute__((noinline)) int emit_slow(walker *w, emitter *e, uint32_t d
         if (!f) {
             w->code = SL_ENOMEM;
             w->err_what = "batch arena exhausted by fields";
-            return -1;
+            return SL_ENOMEM;
         }
         f->flags = flags;
     } else if (e->n < e->cap) {
@@ -632,7 +641,7 @@ static int walk_end(walker *w, const uint32_t *cur)
     if (w->st.c.err) FAIL(w->n, "stage 1");
     return 0;
 failed:
-    return -1;
+    return failed_code(w);
 }
 
 static int walk_validate(walker *w, uint32_t max_depth)
@@ -642,7 +651,7 @@ static int walk_validate(walker *w, uint32_t max_depth)
     NEXT(i);
     w->lim = lim;
     cur = walk_value(w, cur, i, 0, max_depth, &end);
-    return cur ? walk_end(w, cur) : -1;
+    return cur ? walk_end(w, cur) : failed_code(w);
 }
 
 /* A value inside a depth-2 container of walk_fields, whose first token is
@@ -813,7 +822,7 @@ static int walk_fields(walker *w, uint32_t max_depth, emitter *e)
     w->lim = lim;
     return walk_end(w, cur);
 failed:
-    return -1;
+    return failed_code(w);
 }
 
 /* The flattening walker: validates the document and reports the fields
@@ -986,7 +995,7 @@ done:
     if (w->st.c.err) FAIL(w->n, "stage 1");
     return 0;
 failed:
-    return -1;
+    return failed_code(w);
 }
 
 /* ------------------------------------------------------------------ API */

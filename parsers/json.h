@@ -53,7 +53,7 @@ int sl_json_opts_init(sl_json_opts *o, sl_err *err);
 
 /* Reads a `json:` step's map (NULL = defaults): `flatten` (bool),
  * `separator` (one character), `max_depth` (1..SL_JSON_MAX_DEPTH). Errors
- * go to cfg with positions; returns 0 or -1. Calls sl_json_opts_init first
+ * go to cfg with positions; returns 0 or SL_EINVAL. Calls sl_json_opts_init first
  * (an unusable $SLUICE_SIMD is not a configuration error). */
 int sl_json_opts_from_cfg(sl_cfg *cfg, const sl_cfg_node *node, sl_json_opts *o);
 /* The keys of that map, for the step's table (parsers/step_json.c). */

@@ -188,17 +188,19 @@ int sl_logfmt_parse(const char *p, size_t n, sl_field *out, size_t cap, size_t *
     return pair ? 0 : SL_EPARSE;
 }
 
-/* n hex digits at p (n <= 8), or -1. */
-static long hexn(const char *p, size_t avail, size_t n)
+/* Whether the n bytes at p (avail readable, n <= 8) are hex digits; their
+ * value into *v. */
+static bool hexn(const char *p, size_t avail, size_t n, unsigned long *v)
 {
-    if (avail < n) return -1;
-    long v = 0;
+    if (avail < n) return false;
+    unsigned long x = 0;
     for (size_t i = 0; i < n; i++) {
         int h = sl_json_hexval((unsigned char)p[i]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
+        if (h < 0) return false;
+        x = x * 16 + (unsigned)h;
     }
-    return v;
+    *v = x;
+    return true;
 }
 
 static size_t put_utf8(char *d, unsigned long cp)
@@ -217,7 +219,7 @@ size_t sl_logfmt_unescape(sl_slice v, char *dst)
             continue;
         }
         char c = p[++i];
-        long cp;
+        unsigned long cp, lo;
         switch (c) {
         case 'n':
             dst[o++] = '\n';
@@ -241,7 +243,7 @@ size_t sl_logfmt_unescape(sl_slice v, char *dst)
             dst[o++] = '\v';
             break;
         case 'x':
-            if ((cp = hexn(p + i + 1, n - i - 1, 2)) < 0) {
+            if (!hexn(p + i + 1, n - i - 1, 2, &cp)) {
                 dst[o++] = c;
                 break;
             }
@@ -251,19 +253,18 @@ size_t sl_logfmt_unescape(sl_slice v, char *dst)
         case 'u':
         case 'U': {
             size_t w = c == 'u' ? 4 : 8;
-            if ((cp = hexn(p + i + 1, n - i - 1, w)) < 0) {
+            if (!hexn(p + i + 1, n - i - 1, w, &cp)) {
                 dst[o++] = c;
                 break;
             }
             i += w;
             if (cp >= 0xd800 && cp <= 0xdbff && i + 6 < n && p[i + 1] == '\\' && p[i + 2] == 'u') {
-                long lo = hexn(p + i + 3, n - i - 3, 4);
-                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                if (hexn(p + i + 3, n - i - 3, 4, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                     i += 6;
                 }
             }
-            o += put_utf8(dst + o, (unsigned long)cp);
+            o += put_utf8(dst + o, cp);
             break;
         }
         default:
@@ -273,7 +274,10 @@ size_t sl_logfmt_unescape(sl_slice v, char *dst)
     return o;
 }
 
-/* True when v can be written between JSON quotes as it is. */
+/* True when v can be written between JSON quotes as it is: JSON's escapes
+ * only, surrogates paired, no control byte or bare quote, valid UTF-8. Such
+ * a value then reads back (sl_json_unescape) as sl_logfmt_unescape decodes
+ * it, so the lazy SL_V_ESCAPED form and the unescaped one never differ. */
 static bool json_ready(sl_slice v)
 {
     bool high = false;
@@ -294,10 +298,23 @@ static bool json_ready(sl_slice v)
         case 'r':
         case 't':
             break;
-        case 'u':
-            if (hexn(v.p + i + 1, v.n - i - 1, 4) < 0) return false;
+        case 'u': {
+            /* A lone surrogate is JSON's grammar but not Unicode: strict
+             * readers (this project's json step, jansson, serde) refuse
+             * the document, so it goes through sl_logfmt_unescape, which
+             * makes it U+FFFD. */
+            unsigned long cp, lo;
+            if (!hexn(v.p + i + 1, v.n - i - 1, 4, &cp) || (cp >= 0xdc00 && cp <= 0xdfff))
+                return false;
             i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (v.n - i - 1 < 6 || v.p[i + 1] != '\\' || v.p[i + 2] != 'u') return false;
+                if (!hexn(v.p + i + 3, v.n - i - 3, 4, &lo) || lo < 0xdc00 || lo > 0xdfff)
+                    return false;
+                i += 6;
+            }
             break;
+        }
         default:
             return false;
         }

@@ -41,8 +41,12 @@ int sl_logfmt_parse(const char *p, size_t n, sl_field *out, size_t cap, size_t *
 size_t sl_logfmt_unescape(sl_slice v, char *dst);
 
 /* Appends every pair of in to r. Escaped values that are valid JSON string
- * text stay SL_V_ESCAPED (unescaped lazily); others are unescaped into the
- * batch arena. SL_EPARSE (nothing appended) when there is no key=value. */
+ * text (JSON's escapes only, surrogates paired, no control byte, valid
+ * UTF-8) stay SL_V_ESCAPED, which the JSON writers copy as they are; others
+ * (\x41, \', a lone surrogate, a trailing backslash, ...) are unescaped
+ * into the batch arena as SL_V_STRING, which the writers escape. Either
+ * way the value reads back as sl_logfmt_unescape decodes it. SL_EPARSE
+ * (nothing appended) when there is no key=value. */
 int sl_logfmt_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_err *err);
 
 #endif

@@ -20,7 +20,9 @@ static int logfmt_create(const sl_step_ctx *ctx, void **state)
     logfmt_step *s = calloc(1, sizeof *s);
     if (!s) return SL_ENOMEM;
     *state = s;
-    return sl_cfg_read(ctx->cfg, ctx->args, logfmt_keys, SL_CFG_NKEYS(logfmt_keys), s) ? -1 : 0;
+    if (sl_cfg_read(ctx->cfg, ctx->args, logfmt_keys, SL_CFG_NKEYS(logfmt_keys), s) != 0)
+        return SL_EINVAL; /* the errors are in ctx->cfg, with positions */
+    return SL_OK;
 }
 
 static int logfmt_apply(void *state, sl_batch *b, sl_record *r, sl_err *err)

@@ -53,13 +53,13 @@ void sl_retry_success(sl_retry *r)
 
 int64_t sl_retry_after_parse(const char *v, int64_t now_s)
 {
-    if (!v) return -1;
+    if (!v) return SL_RETRY_AFTER_NONE;
     while (*v == ' ' || *v == '\t') v++;
     if (isdigit((unsigned char)*v)) {
         char *end;
         unsigned long long s = strtoull(v, &end, 10);
         while (*end == ' ' || *end == '\t') end++;
-        if (*end) return -1;
+        if (*end) return SL_RETRY_AFTER_NONE;
         if (s > 100ull * 365 * 86400) s = 100ull * 365 * 86400;
         return (int64_t)s * 1000;
     }
@@ -67,9 +67,9 @@ int64_t sl_retry_after_parse(const char *v, int64_t now_s)
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end) return -1;
+    if (!end) return SL_RETRY_AFTER_NONE;
     while (*end == ' ' || *end == '\t') end++;
-    if (*end) return -1;
+    if (*end) return SL_RETRY_AFTER_NONE;
     int64_t at = (int64_t)timegm(&tm);
     return at > now_s ? (at - now_s) * 1000 : 0;
 }

@@ -1,5 +1,6 @@
 /* CRI and docker lines, fed line by line through one joiner; the input is
- * also tried as a Kubernetes log path. */
+ * also tried as a Kubernetes log path. Each record the joiner made must give
+ * valid JSON (recjson_valid.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "core/batch.h"
 #include "collector/container_frame.h"
 #include "parsers/cri.h"
+#include "tests/fuzz/recjson_valid.h"
 
 static void inside(const char *p, size_t n, sl_slice s)
 {
@@ -43,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_record r = {.line = {l, n}};
         if (sl_cri_join_record(b, &r, false, j, NULL, NULL) != 0)
             sl_cri_join_record(b, &r, true, j, NULL, NULL);
+        fuzz_recjson_valid(b, &r);
         /* Each stream holds less than max_bytes (256): a message reaching
          * it is given out at once. */
         if (sl_cri_joiner_pending(j) > 2 * 255) abort();

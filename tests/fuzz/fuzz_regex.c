@@ -1,12 +1,14 @@
 /* The regex step: the built-in access-log patterns on the input, and (when
  * the input has a first line) that line compiled as a pattern with a small
- * match limit and run on the rest, JIT and interpreter. */
+ * match limit and run on the rest, JIT and interpreter. Each record the
+ * step made must give valid JSON (recjson_valid.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/batch.h"
 #include "parsers/regex.h"
+#include "tests/fuzz/recjson_valid.h"
 
 static void run(sl_regex *re, sl_batch *b, const char *p, size_t n)
 {
@@ -22,6 +24,7 @@ static void run(sl_regex *re, sl_batch *b, const char *p, size_t n)
                 abort();
     sl_record r = {.line = {p, n}};
     sl_regex_parse_record(b, &r, r.line, re, NULL);
+    fuzz_recjson_valid(b, &r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,10 +1,12 @@
-/* Syslog: the input as one message and as an RFC 6587 stream of frames. */
+/* Syslog: the input as one message and as an RFC 6587 stream of frames;
+ * each record the step made must give valid JSON (recjson_valid.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/batch.h"
 #include "parsers/syslog.h"
+#include "tests/fuzz/recjson_valid.h"
 
 static void message(sl_batch *b, const char *p, size_t n)
 {
@@ -24,6 +26,7 @@ static void message(sl_batch *b, const char *p, size_t n)
     }
     sl_record r = {.line = {p, n}};
     sl_syslog_parse_record(b, &r, r.line, &o, NULL);
+    fuzz_recjson_valid(b, &r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

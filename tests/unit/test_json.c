@@ -820,8 +820,8 @@ static void test_opts_from_cfg(void **state)
     assert_true(o.flatten);
     assert_int_equal(o.separator, '_');
     assert_int_equal(o.max_depth, 64);
-    assert_int_equal(sl_json_opts_from_cfg(c, sl_cfg_get(root, "b"), &o), -1);
-    assert_int_equal(sl_json_opts_from_cfg(c, sl_cfg_get(root, "c"), &o), -1);
+    assert_int_equal(sl_json_opts_from_cfg(c, sl_cfg_get(root, "b"), &o), SL_EINVAL);
+    assert_int_equal(sl_json_opts_from_cfg(c, sl_cfg_get(root, "c"), &o), SL_EINVAL);
     assert_true(sl_cfg_nerrors(c) >= 2);
     assert_int_equal(sl_json_opts_from_cfg(c, NULL, &o), 0);
     assert_false(o.flatten);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "core/redact.h"
 #include "tests/helpers.h"
@@ -206,6 +207,19 @@ static void test_log_redacts(void **st)
                         "error=\"Failed http://<redacted>@h/ x\"");
 }
 
+static void test_level_names(void **st)
+{
+    (void)st;
+    int level = -7;
+    assert_int_equal(sl_log_level_from_name("WARN", &level), SL_OK);
+    assert_int_equal(level, SL_LOG_WARN);
+    assert_int_equal(sl_log_level_from_name("off", &level), SL_OK);
+    assert_int_equal(level, SL_LOG_OFF);
+    assert_int_equal(sl_log_level_from_name("loud", &level), SL_EINVAL);
+    assert_int_equal(level, SL_LOG_OFF); /* left as it was */
+    assert_int_equal(sl_log_level_from_name("", &level), SL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_sl_log_one_line),
         cmocka_unit_test(test_redact_urls),
         cmocka_unit_test(test_log_redacts),
+        cmocka_unit_test(test_level_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

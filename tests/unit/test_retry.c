@@ -17,7 +17,7 @@ static void test_ceiling_doubles_and_caps(void **state)
     static const int64_t want[] = {100, 200, 400, 800, 1000, 1000, 1000};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         assert_int_equal(sl_retry_ceiling(&r), want[i]);
-        int64_t d = sl_retry_next(&r, -1);
+        int64_t d = sl_retry_next(&r, SL_RETRY_AFTER_NONE);
         assert_in_range(d, 0, want[i]);
     }
     sl_retry_success(&r);
@@ -25,7 +25,7 @@ static void test_ceiling_doubles_and_caps(void **state)
 
     /* No overflow with huge bounds and many attempts. */
     sl_retry_init(&r, 1, INT64_MAX, 1);
-    for (int i = 0; i < 200; i++) assert_true(sl_retry_next(&r, -1) >= 0);
+    for (int i = 0; i < 200; i++) assert_true(sl_retry_next(&r, SL_RETRY_AFTER_NONE) >= 0);
     assert_int_equal(sl_retry_ceiling(&r), INT64_MAX);
     /* Bad arguments are clamped. */
     sl_retry_init(&r, 0, -5, 1);
@@ -41,7 +41,9 @@ static void test_deterministic(void **state)
     sl_retry_init(&c, 10, 100000, 8);
     int differ = 0;
     for (int i = 0; i < 30; i++) {
-        int64_t x = sl_retry_next(&a, -1), y = sl_retry_next(&b, -1), z = sl_retry_next(&c, -1);
+        int64_t x = sl_retry_next(&a, SL_RETRY_AFTER_NONE),
+                y = sl_retry_next(&b, SL_RETRY_AFTER_NONE),
+                z = sl_retry_next(&c, SL_RETRY_AFTER_NONE);
         assert_int_equal(x, y);
         differ += x != z;
     }
@@ -58,7 +60,7 @@ static void test_full_jitter_distribution(void **state)
     enum { N = 20000 };
     int buckets[10] = {0};
     for (int i = 0; i < N; i++) {
-        int64_t d = sl_retry_next(&r, -1);
+        int64_t d = sl_retry_next(&r, SL_RETRY_AFTER_NONE);
         assert_in_range(d, 0, 1000);
         sum += d;
         if (d < lo) lo = d;
@@ -91,10 +93,10 @@ static void test_parse_retry_after(void **state)
     assert_int_equal(sl_retry_after_parse("120", 0), 120000);
     assert_int_equal(sl_retry_after_parse("  5 ", 0), 5000);
     assert_int_equal(sl_retry_after_parse("0", 0), 0);
-    assert_int_equal(sl_retry_after_parse("5s", 0), -1);
-    assert_int_equal(sl_retry_after_parse("abc", 0), -1);
-    assert_int_equal(sl_retry_after_parse("", 0), -1);
-    assert_int_equal(sl_retry_after_parse(NULL, 0), -1);
+    assert_int_equal(sl_retry_after_parse("5s", 0), SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse("abc", 0), SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse("", 0), SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse(NULL, 0), SL_RETRY_AFTER_NONE);
     assert_true(sl_retry_after_parse("99999999999999999999", 0) > 0);
     struct tm tm = {0};
     tm.tm_year = 2015 - 1900;
@@ -105,7 +107,8 @@ static void test_parse_retry_after(void **state)
     int64_t at = (int64_t)timegm(&tm);
     assert_int_equal(sl_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", at - 30), 30000);
     assert_int_equal(sl_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", at + 30), 0);
-    assert_int_equal(sl_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT junk", 0), -1);
+    assert_int_equal(sl_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT junk", 0),
+                     SL_RETRY_AFTER_NONE);
 }
 
 int main(void)

@@ -168,8 +168,17 @@ static uint32_t read_fields(jd_input *in, sd_journal *j)
     return flags;
 }
 
-static int flush_batch(jd_input *in)
+static bool batch_full(const sl_batch *b)
 {
+    return b->nrecords == b->cap_records || b->nchunks >= SL_BATCH_MAX_CHUNKS;
+}
+
+/* Takes the current batch off the input with its cursor (the journal is
+ * still on the batch's last entry) and its acknowledgement ticket. *out is
+ * NULL when there is nothing to hand on. */
+static int seal_batch(jd_input *in, sl_batch **out)
+{
+    *out = NULL;
     sl_batch *b = in->batch;
     if (!b) return SL_OK;
     in->batch = NULL;
@@ -183,7 +192,6 @@ static int flush_batch(jd_input *in)
     }
     uint64_t begin = in->batch_begin, end = in->seq;
     sl_metric_add(in->m_records, b->nrecords);
-    /* The journal is still on the batch's last entry. */
     char *c = NULL;
     if (sd_journal_get_cursor(in->j, &c) < 0) {
         sl_jd_count_error(in, "get_cursor", EIO);
@@ -208,7 +216,40 @@ static int flush_batch(jd_input *in)
     } else {
         free(c);
     }
+    *out = b;
+    return SL_OK;
+}
+
+/* Hands a sealed batch to the pipeline. caught_up: it ends at the end of
+ * the journal. An input that read at least a whole batch before catching
+ * up marks the batch flush_now, so the sinks send it with what they hold
+ * at once instead of after their max_batch_wait: the backlog's tail (the
+ * last entries of a run over a journal, or of a catch-up after downtime)
+ * arrives when read. A trickle (each wake-up reads less than a batch)
+ * never does, and at most one batch a second does, so the requests an
+ * agent sends grow by at most one a second (decision 0042). */
+static int hand_on(jd_input *in, sl_batch *b, bool caught_up)
+{
+    if (!b) return SL_OK;
+    bool full = batch_full(b);
+    if (caught_up) {
+        int64_t now = sl_monotonic_ns();
+        if ((in->behind || full) && now >= in->next_urgent_ns) {
+            b->flush_now = true;
+            in->next_urgent_ns = now + URGENT_INTERVAL_NS;
+        }
+        in->behind = false;
+    } else if (full) {
+        in->behind = true;
+    }
     return in->ctx->emit(in->ctx->emit_arg, b);
+}
+
+static int flush_batch(jd_input *in, bool caught_up)
+{
+    sl_batch *b;
+    int rc = seal_batch(in, &b);
+    return rc != SL_OK ? rc : hand_on(in, b, caught_up);
 }
 
 static sl_field *add_field(sl_batch *b, sl_record *r, const char *k, size_t kn, sl_slice v)
@@ -325,12 +366,17 @@ static int read_some(jd_input *in)
     while (n < ENTRIES_PER_TURN) {
         /* Flush points are here, between entries, while the journal is on
          * the last entry read: its cursor is the batch's. An entry adds at
-         * most one chunk to a batch, so checking before each one suffices. */
-        if (in->batch && (in->batch->nrecords == in->batch->cap_records ||
-                          in->batch->nchunks >= SL_BATCH_MAX_CHUNKS)) {
-            int rc = flush_batch(in);
+         * most one chunk to a batch, so checking before each one suffices.
+         * A full batch is sealed here and handed on once the next step
+         * tells whether it ends at the end of the journal (hand_on). */
+        sl_batch *sealed = NULL;
+        if (in->batch && batch_full(in->batch)) {
+            int rc = seal_batch(in, &sealed);
             if (rc != SL_OK) return rc;
-            if (stopping(in)) return n;
+            if (stopping(in)) {
+                rc = hand_on(in, sealed, false);
+                return rc != SL_OK ? rc : n;
+            }
             int64_t now = sl_monotonic_ns();
             if (now >= in->next_process_ns) {
                 /* Busy: still drain change notifications now and then. */
@@ -341,20 +387,33 @@ static int read_some(jd_input *in)
         }
         if (!in->batch && !in->ctx->dry_run && in->ring_len == RING_CAP) {
             sl_jd_prune_ring(in);
-            if (in->ring_len == RING_CAP) return n ? n : SL_EAGAIN;
+            if (in->ring_len == RING_CAP) {
+                int rc = hand_on(in, sealed, false);
+                if (rc != SL_OK) return rc;
+                return n ? n : SL_EAGAIN;
+            }
         }
         int r = in->pending ? 1 : sd_journal_next(j);
         in->pending = false;
+        if (sealed) {
+            int rc = hand_on(in, sealed, r == 0);
+            /* Stopping or shutting down: the entry the journal moved to is
+             * read first next time (pending). */
+            if (rc != SL_OK || stopping(in)) {
+                if (r > 0) in->pending = true;
+                return rc != SL_OK ? rc : n;
+            }
+        }
         if (r < 0) {
             sl_jd_count_error(in, "next", r);
-            int rc = flush_batch(in);
+            int rc = flush_batch(in, false);
             if (rc != SL_OK) return rc;
             in->next_errors++;
             return SL_EAGAIN;
         }
         in->next_errors = 0;
         if (r == 0) {
-            int rc = flush_batch(in);
+            int rc = flush_batch(in, true);
             return rc != SL_OK ? rc : n;
         }
         uint32_t flags = read_fields(in, j);
@@ -386,7 +445,7 @@ static void close_journal(jd_input *in)
 /* Starts over with a fresh sd_journal after the last entry handed on. */
 static void reopen(jd_input *in)
 {
-    flush_batch(in);
+    flush_batch(in, false);
     close_journal(in);
     char *c = in->read_cursor ? strdup(in->read_cursor) : NULL;
     int r = sl_jd_open_journal(in, c, c ? in->read_rt_usec : 0);
@@ -505,7 +564,7 @@ static int jd_run(void *state)
         sl_jd_check_directory(in);
     }
     /* Whatever was read goes out while the sinks drain. */
-    if (in->batch && in->j) flush_batch(in);
+    if (in->batch && in->j) flush_batch(in, false);
     return rc == SL_ECLOSED ? SL_OK : rc;
 }
 

@@ -36,6 +36,9 @@
 #define CURSOR_MAX       1024
 #define ENTRIES_PER_TURN 1024
 #define MAX_NEXT_ERRORS  10
+/* At most one batch a second asks the sinks to send at once (flush_now)
+ * when the input catches up after a backlog. */
+#define URGENT_INTERVAL_NS 1000000000LL
 
 enum { START_BEGINNING, START_END };
 enum slot_kind { SLOT_MESSAGE, SLOT_PRIORITY, SLOT_PLAIN };
@@ -123,6 +126,11 @@ typedef struct jd_input {
     uint64_t read_rt_usec;
     bool ckpt_damaged; /* both checkpoint generations unreadable */
     int64_t next_process_ns;
+    /* A whole batch was handed on since the input last reached the end of
+     * the journal: it is behind, and its tail is sent at once when it
+     * catches up (no earlier than next_urgent_ns). */
+    bool behind;
+    int64_t next_urgent_ns;
     int64_t next_pause_ns;
     /* directory mode: journal files already checked */
     seen_file seen[SEEN_CAP];

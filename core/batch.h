@@ -31,8 +31,9 @@ struct sl_batch {
     sl_batch_done_fn on_done;
     void *on_done_arg;
     /* A sender waits for this batch's acknowledgement (loki_push with
-     * `ack: delivered`): sinks send it with what is queued at once instead
-     * of waiting their max_batch_wait (shipper/batcher.c; decision 0034). */
+     * `ack: delivered`), or it is the tail of a journald backlog: sinks
+     * send it with what is queued at once instead of waiting their
+     * max_batch_wait (shipper/batcher.c; decisions 0034, 0042). */
     bool flush_now;
     /* Earlier batches whose acknowledgement waits for this one (see
      * sl_batch_release_after). */

@@ -16,6 +16,7 @@
 
 #include "tests/fixtures/journal/jexport.h"
 #include "tests/helpers.h"
+#include "tests/loki_receiver.h"
 
 typedef struct fixture {
     char *dir, *jdir, *cfg, *out, *log;
@@ -206,12 +207,68 @@ static void test_dry_run_fields(void **st)
     free(ckpt);
 }
 
+/* Into Loki with a long max_batch_wait: a journal the input has caught up
+ * with reaches the receiver when read, not max_batch_wait later (the
+ * input's last batch asks to be sent at once, decision 0042). */
+static void test_caught_up_journal_reaches_loki_at_once(void **st)
+{
+    fixture *f = *st;
+    if (!f) skip();
+    const long total = 1200; /* batches of 500: two whole, then the tail */
+    write_entries(f, "remote.journal", 0, total);
+    sl_lr_opts lo = {0};
+    sl_lr *lr = NULL;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    char *cfg = sl_t_path(f->dir, "loki.yml");
+    char yml[4096];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "shutdown_timeout: 10s\n"
+             "inputs:\n"
+             "  - name: sys\n"
+             "    type: journald\n"
+             "    directory: %s\n"
+             "    batch_records: 500\n"
+             "sinks:\n"
+             "  - name: loki\n"
+             "    type: loki\n"
+             "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+             "    max_batch_wait: 300s\n",
+             f->dir, f->jdir, sl_lr_port(lr));
+    sl_t_write_file(cfg, yml, strlen(yml));
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", cfg, NULL};
+    int64_t t0 = sl_t_now_ms();
+    pid_t pid = sl_t_spawn(argv, f->log);
+    assert_true(pid > 0);
+    /* Well before max_batch_wait (300 s): 20 s, 80 under the sanitizers. */
+    int64_t limit = sl_t_scaled_ms(20000);
+    while ((long)sl_lr_nentries(lr) < total && sl_t_now_ms() - t0 < limit) sl_t_sleep_ms(20);
+    fprintf(stderr, "%zu of %ld entries in Loki after %lld ms\n", sl_lr_nentries(lr), total,
+            (long long)(sl_t_now_ms() - t0));
+    size_t got = sl_lr_nentries(lr);
+    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    assert_int_equal(got, (size_t)total);
+    unsigned char *seen = calloc((size_t)total, 1);
+    for (size_t i = 0; i < sl_lr_nentries(lr); i++) {
+        const sl_lr_entry *e = sl_lr_entry_at(lr, i);
+        long seq = sl_t_parse_id(e->line, e->line + e->line_n, "seq=");
+        assert_true(seq >= 0 && seq < total);
+        assert_false(seen[seq]);
+        seen[seq] = 1;
+    }
+    free(seen);
+    sl_lr_stop(lr);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_graceful_restart_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caught_up_journal_reaches_loki_at_once, setup,
+                                        teardown),
     };
     return sl_t_run_tests(tests);
 }

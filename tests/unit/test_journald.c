@@ -46,6 +46,14 @@ typedef struct rec {
     char labels[256];
 } rec;
 
+/* A batch handed on: its size, whether it asked the sinks to send it at
+ * once (flush_now) and when it came. */
+typedef struct batch_note {
+    uint32_t nrecords;
+    bool flush_now;
+    int64_t at_ns;
+} batch_note;
+
 typedef struct sink {
     pthread_mutex_t mu;
     rec *r;
@@ -57,6 +65,8 @@ typedef struct sink {
     long acked;          /* records acknowledged */
     long acked_last_seq; /* seq of the last acknowledged record */
     int delay_us;        /* per batch, to make runs take a while */
+    batch_note log[256]; /* every batch handed on */
+    int nlog;
 } sink;
 
 static void sink_init(sink *s)
@@ -116,6 +126,8 @@ static int emit(void *arg, sl_batch *b)
     sink *s = arg;
     if (s->delay_us) usleep((useconds_t)s->delay_us);
     pthread_mutex_lock(&s->mu);
+    if (s->nlog < (int)(sizeof s->log / sizeof *s->log))
+        s->log[s->nlog++] = (batch_note){b->nrecords, b->flush_now, sl_monotonic_ns()};
     for (uint32_t i = 0; i < b->nrecords; i++) {
         const sl_record *r = &b->records[i];
         if (s->n == s->cap) {
@@ -324,10 +336,10 @@ static const char *unit_of(long i)
     return u[i % 3];
 }
 
-/* Entries [from, to) of the standard shape, appended to DIR/name. */
-static void write_entries(const fx *f, const char *name, long from, long to)
+/* Entries [from, to) of the standard shape, appended to dir/name. */
+static void write_entries_in(const char *dir, const char *name, long from, long to)
 {
-    char *path = sl_t_path(f->jdir, name);
+    char *path = sl_t_path(dir, name);
     jx_writer *w = jx_open(path);
     assert_non_null(w);
     for (long i = from; i < to; i++) {
@@ -345,6 +357,11 @@ static void write_entries(const fx *f, const char *name, long from, long to)
     }
     assert_int_equal(jx_close(w), 0);
     free(path);
+}
+
+static void write_entries(const fx *f, const char *name, long from, long to)
+{
+    write_entries_in(f->jdir, name, from, to);
 }
 
 /* Every seq in [from, to) exactly `times` times; returns records outside. */
@@ -921,6 +938,98 @@ static void test_stop_is_prompt(void **st)
     sink_free(&s);
 }
 
+/* Entries [from, to) in a new file that appears in DIR whole (written
+ * beside it, then renamed in), so the input reads all of it in one go. */
+static void add_whole_file(const fx *f, const char *name, long from, long to)
+{
+    char *staged = sl_t_path(f->dir, name), *final = sl_t_path(f->jdir, name);
+    write_entries_in(f->dir, name, from, to);
+    assert_int_equal(rename(staged, final), 0);
+    free(staged), free(final);
+}
+
+/* Batch i's note, under the lock. */
+static batch_note note_at(sink *s, int i)
+{
+    pthread_mutex_lock(&s->mu);
+    batch_note b = s->log[i];
+    pthread_mutex_unlock(&s->mu);
+    return b;
+}
+
+/* An input that caught up after reading at least a whole batch asks the
+ * sinks to send its tail at once (flush_now) instead of after their
+ * max_batch_wait; a trickle never does; at most once a second. */
+static void test_caught_up_tail_sent_at_once(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    /* 100 entries, batches of 50: the second, full, batch ends at the end
+     * of the journal. */
+    write_entries(f, "remote.journal", 0, 100);
+    sink s;
+    sink_init(&s);
+    runner r;
+    start(&r, "jurgent", f->jdir, f->data, NULL, &s);
+    assert_true(wait_count(&s, 100, 10000));
+    pthread_mutex_lock(&s.mu);
+    assert_int_equal(s.nlog, 2);
+    pthread_mutex_unlock(&s.mu);
+    assert_int_equal(note_at(&s, 0).nrecords, 50);
+    assert_false(note_at(&s, 0).flush_now);
+    assert_int_equal(note_at(&s, 1).nrecords, 50);
+    assert_true(note_at(&s, 1).flush_now);
+
+    /* A trickle after it: less than a batch at a time, never at once. */
+    write_entries(f, "remote.journal", 100, 110);
+    assert_true(wait_count(&s, 110, 10000));
+    pthread_mutex_lock(&s.mu);
+    int trickle_end = s.nlog;
+    pthread_mutex_unlock(&s.mu);
+    for (int i = 2; i < trickle_end; i++) assert_false(note_at(&s, i).flush_now);
+
+    /* A backlog of 120 right after: its tail may ask only once a second
+     * has passed since the last batch that did. */
+    add_whole_file(f, "second.journal", 110, 230);
+    assert_true(wait_count(&s, 230, 10000));
+
+    /* Once a second has passed, a backlog's partial tail asks again. */
+    int64_t last_urgent = 0;
+    pthread_mutex_lock(&s.mu);
+    for (int i = 0; i < s.nlog; i++)
+        if (s.log[i].flush_now) last_urgent = s.log[i].at_ns;
+    int before = s.nlog;
+    pthread_mutex_unlock(&s.mu);
+    /* The input's once-a-second bound is on its own clock: wait it out. */
+    while (sl_monotonic_ns() < last_urgent + 1100000000LL) sl_t_sleep_ms(20);
+    add_whole_file(f, "third.journal", 230, 350);
+    assert_true(wait_count(&s, 350, 10000));
+    pthread_mutex_lock(&s.mu);
+    int nlog = s.nlog;
+    pthread_mutex_unlock(&s.mu);
+    assert_true(nlog >= before + 3);
+    assert_int_equal(note_at(&s, nlog - 1).nrecords, 20);
+    assert_true(note_at(&s, nlog - 1).flush_now);
+    assert_false(note_at(&s, nlog - 2).flush_now);
+
+    /* Over the whole run: each batch that asked is full or follows a full
+     * one (the input was behind), and they are at least a second apart. */
+    int64_t prev = -1;
+    for (int i = 0; i < nlog; i++) {
+        batch_note b = note_at(&s, i);
+        if (!b.flush_now) continue;
+        assert_true(b.nrecords == 50 || (i > 0 && note_at(&s, i - 1).nrecords == 50));
+        if (prev >= 0) assert_true(b.at_ns - prev >= 990000000LL);
+        prev = b.at_ns;
+    }
+    stop(&r, &s, false);
+    long missing, dups, outside;
+    check_seqs(&s, 0, 350, &missing, &dups, &outside);
+    assert_int_equal(missing + dups + outside, 0);
+    assert_in_order(&s);
+    sink_free(&s);
+}
+
 static void test_config_errors(void **st)
 {
     fx *f = *st;
@@ -965,6 +1074,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_at_end_and_dry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_is_prompt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caught_up_tail_sent_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

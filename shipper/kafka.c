@@ -30,7 +30,7 @@
 /* Keyless messages stay on one partition for this many messages, then move
  * to the next (docs/decisions/0018-kafka-keys-and-log-values.md): a batch's worth
  * for the broker, and a burst of 100,000 still touches every partition. */
-#define SPREAD_RUN 1000
+#define SPREAD_RUN SL_KAFKA_SPREAD_RUN
 
 struct kafka;
 
@@ -199,9 +199,10 @@ static const sl_cfg_key kafka_keys[] = {
             "`SLUICE_KAFKA_TLS_KEY_PASSWORD`)"},
     {.name = "librdkafka",
      .type = SL_KEY_MAP,
-     .doc = "any other librdkafka property; sluice sets `queue.buffering.max.kbytes: 4096` (bounds "
-            "what is in flight) and, without a `partitioner` here, `sticky.partitioning.linger.ms: "
-            "0` unless given here"},
+     .doc = "any other librdkafka property; unless given here, sluice sets "
+            "`queue.buffering.max.kbytes` (bounds what is in flight: 1024 without a `key`, 4096 "
+            "with one) and, without a `partitioner` here, `sticky.partitioning.linger.ms: 0` and "
+            "(without a `key`) `batch.num.messages: 1000`"},
 };
 
 /* ---- metrics and logging --------------------------------------------- */

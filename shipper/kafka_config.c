@@ -248,13 +248,6 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
         snprintf(num, sizeof num, "%llu", (unsigned long long)batch_bytes);
         rc |= add_prop(s, "batch.size", num);
     }
-    /* Messages point into our batches (no copy), so this bounds the memory
-     * held in flight beyond the sink's queue; librdkafka's own per-message
-     * and per-partition buffers grow with it. 4 MiB kept the same
-     * throughput into the mock cluster as 64 MiB, with ~170 MiB less RSS
-     * (benchmarks/e2e.py, kafka scenario); `librdkafka:` can raise it for
-     * a far broker. */
-    rc |= add_prop(s, "queue.buffering.max.kbytes", "4096");
     rc |= add_prop(s, "log.queue", "true");
     rc |= add_prop(s, "log.connection.close", "false");
     rc |= add_prop(s, "security.protocol", protos[proto]);
@@ -277,6 +270,28 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
     s->own_partitioner = !find_prop(s, "partitioner");
     if (s->own_partitioner && !find_prop(s, "sticky.partitioning.linger.ms") &&
         add_prop(s, "sticky.partitioning.linger.ms", "0") != SL_OK)
+        sl_cfg_error(cfg, n, "out of memory");
+    /* Without a key, a partition's batch is complete when its run of
+     * SL_KAFKA_SPREAD_RUN messages is (the next ones go elsewhere): sent at
+     * once instead of after linger_ms, so the queue's bound is spent on
+     * batches being compressed and sent rather than on batches waiting for
+     * the timer (decision 0044). */
+    bool runs = s->own_partitioner && !s->key;
+    char run[16];
+    snprintf(run, sizeof run, "%d", SL_KAFKA_SPREAD_RUN);
+    if (runs && !find_prop(s, "batch.num.messages") &&
+        add_prop(s, "batch.num.messages", run) != SL_OK)
+        sl_cfg_error(cfg, n, "out of memory");
+    /* Messages point into our batches (no copy), so librdkafka's queue bound
+     * also pins the batches its messages come from (a batch stays whole
+     * until its last message is delivered): ~25 MiB of batches at 4 MiB on
+     * the file -> Kafka path, ~10 MiB at 1 MiB. Runs sent whole need no
+     * more than a run or so queued (1 MiB measured as fast as 4 MiB there);
+     * keyed messages fill their batches over linger_ms, across partitions,
+     * and keep 4 MiB (below it the timer caps them). `librdkafka:` can
+     * raise either for a far broker (decisions 0007, 0038, 0044). */
+    if (!find_prop(s, "queue.buffering.max.kbytes") &&
+        add_prop(s, "queue.buffering.max.kbytes", runs ? "1024" : "4096") != SL_OK)
         sl_cfg_error(cfg, n, "out of memory");
     if (ctx->check_only && sl_cfg_nerrors(cfg) == before) {
         /* The whole property set must also hold together. */

@@ -11,6 +11,10 @@
 #include "shipper/template.h"
 
 #define SL_KAFKA_MAX_PROPS 96
+/* Keyless messages go this many in a row to one partition, then to the next
+ * (kafka.c, docs/decisions/0018-kafka-keys-and-log-values.md); a run is
+ * also one producer batch (batch.num.messages, decision 0044). */
+#define SL_KAFKA_SPREAD_RUN 1000
 
 typedef struct sl_kafka_prop {
     char *k, *v; /* v is wiped when freed: it may be a password */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
+#include "shipper/kafka_config.h"
 #include "tests/integration/kafka_harness.h"
 
 /* Errors of a check-only create, joined by newlines (caller frees). */
@@ -421,6 +422,92 @@ static void test_no_headers_and_empty_batch(void **st)
     kh_free(&h);
 }
 
+/* The librdkafka property prop as the sink would set it with extra keys
+ * (caller frees). */
+static char *prop_of(const char *extra, const char *prop)
+{
+    char yml[2048];
+    snprintf(yml, sizeof yml,
+             "sinks:\n  - name: k_prop\n    type: kafka\n    brokers: \"127.0.0.1:9\"\n"
+             "    topic: logs\n%s",
+             extra ? extra : "");
+    sl_cfg *cfg = sl_cfg_new();
+    assert_int_equal(sl_cfg_load_string(cfg, "k_prop.yml", yml, strlen(yml)), 0);
+    const sl_cfg_node *sinks = sl_cfg_get(sl_cfg_root(cfg), "sinks");
+    atomic_bool stop = false;
+    sl_sink_ctx ctx = {.name = "k_prop",
+                       .cfg = cfg,
+                       .node = sinks->items[0],
+                       .data_dir = "/nonexistent",
+                       .check_only = true,
+                       .stop = &stop};
+    sl_kafka_conf c;
+    sl_err err;
+    assert_int_equal(
+        sl_kafka_conf_read(&ctx, sl_kafka_sink_ops.keys, sl_kafka_sink_ops.nkeys, &c, &err), SL_OK);
+    char errstr[256], val[64];
+    size_t n = sizeof val;
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(&c, errstr, sizeof errstr);
+    assert_non_null(conf);
+    assert_int_equal(rd_kafka_conf_get(conf, prop, val, &n), RD_KAFKA_CONF_OK);
+    rd_kafka_conf_destroy(conf);
+    sl_kafka_conf_free(&c);
+    sl_cfg_free(cfg);
+    return strdup(val);
+}
+
+static void expect_prop(const char *extra, const char *prop, const char *want)
+{
+    char *v = prop_of(extra, prop);
+    if (strcmp(v, want) != 0) fprintf(stderr, "%s with [%s]: %s, want %s\n", prop, extra, v, want);
+    assert_string_equal(v, want);
+    free(v);
+}
+
+/* Without a key, a partition's run of 1,000 messages is one producer batch,
+ * sent when it is complete rather than after linger_ms (decision 0044): with
+ * a linger of four minutes, 3,000 records on a one-partition topic are all
+ * delivered and acknowledged at once. A key, the operator's own
+ * batch.num.messages or partitioner keep librdkafka's batching; the queue's
+ * bound is 1 MiB with runs, 4 MiB otherwise, unless the operator sets it. */
+static void test_keyless_run_is_one_batch(void **st)
+{
+    (void)st;
+    expect_prop(NULL, "batch.num.messages", "1000");
+    expect_prop("    key: \"$${labels}\"\n", "batch.num.messages", "10000");
+    expect_prop("    librdkafka:\n      batch.num.messages: 300\n", "batch.num.messages", "300");
+    expect_prop("    librdkafka:\n      partitioner: random\n", "batch.num.messages", "10000");
+    /* The queue's bound follows: a run or so without a key, 4 MiB with one. */
+    expect_prop(NULL, "queue.buffering.max.kbytes", "1024");
+    expect_prop("    key: \"$${labels}\"\n", "queue.buffering.max.kbytes", "4096");
+    expect_prop("    librdkafka:\n      partitioner: random\n", "queue.buffering.max.kbytes",
+                "4096");
+    expect_prop("    librdkafka:\n      queue.buffering.max.kbytes: 8192\n",
+                "queue.buffering.max.kbytes", "8192");
+
+    kh h;
+    kh_mock(&h, 1);
+    rd_kafka_mock_topic_create(h.mc, "runs", 1, 1);
+    const uint64_t n = 3000;
+    kh_consumer *c = kh_consume(&h, "runs:1", n);
+    sl_err err;
+    int rc = kh_sink_cfg(&h, "k_runs", "runs", "    linger_ms: 240000\n", false, &err);
+    if (rc != SL_OK) fprintf(stderr, "sink: %s\n", err.msg);
+    assert_int_equal(rc, SL_OK);
+    kh_start(&h);
+    for (uint64_t s = 0; s < n; s += 1000) kh_push(&h, kh_batch(&h, s, 1000, 20, 1));
+    assert_true(kh_wait_consumed(c, n, sl_t_scaled_ms(30000)));
+    for (int waited = 0; sl_watermark_get(h.wm) < n && waited < sl_t_scaled_ms(30000); waited += 10)
+        sl_t_sleep_ms(10);
+    assert_int_equal(sl_watermark_get(h.wm), n);
+    assert_true(kh_finish(&h, sl_t_scaled_ms(30000)));
+    kh_consumer_stop(c);
+    assert_int_equal(c->total, n);
+    assert_int_equal(c->reordered, 0);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) cmocka_set_test_filter(argv[1]);
@@ -434,6 +521,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_default_no_key_spreads),
         cmocka_unit_test(test_check_warns_one_partition),
         cmocka_unit_test(test_no_headers_and_empty_batch),
+        cmocka_unit_test(test_keyless_run_is_one_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,8 @@ walked, nothing kept; not the bottleneck) or build/tests/loki-receiver
 run's CPU). Either runs on the same cores and is part of the time.
 EXTRA_SINK_YAML is added to the sink's map (e.g. 'concurrency: 2', several
 separated by ';'); EXTRA_SINK_YAML `file` measures the file sink (raw lines)
-instead, with no receiver. SLUICE_RX_ARGS adds arguments to the receiver's
+instead, with no receiver (`file;KEY: VALUE;...` adds keys to it, e.g.
+'file;buffer: {memory_max: 16MiB}'). SLUICE_RX_ARGS adds arguments to the receiver's
 (e.g. '--delay-ms 50'). At the end one line goes to stderr: wall seconds,
 the agent's and the receiver's CPU seconds, the agent's peak RSS, and the
 receiver's own totals when it prints them."""
@@ -34,12 +35,12 @@ d = tempfile.mkdtemp(prefix="sluice-lokipass.")
 procs = []
 try:
     out = os.path.join(d, "rx.jsonl")
-    if extra == "file":
+    if extra.split(";")[0].strip() == "file":
         sink = f"""  - name: out
     type: file
     path: {out}
 """
-        extra = ""
+        extra = extra.partition(";")[2]
     else:
         r = subprocess.Popen([rx, "--port", "0", "--out", out]
                              + os.environ.get("SLUICE_RX_ARGS", "").split(),

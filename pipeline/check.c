@@ -9,12 +9,13 @@
 /* Read by sl_cfg_read into sl_buffer_opts: the enums' choices are in the
  * order of enum sl_when_full and enum sl_spool_fsync. */
 static const sl_cfg_key buffer_keys[] = {
-    /* 32 MiB: the whole agent stays under 64 MiB at full speed with a
-     * sink slower than its input (docs/decisions/0013-memory-default.md). */
+    /* 16 MiB: the whole agent stays under 64 MiB at full speed with a
+     * sink slower than its input, Loki and JSON out included (decisions
+     * 0013 and 0043: at 32 MiB those peaked at 66-85 MiB). */
     {.name = "memory_max",
      .type = SL_KEY_SIZE,
      .at = SL_CFG_AT(sl_buffer_opts, memory_max),
-     .def = "32MiB",
+     .def = "16MiB",
      .doc = "memory held by queued batches (record text, records, parsed fields)"},
     {.name = "spool_max",
      .type = SL_KEY_SIZE,

@@ -85,6 +85,9 @@ int sl_loki_req_json(sl_loki_req *q, sl_buf *out, sl_err *err);
 
 /* Replaces out's content with the snappy block compression of in[0..n). */
 int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err);
+/* Replaces out's content with in[0..n) in snappy's block format, stored
+ * (literals only, no compression): `compression: none` with protobuf. */
+int sl_loki_snappy_stored(const void *in, size_t n, sl_buf *out, sl_err *err);
 /* Replaces out's content with the gzip member of in[0..n). */
 int sl_loki_gzip(const void *in, size_t n, sl_buf *out, sl_err *err);
 

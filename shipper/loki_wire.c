@@ -192,6 +192,46 @@ int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err)
     return 0;
 }
 
+/* Snappy's block format with literals only: the preamble (the length as a
+ * varint), then each piece of at most 64 KiB as one literal (its length
+ * - 1 in the tag, or in the one or two bytes after it), as snappy itself
+ * writes data it cannot compress. Any snappy decoder (Loki's included) reads it; it
+ * costs one copy instead of a compression on each side. */
+#define STORED_PIECE 65536u
+
+int sl_loki_snappy_stored(const void *in, size_t n, sl_buf *out, sl_err *err)
+{
+    if (n > UINT32_MAX)
+        return sl_errf(err, SL_EINVAL, "%zu bytes are more than a snappy block holds", n);
+    size_t max = 5 + n + (n / STORED_PIECE + 1) * 3;
+    sl_buf_reset(out);
+    if (buf_reserve(out, max))
+        return sl_errf(err, SL_ENOMEM, "cannot allocate %zu bytes for a Loki request", max);
+    unsigned char *o = (unsigned char *)out->p;
+    size_t k = 0;
+    uint64_t v = n;
+    for (; v >= 0x80; v >>= 7) o[k++] = (unsigned char)(v | 0x80);
+    o[k++] = (unsigned char)v;
+    for (size_t off = 0; off < n; off += STORED_PIECE) {
+        size_t len = n - off < STORED_PIECE ? n - off : STORED_PIECE;
+        size_t m = len - 1;
+        if (m < 60) {
+            o[k++] = (unsigned char)(m << 2);
+        } else if (m < 256) {
+            o[k++] = 60 << 2;
+            o[k++] = (unsigned char)m;
+        } else {
+            o[k++] = 61 << 2;
+            o[k++] = (unsigned char)(m & 0xff);
+            o[k++] = (unsigned char)(m >> 8);
+        }
+        memcpy(o + k, (const char *)in + off, len);
+        k += len;
+    }
+    out->len = k;
+    return 0;
+}
+
 int sl_loki_gzip(const void *in, size_t n, sl_buf *out, sl_err *err)
 {
     z_stream z;

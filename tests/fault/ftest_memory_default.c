@@ -114,5 +114,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_queue_bound),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

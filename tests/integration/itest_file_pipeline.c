@@ -229,12 +229,54 @@ static void test_json_line_dedup(void **st)
     free(got), free(always), free(out2);
 }
 
+/* A write that fails (here /dev/full: ENOSPC on the batch's write) is
+ * logged, not taken for a record too large to
+ * encode (which would drop the batch), acknowledges nothing, and the agent,
+ * still retrying, stops cleanly; restarted with a working sink, it writes
+ * every line. */
+static void test_failing_write_is_retried(void **st)
+{
+    fixture *f = *st;
+    char yml[4096];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "shutdown_timeout: 2s\n"
+             "inputs:\n"
+             "  - name: app\n"
+             "    type: file\n"
+             "    paths: [\"%s\"]\n"
+             "    start_at: beginning\n"
+             "    poll_interval: 50ms\n"
+             "sinks:\n"
+             "  - {name: out, type: file, path: /dev/full, format: json}\n",
+             f->dir, f->in);
+    sl_t_write_file(f->cfg, yml, strlen(yml));
+    write_lines(f, 0, 5000);
+    pid_t pid = start_agent(f);
+    assert_true(sl_t_wait_log(f->log, "event=sink_write_failed", 1, sl_t_scaled_ms(20000)));
+    assert_true(sl_t_file_has(f->log, "No space left on device"));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
+    assert_false(sl_t_file_has(f->log, "sink_encode_failed"));
+    /* nothing was acknowledged: with a working sink every line comes out */
+    char *at = strstr(yml, "/dev/full, format: json}");
+    assert_non_null(at);
+    snprintf(at, sizeof yml - (size_t)(at - yml), "\"%s\"}\n", f->out);
+    sl_t_write_file(f->cfg, yml, strlen(yml));
+    pid = start_agent(f);
+    assert_true(sl_t_wait_lines(f->out, 5000, sl_t_scaled_ms(20000)));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
+    tally t = check_output(f->out, 5000);
+    assert_int_equal(t.lost, 0);
+    assert_int_equal(t.malformed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_graceful_restart_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_line_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_write_is_retried, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

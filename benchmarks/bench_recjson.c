@@ -3,7 +3,9 @@
  * does per batch of 4096 lines: sl_batch_add, the `- json: {}` parse step,
  * the file sink's encode (raw line + '\n', or sl_recjson_append + '\n') into
  * one reused buffer, write(2) to /dev/null. The ratio json/raw of the two
- * pipeline rates is the goal figure (>= 0.8); the encoders alone, over the
+ * pipeline rates is the goal figure (>= 0.8); json-dedup is the same with
+ * the file sink's `json_line: dedup` (SL_RJ_LINE_DEDUP, decision 0045),
+ * the line left out where the fields are it; the encoders alone, over the
  * same parsed batches kept in memory, say where the remaining gap is.
  * Rates are MB of input line bytes per second of this thread's CPU time
  * (user + system); medians of [runs], raw and json interleaved in each run
@@ -200,23 +202,26 @@ int main(int argc, char **argv)
            (double)bytes / 1e6, BATCH);
 
     double p_raw[MAXRUNS], p_json[MAXRUNS], e_raw[MAXRUNS], e_json[MAXRUNS], ratio[MAXRUNS];
-    double e_line[MAXRUNS], e_fields[MAXRUNS];
-    uint64_t out_raw = 0, out_json = 0;
+    double e_line[MAXRUNS], e_fields[MAXRUNS], p_dedup[MAXRUNS], e_dedup[MAXRUNS],
+        ratio_dedup[MAXRUNS];
+    uint64_t out_raw = 0, out_json = 0, out_dedup = 0;
+    const int dedup = (int)(SL_RJ_ALL | SL_RJ_LINE_DEDUP);
     for (int run = 0; run < runs; run++) {
-        uint64_t o1 = 0, o2 = 0;
-        /* alternate which goes first, so neither always gets the warm cache */
-        double tr, tj;
-        if (run & 1) {
-            tj = pipeline(chain, lines, nlines, 1, &out, devnull, &o2);
-            tr = pipeline(chain, lines, nlines, 0, &out, devnull, &o1);
-        } else {
-            tr = pipeline(chain, lines, nlines, 0, &out, devnull, &o1);
-            tj = pipeline(chain, lines, nlines, 1, &out, devnull, &o2);
+        uint64_t o1 = 0, o2 = 0, o3 = 0;
+        /* rotate which goes first, so none always gets the warm cache */
+        double tr = 0, tj = 0, td = 0;
+        for (int k = 0; k < 3; k++) {
+            int which = (run + k) % 3;
+            if (which == 0) tr = pipeline(chain, lines, nlines, 0, &out, devnull, &o1);
+            if (which == 1) tj = pipeline(chain, lines, nlines, 1, &out, devnull, &o2);
+            if (which == 2) td = pipeline(chain, lines, nlines, dedup, &out, devnull, &o3);
         }
-        out_raw = o1, out_json = o2;
+        out_raw = o1, out_json = o2, out_dedup = o3;
         p_raw[run] = (double)bytes / 1e6 / tr;
         p_json[run] = (double)bytes / 1e6 / tj;
+        p_dedup[run] = (double)bytes / 1e6 / td;
         ratio[run] = tr / tj;
+        ratio_dedup[run] = tr / td;
         double t0 = now_s();
         for (size_t k = 0; k < nb; k++) encode(&out, batches[k], 0);
         double t1 = now_s();
@@ -226,28 +231,38 @@ int main(int argc, char **argv)
         double t3 = now_s();
         for (size_t k = 0; k < nb; k++) encode(&out, batches[k], SL_RJ_FIELDS | SL_RJ_LABELS);
         double t4 = now_s();
+        for (size_t k = 0; k < nb; k++) encode(&out, batches[k], dedup);
+        double t5 = now_s();
+        e_dedup[run] = (double)bytes / 1e6 / (t5 - t4);
         e_raw[run] = (double)bytes / 1e6 / (t1 - t0);
         e_json[run] = (double)bytes / 1e6 / (t2 - t1);
         e_line[run] = (double)bytes / 1e6 / (t3 - t2);
         e_fields[run] = (double)bytes / 1e6 / (t4 - t3);
-        printf("  run %d: pipeline raw %7.1f MB/s  json %7.1f MB/s  ratio %.2fx   encode alone: "
-               "raw %8.1f MB/s  json %7.1f MB/s\n",
-               run + 1, p_raw[run], p_json[run], ratio[run], e_raw[run], e_json[run]);
+        printf("  run %d: pipeline raw %7.1f MB/s  json %7.1f MB/s  ratio %.2fx  json-dedup %7.1f "
+               "MB/s  ratio %.2fx   encode alone: raw %8.1f MB/s  json %7.1f MB/s  json-dedup "
+               "%7.1f MB/s\n",
+               run + 1, p_raw[run], p_json[run], ratio[run], p_dedup[run], ratio_dedup[run],
+               e_raw[run], e_json[run], e_dedup[run]);
     }
     if (out.failed) {
         fprintf(stderr, "bench_recjson: encoder failed\n");
         return 1;
     }
-    printf("output bytes per pass: raw %llu, json %llu (%.2fx the input)\n",
+    printf("output bytes per pass: raw %llu, json %llu (%.2fx the input), json-dedup %llu "
+           "(%.2fx)\n",
            (unsigned long long)out_raw, (unsigned long long)out_json,
-           (double)out_json / (double)bytes);
+           (double)out_json / (double)bytes, (unsigned long long)out_dedup,
+           (double)out_dedup / (double)bytes);
     double r = median(ratio, runs);
     printf("pipeline (batch + parse + encode + write): raw %.1f MB/s, json %.1f MB/s median; "
            "json/raw %.2fx median (goal >= 0.8x)\n",
            median(p_raw, runs), median(p_json, runs), r);
+    printf("pipeline json-dedup %.1f MB/s median; json-dedup/raw %.2fx median\n",
+           median(p_dedup, runs), median(ratio_dedup, runs));
     printf("encode alone: raw %.1f MB/s, json %.1f MB/s median (time + line only %.1f, "
            "fields + labels only %.1f)\n",
            median(e_raw, runs), median(e_json, runs), median(e_line, runs), median(e_fields, runs));
+    printf("encode alone: json-dedup %.1f MB/s median\n", median(e_dedup, runs));
     for (size_t k = 0; k < nb; k++) sl_batch_unref(batches[k]);
     free(batches);
     sl_buf_free(&out);

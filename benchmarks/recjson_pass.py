@@ -10,7 +10,8 @@ formats (or two builds) are timed in turn, A B A B ..., e.g. with
 printed by a run without it) the pass ends when the output reaches that
 size, watched with stat(2), so the harness reads nothing and its CPU stays
 out of the figures. FORMAT is the file sink's `format`
-(raw: the line; json: the record as JSON, shipper/recjson.c). The output
+(raw: the line; json: the record as JSON, shipper/recjson.c), or
+json-dedup: `format: json` with `json_line: dedup` (decision 0045). The output
 goes to TMPDIR (use a tmpfs: on a disk the JSON run, 2.2x the bytes, waits
 on writeback and the ratio measures the disk). The lines are counted as
 they arrive, reading each output byte once, as benchmarks/e2e.py does."""
@@ -24,7 +25,7 @@ import time
 
 from benchlib import file_json_config
 
-if len(sys.argv) not in (4, 5) or sys.argv[3] not in ("raw", "json"):
+if len(sys.argv) not in (4, 5) or sys.argv[3] not in ("raw", "json", "json-dedup"):
     sys.exit(__doc__)
 sluice, corpus, fmt = sys.argv[1:4]
 want_bytes = int(sys.argv[4]) if len(sys.argv) == 5 else None
@@ -39,8 +40,8 @@ try:
     cfg = file_json_config(d, corpus, f"""  - name: out
     type: file
     path: {out}
-    format: {fmt}
-""")
+    format: {fmt.split("-")[0]}
+""" + ("    json_line: dedup\n" if fmt == "json-dedup" else ""))
     agent = subprocess.Popen([sluice, "run", "-c", cfg], stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(d, "sluice.err"), "wb"))
     n, pos, t0 = 0, 0, time.monotonic()

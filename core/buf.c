@@ -83,7 +83,11 @@ int sl_buf_printf(sl_buf *b, const char *fmt, ...)
 int sl_buf_json_escape(sl_buf *b, const char *s, size_t n)
 {
     /* Worst case: every byte becomes \u00XX (6) or U+FFFD (3). */
-    if (n > (b->limit / 6) || sl_buf_reserve(b, n * 6 + 1) != SL_OK) return SL_ENOMEM;
+    if (n > (b->limit / 6)) {
+        b->failed = 1; /* as any append past the limit: never a silently empty string */
+        return SL_ENOMEM;
+    }
+    if (sl_buf_reserve(b, n * 6 + 1) != SL_OK) return SL_ENOMEM;
     size_t replaced = 0;
     b->len += sl_json_escape_ref(b->p + b->len, s, n, &replaced);
     b->p[b->len] = '\0';

@@ -343,20 +343,24 @@ static inline bool separators_ok(const sl_record *r)
     return true;
 }
 
+enum { TILED_UNCHECKED = 1, TILED_WHOLE = 2 };
+
 /* The record into o, which has room for its worst case. */
 static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_record *r,
-                                        unsigned parts, bool tiled, size_t *bad, int kind)
+                                        unsigned parts, int tiled, size_t *bad, int kind)
 {
     line_info li = {r->line, false, NULL};
     line_bits lbits;
+    /* tiled: 0 no, TILED_UNCHECKED its separators yet to be read,
+     * TILED_WHOLE read and holding (the caller left the line out) */
     /* tiled (fields_tile_line): when the separators hold too, the fields
      * are one copy of the line and its escape needs no UTF-8 check. The
      * AVX2 writer escapes the line on that assumption first and checks the
      * separators after, with the line in cache; when they do not hold, the
      * line is escaped again over what was written. */
-    bool whole = tiled;
-    bool speculate = kind == W_AVX2 && tiled && (parts & SL_RJ_LINE);
-    if (tiled && !speculate) whole = separators_ok(r);
+    bool whole = tiled != 0;
+    bool speculate = kind == W_AVX2 && tiled == TILED_UNCHECKED && (parts & SL_RJ_LINE);
+    if (tiled == TILED_UNCHECKED && !speculate) whole = separators_ok(r);
     li.valid_utf8 = whole;
 #ifdef SL_AVX2
     if (kind == W_AVX2 && !whole && !(parts & SL_RJ_LINE) &&
@@ -414,14 +418,14 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
 }
 
 static char *write_portable(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                            bool tiled, size_t *bad)
+                            int tiled, size_t *bad)
 {
     return write_record(o, b, r, parts, tiled, bad, W_PORTABLE);
 }
 
 #ifdef SL_SSSE3
 SL_SSSE3 static char *write_ssse3(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                  bool tiled, size_t *bad)
+                                  int tiled, size_t *bad)
 {
     return write_record(o, b, r, parts, tiled, bad, W_SSSE3);
 }
@@ -429,7 +433,7 @@ SL_SSSE3 static char *write_ssse3(char *o, const sl_batch *b, const sl_record *r
 
 #ifdef SL_AVX2
 SL_AVX2 static char *write_avx2(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                bool tiled, size_t *bad)
+                                int tiled, size_t *bad)
 {
     return write_record(o, b, r, parts, tiled, bad, W_AVX2);
 }
@@ -466,14 +470,26 @@ int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r,
             __builtin_prefetch(r[1].line.p + k);
     }
     size_t label_room = 0;
-    bool tiled = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_tile_line(r, &label_room);
+    int tiled = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_tile_line(r, &label_room)
+                    ? TILED_UNCHECKED
+                    : 0;
+    /* The line left out when the fields are it: its separators read now
+     * (the line is needed in cache for the fields' copy anyway). */
+    if ((parts & (SL_RJ_LINE_DEDUP | SL_RJ_LINE | SL_RJ_FIELDS)) ==
+            (SL_RJ_LINE_DEDUP | SL_RJ_LINE | SL_RJ_FIELDS) &&
+        tiled && separators_ok(r)) {
+        tiled = TILED_WHOLE;
+        parts &= ~(unsigned)SL_RJ_LINE;
+    }
     /* The whole record's worst case first: every store below is then
      * unchecked, and no field costs a reservation of its own. Tiled, the
      * fields are at most the line again (written field by field when the
      * separators turn out not to hold) and the labels were summed above. */
     size_t need = 96;
     bool sane = r->line.n <= SIZE_MAX / 16;
-    if (sane && tiled) need += SL_JSON_ESCAPE_ROOM(r->line.n) + r->line.n + label_room;
+    if (sane && tiled == TILED_WHOLE) need += r->line.n + label_room;
+    if (sane && tiled == TILED_UNCHECKED)
+        need += SL_JSON_ESCAPE_ROOM(r->line.n) + r->line.n + label_room;
     if (sane && !tiled) {
         need += SL_JSON_ESCAPE_ROOM(r->line.n);
         for (uint32_t i = 0; sane && i < r->nfields; i++) {

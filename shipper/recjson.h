@@ -2,7 +2,11 @@
  * form (file/stdout `format: json`, Kafka `value: json`, Loki
  * `line_format: json`):
  *   {"time":"<RFC 3339 ns>","line":"...","fields":{...},"labels":{...}}
- * Invalid UTF-8 in the line and in string fields becomes U+FFFD. */
+ * Invalid UTF-8 in the line and in string fields becomes U+FFFD.
+ * With SL_RJ_LINE_DEDUP the "line" member is left out when the "fields"
+ * object is the line byte for byte (a JSON line the json step parsed,
+ * no field removed, renamed or added): the line is then the text of
+ * "fields" (decision 0045). */
 #ifndef SLUICE_SHIPPER_RECJSON_H
 #define SLUICE_SHIPPER_RECJSON_H
 
@@ -15,6 +19,9 @@ enum sl_recjson_parts {
     SL_RJ_FIELDS = 1 << 2,
     SL_RJ_LABELS = 1 << 3,
     SL_RJ_ALL = 0xf,
+    /* not in SL_RJ_ALL: with LINE and FIELDS, no "line" when the fields'
+     * text is the line */
+    SL_RJ_LINE_DEDUP = 1 << 4,
 };
 
 /* Appends the JSON of b->records[i]; returns the number of bytes replaced

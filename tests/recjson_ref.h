@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/batch.h"
@@ -51,9 +52,33 @@ static int ref_field(sl_buf *out, const sl_field *f, int *first)
     return bad;
 }
 
+/* SL_RJ_LINE_DEDUP: the line is left out when the fields are the json
+ * step's, untouched (every one verbatim, none removed), and their JSON is
+ * the line, byte for byte. */
+static int ref_fields_are_line(const sl_record *r)
+{
+    for (uint32_t i = 0; i < r->nfields; i++)
+        if (!(r->fields[i].flags & SL_FF_VERBATIM) || (r->fields[i].flags & SL_FF_REMOVED))
+            return 0;
+    sl_buf f;
+    sl_buf_init(&f, 0);
+    sl_buf_putc(&f, '{');
+    int first = 1, bad = 0;
+    for (uint32_t i = 0; i < r->nfields; i++) bad += ref_field(&f, &r->fields[i], &first);
+    sl_buf_putc(&f, '}');
+    if (f.failed) abort();
+    int same = !bad && f.len == r->line.n && memcmp(f.p, r->line.p, f.len) == 0;
+    sl_buf_free(&f);
+    return same;
+}
+
 static int ref_record(sl_buf *out, const sl_batch *b, const sl_record *r, unsigned parts)
 {
     int bad = 0, any = 0;
+    if ((parts & (SL_RJ_LINE_DEDUP | SL_RJ_LINE | SL_RJ_FIELDS)) ==
+            (SL_RJ_LINE_DEDUP | SL_RJ_LINE | SL_RJ_FIELDS) &&
+        ref_fields_are_line(r))
+        parts &= ~(unsigned)SL_RJ_LINE;
     sl_buf_putc(out, '{');
     if (parts & SL_RJ_TIME) ref_time(out, r->time_ns), any = 1;
     if (parts & SL_RJ_LINE) {

@@ -165,11 +165,118 @@ static void test_kill9_loses_nothing(void **st)
     assert_int_equal(t.malformed, 0);
 }
 
+/* The file sink's `format: json` with `json_line: dedup` (decision 0045): a
+ * JSON line the json step parsed comes out without "line", its "fields"
+ * the line byte for byte; a line that is not JSON, or not tight, keeps its
+ * "line"; `always` (the default) keeps it on every record. */
+static void test_json_line_dedup(void **st)
+{
+    fixture *f = *st;
+    char *out2 = sl_t_path(f->dir, "always.log");
+    char yml[4096];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "shutdown_timeout: 10s\n"
+             "inputs:\n"
+             "  - name: app\n"
+             "    type: file\n"
+             "    paths: [\"%s\"]\n"
+             "    start_at: beginning\n"
+             "    poll_interval: 50ms\n"
+             "    parse:\n"
+             "      - json: {}\n"
+             "sinks:\n"
+             "  - {name: out, type: file, path: \"%s\", format: json, json_line: dedup}\n"
+             "  - {name: always, type: file, path: \"%s\", format: json}\n",
+             f->dir, f->in, f->out, out2);
+    sl_t_write_file(f->cfg, yml, strlen(yml));
+    static const char *const lines[] = {
+        "{\"level\":\"info\",\"msg\":\"caf\xc3\xa9 \\\"q\\\" "
+        "C:\\\\tmp\",\"n\":1.50,\"u\":{\"id\":7}}",
+        "plain text, not JSON",
+        "{ \"level\" : \"spaced\" }",
+    };
+    char text[512];
+    size_t n = 0;
+    for (size_t i = 0; i < 3; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s\n", lines[i]);
+    sl_t_write_file(f->in, text, n);
+    pid_t pid = start_agent(f);
+    assert_true(sl_t_wait_lines(f->out, 3, sl_t_scaled_ms(20000)));
+    assert_true(sl_t_wait_lines(out2, 3, sl_t_scaled_ms(20000)));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
+    char *got = sl_t_read_file(f->out, NULL), *always = sl_t_read_file(out2, NULL);
+    assert_non_null(got);
+    assert_non_null(always);
+    char *rec[3], *save = NULL;
+    rec[0] = strtok_r(got, "\n", &save);
+    rec[1] = strtok_r(NULL, "\n", &save);
+    rec[2] = strtok_r(NULL, "\n", &save);
+    for (int i = 0; i < 3; i++) assert_non_null(rec[i]);
+    /* the parsed line: no "line", the fields are its text */
+    assert_null(strstr(rec[0], "\"line\":"));
+    char want[512];
+    snprintf(want, sizeof want, "\"fields\":%s,\"labels\":{}}", lines[0]);
+    assert_non_null(strstr(rec[0], want));
+    /* the others keep their line */
+    assert_non_null(strstr(rec[1], "\"line\":\"plain text, not JSON\""));
+    assert_non_null(strstr(rec[2], "\"line\":\"{ \\\"level\\\" : \\\"spaced\\\" }\""));
+    /* the default writes the line of every record, the rest alike */
+    int with_line = 0;
+    for (char *p = always; (p = strstr(p, "\"line\":")); p++) with_line++;
+    assert_int_equal(with_line, 3);
+    assert_non_null(strstr(always, want));
+    free(got), free(always), free(out2);
+}
+
+/* A write that fails (here /dev/full: ENOSPC on the batch's write) is
+ * logged, not taken for a record too large to
+ * encode (which would drop the batch), acknowledges nothing, and the agent,
+ * still retrying, stops cleanly; restarted with a working sink, it writes
+ * every line. */
+static void test_failing_write_is_retried(void **st)
+{
+    fixture *f = *st;
+    char yml[4096];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "shutdown_timeout: 2s\n"
+             "inputs:\n"
+             "  - name: app\n"
+             "    type: file\n"
+             "    paths: [\"%s\"]\n"
+             "    start_at: beginning\n"
+             "    poll_interval: 50ms\n"
+             "sinks:\n"
+             "  - {name: out, type: file, path: /dev/full, format: json}\n",
+             f->dir, f->in);
+    sl_t_write_file(f->cfg, yml, strlen(yml));
+    write_lines(f, 0, 5000);
+    pid_t pid = start_agent(f);
+    assert_true(sl_t_wait_log(f->log, "event=sink_write_failed", 1, sl_t_scaled_ms(20000)));
+    assert_true(sl_t_file_has(f->log, "No space left on device"));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
+    assert_false(sl_t_file_has(f->log, "sink_encode_failed"));
+    /* nothing was acknowledged: with a working sink every line comes out */
+    char *at = strstr(yml, "/dev/full, format: json}");
+    assert_non_null(at);
+    snprintf(at, sizeof yml - (size_t)(at - yml), "\"%s\"}\n", f->out);
+    sl_t_write_file(f->cfg, yml, strlen(yml));
+    pid = start_agent(f);
+    assert_true(sl_t_wait_lines(f->out, 5000, sl_t_scaled_ms(20000)));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, sl_t_scaled_ms(20000)), 0);
+    tally t = check_output(f->out, 5000);
+    assert_int_equal(t.lost, 0);
+    assert_int_equal(t.malformed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_graceful_restart_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_loses_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_line_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_write_is_retried, setup, teardown),
     };
     return sl_t_run_tests(tests);
 }

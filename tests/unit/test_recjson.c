@@ -343,7 +343,7 @@ static size_t json_line(unsigned char *p, size_t cap, uint32_t members)
 
 /* Every copy of the writer (portable, SSSE3, AVX2 where the CPU has them)
  * against the reference. */
-static void check_record(const sl_batch *b, const sl_record *r, unsigned parts)
+static void check_record_parts(const sl_batch *b, const sl_record *r, unsigned parts)
 {
     sl_buf ref;
     sl_buf_init(&ref, 0);
@@ -359,6 +359,13 @@ static void check_record(const sl_batch *b, const sl_record *r, unsigned parts)
         sl_buf_free(&fast);
     }
     sl_buf_free(&ref);
+}
+
+/* parts as given and with the line left out when the fields are it */
+static void check_record(const sl_batch *b, const sl_record *r, unsigned parts)
+{
+    check_record_parts(b, r, parts);
+    check_record_parts(b, r, parts | SL_RJ_LINE_DEDUP);
 }
 
 static void test_parsed_records_match_reference(void **st)
@@ -561,6 +568,78 @@ static void test_record_near_limit(void **st)
     sl_batch_unref(b);
 }
 
+/* SL_RJ_LINE_DEDUP (decision 0045): a JSON line the json step parsed,
+ * untouched, comes out without "line" and its "fields" are the line byte for
+ * byte (so the line is restored from their text); any change to the fields,
+ * or whitespace in the line, keeps "line"; near the buffer's limit the
+ * checked appends decide the same. */
+static void test_line_dedup(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *yaml, *line;
+        int dedup;
+    } cases[] = {
+        {"parse:\n  - json: {}\n", "{\"level\":\"info\",\"msg\":\"caf\xc3\xa9 \\\"q\\\"\",\"n\":1}",
+         1},
+        {"parse:\n  - json: {}\n", "{\"u\":{\"id\":1},\"t\":[1,2],\"e\":\"\\u00e9\"}", 1},
+        {"parse:\n  - json: {}\n", "{}", 1},
+        {"parse:\n  - json: {}\n  - labels: [level]\n", "{\"level\":\"warn\",\"m\":\"x\"}", 1},
+        {"parse:\n  - json: {}\n", "{ \"level\":\"spaced\"}", 0},
+        {"parse:\n  - json: {}\n  - remove: {fields: [m]}\n", "{\"level\":\"w\",\"m\":\"x\"}", 0},
+        {"parse:\n  - json: {}\n  - rename: {level: lvl}\n", "{\"level\":\"w\"}", 0},
+        {"parse:\n  - json: {flatten: true}\n", "{\"u\":{\"id\":1}}", 0},
+        {"parse:\n  - json: {}\n", "not json", 0},
+        {"parse:\n  - json: {}\n", "{\"bad\":\"\xff\"}", 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        sl_cfg *cfg = sl_cfg_new();
+        assert_non_null(cfg);
+        assert_int_equal(sl_cfg_load_string(cfg, "test", cases[c].yaml, strlen(cases[c].yaml)), 0);
+        sl_chain *chain = NULL;
+        assert_int_equal(sl_chain_new(cfg, sl_cfg_get(sl_cfg_root(cfg), "parse"), "test", &chain),
+                         0);
+        size_t n = strlen(cases[c].line);
+        char *line = tight_copy((const unsigned char *)cases[c].line, n);
+        sl_batch *b = sl_batch_new(1);
+        assert_non_null(sl_batch_add(b, (sl_slice){line, n}, 0, 1));
+        sl_chain_run(chain, b);
+        const sl_record *r = &b->records[0];
+        check_record(b, r, SL_RJ_ALL);
+        sl_buf out;
+        sl_buf_init(&out, 0);
+        assert_true(sl_recjson_append(&out, b, r, SL_RJ_ALL | SL_RJ_LINE_DEDUP) >= 0);
+        int has_line = memmem(out.p, out.len, "\"line\":", 7) != NULL;
+        assert_int_equal(has_line, !cases[c].dedup);
+        if (cases[c].dedup) {
+            const char *fields = memmem(out.p, out.len, "\"fields\":", 9);
+            assert_non_null(fields);
+            assert_true((size_t)(out.p + out.len - fields) >= 9 + n);
+            assert_memory_equal(fields + 9, line, n);
+        }
+        /* near a limit, the checked appends (no reservation) agree */
+        for (size_t limit = out.len - 1; limit <= out.len + 2; limit++) {
+            sl_buf a, ref;
+            sl_buf_init(&a, limit);
+            sl_buf_init(&ref, limit);
+            sl_recjson_append(&a, b, r, SL_RJ_ALL | SL_RJ_LINE_DEDUP);
+            ref_record(&ref, b, r, SL_RJ_ALL | SL_RJ_LINE_DEDUP);
+            assert_int_equal(a.failed, ref.failed);
+            if (!a.failed) {
+                assert_int_equal(a.len, out.len);
+                assert_memory_equal(a.p, out.p, out.len);
+            }
+            sl_buf_free(&a);
+            sl_buf_free(&ref);
+        }
+        sl_buf_free(&out);
+        sl_batch_unref(b);
+        free(line);
+        sl_chain_free(chain);
+        sl_cfg_free(cfg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_slices_of_valid_line),
         cmocka_unit_test(test_whole_line_needs_separators),
         cmocka_unit_test(test_steps_after_json),
+        cmocka_unit_test(test_line_dedup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

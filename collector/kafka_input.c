@@ -101,6 +101,10 @@ typedef struct kin {
     pthread_t lag_thread;
     bool lag_running;
     atomic_bool lag_stop;
+    /* The partition the last message came from: messages come in runs of
+     * one partition (a fetch's batch), so take_message finds its entry
+     * without walking the table (up to MAX_PARTITIONS) for each one. */
+    kpart *last_part;
     sl_batch *batch;
     kpart *batch_part;
     int64_t batch_begin, batch_end, batch_started_ns;
@@ -491,7 +495,9 @@ static int flush(kin *in)
         b->ticket = (sl_ack_ticket){sl_watermark_ref(p->wm), (uint64_t)in->batch_begin,
                                     (uint64_t)in->batch_end};
     }
-    return in->ctx->emit(in->ctx->emit_arg, b);
+    int rc = in->ctx->emit(in->ctx->emit_arg, b);
+    update_uncommitted(in);
+    return rc;
 }
 
 /* Room for n more bytes in the current chunk (a new one otherwise; the
@@ -532,8 +538,12 @@ static sl_slice copy(kin *in, const void *p, size_t n, bool *ok)
 static int take_message(kin *in, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    kpart *p = part_find(in, topic, m->partition, true);
-    if (!p) return SL_EFULL;
+    kpart *p = in->last_part;
+    if (!p || p->partition != m->partition || strcmp(p->topic, topic) != 0) {
+        p = part_find(in, topic, m->partition, true);
+        if (!p) return SL_EFULL;
+        in->last_part = p;
+    }
     if (!p->owned) return SL_OK; /* a late message of a released partition */
     /* Below what this assignment already handed on (a broker-side offset
      * reset going back): in flight already, and the watermark only takes
@@ -1020,11 +1030,16 @@ static int kin_run(void *state)
             rc = flush(in);
             if (rc == SL_ECLOSED) break;
         }
+        /* The gauge walks the partition table: once per batch handed on
+         * (flush), per idle poll and per commit, not per message. What it
+         * leaves out meanwhile is the open batch, which no sink has. */
         if (now >= next_commit) {
             commit(in, false);
             next_commit = now + in->commit_ms * 1000000;
+            update_uncommitted(in);
+        } else if (!m) {
+            update_uncommitted(in);
         }
-        update_uncommitted(in);
     }
     if (in->batch && rc != SL_ECLOSED) flush(in);
     return SL_OK;

@@ -44,6 +44,8 @@ the kafka input, e.g. `librdkafka: { queued.max.messages.kbytes: 16384 }`),
 SLUICE_KIN_RECEIVER (the Loki receiver; called as `RECEIVER --port P --out
 FILE`, writing one line per entry; default BUILD/tests/loki-receiver),
 SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file,drain),
+SLUICE_KIN_BASE (another sluice binary, e.g. a build of the commit before a
+change: adds (a0), kafka -> Loki with it, interleaved with the others),
 SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki run
 under `perf record -g -p PID`, and its report there).
 Exit status 1 when a run failed (never because a figure is slow)."""
@@ -71,6 +73,7 @@ RECEIVER = os.environ.get("SLUICE_KIN_RECEIVER", os.path.join(BUILD, "tests", "l
 SKIP = set(filter(None, os.environ.get("SLUICE_KIN_SKIP", "").split(",")))
 PERF = os.environ.get("SLUICE_KIN_PERF", "")
 SLUICE = os.path.join(BUILD, "cli", "sluice")
+BASE = os.environ.get("SLUICE_KIN_BASE", "")
 TIMEOUT = 600
 FAILED = []
 
@@ -132,11 +135,11 @@ class Bench:
     format: raw
 """
 
-    def sluice_cmd(self, d, inputs, sinks):
+    def sluice_cmd(self, d, inputs, sinks, binary=SLUICE):
         cfg = os.path.join(d, "sluice.yml")
         with open(cfg, "w") as f:
             f.write(f"data_dir: {d}/data\nlog: {{ level: warn }}\ninputs:\n{inputs}sinks:\n{sinks}")
-        return [SLUICE, "run", "-c", cfg]
+        return [binary, "run", "-c", cfg]
 
     def rsyslog_cmd(self, d, out, group):
         os.makedirs(os.path.join(d, "work"))
@@ -183,15 +186,16 @@ ruleset(name="r") {{
         out = os.path.join(d, "out.log")
         rx = None
         try:
-            if scenario in ("kafka_loki", "file_loki"):
+            if scenario in ("kafka_loki", "file_loki", "kafka_loki_base"):
                 port = free_port()
                 out = os.path.join(d, "received.jsonl")
                 rx = subprocess.Popen([RECEIVER, "--port", str(port), "--out", out],
                                       stdout=subprocess.DEVNULL,
                                       stderr=open(os.path.join(d, "receiver.err"), "wb"))
                 wait_listening(port, rx)
-                inp = self.kafka_input(group) if scenario == "kafka_loki" else self.file_input()
-                cmd = self.sluice_cmd(d, inp, self.loki_sink(port))
+                inp = self.file_input() if scenario == "file_loki" else self.kafka_input(group)
+                cmd = self.sluice_cmd(d, inp, self.loki_sink(port),
+                                      BASE if scenario == "kafka_loki_base" else SLUICE)
             elif scenario == "kafka_file":
                 cmd = self.sluice_cmd(d, self.kafka_input(group), self.file_sink(out))
             else:
@@ -263,6 +267,7 @@ ruleset(name="r") {{
 
 
 NAMES = {
+    "kafka_loki_base": "(a0) SLUICE_KIN_BASE kafka -> Loki",
     "kafka_loki": "(a) sluice kafka -> Loki",
     "file_loki": "(b) sluice file -> Loki",
     "rsyslog": "(c) rsyslog imkafka -> omfile",
@@ -278,14 +283,14 @@ def main():
         if not os.access(exe, os.X_OK):
             print(f"kafka_input: {exe} missing: build first", file=sys.stderr)
             return 2
-    order = [s for s in NAMES if s not in SKIP]
+    order = [s for s in NAMES if s not in SKIP and (s != "kafka_loki_base" or BASE)]
     if "rsyslog" in order and not shutil.which("rsyslogd"):
         print("kafka_input: rsyslogd not installed (apt-get install -y rsyslog rsyslog-kafka): "
               "peer skipped", file=sys.stderr)
         order.remove("rsyslog")
     if not os.access(RECEIVER, os.X_OK):
         print(f"kafka_input: {RECEIVER} missing: Loki runs skipped", file=sys.stderr)
-        order = [s for s in order if not s.endswith("_loki")]
+        order = [s for s in order if "_loki" not in s]
     tmp = tempfile.mkdtemp(prefix="sluice-kafka-input.", dir=os.environ.get("TMPDIR"))
     mock = None
     t_start = time.monotonic()
@@ -352,6 +357,8 @@ def main():
                       f"{a['cpu'] / c['cpu']:.2f}x (goal {goal})")
 
         ratio("kafka_loki", "file_loki", ">= 0.7x records/s")
+        ratio("kafka_loki_base", "file_loki", "the same, with SLUICE_KIN_BASE")
+        ratio("kafka_loki", "kafka_loki_base", "none; this build against SLUICE_KIN_BASE")
         ratio("kafka_file", "rsyslog", ">= 10x records/s")
         ratio("kafka_loki", "rsyslog", "none; Loki sink against omfile")
         ratio("drain", "rsyslog", "none; the most any librdkafka consumer gets against imkafka")

@@ -27,7 +27,11 @@ Every run counts every record at its destination (lines of the output file,
 or of the receiver's one-JSON-line-per-entry file) and fails unless exactly
 N arrived (an extra half second catches duplicates). Clock: from the agent's
 start until the last record is there; "steady" rates leave out the time
-until the first record arrived (the consumer group's join). CPU: utime+stime
+until the first record arrived (the consumer group's join); "bulk" rates
+count only the records that arrived between the 10 % and the 90 % marks
+(leaving out the join and the end, where the last partial request of a
+Loki sink waits its `max_batch_wait`, 1 s, in every path alike); "last
+10 %" is how long the end took. CPU: utime+stime
 of the agent process (all threads, /proc/PID/stat) at that moment, per GB of
 message bytes; peak RSS: VmHWM. The receiver's and the mock cluster's CPU
 are reported too (either may be the bottleneck).
@@ -40,6 +44,8 @@ the kafka input, e.g. `librdkafka: { queued.max.messages.kbytes: 16384 }`),
 SLUICE_KIN_RECEIVER (the Loki receiver; called as `RECEIVER --port P --out
 FILE`, writing one line per entry; default BUILD/tests/loki-receiver),
 SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file,drain),
+SLUICE_KIN_BASE (another sluice binary, e.g. a build of the commit before a
+change: adds (a0), kafka -> Loki with it, interleaved with the others),
 SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki run
 under `perf record -g -p PID`, and its report there).
 Exit status 1 when a run failed (never because a figure is slow)."""
@@ -67,6 +73,7 @@ RECEIVER = os.environ.get("SLUICE_KIN_RECEIVER", os.path.join(BUILD, "tests", "l
 SKIP = set(filter(None, os.environ.get("SLUICE_KIN_SKIP", "").split(",")))
 PERF = os.environ.get("SLUICE_KIN_PERF", "")
 SLUICE = os.path.join(BUILD, "cli", "sluice")
+BASE = os.environ.get("SLUICE_KIN_BASE", "")
 TIMEOUT = 600
 FAILED = []
 
@@ -128,11 +135,11 @@ class Bench:
     format: raw
 """
 
-    def sluice_cmd(self, d, inputs, sinks):
+    def sluice_cmd(self, d, inputs, sinks, binary=SLUICE):
         cfg = os.path.join(d, "sluice.yml")
         with open(cfg, "w") as f:
             f.write(f"data_dir: {d}/data\nlog: {{ level: warn }}\ninputs:\n{inputs}sinks:\n{sinks}")
-        return [SLUICE, "run", "-c", cfg]
+        return [binary, "run", "-c", cfg]
 
     def rsyslog_cmd(self, d, out, group):
         os.makedirs(os.path.join(d, "work"))
@@ -167,7 +174,8 @@ ruleset(name="r") {{
             return None
         return dict(secs=float(vals["last"]), first=float(vals["first"]),
                     cpu=ru.ru_utime + ru.ru_stime, rss=ru.ru_maxrss / 1024,
-                    rx_cpu=float("nan"), mock_cpu=cpu_s(mock.pid) - mock_cpu0)
+                    rx_cpu=float("nan"), mock_cpu=cpu_s(mock.pid) - mock_cpu0,
+                    bulk=float("nan"), tail=float("nan"))
 
     def run(self, scenario, rnd, mock, perf_dir=None):
         """One run of scenario; a dict of figures, or None when it failed."""
@@ -178,15 +186,16 @@ ruleset(name="r") {{
         out = os.path.join(d, "out.log")
         rx = None
         try:
-            if scenario in ("kafka_loki", "file_loki"):
+            if scenario in ("kafka_loki", "file_loki", "kafka_loki_base"):
                 port = free_port()
                 out = os.path.join(d, "received.jsonl")
                 rx = subprocess.Popen([RECEIVER, "--port", str(port), "--out", out],
                                       stdout=subprocess.DEVNULL,
                                       stderr=open(os.path.join(d, "receiver.err"), "wb"))
                 wait_listening(port, rx)
-                inp = self.kafka_input(group) if scenario == "kafka_loki" else self.file_input()
-                cmd = self.sluice_cmd(d, inp, self.loki_sink(port))
+                inp = self.file_input() if scenario == "file_loki" else self.kafka_input(group)
+                cmd = self.sluice_cmd(d, inp, self.loki_sink(port),
+                                      BASE if scenario == "kafka_loki_base" else SLUICE)
             elif scenario == "kafka_file":
                 cmd = self.sluice_cmd(d, self.kafka_input(group), self.file_sink(out))
             else:
@@ -211,11 +220,16 @@ ruleset(name="r") {{
                                         stdout=subprocess.DEVNULL,
                                         stderr=open(os.path.join(perf_dir, "perf.err"), "wb"))
             counter = LineCounter(out)
-            t_first = None
+            t_first = t10 = t90 = None
             try:
                 while counter.count() < LINES:
+                    now = time.monotonic()
                     if t_first is None and counter.n:
-                        t_first = time.monotonic()
+                        t_first = now
+                    if t10 is None and counter.n >= LINES // 10:
+                        t10, n10 = now, counter.n
+                    if t90 is None and counter.n >= LINES * 9 // 10:
+                        t90, n90 = now, counter.n
                     if agent.poll() is not None:
                         raise RuntimeError(f"agent exited with {agent.returncode}")
                     if time.monotonic() - t0 > TIMEOUT:
@@ -224,6 +238,10 @@ ruleset(name="r") {{
                 secs = time.monotonic() - t0
                 if t_first is None:
                     t_first = t0 + secs
+                if t10 is None or t90 is None or t90 - t10 < 0.05:
+                    bulk = float("nan")  # too fast to see between two looks
+                else:
+                    bulk = (n90 - n10) / (t90 - t10)
                 cpu, rss = cpu_s(agent.pid), hwm_mib(agent.pid)
                 rx_cpu = cpu_s(rx.pid) - rx_cpu0 if rx else float("nan")
                 mock_cpu = cpu_s(mock.pid) - mock_cpu0
@@ -236,7 +254,7 @@ ruleset(name="r") {{
                     perf.wait(60)
                 stop(agent)
             return dict(secs=secs, first=t_first - t0, cpu=cpu, rss=rss, rx_cpu=rx_cpu,
-                        mock_cpu=mock_cpu)
+                        mock_cpu=mock_cpu, bulk=bulk, tail=secs - (t90 - t0 if t90 else secs))
         except (RuntimeError, OSError) as e:
             FAILED.append(f"{scenario} round {rnd}: {e} (logs in {d})")
             print(f"FAILED {scenario} round {rnd}: {e}", file=sys.stderr, flush=True)
@@ -249,6 +267,7 @@ ruleset(name="r") {{
 
 
 NAMES = {
+    "kafka_loki_base": "(a0) SLUICE_KIN_BASE kafka -> Loki",
     "kafka_loki": "(a) sluice kafka -> Loki",
     "file_loki": "(b) sluice file -> Loki",
     "rsyslog": "(c) rsyslog imkafka -> omfile",
@@ -264,14 +283,14 @@ def main():
         if not os.access(exe, os.X_OK):
             print(f"kafka_input: {exe} missing: build first", file=sys.stderr)
             return 2
-    order = [s for s in NAMES if s not in SKIP]
+    order = [s for s in NAMES if s not in SKIP and (s != "kafka_loki_base" or BASE)]
     if "rsyslog" in order and not shutil.which("rsyslogd"):
         print("kafka_input: rsyslogd not installed (apt-get install -y rsyslog rsyslog-kafka): "
               "peer skipped", file=sys.stderr)
         order.remove("rsyslog")
     if not os.access(RECEIVER, os.X_OK):
         print(f"kafka_input: {RECEIVER} missing: Loki runs skipped", file=sys.stderr)
-        order = [s for s in order if not s.endswith("_loki")]
+        order = [s for s in order if "_loki" not in s]
     tmp = tempfile.mkdtemp(prefix="sluice-kafka-input.", dir=os.environ.get("TMPDIR"))
     mock = None
     t_start = time.monotonic()
@@ -304,7 +323,8 @@ def main():
                 if r:
                     print(f"  round {rnd + 1} {NAMES[s]:30s} {LINES / r['secs']:10,.0f} rec/s "
                           f"{nbytes / 1e6 / r['secs']:7.1f} MB/s {r['cpu'] / (nbytes / 1e9):6.2f} "
-                          f"CPU s/GB ({r['secs']:.1f} s, first record at {r['first']:.1f} s; "
+                          f"CPU s/GB, bulk {r['bulk']:,.0f} rec/s ({r['secs']:.1f} s, first record "
+                          f"at {r['first']:.1f} s, last 10 % took {r['tail']:.1f} s; "
                           f"receiver {r['rx_cpu']:.1f} CPU s, mock {r['mock_cpu']:.1f} CPU s) "
                           f"load {os.getloadavg()[0]:.1f}", flush=True)
         med = {}
@@ -313,28 +333,32 @@ def main():
             if len(ok) != RUNS:
                 continue
             m = {k: statistics.median(r[k] for r in ok) for k in
-                 ("secs", "first", "cpu", "rss", "rx_cpu", "mock_cpu")}
+                 ("secs", "first", "cpu", "rss", "rx_cpu", "mock_cpu", "bulk", "tail")}
             m["steady"] = statistics.median(LINES / max(r["secs"] - r["first"], 1e-3) for r in ok)
             med[s] = m
         print(f"\nmedians of {RUNS} ({LINES:,} records, {nbytes / 1e6:.1f} MB; load now "
               f"{os.getloadavg()[0]:.1f})\n")
-        print("| path | records/s | MB/s | steady records/s | CPU s/GB | peak RSS MiB | "
-              "first record s | receiver CPU s | mock CPU s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| path | records/s | MB/s | steady records/s | bulk records/s | CPU s/GB | "
+              "peak RSS MiB | first record s | last 10 % s | receiver CPU s | mock CPU s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s, m in med.items():
             print(f"| {NAMES[s]} | {LINES / m['secs']:,.0f} | {nbytes / 1e6 / m['secs']:.1f} | "
-                  f"{m['steady']:,.0f} | {m['cpu'] / (nbytes / 1e9):.2f} | {m['rss']:.1f} | "
-                  f"{m['first']:.1f} | {m['rx_cpu']:.1f} | {m['mock_cpu']:.1f} |")
+                  f"{m['steady']:,.0f} | {m['bulk']:,.0f} | {m['cpu'] / (nbytes / 1e9):.2f} | "
+                  f"{m['rss']:.1f} | {m['first']:.1f} | {m['tail']:.1f} | {m['rx_cpu']:.1f} | "
+                  f"{m['mock_cpu']:.1f} |")
         print()
 
         def ratio(x, y, goal):
             if x in med and y in med:
                 a, c = med[x], med[y]
                 print(f"{NAMES[x]} / {NAMES[y]}: records/s {c['secs'] / a['secs']:.2f}x, "
-                      f"steady {a['steady'] / c['steady']:.2f}x, CPU s/GB "
+                      f"steady {a['steady'] / c['steady']:.2f}x, bulk "
+                      f"{a['bulk'] / c['bulk']:.2f}x, CPU s/GB "
                       f"{a['cpu'] / c['cpu']:.2f}x (goal {goal})")
 
         ratio("kafka_loki", "file_loki", ">= 0.7x records/s")
+        ratio("kafka_loki_base", "file_loki", "the same, with SLUICE_KIN_BASE")
+        ratio("kafka_loki", "kafka_loki_base", "none; this build against SLUICE_KIN_BASE")
         ratio("kafka_file", "rsyslog", ">= 10x records/s")
         ratio("kafka_loki", "rsyslog", "none; Loki sink against omfile")
         ratio("drain", "rsyslog", "none; the most any librdkafka consumer gets against imkafka")

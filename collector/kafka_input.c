@@ -15,7 +15,7 @@
  * the lag matters; it reads the partition table under `mu`, which the
  * input's thread takes to change an entry's ownership or offsets.
  *
- * One file of ~880 lines: the partition table, the open batch and the
+ * One file of ~1,100 lines: the partition table, the open batch and the
  * watermarks are changed together by the read path, the commits and the
  * rebalance callback; split, that state would need a header of its own
  * for no other user. The record-JSON decoder, which has no such ties, is
@@ -101,6 +101,15 @@ typedef struct kin {
     pthread_t lag_thread;
     bool lag_running;
     atomic_bool lag_stop;
+    /* Set by the input's thread when it found nothing to read while a
+     * partition is behind its high watermark: the lag thread's next pass
+     * starts at once (see wake_fetchers). */
+    atomic_bool lag_kick;
+    int64_t kick_next_ns;
+    /* The partition the last message came from: messages come in runs of
+     * one partition (a fetch's batch), so take_message finds its entry
+     * without walking the table (up to MAX_PARTITIONS) for each one. */
+    kpart *last_part;
     sl_batch *batch;
     kpart *batch_part;
     int64_t batch_begin, batch_end, batch_started_ns;
@@ -109,7 +118,7 @@ typedef struct kin {
     sl_ratelimit rl_errors;
     sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
         *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted, *m_commit_refused,
-        *m_handovers;
+        *m_handovers, *m_wakeups;
 } kin;
 
 /* Order of `start` and `format` choices = the enums above (sl_cfg_read
@@ -438,13 +447,45 @@ static void *lag_main(void *arg)
             int64_t at = own[i].confirmed >= 0 ? own[i].confirmed : lo;
             sl_metric_set(own[i].m_lag, hi > at ? hi - at : 0);
         }
-        for (int t = 0; t < 10 && !atomic_load(&in->lag_stop); t++) {
-            struct timespec ts = {0, 100 * 1000000};
+        /* A second, or less when the input asks (lag_kick). */
+        for (int t = 0; t < 50 && !atomic_load(&in->lag_stop) && !atomic_load(&in->lag_kick); t++) {
+            struct timespec ts = {0, 20 * 1000000};
             nanosleep(&ts, NULL);
         }
+        atomic_store(&in->lag_kick, false);
     }
     free(own);
     return NULL;
+}
+
+/* librdkafka 2.0 stops fetching a partition while the consumer queue holds
+ * more than queued.min.messages or queued.max.messages.kbytes, and its
+ * broker thread decides again only when something wakes it: a request to
+ * send, a response, or its 1 s idle wait (librdkafka#2879;
+ * fetch.queue.backoff.ms from 2.2 on). When a sink is the bottleneck the
+ * queue fills while the input waits in emit; the input then empties it
+ * faster than a second and found nothing for most of one (0.3-0.6 s per
+ * 600,000-record run, decision 0033). So when a poll finds nothing while an
+ * owned partition is behind the high watermark librdkafka last saw, the
+ * lag thread queries the partitions' leaders now: each request wakes its
+ * broker's thread, which fetches again. An input that caught up is not
+ * behind and asks nothing; at most one pass per POLL_MS. */
+#define POLL_MS 100
+static void wake_fetchers(kin *in, int64_t now)
+{
+    if (!in->lag_running || now < in->kick_next_ns) return;
+    for (size_t i = 0; i < in->nparts; i++) {
+        const kpart *p = &in->parts[i];
+        int64_t lo, hi;
+        if (!p->owned || p->read_next == 0 ||
+            rd_kafka_get_watermark_offsets(in->rk, p->topic, p->partition, &lo, &hi) != 0 ||
+            hi <= p->read_next)
+            continue;
+        atomic_store(&in->lag_kick, true);
+        sl_metric_inc(in->m_wakeups);
+        in->kick_next_ns = now + (int64_t)POLL_MS * 1000000;
+        return;
+    }
 }
 
 /* ---- records ---- */
@@ -491,7 +532,9 @@ static int flush(kin *in)
         b->ticket = (sl_ack_ticket){sl_watermark_ref(p->wm), (uint64_t)in->batch_begin,
                                     (uint64_t)in->batch_end};
     }
-    return in->ctx->emit(in->ctx->emit_arg, b);
+    int rc = in->ctx->emit(in->ctx->emit_arg, b);
+    update_uncommitted(in);
+    return rc;
 }
 
 /* Room for n more bytes in the current chunk (a new one otherwise; the
@@ -532,8 +575,12 @@ static sl_slice copy(kin *in, const void *p, size_t n, bool *ok)
 static int take_message(kin *in, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    kpart *p = part_find(in, topic, m->partition, true);
-    if (!p) return SL_EFULL;
+    kpart *p = in->last_part;
+    if (!p || p->partition != m->partition || strcmp(p->topic, topic) != 0) {
+        p = part_find(in, topic, m->partition, true);
+        if (!p) return SL_EFULL;
+        in->last_part = p;
+    }
     if (!p->owned) return SL_OK; /* a late message of a released partition */
     /* Below what this assignment already handed on (a broker-side offset
      * reset going back): in flight already, and the watermark only takes
@@ -887,6 +934,12 @@ static void register_metrics(kin *in)
                    "assignment (and the partition did not come back): read again by the next "
                    "owner; part of released_uncommitted.",
                    l);
+    in->m_wakeups = sl_counter("sluice_kafka_input_fetch_wakeups_total",
+                               "Times a poll found nothing while a partition was behind its high "
+                               "watermark, and the partitions' leaders were asked at once so "
+                               "that librdkafka fetches again (it waits up to 1 s after its "
+                               "queue was full).",
+                               l);
     in->m_handovers = sl_counter("sluice_kafka_input_handovers_total",
                                  "Released partitions whose refused revocation commit was "
                                  "recorded by a hand-over commit in the next assignment.",
@@ -998,7 +1051,7 @@ static int kin_run(void *state)
     int64_t next_commit = 0;
     int rc = SL_OK;
     while (!atomic_load(in->ctx->stop)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 100);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, POLL_MS);
         if (m) {
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 rc = SL_OK;
@@ -1020,11 +1073,17 @@ static int kin_run(void *state)
             rc = flush(in);
             if (rc == SL_ECLOSED) break;
         }
+        /* The gauge walks the partition table: once per batch handed on
+         * (flush), per idle poll and per commit, not per message. What it
+         * leaves out meanwhile is the open batch, which no sink has. */
         if (now >= next_commit) {
             commit(in, false);
             next_commit = now + in->commit_ms * 1000000;
+            update_uncommitted(in);
+        } else if (!m) {
+            update_uncommitted(in);
         }
-        update_uncommitted(in);
+        if (!m) wake_fetchers(in, now);
     }
     if (in->batch && rc != SL_ECLOSED) flush(in);
     return SL_OK;

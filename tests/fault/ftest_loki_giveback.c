@@ -168,5 +168,5 @@ int main(void)
         cmocka_unit_test(test_kill9_during_outage),
         cmocka_unit_test(test_kill9_during_outage_concurrency),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

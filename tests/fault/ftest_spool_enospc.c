@@ -99,5 +99,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_enospc, unmount_left),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

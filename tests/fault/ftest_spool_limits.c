@@ -132,5 +132,5 @@ int main(void)
         cmocka_unit_test(test_block),
         cmocka_unit_test(test_drop_oldest),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

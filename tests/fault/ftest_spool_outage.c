@@ -72,5 +72,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outage_longer_than_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

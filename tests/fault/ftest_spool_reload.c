@@ -56,5 +56,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sighup_reload),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

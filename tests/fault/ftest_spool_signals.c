@@ -98,5 +98,5 @@ int main(void)
         cmocka_unit_test(test_kill9_chaos),
         cmocka_unit_test(test_sigterm_under_load),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return sl_t_run_tests(tests);
 }

@@ -8,6 +8,9 @@
 #include "collector/file_discovery.h"
 #include "core/utf8.h"
 
+/* How often at most an input asks the sinks to send a batch at once. */
+#define URGENT_INTERVAL_NS 1000000000LL
+
 static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, uint64_t end)
 {
     sl_metric_add(in->m_lines, b->nrecords);
@@ -125,8 +128,15 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
 /* Emits the records of t->chunk->data[0, len) as batches. Lines are found
  * with the AVX2 newline index where the CPU has it, else with the portable
  * memchr scan, in->find_eol (collector/eol_index.h). flush_tail: the writer
- * is done, so an unfinished line or multiline group is complete. */
-static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
+ * is done, so an unfinished line or multiline group is complete.
+ * backlog_end: this read reached the end of a file after reads that filled
+ * their buffer. Its last batch is marked flush_now, so the sinks send it
+ * with what they hold at once instead of after their max_batch_wait: the
+ * tail of a backlog (a burst, a catch-up after downtime) arrives when read.
+ * A trickle (every read short) never is, and at most one batch a second
+ * per input is, so an agent sends at most one more request a second
+ * (decision 0049, as journald's 0042). */
+static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail, bool backlog_end)
 {
     const char *data = t->chunk->data;
     emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, false};
@@ -206,6 +216,11 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail)
             pos = gstart;
     }
     if (e.b) {
+        int64_t mono = backlog_end ? sl_monotonic_ns() : 0;
+        if (backlog_end && mono >= in->next_urgent_ns) {
+            e.b->flush_now = true;
+            in->next_urgent_ns = mono + URGENT_INTERVAL_NS;
+        }
         int frc = flush_batch(in, t, e.b, e.begin, e.base + pos);
         if (rc == SL_OK) rc = frc;
     }
@@ -321,6 +336,8 @@ long sl_file_read_some(file_input *in, tracked *t)
      * one reached the end, and from then on the writer may truncate and
      * write again unseen: the next read verifies the first bytes. */
     t->caught_up = r < 0 || (size_t)r < asked;
+    bool backlog_end = t->backlog && r > 0 && t->caught_up;
+    t->backlog = r > 0 && !t->caught_up;
     if (r < 0) {
         if (errno == EINTR || errno == EAGAIN) return 0;
         sl_metric_inc(in->m_read_errors);
@@ -332,7 +349,7 @@ long sl_file_read_some(file_input *in, tracked *t)
             t->partial && (sl_monotonic_ns() - t->partial_since) / 1000000 >= partial_timeout(in);
         /* A file that is gone will never finish its last line. */
         if (t->partial && (stale || t->gone)) {
-            int rc = emit_lines(in, t, t->partial, true);
+            int rc = emit_lines(in, t, t->partial, true, false);
             t->partial_since = 0;
             if (rc != SL_OK) return rc;
         }
@@ -353,7 +370,7 @@ long sl_file_read_some(file_input *in, tracked *t)
     t->partial_since = 0;
     t->last_data_ns = sl_monotonic_ns();
     sl_metric_add(in->m_bytes, (uint64_t)r);
-    int rc = emit_lines(in, t, t->partial + (size_t)r, false);
+    int rc = emit_lines(in, t, t->partial + (size_t)r, false, backlog_end);
     return rc == SL_OK ? r : rc;
 }
 

@@ -59,6 +59,7 @@ typedef struct tracked {
     bool dirty;         /* may have data: read it on the next turn */
     int64_t mtime_ns;   /* modification time when last looked at */
     bool caught_up;     /* the last read reached the end of the file */
+    bool backlog;       /* the last read filled its buffer: reading a backlog */
     size_t victim_slot; /* its index in file_input.victims + 1; 0: not listed */
     int64_t last_data_ns;
     sl_ml_file ml; /* multiline: the open group's state */
@@ -163,6 +164,9 @@ typedef struct file_input {
     pthread_cond_t stop_cv;
     bool discoverer_stop;
     int64_t next_ckpt_ns;
+    /* A backlog's last batch asks the sinks to send at once (flush_now),
+     * at most once a second per input (decision 0049). */
+    int64_t next_urgent_ns;
     sl_metric *m_lines, *m_bytes, *m_split, *m_truncated_files, *m_rotations, *m_open,
         *m_ckpt_errors, *m_ckpt_fallback, *m_read_errors, *m_deferred, *m_deleted_bytes,
         *m_bad_utf8, *m_nul;

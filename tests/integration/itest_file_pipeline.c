@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tests/helpers.h"
+#include "tests/loki_receiver.h"
 
 typedef struct fixture {
     char *dir, *cfg, *in, *out, *log;
@@ -270,6 +271,56 @@ static void test_failing_write_is_retried(void **st)
     assert_int_equal(t.malformed, 0);
 }
 
+/* Into Loki with a long max_batch_wait: the tail of a file the input read
+ * as a backlog (reads that filled their buffer, then one that reached the
+ * end) reaches the receiver when read, not max_batch_wait later (the last
+ * batch asks to be sent at once, decision 0049). */
+static void test_backlog_tail_reaches_loki_at_once(void **st)
+{
+    fixture *f = *st;
+    const long total = 100000; /* ~5 MB: five 1 MiB reads, then the end */
+    assert_int_equal(sl_t_append_ids(f->in, 0, total, " backlog-tail-padding-padding-padding"), 0);
+    sl_lr_opts lo = {0};
+    sl_lr *lr = NULL;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    char yml[4096];
+    snprintf(yml, sizeof yml,
+             "data_dir: %s/data\n"
+             "shutdown_timeout: 10s\n"
+             "inputs:\n"
+             "  - name: app\n"
+             "    type: file\n"
+             "    paths: [\"%s\"]\n"
+             "sinks:\n"
+             "  - name: loki\n"
+             "    type: loki\n"
+             "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+             "    max_batch_wait: 300s\n",
+             f->dir, f->in, sl_lr_port(lr));
+    sl_t_write_file(f->cfg, yml, strlen(yml));
+    int64_t t0 = sl_t_now_ms();
+    pid_t pid = start_agent(f);
+    /* Well before max_batch_wait (300 s): 20 s, 60 under the sanitizers. */
+    int64_t limit = sl_t_scaled_ms(20000);
+    while ((long)sl_lr_nentries(lr) < total && sl_t_now_ms() - t0 < limit) sl_t_sleep_ms(20);
+    size_t got = sl_lr_nentries(lr);
+    fprintf(stderr, "%zu of %ld lines in Loki after %lld ms\n", got, total,
+            (long long)(sl_t_now_ms() - t0));
+    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
+    assert_int_equal(got, (size_t)total);
+    unsigned char *seen = calloc((size_t)total, 1);
+    assert_non_null(seen);
+    for (size_t i = 0; i < got; i++) {
+        const sl_lr_entry *e = sl_lr_entry_at(lr, i);
+        long id = sl_t_parse_id(e->line, e->line + e->line_n, "id=");
+        assert_true(id >= 0 && id < total);
+        assert_false(seen[id]);
+        seen[id] = 1;
+    }
+    free(seen);
+    sl_lr_stop(lr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_line_dedup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_write_is_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_tail_reaches_loki_at_once, setup, teardown),
     };
     return sl_t_run_tests(tests);
 }

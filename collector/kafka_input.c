@@ -49,6 +49,8 @@
 /* How long a commit that must be answered (a release, a hand-over, the
  * stop) waits for the coordinator. */
 #define COMMIT_WAIT_MS 10000
+/* At most one batch a second asks the sinks to send at once (kin_run). */
+#define URGENT_INTERVAL_NS 1000000000LL
 
 enum { FMT_RAW, FMT_JSON };
 
@@ -113,6 +115,9 @@ typedef struct kin {
     sl_batch *batch;
     kpart *batch_part;
     int64_t batch_begin, batch_end, batch_started_ns;
+    /* Messages taken since the input was last caught up, and when a
+     * batch may next ask the sinks to send at once (see kin_run). */
+    int64_t taken_since_caught_up, next_urgent_ns;
     sl_chunk *chunk;
     char errbuf[512];
     sl_ratelimit rl_errors;
@@ -486,6 +491,22 @@ static void wake_fetchers(kin *in, int64_t now)
         in->kick_next_ns = now + (int64_t)POLL_MS * 1000000;
         return;
     }
+}
+
+/* Whether every owned partition was read up to the high watermark
+ * librdkafka last saw (cached from fetch answers: no request). A partition
+ * whose watermark is not known yet counts as behind. */
+static bool caught_up(kin *in)
+{
+    for (size_t i = 0; i < in->nparts; i++) {
+        const kpart *p = &in->parts[i];
+        int64_t lo, hi;
+        if (!p->owned) continue;
+        if (rd_kafka_get_watermark_offsets(in->rk, p->topic, p->partition, &lo, &hi) != 0 ||
+            hi < 0 || hi > p->read_next)
+            return false;
+    }
+    return true;
 }
 
 /* ---- records ---- */
@@ -1064,11 +1085,24 @@ static int kin_run(void *state)
                            (unsigned long long)suppressed);
             } else {
                 rc = take_message(in, m);
+                in->taken_since_caught_up++;
             }
             rd_kafka_message_destroy(m);
             if (rc == SL_ECLOSED) break;
         }
         int64_t now = sl_monotonic_ns();
+        /* Caught up after at least a batch's worth of messages: the last
+         * batch asks the sinks to send it with what they hold at once
+         * rather than after their max_batch_wait, at most once a second; a
+         * trickle never does (decision 0049, as the file and journald
+         * inputs). The partition walk runs only after a batch's worth. */
+        if (!m && in->taken_since_caught_up >= in->batch_records && caught_up(in)) {
+            if (in->batch && now >= in->next_urgent_ns) {
+                in->batch->flush_now = true;
+                in->next_urgent_ns = now + URGENT_INTERVAL_NS;
+            }
+            in->taken_since_caught_up = 0;
+        }
         if (in->batch && (!m || now - in->batch_started_ns >= in->flush_ms * 1000000)) {
             rc = flush(in);
             if (rc == SL_ECLOSED) break;

@@ -726,6 +726,56 @@ static void test_fetch_wakeups(void **st)
     free(out), free(dir);
 }
 
+/* Into Loki with a long max_batch_wait: once the input has caught up with a
+ * topic it read as a backlog, the last batch asks the sinks to send at
+ * once (decision 0049), so every record arrives long before the 300 s. */
+static void test_backlog_tail_sent_at_once(void **st)
+{
+    const long total = 5000; /* batch_records 512: several whole batches, then the tail */
+    cluster c;
+    cluster_start(&c);
+    produce_ids(&c, 0, total);
+    assert_int_equal(rd_kafka_flush(c.producer, 30000), 0);
+    char *dir = subdir(st, "kafka-in-tail-out");
+    char *out = sl_t_path(dir, "received.jsonl");
+    sl_lr_opts lo = {.out_path = out};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agg a;
+    agg_init(st, &a, "kafka-in-tail", c.boot, sl_lr_port(lr), "raw", "{memory_max: 4MiB}");
+    /* The shared config, with the sink's wait made long and the input's
+     * batches small. */
+    char *yml = sl_t_read_file(a.cfg, NULL);
+    assert_non_null(yml);
+    char *w20 = strstr(yml, "max_batch_wait: 20ms");
+    char *fmt = strstr(yml, "    format: raw\n");
+    assert_true(w20 && fmt);
+    char edited[8192];
+    int n = snprintf(edited, sizeof edited,
+                     "%.*s    batch_records: 512\n%.*smax_batch_wait: 300s%s", (int)(fmt - yml),
+                     yml, (int)(w20 - fmt), fmt, w20 + strlen("max_batch_wait: 20ms"));
+    assert_true(n > 0 && n < (int)sizeof edited);
+    assert_int_equal(sl_t_write_file(a.cfg, edited, (size_t)n), 0);
+    free(yml);
+    agg_start(&a);
+    /* Well before max_batch_wait: 60 s, the group's join included. */
+    want w = {lr, (uint64_t)total};
+    bool all = sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000));
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+    sl_t_tally t = sl_t_count_ids_within(out, total);
+    fprintf(stderr, "tail with max_batch_wait 300s: distinct=%ld dups=%ld other=%ld\n", t.distinct,
+            t.dups, t.other);
+    assert_true(all);
+    assert_int_equal(t.distinct, total);
+    assert_int_equal(t.other, 0);
+    agg_free(&a);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+    sl_t_rmtree(dir);
+    free(out), free(dir);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
@@ -736,6 +786,7 @@ int main(void)
                                         root_teardown),
         cmocka_unit_test_setup_teardown(test_topics_regex, root_setup, root_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_wakeups, root_setup, root_teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_tail_sent_at_once, root_setup, root_teardown),
     };
     return sl_t_run_tests(tests);
 }

@@ -561,10 +561,9 @@ static void test_follows_appends_and_new_files(void **st)
 
 /* Stopped mid-stream with batches in flight: the restart resumes right
  * after the last acknowledged entry; only the in-flight batches repeat. */
-static void test_restart_resumes_after_acked(void **st)
+/* extra: more keys for the input (reopen_after: restarts across reopens). */
+static void restart_resumes_after_acked(fx *f, const char *name, const char *extra)
 {
-    fx *f = *st;
-    NEED_FIXTURE(f);
     const long total = 3000;
     write_entries(f, "remote.journal", 0, total);
     sink s;
@@ -572,7 +571,7 @@ static void test_restart_resumes_after_acked(void **st)
     s.hold = 3;
     s.delay_us = 2000;
     runner r;
-    start(&r, "jrestart", f->jdir, f->data, NULL, &s);
+    start(&r, name, f->jdir, f->data, extra, &s);
     assert_true(wait_count(&s, 600, 20000));
     stop(&r, &s, true); /* in-flight batches never acknowledged */
     long first_run = (long)s.n, acked_last = s.acked_last_seq;
@@ -581,7 +580,7 @@ static void test_restart_resumes_after_acked(void **st)
 
     sink s2;
     sink_init(&s2);
-    start(&r, "jrestart", f->jdir, f->data, NULL, &s2);
+    start(&r, name, f->jdir, f->data, extra, &s2);
     assert_true(wait_count(&s2, (size_t)(total - acked_last - 1), 20000));
     sl_t_sleep_ms(100);
     stop(&r, &s2, false);
@@ -597,13 +596,30 @@ static void test_restart_resumes_after_acked(void **st)
     sink s3;
     sink_init(&s3);
     write_entries(f, "remote.journal", total, total + 100);
-    start(&r, "jrestart", f->jdir, f->data, NULL, &s3);
+    start(&r, name, f->jdir, f->data, extra, &s3);
     assert_true(wait_count(&s3, 100, 10000));
     sl_t_sleep_ms(100);
     stop(&r, &s3, false);
     check_seqs(&s3, total, total + 100, &missing, &dups, &outside);
     assert_int_equal(missing + dups + outside, 0);
     sink_free(&s), sink_free(&s2), sink_free(&s3);
+}
+
+static void test_restart_resumes_after_acked(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    restart_resumes_after_acked(f, "jrestart", NULL);
+}
+
+/* The same with the journal reopened every ~64 KB (decision 0048): a
+ * crash's in-flight batches and the checkpoint are the same. */
+static void test_restart_across_reopens(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    restart_resumes_after_acked(f, "jrestart2", "    reopen_after: 64KiB\n");
+    assert_true(metric("sluice_journald_reopens_total", "jrestart2") >= 10);
 }
 
 /* reopen_after (decision 0048): a journal of two files, many times the
@@ -1114,6 +1130,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follows_appends_and_new_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_after_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_after_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_across_reopens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_midstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vacuumed_cursor_resumes_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters, setup, teardown),

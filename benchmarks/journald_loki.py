@@ -7,7 +7,8 @@ the agent's whole-run entries/s >= 0.8x the stage's entries/s.
   python3 benchmarks/journald_loki.py BUILD_DIR [--entries N (500000)]
       [--runs R (3)] [--receiver PATH] [--wait DURATION (1s)]
       [--journal DIR] [--perf PREFIX] [--compare OTHER_BUILD]
-      [--sink-opt 'KEY: VALUE' ...]
+      [--sink-opt 'KEY: VALUE' ...] [--input-opt 'KEY: VALUE' ...]
+      [--compare-input-opt 'KEY: VALUE' ...]
 
 The journal: N journald-like entries (about 20 fields, kubelet-style
 MESSAGE) in 4 real journal files, written by systemd-journal-remote (the
@@ -22,7 +23,9 @@ take `--port P --out F` and write a line per entry). Wall is from the
 agent's start until the receiver has all N entries; the agent's
 /metrics (polled every 50 ms) tell when the input read its first entry
 (start-up) and its last, and at the end how long the input waited for
-room in the sink's buffer (sluice_sink_backpressure_seconds_total). Per run and as medians: entries/s, CPU s per
+room in the sink's buffer (sluice_sink_backpressure_seconds_total), and
+the agent's RssAnon and RssFile (its own memory against the journal files
+libsystemd maps) are sampled with each poll. Per run and as medians: entries/s, CPU s per
 entry (agent: all its threads; receiver separately), cores used.
 Ratios (agent / stage): whole-run entries/s (the issue's), as the ratio
 of the medians and as the median of each round's ratio (stage and agent
@@ -97,6 +100,20 @@ class Child:
         os.kill(self.pid, 9)
 
 
+def rss_split(pid):
+    """(RssAnon, RssFile) of pid in MiB: the agent's own memory against the
+    journal files libsystemd has mapped (decision 0048)."""
+    got = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:")):
+                    got[line.split(":")[0]] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return got.get("RssAnon", 0.0), got.get("RssFile", 0.0)
+
+
 def stage(b, jdir, n):
     p = subprocess.run([os.path.join(b.build, "benchmarks/bench_journald"), str(n), "1", jdir,
                         "stage"], capture_output=True, text=True)
@@ -109,7 +126,7 @@ def stage(b, jdir, n):
     return dict(eps=n / secs, secs=secs, cpu=cpu, us=cpu / n * 1e6, cores=cpu / secs)
 
 
-def agent(b, jdir, n, receiver, wait, perf, sink_opts=()):
+def agent(b, jdir, n, receiver, wait, perf, sink_opts=(), input_opts=()):
     d = b.fresh("agent")
     rx_port, m_port = e2e.free_port(), e2e.free_port()
     out = os.path.join(d, "received.jsonl")
@@ -122,7 +139,7 @@ inputs:
     type: journald
     directory: {jdir}
     labels_from: {{ unit: _SYSTEMD_UNIT }}
-sinks:
+""" + "".join(f"    {o}\n" for o in input_opts) + f"""sinks:
 {b.loki_sink(rx_port, wait)}""" + "".join(f"    {o}\n" for o in sink_opts))
     pr = None
     try:
@@ -139,8 +156,12 @@ sinks:
         counter = e2e.LineCounter(out)
         t_first = t_read = None
         next_poll = 0.0
+        anon_max = file_max = 0.0
         while counter.n < n:
             now = time.monotonic()
+            if now >= next_poll:
+                ra, rf = rss_split(proc.pid)
+                anon_max, file_max = max(anon_max, ra), max(file_max, rf)
             if (t_first is None or t_read is None) and now >= next_poll:
                 got = metric(m_port, 'sluice_input_records_total')
                 if got and t_first is None:
@@ -163,7 +184,10 @@ sinks:
         cpu, rx_cpu = e2e.cpu_s(proc.pid), e2e.cpu_s(rx.pid)
         # How long the input waited for room in the sink's buffer.
         blocked = metric(m_port, "sluice_sink_backpressure_seconds_total")
+        reopens = metric(m_port, "sluice_journald_reopens_total")
         rss = e2e.hwm_mib(proc.pid)
+        ra, rf = rss_split(proc.pid)
+        anon_max, file_max = max(anon_max, ra), max(file_max, rf)
     finally:
         if "proc" in locals():
             e2e.stop(proc)
@@ -172,7 +196,8 @@ sinks:
         e2e.stop(rx)
         shutil.rmtree(d, ignore_errors=True)
     return dict(eps=n / secs, secs=secs, cpu=cpu, us=cpu / n * 1e6, cores=cpu / secs,
-                rx_cpu=rx_cpu, rx_us=rx_cpu / n * 1e6, rss=rss, blocked_s=blocked, start_s=t_first, read_s=t_read,
+                rx_cpu=rx_cpu, rx_us=rx_cpu / n * 1e6, rss=rss, anon=anon_max, file=file_max, reopens=reopens,
+                blocked_s=blocked, start_s=t_first, read_s=t_read,
                 eps_read=n / max(t_read, 1e-6))
 
 
@@ -187,6 +212,10 @@ def main():
     ap.add_argument("--perf")
     ap.add_argument("--sink-opt", action="append", default=[], metavar="'KEY: VALUE'",
                     help="a line added to the Loki sink's YAML (e.g. 'concurrency: 2')")
+    ap.add_argument("--input-opt", action="append", default=[], metavar="'KEY: VALUE'",
+                    help="a line added to the journald input's YAML of BUILD's agent")
+    ap.add_argument("--compare-input-opt", action="append", default=[], metavar="'KEY: VALUE'",
+                    help="the same for --compare's agent (--compare BUILD itself: an A/B of a key)")
     ap.add_argument("--compare", metavar="BUILD",
                     help="another build (e.g. the parent commit's) run in turn with BUILD")
     a = ap.parse_args()
@@ -221,14 +250,16 @@ def main():
                         f"{s['cores']:.2f} cores")
                 g = agent(x, jdir, n, rx, a.wait,
                           f"{a.perf}.{len(st)}{'.' + str(benches.index(x)) if a.compare else ''}"
-                          ".data" if a.perf else None, a.sink_opt)
+                          ".data" if a.perf else None, a.sink_opt,
+                          a.compare_input_opt if a.compare and x is benches[0] else a.input_opt)
                 ag.append(g)
                 e2e.log(f"{tag} agent: {g['eps']:9.0f} entries/s  {g['us']:5.2f} CPU us/entry "
                         f"{g['cores']:.2f} cores; start-up {g['start_s'] or -1:.2f} s, input "
                         f"done {g['read_s'] or -1:.2f} s, all delivered {g['secs']:.2f} s; "
                         f"receiver {g['rx_us']:.2f} CPU us/entry; input blocked by the sink "
                         f"{g['blocked_s'] if g['blocked_s'] is not None else -1:.2f} s; "
-                        f"peak RSS {g['rss']:.1f} MiB")
+                        f"peak RSS {g['rss']:.1f} MiB (sampled max RssAnon {g['anon']:.1f}, "
+                        f"RssFile {g['file']:.1f}); journal reopened {g['reopens'] or 0:.0f} times")
     finally:
         for x in [b] + (benches[:-1] if "benches" in locals() else []):
             shutil.rmtree(x.tmp, ignore_errors=True)
@@ -244,13 +275,15 @@ def main():
         st, ag = res[id(x)]
         se, ae = med(st, "eps"), med(ag, "eps")
         if a.compare:
-            print(f"== {x.build}")
+            opts = a.compare_input_opt if x is benches[0] else a.input_opt
+            print(f"== {x.build}" + "".join(f", {o}" for o in opts))
         print(f"stage (bench_journald {n} 1 DIR stage): {se:.0f} entries/s, "
               f"{med(st, 'us'):.2f} CPU us/entry, {med(st, 'cores'):.2f} cores")
         print(f"agent (sluice run):  {ae:.0f} entries/s whole run ({med(ag, 'secs'):.2f} s), "
               f"{med(ag, 'us'):.2f} CPU us/entry, {med(ag, 'cores'):.2f} cores, start-up "
               f"{med(ag, 'start_s'):.2f} s, input done at {med(ag, 'read_s'):.2f} s, peak RSS "
-              f"{med(ag, 'rss'):.1f} MiB; receiver {med(ag, 'rx_us'):.2f} CPU us/entry; input "
+              f"{med(ag, 'rss'):.1f} MiB (sampled max RssAnon {med(ag, 'anon'):.1f}, RssFile "
+              f"{med(ag, 'file'):.1f}); receiver {med(ag, 'rx_us'):.2f} CPU us/entry; input "
               f"blocked by the sink's backpressure {med(ag, 'blocked_s'):.2f} s")
         rounds = [g["eps"] / t["eps"] for t, g in zip(st, ag)]
         print(f"ratio agent/stage entries/s (issue 19, >= 0.8x): {ae / se:.2f}x whole run "

@@ -119,7 +119,11 @@ static uint32_t read_fields(jd_input *in, sd_journal *j)
     in->entry_failed = false;
     in->e_off = in->chunk ? in->chunk->len : 0;
     sd_journal_restart_data(j);
+    /* The entry object and its item array (16 bytes a field), and each data
+     * object (its header is 64 bytes). */
+    uint64_t touched = 64;
     while ((r = sd_journal_enumerate_available_data(j, &d, &l)) > 0) {
+        touched += l + 64 + 16;
         const char *p = d;
         const char *eq = name_end(p, l);
         if (!eq) continue;
@@ -163,6 +167,7 @@ static uint32_t read_fields(jd_input *in, sd_journal *j)
         in->x_val_len[in->nextra] = (uint32_t)vlen;
         in->nextra++;
     }
+    in->read_since_open += touched;
     if (r < 0) sl_jd_count_error(in, "enumerate_data", r);
     if (truncated) flags |= SL_RF_TRUNCATED;
     return flags;
@@ -351,6 +356,13 @@ static uint32_t reread_without_message(jd_input *in, sd_journal *j, uint32_t fla
     return flags;
 }
 
+/* Time to close the journal and open it again, so libsystemd unmaps the
+ * journal file windows the reader went through (decision 0048). */
+static bool reopen_due(const jd_input *in)
+{
+    return in->reopen_bytes && in->read_since_open >= in->reopen_bytes;
+}
+
 static bool stopping(const jd_input *in)
 {
     return atomic_load(in->ctx->stop);
@@ -403,6 +415,13 @@ static int read_some(jd_input *in)
                 if (r > 0) in->pending = true;
                 return rc != SL_OK ? rc : n;
             }
+            if (r > 0 && reopen_due(in)) {
+                /* Between batches: the entry the journal moved to is read
+                 * first after the reopen, which seeks just after the batch
+                 * handed on (jd_run). */
+                in->pending = true;
+                return n;
+            }
         }
         if (r < 0) {
             sl_jd_count_error(in, "next", r);
@@ -442,14 +461,16 @@ static void close_journal(jd_input *in)
     in->j = NULL;
 }
 
-/* Starts over with a fresh sd_journal after the last entry handed on. */
-static void reopen(jd_input *in)
+/* Starts over with a fresh sd_journal after the last entry handed on.
+ * defer_watch: see watch_deferred. */
+static void reopen(jd_input *in, bool defer_watch)
 {
     flush_batch(in, false);
     close_journal(in);
     char *c = in->read_cursor ? strdup(in->read_cursor) : NULL;
-    int r = sl_jd_open_journal(in, c, c ? in->read_rt_usec : 0);
+    int r = sl_jd_open_journal(in, c, c ? in->read_rt_usec : 0, defer_watch);
     free(c);
+    in->read_since_open = 0;
     if (r < 0) sl_jd_count_error(in, "reopen", r);
 }
 
@@ -508,7 +529,7 @@ static int jd_run(void *state)
         if (!in->j) {
             if (now >= next_open) {
                 char *c = in->read_cursor ? strdup(in->read_cursor) : NULL;
-                int r = sl_jd_open_journal(in, c, in->read_rt_usec);
+                int r = sl_jd_open_journal(in, c, in->read_rt_usec, false);
                 free(c);
                 if (r < 0) {
                     sl_jd_count_error(in, in->directory ? "open_directory" : "open", r);
@@ -539,8 +560,18 @@ static int jd_run(void *state)
             sl_jd_count_error(in, "read", n == SL_ENOMEM ? ENOMEM : EIO);
         }
         if (in->next_errors >= MAX_NEXT_ERRORS) {
-            reopen(in);
+            reopen(in, false);
             in->next_errors = 0;
+            continue;
+        }
+        if (n >= 0 && !in->batch && reopen_due(in)) {
+            /* Only between batches: a batch is never cut short here, and
+             * the batch handed on last holds the cursor reopened after. */
+            sl_log(SL_LOG_DEBUG, "journal_reopened", "input=%s read_bytes=%llu cursor=%s",
+                   in->ctx->name, (unsigned long long)in->read_since_open,
+                   in->read_cursor ? in->read_cursor : "none");
+            reopen(in, in->have_fd);
+            sl_metric_inc(in->m_reopens);
             continue;
         }
         if (!in->j) continue;
@@ -550,10 +581,17 @@ static int jd_run(void *state)
             nanosleep(&ts, NULL);
             if (!in->have_fd && now >= next_reopen) {
                 /* No inotify: new journal files show up by reopening. */
-                reopen(in);
+                reopen(in, false);
                 next_reopen = now + 10000000000LL;
             }
         } else {
+            if (in->watch_deferred) {
+                /* Read once more with the watches made: entries appended
+                 * before they existed raised no event. */
+                in->watch_deferred = false;
+                in->have_fd = sd_journal_get_fd(in->j) >= 0;
+                continue;
+            }
             int r = sd_journal_wait(in->j, 100000);
             if (r < 0) {
                 sl_jd_count_error(in, "wait", r);

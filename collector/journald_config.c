@@ -85,6 +85,15 @@ const sl_cfg_key sl_jd_keys[SL_JD_NKEYS] = {
      .min = 1,
      .max = 1024 * 1024,
      .doc = "entries per batch"},
+    {.name = "reopen_after",
+     .at = SL_CFG_AT(jd_input, reopen_bytes),
+     .type = SL_KEY_SIZE,
+     .def = "32MiB",
+     .min = 0,
+     .max = (int64_t)1 << 40,
+     .doc = "the journal is closed and reopened at the last entry read after about this many "
+            "bytes of entries, so the journal files libsystemd keeps mapped stay out of the "
+            "agent's RSS; `0`: never (decision 0048)"},
     {.name = "checkpoint_interval",
      .at = SL_CFG_AT(jd_input, checkpoint_ms),
      .type = SL_KEY_DURATION,
@@ -319,6 +328,10 @@ void sl_jd_register_metrics(jd_input *in)
                                      "Damaged checkpoints replaced by the previous generation.", l);
     in->m_inflight = sl_gauge("sluice_journald_unacked_entries",
                               "Journal entries read but not yet acknowledged by every sink.", l);
+    in->m_reopens = sl_counter("sluice_journald_reopens_total",
+                               "Times the journal was closed and reopened at the last entry read "
+                               "after reopen_after bytes, to unmap the journal files.",
+                               l);
 }
 
 void sl_jd_count_error(jd_input *in, const char *what, int r)

@@ -80,6 +80,7 @@ typedef struct jd_input {
     int start_at;
     bool keep_all;
     uint64_t max_message_bytes, max_field_bytes, chunk_bytes;
+    uint64_t reopen_bytes; /* reopen_after; 0: never */
     uint32_t batch_records;
     int64_t checkpoint_ms;
     /* Read from journald_keys as the table types them, then converted. */
@@ -97,9 +98,19 @@ typedef struct jd_input {
     char ckpt_path[4096];
     /* journal */
     sd_journal *j;
-    bool have_fd;    /* inotify works: sd_journal_wait tells of changes */
+    bool have_fd; /* inotify works: sd_journal_wait tells of changes */
+    /* Reopened to unmap (decision 0048) without making the inotify watches
+     * yet: closing an inotify descriptor waits for the kernel (an SRCU
+     * grace period, ~10 ms), so they are made only when the input next
+     * waits for entries, not at every reopen during a backlog. */
+    bool watch_deferred;
     bool pending;    /* positioned on an entry that was not read yet */
     int next_errors; /* consecutive sd_journal_next failures */
+    /* Bytes of entries read since the journal was opened: each field's
+     * length and its object's header, an upper bound of the journal file
+     * pages the reader touched, which libsystemd's mmap cache keeps mapped
+     * (and in RSS) until the journal is closed (decision 0048). */
+    uint64_t read_since_open;
     /* entry being read: offsets relative to e_off in chunk */
     sl_chunk *chunk;
     size_t e_off;
@@ -139,13 +150,13 @@ typedef struct jd_input {
     struct timespec dir_mtime;
     sl_ratelimit rl_errors;
     sl_metric *m_records, *m_bytes, *m_truncated, *m_missing, *m_lost, *m_errors, *m_ckpt_errors,
-        *m_ckpt_fallback, *m_inflight;
+        *m_ckpt_fallback, *m_inflight, *m_reopens;
 } jd_input;
 
 /* journald.c */
 /* journald_config.c: the key table (the ops table names it), reading a
  * node into in (SL_EINVAL: errors went to ctx->cfg), the metrics. */
-#define SL_JD_NKEYS 16
+#define SL_JD_NKEYS 17
 extern const sl_cfg_key sl_jd_keys[SL_JD_NKEYS];
 int sl_jd_configure(jd_input *in, const sl_input_ctx *ctx);
 void sl_jd_register_metrics(jd_input *in);
@@ -159,7 +170,8 @@ void sl_jd_prune_ring(jd_input *in);
 void sl_jd_set_acked(jd_input *in, char *cursor, uint64_t rt);
 
 /* journald_journal.c */
-int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec);
+/* defer_watch: leave the inotify watches to the next wait (watch_deferred). */
+int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec, bool defer_watch);
 void sl_jd_scan_directory(jd_input *in);
 void sl_jd_check_directory(jd_input *in);
 

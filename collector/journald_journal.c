@@ -93,7 +93,7 @@ static void seek_after(jd_input *in, const char *cursor, uint64_t rt_usec)
     }
 }
 
-int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec)
+int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec, bool defer_watch)
 {
     sd_journal *j = NULL;
     int r = in->directory ? sd_journal_open_directory(&j, in->directory, 0)
@@ -110,8 +110,11 @@ int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec)
         return r;
     }
     /* The inotify watches are made here, so files created from now on are
-     * seen. Without them, new files are found by reopening. */
-    in->have_fd = sd_journal_get_fd(j) >= 0;
+     * seen. Without them, new files are found by reopening. Deferred, they
+     * are made before the next wait; sd-journal then scans the folder again
+     * for files created meanwhile. */
+    in->watch_deferred = defer_watch;
+    if (!defer_watch) in->have_fd = sd_journal_get_fd(j) >= 0;
     in->j = j;
     seek_after(in, cursor, rt_usec);
     return 0;

@@ -561,10 +561,9 @@ static void test_follows_appends_and_new_files(void **st)
 
 /* Stopped mid-stream with batches in flight: the restart resumes right
  * after the last acknowledged entry; only the in-flight batches repeat. */
-static void test_restart_resumes_after_acked(void **st)
+/* extra: more keys for the input (reopen_after: restarts across reopens). */
+static void restart_resumes_after_acked(fx *f, const char *name, const char *extra)
 {
-    fx *f = *st;
-    NEED_FIXTURE(f);
     const long total = 3000;
     write_entries(f, "remote.journal", 0, total);
     sink s;
@@ -572,7 +571,7 @@ static void test_restart_resumes_after_acked(void **st)
     s.hold = 3;
     s.delay_us = 2000;
     runner r;
-    start(&r, "jrestart", f->jdir, f->data, NULL, &s);
+    start(&r, name, f->jdir, f->data, extra, &s);
     assert_true(wait_count(&s, 600, 20000));
     stop(&r, &s, true); /* in-flight batches never acknowledged */
     long first_run = (long)s.n, acked_last = s.acked_last_seq;
@@ -581,7 +580,7 @@ static void test_restart_resumes_after_acked(void **st)
 
     sink s2;
     sink_init(&s2);
-    start(&r, "jrestart", f->jdir, f->data, NULL, &s2);
+    start(&r, name, f->jdir, f->data, extra, &s2);
     assert_true(wait_count(&s2, (size_t)(total - acked_last - 1), 20000));
     sl_t_sleep_ms(100);
     stop(&r, &s2, false);
@@ -597,13 +596,76 @@ static void test_restart_resumes_after_acked(void **st)
     sink s3;
     sink_init(&s3);
     write_entries(f, "remote.journal", total, total + 100);
-    start(&r, "jrestart", f->jdir, f->data, NULL, &s3);
+    start(&r, name, f->jdir, f->data, extra, &s3);
     assert_true(wait_count(&s3, 100, 10000));
     sl_t_sleep_ms(100);
     stop(&r, &s3, false);
     check_seqs(&s3, total, total + 100, &missing, &dups, &outside);
     assert_int_equal(missing + dups + outside, 0);
     sink_free(&s), sink_free(&s2), sink_free(&s3);
+}
+
+static void test_restart_resumes_after_acked(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    restart_resumes_after_acked(f, "jrestart", NULL);
+}
+
+/* The same with the journal reopened every ~64 KB (decision 0048): a
+ * crash's in-flight batches and the checkpoint are the same. */
+static void test_restart_across_reopens(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    restart_resumes_after_acked(f, "jrestart2", "    reopen_after: 64KiB\n");
+    assert_true(metric("sluice_journald_reopens_total", "jrestart2") >= 10);
+}
+
+/* reopen_after (decision 0048): a journal of two files, many times the
+ * threshold, read with batches in flight across every reopen; then entries
+ * appended, and a new file, while the input waits at the end (the reopened
+ * journal's inotify watches, made only then, find them). Every entry exactly once, in order; the
+ * reopens counted. The same with reopen_after: 0 reopens never. */
+static void test_reopen_after_exactly_once(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    const long first = 4000, total = 4600;
+    write_entries(f, "one.journal", 0, 2000);
+    write_entries(f, "two.journal", 2000, first);
+    sink s;
+    sink_init(&s);
+    s.hold = 3;
+    runner r;
+    start(&r, "jreopen", f->jdir, f->data, "    reopen_after: 64KiB\n", &s);
+    assert_true(wait_count(&s, (size_t)first, 30000));
+    int64_t reopens = metric("sluice_journald_reopens_total", "jreopen");
+    /* About 1 KB of entry a record here: 4 MB read, a reopen per ~64 KB. */
+    assert_true(reopens >= 20);
+    write_entries(f, "two.journal", first, first + 400);
+    write_entries(f, "three.journal", first + 400, total); /* a new file */
+    assert_true(wait_count(&s, (size_t)total, 30000));
+    sl_t_sleep_ms(100);
+    stop(&r, &s, false);
+    long missing, dups, outside;
+    check_seqs(&s, 0, total, &missing, &dups, &outside);
+    fprintf(stderr, "reopen_after 64KiB: %ld reopens, %zu records, %ld missing, %ld dups\n",
+            (long)metric("sluice_journald_reopens_total", "jreopen"), s.n, missing, dups);
+    assert_int_equal(missing + dups + outside, 0);
+    assert_int_equal((long)s.n, total);
+    assert_in_order(&s);
+
+    sink s2;
+    sink_init(&s2);
+    start(&r, "jnoreopen", f->jdir, f->data, "    reopen_after: 0\n", &s2);
+    assert_true(wait_count(&s2, (size_t)total, 30000));
+    sl_t_sleep_ms(100);
+    stop(&r, &s2, false);
+    check_seqs(&s2, 0, total, &missing, &dups, &outside);
+    assert_int_equal(missing + dups + outside, 0);
+    assert_int_equal(metric("sluice_journald_reopens_total", "jnoreopen"), 0);
+    sink_free(&s), sink_free(&s2);
 }
 
 static long cursor_seqnum(const char *ckpt)
@@ -1067,6 +1129,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_alike_kept_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follows_appends_and_new_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_after_acked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_after_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_across_reopens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_midstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vacuumed_cursor_resumes_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters, setup, teardown),

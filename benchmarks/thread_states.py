@@ -13,9 +13,10 @@ benchmarks/loki_pass.py as the sluice binary:
   benchmarks/loki_pass.py /tmp/wrap.sh build/benchmarks/loki-rx CORPUS ""
   benchmarks/thread_states.py /tmp/sched.data [COMM]
 
-COMM (default sluice) picks the process: its threads (the one with the most
-time on a core first) and any other process named on the command line after
-it (e.g. loki-rx). Time asleep is charged to the wait the thread went to
+COMM (default sluice) picks the process (of those so named, the one with
+the most time on a core): its threads, busiest first, and those of any
+other process named on the command line after it (e.g. loki-rx). The
+machine's split counts every process of those names. Time asleep is charged to the wait the thread went to
 sleep in; "runnable" adds the time a preempted thread waited for a core to
 the delay between a wake-up and the next run."""
 import collections
@@ -61,6 +62,23 @@ if first is not None:
     print(f"all cores, {last - first:.2f} s: {' + '.join(names)} {machine['named']:.0f} ms on a core, "
           f"other processes {machine['other']:.0f} ms, perf {machine['perf']:.0f} ms, "
           f"idle {machine['idle']:.0f} ms")
+
+
+def pid_of(task):
+    """comm[tid/pid] or comm[pid]"""
+    return task.split("[")[1].rstrip("]").split("/")[-1]
+
+
+# Per name, the busiest process only (other agents may run beside it).
+busiest = {}
+for name in names:
+    per_pid = collections.Counter()
+    for task, r in rows.items():
+        if task.split("[")[0] == name:
+            per_pid[pid_of(task)] += sum(x[3] for x in r)
+    if per_pid:
+        busiest[name] = per_pid.most_common(1)[0][0]
+rows = {k: v for k, v in rows.items() if busiest.get(k.split("[")[0]) == pid_of(k)}
 tasks = sorted(rows, key=lambda k: -sum(r[3] for r in rows[k]))
 for task in tasks:
     r = rows[task]
@@ -83,4 +101,4 @@ for task in tasks:
     print(f"  on a core          {run:8.1f} ms  {100 * run / total:5.1f} %")
     print(f"  runnable, no core  {delay + preempted:8.1f} ms  {100 * (delay + preempted) / total:5.1f} %")
     for what, ms in asleep.most_common(4):
-        print(f"  asleep: {what:<30.30} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
+        print(f"  asleep: {what:<34.34} {ms:8.1f} ms  {100 * ms / total:5.1f} %")

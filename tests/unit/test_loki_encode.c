@@ -492,6 +492,69 @@ static void test_random_roundtrip(void **state)
     free(lines);
 }
 
+/* sl_loki_req_add fetches the fields of records a few ahead into the cache
+ * (LOKI_FIELDS_AHEAD): ranges that end within that distance, records with
+ * no fields and records with more fields than it fetches keep their own
+ * labels, and nothing past the range is read (the records array is exactly
+ * as long as the batch, so the sanitizers see a read past it). */
+static void test_fields_ahead_edges(void **state)
+{
+    (void)state;
+    enum { N = 11, WIDE = 40 }; /* 40 fields: more than the bytes fetched */
+    sl_batch b;
+    memset(&b, 0, sizeof b);
+    sl_record *recs = calloc(N, sizeof *recs);
+    sl_field *fields = calloc((size_t)N * WIDE, sizeof *fields);
+    char(*lines)[16] = calloc(N, sizeof *lines);
+    assert_non_null(recs);
+    assert_non_null(fields);
+    assert_non_null(lines);
+    static const char *levels[] = {"a", "b", "c"};
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(lines[i], sizeof lines[i], "seq=%u", i);
+        recs[i].line = (sl_slice){lines[i], strlen(lines[i])};
+        recs[i].time_ns = 1000 + i;
+        sl_field *f = &fields[(size_t)i * WIDE];
+        uint32_t nf = i % 3 == 0 ? WIDE : i % 3 == 1 ? 1 : 2;
+        for (uint32_t k = 0; k < nf; k++) f[k] = (sl_field){{"x", 1}, {"y", 1}, SL_V_STRING, 0};
+        /* The label last: every field's flags are read to find it. */
+        f[nf - 1] = (sl_field){{"level", 5}, {levels[i % 3], 1}, SL_V_STRING, SL_FF_LABEL};
+        recs[i].fields = f;
+        recs[i].nfields = nf;
+    }
+    b.records = recs;
+    b.nrecords = N;
+    b.input = "edges";
+    sl_loki_opts o = {0};
+    sl_loki_req *q = sl_loki_req_new(&o);
+    sl_err err;
+    /* Ranges shorter than, equal to and longer than the distance. */
+    assert_int_equal(sl_loki_req_add(q, &b, 0, 1, &err), 0);
+    assert_int_equal(sl_loki_req_add(q, &b, 1, 4, &err), 0);
+    assert_int_equal(sl_loki_req_add(q, &b, 5, 6, &err), 0);
+    sl_lr_push p;
+    roundtrip_pb(q, &p);
+    assert_int_equal(p.n, 3);
+    size_t total = 0;
+    for (size_t s = 0; s < p.n; s++) {
+        for (size_t i = 0; i < p.streams[s].n; i++) {
+            unsigned seq;
+            assert_int_equal(sscanf(p.streams[s].entries[i].line, "seq=%u", &seq), 1);
+            assert_true(seq < N);
+            char want[32];
+            snprintf(want, sizeof want, "{level=\"%s\"}", levels[seq % 3]);
+            assert_string_equal(p.streams[s].labels, want);
+            total++;
+        }
+    }
+    assert_int_equal(total, N);
+    sl_lr_push_free(&p);
+    sl_loki_req_free(q);
+    free(recs);
+    free(fields);
+    free(lines);
+}
+
 static void test_bad_range(void **state)
 {
     (void)state;
@@ -703,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_labels_sanitized),
         cmocka_unit_test(test_json_line_format),
         cmocka_unit_test(test_random_roundtrip),
+        cmocka_unit_test(test_fields_ahead_edges),
         cmocka_unit_test(test_bad_range),
         cmocka_unit_test(test_decoder_rejects),
         cmocka_unit_test(test_limits_names),

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Where each thread of a process spent a run: on a core, runnable but
+waiting for one (preempted, or woken and not yet scheduled), or asleep, and
+asleep on what (the kernel's wait at the switch: a futex is a condition
+variable or a lock, poll a socket). It answers "do the pipeline's stages
+wait on each other, or on the cores?" without guessing from CPU samples.
+
+Record the scheduler's events of one whole run, e.g. with a wrapper given to
+benchmarks/loki_pass.py as the sluice binary:
+
+  printf '#!/bin/sh\\nexec perf sched record -g -o /tmp/sched.data -- %s "$@"\\n' \\
+      "$PWD/build/cli/sluice" > /tmp/wrap.sh && chmod +x /tmp/wrap.sh
+  benchmarks/loki_pass.py /tmp/wrap.sh build/benchmarks/loki-rx CORPUS ""
+  benchmarks/thread_states.py /tmp/sched.data [COMM]
+
+COMM (default sluice) picks the process (of those so named, the one with
+the most time on a core): its threads, busiest first, and those of any
+other process named on the command line after it (e.g. loki-rx). The
+machine's split counts every process of those names. Time asleep is charged to the wait the thread went to
+sleep in; "runnable" adds the time a preempted thread waited for a core to
+the delay between a wake-up and the next run."""
+import collections
+import re
+import signal
+import subprocess
+import sys
+
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+data = sys.argv[1] if len(sys.argv) > 1 else "perf.data"
+names = sys.argv[2:] or ["sluice"]
+out = subprocess.run(["perf", "sched", "timehist", "-i", data, "--state", "-g"],
+                     capture_output=True, text=True, check=True).stdout
+line_re = re.compile(r"\s*([\d.]+)\s+\[\d+\]\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S)\s*(.*)")
+rows = collections.defaultdict(list)  # task -> (time, wait, delay, run, state, chain)
+machine = collections.Counter()  # ms on a core: the named processes, the rest, idle
+first = last = None
+for ln in out.splitlines():
+    m = line_re.match(ln)
+    if not m:
+        continue
+    t, task, wait, delay, run, state, chain = m.groups()
+    first, last = first or float(t), float(t)
+    comm = task.split("[")[0]
+    machine["named" if comm in names else "idle" if "idle" in comm else
+            "perf" if comm == "perf" else "other"] += float(run)
+    if comm not in names:
+        continue
+    rows[task].append((float(t), float(wait), float(delay), float(run), state, chain))
+
+
+def reason(chain):
+    """The kernel's wait, named by the first frame that says what it is."""
+    for key, what in (("futex", "futex (condition variable / lock)"), ("poll", "poll (socket)"),
+                      ("epoll", "epoll"), ("nanosleep", "nanosleep"), ("pipe", "pipe"),
+                      ("io_schedule", "disk I/O"), ("page_fault", "page fault")):
+        if key in chain:
+            return what
+    return chain.split(" <- ")[0] or "?"
+
+
+if first is not None:
+    print(f"all cores, {last - first:.2f} s: {' + '.join(names)} {machine['named']:.0f} ms on a core, "
+          f"other processes {machine['other']:.0f} ms, perf {machine['perf']:.0f} ms, "
+          f"idle {machine['idle']:.0f} ms")
+
+
+def pid_of(task):
+    """comm[tid/pid] or comm[pid]"""
+    return task.split("[")[1].rstrip("]").split("/")[-1]
+
+
+# Per name, the busiest process only (other agents may run beside it).
+busiest = {}
+for name in names:
+    per_pid = collections.Counter()
+    for task, r in rows.items():
+        if task.split("[")[0] == name:
+            per_pid[pid_of(task)] += sum(x[3] for x in r)
+    if per_pid:
+        busiest[name] = per_pid.most_common(1)[0][0]
+rows = {k: v for k, v in rows.items() if busiest.get(k.split("[")[0]) == pid_of(k)}
+tasks = sorted(rows, key=lambda k: -sum(r[3] for r in rows[k]))
+for task in tasks:
+    r = rows[task]
+    if sum(x[3] for x in r) < 1.0:  # under 1 ms on a core: not a stage
+        continue
+    span = r[-1][0] - r[0][0]
+    run = sum(x[3] for x in r)
+    delay = sum(x[2] for x in r)
+    preempted = 0.0
+    asleep = collections.Counter()
+    for prev, cur in zip(r, r[1:]):
+        # cur's wait is the time since prev switched it out: runnable the
+        # whole time if prev left it runnable (R), asleep otherwise.
+        if prev[4] == "R":
+            preempted += cur[1]
+        else:
+            asleep[reason(prev[5])] += cur[1]
+    total = run + delay + preempted + sum(asleep.values())
+    print(f"{task}: span {span:.2f} s, switches {len(r)}")
+    print(f"  on a core          {run:8.1f} ms  {100 * run / total:5.1f} %")
+    print(f"  runnable, no core  {delay + preempted:8.1f} ms  {100 * (delay + preempted) / total:5.1f} %")
+    for what, ms in asleep.most_common(4):
+        print(f"  asleep: {what:<34.34} {ms:8.1f} ms  {100 * ms / total:5.1f} %")

@@ -103,6 +103,10 @@ typedef struct kin {
     pthread_t lag_thread;
     bool lag_running;
     atomic_bool lag_stop;
+    /* Set when librdkafka's close did not return in time: the pipeline
+     * this input fed is torn down, and a callback that still comes from a
+     * librdkafka thread returns at once (see close_bounded). */
+    atomic_bool abandoned;
     /* Set by the input's thread when it found nothing to read while a
      * partition is behind its high watermark: the lag thread's next pass
      * starts at once (see wake_fetchers). */
@@ -382,7 +386,7 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     (void)rk;
     kin *in = opaque;
-    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    if (atomic_load(&in->abandoned) || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
     for (int i = 0; offsets && i < offsets->cnt; i++) {
         kpart *p = part_find(in, offsets->elems[i].topic, offsets->elems[i].partition, false);
         if (err || offsets->elems[i].err) {
@@ -865,6 +869,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *l, void *opaque)
 {
     kin *in = opaque;
+    if (atomic_load(&in->abandoned)) return; /* its pipeline is gone (close_bounded) */
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     sl_metric_inc(in->m_rebalances);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -1123,6 +1128,57 @@ static int kin_run(void *state)
     return SL_OK;
 }
 
+/* rd_kafka_consumer_close on a thread of its own, waited for at most
+ * CLOSE_WAIT_MS. librdkafka 2.0.2 can hang in it for good: seen under the
+ * sanitizers, its consumer group had terminated when it served a queued
+ * revocation, and the callback's unassign (rd_kafka_assign) then waits for
+ * an answer that group never sends. The caller has committed everything
+ * acknowledged before, so giving up on the close loses nothing; the group
+ * sees the member leave at its session timeout. */
+#define CLOSE_WAIT_MS 30000 /* above COMMIT_WAIT_MS: the revocation's commit may wait that long */
+typedef struct closing {
+    rd_kafka_t *rk;
+    atomic_bool done;
+} closing;
+
+static void *close_main(void *arg)
+{
+    closing *c = arg;
+    rd_kafka_consumer_close(c->rk);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+/* True when the close finished. False: it is stuck, and the handle, its
+ * threads and the closer stay allocated until the process exits (a thread
+ * inside librdkafka may still call back with its opaque). */
+static bool close_bounded(rd_kafka_t *rk)
+{
+    closing *c = calloc(1, sizeof *c);
+    pthread_t th;
+    if (c) {
+        c->rk = rk;
+        atomic_init(&c->done, false);
+    }
+    if (!c || pthread_create(&th, NULL, close_main, c) != 0) {
+        free(c);
+        rd_kafka_consumer_close(rk);
+        return true;
+    }
+    int64_t until = sl_monotonic_ns() + (int64_t)CLOSE_WAIT_MS * 1000000;
+    while (!atomic_load(&c->done) && sl_monotonic_ns() < until) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (!atomic_load(&c->done)) {
+        pthread_detach(th);
+        return false;
+    }
+    pthread_join(th, NULL);
+    free(c);
+    return true;
+}
+
 /* After the sinks drained: commit what they acknowledged, then leave the
  * group (which revokes, waits and commits once more). */
 static void kin_destroy(void *state)
@@ -1138,7 +1194,15 @@ static void kin_destroy(void *state)
     if (in->rk) {
         commit(in, true);
         in->rebalance_ms = 0; /* the sinks are done: nothing more will be acknowledged */
-        rd_kafka_consumer_close(in->rk);
+        if (!close_bounded(in->rk)) {
+            sl_metric_inc(in->m_errors);
+            sl_log(SL_LOG_WARN, "kafka_close_timeout",
+                   "input=%s wait_ms=%d (librdkafka's close did not return: the group sees this "
+                   "member leave at its session timeout; acknowledged offsets were committed)",
+                   in->ctx->name, CLOSE_WAIT_MS);
+            atomic_store(&in->abandoned, true);
+            return; /* in stays: librdkafka's threads may still call back with it */
+        }
         rd_kafka_destroy(in->rk);
     }
     for (size_t i = 0; i < in->nparts; i++)

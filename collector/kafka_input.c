@@ -870,7 +870,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     kin *in = opaque;
     if (atomic_load(&in->abandoned)) return; /* its pipeline is gone (close_bounded) */
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL once the consumer group has terminated (during the close):
+     * eager, as the group was. */
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
+    bool coop = protocol && strcmp(protocol, "COOPERATIVE") == 0;
     sl_metric_inc(in->m_rebalances);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         in->generation++;

@@ -315,12 +315,10 @@ static void test_default_no_key_spreads(void **st)
     assert_int_equal(c->null_keys, c->total);
     assert_true(c->keep[0].key_null);
     /* Runs of 1,000 go round the partitions; a run meant for a partition
-     * whose leader is not known yet goes to the next (seen under ASan, where
-     * metadata comes later), so the counts are only roughly even. */
-    for (int p = 0; p < 4; p++) {
-        assert_true(c->per_part[p] > 0);
-        assert_true(c->per_part[p] <= n / 2);
-    }
+     * whose leader is not known yet goes to the next (seen under ASan, and
+     * on a loaded machine, where metadata comes later: one partition got
+     * more than half), so only this holds: every partition gets runs. */
+    for (int p = 0; p < 4; p++) assert_true(c->per_part[p] > 0);
     assert_int_equal(c->reordered, 0);
     kh_consumer_free(c);
     kh_free(&h);

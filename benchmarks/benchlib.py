@@ -92,3 +92,29 @@ inputs:
 sinks:
 """ + sinks_yaml)
     return cfg
+
+
+def filled_mock_cluster(build, tmp, lines, codec, partitions, extra=()):
+    """The corpus (`gen --kind json --lines LINES`, in tmp) produced into
+    topic `logs` of a 3-broker librdkafka mock cluster (`kafka_mock
+    --produce`, extra: more of its arguments), which keeps serving it.
+    Returns (mock process, bootstrap servers, corpus path, message bytes
+    without the newlines, error); on an error the process is still
+    returned, for the caller to stop."""
+    corpus = os.path.join(tmp, "corpus.json")
+    with open(corpus, "wb") as f:
+        subprocess.run([os.path.join(build, "benchmarks", "gen"), "--kind", "json", "--lines",
+                        str(lines)], stdout=f, check=True)
+    nbytes = os.path.getsize(corpus) - lines
+    err_path = os.path.join(tmp, "kafka_mock.err")
+    mock = subprocess.Popen([os.path.join(build, "benchmarks", "kafka_mock"), "--produce", corpus,
+                             "--compression", codec, "--partitions", str(partitions),
+                             "--brokers", "3", *extra],
+                            stdout=subprocess.PIPE, stderr=open(err_path, "wb"))
+    boot = mock.stdout.readline().decode().strip()
+    produced = mock.stdout.readline().decode().strip()
+    err = None
+    if not boot or produced != f"produced {lines}":
+        with open(err_path) as f:
+            err = f.read().strip() or "no answer"
+    return mock, boot, corpus, nbytes, err

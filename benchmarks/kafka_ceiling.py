@@ -63,7 +63,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import LineCounter, cpu_s, hwm_mib, stop
+from benchlib import LineCounter, cpu_s, filled_mock_cluster, hwm_mib, stop
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 LINES = int(os.environ.get("SLUICE_KC_LINES", "300000"))
@@ -282,20 +282,10 @@ def main():
     mock = None
     t_start = time.monotonic()
     try:
-        corpus = os.path.join(tmp, "corpus.json")
-        with open(corpus, "wb") as f:
-            subprocess.run([gen, "--kind", "json", "--lines", str(LINES)], stdout=f, check=True)
-        nbytes = os.path.getsize(corpus) - LINES
-        mock = subprocess.Popen([KM, "--produce", corpus, "--compression", CODEC, "--partitions",
-                                 str(PARTITIONS), "--brokers", "3", "--batch-messages", BATCH],
-                                stdout=subprocess.PIPE,
-                                stderr=open(os.path.join(tmp, "kafka_mock.err"), "wb"))
-        boot = mock.stdout.readline().decode().strip()
-        produced = mock.stdout.readline().decode().strip()
-        if not boot or produced != f"produced {LINES}":
-            with open(os.path.join(tmp, "kafka_mock.err")) as f:
-                print(f"kafka_ceiling: the mock did not take the corpus: {f.read().strip()}",
-                      file=sys.stderr)
+        mock, boot, corpus, nbytes, err = filled_mock_cluster(
+            BUILD, tmp, LINES, CODEC, PARTITIONS, ("--batch-messages", BATCH))
+        if err:
+            print(f"kafka_ceiling: the mock did not take the corpus: {err}", file=sys.stderr)
             FAILED.append("kafka_mock --produce")
             return 1
         if "unzstd" in order and CODEC == "zstd" and shutil.which("zstd"):

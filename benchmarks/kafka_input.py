@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import LineCounter, cpu_s, free_port, hwm_mib, stop
+from benchlib import LineCounter, cpu_s, filled_mock_cluster, free_port, hwm_mib, stop
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 LINES = int(os.environ.get("SLUICE_KIN_LINES", "600000"))
@@ -295,19 +295,9 @@ def main():
     mock = None
     t_start = time.monotonic()
     try:
-        corpus = os.path.join(tmp, "corpus.json")
         gen_cmd = f"gen --kind json --lines {LINES}"
-        with open(corpus, "wb") as f:
-            subprocess.run([gen, "--kind", "json", "--lines", str(LINES)], stdout=f, check=True)
-        nbytes = os.path.getsize(corpus) - LINES  # message bytes, without the newlines
-        mock = subprocess.Popen([km, "--produce", corpus, "--compression", CODEC, "--partitions",
-                                 str(PARTITIONS), "--brokers", "3"], stdout=subprocess.PIPE,
-                                stderr=open(os.path.join(tmp, "kafka_mock.err"), "wb"))
-        boot = mock.stdout.readline().decode().strip()
-        produced = mock.stdout.readline().decode().strip()
-        if not boot or produced != f"produced {LINES}":
-            with open(os.path.join(tmp, "kafka_mock.err")) as f:
-                err = f.read().strip()
+        mock, boot, corpus, nbytes, err = filled_mock_cluster(BUILD, tmp, LINES, CODEC, PARTITIONS)
+        if err:
             print(f"kafka_input: the mock cluster did not take the corpus: {err}", file=sys.stderr)
             FAILED.append("kafka_mock --produce")
             return 1

@@ -8,9 +8,6 @@
 #include "collector/file_discovery.h"
 #include "core/utf8.h"
 
-/* How often at most an input asks the sinks to send a batch at once. */
-#define URGENT_INTERVAL_NS 1000000000LL
-
 static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, uint64_t end)
 {
     sl_metric_add(in->m_lines, b->nrecords);
@@ -216,11 +213,7 @@ static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail, b
             pos = gstart;
     }
     if (e.b) {
-        int64_t mono = backlog_end ? sl_monotonic_ns() : 0;
-        if (backlog_end && mono >= in->next_urgent_ns) {
-            e.b->flush_now = true;
-            in->next_urgent_ns = mono + URGENT_INTERVAL_NS;
-        }
+        if (backlog_end) sl_batch_urge(e.b, sl_monotonic_ns(), &in->next_urgent_ns);
         int frc = flush_batch(in, t, e.b, e.begin, e.base + pos);
         if (rc == SL_OK) rc = frc;
     }

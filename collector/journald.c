@@ -238,11 +238,7 @@ static int hand_on(jd_input *in, sl_batch *b, bool caught_up)
     if (!b) return SL_OK;
     bool full = batch_full(b);
     if (caught_up) {
-        int64_t now = sl_monotonic_ns();
-        if ((in->behind || full) && now >= in->next_urgent_ns) {
-            b->flush_now = true;
-            in->next_urgent_ns = now + URGENT_INTERVAL_NS;
-        }
+        if (in->behind || full) sl_batch_urge(b, sl_monotonic_ns(), &in->next_urgent_ns);
         in->behind = false;
     } else if (full) {
         in->behind = true;

@@ -36,9 +36,6 @@
 #define CURSOR_MAX       1024
 #define ENTRIES_PER_TURN 1024
 #define MAX_NEXT_ERRORS  10
-/* At most one batch a second asks the sinks to send at once (flush_now)
- * when the input catches up after a backlog. */
-#define URGENT_INTERVAL_NS 1000000000LL
 
 enum { START_BEGINNING, START_END };
 enum slot_kind { SLOT_MESSAGE, SLOT_PRIORITY, SLOT_PLAIN };

@@ -49,8 +49,6 @@
 /* How long a commit that must be answered (a release, a hand-over, the
  * stop) waits for the coordinator. */
 #define COMMIT_WAIT_MS 10000
-/* At most one batch a second asks the sinks to send at once (kin_run). */
-#define URGENT_INTERVAL_NS 1000000000LL
 
 enum { FMT_RAW, FMT_JSON };
 
@@ -1105,10 +1103,7 @@ static int kin_run(void *state)
          * trickle never does (decision 0049, as the file and journald
          * inputs). The partition walk runs only after a batch's worth. */
         if (!m && in->taken_since_caught_up >= in->batch_records && caught_up(in)) {
-            if (in->batch && now >= in->next_urgent_ns) {
-                in->batch->flush_now = true;
-                in->next_urgent_ns = now + URGENT_INTERVAL_NS;
-            }
+            if (in->batch) sl_batch_urge(in->batch, now, &in->next_urgent_ns);
             in->taken_since_caught_up = 0;
         }
         if (in->batch && (!m || now - in->batch_started_ns >= in->flush_ms * 1000000)) {

@@ -146,3 +146,12 @@ uint64_t sl_batch_footprint(sl_batch *b)
         b->footprint = b->bytes + b->arena.used + (uint64_t)b->cap_records * sizeof *b->records;
     return b->footprint;
 }
+
+void sl_batch_urge(sl_batch *b, int64_t now_ns, int64_t *next_ns)
+{
+    /* At most one a second: a node whose every read ends a backlog adds
+     * at most one request a second per input. */
+    if (now_ns < *next_ns) return;
+    b->flush_now = true;
+    *next_ns = now_ns + 1000000000LL;
+}

@@ -84,5 +84,9 @@ int sl_batch_release_after(sl_batch *held, sl_batch *after);
 /* One holder is done: delivered, spooled or dropped. Drops one reference
  * too. When the last holder is done, on_done runs and the ticket is acked. */
 void sl_batch_done(sl_batch *b);
+/* The tail of a backlog an input caught up with (decisions 0042, 0049):
+ * marks b flush_now unless the input marked one less than a second ago.
+ * *next_ns (monotonic) is the input's; now_ns is sl_monotonic_ns(). */
+void sl_batch_urge(sl_batch *b, int64_t now_ns, int64_t *next_ns);
 
 #endif

@@ -826,10 +826,12 @@ static void test_kill9_loses_at_most_the_stated_bound(void **st)
             d.distinct, d.n, d.n - d.distinct, bound, d.dups, d.other);
     assert_true(replayed);
     assert_true(d.n - d.distinct <= bound);
-    /* What was in flight may be written twice: the file sink gathers up
-     * to two of the input's batches into one write (512 seen on a loaded
-     * machine), the same two the loss bound allows for. */
-    assert_true(d.dups <= 2 * batch);
+    /* What was in flight may be written again when the spool replays: what
+     * the sink had written whose acknowledgement the spool had not saved
+     * at the kill. That is the quantity the loss bound counts (the
+     * batches in flight and memory_max of lines); 1,346 were seen on a
+     * loaded machine, 512 on another run. */
+    assert_true(d.dups <= bound);
     assert_true(d.other <= 1); /* a line cut by the kill */
     assert_int_equal(stst, 0);
     sl_t_rmtree(dir);

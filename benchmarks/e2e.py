@@ -33,7 +33,10 @@ and CPU s/GB are per MESSAGE byte.
 Every agent runs as its own process: throughput is input bytes over the
 time from its start until the last line is in the output; CPU seconds are
 utime+stime of the agent process (all threads) from /proc/PID/stat at that
-moment; peak RSS is VmHWM. Exit status 1 when any run failed."""
+moment; peak RSS is VmHWM. Exit status 1 when any run failed.
+
+One file over 800 lines: every row shares the corpus, the agent runner and
+the table it prints, so the rows stay comparable."""
 import os
 import re
 import shutil

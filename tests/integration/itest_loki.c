@@ -2,7 +2,10 @@
  * thread, which ships to the test receiver (tests/loki_receiver.c) over
  * loopback. Every record carries a unique sequence number; the tests count
  * what arrived, what was acknowledged at the source watermark, and what
- * the metrics say. */
+ * the metrics say.
+ *
+ * One file over 800 lines: one test program per sink, its tests sharing the
+ * in-process harness (buffer, sink thread, receiver) set up at the top. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>

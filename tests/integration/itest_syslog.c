@@ -4,7 +4,10 @@
  * tests/fixtures/k8s); malformed frames are counted and the connection is
  * kept or closed as RFC 6587 allows; a blocked sink (a file sink on a FIFO
  * nobody reads) stops the input, the TCP window closes, and nothing is lost
- * once the FIFO is drained. Everything listens on 127.0.0.1. */
+ * once the FIFO is drained. Everything listens on 127.0.0.1.
+ *
+ * One file over 800 lines: the test clients (UDP, TCP framings, TLS) are
+ * shared by every case of the one input. */
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>

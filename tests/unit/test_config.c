@@ -1,3 +1,7 @@
+/* The config loader: YAML into sl_cfg, overlays, the key tables (types,
+ * bounds, defaults, unknown keys) and the error messages an operator sees.
+ * One file over 800 lines: one table for one module, its cases sharing the
+ * load() helpers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,7 +3,10 @@
  * files, filters, restart from the cursor (graceful, simulated kill,
  * vacuumed cursor), hostile entries and corrupt files. The emit callback
  * records every record and acknowledges batches, optionally keeping the
- * newest few in flight. */
+ * newest few in flight.
+ *
+ * One file over 800 lines: every case needs the same journal writer and
+ * emit harness, and meson runs it as one program per module. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

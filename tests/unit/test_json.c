@@ -1,6 +1,7 @@
 /* The JSON scanner: JSONTestSuite conformance per kernel, edge cases,
  * input tails next to an unmapped page, window and block boundaries,
- * flattening, unescaping, kernel selection, the parse step. */
+ * flattening, unescaping, kernel selection, the parse step. One file over
+ * 800 lines: every case runs once per SIMD kernel through the same loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,7 +2,8 @@
  * process, loopback), and what zstd costs inside it compared with the zstd
  * library compressing the same bytes, measured in the same run.
  *
- *   bench_kafka [records] [runs]
+ *   bench_kafka [records] [runs]    (BENCH_KEYLESS=1: no key, the default;
+ *                                    BENCH_EXTRA: more sink YAML lines)
  *
  * Each run pre-fills a buffer with batches of realistic JSON log lines, then
  * times the real sink thread until every batch is acknowledged by delivery
@@ -390,10 +391,13 @@ static result run_sink(const corpus *c, const char *codec, int run)
     rd_kafka_mock_topic_create(h.mc, "bench", 8, 3);
     char name[32], extra[256];
     snprintf(name, sizeof name, "bench_%s_%d", codec, run);
-    snprintf(extra, sizeof extra,
-             "    key: \"k$${fields.k}\"\n"
-             "    compression: %s\n%s",
-             codec, getenv("BENCH_EXTRA") ? getenv("BENCH_EXTRA") : "");
+    /* BENCH_KEYLESS=1: the sink's default (no key: runs of
+     * SL_KAFKA_SPREAD_RUN over the partitions, decision 0052) instead of
+     * a key per record. */
+    const char *keyless = getenv("BENCH_KEYLESS");
+    snprintf(extra, sizeof extra, "%s    compression: %s\n%s",
+             keyless && *keyless == '1' ? "" : "    key: \"k$${fields.k}\"\n", codec,
+             getenv("BENCH_EXTRA") ? getenv("BENCH_EXTRA") : "");
     h.memory_max = 4ull << 30;
     sl_err err;
     if (kh_sink_cfg(&h, name, "bench", extra, false, &err) != SL_OK) {

@@ -41,10 +41,7 @@ for ln in out.splitlines():
     t, task, wait, delay, run, state, chain = m.groups()
     first, last = first or float(t), float(t)
     comm = task.split("[")[0]
-    machine["named" if comm in names else "idle" if "idle" in comm else
-            "perf" if comm == "perf" else "other"] += float(run)
-    if comm not in names:
-        continue
+    machine["idle" if "idle" in comm else "perf" if comm == "perf" else "task"] += float(run)
     rows[task].append((float(t), float(wait), float(delay), float(run), state, chain))
 
 
@@ -58,18 +55,15 @@ def reason(chain):
     return chain.split(" <- ")[0] or "?"
 
 
-if first is not None:
-    print(f"all cores, {last - first:.2f} s: {' + '.join(names)} {machine['named']:.0f} ms on a core, "
-          f"other processes {machine['other']:.0f} ms, perf {machine['perf']:.0f} ms, "
-          f"idle {machine['idle']:.0f} ms")
-
-
 def pid_of(task):
     """comm[tid/pid] or comm[pid]"""
-    return task.split("[")[1].rstrip("]").split("/")[-1]
+    return task.split("[")[-1].rstrip("]").split("/")[-1] if "[" in task else ""
 
 
-# Per name, the busiest process only (other agents may run beside it).
+# Per name, the busiest process only (other agents may run beside it), with
+# every thread of it whatever the thread's own name (librdkafka names its
+# threads rdk:broker1, rdk:main, ...): a process is named by any of its
+# threads.
 busiest = {}
 for name in names:
     per_pid = collections.Counter()
@@ -78,7 +72,12 @@ for name in names:
             per_pid[pid_of(task)] += sum(x[3] for x in r)
     if per_pid:
         busiest[name] = per_pid.most_common(1)[0][0]
-rows = {k: v for k, v in rows.items() if busiest.get(k.split("[")[0]) == pid_of(k)}
+rows = {k: v for k, v in rows.items() if pid_of(k) in busiest.values()}
+if first is not None:
+    named = sum(x[3] for r in rows.values() for x in r)
+    print(f"all cores, {last - first:.2f} s: {' + '.join(names)} {named:.0f} ms on a core, "
+          f"other processes {machine['task'] - named:.0f} ms, perf {machine['perf']:.0f} ms, "
+          f"idle {machine['idle']:.0f} ms")
 tasks = sorted(rows, key=lambda k: -sum(r[3] for r in rows[k]))
 for task in tasks:
     r = rows[task]

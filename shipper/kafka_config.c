@@ -285,8 +285,9 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
     /* Messages point into our batches (no copy), so librdkafka's queue bound
      * also pins the batches its messages come from (a batch stays whole
      * until its last message is delivered): ~25 MiB of batches at 4 MiB on
-     * the file -> Kafka path, ~10 MiB at 1 MiB. Runs sent whole need no
-     * more than a run or so queued (1 MiB measured as fast as 4 MiB there);
+     * the file -> Kafka path, ~10 MiB at 1 MiB. Runs sent whole need a
+     * few runs queued, one per broker thread compressing (1 MiB holds ~6
+     * runs of 250 there; smaller bounds measured slower, decision 0052);
      * keyed messages fill their batches over linger_ms, across partitions,
      * and keep 4 MiB (below it the timer caps them). `librdkafka:` can
      * raise either for a far broker (decisions 0007, 0038, 0044). */

@@ -13,8 +13,11 @@
 #define SL_KAFKA_MAX_PROPS 96
 /* Keyless messages go this many in a row to one partition, then to the next
  * (kafka.c, docs/decisions/0018-kafka-keys-and-log-values.md); a run is
- * also one producer batch (batch.num.messages, decision 0044). */
-#define SL_KAFKA_SPREAD_RUN 1000
+ * also one producer batch (batch.num.messages, decision 0044). 250, not
+ * 1,000: librdkafka's 1 MiB queue then holds several runs, on partitions led
+ * by different brokers, so their broker threads compress at once instead of
+ * one after the other (decision 0052). */
+#define SL_KAFKA_SPREAD_RUN 250
 
 typedef struct sl_kafka_prop {
     char *k, *v; /* v is wiped when freed: it may be a password */

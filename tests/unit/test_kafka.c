@@ -296,7 +296,7 @@ static void test_raw_value_and_labels_key(void **st)
 }
 
 /* Without `key`, messages have no key at all (null, not empty) and one
- * stream's records are spread over every partition in runs of 1,000. */
+ * stream's records are spread over every partition in runs of 250. */
 static void test_default_no_key_spreads(void **st)
 {
     (void)st;
@@ -314,7 +314,7 @@ static void test_default_no_key_spreads(void **st)
     kh_consumer_stop(c);
     assert_int_equal(c->null_keys, c->total);
     assert_true(c->keep[0].key_null);
-    /* Runs of 1,000 go round the partitions; a run meant for a partition
+    /* Runs of 250 go round the partitions; a run meant for a partition
      * whose leader is not known yet goes to the next (seen under ASan, and
      * on a loaded machine, where metadata comes later: one partition got
      * more than half), so only this holds: every partition gets runs. */
@@ -462,7 +462,7 @@ static void expect_prop(const char *extra, const char *prop, const char *want)
     free(v);
 }
 
-/* Without a key, a partition's run of 1,000 messages is one producer batch,
+/* Without a key, a partition's run of 250 messages is one producer batch,
  * sent when it is complete rather than after linger_ms (decision 0044): with
  * a linger of four minutes, 3,000 records on a one-partition topic are all
  * delivered and acknowledged at once. A key, the operator's own
@@ -471,7 +471,7 @@ static void expect_prop(const char *extra, const char *prop, const char *want)
 static void test_keyless_run_is_one_batch(void **st)
 {
     (void)st;
-    expect_prop(NULL, "batch.num.messages", "1000");
+    expect_prop(NULL, "batch.num.messages", "250");
     expect_prop("    key: \"$${labels}\"\n", "batch.num.messages", "10000");
     expect_prop("    librdkafka:\n      batch.num.messages: 300\n", "batch.num.messages", "300");
     expect_prop("    librdkafka:\n      partitioner: random\n", "batch.num.messages", "10000");

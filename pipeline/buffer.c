@@ -50,6 +50,9 @@ struct sl_buffer {
     size_t cap, head, len; /* cap = BUFFER_MAX_ITEMS + RING_SLACK */
     uint64_t bytes, max_bytes;
     bool closed;
+    /* The inputs are stopping: pushes are refused, except the copies of a
+     * batch another sink already took (sl_buffer_push_rest); pops go on. */
+    bool refusing;
     bool spill;             /* memory overflows into the spool */
     uint64_t spool_max;     /* for sl_buffer_wait_room */
     uint64_t space_gen;     /* bumped when the spool frees space */
@@ -425,19 +428,26 @@ static int64_t spill_oldest(sl_buffer *b, int64_t *backoff_ms, uint64_t *gen)
     return wait_ms;
 }
 
-int sl_buffer_push(sl_buffer *b, sl_batch *batch)
+static int push(sl_buffer *b, sl_batch *batch, bool rest)
 {
     int64_t waited = 0, backoff_ms = 10;
     int rc;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        if (b->closed) {
+        if (b->closed || (b->refusing && !rest)) {
             rc = SL_ECLOSED;
             break;
         }
         if (mem_room(b, sl_batch_footprint(batch))) {
             enqueue_locked(b, batch);
             rc = SL_OK;
+            break;
+        }
+        if (b->refusing) {
+            /* Past the bound, by at most one batch per input thread, with
+             * half the ring's slack left for the sinks' give-backs. */
+            rc = b->len + RING_SLACK / 2 < b->cap ? SL_OK : SL_ECLOSED;
+            if (rc == SL_OK) enqueue_locked(b, batch);
             break;
         }
         if (!b->spill) {
@@ -462,7 +472,7 @@ int sl_buffer_push(sl_buffer *b, sl_batch *batch)
         uint64_t gen;
         int64_t wait_ms = spill_oldest(b, &backoff_ms, &gen);
         pthread_mutex_lock(&b->mu);
-        if (wait_ms > 0 && !b->closed && !mem_room(b, sl_batch_footprint(batch)) &&
+        if (wait_ms > 0 && !b->closed && !b->refusing && !mem_room(b, sl_batch_footprint(batch)) &&
             gen == b->space_gen)
             timed_wait(b, &b->cv_push, wait_ms, &waited);
     }
@@ -471,13 +481,23 @@ int sl_buffer_push(sl_buffer *b, sl_batch *batch)
     return rc;
 }
 
+int sl_buffer_push(sl_buffer *b, sl_batch *batch)
+{
+    return push(b, batch, false);
+}
+
+int sl_buffer_push_rest(sl_buffer *b, sl_batch *batch)
+{
+    return push(b, batch, true);
+}
+
 int sl_buffer_wait_room(sl_buffer *b, sl_batch *batch, int64_t wait_ms)
 {
     int64_t deadline = sl_monotonic_ns() + wait_ms * 1000000, waited = 0;
     int rc;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        if (b->closed) {
+        if (b->closed || b->refusing) {
             rc = SL_ECLOSED;
             break;
         }
@@ -580,6 +600,14 @@ void sl_buffer_unpop(sl_buffer *b, sl_batch *batch)
     }
     pthread_mutex_unlock(&b->mu);
     if (!kept) sl_batch_unref(batch); /* unacknowledged: read again from the source */
+}
+
+void sl_buffer_refuse(sl_buffer *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->refusing = true;
+    pthread_cond_broadcast(&b->cv_push);
+    pthread_mutex_unlock(&b->mu);
 }
 
 void sl_buffer_close(sl_buffer *b)

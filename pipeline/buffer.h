@@ -48,6 +48,14 @@ void sl_buffer_free_counted(sl_buffer *b, sl_buffer_leftover *out);
  * backoff. SL_ECLOSED after close: the batch was not taken and the caller
  * still owes its sl_batch_done. */
 int sl_buffer_push(sl_buffer *b, sl_batch *batch);
+/* sl_buffer_push of a fan-out's copy once another sink of the input took
+ * the batch: after sl_buffer_refuse it is still taken, at once and past
+ * memory_max if need be, so a batch is in all of its input's sinks or in
+ * none. A copy left out would hold the input's checkpoint before a batch
+ * the other sinks delivered, and the next start would send it to them
+ * again (seen: 4,096 duplicates, one file batch, across a SIGHUP).
+ * SL_ECLOSED only after close, or with the ring's slack used up. */
+int sl_buffer_push_rest(sl_buffer *b, sl_batch *batch);
 /* Waits at most wait_ms until a push of batch would not wait for the sink
  * (room in memory, room in the spool to spill to by its bytes on disk, or
  * when_full drop_oldest): SL_OK,
@@ -62,10 +70,15 @@ int sl_buffer_wait_room(sl_buffer *b, sl_batch *batch, int64_t wait_ms);
 int sl_buffer_spill(sl_buffer *b);
 /* sl_buffer_pop and sl_buffer_unpop, the sink's side, are declared in
  * core/plugin.h with the rest of what a sink sees. */
-/* No more pushes: pushes waiting for room return SL_ECLOSED at once (the
- * inputs' side closes first at shutdown, so a full buffer cannot hold an
- * input thread); pops drain what is left in memory. Batches given back
- * with sl_buffer_unpop after close are kept for sl_buffer_free. */
+/* The inputs are stopping: sl_buffer_push (and sl_buffer_wait_room)
+ * return SL_ECLOSED at once, also those waiting for room, so a full buffer
+ * cannot hold an input thread; sl_buffer_push_rest still takes its batch.
+ * Pops are unaffected. At shutdown every buffer refuses, the inputs are
+ * joined, then the buffers close. */
+void sl_buffer_refuse(sl_buffer *b);
+/* No more pushes at all (refusing, and push_rest too); pops drain what is
+ * left in memory, then return SL_ECLOSED. Batches given back with
+ * sl_buffer_unpop after close are kept for sl_buffer_free. */
 void sl_buffer_close(sl_buffer *b);
 /* Bytes of record text in memory. */
 uint64_t sl_buffer_bytes(sl_buffer *b);

@@ -50,12 +50,18 @@ static int teardown(sl_pipeline *a)
     /* The inputs' side first: an input blocked in a push to a full buffer
      * (destination down) returns at once instead of waiting for room that
      * only delivery would make. What it did not push is not acknowledged,
-     * so its checkpoint stays before it. */
+     * so its checkpoint stays before it. A batch one sink already took
+     * still goes to the input's other sinks (sl_buffer_push_rest): in all
+     * or in none, or the restart would read it again for all of them. */
     atomic_store(&a->inputs_stop, true);
     for (int i = 0; i < a->nsinks; i++)
-        if (a->sinks[i].buffer) sl_buffer_close(a->sinks[i].buffer);
+        if (a->sinks[i].buffer) sl_buffer_refuse(a->sinks[i].buffer);
     for (int i = 0; i < a->ninputs; i++)
         if (a->inputs[i].started) pthread_join(a->inputs[i].thread, NULL);
+    /* Only now, with no push to come, may a sink see its buffer empty and
+     * closed, and end. */
+    for (int i = 0; i < a->nsinks; i++)
+        if (a->sinks[i].buffer) sl_buffer_close(a->sinks[i].buffer);
     const sl_pipeline_hooks *h = &a->opts.hooks;
     if (h->inputs_stopped) h->inputs_stopped(h->arg); /* nothing observes any more */
     /* Sinks drain what they hold until the deadline, then are told to stop;

@@ -22,14 +22,26 @@ static int deliver(sl_input_rt *in, sl_batch *b)
         return SL_OK;
     }
     sl_batch_hold(b, in->nsinks - 1);
-    int rc = SL_OK;
+    /* In every sink or in none (shutdown): a batch that some sinks took
+     * and others did not keeps the checkpoint before it, so the next start
+     * reads it again and the sinks that had it deliver it twice. */
+    int rc = SL_OK, taken = 0;
     for (int i = 0; i < in->nsinks; i++) {
-        if (sl_buffer_push(in->sinks[i]->buffer, b) != SL_OK) {
-            /* Shutting down: this copy was not taken, so it must not be
-             * acknowledged; the checkpoint stays before it. */
-            sl_batch_unref(b);
-            rc = SL_ECLOSED;
+        sl_buffer *buf = in->sinks[i]->buffer;
+        if ((taken ? sl_buffer_push_rest(buf, b) : sl_buffer_push(buf, b)) == SL_OK) {
+            taken++;
+            continue;
         }
+        if (!taken) {
+            /* Stopping, and no sink has it: not acknowledged, the
+             * checkpoint stays before it; the other sinks refuse too. */
+            for (int k = i; k < in->nsinks; k++) sl_batch_unref(b);
+            return SL_ECLOSED;
+        }
+        /* Only with a buffer's ring full up: read again after the restart
+         * (duplicates in the sinks that took it, no loss). */
+        sl_batch_unref(b);
+        rc = SL_ECLOSED;
     }
     return rc;
 }

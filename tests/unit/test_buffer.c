@@ -454,6 +454,54 @@ static void test_close_releases_blocked_push(void **st)
     free(dir);
 }
 
+typedef struct rest_pusher {
+    sl_buffer *b;
+    sl_batch *x;
+    int rc;
+} rest_pusher;
+
+static void *push_rest_thread(void *arg)
+{
+    rest_pusher *p = arg;
+    p->rc = sl_buffer_push_rest(p->b, p->x);
+    return NULL;
+}
+
+/* Shutdown of a fan-out: once the buffer refuses, a batch another sink
+ * already took is still taken (past memory_max, also by a push that was
+ * waiting for room), a new one is not, and the sink keeps popping; after
+ * close nothing is taken at all. */
+static void test_refuse_takes_the_rest(void **st)
+{
+    (void)st;
+    sl_buffer *b = mkbuf("refuse", NULL, 200, 0, SL_WHEN_FULL_BLOCK, 0);
+    sl_watermark *wm = sl_watermark_new(0);
+    assert_int_equal(sl_buffer_push(b, mk(wm, 0, 2, 95)), SL_OK); /* memory full */
+    rest_pusher rp = {.b = b, .x = mk(wm, 2, 2, 95), .rc = -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, push_rest_thread, &rp), 0);
+    sl_buffer_refuse(b); /* the thread waits for room, or comes after this */
+    pthread_join(t, NULL);
+    assert_int_equal(rp.rc, SL_OK);
+    sl_batch *late = mk(wm, 4, 2, 5);
+    assert_int_equal(sl_buffer_push(b, late), SL_ECLOSED);
+    assert_int_equal(sl_buffer_wait_room(b, late, 0), SL_ECLOSED);
+    sl_batch *x;
+    for (uint64_t first = 0; first < 4; first += 2) {
+        assert_int_equal(sl_buffer_pop(b, &x, 0), SL_OK);
+        assert_int_equal(rec_id(&x->records[0]), first);
+        sl_batch_done(x);
+    }
+    assert_int_equal(sl_buffer_pop(b, &x, 0), SL_ETIMEDOUT); /* refusing is not closed */
+    sl_buffer_close(b);
+    assert_int_equal(sl_buffer_push_rest(b, late), SL_ECLOSED);
+    sl_batch_unref(late);
+    assert_int_equal(sl_buffer_pop(b, &x, -1), SL_ECLOSED);
+    sl_buffer_free(b);
+    assert_int_equal(sl_watermark_get(wm), 4); /* [4, 6) was never taken */
+    sl_watermark_unref(wm);
+}
+
 /* -------------------------------------------------- when_full: drop_oldest */
 
 static void test_drop_oldest_counts_missing(void **st)
@@ -658,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_unpop_during_outage),
         cmocka_unit_test(test_block_when_spool_full),
         cmocka_unit_test(test_close_releases_blocked_push),
+        cmocka_unit_test(test_refuse_takes_the_rest),
         cmocka_unit_test(test_drop_oldest_counts_missing),
         cmocka_unit_test(test_enospc_blocks_then_recovers),
         cmocka_unit_test(test_end_to_end_outage_and_restart),

@@ -376,11 +376,8 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
          * published, and the one before this was taken with its job). */
         uint32_t slot = (uint32_t)(s->tail % 2);
         sl_err err = {0};
-        worker tmp = {.s = s,
-                      .req = s->pre[slot].req,
-                      .raw = s->pre_raw,
-                      .body = s->pre[slot].body,
-                      .z = s->zpar};
+        worker tmp = {
+            .s = s, .req = s->pre[slot].req, .raw = s->pre_raw, .body = s->pre[slot].body};
         built = sl_loki_prebuild(&tmp, jb, n, &err) == 0;
         s->pre_raw = tmp.raw;
         s->pre[slot].body = tmp.body;
@@ -471,8 +468,6 @@ int sl_loki_batcher_new(loki *s, sl_err *err)
 static int loki_run(void *state)
 {
     loki *s = state;
-    if (s->nw == 1 && s->encoding == ENC_PROTOBUF && s->compression == COMP_SNAPPY && !s->zpar)
-        s->zpar = sl_loki_snappy2_new();
     for (uint32_t i = 0; i < s->nw; i++) {
         s->w[i].started = pthread_create(&s->w[i].thr, NULL, worker_main, &s->w[i]) == 0;
         if (!s->w[i].started)

@@ -582,7 +582,6 @@ void sl_loki_sink_destroy(void *state)
         sl_buf_free(&s->pre[i].body);
     }
     sl_buf_free(&s->pre_raw);
-    sl_loki_snappy2_free(s->zpar);
     if (s->sync_ok) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);

@@ -85,14 +85,6 @@ int sl_loki_req_json(sl_loki_req *q, sl_buf *out, sl_err *err);
 
 /* Replaces out's content with the snappy block compression of in[0..n). */
 int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err);
-/* Snappy of one request on two threads: a helper thread that compresses
- * the second half while the caller does the first; the bytes are the same
- * as sl_loki_snappy's. One caller at a time. NULL: no thread. */
-typedef struct sl_loki_snappy2 sl_loki_snappy2;
-sl_loki_snappy2 *sl_loki_snappy2_new(void);
-void sl_loki_snappy2_free(sl_loki_snappy2 *z);
-/* As sl_loki_snappy; z may be NULL (one call on this thread). */
-int sl_loki_snappy_two(sl_loki_snappy2 *z, const void *in, size_t n, sl_buf *out, sl_err *err);
 /* Replaces out's content with in[0..n) in snappy's block format, stored
  * (literals only, no compression): `compression: none` with protobuf. */
 int sl_loki_snappy_stored(const void *in, size_t n, sl_buf *out, sl_err *err);

@@ -90,9 +90,8 @@ typedef struct worker {
     int64_t wait_ms; /* after RETRY: how long to wait before the next try */
     pthread_t thr;
     bool started;
-    bool built;         /* req/raw/body hold the request of the job being sent */
-    sl_loki_snappy2 *z; /* the sink's thread building ahead: snappy on two threads */
-    uint64_t next;      /* the next job this worker sends */
+    bool built;    /* req/raw/body hold the request of the job being sent */
+    uint64_t next; /* the next job this worker sends */
 } worker;
 
 /* Concurrency 1 pipelines: the sink's thread builds the next request (a
@@ -153,7 +152,6 @@ typedef struct loki {
     prebuilt pre[2];       /* concurrency 1: requests built ahead, by parity
                               of their job's number */
     sl_buf pre_raw;        /* sink thread: their uncompressed protobuf */
-    sl_loki_snappy2 *zpar; /* concurrency 1, snappy: compresses half of each */
     given_part *given;     /* sink thread only */
     uint32_t ngiven, capgiven;
 

@@ -32,7 +32,7 @@ static int build(worker *w, const span *sp, uint32_t nsp, sl_err *err)
         if (rc) return rc;
         if (s->compression == COMP_NONE)
             return sl_loki_snappy_stored(w->raw.p, w->raw.len, &w->body, err);
-        return sl_loki_snappy_two(w->z, w->raw.p, w->raw.len, &w->body, err);
+        return sl_loki_snappy(w->raw.p, w->raw.len, &w->body, err);
     }
     int rc = sl_loki_req_json(w->req, &w->raw, err);
     if (rc) return rc;

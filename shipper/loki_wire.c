@@ -1,7 +1,6 @@
 /* A built request written out: the protobuf PushRequest (sizes computed
  * while building, loki_encode.c), the JSON push body, and the snappy and
  * gzip compressions of either. */
-#include <pthread.h>
 #include <snappy-c.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,117 +189,6 @@ int sl_loki_snappy(const void *in, size_t n, sl_buf *out, sl_err *err)
     if (snappy_compress(in, n, out->p, &got) != SNAPPY_OK)
         return sl_errf(err, SL_EIO, "snappy compression failed");
     out->len = got;
-    return 0;
-}
-
-/* ---- snappy of one request on two threads ----
- *
- * libsnappy compresses its input in independent 64 KiB fragments (each
- * with a fresh hash table, no copy reaching back past its fragment), and
- * writes the uncompressed length as a varint before them. So the input cut
- * at a multiple of 64 KiB, each part compressed by its own snappy_compress
- * call, the parts' varints dropped and the whole length's put in front,
- * gives the same bytes as one call over the whole (test_snappy_two). The
- * helper thread compresses the second part while the caller does the
- * first. */
-struct sl_loki_snappy2 {
-    pthread_t thr;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    const char *in; /* the task: in[0..n) into out */
-    size_t n;
-    sl_buf out;
-    int state; /* 0 idle, 1 a task posted, 2 done */
-    bool ok, quit;
-};
-
-static void *snappy2_main(void *arg)
-{
-    sl_loki_snappy2 *z = arg;
-    pthread_mutex_lock(&z->mu);
-    for (;;) {
-        while (z->state != 1 && !z->quit) pthread_cond_wait(&z->cv, &z->mu);
-        if (z->quit) break;
-        pthread_mutex_unlock(&z->mu);
-        sl_err err;
-        bool ok = sl_loki_snappy(z->in, z->n, &z->out, &err) == 0;
-        pthread_mutex_lock(&z->mu);
-        z->ok = ok;
-        z->state = 2;
-        pthread_cond_broadcast(&z->cv);
-    }
-    pthread_mutex_unlock(&z->mu);
-    return NULL;
-}
-
-sl_loki_snappy2 *sl_loki_snappy2_new(void)
-{
-    sl_loki_snappy2 *z = calloc(1, sizeof *z);
-    if (!z) return NULL;
-    sl_buf_init(&z->out, 0);
-    pthread_mutex_init(&z->mu, NULL);
-    pthread_cond_init(&z->cv, NULL);
-    if (pthread_create(&z->thr, NULL, snappy2_main, z) != 0) {
-        pthread_cond_destroy(&z->cv);
-        pthread_mutex_destroy(&z->mu);
-        free(z);
-        return NULL;
-    }
-    return z;
-}
-
-void sl_loki_snappy2_free(sl_loki_snappy2 *z)
-{
-    if (!z) return;
-    pthread_mutex_lock(&z->mu);
-    z->quit = true;
-    pthread_cond_broadcast(&z->cv);
-    pthread_mutex_unlock(&z->mu);
-    pthread_join(z->thr, NULL);
-    pthread_cond_destroy(&z->cv);
-    pthread_mutex_destroy(&z->mu);
-    sl_buf_free(&z->out);
-    free(z);
-}
-
-/* Below this, one call: the hand-off costs more than half a compression. */
-#define SNAPPY2_MIN (256u << 10)
-
-int sl_loki_snappy_two(sl_loki_snappy2 *z, const void *in, size_t n, sl_buf *out, sl_err *err)
-{
-    if (!z || n < SNAPPY2_MIN || n > UINT32_MAX) return sl_loki_snappy(in, n, out, err);
-    size_t k = (n / 2 + 65535) & ~(size_t)65535; /* a whole number of fragments */
-    pthread_mutex_lock(&z->mu);
-    z->in = (const char *)in + k;
-    z->n = n - k;
-    z->state = 1;
-    pthread_cond_broadcast(&z->cv);
-    pthread_mutex_unlock(&z->mu);
-
-    /* The first part, its varint(k) overwritten by varint(n) (never
-     * shorter, n > k). */
-    size_t ln = varint_len(n), lk = varint_len(k);
-    size_t max1 = snappy_max_compressed_length(k), max2 = snappy_max_compressed_length(n - k);
-    sl_buf_reset(out);
-    int rc = buf_reserve(out, (ln - lk) + max1 + max2) ? SL_ENOMEM : 0;
-    size_t got = max1;
-    if (!rc && snappy_compress(in, k, out->p + (ln - lk), &got) != SNAPPY_OK) rc = SL_EIO;
-    pthread_mutex_lock(&z->mu);
-    while (z->state != 2) pthread_cond_wait(&z->cv, &z->mu);
-    z->state = 0;
-    bool ok2 = z->ok;
-    pthread_mutex_unlock(&z->mu);
-    if (rc == SL_ENOMEM)
-        return sl_errf(err, SL_ENOMEM, "cannot allocate %zu bytes for snappy", max1 + max2);
-    if (rc || !ok2) return sl_errf(err, SL_EIO, "snappy compression failed");
-    unsigned char *o = (unsigned char *)out->p;
-    uint64_t v = n;
-    size_t w = 0;
-    for (; v >= 0x80; v >>= 7) o[w++] = (unsigned char)(v | 0x80);
-    o[w++] = (unsigned char)v;
-    size_t len = (ln - lk) + got, l2 = varint_len(n - k);
-    memcpy(out->p + len, z->out.p + l2, z->out.len - l2);
-    out->len = len + z->out.len - l2;
     return 0;
 }
 

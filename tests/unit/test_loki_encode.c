@@ -841,55 +841,11 @@ static void test_parsed_line_flag_hostile(void **state)
     free(lines);
 }
 
-/* Snappy on two threads gives the same bytes as one call: sizes around the
- * threshold and the 64 KiB fragments, compressible text and random bytes;
- * the helper reused across calls; and without a helper (NULL). */
-static void test_snappy_two(void **state)
-{
-    (void)state;
-    static const size_t sizes[] = {0,      1,      65536,   262143,          262144, 262145,
-                                   327680, 393217, 1048576, 1048576 + 12345, 3 << 20};
-    size_t most = 3 << 20;
-    char *in = malloc(most);
-    assert_non_null(in);
-    uint64_t seed = 42;
-    for (size_t i = 0; i < most; i++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        /* text-like for the first 2 MiB (repeats snappy finds), random after */
-        in[i] = i < (2u << 20)
-                    ? "{\"level\":\"info\",\"msg\":\"request served\"}\n"[(seed >> 60) + i % 24]
-                    : (char)(seed >> 33);
-    }
-    sl_loki_snappy2 *z = sl_loki_snappy2_new();
-    assert_non_null(z);
-    sl_buf one, two;
-    sl_buf_init(&one, 0);
-    sl_buf_init(&two, 0);
-    sl_err err;
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
-            size_t off = pass ? most - sizes[k] : 0; /* pass 1: random bytes at the end */
-            assert_int_equal(sl_loki_snappy(in + off, sizes[k], &one, &err), 0);
-            assert_int_equal(sl_loki_snappy_two(z, in + off, sizes[k], &two, &err), 0);
-            assert_int_equal(two.len, one.len);
-            assert_memory_equal(two.p, one.p, one.len);
-            assert_int_equal(sl_loki_snappy_two(NULL, in + off, sizes[k], &two, &err), 0);
-            assert_int_equal(two.len, one.len);
-            assert_memory_equal(two.p, one.p, one.len);
-        }
-    sl_loki_snappy2_free(z);
-    sl_loki_snappy2_free(NULL);
-    sl_buf_free(&one);
-    sl_buf_free(&two);
-    free(in);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_protobuf),
         cmocka_unit_test(test_snappy_stored),
-        cmocka_unit_test(test_snappy_two),
         cmocka_unit_test(test_golden_json),
         cmocka_unit_test(test_fixed_bytes),
         cmocka_unit_test(test_utf8),

@@ -212,6 +212,7 @@ int sl_cri_record_set(sl_batch *b, sl_record *r, const sl_cri_line *l, sl_slice 
         !sl_record_add_field(b, r, SL_SLICE_LIT("partial"), SL_SLICE_LIT("max_bytes"), SL_V_STRING))
         return sl_errf(err, SL_ENOMEM, "%s: batch arena full", who);
     r->line = msg;
+    r->flags &= ~(uint32_t)SL_RF_LINE_UTF8; /* msg is not what the json step checked */
     r->time_ns = time_ns;
     if (flags & SL_CRI_TRUNCATED) r->flags |= SL_RF_TRUNCATED;
     return 0;

@@ -1102,6 +1102,11 @@ int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_er
     e.sep = o && o->separator ? o->separator : '.';
     uint32_t before = r->nfields;
     int rc = run(r->line.p, r->line.n, o, &e, err);
-    if (rc != 0) r->nfields = before;
-    return rc;
+    if (rc != 0) {
+        r->nfields = before;
+        return rc;
+    }
+    /* run succeeded only if stage 1 found no invalid UTF-8 in all n bytes. */
+    r->flags |= SL_RF_LINE_UTF8;
+    return 0;
 }

@@ -233,7 +233,7 @@ int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **o
         if (c.bad || nf > (n - c.off) / MIN_FIELD_BYTES) goto fail;
         sl_record *r = sl_batch_add(b, line, t, 0);
         if (!r) goto fail;
-        r->flags = flags;
+        r->flags = flags & ~(uint32_t)SL_RF_LINE_UTF8; /* never trusted from disk */
         if (nf) {
             if (!(r->fields = dec_alloc(b, (size_t)nf * sizeof *r->fields, &rc))) goto fail;
             r->cap_fields = nf;

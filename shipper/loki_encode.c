@@ -597,8 +597,10 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
             src = (sl_slice){q->t1.p, q->t1.len};
             lp = stable_utf8(q, src, false, &ln, &rbad);
             if (!lp) goto nomem;
-        } else if (sl_utf8_valid(src.p, src.n)) {
-            lp = src.p; /* zero-copy: points into the batch's chunk */
+        } else if ((r->flags & SL_RF_LINE_UTF8) || sl_utf8_valid(src.p, src.n)) {
+            /* zero-copy: points into the batch's chunk; the json step
+             * already validated a line it parsed whole (SL_RF_LINE_UTF8) */
+            lp = src.p;
             ln = src.n;
         } else {
             lp = stable_utf8(q, src, false, &ln, &rbad);

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/batch.h"
+#include "core/utf8.h"
 #include "parsers/json.h"
 
 #define CAP 256
@@ -74,6 +76,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(buf);
         }
         sl_arena_reset(&arena);
+    }
+
+    /* The parse step: a record it parsed carries SL_RF_LINE_UTF8, which the
+     * Loki sink trusts instead of checking the line again (decision 0055):
+     * it must never be set on a line that is not UTF-8. */
+    for (int k = SL_JSON_AUTO; k <= SL_JSON_AVX512; k++) {
+        if (k != SL_JSON_AUTO && !sl_json_kernel_supported(k)) continue;
+        sl_batch *b = sl_batch_new(1);
+        check(b != NULL, "oom");
+        sl_record *r = sl_batch_add(b, (sl_slice){p, size}, 0, 1);
+        sl_json_opts o = {.kernel = k, .max_depth = 2048};
+        int rc = sl_json_parse_record(b, r, &o, NULL);
+        check((rc == 0) == !!(r->flags & SL_RF_LINE_UTF8), "line flag without a parse");
+        if (r->flags & SL_RF_LINE_UTF8) check(sl_utf8_valid(p, size), "flagged a line not UTF-8");
+        sl_batch_unref(b);
     }
 
     /* A raw NUL byte is never valid JSON; jansson's reader skips one right

@@ -301,8 +301,10 @@ static void test_parse_record(void **st)
         "{\"log\":\"caf\\u00e9 \\\"ok\\\"\\n\",\"stream\":\"stdout\",\"time\":\"2016-10-06T00:17:"
         "09.669794202Z\"}";
     sl_record *rd = sl_batch_add(b, (sl_slice){dl, strlen(dl)}, 0, 0);
+    rd->flags |= SL_RF_LINE_UTF8; /* as a json step before it leaves it */
     assert_int_equal(sl_docker_parse_record(b, rd, rd->line, &e), 0);
     assert_slice(rd->line, "caf\xc3\xa9 \"ok\"");
+    assert_false(rd->flags & SL_RF_LINE_UTF8); /* a new line: not what was checked */
     assert_int_equal(rd->time_ns, T0);
     sl_cri_joiner_free(j);
     sl_batch_unref(b);

@@ -12,7 +12,9 @@
 #include <cmocka.h>
 #include <snappy-c.h>
 
+#include "core/batch.h"
 #include "core/utf8.h"
+#include "parsers/json.h"
 #include "shipper/loki_encode.h"
 #include "tests/loki_receiver.h"
 
@@ -754,6 +756,91 @@ static void test_snappy_stored(void **state)
     free(back);
 }
 
+/* The sink trusts SL_RF_LINE_UTF8 (set by the json step) instead of checking
+ * the line again: hostile lines through the real json step, every kernel,
+ * must never reach Loki as invalid UTF-8. Hand-picked cases (invalid bytes
+ * in a value, a key, after the value, cut at the end, overlong, surrogates,
+ * past the first 64-byte window) and deterministic random byte mutations of
+ * a line with multi-byte characters. */
+static void test_parsed_line_flag_hostile(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "{\"msg\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+        "{\"msg\":\"bad \xff here\"}",
+        "{\"k\xfe\":\"v\"}",
+        "{\"msg\":\"ok\"} \xff",
+        "{\"msg\":\"cut \xe2\x82\"}",
+        "{\"msg\":\"overlong \xc0\xaf\"}",
+        "{\"msg\":\"surrogate \xed\xa0\x80\"}",
+        "{\"msg\":\"too high \xf4\x90\x80\x80\"}",
+        "{\"pad\":\"0123456789012345678901234567890123456789012345678901234567890123456789\","
+        "\"msg\":\"late \x80\"}",
+        "{\"msg\":\"ends in a lead byte\"}\xc3",
+        "{\"a\":{\"b\":[\"\xf8\x88\x80\x80\x80\"]}}",
+    };
+    static const char base[] = "{\"level\":\"info\",\"msg\":\"na\xc3\xafve \xe2\x82\xac 10 "
+                               "\xf0\x9f\x98\x80\",\"ctx\":{\"user\":\"\xc3\xa9ric\",\"n\":[1,2]},"
+                               "\"pad\":\"abcdefghijklmnopqrstuvwxyz0123456789\"}";
+    enum { NRAND = 3000, NLINES = 11 + NRAND };
+    char(*lines)[sizeof base] = malloc(sizeof *lines * NRAND);
+    assert_non_null(lines);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < NRAND; i++) {
+        memcpy(lines[i], base, sizeof base);
+        int muts = 1 + i % 3;
+        for (int m = 0; m < muts; m++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            size_t at = (size_t)(seed >> 33) % (sizeof base - 1);
+            /* a non-ASCII byte, or a letter (over a continuation byte: invalid) */
+            lines[i][at] = (seed >> 40 & 1) ? (char)(0x80 | (seed >> 17 & 0x7f))
+                                            : (char)('a' + (seed >> 17) % 26);
+        }
+    }
+    for (int kernel = SL_JSON_AUTO; kernel <= SL_JSON_AVX512; kernel++) {
+        if (kernel != SL_JSON_AUTO && !sl_json_kernel_supported(kernel)) continue;
+        sl_json_opts jo;
+        sl_json_opts_init(&jo, NULL);
+        jo.kernel = kernel;
+        sl_batch *b = sl_batch_new(NLINES);
+        assert_non_null(b);
+        size_t flagged = 0, invalid = 0;
+        for (int i = 0; i < NLINES; i++) {
+            const char *l = i < 11 ? fixed[i] : lines[i - 11];
+            size_t n = i < 11 ? strlen(l) : sizeof base - 1;
+            sl_record *r = sl_batch_add(b, (sl_slice){l, n}, 1000 + i, (uint64_t)i + 1);
+            assert_non_null(r);
+            sl_err err;
+            (void)sl_json_parse_record(b, r, &jo, &err);
+            bool valid = sl_utf8_valid(l, n);
+            if (r->flags & SL_RF_LINE_UTF8) {
+                flagged++;
+                if (!valid) fail_msg("kernel %d flagged invalid line %d", kernel, i);
+            }
+            invalid += !valid;
+        }
+        if (flagged < 100 || invalid < 100) /* both sides exercised */
+            fail_msg("kernel %d: %zu flagged, %zu invalid", kernel, flagged, invalid);
+        sl_loki_opts o = {0};
+        sl_loki_req *q = sl_loki_req_new(&o);
+        sl_err err;
+        assert_int_equal(sl_loki_req_add(q, b, 0, b->nrecords, &err), 0);
+        assert_int_equal(sl_loki_req_invalid_utf8(q), invalid);
+        sl_lr_push p;
+        roundtrip_pb(q, &p);
+        size_t got = 0;
+        for (size_t s = 0; s < p.n; s++)
+            for (size_t e = 0; e < p.streams[s].n; e++, got++)
+                assert_true(
+                    sl_utf8_valid(p.streams[s].entries[e].line, p.streams[s].entries[e].line_n));
+        assert_int_equal(got, NLINES);
+        sl_lr_push_free(&p);
+        sl_loki_req_free(q);
+        sl_batch_unref(b);
+    }
+    free(lines);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +850,7 @@ int main(void)
         cmocka_unit_test(test_fixed_bytes),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_utf8_sanitize_hostile_line),
+        cmocka_unit_test(test_parsed_line_flag_hostile),
         cmocka_unit_test(test_labels_sanitized),
         cmocka_unit_test(test_json_line_format),
         cmocka_unit_test(test_random_roundtrip),

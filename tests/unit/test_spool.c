@@ -192,7 +192,8 @@ static void test_roundtrip(void **st)
     sl_record *r1 = sl_batch_add(b, SL_SLICE_LIT("dropped"), 1, 20);
     r1->flags = SL_RF_DROPPED;
     sl_record *r2 = sl_batch_add(b, (sl_slice){bin, sizeof bin}, INT64_MAX, 30);
-    r2->flags = SL_RF_INVALID_UTF8 | SL_RF_TRUNCATED;
+    /* SL_RF_LINE_UTF8 on a line that is not: the decoder must not keep it. */
+    r2->flags = SL_RF_INVALID_UTF8 | SL_RF_TRUNCATED | SL_RF_LINE_UTF8;
     sl_record_add_field(b, r2, SL_SLICE_LIT("t"), SL_SLICE_LIT("true"), SL_V_TRUE);
     sl_record_add_field(b, r2, SL_SLICE_LIT(""), SL_SLICE_LIT(""), SL_V_NULL);
     sl_batch_add(b, SL_SLICE_LIT(""), 0, 40);

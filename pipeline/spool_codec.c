@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+#include "parsers/json.h"
 #include "pipeline/spool_codec.h"
 
 /* Bounds that reject a payload before it is allocated for. */
@@ -16,6 +18,16 @@
 #define NULL_STR        0xffffffffu
 /* A length with this bit is a slice of the record's line: u32 offset follows. */
 #define REF_STR 0x80000000u
+/* Field flags an entry keeps (decision 0054): the parser's SL_FF_VERBATIM
+ * promise and bits this version does not know are cleared; SL_FF_REMOVED
+ * is never written (removed fields are left out), so an entry with it is
+ * damaged. */
+#define FIELD_FLAGS_KEPT (SL_FF_KEY_ESCAPED | SL_FF_LABEL | SL_FF_METADATA)
+/* Record flags an entry keeps; SL_RF_DROPPED is never written (dropped
+ * records are left out), so an entry with it is damaged. */
+#define RECORD_FLAGS_KEPT                                                                          \
+    (SL_RF_PARSE_ERROR | SL_RF_TRUNCATED | SL_RF_SPLIT | SL_RF_INVALID_UTF8 | SL_RF_ML_CUT |       \
+     SL_RF_ML_CONT | SL_RF_PARSE_WARNING | SL_RF_FRAMED)
 
 /* The serialised batch (before compression), little-endian:
  *   u32 records, u32 labels, str input, str source,
@@ -57,7 +69,10 @@ static void enc_cstr(sl_buf *o, const char *s)
 static void enc_str_in(sl_buf *o, sl_slice s, sl_slice line)
 {
     uintptr_t a = (uintptr_t)s.p, lo = (uintptr_t)line.p;
-    if (s.n && s.n < REF_STR && line.n && a >= lo && a - lo <= line.n - s.n) {
+    /* s.n <= line.n first: line.n - s.n must not wrap (it did: a value
+     * longer than its line, stored above it, became a reference past the
+     * line's end, and its entry read back as damaged). */
+    if (s.n && s.n < REF_STR && s.n <= line.n && a >= lo && a - lo <= line.n - s.n) {
         uint8_t b[8];
         put_u32(b, REF_STR | (uint32_t)s.n);
         put_u32(b + 4, (uint32_t)(a - lo));
@@ -167,17 +182,148 @@ static sl_slice cur_str(rcur *c, bool *absent)
     return cur_str_in(c, absent, (sl_slice){"", 0});
 }
 
+static int hexval(unsigned char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The 4 hex digits of a \u escape at p (n bytes left); -1 when not. */
+static long hex4(const unsigned char *p, size_t n)
+{
+    if (n < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = hexval(p[i]);
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* What SL_V_ESCAPED and SL_FF_KEY_ESCAPED promise (decision 0046): text the
+ * writers may copy between JSON quotes as it is. JSON's escapes only,
+ * surrogates paired, no control byte or bare quote, valid UTF-8. */
+static bool escaped_text_ok(sl_slice s)
+{
+    const unsigned char *p = (const unsigned char *)s.p;
+    bool high = false;
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            high |= c >= 0x80;
+            continue;
+        }
+        if (c != '\\' || ++i >= s.n) return false;
+        switch (p[i]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            break;
+        case 'u': {
+            long cp = hex4(p + i + 1, s.n - i - 1);
+            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return false;
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (s.n - i - 1 < 6 || p[i + 1] != '\\' || p[i + 2] != 'u') return false;
+                long lo = hex4(p + i + 3, s.n - i - 3);
+                if (lo < 0xdc00 || lo > 0xdfff) return false;
+                i += 6;
+            }
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    return !high || sl_utf8_valid(s.p, s.n);
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A JSON number, nothing around it. */
+static bool number_ok(sl_slice v)
+{
+    const char *p = v.p, *e = v.p + v.n;
+    if (p < e && *p == '-') p++;
+    if (p == e || !is_digit(*p)) return false;
+    if (*p++ != '0')
+        while (p < e && is_digit(*p)) p++;
+    if (p < e && *p == '.') {
+        if (++p == e || !is_digit(*p)) return false;
+        while (p < e && is_digit(*p)) p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        if (++p < e && (*p == '+' || *p == '-')) p++;
+        if (p == e || !is_digit(*p)) return false;
+        while (p < e && is_digit(*p)) p++;
+    }
+    return p == e;
+}
+
+/* A nested object or array, validated. Depth up to the most a json step
+ * may be configured to take: what an honest agent spooled always reads. */
+static bool nested_ok(sl_slice v, char open, char close)
+{
+    static const sl_json_opts deepest = {.max_depth = SL_JSON_MAX_DEPTH};
+    return v.n >= 2 && v.p[0] == open && v.p[v.n - 1] == close &&
+           sl_json_validate(v.p, v.n, &deepest, NULL) == SL_OK;
+}
+
+/* Whether a field's text is what its type promises the writers, which copy
+ * every type but SL_V_STRING (and a key without SL_FF_KEY_ESCAPED) into
+ * JSON as it is (shipper/recjson.c, shipper/loki_encode.c, `spool export`).
+ * A parser made it so; a checksum only says the bytes are what was written,
+ * not that an encoder wrote them (decision 0054). */
+static bool field_text_ok(const sl_field *f)
+{
+    if ((f->flags & SL_FF_KEY_ESCAPED) && !escaped_text_ok(f->key)) return false;
+    switch (f->type) {
+    case SL_V_STRING:
+        return true;
+    case SL_V_ESCAPED:
+        return escaped_text_ok(f->val);
+    case SL_V_NUMBER:
+        return number_ok(f->val);
+    case SL_V_TRUE:
+        return sl_slice_eq(f->val, "true", 4);
+    case SL_V_FALSE:
+        return sl_slice_eq(f->val, "false", 5);
+    case SL_V_NULL:
+        return sl_slice_eq(f->val, "null", 4);
+    case SL_V_OBJECT:
+        return nested_ok(f->val, '{', '}');
+    case SL_V_ARRAY:
+        return nested_ok(f->val, '[', ']');
+    }
+    return false;
+}
+
 static bool cur_field(rcur *c, sl_field *f, sl_slice line)
 {
     f->key = cur_str_in(c, NULL, line);
     f->val = cur_str_in(c, NULL, line);
     const uint8_t *tf = cur_take(c, 2);
-    if (!tf || tf[0] < SL_V_STRING || tf[0] > SL_V_ARRAY) {
+    if (!tf || tf[0] < SL_V_STRING || tf[0] > SL_V_ARRAY || (tf[1] & SL_FF_REMOVED)) {
         c->bad = true;
         return false;
     }
     f->type = tf[0];
-    f->flags = tf[1] & (uint8_t)~SL_FF_VERBATIM; /* a promise of the parser, not the file's */
+    f->flags = tf[1] & FIELD_FLAGS_KEPT; /* VERBATIM: a promise of the parser, not the file's */
+    if (!field_text_ok(f)) {
+        c->bad = true;
+        return false;
+    }
     return true;
 }
 
@@ -192,7 +338,8 @@ static void *dec_alloc(sl_batch *b, size_t n, int *rc)
 }
 
 /* Builds a batch over raw, which lives in chunk (the batch keeps it). */
-int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **out)
+int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, int64_t tmin, int64_t tmax,
+                        sl_batch **out)
 {
     rcur c = {(const uint8_t *)chunk->data, n, 0, false};
     uint32_t nrec = cur_u32(&c), nlab = cur_u32(&c);
@@ -230,10 +377,14 @@ int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **o
         int64_t t = (int64_t)cur_u64(&c);
         uint32_t flags = cur_u32(&c), nf = cur_u32(&c);
         sl_slice line = cur_str(&c, NULL);
-        if (c.bad || nf > (n - c.off) / MIN_FIELD_BYTES) goto fail;
+        /* The header's time range is what `spool export --since/--until`
+         * skips entries by: a record outside it would be skipped unseen. */
+        if (c.bad || nf > (n - c.off) / MIN_FIELD_BYTES || t < tmin || t > tmax ||
+            (flags & SL_RF_DROPPED))
+            goto fail;
         sl_record *r = sl_batch_add(b, line, t, 0);
         if (!r) goto fail;
-        r->flags = flags;
+        r->flags = flags & RECORD_FLAGS_KEPT;
         if (nf) {
             if (!(r->fields = dec_alloc(b, (size_t)nf * sizeof *r->fields, &rc))) goto fail;
             r->cap_fields = nf;

@@ -194,7 +194,7 @@ int sl_spool_decode_entry(segrd *r, const entry *e, ZSTD_DCtx *dctx, sl_batch **
     } else if (e->plen)
         memcpy(c->data, p, e->plen);
     c->len = e->rawlen;
-    if (rc == SL_OK) rc = sl_spool_decode_raw(c, e->rawlen, e->records, out);
+    if (rc == SL_OK) rc = sl_spool_decode_raw(c, e->rawlen, e->records, e->tmin, e->tmax, out);
     sl_chunk_unref(c);
     return rc;
 }

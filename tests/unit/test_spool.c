@@ -1076,6 +1076,49 @@ static void test_value_longer_than_line(void **st)
     free(dir);
 }
 
+/* The seeds of tools/spool_seed_hostile.py, built by hand from the layout
+ * with valid checksums: each hostile one is one damaged entry; the one of
+ * every type reads, its unknown flag bits cleared. */
+static void test_hostile_seeds(void **st)
+{
+    (void)st;
+    static const char *hostile[] = {
+        "hostile_number.seg",        "hostile_escaped_quote.seg", "hostile_lone_surrogate.seg",
+        "hostile_escaped_utf8.seg",  "hostile_key_escaped.seg",   "hostile_literal.seg",
+        "hostile_object.seg",        "hostile_label_escaped.seg", "hostile_dropped.seg",
+        "hostile_removed_label.seg", "hostile_time_range.seg",
+    };
+    sl_spool_seg_info si;
+    size_t n;
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        char *img = read_seed(hostile[i], &n);
+        assert_non_null(img);
+        assert_int_equal(sl_spool_verify_bytes(img, n, 1, &si), SL_OK);
+        if (si.entries != 0 || si.corrupt != 1) fail_msg("%s: read as valid", hostile[i]);
+        free(img);
+    }
+    char *img = read_seed("hostile_ok_types.seg", &n);
+    assert_non_null(img);
+    char *dir;
+    sl_spool *s = seed_spool(img, n, "oktypes", &dir);
+    sl_batch *b;
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    const sl_record *r = &b->records[0];
+    assert_int_equal(r->flags, 0x1ff & ~SL_RF_DROPPED);
+    assert_int_equal(r->nfields, 9);
+    assert_int_equal(r->fields[7].flags, SL_FF_KEY_ESCAPED);
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    assert_true(sl_recjson_append(&out, b, r, SL_RJ_ALL) >= 0);
+    assert_int_equal(sl_json_validate(out.p, out.len, NULL, NULL), SL_OK);
+    sl_buf_free(&out);
+    sl_batch_done(b);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+    free(img);
+}
+
 /* Where in raw the bytes of needle start (they must be there once). */
 static size_t find_in(const sl_buf *raw, const char *needle)
 {
@@ -1311,6 +1354,7 @@ int main(void)
         cmocka_unit_test(test_hostile_flags_and_times),
         cmocka_unit_test(test_hostile_export),
         cmocka_unit_test(test_value_longer_than_line),
+        cmocka_unit_test(test_hostile_seeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

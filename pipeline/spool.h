@@ -24,6 +24,9 @@
  * sequence below which every entry has been delivered. A torn or damaged
  * entry fails its magic/length/CRC checks; the reader counts it and scans
  * forward for the next valid entry, so a damaged segment never stops a sink.
+ * An entry whose checksums hold is damaged too when its payload is not what
+ * the encoder writes: a value whose text is not its type's, a record time
+ * outside bytes 16..31, a dropped record or removed field (decision 0054).
  * See docs/decisions/0008-spool.md. */
 #ifndef SLUICE_SHIPPER_SPOOL_H
 #define SLUICE_SHIPPER_SPOOL_H

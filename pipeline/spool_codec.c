@@ -38,7 +38,11 @@
  * field's key or value that is a slice of its record's line (what parsers
  * mostly produce), u32 (0x80000000 | length) and u32 offset in the line:
  * the text is stored and compressed once. Records a step dropped and
- * fields a step removed are left out. */
+ * fields a step removed are left out. The decoder refuses (SL_ECORRUPT)
+ * what this encoder never writes, checksums or not (decision 0054): a
+ * value whose text is not what its type promises the JSON writers, a
+ * record time outside the header's range, a DROPPED record or a REMOVED
+ * field. */
 
 static void enc_u32(sl_buf *o, uint32_t v)
 {

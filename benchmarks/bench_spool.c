@@ -19,7 +19,9 @@
  * decompressed and decoded (sl_spool_verify_bytes), in MB/s of record
  * text. Medians of several runs.
  *
- *   bench_spool [MB of records (default 64)] [runs (default 5)] [dir]
+ *   bench_spool [MB of records (default 64)] [runs (default 5)] [dir] [decode]
+ *
+ * With `decode`, only the decoder row (for profiling it alone).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -339,6 +341,17 @@ int main(int argc, char **argv)
     if (!base || !*base) base = "/tmp";
     if (runs < 1 || runs > 50 || mb == 0) return 2;
     sl_log_set_level(SL_LOG_ERROR);
+    if (argc > 4 && !strcmp(argv[4], "decode")) {
+        char ddir[4096];
+        snprintf(ddir, sizeof ddir, "%s/sluice-bench-decode-%d", base, (int)getpid());
+        double *dec = calloc((size_t)runs, sizeof(double));
+        double dmb = dec ? decode_typed(ddir, mb, runs, dec) : -1;
+        if (dmb < 0) return 1;
+        printf("decode, json-typed fields (LZ4, from memory): %.1f MB in %.1f MB/s\n", dmb,
+               median(dec, runs));
+        free(dec);
+        return 0;
+    }
 
     /* Build the batches once; all runs write the same data. */
     size_t cap = 1024, nb = 0;

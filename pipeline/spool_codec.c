@@ -207,20 +207,43 @@ static long hex4(const unsigned char *p, size_t n)
     return v;
 }
 
-/* What SL_V_ESCAPED and SL_FF_KEY_ESCAPED promise (decision 0046): text the
- * writers may copy between JSON quotes as it is. JSON's escapes only,
- * surrogates paired, no control byte or bare quote, valid UTF-8. */
-static bool escaped_text_ok(sl_slice s)
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Strict JSON string text from p[i] on: JSON's escapes only, surrogates
+ * paired, no control byte. Returns the index of the first bare quote, or n
+ * when there is none; SIZE_MAX when the text breaks a rule. *high is set
+ * when a byte >= 0x80 was seen (the caller checks UTF-8). Eight bytes at a
+ * time while none of them is special. */
+static size_t string_text_end(const unsigned char *p, size_t i, size_t n, bool *high)
 {
-    const unsigned char *p = (const unsigned char *)s.p;
-    bool high = false;
-    for (size_t i = 0; i < s.n; i++) {
+    while (i < n) {
+        if (n - i >= 8) {
+            uint64_t x, q, b;
+            memcpy(&x, p + i, 8);
+            q = x ^ ('"' * ONES);
+            b = x ^ ('\\' * ONES);
+            /* a byte below 0x20, a quote or a backslash: the lowest one
+             * flagged is one (bytes above it may be false alarms) */
+            uint64_t special =
+                (((x - 0x20 * ONES) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+            if (!special) {
+                *high |= (x & HIGHS) != 0;
+                i += 8;
+                continue;
+            }
+            unsigned k = (unsigned)__builtin_ctzll(special) >> 3; /* plain bytes before it */
+            *high |= (x & HIGHS & ((1ull << (8 * k)) - 1)) != 0;
+            i += k;
+        }
         unsigned char c = p[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
-            high |= c >= 0x80;
+            *high |= c >= 0x80;
+            i++;
             continue;
         }
-        if (c != '\\' || ++i >= s.n) return false;
+        if (c == '"') return i;
+        if (c != '\\' || ++i >= n) return SIZE_MAX;
         switch (p[i]) {
         case '"':
         case '\\':
@@ -232,22 +255,33 @@ static bool escaped_text_ok(sl_slice s)
         case 't':
             break;
         case 'u': {
-            long cp = hex4(p + i + 1, s.n - i - 1);
-            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return false;
+            long cp = hex4(p + i + 1, n - i - 1);
+            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return SIZE_MAX;
             i += 4;
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (s.n - i - 1 < 6 || p[i + 1] != '\\' || p[i + 2] != 'u') return false;
-                long lo = hex4(p + i + 3, s.n - i - 3);
-                if (lo < 0xdc00 || lo > 0xdfff) return false;
+                if (n - i - 1 < 6 || p[i + 1] != '\\' || p[i + 2] != 'u') return SIZE_MAX;
+                long lo = hex4(p + i + 3, n - i - 3);
+                if (lo < 0xdc00 || lo > 0xdfff) return SIZE_MAX;
                 i += 6;
             }
             break;
         }
         default:
-            return false;
+            return SIZE_MAX;
         }
+        i++;
     }
-    return !high || sl_utf8_valid(s.p, s.n);
+    return n;
+}
+
+/* What SL_V_ESCAPED and SL_FF_KEY_ESCAPED promise (decision 0046): text the
+ * writers may copy between JSON quotes as it is: strict JSON string text,
+ * no bare quote, valid UTF-8. */
+static bool escaped_text_ok(sl_slice s)
+{
+    bool high = false;
+    return string_text_end((const unsigned char *)s.p, 0, s.n, &high) == s.n &&
+           (!high || sl_utf8_valid(s.p, s.n));
 }
 
 static bool is_digit(char c)
@@ -275,42 +309,132 @@ static bool number_ok(sl_slice v)
     return p == e;
 }
 
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    return i;
+}
+
+/* The string whose opening quote is p[i]: the index past its closing
+ * quote, or 0 when it is not strict JSON string text. */
+static size_t scan_string(const char *p, size_t i, size_t n)
+{
+    bool high = false;
+    size_t end = string_text_end((const unsigned char *)p, i + 1, n, &high);
+    if (end >= n || (high && !sl_utf8_valid(p + i + 1, end - i - 1))) return 0;
+    return end + 1;
+}
+
+static bool is_number_byte(char c)
+{
+    return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* Nested values this short are walked here: starting the json step's SIMD
+ * validator costs more than the walk (measured: decode CPU 2.6x with it on
+ * every nested value, decision 0054). Longer ones go to it. */
+#define NESTED_SHORT 256
+
+/* One JSON value, p[0..n) with n < NESTED_SHORT (so depth < 128): the
+ * grammar of RFC 8259 with strings, numbers and literals as above. */
+static bool short_json_ok(const char *p, size_t n)
+{
+    bool object[NESTED_SHORT / 2]; /* per open container: an object (else an array) */
+    size_t depth = 0, i = 0;
+    enum { VALUE, KEY, AFTER } want = VALUE;
+    for (;;) {
+        i = skip_ws(p, i, n);
+        if (want == KEY) { /* a member: "key" : value */
+            if (i >= n || p[i] != '"' || !(i = scan_string(p, i, n))) return false;
+            i = skip_ws(p, i, n);
+            if (i >= n || p[i] != ':') return false;
+            i++;
+            want = VALUE;
+            continue;
+        }
+        if (want == AFTER) { /* a value ended */
+            if (depth == 0) return i == n;
+            if (i >= n) return false;
+            if (p[i] == ',') {
+                i++;
+                want = object[depth - 1] ? KEY : VALUE;
+            } else if (p[i] == (object[depth - 1] ? '}' : ']')) {
+                i++;
+                depth--;
+            } else
+                return false;
+            continue;
+        }
+        if (i >= n) return false;
+        char c = p[i];
+        want = AFTER;
+        if (c == '{' || c == '[') {
+            if (depth == sizeof object / sizeof *object) return false;
+            object[depth++] = c == '{';
+            i = skip_ws(p, i + 1, n);
+            if (i < n && p[i] == (c == '{' ? '}' : ']'))
+                i++, depth--; /* empty */
+            else
+                want = c == '{' ? KEY : VALUE;
+        } else if (c == '"') {
+            if (!(i = scan_string(p, i, n))) return false;
+        } else if (c == '-' || is_digit(c)) {
+            size_t start = i;
+            while (i < n && is_number_byte(p[i])) i++;
+            if (!number_ok((sl_slice){p + start, i - start})) return false;
+        } else if (c == 't' && n - i >= 4 && !memcmp(p + i, "true", 4)) {
+            i += 4;
+        } else if (c == 'f' && n - i >= 5 && !memcmp(p + i, "false", 5)) {
+            i += 5;
+        } else if (c == 'n' && n - i >= 4 && !memcmp(p + i, "null", 4)) {
+            i += 4;
+        } else
+            return false;
+    }
+}
+
 /* A nested object or array, validated. Depth up to the most a json step
  * may be configured to take: what an honest agent spooled always reads. */
 static bool nested_ok(sl_slice v, char open, char close)
 {
     static const sl_json_opts deepest = {.max_depth = SL_JSON_MAX_DEPTH};
-    return v.n >= 2 && v.p[0] == open && v.p[v.n - 1] == close &&
-           sl_json_validate(v.p, v.n, &deepest, NULL) == SL_OK;
+    if (v.n < 2 || v.p[0] != open || v.p[v.n - 1] != close) return false;
+    if (v.n < NESTED_SHORT) return short_json_ok(v.p, v.n);
+    return sl_json_validate(v.p, v.n, &deepest, NULL) == SL_OK;
 }
 
-/* Whether a field's text is what its type promises the writers, which copy
+/* Whether a value's text is what its type promises the writers, which copy
  * every type but SL_V_STRING (and a key without SL_FF_KEY_ESCAPED) into
  * JSON as it is (shipper/recjson.c, shipper/loki_encode.c, `spool export`).
  * A parser made it so; a checksum only says the bytes are what was written,
  * not that an encoder wrote them (decision 0054). */
-static bool field_text_ok(const sl_field *f)
+bool sl_spool_value_ok(uint8_t type, sl_slice v)
 {
-    if ((f->flags & SL_FF_KEY_ESCAPED) && !escaped_text_ok(f->key)) return false;
-    switch (f->type) {
+    switch (type) {
     case SL_V_STRING:
         return true;
     case SL_V_ESCAPED:
-        return escaped_text_ok(f->val);
+        return escaped_text_ok(v);
     case SL_V_NUMBER:
-        return number_ok(f->val);
+        return number_ok(v);
     case SL_V_TRUE:
-        return sl_slice_eq(f->val, "true", 4);
+        return sl_slice_eq(v, "true", 4);
     case SL_V_FALSE:
-        return sl_slice_eq(f->val, "false", 5);
+        return sl_slice_eq(v, "false", 5);
     case SL_V_NULL:
-        return sl_slice_eq(f->val, "null", 4);
+        return sl_slice_eq(v, "null", 4);
     case SL_V_OBJECT:
-        return nested_ok(f->val, '{', '}');
+        return nested_ok(v, '{', '}');
     case SL_V_ARRAY:
-        return nested_ok(f->val, '[', ']');
+        return nested_ok(v, '[', ']');
     }
     return false;
+}
+
+static bool field_text_ok(const sl_field *f)
+{
+    if ((f->flags & SL_FF_KEY_ESCAPED) && !escaped_text_ok(f->key)) return false;
+    return sl_spool_value_ok(f->type, f->val);
 }
 
 static bool cur_field(rcur *c, sl_field *f, sl_slice line)

@@ -55,4 +55,10 @@ int sl_spool_encode_batch(sl_buf *raw, const sl_batch *b, uint32_t *nrec, int64_
 int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, int64_t tmin, int64_t tmax,
                         sl_batch **out);
 
+/* Whether v is what a value of type (enum sl_value_type) promises the
+ * JSON writers, which copy every type but SL_V_STRING as it is: strict
+ * JSON string text for SL_V_ESCAPED, one JSON number, literal, object or
+ * array for the others (decision 0054). */
+bool sl_spool_value_ok(uint8_t type, sl_slice v);
+
 #endif

@@ -76,6 +76,13 @@ seeds = {
         field('raw"key', b'raw "value" \x01\xff', V_STRING, FF_LABEL),
     ], rflags=0xFFFFFFFF & ~RF_DROPPED),
 }
+# For the fuzzer's comparison of the decoder's value checks with the json
+# step's validator: the first byte picks the type (type - 1), the rest is
+# the value.
+seeds["value_object.bin"] = bytes([V_OBJECT - 1]) + b'{"a":[1,-2.5e3,{"b":"\\u00e9\\"x"}],"c":null}'
+seeds["value_array.bin"] = bytes([V_ARRAY - 1]) + b'[ true , false, "\xc3\xa9", [] ]'
+seeds["value_escaped.bin"] = bytes([V_ESCAPED - 1]) + b'a\\"b\\ud83d\\ude00 c\\u0041'
+seeds["value_number.bin"] = bytes([V_NUMBER - 1]) + b"-0.5E+10"
 out = sys.argv[1] if len(sys.argv) > 1 else "tests/fuzz/corpus/spool"
 for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:

@@ -5,7 +5,10 @@
  * the decoder enforces (decision 0054): every record renders as valid JSON
  * with each record -> JSON kernel, its time lies in the entry's range, no
  * record is DROPPED and no field REMOVED or VERBATIM, and the batch
- * written again by the spool's own encoder decodes again, the same. */
+ * written again by the spool's own encoder decodes again, the same.
+ * And the decoder's value checks (sl_spool_value_ok: hand-written, for
+ * speed) answer as the json step's validator does, on the input's bytes
+ * after the first (which picks the type). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -115,8 +118,51 @@ static int check_entry(void *arg, segrd *r, const entry *e)
     return SL_OK;
 }
 
+/* The reference: the json step's validator on the value (a string's text
+ * between quotes), exactly one value with nothing around it. */
+static bool reference_ok(uint8_t type, const char *p, size_t n)
+{
+    static const sl_json_opts deepest = {.max_depth = SL_JSON_MAX_DEPTH};
+    switch (type) {
+    case SL_V_STRING:
+        return true;
+    case SL_V_ESCAPED: {
+        char *q = malloc(n + 2);
+        if (!q) abort();
+        q[0] = '"';
+        memcpy(q + 1, p, n);
+        q[n + 1] = '"';
+        bool ok = sl_json_validate(q, n + 2, &deepest, NULL) == SL_OK;
+        free(q);
+        return ok;
+    }
+    case SL_V_NUMBER:
+        return n && (p[0] == '-' || (p[0] >= '0' && p[0] <= '9')) && p[n - 1] >= '0' &&
+               p[n - 1] <= '9' && sl_json_validate(p, n, &deepest, NULL) == SL_OK;
+    case SL_V_TRUE:
+        return n == 4 && !memcmp(p, "true", 4);
+    case SL_V_FALSE:
+        return n == 5 && !memcmp(p, "false", 5);
+    case SL_V_NULL:
+        return n == 4 && !memcmp(p, "null", 4);
+    case SL_V_OBJECT:
+    case SL_V_ARRAY: {
+        char open = type == SL_V_OBJECT ? '{' : '[', close = type == SL_V_OBJECT ? '}' : ']';
+        return n >= 2 && p[0] == open && p[n - 1] == close &&
+               sl_json_validate(p, n, &deepest, NULL) == SL_OK;
+    }
+    }
+    return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size >= 1) {
+        uint8_t type = (uint8_t)(data[0] % SL_V_ARRAY + 1);
+        sl_slice v = {(const char *)data + 1, size - 1};
+        if (sl_spool_value_ok(type, v) != reference_ok(type, v.p, v.n)) abort();
+    }
+
     sl_spool_seg_info si;
     sl_spool_verify_bytes(data, size, 1, &si);
 

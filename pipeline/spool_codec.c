@@ -408,7 +408,7 @@ static bool nested_ok(sl_slice v, char open, char close)
  * JSON as it is (shipper/recjson.c, shipper/loki_encode.c, `spool export`).
  * A parser made it so; a checksum only says the bytes are what was written,
  * not that an encoder wrote them (decision 0054). */
-bool sl_spool_value_ok(uint8_t type, sl_slice v)
+static inline bool value_ok(uint8_t type, sl_slice v)
 {
     switch (type) {
     case SL_V_STRING:
@@ -431,10 +431,17 @@ bool sl_spool_value_ok(uint8_t type, sl_slice v)
     return false;
 }
 
-static bool field_text_ok(const sl_field *f)
+bool sl_spool_value_ok(uint8_t type, sl_slice v)
 {
+    return value_ok(type, v);
+}
+
+/* Plain strings and keys (most fields) cost one test. */
+static inline bool field_text_ok(const sl_field *f)
+{
+    if (__builtin_expect(f->type == SL_V_STRING && !(f->flags & SL_FF_KEY_ESCAPED), 1)) return true;
     if ((f->flags & SL_FF_KEY_ESCAPED) && !escaped_text_ok(f->key)) return false;
-    return sl_spool_value_ok(f->type, f->val);
+    return value_ok(f->type, f->val);
 }
 
 static bool cur_field(rcur *c, sl_field *f, sl_slice line)

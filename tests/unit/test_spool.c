@@ -938,7 +938,21 @@ static void expect_image(sl_batch *b, raw_patch_fn patch, bool valid)
     sl_spool *s = seed_spool((const char *)img, n, "hostile", &dir);
     int64_t before = metric("sluice_spool_corrupt_entries_total", "hostile");
     sl_batch *got = NULL;
+    /* The reader's log line, from stderr. */
+    char *logp = sl_t_path(dir, "stderr.log");
+    int logfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), saved = dup(2);
+    assert_true(logfd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(logfd, 2);
     int rc = sl_spool_next(s, &got);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(logfd);
+    bool logged =
+        sl_t_file_has(logp, "event=spool_corrupt_entries") && sl_t_file_has(logp, "reason=payload");
+    free(logp);
+    assert_true(logged == !valid);
     if (valid) {
         assert_int_equal(rc, SL_OK);
         for (uint32_t i = 0; i < got->nrecords; i++) {

@@ -64,6 +64,7 @@ seeds = {
     "hostile_removed_label.seg": entry([ok], [field("job", "web", V_STRING,
                                                     FF_LABEL | FF_REMOVED)]),
     "hostile_time_range.seg": entry([ok], hdr_times=(T - 2, T - 1)),
+    "hostile_time_inverted.seg": entry([ok], hdr_times=(T + 1, T - 1)),
     "hostile_ok_types.seg": entry([
         field("n", "-12.5e+10", V_NUMBER),
         field("t", "true", V_TRUE),

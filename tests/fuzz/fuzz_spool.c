@@ -4,8 +4,9 @@
  * with valid checksums may hold. Whatever decodes must keep the promises
  * the decoder enforces (decision 0054): every record renders as valid JSON
  * with each record -> JSON kernel, its time lies in the entry's range, no
- * record is DROPPED and no field REMOVED or VERBATIM, and the batch
- * written again by the spool's own encoder decodes again, the same.
+ * record is DROPPED and no field REMOVED or VERBATIM, the range is in
+ * order (0..0 without records), and the batch written again by the
+ * spool's own encoder decodes again, the same.
  * And the decoder's value checks (sl_spool_value_ok: hand-written, for
  * speed) answer as the json step's validator does, on the input's bytes
  * after the first (which picks the type). */
@@ -104,7 +105,8 @@ static int check_entry(void *arg, segrd *r, const entry *e)
     sl_batch *b = NULL;
     int rc = sl_spool_decode_entry(r, e, arg, &b);
     if (rc != SL_OK) return rc;
-    if (b->nrecords != e->records) abort();
+    if (b->nrecords != e->records || e->tmin > e->tmax || (!e->records && (e->tmin || e->tmax)))
+        abort();
     for (uint32_t i = 0; i < b->nlabels; i++) check_field(&b->labels[i]);
     for (uint32_t i = 0; i < b->nrecords; i++) {
         const sl_record *rec = &b->records[i];

@@ -974,6 +974,35 @@ static void expect_image(sl_batch *b, raw_patch_fn patch, bool valid)
     free(img);
 }
 
+/* An entry whose header the reader refuses before decoding: damage that
+ * open's scan counts, never handed out. */
+static void expect_framing(sl_batch *b, raw_patch_fn patch)
+{
+    sl_buf raw;
+    uint32_t nrec;
+    int64_t tmin, tmax;
+    encode_raw(b, &raw, &nrec, &tmin, &tmax);
+    sl_batch_unref(b);
+    patch(&raw, &tmin, &tmax);
+    size_t n;
+    uint8_t *img = entry_image(&raw, nrec, tmin, tmax, &n);
+    sl_buf_free(&raw);
+    sl_spool_seg_info si;
+    assert_int_equal(sl_spool_verify_bytes(img, n, 1, &si), SL_OK);
+    assert_int_equal(si.entries, 0);
+    assert_int_equal(si.corrupt, 1);
+    int64_t before = metric("sluice_spool_corrupt_entries_total", "framing");
+    char *dir;
+    sl_spool *s = seed_spool((const char *)img, n, "framing", &dir);
+    assert_int_equal(metric("sluice_spool_corrupt_entries_total", "framing") - before, 1);
+    sl_batch *got;
+    assert_int_equal(sl_spool_next(s, &got), SL_ENOENT);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+    free(img);
+}
+
 #define FIELD(k, v, t, fl) ((sl_field){SL_SLICE_LIT(k), SL_SLICE_LIT(v), (t), (fl)})
 
 /* A field whose text breaks its type's promise: every writer would copy
@@ -1100,7 +1129,7 @@ static void test_hostile_seeds(void **st)
         "hostile_number.seg",        "hostile_escaped_quote.seg", "hostile_lone_surrogate.seg",
         "hostile_escaped_utf8.seg",  "hostile_key_escaped.seg",   "hostile_literal.seg",
         "hostile_object.seg",        "hostile_label_escaped.seg", "hostile_dropped.seg",
-        "hostile_removed_label.seg", "hostile_time_range.seg",
+        "hostile_removed_label.seg", "hostile_time_range.seg",    "hostile_time_inverted.seg",
     };
     sl_spool_seg_info si;
     size_t n;
@@ -1162,6 +1191,12 @@ static void patch_time_after(sl_buf *raw, int64_t *tmin, int64_t *tmax)
     *tmin = *tmax = T0 - 1; /* the record (T0) lies outside what the header says */
 }
 
+static void patch_time_inverted(sl_buf *raw, int64_t *tmin, int64_t *tmax)
+{
+    (void)raw;
+    *tmin = T0 + 1, *tmax = T0 - 1;
+}
+
 static void patch_time_before(sl_buf *raw, int64_t *tmin, int64_t *tmax)
 {
     (void)raw;
@@ -1179,6 +1214,15 @@ static void test_hostile_flags_and_times(void **st)
     expect_image(one_record(&f, 1, NULL, 0), patch_dropped, false);
     expect_image(one_record(&f, 1, NULL, 0), patch_time_after, false);
     expect_image(one_record(&f, 1, NULL, 0), patch_time_before, false);
+    /* A header's range out of order, or set without records: `spool
+     * ls|stat` would report it. */
+    expect_framing(one_record(&f, 1, NULL, 0), patch_time_inverted);
+    sl_batch *empty = sl_batch_new(1);
+    assert_non_null(empty);
+    expect_image(empty, NULL, true);
+    empty = sl_batch_new(1);
+    assert_non_null(empty);
+    expect_framing(empty, patch_time_before);
     sl_field removed = FIELD("job", "x", SL_V_STRING, SL_FF_LABEL | SL_FF_REMOVED);
     expect_image(one_record(NULL, 0, &removed, 1), NULL, false);
 

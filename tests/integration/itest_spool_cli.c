@@ -243,6 +243,28 @@ static void test_cli(void **st)
     assert_int_equal(values, 100000);
     json_decref(body);
 
+    /* A tampered entry (checksums valid, an escaped value with a bare
+     * quote: decision 0054): export skips it and says so, its JSON holds
+     * nothing the entry injected, verify fails. */
+    char seed[4096], segp[4200];
+    snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus/spool/hostile_escaped_quote.seg", sl_t_src());
+    size_t seed_n;
+    char *seed_img = sl_t_read_file(seed, &seed_n);
+    assert_non_null(seed_img);
+    snprintf(segp, sizeof segp, "%s/spool/lk/10000000000000000000.seg", r.data);
+    assert_int_equal(sl_t_write_file(segp, seed_img, seed_n), 0);
+    free(seed_img);
+    char *tampered[] = {bin,  "spool", "export", "-c",    r.cfg, "--sink",
+                        "lk", "--all", "-o",     cat_out, NULL};
+    assert_int_equal(run_cli(tampered, out), 0);
+    assert_true(file_has(out, "1 damaged entry skipped"));
+    assert_true(summary_records(out) >= 100000);
+    assert_false(sl_t_file_has(cat_out, "injected"));
+    char *verify_lk[] = {bin, "spool", "verify", "-c", r.cfg, "--sink", "lk", NULL};
+    assert_int_equal(run_cli(verify_lk, out), 1);
+    assert_true(file_has(out, "CORRUPT"));
+    unlink(segp);
+
     /* Compressed output: to a file yes, to a terminal never. */
     char *z[] = {bin, "spool", "cat", "-c", r.cfg, "--zstd", "-o", cat_out, NULL};
     assert_int_equal(run_cli(z, out), 0);

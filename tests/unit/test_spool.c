@@ -1303,8 +1303,11 @@ static void test_hostile_export(void **st)
     assert_int_equal(sl_t_append_file(seg, good, n2), 0);
     export_acc acc = {0};
     sl_err err;
-    assert_int_equal(sl_spool_iterate(dir, NULL, export_record, &acc, &err), SL_OK);
+    uint64_t damaged = 0;
+    sl_spool_iter_opts io = {.damaged = &damaged};
+    assert_int_equal(sl_spool_iterate(dir, &io, export_record, &acc, &err), SL_OK);
     assert_int_equal(acc.n, 1);
+    assert_int_equal(damaged, 1);
     sl_spool_info info;
     assert_int_equal(sl_spool_inspect(dir, true, &info, NULL, NULL, &err), SL_OK);
     assert_int_equal(info.entries, 1);

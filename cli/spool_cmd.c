@@ -541,7 +541,12 @@ static void put_label(sl_buf *out, const sl_field *f, bool *first)
     if (!*first) sl_buf_putc(out, ',');
     *first = false;
     sl_buf_putc(out, '"');
-    sl_buf_json_escape(out, f->key.p, f->key.n);
+    /* An escaped key is strict JSON text as it is (the spool's decoder
+     * checks: decision 0054); escaping it again showed its backslashes. */
+    if (f->flags & SL_FF_KEY_ESCAPED)
+        sl_buf_append(out, f->key.p, f->key.n);
+    else
+        sl_buf_json_escape(out, f->key.p, f->key.n);
     sl_buf_append(out, "\":\"", 3);
     if (f->type == SL_V_ESCAPED)
         sl_buf_append(out, f->val.p, f->val.n);

@@ -73,7 +73,7 @@ seeds = {
         field("o", '{"a":[1,{"b":null}],"c":"\\u00e9"}', V_OBJECT),
         field("a", '["x",2]', V_ARRAY),
         field("e", 'q\\"\\\\\\ud83d\\ude00 \u00e9', V_ESCAPED),
-        field("k\\u0041", "v", V_STRING, FF_KEY_ESCAPED | FF_VERBATIM | 0xE0),
+        field("k\\u0041", "v", V_STRING, FF_KEY_ESCAPED | FF_LABEL | FF_VERBATIM | 0xE0),
         field('raw"key', b'raw "value" \x01\xff', V_STRING, FF_LABEL),
     ], rflags=0xFFFFFFFF & ~RF_DROPPED),
 }

@@ -1149,7 +1149,7 @@ static void test_hostile_seeds(void **st)
     const sl_record *r = &b->records[0];
     assert_int_equal(r->flags, 0x1ff & ~SL_RF_DROPPED);
     assert_int_equal(r->nfields, 9);
-    assert_int_equal(r->fields[7].flags, SL_FF_KEY_ESCAPED);
+    assert_int_equal(r->fields[7].flags, SL_FF_KEY_ESCAPED | SL_FF_LABEL);
     sl_buf out;
     sl_buf_init(&out, 0);
     assert_true(sl_recjson_append(&out, b, r, SL_RJ_ALL) >= 0);

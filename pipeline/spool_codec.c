@@ -331,8 +331,9 @@ static bool is_number_byte(char c)
 }
 
 /* Nested values this short are walked here: starting the json step's SIMD
- * validator costs more than the walk (measured: decode CPU 2.6x with it on
- * every nested value, decision 0054). Longer ones go to it. */
+ * validator per value cost more than the walk (benchmarks/RESULTS.md,
+ * "Hostile spool contents"). Longer ones go to it. fuzz_spool holds the
+ * two to the same answers. */
 #define NESTED_SHORT 256
 
 /* One JSON value, p[0..n) with n < NESTED_SHORT (so depth < 128): the

@@ -12,9 +12,16 @@
  * queue and no spool; "forced": memory_max 1 MiB and a spool, so nearly
  * every batch is written, synced, read back and decoded. Runs alternate
  * off, forced; the ratio is of the medians.
- * Also CRC32C speed (SSE4.2 vs portable). Medians of several runs.
+ * Also CRC32C speed (SSE4.2 vs portable), and the decoder alone on entries
+ * whose records carry what the json step makes (strings, escaped strings,
+ * numbers, literals, an array and an object, each checked against its
+ * type on the way in: decision 0054): LZ4 entries read from memory,
+ * decompressed and decoded (sl_spool_verify_bytes), in MB/s of record
+ * text. Medians of several runs.
  *
- *   bench_spool [MB of records (default 64)] [runs (default 5)] [dir]
+ *   bench_spool [MB of records (default 64)] [runs (default 5)] [dir] [decode]
+ *
+ * With `decode`, only the decoder row (for profiling it alone).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +35,7 @@
 #include "core/batch.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "parsers/json.h"
 #include "pipeline/buffer.h"
 #include "pipeline/spool.h"
 
@@ -91,6 +99,95 @@ static sl_batch *make_batch(uint64_t first, uint64_t *bytes)
 }
 
 static void rm_spool(const char *dir);
+
+/* A batch of JSON lines parsed by the json step: fields of every type. */
+static sl_batch *typed_batch(uint64_t first, uint32_t per, uint64_t *bytes)
+{
+    static const char *levels[] = {"info", "info", "info", "warn", "error", "debug"};
+    sl_batch *b = sl_batch_new(per);
+    if (!b) return NULL;
+    sl_batch_set_names(b, "app", "/var/log/app/service.log");
+    sl_field lab = {SL_SLICE_LIT("job"), SL_SLICE_LIT("app"), SL_V_STRING, SL_FF_LABEL};
+    sl_batch_set_labels(b, &lab, 1);
+    sl_json_opts jo;
+    sl_json_opts_init(&jo, NULL);
+    uint64_t x = first * 0x9E3779B97F4A7C15ull + 1;
+    for (uint32_t i = 0; i < per; i++) {
+        x ^= x >> 13, x ^= x << 7, x ^= x >> 17;
+        uint64_t id = first + i;
+        char line[512];
+        int n =
+            snprintf(line, sizeof line,
+                     "{\"ts\":\"2024-05-01T12:%02u:%02u.%06uZ\",\"level\":\"%s\",\"msg\":\"request "
+                     "\\\"done\\\" in %u ms\",\"status\":%u,\"duration_ms\":%u.%u,\"cached\":%s,"
+                     "\"user\":null,\"req_id\":\"%016" PRIx64 "\",\"tags\":[\"api\",\"v1\"],"
+                     "\"ctx\":{\"shard\":%u,\"region\":\"eu-west-1\"},\"seq\":%" PRIu64 "}",
+                     (unsigned)(id / 60 % 60), (unsigned)(id % 60), (unsigned)(x % 1000000),
+                     levels[x % 6], (unsigned)(x >> 32) % 5000, 200 + (unsigned)(x >> 20) % 5 * 100,
+                     (unsigned)(x >> 32) % 5000, (unsigned)(x >> 40) % 10, x & 1 ? "true" : "false",
+                     x, (unsigned)(x >> 24) % 64, id);
+        char *p = sl_arena_dup(&b->arena, line, (size_t)n);
+        sl_record *r =
+            sl_batch_add(b, (sl_slice){p, (size_t)n}, 1714564800000000000LL + (int64_t)id, id + 1);
+        if (!p || !r || sl_json_parse_record(b, r, &jo, NULL) != SL_OK) {
+            sl_batch_unref(b);
+            return NULL;
+        }
+        *bytes += (uint64_t)n;
+    }
+    return b;
+}
+
+/* Decoder MB/s: the typed batches spooled once (LZ4), then every segment
+ * verified from memory `runs` times; medians. */
+static double decode_typed(const char *dir, uint64_t mb, int runs, double *out)
+{
+    rm_spool(dir);
+    sl_spool_opts o = {.dir = dir, .sink = "bench-typed", .fsync = SL_SPOOL_FSYNC_NEVER};
+    sl_spool *s;
+    sl_err err;
+    if (sl_spool_open(&o, &s, &err) != SL_OK) return -1;
+    uint64_t bytes = 0;
+    for (uint64_t first = 0; bytes < mb << 20; first += PER_BATCH) {
+        sl_batch *b = typed_batch(first, PER_BATCH, &bytes);
+        size_t w;
+        if (!b || sl_spool_append(s, &b, 1, &w, &err) != SL_OK) return -1;
+        sl_batch_unref(b);
+    }
+    sl_spool_close(s);
+    sl_spool_info info;
+    sl_spool_seg_info *segs;
+    size_t nsegs;
+    if (sl_spool_inspect(dir, false, &info, &segs, &nsegs, &err) != SL_OK) return -1;
+    char **img = calloc(nsegs ? nsegs : 1, sizeof *img);
+    size_t *len = calloc(nsegs ? nsegs : 1, sizeof *len);
+    for (size_t i = 0; i < nsegs; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, segs[i].name);
+        FILE *f = fopen(path, "rb");
+        if (!f) return -1;
+        img[i] = malloc(segs[i].bytes);
+        len[i] = fread(img[i], 1, segs[i].bytes, f);
+        fclose(f);
+    }
+    for (int r = 0; r < runs; r++) {
+        uint64_t entries = 0;
+        double t = now_s();
+        for (size_t i = 0; i < nsegs; i++) {
+            sl_spool_seg_info si;
+            if (sl_spool_verify_bytes(img[i], len[i], segs[i].first_seq, &si) != SL_OK ||
+                si.corrupt)
+                return -1;
+            entries += si.entries;
+        }
+        out[r] = (double)bytes / (1 << 20) / (now_s() - t);
+        if (entries != info.entries) return -1;
+    }
+    for (size_t i = 0; i < nsegs; i++) free(img[i]);
+    free(img), free(len), free(segs);
+    rm_spool(dir);
+    return (double)bytes / (1 << 20);
+}
 
 /* ------------------------------------------------ the buffer, input to sink */
 
@@ -244,6 +341,17 @@ int main(int argc, char **argv)
     if (!base || !*base) base = "/tmp";
     if (runs < 1 || runs > 50 || mb == 0) return 2;
     sl_log_set_level(SL_LOG_ERROR);
+    if (argc > 4 && !strcmp(argv[4], "decode")) {
+        char ddir[4096];
+        snprintf(ddir, sizeof ddir, "%s/sluice-bench-decode-%d", base, (int)getpid());
+        double *dec = calloc((size_t)runs, sizeof(double));
+        double dmb = dec ? decode_typed(ddir, mb, runs, dec) : -1;
+        if (dmb < 0) return 1;
+        printf("decode, json-typed fields (LZ4, from memory): %.1f MB in %.1f MB/s\n", dmb,
+               median(dec, runs));
+        free(dec);
+        return 0;
+    }
 
     /* Build the batches once; all runs write the same data. */
     size_t cap = 1024, nb = 0;
@@ -353,6 +461,14 @@ int main(int argc, char **argv)
     double sw = 64 / (now_s() - t);
     free(cb);
 
+    /* The decoder alone, on typed fields. */
+    double *dec = calloc((size_t)runs, sizeof(double));
+    double dec_mb = decode_typed(dir, mb, runs, dec);
+    if (dec_mb < 0) {
+        fprintf(stderr, "decode_typed failed\n");
+        return 1;
+    }
+
     /* The buffer, off and forced, alternating. */
     double *pipe_off = calloc((size_t)runs, sizeof(double)),
            *pipe_forced = calloc((size_t)runs, sizeof(double));
@@ -382,6 +498,9 @@ int main(int argc, char **argv)
            "(records through the spool: %.0f%%)\n",
            PIPE_PER, po, pf, pf / po, 100 * median(spooled, runs));
     free(spooled);
+    printf("decode, json-typed fields (LZ4, from memory): %.1f MB in %.1f MB/s\n", dec_mb,
+           median(dec, runs));
+    free(dec);
     printf("crc32c: sse4.2 %s %.0f MB/s, portable %.0f MB/s (%s)\n",
            sl_crc32c_hw_available() ? "" : "(absent)", hw, sw, c1 == c2 ? "agree" : "DISAGREE");
     for (size_t i = 0; i < nb; i++) sl_batch_unref(v[i]);

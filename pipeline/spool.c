@@ -158,8 +158,9 @@ static int load_segments(sl_spool *s, sl_err *err)
         if (si.corrupt) {
             sl_metric_add(s->m_corrupt, si.corrupt);
             sl_log(SL_LOG_WARN, "spool_corrupt_entries",
-                   "sink=%s segment=%s damaged_entries=%" PRIu64 " good_entries=%" PRIu64, s->sink,
-                   path, si.corrupt, si.entries);
+                   "sink=%s segment=%s damaged_entries=%" PRIu64 " good_entries=%" PRIu64
+                   " reason=framing",
+                   s->sink, path, si.corrupt, si.entries);
         }
         if (si.entries && si.last_seq + 1 > next) next = si.last_seq + 1;
         if (si.pending_entries == 0) {

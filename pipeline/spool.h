@@ -24,6 +24,9 @@
  * sequence below which every entry has been delivered. A torn or damaged
  * entry fails its magic/length/CRC checks; the reader counts it and scans
  * forward for the next valid entry, so a damaged segment never stops a sink.
+ * An entry whose checksums hold is damaged too when its payload is not what
+ * the encoder writes: a value whose text is not its type's, a record time
+ * outside bytes 16..31, a dropped record or removed field (decision 0054).
  * See docs/decisions/0008-spool.md. */
 #ifndef SLUICE_SHIPPER_SPOOL_H
 #define SLUICE_SHIPPER_SPOOL_H
@@ -170,6 +173,9 @@ typedef struct sl_spool_iter_opts {
     bool pending_only; /* only entries at or after the cursor */
     int64_t since_ns;  /* records with time >= since (0: no bound) */
     int64_t until_ns;  /* records with time < until (0: no bound) */
+    /* When set, the damaged entries met on the way (skipped, as the agent
+     * skips them) are added to it: a reader of the records can say so. */
+    uint64_t *damaged;
 } sl_spool_iter_opts;
 /* Per record, oldest first; return non-zero to stop the iteration. */
 typedef int (*sl_spool_record_fn)(void *arg, const sl_batch *b, const sl_record *r, uint64_t seq);

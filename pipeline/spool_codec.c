@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+#include "parsers/json.h"
 #include "pipeline/spool_codec.h"
 
 /* Bounds that reject a payload before it is allocated for. */
@@ -16,6 +18,18 @@
 #define NULL_STR        0xffffffffu
 /* A length with this bit is a slice of the record's line: u32 offset follows. */
 #define REF_STR 0x80000000u
+/* Field flags an entry keeps (decision 0054): the parser's SL_FF_VERBATIM
+ * promise and bits this version does not know are cleared; SL_FF_REMOVED
+ * is never written (removed fields are left out), so an entry with it is
+ * damaged. */
+#define FIELD_FLAGS_KEPT (SL_FF_KEY_ESCAPED | SL_FF_LABEL | SL_FF_METADATA)
+/* Record flags an entry keeps; SL_RF_DROPPED is never written (dropped
+ * records are left out), so an entry with it is damaged. SL_RF_LINE_UTF8
+ * (the line was checked as UTF-8) is a promise a disk cannot make: it is
+ * cleared, so the Loki sink checks a replayed line again. */
+#define RECORD_FLAGS_KEPT                                                                          \
+    (SL_RF_PARSE_ERROR | SL_RF_TRUNCATED | SL_RF_SPLIT | SL_RF_INVALID_UTF8 | SL_RF_ML_CUT |       \
+     SL_RF_ML_CONT | SL_RF_PARSE_WARNING | SL_RF_FRAMED)
 
 /* The serialised batch (before compression), little-endian:
  *   u32 records, u32 labels, str input, str source,
@@ -26,7 +40,11 @@
  * field's key or value that is a slice of its record's line (what parsers
  * mostly produce), u32 (0x80000000 | length) and u32 offset in the line:
  * the text is stored and compressed once. Records a step dropped and
- * fields a step removed are left out. */
+ * fields a step removed are left out. The decoder refuses (SL_ECORRUPT)
+ * what this encoder never writes, checksums or not (decision 0054): a
+ * value whose text is not what its type promises the JSON writers, a
+ * record time outside the header's range, a DROPPED record or a REMOVED
+ * field. */
 
 static void enc_u32(sl_buf *o, uint32_t v)
 {
@@ -57,7 +75,10 @@ static void enc_cstr(sl_buf *o, const char *s)
 static void enc_str_in(sl_buf *o, sl_slice s, sl_slice line)
 {
     uintptr_t a = (uintptr_t)s.p, lo = (uintptr_t)line.p;
-    if (s.n && s.n < REF_STR && line.n && a >= lo && a - lo <= line.n - s.n) {
+    /* s.n <= line.n first: line.n - s.n must not wrap (it did: a value
+     * longer than its line, stored above it, became a reference past the
+     * line's end, and its entry read back as damaged). */
+    if (s.n && s.n < REF_STR && s.n <= line.n && a >= lo && a - lo <= line.n - s.n) {
         uint8_t b[8];
         put_u32(b, REF_STR | (uint32_t)s.n);
         put_u32(b + 4, (uint32_t)(a - lo));
@@ -167,17 +188,280 @@ static sl_slice cur_str(rcur *c, bool *absent)
     return cur_str_in(c, absent, (sl_slice){"", 0});
 }
 
+static int hexval(unsigned char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The 4 hex digits of a \u escape at p (n bytes left); -1 when not. */
+static long hex4(const unsigned char *p, size_t n)
+{
+    if (n < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = hexval(p[i]);
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Strict JSON string text from p[i] on: JSON's escapes only, surrogates
+ * paired, no control byte. Returns the index of the first bare quote, or n
+ * when there is none; SIZE_MAX when the text breaks a rule. *high is set
+ * when a byte >= 0x80 was seen (the caller checks UTF-8). Eight bytes at a
+ * time while none of them is special. */
+static size_t string_text_end(const unsigned char *p, size_t i, size_t n, bool *high)
+{
+    while (i < n) {
+        if (n - i >= 8) {
+            uint64_t x, q, b;
+            memcpy(&x, p + i, 8);
+            q = x ^ ('"' * ONES);
+            b = x ^ ('\\' * ONES);
+            /* a byte below 0x20, a quote or a backslash: the lowest one
+             * flagged is one (bytes above it may be false alarms) */
+            uint64_t special =
+                (((x - 0x20 * ONES) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+            if (!special) {
+                *high |= (x & HIGHS) != 0;
+                i += 8;
+                continue;
+            }
+            unsigned k = (unsigned)__builtin_ctzll(special) >> 3; /* plain bytes before it */
+            *high |= (x & HIGHS & ((1ull << (8 * k)) - 1)) != 0;
+            i += k;
+        }
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *high |= c >= 0x80;
+            i++;
+            continue;
+        }
+        if (c == '"') return i;
+        if (c != '\\' || ++i >= n) return SIZE_MAX;
+        switch (p[i]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            break;
+        case 'u': {
+            long cp = hex4(p + i + 1, n - i - 1);
+            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return SIZE_MAX;
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (n - i - 1 < 6 || p[i + 1] != '\\' || p[i + 2] != 'u') return SIZE_MAX;
+                long lo = hex4(p + i + 3, n - i - 3);
+                if (lo < 0xdc00 || lo > 0xdfff) return SIZE_MAX;
+                i += 6;
+            }
+            break;
+        }
+        default:
+            return SIZE_MAX;
+        }
+        i++;
+    }
+    return n;
+}
+
+/* What SL_V_ESCAPED and SL_FF_KEY_ESCAPED promise (decision 0046): text the
+ * writers may copy between JSON quotes as it is: strict JSON string text,
+ * no bare quote, valid UTF-8. */
+static bool escaped_text_ok(sl_slice s)
+{
+    bool high = false;
+    return string_text_end((const unsigned char *)s.p, 0, s.n, &high) == s.n &&
+           (!high || sl_utf8_valid(s.p, s.n));
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A JSON number, nothing around it. */
+static bool number_ok(sl_slice v)
+{
+    const char *p = v.p, *e = v.p + v.n;
+    if (p < e && *p == '-') p++;
+    if (p == e || !is_digit(*p)) return false;
+    if (*p++ != '0')
+        while (p < e && is_digit(*p)) p++;
+    if (p < e && *p == '.') {
+        if (++p == e || !is_digit(*p)) return false;
+        while (p < e && is_digit(*p)) p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        if (++p < e && (*p == '+' || *p == '-')) p++;
+        if (p == e || !is_digit(*p)) return false;
+        while (p < e && is_digit(*p)) p++;
+    }
+    return p == e;
+}
+
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    return i;
+}
+
+/* The string whose opening quote is p[i]: the index past its closing
+ * quote, or 0 when it is not strict JSON string text. */
+static size_t scan_string(const char *p, size_t i, size_t n)
+{
+    bool high = false;
+    size_t end = string_text_end((const unsigned char *)p, i + 1, n, &high);
+    if (end >= n || (high && !sl_utf8_valid(p + i + 1, end - i - 1))) return 0;
+    return end + 1;
+}
+
+static bool is_number_byte(char c)
+{
+    return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* Nested values this short are walked here: starting the json step's SIMD
+ * validator per value cost more than the walk (benchmarks/RESULTS.md,
+ * "Hostile spool contents"). Longer ones go to it. fuzz_spool holds the
+ * two to the same answers. */
+#define NESTED_SHORT 256
+
+/* One JSON value, p[0..n) with n < NESTED_SHORT (so depth < 128): the
+ * grammar of RFC 8259 with strings, numbers and literals as above. */
+static bool short_json_ok(const char *p, size_t n)
+{
+    bool object[NESTED_SHORT / 2]; /* per open container: an object (else an array) */
+    size_t depth = 0, i = 0;
+    enum { VALUE, KEY, AFTER } want = VALUE;
+    for (;;) {
+        i = skip_ws(p, i, n);
+        if (want == KEY) { /* a member: "key" : value */
+            if (i >= n || p[i] != '"' || !(i = scan_string(p, i, n))) return false;
+            i = skip_ws(p, i, n);
+            if (i >= n || p[i] != ':') return false;
+            i++;
+            want = VALUE;
+            continue;
+        }
+        if (want == AFTER) { /* a value ended */
+            if (depth == 0) return i == n;
+            if (i >= n) return false;
+            if (p[i] == ',') {
+                i++;
+                want = object[depth - 1] ? KEY : VALUE;
+            } else if (p[i] == (object[depth - 1] ? '}' : ']')) {
+                i++;
+                depth--;
+            } else
+                return false;
+            continue;
+        }
+        if (i >= n) return false;
+        char c = p[i];
+        want = AFTER;
+        if (c == '{' || c == '[') {
+            if (depth == sizeof object / sizeof *object) return false;
+            object[depth++] = c == '{';
+            i = skip_ws(p, i + 1, n);
+            if (i < n && p[i] == (c == '{' ? '}' : ']'))
+                i++, depth--; /* empty */
+            else
+                want = c == '{' ? KEY : VALUE;
+        } else if (c == '"') {
+            if (!(i = scan_string(p, i, n))) return false;
+        } else if (c == '-' || is_digit(c)) {
+            size_t start = i;
+            while (i < n && is_number_byte(p[i])) i++;
+            if (!number_ok((sl_slice){p + start, i - start})) return false;
+        } else if (c == 't' && n - i >= 4 && !memcmp(p + i, "true", 4)) {
+            i += 4;
+        } else if (c == 'f' && n - i >= 5 && !memcmp(p + i, "false", 5)) {
+            i += 5;
+        } else if (c == 'n' && n - i >= 4 && !memcmp(p + i, "null", 4)) {
+            i += 4;
+        } else
+            return false;
+    }
+}
+
+/* A nested object or array, validated. Depth up to the most a json step
+ * may be configured to take: what an honest agent spooled always reads. */
+static bool nested_ok(sl_slice v, char open, char close)
+{
+    static const sl_json_opts deepest = {.max_depth = SL_JSON_MAX_DEPTH};
+    if (v.n < 2 || v.p[0] != open || v.p[v.n - 1] != close) return false;
+    if (v.n < NESTED_SHORT) return short_json_ok(v.p, v.n);
+    return sl_json_validate(v.p, v.n, &deepest, NULL) == SL_OK;
+}
+
+/* Whether a value's text is what its type promises the writers, which copy
+ * every type but SL_V_STRING (and a key without SL_FF_KEY_ESCAPED) into
+ * JSON as it is (shipper/recjson.c, shipper/loki_encode.c, `spool export`).
+ * A parser made it so; a checksum only says the bytes are what was written,
+ * not that an encoder wrote them (decision 0054). */
+static inline bool value_ok(uint8_t type, sl_slice v)
+{
+    switch (type) {
+    case SL_V_STRING:
+        return true;
+    case SL_V_ESCAPED:
+        return escaped_text_ok(v);
+    case SL_V_NUMBER:
+        return number_ok(v);
+    case SL_V_TRUE:
+        return sl_slice_eq(v, "true", 4);
+    case SL_V_FALSE:
+        return sl_slice_eq(v, "false", 5);
+    case SL_V_NULL:
+        return sl_slice_eq(v, "null", 4);
+    case SL_V_OBJECT:
+        return nested_ok(v, '{', '}');
+    case SL_V_ARRAY:
+        return nested_ok(v, '[', ']');
+    }
+    return false;
+}
+
+bool sl_spool_value_ok(uint8_t type, sl_slice v)
+{
+    return value_ok(type, v);
+}
+
+/* Plain strings and keys (most fields) cost one test. */
+static inline bool field_text_ok(const sl_field *f)
+{
+    if (__builtin_expect(f->type == SL_V_STRING && !(f->flags & SL_FF_KEY_ESCAPED), 1)) return true;
+    if ((f->flags & SL_FF_KEY_ESCAPED) && !escaped_text_ok(f->key)) return false;
+    return value_ok(f->type, f->val);
+}
+
 static bool cur_field(rcur *c, sl_field *f, sl_slice line)
 {
     f->key = cur_str_in(c, NULL, line);
     f->val = cur_str_in(c, NULL, line);
     const uint8_t *tf = cur_take(c, 2);
-    if (!tf || tf[0] < SL_V_STRING || tf[0] > SL_V_ARRAY) {
+    if (!tf || tf[0] < SL_V_STRING || tf[0] > SL_V_ARRAY || (tf[1] & SL_FF_REMOVED)) {
         c->bad = true;
         return false;
     }
     f->type = tf[0];
-    f->flags = tf[1] & (uint8_t)~SL_FF_VERBATIM; /* a promise of the parser, not the file's */
+    f->flags = tf[1] & FIELD_FLAGS_KEPT; /* VERBATIM: a promise of the parser, not the file's */
+    if (!field_text_ok(f)) {
+        c->bad = true;
+        return false;
+    }
     return true;
 }
 
@@ -192,7 +476,8 @@ static void *dec_alloc(sl_batch *b, size_t n, int *rc)
 }
 
 /* Builds a batch over raw, which lives in chunk (the batch keeps it). */
-int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **out)
+int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, int64_t tmin, int64_t tmax,
+                        sl_batch **out)
 {
     rcur c = {(const uint8_t *)chunk->data, n, 0, false};
     uint32_t nrec = cur_u32(&c), nlab = cur_u32(&c);
@@ -230,10 +515,14 @@ int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **o
         int64_t t = (int64_t)cur_u64(&c);
         uint32_t flags = cur_u32(&c), nf = cur_u32(&c);
         sl_slice line = cur_str(&c, NULL);
-        if (c.bad || nf > (n - c.off) / MIN_FIELD_BYTES) goto fail;
+        /* The header's time range is what `spool export --since/--until`
+         * skips entries by: a record outside it would be skipped unseen. */
+        if (c.bad || nf > (n - c.off) / MIN_FIELD_BYTES || t < tmin || t > tmax ||
+            (flags & SL_RF_DROPPED))
+            goto fail;
         sl_record *r = sl_batch_add(b, line, t, 0);
         if (!r) goto fail;
-        r->flags = flags & ~(uint32_t)SL_RF_LINE_UTF8; /* never trusted from disk */
+        r->flags = flags & RECORD_FLAGS_KEPT;
         if (nf) {
             if (!(r->fields = dec_alloc(b, (size_t)nf * sizeof *r->fields, &rc))) goto fail;
             r->cap_fields = nf;

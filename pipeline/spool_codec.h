@@ -48,7 +48,17 @@ static inline uint64_t get_u64(const uint8_t *p)
 int sl_spool_encode_batch(sl_buf *raw, const sl_batch *b, uint32_t *nrec, int64_t *tmin,
                           int64_t *tmax);
 /* Decodes n bytes of chunk (a decompressed payload) into a new batch that
- * holds a reference to chunk; expect is the header's record count. */
-int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, sl_batch **out);
+ * holds a reference to chunk; expect, tmin and tmax are the header's record
+ * count and time range. SL_ECORRUPT for a payload no encoder writes: bad
+ * layout, a record outside the range, a field whose text is not what its
+ * type promises (decision 0054). */
+int sl_spool_decode_raw(sl_chunk *chunk, size_t n, uint32_t expect, int64_t tmin, int64_t tmax,
+                        sl_batch **out);
+
+/* Whether v is what a value of type (enum sl_value_type) promises the
+ * JSON writers, which copy every type but SL_V_STRING as it is: strict
+ * JSON string text for SL_V_ESCAPED, one JSON number, literal, object or
+ * array for the others (decision 0054). */
+bool sl_spool_value_ok(uint8_t type, sl_slice v);
 
 #endif

@@ -129,7 +129,10 @@ int sl_spool_iterate(const char *dir, const sl_spool_iter_opts *o, sl_spool_reco
     bool damaged;
     iter_ctx c = {o ? o : &none, sl_spool_read_cursor(dir, &damaged), fn, arg, ZSTD_createDCtx()};
     if (!c.dctx) return sl_errf(err, SL_ENOMEM, "out of memory");
-    int rc = scan_dir(dir, iterate_entry, &c, NULL, NULL, NULL, err);
+    sl_spool_info info = {0};
+    int rc = scan_dir(dir, iterate_entry, &c, &info, NULL, NULL, err);
+    /* (scan_dir counts a damaged cursor too: no entry was skipped for it) */
+    if (o && o->damaged) *o->damaged += info.corrupt - (damaged && info.corrupt ? 1 : 0);
     ZSTD_freeDCtx(c.dctx);
     return rc;
 }

@@ -77,15 +77,19 @@ static void leave_segment(sl_spool *s)
     s->roff = 0;
 }
 
-static void count_damage(sl_spool *s, uint64_t n, uint64_t at)
+/* reason: "framing" (bytes that are no valid entry: torn, flipped, cut) or
+ * "payload" (checksums hold, the payload does not decode or breaks what
+ * the encoder writes: decision 0054), so an operator can tell a disk's
+ * damage from contents written by something else. */
+static void count_damage(sl_spool *s, uint64_t n, uint64_t at, const char *reason)
 {
     sl_metric_add(s->m_corrupt, n);
     uint64_t skipped;
     if (sl_ratelimit_ok(&s->rl_read, &skipped))
         sl_log(SL_LOG_WARN, "spool_corrupt_entries",
                "sink=%s segment=%020" PRIu64 ".seg offset=%" PRIu64 " damaged_entries=%" PRIu64
-               " repeated=%" PRIu64,
-               s->sink, s->rseg, at, n, skipped);
+               " reason=%s repeated=%" PRIu64,
+               s->sink, s->rseg, at, n, reason, skipped);
 }
 
 void sl_spool_requeue(sl_spool *s, sl_batch *b)
@@ -187,7 +191,7 @@ int sl_spool_next(sl_spool *s, sl_batch **out)
             uint64_t end = got ? e.off : size;
             count_damage(s,
                          sl_spool_region_entries(s->rlast, got ? e.seq : next_first, end - bad_at),
-                         bad_at);
+                         bad_at, "framing");
         }
         if (!got) continue;
         uint64_t prev_last = s->rlast;
@@ -214,7 +218,7 @@ int sl_spool_next(sl_spool *s, sl_batch **out)
         sl_spool_update_gauges_locked(s);
         pthread_mutex_unlock(&s->mu);
         if (d != SL_OK) {
-            count_damage(s, 1, e.off);
+            count_damage(s, 1, e.off, "payload");
             continue;
         }
         if (wrc == SL_ENOMEM) { /* hand it out later */

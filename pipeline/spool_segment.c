@@ -102,9 +102,13 @@ static bool rd_entry_at(segrd *r, uint64_t off, entry *e)
     e->rawlen = get_u32(h + 40);
     uint32_t pcrc = get_u32(h + 44);
     bool packed = e->flags & (FLAG_ZSTD | FLAG_LZ4);
+    /* The time range is what the writer computed from the records: in
+     * order, and 0..0 without records (decision 0054); `spool ls|stat`
+     * report it and `cat|export --since/--until` skip entries by it. */
     if ((e->flags & ~(FLAG_ZSTD | FLAG_LZ4)) || e->flags == (FLAG_ZSTD | FLAG_LZ4) ||
         get_u16(h + 6) != 0 || e->plen > SL_SPOOL_MAX_PAYLOAD || e->rawlen > SL_SPOOL_MAX_PAYLOAD ||
-        (!packed && e->rawlen != e->plen))
+        (!packed && e->rawlen != e->plen) || e->tmin > e->tmax ||
+        (e->records == 0 && (e->tmin || e->tmax)))
         return false;
     const uint8_t *p = segrd_get(r, off + HDR, e->plen);
     return p && crc_ok(p, e->plen, pcrc);
@@ -194,7 +198,7 @@ int sl_spool_decode_entry(segrd *r, const entry *e, ZSTD_DCtx *dctx, sl_batch **
     } else if (e->plen)
         memcpy(c->data, p, e->plen);
     c->len = e->rawlen;
-    if (rc == SL_OK) rc = sl_spool_decode_raw(c, e->rawlen, e->records, out);
+    if (rc == SL_OK) rc = sl_spool_decode_raw(c, e->rawlen, e->records, e->tmin, e->tmax, out);
     sl_chunk_unref(c);
     return rc;
 }

@@ -243,6 +243,50 @@ static void test_cli(void **st)
     assert_int_equal(values, 100000);
     json_decref(body);
 
+    /* A tampered entry (checksums valid, an escaped value with a bare
+     * quote: decision 0054): export skips it and says so, its JSON holds
+     * nothing the entry injected, verify fails. */
+    char seed[4096], segp[4200];
+    snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus/spool/hostile_escaped_quote.seg", sl_t_src());
+    size_t seed_n;
+    char *seed_img = sl_t_read_file(seed, &seed_n);
+    assert_non_null(seed_img);
+    snprintf(segp, sizeof segp, "%s/spool/lk/10000000000000000000.seg", r.data);
+    assert_int_equal(sl_t_write_file(segp, seed_img, seed_n), 0);
+    free(seed_img);
+    char *tampered[] = {bin,  "spool", "export", "-c",    r.cfg, "--sink",
+                        "lk", "--all", "-o",     cat_out, NULL};
+    assert_int_equal(run_cli(tampered, out), 0);
+    assert_true(file_has(out, "1 damaged entry skipped"));
+    assert_true(summary_records(out) >= 100000);
+    assert_false(sl_t_file_has(cat_out, "injected"));
+    char *verify_lk[] = {bin, "spool", "verify", "-c", r.cfg, "--sink", "lk", NULL};
+    assert_int_equal(run_cli(verify_lk, out), 1);
+    assert_true(file_has(out, "CORRUPT"));
+    unlink(segp);
+    /* A label whose key holds a JSON escape (k\u0041) is Loki's label kA,
+     * not a key with a backslash. */
+    snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus/spool/hostile_ok_types.seg", sl_t_src());
+    seed_img = sl_t_read_file(seed, &seed_n);
+    assert_non_null(seed_img);
+    assert_int_equal(sl_t_write_file(segp, seed_img, seed_n), 0);
+    free(seed_img);
+    char *push_all[] = {bin,     "spool",    "export",    "-c", r.cfg,   "--sink", "lk",
+                        "--all", "--format", "loki-push", "-o", cat_out, NULL};
+    assert_int_equal(run_cli(push_all, out), 0);
+    body = json_load_file(cat_out, 0, &jerr);
+    assert_non_null(body);
+    streams = json_object_get(body, "streams");
+    bool escaped_key = false;
+    for (size_t i = 0; i < json_array_size(streams); i++) {
+        json_t *labels = json_object_get(json_array_get(streams, i), "stream");
+        const char *v = json_string_value(json_object_get(labels, "kA"));
+        escaped_key |= v && !strcmp(v, "v");
+    }
+    assert_true(escaped_key);
+    json_decref(body);
+    unlink(segp);
+
     /* Compressed output: to a file yes, to a terminal never. */
     char *z[] = {bin, "spool", "cat", "-c", r.cfg, "--zstd", "-o", cat_out, NULL};
     assert_int_equal(run_cli(z, out), 0);

@@ -15,9 +15,14 @@
 #include <cmocka.h>
 
 #include "core/batch.h"
+#include "core/buf.h"
+#include "core/crc32c.h"
 #include "core/err.h"
 #include "core/metrics.h"
+#include "parsers/json.h"
 #include "pipeline/spool.h"
+#include "pipeline/spool_codec.h"
+#include "shipper/recjson.h"
 #include "tests/helpers.h"
 
 #define T0 1700000000000000000LL /* record times: T0 + id */
@@ -195,7 +200,8 @@ static void test_roundtrip(void **st)
     /* SL_RF_LINE_UTF8 on a line that is not: the decoder must not keep it. */
     r2->flags = SL_RF_INVALID_UTF8 | SL_RF_TRUNCATED | SL_RF_LINE_UTF8;
     sl_record_add_field(b, r2, SL_SLICE_LIT("t"), SL_SLICE_LIT("true"), SL_V_TRUE);
-    sl_record_add_field(b, r2, SL_SLICE_LIT(""), SL_SLICE_LIT(""), SL_V_NULL);
+    /* (a value's text is what its type says: decision 0054) */
+    sl_record_add_field(b, r2, SL_SLICE_LIT(""), SL_SLICE_LIT("null"), SL_V_NULL);
     sl_batch_add(b, SL_SLICE_LIT(""), 0, 40);
     int64_t before = metric("sluice_spool_written_records_total", "rt");
     append1(s, b);
@@ -858,6 +864,462 @@ static void test_format_v2_line_refs(void **st)
     free(img);
 }
 
+/* ---- decision 0054: an entry with valid checksums is still hostile ---- */
+
+/* b serialised by the codec's own writer, raw (the payload before the
+ * entry header) for a test to patch. */
+static void encode_raw(const sl_batch *b, sl_buf *raw, uint32_t *nrec, int64_t *tmin, int64_t *tmax)
+{
+    sl_buf_init(raw, 0);
+    assert_int_equal(sl_spool_encode_batch(raw, b, nrec, tmin, tmax), SL_OK);
+}
+
+/* One uncompressed entry around raw, with both checksums right: what the
+ * reader sees from a writer that meant it. */
+static uint8_t *entry_image(const sl_buf *raw, uint32_t nrec, int64_t tmin, int64_t tmax, size_t *n)
+{
+    *n = SL_SPOOL_ENTRY_HDR + raw->len;
+    uint8_t *h = calloc(1, *n);
+    assert_non_null(h);
+    memcpy(h, "\x93SLE", 4);
+    h[4] = 2; /* format */
+    put_u64(h + 8, 1);
+    put_u64(h + 16, (uint64_t)tmin);
+    put_u64(h + 24, (uint64_t)tmax);
+    put_u32(h + 32, nrec);
+    put_u32(h + 36, (uint32_t)raw->len);
+    put_u32(h + 40, (uint32_t)raw->len);
+    memcpy(h + SL_SPOOL_ENTRY_HDR, raw->p, raw->len);
+    put_u32(h + 44, sl_crc32c(0, h + SL_SPOOL_ENTRY_HDR, raw->len));
+    put_u32(h + 48, sl_crc32c(0, h, SL_SPOOL_ENTRY_HDR - 4));
+    return h;
+}
+
+/* A batch of one record "hostile line" whose fields (and labels) are given. */
+static sl_batch *one_record(const sl_field *fields, uint32_t nf, const sl_field *labels,
+                            uint32_t nl)
+{
+    sl_batch *b = sl_batch_new(1);
+    assert_non_null(b);
+    assert_int_equal(sl_batch_set_names(b, "app", "/var/log/app.log"), SL_OK);
+    if (nl) assert_int_equal(sl_batch_set_labels(b, labels, nl), SL_OK);
+    sl_record *r = sl_batch_add(b, SL_SLICE_LIT("hostile line"), T0, 1);
+    assert_non_null(r);
+    for (uint32_t i = 0; i < nf; i++) {
+        sl_field *f = sl_record_add_field(b, r, fields[i].key, fields[i].val, fields[i].type);
+        assert_non_null(f);
+        f->flags = fields[i].flags;
+    }
+    return b;
+}
+
+/* What verify and the live reader make of the one-entry image of b (raw
+ * patched by patch when given): entries decoded, entries damaged. Every
+ * decoded record must render as valid JSON. */
+typedef void (*raw_patch_fn)(sl_buf *raw, int64_t *tmin, int64_t *tmax);
+
+static void expect_image(sl_batch *b, raw_patch_fn patch, bool valid)
+{
+    sl_buf raw;
+    uint32_t nrec;
+    int64_t tmin, tmax;
+    encode_raw(b, &raw, &nrec, &tmin, &tmax);
+    sl_batch_unref(b);
+    if (patch) patch(&raw, &tmin, &tmax);
+    size_t n;
+    uint8_t *img = entry_image(&raw, nrec, tmin, tmax, &n);
+    sl_buf_free(&raw);
+    sl_spool_seg_info si;
+    assert_int_equal(sl_spool_verify_bytes(img, n, 1, &si), SL_OK);
+    assert_int_equal(si.entries, valid ? 1 : 0);
+    assert_int_equal(si.corrupt, valid ? 0 : 1);
+
+    /* The live reader: handed out, or counted and skipped. */
+    char *dir;
+    sl_spool *s = seed_spool((const char *)img, n, "hostile", &dir);
+    int64_t before = metric("sluice_spool_corrupt_entries_total", "hostile");
+    sl_batch *got = NULL;
+    /* The reader's log line, from stderr. */
+    char *logp = sl_t_path(dir, "stderr.log");
+    int logfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), saved = dup(2);
+    assert_true(logfd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(logfd, 2);
+    int rc = sl_spool_next(s, &got);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(logfd);
+    bool logged =
+        sl_t_file_has(logp, "event=spool_corrupt_entries") && sl_t_file_has(logp, "reason=payload");
+    free(logp);
+    assert_true(logged == !valid);
+    if (valid) {
+        assert_int_equal(rc, SL_OK);
+        for (uint32_t i = 0; i < got->nrecords; i++) {
+            sl_buf out;
+            sl_buf_init(&out, 0);
+            assert_true(sl_recjson_append(&out, got, &got->records[i], SL_RJ_ALL) >= 0);
+            sl_json_opts deepest = {.max_depth = SL_JSON_MAX_DEPTH};
+            assert_int_equal(sl_json_validate(out.p, out.len, &deepest, NULL), SL_OK);
+            sl_buf_free(&out);
+        }
+        sl_batch_done(got);
+    } else {
+        assert_int_not_equal(rc, SL_OK);
+        assert_int_equal(metric("sluice_spool_corrupt_entries_total", "hostile") - before, 1);
+    }
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+    free(img);
+}
+
+/* An entry whose header the reader refuses before decoding: damage that
+ * open's scan counts, never handed out. */
+static void expect_framing(sl_batch *b, raw_patch_fn patch)
+{
+    sl_buf raw;
+    uint32_t nrec;
+    int64_t tmin, tmax;
+    encode_raw(b, &raw, &nrec, &tmin, &tmax);
+    sl_batch_unref(b);
+    patch(&raw, &tmin, &tmax);
+    size_t n;
+    uint8_t *img = entry_image(&raw, nrec, tmin, tmax, &n);
+    sl_buf_free(&raw);
+    sl_spool_seg_info si;
+    assert_int_equal(sl_spool_verify_bytes(img, n, 1, &si), SL_OK);
+    assert_int_equal(si.entries, 0);
+    assert_int_equal(si.corrupt, 1);
+    int64_t before = metric("sluice_spool_corrupt_entries_total", "framing");
+    char *dir;
+    sl_spool *s = seed_spool((const char *)img, n, "framing", &dir);
+    assert_int_equal(metric("sluice_spool_corrupt_entries_total", "framing") - before, 1);
+    sl_batch *got;
+    assert_int_equal(sl_spool_next(s, &got), SL_ENOENT);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+    free(img);
+}
+
+#define FIELD(k, v, t, fl) ((sl_field){SL_SLICE_LIT(k), SL_SLICE_LIT(v), (t), (fl)})
+
+/* A field whose text breaks its type's promise: every writer would copy
+ * it into JSON as it is (an injected member, a broken document). */
+static void test_hostile_value_types(void **st)
+{
+    (void)st;
+    const sl_field bad[] = {
+        FIELD("n", "1,\"injected\":true", SL_V_NUMBER, 0),
+        FIELD("n", "", SL_V_NUMBER, 0),
+        FIELD("n", "01", SL_V_NUMBER, 0),
+        FIELD("n", "1.", SL_V_NUMBER, 0),
+        FIELD("n", "-", SL_V_NUMBER, 0),
+        FIELD("n", "1e", SL_V_NUMBER, 0),
+        FIELD("n", "NaN", SL_V_NUMBER, 0),
+        FIELD("t", "", SL_V_TRUE, 0),
+        FIELD("t", "true}", SL_V_TRUE, 0),
+        FIELD("f", "fals", SL_V_FALSE, 0),
+        FIELD("z", "null ,\"x\":1", SL_V_NULL, 0),
+        FIELD("o", "{\"a\":1}}", SL_V_OBJECT, 0),
+        FIELD("o", "{\"a\":", SL_V_OBJECT, 0),
+        FIELD("o", "[1]", SL_V_OBJECT, 0),
+        FIELD("a", "{}", SL_V_ARRAY, 0),
+        FIELD("a", "[1,]", SL_V_ARRAY, 0),
+        FIELD("a", "[\"\xff\"]", SL_V_ARRAY, 0),
+        FIELD("e", "a\",\"x\":\"y", SL_V_ESCAPED, 0),
+        FIELD("e", "a\\", SL_V_ESCAPED, 0),
+        FIELD("e", "\\x41", SL_V_ESCAPED, 0),
+        FIELD("e", "\\u12", SL_V_ESCAPED, 0),
+        FIELD("e", "\\ud800", SL_V_ESCAPED, 0),
+        FIELD("e", "\\ud800\\u0041", SL_V_ESCAPED, 0),
+        FIELD("e", "\\udc00", SL_V_ESCAPED, 0),
+        FIELD("e", "tab\there", SL_V_ESCAPED, 0),
+        FIELD("e", "\xc3", SL_V_ESCAPED, 0),
+        FIELD("e", "\xed\xa0\x80", SL_V_ESCAPED, 0),
+        FIELD("k\"}", "v", SL_V_STRING, SL_FF_KEY_ESCAPED),
+        FIELD("k\\q", "v", SL_V_STRING, SL_FF_KEY_ESCAPED),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        print_message("field %zu: type %d '%.*s'\n", i, bad[i].type, (int)bad[i].val.n,
+                      bad[i].val.p);
+        expect_image(one_record(&bad[i], 1, NULL, 0), NULL, false);
+        /* The same as one of the input's static labels. */
+        expect_image(one_record(NULL, 0, &bad[i], 1), NULL, false);
+    }
+    /* Deeper than any json step may be configured to take. */
+    size_t depth = SL_JSON_MAX_DEPTH + 1;
+    char *deep = malloc(2 * depth);
+    assert_non_null(deep);
+    memset(deep, '[', depth);
+    memset(deep + depth, ']', depth);
+    sl_field f = {SL_SLICE_LIT("deep"), {deep, 2 * depth}, SL_V_ARRAY, 0};
+    expect_image(one_record(&f, 1, NULL, 0), NULL, false);
+    /* As deep as a value of a line a json step took may be (the line's
+     * object is one level, the record's "fields" another): honest. */
+    f.val.p = deep + 3, f.val.n -= 6;
+    expect_image(one_record(&f, 1, NULL, 0), NULL, true);
+    free(deep);
+}
+
+/* What parsers hand over is still read, of every type. */
+static void test_honest_value_types(void **st)
+{
+    (void)st;
+    const sl_field good[] = {
+        FIELD("n", "0", SL_V_NUMBER, 0),
+        FIELD("n", "-12.5e+10", SL_V_NUMBER, 0),
+        FIELD("n", "3E-2", SL_V_NUMBER, 0),
+        FIELD("t", "true", SL_V_TRUE, 0),
+        FIELD("f", "false", SL_V_FALSE, 0),
+        FIELD("z", "null", SL_V_NULL, 0),
+        FIELD("o", "{\"a\":[1,{\"b\":null}],\"c\":\"\\u00e9\"}", SL_V_OBJECT, 0),
+        FIELD("a", "[]", SL_V_ARRAY, 0),
+        FIELD("e", "q\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0041\\ud83d\\ude00 \xc3\xa9", SL_V_ESCAPED, 0),
+        FIELD("e", "", SL_V_ESCAPED, 0),
+        FIELD("k\\u00e9", "v", SL_V_STRING, SL_FF_KEY_ESCAPED),
+        FIELD("raw\"key\x01\xff", "raw \"value\" \x01\xff", SL_V_STRING, 0),
+    };
+    uint32_t n = sizeof good / sizeof *good;
+    for (uint32_t i = 0; i < n; i++) {
+        print_message("field %u: type %d '%.*s'\n", i, good[i].type, (int)good[i].val.n,
+                      good[i].val.p);
+        expect_image(one_record(&good[i], 1, &good[i], 1), NULL, true);
+    }
+    expect_image(one_record(good, n, good, n), NULL, true);
+}
+
+/* A field value longer than its record's line that lies just above the
+ * line in memory was written as a reference past the line's end (the
+ * bound wrapped), so an honest batch came back as a damaged entry: its
+ * records lost on replay. Through the real writer and reader. */
+static void test_value_longer_than_line(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("spool-longval");
+    sl_spool *s = open_spool(dir, "longval", 0, 0);
+    sl_batch *b = sl_batch_new(1);
+    assert_non_null(b);
+    static const char src[] = "ok, and a value that runs on past the line";
+    char *text = sl_arena_dup(&b->arena, src, sizeof src - 1);
+    sl_record *r = sl_batch_add(b, (sl_slice){text, 2}, T0, 1);
+    assert_non_null(
+        sl_record_add_field(b, r, SL_SLICE_LIT("msg"), (sl_slice){text + 1, 40}, SL_V_STRING));
+    int64_t before = metric("sluice_spool_corrupt_entries_total", "longval");
+    append1(s, b);
+    sl_batch *d = NULL;
+    assert_int_equal(sl_spool_next(s, &d), SL_OK);
+    assert_int_equal(metric("sluice_spool_corrupt_entries_total", "longval"), before);
+    assert_true(sl_slice_eq(d->records[0].line, "ok", 2));
+    assert_true(sl_slice_eq(d->records[0].fields[0].val, src + 1, 40));
+    sl_batch_done(d);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* The seeds of tools/spool_seed_hostile.py, built by hand from the layout
+ * with valid checksums: each hostile one is one damaged entry; the one of
+ * every type reads, its unknown flag bits cleared. */
+static void test_hostile_seeds(void **st)
+{
+    (void)st;
+    static const char *hostile[] = {
+        "hostile_number.seg",        "hostile_escaped_quote.seg", "hostile_lone_surrogate.seg",
+        "hostile_escaped_utf8.seg",  "hostile_key_escaped.seg",   "hostile_literal.seg",
+        "hostile_object.seg",        "hostile_label_escaped.seg", "hostile_dropped.seg",
+        "hostile_removed_label.seg", "hostile_time_range.seg",    "hostile_time_inverted.seg",
+    };
+    sl_spool_seg_info si;
+    size_t n;
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        char *img = read_seed(hostile[i], &n);
+        assert_non_null(img);
+        assert_int_equal(sl_spool_verify_bytes(img, n, 1, &si), SL_OK);
+        if (si.entries != 0 || si.corrupt != 1) fail_msg("%s: read as valid", hostile[i]);
+        free(img);
+    }
+    char *img = read_seed("hostile_ok_types.seg", &n);
+    assert_non_null(img);
+    char *dir;
+    sl_spool *s = seed_spool(img, n, "oktypes", &dir);
+    sl_batch *b;
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    const sl_record *r = &b->records[0];
+    assert_int_equal(r->flags, 0x1ff & ~SL_RF_DROPPED);
+    assert_int_equal(r->nfields, 9);
+    assert_int_equal(r->fields[7].flags, SL_FF_KEY_ESCAPED | SL_FF_LABEL);
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    assert_true(sl_recjson_append(&out, b, r, SL_RJ_ALL) >= 0);
+    assert_int_equal(sl_json_validate(out.p, out.len, NULL, NULL), SL_OK);
+    sl_buf_free(&out);
+    sl_batch_done(b);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+    free(img);
+}
+
+/* Where in raw the bytes of needle start (they must be there once). */
+static size_t find_in(const sl_buf *raw, const char *needle)
+{
+    const char *p = memmem(raw->p, raw->len, needle, strlen(needle));
+    assert_non_null(p);
+    return (size_t)(p - raw->p);
+}
+
+/* A record's flags lie 12 bytes before its line: time, flags, fields, length. */
+static void patch_dropped(sl_buf *raw, int64_t *tmin, int64_t *tmax)
+{
+    (void)tmin, (void)tmax;
+    size_t at = find_in(raw, "hostile line") - 12;
+    put_u32((uint8_t *)raw->p + at, SL_RF_DROPPED);
+}
+
+static void patch_unknown_record_flags(sl_buf *raw, int64_t *tmin, int64_t *tmax)
+{
+    (void)tmin, (void)tmax;
+    size_t at = find_in(raw, "hostile line") - 12;
+    put_u32((uint8_t *)raw->p + at, 0xffffffffu & ~(uint32_t)SL_RF_DROPPED);
+}
+
+static void patch_time_after(sl_buf *raw, int64_t *tmin, int64_t *tmax)
+{
+    (void)raw;
+    *tmin = *tmax = T0 - 1; /* the record (T0) lies outside what the header says */
+}
+
+static void patch_time_inverted(sl_buf *raw, int64_t *tmin, int64_t *tmax)
+{
+    (void)raw;
+    *tmin = T0 + 1, *tmax = T0 - 1;
+}
+
+static void patch_time_before(sl_buf *raw, int64_t *tmin, int64_t *tmax)
+{
+    (void)raw;
+    *tmin = *tmax = T0 + 1;
+}
+
+/* A dropped record (never written: a sink would skip it unseen), a time
+ * outside the header's range (export --since/--until skip entries by it),
+ * a removed field: damaged entries. Flags this version does not keep are
+ * cleared. */
+static void test_hostile_flags_and_times(void **st)
+{
+    (void)st;
+    sl_field f = FIELD("k", "v", SL_V_STRING, 0);
+    expect_image(one_record(&f, 1, NULL, 0), patch_dropped, false);
+    expect_image(one_record(&f, 1, NULL, 0), patch_time_after, false);
+    expect_image(one_record(&f, 1, NULL, 0), patch_time_before, false);
+    /* A header's range out of order, or set without records: `spool
+     * ls|stat` would report it. */
+    expect_framing(one_record(&f, 1, NULL, 0), patch_time_inverted);
+    sl_batch *empty = sl_batch_new(1);
+    assert_non_null(empty);
+    expect_image(empty, NULL, true);
+    empty = sl_batch_new(1);
+    assert_non_null(empty);
+    expect_framing(empty, patch_time_before);
+    sl_field removed = FIELD("job", "x", SL_V_STRING, SL_FF_LABEL | SL_FF_REMOVED);
+    expect_image(one_record(NULL, 0, &removed, 1), NULL, false);
+
+    /* Unknown bits and SL_FF_VERBATIM (a parser's promise) go. */
+    sl_field odd = FIELD("k", "a\"b", SL_V_STRING, SL_FF_LABEL | SL_FF_VERBATIM | 0xe0);
+    sl_buf raw;
+    uint32_t nrec;
+    int64_t tmin, tmax;
+    sl_batch *b = one_record(&odd, 1, NULL, 0);
+    encode_raw(b, &raw, &nrec, &tmin, &tmax);
+    sl_batch_unref(b);
+    patch_unknown_record_flags(&raw, &tmin, &tmax);
+    size_t n;
+    uint8_t *img = entry_image(&raw, nrec, tmin, tmax, &n);
+    char *dir;
+    sl_spool *s = seed_spool((const char *)img, n, "odd", &dir);
+    assert_int_equal(sl_spool_next(s, &b), SL_OK);
+    assert_int_equal(b->records[0].flags, 0x1ff & ~SL_RF_DROPPED);
+    assert_int_equal(b->records[0].fields[0].flags, SL_FF_LABEL);
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    assert_true(sl_recjson_append(&out, b, &b->records[0], SL_RJ_ALL) >= 0);
+    assert_int_equal(sl_json_validate(out.p, out.len, NULL, NULL), SL_OK);
+    sl_buf_free(&out);
+    sl_batch_done(b);
+    sl_spool_close(s);
+    sl_t_rmtree(dir);
+    free(dir);
+    free(img);
+    sl_buf_free(&raw);
+}
+
+/* `sluice spool export` reads through sl_spool_iterate: the hostile entry
+ * gives no record (it is counted by verify), the honest one beside it
+ * renders as valid JSON. */
+typedef struct export_acc {
+    uint64_t n;
+} export_acc;
+
+static int export_record(void *arg, const sl_batch *b, const sl_record *r, uint64_t seq)
+{
+    (void)seq;
+    export_acc *a = arg;
+    sl_buf out;
+    sl_buf_init(&out, 0);
+    assert_true(sl_recjson_append(&out, b, r, SL_RJ_ALL) >= 0);
+    assert_int_equal(sl_json_validate(out.p, out.len, NULL, NULL), SL_OK);
+    assert_null(memmem(out.p, out.len, "injected", 8));
+    sl_buf_free(&out);
+    a->n++;
+    return 0;
+}
+
+static void test_hostile_export(void **st)
+{
+    (void)st;
+    sl_field evil = FIELD("e", "x\",\"injected\":\"1", SL_V_ESCAPED, 0);
+    sl_field fine = FIELD("e", "x\\\"y", SL_V_ESCAPED, 0);
+    sl_buf raw;
+    uint32_t nrec;
+    int64_t tmin, tmax;
+    size_t n1, n2;
+    sl_batch *b = one_record(&evil, 1, NULL, 0);
+    encode_raw(b, &raw, &nrec, &tmin, &tmax);
+    sl_batch_unref(b);
+    uint8_t *bad = entry_image(&raw, nrec, tmin, tmax, &n1);
+    sl_buf_free(&raw);
+    b = one_record(&fine, 1, NULL, 0);
+    encode_raw(b, &raw, &nrec, &tmin, &tmax);
+    sl_batch_unref(b);
+    uint8_t *good = entry_image(&raw, nrec, tmin, tmax, &n2);
+    sl_buf_free(&raw);
+    put_u64(good + 8, 2);
+    put_u32(good + 48, sl_crc32c(0, good, SL_SPOOL_ENTRY_HDR - 4));
+    char *dir = sl_t_tmpdir("spool-export");
+    char *seg = sl_t_path(dir, "00000000000000000001.seg");
+    assert_int_equal(sl_t_write_file(seg, bad, n1), 0);
+    assert_int_equal(sl_t_append_file(seg, good, n2), 0);
+    export_acc acc = {0};
+    sl_err err;
+    uint64_t damaged = 0;
+    sl_spool_iter_opts io = {.damaged = &damaged};
+    assert_int_equal(sl_spool_iterate(dir, &io, export_record, &acc, &err), SL_OK);
+    assert_int_equal(acc.n, 1);
+    assert_int_equal(damaged, 1);
+    sl_spool_info info;
+    assert_int_equal(sl_spool_inspect(dir, true, &info, NULL, NULL, &err), SL_OK);
+    assert_int_equal(info.entries, 1);
+    assert_int_equal(info.corrupt, 1);
+    sl_t_rmtree(dir);
+    free(dir);
+    free(seg);
+    free(bad);
+    free(good);
+}
+
 /* Decision 0031: new entries are LZ4 blocks (flag bit 1), zstd entries an
  * earlier version wrote are still read, in one spool and one segment list;
  * entries built ahead (sl_spool_prepare) append like batches; an LZ4 entry
@@ -949,6 +1411,12 @@ int main(void)
         cmocka_unit_test(test_format_conformance),
         cmocka_unit_test(test_format_v2_line_refs),
         cmocka_unit_test(test_codecs_mixed_and_prepared),
+        cmocka_unit_test(test_hostile_value_types),
+        cmocka_unit_test(test_honest_value_types),
+        cmocka_unit_test(test_hostile_flags_and_times),
+        cmocka_unit_test(test_hostile_export),
+        cmocka_unit_test(test_value_longer_than_line),
+        cmocka_unit_test(test_hostile_seeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

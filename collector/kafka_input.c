@@ -1047,7 +1047,7 @@ bad:
  * each free (trim threshold 128 KiB, raised only as far as the largest
  * mmap freed so far): every fetch faults in and zeroes its pages again.
  * Kept in the arenas: a third fewer page faults, ~6 % less CPU per GB of
- * Kafka -> Loki (median of 18 paired rounds) and ~10-30 MiB more peak RSS
+ * Kafka -> Loki (median of 18 paired rounds) and ~10-40 MiB more peak RSS
  * (benchmarks/kafka_input.py, decision 0051). A process-wide setting, made
  * once by the first kafka input; memory freed below the high-water mark
  * stays mapped for reuse, so RSS stays near its peak after a burst. An

@@ -33,7 +33,11 @@ count only the records that arrived between the 10 % and the 90 % marks
 Loki sink waits its `max_batch_wait`, 1 s, in every path alike); "last
 10 %" is how long the end took. CPU: utime+stime
 of the agent process (all threads, /proc/PID/stat) at that moment, per GB of
-message bytes; peak RSS: VmHWM. The receiver's and the mock cluster's CPU
+message bytes ("bulk CPU": only what it used between the 10 % and 90 %
+marks, per GB of the records that arrived between them: the steady state's
+cost, without the start-up and the end); page faults: the agent's minor
+faults per MB of messages (pages touched fresh: memory the allocator took
+from the kernel again); peak RSS: VmHWM. The receiver's and the mock cluster's CPU
 are reported too (either may be the bottleneck).
 
 Usage: benchmarks/kafka_input.py [BUILD_DIR]
@@ -46,8 +50,10 @@ FILE`, writing one line per entry; default BUILD/tests/loki-receiver),
 SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file,drain),
 SLUICE_KIN_BASE (another sluice binary, e.g. a build of the commit before a
 change: adds (a0), kafka -> Loki with it, interleaved with the others),
-SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki run
-under `perf record -g -p PID`, and its report there).
+SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki and
+one more file -> Loki run under `perf record -g -p PID`, and their reports
+in PERF/kafka_loki and PERF/file_loki: report.txt by symbol, threads.txt by
+thread and library).
 Exit status 1 when a run failed (never because a figure is slow)."""
 import os
 import re
@@ -76,6 +82,16 @@ SLUICE = os.path.join(BUILD, "cli", "sluice")
 BASE = os.environ.get("SLUICE_KIN_BASE", "")
 TIMEOUT = 600
 FAILED = []
+
+
+def minor_faults(pid):
+    """Minor page faults of a live process so far (pages it touched for the
+    first time: fresh heap or mmap memory); nan once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[7])
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
 
 
 def wait_listening(port, proc, timeout=30):
@@ -175,7 +191,8 @@ ruleset(name="r") {{
         return dict(secs=float(vals["last"]), first=float(vals["first"]),
                     cpu=ru.ru_utime + ru.ru_stime, rss=ru.ru_maxrss / 1024,
                     rx_cpu=float("nan"), mock_cpu=cpu_s(mock.pid) - mock_cpu0,
-                    bulk=float("nan"), tail=float("nan"))
+                    bulk=float("nan"), bulk_cpu=float("nan"), tail=float("nan"),
+                    faults=ru.ru_minflt)
 
     def run(self, scenario, rnd, mock, perf_dir=None):
         """One run of scenario; a dict of figures, or None when it failed."""
@@ -200,25 +217,18 @@ ruleset(name="r") {{
                 cmd = self.sluice_cmd(d, self.kafka_input(group), self.file_sink(out))
             else:
                 cmd = self.rsyslog_cmd(d, out, group)
+            if perf_dir:
+                # perf runs the agent (attached with -p once it ran, it
+                # missed the whole of a short file -> Loki run on a loaded
+                # machine); stop() ends perf, which ends the agent.
+                cmd = ["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-o",
+                       os.path.join(perf_dir, "perf.data"), "--"] + cmd
             os.sync()  # an earlier run's output is not written back while this one is timed
             rx_cpu0 = cpu_s(rx.pid) if rx else 0.0
             mock_cpu0 = cpu_s(mock.pid)
             t0 = time.monotonic()
             agent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(d, "agent.err"), "wb"))
-            perf = None
-            if perf_dir:
-                # Attached once the agent runs its own binary (perf's
-                # per-thread events on a pid still forking recorded nothing).
-                while agent.poll() is None and os.path.realpath(f"/proc/{agent.pid}/exe") != \
-                        os.path.realpath(cmd[0]):
-                    time.sleep(0.005)
-                time.sleep(0.1)
-                perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-o",
-                                         os.path.join(perf_dir, "perf.data"), "-p",
-                                         str(agent.pid)],
-                                        stdout=subprocess.DEVNULL,
-                                        stderr=open(os.path.join(perf_dir, "perf.err"), "wb"))
             counter = LineCounter(out)
             t_first = t10 = t90 = None
             try:
@@ -227,9 +237,9 @@ ruleset(name="r") {{
                     if t_first is None and counter.n:
                         t_first = now
                     if t10 is None and counter.n >= LINES // 10:
-                        t10, n10 = now, counter.n
+                        t10, n10, cpu10 = now, counter.n, cpu_s(agent.pid)
                     if t90 is None and counter.n >= LINES * 9 // 10:
-                        t90, n90 = now, counter.n
+                        t90, n90, cpu90 = now, counter.n, cpu_s(agent.pid)
                     if agent.poll() is not None:
                         raise RuntimeError(f"agent exited with {agent.returncode}")
                     if time.monotonic() - t0 > TIMEOUT:
@@ -239,22 +249,23 @@ ruleset(name="r") {{
                 if t_first is None:
                     t_first = t0 + secs
                 if t10 is None or t90 is None or t90 - t10 < 0.05:
-                    bulk = float("nan")  # too fast to see between two looks
+                    bulk = bulk_cpu = float("nan")  # too fast to see between two looks
                 else:
                     bulk = (n90 - n10) / (t90 - t10)
-                cpu, rss = cpu_s(agent.pid), hwm_mib(agent.pid)
+                    # CPU s per GB of the records between the marks (the
+                    # corpus' lines are alike: bytes in proportion).
+                    bulk_cpu = (cpu90 - cpu10) / ((n90 - n10) / LINES * self.nbytes / 1e9)
+                cpu, rss, faults = cpu_s(agent.pid), hwm_mib(agent.pid), minor_faults(agent.pid)
                 rx_cpu = cpu_s(rx.pid) - rx_cpu0 if rx else float("nan")
                 mock_cpu = cpu_s(mock.pid) - mock_cpu0
                 time.sleep(0.5)  # duplicates show as extras
                 if counter.count() != LINES:
                     raise RuntimeError(f"{counter.n} records at the destination, {LINES} sent")
             finally:
-                if perf:
-                    perf.send_signal(signal.SIGINT)
-                    perf.wait(60)
-                stop(agent)
+                stop(agent, 60 if perf_dir else 20)
             return dict(secs=secs, first=t_first - t0, cpu=cpu, rss=rss, rx_cpu=rx_cpu,
-                        mock_cpu=mock_cpu, bulk=bulk, tail=secs - (t90 - t0 if t90 else secs))
+                        mock_cpu=mock_cpu, bulk=bulk, bulk_cpu=bulk_cpu, faults=faults,
+                        tail=secs - (t90 - t0 if t90 else secs))
         except (RuntimeError, OSError) as e:
             FAILED.append(f"{scenario} round {rnd}: {e} (logs in {d})")
             print(f"FAILED {scenario} round {rnd}: {e}", file=sys.stderr, flush=True)
@@ -313,7 +324,8 @@ def main():
                 if r:
                     print(f"  round {rnd + 1} {NAMES[s]:30s} {LINES / r['secs']:10,.0f} rec/s "
                           f"{nbytes / 1e6 / r['secs']:7.1f} MB/s {r['cpu'] / (nbytes / 1e9):6.2f} "
-                          f"CPU s/GB, bulk {r['bulk']:,.0f} rec/s ({r['secs']:.1f} s, first record "
+                          f"CPU s/GB, bulk {r['bulk']:,.0f} rec/s {r['bulk_cpu']:.2f} CPU s/GB "
+                          f"({r['secs']:.1f} s, first record "
                           f"at {r['first']:.1f} s, last 10 % took {r['tail']:.1f} s; "
                           f"receiver {r['rx_cpu']:.1f} CPU s, mock {r['mock_cpu']:.1f} CPU s) "
                           f"load {os.getloadavg()[0]:.1f}", flush=True)
@@ -323,19 +335,21 @@ def main():
             if len(ok) != RUNS:
                 continue
             m = {k: statistics.median(r[k] for r in ok) for k in
-                 ("secs", "first", "cpu", "rss", "rx_cpu", "mock_cpu", "bulk", "tail")}
+                 ("secs", "first", "cpu", "rss", "rx_cpu", "mock_cpu", "bulk", "bulk_cpu",
+                  "tail", "faults")}
             m["steady"] = statistics.median(LINES / max(r["secs"] - r["first"], 1e-3) for r in ok)
             med[s] = m
         print(f"\nmedians of {RUNS} ({LINES:,} records, {nbytes / 1e6:.1f} MB; load now "
               f"{os.getloadavg()[0]:.1f})\n")
-        print("| path | records/s | MB/s | steady records/s | bulk records/s | CPU s/GB | "
-              "peak RSS MiB | first record s | last 10 % s | receiver CPU s | mock CPU s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| path | records/s (whole run) | MB/s | steady records/s | bulk records/s | CPU s/GB | "
+              "bulk CPU s/GB | peak RSS MiB | page faults / MB | first record s | last 10 % s | "
+              "receiver CPU s | mock CPU s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s, m in med.items():
             print(f"| {NAMES[s]} | {LINES / m['secs']:,.0f} | {nbytes / 1e6 / m['secs']:.1f} | "
                   f"{m['steady']:,.0f} | {m['bulk']:,.0f} | {m['cpu'] / (nbytes / 1e9):.2f} | "
-                  f"{m['rss']:.1f} | {m['first']:.1f} | {m['tail']:.1f} | {m['rx_cpu']:.1f} | "
-                  f"{m['mock_cpu']:.1f} |")
+                  f"{m['bulk_cpu']:.2f} | {m['rss']:.1f} | {m['faults'] / (nbytes / 1e6):.0f} | "
+                  f"{m['first']:.1f} | {m['tail']:.1f} | {m['rx_cpu']:.1f} | {m['mock_cpu']:.1f} |")
         print()
 
         def ratio(x, y, goal):
@@ -344,7 +358,8 @@ def main():
                 print(f"{NAMES[x]} / {NAMES[y]}: records/s {c['secs'] / a['secs']:.2f}x, "
                       f"steady {a['steady'] / c['steady']:.2f}x, bulk "
                       f"{a['bulk'] / c['bulk']:.2f}x, CPU s/GB "
-                      f"{a['cpu'] / c['cpu']:.2f}x (goal {goal})")
+                      f"{a['cpu'] / c['cpu']:.2f}x (bulk {a['bulk_cpu'] / c['bulk_cpu']:.2f}x) "
+                      f"(goal {goal})")
 
         ratio("kafka_loki", "file_loki", ">= 0.7x records/s")
         ratio("kafka_loki_base", "file_loki", "the same, with SLUICE_KIN_BASE")
@@ -353,14 +368,22 @@ def main():
         ratio("kafka_loki", "rsyslog", "none; Loki sink against omfile")
         ratio("drain", "rsyslog", "none; the most any librdkafka consumer gets against imkafka")
         ratio("kafka_file", "drain", "none; what the kafka input and file sink keep of the floor")
-        if PERF and "kafka_loki" in order:
-            os.makedirs(PERF, exist_ok=True)
-            if b.run("kafka_loki", "perf", mock, perf_dir=PERF):
-                with open(os.path.join(PERF, "report.txt"), "w") as f:
-                    subprocess.run(["perf", "report", "-i", os.path.join(PERF, "perf.data"),
+        for s in ("kafka_loki", "file_loki") if PERF else ():
+            if s not in order:
+                continue
+            pdir = os.path.join(PERF, s)
+            os.makedirs(pdir, exist_ok=True)
+            if b.run(s, "perf", mock, perf_dir=pdir):
+                with open(os.path.join(pdir, "report.txt"), "w") as f:
+                    subprocess.run(["perf", "report", "-i", os.path.join(pdir, "perf.data"),
                                     "--stdio", "--no-children", "--percent-limit", "0.5"],
                                    stdout=f, stderr=subprocess.DEVNULL)
-                print(f"perf: {PERF}/report.txt")
+                with open(os.path.join(pdir, "threads.txt"), "w") as f:
+                    subprocess.run(["perf", "report", "-i", os.path.join(pdir, "perf.data"),
+                                    "--stdio", "--no-children", "-g", "none", "--sort",
+                                    "pid,dso", "--percent-limit", "0.3"],
+                                   stdout=f, stderr=subprocess.DEVNULL)
+                print(f"perf: {pdir}/report.txt, {pdir}/threads.txt (per thread and library)")
     finally:
         if mock:
             stop(mock)

@@ -670,7 +670,12 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
         r->flags |= SL_RF_PARSE_ERROR;
         sl_metric_inc(in->m_decode_errors);
     }
-    if (sl_utf8_valid_prefix(r->line.p, r->line.n) != r->line.n) r->flags |= SL_RF_INVALID_UTF8;
+    /* Checked once here: a sink trusts SL_RF_LINE_UTF8 instead of checking
+     * again (decision 0055); a line that is not valid is repaired there. */
+    if (sl_utf8_valid_prefix(r->line.p, r->line.n) != r->line.n)
+        r->flags |= SL_RF_INVALID_UTF8;
+    else
+        r->flags |= SL_RF_LINE_UTF8;
     if (*in->key_field && m->key) {
         sl_slice k = {in->key_field, strlen(in->key_field)};
         sl_slice kv = copy(in, m->key, m->key_len, &ok);

@@ -58,7 +58,8 @@ enum sl_record_flags {
     SL_RF_FRAMED = 1 << 8,        /* container framing already parsed the line (collector/
                                    * container_frame.h): the cri/docker step clears it */
     /* line is known valid UTF-8: set by the json parser on a record whose
-     * whole line it parsed (stage 1 validated every byte), so a sink need
+     * whole line it parsed (stage 1 validated every byte) and by an input
+     * that checked the line (kafka), so a sink need
      * not check it again. Whoever changes line clears it; the spool's
      * decoder masks it (bytes read back are not trusted). */
     SL_RF_LINE_UTF8 = 1 << 9,

@@ -782,6 +782,80 @@ static void test_backlog_tail_sent_at_once(void **st)
     free(out), free(dir);
 }
 
+/* Hostile bytes in message values (`format: raw`): the input checks each
+ * line's UTF-8 once and marks it, and the Loki sink trusts a valid mark
+ * instead of checking again (decision 0055). Whatever the value held, Loki
+ * receives valid UTF-8: valid lines byte for byte, the others repaired with
+ * U+FFFD, each record once. */
+static void test_hostile_utf8_reaches_loki_valid(void **st)
+{
+    static const char *const kinds[] = {
+        "ok id=%d h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9d\x84\x9e", /* valid, 2-4 byte sequences */
+        "bad id=%d \xff\xfe end",                              /* never valid bytes */
+        "overlong id=%d \xc0\xaf end",                         /* overlong '/' */
+        "surrogate id=%d \xed\xa0\x80 end",                    /* a UTF-16 surrogate */
+        "cut id=%d \xe2\x9c",                                  /* a sequence cut at the end */
+    };
+    const int per_kind = 200, nkinds = (int)(sizeof kinds / sizeof *kinds);
+    cluster c;
+    cluster_start(&c);
+    char line[128];
+    for (int i = 0; i < per_kind * nkinds; i++) {
+        int k = snprintf(line, sizeof line, kinds[i % nkinds], i);
+        assert_int_equal(rd_kafka_producev(c.producer, RD_KAFKA_V_TOPIC("logs"),
+                                           RD_KAFKA_V_PARTITION((int32_t)(i % PARTITIONS)),
+                                           RD_KAFKA_V_VALUE(line, (size_t)k),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(c.producer, 30000), 0);
+    sl_lr_opts lo = {0};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agg a;
+    agg_init(st, &a, "kafka-in-utf8", c.boot, sl_lr_port(lr), "raw", "{memory_max: 4MiB}");
+    agg_start(&a);
+    want w = {lr, (uint64_t)(per_kind * nkinds)};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+
+    sl_lr_stats lst;
+    sl_lr_get_stats(lr, &lst);
+    assert_int_equal(lst.invalid_utf8, 0);
+    assert_int_equal(lst.entries, (uint64_t)(per_kind * nkinds));
+    char *seen = calloc((size_t)(per_kind * nkinds), 1);
+    assert_non_null(seen);
+    int exact = 0, repaired = 0;
+    for (size_t e = 0; e < sl_lr_nentries(lr); e++) {
+        const sl_lr_entry *en = sl_lr_entry_at(lr, e);
+        const char *id = memmem(en->line, en->line_n, "id=", 3);
+        assert_non_null(id);
+        int i = atoi(id + 3);
+        assert_true(i >= 0 && i < per_kind * nkinds);
+        assert_int_equal(seen[i], 0);
+        seen[i] = 1;
+        int k = snprintf(line, sizeof line, kinds[i % nkinds], i);
+        if (i % nkinds == 0) {
+            assert_int_equal(en->line_n, (size_t)k);
+            assert_memory_equal(en->line, line, (size_t)k);
+            exact++;
+        } else {
+            assert_non_null(memmem(en->line, en->line_n, "\xef\xbf\xbd", 3));
+            repaired++;
+        }
+    }
+    fprintf(stderr, "hostile UTF-8 from Kafka: %d valid lines byte for byte, %d repaired\n", exact,
+            repaired);
+    assert_int_equal(exact, per_kind);
+    assert_int_equal(repaired, per_kind * (nkinds - 1));
+    free(seen);
+    agg_free(&a);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
@@ -793,6 +867,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_topics_regex, root_setup, root_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_wakeups, root_setup, root_teardown),
         cmocka_unit_test_setup_teardown(test_backlog_tail_sent_at_once, root_setup, root_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_utf8_reaches_loki_valid, root_setup,
+                                        root_teardown),
     };
     return sl_t_run_tests(tests);
 }

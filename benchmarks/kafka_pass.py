@@ -20,28 +20,20 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import file_json_config  # noqa: E402
+
 sl, km, src, nlines, extra = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 wrap = sys.argv[6:]  # e.g. perf record ... --
 d = tempfile.mkdtemp(prefix="kp", dir=os.environ.get("TMPDIR", "/tmp"))
-os.makedirs(d + "/in"); os.link(src, d + "/in/app.log")
 tally = d + "/tally"
 mock = subprocess.Popen([km, "--brokers", "3", "--partitions", "32", "--expect", str(nlines),
                          "--tally", tally, "--timeout", "300"], stdout=subprocess.PIPE,
                         stderr=open(d + "/mock.err", "wb"))
 boot = mock.stdout.readline().decode().strip()
 extra = extra.replace("\\n", "\n")
-cfg = d + "/c.yml"
-open(cfg, "w").write(f"""data_dir: {d}/data
-log: {{ level: warn }}
-inputs:
-  - name: app
-    type: file
-    paths: ["{d}/in/*.log"]
-    start_at: beginning
-    parse:
-      - json: {{}}
-sinks:
-  - name: kafka
+cfg = file_json_config(d, src, f"""  - name: kafka
     type: kafka
     brokers: "{boot}"
     topic: logs

@@ -12,20 +12,14 @@ import os
 import struct
 import sys
 
-MAGIC = bytes([0x93, 0x53, 0x4C, 0x45])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spool_layout import MAGIC, crc32c  # noqa: E402
+
 V_STRING, V_ESCAPED, V_NUMBER, V_TRUE, V_FALSE, V_NULL, V_OBJECT, V_ARRAY = range(1, 9)
 FF_KEY_ESCAPED, FF_LABEL, FF_REMOVED, FF_VERBATIM = 1, 2, 8, 16
 RF_DROPPED = 16
 T = 1700000000000000000
 
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 
 def s(text):

@@ -6,21 +6,16 @@ points past the end of its line and must be counted as damaged. Unit tests
 read it back (tests/unit/test_spool.c) and the fuzzer starts from it.
 
   python3 tools/spool_seed_v2.py [OUT]"""
+import os
 import struct
 import sys
 
-MAGIC = bytes([0x93, 0x53, 0x4C, 0x45])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spool_layout import MAGIC, crc32c  # noqa: E402
+
 REF = 0x80000000
 V_STRING, V_NUMBER, FF_LABEL = 1, 3, 2
 
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 
 def s(text):

@@ -10,7 +10,7 @@
 
 static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, uint64_t end)
 {
-    sl_metric_add(in->m_lines, b->nrecords);
+    uint32_t nrecords = b->nrecords;
     if (sl_watermark_issue(t->wm, begin, end) != SL_OK) {
         sl_batch_unref(b);
         return SL_EINVAL;
@@ -22,6 +22,9 @@ static int flush_batch(file_input *in, tracked *t, sl_batch *b, uint64_t begin, 
     int rc = in->ctx->emit(in->ctx->emit_arg, b);
     pthread_mutex_lock(&in->mu);
     atomic_store(&in->emit_since_ns, 0);
+    /* Counted once handed on: a batch refused at a stop is read again by
+     * the next start and counted then, not twice. */
+    if (rc == SL_OK) sl_metric_add(in->m_lines, nrecords);
     return rc;
 }
 

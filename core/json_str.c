@@ -181,3 +181,75 @@ ptrdiff_t sl_json_unescape(const char *src, size_t n, char *dst, size_t cap)
     int rc = sl_json_unescape_to(src, n, dst, cap, SL_JSON_BAD_FAIL, &o);
     return rc == SL_OK ? (ptrdiff_t)o : rc;
 }
+
+#define STR_ONES  0x0101010101010101ull
+#define STR_HIGHS 0x8080808080808080ull
+
+/* Eight bytes at a time while none of them is special (a control byte, a
+ * quote, a backslash). */
+size_t sl_json_string_text_end(const char *text, size_t i, size_t n, bool *high)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    while (i < n) {
+        if (n - i >= 8) {
+            uint64_t x, q, b;
+            memcpy(&x, p + i, 8);
+            q = x ^ ('"' * STR_ONES);
+            b = x ^ ('\\' * STR_ONES);
+            /* a byte below 0x20, a quote or a backslash: the lowest one
+             * flagged is one (bytes above it may be false alarms) */
+            uint64_t special =
+                (((x - 0x20 * STR_ONES) & ~x) | ((q - STR_ONES) & ~q) | ((b - STR_ONES) & ~b)) &
+                STR_HIGHS;
+            if (!special) {
+                *high |= (x & STR_HIGHS) != 0;
+                i += 8;
+                continue;
+            }
+            unsigned k = (unsigned)__builtin_ctzll(special) >> 3; /* plain bytes before it */
+            *high |= (x & STR_HIGHS & ((1ull << (8 * k)) - 1)) != 0;
+            i += k;
+        }
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *high |= c >= 0x80;
+            i++;
+            continue;
+        }
+        if (c == '"') return i;
+        if (c != '\\' || ++i >= n) return SIZE_MAX;
+        switch (p[i]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            break;
+        case 'u': {
+            int32_t cp = sl_json_hex4(text + i + 1, n - i - 1);
+            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return SIZE_MAX;
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (n - i - 1 < 6 || p[i + 1] != '\\' || p[i + 2] != 'u') return SIZE_MAX;
+                int32_t lo = sl_json_hex4(text + i + 3, n - i - 3);
+                if (lo < 0xdc00 || lo > 0xdfff) return SIZE_MAX;
+                i += 6;
+            }
+            break;
+        }
+        default:
+            return SIZE_MAX;
+        }
+        i++;
+    }
+    return n;
+}
+
+bool sl_json_string_text_ok(const char *p, size_t n)
+{
+    bool high = false;
+    return sl_json_string_text_end(p, 0, n, &high) == n && (!high || sl_utf8_valid(p, n));
+}

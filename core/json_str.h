@@ -7,6 +7,7 @@
 #ifndef SLUICE_CORE_JSON_STR_H
 #define SLUICE_CORE_JSON_STR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,15 @@ int sl_json_unescape_to(const char *src, size_t n, char *dst, size_t cap, sl_jso
  * surrogate (as jansson), SL_EFULL when cap is too small (cap >= n always
  * suffices). */
 ptrdiff_t sl_json_unescape(const char *src, size_t n, char *dst, size_t cap);
+
+/* Strict JSON string text from text[i] on: JSON's escapes only, surrogates
+ * paired, no control byte. Returns the index of the first bare quote, or n
+ * when there is none; SIZE_MAX when the text breaks a rule. *high is set
+ * when a byte >= 0x80 was seen (the caller checks UTF-8). */
+size_t sl_json_string_text_end(const char *text, size_t i, size_t n, bool *high);
+/* True when p[0, n) can be written between JSON quotes as it is: strict
+ * JSON string text (above), no bare quote, valid UTF-8 (decision 0046). */
+bool sl_json_string_text_ok(const char *p, size_t n);
 
 /* ---- shared pieces ---- */
 

@@ -280,46 +280,10 @@ size_t sl_logfmt_unescape(sl_slice v, char *dst)
  * it, so the lazy SL_V_ESCAPED form and the unescaped one never differ. */
 static bool json_ready(sl_slice v)
 {
-    bool high = false;
-    for (size_t i = 0; i < v.n; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (c < 0x20) return false;
-        high |= c >= 0x80;
-        if (c == '"') return false;
-        if (c != '\\') continue;
-        if (++i >= v.n) return false;
-        switch (v.p[i]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            break;
-        case 'u': {
-            /* A lone surrogate is JSON's grammar but not Unicode: strict
-             * readers (this project's json step, jansson, serde) refuse
-             * the document, so it goes through sl_logfmt_unescape, which
-             * makes it U+FFFD. */
-            unsigned long cp, lo;
-            if (!hexn(v.p + i + 1, v.n - i - 1, 4, &cp) || (cp >= 0xdc00 && cp <= 0xdfff))
-                return false;
-            i += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (v.n - i - 1 < 6 || v.p[i + 1] != '\\' || v.p[i + 2] != 'u') return false;
-                if (!hexn(v.p + i + 3, v.n - i - 3, 4, &lo) || lo < 0xdc00 || lo > 0xdfff)
-                    return false;
-                i += 6;
-            }
-            break;
-        }
-        default:
-            return false;
-        }
-    }
-    return !high || sl_utf8_valid_prefix(v.p, v.n) == v.n;
+    /* A lone surrogate is JSON's grammar but not Unicode: strict readers
+     * (this project's json step, jansson, serde) refuse the document, so it
+     * goes through sl_logfmt_unescape, which makes it U+FFFD. */
+    return sl_json_string_text_ok(v.p, v.n);
 }
 
 int sl_logfmt_parse_record(sl_batch *b, sl_record *r, sl_slice in, sl_err *err)

@@ -188,102 +188,12 @@ static sl_slice cur_str(rcur *c, bool *absent)
     return cur_str_in(c, absent, (sl_slice){"", 0});
 }
 
-static int hexval(unsigned char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* The 4 hex digits of a \u escape at p (n bytes left); -1 when not. */
-static long hex4(const unsigned char *p, size_t n)
-{
-    if (n < 4) return -1;
-    long v = 0;
-    for (int i = 0; i < 4; i++) {
-        int d = hexval(p[i]);
-        if (d < 0) return -1;
-        v = v << 4 | d;
-    }
-    return v;
-}
-
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-/* Strict JSON string text from p[i] on: JSON's escapes only, surrogates
- * paired, no control byte. Returns the index of the first bare quote, or n
- * when there is none; SIZE_MAX when the text breaks a rule. *high is set
- * when a byte >= 0x80 was seen (the caller checks UTF-8). Eight bytes at a
- * time while none of them is special. */
-static size_t string_text_end(const unsigned char *p, size_t i, size_t n, bool *high)
-{
-    while (i < n) {
-        if (n - i >= 8) {
-            uint64_t x, q, b;
-            memcpy(&x, p + i, 8);
-            q = x ^ ('"' * ONES);
-            b = x ^ ('\\' * ONES);
-            /* a byte below 0x20, a quote or a backslash: the lowest one
-             * flagged is one (bytes above it may be false alarms) */
-            uint64_t special =
-                (((x - 0x20 * ONES) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
-            if (!special) {
-                *high |= (x & HIGHS) != 0;
-                i += 8;
-                continue;
-            }
-            unsigned k = (unsigned)__builtin_ctzll(special) >> 3; /* plain bytes before it */
-            *high |= (x & HIGHS & ((1ull << (8 * k)) - 1)) != 0;
-            i += k;
-        }
-        unsigned char c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *high |= c >= 0x80;
-            i++;
-            continue;
-        }
-        if (c == '"') return i;
-        if (c != '\\' || ++i >= n) return SIZE_MAX;
-        switch (p[i]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            break;
-        case 'u': {
-            long cp = hex4(p + i + 1, n - i - 1);
-            if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return SIZE_MAX;
-            i += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (n - i - 1 < 6 || p[i + 1] != '\\' || p[i + 2] != 'u') return SIZE_MAX;
-                long lo = hex4(p + i + 3, n - i - 3);
-                if (lo < 0xdc00 || lo > 0xdfff) return SIZE_MAX;
-                i += 6;
-            }
-            break;
-        }
-        default:
-            return SIZE_MAX;
-        }
-        i++;
-    }
-    return n;
-}
-
 /* What SL_V_ESCAPED and SL_FF_KEY_ESCAPED promise (decision 0046): text the
  * writers may copy between JSON quotes as it is: strict JSON string text,
  * no bare quote, valid UTF-8. */
 static bool escaped_text_ok(sl_slice s)
 {
-    bool high = false;
-    return string_text_end((const unsigned char *)s.p, 0, s.n, &high) == s.n &&
-           (!high || sl_utf8_valid(s.p, s.n));
+    return sl_json_string_text_ok(s.p, s.n);
 }
 
 static bool is_digit(char c)
@@ -322,7 +232,7 @@ static size_t skip_ws(const char *p, size_t i, size_t n)
 static size_t scan_string(const char *p, size_t i, size_t n)
 {
     bool high = false;
-    size_t end = string_text_end((const unsigned char *)p, i + 1, n, &high);
+    size_t end = sl_json_string_text_end(p, i + 1, n, &high);
     if (end >= n || (high && !sl_utf8_valid(p + i + 1, end - i - 1))) return 0;
     return end + 1;
 }

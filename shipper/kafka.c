@@ -33,12 +33,6 @@
  * on their broker threads at once, decision 0052), and a burst touches every
  * partition. */
 #define SPREAD_RUN SL_KAFKA_SPREAD_RUN
-/* The headers' scan of a record's fields for labels is the first read of
- * fields the input thread wrote megabytes earlier: those of the record this
- * far ahead are fetched into the cache (at most FIELDS_PREFETCH bytes), as
- * the Loki encoder does (decision 0050). */
-#define FIELDS_AHEAD    4
-#define FIELDS_PREFETCH 1024
 
 struct kafka;
 
@@ -628,12 +622,8 @@ static void send_batch(kafka *s, sl_batch *b)
     sl_kafka_msg_batch(m, b);
     for (uint32_t i = 0; i < b->nrecords; i++) {
         const sl_record *r = &b->records[i];
-        if (m->headers && i + FIELDS_AHEAD < b->nrecords) {
-            const sl_record *ahead = &b->records[i + FIELDS_AHEAD];
-            const char *fp = (const char *)ahead->fields;
-            size_t fb = (size_t)ahead->nfields * sizeof *ahead->fields;
-            for (size_t o = 0; o < fb && o < FIELDS_PREFETCH; o += 64) __builtin_prefetch(fp + o);
-        }
+        if (m->headers && i + SL_RECORD_PREFETCH_AHEAD < b->nrecords)
+            sl_record_prefetch_fields(&b->records[i + SL_RECORD_PREFETCH_AHEAD]);
         if (r->flags & SL_RF_DROPPED) continue;
         if (!sl_kafka_msg_topic(m, r)) {
             count_drop(s, "invalid_topic", RD_KAFKA_RESP_ERR_NO_ERROR, 1);

@@ -433,13 +433,6 @@ static int add_line(sl_loki_req *q, uint32_t si, int64_t ts, const char *lp, siz
     return 1 << SL_LOKI_ADJ_LINE_SPLIT;
 }
 
-/* Records ahead whose fields are fetched into the cache while this one is
- * encoded: the input's thread wrote them long ago, and the first read of
- * their flags (label_sig) was three quarters of this function's time. */
-#define LOKI_FIELDS_AHEAD 4
-/* ... at most this many bytes of each one's fields (16 cache lines). */
-#define LOKI_FIELDS_PREFETCH 1024
-
 int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t count, sl_err *err)
 {
     const sl_loki_opts *o = q->o;
@@ -471,13 +464,8 @@ int sl_loki_req_add(sl_loki_req *q, const sl_batch *b, uint32_t first, uint32_t 
     q->nsig = q->sig_next = 0;
     for (uint32_t ri = first; ri < first + count; ri++) {
         const sl_record *r = &b->records[ri];
-        if (ri + LOKI_FIELDS_AHEAD < first + count) {
-            const sl_record *ahead = &b->records[ri + LOKI_FIELDS_AHEAD];
-            const char *fp = (const char *)ahead->fields;
-            size_t fb = (size_t)ahead->nfields * sizeof *ahead->fields;
-            for (size_t o = 0; o < fb && o < LOKI_FIELDS_PREFETCH; o += 64)
-                __builtin_prefetch(fp + o);
-        }
+        if (ri + SL_RECORD_PREFETCH_AHEAD < first + count)
+            sl_record_prefetch_fields(&b->records[ri + SL_RECORD_PREFETCH_AHEAD]);
         if (r->flags & SL_RF_DROPPED) continue;
         bool rbad = false;
         uint32_t si = base, adj = base_adj;

@@ -37,42 +37,30 @@ typedef struct filesink_conf {
     bool fsync_each;
 } filesink_conf;
 
+/* The keys of what is written, the same on stdout and in a file. */
+#define FILESINK_FORMAT_KEYS                                                                       \
+    {.name = "format",                                                                             \
+     .at = SL_CFG_AT(filesink_conf, format),                                                       \
+     .type = SL_KEY_ENUM,                                                                          \
+     .choices = "raw|json",                                                                        \
+     .def = "raw",                                                                                 \
+     .doc = "`raw` line or `json` record"},                                                        \
+    {                                                                                              \
+        .name = "json_line", .at = SL_CFG_AT(filesink_conf, json_line), .type = SL_KEY_ENUM,       \
+        .choices = "always|dedup", .def = "always",                                                \
+        .doc = "with `format: json`: `always` the record's `line`; `dedup` leaves it out when "    \
+               "`fields` is the line byte for byte (a JSON line the `json` step parsed, "          \
+               "unchanged), so the line is their text: about half the bytes (decision 0045)"       \
+    }
+
 static const sl_cfg_key stdout_keys[] = {
     SL_SINK_COMMON_KEYS,
-    {.name = "format",
-     .at = SL_CFG_AT(filesink_conf, format),
-     .type = SL_KEY_ENUM,
-     .choices = "raw|json",
-     .def = "raw",
-     .doc = "`raw` line or `json` record"},
-    {.name = "json_line",
-     .at = SL_CFG_AT(filesink_conf, json_line),
-     .type = SL_KEY_ENUM,
-     .choices = "always|dedup",
-     .def = "always",
-     .doc =
-         "with `format: json`: `always` the record's `line`; `dedup` leaves it out when `fields` "
-         "is the line byte for byte (a JSON line the `json` step parsed, unchanged), so the line "
-         "is their text: about half the bytes (decision 0045)"},
+    FILESINK_FORMAT_KEYS,
 };
 
 static const sl_cfg_key file_keys[] = {
     SL_SINK_COMMON_KEYS,
-    {.name = "format",
-     .at = SL_CFG_AT(filesink_conf, format),
-     .type = SL_KEY_ENUM,
-     .choices = "raw|json",
-     .def = "raw",
-     .doc = "`raw` line or `json` record"},
-    {.name = "json_line",
-     .at = SL_CFG_AT(filesink_conf, json_line),
-     .type = SL_KEY_ENUM,
-     .choices = "always|dedup",
-     .def = "always",
-     .doc =
-         "with `format: json`: `always` the record's `line`; `dedup` leaves it out when `fields` "
-         "is the line byte for byte (a JSON line the `json` step parsed, unchanged), so the line "
-         "is their text: about half the bytes (decision 0045)"},
+    FILESINK_FORMAT_KEYS,
     {.name = "path",
      .at = SL_CFG_AT(filesink_conf, path),
      .type = SL_KEY_STR,

@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,7 @@
 #include "core/fsutil.h"
 #include "core/utf8.h"
 
-#define CKPT_VERSION   1
-#define CKPT_MAX_BYTES (64u << 20)
+#define CKPT_VERSION 1
 
 uint64_t sl_fingerprint(const void *p, size_t n)
 {
@@ -110,44 +110,232 @@ void sl_ckpt_remove(sl_ckpt *c, size_t i)
     c->nslots = 0;
 }
 
-static int parse(const char *text, size_t len, sl_ckpt *c, sl_err *err)
+static size_t skip_ws(const char *s, size_t n, size_t i)
 {
-    json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
-    if (!root) return sl_errf(err, SL_ECORRUPT, "line %d: %s", je.line, je.text);
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+/* One past the JSON value that starts at s[i], found by walking strings
+ * and counting brackets (no grammar: jansson checks each entry); n when it
+ * does not end or nests deeper than any checkpoint does (NO_END). A
+ * scalar may end the text (n); a string or container may not. No allocation:
+ * only one entry at a time becomes a jansson tree, so a crafted file
+ * (`[0,0,0,...]` costs jansson ~20 bytes per byte) cannot take memory
+ * beyond SL_CKPT_MAX_ENTRY_BYTES' worth at once. */
+#define NO_END SIZE_MAX
+
+static size_t value_end(const char *s, size_t n, size_t i)
+{
+    size_t depth = 0;
+    for (; i < n; i++) {
+        char ch = s[i];
+        if (ch == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            if (i >= n) return NO_END;
+            if (depth == 0) return i + 1;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > 32) return NO_END;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0) return i; /* a scalar ended by its container */
+            if (--depth == 0) return i + 1;
+        } else if (depth == 0 &&
+                   (ch == ',' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')) {
+            return i;
+        }
+    }
+    return depth == 0 ? n : NO_END;
+}
+
+static bool key_is(const char *s, size_t a, size_t b, const char *key)
+{
+    size_t k = strlen(key);
+    return b - a == k + 2 && memcmp(s + a + 1, key, k) == 0;
+}
+
+/* A non-negative JSON integer member of f, or -1 when absent or not one. */
+static int64_t uint_member(json_t *f, const char *key)
+{
+    json_t *v = json_object_get(f, key);
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : -1;
+}
+
+/* Counts a dropped entry (i: its index in the file) under *count. */
+static void note_drop(size_t *count, char first[96], size_t i, const char *why)
+{
+    if ((*count)++ == 0) snprintf(first, 96, "entry %zu: %s", i, why);
+}
+
+/* Checks one entry against what the writer always writes; NULL when it
+ * holds, else why not. A path that is cut, empty, holds a NUL or climbs
+ * with `..` is no path the input could have read; fp_len past
+ * SL_CKPT_MAX_FP_BYTES would ask for more than the fingerprint reads. */
+static const char *decode_entry(json_t *f, sl_ckpt_entry *e)
+{
+    if (!json_is_object(f)) return "not an object";
+    json_t *jp = json_object_get(f, "path"), *jf = json_object_get(f, "fp");
+    if (!json_is_string(jp)) return "no path";
+    const char *path = json_string_value(jp);
+    size_t plen = json_string_length(jp);
+    if (plen == 0 || plen >= sizeof e->path || strlen(path) != plen)
+        return "path empty, too long or with a NUL";
+    for (const char *c = path; (c = strstr(c, "..")); c += 2)
+        if ((c == path || c[-1] == '/') && (c[2] == '/' || c[2] == '\0')) return "path with ..";
+    const char *fp = json_string_value(jf);
+    if (!fp || json_string_length(jf) != 16 || strspn(fp, "0123456789abcdef") != 16)
+        return "fp is not 16 hex digits";
+    int64_t dev = uint_member(f, "dev"), ino = uint_member(f, "ino"),
+            fp_len = uint_member(f, "fp_len"), off = uint_member(f, "offset"),
+            seen = uint_member(f, "seen"), size = uint_member(f, "size");
+    if (dev < 0 || ino < 0 || fp_len < 0 || off < 0 || seen < 0)
+        return "dev, ino, fp_len, offset or seen missing or not a non-negative integer";
+    if (json_object_get(f, "size") && size < 0) return "size not a non-negative integer";
+    if (fp_len > (int64_t)SL_CKPT_MAX_FP_BYTES) return "fp_len over 65536";
+    memcpy(e->path, path, plen + 1);
+    e->dev = (uint64_t)dev;
+    e->ino = (uint64_t)ino;
+    e->fp_len = (uint32_t)fp_len;
+    e->fp = strtoull(fp, NULL, 16);
+    e->offset = (uint64_t)off;
+    e->seen = seen;
+    e->size = size > 0 ? (uint64_t)size : 0; /* absent before 0015 */
+    return NULL;
+}
+
+/* Adds a decoded entry; a second one for the same file keeps the lower
+ * offset (read twice rather than skipped). */
+static int add_entry(sl_ckpt *c, const sl_ckpt_entry *e, size_t i)
+{
+    sl_ckpt_entry *old = sl_ckpt_find(c, e->dev, e->ino);
+    if (old) {
+        note_drop(&c->drops.duplicate, c->drops.first_duplicate, i,
+                  "a second entry for the same dev and ino");
+        if (e->offset < old->offset) *old = *e;
+        return SL_OK;
+    }
+    if (c->n >= SL_CKPT_MAX_ENTRIES) {
+        note_drop(&c->drops.over_limit, c->drops.first_over_limit, i, "more entries than 262144");
+        return SL_OK;
+    }
+    return sl_ckpt_put(c, e);
+}
+
+/* The files array from s[i] (its '['); returns the index after its ']'
+ * or n on damage. */
+static size_t parse_files(const char *s, size_t n, size_t i, sl_ckpt *c, int *rc, sl_err *err)
+{
+    i = skip_ws(s, n, i + 1);
+    if (i < n && s[i] == ']') return i + 1;
+    for (size_t k = 0;; k++) {
+        size_t end = i < n && s[i] == '{' ? value_end(s, n, i) : NO_END;
+        if (end == NO_END) {
+            *rc = sl_errf(err, SL_ECORRUPT, "entry %zu is not a complete object", k);
+            return n;
+        }
+        if (end - i > SL_CKPT_MAX_ENTRY_BYTES) {
+            note_drop(&c->drops.invalid, c->drops.first_invalid, k, "over 16 KiB");
+        } else {
+            json_error_t je;
+            json_t *f = json_loadb(s + i, end - i, 0, &je);
+            if (!f) {
+                *rc = sl_errf(err, SL_ECORRUPT, "entry %zu: %s", k, je.text);
+                return n;
+            }
+            sl_ckpt_entry e = {0};
+            const char *why = decode_entry(f, &e);
+            json_decref(f);
+            if (why) {
+                note_drop(&c->drops.invalid, c->drops.first_invalid, k, why);
+            } else if ((*rc = add_entry(c, &e, k)) != SL_OK) {
+                sl_errf(err, *rc, "out of memory");
+                return n;
+            }
+        }
+        i = skip_ws(s, n, end);
+        if (i < n && s[i] == ']') return i + 1;
+        if (i >= n || s[i] != ',') {
+            *rc = sl_errf(err, SL_ECORRUPT, "after entry %zu: expected , or ]", k);
+            return n;
+        }
+        i = skip_ws(s, n, i + 1);
+    }
+}
+
+/* {"version":1,"files":[...]}, members in any order and spacing (older
+ * writers used jansson); other members are skipped unread. */
+int sl_ckpt_parse(const char *s, size_t n, sl_ckpt *c, sl_err *err)
+{
     int rc = SL_OK;
-    json_t *files = json_object_get(root, "files");
-    if (json_integer_value(json_object_get(root, "version")) != CKPT_VERSION ||
-        !json_is_array(files)) {
-        rc = sl_errf(err, SL_ECORRUPT, "unknown version or layout");
+    bool version = false, files = false;
+    memset(&c->drops, 0, sizeof c->drops);
+    size_t i = skip_ws(s, n, 0);
+    if (i >= n || s[i] != '{') {
+        rc = sl_errf(err, SL_ECORRUPT, "not a JSON object");
         goto out;
     }
-    size_t i;
-    json_t *f;
-    json_array_foreach(files, i, f)
-    {
-        sl_ckpt_entry e = {0};
-        const char *path = json_string_value(json_object_get(f, "path"));
-        const char *fp = json_string_value(json_object_get(f, "fp"));
-        json_t *off = json_object_get(f, "offset");
-        if (!path || !fp || !json_is_integer(off) || json_integer_value(off) < 0) {
-            rc = sl_errf(err, SL_ECORRUPT, "entry %zu is incomplete", i);
-            goto out;
+    i = skip_ws(s, n, i + 1);
+    while (rc == SL_OK && i < n && s[i] != '}') {
+        size_t kend = s[i] == '"' ? value_end(s, n, i) : NO_END;
+        size_t v = kend != NO_END ? skip_ws(s, n, kend) : n;
+        if (v >= n || s[v] != ':') {
+            rc = sl_errf(err, SL_ECORRUPT, "bad member at byte %zu", i);
+            break;
         }
-        snprintf(e.path, sizeof e.path, "%s", path);
-        e.dev = (uint64_t)json_integer_value(json_object_get(f, "dev"));
-        e.ino = (uint64_t)json_integer_value(json_object_get(f, "ino"));
-        e.fp_len = (uint32_t)json_integer_value(json_object_get(f, "fp_len"));
-        e.fp = strtoull(fp, NULL, 16);
-        e.offset = (uint64_t)json_integer_value(off);
-        e.seen = json_integer_value(json_object_get(f, "seen"));
-        json_int_t size = json_integer_value(json_object_get(f, "size")); /* absent before 0015 */
-        e.size = size > 0 ? (uint64_t)size : 0;
-        if ((rc = sl_ckpt_put(c, &e)) != SL_OK) goto out;
+        v = skip_ws(s, n, v + 1);
+        size_t after;
+        if (key_is(s, i, kend, "files")) {
+            if (v >= n || s[v] != '[') {
+                rc = sl_errf(err, SL_ECORRUPT, "files is not an array");
+                break;
+            }
+            if (files) {
+                rc = sl_errf(err, SL_ECORRUPT, "files given twice");
+                break;
+            }
+            files = true;
+            after = parse_files(s, n, v, c, &rc, err);
+            if (rc != SL_OK) break;
+        } else {
+            after = value_end(s, n, v);
+            if (after == NO_END || after == v) {
+                rc = sl_errf(err, SL_ECORRUPT, "bad value at byte %zu", v);
+                break;
+            }
+            if (key_is(s, i, kend, "version")) {
+                char num[24];
+                size_t len = after - v;
+                if (len >= sizeof num || version) {
+                    rc = sl_errf(err, SL_ECORRUPT, "bad version");
+                    break;
+                }
+                memcpy(num, s + v, len);
+                num[len] = '\0';
+                if (strcmp(num, "1") != 0) {
+                    rc = sl_errf(err, SL_ECORRUPT, "unknown version %s", num);
+                    break;
+                }
+                version = true;
+            }
+        }
+        i = skip_ws(s, n, after);
+        if (i < n && s[i] == ',') {
+            i = skip_ws(s, n, i + 1);
+            if (i < n && s[i] == '}') rc = sl_errf(err, SL_ECORRUPT, "trailing comma");
+        } else if (i >= n || s[i] != '}') {
+            rc = sl_errf(err, SL_ECORRUPT, "expected , or } at byte %zu", i);
+        }
     }
+    if (rc == SL_OK && (i >= n || skip_ws(s, n, i + 1) != n))
+        rc = sl_errf(err, SL_ECORRUPT, "truncated, or bytes after the object");
+    if (rc == SL_OK && (!version || !files))
+        rc = sl_errf(err, SL_ECORRUPT, "unknown version or layout");
 out:
-    json_decref(root);
-    if (rc != SL_OK) sl_ckpt_free(c);
+    if (rc != SL_OK) {
+        sl_ckpt_drops d = c->drops;
+        sl_ckpt_free(c);
+        c->drops = d;
+    }
     return rc;
 }
 
@@ -158,24 +346,24 @@ int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
     *fell_back = 0;
     char *text;
     size_t len;
-    int rc = sl_read_state_file(path, CKPT_MAX_BYTES, &text, &len, err);
+    int rc = sl_read_state_file(path, SL_CKPT_MAX_BYTES, &text, &len, err);
     if (rc == SL_ENOENT) {
         /* A crash may have left only the previous generation. */
-        if (sl_read_state_file(prev, CKPT_MAX_BYTES, &text, &len, NULL) != SL_OK) return SL_OK;
+        if (sl_read_state_file(prev, SL_CKPT_MAX_BYTES, &text, &len, NULL) != SL_OK) return SL_OK;
         *fell_back = 1;
-        rc = parse(text, len, c, err);
+        rc = sl_ckpt_parse(text, len, c, err);
         free(text);
         return rc;
     }
     if (rc == SL_OK) {
-        rc = parse(text, len, c, err);
+        rc = sl_ckpt_parse(text, len, c, err);
         free(text);
         if (rc == SL_OK) return SL_OK;
     }
     sl_err perr;
-    if (sl_read_state_file(prev, CKPT_MAX_BYTES, &text, &len, &perr) != SL_OK) return rc;
+    if (sl_read_state_file(prev, SL_CKPT_MAX_BYTES, &text, &len, &perr) != SL_OK) return rc;
     *fell_back = 1;
-    rc = parse(text, len, c, err);
+    rc = sl_ckpt_parse(text, len, c, err);
     free(text);
     return rc;
 }
@@ -201,10 +389,10 @@ static char *put_key_int(char *o, const char *key, int64_t v)
  * second (issue 19). The same compact JSON, key for key; as before, an
  * entry whose path is not UTF-8 is left out (JSON cannot hold it; the
  * file is then read again from its start after a restart, never skipped). */
-int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
+int sl_ckpt_encode(const sl_ckpt *c, char **out, size_t *len, sl_err *err)
 {
     sl_buf b;
-    sl_buf_init(&b, CKPT_MAX_BYTES);
+    sl_buf_init(&b, SL_CKPT_MAX_BYTES);
     sl_buf_printf(&b, "{\"version\":%d,\"files\":[", CKPT_VERSION);
     bool first = true;
     for (size_t i = 0; i < c->n && !b.failed; i++) {
@@ -228,9 +416,23 @@ int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
         sl_buf_append(&b, num, (size_t)(o - num));
     }
     sl_buf_append(&b, "]}", 2);
-    int rc = b.failed ? sl_errf(err, SL_ENOMEM, "checkpoint: out of memory or over %u bytes",
-                                CKPT_MAX_BYTES)
-                      : sl_write_atomic(path, b.p, b.len, 1, err);
-    sl_buf_free(&b);
+    if (b.failed) {
+        sl_buf_free(&b);
+        return sl_errf(err, SL_ENOMEM, "checkpoint: out of memory or over %u bytes",
+                       SL_CKPT_MAX_BYTES);
+    }
+    *out = b.p;
+    *len = b.len;
+    return SL_OK;
+}
+
+int sl_ckpt_save(const char *path, const sl_ckpt *c, sl_err *err)
+{
+    char *text;
+    size_t len;
+    int rc = sl_ckpt_encode(c, &text, &len, err);
+    if (rc != SL_OK) return rc;
+    rc = sl_write_atomic(path, text, len, 1, err);
+    free(text);
     return rc;
 }

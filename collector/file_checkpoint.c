@@ -1,11 +1,75 @@
 /* The file input's checkpoint (collector/file_checkpoint.h). */
 #include "collector/file_checkpoint.h"
 
+#include <fnmatch.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "collector/file_discovery.h"
 #include "core/fsutil.h"
+
+/* Whether path lies in a folder one of the globs leads to: the folder of
+ * a glob matches the entry's folder the way glob(3) would (a `*` never
+ * crosses a `/` nor matches a leading dot, so never `..`). Rotated files
+ * that are looked for again (rescue) stay in the folder they were found
+ * in, so every entry the input wrote passes; an entry elsewhere would
+ * have the agent walk and read a folder the configuration never named. */
+static bool in_glob_folder(const file_input *in, const char *path)
+{
+    char pdir[1024];
+    snprintf(pdir, sizeof pdir, "%s", path);
+    const char *pd = dirname(pdir);
+    for (size_t g = 0; g < in->nglobs; g++) {
+        char gdir[1024];
+        snprintf(gdir, sizeof gdir, "%s", in->globs[g]);
+        if (fnmatch(dirname(gdir), pd, FNM_PATHNAME | FNM_PERIOD) == 0) return true;
+    }
+    return false;
+}
+
+/* Entries the load left out, and those outside the globs' folders: each
+ * file's position is forgotten, so a file still in the globs is read from
+ * its start (duplicates, never a skip). Counted by reason, one log line. */
+static void drop_foreign_entries(file_input *in)
+{
+    sl_ckpt_drops *d = &in->ckpt.drops;
+    size_t outside = 0;
+    char first_outside[1100] = "";
+    for (size_t i = 0; i < in->ckpt.n;) {
+        if (in_glob_folder(in, in->ckpt.e[i].path)) {
+            i++;
+            continue;
+        }
+        if (!outside++) snprintf(first_outside, sizeof first_outside, "%s", in->ckpt.e[i].path);
+        sl_ckpt_remove(&in->ckpt, i);
+    }
+    const struct {
+        const char *reason;
+        size_t n;
+        const char *first;
+    } counts[] = {{"invalid", d->invalid, d->first_invalid},
+                  {"duplicate", d->duplicate, d->first_duplicate},
+                  {"over_limit", d->over_limit, d->first_over_limit},
+                  {"outside_globs", outside, first_outside}};
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        char l[256];
+        sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", counts[k].reason);
+        sl_metric *m = sl_counter("sluice_checkpoint_entries_dropped_total",
+                                  "Checkpoint entries left out at start (decision 0059): the "
+                                  "file's position is forgotten, a file still in the globs is "
+                                  "read from its start.",
+                                  l);
+        if (!counts[k].n) continue;
+        sl_metric_add(m, counts[k].n);
+        char q[4200], qf[2300];
+        sl_log(SL_LOG_ERROR, "checkpoint_entries_dropped",
+               "input=%s path=%s reason=%s count=%zu first=%s files=read_from_start", in->ctx->name,
+               sl_file_qpath(q, sizeof q, in->ckpt_path), counts[k].reason, counts[k].n,
+               sl_file_qpath(qf, sizeof qf, counts[k].first));
+    }
+}
 
 int sl_file_ckpt_open(file_input *in, sl_err *err)
 {
@@ -47,6 +111,7 @@ int sl_file_ckpt_open(file_input *in, sl_err *err)
         sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
                ctx->name, in->ckpt_path);
     }
+    drop_foreign_entries(in);
     return SL_OK;
 }
 

@@ -23,6 +23,7 @@ static bool excluded(const file_input *in, const char *path)
 uint64_t sl_file_fingerprint_fd(int fd, uint32_t len)
 {
     char buf[65536];
+    if (len > sizeof buf) len = sizeof buf; /* fp_len comes from the checkpoint too */
     ssize_t r = pread(fd, buf, len, 0);
     return sl_fingerprint(buf, r > 0 ? (size_t)r : 0);
 }

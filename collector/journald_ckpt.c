@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "collector/journald_internal.h"
@@ -20,6 +22,17 @@ static bool valid_cursor(const char *c)
     return true;
 }
 
+/* A time no honest checkpoint holds: more than a day past the clock (a
+ * clock set wrong writes such times too, so it is not damage: the time is
+ * only a hint for when the cursor itself is unusable). */
+static uint64_t plausible_usec(uint64_t t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t limit = ((uint64_t)now.tv_sec + 86400) * 1000000u;
+    return t <= limit ? t : 0;
+}
+
 /* The realtime (t=, hex microseconds) inside a cursor; 0 when absent. */
 static uint64_t cursor_realtime(const char *c)
 {
@@ -30,52 +43,89 @@ static uint64_t cursor_realtime(const char *c)
     return 0;
 }
 
+int sl_jd_parse_checkpoint(const char *data, size_t n, char **cursor, uint64_t *rt, sl_err *err)
+{
+    *cursor = NULL;
+    *rt = 0;
+    json_error_t je;
+    json_t *root = json_loadb(data, n, 0, &je);
+    const char *c = NULL;
+    json_int_t t = 0, version = 1;
+    if (!root ||
+        json_unpack(root, "{s:s, s?I, s?I}", "cursor", &c, "realtime_usec", &t, "version",
+                    &version) != 0 ||
+        !valid_cursor(c) || version != 1 || t < 0) {
+        json_decref(root);
+        return sl_errf(err, SL_ECORRUPT, "not a journal checkpoint of version 1");
+    }
+    *cursor = strdup(c);
+    *rt = plausible_usec(t > 0 ? (uint64_t)t : cursor_realtime(c));
+    json_decref(root);
+    return *cursor ? SL_OK : sl_errf(err, SL_ENOMEM, "out of memory");
+}
+
 static int parse_checkpoint(const char *path, char **cursor, uint64_t *rt, sl_err *err)
 {
     char *data = NULL;
     size_t n = 0;
     int rc = sl_read_state_file(path, CKPT_MAX, &data, &n, err);
     if (rc != SL_OK) return rc;
-    json_error_t je;
-    json_t *root = json_loadb(data, n, 0, &je);
+    rc = sl_jd_parse_checkpoint(data, n, cursor, rt, err);
     free(data);
-    const char *c = NULL;
-    json_int_t t = 0;
-    if (!root || json_unpack(root, "{s:s, s?I}", "cursor", &c, "realtime_usec", &t) != 0 ||
-        !valid_cursor(c)) {
-        json_decref(root);
-        return sl_errf(err, SL_ECORRUPT, "%s: not a journal checkpoint", path);
-    }
-    *cursor = strdup(c);
-    *rt = t > 0 ? (uint64_t)t : cursor_realtime(c);
-    json_decref(root);
-    return *cursor ? SL_OK : sl_errf(err, SL_ENOMEM, "out of memory");
+    if (rc == SL_ECORRUPT) sl_errf(err, rc, "%s: not a journal checkpoint of version 1", path);
+    return rc;
 }
 
 /* Loads the saved cursor (or the previous generation when the file is
- * damaged). No checkpoint at all: *cursor stays NULL. */
+ * damaged). No checkpoint at all: *cursor stays NULL. Both generations
+ * damaged, or gone after an earlier run (the .started marker says so):
+ * the damaged file is kept aside, the journal read from its head
+ * (duplicates rather than losses), counted and logged (decision 0059). */
 void sl_jd_load_checkpoint(jd_input *in, char **cursor, uint64_t *rt)
 {
+    char prev[4200], aside[4200], marker[4200];
+    snprintf(prev, sizeof prev, "%s.prev", in->ckpt_path);
+    snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
+    snprintf(marker, sizeof marker, "%s.started", in->ckpt_path);
+    char l[256];
+    sl_metric_labels(l, sizeof l, "input", in->ctx->name, NULL, NULL);
+    sl_metric *lost =
+        sl_counter("sluice_checkpoint_lost_total",
+                   "Checkpoints found unreadable or missing after earlier runs: every "
+                   "file was read again from its start.",
+                   l);
+    struct stat mst;
+    bool ran_before = lstat(marker, &mst) == 0 || lstat(aside, &mst) == 0;
+    if (!ran_before && !in->ctx->dry_run) {
+        static const char note[] = "this input has run in this data_dir: start_at no longer "
+                                   "applies\n";
+        sl_err merr;
+        if (sl_write_atomic(marker, note, sizeof note - 1, 0, &merr) != SL_OK)
+            sl_log(SL_LOG_WARN, "marker_write_failed", "input=%s error=\"%s\"", in->ctx->name,
+                   merr.msg);
+    }
     sl_err err = {0};
     int rc = parse_checkpoint(in->ckpt_path, cursor, rt, &err);
-    if (rc == SL_OK || rc == SL_ENOENT) return;
-    char prev[4200];
-    snprintf(prev, sizeof prev, "%s.prev", in->ckpt_path);
+    if (rc == SL_OK) return;
     sl_err perr = {0};
-    if (parse_checkpoint(prev, cursor, rt, &perr) == SL_OK) {
+    int prc = parse_checkpoint(prev, cursor, rt, &perr);
+    if (prc == SL_OK) {
         sl_metric_inc(in->m_ckpt_fallback);
         sl_log(SL_LOG_WARN, "checkpoint_fallback", "input=%s path=%s used=previous_generation",
                in->ctx->name, in->ckpt_path);
         return;
     }
-    /* Both generations are damaged: keep the file for a human and read the
-     * journal from its beginning: duplicates rather than losses. */
-    char aside[4200];
-    snprintf(aside, sizeof aside, "%s.damaged", in->ckpt_path);
-    rename(in->ckpt_path, aside);
-    sl_metric_inc(in->m_ckpt_fallback);
-    sl_log(SL_LOG_ERROR, "checkpoint_unreadable", "input=%s path=%s error=\"%s\" kept=%s",
-           in->ctx->name, in->ckpt_path, err.msg, aside);
+    if (rc == SL_ENOENT && prc == SL_ENOENT) {
+        if (!ran_before) return; /* a first run: start_at applies */
+        snprintf(perr.msg, sizeof perr.msg, "missing");
+    }
+    if (rc != SL_ENOENT && !in->ctx->dry_run) rename(in->ckpt_path, aside);
+    sl_metric_inc(lost);
+    char q[4300];
+    sl_log(SL_LOG_ERROR, "checkpoint_unreadable",
+           "input=%s path=%s error=\"%s\" kept=%s journal=read_from_start", in->ctx->name,
+           sl_log_quote(q, sizeof q, in->ckpt_path, strlen(in->ckpt_path)),
+           rc == SL_ENOENT ? perr.msg : err.msg, rc != SL_ENOENT ? "damaged" : "none");
     in->ckpt_damaged = true;
 }
 

@@ -161,6 +161,10 @@ void sl_jd_count_error(jd_input *in, const char *what, int r);
 
 /* journald_ckpt.c */
 void sl_jd_load_checkpoint(jd_input *in, char **cursor, uint64_t *rt);
+/* The checkpoint's decoder on text already read: SL_ECORRUPT unless it is
+ * {"version":1,"cursor":"<printable ASCII>","realtime_usec":N}; a time
+ * more than a day ahead of the clock reads as 0 (no hint). */
+int sl_jd_parse_checkpoint(const char *text, size_t n, char **cursor, uint64_t *rt, sl_err *err);
 void sl_jd_save_checkpoint(jd_input *in);
 void sl_jd_prune_ring(jd_input *in);
 /* The checkpoint moves to cursor (which it takes). */

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "collector/checkpoint.h"
+#include "collector/journald_internal.h"
+#include "core/buf.h"
 #include "tests/helpers.h"
 
 static sl_ckpt_entry entry(uint64_t ino, uint64_t off)
@@ -155,12 +158,333 @@ static void test_missing_is_empty(void **st)
     assert_int_equal(c.n, 0);
 }
 
+/* A valid file with one entry, as the writer writes it. */
+static char *one_entry_text(size_t *len)
+{
+    sl_ckpt c = {0};
+    sl_ckpt_entry e = entry(7, 70);
+    e.size = 700;
+    sl_ckpt_put(&c, &e);
+    char *text;
+    assert_int_equal(sl_ckpt_encode(&c, &text, len, NULL), SL_OK);
+    sl_ckpt_free(&c);
+    return text;
+}
+
+/* Damage to the file as a whole is SL_ECORRUPT and an empty set (the
+ * caller falls back, then reads from the start): every cut of a valid
+ * file, and the layouts below. */
+static void test_damaged_file_is_refused(void **st)
+{
+    (void)st;
+    size_t len;
+    char *text = one_entry_text(&len);
+    for (size_t cut = 0; cut < len; cut++) {
+        sl_ckpt c = {0};
+        sl_err err;
+        assert_int_equal(sl_ckpt_parse(text, cut, &c, &err), SL_ECORRUPT);
+        assert_int_equal(c.n, 0);
+    }
+    sl_ckpt c = {0};
+    assert_int_equal(sl_ckpt_parse(text, len, &c, NULL), SL_OK);
+    assert_int_equal(c.n, 1);
+    sl_ckpt_free(&c);
+    static const char *const damaged[] = {
+        "",
+        "null",
+        "[]",
+        "{}",
+        "{\"version\":1}",
+        "{\"files\":[]}",
+        "{\"version\":2,\"files\":[]}",
+        "{\"version\":\"1\",\"files\":[]}",
+        "{\"version\":1.0,\"files\":[]}",
+        "{\"version\":1,\"files\":{}}",
+        "{\"version\":1,\"files\":[]}x",
+        "{\"version\":1,\"files\":[]} {}",
+        "{\"version\":1,\"files\":[],}",
+        "{\"version\":1,\"files\":[],\"files\":[]}",
+        "{\"version\":1,\"version\":1,\"files\":[]}",
+        "{\"version\":1,\"files\":[0]}",
+        "{\"version\":1,\"files\":[{}0]}",
+        "{\"version\":1,\"files\":[{\"path\":\"/a\"},]}",
+        "{\"version\":1,\"files\":[{\"path\":\"/a\\u0000b\"}]}", /* a NUL: jansson refuses */
+        "{\"version\":1,\"files\":[{\"path\":\"\xff\"}]}",       /* not UTF-8 */
+        "{\"version\":1,\"files\":[{\"path\":\"/a\\ud800\"}]}",  /* a lone surrogate */
+        "{\"version\":1,\"files\":[{\"path\":\"/a\"]}",
+        "{\"version\":1,\"files\":[{\"path\":\"/a}]}",
+        "{\"version\":1,\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+        "]]],"
+        "\"files\":[]}",
+        "\xef\xbb\xbf{\"version\":1,\"files\":[]}",
+    };
+    for (size_t i = 0; i < sizeof damaged / sizeof *damaged; i++) {
+        sl_ckpt d = {0};
+        sl_err err;
+        if (sl_ckpt_parse(damaged[i], strlen(damaged[i]), &d, &err) != SL_ECORRUPT)
+            fail_msg("accepted: %s", damaged[i]);
+        assert_int_equal(d.n, 0);
+    }
+    /* Members in another order and spacing (earlier writers) still load. */
+    static const char spaced[] =
+        " { \"other\" : {\"a\":[1,2]} , \"files\" : [ {\"seen\":9,\"offset\":7,\"fp\":"
+        "\"00000000000000ff\",\"fp_len\":4,\"ino\":2,\"dev\":1,\"path\":\"/a\"} ] ,\n"
+        "\"version\" : 1 }\n";
+    assert_int_equal(sl_ckpt_parse(spaced, sizeof spaced - 1, &c, NULL), SL_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(sl_ckpt_find(&c, 1, 2)->offset, 7);
+    sl_ckpt_free(&c);
+    free(text);
+}
+
+/* Entries that break the writer's promises are left out one by one and
+ * counted; the others load. A duplicate keeps the lower offset. */
+static void test_bad_entries_are_dropped(void **st)
+{
+    (void)st;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_printf(&b, "{\"version\":1,\"files\":[");
+#define ENT(path, rest) "{\"path\":\"" path "\",\"dev\":1,\"fp\":\"00000000000000ff\"," rest "},"
+    static const char *const bad[] = {
+        ENT("/var/log/../../etc/shadow", "\"ino\":100,\"fp_len\":0,\"offset\":0,\"seen\":1"),
+        ENT("..", "\"ino\":101,\"fp_len\":0,\"offset\":0,\"seen\":1"),
+        ENT("", "\"ino\":102,\"fp_len\":0,\"offset\":0,\"seen\":1"),
+        ENT("/a", "\"ino\":103,\"fp_len\":70000,\"offset\":0,\"seen\":1"),
+        ENT("/a", "\"ino\":104,\"fp_len\":4294967297,\"offset\":0,\"seen\":1"),
+        ENT("/a", "\"ino\":105,\"fp_len\":0,\"offset\":-1,\"seen\":1"),
+        ENT("/a", "\"ino\":\"106\",\"fp_len\":0,\"offset\":0,\"seen\":1"),
+        ENT("/a", "\"ino\":107,\"fp_len\":0,\"offset\":1.5,\"seen\":1"),
+        ENT("/a", "\"ino\":108,\"fp_len\":0,\"seen\":1"),
+        ENT("/a", "\"ino\":109,\"fp_len\":0,\"offset\":0,\"seen\":1,\"size\":-5"),
+        "{\"path\":\"/a\",\"dev\":1,\"ino\":110,\"fp\":\"xyz\",\"fp_len\":0,\"offset\":0,"
+        "\"seen\":1},",
+        "{\"path\":\"/a\",\"dev\":1,\"ino\":111,\"fp\":\"00000000000000FF\",\"fp_len\":0,"
+        "\"offset\":0,\"seen\":1},",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) sl_buf_printf(&b, "%s", bad[i]);
+    /* A path of 1024 bytes (one more than the writer keeps). */
+    sl_buf_printf(&b, "{\"path\":\"/");
+    for (int i = 0; i < 1023; i++) sl_buf_putc(&b, 'p');
+    sl_buf_printf(&b, "\",\"dev\":1,\"ino\":112,\"fp\":\"00000000000000ff\",\"fp_len\":0,"
+                      "\"offset\":0,\"seen\":1},");
+    /* An entry over 16 KiB (never written: paths stop at 1023 bytes). */
+    sl_buf_printf(&b, "{\"pad\":\"");
+    for (int i = 0; i < 17000; i++) sl_buf_putc(&b, 'x');
+    sl_buf_printf(&b, "\",\"path\":\"/a\",\"dev\":1,\"ino\":113,\"fp\":\"00000000000000ff\","
+                      "\"fp_len\":0,\"offset\":0,\"seen\":1},");
+    /* Good ones, hostile bytes in paths included, and a duplicate. */
+    sl_buf_printf(&b, ENT("/var/log/new\\nline \\\"quoted\\\" \\\\ \\t.log",
+                          "\"ino\":1,\"fp_len\":4,\"offset\":500,\"seen\":1,\"size\":900"));
+    sl_buf_printf(&b, ENT("/var/log/a.log", "\"ino\":2,\"fp_len\":4,\"offset\":300,\"seen\":1"));
+    sl_buf_printf(&b, ENT("/var/log/a.log", "\"ino\":2,\"fp_len\":4,\"offset\":100,\"seen\":1"));
+    sl_buf_printf(&b, ENT("/var/log/a.log", "\"ino\":2,\"fp_len\":4,\"offset\":200,\"seen\":1"));
+    sl_buf_printf(&b, ENT("./rel..ative/x..y", "\"ino\":3,\"fp_len\":0,\"offset\":0,\"seen\":1"));
+#undef ENT
+    b.len--; /* the last comma */
+    sl_buf_printf(&b, "]}");
+    assert_false(b.failed);
+    sl_ckpt c = {0};
+    sl_err err;
+    assert_int_equal(sl_ckpt_parse(b.p, b.len, &c, &err), SL_OK);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.drops.invalid, sizeof bad / sizeof *bad + 2);
+    assert_int_equal(c.drops.duplicate, 2);
+    assert_int_equal(c.drops.over_limit, 0);
+    assert_string_equal(c.drops.first_invalid, "entry 0: path with ..");
+    assert_string_equal(c.drops.first_duplicate,
+                        "entry 16: a second entry for the same dev and ino");
+    assert_string_equal(sl_ckpt_find(&c, 1, 1)->path, "/var/log/new\nline \"quoted\" \\ \t.log");
+    assert_int_equal(sl_ckpt_find(&c, 1, 2)->offset, 100);
+    assert_non_null(sl_ckpt_find(&c, 1, 3));
+    /* What loaded is written back as it was. */
+    char *text;
+    size_t len;
+    assert_int_equal(sl_ckpt_encode(&c, &text, &len, NULL), SL_OK);
+    sl_ckpt again = {0};
+    assert_int_equal(sl_ckpt_parse(text, len, &again, NULL), SL_OK);
+    assert_int_equal(again.n, 3);
+    assert_int_equal(again.drops.invalid + again.drops.duplicate, 0);
+    for (size_t i = 0; i < c.n; i++) {
+        sl_ckpt_entry *x = sl_ckpt_find(&again, c.e[i].dev, c.e[i].ino);
+        assert_non_null(x);
+        x->look = c.e[i].look;
+        assert_memory_equal(x, &c.e[i], sizeof *x);
+    }
+    free(text);
+    sl_ckpt_free(&again);
+    sl_ckpt_free(&c);
+    sl_buf_free(&b);
+}
+
+static long maxrss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Memory stays bounded whatever the file says: 60 MiB of small JSON
+ * values (jansson's tree of them would take over 1 GiB) are skipped, or
+ * refused as an entry over 16 KiB, without building any. Runs before the
+ * test below: the peak it measures must not be hidden by that one's. */
+static void test_junk_is_not_parsed(void **st)
+{
+    (void)st;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_printf(&b, "{\"version\":1,\"junk\":[");
+    const size_t zeros = 30u << 20;
+    assert_int_equal(sl_buf_reserve(&b, 2 * zeros + 64), SL_OK);
+    for (size_t i = 0; i < zeros; i++) memcpy(b.p + b.len + 2 * i, "0,", 2);
+    b.len += 2 * zeros;
+    sl_buf_printf(&b, "0],\"files\":[]}");
+    long before = maxrss_kib();
+    sl_ckpt c = {0};
+    assert_int_equal(sl_ckpt_parse(b.p, b.len, &c, NULL), SL_OK);
+    assert_int_equal(c.n, 0);
+    memcpy(b.p, "{\"version\":1,\"files\":[{\"x\":[", 28); /* an entry of 60 MiB */
+    b.p[b.len - 13] = ']';
+    b.p[b.len - 12] = '}';
+    b.p[b.len - 11] = ']';
+    b.p[b.len - 10] = '}';
+    memset(b.p + b.len - 9, ' ', 9);
+    assert_int_equal(sl_ckpt_parse(b.p, b.len, &c, NULL), SL_OK);
+    assert_int_equal(c.drops.invalid, 1);
+    long grew = maxrss_kib() - before;
+    fprintf(stderr, "60 MiB of junk: peak memory grew by %ld KiB\n", grew);
+    if (!sl_t_sanitized()) assert_true(grew < 16 * 1024);
+    sl_ckpt_free(&c);
+    sl_buf_free(&b);
+}
+
+/* More entries than SL_CKPT_MAX_ENTRIES are dropped (counted). */
+static void test_entries_over_limit(void **st)
+{
+    (void)st;
+    sl_buf b;
+    sl_buf_init(&b, 0);
+    sl_buf_printf(&b, "{\"version\":1,\"files\":[");
+    const size_t n = SL_CKPT_MAX_ENTRIES + 3;
+    for (size_t i = 0; i < n; i++)
+        sl_buf_printf(&b,
+                      "%s{\"path\":\"/l\",\"dev\":1,\"ino\":%zu,\"fp\":\"0000000000000000\","
+                      "\"fp_len\":0,\"offset\":0,\"seen\":0}",
+                      i ? "," : "", i + 1);
+    sl_buf_printf(&b, "]}");
+    sl_ckpt c = {0};
+    assert_int_equal(sl_ckpt_parse(b.p, b.len, &c, NULL), SL_OK);
+    assert_int_equal(c.n, SL_CKPT_MAX_ENTRIES);
+    assert_int_equal(c.drops.over_limit, 3);
+    assert_non_null(sl_ckpt_find(&c, 1, SL_CKPT_MAX_ENTRIES));
+    assert_null(sl_ckpt_find(&c, 1, SL_CKPT_MAX_ENTRIES + 1));
+    sl_ckpt_free(&c);
+    sl_buf_free(&b);
+}
+
+/* A checkpoint that is a FIFO, a huge file or a folder is refused without
+ * blocking or reading it (and its previous generation used). */
+static void test_not_a_regular_file(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("ckpt_kind");
+    char *path = sl_t_path(dir, "in.json"), *prev = sl_t_path(dir, "in.json.prev");
+    size_t len;
+    char *text = one_entry_text(&len);
+    for (int kind = 0; kind < 3; kind++) {
+        unlink(path);
+        rmdir(path);
+        if (kind == 0) assert_int_equal(mkfifo(path, 0600), 0);
+        if (kind == 1) {
+            assert_int_equal(sl_t_write_file(path, "{", 1), 0);
+            assert_int_equal(truncate(path, (off_t)SL_CKPT_MAX_BYTES + 1), 0);
+        }
+        if (kind == 2) assert_int_equal(mkdir(path, 0700), 0);
+        sl_ckpt c = {0};
+        int fell = 0;
+        sl_err err;
+        unlink(prev);
+        assert_int_not_equal(sl_ckpt_load(path, &c, &fell, &err), SL_OK);
+        assert_int_equal(c.n, 0);
+        assert_int_equal(sl_t_write_file(prev, text, len), 0);
+        assert_int_equal(sl_ckpt_load(path, &c, &fell, &err), SL_OK);
+        assert_int_equal(fell, 1);
+        assert_int_equal(c.n, 1);
+        sl_ckpt_free(&c);
+    }
+    rmdir(path);
+    free(text), free(path), free(prev);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
+/* The journald input's cursor file. */
+static void test_journald_checkpoint_decoder(void **st)
+{
+    (void)st;
+    char *cur;
+    uint64_t rt;
+    static const char good[] = "{\"version\":1,\"cursor\":\"s=ab;i=1f;t=5f5e100\","
+                               "\"realtime_usec\":1700000000000000}";
+    assert_int_equal(sl_jd_parse_checkpoint(good, sizeof good - 1, &cur, &rt, NULL), SL_OK);
+    assert_string_equal(cur, "s=ab;i=1f;t=5f5e100");
+    assert_int_equal(rt, 1700000000000000ULL);
+    free(cur);
+    /* No time: the cursor's own; a time far in the future is no hint. */
+    static const char no_t[] = "{\"cursor\":\"s=ab;i=1f;t=5f5e100\"}";
+    assert_int_equal(sl_jd_parse_checkpoint(no_t, sizeof no_t - 1, &cur, &rt, NULL), SL_OK);
+    assert_int_equal(rt, 100000000);
+    free(cur);
+    static const char future[] = "{\"version\":1,\"cursor\":\"s=ab;t=ffffffffffffffff\","
+                                 "\"realtime_usec\":9000000000000000000}";
+    assert_int_equal(sl_jd_parse_checkpoint(future, sizeof future - 1, &cur, &rt, NULL), SL_OK);
+    assert_int_equal(rt, 0);
+    free(cur);
+    static const char fut_cursor[] = "{\"cursor\":\"s=ab;t=fffffffffffffffffffff\"}";
+    assert_int_equal(sl_jd_parse_checkpoint(fut_cursor, sizeof fut_cursor - 1, &cur, &rt, NULL),
+                     SL_OK);
+    assert_int_equal(rt, 0);
+    free(cur);
+    char longc[CURSOR_MAX + 40];
+    int k = snprintf(longc, sizeof longc, "{\"cursor\":\"");
+    memset(longc + k, 'a', CURSOR_MAX);
+    snprintf(longc + k + CURSOR_MAX, sizeof longc - (size_t)k - CURSOR_MAX, "\"}");
+    static const char *const damaged[] = {
+        "",
+        "{}",
+        "{\"cursor\":\"\"}",
+        "{\"cursor\":\"a b\"}",
+        "{\"cursor\":\"a\\nb\"}",
+        "{\"cursor\":\"a\\u0000b\"}",
+        "{\"cursor\":\"caf\xc3\xa9\"}",
+        "{\"cursor\":5}",
+        "{\"cursor\":\"s=a\",\"version\":2}",
+        "{\"cursor\":\"s=a\",\"realtime_usec\":-1}",
+        "{\"cursor\":\"s=a\",\"realtime_usec\":\"1\"}",
+        "{\"cursor\":\"s=a\"",
+        "[\"cursor\"]",
+    };
+    for (size_t i = 0; i < sizeof damaged / sizeof *damaged + 1; i++) {
+        const char *t = i < sizeof damaged / sizeof *damaged ? damaged[i] : longc;
+        sl_err err;
+        if (sl_jd_parse_checkpoint(t, strlen(t), &cur, &rt, &err) != SL_ECORRUPT)
+            fail_msg("accepted: %s", t);
+        assert_null(cur);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_junk_is_not_parsed),
         cmocka_unit_test(test_roundtrip_and_prev_generation),
         cmocka_unit_test(test_missing_is_empty),
         cmocka_unit_test(test_sizes_and_links),
+        cmocka_unit_test(test_damaged_file_is_refused),
+        cmocka_unit_test(test_bad_entries_are_dropped),
+        cmocka_unit_test(test_entries_over_limit),
+        cmocka_unit_test(test_not_a_regular_file),
+        cmocka_unit_test(test_journald_checkpoint_decoder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

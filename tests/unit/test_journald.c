@@ -980,6 +980,60 @@ static void test_start_at_end_and_dry_run(void **st)
     sink_free(&s);
 }
 
+/* Both checkpoint generations damaged (garbage, a link planted in their
+ * place, a FIFO), or deleted after an earlier run: with start_at: end the
+ * journal is still read from its head (duplicates, never a silent skip),
+ * the damaged file kept aside, counted in sluice_checkpoint_lost_total
+ * (decision 0059). A link's target is never read or written. */
+static void test_damaged_checkpoint_reads_from_head(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    write_entries(f, "remote.journal", 0, 100);
+    char *ckpt = sl_t_path(f->data, "checkpoints/jdmg.journal");
+    char *prev = sl_t_path(f->data, "checkpoints/jdmg.journal.prev");
+    char *aside = sl_t_path(f->data, "checkpoints/jdmg.journal.damaged");
+    char *target = sl_t_path(f->dir, "elsewhere.journal");
+    sink s;
+    sink_init(&s);
+    runner r;
+    start(&r, "jdmg", f->jdir, f->data, "    start_at: end\n", &s);
+    struct stat sb;
+    for (int i = 0; i < 100 && stat(ckpt, &sb) != 0; i++) sl_t_sleep_ms(10);
+    assert_int_equal(stat(ckpt, &sb), 0);
+    stop(&r, &s, false);
+    assert_int_equal(sink_count(&s), 0); /* start_at: end */
+    size_t n;
+    char *good = sl_t_read_file(ckpt, &n);
+    assert_non_null(good);
+    assert_int_equal(sl_t_write_file(target, good, n), 0);
+    for (int kind = 0; kind < 4; kind++) {
+        sink_clear(&s);
+        unlink(ckpt);
+        unlink(prev);
+        unlink(aside);
+        if (kind == 0) assert_int_equal(sl_t_write_file(ckpt, "{\"cursor\":\"a b\"}", 16), 0);
+        if (kind == 1) assert_int_equal(symlink(target, ckpt), 0);
+        if (kind == 2) assert_int_equal(mkfifo(ckpt, 0600), 0);
+        /* kind 3: both gone; the .started marker says it ran before. */
+        int64_t lost = metric("sluice_checkpoint_lost_total", "jdmg");
+        start(&r, "jdmg", f->jdir, f->data, "    start_at: end\n", &s);
+        assert_true(wait_count(&s, 100, 10000));
+        stop(&r, &s, false);
+        long missing, dups, outside;
+        check_seqs(&s, 0, 100, &missing, &dups, &outside);
+        assert_int_equal(missing + dups + outside, 0);
+        assert_int_equal(metric("sluice_checkpoint_lost_total", "jdmg"), lost + 1);
+        assert_int_equal(lstat(aside, &sb), kind == 3 ? -1 : 0);
+        assert_int_equal(lstat(ckpt, &sb), 0);
+        assert_true(S_ISREG(sb.st_mode));
+    }
+    char *after = sl_t_read_file(target, &n);
+    assert_string_equal(after, good);
+    free(after), free(good), free(ckpt), free(prev), free(aside), free(target);
+    sink_free(&s);
+}
+
 /* run() returns within ~100 ms of stop, idle or busy. */
 static void test_stop_is_prompt(void **st)
 {
@@ -1140,6 +1194,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_at_end_and_dry_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_checkpoint_reads_from_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_is_prompt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caught_up_tail_sent_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),

@@ -5,6 +5,7 @@
  * caller's reserve gives. */
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +31,40 @@ static sl_slice copy(decoder *d, const void *p, size_t n, bool *ok)
     return (sl_slice){at, n};
 }
 
-/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z", as the record JSON writes it. */
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z", as the record JSON writes it, and
+ * only a real date (2024-02-30 is refused, not moved to March) whose
+ * nanoseconds fit the record's int64 (years 1677 to 2262: a later year
+ * overflowed the multiplication before). */
 static bool parse_time_utc(const char *s, int64_t *ns)
 {
-    int y, mo, d, h, mi, se, used = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &used) != 6 || used != 19)
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, se;
+    if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d) || s[10] != 'T' || !digits(s + 11, 2, &h) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &se))
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 ||
+        se > 60)
         return false;
     const char *p = s + 19;
     int64_t frac = 0, scale = 1000000000;
     if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++)
+        const char *f = ++p;
+        for (; *p >= '0' && *p <= '9'; p++)
             if (scale > 1) scale /= 10, frac += (*p - '0') * scale;
+        if (p == f || p - f > 9) return false;
     }
     if (strcmp(p, "Z") != 0) return false;
     struct tm tm = {.tm_year = y - 1900,
@@ -49,10 +73,9 @@ static bool parse_time_utc(const char *s, int64_t *ns)
                     .tm_hour = h,
                     .tm_min = mi,
                     .tm_sec = se};
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1) return false;
-    *ns = (int64_t)t * 1000000000 + frac;
-    return true;
+    int64_t t = (int64_t)timegm(&tm), whole;
+    return !__builtin_mul_overflow(t, (int64_t)1000000000, &whole) &&
+           !__builtin_add_overflow(whole, frac, ns);
 }
 
 /* One JSON value as a field of r (strings unescaped, the rest as text). */
@@ -118,15 +141,21 @@ int sl_kafka_record_decode(sl_batch *b, sl_record *r, const char *p, size_t n,
     json_t *time = json_object_get(root, "time");
     json_t *fields = json_object_get(root, "fields");
     json_t *labels = json_object_get(root, "labels");
-    if (!json_is_string(line) || (fields && !json_is_object(fields)) ||
-        (labels && !json_is_object(labels))) {
+    /* What the writer never writes makes the message not its record JSON
+     * (shipped as it came, counted by the caller): a time that is not a
+     * real UTC time of its format. (Labels keep their type: a label
+     * promoted from a number is written as one.) */
+    int64_t ns = 0;
+    bool bad = !json_is_string(line) || (fields && !json_is_object(fields)) ||
+               (labels && !json_is_object(labels)) ||
+               (time && !(json_is_string(time) && parse_time_utc(json_string_value(time), &ns)));
+    if (bad) {
         json_decref(root);
         return SL_EPARSE;
     }
     bool ok = true;
     r->line = copy(d, json_string_value(line), json_string_length(line), &ok);
-    int64_t ns;
-    if (json_is_string(time) && parse_time_utc(json_string_value(time), &ns)) r->time_ns = ns;
+    if (time) r->time_ns = ns;
     const char *k;
     json_t *v;
     json_object_foreach(labels, k, v) ok = ok && add_json_field(d, r, k, v, SL_FF_LABEL);

@@ -295,6 +295,16 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
         /* Same file as checkpointed; an offset past the end means it was
          * truncated while we were away. */
         start = e->offset <= size ? e->offset : 0;
+        if (e->offset > size) {
+            /* Or the checkpoint says more than the file ever held: either
+             * way read again from 0, counted (decision 0059). */
+            char q[2100];
+            sl_metric_inc(in->m_truncated_files);
+            sl_log(SL_LOG_INFO, "file_truncated",
+                   "input=%s path=%s reason=while_stopped old_offset=%llu size=%llu", in->ctx->name,
+                   sl_file_qpath(q, sizeof q, path), (unsigned long long)e->offset,
+                   (unsigned long long)size);
+        }
         t->fp_len = e->fp_len;
         t->fp = e->fp;
     } else {

@@ -185,6 +185,40 @@ static void test_fingerprint_length_past_buffer(void **st)
     rig_free(&r);
 }
 
+/* An offset past the file's end (a crafted checkpoint, or a file
+ * truncated while the agent was stopped): read from 0, counted as a
+ * truncation and logged. */
+static void test_offset_past_end(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "ckpt_offset", NULL);
+    char *log = sl_t_path(r.dir, "logs/app.log");
+    assert_int_equal(sl_t_append_ids(log, 0, 50, " x"), 0);
+    struct stat app;
+    assert_int_equal(stat(log, &app), 0);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"version\":1,\"files\":[{\"path\":\"%s\",\"dev\":%llu,\"ino\":%llu,"
+             "\"fp_len\":0,\"fp\":\"0000000000000000\",\"offset\":9223372036854775807,"
+             "\"seen\":%lld,\"size\":9223372036854775807}]}",
+             log, (unsigned long long)app.st_dev, (unsigned long long)app.st_ino,
+             (long long)time(NULL));
+    sl_t_write_file(r.ckpt, text, strlen(text));
+    rig_start(&r);
+    assert_true(sl_t_wait_lines(r.out, 50, sl_t_scaled_ms(20000)));
+    assert_true(sl_t_file_has(r.log, "event=file_truncated"));
+    assert_true(sl_t_file_has(r.log, "reason=while_stopped old_offset=9223372036854775807"));
+    assert_int_equal((long)sl_t_metric(r.mport, "sluice_input_file_truncations_total"), 1);
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, sl_t_scaled_ms(30000)), 0);
+    r.pid = 0;
+    sl_t_tally t = sl_t_count_ids(r.out, 50);
+    assert_int_equal(t.distinct, 50);
+    assert_int_equal(t.dups, 0);
+    free(log);
+    rig_free(&r);
+}
+
 /* The checkpoint is a link to another file, or a FIFO: not followed, not
  * waited on, kept aside as in.json.damaged; every file read from its start
  * (start_at: end no longer applies), counted in
@@ -234,6 +268,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entries_outside_globs),
         cmocka_unit_test(test_fingerprint_length_past_buffer),
+        cmocka_unit_test(test_offset_past_end),
         cmocka_unit_test(test_checkpoint_is_link_or_fifo),
     };
     return sl_t_run_tests(tests);

@@ -24,6 +24,13 @@ uint64_t sl_fingerprint(const void *p, size_t n)
 int sl_ckpt_path(const char *data_dir, const char *input, const char *suffix, bool create,
                  char *out, size_t cap, sl_err *err)
 {
+    /* The name becomes a file name: one that climbs out of the folder or
+     * into another would have root write its checkpoint there. */
+    if (!input[0] || strchr(input, '/') || strcmp(input, ".") == 0 || strcmp(input, "..") == 0)
+        return sl_errf(err, SL_EINVAL,
+                       "input name '%s' cannot name a file in data_dir/checkpoints: no '/', "
+                       "'.' or '..'",
+                       input);
     char dir[2048];
     if (snprintf(dir, sizeof dir, "%s/checkpoints", data_dir) >= (int)sizeof dir ||
         snprintf(out, cap, "%s/%s%s", dir, input, suffix) >= (int)cap)

@@ -149,6 +149,24 @@ static void test_sizes_and_links(void **st)
     free(dir);
 }
 
+/* An input's name is a file name in data_dir/checkpoints, never a path. */
+static void test_input_names_stay_in_the_folder(void **st)
+{
+    (void)st;
+    char out[4096];
+    static const char *const bad[] = {"", ".", "..", "../../etc/cron.d/x", "a/b", "/abs"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sl_err err;
+        assert_int_equal(
+            sl_ckpt_path("/var/lib/sluice", bad[i], ".json", false, out, sizeof out, &err),
+            SL_EINVAL);
+    }
+    assert_int_equal(
+        sl_ckpt_path("/var/lib/sluice", "app..logs.v2", ".json", false, out, sizeof out, NULL),
+        SL_OK);
+    assert_string_equal(out, "/var/lib/sluice/checkpoints/app..logs.v2.json");
+}
+
 static void test_missing_is_empty(void **st)
 {
     (void)st;
@@ -479,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_junk_is_not_parsed),
         cmocka_unit_test(test_roundtrip_and_prev_generation),
         cmocka_unit_test(test_missing_is_empty),
+        cmocka_unit_test(test_input_names_stay_in_the_folder),
         cmocka_unit_test(test_sizes_and_links),
         cmocka_unit_test(test_damaged_file_is_refused),
         cmocka_unit_test(test_bad_entries_are_dropped),

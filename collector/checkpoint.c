@@ -244,7 +244,9 @@ static size_t parse_files(const char *s, size_t n, size_t i, sl_ckpt *c, int *rc
             note_drop(&c->drops.invalid, c->drops.first_invalid, k, "over 16 KiB");
         } else {
             json_error_t je;
-            json_t *f = json_loadb(s + i, end - i, 0, &je);
+            /* NULs allowed here so that a path holding one is dropped
+             * alone (below) rather than damaging the whole file. */
+            json_t *f = json_loadb(s + i, end - i, JSON_ALLOW_NUL, &je);
             if (!f) {
                 *rc = sl_errf(err, SL_ECORRUPT, "entry %zu: %s", k, je.text);
                 return n;

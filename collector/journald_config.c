@@ -47,7 +47,10 @@ const sl_cfg_key sl_jd_keys[SL_JD_NKEYS] = {
      .type = SL_KEY_ENUM,
      .choices = "beginning|end",
      .def = "beginning",
-     .doc = "where to start without a saved cursor: `beginning` or `end`"},
+     .doc =
+         "where to start without a saved cursor: `beginning` or `end`, only the first time the "
+         "input runs in this `data_dir`; after its cursor file was damaged or deleted the journal "
+         "is read from its beginning (decision 0059)"},
     {.name = "fields",
      .type = SL_KEY_MAP,
      .sub = fields_keys,

@@ -414,6 +414,10 @@ escape_line_avx2(char *o, const unsigned char *s, size_t n, line_bits *lb)
             o += step;
             continue;
         }
+        if (!cm && step == 32) {
+            o = spread32_avx2(o, v, qm);
+            continue;
+        }
         if (!cm) {
             __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
             char *start = o;

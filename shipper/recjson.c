@@ -306,8 +306,9 @@ static inline bool fields_tile_line(const sl_record *r, size_t *label_room)
 {
     size_t n = r->line.n;
     uintptr_t base = (uintptr_t)r->line.p;
-    /* Lengths below 2^30 (a longer line is written field by field): the
-     * sums below then cannot wrap, so equal positions are equal. */
+    /* Offsets into the line, each below n, and lengths below 2^30 (a
+     * longer line is written field by field): no sum below can wrap, even
+     * with 32-bit sizes, so equal positions are equal. */
     if (n < 2 || n >= (size_t)1 << 30) return false;
     if (r->nfields == 0) return n == 2; /* "{}" */
     /* Without a loop-carried sum: each member's key must start two bytes
@@ -316,14 +317,14 @@ static inline bool fields_tile_line(const sl_record *r, size_t *label_room)
      * ('{' and '"'), and the last end one byte before the line's end. The
      * checks are or-ed, not branched on: the field array is read once,
      * with every load independent of the one before. */
-    uintptr_t bad = 0, expect = base + 2;
+    uintptr_t bad = 0, expect = 2;
     size_t room = 0;
     for (uint32_t i = 0; i < r->nfields; i++) {
         const sl_field *f = &r->fields[i];
         uintptr_t quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
-        uintptr_t k = (uintptr_t)f->key.p, v = (uintptr_t)f->val.p;
+        uintptr_t k = (uintptr_t)f->key.p - base, v = (uintptr_t)f->val.p - base;
         bad |= (uintptr_t)((f->flags & (SL_FF_VERBATIM | SL_FF_REMOVED)) ^ SL_FF_VERBATIM);
-        bad |= (uintptr_t)((f->key.n | f->val.n) >> 30);
+        bad |= (uintptr_t)((f->key.n | f->val.n) >> 30) | (uintptr_t)(k >= n) | (uintptr_t)(v >= n);
         bad |= k ^ expect;
         bad |= v ^ (k + f->key.n + 2 + quoted); /* '"' ':' and the opening quote */
         expect = v + f->val.n + quoted + 2;
@@ -333,7 +334,7 @@ static inline bool fields_tile_line(const sl_record *r, size_t *label_room)
             room += SL_JSON_ESCAPE_ROOM(f->key.n) + SL_JSON_ESCAPE_ROOM(f->val.n) + 8;
     }
     /* the last member ends just before the '}': expect is two past that */
-    bad |= expect ^ (base + n + 1);
+    bad |= expect ^ (n + 1);
     if (bad) return false;
     *label_room += room;
     return true;

@@ -11,11 +11,13 @@
  * (user + system); medians of [runs], raw and json interleaved in each run
  * so load on the machine hits both alike.
  *
- * usage: bench_recjson CORPUS|MB [runs]
+ * usage: bench_recjson CORPUS|MB [runs [raw|json|json-dedup]]
  *   CORPUS: a file of JSON lines, e.g. `build/benchmarks/gen --kind json
  *   --bytes 100M --seed 1 > /tmp/corpus.json` (the e2e corpus); or MB: that
  *   corpus generated in memory by the `gen` next to this binary. runs
- *   default 5. */
+ *   default 5. With a format, only that pipeline runs, runs times, and
+ *   nothing else: for a profiler or a cycle counter around the whole
+ *   process (`perf stat -e cycles:u`), one format against another. */
 #include <ctype.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -159,6 +161,17 @@ int main(int argc, char **argv)
     }
     int runs = argc > 2 ? atoi(argv[2]) : 5;
     if (runs <= 0 || runs > MAXRUNS) return 2;
+    int only = -1; /* the pipeline alone: 0 raw, 1 json, SL_RJ_ALL | SL_RJ_LINE_DEDUP */
+    if (argc > 3) {
+        if (!strcmp(argv[3], "raw"))
+            only = 0;
+        else if (!strcmp(argv[3], "json"))
+            only = 1;
+        else if (!strcmp(argv[3], "json-dedup"))
+            only = (int)(SL_RJ_ALL | SL_RJ_LINE_DEDUP);
+        else
+            return 2;
+    }
     size_t size = 0;
     char *buf = NULL;
     if (isdigit((unsigned char)argv[1][0]) && !strchr(argv[1], '/')) {
@@ -189,6 +202,17 @@ int main(int argc, char **argv)
     int devnull = open("/dev/null", O_WRONLY);
     sl_buf out;
     sl_buf_init(&out, 0);
+
+    if (only >= 0) {
+        uint64_t o = 0;
+        double t = 0;
+        for (int run = 0; run < runs; run++)
+            t += pipeline(chain, lines, nlines, only, &out, devnull, &o);
+        printf("bench_recjson: %s pipeline alone, %d runs: %.1f MB/s, %llu bytes out per run\n",
+               argv[3], runs, (double)bytes * runs / 1e6 / t,
+               (unsigned long long)(o / (uint64_t)runs));
+        return out.failed ? 1 : 0;
+    }
 
     /* Parsed once and kept, for the encoders alone. */
     size_t nb = (nlines + BATCH - 1) / BATCH;

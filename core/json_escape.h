@@ -230,11 +230,42 @@ SL_SSSE3 static inline esc_pos escape_ssse3(char *o, const unsigned char *s, siz
  * replacement. */
 #define SL_AVX2 __attribute__((target("avx2,popcnt,bmi")))
 
+/* A whole 32-byte block whose only stops are '"' and '\\' (qm, not 0):
+ * its four 8-byte groups spread by two 256-bit shuffles (groups 0 and 2 in
+ * one, 1 and 3 in the other: the in-lane unpacks put each group under
+ * eight backslashes, the table's holes index them), each group's output
+ * start from a popcount of the mask below it (no chain of additions), four
+ * 16-byte stores in order (each one's spare bytes are overwritten by the
+ * next). Returns the end of the 32 + popcount(qm) bytes. */
+SL_AVX2 static inline char *spread32_avx2(char *o, __m256i v, uint32_t qm)
+{
+    const __m256i bs = _mm256_set1_epi8('\\');
+    __m256i g02 = _mm256_unpacklo_epi64(v, bs), g13 = _mm256_unpackhi_epi64(v, bs);
+    __m256i t02 = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_load_si128((const __m128i *)sl_json_spread[qm & 0xff])),
+        _mm_load_si128((const __m128i *)sl_json_spread[(qm >> 16) & 0xff]), 1);
+    __m256i t13 = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_load_si128((const __m128i *)sl_json_spread[(qm >> 8) & 0xff])),
+        _mm_load_si128((const __m128i *)sl_json_spread[qm >> 24]), 1);
+    __m256i r02 = _mm256_shuffle_epi8(g02, t02), r13 = _mm256_shuffle_epi8(g13, t13);
+    char *o1 = o + 8 + __builtin_popcount(qm & 0xffu);
+    char *o2 = o + 16 + __builtin_popcount(qm & 0xffffu);
+    char *o3 = o + 24 + __builtin_popcount(qm & 0xffffffu);
+    _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(r02));
+    _mm_storeu_si128((__m128i *)o1, _mm256_castsi256_si128(r13));
+    _mm_storeu_si128((__m128i *)o2, _mm256_extracti128_si256(r02, 1));
+    _mm_storeu_si128((__m128i *)o3, _mm256_extracti128_si256(r13, 1));
+    return o + 32 + __builtin_popcount(qm);
+}
+
 /* Escapes s[0..n), valid UTF-8, into o (room for SL_JSON_ESCAPE_ROOM(n));
- * s[0..lim) may be read (lim >= n). Returns the end of the output. A block
- * with no stop, or whose first stop is a control byte, is stored whole
- * (the bytes before that stop count); where fewer than 32 bytes are
- * readable, the rest comes through a padded copy. The spreads of a block
+ * s[0..lim) may be read (lim >= n). Returns the end of the output. Whole
+ * blocks first, with no masking of bytes past n: a block with no stop is
+ * stored whole, one whose stops are all '"' or '\\' (most blocks of a
+ * logged JSON line) goes through spread32_avx2, one holding a control byte
+ * is stored whole and counts up to its first stop, which is escaped alone.
+ * Then the last part block, loaded whole where lim allows, else through a
+ * padded copy, its bytes at and past n masked out. The spreads of a block
  * write 16 bytes from where each 8-byte group's output starts, only for
  * groups holding input: at most 6 bytes out per byte in plus 16, inside
  * the room. */
@@ -244,6 +275,27 @@ escape_valid_avx2(char *o, const unsigned char *s, size_t n, size_t lim)
     const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'),
                   c1f = _mm256_set1_epi8(0x1f);
     size_t i = 0;
+    while (n - i >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+        uint32_t qm = (uint32_t)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash)));
+        uint32_t cm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, c1f), v));
+        if (__builtin_expect(!cm, 1)) {
+            if (qm) {
+                o = spread32_avx2(o, v, qm);
+            } else {
+                _mm256_storeu_si256((__m256i *)o, v);
+                o += 32;
+            }
+            i += 32;
+            continue;
+        }
+        _mm256_storeu_si256((__m256i *)o, v);
+        unsigned k = (unsigned)__builtin_ctz(qm | cm);
+        o += k, i += k;
+        o = escape_ascii(o, s[i]);
+        i++;
+    }
     while (i < n) {
         __m256i v;
         if (lim - i >= 32) {
@@ -254,8 +306,8 @@ escape_valid_avx2(char *o, const unsigned char *s, size_t n, size_t lim)
             memcpy(tail, s + i, n - i);
             v = _mm256_load_si256((const __m256i *)tail);
         }
-        size_t step = n - i >= 32 ? 32 : n - i;
-        uint32_t valid = step == 32 ? 0xffffffffu : (1u << step) - 1;
+        size_t step = n - i; /* below 32 */
+        uint32_t valid = (1u << step) - 1;
         uint32_t qm = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
                           _mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash))) &
                       valid;
@@ -360,6 +412,10 @@ escape_line_avx2(char *o, const unsigned char *s, size_t n, line_bits *lb)
         if (!(qm | cm)) {
             _mm256_storeu_si256((__m256i *)o, v);
             o += step;
+            continue;
+        }
+        if (!cm && step == 32) {
+            o = spread32_avx2(o, v, qm);
             continue;
         }
         if (!cm) {

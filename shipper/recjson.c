@@ -304,50 +304,70 @@ static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, const line_info
  * separators_ok reads those bytes. */
 static inline bool fields_tile_line(const sl_record *r, size_t *label_room)
 {
-    size_t n = r->line.n, at = 1; /* where the next member starts */
+    size_t n = r->line.n;
     uintptr_t base = (uintptr_t)r->line.p;
-    if (n < 2) return false;
+    /* Offsets into the line, each below n, and lengths below 2^30 (a
+     * longer line is written field by field): no sum below can wrap, even
+     * with 32-bit sizes, so equal positions are equal. */
+    if (n < 2 || n >= (size_t)1 << 30) return false;
+    if (r->nfields == 0) return n == 2; /* "{}" */
+    /* Without a loop-carried sum: each member's key must start two bytes
+     * past the previous member's end (its closing quote or last byte, a
+     * comma, an opening quote), the first two bytes past the line's start
+     * ('{' and '"'), and the last end one byte before the line's end. The
+     * checks are or-ed, not branched on: the field array is read once,
+     * with every load independent of the one before. */
+    uintptr_t bad = 0, expect = 2;
+    size_t room = 0;
     for (uint32_t i = 0; i < r->nfields; i++) {
         const sl_field *f = &r->fields[i];
-        if ((f->flags & (SL_FF_VERBATIM | SL_FF_REMOVED)) != SL_FF_VERBATIM) return false;
-        at += i != 0; /* the comma */
-        if (at + 1 >= n || (uintptr_t)f->key.p != base + at + 1 || f->key.n >= n - at - 1)
-            return false;
-        size_t v = at + 1 + f->key.n + 2; /* past the closing quote and the colon */
-        bool quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
-        v += quoted;
-        if (v >= n || (uintptr_t)f->val.p != base + v || f->val.n > n - v) return false;
-        at = v + f->val.n + quoted;
+        uintptr_t quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
+        uintptr_t k = (uintptr_t)f->key.p - base, v = (uintptr_t)f->val.p - base;
+        bad |= (uintptr_t)((f->flags & (SL_FF_VERBATIM | SL_FF_REMOVED)) ^ SL_FF_VERBATIM);
+        bad |= (uintptr_t)((f->key.n | f->val.n) >> 30) | (uintptr_t)(k >= n) | (uintptr_t)(v >= n);
+        bad |= k ^ expect;
+        bad |= v ^ (k + f->key.n + 2 + quoted); /* '"' ':' and the opening quote */
+        expect = v + f->val.n + quoted + 2;
         /* a label field is written again under labels (its slices lie in
          * the line, apart: no overflow) */
         if (f->flags & SL_FF_LABEL)
-            *label_room += SL_JSON_ESCAPE_ROOM(f->key.n) + SL_JSON_ESCAPE_ROOM(f->val.n) + 8;
+            room += SL_JSON_ESCAPE_ROOM(f->key.n) + SL_JSON_ESCAPE_ROOM(f->val.n) + 8;
     }
-    return at == n - 1;
+    /* the last member ends just before the '}': expect is two past that */
+    bad |= expect ^ (n + 1);
+    if (bad) return false;
+    *label_room += room;
+    return true;
 }
 
-/* The bytes between the slices fields_tile_line placed. */
+/* The bytes between the slices fields_tile_line placed (they lie inside
+ * the line: each member's key starts at least two bytes in, each value
+ * ends before the closing brace). Or-ed, not branched on, as above. */
 static inline bool separators_ok(const sl_record *r)
 {
-    const char *p = r->line.p;
-    if (p[0] != '{' || p[r->line.n - 1] != '}') return false;
+    const unsigned char *p = (const unsigned char *)r->line.p;
+    unsigned bad = (p[0] ^ '{') | (p[r->line.n - 1] ^ '}');
     for (uint32_t i = 0; i < r->nfields; i++) {
         const sl_field *f = &r->fields[i];
-        const char *k = f->key.p, *v = f->val.p;
-        if ((i && k[-2] != ',') || k[-1] != '"' || k[f->key.n] != '"' || k[f->key.n + 1] != ':')
-            return false;
-        if ((f->type == SL_V_STRING || f->type == SL_V_ESCAPED) &&
-            (v[-1] != '"' || v[f->val.n] != '"'))
-            return false;
+        const unsigned char *k = (const unsigned char *)f->key.p,
+                            *v = (const unsigned char *)f->val.p;
+        unsigned quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
+        /* before the first key the '{' (p[0], checked above) */
+        bad |= (k[-2] ^ (i ? ',' : '{')) | (k[-1] ^ '"') | (k[f->key.n] ^ '"') |
+               (k[f->key.n + 1] ^ ':');
+        /* an unquoted value's neighbours are the ':' and the next ',' or
+         * '}': read either way, counted only for a quoted one */
+        bad |= ((v[-1] ^ '"') | (v[f->val.n] ^ '"')) & (0u - quoted);
     }
-    return true;
+    return bad == 0;
 }
 
 enum { TILED_UNCHECKED = 1, TILED_WHOLE = 2 };
 
 /* The record into o, which has room for its worst case. */
 static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_record *r,
-                                        unsigned parts, int tiled, size_t *bad, int kind)
+                                        unsigned parts, int tiled, bool field_labels, size_t *bad,
+                                        int kind)
 {
     line_info li = {r->line, false, NULL};
     line_bits lbits;
@@ -406,7 +426,8 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
         int lfirst = 1;
         for (uint32_t i = 0; i < b->nlabels; i++)
             o = put_field(o, &b->labels[i], &li, &lfirst, bad, kind);
-        for (uint32_t i = 0; i < r->nfields; i++) {
+        /* the field array walked again only when a field is a label */
+        for (uint32_t i = 0; field_labels && i < r->nfields; i++) {
             const sl_field *f = &r->fields[i];
             if ((f->flags & SL_FF_LABEL) && !(f->flags & SL_FF_REMOVED))
                 o = put_field(o, f, &li, &lfirst, bad, kind);
@@ -418,24 +439,24 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
 }
 
 static char *write_portable(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                            int tiled, size_t *bad)
+                            int tiled, bool field_labels, size_t *bad)
 {
-    return write_record(o, b, r, parts, tiled, bad, W_PORTABLE);
+    return write_record(o, b, r, parts, tiled, field_labels, bad, W_PORTABLE);
 }
 
 #ifdef SL_SSSE3
 SL_SSSE3 static char *write_ssse3(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                  int tiled, size_t *bad)
+                                  int tiled, bool field_labels, size_t *bad)
 {
-    return write_record(o, b, r, parts, tiled, bad, W_SSSE3);
+    return write_record(o, b, r, parts, tiled, field_labels, bad, W_SSSE3);
 }
 #endif
 
 #ifdef SL_AVX2
 SL_AVX2 static char *write_avx2(char *o, const sl_batch *b, const sl_record *r, unsigned parts,
-                                int tiled, size_t *bad)
+                                int tiled, bool field_labels, size_t *bad)
 {
-    return write_record(o, b, r, parts, tiled, bad, W_AVX2);
+    return write_record(o, b, r, parts, tiled, field_labels, bad, W_AVX2);
 }
 #endif
 
@@ -490,12 +511,16 @@ int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r,
     if (sane && tiled == TILED_WHOLE) need += r->line.n + label_room;
     if (sane && tiled == TILED_UNCHECKED)
         need += SL_JSON_ESCAPE_ROOM(r->line.n) + r->line.n + label_room;
+    bool field_labels = label_room != 0; /* tiled: each label field added room */
     if (sane && !tiled) {
         need += SL_JSON_ESCAPE_ROOM(r->line.n);
         for (uint32_t i = 0; sane && i < r->nfields; i++) {
             sane = field_room(&r->fields[i], &need);
             /* a label field is written twice: under fields and labels */
-            if (sane && (r->fields[i].flags & SL_FF_LABEL)) sane = field_room(&r->fields[i], &need);
+            if (sane && (r->fields[i].flags & SL_FF_LABEL)) {
+                sane = field_room(&r->fields[i], &need);
+                field_labels = true;
+            }
         }
     }
     for (uint32_t i = 0; sane && i < b->nlabels; i++) sane = field_room(&b->labels[i], &need);
@@ -509,16 +534,16 @@ int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r,
 #ifdef SL_AVX2
     if (kernel >= SL_RJ_KERNEL_AVX2 && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi"))
-        o = write_avx2(o, b, r, parts, tiled, &bad);
+        o = write_avx2(o, b, r, parts, tiled, field_labels, &bad);
     else
 #endif
 #ifdef SL_SSSE3
         if (kernel >= SL_RJ_KERNEL_SSSE3 && __builtin_cpu_supports("ssse3") &&
             __builtin_cpu_supports("popcnt"))
-        o = write_ssse3(o, b, r, parts, tiled, &bad);
+        o = write_ssse3(o, b, r, parts, tiled, field_labels, &bad);
     else
 #endif
-        o = write_portable(o, b, r, parts, tiled, &bad);
+        o = write_portable(o, b, r, parts, tiled, field_labels, &bad);
     out->len = (size_t)(o - out->p);
     out->p[out->len] = '\0';
     return bad > INT_MAX ? INT_MAX : (int)bad;

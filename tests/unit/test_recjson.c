@@ -20,6 +20,7 @@
 #include "core/batch.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/utf8.h"
 #include "core/config.h"
 #include "parsers/chain.h"
 #include "parsers/json.h"
@@ -489,6 +490,147 @@ static void test_whole_line_needs_separators(void **st)
     }
 }
 
+/* The AVX2 writer's escape of a line whose fields tile it (taken as valid
+ * UTF-8, escaped 32 bytes a step, a block whose stops are all '"' or '\\'
+ * spread by two shuffles): a line `{"k":TEXT}` with TEXT an unquoted value,
+ * so any byte pattern tiles. Every 8-bit pattern of quotes and backslashes
+ * in each of a block's four 8-byte groups, the block at every offset from
+ * the line's start, TEXT ending at every offset in the last block; then a
+ * control byte of every class (\n, \t, \r, \x01, \x1f, NUL) and UTF-8
+ * sequences at every position of quote-dense text. */
+static void test_tiled_line_every_group_pattern(void **st)
+{
+    (void)st;
+    static const char *const ctrl[] = {
+        "\n", "\t", "\r", "\x01", "\x1f", "\x00", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80"};
+    unsigned char text[200];
+    int cases = 0;
+    for (int g = 0; g < 4; g++) {
+        for (uint32_t pat = 0; pat < 256; pat++) {
+            size_t pre = rnd(32), post = rnd(40);
+            size_t n = 0;
+            for (size_t k = 0; k < pre; k++) text[n++] = (unsigned char)('a' + k % 26);
+            for (int k = 0; k < 32; k++) {
+                bool q = k / 8 == g ? (pat >> (k % 8) & 1) : rnd(4) == 0;
+                text[n++] = q ? (rnd(2) ? '"' : '\\') : (unsigned char)('A' + k);
+            }
+            for (size_t k = 0; k < post; k++) text[n++] = rnd(3) ? '"' : 'z';
+            char line[256];
+            memcpy(line, "{\"k\":", 5);
+            memcpy(line + 5, text, n);
+            line[5 + n] = '}';
+            size_t ln = 6 + n;
+            /* a control or multibyte piece somewhere in some of them */
+            if (pat % 4 == 0) {
+                const char *c = ctrl[rnd(9)];
+                size_t cl = c == ctrl[5] ? 1 : strlen(c), at = 5 + rnd((uint32_t)n);
+                if (at + cl < ln - 1) memcpy(line + at, c, cl);
+            }
+            char *tight = tight_copy((const unsigned char *)line, ln);
+            sl_batch *b = sl_batch_new(1);
+            sl_record *r = sl_batch_add(b, (sl_slice){tight, ln}, 0, 1);
+            sl_field *f = sl_record_add_field(b, r, (sl_slice){tight + 2, 1},
+                                              (sl_slice){tight + 5, n}, SL_V_OBJECT);
+            assert_non_null(f);
+            f->flags = SL_FF_VERBATIM;
+            check_record(b, r, SL_RJ_ALL);
+            check_record(b, r, SL_RJ_TIME | SL_RJ_LINE);
+            sl_batch_unref(b);
+            free(tight);
+            cases++;
+        }
+    }
+    /* each control piece at every position of 96 bytes of quote-dense text */
+    for (int c = 0; c < 9; c++) {
+        for (size_t at = 0; at < 96; at++) {
+            char line[128];
+            size_t n = 96, cl = c == 5 ? 1 : strlen(ctrl[c]);
+            memcpy(line, "{\"k\":", 5);
+            for (size_t k = 0; k < n; k++) line[5 + k] = "a\"b\\c\"\"d"[k % 8];
+            if (at + cl > n) continue;
+            memcpy(line + 5 + at, ctrl[c], cl);
+            line[5 + n] = '}';
+            char *tight = tight_copy((const unsigned char *)line, n + 6);
+            sl_batch *b = sl_batch_new(1);
+            sl_record *r = sl_batch_add(b, (sl_slice){tight, n + 6}, 0, 1);
+            sl_field *f = sl_record_add_field(b, r, (sl_slice){tight + 2, 1},
+                                              (sl_slice){tight + 5, n}, SL_V_ARRAY);
+            assert_non_null(f);
+            f->flags = SL_FF_VERBATIM;
+            check_record(b, r, SL_RJ_ALL);
+            sl_batch_unref(b);
+            free(tight);
+            cases++;
+        }
+    }
+    assert_true(cases > 1800);
+}
+
+static bool has_stop(sl_slice v)
+{
+    for (size_t k = 0; k < v.n; k++)
+        if ((unsigned char)v.p[k] < 0x20 || v.p[k] == '"' || v.p[k] == '\\') return true;
+    return !sl_utf8_valid(v.p, v.n); /* a sequence cut at either end */
+}
+
+/* The tiling check compares positions without branching on each: a parsed
+ * line's fields each moved by one byte (key or value start, key or value
+ * length, one way or the other), a field's quoted type flipped, the fields
+ * removed down to none, must still come out as the reference writes them
+ * (the line then escaped and the fields written one by one). */
+static void test_tiling_off_by_one(void **st)
+{
+    (void)st;
+    sl_json_opts opts;
+    sl_err err;
+    assert_int_equal(sl_json_opts_init(&opts, &err), 0);
+    static unsigned char tmp[4000];
+    int tiled_cases = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = json_line(tmp, sizeof tmp, 1 + rnd(12));
+        char *line = tight_copy(tmp, n);
+        sl_batch *b = sl_batch_new(1);
+        sl_record *r = sl_batch_add(b, (sl_slice){line, n}, random_time(), 1);
+        if (sl_json_parse_record(b, r, &opts, &err) != 0 || r->nfields == 0) {
+            sl_batch_unref(b);
+            free(line);
+            continue;
+        }
+        tiled_cases++;
+        sl_field *f = &r->fields[rnd(r->nfields)];
+        int d = rnd(2) ? 1 : -1;
+        switch (iter % 6) {
+        case 0:
+            if (f->key.n && f->key.p > line + 1) f->key.p += d;
+            break;
+        case 1:
+            if (f->key.n > 1 || d > 0) f->key.n += (size_t)(ptrdiff_t)d;
+            break;
+        case 2:
+            if (f->val.n && f->val.p + f->val.n < line + n) f->val.p += d;
+            break;
+        case 3:
+            if ((f->val.n > 1 || d > 0) && f->val.p + f->val.n < line + n - 1)
+                f->val.n += (size_t)(ptrdiff_t)d;
+            break;
+        case 4:
+            f->type = f->type == SL_V_STRING ? SL_V_NUMBER : SL_V_STRING;
+            break;
+        default:
+            r->nfields = 0; /* only "{}" tiles with no field */
+        }
+        /* a moved slice that now takes in a quote, backslash or control
+         * byte, or cuts a UTF-8 sequence, is no longer its own escape: as a step that changes a
+         * field, drop the verbatim mark (the writer trusts it, by contract) */
+        if (has_stop(f->key) || ((f->type == SL_V_STRING) && has_stop(f->val)))
+            f->flags &= (uint8_t)~SL_FF_VERBATIM;
+        check_record(b, r, SL_RJ_ALL);
+        sl_batch_unref(b);
+        free(line);
+    }
+    assert_true(tiled_cases > 1000);
+}
+
 /* Through the real steps: `rename` to a key that needs escaping must drop
  * the parser's verbatim mark (else the new key would be copied raw, an
  * unbalanced quote in the output); `remove` and `labels` change what the
@@ -650,6 +792,8 @@ int main(void)
         cmocka_unit_test(test_parsed_records_match_reference),
         cmocka_unit_test(test_slices_of_valid_line),
         cmocka_unit_test(test_whole_line_needs_separators),
+        cmocka_unit_test(test_tiled_line_every_group_pattern),
+        cmocka_unit_test(test_tiling_off_by_one),
         cmocka_unit_test(test_steps_after_json),
         cmocka_unit_test(test_line_dedup),
     };

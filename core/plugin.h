@@ -35,14 +35,16 @@ typedef int (*sl_idle_fn)(void *arg);
 /* clang-format off */
 #define SL_INPUT_COMMON_KEYS                                                                       \
     {.name = "name", .type = SL_KEY_STR, .required = true,                                         \
-     .doc = "unique; names the checkpoint file and the metrics"},                                  \
+     .doc = "unique; names the checkpoint file and the metrics (1-200 bytes, no `/` or control "  \
+            "character, not `.` or `..`)"},                                                        \
     {.name = "type", .type = SL_KEY_STR, .required = true, .doc = "the input's type"},             \
     {.name = "parse", .type = SL_KEY_SEQ,                                                          \
      .doc = "parse steps run in order on every record (see Parse steps)"},                         \
     {.name = "labels", .type = SL_KEY_MAP, .doc = "static labels, e.g. `{job: app}`"}
 #define SL_SINK_COMMON_KEYS                                                                        \
     {.name = "name", .type = SL_KEY_STR, .required = true,                                         \
-     .doc = "unique; names the sink's metrics and its spool folder"},                              \
+     .doc = "unique; names the sink's metrics and its spool folder (1-200 bytes, no `/` or "      \
+            "control character, not `.` or `..`)"},                                                \
     {.name = "type", .type = SL_KEY_STR, .required = true, .doc = "the sink's type"},              \
     {.name = "inputs", .type = SL_KEY_LIST,                                                        \
      .doc = "which inputs feed this sink; every input when absent"},                               \

@@ -51,6 +51,25 @@ const sl_cfg_key *sl_pipeline_buffer_keys(size_t *n)
     return buffer_keys;
 }
 
+/* A name becomes a file name (an input's checkpoint, a sink's spool
+ * folder), a metric label and a log field: one that climbs out of its
+ * folder ("..", "a/b") would have root write there, and control bytes
+ * would forge log lines. So: 1 to 200 bytes, no '/', no byte below 0x20
+ * or 0x7f, not "." or "..". */
+static const char *name_problem(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0) return "is empty";
+    if (n > 200) return "is longer than 200 bytes";
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return "is '.' or '..'";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '/') return "holds a '/'";
+        if (c < 0x20 || c == 0x7f) return "holds a control character";
+    }
+    return NULL;
+}
+
 /* Name and type of one input/sink entry; NULL type when unusable. */
 static const char *entry_type(sl_cfg *cfg, const sl_cfg_node *n, const char **name, bool input,
                               int index)
@@ -63,6 +82,15 @@ static const char *entry_type(sl_cfg *cfg, const sl_cfg_node *n, const char **na
     sl_cfg_str(cfg, n, "name", NULL, name);
     sl_cfg_str(cfg, n, "type", NULL, &type);
     if (!*name) sl_cfg_error(cfg, n, "missing required key 'name'");
+    const char *bad = *name ? name_problem(*name) : NULL;
+    if (bad) {
+        /* It names a file: refused here, so no part of the agent uses it. */
+        sl_cfg_error(cfg, sl_cfg_get(n, "name"),
+                     "%s name %s: it names a file under data_dir (1-200 bytes, no '/', no "
+                     "control character, not '.' or '..')",
+                     input ? "input" : "sink", bad);
+        *name = NULL;
+    }
     if (!type) {
         sl_cfg_error(cfg, n, "missing required key 'type' (one of %s)", sl_registry_choices(input));
         return NULL;

@@ -132,6 +132,29 @@ static void test_broken_configs_exit_2_with_positions(void **st)
                  "inputs:\n  - {name: app, type: file, paths: [a]}\n"
                  "sinks:\n  - {name: out, type: stdout, inputs: [nope]}\n",
                  "sink takes unknown input 'nope'");
+    /* names become file names under data_dir (checkpoint, spool folder):
+     * one that leaves its folder, or forges log lines, is refused */
+    static const char *const bad_names[][2] = {
+        {"\"../../etc/cron.d/x\"", "holds a '/'"},
+        {"\"..\"", "is '.' or '..'"},
+        {"\"a\\nts=forged\"", "holds a control character"},
+        {"\"\"", "is empty"},
+    };
+    for (size_t k = 0; k < sizeof bad_names / sizeof *bad_names; k++) {
+        char text[512], msg[128];
+        snprintf(text, sizeof text,
+                 "inputs:\n  - {name: %s, type: file, paths: [a]}\n"
+                 "sinks:\n  - {name: out, type: stdout}\n",
+                 bad_names[k][0]);
+        snprintf(msg, sizeof msg, "input name %s", bad_names[k][1]);
+        expect_error(dir, text, msg);
+        snprintf(text, sizeof text,
+                 "inputs:\n  - {name: app, type: file, paths: [a]}\n"
+                 "sinks:\n  - {name: %s, type: stdout}\n",
+                 bad_names[k][0]);
+        snprintf(msg, sizeof msg, "sink name %s", bad_names[k][1]);
+        expect_error(dir, text, msg);
+    }
     /* not a file at all */
     char *args[] = {"check", "-c", "/nonexistent/sluice.yml", NULL};
     result r = run_sluice(dir, args);

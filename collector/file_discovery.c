@@ -252,7 +252,7 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
     }
     int fd, why;
     struct stat fst;
-    int grc = sl_file_guard_open(&in->guard, path, found, &fd, &fst, &why);
+    int grc = sl_file_guard_open(&in->guard, path, found, lst, &fd, &fst, &why);
     if (grc == SL_EINVAL) {
         refuse(in, path, lst, why);
         return NULL;
@@ -336,6 +336,8 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
      * the end (one pread of fp_bytes per file less: issue 19). */
     t->caught_up = false;
     t->mtime_ns = sl_file_mtime_ns(st);
+    t->open_size = st->st_size;
+    t->open_mtim = st->st_mtim;
     in->open_count++;
     sl_metric_gauge_add(in->m_open, 1);
     char dir[1024];

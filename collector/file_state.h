@@ -90,6 +90,7 @@ typedef struct refused_name {
 typedef struct waiting_path {
     struct waiting_path *next, *hash_next; /* queue order, path_bucket chain */
     uint64_t dev, ino;                     /* the file found at the path last */
+    bool plain;                            /* it was a regular file, the name no link */
     char path[];
 } waiting_path;
 

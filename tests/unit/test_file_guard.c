@@ -134,6 +134,32 @@ static void test_plain_name_races(void **st)
     free(tmp), free(keep), free(dirlink), free(through), free(up);
 }
 
+/* Reading through the guard leaves the file's access time alone
+ * (O_NOATIME: the owner, or root, may). */
+static void test_read_keeps_atime(void **st)
+{
+    tree *t = *st;
+    sl_file_guard g;
+    guard_for(&g, t, SL_FOLLOW_INSIDE);
+    struct timespec times[2] = {{.tv_sec = 1000000000}, {.tv_nsec = UTIME_OMIT}};
+    assert_int_equal(utimensat(AT_FDCWD, t->app, times, 0), 0);
+    struct stat name, found, got;
+    assert_int_equal(lstat(t->app, &name), 0);
+    assert_int_equal(stat(t->app, &found), 0);
+    for (int plain = 0; plain < 2; plain++) {
+        int fd = -1, why;
+        assert_int_equal(
+            sl_file_guard_open(&g, t->app, &found, plain ? &name : NULL, &fd, &got, &why), SL_OK);
+        char buf[16];
+        assert_int_equal(read(fd, buf, sizeof buf), 5);
+        close(fd);
+        struct stat after;
+        assert_int_equal(stat(t->app, &after), 0);
+        assert_int_equal(after.st_atim.tv_sec, 1000000000);
+    }
+    sl_file_guard_free(&g);
+}
+
 static void test_regular_file_inside_opens(void **st)
 {
     tree *t = *st;
@@ -293,6 +319,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_swap_between_discovery_and_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_name_races, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_keeps_atime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_folders_allowed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,9 @@ data_dir. Prints each run, the medians of 3 for both, and the ratio of the
 medians (goal: many / one >= 0.5). Timing and CPU as in benchmarks/e2e.py:
 start of the process until the last line is in the output; utime+stime of
 the agent; VmHWM. SLUICE_FILES_RUNS changes the number of pairs.
+SLUICE_FILES_REF=OTHER_BUILD_DIR adds a run of the many files by that
+build's binary to each round (one, many, reference many), so a change is
+measured against the code before it in the same invocation.
 Exit status 1 when a run failed or lost lines."""
 import os
 import shutil
@@ -45,6 +48,8 @@ def main():
     nfiles = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
     mb = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     pairs = int(os.environ.get("SLUICE_FILES_RUNS", "3"))
+    ref_dir = os.environ.get("SLUICE_FILES_REF")
+    ref = Bench(ref_dir) if ref_dir else None
     try:
         src = os.path.join(b.tmp, "corpus.json")
         with open(src, "wb") as f:
@@ -65,10 +70,15 @@ def main():
                         pass
         log(f"corpus: gen --kind json --bytes {mb}M --seed 3: {nbytes / 1e6:.1f} MB, "
             f"{nlines} lines; {nfiles} files")
-        res = {"one": [], "many": []}
+        res = {"one": [], "many": [], "ref": []}
+        rounds = [("one", b, one, "1 file"), ("many", b, many, f"{nfiles} files")]
+        if ref:
+            os.rmdir(ref.tmp)
+            ref.tmp = b.tmp  # one corpus, one folder to remove
+            rounds.append(("ref", ref, many, f"{nfiles} files, reference build"))
         for _ in range(pairs):
-            for kind, path, label in (("one", one, "1 file"), ("many", many, f"{nfiles} files")):
-                r = run(b, path, nbytes, nlines, f"{mb} MB in {label}")
+            for kind, bench, path, label in rounds:
+                r = run(bench, path, nbytes, nlines, f"{mb} MB in {label}")
                 if r:
                     res[kind].append(r)
     finally:
@@ -78,7 +88,8 @@ def main():
     print("| input | MB/s runs | MB/s median | CPU s/GB median | peak RSS MiB max |")
     print("|---|---|---:|---:|---:|")
     med = {}
-    for kind, label in (("one", "1 file"), ("many", f"{nfiles:,} files")):
+    for kind, label in (("one", "1 file"), ("many", f"{nfiles:,} files"),
+                        ("ref", f"{nfiles:,} files, {ref_dir}")):
         rs = res[kind]
         if not rs:
             continue
@@ -88,6 +99,10 @@ def main():
               f"{max(r['rss'] for r in rs):.1f} |")
     if "one" in med and "many" in med:
         print(f"\nmany / one (ratio of medians): **{med['many'] / med['one']:.2f}x** (goal >= 0.5x)")
+    if "ref" in med and "many" in med:
+        cpu = {k: statistics.median(r["cpugb"] for r in res[k]) for k in ("many", "ref")}
+        print(f"many files, this build / reference: MB/s {med['many'] / med['ref']:.2f}x, "
+              f"CPU s/GB {cpu['many'] / cpu['ref']:.2f}x")
     for f in FAILED:
         print(f"FAILED: {f}")
     return 1 if FAILED else 0

@@ -184,9 +184,12 @@ static void log_deferred(const file_input *in, const char *path, const struct st
            (long long)in->max_open_files);
 }
 
-/* Queues a path that found no room (once); false when the queue is full. */
-static bool add_waiting(file_input *in, const char *path, const struct stat *st)
+/* Queues a path that found no room (once); false when the queue is full.
+ * st: the file, lst: the name. */
+static bool add_waiting(file_input *in, const char *path, const struct stat *st,
+                        const struct stat *lst)
 {
+    bool plain = S_ISREG(st->st_mode) && !S_ISLNK(lst->st_mode);
     waiting_path *old = find_waiting(in, path);
     if (old) {
         /* Rotated meanwhile: the path now leads to a newer file. */
@@ -194,6 +197,7 @@ static bool add_waiting(file_input *in, const char *path, const struct stat *st)
             log_deferred(in, path, st);
         old->dev = (uint64_t)st->st_dev;
         old->ino = (uint64_t)st->st_ino;
+        old->plain = plain;
         return true;
     }
     if (in->nwaiting == MAX_WAITING) return false;
@@ -203,6 +207,7 @@ static bool add_waiting(file_input *in, const char *path, const struct stat *st)
     memcpy(w->path, path, len + 1);
     w->dev = (uint64_t)st->st_dev;
     w->ino = (uint64_t)st->st_ino;
+    w->plain = plain;
     log_deferred(in, path, st);
     size_t b = path_bucket(path);
     w->hash_next = in->waiting[b];
@@ -235,9 +240,20 @@ static waiting_path *pop_waiting(file_input *in)
 
 /* found: the path's stat when discovered; lst: its lstat (the name).
  * only_known: open it only if it is the file the checkpoint knows (a
- * rescue). Returns the file when it was opened. */
+ * rescue). noted: found and lst are only the identity a queued path had
+ * (dev, ino, a regular file, no link): what look_at decides from the
+ * name's size and time is decided from the descriptor's. Returns the file
+ * when it was opened. */
+/* The checkpoint's file e, now st, was read to its end and has not
+ * changed since: it stays closed (a write reopens it). */
+static bool read_unchanged(const sl_ckpt_entry *e, const struct stat *st)
+{
+    return e->offset == (uint64_t)st->st_size &&
+           sl_file_mtime_ns(st) < (int64_t)(e->seen - 1) * 1000000000;
+}
+
 static tracked *open_file(file_input *in, const char *path, const struct stat *found,
-                          const struct stat *lst, bool initial, bool only_known)
+                          const struct stat *lst, bool initial, bool only_known, bool noted)
 {
     /* The second thread never closes files: the input's thread may be
      * using them. */
@@ -246,14 +262,14 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
          * waits (in the queue, or for a later scan) rather than exceed the
          * bound. */
         sl_metric_inc(in->m_deferred);
-        if (S_ISREG(found->st_mode)) sl_file_remember_unopened(in, path, found, initial);
+        if (S_ISREG(found->st_mode) && !noted) sl_file_remember_unopened(in, path, found, initial);
         /* A path of the globs waits in the queue; a rescue, for a scan. */
-        if (only_known || !add_waiting(in, path, found)) in->deferred = true;
+        if (only_known || !add_waiting(in, path, found, lst)) in->deferred = true;
         return NULL;
     }
     int fd, why;
     struct stat fst;
-    int grc = sl_file_guard_open(&in->guard, path, found, &fd, &fst, &why);
+    int grc = sl_file_guard_open(&in->guard, path, found, lst, &fd, &fst, &why);
     if (grc == SL_EINVAL) {
         refuse(in, path, lst, why);
         return NULL;
@@ -273,6 +289,11 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
     const struct stat *st = &fst;
     uint64_t size = (uint64_t)st->st_size;
     sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
+    if (noted && e && read_unchanged(e, st)) {
+        close(fd);
+        e->seen = sl_now_ns() / 1000000000;
+        return NULL;
+    }
     /* fp_len 0: first seen empty (or not opened yet); nothing to compare,
      * and its offset cannot be past anything the file could have held. */
     bool same = e && (e->fp_len == 0 ||
@@ -347,6 +368,8 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
      * the end (one pread of fp_bytes per file less: issue 19). */
     t->caught_up = false;
     t->mtime_ns = sl_file_mtime_ns(st);
+    t->open_size = st->st_size;
+    t->open_mtim = st->st_mtim;
     in->open_count++;
     sl_metric_gauge_add(in->m_open, 1);
     char dir[1024];
@@ -529,14 +552,13 @@ static void look_at(file_input *in, const char *path, bool initial)
         return;
     }
     sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
-    if (e && e->offset == (uint64_t)st.st_size &&
-        sl_file_mtime_ns(&st) < (e->seen - 1) * 1000000000) {
+    if (e && read_unchanged(e, &st)) {
         /* Read to its end and unchanged since: stays closed (a write
          * reopens it); still present, so not to be forgotten. */
         e->seen = sl_now_ns() / 1000000000;
         return;
     }
-    open_file(in, path, &st, &lst, initial, false);
+    open_file(in, path, &st, &lst, initial, false, false);
 }
 
 /* Whether the checkpoint's file e is to be looked for: no glob led to it,
@@ -592,7 +614,7 @@ static void rescue(file_input *in, bool first)
             if (snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name) >= (int)sizeof path)
                 continue;
             uint64_t from = e->offset;
-            tracked *t = open_file(in, path, &st, &st, false, true);
+            tracked *t = open_file(in, path, &st, &st, false, true, false);
             if (!t) continue;
             /* Not in the globs: read to its end, then released. */
             t->gone = true;
@@ -655,6 +677,27 @@ void sl_file_scan(file_input *in)
     in->need_scan = false;
 }
 
+/* A queued path, with room for it. A regular file whose name was no link
+ * when it was queued, not open under another name, is opened as that
+ * file without looking at the name again (an lstat per file at 10,000
+ * files: issue 19): the guard opens it with no link followed and checks
+ * the descriptor is the file noted; anything else at the name now is
+ * looked at by the scan this asks for. Other paths are looked at as a
+ * scan would. */
+static void open_waiting(file_input *in, waiting_path *w)
+{
+    if (!w->plain || sl_file_find_by_id(in, w->dev, w->ino)) {
+        look_at(in, w->path, false);
+        return;
+    }
+    struct stat noted;
+    memset(&noted, 0, sizeof noted);
+    noted.st_dev = (dev_t)w->dev;
+    noted.st_ino = (ino_t)w->ino;
+    noted.st_mode = S_IFREG;
+    open_file(in, w->path, &noted, &noted, false, false, true);
+}
+
 /* Opens queued paths while there is room (or an idle file to close for
  * it). While none can be opened, the run loop looks again after
  * wait_backoff_ms, doubling up to 32 ms: acknowledgements do not wake it. */
@@ -664,7 +707,7 @@ void sl_file_open_waiting(file_input *in)
     while (in->wait_head && !atomic_load(in->ctx->stop)) {
         if (in->open_count >= in->max_open_files && !close_one_idle(in)) break;
         waiting_path *w = pop_waiting(in);
-        look_at(in, w->path, false);
+        open_waiting(in, w);
         free(w);
         opened = true;
     }

@@ -53,8 +53,8 @@ void sl_file_guard_free(sl_file_guard *g);
  * *refused set when the file must not be read; SL_EIO when it cannot be
  * opened (errno kept). Files that are not regular are refused without
  * being opened (opening a device can have effects). */
-int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct stat *found, int *fd,
-                       struct stat *st, int *refused);
+int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct stat *found,
+                       const struct stat *name, int *fd, struct stat *st, int *refused);
 /* The decision on a descriptor already open on path (the second half of
  * sl_file_guard_open, apart so the race it closes can be tested: fd is
  * whatever open() returned, found what the path was before). */

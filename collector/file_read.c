@@ -66,6 +66,7 @@ typedef struct emitter {
     tracked *t;
     uint64_t base; /* file offset of chunk data[0] */
     int64_t now;
+    size_t len; /* bytes of the chunk being emitted */
     sl_batch *b;
     uint64_t begin;
     bool suspect; /* a line had a NUL or was not UTF-8: check each record from here */
@@ -101,7 +102,12 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
     if (in->strip_cr && !(flags & (SL_RF_SPLIT | SL_RF_TRUNCATED)))
         n = strip_cr(in, e->t->chunk->data + off, n, end == off + n + 1);
     if (!e->b) {
-        sl_batch *b = sl_batch_new(in->batch_records);
+        /* Room for the records the rest of the read can hold at a line of
+         * 256 bytes, grown (doubled) up to batch_records as needed: a
+         * small file's batch does not allocate and fault in batch_records
+         * slots (229 KB at 4096) for its 15 records (issue 19). */
+        uint64_t guess = (e->len - off) / 256 + 16;
+        sl_batch *b = sl_batch_new(guess < in->batch_records ? (uint32_t)guess : in->batch_records);
         if (!b || sl_batch_add_chunk(b, e->t->chunk) != SL_OK ||
             sl_batch_set_names(b, in->ctx->name, e->t->path) != SL_OK ||
             sl_batch_set_labels(b, in->labels, in->nlabels) != SL_OK) {
@@ -117,7 +123,8 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
     if (e->suspect) check_text(in, r);
     if (flags & (SL_RF_ML_CUT | SL_RF_ML_CONT))
         sl_multiline_mark(in->multiline, &e->t->ml, in->ctx->name, e->t->path, e->b, r);
-    if (e->b->nrecords == e->b->cap_records) {
+    if (e->b->nrecords == e->b->cap_records &&
+        sl_batch_grow_records(e->b, in->batch_records) != SL_OK) {
         sl_batch *b = e->b;
         e->b = NULL;
         return flush_batch(in, e->t, b, e->begin, e->base + end);
@@ -139,7 +146,7 @@ static int add_record(emitter *e, size_t off, size_t n, size_t end, uint32_t fla
 static int emit_lines(file_input *in, tracked *t, size_t len, bool flush_tail, bool backlog_end)
 {
     const char *data = t->chunk->data;
-    emitter e = {in, t, t->read_off - len, sl_now_ns(), NULL, 0, false};
+    emitter e = {in, t, t->read_off - len, sl_now_ns(), len, NULL, 0, false};
     if (in->index) {
         sl_eol_index_reset(in->index, data, len);
         in->index->validate = in->validate_utf8;
@@ -279,7 +286,18 @@ long sl_file_read_some(file_input *in, tracked *t)
 {
     struct stat st;
     uint64_t avail = in->chunk_bytes;
-    if (fstat(t->fd, &st) == 0) {
+    bool have_st;
+    if (t->open_size >= 0) {
+        /* Opened in this turn: the guard's fstat of the descriptor is
+         * this one (a system call per file less: issue 19). */
+        st.st_size = t->open_size;
+        st.st_mtim = t->open_mtim;
+        t->open_size = -1;
+        have_st = true;
+    } else {
+        have_st = fstat(t->fd, &st) == 0;
+    }
+    if (have_st) {
         int rc = SL_OK;
         if ((uint64_t)st.st_size < t->read_off) {
             /* copytruncate: the file shrank under us. */
@@ -332,6 +350,12 @@ long sl_file_read_some(file_input *in, tracked *t)
      * one reached the end, and from then on the writer may truncate and
      * write again unseen: the next read verifies the first bytes. */
     t->caught_up = r < 0 || (size_t)r < asked;
+    /* Read to the end: nothing to do in the next turn unless inotify
+     * says it changed (the run loop marks it dirty then, or marks every
+     * file at a sweep). The turn after used to fstat it only to find
+     * that (a system call per file: issue 19). A line left unfinished
+     * keeps it visited. */
+    if (r > 0 && t->caught_up) t->dirty = false;
     bool backlog_end = t->backlog && r > 0 && t->caught_up;
     t->backlog = r > 0 && !t->caught_up;
     if (r < 0) {

@@ -54,10 +54,13 @@ typedef struct tracked {
     sl_chunk *chunk;   /* holds the unfinished line at [0, partial) */
     size_t partial;
     int64_t partial_since;
-    bool skipping;      /* truncate mode: dropping the rest of a long line */
-    bool gone;          /* path no longer leads here: read to EOF, then close */
-    bool dirty;         /* may have data: read it on the next turn */
-    int64_t mtime_ns;   /* modification time when last looked at */
+    bool skipping;    /* truncate mode: dropping the rest of a long line */
+    bool gone;        /* path no longer leads here: read to EOF, then close */
+    bool dirty;       /* may have data: read it on the next turn */
+    int64_t mtime_ns; /* modification time when last looked at */
+    /* The open's fstat, for the first read (-1: taken; fstat again). */
+    int64_t open_size;
+    struct timespec open_mtim;
     bool caught_up;     /* the last read reached the end of the file */
     bool backlog;       /* the last read filled its buffer: reading a backlog */
     size_t victim_slot; /* its index in file_input.victims + 1; 0: not listed */
@@ -87,6 +90,7 @@ typedef struct refused_name {
 typedef struct waiting_path {
     struct waiting_path *next, *hash_next; /* queue order, path_bucket chain */
     uint64_t dev, ino;                     /* the file found at the path last */
+    bool plain;                            /* it was a regular file, the name no link */
     char path[];
 } waiting_path;
 

@@ -22,6 +22,17 @@ sl_batch *sl_batch_new(uint32_t cap)
     return b;
 }
 
+int sl_batch_grow_records(sl_batch *b, uint32_t max)
+{
+    if (b->cap_records >= max) return SL_EFULL;
+    uint32_t cap = b->cap_records > max / 2 ? max : b->cap_records * 2;
+    sl_record *r = realloc(b->records, (size_t)cap * sizeof *r);
+    if (!r) return SL_ENOMEM;
+    b->records = r;
+    b->cap_records = cap;
+    return SL_OK;
+}
+
 sl_batch *sl_batch_ref(sl_batch *b)
 {
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);

@@ -54,6 +54,12 @@ struct sl_batch {
 
 /* A batch with room for cap records, one reference and one pending holder. */
 sl_batch *sl_batch_new(uint32_t cap);
+/* Doubles the room for records, up to max: an input that cannot tell how
+ * many records a read holds starts small and grows (a 10 KB file's 15
+ * records need not take 4096 slots: issue 19). Only before the batch is
+ * handed on (its footprint is fixed then), and no record pointer is kept
+ * across it. SL_EFULL at max, SL_ENOMEM. */
+int sl_batch_grow_records(sl_batch *b, uint32_t max);
 sl_batch *sl_batch_ref(sl_batch *b);
 void sl_batch_unref(sl_batch *b);
 

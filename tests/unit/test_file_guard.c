@@ -52,11 +52,13 @@ static void guard_for(sl_file_guard *g, tree *t, int follow)
     assert_int_equal(sl_file_guard_init(g, follow, globs, 1, NULL, 0, NULL), SL_OK);
 }
 
-static int try_open(sl_file_guard *g, const char *path, const struct stat *found, int *why)
+/* name: the lstat of path at discovery (the caller's), or NULL. */
+static int try_open_named(sl_file_guard *g, const char *path, const struct stat *found,
+                          const struct stat *name, int *why)
 {
     int fd = -1;
     struct stat st;
-    int rc = sl_file_guard_open(g, path, found, &fd, &st, why);
+    int rc = sl_file_guard_open(g, path, found, name, &fd, &st, why);
     if (rc == SL_OK) {
         assert_true(fd >= 0);
         assert_true(S_ISREG(st.st_mode));
@@ -65,6 +67,97 @@ static int try_open(sl_file_guard *g, const char *path, const struct stat *found
         assert_int_equal(fd, -1);
     }
     return rc;
+}
+
+static int try_open(sl_file_guard *g, const char *path, const struct stat *found, int *why)
+{
+    return try_open_named(g, path, found, NULL, why);
+}
+
+/* A name that was no link when discovered is opened with no link followed
+ * on the way (decision 0056); whatever changed between discovery and open
+ * is still caught, and paths that are not plain go the long way. */
+static void test_plain_name_races(void **st)
+{
+    tree *t = *st;
+    int why;
+    struct stat found, name;
+    char *tmp = sl_t_path(t->logs, "swap.tmp"), *keep = sl_t_path(t->dir, "keep");
+    for (int follow = SL_FOLLOW_INSIDE; follow <= SL_FOLLOW_NEVER; follow++) {
+        if (follow == SL_FOLLOW_ALWAYS) continue;
+        sl_file_guard g;
+        guard_for(&g, t, follow);
+        sl_t_write_file(t->app, "line\n", 5);
+        assert_int_equal(lstat(t->app, &name), 0);
+        assert_int_equal(stat(t->app, &found), 0);
+        assert_int_equal(try_open_named(&g, t->app, &found, &name, &why), SL_OK);
+        /* Kept under another name, so no file below gets its inode. */
+        assert_int_equal(link(t->app, keep), 0);
+        /* Swapped for a link to the secret after discovery. */
+        assert_int_equal(symlink(t->secret, tmp), 0);
+        assert_int_equal(rename(tmp, t->app), 0);
+        int rc = try_open_named(&g, t->app, &found, &name, &why);
+        if (follow == SL_FOLLOW_NEVER) {
+            assert_int_equal(rc, SL_EINVAL);
+            assert_int_equal(why, SL_REFUSED_SYMLINK);
+        } else {
+            assert_int_equal(rc, SL_EAGAIN);
+        }
+        /* Swapped for a FIFO: opened without blocking, refused. */
+        assert_int_equal(unlink(t->app), 0);
+        assert_int_equal(mkfifo(t->app, 0600), 0);
+        assert_int_equal(try_open_named(&g, t->app, &found, &name, &why), SL_EINVAL);
+        assert_int_equal(why, SL_REFUSED_NOT_REGULAR);
+        /* Swapped for another regular file: not the file found. */
+        assert_int_equal(unlink(t->app), 0);
+        sl_t_write_file(t->app, "other\n", 6);
+        assert_int_equal(try_open_named(&g, t->app, &found, &name, &why), SL_EAGAIN);
+        assert_int_equal(unlink(keep), 0);
+        sl_file_guard_free(&g);
+    }
+    sl_file_guard g;
+    guard_for(&g, t, SL_FOLLOW_INSIDE);
+    /* A folder on the way is a link out: the name itself is no link. */
+    char *dirlink = sl_t_path(t->logs, "sub");
+    assert_int_equal(symlink(t->dir, dirlink), 0);
+    char *through = sl_t_path(dirlink, "secret");
+    assert_int_equal(lstat(through, &name), 0);
+    assert_int_equal(stat(through, &found), 0);
+    assert_int_equal(try_open_named(&g, through, &found, &name, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_SYMLINK_OUTSIDE);
+    /* ".." out of the folder, no link anywhere: not inside as written. */
+    char *up = sl_t_path(t->logs, "../secret");
+    assert_int_equal(lstat(up, &name), 0);
+    assert_int_equal(try_open_named(&g, up, &name, &name, &why), SL_EINVAL);
+    assert_int_equal(why, SL_REFUSED_SYMLINK_OUTSIDE);
+    sl_file_guard_free(&g);
+    free(tmp), free(keep), free(dirlink), free(through), free(up);
+}
+
+/* Reading through the guard leaves the file's access time alone
+ * (O_NOATIME: the owner, or root, may). */
+static void test_read_keeps_atime(void **st)
+{
+    tree *t = *st;
+    sl_file_guard g;
+    guard_for(&g, t, SL_FOLLOW_INSIDE);
+    struct timespec times[2] = {{.tv_sec = 1000000000}, {.tv_nsec = UTIME_OMIT}};
+    assert_int_equal(utimensat(AT_FDCWD, t->app, times, 0), 0);
+    struct stat name, found, got;
+    assert_int_equal(lstat(t->app, &name), 0);
+    assert_int_equal(stat(t->app, &found), 0);
+    for (int plain = 0; plain < 2; plain++) {
+        int fd = -1, why;
+        assert_int_equal(
+            sl_file_guard_open(&g, t->app, &found, plain ? &name : NULL, &fd, &got, &why), SL_OK);
+        char buf[16];
+        assert_int_equal(read(fd, buf, sizeof buf), 5);
+        close(fd);
+        struct stat after;
+        assert_int_equal(stat(t->app, &after), 0);
+        assert_int_equal(after.st_atim.tv_sec, 1000000000);
+    }
+    sl_file_guard_free(&g);
 }
 
 static void test_regular_file_inside_opens(void **st)
@@ -225,6 +318,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_links_out_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_between_discovery_and_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_name_races, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_keeps_atime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_folders_allowed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

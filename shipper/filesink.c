@@ -15,9 +15,9 @@
 enum { FORMAT_RAW, FORMAT_JSON };
 
 /* One write takes the queued batches up to this many bytes (or one larger
- * batch) and this many batches: 10,000 files of ~10 KB are then ~100
- * batches a write, not one each (decision 0057), and the output buffer
- * stays about one default batch. */
+ * batch) and this many batches: the ~10 KB batches of 10,000 files go
+ * several to a write, as many as were queued (decision 0057), and the
+ * output buffer stays about one default batch (~1.7 MB of 4,096 lines). */
 #define WRITE_GROUP_BYTES (1u << 20)
 #define WRITE_GROUP_MAX   64
 enum { JSON_LINE_ALWAYS, JSON_LINE_DEDUP };

@@ -51,6 +51,10 @@ BUILD/tests/loki-receiver where that is not built),
 SLUICE_KIN_SKIP (comma list of kafka_loki,file_loki,rsyslog,kafka_file,drain),
 SLUICE_KIN_BASE (another sluice binary, e.g. a build of the commit before a
 change: adds (a0), kafka -> Loki with it, interleaved with the others),
+SLUICE_KIN_BASE_EXTRA (YAML lines for (a0)'s kafka input instead of
+SLUICE_KIN_INPUT_EXTRA: with it, (a0) runs this build unless
+SLUICE_KIN_BASE names another, so two settings are compared in one
+invocation),
 SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki and
 one more file -> Loki run under `perf record -g -p PID`, and their reports
 in PERF/kafka_loki and PERF/file_loki: report.txt by symbol, threads.txt by
@@ -85,7 +89,8 @@ RECEIVER = os.environ.get("SLUICE_KIN_RECEIVER") or (
 SKIP = set(filter(None, os.environ.get("SLUICE_KIN_SKIP", "").split(",")))
 PERF = os.environ.get("SLUICE_KIN_PERF", "")
 SLUICE = os.path.join(BUILD, "cli", "sluice")
-BASE = os.environ.get("SLUICE_KIN_BASE", "")
+BASE_EXTRA = os.environ.get("SLUICE_KIN_BASE_EXTRA")
+BASE = os.environ.get("SLUICE_KIN_BASE", "") or (SLUICE if BASE_EXTRA is not None else "")
 TIMEOUT = 600
 FAILED = []
 
@@ -124,7 +129,7 @@ class Bench:
         os.makedirs(d)
         return d
 
-    def kafka_input(self, group):
+    def kafka_input(self, group, extra=INPUT_EXTRA):
         brokers = ", ".join(f'"{b}"' for b in self.boot.split(","))
         return f"""  - name: app
     type: kafka
@@ -132,7 +137,7 @@ class Bench:
     topics: [logs]
     group_id: {group}
     labels: {{job: bench}}
-""" + "".join(f"    {x}\n" for x in INPUT_EXTRA.split("\n") if x)
+""" + "".join(f"    {x}\n" for x in extra.split("\n") if x)
 
     def file_input(self):
         return f"""  - name: app
@@ -216,7 +221,12 @@ ruleset(name="r") {{
                                       stdout=subprocess.DEVNULL,
                                       stderr=open(os.path.join(d, "receiver.err"), "wb"))
                 wait_listening(port, rx)
-                inp = self.file_input() if scenario == "file_loki" else self.kafka_input(group)
+                if scenario == "file_loki":
+                    inp = self.file_input()
+                elif scenario == "kafka_loki_base" and BASE_EXTRA is not None:
+                    inp = self.kafka_input(group, BASE_EXTRA)
+                else:
+                    inp = self.kafka_input(group)
                 cmd = self.sluice_cmd(d, inp, self.loki_sink(port),
                                       BASE if scenario == "kafka_loki_base" else SLUICE)
             elif scenario == "kafka_file":

@@ -18,7 +18,14 @@ the most time on a core): its threads, busiest first, and those of any
 other process named on the command line after it (e.g. loki-rx). The
 machine's split counts every process of those names. Time asleep is charged to the wait the thread went to
 sleep in; "runnable" adds the time a preempted thread waited for a core to
-the delay between a wake-up and the next run."""
+the delay between a wake-up and the next run.
+
+SLUICE_TS_SLICE=MS adds, per thread (the busiest 8), a line per MS of the
+process's life: ms on a core / ms runnable without a core in that slice,
+and where it slept most ("wait" column), so a stage that starves the next
+shows as one thread asleep while the other runs, slice by slice (the
+consumer group's join, the steady part, the tail)."""
+import os
 import collections
 import re
 import signal
@@ -26,6 +33,7 @@ import subprocess
 import sys
 
 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+SLICE_MS = float(os.environ.get("SLUICE_TS_SLICE", "0"))
 data = sys.argv[1] if len(sys.argv) > 1 else "perf.data"
 names = sys.argv[2:] or ["sluice"]
 out = subprocess.run(["perf", "sched", "timehist", "-i", data, "--state", "-g"],
@@ -101,3 +109,50 @@ for task in tasks:
     print(f"  runnable, no core  {delay + preempted:8.1f} ms  {100 * (delay + preempted) / total:5.1f} %")
     for what, ms in asleep.most_common(4):
         print(f"  asleep: {what:<34.34} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
+
+
+def slices(task_rows, t0, n):
+    """Per slice of SLICE_MS from t0: [on a core, runnable, asleep by reason]."""
+    out = [[0.0, 0.0, collections.Counter()] for _ in range(n)]
+
+    def spread(a, b, k, why=None):  # an interval in s, charged to slices
+        while a < b:
+            i = int((a - t0) * 1000 / SLICE_MS)
+            if i < 0 or i >= n:
+                break
+            end = min(b, t0 + (i + 1) * SLICE_MS / 1000)
+            if end <= a:  # a on a slice's edge, rounded: charge the next slice
+                end = min(b, a + 1e-9)
+            if k == 2:
+                out[i][2][why] += (end - a) * 1000
+            else:
+                out[i][k] += (end - a) * 1000
+            a = end
+
+    for prev, cur in zip(task_rows, task_rows[1:]):
+        t, wait, delay, run = cur[0], cur[1] / 1000, cur[2] / 1000, cur[3] / 1000
+        spread(t - run, t, 0)
+        if prev[4] == "R":
+            spread(t - run - delay - wait, t - run, 1)
+        else:
+            spread(t - run - delay, t - run, 1)
+            spread(t - run - delay - wait, t - run - delay, 2, reason(prev[5]))
+    return out
+
+
+if SLICE_MS > 0 and tasks:
+    t0 = min(rows[k][0][0] for k in tasks)
+    t1 = max(rows[k][-1][0] for k in tasks)
+    n = int((t1 - t0) * 1000 / SLICE_MS) + 1
+    busy = [k for k in tasks if sum(x[3] for x in rows[k]) >= 1.0][:8]
+    per = {k: slices(rows[k], t0, n) for k in busy}
+    short = {"futex (condition variable / lock)": "futex", "poll (socket)": "poll"}
+    print(f"\nper {SLICE_MS:.0f} ms slice: ms on a core/ms runnable, and the main wait")
+    print("     t s | " + " | ".join(f"{k.split('/')[0][:22]:>22}" for k in busy))
+    for i in range(n):
+        cells = []
+        for k in busy:
+            on, rn, sl = per[k][i]
+            w = sl.most_common(1)[0][0] if sl else ""
+            cells.append(f"{on:4.0f}/{rn:4.0f} {short.get(w, w)[:12]:>12}")
+        print(f"{i * SLICE_MS / 1000:8.2f} | " + " | ".join(cells))

@@ -216,9 +216,9 @@ static const sl_cfg_key kafka_input_keys[] = {
      .type = SL_KEY_MAP,
      .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
             "`security.protocol`); the group, commit and offset-reset properties are sluice's; "
-            "prefetch is bounded by default (`queued.max.messages.kbytes: 65536`, "
-            "`queued.min.messages: 100000`): lower it to save memory at the cost of "
-            "throughput (decision 0033)"},
+            "prefetch is bounded by default (`queued.max.messages.kbytes: 16384`, "
+            "`queued.min.messages: 100000`): lower it to save memory, raise it for a far "
+            "broker (decisions 0033, 0060)"},
 };
 
 /* Properties sluice sets itself: committing is ours (after delivery), and
@@ -1001,13 +1001,15 @@ static int consumer_new(kin *in, sl_err *err)
         /* The prefetch bound, pinned (librdkafka 1.x allowed 1 GiB).
          * librdkafka before 2.2 (fetch.queue.backoff.ms) stops fetching
          * while the consumer queue holds more than either and looks again
-         * up to 1 s later, so the queue must hold about a second of what
-         * the sinks take: 16 MiB / 10,000 messages capped an uncompressed
-         * topic at ~65,000 records/s, 32 MiB at ~160,000. 64 MiB (2.0's
-         * default) reaches ~270,000 at 142 MiB of RSS in
-         * benchmarks/kafka_input.py (decision 0033); `librdkafka:` lowers
-         * it where memory matters more. */
-        {"queued.max.messages.kbytes", "65536"},
+         * up to 1 s later unless woken: before the input woke the fetchers
+         * (wake_fetchers) the queue had to hold about a second of what the
+         * sinks take (16 MiB capped an uncompressed topic at ~65,000
+         * records/s, decision 0033). Woken as soon as the queue is empty,
+         * 16 MiB read as fast as 64 MiB within the noise (benchmarks/
+         * kafka_input.py), with 50-65 MiB less peak RSS and a shorter end of
+         * a backlog (the input never drains 64 MiB while the fetchers sleep;
+         * decision 0060). `librdkafka:` raises it for a far broker. */
+        {"queued.max.messages.kbytes", "16384"},
         {"queued.min.messages", "100000"},
     };
     char errstr[512];
@@ -1127,7 +1129,15 @@ static int kin_run(void *state)
          * timespec, the poll-interval stamps) and once in one that may
          * not, per message; only an empty queue waits (decision 0051). */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 0);
-        if (!m) m = rd_kafka_consumer_poll(in->rk, POLL_MS);
+        if (!m) {
+            /* Empty: a fetcher stopped by the queue bound may be asleep for
+             * up to a second; wake it before waiting, not POLL_MS later
+             * (decision 0060). */
+            now = sl_monotonic_ns();
+            since_clock = 0;
+            wake_fetchers(in, now);
+            m = rd_kafka_consumer_poll(in->rk, POLL_MS);
+        }
         if (m) {
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 rc = SL_OK;
@@ -1172,7 +1182,6 @@ static int kin_run(void *state)
         } else if (!m) {
             update_uncommitted(in);
         }
-        if (!m) wake_fetchers(in, now);
     }
     if (in->batch && rc != SL_ECLOSED) flush(in);
     return SL_OK;

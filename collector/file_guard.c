@@ -272,6 +272,23 @@ int sl_file_guard_check_fd(const sl_file_guard *g, const char *path, int fd,
     return check_fd(g, path, fd, found, st, refused, false);
 }
 
+/* The opened fd handed out when check_fd passes, else closed with the
+ * check's errno kept for the caller. */
+static int keep_if_checked(const sl_file_guard *g, const char *path, int f,
+                           const struct stat *found, struct stat *st, int *refused, bool no_links,
+                           int *fd)
+{
+    int rc = check_fd(g, path, f, found, st, refused, no_links);
+    if (rc != SL_OK) {
+        int e = errno;
+        close(f);
+        errno = e;
+        return rc;
+    }
+    *fd = f;
+    return SL_OK;
+}
+
 int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct stat *found,
                        const struct stat *name, int *fd, struct stat *st, int *refused)
 {
@@ -292,17 +309,7 @@ int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct st
     if (found && name && !S_ISLNK(name->st_mode) && S_ISREG(found->st_mode) &&
         g->follow != SL_FOLLOW_ALWAYS && plain_inside(g, path)) {
         int f = open_no_links(path, flags);
-        if (f >= 0) {
-            int rc = check_fd(g, path, f, found, st, refused, true);
-            if (rc != SL_OK) {
-                int e = errno;
-                close(f);
-                errno = e;
-                return rc;
-            }
-            *fd = f;
-            return SL_OK;
-        }
+        if (f >= 0) return keep_if_checked(g, path, f, found, st, refused, true, fd);
     }
     struct stat pre;
     if (g->follow == SL_FOLLOW_NEVER) {
@@ -335,13 +342,5 @@ int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct st
         }
         return SL_EIO;
     }
-    int rc = check_fd(g, path, f, found ? found : &pre, st, refused, false);
-    if (rc != SL_OK) {
-        int e = errno;
-        close(f);
-        errno = e;
-        return rc;
-    }
-    *fd = f;
-    return SL_OK;
+    return keep_if_checked(g, path, f, found ? found : &pre, st, refused, false, fd);
 }

@@ -140,19 +140,15 @@ static void test_broken_configs_exit_2_with_positions(void **st)
         {"\"a\\nts=forged\"", "holds a control character"},
         {"\"\"", "is empty"},
     };
-    for (size_t k = 0; k < sizeof bad_names / sizeof *bad_names; k++) {
+    for (size_t k = 0; k < 2 * (sizeof bad_names / sizeof *bad_names); k++) {
+        bool sink = k % 2; /* each name as an input's, then as a sink's */
+        const char *name = bad_names[k / 2][0];
         char text[512], msg[128];
         snprintf(text, sizeof text,
                  "inputs:\n  - {name: %s, type: file, paths: [a]}\n"
-                 "sinks:\n  - {name: out, type: stdout}\n",
-                 bad_names[k][0]);
-        snprintf(msg, sizeof msg, "input name %s", bad_names[k][1]);
-        expect_error(dir, text, msg);
-        snprintf(text, sizeof text,
-                 "inputs:\n  - {name: app, type: file, paths: [a]}\n"
                  "sinks:\n  - {name: %s, type: stdout}\n",
-                 bad_names[k][0]);
-        snprintf(msg, sizeof msg, "sink name %s", bad_names[k][1]);
+                 sink ? "app" : name, sink ? name : "out");
+        snprintf(msg, sizeof msg, "%s name %s", sink ? "sink" : "input", bad_names[k / 2][1]);
         expect_error(dir, text, msg);
     }
     /* not a file at all */

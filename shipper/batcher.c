@@ -7,9 +7,6 @@
 #include "core/log.h"
 #include "shipper/retry.h"
 
-/* Batches taken from the buffer in one pop at most. */
-#define POP_MAX 64
-
 struct sl_batcher {
     const sl_sink_ctx *ctx;
     sl_batcher_opts o;
@@ -136,10 +133,10 @@ static void flush(sl_batcher *bt)
     }
 }
 
-/* Makes room for n more batches; false when stopping without room. */
-static bool reserve(sl_batcher *bt, uint32_t n)
+/* Makes room for one more batch; false when stopping without room. */
+static bool reserve(sl_batcher *bt)
 {
-    while (bt->cappend - bt->npend < n) {
+    while (bt->npend == bt->cappend) {
         uint32_t nc = bt->cappend ? bt->cappend * 2 : 64;
         sl_batch **p = realloc(bt->pend, nc * sizeof *p);
         if (p) {
@@ -186,14 +183,8 @@ int sl_batcher_run(sl_batcher *bt)
             }
             if (left < timeout) timeout = left;
         }
-        /* What is queued, in one pop: as much as fits under max_bytes with
-         * what is held (the first batch always), and while resending no
-         * more than what was given back. */
-        sl_batch *got[POP_MAX];
-        uint32_t ngot = 0, most = POP_MAX;
-        uint64_t room = bt->pend_bytes < bt->o.max_bytes ? bt->o.max_bytes - bt->pend_bytes : 0;
-        if (bt->resend && bt->regather && bt->regather < most) most = bt->regather;
-        int rc = sl_buffer_pop_many(bt->ctx->buffer, got, most, room, &ngot, timeout);
+        sl_batch *b;
+        int rc = sl_buffer_pop(bt->ctx->buffer, &b, timeout);
         if (rc == SL_ECLOSED) {
             /* Draining at shutdown: a failed flush gave its batches back,
              * so they are popped and tried again until delivered or told
@@ -218,25 +209,19 @@ int sl_batcher_run(sl_batcher *bt)
             }
             continue;
         }
-        /* Only the first can overflow what is held (the rest fit by the
-         * pop's bound): what is held goes first. */
-        if (bt->npend && bt->pend_bytes + got[0]->bytes > bt->o.max_bytes) flush(bt);
-        if (!reserve(bt, ngot)) {
-            /* Stopping: not delivered, back in order (newest first). */
-            for (uint32_t i = ngot; i-- > 0;) sl_buffer_unpop(bt->ctx->buffer, got[i]);
+        if (bt->npend && bt->pend_bytes + b->bytes > bt->o.max_bytes) flush(bt);
+        if (!reserve(bt)) {
+            sl_buffer_unpop(bt->ctx->buffer, b); /* stopping: not delivered */
             break;
         }
         if (!bt->npend) {
             bt->pend_since_ns = sl_monotonic_ns();
             bt->urgent = false; /* what set it was given back, not flushed */
         }
-        for (uint32_t i = 0; i < ngot; i++) {
-            sl_batch *b = got[i];
-            bt->pend[bt->npend++] = b;
-            bt->pend_bytes += b->bytes;
-            bt->urgent |= b->flush_now;
-            if (bt->resend && bt->regather) bt->regather--;
-        }
+        bt->pend[bt->npend++] = b;
+        bt->pend_bytes += b->bytes;
+        bt->urgent |= b->flush_now;
+        if (bt->resend && bt->regather) bt->regather--;
         if (bt->pend_bytes >= bt->o.max_bytes || (bt->resend && !bt->regather)) flush(bt);
     }
     /* Stopped: what was not delivered goes back to the buffer, which spools

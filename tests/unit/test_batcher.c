@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <cmocka.h>
 
 #include "core/ack.h"
@@ -380,109 +378,6 @@ static void test_failing_sink_resends_only_what_it_gave_back(void **state)
     sl_watermark_unref(t.wm);
 }
 
-/* max_wait 0 with room in max_bytes (the file sink's setting): what is
- * queued when the sink looks is flushed at once, in one flush, not one
- * batch per flush (decision 0057). */
-static void test_at_once_takes_all_queued(void **state)
-{
-    (void)state;
-    script s = {0};
-    rig r;
-    rig_run(&r, &s, 1 << 20, 0);
-    assert_int_equal(s.calls, 1);
-    assert_int_equal(s.max_n, NBATCH);
-    for (int i = 0; i < NBATCH; i++) assert_int_equal(s.seen[i], (uint64_t)i * PER);
-    assert_int_equal(sl_watermark_get(r.wm), NBATCH * PER);
-    rig_free(&r);
-}
-
-/* The file sink writes the queued batches in one write; the file may take
- * only part of it (here the file size limit cuts the write inside the
- * fourth batch, then every write fails with EFBIG). Exactly the batches
- * whose bytes are all in the file are acknowledged (and counted
- * delivered); the one cut and those after it go back to the buffer, in
- * order, unacknowledged. */
-static bool two_errors(void *arg)
-{
-    (void)arg;
-    return sl_metrics_value("sluice_sink_errors_total", "sink=\"cut\"") >= 2;
-}
-
-static void test_file_sink_short_write_acks_written_batches(void **state)
-{
-    (void)state;
-    sl_metrics_reset();
-    char *dir = sl_t_tmpdir("filesink-cut");
-    char *path = sl_t_path(dir, "out.log");
-    char yml[512];
-    int ylen =
-        snprintf(yml, sizeof yml, "sinks:\n  - name: cut\n    type: file\n    path: %s\n", path);
-    sl_cfg *cfg = sl_cfg_new();
-    assert_non_null(cfg);
-    assert_int_equal(sl_cfg_load_string(cfg, "t.yml", yml, (size_t)ylen), 0);
-    sl_watermark *wm = sl_watermark_new(0);
-    sl_buffer *buf;
-    sl_buffer_opts bo = {.sink = "cut", .memory_max = 1 << 20};
-    sl_err err;
-    assert_int_equal(sl_buffer_new(&bo, &buf, &err), SL_OK);
-    /* Bytes of each batch as written: its lines and newlines. */
-    size_t per_batch[NBATCH], limit = 0;
-    for (uint64_t i = 0; i < NBATCH; i++) {
-        sl_batch *b = mk(wm, i * PER);
-        per_batch[i] = b->bytes + b->nrecords;
-        assert_int_equal(sl_buffer_push(buf, b), SL_OK);
-    }
-    limit = per_batch[0] + per_batch[1] + per_batch[2] + per_batch[3] / 2;
-    file_rig f = {.ops = &sl_file_sink_ops};
-    sl_sink_ctx ctx = {.name = "cut",
-                       .cfg = cfg,
-                       .node = sl_cfg_get(sl_cfg_root(cfg), "sinks")->items[0],
-                       .buffer = buf,
-                       .stop = &f.stop};
-    assert_int_equal(f.ops->create(&ctx, &f.state, &err), SL_OK);
-    /* Past the limit a write is cut short, then fails with EFBIG (and
-     * SIGXFSZ, ignored here). */
-    struct rlimit old, cut = {.rlim_cur = limit, .rlim_max = RLIM_INFINITY};
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    cut.rlim_max = old.rlim_max;
-    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &cut), 0);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, file_main, &f), 0);
-    bool failed_twice = sl_t_wait_until(two_errors, NULL, sl_t_scaled_ms(10000));
-    sl_buffer_close(buf);
-    atomic_store(&f.stop, true);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, old_xfsz);
-    assert_true(failed_twice);
-    /* Three batches written whole and acknowledged; the file holds them and
-     * the part of the fourth the limit let through. */
-    assert_int_equal(sl_watermark_get(wm), 3 * PER);
-    assert_int_equal(sl_metrics_value("sluice_sink_records_total", "sink=\"cut\""), 3 * PER);
-    size_t n = 0;
-    char *text = sl_t_read_file(path, &n);
-    assert_non_null(text);
-    assert_int_equal(n, limit);
-    assert_memory_equal(text, "record 0\n", 9);
-    free(text);
-    /* The rest is back in the buffer, oldest first. */
-    for (int i = 3; i < NBATCH; i++) {
-        sl_batch *b;
-        assert_int_equal(sl_buffer_pop(buf, &b, 0), SL_OK);
-        assert_int_equal(first_id(b), (uint64_t)i * PER);
-        sl_batch_done(b);
-    }
-    assert_int_equal(sl_watermark_get(wm), NBATCH * PER);
-    f.ops->destroy(f.state);
-    sl_buffer_free(buf);
-    sl_watermark_unref(wm);
-    sl_cfg_free(cfg);
-    sl_t_rmtree(dir);
-    free(path);
-    free(dir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,8 +387,6 @@ int main(void)
         cmocka_unit_test(test_stop_gives_everything_back),
         cmocka_unit_test(test_file_sink_full_disk_holds_nothing),
         cmocka_unit_test(test_failing_sink_resends_only_what_it_gave_back),
-        cmocka_unit_test(test_at_once_takes_all_queued),
-        cmocka_unit_test(test_file_sink_short_write_acks_written_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,6 +149,29 @@ static void *run_input(void *state)
     return NULL;
 }
 
+/* Runs the real file input of cfg's first input until emit sets *stop (or
+ * 30 s pass), then stops and destroys it. */
+static void run_until_stopped(sl_cfg *cfg, const char *name, const char *data_dir, sl_emit_fn emit,
+                              void *arg, atomic_bool *stop)
+{
+    sl_input_ctx ctx = {.name = name,
+                        .cfg = cfg,
+                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
+                        .data_dir = data_dir,
+                        .emit = emit,
+                        .emit_arg = arg,
+                        .stop = stop};
+    void *state = NULL;
+    sl_err err;
+    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    for (int ms = 0; ms < 30000 && !atomic_load(stop); ms += 5) sl_t_sleep_ms(5);
+    atomic_store(stop, true);
+    pthread_join(th, NULL);
+    sl_file_input_ops.destroy(state);
+}
+
 /* Reads path with the real file input; extra: more input keys. */
 static void read_all(const char *path, const char *extra, seen *s)
 {
@@ -161,22 +184,7 @@ static void read_all(const char *path, const char *extra, seen *s)
     assert_non_null(cfg);
     assert_int_equal(sl_cfg_load_string(cfg, "test", text, (size_t)n), 0);
     char *data_dir = sl_t_tmpdir("file_text");
-    sl_input_ctx ctx = {.name = "text",
-                        .cfg = cfg,
-                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
-                        .data_dir = data_dir,
-                        .emit = check_emit,
-                        .emit_arg = s,
-                        .stop = &s->stop};
-    void *state = NULL;
-    sl_err err;
-    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
-    for (int ms = 0; ms < 30000 && !atomic_load(&s->stop); ms += 5) sl_t_sleep_ms(5);
-    atomic_store(&s->stop, true);
-    pthread_join(th, NULL);
-    sl_file_input_ops.destroy(state);
+    run_until_stopped(cfg, "text", data_dir, check_emit, s, &s->stop);
     sl_cfg_free(cfg);
     sl_t_rmtree(data_dir);
     free(data_dir);
@@ -275,25 +283,10 @@ static void read_crlf(const char *text, const char *extra, size_t want, sl_buf *
     char *data_dir = sl_t_path(dir, "data");
     crlf_seen s = {.want = want};
     sl_buf_init(&s.got, 0);
-    sl_input_ctx ctx = {.name = "crlf",
-                        .cfg = cfg,
-                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
-                        .data_dir = data_dir,
-                        .emit = crlf_emit,
-                        .emit_arg = &s,
-                        .stop = &s.stop};
-    void *state = NULL;
-    sl_err err;
     char labels[128];
     sl_metric_labels(labels, sizeof labels, "input", "crlf", NULL, NULL);
     int64_t before = sl_metrics_value("sluice_input_cr_stripped_total", labels);
-    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
-    for (int ms = 0; ms < 30000 && !atomic_load(&s.stop); ms += 5) sl_t_sleep_ms(5);
-    atomic_store(&s.stop, true);
-    pthread_join(th, NULL);
-    sl_file_input_ops.destroy(state);
+    run_until_stopped(cfg, "crlf", data_dir, crlf_emit, &s, &s.stop);
     *stripped =
         sl_metrics_value("sluice_input_cr_stripped_total", labels) - (before > 0 ? before : 0);
     *out = s.got;
@@ -380,22 +373,7 @@ static void read_batches(const char *text, const char *extra, size_t want, batch
     assert_int_equal(sl_cfg_load_string(cfg, "test", conf, (size_t)n), 0);
     char *data_dir = sl_t_path(dir, "data");
     *s = (batch_seen){.text = text, .want = want};
-    sl_input_ctx ctx = {.name = "b",
-                        .cfg = cfg,
-                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
-                        .data_dir = data_dir,
-                        .emit = batch_emit,
-                        .emit_arg = s,
-                        .stop = &s->stop};
-    void *state = NULL;
-    sl_err err;
-    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
-    for (int ms = 0; ms < 30000 && !atomic_load(&s->stop); ms += 5) sl_t_sleep_ms(5);
-    atomic_store(&s->stop, true);
-    pthread_join(th, NULL);
-    sl_file_input_ops.destroy(state);
+    run_until_stopped(cfg, "b", data_dir, batch_emit, s, &s->stop);
     sl_cfg_free(cfg);
     sl_t_rmtree(dir);
     free(dir), free(path), free(data_dir);

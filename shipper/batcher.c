@@ -133,23 +133,16 @@ static void flush(sl_batcher *bt)
     }
 }
 
-/* Makes room for one more batch; false when stopping without room. */
-static bool reserve(sl_batcher *bt)
+/* Makes room in pend for one more batch; false when there is none and no
+ * memory for more. */
+static bool grow(sl_batcher *bt)
 {
-    while (bt->npend == bt->cappend) {
-        uint32_t nc = bt->cappend ? bt->cappend * 2 : 64;
-        sl_batch **p = realloc(bt->pend, nc * sizeof *p);
-        if (p) {
-            bt->pend = p;
-            bt->cappend = nc;
-        } else if (sl_batcher_stopping(bt)) {
-            return false;
-        } else if (bt->npend) {
-            flush(bt); /* send what we hold, then there is room */
-        } else {
-            sl_batcher_nap(bt, 100);
-        }
-    }
+    if (bt->npend < bt->cappend) return true;
+    uint32_t nc = bt->cappend ? bt->cappend * 2 : 64;
+    sl_batch **p = realloc(bt->pend, nc * sizeof *p);
+    if (!p) return false;
+    bt->pend = p;
+    bt->cappend = nc;
     return true;
 }
 
@@ -209,10 +202,20 @@ int sl_batcher_run(sl_batcher *bt)
             }
             continue;
         }
-        if (bt->npend && bt->pend_bytes + b->bytes > bt->o.max_bytes) flush(bt);
-        if (!reserve(bt)) {
-            sl_buffer_unpop(bt->ctx->buffer, b); /* stopping: not delivered */
-            break;
+        if (bt->npend && (bt->pend_bytes + b->bytes > bt->o.max_bytes || !grow(bt))) {
+            /* b goes back before the flush: a flush that fails gives what
+             * it held back to the front of the buffer, and b, newer, must
+             * come after it, or a Loki stream's newer entries would reach
+             * Loki first and the older ones be refused as out of order. */
+            sl_buffer_unpop(bt->ctx->buffer, b);
+            flush(bt);
+            continue;
+        }
+        if (!grow(bt)) { /* nothing held, and no memory to hold one */
+            sl_buffer_unpop(bt->ctx->buffer, b);
+            if (sl_batcher_stopping(bt)) break;
+            sl_batcher_nap(bt, 100);
+            continue;
         }
         if (!bt->npend) {
             bt->pend_since_ns = sl_monotonic_ns();

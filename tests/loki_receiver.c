@@ -51,6 +51,8 @@ struct sl_lr {
     size_t *stab;
     size_t stabcap;
     FILE *out;
+    FILE *trace; /* SLUICE_LR_TRACE: one line per stream of each push */
+    uint64_t npush;
 };
 
 static uint64_t lr_rand(sl_lr *lr)
@@ -275,6 +277,17 @@ static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej, const char *tenant)
         lr_stream_state *ss = intern(lr, s->labels);
         if (!ss) return -1;
         uint64_t ignored = 0;
+        if (lr->trace && s->n) { /* which request carried what, to find a reordering */
+            const sl_lr_entry *f = &s->entries[0], *l = &s->entries[s->n - 1];
+            fprintf(lr->trace,
+                    "port=%d push=%llu stream=%s n=%zu ts=%lld..%lld newest=%lld first=%.*s "
+                    "last=%.*s\n",
+                    lr->port, (unsigned long long)lr->npush, s->labels, s->n, (long long)f->ts_ns,
+                    (long long)l->ts_ns, (long long)ss->newest,
+                    (int)(f->line_n < 40 ? f->line_n : 40), f->line,
+                    (int)(l->line_n < 40 ? l->line_n : 40), l->line);
+            fflush(lr->trace);
+        }
         for (size_t i = 1; i < s->n; i++)
             if (s->entries[i].ts_ns < s->entries[i - 1].ts_ns) {
                 lr->st.unsorted_streams++;
@@ -650,6 +663,7 @@ static void handle_request(conn *c, const char *method, const char *path, const 
     pthread_mutex_lock(&lr->mu);
     lr->st.invalid_utf8 += ls.invalid_utf8;
     lr->st.body_bytes += bn;
+    lr->npush++;
     int rc = record_push(lr, &p, &rej, tenant);
     pthread_mutex_unlock(&lr->mu);
     sl_lr_push_free(&p);
@@ -776,6 +790,9 @@ int sl_lr_start(const sl_lr_opts *o, sl_lr **out)
     pthread_mutex_init(&lr->mu, NULL);
     lr->fd = -1;
     int err = 0;
+    /* SLUICE_LR_TRACE=FILE: one line per stream of each push appended to
+     * FILE, for a test that finds a stream out of order to show why. */
+    if (getenv("SLUICE_LR_TRACE")) lr->trace = fopen(getenv("SLUICE_LR_TRACE"), "a");
     if (o->out_path) {
         lr->out = fopen(o->out_path, "a");
         if (!lr->out) {
@@ -810,6 +827,7 @@ int sl_lr_start(const sl_lr_opts *o, sl_lr **out)
 fail:
     if (lr->fd >= 0) close(lr->fd);
     if (lr->out) fclose(lr->out);
+    if (lr->trace) fclose(lr->trace);
     pthread_mutex_destroy(&lr->mu);
     free(lr->tenant);
     free(lr->auth);
@@ -841,6 +859,7 @@ void sl_lr_stop(sl_lr *lr)
     free(lr->stab);
     free(lr->faults);
     if (lr->out) fclose(lr->out);
+    if (lr->trace) fclose(lr->trace);
     pthread_mutex_destroy(&lr->mu);
     free(lr->tenant);
     free(lr->auth);

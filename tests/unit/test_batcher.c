@@ -378,6 +378,82 @@ static void test_failing_sink_resends_only_what_it_gave_back(void **state)
     sl_watermark_unref(t.wm);
 }
 
+/* A sink that takes its first flush and, at its second, gives back what
+ * it holds with what it was handed (as the Loki sink does when a request
+ * it holds failed), then delivers whatever comes. */
+typedef struct giving {
+    sl_batcher *bt;
+    sl_batch *held[NBATCH];
+    uint32_t nheld;
+    int calls;
+    uint64_t after[NBATCH * 4]; /* first record id of each batch flushed after the give-back */
+    int nafter;
+} giving;
+
+static int give_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone, int64_t *retry_ms)
+{
+    giving *g = arg;
+    (void)ndone;
+    (void)retry_ms;
+    g->calls++;
+    if (g->calls == 1) {
+        memcpy(g->held, b, n * sizeof *b);
+        g->nheld = n;
+        return SL_FLUSH_TAKEN;
+    }
+    if (g->calls == 2) {
+        sl_batcher_give_back_pending(g->bt);
+        sl_batcher_give_back(g->bt, g->held, g->nheld);
+        g->nheld = 0;
+        return SL_FLUSH_GIVEN;
+    }
+    for (uint32_t i = 0; i < n && g->nafter < (int)(sizeof g->after / sizeof *g->after); i++)
+        g->after[g->nafter++] = first_id(b[i]);
+    return SL_FLUSH_DONE;
+}
+
+/* The batch popped when the gathered ones no longer fit waits in the
+ * buffer while they are flushed: when that flush gives back everything the
+ * sink held, the batch is behind it, so every batch is flushed again in
+ * order (it was flushed first, ahead of the older ones: with Loki, their
+ * entries were then refused as out of order and lost). */
+static void test_popped_batch_stays_behind_a_give_back(void **state)
+{
+    (void)state;
+    sl_metrics_reset();
+    sl_watermark *wm = sl_watermark_new(0);
+    sl_buffer *buf;
+    sl_buffer_opts bo = {.sink = "t", .memory_max = 1 << 20};
+    sl_err err;
+    assert_int_equal(sl_buffer_new(&bo, &buf, &err), SL_OK);
+    uint64_t per_batch = 0;
+    for (uint64_t i = 0; i < NBATCH; i++) {
+        sl_batch *b = mk(wm, i * PER);
+        per_batch = b->bytes;
+        assert_int_equal(sl_buffer_push(buf, b), SL_OK);
+    }
+    sl_buffer_close(buf);
+    atomic_bool stop = false;
+    sl_sink_ctx ctx = {.name = "t", .buffer = buf, .stop = &stop};
+    giving g = {0};
+    /* Two batches a flush, flushed as the third is popped. */
+    sl_batcher_opts o = {.max_bytes = 2 * per_batch + 1,
+                         .max_wait_ms = 1000,
+                         .min_backoff_ms = 1,
+                         .max_backoff_ms = 2,
+                         .sink = &g,
+                         .flush = give_flush};
+    assert_int_equal(sl_batcher_new(&ctx, &o, &g.bt, &err), SL_OK);
+    assert_int_equal(sl_batcher_run(g.bt), SL_OK);
+    assert_true(g.calls > 2);
+    assert_int_equal(g.nafter, NBATCH);
+    for (int i = 0; i < g.nafter; i++) assert_int_equal(g.after[i], (uint64_t)i * PER);
+    assert_int_equal(sl_watermark_get(wm), NBATCH * PER);
+    sl_batcher_free(g.bt);
+    sl_buffer_free(buf);
+    sl_watermark_unref(wm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_stop_gives_everything_back),
         cmocka_unit_test(test_file_sink_full_disk_holds_nothing),
         cmocka_unit_test(test_failing_sink_resends_only_what_it_gave_back),
+        cmocka_unit_test(test_popped_batch_stays_behind_a_give_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

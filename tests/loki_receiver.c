@@ -314,7 +314,9 @@ static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej, const char *tenant)
             }
             if (msg[0]) {
                 lr->st.rejected_entries++;
-                if (sl_lr_sb_str(rej, msg)) return -1;
+                /* Loki lists at most 10 of a stream's ignored entries
+                 * (max_returned_stream_errors), then their total. */
+                if ((!ignored || ignored <= 10) && sl_lr_sb_str(rej, msg)) return -1;
                 sl_lr_entry_free(e);
                 continue;
             }
@@ -344,9 +346,9 @@ static int record_push(sl_lr *lr, sl_lr_push *p, sbuf *rej, const char *tenant)
             lr->nentries++;
         }
         if (ignored) {
-            char t[128];
-            snprintf(t, sizeof t, "total ignored: %llu out of %zu\n", (unsigned long long)ignored,
-                     s->n);
+            char t[256];
+            snprintf(t, sizeof t, "user 'fake', total ignored: %llu out of %zu for stream: %.60s\n",
+                     (unsigned long long)ignored, s->n, s->labels);
             if (sl_lr_sb_str(rej, t)) return -1;
         }
         /* Entries now belong to the store (or were freed). */

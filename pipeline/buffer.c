@@ -47,7 +47,7 @@ struct sl_buffer {
     pthread_mutex_t mu, spill_mu;
     pthread_cond_t cv_pop, cv_push;
     slot *ring;
-    size_t cap, head, len; /* cap = BUFFER_MAX_ITEMS + RING_SLACK */
+    size_t cap, head, len; /* cap >= BUFFER_MAX_ITEMS + RING_SLACK */
     uint64_t bytes, max_bytes;
     bool closed;
     /* The inputs are stopping: pushes are refused, except the copies of a
@@ -243,10 +243,29 @@ static sl_batch *dequeue_locked(sl_buffer *b)
     return dequeue_prep_locked(b, NULL);
 }
 
-/* Puts x back at the head; false when even the slack is used up. */
+/* Puts x back at the head; false when the ring is full and cannot grow. */
+/* Doubles the ring, keeping its order. Only batches given back grow it
+ * (pushes stop at BUFFER_MAX_ITEMS): they exist already, and the slots
+ * they take are theirs. */
+static bool grow_ring_locked(sl_buffer *b)
+{
+    size_t nc = b->cap * 2;
+    slot *r = calloc(nc, sizeof *r);
+    if (!r) return false;
+    for (size_t i = 0; i < b->len; i++) r[i] = b->ring[(b->head + i) % b->cap];
+    free(b->ring);
+    b->ring = r;
+    b->cap = nc;
+    b->head = 0;
+    return true;
+}
+
 static bool push_front_prep_locked(sl_buffer *b, sl_batch *x, sl_spool_prep *prep, size_t keep_free)
 {
-    if (b->len + keep_free >= b->cap) return false;
+    /* A sink gives back what it popped while the inputs filled the slots
+     * it freed: the ring grows rather than drop what was given back (it
+     * would be read again only after a restart). */
+    if (b->len + keep_free >= b->cap && !grow_ring_locked(b)) return false;
     b->head = (b->head + b->cap - 1) % b->cap;
     b->ring[b->head] = (slot){x, prep};
     b->len++;

@@ -273,6 +273,35 @@ static void test_leftover_spool_drained(void **st)
 /* A sink that keeps failing gives its batch back: once memory fills, the
  * batch moves to the spool and the input's checkpoint moves on, instead of
  * staying behind it for the whole outage. */
+/* A sink popped batches, the inputs filled the buffer up to its item limit
+ * meanwhile, and the sink gives them all back: every one is kept, in order
+ * (the ring had room for 64 more; the rest were released unacknowledged,
+ * to be read again only after a restart). */
+static void test_give_back_into_a_full_ring(void **st)
+{
+    (void)st;
+    sl_metrics_reset();
+    sl_buffer *b = mkbuf("full-ring", NULL, UINT64_MAX, 0, SL_WHEN_FULL_BLOCK, 0);
+    sl_watermark *wm = sl_watermark_new(0);
+    enum { LIMIT = 65536, TAKEN = 500 };
+    uint64_t next = 0;
+    for (; next < LIMIT; next++) assert_int_equal(sl_buffer_push(b, mk(wm, next, 1, 0)), SL_OK);
+    sl_batch *taken[TAKEN], *x;
+    for (int i = 0; i < TAKEN; i++) assert_int_equal(sl_buffer_pop(b, &taken[i], 0), SL_OK);
+    for (int i = 0; i < TAKEN; i++, next++)
+        assert_int_equal(sl_buffer_push(b, mk(wm, next, 1, 0)), SL_OK);
+    for (int i = TAKEN; i-- > 0;) sl_buffer_unpop(b, taken[i]);
+    for (uint64_t id = 0; id < next; id++) {
+        assert_int_equal(sl_buffer_pop(b, &x, 0), SL_OK);
+        assert_int_equal(rec_id(&x->records[0]), id);
+        sl_batch_done(x);
+    }
+    assert_int_equal(sl_buffer_pop(b, &x, 0), SL_ETIMEDOUT);
+    assert_int_equal(sl_watermark_get(wm), next);
+    sl_buffer_free(b);
+    sl_watermark_unref(wm);
+}
+
 static void test_unpop_during_outage(void **st)
 {
     (void)st;
@@ -704,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_spool_on_close_and_replay_first),
         cmocka_unit_test(test_leftover_spool_drained),
         cmocka_unit_test(test_unpop_during_outage),
+        cmocka_unit_test(test_give_back_into_a_full_ring),
         cmocka_unit_test(test_block_when_spool_full),
         cmocka_unit_test(test_close_releases_blocked_push),
         cmocka_unit_test(test_refuse_takes_the_rest),

@@ -190,6 +190,11 @@ int sl_loki_sink_probe(const sl_sink_ctx *ctx, sl_err *result);
  * worker's bit: its part of them was delivered before they were given
  * back). SENT, ABORTED or RETRY (w->wait_ms says how long to wait). */
 int sl_loki_send_batches(worker *w, sl_batch *const *b, const uint64_t *skip, uint32_t n);
+/* loki_send.c: what a 400's body says Loki refused: the reason label, and
+ * in *dropped how many of the request's entries; *per_entry false when it
+ * refused the request as a whole. */
+const char *sl_loki_classify_400(const char *body, bool truncated, uint64_t entries,
+                                 uint64_t *dropped, bool *per_entry);
 /* loki_send.c: builds the request of all records of b[0..n) into w's
  * encoder and buffers as send_batches would (no tenant template), so it
  * is sent without building again (w->built). 0 or an error code. */

@@ -41,14 +41,18 @@ static int build(worker *w, const span *sp, uint32_t nsp, sl_err *err)
     return sl_buf_append(&w->body, w->raw.p, w->raw.len);
 }
 
-/* Which permanent rejection Loki reported, and for how many entries: the
- * sum of its "total ignored: N out of M" lines when present, else one per
- * line naming a reason of one entry. *per_entry is false when the body
- * names no entry (a request refused as a whole: it did not decode, or a
- * stream's labels did not parse): then nothing is known to be stored, and
- * the request is split until the refused records are alone. */
-static const char *classify_400(const char *body, uint64_t entries, uint64_t *dropped,
-                                bool *per_entry)
+/* Which permanent rejection Loki reported, and for how many entries: for
+ * each stream, its "total ignored: N out of M" line (Loki lists at most 10
+ * of a stream's entries before it), else one per line naming a reason of
+ * one entry. *per_entry is false when the body names no entry (a request
+ * refused as a whole: it did not decode, or a stream's labels did not
+ * parse): then nothing is known to be stored, and the request is split
+ * until the refused records are alone. A body cut at the read limit
+ * (truncated) loses its last line, which is not taken for an unknown
+ * reason, and the streams after the cut, so the count is then a lower
+ * bound. */
+const char *sl_loki_classify_400(const char *body, bool truncated, uint64_t entries,
+                                 uint64_t *dropped, bool *per_entry)
 {
     static const struct {
         const char *needle, *reason;
@@ -67,14 +71,17 @@ static const char *classify_400(const char *body, uint64_t entries, uint64_t *dr
         {"label", "bad_labels", false},
     };
     const char *reason = NULL;
-    uint64_t total = 0, lines = 0;
-    bool whole = false;
+    uint64_t total = 0, lines = 0; /* lines: since the last total */
+    bool whole = false, any_total = false;
     for (const char *line = body; line && *line;) {
         const char *eol = strchr(line, '\n');
+        if (!eol && truncated) break; /* cut at the read limit */
         size_t ln = eol ? (size_t)(eol - line) : strlen(line);
         const char *ti = memmem(line, ln, "total ignored: ", 15);
         if (ti) {
             total += strtoull(ti + 15, NULL, 10);
+            any_total = true;
+            lines = 0;
         } else if (ln) {
             bool known = false;
             for (size_t r = 0; r < sizeof reasons / sizeof *reasons && !known; r++) {
@@ -93,8 +100,8 @@ static const char *classify_400(const char *body, uint64_t entries, uint64_t *dr
         }
         line = eol ? eol + 1 : NULL;
     }
-    *per_entry = total || (lines && !whole);
-    uint64_t n = total ? total : *per_entry ? lines : entries;
+    *per_entry = any_total || (lines && !whole);
+    uint64_t n = *per_entry ? total + lines : entries;
     *dropped = n < entries ? n : entries;
     return reason ? reason : "rejected";
 }
@@ -386,7 +393,8 @@ static int send_part(worker *w, const span *sp, uint32_t nsp, const char *tenant
         uint64_t dropped = entries;
         bool per_entry = false;
         const char *reason = "too_large";
-        if (r.status != 413) reason = classify_400(r.body, entries, &dropped, &per_entry);
+        if (r.status != 413)
+            reason = sl_loki_classify_400(r.body, r.body_truncated, entries, &dropped, &per_entry);
         if (!per_entry && total > 1) {
             /* Refused as a whole: nothing is stored, so halves are sent
              * until the refused records are alone. */

@@ -4,7 +4,8 @@ for A/B series of sink settings or builds: file -> json -> Kafka into
 benchmarks/kafka_mock (3 brokers, 32 partitions, its consumer in its own
 process). Prints the wall from the agent's start until the consumer counted
 every line, the agent's CPU s/GB (utime + stime), the mock cluster's and its
-consumer's CPU s/GB, the agent's peak RSS (VmHWM) and the load average.
+consumer's CPU s/GB, the agent's peak RSS (VmHWM) and the load average; with
+KAFKA_PASS_THREADS=1 also the CPU of each kind of thread in both processes.
 
   benchmarks/kafka_pass.py SLUICE KAFKA_MOCK CORPUS NLINES 'EXTRA' [WRAPPER...]
 
@@ -64,12 +65,35 @@ except OSError: pass
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-try: acpu = cpu(pid)
-except OSError: acpu = -1
-try: mcpu = cpu(mock.pid)
-except OSError: mcpu = -1
+def threads(pid):
+    """CPU s/GB per kind of thread: librdkafka names its threads (rdk:broker1
+    ... on the agent compress message sets; on the mock they are its
+    consumer's, which fetch and decompress; rdk:mock serves the brokers);
+    the agent's own threads are unnamed and listed by CPU, largest first."""
+    kinds, own = {}, []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+                c = cpu(f"{pid}/task/{tid}")
+            except OSError: continue
+            if name.startswith("rdk:"):
+                k = "rdk:broker" if name.startswith("rdk:broker") else name
+                kinds[k] = kinds.get(k, 0) + c
+            else: own.append(c)
+    except OSError: pass
+    gb = os.path.getsize(src) / 1e9
+    parts = [f"{k} {v/gb:.2f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])]
+    parts += [f"{v/gb:.2f}" for v in sorted(own, reverse=True) if v / gb >= 0.01]
+    return ", ".join(parts)
+try: acpu = cpu(pid); athr = threads(pid)
+except OSError: acpu, athr = -1, ""
+try: mcpu = cpu(mock.pid); mthr = threads(mock.pid)
+except OSError: mcpu, mthr = -1, ""
 p.terminate(); p.wait(timeout=30)
 mock.terminate(); out = mock.communicate(timeout=30)[0].decode()
 nb = os.path.getsize(src)
 print(f"wall {wall:.2f} s {nb/wall/1e6:.1f} MB/s cpu {acpu/(nb/1e9):.2f} s/GB mock {mcpu/(nb/1e9):.2f} s/GB hwm {hwm/1024:.1f} MiB load {la:.2f} {out.split(chr(10))[0]}")
+if os.environ.get("KAFKA_PASS_THREADS"):
+    print(f"  agent threads s/GB: {athr}\n  mock threads s/GB: {mthr}")
 shutil.rmtree(d, ignore_errors=True)

@@ -16,7 +16,9 @@ instead, with no receiver (`file;KEY: VALUE;...` adds keys to it, e.g.
 'file;buffer: {memory_max: 16MiB}'). SLUICE_RX_ARGS adds arguments to the receiver's
 (e.g. '--delay-ms 50'). At the end one line goes to stderr: wall seconds,
 the agent's and the receiver's CPU seconds, the agent's peak RSS, and the
-receiver's own totals when it prints them."""
+receiver's own totals when it prints them, and the CPU seconds of the
+agent's busiest threads (each thread's user + system from /proc, most first:
+which stage is the slowest, without a profiler)."""
 import os
 import shutil
 import signal
@@ -74,10 +76,21 @@ try:
     wall = time.monotonic() - t0
     with open(f"/proc/{a.pid}/status") as f:
         hwm = next((ln.split()[1] for ln in f if ln.startswith("VmHWM:")), "0")
+    tick = os.sysconf("SC_CLK_TCK")
+    threads = []
+    for tid in os.listdir(f"/proc/{a.pid}/task"):
+        try:
+            with open(f"/proc/{a.pid}/task/{tid}/stat") as f:
+                st = f.read().rpartition(")")[2].split()  # fields after the name
+            threads.append((int(st[11]) + int(st[12])) / tick)  # utime + stime
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    threads.sort(reverse=True)
     a.send_signal(signal.SIGTERM)
     _, _, ru = os.wait4(a.pid, 0)
     a.returncode = 0
     what = f"wall {wall:.2f} s agent cpu {ru.ru_utime + ru.ru_stime:.2f} s peak rss {int(hwm) / 1024:.1f} MiB"
+    what += " threads " + " ".join(f"{t:.2f}" for t in threads[:4])
     if procs[0] is not a:
         r = procs[0]
         r.send_signal(signal.SIGTERM)

@@ -80,6 +80,11 @@ uint64_t sl_loki_req_invalid_utf8(const sl_loki_req *q);
 
 /* Appends the uncompressed protobuf PushRequest to out. */
 int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err);
+/* Replaces out's content with the snappy block compression of the
+ * protobuf PushRequest, the bytes sl_loki_req_protobuf + sl_loki_snappy
+ * give, written and compressed 64 KiB at a time through window (scratch,
+ * kept for reuse): the uncompressed request is never held whole. */
+int sl_loki_req_snappy(sl_loki_req *q, sl_buf *window, sl_buf *out, sl_err *err);
 /* Appends the JSON push body ({"streams":[...]}) to out. */
 int sl_loki_req_json(sl_loki_req *q, sl_buf *out, sl_err *err);
 

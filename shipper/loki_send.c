@@ -28,11 +28,11 @@ static int build(worker *w, const span *sp, uint32_t nsp, sl_err *err)
     }
     sl_buf_reset(&w->raw);
     if (s->encoding == ENC_PROTOBUF) {
+        /* Encoded and compressed 64 KiB at a time (decision 0062). */
+        if (s->compression != COMP_NONE) return sl_loki_req_snappy(w->req, &w->raw, &w->body, err);
         int rc = sl_loki_req_protobuf(w->req, &w->raw, err);
         if (rc) return rc;
-        if (s->compression == COMP_NONE)
-            return sl_loki_snappy_stored(w->raw.p, w->raw.len, &w->body, err);
-        return sl_loki_snappy(w->raw.p, w->raw.len, &w->body, err);
+        return sl_loki_snappy_stored(w->raw.p, w->raw.len, &w->body, err);
     }
     int rc = sl_loki_req_json(w->req, &w->raw, err);
     if (rc) return rc;

@@ -39,18 +39,47 @@ static inline char *put_varint(char *p, uint64_t v)
     return p;
 }
 
-static inline char *put_len(char *p, uint8_t tag, const char *s, size_t n)
+/* The protobuf is written through a window: all of it at once into the
+ * output (sl_loki_req_protobuf), or 64 KiB at a time, each piece
+ * compressed as soon as it is full (sl_loki_req_snappy), so the request's
+ * text is never held uncompressed whole and snappy reads what was just
+ * written, still in the cache. */
+typedef struct pb_window pb_window;
+struct pb_window {
+    char *buf;
+    size_t len, cap;
+    /* Called with len == cap; empties the window. NULL: it never fills. */
+    int (*flush)(pb_window *w);
+};
+
+static int wput(pb_window *w, const char *s, size_t n)
 {
-    if (!n) return p;
-    *p++ = (char)tag;
-    p = put_varint(p, n);
-    memcpy(p, s, n);
-    return p + n;
+    while (n) {
+        size_t k = w->cap - w->len < n ? w->cap - w->len : n;
+        if (!k) return -1; /* full with no flush: the sizes were wrong */
+        memcpy(w->buf + w->len, s, k);
+        w->len += k;
+        s += k;
+        n -= k;
+        if (w->len == w->cap && w->flush && w->flush(w)) return -1;
+    }
+    return 0;
 }
 
-int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err)
+/* A tag and a length, then s: the length-delimited field, or nothing when
+ * n is 0 (the protobuf default). */
+static int wput_len(pb_window *w, uint8_t tag, const char *s, size_t n)
 {
-    sort_streams(q);
+    if (!n) return 0;
+    char h[11], *p = h;
+    *p++ = (char)tag;
+    p = put_varint(p, n);
+    return wput(w, h, (size_t)(p - h)) || wput(w, s, n);
+}
+
+/* The PushRequest's size (the streams with entries). */
+static uint64_t protobuf_size(sl_loki_req *q)
+{
     uint64_t total = 0;
     for (uint32_t i = 0; i < q->nst; i++) {
         sl_loki_stream *st = &q->st[i];
@@ -58,21 +87,25 @@ int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err)
         uint64_t sb = len_field(st->labels_n) + st->body;
         total += 1 + varint_len(sb) + sb;
     }
-    if (total > SIZE_MAX / 2 || buf_reserve(out, (size_t)total))
-        return sl_errf(err, SL_ENOMEM, "cannot allocate %llu bytes for a Loki request",
-                       (unsigned long long)total);
-    char *p = out->p + out->len;
-    char *const start = p;
+    return total;
+}
+
+/* Writes the PushRequest (sorted, sized) through w; -1 when a write does
+ * not fit or a flush fails. */
+static int protobuf_write(const sl_loki_req *q, pb_window *w)
+{
     for (uint32_t i = 0; i < q->nst; i++) {
         const sl_loki_stream *st = &q->st[i];
         if (!st->n) continue;
         /* PushRequest.streams = 1 */
+        char h[48], *p = h;
         *p++ = 0x0A;
         p = put_varint(p, len_field(st->labels_n) + st->body);
         /* StreamAdapter.labels = 1 */
-        p = put_len(p, 0x0A, st->labels, st->labels_n);
+        if (wput(w, h, (size_t)(p - h)) || wput_len(w, 0x0A, st->labels, st->labels_n)) return -1;
         for (uint32_t k = 0; k < st->n; k++) {
             const sl_loki_entry *e = &st->e[k];
+            p = h;
             /* StreamAdapter.entries = 2 */
             *p++ = 0x12;
             p = put_varint(p, e->size);
@@ -91,21 +124,93 @@ int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err)
                 p = put_varint(p, (uint64_t)ns);
             }
             /* EntryAdapter.line = 2 */
-            p = put_len(p, 0x12, e->line, e->line_n);
+            if (wput(w, h, (size_t)(p - h)) || wput_len(w, 0x12, e->line, e->line_n)) return -1;
             /* EntryAdapter.structuredMetadata = 3 {name = 1, value = 2} */
             for (uint32_t m = e->meta_off; m < e->meta_off + e->nmeta; m++) {
                 const sl_loki_kv *kv = &q->meta[m];
+                p = h;
                 *p++ = 0x1A;
                 p = put_varint(p, len_field(kv->name.n) + len_field(kv->value.n));
-                p = put_len(p, 0x0A, kv->name.p, kv->name.n);
-                p = put_len(p, 0x12, kv->value.p, kv->value.n);
+                if (wput(w, h, (size_t)(p - h)) || wput_len(w, 0x0A, kv->name.p, kv->name.n) ||
+                    wput_len(w, 0x12, kv->value.p, kv->value.n))
+                    return -1;
             }
         }
     }
-    if ((uint64_t)(p - start) != total)
+    return 0;
+}
+
+int sl_loki_req_protobuf(sl_loki_req *q, sl_buf *out, sl_err *err)
+{
+    sort_streams(q);
+    uint64_t total = protobuf_size(q);
+    if (total > SIZE_MAX / 2 || buf_reserve(out, (size_t)total))
+        return sl_errf(err, SL_ENOMEM, "cannot allocate %llu bytes for a Loki request",
+                       (unsigned long long)total);
+    pb_window w = {.buf = out->p + out->len, .cap = (size_t)total};
+    if (protobuf_write(q, &w) || w.len != total)
         return sl_errf(err, SL_EINVAL, "internal: protobuf size mismatch (%llu != %llu)",
-                       (unsigned long long)(p - start), (unsigned long long)total);
+                       (unsigned long long)w.len, (unsigned long long)total);
     out->len += (size_t)total;
+    return 0;
+}
+
+/* libsnappy compresses its input in independent fragments of 64 KiB
+ * (kBlockSize) after one length varint, so compressing the protobuf a
+ * piece of 64 KiB at a time and joining the pieces under the whole
+ * length gives the bytes one snappy_compress call gives. */
+#define SNAPPY_PIECE 65536u
+
+typedef struct snappy_window {
+    pb_window w;
+    sl_buf *out;
+    uint64_t done; /* protobuf bytes compressed */
+} snappy_window;
+
+/* Compresses the window's bytes onto the end of out: snappy writes the
+ * piece's own length varint first, so it writes over the last bytes of
+ * out, which are saved and put back. */
+static int snappy_piece(pb_window *w)
+{
+    snappy_window *sw = (snappy_window *)w;
+    sl_buf *out = sw->out;
+    char pre[5], *pe = put_varint(pre, w->len);
+    size_t plen = (size_t)(pe - pre);
+    if (out->len < plen) return -1; /* out starts with the whole length, >= plen */
+    char keep[5];
+    memcpy(keep, out->p + out->len - plen, plen);
+    size_t got = out->cap - (out->len - plen);
+    if (snappy_compress(w->buf, w->len, out->p + out->len - plen, &got) != SNAPPY_OK ||
+        got < plen || memcmp(out->p + out->len - plen, pre, plen) != 0)
+        return -1;
+    memcpy(out->p + out->len - plen, keep, plen);
+    out->len += got - plen;
+    sw->done += w->len;
+    w->len = 0;
+    return 0;
+}
+
+int sl_loki_req_snappy(sl_loki_req *q, sl_buf *window, sl_buf *out, sl_err *err)
+{
+    sort_streams(q);
+    uint64_t total = protobuf_size(q);
+    if (total > UINT32_MAX)
+        return sl_errf(err, SL_EINVAL, "%llu bytes are more than a snappy block holds",
+                       (unsigned long long)total);
+    /* The whole length, then each piece at most its own bound. */
+    size_t pieces = (size_t)((total + SNAPPY_PIECE - 1) / SNAPPY_PIECE);
+    size_t max = 5 + pieces * snappy_max_compressed_length(SNAPPY_PIECE);
+    sl_buf_reset(window);
+    sl_buf_reset(out);
+    if (buf_reserve(window, SNAPPY_PIECE) || buf_reserve(out, max))
+        return sl_errf(err, SL_ENOMEM, "cannot allocate %zu bytes for a Loki request", max);
+    out->len = (size_t)(put_varint(out->p, total) - out->p);
+    snappy_window sw = {{.buf = window->p, .cap = SNAPPY_PIECE, .flush = snappy_piece}, out, 0};
+    if (protobuf_write(q, &sw.w) || (sw.w.len && snappy_piece(&sw.w)))
+        return sl_errf(err, SL_EIO, "snappy compression of a Loki request failed");
+    if (sw.done != total)
+        return sl_errf(err, SL_EINVAL, "internal: protobuf size mismatch (%llu != %llu)",
+                       (unsigned long long)sw.done, (unsigned long long)total);
     return 0;
 }
 

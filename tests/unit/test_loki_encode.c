@@ -499,6 +499,128 @@ static void test_random_roundtrip(void **state)
  * no fields and records with more fields than it fetches keep their own
  * labels, and nothing past the range is read (the records array is exactly
  * as long as the batch, so the sanitizers see a read past it). */
+/* sl_loki_req_snappy (64 KiB pieces compressed as they fill) gives the
+ * bytes sl_loki_req_protobuf + sl_loki_snappy give: requests from empty to
+ * ~2 MiB, entries larger than a piece, entries and label sets across piece
+ * boundaries, metadata, several streams, protobufs of exactly 64 KiB and
+ * its neighbours; the receiver decodes what it wrote. */
+static void check_req_snappy(sl_loki_req *q, sl_buf *win, sl_buf *got)
+{
+    sl_buf raw, want;
+    sl_buf_init(&raw, 0);
+    sl_buf_init(&want, 0);
+    sl_err err;
+    assert_int_equal(sl_loki_req_protobuf(q, &raw, &err), 0);
+    assert_int_equal(sl_loki_snappy(raw.p, raw.len, &want, &err), 0);
+    assert_int_equal(sl_loki_req_snappy(q, win, got, &err), 0);
+    assert_int_equal(got->len, want.len);
+    assert_memory_equal(got->p, want.p, want.len);
+    assert_true(win->cap <= 2 * 65536 + 1); /* the window never held the request */
+    sl_buf_free(&raw);
+    sl_buf_free(&want);
+}
+
+static void test_req_snappy_same_bytes(void **state)
+{
+    (void)state;
+    size_t most = 300000;
+    char *text = malloc(most + 1);
+    assert_non_null(text);
+    static const char *words[] = {"cache ",   "expired ", "r\xc3\xa9sum\xc3\xa9 ", "{\"k\":",
+                                  "timeout ", "42 ",      "\"GET /api\" "};
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < most;) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (x % 4 == 0) { /* incompressible stretches too */
+            text[i++] = (char)(33 + (x >> 8) % 90);
+            continue;
+        }
+        const char *w = words[(x >> 16) % 7];
+        for (; *w && i < most; w++) text[i++] = *w;
+    }
+    text[most] = '\0';
+    char *lines[64];
+    for (int i = 0; i < 64; i++) lines[i] = NULL;
+    sl_loki_opts o = {0};
+    sl_loki_req *q = sl_loki_req_new(&o);
+    sl_buf win, got;
+    sl_buf_init(&win, 0);
+    sl_buf_init(&got, 0);
+    tbatch *t = malloc(sizeof *t);
+    assert_non_null(t);
+    sl_err err;
+
+    /* Random requests: 0-64 records of 0-150,000 bytes. */
+    for (int round = 0; round < 40; round++) {
+        tb_init(t, "in");
+        tb_label(t, "job", "a");
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t n = (uint32_t)(x % 65);
+        for (uint32_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t len = x % 8 == 0 ? (size_t)(x >> 20) % 150000 : (size_t)(x >> 20) % 3000;
+            size_t at = (size_t)(x >> 40) % (most - len);
+            free(lines[i]);
+            lines[i] = strndup(text + at, len);
+            assert_non_null(lines[i]);
+            sl_record *r = tb_rec(t, lines[i], 1700000000000000000LL + (int64_t)(x % 1000000));
+            if (x & 0x100)
+                tb_field(r, "level", (x & 0x200) ? "info" : "warn", SL_V_STRING, SL_FF_LABEL);
+            if (x & 0x400) tb_field(r, "trace_id", "4bf92f3577b34da6", SL_V_STRING, SL_FF_METADATA);
+        }
+        sl_loki_req_reset(q);
+        assert_int_equal(sl_loki_req_add(q, &t->b, 0, n, &err), 0);
+        check_req_snappy(q, &win, &got);
+        if (round == 0 || round == 39) {
+            sl_lr_push p;
+            memset(&p, 0, sizeof p);
+            char msg[256] = "";
+            if (sl_lr_decode("application/x-protobuf", NULL, got.p, got.len, &p, msg, sizeof msg))
+                fail_msg("decode: %s", msg);
+            uint64_t entries = 0;
+            for (size_t s = 0; s < p.n; s++) entries += p.streams[s].n;
+            assert_int_equal(entries, sl_loki_req_entries(q));
+            sl_lr_push_free(&p);
+        }
+    }
+
+    /* One entry whose protobuf is 65,536 bytes, and its neighbours; then
+     * 131,072 (two full pieces). */
+    static const size_t targets[] = {65534, 65535, 65536, 65537, 65538, 131071, 131072, 131073};
+    size_t exact = 0;
+    for (size_t k = 0; k < sizeof targets / sizeof *targets; k++) {
+        size_t len = targets[k] - 40;
+        for (int tries = 0; tries < 3; tries++) {
+            tb_init(t, "in");
+            tb_label(t, "job", "a");
+            free(lines[0]);
+            lines[0] = strndup(text, len);
+            tb_rec(t, lines[0], 1700000000123456789LL);
+            sl_loki_req_reset(q);
+            assert_int_equal(sl_loki_req_add(q, &t->b, 0, 1, &err), 0);
+            sl_buf raw;
+            sl_buf_init(&raw, 0);
+            assert_int_equal(sl_loki_req_protobuf(q, &raw, &err), 0);
+            size_t size = raw.len;
+            sl_buf_free(&raw);
+            if (size != targets[k]) { /* the varints' sizes: adjust once more */
+                len = len + targets[k] - size;
+                continue;
+            }
+            check_req_snappy(q, &win, &got);
+            exact++;
+            break;
+        }
+    }
+    assert_int_equal(exact, sizeof targets / sizeof *targets);
+    for (int i = 0; i < 64; i++) free(lines[i]);
+    free(t);
+    free(text);
+    sl_buf_free(&win);
+    sl_buf_free(&got);
+    sl_loki_req_free(q);
+}
+
 static void test_fields_ahead_edges(void **state)
 {
     (void)state;
@@ -855,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_json_line_format),
         cmocka_unit_test(test_random_roundtrip),
         cmocka_unit_test(test_fields_ahead_edges),
+        cmocka_unit_test(test_req_snappy_same_bytes),
         cmocka_unit_test(test_bad_range),
         cmocka_unit_test(test_decoder_rejects),
         cmocka_unit_test(test_limits_names),

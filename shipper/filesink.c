@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "shipper/batcher.h"
@@ -65,7 +66,8 @@ static const sl_cfg_key file_keys[] = {
      .at = SL_CFG_AT(filesink_conf, path),
      .type = SL_KEY_STR,
      .required = true,
-     .doc = "output file, appended; absolute"},
+     .doc = "output file, appended; no link, FIFO, hard link or other user's file, in folders only "
+            "root or the agent's user can write (decision 0065)"},
     {.name = "fsync",
      .at = SL_CFG_AT(filesink_conf, fsync_each),
      .type = SL_KEY_BOOL,
@@ -107,12 +109,14 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
     s->fsync_each = fc.fsync_each;
     s->fd = STDOUT_FILENO;
     if (to_file) {
-        s->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (s->fd < 0) {
-            int e = errno;
+        /* Root appends here: no link, FIFO, device or another user's file
+         * at the name, no folder on the way another user could redirect
+         * (decision 0065). */
+        sl_err oerr = {0};
+        int rc = sl_open_append_checked(path, &s->fd, &oerr);
+        if (rc != SL_OK) {
             free(s);
-            return sl_errf(err, SL_EIO, "sink %s: cannot open %s: %s", ctx->name, path,
-                           strerror(e));
+            return sl_errf(err, rc, "sink %s: cannot open the output: %s", ctx->name, oerr.msg);
         }
         s->own_fd = true;
         terminate_torn_line(s->fd);

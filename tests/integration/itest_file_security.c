@@ -473,6 +473,60 @@ static void test_data_dir_refused(void **st)
     rig_free(&r);
 }
 
+/* The file sink's output, in a folder others could write (decision 0065):
+ * a link planted at its name to a file root can read, a FIFO (which
+ * blocked the sink's write, and so SIGTERM, forever), another user's file
+ * put there first (root would append what it reads to a file that user
+ * reads), a hard link. Each: exit 1 at start naming why, nothing written
+ * through it; removed, the agent runs. */
+static void test_file_sink_output_planted(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "fsec-out", NULL);
+    char *app = log_path(&r, "app.log");
+    append_ids(app, 0, 100);
+    char *secret = sl_t_path(r.dir, "secret");
+    sl_t_write_file(secret, "SECRET\n", 7);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
+    struct {
+        const char *what, *message;
+    } cases[] = {{"link", "is a symbolic link"},
+                 {"fifo", "is a FIFO"},
+                 {"foreign file", "owned by another user"},
+                 {"hard link", "has other names (hard links)"}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        unlink(r.out);
+        if (k == 0) assert_int_equal(symlink(secret, r.out), 0);
+        if (k == 1) assert_int_equal(mkfifo(r.out, 0666), 0);
+        if (k == 2) {
+            if (geteuid() != 0) continue; /* chown needs root */
+            sl_t_write_file(r.out, "", 0);
+            assert_int_equal(chown(r.out, 65534, 65534), 0);
+        }
+        if (k == 3) assert_int_equal(link(secret, r.out), 0);
+        sl_t_write_file(r.log, "", 0);
+        pid_t pid = sl_t_spawn(argv, r.log);
+        int rc = sl_t_wait(pid, scaled(10000));
+        char *text = sl_t_read_file(r.log, NULL);
+        fprintf(stderr, "%s: exit %d: %s", cases[k].what, rc, text ? text : "\n");
+        free(text);
+        assert_int_equal(rc, 1);
+        assert_true(log_has(r.log, cases[k].message));
+        size_t n = 0;
+        char *kept = sl_t_read_file(secret, &n);
+        assert_int_equal(n, 7);
+        free(kept);
+    }
+    unlink(r.out);
+    rig_start(&r);
+    assert_true(wait_ids(r.out, 100, 20000));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
+    r.pid = 0;
+    free(app), free(secret);
+    rig_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_swap_race_ships_no_zeros),
         cmocka_unit_test(test_one_agent_per_data_dir),
         cmocka_unit_test(test_data_dir_refused),
+        cmocka_unit_test(test_file_sink_output_planted),
     };
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
     return sl_t_run_tests(tests);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@ typedef struct filesink {
     const sl_sink_ctx *ctx;
     int fd;
     bool own_fd;
+    bool torn; /* a failed write left a cut line that could not be taken back */
     bool fsync_each;
     int format;
     unsigned json_parts; /* sl_recjson_append's parts for FORMAT_JSON */
@@ -167,16 +169,31 @@ static int encode(filesink *s, const sl_batch *b)
     return s->out.failed ? SL_ENOMEM : SL_OK;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* Writes p[0..n); on an error, what part of it was written is taken
+ * back: a full disk takes part of a write and refuses the rest, and the
+ * batch written again after the backoff would start in the middle of
+ * that cut line, gluing two records into one (decision 0065). */
+static int write_all(filesink *s, const char *p, size_t n)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(s->fd, p + done, n - done);
         if (w < 0) {
             if (errno == EINTR) continue;
-            return -errno;
+            int e = errno;
+            if (done && s->own_fd) {
+                /* With O_APPEND the offset is the end of what we wrote;
+                 * cut only when nothing was appended after it. */
+                off_t end = lseek(s->fd, 0, SEEK_CUR);
+                struct stat st;
+                if (end >= (off_t)done && fstat(s->fd, &st) == 0 && st.st_size == end &&
+                    ftruncate(s->fd, end - (off_t)done) == 0)
+                    return -e;
+                s->torn = true; /* not taken back: end the cut line first */
+            }
+            return -e;
         }
-        p += w;
-        n -= (size_t)w;
+        done += (size_t)w;
     }
     return 0;
 }
@@ -199,7 +216,11 @@ static int filesink_flush(void *state, sl_batch *const *b, uint32_t n, uint32_t 
             sl_sink_metrics_dropped(s->m, "too_large", bt->nrecords);
             continue;
         }
-        int rc = write_all(s->fd, s->out.p, s->out.len);
+        if (s->torn) {
+            terminate_torn_line(s->fd);
+            s->torn = false;
+        }
+        int rc = write_all(s, s->out.p, s->out.len);
         if (rc == 0 && s->fsync_each && s->own_fd) rc = fsync(s->fd) ? -errno : 0;
         if (rc == 0) {
             sl_sink_metrics_delivered(s->m, bt->nrecords, s->out.len);

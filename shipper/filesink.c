@@ -259,9 +259,16 @@ static int file_probe(const sl_sink_ctx *ctx, sl_err *result)
     const char *path = NULL;
     sl_cfg_str(ctx->cfg, ctx->node, "path", NULL, &path);
     if (!path) return sl_errf(result, SL_EINVAL, "no path");
-    if (access(path, F_OK) == 0)
-        return access(path, W_OK) == 0 ? sl_errf(result, SL_OK, "%s exists and is writable", path)
-                                       : sl_errf(result, SL_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        /* There: opened as `run` opens it (nothing is created or written). */
+        int fd = -1;
+        sl_err oerr = {0};
+        int rc = sl_open_append_checked(path, &fd, &oerr);
+        if (rc != SL_OK) return sl_errf(result, rc, "%s", oerr.msg);
+        close(fd);
+        return sl_errf(result, SL_OK, "%s exists and is writable", path);
+    }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

@@ -21,7 +21,10 @@ typedef struct filesink {
     const sl_sink_ctx *ctx;
     int fd;
     bool own_fd;
-    bool torn; /* a failed write left a cut line that could not be taken back */
+    bool torn;            /* a failed write left a cut line that could not be taken back */
+    char *path;           /* the output's name, looked at for a rotation */
+    int64_t next_look_ns; /* when to look at the name again */
+    sl_ratelimit rl_reopen;
     bool fsync_each;
     int format;
     unsigned json_parts; /* sl_recjson_append's parts for FORMAT_JSON */
@@ -122,6 +125,8 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
         }
         s->own_fd = true;
         terminate_torn_line(s->fd);
+        s->path = strdup(path);
+        s->rl_reopen.interval_ns = 10 * 1000000000LL;
     }
     sl_buf_init(&s->out, 0);
     s->m = sl_sink_metrics_of(ctx, SL_SINK_M_ERRORS, &s->own_m);
@@ -198,6 +203,38 @@ static int write_all(filesink *s, const char *p, size_t n)
     return 0;
 }
 
+/* The output renamed or deleted (logrotate's `create`): the next writes
+ * went to a file no one reads any more, and once the rotated file was
+ * compressed and removed they were lost. The name is looked at every
+ * 250 ms and, when it names another file or none, opened again with the
+ * same checks (decision 0065); a refused name keeps the old file, logged. */
+static void reopen_if_moved(filesink *s)
+{
+    int64_t now = sl_monotonic_ns();
+    if (!s->path || now < s->next_look_ns) return;
+    s->next_look_ns = now + 250 * 1000000LL;
+    struct stat have, named;
+    if (fstat(s->fd, &have) != 0 || !S_ISREG(have.st_mode)) return;
+    if (stat(s->path, &named) == 0 && named.st_dev == have.st_dev && named.st_ino == have.st_ino)
+        return;
+    int fd = -1;
+    sl_err err = {0};
+    if (sl_open_append_checked(s->path, &fd, &err) != SL_OK) {
+        sl_sink_metrics_error(s->m);
+        uint64_t skipped;
+        if (sl_ratelimit_ok(&s->rl_reopen, &skipped))
+            sl_log(SL_LOG_ERROR, "sink_reopen_failed",
+                   "sink=%s error=\"%s\" action=kept_old_file repeated=%llu", s->ctx->name, err.msg,
+                   (unsigned long long)skipped);
+        return;
+    }
+    close(s->fd);
+    s->fd = fd;
+    s->torn = false;
+    sl_log(SL_LOG_INFO, "sink_reopened", "sink=%s reason=%s", s->ctx->name,
+           have.st_nlink ? "renamed" : "deleted");
+}
+
 /* Writes b[0..n) one batch per write. A failing write holds nothing: its
  * batch goes back to the buffer and is written again after the backoff, so
  * a full disk holds the batch back, never loses it, and the input's
@@ -207,6 +244,7 @@ static int filesink_flush(void *state, sl_batch *const *b, uint32_t n, uint32_t 
 {
     filesink *s = state;
     *retry_ms = -1; /* the batcher's backoff */
+    reopen_if_moved(s);
     for (*ndone = 0; *ndone < n; (*ndone)++) {
         sl_batch *bt = b[*ndone];
         if (encode(s, bt) != SL_OK) {
@@ -247,6 +285,7 @@ static void filesink_destroy(void *state)
     filesink *s = state;
     if (!s) return;
     if (s->own_fd) close(s->fd);
+    free(s->path);
     sl_batcher_free(s->batcher);
     sl_buf_free(&s->out);
     free(s);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 #include <zstd.h>
@@ -327,6 +329,11 @@ static int cmd_run(const cli_args *a, sigset_t set)
         /* SL_EAGAIN: another agent holds data_dir (core/datadir.h). */
         return err.code == SL_EAGAIN ? EXIT_USAGE : EXIT_FAIL;
     }
+    /* Under systemd (Type=notify): started only now, so a reload asked for
+     * during start-up waits for this instead of a SIGHUP reaching the
+     * process before main() blocks it, which ended it (decision 0065). No
+     * NOTIFY_SOCKET: does nothing. */
+    sd_notify(0, "READY=1");
     for (;;) {
         int sig = 0;
         sigwait(&set, &sig);
@@ -335,6 +342,7 @@ static int cmd_run(const cli_args *a, sigset_t set)
                : sig == SIGINT ? "INT"
                                : "TERM");
         if (sig != SIGHUP) {
+            sd_notify(0, "STOPPING=1");
             sl_agent_stop(agent);
             sl_cfg_free(cfg);
             return EXIT_OK;
@@ -342,10 +350,16 @@ static int cmd_run(const cli_args *a, sigset_t set)
         /* Reload: validate the new configuration before touching the running
          * one; a bad file leaves the running pipeline alone — no drain, no
          * restart (decision 0010). */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                   (unsigned long long)now.tv_sec * 1000000ULL +
+                       (unsigned long long)now.tv_nsec / 1000ULL);
         sl_cfg *next = load_config(a);
         if (!next) {
             sl_log(SL_LOG_ERROR, "reload_rejected",
                    "reason=\"configuration errors\" action=kept_running");
+            sd_notify(0, "READY=1");
             continue;
         }
         /* Stopping drains every sink and saves checkpoints, so restarting
@@ -359,6 +373,7 @@ static int cmd_run(const cli_args *a, sigset_t set)
             return EXIT_FAIL;
         }
         sl_log(SL_LOG_INFO, "reloaded", "%s", "");
+        sd_notify(0, "READY=1");
     }
 }
 

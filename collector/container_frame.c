@@ -168,9 +168,14 @@ struct sl_container_frame {
     bool docker;
     sl_container_frame_opts o;
     int64_t join_wait_ns;
-    sl_metric *errors, *partial_size, *partial_age;
+    sl_metric *errors, *partial_size, *partial_age, *partial_sources;
     joiner_slot *joiners;
     uint64_t clock;
+    /* Messages of joiners given up for another source (more than
+     * MAX_JOINERS with a piece held), shipped by the next take: at most one
+     * per batch run between two takes, so a few slots suffice. */
+    sl_batch *evicted[4];
+    uint32_t nevicted;
 };
 
 const sl_cfg_key sl_container_frame_keys[SL_CONTAINER_FRAME_NKEYS] = {
@@ -213,11 +218,14 @@ int sl_container_frame_new(sl_cfg *cfg, const sl_cfg_node *parse, const char *in
     f->errors = sl_counter("sluice_parse_errors_total",
                            "Records a parse step could not parse (shipped raw).", l);
     static const char help[] = "Container messages shipped before their final piece, by "
-                               "reason (max_bytes, flush_partial_after).";
+                               "reason (max_bytes, flush_partial_after, sources: more "
+                               "files with a piece held than the 256 joined at once).";
     sl_metric_labels(l, sizeof l, "input", input, "reason", "max_bytes");
     f->partial_size = sl_counter("sluice_parse_partial_flushed_total", help, l);
     sl_metric_labels(l, sizeof l, "input", input, "reason", "flush_partial_after");
     f->partial_age = sl_counter("sluice_parse_partial_flushed_total", help, l);
+    sl_metric_labels(l, sizeof l, "input", input, "reason", "sources");
+    f->partial_sources = sl_counter("sluice_parse_partial_flushed_total", help, l);
     f->joiners = calloc(MAX_JOINERS, sizeof *f->joiners);
     if (!f->joiners) {
         free(f);
@@ -236,6 +244,7 @@ void sl_container_frame_free(sl_container_frame *f)
         /* Stopping: held pieces stay unacknowledged and are read again. */
         for (uint32_t h = 0; h < f->joiners[k].nheld; h++) sl_batch_unref(f->joiners[k].held[h]);
     }
+    for (uint32_t k = 0; k < f->nevicted; k++) sl_batch_unref(f->evicted[k]);
     free(f->joiners);
     free(f);
 }
@@ -251,6 +260,9 @@ static void release_held(joiner_slot *js, sl_batch *after)
     }
     js->nheld = 0;
 }
+
+static sl_batch *take_slot(sl_container_frame *f, joiner_slot *js, int64_t held_before,
+                           const char *why, sl_metric *count);
 
 /* The joiner slot of the batch's source, made on first use. */
 static joiner_slot *joiner_for(sl_container_frame *f, const sl_batch *b)
@@ -268,8 +280,13 @@ static joiner_slot *joiner_for(sl_container_frame *f, const sl_batch *b)
         if (js->source && (!lru || js->used < lru->used)) lru = js;
     }
     joiner_slot *js = free_slot ? free_slot : lru;
-    /* Evicted with pieces held: they are lost with the joiner, so their
-     * batches must not stall the checkpoint forever. */
+    /* Given up with pieces held: its unfinished messages ship now, as a
+     * flush_partial_after would later, and its batches are acknowledged
+     * once they are (dropped with the joiner, they were lost unseen). */
+    if (js->j && sl_cri_joiner_pending(js->j) && f->nevicted < 4) {
+        sl_batch *nb = take_slot(f, js, INT64_MAX, "sources", f->partial_sources);
+        if (nb) f->evicted[f->nevicted++] = nb;
+    }
     release_held(js, NULL);
     free(js->source);
     sl_cri_joiner_free(js->j);
@@ -316,16 +333,17 @@ void sl_container_frame_run(sl_container_frame *f, sl_batch *b)
         if (!(b->records[i].flags & SL_RF_DROPPED)) frame_record(f, b, &b->records[i]);
 }
 
-/* A batch of the slot's messages that waited since before held_before;
- * NULL when there are none. */
-static sl_batch *take_slot(sl_container_frame *f, joiner_slot *js, int64_t held_before)
+/* A batch of the slot's messages that waited since before held_before,
+ * marked partial: why and counted in count; NULL when there are none. */
+static sl_batch *take_slot(sl_container_frame *f, joiner_slot *js, int64_t held_before,
+                           const char *why, sl_metric *count)
 {
     sl_batch *nb = NULL;
     sl_slice msg;
     int64_t t;
     int stream;
     while (sl_cri_joiner_take(js->j, held_before, &msg, &t, &stream) == 0) {
-        sl_metric_inc(f->partial_age);
+        sl_metric_inc(count);
         if (!nb) {
             nb = sl_batch_new(2);
             if (!nb) {
@@ -349,7 +367,7 @@ static sl_batch *take_slot(sl_container_frame *f, joiner_slot *js, int64_t held_
          * joined text as a line of its own. */
         if (r) r->flags |= SL_RF_FRAMED;
         sl_err err;
-        if (!r || sl_cri_mark_partial(nb, r, stream, "flush_partial_after", &err) != 0) {
+        if (!r || sl_cri_mark_partial(nb, r, stream, why, &err) != 0) {
             /* Out of memory: the pieces are lost, counted as a parse error;
              * their batches are released below so nothing stalls. */
             sl_metric_inc(f->errors);
@@ -365,11 +383,16 @@ static sl_batch *take_slot(sl_container_frame *f, joiner_slot *js, int64_t held_
 sl_batch *sl_container_frame_take(sl_container_frame *f, int64_t now_ns)
 {
     if (!f) return NULL;
+    if (f->nevicted) {
+        sl_batch *nb = f->evicted[0];
+        memmove(f->evicted, f->evicted + 1, --f->nevicted * sizeof *f->evicted);
+        return nb;
+    }
     int64_t held_before = now_ns == INT64_MAX ? INT64_MAX : now_ns - f->join_wait_ns;
     for (size_t i = 0; i < MAX_JOINERS; i++) {
         joiner_slot *js = &f->joiners[i];
         if (!js->j || sl_cri_joiner_pending(js->j) == 0) continue;
-        sl_batch *nb = take_slot(f, js, held_before);
+        sl_batch *nb = take_slot(f, js, held_before, "flush_partial_after", f->partial_age);
         if (nb) return nb;
     }
     return NULL;

@@ -98,7 +98,7 @@ int sl_file_ckpt_open(file_input *in, sl_err *err)
          * would crash-loop the node's agent: every file is read again from
          * its start (duplicates, never loss), the damaged file kept aside
          * for a human. */
-        if (rc != SL_OK && !ctx->dry_run) rename(in->ckpt_path, aside);
+        if (rc != SL_OK && !ctx->dry_run) sl_keep_damaged(in->ckpt_path, ctx->name);
         sl_metric_inc(in->m_ckpt_lost);
         char q[4200];
         sl_log(SL_LOG_ERROR, "checkpoint_unreadable",

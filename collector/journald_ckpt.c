@@ -119,7 +119,7 @@ void sl_jd_load_checkpoint(jd_input *in, char **cursor, uint64_t *rt)
         if (!ran_before) return; /* a first run: start_at applies */
         snprintf(perr.msg, sizeof perr.msg, "missing");
     }
-    if (rc != SL_ENOENT && !in->ctx->dry_run) rename(in->ckpt_path, aside);
+    if (rc != SL_ENOENT && !in->ctx->dry_run) sl_keep_damaged(in->ckpt_path, in->ctx->name);
     sl_metric_inc(lost);
     char q[4300];
     sl_log(SL_LOG_ERROR, "checkpoint_unreadable",

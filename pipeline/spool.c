@@ -142,11 +142,13 @@ static int load_segments(sl_spool *s, sl_err *err)
             continue;
         }
         sl_spool_seg_info si = {.first_seq = firsts[i]};
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* A FIFO there would hold the start (and SIGTERM) forever, a link
+         * lead elsewhere: neither is followed nor waited on (0065). */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             sl_log(SL_LOG_ERROR, "spool_segment_unreadable", "sink=%s segment=%s error=\"%s\"",
-                   s->sink, path, strerror(errno));
+                   s->sink, path, fd < 0 ? strerror(errno) : "not a regular file");
             if (fd >= 0) close(fd);
             continue;
         }
@@ -216,7 +218,7 @@ int sl_spool_open(const sl_spool_opts *o, sl_spool **out, sl_err *err)
 
     char path[4200];
     snprintf(path, sizeof path, "%s/lock", s->dir);
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (s->lock_fd < 0) {
         rc = sl_errf(err, errno_code(errno), "spool %s: %s", path, strerror(errno));
         goto fail;

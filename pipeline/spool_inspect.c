@@ -70,12 +70,17 @@ static int scan_dir(const char *dir, scan_fn fn, void *arg, sl_spool_info *info,
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
         char path[4200];
         sl_spool_seg_path(path, sizeof path, dir, firsts[i]);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0) {
             if (fd >= 0) close(fd);
             if (errno == ENOENT) continue; /* deleted meanwhile by a live agent */
             rc = sl_errf(err, SL_EIO, "%s: %s", path, strerror(errno));
+            break;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            close(fd);
+            rc = sl_errf(err, SL_EIO, "%s: not a regular file", path);
             break;
         }
         sl_spool_seg_info *si = &segs[k++];

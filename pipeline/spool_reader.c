@@ -160,7 +160,7 @@ int sl_spool_next(sl_spool *s, sl_batch **out)
         if (s->rd.fd < 0) {
             char path[4200];
             sl_spool_seg_path(path, sizeof path, s->dir, s->rseg);
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
             if (fd < 0) {
                 /* Gone or unreadable: what it held cannot be delivered. */
                 uint64_t skipped;

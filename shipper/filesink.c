@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "shipper/batcher.h"
@@ -19,6 +21,10 @@ typedef struct filesink {
     const sl_sink_ctx *ctx;
     int fd;
     bool own_fd;
+    bool torn;            /* a failed write left a cut line that could not be taken back */
+    char *path;           /* the output's name, looked at for a rotation */
+    int64_t next_look_ns; /* when to look at the name again */
+    sl_ratelimit rl_reopen;
     bool fsync_each;
     int format;
     unsigned json_parts; /* sl_recjson_append's parts for FORMAT_JSON */
@@ -65,7 +71,8 @@ static const sl_cfg_key file_keys[] = {
      .at = SL_CFG_AT(filesink_conf, path),
      .type = SL_KEY_STR,
      .required = true,
-     .doc = "output file, appended; absolute"},
+     .doc = "output file, appended; no link, FIFO, hard link or other user's file, in folders only "
+            "root or the agent's user can write (decision 0065)"},
     {.name = "fsync",
      .at = SL_CFG_AT(filesink_conf, fsync_each),
      .type = SL_KEY_BOOL,
@@ -107,15 +114,19 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
     s->fsync_each = fc.fsync_each;
     s->fd = STDOUT_FILENO;
     if (to_file) {
-        s->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (s->fd < 0) {
-            int e = errno;
+        /* Root appends here: no link, FIFO, device or another user's file
+         * at the name, no folder on the way another user could redirect
+         * (decision 0065). */
+        sl_err oerr = {0};
+        int rc = sl_open_append_checked(path, &s->fd, &oerr);
+        if (rc != SL_OK) {
             free(s);
-            return sl_errf(err, SL_EIO, "sink %s: cannot open %s: %s", ctx->name, path,
-                           strerror(e));
+            return sl_errf(err, rc, "sink %s: cannot open the output: %s", ctx->name, oerr.msg);
         }
         s->own_fd = true;
         terminate_torn_line(s->fd);
+        s->path = strdup(path);
+        s->rl_reopen.interval_ns = 10 * 1000000000LL;
     }
     sl_buf_init(&s->out, 0);
     s->m = sl_sink_metrics_of(ctx, SL_SINK_M_ERRORS, &s->own_m);
@@ -163,18 +174,65 @@ static int encode(filesink *s, const sl_batch *b)
     return s->out.failed ? SL_ENOMEM : SL_OK;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* Writes p[0..n); on an error, what part of it was written is taken
+ * back: a full disk takes part of a write and refuses the rest, and the
+ * batch written again after the backoff would start in the middle of
+ * that cut line, gluing two records into one (decision 0065). */
+static int write_all(filesink *s, const char *p, size_t n)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(s->fd, p + done, n - done);
         if (w < 0) {
             if (errno == EINTR) continue;
-            return -errno;
+            int e = errno;
+            if (done && s->own_fd) {
+                /* With O_APPEND the offset is the end of what we wrote;
+                 * cut only when nothing was appended after it. */
+                off_t end = lseek(s->fd, 0, SEEK_CUR);
+                struct stat st;
+                if (end >= (off_t)done && fstat(s->fd, &st) == 0 && st.st_size == end &&
+                    ftruncate(s->fd, end - (off_t)done) == 0)
+                    return -e;
+                s->torn = true; /* not taken back: end the cut line first */
+            }
+            return -e;
         }
-        p += w;
-        n -= (size_t)w;
+        done += (size_t)w;
     }
     return 0;
+}
+
+/* The output renamed or deleted (logrotate's `create`): the next writes
+ * went to a file no one reads any more, and once the rotated file was
+ * compressed and removed they were lost. The name is looked at every
+ * 250 ms and, when it names another file or none, opened again with the
+ * same checks (decision 0065); a refused name keeps the old file, logged. */
+static void reopen_if_moved(filesink *s)
+{
+    int64_t now = sl_monotonic_ns();
+    if (!s->path || now < s->next_look_ns) return;
+    s->next_look_ns = now + 250 * 1000000LL;
+    struct stat have, named;
+    if (fstat(s->fd, &have) != 0 || !S_ISREG(have.st_mode)) return;
+    if (stat(s->path, &named) == 0 && named.st_dev == have.st_dev && named.st_ino == have.st_ino)
+        return;
+    int fd = -1;
+    sl_err err = {0};
+    if (sl_open_append_checked(s->path, &fd, &err) != SL_OK) {
+        sl_sink_metrics_error(s->m);
+        uint64_t skipped;
+        if (sl_ratelimit_ok(&s->rl_reopen, &skipped))
+            sl_log(SL_LOG_ERROR, "sink_reopen_failed",
+                   "sink=%s error=\"%s\" action=kept_old_file repeated=%llu", s->ctx->name, err.msg,
+                   (unsigned long long)skipped);
+        return;
+    }
+    close(s->fd);
+    s->fd = fd;
+    s->torn = false;
+    sl_log(SL_LOG_INFO, "sink_reopened", "sink=%s reason=%s", s->ctx->name,
+           have.st_nlink ? "renamed" : "deleted");
 }
 
 /* Writes b[0..n) one batch per write. A failing write holds nothing: its
@@ -186,6 +244,7 @@ static int filesink_flush(void *state, sl_batch *const *b, uint32_t n, uint32_t 
 {
     filesink *s = state;
     *retry_ms = -1; /* the batcher's backoff */
+    reopen_if_moved(s);
     for (*ndone = 0; *ndone < n; (*ndone)++) {
         sl_batch *bt = b[*ndone];
         if (encode(s, bt) != SL_OK) {
@@ -195,7 +254,11 @@ static int filesink_flush(void *state, sl_batch *const *b, uint32_t n, uint32_t 
             sl_sink_metrics_dropped(s->m, "too_large", bt->nrecords);
             continue;
         }
-        int rc = write_all(s->fd, s->out.p, s->out.len);
+        if (s->torn) {
+            terminate_torn_line(s->fd);
+            s->torn = false;
+        }
+        int rc = write_all(s, s->out.p, s->out.len);
         if (rc == 0 && s->fsync_each && s->own_fd) rc = fsync(s->fd) ? -errno : 0;
         if (rc == 0) {
             sl_sink_metrics_delivered(s->m, bt->nrecords, s->out.len);
@@ -222,6 +285,7 @@ static void filesink_destroy(void *state)
     filesink *s = state;
     if (!s) return;
     if (s->own_fd) close(s->fd);
+    free(s->path);
     sl_batcher_free(s->batcher);
     sl_buf_free(&s->out);
     free(s);
@@ -234,9 +298,16 @@ static int file_probe(const sl_sink_ctx *ctx, sl_err *result)
     const char *path = NULL;
     sl_cfg_str(ctx->cfg, ctx->node, "path", NULL, &path);
     if (!path) return sl_errf(result, SL_EINVAL, "no path");
-    if (access(path, F_OK) == 0)
-        return access(path, W_OK) == 0 ? sl_errf(result, SL_OK, "%s exists and is writable", path)
-                                       : sl_errf(result, SL_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        /* There: opened as `run` opens it (nothing is created or written). */
+        int fd = -1;
+        sl_err oerr = {0};
+        int rc = sl_open_append_checked(path, &fd, &oerr);
+        if (rc != SL_OK) return sl_errf(result, rc, "%s", oerr.msg);
+        close(fd);
+        return sl_errf(result, SL_OK, "%s exists and is writable", path);
+    }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

@@ -262,6 +262,58 @@ static void test_checkpoint_is_link_or_fifo(void **st)
     }
 }
 
+/* A checkpoint damaged at two starts keeps both damaged files (decision
+ * 0065; the second used to replace the first, the evidence lost), the
+ * newest as in.json.damaged and older ones shifted to .damaged.1, .2, .3;
+ * past 4 the oldest is removed, counted and logged. */
+static void test_damaged_twice_keeps_both(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "ckpt_twice", NULL);
+    char *log = sl_t_path(r.dir, "logs/app.log");
+    assert_int_equal(sl_t_append_ids(log, 0, 20, " x"), 0);
+    char *prev = sl_t_path(r.dir, "data/checkpoints/in.json.prev");
+    char *aside[4];
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        if (i == 0)
+            snprintf(name, sizeof name, "data/checkpoints/in.json.damaged");
+        else
+            snprintf(name, sizeof name, "data/checkpoints/in.json.damaged.%d", i);
+        aside[i] = sl_t_path(r.dir, name);
+    }
+    sl_t_write_file(r.ckpt, "damage A", 8);
+    rig_start(&r);
+    assert_true(sl_t_wait_lines(r.out, 20, sl_t_scaled_ms(20000)));
+    assert_true(sl_t_wait_log(r.ckpt, "\"offset\":", 1, sl_t_scaled_ms(10000)));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, sl_t_scaled_ms(30000)), 0);
+    r.pid = 0;
+    assert_true(sl_t_file_has(aside[0], "damage A"));
+
+    /* Both generations damaged again; two older ones already kept. */
+    sl_t_write_file(r.ckpt, "damage B", 8);
+    unlink(prev);
+    sl_t_write_file(aside[2], "older 2", 7);
+    sl_t_write_file(aside[3], "older 3", 7);
+    sl_t_write_file(r.log, "", 0);
+    rig_start(&r);
+    assert_true(sl_t_wait_log(r.log, "event=checkpoint_unreadable", 1, sl_t_scaled_ms(10000)));
+    assert_true(
+        sl_t_wait_log(r.log, "event=checkpoint_damaged_discarded", 1, sl_t_scaled_ms(10000)));
+    assert_int_equal(
+        (long)sl_t_metric(r.mport, "sluice_checkpoint_damaged_discarded_total{input=\"in\"}"), 1);
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, sl_t_scaled_ms(30000)), 0);
+    r.pid = 0;
+    assert_true(sl_t_file_has(aside[0], "damage B"));
+    assert_true(sl_t_file_has(aside[1], "damage A"));
+    assert_true(sl_t_file_has(aside[3], "older 2"));
+    assert_int_equal(access(aside[2], F_OK), -1);
+    for (int i = 0; i < 4; i++) free(aside[i]);
+    free(prev), free(log);
+    rig_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) cmocka_set_test_filter(argv[1]);
@@ -270,6 +322,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fingerprint_length_past_buffer),
         cmocka_unit_test(test_offset_past_end),
         cmocka_unit_test(test_checkpoint_is_link_or_fifo),
+        cmocka_unit_test(test_damaged_twice_keeps_both),
     };
     return sl_t_run_tests(tests);
 }

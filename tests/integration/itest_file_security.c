@@ -473,6 +473,110 @@ static void test_data_dir_refused(void **st)
     rig_free(&r);
 }
 
+/* The file sink's output, in a folder others could write (decision 0065):
+ * a link planted at its name to a file root can read, a FIFO (which
+ * blocked the sink's write, and so SIGTERM, forever), another user's file
+ * put there first (root would append what it reads to a file that user
+ * reads), a hard link. Each: exit 1 at start naming why, nothing written
+ * through it; removed, the agent runs. */
+static void test_file_sink_output_planted(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "fsec-out", NULL);
+    char *app = log_path(&r, "app.log");
+    append_ids(app, 0, 100);
+    char *secret = sl_t_path(r.dir, "secret");
+    sl_t_write_file(secret, "SECRET\n", 7);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
+    struct {
+        const char *what, *message;
+    } cases[] = {{"link", "is a symbolic link"},
+                 {"fifo", "is a FIFO"},
+                 {"foreign file", "owned by another user"},
+                 {"hard link", "has other names (hard links)"}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        unlink(r.out);
+        if (k == 0) assert_int_equal(symlink(secret, r.out), 0);
+        if (k == 1) assert_int_equal(mkfifo(r.out, 0666), 0);
+        if (k == 2) {
+            if (geteuid() != 0) continue; /* chown needs root */
+            sl_t_write_file(r.out, "", 0);
+            assert_int_equal(chown(r.out, 65534, 65534), 0);
+        }
+        if (k == 3) assert_int_equal(link(secret, r.out), 0);
+        sl_t_write_file(r.log, "", 0);
+        pid_t pid = sl_t_spawn(argv, r.log);
+        int rc = sl_t_wait(pid, scaled(10000));
+        char *text = sl_t_read_file(r.log, NULL);
+        fprintf(stderr, "%s: exit %d: %s", cases[k].what, rc, text ? text : "\n");
+        free(text);
+        assert_int_equal(rc, 1);
+        assert_true(log_has(r.log, cases[k].message));
+        size_t n = 0;
+        char *kept = sl_t_read_file(secret, &n);
+        assert_int_equal(n, 7);
+        free(kept);
+    }
+    unlink(r.out);
+    rig_start(&r);
+    assert_true(wait_ids(r.out, 100, 20000));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
+    r.pid = 0;
+    free(app), free(secret);
+    rig_free(&r);
+}
+
+/* A FIFO named like a spool segment held the start forever (the scan's
+ * open waited for a writer) and with it SIGTERM; a link named like one was
+ * followed. Only root or the agent's user can put them in the spool's
+ * folder (0015), so this is defence in depth, as for checkpoints (0059):
+ * neither is followed nor waited on, each is logged, the agent starts and
+ * ships, and `sluice spool ls` ends with an error instead of hanging
+ * (decision 0065). */
+static void test_spool_segment_not_a_file(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "fsec-seg", NULL);
+    char *app = log_path(&r, "app.log");
+    append_ids(app, 0, 100);
+    char *spool = sl_t_path(r.data, "spool"), *sink = sl_t_path(r.data, "spool/out");
+    assert_int_equal(mkdir(r.data, 0700), 0);
+    assert_int_equal(mkdir(spool, 0700), 0);
+    assert_int_equal(mkdir(sink, 0700), 0);
+    char *fifo = sl_t_path(sink, "00000000000000000001.seg");
+    char *link = sl_t_path(sink, "00000000000000000002.seg");
+    char *secret = sl_t_path(r.dir, "secret");
+    sl_t_write_file(secret, "SECRET\n", 7);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(symlink(secret, link), 0);
+    rig_start(&r);
+    assert_true(sl_t_wait_log(r.log, "event=agent_started", 1, scaled(10000)));
+    assert_true(wait_ids(r.out, 100, 20000));
+    assert_true(log_has(r.log, "event=spool_segment_unreadable"));
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(10000)), 0);
+    r.pid = 0;
+    size_t n = 0;
+    char *kept = sl_t_read_file(secret, &n);
+    assert_int_equal(n, 7);
+    free(kept);
+    /* The inspection tool: an error naming the segment, in bounded time. */
+    struct stat sb;
+    assert_int_equal(lstat(fifo, &sb), 0); /* left for a human, as it was */
+    assert_true(S_ISFIFO(sb.st_mode));
+    char *ls_log = sl_t_path(r.dir, "ls.log");
+    char *argv[] = {(char *)sl_t_bin(), "spool", "ls", "-c", r.cfg, NULL};
+    pid_t pid = sl_t_spawn(argv, ls_log);
+    int rc = sl_t_wait(pid, scaled(10000));
+    assert_int_not_equal(rc, -1);
+    assert_int_not_equal(rc, 0);
+    assert_true(log_has(ls_log, "not a regular file"));
+    free(ls_log);
+    free(app), free(spool), free(sink), free(fifo), free(link), free(secret);
+    rig_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +585,8 @@ int main(void)
         cmocka_unit_test(test_swap_race_ships_no_zeros),
         cmocka_unit_test(test_one_agent_per_data_dir),
         cmocka_unit_test(test_data_dir_refused),
+        cmocka_unit_test(test_file_sink_output_planted),
+        cmocka_unit_test(test_spool_segment_not_a_file),
     };
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
     return sl_t_run_tests(tests);

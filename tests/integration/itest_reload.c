@@ -12,7 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -189,10 +194,135 @@ static void test_broken_config_keeps_pipeline_then_fix_reloads(void **st)
     free(r.dir), free(r.cfg), free(r.log), free(r.in), free(r.out);
 }
 
+/* systemd's side of Type=notify: a datagram socket the agent finds in
+ * NOTIFY_SOCKET, read all the time as systemd does (a socket left unread
+ * fills, and the agent's next notification would wait), counting what came. */
+typedef struct notify_rig {
+    int fd;
+    pthread_t th;
+    atomic_int ready, reloading, stopping, quit;
+} notify_rig;
+
+static void *notify_reader(void *arg)
+{
+    notify_rig *n = arg;
+    while (!atomic_load(&n->quit)) {
+        struct pollfd p = {.fd = n->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0) continue;
+        char buf[512];
+        ssize_t len = recv(n->fd, buf, sizeof buf - 1, 0);
+        if (len <= 0) continue;
+        buf[len] = '\0';
+        if (strstr(buf, "READY=1")) atomic_fetch_add(&n->ready, 1);
+        if (strstr(buf, "RELOADING=1")) atomic_fetch_add(&n->reloading, 1);
+        if (strstr(buf, "STOPPING=1")) atomic_fetch_add(&n->stopping, 1);
+    }
+    return NULL;
+}
+
+static void notify_start(notify_rig *n, const char *path)
+{
+    n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(n->fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    assert_true(strlen(path) < sizeof a.sun_path);
+    strcpy(a.sun_path, path);
+    assert_int_equal(bind(n->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(setenv("NOTIFY_SOCKET", path, 1), 0);
+    assert_int_equal(pthread_create(&n->th, NULL, notify_reader, n), 0);
+}
+
+static void notify_stop(notify_rig *n)
+{
+    atomic_store(&n->quit, 1);
+    pthread_join(n->th, NULL);
+    close(n->fd);
+    unsetenv("NOTIFY_SOCKET");
+}
+
+static bool ready_seen(void *arg)
+{
+    return atomic_load(&((notify_rig *)arg)->ready) >= 1;
+}
+
+/* Signals at any moment (decision 0065). A SIGHUP that reached the process
+ * before main() blocked it (the dynamic loader's few milliseconds) ended
+ * it, and systemd counts a SIGHUP death as clean: no restart. The agent
+ * now tells systemd when it runs (READY=1, Type=notify), which holds a
+ * reload until then; this test is that systemd. After READY=1: a storm of
+ * SIGHUPs while records are written (each a drain and a restart; pending
+ * ones coalesce), then SIGTERM right behind a SIGHUP, landing during the
+ * reload's stop or start. The agent says RELOADING=1/READY=1 around
+ * reloads and STOPPING=1, ends with 0 in bounded time, and a restart ships
+ * every record exactly once. */
+static void test_signal_storm(void **st)
+{
+    (void)st;
+    rig r = {0};
+    r.dir = sl_t_tmpdir("reload_storm");
+    assert_non_null(r.dir);
+    r.cfg = sl_t_path(r.dir, "agent.yml");
+    r.log = sl_t_path(r.dir, "agent.log");
+    r.in = sl_t_path(r.dir, "in.log");
+    r.out = sl_t_path(r.dir, "out.log");
+    char *sock = sl_t_path(r.dir, "notify");
+    notify_rig nr = {0};
+    notify_start(&nr, sock);
+    r.mport = sl_t_free_port();
+    assert_true(r.mport > 0);
+    assert_int_equal(sl_t_write_file(r.in, "", 0), 0);
+    write_config(&r, "");
+    append_lines(&r, 200);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", r.cfg, NULL};
+    r.pid = sl_t_spawn(argv, r.log);
+    assert_true(r.pid > 0);
+    int limit = sl_t_sanitized() ? 60000 : 20000;
+    assert_true(sl_t_wait_until(ready_seen, &nr, limit));
+    assert_true(sl_t_file_has(r.log, "event=agent_started"));
+    for (int i = 0; i < 40; i++) {
+        append_lines(&r, 50);
+        assert_int_equal(kill(r.pid, SIGHUP), 0);
+        sl_t_sleep_ms(i % 7 * 3); /* pacing: land in different phases */
+    }
+    wait_log(&r, "event=reloaded", 2);
+    assert_int_equal(kill(r.pid, SIGHUP), 0);
+    assert_int_equal(kill(r.pid, SIGTERM), 0);
+    int rc = sl_t_wait(r.pid, sl_t_sanitized() ? 90000 : 30000);
+    r.pid = 0;
+    char *log = sl_t_read_file(r.log, NULL);
+    if (rc != 0) fail_msg("exit %d after the storm; agent log:\n%s", rc, log ? log : "");
+    assert_null(strstr(log, "event=start_failed"));
+    free(log);
+    notify_stop(&nr);
+    /* One READY=1 per start and per reload, one RELOADING=1 per SIGHUP
+     * taken, one STOPPING=1. */
+    long reloads = sl_t_file_count(r.log, "event=reloaded");
+    assert_true(reloads >= 2);
+    assert_int_equal(atomic_load(&nr.reloading), reloads);
+    assert_int_equal(atomic_load(&nr.ready), reloads + 1);
+    assert_int_equal(atomic_load(&nr.stopping), 1);
+    long started = sl_t_file_count(r.log, "event=agent_started");
+    long stopped = sl_t_file_count(r.log, "event=agent_stopped");
+    fprintf(stderr, "storm: %ld starts, %ld stops, %ld reloads\n", started, stopped, reloads);
+    assert_int_equal(started, stopped);
+
+    /* What the storm left unread is read by the next run, once. */
+    r.pid = sl_t_spawn(argv, r.log);
+    assert_true(r.pid > 0);
+    wait_log(&r, "event=agent_started", started + 1);
+    wait_out(&r, (long)r.seq);
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, 20000), 0);
+    r.pid = 0;
+    assert_each_once(&r);
+    sl_t_rmtree(r.dir);
+    free(r.dir), free(r.cfg), free(r.log), free(r.in), free(r.out), free(sock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broken_config_keeps_pipeline_then_fix_reloads),
+        cmocka_unit_test(test_signal_storm),
     };
     return sl_t_run_tests(tests);
 }

@@ -90,7 +90,7 @@ refused "a bad --set" "--set wants NAME=VALUE" --env prod --set 'not-a-pair'
 # ---- systemd unit -------------------------------------------------------------------
 UNIT="$SRC/deploy/sluice.service"
 for d in 'User=sluice' 'ProtectSystem=strict' 'ReadWritePaths=/var/lib/sluice' 'NoNewPrivileges=yes' \
-    'Restart=on-failure' 'SupplementaryGroups=systemd-journal adm'; do
+    'Restart=on-failure' 'SupplementaryGroups=systemd-journal adm' 'Type=notify'; do
     grep -qx "$d" "$UNIT" && ok "unit has $d" || fail "unit lacks $d"
 done
 grep -q '^LimitNOFILE=[0-9]' "$UNIT" && ok "unit has LimitNOFILE" || fail "unit lacks LimitNOFILE"

@@ -472,6 +472,78 @@ static void test_cri_unfinished_ships(void **state)
     sl_watermark_unref(w);
 }
 
+/* More sources with a piece held than the frame keeps joiners for (256:
+ * a node with that many containers writing long lines, or one pod making
+ * files forever): the least recently used joiner is given up, and its
+ * unfinished message ships at once as it is (partial: sources, counted),
+ * never dropped with the joiner while its batches are acknowledged
+ * (decision 0065). */
+static void test_cri_sources_past_bound(void **state)
+{
+    (void)state;
+    fixture fx = {0};
+    chain_from(&fx, "in_cri_many", "parse:\n  - cri: {flush_partial_after: 1h}\n");
+    sl_watermark *w = sl_watermark_new(0);
+    enum { SOURCES = 300 };
+    sl_batch *held[SOURCES];
+    bool seen[SOURCES] = {false};
+    int got = 0;
+    int64_t now = sl_monotonic_ns();
+    for (int i = 0; i < SOURCES; i++) {
+        /* As pipeline/route.c: what the frame gives out before each batch. */
+        sl_batch *nb;
+        while ((nb = take_partials(&fx, now))) {
+            for (uint32_t k = 0; k < nb->nrecords; k++) {
+                int id = -1;
+                assert_int_equal(sscanf(nb->records[k].line.p, "piece-of-%d", &id), 1);
+                assert_true(id >= 0 && id < SOURCES);
+                assert_false(seen[id]);
+                seen[id] = true;
+                expect_field(&nb->records[k], "partial", "sources");
+                got++;
+            }
+            sl_batch_done(nb);
+        }
+        char src[128];
+        snprintf(src, sizeof src, "/var/log/containers/p%d_ns_c-1.log", i);
+        char line[128];
+        snprintf(line, sizeof line, "2023-10-06T00:17:09Z stdout P piece-of-%d", i);
+        const char *l[] = {line};
+        held[i] = batch_of(src, l, 1);
+        sl_watermark_issue(w, (uint64_t)i * 10, (uint64_t)i * 10 + 10);
+        held[i]->ticket =
+            (sl_ack_ticket){sl_watermark_ref(w), (uint64_t)i * 10, (uint64_t)i * 10 + 10};
+        run(&fx, held[i]);
+        assert_true(held[i]->records[0].flags & SL_RF_DROPPED);
+        sl_batch_done(held[i]); /* delivered, but its piece is held */
+    }
+    /* The 43 given up before the last batch came out, each with its own
+     * piece, the oldest first; the 44th comes at the next take. */
+    sl_batch *nb = take_partials(&fx, now);
+    assert_non_null(nb);
+    assert_int_equal(nb->nrecords, 1);
+    int last = -1;
+    assert_int_equal(sscanf(nb->records[0].line.p, "piece-of-%d", &last), 1);
+    assert_int_equal(last, SOURCES - 256 - 1);
+    got++;
+    seen[last] = true;
+    sl_batch_done(nb);
+    assert_null(take_partials(&fx, now)); /* the others wait their hour */
+    assert_int_equal(got, SOURCES - 256);
+    assert_int_equal(partials("in_cri_many", "sources"), SOURCES - 256);
+    for (int i = 0; i < SOURCES - 256; i++) assert_true(seen[i]);
+    /* The checkpoint moved over those only once they were delivered. */
+    assert_int_equal(sl_watermark_get(w), (uint64_t)(SOURCES - 256) * 10);
+    while ((nb = take_partials(&fx, INT64_MAX))) {
+        got += (int)nb->nrecords;
+        sl_batch_done(nb);
+    }
+    assert_int_equal(got, SOURCES);
+    assert_int_equal(sl_watermark_get(w), (uint64_t)SOURCES * 10);
+    sl_watermark_unref(w);
+    fx_free(&fx);
+}
+
 /* The step on its own is a pure function of one record: without the
  * framing (a cri step that is not first gets none) a partial piece is
  * parsed alone, nothing is held. What the framing parsed leaves the chain
@@ -829,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_cri_partial_join_per_source),
         cmocka_unit_test(test_cri_held_piece_delays_ack),
         cmocka_unit_test(test_cri_unfinished_ships),
+        cmocka_unit_test(test_cri_sources_past_bound),
         cmocka_unit_test(test_cri_step_alone),
         cmocka_unit_test(test_docker),
         cmocka_unit_test(test_syslog),

@@ -895,6 +895,66 @@ static void test_hostile_entries(void **st)
     sink_free(&s);
 }
 
+/* An entry a local user can write (sd_journal_send with any number of
+ * fields; journald takes up to 1024): with fields.keep ['*'], 1000 fields,
+ * some binary, some huge, give a record with MAX_ENTRY_FIELDS (128) of
+ * them, each value cut to max_field_bytes, flagged truncated and counted;
+ * the entries around it arrive whole (decision 0065). */
+static void test_thousand_fields(void **st)
+{
+    fx *f = *st;
+    NEED_FIXTURE(f);
+    char *path = sl_t_path(f->jdir, "remote.journal");
+    jx_writer *w = jx_open(path);
+    assert_non_null(w);
+    char *big = malloc(200000);
+    memset(big, 'v', 200000);
+    jx_begin(w, BASE_USEC, 1, NULL);
+    jx_field(w, "MESSAGE", "seq=000000 before", 17);
+    jx_end(w);
+    jx_begin(w, BASE_USEC + 1, 2, NULL);
+    jx_field(w, "MESSAGE", "seq=000001 many", 15);
+    for (int i = 0; i < 1000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "F%04d", i);
+        if (i % 3 == 0)
+            jx_field(w, name, "\x00\xff\x01bin", 6);
+        else if (i % 3 == 1)
+            jx_field(w, name, big, 200000);
+        else
+            jx_fieldf(w, name, "v%d", i);
+    }
+    jx_end(w);
+    jx_begin(w, BASE_USEC + 2, 3, NULL);
+    jx_field(w, "MESSAGE", "seq=000002 after", 16);
+    jx_end(w);
+    assert_int_equal(jx_close(w), 0);
+
+    sink s;
+    sink_init(&s);
+    runner r;
+    start(&r, "jmany", f->jdir, f->data, "    fields: { keep: ['*'] }\n", &s);
+    assert_true(wait_count(&s, 3, 10000));
+    stop(&r, &s, false);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.r[0].line, "seq=000000 before");
+    assert_string_equal(s.r[2].line, "seq=000002 after");
+    assert_false(s.r[2].flags & SL_RF_TRUNCATED);
+    const rec *x = &s.r[1];
+    assert_string_equal(x->line, "seq=000001 many");
+    assert_true(x->flags & SL_RF_TRUNCATED);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < x->nf; i++) {
+        if (x->f[i].key[0] != 'F') continue;
+        kept++;
+        assert_true(x->f[i].vlen <= 64u << 10); /* max_field_bytes */
+    }
+    assert_int_equal(kept, 128);
+    assert_int_equal(metric("sluice_journald_truncated_total", "jmany"), 1);
+    free(big), free(path);
+    sink_free(&s);
+}
+
 static bool errors_seen(void *arg)
 {
     return metric("sluice_journald_errors_total", arg) >= 1;
@@ -1192,6 +1252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vacuumed_cursor_resumes_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thousand_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_at_end_and_dry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_checkpoint_reads_from_head, setup, teardown),

@@ -271,11 +271,16 @@ int sl_open_append_checked(const char *path, int *fd, sl_err *err)
     /* A character device root made there is the operator's (/dev/full in
      * tests); no other user can make one. */
     bool device = exists && S_ISCHR(st.st_mode) && st.st_uid == 0;
-    if (exists && !device && !S_ISREG(st.st_mode)) {
+    /* So is a FIFO root or the agent's user made that no other user can
+     * write (a pipe to another program; tests block a sink with one); one
+     * another user made or can write could hold the writer. */
+    bool fifo = exists && S_ISFIFO(st.st_mode) && (st.st_uid == 0 || st.st_uid == geteuid()) &&
+                !(st.st_mode & 022);
+    if (exists && !device && !fifo && !S_ISREG(st.st_mode)) {
         close(dirfd);
         return sl_errf(err, SL_EINVAL, "%s: is %s, not a regular file", path,
                        S_ISLNK(st.st_mode)    ? "a symbolic link"
-                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO another user made or can write"
                        : S_ISDIR(st.st_mode)  ? "a folder"
                                               : "a device or socket");
     }
@@ -290,9 +295,11 @@ int sl_open_append_checked(const char *path, int *fd, sl_err *err)
     const char *why = NULL;
     if (fstat(f, &st) != 0)
         why = "cannot be checked";
-    else if (device ? !S_ISCHR(st.st_mode) || st.st_uid != 0 : !S_ISREG(st.st_mode))
+    else if (device ? !S_ISCHR(st.st_mode) || st.st_uid != 0
+             : fifo ? !S_ISFIFO(st.st_mode) || (st.st_mode & 022)
+                    : !S_ISREG(st.st_mode))
         why = "is not a regular file";
-    else if (!device && st.st_nlink != 1)
+    else if (!device && !fifo && st.st_nlink != 1)
         why = "has other names (hard links)";
     else
         why = untrusted_why(&st);

@@ -71,7 +71,7 @@ static const sl_cfg_key file_keys[] = {
      .at = SL_CFG_AT(filesink_conf, path),
      .type = SL_KEY_STR,
      .required = true,
-     .doc = "output file, appended; no link, FIFO, hard link or other user's file, in folders only "
+     .doc = "output file, appended; no link, hard link, other user's file or FIFO, in folders only "
             "root or the agent's user can write (decision 0065)"},
     {.name = "fsync",
      .at = SL_CFG_AT(filesink_conf, fsync_each),
@@ -114,9 +114,9 @@ static int create_common(const sl_sink_ctx *ctx, bool to_file, void **state, sl_
     s->fsync_each = fc.fsync_each;
     s->fd = STDOUT_FILENO;
     if (to_file) {
-        /* Root appends here: no link, FIFO, device or another user's file
-         * at the name, no folder on the way another user could redirect
-         * (decision 0065). */
+        /* Root appends here: no link, another user's file, FIFO or device
+         * (but the owner's own pipe, root's device) at the name, no folder on the way another user
+         * could redirect (decision 0065). */
         sl_err oerr = {0};
         int rc = sl_open_append_checked(path, &s->fd, &oerr);
         if (rc != SL_OK) {

@@ -688,8 +688,11 @@ static void test_hostile_files(void **st)
     sl_t_write_file(secret, "id=00099999 must not be read\n", 29);
     chmod(secret, 0);
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "chmod 0666 %s/*.log && chmod 0 %s && chmod -R a+rwX %s", r.dir,
-             secret, r.dir);
+    /* Sticky, as /tmp: the agent, not root here, may write its output in a
+     * folder others can write only then (decision 0065). */
+    snprintf(cmd, sizeof cmd,
+             "chmod 0666 %s/*.log && chmod 0 %s && chmod -R a+rwX %s && chmod +t %s", r.dir, secret,
+             r.dir, r.dir);
     assert_int_equal(system(cmd), 0);
     chmod(secret, 0);
     char *argv[] = {"/usr/bin/setpriv",

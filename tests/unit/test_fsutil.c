@@ -59,9 +59,23 @@ static void test_name_planted(void **st)
     free(s);
     unlink(out);
 
-    /* A FIFO: refused before it is opened (a writer would block on it). */
+    /* A FIFO others can write, or another user made: refused before it is
+     * opened (whoever holds it can block the writer). */
     assert_int_equal(mkfifo(out, 0600), 0);
-    assert_refused(out, "FIFO");
+    assert_int_equal(chmod(out, 0622), 0);
+    assert_refused(out, "FIFO another user made or can write");
+    if (geteuid() == 0) {
+        assert_int_equal(chmod(out, 0600), 0);
+        assert_int_equal(chown(out, 65534, 65534), 0);
+        assert_refused(out, "FIFO another user made or can write");
+    }
+    unlink(out);
+    /* The owner's own pipe (to another program) is taken. */
+    assert_int_equal(mkfifo(out, 0600), 0);
+    {
+        sl_err err = {0};
+        assert_int_equal(open_out(out, &err), SL_OK);
+    }
     unlink(out);
 
     /* A second name of another file. */

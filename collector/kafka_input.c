@@ -41,6 +41,7 @@
 #include "core/plugin.h"
 #include "core/utf8.h"
 #include "collector/kafka_record.h"
+#include "collector/kafka_zstd.h"
 
 #define MAX_BROKERS    32
 #define MAX_TOPICS     64
@@ -1095,6 +1096,8 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     }
     in->rl_errors.interval_ns = 10 * 1000000000LL;
     tune_allocator();
+    /* librdkafka's zstd decompression, once per message set (0064). */
+    sl_kafka_zstd_init();
     pthread_mutex_init(&in->mu, NULL);
     register_metrics(in);
     int rc = consumer_new(in, err);

@@ -1102,6 +1102,11 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     tune_allocator();
     /* librdkafka's zstd decompression, once per message set (0064). */
     sl_kafka_zstd_init();
+    if (!sl_kafka_zstd_bound())
+        sl_log(SL_LOG_WARN, "kafka_zstd_not_interposed",
+               "input=%s (librdkafka decompresses zstd sets its own way, up to 3 passes each; "
+               "decision 0064)",
+               ctx->name);
     pthread_mutex_init(&in->mu, NULL);
     register_metrics(in);
     int rc = consumer_new(in, err);

@@ -31,6 +31,7 @@
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_decompressBound (exported by libzstd 1.5) */
 #include "collector/kafka_zstd.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -131,6 +132,11 @@ static zstate *state(void)
         return NULL;
     }
     return s;
+}
+
+bool sl_kafka_zstd_bound(void)
+{
+    return dlsym(RTLD_DEFAULT, "ZSTD_decompress") == (void *)ZSTD_decompress;
 }
 
 sl_kafka_zstd_stats sl_kafka_zstd_thread_stats(void)

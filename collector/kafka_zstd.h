@@ -15,6 +15,7 @@
 #ifndef SLUICE_COLLECTOR_KAFKA_ZSTD_H
 #define SLUICE_COLLECTOR_KAFKA_ZSTD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@
  * nothing. Also what links this module into a program that has a kafka
  * input. */
 void sl_kafka_zstd_init(void);
+
+/* Whether librdkafka's calls reach this definition: the process's global
+ * lookup finds it before libzstd's (it does when the program exports it,
+ * as a program that links librdkafka does by default). */
+bool sl_kafka_zstd_bound(void);
 
 /* Counts of this thread's calls, for tests: decompressions done, and
  * answers given from what an earlier call had decompressed. */

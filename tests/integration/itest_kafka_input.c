@@ -941,6 +941,13 @@ static void test_zstd_topic_byte_exact(void **st)
             big);
     assert_int_equal(sl_lr_nentries(lr), (size_t)total);
     assert_int_equal(big, total / 500);
+    /* The agent's ZSTD_decompress is the one librdkafka called (it logs
+     * kafka_zstd_not_interposed at start otherwise). */
+    char *log = sl_t_read_file(a.log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "kafka_assigned"));
+    assert_null(strstr(log, "kafka_zstd_not_interposed"));
+    free(log);
     free(seen);
     free(line);
     agg_free(&a);

@@ -127,6 +127,7 @@ static void test_interposed(void **state)
     (void)state;
     /* The definition librdkafka's calls bind to is this program's. */
     assert_ptr_equal(dlsym(RTLD_DEFAULT, "ZSTD_decompress"), (void *)ZSTD_decompress);
+    assert_true(sl_kafka_zstd_bound());
 }
 
 static void test_one_decompression_per_set(void **state)

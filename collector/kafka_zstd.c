@@ -163,7 +163,7 @@ size_t ZSTD_decompress(void *dst, size_t cap, const void *src, size_t n)
          * again (the caller grows its buffer once more). */
         if (s->kept_out_n > cap) return ZERR(ZSTD_error_dstSize_tooSmall);
         size_t r = s->kept_out_n;
-        memcpy(dst, s->kept_out, r);
+        if (r) memcpy(dst, s->kept_out, r);
         drop_kept(s);
         s->stats.served_kept++;
         return r;
@@ -172,7 +172,7 @@ size_t ZSTD_decompress(void *dst, size_t cap, const void *src, size_t n)
     s->stats.decompressed++;
     unsigned long long bound = ZSTD_decompressBound(src, n);
     if (bound == ZSTD_CONTENTSIZE_ERROR || bound <= cap || bound > SL_KAFKA_ZSTD_KEEP_MAX ||
-        !room(s, n, (size_t)bound))
+        n > SL_KAFKA_ZSTD_KEEP_MAX || !room(s, n, (size_t)bound))
         return ZSTD_decompressDCtx(s->dctx, dst, cap, src, n);
     size_t r = ZSTD_decompressDCtx(s->dctx, s->kept_out, (size_t)bound, src, n);
     if (ZSTD_isError(r)) {
@@ -186,7 +186,7 @@ size_t ZSTD_decompress(void *dst, size_t cap, const void *src, size_t n)
         return r;
     }
     if (r <= cap) {
-        memcpy(dst, s->kept_out, r);
+        if (r) memcpy(dst, s->kept_out, r);
         drop_kept(s);
         return r;
     }

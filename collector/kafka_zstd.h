@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Decompressed sets larger than this are not kept between the calls: they
- * decompress into the caller's buffer as libzstd's own function would
- * (a Kafka producer's batch.size is 1 MB by default). */
+/* Sets larger than this, compressed or decompressed, are not kept
+ * between the calls: they decompress into the caller's buffer as libzstd's
+ * own function would (a Kafka producer's batch.size is 1 MB by default). */
 #define SL_KAFKA_ZSTD_KEEP_MAX (16u * 1024 * 1024)
 
 /* Sets up the per-thread state's key once (pthread_once); later calls do

@@ -71,7 +71,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import LineCounter, cpu_s, filled_mock_cluster, free_port, hwm_mib, stop
+from benchlib import TICK, LineCounter, cpu_s, filled_mock_cluster, free_port, hwm_mib, stop
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 LINES = int(os.environ.get("SLUICE_KIN_LINES", "600000"))
@@ -116,6 +116,28 @@ def wait_listening(port, proc, timeout=30):
         except OSError:
             time.sleep(0.02)
     raise RuntimeError("receiver did not listen")
+
+
+def broker_cpu_s(pid):
+    """User + system CPU seconds of a live process's librdkafka broker
+    threads (`rdk:broker...`: fetch, and decompression of what they
+    fetched); nan once it is gone or when it has none."""
+    total, seen = 0.0, False
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    st = f.read()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            name = st[st.index("(") + 1:st.rindex(")")]
+            if name.startswith("rdk:broker"):
+                fields = st.rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / TICK
+                seen = True
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
+    return total if seen else float("nan")
 
 
 class Bench:
@@ -203,7 +225,7 @@ ruleset(name="r") {{
                     cpu=ru.ru_utime + ru.ru_stime, rss=ru.ru_maxrss / 1024,
                     rx_cpu=float("nan"), mock_cpu=cpu_s(mock.pid) - mock_cpu0,
                     bulk=float("nan"), bulk_cpu=float("nan"), tail=float("nan"),
-                    faults=ru.ru_minflt)
+                    faults=ru.ru_minflt, broker_cpu=float("nan"))
 
     def run(self, scenario, rnd, mock, perf_dir=None):
         """One run of scenario; a dict of figures, or None when it failed."""
@@ -272,6 +294,7 @@ ruleset(name="r") {{
                     # corpus' lines are alike: bytes in proportion).
                     bulk_cpu = (cpu90 - cpu10) / ((n90 - n10) / LINES * self.nbytes / 1e9)
                 cpu, rss, faults = cpu_s(agent.pid), hwm_mib(agent.pid), minor_faults(agent.pid)
+                broker_cpu = broker_cpu_s(agent.pid)
                 rx_cpu = cpu_s(rx.pid) - rx_cpu0 if rx else float("nan")
                 mock_cpu = cpu_s(mock.pid) - mock_cpu0
                 time.sleep(0.5)  # duplicates show as extras
@@ -281,7 +304,7 @@ ruleset(name="r") {{
                 stop(agent, 60 if perf_dir else 20)
             return dict(secs=secs, first=t_first - t0, cpu=cpu, rss=rss, rx_cpu=rx_cpu,
                         mock_cpu=mock_cpu, bulk=bulk, bulk_cpu=bulk_cpu, faults=faults,
-                        tail=secs - (t90 - t0 if t90 else secs))
+                        tail=secs - (t90 - t0 if t90 else secs), broker_cpu=broker_cpu)
         except (RuntimeError, OSError) as e:
             FAILED.append(f"{scenario} round {rnd}: {e} (logs in {d})")
             print(f"FAILED {scenario} round {rnd}: {e}", file=sys.stderr, flush=True)
@@ -340,10 +363,12 @@ def main():
                 if r:
                     print(f"  round {rnd + 1} {NAMES[s]:30s} {LINES / r['secs']:10,.0f} rec/s "
                           f"{nbytes / 1e6 / r['secs']:7.1f} MB/s {r['cpu'] / (nbytes / 1e9):6.2f} "
-                          f"CPU s/GB, bulk {r['bulk']:,.0f} rec/s {r['bulk_cpu']:.2f} CPU s/GB "
+                          f"CPU s/GB (broker threads {r['broker_cpu'] / (nbytes / 1e9):.2f}), "
+                          f"bulk {r['bulk']:,.0f} rec/s {r['bulk_cpu']:.2f} CPU s/GB "
                           f"({r['secs']:.1f} s, first record "
                           f"at {r['first']:.1f} s, last 10 % took {r['tail']:.1f} s; "
-                          f"receiver {r['rx_cpu']:.1f} CPU s, mock {r['mock_cpu']:.1f} CPU s) "
+                          f"receiver {r['rx_cpu']:.1f} CPU s, mock {r['mock_cpu']:.1f} CPU s; "
+                          f"peak RSS {r['rss']:.1f} MiB) "
                           f"load {os.getloadavg()[0]:.1f}", flush=True)
         med = {}
         for s in order:
@@ -352,19 +377,19 @@ def main():
                 continue
             m = {k: statistics.median(r[k] for r in ok) for k in
                  ("secs", "first", "cpu", "rss", "rx_cpu", "mock_cpu", "bulk", "bulk_cpu",
-                  "tail", "faults")}
+                  "tail", "faults", "broker_cpu")}
             m["steady"] = statistics.median(LINES / max(r["secs"] - r["first"], 1e-3) for r in ok)
             med[s] = m
         print(f"\nmedians of {RUNS} ({LINES:,} records, {nbytes / 1e6:.1f} MB; load now "
               f"{os.getloadavg()[0]:.1f})\n")
         print("| path | records/s (whole run) | MB/s | steady records/s | bulk records/s | CPU s/GB | "
-              "bulk CPU s/GB | peak RSS MiB | page faults / MB | first record s | last 10 % s | "
+              "bulk CPU s/GB | broker threads CPU s/GB | peak RSS MiB | page faults / MB | first record s | last 10 % s | "
               "receiver CPU s | mock CPU s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s, m in med.items():
             print(f"| {NAMES[s]} | {LINES / m['secs']:,.0f} | {nbytes / 1e6 / m['secs']:.1f} | "
                   f"{m['steady']:,.0f} | {m['bulk']:,.0f} | {m['cpu'] / (nbytes / 1e9):.2f} | "
-                  f"{m['bulk_cpu']:.2f} | {m['rss']:.1f} | {m['faults'] / (nbytes / 1e6):.0f} | "
+                  f"{m['bulk_cpu']:.2f} | {m['broker_cpu'] / (nbytes / 1e9):.2f} | {m['rss']:.1f} | {m['faults'] / (nbytes / 1e6):.0f} | "
                   f"{m['first']:.1f} | {m['tail']:.1f} | {m['rx_cpu']:.1f} | {m['mock_cpu']:.1f} |")
         print()
 
@@ -380,6 +405,16 @@ def main():
         ratio("kafka_loki", "file_loki", ">= 0.7x records/s")
         ratio("kafka_loki_base", "file_loki", "the same, with SLUICE_KIN_BASE")
         ratio("kafka_loki", "kafka_loki_base", "none; this build against SLUICE_KIN_BASE")
+        if all(len([r for r in res.get(k, []) if r]) == RUNS for k in ("kafka_loki", "kafka_loki_base")):
+            # Round by round: the two builds ran next to each other.
+            for key, what in (("cpu", "CPU s/GB"), ("broker_cpu", "broker threads CPU s/GB"),
+                              ("bulk_cpu", "bulk CPU s/GB")):
+                pairs = [(r0[key], r[key]) for r0, r in zip(res["kafka_loki_base"], res["kafka_loki"])]
+                scale = 1.0 if key == "bulk_cpu" else nbytes / 1e9
+                lower = sum(1 for a0, a in pairs if a < a0)
+                print(f"paired rounds, {what} (a0) -> (a): "
+                      + ", ".join(f"{a0 / scale:.2f} -> {a / scale:.2f}" for a0, a in pairs)
+                      + f"; lower in {lower} of {len(pairs)}")
         ratio("kafka_file", "rsyslog", ">= 10x records/s")
         ratio("kafka_loki", "rsyslog", "none; Loki sink against omfile")
         ratio("drain", "rsyslog", "none; the most any librdkafka consumer gets against imkafka")

@@ -53,7 +53,16 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     (void)rk, (void)level, (void)fac, (void)buf;
 }
 
+static void cluster_start_codec(cluster *c, const char *codec);
+
 static void cluster_start(cluster *c)
+{
+    cluster_start_codec(c, NULL);
+}
+
+/* codec: the producer's compression.codec (NULL: librdkafka's default,
+ * none). */
+static void cluster_start_codec(cluster *c, const char *codec)
 {
     memset(c, 0, sizeof *c);
     char errstr[256];
@@ -74,6 +83,9 @@ static void cluster_start(cluster *c)
     assert_int_equal(
         rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof errstr),
         RD_KAFKA_CONF_OK);
+    if (codec)
+        assert_int_equal(rd_kafka_conf_set(conf, "compression.codec", codec, errstr, sizeof errstr),
+                         RD_KAFKA_CONF_OK);
     c->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     assert_non_null(c->producer);
 }
@@ -856,6 +868,93 @@ static void test_hostile_utf8_reaches_loki_valid(void **st)
     cluster_stop(&c);
 }
 
+/* A zstd topic as Debian's librdkafka producer writes it (frames without
+ * their content size), consumed by the agent, whose ZSTD_decompress
+ * serves librdkafka's retries from one decompression per message set
+ * (collector/kafka_zstd.c, decision 0064): every record arrives once,
+ * byte for byte, small ones in large sets (several retries each) and
+ * large, very compressible ones. */
+static int zstd_line(char *buf, size_t cap, int i)
+{
+    if (i % 500 == 7) {
+        /* ~96 KiB of one pattern: a set that decompresses 100x and more. */
+        int n = snprintf(buf, cap, "big id=%d ", i);
+        while ((size_t)n + 40 < cap && n < 96 * 1024)
+            n += snprintf(buf + n, cap - (size_t)n, "%c repeated text of record %d; ",
+                          'a' + (n / 40) % 26, i);
+        return n;
+    }
+    return snprintf(buf, cap, "{\"ts\":\"2026-12-07T18:%02d:%02d\",\"id=%d\",\"msg\":\"%s %d\"}",
+                    (i / 60) % 60, i % 60, i, LINE_PAD, i * 7919 % 10007);
+}
+
+static void test_zstd_topic_byte_exact(void **st)
+{
+    const int total = 20000;
+    cluster c;
+    cluster_start_codec(&c, "zstd");
+    char *line = malloc(100 * 1024);
+    assert_non_null(line);
+    for (int i = 0; i < total; i++) {
+        int k = zstd_line(line, 100 * 1024, i);
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                c.producer, RD_KAFKA_V_TOPIC("logs"),
+                RD_KAFKA_V_PARTITION((int32_t)(i % PARTITIONS)), RD_KAFKA_V_VALUE(line, (size_t)k),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                assert_int_equal(e, 0);
+                break;
+            }
+            rd_kafka_poll(c.producer, 10);
+        }
+        rd_kafka_poll(c.producer, 0);
+    }
+    assert_int_equal(rd_kafka_flush(c.producer, 30000), 0);
+    sl_lr_opts lo = {0};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agg a;
+    agg_init(st, &a, "kafka-in-zstd", c.boot, sl_lr_port(lr), "raw", "{memory_max: 16MiB}");
+    agg_start(&a);
+    want w = {lr, (uint64_t)total};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+    char *seen = calloc((size_t)total, 1);
+    assert_non_null(seen);
+    int big = 0;
+    for (size_t e = 0; e < sl_lr_nentries(lr); e++) {
+        const sl_lr_entry *en = sl_lr_entry_at(lr, e);
+        const char *id = memmem(en->line, en->line_n, "id=", 3);
+        assert_non_null(id);
+        int i = atoi(id + 3);
+        assert_true(i >= 0 && i < total);
+        assert_int_equal(seen[i], 0);
+        seen[i] = 1;
+        int k = zstd_line(line, 100 * 1024, i);
+        assert_int_equal(en->line_n, (size_t)k);
+        assert_memory_equal(en->line, line, (size_t)k);
+        big += k > 1024;
+    }
+    fprintf(stderr, "zstd topic: %zu records byte for byte, %d of ~96 KiB\n", sl_lr_nentries(lr),
+            big);
+    assert_int_equal(sl_lr_nentries(lr), (size_t)total);
+    assert_int_equal(big, total / 500);
+    /* The agent's ZSTD_decompress is the one librdkafka called (it logs
+     * kafka_zstd_not_interposed at start otherwise). */
+    char *log = sl_t_read_file(a.log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "kafka_assigned"));
+    assert_null(strstr(log, "kafka_zstd_not_interposed"));
+    free(log);
+    free(seen);
+    free(line);
+    agg_free(&a);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
@@ -869,6 +968,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backlog_tail_sent_at_once, root_setup, root_teardown),
         cmocka_unit_test_setup_teardown(test_hostile_utf8_reaches_loki_valid, root_setup,
                                         root_teardown),
+        cmocka_unit_test_setup_teardown(test_zstd_topic_byte_exact, root_setup, root_teardown),
     };
     return sl_t_run_tests(tests);
 }

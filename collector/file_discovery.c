@@ -1,4 +1,8 @@
-/* The file input's discovery and identity (collector/file_discovery.h). */
+/* The file input's discovery and identity (collector/file_discovery.h).
+ * One file past ~800 lines: scanning, the queue for room, opening and
+ * closing for room, rotation and rescue all keep the same three indexes
+ * (by identity, by path, waiting paths) and the victim list consistent
+ * with each other; split, each part would need the others' internals. */
 #include "collector/file_discovery.h"
 
 #include <dirent.h>

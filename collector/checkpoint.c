@@ -111,6 +111,29 @@ int sl_ckpt_put(sl_ckpt *c, const sl_ckpt_entry *e)
     return SL_OK;
 }
 
+sl_ckpt_entry *sl_ckpt_put_new(sl_ckpt *c, uint64_t dev, uint64_t ino)
+{
+    sl_ckpt_entry *old = sl_ckpt_find(c, dev, ino);
+    if (old) return old;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        sl_ckpt_entry *ne = realloc(c->e, cap * sizeof *ne);
+        if (!ne) return NULL;
+        c->e = ne;
+        c->cap = cap;
+    }
+    sl_ckpt_entry *e = &c->e[c->n++];
+    *e = (sl_ckpt_entry){.dev = dev, .ino = ino};
+    if (c->nslots && c->n * 2 + 2 <= c->nslots) {
+        size_t k = slot_of(dev, ino, c->nslots);
+        while (c->slots[k]) k = (k + 1) & (c->nslots - 1);
+        c->slots[k] = c->n;
+    } else {
+        c->nslots = 0; /* rebuilt on the next lookup */
+    }
+    return e;
+}
+
 void sl_ckpt_remove(sl_ckpt *c, size_t i)
 {
     if (i < c->n) c->e[i] = c->e[--c->n];

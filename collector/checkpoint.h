@@ -63,6 +63,10 @@ int sl_ckpt_encode(const sl_ckpt *c, char **out, size_t *len, sl_err *err);
 /* Adds or replaces the entry with the same dev+ino. */
 int sl_ckpt_put(sl_ckpt *c, const sl_ckpt_entry *e);
 sl_ckpt_entry *sl_ckpt_find(sl_ckpt *c, uint64_t dev, uint64_t ino);
+/* The entry for dev+ino: the one there is, else a new one with every
+ * field zero, to be filled in place (no 1.1 KiB entry built and copied
+ * in: issue 19). NULL when out of memory. */
+sl_ckpt_entry *sl_ckpt_put_new(sl_ckpt *c, uint64_t dev, uint64_t ino);
 void sl_ckpt_remove(sl_ckpt *c, size_t i);
 void sl_ckpt_free(sl_ckpt *c);
 

@@ -156,7 +156,11 @@ static int run_loop(file_input *in)
             uint64_t marks = 0;
             for (tracked *t = in->files; t; t = t->next) marks += sl_watermark_get(t->wm) + t->ino;
             if (marks != in->saved_marks || in->ckpt_dirty) {
+                /* Events first: files they name are looked at (fstat),
+                 * the others are known to be at their end (issue 19). */
+                sl_file_take_events(in);
                 sl_file_save_checkpoint(in);
+                in->events_fresh = false;
                 in->saved_marks = marks;
                 in->ckpt_dirty = false;
                 in->next_ckpt_ns = now + in->checkpoint_ms * 1000000;
@@ -169,6 +173,12 @@ static int run_loop(file_input *in)
             if (next_scan > now + in->poll_ms * 1000000) next_scan = now + in->poll_ms * 1000000;
         }
         if (!busy && in->ctx->idle && in->ctx->idle(in->ctx->emit_arg) == SL_ECLOSED) return SL_OK;
+        /* Events taken early (before a save, a round of opens) were not
+         * acted on yet: turn at once, as their arrival would have. */
+        if (in->events_taken) {
+            in->events_taken = false;
+            continue;
+        }
         if (!busy) {
             int wait_ms = (int)(in->poll_ms < 100 ? in->poll_ms : 100);
             bool pending = false;

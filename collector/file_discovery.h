@@ -16,6 +16,13 @@ void sl_file_grow_fingerprint(file_input *in, tracked *t, uint64_t size);
 tracked *sl_file_find_by_id(file_input *in, uint64_t dev, uint64_t ino);
 /* The file t holds was deleted (no name leads to it). */
 bool sl_file_deleted(const tracked *t);
+/* Takes inotify's pending events now (without waiting), marking the files
+ * they name dirty, and sets in->events_fresh (the caller clears it). */
+void sl_file_take_events(file_input *in);
+/* t was read to its end and no event has marked it since events were last
+ * taken (in->events_fresh): its size is read_off, and it was not deleted
+ * or renamed as far as an fstat could tell. False without inotify. */
+bool sl_file_known_at_eof(const file_input *in, const tracked *t);
 /* Closes t, which is no longer listed, and remembers where it was. known:
  * its fstat when the caller has just taken it, else NULL. */
 void sl_file_close(file_input *in, tracked *t, const struct stat *known);

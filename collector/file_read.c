@@ -272,6 +272,7 @@ static int restart_at_zero(file_input *in, tracked *t, const char *reason, int64
     sl_watermark_unref(t->wm);
     t->wm = nw;
     t->read_off = 0;
+    t->at_eof = false;
     t->partial = 0;
     t->partial_since = 0;
     t->skipping = false;
@@ -314,6 +315,7 @@ long sl_file_read_some(file_input *in, tracked *t)
             rc = restart_at_zero(in, t, "rewritten", st.st_size);
         }
         if (rc != SL_OK) return rc;
+        t->at_eof = (uint64_t)st.st_size == t->read_off;
         /* Same size, new mtime: rewritten to exactly the length we had read. */
         t->mtime_ns = sl_file_mtime_ns(&st);
         if (t->read_off != 0) sl_file_grow_fingerprint(in, t, (uint64_t)st.st_size);
@@ -350,6 +352,7 @@ long sl_file_read_some(file_input *in, tracked *t)
      * one reached the end, and from then on the writer may truncate and
      * write again unseen: the next read verifies the first bytes. */
     t->caught_up = r < 0 || (size_t)r < asked;
+    t->at_eof = r >= 0 && (size_t)r < asked;
     /* Read to the end: nothing to do in the next turn unless inotify
      * says it changed (the run loop marks it dirty then, or marks every
      * file at a sweep). The turn after used to fstat it only to find

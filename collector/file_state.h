@@ -61,7 +61,12 @@ typedef struct tracked {
     /* The open's fstat, for the first read (-1: taken; fstat again). */
     int64_t open_size;
     struct timespec open_mtim;
-    bool caught_up;     /* the last read reached the end of the file */
+    bool caught_up; /* the last read reached the end of the file */
+    /* The last look at the file (its fstat, or a read that came back
+     * short) found its end at read_off. With inotify on and no event
+     * marking it dirty since (events taken just before: sl_file_take_events),
+     * its size is read_off without another fstat (issue 19). */
+    bool at_eof;
     bool backlog;       /* the last read filled its buffer: reading a backlog */
     size_t victim_slot; /* its index in file_input.victims + 1; 0: not listed */
     int64_t last_data_ns;
@@ -131,7 +136,11 @@ typedef struct file_input {
     size_t nvictims, victims_cap;
     uint64_t turn, no_victims_turn; /* a walk found none in this turn */
     bool ckpt_dirty;                /* files opened or closed since the last save */
-    uint64_t saved_marks;           /* sum of positions at the last checkpoint save */
+    /* inotify's events were taken just now (sl_file_take_events): a file
+     * sl_file_known_at_eof finds at its end needs no fstat to say so. */
+    bool events_fresh;
+    bool events_taken; /* sl_file_take_events reported some: the run loop turns without waiting */
+    uint64_t saved_marks; /* sum of positions at the last checkpoint save */
     int open_count;
     uint32_t batch_records;
     int64_t batch_records_read; /* as read (1 to 2^20) */

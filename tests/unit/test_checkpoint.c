@@ -494,6 +494,56 @@ static void test_journald_checkpoint_decoder(void **st)
     }
 }
 
+/* sl_ckpt_put_new: a new entry is all zero but its identity, the same
+ * entry comes back for the same dev+ino, and entries filled in place are
+ * found by identity (through index rebuilds) and saved and loaded as put. */
+static void test_put_new_fills_in_place(void **st)
+{
+    (void)st;
+    sl_ckpt c = {0};
+    for (uint64_t i = 0; i < 3000; i++) {
+        sl_ckpt_entry *e = sl_ckpt_put_new(&c, 7, 1000 + i);
+        assert_non_null(e);
+        assert_int_equal(e->dev, 7);
+        assert_int_equal(e->ino, 1000 + i);
+        assert_int_equal(e->offset, 0);
+        assert_int_equal(e->size, 0);
+        assert_int_equal(e->fp_len, 0);
+        assert_int_equal(e->seen, 0);
+        assert_int_equal(e->path[0], '\0');
+        snprintf(e->path, sizeof e->path, "/logs/f%llu.log", (unsigned long long)i);
+        e->offset = e->size = i * 10;
+        e->seen = 1700000000;
+        if (i % 100 == 0) assert_ptr_equal(sl_ckpt_find(&c, 7, 1000 + i / 2), &c.e[i / 2]);
+    }
+    assert_int_equal(c.n, 3000);
+    sl_ckpt_entry *again = sl_ckpt_put_new(&c, 7, 1500);
+    assert_non_null(again);
+    assert_int_equal(c.n, 3000);
+    assert_string_equal(again->path, "/logs/f500.log");
+    assert_int_equal(again->offset, 5000);
+    char *dir = sl_t_tmpdir("ckpt_put_new");
+    char *path = sl_t_path(dir, "c.json");
+    sl_err err;
+    assert_int_equal(sl_ckpt_save(path, &c, &err), SL_OK);
+    sl_ckpt l = {0};
+    int fell_back = 0;
+    assert_int_equal(sl_ckpt_load(path, &l, &fell_back, &err), SL_OK);
+    assert_int_equal(l.n, 3000);
+    for (uint64_t i = 0; i < 3000; i += 37) {
+        sl_ckpt_entry *e = sl_ckpt_find(&l, 7, 1000 + i);
+        assert_non_null(e);
+        char want[64];
+        snprintf(want, sizeof want, "/logs/f%llu.log", (unsigned long long)i);
+        assert_string_equal(e->path, want);
+        assert_int_equal(e->offset, i * 10);
+    }
+    sl_ckpt_free(&l);
+    sl_ckpt_free(&c);
+    sl_t_rmtree(dir);
+    free(path), free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_entries_over_limit),
         cmocka_unit_test(test_not_a_regular_file),
         cmocka_unit_test(test_journald_checkpoint_decoder),
+        cmocka_unit_test(test_put_new_fills_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <cmocka.h>
 
@@ -523,6 +524,131 @@ static void test_evicted_file_keeps_offset(void **st)
     free(dir), free(glob), free(data_dir);
 }
 
+/* Lines "f<file>-<n>" of twelve files, counted; on the first batch of
+ * files 0, 1 and 2 (inside emit: after the read that reached their end,
+ * before the input could close them for room) file 0 grows, file 1 is
+ * truncated and written again shorter, and file 2 is replaced by a new
+ * file at its name. With room for two files, the input closes files read
+ * to their end without an fstat when no inotify event said otherwise
+ * (decision 0061): the events the changes raised must still lead to every
+ * line, once (no rescan in the test's time: only the events can). */
+#define CHANGE_FILES 12
+typedef struct change_seen {
+    pthread_mutex_t mu;
+    char *paths[CHANGE_FILES];
+    unsigned char count[CHANGE_FILES][256];
+    bool changed[3];
+    size_t records, bad;
+    atomic_bool stop;
+} change_seen;
+
+static void write_lines(const char *path, const char *mode, int f, int from, int to)
+{
+    FILE *fp = fopen(path, mode);
+    assert_non_null(fp);
+    for (int n = from; n < to; n++) fprintf(fp, "f%d-%d\n", f, n);
+    fclose(fp);
+}
+
+static int change_emit(void *arg, sl_batch *b)
+{
+    change_seen *s = arg;
+    pthread_mutex_lock(&s->mu);
+    int first = -1;
+    for (uint32_t i = 0; i < b->nrecords; i++, s->records++) {
+        int f, n;
+        char line[32];
+        size_t len = b->records[i].line.n < 31 ? b->records[i].line.n : 31;
+        memcpy(line, b->records[i].line.p, len);
+        line[len] = '\0';
+        if (sscanf(line, "f%d-%d", &f, &n) == 2 && f >= 0 && f < CHANGE_FILES && n >= 0 &&
+            n < 256) {
+            s->count[f][n]++;
+            if (first < 0) first = f;
+        } else {
+            s->bad++;
+        }
+    }
+    if (first >= 0 && first < 3 && !s->changed[first]) {
+        s->changed[first] = true;
+        if (first == 0) {
+            write_lines(s->paths[0], "a", 0, 32, 40);
+        } else if (first == 1) {
+            write_lines(s->paths[1], "w", 1, 100, 105);
+        } else {
+            assert_int_equal(unlink(s->paths[2]), 0);
+            write_lines(s->paths[2], "w", 2, 200, 205);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    sl_batch_done(b);
+    return SL_OK;
+}
+
+static size_t change_records(change_seen *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->records;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void test_changed_before_close_for_room(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("file_change");
+    change_seen s = {0};
+    pthread_mutex_init(&s.mu, NULL);
+    for (int f = 0; f < CHANGE_FILES; f++) {
+        char name[16];
+        snprintf(name, sizeof name, "%02d.log", f);
+        s.paths[f] = sl_t_path(dir, name);
+        write_lines(s.paths[f], "w", f, 0, 32);
+    }
+    char *glob = sl_t_path(dir, "*.log");
+    char conf[1024];
+    int n = snprintf(conf, sizeof conf,
+                     "inputs:\n  - name: ch\n    type: file\n    paths: [\"%s\"]\n"
+                     "    max_open_files: 2\n    poll_interval: 50ms\n"
+                     "    rescan_interval: 1h\n",
+                     glob);
+    sl_cfg *cfg = sl_cfg_new();
+    assert_int_equal(sl_cfg_load_string(cfg, "test", conf, (size_t)n), 0);
+    char *data_dir = sl_t_path(dir, "data");
+    sl_input_ctx ctx = {.name = "ch",
+                        .cfg = cfg,
+                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
+                        .data_dir = data_dir,
+                        .emit = change_emit,
+                        .emit_arg = &s,
+                        .stop = &s.stop};
+    void *state = NULL;
+    sl_err err;
+    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    /* Every original line, the 8 appended, the 5 rewritten, the 5 new. */
+    size_t want = CHANGE_FILES * 32 + 8 + 5 + 5;
+    int limit = 30000 * (getenv("SLUICE_SANITIZED") ? 3 : 1);
+    for (int ms = 0; ms < limit && change_records(&s) < want; ms += 5) sl_t_sleep_ms(5);
+    atomic_store(&s.stop, true);
+    pthread_join(th, NULL);
+    sl_file_input_ops.destroy(state);
+    assert_int_equal(s.bad, 0);
+    assert_true(s.changed[0] && s.changed[1] && s.changed[2]);
+    assert_int_equal(s.records, want);
+    for (int f = 0; f < CHANGE_FILES; f++)
+        for (int k = 0; k < 32; k++) assert_int_equal(s.count[f][k], 1);
+    for (int k = 32; k < 40; k++) assert_int_equal(s.count[0][k], 1);
+    for (int k = 100; k < 105; k++) assert_int_equal(s.count[1][k], 1);
+    for (int k = 200; k < 205; k++) assert_int_equal(s.count[2][k], 1);
+    pthread_mutex_destroy(&s.mu);
+    sl_cfg_free(cfg);
+    sl_t_rmtree(dir);
+    for (int f = 0; f < CHANGE_FILES; f++) free(s.paths[f]);
+    free(dir), free(glob), free(data_dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_strip_cr),
         cmocka_unit_test(test_batch_room),
         cmocka_unit_test(test_evicted_file_keeps_offset),
+        cmocka_unit_test(test_changed_before_close_for_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,12 @@ typedef struct sl_buffer sl_buffer;
  * keeps its entries for the next start. SL_OK, SL_ETIMEDOUT, or SL_ECLOSED
  * once closed and memory is drained. */
 int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms);
+/* sl_buffer_pop of what is queued in one go: out[0..*n), at least one
+ * batch on SL_OK; after the first, more from memory while *n < max_n and
+ * their record text (sl_batch.bytes) adds up to at most max_bytes. From
+ * the spool, one at a time. */
+int sl_buffer_pop_many(sl_buffer *b, sl_batch **out, uint32_t max_n, uint64_t max_bytes,
+                       uint32_t *n, int64_t timeout_ms);
 /* Gives back a popped batch the sink could not deliver (yet): the next pop
  * returns it again, oldest first. This is how a sink should retry: a batch
  * a sink holds keeps the input's checkpoint behind it, so after a crash

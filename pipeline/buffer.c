@@ -23,6 +23,18 @@
 #define RING_SLACK     64
 #define SPOOL_RETRY_MS 100
 #define BACKOFF_MAX_MS 1000
+/* After a pop that found batches, a sink that finds memory empty waits this
+ * long before it asks to be woken by each push (decision 0057): batches
+ * that come back to back (10,000 small files) then cost no wake-up each on
+ * the input's thread, and the sink takes them several at a time. An idle
+ * sink asks at once, so a trickle is not held. */
+#ifndef BUFFER_LINGER_NS
+#define BUFFER_LINGER_NS 1000000LL
+#endif
+/* What a lingering sink is woken for at once: this much queued (or a
+ * quarter of memory_max when that is smaller), or a flush_now batch. */
+#define LINGER_WAKE_BYTES (256u << 10)
+#define LINGER_WAKE_ITEMS 1024
 
 /* One lock (mu) guards the memory ring and the flags, so pop can wait for
  * "memory or spool has something" and push for "memory or spool has room"
@@ -53,7 +65,17 @@ struct sl_buffer {
     /* The inputs are stopping: pushes are refused, except the copies of a
      * batch another sink already took (sl_buffer_push_rest); pops go on. */
     bool refusing;
-    bool spill;             /* memory overflows into the spool */
+    bool spill; /* memory overflows into the spool */
+    /* The sink's side of the wake-ups (decision 0057). pop_sleeping: it
+     * waits on cv_pop and the next push signals it (once: the flag is
+     * cleared by the signaller, so an awake sink is not signalled again).
+     * pop_lingering: it waits on cv_pop until linger_until_ns, woken early
+     * only for a reason (wake_bytes queued, a flush_now batch, a push that
+     * must wait). Signals are sent after mu is released, so the sink does
+     * not wake only to block on mu. */
+    bool pop_sleeping, pop_lingering;
+    int64_t linger_until_ns;
+    uint64_t wake_bytes;
     uint64_t spool_max;     /* for sl_buffer_wait_room */
     uint64_t space_gen;     /* bumped when the spool frees space */
     int64_t spool_retry_ns; /* pop leaves the spool alone until then */
@@ -114,6 +136,7 @@ int sl_buffer_new(const sl_buffer_opts *o, sl_buffer **out, sl_err *err)
         return sl_errf(err, SL_ENOMEM, "buffer: out of memory");
     }
     b->max_bytes = o->memory_max ? o->memory_max : UINT64_MAX;
+    b->wake_bytes = b->max_bytes / 4 < LINGER_WAKE_BYTES ? b->max_bytes / 4 : LINGER_WAKE_BYTES;
     b->when_full = o->when_full;
     snprintf(b->sink, sizeof b->sink, "%s", o->sink ? o->sink : "");
     b->rl.interval_ns = 10 * 1000000000LL;
@@ -215,8 +238,21 @@ static void enqueue_locked(sl_buffer *b, sl_batch *x)
     b->len++;
     b->bytes += sl_batch_footprint(x);
     sl_metric_gauge_add(b->queued_bytes, (int64_t)sl_batch_footprint(x));
-    pthread_cond_signal(&b->cv_pop);
     if (b->has_spiller && filling_locked(b)) pthread_cond_signal(&b->cv_work);
+}
+
+/* Whether the sink must be signalled now (after mu is released); urgent:
+ * the sink should not wait out its linger. Clears the sink's flags, so one
+ * signal is sent per sleep, not one per push. */
+static bool wake_popper_locked(sl_buffer *b, bool urgent)
+{
+    if (b->pop_sleeping || (b->pop_lingering &&
+                            (urgent || b->bytes >= b->wake_bytes || b->len >= LINGER_WAKE_ITEMS))) {
+        b->pop_sleeping = false;
+        b->pop_lingering = false;
+        return true;
+    }
+    return false;
 }
 
 /* Takes the head; its built entry (if any) goes to *prep, or is recycled
@@ -271,7 +307,7 @@ static bool push_front_prep_locked(sl_buffer *b, sl_batch *x, sl_spool_prep *pre
     b->len++;
     b->bytes += sl_batch_footprint(x);
     sl_metric_gauge_add(b->queued_bytes, (int64_t)sl_batch_footprint(x));
-    pthread_cond_signal(&b->cv_pop);
+    if (wake_popper_locked(b, true)) pthread_cond_signal(&b->cv_pop);
     return true;
 }
 
@@ -451,6 +487,7 @@ static int push(sl_buffer *b, sl_batch *batch, bool rest)
 {
     int64_t waited = 0, backoff_ms = 10;
     int rc;
+    bool wake = false;
     pthread_mutex_lock(&b->mu);
     for (;;) {
         if (b->closed || (b->refusing && !rest)) {
@@ -459,6 +496,7 @@ static int push(sl_buffer *b, sl_batch *batch, bool rest)
         }
         if (mem_room(b, sl_batch_footprint(batch))) {
             enqueue_locked(b, batch);
+            wake = wake_popper_locked(b, batch->flush_now);
             rc = SL_OK;
             break;
         }
@@ -466,9 +504,14 @@ static int push(sl_buffer *b, sl_batch *batch, bool rest)
             /* Past the bound, by at most one batch per input thread, with
              * half the ring's slack left for the sinks' give-backs. */
             rc = b->len + RING_SLACK / 2 < b->cap ? SL_OK : SL_ECLOSED;
-            if (rc == SL_OK) enqueue_locked(b, batch);
+            if (rc == SL_OK) {
+                enqueue_locked(b, batch);
+                wake = wake_popper_locked(b, true);
+            }
             break;
         }
+        /* Full: a lingering sink is not left to wait out its linger. */
+        if (wake_popper_locked(b, true)) pthread_cond_signal(&b->cv_pop);
         if (!b->spill) {
             if (b->when_full == SL_WHEN_FULL_DROP_OLDEST) {
                 sl_batch *old = dequeue_locked(b);
@@ -496,6 +539,8 @@ static int push(sl_buffer *b, sl_batch *batch, bool rest)
             timed_wait(b, &b->cv_push, wait_ms, &waited);
     }
     pthread_mutex_unlock(&b->mu);
+    /* After the unlock: the woken sink does not then block on mu. */
+    if (wake) pthread_cond_signal(&b->cv_pop);
     if (waited > 0) sl_metric_add(b->blocked_ns, (uint64_t)waited);
     return rc;
 }
@@ -562,8 +607,11 @@ int sl_buffer_spill(sl_buffer *b)
     return SL_OK;
 }
 
-int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
+int sl_buffer_pop_many(sl_buffer *b, sl_batch **out, uint32_t max_n, uint64_t max_bytes,
+                       uint32_t *n, int64_t timeout_ms)
 {
+    *n = 0;
+    if (max_n == 0) return SL_EINVAL;
     int64_t deadline = timeout_ms >= 0 ? sl_monotonic_ns() + timeout_ms * 1000000 : INT64_MAX;
     pthread_mutex_lock(&b->mu);
     for (;;) {
@@ -571,10 +619,13 @@ int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
         bool mem = b->len > 0;
         bool sp =
             b->spool && !b->closed && now >= b->spool_retry_ns && sl_spool_unread(b->spool) > 0;
-        if (sp) { /* the spool holds the older data */
+        if (sp) { /* the spool holds the older data: one entry at a time */
             pthread_mutex_unlock(&b->mu);
             int rc = sl_spool_next(b->spool, out);
-            if (rc == SL_OK) return SL_OK;
+            if (rc == SL_OK) {
+                *n = 1;
+                return SL_OK;
+            }
             pthread_mutex_lock(&b->mu);
             /* Out of memory (or counts that raced a drop): memory first,
              * the spool again shortly. */
@@ -583,7 +634,15 @@ int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
             continue;
         }
         if (mem) {
-            *out = dequeue_locked(b);
+            /* The head always; then what follows while it fits: one lock
+             * and one wake-up for all that is queued. */
+            uint64_t text = 0;
+            do {
+                sl_batch *x = dequeue_locked(b);
+                text += x->bytes;
+                out[(*n)++] = x;
+            } while (*n < max_n && b->len > 0 && text + b->ring[b->head].b->bytes <= max_bytes);
+            b->linger_until_ns = now + BUFFER_LINGER_NS;
             pthread_mutex_unlock(&b->mu);
             return SL_OK;
         }
@@ -598,13 +657,27 @@ int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
         int64_t wake = deadline;
         if (b->spool && b->spool_retry_ns > now && b->spool_retry_ns < wake)
             wake = b->spool_retry_ns;
+        /* Batches came back to back until just now: wait a little for the
+         * next ones without a wake-up per push; otherwise ask for one. */
+        bool linger = now < b->linger_until_ns;
+        if (linger && b->linger_until_ns < wake) wake = b->linger_until_ns;
+        b->pop_lingering = linger;
+        b->pop_sleeping = !linger;
         if (wake == INT64_MAX)
             pthread_cond_wait(&b->cv_pop, &b->mu);
         else {
             struct timespec ts = {(time_t)(wake / 1000000000), (long)(wake % 1000000000)};
             pthread_cond_timedwait(&b->cv_pop, &b->mu, &ts);
         }
+        b->pop_lingering = false;
+        b->pop_sleeping = false;
     }
+}
+
+int sl_buffer_pop(sl_buffer *b, sl_batch **out, int64_t timeout_ms)
+{
+    uint32_t n;
+    return sl_buffer_pop_many(b, out, 1, 0, &n, timeout_ms);
 }
 
 void sl_buffer_unpop(sl_buffer *b, sl_batch *batch)

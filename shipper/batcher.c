@@ -7,6 +7,9 @@
 #include "core/log.h"
 #include "shipper/retry.h"
 
+/* Batches taken from the buffer in one pop at most. */
+#define POP_MAX 64
+
 struct sl_batcher {
     const sl_sink_ctx *ctx;
     sl_batcher_opts o;
@@ -133,17 +136,25 @@ static void flush(sl_batcher *bt)
     }
 }
 
-/* Makes room in pend for one more batch; false when there is none and no
+/* Makes room in pend for n more batches; false when there is none and no
  * memory for more. */
-static bool grow(sl_batcher *bt)
+static bool grow(sl_batcher *bt, uint32_t n)
 {
-    if (bt->npend < bt->cappend) return true;
-    uint32_t nc = bt->cappend ? bt->cappend * 2 : 64;
+    if (bt->cappend - bt->npend >= n) return true;
+    uint32_t nc = bt->cappend ? bt->cappend : 64;
+    while (nc - bt->npend < n) nc *= 2;
     sl_batch **p = realloc(bt->pend, nc * sizeof *p);
     if (!p) return false;
     bt->pend = p;
     bt->cappend = nc;
     return true;
+}
+
+/* Batches popped but not held go back to the front of the buffer in their
+ * order: newest first, each ahead of the last. */
+static void give_back_popped(sl_batcher *bt, sl_batch *const *got, uint32_t n)
+{
+    for (uint32_t i = n; i-- > 0;) sl_buffer_unpop(bt->ctx->buffer, got[i]);
 }
 
 int sl_batcher_run(sl_batcher *bt)
@@ -176,8 +187,14 @@ int sl_batcher_run(sl_batcher *bt)
             }
             if (left < timeout) timeout = left;
         }
-        sl_batch *b;
-        int rc = sl_buffer_pop(bt->ctx->buffer, &b, timeout);
+        /* What is queued, in one pop: as much as fits under max_bytes with
+         * what is held (the first batch always), and while resending no
+         * more than what was given back. */
+        sl_batch *got[POP_MAX];
+        uint32_t ngot = 0, most = POP_MAX;
+        uint64_t room = bt->pend_bytes < bt->o.max_bytes ? bt->o.max_bytes - bt->pend_bytes : 0;
+        if (bt->resend && bt->regather && bt->regather < most) most = bt->regather;
+        int rc = sl_buffer_pop_many(bt->ctx->buffer, got, most, room, &ngot, timeout);
         if (rc == SL_ECLOSED) {
             /* Draining at shutdown: a failed flush gave its batches back,
              * so they are popped and tried again until delivered or told
@@ -202,17 +219,20 @@ int sl_batcher_run(sl_batcher *bt)
             }
             continue;
         }
-        if (bt->npend && (bt->pend_bytes + b->bytes > bt->o.max_bytes || !grow(bt))) {
-            /* b goes back before the flush: a flush that fails gives what
-             * it held back to the front of the buffer, and b, newer, must
-             * come after it, or a Loki stream's newer entries would reach
-             * Loki first and the older ones be refused as out of order. */
-            sl_buffer_unpop(bt->ctx->buffer, b);
+        /* The rest fit by the pop's bound, so only the first can overflow
+         * what is held. */
+        if (bt->npend && (bt->pend_bytes + got[0]->bytes > bt->o.max_bytes || !grow(bt, ngot))) {
+            /* What was popped goes back before the flush (newest first, so
+             * the order is kept): a flush that fails gives what it held
+             * back to the front of the buffer, and these, newer, must come
+             * after it, or a Loki stream's newer entries would reach Loki
+             * first and the older ones be refused as out of order. */
+            give_back_popped(bt, got, ngot);
             flush(bt);
             continue;
         }
-        if (!grow(bt)) { /* nothing held, and no memory to hold one */
-            sl_buffer_unpop(bt->ctx->buffer, b);
+        if (!grow(bt, ngot)) { /* nothing held, and no memory to hold these */
+            give_back_popped(bt, got, ngot);
             if (sl_batcher_stopping(bt)) break;
             sl_batcher_nap(bt, 100);
             continue;
@@ -221,10 +241,13 @@ int sl_batcher_run(sl_batcher *bt)
             bt->pend_since_ns = sl_monotonic_ns();
             bt->urgent = false; /* what set it was given back, not flushed */
         }
-        bt->pend[bt->npend++] = b;
-        bt->pend_bytes += b->bytes;
-        bt->urgent |= b->flush_now;
-        if (bt->resend && bt->regather) bt->regather--;
+        for (uint32_t i = 0; i < ngot; i++) {
+            sl_batch *b = got[i];
+            bt->pend[bt->npend++] = b;
+            bt->pend_bytes += b->bytes;
+            bt->urgent |= b->flush_now;
+            if (bt->resend && bt->regather) bt->regather--;
+        }
         if (bt->pend_bytes >= bt->o.max_bytes || (bt->resend && !bt->regather)) flush(bt);
     }
     /* Stopped: what was not delivered goes back to the buffer, which spools

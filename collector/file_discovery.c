@@ -494,7 +494,7 @@ static void choose_victims(file_input *in)
         }
         in->victims[n++] = t;
     }
-    qsort(in->victims, n, sizeof *in->victims, cmp_recent_first);
+    if (n) qsort(in->victims, n, sizeof *in->victims, cmp_recent_first);
     for (size_t i = 0; i < n; i++) in->victims[i]->victim_slot = i + 1;
     in->nvictims = n;
     if (!n) in->no_victims_turn = in->turn;

@@ -134,10 +134,41 @@ sl_ckpt_entry *sl_ckpt_put_new(sl_ckpt *c, uint64_t dev, uint64_t ino)
     return e;
 }
 
+/* The slot that holds entry index i (i + 1 in it); SIZE_MAX if none. */
+static size_t slot_holding(const sl_ckpt *c, size_t i)
+{
+    const sl_ckpt_entry *e = &c->e[i];
+    for (size_t k = slot_of(e->dev, e->ino, c->nslots); c->slots[k]; k = (k + 1) & (c->nslots - 1))
+        if (c->slots[k] == i + 1) return k;
+    return SIZE_MAX;
+}
+
+/* In place, index kept (backward-shift deletion of linear probing): the
+ * entries of files deleted are forgotten one by one as they are closed
+ * (decision 0069), and a rebuild of the index per removal would cost
+ * every entry's rehash per closed file. */
 void sl_ckpt_remove(sl_ckpt *c, size_t i)
 {
-    if (i < c->n) c->e[i] = c->e[--c->n];
-    c->nslots = 0;
+    if (i >= c->n) return;
+    size_t last = c->n - 1;
+    size_t k = c->nslots ? slot_holding(c, i) : SIZE_MAX;
+    size_t kl = c->nslots && last != i ? slot_holding(c, last) : SIZE_MAX;
+    if (k == SIZE_MAX || (last != i && kl == SIZE_MAX)) c->nslots = 0; /* rebuilt on lookup */
+    c->e[i] = c->e[last]; /* the last entry moves to i */
+    c->n--;
+    if (!c->nslots) return;
+    if (last != i) c->slots[kl] = i + 1;
+    size_t mask = c->nslots - 1;
+    c->slots[k] = 0;
+    for (size_t j = (k + 1) & mask; c->slots[j]; j = (j + 1) & mask) {
+        const sl_ckpt_entry *m = &c->e[c->slots[j] - 1];
+        size_t home = slot_of(m->dev, m->ino, c->nslots);
+        if (((j - home) & mask) >= ((j - k) & mask)) {
+            c->slots[k] = c->slots[j];
+            c->slots[j] = 0;
+            k = j;
+        }
+    }
 }
 
 static size_t skip_ws(const char *s, size_t n, size_t i)

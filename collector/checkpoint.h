@@ -14,12 +14,13 @@
 typedef struct sl_ckpt_entry {
     char path[1024];
     uint64_t dev, ino;
-    uint32_t fp_len; /* bytes the fingerprint covers (grows up to fp_bytes) */
-    uint64_t fp;     /* hash of the first fp_len bytes */
-    uint64_t offset; /* acknowledged position */
-    int64_t seen;    /* unix seconds when the file was last present */
-    uint64_t size;   /* its size when last looked at (0: unknown, or empty) */
-    uint8_t look;    /* the file input's scratch mark while looking for it */
+    uint32_t fp_len;  /* bytes the fingerprint covers (grows up to fp_bytes) */
+    uint64_t fp;      /* hash of the first fp_len bytes */
+    uint64_t offset;  /* acknowledged position */
+    int64_t seen;     /* unix seconds when the file was last present */
+    uint64_t size;    /* its size when last looked at (0: unknown, or empty) */
+    uint8_t look;     /* the file input's scratch mark while looking for it */
+    uint64_t touched; /* not saved: the file input's count of looks when it last saw it */
 } sl_ckpt_entry;
 
 /* The most a checkpoint may hold, and what its decoder takes from a file

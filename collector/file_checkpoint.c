@@ -29,6 +29,12 @@ static bool in_glob_folder(const file_input *in, const char *path)
     return false;
 }
 
+#define DROPPED_NAME "sluice_checkpoint_entries_dropped_total"
+#define DROPPED_HELP                                                                               \
+    "Checkpoint entries dropped: left out at start (decision 0059), or over "                      \
+    "max_checkpoint_entries (reason over_max_entries, decision 0069). The file's position is "     \
+    "forgotten, a file still in the globs is read from its start."
+
 /* Entries the load left out, and those outside the globs' folders: each
  * file's position is forgotten, so a file still in the globs is read from
  * its start (duplicates, never a skip). Counted by reason, one log line. */
@@ -56,11 +62,7 @@ static void drop_foreign_entries(file_input *in)
     for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
         char l[256];
         sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", counts[k].reason);
-        sl_metric *m = sl_counter("sluice_checkpoint_entries_dropped_total",
-                                  "Checkpoint entries left out at start (decision 0059): the "
-                                  "file's position is forgotten, a file still in the globs is "
-                                  "read from its start.",
-                                  l);
+        sl_metric *m = sl_counter(DROPPED_NAME, DROPPED_HELP, l);
         if (!counts[k].n) continue;
         sl_metric_add(m, counts[k].n);
         char q[4200], qf[2300];
@@ -112,6 +114,14 @@ int sl_file_ckpt_open(file_input *in, sl_err *err)
                ctx->name, in->ckpt_path);
     }
     drop_foreign_entries(in);
+    char l[256];
+    sl_metric_labels(l, sizeof l, "input", ctx->name, "reason", "over_max_entries");
+    in->m_ckpt_over_max = sl_counter(DROPPED_NAME, DROPPED_HELP, l);
+    sl_metric_labels(l, sizeof l, "input", ctx->name, NULL, NULL);
+    in->m_ckpt_entries = sl_gauge("sluice_checkpoint_entries",
+                                  "Files the input's checkpoint remembers (open, closed, not yet "
+                                  "opened, rotated away), as of its last save.",
+                                  l);
     return SL_OK;
 }
 
@@ -135,7 +145,7 @@ void sl_file_remember_unopened(file_input *in, const char *path, const struct st
     sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
     if (e) {
         if ((uint64_t)st->st_size > e->size) e->size = (uint64_t)st->st_size;
-        e->seen = sl_now_ns() / 1000000000;
+        sl_file_saw(in, e);
         return;
     }
     /* Filled in place (9,000 of them at the first scan of 10,000 files
@@ -148,7 +158,7 @@ void sl_file_remember_unopened(file_input *in, const char *path, const struct st
     e->size = (uint64_t)st->st_size;
     /* fp_len 0: no fingerprint yet, the offset says where to start. */
     if (initial && in->fresh && in->start_at == START_END) e->offset = e->size;
-    e->seen = sl_now_ns() / 1000000000;
+    sl_file_saw(in, e);
     in->ckpt_dirty = true;
 }
 
@@ -170,9 +180,68 @@ void sl_file_remember(file_input *in, tracked *t, int64_t size)
     e->fp_len = t->fp_len;
     e->fp = t->fp;
     e->offset = sl_watermark_get(t->wm);
-    e->seen = sl_now_ns() / 1000000000;
+    sl_file_saw(in, e);
     e->size = (uint64_t)size;
     e->look = 0;
+}
+
+/* Candidates to forget, in the order they go: files read to their end
+ * before those with unread bytes (a rescue may still find them), then
+ * the least recently seen. */
+typedef struct forget_rank {
+    bool unread;
+    int64_t seen;
+    uint64_t touched, dev, ino;
+} forget_rank;
+
+static int by_forget_order(const void *a, const void *b)
+{
+    const forget_rank *x = a, *y = b;
+    if (x->unread != y->unread) return x->unread ? 1 : -1;
+    if (x->seen != y->seen) return x->seen < y->seen ? -1 : 1;
+    return (x->touched > y->touched) - (x->touched < y->touched);
+}
+
+/* More entries than max_checkpoint_entries: files not open are forgotten,
+ * those read to their end and least recently seen first, counted (reason
+ * over_max_entries) and logged at most once a minute. Files created and
+ * deleted by the thousand while closed (idle, or for room under
+ * max_open_files) leave entries nothing else prunes before forget_after. */
+static void forget_over_max(file_input *in)
+{
+    size_t max = (size_t)in->max_ckpt_entries;
+    if (in->ckpt.n <= max) return;
+    forget_rank *r = malloc(in->ckpt.n * sizeof *r);
+    if (!r) return; /* tried again at the next save */
+    size_t nr = 0;
+    for (size_t i = 0; i < in->ckpt.n; i++) {
+        const sl_ckpt_entry *e = &in->ckpt.e[i];
+        if (sl_file_find_by_id(in, e->dev, e->ino)) continue;
+        r[nr++] = (forget_rank){e->size > e->offset, e->seen, e->touched, e->dev, e->ino};
+    }
+    qsort(r, nr, sizeof *r, by_forget_order);
+    size_t excess = in->ckpt.n - max, dropped = 0, unread = 0;
+    char first[1100] = "";
+    for (size_t k = 0; k < nr && dropped < excess; k++) {
+        sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, r[k].dev, r[k].ino);
+        if (!e) continue;
+        if (!dropped) snprintf(first, sizeof first, "%s", e->path);
+        unread += r[k].unread;
+        sl_ckpt_remove(&in->ckpt, (size_t)(e - in->ckpt.e));
+        dropped++;
+    }
+    free(r);
+    sl_metric_add(in->m_ckpt_over_max, dropped);
+    int64_t now = sl_monotonic_ns();
+    if (dropped && (!in->over_max_logged_ns || now - in->over_max_logged_ns >= 60000000000)) {
+        in->over_max_logged_ns = now;
+        char q[4200], qf[2300];
+        sl_log(unread ? SL_LOG_ERROR : SL_LOG_WARN, "checkpoint_entries_dropped",
+               "input=%s path=%s reason=over_max_entries max=%zu count=%zu with_unread_bytes=%zu "
+               "first=%s files=read_from_start",
+               in->ctx->name, sl_file_qpath(q, sizeof q, in->ckpt_path), max, dropped, unread,
+               sl_file_qpath(qf, sizeof qf, first));
+    }
 }
 
 void sl_file_save_checkpoint(file_input *in)
@@ -200,6 +269,8 @@ void sl_file_save_checkpoint(file_input *in)
         else
             i++;
     }
+    forget_over_max(in);
+    sl_metric_set(in->m_ckpt_entries, (int64_t)in->ckpt.n);
     sl_err err;
     if (sl_ckpt_save(in->ckpt_path, &in->ckpt, &err) != SL_OK) {
         sl_metric_inc(in->m_ckpt_errors);

@@ -18,5 +18,13 @@ void sl_file_remember_unopened(file_input *in, const char *path, const struct st
 /* t's entry; size: its size when the caller has just taken it, else -1. */
 void sl_file_remember(file_input *in, tracked *t, int64_t size);
 void sl_file_save_checkpoint(file_input *in);
+/* Marks the file of e as present now: its `seen` (unix seconds, saved)
+ * and its place in the order max_checkpoint_entries forgets in (decision
+ * 0069; seconds cannot order the thousands of files one second sees). */
+static inline void sl_file_saw(file_input *in, sl_ckpt_entry *e)
+{
+    e->seen = sl_now_ns() / 1000000000;
+    e->touched = ++in->ckpt_looks;
+}
 
 #endif

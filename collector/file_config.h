@@ -5,7 +5,7 @@
 #include "collector/file_state.h"
 
 /* The file input's key table (the ops table in file.c names it). */
-#define SL_FILE_NKEYS 25
+#define SL_FILE_NKEYS 26
 extern const sl_cfg_key sl_file_keys[SL_FILE_NKEYS];
 
 /* Reads ctx's node into in; SL_EINVAL (errors reported to ctx->cfg) when

@@ -315,7 +315,7 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
     sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st->st_dev, st->st_ino);
     if (noted && e && read_unchanged(e, st)) {
         close(fd);
-        e->seen = sl_now_ns() / 1000000000;
+        sl_file_saw(in, e);
         return NULL;
     }
     /* fp_len 0: first seen empty (or not opened yet); nothing to compare,
@@ -412,14 +412,16 @@ void sl_file_close(file_input *in, tracked *t, const struct stat *known)
     in->ckpt_dirty = true;
     /* A deleted file can never be opened again. Its inode number cannot
      * belong to another file while we hold it open, so the entry with it
-     * is this file's, or a file's before it that is gone too: it is made
-     * this file's, read to where it was acknowledged, so that nothing
-     * looks for it and a new file that gets the number later is told apart
-     * by the fingerprint. (An entry left as the last save had it, say with
-     * no fingerprint and offset 0 because the file was saved before its
-     * first read, was reported lost at the next start and then took a new
-     * file with the inode number for itself, skipping its first bytes:
-     * 111 lines in the model test, seed 1796614749.) */
+     * is this file's, or a file's before it that is gone too: it is
+     * forgotten, so that nothing looks for it and a new file that gets the
+     * number later is read from its start (decision 0069: kept until
+     * forget_after, the entries of files created and deleted by the
+     * thousand grew without bound where inode numbers are not reused).
+     * (An entry left as the last save had it, say with no fingerprint and
+     * offset 0 because the file was saved before its first read, was
+     * reported lost at the next start and then took a new file with the
+     * inode number for itself, skipping its first bytes: 111 lines in the
+     * model test, seed 1796614749.) */
     struct stat st;
     bool have_st = known ? (st = *known, true) : fstat(t->fd, &st) == 0;
     if (!have_st || st.st_nlink != 0) {
@@ -427,11 +429,7 @@ void sl_file_close(file_input *in, tracked *t, const struct stat *known)
     } else {
         uint64_t acked = sl_watermark_get(t->wm);
         sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, t->dev, t->ino);
-        if (e) {
-            e->fp_len = t->fp_len;
-            e->fp = t->fp;
-            e->size = e->offset = acked;
-        }
+        if (e) sl_ckpt_remove(&in->ckpt, (size_t)(e - in->ckpt.e));
         if ((uint64_t)st.st_size > acked) {
             /* Only at shutdown: deleted with bytes not delivered. */
             char q[2100];
@@ -596,7 +594,7 @@ static void look_at(file_input *in, const char *path, bool initial)
     if (e && read_unchanged(e, &st)) {
         /* Read to its end and unchanged since: stays closed (a write
          * reopens it); still present, so not to be forgotten. */
-        e->seen = sl_now_ns() / 1000000000;
+        sl_file_saw(in, e);
         return;
     }
     open_file(in, path, &st, &lst, initial, false, false);

@@ -118,6 +118,10 @@ typedef struct file_input {
     uint64_t fp_bytes_read; /* fingerprint_bytes as read; fp_bytes is at most 64KiB of it */
     int64_t poll_ms, flush_partial_ms, checkpoint_ms, forget_after_ms, close_idle_ms, rescan_ms;
     int64_t max_open_files;
+    int64_t max_ckpt_entries;   /* max_checkpoint_entries (decision 0069) */
+    int64_t over_max_logged_ns; /* the last log line of entries dropped over it */
+    uint64_t ckpt_looks;        /* sl_file_saw's clock */
+    sl_metric *m_ckpt_entries, *m_ckpt_over_max;
     uint64_t read_rate; /* bytes per second, 0: unlimited */
     int64_t tokens;     /* read budget of the rate limit */
     int64_t tokens_at_ns;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <cmocka.h>
@@ -649,6 +650,166 @@ static void test_changed_before_close_for_room(void **st)
     free(dir), free(glob), free(data_dir);
 }
 
+/* Files created, read and deleted one after another, uniquely named, as a
+ * process making short-lived files in a watched folder does forever.
+ * Each file is held open by the test once deleted, so that no inode
+ * number comes back (a file system that never reuses them): the input's
+ * checkpoint entries are then bounded by what it forgets, not by inode
+ * reuse overwriting them (decision 0069). */
+typedef struct churn_seen {
+    pthread_mutex_t mu;
+    size_t records, bad;
+    unsigned char count[512];
+    atomic_bool stop;
+} churn_seen;
+
+static int churn_emit(void *arg, sl_batch *b)
+{
+    churn_seen *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (uint32_t i = 0; i < b->nrecords; i++, s->records++) {
+        char line[32];
+        size_t len = b->records[i].line.n < 31 ? b->records[i].line.n : 31;
+        memcpy(line, b->records[i].line.p, len);
+        line[len] = '\0';
+        int k;
+        if (sscanf(line, "churn-%d", &k) == 1 && k >= 0 && k < 512)
+            s->count[k]++;
+        else
+            s->bad++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    sl_batch_done(b);
+    return SL_OK;
+}
+
+static size_t churn_count(churn_seen *s, int k)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->count[k];
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Entries in the input's saved checkpoint. */
+static long saved_entries(const char *data_dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/checkpoints/%s.json", data_dir, name);
+    return sl_t_file_count(path, "\"path\":");
+}
+
+/* nfiles files "<k>.log" of one line "churn-<k>", each created once its
+ * predecessor's line came out; delete_lag: each is deleted that many
+ * files later (0: at once). Returns the saved checkpoint's entries after
+ * a graceful stop; *dropped: the over_max_entries drops counted. */
+static long churn(const char *name, const char *extra, int nfiles, int delete_lag, double *dropped)
+{
+    char *dir = sl_t_tmpdir("file_churn");
+    char *glob = sl_t_path(dir, "*.log");
+    char conf[1024];
+    int n = snprintf(conf, sizeof conf,
+                     "inputs:\n  - name: %s\n    type: file\n    paths: [\"%s\"]\n"
+                     "    poll_interval: 50ms\n    checkpoint_interval: 100ms\n%s",
+                     name, glob, extra);
+    sl_cfg *cfg = sl_cfg_new();
+    assert_int_equal(sl_cfg_load_string(cfg, "test", conf, (size_t)n), 0);
+    char *data_dir = sl_t_path(dir, "data");
+    churn_seen s = {0};
+    pthread_mutex_init(&s.mu, NULL);
+    sl_input_ctx ctx = {.name = name,
+                        .cfg = cfg,
+                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
+                        .data_dir = data_dir,
+                        .emit = churn_emit,
+                        .emit_arg = &s,
+                        .stop = &s.stop};
+    void *state = NULL;
+    sl_err err;
+    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    int *held = calloc((size_t)nfiles, sizeof *held);
+    char **paths = calloc((size_t)nfiles, sizeof *paths);
+    int limit = sl_t_scaled_ms(30000);
+    for (int k = 0; k < nfiles; k++) {
+        char fname[32], line[32];
+        snprintf(fname, sizeof fname, "u%05d.log", k);
+        paths[k] = sl_t_path(dir, fname);
+        int len = snprintf(line, sizeof line, "churn-%d\n", k);
+        assert_int_equal(sl_t_write_file(paths[k], line, (size_t)len), 0);
+        /* Read and acknowledged before it goes. */
+        int64_t t0 = sl_t_now_ms();
+        while (churn_count(&s, k) == 0 && sl_t_now_ms() - t0 < limit) sl_t_sleep_ms(1);
+        assert_int_equal(churn_count(&s, k), 1);
+        int d = k - delete_lag;
+        if (d >= 0) {
+            held[d] = open(paths[d], O_RDONLY);
+            assert_true(held[d] >= 0);
+            assert_int_equal(unlink(paths[d]), 0);
+        }
+    }
+    for (int d = nfiles - delete_lag; d < nfiles; d++) {
+        if (d < 0) continue;
+        held[d] = open(paths[d], O_RDONLY);
+        assert_true(held[d] >= 0);
+        assert_int_equal(unlink(paths[d]), 0);
+    }
+    /* Every deleted file released by the input (then saved at the stop). */
+    char labels[128];
+    sl_metric_labels(labels, sizeof labels, "input", name, NULL, NULL);
+    int64_t t0 = sl_t_now_ms();
+    while (sl_metrics_value("sluice_input_open_files", labels) > 0 && sl_t_now_ms() - t0 < limit)
+        sl_t_sleep_ms(5);
+    assert_int_equal(sl_metrics_value("sluice_input_open_files", labels), 0);
+    atomic_store(&s.stop, true);
+    pthread_join(th, NULL);
+    sl_file_input_ops.destroy(state);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(s.records, (size_t)nfiles); /* each line once */
+    long entries = saved_entries(data_dir, name);
+    sl_metric_labels(labels, sizeof labels, "input", name, "reason", "over_max_entries");
+    *dropped = (double)sl_metrics_value("sluice_checkpoint_entries_dropped_total", labels);
+    for (int k = 0; k < nfiles; k++) {
+        if (held[k] > 0) close(held[k]);
+        free(paths[k]);
+    }
+    free(held), free(paths);
+    pthread_mutex_destroy(&s.mu);
+    sl_cfg_free(cfg);
+    sl_t_rmtree(dir);
+    free(dir), free(glob), free(data_dir);
+    return entries;
+}
+
+/* Deleted while the input has them open: forgotten as they are closed
+ * (they were read to their end; nothing could find them again). Kept
+ * until forget_after, 300 files left 300 entries. */
+static void test_deleted_files_are_forgotten(void **st)
+{
+    (void)st;
+    double dropped;
+    long entries = churn("churn", "", 300, 0, &dropped);
+    fprintf(stderr, "300 files created, read and deleted: %ld checkpoint entries saved\n", entries);
+    assert_true(entries >= 0 && entries <= 2);
+    assert_true(dropped == 0);
+}
+
+/* Closed for room (max_open_files: 2) while present, deleted later while
+ * closed: no close says they are gone, so max_checkpoint_entries bounds
+ * them, the least recently seen dropped first, counted. */
+static void test_entries_over_max_are_dropped(void **st)
+{
+    (void)st;
+    double dropped;
+    long entries = churn("churnmax", "    max_open_files: 2\n    max_checkpoint_entries: 16\n", 120,
+                         4, &dropped);
+    fprintf(stderr, "120 files closed for room then deleted, max 16: %ld entries, %.0f dropped\n",
+            entries, dropped);
+    assert_true(entries >= 0 && entries <= 16);
+    assert_true(dropped > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +820,8 @@ int main(void)
         cmocka_unit_test(test_batch_room),
         cmocka_unit_test(test_evicted_file_keeps_offset),
         cmocka_unit_test(test_changed_before_close_for_room),
+        cmocka_unit_test(test_deleted_files_are_forgotten),
+        cmocka_unit_test(test_entries_over_max_are_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

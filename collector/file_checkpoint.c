@@ -1,11 +1,13 @@
 /* The file input's checkpoint (collector/file_checkpoint.h). */
 #include "collector/file_checkpoint.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "collector/file_discovery.h"
 #include "core/fsutil.h"
@@ -202,11 +204,24 @@ static int by_forget_order(const void *a, const void *b)
     return (x->touched > y->touched) - (x->touched < y->touched);
 }
 
-/* More entries than max_checkpoint_entries: files not open are forgotten,
- * those read to their end and least recently seen first, counted (reason
- * over_max_entries) and logged at most once a minute. Files created and
- * deleted by the thousand while closed (idle, or for room under
- * max_open_files) leave entries nothing else prunes before forget_after. */
+/* True when e's file is no longer at its path (deleted, or renamed and
+ * another file there): only then may its entry go, since a file still
+ * there without one would be read again from its start at the next scan,
+ * and again after every save over the bound. */
+static bool entry_gone(const sl_ckpt_entry *e)
+{
+    struct stat st;
+    if (lstat(e->path, &st) != 0) return errno == ENOENT || errno == ENOTDIR;
+    return (uint64_t)st.st_dev != e->dev || (uint64_t)st.st_ino != e->ino;
+}
+
+/* More entries than max_checkpoint_entries: entries of files not open and
+ * no longer at their path are forgotten, those read to their end and least
+ * recently seen first, counted (reason over_max_entries) and logged at
+ * most once a minute. Files created and deleted by the thousand while
+ * closed (idle, or for room under max_open_files) leave entries nothing
+ * else prunes before forget_after. Files still there are kept past the
+ * bound (logged): the file system holds them, not a churn. */
 static void forget_over_max(file_input *in)
 {
     size_t max = (size_t)in->max_ckpt_entries;
@@ -220,11 +235,15 @@ static void forget_over_max(file_input *in)
         r[nr++] = (forget_rank){e->size > e->offset, e->seen, e->touched, e->dev, e->ino};
     }
     qsort(r, nr, sizeof *r, by_forget_order);
-    size_t excess = in->ckpt.n - max, dropped = 0, unread = 0;
+    size_t excess = in->ckpt.n - max, dropped = 0, unread = 0, present = 0;
     char first[1100] = "";
     for (size_t k = 0; k < nr && dropped < excess; k++) {
         sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, r[k].dev, r[k].ino);
         if (!e) continue;
+        if (!entry_gone(e)) {
+            present++;
+            continue;
+        }
         if (!dropped) snprintf(first, sizeof first, "%s", e->path);
         unread += r[k].unread;
         sl_ckpt_remove(&in->ckpt, (size_t)(e - in->ckpt.e));
@@ -233,14 +252,15 @@ static void forget_over_max(file_input *in)
     free(r);
     sl_metric_add(in->m_ckpt_over_max, dropped);
     int64_t now = sl_monotonic_ns();
-    if (dropped && (!in->over_max_logged_ns || now - in->over_max_logged_ns >= 60000000000)) {
+    if ((dropped || present) &&
+        (!in->over_max_logged_ns || now - in->over_max_logged_ns >= 60000000000)) {
         in->over_max_logged_ns = now;
         char q[4200], qf[2300];
         sl_log(unread ? SL_LOG_ERROR : SL_LOG_WARN, "checkpoint_entries_dropped",
                "input=%s path=%s reason=over_max_entries max=%zu count=%zu with_unread_bytes=%zu "
-               "first=%s files=read_from_start",
+               "kept_present=%zu first=%s",
                in->ctx->name, sl_file_qpath(q, sizeof q, in->ckpt_path), max, dropped, unread,
-               sl_file_qpath(qf, sizeof qf, first));
+               present, sl_file_qpath(qf, sizeof qf, first));
     }
 }
 

@@ -97,8 +97,8 @@ const sl_cfg_key sl_file_keys[SL_FILE_NKEYS] = {
      .def = "65536",
      .min = 16,
      .max = 262144,
-     .doc = "files remembered beyond the open ones; past it the least recently seen files "
-            "read to their end are forgotten first (decision 0069)"},
+     .doc = "files remembered beyond the open ones; past it those no longer at their path "
+            "are forgotten, read to their end and least recently seen first (decision 0069)"},
     {.name = "close_idle_after",
      .type = SL_KEY_DURATION,
      .at = SL_CFG_AT(file_input, close_idle_ms),

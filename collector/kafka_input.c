@@ -948,7 +948,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         bool fresh = false; /* a partition we did not hold in the assignment before */
         rd_kafka_topic_partition_list_t *over = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_t *room = rd_kafka_topic_partition_list_new(1);
-        for (int i = 0; i < l->cnt; i++) {
+        /* Partitions with an entry first, so that a new one does not take
+         * the entry of one released just before and assigned back now. */
+        for (int k = 0; k < 2 * l->cnt; k++) {
+            int i = k % l->cnt;
+            bool known = part_find(in, l->elems[i].topic, l->elems[i].partition, false) != NULL;
+            if (known != (k < l->cnt)) continue;
             kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, true);
             if (!p) {
                 rd_kafka_topic_partition_list_add(over, l->elems[i].topic, l->elems[i].partition);

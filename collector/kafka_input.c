@@ -15,7 +15,7 @@
  * the lag matters; it reads the partition table under `mu`, which the
  * input's thread takes to change an entry's ownership or offsets.
  *
- * One file of ~1,100 lines: the partition table, the open batch and the
+ * One file of ~1,400 lines: the partition table, the open batch and the
  * watermarks are changed together by the read path, the commits and the
  * rebalance callback; split, that state would need a header of its own
  * for no other user. The record-JSON decoder, which has no such ties, is

@@ -15,7 +15,7 @@
  * the lag matters; it reads the partition table under `mu`, which the
  * input's thread takes to change an entry's ownership or offsets.
  *
- * One file of ~1,100 lines: the partition table, the open batch and the
+ * One file of ~1,400 lines: the partition table, the open batch and the
  * watermarks are changed together by the read path, the commits and the
  * rebalance callback; split, that state would need a header of its own
  * for no other user. The record-JSON decoder, which has no such ties, is
@@ -43,13 +43,12 @@
 #include "collector/kafka_record.h"
 #include "collector/kafka_zstd.h"
 
-#define MAX_BROKERS    32
-#define MAX_TOPICS     64
-#define MAX_PROPS      64
-#define MAX_PARTITIONS 4096 /* a bound on the partition table, per input */
-#define MAX_LABELS     32
-#define MAX_HEADERS    16
-#define CHUNK_BYTES    (1u << 20)
+#define MAX_BROKERS 32
+#define MAX_TOPICS  64
+#define MAX_PROPS   64
+#define MAX_LABELS  32
+#define MAX_HEADERS 16
+#define CHUNK_BYTES (1u << 20)
 /* How long a commit that must be answered (a release, a hand-over, the
  * stop) waits for the coordinator. */
 #define COMMIT_WAIT_MS 10000
@@ -91,6 +90,7 @@ typedef struct kin {
     bool headers;
     int64_t batch_records, flush_ms, commit_ms, rebalance_ms, handover_ms;
     uint64_t max_message_bytes;
+    int64_t max_partitions; /* the partition table's bound (decision 0067) */
     struct {
         const char *k, *v;
     } props[MAX_PROPS];
@@ -100,6 +100,10 @@ typedef struct kin {
     /* state */
     kpart *parts;
     size_t nparts;
+    /* Partitions assigned to this member that had no room in the table:
+     * paused, never read (decision 0067). */
+    int64_t over_limit;
+    bool paused_ever;    /* a pause may outlive its assignment: resume at the next */
     uint64_t generation; /* assignments seen, one per assign callback */
     pthread_mutex_t mu;  /* parts[]' entries and nparts, against the lag thread */
     pthread_t lag_thread;
@@ -116,7 +120,7 @@ typedef struct kin {
     int64_t kick_next_ns;
     /* The partition the last message came from: messages come in runs of
      * one partition (a fetch's batch), so take_message finds its entry
-     * without walking the table (up to MAX_PARTITIONS) for each one. */
+     * without walking the table (up to max_partitions) for each one. */
     kpart *last_part;
     sl_batch *batch;
     kpart *batch_part;
@@ -129,7 +133,7 @@ typedef struct kin {
     sl_ratelimit rl_errors;
     sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
         *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted, *m_commit_refused,
-        *m_handovers, *m_wakeups;
+        *m_handovers, *m_wakeups, *m_over_limit;
 } kin;
 
 /* Order of `start` and `format` choices = the enums above (sl_cfg_read
@@ -213,6 +217,16 @@ static const sl_cfg_key kafka_input_keys[] = {
      .min = 1024,
      .max = 64 * 1024 * 1024,
      .doc = "longer values are cut, flagged and counted"},
+    {.name = "max_partitions",
+     .at = SL_CFG_AT(kin, max_partitions),
+     .type = SL_KEY_INT,
+     .def = "4096",
+     .min = 1,
+     .max = 65536,
+     .doc = "partitions this member reads at once (~400 bytes each); those assigned past it are "
+            "paused, logged (`kafka_partitions_over_limit`) and counted "
+            "(`sluice_kafka_input_partitions_over_limit`), and are read by their next owner "
+            "(decision 0067)"},
     {.name = "librdkafka",
      .type = SL_KEY_MAP,
      .doc = "any other librdkafka consumer property (e.g. `partition.assignment.strategy`, "
@@ -289,10 +303,21 @@ static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
     for (size_t i = 0; i < in->nparts; i++)
         if (in->parts[i].partition == partition && strcmp(in->parts[i].topic, topic) == 0)
             return &in->parts[i];
-    if (!add || in->nparts == MAX_PARTITIONS || strlen(topic) >= sizeof in->parts->topic)
-        return NULL;
+    if (!add || strlen(topic) >= sizeof in->parts->topic) return NULL;
+    /* Full: the entry of a partition released and settled (not owned, no
+     * hand-over pending, no batch) is taken, so the bound is on partitions
+     * held at once, not on all those ever held (a regular expression over
+     * topics, many rebalances). Its gauges stay registered, at 0. */
+    size_t at = in->nparts;
+    if (at == (size_t)in->max_partitions) {
+        for (size_t i = 0; i < in->nparts && at == in->nparts; i++) {
+            const kpart *q = &in->parts[i];
+            if (!q->owned && q->carry < 0 && !q->wm && q != in->batch_part) at = i;
+        }
+        if (at == in->nparts) return NULL;
+    }
     pthread_mutex_lock(&in->mu);
-    kpart *p = &in->parts[in->nparts];
+    kpart *p = &in->parts[at];
     memset(p, 0, sizeof *p);
     snprintf(p->topic, sizeof p->topic, "%s", topic);
     p->partition = partition;
@@ -308,7 +333,7 @@ static kpart *part_find(kin *in, const char *topic, int32_t partition, bool add)
                         l);
     p->m_commit = sl_gauge("sluice_kafka_input_committed_offset",
                            "The partition's offset this consumer committed last.", l);
-    in->nparts++;
+    if (at == in->nparts) in->nparts++;
     pthread_mutex_unlock(&in->mu);
     return p;
 }
@@ -436,7 +461,7 @@ static void *lag_main(void *arg)
         int32_t partition;
         int64_t confirmed;
         sl_metric *m_lag;
-    } *own = calloc(MAX_PARTITIONS, sizeof *own);
+    } *own = calloc((size_t)in->max_partitions, sizeof *own);
     while (own && !atomic_load(&in->lag_stop)) {
         size_t n = 0;
         pthread_mutex_lock(&in->mu);
@@ -599,13 +624,47 @@ static sl_slice copy(kin *in, const void *p, size_t n, bool *ok)
     return (sl_slice){at, n};
 }
 
+/* Partitions with no room in the table (decision 0067): paused, and set
+ * back to `at` (>= 0) if a message of one was polled, so that nothing is
+ * taken from them; their committed offset stays where it was, for their
+ * next owner. A pause stays with the partition until resumed, even after
+ * it is released: resume_partitions undoes it when one is assigned again
+ * with room. */
+static void pause_partitions(kin *in, rd_kafka_topic_partition_list_t *l, int64_t at)
+{
+    rd_kafka_resp_err_t e = rd_kafka_pause_partitions(in->rk, l);
+    in->paused_ever = true;
+    if (e)
+        sl_log(SL_LOG_ERROR, "kafka_pause_failed", "input=%s partitions=%d error=%s", in->ctx->name,
+               l->cnt, rd_kafka_err2str(e));
+    if (at < 0) return;
+    for (int i = 0; i < l->cnt; i++) l->elems[i].offset = at;
+    rd_kafka_error_t *se = rd_kafka_seek_partitions(in->rk, l, 0);
+    if (se) rd_kafka_error_destroy(se); /* not assigned (any more): nothing to hold */
+}
+
+/* A message of a partition without a table entry: one assigned past the
+ * table's bound whose messages were fetched before its pause took, or a
+ * late one of a partition released meanwhile. Not taken, not committed. */
+static void hold_message(kin *in, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
+    pause_partitions(in, l, m->offset);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static int take_message(kin *in, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     kpart *p = in->last_part;
     if (!p || p->partition != m->partition || strcmp(p->topic, topic) != 0) {
-        p = part_find(in, topic, m->partition, true);
-        if (!p) return SL_EFULL;
+        /* Entries are made at the assignment (on_rebalance), never here. */
+        p = part_find(in, topic, m->partition, false);
+        if (!p) {
+            hold_message(in, m);
+            return SL_OK;
+        }
         in->last_part = p;
     }
     if (!p->owned) return SL_OK; /* a late message of a released partition */
@@ -887,9 +946,20 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         int resumed = 0, handed = 0;
         hand_over(in, l, &resumed, &handed);
         bool fresh = false; /* a partition we did not hold in the assignment before */
-        for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_list_t *over = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_t *room = rd_kafka_topic_partition_list_new(1);
+        /* Partitions with an entry first, so that a new one does not take
+         * the entry of one released just before and assigned back now. */
+        for (int k = 0; k < 2 * l->cnt; k++) {
+            int i = k % l->cnt;
+            bool known = part_find(in, l->elems[i].topic, l->elems[i].partition, false) != NULL;
+            if (known != (k < l->cnt)) continue;
             kpart *p = part_find(in, l->elems[i].topic, l->elems[i].partition, true);
-            if (!p) continue;
+            if (!p) {
+                rd_kafka_topic_partition_list_add(over, l->elems[i].topic, l->elems[i].partition);
+                continue;
+            }
+            rd_kafka_topic_partition_list_add(room, p->topic, p->partition);
             if (p->released_gen == 0 || p->released_gen + 1 != in->generation) fresh = true;
             pthread_mutex_lock(&in->mu);
             p->carry = -1;
@@ -911,11 +981,34 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             nanosleep(&ts, NULL);
         }
         assign_checked(in, rk, l, coop, true);
+        if (in->paused_ever && room->cnt) rd_kafka_resume_partitions(rk, room);
+        if (over->cnt) {
+            /* Left unread, visibly: the group's lag for them grows, and
+             * their next owner (a member with room, after a rebalance)
+             * reads them from the committed offset. */
+            pause_partitions(in, over, -1);
+            in->over_limit += over->cnt;
+            sl_log(SL_LOG_ERROR, "kafka_partitions_over_limit",
+                   "input=%s over_limit=%d assigned=%d max_partitions=%lld first=%s/%d (paused, "
+                   "not read by this member: raise max_partitions or add members; decision "
+                   "0067)",
+                   in->ctx->name, over->cnt, l->cnt, (long long)in->max_partitions,
+                   over->elems[0].topic, (int)over->elems[0].partition);
+        }
+        sl_metric_set(in->m_over_limit, (uint64_t)in->over_limit);
+        rd_kafka_topic_partition_list_destroy(over);
+        rd_kafka_topic_partition_list_destroy(room);
     } else {
         /* Lost (our session expired, or a commit met a newer generation):
          * another member may own them already, so no commit now; hand_over
          * settles them at the next assignment. */
         bool lost = rd_kafka_assignment_lost(rk);
+        /* Those without an entry were the paused ones past the bound. */
+        for (int i = 0; i < l->cnt; i++)
+            if (!part_find(in, l->elems[i].topic, l->elems[i].partition, false) &&
+                in->over_limit > 0)
+                in->over_limit--;
+        sl_metric_set(in->m_over_limit, (uint64_t)in->over_limit);
         revoke(in, l, !lost);
         sl_log(SL_LOG_INFO, "kafka_revoked", "input=%s partitions=%d lost=%d", in->ctx->name,
                l->cnt, (int)lost);
@@ -976,6 +1069,11 @@ static void register_metrics(kin *in)
                                "that librdkafka fetches again (it waits up to 1 s after its "
                                "queue was full).",
                                l);
+    in->m_over_limit =
+        sl_gauge("sluice_kafka_input_partitions_over_limit",
+                 "Partitions assigned to this member past max_partitions: paused, not read "
+                 "by it (their lag grows; their next owner reads them; decision 0067).",
+                 l);
     in->m_handovers = sl_counter("sluice_kafka_input_handovers_total",
                                  "Released partitions whose refused revocation commit was "
                                  "recorded by a hand-over commit in the next assignment.",
@@ -1093,7 +1191,8 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         *state = NULL;
         return SL_OK;
     }
-    in->parts = calloc(MAX_PARTITIONS, sizeof *in->parts);
+    /* Pages of the table are touched only as entries are made. */
+    in->parts = calloc((size_t)in->max_partitions, sizeof *in->parts);
     if (!in->parts) {
         free(in);
         return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);

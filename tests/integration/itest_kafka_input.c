@@ -955,6 +955,128 @@ static void test_zstd_topic_byte_exact(void **st)
     cluster_stop(&c);
 }
 
+/* ---- past the partition table (decision 0067) ---- */
+
+typedef struct metric_goal {
+    agg *a;
+    const char *name;
+    double value;
+} metric_goal;
+
+static bool metric_is(void *arg)
+{
+    metric_goal *g = arg;
+    return agg_metric(g->a, g->name) == g->value;
+}
+
+/* Committed offsets of the group for "logs", by partition (-1: none). */
+static void committed_by_partition(cluster *c, int64_t *at)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_conf_set(conf, "bootstrap.servers", c->boot, errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "group.id", "aggregators", errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
+    for (int p = 0; p < PARTITIONS; p++) rd_kafka_topic_partition_list_add(l, "logs", p);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
+    for (int attempt = 0; attempt < 20 && e; attempt++) e = rd_kafka_committed(rk, l, 5000);
+    assert_int_equal(e, 0);
+    for (int p = 0; p < PARTITIONS; p++) at[p] = l->elems[p].offset >= 0 ? l->elems[p].offset : -1;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+}
+
+static long count_in_file(const char *path, const char *needle)
+{
+    char *text = sl_t_read_file(path, NULL);
+    long n = 0;
+    for (const char *p = text ? strstr(text, needle) : NULL; p; p = strstr(p + 1, needle)) n++;
+    free(text);
+    return n;
+}
+
+/* A member assigned more partitions than its max_partitions: those past
+ * it are paused and left unread, said once (an error line) and counted (a
+ * gauge), their committed offsets untouched; the partitions it has room
+ * for are read and committed whole. When the member leaves, another one
+ * reads everything it left: nothing is lost, nothing silent. Before
+ * decision 0067 the messages past the table were polled and dropped
+ * without a word or a count. */
+static void test_partitions_over_limit(void **st)
+{
+    const long per_part = 500, total = PARTITIONS * per_part;
+    const int room = 4;
+    cluster c;
+    cluster_start(&c);
+    produce_ids(&c, 0, total);
+    assert_int_equal(rd_kafka_flush(c.producer, 30000), 0);
+    char *dir = subdir(st, "kafka-in-over-out");
+    char *out = sl_t_path(dir, "received.jsonl");
+    sl_lr_opts lo = {.out_path = out};
+    sl_lr *lr;
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agg a, b;
+    /* The format item's line also carries the input's max_partitions. */
+    agg_init(st, &a, "kafka-in-over-a", c.boot, sl_lr_port(lr), "raw\n    max_partitions: 4",
+             "{memory_max: 4MiB}");
+    agg_init(st, &b, "kafka-in-over-b", c.boot, sl_lr_port(lr), "raw", "{memory_max: 4MiB}");
+    agg_start(&a);
+    metric_goal over = {&a, "sluice_kafka_input_partitions_over_limit", PARTITIONS - room};
+    assert_true(sl_t_wait_until(metric_is, &over, sl_t_scaled_ms(60000)));
+    want w = {lr, (uint64_t)(room * per_part)};
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
+    commit_goal g = {&c, room * per_part};
+    assert_true(sl_t_wait_until(committed_reaches, &g, sl_t_scaled_ms(60000)));
+    int64_t at[PARTITIONS];
+    committed_by_partition(&c, at);
+    int whole = 0, untouched = 0;
+    for (int p = 0; p < PARTITIONS; p++) {
+        whole += at[p] == per_part;
+        untouched += at[p] < 0;
+    }
+    sl_lr_stats lst;
+    sl_lr_get_stats(lr, &lst);
+    long errors = count_in_file(a.log, "event=kafka_partitions_over_limit ");
+    fprintf(stderr,
+            "max_partitions 4 of 12: over_limit gauge %.0f, error lines %ld, partitions committed "
+            "whole %d, untouched %d, entries %llu (of %ld)\n",
+            agg_metric(&a, over.name), errors, whole, untouched, (unsigned long long)lst.entries,
+            room * per_part);
+    assert_int_equal(whole, room);
+    assert_int_equal(untouched, PARTITIONS - room);
+    assert_int_equal(lst.entries, (uint64_t)(room * per_part));
+    assert_int_equal(errors, 1);
+    /* A member with room joins, the first leaves: everything arrives. */
+    agg_start(&b);
+    assert_true(sl_t_wait_until(member_assigned, &b, sl_t_scaled_ms(60000)));
+    /* Half each: 4 with room, 2 past it, whichever 6 came (the entries of
+     * partitions it released are taken for new ones). */
+    over.value = PARTITIONS / 2 - room;
+    assert_true(sl_t_wait_until(metric_is, &over, sl_t_scaled_ms(60000)));
+    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
+    a.pid = 0;
+    w.n = (uint64_t)total;
+    assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
+    metric_goal none = {&b, over.name, 0};
+    assert_true(metric_is(&none));
+    sl_t_tally t = sl_t_count_ids_within(out, total);
+    fprintf(stderr, "after the member with room took over: distinct=%ld dups=%ld other=%ld\n",
+            t.distinct, t.dups, t.other);
+    assert_int_equal(t.distinct, total);
+    assert_int_equal(t.other, 0);
+    assert_int_equal(sl_t_stop(b.pid, SIGTERM, 30000), 0);
+    b.pid = 0;
+    agg_free(&a);
+    agg_free(&b);
+    sl_lr_stop(lr);
+    cluster_stop(&c);
+    sl_t_rmtree(dir);
+    free(out), free(dir);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_FILTER")) cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
@@ -969,6 +1091,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_utf8_reaches_loki_valid, root_setup,
                                         root_teardown),
         cmocka_unit_test_setup_teardown(test_zstd_topic_byte_exact, root_setup, root_teardown),
+        cmocka_unit_test_setup_teardown(test_partitions_over_limit, root_setup, root_teardown),
     };
     return sl_t_run_tests(tests);
 }

@@ -73,6 +73,13 @@ typedef struct kafka {
     unsigned spread_start;   /* where this agent's rotation starts */
     atomic_ullong spread_at; /* last choice: run << 32 | topic tag << 16 | partition + 1 */
     topic_slot topics[TOPIC_SLOTS];
+    /* Every distinct topic the producer was given: librdkafka keeps each
+     * topic (metadata, partitions, their queues: ~9.5 KiB measured) until
+     * the producer is destroyed, whatever rd_kafka_topic_destroy says, so
+     * this set, at most conf.max_topics names, is what bounds it (decision
+     * 0068). Open addressing, cap a power of two over twice the bound. */
+    char **known;
+    size_t nknown, cap_known;
 
     ktrack *tracks; /* in-flight batches */
     size_t ntracks;
@@ -95,7 +102,7 @@ typedef struct kafka {
     const sl_sink_metrics *m;
     sl_sink_metrics own_m; /* created outside a pipeline */
     sl_metric *queue_full;
-    sl_ratelimit rl_drop, rl_fail, rl_err, rl_log;
+    sl_ratelimit rl_drop, rl_fail, rl_err, rl_log, rl_topics;
 } kafka;
 
 /* ---- configuration -------------------------------------------------- */
@@ -199,6 +206,15 @@ static const sl_cfg_key kafka_keys[] = {
      .type = SL_KEY_STR,
      .doc = "file holding the password of an encrypted `tls_key_file` (or "
             "`SLUICE_KAFKA_TLS_KEY_PASSWORD`)"},
+    {.name = "max_topics",
+     .at = SL_CFG_AT(sl_kafka_keys_read, max_topics),
+     .type = SL_KEY_INT,
+     .def = "1000",
+     .min = 1,
+     .max = 100000,
+     .doc = "distinct topics a templated `topic` may reach; librdkafka keeps ~10 KiB per topic "
+            "until the agent stops, so records for a further topic are dropped (reason "
+            "`topic_limit`)"},
     {.name = "librdkafka",
      .type = SL_KEY_MAP,
      .doc = "any other librdkafka property; unless given here, sluice sets "
@@ -500,6 +516,7 @@ static int producer_new(kafka *s, sl_err *err)
     return SL_OK;
 }
 
+/* With the producer: librdkafka frees its topics only then. */
 static void topics_clear(kafka *s)
 {
     for (int i = 0; i < TOPIC_SLOTS; i++) {
@@ -507,14 +524,54 @@ static void topics_clear(kafka *s)
         s->topics[i].rkt = NULL;
         s->topics[i].name[0] = '\0';
     }
+    for (size_t i = 0; i < s->cap_known; i++) {
+        free(s->known[i]);
+        s->known[i] = NULL;
+    }
+    s->nknown = 0;
 }
 
-static rd_kafka_topic_t *topic_handle(kafka *s, const char *name, size_t n)
+static uint32_t topic_hash(const char *name, size_t n)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)name[i]) * 16777619u;
+    return h;
+}
+
+/* Whether the producer may use this topic: one it already knows, or a new
+ * one while fewer than max_topics are known (remembered here). */
+static bool topic_allowed(kafka *s, const char *name, size_t n, uint32_t h)
+{
+    if (!s->known) {
+        size_t cap = 16;
+        while (cap < 2 * s->conf.max_topics) cap *= 2;
+        s->known = calloc(cap, sizeof *s->known);
+        if (!s->known) return false;
+        s->cap_known = cap;
+    }
+    size_t i = h & (s->cap_known - 1);
+    for (; s->known[i]; i = (i + 1) & (s->cap_known - 1))
+        if (strncmp(s->known[i], name, n) == 0 && s->known[i][n] == '\0') return true;
+    if (s->nknown >= s->conf.max_topics) return false;
+    s->known[i] = malloc(n + 1);
+    if (!s->known[i]) return false;
+    memcpy(s->known[i], name, n);
+    s->known[i][n] = '\0';
+    s->nknown++;
+    return true;
+}
+
+/* The producer's handle for a topic; NULL past max_topics (*over set) or
+ * out of memory. */
+static rd_kafka_topic_t *topic_handle(kafka *s, const char *name, size_t n, bool *over)
+{
+    uint32_t h = topic_hash(name, n);
     topic_slot *slot = &s->topics[h % TOPIC_SLOTS];
     if (slot->rkt && strncmp(slot->name, name, n) == 0 && slot->name[n] == '\0') return slot->rkt;
+    if (!topic_allowed(s, name, n, h)) {
+        *over = s->nknown >= s->conf.max_topics;
+        return NULL;
+    }
     if (slot->rkt) rd_kafka_topic_destroy(slot->rkt);
     memcpy(slot->name, name, n);
     slot->name[n] = '\0';
@@ -531,7 +588,18 @@ static int produce_one(kafka *s, ktrack *t, const char *topic, size_t topic_n, c
                        int64_t ts_ms)
 {
     for (;;) {
-        rd_kafka_topic_t *rkt = topic_handle(s, topic, topic_n);
+        bool over = false;
+        rd_kafka_topic_t *rkt = topic_handle(s, topic, topic_n, &over);
+        if (over) {
+            if (hdrs) rd_kafka_headers_destroy(hdrs);
+            sl_sink_metrics_dropped(s->m, "topic_limit", 1);
+            uint64_t skipped;
+            if (sl_ratelimit_ok(&s->rl_topics, &skipped))
+                sl_log(SL_LOG_ERROR, "kafka_topic_limit",
+                       "sink=%s max_topics=%zu action=drop reason=topic_limit repeated=%llu",
+                       s->ctx->name, s->conf.max_topics, (unsigned long long)skipped);
+            return DROPPED;
+        }
         rd_kafka_resp_err_t e =
             rkt ? rd_kafka_producev(
                       s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
@@ -805,6 +873,7 @@ static void kafka_destroy(void *state)
     sl_kafka_msg_batch_end(&s->msg);
     sl_kafka_conf_free(&s->conf);
     sl_batcher_free(s->batcher);
+    free(s->known);
     free(s->offs);
     free(s);
 }
@@ -834,6 +903,7 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
                                s->m->labels);
     s->rl_drop.interval_ns = s->rl_fail.interval_ns = s->rl_err.interval_ns = 10 * 1000000000LL;
     s->rl_log.interval_ns = 1000000000LL;
+    s->rl_topics.interval_ns = 60 * 1000000000LL;
     s->backoff_ms = RETRY_BACKOFF_MIN_MS;
     /* One batch per flush as it is popped: librdkafka batches the messages
      * (linger_ms, batch_bytes). The batcher's backoff is unused (flush

@@ -175,6 +175,7 @@ int sl_kafka_conf_read(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nk
                *keyf = kr.tls_key_file;
     char *password = NULL, *key_password = NULL;
     s->headers = kr.headers;
+    s->max_topics = kr.max_topics > 0 ? (size_t)kr.max_topics : 1;
     if (typed_ok) {
         sl_cfg_list(cfg, n, "brokers", brokers, 64, &nbrokers);
         /* The range is in the message operators know; not the table's. */

@@ -31,6 +31,7 @@ typedef struct sl_kafka_conf {
     bool headers;         /* one header per label */
     bool json_value;      /* `value: json` */
     bool own_partitioner; /* no `partitioner` under `librdkafka:`: the sink spreads keyless ones */
+    size_t max_topics;    /* distinct topics one producer may know (decision 0068) */
 } sl_kafka_conf;
 
 /* What sl_cfg_read fills from the sink's key table (kafka.c, whose entries
@@ -42,7 +43,7 @@ typedef struct sl_kafka_keys_read {
     int value, compression, acks, security_protocol, sasl_mechanism;
     bool headers, idempotence;
     int64_t compression_level; /* meaningful only when the key is given */
-    int64_t linger_ms;
+    int64_t linger_ms, max_topics;
     uint64_t batch_bytes; /* 0: librdkafka's default */
     const char *sasl_username, *tls_ca_file, *tls_cert_file, *tls_key_file;
 } sl_kafka_keys_read;

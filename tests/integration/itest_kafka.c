@@ -339,6 +339,64 @@ static void test_unknown_topic_dropped(void **st)
     kh_free(&h);
 }
 
+/* Topics the mock cluster holds whose names start with prefix. */
+static int cluster_topics(kh *h, const char *prefix)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", h->bootstraps, errstr, sizeof errstr);
+    rd_kafka_conf_set_log_cb(conf, kh_quiet_log);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    const struct rd_kafka_metadata *md = NULL;
+    assert_int_equal(rd_kafka_metadata(rk, 1, NULL, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    int n = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        n += strncmp(md->topics[i].topic, prefix, strlen(prefix)) == 0;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* Log content chooses the topic (`${fields.t}`): past max_topics distinct
+ * topics the records are dropped with reason topic_limit, counted, and
+ * acknowledged, and the producer never learns a further topic (librdkafka
+ * would keep each until the producer is destroyed; decision 0068). Topics
+ * already known keep flowing. */
+static void test_topic_limit_drops_past_bound(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 1);
+    /* The consumer's topics exist before it starts; t-d and t-e would be
+     * created by the producer's metadata request (the mock auto-creates). */
+    for (const char *t = "abc"; *t; t++) {
+        char name[8] = {'t', '-', *t, '\0'};
+        rd_kafka_mock_topic_create(h.mc, name, 1, 1);
+    }
+    kh_consumer *c = kh_consume(&h, "t-a:1,t-b:1,t-c:1", 0);
+    sl_err err;
+    assert_int_equal(
+        kh_sink_cfg(&h, "k_topics", "t-$${fields.t}", "    max_topics: 3\n", false, &err), SL_OK);
+    kh_start(&h);
+    /* Values a b c d e a b c d e: d and e are the 4th and 5th topics. */
+    static const char vals[] = "abcde";
+    sl_batch *b = kh_batch(&h, 0, 10, 10, 1);
+    for (uint32_t i = 0; i < 10; i++)
+        sl_record_add_field(b, &b->records[i], (sl_slice){"t", 1}, (sl_slice){&vals[i % 5], 1},
+                            SL_V_STRING);
+    kh_push(&h, b);
+    assert_true(kh_finish(&h, 20000));
+    assert_true(kh_wait_consumed(c, 6, 20000));
+    kh_consumer_stop(c);
+    assert_int_equal(c->total, 6);
+    assert_int_equal(kh_metric("sluice_sink_dropped_records_total", "k_topics", "topic_limit"), 4);
+    assert_int_equal(sl_watermark_get(h.wm), 10);
+    assert_int_equal(cluster_topics(&h, "t-"), 3);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
 /* ---- the real binary: file input -> kafka sink -> mock cluster ---------- */
 
 static void append_lines(const char *path, uint64_t from, uint64_t to)
@@ -575,6 +633,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_too_large_dropped_with_reason),
         cmocka_unit_test(test_broker_rejection_dropped),
         cmocka_unit_test(test_unknown_topic_dropped),
+        cmocka_unit_test(test_topic_limit_drops_past_bound),
         cmocka_unit_test(test_binary_restarts),
         cmocka_unit_test(test_binary_spreads_partitions),
         cmocka_unit_test(test_binary_labels_key_one_partition),

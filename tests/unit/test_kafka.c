@@ -92,6 +92,9 @@ static void test_config_errors_have_positions(void **st)
     expect_error("logs", "    acks: 1\n", "k_bad.yml:6:", "idempotence needs acks: all");
     expect_error("logs", "    compression_level: 50\n", "k_bad.yml:6:", "compression_level");
     expect_error("logs", "    linger: 5\n", "k_bad.yml:6:", "linger_ms");
+    /* The topic bound (decision 0068) has a range: never unbounded, never 0. */
+    expect_error("logs-$${fields.t}", "    max_topics: 0\n", "k_bad.yml:6:", "max_topics");
+    expect_error("logs-$${fields.t}", "    max_topics: 1000000\n", "k_bad.yml:6:", "max_topics");
 }
 
 static void test_config_sasl_from_environment(void **st)

@@ -31,7 +31,6 @@ static bool in_glob_folder(const file_input *in, const char *path)
     return false;
 }
 
-#define DROPPED_NAME "sluice_checkpoint_entries_dropped_total"
 #define DROPPED_HELP                                                                               \
     "Checkpoint entries dropped: left out at start (decision 0059), or over "                      \
     "max_checkpoint_entries (reason over_max_entries, decision 0069). The file's position is "     \
@@ -64,7 +63,7 @@ static void drop_foreign_entries(file_input *in)
     for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
         char l[256];
         sl_metric_labels(l, sizeof l, "input", in->ctx->name, "reason", counts[k].reason);
-        sl_metric *m = sl_counter(DROPPED_NAME, DROPPED_HELP, l);
+        sl_metric *m = sl_counter("sluice_checkpoint_entries_dropped_total", DROPPED_HELP, l);
         if (!counts[k].n) continue;
         sl_metric_add(m, counts[k].n);
         char q[4200], qf[2300];
@@ -118,7 +117,7 @@ int sl_file_ckpt_open(file_input *in, sl_err *err)
     drop_foreign_entries(in);
     char l[256];
     sl_metric_labels(l, sizeof l, "input", ctx->name, "reason", "over_max_entries");
-    in->m_ckpt_over_max = sl_counter(DROPPED_NAME, DROPPED_HELP, l);
+    in->m_ckpt_over_max = sl_counter("sluice_checkpoint_entries_dropped_total", DROPPED_HELP, l);
     sl_metric_labels(l, sizeof l, "input", ctx->name, NULL, NULL);
     in->m_ckpt_entries = sl_gauge("sluice_checkpoint_entries",
                                   "Files the input's checkpoint remembers (open, closed, not yet "

@@ -131,9 +131,10 @@ typedef struct kin {
     sl_chunk *chunk;
     char errbuf[512];
     sl_ratelimit rl_errors;
+    sl_ratelimit rl_nomem; /* kafka_message_retried_no_memory: once a minute */
     sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
         *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted, *m_commit_refused,
-        *m_handovers, *m_wakeups, *m_over_limit;
+        *m_handovers, *m_wakeups, *m_over_limit, *m_nomem;
 } kin;
 
 /* Order of `start` and `format` choices = the enums above (sl_cfg_read
@@ -546,7 +547,7 @@ static bool caught_up(kin *in)
  * handed on must not be passed over, since a gap between watermark ranges
  * counts as acknowledged. librdkafka drops what it fetched before the
  * seek. */
-static void rewind_part(kin *in, kpart *p, int64_t at)
+static void seek_part(kin *in, kpart *p, int64_t at)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
@@ -557,6 +558,11 @@ static void rewind_part(kin *in, kpart *p, int64_t at)
         rd_kafka_error_destroy(e);
     }
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void rewind_part(kin *in, kpart *p, int64_t at)
+{
+    seek_part(in, p, at);
     p->read_next = at;
 }
 
@@ -654,6 +660,26 @@ static void hold_message(kin *in, const rd_kafka_message_t *m)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* A message not taken for want of memory (decision 0070): nothing of it
+ * is in the batch and read_next is not past it, so the partition is set
+ * back to it (unless a failed flush set it back further already) and the
+ * read loop naps before it polls again. Counted; said once a minute.
+ * Dropping it would leave a gap before the next message's range, which
+ * the watermark counts as acknowledged: a loss at the next commit. */
+static int not_taken(kin *in, kpart *p, const rd_kafka_message_t *m, bool seek)
+{
+    if (seek) seek_part(in, p, m->offset);
+    sl_metric_inc(in->m_nomem);
+    uint64_t suppressed;
+    if (sl_ratelimit_ok(&in->rl_nomem, &suppressed))
+        sl_log(SL_LOG_WARN, "kafka_message_retried_no_memory",
+               "input=%s topic=%s partition=%d offset=%lld suppressed=%llu (read again after a "
+               "nap)",
+               in->ctx->name, p->topic, (int)p->partition, (long long)m->offset,
+               (unsigned long long)suppressed);
+    return SL_ENOMEM;
+}
+
 static int take_message(kin *in, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -681,39 +707,38 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
                       in->batch_end != m->offset ||
                       (chunk_short && in->batch->nchunks >= SL_BATCH_MAX_CHUNKS - 1))) {
         int rc = flush(in);
+        /* Out of memory there: set back to the batch's start already. */
+        if (rc == SL_ENOMEM) return not_taken(in, p, m, false);
         if (rc != SL_OK) return rc;
     }
+    /* Until the record is in the batch, nothing says the message was read:
+     * what fails before (an allocation) leaves it to be read again. */
     if (!in->batch) {
         sl_batch *b = sl_batch_new((uint32_t)in->batch_records);
         if (!b || sl_batch_set_names(b, in->ctx->name, topic) != SL_OK ||
             sl_batch_set_labels(b, in->labels, in->nlabels) != SL_OK) {
             if (b) sl_batch_unref(b);
-            return SL_ENOMEM;
+            return not_taken(in, p, m, true);
         }
         in->batch = b;
         in->batch_part = p;
-        in->batch_begin = m->offset;
+        in->batch_begin = in->batch_end = m->offset;
         in->batch_started_ns = sl_monotonic_ns();
     }
     if (chunk_short) {
         sl_chunk *c = sl_chunk_new(need > CHUNK_BYTES ? need : CHUNK_BYTES);
-        if (!c) return SL_ENOMEM;
+        if (!c) return not_taken(in, p, m, true);
         if (in->chunk) sl_chunk_unref(in->chunk);
         in->chunk = c;
     }
-    if (sl_batch_add_chunk(in->batch, in->chunk) != SL_OK) return SL_ENOMEM;
-    in->batch_end = m->offset + 1;
-    if (p->read_next == 0) p->start = m->offset;
-    p->read_next = m->offset + 1;
+    if (sl_batch_add_chunk(in->batch, in->chunk) != SL_OK) return not_taken(in, p, m, true);
     const char *val = m->payload ? m->payload : "";
     size_t vn = m->payload ? m->len : 0;
     uint32_t flags = 0;
     if (vn > in->max_message_bytes) {
         vn = in->max_message_bytes;
         flags |= SL_RF_TRUNCATED;
-        sl_metric_inc(in->m_too_large);
     }
-    sl_metric_add(in->m_bytes, vn);
     rd_kafka_timestamp_type_t tt;
     int64_t ts_ms = rd_kafka_message_timestamp(m, &tt);
     int64_t t = ts_ms > 0 ? ts_ms * 1000000 : sl_now_ns();
@@ -722,7 +747,20 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
     bool json = in->format == FMT_JSON && !(flags & SL_RF_TRUNCATED);
     if (!json) line = copy(in, val, vn, &ok);
     sl_record *r = sl_batch_add(in->batch, line, t, (uint64_t)m->offset + 1);
-    if (!r || !ok) return SL_ENOMEM;
+    if (!r || !ok) {
+        /* Not expected (the chunk has room for the line and the batch for
+         * the record), but never half taken. */
+        if (r) {
+            in->batch->nrecords--;
+            in->batch->bytes -= line.n;
+        }
+        return not_taken(in, p, m, true);
+    }
+    in->batch_end = m->offset + 1;
+    if (p->read_next == 0) p->start = m->offset;
+    p->read_next = m->offset + 1;
+    if (flags & SL_RF_TRUNCATED) sl_metric_inc(in->m_too_large);
+    sl_metric_add(in->m_bytes, vn);
     r->flags = flags;
     if (json && sl_kafka_record_decode(in->batch, r, val, vn, reserve_cb, in) != SL_OK) {
         /* Shipped as it came, marked and counted, never dropped. */
@@ -1074,6 +1112,11 @@ static void register_metrics(kin *in)
                  "Partitions assigned to this member past max_partitions: paused, not read "
                  "by it (their lag grows; their next owner reads them; decision 0067).",
                  l);
+    in->m_nomem = sl_counter("sluice_kafka_input_retried_no_memory_total",
+                             "Messages not taken for want of memory (an allocation failed): "
+                             "their partition is set back to them and they are read again after "
+                             "a nap, never dropped (decision 0070).",
+                             l);
     in->m_handovers = sl_counter("sluice_kafka_input_handovers_total",
                                  "Released partitions whose refused revocation commit was "
                                  "recorded by a hand-over commit in the next assignment.",
@@ -1198,6 +1241,7 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     }
     in->rl_errors.interval_ns = 10 * 1000000000LL;
+    in->rl_nomem.interval_ns = 60 * 1000000000LL;
     tune_allocator();
     /* librdkafka's zstd decompression, once per message set (0064). */
     sl_kafka_zstd_init();
@@ -1265,6 +1309,12 @@ static int kin_run(void *state)
             }
             rd_kafka_message_destroy(m);
             if (rc == SL_ECLOSED) break;
+            if (rc == SL_ENOMEM) {
+                /* Set back to it (not_taken): read again once memory may
+                 * be free, as the Loki sink naps when it has none. */
+                struct timespec ts = {0, POLL_MS * 1000000};
+                nanosleep(&ts, NULL);
+            }
         }
         if (!m || ++since_clock >= CLOCK_EVERY) {
             now = sl_monotonic_ns();

@@ -265,8 +265,9 @@ static bool entries_at_least(void *arg)
     return st.entries >= w->n;
 }
 
-/* Sum of the group's committed offsets, as Kafka has them. */
-static int64_t committed_total(cluster *c)
+/* The group's committed offsets for "logs" as Kafka has them, by
+ * partition (-1: none); -1 when Kafka did not answer. */
+static int committed_offsets(cluster *c, int64_t *at)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -277,15 +278,22 @@ static int64_t committed_total(cluster *c)
     assert_non_null(rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
     for (int p = 0; p < PARTITIONS; p++) rd_kafka_topic_partition_list_add(l, "logs", p);
-    int64_t sum = -1;
-    for (int attempt = 0; attempt < 20 && sum < 0; attempt++) {
-        if (rd_kafka_committed(rk, l, 5000) != 0) continue;
-        sum = 0;
-        for (int p = 0; p < l->cnt; p++)
-            if (l->elems[p].offset > 0) sum += l->elems[p].offset;
-    }
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
+    for (int attempt = 0; attempt < 20 && e; attempt++) e = rd_kafka_committed(rk, l, 5000);
+    for (int p = 0; !e && p < PARTITIONS; p++)
+        at[p] = l->elems[p].offset >= 0 ? l->elems[p].offset : -1;
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_destroy(rk);
+    return e ? -1 : 0;
+}
+
+/* Sum of the group's committed offsets, as Kafka has them. */
+static int64_t committed_total(cluster *c)
+{
+    int64_t at[PARTITIONS], sum = 0;
+    if (committed_offsets(c, at) != 0) return -1;
+    for (int p = 0; p < PARTITIONS; p++)
+        if (at[p] > 0) sum += at[p];
     return sum;
 }
 
@@ -972,21 +980,7 @@ static bool metric_is(void *arg)
 /* Committed offsets of the group for "logs", by partition (-1: none). */
 static void committed_by_partition(cluster *c, int64_t *at)
 {
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet_log);
-    rd_kafka_conf_set(conf, "bootstrap.servers", c->boot, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "group.id", "aggregators", errstr, sizeof errstr);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    assert_non_null(rk);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (int p = 0; p < PARTITIONS; p++) rd_kafka_topic_partition_list_add(l, "logs", p);
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
-    for (int attempt = 0; attempt < 20 && e; attempt++) e = rd_kafka_committed(rk, l, 5000);
-    assert_int_equal(e, 0);
-    for (int p = 0; p < PARTITIONS; p++) at[p] = l->elems[p].offset >= 0 ? l->elems[p].offset : -1;
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(rk);
+    assert_int_equal(committed_offsets(c, at), 0);
 }
 
 static long count_in_file(const char *path, const char *needle)

@@ -85,9 +85,12 @@ static void test_block(void **st)
     assert_int_equal(t.distinct, total);
     assert_true(blocked > 0.5);
     /* Bounded by configuration, not by the 22 MiB waiting in the file. */
-    /* ASan's shadow memory and quarantine of freed blocks add tens of MiB
-     * (101 MiB seen where the plain build peaks at 28 MiB). */
-    assert_true(hwm2 > 0 && hwm2 < (sl_t_sanitized() ? 160 : 96) * 1024);
+    /* ASan's shadow memory and its quarantine of freed blocks (up to its
+     * default quarantine_size_mb, 256 MiB) add what the allocation churn
+     * decides: 101 MiB was seen, then 158-166 MiB where the plain build
+     * peaks at 36 MiB. The plain build's bound is the one that says the
+     * agent keeps to its configuration. */
+    assert_true(hwm2 > 0 && hwm2 < (sl_t_sanitized() ? 96 + 256 : 96) * 1024);
     assert_int_equal(srig_stop(&r, SIGTERM), 0);
     srig_free(&r);
 }

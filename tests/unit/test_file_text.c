@@ -151,27 +151,46 @@ static void *run_input(void *state)
     return NULL;
 }
 
+/* The real file input of cfg's first input, running on its own thread
+ * (the input keeps a pointer to ctx, so the caller holds this). */
+typedef struct running_input {
+    sl_input_ctx ctx;
+    void *state;
+    pthread_t th;
+} running_input;
+
+static void start_input(running_input *ri, sl_cfg *cfg, const char *name, const char *data_dir,
+                        sl_emit_fn emit, void *arg, atomic_bool *stop)
+{
+    ri->ctx = (sl_input_ctx){.name = name,
+                             .cfg = cfg,
+                             .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
+                             .data_dir = data_dir,
+                             .emit = emit,
+                             .emit_arg = arg,
+                             .stop = stop};
+    ri->state = NULL;
+    sl_err err;
+    assert_int_equal(sl_file_input_ops.create(&ri->ctx, &ri->state, &err), SL_OK);
+    assert_int_equal(pthread_create(&ri->th, NULL, run_input, ri->state), 0);
+}
+
+static void stop_input(running_input *ri)
+{
+    atomic_store(ri->ctx.stop, true);
+    pthread_join(ri->th, NULL);
+    sl_file_input_ops.destroy(ri->state);
+}
+
 /* Runs the real file input of cfg's first input until emit sets *stop (or
  * 30 s pass), then stops and destroys it. */
 static void run_until_stopped(sl_cfg *cfg, const char *name, const char *data_dir, sl_emit_fn emit,
                               void *arg, atomic_bool *stop)
 {
-    sl_input_ctx ctx = {.name = name,
-                        .cfg = cfg,
-                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
-                        .data_dir = data_dir,
-                        .emit = emit,
-                        .emit_arg = arg,
-                        .stop = stop};
-    void *state = NULL;
-    sl_err err;
-    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    running_input ri;
+    start_input(&ri, cfg, name, data_dir, emit, arg, stop);
     for (int ms = 0; ms < 30000 && !atomic_load(stop); ms += 5) sl_t_sleep_ms(5);
-    atomic_store(stop, true);
-    pthread_join(th, NULL);
-    sl_file_input_ops.destroy(state);
+    stop_input(&ri);
 }
 
 /* Reads path with the real file input; extra: more input keys. */
@@ -489,18 +508,8 @@ static void test_evicted_file_keeps_offset(void **st)
     char *data_dir = sl_t_path(dir, "data");
     evict_seen s = {0};
     pthread_mutex_init(&s.mu, NULL);
-    sl_input_ctx ctx = {.name = "ev",
-                        .cfg = cfg,
-                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
-                        .data_dir = data_dir,
-                        .emit = evict_emit,
-                        .emit_arg = &s,
-                        .stop = &s.stop};
-    void *state = NULL;
-    sl_err err;
-    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    running_input ri;
+    start_input(&ri, cfg, "ev", data_dir, evict_emit, &s, &s.stop);
     int limit = 30000 * (getenv("SLUICE_SANITIZED") ? 3 : 1);
     for (int ms = 0; ms < limit && evict_records(&s) < 5 * 32; ms += 5) sl_t_sleep_ms(5);
     assert_int_equal(evict_records(&s), 5 * 32);
@@ -508,9 +517,7 @@ static void test_evicted_file_keeps_offset(void **st)
     for (int f = 0; f < 5; f++) append_lines(paths[f], f, 32, 40);
     for (int ms = 0; ms < limit && evict_records(&s) < 5 * 40; ms += 5) sl_t_sleep_ms(5);
     /* Late duplicates would show in the counts below. */
-    atomic_store(&s.stop, true);
-    pthread_join(th, NULL);
-    sl_file_input_ops.destroy(state);
+    stop_input(&ri);
     assert_int_equal(s.bad, 0);
     assert_int_equal(s.records, 5 * 40);
     for (int f = 0; f < 5; f++)
@@ -616,25 +623,13 @@ static void test_changed_before_close_for_room(void **st)
     sl_cfg *cfg = sl_cfg_new();
     assert_int_equal(sl_cfg_load_string(cfg, "test", conf, (size_t)n), 0);
     char *data_dir = sl_t_path(dir, "data");
-    sl_input_ctx ctx = {.name = "ch",
-                        .cfg = cfg,
-                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
-                        .data_dir = data_dir,
-                        .emit = change_emit,
-                        .emit_arg = &s,
-                        .stop = &s.stop};
-    void *state = NULL;
-    sl_err err;
-    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    running_input ri;
+    start_input(&ri, cfg, "ch", data_dir, change_emit, &s, &s.stop);
     /* Every original line, the 8 appended, the 5 rewritten, the 5 new. */
     size_t want = CHANGE_FILES * 32 + 8 + 5 + 5;
     int limit = 30000 * (getenv("SLUICE_SANITIZED") ? 3 : 1);
     for (int ms = 0; ms < limit && change_records(&s) < want; ms += 5) sl_t_sleep_ms(5);
-    atomic_store(&s.stop, true);
-    pthread_join(th, NULL);
-    sl_file_input_ops.destroy(state);
+    stop_input(&ri);
     assert_int_equal(s.bad, 0);
     assert_true(s.changed[0] && s.changed[1] && s.changed[2]);
     assert_int_equal(s.records, want);
@@ -717,18 +712,8 @@ static long churn(const char *name, const char *extra, int nfiles, int delete_la
     char *data_dir = sl_t_path(dir, "data");
     churn_seen s = {0};
     pthread_mutex_init(&s.mu, NULL);
-    sl_input_ctx ctx = {.name = name,
-                        .cfg = cfg,
-                        .node = sl_cfg_get(sl_cfg_root(cfg), "inputs")->items[0],
-                        .data_dir = data_dir,
-                        .emit = churn_emit,
-                        .emit_arg = &s,
-                        .stop = &s.stop};
-    void *state = NULL;
-    sl_err err;
-    assert_int_equal(sl_file_input_ops.create(&ctx, &state, &err), SL_OK);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, run_input, state), 0);
+    running_input ri;
+    start_input(&ri, cfg, name, data_dir, churn_emit, &s, &s.stop);
     int *held = calloc((size_t)nfiles, sizeof *held);
     char **paths = calloc((size_t)nfiles, sizeof *paths);
     int limit = sl_t_scaled_ms(30000);
@@ -762,9 +747,7 @@ static long churn(const char *name, const char *extra, int nfiles, int delete_la
     while (sl_metrics_value("sluice_input_open_files", labels) > 0 && sl_t_now_ms() - t0 < limit)
         sl_t_sleep_ms(5);
     assert_int_equal(sl_metrics_value("sluice_input_open_files", labels), 0);
-    atomic_store(&s.stop, true);
-    pthread_join(th, NULL);
-    sl_file_input_ops.destroy(state);
+    stop_input(&ri);
     assert_int_equal(s.bad, 0);
     assert_int_equal(s.records, (size_t)nfiles); /* each line once */
     long entries = saved_entries(data_dir, name);

@@ -14,6 +14,9 @@
 
 /* Response bodies are kept up to this many bytes. */
 #define SL_HTTP_BODY_MAX (64u << 10)
+/* A body read past this many bytes is not read on: the status stands, the
+ * body is cut (body_truncated), the connection is closed. */
+#define SL_HTTP_READ_MAX (1u << 20)
 
 typedef struct sl_http_opts {
     const char *url;

@@ -45,6 +45,13 @@ const char *sl_k8s_pod_annotation(const sl_k8s_pod *p, const char *key);
 #define SL_K8S_MAX_PODS        4096
 #define SL_K8S_MAX_LABELS      128
 #define SL_K8S_MAX_VALUE_BYTES 4096
+/* The decoder's tree (jansson's) is estimated before it is built, from
+ * the text's objects and arrays (CONTAINER_COST bytes each), strings and
+ * commas (VALUE_COST each) and bytes, and refused over TREE_MAX: 250 pods
+ * as a kubelet lists them (1 MB) estimate at 15 MiB. */
+#define SL_K8S_TREE_MAX       (256u << 20)
+#define SL_K8S_CONTAINER_COST 256u
+#define SL_K8S_VALUE_COST     64u
 
 /* Decodes a PodList. Annotations kept: the keys in want[0..nwant) and any
  * starting with "sluice.io/". Items without metadata.uid are skipped. On

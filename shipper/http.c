@@ -19,7 +19,8 @@ struct sl_http {
     void *abort_arg;
     char *body;
     size_t body_len;
-    bool truncated;
+    uint64_t body_read;   /* bytes of this response's body read so far */
+    bool truncated, over; /* over: dropped at SL_HTTP_READ_MAX */
     char retry_after[64];
     char location[256];
     char errbuf[CURL_ERROR_SIZE];
@@ -45,6 +46,14 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
         h->body[h->body_len] = 0;
     }
     if (take < n) h->truncated = true;
+    h->body_read += n;
+    if (h->body_read > SL_HTTP_READ_MAX) {
+        /* A body without end (or of a GiB) would hold the sink for the
+         * whole timeout, and a request Loki stored would be sent again:
+         * the status is known, the connection is dropped. */
+        h->over = true;
+        return 0;
+    }
     return n; /* keep reading so the connection stays reusable */
 }
 
@@ -268,8 +277,10 @@ int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_e
     }
     res->retry_after_ms = -1;
     h->body_len = 0;
+    h->body_read = 0;
     h->body[0] = 0;
     h->truncated = false;
+    h->over = false;
     h->retry_after[0] = 0;
     h->location[0] = 0;
     h->errbuf[0] = 0;
@@ -316,6 +327,7 @@ int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_e
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
     res->body_len = h->body_len;
     res->body_truncated = h->truncated;
+    if (rc == CURLE_WRITE_ERROR && h->over) rc = CURLE_OK; /* answered; the rest not read */
     if (rc != CURLE_OK) {
         res->transport_error = (int)rc;
         res->aborted = rc == CURLE_ABORTED_BY_CALLBACK;

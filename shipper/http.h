@@ -14,6 +14,9 @@
 
 /* Response bodies are kept up to this many bytes. */
 #define SL_HTTP_BODY_MAX (64u << 10)
+/* A body read past this many bytes is not read on: the status stands, the
+ * body is cut (body_truncated), the connection is closed. */
+#define SL_HTTP_READ_MAX (1u << 20)
 
 typedef struct sl_http_opts {
     const char *url;
@@ -49,7 +52,8 @@ typedef struct sl_http sl_http;
 int sl_http_new(const sl_http_opts *o, sl_http **out, sl_err *err);
 void sl_http_free(sl_http *h);
 
-/* POSTs body. Returns 0 when an HTTP response arrived (any status), SL_EIO
+/* POSTs body. Returns 0 when an HTTP response arrived (any status; a body
+ * past SL_HTTP_READ_MAX is cut, body_truncated, not an error), SL_EIO
  * on a transport error (refused, DNS, TLS, timeout, garbage, closed
  * mid-response), SL_ECLOSED when aborted; res is filled in every case. */
 int sl_http_post(sl_http *h, const char *content_type, const char *content_encoding,

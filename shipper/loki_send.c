@@ -79,7 +79,10 @@ const char *sl_loki_classify_400(const char *body, bool truncated, uint64_t entr
         size_t ln = eol ? (size_t)(eol - line) : strlen(line);
         const char *ti = memmem(line, ln, "total ignored: ", 15);
         if (ti) {
-            total += strtoull(ti + 15, NULL, 10);
+            /* Saturating: a hostile body's totals must not wrap round to
+             * a small count, the refused records counted as delivered. */
+            uint64_t t = strtoull(ti + 15, NULL, 10);
+            total = total > UINT64_MAX - t ? UINT64_MAX : total + t;
             any_total = true;
             lines = 0;
         } else if (ln) {
@@ -101,7 +104,7 @@ const char *sl_loki_classify_400(const char *body, bool truncated, uint64_t entr
         line = eol ? eol + 1 : NULL;
     }
     *per_entry = any_total || (lines && !whole);
-    uint64_t n = *per_entry ? total + lines : entries;
+    uint64_t n = !*per_entry ? entries : total > UINT64_MAX - lines ? UINT64_MAX : total + lines;
     *dropped = n < entries ? n : entries;
     return reason ? reason : "rejected";
 }

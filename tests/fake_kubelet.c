@@ -20,6 +20,11 @@ struct sl_fk {
     struct MHD_Daemon *d;
     atomic_int delay_ms, fail;
     atomic_uint_fast64_t requests, authorized, list_bytes;
+    char *raw; /* under mu */
+    size_t raw_n;
+    atomic_uint_fast64_t stream_bytes, stream_sent;
+    atomic_int stream_ms, redirect_port;
+    atomic_bool stopping;
     uint64_t watch_events, watch_bytes; /* under mu */
 };
 
@@ -71,6 +76,88 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
     return rc;
 }
 
+typedef struct stream {
+    sl_fk *k;
+    uint64_t left;
+    int ms;
+} stream;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream *st = cls;
+    static const char head[] = "{\"kind\":\"PodList\",\"items\":[";
+    if (atomic_load(&st->k->stopping)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (st->left == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = max < st->left ? max : (size_t)st->left;
+    if (st->ms > 0) {
+        struct timespec ts = {st->ms / 1000, (long)(st->ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) buf[i] = pos + i < sizeof head - 1 ? head[pos + i] : ' ';
+    st->left -= n;
+    atomic_fetch_add(&st->k->stream_sent, n);
+    return (ssize_t)n;
+}
+
+/* The hostile answers set by sl_fk_set_raw/_stream/_redirect; false when
+ * none is set. */
+static bool hostile_answer(sl_fk *k, struct MHD_Connection *c, enum MHD_Result *rc)
+{
+    struct MHD_Response *r = NULL;
+    unsigned status = MHD_HTTP_OK;
+    int port = atomic_load(&k->redirect_port);
+    uint64_t bytes = atomic_load(&k->stream_bytes);
+    pthread_mutex_lock(&k->mu);
+    if (k->raw) r = MHD_create_response_from_buffer(k->raw_n, k->raw, MHD_RESPMEM_MUST_COPY);
+    pthread_mutex_unlock(&k->mu);
+    if (!r && port) {
+        char where[128];
+        snprintf(where, sizeof where, "https://127.0.0.1:%d/pods", port);
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (r) MHD_add_response_header(r, "Location", where);
+        status = 307;
+    } else if (!r && bytes) {
+        stream *st = malloc(sizeof *st);
+        if (!st) return false;
+        *st = (stream){k, bytes, atomic_load(&k->stream_ms)};
+        r = MHD_create_response_from_callback(bytes, 64 << 10, stream_read, st, free);
+        if (!r) free(st);
+    }
+    if (!r) return false;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    *rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return true;
+}
+
+void sl_fk_set_raw(sl_fk *k, const char *body, size_t n)
+{
+    char *copy = body ? malloc(n ? n : 1) : NULL;
+    if (copy) memcpy(copy, body, n);
+    pthread_mutex_lock(&k->mu);
+    free(k->raw);
+    k->raw = copy;
+    k->raw_n = copy ? n : 0;
+    pthread_mutex_unlock(&k->mu);
+}
+
+void sl_fk_set_stream(sl_fk *k, uint64_t bytes, int ms_per_byte)
+{
+    atomic_store(&k->stream_ms, ms_per_byte);
+    atomic_store(&k->stream_bytes, bytes);
+}
+
+void sl_fk_set_redirect(sl_fk *k, int port)
+{
+    atomic_store(&k->redirect_port, port);
+}
+
+uint64_t sl_fk_stream_sent(sl_fk *k)
+{
+    return atomic_load(&k->stream_sent);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **con_cls)
@@ -97,6 +184,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_fetch_add(&k->authorized, 1);
     int fail = atomic_load(&k->fail);
     if (fail) return answer(c, (unsigned)fail, "{\"kind\":\"Status\"}");
+    enum MHD_Result hostile;
+    if (hostile_answer(k, c, &hostile)) return hostile;
     pthread_mutex_lock(&k->mu);
     json_t *list = json_pack("{s:s, s:s, s:{}, s:O}", "kind", "PodList", "apiVersion", "v1",
                              "metadata", "items", k->pods);
@@ -163,7 +252,9 @@ int sl_fk_port(const sl_fk *k)
 void sl_fk_stop(sl_fk *k)
 {
     if (!k) return;
+    atomic_store(&k->stopping, true);
     sl_fk_down(k);
+    free(k->raw);
     json_decref(k->pods);
     free(k->token);
     free(k->cert);

@@ -7,6 +7,7 @@
 #ifndef SLUICE_TESTS_FAKE_KUBELET_H
 #define SLUICE_TESTS_FAKE_KUBELET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct sl_fk sl_fk;
@@ -29,6 +30,17 @@ void sl_fk_delete_pod(sl_fk *k, const char *uid);
 void sl_fk_set_delay_ms(sl_fk *k, int ms);
 /* Every answer is this HTTP status with no list (0: answer normally). */
 void sl_fk_set_fail(sl_fk *k, int status);
+/* Hostile answers (decision 0073), to an authorized /pods; each replaces
+ * the list until set back (NULL / 0):
+ * - raw: exactly these n bytes, status 200 (copied);
+ * - stream: a 200 body of `bytes` bytes, a PodList's opening then spaces,
+ *   sent at full speed, or one byte every ms_per_byte ms when > 0;
+ * - redirect: 307 to https://127.0.0.1:<port>/pods. */
+void sl_fk_set_raw(sl_fk *k, const char *body, size_t n);
+void sl_fk_set_stream(sl_fk *k, uint64_t bytes, int ms_per_byte);
+void sl_fk_set_redirect(sl_fk *k, int port);
+/* Bytes of streamed bodies sent. */
+uint64_t sl_fk_stream_sent(sl_fk *k);
 /* /pods requests answered (any status), and those with a good token. */
 uint64_t sl_fk_requests(sl_fk *k);
 uint64_t sl_fk_authorized(sl_fk *k);

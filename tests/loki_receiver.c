@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -536,6 +537,113 @@ static long dechunk(char *p, size_t n, size_t *consumed)
     return -1;
 }
 
+const char *const sl_lr_hostile_retry_after[SL_LR_HOSTILE_RETRY_AFTER_N] = {
+    "-5", "99999999999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT", "soon", "1.5", "",
+};
+
+/* Sends what a hostile answer streams, counting it; -1 once the client
+ * hung up or the server stops. A send that cannot go on for 100 ms
+ * (the client stopped reading) checks for a stop and tries again. */
+static int hostile_send(conn *c, const char *p, size_t n)
+{
+    while (n) {
+        if (atomic_load(&c->lr->stop)) return -1;
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        if (w <= 0) return -1;
+        pthread_mutex_lock(&c->lr->mu);
+        c->lr->st.hostile_bytes += (uint64_t)w;
+        pthread_mutex_unlock(&c->lr->mu);
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The hostile answers whose status says stored (200): the push is
+ * recorded first, as a Loki that stored it and then misbehaved. */
+static bool hostile_stores(int kind, int param)
+{
+    return kind == SL_LR_H_HEAD_STALL || kind == SL_LR_H_DRIP || kind == SL_LR_H_ENDLESS_CHUNKED ||
+           kind == SL_LR_H_HEADER_FLOOD || kind == SL_LR_H_HTTP09 ||
+           (kind == SL_LR_H_HUGE && (param == 0 || (param >= 200 && param < 300)));
+}
+
+static void hostile_answer(conn *c, int kind, int param)
+{
+    struct timeval tv = {0, 100000};
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char *block = malloc(65536);
+    char head[256];
+    if (!block) {
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    memset(block, 'x', 65536);
+    int n;
+    switch (kind) {
+    case SL_LR_H_HEAD_STALL:
+        n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+        if (hostile_send(c, head, (size_t)n) == 0) sleep_ms_stoppable(c->lr, param);
+        break;
+    case SL_LR_H_DRIP:
+        n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+        for (int i = 0; i < 101 && hostile_send(c, i ? "x" : head, i ? 1 : (size_t)n) == 0; i++)
+            sleep_ms_stoppable(c->lr, 1000);
+        break;
+    case SL_LR_H_ENDLESS_CHUNKED:
+        n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        if (hostile_send(c, head, (size_t)n)) break;
+        while (hostile_send(c, "10000\r\n", 7) == 0 && hostile_send(c, block, 65536) == 0 &&
+               hostile_send(c, "\r\n", 2) == 0) {
+        }
+        break;
+    case SL_LR_H_HUGE: {
+        int code = param ? param : 200;
+        n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %llu\r\n\r\n", code,
+                     reason(code), 1ull << 30);
+        if (hostile_send(c, head, (size_t)n)) break;
+        for (size_t sent = 0; sent < (1u << 30) && hostile_send(c, block, 65536) == 0;)
+            sent += 65536;
+        break;
+    }
+    case SL_LR_H_INFORMATIONAL:
+        while (hostile_send(c, "HTTP/1.1 102 Processing\r\nX-Pad: 0123456789\r\n\r\n", 46) == 0) {
+        }
+        break;
+    case SL_LR_H_REDIRECT:
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 307 Temporary Redirect\r\nLocation: "
+                     "http://127.0.0.1:%d/loki/api/v1/push\r\nContent-Length: 0\r\n\r\n",
+                     param);
+        hostile_send(c, head, (size_t)n);
+        break;
+    case SL_LR_H_HTTP09:
+        hostile_send(c, "ok, stored\n", 11);
+        break;
+    case SL_LR_H_BAD_STATUS:
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 20000000000000000000 OK\r\nContent-Length: 0\r\n\r\n");
+        hostile_send(c, head, (size_t)n);
+        break;
+    case SL_LR_H_HEADER_FLOOD:
+        if (hostile_send(c, "HTTP/1.1 200 OK\r\n", 17)) break;
+        while (hostile_send(c, "X-Flood: ", 9) == 0 && hostile_send(c, block, 1000) == 0 &&
+               hostile_send(c, "\r\n", 2) == 0) {
+        }
+        break;
+    case SL_LR_H_RETRY_AFTER:
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %s\r\nContent-Length: "
+                     "0\r\n\r\n",
+                     sl_lr_hostile_retry_after[param % SL_LR_HOSTILE_RETRY_AFTER_N]);
+        hostile_send(c, head, (size_t)n);
+        break;
+    }
+    free(block);
+    shutdown(c->fd, SHUT_RDWR);
+}
+
 static void handle_request(conn *c, const char *method, const char *path, const char *hdrs,
                            char *body, size_t bn, bool close_conn)
 {
@@ -601,6 +709,10 @@ static void handle_request(conn *c, const char *method, const char *path, const 
         shutdown(c->fd, SHUT_RDWR);
         return;
     }
+    case SL_LR_HOSTILE:
+        if (hostile_stores(f.code, f.param)) break; /* stored below, then answered so */
+        hostile_answer(c, f.code, f.param);
+        return;
     case SL_LR_GARBAGE: {
         static const char junk[] = "\x16\x03\x01 this is not HTTP \xff\xfe\r\n\r\n";
         send_all(c->fd, junk, sizeof junk - 1);
@@ -673,6 +785,8 @@ static void handle_request(conn *c, const char *method, const char *path, const 
         respond(c, 500, 0, "receiver out of memory\n", close_conn);
     else if (rej.n)
         respond(c, 400, 0, rej.p, close_conn);
+    else if (f.action == SL_LR_HOSTILE)
+        hostile_answer(c, f.code, f.param);
     else
         respond(c, 204, 0, NULL, close_conn);
     free(rej.p);

@@ -94,7 +94,30 @@ enum sl_lr_action {
     SL_LR_MIDCLOSE, /* send part of a 200 response, then close */
     SL_LR_STALL,    /* read the request, wait param ms, close without answering */
     SL_LR_GARBAGE,  /* answer bytes that are not HTTP, then close */
+    SL_LR_HOSTILE,  /* a hostile answer of kind `code` (enum sl_lr_hostile), then close */
 };
+
+/* What a hostile destination answers (SL_LR_HOSTILE's code; param as said).
+ * The streaming ones send until the client hangs up or the server stops;
+ * the bytes sent are counted in hostile_bytes. HEAD_STALL, DRIP,
+ * ENDLESS_CHUNKED, HEADER_FLOOD and HTTP09 record the push first (a Loki
+ * that stored it, then misbehaved); HUGE records it when param is 0 (200). */
+enum sl_lr_hostile {
+    SL_LR_H_HEAD_STALL = 1,  /* 200 headers (Content-Length: 100), then nothing for param ms */
+    SL_LR_H_DRIP,            /* 200, Content-Length: 100, the body 1 byte a second */
+    SL_LR_H_ENDLESS_CHUNKED, /* 200 chunked, 64 KiB chunks without end */
+    SL_LR_H_HUGE, /* status param (200 when 0), Content-Length: 1 GiB, sent at full speed */
+    SL_LR_H_INFORMATIONAL, /* `102 Processing` answers without end, never a final one */
+    SL_LR_H_REDIRECT,      /* 307, Location: http://127.0.0.1:<param>/loki/api/v1/push */
+    SL_LR_H_HTTP09,        /* a body and no status line (HTTP/0.9) */
+    SL_LR_H_BAD_STATUS,    /* `HTTP/1.1 20000000000000000000 OK` */
+    SL_LR_H_HEADER_FLOOD,  /* a 200 status line, then header lines without end */
+    SL_LR_H_RETRY_AFTER,   /* 503 with Retry-After: sl_lr_hostile_retry_after[param] */
+};
+/* Retry-After values no server should send: negative, past int64, a date
+ * in year 9999, garbage, a number with a fraction. */
+extern const char *const sl_lr_hostile_retry_after[];
+#define SL_LR_HOSTILE_RETRY_AFTER_N 6
 
 int sl_lr_start(const sl_lr_opts *o, sl_lr **out);
 int sl_lr_port(const sl_lr *lr);
@@ -126,6 +149,7 @@ typedef struct sl_lr_stats {
     uint64_t invalid_utf8;     /* strings that were not valid UTF-8 */
     uint64_t connections;
     uint64_t most_in_flight; /* with delay_ms: the most pushes waiting at once */
+    uint64_t hostile_bytes;  /* bytes sent by SL_LR_HOSTILE answers */
     uint64_t by_code[600];   /* answers by HTTP status */
     char content_type[64], content_encoding[32], tenant[64], auth[128];
 } sl_lr_stats;

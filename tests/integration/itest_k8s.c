@@ -3,7 +3,13 @@
  * takes pod metadata from the fake kubelet (tests/fake_kubelet.c, HTTPS on
  * loopback, bearer token) and ships to the Loki receiver. Pods appear, log
  * and disappear while the fake kubelet follows; the kubelet goes down,
- * answers slowly and comes back; annotated pods are excluded. */
+ * answers slowly and comes back; annotated pods are excluded; a hostile
+ * kubelet (huge, stalled, malformed, redirecting answers, megabyte labels,
+ * thousands of pods) costs bounded time and memory (decision 0073).
+ *
+ * One file over 800 lines: one test program for the step against the real
+ * agent, its tests sharing the rig (fixture tree, fake kubelet, receiver,
+ * agent) set up at the top. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -673,14 +679,278 @@ static void test_shipped_overlay(void **state)
     rig_stop(&r);
 }
 
+/* ---- a hostile kubelet (decision 0073) ---- */
+
+static double k8s_errors(rig *r)
+{
+    char *text = NULL;
+    double v = -1;
+    if (sl_t_http_get(r->mport, "/metrics", &text) == 200)
+        v = sl_t_series_value(text, "sluice_k8s_kubelet_requests_total{result=\"error\"}");
+    free(text);
+    return v;
+}
+
+/* Waits until n more kubelet requests failed than `before`. */
+static void wait_fetch_errors(rig *r, double before, int n, const char *what)
+{
+    if (before < 0) before = 0; /* no failure counted yet: the series is absent */
+    for (int waited = 0; k8s_errors(r) < before + n; waited += 20) {
+        if (waited > scale(60000)) {
+            char *log = sl_t_read_file(r->log, NULL);
+            fail_msg("%s: no failed fetch counted; agent log:\n%s", what, log ? log : "");
+        }
+        sl_t_sleep_ms(20);
+    }
+}
+
+/* The agent's peak resident memory (VmHWM) in KiB; -1 when unknown. */
+static long peak_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *text = sl_t_read_file(path, NULL);
+    const char *p = text ? strstr(text, "VmHWM:") : NULL;
+    long kib = p ? strtol(p + 6, NULL, 10) : -1;
+    free(text);
+    return kib;
+}
+
+/* A PodList of n bytes made of `unit` repeated (the items' elements). */
+static char *repeated_list(const char *unit, size_t n, size_t *len)
+{
+    static const char head[] = "{\"kind\":\"PodList\",\"items\":[", tail[] = "{}]}";
+    size_t un = strlen(unit), o = sizeof head - 1;
+    char *b = malloc(n + 64);
+    assert_non_null(b);
+    memcpy(b, head, o);
+    while (o + un + sizeof tail < n) memcpy(b + o, unit, un), o += un;
+    memcpy(b + o, tail, sizeof tail - 1);
+    *len = o + sizeof tail - 1;
+    return b;
+}
+
+/* The kubelet answering what no kubelet should: a pod list of 300 MiB, an
+ * answer that drips a byte a second, bytes that are not JSON, JSON nested
+ * 100000 deep, a list cut in the middle, and 31 MiB of empty objects or
+ * of numbers (under the 32 MiB bound, the costliest trees to build). Each
+ * time: the failed fetch is counted, a known pod's lines keep its metadata,
+ * a new pod's lines ship at once with what the file name gives (counted
+ * missing), and the agent's memory stays bounded. */
+static void test_hostile_kubelet(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r, "k8s-hostile",
+              "          wait: 500ms\n"
+              "          timeout: 3s\n"
+              "          resync_interval: 300ms\n");
+    add_pod(&r, 1, NULL);
+    log_line(&r, 1, "main", 0);
+    wait_entries(&r, 1, scale(20000));
+    size_t deep_n = 100000, len = 0;
+    char *deep = malloc(deep_n);
+    assert_non_null(deep);
+    memset(deep, '[', deep_n);
+    static const char cut[] =
+        "{\"kind\":\"PodList\",\"items\":[{\"metadata\":{\"uid\":\"uid-1\",\"na";
+    static const char html[] = "<html><body>502 Bad Gateway</body></html>\n";
+    struct {
+        const char *what;
+        const char *raw;
+        size_t raw_n;
+        uint64_t stream, ms;
+        bool alloc;
+    } phases[] = {
+        {"300 MiB pod list", NULL, 0, 300u << 20, 0, false},
+        {"an answer dripping 1 byte/s", NULL, 0, 1000, 1000, false},
+        {"not JSON", html, sizeof html - 1, 0, 0, false},
+        {"JSON nested 100000 deep", deep, deep_n, 0, 0, false},
+        {"a list cut in the middle", cut, sizeof cut - 1, 0, 0, false},
+        {"31 MiB of empty objects", NULL, 0, 0, 0, true},
+        {"31 MiB of numbers", NULL, 0, 0, 0, true},
+    };
+    size_t expect = 1;
+    for (size_t k = 0; k < sizeof phases / sizeof *phases; k++) {
+        char *made = NULL;
+        if (phases[k].alloc) {
+            made = repeated_list(k == 5 ? "{}," : "0,", 31u << 20, &len);
+            phases[k].raw = made;
+            phases[k].raw_n = len;
+        }
+        uint64_t sent0 = sl_fk_stream_sent(r.fk);
+        double before = k8s_errors(&r);
+        if (phases[k].raw) sl_fk_set_raw(r.fk, phases[k].raw, phases[k].raw_n);
+        if (phases[k].stream) sl_fk_set_stream(r.fk, phases[k].stream, (int)phases[k].ms);
+        free(made);
+        int64_t t0 = sl_t_now_ms();
+        /* Two: the first may be one that began before the change. */
+        wait_fetch_errors(&r, before, 2, phases[k].what);
+        double fetch_s = (double)(sl_t_now_ms() - t0) / 1000.0;
+        int pod = 100 + (int)k;
+        add_pod(&r, pod, NULL);
+        t0 = sl_t_now_ms();
+        log_line(&r, pod, "main", 0);
+        log_line(&r, 1, "main", (int)k * 2 + 2);
+        expect += 2;
+        wait_entries(&r, expect, scale(20000));
+        double ship_s = (double)(sl_t_now_ms() - t0) / 1000.0;
+        long rss = peak_rss_kib(r.pid);
+        uint64_t sent = sl_fk_stream_sent(r.fk) - sent0;
+        print_message("%-30s fetch failed in %.2fs, lines shipped in %.2fs, streamed %llu bytes "
+                      "over %.0f fetches, agent peak RSS %ld KiB\n",
+                      phases[k].what, fetch_s, ship_s, (unsigned long long)sent,
+                      k8s_errors(&r) - (before < 0 ? 0 : before), rss);
+        size_t bad = 0;
+        assert_int_equal(count_pod(&r, pod, "main", false, &bad), 1);
+        assert_int_equal(count_pod(&r, 1, "main", true, &bad), k + 2);
+        assert_int_equal(bad, 0);
+        assert_true(ship_s < scale(3000) / 1000.0);
+        /* The 32 MiB bound stopped each read: 300 MiB were offered to
+         * each fetch (one may be under way). */
+        double fetches = k8s_errors(&r) - (before < 0 ? 0 : before) + 1;
+        if (phases[k].stream > (64u << 20)) assert_true((double)sent < fetches * (40 << 20));
+        if (!sl_t_sanitized()) assert_true(rss < 256 * 1024);
+        sl_fk_set_raw(r.fk, NULL, 0);
+        sl_fk_set_stream(r.fk, 0, 0);
+    }
+    free(deep);
+    assert_true(sl_t_metric(r.mport, "sluice_k8s_metadata_missing_total") >= 7);
+    /* Healthy again: a new pod gets its metadata. */
+    add_pod(&r, 200, NULL);
+    wait_fetches(&r, 2);
+    log_line(&r, 200, "main", 0);
+    wait_entries(&r, expect + 1, scale(20000));
+    size_t bad = 0;
+    assert_int_equal(count_pod(&r, 200, "main", true, &bad), 1);
+    assert_int_equal(bad, 0);
+    rig_stop(&r);
+}
+
+/* Thousands of pods, a label value of megabytes, and values that look like
+ * references to files or the environment: every pod is found, a value over
+ * SL_K8S_MAX_VALUE_BYTES is left out (the pod keeps its other labels), and
+ * a value is shipped as the bytes the kubelet sent, never expanded or read
+ * as a path. (More pods than SL_K8S_MAX_PODS are cut at the bound: the
+ * `kubernetes` unit test.) */
+static void test_kubelet_big_lists(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r, "k8s-big", "          wait: 5s\n          timeout: 10s\n");
+    const int npods = 2000;
+    char *big = malloc((2u << 20) + 64);
+    assert_non_null(big);
+    int o = snprintf(big, 64, "{\"app\":\"app-7\",\"team\":\"t1\",\"huge\":\"");
+    memset(big + o, 'v', 2u << 20);
+    snprintf(big + o + (2u << 20), 64, "\"}");
+    int64_t t0 = sl_t_now_ms();
+    for (int i = 0; i < npods; i++) {
+        if (i == 7) {
+            char ann[160];
+            snprintf(ann, sizeof ann, "{\"sluice.io/exclude\":\"false\"}");
+            assert_int_equal(sl_fk_add_pod(r.fk, "ns-7", "pod-7", "uid-7", big, ann), 0);
+        } else if (i == 8) {
+            assert_int_equal(
+                sl_fk_add_pod(
+                    r.fk, "ns-8", "pod-8", "uid-8",
+                    "{\"app\":\"app-8\",\"team\":\"t2\",\"secret\":\"${file:/etc/shadow}\","
+                    "\"cmd\":\"$(cat /etc/shadow)\",\"env\":\"${HOME}\"}",
+                    NULL),
+                0);
+        } else {
+            add_pod(&r, i, NULL);
+        }
+    }
+    free(big);
+    print_message("%d pods added in %.2fs\n", npods, (double)(sl_t_now_ms() - t0) / 1000.0);
+    const int logged[] = {0, 7, 8, 1000, 1999};
+    t0 = sl_t_now_ms();
+    for (size_t k = 0; k < sizeof logged / sizeof *logged; k++) log_line(&r, logged[k], "main", 0);
+    wait_entries(&r, 5, scale(30000));
+    double took = (double)(sl_t_now_ms() - t0) / 1000.0;
+    long rss = peak_rss_kib(r.pid);
+    print_message("%d pods (%llu list bytes): 5 lines shipped in %.2fs, cached pods %.0f, agent "
+                  "peak RSS %ld KiB\n",
+                  npods, (unsigned long long)sl_fk_list_bytes(r.fk), took,
+                  sl_t_metric(r.mport, "sluice_k8s_cached_pods"), rss);
+    size_t bad = 0;
+    for (int k = 0; k < 5; k++) assert_int_equal(count_pod(&r, logged[k], "main", true, &bad), 1);
+    assert_int_equal(bad, 0);
+    assert_true(sl_t_metric(r.mport, "sluice_k8s_cached_pods") == npods);
+    assert_true(sl_t_metric(r.mport, "sluice_k8s_metadata_missing_total") == 0);
+    for (size_t k = 0; k < sl_lr_nentries(r.lr); k++) {
+        const sl_lr_entry *e = sl_lr_entry_at(r.lr, k);
+        if (strncmp(e->line, "pod-7 ", 6) == 0) {
+            assert_null(meta_of(e, "pod_label_huge"));
+            assert_string_equal(meta_of(e, "pod_label_team"), "t1");
+        }
+        if (strncmp(e->line, "pod-8 ", 6) == 0) {
+            assert_string_equal(meta_of(e, "pod_label_secret"), "${file:/etc/shadow}");
+            assert_string_equal(meta_of(e, "pod_label_cmd"), "$(cat /etc/shadow)");
+            assert_string_equal(meta_of(e, "pod_label_env"), "${HOME}");
+        }
+        /* Nothing of the token or a root-only file in any record. */
+        assert_null(memmem(e->line, e->line_n, TOKEN, strlen(TOKEN)));
+        for (uint32_t m = 0; m < e->nmeta; m++) {
+            assert_null(strstr(e->meta[m].value, TOKEN));
+            assert_null(strstr(e->meta[m].value, "root:"));
+        }
+    }
+    if (!sl_t_sanitized()) assert_true(rss < 256 * 1024);
+    rig_stop(&r);
+}
+
+/* A kubelet answering 307 to another server: not followed, so the
+ * service account's token never goes elsewhere; counted as a failed fetch,
+ * the lines ship without the metadata. */
+static void test_kubelet_redirect(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r, "k8s-redirect", "          wait: 500ms\n");
+    char certs[1024];
+    snprintf(certs, sizeof certs, "%s/tests/fixtures/k8s", sl_t_src());
+    sl_fk *other = NULL;
+    if (sl_fk_start(certs, 0, TOKEN, &other) != 0) fail_msg("second fake kubelet did not start");
+    sl_fk_set_redirect(r.fk, sl_fk_port(other));
+    add_pod(&r, 3, NULL);
+    assert_int_equal(
+        sl_fk_add_pod(other, "ns-3", "pod-3", "uid-3", "{\"app\":\"elsewhere\"}", NULL), 0);
+    double before = k8s_errors(&r);
+    log_line(&r, 3, "main", 0);
+    wait_entries(&r, 1, scale(20000));
+    wait_fetch_errors(&r, before, 1, "307");
+    size_t bad = 0;
+    assert_int_equal(count_pod(&r, 3, "main", false, &bad), 1);
+    assert_int_equal(bad, 0);
+    print_message("kubelet 307: the other server saw %llu requests\n",
+                  (unsigned long long)sl_fk_requests(other));
+    assert_int_equal(sl_fk_requests(other), 0);
+    char *log = sl_t_read_file(r.log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "HTTP 307"));
+    assert_null(strstr(log, TOKEN));
+    free(log);
+    sl_fk_stop(other);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("SL_TEST_FILTER")) cmocka_set_test_filter(getenv("SL_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exclude),         cmocka_unit_test(test_parser),
-        cmocka_unit_test(test_shipped_overlay), cmocka_unit_test(test_bad_token),
-        cmocka_unit_test(test_outage),          cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_exclude),
+        cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_shipped_overlay),
+        cmocka_unit_test(test_bad_token),
+        cmocka_unit_test(test_outage),
+        cmocka_unit_test(test_churn),
         cmocka_unit_test(test_container_links),
+        cmocka_unit_test(test_hostile_kubelet),
+        cmocka_unit_test(test_kubelet_big_lists),
+        cmocka_unit_test(test_kubelet_redirect),
     };
     return sl_t_run_tests(tests);
 }

@@ -186,6 +186,120 @@ static void test_decode_bounds(void **state)
     free(json);
 }
 
+/* One pod as a kubelet lists it, with the fields a real one carries
+ * (managedFields, two containers, env, volumes, probes, conditions). */
+static const char real_pod[] =
+    "{\"metadata\":{\"name\":\"web-%d\",\"generateName\":\"web-7d4b9c-\",\"namespace\":\"prod\","
+    "\"uid\":\"0b0e6f3a-%08d-4c1e-9d0b-5f2e4c8b1a7d\",\"resourceVersion\":\"123456789\","
+    "\"creationTimestamp\":\"2026-12-07T10:00:00Z\",\"labels\":{\"app\":\"web\","
+    "\"app.kubernetes.io/name\":\"web\",\"pod-template-hash\":\"7d4b9c\",\"team\":\"shop\"},"
+    "\"annotations\":{\"kubernetes.io/config.seen\":\"2026-12-07T10:00:00.1Z\","
+    "\"kubernetes.io/config.source\":\"api\",\"prometheus.io/scrape\":\"true\"},"
+    "\"ownerReferences\":[{\"apiVersion\":\"apps/"
+    "v1\",\"kind\":\"ReplicaSet\",\"name\":\"web-7d4b9c\","
+    "\"uid\":\"5d6e\",\"controller\":true,\"blockOwnerDeletion\":true}],"
+    "\"managedFields\":[{\"manager\":\"kube-controller-manager\",\"operation\":\"Update\","
+    "\"apiVersion\":\"v1\",\"time\":\"2026-12-07T10:00:00Z\",\"fieldsType\":\"FieldsV1\","
+    "\"fieldsV1\":{\"f:metadata\":{\"f:generateName\":{},\"f:labels\":{\".\":{},\"f:app\":{},"
+    "\"f:pod-template-hash\":{}},\"f:ownerReferences\":{\".\":{},\"k:{\\\"uid\\\":\\\"5d6e\\\"}\":{"
+    "}}},"
+    "\"f:spec\":{\"f:containers\":{\"k:{\\\"name\\\":\\\"web\\\"}\":{\".\":{},\"f:env\":{\".\":{},"
+    "\"k:{\\\"name\\\":\\\"PORT\\\"}\":{\".\":{},\"f:name\":{},\"f:value\":{}}},\"f:image\":{},"
+    "\"f:imagePullPolicy\":{},\"f:name\":{},\"f:ports\":{\".\":{},"
+    "\"k:{\\\"containerPort\\\":8080,\\\"protocol\\\":\\\"TCP\\\"}\":{\".\":{},\"f:containerPort\":"
+    "{},"
+    "\"f:protocol\":{}}},\"f:resources\":{\".\":{},\"f:limits\":{\".\":{},\"f:memory\":{}},"
+    "\"f:requests\":{\".\":{},\"f:cpu\":{},\"f:memory\":{}}}}},\"f:dnsPolicy\":{},"
+    "\"f:restartPolicy\":{},\"f:schedulerName\":{},\"f:securityContext\":{}}}},"
+    "{\"manager\":\"kubelet\",\"operation\":\"Update\",\"apiVersion\":\"v1\","
+    "\"time\":\"2026-12-07T10:00:05Z\",\"fieldsType\":\"FieldsV1\",\"subresource\":\"status\","
+    "\"fieldsV1\":{\"f:status\":{\"f:conditions\":{\"k:{\\\"type\\\":\\\"Ready\\\"}\":{\".\":{},"
+    "\"f:lastProbeTime\":{},\"f:lastTransitionTime\":{},\"f:status\":{},\"f:type\":{}}},"
+    "\"f:containerStatuses\":{},\"f:hostIP\":{},\"f:phase\":{},\"f:podIP\":{},\"f:podIPs\":{\".\":{"
+    "},"
+    "\"k:{\\\"ip\\\":\\\"10.1.2.3\\\"}\":{\".\":{},\"f:ip\":{}}},\"f:startTime\":{}}}}]},"
+    "\"spec\":{\"volumes\":[{\"name\":\"kube-api-access-x\",\"projected\":{\"sources\":["
+    "{\"serviceAccountToken\":{\"expirationSeconds\":3607,\"path\":\"token\"}},{\"configMap\":"
+    "{\"name\":\"kube-root-ca.crt\",\"items\":[{\"key\":\"ca.crt\",\"path\":\"ca.crt\"}]}},"
+    "{\"downwardAPI\":{\"items\":[{\"path\":\"namespace\",\"fieldRef\":{\"apiVersion\":\"v1\","
+    "\"fieldPath\":\"metadata.namespace\"}}]}}],\"defaultMode\":420}}],\"containers\":["
+    "{\"name\":\"web\",\"image\":\"registry.example.com/shop/web:1.2.3\",\"ports\":[{"
+    "\"containerPort\":8080,\"protocol\":\"TCP\"}],\"env\":[{\"name\":\"PORT\",\"value\":\"8080\"},"
+    "{\"name\":\"LOG_LEVEL\",\"value\":\"info\"}],\"resources\":{\"limits\":{\"memory\":\"512Mi\"},"
+    "\"requests\":{\"cpu\":\"100m\",\"memory\":\"256Mi\"}},\"volumeMounts\":[{\"name\":"
+    "\"kube-api-access-x\",\"readOnly\":true,\"mountPath\":\"/var/run/secrets/kubernetes.io/"
+    "serviceaccount\"}],\"livenessProbe\":{\"httpGet\":{\"path\":\"/healthz\",\"port\":8080,"
+    "\"scheme\":\"HTTP\"},\"timeoutSeconds\":1,\"periodSeconds\":10,\"successThreshold\":1,"
+    "\"failureThreshold\":3},\"terminationMessagePath\":\"/dev/termination-log\","
+    "\"terminationMessagePolicy\":\"File\",\"imagePullPolicy\":\"IfNotPresent\"},{\"name\":"
+    "\"sidecar\",\"image\":\"registry.example.com/proxy:2.0\",\"resources\":{},"
+    "\"imagePullPolicy\":\"IfNotPresent\"}],\"restartPolicy\":\"Always\","
+    "\"terminationGracePeriodSeconds\":30,\"dnsPolicy\":\"ClusterFirst\",\"serviceAccountName\":"
+    "\"default\",\"nodeName\":\"node-1\",\"securityContext\":{},\"schedulerName\":"
+    "\"default-scheduler\",\"tolerations\":[{\"key\":\"node.kubernetes.io/not-ready\",\"operator\":"
+    "\"Exists\",\"effect\":\"NoExecute\",\"tolerationSeconds\":300},{\"key\":"
+    "\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"effect\":\"NoExecute\","
+    "\"tolerationSeconds\":300}],\"priority\":0,\"enableServiceLinks\":true},\"status\":{\"phase\":"
+    "\"Running\",\"conditions\":[{\"type\":\"Initialized\",\"status\":\"True\","
+    "\"lastTransitionTime\":\"2026-12-07T10:00:00Z\"},{\"type\":\"Ready\",\"status\":\"True\","
+    "\"lastTransitionTime\":\"2026-12-07T10:00:05Z\"},{\"type\":\"ContainersReady\",\"status\":"
+    "\"True\",\"lastTransitionTime\":\"2026-12-07T10:00:05Z\"},{\"type\":\"PodScheduled\","
+    "\"status\":\"True\",\"lastTransitionTime\":\"2026-12-07T10:00:00Z\"}],\"hostIP\":\"10.0.0.5\","
+    "\"podIP\":\"10.1.2.3\",\"podIPs\":[{\"ip\":\"10.1.2.3\"}],\"startTime\":"
+    "\"2026-12-07T10:00:00Z\",\"containerStatuses\":[{\"name\":\"web\",\"state\":{\"running\":{"
+    "\"startedAt\":\"2026-12-07T10:00:04Z\"}},\"lastState\":{},\"ready\":true,\"restartCount\":0,"
+    "\"image\":\"registry.example.com/shop/web:1.2.3\",\"imageID\":\"registry.example.com/shop/"
+    "web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+    "\"containerID\":\"containerd://0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd"
+    "ef\",\"started\":true}],\"qosClass\":\"Burstable\"}}";
+
+/* The decoder's tree is estimated before jansson builds it: 31 MiB of
+ * `{},` or of `0,` (ten or sixteen million values, gigabytes as a tree)
+ * are refused at once with a clear error; the pods of a full node, 250 as
+ * a kubelet lists them with their managedFields, decode. */
+static void test_decode_tree_bound(void **state)
+{
+    (void)state;
+    size_t cap = 31u << 20;
+    char *json = malloc(cap + 64);
+    assert_non_null(json);
+    const char *units[] = {"{},", "0,", "[],"};
+    for (size_t u = 0; u < 3; u++) {
+        size_t o = (size_t)snprintf(json, 64, "{\"items\":[");
+        size_t un = strlen(units[u]);
+        while (o + un + 8 < cap) memcpy(json + o, units[u], un), o += un;
+        o += (size_t)snprintf(json + o, 64, "{}]}");
+        sl_k8s_pod **pods = NULL;
+        size_t n = 7;
+        sl_err err = {0};
+        assert_int_equal(sl_k8s_podlist_decode(json, o, NULL, 0, &pods, &n, &err), SL_ENOMEM);
+        assert_null(pods);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(err.msg, "would take about"));
+    }
+    size_t o = (size_t)snprintf(json, 64, "{\"kind\":\"PodList\",\"items\":[");
+    for (int i = 0; i < 250; i++) {
+        if (i) json[o++] = ',';
+        o += (size_t)snprintf(json + o, cap - o, real_pod, i, i);
+    }
+    /* Brackets and commas inside strings are text, not values: a 4 MiB
+     * annotation of them costs its bytes only. */
+    o += (size_t)snprintf(json + o, cap - o,
+                          ",{\"metadata\":{\"uid\":\"u-text\",\"annotations\":{\"a\":\"");
+    for (size_t i = 0; i < 5 * 838860; i++) json[o++] = "{[,\\\""[i % 5]; /* {[,\" */
+    o += (size_t)snprintf(json + o, cap - o, "\"}}}]}");
+    sl_k8s_pod **pods = NULL;
+    size_t n = 0;
+    sl_err err = {0};
+    if (sl_k8s_podlist_decode(json, o, NULL, 0, &pods, &n, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(n, 251);
+    assert_string_equal(sl_k8s_pod_label(pods[249], "team"), "shop");
+    print_message("250 real pods: %zu bytes\n", o);
+    for (size_t i = 0; i < n; i++) sl_k8s_pod_unref(pods[i]);
+    free(pods);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_path_only),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_bounds),
+        cmocka_unit_test(test_decode_tree_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,6 +106,24 @@ static void test_lines_without_totals(void **st)
     assert_int_equal(dropped, 2);
 }
 
+/* Totals a hostile destination sends (decision 0073): past any integer, or
+ * summing past it, count every entry refused, never a few. */
+static void test_totals_saturate(void **st)
+{
+    (void)st;
+    const char *body = "user 'x', total ignored: 18446744073709551615 out of 1 for stream: a\n"
+                       "user 'x', total ignored: 2 out of 1 for stream: b\n";
+    uint64_t dropped = 0;
+    bool per_entry = false;
+    sl_loki_classify_400(body, false, 80, &dropped, &per_entry);
+    assert_true(per_entry);
+    assert_int_equal(dropped, 80);
+    body = "total ignored: 99999999999999999999999 out of 1\n"
+           "entry with timestamp 2026-12-07 ignored, reason: 'entry out of order'\n";
+    sl_loki_classify_400(body, false, 80, &dropped, &per_entry);
+    assert_int_equal(dropped, 80);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +131,7 @@ int main(void)
         cmocka_unit_test(test_body_cut_at_the_read_limit),
         cmocka_unit_test(test_whole_request_refused),
         cmocka_unit_test(test_lines_without_totals),
+        cmocka_unit_test(test_totals_saturate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

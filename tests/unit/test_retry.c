@@ -111,6 +111,30 @@ static void test_parse_retry_after(void **state)
                      SL_RETRY_AFTER_NONE);
 }
 
+/* What a hostile destination may send (decision 0073): a negative number,
+ * a fraction, one past any integer, a date in year 9999 or past it. Either
+ * no Retry-After, or a delay the backoff caps at max_backoff. */
+static void test_hostile_retry_after(void **state)
+{
+    (void)state;
+    int64_t now = 1796601600; /* 2026-12-07 */
+    assert_int_equal(sl_retry_after_parse("-5", now), SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse("+5", now), SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse("1.5", now), SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse("1e9", now), SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse("Sat, 01 Jan 99999 00:00:00 GMT", now),
+                     SL_RETRY_AFTER_NONE);
+    assert_int_equal(sl_retry_after_parse("Thu, 01 Jan 1970 00:00:00 GMT", now), 0);
+    int64_t far = sl_retry_after_parse("Fri, 31 Dec 9999 23:59:59 GMT", now);
+    int64_t huge = sl_retry_after_parse("99999999999999999999999999", now);
+    assert_true(far > 0 && huge > 0);
+    sl_retry r;
+    sl_retry_init(&r, 100, 5000, 3);
+    assert_int_equal(sl_retry_next(&r, far), 5000);
+    assert_int_equal(sl_retry_next(&r, huge), 5000);
+    assert_int_equal(sl_retry_next(&r, INT64_MAX), 5000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_full_jitter_distribution),
         cmocka_unit_test(test_retry_after_is_a_floor),
         cmocka_unit_test(test_parse_retry_after),
+        cmocka_unit_test(test_hostile_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,6 +247,15 @@ static void test_bombs(void **st)
     assert_true(p.fields_bytes >= 20000 * 32 * sizeof(sl_field));
     sl_lp_push_free(&p);
     free(b);
+    /* 100,000 streams of no entries: 8 bytes each in the body. */
+    pbuf many = {0}, one = {0};
+    for (int i = 0; i < 100000; i++) {
+        pb_stream_labels(&one, "{}");
+        pb_add_stream(&many, &one);
+    }
+    b = pb_snappy(&many, &n);
+    expect_full(NULL, NULL, b, n, max, "in memory");
+    free(b);
     /* JSON of empty arrays and objects: 3 bytes each, over 100 bytes each
      * once parsed. 300 KiB of text, gzip'd or not. */
     g = pb_gzip_fill("{\"streams\":[],\"x\":[", "[],{},", 50000, "[]]}", &n);

@@ -6,8 +6,14 @@
  * oversize 413, wrong path/method/credentials 404/405/401; a full buffer
  * answers 429 with Retry-After and the retried push arrives once; a
  * sluice -> sluice -> Loki chain loses nothing when the middle one is
- * killed with -9 (the middle answers 204 only once it delivered). Every
- * server listens on 127.0.0.1. */
+ * killed with -9 (the middle answers 204 only once it delivered). Hostile
+ * senders (decision 0072): bodies built to take memory get 413, slow and
+ * greedy clients are bounded, SIGTERM with them attached is prompt. Every
+ * server listens on 127.0.0.1 (clients may come from other 127/8
+ * addresses).
+ *
+ * One file over 800 lines: every case drives the same relay agent, client
+ * and receiver helpers of the one input. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>

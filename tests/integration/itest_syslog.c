@@ -4,7 +4,10 @@
  * tests/fixtures/k8s); malformed frames are counted and the connection is
  * kept or closed as RFC 6587 allows; a blocked sink (a file sink on a FIFO
  * nobody reads) stops the input, the TCP window closes, and nothing is lost
- * once the FIFO is drained. Everything listens on 127.0.0.1.
+ * once the FIFO is drained. Hostile senders (decision 0072): per-address
+ * slots, TLS handshakes that never finish, huge octet counts and lines,
+ * descriptor exhaustion, SIGTERM with floods attached. Everything listens
+ * on 127.0.0.1 (senders may bind other 127/8 addresses).
  *
  * One file over 800 lines: the test clients (UDP, TCP framings, TLS) are
  * shared by every case of the one input. */

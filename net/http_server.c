@@ -4,14 +4,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -21,16 +20,14 @@ struct sl_http_server {
     int port;
     char *tls_cert, *tls_key; /* PEM text; MHD keeps pointers to them */
     char what[160];           /* for log lines */
-    int lfd;                  /* the listening socket, accepted from by `acceptor` */
-    int wake[2];              /* a byte on wake[1] stops the acceptor */
-    pthread_t acceptor;
-    bool acceptor_started;
+    sl_ratelimit rl_limit;    /* out-of-descriptor warnings (the daemon's accepting thread) */
 };
 
-/* How long accepting rests after accept failed for want of descriptors or
- * memory: the backlog waits, the thread does not spin (decision 0072). */
-#define ACCEPT_REST_MS  100
-#define ACCEPT_PER_TURN 64
+/* How long the daemon's accepting thread rests when accept failed for want
+ * of descriptors (decision 0072). */
+#define ACCEPT_REST_NS 100000000L
+/* How libmicrohttpd 0.9.75 starts the message it logs then. */
+#define MHD_AT_LIMIT "Hit process or system resource limit"
 
 /* A whole PEM file, NUL-terminated, at most 1 MiB. */
 static int read_pem(const char *what, const char *path, char **out, sl_err *err)
@@ -141,75 +138,35 @@ static int open_listener(const char *what, const char *addr, int *fd_out, int *p
 }
 
 /* libmicrohttpd's own messages (connection limit reached, malformed
- * requests): debug level, so a hostile client cannot flood the log. */
+ * requests): debug level, so a hostile client cannot flood the log.
+ *
+ * One of them is also where the accepting thread rests. When accept fails
+ * for want of descriptors while the daemon holds no connection,
+ * libmicrohttpd 0.9.75 logs "Hit process or system resource limit at FIRST
+ * connection ... Will try busy waiting" and tries again at once: a
+ * descriptor flood on any listener would spin that thread at a full core
+ * until descriptors free. It logs before each retry, on the thread that
+ * retries, so resting here turns the busy loop into one try per 100 ms
+ * (the syslog input's rule); with connections held it stops accepting
+ * until one ends, and the rest costs one pause. */
 static void mhd_log(void *arg, const char *fmt, va_list ap)
 {
-    (void)arg;
+    sl_http_server *s = arg;
     char msg[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    if (s && !strncmp(msg, MHD_AT_LIMIT, sizeof MHD_AT_LIMIT - 1)) {
+        uint64_t suppressed;
+        if (sl_ratelimit_ok(&s->rl_limit, &suppressed))
+            sl_log(SL_LOG_WARN, "http_accept_error",
+                   "what=%s error=\"out of descriptors or memory\" suppressed=%llu", s->what,
+                   (unsigned long long)suppressed);
+        struct timespec ts = {0, ACCEPT_REST_NS};
+        nanosleep(&ts, NULL);
+        return;
+    }
     sl_log(SL_LOG_DEBUG, "http_server", "msg=\"%s\"", msg);
-}
-
-/* Accepts connections and hands them to the daemon. libmicrohttpd's own
- * accept loop busy-waits when accept fails with EMFILE while the daemon
- * has no connection ("Hit process or system resource limit at FIRST
- * connection", 0.9.75): a descriptor flood anywhere in the process would
- * spin the metrics thread at 100% until descriptors free. Here accepting
- * rests ACCEPT_REST_MS instead; the daemon still applies its connection
- * and per-address limits to what it is given (MHD_add_connection). */
-static void *accept_run(void *arg)
-{
-    sl_http_server *s = arg;
-    sl_ratelimit rl = {.interval_ns = 10 * 1000000000LL};
-    bool resting = false;
-    for (;;) {
-        struct pollfd p[2] = {{s->wake[0], POLLIN, 0}, {s->lfd, resting ? 0 : POLLIN, 0}};
-        int r = poll(p, 2, resting ? ACCEPT_REST_MS : -1);
-        if (p[0].revents) break;
-        if (r <= 0) {
-            resting = false;
-            continue;
-        }
-        for (int k = 0; k < ACCEPT_PER_TURN; k++) {
-            struct sockaddr_storage ss;
-            socklen_t sl = sizeof ss;
-            int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-                    errno == ECONNABORTED || errno == EPROTO)
-                    break;
-                uint64_t suppressed;
-                if (sl_ratelimit_ok(&rl, &suppressed))
-                    sl_log(SL_LOG_WARN, "http_accept_error",
-                           "what=\"%s\" error=\"%s\" suppressed=%llu", s->what, strerror(errno),
-                           (unsigned long long)suppressed);
-                resting = true;
-                break;
-            }
-            /* The daemon owns fd now, and closes it when over its limits. */
-            MHD_add_connection(s->d, fd, (struct sockaddr *)&ss, sl);
-        }
-    }
-    return NULL;
-}
-
-static void server_free(sl_http_server *s)
-{
-    if (s->acceptor_started) {
-        ssize_t w = write(s->wake[1], "x", 1);
-        (void)w;
-        pthread_join(s->acceptor, NULL);
-    }
-    /* Closes every connection, joins the daemon's threads. */
-    if (s->d) MHD_stop_daemon(s->d);
-    if (s->lfd >= 0) close(s->lfd);
-    if (s->wake[0] >= 0) close(s->wake[0]);
-    if (s->wake[1] >= 0) close(s->wake[1]);
-    free(s->tls_cert);
-    free(s->tls_key);
-    free(s);
 }
 
 int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_err *err)
@@ -219,49 +176,37 @@ int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_
     sl_http_server *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(err, SL_ENOMEM, "%s: out of memory", o->what);
     snprintf(s->what, sizeof s->what, "%s", o->what);
-    s->lfd = s->wake[0] = s->wake[1] = -1;
-    int rc;
+    s->rl_limit.interval_ns = 10 * 1000000000LL;
+    int fd = -1, rc;
     bool tls = o->tls_cert_file && o->tls_key_file;
     if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-        server_free(s);
+        free(s);
         return sl_errf(err, SL_EINVAL, "%s: this libmicrohttpd has no TLS", o->what);
     }
     if (tls && ((rc = read_pem(o->what, o->tls_cert_file, &s->tls_cert, err)) != SL_OK ||
                 (rc = read_pem(o->what, o->tls_key_file, &s->tls_key, err)) != SL_OK)) {
-        server_free(s);
+        free(s->tls_cert);
+        free(s);
         return rc;
     }
-    rc = open_listener(o->what, o->listen, &s->lfd, &s->port, err);
+    rc = open_listener(o->what, o->listen, &fd, &s->port, err);
     if (rc != SL_OK) {
-        server_free(s);
+        free(s->tls_cert);
+        free(s->tls_key);
+        free(s);
         return rc;
-    }
-    /* The epoll daemon gets connections from accept_run, never from a
-     * socket of its own. A thread-per-connection daemon keeps its own
-     * accept loop: libmicrohttpd 0.9.75 deadlocked at stop after
-     * MHD_add_connection had refused connections over its limits in that
-     * mode (http_hostile's tap flood), so there the EMFILE spin remains
-     * (decision 0072). */
-    bool own_accept = !o->thread_per_connection;
-    if (own_accept && pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-        server_free(s);
-        return sl_errf(err, SL_EIO, "%s: pipe: %s", o->what, strerror(errno));
     }
     unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_INTERNAL_POLLING_THREAD;
-    if (own_accept) flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     if (tls) flags |= MHD_USE_TLS;
     flags |=
         o->thread_per_connection ? (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL) : MHD_USE_EPOLL;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getsockname(s->lfd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    /* The listening socket is passed only to a daemon that accepts itself
-     * (in its place the connection limit is given twice, harmlessly). */
     s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, o->handler, o->handler_arg, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        own_accept ? MHD_OPTION_CONNECTION_LIMIT : MHD_OPTION_LISTEN_SOCKET,
-        own_accept ? (int)o->conn_limit : s->lfd, MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
+        flags, 0, NULL, NULL, o->handler, o->handler_arg, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         o->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->request_memory,
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_COMPLETED, o->completed,
@@ -269,16 +214,11 @@ int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_
         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_HTTPS_PRIORITIES,
         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_END);
     if (!s->d) {
-        server_free(s);
+        close(fd);
+        free(s->tls_cert);
+        free(s->tls_key);
+        free(s);
         return sl_errf(err, SL_EIO, "%s '%s': the HTTP server did not start", o->what, o->listen);
-    }
-    if (!own_accept) {
-        s->lfd = -1; /* the daemon's now: MHD_stop_daemon closes it */
-    } else if (pthread_create(&s->acceptor, NULL, accept_run, s) != 0) {
-        server_free(s);
-        return sl_errf(err, SL_EIO, "%s '%s': no accept thread", o->what, o->listen);
-    } else {
-        s->acceptor_started = true;
     }
     *out = s;
     return SL_OK;
@@ -292,7 +232,11 @@ int sl_http_server_port(const sl_http_server *s)
 void sl_http_server_stop(sl_http_server *s)
 {
     if (!s) return;
-    server_free(s);
+    /* Closes the listener and every connection, joins the threads. */
+    MHD_stop_daemon(s->d);
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s);
 }
 
 enum MHD_Result sl_http_respond(struct MHD_Connection *c, unsigned status, const char *ctype,

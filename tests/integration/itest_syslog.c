@@ -1053,16 +1053,24 @@ static long open_fds(pid_t pid)
 }
 
 /* Out of descriptors: the agent's soft RLIMIT_NOFILE lowered to what it
- * has open plus 8, then 40 syslog connections and 4 to the metrics
- * endpoint (whose daemon holds none, where libmicrohttpd's own accept
- * loop busy-waits). Both accept loops rest instead of spinning: the
- * agent's CPU over a one-second window stays low; once descriptors free,
- * both serve again. */
+ * has open plus 8, then 40 syslog connections and 2 each to the metrics
+ * endpoint and a loki_push input (whose daemons hold none, where
+ * libmicrohttpd's accept loop busy-waits). Every accept loop rests
+ * instead of spinning: the agent's CPU over a one-second window stays
+ * low; once descriptors free, syslog and metrics serve again. */
 static void test_descriptor_exhaustion(void **st)
 {
     (void)st;
     agent a;
-    start(&a, "", "    max_connections_per_address: 512\n", "    type: file\n    format: json\n");
+    int pport = sl_t_free_port();
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "    max_connections_per_address: 512\n"
+             "  - name: push\n"
+             "    type: loki_push\n"
+             "    listen: \"127.0.0.1:%d\"\n",
+             pport);
+    start(&a, "", extra, "    type: file\n    format: json\n");
     long nfd = open_fds(a.pid);
     assert_true(nfd > 0);
     struct rlimit old, low;
@@ -1074,8 +1082,10 @@ static void test_descriptor_exhaustion(void **st)
     /* Once syslog took the last descriptors, so the metrics endpoint's
      * accept meets EMFILE too. */
     assert_true(sl_t_wait_log(a.log, "syslog_accept_error", 1, sl_t_scaled_ms(20000)));
-    for (int i = 0; i < 4; i++) m[i] = tcp_connect(a.mport);
-    assert_true(sl_t_wait_log(a.log, "http_accept_error", 1, sl_t_scaled_ms(20000)));
+    for (int i = 0; i < 4; i++) m[i] = tcp_connect(i % 2 ? pport : a.mport);
+    /* The metrics daemon (epoll) and the loki_push one (a thread per
+     * connection), each holding no connection. */
+    assert_true(sl_t_wait_log(a.log, "http_accept_error", 2, sl_t_scaled_ms(20000)));
     /* A spin shows as CPU time over a window; this one is a measurement,
      * not a wait for an event. */
     long t0 = cpu_ticks(a.pid), hz = sysconf(_SC_CLK_TCK);

@@ -14,28 +14,41 @@
 /* ---- growing arrays (each element is backed by body bytes, so the body
  * length bounds them) ---- */
 
-static int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
+/* Counts n more bytes of memory against the push's budget (max_decoded):
+ * false, and `over` set, when they do not fit. */
+static bool charge(sl_lp_push *p, size_t n)
+{
+    if (n > p->mem_max - p->mem) {
+        p->over = true;
+        return false;
+    }
+    p->mem += n;
+    return true;
+}
+
+static int grow(sl_lp_push *p, void **arr, uint32_t *cap, uint32_t need, size_t elem)
 {
     if (need <= *cap) return SL_OK;
     uint64_t nc = *cap ? (uint64_t)*cap * 2 : 16;
     while (nc < need) nc *= 2;
     if (nc > UINT32_MAX / 2) return SL_ENOMEM;
-    void *p = realloc(*arr, nc * elem);
-    if (!p) return SL_ENOMEM;
-    *arr = p;
+    if (!charge(p, (size_t)(nc - *cap) * elem)) return SL_EFULL;
+    void *np = realloc(*arr, nc * elem);
+    if (!np) return SL_ENOMEM;
+    *arr = np;
     *cap = (uint32_t)nc;
     return SL_OK;
 }
 
 static sl_lp_pair *add_pair(sl_lp_push *p)
 {
-    if (grow((void **)&p->pairs, &p->cap_pairs, p->npairs + 1, sizeof *p->pairs)) return NULL;
+    if (grow(p, (void **)&p->pairs, &p->cap_pairs, p->npairs + 1, sizeof *p->pairs)) return NULL;
     return &p->pairs[p->npairs++];
 }
 
 static sl_lp_entry *add_entry(sl_lp_push *p)
 {
-    if (grow((void **)&p->entries, &p->cap_entries, p->nentries + 1, sizeof *p->entries))
+    if (grow(p, (void **)&p->entries, &p->cap_entries, p->nentries + 1, sizeof *p->entries))
         return NULL;
     sl_lp_entry *e = &p->entries[p->nentries++];
     memset(e, 0, sizeof *e);
@@ -45,13 +58,23 @@ static sl_lp_entry *add_entry(sl_lp_push *p)
 
 static sl_lp_stream *add_stream(sl_lp_push *p)
 {
-    if (grow((void **)&p->streams, &p->cap_streams, p->nstreams + 1, sizeof *p->streams))
+    if (grow(p, (void **)&p->streams, &p->cap_streams, p->nstreams + 1, sizeof *p->streams))
         return NULL;
     sl_lp_stream *s = &p->streams[p->nstreams++];
     memset(s, 0, sizeof *s);
     s->labels = p->npairs;
     s->entries = p->nentries;
     return s;
+}
+
+/* Why an array could not grow: the budget (a 413) or malloc. */
+static int no_room(const sl_lp_push *p, sl_err *err)
+{
+    if (p->over)
+        return sl_errf(err, SL_EFULL,
+                       "decoded push takes more than max_decoded_bytes (%zu) in memory",
+                       p->mem_max);
+    return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
 }
 
 /* ---- the label string ---- */
@@ -283,7 +306,7 @@ static int next_field(pb *b, uint32_t *field, int *wt, pb *sub, uint64_t *v, sl_
 static int pb_pair(sl_lp_push *p, pb m, sl_err *err)
 {
     sl_lp_pair *pair = add_pair(p);
-    if (!pair) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
+    if (!pair) return no_room(p, err);
     memset(pair, 0, sizeof *pair);
     while (m.p < m.end) {
         uint32_t f;
@@ -328,7 +351,7 @@ static int pb_timestamp(pb m, int64_t *ts, sl_err *err)
 static int pb_entry(sl_lp_push *p, pb m, sl_err *err)
 {
     sl_lp_entry *e = add_entry(p);
-    if (!e) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
+    if (!e) return no_room(p, err);
     uint32_t idx = p->nentries - 1;
     bool have_ts = false;
     while (m.p < m.end) {
@@ -359,7 +382,7 @@ static int pb_entry(sl_lp_push *p, pb m, sl_err *err)
 static int pb_stream(sl_lp_push *p, pb m, sl_err *err)
 {
     sl_lp_stream *s = add_stream(p);
-    if (!s) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
+    if (!s) return no_room(p, err);
     uint32_t idx = p->nstreams - 1;
     pb labels = {0};
     bool have_labels = false;
@@ -387,7 +410,7 @@ static int pb_stream(sl_lp_push *p, pb m, sl_err *err)
     if (rc) return rc;
     for (size_t i = 0; i < np; i++) {
         sl_lp_pair *pair = add_pair(p);
-        if (!pair) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
+        if (!pair) return no_room(p, err);
         *pair = tmp[i];
         p->text_bytes += tmp[i].name.n + tmp[i].value.n;
     }
@@ -410,6 +433,7 @@ static int pb_stream(sl_lp_push *p, pb m, sl_err *err)
 static int decode_protobuf(sl_lp_push *p, const char *body, size_t n, sl_err *err)
 {
     /* Unescaped label values are never longer than the body. */
+    if (!charge(p, n)) return no_room(p, err);
     p->scratch = malloc(n ? n : 1);
     if (!p->scratch) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
     p->scratch_cap = n;
@@ -456,7 +480,7 @@ static int json_pairs(sl_lp_push *p, json_t *obj, const char *what, uint32_t *co
         size_t kn = strlen(k);
         if (kn == 0) return sl_errf(err, SL_EPARSE, "%s with an empty name", what);
         sl_lp_pair *pair = add_pair(p);
-        if (!pair) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
+        if (!pair) return no_room(p, err);
         pair->name = (sl_slice){k, kn};
         pair->value = (sl_slice){json_string_value(v), json_string_length(v)};
         p->text_bytes += kn + pair->value.n;
@@ -473,9 +497,71 @@ static bool label_name_ok(sl_slice s)
     return true;
 }
 
+/* What jansson allocates for a JSON text, from its tokens, before it is
+ * parsed: a 3-byte `[],` or `{},` costs jansson 150-250 bytes, so a 64 MiB
+ * text of them would take gigabytes. jansson 2.14's sizes on x86-64 with
+ * glibc's chunk headers, rounded up: an object (72 bytes) and its first
+ * hash table (8 buckets, 128); an array (40) and its first table (8
+ * slots, 64); a string (32) and its copy (32 at least); a number (24); an
+ * object member (a 56-byte pair plus the key); an array slot (8, doubled
+ * as the table grows). Keys are counted as strings too (an overestimate). */
+enum {
+    JSON_OBJECT_BYTES = 256,
+    JSON_ARRAY_BYTES = 144,
+    JSON_STRING_BYTES = 96,
+    JSON_NUMBER_BYTES = 48,
+    JSON_MEMBER_BYTES = 72,
+    JSON_SLOT_BYTES = 16,
+};
+
+static size_t json_tree_bytes(const char *s, size_t n)
+{
+    size_t est = 0;
+    bool in_str = false, in_num = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        bool num = (c >= '0' && c <= '9') || c == '-';
+        if (num && !in_num) est += JSON_NUMBER_BYTES;
+        in_num = num || c == '.' || c == 'e' || c == 'E' || c == '+';
+        switch (c) {
+        case '{':
+            est += JSON_OBJECT_BYTES;
+            break;
+        case '[':
+            est += JSON_ARRAY_BYTES;
+            break;
+        case '"':
+            in_str = true;
+            est += JSON_STRING_BYTES;
+            break;
+        case ':':
+            est += JSON_MEMBER_BYTES;
+            break;
+        case ',':
+            est += JSON_SLOT_BYTES;
+            break;
+        default:
+            break;
+        }
+    }
+    return est;
+}
+
 static int decode_json(sl_lp_push *p, const char *body, size_t n, sl_err *err)
 {
     json_error_t je;
+    if (!charge(p, json_tree_bytes(body, n)))
+        return sl_errf(err, SL_EFULL,
+                       "JSON body would take more than max_decoded_bytes (%zu) in memory once "
+                       "parsed",
+                       p->mem_max);
     json_t *root = json_loadb(body, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!root) return sl_errf(err, SL_EPARSE, "JSON: %s at byte %d", je.text, je.position);
     p->json = root;
@@ -492,7 +578,7 @@ static int decode_json(sl_lp_push *p, const char *body, size_t n, sl_err *err)
         if (json_object_size(labels) > SL_LP_MAX_LABELS)
             return sl_errf(err, SL_EPARSE, "more than %d labels in a stream", SL_LP_MAX_LABELS);
         sl_lp_stream *s = add_stream(p);
-        if (!s) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
+        if (!s) return no_room(p, err);
         uint32_t idx = p->nstreams - 1, nl = 0;
         int rc = json_pairs(p, labels, "labels", &nl, err);
         if (rc) return rc;
@@ -512,7 +598,7 @@ static int decode_json(sl_lp_push *p, const char *body, size_t n, sl_err *err)
                                "{metadata})]",
                                j, i);
             sl_lp_entry *e = add_entry(p);
-            if (!e) return sl_errf(err, SL_ENOMEM, "out of memory decoding a push");
+            if (!e) return no_room(p, err);
             uint32_t ei = p->nentries - 1;
             if ((rc = json_ts(json_array_get(val, 0), &p->entries[ei].ts_ns, err))) return rc;
             json_t *line = json_array_get(val, 1);
@@ -592,10 +678,43 @@ static int gunzip(const void *in, size_t n, size_t max, char **out, size_t *outn
     return SL_OK;
 }
 
+/* The arena bytes of a record's fields when nf are added one by one
+ * (core/batch.c's grow_fields: 16, then doubling, the old arrays left in
+ * the arena). */
+static size_t fields_arena_bytes(size_t nf)
+{
+    size_t total = 0;
+    for (size_t cap = 16; nf > 0; cap *= 2) {
+        total += cap * sizeof(sl_field);
+        if (cap >= nf) break;
+    }
+    return total;
+}
+
+/* What the entries become in the input's batch: a record each, and the
+ * stream's labels, the entry's metadata and the tenant as its fields. */
+static int charge_records(sl_lp_push *p, sl_err *err)
+{
+    size_t fields = 0;
+    for (uint32_t s = 0; s < p->nstreams; s++) {
+        const sl_lp_stream *st = &p->streams[s];
+        for (uint32_t e = 0; e < st->nentries; e++)
+            fields += fields_arena_bytes(st->nlabels + p->entries[st->entries + e].nmeta + 1);
+    }
+    p->fields_bytes = fields;
+    if (!charge(p, (size_t)p->nentries * sizeof(sl_record)) || !charge(p, fields))
+        return sl_errf(err, SL_EFULL,
+                       "push of %u entries takes more than max_decoded_bytes (%zu) in memory as "
+                       "records",
+                       p->nentries, p->mem_max);
+    return SL_OK;
+}
+
 int sl_lp_decode(const char *content_type, const char *content_encoding, const void *body, size_t n,
                  size_t max_decoded, sl_lp_push *out, sl_err *err)
 {
     memset(out, 0, sizeof *out);
+    out->mem_max = max_decoded;
     bool json = content_type && !strncasecmp(content_type, "application/json", 16);
     const char *data = body;
     size_t len = n;
@@ -610,20 +729,21 @@ int sl_lp_decode(const char *content_type, const char *content_encoding, const v
     }
     int rc;
     if (json) {
-        if (len > max_decoded) {
+        if (!charge(out, len)) {
             free(inflated);
             return sl_errf(err, SL_EFULL, "decoded body above %zu bytes", max_decoded);
         }
         rc = decode_json(out, data, len, err);
         free(inflated);
-        return rc;
+        return rc ? rc : charge_records(out, err);
     }
     size_t raw_n;
     if (snappy_uncompressed_length(data, len, &raw_n) != SNAPPY_OK) {
         free(inflated);
         return sl_errf(err, SL_EPARSE, "body is not a snappy block");
     }
-    if (raw_n > max_decoded) {
+    /* The gzip'd snappy block and what it decodes to live at once. */
+    if ((inflated && !charge(out, len)) || !charge(out, raw_n)) {
         free(inflated);
         return sl_errf(err, SL_EFULL, "decoded body above %zu bytes", max_decoded);
     }
@@ -637,7 +757,7 @@ int sl_lp_decode(const char *content_type, const char *content_encoding, const v
     free(inflated);
     if (st != SNAPPY_OK || got != raw_n) return sl_errf(err, SL_EPARSE, "corrupt snappy block");
     rc = decode_protobuf(out, out->raw, raw_n, err);
-    return rc;
+    return rc ? rc : charge_records(out, err);
 }
 
 void sl_lp_push_free(sl_lp_push *p)

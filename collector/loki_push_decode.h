@@ -10,6 +10,7 @@
 #ifndef SLUICE_COLLECTOR_LOKI_PUSH_DECODE_H
 #define SLUICE_COLLECTOR_LOKI_PUSH_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,11 @@ typedef struct sl_lp_push {
     size_t scratch_len, scratch_cap;
     void *json; /* jansson root of a JSON body */
     uint32_t cap_streams, cap_entries, cap_pairs;
+    /* memory: what the push takes (decoded text, JSON tree, arrays, the
+     * records it becomes), bounded by max_decoded */
+    size_t mem, mem_max;
+    bool over;
+    size_t fields_bytes; /* the records' field arrays in a batch's arena */
 } sl_lp_push;
 
 enum { SL_LP_MAX_LABELS = 64 }; /* per stream; Loki's default allows 15 */
@@ -61,9 +67,14 @@ int sl_lp_parse_labels(const char *p, size_t n, char *scratch, size_t cap, size_
 /* Decodes a body as Loki does: content_type starting "application/json" is
  * JSON, anything else protobuf in a snappy block; content_encoding "gzip"
  * is inflated first ("" / NULL / "identity": none; anything else refused).
- * SL_OK, SL_EPARSE with why (a 400), SL_EFULL when the decoded body
- * exceeds max_decoded (a 413), SL_ENOMEM. Free with sl_lp_push_free even
- * on error. */
+ * max_decoded bounds the memory the push takes, not only its decoded
+ * bytes: the decompressed body, the JSON tree (estimated from the text's
+ * tokens before parsing), the decoder's arrays and the records and fields
+ * the entries become (decision 0072), so neither a compression bomb nor a
+ * body of tiny entries under many labels can take more.
+ * SL_OK, SL_EPARSE with why (a 400), SL_EFULL when the push exceeds
+ * max_decoded (a 413), SL_ENOMEM. Free with sl_lp_push_free even on
+ * error. */
 int sl_lp_decode(const char *content_type, const char *content_encoding, const void *body, size_t n,
                  size_t max_decoded, sl_lp_push *out, sl_err *err);
 void sl_lp_push_free(sl_lp_push *p);

@@ -12,7 +12,13 @@
  * When a sink's buffer stays full for `full_wait` (when_full: block and no
  * spool room), the answer is 429 with Retry-After and the entries are in
  * no sink. Malformed bodies get 400 with the reason, bodies over
- * max_body_bytes (or decoding above max_decoded_bytes) 413.
+ * max_body_bytes, or taking more than max_decoded_bytes of memory once
+ * decoded, 413.
+ *
+ * Hostile senders (decision 0072): one push is decoded at a time, the
+ * bodies being read share max_pending_bytes (429 past it), a body not read
+ * whole within request_timeout closes the connection, and one address holds
+ * at most max_connections_per_address connections.
  *
  * Each entry becomes a record: its line and time, the stream's labels as
  * label fields, structured metadata as metadata fields, and the request's
@@ -58,6 +64,8 @@ typedef struct request {
     char *body;
     size_t len, cap;
     bool too_large;
+    bool no_room;     /* the input's max_pending_bytes was reached: 429 */
+    int64_t start_ns; /* the head was read */
 } request;
 
 typedef struct lp_input {
@@ -65,16 +73,20 @@ typedef struct lp_input {
     const char *listen, *tenant_field;
     sl_tls_server_opts tls;
     int ack_mode;
-    int64_t ack_timeout_ms, full_wait_ms, retry_after_ms, idle_ms, max_conns;
-    uint64_t max_body, max_decoded;
-    char *auth_expected; /* the whole Authorization value senders must give, or NULL */
+    int64_t ack_timeout_ms, full_wait_ms, retry_after_ms, idle_ms, max_conns, max_conns_addr;
+    int64_t request_timeout_ms;
+    uint64_t max_body, max_decoded, max_pending;
+    _Atomic uint64_t pending; /* body bytes received by requests being read */
+    char *auth_expected;      /* the whole Authorization value senders must give, or NULL */
     sl_field labels[MAX_LABELS];
     uint32_t nlabels;
     sl_http_server *server;
-    pthread_mutex_t emit_mu; /* one emit at a time: the parse chain is the input's */
+    pthread_mutex_t emit_mu;   /* one emit at a time: the parse chain is the input's */
+    pthread_mutex_t decode_mu; /* one decode at a time: max_decoded_bytes is the input's */
     pthread_mutex_t wait_mu;
     waiter *waiters;
-    sl_metric *m_records, *m_bytes, *m_requests[CN], *m_ack_wait, *m_spills;
+    sl_metric *m_records, *m_bytes, *m_requests[CN], *m_ack_wait, *m_spills, *m_timeouts,
+        *m_pending;
 } lp_input;
 
 static const sl_cfg_key loki_push_keys[] = {
@@ -130,7 +142,7 @@ static const sl_cfg_key loki_push_keys[] = {
      .def = "64MiB",
      .min = 1024,
      .max = 4LL << 30,
-     .doc = "bodies that decompress to more get 413"},
+     .doc = "pushes that take more memory decoded (body, JSON tree, records) get 413"},
     {.name = "max_connections",
      .type = SL_KEY_INT,
      .at = SL_CFG_AT(lp_input, max_conns),
@@ -138,6 +150,13 @@ static const sl_cfg_key loki_push_keys[] = {
      .min = 1,
      .max = 65536,
      .doc = "connections at once (a thread each); more are closed at once"},
+    {.name = "max_connections_per_address",
+     .type = SL_KEY_INT,
+     .at = SL_CFG_AT(lp_input, max_conns_addr),
+     .def = "64",
+     .min = 1,
+     .max = 65536,
+     .doc = "connections at once from one address; more are closed at once"},
     {.name = "idle_timeout",
      .type = SL_KEY_DURATION,
      .at = SL_CFG_AT(lp_input, idle_ms),
@@ -145,6 +164,20 @@ static const sl_cfg_key loki_push_keys[] = {
      .min = 1000,
      .max = 3600000,
      .doc = "a connection silent this long is closed"},
+    {.name = "request_timeout",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(lp_input, request_timeout_ms),
+     .def = "60s",
+     .min = 1000,
+     .max = 3600000,
+     .doc = "a request body not read whole this long after its head is closed, unanswered"},
+    {.name = "max_pending_bytes",
+     .type = SL_KEY_SIZE,
+     .at = SL_CFG_AT(lp_input, max_pending),
+     .def = "64MiB",
+     .min = 1024,
+     .max = 16LL << 30,
+     .doc = "request bodies held at once across connections; a body past it gets 429"},
     {.name = "tenant_field",
      .type = SL_KEY_STR,
      .at = SL_CFG_AT(lp_input, tenant_field),
@@ -199,6 +232,13 @@ static void register_metrics(lp_input *in)
     in->m_bytes = sl_counter("sluice_input_bytes_total", "Bytes read by the input.", l);
     in->m_ack_wait = sl_counter("sluice_loki_push_ack_wait_seconds_total",
                                 "Time push requests waited for the sinks' acknowledgement.", l);
+    in->m_timeouts = sl_counter("sluice_loki_push_request_timeouts_total",
+                                "Requests whose body was not read whole within request_timeout; "
+                                "the connection was closed unanswered.",
+                                l);
+    in->m_pending =
+        sl_gauge("sluice_loki_push_pending_bytes",
+                 "Request body bytes held by requests being read (max_pending_bytes).", l);
     in->m_spills = sl_counter("sluice_loki_push_spills_total",
                               "Times a push waited half its ack_timeout and the sinks' memory "
                               "was moved to their spools.",
@@ -328,6 +368,10 @@ static int build_batch(lp_input *in, const sl_lp_push *p, const char *tenant, sl
         return sl_errf(err, SL_ENOMEM, "out of memory for %u entries", p->nentries);
     }
     sl_chunk_unref(c); /* the batch holds it */
+    /* The decoder counted the entries' field arrays against max_decoded:
+     * they fit, however many labels times entries (beyond the arena's
+     * default bound they would be cut from the records). */
+    b->arena.limit += p->fields_bytes;
     sl_slice ten = {copy_in(c, (sl_slice){tenant ? tenant : "", tn}), tn};
     sl_slice tkey = {in->tenant_field, strlen(in->tenant_field)};
     for (uint32_t s = 0; s < p->nstreams; s++) {
@@ -396,6 +440,17 @@ static bool authorized(lp_input *in, struct MHD_Connection *c)
                                 MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
 }
 
+/* Frees what a request holds of its body and returns it to the input's
+ * max_pending_bytes. */
+static void body_release(lp_input *in, request *rq)
+{
+    atomic_fetch_sub(&in->pending, rq->len);
+    sl_metric_gauge_add(in->m_pending, -(int64_t)rq->len);
+    free(rq->body);
+    rq->body = NULL;
+    rq->len = rq->cap = 0;
+}
+
 static enum MHD_Result process(lp_input *in, struct MHD_Connection *c, request *rq)
 {
     char msg[sizeof(((sl_err *)0)->msg) + 64];
@@ -404,19 +459,29 @@ static enum MHD_Result process(lp_input *in, struct MHD_Connection *c, request *
                  (unsigned long long)in->max_body);
         return answer(in, c, C413, msg);
     }
+    if (rq->no_room) {
+        snprintf(msg, sizeof msg, "bodies being read take max_pending_bytes (%llu), retry later\n",
+                 (unsigned long long)in->max_pending);
+        return answer(in, c, C429, msg);
+    }
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     const char *cenc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
     const char *tenant = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Scope-OrgID");
     if (tenant && strlen(tenant) > TENANT_MAX) return answer(in, c, C400, "tenant too long\n");
     sl_lp_push p;
     sl_err err = {0};
+    /* One push decoded at a time: with many connections each could
+     * otherwise take max_decoded_bytes at once. */
+    pthread_mutex_lock(&in->decode_mu);
     int rc = sl_lp_decode(ctype, cenc, rq->body, rq->len, in->max_decoded, &p, &err);
     if (rc != SL_OK) {
+        pthread_mutex_unlock(&in->decode_mu);
         sl_lp_push_free(&p);
         snprintf(msg, sizeof msg, "%s\n", err.msg);
         return answer(in, c, rc == SL_EFULL ? C413 : rc == SL_ENOMEM ? C500 : C400, msg);
     }
     if (p.nentries == 0) {
+        pthread_mutex_unlock(&in->decode_mu);
         sl_lp_push_free(&p);
         return answer(in, c, C204, "");
     }
@@ -425,6 +490,8 @@ static enum MHD_Result process(lp_input *in, struct MHD_Connection *c, request *
     uint32_t nrec = p.nentries;
     size_t bytes = p.text_bytes;
     sl_lp_push_free(&p);
+    pthread_mutex_unlock(&in->decode_mu);
+    body_release(in, rq); /* the batch holds copies: not kept while the sinks work */
     if (rc != SL_OK) {
         snprintf(msg, sizeof msg, "%s\n", err.msg);
         return answer(in, c, C500, msg);
@@ -486,31 +553,48 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         rq = calloc(1, sizeof *rq);
         if (!rq) return MHD_NO;
+        rq->start_ns = sl_monotonic_ns();
         *con_cls = rq;
         return MHD_YES;
     }
     if (*upload_size) {
+        /* A body dribbled to stay under idle_timeout, or one that never
+         * ends (chunked): closed, unanswered, once request_timeout passed. */
+        if (sl_monotonic_ns() - rq->start_ns > in->request_timeout_ms * 1000000) {
+            sl_metric_inc(in->m_timeouts);
+            return MHD_NO;
+        }
         size_t n = *upload_size;
         *upload_size = 0;
-        if (rq->too_large) return MHD_YES;
+        if (rq->too_large || rq->no_room) return MHD_YES; /* read and dropped */
         if (rq->len + n > in->max_body) {
             rq->too_large = true;
-            free(rq->body);
-            rq->body = NULL;
-            rq->len = rq->cap = 0;
+            body_release(in, rq);
+            return MHD_YES;
+        }
+        /* Counted by the bytes received (a dribbler holds what it sent,
+         * not a buffer's worth), across connections. */
+        if (atomic_fetch_add(&in->pending, n) + n > in->max_pending) {
+            atomic_fetch_sub(&in->pending, n);
+            rq->no_room = true;
+            body_release(in, rq);
             return MHD_YES;
         }
         if (rq->len + n > rq->cap) {
-            size_t nc = rq->cap ? rq->cap * 2 : 65536;
+            size_t nc = rq->cap ? rq->cap * 2 : 16384;
             while (nc < rq->len + n) nc *= 2;
             if (nc > in->max_body) nc = in->max_body;
             char *nb = realloc(rq->body, nc);
-            if (!nb) return MHD_NO;
+            if (!nb) {
+                atomic_fetch_sub(&in->pending, n);
+                return MHD_NO;
+            }
             rq->body = nb;
             rq->cap = nc;
         }
         memcpy(rq->body + rq->len, upload_data, n);
         rq->len += n;
+        sl_metric_gauge_add(in->m_pending, (int64_t)n);
         return MHD_YES;
     }
     return process(in, c, rq);
@@ -519,12 +603,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
     request *rq = *con_cls;
     if (!rq) return;
-    free(rq->body);
+    body_release(cls, rq);
     free(rq);
     *con_cls = NULL;
 }
@@ -543,6 +626,7 @@ static void lp_destroy(void *state)
         free(w);
     }
     pthread_mutex_destroy(&in->emit_mu);
+    pthread_mutex_destroy(&in->decode_mu);
     pthread_mutex_destroy(&in->wait_mu);
     if (in->auth_expected) explicit_bzero(in->auth_expected, strlen(in->auth_expected));
     free(in->auth_expected);
@@ -555,6 +639,7 @@ static int lp_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     if (!in) return sl_errf(err, SL_ENOMEM, "input %s: out of memory", ctx->name);
     in->ctx = ctx;
     pthread_mutex_init(&in->emit_mu, NULL);
+    pthread_mutex_init(&in->decode_mu, NULL);
     pthread_mutex_init(&in->wait_mu, NULL);
     if (configure(in, ctx) != SL_OK) {
         lp_destroy(in);
@@ -572,19 +657,21 @@ static int lp_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     register_metrics(in);
     char what[160];
     snprintf(what, sizeof what, "input %s listen", ctx->name);
-    sl_http_server_opts so = {.what = what,
-                              .listen = in->listen,
-                              .conn_limit = (unsigned)in->max_conns,
-                              .per_ip_limit = (unsigned)in->max_conns,
-                              .idle_timeout_s = (unsigned)((in->idle_ms + 999) / 1000),
-                              .request_memory = 64 << 10,
-                              .thread_per_connection = true,
-                              .handler = on_request,
-                              .handler_arg = in,
-                              .completed = on_completed,
-                              .completed_arg = in,
-                              .tls_cert_file = in->tls.cert_file,
-                              .tls_key_file = in->tls.key_file};
+    sl_http_server_opts so = {
+        .what = what,
+        .listen = in->listen,
+        .conn_limit = (unsigned)in->max_conns,
+        .per_ip_limit =
+            (unsigned)(in->max_conns_addr < in->max_conns ? in->max_conns_addr : in->max_conns),
+        .idle_timeout_s = (unsigned)((in->idle_ms + 999) / 1000),
+        .request_memory = 64 << 10,
+        .thread_per_connection = true,
+        .handler = on_request,
+        .handler_arg = in,
+        .completed = on_completed,
+        .completed_arg = in,
+        .tls_cert_file = in->tls.cert_file,
+        .tls_key_file = in->tls.key_file};
     int rc = sl_http_server_start(&so, &in->server, err);
     if (rc != SL_OK) {
         lp_destroy(in);

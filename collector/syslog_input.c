@@ -54,14 +54,20 @@ enum {
     CLOSE_IDLE,
     CLOSE_FRAMING,
     CLOSE_TLS,
+    CLOSE_TLS_TIMEOUT,
     CLOSE_READ_ERROR,
     CLOSE_MEMORY,
     CLOSE_SHUTDOWN,
     CLOSE_N
 };
-static const char *const close_reasons[CLOSE_N] = {"peer_closed",   "idle_timeout", "framing_error",
-                                                   "tls_handshake", "read_error",   "out_of_memory",
-                                                   "shutdown"};
+static const char *const close_reasons[CLOSE_N] = {
+    "peer_closed",           "idle_timeout", "framing_error", "tls_handshake",
+    "tls_handshake_timeout", "read_error",   "out_of_memory", "shutdown"};
+
+/* Why a connection was closed at accept, one counter each. */
+enum { REJECT_TOTAL, REJECT_PER_ADDRESS, REJECT_N };
+static const char *const reject_reasons[REJECT_N] = {"max_connections",
+                                                     "max_connections_per_address"};
 
 /* Frames that were not shipped as they came, one counter each. */
 enum { BAD_OCTET_COUNT, BAD_INCOMPLETE, BAD_TOO_LARGE, BAD_UNPARSABLE, BAD_N };
@@ -76,7 +82,8 @@ typedef struct conn {
     bool closed;
     char peer[PEER_MAX];
     sl_syslog_framer fr;
-    int64_t last_ns; /* monotonic time of the last bytes (or the accept) */
+    int64_t last_ns;     /* monotonic time of the last bytes (or the accept) */
+    int64_t accepted_ns; /* monotonic time of the accept (TLS: the handshake's deadline) */
 } conn;
 
 typedef struct sy_input {
@@ -86,7 +93,7 @@ typedef struct sy_input {
     sl_tls_server_opts tls_opts;
     int framing;
     uint64_t max_frame, udp_rcvbuf;
-    int64_t max_conns, idle_ms;
+    int64_t max_conns, max_conns_addr, idle_ms, handshake_ms;
     int line_mode;
     const char *tz_name; /* timezone; NULL: UTC */
     sl_tz *tz;
@@ -110,8 +117,8 @@ typedef struct sy_input {
     bool chunk_in_batch;
     const conn *cur; /* connection whose frames are being decoded */
     sl_ratelimit rl_warn;
-    sl_metric *m_records, *m_bytes, *m_open, *m_accepted[T_N], *m_rejected, *m_closed[CLOSE_N],
-        *m_bad[BAD_N], *m_udp_dropped, *m_blocked, *m_errors;
+    sl_metric *m_records, *m_bytes, *m_open, *m_accepted[T_N], *m_rejected[REJECT_N],
+        *m_closed[CLOSE_N], *m_bad[BAD_N], *m_udp_dropped, *m_blocked, *m_errors;
 } sy_input;
 
 static const sl_cfg_key syslog_keys[] = {
@@ -150,11 +157,25 @@ static const sl_cfg_key syslog_keys[] = {
      .max = 65536,
      .def = "512",
      .doc = "TCP and TLS connections at once; more are refused and counted"},
+    {.name = "max_connections_per_address",
+     .type = SL_KEY_INT,
+     .at = SL_CFG_AT(sy_input, max_conns_addr),
+     .min = 1,
+     .max = 65536,
+     .def = "64",
+     .doc = "TCP and TLS connections at once from one address; more are refused and counted"},
     {.name = "idle_timeout",
      .type = SL_KEY_DURATION,
      .at = SL_CFG_AT(sy_input, idle_ms),
      .def = "5m",
      .doc = "a connection silent this long is closed"},
+    {.name = "tls_handshake_timeout",
+     .type = SL_KEY_DURATION,
+     .at = SL_CFG_AT(sy_input, handshake_ms),
+     .min = 100,
+     .max = 3600000,
+     .def = "10s",
+     .doc = "a TLS connection whose handshake is not done this long after its accept is closed"},
     {.name = "udp_receive_buffer",
      .type = SL_KEY_SIZE,
      .at = SL_CFG_AT(sy_input, udp_rcvbuf),
@@ -238,8 +259,13 @@ static void register_metrics(sy_input *in)
         in->m_accepted[t] = sl_counter("sluice_syslog_connections_accepted_total",
                                        "Syslog connections accepted.", l2);
     }
-    in->m_rejected = sl_counter("sluice_syslog_connections_rejected_total",
-                                "Syslog connections closed at once: max_connections reached.", l);
+    for (int r = 0; r < REJECT_N; r++) {
+        sl_metric_labels(l2, sizeof l2, "input", name, "reason", reject_reasons[r]);
+        in->m_rejected[r] = sl_counter("sluice_syslog_connections_rejected_total",
+                                       "Syslog connections closed at once: max_connections or "
+                                       "max_connections_per_address reached.",
+                                       l2);
+    }
     for (int r = 0; r < CLOSE_N; r++) {
         sl_metric_labels(l2, sizeof l2, "input", name, "reason", close_reasons[r]);
         in->m_closed[r] =
@@ -294,7 +320,10 @@ static int flush(sy_input *in)
     int64_t dt = sl_monotonic_ns() - t0;
     if (dt > 10000000) {
         sl_metric_add(in->m_blocked, (uint64_t)dt);
-        for (size_t i = 0; i < in->nconns; i++) in->conns[i]->last_ns += dt;
+        for (size_t i = 0; i < in->nconns; i++) {
+            in->conns[i]->last_ns += dt;
+            in->conns[i]->accepted_ns += dt;
+        }
     }
     return rc;
 }
@@ -495,8 +524,18 @@ static void accept_some(sy_input *in, int t, int64_t now)
         }
         if (in->nconns >= (size_t)in->max_conns) {
             close(fd);
-            sl_metric_inc(in->m_rejected);
+            sl_metric_inc(in->m_rejected[REJECT_TOTAL]);
             warn(in, "syslog_max_connections", peer, "max_connections reached");
+            continue;
+        }
+        /* One address cannot take every slot from the other senders. */
+        int64_t same = 0;
+        for (size_t i = 0; i < in->nconns; i++)
+            same += !in->conns[i]->closed && !strcmp(in->conns[i]->peer, peer);
+        if (same >= in->max_conns_addr) {
+            close(fd);
+            sl_metric_inc(in->m_rejected[REJECT_PER_ADDRESS]);
+            warn(in, "syslog_max_connections", peer, "max_connections_per_address reached");
             continue;
         }
         conn *c = calloc(1, sizeof *c);
@@ -507,7 +546,7 @@ static void accept_some(sy_input *in, int t, int64_t now)
         }
         c->fd = fd;
         c->transport = t;
-        c->last_ns = now;
+        c->last_ns = c->accepted_ns = now;
         memcpy(c->peer, peer, sizeof peer);
         sl_syslog_framer_init(&c->fr, in->framing, in->max_frame);
         if (t == T_TLS && sl_tls_conn_new(in->tls, fd, &c->tls, &err) != SL_OK) {
@@ -717,7 +756,12 @@ static int sy_run(void *state)
         now = sl_monotonic_ns();
         for (size_t i = 0; i < in->nconns; i++) {
             conn *c = in->conns[i];
-            if (!c->closed && now - c->last_ns > in->idle_ms * 1000000) {
+            if (c->closed) continue;
+            if (c->tls && !c->handshaken && now - c->accepted_ns > in->handshake_ms * 1000000) {
+                /* Bytes that never finish a handshake are not activity. */
+                warn(in, "syslog_tls_handshake_failed", c->peer, "tls_handshake_timeout");
+                close_conn(in, c, CLOSE_TLS_TIMEOUT);
+            } else if (now - c->last_ns > in->idle_ms * 1000000) {
                 if (sl_syslog_framer_held(&c->fr)) sl_metric_inc(in->m_bad[BAD_INCOMPLETE]);
                 close_conn(in, c, CLOSE_IDLE);
             }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -18,7 +19,15 @@ struct sl_http_server {
     struct MHD_Daemon *d;
     int port;
     char *tls_cert, *tls_key; /* PEM text; MHD keeps pointers to them */
+    char what[160];           /* for log lines */
+    sl_ratelimit rl_limit;    /* out-of-descriptor warnings (the daemon's accepting thread) */
 };
+
+/* How long the daemon's accepting thread rests when accept failed for want
+ * of descriptors (decision 0072). */
+#define ACCEPT_REST_NS 100000000L
+/* How libmicrohttpd 0.9.75 starts the message it logs then. */
+#define MHD_AT_LIMIT "Hit process or system resource limit"
 
 /* A whole PEM file, NUL-terminated, at most 1 MiB. */
 static int read_pem(const char *what, const char *path, char **out, sl_err *err)
@@ -129,14 +138,34 @@ static int open_listener(const char *what, const char *addr, int *fd_out, int *p
 }
 
 /* libmicrohttpd's own messages (connection limit reached, malformed
- * requests): debug level, so a hostile client cannot flood the log. */
+ * requests): debug level, so a hostile client cannot flood the log.
+ *
+ * One of them is also where the accepting thread rests. When accept fails
+ * for want of descriptors while the daemon holds no connection,
+ * libmicrohttpd 0.9.75 logs "Hit process or system resource limit at FIRST
+ * connection ... Will try busy waiting" and tries again at once: a
+ * descriptor flood on any listener would spin that thread at a full core
+ * until descriptors free. It logs before each retry, on the thread that
+ * retries, so resting here turns the busy loop into one try per 100 ms
+ * (the syslog input's rule); with connections held it stops accepting
+ * until one ends, and the rest costs one pause. */
 static void mhd_log(void *arg, const char *fmt, va_list ap)
 {
-    (void)arg;
+    sl_http_server *s = arg;
     char msg[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    if (s && !strncmp(msg, MHD_AT_LIMIT, sizeof MHD_AT_LIMIT - 1)) {
+        uint64_t suppressed;
+        if (sl_ratelimit_ok(&s->rl_limit, &suppressed))
+            sl_log(SL_LOG_WARN, "http_accept_error",
+                   "what=%s error=\"out of descriptors or memory\" suppressed=%llu", s->what,
+                   (unsigned long long)suppressed);
+        struct timespec ts = {0, ACCEPT_REST_NS};
+        nanosleep(&ts, NULL);
+        return;
+    }
     sl_log(SL_LOG_DEBUG, "http_server", "msg=\"%s\"", msg);
 }
 
@@ -146,6 +175,8 @@ int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_
     if (!o->listen || !*o->listen) return sl_errf(err, SL_EINVAL, "%s is empty", o->what);
     sl_http_server *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(err, SL_ENOMEM, "%s: out of memory", o->what);
+    snprintf(s->what, sizeof s->what, "%s", o->what);
+    s->rl_limit.interval_ns = 10 * 1000000000LL;
     int fd = -1, rc;
     bool tls = o->tls_cert_file && o->tls_key_file;
     if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
@@ -174,7 +205,7 @@ int sl_http_server_start(const sl_http_server_opts *o, sl_http_server **out, sl_
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, o->handler, o->handler_arg, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        flags, 0, NULL, NULL, o->handler, o->handler_arg, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         o->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->request_memory,

@@ -3,7 +3,8 @@
  * (docs/decisions/0014-http-endpoint-library.md; moved down from cli/ by
  * decision 0034 so inputs share it). This module owns what they share: parsing a listen address,
  * opening the socket (so port 0 and bind errors are ours to report), the daemon's bounds
- * (connections, per-IP connections, idle timeout, request memory) and small response helpers.
+ * (connections, per-IP connections, idle timeout, request memory; out of descriptors, accepting
+ * rests 100 ms where libmicrohttpd would spin: decision 0072) and small response helpers.
  * Routing stays with each listener. */
 #ifndef SLUICE_NET_HTTP_SERVER_H
 #define SLUICE_NET_HTTP_SERVER_H

@@ -102,3 +102,36 @@ char *pb_gzip(const char *s, size_t n, size_t *out)
     deflateEnd(&z);
     return o;
 }
+
+static void deflate_some(z_stream *z, const void *p, size_t n)
+{
+    z->next_in = (Bytef *)(uintptr_t)p;
+    z->avail_in = (uInt)n;
+    if (deflate(z, Z_NO_FLUSH) != Z_OK || z->avail_out == 0 || z->avail_in != 0) abort();
+}
+
+char *pb_gzip_fill(const char *prefix, const char *pattern, size_t reps, const char *suffix,
+                   size_t *out)
+{
+    z_stream z = {0};
+    if (deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) != Z_OK) abort();
+    size_t pn = strlen(pattern), per = 65536 / pn, cap = reps * pn / 256 + 65536;
+    char *o = malloc(cap), *block = malloc(per * pn);
+    if (!o || !block) abort();
+    for (size_t i = 0; i < per; i++) memcpy(block + i * pn, pattern, pn);
+    z.next_out = (Bytef *)o;
+    z.avail_out = (uInt)cap;
+    deflate_some(&z, prefix, strlen(prefix));
+    for (size_t done = 0; done < reps;) {
+        size_t k = reps - done < per ? reps - done : per;
+        deflate_some(&z, block, k * pn);
+        done += k;
+    }
+    z.next_in = (Bytef *)(uintptr_t)suffix;
+    z.avail_in = (uInt)strlen(suffix);
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) abort();
+    *out = cap - z.avail_out;
+    deflateEnd(&z);
+    free(block);
+    return o;
+}

@@ -33,5 +33,10 @@ void pb_add_stream(pbuf *req, pbuf *stream);
 char *pb_snappy(pbuf *req, size_t *n);
 /* s[0..n) gzip'd (one member); caller frees. */
 char *pb_gzip(const char *s, size_t n, size_t *out);
+/* A gzip member of prefix, pattern repeated reps times, suffix (a
+ * decompression bomb: 1 GiB of a repeated pattern is about 1 MiB), made
+ * without holding the text; caller frees. */
+char *pb_gzip_fill(const char *prefix, const char *pattern, size_t reps, const char *suffix,
+                   size_t *out);
 
 #endif

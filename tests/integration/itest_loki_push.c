@@ -6,16 +6,29 @@
  * oversize 413, wrong path/method/credentials 404/405/401; a full buffer
  * answers 429 with Retry-After and the retried push arrives once; a
  * sluice -> sluice -> Loki chain loses nothing when the middle one is
- * killed with -9 (the middle answers 204 only once it delivered). Every
- * server listens on 127.0.0.1. */
+ * killed with -9 (the middle answers 204 only once it delivered). Hostile
+ * senders (decision 0072): bodies built to take memory get 413, slow and
+ * greedy clients are bounded, SIGTERM with them attached is prompt. Every
+ * server listens on 127.0.0.1 (clients may come from other 127/8
+ * addresses).
+ *
+ * One file over 800 lines: every case drives the same relay agent, client
+ * and receiver helpers of the one input. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,6 +121,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *arg)
 
 /* When set, requests go over HTTPS trusting this PEM file. */
 static const char *https_ca;
+/* When set, requests come from this loopback address (another sender). */
+static const char *client_src;
 
 /* POSTs body (GET when method says so) to path on 127.0.0.1:port. */
 static reply post(int port, const char *method, const char *path, const char *ctype,
@@ -120,6 +135,7 @@ static reply post(int port, const char *method, const char *path, const char *ct
     char url[256], h[4][256];
     snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", https_ca ? "https" : "http", port, path);
     if (https_ca) curl_easy_setopt(c, CURLOPT_CAINFO, https_ca);
+    if (client_src) curl_easy_setopt(c, CURLOPT_INTERFACE, client_src);
     struct curl_slist *hs = NULL;
     snprintf(h[0], sizeof h[0], "Content-Type: %s", ctype ? ctype : "application/x-protobuf");
     hs = curl_slist_append(hs, h[0]);
@@ -703,6 +719,344 @@ static void test_https_basic_auth(void **st)
     sl_lr_stop(lr);
 }
 
+/* ---- hostile clients ---- */
+
+/* The peak resident size of pid (VmHWM), in KiB; -1 when unreadable. */
+static long peak_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *st = sl_t_read_file(path, NULL);
+    const char *v = st ? strstr(st, "VmHWM:") : NULL;
+    long kib = v ? strtol(v + 6, NULL, 10) : -1;
+    free(st);
+    return kib;
+}
+
+/* Bodies made to take memory once decoded get 413 with the reason, the
+ * agent's peak memory stays bounded, and it relays the next push. */
+static void test_hostile_bodies(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    agent m;
+    int port = relay_start(&m, "lpush-bomb", sl_lr_port(lr), NULL, NULL, NULL);
+    /* gzip: 256 MiB in about 256 KiB. */
+    size_t n;
+    char *b = pb_gzip_fill("", "A", 256u << 20, "", &n);
+    reply r = post(port, "POST", "/loki/api/v1/push", NULL, "gzip", NULL, NULL, b, n);
+    free(b);
+    if (r.code != 413 || !strstr(r.body, "decoded body above"))
+        fail_msg("gzip bomb: %ld '%s'", r.code, r.body);
+    /* snappy whose header claims 4 GiB - 1. */
+    static const unsigned char claim[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, 'x'};
+    r = post(port, "POST", "/loki/api/v1/push", NULL, NULL, NULL, NULL, claim, sizeof claim);
+    if (r.code != 413 || !strstr(r.body, "decoded body above"))
+        fail_msg("snappy claim: %ld '%s'", r.code, r.body);
+    /* 200,000 one-byte entries under 64 labels: a small body, 2 GB of
+     * records and fields. */
+    pbuf req = {0}, s = {0};
+    char labels[2048];
+    int o = snprintf(labels, sizeof labels, "{");
+    for (int i = 0; i < 64; i++)
+        o += snprintf(labels + o, sizeof labels - (size_t)o, "%sl%02d=\"v\"", i ? "," : "", i);
+    snprintf(labels + o, sizeof labels - (size_t)o, "}");
+    pb_stream_labels(&s, labels);
+    for (int i = 0; i < 200000; i++) pb_entry(&s, 1, "x", 1, NULL);
+    pb_add_stream(&req, &s);
+    b = pb_snappy(&req, &n);
+    r = post(port, "POST", "/loki/api/v1/push", NULL, NULL, NULL, NULL, b, n);
+    free(b);
+    if (r.code != 413 || !strstr(r.body, "as records"))
+        fail_msg("labels x entries: %ld '%s' (%zu bytes)", r.code, r.body, n);
+    /* JSON of 10 million empty arrays and objects behind gzip: 60 MB of
+     * text (under max_decoded_bytes), gigabytes as a jansson tree. */
+    b = pb_gzip_fill("{\"streams\":[],\"x\":[", "[],{},", 10000000, "[]]}", &n);
+    r = post(port, "POST", "/loki/api/v1/push", "application/json", "gzip", NULL, NULL, b, n);
+    free(b);
+    if (r.code != 413 || !strstr(r.body, "once parsed"))
+        fail_msg("JSON tree bomb: %ld '%s'", r.code, r.body);
+    long rss = peak_rss_kib(m.pid);
+    fprintf(stderr, "hostile bodies: peak RSS %ld KiB\n", rss);
+    assert_true(rss > 0 && rss < (sl_t_sanitized() ? 1024 : 256) * 1024);
+    const char *j = "{\"streams\":[{\"stream\":{\"job\":\"after\"},\"values\":[[\"1\",\"after "
+                    "the bombs\"]]}]}";
+    r = push_json(port, NULL, j);
+    assert_int_equal(r.code, 204);
+    wait_entries(lr, 1);
+    find_once(lr, "after the bombs", 15);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
+/* Raw clients: connections from a loopback address, each sending a head
+ * (and some body), then one byte per 100 ms while `dribble` is set. */
+typedef struct slow {
+    int fd[16];
+    int n;
+    bool dribble;
+    _Atomic int closed; /* connections the agent closed */
+    _Atomic bool stop;
+    pthread_t t;
+} slow;
+
+static int connect_from(int port, const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, src, &me.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+/* The peer closed fd (within the time limit). */
+static bool closed_by_peer(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char buf[4096];
+    int64_t deadline = sl_t_now_ms() + sl_t_scaled_ms(20000);
+    while (sl_t_now_ms() < deadline) {
+        if (poll(&p, 1, 100) != 1) continue;
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r == 0 || (r < 0 && errno == ECONNRESET)) return true;
+    }
+    return false;
+}
+
+static void *slow_run(void *arg)
+{
+    slow *w = arg;
+    bool open[16];
+    for (int i = 0; i < w->n; i++) open[i] = true;
+    while (!atomic_load(&w->stop)) {
+        struct pollfd p[16];
+        for (int i = 0; i < w->n; i++) {
+            p[i] = (struct pollfd){open[i] ? w->fd[i] : -1, POLLIN, 0};
+            if (open[i] && w->dribble && send(w->fd[i], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+                errno != EAGAIN) {
+                open[i] = false;
+                atomic_fetch_add(&w->closed, 1);
+            }
+        }
+        if (poll(p, (nfds_t)w->n, 100) <= 0) continue;
+        for (int i = 0; i < w->n; i++) {
+            char buf[512];
+            if (!open[i] || !p[i].revents) continue;
+            ssize_t r = recv(w->fd[i], buf, sizeof buf, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN)) {
+                open[i] = false;
+                atomic_fetch_add(&w->closed, 1);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void slow_start(slow *w, int port, const char *src, int n, const char *head, bool dribble)
+{
+    memset(w, 0, sizeof *w);
+    w->n = n;
+    w->dribble = dribble;
+    for (int i = 0; i < n; i++) {
+        w->fd[i] = connect_from(port, src);
+        send_all(w->fd[i], head, strlen(head));
+    }
+    assert_int_equal(pthread_create(&w->t, NULL, slow_run, w), 0);
+}
+
+static void slow_stop(slow *w)
+{
+    atomic_store(&w->stop, true);
+    pthread_join(w->t, NULL);
+    for (int i = 0; i < w->n; i++) close(w->fd[i]);
+}
+
+static bool all_closed(void *arg)
+{
+    slow *w = arg;
+    return atomic_load(&w->closed) == w->n;
+}
+
+typedef struct metric_goal {
+    int port;
+    const char *name;
+    double want;
+    bool exact;
+} metric_goal;
+
+static bool metric_at(void *arg)
+{
+    metric_goal *g = arg;
+    double v = sl_t_metric(g->port, g->name);
+    return g->exact ? v == g->want : v >= g->want;
+}
+
+static void wait_metric(int port, const char *name, double want, bool exact)
+{
+    metric_goal g = {port, name, want, exact};
+    if (!sl_t_wait_until(metric_at, &g, sl_t_scaled_ms(20000)))
+        fail_msg("%s = %g, waited for %g", name, sl_t_metric(port, name), want);
+}
+
+#define BODY_HEAD                                                                                  \
+    "POST /loki/api/v1/push HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"             \
+    "Content-Length: 100000\r\n\r\n"
+
+/* Slow and greedy senders: one address holds at most its share of the
+ * connections, a body dribbled under idle_timeout is cut at
+ * request_timeout, bodies held at once are bounded by max_pending_bytes
+ * (429, then 204 once room frees); SIGTERM with dribblers, half-sent heads
+ * and a half-sent body attached exits within shutdown_timeout. */
+static void test_slow_and_greedy_clients(void **st)
+{
+    (void)st;
+    sl_lr *lr;
+    sl_lr_opts lo = {0};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    int port = sl_t_free_port(), mport = sl_t_free_port();
+    agent m;
+    agent_start(&m, "lpush-slow",
+                "metrics: {listen: \"127.0.0.1:%d\"}\n"
+                "inputs:\n"
+                "  - name: push\n"
+                "    type: loki_push\n"
+                "    listen: \"127.0.0.1:%d\"\n"
+                "    max_connections: 32\n"
+                "    max_connections_per_address: 4\n"
+                "    request_timeout: 2s\n"
+                "    idle_timeout: 3s\n"
+                "    max_pending_bytes: 100KiB\n"
+                "sinks:\n"
+                "  - name: lk\n"
+                "    type: loki\n"
+                "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+                "    max_batch_wait: 20ms\n",
+                mport, port, sl_lr_port(lr));
+    agent_run(&m);
+    slow d;
+    slow_start(&d, port, "127.0.0.1", 4, BODY_HEAD "x", true);
+    /* The address's fifth connection is closed at once. */
+    int fifth = connect_from(port, "127.0.0.1");
+    assert_true(closed_by_peer(fifth));
+    close(fifth);
+    /* Another address is served meanwhile. */
+    const char *j = "{\"streams\":[{\"stream\":{\"job\":\"slow\"},\"values\":[[\"1\",\"served "
+                    "while dribbled\"]]}]}";
+    client_src = "host!127.0.0.2";
+    reply r = push_json(port, NULL, j);
+    client_src = NULL;
+    assert_int_equal(r.code, 204);
+    /* The dribbled bodies are cut at request_timeout. */
+    if (!sl_t_wait_until(all_closed, &d, sl_t_scaled_ms(20000)))
+        fail_msg("%d of 4 dribbled requests closed", atomic_load(&d.closed));
+    wait_metric(mport, "sluice_loki_push_request_timeouts_total", 4, false);
+    slow_stop(&d);
+
+    /* A body half sent holds 60 KB of the 100 KiB; an 80 KB push would
+     * pass it: refused. */
+    int holder = connect_from(port, "127.0.0.3");
+    send_all(holder, BODY_HEAD, strlen(BODY_HEAD));
+    char *pad = malloc(90000);
+    memset(pad, 'p', 90000);
+    send_all(holder, pad, 60000);
+    wait_metric(mport, "sluice_loki_push_pending_bytes", 60000, false);
+    char *big = malloc(90000);
+    snprintf(big, 90000,
+             "{\"streams\":[{\"stream\":{\"job\":\"big\"},\"values\":[[\"2\",\"%.*s\"]]}]}", 80000,
+             pad);
+    client_src = "host!127.0.0.4";
+    r = push_json(port, NULL, big);
+    if (r.code != 429 || !strstr(r.body, "max_pending_bytes") || !r.retry_after[0])
+        fail_msg("past max_pending_bytes: %ld '%s'", r.code, r.body);
+    close(holder);
+    wait_metric(mport, "sluice_loki_push_pending_bytes", 0, true);
+    r = push_json(port, NULL, big);
+    client_src = NULL;
+    assert_int_equal(r.code, 204);
+    wait_entries(lr, 2);
+    free(big);
+
+    /* Malformed framing: a head of 3,000 fields (431), a chunk size past
+     * 64 bits, a Content-Length never reached (closed at idle_timeout), a
+     * 256 MiB chunk streamed past max_body_bytes (read and dropped, no
+     * memory held, closed once it stalls). */
+    int f1 = connect_from(port, "127.0.0.8");
+    const char *h1 = "POST /loki/api/v1/push HTTP/1.1\r\nHost: a\r\n";
+    send_all(f1, h1, strlen(h1));
+    /* 81 KB of fields: the server answers 431 and closes, maybe before
+     * all of them are sent (then a reset ends the sending). */
+    for (int i = 0; i < 3000; i++)
+        if (send(f1, "X-Flood: aaaaaaaaaaaaaaaa\r\n", 27, MSG_NOSIGNAL) != 27) break;
+    assert_true(closed_by_peer(f1));
+    close(f1);
+    const char *chunked = "POST /loki/api/v1/push HTTP/1.1\r\nHost: a\r\nContent-Type: "
+                          "application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    int f2 = connect_from(port, "127.0.0.8");
+    send_all(f2, chunked, strlen(chunked));
+    send_all(f2, "FFFFFFFFFFFFFFFFFFFF\r\nxx", 24);
+    assert_true(closed_by_peer(f2));
+    close(f2);
+    int f3 = connect_from(port, "127.0.0.8");
+    send_all(f3, BODY_HEAD "{\"streams\"", strlen(BODY_HEAD) + 10);
+    assert_true(closed_by_peer(f3));
+    close(f3);
+    int f4 = connect_from(port, "127.0.0.8");
+    send_all(f4, chunked, strlen(chunked));
+    send_all(f4, "10000000\r\n", 10);
+    char *mb = malloc(1 << 20);
+    memset(mb, 'c', 1 << 20);
+    /* Closed at request_timeout if the sending takes that long. */
+    for (int i = 0; i < 12; i++)
+        if (send(f4, mb, 1 << 20, MSG_NOSIGNAL) <= 0) break;
+    free(mb);
+    assert_true(closed_by_peer(f4));
+    close(f4);
+    wait_metric(mport, "sluice_loki_push_pending_bytes", 0, true);
+    long rss = peak_rss_kib(m.pid);
+    fprintf(stderr, "slow clients: peak RSS %ld KiB\n", rss);
+    assert_true(rss > 0 && rss < (sl_t_sanitized() ? 1024 : 256) * 1024);
+
+    /* SIGTERM with body dribblers, heads half sent and a body half sent. */
+    slow d2, h;
+    slow_start(&d2, port, "127.0.0.5", 4, BODY_HEAD "x", true);
+    slow_start(&h, port, "127.0.0.6", 4, "POST /loki/api/v1/push HTTP/1.1\r\nHo", false);
+    holder = connect_from(port, "127.0.0.7");
+    send_all(holder, BODY_HEAD, strlen(BODY_HEAD));
+    send_all(holder, pad, 50000);
+    wait_metric(mport, "sluice_loki_push_pending_bytes", 50000, false);
+    free(pad);
+    int64_t t0 = sl_t_now_ms();
+    assert_int_equal(kill(m.pid, SIGTERM), 0);
+    int stst = sl_t_wait(m.pid, sl_t_scaled_ms(20000));
+    int64_t took = sl_t_now_ms() - t0;
+    fprintf(stderr, "slow clients: SIGTERM to exit %lld ms\n", (long long)took);
+    assert_int_equal(stst, 0);
+    assert_true(took < 6000); /* shutdown_timeout (5 s) + 1 s */
+    m.pid = 0;
+    slow_stop(&d2);
+    slow_stop(&h);
+    close(holder);
+    agent_stop(&m);
+    sl_lr_stop(lr);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -711,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_https_basic_auth), cmocka_unit_test(test_full_buffer_429),
         cmocka_unit_test(test_spool_then_429),   cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_chain_kill9),      cmocka_unit_test(test_delivered_flushes_now),
+        cmocka_unit_test(test_hostile_bodies),   cmocka_unit_test(test_slow_and_greedy_clients),
     };
     int rc = sl_t_run_tests(tests);
     curl_global_cleanup();

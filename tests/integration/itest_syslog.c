@@ -4,13 +4,18 @@
  * tests/fixtures/k8s); malformed frames are counted and the connection is
  * kept or closed as RFC 6587 allows; a blocked sink (a file sink on a FIFO
  * nobody reads) stops the input, the TCP window closes, and nothing is lost
- * once the FIFO is drained. Everything listens on 127.0.0.1.
+ * once the FIFO is drained. Hostile senders (decision 0072): per-address
+ * slots, TLS handshakes that never finish, huge octet counts and lines,
+ * descriptor exhaustion, SIGTERM with floods attached. Everything listens
+ * on 127.0.0.1 (senders may bind other 127/8 addresses).
  *
  * One file over 800 lines: the test clients (UDP, TCP framings, TLS) are
  * shared by every case of the one input. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -18,10 +23,12 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,16 +148,28 @@ static bool wait_metric(const agent *a, const char *name, const char *more, doub
     return ok;
 }
 
-static int tcp_connect(int port)
+/* A connection to 127.0.0.1:port from the loopback address src (another
+ * sender as the input sees it; NULL: 127.0.0.1). */
+static int tcp_connect_from(int port, const char *src)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (src) {
+        struct sockaddr_in me = {.sin_family = AF_INET};
+        assert_int_equal(inet_pton(AF_INET, src, &me.sin_addr), 1);
+        assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
+}
+
+static int tcp_connect(int port)
+{
+    return tcp_connect_from(port, NULL);
 }
 
 static void send_all(int fd, const char *p, size_t n)
@@ -406,7 +425,8 @@ static void test_malformed_frames(void **st)
     assert_true(wait_metric(&a, "sluice_syslog_connections", "", 3));
     int c4 = tcp_connect(a.tcp);
     assert_true(closed_by_peer(c4));
-    assert_true(wait_metric(&a, "sluice_syslog_connections_rejected_total", "", 1));
+    assert_true(wait_metric(&a, "sluice_syslog_connections_rejected_total",
+                            ",reason=\"max_connections\"", 1));
     close(c4);
 
     /* Idle connections are closed after idle_timeout. */
@@ -841,6 +861,252 @@ static void test_kill9_loses_at_most_the_stated_bound(void **st)
     free(cfg), free(d.seen), free(fifo), free(dir), free(b.cfg), free(b.log), free(b.out);
 }
 
+/* The peak resident size of pid (VmHWM), in KiB; -1 when unreadable. */
+static long peak_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *st = sl_t_read_file(path, NULL);
+    const char *v = st ? strstr(st, "VmHWM:") : NULL;
+    long kib = v ? strtol(v + 6, NULL, 10) : -1;
+    free(st);
+    return kib;
+}
+
+/* A sender that writes until told to stop or refused: a line that never
+ * ends (pattern 'x'), or 64 KiB datagrams (udp). */
+typedef struct flood {
+    int fd;
+    bool udp;
+    int port;
+    _Atomic bool stop;
+    _Atomic long long sent;
+    pthread_t t;
+} flood;
+
+static void *flood_run(void *arg)
+{
+    flood *f = arg;
+    static char buf[65507];
+    memset(buf, 'x', sizeof buf);
+    memcpy(buf, "<13>Oct 11 22:14:15 h app: flood ", 33);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    while (!atomic_load(&f->stop)) {
+        ssize_t w = f->udp ? sendto(f->fd, buf, sizeof buf, 0, (struct sockaddr *)&sa, sizeof sa)
+                           : send(f->fd, buf + 33, sizeof buf - 33, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) atomic_fetch_add(&f->sent, w);
+        if (w < 0 && errno != EAGAIN && errno != ENOBUFS) break;
+        if (w < 0) {
+            struct pollfd p = {f->fd, POLLOUT, 0};
+            poll(&p, 1, 10);
+        }
+    }
+    return NULL;
+}
+
+static void flood_start(flood *f, int fd, bool udp, int port)
+{
+    f->fd = fd, f->udp = udp, f->port = port;
+    atomic_init(&f->stop, false);
+    atomic_init(&f->sent, 0);
+    assert_int_equal(pthread_create(&f->t, NULL, flood_run, f), 0);
+}
+
+static void flood_stop(flood *f)
+{
+    atomic_store(&f->stop, true);
+    pthread_join(f->t, NULL);
+    close(f->fd);
+}
+
+typedef struct sent_goal {
+    flood *f;
+    long long n;
+} sent_goal;
+
+static bool flood_sent(void *arg)
+{
+    sent_goal *g = arg;
+    return atomic_load(&g->f->sent) >= g->n;
+}
+
+/* Senders that would take the input from others: one address cannot hold
+ * every slot, a TLS handshake never finished is closed at its timeout
+ * (bytes of one do not keep it), an octet count of 2^63 closes the
+ * connection, a 100 MB line costs max_frame_bytes, NULs and invalid UTF-8
+ * are shipped flagged; then SIGTERM with a never-ending line, a UDP flood
+ * of 64 KiB datagrams, half-made TLS and idle connections attached: the
+ * agent exits within shutdown_timeout. */
+static void test_hostile_senders(void **st)
+{
+    (void)st;
+    agent a;
+    start(&a, "",
+          "    max_connections: 32\n"
+          "    max_connections_per_address: 3\n"
+          "    tls_handshake_timeout: 500ms\n"
+          "    line: raw\n",
+          "    type: file\n    format: json\n");
+    /* Three from 127.0.0.1 are taken, a fourth refused, another address
+     * still gets in. */
+    int c[3];
+    for (int i = 0; i < 3; i++) c[i] = tcp_connect(a.tcp);
+    assert_true(wait_metric(&a, "sluice_syslog_connections", "", 3));
+    int c4 = tcp_connect(a.tcp);
+    assert_true(closed_by_peer(c4));
+    close(c4);
+    assert_true(wait_metric(&a, "sluice_syslog_connections_rejected_total",
+                            ",reason=\"max_connections_per_address\"", 1));
+    int other = tcp_connect_from(a.tcp, "127.0.0.2");
+    send_str(other, "<13>Oct 11 22:14:15 h app: from another address\n");
+    expect_out(&a, "from another address");
+    assert_true(sl_t_file_has(a.out, "\"source_address\":\"127.0.0.2\""));
+
+    /* TLS: silent, and a ClientHello's first bytes only. */
+    int t1 = tcp_connect_from(a.tls, "127.0.0.3"), t2 = tcp_connect_from(a.tls, "127.0.0.3");
+    send_all(t2, "\x16\x03\x01\x02\x00\x01", 6);
+    assert_true(closed_by_peer(t1));
+    assert_true(closed_by_peer(t2));
+    close(t1), close(t2);
+    assert_true(wait_metric(&a, "sluice_syslog_connections_closed_total",
+                            ",reason=\"tls_handshake_timeout\"", 2));
+
+    /* Octet counts of 2^63 and of 0: the connection is closed. */
+    int o1 = tcp_connect_from(a.tcp, "127.0.0.4"), o2 = tcp_connect_from(a.tcp, "127.0.0.4");
+    send_str(o1, "9223372036854775808 <13>x");
+    send_str(o2, "0 <13>x");
+    assert_true(closed_by_peer(o1));
+    assert_true(closed_by_peer(o2));
+    close(o1), close(o2);
+    assert_true(
+        wait_metric(&a, "sluice_syslog_invalid_frames_total", ",reason=\"bad_octet_count\"", 2));
+
+    /* 100 MB in one line, then NULs and invalid UTF-8. */
+    int big = tcp_connect_from(a.tcp, "127.0.0.5");
+    send_str(big, "<13>Oct 11 22:14:15 h app: huge ");
+    char *x = malloc(1 << 20);
+    memset(x, 'x', 1 << 20);
+    for (int i = 0; i < 100; i++) send_all(big, x, 1 << 20);
+    free(x);
+    send_str(big, "\n<13>Oct 11 22:14:15 h app: after huge \xff\xfe\xc3 bytes\n");
+    static const char nul[] = "<13>Oct 11 22:14:15 h app: nul\0after nul\n";
+    send_all(big, nul, sizeof nul - 1);
+    expect_out(&a, "after nul");
+    expect_out(&a, "after huge");
+    assert_true(wait_metric(&a, "sluice_syslog_invalid_frames_total", ",reason=\"too_large\"", 1));
+    long rss = peak_rss_kib(a.pid);
+    fprintf(stderr, "hostile senders: peak RSS %ld KiB after a 100 MB line\n", rss);
+    assert_true(rss > 0 && rss < (sl_t_sanitized() ? 1024 : 256) * 1024);
+
+    /* SIGTERM with everything attached. */
+    flood line, udp;
+    flood_start(&line, big, false, 0);
+    int ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    flood_start(&udp, ufd, true, a.udp);
+    sent_goal g1 = {&line, 1 << 20}, g2 = {&udp, 1 << 20};
+    assert_true(sl_t_wait_until(flood_sent, &g1, sl_t_scaled_ms(20000)));
+    assert_true(sl_t_wait_until(flood_sent, &g2, sl_t_scaled_ms(20000)));
+    int half = tcp_connect_from(a.tls, "127.0.0.6");
+    send_all(half, "\x16\x03\x01", 3);
+    int64_t t0 = sl_t_now_ms();
+    assert_int_equal(kill(a.pid, SIGTERM), 0);
+    int stst = sl_t_wait(a.pid, sl_t_scaled_ms(20000));
+    int64_t took = sl_t_now_ms() - t0;
+    sl_t_kill_at_exit(0);
+    fprintf(stderr, "hostile senders: SIGTERM to exit %lld ms\n", (long long)took);
+    assert_int_equal(stst, 0);
+    assert_true(took < 11000); /* shutdown_timeout (10 s) + 1 s */
+    flood_stop(&line);
+    flood_stop(&udp);
+    close(half), close(other);
+    for (int i = 0; i < 3; i++) close(c[i]);
+    sl_t_rmtree(a.dir);
+    free(a.dir), free(a.cfg), free(a.log), free(a.out);
+}
+
+/* CPU time (user + system) of pid so far, in clock ticks; -1 when unreadable. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *st = sl_t_read_file(path, NULL);
+    const char *p = st ? strrchr(st, ')') : NULL;
+    long ut = -1, stt = -1;
+    /* After ")": state, then fields 4..; utime is field 14, stime 15. */
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &stt) != 2)
+        ut = -1;
+    free(st);
+    return ut < 0 ? -1 : ut + stt;
+}
+
+static long open_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    long n = 0;
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n - 2;
+}
+
+/* Out of descriptors: the agent's soft RLIMIT_NOFILE lowered to what it
+ * has open plus 8, then 40 syslog connections and 2 each to the metrics
+ * endpoint and a loki_push input (whose daemons hold none, where
+ * libmicrohttpd's accept loop busy-waits). Every accept loop rests
+ * instead of spinning: the agent's CPU over a one-second window stays
+ * low; once descriptors free, syslog and metrics serve again. */
+static void test_descriptor_exhaustion(void **st)
+{
+    (void)st;
+    agent a;
+    int pport = sl_t_free_port();
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "    max_connections_per_address: 512\n"
+             "  - name: push\n"
+             "    type: loki_push\n"
+             "    listen: \"127.0.0.1:%d\"\n",
+             pport);
+    start(&a, "", extra, "    type: file\n    format: json\n");
+    long nfd = open_fds(a.pid);
+    assert_true(nfd > 0);
+    struct rlimit old, low;
+    assert_int_equal(prlimit(a.pid, RLIMIT_NOFILE, NULL, &old), 0);
+    low = (struct rlimit){(rlim_t)nfd + 8, old.rlim_max};
+    assert_int_equal(prlimit(a.pid, RLIMIT_NOFILE, &low, NULL), 0);
+    int c[40], m[4];
+    for (int i = 0; i < 40; i++) c[i] = tcp_connect_from(a.tcp, "127.0.0.2");
+    /* Once syslog took the last descriptors, so the metrics endpoint's
+     * accept meets EMFILE too. */
+    assert_true(sl_t_wait_log(a.log, "syslog_accept_error", 1, sl_t_scaled_ms(20000)));
+    for (int i = 0; i < 4; i++) m[i] = tcp_connect(i % 2 ? pport : a.mport);
+    /* The metrics daemon (epoll) and the loki_push one (a thread per
+     * connection), each holding no connection. */
+    assert_true(sl_t_wait_log(a.log, "http_accept_error", 2, sl_t_scaled_ms(20000)));
+    /* A spin shows as CPU time over a window; this one is a measurement,
+     * not a wait for an event. */
+    long t0 = cpu_ticks(a.pid), hz = sysconf(_SC_CLK_TCK);
+    int64_t w0 = sl_t_now_ms();
+    sl_t_sleep_ms(1000);
+    long used = cpu_ticks(a.pid) - t0;
+    int64_t wall = sl_t_now_ms() - w0;
+    fprintf(stderr, "descriptors exhausted: %ld ms of CPU in %lld ms\n", used * 1000 / hz,
+            (long long)wall);
+    assert_true(t0 >= 0 && used * 1000 / hz < wall / 3);
+    for (int i = 0; i < 40; i++) close(c[i]);
+    for (int i = 0; i < 4; i++) close(m[i]);
+    assert_int_equal(prlimit(a.pid, RLIMIT_NOFILE, &old, NULL), 0);
+    assert_true(wait_metric(&a, "sluice_syslog_errors_total", "", 1));
+    int fd = tcp_connect(a.tcp);
+    send_str(fd, "<13>Oct 11 22:14:15 h app: after the descriptors came back\n");
+    expect_out(&a, "after the descriptors came back");
+    close(fd);
+    stop(&a);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* a refused TLS client may still write */
@@ -853,6 +1119,8 @@ int main(void)
         cmocka_unit_test(test_tls_backpressure_loses_nothing),
         cmocka_unit_test(test_udp_drops_are_counted),
         cmocka_unit_test(test_kill9_loses_at_most_the_stated_bound),
+        cmocka_unit_test(test_hostile_senders),
+        cmocka_unit_test(test_descriptor_exhaustion),
     };
     int r = sl_t_run_tests(tests);
     gnutls_global_deinit();

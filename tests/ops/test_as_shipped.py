@@ -25,6 +25,10 @@ what the unit and the DaemonSet actually allow, read from those files:
   CRI lines are delivered; nothing is written outside the one writable
   volume (readOnlyRootFilesystem), and SIGTERM ends it within
   terminationGracePeriodSeconds.
+- the labels deploy/grafana/sluice-dashboard.json and
+  deploy/prometheus/sluice-alerts.yml group (`by (...)`) and match
+  (`{label=...}`) on are on the series those agents exported
+  (itest_dashboard checks the metric names; this, their labels).
 
 Under SLUICE_SANITIZED the same runs go untraced (LeakSanitizer refuses
 ptrace): leaks are checked there, the trace in the plain pass.
@@ -284,6 +288,17 @@ def metric(port, name, labels):
         if k == want:
             return float(v)
     return None
+
+
+SCRAPED = {}  # metric name -> label names, from every agent this test ran
+
+
+def scrape(port):
+    st, body = get(port, "/metrics")
+    for line in body.splitlines() if st == 200 else []:
+        m = re.match(r"(sluice_\w+)(?:\{(.*)\})? ", line)
+        if m:
+            SCRAPED.setdefault(m.group(1), set()).update(re.findall(r'(\w+)="', m.group(2) or ""))
 
 
 def metric_at_least(port, name, labels, n):
@@ -563,6 +578,7 @@ def scenario_unit(settings, loki):
             fail("unit: replay: replayed %s delivered %s; %s" %
                  (metric(mport, "sluice_spool_replayed_records_total", {"sink": "loki"}),
                   metric(mport, "sluice_sink_records_total", {"sink": "loki"}), b.text()[-1500:]))
+        scrape(mport)
         rc = b.stop(3 + 10)
         if rc == 0:
             ok("unit: second stop exited 0")
@@ -654,6 +670,7 @@ def scenario_aggregator(settings, loki):
                 ok("aggregator: a syslog datagram to 127.0.0.1:%d reached Loki" % udp[2])
             else:
                 fail("aggregator: syslog over UDP not delivered: %s" % a.text()[-1500:])
+        scrape(mport)
         rc = a.stop(3 + 15)
         if rc == 0:
             ok("aggregator: SIGTERM, exit 0")
@@ -781,6 +798,7 @@ def scenario_daemonset(loki):
             fail("daemonset: pods read %s, loki %s: %s" %
                  (metric(mport, "sluice_input_records_total", {"input": "pods"}),
                   metric(mport, "sluice_sink_records_total", {"sink": "loki"}), a.text()[-1500:]))
+        scrape(mport)
         grace = pod.get("terminationGracePeriodSeconds", 30)
         t0 = time.monotonic()
         rc = a.stop(grace)
@@ -795,6 +813,49 @@ def scenario_daemonset(loki):
             x.kill()
         if not os.environ.get("KEEP_TMP"):
             shutil.rmtree(root, ignore_errors=True)
+
+
+def aggregations(expr):
+    """(label names, the expression they group) of every `by (...) (...)`."""
+    for m in re.finditer(r"\bby\s*\(([^)]*)\)\s*\(", expr):
+        depth, i = 1, m.end()
+        while i < len(expr) and depth:
+            depth += {"(": 1, ")": -1}.get(expr[i], 0)
+            i += 1
+        yield {x.strip() for x in m.group(1).split(",") if x.strip()}, expr[m.end():i]
+
+
+def check_labels():
+    """The labels the dashboard and the alerts group and match on are on
+    the series the agents above exported."""
+    dash = json.load(open(os.path.join(SRC, "deploy", "grafana", "sluice-dashboard.json")))
+    exprs = [("dashboard: " + p["title"], t["expr"]) for p in dash["panels"] for t in p.get("targets", [])]
+    for g in yaml.safe_load(open(os.path.join(SRC, "deploy", "prometheus", "sluice-alerts.yml")))["groups"]:
+        exprs += [("alert " + r["alert"], r["expr"]) for r in g["rules"]]
+    scrape_labels = {"job", "instance"}
+    bad, used, unseen = [], 0, set()
+    for where, e in exprs:
+        uses = [(labels, body) for labels, body in aggregations(e)]
+        uses += [({k for k in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", sel)}, name)
+                 for name, sel in re.findall(r"(sluice_\w+)\{([^}]*)\}", e)]
+        for labels, body in uses:
+            for name in set(re.findall(r"sluice_\w+", body)):
+                if name not in SCRAPED:
+                    unseen.add(name)
+                    continue
+                used += 1
+                missing = labels - scrape_labels - SCRAPED[name]
+                if missing:
+                    bad.append("%s: %s has no label %s (it has: %s)" %
+                               (where, name, ",".join(sorted(missing)), ",".join(sorted(SCRAPED[name])) or "none"))
+    if bad:
+        for b in bad:
+            fail(b)
+    else:
+        ok("dashboard and alerts: %d uses of labels on %d metrics, all on the series the agents exported" %
+           (used, len(SCRAPED)))
+    if unseen:
+        print("note: not exported by these agents, labels not checked: " + " ".join(sorted(unseen)))
 
 
 def main():
@@ -819,6 +880,7 @@ def main():
         dropins = [AGG_DROPIN] if os.path.exists(AGG_DROPIN) else []
         scenario_aggregator(unit_settings(UNIT, *dropins), loki)
         scenario_daemonset(loki)
+        check_labels()
     finally:
         loki.close()
     print()

@@ -858,6 +858,29 @@ def check_labels():
         print("note: not exported by these agents, labels not checked: " + " ".join(sorted(unseen)))
 
 
+def seconds(text):
+    m = re.fullmatch(r"(\d+)(ms|s|m|min|h)?", str(text).strip())
+    n, unit = int(m.group(1)), m.group(2) or "s"
+    return n * {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600}[unit]
+
+
+def check_stop_budgets(settings):
+    """Each environment's shutdown_timeout (the sinks' drain) fits in what
+    the unit and the DaemonSet wait before SIGKILL, with room for saving
+    checkpoints."""
+    stop = seconds(settings.get("TimeoutStopSec", ["90s"])[-1])
+    ds = [d for d in yaml.safe_load_all(open(DAEMONSET)) if d and d.get("kind") == "DaemonSet"][0]
+    grace = ds["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+    base = yaml.safe_load(open(os.path.join(SRC, "config", "base.yml"))).get("shutdown_timeout", "10s")
+    for env in ("staging", "prod"):
+        t = seconds(yaml.safe_load(open(os.path.join(SRC, "config", env + ".yml"))).get("shutdown_timeout", base))
+        for who, limit in (("TimeoutStopSec", stop), ("terminationGracePeriodSeconds", grace)):
+            if t + 5 > limit:
+                fail("%s.yml: shutdown_timeout %gs leaves under 5 s of %s %gs" % (env, t, who, limit))
+            else:
+                ok("%s.yml: shutdown_timeout %gs fits in %s %gs" % (env, t, who, limit))
+
+
 def main():
     if os.geteuid() != 0:
         skip("not root: the test runs the agent as the unit's user and with the container's capabilities")
@@ -876,6 +899,7 @@ def main():
         else:
             fail("unit: base.yml's data_dir %s is not the unit's ReadWritePaths %s / StateDirectory %s" %
                  (dd, settings.get("ReadWritePaths"), settings.get("StateDirectory")))
+        check_stop_budgets(settings)
         scenario_unit(settings, loki)
         dropins = [AGG_DROPIN] if os.path.exists(AGG_DROPIN) else []
         scenario_aggregator(unit_settings(UNIT, *dropins), loki)

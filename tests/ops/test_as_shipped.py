@@ -21,7 +21,9 @@ what the unit and the DaemonSet actually allow, read from those files:
 - the DaemonSet (base.yml + prod.yml + k8s.yml in a ConfigMap-shaped
   folder, the kubelet's ..data links): as root with only the container's
   capabilities, no privilege escalation, the manifest's env; its liveness
-  and readiness probes' paths answer 200 on the port they name; a pod's
+  and readiness probes' paths answer 200 on the port they name; every
+  folder the inputs read (globs, journal, the service account's token) is
+  mounted; a pod's
   CRI lines are delivered; nothing is written outside the one writable
   volume (readOnlyRootFilesystem), and SIGTERM ends it within
   terminationGracePeriodSeconds.
@@ -328,6 +330,40 @@ def configmap_dir(root, files):
     return etc
 
 
+def merged_inputs(*files):
+    """The inputs of overlays applied in order (merged by name, key by key)."""
+    inputs = {}
+    for f in files:
+        for i in yaml.safe_load(open(os.path.join(SRC, "config", f))).get("inputs", []):
+            inputs.setdefault(i["name"], {}).update(i)
+    return inputs
+
+
+def check_pod_reads(c, pod):
+    """Every folder the ConfigMap's inputs read is mounted in the container."""
+    mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+    if pod.get("automountServiceAccountToken"):
+        mounts.append("/var/run/secrets/kubernetes.io/serviceaccount")
+    default = lambda p: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", p)
+    missing = []
+    for name, i in sorted(merged_inputs("base.yml", "prod.yml", "k8s.yml").items()):
+        if i.get("type") == "file":
+            need = [re.split(r"[*?\[]", default(p))[0].rsplit("/", 1)[0] or "/" for p in i.get("paths", [])]
+            for step in i.get("parse", []):
+                for f in ("token_file", "ca_file"):
+                    if isinstance(step, dict) and f in (step.get("kubernetes") or {}):
+                        need.append(os.path.dirname(default(step["kubernetes"][f])))
+        elif i.get("type") == "journald":
+            need = ["/etc/machine-id"] + [d for d in ("/var/log/journal", "/run/log/journal")]
+        else:
+            continue
+        missing += ["%s: %s" % (name, d) for d in need if not under(d, mounts)]
+    if missing:
+        fail("daemonset: the configuration reads where nothing is mounted: " + ", ".join(missing))
+    else:
+        ok("daemonset: every folder the inputs of base + prod + k8s read is mounted")
+
+
 def scenario_daemonset(loki):
     docs = [d for d in yaml.safe_load_all(open(DAEMONSET)) if d]
     ds = [d for d in docs if d.get("kind") == "DaemonSet"][0]
@@ -353,6 +389,7 @@ def scenario_daemonset(loki):
     ann = tmpl["metadata"].get("annotations", {})
     if ann.get("prometheus.io/scrape") == "true" and int(ann.get("prometheus.io/port", 0)) != lport:
         fail("daemonset: prometheus.io/port %s, the agent listens on %s" % (ann.get("prometheus.io/port"), listen))
+    check_pod_reads(c, pod)
     mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
     data_mount = env.get("SLUICE_DATA_DIR", base_data_dir())
     writable = [p for p, m in mounts.items() if not m.get("readOnly")]

@@ -293,8 +293,9 @@ def check_live(found):
             f.write("runbook-test-token-0123456789\n")
         os.chmod(tok, 0o600)
         with open(os.path.join(etc, "zz-local.yml"), "w") as f:
-            f.write("shutdown_timeout: 3s\ninputs:\n  - name: system\n    paths: [%s/*.log]\n"
-                    "    start_at: beginning\n    poll_interval: 100ms\n" % logs)
+            # tap.yml's port moved to a free one: runs side by side must not meet.
+            f.write("shutdown_timeout: 3s\ntap:\n  listen: 127.0.0.1:%d\ninputs:\n  - name: system\n"
+                    "    paths: [%s/*.log]\n    start_at: beginning\n    poll_interval: 100ms\n" % (free_port(), logs))
         aenv = dict(env, CREDENTIALS_DIRECTORY=secrets)
         alog = open(os.path.join(root, "agent.log"), "w")
         agent = subprocess.Popen([BIN, "run"], env=aenv, stdout=subprocess.DEVNULL, stderr=alog, preexec_fn=child)

@@ -108,6 +108,15 @@ if has systemd-analyze; then
         fail "systemd-analyze verify: $out"
     fi
     if [ -n "$out" ]; then echo "$out" | sed 's/^/  verify: /'; fi
+    # The aggregator's drop-in, loaded beside the unit: verify only warns
+    # about a key it does not know, so any line naming the file fails.
+    mkdir -p "$TMP/unit/sluice.service.d"
+    cp "$SRC/deploy/sluice-aggregator.conf" "$TMP/unit/sluice.service.d/aggregator.conf"
+    if out=$(systemd-analyze verify "$TMP/unit/sluice.service" 2>&1) && ! grep -q 'aggregator.conf' <<<"$out"; then
+        ok "systemd-analyze verify with the aggregator drop-in"
+    else
+        fail "systemd-analyze verify with deploy/sluice-aggregator.conf: $out"
+    fi
 else
     skip "systemd-analyze not installed: unit not verified"
 fi

@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""The shipped configurations run under the shipped restrictions.
+
+tests/ops/test_deploy.sh checks that config/*.yml pass `sluice check` and
+that deploy/sluice.service and deploy/k8s/daemonset.yaml have the lines
+they must. This test runs the real binary, with the shipped files, under
+what the unit and the DaemonSet actually allow, read from those files:
+
+- the unit (base.yml + prod.yml): as the unit's user (here `nobody`, the
+  package's `sluice` user is test_deb's), its groups, no capability (its
+  CapabilityBoundingSet=/AmbientCapabilities=), NoNewPrivileges, UMask.
+  A Loki outage, a stop that spools, a restart that replays: every record
+  delivered. Under strace: every system call is in the unit's
+  SystemCallFilter (expanded by `systemd-analyze syscall-filter`), every
+  socket family in RestrictAddressFamilies, and every file written,
+  created, renamed or removed lies in ReadWritePaths (ProtectSystem=strict)
+  — which is base.yml's data_dir — or the unit's private /tmp.
+- the aggregator (base.yml + prod.yml + aggregator.yml) under the unit
+  plus the drop-in deploy/sluice-aggregator.conf: it binds the overlay's
+  ports (514 is below 1024) and a syslog message gets through.
+- the DaemonSet (base.yml + prod.yml + k8s.yml in a ConfigMap-shaped
+  folder, the kubelet's ..data links): as root with only the container's
+  capabilities, no privilege escalation, the manifest's env; its liveness
+  and readiness probes' paths answer 200 on the port they name; every
+  folder the inputs read (globs, journal, the service account's token) is
+  mounted; a pod's
+  CRI lines are delivered; nothing is written outside the one writable
+  volume (readOnlyRootFilesystem), and SIGTERM ends it within
+  terminationGracePeriodSeconds.
+- the labels deploy/grafana/sluice-dashboard.json and
+  deploy/prometheus/sluice-alerts.yml group (`by (...)`) and match
+  (`{label=...}`) on are on the series those agents exported
+  (itest_dashboard checks the metric names; this, their labels).
+
+Under SLUICE_SANITIZED the same runs go untraced (LeakSanitizer refuses
+ptrace): leaks are checked there, the trace in the plain pass.
+
+Servers and listeners are on 127.0.0.1 only (the manifest's 0.0.0.0 is
+replaced, the rest of its env is kept). Skipped (77) without strace,
+setpriv or systemd-analyze, or not as root. Waits for events (a log line,
+a metric, a probe), never a fixed time."""
+import grp
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shipped_harness import *  # noqa: E402,F401,F403  the harness: agents, traces, checks
+
+UNIT = os.path.join(SRC, "deploy", "sluice.service")
+AGG_DROPIN = os.path.join(SRC, "deploy", "sluice-aggregator.conf")
+DAEMONSET = os.path.join(SRC, "deploy", "k8s", "daemonset.yaml")
+
+
+# ---- the scenarios -------------------------------------------------------------------
+
+
+def setup_root():
+    root = tempfile.mkdtemp(prefix="sluice-as-shipped.")
+    os.chmod(root, 0o711)  # the unit's user passes through, lists nothing
+    return root
+
+
+def write_lines(path, lines, group="adm"):
+    with open(path, "a") as f:
+        for line in lines:
+            f.write(line + "\n")
+    # As /var/log/*.log: root:adm 0640, read through the unit's groups.
+    os.chown(path, 0, grp.getgrnam(group).gr_gid)
+    os.chmod(path, 0o640)
+
+
+def unit_setpriv(settings, extra_caps=()):
+    user = pwd.getpwnam("nobody")
+    caps = settings.get("CapabilityBoundingSet", [])
+    ambient = settings.get("AmbientCapabilities", []) + list(extra_caps)
+    capset = lambda cs: ",".join(["-all"] + ["+" + c.lower().replace("cap_", "") for c in cs])
+    groups = [g for g in settings.get("SupplementaryGroups", [])]
+    args = ["--reuid", str(user.pw_uid), "--regid", str(user.pw_gid), "--groups", ",".join(groups),
+            "--bounding-set", capset(caps), "--inh-caps", capset(ambient), "--ambient-caps", capset(ambient)]
+    if settings.get("NoNewPrivileges", ["no"])[-1] == "yes":
+        args.append("--no-new-privs")
+    return args
+
+
+def etc_dir(root, files, env, name="etc"):
+    """A configuration folder as the package installs it: the shipped files,
+    site.env (0640 root:<the user's group>) and the test's local overlay."""
+    etc = os.path.join(root, name)
+    os.makedirs(etc)
+    os.chmod(etc, 0o755)
+    for src, text in files:
+        dst = os.path.join(etc, os.path.basename(src))
+        if text is None:
+            shutil.copy(os.path.join(SRC, src), dst)
+        else:
+            open(dst, "w").write(text)
+        os.chmod(dst, 0o644)
+    site = os.path.join(etc, "site.env")
+    open(site, "w").write("".join("%s=%s\n" % kv for kv in env.items()))
+    os.chown(site, 0, grp.getgrnam("nogroup").gr_gid)
+    os.chmod(site, 0o640)
+    return etc
+
+
+def data_dir_for(root, uid):
+    d = os.path.join(root, "data")
+    os.makedirs(d)
+    os.chown(d, uid, -1)
+    os.chmod(d, 0o700)  # StateDirectoryMode=0700
+    return d
+
+
+def clean_env(**extra):
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    env.update(extra)
+    return env
+
+
+def base_data_dir():
+    text = open(os.path.join(SRC, "config", "base.yml")).read()
+    m = re.search(r"^data_dir:\s*\$\{SLUICE_DATA_DIR:-([^}]*)\}", text, re.M)
+    return m.group(1) if m else None
+
+
+def scenario_unit(settings, loki):
+    """base.yml + prod.yml under the unit: outage, spool on stop, replay."""
+    root = setup_root()
+    agents = []
+    try:
+        nobody = pwd.getpwnam("nobody")
+        data = data_dir_for(root, nobody.pw_uid)
+        logs = os.path.join(root, "logs")
+        os.makedirs(logs)
+        os.chmod(logs, 0o755)
+        mport = free_port()
+        env = {"SLUICE_LOKI_URL": loki.url, "SLUICE_KAFKA_BROKERS": "127.0.0.1:%d" % free_port(),
+               "SLUICE_METRICS_LISTEN": "127.0.0.1:%d" % mport, "SLUICE_DATA_DIR": data,
+               "SLUICE_HOST": "node-1"}
+        # An operator's local overlay beside the shipped files: one more file
+        # input (the shipped ones read this host's /var/log and journal from
+        # their end), a short stop.
+        local = ("shutdown_timeout: 3s\n"
+                 "inputs:\n"
+                 "  - name: app\n"
+                 "    type: file\n"
+                 "    paths: [%s/*.log]\n"
+                 "    start_at: beginning\n"
+                 "    poll_interval: 100ms\n") % logs
+        etc = etc_dir(root, [("config/base.yml", None), ("config/prod.yml", None), ("zz-local.yml", local)], env)
+        umask = int(settings.get("UMask", ["0022"])[-1], 8)
+        setpriv = unit_setpriv(settings)
+        writable = settings.get("ReadWritePaths", [])
+        # The unit's /var/lib/sluice is this test's data folder.
+        writable = [data if w == base_data_dir() else w for w in writable]
+        if settings.get("PrivateTmp", ["no"])[-1] == "yes":
+            writable.append("/tmp")
+        syscalls = allowed_syscalls(settings.get("SystemCallFilter", [])) if settings.get("SystemCallFilter") \
+            else None
+        families = set(settings.get("RestrictAddressFamilies", [])) or None
+        n = 300
+        # 1: Loki answers 503; the records wait in memory; SIGTERM spools them.
+        loki.status = 503
+        a = Agent(root, "unit-1", setpriv, clean_env(SLUICE_CONFIG_DIR=etc), umask)
+        agents.append(a)
+        if not wait_for("start", lambda: a.started() or a.exited(), 30) or not a.started():
+            fail("unit: the agent did not start as the unit's user: %s" % a.text()[-2000:])
+            return
+        ok("unit: base.yml + prod.yml start as nobody with the unit's groups, capabilities and umask")
+        write_lines(os.path.join(logs, "app.log"), ["app line %d" % i for i in range(n)])
+        if wait_for("read", metric_at_least(mport, "sluice_input_records_total", {"input": "app"}, n), 30):
+            ok("unit: %d records read from a root:adm 0640 file" % n)
+        else:
+            fail("unit: records read: %s; %s" % (metric(mport, "sluice_input_records_total", {"input": "app"}),
+                                                 a.text()[-1500:]))
+        wait_for("loki asked", lambda: loki.requests > 0, 30)
+        rc = a.stop(3 + 10)
+        if rc == 0 and "event=buffer_spooled_on_close sink=loki" in a.text():
+            ok("unit: SIGTERM during the outage spooled the loki sink's queue and exited 0")
+        else:
+            fail("unit: stop during the outage: exit %s: %s" % (rc, a.text()[-1500:]))
+        spool = os.path.join(data, "spool", "loki")
+        segs = [f for f in os.listdir(spool)] if os.path.isdir(spool) else []
+        if segs:
+            ok("unit: spool/loki holds %s" % " ".join(sorted(segs)[:4]))
+        else:
+            fail("unit: no spool under %s" % data)
+        # 2: Loki is back; the restart replays the spool.
+        loki.status = 204
+        b = Agent(root, "unit-2", setpriv, clean_env(SLUICE_CONFIG_DIR=etc), umask)
+        agents.append(b)
+        if wait_for("replay", metric_at_least(mport, "sluice_spool_replayed_records_total", {"sink": "loki"}, n),
+                    60) and wait_for("delivered",
+                                     metric_at_least(mport, "sluice_sink_records_total", {"sink": "loki"}, n), 60):
+            ok("unit: restarted, replayed the spool and delivered the %d records" % n)
+        else:
+            fail("unit: replay: replayed %s delivered %s; %s" %
+                 (metric(mport, "sluice_spool_replayed_records_total", {"sink": "loki"}),
+                  metric(mport, "sluice_sink_records_total", {"sink": "loki"}), b.text()[-1500:]))
+        scrape(mport)
+        rc = b.stop(3 + 10)
+        if rc == 0:
+            ok("unit: second stop exited 0")
+        else:
+            fail("unit: second stop: exit %s: %s" % (rc, b.text()[-1500:]))
+        for x in agents:
+            check_trace("unit (%s)" % os.path.basename(x.trace), x.trace, writable, syscalls, families, root)
+    finally:
+        for x in agents:
+            x.kill()
+        if not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def listen_ports(path):
+    """Every port the overlay's inputs listen on (the listen* keys)."""
+    ports = []
+    for i in yaml.safe_load(open(path)).get("inputs", []):
+        for k, v in i.items():
+            if k.startswith("listen") and isinstance(v, str):
+                kind = socket.SOCK_DGRAM if k == "listen_udp" else socket.SOCK_STREAM
+                ports.append((i["name"], k, int(v.rsplit(":", 1)[1]), kind))
+    return ports
+
+
+def make_cert(d, group):
+    os.makedirs(d)
+    os.chmod(d, 0o750)
+    os.chown(d, 0, grp.getgrnam(group).gr_gid)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=127.0.0.1", "-days", "2", "-keyout", d + "/key.pem", "-out", d + "/crt.pem"],
+                   check=True, capture_output=True)
+    for f in ("key.pem", "crt.pem"):
+        os.chown(os.path.join(d, f), 0, grp.getgrnam(group).gr_gid)
+        os.chmod(os.path.join(d, f), 0o640)
+
+
+def scenario_aggregator(settings, loki):
+    """base.yml + prod.yml + aggregator.yml under the unit and its
+    aggregator drop-in: the listeners bind, a syslog message gets through."""
+    agg = os.path.join(SRC, "config", "aggregator.yml")
+    ports = listen_ports(agg)
+    busy = [p for p in ports if not port_free(p[2], p[3])]
+    if busy:
+        print("skip: aggregator: 127.0.0.1:%s in use on this machine" % ",".join(str(p[2]) for p in busy))
+        return
+    privileged = [p for p in ports if p[2] < 1024]
+    caps = set(c.upper() for c in settings.get("AmbientCapabilities", []))
+    if privileged and "CAP_NET_BIND_SERVICE" not in caps:
+        fail("aggregator: %s listen on ports below 1024 (%s), and the unit%s grants no CAP_NET_BIND_SERVICE" %
+             (agg, ", ".join("%s.%s %d" % p[:3] for p in privileged),
+              " with " + os.path.basename(AGG_DROPIN) if os.path.exists(AGG_DROPIN) else ""))
+    root = setup_root()
+    agents = []
+    try:
+        nobody = pwd.getpwnam("nobody")
+        data = data_dir_for(root, nobody.pw_uid)
+        tls = os.path.join(root, "tls")
+        make_cert(tls, "nogroup")
+        mport = free_port()
+        env = {"SLUICE_LOKI_URL": loki.url, "SLUICE_KAFKA_BROKERS": "127.0.0.1:%d" % free_port(),
+               "SLUICE_METRICS_LISTEN": "127.0.0.1:%d" % mport, "SLUICE_DATA_DIR": data,
+               "SLUICE_HOST": "agg-1"}
+        # The certificates the overlay names under /etc/sluice/tls, here.
+        local = ("shutdown_timeout: 3s\n"
+                 "inputs:\n"
+                 "  - name: devices\n"
+                 "    tls: {cert_file: %s/crt.pem, key_file: %s/key.pem}\n"
+                 "  - name: push\n"
+                 "    tls: {cert_file: %s/crt.pem, key_file: %s/key.pem}\n") % (tls, tls, tls, tls)
+        etc = etc_dir(root, [("config/base.yml", None), ("config/prod.yml", None), ("config/aggregator.yml", None),
+                             ("zz-local.yml", local)], env)
+        loki.status = 204
+        a = Agent(root, "aggregator", unit_setpriv(settings), clean_env(SLUICE_CONFIG_DIR=etc),
+                  int(settings.get("UMask", ["0022"])[-1], 8))
+        agents.append(a)
+        if not wait_for("start", lambda: a.started() or a.exited(), 30) or not a.started():
+            fail("aggregator: the agent did not start under the unit: %s" %
+                 "\n".join(l for l in a.text().splitlines() if "level=error" in l)[-1500:])
+            return
+        ok("aggregator: listeners on %s bound as the unit's user" % " ".join(str(p[2]) for p in ports))
+        udp = [p for p in ports if p[1] == "listen_udp"][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            def sent_and_read():
+                s.sendto(b"<13>1 2026-12-07T00:00:00Z dev-1 app - - - hello aggregator", ("127.0.0.1", udp[2]))
+                return (metric(mport, "sluice_input_records_total", {"input": udp[0]}) or 0) >= 1
+            if wait_for("syslog", sent_and_read, 30) and \
+                    wait_for("delivered", metric_at_least(mport, "sluice_sink_records_total", {"sink": "loki"}, 1), 30):
+                ok("aggregator: a syslog datagram to 127.0.0.1:%d reached Loki" % udp[2])
+            else:
+                fail("aggregator: syslog over UDP not delivered: %s" % a.text()[-1500:])
+        scrape(mport)
+        rc = a.stop(3 + 15)
+        if rc == 0:
+            ok("aggregator: SIGTERM, exit 0")
+        else:
+            fail("aggregator: stop: exit %s: %s" % (rc, a.text()[-1500:]))
+        check_trace("aggregator", a.trace, [data, "/tmp"], None, set(settings.get("RestrictAddressFamilies", [])) or
+                    None, root)
+    finally:
+        for x in agents:
+            x.kill()
+        if not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def configmap_dir(root, files):
+    """/etc/sluice as the kubelet mounts a ConfigMap: each name a link to
+    ..data/NAME, ..data a link to a timestamped folder."""
+    etc = os.path.join(root, "etc")
+    stamp = "..2026_12_07_00_00_00.000000001"
+    os.makedirs(os.path.join(etc, stamp))
+    for name, text in files:
+        open(os.path.join(etc, stamp, name), "w").write(text)
+        os.chmod(os.path.join(etc, stamp, name), 0o644)
+        os.symlink(os.path.join("..data", name), os.path.join(etc, name))
+    os.symlink(stamp, os.path.join(etc, "..data"))
+    return etc
+
+
+def merged_inputs(*files):
+    """The inputs of overlays applied in order (merged by name, key by key)."""
+    inputs = {}
+    for f in files:
+        for i in yaml.safe_load(open(os.path.join(SRC, "config", f))).get("inputs", []):
+            inputs.setdefault(i["name"], {}).update(i)
+    return inputs
+
+
+def check_pod_reads(c, pod):
+    """Every folder the ConfigMap's inputs read is mounted in the container."""
+    mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+    if pod.get("automountServiceAccountToken"):
+        mounts.append("/var/run/secrets/kubernetes.io/serviceaccount")
+    default = lambda p: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", p)
+    missing = []
+    for name, i in sorted(merged_inputs("base.yml", "prod.yml", "k8s.yml").items()):
+        if i.get("type") == "file":
+            need = [re.split(r"[*?\[]", default(p))[0].rsplit("/", 1)[0] or "/" for p in i.get("paths", [])]
+            for step in i.get("parse", []):
+                for f in ("token_file", "ca_file"):
+                    if isinstance(step, dict) and f in (step.get("kubernetes") or {}):
+                        need.append(os.path.dirname(default(step["kubernetes"][f])))
+        elif i.get("type") == "journald":
+            need = ["/etc/machine-id"] + [d for d in ("/var/log/journal", "/run/log/journal")]
+        else:
+            continue
+        missing += ["%s: %s" % (name, d) for d in need if not under(d, mounts)]
+    if missing:
+        fail("daemonset: the configuration reads where nothing is mounted: " + ", ".join(missing))
+    else:
+        ok("daemonset: every folder the inputs of base + prod + k8s read is mounted")
+
+
+def scenario_daemonset(loki):
+    docs = [d for d in yaml.safe_load_all(open(DAEMONSET)) if d]
+    ds = [d for d in docs if d.get("kind") == "DaemonSet"][0]
+    tmpl = ds["spec"]["template"]
+    pod = tmpl["spec"]
+    c = pod["containers"][0]
+    sc = c.get("securityContext", {})
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    env = {}
+    fields = {"spec.nodeName": "node-1", "status.hostIP": "127.0.0.1"}
+    for e in c.get("env", []):
+        env[e["name"]] = e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+    listen = env.get("SLUICE_METRICS_LISTEN", "")
+    lport = int(listen.rsplit(":", 1)[1]) if ":" in listen else None
+    probes = {}
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if kind in c:
+            h = c[kind]["httpGet"]
+            port = ports.get(h["port"]) if isinstance(h["port"], str) else h["port"]
+            probes[kind] = (h["path"], port)
+            if port != lport:
+                fail("daemonset: %s on port %s, the agent listens on %s (SLUICE_METRICS_LISTEN)" % (kind, port, listen))
+    ann = tmpl["metadata"].get("annotations", {})
+    if ann.get("prometheus.io/scrape") == "true" and int(ann.get("prometheus.io/port", 0)) != lport:
+        fail("daemonset: prometheus.io/port %s, the agent listens on %s" % (ann.get("prometheus.io/port"), listen))
+    check_pod_reads(c, pod)
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    data_mount = env.get("SLUICE_DATA_DIR", base_data_dir())
+    writable = [p for p, m in mounts.items() if not m.get("readOnly")]
+    if not sc.get("readOnlyRootFilesystem"):
+        writable.append("/")
+    if not under(data_mount, writable):
+        fail("daemonset: data_dir %s is not on a writable volume (%s)" % (data_mount, " ".join(writable)))
+    root = setup_root()
+    agents = []
+    try:
+        data = os.path.join(root, "data")
+        os.makedirs(data)  # hostPath DirectoryOrCreate: root 0755
+        os.chmod(data, 0o755)
+        pods = os.path.join(root, "pods")
+        podlog = os.path.join(pods, "shop_web-7d9f_0f1e2d3c-aaaa-bbbb-cccc-0123456789ab", "nginx")
+        os.makedirs(podlog)
+        sa = os.path.join(root, "sa")
+        make_cert(sa, "root")
+        shutil.copy(sa + "/crt.pem", sa + "/ca.crt")
+        open(sa + "/token", "w").write("test-token\n")
+        secrets = os.path.join(root, "secrets")
+        os.makedirs(secrets)
+        mport = free_port()
+        # The manifest's env, with the listener on 127.0.0.1 and the
+        # container's paths mapped to this test's folders.
+        paths = {data_mount: data, env.get("CREDENTIALS_DIRECTORY", "/run/secrets/sluice"): secrets}
+        run_env = {k: paths.get(v, v) for k, v in env.items()}
+        run_env["SLUICE_METRICS_LISTEN"] = "127.0.0.1:%d" % mport
+        site = "SLUICE_LOKI_URL=%s\nSLUICE_KAFKA_BROKERS=127.0.0.1:%d\n" % (loki.url, free_port())
+        # Nobody else's: the pods' logs here, the kubelet absent (lines ship
+        # with what the path gives), the service account's files here.
+        local = ("inputs:\n"
+                 "  - name: pods\n"
+                 "    paths: [%s/*/*/*.log]\n"
+                 "    exclude: [%s/*/*/*.gz]\n") % (pods, pods)
+        etc = configmap_dir(root, [("base.yml", open(os.path.join(SRC, "config/base.yml")).read()),
+                                   ("prod.yml", open(os.path.join(SRC, "config/prod.yml")).read()),
+                                   ("k8s.yml", open(os.path.join(SRC, "config/k8s.yml")).read()),
+                                   ("zz-local.yml", local), ("site.env", site)])
+        run_env.update(SLUICE_CONFIG_DIR=etc, SLUICE_SA_DIR=sa, SLUICE_KUBELET_PORT=str(free_port()))
+        uid = sc.get("runAsUser", 0)
+        caps = sc.get("capabilities", {})
+        keep = [] if "ALL" in caps.get("drop", []) else ["all"]
+        keep += [x.lower() for x in caps.get("add", [])]
+        setpriv = ["--reuid", str(uid), "--regid", str(sc.get("runAsGroup", 0)), "--clear-groups",
+                   "--bounding-set", ",".join(["-all"] + ["+" + k for k in keep]), "--inh-caps", "-all"]
+        if sc.get("allowPrivilegeEscalation") is False:
+            setpriv.append("--no-new-privs")
+        loki.status = 204
+        a = Agent(root, "daemonset", setpriv, clean_env(**run_env))
+        agents.append(a)
+        if not wait_for("start", lambda: a.started() or a.exited(), 30) or not a.started():
+            fail("daemonset: the agent did not start: %s" % a.text()[-2000:])
+            return
+        for kind, (path, port) in sorted(probes.items()):
+            if wait_for(kind, lambda: get(mport, path)[0] == 200, 30):
+                ok("daemonset: %s GET %s answers 200 on the port it names (%d)" % (kind, path, port))
+            else:
+                fail("daemonset: %s GET %s: %s" % (kind, path, get(mport, path)))
+        n = 200
+        log = os.path.join(podlog, "0.log")
+        with open(log, "w") as f:
+            for i in range(n):
+                f.write("2026-12-07T00:00:00.%09dZ stdout F pod line %d\n" % (i, i))
+        # Owned by another user, 0640: root reads it through DAC_READ_SEARCH alone.
+        os.chown(log, 65534, 65534)
+        os.chmod(log, 0o640)
+        if wait_for("read", metric_at_least(mport, "sluice_input_records_total", {"input": "pods"}, n), 30) and \
+                wait_for("sent", metric_at_least(mport, "sluice_sink_records_total", {"sink": "loki"}, n), 30):
+            ok("daemonset: %d CRI lines of a pod read with the container's capabilities and delivered" % n)
+        else:
+            fail("daemonset: pods read %s, loki %s: %s" %
+                 (metric(mport, "sluice_input_records_total", {"input": "pods"}),
+                  metric(mport, "sluice_sink_records_total", {"sink": "loki"}), a.text()[-1500:]))
+        scrape(mport)
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        t0 = time.monotonic()
+        rc = a.stop(grace)
+        if rc == 0:
+            ok("daemonset: SIGTERM, exit 0 in %.1f s (grace %d s)" % (time.monotonic() - t0, grace))
+        else:
+            fail("daemonset: stop: exit %s after %.1f s (grace %d s): %s" %
+                 (rc, time.monotonic() - t0, grace, a.text()[-1500:]))
+        check_trace("daemonset", a.trace, [data], None, None, root)
+    finally:
+        for x in agents:
+            x.kill()
+        if not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def aggregations(expr):
+    """(label names, the expression they group) of every `by (...) (...)`."""
+    for m in re.finditer(r"\bby\s*\(([^)]*)\)\s*\(", expr):
+        depth, i = 1, m.end()
+        while i < len(expr) and depth:
+            depth += {"(": 1, ")": -1}.get(expr[i], 0)
+            i += 1
+        yield {x.strip() for x in m.group(1).split(",") if x.strip()}, expr[m.end():i]
+
+
+def check_labels():
+    """The labels the dashboard and the alerts group and match on are on
+    the series the agents above exported."""
+    dash = json.load(open(os.path.join(SRC, "deploy", "grafana", "sluice-dashboard.json")))
+    exprs = [("dashboard: " + p["title"], t["expr"]) for p in dash["panels"] for t in p.get("targets", [])]
+    for g in yaml.safe_load(open(os.path.join(SRC, "deploy", "prometheus", "sluice-alerts.yml")))["groups"]:
+        exprs += [("alert " + r["alert"], r["expr"]) for r in g["rules"]]
+    scrape_labels = {"job", "instance"}
+    bad, used, unseen = [], 0, set()
+    for where, e in exprs:
+        uses = [(labels, body) for labels, body in aggregations(e)]
+        uses += [({k for k in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", sel)}, name)
+                 for name, sel in re.findall(r"(sluice_\w+)\{([^}]*)\}", e)]
+        for labels, body in uses:
+            for name in set(re.findall(r"sluice_\w+", body)):
+                if name not in SCRAPED:
+                    unseen.add(name)
+                    continue
+                used += 1
+                missing = labels - scrape_labels - SCRAPED[name]
+                if missing:
+                    bad.append("%s: %s has no label %s (it has: %s)" %
+                               (where, name, ",".join(sorted(missing)), ",".join(sorted(SCRAPED[name])) or "none"))
+    if bad:
+        for b in bad:
+            fail(b)
+    else:
+        ok("dashboard and alerts: %d uses of labels on %d metrics, all on the series the agents exported" %
+           (used, len(SCRAPED)))
+    if unseen:
+        print("note: not exported by these agents, labels not checked: " + " ".join(sorted(unseen)))
+
+
+def seconds(text):
+    m = re.fullmatch(r"(\d+)(ms|s|m|min|h)?", str(text).strip())
+    n, unit = int(m.group(1)), m.group(2) or "s"
+    return n * {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600}[unit]
+
+
+def check_stop_budgets(settings):
+    """Each environment's shutdown_timeout (the sinks' drain) fits in what
+    the unit and the DaemonSet wait before SIGKILL, with room for saving
+    checkpoints."""
+    stop = seconds(settings.get("TimeoutStopSec", ["90s"])[-1])
+    ds = [d for d in yaml.safe_load_all(open(DAEMONSET)) if d and d.get("kind") == "DaemonSet"][0]
+    grace = ds["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+    base = yaml.safe_load(open(os.path.join(SRC, "config", "base.yml"))).get("shutdown_timeout", "10s")
+    for env in ("staging", "prod"):
+        t = seconds(yaml.safe_load(open(os.path.join(SRC, "config", env + ".yml"))).get("shutdown_timeout", base))
+        for who, limit in (("TimeoutStopSec", stop), ("terminationGracePeriodSeconds", grace)):
+            if t + 5 > limit:
+                fail("%s.yml: shutdown_timeout %gs leaves under 5 s of %s %gs" % (env, t, who, limit))
+            else:
+                ok("%s.yml: shutdown_timeout %gs fits in %s %gs" % (env, t, who, limit))
+
+
+def main():
+    if os.geteuid() != 0:
+        skip("not root: the test runs the agent as the unit's user and with the container's capabilities")
+    for tool in ("strace", "setpriv", "systemd-analyze"):
+        if not shutil.which(tool):
+            skip("%s is not installed" % tool)
+    if not os.access(BIN, os.X_OK):
+        print("no sluice binary at " + BIN)
+        return 1
+    loki = Loki()
+    try:
+        settings = unit_settings(UNIT)
+        dd = base_data_dir()
+        if dd in settings.get("ReadWritePaths", []) and "/var/lib/" + " ".join(settings.get("StateDirectory", [])) == dd:
+            ok("unit: ReadWritePaths and StateDirectory are base.yml's data_dir %s" % dd)
+        else:
+            fail("unit: base.yml's data_dir %s is not the unit's ReadWritePaths %s / StateDirectory %s" %
+                 (dd, settings.get("ReadWritePaths"), settings.get("StateDirectory")))
+        check_stop_budgets(settings)
+        scenario_unit(settings, loki)
+        dropins = [AGG_DROPIN] if os.path.exists(AGG_DROPIN) else []
+        scenario_aggregator(unit_settings(UNIT, *dropins), loki)
+        scenario_daemonset(loki)
+        check_labels()
+    finally:
+        loki.close()
+    print()
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,8 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
   librdkafka-dev libzstd-dev liblz4-dev libpcre2-dev libcurl4-openssl-dev libjansson-dev \
   libcmocka-dev libyaml-dev libsystemd-dev libsnappy-dev \
   systemd-journal-remote zstd python3 python3-yaml coreutils procps zlib1g-dev tzdata \
-  g++ libsimdjson-dev libsimde-dev prometheus rsyslog rsyslog-kafka libmicrohttpd-dev libgnutls28-dev
+  g++ libsimdjson-dev libsimde-dev prometheus rsyslog rsyslog-kafka libmicrohttpd-dev libgnutls28-dev \
+  strace
 
 # Only `make deb` needs these (the Debian package build and its lint).
 DEB_PACKAGING = debhelper dpkg-dev fakeroot lintian

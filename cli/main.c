@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,23 @@ static int cmd_dryrun_stdin(const cli_args *a)
     return rc == SL_OK || rc == SL_ECLOSED ? EXIT_OK : rc == SL_EINVAL ? EXIT_USAGE : EXIT_FAIL;
 }
 
+/* The soft limit on open descriptors raised to the hard one: the default
+ * soft 1024 is below what the default listener caps add up to (syslog 512,
+ * loki_push 256, metrics 256) beside max_open_files (1024), and a listener
+ * at EMFILE refuses everyone. The hard limit is the operator's (systemd's
+ * LimitNOFILE=, the shell's ulimit -Hn); nothing here needs select(),
+ * which breaks past 1024 (libmicrohttpd runs on poll or epoll). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        sl_log(SL_LOG_INFO, "fd_limit_raised", "from=%llu to=%llu", (unsigned long long)was,
+               (unsigned long long)rl.rlim_max);
+}
+
 static int cmd_run(const cli_args *a, sigset_t set)
 {
     if (a->from_stdin) return cmd_dryrun_stdin(a);
@@ -323,6 +341,7 @@ static int cmd_run(const cli_args *a, sigset_t set)
     sl_agent *agent = NULL;
     sl_err err = {0};
     sl_agent_opts opts = {.dry_run = a->dry_run != 0};
+    raise_fd_limit();
     if (sl_agent_start(cfg, &opts, &agent, &err) != 0) {
         sl_log(SL_LOG_ERROR, "start_failed", "error=\"%s\"", err.msg);
         sl_cfg_free(cfg);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -491,6 +492,55 @@ static void test_reload_rereads_site_env(void **st)
     free(dir);
 }
 
+/* `run` raises its soft limit on open descriptors to the hard one: the
+ * default caps of the listeners and the file input add up past a soft
+ * 1024, and a listener at EMFILE refuses everyone. */
+static void test_run_raises_fd_soft_limit(void **st)
+{
+    (void)st;
+    struct rlimit own;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &own), 0);
+    if (own.rlim_max != RLIM_INFINITY && own.rlim_max <= 256) skip();
+    char *dir = sl_t_tmpdir("cli");
+    char *cfg = sl_t_path(dir, "c.yml"), *log = sl_t_path(dir, "agent.log");
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "data_dir: %s/data\nshutdown_timeout: 2s\ninputs:\n  - {name: app, type: file, "
+             "paths: [\"%s/*.log\"]}\nsinks:\n  - {name: out, type: discard}\n",
+             dir, dir);
+    sl_t_write_file(cfg, yaml, strlen(yaml));
+    /* The child inherits a soft limit of 256 under the same hard limit. */
+    struct rlimit low = {256, own.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    char *argv[] = {(char *)sl_t_bin(), "run", "-c", cfg, NULL};
+    pid_t pid = sl_t_spawn(argv, log);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &own), 0);
+    assert_true(pid > 0);
+    sl_t_kill_at_exit(pid);
+    int scale = sl_t_sanitized() ? 3 : 1;
+    assert_true(sl_t_wait_log(log, "event=fd_limit_raised", 1, 20000 * scale));
+    char want[128];
+    snprintf(want, sizeof want, "event=fd_limit_raised from=256 to=%llu",
+             (unsigned long long)own.rlim_max);
+    if (!sl_t_file_has(log, want)) fprintf(stderr, "expected %s in %s\n", want, log);
+    assert_true(sl_t_file_has(log, want));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    char *limits = sl_t_read_file(path, NULL);
+    assert_non_null(limits);
+    char *line = strstr(limits, "Max open files");
+    assert_non_null(line);
+    unsigned long long soft = 0, hard = 0;
+    assert_int_equal(sscanf(line + strlen("Max open files"), "%llu %llu", &soft, &hard), 2);
+    assert_int_equal(soft, hard);
+    free(limits);
+    assert_int_equal(sl_t_stop(pid, SIGTERM, 20000 * scale), 0);
+    sl_t_kill_at_exit(0);
+    free(cfg), free(log);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 /* One size grammar; each size error once, with one range. */
 static void test_size_errors(void **st)
 {
@@ -571,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_default_files),
         cmocka_unit_test(test_reload_rereads_site_env),
         cmocka_unit_test(test_size_errors),
+        cmocka_unit_test(test_run_raises_fd_soft_limit),
         cmocka_unit_test(test_command_help_and_version),
     };
     /* Never the machine's /etc/sluice (or its site.env). */

@@ -646,7 +646,12 @@ static int lp_create(const sl_input_ctx *ctx, void **state, sl_err *err)
         return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
     }
     if (ctx->check_only) { /* the caller keeps no state of a check */
+        const sl_cfg_node *tls = sl_cfg_get(ctx->node, "tls");
+        size_t before = sl_cfg_nerrors(ctx->cfg);
+        if (tls) sl_tls_server_check(ctx->cfg, tls, &in->tls);
+        bool bad = sl_cfg_nerrors(ctx->cfg) > before;
         lp_destroy(in);
+        if (bad) return sl_errf(err, SL_EINVAL, "input %s: invalid configuration", ctx->name);
         *state = NULL;
         return SL_OK;
     }

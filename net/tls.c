@@ -89,6 +89,17 @@ int sl_tls_server_new(const sl_tls_server_opts *o, sl_tls_server **out, sl_err *
     return SL_OK;
 }
 
+void sl_tls_server_check(sl_cfg *c, const sl_cfg_node *map, const sl_tls_server_opts *o)
+{
+    if (!o->cert_file || !o->key_file) return; /* already an error of sl_tls_server_configure */
+    sl_tls_server *s = NULL;
+    sl_err err = {0};
+    if (sl_tls_server_new(o, &s, &err) != SL_OK)
+        sl_cfg_error(c, map, "%s", err.msg);
+    else
+        sl_tls_server_free(s);
+}
+
 void sl_tls_server_free(sl_tls_server *s)
 {
     if (!s) return;

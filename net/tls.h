@@ -33,6 +33,10 @@ typedef struct sl_tls_conn sl_tls_conn;
 
 /* Loads the credentials (TLS 1.2 and 1.3 only). */
 int sl_tls_server_new(const sl_tls_server_opts *o, sl_tls_server **out, sl_err *err);
+/* For `sluice check`: loads the files as sl_tls_server_new would and
+ * reports what fails as a configuration error at map, so a missing or
+ * unreadable certificate is found before the agent starts. */
+void sl_tls_server_check(sl_cfg *c, const sl_cfg_node *map, const sl_tls_server_opts *o);
 void sl_tls_server_free(sl_tls_server *s);
 
 /* A session on the accepted, non-blocking socket fd (the caller keeps

@@ -541,6 +541,29 @@ static void test_run_raises_fd_soft_limit(void **st)
     free(dir);
 }
 
+/* A listener's certificate that cannot be loaded is a configuration
+ * error of `check`, not a failure at the agent's start. */
+static void test_check_loads_listener_certificates(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("cli");
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "data_dir: %s/data\ninputs:\n  - name: devices\n    type: syslog\n"
+             "    listen_tls: \"127.0.0.1:6514\"\n    tls: {cert_file: %s/none.crt, key_file: "
+             "%s/none.key}\nsinks:\n  - {name: out, type: discard}\n",
+             dir, dir, dir);
+    expect_error(dir, yaml, "none.crt");
+    snprintf(yaml, sizeof yaml,
+             "data_dir: %s/data\ninputs:\n  - name: push\n    type: loki_push\n"
+             "    listen: \"127.0.0.1:3101\"\n    tls: {cert_file: %s/gone.crt, key_file: "
+             "%s/gone.key}\nsinks:\n  - {name: out, type: discard}\n",
+             dir, dir, dir);
+    expect_error(dir, yaml, "gone.crt");
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 /* One size grammar; each size error once, with one range. */
 static void test_size_errors(void **st)
 {
@@ -622,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_reload_rereads_site_env),
         cmocka_unit_test(test_size_errors),
         cmocka_unit_test(test_run_raises_fd_soft_limit),
+        cmocka_unit_test(test_check_loads_listener_certificates),
         cmocka_unit_test(test_command_help_and_version),
     };
     /* Never the machine's /etc/sluice (or its site.env). */

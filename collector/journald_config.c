@@ -180,6 +180,39 @@ static slot *add_slot(jd_input *in, const char *jname, const char *out, int kind
     return s;
 }
 
+/* A label from labels_from must not share its name with a static label
+ * (which value would the stream get?) nor with a field of the record other
+ * than its own source (the record would hold two fields of that name, one of
+ * them a label): refused, with what it collides with. */
+static bool label_collides(jd_input *in, sl_cfg *cfg, const sl_cfg_node *at, const char *label,
+                           const slot *src)
+{
+    size_t n = strlen(label);
+    for (uint32_t k = 0; k < in->nlabels; k++) {
+        if (in->labels[k].key.n == n && memcmp(in->labels[k].key.p, label, n) == 0) {
+            sl_cfg_error(cfg, at, "labels_from: '%s' is also a static label (labels:)", label);
+            return true;
+        }
+    }
+    for (size_t i = 0; i < in->nslots; i++) {
+        const slot *o = &in->slots[i];
+        if (o == src || !o->out || o->outlen != n || memcmp(o->out, label, n) != 0) continue;
+        sl_cfg_error(cfg, at,
+                     "labels_from: '%s' is already the field of %s; name the label otherwise, "
+                     "or drop that field (fields.drop: [%s])",
+                     label, o->jname, o->jname);
+        return true;
+    }
+    if (in->keep_all && sl_jd_valid_field_name(label, n)) {
+        sl_cfg_error(cfg, at,
+                     "labels_from: '%s' could be the name of a journal field that fields.keep: "
+                     "[\"*\"] ships; name the label in lower case",
+                     label);
+        return true;
+    }
+    return false;
+}
+
 static void configure_fields(jd_input *in, sl_cfg *cfg, const sl_cfg_node *n)
 {
     for (size_t i = 0; i < sizeof default_fields / sizeof *default_fields; i++)
@@ -253,6 +286,7 @@ static void configure_fields(jd_input *in, sl_cfg *cfg, const sl_cfg_node *n)
                 sl_cfg_error(cfg, v, "labels_from.%s: MESSAGE cannot be a label", label);
                 continue;
             }
+            if (label_collides(in, cfg, lf->key_nodes[i], label, s)) continue;
             s->labels[s->nlabels++] = label;
         }
     }
@@ -300,9 +334,8 @@ int sl_jd_configure(jd_input *in, const sl_input_ctx *ctx)
         in->priority = 7;
     }
     in->batch_records = (uint32_t)in->keys.batch_records;
-    configure_fields(in, cfg, n);
-
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
+    configure_fields(in, cfg, n);
     return sl_cfg_nerrors(cfg) > before ? SL_EINVAL : SL_OK;
 }
 

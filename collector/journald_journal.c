@@ -140,14 +140,15 @@ int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec, bool 
 static atomic_uint_fast64_t sigbus_faults;
 static size_t sigbus_page;
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
+static struct sigaction sigbus_prev;
 
 /* libsystemd reads journal files through mmap; a page past the end of a
  * file truncated since it was mapped raises SIGBUS (BUS_ADRERR), which
  * kills the process. systemd's own tools map an anonymous page there
  * (src/basic/sigbus.c, not exported by libsystemd); so does this. The
  * reader then finds zeros, which it takes for a bad object. Any other
- * SIGBUS keeps its default action: the handler steps aside and the
- * faulting access runs again. */
+ * SIGBUS goes to the handler there was before (by default the process
+ * ends): the handler steps aside and the faulting access runs again. */
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
@@ -159,21 +160,21 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
             return;
         }
     }
-    signal(sig, SIG_DFL);
+    /* Not ours: the handler found at install time (default: the process
+     * ends) takes the fault when the access runs again. */
+    sigaction(sig, &sigbus_prev, NULL);
 }
 
 static void sigbus_install_once(void)
 {
     long pg = sysconf(_SC_PAGESIZE);
     sigbus_page = pg > 0 ? (size_t)pg : 4096;
-    struct sigaction old;
-    if (sigaction(SIGBUS, NULL, &old) != 0 || old.sa_handler != SIG_DFL) return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_sigbus;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGBUS, &sa, &sigbus_prev);
 }
 
 void sl_jd_sigbus_install(void)

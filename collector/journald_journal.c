@@ -53,9 +53,19 @@ static void seek_after(jd_input *in, const char *cursor, uint64_t rt_usec)
             uint64_t t = 0;
             sd_journal_get_realtime_usec(j, &t);
             in->pending = true;
+            /* The gap, when the entry resumed at has the cursor's seqnum
+             * id: the entries numbered between them (an upper bound: some
+             * may not have matched the filters). */
+            char *now = NULL;
+            uint64_t was = 0, is = 0;
+            char gap[24] = "unknown";
+            if (sd_journal_get_cursor(j, &now) >= 0 && strncmp(now, cursor, 35) == 0 &&
+                sl_jd_cursor_seqnum(cursor, &was) && sl_jd_cursor_seqnum(now, &is) && is > was)
+                snprintf(gap, sizeof gap, "%llu", (unsigned long long)(is - was - 1));
+            free(now);
             sl_log(SL_LOG_WARN, "journal_cursor_lost",
-                   "input=%s cursor=%s resumed_at_usec=%llu reason=entry_gone", in->ctx->name,
-                   cursor, (unsigned long long)t);
+                   "input=%s cursor=%s resumed_at_usec=%llu reason=entry_gone skipped_at_most=%s",
+                   in->ctx->name, cursor, (unsigned long long)t, gap);
         } else {
             /* Nothing after it yet; the seek position stays, so entries
              * that arrive later are read. */

@@ -384,12 +384,10 @@ static void note_removed(jd_input *in, const seen_file *sf)
     free(cur);
     if (!unread) return;
     sl_metric_inc(in->m_removed_unread);
-    char q[600];
-    const char *nm = sf->name ? sf->name : "";
     sl_log(SL_LOG_WARN, "journal_file_removed_unread",
            "input=%s directory=%s file=%s entries=%llu unread_at_most=%llu", in->ctx->name,
-           in->directory, sl_log_quote(q, sizeof q, nm, strlen(nm)),
-           (unsigned long long)h->n_entries, (unsigned long long)unread);
+           in->directory, sf->name ? sf->name : "", (unsigned long long)h->n_entries,
+           (unsigned long long)unread);
 }
 
 static const char *type_name(mode_t m)

@@ -6,8 +6,10 @@
  *   journald_ckpt.c     the checkpoint file and the ring of cursors of the
  *                       batches in flight (acknowledgements)
  *   journald_journal.c  opening the journal: matches, seeking to the saved
- *                       cursor, and directory mode's scan for files
- *                       sd-journal skips */
+ *                       cursor; directory mode's scan for files sd-journal
+ *                       skips, reads in part or loses (damaged, removed,
+ *                       planted; decision 0075); the SIGBUS handler for
+ *                       files cut under their mappings */
 #ifndef SLUICE_COLLECTOR_JOURNALD_INTERNAL_H
 #define SLUICE_COLLECTOR_JOURNALD_INTERNAL_H
 

@@ -391,7 +391,8 @@ static long output_seqs(fixture *f, long from, long to, unsigned char *seen, lon
 
 /* Journal files damaged before the agent starts: one cut mid-entry (which
  * libsystemd refuses whole), one with a zero-filled tail, one whose first
- * entry array is garbage. The agent starts, ships every entry libsystemd
+ * entry array is garbage, one left by a crashed writer (online, zeroed
+ * tail, set aside as *.journal~). The agent starts, ships every entry libsystemd
  * can read of each (no more), names each damaged file in its log and counts
  * it; a good file beside them arrives whole. */
 static void test_damaged_files_at_start(void **st)
@@ -402,6 +403,7 @@ static void test_damaged_files_at_start(void **st)
     write_entries(f, "cut.journal", 1000, 1300);
     write_entries(f, "zero.journal", 2000, 2300);
     write_entries(f, "flip.journal", 3000, 3300);
+    write_entries(f, "crash.journal", 4000, 4300);
     char *cut = sl_t_path(f->jdir, "cut.journal");
     char *zero = sl_t_path(f->jdir, "zero.journal");
     char *flip = sl_t_path(f->jdir, "flip.journal");
@@ -422,37 +424,53 @@ static void test_damaged_files_at_start(void **st)
     for (size_t k = 0; k < sizeof garbage; k++) garbage[k] = (unsigned char)(k * 37 + 11);
     assert_int_equal(pwrite(fd, garbage, sizeof garbage, (off_t)ea + 24), (ssize_t)sizeof garbage);
     close(fd);
+    /* As a writer's crash leaves it: still marked online, the tail's blocks
+     * never written, set aside as *.journal~ by the writer's next start. */
+    char *crash = sl_t_path(f->jdir, "crash.journal");
+    char *crashed = sl_t_path(f->jdir, "crash.journal~");
+    off = offset_of(crash, "seq=00004200");
+    assert_true(off > 0);
+    zero_from(crash, off - 16);
+    fd = open(crash, O_WRONLY);
+    assert_int_equal(pwrite(fd, "\1", 1, 16), 1); /* state: ONLINE */
+    close(fd);
+    assert_int_equal(rename(crash, crashed), 0);
 
-    unsigned char can[4000] = {0};
+    unsigned char can[5000] = {0};
     char *goodp = sl_t_path(f->jdir, "good.journal");
-    long good = readable_in(goodp, 0, 4000, can);
+    long good = readable_in(goodp, 0, 5000, can);
     free(goodp);
-    long zero_ok = readable_in(zero, 0, 4000, can);
-    long flip_ok = readable_in(flip, 0, 4000, can);
-    assert_int_equal(readable_in(cut, 0, 4000, can), 0);
-    fprintf(stderr, "readable by libsystemd: good %ld, zero-tailed %ld, flipped %ld, cut 0\n", good,
-            zero_ok, flip_ok);
+    long zero_ok = readable_in(zero, 0, 5000, can);
+    long flip_ok = readable_in(flip, 0, 5000, can);
+    long crash_ok = readable_in(crashed, 0, 5000, can);
+    assert_int_equal(readable_in(cut, 0, 5000, can), 0);
+    fprintf(stderr,
+            "readable by libsystemd: good %ld, zero-tailed %ld, flipped %ld, crashed %ld, cut 0\n",
+            good, zero_ok, flip_ok, crash_ok);
+    assert_true(crash_ok > 0 && crash_ok < 300);
     assert_int_equal(good, 300);
     assert_true(zero_ok > 0 && zero_ok < 300);
 
     hostile_config(f, NULL, false);
     pid_t pid = start_agent(f, false);
-    assert_true(sl_t_wait_lines(f->out, good + zero_ok + flip_ok, sl_t_scaled_ms(20000)));
-    assert_true(sl_t_wait_log(f->log, "journal_file_damaged", 2, sl_t_scaled_ms(20000)));
+    const long readable = good + zero_ok + flip_ok + crash_ok;
+    assert_true(sl_t_wait_lines(f->out, readable, sl_t_scaled_ms(20000)));
+    assert_true(sl_t_wait_log(f->log, "journal_file_damaged", 3, sl_t_scaled_ms(20000)));
     assert_true(sl_t_wait_log(f->log, "journal_file_unreadable", 1, sl_t_scaled_ms(20000)));
     assert_true(alive(pid));
-    assert_int_equal(metric(f, "sluice_journald_damaged_files_total"), 2);
+    assert_int_equal(metric(f, "sluice_journald_damaged_files_total"), 3);
     assert_true(metric(f, "sluice_journald_errors_total") >= 1);
     assert_int_equal(sl_t_stop(pid, SIGTERM, 20000), 0);
     assert_true(sl_t_file_has(f->log, "path=") && sl_t_file_has(f->log, "zero.journal"));
     assert_true(sl_t_file_has(f->log, "flip.journal") && sl_t_file_has(f->log, "cut.journal"));
-    unsigned char got[4000] = {0};
+    assert_true(sl_t_file_has(f->log, "crash.journal~"));
+    unsigned char got[5000] = {0};
     long dups;
-    long lines = output_seqs(f, 0, 4000, got, &dups);
-    assert_int_equal(lines, good + zero_ok + flip_ok);
+    long lines = output_seqs(f, 0, 5000, got, &dups);
+    assert_int_equal(lines, readable);
     assert_int_equal(dups, 0);
     assert_memory_equal(got, can, sizeof can);
-    free(cut), free(zero), free(flip);
+    free(cut), free(zero), free(flip), free(crash), free(crashed);
 }
 
 static bool lr_has(sl_lr *lr, size_t n, int timeout_ms)

@@ -171,8 +171,10 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
         }
     }
     /* Not ours: the handler found at install time (default: the process
-     * ends) takes the fault when the access runs again. */
+     * ends) takes the fault when the access runs again, or a signal sent
+     * by a process (kill -BUS) at once. */
     sigaction(sig, &sigbus_prev, NULL);
+    if (si->si_code <= 0) raise(sig);
 }
 
 static void sigbus_install_once(void)

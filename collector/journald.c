@@ -151,6 +151,13 @@ static uint32_t read_fields(jd_input *in, sd_journal *j)
             continue;
         }
         if (!in->keep_all || nlen == 0 || nlen > MAX_FIELD_NAME) continue;
+        if (!sl_jd_valid_field_name(p, nlen)) {
+            /* No journald writes such a name (a damaged or crafted file):
+             * as a record's key it could pass for one of the input's own
+             * lower-case fields, or carry bytes no sink takes as a key. */
+            sl_metric_inc(in->m_invalid_names);
+            continue;
+        }
         if (in->nextra == MAX_ENTRY_FIELDS) {
             truncated = true;
             continue;
@@ -486,6 +493,7 @@ static int jd_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     }
     index_slots(in);
     sl_jd_register_metrics(in);
+    sl_jd_sigbus_install();
     in->rl_errors.interval_ns = 10 * 1000000000LL;
     /* A dry run writes nothing. */
     int rc = sl_ckpt_path(ctx->data_dir, ctx->name, ".journal", !ctx->dry_run, in->ckpt_path,
@@ -520,6 +528,7 @@ static int jd_run(void *state)
     }
     int64_t next_open = 0, next_ckpt = 0, next_reopen = 0;
     int rc = SL_OK;
+    in->sigbus_seen = sl_jd_sigbus_count();
     while (!stopping(in)) {
         int64_t now = sl_monotonic_ns();
         if (!in->j) {
@@ -554,6 +563,23 @@ static int jd_run(void *state)
         if (n < 0 && n != SL_EAGAIN) {
             rc = n;
             sl_jd_count_error(in, "read", n == SL_ENOMEM ? ENOMEM : EIO);
+        }
+        uint64_t faults = sl_jd_sigbus_count();
+        if (faults != in->sigbus_seen) {
+            /* A journal file was cut under its mappings (a zero page now
+             * stands for what is gone): start over on the files as they
+             * are, and look at each again, so the cut one is reported. */
+            sl_metric_add(in->m_shrank, faults - in->sigbus_seen);
+            sl_log(SL_LOG_WARN, "journal_file_shrank", "input=%s faults=%llu action=reopen",
+                   in->ctx->name, (unsigned long long)(faults - in->sigbus_seen));
+            in->sigbus_seen = faults;
+            sl_jd_forget_files(in);
+            in->reopen_wanted = true;
+        }
+        if (in->reopen_wanted) {
+            reopen(in, false);
+            if (in->j) sl_jd_scan_directory(in);
+            continue;
         }
         if (in->next_errors >= MAX_NEXT_ERRORS) {
             reopen(in, false);
@@ -616,6 +642,8 @@ static void jd_destroy(void *state)
     if (in->chunk) sl_chunk_unref(in->chunk);
     free(in->acked_cursor);
     free(in->read_cursor);
+    sl_jd_forget_files(in);
+    free(in->seen);
     free(in);
 }
 

@@ -135,7 +135,7 @@ static bool parse_priority(const char *s, int *level)
 
 /* Journal field names: uppercase letters, digits and '_', not starting with
  * a digit, at most 64 bytes. */
-static bool valid_field_name(const char *s, size_t n)
+bool sl_jd_valid_field_name(const char *s, size_t n)
 {
     if (n == 0 || n > MAX_FIELD_NAME || (s[0] >= '0' && s[0] <= '9')) return false;
     for (size_t i = 0; i < n; i++)
@@ -180,6 +180,39 @@ static slot *add_slot(jd_input *in, const char *jname, const char *out, int kind
     return s;
 }
 
+/* A label from labels_from must not share its name with a static label
+ * (which value would the stream get?) nor with a field of the record other
+ * than its own source (the record would hold two fields of that name, one of
+ * them a label): refused, with what it collides with. */
+static bool label_collides(jd_input *in, sl_cfg *cfg, const sl_cfg_node *at, const char *label,
+                           const slot *src)
+{
+    size_t n = strlen(label);
+    for (uint32_t k = 0; k < in->nlabels; k++) {
+        if (in->labels[k].key.n == n && memcmp(in->labels[k].key.p, label, n) == 0) {
+            sl_cfg_error(cfg, at, "labels_from: '%s' is also a static label (labels:)", label);
+            return true;
+        }
+    }
+    for (size_t i = 0; i < in->nslots; i++) {
+        const slot *o = &in->slots[i];
+        if (o == src || !o->out || o->outlen != n || memcmp(o->out, label, n) != 0) continue;
+        sl_cfg_error(cfg, at,
+                     "labels_from: '%s' is already the field of %s; name the label otherwise, "
+                     "or drop that field (fields.drop: [%s])",
+                     label, o->jname, o->jname);
+        return true;
+    }
+    if (in->keep_all && sl_jd_valid_field_name(label, n)) {
+        sl_cfg_error(cfg, at,
+                     "labels_from: '%s' could be the name of a journal field that fields.keep: "
+                     "[\"*\"] ships; name the label in lower case",
+                     label);
+        return true;
+    }
+    return false;
+}
+
 static void configure_fields(jd_input *in, sl_cfg *cfg, const sl_cfg_node *n)
 {
     for (size_t i = 0; i < sizeof default_fields / sizeof *default_fields; i++)
@@ -197,7 +230,7 @@ static void configure_fields(jd_input *in, sl_cfg *cfg, const sl_cfg_node *n)
             in->keep_all = true;
             continue;
         }
-        if (!valid_field_name(keep[i], strlen(keep[i]))) {
+        if (!sl_jd_valid_field_name(keep[i], strlen(keep[i]))) {
             sl_cfg_error(cfg, sl_cfg_get(fields, "keep"),
                          "fields.keep: '%s' is not a journal field name (A-Z, 0-9, _)", keep[i]);
             continue;
@@ -214,7 +247,7 @@ static void configure_fields(jd_input *in, sl_cfg *cfg, const sl_cfg_node *n)
         if (s) {
             s->out = NULL; /* still a slot, so keep: ["*"] does not bring it back */
             s->outlen = 0;
-        } else if (valid_field_name(drop[i], strlen(drop[i]))) {
+        } else if (sl_jd_valid_field_name(drop[i], strlen(drop[i]))) {
             add_slot(in, drop[i], NULL, SLOT_PLAIN);
         } else {
             sl_cfg_error(cfg, sl_cfg_get(fields, "drop"), "fields.drop: unknown field '%s'",
@@ -239,7 +272,7 @@ static void configure_fields(jd_input *in, sl_cfg *cfg, const sl_cfg_node *n)
             }
             slot *s = find_slot_by_name(in, v->scalar);
             if (!s) {
-                if (!valid_field_name(v->scalar, v->scalar_len)) {
+                if (!sl_jd_valid_field_name(v->scalar, v->scalar_len)) {
                     sl_cfg_error(cfg, v,
                                  "labels_from.%s: '%s' is neither a journal field nor one of "
                                  "level, unit, identifier, hostname, pid, comm, boot_id",
@@ -253,6 +286,7 @@ static void configure_fields(jd_input *in, sl_cfg *cfg, const sl_cfg_node *n)
                 sl_cfg_error(cfg, v, "labels_from.%s: MESSAGE cannot be a label", label);
                 continue;
             }
+            if (label_collides(in, cfg, lf->key_nodes[i], label, s)) continue;
             s->labels[s->nlabels++] = label;
         }
     }
@@ -285,7 +319,7 @@ int sl_jd_configure(jd_input *in, const sl_input_ctx *ctx)
     sl_cfg_list(cfg, n, "matches", in->matches, MAX_MATCHES, &in->nmatches);
     for (size_t i = 0; i < in->nmatches; i++) {
         const char *eq = strchr(in->matches[i], '=');
-        if (!eq || !valid_field_name(in->matches[i], (size_t)(eq - in->matches[i])))
+        if (!eq || !sl_jd_valid_field_name(in->matches[i], (size_t)(eq - in->matches[i])))
             sl_cfg_error(cfg, sl_cfg_get(n, "matches"),
                          "matches: '%s' must be FIELD=value with FIELD in A-Z, 0-9, _",
                          in->matches[i]);
@@ -300,9 +334,8 @@ int sl_jd_configure(jd_input *in, const sl_input_ctx *ctx)
         in->priority = 7;
     }
     in->batch_records = (uint32_t)in->keys.batch_records;
-    configure_fields(in, cfg, n);
-
     sl_input_labels(cfg, n, in->labels, MAX_LABELS, &in->nlabels);
+    configure_fields(in, cfg, n);
     return sl_cfg_nerrors(cfg) > before ? SL_EINVAL : SL_OK;
 }
 
@@ -331,6 +364,25 @@ void sl_jd_register_metrics(jd_input *in)
                                      "Damaged checkpoints replaced by the previous generation.", l);
     in->m_inflight = sl_gauge("sluice_journald_unacked_entries",
                               "Journal entries read but not yet acknowledged by every sink.", l);
+    in->m_damaged = sl_counter("sluice_journald_damaged_files_total",
+                               "Journal files of the folder no writer adds to whose entries "
+                               "libsystemd cannot read from head to tail (cut or zeroed tail, "
+                               "damaged entry array); it reads what it can.",
+                               l);
+    in->m_invalid_names =
+        sl_counter("sluice_journald_invalid_field_names_total",
+                   "Fields of entries whose names journald never writes (not A-Z, 0-9, _), left "
+                   "out by fields.keep: [\"*\"].",
+                   l);
+    in->m_shrank = sl_counter("sluice_journald_file_shrank_total",
+                              "Reads of a journal file page that was cut off the file under the "
+                              "reader (SIGBUS turned into a zero page); the journal is reopened.",
+                              l);
+    in->m_removed_unread =
+        sl_counter("sluice_journald_removed_unread_files_total",
+                   "Journal files removed from the folder (vacuumed, moved) before the input "
+                   "read them to their end: their unread entries are a gap.",
+                   l);
     in->m_reopens = sl_counter("sluice_journald_reopens_total",
                                "Times the journal was closed and reopened at the last entry read "
                                "after reopen_after bytes, to unmap the journal files.",

@@ -6,8 +6,10 @@
  *   journald_ckpt.c     the checkpoint file and the ring of cursors of the
  *                       batches in flight (acknowledgements)
  *   journald_journal.c  opening the journal: matches, seeking to the saved
- *                       cursor, and directory mode's scan for files
- *                       sd-journal skips */
+ *                       cursor; directory mode's scan for files sd-journal
+ *                       skips, reads in part or loses (damaged, removed,
+ *                       planted; decision 0075); the SIGBUS handler for
+ *                       files cut under their mappings */
 #ifndef SLUICE_COLLECTOR_JOURNALD_INTERNAL_H
 #define SLUICE_COLLECTOR_JOURNALD_INTERNAL_H
 
@@ -31,11 +33,14 @@
 #define MAX_ENTRY_FIELDS 128 /* extra fields of one entry with fields.keep: ["*"] */
 #define MAX_FIELD_NAME   64  /* the journal's own limit */
 #define RING_CAP         4096
-#define SEEN_CAP         1024
-#define CKPT_MAX         65536
-#define CURSOR_MAX       1024
-#define ENTRIES_PER_TURN 1024
-#define MAX_NEXT_ERRORS  10
+/* Journal files of a folder the scan keeps track of: above sd-journal's own
+ * limit (7,168 files, JOURNAL_FILES_MAX), 24 bytes each. */
+#define SEEN_MAX          8192
+#define JOURNAL_FILES_MAX 7168 /* libsystemd 252's JOURNAL_FILES_MAX */
+#define CKPT_MAX          65536
+#define CURSOR_MAX        1024
+#define ENTRIES_PER_TURN  1024
+#define MAX_NEXT_ERRORS   10
 
 enum { START_BEGINNING, START_END };
 enum slot_kind { SLOT_MESSAGE, SLOT_PRIORITY, SLOT_PLAIN };
@@ -60,10 +65,24 @@ typedef struct cursor_slot {
     char *cursor; /* NULL when sd-journal could not give one */
 } cursor_slot;
 
+/* What the scan needs of a journal file's header (systemd's
+ * docs/JOURNAL_FILE_FORMAT.md: little-endian fields at fixed offsets). */
+enum { JD_STATE_OFFLINE, JD_STATE_ONLINE, JD_STATE_ARCHIVED };
+typedef struct jd_file_header {
+    uint8_t state;
+    uint8_t seqnum_id[16];
+    uint64_t n_entries, head_seqnum, tail_seqnum, head_rt_usec, tail_rt_usec;
+} jd_file_header;
+
 typedef struct seen_file {
     dev_t dev;
     ino_t ino;
+    bool present;     /* found by the scan under way */
+    bool have_header; /* h was read (refreshed each scan while online) */
+    jd_file_header h;
+    char *name;
 } seen_file;
+#define JD_HEADER_MIN 208 /* the oldest header size systemd writes */
 
 typedef struct jd_input {
     const sl_input_ctx *ctx;
@@ -140,14 +159,24 @@ typedef struct jd_input {
     bool behind;
     int64_t next_urgent_ns;
     int64_t next_pause_ns;
-    /* directory mode: journal files already checked */
-    seen_file seen[SEEN_CAP];
-    size_t nseen, seen_next;
+    /* directory mode: journal files already checked (at most SEEN_MAX;
+     * files gone from the folder are forgotten at the next scan) */
+    seen_file *seen;
+    size_t nseen, seen_cap;
+    bool seen_full_logged, files_max_logged;
     int64_t rescan_at_ns; /* a fresh file failed to open: look again then */
     struct timespec dir_mtime;
+    /* The folder the journal was opened on, to tell when the path names
+     * another one (replaced, or a symlink moved) or none (removed). */
+    dev_t dir_dev;
+    ino_t dir_ino;
+    bool dir_known, dir_missing;
+    bool reopen_wanted;   /* the folder was replaced, or a mapped file shrank */
+    uint64_t sigbus_seen; /* sl_jd_sigbus_count() when last looked at */
     sl_ratelimit rl_errors;
     sl_metric *m_records, *m_bytes, *m_truncated, *m_missing, *m_lost, *m_errors, *m_ckpt_errors,
-        *m_ckpt_fallback, *m_inflight, *m_reopens;
+        *m_ckpt_fallback, *m_inflight, *m_reopens, *m_damaged, *m_invalid_names, *m_shrank,
+        *m_removed_unread;
 } jd_input;
 
 /* journald.c */
@@ -156,6 +185,9 @@ typedef struct jd_input {
 #define SL_JD_NKEYS 17
 extern const sl_cfg_key sl_jd_keys[SL_JD_NKEYS];
 int sl_jd_configure(jd_input *in, const sl_input_ctx *ctx);
+/* Journal field names: A-Z, 0-9 and '_', not starting with a digit, 1-64
+ * bytes. */
+bool sl_jd_valid_field_name(const char *s, size_t n);
 void sl_jd_register_metrics(jd_input *in);
 void sl_jd_count_error(jd_input *in, const char *what, int r);
 
@@ -175,5 +207,17 @@ void sl_jd_set_acked(jd_input *in, char *cursor, uint64_t rt);
 int sl_jd_open_journal(jd_input *in, const char *cursor, uint64_t rt_usec, bool defer_watch);
 void sl_jd_scan_directory(jd_input *in);
 void sl_jd_check_directory(jd_input *in);
+void sl_jd_forget_files(jd_input *in);
+/* The header decoder on the first bytes of a journal file: SL_ECORRUPT
+ * unless it has the signature, a header size of at least JD_HEADER_MIN that
+ * n covers, a known state and head <= tail seqnum when it has entries. */
+int sl_jd_parse_header(const void *buf, size_t n, jd_file_header *h, sl_err *err);
+/* The entry seqnum (i=, hex) of a cursor; false when it has none. */
+bool sl_jd_cursor_seqnum(const char *cursor, uint64_t *seqnum);
+/* A journal file truncated under libsystemd's mmaps would kill the agent
+ * with SIGBUS: the handler maps zeros over the missing page (libsystemd then
+ * sees a bad object) and counts. Process-wide, installed once. */
+void sl_jd_sigbus_install(void);
+uint64_t sl_jd_sigbus_count(void);
 
 #endif

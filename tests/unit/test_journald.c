@@ -1224,6 +1224,10 @@ static void test_config_errors(void **st)
         "    start_at: middle\n",
         "    unitz: [a]\n",
         "    max_message_bytes: 1\n",
+        /* label names that collide (decision 0075) */
+        "    labels: { unit: x }\n    labels_from: { unit: _SYSTEMD_UNIT }\n",
+        "    labels_from: { hostname: _SYSTEMD_UNIT }\n",
+        "    fields: { keep: ['*'] }\n    labels_from: { FOO: unit }\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sink s;

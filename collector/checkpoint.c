@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,7 +124,11 @@ sl_ckpt_entry *sl_ckpt_put_new(sl_ckpt *c, uint64_t dev, uint64_t ino)
         c->cap = cap;
     }
     sl_ckpt_entry *e = &c->e[c->n++];
-    *e = (sl_ckpt_entry){.dev = dev, .ino = ino};
+    /* The numbers and an empty path: not the whole 1.1 KiB zeroed, most
+     * of it past the path's end is never read. */
+    memset(e, 0, offsetof(sl_ckpt_entry, path) + 1);
+    e->dev = dev;
+    e->ino = ino;
     if (c->nslots && c->n * 2 + 2 <= c->nslots) {
         size_t k = slot_of(dev, ino, c->nslots);
         while (c->slots[k]) k = (k + 1) & (c->nslots - 1);

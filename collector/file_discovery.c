@@ -216,6 +216,7 @@ static waiting_path *find_waiting(file_input *in, const char *path)
  * file put off from one never seen. */
 static void log_deferred(const file_input *in, const char *path, const struct stat *st)
 {
+    if (!sl_log_enabled(SL_LOG_INFO)) return; /* the path's quoting: per file (issue 19) */
     char q[2100];
     sl_log(SL_LOG_INFO, "file_deferred", "input=%s path=%s inode=%llu max_open_files=%lld",
            in->ctx->name, sl_file_qpath(q, sizeof q, path), (unsigned long long)st->st_ino,
@@ -422,9 +423,12 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
     char dir[1024];
     copy_path(dir, sizeof dir, path);
     sl_watch_dir(in->watch, dirname(dir));
-    char q[2100];
-    sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
-           sl_file_qpath(q, sizeof q, path), (unsigned long long)t->ino, (unsigned long long)start);
+    if (sl_log_enabled(SL_LOG_INFO)) {
+        char q[2100];
+        sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
+               sl_file_qpath(q, sizeof q, path), (unsigned long long)t->ino,
+               (unsigned long long)start);
+    }
     return t;
 }
 

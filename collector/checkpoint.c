@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,7 +124,11 @@ sl_ckpt_entry *sl_ckpt_put_new(sl_ckpt *c, uint64_t dev, uint64_t ino)
         c->cap = cap;
     }
     sl_ckpt_entry *e = &c->e[c->n++];
-    *e = (sl_ckpt_entry){.dev = dev, .ino = ino};
+    /* The numbers and an empty path: not the whole 1.1 KiB zeroed, most
+     * of it past the path's end is never read. */
+    memset(e, 0, offsetof(sl_ckpt_entry, path) + 1);
+    e->dev = dev;
+    e->ino = ino;
     if (c->nslots && c->n * 2 + 2 <= c->nslots) {
         size_t k = slot_of(dev, ino, c->nslots);
         while (c->slots[k]) k = (k + 1) & (c->nslots - 1);
@@ -431,20 +436,58 @@ int sl_ckpt_load(const char *path, sl_ckpt *c, int *fell_back, sl_err *err)
     return rc;
 }
 
-/* key (a literal) then v in decimal, as jansson writes a json_int_t. */
-static char *put_key_int(char *o, const char *key, int64_t v)
+/* key (a literal, k bytes) then v in decimal, as jansson writes a
+ * json_int_t; two digits a division (each save writes six numbers for
+ * each of 10,000 entries: issue 19). */
+static char *put_key_int(char *o, const char *key, size_t k, int64_t v)
 {
-    size_t k = strlen(key);
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
     memcpy(o, key, k);
     o += k;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     if (v < 0) *o++ = '-';
     char digits[20];
-    int n = 0;
-    do digits[n++] = (char)('0' + u % 10);
-    while (u /= 10);
-    while (n) *o++ = digits[--n];
-    return o;
+    int n = 20;
+    while (u >= 100) {
+        n -= 2;
+        memcpy(digits + n, pairs + (u % 100) * 2, 2);
+        u /= 100;
+    }
+    if (u >= 10) {
+        n -= 2;
+        memcpy(digits + n, pairs + u * 2, 2);
+    } else {
+        digits[--n] = (char)('0' + u);
+    }
+    memcpy(o, digits + n, (size_t)(20 - n));
+    return o + (20 - n);
+}
+#define PUT_KEY_INT(o, key, v) put_key_int(o, key, sizeof key - 1, v)
+
+/* True when p[0, n) is ASCII that a JSON string holds as it is (no quote,
+ * backslash or control byte): what sl_json_escape_ref would copy byte for
+ * byte, and valid UTF-8. Eight bytes a step; most paths are. */
+static bool plain_ascii(const char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, b;
+        memcpy(&w, p + i, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        /* A byte >= 0x80, < 0x20, == '"' or == '\\' sets its high bit. */
+        if ((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high)
+            return false;
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    }
+    return true;
 }
 
 /* Written by hand rather than through jansson: at 10,000 files the tree
@@ -461,20 +504,24 @@ int sl_ckpt_encode(const sl_ckpt *c, char **out, size_t *len, sl_err *err)
     for (size_t i = 0; i < c->n && !b.failed; i++) {
         const sl_ckpt_entry *e = &c->e[i];
         size_t plen = strnlen(e->path, sizeof e->path);
-        if (!sl_utf8_valid(e->path, plen)) continue;
+        bool plain = plain_ascii(e->path, plen);
+        if (!plain && !sl_utf8_valid(e->path, plen)) continue;
         sl_buf_append(&b, first ? "{\"path\":\"" : ",{\"path\":\"", first ? 9 : 10);
         first = false;
-        sl_buf_json_escape(&b, e->path, plen);
+        if (plain)
+            sl_buf_append(&b, e->path, plen);
+        else
+            sl_buf_json_escape(&b, e->path, plen);
         char num[160], *o = num;
-        o = put_key_int(o, "\",\"dev\":", (int64_t)e->dev);
-        o = put_key_int(o, ",\"ino\":", (int64_t)e->ino);
-        o = put_key_int(o, ",\"fp_len\":", (int64_t)e->fp_len);
+        o = PUT_KEY_INT(o, "\",\"dev\":", (int64_t)e->dev);
+        o = PUT_KEY_INT(o, ",\"ino\":", (int64_t)e->ino);
+        o = PUT_KEY_INT(o, ",\"fp_len\":", (int64_t)e->fp_len);
         memcpy(o, ",\"fp\":\"", 7), o += 7;
         for (int k = 15; k >= 0; k--) *o++ = "0123456789abcdef"[(e->fp >> (k * 4)) & 15];
         *o++ = '"';
-        o = put_key_int(o, ",\"offset\":", (int64_t)e->offset);
-        o = put_key_int(o, ",\"seen\":", e->seen);
-        o = put_key_int(o, ",\"size\":", (int64_t)e->size);
+        o = PUT_KEY_INT(o, ",\"offset\":", (int64_t)e->offset);
+        o = PUT_KEY_INT(o, ",\"seen\":", e->seen);
+        o = PUT_KEY_INT(o, ",\"size\":", (int64_t)e->size);
         *o++ = '}';
         sl_buf_append(&b, num, (size_t)(o - num));
     }

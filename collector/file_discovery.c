@@ -47,9 +47,23 @@ static size_t id_bucket(uint64_t dev, uint64_t ino)
     return (size_t)((ino * 0x9e3779b97f4a7c15ULL) ^ dev) & (INDEX_BUCKETS - 1);
 }
 
+/* Eight bytes a step: FNV-1a a byte at a time (sl_fingerprint) took
+ * ~60 serial multiplies per path, and a file's path is hashed about six
+ * times between its scan and its close (issue 19). Buckets only: the
+ * value is never saved. */
 static size_t path_bucket(const char *path)
 {
-    return (size_t)sl_fingerprint(path, strlen(path)) & (INDEX_BUCKETS - 1);
+    size_t n = strlen(path);
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, w;
+    for (; n >= 8; path += 8, n -= 8) {
+        memcpy(&w, path, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    w = 0;
+    memcpy(&w, path, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    return (size_t)(h ^ (h >> 29)) & (INDEX_BUCKETS - 1);
 }
 
 static void index_add(file_input *in, tracked *t)
@@ -202,6 +216,7 @@ static waiting_path *find_waiting(file_input *in, const char *path)
  * file put off from one never seen. */
 static void log_deferred(const file_input *in, const char *path, const struct stat *st)
 {
+    if (!sl_log_enabled(SL_LOG_INFO)) return; /* the path's quoting: per file (issue 19) */
     char q[2100];
     sl_log(SL_LOG_INFO, "file_deferred", "input=%s path=%s inode=%llu max_open_files=%lld",
            in->ctx->name, sl_file_qpath(q, sizeof q, path), (unsigned long long)st->st_ino,
@@ -276,6 +291,14 @@ static bool read_unchanged(const sl_ckpt_entry *e, const struct stat *st)
            sl_file_mtime_ns(st) < (int64_t)(e->seen - 1) * 1000000000;
 }
 
+/* snprintf's "%s" without its format parsing (twice per file opened). */
+static void copy_path(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static tracked *open_file(file_input *in, const char *path, const struct stat *found,
                           const struct stat *lst, bool initial, bool only_known, bool noted)
 {
@@ -331,7 +354,7 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
         close(fd);
         return NULL;
     }
-    snprintf(t->path, sizeof t->path, "%s", path);
+    copy_path(t->path, sizeof t->path, path);
     t->fd = fd;
     t->dev = st->st_dev;
     t->ino = st->st_ino;
@@ -398,11 +421,14 @@ static tracked *open_file(file_input *in, const char *path, const struct stat *f
     in->open_count++;
     sl_metric_gauge_add(in->m_open, 1);
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
+    copy_path(dir, sizeof dir, path);
     sl_watch_dir(in->watch, dirname(dir));
-    char q[2100];
-    sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
-           sl_file_qpath(q, sizeof q, path), (unsigned long long)t->ino, (unsigned long long)start);
+    if (sl_log_enabled(SL_LOG_INFO)) {
+        char q[2100];
+        sl_log(SL_LOG_INFO, "file_opened", "input=%s path=%s inode=%llu offset=%llu", in->ctx->name,
+               sl_file_qpath(q, sizeof q, path), (unsigned long long)t->ino,
+               (unsigned long long)start);
+    }
     return t;
 }
 
@@ -697,6 +723,9 @@ static void rescue(file_input *in, bool first)
 void sl_file_scan(file_input *in)
 {
     in->scan_no++;
+    /* Folders held open since the last scan are opened again by their
+     * paths when next needed: one renamed or swapped meanwhile is let go. */
+    sl_file_guard_forget_dirs(&in->guard);
     for (tracked *t = in->files; t; t = t->next) t->gone = true;
     for (size_t g = 0; g < in->nglobs; g++) {
         /* Watch the glob's directory when it has no wildcard, so files

@@ -149,8 +149,18 @@ int sl_file_guard_init(sl_file_guard *g, int follow, const char *const *globs, s
     return rc;
 }
 
+void sl_file_guard_forget_dirs(sl_file_guard *g)
+{
+    for (size_t i = 0; i < g->ndirs; i++) {
+        close(g->dirs[i].fd);
+        free(g->dirs[i].path);
+    }
+    g->ndirs = 0;
+}
+
 void sl_file_guard_free(sl_file_guard *g)
 {
+    sl_file_guard_forget_dirs(g);
     for (size_t i = 0; i < g->nroots; i++) free(g->roots[i]);
     g->nroots = 0;
 }
@@ -210,26 +220,72 @@ static bool plain_inside(const sl_file_guard *g, const char *path)
     return false;
 }
 
-/* Opens path resolving no link at all, in any component, atomically
- * (Linux 5.6). -1 when it could not: a link on the way (ELOOP), no
+/* Opens path (relative to dir) resolving no link at all, in any
+ * component, atomically (Linux 5.6); with a folder descriptor, never
+ * above it either. -1 when it could not: a link on the way (ELOOP), no
  * openat2 (ENOSYS, or EPERM under a seccomp filter), or an error the
  * ordinary open then reports. */
-static int open_no_links(const char *path, int flags)
+static int open_no_links(int dir, const char *path, int flags)
 {
 #ifdef SYS_openat2
     struct open_how how = {.flags = (uint64_t)flags,
-                           .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-    int f = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+                           .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+                                      (dir == AT_FDCWD ? 0 : RESOLVE_BENEATH)};
+    int f = (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
     if (f < 0 && errno == EPERM && (flags & O_NOATIME)) {
         how.flags &= ~(uint64_t)O_NOATIME;
-        f = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+        f = (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
     }
     return f;
 #else
-    (void)path, (void)flags;
+    (void)dir, (void)path, (void)flags;
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+/* The folder path[0, len) held open, opened now (no link followed on the
+ * way, as the file's own open would) when it is not yet; NULL when it
+ * cannot be (or SL_GUARD_MAX_DIRS are held): the file is then opened by
+ * its whole path. */
+static const sl_guard_dir *held_dir(sl_file_guard *g, const char *path, size_t len)
+{
+    for (size_t i = g->ndirs; i-- > 0;)
+        if (g->dirs[i].len == len && memcmp(g->dirs[i].path, path, len) == 0) return &g->dirs[i];
+    if (g->ndirs == SL_GUARD_MAX_DIRS || len == 0) return NULL;
+    char *copy = strndup(path, len);
+    if (!copy) return NULL;
+    int fd = open_no_links(AT_FDCWD, copy, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        free(copy);
+        return NULL;
+    }
+    g->dirs[g->ndirs] = (sl_guard_dir){copy, len, fd};
+    return &g->dirs[g->ndirs++];
+}
+
+/* A plain path (plain_inside) opened by its name in its folder held open,
+ * no link followed: the folder's path is walked once per scan, not once
+ * per file (the walk was the larger part of each open at 10,000 files:
+ * issue 19). The folder held was reached by its path, plain, at the first
+ * open in it since the scan; if it was renamed or replaced since, the name
+ * opens in the folder as it now is, wherever that is, and what that gives
+ * is kept only when it is the very file found (dev, ino) at the path by
+ * the caller: a file that was at this path in an allowed folder. That
+ * is what the open by path promises too (a hard link to a file outside
+ * in the folder is read either way). Anything else, the open by path
+ * decides: -1 here. */
+static int open_in_held_dir(sl_file_guard *g, const char *path, int flags, const struct stat *found,
+                            struct stat *st)
+{
+    const char *slash = strrchr(path, '/');
+    const sl_guard_dir *d = held_dir(g, path, (size_t)(slash - path));
+    if (!d) return -1;
+    int f = open_no_links(d->fd, slash + 1, flags);
+    if (f < 0) return -1;
+    if (fstat(f, st) == 0 && S_ISREG(st->st_mode) && same_file(found, st)) return f;
+    close(f);
+    return -1;
 }
 
 /* The checks on the descriptor; no_links: it was opened by open_no_links
@@ -289,7 +345,7 @@ static int keep_if_checked(const sl_file_guard *g, const char *path, int f,
     return SL_OK;
 }
 
-int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct stat *found,
+int sl_file_guard_open(sl_file_guard *g, const char *path, const struct stat *found,
                        const struct stat *name, int *fd, struct stat *st, int *refused)
 {
     *refused = SL_REFUSED_NONE;
@@ -308,7 +364,20 @@ int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct st
      * caller; a device is refused before it is opened. */
     if (found && name && !S_ISLNK(name->st_mode) && S_ISREG(found->st_mode) &&
         g->follow != SL_FOLLOW_ALWAYS && plain_inside(g, path)) {
-        int f = open_no_links(path, flags);
+        int f = open_in_held_dir(g, path, flags, found, st);
+        if (f >= 0) {
+            /* Regular and the file found: the checks left are the file
+             * system's (check_fd's order: it is regular, then not on a
+             * pseudo file system, then the file found). */
+            if (on_pseudo_fs(f, st)) {
+                close(f);
+                *refused = SL_REFUSED_PSEUDO_FS;
+                return SL_EINVAL;
+            }
+            *fd = f;
+            return SL_OK;
+        }
+        f = open_no_links(AT_FDCWD, path, flags);
         if (f >= 0) return keep_if_checked(g, path, f, found, st, refused, true, fd);
     }
     struct stat pre;

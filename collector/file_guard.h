@@ -30,6 +30,15 @@ enum sl_refusal {
 };
 
 #define SL_GUARD_MAX_ROOTS 64
+/* Folders held open (O_PATH) between two scans, so that a file in one is
+ * opened by its name alone, not by walking its whole path (issue 19). */
+#define SL_GUARD_MAX_DIRS 64
+
+typedef struct sl_guard_dir {
+    char *path; /* as written: absolute, plain, inside an allowed folder */
+    size_t len;
+    int fd; /* opened with no link followed on the way (openat2) */
+} sl_guard_dir;
 
 typedef struct sl_file_guard {
     int follow; /* enum sl_follow */
@@ -39,6 +48,8 @@ typedef struct sl_file_guard {
      * created later (or links among them) count. */
     char *roots[SL_GUARD_MAX_ROOTS];
     size_t nroots;
+    sl_guard_dir dirs[SL_GUARD_MAX_DIRS];
+    size_t ndirs;
 } sl_file_guard;
 
 /* globs and extra (follow_symlinks_into) are copied. */
@@ -53,8 +64,13 @@ void sl_file_guard_free(sl_file_guard *g);
  * *refused set when the file must not be read; SL_EIO when it cannot be
  * opened (errno kept). Files that are not regular are refused without
  * being opened (opening a device can have effects). */
-int sl_file_guard_open(const sl_file_guard *g, const char *path, const struct stat *found,
+int sl_file_guard_open(sl_file_guard *g, const char *path, const struct stat *found,
                        const struct stat *name, int *fd, struct stat *st, int *refused);
+/* Lets go of the folders held open: each scan starts with none, so a
+ * folder is held only from the first open in it until the next scan
+ * (renamed, replaced or swapped for a link meanwhile: see
+ * sl_file_guard_open). */
+void sl_file_guard_forget_dirs(sl_file_guard *g);
 /* The decision on a descriptor already open on path (the second half of
  * sl_file_guard_open, apart so the race it closes can be tested: fd is
  * whatever open() returned, found what the path was before). */

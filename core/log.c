@@ -24,6 +24,11 @@ void sl_log_set_level(int level)
     if (level >= SL_LOG_DEBUG && level <= SL_LOG_OFF) atomic_store(&log_level, level);
 }
 
+int sl_log_enabled(int level)
+{
+    return level >= atomic_load_explicit(&log_level, memory_order_relaxed) && level < SL_LOG_OFF;
+}
+
 int sl_log_level_from_name(const char *name, int *level)
 {
     for (int i = 0; i <= SL_LOG_OFF; i++)

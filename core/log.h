@@ -21,6 +21,9 @@
 enum { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR, SL_LOG_OFF };
 
 void sl_log_set_level(int level);
+/* 1 when a line at level would be written: a caller can skip building
+ * values (a quoted path per file opened) for lines that are not. */
+int sl_log_enabled(int level);
 /* The level named name (any case) into *level: 0, or SL_EINVAL when unknown. */
 int sl_log_level_from_name(const char *name, int *level);
 /* fmt continues the line after `event=...`: `key=%s` pairs (see above). */

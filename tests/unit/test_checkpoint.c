@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "collector/checkpoint.h"
+#include "core/json_str.h"
 #include "collector/journald_internal.h"
 #include "core/buf.h"
 #include "tests/helpers.h"
@@ -585,6 +586,58 @@ static void test_remove_keeps_the_index(void **st)
     sl_ckpt_free(&c);
 }
 
+/* The encoder's fast paths (plain ASCII paths copied as they are, numbers
+ * two digits a division) write what the escaper and printf write: paths
+ * of every length around the eight-byte steps with each kind of byte at
+ * each place, numbers at each digit count and both ends of the range. */
+static void test_encode_matches_reference(void **st)
+{
+    (void)st;
+    const char *kinds[] = {"a", "\"", "\\", "\x01", "\x1f", "\x7f", "\xc3\xa9", " ", "/", "~"};
+    const int64_t nums[] = {0,       9,          10,        99,        100, 101, 12345,     999999,
+                            1000000, 1700000000, INT64_MAX, INT64_MIN, -1,  -10, 4294967296};
+    size_t nk = sizeof kinds / sizeof *kinds, nn = sizeof nums / sizeof *nums;
+    for (size_t len = 1; len <= 19; len++)
+        for (size_t at = 0; at < len; at++)
+            for (size_t k = 0; k < nk; k++) {
+                sl_ckpt c = {0};
+                sl_ckpt_entry e = {0};
+                size_t n = 0;
+                for (size_t i = 0; i < len; i++) {
+                    const char *b = i == at ? kinds[k] : "p";
+                    memcpy(e.path + n, b, strlen(b));
+                    n += strlen(b);
+                }
+                size_t v = (len * 31 + at * 7 + k) % nn;
+                e.dev = (uint64_t)nums[v];
+                e.ino = (uint64_t)nums[(v + 1) % nn];
+                e.fp_len = (uint32_t)(len * 100 + at);
+                e.fp = 0x0123456789abcdefULL * (k + 1);
+                e.offset = (uint64_t)nums[(v + 2) % nn];
+                e.seen = nums[(v + 3) % nn];
+                e.size = (uint64_t)nums[(v + 4) % nn];
+                sl_ckpt_put(&c, &e);
+                char *text;
+                size_t tlen;
+                assert_int_equal(sl_ckpt_encode(&c, &text, &tlen, NULL), SL_OK);
+                char esc[200], want[600];
+                size_t replaced = 0;
+                size_t elen = sl_json_escape_ref(esc, e.path, n, &replaced);
+                esc[elen] = '\0';
+                snprintf(want, sizeof want,
+                         "{\"version\":1,\"files\":[{\"path\":\"%s\",\"dev\":%lld,\"ino\":%lld,"
+                         "\"fp_len\":%u,\"fp\":\"%016llx\",\"offset\":%lld,\"seen\":%lld,"
+                         "\"size\":%lld}]}",
+                         esc, (long long)e.dev, (long long)e.ino, e.fp_len,
+                         (unsigned long long)e.fp, (long long)e.offset, (long long)e.seen,
+                         (long long)e.size);
+                assert_int_equal(tlen, strlen(want));
+                assert_memory_equal(text, want, tlen);
+                free(text);
+                sl_ckpt_free(&c);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_journald_checkpoint_decoder),
         cmocka_unit_test(test_put_new_fills_in_place),
         cmocka_unit_test(test_remove_keeps_the_index),
+        cmocka_unit_test(test_encode_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

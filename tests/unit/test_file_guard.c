@@ -311,6 +311,106 @@ static void test_container_folders_allowed(void **st)
     sl_file_guard_free(&g);
 }
 
+/* The file's open, and its descriptor's first bytes, into buf. */
+static int open_read(sl_file_guard *g, const char *path, const struct stat *found,
+                     const struct stat *name, struct stat *got, char *buf, size_t cap, int *why)
+{
+    int fd = -1;
+    int rc = sl_file_guard_open(g, path, found, name, &fd, got, why);
+    memset(buf, 0, cap);
+    if (rc == SL_OK) {
+        assert_true(read(fd, buf, cap - 1) > 0);
+        close(fd);
+    } else {
+        assert_int_equal(fd, -1);
+    }
+    return rc;
+}
+
+/* A plain name is opened in its folder held open since the first open in
+ * it after the last scan (issue 19). The folder renamed, swapped for a
+ * link out, or replaced meanwhile: only the very file found at the path
+ * is read through the folder held; anything else at the path now is
+ * decided by the open by path, as before, and the next scan (forget_dirs)
+ * holds the folder at the path again. Globs logs/x/a.log: the allowed
+ * folder is logs, x is a folder in it anyone could rename. */
+static void test_held_folder_moved(void **st)
+{
+    tree *t = *st;
+    int why;
+    char buf[32];
+    struct stat found, name, got;
+    char *sub = sl_t_path(t->logs, "x"), *old = sl_t_path(t->logs, "x.old");
+    char *app = sl_t_path(sub, "a.log"), *glob = sl_t_path(t->logs, "*/*.log");
+    char *out = sl_t_path(t->dir, "out"), *out_app = sl_t_path(out, "a.log");
+    char *tmp = sl_t_path(old, "swap.tmp"), *old_app = sl_t_path(old, "a.log");
+    mkdir(out, 0755);
+    sl_t_write_file(out_app, "TOPSECRET\n", 10);
+    for (int follow = SL_FOLLOW_INSIDE; follow <= SL_FOLLOW_NEVER; follow++) {
+        if (follow == SL_FOLLOW_ALWAYS) continue;
+        mkdir(sub, 0755);
+        sl_t_write_file(app, "line\n", 5);
+        sl_file_guard g;
+        const char *globs[] = {glob};
+        assert_int_equal(sl_file_guard_init(&g, follow, globs, 1, NULL, 0, NULL), SL_OK);
+        assert_int_equal(lstat(app, &name), 0);
+        assert_int_equal(stat(app, &found), 0);
+        assert_int_equal(open_read(&g, app, &found, &name, &got, buf, sizeof buf, &why), SL_OK);
+        assert_string_equal(buf, "line\n");
+        assert_int_equal(g.ndirs, 1);
+        /* The folder renamed and the path swapped for a link out: what the
+         * path leads to now is refused, never read. */
+        assert_int_equal(rename(sub, old), 0);
+        assert_int_equal(symlink(out, sub), 0);
+        struct stat found2, name2;
+        assert_int_equal(lstat(app, &name2), 0);
+        assert_int_equal(stat(app, &found2), 0);
+        assert_int_equal(open_read(&g, app, &found2, &name2, &got, buf, sizeof buf, &why),
+                         SL_EINVAL);
+        assert_int_equal(why, SL_REFUSED_SYMLINK_OUTSIDE);
+        /* The file found before the rename is the one read through the
+         * folder held, as an open file renamed away is read to its end. */
+        assert_int_equal(open_read(&g, app, &found, &name, &got, buf, sizeof buf, &why), SL_OK);
+        assert_string_equal(buf, "line\n");
+        assert_true(got.st_ino == found.st_ino);
+        /* After a scan the folder is looked for at the path again: a link,
+         * not held; the file found before is not what the path leads to. */
+        sl_file_guard_forget_dirs(&g);
+        assert_int_equal(open_read(&g, app, &found, &name, &got, buf, sizeof buf, &why), SL_EAGAIN);
+        assert_int_equal(g.ndirs, 0);
+        assert_int_equal(open_read(&g, app, &found2, &name2, &got, buf, sizeof buf, &why),
+                         SL_EINVAL);
+        assert_int_equal(why, SL_REFUSED_SYMLINK_OUTSIDE);
+        /* Back to a real folder, held again; then replaced by another real
+         * folder with a new file at the name: that new file is opened. */
+        assert_int_equal(unlink(sub), 0);
+        assert_int_equal(rename(old, sub), 0);
+        assert_int_equal(open_read(&g, app, &found, &name, &got, buf, sizeof buf, &why), SL_OK);
+        assert_int_equal(g.ndirs, 1);
+        assert_int_equal(rename(sub, old), 0);
+        mkdir(sub, 0755);
+        sl_t_write_file(app, "new\n", 4);
+        assert_int_equal(lstat(app, &name2), 0);
+        assert_int_equal(stat(app, &found2), 0);
+        assert_int_equal(open_read(&g, app, &found2, &name2, &got, buf, sizeof buf, &why), SL_OK);
+        assert_string_equal(buf, "new\n");
+        assert_true(got.st_ino == found2.st_ino);
+        /* The name in the folder held swapped for a link to the secret: not
+         * followed there, even when the caller found the secret itself. */
+        assert_int_equal(symlink(t->secret, tmp), 0);
+        assert_int_equal(rename(tmp, old_app), 0);
+        struct stat secret;
+        assert_int_equal(stat(t->secret, &secret), 0);
+        assert_int_not_equal(open_read(&g, app, &secret, &name, &got, buf, sizeof buf, &why),
+                             SL_OK);
+        sl_file_guard_free(&g);
+        assert_int_equal(g.ndirs, 0);
+        sl_t_rmtree(sub);
+        sl_t_rmtree(old);
+    }
+    free(sub), free(old), free(app), free(glob), free(out), free(out_app), free(tmp), free(old_app);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +421,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plain_name_races, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_keeps_atime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_folders_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_folder_moved, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

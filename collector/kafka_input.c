@@ -131,10 +131,11 @@ typedef struct kin {
     sl_chunk *chunk;
     char errbuf[512];
     sl_ratelimit rl_errors;
-    sl_ratelimit rl_nomem; /* kafka_message_retried_no_memory: once a minute */
+    sl_ratelimit rl_nomem;  /* kafka_message_retried_no_memory: once a minute */
+    sl_ratelimit rl_rewind; /* kafka_batch_rewound_no_memory: once a minute */
     sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
         *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted, *m_commit_refused,
-        *m_handovers, *m_wakeups, *m_over_limit, *m_nomem;
+        *m_handovers, *m_wakeups, *m_over_limit, *m_nomem, *m_rewound;
 } kin;
 
 /* Order of `start` and `format` choices = the enums above (sl_cfg_read
@@ -579,12 +580,21 @@ static int flush(kin *in)
         sl_batch_unref(b);
         return SL_OK;
     }
-    sl_metric_add(in->m_records, b->nrecords);
     if (!in->ctx->dry_run) {
         if (!p->wm) p->wm = sl_watermark_new((uint64_t)in->batch_begin);
         if (!p->wm || sl_watermark_issue(p->wm, (uint64_t)in->batch_begin,
                                          (uint64_t)in->batch_end) != SL_OK) {
-            /* Never acknowledged: read again, here or by the next owner. */
+            /* Never acknowledged: read again, here or by the next owner.
+             * Counted and said (once a minute) whichever path flushed: a
+             * full batch, the flush_interval, the stop (decision 0071). */
+            sl_metric_inc(in->m_rewound);
+            uint64_t suppressed;
+            if (sl_ratelimit_ok(&in->rl_rewind, &suppressed))
+                sl_log(SL_LOG_WARN, "kafka_batch_rewound_no_memory",
+                       "input=%s topic=%s partition=%d from_offset=%lld records=%u "
+                       "suppressed=%llu (read again, nothing lost)",
+                       in->ctx->name, p->topic, (int)p->partition, (long long)in->batch_begin,
+                       b->nrecords, (unsigned long long)suppressed);
             sl_batch_unref(b);
             rewind_part(in, p, in->batch_begin);
             return SL_ENOMEM;
@@ -592,6 +602,8 @@ static int flush(kin *in)
         b->ticket = (sl_ack_ticket){sl_watermark_ref(p->wm), (uint64_t)in->batch_begin,
                                     (uint64_t)in->batch_end};
     }
+    /* Counted once handed on: a rewound batch is counted when read again. */
+    sl_metric_add(in->m_records, b->nrecords);
     int rc = in->ctx->emit(in->ctx->emit_arg, b);
     update_uncommitted(in);
     return rc;
@@ -708,9 +720,15 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
     if (in->batch && (in->batch_part != p || in->batch->nrecords >= in->batch_records ||
                       in->batch_end != m->offset ||
                       (chunk_short && in->batch->nchunks >= SL_BATCH_MAX_CHUNKS - 1))) {
+        bool same_part = in->batch_part == p;
         int rc = flush(in);
-        /* Out of memory there: set back to the batch's start already. */
-        if (rc == SL_ENOMEM) return not_taken(in, p, m, false);
+        /* Out of memory there: the batch's partition is set back to the
+         * batch's start already. When that is another partition (the
+         * batch ended because this message is of another one), this one
+         * is set back to the message too: otherwise the next poll gives
+         * the message after it, whose batch would leave a gap that the
+         * watermark counts as acknowledged (decision 0071). */
+        if (rc == SL_ENOMEM) return not_taken(in, p, m, !same_part);
         if (rc != SL_OK) return rc;
     }
     /* Until the record is in the batch, nothing says the message was read:
@@ -749,27 +767,37 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
     bool json = in->format == FMT_JSON && !(flags & SL_RF_TRUNCATED);
     if (!json) line = copy(in, val, vn, &ok);
     sl_record *r = sl_batch_add(in->batch, line, t, (uint64_t)m->offset + 1);
+    bool undecoded = false;
+    if (r && ok && json) {
+        if (sl_kafka_record_decode(in->batch, r, val, vn, reserve_cb, in) != SL_OK) {
+            /* Shipped as it came, marked and counted, never dropped; if
+             * even that copy fails it is not taken (below), never shipped
+             * with an empty line (decision 0071). */
+            r->line = copy(in, val, vn, &ok);
+            undecoded = true;
+        }
+        in->batch->bytes += r->line.n;
+    }
     if (!r || !ok) {
         /* Not expected (the chunk has room for the line and the batch for
-         * the record), but never half taken. */
+         * the record), but never half taken: nothing of the message stays
+         * in the batch and the partition reads it again. */
         if (r) {
             in->batch->nrecords--;
-            in->batch->bytes -= line.n;
+            in->batch->bytes -= r->line.n;
         }
         return not_taken(in, p, m, true);
+    }
+    r->flags |= flags; /* the decoder may have set SL_RF_TRUNCATED */
+    if (undecoded) {
+        r->flags |= SL_RF_PARSE_ERROR;
+        sl_metric_inc(in->m_decode_errors);
     }
     in->batch_end = m->offset + 1;
     if (p->read_next == 0) p->start = m->offset;
     p->read_next = m->offset + 1;
     if (flags & SL_RF_TRUNCATED) sl_metric_inc(in->m_too_large);
     sl_metric_add(in->m_bytes, vn);
-    r->flags = flags;
-    if (json && sl_kafka_record_decode(in->batch, r, val, vn, reserve_cb, in) != SL_OK) {
-        /* Shipped as it came, marked and counted, never dropped. */
-        r->line = copy(in, val, vn, &ok);
-        r->flags |= SL_RF_PARSE_ERROR;
-        sl_metric_inc(in->m_decode_errors);
-    }
     /* Checked once here: a sink trusts SL_RF_LINE_UTF8 instead of checking
      * again (decision 0055); a line that is not valid is repaired there. */
     if (sl_utf8_valid_prefix(r->line.p, r->line.n) != r->line.n)
@@ -1114,6 +1142,12 @@ static void register_metrics(kin *in)
                  "Partitions assigned to this member past max_partitions: paused, not read "
                  "by it (their lag grows; their next owner reads them; decision 0067).",
                  l);
+    in->m_rewound =
+        sl_counter("sluice_kafka_input_batches_rewound_total",
+                   "Batches not handed on because memory for their acknowledgement ran out: the "
+                   "partition is set back to the batch's first message and read again, nothing "
+                   "lost (decision 0071).",
+                   l);
     in->m_nomem = sl_counter("sluice_kafka_input_retried_no_memory_total",
                              "Messages not taken for want of memory (an allocation failed): "
                              "their partition is set back to them and they are read again after "
@@ -1252,6 +1286,7 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     }
     in->rl_errors.interval_ns = 10 * 1000000000LL;
     in->rl_nomem.interval_ns = 60 * 1000000000LL;
+    in->rl_rewind.interval_ns = 60 * 1000000000LL;
     tune_allocator();
     /* librdkafka's zstd decompression, once per message set (0064). */
     sl_kafka_zstd_init();
@@ -1342,6 +1377,12 @@ static int kin_run(void *state)
         if (in->batch && (!m || now - in->batch_started_ns >= in->flush_ms * 1000000)) {
             rc = flush(in);
             if (rc == SL_ECLOSED) break;
+            if (rc == SL_ENOMEM) {
+                /* Rewound and counted (flush): read again after a nap, as
+                 * a message not taken. */
+                struct timespec ts = {0, POLL_MS * 1000000};
+                nanosleep(&ts, NULL);
+            }
         }
         /* The gauge walks the partition table: once per batch handed on
          * (flush), per idle poll and per commit, not per message. What it

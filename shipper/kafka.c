@@ -72,6 +72,9 @@ typedef struct kafka {
     atomic_uint spread_seq;  /* keyless messages partitioned so far (any thread) */
     unsigned spread_start;   /* where this agent's rotation starts */
     atomic_ullong spread_at; /* last choice: run << 32 | topic tag << 16 | partition + 1 */
+    /* The topic is literal text: it never depends on a record, so nothing
+     * queues behind a refusal of it (decision 0071). */
+    bool fixed_topic;
     topic_slot topics[TOPIC_SLOTS];
     /* Every distinct topic the producer was given: librdkafka keeps each
      * topic (metadata, partitions, their queues: ~9.5 KiB measured) until
@@ -225,20 +228,34 @@ static const sl_cfg_key kafka_keys[] = {
 
 /* ---- metrics and logging --------------------------------------------- */
 
-static void count_drop(kafka *s, const char *reason, rd_kafka_resp_err_t err, uint64_t n)
+/* The topic a dropped record was for, in its log line: at most 64 bytes
+ * (the rendering of a hostile value may be up to 249, or cut). */
+#define DROP_TOPIC_LOGGED 64
+
+static void count_drop(kafka *s, const char *reason, rd_kafka_resp_err_t err, const char *topic,
+                       size_t topic_n, uint64_t n)
 {
     sl_sink_metrics_dropped(s->m, reason, n);
     uint64_t skipped;
-    if (sl_ratelimit_ok(&s->rl_drop, &skipped))
-        sl_log(SL_LOG_ERROR, "kafka_record_dropped", "sink=%s reason=%s error=%s repeated=%llu",
-               s->ctx->name, reason, err ? rd_kafka_err2name(err) : "none",
-               (unsigned long long)skipped);
+    if (!sl_ratelimit_ok(&s->rl_drop, &skipped)) return;
+    char t[DROP_TOPIC_LOGGED + 4];
+    size_t tn = topic_n > DROP_TOPIC_LOGGED ? DROP_TOPIC_LOGGED : topic_n;
+    if (topic) memcpy(t, topic, tn);
+    snprintf(t + tn, sizeof t - tn, "%s", topic_n > tn ? "..." : "");
+    sl_log(SL_LOG_ERROR, "kafka_record_dropped",
+           "sink=%s reason=%s error=%s topic=%s repeated=%llu", s->ctx->name, reason,
+           err ? rd_kafka_err2name(err) : "none", topic ? t : "", (unsigned long long)skipped);
 }
 
 /* Errors that can never succeed for this record, whatever we retry: the
  * record is dropped with this reason. Everything else (timeouts, leader
- * moves, brokers down, authorization, broker config) is retried forever. */
-static const char *permanent_reason(rd_kafka_resp_err_t err)
+ * moves, brokers down, cluster authorization, broker config) is retried
+ * forever. A topic the cluster refuses to let us write
+ * (TOPIC_AUTHORIZATION_FAILED) is dropped only when a template chose it:
+ * retried, it would hold every other topic's records behind it; a fixed
+ * topic holds nothing else back, and its ACL is the operator's to fix
+ * (decision 0071). */
+static const char *permanent_reason(const kafka *s, rd_kafka_resp_err_t err)
 {
     switch (err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
@@ -251,6 +268,8 @@ static const char *permanent_reason(rd_kafka_resp_err_t err)
         return "unknown_topic";
     case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
         return "invalid_topic";
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        return s->fixed_topic ? NULL : "topic_authorization";
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
         return "invalid_record";
     case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
@@ -401,9 +420,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         return;
     }
     sl_sink_metrics_error(s->m);
-    const char *reason = permanent_reason(m->err);
+    const char *reason = permanent_reason(s, m->err);
     if (reason) {
-        count_drop(s, reason, m->err, 1);
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        count_drop(s, reason, m->err, topic, strlen(topic), 1);
         track_release(s, t);
         return;
     }
@@ -538,45 +558,66 @@ static uint32_t topic_hash(const char *name, size_t n)
     return h;
 }
 
-/* Whether the producer may use this topic: one it already knows, or a new
- * one while fewer than max_topics are known (remembered here). */
-static bool topic_allowed(kafka *s, const char *name, size_t n, uint32_t h)
+/* The slot of name in the set of known topics: where it is (*found) or
+ * where it would go. NULL when the set could not be allocated. */
+static char **known_slot(kafka *s, const char *name, size_t n, uint32_t h, bool *found)
 {
     if (!s->known) {
         size_t cap = 16;
         while (cap < 2 * s->conf.max_topics) cap *= 2;
         s->known = calloc(cap, sizeof *s->known);
-        if (!s->known) return false;
+        if (!s->known) return NULL;
         s->cap_known = cap;
     }
     size_t i = h & (s->cap_known - 1);
     for (; s->known[i]; i = (i + 1) & (s->cap_known - 1))
-        if (strncmp(s->known[i], name, n) == 0 && s->known[i][n] == '\0') return true;
-    if (s->nknown >= s->conf.max_topics) return false;
-    s->known[i] = malloc(n + 1);
-    if (!s->known[i]) return false;
-    memcpy(s->known[i], name, n);
-    s->known[i][n] = '\0';
-    s->nknown++;
-    return true;
+        if (strncmp(s->known[i], name, n) == 0 && s->known[i][n] == '\0') break;
+    *found = s->known[i] != NULL;
+    return &s->known[i];
 }
 
-/* The producer's handle for a topic; NULL past max_topics (*over set) or
- * out of memory. */
-static rd_kafka_topic_t *topic_handle(kafka *s, const char *name, size_t n, bool *over)
+enum { TOPIC_OK, TOPIC_OVER, TOPIC_REFUSED, TOPIC_NOMEM };
+
+/* The producer's handle for a topic (*out): one it already knows, or a new
+ * one while fewer than max_topics are known (remembered then).
+ * TOPIC_OVER past max_topics; TOPIC_REFUSED when librdkafka refuses it
+ * (rd_kafka_topic_new: a name it will not take, a topic configuration it
+ * finds incompatible; not remembered: librdkafka keeps nothing of it);
+ * TOPIC_NOMEM out of memory. */
+static int topic_handle(kafka *s, const char *name, size_t n, rd_kafka_topic_t **out)
 {
     uint32_t h = topic_hash(name, n);
     topic_slot *slot = &s->topics[h % TOPIC_SLOTS];
-    if (slot->rkt && strncmp(slot->name, name, n) == 0 && slot->name[n] == '\0') return slot->rkt;
-    if (!topic_allowed(s, name, n, h)) {
-        *over = s->nknown >= s->conf.max_topics;
-        return NULL;
+    if (slot->rkt && strncmp(slot->name, name, n) == 0 && slot->name[n] == '\0') {
+        *out = slot->rkt;
+        return TOPIC_OK;
+    }
+    bool found = false;
+    char **at = known_slot(s, name, n, h, &found);
+    if (!at) return TOPIC_NOMEM;
+    if (!found && s->nknown >= s->conf.max_topics) return TOPIC_OVER;
+    char *copy = found ? NULL : malloc(n + 1);
+    if (!found && !copy) return TOPIC_NOMEM;
+    char cname[SL_KAFKA_TOPIC_MAX + 1];
+    size_t cn = n > SL_KAFKA_TOPIC_MAX ? SL_KAFKA_TOPIC_MAX : n;
+    memcpy(cname, name, cn);
+    cname[cn] = '\0';
+    rd_kafka_topic_t *rkt = cn == n ? rd_kafka_topic_new(s->rk, cname, NULL) : NULL;
+    if (!rkt) {
+        free(copy);
+        return TOPIC_REFUSED;
+    }
+    if (copy) {
+        memcpy(copy, name, n);
+        copy[n] = '\0';
+        *at = copy;
+        s->nknown++;
     }
     if (slot->rkt) rd_kafka_topic_destroy(slot->rkt);
-    memcpy(slot->name, name, n);
-    slot->name[n] = '\0';
-    slot->rkt = rd_kafka_topic_new(s->rk, slot->name, NULL);
-    return slot->rkt;
+    memcpy(slot->name, cname, cn + 1);
+    slot->rkt = rkt;
+    *out = rkt;
+    return TOPIC_OK;
 }
 
 enum { PRODUCED, DROPPED, KEPT, GIVEN_UP };
@@ -588,9 +629,9 @@ static int produce_one(kafka *s, ktrack *t, const char *topic, size_t topic_n, c
                        int64_t ts_ms)
 {
     for (;;) {
-        bool over = false;
-        rd_kafka_topic_t *rkt = topic_handle(s, topic, topic_n, &over);
-        if (over) {
+        rd_kafka_topic_t *rkt = NULL;
+        int th = topic_handle(s, topic, topic_n, &rkt);
+        if (th == TOPIC_OVER) {
             if (hdrs) rd_kafka_headers_destroy(hdrs);
             sl_sink_metrics_dropped(s->m, "topic_limit", 1);
             uint64_t skipped;
@@ -600,13 +641,24 @@ static int produce_one(kafka *s, ktrack *t, const char *topic, size_t topic_n, c
                        s->ctx->name, s->conf.max_topics, (unsigned long long)skipped);
             return DROPPED;
         }
+        if (th == TOPIC_REFUSED) {
+            /* Retrying could not change librdkafka's answer: without this
+             * the record was produced again forever, and every batch after
+             * it waited (decision 0071). */
+            if (hdrs) rd_kafka_headers_destroy(hdrs);
+            count_drop(s, "invalid_topic", RD_KAFKA_RESP_ERR__INVALID_ARG, topic, topic_n, 1);
+            return DROPPED;
+        }
+        /* Out of memory for the topic (TOPIC_NOMEM): kept and tried again
+         * after the backoff, as any failure that may pass. */
         rd_kafka_resp_err_t e =
-            rkt ? rd_kafka_producev(
-                      s->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                      RD_KAFKA_V_VALUE((void *)(uintptr_t)val, val_n), RD_KAFKA_V_KEY(key, key_n),
-                      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_OPAQUE(t),
-                      RD_KAFKA_V_END)
-                : RD_KAFKA_RESP_ERR__INVALID_ARG;
+            th == TOPIC_OK ? rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(rkt),
+                                               RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                                               RD_KAFKA_V_VALUE((void *)(uintptr_t)val, val_n),
+                                               RD_KAFKA_V_KEY(key, key_n), RD_KAFKA_V_HEADERS(hdrs),
+                                               RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_OPAQUE(t),
+                                               RD_KAFKA_V_END)
+                           : RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE;
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             t->outstanding++;
             return PRODUCED;
@@ -617,10 +669,10 @@ static int produce_one(kafka *s, ktrack *t, const char *topic, size_t topic_n, c
             if (atomic_load(s->ctx->stop)) break;
             continue;
         }
-        const char *reason = permanent_reason(e);
+        const char *reason = permanent_reason(s, e);
         if (reason) {
             if (hdrs) rd_kafka_headers_destroy(hdrs);
-            count_drop(s, reason, e, 1);
+            count_drop(s, reason, e, topic, topic_n, 1);
             return DROPPED;
         }
         if (e == RD_KAFKA_RESP_ERR__FATAL) s->fatal = true;
@@ -694,7 +746,7 @@ static void send_batch(kafka *s, sl_batch *b)
             sl_record_prefetch_fields(&b->records[i + SL_RECORD_PREFETCH_AHEAD]);
         if (r->flags & SL_RF_DROPPED) continue;
         if (!sl_kafka_msg_topic(m, r)) {
-            count_drop(s, "invalid_topic", RD_KAFKA_RESP_ERR_NO_ERROR, 1);
+            count_drop(s, "invalid_topic", RD_KAFKA_RESP_ERR_NO_ERROR, m->topic, m->topic_n, 1);
             continue;
         }
         /* No key: a null key (not an empty one), which spread_partition (or
@@ -892,6 +944,7 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
     s->msg.topic_tpl = s->conf.topic;
     s->msg.key_tpl = s->conf.key;
     s->msg.headers = s->conf.headers;
+    s->fixed_topic = sl_tpl_uses(s->conf.topic) == 0;
     s->spread_start = (unsigned)(sl_monotonic_ns() / 1000);
 
     s->m = sl_sink_metrics_of(

@@ -339,6 +339,97 @@ static void test_unknown_topic_dropped(void **st)
     kh_free(&h);
 }
 
+/* Log content chooses the topic, and the cluster refuses two of them for
+ * good: one this producer may not write (every Produce to its leader
+ * answered TOPIC_AUTHORIZATION_FAILED, as an ACL that does not cover it)
+ * and one it calls invalid (INVALID_TOPIC_EXCEPTION in the metadata, as
+ * for an internal topic). Their records are dropped with reasons
+ * topic_authorization and invalid_topic (or unknown_topic), counted and
+ * acknowledged, and the records for the other topic, in the same batch
+ * and in the batch after it, arrive (decision 0071). Before, the refused records were kept and
+ * produced again forever, and no batch after them was ever taken: the sink
+ * did not drain. (The mock cannot answer a topic's metadata with an error
+ * and no partitions, as a broker does for an unauthorized topic, so the
+ * refusal is the Produce answer; librdkafka reports both the same way.) */
+static void test_refused_topic_does_not_block(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 2);
+    rd_kafka_mock_topic_create(h.mc, "logs-app", 1, 1);
+    rd_kafka_mock_partition_set_leader(h.mc, "logs-app", 0, 1);
+    rd_kafka_mock_topic_create(h.mc, "logs-denied", 1, 1);
+    rd_kafka_mock_partition_set_leader(h.mc, "logs-denied", 0, 2);
+    for (int i = 0; i < 1000; i++)
+        rd_kafka_mock_broker_push_request_error_rtts(
+            h.mc, 2, PRODUCE_API, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0);
+    rd_kafka_mock_topic_set_error(h.mc, "logs-bad", RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION);
+    kh_consumer *c = kh_consume(&h, "logs-app:1", 22);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_denied", "logs-$${fields.t:-app}", NULL, false, &err),
+                     SL_OK);
+    kh_start(&h);
+    sl_batch *b = kh_batch(&h, 0, 12, 10, 1);
+    for (uint32_t i = 0; i < 12; i += 2)
+        sl_record_add_field(b, &b->records[i], (sl_slice){"t", 1},
+                            i % 4 ? (sl_slice){"bad", 3} : (sl_slice){"denied", 6}, SL_V_STRING);
+    kh_push(&h, b);
+    kh_push(&h, kh_batch(&h, 12, 10, 10, 1));
+    assert_true(kh_finish(&h, sl_t_scaled_ms(20000)));
+    assert_true(kh_wait_consumed(c, 16, sl_t_scaled_ms(20000)));
+    kh_consumer_stop(c);
+    assert_int_equal(c->total, 16);
+    assert_int_equal(c->unique, 16);
+    /* What arrived is exactly what was for logs-app: odd seqs, then all. */
+    for (int i = 0; i < 22; i++) assert_int_equal(c->seen[i], i < 12 ? i % 2 : 1);
+    assert_int_equal(
+        kh_metric("sluice_sink_dropped_records_total", "k_denied", "topic_authorization"), 3);
+    /* librdkafka fails the invalid topic's messages with the broker's
+     * TOPIC_EXCEPTION, or, once it has marked the topic as not existing
+     * (it does so for an invalid one at once), refuses them at produce
+     * with _UNKNOWN_TOPIC: either way dropped and counted. */
+    int64_t invalid = kh_metric("sluice_sink_dropped_records_total", "k_denied", "invalid_topic");
+    int64_t unknown = kh_metric("sluice_sink_dropped_records_total", "k_denied", "unknown_topic");
+    assert_int_equal((invalid > 0 ? invalid : 0) + (unknown > 0 ? unknown : 0), 3);
+    assert_int_equal(kh_metric("sluice_sink_retries_total", "k_denied", NULL), 0);
+    assert_int_equal(sl_watermark_get(h.wm), 22);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
+/* A fixed topic the cluster refuses: nothing else can be held behind it, so
+ * its records are kept and produced again (counted as retries, nothing
+ * dropped) until the refusals stop (the ACL fixed), and then all of them
+ * arrive, once. */
+static void test_refused_fixed_topic_retried(void **st)
+{
+    (void)st;
+    kh h;
+    kh_mock(&h, 1);
+    rd_kafka_mock_topic_create(h.mc, "logs", 1, 1);
+    rd_kafka_mock_push_request_errors(
+        h.mc, PRODUCE_API, 4, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    kh_consumer *c = kh_consume(&h, "logs:1", 10);
+    sl_err err;
+    assert_int_equal(kh_sink_cfg(&h, "k_denied_fixed", "logs", NULL, false, &err), SL_OK);
+    kh_start(&h);
+    kh_push(&h, kh_batch(&h, 0, 10, 10, 1));
+    assert_true(kh_finish(&h, sl_t_scaled_ms(30000)));
+    assert_true(kh_wait_consumed(c, 10, sl_t_scaled_ms(20000)));
+    kh_consumer_stop(c);
+    assert_int_equal(c->unique, 10);
+    assert_int_equal(c->total, 10);
+    assert_true(kh_metric("sluice_sink_retries_total", "k_denied_fixed", NULL) >= 10);
+    /* Never registered: no such drop. */
+    assert_true(kh_metric("sluice_sink_dropped_records_total", "k_denied_fixed",
+                          "topic_authorization") <= 0);
+    assert_int_equal(sl_watermark_get(h.wm), 10);
+    kh_consumer_free(c);
+    kh_free(&h);
+}
+
 /* Topics the mock cluster holds whose names start with prefix. */
 static int cluster_topics(kh *h, const char *prefix)
 {
@@ -633,6 +724,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_too_large_dropped_with_reason),
         cmocka_unit_test(test_broker_rejection_dropped),
         cmocka_unit_test(test_unknown_topic_dropped),
+        cmocka_unit_test(test_refused_topic_does_not_block),
+        cmocka_unit_test(test_refused_fixed_topic_retried),
         cmocka_unit_test(test_topic_limit_drops_past_bound),
         cmocka_unit_test(test_binary_restarts),
         cmocka_unit_test(test_binary_spreads_partitions),

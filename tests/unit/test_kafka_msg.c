@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "shipper/kafka_msg.h"
@@ -93,6 +94,67 @@ static void test_topic(void **st)
     sl_tpl_free((sl_tpl *)m.topic_tpl);
 }
 
+/* Kafka's rules for a topic name (its Topic.validate): 1 to 249 bytes of
+ * [a-zA-Z0-9._-], not "." or "..". What log content renders is checked
+ * here, before librdkafka or a broker sees it (decision 0071): characters
+ * outside the set become '_', the rest is refused (the sink drops the
+ * record as invalid_topic). */
+static void test_topic_kafka_rules(void **st)
+{
+    (void)st;
+    char at249[250], at250[251];
+    memset(at249, 'a', 249);
+    at249[249] = '\0';
+    memset(at250, 'a', 250);
+    at250[250] = '\0';
+    static const struct {
+        const char *value, *want; /* want NULL: refused */
+    } cases[] = {
+        {"a.b_c-D9", "a.b_c-D9"},
+        {"", NULL},
+        {".", NULL},
+        {"..", NULL},
+        {"...", "..."},
+        {"./..", "._.."},
+        {"a\nb\x01"
+         "c",
+         "a_b_c"},
+        {"\xff\xfe", "__"},
+        {"a b;c${d}", "a_b_c__d_"},
+        {NULL, NULL}, /* at249, at250: filled below */
+    };
+    static sl_kafka_msg m;
+    memset(&m, 0, sizeof m);
+    m.topic_tpl = tpl("${fields.t}", false);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases + 1; i++) {
+        const char *v = i < sizeof cases / sizeof *cases - 1    ? cases[i].value
+                        : i == sizeof cases / sizeof *cases - 1 ? at249
+                                                                : at250;
+        const char *want = i < sizeof cases / sizeof *cases - 1    ? cases[i].want
+                           : i == sizeof cases / sizeof *cases - 1 ? at249
+                                                                   : NULL;
+        tbatch tb;
+        tb_init(&tb);
+        field(&tb.r[0], "t", v, SL_V_STRING, 0);
+        sl_kafka_msg_batch(&m, &tb.b);
+        bool ok = sl_kafka_msg_topic(&m, &tb.r[0]);
+        if (ok != (want != NULL)) fprintf(stderr, "value '%s': %s\n", v, ok ? m.topic : "refused");
+        assert_int_equal(ok, want != NULL);
+        if (want) {
+            assert_string_equal(m.topic, want);
+            assert_int_equal(m.topic_n, strlen(want));
+        }
+        sl_kafka_msg_batch_end(&m);
+    }
+    /* A field the record does not have renders empty: refused too. */
+    tbatch tb;
+    tb_init(&tb);
+    sl_kafka_msg_batch(&m, &tb.b);
+    assert_false(sl_kafka_msg_topic(&m, &tb.r[1]));
+    sl_kafka_msg_batch_end(&m);
+    sl_tpl_free((sl_tpl *)m.topic_tpl);
+}
+
 static void test_key(void **st)
 {
     (void)st;
@@ -161,6 +223,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topic),
+        cmocka_unit_test(test_topic_kafka_rules),
         cmocka_unit_test(test_key),
         cmocka_unit_test(test_headers),
     };

@@ -1,6 +1,7 @@
 #include "tests/helpers.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -567,6 +568,29 @@ sl_t_tally sl_t_count_ids(const char *path, long max_id)
 sl_t_tally sl_t_count_ids_within(const char *path, long max_id)
 {
     return count_ids(path, max_id, true);
+}
+
+long sl_t_peak_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *text = sl_t_read_file(path, NULL);
+    const char *p = text ? strstr(text, "VmHWM:") : NULL;
+    long kib = p ? strtol(p + 6, NULL, 10) : -1;
+    free(text);
+    return kib;
+}
+
+long sl_t_open_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    long n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n - 2; /* . and .. */
 }
 
 int sl_t_http_get(int port, const char *path, char **body)

@@ -94,6 +94,10 @@ int sl_t_free_port(void);
 /* GET path from 127.0.0.1:port, reading the answer until the server closes
  * (5 s at most). Returns the status (-1 when unreachable); *body gets the
  * malloc'ed body ("" when none) when body is not NULL. */
+/* The peak resident size of pid (VmHWM), in KiB; -1 when unreadable. */
+long sl_t_peak_rss_kib(pid_t pid);
+/* Descriptors pid holds open (entries of /proc/PID/fd); -1 when unreadable. */
+long sl_t_open_fds(pid_t pid);
 int sl_t_http_get(int port, const char *path, char **body);
 /* Sum of a metric scraped from 127.0.0.1:port/metrics (-1: no answer). */
 double sl_t_metric(int port, const char *name);

@@ -646,18 +646,6 @@ static void test_kill9_repeatedly(void **st)
     rig_free(&r);
 }
 
-static long rss_kib(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *text = sl_t_read_file(path, NULL);
-    long kib = -1;
-    const char *p = text ? strstr(text, "VmHWM:") : NULL;
-    if (p) kib = strtol(p + 6, NULL, 10);
-    free(text);
-    return kib;
-}
-
 /* Binary data, NUL bytes, invalid UTF-8, a 50 MB line, a file truncated to
  * 0 while read, a file the agent cannot read. */
 static void test_hostile_files(void **st)
@@ -717,7 +705,7 @@ static void test_hostile_files(void **st)
                log_has(&r, "file_open_failed");
         sl_t_sleep_ms(100);
     }
-    long peak = rss_kib(r.pid);
+    long peak = sl_t_peak_rss_kib(r.pid);
     assert_true(done);
     /* Lines of the binary file with a NUL byte, the last (unfinished) one
      * included: it is shipped after flush_partial_after. */

@@ -677,29 +677,6 @@ static void sparse_copy(const char *data, size_t n, const char *to)
     close(fd);
 }
 
-static long vm_hwm_kib(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *st = sl_t_read_file(path, NULL);
-    const char *p = st ? strstr(st, "VmHWM:") : NULL;
-    long kib = p ? strtol(p + 6, NULL, 10) : -1;
-    free(st);
-    return kib;
-}
-
-static long open_fds(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    long n = 0;
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n - 2;
-}
-
 /* 1,200 journal files in the folder (12 distinct ones, 100 copies each,
  * which libsystemd merges as the same entries): every entry arrives once,
  * the agent holds one descriptor a file and its peak memory stays bounded,
@@ -731,7 +708,7 @@ static void test_thousands_of_files(void **st)
     hostile_config(f, NULL, false);
     pid_t pid = start_agent(f, false);
     assert_true(sl_t_wait_lines(f->out, distinct * 10, sl_t_scaled_ms(60000)));
-    long fds = open_fds(pid), hwm = vm_hwm_kib(pid);
+    long fds = sl_t_open_fds(pid), hwm = sl_t_peak_rss_kib(pid);
     /* More files while it runs: the new entries of a new distinct file. */
     write_entries(f, "late.journal", 1000, 1010);
     assert_true(sl_t_wait_lines(f->out, distinct * 10 + 10, sl_t_scaled_ms(60000)));
@@ -798,7 +775,7 @@ static void test_hostile_messages_and_names(void **st)
     hostile_config(f, "    fields: { keep: ['*'] }\n", true);
     pid_t pid = start_agent(f, false);
     assert_true(sl_t_wait_lines(f->out, 3, sl_t_scaled_ms(30000)));
-    long hwm = vm_hwm_kib(pid);
+    long hwm = sl_t_peak_rss_kib(pid);
     assert_true(alive(pid));
     assert_int_equal(metric(f, "sluice_journald_truncated_total"), 1);
     assert_int_equal(metric(f, "sluice_journald_invalid_field_names_total"), 2);

@@ -704,18 +704,6 @@ static void wait_fetch_errors(rig *r, double before, int n, const char *what)
     }
 }
 
-/* The agent's peak resident memory (VmHWM) in KiB; -1 when unknown. */
-static long peak_rss_kib(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *text = sl_t_read_file(path, NULL);
-    const char *p = text ? strstr(text, "VmHWM:") : NULL;
-    long kib = p ? strtol(p + 6, NULL, 10) : -1;
-    free(text);
-    return kib;
-}
-
 /* A PodList of n bytes made of `unit` repeated (the items' elements). */
 static char *repeated_list(const char *unit, size_t n, size_t *len)
 {
@@ -795,7 +783,7 @@ static void test_hostile_kubelet(void **state)
         expect += 2;
         wait_entries(&r, expect, scale(20000));
         double ship_s = (double)(sl_t_now_ms() - t0) / 1000.0;
-        long rss = peak_rss_kib(r.pid);
+        long rss = sl_t_peak_rss_kib(r.pid);
         uint64_t sent = sl_fk_stream_sent(r.fk) - sent0;
         print_message("%-30s fetch failed in %.2fs, lines shipped in %.2fs, streamed %llu bytes "
                       "over %.0f fetches, agent peak RSS %ld KiB\n",
@@ -869,7 +857,7 @@ static void test_kubelet_big_lists(void **state)
     for (size_t k = 0; k < sizeof logged / sizeof *logged; k++) log_line(&r, logged[k], "main", 0);
     wait_entries(&r, 5, scale(30000));
     double took = (double)(sl_t_now_ms() - t0) / 1000.0;
-    long rss = peak_rss_kib(r.pid);
+    long rss = sl_t_peak_rss_kib(r.pid);
     print_message("%d pods (%llu list bytes): 5 lines shipped in %.2fs, cached pods %.0f, agent "
                   "peak RSS %ld KiB\n",
                   npods, (unsigned long long)sl_fk_list_bytes(r.fk), took,

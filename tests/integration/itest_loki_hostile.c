@@ -138,18 +138,6 @@ static bool all_delivered(void *arg)
     return all_arrived(r->lr) && sl_t_metric(r->mport, "sluice_sink_records_total") >= LINES;
 }
 
-/* The agent's peak resident memory (VmHWM), in KiB; -1 when unknown. */
-static long peak_rss_kib(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *text = sl_t_read_file(path, NULL);
-    const char *p = text ? strstr(text, "VmHWM:") : NULL;
-    long kib = p ? strtol(p + 6, NULL, 10) : -1;
-    free(text);
-    return kib;
-}
-
 typedef struct hostile_case {
     const char *what;
     int action, code, param, repeat;
@@ -186,7 +174,7 @@ static double run_case(const hostile_case *hc)
         err_requests =
             sl_t_series_value(text, "sluice_sink_requests_total{sink=\"lk\",code=\"error\"}");
     free(text);
-    long rss = peak_rss_kib(r.pid);
+    long rss = sl_t_peak_rss_kib(r.pid);
     fprintf(stderr,
             "%-34s %ld/%d lines in %.2fs, %ld repeats, faults %llu, hostile bytes %llu, "
             "error requests %.0f (of %.0f), peak RSS %ld KiB\n",

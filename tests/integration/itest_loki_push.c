@@ -721,18 +721,6 @@ static void test_https_basic_auth(void **st)
 
 /* ---- hostile clients ---- */
 
-/* The peak resident size of pid (VmHWM), in KiB; -1 when unreadable. */
-static long peak_rss_kib(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *st = sl_t_read_file(path, NULL);
-    const char *v = st ? strstr(st, "VmHWM:") : NULL;
-    long kib = v ? strtol(v + 6, NULL, 10) : -1;
-    free(st);
-    return kib;
-}
-
 /* Bodies made to take memory once decoded get 413 with the reason, the
  * agent's peak memory stays bounded, and it relays the next push. */
 static void test_hostile_bodies(void **st)
@@ -778,7 +766,7 @@ static void test_hostile_bodies(void **st)
     free(b);
     if (r.code != 413 || !strstr(r.body, "once parsed"))
         fail_msg("JSON tree bomb: %ld '%s'", r.code, r.body);
-    long rss = peak_rss_kib(m.pid);
+    long rss = sl_t_peak_rss_kib(m.pid);
     fprintf(stderr, "hostile bodies: peak RSS %ld KiB\n", rss);
     assert_true(rss > 0 && rss < (sl_t_sanitized() ? 1024 : 256) * 1024);
     const char *j = "{\"streams\":[{\"stream\":{\"job\":\"after\"},\"values\":[[\"1\",\"after "
@@ -1029,7 +1017,7 @@ static void test_slow_and_greedy_clients(void **st)
     assert_true(closed_by_peer(f4));
     close(f4);
     wait_metric(mport, "sluice_loki_push_pending_bytes", 0, true);
-    long rss = peak_rss_kib(m.pid);
+    long rss = sl_t_peak_rss_kib(m.pid);
     fprintf(stderr, "slow clients: peak RSS %ld KiB\n", rss);
     assert_true(rss > 0 && rss < (sl_t_sanitized() ? 1024 : 256) * 1024);
 

@@ -861,18 +861,6 @@ static void test_kill9_loses_at_most_the_stated_bound(void **st)
     free(cfg), free(d.seen), free(fifo), free(dir), free(b.cfg), free(b.log), free(b.out);
 }
 
-/* The peak resident size of pid (VmHWM), in KiB; -1 when unreadable. */
-static long peak_rss_kib(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *st = sl_t_read_file(path, NULL);
-    const char *v = st ? strstr(st, "VmHWM:") : NULL;
-    long kib = v ? strtol(v + 6, NULL, 10) : -1;
-    free(st);
-    return kib;
-}
-
 /* A sender that writes until told to stop or refused: a line that never
  * ends (pattern 'x'), or 64 KiB datagrams (udp). */
 typedef struct flood {
@@ -995,7 +983,7 @@ static void test_hostile_senders(void **st)
     expect_out(&a, "after nul");
     expect_out(&a, "after huge");
     assert_true(wait_metric(&a, "sluice_syslog_invalid_frames_total", ",reason=\"too_large\"", 1));
-    long rss = peak_rss_kib(a.pid);
+    long rss = sl_t_peak_rss_kib(a.pid);
     fprintf(stderr, "hostile senders: peak RSS %ld KiB after a 100 MB line\n", rss);
     assert_true(rss > 0 && rss < (sl_t_sanitized() ? 1024 : 256) * 1024);
 
@@ -1040,18 +1028,6 @@ static long cpu_ticks(pid_t pid)
     return ut < 0 ? -1 : ut + stt;
 }
 
-static long open_fds(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    long n = 0;
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n - 2;
-}
-
 /* Out of descriptors: the agent's soft RLIMIT_NOFILE lowered to what it
  * has open plus 8, then 40 syslog connections and 2 each to the metrics
  * endpoint and a loki_push input (whose daemons hold none, where
@@ -1071,7 +1047,7 @@ static void test_descriptor_exhaustion(void **st)
              "    listen: \"127.0.0.1:%d\"\n",
              pport);
     start(&a, "", extra, "    type: file\n    format: json\n");
-    long nfd = open_fds(a.pid);
+    long nfd = sl_t_open_fds(a.pid);
     assert_true(nfd > 0);
     struct rlimit old, low;
     assert_int_equal(prlimit(a.pid, RLIMIT_NOFILE, NULL, &old), 0);

@@ -12,7 +12,9 @@ Statically, against the built binary and the sources:
 - every decision cited (`decision NNNN`, `decisions 0050, 0062`,
   `docs/decisions/NNNN-...`) has its file in docs/decisions/;
 - every `make TARGET` is a target of the Makefile, and every
-  `meson test -C build NAME...` names registered tests.
+  `meson test -C build NAME...` and "test(s) `NAME`" names registered
+  tests (or a test's case, a `test_NAME` function), "fuzz target(s)
+  `NAME`" fuzz targets.
 `--self-test` plants one error of each kind in a copy of README's text and
 fails unless each is reported."""
 import os
@@ -135,6 +137,15 @@ def check(readme, ctx):
             if name not in ctx["tests"]:
                 line = readme.count("\n", 0, m.start()) + 1
                 problems.append("README.md:%d: meson test %s is not a registered test" % (line, name))
+    # "(test `loki_push`, `hostile_bodies`)", "fuzz targets `syslog_framer`":
+    # a registered test, one of its cases (a test_NAME function), a fuzz target.
+    for m in re.finditer(r"\b(fuzz targets?|tests?) ((?:`[a-z0-9_]+`(?:, | and |/)?)+)", readme):
+        for name in re.findall(r"`([a-z0-9_]+)`", m.group(2)):
+            fuzz = m.group(1).startswith("fuzz")
+            if (fuzz and name not in ctx["fuzz"]) or \
+                    (not fuzz and name not in ctx["tests"] and name not in ctx["cases"]):
+                line = readme.count("\n", 0, m.start()) + 1
+                problems.append("README.md:%d: %s `%s` does not exist" % (line, m.group(1), name))
     return problems
 
 
@@ -150,8 +161,18 @@ def context():
     for f in (os.path.join(SRC, "tests", "meson.build"),):
         tests |= set(re.findall(r"\+=\s*\{\s*'([a-z0-9_]+)'", open(f).read()))
         tests |= set(re.findall(r"^\s*'([a-z0-9_]+)'\s*:", open(f).read(), re.M))
+    fuzz = set()
+    build = open(os.path.join(SRC, "tests", "meson.build")).read()
+    for block in re.findall(r"fuzz_targets\s*\+=\s*\{(.*?)\}", build, re.S):
+        fuzz |= set(re.findall(r"'([a-z0-9_]+)'\s*:", block))
+    cases = set()
+    for dirpath, _, files in os.walk(os.path.join(SRC, "tests")):
+        for f in files:
+            if f.endswith(".c"):
+                cases |= set(re.findall(r"\bvoid test_([a-z0-9_]+)\s*\(",
+                                        open(os.path.join(dirpath, f), errors="replace").read()))
     return {"help": helps(), "families": families, "literals": literals, "decisions": decisions,
-            "targets": targets, "tests": tests}
+            "targets": targets, "tests": tests, "fuzz": fuzz, "cases": cases}
 
 
 PLANTS = [
@@ -163,6 +184,8 @@ PLANTS = [
     ("(decision 0999)", "decision 0999 has no file"),
     ("`make teleport`", "`make teleport` is not a Makefile target"),
     ("`meson test -C build teleport`", "meson test teleport is not a registered test"),
+    ("(test `teleport_e2e`)", "test `teleport_e2e` does not exist"),
+    ("(fuzz target `teleport`)", "fuzz target `teleport` does not exist"),
 ]
 
 

@@ -14,7 +14,8 @@ Statically, against the built binary and the sources:
 - every `make TARGET` is a target of the Makefile, and every
   `meson test -C build NAME...` and "test(s) `NAME`" names registered
   tests (or a test's case, a `test_NAME` function), "fuzz target(s)
-  `NAME`" fuzz targets.
+  `NAME`" fuzz targets; every repository path (`deploy/...`, `docs/...`)
+  exists.
 `--self-test` plants one error of each kind in a copy of README's text and
 fails unless each is reported."""
 import os
@@ -29,6 +30,9 @@ from test_runbooks import commands  # noqa: E402  (same reading of code spans)
 SRC = os.environ.get("SLUICE_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("SLUICE_BIN") or os.path.join(SRC, "build", "cli", "sluice")
 DIRS = ("core", "cli", "collector", "pipeline", "shipper", "parsers", "net")
+# Top folders of the repository whose files README names.
+TREE = ("deploy", "docs", "tests", "benchmarks", "config", "debian", "tools", "cli", "core", "collector",
+        "parsers", "shipper", "pipeline", "net", "samples")
 # Words in README that look like a metric family but are not one.
 NOT_METRICS = {"sluice_version"}
 
@@ -137,6 +141,14 @@ def check(readme, ctx):
             if name not in ctx["tests"]:
                 line = readme.count("\n", 0, m.start()) + 1
                 problems.append("README.md:%d: meson test %s is not a registered test" % (line, name))
+    # Files of the repository README points at (not build products: build/...).
+    for m in re.finditer(r"(?<![\w./-])((?:%s)/[A-Za-z0-9_./-]*[A-Za-z0-9_])" % "|".join(TREE), readme):
+        path = m.group(1)
+        rest = readme[m.end():m.end() + 1]
+        if rest in ("<", "*") or os.path.exists(os.path.join(SRC, path)):
+            continue
+        line = readme.count("\n", 0, m.start()) + 1
+        problems.append("README.md:%d: %s does not exist in the repository" % (line, path))
     # "(test `loki_push`, `hostile_bodies`)", "fuzz targets `syslog_framer`":
     # a registered test, one of its cases (a test_NAME function), a fuzz target.
     for m in re.finditer(r"\b(fuzz targets?|tests?) ((?:`[a-z0-9_]+`(?:, | and |/)?)+)", readme):
@@ -186,6 +198,7 @@ PLANTS = [
     ("`meson test -C build teleport`", "meson test teleport is not a registered test"),
     ("(test `teleport_e2e`)", "test `teleport_e2e` does not exist"),
     ("(fuzz target `teleport`)", "fuzz target `teleport` does not exist"),
+    ("see docs/runbooks/teleport.md", "docs/runbooks/teleport.md does not exist"),
 ]
 
 

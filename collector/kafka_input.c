@@ -118,15 +118,6 @@ typedef struct kin {
      * starts at once (see wake_fetchers). */
     atomic_bool lag_kick;
     int64_t kick_next_ns;
-    /* The refill wake (wake_when_low): the consumer queue, librdkafka's
-     * two prefetch bounds as configured, the message bytes taken (for the
-     * queue's bytes, which librdkafka does not tell), and whether the
-     * queue was seen at least half full since the last wake. */
-    rd_kafka_queue_t *cq;
-    int64_t queue_min_msgs, queue_max_bytes;
-    int64_t taken_msgs, taken_bytes;
-    bool refill_armed;
-    int64_t refill_next_ns;
     /* The partition the last message came from: messages come in runs of
      * one partition (a fetch's batch), so take_message finds its entry
      * without walking the table (up to max_partitions) for each one. */
@@ -144,7 +135,7 @@ typedef struct kin {
     sl_ratelimit rl_rewind; /* kafka_batch_rewound_no_memory: once a minute */
     sl_metric *m_records, *m_bytes, *m_decode_errors, *m_errors, *m_rebalances, *m_commits,
         *m_commit_errors, *m_too_large, *m_uncommitted, *m_released_uncommitted, *m_commit_refused,
-        *m_handovers, *m_wakeups, *m_wake_requests, *m_over_limit, *m_nomem, *m_rewound;
+        *m_handovers, *m_wakeups, *m_over_limit, *m_nomem, *m_rewound;
 } kin;
 
 /* Order of `start` and `format` choices = the enums above (sl_cfg_read
@@ -463,39 +454,18 @@ static void update_uncommitted(kin *in)
     sl_metric_set(in->m_uncommitted, sum);
 }
 
-/* The leader of a partition in librdkafka's metadata (asked once a
- * second, with the full pass), -1 when not known. */
-static int32_t leader_of(const rd_kafka_metadata_t *md, const char *topic, int32_t partition)
-{
-    if (!md) return -1;
-    for (int t = 0; t < md->topic_cnt; t++) {
-        if (strcmp(md->topics[t].topic, topic) != 0) continue;
-        for (int i = 0; i < md->topics[t].partition_cnt; i++)
-            if (md->topics[t].partitions[i].id == partition)
-                return md->topics[t].partitions[i].leader;
-    }
-    return -1;
-}
-
 /* Every second: the owned partitions' high watermarks from their leaders
  * (what librdkafka caches stops moving once it stops fetching), minus the
- * confirmed commit, and the leaders from the metadata. When the input
- * kicks (wake_fetchers, wake_when_low), a pass has only to wake each
- * leader's broker thread: one request per known leader, not one per owned
- * partition (64 serial round trips each time; decision 0078). */
+ * confirmed commit. */
 static void *lag_main(void *arg)
 {
     kin *in = arg;
     struct owned {
         char topic[256];
         int32_t partition;
-        int32_t leader;
         int64_t confirmed;
         sl_metric *m_lag;
     } *own = calloc((size_t)in->max_partitions, sizeof *own);
-    const rd_kafka_metadata_t *md = NULL;
-    bool kicked = false;
-    int64_t full_next_ns = 0;
     while (own && !atomic_load(&in->lag_stop)) {
         size_t n = 0;
         pthread_mutex_lock(&in->mu);
@@ -508,27 +478,8 @@ static void *lag_main(void *arg)
             own[n++].m_lag = p->m_lag;
         }
         pthread_mutex_unlock(&in->mu);
-        /* A kick with no leader known yet makes a full pass. */
-        bool cheap = false;
-        for (size_t i = 0; i < n && kicked; i++) {
-            own[i].leader = leader_of(md, own[i].topic, own[i].partition);
-            cheap = cheap || own[i].leader >= 0;
-        }
-        if (!cheap) {
-            if (md) rd_kafka_metadata_destroy(md);
-            if (rd_kafka_metadata(in->rk, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-                md = NULL;
-        }
         for (size_t i = 0; i < n && !atomic_load(&in->lag_stop); i++) {
             int64_t lo = 0, hi = 0;
-            if (cheap) {
-                /* A known leader once; a partition whose leader is not
-                 * known yet waits for the full pass. */
-                bool seen = own[i].leader < 0;
-                for (size_t j = 0; j < i && !seen; j++) seen = own[j].leader == own[i].leader;
-                if (seen) continue;
-                sl_metric_inc(in->m_wake_requests);
-            }
             if (rd_kafka_query_watermark_offsets(in->rk, own[i].topic, own[i].partition, &lo, &hi,
                                                  1000) != 0 ||
                 hi < 0)
@@ -536,16 +487,13 @@ static void *lag_main(void *arg)
             int64_t at = own[i].confirmed >= 0 ? own[i].confirmed : lo;
             sl_metric_set(own[i].m_lag, hi > at ? hi - at : 0);
         }
-        /* A second since the last full pass, or less when the input kicks. */
-        if (!cheap) full_next_ns = sl_monotonic_ns() + 1000000000LL;
-        kicked = false;
-        while (!atomic_load(&in->lag_stop) && !kicked && sl_monotonic_ns() < full_next_ns) {
+        /* A second, or less when the input asks (lag_kick). */
+        for (int t = 0; t < 50 && !atomic_load(&in->lag_stop) && !atomic_load(&in->lag_kick); t++) {
             struct timespec ts = {0, 20 * 1000000};
             nanosleep(&ts, NULL);
-            kicked = atomic_exchange(&in->lag_kick, false);
         }
+        atomic_store(&in->lag_kick, false);
     }
-    if (md) rd_kafka_metadata_destroy(md);
     free(own);
     return NULL;
 }
@@ -563,8 +511,9 @@ static void *lag_main(void *arg)
  * broker's thread, which fetches again. An input that caught up is not
  * behind and asks nothing; at most one pass per POLL_MS. */
 #define POLL_MS 100
-static bool kick_if_behind(kin *in)
+static void wake_fetchers(kin *in, int64_t now)
 {
+    if (!in->lag_running || now < in->kick_next_ns) return;
     for (size_t i = 0; i < in->nparts; i++) {
         const kpart *p = &in->parts[i];
         int64_t lo, hi;
@@ -574,40 +523,9 @@ static bool kick_if_behind(kin *in)
             continue;
         atomic_store(&in->lag_kick, true);
         sl_metric_inc(in->m_wakeups);
-        return true;
-    }
-    return false;
-}
-
-static void wake_fetchers(kin *in, int64_t now)
-{
-    if (!in->lag_running || now < in->kick_next_ns) return;
-    if (kick_if_behind(in)) in->kick_next_ns = now + (int64_t)POLL_MS * 1000000;
-}
-
-/* The same wake before the queue is empty: a fetcher stopped by the bound
- * sleeps while the input drains what it fetched, so the input waited for
- * a fetch after each fill (idle broker threads for 100-900 ms in a
- * scheduler trace, decision 0078). Once the queue was at least half of
- * either bound, the first time it is below half of both wakes the
- * fetchers; the fetch then arrives while the other half is read. At most
- * one wake per fill and per KICK_MS; the lag thread asks one partition
- * per leader. Called every CLOCK_EVERY messages, with the clock read. */
-#define KICK_MS 20
-static void wake_when_low(kin *in, int64_t now)
-{
-    if (!in->cq || in->taken_msgs == 0) return;
-    int64_t len = (int64_t)rd_kafka_queue_length(in->cq);
-    int64_t bytes = len * (in->taken_bytes / in->taken_msgs);
-    bool low = 2 * len < in->queue_min_msgs && 2 * bytes < in->queue_max_bytes;
-    if (!low) {
-        in->refill_armed = true;
+        in->kick_next_ns = now + (int64_t)POLL_MS * 1000000;
         return;
     }
-    if (!in->lag_running || !in->refill_armed || now < in->refill_next_ns) return;
-    in->refill_armed = false;
-    in->refill_next_ns = now + (int64_t)KICK_MS * 1000000;
-    kick_if_behind(in);
 }
 
 /* Whether every owned partition was read up to the high watermark
@@ -880,8 +798,6 @@ static int take_message(kin *in, const rd_kafka_message_t *m)
     p->read_next = m->offset + 1;
     if (flags & SL_RF_TRUNCATED) sl_metric_inc(in->m_too_large);
     sl_metric_add(in->m_bytes, vn);
-    in->taken_msgs++;
-    in->taken_bytes += (int64_t)m->len;
     /* Checked once here: a sink trusts SL_RF_LINE_UTF8 instead of checking
      * again (decision 0055); a line that is not valid is repaired there. */
     if (sl_utf8_valid_prefix(r->line.p, r->line.n) != r->line.n)
@@ -1216,18 +1132,11 @@ static void register_metrics(kin *in)
                    "owner; part of released_uncommitted.",
                    l);
     in->m_wakeups = sl_counter("sluice_kafka_input_fetch_wakeups_total",
-                               "Times the consumer queue had emptied, or fallen below half its "
-                               "bound after being fuller, while a partition was behind its high "
+                               "Times a poll found nothing while a partition was behind its high "
                                "watermark, and the partitions' leaders were asked at once so "
                                "that librdkafka fetches again (it waits up to 1 s after its "
-                               "queue was full). At most 60 a second.",
+                               "queue was full).",
                                l);
-    in->m_wake_requests =
-        sl_counter("sluice_kafka_input_fetch_wakeup_requests_total",
-                   "Requests sent to wake librdkafka's fetchers (a watermark query of one "
-                   "owned partition per leader, after fetch_wakeups); the once-a-second lag "
-                   "pass is not counted.",
-                   l);
     in->m_over_limit =
         sl_gauge("sluice_kafka_input_partitions_over_limit",
                  "Partitions assigned to this member past max_partitions: paused, not read "
@@ -1248,22 +1157,6 @@ static void register_metrics(kin *in)
                                  "Released partitions whose refused revocation commit was "
                                  "recorded by a hand-over commit in the next assignment.",
                                  l);
-}
-
-/* librdkafka's prefetch bounds as the consumer was configured (ours or
- * `librdkafka:`'s), for wake_when_low. */
-static void queue_bounds(kin *in)
-{
-    const rd_kafka_conf_t *conf = rd_kafka_conf(in->rk);
-    char v[64];
-    size_t n = sizeof v;
-    in->queue_min_msgs = 100000;
-    in->queue_max_bytes = 12288LL * 1024;
-    if (rd_kafka_conf_get(conf, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK)
-        in->queue_min_msgs = strtoll(v, NULL, 10);
-    n = sizeof v;
-    if (rd_kafka_conf_get(conf, "queued.max.messages.kbytes", v, &n) == RD_KAFKA_CONF_OK)
-        in->queue_max_bytes = strtoll(v, NULL, 10) * 1024;
 }
 
 static int consumer_new(kin *in, sl_err *err)
@@ -1325,16 +1218,12 @@ static int consumer_new(kin *in, sl_err *err)
     in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!in->rk) goto bad;
     rd_kafka_poll_set_consumer(in->rk);
-    in->cq = rd_kafka_queue_get_consumer(in->rk);
-    queue_bounds(in);
     rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new((int)in->ntopics);
     for (size_t i = 0; i < in->ntopics; i++)
         rd_kafka_topic_partition_list_add(t, in->topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, t);
     rd_kafka_topic_partition_list_destroy(t);
     if (e) {
-        if (in->cq) rd_kafka_queue_destroy(in->cq);
-        in->cq = NULL;
         rd_kafka_destroy(in->rk);
         in->rk = NULL;
         return sl_errf(err, SL_EINVAL, "input %s: subscribe: %s", in->ctx->name,
@@ -1475,7 +1364,6 @@ static int kin_run(void *state)
         if (!m || ++since_clock >= CLOCK_EVERY) {
             now = sl_monotonic_ns();
             since_clock = 0;
-            wake_when_low(in, now);
         }
         /* Caught up after at least a batch's worth of messages: the last
          * batch asks the sinks to send it with what they hold at once
@@ -1586,7 +1474,6 @@ static void kin_destroy(void *state)
             atomic_store(&in->abandoned, true);
             return; /* in stays: librdkafka's threads may still call back with it */
         }
-        if (in->cq) rd_kafka_queue_destroy(in->cq);
         rd_kafka_destroy(in->rk);
     }
     for (size_t i = 0; i < in->nparts; i++)

@@ -711,11 +711,8 @@ static void test_topics_regex(void **st)
  * and decides again only when its broker thread wakes (up to 1 s later):
  * with a queue bound far below what one fetch brings, the input empties
  * the queue while partitions are behind, and asks their leaders at once
- * (sluice_kafka_input_fetch_wakeups_total), and wakes them too when the
- * queue falls below half the bound (decision 0078). Every record still
- * arrives once; the wakes stay under 60 a second (one per KICK_MS at half
- * the bound, one per POLL_MS when empty) and each asks one partition per
- * leader (3 brokers), not one per owned partition. */
+ * (sluice_kafka_input_fetch_wakeups_total). Every record still arrives
+ * once. */
 static void test_fetch_wakeups(void **st)
 {
     const long total = 19200; /* 80 flushes of 240 */
@@ -735,28 +732,19 @@ static void test_fetch_wakeups(void **st)
     agg a;
     agg_init_props(st, &a, "kafka-in-wakeups", c.boot, sl_lr_port(lr), "logs", "raw",
                    "{memory_max: 4MiB}", ", queued.min.messages: \"100\"");
-    int64_t started_ms = sl_t_now_ms();
     agg_start(&a);
     want w = {lr, (uint64_t)total};
     assert_true(sl_t_wait_until(entries_at_least, &w, sl_t_scaled_ms(60000)));
     double wakeups = agg_metric(&a, "sluice_kafka_input_fetch_wakeups_total");
-    double requests = agg_metric(&a, "sluice_kafka_input_fetch_wakeup_requests_total");
-    double secs = (double)(sl_t_now_ms() - started_ms) / 1000.0;
     assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
     a.pid = 0;
     sl_t_tally t = sl_t_count_ids_within(out, total);
-    fprintf(stderr,
-            "queued.min.messages 100: distinct=%ld dups=%ld other=%ld wakeups=%.0f "
-            "requests=%.0f in %.1f s\n",
-            t.distinct, t.dups, t.other, wakeups, requests, secs);
+    fprintf(stderr, "queued.min.messages 100: distinct=%ld dups=%ld other=%ld wakeups=%.0f\n",
+            t.distinct, t.dups, t.other, wakeups);
     assert_int_equal(t.distinct, total);
     assert_int_equal(t.dups, 0);
     assert_int_equal(t.other, 0);
     assert_true(wakeups > 0);
-    assert_true(wakeups <= 60.0 * secs + 1.0);
-    /* Read after the wakeups: a pass kicked since may have counted its
-     * requests already (at most 3 more). */
-    assert_true(requests <= 3.0 * (wakeups + 1.0));
     agg_free(&a);
     sl_lr_stop(lr);
     cluster_stop(&c);

@@ -20,6 +20,11 @@ machine's split counts every process of those names. Time asleep is charged to t
 sleep in; "runnable" adds the time a preempted thread waited for a core to
 the delay between a wake-up and the next run.
 
+SLUICE_TS_PID=PID picks the process of the first COMM by its pid (perf
+sched records every process: another session's agent of the same name may
+be busier); e.g. the pid of the process with rdk:broker threads in
+`perf sched timehist -i DATA | grep rdk:broker`.
+
 SLUICE_TS_SLICE=MS adds, per thread (the busiest 8), a line per MS of the
 process's life: ms on a core / ms runnable without a core in that slice,
 and where it slept most ("wait" column), so a stage that starves the next
@@ -80,6 +85,11 @@ for name in names:
             per_pid[pid_of(task)] += sum(x[3] for x in r)
     if per_pid:
         busiest[name] = per_pid.most_common(1)[0][0]
+# SLUICE_TS_PID picks the first name's process by pid instead: perf sched
+# records the whole machine, and another session's busier agent of the
+# same name would be picked otherwise.
+if os.environ.get("SLUICE_TS_PID") and names:
+    busiest[names[0]] = os.environ["SLUICE_TS_PID"]
 rows = {k: v for k, v in rows.items() if pid_of(k) in busiest.values()}
 if first is not None:
     named = sum(x[3] for r in rows.values() for x in r)

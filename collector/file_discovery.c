@@ -742,9 +742,11 @@ static void rescue(file_input *in, bool first)
  * from the first (issue 19: at 10,000 files the lstats were ~40 % of the
  * first scan, on the thread every record waits for). Each name is taken
  * once by whichever side reaches it first; where they meet, at most one
- * is taken by both. Only for globs with many names (a thread is not worth
- * a few), and for at most LSTAT_AHEAD_MAX of them (the rest as before). */
-#define LSTAT_AHEAD_MIN 64
+ * is taken by both. Only for globs of thousands of names (for fewer, the
+ * lstats saved are not worth a thread: at 100 files the measurements could
+ * not tell, decision 0079), and for at most LSTAT_AHEAD_MAX of them (the
+ * rest as before). */
+#define LSTAT_AHEAD_MIN 1024
 #define LSTAT_AHEAD_MAX 65536
 
 typedef struct lstat_ahead {

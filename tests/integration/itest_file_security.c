@@ -302,13 +302,13 @@ static void test_swap_race_ships_no_zeros(void **st)
     rig_free(&r);
 }
 
-/* The same attacks among 100 logs in one folder, with rescans every
- * 100 ms: a scan of that many names is where per-name work (the scan's
- * lstat) would be taken off the input's thread (decision 0079 tried it on
- * a helper thread and did not keep it). Whoever takes the lstat, the guard
- * decides on the file it opened: nothing planted is shipped, each is
- * refused once, and a name swapped between a log and a link to /dev/zero
- * across the scans ships no NUL byte. */
+/* The same attacks among 1,100 logs in one folder, with rescans every
+ * 100 ms: a scan of that many names takes their lstats on a helper thread
+ * ahead of the input's (decision 0079), so what it acts on is a moment
+ * older, and more logs than max_open_files (1,024) wait for room. The
+ * guard still decides on the file it opened: nothing planted is shipped,
+ * each is refused once, and a name swapped between a log and a link to
+ * /dev/zero across the scans ships no NUL byte. */
 static void test_hostile_names_among_many(void **st)
 {
     (void)st;
@@ -317,10 +317,10 @@ static void test_hostile_names_among_many(void **st)
     char *secret = sl_t_path(r.dir, "shadow");
     static const char secret_text[] = "root:TOPSECRET-HASH:19000:0:99999:7:::\n";
     sl_t_write_file(secret, secret_text, sizeof secret_text - 1);
-    enum { NLOGS = 100, PER = 20 };
+    enum { NLOGS = 1100, PER = 2 };
     for (int k = 0; k < NLOGS; k++) {
         char name[32];
-        snprintf(name, sizeof name, "app%03d.log", k);
+        snprintf(name, sizeof name, "app%04d.log", k);
         char *p = log_path(&r, name);
         append_ids(p, k * PER, (k + 1) * PER);
         free(p);
@@ -346,7 +346,7 @@ static void test_hostile_names_among_many(void **st)
     }
     plant(&r, secret, "2");
     assert_true(wait_refused(&r, 8, 20000));
-    char *last = log_path(&r, "app000.log");
+    char *last = log_path(&r, "app0000.log");
     append_ids(last, NLOGS * PER, NLOGS * PER + 100);
     assert_true(wait_ids(r.out, NLOGS * PER + 100, 20000));
     assert_int_equal((long)refused(&r, "symlink_outside"), 2);

@@ -14,6 +14,9 @@ the agent; VmHWM. SLUICE_FILES_RUNS changes the number of pairs.
 SLUICE_FILES_REF=OTHER_BUILD_DIR adds a run of the many files by that
 build's binary to each round (one, many, reference many), so a change is
 measured against the code before it in the same invocation.
+SLUICE_FILES_PARSE=none drops the `parse` step from every run (raw lines in,
+raw lines out): what the many files cost without the JSON step, i.e. the
+most that moving parsing off the input's thread could give (decision 0079).
 Exit status 1 when a run failed or lost lines."""
 import os
 import shutil
@@ -32,6 +35,11 @@ def run(b, src_dir, nbytes, nlines, label):
     shutil.copytree(src_dir, indir, copy_function=os.link)
     out = os.path.join(d, "out.log")
     cfg = b.sluice_cfg(d, f"{indir}/*.log", b.file_sink(out))
+    if os.environ.get("SLUICE_FILES_PARSE") == "none":
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("    parse:\n      - json: {}\n", ""))
     cmd = f"sluice run -c {os.path.relpath(cfg, b.tmp)}"
     r = b.throughput(label, "sluice", lambda: b.start_sluice(d, cfg), d, out, nbytes, nlines, cmd)
     if r and os.path.getsize(out) != nbytes:
@@ -84,7 +92,8 @@ def main():
     finally:
         shutil.rmtree(b.tmp, ignore_errors=True)
     print(f"\n## {mb} MB in 1 file vs {nfiles} files ({time.strftime('%Y-%m-%d %H:%M %Z')}, "
-          f"runs alternated, {pairs} each)\n")
+          f"runs alternated, {pairs} each"
+          f"{'; no parse step' if os.environ.get('SLUICE_FILES_PARSE') == 'none' else ''})\n")
     print("| input | MB/s runs | MB/s median | CPU s/GB median | peak RSS MiB max |")
     print("|---|---|---:|---:|---:|")
     med = {}

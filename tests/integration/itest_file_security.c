@@ -302,6 +302,72 @@ static void test_swap_race_ships_no_zeros(void **st)
     rig_free(&r);
 }
 
+/* The same attacks among 1,100 logs in one folder, with rescans every
+ * 100 ms: a scan of that many names takes their lstats on a helper thread
+ * ahead of the input's (decision 0079), so what it acts on is a moment
+ * older, and more logs than max_open_files (1,024) wait for room. The
+ * guard still decides on the file it opened: nothing planted is shipped,
+ * each is refused once, and a name swapped between a log and a link to
+ * /dev/zero across the scans ships no NUL byte. */
+static void test_hostile_names_among_many(void **st)
+{
+    (void)st;
+    rig r;
+    rig_init(&r, "fsec-many", NULL);
+    char *secret = sl_t_path(r.dir, "shadow");
+    static const char secret_text[] = "root:TOPSECRET-HASH:19000:0:99999:7:::\n";
+    sl_t_write_file(secret, secret_text, sizeof secret_text - 1);
+    enum { NLOGS = 1100, PER = 2 };
+    for (int k = 0; k < NLOGS; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "app%04d.log", k);
+        char *p = log_path(&r, name);
+        append_ids(p, k * PER, (k + 1) * PER);
+        free(p);
+    }
+    plant(&r, secret, "");
+    char *racer = log_path(&r, "racer.log"), *tmp_link = log_path(&r, "tmp.link"),
+         *tmp_file = log_path(&r, "tmp.file");
+    rig_start(&r);
+    assert_true(wait_ids(r.out, NLOGS * PER, 20000));
+    assert_true(wait_refused(&r, 4, 20000));
+    int swaps = sl_t_sanitized() ? 300 : 1000;
+    for (int i = 0; i < swaps; i++) {
+        if (i % 2) {
+            assert_int_equal(symlink("/dev/zero", tmp_link), 0);
+            assert_int_equal(rename(tmp_link, racer), 0);
+        } else {
+            char line[64];
+            int n = snprintf(line, sizeof line, "race %d\n", i);
+            assert_int_equal(sl_t_write_file(tmp_file, line, (size_t)n), 0);
+            assert_int_equal(rename(tmp_file, racer), 0);
+        }
+        if (i % 50 == 0) sl_t_sleep_ms(5); /* let scans (100 ms) run among the swaps */
+    }
+    plant(&r, secret, "2");
+    assert_true(wait_refused(&r, 8, 20000));
+    char *last = log_path(&r, "app0000.log");
+    append_ids(last, NLOGS * PER, NLOGS * PER + 100);
+    assert_true(wait_ids(r.out, NLOGS * PER + 100, 20000));
+    assert_int_equal((long)refused(&r, "symlink_outside"), 2);
+    assert_int_equal((long)refused(&r, "pseudo_fs"), 2);
+    assert_int_equal(sl_t_stop(r.pid, SIGTERM, scaled(4000)), 0);
+    r.pid = 0;
+    sl_t_tally t = sl_t_count_ids(r.out, NLOGS * PER + 100);
+    fprintf(stderr, "among many: %ld distinct, %ld duplicates\n", t.distinct, t.dups);
+    assert_int_equal(t.distinct, NLOGS * PER + 100);
+    assert_int_equal(t.dups, 0);
+    size_t n = 0;
+    char *out = sl_t_read_file(r.out, &n);
+    assert_non_null(out);
+    assert_null(memchr(out, 0, n));
+    free(out);
+    assert_int_equal(count_in_file(r.out, "TOPSECRET", 9), 0);
+    assert_int_equal(count_in_file(r.out, "VmRSS", 5), 0);
+    free(secret), free(racer), free(tmp_link), free(tmp_file), free(last);
+    rig_free(&r);
+}
+
 /* follow_symlinks: never refuses even a link inside the tree (once);
  * always follows the secret link (the operator asked for it). */
 static void test_follow_symlinks_settings(void **st)
@@ -586,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_hostile_names_refused_once),
         cmocka_unit_test(test_follow_symlinks_settings),
         cmocka_unit_test(test_swap_race_ships_no_zeros),
+        cmocka_unit_test(test_hostile_names_among_many),
         cmocka_unit_test(test_one_agent_per_data_dir),
         cmocka_unit_test(test_data_dir_refused),
         cmocka_unit_test(test_file_sink_output_planted),

@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include "core/log.h"
 
 int sl_net_parse_addr(const char *text, sl_net_addr *out, sl_err *err)
 {
@@ -73,6 +76,15 @@ int sl_net_listen(const char *text, int kind, const sl_net_listen_opts *o, int *
         /* As root the configured size wins over net.core.rmem_max. */
         if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) != 0)
             setsockopt(s, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+        /* Without CAP_NET_ADMIN (the shipped unit) the kernel caps it at
+         * net.core.rmem_max, silently: say so, since a short buffer drops
+         * datagrams under bursts. Linux reports twice what it keeps. */
+        int got = 0;
+        socklen_t gl = sizeof got;
+        if (getsockopt(s, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got / 2 < v)
+            sl_log(SL_LOG_WARN, "receive_buffer_capped",
+                   "listen=%s asked=%d got=%d (raise net.core.rmem_max, or grant CAP_NET_ADMIN)",
+                   text, v, got / 2);
     }
     if (bind(s, (struct sockaddr *)&a.ss, a.len) != 0) {
         int e = errno;

@@ -291,6 +291,19 @@ def scenario_aggregator(settings, loki):
                  "\n".join(l for l in a.text().splitlines() if "level=error" in l)[-1500:])
             return
         ok("aggregator: listeners on %s bound as the unit's user" % " ".join(str(p[2]) for p in ports))
+        # The overlay's UDP receive buffer, capped by the kernel at
+        # net.core.rmem_max without CAP_NET_ADMIN: said in the log, not silent.
+        m = re.search(r"udp_receive_buffer:\s*(\d+)MiB", open(agg).read())
+        rmem = int(open("/proc/sys/net/core/rmem_max").read())
+        if m:
+            capped = rmem < int(m.group(1)) << 20
+            said = "event=receive_buffer_capped" in a.text()
+            if capped != said:
+                fail("aggregator: net.core.rmem_max %d against udp_receive_buffer %s MiB: the cap was %s" %
+                     (rmem, m.group(1), "not logged" if capped else "logged though the buffer was granted"))
+            else:
+                ok("aggregator: the UDP receive buffer %s (rmem_max %d)" %
+                   ("capped, and logged" if capped else "granted whole", rmem))
         udp = [p for p in ports if p[1] == "listen_udp"][0]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             def sent_and_read():

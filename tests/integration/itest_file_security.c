@@ -135,6 +135,20 @@ static bool wait_refused(rig *r, double want, int timeout_ms)
     return false;
 }
 
+/* Refusals for one reason: others (a name swapped to a device link)
+ * count in the total too, so a wait on the total alone can end early. */
+static bool wait_reason(rig *r, const char *reason, double want, int timeout_ms)
+{
+    int64_t end = sl_t_now_ms() + scaled(timeout_ms);
+    while (sl_t_now_ms() < end) {
+        if (refused(r, reason) >= want) return true;
+        sl_t_sleep_ms(20);
+    }
+    fprintf(stderr, "waited for %.0f files refused as %s, have %.0f\n", want, reason,
+            refused(r, reason));
+    return false;
+}
+
 static long count_in_file(const char *path, const char *needle, size_t needle_len)
 {
     size_t n = 0;
@@ -346,6 +360,8 @@ static void test_hostile_names_among_many(void **st)
     }
     plant(&r, secret, "2");
     assert_true(wait_refused(&r, 8, 20000));
+    assert_true(wait_reason(&r, "symlink_outside", 2, 20000));
+    assert_true(wait_reason(&r, "pseudo_fs", 2, 20000));
     char *last = log_path(&r, "app0000.log");
     append_ids(last, NLOGS * PER, NLOGS * PER + 100);
     assert_true(wait_ids(r.out, NLOGS * PER + 100, 20000));

@@ -32,11 +32,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shipped_harness import Loki  # noqa: E402  the Loki that answers as told
 
 SRC = os.environ.get("SLUICE_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("SLUICE_BIN") or os.path.join(SRC, "build", "cli", "sluice")
@@ -175,24 +176,6 @@ def check_static(found):
 
 
 # ---- on a shipped layout -------------------------------------------------------
-
-
-class Loki:
-    def __init__(self):
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.url = "http://127.0.0.1:%d/loki/api/v1/push" % self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
 
 def free_port():
@@ -342,8 +325,7 @@ def check_live(found):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        loki.srv.shutdown()
-        loki.srv.server_close()
+        loki.close()
         if not os.environ.get("KEEP_TMP"):
             shutil.rmtree(root, ignore_errors=True)
 

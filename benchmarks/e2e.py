@@ -319,7 +319,31 @@ ruleset(name="r") {{
                                 f"sluice run -c {os.path.relpath(cfg, self.tmp)} (format: json)")
             shutil.rmtree(d, ignore_errors=True)
             return r
-        res = {"sluice": self.median_of(runs, once)}
+        def raw_once():
+            d = self.fresh("recjson-ref")
+            indir = os.path.join(d, "in")
+            os.makedirs(indir)
+            os.link(src, os.path.join(indir, "app.log"))
+            out = os.path.join(d, "out.log")
+            cfg = self.sluice_cfg(d, f"{indir}/*.log", self.file_sink(out))
+            r = self.throughput("file -> json -> file (record JSON's reference)", "sluice",
+                                lambda: self.start_sluice(d, cfg), d, out, nbytes, nlines,
+                                f"sluice run -c {os.path.relpath(cfg, self.tmp)}")
+            shutil.rmtree(d, ignore_errors=True)
+            return r
+
+        # In turn with the raw path, so the ratio the goal names compares runs
+        # of the same moments of this shared machine (as the Loki row does).
+        tries = {"json": [], "raw": []}
+        for _ in range(runs):
+            tries["json"].append(once())
+            tries["raw"].append(raw_once())
+        res = {"sluice": self.keep_median(tries["json"])}
+        ref = self.keep_median(tries["raw"])
+        if res["sluice"] and ref:
+            self.notes.append(f"record as JSON / raw line out, medians of {runs} interleaved: "
+                              f"{res['sluice']['mbs'] / ref['mbs']:.2f}x, CPU s/GB "
+                              f"{res['sluice']['cpugb'] / ref['cpugb']:.2f}x (issue 19 goal >= 0.8x)")
         if peer:
             res["rsyslog"] = self.median_of(runs, lambda: self.run_peer_once(
                 scenario, src, nbytes, nlines,
@@ -1009,7 +1033,8 @@ def main():
               if spool_res else "")
     js, jr = recjson.get("sluice"), recjson.get("rsyslog")
     if js and s:
-        print(f"record as JSON / raw line out (sluice): {js['mbs'] / s['mbs']:.2f}x (goal >= 0.8x)")
+        print(f"record as JSON / raw line out (sluice, against the headline rows, not "
+              f"interleaved): {js['mbs'] / s['mbs']:.2f}x (the interleaved ratio is in the notes)")
     if js and jr:
         print(f"record as JSON out, sluice / rsyslog: {js['mbs'] / jr['mbs']:.1f}x")
     kp = getattr(b, "kafka_peer", None)

@@ -229,6 +229,42 @@ static void expect_absent(const result *r, const char *text)
     if (strstr(r->output, text)) fail_msg("'%s' printed:\n%s", text, r->output);
 }
 
+/* Loki refuses the credentials: `auth`, the url and address, what Loki
+ * said; the password (a file) and the tenant's secret never printed. */
+static void test_auth_refused_names_no_credential(void **st)
+{
+    (void)st;
+    char *dir = sl_t_tmpdir("connect");
+    sl_lr *lr = NULL;
+    sl_lr_opts lo = {.discard = true, .auth = "Basic bm90OnRoaXM="};
+    assert_int_equal(sl_lr_start(&lo, &lr), 0);
+    char *pw = sl_t_path(dir, "loki-password");
+    assert_int_equal(sl_t_write_file(pw, "s3cret-pass\n", 12), 0);
+    char *sinks = NULL;
+    assert_true(asprintf(&sinks,
+                         "  - name: lk\n"
+                         "    type: loki\n"
+                         "    url: \"http://127.0.0.1:%d/loki/api/v1/push\"\n"
+                         "    auth: {username: alice, password_file: \"%s\"}\n",
+                         sl_lr_port(lr), pw) > 0);
+    result r = check_connect(dir, sinks);
+    assert_int_equal(r.status, 1);
+    char want[256];
+    snprintf(want, sizeof want,
+             "auth: POST http://127.0.0.1:%d/loki/api/v1/push (127.0.0.1:%d): HTTP 401 (check auth "
+             "and tenant)",
+             sl_lr_port(lr), sl_lr_port(lr));
+    expect_line(&r, "connect lk (loki): FAILED: ", want);
+    expect_absent(&r, "s3cret");
+    expect_absent(&r, "YWxpY2U6czNjcmV0"); /* base64 of alice:s3cret */
+    free(r.output);
+    free(sinks);
+    free(pw);
+    sl_lr_stop(lr);
+    sl_t_rmtree(dir);
+    free(dir);
+}
+
 static void test_refused_names_addresses_not_credentials(void **st)
 {
     (void)st;
@@ -376,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_refused_names_addresses_not_credentials),
         cmocka_unit_test(test_tls_listener_the_ca_did_not_sign),
         cmocka_unit_test(test_listener_that_never_answers),
+        cmocka_unit_test(test_auth_refused_names_no_credential),
     };
     return sl_t_run_tests(tests);
 }

@@ -627,6 +627,21 @@ def scenario_aggregator_pod(loki):
         print("skip: aggregator pod: 127.0.0.1:%s in use on this machine" % ",".join(str(p[2]) for p in busy))
         return
     mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    # What the configuration reads is mounted: /etc/sluice (the ConfigMap),
+    # the certificates aggregator.yml names with the pod's env (a Secret).
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    agg_text = expand(open(os.path.join(SRC, "config", "aggregator.yml")).read(), env)
+    reads = {"/etc/sluice": "configMap"}
+    reads.update({f: "secret" for f in re.findall(r"(?:cert|key)_file:\s*(\S+)", agg_text)})
+    missing = []
+    for path, source in sorted(reads.items()):
+        m = [m for mp, m in mounts.items() if under(path, [mp])]
+        if not m or source not in vols.get(m[0]["name"], {}):
+            missing.append("%s (from a %s)" % (path, source))
+    if missing:
+        fail("aggregator pod: read but not mounted: " + ", ".join(missing))
+    else:
+        ok("aggregator pod: /etc/sluice and the %d certificate files the overlay reads are mounted" % (len(reads) - 1))
     root = setup_root()
     agents = []
     try:
@@ -643,7 +658,6 @@ def scenario_aggregator_pod(loki):
         # The TLS Secret: root:fsGroup, its defaultMode.
         tls = os.path.join(root, "tls")
         make_cert(tls, "root")
-        vols = {v["name"]: v for v in pod.get("volumes", [])}
         tls_mount = [m for m in mounts.values() if m["mountPath"] == env.get("SLUICE_TLS_DIR")]
         mode = vols[tls_mount[0]["name"]]["secret"].get("defaultMode", 0o644) if tls_mount else 0o644
         for name in ("syslog", "push"):

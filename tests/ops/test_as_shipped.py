@@ -622,10 +622,6 @@ def scenario_aggregator_pod(loki):
         fail("aggregator pod: capabilities %s: expected every one dropped, none added" % caps)
     ok("aggregator pod: uid %d gid %d fsGroup %s, capabilities %s" % (uid, gid, fsgroup, caps))
     ports = listen_ports(os.path.join(SRC, "config", "aggregator.yml"), env)
-    busy = [p for p in ports + [("metrics", "listen", mport, socket.SOCK_STREAM)] if not port_free(p[2], p[3])]
-    if busy:
-        print("skip: aggregator pod: 127.0.0.1:%s in use on this machine" % ",".join(str(p[2]) for p in busy))
-        return
     mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
     # What the configuration reads is mounted: /etc/sluice (the ConfigMap),
     # the certificates aggregator.yml names with the pod's env (a Secret).
@@ -642,6 +638,14 @@ def scenario_aggregator_pod(loki):
         fail("aggregator pod: read but not mounted: " + ", ".join(missing))
     else:
         ok("aggregator pod: /etc/sluice and the %d certificate files the overlay reads are mounted" % (len(reads) - 1))
+    busy = [p for p in ports if not port_free(p[2], p[3])]
+    if busy:
+        print("skip: aggregator pod: 127.0.0.1:%s in use on this machine" % ",".join(str(p[2]) for p in busy))
+        return
+    # The metrics port (every agent's default) on a free one, as for the
+    # DaemonSet; the probes that name it go there (the manifest's own
+    # number was checked against SLUICE_METRICS_LISTEN above).
+    run_mport = free_port()
     root = setup_root()
     agents = []
     try:
@@ -677,6 +681,7 @@ def scenario_aggregator_pod(loki):
                  env.get("CREDENTIALS_DIRECTORY"): secrets}
         run_env = {k: paths.get(v, v).replace("0.0.0.0", "127.0.0.1") for k, v in env.items()}
         run_env["SLUICE_CONFIG_DIR"] = etc
+        run_env["SLUICE_METRICS_LISTEN"] = "127.0.0.1:%d" % run_mport
         groups = [str(fsgroup)] if fsgroup is not None else []
         setpriv = ["--reuid", str(uid), "--regid", str(gid)] + \
             (["--groups", ",".join(groups)] if groups else ["--clear-groups"]) + \
@@ -693,6 +698,7 @@ def scenario_aggregator_pod(loki):
         ok("aggregator pod: base + prod + aggregator.yml start as uid %d, listening on %s" %
            (uid, " ".join("%d/%s" % (p[2], "udp" if p[3] == socket.SOCK_DGRAM else "tcp") for p in ports)))
         named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        at = lambda port: run_mport if port == mport else port
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             if kind not in c:
                 continue
@@ -700,17 +706,17 @@ def scenario_aggregator_pod(loki):
             if "httpGet" in pr:
                 h = pr["httpGet"]
                 port = named.get(h["port"]) if isinstance(h["port"], str) else h["port"]
-                if wait_for(kind, lambda: get(port, h["path"])[0] == 200, 30):
+                if wait_for(kind, lambda: get(at(port), h["path"])[0] == 200, 30):
                     ok("aggregator pod: %s GET %s answers 200 on %d" % (kind, h["path"], port))
                 else:
-                    fail("aggregator pod: %s GET %s on %d: %s" % (kind, h["path"], port, get(port, h["path"])))
+                    fail("aggregator pod: %s GET %s on %d: %s" % (kind, h["path"], port, get(at(port), h["path"])))
             elif "tcpSocket" in pr:
                 t = pr["tcpSocket"]
                 port = named.get(t["port"]) if isinstance(t["port"], str) else t["port"]
 
                 def accepts():
                     try:
-                        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                        socket.create_connection(("127.0.0.1", at(port)), timeout=2).close()
                         return True
                     except OSError:
                         return False
@@ -724,7 +730,7 @@ def scenario_aggregator_pod(loki):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             def sent_and_read():
                 s.sendto(b"<13>1 2026-12-07T00:00:00Z dev-1 app - - - hello pod", ("127.0.0.1", udp[2]))
-                return (metric(mport, "sluice_input_records_total", {"input": udp[0]}) or 0) >= 1
+                return (metric(run_mport, "sluice_input_records_total", {"input": udp[0]}) or 0) >= 1
             if wait_for("syslog", sent_and_read, 30):
                 ok("aggregator pod: a syslog datagram to %d was read" % udp[2])
             else:
@@ -736,10 +742,10 @@ def scenario_aggregator_pod(loki):
                 ok("aggregator pod: a push over TLS to %d with the Secret's certificate: 204" % push[0][2])
             else:
                 fail("aggregator pod: push over TLS to %d: %s: %s" % (push[0][2], st, a.text()[-1500:]))
-        if wait_for("delivered", metric_at_least(mport, "sluice_sink_records_total", {"sink": "loki"}, 2), 30):
+        if wait_for("delivered", metric_at_least(run_mport, "sluice_sink_records_total", {"sink": "loki"}, 2), 30):
             ok("aggregator pod: both reached Loki")
         else:
-            fail("aggregator pod: delivered %s" % metric(mport, "sluice_sink_records_total", {"sink": "loki"}))
+            fail("aggregator pod: delivered %s" % metric(run_mport, "sluice_sink_records_total", {"sink": "loki"}))
         grace = pod.get("terminationGracePeriodSeconds", 30)
         t0 = time.monotonic()
         rc = a.stop(grace)

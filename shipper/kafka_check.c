@@ -254,26 +254,20 @@ static void probe_failed(const probe_state *p, rd_kafka_resp_err_t e, long long 
         if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = ' ';
 }
 
-int sl_kafka_probe(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nkeys, sl_err *result)
+/* Asks the brokers of conf (its bootstrap.servers) for topic's metadata,
+ * or the cluster's when topic is NULL; what answered, or what failed, into
+ * result. Takes conf. */
+static int ask_brokers(rd_kafka_conf_t *conf, const char *bootstrap, const char *setup_given,
+                       const char *topic, const char *topic_note, sl_err *result)
 {
-    sl_kafka_conf c;
-    int rc = sl_kafka_conf_read(ctx, keys, nkeys, &c, result);
-    if (rc != SL_OK) return rc;
-    probe_state *p = calloc(1, sizeof *p);
     char errstr[512];
-    rd_kafka_conf_t *conf = p ? sl_kafka_conf_new(&c, errstr, sizeof errstr) : NULL;
-    rd_kafka_t *rk = NULL;
+    probe_state *p = calloc(1, sizeof *p);
     if (!p) {
-        rc = sl_errf(result, SL_ENOMEM, "out of memory");
-        goto out;
+        rd_kafka_conf_destroy(conf);
+        return sl_errf(result, SL_ENOMEM, "out of memory");
     }
-    if (!conf) {
-        rc = sl_errf(result, SL_EINVAL, "librdkafka: %s", errstr);
-        goto out;
-    }
-    probe_brokers(p, prop_of(&c, "bootstrap.servers"));
-    const char *given = prop_of(&c, "socket.connection.setup.timeout.ms");
-    long setup = given ? strtol(given, NULL, 10) : PROBE_SETUP_MS;
+    probe_brokers(p, bootstrap);
+    long setup = setup_given ? strtol(setup_given, NULL, 10) : PROBE_SETUP_MS;
     if (setup <= 0 || setup > PROBE_SETUP_MS) setup = PROBE_SETUP_MS;
     char num[32];
     snprintf(num, sizeof num, "%ld", setup);
@@ -284,18 +278,13 @@ int sl_kafka_probe(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nkeys,
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_error_cb(conf, probe_on_error);
     rd_kafka_conf_set_log_cb(conf, probe_on_log);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        rc = sl_errf(result, SL_EINVAL, "librdkafka: %s", errstr);
-        goto out;
+        free(p);
+        return sl_errf(result, SL_EINVAL, "librdkafka: %s", errstr);
     }
     rd_kafka_set_log_queue(rk, NULL);
-    /* Fixed: no reference to a record, its input or its file. */
-    char fixed[SL_KAFKA_TOPIC_MAX + 1];
-    size_t fixed_n = sl_tpl_render(c.topic, NULL, NULL, fixed, SL_KAFKA_TOPIC_MAX, NULL);
-    fixed[fixed_n] = '\0';
-    const char *topic = sl_tpl_uses(c.topic) == 0 ? fixed : NULL;
     rd_kafka_topic_t *rkt = topic ? rd_kafka_topic_new(rk, topic, NULL) : NULL;
     const struct rd_kafka_metadata *md = NULL;
     int64_t t0 = sl_monotonic_ns(), deadline = t0 + (setup + PROBE_SLACK_MS) * 1000000LL;
@@ -311,12 +300,12 @@ int sl_kafka_probe(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nkeys,
         if (p->nbrokers && p->nfailed == p->nbrokers) break;
     }
     long long waited = (long long)((sl_monotonic_ns() - t0) / 1000000LL);
+    int rc = SL_OK;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         probe_failed(p, e, waited, result->msg, sizeof result->msg);
         rc = result->code = SL_EIO;
     } else if (!topic) {
-        sl_errf(result, SL_OK, "%d broker(s) answer; topic is a template, resolved per record",
-                md->broker_cnt);
+        sl_errf(result, SL_OK, "%d broker(s) answer; %s", md->broker_cnt, topic_note);
     } else if (md->topic_cnt < 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_resp_err_t te =
             md->topic_cnt < 1 ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART : md->topics[0].err;
@@ -324,14 +313,78 @@ int sl_kafka_probe(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nkeys,
                      te == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ? "auth" : "topic", topic,
                      md->topic_cnt < 1 ? "not in the metadata" : rd_kafka_err2str(te));
     } else {
-        sl_errf(result, SL_OK, "topic %s: %d partition(s) on %d broker(s)", topic,
-                md->topics[0].partition_cnt, md->broker_cnt);
+        sl_errf(result, SL_OK, "topic %s: %d partition(s) on %d broker(s)%s", topic,
+                md->topics[0].partition_cnt, md->broker_cnt, topic_note);
     }
     if (md) rd_kafka_metadata_destroy(md);
     if (rkt) rd_kafka_topic_destroy(rkt);
-out:
-    if (rk) rd_kafka_destroy(rk);
+    rd_kafka_destroy(rk);
     free(p);
+    return rc;
+}
+
+int sl_kafka_probe(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nkeys, sl_err *result)
+{
+    sl_kafka_conf c;
+    int rc = sl_kafka_conf_read(ctx, keys, nkeys, &c, result);
+    if (rc != SL_OK) return rc;
+    char errstr[512];
+    rd_kafka_conf_t *conf = sl_kafka_conf_new(&c, errstr, sizeof errstr);
+    if (!conf) {
+        rc = sl_errf(result, SL_EINVAL, "librdkafka: %s", errstr);
+    } else {
+        /* Fixed: no reference to a record, its input or its file. */
+        char fixed[SL_KAFKA_TOPIC_MAX + 1];
+        size_t fixed_n = sl_tpl_render(c.topic, NULL, NULL, fixed, SL_KAFKA_TOPIC_MAX, NULL);
+        fixed[fixed_n] = '\0';
+        const char *topic = sl_tpl_uses(c.topic) == 0 ? fixed : NULL;
+        rc = ask_brokers(conf, prop_of(&c, "bootstrap.servers"),
+                         prop_of(&c, "socket.connection.setup.timeout.ms"), topic,
+                         topic ? "" : "topic is a template, resolved per record", result);
+    }
     sl_kafka_conf_free(&c);
     return rc;
+}
+
+int sl_kafka_input_probe(sl_cfg *cfg, const sl_cfg_node *input, sl_err *result)
+{
+    /* What the input's consumer connects with (collector/kafka_input.c):
+     * the brokers and its `librdkafka:` properties; the consumer's own
+     * settings (group, offsets) change nothing of the connection. */
+    const char *brokers[64], *topics[64];
+    size_t nb = 0, nt = 0;
+    sl_cfg_list(cfg, input, "brokers", brokers, 64, &nb);
+    sl_cfg_list(cfg, input, "topics", topics, 64, &nt);
+    char bootstrap[4096] = "";
+    for (size_t i = 0, n = 0; i < nb && n < sizeof bootstrap; i++)
+        n +=
+            (size_t)snprintf(bootstrap + n, sizeof bootstrap - n, "%s%s", i ? "," : "", brokers[i]);
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return sl_errf(result, SL_EINVAL, "librdkafka: %s", errstr);
+    }
+    const char *setup = NULL;
+    const sl_cfg_node *map = sl_cfg_get(input, "librdkafka");
+    for (size_t i = 0; map && map->kind == SL_CFG_MAP && i < map->n; i++) {
+        const sl_cfg_node *v = map->items[i];
+        /* `sluice check` refused what the consumer would refuse. */
+        if (v->kind != SL_CFG_SCALAR || strncmp(map->keys[i], "group.", 6) == 0 ||
+            strncmp(map->keys[i], "enable.auto.", 12) == 0 ||
+            strcmp(map->keys[i], "auto.offset.reset") == 0 ||
+            rd_kafka_conf_set(conf, map->keys[i], v->scalar, errstr, sizeof errstr) !=
+                RD_KAFKA_CONF_OK)
+            continue;
+        if (strcmp(map->keys[i], "socket.connection.setup.timeout.ms") == 0) setup = v->scalar;
+    }
+    /* A topic named by a pattern (^...) is no topic to ask for. */
+    const char *topic = nt && topics[0][0] != '^' ? topics[0] : NULL;
+    char note[96] = "";
+    if (!topic)
+        snprintf(note, sizeof note, "topics by pattern, not asked");
+    else if (nt > 1)
+        snprintf(note, sizeof note, " (the first of %zu topics)", nt);
+    return ask_brokers(conf, bootstrap, setup, topic, note, result);
 }

@@ -38,7 +38,8 @@ typedef struct result {
     int64_t ms; /* how long the check took */
 } result;
 
-static result check_connect(const char *dir, const char *sinks)
+/* `sluice check --connect` of a file input (and more_inputs) with sinks. */
+static result check_connect_inputs(const char *dir, const char *more_inputs, const char *sinks)
 {
     char *cfg = sl_t_path(dir, "c.yml"), *log = sl_t_path(dir, "check.out");
     char *yaml = NULL;
@@ -46,8 +47,9 @@ static result check_connect(const char *dir, const char *sinks)
                          "data_dir: %s/data\n"
                          "inputs:\n"
                          "  - {name: app, type: file, paths: [\"%s/in.log\"]}\n"
+                         "%s"
                          "sinks:\n%s",
-                         dir, dir, sinks) > 0);
+                         dir, dir, more_inputs, sinks) > 0);
     assert_int_equal(sl_t_write_file(cfg, yaml, strlen(yaml)), 0);
     unlink(log);
     char *argv[] = {(char *)sl_t_bin(), "check", "-c", cfg, "--connect", NULL};
@@ -60,6 +62,11 @@ static result check_connect(const char *dir, const char *sinks)
     if (!r.output) r.output = strdup("");
     free(yaml), free(cfg), free(log);
     return r;
+}
+
+static result check_connect(const char *dir, const char *sinks)
+{
+    return check_connect_inputs(dir, "", sinks);
 }
 
 /* The report line of one sink. */
@@ -91,8 +98,16 @@ static void test_every_destination_answers(void **st)
                          "  - {name: fs, type: file, path: \"%s/out.log\"}\n"
                          "  - {name: so, type: stdout}\n",
                          sl_lr_port(lr), h.bootstraps, h.bootstraps, dir) > 0);
-    result r = check_connect(dir, sinks);
+    char *inputs = NULL;
+    /* An aggregator's Kafka input dials the brokers as a sink does. */
+    assert_true(asprintf(&inputs,
+                         "  - {name: kin, type: kafka, brokers: [\"%s\"], topics: [logs], "
+                         "group_id: g}\n",
+                         h.bootstraps) > 0);
+    result r = check_connect_inputs(dir, inputs, sinks);
+    free(inputs);
     if (r.status != 0) fail_msg("status %d:\n%s", r.status, r.output);
+    expect_line(&r, "connect input kin (kafka): ok", "topic logs: 3 partition(s) on 1 broker(s)");
     expect_line(&r, "connect lk (loki): ok", "HTTP 204");
     expect_line(&r, "connect kf (kafka): ok", "topic logs: 3 partition(s) on 1 broker(s)");
     expect_line(&r, "connect kt (kafka): ok", "topic is a template");
@@ -291,7 +306,14 @@ static void test_refused_names_addresses_not_credentials(void **st)
                          "    sasl_username: alice\n"
                          "    sasl_password_file: \"%s\"\n",
                          p1, p1, p2, pw) > 0);
-    result r = check_connect(dir, sinks);
+    char *inputs = NULL;
+    assert_true(
+        asprintf(&inputs,
+                 "  - {name: kin, type: kafka, brokers: [\"127.0.0.1:%d\"], topics: [logs], "
+                 "group_id: g}\n",
+                 p2) > 0);
+    result r = check_connect_inputs(dir, inputs, sinks);
+    free(inputs);
     assert_int_equal(r.status, 1);
     char want[256];
     snprintf(want, sizeof want,
@@ -316,6 +338,8 @@ static void test_refused_names_addresses_not_credentials(void **st)
              "Connection refused",
              p2, p2);
     expect_line(&r, "connect kf (kafka): FAILED: ", want);
+    snprintf(want, sizeof want, "refused: no metadata from brokers 127.0.0.1:%d in ", p2);
+    expect_line(&r, "connect input kin (kafka): FAILED: ", want);
     expect_absent(&r, "s3cret");
     expect_absent(&r, "alice:");
     /* Refusals are known at once: no wait for a timeout. */

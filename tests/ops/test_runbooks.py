@@ -364,7 +364,10 @@ def check_live(found):
                 if "--connect" in argv:
                     said = r.stdout + r.stderr
                     # What failed, which broker, as librdkafka says it.
-                    if r.returncode == 1 and re.search(r"^connect loki \(loki\): ok", said, re.M) and \
+                    # The aggregator's Kafka input dials the same absent brokers.
+                    input_ok = page != AGGREGATOR_PAGE or re.search(
+                        r"^connect input kafka \(kafka\): FAILED: refused: no metadata from brokers", said, re.M)
+                    if r.returncode == 1 and input_ok and re.search(r"^connect loki \(loki\): ok", said, re.M) and \
                             re.search(r"^connect events \(kafka\): FAILED: refused: no metadata from brokers "
                                       r"127\.0\.0\.1:(\d+) in \d+ ms: 127\.0\.0\.1:\1/bootstrap: Connect to .* "
                                       r"Connection refused", said, re.M):

@@ -8,17 +8,26 @@
 # service only when they pass. When destinations are missing it installs
 # what it can, starts nothing, says which variables to set and where, and
 # exits 3. Idempotent: a second run changes nothing and says so; --dry-run
-# prints what would change and touches nothing.
+# prints what would change and touches nothing. An operator's own
+# environment (a region, a customer) is a file of theirs, --overlay FILE,
+# installed as /etc/sluice/NAME.yml like the shipped ones: no edit here.
+# The environment installed last is remembered in /etc/sluice/.environment,
+# so switching environments removes the previous overlay, whichever it was.
 #
 #   deploy/deploy.sh --env prod [--deb PATH] [--set NAME=VALUE ...] [--dry-run]
+#   deploy/deploy.sh --overlay /srv/ops/sluice/eu-west.yml [--env eu-west] ...
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 usage: deploy.sh --env staging|prod [--deb PATH] [--set NAME=VALUE ...] [--dry-run]
+       deploy.sh --overlay FILE [--env NAME] [--deb PATH] [--set NAME=VALUE ...] [--dry-run]
 
   --env NAME        overlay to install as /etc/sluice/NAME.yml (config/NAME.yml);
                     default prod. dev is refused: config/dev.yml is for `make run`.
+  --overlay FILE    your own environment overlay instead of config/NAME.yml,
+                    installed as /etc/sluice/NAME.yml; NAME defaults to FILE's
+                    name without .yml (lower-case letters, digits, - and _).
   --deb PATH        the package; default build-deb/sluice_<version>_<arch>.deb
                     (make deb)
   --set NAME=VALUE  write NAME=VALUE into /etc/sluice/site.env (repeatable), e.g.
@@ -30,7 +39,8 @@ EOF
 }
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-ENV_NAME=prod
+ENV_NAME=""
+OWN=""
 DEB=""
 DRY=0
 SETS=()
@@ -38,6 +48,7 @@ SETS=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --env) ENV_NAME=${2:?--env needs a name}; shift 2 ;;
+    --overlay) OWN=${2:?--overlay needs a file}; shift 2 ;;
     --deb) DEB=${2:?--deb needs a path}; shift 2 ;;
     --set) SETS+=("${2:?--set needs NAME=VALUE}"); shift 2 ;;
     --dry-run) DRY=1; shift ;;
@@ -51,13 +62,29 @@ die() {
     exit 1
 }
 
-case "$ENV_NAME" in
-staging | prod) ;;
-dev) die "config/dev.yml is a development configuration (dev: true: paths relative to the" \
-    "repository, console output); it cannot run under the unit. Use 'make run' for it," \
-    "or --env staging|prod." ;;
-*) die "unknown environment '$ENV_NAME' (staging or prod)" ;;
-esac
+if [ -n "$OWN" ]; then
+    [ -f "$OWN" ] || die "--overlay $OWN: no such file"
+    [ -n "$ENV_NAME" ] || ENV_NAME=$(basename "$OWN" .yml)
+    # The name becomes /etc/sluice/NAME.yml, read beside base.yml: not one of
+    # the files that are no environment.
+    case "$ENV_NAME" in
+    base | site | dev | k8s | tap | aggregator)
+        die "--overlay: '$ENV_NAME' is not an environment name (base, site, dev, k8s, tap and" \
+            "aggregator are other files of /etc/sluice); name it with --env NAME" ;;
+    *[!a-z0-9_-]* | [!a-z0-9]*)
+        die "--overlay: environment name '$ENV_NAME': lower-case letters, digits, - and _" \
+            "(it names /etc/sluice/NAME.yml); give one with --env NAME" ;;
+    esac
+else
+    [ -n "$ENV_NAME" ] || ENV_NAME=prod
+    case "$ENV_NAME" in
+    staging | prod) ;;
+    dev) die "config/dev.yml is a development configuration (dev: true: paths relative to the" \
+        "repository, console output); it cannot run under the unit. Use 'make run' for it," \
+        "or --env staging|prod." ;;
+    *) die "unknown environment '$ENV_NAME' (staging or prod; your own: --overlay FILE)" ;;
+    esac
+fi
 for kv in ${SETS[@]+"${SETS[@]}"}; do
     case "$kv" in
     [A-Za-z_]*=*) ;;
@@ -70,12 +97,23 @@ done
 VERSION=$(sed -n "s/^  version: '\(.*\)',$/\1/p" "$SRC/meson.build")
 [ -n "$DEB" ] || DEB="$SRC/build-deb/sluice_${VERSION}_$(dpkg --print-architecture).deb"
 [ -f "$DEB" ] || die "no package at $DEB: build it with 'make deb', or pass --deb PATH"
-OVERLAY="$SRC/config/$ENV_NAME.yml"
+OVERLAY=${OWN:-$SRC/config/$ENV_NAME.yml}
 [ -f "$OVERLAY" ] || die "missing $OVERLAY"
 [ "$(id -u)" = 0 ] || [ "$DRY" = 1 ] || die "run as root: it installs a package"
 
 CONF=/etc/sluice
+# Tests point a dry run at a folder of theirs; a real run is /etc/sluice only.
+if [ -n "${SLUICE_DEPLOY_CONF:-}" ]; then
+    [ "$DRY" = 1 ] || die "SLUICE_DEPLOY_CONF is for --dry-run only (the service reads /etc/sluice)"
+    CONF=$SLUICE_DEPLOY_CONF
+fi
 SITE="$CONF/site.env"
+# The environment deploy.sh installed last (prod and staging are known by
+# name; an operator's own only by this).
+MARK="$CONF/.environment"
+PREV=""
+[ -f "$MARK" ] && PREV=$(head -n1 "$MARK" | tr -cd 'a-z0-9_-')
+ENVS=$(printf '%s\n' prod staging $PREV | sort -u)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-deploy.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 CHANGES=0
@@ -88,7 +126,7 @@ change() {
 # with the --set values. A value with characters the parser treats
 # specially is double-quoted.
 dpkg-deb -x "$DEB" "$TMP/pkg"
-if [ -f "$SITE" ]; then cp "$SITE" "$TMP/site.env"; else cp "$TMP/pkg$SITE" "$TMP/site.env"; fi
+if [ -f "$SITE" ]; then cp "$SITE" "$TMP/site.env"; else cp "$TMP/pkg/etc/sluice/site.env" "$TMP/site.env"; fi
 quote() {
     case "$1" in
     *[\ \#\"\'\\\$]* | "") printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"$]/\\&/g')" ;;
@@ -111,12 +149,13 @@ done
 # The check, on exactly what the service will read, by the package's binary,
 # in an environment as empty as the unit's.
 mkdir -p "$TMP/etc"
-cp "$TMP/pkg$CONF/base.yml" "$OVERLAY" "$TMP/site.env" "$TMP/etc/"
+cp "$TMP/pkg/etc/sluice/base.yml" "$OVERLAY" "$TMP/site.env" "$TMP/etc/"
 # Local files an operator added beside ours are part of what the service reads.
 if [ -d "$CONF" ]; then
     for f in "$CONF"/*.yml; do
         [ -f "$f" ] || continue
-        case "$(basename "$f")" in base.yml | prod.yml | staging.yml) ;; *) cp "$f" "$TMP/etc/" ;; esac
+        n=$(basename "$f" .yml)
+        case " $(echo $ENVS) $ENV_NAME base " in *" $n "*) ;; *) cp "$f" "$TMP/etc/" ;; esac
     done
 fi
 NEEDS=""
@@ -164,12 +203,15 @@ if ! cmp -s "$OVERLAY" "$CONF/$ENV_NAME.yml"; then
     put_file "$OVERLAY" "$CONF/$ENV_NAME.yml"
     CFG_CHANGED=1
 fi
-for other in prod staging; do
+for other in $ENVS; do
     [ "$other" != "$ENV_NAME" ] && [ -e "$CONF/$other.yml" ] || continue
     change "remove $CONF/$other.yml (the $other overlay: one environment at a time)"
     [ "$DRY" = 1 ] || rm -f "$CONF/$other.yml"
     CFG_CHANGED=1
 done
+if [ "$PREV" != "$ENV_NAME" ] && [ "$DRY" = 0 ]; then
+    printf '%s\n' "$ENV_NAME" >"$MARK.deploy-tmp" && mv -f "$MARK.deploy-tmp" "$MARK"
+fi
 if [ "$SITE_CHANGED" = 1 ]; then put_file "$TMP/site.env" "$SITE"; fi
 
 # ---- settings missing: say what to set, start nothing ----------------------

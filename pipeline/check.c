@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pipeline/internal.h"
+#include "shipper/kafka.h"
 
 /* Read by sl_cfg_read into sl_buffer_opts: the enums' choices are in the
  * order of enum sl_when_full and enum sl_spool_fsync. */
@@ -219,6 +220,27 @@ int sl_pipeline_probe(sl_cfg *cfg, const char *data_dir, FILE *out)
         fprintf(out, "connect %s (%s): %s: %s\n", name, type, rc == SL_OK ? "ok" : "FAILED",
                 res.msg);
         failed += rc != SL_OK;
+    }
+    /* Inputs that dial out: an aggregator's Kafka group reads from brokers
+     * as a sink writes to them, and fails for the same reasons. Listeners
+     * (syslog, loki_push) have no one to ask. */
+    static const struct {
+        const char *type;
+        int (*probe)(sl_cfg *cfg, const sl_cfg_node *input, sl_err *result);
+    } input_probes[] = {{"kafka", sl_kafka_input_probe}};
+    const sl_cfg_node *inputs = sl_cfg_get(sl_cfg_root(cfg), "inputs");
+    for (size_t i = 0; inputs && i < inputs->n; i++) {
+        const char *name = "?", *type = "?";
+        sl_cfg_str(cfg, inputs->items[i], "name", "?", &name);
+        sl_cfg_str(cfg, inputs->items[i], "type", "?", &type);
+        for (size_t k = 0; k < sizeof input_probes / sizeof *input_probes; k++) {
+            if (strcmp(type, input_probes[k].type) != 0) continue;
+            sl_err res = {0};
+            int rc = input_probes[k].probe(cfg, inputs->items[i], &res);
+            fprintf(out, "connect input %s (%s): %s: %s\n", name, type,
+                    rc == SL_OK ? "ok" : "FAILED", res.msg);
+            failed += rc != SL_OK;
+        }
     }
     return failed;
 }

@@ -1,6 +1,7 @@
 #include "shipper/http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,48 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The class of a transport error. COULDNT_CONNECT covers a refusal and an
+ * unreachable network alike; the socket's errno tells them apart. */
+static const char *error_kind(CURLcode rc, long os_errno)
+{
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "DNS";
+    case CURLE_COULDNT_CONNECT:
+        return os_errno == ECONNREFUSED                              ? "refused"
+               : os_errno == ETIMEDOUT                               ? "timeout"
+               : os_errno == EHOSTUNREACH || os_errno == ENETUNREACH ? "unreachable"
+                                                                     : "refused";
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+        return "TLS";
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return "closed";
+    default:
+        return "transport";
+    }
+}
+
 int sl_http_post(sl_http *h, const char *content_type, const char *content_encoding,
                  const void *body, size_t n, sl_http_result *res)
 {
@@ -289,6 +332,7 @@ int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_e
         /* RFC 6761 6.4: names under .invalid never resolve; answer at once
          * rather than asking a DNS server. */
         res->transport_error = CURLE_COULDNT_RESOLVE_HOST;
+        res->kind = "DNS";
         snprintf(res->error, sizeof res->error, "could not resolve host (reserved .invalid name)");
         return SL_EIO;
     }
@@ -327,10 +371,20 @@ int sl_http_post_hdr(sl_http *h, const char *content_type, const char *content_e
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
     res->body_len = h->body_len;
     res->body_truncated = h->truncated;
+    /* The address behind the url's name: which of a name's addresses
+     * refused, timed out or answered (`sluice check --connect`). */
+    char *ip = NULL;
+    long port = 0;
+    if (curl_easy_getinfo(h->curl, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip &&
+        curl_easy_getinfo(h->curl, CURLINFO_PRIMARY_PORT, &port) == CURLE_OK)
+        snprintf(res->peer, sizeof res->peer, strchr(ip, ':') ? "[%s]:%ld" : "%s:%ld", ip, port);
     if (rc == CURLE_WRITE_ERROR && h->over) rc = CURLE_OK; /* answered; the rest not read */
     if (rc != CURLE_OK) {
         res->transport_error = (int)rc;
         res->aborted = rc == CURLE_ABORTED_BY_CALLBACK;
+        long os_errno = 0;
+        curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
+        res->kind = res->aborted ? "aborted" : error_kind(rc, os_errno);
         snprintf(res->error, sizeof res->error, "%s",
                  h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
         return res->aborted ? SL_ECLOSED : SL_EIO;

@@ -42,7 +42,12 @@ typedef struct sl_http_result {
     bool body_truncated;
     char error[256];    /* transport error text; never contains credentials */
     char location[256]; /* Location header of the response ("" when none), cut */
-    double seconds;     /* time the request took */
+    char peer[64];      /* address:port last connected to or tried ("" when none was) */
+    /* What a transport error was, in the words operators use: "DNS",
+     * "refused", "unreachable", "timeout", "TLS", "closed" (the server
+     * hung up or answered with no HTTP), "transport"; NULL when none. */
+    const char *kind;
+    double seconds; /* time the request took */
 } sl_http_result;
 
 typedef struct sl_http sl_http;

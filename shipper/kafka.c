@@ -981,39 +981,10 @@ static int kafka_create(const sl_sink_ctx *ctx, void **state, sl_err *err)
 }
 
 /* Metadata from the brokers: for the topic when it is fixed, the cluster
- * only when it is a per-record template. */
+ * only when it is a per-record template (kafka_check.c). */
 static int kafka_probe(const sl_sink_ctx *ctx, sl_err *result)
 {
-    enum { PROBE_TIMEOUT_MS = 5000 };
-    void *state = NULL;
-    int rc = kafka_create(ctx, &state, result);
-    if (rc != SL_OK) return rc;
-    kafka *s = state;
-    /* Fixed: no reference to a record, its input or its file. */
-    char fixed[SL_KAFKA_TOPIC_MAX + 1];
-    size_t fixed_n = sl_tpl_render(s->conf.topic, NULL, NULL, fixed, SL_KAFKA_TOPIC_MAX, NULL);
-    fixed[fixed_n] = '\0';
-    const char *topic = sl_tpl_uses(s->conf.topic) == 0 ? fixed : NULL;
-    rd_kafka_topic_t *rkt = topic ? rd_kafka_topic_new(s->rk, topic, NULL) : NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(s->rk, 0, rkt, &md, PROBE_TIMEOUT_MS);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-        rc = sl_errf(result, SL_EIO, "no metadata from the brokers within %d ms: %s",
-                     PROBE_TIMEOUT_MS, rd_kafka_err2str(e));
-    else if (!topic)
-        sl_errf(result, SL_OK, "%d broker(s) answer; topic is a template, resolved per record",
-                md->broker_cnt);
-    else if (md->topic_cnt < 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        rc = sl_errf(result, SL_EIO, "topic %s: %s", topic,
-                     md->topic_cnt < 1 ? "not in the metadata"
-                                       : rd_kafka_err2str(md->topics[0].err));
-    else
-        sl_errf(result, SL_OK, "topic %s: %d partition(s) on %d broker(s)", topic,
-                md->topics[0].partition_cnt, md->broker_cnt);
-    if (md) rd_kafka_metadata_destroy(md);
-    if (rkt) rd_kafka_topic_destroy(rkt);
-    kafka_destroy(s);
-    return rc;
+    return sl_kafka_probe(ctx, kafka_keys, SL_CFG_NKEYS(kafka_keys), result);
 }
 
 const sl_sink_ops sl_kafka_sink_ops = {.type = "kafka",

@@ -20,4 +20,16 @@ extern const sl_sink_ops sl_kafka_sink_ops;
  * number of warnings; never an error. */
 int sl_kafka_check_key(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node *inputs);
 
+/* For `sluice check --connect`: asks the sink's brokers (keys: the sink's
+ * key table) for the topic's metadata, within about 5 s. A failure says
+ * what failed first (DNS, refused, unreachable, timeout, TLS, auth,
+ * closed), the brokers, then each broker's first failure as librdkafka
+ * words it; never a credential. SL_OK with what answered, or an error. */
+int sl_kafka_probe(const sl_sink_ctx *ctx, const sl_cfg_key *keys, size_t nkeys, sl_err *result);
+
+/* The same question for a `type: kafka` *input* (collector/kafka_input.c):
+ * its brokers, with its `librdkafka:` properties, asked for its first
+ * topic's metadata. The input's keys were checked by `sluice check`. */
+int sl_kafka_input_probe(sl_cfg *cfg, const sl_cfg_node *input, sl_err *result);
+
 #endif

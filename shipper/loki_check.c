@@ -1,10 +1,14 @@
 /* `sluice check` for Loki sinks: label names that look high-cardinality
- * and configured names Loki's rules would change (see loki.h). */
+ * and configured names Loki's rules would change (see loki.h); and
+ * `sluice check --connect`, the empty push that asks Loki whether it would
+ * accept (decision 0085). */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/redact.h"
 #include "shipper/loki.h"
+#include "shipper/loki_internal.h"
 #include "shipper/loki_limits.h"
 
 /* ---- sluice check: label cardinality ---- */
@@ -148,4 +152,95 @@ int sl_loki_check_labels(sl_cfg *cfg, const sl_cfg_node *sink, const sl_cfg_node
         }
     }
     return warnings;
+}
+
+/* ---- sluice check --connect ---- */
+
+/* What an HTTP status says to the operator, first word of the report. */
+static const char *status_kind(long status)
+{
+    if (status == 401 || status == 403) return "auth";
+    if (status == 404) return "path";
+    if (status == 429) return "limited";
+    if (status >= 500) return "server";
+    return "HTTP";
+}
+
+/* host:port of a url (the scheme's port when none is written), for a
+ * failure that happened before any address was tried (a refused connect
+ * leaves libcurl none to report). */
+static void url_address(const char *url, char *out, size_t cap)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    size_t n = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', n);
+    if (at) {
+        n -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    const char *rb = memchr(host, ']', n);
+    const char *from = rb ? rb : host;
+    bool port = memchr(from, ':', n - (size_t)(from - host)) != NULL;
+    bool tls = scheme && scheme - url == 5 && strncmp(url, "https", 5) == 0;
+    snprintf(out, cap, port ? "%.*s" : "%.*s:%s", (int)n, host, tls ? "443" : "80");
+}
+
+/* An empty push: Loki answers 204 without storing anything, so the push
+ * path, the tenant and the credentials are checked without a record. A
+ * failure names what failed first (DNS, refused, unreachable, timeout,
+ * TLS, closed; auth, path, server for an answer), then the url without
+ * its credentials and the address tried, so one line from any of a
+ * fleet's agents says where and why. */
+int sl_loki_sink_probe(const sl_sink_ctx *ctx, sl_err *result)
+{
+    void *state = NULL;
+    int rc = sl_loki_sink_create(ctx, &state, result);
+    if (rc != SL_OK) return rc;
+    loki *s = state;
+    static const char body[] = "{\"streams\":[]}";
+    sl_http_result r;
+    char msg[sizeof result->msg], at[96] = "";
+    rc = sl_http_post(s->w[0].http, "application/json", NULL, body, sizeof body - 1, &r);
+    /* The address tried, or the url's when none was (a url's query may
+     * hold a token, so a space, not ':', ends it for the redaction). */
+    char addr[80];
+    if (r.peer[0])
+        snprintf(addr, sizeof addr, "%s", r.peer);
+    else
+        url_address(s->url_log, addr, sizeof addr);
+    snprintf(at, sizeof at, " (%s)", addr);
+    if (rc != SL_OK) {
+        snprintf(msg, sizeof msg, "%s: POST %s%s: no answer after %.1f s: %s",
+                 r.kind ? r.kind : "transport", s->url_log, at, r.seconds, r.error);
+        rc = SL_EIO;
+    } else if (r.status >= 200 && r.status < 300) {
+        snprintf(msg, sizeof msg, "POST %s%s: HTTP %ld (the push path accepts)", s->url_log, at,
+                 r.status);
+    } else {
+        /* Loki says why in its body ("no org id", "authentication
+         * required"): the start of it, one line of printable bytes. */
+        char said[121];
+        size_t n = 0;
+        for (size_t i = 0; i < r.body_len && n + 1 < sizeof said; i++) {
+            unsigned char c = (unsigned char)r.body[i];
+            said[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        }
+        while (n && said[n - 1] == ' ') n--;
+        said[n] = '\0';
+        snprintf(msg, sizeof msg, "%s: POST %s%s: HTTP %ld%s%s%s", status_kind(r.status),
+                 s->url_log, at, r.status,
+                 r.status == 404                      ? " (wrong path? Loki pushes to "
+                                                        "/loki/api/v1/push)"
+                 : r.status == 401 || r.status == 403 ? " (check auth and tenant)"
+                                                      : "",
+                 n ? ": " : "", said);
+        rc = SL_EIO;
+    }
+    /* The url's query may hold a token (url_log hides only user:password@). */
+    char shown[sizeof result->msg];
+    sl_redact_text(shown, sizeof shown, msg, strlen(msg));
+    sl_errf(result, rc, "%s", shown);
+    sl_loki_sink_destroy(s);
+    return rc;
 }

@@ -593,28 +593,3 @@ void sl_loki_sink_destroy(void *state)
     free(s->url_log);
     free(s);
 }
-
-/* An empty push: Loki answers 204 without storing anything, so the push
- * path, the tenant and the credentials are checked without a record. */
-int sl_loki_sink_probe(const sl_sink_ctx *ctx, sl_err *result)
-{
-    void *state = NULL;
-    int rc = sl_loki_sink_create(ctx, &state, result);
-    if (rc != SL_OK) return rc;
-    loki *s = state;
-    static const char body[] = "{\"streams\":[]}";
-    sl_http_result r;
-    rc = sl_http_post(s->w[0].http, "application/json", NULL, body, sizeof body - 1, &r);
-    if (rc != SL_OK)
-        rc = sl_errf(result, SL_EIO, "POST %s: no answer: %s", s->url_log, r.error);
-    else if (r.status >= 200 && r.status < 300)
-        sl_errf(result, SL_OK, "POST %s: HTTP %ld (the push path accepts)", s->url_log, r.status);
-    else
-        rc = sl_errf(result, SL_EIO, "POST %s: HTTP %ld%s", s->url_log, r.status,
-                     r.status == 404                      ? " (wrong path? Loki pushes to "
-                                                            "/loki/api/v1/push)"
-                     : r.status == 401 || r.status == 403 ? " (check auth and tenant)"
-                                                          : "");
-    sl_loki_sink_destroy(s);
-    return rc;
-}

@@ -27,6 +27,15 @@ what the unit and the DaemonSet actually allow, read from those files:
   CRI lines are delivered; nothing is written outside the one writable
   volume (readOnlyRootFilesystem), and SIGTERM ends it within
   terminationGracePeriodSeconds.
+- the aggregation tier's StatefulSet (deploy/k8s/aggregator.yaml; base.yml
+  + prod.yml + aggregator.yml in a ConfigMap-shaped folder, the TLS Secret
+  at the manifest's path): its Services, disruption budget and claim
+  template fit the pod (selectors, target ports, the data volume), the
+  overlay's listeners expanded with the pod's env are the container's
+  ports; run as the pod's non-root user and fsGroup with no capability, no
+  privilege escalation, it binds them, answers its probes (HTTP and TCP),
+  takes syslog over UDP and a push over TLS and delivers them, writes only
+  on its claim, and SIGTERM ends it within the grace period.
 - the labels deploy/grafana/sluice-dashboard.json and
   deploy/prometheus/sluice-alerts.yml group (`by (...)`) and match
   (`{label=...}`) on are on the series those agents exported
@@ -59,6 +68,7 @@ from shipped_harness import *  # noqa: E402,F401,F403  the harness: agents, trac
 UNIT = os.path.join(SRC, "deploy", "sluice.service")
 AGG_DROPIN = os.path.join(SRC, "deploy", "sluice-aggregator.conf")
 DAEMONSET = os.path.join(SRC, "deploy", "k8s", "daemonset.yaml")
+AGG_K8S = os.path.join(SRC, "deploy", "k8s", "aggregator.yaml")
 
 
 # ---- the scenarios -------------------------------------------------------------------
@@ -224,14 +234,21 @@ def scenario_unit(settings, loki):
             shutil.rmtree(root, ignore_errors=True)
 
 
-def listen_ports(path):
-    """Every port the overlay's inputs listen on (the listen* keys)."""
+def expand(text, env):
+    """${VAR} and ${VAR:-default} as the configuration loader expands them."""
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}",
+                  lambda m: env.get(m.group(1)) or (m.group(2) or ""), text)
+
+
+def listen_ports(path, env=None):
+    """Every port the overlay's inputs listen on (the listen* keys), with
+    ${VAR:-default} expanded from env (the defaults when None)."""
     ports = []
     for i in yaml.safe_load(open(path)).get("inputs", []):
         for k, v in i.items():
             if k.startswith("listen") and isinstance(v, str):
                 kind = socket.SOCK_DGRAM if k == "listen_udp" else socket.SOCK_STREAM
-                ports.append((i["name"], k, int(v.rsplit(":", 1)[1]), kind))
+                ports.append((i["name"], k, int(expand(v, env or {}).rsplit(":", 1)[1]), kind))
     return ports
 
 
@@ -494,6 +511,258 @@ def scenario_daemonset(loki):
             shutil.rmtree(root, ignore_errors=True)
 
 
+def pod_env(c, fields):
+    env = {}
+    for e in c.get("env", []):
+        env[e["name"]] = e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
+def check_aggregator_manifest(docs, sts, c, env):
+    """The objects around the StatefulSet fit its pod: selectors, ports,
+    the budget, the claim, the listeners of the overlay."""
+    tmpl = sts["spec"]["template"]
+    labels = tmpl["metadata"]["labels"]
+    matches = lambda sel: sel and all(labels.get(k) == v for k, v in sel.items())
+    if not matches(sts["spec"]["selector"]["matchLabels"]):
+        fail("aggregator pod: the StatefulSet's selector does not match its pod's labels")
+    cports = {(p["name"], p["containerPort"], p.get("protocol", "TCP")) for p in c.get("ports", [])}
+    by_name = {p[0]: p for p in cports}
+    services = [d for d in docs if d.get("kind") == "Service"]
+    for svc in services:
+        name = svc["metadata"]["name"]
+        if not matches(svc["spec"].get("selector")):
+            fail("aggregator pod: Service %s selects no pod of the StatefulSet" % name)
+            continue
+        for sp in svc["spec"].get("ports", []):
+            tp = sp.get("targetPort", sp["port"])
+            cp = by_name.get(tp) if isinstance(tp, str) else \
+                next((p for p in cports if p[1] == tp and p[2] == sp.get("protocol", "TCP")), None)
+            if not cp or cp[2] != sp.get("protocol", "TCP"):
+                fail("aggregator pod: Service %s port %s/%s goes to %s, which the container does not declare "
+                     "with that protocol" % (name, sp["port"], sp.get("protocol", "TCP"), tp))
+            else:
+                ok("aggregator pod: Service %s %s/%s -> container port %s %d" %
+                   (name, sp["port"], sp.get("protocol", "TCP"), cp[0], cp[1]))
+    gov = [s for s in services if s["metadata"]["name"] == sts["spec"].get("serviceName")]
+    if not gov or gov[0]["spec"].get("clusterIP") != "None":
+        fail("aggregator pod: serviceName %s is not a headless Service of the file" % sts["spec"].get("serviceName"))
+    replicas = sts["spec"].get("replicas", 1)
+    for pdb in (d for d in docs if d.get("kind") == "PodDisruptionBudget"):
+        spec = pdb["spec"]
+        if not matches(spec["selector"].get("matchLabels")):
+            fail("aggregator pod: the PodDisruptionBudget selects no pod of the StatefulSet")
+        elif "maxUnavailable" in spec and not 0 < int(spec["maxUnavailable"]) < replicas or \
+                "minAvailable" in spec and not 0 < int(spec["minAvailable"]) < replicas:
+            fail("aggregator pod: the budget %s with %d replicas blocks every drain or allows none up" %
+                 (spec, replicas))
+        else:
+            ok("aggregator pod: disruption budget %s of %d replicas" %
+               (", ".join("%s %s" % kv for kv in spec.items() if kv[0] != "selector"), replicas))
+    claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
+    data_dir = env.get("SLUICE_DATA_DIR", base_data_dir())
+    data_mounts = [m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in claims and not m.get("readOnly")]
+    if under(data_dir, data_mounts):
+        ok("aggregator pod: data_dir %s is on its own claim (%s)" % (data_dir, " ".join(sorted(claims))))
+    else:
+        fail("aggregator pod: data_dir %s is not on a claim of the StatefulSet (%s)" % (data_dir, data_mounts))
+    # What the overlay binds with the pod's env is what the container declares.
+    want = {(p[2], "UDP" if p[3] == socket.SOCK_DGRAM else "TCP") for p in
+            listen_ports(os.path.join(SRC, "config", "aggregator.yml"), env)}
+    mport = int(env.get("SLUICE_METRICS_LISTEN", "x:9880").rsplit(":", 1)[1])
+    want.add((mport, "TCP"))
+    have = {(p[1], p[2]) for p in cports}
+    if want == have:
+        ok("aggregator pod: the overlay's listeners with the pod's env are the container's ports %s" %
+           " ".join("%d/%s" % x for x in sorted(want)))
+    else:
+        fail("aggregator pod: the overlay listens on %s, the container declares %s" % (sorted(want), sorted(have)))
+    return mport
+
+
+def push_tls(port, line):
+    """A Loki push over TLS (the test certificate, not verified): the status."""
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    body = json.dumps({"streams": [{"stream": {"job": "pushed"},
+                                    "values": [[str(time.time_ns()), line]]}]})
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30 * SCALE)
+    try:
+        conn.request("POST", "/loki/api/v1/push", body, {"Content-Type": "application/json"})
+        return conn.getresponse().status
+    except OSError as e:
+        return str(e)
+    finally:
+        conn.close()
+
+
+def scenario_aggregator_pod(loki):
+    """config/aggregator.yml as deploy/k8s/aggregator.yaml runs it."""
+    if not os.path.exists(AGG_K8S):
+        fail("aggregator pod: no %s: the aggregation tier has no Kubernetes manifest" % AGG_K8S)
+        return
+    docs = [d for d in yaml.safe_load_all(open(AGG_K8S)) if d]
+    sts = [d for d in docs if d.get("kind") == "StatefulSet"][0]
+    pod = sts["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    psc, sc = pod.get("securityContext", {}), c.get("securityContext", {})
+    env = pod_env(c, {"metadata.name": sts["metadata"]["name"] + "-0"})
+    mport = check_aggregator_manifest(docs, sts, c, env)
+    uid = sc.get("runAsUser", psc.get("runAsUser"))
+    gid = sc.get("runAsGroup", psc.get("runAsGroup", uid))
+    fsgroup = psc.get("fsGroup")
+    caps = sc.get("capabilities", {})
+    if uid in (None, 0) or not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+        fail("aggregator pod: runs as root (runAsUser %s, runAsNonRoot unset)" % uid)
+        return
+    if "ALL" not in caps.get("drop", []) or caps.get("add"):
+        fail("aggregator pod: capabilities %s: expected every one dropped, none added" % caps)
+    ok("aggregator pod: uid %d gid %d fsGroup %s, capabilities %s" % (uid, gid, fsgroup, caps))
+    ports = listen_ports(os.path.join(SRC, "config", "aggregator.yml"), env)
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    # What the configuration reads is mounted: /etc/sluice (the ConfigMap),
+    # the certificates aggregator.yml names with the pod's env (a Secret).
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    agg_text = expand(open(os.path.join(SRC, "config", "aggregator.yml")).read(), env)
+    reads = {"/etc/sluice": "configMap"}
+    reads.update({f: "secret" for f in re.findall(r"(?:cert|key)_file:\s*(\S+)", agg_text)})
+    missing = []
+    for path, source in sorted(reads.items()):
+        m = [m for mp, m in mounts.items() if under(path, [mp])]
+        if not m or source not in vols.get(m[0]["name"], {}):
+            missing.append("%s (from a %s)" % (path, source))
+    if missing:
+        fail("aggregator pod: read but not mounted: " + ", ".join(missing))
+    else:
+        ok("aggregator pod: /etc/sluice and the %d certificate files the overlay reads are mounted" % (len(reads) - 1))
+    busy = [p for p in ports if not port_free(p[2], p[3])]
+    if busy:
+        print("skip: aggregator pod: 127.0.0.1:%s in use on this machine" % ",".join(str(p[2]) for p in busy))
+        return
+    # The metrics port (every agent's default) on a free one, as for the
+    # DaemonSet; the probes that name it go there (the manifest's own
+    # number was checked against SLUICE_METRICS_LISTEN above).
+    run_mport = free_port()
+    root = setup_root()
+    agents = []
+    try:
+        # The claim as the kubelet hands it with fsGroup: root's, group-owned
+        # and group-writable, setgid.
+        claim_mount = [m["mountPath"] for m in c.get("volumeMounts", [])
+                       if m["name"] in {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}][0]
+        claim = os.path.join(root, "claim")
+        os.makedirs(claim)
+        os.chown(claim, 0, fsgroup if fsgroup is not None else gid)
+        os.chmod(claim, 0o2775)
+        data_dir = env.get("SLUICE_DATA_DIR", base_data_dir())
+        data = claim + data_dir[len(claim_mount):] if under(data_dir, [claim_mount]) else data_dir
+        # The TLS Secret: root:fsGroup, its defaultMode.
+        tls = os.path.join(root, "tls")
+        make_cert(tls, "root")
+        tls_mount = [m for m in mounts.values() if m["mountPath"] == env.get("SLUICE_TLS_DIR")]
+        mode = vols[tls_mount[0]["name"]]["secret"].get("defaultMode", 0o644) if tls_mount else 0o644
+        for name in ("syslog", "push"):
+            for ext, src in (("crt", "crt.pem"), ("key", "key.pem")):
+                dst = os.path.join(tls, "%s.%s" % (name, ext))
+                shutil.copy(os.path.join(tls, src), dst)
+                os.chown(dst, 0, fsgroup if fsgroup is not None else 0)
+                os.chmod(dst, mode)
+        os.chmod(tls, 0o755)
+        secrets = os.path.join(root, "secrets")
+        os.makedirs(secrets)
+        site = "SLUICE_LOKI_URL=%s\nSLUICE_KAFKA_BROKERS=127.0.0.1:%d\n" % (loki.url, free_port())
+        etc = configmap_dir(root, [(f, open(os.path.join(SRC, "config", f)).read())
+                                   for f in ("base.yml", "prod.yml", "aggregator.yml")] + [("site.env", site)])
+        # The manifest's env; its 0.0.0.0 on 127.0.0.1, its paths here.
+        paths = {data_dir: data, env.get("SLUICE_TLS_DIR"): tls,
+                 env.get("CREDENTIALS_DIRECTORY"): secrets}
+        run_env = {k: paths.get(v, v).replace("0.0.0.0", "127.0.0.1") for k, v in env.items()}
+        run_env["SLUICE_CONFIG_DIR"] = etc
+        run_env["SLUICE_METRICS_LISTEN"] = "127.0.0.1:%d" % run_mport
+        groups = [str(fsgroup)] if fsgroup is not None else []
+        setpriv = ["--reuid", str(uid), "--regid", str(gid)] + \
+            (["--groups", ",".join(groups)] if groups else ["--clear-groups"]) + \
+            ["--bounding-set", "-all", "--inh-caps", "-all"]
+        if sc.get("allowPrivilegeEscalation") is False:
+            setpriv.append("--no-new-privs")
+        loki.status = 204
+        a = Agent(root, "aggregator-pod", setpriv, clean_env(**run_env))
+        agents.append(a)
+        if not wait_for("start", lambda: a.started() or a.exited(), 30) or not a.started():
+            fail("aggregator pod: the agent did not start as uid %d with no capability: %s" %
+                 (uid, "\n".join(l for l in a.text().splitlines() if "level=error" in l)[-1500:]))
+            return
+        ok("aggregator pod: base + prod + aggregator.yml start as uid %d, listening on %s" %
+           (uid, " ".join("%d/%s" % (p[2], "udp" if p[3] == socket.SOCK_DGRAM else "tcp") for p in ports)))
+        named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        at = lambda port: run_mport if port == mport else port
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if kind not in c:
+                continue
+            pr = c[kind]
+            if "httpGet" in pr:
+                h = pr["httpGet"]
+                port = named.get(h["port"]) if isinstance(h["port"], str) else h["port"]
+                if wait_for(kind, lambda: get(at(port), h["path"])[0] == 200, 30):
+                    ok("aggregator pod: %s GET %s answers 200 on %d" % (kind, h["path"], port))
+                else:
+                    fail("aggregator pod: %s GET %s on %d: %s" % (kind, h["path"], port, get(at(port), h["path"])))
+            elif "tcpSocket" in pr:
+                t = pr["tcpSocket"]
+                port = named.get(t["port"]) if isinstance(t["port"], str) else t["port"]
+
+                def accepts():
+                    try:
+                        socket.create_connection(("127.0.0.1", at(port)), timeout=2).close()
+                        return True
+                    except OSError:
+                        return False
+                if wait_for(kind, accepts, 30):
+                    ok("aggregator pod: %s TCP %d accepts" % (kind, port))
+                else:
+                    fail("aggregator pod: %s TCP %d does not accept" % (kind, port))
+            else:
+                fail("aggregator pod: %s is neither httpGet nor tcpSocket: not checked" % kind)
+        udp = [p for p in ports if p[1] == "listen_udp"][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            def sent_and_read():
+                s.sendto(b"<13>1 2026-12-07T00:00:00Z dev-1 app - - - hello pod", ("127.0.0.1", udp[2]))
+                return (metric(run_mport, "sluice_input_records_total", {"input": udp[0]}) or 0) >= 1
+            if wait_for("syslog", sent_and_read, 30):
+                ok("aggregator pod: a syslog datagram to %d was read" % udp[2])
+            else:
+                fail("aggregator pod: syslog over UDP not read: %s" % a.text()[-1500:])
+        push = [p for p in ports if p[0] == "push"]
+        if push:
+            st = push_tls(push[0][2], "hello push")
+            if st == 204:
+                ok("aggregator pod: a push over TLS to %d with the Secret's certificate: 204" % push[0][2])
+            else:
+                fail("aggregator pod: push over TLS to %d: %s: %s" % (push[0][2], st, a.text()[-1500:]))
+        if wait_for("delivered", metric_at_least(run_mport, "sluice_sink_records_total", {"sink": "loki"}, 2), 30):
+            ok("aggregator pod: both reached Loki")
+        else:
+            fail("aggregator pod: delivered %s" % metric(run_mport, "sluice_sink_records_total", {"sink": "loki"}))
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        t0 = time.monotonic()
+        rc = a.stop(grace)
+        if rc == 0:
+            ok("aggregator pod: SIGTERM, exit 0 in %.1f s (grace %d s)" % (time.monotonic() - t0, grace))
+        else:
+            fail("aggregator pod: stop: exit %s after %.1f s (grace %d s): %s" %
+                 (rc, time.monotonic() - t0, grace, a.text()[-1500:]))
+        writable = [claim] if sc.get("readOnlyRootFilesystem") else [claim, "/"]
+        check_trace("aggregator pod", a.trace, writable, None, None, root)
+    finally:
+        for x in agents:
+            x.kill()
+        if not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def aggregations(expr):
     """(label names, the expression they group) of every `by (...) (...)`."""
     for m in re.finditer(r"\bby\s*\(([^)]*)\)\s*\(", expr):
@@ -550,10 +819,15 @@ def check_stop_budgets(settings):
     stop = seconds(settings.get("TimeoutStopSec", ["90s"])[-1])
     ds = [d for d in yaml.safe_load_all(open(DAEMONSET)) if d and d.get("kind") == "DaemonSet"][0]
     grace = ds["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+    limits = [("TimeoutStopSec", stop), ("the DaemonSet's terminationGracePeriodSeconds", grace)]
+    if os.path.exists(AGG_K8S):
+        sts = [d for d in yaml.safe_load_all(open(AGG_K8S)) if d and d.get("kind") == "StatefulSet"][0]
+        limits.append(("the aggregator's terminationGracePeriodSeconds",
+                       sts["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)))
     base = yaml.safe_load(open(os.path.join(SRC, "config", "base.yml"))).get("shutdown_timeout", "10s")
     for env in ("staging", "prod"):
         t = seconds(yaml.safe_load(open(os.path.join(SRC, "config", env + ".yml"))).get("shutdown_timeout", base))
-        for who, limit in (("TimeoutStopSec", stop), ("terminationGracePeriodSeconds", grace)):
+        for who, limit in limits:
             if t + 5 > limit:
                 fail("%s.yml: shutdown_timeout %gs leaves under 5 s of %s %gs" % (env, t, who, limit))
             else:
@@ -583,6 +857,7 @@ def main():
         dropins = [AGG_DROPIN] if os.path.exists(AGG_DROPIN) else []
         scenario_aggregator(unit_settings(UNIT, *dropins), loki)
         scenario_daemonset(loki)
+        scenario_aggregator_pod(loki)
         check_labels()
     finally:
         loki.close()

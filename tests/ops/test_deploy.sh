@@ -87,6 +87,61 @@ refused "a missing package" "make deb" --env prod --deb "$TMP/missing.deb"
 refused "a bad --set" "--set wants NAME=VALUE" --env prod --set 'not-a-pair'
 "$DEPLOY" --help | grep -q -- '--set NAME=VALUE' && ok "deploy.sh --help" || fail "deploy.sh --help"
 
+# An operator's own environment (decision 0085): --overlay FILE, no edit of
+# deploy.sh. A dry run against a package made here (the binary, base.yml,
+# site.env) and a configuration folder of this test's where another own
+# environment was installed before and a local overlay sits beside it.
+if has dpkg-deb; then
+    P="$TMP/fakepkg"
+    mkdir -p "$P/DEBIAN" "$P/usr/bin" "$P/etc/sluice"
+    printf 'Package: sluice\nVersion: 0.1.0\nArchitecture: %s\nMaintainer: test <t@example.org>\nDescription: test\n' \
+        "$(dpkg --print-architecture)" >"$P/DEBIAN/control"
+    cp "$BIN" "$P/usr/bin/sluice"
+    cp "$SRC/config/base.yml" "$SRC/debian/site.env" "$P/etc/sluice/"
+    FAKEDEB="$TMP/sluice-test.deb"
+    dpkg-deb --root-owner-group -Zgzip -b "$P" "$FAKEDEB" >/dev/null 2>&1 || fail "dpkg-deb -b of the test package"
+    CONFD="$TMP/conf"
+    mkdir -p "$CONFD"
+    cp "$SRC/config/prod.yml" "$CONFD/us-east.yml"
+    echo us-east >"$CONFD/.environment"
+    printf 'log:\n  level: info\n' >"$CONFD/zz-local.yml"
+    OWNF="$TMP/eu-west.yml"
+    { cat "$SRC/config/prod.yml"; printf '\n# eu-west\n'; } >"$OWNF"
+    sed -i 's/^      env: prod$/      env: eu-west/' "$OWNF"
+    SETS=(--set SLUICE_LOKI_URL=http://127.0.0.1:3100/loki/api/v1/push --set SLUICE_KAFKA_BROKERS=127.0.0.1:9092)
+    before=$(cd "$CONFD" && ls -A | sort | tr '\n' ' ')
+    out=$(SLUICE_DEPLOY_CONF="$CONFD" "$DEPLOY" --overlay "$OWNF" --deb "$FAKEDEB" --dry-run "${SETS[@]}" 2>&1)
+    rc=$?
+    if [ "$rc" = 0 ] && grep -q "would: install $CONFD/eu-west.yml" <<<"$out" &&
+        grep -q "would: remove $CONFD/us-east.yml (the us-east overlay" <<<"$out" &&
+        ! grep -q "zz-local" <<<"$out" && [ "$(cd "$CONFD" && ls -A | sort | tr '\n' ' ')" = "$before" ]; then
+        ok "deploy.sh --overlay eu-west.yml: installs it as eu-west.yml, removes the previous own environment (dry run: nothing changed)"
+    else
+        fail "deploy.sh --overlay ($rc): $out"
+    fi
+    # The own overlay is checked like a shipped one, local overlays included.
+    printf 'inputs:\n  - name: system\n    start_at: sometimes\n' >"$TMP/broken.yml"
+    out=$(SLUICE_DEPLOY_CONF="$CONFD" "$DEPLOY" --overlay "$TMP/broken.yml" --deb "$FAKEDEB" --dry-run "${SETS[@]}" 2>&1)
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q "start_at" <<<"$out" && grep -q "do not pass 'sluice check --service'" <<<"$out"; then
+        ok "deploy.sh --overlay with an error: refused by the check, naming it"
+    else
+        fail "deploy.sh --overlay broken.yml ($rc): $out"
+    fi
+    refused "--overlay named like a non-environment file" "not an environment name" --overlay "$OWNF" --env base \
+        --deb "$FAKEDEB" --dry-run
+    cp "$OWNF" "$TMP/EU West.yml"
+    refused "--overlay whose name is no file name" "lower-case letters" --overlay "$TMP/EU West.yml" --deb "$FAKEDEB" \
+        --dry-run
+    refused "--overlay of a missing file" "no such file" --overlay "$TMP/none.yml" --deb "$FAKEDEB"
+    out=$(SLUICE_DEPLOY_CONF="$CONFD" "$DEPLOY" --env prod --deb "$FAKEDEB" "${SETS[@]}" 2>&1) &&
+        fail "SLUICE_DEPLOY_CONF outside a dry run accepted: $out" ||
+        { grep -q "for --dry-run only" <<<"$out" && ok "deploy.sh refuses SLUICE_DEPLOY_CONF outside a dry run" ||
+            fail "SLUICE_DEPLOY_CONF: $out"; }
+else
+    skip "dpkg-deb is not installed: deploy.sh --overlay not run"
+fi
+
 # ---- systemd unit -------------------------------------------------------------------
 UNIT="$SRC/deploy/sluice.service"
 for d in 'User=sluice' 'ProtectSystem=strict' 'ReadWritePaths=/var/lib/sluice' 'NoNewPrivileges=yes' \

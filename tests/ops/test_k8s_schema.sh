@@ -38,12 +38,13 @@ else
 fi
 BROKEN=$(mktemp "${TMPDIR:-/tmp}/sluice-k8s-broken.XXXXXX.yaml")
 trap 'rm -f "$BROKEN"' EXIT
-# refused NAME SED-EXPRESSION EXPECTED-OUTPUT: the DaemonSet changed by the
-# expression must fail the check, naming what is wrong.
+# refused NAME SED-EXPRESSION EXPECTED-OUTPUT [MANIFEST]: the manifest (the
+# DaemonSet by default) changed by the expression must fail the check,
+# naming what is wrong.
 refused() {
-    local name=$1 expr=$2 expect=$3 out
-    sed "$expr" "$SRC/deploy/k8s/daemonset.yaml" >"$BROKEN"
-    if cmp -s "$BROKEN" "$SRC/deploy/k8s/daemonset.yaml"; then
+    local name=$1 expr=$2 expect=$3 file=${4:-$SRC/deploy/k8s/daemonset.yaml} out
+    sed "$expr" "$file" >"$BROKEN"
+    if cmp -s "$BROKEN" "$file"; then
         echo "FAIL: $name: the edit changed nothing (the manifest moved on?)"
         FAILS=$((FAILS + 1))
     elif out=$(node "$DIR/check.mjs" "$BROKEN" 2>&1); then
@@ -63,4 +64,14 @@ refused "a misspelled securityContext field" 's/readOnlyRootFilesystem:/readOnly
     "unknown field spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem"
 refused "a misspelled volume source" '0,/hostPath:/s//hostpath:/' "unknown field spec.template.spec.volumes["
 refused "a misspelled top-level field" '0,/^spec:/s//sepc:/' "unknown field sepc"
+# The aggregation tier's kinds are checked as strictly (decision 0085).
+AGG="$SRC/deploy/k8s/aggregator.yaml"
+refused "aggregator: a misspelled claim template field" 's/accessModes:/accessMode:/' \
+    "unknown field spec.volumeClaimTemplates[0].spec.accessMode" "$AGG"
+refused "aggregator: a misspelled Service field" 's/^  externalTrafficPolicy:/  externalTrafficPolicyy:/' \
+    "unknown field spec.externalTrafficPolicyy" "$AGG"
+refused "aggregator: a misspelled disruption budget field" 's/maxUnavailable: 1/maxUnavailible: 1/' \
+    "unknown field spec.maxUnavailible" "$AGG"
+refused "aggregator: a string replica count" 's/replicas: 2/replicas: two/' \
+    "replicas must be integer" "$AGG"
 [ "$FAILS" -eq 0 ]

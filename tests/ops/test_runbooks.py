@@ -20,7 +20,14 @@ reason for Kafka (exit 1); `sluice run --dry-run --stdin --input NAME`
 prints records; `sluice tail` without the tap says how to turn it on, and
 with config/tap.yml copied in (the pages' recipe, the token handed to the
 agent as a systemd credential would be) it follows a running agent's
-records. 127.0.0.1 only; waits for events, never a fixed time."""
+records. The aggregation tier's page (aggregator.md) runs its `sluice`
+commands on the aggregator's layout (base.yml, prod.yml, aggregator.yml,
+its certificates) and its `kubectl` commands as far as no cluster is
+needed: `create configmap|secret` with `--dry-run=client` in a copy of the
+source tree (the objects the manifests mount, with the keys the overlay
+reads), `apply -f` of a manifest that exists, every `kind/name`, pod and
+`-l` selector one of the manifests defines (decision 0085). 127.0.0.1
+only; waits for events, never a fixed time."""
 import ctypes
 import json
 import os
@@ -103,6 +110,119 @@ def commands(text):
                     cmd.append(w)
         i += 1
     return out
+
+
+AGGREGATOR_PAGE = "aggregator.md"
+
+
+def kubectl_commands(text):
+    """(line number, argv after `kubectl`) of every kubectl command of the
+    fenced code blocks (with `\\` continuations)."""
+    out = []
+    lines = text.splitlines()
+    fenced, i = False, 0
+    while i < len(lines):
+        line, n = lines[i], i + 1
+        if line.strip().startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            while line.rstrip().endswith("\\") and i + 1 < len(lines):
+                i += 1
+                line = line.rstrip()[:-1] + " " + lines[i].strip()
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "kubectl":
+                out.append((n, words[1:]))
+        i += 1
+    return out
+
+
+def manifests():
+    docs = []
+    d = os.path.join(SRC, "deploy", "k8s")
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".yaml"):
+            docs += [(f, x) for x in yaml.safe_load_all(open(os.path.join(d, f))) if x]
+    return docs
+
+
+def check_kubectl(page, n, argv, scratch):
+    """One kubectl command of a page, against the manifests; `create` run
+    with --dry-run=client in scratch (a copy of the tree the page's
+    commands start from)."""
+    where = "%s:%d: kubectl %s" % (page, n, " ".join(argv))
+    docs = manifests()
+    words = [a for a in argv]
+    ns = None
+    if "-n" in words:
+        ns = words[words.index("-n") + 1]
+        del words[words.index("-n"):words.index("-n") + 2]
+    spaces = {d["metadata"].get("namespace") for _, d in docs if d["metadata"].get("namespace")}
+    if ns and ns not in spaces:
+        fail("%s: namespace %s, the manifests use %s" % (where, ns, " ".join(sorted(spaces))))
+    verb = words[0] if words else ""
+    sets = [d for _, d in docs if d.get("kind") in ("StatefulSet", "DaemonSet", "Deployment")]
+    mounted = {}
+    for d in sets:
+        for v in d["spec"]["template"]["spec"].get("volumes", []):
+            if "configMap" in v:
+                mounted[("configmap", v["configMap"]["name"])] = d
+            if "secret" in v:
+                mounted[("secret", v["secret"]["secretName"])] = d
+    if verb == "create":
+        kind = words[1] if words[1] != "secret" else "secret"
+        name = words[2] if words[1] != "secret" else words[3]
+        if (kind, name) not in mounted:
+            fail("%s: creates %s %s, which no manifest mounts" % (where, kind, name))
+            return
+        r = subprocess.run(["kubectl"] + argv + ["--dry-run=client", "-o", "yaml"], cwd=scratch,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            fail("%s: exit %d: %s" % (where, r.returncode, r.stderr[-500:]))
+            return
+        keys = set((yaml.safe_load(r.stdout) or {}).get("data", {}))
+        if kind == "configmap":
+            want = {"base.yml", "site.env"}
+            if "aggregator" in mounted[(kind, name)]["metadata"]["name"]:
+                want.add("aggregator.yml")
+        else:
+            # The files the overlay reads under SLUICE_TLS_DIR.
+            want = set(re.findall(r"\$\{SLUICE_TLS_DIR[^}]*\}/([\w.-]+)",
+                                  open(os.path.join(SRC, "config", "aggregator.yml")).read()))
+        if want - keys:
+            fail("%s: the %s lacks %s" % (where, kind, " ".join(sorted(want - keys))))
+        else:
+            ok("%s: a %s of %s, mounted by %s" % (where, kind, " ".join(sorted(keys)),
+                                                    mounted[(kind, name)]["metadata"]["name"]))
+    elif verb == "apply":
+        f = words[words.index("-f") + 1]
+        if not os.path.isfile(os.path.join(SRC, f)) or not f.startswith("deploy/k8s/"):
+            fail("%s: %s is not a manifest of deploy/k8s (test_k8s_schema checks those)" % (where, f))
+        else:
+            ok("%s: %s is shipped (its schema: test_k8s_schema)" % (where, f))
+    else:
+        bad = []
+        for w in words[1:]:
+            if w == "--":
+                break
+            m = re.fullmatch(r"(statefulset|daemonset|deployment|service|pod)/([\w.-]+)", w)
+            if m and not any(d["kind"].lower() == m.group(1) and d["metadata"]["name"] == m.group(2)
+                             for _, d in docs):
+                bad.append(w)
+        if verb in ("exec", "logs", "describe") and len(words) > 1:
+            pod = words[2] if verb == "describe" and words[1] == "pod" else words[1]
+            if not pod.startswith("<") and not any(
+                    re.fullmatch(re.escape(d["metadata"]["name"]) + r"-\d+" +
+                                 ("" if d["kind"] == "StatefulSet" else r"[\w-]*"), pod) for d in sets):
+                bad.append(pod)
+        if "-l" in words:
+            sel = dict(x.split("=", 1) for x in words[words.index("-l") + 1].split(","))
+            if not any(all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
+                       for d in sets):
+                bad.append("-l " + words[words.index("-l") + 1])
+        if bad:
+            fail("%s: names what no manifest defines: %s" % (where, " ".join(bad)))
+        else:
+            ok("%s: names only what the manifests define" % where)
 
 
 def run(argv, env, stdin=None, timeout=60):
@@ -216,6 +336,19 @@ def check_live(found):
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 env[k] = os.environ[k]
+        # An aggregator's /etc/sluice: the node's files, aggregator.yml and
+        # the certificates it names (SLUICE_TLS_DIR, as the pod sets it).
+        agg_etc, tls = os.path.join(root, "etc-aggregator"), os.path.join(root, "tls")
+        os.makedirs(agg_etc)
+        os.makedirs(tls)
+        for f in ("base.yml", "prod.yml", "site.env"):
+            shutil.copy(os.path.join(etc, f), agg_etc)
+        shutil.copy(os.path.join(SRC, "config", "aggregator.yml"), agg_etc)
+        for name in ("syslog", "push"):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-subj", "/CN=127.0.0.1", "-days", "2", "-keyout", "%s/%s.key" % (tls, name),
+                            "-out", "%s/%s.crt" % (tls, name)], check=True, capture_output=True)
+        agg_env = dict(env, SLUICE_CONFIG_DIR=agg_etc, SLUICE_TLS_DIR=tls)
         inputs = set()
         for f in ("base.yml", "prod.yml", "k8s.yml"):
             inputs |= {i["name"] for i in yaml.safe_load(open(os.path.join(SRC, "config", f))).get("inputs", [])}
@@ -226,19 +359,28 @@ def check_live(found):
             argv = [etc + a[len("/etc/sluice"):] if a.startswith("/etc/sluice/") else a for a in argv]
             where = "%s:%d" % (page, n)
             if argv[0] == "check":
-                r = run(argv, env)
+                layout = "aggregator" if page == AGGREGATOR_PAGE else "node"
+                r = run(argv, agg_env if page == AGGREGATOR_PAGE else env)
                 if "--connect" in argv:
                     said = r.stdout + r.stderr
-                    if r.returncode == 1 and re.search(r"^connect loki \(loki\): ok", said, re.M) and \
-                            re.search(r"^connect events \(kafka\): FAILED: no metadata from the brokers", said, re.M):
-                        ok("%s: sluice %s: loki ok, the absent Kafka FAILED with the reason, exit 1" %
-                           (where, " ".join(argv)))
+                    # What failed, which broker, as librdkafka says it.
+                    # The aggregator's Kafka input dials the same absent brokers.
+                    input_ok = page != AGGREGATOR_PAGE or re.search(
+                        r"^connect input kafka \(kafka\): FAILED: refused: no metadata from brokers", said, re.M)
+                    if r.returncode == 1 and input_ok and re.search(r"^connect loki \(loki\): ok", said, re.M) and \
+                            re.search(r"^connect events \(kafka\): FAILED: refused: no metadata from brokers "
+                                      r"127\.0\.0\.1:(\d+) in \d+ ms: 127\.0\.0\.1:\1/bootstrap: Connect to .* "
+                                      r"Connection refused", said, re.M):
+                        ok("%s: sluice %s (%s): loki ok, the absent Kafka FAILED: refused, naming the broker, exit 1" %
+                           (where, " ".join(argv), layout))
                     else:
                         fail("%s: sluice %s: exit %d: %s" % (where, " ".join(argv), r.returncode, said[-1500:]))
                 elif r.returncode == 0:
-                    ok("%s: sluice %s on the shipped files" % (where, " ".join(argv)))
+                    ok("%s: sluice %s on the shipped files (%s)" % (where, " ".join(argv), layout))
                 else:
                     fail("%s: sluice %s: exit %d: %s" % (where, " ".join(argv), r.returncode, r.stderr[-800:]))
+            elif page == AGGREGATOR_PAGE:
+                fail("%s: sluice %s: only `check` is run on the aggregator's layout here" % (where, " ".join(argv)))
             elif argv[0] == "run" and "--stdin" in argv:
                 name = argv[argv.index("--input") + 1]
                 if name not in inputs:
@@ -330,6 +472,31 @@ def check_live(found):
             shutil.rmtree(root, ignore_errors=True)
 
 
+def check_kubectl_pages():
+    """The pages' kubectl commands, from a copy of the tree with the files
+    they name (site.env from debian/site.env, the TLS files)."""
+    found = [(page, n, argv) for page, text in pages() for n, argv in kubectl_commands(text)]
+    if not any(page == AGGREGATOR_PAGE for page, _, _ in found):
+        fail("%s: no kubectl command: the tier on Kubernetes is not in its runbook" % AGGREGATOR_PAGE)
+        return
+    if not shutil.which("kubectl"):
+        print("note: kubectl is not installed: the pages' kubectl commands are checked against the "
+              "manifests, not run")
+    scratch = tempfile.mkdtemp(prefix="sluice-runbooks-kubectl.")
+    try:
+        shutil.copytree(os.path.join(SRC, "config"), os.path.join(scratch, "config"))
+        shutil.copytree(os.path.join(SRC, "deploy"), os.path.join(scratch, "deploy"))
+        shutil.copy(os.path.join(SRC, "debian", "site.env"), os.path.join(scratch, "site.env"))
+        for f in ("syslog.crt", "syslog.key", "push.crt", "push.key"):
+            open(os.path.join(scratch, f), "w").write("test\n")
+        for page, n, argv in found:
+            if argv[:3] == ["-n", "logging", "create"] and not shutil.which("kubectl"):
+                continue
+            check_kubectl(page, n, argv, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         print("no sluice binary at " + BIN)
@@ -337,13 +504,16 @@ def main():
     found, seen = [], set()
     for page, text in pages():
         for n, argv in commands(text):
-            if tuple(argv) not in seen:
-                seen.add(tuple(argv))
+            # The aggregator's page runs on its own layout: not a repeat.
+            key = (page == AGGREGATOR_PAGE, tuple(argv))
+            if key not in seen:
+                seen.add(key)
                 found.append((page, n, argv))
     if not found:
         fail("no sluice command found in docs/runbooks")
     check_static(found)
     check_live(found)
+    check_kubectl_pages()
     print()
     if FAILS:
         print("%d check(s) failed" % len(FAILS))

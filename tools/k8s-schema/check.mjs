@@ -20,11 +20,17 @@ import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
 import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
+import { Service } from "kubernetes-models/v1/Service";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { validate as vServiceAccount } from "kubernetes-models/_schemas/IoK8sApiCoreV1ServiceAccount";
 import { validate as vConfigMap } from "kubernetes-models/_schemas/IoK8sApiCoreV1ConfigMap";
 import { validate as vClusterRole } from "kubernetes-models/_schemas/IoK8sApiRbacV1ClusterRole";
 import { validate as vClusterRoleBinding } from "kubernetes-models/_schemas/IoK8sApiRbacV1ClusterRoleBinding";
 import { validate as vDaemonSet } from "kubernetes-models/_schemas/IoK8sApiAppsV1DaemonSet";
+import { validate as vStatefulSet } from "kubernetes-models/_schemas/IoK8sApiAppsV1StatefulSet";
+import { validate as vService } from "kubernetes-models/_schemas/IoK8sApiCoreV1Service";
+import { validate as vPodDisruptionBudget } from "kubernetes-models/_schemas/IoK8sApiPolicyV1PodDisruptionBudget";
 
 const models = {
   "v1/ServiceAccount": [ServiceAccount, vServiceAccount],
@@ -32,6 +38,10 @@ const models = {
   "rbac.authorization.k8s.io/v1/ClusterRole": [ClusterRole, vClusterRole],
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": [ClusterRoleBinding, vClusterRoleBinding],
   "apps/v1/DaemonSet": [DaemonSet, vDaemonSet],
+  // The aggregation tier (deploy/k8s/aggregator.yaml, decision 0085).
+  "apps/v1/StatefulSet": [StatefulSet, vStatefulSet],
+  "v1/Service": [Service, vService],
+  "policy/v1/PodDisruptionBudget": [PodDisruptionBudget, vPodDisruptionBudget],
 };
 
 // A copy of `value` in which every object and array is a proxy adding the

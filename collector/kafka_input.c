@@ -1381,6 +1381,11 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
     pthread_mutex_init(&in->mu, NULL);
     register_metrics(in);
     in->gen_readable = group_generation_readable();
+    if (!in->gen_readable)
+        sl_log(SL_LOG_INFO, "kafka_group_generation_unknown",
+               "input=%s (this librdkafka does not write its group metadata as 2.0.2 does: "
+               "every partition new to a member waits handover_wait; decision 0083)",
+               ctx->name);
     int rc = consumer_new(in, err);
     if (rc != SL_OK) {
         pthread_mutex_destroy(&in->mu);

@@ -11,7 +11,9 @@
  *    the receiver has, lag grows; after it, everything arrives and the
  *    commits reach the end.
  *  - `format: json` restores line, time, labels and fields of what the
- *    Kafka sink writes with `value: json`; key and headers become fields. */
+ *    Kafka sink writes with `value: json`; key and headers become fields.
+ *  - In the group's first generation a member reads at once, without
+ *    handover_wait; a member joining later waits (decision 0083). */
 #include <dirent.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>

@@ -55,6 +55,12 @@ SLUICE_KIN_BASE_EXTRA (YAML lines for (a0)'s kafka input instead of
 SLUICE_KIN_INPUT_EXTRA: with it, (a0) runs this build unless
 SLUICE_KIN_BASE names another, so two settings are compared in one
 invocation),
+SLUICE_KIN_THREADS=1 (every thread's CPU between the 10 % and 90 % marks,
+per process: the agent's, the mock cluster's and the receiver's, in cores
+(CPU s per wall s) and CPU s/GB, with the bound two cores put on the rate:
+the wall is at least the sum of every thread's CPU / 2 and at least the
+busiest thread's; and the same bound with the mock cluster and the receiver
+on other machines: the agent's own threads only),
 SLUICE_KIN_PERF (a folder: after the rounds, one more kafka -> Loki and
 one more file -> Loki run under `perf record -g -p PID`, and their reports
 in PERF/kafka_loki and PERF/file_loki: report.txt by symbol, threads.txt by
@@ -91,6 +97,7 @@ PERF = os.environ.get("SLUICE_KIN_PERF", "")
 SLUICE = os.path.join(BUILD, "cli", "sluice")
 BASE_EXTRA = os.environ.get("SLUICE_KIN_BASE_EXTRA")
 BASE = os.environ.get("SLUICE_KIN_BASE", "") or (SLUICE if BASE_EXTRA is not None else "")
+THREADS = os.environ.get("SLUICE_KIN_THREADS", "") not in ("", "0")
 TIMEOUT = 600
 FAILED = []
 
@@ -138,6 +145,45 @@ def broker_cpu_s(pid):
     except (FileNotFoundError, ProcessLookupError):
         return float("nan")
     return total if seen else float("nan")
+
+
+def tasks_cpu(pid):
+    """{tid: (name, user + system CPU seconds)} of a live process's threads
+    ({} once it is gone)."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = st.rsplit(")", 1)[1].split()
+        out[tid] = (st[st.index("(") + 1:st.rindex(")")],
+                    (int(fields[11]) + int(fields[12])) / TICK)
+    return out
+
+
+def thread_split(procs0, procs1):
+    """CPU seconds per thread between two tasks_cpu snapshots of each
+    process ({process: snapshot}): {(process, thread): seconds}, a thread
+    named by its name; unnamed threads of the agent (named like the
+    process) and same-named ones are numbered by CPU, busiest first, since
+    their ids change from run to run."""
+    out = {}
+    for proc, s1 in procs1.items():
+        s0 = procs0.get(proc, {})
+        by_name = {}
+        for tid, (name, c1) in s1.items():
+            by_name.setdefault(name, []).append(c1 - s0.get(tid, (name, 0.0))[1])
+        for name, cs in by_name.items():
+            cs.sort(reverse=True)
+            for i, c in enumerate(cs):
+                out[(proc, name if len(cs) == 1 else f"{name}#{i + 1}")] = c
+    return out
 
 
 class Bench:
@@ -276,8 +322,14 @@ ruleset(name="r") {{
                         t_first = now
                     if t10 is None and counter.n >= LINES // 10:
                         t10, n10, cpu10 = now, counter.n, cpu_s(agent.pid)
+                        if THREADS:
+                            thr10 = {"agent": tasks_cpu(agent.pid), "mock": tasks_cpu(mock.pid),
+                                     "receiver": tasks_cpu(rx.pid) if rx else {}}
                     if t90 is None and counter.n >= LINES * 9 // 10:
                         t90, n90, cpu90 = now, counter.n, cpu_s(agent.pid)
+                        if THREADS:
+                            thr90 = {"agent": tasks_cpu(agent.pid), "mock": tasks_cpu(mock.pid),
+                                     "receiver": tasks_cpu(rx.pid) if rx else {}}
                     if agent.poll() is not None:
                         raise RuntimeError(f"agent exited with {agent.returncode}")
                     if time.monotonic() - t0 > TIMEOUT:
@@ -286,6 +338,7 @@ ruleset(name="r") {{
                 secs = time.monotonic() - t0
                 if t_first is None:
                     t_first = t0 + secs
+                threads = None
                 if t10 is None or t90 is None or t90 - t10 < 0.05:
                     bulk = bulk_cpu = float("nan")  # too fast to see between two looks
                 else:
@@ -293,6 +346,9 @@ ruleset(name="r") {{
                     # CPU s per GB of the records between the marks (the
                     # corpus' lines are alike: bytes in proportion).
                     bulk_cpu = (cpu90 - cpu10) / ((n90 - n10) / LINES * self.nbytes / 1e9)
+                    if THREADS:
+                        threads = dict(cpu=thread_split(thr10, thr90), wall=t90 - t10,
+                                       gb=(n90 - n10) / LINES * self.nbytes / 1e9)
                 cpu, rss, faults = cpu_s(agent.pid), hwm_mib(agent.pid), minor_faults(agent.pid)
                 broker_cpu = broker_cpu_s(agent.pid)
                 rx_cpu = cpu_s(rx.pid) - rx_cpu0 if rx else float("nan")
@@ -304,7 +360,8 @@ ruleset(name="r") {{
                 stop(agent, 60 if perf_dir else 20)
             return dict(secs=secs, first=t_first - t0, cpu=cpu, rss=rss, rx_cpu=rx_cpu,
                         mock_cpu=mock_cpu, bulk=bulk, bulk_cpu=bulk_cpu, faults=faults,
-                        tail=secs - (t90 - t0 if t90 else secs), broker_cpu=broker_cpu)
+                        tail=secs - (t90 - t0 if t90 else secs), broker_cpu=broker_cpu,
+                        threads=threads)
         except (RuntimeError, OSError) as e:
             FAILED.append(f"{scenario} round {rnd}: {e} (logs in {d})")
             print(f"FAILED {scenario} round {rnd}: {e}", file=sys.stderr, flush=True)
@@ -314,6 +371,49 @@ ruleset(name="r") {{
                 stop(rx)
             if not FAILED:
                 shutil.rmtree(d, ignore_errors=True)
+
+
+def thread_report(scenario, runs):
+    """Prints the median CPU of every thread between the 10 % and 90 %
+    marks (cores: CPU s per wall s; CPU s/GB of the records between the
+    marks) and the two-core bound; returns the bound, in wall seconds per GB:
+    here (every process on these two cores: max(sum / 2, busiest thread)),
+    apart (the agent alone: max(agent's sum / 2, its busiest thread)) and
+    what was measured."""
+    if not runs:
+        return None
+    keys = sorted({k for r in runs for k in r["threads"]["cpu"]})
+    rows = []
+    for k in keys:
+        cores = statistics.median(r["threads"]["cpu"].get(k, 0.0) / r["threads"]["wall"]
+                                  for r in runs)
+        sgb = statistics.median(r["threads"]["cpu"].get(k, 0.0) / r["threads"]["gb"] for r in runs)
+        if sgb >= 0.005:
+            rows.append((k, cores, sgb))
+    rows.sort(key=lambda x: (["agent", "mock", "receiver"].index(x[0][0]), -x[2]))
+    print(f"\n{NAMES[scenario]}: CPU per thread between the 10 % and 90 % marks, medians of "
+          f"{len(runs)}\n")
+    print("| process | thread | cores (CPU s / wall s) | CPU s/GB |")
+    print("|---|---|---:|---:|")
+    for (proc, name), cores, sgb in rows:
+        print(f"| {proc} | {name} | {cores:.2f} | {sgb:.2f} |")
+
+    def per_run(r, procs):
+        c = {k: v for k, v in r["threads"]["cpu"].items() if k[0] in procs}
+        total = sum(c.values()) / r["threads"]["gb"]
+        top = max(c.values(), default=0.0) / r["threads"]["gb"]
+        return total, top, max(total / 2, top)
+
+    here = [per_run(r, ("agent", "mock", "receiver")) for r in runs]
+    apart = [per_run(r, ("agent",)) for r in runs]
+    measured = statistics.median(r["threads"]["wall"] / r["threads"]["gb"] for r in runs)
+    b_here = statistics.median(x[2] for x in here)
+    b_apart = statistics.median(x[2] for x in apart)
+    for what, xs, b in (("all processes here", here, b_here), ("the agent alone", apart, b_apart)):
+        print(f"| {what} | sum {statistics.median(x[0] for x in xs):.2f} CPU s/GB, busiest "
+              f"thread {statistics.median(x[1] for x in xs):.2f} | bound {b:.2f} wall s/GB | |")
+    print(f"| measured | | {measured:.2f} wall s/GB | |")
+    return dict(here=b_here, apart=b_apart, measured=measured)
 
 
 NAMES = {
@@ -403,6 +503,18 @@ def main():
                       f"(goal {goal})")
 
         ratio("kafka_loki", "file_loki", ">= 0.7x records/s")
+        if THREADS:
+            bounds = {s: thread_report(s, [r for r in res[s] if r and r.get("threads")])
+                      for s in order if s in ("kafka_loki", "file_loki", "kafka_loki_base")}
+            k, f = bounds.get("kafka_loki"), bounds.get("file_loki")
+            if k and f:
+                print("two-core bound, kafka -> Loki against file -> Loki (bulk records/s): "
+                      f"measured {med['kafka_loki']['bulk'] / med['file_loki']['bulk']:.2f}x; "
+                      f"at best {f['measured'] / k['here']:.2f}x with file -> Loki as measured "
+                      f"and kafka -> Loki at its bound here, {f['here'] / k['here']:.2f}x with "
+                      f"both at their bounds here; with the mock cluster and the receiver on "
+                      f"other machines {f['apart'] / k['apart']:.2f}x (both at their bounds), "
+                      f"{f['measured'] / k['apart']:.2f}x (file -> Loki as measured here)")
         ratio("kafka_loki_base", "file_loki", "the same, with SLUICE_KIN_BASE")
         ratio("kafka_loki", "kafka_loki_base", "none; this build against SLUICE_KIN_BASE")
         if all(len([r for r in res.get(k, []) if r]) == RUNS for k in ("kafka_loki", "kafka_loki_base")):

@@ -9,6 +9,7 @@
  * check`'s warnings in loki_check.c. */
 #include "shipper/loki.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -171,6 +172,8 @@ static bool work_one(worker *w, bool wait)
 
 static void *worker_main(void *arg)
 {
+    /* Named for top -H, perf and the benchmarks' per-thread CPU (0083). */
+    pthread_setname_np(pthread_self(), "sl:loki-worker");
     while (work_one(arg, true)) {
     }
     return NULL;
@@ -468,6 +471,9 @@ int sl_loki_batcher_new(loki *s, sl_err *err)
 static int loki_run(void *state)
 {
     loki *s = state;
+    /* The sink's thread (batching, encoding), told apart from its workers
+     * and the inputs in top -H, perf and the benchmarks (decision 0083). */
+    pthread_setname_np(pthread_self(), "sl:loki");
     for (uint32_t i = 0; i < s->nw; i++) {
         s->w[i].started = pthread_create(&s->w[i].thr, NULL, worker_main, &s->w[i]) == 0;
         if (!s->w[i].started)

@@ -105,11 +105,7 @@ typedef struct kin {
     int64_t over_limit;
     bool paused_ever;    /* a pause may outlive its assignment: resume at the next */
     uint64_t generation; /* assignments seen, one per assign callback */
-    /* librdkafka's written consumer group metadata gives the group's
-     * generation where this build expects it (checked once, see
-     * group_generation_readable). */
-    bool gen_readable;
-    pthread_mutex_t mu; /* parts[]' entries and nparts, against the lag thread */
+    pthread_mutex_t mu;  /* parts[]' entries and nparts, against the lag thread */
     pthread_t lag_thread;
     bool lag_running;
     atomic_bool lag_stop;
@@ -215,8 +211,7 @@ static const sl_cfg_key kafka_input_keys[] = {
      .max = 60000,
      .doc = "after a rebalance, how long a member waits before it reads partitions new to it, "
             "so that their previous owners' hand-over commits (of a refused revocation commit) "
-            "land first; not in the group's first generation, where no partition had an owner "
-            "before; 0: no wait"},
+            "land first; 0: no wait"},
     {.name = "max_message_bytes",
      .at = SL_CFG_AT(kin, max_message_bytes),
      .type = SL_KEY_SIZE,
@@ -980,70 +975,6 @@ static void hand_over(kin *in, rd_kafka_topic_partition_list_t *l, int *resumed,
     rd_kafka_topic_partition_list_destroy(h);
 }
 
-/* The group's generation as librdkafka has it now (-1: unknown).
- * librdkafka 2.0.2 has no getter; its consumer group metadata, written out
- * for a transactional producer, is "CGMDv2:" and then the generation
- * (int32, host order). Whether this librdkafka writes it so is checked
- * once (group_generation_readable): when not, the generation is unknown
- * and every new partition waits handover_wait, as before decision 0083. */
-#define CGMD_MAGIC     "CGMDv2:"
-#define CGMD_MAGIC_LEN 7
-static int32_t cgmd_generation(const rd_kafka_consumer_group_metadata_t *md)
-{
-    void *buf = NULL;
-    size_t size = 0;
-    int32_t gen = -1;
-    rd_kafka_error_t *e = rd_kafka_consumer_group_metadata_write(md, &buf, &size);
-    if (e) {
-        rd_kafka_error_destroy(e);
-        return -1;
-    }
-    if (buf && size >= CGMD_MAGIC_LEN + sizeof gen && memcmp(buf, CGMD_MAGIC, CGMD_MAGIC_LEN) == 0)
-        memcpy(&gen, (const char *)buf + CGMD_MAGIC_LEN, sizeof gen);
-    rd_kafka_mem_free(NULL, buf);
-    return gen;
-}
-
-static bool group_generation_readable(void)
-{
-    /* Two values, so a layout that happens to hold one of them where the
-     * generation is expected does not pass. */
-    const int32_t probe[] = {0x5a17ce01, 7};
-    for (size_t i = 0; i < sizeof probe / sizeof *probe; i++) {
-        rd_kafka_consumer_group_metadata_t *md =
-            rd_kafka_consumer_group_metadata_new_with_genid("sluice-probe", probe[i], "m", NULL);
-        if (!md) return false;
-        int32_t got = cgmd_generation(md);
-        rd_kafka_consumer_group_metadata_destroy(md);
-        if (got != probe[i]) return false;
-    }
-    return true;
-}
-
-static int32_t group_generation(kin *in)
-{
-    if (!in->gen_readable) return -1;
-    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(in->rk);
-    if (!md) return -1;
-    int32_t gen = cgmd_generation(md);
-    rd_kafka_consumer_group_metadata_destroy(md);
-    return gen;
-}
-
-/* The group's first generation: no member held a partition before it, so
- * no member can have a hand-over to commit (hand_over commits only for
- * partitions it held in an earlier generation, and only a member of the
- * current generation may commit at all). A Kafka broker numbers a new
- * group's first generation 1; librdkafka's mock cluster creates the group
- * at 1 and counts its first election, so 2 there. A member cannot tell the
- * two apart, so 2 counts as first: on a Kafka broker generation 2 follows
- * generation 1, whose revocation commits the broker takes (it refuses them
- * only while the mock rebalances, decision 0033), so a hand-over there
- * needs a member whose generation-1 assignment was lost; skipping the wait
- * then re-reads that member's acknowledged, uncommitted window (duplicates,
- * never a loss: the wait never guarded a record, decision 0033). */
-#define FIRST_GENERATION_MAX 2
-
 /* Eager strategies (librdkafka's default, range/roundrobin) revoke every
  * partition at each rebalance; cooperative-sticky (incremental) revokes
  * only those that move, after the group has settled, when the coordinator
@@ -1114,22 +1045,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                resumed, handed);
         /* Their previous owners commit what they handed over when they get
          * this same assignment: let those commits land before librdkafka
-         * fetches the committed offsets. In the group's first generation
-         * there are no previous owners (decision 0083). */
+         * fetches the committed offsets. */
         if (fresh && in->handover_ms > 0) {
-            int32_t gen = group_generation(in);
-            if (gen > 0 && gen <= FIRST_GENERATION_MAX) {
-                sl_log(SL_LOG_INFO, "kafka_handover_wait_skipped",
-                       "input=%s group_generation=%d (the group's first: no partition had an "
-                       "owner before)",
-                       in->ctx->name, (int)gen);
-            } else {
-                sl_log(SL_LOG_INFO, "kafka_handover_wait",
-                       "input=%s group_generation=%d wait_ms=%lld", in->ctx->name, (int)gen,
-                       (long long)in->handover_ms);
-                struct timespec ts = {in->handover_ms / 1000, (in->handover_ms % 1000) * 1000000};
-                nanosleep(&ts, NULL);
-            }
+            sl_log(SL_LOG_INFO, "kafka_handover_wait", "input=%s wait_ms=%lld", in->ctx->name,
+                   (long long)in->handover_ms);
+            struct timespec ts = {in->handover_ms / 1000, (in->handover_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
         }
         assign_checked(in, rk, l, coop, true);
         if (in->paused_ever && room->cnt) rd_kafka_resume_partitions(rk, room);
@@ -1380,12 +1301,6 @@ static int kin_create(const sl_input_ctx *ctx, void **state, sl_err *err)
                ctx->name);
     pthread_mutex_init(&in->mu, NULL);
     register_metrics(in);
-    in->gen_readable = group_generation_readable();
-    if (!in->gen_readable)
-        sl_log(SL_LOG_INFO, "kafka_group_generation_unknown",
-               "input=%s (this librdkafka does not write its group metadata as 2.0.2 does: "
-               "every partition new to a member waits handover_wait; decision 0083)",
-               ctx->name);
     int rc = consumer_new(in, err);
     if (rc != SL_OK) {
         pthread_mutex_destroy(&in->mu);

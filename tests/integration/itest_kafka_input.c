@@ -12,8 +12,8 @@
  *    commits reach the end.
  *  - `format: json` restores line, time, labels and fields of what the
  *    Kafka sink writes with `value: json`; key and headers become fields.
- *  - In the group's first generation a member reads at once, without
- *    handover_wait; a member joining later waits (decision 0083). */
+ *  - A member joining a running group waits handover_wait before it reads
+ *    partitions new to it (decision 0033), and says so in its log. */
 #include <dirent.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -417,9 +417,8 @@ static void test_group_kill9_and_rebalance(void **st)
      * when the others finished first, as under the sanitizers; then its
      * assignment may also come after the last record: wait for it). */
     assert_true(late > 0 || sl_t_wait_until(member_assigned, &a[3], sl_t_scaled_ms(60000)));
-    /* It joined a later generation, where the partitions it got had
-     * owners: it waited handover_wait for their hand-overs (decision
-     * 0083 skips the wait only in the group's first generation). */
+    /* The partitions it got had owners: it waited handover_wait for
+     * their hand-overs (decision 0033). */
     assert_true(sl_t_file_has(a[3].log, "event=kafka_handover_wait "));
     /* Two members stop; the last one takes every partition, reads again
      * what their refused revocation commits left (the mock refuses commits
@@ -466,6 +465,27 @@ static bool nothing_uncommitted(void *arg)
     return agg_metric(arg, "sluice_kafka_input_uncommitted_messages") == 0;
 }
 
+/* A thread of the process named `name` (comm), read from /proc. */
+static bool has_thread_named(pid_t pid, const char *name)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    bool found = false;
+    for (struct dirent *e = d ? readdir(d) : NULL; e && !found; e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        char path[384], comm[32] = "";
+        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = 0;
+        fclose(f);
+        found = strcmp(comm, name) == 0;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
 static void test_outage_stops_commits(void **st)
 {
     const long total = sl_t_sanitized() ? 20000 : 100000;
@@ -491,6 +511,10 @@ static void test_outage_stops_commits(void **st)
     rd_kafka_flush(c.producer, 30000);
     agg_metric_goal g = {&a, lr};
     assert_true(sl_t_wait_until(read_during_outage, &g, sl_t_scaled_ms(60000)));
+    /* The threads are named, for top -H, perf and the benchmarks'
+     * per-thread CPU (decision 0083). */
+    assert_true(has_thread_named(a.pid, "sl:kafka-in") && has_thread_named(a.pid, "sl:loki") &&
+                has_thread_named(a.pid, "sl:kafka-lag"));
     /* Two commit intervals more: a commit would have happened by now. */
     want none = {lr, 1};
     assert_false(sl_t_wait_until(entries_at_least, &none, 500));
@@ -809,84 +833,6 @@ static void test_backlog_tail_sent_at_once(void **st)
     free(out), free(dir);
 }
 
-/* A thread of the process named `name` (comm), read from /proc. */
-static bool has_thread_named(pid_t pid, const char *name)
-{
-    char dir[64];
-    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(dir);
-    bool found = false;
-    for (struct dirent *e = d ? readdir(d) : NULL; e && !found; e = readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        char path[384], comm[32] = "";
-        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = 0;
-        fclose(f);
-        found = strcmp(comm, name) == 0;
-    }
-    if (d) closedir(d);
-    return found;
-}
-
-/* The group's first generation: no member held a partition before it, so
- * no previous owner can have a hand-over to commit, and the member reads
- * at once instead of waiting handover_wait (decision 0083; before it, the
- * first assignment of every run waited, 0.5 s of each benchmark run). The
- * wait is set to 60 s here, so without the skip nothing arrives within
- * the 40 s this test gives the whole run (the mock's 3 s first join
- * included; not scaled for the sanitizers, it must stay below the wait).
- * A member joining a later generation still waits: the group test checks
- * that. The threads are named for top -H and per-thread CPU. */
-static void test_first_generation_reads_at_once(void **st)
-{
-    const long total = 2000;
-    cluster c;
-    cluster_start(&c);
-    produce_ids(&c, 0, total);
-    assert_int_equal(rd_kafka_flush(c.producer, 30000), 0);
-    char *dir = subdir(st, "kafka-in-first-out");
-    char *out = sl_t_path(dir, "received.jsonl");
-    sl_lr_opts lo = {.out_path = out};
-    sl_lr *lr;
-    assert_int_equal(sl_lr_start(&lo, &lr), 0);
-    agg a;
-    agg_init(st, &a, "kafka-in-first", c.boot, sl_lr_port(lr), "raw", "{memory_max: 4MiB}");
-    char *yml = sl_t_read_file(a.cfg, NULL);
-    assert_non_null(yml);
-    char *fmt = strstr(yml, "    format: raw\n");
-    assert_non_null(fmt);
-    char edited[8192];
-    int n = snprintf(edited, sizeof edited, "%.*s    handover_wait: 60s\n%s", (int)(fmt - yml), yml,
-                     fmt);
-    assert_true(n > 0 && n < (int)sizeof edited);
-    assert_int_equal(sl_t_write_file(a.cfg, edited, (size_t)n), 0);
-    free(yml);
-    int64_t t0 = sl_t_now_ms();
-    agg_start(&a);
-    want w = {lr, (uint64_t)total};
-    bool all = sl_t_wait_until(entries_at_least, &w, 40000);
-    int64_t took = sl_t_now_ms() - t0;
-    bool named = has_thread_named(a.pid, "sl:kafka-in") && has_thread_named(a.pid, "sl:loki") &&
-                 has_thread_named(a.pid, "sl:kafka-lag");
-    assert_int_equal(sl_t_stop(a.pid, SIGTERM, 30000), 0);
-    a.pid = 0;
-    sl_t_tally t = sl_t_count_ids_within(out, total);
-    fprintf(stderr, "first generation, handover_wait 60s: %ld records in %lld ms, dups=%ld\n",
-            t.distinct, (long long)took, t.dups);
-    assert_true(all);
-    assert_int_equal(t.distinct, total);
-    assert_true(sl_t_file_has(a.log, "event=kafka_handover_wait_skipped"));
-    assert_false(sl_t_file_has(a.log, "event=kafka_handover_wait "));
-    assert_true(named);
-    agg_free(&a);
-    sl_lr_stop(lr);
-    cluster_stop(&c);
-    sl_t_rmtree(dir);
-    free(out), free(dir);
-}
-
 /* Hostile bytes in message values (`format: raw`): the input checks each
  * line's UTF-8 once and marks it, and the Loki sink trusts a valid mark
  * instead of checking again (decision 0055). Whatever the value held, Loki
@@ -1167,8 +1113,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_topics_regex, root_setup, root_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_wakeups, root_setup, root_teardown),
         cmocka_unit_test_setup_teardown(test_backlog_tail_sent_at_once, root_setup, root_teardown),
-        cmocka_unit_test_setup_teardown(test_first_generation_reads_at_once, root_setup,
-                                        root_teardown),
         cmocka_unit_test_setup_teardown(test_hostile_utf8_reaches_loki_valid, root_setup,
                                         root_teardown),
         cmocka_unit_test_setup_teardown(test_zstd_topic_byte_exact, root_setup, root_teardown),

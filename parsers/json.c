@@ -177,16 +177,13 @@ typedef struct emitter {
     uint32_t chain_open[SL_JSON_FLATTEN_MAX + 1], chain_close[SL_JSON_FLATTEN_MAX + 1];
     bool chain_esc[SL_JSON_FLATTEN_MAX + 1];
     /* parse_record: whether the record's fields are the line (core/
-     * record_tile.h). The document is validated: every byte of the
-     * top-level object is a member's text (quoted key, ':', value), a
-     * ',' between two, a brace, or whitespace. tile_bytes sums the
-     * members' text and commas, so the members tile the line exactly when
-     * that sum and the braces are the line's length (no whitespace at
-     * all); each single byte between two tokens is then the separator the
-     * grammar puts there, so nothing is read again. tile_bad: a field
-     * that is not a verbatim top-level member (flattened keys). */
-    uint64_t tile_bytes;
-    bool tile_bad;
+     * record_tile.h). tight: the document validated with no whitespace
+     * outside strings (stage 1 says so, set by run); then every top-level
+     * token touches the next, so members emitted verbatim tile the line
+     * and each byte between two is the separator the grammar puts there.
+     * tile_bad: a field that is not a verbatim top-level member
+     * (flattened keys). */
+    bool tight, tile_bad;
 } emitter;
 
 typedef struct walker {
@@ -540,11 +537,6 @@ static inline int emit(walker *w, emitter *e, uint32_t depth, uint32_t kopen, ui
         f->flags = kesc ? SL_FF_KEY_ESCAPED : 0;
         return 0;
     }
-    /* parse_record: the quoted key, ':', the value (and its quotes), a ','
-     * (summed here, where they are in registers: a sixth fewer added
-     * instructions than in emit_slow, callgrind; decision 0082) */
-    size_t quotes = (unsigned)(type - SL_V_STRING) < 2 ? 2 : 0; /* STRING, ESCAPED */
-    e->tile_bytes += (kclose - kopen + 1) + 1 + val.n + quotes + 1;
     return emit_slow(w, e, depth, kopen, kclose, kesc, val, type);
 }
 
@@ -1064,7 +1056,14 @@ static int run(const char *p, size_t n, const sl_json_opts *o, emitter *e, sl_er
     int rc = !e           ? walk_validate(&w, max_depth)
              : e->flatten ? walk_flat(&w, max_depth, e)
                           : walk_fields(&w, max_depth, e);
-    if (rc == 0) return 0;
+    if (rc == 0) {
+        /* Valid, so stage 1 classified every byte; the last block's bits
+         * past n are its padding. */
+        uint32_t tail = w.n % 64;
+        uint64_t ws = w.st.c.ws_before | (w.st.c.ws_last & (tail ? (1ULL << tail) - 1 : ~0ULL));
+        if (e) e->tight = w.pos >= w.n && ws == 0;
+        return 0;
+    }
     if (w.code == SL_ENOMEM) return sl_errf(err, SL_ENOMEM, "%s", w.err_what);
     if (w.st.c.err) {
         stage1_message(&w, err);
@@ -1091,8 +1090,7 @@ int sl_json_fields_arena(const char *p, size_t n, const sl_json_opts *o, sl_aren
     e.arena = arena;
     e.flatten = o && o->flatten;
     e.sep = o && o->separator ? o->separator : '.';
-    e.tile_bytes = 0; /* summed by emit, read only for a record */
-    e.tile_bad = false;
+    e.tight = e.tile_bad = false;
     *nout = 0;
     if (e.flatten && !arena)
         return sl_errf(err, SL_EINVAL, "flattening needs an arena (sl_json_fields_arena)");
@@ -1120,8 +1118,7 @@ int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_er
     e.arena = &b->arena;
     e.flatten = o && o->flatten;
     e.sep = o && o->separator ? o->separator : '.';
-    e.tile_bytes = 1; /* '{' and '}', less the last member's ',' */
-    e.tile_bad = false;
+    e.tight = e.tile_bad = false;
     uint32_t before = r->nfields;
     int rc = run(r->line.p, r->line.n, o, &e, err);
     if (rc != 0) {
@@ -1133,7 +1130,7 @@ int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_er
     /* The fields are the line (core/record.h): all of them this parse's,
      * verbatim, with no whitespace between them (or none, and the line
      * "{}"). Adding the fields cleared the flag (sl_record_add_field). */
-    bool tiles = r->nfields == before ? r->line.n == 2 : !e.tile_bad && e.tile_bytes == r->line.n;
+    bool tiles = e.tight && !e.tile_bad;
     if (before == 0 && tiles) r->flags |= SL_RF_FIELDS_LINE;
     return 0;
 }

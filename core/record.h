@@ -66,8 +66,9 @@ enum sl_record_flags {
     /* The record's fields, written as JSON, are its line byte for byte
      * (core/record_tile.h): every one the json parser's, verbatim, tiling
      * the line with nothing between the tokens, none removed or a label.
-     * Set only by the json parser (sl_json_parse_record, from the
-     * positions it emits); the record JSON writer then copies the line as
+     * Set only by the json parser (sl_json_parse_record: a line with no
+     * whitespace outside strings, which stage 1 tells it for two
+     * operations per 64 bytes); the record JSON writer then copies it as
      * "fields" without reading the field array (decision 0082). No step
      * has to remember it: the chain clears it after every step that is
      * not json, and sl_record_add_field clears it; the spool's decoder

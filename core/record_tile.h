@@ -9,10 +9,12 @@
  * opening brace, the last just before the closing one), then
  * sl_record_separators_ok reads those bytes of the line. The record JSON
  * writer (shipper/recjson.c) runs them when the record does not carry
- * SL_RF_FIELDS_LINE. The json parser sets that flag from the positions it
- * emits (parsers/json.c), so the sink's thread need not read every field
- * of every record again (decision 0082); sl_record_mark_fields_line is the
- * definition the tests hold the parser's flag to. */
+ * SL_RF_FIELDS_LINE. The json parser sets that flag on a line with no
+ * whitespace outside strings (parsers/json.c; a subset of the lines these
+ * accept: whitespace inside a nested value does not break the tiling), so
+ * the sink's thread need not read every field of every record again
+ * (decision 0082); sl_record_mark_fields_line is the definition the tests
+ * hold the parser's flag to. */
 #ifndef SLUICE_CORE_RECORD_TILE_H
 #define SLUICE_CORE_RECORD_TILE_H
 

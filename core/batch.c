@@ -88,6 +88,8 @@ sl_field *sl_record_add_field(sl_batch *b, sl_record *r, sl_slice key, sl_slice 
 {
     if (__builtin_expect(r->nfields == r->cap_fields, 0) && !grow_fields(b, r)) return NULL;
     sl_field *f = &r->fields[r->nfields++];
+    /* a field the line's JSON does not hold (core/record.h) */
+    r->flags &= ~(uint32_t)SL_RF_FIELDS_LINE;
     f->key = key;
     f->val = val;
     f->type = (uint8_t)type;

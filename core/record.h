@@ -63,6 +63,18 @@ enum sl_record_flags {
      * not check it again. Whoever changes line clears it; the spool's
      * decoder masks it (bytes read back are not trusted). */
     SL_RF_LINE_UTF8 = 1 << 9,
+    /* The record's fields, written as JSON, are its line byte for byte
+     * (core/record_tile.h): every one the json parser's, verbatim, tiling
+     * the line with nothing between the tokens, none removed or a label.
+     * Set only by the json parser (sl_json_parse_record: a line with no
+     * whitespace outside strings, which stage 1 tells it for two
+     * operations per 64 bytes); the record JSON writer then copies it as
+     * "fields" without reading the field array (decision 0082). No step
+     * has to remember it: the chain clears it after every step that is
+     * not json, and sl_record_add_field clears it; the spool's decoder
+     * masks it. Code that changes a field outside a step (tests, benches)
+     * clears it itself. */
+    SL_RF_FIELDS_LINE = 1 << 10,
 };
 
 typedef struct sl_record {

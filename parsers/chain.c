@@ -15,6 +15,7 @@ typedef struct step {
     void *state;
     sl_step_ctx ctx;
     sl_metric *warnings;
+    bool is_json; /* the one step that may set SL_RF_FIELDS_LINE */
 } step;
 
 /* The time of the last multiline record cut at its limits, for the record
@@ -41,6 +42,7 @@ static int build_step(sl_cfg *cfg, const sl_cfg_node *item, const char *input, s
     const char *name = item->keys[0];
     const sl_cfg_node *args = item->items[0];
     s->ops = sl_step_find(name);
+    s->is_json = s->ops && s->ops == sl_step_find("json");
     if (!s->ops) {
         sl_cfg_error(cfg, item->key_nodes[0], "unknown parse step '%s' (one of %s)", name,
                      sl_step_choices());
@@ -156,6 +158,11 @@ static void run_steps(sl_chain *c, sl_batch *b, sl_record *r)
             mark_failed(s, b, r, &err);
         else if (r->flags & ~before & SL_RF_PARSE_WARNING)
             sl_metric_inc(s->warnings);
+        /* Only the json step vouches that the fields are the line (core/
+         * record.h): any other step may have added, removed, renamed,
+         * labelled or rewritten one, directly in the field array, so the
+         * promise ends here for every one of them, not in each step. */
+        if (!s->is_json) r->flags &= ~(uint32_t)SL_RF_FIELDS_LINE;
     }
 }
 

@@ -176,6 +176,14 @@ typedef struct emitter {
      * positions) under which the flattened object at depth l + 2 sits. */
     uint32_t chain_open[SL_JSON_FLATTEN_MAX + 1], chain_close[SL_JSON_FLATTEN_MAX + 1];
     bool chain_esc[SL_JSON_FLATTEN_MAX + 1];
+    /* parse_record: whether the record's fields are the line (core/
+     * record_tile.h). tight: the document validated with no whitespace
+     * outside strings (stage 1 says so, set by run); then every top-level
+     * token touches the next, so members emitted verbatim tile the line
+     * and each byte between two is the separator the grammar puts there.
+     * tile_bad: a field that is not a verbatim top-level member
+     * (flattened keys). */
+    bool tight, tile_bad;
 } emitter;
 
 typedef struct walker {
@@ -499,6 +507,7 @@ static __attribute__((noinline)) int emit_slow(walker *w, emitter *e, uint32_t d
         int rc = joined_key(w, e, depth - 1, kopen, kclose, true, &key);
         if (rc != 0) return rc;
         flags = 0;
+        e->tile_bad = true;
     }
     if (e->b) {
         sl_field *f = sl_record_add_field(e->b, e->r, key, val, type);
@@ -961,6 +970,7 @@ close:
             if (joined_key(w, e, edepth, 0, 0, false, &k)) goto failed;
             /* joined_key built every level; report it as an unescaped key. */
             if (e->b) {
+                e->tile_bad = true; /* a joined key: not the line's text */
                 sl_field *f = sl_record_add_field(e->b, e->r, k, val, SL_V_OBJECT);
                 if (!f) {
                     w->code = SL_ENOMEM;
@@ -1046,7 +1056,14 @@ static int run(const char *p, size_t n, const sl_json_opts *o, emitter *e, sl_er
     int rc = !e           ? walk_validate(&w, max_depth)
              : e->flatten ? walk_flat(&w, max_depth, e)
                           : walk_fields(&w, max_depth, e);
-    if (rc == 0) return 0;
+    if (rc == 0) {
+        /* Valid, so stage 1 classified every byte; the last block's bits
+         * past n are its padding. */
+        uint32_t tail = w.n % 64;
+        uint64_t ws = w.st.c.ws_before | (w.st.c.ws_last & (tail ? (1ULL << tail) - 1 : ~0ULL));
+        if (e) e->tight = w.pos >= w.n && ws == 0;
+        return 0;
+    }
     if (w.code == SL_ENOMEM) return sl_errf(err, SL_ENOMEM, "%s", w.err_what);
     if (w.st.c.err) {
         stage1_message(&w, err);
@@ -1073,6 +1090,7 @@ int sl_json_fields_arena(const char *p, size_t n, const sl_json_opts *o, sl_aren
     e.arena = arena;
     e.flatten = o && o->flatten;
     e.sep = o && o->separator ? o->separator : '.';
+    e.tight = e.tile_bad = false;
     *nout = 0;
     if (e.flatten && !arena)
         return sl_errf(err, SL_EINVAL, "flattening needs an arena (sl_json_fields_arena)");
@@ -1100,6 +1118,7 @@ int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_er
     e.arena = &b->arena;
     e.flatten = o && o->flatten;
     e.sep = o && o->separator ? o->separator : '.';
+    e.tight = e.tile_bad = false;
     uint32_t before = r->nfields;
     int rc = run(r->line.p, r->line.n, o, &e, err);
     if (rc != 0) {
@@ -1108,5 +1127,10 @@ int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_er
     }
     /* run succeeded only if stage 1 found no invalid UTF-8 in all n bytes. */
     r->flags |= SL_RF_LINE_UTF8;
+    /* The fields are the line (core/record.h): all of them this parse's,
+     * verbatim, with no whitespace between them (or none, and the line
+     * "{}"). Adding the fields cleared the flag (sl_record_add_field). */
+    bool tiles = e.tight && !e.tile_bad;
+    if (before == 0 && tiles) r->flags |= SL_RF_FIELDS_LINE;
     return 0;
 }

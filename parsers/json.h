@@ -96,7 +96,11 @@ int sl_json_fields_arena(const char *p, size_t n, const sl_json_opts *o, sl_aren
  * sl_record_add_field (flattened keys in b->arena). On any error the record
  * is left as it was (no fields added) and SL_EPARSE (or SL_ENOMEM for the
  * arena bound) is returned; marking and counting the failure is the
- * caller's job. */
+ * caller's job. On success SL_RF_LINE_UTF8 is set, and SL_RF_FIELDS_LINE
+ * when the record had no field before, none is a flattened key and the
+ * line has no whitespace outside strings: the new fields are the line byte
+ * for byte (core/record.h). A caller that changes a field afterwards
+ * outside the chain clears it. */
 int sl_json_parse_record(sl_batch *b, sl_record *r, const sl_json_opts *o, sl_err *err);
 
 #endif

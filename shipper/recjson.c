@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/json_escape.h"
+#include "core/record_tile.h"
 
 void sl_format_rfc3339_ns(char *buf, size_t cap, int64_t ns)
 {
@@ -293,75 +294,10 @@ static ALWAYS_INLINE char *put_field(char *o, const sl_field *f, const line_info
     return o;
 }
 
-/* Whether the record's fields, written as JSON, are its line byte for byte:
- * a line the json step parsed, every member in order with nothing between
- * the tokens, none removed, renamed or added since. Every byte of the line
- * then lies in a verbatim slice or is a separator, so the line is also
- * valid UTF-8 (the parser validated it). Two halves, so the line's bytes
- * are read once it is in cache: fields_tile_line compares only the
- * slices' positions (each one byte of separator apart, the first just
- * after the opening brace, the last just before the closing one); then
- * separators_ok reads those bytes. */
-static inline bool fields_tile_line(const sl_record *r, size_t *label_room)
-{
-    size_t n = r->line.n;
-    uintptr_t base = (uintptr_t)r->line.p;
-    /* Offsets into the line, each below n, and lengths below 2^30 (a
-     * longer line is written field by field): no sum below can wrap, even
-     * with 32-bit sizes, so equal positions are equal. */
-    if (n < 2 || n >= (size_t)1 << 30) return false;
-    if (r->nfields == 0) return n == 2; /* "{}" */
-    /* Without a loop-carried sum: each member's key must start two bytes
-     * past the previous member's end (its closing quote or last byte, a
-     * comma, an opening quote), the first two bytes past the line's start
-     * ('{' and '"'), and the last end one byte before the line's end. The
-     * checks are or-ed, not branched on: the field array is read once,
-     * with every load independent of the one before. */
-    uintptr_t bad = 0, expect = 2;
-    size_t room = 0;
-    for (uint32_t i = 0; i < r->nfields; i++) {
-        const sl_field *f = &r->fields[i];
-        uintptr_t quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
-        uintptr_t k = (uintptr_t)f->key.p - base, v = (uintptr_t)f->val.p - base;
-        bad |= (uintptr_t)((f->flags & (SL_FF_VERBATIM | SL_FF_REMOVED)) ^ SL_FF_VERBATIM);
-        bad |= (uintptr_t)((f->key.n | f->val.n) >> 30) | (uintptr_t)(k >= n) | (uintptr_t)(v >= n);
-        bad |= k ^ expect;
-        bad |= v ^ (k + f->key.n + 2 + quoted); /* '"' ':' and the opening quote */
-        expect = v + f->val.n + quoted + 2;
-        /* a label field is written again under labels (its slices lie in
-         * the line, apart: no overflow) */
-        if (f->flags & SL_FF_LABEL)
-            room += SL_JSON_ESCAPE_ROOM(f->key.n) + SL_JSON_ESCAPE_ROOM(f->val.n) + 8;
-    }
-    /* the last member ends just before the '}': expect is two past that */
-    bad |= expect ^ (n + 1);
-    if (bad) return false;
-    *label_room += room;
-    return true;
-}
-
-/* The bytes between the slices fields_tile_line placed (they lie inside
- * the line: each member's key starts at least two bytes in, each value
- * ends before the closing brace). Or-ed, not branched on, as above. */
-static inline bool separators_ok(const sl_record *r)
-{
-    const unsigned char *p = (const unsigned char *)r->line.p;
-    unsigned bad = (p[0] ^ '{') | (p[r->line.n - 1] ^ '}');
-    for (uint32_t i = 0; i < r->nfields; i++) {
-        const sl_field *f = &r->fields[i];
-        const unsigned char *k = (const unsigned char *)f->key.p,
-                            *v = (const unsigned char *)f->val.p;
-        unsigned quoted = f->type == SL_V_STRING || f->type == SL_V_ESCAPED;
-        /* before the first key the '{' (p[0], checked above) */
-        bad |= (k[-2] ^ (i ? ',' : '{')) | (k[-1] ^ '"') | (k[f->key.n] ^ '"') |
-               (k[f->key.n + 1] ^ ':');
-        /* an unquoted value's neighbours are the ':' and the next ',' or
-         * '}': read either way, counted only for a quoted one */
-        bad |= ((v[-1] ^ '"') | (v[f->val.n] ^ '"')) & (0u - quoted);
-    }
-    return bad == 0;
-}
-
+/* Whether the record's fields are its line (core/record_tile.h): not
+ * known (0), their positions tile it and the separators are yet to be read
+ * (TILED_UNCHECKED), or known to be it: separators read, or the json step
+ * vouched for the record (SL_RF_FIELDS_LINE). */
 enum { TILED_UNCHECKED = 1, TILED_WHOLE = 2 };
 
 /* The record into o, which has room for its worst case. */
@@ -371,16 +307,14 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
 {
     line_info li = {r->line, false, NULL};
     line_bits lbits;
-    /* tiled: 0 no, TILED_UNCHECKED its separators yet to be read,
-     * TILED_WHOLE read and holding (the caller left the line out) */
-    /* tiled (fields_tile_line): when the separators hold too, the fields
+    /* tiled (sl_record_fields_tile_line): when the separators hold too, the fields
      * are one copy of the line and its escape needs no UTF-8 check. The
      * AVX2 writer escapes the line on that assumption first and checks the
      * separators after, with the line in cache; when they do not hold, the
      * line is escaped again over what was written. */
     bool whole = tiled != 0;
     bool speculate = kind == W_AVX2 && tiled == TILED_UNCHECKED && (parts & SL_RJ_LINE);
-    if (tiled == TILED_UNCHECKED && !speculate) whole = separators_ok(r);
+    if (tiled == TILED_UNCHECKED && !speculate) whole = sl_record_separators_ok(r);
     li.valid_utf8 = whole;
 #ifdef SL_AVX2
     if (kind == W_AVX2 && !whole && !(parts & SL_RJ_LINE) &&
@@ -399,7 +333,7 @@ static ALWAYS_INLINE char *write_record(char *o, const sl_batch *b, const sl_rec
         o = first ? put_lit(o, "\"line\":\"", 8) : put_lit(o, ",\"line\":\"", 9);
         char *start = o;
         o = put_line(o, &li, &lbits, bad, kind);
-        if (speculate && !separators_ok(r)) {
+        if (speculate && !sl_record_separators_ok(r)) {
             whole = li.valid_utf8 = false;
             o = put_line(start, &li, &lbits, bad, kind);
         }
@@ -483,22 +417,33 @@ int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r,
      * out of cache by now) on its way. */
     uintptr_t at = (uintptr_t)r, first_rec = (uintptr_t)b->records;
     if (at >= first_rec && (at - first_rec) / sizeof *r + 1 < b->nrecords) {
-        const char *f = (const char *)r[1].fields;
-        size_t bytes = (size_t)r[1].nfields * sizeof(sl_field);
-        for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(f + k);
+        /* not when the json step vouched for it: the array is not read */
+        if (!(r[1].flags & SL_RF_FIELDS_LINE)) {
+            const char *f = (const char *)r[1].fields;
+            size_t bytes = (size_t)r[1].nfields * sizeof(sl_field);
+            for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(f + k);
+        }
         /* and its line */
         for (size_t k = 0; k < r[1].line.n && k < 4096; k += 64)
             __builtin_prefetch(r[1].line.p + k);
     }
     size_t label_room = 0;
-    int tiled = (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) && fields_tile_line(r, &label_room)
-                    ? TILED_UNCHECKED
-                    : 0;
+    int tiled = 0;
+    if (parts & (SL_RJ_LINE | SL_RJ_FIELDS)) {
+        /* Vouched for by the json step (core/record.h): the fields tile the
+         * line, its separators hold and none is a label, known without
+         * reading the field array the input's thread wrote on the other
+         * core (decision 0082). Else the positions are compared here. */
+        if (r->flags & SL_RF_FIELDS_LINE)
+            tiled = TILED_WHOLE;
+        else if (sl_record_fields_tile_line(r, &label_room))
+            tiled = TILED_UNCHECKED;
+    }
     /* The line left out when the fields are it: its separators read now
      * (the line is needed in cache for the fields' copy anyway). */
     if ((parts & (SL_RJ_LINE_DEDUP | SL_RJ_LINE | SL_RJ_FIELDS)) ==
             (SL_RJ_LINE_DEDUP | SL_RJ_LINE | SL_RJ_FIELDS) &&
-        tiled && separators_ok(r)) {
+        tiled && (tiled == TILED_WHOLE || sl_record_separators_ok(r))) {
         tiled = TILED_WHOLE;
         parts &= ~(unsigned)SL_RJ_LINE;
     }
@@ -508,7 +453,9 @@ int sl_recjson_append_kernel(sl_buf *out, const sl_batch *b, const sl_record *r,
      * separators turn out not to hold) and the labels were summed above. */
     size_t need = 96;
     bool sane = r->line.n <= SIZE_MAX / 16;
-    if (sane && tiled == TILED_WHOLE) need += r->line.n + label_room;
+    if (sane && tiled == TILED_WHOLE) /* the line's escape, when it is written */
+        need +=
+            ((parts & SL_RJ_LINE) ? SL_JSON_ESCAPE_ROOM(r->line.n) : 0) + r->line.n + label_room;
     if (sane && tiled == TILED_UNCHECKED)
         need += SL_JSON_ESCAPE_ROOM(r->line.n) + r->line.n + label_room;
     bool field_labels = label_room != 0; /* tiled: each label field added room */

@@ -7,8 +7,9 @@
  * control bytes), a removed or renamed field, a label; both serializers
  * must give the same bytes and the same U+FFFD count, for every part and
  * every copy of the writer (portable, SSSE3, AVX2); with SL_RJ_LINE_DEDUP
- * too, on the parser's fields before the extra ones are added. Any
- * difference aborts.
+ * too, on the parser's fields before the extra ones are added; and each
+ * record as the steps leave it, with SL_RF_FIELDS_LINE off and as the json
+ * step would set it now (decision 0082). Any difference aborts.
  *
  * Input: byte 0 options (bit 0 flatten, bit 1 static label, bit 2 remove
  * the first field, bit 3 rename the last, bits 4-7 which parts), bytes 1-6
@@ -19,6 +20,7 @@
 
 #include "core/batch.h"
 #include "core/buf.h"
+#include "core/record_tile.h"
 #include "parsers/json.h"
 #include "shipper/recjson.h"
 #include "tests/recjson_ref.h"
@@ -29,12 +31,18 @@ static void compare(const sl_batch *b, const sl_record *r, unsigned parts)
     sl_buf_init(&ref, 0);
     int want = ref_record(&ref, b, r, parts);
     if (ref.failed) abort();
-    for (int k = SL_RJ_KERNEL_PORTABLE; k <= SL_RJ_KERNEL_AVX2; k++) {
-        sl_buf fast;
-        sl_buf_init(&fast, 0);
-        int got = sl_recjson_append_kernel(&fast, b, r, parts, k);
-        if (got != want || fast.len != ref.len || memcmp(fast.p, ref.p, ref.len) != 0) abort();
-        sl_buf_free(&fast);
+    sl_record off = *r, on = *r;
+    off.flags &= ~(uint32_t)SL_RF_FIELDS_LINE;
+    sl_record_mark_fields_line(&on);
+    const sl_record *const variants[] = {r, &off, &on};
+    for (int v = 0; v < 3; v++) {
+        for (int k = SL_RJ_KERNEL_PORTABLE; k <= SL_RJ_KERNEL_AVX2; k++) {
+            sl_buf fast;
+            sl_buf_init(&fast, 0);
+            int got = sl_recjson_append_kernel(&fast, b, variants[v], parts, k);
+            if (got != want || fast.len != ref.len || memcmp(fast.p, ref.p, ref.len) != 0) abort();
+            sl_buf_free(&fast);
+        }
     }
     sl_buf_free(&ref);
 }
@@ -60,6 +68,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sl_json_opts_init(&o, NULL) != 0) abort();
     o.flatten = opt & 1;
     sl_json_parse_record(b, r, &o, NULL);
+    /* the parser's SL_RF_FIELDS_LINE (from stage 1's whitespace bits)
+     * only where the definition holds */
+    sl_record full = *r;
+    sl_record_mark_fields_line(&full);
+    if ((r->flags & SL_RF_FIELDS_LINE) && !(full.flags & SL_RF_FIELDS_LINE)) abort();
+    /* as the chain does after any other step */
+    if (opt & 12) r->flags &= ~(uint32_t)SL_RF_FIELDS_LINE;
     if (r->nfields && (opt & 4)) r->fields[0].flags |= SL_FF_REMOVED;
     if (r->nfields && (opt & 8)) {
         sl_field *f = &r->fields[r->nfields - 1];

@@ -20,6 +20,7 @@
 #include "core/batch.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/record_tile.h"
 #include "core/utf8.h"
 #include "core/config.h"
 #include "parsers/chain.h"
@@ -343,21 +344,34 @@ static size_t json_line(unsigned char *p, size_t cap, uint32_t members)
 }
 
 /* Every copy of the writer (portable, SSSE3, AVX2 where the CPU has them)
- * against the reference. */
+ * against the reference, for r as it is given and for r with
+ * SL_RF_FIELDS_LINE off (the writer's own check) and as the json step
+ * would set it now (sl_record_mark_fields_line): the flag must never
+ * change a byte. A record given with the flag set whose fields no longer
+ * are its line (a change that did not clear it) differs from the
+ * reference, which never looks at the flag. */
+static int flag_on_seen;
 static void check_record_parts(const sl_batch *b, const sl_record *r, unsigned parts)
 {
     sl_buf ref;
     sl_buf_init(&ref, 0);
     int want = ref_record(&ref, b, r, parts);
     assert_false(ref.failed);
-    for (int k = SL_RJ_KERNEL_PORTABLE; k <= SL_RJ_KERNEL_AVX2; k++) {
-        sl_buf fast;
-        sl_buf_init(&fast, 0);
-        int got = sl_recjson_append_kernel(&fast, b, r, parts, k);
-        assert_int_equal(got, want);
-        assert_int_equal(fast.len, ref.len);
-        assert_memory_equal(fast.p, ref.p, ref.len);
-        sl_buf_free(&fast);
+    sl_record off = *r, on = *r;
+    off.flags &= ~(uint32_t)SL_RF_FIELDS_LINE;
+    sl_record_mark_fields_line(&on);
+    flag_on_seen += (on.flags & SL_RF_FIELDS_LINE) != 0;
+    const sl_record *const variants[] = {r, &off, &on};
+    for (int v = 0; v < 3; v++) {
+        for (int k = SL_RJ_KERNEL_PORTABLE; k <= SL_RJ_KERNEL_AVX2; k++) {
+            sl_buf fast;
+            sl_buf_init(&fast, 0);
+            int got = sl_recjson_append_kernel(&fast, b, variants[v], parts, k);
+            assert_int_equal(got, want);
+            assert_int_equal(fast.len, ref.len);
+            assert_memory_equal(fast.p, ref.p, ref.len);
+            sl_buf_free(&fast);
+        }
     }
     sl_buf_free(&ref);
 }
@@ -369,6 +383,58 @@ static void check_record(const sl_batch *b, const sl_record *r, unsigned parts)
     check_record_parts(b, r, parts | SL_RJ_LINE_DEDUP);
 }
 
+/* Whether a JSON line has whitespace outside its strings (anywhere, in
+ * nested values too). */
+static bool ws_outside_strings(sl_slice l)
+{
+    bool in = false;
+    for (size_t k = 0; k < l.n; k++) {
+        char c = l.p[k];
+        if (in && c == '\\')
+            k++;
+        else if (c == '"')
+            in = !in;
+        else if (!in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'))
+            return true;
+    }
+    return false;
+}
+
+/* The json parser's SL_RF_FIELDS_LINE (right after the parse), decided
+ * from stage 1's whitespace bits, against the definition (core/
+ * record_tile.h, every slice and separator read): set exactly when the
+ * definition holds and the line has no whitespace outside strings (the
+ * parser gives up the flag for whitespace inside a nested value, which
+ * the writer's own check then finds); and the same from every stage-1
+ * kernel this CPU has. */
+static int parser_flag_seen;
+static void check_parser_flag(const sl_record *r)
+{
+    sl_record full = *r;
+    sl_record_mark_fields_line(&full);
+    bool want = (full.flags & SL_RF_FIELDS_LINE) && !ws_outside_strings(r->line);
+    assert_int_equal((r->flags & SL_RF_FIELDS_LINE) != 0, want);
+    parser_flag_seen += want;
+    /* the line alone in a record of its own, through each kernel: all
+     * give what the best one gives */
+    static const int kernels[] = {SL_JSON_AUTO, SL_JSON_SCALAR, SL_JSON_SSE42,
+                                  SL_JSON_AVX2, SL_JSON_AVX512, SL_JSON_NEON};
+    int best = -1;
+    for (size_t k = 0; k < sizeof kernels / sizeof *kernels; k++) {
+        if (k && !sl_json_kernel_supported(kernels[k])) continue;
+        sl_json_opts o;
+        assert_int_equal(sl_json_opts_init(&o, NULL), 0);
+        o.kernel = kernels[k];
+        sl_batch *b = sl_batch_new(1);
+        sl_record *x = sl_batch_add(b, r->line, 0, 1);
+        int got =
+            sl_json_parse_record(b, x, &o, NULL) == 0 ? (x->flags & SL_RF_FIELDS_LINE) != 0 : -1;
+        if (k == 0) best = got;
+        assert_int_equal(got, best);
+        sl_batch_unref(b);
+    }
+}
+
 static void test_parsed_records_match_reference(void **st)
 {
     (void)st;
@@ -376,7 +442,7 @@ static void test_parsed_records_match_reference(void **st)
     sl_err err;
     assert_int_equal(sl_json_opts_init(&opts, &err), 0);
     static unsigned char tmp[40000];
-    int parsed = 0, whole = 0;
+    int parsed = 0, whole = 0, flagged = 0;
     for (int iter = 0; iter < 6000; iter++) {
         /* some lines past the writer's 8 KiB of line bits */
         uint32_t members = iter % 50 == 0 ? 300 + rnd(200) : rnd(30);
@@ -392,8 +458,12 @@ static void test_parsed_records_match_reference(void **st)
         sl_record *r = sl_batch_add(b, (sl_slice){line, n}, random_time(), 1);
         assert_non_null(r);
         if (sl_json_parse_record(b, r, &opts, &err) == 0) parsed++;
+        check_parser_flag(r);
         /* what later steps do: remove, rename (which clears the verbatim
-         * mark, as the rename step does), label, add fields of their own */
+         * mark, as the rename step does), label, add fields of their own;
+         * the chain clears SL_RF_FIELDS_LINE after each such step
+         * (sl_record_add_field clears it itself) */
+        bool changed = false;
         for (uint32_t i = 0; i < r->nfields; i++) {
             sl_field *f = &r->fields[i];
             uint32_t k = rnd(40);
@@ -403,7 +473,9 @@ static void test_parsed_records_match_reference(void **st)
                 f->flags &= (uint8_t) ~(SL_FF_VERBATIM | SL_FF_KEY_ESCAPED);
             }
             if (k == 2 || k == 3) f->flags |= SL_FF_LABEL;
+            changed |= k < 4;
         }
+        if (changed) r->flags &= ~(uint32_t)SL_RF_FIELDS_LINE;
         if (rnd(8) == 0) {
             sl_field *f =
                 sl_record_add_field(b, r, inside(r->line, 16), inside(r->line, 60), SL_V_STRING);
@@ -413,6 +485,7 @@ static void test_parsed_records_match_reference(void **st)
             assert_non_null(
                 sl_record_add_field(b, r, SL_SLICE_LIT("k\"ey"), pool_text(&pl, 30), SL_V_STRING));
         whole += r->nfields > 0 && tmp[1] == '"' && !(r->fields[0].flags & SL_FF_REMOVED);
+        flagged += (r->flags & SL_RF_FIELDS_LINE) != 0;
         check_record(b, r, iter % 3 ? SL_RJ_ALL : 1 + rnd(SL_RJ_ALL));
         sl_batch_unref(b);
         for (int i = 0; i < pl.n; i++) free(pl.p[i]);
@@ -421,6 +494,9 @@ static void test_parsed_records_match_reference(void **st)
     /* the generator reaches the parser's fast cases, not only its errors */
     assert_true(parsed > 2000);
     assert_true(whole > 1000);
+    /* and records the writer takes on the json step's word */
+    assert_true(flagged > 300);
+    assert_true(parser_flag_seen > 300);
 }
 
 /* Slices inside a valid line that cut a UTF-8 sequence, or hold a quote or
@@ -596,6 +672,7 @@ static void test_tiling_off_by_one(void **st)
             free(line);
             continue;
         }
+        check_parser_flag(r);
         tiled_cases++;
         sl_field *f = &r->fields[rnd(r->nfields)];
         int d = rnd(2) ? 1 : -1;
@@ -619,6 +696,8 @@ static void test_tiling_off_by_one(void **st)
         default:
             r->nfields = 0; /* only "{}" tiles with no field */
         }
+        /* as the chain does after any step but json */
+        r->flags &= ~(uint32_t)SL_RF_FIELDS_LINE;
         /* a moved slice that now takes in a quote, backslash or control
          * byte, or cuts a UTF-8 sequence, is no longer its own escape: as a step that changes a
          * field, drop the verbatim mark (the writer trusts it, by contract) */
@@ -677,6 +756,133 @@ static void test_steps_after_json(void **st)
         sl_chain_free(chain);
         sl_cfg_free(cfg);
     }
+}
+
+/* SL_RF_FIELDS_LINE (decision 0082) through the real chain: the json step
+ * sets it on a tight line it parsed; any step after it that adds, removes,
+ * renames, labels or rewrites a field (or none: timestamp, keep) leaves a
+ * record whose JSON is the reference's, byte for byte. The chain clears
+ * the flag after every step but json; without that, `rename`, `remove`
+ * and `labels` (which change the field array in place) would have the
+ * writer copy the line as the fields and this fails. The flag is checked
+ * as the chain leaves it (check_record_parts takes r as given first). */
+static void test_flag_cleared_by_steps_after_json(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *yaml;
+        int flag; /* the flag expected after the chain on a tight line; 2: on
+                   * "{}" only (a second json step adds no field to it) */
+    } chains[] = {
+        {"parse:\n  - json: {}\n", 1},
+        {"parse:\n  - json: {}\n  - rename: {level: lvl}\n", 0},
+        {"parse:\n  - json: {}\n  - rename: {level: \"le\\\"vel\"}\n", 0},
+        {"parse:\n  - json: {}\n  - remove: {fields: [msg]}\n", 0},
+        {"parse:\n  - json: {}\n  - remove: {fields: [nothere]}\n", 0},
+        {"parse:\n  - json: {}\n  - labels: [level]\n", 0},
+        {"parse:\n  - json: {}\n  - labels: {severity: level}\n", 0},
+        {"parse:\n  - json: {}\n  - timestamp: {field: ts, format: rfc3339}\n", 0},
+        {"parse:\n  - json: {}\n  - regex: {field: msg, pattern: '(?<word>[a-z]+)'}\n", 0},
+        {"parse:\n  - json: {}\n  - keep: {field: level, regex: '.'}\n", 0},
+        {"parse:\n  - json: {}\n  - json: {}\n", 2},
+        {"parse:\n  - rename: {x: y}\n  - json: {}\n", 1},
+        {"parse:\n  - json: {flatten: true}\n", 1},
+    };
+    static const char *const lines[] = {
+        "{\"ts\":\"2024-01-01T00:00:00Z\",\"level\":\"info\",\"msg\":\"caf\xc3\xa9 "
+        "\\\"q\\\"\",\"n\":1}",
+        "{\"level\":\"warn\",\"u\":{\"id\":1,\"n\":\"x\"},\"msg\":\"abc\\u00e9\"}",
+        "{\"msg\":\"only\",\"level\":\"x\"}",
+        "{ \"level\" : \"spaced\" , \"msg\":\"a\"}",
+        "{}",
+    };
+    for (size_t c = 0; c < sizeof chains / sizeof *chains; c++) {
+        sl_cfg *cfg = sl_cfg_new();
+        assert_non_null(cfg);
+        assert_int_equal(sl_cfg_load_string(cfg, "test", chains[c].yaml, strlen(chains[c].yaml)),
+                         0);
+        sl_chain *chain = NULL;
+        assert_int_equal(sl_chain_new(cfg, sl_cfg_get(sl_cfg_root(cfg), "parse"), "test", &chain),
+                         0);
+        for (size_t l = 0; l < sizeof lines / sizeof *lines; l++) {
+            size_t n = strlen(lines[l]);
+            sl_batch *b = sl_batch_new(2);
+            char *line = tight_copy((const unsigned char *)lines[l], n);
+            assert_non_null(sl_batch_add(b, (sl_slice){line, n}, 0, 1));
+            assert_non_null(sl_batch_add(b, (sl_slice){line, n}, 0, 2));
+            sl_chain_run(chain, b);
+            for (int i = 0; i < 2; i++) {
+                const sl_record *r = &b->records[i];
+                if (r->flags & SL_RF_DROPPED) continue;
+                /* tight lines: 0-2 (the nested object in 1 flattens to
+                 * keys of the arena, not the line's); 3 has spaces */
+                bool tight = l != 3 && !(l == 1 && strstr(chains[c].yaml, "flatten"));
+                int expect = chains[c].flag == 2 ? l == 4 : chains[c].flag && tight;
+                assert_int_equal((r->flags & SL_RF_FIELDS_LINE) != 0, expect);
+                check_record(b, r, SL_RJ_ALL);
+                check_record(b, r, SL_RJ_FIELDS | SL_RJ_LABELS);
+            }
+            sl_batch_unref(b);
+            free(line);
+        }
+        sl_chain_free(chain);
+        sl_cfg_free(cfg);
+    }
+    /* the parser's flag at the edges of stage 1's 64-byte blocks: a tight
+     * line of 63, 64, 65 and 128 bytes; the same with a space after the
+     * '}' (in the last block, before its padding); whitespace only inside
+     * a nested value (tiles, but the parser gives the flag up) */
+    for (size_t len = 63; len <= 129; len++) {
+        if (len > 66 && len < 127) continue;
+        for (int space = 0; space < 2; space++) {
+            char buf[200];
+            size_t n = len;
+            memcpy(buf, "{\"k\":\"", 6);
+            memset(buf + 6, 'x', n - 8);
+            memcpy(buf + n - 2, "\"}", 2);
+            if (space) buf[n++] = ' ';
+            sl_batch *b = sl_batch_new(1);
+            sl_record *r = sl_batch_add(b, (sl_slice){buf, n}, 0, 1);
+            assert_int_equal(sl_json_parse_record(b, r, NULL, NULL), 0);
+            assert_int_equal((r->flags & SL_RF_FIELDS_LINE) != 0, !space);
+            check_parser_flag(r);
+            check_record(b, r, SL_RJ_ALL);
+            sl_batch_unref(b);
+        }
+    }
+    {
+        static const char nested[] = "{\"a\":{\"b\": 1},\"c\":[1, 2]}";
+        sl_batch *b = sl_batch_new(1);
+        sl_record *r = sl_batch_add(b, (sl_slice){nested, sizeof nested - 1}, 0, 1);
+        assert_int_equal(sl_json_parse_record(b, r, NULL, NULL), 0);
+        assert_false(r->flags & SL_RF_FIELDS_LINE);
+        sl_record full = *r;
+        sl_record_mark_fields_line(&full);
+        assert_true(full.flags & SL_RF_FIELDS_LINE); /* the writer's check finds it */
+        check_record(b, r, SL_RJ_ALL);
+        sl_batch_unref(b);
+    }
+    /* the field API clears it: a field added after the json step */
+    sl_batch *b = sl_batch_new(1);
+    sl_record *r = sl_batch_add(b, SL_SLICE_LIT("{\"a\":1}"), 0, 1);
+    assert_int_equal(sl_json_parse_record(b, r, NULL, NULL), 0);
+    assert_true(r->flags & SL_RF_FIELDS_LINE);
+    check_record(b, r, SL_RJ_ALL);
+    assert_non_null(sl_record_add_field(b, r, SL_SLICE_LIT("b"), SL_SLICE_LIT("2"), SL_V_NUMBER));
+    assert_false(r->flags & SL_RF_FIELDS_LINE);
+    check_record(b, r, SL_RJ_ALL);
+    sl_batch_unref(b);
+    /* a field already there before the json step (the multiline mark): not
+     * the line's, so no flag */
+    b = sl_batch_new(1);
+    r = sl_batch_add(b, SL_SLICE_LIT("{\"a\":1}"), 0, 1);
+    assert_non_null(
+        sl_record_add_field(b, r, SL_SLICE_LIT("multiline"), SL_SLICE_LIT("true"), SL_V_TRUE));
+    assert_int_equal(sl_json_parse_record(b, r, NULL, NULL), 0);
+    assert_false(r->flags & SL_RF_FIELDS_LINE);
+    check_parser_flag(r);
+    check_record(b, r, SL_RJ_ALL);
+    sl_batch_unref(b);
 }
 
 /* Near the buffer's limit the record fits or fails exactly as the checked
@@ -795,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_tiled_line_every_group_pattern),
         cmocka_unit_test(test_tiling_off_by_one),
         cmocka_unit_test(test_steps_after_json),
+        cmocka_unit_test(test_flag_cleared_by_steps_after_json),
         cmocka_unit_test(test_line_dedup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

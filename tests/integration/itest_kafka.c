@@ -144,6 +144,17 @@ static void test_faults_lose_nothing(void **st)
     fprintf(stderr, "# faults: retries=%lld errors=%lld\n",
             (long long)kh_metric("sluice_sink_retries_total", "k_faults", NULL),
             (long long)kh_metric("sluice_sink_errors_total", "k_faults", NULL));
+    if (!all) {
+        /* Which records, and whether the sink had acknowledged them: a
+         * consumer that stalled and a record acknowledged but never in the
+         * topic fail alike here (once in a loaded run, decision 0084). */
+        fprintf(stderr, "# faults: watermark %llu of %llu; missing:",
+                (unsigned long long)sl_watermark_get(h.wm), (unsigned long long)(rounds * per));
+        int shown = 0;
+        for (uint64_t q = 0; q < rounds * per && shown < 20; q++)
+            if (!c->seen[q]) fprintf(stderr, " %llu", (unsigned long long)q), shown++;
+        fprintf(stderr, "\n");
+    }
     assert_true(all);
     assert_int_equal(c->unique, rounds * per); /* lost = 0 */
     assert_int_equal(c->unknown, 0);

@@ -1,6 +1,7 @@
 /* A built request written out: the protobuf PushRequest (sizes computed
  * while building, loki_encode.c), the JSON push body, and the snappy and
  * gzip compressions of either. */
+#include <pthread.h>
 #include <snappy-c.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,231 @@ int sl_loki_req_snappy(sl_loki_req *q, sl_buf *window, sl_buf *out, sl_err *err)
     if (sw.done != total)
         return sl_errf(err, SL_EINVAL, "internal: protobuf size mismatch (%llu != %llu)",
                        (unsigned long long)sw.done, (unsigned long long)total);
+    return 0;
+}
+
+/* ---- snappy beside the sink's thread (decision 0086) ----
+ *
+ * The same pieces as sl_loki_req_snappy, but a full piece is handed to a
+ * helper thread while the caller writes the next one. Each piece has its
+ * own slot (input and compressed output), so either thread may compress
+ * any piece: the helper takes the oldest waiting, the caller, when every
+ * slot is taken, the newest (so the two rarely wait for each other), and
+ * the caller joins the compressed pieces onto out in their order. The
+ * bytes are those of one snappy_compress call, as above. */
+#define ZP_SLOTS 4
+
+enum { ZP_FREE, ZP_FILLED, ZP_BUSY, ZP_DONE };
+
+typedef struct zp_slot {
+    char *in, *out; /* SNAPPY_PIECE; snappy_max_compressed_length of it */
+    size_t n, got;
+    int state;
+    bool ok;
+} zp_slot;
+
+struct sl_loki_zpipe {
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done; /* a piece is waiting; a piece is compressed */
+    zp_slot s[ZP_SLOTS];
+    uint64_t tail, head; /* pieces [tail, head) are in slots i % ZP_SLOTS */
+    bool quit;
+    uint64_t by_helper, by_caller; /* pieces each compressed (tests) */
+};
+
+static void zp_compress(zp_slot *sl)
+{
+    sl->got = snappy_max_compressed_length(SNAPPY_PIECE);
+    sl->ok = snappy_compress(sl->in, sl->n, sl->out, &sl->got) == SNAPPY_OK;
+}
+
+static void *zp_main(void *arg)
+{
+    sl_loki_zpipe *z = arg;
+    pthread_setname_np(pthread_self(), "sl:loki-z");
+    pthread_mutex_lock(&z->mu);
+    for (;;) {
+        zp_slot *sl = NULL;
+        for (uint64_t i = z->tail; i < z->head && !sl; i++)
+            if (z->s[i % ZP_SLOTS].state == ZP_FILLED) sl = &z->s[i % ZP_SLOTS];
+        if (!sl) {
+            if (z->quit) break;
+            pthread_cond_wait(&z->work, &z->mu);
+            continue;
+        }
+        sl->state = ZP_BUSY;
+        pthread_mutex_unlock(&z->mu);
+        zp_compress(sl);
+        pthread_mutex_lock(&z->mu);
+        sl->state = ZP_DONE;
+        z->by_helper++;
+        pthread_cond_signal(&z->done);
+    }
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
+sl_loki_zpipe *sl_loki_zpipe_new(void)
+{
+    sl_loki_zpipe *z = calloc(1, sizeof *z);
+    if (!z) return NULL;
+    size_t max = snappy_max_compressed_length(SNAPPY_PIECE);
+    for (int i = 0; i < ZP_SLOTS; i++) {
+        z->s[i].in = malloc(SNAPPY_PIECE);
+        z->s[i].out = malloc(max);
+        if (!z->s[i].in || !z->s[i].out) goto fail;
+    }
+    if (pthread_mutex_init(&z->mu, NULL)) goto fail;
+    if (pthread_cond_init(&z->work, NULL)) goto fail_mu;
+    if (pthread_cond_init(&z->done, NULL)) goto fail_work;
+    if (pthread_create(&z->thr, NULL, zp_main, z)) goto fail_done;
+    return z;
+fail_done:
+    pthread_cond_destroy(&z->done);
+fail_work:
+    pthread_cond_destroy(&z->work);
+fail_mu:
+    pthread_mutex_destroy(&z->mu);
+fail:
+    for (int i = 0; i < ZP_SLOTS; i++) {
+        free(z->s[i].in);
+        free(z->s[i].out);
+    }
+    free(z);
+    return NULL;
+}
+
+void sl_loki_zpipe_free(sl_loki_zpipe *z)
+{
+    if (!z) return;
+    pthread_mutex_lock(&z->mu);
+    z->quit = true;
+    pthread_cond_signal(&z->work);
+    pthread_mutex_unlock(&z->mu);
+    pthread_join(z->thr, NULL);
+    pthread_cond_destroy(&z->done);
+    pthread_cond_destroy(&z->work);
+    pthread_mutex_destroy(&z->mu);
+    for (int i = 0; i < ZP_SLOTS; i++) {
+        free(z->s[i].in);
+        free(z->s[i].out);
+    }
+    free(z);
+}
+
+void sl_loki_zpipe_counts(sl_loki_zpipe *z, uint64_t *by_helper, uint64_t *by_caller)
+{
+    pthread_mutex_lock(&z->mu);
+    *by_helper = z->by_helper;
+    *by_caller = z->by_caller;
+    pthread_mutex_unlock(&z->mu);
+}
+
+typedef struct zp_window {
+    pb_window w;
+    sl_loki_zpipe *z;
+    sl_buf *out;
+    uint64_t done; /* protobuf bytes handed off */
+    bool bad;      /* a piece failed to compress */
+} zp_window;
+
+/* With z->mu held: makes progress on the oldest piece. Joins it onto out
+ * when compressed, else compresses the newest waiting piece here, else
+ * waits for the helper. */
+static void zp_step(zp_window *zw)
+{
+    sl_loki_zpipe *z = zw->z;
+    zp_slot *t = &z->s[z->tail % ZP_SLOTS];
+    if (t->state == ZP_DONE) {
+        pthread_mutex_unlock(&z->mu);
+        /* The piece's own length varint is dropped: out starts with the
+         * whole length. */
+        size_t l = varint_len(t->n);
+        if (!t->ok || t->got < l)
+            zw->bad = true;
+        else {
+            memcpy(zw->out->p + zw->out->len, t->out + l, t->got - l);
+            zw->out->len += t->got - l;
+        }
+        pthread_mutex_lock(&z->mu);
+        t->state = ZP_FREE;
+        z->tail++;
+        return;
+    }
+    for (uint64_t i = z->head; i-- > z->tail;) {
+        zp_slot *sl = &z->s[i % ZP_SLOTS];
+        if (sl->state != ZP_FILLED) continue;
+        sl->state = ZP_BUSY;
+        pthread_mutex_unlock(&z->mu);
+        zp_compress(sl);
+        pthread_mutex_lock(&z->mu);
+        sl->state = ZP_DONE;
+        z->by_caller++;
+        return;
+    }
+    pthread_cond_wait(&z->done, &z->mu);
+}
+
+/* Hands the window's piece off and gives the window the next free slot. */
+static int zp_flush(pb_window *w)
+{
+    zp_window *zw = (zp_window *)w;
+    sl_loki_zpipe *z = zw->z;
+    pthread_mutex_lock(&z->mu);
+    zp_slot *sl = &z->s[z->head % ZP_SLOTS];
+    sl->n = w->len;
+    sl->state = ZP_FILLED;
+    z->head++;
+    zw->done += w->len;
+    pthread_cond_signal(&z->work);
+    while (z->head - z->tail == ZP_SLOTS) zp_step(zw);
+    w->buf = z->s[z->head % ZP_SLOTS].in;
+    w->len = 0;
+    pthread_mutex_unlock(&z->mu);
+    return zw->bad ? -1 : 0;
+}
+
+int sl_loki_req_snappy_piped(sl_loki_req *q, sl_loki_zpipe *z, sl_buf *out, sl_err *err)
+{
+    sort_streams(q);
+    uint64_t total = protobuf_size(q);
+    if (total > UINT32_MAX)
+        return sl_errf(err, SL_EINVAL, "%llu bytes are more than a snappy block holds",
+                       (unsigned long long)total);
+    size_t pieces = (size_t)((total + SNAPPY_PIECE - 1) / SNAPPY_PIECE);
+    size_t max = 5 + pieces * snappy_max_compressed_length(SNAPPY_PIECE);
+    sl_buf_reset(out);
+    if (buf_reserve(out, max))
+        return sl_errf(err, SL_ENOMEM, "cannot allocate %zu bytes for a Loki request", max);
+    out->len = (size_t)(put_varint(out->p, total) - out->p);
+    pthread_mutex_lock(&z->mu);
+    zp_window zw = {{.buf = z->s[z->head % ZP_SLOTS].in, .cap = SNAPPY_PIECE, .flush = zp_flush},
+                    z,
+                    out,
+                    0,
+                    false};
+    pthread_mutex_unlock(&z->mu);
+    int rc = protobuf_write(q, &zw.w);
+    if (!rc && zw.w.len) {
+        /* The last piece, not full. */
+        pthread_mutex_lock(&z->mu);
+        z->s[z->head % ZP_SLOTS].n = zw.w.len;
+        z->s[z->head % ZP_SLOTS].state = ZP_FILLED;
+        z->head++;
+        zw.done += zw.w.len;
+        pthread_cond_signal(&z->work);
+        pthread_mutex_unlock(&z->mu);
+    }
+    /* Every piece handed off is joined (or, after a failure, waited for),
+     * so the slots are free for the next request. */
+    pthread_mutex_lock(&z->mu);
+    while (z->tail < z->head) zp_step(&zw);
+    pthread_mutex_unlock(&z->mu);
+    if (rc || zw.bad) return sl_errf(err, SL_EIO, "snappy compression of a Loki request failed");
+    if (zw.done != total)
+        return sl_errf(err, SL_EINVAL, "internal: protobuf size mismatch (%llu != %llu)",
+                       (unsigned long long)zw.done, (unsigned long long)total);
     return 0;
 }
 

@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "shipper/loki_internal.h"
-#include "shipper/loki_req.h"
 
 /* What identifies a batch's content (input, source, times and lines), so
  * a batch given back is known again when it comes back from the spool as
@@ -380,11 +379,8 @@ static int loki_flush(void *arg, sl_batch *const *b, uint32_t n, uint32_t *ndone
          * published, and the one before this was taken with its job). */
         uint32_t slot = (uint32_t)(s->tail % 2);
         sl_err err = {0};
-        worker tmp = {.s = s,
-                      .req = s->pre[slot].req,
-                      .raw = s->pre_raw,
-                      .body = s->pre[slot].body,
-                      .z = s->zpar};
+        worker tmp = {
+            .s = s, .req = s->pre[slot].req, .raw = s->pre_raw, .body = s->pre[slot].body};
         built = sl_loki_prebuild(&tmp, jb, n, &err) == 0;
         s->pre_raw = tmp.raw;
         s->pre[slot].body = tmp.body;
@@ -478,12 +474,6 @@ static int loki_run(void *state)
     /* The sink's thread (batching, encoding), told apart from its workers
      * and the inputs in top -H, perf and the benchmarks (decision 0083). */
     pthread_setname_np(pthread_self(), "sl:loki");
-    /* Snappy is most of this thread's time (decision 0083): with one
-     * worker the requests are built here, and a helper compresses their
-     * pieces while this thread writes the next (decision 0086). Without
-     * it (no memory or thread), this thread compresses them. */
-    if (s->nw == 1 && s->encoding == ENC_PROTOBUF && s->compression == COMP_SNAPPY)
-        s->zpar = sl_loki_zpipe_new();
     for (uint32_t i = 0; i < s->nw; i++) {
         s->w[i].started = pthread_create(&s->w[i].thr, NULL, worker_main, &s->w[i]) == 0;
         if (!s->w[i].started)
@@ -492,10 +482,7 @@ static int loki_run(void *state)
                    "the sink's thread\"",
                    s->ctx->name, i);
     }
-    int rc = sl_batcher_run(s->batcher);
-    sl_loki_zpipe_free(s->zpar);
-    s->zpar = NULL;
-    return rc;
+    return sl_batcher_run(s->batcher);
 }
 
 const sl_sink_ops sl_loki_sink_ops = {.type = "loki",

@@ -78,8 +78,6 @@ typedef struct given_part {
 
 struct loki;
 
-typedef struct sl_loki_zpipe sl_loki_zpipe; /* loki_req.h */
-
 /* One request in flight at a time, with its own connection, encoder,
  * buffers and backoff. */
 typedef struct worker {
@@ -92,9 +90,8 @@ typedef struct worker {
     int64_t wait_ms; /* after RETRY: how long to wait before the next try */
     pthread_t thr;
     bool started;
-    bool built;       /* req/raw/body hold the request of the job being sent */
-    sl_loki_zpipe *z; /* the sink's thread building ahead: snappy beside it */
-    uint64_t next;    /* the next job this worker sends */
+    bool built;    /* req/raw/body hold the request of the job being sent */
+    uint64_t next; /* the next job this worker sends */
 } worker;
 
 /* Concurrency 1 pipelines: the sink's thread builds the next request (a
@@ -155,8 +152,6 @@ typedef struct loki {
     prebuilt pre[2];       /* concurrency 1: requests built ahead, by parity
                               of their job's number */
     sl_buf pre_raw;        /* sink thread: their uncompressed protobuf */
-    sl_loki_zpipe *zpar;   /* concurrency 1, snappy: compresses beside the
-                              sink's thread (decision 0086); loki_run's */
     given_part *given;     /* sink thread only */
     uint32_t ngiven, capgiven;
 

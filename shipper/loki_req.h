@@ -2,9 +2,7 @@
  * write it: loki_encode.c (the request, records to entries), loki_streams.c
  * (label sets to streams) and loki_wire.c (protobuf, JSON, compression).
  * Building computes the protobuf sizes the writer relies on, so they share
- * the structures below. Internal: include it only from those three (and
- * loki.c and loki_send.c, for the piped snappy writer, and the unit
- * tests). */
+ * the structures below. Internal: include it only from those three. */
 #ifndef SLUICE_SHIPPER_LOKI_REQ_H
 #define SLUICE_SHIPPER_LOKI_REQ_H
 
@@ -160,21 +158,6 @@ static inline uint32_t ts_body(int64_t ts)
 /* p escaped as a JSON string body into b; invalid UTF-8 becomes U+FFFD and
  * sets *bad. SL_ENOMEM when b cannot grow. */
 int sl_loki_json_escape(const char *p, size_t n, sl_buf *b, bool *bad);
-
-/* ---- snappy beside the sink's thread (loki_wire.c, decision 0086) ---- */
-
-/* A helper thread and a few 64 KiB pieces: sl_loki_req_snappy_piped
- * writes the protobuf and hands each full piece to it. One caller at a
- * time. NULL when memory or a thread is missing. */
-typedef struct sl_loki_zpipe sl_loki_zpipe;
-sl_loki_zpipe *sl_loki_zpipe_new(void);
-/* Stops the helper (joined) and frees z; NULL is a no-op. */
-void sl_loki_zpipe_free(sl_loki_zpipe *z);
-/* As sl_loki_req_snappy (the same bytes), the pieces compressed by the
- * helper or, when every slot is taken, by the caller. */
-int sl_loki_req_snappy_piped(sl_loki_req *q, sl_loki_zpipe *z, sl_buf *out, sl_err *err);
-/* How many pieces the helper and the caller compressed so far (tests). */
-void sl_loki_zpipe_counts(sl_loki_zpipe *z, uint64_t *by_helper, uint64_t *by_caller);
 
 /* ---- label sets and streams (loki_streams.c) ---- */
 

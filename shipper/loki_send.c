@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "shipper/loki_internal.h"
-#include "shipper/loki_req.h"
 
 static void count_request(loki *s, const char *code)
 {
@@ -29,11 +28,8 @@ static int build(worker *w, const span *sp, uint32_t nsp, sl_err *err)
     }
     sl_buf_reset(&w->raw);
     if (s->encoding == ENC_PROTOBUF) {
-        /* Encoded and compressed 64 KiB at a time (decision 0062), the
-         * pieces beside the sink's thread when it builds (decision 0086). */
-        if (s->compression != COMP_NONE)
-            return w->z ? sl_loki_req_snappy_piped(w->req, w->z, &w->body, err)
-                        : sl_loki_req_snappy(w->req, &w->raw, &w->body, err);
+        /* Encoded and compressed 64 KiB at a time (decision 0062). */
+        if (s->compression != COMP_NONE) return sl_loki_req_snappy(w->req, &w->raw, &w->body, err);
         int rc = sl_loki_req_protobuf(w->req, &w->raw, err);
         if (rc) return rc;
         return sl_loki_snappy_stored(w->raw.p, w->raw.len, &w->body, err);

@@ -16,7 +16,6 @@
 #include "core/utf8.h"
 #include "parsers/json.h"
 #include "shipper/loki_encode.h"
-#include "shipper/loki_req.h"
 #include "tests/loki_receiver.h"
 
 #define S(s) ((sl_slice){(s), sizeof(s) - 1})
@@ -505,16 +504,11 @@ static void test_random_roundtrip(void **state)
  * ~2 MiB, entries larger than a piece, entries and label sets across piece
  * boundaries, metadata, several streams, protobufs of exactly 64 KiB and
  * its neighbours; the receiver decodes what it wrote. */
-/* The piped writer (decision 0086), with a helper thread, is checked the
- * same way on every request. */
-static sl_loki_zpipe *check_zp;
-
 static void check_req_snappy(sl_loki_req *q, sl_buf *win, sl_buf *got)
 {
-    sl_buf raw, want, piped;
+    sl_buf raw, want;
     sl_buf_init(&raw, 0);
     sl_buf_init(&want, 0);
-    sl_buf_init(&piped, 0);
     sl_err err;
     assert_int_equal(sl_loki_req_protobuf(q, &raw, &err), 0);
     assert_int_equal(sl_loki_snappy(raw.p, raw.len, &want, &err), 0);
@@ -522,14 +516,8 @@ static void check_req_snappy(sl_loki_req *q, sl_buf *win, sl_buf *got)
     assert_int_equal(got->len, want.len);
     assert_memory_equal(got->p, want.p, want.len);
     assert_true(win->cap <= 2 * 65536 + 1); /* the window never held the request */
-    if (check_zp) {
-        assert_int_equal(sl_loki_req_snappy_piped(q, check_zp, &piped, &err), 0);
-        assert_int_equal(piped.len, want.len);
-        assert_memory_equal(piped.p, want.p, want.len);
-    }
     sl_buf_free(&raw);
     sl_buf_free(&want);
-    sl_buf_free(&piped);
 }
 
 static void test_req_snappy_same_bytes(void **state)
@@ -561,8 +549,6 @@ static void test_req_snappy_same_bytes(void **state)
     tbatch *t = malloc(sizeof *t);
     assert_non_null(t);
     sl_err err;
-    check_zp = sl_loki_zpipe_new();
-    assert_non_null(check_zp);
 
     /* Random requests: 0-64 records of 0-150,000 bytes. */
     for (int round = 0; round < 40; round++) {
@@ -627,8 +613,6 @@ static void test_req_snappy_same_bytes(void **state)
         }
     }
     assert_int_equal(exact, sizeof targets / sizeof *targets);
-    sl_loki_zpipe_free(check_zp);
-    check_zp = NULL;
     for (int i = 0; i < 64; i++) free(lines[i]);
     free(t);
     free(text);
@@ -854,81 +838,6 @@ static void test_limits_window(void **state)
     assert_string_equal(t, "1900-01-01T00:00:00.000000005Z");
 }
 
-/* The piped writer over requests of many pieces (~60 of 64 KiB each, every
- * piece different text, so a piece joined out of order or twice changes
- * the bytes), between small ones that leave the slots in another phase:
- * the bytes equal one snappy_compress call every time, and both the
- * helper and the caller (when every slot is taken) compressed pieces. */
-static void test_req_snappy_piped_many(void **state)
-{
-    (void)state;
-    size_t most = 1 << 20;
-    char *text = malloc(most + 1);
-    assert_non_null(text);
-    uint64_t x = 0x2545f4914f6cdd1dull;
-    static const char *words[] = {
-        "GET ", "/api/v1/", "status=200 ", "user=", "latency_ms=", "ok ", "\xe2\x82\xac "};
-    for (size_t i = 0; i < most;) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        if (x % 3 == 0) {
-            text[i++] = (char)('0' + (x >> 8) % 10);
-            continue;
-        }
-        const char *w = words[(x >> 16) % 7];
-        for (; *w && i < most; w++) text[i++] = *w;
-    }
-    text[most] = '\0';
-    char *lines[64] = {0};
-    sl_loki_opts o = {0};
-    sl_loki_req *q = sl_loki_req_new(&o);
-    sl_loki_zpipe *z = sl_loki_zpipe_new();
-    assert_non_null(z);
-    tbatch *t = malloc(sizeof *t);
-    assert_non_null(t);
-    sl_buf raw, want, got;
-    sl_buf_init(&raw, 0);
-    sl_buf_init(&want, 0);
-    sl_buf_init(&got, 0);
-    sl_err err;
-    for (int round = 0; round < 16; round++) {
-        tb_init(t, "in");
-        tb_label(t, "job", "a");
-        uint32_t n = round % 2 ? 64 : 1 + (uint32_t)round;
-        for (uint32_t i = 0; i < n; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            size_t len = round % 2 ? 50000 + (size_t)(x >> 20) % 20000 : (size_t)(x >> 20) % 900;
-            size_t at = (size_t)(x >> 40) % (most - len);
-            free(lines[i]);
-            lines[i] = strndup(text + at, len);
-            assert_non_null(lines[i]);
-            sl_record *r = tb_rec(t, lines[i], 1700000000000000000LL + (int64_t)(x % 1000000));
-            if (x & 0x100)
-                tb_field(r, "level", (x & 0x200) ? "info" : "warn", SL_V_STRING, SL_FF_LABEL);
-        }
-        sl_loki_req_reset(q);
-        assert_int_equal(sl_loki_req_add(q, &t->b, 0, n, &err), 0);
-        sl_buf_reset(&raw);
-        assert_int_equal(sl_loki_req_protobuf(q, &raw, &err), 0);
-        assert_int_equal(sl_loki_snappy(raw.p, raw.len, &want, &err), 0);
-        assert_int_equal(sl_loki_req_snappy_piped(q, z, &got, &err), 0);
-        assert_int_equal(got.len, want.len);
-        assert_memory_equal(got.p, want.p, want.len);
-    }
-    uint64_t by_helper, by_caller;
-    sl_loki_zpipe_counts(z, &by_helper, &by_caller);
-    assert_true(by_helper > 0);
-    assert_true(by_caller > 0);
-    assert_true(by_helper + by_caller >= 8 * 50);
-    sl_loki_zpipe_free(z);
-    sl_loki_req_free(q);
-    for (int i = 0; i < 64; i++) free(lines[i]);
-    free(t);
-    free(text);
-    sl_buf_free(&raw);
-    sl_buf_free(&want);
-    sl_buf_free(&got);
-}
-
 /* `compression: none` with protobuf: snappy's stored form (literals only)
  * is what libsnappy decodes back to the same bytes, at every literal
  * length encoding (in the tag, one byte, two bytes) and across the 64 KiB
@@ -1069,7 +978,6 @@ int main(void)
         cmocka_unit_test(test_random_roundtrip),
         cmocka_unit_test(test_fields_ahead_edges),
         cmocka_unit_test(test_req_snappy_same_bytes),
-        cmocka_unit_test(test_req_snappy_piped_many),
         cmocka_unit_test(test_bad_range),
         cmocka_unit_test(test_decoder_rejects),
         cmocka_unit_test(test_limits_names),

@@ -81,8 +81,10 @@ try:
     for tid in os.listdir(f"/proc/{a.pid}/task"):
         try:
             with open(f"/proc/{a.pid}/task/{tid}/stat") as f:
-                st = f.read().rpartition(")")[2].split()  # fields after the name
-            threads.append((int(st[11]) + int(st[12])) / tick)  # utime + stime
+                name, _, rest = f.read().rpartition(")")
+            st = rest.split()  # fields after the name
+            # utime + stime, and the thread's name (sl:loki, sl:loki-z, ...)
+            threads.append(((int(st[11]) + int(st[12])) / tick, name.partition("(")[2]))
         except (FileNotFoundError, ProcessLookupError):
             pass
     threads.sort(reverse=True)
@@ -90,7 +92,7 @@ try:
     _, _, ru = os.wait4(a.pid, 0)
     a.returncode = 0
     what = f"wall {wall:.2f} s agent cpu {ru.ru_utime + ru.ru_stime:.2f} s peak rss {int(hwm) / 1024:.1f} MiB"
-    what += " threads " + " ".join(f"{t:.2f}" for t in threads[:4])
+    what += " threads " + " ".join(f"{n}={t:.2f}" for t, n in threads[:5])
     if procs[0] is not a:
         r = procs[0]
         r.send_signal(signal.SIGTERM)

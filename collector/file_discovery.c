@@ -645,11 +645,21 @@ static void look_at_noted(file_input *in, const char *path, bool initial, const 
 
 /* Whether the checkpoint's file e is to be looked for: no glob led to it,
  * and it has bytes we never read (or, at the first scan, its size is
- * unknown: checkpoints from before sizes were kept). */
-static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first)
+ * unknown: checkpoints from before sizes were kept). looks: the
+ * checkpoint's clock (sl_file_saw) when this scan began. */
+static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first, uint64_t looks)
 {
-    /* Open, or waiting for room at the path where it still is: not lost. */
+    /* Open: its descriptor follows it wherever it is renamed. */
     if (sl_file_find_by_id(in, e->dev, e->ino)) return false;
+    /* Never read (deferred for room under max_open_files, or empty): its
+     * size is the one a scan last saw, and bytes written after that are
+     * unknown. One this scan met at a name of the globs is still within
+     * their reach; one it did not meet was renamed away (app.log ->
+     * app.log.1 with *.log) or deleted, and is looked for by identity,
+     * whatever its size said (a file deferred while empty, filled and
+     * rotated away was never read, and never said lost: decision 0087). */
+    if (e->fp_len == 0 && e->touched <= looks) return true;
+    /* Waiting for room at the path where it still is: not lost. */
     const waiting_path *w = in->wait_head ? find_waiting(in, e->path) : NULL;
     if (w && w->dev == e->dev && w->ino == e->ino) return false;
     return e->size > e->offset || (first && e->size == 0 && e->fp_len > 0);
@@ -662,7 +672,7 @@ static bool wants_rescue(file_input *in, const sl_ckpt_entry *e, bool first)
  * was down, or before it had room to open them. They are looked for by
  * identity among the files of the folder they were in, and read to their
  * end; what cannot be found is logged and counted as lost. */
-static void rescue(file_input *in, bool first)
+static void rescue(file_input *in, bool first, uint64_t looks)
 {
     char *dirs[MAX_RESCUE_DIRS];
     size_t ndirs = 0;
@@ -670,7 +680,7 @@ static void rescue(file_input *in, bool first)
     for (size_t i = 0; i < in->ckpt.n; i++) {
         sl_ckpt_entry *e = &in->ckpt.e[i];
         e->look = 0;
-        if (!wants_rescue(in, e, first)) continue;
+        if (!wants_rescue(in, e, first, looks)) continue;
         any = true;
         char dir[1024];
         snprintf(dir, sizeof dir, "%s", e->path);
@@ -691,10 +701,25 @@ static void rescue(file_input *in, bool first)
             sl_ckpt_entry *e = sl_ckpt_find(&in->ckpt, st.st_dev, st.st_ino);
             if (!e || e->look != 1) continue;
             e->look = 2;
-            if ((uint64_t)st.st_size <= e->offset) continue;
             char path[2048];
             if (snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name) >= (int)sizeof path)
                 continue;
+            if (e->fp_len == 0) {
+                /* Followed by identity: its name now, and what it holds. */
+                if ((uint64_t)st.st_size > e->size) e->size = (uint64_t)st.st_size;
+                if (strcmp(e->path, path) != 0) {
+                    copy_path(e->path, sizeof e->path, path);
+                    in->ckpt_dirty = true;
+                }
+                if ((uint64_t)st.st_size <= e->offset) {
+                    /* Nothing to read out of the globs' reach: released,
+                     * as an open file read to its end is (its entry would
+                     * otherwise ask for a walk of the folder every scan). */
+                    e->look = 3;
+                    continue;
+                }
+            }
+            if ((uint64_t)st.st_size <= e->offset) continue;
             uint64_t from = e->offset;
             tracked *t = open_file(in, path, &st, &st, false, true, false);
             if (!t) continue;
@@ -710,6 +735,14 @@ static void rescue(file_input *in, bool first)
     }
     for (size_t i = 0; i < in->ckpt.n;) {
         sl_ckpt_entry *e = &in->ckpt.e[i];
+        if ((e->look == 3 || e->look == 1) && e->fp_len == 0 && e->size <= e->offset) {
+            /* Never read, nothing known unread: found outside the globs
+             * with nothing to read, or gone while empty. Forgotten (no
+             * fingerprint: see below). */
+            sl_ckpt_remove(&in->ckpt, i);
+            in->ckpt_dirty = true;
+            continue;
+        }
         if (e->look != 1 || e->size <= e->offset) {
             i++;
             continue;
@@ -810,6 +843,7 @@ static void lstat_ahead_stop(lstat_ahead *a)
 void sl_file_scan(file_input *in)
 {
     in->scan_no++;
+    uint64_t looks = in->ckpt_looks; /* entries the globs lead to are seen after this */
     /* Folders held open since the last scan are opened again by their
      * paths when next needed: one renamed or swapped meanwhile is let go. */
     sl_file_guard_forget_dirs(&in->guard);
@@ -836,7 +870,7 @@ void sl_file_scan(file_input *in)
         globfree(&gl);
     }
     sweep_refused(in, false);
-    rescue(in, !in->first_scan_done);
+    rescue(in, !in->first_scan_done, looks);
     in->first_scan_done = true;
     in->need_scan = false;
 }
@@ -948,13 +982,14 @@ void sl_file_reap(file_input *in)
 void sl_file_discover(file_input *in)
 {
     in->discovering = true;
+    uint64_t looks = in->ckpt_looks;
     for (size_t g = 0; g < in->nglobs; g++) {
         glob_t gl;
         if (glob(in->globs[g], GLOB_NOSORT, NULL, &gl) != 0) continue;
         for (size_t i = 0; i < gl.gl_pathc; i++) look_at(in, gl.gl_pathv[i], false);
         globfree(&gl);
     }
-    rescue(in, false);
+    rescue(in, false, looks);
     in->discovering = false;
 }
 

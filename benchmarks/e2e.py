@@ -301,6 +301,22 @@ ruleset(name="r") {{
         shutil.rmtree(d, ignore_errors=True)
         return res
 
+    def raw_reference_once(self, src, nbytes, nlines, folder, what):
+        """One run of the headline path (file -> json -> raw file) as the
+        reference a goal's ratio is taken against, in turn with that goal's
+        runs."""
+        d = self.fresh(folder)
+        indir = os.path.join(d, "in")
+        os.makedirs(indir)
+        os.link(src, os.path.join(indir, "app.log"))
+        out = os.path.join(d, "out.log")
+        cfg = self.sluice_cfg(d, f"{indir}/*.log", self.file_sink(out))
+        r = self.throughput(f"file -> json -> file ({what})", "sluice",
+                            lambda: self.start_sluice(d, cfg), d, out, nbytes, nlines,
+                            f"sluice run -c {os.path.relpath(cfg, self.tmp)}")
+        shutil.rmtree(d, ignore_errors=True)
+        return r
+
     def run_recjson(self, src, nbytes, nlines, peer=True, runs=3):
         """file -> json -> file with the record written as JSON (sluice
         `format: json`; rsyslog's template of $!all-json)."""
@@ -319,25 +335,14 @@ ruleset(name="r") {{
                                 f"sluice run -c {os.path.relpath(cfg, self.tmp)} (format: json)")
             shutil.rmtree(d, ignore_errors=True)
             return r
-        def raw_once():
-            d = self.fresh("recjson-ref")
-            indir = os.path.join(d, "in")
-            os.makedirs(indir)
-            os.link(src, os.path.join(indir, "app.log"))
-            out = os.path.join(d, "out.log")
-            cfg = self.sluice_cfg(d, f"{indir}/*.log", self.file_sink(out))
-            r = self.throughput("file -> json -> file (record JSON's reference)", "sluice",
-                                lambda: self.start_sluice(d, cfg), d, out, nbytes, nlines,
-                                f"sluice run -c {os.path.relpath(cfg, self.tmp)}")
-            shutil.rmtree(d, ignore_errors=True)
-            return r
 
         # In turn with the raw path, so the ratio the goal names compares runs
         # of the same moments of this shared machine (as the Loki row does).
         tries = {"json": [], "raw": []}
         for _ in range(runs):
             tries["json"].append(once())
-            tries["raw"].append(raw_once())
+            tries["raw"].append(self.raw_reference_once(
+                src, nbytes, nlines, "recjson-ref", "record JSON's reference"))
         res = {"sluice": self.keep_median(tries["json"])}
         ref = self.keep_median(tries["raw"])
         if res["sluice"] and ref:
@@ -465,23 +470,11 @@ ruleset(name="r") {{
                 stop(rx)
                 shutil.rmtree(d, ignore_errors=True)
 
-        def file_once():
-            d = self.fresh("loki-ref")
-            indir = os.path.join(d, "in")
-            os.makedirs(indir)
-            os.link(src, os.path.join(indir, "app.log"))
-            out = os.path.join(d, "out.log")
-            cfg = self.sluice_cfg(d, f"{indir}/*.log", self.file_sink(out))
-            res = self.throughput("file -> json -> file (loki's reference)", "sluice",
-                                  lambda: self.start_sluice(d, cfg), d, out, nbytes, nlines,
-                                  f"sluice run -c {os.path.relpath(cfg, self.tmp)}")
-            shutil.rmtree(d, ignore_errors=True)
-            return res
-
         tries = {"loki": [], "file": []}
         for _ in range(runs):
             tries["loki"].append(loki_once())
-            tries["file"].append(file_once())
+            tries["file"].append(self.raw_reference_once(
+                src, nbytes, nlines, "loki-ref", "loki's reference"))
         loki, ref = self.keep_median(tries["loki"]), self.keep_median(tries["file"])
         cpus = sorted(rx_cpu)
         self.notes.append(f"{rxname} (the Loki receiver) used {cpus[len(cpus) // 2]:.2f} CPU s "

@@ -50,9 +50,12 @@ run: deps $(BUILD)/build.ninja
 # TEST_PROCESSES at a time on two cores: most integration tests wait on
 # the agent they drive, not on the CPU (decision 0084: the suite used a
 # third of two cores with 3 at a time). The sanitizer pass is CPU-bound
-# sooner: past 6 its tests only took longer each.
-TEST_PROCESSES ?= 8
-ASAN_TEST_PROCESSES ?= 6
+# sooner: past 6 its tests only took longer each. The lead took both down
+# one step (6 and 4) after the first fresh clone at 8: a Kafka group test
+# missed 1,961 of 1,000,000 records within its wait there (decision 0084):
+# a suite that lands beats a faster one that flakes.
+TEST_PROCESSES ?= 6
+ASAN_TEST_PROCESSES ?= 4
 test: build
 	./tools/in-tmpdir.sh meson test -C $(BUILD) --print-errorlogs --num-processes $(TEST_PROCESSES) \
 	  --no-suite long
